@@ -1,0 +1,148 @@
+/*
+ * meterkey — one result enum for the whole library.
+ *
+ * Every function that can fail returns enum mk_err. MK_OK is zero; anything
+ * else is a failure. The numbers are part of the wire format (a Command Response
+ * carries them as its Response Code) and of the archive's error log, so a value
+ * is never renumbered or reused: new errors take a new number in their part's
+ * range, and retired ones stay in the list.
+ *
+ * The source document handles errors at three levels (its "Error Handling"
+ * section, Fig. 21); each code belongs to exactly one of them, or to none when
+ * it never crosses a component boundary:
+ *   level 1, framing     (MK_LEVEL_FRAMING):  the link answers NAK, the sender
+ *                                              may retry;
+ *   level 2, command     (MK_LEVEL_COMMAND):  the command handler answers a
+ *                                              Command Error (unknown command,
+ *                                              wrong number or syntax of
+ *                                              parameters);
+ *   level 3, response    (MK_LEVEL_RESPONSE): the handler answers a Command
+ *                                              Response with this Response Code
+ *                                              (configuration, records,
+ *                                              resources, signatures);
+ *   local                (MK_LEVEL_LOCAL):    a caller's own failure (memory,
+ *                                              I/O, misuse), never sent.
+ */
+#ifndef MK_ERR_H
+#define MK_ERR_H
+
+#define MK_WUR __attribute__((warn_unused_result))
+
+/*
+ * X(name, number, level, text). Ranges:
+ *     0–99  general           100–199 buffer and TLV encoding
+ *   200–299 framing (level 1) 300–399 command errors (level 2)
+ *   400–599 response codes (level 3)
+ *   600–699 crypto and self-tests  700–799 RNG  800–899 operator shares
+ */
+#define MK_ERR_LIST(X)                                                                \
+	X(MK_OK, 0, MK_LEVEL_LOCAL, "success")                                          \
+	X(MK_ERR_INTERNAL, 1, MK_LEVEL_LOCAL, "internal error")                         \
+	X(MK_ERR_NOMEM, 2, MK_LEVEL_LOCAL, "out of memory")                             \
+	X(MK_ERR_INVALID_ARG, 3, MK_LEVEL_LOCAL, "invalid argument")                    \
+	X(MK_ERR_IO, 4, MK_LEVEL_LOCAL, "input/output error")                           \
+	X(MK_ERR_TIMEOUT, 5, MK_LEVEL_LOCAL, "timed out")                               \
+	X(MK_ERR_EOF, 6, MK_LEVEL_LOCAL, "unexpected end of stream")                    \
+	X(MK_ERR_NOT_FOUND, 7, MK_LEVEL_LOCAL, "not found")                             \
+	X(MK_ERR_UNSUPPORTED, 8, MK_LEVEL_LOCAL, "not supported")                       \
+	X(MK_ERR_STATE, 9, MK_LEVEL_LOCAL, "operation not allowed in this state")       \
+	X(MK_ERR_USAGE, 10, MK_LEVEL_LOCAL, "bad command-line usage")                   \
+                                                                                        \
+	X(MK_ERR_BUF_SHORT, 100, MK_LEVEL_COMMAND, "buffer: read past end of data")     \
+	X(MK_ERR_BUF_FULL, 101, MK_LEVEL_LOCAL, "buffer: size cap reached")             \
+	X(MK_ERR_BUF_READONLY, 102, MK_LEVEL_LOCAL, "buffer: write to a read-only view")\
+	X(MK_ERR_TLV_TAG, 110, MK_LEVEL_COMMAND, "TLV: unexpected or reserved tag")     \
+	X(MK_ERR_TLV_ORDER, 111, MK_LEVEL_COMMAND,                                      \
+	  "TLV: tags not in strictly increasing order")                                 \
+	X(MK_ERR_TLV_LENGTH, 112, MK_LEVEL_COMMAND,                                     \
+	  "TLV: length not in minimal form or out of range")                            \
+	X(MK_ERR_TLV_VALUE, 113, MK_LEVEL_COMMAND, "TLV: value has the wrong syntax")   \
+	X(MK_ERR_TLV_TRAILING, 114, MK_LEVEL_COMMAND, "TLV: trailing data")             \
+	X(MK_ERR_TLV_DEPTH, 115, MK_LEVEL_COMMAND, "TLV: nesting too deep")             \
+	X(MK_ERR_TLV_MISSING, 116, MK_LEVEL_COMMAND, "TLV: required field missing")     \
+                                                                                        \
+	X(MK_ERR_FRAME_STX, 200, MK_LEVEL_FRAMING, "frame: no STX where expected")      \
+	X(MK_ERR_FRAME_ETX, 201, MK_LEVEL_FRAMING, "frame: no ETX where expected")      \
+	X(MK_ERR_FRAME_LENGTH, 202, MK_LEVEL_FRAMING, "frame: length over the cap")     \
+	X(MK_ERR_FRAME_CRC, 203, MK_LEVEL_FRAMING, "frame: CRC mismatch")               \
+	X(MK_ERR_FRAME_CLASS, 204, MK_LEVEL_FRAMING, "frame: unknown class code")       \
+	X(MK_ERR_FRAME_NAK, 205, MK_LEVEL_FRAMING, "frame: peer answered NAK")          \
+	X(MK_ERR_FRAME_RETRIES, 206, MK_LEVEL_FRAMING,                                  \
+	  "frame: no acknowledgement after all retries")                                \
+	X(MK_ERR_FRAME_CONTROL, 207, MK_LEVEL_FRAMING,                                  \
+	  "frame: unexpected control byte")                                             \
+                                                                                        \
+	X(MK_ERR_CMD_UNKNOWN, 300, MK_LEVEL_COMMAND, "command error: unknown command")  \
+	X(MK_ERR_CMD_PARAM_COUNT, 301, MK_LEVEL_COMMAND,                                \
+	  "command error: wrong number of parameters")                                  \
+	X(MK_ERR_CMD_PARAM_SYNTAX, 302, MK_LEVEL_COMMAND,                               \
+	  "command error: parameter has the wrong syntax")                              \
+	X(MK_ERR_CMD_TOO_LONG, 303, MK_LEVEL_COMMAND, "command error: message too long")\
+                                                                                        \
+	X(MK_RC_DOMAIN_UNKNOWN, 400, MK_LEVEL_RESPONSE, "domain not known here")        \
+	X(MK_RC_BOX_ID_INVALID, 401, MK_LEVEL_RESPONSE,                                 \
+	  "box ID not valid for this domain")                                           \
+	X(MK_RC_RECORD_UNKNOWN, 402, MK_LEVEL_RESPONSE, "record not known")             \
+	X(MK_RC_RESOURCE_UNAVAILABLE, 403, MK_LEVEL_RESPONSE,                           \
+	  "resource or record not available")                                           \
+	X(MK_RC_SIGNATURE_INVALID, 404, MK_LEVEL_RESPONSE, "signature does not verify") \
+	X(MK_RC_DECRYPT_FAILED, 405, MK_LEVEL_RESPONSE,                                 \
+	  "encrypted part does not decrypt or authenticate")                            \
+	X(MK_RC_PARAM_MISMATCH, 406, MK_LEVEL_RESPONSE,                                 \
+	  "parameters do not agree with the configuration table")                       \
+	X(MK_RC_KEY_ID_NOT_NEW, 407, MK_LEVEL_RESPONSE,                                 \
+	  "key ID not greater than the last one seen")                                  \
+	X(MK_RC_BOX_DISABLED, 408, MK_LEVEL_RESPONSE, "box disabled")                   \
+	X(MK_RC_TRANSITION_FORBIDDEN, 409, MK_LEVEL_RESPONSE,                           \
+	  "status transition not allowed by the lifecycle")                             \
+                                                                                        \
+	X(MK_ERR_CRYPTO, 600, MK_LEVEL_LOCAL, "cryptographic library failure")          \
+	X(MK_ERR_VERIFY, 601, MK_LEVEL_LOCAL, "verification failed")                    \
+	X(MK_ERR_KEY_INVALID, 602, MK_LEVEL_LOCAL, "key invalid or of the wrong kind")  \
+	X(MK_ERR_UNWRAP, 603, MK_LEVEL_LOCAL,                                           \
+	  "unwrap failed: wrong key or tampered data")                                  \
+	X(MK_ERR_SELFTEST, 604, MK_LEVEL_LOCAL, "cryptographic self-test failed")       \
+                                                                                        \
+	X(MK_ERR_RNG_FAILED, 700, MK_LEVEL_LOCAL,                                       \
+	  "random number generator in error state")                                     \
+	X(MK_ERR_RNG_REPETITION, 701, MK_LEVEL_LOCAL,                                   \
+	  "RNG health: repetition count test failed")                                   \
+	X(MK_ERR_RNG_PROPORTION, 702, MK_LEVEL_LOCAL,                                   \
+	  "RNG health: adaptive proportion test failed")                                \
+	X(MK_ERR_RNG_SOURCE, 703, MK_LEVEL_LOCAL, "RNG: a source failed to deliver")    \
+                                                                                        \
+	X(MK_ERR_SHARE_CORRUPT, 800, MK_LEVEL_LOCAL,                                    \
+	  "share: file corrupted (checksum or format)")                                 \
+	X(MK_ERR_SHARE_FOREIGN, 801, MK_LEVEL_LOCAL,                                    \
+	  "share: belongs to another box or another split")                             \
+	X(MK_ERR_SHARE_TOO_FEW, 802, MK_LEVEL_LOCAL,                                    \
+	  "share: fewer shares than the threshold")                                     \
+	X(MK_ERR_SHARE_DUPLICATE, 803, MK_LEVEL_LOCAL, "share: same share given twice") \
+	X(MK_ERR_SHARE_MISMATCH, 804, MK_LEVEL_LOCAL,                                   \
+	  "share: shares do not rebuild the secret (check value differs)")              \
+	X(MK_ERR_SHARE_PARAMS, 805, MK_LEVEL_LOCAL,                                     \
+	  "share: threshold or count out of range (2 <= k <= n <= 255)")
+
+enum mk_err_level {
+	MK_LEVEL_LOCAL = 0,
+	MK_LEVEL_FRAMING = 1,
+	MK_LEVEL_COMMAND = 2,
+	MK_LEVEL_RESPONSE = 3,
+};
+
+#define MK_ERR_ENUM_ENTRY(name, num, level, text) name = num,
+enum mk_err { MK_ERR_LIST(MK_ERR_ENUM_ENTRY) MK_ERR_LAST };
+#undef MK_ERR_ENUM_ENTRY
+
+/* Returns a static, human-readable string for any value; never NULL. A value
+ * that is not in the list gives "unknown error". Touches no secret. */
+const char *mk_strerror(enum mk_err err);
+
+/* Returns the error-handling level at which err is reported to a peer
+ * (MK_LEVEL_LOCAL for MK_OK, unknown values and local-only errors). */
+enum mk_err_level mk_err_level(enum mk_err err);
+
+/* Returns the symbolic name ("MK_RC_SIGNATURE_INVALID"), or "MK_ERR_UNKNOWN". */
+const char *mk_err_name(enum mk_err err);
+
+#endif
