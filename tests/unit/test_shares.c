@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -425,6 +427,50 @@ static void test_foreign_box_and_split(void **state)
 	mk_share_free_array(a2, 3);
 }
 
+/* A re-checksummed share of the same split claiming another k, n or secret
+ * length does not belong with its siblings: FOREIGN. */
+static void test_forged_header_is_foreign(void **state)
+{
+	static const struct { size_t off; uint8_t val; } edits[] = {
+		{ 31, 3 }, /* k = 3 (n = 3) */
+		{ 32, 4 }, /* n = 4 */
+	};
+	struct mk_share *sh[3], *pick[2], *forged = NULL;
+	uint8_t enc[MK_SHARE_FILE_MAX], out[MK_SHARE_SECRET_MAX];
+	size_t n, outlen;
+
+	(void)state;
+	assert_int_equal(mk_share_split(rng, "O00000001", secret32, 32, 2, 3, sh), MK_OK);
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		n = encode(sh[1], enc);
+		enc[edits[i].off] = edits[i].val;
+		rechecksum(enc, n);
+		assert_int_equal(decode(enc, n, &forged), MK_OK);
+		pick[0] = sh[0];
+		pick[1] = forged;
+		assert_int_equal(combine(pick, 2, "O00000001", out, &outlen), MK_ERR_SHARE_FOREIGN);
+		pick[0] = forged;
+		pick[1] = sh[2];
+		assert_int_equal(combine(pick, 2, "O00000001", out, &outlen), MK_ERR_SHARE_FOREIGN);
+		mk_share_free(forged);
+		forged = NULL;
+	}
+	/* a shorter secret length: the share loses its last byte */
+	n = encode(sh[1], enc);
+	enc[33] = 31;
+	memmove(enc + MK_SHARE_HEADER_LEN + 31, enc + MK_SHARE_HEADER_LEN + 32, 8);
+	rechecksum(enc, n - 1);
+	assert_int_equal(decode(enc, n - 1, &forged), MK_OK);
+	pick[0] = sh[0];
+	pick[1] = forged;
+	assert_int_equal(combine(pick, 2, "O00000001", out, &outlen), MK_ERR_SHARE_FOREIGN);
+	mk_share_free(forged);
+	/* positive twin */
+	pick[1] = sh[1];
+	assert_int_equal(combine(pick, 2, "O00000001", out, &outlen), MK_OK);
+	mk_share_free_array(sh, 3);
+}
+
 static void test_duplicates(void **state)
 {
 	struct mk_share *sh[3], *pick[3], *copy = NULL;
@@ -734,6 +780,32 @@ static void test_files(void **state)
 	snprintf(path, sizeof(path), "%s/missing.share", dir);
 	assert_int_equal(mk_share_read_file(path, &back), MK_ERR_IO);
 	assert_int_equal(mk_share_read_file(dir, &back), MK_ERR_SHARE_CORRUPT);
+	/* mode 0600 whatever the umask */
+	snprintf(path, sizeof(path), "%s/umask.share", dir);
+	{
+		mode_t old = umask(0277);
+
+		assert_int_equal(mk_share_write_file(sh[1], path), MK_OK);
+		umask(old);
+	}
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(unlink(path), 0);
+	/* a write that fails half way (file size limit) leaves no file behind */
+	snprintf(path, sizeof(path), "%s/short.share", dir);
+	{
+		struct rlimit old, lim;
+		void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+
+		assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+		lim = old;
+		lim.rlim_cur = 40;
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+		assert_int_equal(mk_share_write_file(sh[1], path), MK_ERR_IO);
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+		signal(SIGXFSZ, prev);
+	}
+	assert_int_equal(access(path, F_OK), -1);
 	/* writing into a missing directory fails and leaves nothing */
 	snprintf(path, sizeof(path), "%s/nodir/x.share", dir);
 	assert_int_equal(mk_share_write_file(sh[1], path), MK_ERR_IO);
@@ -851,6 +923,7 @@ int main(void)
 		cmocka_unit_test(test_params_out_of_range),
 		cmocka_unit_test(test_box_ids),
 		cmocka_unit_test(test_foreign_box_and_split),
+		cmocka_unit_test(test_forged_header_is_foreign),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_hand_built_files),
 		cmocka_unit_test(test_every_byte_flip_is_corrupt),
