@@ -25,7 +25,7 @@ int mk_share_box_id_valid(const char *box_id)
 {
 	int zero = 1;
 
-	if (box_id == NULL || strchr("MOSBT", box_id[0]) == NULL || box_id[0] == '\0')
+	if (box_id == NULL || box_id[0] == '\0' || strchr("MOSBT", box_id[0]) == NULL)
 		return 0;
 	for (size_t i = 1; i < MK_BOX_ID_LEN; i++) {
 		if (box_id[i] < '0' || box_id[i] > '9')
