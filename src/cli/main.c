@@ -1,7 +1,9 @@
 /*
- * meterkey — the command-line tool. Subcommands are rows of one table; each
- * row's handler gets argv from the subcommand's name on.
+ * meterkey — the command-line tool. Subcommands are rows of a table; a row's
+ * handler gets argv from the subcommand's name on, and may dispatch again
+ * (meterkey shares split).
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,32 +11,52 @@
 
 static const struct mk_cli_cmd commands[] = {
 	{ "demo", "show what meterkey does so far", mk_cli_demo },
+	{ "selftest", "run the cryptographic and RNG start-up self-tests", mk_cli_selftest },
+	{ "shares", "operator shares: split, check", mk_cli_shares },
 	{ "version", "print the version", mk_cli_version },
 };
 
-static void usage(FILE *f)
+int mk_cli_usage_error(const char *usage, const char *why)
 {
-	fprintf(f, "usage: meterkey <command> [options]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\n'meterkey <command> --help' describes one command.\n");
+	if (why != NULL)
+		fprintf(stderr, "meterkey: %s\n", why);
+	fputs(usage, stderr);
+	return 2;
 }
 
-int main(int argc, char **argv)
+static void list(FILE *f, const char *prog, const struct mk_cli_cmd *cmds, size_t n)
+{
+	fprintf(f, "usage: %s <command> [options]\n\ncommands:\n", prog);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\n'%s <command> --help' describes one command.\n", prog);
+}
+
+int mk_cli_dispatch(const char *prog, const struct mk_cli_cmd *cmds, size_t n, int argc,
+                    char **argv)
 {
 	if (argc < 2) {
-		usage(stderr);
+		list(stderr, prog, cmds, n);
 		return 2;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
+		list(stdout, prog, cmds, n);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "meterkey: unknown command '%s'\n", argv[1]);
-	usage(stderr);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(argv[1], cmds[i].name) == 0) {
+			optind = 1; /* each level parses its own options from argv[0] */
+			return cmds[i].run(argc - 1, argv + 1);
+		}
+	}
+	fprintf(stderr, "%s: unknown command '%s'\n", prog, argv[1]);
+	list(stderr, prog, cmds, n);
 	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	return mk_cli_dispatch("meterkey", commands, sizeof(commands) / sizeof(commands[0]), argc,
+	                       argv);
 }

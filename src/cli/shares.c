@@ -1,0 +1,183 @@
+/*
+ * meterkey shares split | check — the operator-share ceremony.
+ *
+ * split draws a new random 256-bit Operation Combination for a box from the
+ * project RNG, splits it k of n and writes one share file per operator; the
+ * secret itself is never printed or written. check rebuilds the secret from
+ * share files in memory, reports whether they agree (and why not), and wipes
+ * it. Boxes will use the same shares to unseal their state.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cli/cli.h"
+#include "meterkey/rng.h"
+#include "meterkey/shares.h"
+
+#define OPERATION_COMBINATION_LEN 32
+
+static const char split_usage[] =
+	"usage: meterkey shares split --box ID -k K -n N --out DIR\n"
+	"  Makes a new random 256-bit Operation Combination for box ID (type letter\n"
+	"  M, O, S, B or T and eight digits, e.g. O00000001) and writes N share files,\n"
+	"  any K of which rebuild it, as DIR/ID-share-I-of-N (mode 0600; existing\n"
+	"  files are never overwritten). 2 <= K <= N <= 255. The secret is not shown.\n";
+
+static const char check_usage[] =
+	"usage: meterkey shares check --box ID FILE...\n"
+	"  Rebuilds box ID's secret from the share files in memory and says whether\n"
+	"  they are enough, intact, of this box and of one split. The secret is not\n"
+	"  shown. Exit status 0 only when they rebuild it.\n";
+
+/* Parses a decimal in [lo, hi]; 0 on success. */
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *vp)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (*end != '\0' || v < lo || v > hi)
+		return -1;
+	*vp = (unsigned)v;
+	return 0;
+}
+
+static void print_hex(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", p[i]);
+}
+
+static int shares_split(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "box", required_argument, NULL, 'b' }, { "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *box = NULL, *dir = NULL;
+	unsigned k = 0, n = 0;
+	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
+	uint8_t secret[OPERATION_COMBINATION_LEN];
+	struct mk_rng *rng = NULL;
+	enum mk_err r;
+	int c, status = 1;
+
+	while ((c = getopt_long(argc, argv, "k:n:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': box = optarg; break;
+		case 'o': dir = optarg; break;
+		case 'k':
+			if (parse_uint(optarg, 2, MK_SHARE_COUNT_MAX, &k) != 0)
+				return mk_cli_usage_error(split_usage, "-k takes a number from 2 to 255");
+			break;
+		case 'n':
+			if (parse_uint(optarg, 2, MK_SHARE_COUNT_MAX, &n) != 0)
+				return mk_cli_usage_error(split_usage, "-n takes a number from 2 to 255");
+			break;
+		case 'h': fputs(split_usage, stdout); return 0;
+		default: return mk_cli_usage_error(split_usage, NULL);
+		}
+	}
+	if (optind != argc || box == NULL || dir == NULL || k == 0 || n == 0)
+		return mk_cli_usage_error(split_usage, "--box, -k, -n and --out are all needed");
+	if (!mk_share_box_id_valid(box))
+		return mk_cli_usage_error(split_usage, "--box is not a box ID (e.g. O00000001)");
+	if (k > n)
+		return mk_cli_usage_error(split_usage, "K may not exceed N");
+
+	if ((r = mk_rng_new(&rng)) != MK_OK || (r = mk_rng_bytes(rng, secret, sizeof(secret))) != MK_OK ||
+	    (r = mk_share_split(rng, box, secret, sizeof(secret), k, n, shares)) != MK_OK) {
+		fprintf(stderr, "meterkey: cannot split: %s\n", mk_strerror(r));
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		char path[PATH_MAX];
+
+		if (snprintf(path, sizeof(path), "%s/%s-share-%u-of-%u", dir, box, i + 1, n) >=
+		    (int)sizeof(path)) {
+			fprintf(stderr, "meterkey: --out path too long\n");
+			goto out;
+		}
+		if ((r = mk_share_write_file(shares[i], path)) != MK_OK) {
+			fprintf(stderr, "meterkey: cannot write %s: %s (it may exist already)\n", path,
+			        mk_strerror(r));
+			goto out;
+		}
+		printf("wrote %s\n", path);
+	}
+	printf("box %s: %u shares, any %u rebuild its Operation Combination; split ID ", box, n, k);
+	print_hex(mk_share_split_id(shares[0]), MK_SHARE_SPLIT_ID_LEN);
+	printf("\n");
+	status = 0;
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	mk_share_free_array(shares, n);
+	mk_rng_free(rng);
+	return status;
+}
+
+static int shares_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "box", required_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *box = NULL;
+	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
+	uint8_t secret[MK_SHARE_SECRET_MAX];
+	size_t count = 0, len = 0;
+	enum mk_err r;
+	int c, status = 1;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': box = optarg; break;
+		case 'h': fputs(check_usage, stdout); return 0;
+		default: return mk_cli_usage_error(check_usage, NULL);
+		}
+	}
+	if (box == NULL || optind == argc)
+		return mk_cli_usage_error(check_usage, "--box and at least one FILE are needed");
+	if (!mk_share_box_id_valid(box))
+		return mk_cli_usage_error(check_usage, "--box is not a box ID (e.g. O00000001)");
+	if (argc - optind > MK_SHARE_COUNT_MAX)
+		return mk_cli_usage_error(check_usage, "at most 255 share files");
+	for (int i = optind; i < argc; i++, count++) {
+		if ((r = mk_share_read_file(argv[i], &shares[count])) != MK_OK) {
+			fprintf(stderr, "meterkey: %s: %s\n", argv[i], mk_strerror(r));
+			goto out;
+		}
+	}
+	r = mk_share_combine((const struct mk_share *const *)shares, count, box, secret,
+	                     sizeof(secret), &len);
+	if (r != MK_OK) {
+		fprintf(stderr, "meterkey: shares do not rebuild box %s's secret: %s\n", box,
+		        mk_strerror(r));
+		goto out;
+	}
+	printf("box %s: %zu shares rebuild its %zu-byte secret (check value matches)\n", box,
+	       count, len);
+	status = 0;
+out:
+	OPENSSL_cleanse(secret, sizeof(secret));
+	mk_share_free_array(shares, count);
+	return status;
+}
+
+static const struct mk_cli_cmd shares_cmds[] = {
+	{ "split", "split a new box secret into share files", shares_split },
+	{ "check", "check that share files rebuild a box's secret", shares_check },
+};
+
+int mk_cli_shares(int argc, char **argv)
+{
+	return mk_cli_dispatch("meterkey shares", shares_cmds,
+	                       sizeof(shares_cmds) / sizeof(shares_cmds[0]), argc, argv);
+}
