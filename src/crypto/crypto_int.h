@@ -58,6 +58,12 @@ MK_WUR enum mk_err mk_kdf_kbkdf_fixed(const uint8_t *key, size_t keylen, const u
 MK_WUR enum mk_err mk_ec_key_from_scalar(const uint8_t priv[static MK_EC_PRIV_LEN],
                                          const uint8_t *pub, EVP_PKEY **pkeyp);
 
+/* ECDH on P-256: z = x-coordinate of own's scalar times peer's point (32
+ * bytes), wiped on failure. A peer key that fails OpenSSL's check, or an own
+ * key without its private part, gives MK_ERR_KEY_INVALID. */
+#define MK_ECDH_Z_LEN 32
+MK_WUR enum mk_err mk_ec_ecdh(EVP_PKEY *own, EVP_PKEY *peer, uint8_t z[static MK_ECDH_Z_LEN]);
+
 /* Sign-then-verify pairwise-consistency test of a freshly made key pair:
  * MK_OK or MK_ERR_SELFTEST. */
 MK_WUR enum mk_err mk_ec_pairwise_test(EVP_PKEY *key);
@@ -73,6 +79,8 @@ enum mk_kat_kind {
 	MK_KAT_X963_SHA256,  /* key = Z, in = SharedInfo, out = derived */
 	MK_KAT_ECDSA_PCT,    /* key = private scalar, out = its public point,
 	                        in = a message to sign and verify */
+	MK_KAT_ECDH,         /* key = private scalar, in = peer public point,
+	                        out = shared secret Z (x-coordinate) */
 };
 
 /* One known-answer test: every byte field is lowercase hex, "" when empty,

@@ -18,34 +18,31 @@
 
 #include "crypto/crypto_int.h"
 
-#define ECDH_Z_LEN 32
-
 /* Z = ECDH(own private, peer public); the peer key is validated again by
  * OpenSSL (derive_set_peer checks it). */
-static enum mk_err ecdh(EVP_PKEY *own, EVP_PKEY *peer, uint8_t z[static ECDH_Z_LEN])
+enum mk_err mk_ec_ecdh(EVP_PKEY *own, EVP_PKEY *peer, uint8_t z[static MK_ECDH_Z_LEN])
 {
 	enum mk_err r = MK_ERR_CRYPTO;
 	EVP_PKEY_CTX *ctx = NULL;
-	size_t zlen = ECDH_Z_LEN;
+	size_t zlen = MK_ECDH_Z_LEN;
 
 	if ((ctx = EVP_PKEY_CTX_new_from_pkey(MK_LIBCTX, own, MK_PROPQ)) == NULL)
 		goto out;
 	r = MK_ERR_KEY_INVALID;
 	if (EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer(ctx, peer) != 1)
 		goto out;
-	r = MK_ERR_CRYPTO;
-	if (EVP_PKEY_derive(ctx, z, &zlen) != 1 || zlen != ECDH_Z_LEN)
+	if (EVP_PKEY_derive(ctx, z, &zlen) != 1 || zlen != MK_ECDH_Z_LEN)
 		goto out;
 	r = MK_OK;
 out:
 	if (r != MK_OK)
-		OPENSSL_cleanse(z, ECDH_Z_LEN);
+		OPENSSL_cleanse(z, MK_ECDH_Z_LEN);
 	EVP_PKEY_CTX_free(ctx);
 	return r;
 }
 
 /* KEK = X9.63-KDF-SHA256(Z, 32, epk || rpub || info). */
-static enum mk_err derive_kek(const uint8_t z[static ECDH_Z_LEN],
+static enum mk_err derive_kek(const uint8_t z[static MK_ECDH_Z_LEN],
                               const uint8_t epk[static MK_EC_PUB_LEN],
                               const uint8_t rpub[static MK_EC_PUB_LEN], const void *info,
                               size_t infolen, uint8_t kek[static MK_KEK_LEN])
@@ -59,7 +56,7 @@ static enum mk_err derive_kek(const uint8_t z[static ECDH_Z_LEN],
 	    (r = mk_buf_put_bytes(si, rpub, MK_EC_PUB_LEN)) != MK_OK ||
 	    (infolen > 0 && (r = mk_buf_put_bytes(si, info, infolen)) != MK_OK))
 		goto out;
-	r = mk_kdf_x963(z, ECDH_Z_LEN, mk_buf_data(si), mk_buf_len(si), kek, MK_KEK_LEN);
+	r = mk_kdf_x963(z, MK_ECDH_Z_LEN, mk_buf_data(si), mk_buf_len(si), kek, MK_KEK_LEN);
 out:
 	mk_buf_free(si);
 	return r;
@@ -70,7 +67,7 @@ enum mk_err mk_ec_wrap(struct mk_rng *rng, EVP_PKEY *recipient, const void *info
 {
 	enum mk_err r = MK_ERR_INTERNAL;
 	EVP_PKEY *eph = NULL;
-	uint8_t rpub[MK_EC_PUB_LEN], z[ECDH_Z_LEN], kek[MK_KEK_LEN];
+	uint8_t rpub[MK_EC_PUB_LEN], z[MK_ECDH_Z_LEN], kek[MK_KEK_LEN];
 	uint8_t *p = NULL;
 	size_t start = 0, wlen = 0;
 
@@ -86,7 +83,7 @@ enum mk_err mk_ec_wrap(struct mk_rng *rng, EVP_PKEY *recipient, const void *info
 		goto out;
 	if ((r = mk_ec_pub_encode(eph, p)) != MK_OK)
 		goto out;
-	if ((r = ecdh(eph, recipient, z)) != MK_OK)
+	if ((r = mk_ec_ecdh(eph, recipient, z)) != MK_OK)
 		goto out;
 	if ((r = derive_kek(z, p, rpub, info, infolen, kek)) != MK_OK)
 		goto out;
@@ -110,7 +107,7 @@ enum mk_err mk_ec_unwrap(EVP_PKEY *recipient, const void *info, size_t infolen, 
 	struct mk_secret *scratch = NULL, *secret = NULL;
 	struct mk_buf b;
 	const uint8_t *epkbytes, *wrapped;
-	uint8_t rpub[MK_EC_PUB_LEN], z[ECDH_Z_LEN], kek[MK_KEK_LEN];
+	uint8_t rpub[MK_EC_PUB_LEN], z[MK_ECDH_Z_LEN], kek[MK_KEK_LEN];
 	size_t wlen, len = 0;
 
 	if (secretp == NULL || (in == NULL && inlen > 0) || infolen > MK_WRAP_MAX_INFO ||
@@ -132,7 +129,7 @@ enum mk_err mk_ec_unwrap(EVP_PKEY *recipient, const void *info, size_t infolen, 
 		r = MK_ERR_UNWRAP;
 		goto out;
 	}
-	if ((r = ecdh(recipient, epk, z)) != MK_OK)
+	if ((r = mk_ec_ecdh(recipient, epk, z)) != MK_OK)
 		goto out;
 	if ((r = derive_kek(z, epkbytes, rpub, info, infolen, kek)) != MK_OK)
 		goto out;

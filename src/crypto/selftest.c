@@ -14,6 +14,7 @@
  *                 the message with one byte more;
  *   KBKDF_CMAC    derived bytes equal the published ones;
  *   X963_SHA256   derived bytes equal the published ones;
+ *   ECDH          the shared secret equals the published Z;
  *   ECDSA_PCT     the scalar's public point equals the published one; a
  *                 signature over `in` verifies under that published point and
  *                 not over a changed message.
@@ -56,6 +57,21 @@ const struct mk_kat mk_kat_table[] = {
 	  .in = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
 	        "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
 	  .out = "51f0bebf7e3b9d92fc49741779363cfe" },
+	{ .name = "AES-CMAC, AES-256 key, 16-byte message",
+	  .source = "NIST SP 800-38B updated examples (CSRC AES_CMAC.pdf), CMAC-AES256 "
+	            "Example 2",
+	  .kind = MK_KAT_CMAC,
+	  .key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+	  .in = "6bc1bee22e409f96e93d7e117393172a",
+	  .out = "28a7023f452e8f82bd4bf28d8c37c35c" },
+	{ .name = "AES-CMAC, AES-256 key, 64-byte message",
+	  .source = "NIST SP 800-38B updated examples (CSRC AES_CMAC.pdf), CMAC-AES256 "
+	            "Example 4",
+	  .kind = MK_KAT_CMAC,
+	  .key = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+	  .in = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+	        "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
+	  .out = "e1992190549f6ed5696a2c056c315410" },
 	{ .name = "AES key wrap with padding, RFC 5649 20-octet key",
 	  .source = "RFC 5649 section 6, first example (192-bit KEK)",
 	  .kind = MK_KAT_KW_PAD,
@@ -117,6 +133,15 @@ const struct mk_kat mk_kat_table[] = {
 	         "52a13d9c7c6fc878c50c5ea0bc7b00e0da2447cfd874f6cf92f30d0097111485"
 	         "500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269"
 	         "142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21" },
+	{ .name = "ECDH P-256 shared secret",
+	  .source = "NIST CAVS 14.1 KAS ECC CDH primitive test (SP 800-56A), P-256 COUNT = 0: "
+	            "dIUT, QCAVSx/QCAVSy, ZIUT",
+	  .kind = MK_KAT_ECDH,
+	  .key = "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534",
+	  .in = "04"
+	        "700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287"
+	        "db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac",
+	  .out = "46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b" },
 	{ .name = "ECDSA P-256 pairwise sign/verify, RFC 6979 key pair",
 	  .source = "RFC 6979 appendix A.2.5 (private key x, public key U)",
 	  .kind = MK_KAT_ECDSA_PCT,
@@ -254,6 +279,25 @@ out:
 	return ok;
 }
 
+static int kat_ecdh(const struct field *key, const struct field *in, const struct field *out)
+{
+	EVP_PKEY *own = NULL, *peer = NULL;
+	uint8_t z[MK_ECDH_Z_LEN];
+	int ok = 0;
+
+	if (key->n != MK_EC_PRIV_LEN || in->n != MK_EC_PUB_LEN || out->n != sizeof(z))
+		return 0;
+	if (mk_ec_key_from_scalar(key->b, NULL, &own) != MK_OK ||
+	    mk_ec_pub_decode(in->b, &peer) != MK_OK)
+		goto out;
+	ok = mk_ec_ecdh(own, peer, z) == MK_OK && same(z, sizeof(z), out);
+out:
+	OPENSSL_cleanse(z, sizeof(z));
+	EVP_PKEY_free(peer);
+	EVP_PKEY_free(own);
+	return ok;
+}
+
 static int kat_kdf(enum mk_kat_kind kind, const struct field *key, const struct field *in,
                    const struct field *out)
 {
@@ -301,6 +345,9 @@ enum mk_err mk_selftest_run_one(const struct mk_kat *kat)
 		break;
 	case MK_KAT_ECDSA_PCT:
 		ok = kat_ecdsa_pct(key, in, out);
+		break;
+	case MK_KAT_ECDH:
+		ok = kat_ecdh(key, in, out);
 		break;
 	}
 out:
