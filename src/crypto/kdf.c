@@ -55,7 +55,7 @@ static enum mk_err kbkdf(const uint8_t *key, size_t keylen, const void *label, s
                          const void *context, size_t contextlen, int use_l_and_sep, uint8_t *out,
                          size_t outlen)
 {
-	OSSL_PARAM params[8], *p = params;
+	OSSL_PARAM params[9], *p = params; /* 8 at most, and the end */
 	const char *cipher = cbc_for_keylen(keylen);
 	int flag = use_l_and_sep;
 
