@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -65,7 +67,9 @@ static int shares_split(int argc, char **argv)
 	unsigned k = 0, n = 0;
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[OPERATION_COMBINATION_LEN];
+	static char paths[MK_SHARE_COUNT_MAX][PATH_MAX];
 	struct mk_rng *rng = NULL;
+	unsigned written = 0;
 	enum mk_err r;
 	int c, status = 1;
 
@@ -98,25 +102,36 @@ static int shares_split(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		char path[PATH_MAX];
+		struct stat st;
 
-		if (snprintf(path, sizeof(path), "%s/%s-share-%u-of-%u", dir, box, i + 1, n) >=
-		    (int)sizeof(path)) {
+		if (snprintf(paths[i], sizeof(paths[i]), "%s/%s-share-%u-of-%u", dir, box, i + 1,
+		             n) >= (int)sizeof(paths[i])) {
 			fprintf(stderr, "meterkey: --out path too long\n");
 			goto out;
 		}
-		if ((r = mk_share_write_file(shares[i], path)) != MK_OK) {
-			fprintf(stderr, "meterkey: cannot write %s: %s (it may exist already)\n", path,
+		if (lstat(paths[i], &st) == 0) {
+			fprintf(stderr, "meterkey: %s exists already; shares are never overwritten\n",
+			        paths[i]);
+			goto out;
+		}
+	}
+	for (; written < n; written++) {
+		if ((r = mk_share_write_file(shares[written], paths[written])) != MK_OK) {
+			fprintf(stderr, "meterkey: cannot write %s: %s\n", paths[written],
 			        mk_strerror(r));
 			goto out;
 		}
-		printf("wrote %s\n", path);
+		printf("wrote %s\n", paths[written]);
 	}
 	printf("box %s: %u shares, any %u rebuild its Operation Combination; split ID ", box, n, k);
 	print_hex(mk_share_split_id(shares[0]), MK_SHARE_SPLIT_ID_LEN);
 	printf("\n");
 	status = 0;
 out:
+	/* A split is whole or nothing: the shares of a failed one open nothing. */
+	for (unsigned i = 0; status != 0 && i < written; i++)
+		if (unlink(paths[i]) == 0)
+			printf("removed %s\n", paths[i]);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	mk_share_free_array(shares, n);
 	mk_rng_free(rng);

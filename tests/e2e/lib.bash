@@ -1,0 +1,27 @@
+# Sourced by the e2e tests: $MK is the meterkey binary, $T a fresh temporary
+# directory removed at exit, and small assertion helpers that name the failure.
+set -u
+MK=${1:?usage: $0 path/to/meterkey}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+
+# expect STATUS CMD... : runs CMD, output to $T/out and $T/err, checks its status.
+expect() {
+  local want=$1; shift
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: '$*' exited $got, expected $want"; sed 's/^/  | /' "$T/out" "$T/err"; fails=$((fails+1))
+  fi
+}
+
+# grep_out PATTERN FILE : FILE ($T/out or $T/err) must contain PATTERN.
+grep_out() {
+  grep -q -- "$1" "$2" || { echo "FAIL: '$1' not in ${2##*/}:"; sed 's/^/  | /' "$2"; fails=$((fails+1)); }
+}
+
+finish() {
+  if [ "$fails" -eq 0 ]; then echo "all checks passed"; exit 0; fi
+  echo "$fails check(s) failed"; exit 1
+}

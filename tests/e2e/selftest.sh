@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# meterkey selftest and the top-level usage.
+. "$(dirname "$0")/lib.bash"
+
+expect 0 "$MK" selftest
+grep_out "self-test passed" "$T/out"
+grep_out "RFC 4493" "$T/out"
+grep_out "RNG start-up" "$T/out"
+expect 0 "$MK" selftest --quiet
+[ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: --quiet printed more than one line"; fails=$((fails+1)); }
+expect 2 "$MK" selftest --bogus
+expect 0 "$MK" --help
+grep_out "shares" "$T/out"
+expect 2 "$MK"
+expect 2 "$MK" no-such-command
+grep_out "unknown command" "$T/err"
+expect 0 "$MK" version
+finish

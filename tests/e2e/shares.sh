@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# meterkey shares split | check, run as an operator would.
+. "$(dirname "$0")/lib.bash"
+
+expect 0 "$MK" shares split --box M00000001 -k 2 -n 3 --out "$T"
+grep_out "any 2 rebuild" "$T/out"
+[ "$(stat -c %a "$T/M00000001-share-1-of-3")" = 600 ] || { echo "FAIL: share mode"; fails=$((fails+1)); }
+s1=$T/M00000001-share-1-of-3 s2=$T/M00000001-share-2-of-3 s3=$T/M00000001-share-3-of-3
+
+# every pair and all three rebuild the secret; one share alone does not
+for pair in "$s1 $s2" "$s1 $s3" "$s2 $s3" "$s1 $s2 $s3"; do
+  expect 0 "$MK" shares check --box M00000001 $pair
+  grep_out "rebuild its 32-byte secret" "$T/out"
+done
+expect 1 "$MK" shares check --box M00000001 "$s2"
+grep_out "fewer shares than the threshold" "$T/err"
+expect 1 "$MK" shares check --box M00000001 "$s1" "$s1"
+grep_out "same share given twice" "$T/err"
+
+# wrong box, another split of the same box
+expect 1 "$MK" shares check --box O00000001 "$s1" "$s2"
+grep_out "another box or another split" "$T/err"
+mkdir "$T/other"
+expect 0 "$MK" shares split --box M00000001 -k 2 -n 3 --out "$T/other"
+expect 1 "$MK" shares check --box M00000001 "$s1" "$T/other/M00000001-share-2-of-3"
+grep_out "another box or another split" "$T/err"
+
+# a share is never overwritten, and a failed split leaves nothing behind
+expect 1 "$MK" shares split --box M00000001 -k 2 -n 3 --out "$T"
+grep_out "exists already" "$T/err"
+expect 1 "$MK" shares split --box O00000002 -k 2 -n 2 --out "$T/missing-dir"
+[ -z "$(ls "$T" | grep O00000002)" ] || { echo "FAIL: partial split left files"; fails=$((fails+1)); }
+
+# one changed byte anywhere in a share file is reported as corruption
+cp "$s3" "$T/bad"
+printf '\x5a' | dd of="$T/bad" bs=1 seek=70 conv=notrunc 2>/dev/null
+expect 1 "$MK" shares check --box M00000001 "$s1" "$T/bad"
+grep_out "corrupted" "$T/err"
+expect 1 "$MK" shares check --box M00000001 "$s1" "$T/no-such-file"
+
+# the secret never appears: no output line carries 32 bytes of hex
+expect 0 "$MK" shares check --box M00000001 "$s1" "$s2"
+! grep -Eq '[0-9a-f]{64}' "$T/out" || { echo "FAIL: 32-byte hex in output"; fails=$((fails+1)); }
+
+# usage errors
+expect 2 "$MK" shares split --box M00000001 -k 3 -n 2 --out "$T"
+expect 2 "$MK" shares split --box M00000001 -k 1 -n 2 --out "$T"
+expect 2 "$MK" shares split --box Q00000001 -k 2 -n 2 --out "$T"
+expect 2 "$MK" shares split --box M00000000 -k 2 -n 2 --out "$T"
+expect 2 "$MK" shares check --box M00000001
+expect 0 "$MK" shares split --help
+grep_out "usage: meterkey shares split" "$T/out"
+expect 2 "$MK" shares frobnicate
+finish
