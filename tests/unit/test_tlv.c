@@ -136,12 +136,10 @@ static enum mk_err example_encode(struct mk_buf *b, const struct example *e)
 		goto out;
 	if ((r = mk_tlv_begin(&w, EX_KEY, &key)) != MK_OK)
 		goto out;
+	/* on error the caller abandons the whole buffer, open child and all */
 	if ((r = mk_tlv_put_u8(&key, EX_KEY_ALG, e->alg)) != MK_OK ||
-	    (r = mk_tlv_put_bytes(&key, EX_KEY_BLOB, e->blob, e->blob_len)) != MK_OK) {
-		(void)mk_tlv_end(&w, &key);
-		goto out;
-	}
-	if ((r = mk_tlv_end(&w, &key)) != MK_OK)
+	    (r = mk_tlv_put_bytes(&key, EX_KEY_BLOB, e->blob, e->blob_len)) != MK_OK ||
+	    (r = mk_tlv_end(&w, &key)) != MK_OK)
 		goto out;
 	r = MK_OK;
 out:
