@@ -1,0 +1,136 @@
+/*
+ * meterkey — framing and the link: level 1 of the document's error handling
+ * (its "PB232" protocol).
+ *
+ * A frame is
+ *   STX 0x02 | class (1) | length (u16 big-endian) | payload (length bytes) |
+ *   CRC (u32 big-endian) | ETX 0x03
+ * with length <= MK_FRAME_MAX_PAYLOAD and CRC = CRC-32 (crc32.h) over class,
+ * length and payload. The receiver answers one control byte, ACK or NAK; a NAK
+ * (or silence, or garbage) makes the sender resend, a bounded number of times.
+ * Byte by byte, with test vectors: docs/formats.md §2. The link's state,
+ * timeouts and guarantees: docs/internals/link.md.
+ *
+ * The link is at-least-once: when an ACK is lost the sender resends and the
+ * receiver delivers the same payload twice. Duplicate suppression belongs to
+ * the messages above (key IDs, counters), not to this layer.
+ */
+#ifndef MK_FRAME_H
+#define MK_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/buf.h"
+#include "meterkey/err.h"
+
+#define MK_FRAME_STX 0x02
+#define MK_FRAME_ETX 0x03
+#define MK_FRAME_ACK 0x06
+#define MK_FRAME_NAK 0x15
+
+/* The largest payload a frame carries. */
+#define MK_FRAME_MAX_PAYLOAD 8192
+/* STX, class, length (2), CRC (4), ETX. */
+#define MK_FRAME_OVERHEAD 9
+/* The largest frame on the wire. */
+#define MK_FRAME_MAX_LEN (MK_FRAME_MAX_PAYLOAD + MK_FRAME_OVERHEAD)
+
+/*
+ * The class codes: X(name, code, text). What the payload is, so a component
+ * can refuse a frame it has no business receiving before it parses a byte of
+ * it. 0x00 and 0xFF are never valid; any code not listed is
+ * MK_ERR_FRAME_CLASS. New classes take a new code; codes are never reused.
+ */
+#define MK_FRAME_CLASS_LIST(X)                                                       \
+	X(MK_FRAME_COMMAND, 0x10, "command (to a box or the KMS)")                     \
+	X(MK_FRAME_RESPONSE, 0x11, "command response (carries a response code)")       \
+	X(MK_FRAME_COMMAND_ERROR, 0x12, "command error (level 2: command refused)")    \
+	X(MK_FRAME_METER_COMMAND, 0x20, "meter command (to or from a meter's box)")    \
+	X(MK_FRAME_METER_RESPONSE, 0x21, "meter response")
+
+#define MK_FRAME_CLASS_ENTRY(name, code, text) name = code,
+enum mk_frame_class { MK_FRAME_CLASS_LIST(MK_FRAME_CLASS_ENTRY) };
+#undef MK_FRAME_CLASS_ENTRY
+
+/* True if code is in the class table. */
+bool mk_frame_class_valid(uint8_t code);
+
+/* A static description of a class code, or "unknown class"; never NULL. */
+const char *mk_frame_class_name(uint8_t code);
+
+/* Appends one frame carrying payload[0..len) (payload may be NULL when len is
+ * 0) to out, or nothing on failure: MK_ERR_FRAME_CLASS (class not in the
+ * table), MK_ERR_FRAME_LENGTH (len over MK_FRAME_MAX_PAYLOAD), the buffer's
+ * errors. The payload is copied into out; wipe out if it was secret. */
+MK_WUR enum mk_err mk_frame_encode(struct mk_buf *out, uint8_t cls, const uint8_t *payload,
+                                   size_t len);
+
+/*
+ * Decodes p[0..n), which must be exactly one frame. Checks, in this order:
+ *   p[0] is not STX                                   -> MK_ERR_FRAME_STX
+ *   shorter than a header, length field over the cap,
+ *     or n not equal to the length the header says    -> MK_ERR_FRAME_LENGTH
+ *   last byte is not ETX                              -> MK_ERR_FRAME_ETX
+ *   CRC differs                                       -> MK_ERR_FRAME_CRC
+ *   class not in the table                            -> MK_ERR_FRAME_CLASS
+ * (the class is checked after the CRC, so line noise in the class byte reads
+ * as noise). On MK_OK *clsp is the class and *payloadp, *lenp the payload,
+ * pointing into p (zero copy; *payloadp may be NULL when *lenp is 0).
+ */
+MK_WUR enum mk_err mk_frame_decode(const uint8_t *p, size_t n, uint8_t *clsp,
+                                   const uint8_t **payloadp, size_t *lenp);
+
+/*
+ * The link: frames over a byte stream given as file descriptors (a pipe pair,
+ * a socket, a serial line or pty in raw mode). Half-duplex: one side sends a
+ * frame and waits for its ACK before anything else is sent either way. The
+ * struct is public so it can live on the stack; mk_link_init sets the
+ * defaults, which the caller may then change.
+ *
+ * WARNING: writing to a pipe or socket whose other end is closed raises
+ * SIGPIPE; a program using the link should ignore SIGPIPE, and then gets
+ * MK_ERR_IO.
+ */
+struct mk_link {
+	int rfd, wfd;            /* read from, write to (may be the same) */
+	int ack_timeout_ms;      /* sender: wait for ACK/NAK; receiver: for a resend */
+	int byte_timeout_ms;     /* inside a frame, between bytes; quiet to end a drain */
+	unsigned retries;        /* resends after the first transmission */
+	size_t max_skip;         /* bytes skipped looking for STX before giving up */
+};
+
+#define MK_LINK_DEFAULT_ACK_TIMEOUT_MS 1000
+#define MK_LINK_DEFAULT_BYTE_TIMEOUT_MS 200
+#define MK_LINK_DEFAULT_RETRIES 3
+
+/* Sets up l over rfd/wfd with the defaults above and max_skip =
+ * MK_FRAME_MAX_LEN. Does not take ownership of the descriptors. */
+void mk_link_init(struct mk_link *l, int rfd, int wfd);
+
+/*
+ * Sends one frame and waits for its ACK. On NAK, on no answer within
+ * ack_timeout_ms, or on any other byte (after draining the line) it resends,
+ * at most l->retries times, then fails with MK_ERR_FRAME_RETRIES. Other errors:
+ * mk_frame_encode's, MK_ERR_IO (a read or write failed), MK_ERR_EOF (the peer
+ * closed). MK_OK means the peer received the frame intact at least once.
+ */
+MK_WUR enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload,
+                                size_t len);
+
+/*
+ * Receives one frame: skips bytes until STX (at most l->max_skip), waiting up
+ * to timeout_ms for the first (-1: for ever), reads the rest with
+ * byte_timeout_ms between bytes, and validates it. An invalid frame is
+ * answered NAK (after the line is quiet) and the resend awaited, at most
+ * l->retries times; then the last frame error is returned (MK_ERR_FRAME_*, or
+ * MK_ERR_TIMEOUT for a frame cut short). A valid frame is answered ACK, its
+ * class stored in *clsp and its payload appended to payload (MK_ERR_BUF_FULL
+ * and no ACK if it does not fit). Also MK_ERR_TIMEOUT (nothing arrived),
+ * MK_ERR_IO, MK_ERR_EOF. The frame's bytes are wiped from the stack.
+ */
+MK_WUR enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp,
+                                struct mk_buf *payload);
+
+#endif

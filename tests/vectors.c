@@ -1,0 +1,152 @@
+/*
+ * Reads test vectors out of docs/formats.md (see vectors.h). Deliberately
+ * simple line-by-line parsing: the format of a vector block is strict so that
+ * a typo in the document makes a test fail instead of silently testing less.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vectors.h"
+
+#define VEC_MARK "<!-- vector: "
+#define VEC_REJECTS " rejects: "
+
+static FILE *vec_open(void)
+{
+	const char *dir = getenv("MK_SOURCE_DIR");
+	char path[4096];
+	FILE *f;
+
+	if (dir == NULL) {
+		fprintf(stderr, "vectors: MK_SOURCE_DIR is not set\n");
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/docs/formats.md", dir);
+	if ((f = fopen(path, "r")) == NULL)
+		fprintf(stderr, "vectors: cannot open %s\n", path);
+	return f;
+}
+
+/* If line is a vector marker, copies its name and error and returns 1. */
+static int vec_parse_mark(const char *line, char name[VEC_MAX_NAME], char err[VEC_MAX_ERR])
+{
+	const char *p, *end, *rej;
+	size_t n;
+
+	if (strncmp(line, VEC_MARK, strlen(VEC_MARK)) != 0)
+		return 0;
+	p = line + strlen(VEC_MARK);
+	if ((end = strstr(p, " -->")) == NULL)
+		return 0;
+	err[0] = '\0';
+	rej = strstr(p, VEC_REJECTS);
+	if (rej != NULL && rej < end) {
+		const char *e = rej + strlen(VEC_REJECTS);
+
+		n = (size_t)(end - e);
+		if (n >= VEC_MAX_ERR)
+			return 0;
+		memcpy(err, e, n);
+		err[n] = '\0';
+		end = rej;
+	}
+	n = (size_t)(end - p);
+	if (n == 0 || n >= VEC_MAX_NAME)
+		return 0;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	return 1;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Reads the ``` block after a marker into out. */
+static int vec_read_block(FILE *f, const char *name, uint8_t *out, size_t outsize, size_t *lenp)
+{
+	char line[1024];
+	size_t n = 0;
+
+	if (fgets(line, sizeof(line), f) == NULL || strncmp(line, "```", 3) != 0) {
+		fprintf(stderr, "vectors: %s: no ``` line after the marker\n", name);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *p = line;
+
+		if (strncmp(line, "```", 3) == 0) {
+			*lenp = n;
+			return 0;
+		}
+		for (;;) {
+			int hi, lo;
+
+			while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+				p++;
+			if (*p == '\0')
+				break;
+			hi = hexval((unsigned char)p[0]);
+			lo = hi < 0 ? -1 : hexval((unsigned char)p[1]);
+			if (lo < 0 || (p[2] != '\0' && !isspace((unsigned char)p[2]))) {
+				fprintf(stderr, "vectors: %s: bad hex at \"%s\"\n", name, p);
+				return -1;
+			}
+			if (n >= outsize) {
+				fprintf(stderr, "vectors: %s: more than %zu bytes\n", name, outsize);
+				return -1;
+			}
+			out[n++] = (uint8_t)(hi << 4 | lo);
+			p += 2;
+		}
+	}
+	fprintf(stderr, "vectors: %s: block not closed\n", name);
+	return -1;
+}
+
+int vec_get(const char *name, uint8_t *out, size_t outsize, size_t *lenp, char err[VEC_MAX_ERR])
+{
+	char line[1024], vname[VEC_MAX_NAME];
+	FILE *f = vec_open();
+	int rc = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (vec_parse_mark(line, vname, err) && strcmp(vname, name) == 0) {
+			rc = vec_read_block(f, name, out, outsize, lenp);
+			goto out;
+		}
+	}
+	fprintf(stderr, "vectors: %s: not in docs/formats.md\n", name);
+out:
+	fclose(f);
+	return rc;
+}
+
+int vec_names(const char *prefix, char names[][VEC_MAX_NAME], size_t max)
+{
+	char line[1024], vname[VEC_MAX_NAME], err[VEC_MAX_ERR];
+	FILE *f = vec_open();
+	size_t count = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (!vec_parse_mark(line, vname, err) || strncmp(vname, prefix, strlen(prefix)) != 0)
+			continue;
+		if (count < max)
+			memcpy(names[count], vname, sizeof(vname));
+		count++;
+	}
+	fclose(f);
+	return (int)count;
+}
