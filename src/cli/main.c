@@ -60,3 +60,11 @@ int main(int argc, char **argv)
 	return mk_cli_dispatch("meterkey", commands, sizeof(commands) / sizeof(commands[0]), argc,
 	                       argv);
 }
+
+int mk_cli_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("meterkey %s\n", MK_VERSION);
+	return 0;
+}
