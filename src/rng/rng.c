@@ -42,8 +42,9 @@ struct mk_rng {
 	enum mk_err state; /* MK_OK, or the first failure */
 };
 
-/* Bytes read from each source per round; also the unit of the cross-check. */
-#define CHUNK 256
+/* Bytes read from each source per round (one syscall, one DRBG call); also
+ * the unit of the cross-check. */
+#define CHUNK 4096
 
 /* 1 if a == b, else 0, without a branch. */
 static uint32_t eq8(uint8_t a, uint8_t b)
@@ -64,26 +65,35 @@ static uint32_t ge(uint32_t a, uint32_t b)
  */
 static enum mk_err health_feed(struct health *h, const uint8_t *p, size_t n)
 {
+	/* Locals, not h->: the input is uint8_t, which may alias h, so fields
+	 * behind the pointer would be reloaded for every sample. */
 	uint32_t rct_fail = 0, apt_fail = 0;
+	uint32_t rct_count = h->rct_count, apt_count = h->apt_count, apt_pos = h->apt_pos;
+	uint8_t rct_last = h->rct_last, apt_ref = h->apt_ref;
 
 	for (size_t i = 0; i < n; i++) {
 		uint8_t x = p[i];
-		uint32_t same = eq8(x, h->rct_last) & (uint32_t)(h->rct_count != 0);
+		uint32_t same = eq8(x, rct_last) & (uint32_t)(rct_count != 0);
 
-		h->rct_count = h->rct_count * same + 1;
-		h->rct_last = x;
-		rct_fail |= ge(h->rct_count, MK_RNG_RCT_CUTOFF);
+		rct_count = rct_count * same + 1;
+		rct_last = x;
+		rct_fail |= ge(rct_count, MK_RNG_RCT_CUTOFF);
 
-		if (h->apt_pos == 0) {
-			h->apt_ref = x;
-			h->apt_count = 1;
+		if (apt_pos == 0) {
+			apt_ref = x;
+			apt_count = 1;
 		} else {
-			h->apt_count += eq8(x, h->apt_ref);
-			apt_fail |= ge(h->apt_count, MK_RNG_APT_CUTOFF);
+			apt_count += eq8(x, apt_ref);
+			apt_fail |= ge(apt_count, MK_RNG_APT_CUTOFF);
 		}
-		if (++h->apt_pos == MK_RNG_APT_WINDOW)
-			h->apt_pos = 0;
+		if (++apt_pos == MK_RNG_APT_WINDOW)
+			apt_pos = 0;
 	}
+	h->rct_count = rct_count;
+	h->rct_last = rct_last;
+	h->apt_count = apt_count;
+	h->apt_pos = apt_pos;
+	h->apt_ref = apt_ref;
 	if (rct_fail)
 		return MK_ERR_RNG_REPETITION;
 	if (apt_fail)
@@ -124,14 +134,13 @@ static enum mk_err draw(struct mk_rng *rng, uint8_t a[static CHUNK], uint8_t b[s
 static enum mk_err startup(struct mk_rng *rng)
 {
 	uint8_t a[CHUNK], b[CHUNK];
-	enum mk_err r = MK_OK;
+	enum mk_err r;
 
+	_Static_assert(MK_RNG_STARTUP_SAMPLES <= CHUNK, "start-up samples fit one round");
 	memset(rng->health, 0, sizeof(rng->health));
-	for (size_t done = 0; done < MK_RNG_STARTUP_SAMPLES; done += CHUNK)
-		if ((r = draw(rng, a, b, CHUNK)) != MK_OK)
-			break;
-	OPENSSL_cleanse(a, sizeof(a));
-	OPENSSL_cleanse(b, sizeof(b));
+	r = draw(rng, a, b, MK_RNG_STARTUP_SAMPLES);
+	OPENSSL_cleanse(a, MK_RNG_STARTUP_SAMPLES);
+	OPENSSL_cleanse(b, MK_RNG_STARTUP_SAMPLES);
 	return r;
 }
 
@@ -199,6 +208,7 @@ void mk_rng_free(struct mk_rng *rng)
 enum mk_err mk_rng_bytes(struct mk_rng *rng, void *out, size_t n)
 {
 	uint8_t a[CHUNK], b[CHUNK], *dst = out;
+	size_t used = 0; /* bytes of a and b to wipe */
 	enum mk_err r = MK_OK;
 
 	if (rng == NULL || (n > 0 && out == NULL))
@@ -210,6 +220,7 @@ enum mk_err mk_rng_bytes(struct mk_rng *rng, void *out, size_t n)
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < CHUNK ? n - done : CHUNK;
 
+		used = k > used ? k : used;
 		if ((r = draw(rng, a, b, k)) != MK_OK) {
 			rng->state = r;
 			goto out;
@@ -219,8 +230,8 @@ enum mk_err mk_rng_bytes(struct mk_rng *rng, void *out, size_t n)
 		done += k;
 	}
 out:
-	OPENSSL_cleanse(a, sizeof(a));
-	OPENSSL_cleanse(b, sizeof(b));
+	OPENSSL_cleanse(a, used);
+	OPENSSL_cleanse(b, used);
 	if (r != MK_OK && n > 0)
 		OPENSSL_cleanse(out, n);
 	return r;
