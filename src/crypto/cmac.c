@@ -21,7 +21,7 @@ struct mk_cmac {
 	EVP_MAC_CTX *ctx;
 };
 
-static const char *cbc_for_keylen(size_t keylen)
+const char *mk_aes_cbc_name(size_t keylen)
 {
 	switch (keylen) {
 	case MK_AES128_KEY_LEN:
@@ -35,7 +35,7 @@ static const char *cbc_for_keylen(size_t keylen)
 enum mk_err mk_cmac_new(const uint8_t *key, size_t keylen, struct mk_cmac **ctxp)
 {
 	enum mk_err r = MK_ERR_CRYPTO;
-	const char *cipher = cbc_for_keylen(keylen);
+	const char *cipher = mk_aes_cbc_name(keylen);
 	struct mk_cmac *c = NULL;
 	EVP_MAC *mac = NULL;
 	OSSL_PARAM params[2];

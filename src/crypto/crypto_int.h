@@ -68,6 +68,11 @@ MK_WUR enum mk_err mk_ec_ecdh(EVP_PKEY *own, EVP_PKEY *peer, uint8_t z[static MK
  * MK_OK or MK_ERR_SELFTEST. */
 MK_WUR enum mk_err mk_ec_pairwise_test(EVP_PKEY *key);
 
+/* The OpenSSL name of AES-CBC for a 16- or 32-byte key ("AES-128-CBC",
+ * "AES-256-CBC"), the cipher CMAC and the KBKDF run on; NULL for any other
+ * length. */
+const char *mk_aes_cbc_name(size_t keylen);
+
 /* ---- Self-test table ----------------------------------------------------- */
 
 enum mk_kat_kind {

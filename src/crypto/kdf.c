@@ -38,17 +38,6 @@ out:
 	return r;
 }
 
-static const char *cbc_for_keylen(size_t keylen)
-{
-	switch (keylen) {
-	case MK_AES128_KEY_LEN:
-		return "AES-128-CBC";
-	case MK_AES256_KEY_LEN:
-		return "AES-256-CBC";
-	}
-	return NULL;
-}
-
 /* The common part of both KBKDF forms. label/context may be NULL when their
  * length is 0: the parameter is then left out. */
 static enum mk_err kbkdf(const uint8_t *key, size_t keylen, const void *label, size_t labellen,
@@ -56,7 +45,7 @@ static enum mk_err kbkdf(const uint8_t *key, size_t keylen, const void *label, s
                          size_t outlen)
 {
 	OSSL_PARAM params[9], *p = params; /* 8 at most, and the end */
-	const char *cipher = cbc_for_keylen(keylen);
+	const char *cipher = mk_aes_cbc_name(keylen);
 	int flag = use_l_and_sep;
 
 	if (cipher == NULL || key == NULL || out == NULL || outlen == 0 || outlen > MK_KDF_MAX_OUT ||
