@@ -34,6 +34,7 @@
  *   200–299 framing (level 1) 300–399 command errors (level 2)
  *   400–599 response codes (level 3)
  *   600–699 crypto and self-tests  700–799 RNG  800–899 operator shares
+ *   900–999 archive
  */
 #define MK_ERR_LIST(X)                                                                \
 	X(MK_OK, 0, MK_LEVEL_LOCAL, "success")                                          \
@@ -95,6 +96,11 @@
 	X(MK_RC_BOX_DISABLED, 408, MK_LEVEL_RESPONSE, "box disabled")                   \
 	X(MK_RC_TRANSITION_FORBIDDEN, 409, MK_LEVEL_RESPONSE,                           \
 	  "status transition not allowed by the lifecycle")                             \
+	X(MK_RC_RECORD_EXISTS, 410, MK_LEVEL_RESPONSE, "record exists already")         \
+	X(MK_RC_TIME_NOT_INCREASING, 411, MK_LEVEL_RESPONSE,                            \
+	  "time precedes an earlier event of the record")                               \
+	X(MK_RC_KEY_ID_UNALLOCATED, 412, MK_LEVEL_RESPONSE,                             \
+	  "key ID not allocated by the domain's counter")                               \
                                                                                         \
 	X(MK_ERR_CRYPTO, 600, MK_LEVEL_LOCAL, "cryptographic library failure")          \
 	X(MK_ERR_VERIFY, 601, MK_LEVEL_LOCAL, "verification failed")                    \
@@ -121,7 +127,18 @@
 	X(MK_ERR_SHARE_MISMATCH, 804, MK_LEVEL_LOCAL,                                   \
 	  "share: shares do not rebuild the secret (check value differs)")              \
 	X(MK_ERR_SHARE_PARAMS, 805, MK_LEVEL_LOCAL,                                     \
-	  "share: threshold or count out of range (2 <= k <= n <= 255)")
+	  "share: threshold or count out of range (2 <= k <= n <= 255)")               \
+                                                                                        \
+	X(MK_ERR_DB, 900, MK_LEVEL_LOCAL, "archive: database error")                    \
+	X(MK_ERR_DB_BUSY, 901, MK_LEVEL_LOCAL,                                          \
+	  "archive: database busy or conflicting, retries exhausted")                   \
+	X(MK_ERR_DB_SCHEMA, 902, MK_LEVEL_LOCAL,                                        \
+	  "archive: schema newer than this program, or migration failed")               \
+	X(MK_ERR_DB_URL, 903, MK_LEVEL_LOCAL,                                           \
+	  "archive: URL is neither sqlite:PATH nor postgresql://...")                   \
+	X(MK_ERR_DB_CONSTRAINT, 904, MK_LEVEL_LOCAL,                                    \
+	  "archive: uniqueness or integrity constraint violated")                       \
+	X(MK_ERR_AUDIT, 905, MK_LEVEL_LOCAL, "archive: audit log does not verify")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

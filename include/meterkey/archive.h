@@ -1,0 +1,303 @@
+/*
+ * meterkey — the domain archive: the system's memory for the life of every
+ * meter.
+ *
+ * One interface over two backends, chosen by URL: "sqlite:PATH" (the embedded
+ * default, a file) and "postgresql://..." (libpq connection URI, for scale-out).
+ * Both pass one test suite (tests/archive/).
+ *
+ * What it keeps, per security domain (a domain never sees another's rows):
+ * the domain and its country sub-domains; a monotonic key ID counter; master
+ * key records (the key only ever encrypted for a box, signatures, algorithm
+ * identifiers, status, the meter's identity, the document's audit times) with
+ * the complete history of each (every version, as signed, with its time); the
+ * error log; token key records for Tin boxes; the duplicate-indicia index; and
+ * a tamper-evident audit log (a per-domain hash chain over every write).
+ *
+ * Rules enforced here, whoever calls: the lifecycle (one transition table:
+ * NEW -> INSTALLED | BAD, INSTALLED -> ACTIVE | BAD, ACTIVE -> OBSOLETE);
+ * audit times never go back; a record's identity never changes; key IDs come
+ * only from the counter. A refused write changes nothing.
+ *
+ * Times are seconds since 1970-01-01 UTC; 0 means "not yet".
+ * The archive never sees a key in clear: blobs are whatever boxes hand it.
+ * A struct mk_archive is one connection: use it from one thread at a time
+ * (several processes may share one archive).
+ */
+#ifndef MK_ARCHIVE_H
+#define MK_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/buf.h"
+#include "meterkey/err.h"
+
+/* Domain and sub-domain IDs: 2..8 characters of A-Z and 0-9 ("VE", "USPS",
+ * "EARTH"; sub-domains "US", "GB"). */
+#define MK_DOMAIN_ID_MAX 8
+/* Box IDs as in shares.h: a type letter and eight digits. */
+#define MK_ARCHIVE_BOX_ID_LEN 9
+/* Product code, manufacturing sequence and indicia serial numbers, device IDs:
+ * 1..32 printable ASCII characters. */
+#define MK_IDENT_MAX 32
+/* An encrypted key or other blob a box hands the archive. */
+#define MK_ARCHIVE_BLOB_MAX 1024
+/* A signature (ECDSA r || s is 64; room for other algorithms). */
+#define MK_ARCHIVE_SIG_MAX 256
+/* Free text in the error log. */
+#define MK_ARCHIVE_DETAIL_MAX 256
+
+enum mk_key_status {
+	MK_KEY_NEW = 1,
+	MK_KEY_INSTALLED = 2,
+	MK_KEY_BAD = 3,
+	MK_KEY_ACTIVE = 4,
+	MK_KEY_OBSOLETE = 5,
+};
+
+/* "NEW", "INSTALLED", ...; "?" for anything else. */
+const char *mk_key_status_name(enum mk_key_status s);
+
+/* 1 when the lifecycle allows from -> to, else 0. The one transition table. */
+int mk_key_transition_allowed(enum mk_key_status from, enum mk_key_status to);
+
+/* The audit times of the source document ("Audit Trail"), in the order they
+ * must occur; each, once set, never changes, and none may precede the one
+ * before it. */
+struct mk_key_times {
+	int64_t kms_request;          /* KMS got the Request Key command (set at NEW) */
+	int64_t psr_install;          /* Install Key delivered to a Steel box */
+	int64_t kms_install;          /* KMS got Install Key Verification (set at INSTALLED) */
+	int64_t meter_registration;   /* the meter got Register Indicia */
+	int64_t kms_key_registration; /* KMS got Register Indicia Verification (set at ACTIVE) */
+};
+
+/*
+ * A master key record. Fixed-size fields, so a record lives on the stack.
+ * Strings are NUL-terminated. Identity (domain, key_id, product_code,
+ * mfg_seq, oak_id, steel_id, key_alg) is fixed when the record is put;
+ * indicia_serial and subdomain are set once, on the move to ACTIVE.
+ */
+struct mk_key_record {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint64_t key_id;
+	enum mk_key_status status;
+	int64_t status_time;         /* when this version was made; never goes back */
+	uint16_t key_alg;            /* algorithm of the master key (tokens) */
+	uint16_t wrap_alg;           /* how blob is encrypted */
+	uint16_t sig_alg;            /* how sig is made */
+	char product_code[MK_IDENT_MAX + 1];
+	char mfg_seq[MK_IDENT_MAX + 1];
+	char indicia_serial[MK_IDENT_MAX + 1]; /* "" until ACTIVE */
+	char subdomain[MK_DOMAIN_ID_MAX + 1];  /* "" until ACTIVE */
+	char oak_id[MK_ARCHIVE_BOX_ID_LEN + 1];
+	char steel_id[MK_ARCHIVE_BOX_ID_LEN + 1];
+	char blob_box[MK_ARCHIVE_BOX_ID_LEN + 1]; /* the box the key is encrypted for */
+	size_t blob_len;
+	uint8_t blob[MK_ARCHIVE_BLOB_MAX];        /* the master key, encrypted */
+	char signer[MK_ARCHIVE_BOX_ID_LEN + 1];   /* the box that signed this version */
+	size_t sig_len;
+	uint8_t sig[MK_ARCHIVE_SIG_MAX];          /* over mk_key_record_encode_tbs() */
+	struct mk_key_times times;
+	int32_t bad_reason;                       /* an enum mk_err when BAD, else 0 */
+};
+
+/*
+ * The canonical TLV encoding of a record (docs/formats.md §4): what history
+ * keeps and the audit log hashes. mk_key_record_encode_tbs encodes everything
+ * but signer and sig: the bytes a box signs. Both append to out; on failure
+ * out is cut back. Decode checks every field's syntax (MK_ERR_TLV_*,
+ * MK_ERR_INVALID_ARG).
+ */
+MK_WUR enum mk_err mk_key_record_encode(const struct mk_key_record *rec, struct mk_buf *out);
+MK_WUR enum mk_err mk_key_record_encode_tbs(const struct mk_key_record *rec, struct mk_buf *out);
+MK_WUR enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_record *rec);
+
+/* 1 when s is a well-formed domain or sub-domain ID, else 0. */
+int mk_domain_id_valid(const char *s);
+
+struct mk_archive;
+
+/*
+ * Opens the archive at url ("sqlite:PATH", "postgresql://..."), creating the
+ * schema or migrating it to this program's version. Refuses a schema newer
+ * than the program (MK_ERR_DB_SCHEMA). MK_ERR_DB_URL for any other URL,
+ * MK_ERR_DB when the database cannot be opened. *ap is set only on MK_OK.
+ */
+MK_WUR enum mk_err mk_archive_open(const char *url, struct mk_archive **ap);
+
+/* Closes the connection. NULL is a no-op. */
+void mk_archive_close(struct mk_archive *a);
+
+/* "sqlite" or "postgresql". */
+const char *mk_archive_backend(const struct mk_archive *a);
+
+/* The schema version this program writes. */
+int mk_archive_schema_version(void);
+
+/* ---- Domains ------------------------------------------------------------ */
+
+/* Creates a domain (its counter at 0, its audit chain started).
+ * MK_RC_RECORD_EXISTS if it exists, MK_ERR_INVALID_ARG for a bad ID. */
+MK_WUR enum mk_err mk_archive_put_domain(struct mk_archive *a, const char *domain, int64_t time);
+
+/* Adds a country sub-domain to a domain. MK_RC_DOMAIN_UNKNOWN,
+ * MK_RC_RECORD_EXISTS, MK_ERR_INVALID_ARG. */
+MK_WUR enum mk_err mk_archive_put_subdomain(struct mk_archive *a, const char *domain,
+                                            const char *subdomain, int64_t time);
+
+/* MK_OK when the sub-domain exists in the domain, else MK_RC_DOMAIN_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_has_subdomain(struct mk_archive *a, const char *domain,
+                                            const char *subdomain);
+
+/* The domain's last allocated key ID (0 before the first) in *idp.
+ * MK_RC_DOMAIN_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_last_key_id(struct mk_archive *a, const char *domain,
+                                          uint64_t *idp);
+
+/* ---- Key IDs ------------------------------------------------------------ */
+
+/* Allocates the domain's next key ID: atomic across processes, never reused,
+ * never going back (1, 2, 3, ... per domain). MK_RC_DOMAIN_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_next_key_id(struct mk_archive *a, const char *domain,
+                                          uint64_t *idp);
+
+/* ---- Master key records -------------------------------------------------- */
+
+/*
+ * Stores a new record: status NEW, a key ID the counter has allocated and no
+ * record uses yet, times.kms_request set and no later time, identity fields
+ * well formed, indicia_serial and subdomain empty. Its first history entry is
+ * this version. MK_RC_DOMAIN_UNKNOWN, MK_RC_KEY_ID_UNALLOCATED,
+ * MK_RC_RECORD_EXISTS, MK_RC_TRANSITION_FORBIDDEN (not NEW),
+ * MK_RC_PARAM_MISMATCH (a field out of place), MK_ERR_INVALID_ARG.
+ */
+MK_WUR enum mk_err mk_archive_put_key(struct mk_archive *a, const struct mk_key_record *rec);
+
+/* Reads the current version. MK_RC_RECORD_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_get_key(struct mk_archive *a, const char *domain, uint64_t key_id,
+                                      struct mk_key_record *out);
+
+/*
+ * Replaces the current version with next (same domain and key ID), appending
+ * it to the history. Checked against the current version inside the write:
+ *   MK_RC_RECORD_UNKNOWN         no such record;
+ *   MK_RC_TRANSITION_FORBIDDEN   current -> next status not in the lifecycle
+ *                                (an unchanged status is not a transition);
+ *   MK_RC_PARAM_MISMATCH         an identity field changed, a set time changed,
+ *                                indicia_serial/subdomain set other than on the
+ *                                move to ACTIVE, a time the new status needs
+ *                                missing (INSTALLED: psr_install, kms_install;
+ *                                ACTIVE: meter_registration,
+ *                                kms_key_registration, indicia_serial,
+ *                                subdomain), bad_reason set other than on BAD;
+ *   MK_RC_TIME_NOT_INCREASING    status_time or an audit time earlier than the
+ *                                one before it;
+ *   MK_RC_DOMAIN_UNKNOWN         subdomain not in the domain.
+ * A refused update changes nothing.
+ */
+MK_WUR enum mk_err mk_archive_update_key(struct mk_archive *a, const struct mk_key_record *next);
+
+/* The most recent record (highest key ID) of device (product code, mfg seq)
+ * in the domain whose status is not BAD. MK_RC_RECORD_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_find_device_key(struct mk_archive *a, const char *domain,
+                                              const char *product_code, const char *mfg_seq,
+                                              struct mk_key_record *out);
+
+/* One version of a record, in order (seq 1 is the NEW record). record points
+ * to mk_key_record_encode() bytes, valid during the callback only. */
+struct mk_key_history_entry {
+	uint32_t seq;
+	enum mk_key_status status;
+	int64_t time;
+	const uint8_t *record;
+	size_t record_len;
+};
+
+/* Calls fn for every version of the record, oldest first; fn returning
+ * non-zero stops the walk (MK_OK still). MK_RC_RECORD_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_get_history(struct mk_archive *a, const char *domain,
+                                          uint64_t key_id,
+                                          int (*fn)(void *ctx, const struct mk_key_history_entry *e),
+                                          void *ctx);
+
+/* ---- Error log ------------------------------------------------------------ */
+
+struct mk_error_entry {
+	uint64_t id;         /* increasing per domain */
+	int64_t time;
+	char box_id[MK_ARCHIVE_BOX_ID_LEN + 1]; /* "" when no box */
+	uint64_t key_id;     /* 0 when no record */
+	int32_t code;        /* an enum mk_err */
+	char detail[MK_ARCHIVE_DETAIL_MAX + 1];
+};
+
+/* Appends to the domain's error log. detail: printable ASCII, truncated to
+ * MK_ARCHIVE_DETAIL_MAX (never put a secret in it). MK_RC_DOMAIN_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_log_error(struct mk_archive *a, const char *domain,
+                                        const char *box_id, uint64_t key_id, enum mk_err code,
+                                        const char *detail, int64_t time);
+
+/* Calls fn for every entry of the domain's error log, oldest first. */
+MK_WUR enum mk_err mk_archive_list_errors(struct mk_archive *a, const char *domain,
+                                          int (*fn)(void *ctx, const struct mk_error_entry *e),
+                                          void *ctx);
+
+/* ---- Token key records (Tin boxes) ---------------------------------------- */
+
+struct mk_token_key_record {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	char device[MK_IDENT_MAX + 1]; /* the device the key is bound to */
+	uint64_t key_id;               /* the master key it derives from */
+	int64_t period_start;          /* valid for start <= t < end */
+	int64_t period_end;
+	uint16_t key_alg;
+	char blob_box[MK_ARCHIVE_BOX_ID_LEN + 1];
+	size_t blob_len;
+	uint8_t blob[MK_ARCHIVE_BLOB_MAX]; /* the temporal key, encrypted */
+	char signer[MK_ARCHIVE_BOX_ID_LEN + 1];
+	size_t sig_len;
+	uint8_t sig[MK_ARCHIVE_SIG_MAX];
+};
+
+/* Stores a token key record. MK_RC_RECORD_EXISTS for the same domain, device
+ * and period start; MK_RC_PARAM_MISMATCH when period_end <= period_start. */
+MK_WUR enum mk_err mk_archive_put_token_key(struct mk_archive *a,
+                                            const struct mk_token_key_record *rec);
+
+/* The record of device whose period contains t. MK_RC_RECORD_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *domain,
+                                            const char *device, int64_t t,
+                                            struct mk_token_key_record *out);
+
+/* ---- Duplicate-indicia index ----------------------------------------------- */
+
+/* Records that the domain has seen the indicium (device, piece_count) and says
+ * whether it had seen it before: *duplicatep is false the first time, true
+ * every time after, across processes sharing the archive. */
+MK_WUR enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *domain,
+                                            const char *device, uint64_t piece_count,
+                                            int64_t time, bool *duplicatep);
+
+/* ---- Audit log ---------------------------------------------------------------- */
+
+struct mk_audit_result {
+	uint64_t entries;   /* entries checked */
+	uint64_t first_bad; /* seq of the first bad entry, 0 when all are good */
+	char reason[160];   /* what is wrong with it */
+};
+
+/*
+ * Recomputes the domain's audit chain and checks every row it covers: each
+ * entry's hash and link, each referenced row still as it was written, every
+ * row covered by an entry, the current key records equal to their last
+ * history version, the chain head equal to the last entry. MK_OK, or
+ * MK_ERR_AUDIT with res->first_bad and res->reason naming the first bad
+ * entry. A modified, deleted, inserted or reordered row is detected.
+ */
+MK_WUR enum mk_err mk_archive_audit_verify(struct mk_archive *a, const char *domain,
+                                           struct mk_audit_result *res);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * Private to the archive: the database driver interface both backends
+ * implement (db_sqlite.c, db_pg.c), the statements the generic layer
+ * (archive.c) runs through it, and test hooks.
+ *
+ * The generic layer holds every rule (lifecycle, times, identity, audit
+ * chain); a driver only moves typed values in and out of its database. SQL is
+ * written once, with $1, $2, ... placeholders: PostgreSQL takes it as it is,
+ * the SQLite driver turns "$" into "?" (SQLite's ?NNN binds parameter NNN).
+ * DDL writes @BLOB@ where a binary column type goes (BLOB / BYTEA).
+ */
+#ifndef MK_ARCHIVE_INT_H
+#define MK_ARCHIVE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/archive.h"
+#include "meterkey/err.h"
+
+/* A value crossing the driver boundary. For parameters, p points into the
+ * caller's memory; for result columns, into the driver's, valid only during
+ * the row callback. TEXT is not NUL-terminated. */
+enum mk_db_type { MK_DB_NULL, MK_DB_INT, MK_DB_TEXT, MK_DB_BLOB };
+
+struct mk_db_val {
+	enum mk_db_type type;
+	int64_t i;     /* MK_DB_INT */
+	const void *p; /* MK_DB_TEXT, MK_DB_BLOB */
+	size_t n;
+};
+
+#define MK_DB_INT_VAL(v) ((struct mk_db_val){ .type = MK_DB_INT, .i = (int64_t)(v) })
+#define MK_DB_TEXT_VAL(s) ((struct mk_db_val){ .type = MK_DB_TEXT, .p = (s), .n = strlen(s) })
+#define MK_DB_BLOB_VAL(b, len) ((struct mk_db_val){ .type = MK_DB_BLOB, .p = (b), .n = (len) })
+
+/* Called for each result row; returning non-zero stops the query (which then
+ * still returns MK_OK). */
+typedef int (*mk_db_row_fn)(void *ctx, const struct mk_db_val *cols, size_t ncols);
+
+/* A statement: its SQL and flags. A statement's parameters have the same
+ * types at every call, and are never NULL (so a driver may fix their types
+ * when it prepares it). */
+enum {
+	MK_DB_FOR_UPDATE = 1u << 0, /* lock the rows read: " FOR UPDATE" where supported */
+};
+
+struct mk_db_stmt {
+	const char *sql;
+	unsigned flags;
+};
+
+struct mk_db_ops {
+	const char *name; /* "sqlite", "postgresql" */
+	const char *blob_type; /* what @BLOB@ becomes in DDL */
+
+	/* Opens the connection for url (the whole URL, scheme included).
+	 * SQLite: WAL, synchronous=FULL, secure_delete, foreign keys, a busy
+	 * timeout. MK_ERR_DB when it cannot. */
+	enum mk_err (*open)(const char *url, void **dbp);
+	void (*close)(void *db);
+
+	/* Runs SQL text without parameters or results (DDL; may hold several
+	 * statements separated by ';'). */
+	enum mk_err (*exec)(void *db, const char *sql);
+
+	/* A write transaction: SQLite BEGIN IMMEDIATE (takes the write lock at
+	 * once); PostgreSQL BEGIN (READ COMMITTED; rows are locked with
+	 * MK_DB_FOR_UPDATE statements). */
+	enum mk_err (*begin)(void *db);
+	/* A read-only transaction over one consistent snapshot (SQLite BEGIN;
+	 * PostgreSQL BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY). */
+	enum mk_err (*begin_read)(void *db);
+	enum mk_err (*commit)(void *db);
+	void (*rollback)(void *db);
+
+	/* Inside a write transaction: serialises schema migration between
+	 * processes opening the archive at once (PostgreSQL: an advisory
+	 * transaction lock; SQLite: nothing, BEGIN IMMEDIATE already does). */
+	enum mk_err (*lock_schema)(void *db);
+
+	/*
+	 * Runs statement id (0 <= id < MK_STMT_COUNT), prepared on first use and
+	 * kept for the connection's life, with params[0..n); calls row for each
+	 * result row (row may be NULL). *changesp (may be NULL) gets the number of
+	 * rows an INSERT, UPDATE or DELETE changed. Returns MK_OK;
+	 * MK_ERR_DB_BUSY for a conflict the caller should retry the whole
+	 * transaction on (SQLITE_BUSY/LOCKED; PostgreSQL 40001 serialization
+	 * failure, 40P01 deadlock); MK_ERR_DB_CONSTRAINT for a unique or primary
+	 * key violation (PostgreSQL 23505); MK_ERR_DB otherwise.
+	 */
+	enum mk_err (*query)(void *db, unsigned id, const struct mk_db_stmt *st,
+	                     const struct mk_db_val *params, size_t n, mk_db_row_fn row, void *ctx,
+	                     uint64_t *changesp);
+};
+
+/* The statements, one list (src/archive/sql.c): an enum of their IDs and the
+ * table drivers are handed entries of. */
+#define MK_STMT_LIST(X)                                                                          \
+	X(S_SCHEMA_GET, "SELECT version FROM schema_version", 0)                                  \
+	X(S_SCHEMA_INSERT, "INSERT INTO schema_version (version) VALUES ($1)", 0)                 \
+	X(S_SCHEMA_SET, "UPDATE schema_version SET version = $1", 0)                              \
+	X(S_DOMAIN_INSERT,                                                                       \
+	  "INSERT INTO domains (id, created, last_key_id, last_error_id, audit_seq, audit_head) "  \
+	  "VALUES ($1, $2, 0, 0, 0, $3)", 0)                                                      \
+	X(S_DOMAIN_LOCK,                                                                         \
+	  "SELECT created, last_key_id, last_error_id, audit_seq, audit_head FROM domains "       \
+	  "WHERE id = $1", MK_DB_FOR_UPDATE)                                                      \
+	X(S_DOMAIN_GET,                                                                          \
+	  "SELECT created, last_key_id, last_error_id, audit_seq, audit_head FROM domains "       \
+	  "WHERE id = $1", 0)                                                                     \
+	X(S_DOMAIN_SET,                                                                          \
+	  "UPDATE domains SET last_key_id = $2, last_error_id = $3, audit_seq = $4, "             \
+	  "audit_head = $5 WHERE id = $1", 0)                                                     \
+	X(S_SUB_INSERT, "INSERT INTO subdomains (domain, id, created) VALUES ($1, $2, $3)", 0)    \
+	X(S_SUB_GET, "SELECT created FROM subdomains WHERE domain = $1 AND id = $2", 0)           \
+	X(S_SUB_COUNT, "SELECT COUNT(*) FROM subdomains WHERE domain = $1", 0)                    \
+	X(S_KEY_INSERT,                                                                          \
+	  "INSERT INTO keys (domain, key_id, status, product_code, mfg_seq, version, record) "    \
+	  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 0)                                               \
+	X(S_KEY_GET, "SELECT version, record FROM keys WHERE domain = $1 AND key_id = $2", 0)     \
+	X(S_KEY_UPDATE,                                                                          \
+	  "UPDATE keys SET status = $3, version = $4, record = $5 "                               \
+	  "WHERE domain = $1 AND key_id = $2", 0)                                                 \
+	X(S_KEY_FIND_DEVICE,                                                                     \
+	  "SELECT version, record FROM keys WHERE domain = $1 AND product_code = $2 AND "         \
+	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
+	X(S_KEY_LIST, "SELECT key_id, version, record FROM keys WHERE domain = $1 ORDER BY key_id", 0) \
+	X(S_HIST_INSERT,                                                                         \
+	  "INSERT INTO key_history (domain, key_id, seq, status, time, record) "                  \
+	  "VALUES ($1, $2, $3, $4, $5, $6)", 0)                                                   \
+	X(S_HIST_LIST,                                                                           \
+	  "SELECT seq, status, time, record FROM key_history WHERE domain = $1 AND key_id = $2 "  \
+	  "ORDER BY seq", 0)                                                                      \
+	X(S_HIST_GET,                                                                            \
+	  "SELECT status, time, record FROM key_history WHERE domain = $1 AND key_id = $2 AND "   \
+	  "seq = $3", 0)                                                                          \
+	X(S_HIST_COUNT, "SELECT COUNT(*) FROM key_history WHERE domain = $1", 0)                  \
+	X(S_ERR_INSERT,                                                                          \
+	  "INSERT INTO errors (domain, id, time, box_id, key_id, code, detail) "                  \
+	  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 0)                                               \
+	X(S_ERR_LIST,                                                                            \
+	  "SELECT id, time, box_id, key_id, code, detail FROM errors WHERE domain = $1 "          \
+	  "ORDER BY id", 0)                                                                       \
+	X(S_ERR_GET,                                                                             \
+	  "SELECT id, time, box_id, key_id, code, detail FROM errors WHERE domain = $1 AND "      \
+	  "id = $2", 0)                                                                           \
+	X(S_ERR_COUNT, "SELECT COUNT(*) FROM errors WHERE domain = $1", 0)                        \
+	X(S_TOKEN_INSERT,                                                                        \
+	  "INSERT INTO token_keys (domain, device, period_start, period_end, record) "            \
+	  "VALUES ($1, $2, $3, $4, $5)", 0)                                                       \
+	X(S_TOKEN_FIND,                                                                          \
+	  "SELECT record FROM token_keys WHERE domain = $1 AND device = $2 AND "                  \
+	  "period_start <= $3 AND period_end > $3 ORDER BY period_start DESC LIMIT 1", 0)         \
+	X(S_TOKEN_GET,                                                                           \
+	  "SELECT record FROM token_keys WHERE domain = $1 AND device = $2 AND "                  \
+	  "period_start = $3", 0)                                                                 \
+	X(S_TOKEN_COUNT, "SELECT COUNT(*) FROM token_keys WHERE domain = $1", 0)                  \
+	X(S_SEEN_INSERT,                                                                         \
+	  "INSERT INTO indicia_seen (domain, device, piece_count, time) VALUES ($1, $2, $3, $4) " \
+	  "ON CONFLICT DO NOTHING", 0)                                                            \
+	X(S_AUDIT_INSERT,                                                                        \
+	  "INSERT INTO audit (domain, seq, time, kind, ref_text, ref_a, ref_b, content, prev, "   \
+	  "hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 0)                            \
+	X(S_AUDIT_LIST,                                                                          \
+	  "SELECT seq, time, kind, ref_text, ref_a, ref_b, content, prev, hash FROM audit "       \
+	  "WHERE domain = $1 ORDER BY seq", 0)                                                    \
+	X(S_AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE domain = $1", 0)
+
+#define MK_STMT_ENUM(name, sql, flags) name,
+enum mk_stmt_id { MK_STMT_LIST(MK_STMT_ENUM) MK_STMT_COUNT };
+#undef MK_STMT_ENUM
+
+extern const struct mk_db_stmt mk_stmts[MK_STMT_COUNT];
+
+/* Schema migrations (src/archive/schema.c): migration i (1-based) takes the
+ * schema from version i-1 to i. DDL with @BLOB@ for the binary type. */
+extern const char *const mk_migrations[];
+extern const int mk_migration_count;
+
+extern const struct mk_db_ops mk_db_sqlite;
+extern const struct mk_db_ops mk_db_pg;
+
+/* TEST HOOK: runs raw SQL on the archive's database, bypassing every rule —
+ * how the tests tamper with rows to show the audit check catches it. */
+MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);
+
+#endif

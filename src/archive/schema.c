@@ -1,0 +1,82 @@
+/*
+ * The archive's schema migrations, applied in order on open (archive.c):
+ * migration i takes the schema from version i-1 to version i, in the same
+ * transaction that records the new version. A released migration is never
+ * edited; a change of schema is a new migration at the end.
+ *
+ * One text for both backends: @BLOB@ becomes BLOB (SQLite) or BYTEA
+ * (PostgreSQL); every integer is BIGINT. Rows of the data tables are covered
+ * by the per-domain audit chain (table audit); see docs/internals/archive.md.
+ */
+#include "archive/archive_int.h"
+
+const char *const mk_migrations[] = {
+	/* 1: the first schema */
+	"CREATE TABLE domains ("
+	"  id TEXT PRIMARY KEY,"
+	"  created BIGINT NOT NULL,"
+	"  last_key_id BIGINT NOT NULL,"
+	"  last_error_id BIGINT NOT NULL,"
+	"  audit_seq BIGINT NOT NULL,"
+	"  audit_head @BLOB@ NOT NULL);"
+	"CREATE TABLE subdomains ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  id TEXT NOT NULL,"
+	"  created BIGINT NOT NULL,"
+	"  PRIMARY KEY (domain, id));"
+	"CREATE TABLE keys ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  key_id BIGINT NOT NULL,"
+	"  status BIGINT NOT NULL,"
+	"  product_code TEXT NOT NULL,"
+	"  mfg_seq TEXT NOT NULL,"
+	"  version BIGINT NOT NULL,"
+	"  record @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, key_id));"
+	"CREATE INDEX keys_device ON keys (domain, product_code, mfg_seq, key_id);"
+	"CREATE TABLE key_history ("
+	"  domain TEXT NOT NULL,"
+	"  key_id BIGINT NOT NULL,"
+	"  seq BIGINT NOT NULL,"
+	"  status BIGINT NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  record @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, key_id, seq),"
+	"  FOREIGN KEY (domain, key_id) REFERENCES keys (domain, key_id));"
+	"CREATE TABLE errors ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  id BIGINT NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  box_id TEXT NOT NULL,"
+	"  key_id BIGINT NOT NULL,"
+	"  code BIGINT NOT NULL,"
+	"  detail TEXT NOT NULL,"
+	"  PRIMARY KEY (domain, id));"
+	"CREATE TABLE token_keys ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  device TEXT NOT NULL,"
+	"  period_start BIGINT NOT NULL,"
+	"  period_end BIGINT NOT NULL,"
+	"  record @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, device, period_start));"
+	"CREATE TABLE indicia_seen ("
+	"  domain TEXT NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  piece_count BIGINT NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  PRIMARY KEY (domain, device, piece_count));"
+	"CREATE TABLE audit ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  seq BIGINT NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  kind BIGINT NOT NULL,"
+	"  ref_text TEXT NOT NULL,"
+	"  ref_a BIGINT NOT NULL,"
+	"  ref_b BIGINT NOT NULL,"
+	"  content @BLOB@ NOT NULL,"
+	"  prev @BLOB@ NOT NULL,"
+	"  hash @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, seq));",
+};
+
+const int mk_migration_count = (int)(sizeof(mk_migrations) / sizeof(mk_migrations[0]));
