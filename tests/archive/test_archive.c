@@ -712,6 +712,33 @@ static int hist_check_fn(void *ctx, const struct mk_key_history_entry *e)
 	return h->stop_after != 0 && h->n >= h->stop_after;
 }
 
+/*
+ * Each audit time belongs to a status (archive.h, struct mk_key_times: "set
+ * at NEW", "set at INSTALLED", "set at ACTIVE"; put_key: "no later time"):
+ * a move may not set a time of a later status ahead of it. (A move to BAD
+ * may carry the install times of the attempt that failed.)
+ */
+static void test_update_time_set_before_its_status(void **state)
+{
+	struct fx *f = *state;
+	struct mk_key_record rec, next, bad;
+	int64_t t;
+
+	make_in_status(f->a, MK_KEY_NEW, &rec, &t);
+	trec_move(&rec, &next, MK_KEY_INSTALLED, t + 100, "US");
+	bad = next;
+	bad.times.meter_registration = t + 100;
+	update_refused(f->a, &bad, MK_RC_PARAM_MISMATCH);
+	bad = next;
+	bad.times.kms_key_registration = t + 100;
+	update_refused(f->a, &bad, MK_RC_PARAM_MISMATCH);
+	/* BAD after a delivered Install Key: psr_install may be set */
+	bad = next;
+	trec_move(&rec, &bad, MK_KEY_BAD, t + 100, "US");
+	bad.times.psr_install = t + 50;
+	assert_rc(mk_archive_update_key(f->a, &bad), MK_OK);
+}
+
 static void test_history(void **state)
 {
 	struct fx *f = *state;
@@ -1499,6 +1526,48 @@ static void test_audit_deleted_subdomain(void **state)
  * entry: K1's last write (k1_act), whose record is no longer the key's last
  * version, or the entry the inserted row lacks (the one after the last).
  */
+/* The key ID counter moved back (IDs would be given twice): the last
+ * allocation's entry, or the one after the last. */
+static void test_audit_counter_moved_back(void **state)
+{
+	struct fx *f = *state;
+	struct scen s;
+	struct mk_audit_result res;
+
+	scenario(f->a, "VE", &s);
+	assert_rc(mk_archive_exec_raw(f->a,
+	                              "UPDATE domains SET last_key_id = last_key_id - 1 WHERE id = 'VE'"),
+	          MK_OK);
+	memset(&res, 0, sizeof(res));
+	assert_rc(mk_archive_audit_verify(f->a, "VE", &res), MK_ERR_AUDIT);
+	print_message("counter moved back: first_bad %llu (%s)\n", (unsigned long long)res.first_bad,
+	              res.reason);
+	assert_true((res.first_bad > s.put[2] && res.first_bad <= s.put[3]) ||
+	            res.first_bad == s.total + 1);
+}
+
+/*
+ * The duplicate-indicia index is written by note_indicium, and the audit
+ * chain covers "every write" (archive.h): a seen indicium deleted behind the
+ * archive's back (so that a replayed indicium passes as new) is detected.
+ */
+static void test_audit_deleted_indicium(void **state)
+{
+	struct fx *f = *state;
+	struct scen s;
+	struct mk_audit_result res;
+	bool dup = false;
+
+	scenario(f->a, "VE", &s);
+	assert_rc(mk_archive_exec_raw(f->a, "DELETE FROM indicia_seen WHERE domain = 'VE'"), MK_OK);
+	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 1, T0 + 600, &dup), MK_OK);
+	print_message("indicium seen before reported %s after the row was deleted\n",
+	              dup ? "duplicate" : "new");
+	memset(&res, 0, sizeof(res));
+	assert_rc(mk_archive_audit_verify(f->a, "VE", &res), MK_ERR_AUDIT);
+	assert_true(res.first_bad > s.sub_gb);
+}
+
 static void test_audit_inserted_history_row(void **state)
 {
 	struct fx *f = *state;
@@ -1682,6 +1751,7 @@ int main(void)
 		T(test_update_unknown_record),
 		T(test_identity_immutable),
 		T(test_times),
+		T(test_update_time_set_before_its_status),
 		T(test_history),
 		T(test_domain_isolation),
 		T(test_error_log),
@@ -1700,6 +1770,8 @@ int main(void)
 		T(test_audit_deleted_history_row),
 		T(test_audit_deleted_error_row),
 		T(test_audit_deleted_subdomain),
+		T(test_audit_counter_moved_back),
+		T(test_audit_deleted_indicium),
 		T(test_audit_inserted_history_row),
 		T(test_audit_inserted_error_row),
 		T(test_audit_inserted_audit_row),
