@@ -125,7 +125,9 @@ struct mk_db_ops {
 	X(S_KEY_FIND_DEVICE,                                                                     \
 	  "SELECT version, record FROM keys WHERE domain = $1 AND product_code = $2 AND "         \
 	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
-	X(S_KEY_LIST, "SELECT key_id, version, record FROM keys WHERE domain = $1 ORDER BY key_id", 0) \
+	X(S_KEY_LIST,                                                                            \
+	  "SELECT key_id, version, record, status, product_code, mfg_seq FROM keys "              \
+	  "WHERE domain = $1 ORDER BY key_id", 0)                                                 \
 	X(S_HIST_INSERT,                                                                         \
 	  "INSERT INTO key_history (domain, key_id, seq, status, time, record) "                  \
 	  "VALUES ($1, $2, $3, $4, $5, $6)", 0)                                                   \
@@ -153,7 +155,7 @@ struct mk_db_ops {
 	  "SELECT record FROM token_keys WHERE domain = $1 AND device = $2 AND "                  \
 	  "period_start <= $3 AND period_end > $3 ORDER BY period_start DESC LIMIT 1", 0)         \
 	X(S_TOKEN_GET,                                                                           \
-	  "SELECT record FROM token_keys WHERE domain = $1 AND device = $2 AND "                  \
+	  "SELECT period_end, record FROM token_keys WHERE domain = $1 AND device = $2 AND "      \
 	  "period_start = $3", 0)                                                                 \
 	X(S_TOKEN_COUNT, "SELECT COUNT(*) FROM token_keys WHERE domain = $1", 0)                  \
 	X(S_SEEN_INSERT,                                                                         \
@@ -180,6 +182,12 @@ extern const int mk_migration_count;
 
 extern const struct mk_db_ops mk_db_sqlite;
 extern const struct mk_db_ops mk_db_pg;
+
+/* The canonical encoding of a token key record (docs/formats.md §4), as the
+ * archive stores it. Encode appends (cut back on failure); decode checks
+ * syntax only. */
+MK_WUR enum mk_err mk_token_key_encode(const struct mk_token_key_record *rec, struct mk_buf *out);
+MK_WUR enum mk_err mk_token_key_decode(const uint8_t *p, size_t n, struct mk_token_key_record *rec);
 
 /* TEST HOOK: runs raw SQL on the archive's database, bypassing every rule —
  * how the tests tamper with rows to show the audit check catches it. */
