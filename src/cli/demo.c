@@ -306,11 +306,14 @@ out:
 struct line_dir {
 	uint8_t hdr[3]; /* class, length */
 	size_t hn;      /* header bytes seen, when in_frame */
-	size_t rest;    /* payload, CRC and ETX still to pass */
+	size_t rest;    /* payload, CRC and ETX (or an ACK's CRC) still to pass */
 	int in_frame;
 };
 
-/* Returns ACK or NAK when c is one, sent between frames; else 0. */
+/* Returns ACK or NAK when c is one, sent between frames; else 0. An ACK is
+ * followed by the CRC it names (MK_FRAME_ACK_LEN bytes in all): those bytes
+ * are passed over like the rest of a frame, so a CRC byte that happens to
+ * equal ACK or NAK is not reported as one. */
 static int line_feed(struct line_dir *d, uint8_t c)
 {
 	if (d->rest > 0) {
@@ -327,6 +330,10 @@ static int line_feed(struct line_dir *d, uint8_t c)
 	}
 	if (c == MK_FRAME_STX)
 		d->in_frame = 1;
+	if (c == MK_FRAME_ACK) {
+		d->rest = MK_FRAME_ACK_LEN - 1; /* its CRC, then between frames again */
+		d->in_frame = 1;
+	}
 	return c == MK_FRAME_ACK || c == MK_FRAME_NAK ? c : 0;
 }
 
