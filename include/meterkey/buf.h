@@ -45,11 +45,15 @@ struct mk_buf *mk_buf_new(size_t cap);
 void mk_buf_free(struct mk_buf *b);
 
 /* Makes b a writable buffer over the caller's mem[0..size); nothing is
- * allocated. The caller keeps owning mem; mk_buf_cleanup(b) wipes it. */
+ * allocated. The caller keeps owning mem; mk_buf_cleanup(b) wipes it.
+ * WARNING: size above MK_BUF_MAX_CAP aborts the process (in every build):
+ * bound untrusted lengths before. */
 void mk_buf_init_fixed(struct mk_buf *b, void *mem, size_t size);
 
 /* Makes b a read-only view of p[0..len); writes fail with MK_ERR_BUF_READONLY.
- * p must outlive b. Nothing to clean up. */
+ * p must outlive b. Nothing to clean up.
+ * WARNING: len above MK_BUF_MAX_CAP aborts the process (in every build):
+ * bound untrusted lengths before. */
 void mk_buf_init_view(struct mk_buf *b, const void *p, size_t len);
 
 /* Wipes a fixed buffer's bytes, or a heap buffer's storage, and empties b; a

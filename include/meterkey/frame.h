@@ -6,8 +6,10 @@
  *   STX 0x02 | class (1) | length (u16 big-endian) | payload (length bytes) |
  *   CRC (u32 big-endian) | ETX 0x03
  * with length <= MK_FRAME_MAX_PAYLOAD and CRC = CRC-32 (crc32.h) over class,
- * length and payload. The receiver answers one control byte, ACK or NAK; a NAK
- * (or silence, or garbage) makes the sender resend, a bounded number of times.
+ * length and payload. The receiver answers ACK (0x06 followed by the CRC field
+ * of the frame it acknowledges, so that an ACK names its frame) or NAK (the
+ * single byte 0x15: a damaged frame cannot be named); a NAK (or silence, or
+ * garbage) makes the sender resend, a bounded number of times.
  * Byte by byte, with test vectors: docs/formats.md §2. The link's state,
  * timeouts and guarantees: docs/internals/link.md.
  *
@@ -36,6 +38,8 @@
 #define MK_FRAME_OVERHEAD 9
 /* The largest frame on the wire. */
 #define MK_FRAME_MAX_LEN (MK_FRAME_MAX_PAYLOAD + MK_FRAME_OVERHEAD)
+/* An ACK: the byte ACK and the acknowledged frame's CRC (u32 big-endian). */
+#define MK_FRAME_ACK_LEN 5
 
 /*
  * The class codes: X(name, code, text). What the payload is, so a component
@@ -69,6 +73,7 @@ MK_WUR enum mk_err mk_frame_encode(struct mk_buf *out, uint8_t cls, const uint8_
 
 /*
  * Decodes p[0..n), which must be exactly one frame. Checks, in this order:
+ *   n over MK_FRAME_MAX_LEN (nothing is read then)    -> MK_ERR_FRAME_LENGTH
  *   p[0] is not STX                                   -> MK_ERR_FRAME_STX
  *   shorter than a header, length field over the cap,
  *     or n not equal to the length the header says    -> MK_ERR_FRAME_LENGTH
@@ -81,6 +86,17 @@ MK_WUR enum mk_err mk_frame_encode(struct mk_buf *out, uint8_t cls, const uint8_
  */
 MK_WUR enum mk_err mk_frame_decode(const uint8_t *p, size_t n, uint8_t *clsp,
                                    const uint8_t **payloadp, size_t *lenp);
+
+/* Appends the ACK of the frame whose CRC field holds crc (MK_FRAME_ACK, then
+ * crc big-endian: MK_FRAME_ACK_LEN bytes) to out, or nothing on failure (the
+ * buffer's errors). No secret. */
+MK_WUR enum mk_err mk_frame_encode_ack(struct mk_buf *out, uint32_t crc);
+
+/* Decodes p[0..n), which must be exactly one ACK. Checks, in this order:
+ * n is not MK_FRAME_ACK_LEN -> MK_ERR_FRAME_LENGTH; p[0] is not MK_FRAME_ACK
+ * (a NAK included) -> MK_ERR_FRAME_CONTROL. On MK_OK *crcp is the CRC of the
+ * frame it acknowledges. */
+MK_WUR enum mk_err mk_frame_decode_ack(const uint8_t *p, size_t n, uint32_t *crcp);
 
 /*
  * The link: frames over a byte stream given as file descriptors (a pipe pair,
@@ -97,12 +113,16 @@ struct mk_link {
 	int rfd, wfd;            /* read from, write to (may be the same) */
 	int ack_timeout_ms;      /* sender: wait for ACK/NAK; receiver: for a resend */
 	int byte_timeout_ms;     /* inside a frame, between bytes; quiet to end a drain */
+	unsigned per_byte_us;    /* line-speed allowance per byte, for whole-frame deadlines */
 	unsigned retries;        /* resends after the first transmission */
 	size_t max_skip;         /* bytes skipped looking for STX before giving up */
 };
 
 #define MK_LINK_DEFAULT_ACK_TIMEOUT_MS 1000
 #define MK_LINK_DEFAULT_BYTE_TIMEOUT_MS 200
+/* 2 ms a byte: twice what a 9600-baud line needs (8N1 moves a byte in about
+ * 1.04 ms); raise it for slower lines. */
+#define MK_LINK_DEFAULT_PER_BYTE_US 2000
 #define MK_LINK_DEFAULT_RETRIES 3
 
 /* Sets up l over rfd/wfd with the defaults above and max_skip =
@@ -110,11 +130,15 @@ struct mk_link {
 void mk_link_init(struct mk_link *l, int rfd, int wfd);
 
 /*
- * Sends one frame and waits for its ACK. On NAK, on no answer within
+ * Sends one frame and waits for its ACK, i.e. an ACK that names this frame's
+ * CRC; an ACK naming another frame (left over from an earlier exchange) is
+ * skipped and the wait goes on. On NAK, on no matching ACK within
  * ack_timeout_ms, or on any other byte (after draining the line) it resends,
  * at most l->retries times, then fails with MK_ERR_FRAME_RETRIES. Other errors:
  * mk_frame_encode's, MK_ERR_IO (a read or write failed), MK_ERR_EOF (the peer
- * closed). MK_OK means the peer received the frame intact at least once.
+ * closed), MK_ERR_TIMEOUT (a non-blocking wfd stayed full past its deadline).
+ * MK_OK means the peer received these frame bytes intact at least once. Every
+ * attempt has an absolute deadline; the worst case is in docs/internals/link.md.
  */
 MK_WUR enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload,
                                 size_t len);
@@ -122,13 +146,16 @@ MK_WUR enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *p
 /*
  * Receives one frame: skips bytes until STX (at most l->max_skip), waiting up
  * to timeout_ms for the first (-1: for ever), reads the rest with
- * byte_timeout_ms between bytes, and validates it. An invalid frame is
- * answered NAK (after the line is quiet) and the resend awaited, at most
- * l->retries times; then the last frame error is returned (MK_ERR_FRAME_*, or
- * MK_ERR_TIMEOUT for a frame cut short). A valid frame is answered ACK, its
- * class stored in *clsp and its payload appended to payload (MK_ERR_BUF_FULL
- * and no ACK if it does not fit). Also MK_ERR_TIMEOUT (nothing arrived),
- * MK_ERR_IO, MK_ERR_EOF. The frame's bytes are wiped from the stack.
+ * byte_timeout_ms between bytes and a deadline for the whole frame
+ * (byte_timeout_ms + per_byte_us for each byte after STX), and validates it.
+ * An invalid frame is answered NAK (after the line is quiet) and the resend
+ * awaited; after the first frame and l->retries resends were all invalid
+ * (retries + 1 NAKs), the last frame error is returned (MK_ERR_FRAME_*, or
+ * MK_ERR_TIMEOUT for a frame cut short or too slow). A valid frame is answered
+ * with its ACK (naming its CRC), its class stored in *clsp and its payload
+ * appended to payload (MK_ERR_BUF_FULL and no ACK if it does not fit). Also
+ * MK_ERR_TIMEOUT (nothing arrived), MK_ERR_IO, MK_ERR_EOF. The frame's bytes
+ * are wiped from the stack.
  */
 MK_WUR enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp,
                                 struct mk_buf *payload);

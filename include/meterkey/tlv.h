@@ -46,19 +46,23 @@
 /* Nested sequences may go this many levels below the top-level sequence. */
 #define MK_TLV_MAX_DEPTH 8
 
+/* A writer is tied to its parent and its open child by address, so it must
+ * not be copied or moved while a nested sequence is open. */
 struct mk_tlv_writer {
-	struct mk_buf *buf; /* where the bytes go (the caller's) */
-	size_t start;       /* a child: offset of its first value byte in buf */
-	unsigned depth;     /* 0 for the top level */
-	uint8_t last_tag;   /* 0 until an element is written */
-	uint8_t tag;        /* a child: its own tag in the parent */
-	bool busy;          /* a child is open: writes here are refused */
+	struct mk_buf *buf;                  /* where the bytes go; NULL once spent */
+	const struct mk_tlv_writer *parent;  /* a child: the writer that opened it */
+	const struct mk_tlv_writer *child;   /* the open child: writes here are refused */
+	size_t start;                        /* a child: offset of its first value byte in buf */
+	unsigned depth;                      /* 0 for the top level */
+	uint8_t last_tag;                    /* 0 until an element is written */
+	uint8_t tag;                         /* a child: its own tag in the parent */
 };
 
 struct mk_tlv_reader {
 	struct mk_buf in;  /* a view of the sequence's bytes */
 	unsigned depth;    /* 0 for the top level */
 	uint8_t last_tag;  /* 0 until an element is read */
+	bool oversize;     /* input over MK_BUF_MAX_CAP: every read fails */
 };
 
 /*
@@ -66,8 +70,9 @@ struct mk_tlv_reader {
  * nothing at all. Errors: MK_ERR_TLV_TAG (reserved tag), MK_ERR_TLV_ORDER (tag
  * not greater than the last one written in this sequence), MK_ERR_TLV_LENGTH
  * (value over MK_TLV_MAX_LEN), MK_ERR_TLV_VALUE (a string that is not printable
- * ASCII), MK_ERR_STATE (a nested child of this writer is still open, or this
- * child was already ended), and the buffer's MK_ERR_BUF_FULL /
+ * ASCII), MK_ERR_STATE (a nested child of this writer is still open; this
+ * child was already ended, or an ancestor of it was, successfully or not), and
+ * the buffer's MK_ERR_BUF_FULL /
  * MK_ERR_BUF_READONLY / MK_ERR_NOMEM. A failed put leaves the writer as it
  * was, so the caller may go on, but normally it abandons the message.
  */
@@ -92,7 +97,8 @@ MK_WUR enum mk_err mk_tlv_put_string(struct mk_tlv_writer *w, uint8_t tag, const
 
 /* Opens a nested sequence with this tag: *child is a writer for its elements.
  * Until mk_tlv_end(w, child), w refuses writes (MK_ERR_STATE). Fails with
- * MK_ERR_TLV_DEPTH past MK_TLV_MAX_DEPTH levels. */
+ * MK_ERR_TLV_DEPTH past MK_TLV_MAX_DEPTH levels. child must stay at its
+ * address until it is ended. */
 MK_WUR enum mk_err mk_tlv_begin(struct mk_tlv_writer *w, uint8_t tag,
                                 struct mk_tlv_writer *child);
 
@@ -100,7 +106,8 @@ MK_WUR enum mk_err mk_tlv_begin(struct mk_tlv_writer *w, uint8_t tag,
  * front of the value, now that the length is known, and w may write again.
  * On failure (a child left open, the length over MK_TLV_MAX_LEN, the buffer
  * full) the whole nested element is removed from the buffer, w is usable again
- * and child is not; the error is returned. */
+ * and child is not, nor is any writer child opened below it; the error is
+ * returned. */
 MK_WUR enum mk_err mk_tlv_end(struct mk_tlv_writer *w, struct mk_tlv_writer *child);
 
 /*
@@ -119,7 +126,9 @@ MK_WUR enum mk_err mk_tlv_end(struct mk_tlv_writer *w, struct mk_tlv_writer *chi
  * the reader's input and are valid as long as it is.
  */
 
-/* Makes r a top-level reader over p[0..n) (p may be NULL when n is 0). */
+/* Makes r a top-level reader over p[0..n) (p may be NULL when n is 0). An n
+ * over MK_BUF_MAX_CAP is refused: nothing of p is read, and every get, peek,
+ * next and mk_tlv_reader_end then fails with MK_ERR_TLV_LENGTH. */
 void mk_tlv_reader_init(struct mk_tlv_reader *r, const void *p, size_t n);
 
 MK_WUR enum mk_err mk_tlv_get_u8(struct mk_tlv_reader *r, uint8_t tag, uint8_t *vp);
@@ -147,7 +156,7 @@ MK_WUR enum mk_err mk_tlv_get_nested(struct mk_tlv_reader *r, uint8_t tag,
 
 /* For optional fields: *tagp = the next element's tag, or MK_TLV_END at the end
  * of the sequence. Consumes nothing. Fails with MK_ERR_TLV_TAG or
- * MK_ERR_TLV_ORDER as a get would. */
+ * MK_ERR_TLV_ORDER (or MK_ERR_TLV_LENGTH for a refused input) as a get would. */
 MK_WUR enum mk_err mk_tlv_peek_tag(const struct mk_tlv_reader *r, uint8_t *tagp);
 
 /* The schema-less walk: consumes the next element whatever its tag and returns
@@ -157,10 +166,12 @@ MK_WUR enum mk_err mk_tlv_peek_tag(const struct mk_tlv_reader *r, uint8_t *tagp)
 MK_WUR enum mk_err mk_tlv_next(struct mk_tlv_reader *r, uint8_t *tagp,
                                const uint8_t **valp, size_t *lenp);
 
-/* MK_OK if the whole sequence was consumed, else MK_ERR_TLV_TRAILING. */
+/* MK_OK if the whole sequence was consumed, else MK_ERR_TLV_TRAILING
+ * (MK_ERR_TLV_LENGTH for an input refused by mk_tlv_reader_init). */
 MK_WUR enum mk_err mk_tlv_reader_end(const struct mk_tlv_reader *r);
 
-/* Bytes not yet consumed (0 at the end of the sequence). */
+/* Bytes not yet consumed (0 at the end of the sequence, and for a refused
+ * input). */
 size_t mk_tlv_reader_remaining(const struct mk_tlv_reader *r);
 
 #endif

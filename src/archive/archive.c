@@ -16,6 +16,8 @@
  * where content is the SHA-256 of the written row's values and prev the hash
  * before it (32 zero bytes for the first); the domain row keeps the head.
  * mk_archive_audit_verify() walks the chain and re-reads every row it names.
+ * Kinds: domain created, sub-domain added, key ID allocated, key version
+ * written, error logged, token key stored, indicium first seen.
  * docs/internals/archive.md says what that does and does not prove.
  */
 #include <stdarg.h>
@@ -56,6 +58,7 @@ enum audit_kind {
 	A_KEY_VERSION = 4,
 	A_ERROR = 5,
 	A_TOKEN_KEY = 6,
+	A_INDICIUM = 7,
 };
 
 /* A domain's row, read under its lock at the start of each write. */
@@ -219,6 +222,7 @@ static enum mk_err entry_hash(const char *domain, int64_t seq, int64_t time, int
 static const char *const content_label[] = {
 	[A_DOMAIN] = "domain", [A_SUBDOMAIN] = "subdomain", [A_KEY_ID] = "key-id",
 	[A_KEY_VERSION] = "key-version", [A_ERROR] = "error", [A_TOKEN_KEY] = "token-key",
+	[A_INDICIUM] = "indicium",
 };
 
 /* ---- Domains and the audit chain -------------------------------------------- */
@@ -656,6 +660,17 @@ enum mk_err mk_archive_find_device_key(struct mk_archive *a, const char *domain,
 	return read_key(a, S_KEY_FIND_DEVICE, p, 3, out, NULL);
 }
 
+/* Which moves may newly set each audit time (bit = target status): the
+ * request time comes with NEW, the install times with INSTALLED (or with BAD,
+ * for an installation that failed), the registration times with ACTIVE. */
+static const unsigned time_set_by[5] = {
+	0,
+	1u << MK_KEY_INSTALLED | 1u << MK_KEY_BAD,
+	1u << MK_KEY_INSTALLED | 1u << MK_KEY_BAD,
+	1u << MK_KEY_ACTIVE,
+	1u << MK_KEY_ACTIVE,
+};
+
 /* The audit times in the order they must occur. */
 static void times_list(const struct mk_key_times *t, int64_t out[5])
 {
@@ -686,6 +701,8 @@ static enum mk_err check_update(const struct mk_key_record *cur, const struct mk
 	for (int i = 0; i < 5; i++) {
 		if (ct[i] != 0 && nt[i] != ct[i])
 			return MK_RC_PARAM_MISMATCH; /* a set time never changes */
+		if (ct[i] == 0 && nt[i] != 0 && !(time_set_by[i] & (1u << next->status)))
+			return MK_RC_PARAM_MISMATCH; /* a time belongs to its status */
 		if (nt[i] != 0) {
 			if (nt[i] < latest)
 				return MK_RC_TIME_NOT_INCREASING;
@@ -983,33 +1000,44 @@ enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *domain, c
 /* ---- Duplicate index ---------------------------------------------------------- */
 
 struct seen_args {
-	const struct mk_db_val *p;
+	const struct mk_db_val *p; /* domain, device, piece count, time */
 	bool dup;
 };
 
+/* A first sighting is a write like any other: a row and its audit entry. A
+ * repeated one writes nothing. */
 static enum mk_err do_note(struct mk_archive *a, void *arg)
 {
 	struct seen_args *s = arg;
+	struct domain_state ds;
 	uint64_t changed = 0;
-	enum mk_err r = query(a, S_SEEN_INSERT, s->p, 4, NULL, NULL, &changed);
+	char device[MK_IDENT_MAX + 1];
+	enum mk_err r;
 
+	if ((r = domain_lock(a, s->p[0].p, &ds)) != MK_OK ||
+	    (r = query(a, S_SEEN_INSERT, s->p, 4, NULL, NULL, &changed)) != MK_OK)
+		return r;
 	s->dup = changed == 0;
-	return r;
+	if (s->dup)
+		return MK_OK;
+	memcpy(device, s->p[1].p, s->p[1].n);
+	device[s->p[1].n] = '\0';
+	if ((r = audit_append(a, s->p[0].p, &ds, s->p[3].i, A_INDICIUM, device, s->p[2].i, 0,
+	                      s->p + 1, 3)) != MK_OK)
+		return r;
+	return domain_store(a, s->p[0].p, &ds);
 }
 
 enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *domain, const char *device,
                                      uint64_t piece_count, int64_t time, bool *duplicatep)
 {
-	struct domain_state ds;
 	struct mk_db_val p[4];
 	struct seen_args s = { p, false };
 	enum mk_err r;
 
 	if (a == NULL || duplicatep == NULL || !mk_domain_id_valid(domain) || device == NULL ||
-	    !ident_valid(device) || piece_count > INT64_MAX)
+	    !ident_valid(device) || piece_count > INT64_MAX || time < 0)
 		return MK_ERR_INVALID_ARG;
-	if ((r = domain_read(a, S_DOMAIN_GET, domain, &ds)) != MK_OK)
-		return r;
 	p[0] = MK_DB_TEXT_VAL(domain);
 	p[1] = MK_DB_TEXT_VAL(device);
 	p[2] = MK_DB_INT_VAL(piece_count);
@@ -1027,7 +1055,7 @@ struct verify {
 	struct mk_audit_result *res;
 	uint8_t prev[HASH_LEN];
 	int64_t seq;
-	int64_t count[A_TOKEN_KEY + 1];
+	int64_t count[A_INDICIUM + 1];
 	int64_t max_key_id;
 	int64_t *key_version; /* [key_id]: last version seen, or 0 */
 	int64_t *key_entry;   /* [key_id]: seq of the entry of that version */
@@ -1112,6 +1140,20 @@ static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_v
 		t[2] = rc.v[0];
 		t[3] = rc.v[1];
 		return hash_values(content_label[kind], t, 4, out);
+	}
+	case A_INDICIUM: {
+		struct mk_db_val t[3];
+
+		p[1] = *ref_text;
+		p[2] = MK_DB_INT_VAL(ref_a);
+		if ((r = query_row(v->a, S_SEEN_GET, p, 3, &rc)) != MK_OK)
+			return r;
+		if (!(*foundp = rc.found))
+			return MK_OK;
+		t[0] = *ref_text;
+		t[1] = p[2];
+		t[2] = rc.v[0];
+		return hash_values(content_label[kind], t, 3, out);
 	}
 	default:
 		*foundp = 2;
@@ -1236,6 +1278,7 @@ static enum mk_err verify_domain(struct verify *v)
 		{ S_HIST_COUNT, A_KEY_VERSION, "key history rows" },
 		{ S_ERR_COUNT, A_ERROR, "error log rows" },
 		{ S_TOKEN_COUNT, A_TOKEN_KEY, "token key rows" },
+		{ S_SEEN_COUNT, A_INDICIUM, "seen indicia" },
 	};
 	enum mk_err r;
 

@@ -161,6 +161,9 @@ struct mk_db_ops {
 	X(S_SEEN_INSERT,                                                                         \
 	  "INSERT INTO indicia_seen (domain, device, piece_count, time) VALUES ($1, $2, $3, $4) " \
 	  "ON CONFLICT DO NOTHING", 0)                                                            \
+	X(S_SEEN_GET,                                                                            \
+	  "SELECT time FROM indicia_seen WHERE domain = $1 AND device = $2 AND piece_count = $3", 0) \
+	X(S_SEEN_COUNT, "SELECT COUNT(*) FROM indicia_seen WHERE domain = $1", 0)                \
 	X(S_AUDIT_INSERT,                                                                        \
 	  "INSERT INTO audit (domain, seq, time, kind, ref_text, ref_a, ref_b, content, prev, "   \
 	  "hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 0)                            \

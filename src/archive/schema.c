@@ -60,7 +60,7 @@ const char *const mk_migrations[] = {
 	"  record @BLOB@ NOT NULL,"
 	"  PRIMARY KEY (domain, device, period_start));"
 	"CREATE TABLE indicia_seen ("
-	"  domain TEXT NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
 	"  device TEXT NOT NULL,"
 	"  piece_count BIGINT NOT NULL,"
 	"  time BIGINT NOT NULL,"

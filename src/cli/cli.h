@@ -23,5 +23,6 @@ int mk_cli_demo(int argc, char **argv);
 int mk_cli_version(int argc, char **argv);
 int mk_cli_shares(int argc, char **argv);
 int mk_cli_selftest(int argc, char **argv);
+int mk_cli_archive(int argc, char **argv);
 
 #endif

@@ -21,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "meterkey/archive.h"
 #include "meterkey/crypto.h"
 #include "meterkey/frame.h"
 #include "meterkey/rng.h"
@@ -33,12 +35,14 @@
 #include "meterkey/tlv.h"
 
 static const char usage[] =
-	"usage: meterkey demo [--dir DIR]\n"
+	"usage: meterkey demo [--dir DIR] [--archive URL]\n"
 	"  Runs the foundation end to end: self-tests, operator shares, keys, a signed\n"
-	"  TLV message carrying a wrapped master key, and the framed link to a\n"
-	"  simulated meter over a noisy line. Share files go to DIR (default: a\n"
-	"  temporary directory, removed afterwards). Exit status 0 when every step\n"
-	"  and every refusal it shows behaves as it should.\n";
+	"  TLV message carrying a wrapped master key, the framed link to a simulated\n"
+	"  meter over a noisy line, and the key's life in the domain archive. Share\n"
+	"  files and the archive (sqlite:DIR/archive.db unless --archive names\n"
+	"  another, e.g. postgresql://...) go to DIR (default: a temporary directory,\n"
+	"  removed afterwards). Exit status 0 when every step and every refusal it\n"
+	"  shows behaves as it should.\n";
 
 /* Tags of the demo's key delivery message (docs/formats.md §1 gives the TLV). */
 enum { T_BODY = 0x01, T_SIG = 0x02 };
@@ -158,7 +162,8 @@ out:
  * wrapped to Brass}, signed by Oak over the body's exact bytes.
  */
 static enum mk_err build_message(struct mk_rng *rng, EVP_PKEY *oak, EVP_PKEY *brass,
-                                 const uint8_t key[static MASTER_KEY_LEN], struct mk_buf *msg)
+                                 const uint8_t key[static MASTER_KEY_LEN], struct mk_buf *msg,
+                                 uint8_t wrapped_out[static MK_EC_WRAPPED_LEN(MASTER_KEY_LEN)])
 {
 	struct mk_buf *wrapped = mk_buf_new(MK_EC_WRAPPED_LEN(MASTER_KEY_LEN));
 	struct mk_tlv_writer w, body;
@@ -172,6 +177,13 @@ static enum mk_err build_message(struct mk_rng *rng, EVP_PKEY *oak, EVP_PKEY *br
 		goto out;
 	if ((r = mk_ec_wrap(rng, brass, "VE", 2, key, MASTER_KEY_LEN, wrapped)) != MK_OK)
 		goto out;
+	{
+		struct mk_buf copy;
+
+		mk_buf_init_view(&copy, mk_buf_data(wrapped), mk_buf_len(wrapped));
+		if ((r = mk_buf_get_bytes(&copy, wrapped_out, MK_EC_WRAPPED_LEN(MASTER_KEY_LEN))) != MK_OK)
+			goto out;
+	}
 	mk_tlv_writer_init(&w, msg);
 	if ((r = mk_tlv_begin(&w, T_BODY, &body)) != MK_OK ||
 	    (r = mk_tlv_put_string(&body, T_DOMAIN, "VE")) != MK_OK ||
@@ -223,7 +235,13 @@ static enum mk_err open_message(EVP_PKEY *oak, EVP_PKEY *brass, const uint8_t *p
 	return MK_OK;
 }
 
-static int demo_keys_and_message(struct mk_rng *rng, struct mk_buf *msg)
+/* What the archive step needs from the keys step. */
+struct demo_keys {
+	EVP_PKEY *oak, *brass;
+	uint8_t wrapped[MK_EC_WRAPPED_LEN(MASTER_KEY_LEN)];
+};
+
+static int demo_keys_and_message(struct mk_rng *rng, struct mk_buf *msg, struct demo_keys *dk)
 {
 	EVP_PKEY *oak = NULL, *brass = NULL;
 	struct mk_secret *key = NULL, *got = NULL;
@@ -249,7 +267,7 @@ static int demo_keys_and_message(struct mk_rng *rng, struct mk_buf *msg)
 	printf("   master key check value (CMAC of a zero block): %02x%02x%02x\n", kcv[0], kcv[1], kcv[2]);
 
 	step("A message in canonical TLV: the master key wrapped to Brass, signed by Oak");
-	if ((r = build_message(rng, oak, brass, mk_secret_cdata(key), msg)) != MK_OK) {
+	if ((r = build_message(rng, oak, brass, mk_secret_cdata(key), msg, dk->wrapped)) != MK_OK) {
 		fails = check("encode, wrap and sign", r, MK_OK);
 		goto out;
 	}
@@ -296,8 +314,8 @@ static int demo_keys_and_message(struct mk_rng *rng, struct mk_buf *msg)
 out:
 	mk_secret_free(got);
 	mk_secret_free(key);
-	EVP_PKEY_free(oak);
-	EVP_PKEY_free(brass);
+	dk->oak = oak;
+	dk->brass = brass;
 	return fails;
 }
 
@@ -306,11 +324,14 @@ out:
 struct line_dir {
 	uint8_t hdr[3]; /* class, length */
 	size_t hn;      /* header bytes seen, when in_frame */
-	size_t rest;    /* payload, CRC and ETX still to pass */
+	size_t rest;    /* payload, CRC and ETX (or an ACK's CRC) still to pass */
 	int in_frame;
 };
 
-/* Returns ACK or NAK when c is one, sent between frames; else 0. */
+/* Returns ACK or NAK when c is one, sent between frames; else 0. An ACK is
+ * followed by the CRC it names (MK_FRAME_ACK_LEN bytes in all): those bytes
+ * are passed over like the rest of a frame, so a CRC byte that happens to
+ * equal ACK or NAK is not reported as one. */
 static int line_feed(struct line_dir *d, uint8_t c)
 {
 	if (d->rest > 0) {
@@ -327,6 +348,10 @@ static int line_feed(struct line_dir *d, uint8_t c)
 	}
 	if (c == MK_FRAME_STX)
 		d->in_frame = 1;
+	if (c == MK_FRAME_ACK) {
+		d->rest = MK_FRAME_ACK_LEN - 1; /* its CRC, then between frames again */
+		d->in_frame = 1;
+	}
 	return c == MK_FRAME_ACK || c == MK_FRAME_NAK ? c : 0;
 }
 
@@ -440,14 +465,122 @@ static int demo_link(const struct mk_buf *msg)
 	return fails;
 }
 
+/* Signs rec's to-be-signed form with key on behalf of box signer. */
+static enum mk_err sign_record(struct mk_key_record *rec, EVP_PKEY *key, const char *signer)
+{
+	struct mk_buf *tbs = mk_buf_new(4096);
+	enum mk_err r = MK_ERR_NOMEM;
+
+	if (tbs != NULL && (r = mk_key_record_encode_tbs(rec, tbs)) == MK_OK &&
+	    (r = mk_ecdsa_sign(key, mk_buf_data(tbs), mk_buf_len(tbs), rec->sig)) == MK_OK) {
+		rec->sig_len = MK_ECDSA_SIG_LEN;
+		snprintf(rec->signer, sizeof(rec->signer), "%s", signer);
+	}
+	mk_buf_free(tbs);
+	return r;
+}
+
+static int count_version(void *ctx, const struct mk_key_history_entry *e)
+{
+	printf("     version %u: %-9s at %lld, %zu bytes as signed\n", e->seq,
+	       mk_key_status_name(e->status), (long long)e->time, e->record_len);
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/*
+ * The archive: the wrapped key becomes a NEW record signed by Oak, is
+ * installed and registered, and the archive refuses what the lifecycle and
+ * the audit times forbid; then the history and the audit chain.
+ */
+static int demo_archive(const char *url, struct demo_keys *dk)
+{
+	struct mk_archive *a = NULL;
+	struct mk_key_record rec, probe;
+	struct mk_audit_result res;
+	int64_t now = (int64_t)time(NULL);
+	uint64_t id = 0;
+	int fails = 0, versions = 0;
+	enum mk_err r;
+
+	step("The domain archive: the key's life, each version signed, every write chained");
+	printf("   archive %s\n", url);
+	if ((r = mk_archive_open(url, &a)) != MK_OK)
+		return check("open (schema created or migrated)", r, MK_OK);
+	r = mk_archive_put_domain(a, "VE", now);
+	fails |= check("security domain VE", r == MK_RC_RECORD_EXISTS ? MK_OK : r, MK_OK);
+	r = mk_archive_put_subdomain(a, "VE", "US", now);
+	fails |= check("country sub-domain US", r == MK_RC_RECORD_EXISTS ? MK_OK : r, MK_OK);
+	fails |= check("key ID from the domain's counter", mk_archive_next_key_id(a, "VE", &id), MK_OK);
+	printf("   key ID %llu\n", (unsigned long long)id);
+
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.domain, sizeof(rec.domain), "VE");
+	rec.key_id = id;
+	rec.status = MK_KEY_NEW;
+	rec.status_time = rec.times.kms_request = now;
+	rec.key_alg = rec.wrap_alg = rec.sig_alg = 1;
+	snprintf(rec.product_code, sizeof(rec.product_code), "PC7");
+	snprintf(rec.mfg_seq, sizeof(rec.mfg_seq), "%06llu", (unsigned long long)id);
+	snprintf(rec.oak_id, sizeof(rec.oak_id), "O00000001");
+	snprintf(rec.steel_id, sizeof(rec.steel_id), "S00000001");
+	snprintf(rec.blob_box, sizeof(rec.blob_box), "B00000001");
+	memcpy(rec.blob, dk->wrapped, sizeof(dk->wrapped));
+	rec.blob_len = sizeof(dk->wrapped);
+	if ((r = sign_record(&rec, dk->oak, "O00000001")) == MK_OK)
+		r = mk_archive_put_key(a, &rec);
+	fails |= check("NEW record (key wrapped to Brass, signed by Oak)", r, MK_OK);
+
+	probe = rec;
+	probe.status = MK_KEY_ACTIVE;
+	fails |= check("NEW -> ACTIVE, skipping installation", mk_archive_update_key(a, &probe),
+	               MK_RC_TRANSITION_FORBIDDEN);
+	probe = rec;
+	probe.key_id = id + 1000;
+	fails |= check("a record with a key ID the counter never gave",
+	               mk_archive_put_key(a, &probe), MK_RC_KEY_ID_UNALLOCATED);
+
+	rec.status = MK_KEY_INSTALLED;
+	rec.times.psr_install = now + 1;
+	rec.status_time = rec.times.kms_install = now + 2;
+	if ((r = sign_record(&rec, dk->brass, "B00000001")) == MK_OK)
+		r = mk_archive_update_key(a, &rec);
+	fails |= check("NEW -> INSTALLED (install times, signed by Brass)", r, MK_OK);
+
+	rec.status = MK_KEY_ACTIVE;
+	rec.times.meter_registration = now + 3;
+	rec.status_time = rec.times.kms_key_registration = now + 4;
+	snprintf(rec.indicia_serial, sizeof(rec.indicia_serial), "IS%06llu", (unsigned long long)id);
+	snprintf(rec.subdomain, sizeof(rec.subdomain), "US");
+	if ((r = sign_record(&rec, dk->brass, "B00000001")) == MK_OK)
+		r = mk_archive_update_key(a, &rec);
+	fails |= check("INSTALLED -> ACTIVE (registered in US)", r, MK_OK);
+
+	probe = rec;
+	probe.status = MK_KEY_OBSOLETE;
+	probe.status_time = now + 1;
+	fails |= check("ACTIVE -> OBSOLETE dated before the registration",
+	               mk_archive_update_key(a, &probe), MK_RC_TIME_NOT_INCREASING);
+
+	fails |= check("history", mk_archive_get_history(a, "VE", id, count_version, &versions), MK_OK);
+	fails |= versions != 3;
+	r = mk_archive_audit_verify(a, "VE", &res);
+	fails |= check("audit chain of domain VE verifies", r, MK_OK);
+	printf("   %llu audit entries; see: meterkey archive history --archive %s --domain VE --key %llu\n",
+	       (unsigned long long)res.entries, url, (unsigned long long)id);
+	mk_archive_close(a);
+	return fails;
+}
+
 int mk_cli_demo(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "dir", required_argument, NULL, 'd' }, { "archive", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
 	};
-	char tmpl[] = "/tmp/meterkey-demo-XXXXXX";
-	const char *dir = NULL;
+	char tmpl[] = "/tmp/meterkey-demo-XXXXXX", url_buf[PATH_MAX + 16];
+	const char *dir = NULL, *url = NULL;
+	struct demo_keys dk = { NULL, NULL, { 0 } };
 	struct mk_rng *rng = NULL;
 	struct mk_buf *msg = NULL;
 	int c, fails = 0;
@@ -456,6 +589,7 @@ int mk_cli_demo(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
+		case 'a': url = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: return mk_cli_usage_error(usage, NULL);
 		}
@@ -466,8 +600,13 @@ int mk_cli_demo(int argc, char **argv)
 		perror("meterkey: mkdtemp");
 		return 1;
 	}
+	if (url == NULL) {
+		snprintf(url_buf, sizeof(url_buf), "sqlite:%s/archive.db", dir);
+		url = url_buf;
+	}
 	signal(SIGPIPE, SIG_IGN);
-	printf("meterkey demo: the foundation (encoding, framing, crypto, RNG, operator shares)\n");
+	printf("meterkey demo: the foundation (encoding, framing, crypto, RNG, operator shares)\n"
+	       "and the domain archive\n");
 	fails |= demo_selftest();
 	if ((r = mk_rng_new(&rng)) != MK_OK) {
 		fails |= check("RNG start-up health tests", r, MK_OK);
@@ -477,10 +616,14 @@ int mk_cli_demo(int argc, char **argv)
 	fails |= demo_shares(rng, dir);
 	if ((msg = mk_buf_new(MSG_CAP)) == NULL)
 		goto out;
-	fails |= demo_keys_and_message(rng, msg);
+	fails |= demo_keys_and_message(rng, msg, &dk);
 	if (mk_buf_len(msg) > 0)
 		fails |= demo_link(msg);
+	if (dk.oak != NULL && dk.brass != NULL)
+		fails |= demo_archive(url, &dk);
 out:
+	EVP_PKEY_free(dk.oak);
+	EVP_PKEY_free(dk.brass);
 	mk_buf_free(msg);
 	mk_rng_free(rng);
 	if (dir == tmpl) {
@@ -488,6 +631,13 @@ out:
 			char p[PATH_MAX];
 
 			snprintf(p, sizeof(p), "%s/M00000001-share-%d-of-3", dir, i);
+			unlink(p);
+		}
+		for (int i = 0; i < 3; i++) {
+			static const char *const suffix[] = { "", "-wal", "-shm" };
+			char p[PATH_MAX];
+
+			snprintf(p, sizeof(p), "%s/archive.db%s", dir, suffix[i]);
 			unlink(p);
 		}
 		rmdir(dir);

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 
 static const struct mk_cli_cmd commands[] = {
+	{ "archive", "a domain archive: verify, history, errors", mk_cli_archive },
 	{ "demo", "show what meterkey does so far", mk_cli_demo },
 	{ "selftest", "run the cryptographic and RNG start-up self-tests", mk_cli_selftest },
 	{ "shares", "operator shares: split, check", mk_cli_shares },

@@ -60,10 +60,33 @@ void mk_tlv_writer_init(struct mk_tlv_writer *w, struct mk_buf *buf)
 	w->buf = buf;
 }
 
+/*
+ * Whether w may write now: it is not spent, has no open child, and every link
+ * from it up to the top-level writer still holds (each ancestor is live, on the
+ * same buffer, one level up, and has exactly this branch open). A writer whose
+ * ancestor was ended (or failed to end) is cut off from the chain and refused,
+ * so it can no longer append bytes that belong to no element. The walk is at
+ * most MK_TLV_MAX_DEPTH steps.
+ */
+static bool writer_live(const struct mk_tlv_writer *w)
+{
+	const struct mk_tlv_writer *x;
+
+	if (w->buf == NULL || w->child != NULL)
+		return false;
+	for (x = w; x->parent != NULL; x = x->parent) {
+		const struct mk_tlv_writer *up = x->parent;
+
+		if (up->buf != w->buf || up->child != x || up->depth + 1 != x->depth)
+			return false;
+	}
+	return x->depth == 0;
+}
+
 /* The checks every element written through w must pass before a byte moves. */
 static enum mk_err writer_check(const struct mk_tlv_writer *w, uint8_t tag)
 {
-	if (w->buf == NULL || w->busy)
+	if (!writer_live(w))
 		return MK_ERR_STATE;
 	if (!tag_valid(tag))
 		return MK_ERR_TLV_TAG;
@@ -175,10 +198,11 @@ enum mk_err mk_tlv_begin(struct mk_tlv_writer *w, uint8_t tag, struct mk_tlv_wri
 		return r;
 	memset(child, 0, sizeof(*child));
 	child->buf = w->buf;
+	child->parent = w;
 	child->start = mk_buf_len(w->buf);
 	child->depth = w->depth + 1;
 	child->tag = tag;
-	w->busy = true;
+	w->child = child;
 	return MK_OK;
 }
 
@@ -188,10 +212,17 @@ enum mk_err mk_tlv_end(struct mk_tlv_writer *w, struct mk_tlv_writer *child)
 	uint8_t *p;
 	enum mk_err r = MK_ERR_INTERNAL;
 
-	if (!w->busy || child->buf != w->buf || child->depth != w->depth + 1 ||
-	    child->start == 0 || child->start > mk_buf_len(w->buf))
+	if (w->child != child || child->parent != w || child->buf != w->buf ||
+	    child->depth != w->depth + 1 || child->start == 0 ||
+	    child->start > mk_buf_len(w->buf))
 		return MK_ERR_STATE;
-	if (child->busy) {
+	w->child = NULL; /* so that writer_live(w) asks only about w's ancestors */
+	if (!writer_live(w)) {
+		/* w itself was cut off: its bytes are not its to change */
+		w->child = child;
+		return MK_ERR_STATE;
+	}
+	if (child->child != NULL) {
 		r = MK_ERR_STATE;
 		goto out;
 	}
@@ -208,16 +239,26 @@ enum mk_err mk_tlv_end(struct mk_tlv_writer *w, struct mk_tlv_writer *child)
 out:
 	if (r != MK_OK)
 		mk_buf_truncate(w->buf, child->start - 1); /* drop the tag too */
-	w->busy = false;
-	child->buf = NULL; /* any further use of the child fails with MK_ERR_STATE */
+	/* Any further use of the child, or of a writer below it, fails with
+	 * MK_ERR_STATE: their chains now break at child. */
+	child->buf = NULL;
 	return r;
 }
 
 /* ---- reader ------------------------------------------------------------ */
 
+/* An input over the cap of a view is refused here rather than asserted on
+ * (it comes from the caller, possibly straight off a file), and the refusal is
+ * reported by the first read as a length error: no such sequence can be
+ * valid, since every decoder bounds its messages far below. */
 void mk_tlv_reader_init(struct mk_tlv_reader *r, const void *p, size_t n)
 {
 	memset(r, 0, sizeof(*r));
+	if (n > MK_BUF_MAX_CAP) {
+		r->oversize = true;
+		mk_buf_init_view(&r->in, NULL, 0);
+		return;
+	}
 	mk_buf_init_view(&r->in, p, n);
 }
 
@@ -228,14 +269,19 @@ size_t mk_tlv_reader_remaining(const struct mk_tlv_reader *r)
 
 enum mk_err mk_tlv_reader_end(const struct mk_tlv_reader *r)
 {
+	if (r->oversize)
+		return MK_ERR_TLV_LENGTH;
 	return mk_buf_remaining(&r->in) == 0 ? MK_OK : MK_ERR_TLV_TRAILING;
 }
 
-/* Checks the tag at the read position: its range and its order. */
+/* Checks the tag at the read position: its range and its order. Every read
+ * (get, peek, next) starts here, so a refused input fails here too. */
 static enum mk_err check_next_tag(const struct mk_tlv_reader *r, uint8_t *tagp)
 {
 	uint8_t tag;
 
+	if (r->oversize)
+		return MK_ERR_TLV_LENGTH;
 	if (mk_buf_peek_u8(&r->in, &tag) != MK_OK) {
 		*tagp = MK_TLV_END;
 		return MK_OK;

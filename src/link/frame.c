@@ -59,7 +59,8 @@ out:
 }
 
 /* Reads the frame through a view in wire order; see frame.h for the order of
- * the checks. */
+ * the checks. An input longer than any frame is refused before a view is made
+ * of it (a view over more than MK_BUF_MAX_CAP bytes would abort). */
 enum mk_err mk_frame_decode(const uint8_t *p, size_t n, uint8_t *clsp, const uint8_t **payloadp,
                             size_t *lenp)
 {
@@ -69,6 +70,8 @@ enum mk_err mk_frame_decode(const uint8_t *p, size_t n, uint8_t *clsp, const uin
 	uint32_t crc;
 	const uint8_t *payload;
 
+	if (n > MK_FRAME_MAX_LEN)
+		return MK_ERR_FRAME_LENGTH;
 	mk_buf_init_view(&v, p, n);
 	if (mk_buf_get_u8(&v, &stx) != MK_OK || stx != MK_FRAME_STX)
 		return MK_ERR_FRAME_STX;
@@ -88,5 +91,32 @@ enum mk_err mk_frame_decode(const uint8_t *p, size_t n, uint8_t *clsp, const uin
 	*clsp = cls;
 	*payloadp = len > 0 ? payload : NULL;
 	*lenp = len;
+	return MK_OK;
+}
+
+enum mk_err mk_frame_encode_ack(struct mk_buf *out, uint32_t crc)
+{
+	size_t mark = mk_buf_len(out);
+	enum mk_err r = MK_ERR_INTERNAL;
+
+	if ((r = mk_buf_put_u8(out, MK_FRAME_ACK)) != MK_OK || (r = mk_buf_put_u32(out, crc)) != MK_OK)
+		mk_buf_truncate(out, mark);
+	return r;
+}
+
+enum mk_err mk_frame_decode_ack(const uint8_t *p, size_t n, uint32_t *crcp)
+{
+	struct mk_buf v;
+	uint8_t c;
+	uint32_t crc;
+
+	if (n != MK_FRAME_ACK_LEN)
+		return MK_ERR_FRAME_LENGTH;
+	mk_buf_init_view(&v, p, n);
+	if (mk_buf_get_u8(&v, &c) != MK_OK || mk_buf_get_u32(&v, &crc) != MK_OK)
+		return MK_ERR_INTERNAL; /* cannot happen: n was checked above */
+	if (c != MK_FRAME_ACK)
+		return MK_ERR_FRAME_CONTROL;
+	*crcp = crc;
 	return MK_OK;
 }

@@ -5,8 +5,11 @@
  * It keeps no state between calls beyond its settings: each send and each
  * receive is one bounded exchange. Every wait is a poll() against a deadline
  * on the monotonic clock, recomputed after EINTR, so a signal neither aborts
- * nor stretches a timeout; reads ask for exactly the bytes still missing of
- * the current frame, so nothing of the next one is ever read ahead.
+ * nor stretches a timeout. Besides the gap allowed between two bytes, every
+ * burst (the rest of a frame after STX, an ACK's CRC, a drain) has an absolute
+ * deadline, so a peer that trickles bytes cannot stretch a call either. Reads
+ * ask for exactly the bytes still missing of the current frame or ACK, so
+ * nothing of the next one is ever read ahead.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +28,7 @@ void mk_link_init(struct mk_link *l, int rfd, int wfd)
 	l->wfd = wfd;
 	l->ack_timeout_ms = MK_LINK_DEFAULT_ACK_TIMEOUT_MS;
 	l->byte_timeout_ms = MK_LINK_DEFAULT_BYTE_TIMEOUT_MS;
+	l->per_byte_us = MK_LINK_DEFAULT_PER_BYTE_US;
 	l->retries = MK_LINK_DEFAULT_RETRIES;
 	l->max_skip = MK_FRAME_MAX_LEN;
 }
@@ -37,10 +41,48 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A deadline ms after start; -1 (no deadline) for a negative ms. */
+static int64_t after(int64_t start, int64_t ms)
+{
+	return ms < 0 ? -1 : start + ms;
+}
+
 /* A deadline timeout_ms from now; -1 (no deadline) for a negative timeout. */
 static int64_t deadline_in(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	return after(now_ms(), timeout_ms);
+}
+
+/* The earlier of two deadlines, -1 meaning none. */
+static int64_t earlier(int64_t a, int64_t b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/* The line-speed allowance for n bytes: per_byte_us each, rounded up to ms.
+ * n is at most a few frames, so the product cannot overflow 64 bits. */
+static int64_t allowance_ms(const struct mk_link *l, size_t n)
+{
+	return ((int64_t)n * l->per_byte_us + 999) / 1000;
+}
+
+/* How long a burst of n bytes may take to arrive once it has begun (the rest
+ * of a frame after STX, an ACK's CRC, a drain): byte_timeout_ms plus the
+ * allowance; -1 (no limit) when byte_timeout_ms is negative. */
+static int64_t burst_ms(const struct mk_link *l, size_t n)
+{
+	return l->byte_timeout_ms < 0 ? -1 : l->byte_timeout_ms + allowance_ms(l, n);
+}
+
+/* How long writing n bytes may take when the descriptor is non-blocking and
+ * full: ack_timeout_ms for the peer to start reading, plus the allowance. */
+static int64_t write_ms(const struct mk_link *l, size_t n)
+{
+	return l->ack_timeout_ms < 0 ? -1 : l->ack_timeout_ms + allowance_ms(l, n);
 }
 
 /* Waits until fd is ready for events or the deadline passes. */
@@ -90,22 +132,30 @@ static enum mk_err read_some(int fd, uint8_t *p, size_t n, int64_t deadline, siz
 	}
 }
 
-/* Reads exactly n bytes into p, allowing byte_timeout_ms between any two. */
-static enum mk_err read_exact(const struct mk_link *l, uint8_t *p, size_t n)
+/*
+ * Reads exactly n bytes into p, allowing byte_timeout_ms between any two and
+ * finishing by the absolute deadline (-1: none). The gap catches a burst cut
+ * short quickly; the deadline stops a peer that trickles bytes just inside
+ * the gap from holding the caller for as long as it likes.
+ */
+static enum mk_err read_exact(const struct mk_link *l, uint8_t *p, size_t n, int64_t deadline)
 {
 	size_t got = 0, k;
 	enum mk_err r;
 
 	while (got < n) {
-		if ((r = read_some(l->rfd, p + got, n - got, deadline_in(l->byte_timeout_ms), &k)) != MK_OK)
+		r = read_some(l->rfd, p + got, n - got,
+		              earlier(deadline_in(l->byte_timeout_ms), deadline), &k);
+		if (r != MK_OK)
 			return r;
 		got += k;
 	}
 	return MK_OK;
 }
 
-/* Writes all of p[0..n), through short writes, EINTR and a non-blocking fd. */
-static enum mk_err write_all(const struct mk_link *l, const uint8_t *p, size_t n)
+/* Writes all of p[0..n), through short writes, EINTR and a non-blocking fd,
+ * by the deadline (which only a non-blocking fd can enforce). */
+static enum mk_err write_all(const struct mk_link *l, const uint8_t *p, size_t n, int64_t deadline)
 {
 	size_t done = 0;
 	ssize_t k;
@@ -120,7 +170,7 @@ static enum mk_err write_all(const struct mk_link *l, const uint8_t *p, size_t n
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if ((r = wait_fd(l->wfd, POLLOUT, deadline_in(l->ack_timeout_ms))) != MK_OK)
+			if ((r = wait_fd(l->wfd, POLLOUT, deadline)) != MK_OK)
 				return r;
 			continue;
 		}
@@ -129,24 +179,43 @@ static enum mk_err write_all(const struct mk_link *l, const uint8_t *p, size_t n
 	return MK_OK;
 }
 
-static enum mk_err send_control(const struct mk_link *l, uint8_t c)
+/* Writes a whole control message (a NAK, an ACK) within its write budget. */
+static enum mk_err send_control(const struct mk_link *l, const uint8_t *p, size_t n)
 {
-	return write_all(l, &c, 1);
+	return write_all(l, p, n, after(now_ms(), write_ms(l, n)));
+}
+
+/* The CRC field of the frame in f (the four bytes before ETX): what its ACK
+ * names. f holds a whole encoded or validated frame. */
+static enum mk_err frame_crc(const struct mk_buf *f, uint32_t *crcp)
+{
+	struct mk_buf v;
+
+	if (mk_buf_len(f) < MK_FRAME_OVERHEAD)
+		return MK_ERR_INTERNAL;
+	mk_buf_init_view(&v, mk_buf_data(f) + mk_buf_len(f) - 5, 4);
+	return mk_buf_get_u32(&v, crcp);
 }
 
 /*
- * Discards input until the line has been quiet for byte_timeout_ms (or
- * LINK_MAX_DRAIN bytes went by), so that the rest of a damaged frame is not
- * taken for the start of the next one. Only I/O failures are reported.
+ * Discards input until the line has been quiet for byte_timeout_ms, so that
+ * the rest of a damaged frame is not taken for the start of the next one. It
+ * gives up after LINK_MAX_DRAIN bytes (a flood) or after burst_ms(l,
+ * MK_FRAME_MAX_LEN) (a trickle: the time the longest frame may take), and
+ * leaves the rest to the next read. Only I/O failures are reported.
  */
 static enum mk_err drain(const struct mk_link *l)
 {
+	int64_t end = after(now_ms(), burst_ms(l, MK_FRAME_MAX_LEN));
 	uint8_t junk[256];
 	size_t total = 0, k;
 	enum mk_err r;
 
 	while (total < LINK_MAX_DRAIN) {
-		r = read_some(l->rfd, junk, sizeof(junk), deadline_in(l->byte_timeout_ms), &k);
+		if (end >= 0 && now_ms() >= end)
+			return MK_OK;
+		r = read_some(l->rfd, junk, sizeof(junk), earlier(deadline_in(l->byte_timeout_ms), end),
+		              &k);
 		if (r == MK_ERR_TIMEOUT)
 			return MK_OK;
 		if (r != MK_OK)
@@ -156,30 +225,71 @@ static enum mk_err drain(const struct mk_link *l)
 	return MK_OK;
 }
 
+/*
+ * Waits for the answer to the frame whose CRC is crc: ack_timeout_ms for the
+ * first byte, then burst_ms(l, 4) for the CRC of an ACK. An ACK that names
+ * another frame is left over from an earlier exchange (a slow receiver ACKs
+ * every copy of a frame that was resent to it); it is skipped and the wait
+ * goes on, until the same deadline. Returns MK_OK for this frame's ACK;
+ * MK_ERR_FRAME_NAK for a NAK; MK_ERR_FRAME_CONTROL for anything else (garbage,
+ * an ACK cut short), once the line is drained; MK_ERR_TIMEOUT when no answer
+ * came; or the I/O error.
+ */
+static enum mk_err await_ack(const struct mk_link *l, uint32_t crc)
+{
+	int64_t deadline = deadline_in(l->ack_timeout_ms);
+	uint8_t ack[MK_FRAME_ACK_LEN];
+	uint32_t named;
+	size_t k;
+	enum mk_err r;
+
+	for (;;) {
+		if ((r = read_some(l->rfd, ack, 1, deadline, &k)) != MK_OK)
+			return r;
+		if (ack[0] == MK_FRAME_NAK)
+			return MK_ERR_FRAME_NAK;
+		if (ack[0] != MK_FRAME_ACK)
+			break;
+		r = read_exact(l, ack + 1, sizeof(ack) - 1,
+		               after(now_ms(), burst_ms(l, sizeof(ack) - 1)));
+		if (r == MK_ERR_TIMEOUT)
+			break;
+		if (r == MK_OK)
+			r = mk_frame_decode_ack(ack, sizeof(ack), &named);
+		if (r != MK_OK)
+			return r;
+		if (named == crc)
+			return MK_OK;
+		/* A stale ACK: wait on, but not past the deadline even if more
+		 * bytes are waiting (poll would report them ready forever). */
+		if (deadline >= 0 && now_ms() >= deadline)
+			return MK_ERR_TIMEOUT;
+	}
+	if ((r = drain(l)) != MK_OK)
+		return r;
+	return MK_ERR_FRAME_CONTROL;
+}
+
 enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload, size_t len)
 {
 	uint8_t mem[MK_FRAME_MAX_LEN];
 	struct mk_buf frame;
-	uint8_t c;
-	size_t k;
+	uint32_t crc;
 	enum mk_err r = MK_ERR_INTERNAL;
 
 	mk_buf_init_fixed(&frame, mem, sizeof(mem));
-	if ((r = mk_frame_encode(&frame, cls, payload, len)) != MK_OK)
+	if ((r = mk_frame_encode(&frame, cls, payload, len)) != MK_OK ||
+	    (r = frame_crc(&frame, &crc)) != MK_OK)
 		goto out;
 	for (unsigned attempt = 0; attempt <= l->retries; attempt++) {
-		if ((r = write_all(l, mk_buf_data(&frame), mk_buf_len(&frame))) != MK_OK)
-			goto out;
-		r = read_some(l->rfd, &c, 1, deadline_in(l->ack_timeout_ms), &k);
-		if (r == MK_ERR_TIMEOUT)
-			continue;
+		r = write_all(l, mk_buf_data(&frame), mk_buf_len(&frame),
+		              after(now_ms(), write_ms(l, mk_buf_len(&frame))));
 		if (r != MK_OK)
 			goto out;
-		if (c == MK_FRAME_ACK) {
-			r = MK_OK;
+		r = await_ack(l, crc);
+		if (r == MK_OK)
 			goto out;
-		}
-		if (c != MK_FRAME_NAK && (r = drain(l)) != MK_OK)
+		if (r != MK_ERR_FRAME_NAK && r != MK_ERR_FRAME_CONTROL && r != MK_ERR_TIMEOUT)
 			goto out;
 	}
 	r = MK_ERR_FRAME_RETRIES;
@@ -191,13 +301,15 @@ out:
 /*
  * Reads one frame's bytes into fb: skips to STX (waiting until first_deadline
  * for each skipped byte), then reads the header and, if its length is within
- * the cap, the rest. *startedp tells the caller whether a STX was seen, i.e.
- * whether a timeout means "nothing came" or "a frame was cut short".
+ * the cap, the rest, all of it by burst_ms(bytes after STX) from the STX.
+ * *startedp tells the caller whether a STX was seen, i.e. whether a timeout
+ * means "nothing came" or "a frame was cut short (or trickled too slowly)".
  */
 static enum mk_err read_frame(const struct mk_link *l, int first_timeout_ms, struct mk_buf *fb,
                               bool *startedp)
 {
 	int64_t first_deadline = deadline_in(first_timeout_ms);
+	int64_t stx_at;
 	uint8_t c, *p;
 	uint16_t len;
 	size_t skipped = 0, k;
@@ -215,8 +327,9 @@ static enum mk_err read_frame(const struct mk_link *l, int first_timeout_ms, str
 			return MK_ERR_FRAME_STX;
 	}
 	*startedp = true;
+	stx_at = now_ms();
 	if ((r = mk_buf_put_u8(fb, c)) != MK_OK || (r = mk_buf_reserve(fb, 3, &p)) != MK_OK ||
-	    (r = read_exact(l, p, 3)) != MK_OK)
+	    (r = read_exact(l, p, 3, after(stx_at, burst_ms(l, 3)))) != MK_OK)
 		return r;
 	mk_buf_init_view(&hdr, p + 1, 2);
 	if ((r = mk_buf_get_u16(&hdr, &len)) != MK_OK)
@@ -225,20 +338,23 @@ static enum mk_err read_frame(const struct mk_link *l, int first_timeout_ms, str
 		return MK_ERR_FRAME_LENGTH;
 	if ((r = mk_buf_reserve(fb, (size_t)len + 5, &p)) != MK_OK)
 		return r;
-	return read_exact(l, p, (size_t)len + 5);
+	return read_exact(l, p, (size_t)len + 5, after(stx_at, burst_ms(l, 3 + (size_t)len + 5)));
 }
 
 enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp, struct mk_buf *payload)
 {
-	uint8_t mem[MK_FRAME_MAX_LEN];
-	struct mk_buf fb;
+	static const uint8_t nak = MK_FRAME_NAK;
+	uint8_t mem[MK_FRAME_MAX_LEN], ackmem[MK_FRAME_ACK_LEN];
+	struct mk_buf fb, ack;
 	const uint8_t *p;
 	size_t n, mark;
+	uint32_t crc;
 	uint8_t cls;
 	bool started;
 	enum mk_err last = MK_ERR_INTERNAL, r = MK_ERR_INTERNAL;
 
 	mk_buf_init_fixed(&fb, mem, sizeof(mem));
+	mk_buf_init_fixed(&ack, ackmem, sizeof(ackmem));
 	for (unsigned attempt = 0;; attempt++) {
 		r = read_frame(l, attempt == 0 ? timeout_ms : l->ack_timeout_ms, &fb, &started);
 		if (r == MK_ERR_EOF || r == MK_ERR_IO)
@@ -251,11 +367,16 @@ enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp, struc
 		if (r == MK_OK)
 			r = mk_frame_decode(mk_buf_data(&fb), mk_buf_len(&fb), &cls, &p, &n);
 		if (r == MK_OK) {
+			/* The ACK names the frame by its CRC, so a sender can tell it
+			 * from the ACK of an earlier copy or frame. */
+			if ((r = frame_crc(&fb, &crc)) != MK_OK ||
+			    (r = mk_frame_encode_ack(&ack, crc)) != MK_OK)
+				goto out;
 			/* Copy first: a frame that cannot be delivered is not ACKed. */
 			mark = mk_buf_len(payload);
 			if ((r = mk_buf_put_bytes(payload, p, n)) != MK_OK)
 				goto out;
-			if ((r = send_control(l, MK_FRAME_ACK)) != MK_OK) {
+			if ((r = send_control(l, mk_buf_data(&ack), mk_buf_len(&ack))) != MK_OK) {
 				mk_buf_truncate(payload, mark);
 				goto out;
 			}
@@ -264,7 +385,7 @@ enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp, struc
 		}
 		/* A damaged frame: let the line go quiet, ask for it again. */
 		last = r;
-		if ((r = drain(l)) != MK_OK || (r = send_control(l, MK_FRAME_NAK)) != MK_OK)
+		if ((r = drain(l)) != MK_OK || (r = send_control(l, &nak, 1)) != MK_OK)
 			goto out;
 		if (attempt >= l->retries) {
 			r = last;
@@ -273,5 +394,6 @@ enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp, struc
 	}
 out:
 	mk_buf_cleanup(&fb);
+	mk_buf_cleanup(&ack);
 	return r;
 }

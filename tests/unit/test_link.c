@@ -4,7 +4,9 @@
  * either a second link or a scripted "raw" peer that corrupts, NAKs, stays
  * silent or sends garbage. The child never uses cmocka: it reports through its
  * exit status, which the parent checks. Timeouts are short (tens of ms) so the
- * failure paths finish quickly; nothing here measures time except to bound it.
+ * failure paths finish quickly; nothing here measures time except to bound it
+ * from above (generously: the bounds catch a call held for minutes, not a
+ * slow machine).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -176,6 +179,20 @@ static void wait_eof(int fd)
 static const uint8_t good_frame[] = { 0x02, 0x10, 0x00, 0x06, 0x03, 0x04, 0xde, 0xad,
 	                              0xbe, 0xef, 0x07, 0xd5, 0xcb, 0xcd, 0x03 };
 static const uint8_t frame_payload[] = { 0x03, 0x04, 0xde, 0xad, 0xbe, 0xef };
+/* Its ACK (docs/formats.md §2.4): ACK and the frame's CRC field. */
+static const uint8_t good_ack[] = { 0x06, 0x07, 0xd5, 0xcb, 0xcd };
+/* The ACK of some other frame: one CRC bit differs. */
+static const uint8_t stale_ack[] = { 0x06, 0x07, 0xd5, 0xcb, 0xcc };
+
+/* Child side: reads one answer and checks it is good_frame's ACK. */
+static int expect_ack(int rd)
+{
+	uint8_t a[sizeof(good_ack)];
+
+	if (raw_read(rd, a, sizeof(a), 2000) || memcmp(a, good_ack, sizeof(a)) != 0)
+		return -1;
+	return 0;
+}
 
 static void bad_frame(uint8_t out[sizeof(good_frame)])
 {
@@ -276,8 +293,7 @@ static int peer_corrupt_first(int rd, int wr)
 	bad_frame(bad);
 	if (raw_write(wr, bad, sizeof(bad)) || raw_read(rd, &c, 1, 2000) || c != MK_FRAME_NAK)
 		return 20;
-	if (raw_write(wr, good_frame, sizeof(good_frame)) || raw_read(rd, &c, 1, 2000) ||
-	    c != MK_FRAME_ACK)
+	if (raw_write(wr, good_frame, sizeof(good_frame)) || expect_ack(rd))
 		return 21;
 	wait_eof(rd);
 	return 0;
@@ -295,7 +311,7 @@ static int peer_noise_then_cut(int rd, int wr)
 	/* stray control bytes and junk before the resend, in one write */
 	memcpy(again, "\x06\x15xx", 4);
 	memcpy(again + 4, good_frame, sizeof(good_frame));
-	if (raw_write(wr, again, sizeof(again)) || raw_read(rd, &c, 1, 2000) || c != MK_FRAME_ACK)
+	if (raw_write(wr, again, sizeof(again)) || expect_ack(rd))
 		return 31;
 	wait_eof(rd);
 	return 0;
@@ -310,8 +326,7 @@ static int peer_too_much_junk(int rd, int wr)
 	if (raw_write(wr, junk, sizeof(junk)) || raw_write(wr, good_frame, sizeof(good_frame)) ||
 	    raw_read(rd, &c, 1, 2000) || c != MK_FRAME_NAK)
 		return 40;
-	if (raw_write(wr, good_frame, sizeof(good_frame)) || raw_read(rd, &c, 1, 2000) ||
-	    c != MK_FRAME_ACK)
+	if (raw_write(wr, good_frame, sizeof(good_frame)) || expect_ack(rd))
 		return 41;
 	wait_eof(rd);
 	return 0;
@@ -426,32 +441,61 @@ static void test_recv_payload_too_big_for_caller_is_not_acked(void **state)
 
 /* ---- a sender against scripted receivers --------------------------------- */
 
-/* Reads frames of the vector's size; answers each with the next byte of the
- * script; exits with the number of frames received once the parent closes.
- * Every resend must equal the first transmission. */
-static int answer_script(int rd, int wr, const char *script)
+/*
+ * Reads frames of the vector's size and answers the k-th with script[k], a
+ * string of moves: A its ACK, S the ACK of another frame, C an ACK cut short,
+ * N a NAK, X a garbage byte, w a pause of ACK_MS / 2; "" or past the end of
+ * the script (NULL), silence. Exits with the number of frames received once
+ * the parent closes. Every resend must equal the first transmission.
+ */
+static int answer_script(int rd, int wr, const char *const *script)
 {
 	uint8_t first[sizeof(good_frame)], f[sizeof(good_frame)];
-	int frames = 0;
+	const char *m;
+	int frames = 0, end = 0;
 
 	while (raw_read(rd, f, sizeof(f), 2000) == 0) {
 		if (frames == 0)
 			memcpy(first, f, sizeof(f));
 		else if (memcmp(first, f, sizeof(f)) != 0)
 			return 100;
-		if (script[frames] != '\0' && script[frames] != '.' &&
-		    raw_write(wr, &script[frames], 1))
-			return 101;
+		end = end || script[frames] == NULL;
+		for (m = end ? "" : script[frames]; *m != '\0'; m++) {
+			int e = 0;
+
+			switch (*m) {
+			case 'A': e = raw_write(wr, good_ack, sizeof(good_ack)); break;
+			case 'S': e = raw_write(wr, stale_ack, sizeof(stale_ack)); break;
+			case 'C': e = raw_write(wr, good_ack, sizeof(good_ack) - 1); break;
+			case 'N': e = raw_write(wr, "\x15", 1); break;
+			case 'X': e = raw_write(wr, "X", 1); break;
+			case 'w': poll(NULL, 0, ACK_MS / 2); break;
+			default: return 102;
+			}
+			if (e)
+				return 101;
+		}
 		frames++;
 	}
 	return frames;
 }
 
-static int peer_nak_then_ack(int rd, int wr) { return answer_script(rd, wr, "\x15\x06"); }
-static int peer_garbage_then_ack(int rd, int wr) { return answer_script(rd, wr, "X\x06"); }
-static int peer_silent_then_ack(int rd, int wr) { return answer_script(rd, wr, ".\x06"); }
-static int peer_always_nak(int rd, int wr) { return answer_script(rd, wr, "\x15\x15\x15\x15\x15\x15"); }
-static int peer_never_answers(int rd, int wr) { return answer_script(rd, wr, "......"); }
+#define SCRIPT_PEER(name, ...)                                     \
+	static int name(int rd, int wr)                            \
+	{                                                          \
+		static const char *const s[] = { __VA_ARGS__, NULL }; \
+		return answer_script(rd, wr, s);                   \
+	}
+
+SCRIPT_PEER(peer_nak_then_ack, "N", "A")
+SCRIPT_PEER(peer_garbage_then_ack, "X", "A")
+SCRIPT_PEER(peer_silent_then_ack, "", "A")
+SCRIPT_PEER(peer_cut_ack_then_ack, "C", "A")
+SCRIPT_PEER(peer_stale_then_ack, "SwSA")
+SCRIPT_PEER(peer_stale_then_nak_then_ack, "SN", "A")
+SCRIPT_PEER(peer_always_stale, "S", "SS", "S", "SwS", "S", "S")
+SCRIPT_PEER(peer_always_nak, "N", "N", "N", "N", "N", "N")
+SCRIPT_PEER(peer_never_answers, "")
 
 static void send_to(int (*peer)(int, int), enum mk_err want, int want_frames)
 {
@@ -486,6 +530,26 @@ static void test_send_silence_then_ack(void **state)
 {
 	(void)state;
 	send_to(peer_silent_then_ack, MK_OK, 2);
+}
+
+static void test_send_cut_ack_then_ack(void **state)
+{
+	(void)state;
+	send_to(peer_cut_ack_then_ack, MK_OK, 2); /* the cut one is garbage: resend */
+}
+
+/* ACKs of other frames are skipped and the wait goes on, without a resend. */
+static void test_send_skips_stale_acks(void **state)
+{
+	(void)state;
+	send_to(peer_stale_then_ack, MK_OK, 1);
+	send_to(peer_stale_then_nak_then_ack, MK_OK, 2);
+}
+
+static void test_send_only_stale_acks_gives_up(void **state)
+{
+	(void)state;
+	send_to(peer_always_stale, MK_ERR_FRAME_RETRIES, 1 + MK_LINK_DEFAULT_RETRIES);
 }
 
 static void test_send_always_nak_gives_up(void **state)
@@ -525,6 +589,178 @@ static void test_send_zero_retries_and_bad_frame(void **state)
 	close_pair(c.prd, c.pwr);
 }
 
+/* ---- a receiver slower than the sender's timeout ------------------------ */
+
+#define FRAME_A_LEN (1 + MK_FRAME_OVERHEAD)
+
+/* The review's case: a receiver that takes longer than the sender's ACK
+ * timeout. It waits until the sender has resent A (two copies queued), then
+ * receives both with a real link, ACKing each, and never receives again; what
+ * comes after is discarded unread, unACKed. */
+static int peer_slow_receiver(int rd, int wr)
+{
+	struct mk_link l;
+	struct mk_buf *in = mk_buf_new(64);
+	int64_t t0 = ms_now();
+	int queued = 0, rc = 50;
+	uint8_t cls;
+
+	mk_link_init(&l, rd, wr);
+	while (queued < 2 * FRAME_A_LEN) {
+		if (ms_now() - t0 > 5000 || ioctl(rd, FIONREAD, &queued) != 0)
+			goto out;
+		poll(NULL, 0, 2);
+	}
+	for (int i = 0; i < 2; i++) {
+		rc = 51 + i;
+		mk_buf_reset(in);
+		if (mk_link_recv(&l, 2000, &cls, in) != MK_OK || mk_buf_len(in) != 1 ||
+		    mk_buf_data(in)[0] != 'A')
+			goto out;
+	}
+	rc = 0;
+	wait_eof(rd);
+out:
+	mk_buf_free(in);
+	return rc;
+}
+
+static void test_send_stale_ack_of_resent_frame_not_taken_for_next(void **state)
+{
+	struct chan c;
+	struct mk_link l;
+	pid_t pid;
+
+	(void)state;
+	chan_socketpair(&c);
+	pid = spawn(&c, peer_slow_receiver);
+	link_short(&l, c.prd, c.pwr);
+	l.ack_timeout_ms = 2 * ACK_MS;
+	assert_int_equal(mk_link_send(&l, MK_FRAME_COMMAND, (const uint8_t *)"A", 1), MK_OK);
+	/* The receiver's second ACK of A is still on its way or on the line; B
+	 * was never received, so its send must not succeed. */
+	assert_int_equal(mk_link_send(&l, MK_FRAME_COMMAND, (const uint8_t *)"B", 1),
+	                 MK_ERR_FRAME_RETRIES);
+	assert_int_equal(finish(&c, pid), 0);
+}
+
+/* ---- peers that trickle bytes: every call ends within its bound ---------- */
+
+#define TRICKLE_MS 10 /* well inside BYTE_MS: the gap alone never ends a wait */
+
+/* A small per-byte allowance so that the whole-frame deadlines are short. */
+static void link_trickle(struct mk_link *l, int rd, int wr)
+{
+	link_short(l, rd, wr);
+	l->per_byte_us = 20;
+	l->retries = 1;
+}
+
+/* The allowance for n bytes and the burst and write budgets, in ms, as
+ * docs/internals/link.md defines them. */
+static int64_t allow(const struct mk_link *l, int64_t n) { return (n * l->per_byte_us + 999) / 1000; }
+static int64_t burst(const struct mk_link *l, int64_t n) { return l->byte_timeout_ms + allow(l, n); }
+static int64_t wbudget(const struct mk_link *l, int64_t n) { return l->ack_timeout_ms + allow(l, n); }
+
+/* Worst cases documented in docs/internals/link.md. */
+static int64_t send_bound(const struct mk_link *l, int64_t frame_len)
+{
+	return (1 + (int64_t)l->retries) *
+	       (wbudget(l, frame_len) + l->ack_timeout_ms + burst(l, 4) + burst(l, MK_FRAME_MAX_LEN));
+}
+
+static int64_t recv_bound(const struct mk_link *l, int timeout_ms)
+{
+	return timeout_ms + (int64_t)l->retries * l->ack_timeout_ms +
+	       (1 + (int64_t)l->retries) * (burst(l, MK_FRAME_MAX_LEN - 1) +
+	                                    burst(l, MK_FRAME_MAX_LEN) + wbudget(l, MK_FRAME_ACK_LEN));
+}
+
+/* Time a loaded test machine may add to a bound (scheduling, sanitizers). The
+ * calls bounded here would otherwise take minutes. */
+#define SLACK_MS 500
+
+/* Writes first (if any), then one byte every TRICKLE_MS until the parent
+ * closes (or 20 s pass). */
+static int trickle(int wr, const void *first, size_t n)
+{
+	int64_t t0 = ms_now();
+
+	if (n > 0 && raw_write(wr, first, n))
+		return 60;
+	while (ms_now() - t0 < 20000) {
+		if (raw_write(wr, "X", 1))
+			return 0; /* the parent is gone */
+		poll(NULL, 0, TRICKLE_MS);
+	}
+	return 61;
+}
+
+/* Reads a frame, then answers with garbage that never stops. */
+static int peer_trickle_garbage(int rd, int wr)
+{
+	uint8_t f[sizeof(good_frame)];
+
+	if (raw_read(rd, f, sizeof(f), 2000))
+		return 62;
+	return trickle(wr, NULL, 0);
+}
+
+/* A frame header announcing the largest payload, then its bytes one by one. */
+static int peer_trickle_frame(int rd, int wr)
+{
+	static const uint8_t hdr[] = { MK_FRAME_STX, MK_FRAME_COMMAND, 0x20, 0x00 };
+
+	(void)rd;
+	return trickle(wr, hdr, sizeof(hdr));
+}
+
+static void test_send_against_trickling_peer_is_bounded(void **state)
+{
+	struct chan c;
+	struct mk_link l;
+	pid_t pid;
+	int64_t t0, took;
+
+	(void)state;
+	chan_socketpair(&c);
+	pid = spawn(&c, peer_trickle_garbage);
+	link_trickle(&l, c.prd, c.pwr);
+	t0 = ms_now();
+	assert_int_equal(mk_link_send(&l, MK_FRAME_COMMAND, frame_payload, sizeof(frame_payload)),
+	                 MK_ERR_FRAME_RETRIES);
+	took = ms_now() - t0;
+	if (took > send_bound(&l, sizeof(good_frame)) + SLACK_MS)
+		fail_msg("send took %lld ms, bound %lld ms", (long long)took,
+		         (long long)send_bound(&l, sizeof(good_frame)));
+	assert_int_equal(finish(&c, pid), 0);
+}
+
+static void test_recv_against_trickling_peer_is_bounded(void **state)
+{
+	struct chan c;
+	struct mk_link l;
+	struct mk_buf *in = mk_buf_new(MK_FRAME_MAX_PAYLOAD);
+	uint8_t cls;
+	pid_t pid;
+	int64_t t0, took;
+
+	(void)state;
+	chan_socketpair(&c);
+	pid = spawn(&c, peer_trickle_frame);
+	link_trickle(&l, c.prd, c.pwr);
+	t0 = ms_now();
+	/* the frame is too slow, and so is its resend (the trickle goes on) */
+	assert_int_equal(mk_link_recv(&l, ACK_MS, &cls, in), MK_ERR_TIMEOUT);
+	took = ms_now() - t0;
+	if (took > recv_bound(&l, ACK_MS) + SLACK_MS)
+		fail_msg("recv took %lld ms, bound %lld ms", (long long)took,
+		         (long long)recv_bound(&l, ACK_MS));
+	assert_int_equal(mk_buf_len(in), 0);
+	assert_int_equal(finish(&c, pid), 0);
+	mk_buf_free(in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,9 +776,15 @@ int main(void)
 		cmocka_unit_test(test_send_nak_then_ack),
 		cmocka_unit_test(test_send_garbage_then_ack),
 		cmocka_unit_test(test_send_silence_then_ack),
+		cmocka_unit_test(test_send_cut_ack_then_ack),
+		cmocka_unit_test(test_send_skips_stale_acks),
+		cmocka_unit_test(test_send_only_stale_acks_gives_up),
 		cmocka_unit_test(test_send_always_nak_gives_up),
 		cmocka_unit_test(test_send_no_answer_gives_up),
 		cmocka_unit_test(test_send_zero_retries_and_bad_frame),
+		cmocka_unit_test(test_send_stale_ack_of_resent_frame_not_taken_for_next),
+		cmocka_unit_test(test_send_against_trickling_peer_is_bounded),
+		cmocka_unit_test(test_recv_against_trickling_peer_is_bounded),
 	};
 
 	/* A closed peer must show up as MK_ERR_IO, not kill the test. */

@@ -580,6 +580,60 @@ static void test_writer_parent_busy_while_child_open(void **state)
 	mk_buf_free(b);
 }
 
+/* The review's reproduction: when ending a child fails because a grandchild
+ * is still open, the grandchild must be cut off too, or it could append bytes
+ * that belong to no element. The parent's output stays canonical. */
+static void test_writer_grandchild_refused_after_failed_end(void **state)
+{
+	struct mk_buf *b = mk_buf_new(64);
+	struct mk_tlv_writer w, c, g, c2;
+	struct mk_tlv_reader rd;
+	static const uint8_t want[] = { 0x05, 0x01, 0x01, 0x06, 0x01, 0x02 };
+	static const uint8_t want2[] = { 0x11, 0x05, 0x01, 0x03, 0x01, 0x01, 0x07 };
+	const uint8_t *v;
+	size_t n;
+	uint8_t tag;
+	enum mk_err r;
+
+	(void)state;
+	mk_tlv_writer_init(&w, b);
+	assert_int_equal(mk_tlv_put_u8(&w, 0x05, 1), MK_OK);
+	assert_int_equal(mk_tlv_begin(&w, 0x10, &c), MK_OK);
+	assert_int_equal(mk_tlv_begin(&c, 0x01, &g), MK_OK);
+	assert_int_equal(mk_tlv_end(&w, &c), MK_ERR_STATE);
+	assert_int_equal(mk_buf_len(b), 3); /* the nested element is gone */
+	assert_int_equal(mk_tlv_put_u8(&g, 0x01, 0x2a), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_begin(&g, 0x02, &c2), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_end(&c, &g), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_put_u8(&w, 0x06, 2), MK_OK);
+	assert_int_equal(mk_buf_len(b), sizeof(want));
+	assert_memory_equal(mk_buf_data(b), want, sizeof(want));
+	mk_tlv_reader_init(&rd, mk_buf_data(b), mk_buf_len(b));
+	do
+		r = mk_tlv_next(&rd, &tag, &v, &n);
+	while (r == MK_OK && tag != MK_TLV_END);
+	assert_int_equal(r, MK_OK);
+
+	/* A new child in the spent child's storage does not revive g, open
+	 * below it or not: g's link to it is gone for good. */
+	mk_buf_reset(b);
+	mk_tlv_writer_init(&w, b);
+	assert_int_equal(mk_tlv_begin(&w, 0x10, &c), MK_OK);
+	assert_int_equal(mk_tlv_begin(&c, 0x01, &g), MK_OK);
+	assert_int_equal(mk_tlv_end(&w, &c), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_begin(&w, 0x11, &c), MK_OK);
+	assert_int_equal(mk_tlv_put_u8(&g, 0x01, 0x2a), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_begin(&c, 0x01, &c2), MK_OK);
+	assert_int_equal(mk_tlv_put_u8(&g, 0x01, 0x2a), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_put_u8(&c2, 0x01, 7), MK_OK);
+	assert_int_equal(mk_tlv_end(&c, &c2), MK_OK);
+	assert_int_equal(mk_tlv_end(&w, &c), MK_OK);
+	assert_int_equal(mk_tlv_put_u8(&g, 0x01, 0x2a), MK_ERR_STATE);
+	assert_int_equal(mk_buf_len(b), sizeof(want2));
+	assert_memory_equal(mk_buf_data(b), want2, sizeof(want2));
+	mk_buf_free(b);
+}
+
 static void test_writer_full_buffer_leaves_nothing(void **state)
 {
 	uint8_t mem[10], blob[3] = { 0 };
@@ -703,6 +757,34 @@ static void test_reader_nested_depth_limit(void **state)
 	assert_int_equal(c.depth, 1);
 }
 
+/* An input longer than any view may be is refused, not asserted on: nothing
+ * of it is read, and every read reports a length error. */
+static void test_reader_refuses_oversize_input(void **state)
+{
+	size_t big = MK_BUF_MAX_CAP + 1;
+	uint8_t *m = calloc(1, big); /* untouched pages: nothing is read */
+	struct mk_tlv_reader rd;
+	uint8_t tag, u8;
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	assert_non_null(m);
+	m[0] = 0x01;
+	m[1] = 0x01;
+	mk_tlv_reader_init(&rd, m, big);
+	assert_int_equal(mk_tlv_get_u8(&rd, 0x01, &u8), MK_ERR_TLV_LENGTH);
+	assert_int_equal(mk_tlv_next(&rd, &tag, &p, &n), MK_ERR_TLV_LENGTH);
+	assert_int_equal(mk_tlv_peek_tag(&rd, &tag), MK_ERR_TLV_LENGTH);
+	assert_int_equal(mk_tlv_reader_end(&rd), MK_ERR_TLV_LENGTH);
+	assert_int_equal(mk_tlv_reader_remaining(&rd), 0);
+	/* the largest allowed input is read as usual */
+	mk_tlv_reader_init(&rd, m, MK_BUF_MAX_CAP);
+	assert_int_equal(mk_tlv_next(&rd, &tag, &p, &n), MK_OK);
+	assert_int_equal(tag, 0x01);
+	free(m);
+}
+
 static void test_reader_empty_and_invalid_tag_args(void **state)
 {
 	struct mk_tlv_reader rd;
@@ -738,12 +820,14 @@ int main(void)
 		cmocka_unit_test(test_writer_refuses_bad_tags_and_order),
 		cmocka_unit_test(test_writer_refuses_bad_strings),
 		cmocka_unit_test(test_writer_parent_busy_while_child_open),
+		cmocka_unit_test(test_writer_grandchild_refused_after_failed_end),
 		cmocka_unit_test(test_writer_full_buffer_leaves_nothing),
 		cmocka_unit_test(test_writer_refuses_oversize_value),
 		cmocka_unit_test(test_reader_failed_get_consumes_nothing),
 		cmocka_unit_test(test_reader_order_is_checked_across_gets),
 		cmocka_unit_test(test_reader_string_bounds_and_args),
 		cmocka_unit_test(test_reader_nested_depth_limit),
+		cmocka_unit_test(test_reader_refuses_oversize_input),
 		cmocka_unit_test(test_reader_empty_and_invalid_tag_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
