@@ -1077,6 +1077,28 @@ __attribute__((format(printf, 3, 4))) static int bad(struct verify *v, int64_t s
 	return 1;
 }
 
+/* For rows named by (text, number), as token keys (device, period start) and
+ * sightings (device, piece count) are: content = the two, then the row's
+ * columns as stmt reads them. */
+static enum mk_err keyed_row_hash(struct verify *v, int64_t kind, enum mk_stmt_id stmt,
+                                  const struct mk_db_val *ref_text, int64_t ref_a,
+                                  uint8_t out[HASH_LEN], int *foundp)
+{
+	struct mk_db_val p[3] = { MK_DB_TEXT_VAL(v->domain), *ref_text, MK_DB_INT_VAL(ref_a) };
+	struct mk_db_val t[2 + 8];
+	struct row_copy rc;
+	enum mk_err r;
+
+	if ((r = query_row(v->a, stmt, p, 3, &rc)) != MK_OK)
+		return r;
+	if (!(*foundp = rc.found))
+		return MK_OK;
+	t[0] = *ref_text;
+	t[1] = p[2];
+	memcpy(t + 2, rc.v, rc.ncols * sizeof(rc.v[0]));
+	return hash_values(content_label[kind], t, 2 + rc.ncols, out);
+}
+
 /* The content hash of the row an entry names, read now; 0 if the row is gone. */
 static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_val *ref_text,
                             int64_t ref_a, int64_t ref_b, uint8_t out[HASH_LEN], int *foundp)
@@ -1126,35 +1148,10 @@ static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_v
 		if (!(*foundp = rc.found))
 			return MK_OK;
 		return hash_values(content_label[kind], rc.v, 6, out);
-	case A_TOKEN_KEY: {
-		struct mk_db_val t[4];
-
-		p[1] = *ref_text;
-		p[2] = MK_DB_INT_VAL(ref_a);
-		if ((r = query_row(v->a, S_TOKEN_GET, p, 3, &rc)) != MK_OK)
-			return r;
-		if (!(*foundp = rc.found))
-			return MK_OK;
-		t[0] = *ref_text;
-		t[1] = p[2];
-		t[2] = rc.v[0];
-		t[3] = rc.v[1];
-		return hash_values(content_label[kind], t, 4, out);
-	}
-	case A_INDICIUM: {
-		struct mk_db_val t[3];
-
-		p[1] = *ref_text;
-		p[2] = MK_DB_INT_VAL(ref_a);
-		if ((r = query_row(v->a, S_SEEN_GET, p, 3, &rc)) != MK_OK)
-			return r;
-		if (!(*foundp = rc.found))
-			return MK_OK;
-		t[0] = *ref_text;
-		t[1] = p[2];
-		t[2] = rc.v[0];
-		return hash_values(content_label[kind], t, 3, out);
-	}
+	case A_TOKEN_KEY:
+		return keyed_row_hash(v, kind, S_TOKEN_GET, ref_text, ref_a, out, foundp);
+	case A_INDICIUM:
+		return keyed_row_hash(v, kind, S_SEEN_GET, ref_text, ref_a, out, foundp);
 	default:
 		*foundp = 2;
 		return MK_OK;
