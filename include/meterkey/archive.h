@@ -46,6 +46,8 @@
 #define MK_ARCHIVE_BLOB_MAX 1024
 /* A signature (ECDSA r || s is 64; room for other algorithms). */
 #define MK_ARCHIVE_SIG_MAX 256
+/* Most records or key IDs one batch call takes. */
+#define MK_ARCHIVE_BATCH_MAX 100000
 /* Free text in the error log. */
 #define MK_ARCHIVE_DETAIL_MAX 256
 
@@ -164,6 +166,13 @@ MK_WUR enum mk_err mk_archive_last_key_id(struct mk_archive *a, const char *doma
 MK_WUR enum mk_err mk_archive_next_key_id(struct mk_archive *a, const char *domain,
                                           uint64_t *idp);
 
+/* Allocates count consecutive key IDs (1 <= count <= MK_ARCHIVE_BATCH_MAX) in
+ * one step, as for a batch of meters: *firstp is the first, the others follow
+ * it, and no other caller gets any of them. MK_RC_DOMAIN_UNKNOWN,
+ * MK_ERR_INVALID_ARG. */
+MK_WUR enum mk_err mk_archive_next_key_ids(struct mk_archive *a, const char *domain,
+                                           uint64_t count, uint64_t *firstp);
+
 /* ---- Master key records -------------------------------------------------- */
 
 /*
@@ -172,9 +181,18 @@ MK_WUR enum mk_err mk_archive_next_key_id(struct mk_archive *a, const char *doma
  * well formed, indicia_serial and subdomain empty. Its first history entry is
  * this version. MK_RC_DOMAIN_UNKNOWN, MK_RC_KEY_ID_UNALLOCATED,
  * MK_RC_RECORD_EXISTS, MK_RC_TRANSITION_FORBIDDEN (not NEW),
- * MK_RC_PARAM_MISMATCH (a field out of place), MK_ERR_INVALID_ARG.
+ * MK_RC_PARAM_MISMATCH (a field out of place), MK_RC_TIME_NOT_INCREASING
+ * (status time before the request time), MK_ERR_INVALID_ARG.
+ * WARNING: a record decodes without its optional signature; whoever checks
+ * signatures must refuse a record whose sig_len is 0.
  */
 MK_WUR enum mk_err mk_archive_put_key(struct mk_archive *a, const struct mk_key_record *rec);
+
+/* Puts recs[0..n) (1 <= n <= MK_ARCHIVE_BATCH_MAX, all of one domain, each
+ * as mk_archive_put_key requires) in one transaction: all are stored, or, on
+ * any refusal, none. Returns the first refusal. */
+MK_WUR enum mk_err mk_archive_put_keys(struct mk_archive *a, const struct mk_key_record *recs,
+                                       size_t n);
 
 /* Reads the current version. MK_RC_RECORD_UNKNOWN. */
 MK_WUR enum mk_err mk_archive_get_key(struct mk_archive *a, const char *domain, uint64_t key_id,
@@ -262,7 +280,8 @@ struct mk_token_key_record {
 	uint8_t sig[MK_ARCHIVE_SIG_MAX];
 };
 
-/* Stores a token key record. MK_RC_RECORD_EXISTS for the same domain, device
+/* Stores a token key record. MK_RC_RECORD_UNKNOWN when the domain has no
+ * master key record key_id; MK_RC_RECORD_EXISTS for the same domain, device
  * and period start; MK_RC_PARAM_MISMATCH when period_end <= period_start. */
 MK_WUR enum mk_err mk_archive_put_token_key(struct mk_archive *a,
                                             const struct mk_token_key_record *rec);

@@ -401,6 +401,7 @@ struct domain_args {
 	const char *domain, *sub;
 	int64_t time;
 	uint64_t id;
+	uint64_t count; /* key IDs to allocate */
 };
 
 static enum mk_err do_put_domain(struct mk_archive *a, void *arg)
@@ -484,34 +485,49 @@ enum mk_err mk_archive_last_key_id(struct mk_archive *a, const char *domain, uin
 	return MK_OK;
 }
 
+/* Allocates d->count IDs in one step: one audit entry names the range
+ * (first, count). */
 static enum mk_err do_next_key_id(struct mk_archive *a, void *arg)
 {
 	struct domain_args *d = arg;
 	struct domain_state ds;
-	struct mk_db_val content;
+	struct mk_db_val content[2];
+	int64_t first;
 	enum mk_err r;
 
 	if ((r = domain_lock(a, d->domain, &ds)) != MK_OK)
 		return r;
-	ds.last_key_id++;
-	content = MK_DB_INT_VAL(ds.last_key_id);
-	if ((r = audit_append(a, d->domain, &ds, d->time, A_KEY_ID, "", ds.last_key_id, 0, &content, 1)) != MK_OK ||
+	if (ds.last_key_id > INT64_MAX - (int64_t)d->count)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	first = ds.last_key_id + 1;
+	ds.last_key_id += (int64_t)d->count;
+	content[0] = MK_DB_INT_VAL(first);
+	content[1] = MK_DB_INT_VAL(d->count);
+	if ((r = audit_append(a, d->domain, &ds, d->time, A_KEY_ID, "", first, (int64_t)d->count,
+	                      content, 2)) != MK_OK ||
 	    (r = domain_store(a, d->domain, &ds)) != MK_OK)
 		return r;
-	d->id = (uint64_t)ds.last_key_id;
+	d->id = (uint64_t)first;
 	return MK_OK;
+}
+
+enum mk_err mk_archive_next_key_ids(struct mk_archive *a, const char *domain, uint64_t count,
+                                    uint64_t *firstp)
+{
+	struct domain_args d = { .domain = domain, .time = (int64_t)time(NULL), .count = count };
+	enum mk_err r;
+
+	if (a == NULL || firstp == NULL || !mk_domain_id_valid(domain) || count == 0 ||
+	    count > MK_ARCHIVE_BATCH_MAX)
+		return MK_ERR_INVALID_ARG;
+	if ((r = write_txn(a, do_next_key_id, &d)) == MK_OK)
+		*firstp = d.id;
+	return r;
 }
 
 enum mk_err mk_archive_next_key_id(struct mk_archive *a, const char *domain, uint64_t *idp)
 {
-	struct domain_args d = { .domain = domain, .time = (int64_t)time(NULL) };
-	enum mk_err r;
-
-	if (a == NULL || idp == NULL || !mk_domain_id_valid(domain))
-		return MK_ERR_INVALID_ARG;
-	if ((r = write_txn(a, do_next_key_id, &d)) == MK_OK)
-		*idp = d.id;
-	return r;
+	return mk_archive_next_key_ids(a, domain, 1, idp);
 }
 
 /* ---- Master key records -------------------------------------------------------- */
@@ -574,30 +590,41 @@ static enum mk_err write_version(struct mk_archive *a, struct domain_state *ds,
 	                    (int64_t)rec->key_id, seq, hist + 1, 5);
 }
 
-static enum mk_err do_put_key(struct mk_archive *a, void *arg)
+struct keys_args {
+	const struct mk_key_record *recs;
+	size_t n;
+	struct mk_buf *enc;
+};
+
+/* Puts n records of one domain in one transaction: all or none. */
+static enum mk_err do_put_keys(struct mk_archive *a, void *arg)
 {
-	struct key_args *k = arg;
+	struct keys_args *k = arg;
 	struct domain_state ds;
 	enum mk_err r;
 
-	if ((r = domain_lock(a, k->rec->domain, &ds)) != MK_OK)
+	if ((r = domain_lock(a, k->recs[0].domain, &ds)) != MK_OK)
 		return r;
-	if (k->rec->key_id > (uint64_t)ds.last_key_id)
-		return MK_RC_KEY_ID_UNALLOCATED;
-	if ((r = write_version(a, &ds, k->rec, k->enc, 1, 1)) != MK_OK)
-		return r;
-	return domain_store(a, k->rec->domain, &ds);
+	for (size_t i = 0; i < k->n; i++) {
+		const struct mk_key_record *rec = &k->recs[i];
+
+		if (rec->key_id > (uint64_t)ds.last_key_id)
+			return MK_RC_KEY_ID_UNALLOCATED;
+		mk_buf_reset(k->enc);
+		if ((r = mk_key_record_encode(rec, k->enc)) != MK_OK ||
+		    (r = write_version(a, &ds, rec, k->enc, 1, 1)) != MK_OK)
+			return r;
+	}
+	return domain_store(a, k->recs[0].domain, &ds);
 }
 
-enum mk_err mk_archive_put_key(struct mk_archive *a, const struct mk_key_record *rec)
+/* The rules a record must meet to be put, before any database work. */
+static enum mk_err check_new(const struct mk_key_record *rec)
 {
-	const struct mk_key_times *t;
-	struct key_args k = { rec, NULL };
-	enum mk_err r;
+	const struct mk_key_times *t = &rec->times;
 
-	if (a == NULL || rec == NULL || !record_well_formed(rec))
+	if (!record_well_formed(rec))
 		return MK_ERR_INVALID_ARG;
-	t = &rec->times;
 	if (rec->status != MK_KEY_NEW)
 		return MK_RC_TRANSITION_FORBIDDEN;
 	if (t->kms_request <= 0 || t->psr_install != 0 || t->kms_install != 0 ||
@@ -606,12 +633,34 @@ enum mk_err mk_archive_put_key(struct mk_archive *a, const struct mk_key_record 
 		return MK_RC_PARAM_MISMATCH;
 	if (rec->status_time < t->kms_request)
 		return MK_RC_TIME_NOT_INCREASING;
+	return MK_OK;
+}
+
+enum mk_err mk_archive_put_keys(struct mk_archive *a, const struct mk_key_record *recs, size_t n)
+{
+	struct keys_args k = { recs, n, NULL };
+	enum mk_err r;
+
+	if (a == NULL || recs == NULL || n == 0 || n > MK_ARCHIVE_BATCH_MAX)
+		return MK_ERR_INVALID_ARG;
+	for (size_t i = 0; i < n; i++) {
+		if ((r = check_new(&recs[i])) != MK_OK)
+			return r;
+		if (strcmp(recs[i].domain, recs[0].domain) != 0)
+			return MK_ERR_INVALID_ARG;
+	}
 	if ((k.enc = mk_buf_new(RECORD_CAP)) == NULL)
 		return MK_ERR_NOMEM;
-	if ((r = mk_key_record_encode(rec, k.enc)) == MK_OK)
-		r = write_txn(a, do_put_key, &k);
+	r = write_txn(a, do_put_keys, &k);
 	mk_buf_free(k.enc);
 	return r;
+}
+
+enum mk_err mk_archive_put_key(struct mk_archive *a, const struct mk_key_record *rec)
+{
+	if (a == NULL || rec == NULL)
+		return MK_ERR_INVALID_ARG;
+	return mk_archive_put_keys(a, rec, 1);
 }
 
 /* Reads and decodes a record's current version (statement S_KEY_GET or
@@ -1124,7 +1173,8 @@ static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_v
 		return rc.found ? hash_values(content_label[kind], p + 1, 2, out) : MK_OK;
 	case A_KEY_ID:
 		p[0] = MK_DB_INT_VAL(ref_a);
-		return hash_values(content_label[kind], p, 1, out);
+		p[1] = MK_DB_INT_VAL(ref_b);
+		return hash_values(content_label[kind], p, 2, out);
 	case A_KEY_VERSION: {
 		struct mk_db_val h[5];
 
@@ -1197,10 +1247,10 @@ static int verify_entry(void *ctx, const struct mk_db_val *c, size_t n)
 		return bad(v, seq, "entry %lld: the row it records has been changed", (long long)seq);
 	v->count[kind]++;
 	if (kind == A_KEY_ID) {
-		if (ref_a != v->max_key_id + 1)
-			return bad(v, seq, "entry %lld: key ID %lld out of sequence", (long long)seq,
-			           (long long)ref_a);
-		v->max_key_id = ref_a;
+		if (ref_a != v->max_key_id + 1 || ref_b < 1 || ref_b > MK_ARCHIVE_BATCH_MAX)
+			return bad(v, seq, "entry %lld: key IDs %lld (+%lld) out of sequence",
+			           (long long)seq, (long long)ref_a, (long long)ref_b);
+		v->max_key_id = ref_a + ref_b - 1;
 	} else if (kind == A_KEY_VERSION) {
 		if (ref_a < 1 || ref_a >= v->nkeys || ref_b != v->key_version[ref_a] + 1)
 			return bad(v, seq, "entry %lld: version %lld of key %lld out of sequence",
@@ -1298,7 +1348,7 @@ static enum mk_err verify_domain(struct verify *v)
 	if (v->count[A_DOMAIN] != 1)
 		bad(v, 1, "the domain has %lld creation entries", (long long)v->count[A_DOMAIN]);
 	if (ds.last_key_id != v->max_key_id)
-		bad(v, v->seq + 1, "key ID counter %lld, but %lld allocations recorded",
+		bad(v, v->seq + 1, "key ID counter %lld, but IDs up to %lld recorded",
 		    (long long)ds.last_key_id, (long long)v->max_key_id);
 	if (ds.last_error_id != v->count[A_ERROR])
 		bad(v, v->seq + 1, "error counter %lld, but %lld errors recorded",

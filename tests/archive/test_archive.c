@@ -1740,6 +1740,75 @@ static void test_audit_modified_entry_time(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
+/* A range of key IDs comes in one step, between single allocations, and no
+ * one else gets any of it. */
+static void test_key_id_ranges(void **state)
+{
+	struct fx *f = *state;
+	uint64_t id = 0, first = 0;
+
+	assert_rc(mk_archive_next_key_id(f->a, "VE", &id), MK_OK);
+	assert_int_equal(id, 1);
+	assert_rc(mk_archive_next_key_ids(f->a, "VE", 5, &first), MK_OK);
+	assert_int_equal(first, 2);
+	assert_rc(mk_archive_next_key_id(f->a, "VE", &id), MK_OK);
+	assert_int_equal(id, 7);
+	assert_rc(mk_archive_last_key_id(f->a, "VE", &id), MK_OK);
+	assert_int_equal(id, 7);
+	assert_rc(mk_archive_next_key_ids(f->a, "VE", 0, &first), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_next_key_ids(f->a, "VE", MK_ARCHIVE_BATCH_MAX + 1, &first),
+	          MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_next_key_ids(f->a, "USPS", 3, &first), MK_RC_DOMAIN_UNKNOWN);
+	assert_rc(mk_archive_last_key_id(f->a, "VE", &id), MK_OK);
+	assert_int_equal(id, 7); /* the refusals allocated nothing */
+	(void)taudit_ok(f->a, "VE");
+}
+
+/* A batch of records is stored whole, or not at all. */
+static void test_put_keys_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct mk_key_record recs[4], got;
+	uint64_t first = 0, last = 0;
+	static const char *const mfg[3] = { "1", "2", "3" };
+
+	assert_rc(mk_archive_next_key_ids(f->a, "VE", 3, &first), MK_OK);
+	for (int i = 0; i < 3; i++)
+		trec_new(&recs[i], "VE", first + (uint64_t)i, T0 + 10, "PCB", mfg[i]);
+	/* the third names an ID the counter never gave: nothing is stored */
+	recs[2].key_id = first + 10;
+	assert_rc(mk_archive_put_keys(f->a, recs, 3), MK_RC_KEY_ID_UNALLOCATED);
+	for (int i = 0; i < 3; i++)
+		assert_rc(mk_archive_get_key(f->a, "VE", first + (uint64_t)i, &got),
+		          MK_RC_RECORD_UNKNOWN);
+	/* one record not NEW: refused before anything is written */
+	recs[2].key_id = first + 2;
+	recs[1].status = MK_KEY_ACTIVE;
+	assert_rc(mk_archive_put_keys(f->a, recs, 3), MK_RC_TRANSITION_FORBIDDEN);
+	recs[1].status = MK_KEY_NEW;
+	/* two domains in one batch */
+	snprintf(recs[1].domain, sizeof(recs[1].domain), "USPS");
+	assert_rc(mk_archive_put_keys(f->a, recs, 3), MK_ERR_INVALID_ARG);
+	snprintf(recs[1].domain, sizeof(recs[1].domain), "VE");
+	assert_rc(mk_archive_put_keys(f->a, recs, 0), MK_ERR_INVALID_ARG);
+	/* the good batch */
+	assert_rc(mk_archive_put_keys(f->a, recs, 3), MK_OK);
+	for (int i = 0; i < 3; i++) {
+		assert_rc(mk_archive_get_key(f->a, "VE", first + (uint64_t)i, &got), MK_OK);
+		assert_rec_equal(&got, &recs[i]);
+	}
+	/* a new record batched with a stored one: the new one is not stored */
+	assert_rc(mk_archive_next_key_id(f->a, "VE", &last), MK_OK);
+	recs[2] = recs[0];
+	recs[2].key_id = last;
+	recs[3] = recs[0];
+	assert_rc(mk_archive_put_keys(f->a, recs + 2, 2), MK_RC_RECORD_EXISTS);
+	assert_rc(mk_archive_get_key(f->a, "VE", last, &got), MK_RC_RECORD_UNKNOWN);
+	assert_rc(mk_archive_put_keys(f->a, recs + 2, 1), MK_OK);
+	assert_rc(mk_archive_get_key(f->a, "VE", last, &got), MK_OK);
+	(void)taudit_ok(f->a, "VE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1747,6 +1816,8 @@ int main(void)
 		T(test_domain_ids),
 		T(test_subdomains),
 		T(test_key_id_counter),
+		T(test_key_id_ranges),
+		T(test_put_keys_all_or_nothing),
 		T(test_put_key_and_get),
 		T(test_put_key_refusals),
 		T(test_find_device_key),
