@@ -34,15 +34,20 @@ static const uint8_t p256_order[MK_EC_PRIV_LEN] = {
 	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 };
 
-/* 1 when the 32-byte big-endian v is in [1, n-1]. Not constant-time: it only
- * tells whether a candidate scalar is kept, and rejected ones are dropped. */
+/* 1 when the 32-byte big-endian v is in [1, n-1], in time independent of v
+ * (it also runs on imported private keys): v < n is the borrow out of v - n,
+ * computed byte by byte from the least significant end. */
 static int in_scalar_range(const uint8_t v[static MK_EC_PRIV_LEN])
 {
-	uint8_t any = 0;
+	uint32_t borrow = 0, any = 0;
 
-	for (size_t i = 0; i < MK_EC_PRIV_LEN; i++)
+	for (size_t i = MK_EC_PRIV_LEN; i-- > 0;) {
+		uint32_t d = (uint32_t)v[i] - p256_order[i] - borrow;
+
+		borrow = (d >> 8) & 1;
 		any |= v[i];
-	return any != 0 && memcmp(v, p256_order, MK_EC_PRIV_LEN) < 0;
+	}
+	return (int)(((any + 0xff) >> 8) & borrow);
 }
 
 /* 1 when key is an EC key on P-256. */
