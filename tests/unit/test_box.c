@@ -1,0 +1,320 @@
+/*
+ * Unit tests for box IDs, box messages and the dispatcher (src/box/dispatch.c),
+ * through a small test box type: every refusal is answered at the document's
+ * right level with its own code, and a handler's result reaches the caller
+ * only when it succeeds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "meterkey/box.h"
+
+/* ---- The test box ------------------------------------------------------------- */
+
+struct tbox {
+	int enabled;
+	uint64_t last_key_id;
+};
+
+enum { C_PING = 1, C_STATUS = 2, C_KEY = 3 };
+
+/* PING (box level): echoes its one u32 parameter (tag 1). */
+static enum mk_err h_ping(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+                          struct mk_tlv_writer *res)
+{
+	uint32_t v;
+	enum mk_err e;
+
+	(void)box;
+	(void)req;
+	if ((e = mk_tlv_get_u32(p, 1, &v)) != MK_OK)
+		return e;
+	return mk_tlv_put_u32(res, 1, v);
+}
+
+/* STATUS (needs the box enabled): no parameters, answers 1. */
+static enum mk_err h_status(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+                            struct mk_tlv_writer *res)
+{
+	(void)box;
+	(void)req;
+	(void)p;
+	return mk_tlv_put_u8(res, 1, 1);
+}
+
+/* KEY (domain, enabled): a key ID (tag 1) that must exceed the last seen. It
+ * writes a result before refusing, to show a refusal's result is dropped. */
+static enum mk_err h_key(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+                         struct mk_tlv_writer *res)
+{
+	struct tbox *b = box;
+	uint64_t id;
+	enum mk_err e;
+
+	(void)req;
+	if ((e = mk_tlv_get_u64(p, 1, &id)) != MK_OK)
+		return e;
+	if ((e = mk_tlv_put_u64(res, 1, id)) != MK_OK)
+		return e;
+	if (id <= b->last_key_id)
+		return MK_RC_KEY_ID_NOT_NEW;
+	b->last_key_id = id;
+	return MK_OK;
+}
+
+static const struct mk_box_param p_ping[] = { { 1, MK_P_U32, 0, 0, 0 } };
+static const struct mk_box_param p_key[] = { { 1, MK_P_U64, 0, 0, 0 },
+	                                     { 3, MK_P_STRING, 1, 9, 9 } };
+
+static const struct mk_box_cmd tcmds[] = {
+	{ C_PING, "ping", 0, p_ping, 1, h_ping },
+	{ C_STATUS, "status", MK_BOX_CMD_ENABLED, NULL, 0, h_status },
+	{ C_KEY, "key", MK_BOX_CMD_DOMAIN | MK_BOX_CMD_ENABLED, p_key, 2, h_key },
+};
+
+static int t_domain_known(void *box, const char *d)
+{
+	(void)box;
+	return strcmp(d, "VE") == 0;
+}
+
+static int t_enabled(void *box)
+{
+	return ((struct tbox *)box)->enabled;
+}
+
+static const struct mk_box_table ttable = { "test", tcmds, 3, t_domain_known, t_enabled };
+
+/* ---- Helpers --------------------------------------------------------------------- */
+
+/* Sends (command, domain, one u64/u32 param under tag or none) and decodes
+ * the answer into *a; returns the response's bytes in rb for inspection. */
+static void send_raw(struct tbox *b, const uint8_t *req, size_t n, struct mk_box_response *a,
+                     struct mk_buf *rb)
+{
+	mk_buf_reset(rb);
+	assert_int_equal(mk_box_dispatch(&ttable, b, req, n, rb), MK_OK);
+	assert_int_equal(mk_box_response_decode(mk_buf_data(rb), mk_buf_len(rb), a), MK_OK);
+}
+
+static void send(struct tbox *b, uint16_t cmd, const char *domain, const uint8_t *params,
+                 size_t plen, struct mk_box_response *a, struct mk_buf *rb)
+{
+	struct mk_buf *q = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_box_request req = { .command = cmd, .time = 1700000000, .params = params,
+		                      .params_len = plen };
+
+	snprintf(req.domain, sizeof(req.domain), "%s", domain);
+	assert_int_equal(mk_box_request_encode(&req, q), MK_OK);
+	send_raw(b, mk_buf_data(q), mk_buf_len(q), a, rb);
+	mk_buf_free(q);
+}
+
+static size_t params_u64(uint8_t tag, uint64_t v, uint8_t out[16])
+{
+	struct mk_buf b;
+	struct mk_tlv_writer w;
+
+	mk_buf_init_fixed(&b, out, 16);
+	mk_tlv_writer_init(&w, &b);
+	assert_int_equal(mk_tlv_put_u64(&w, tag, v), MK_OK);
+	return mk_buf_len(&b);
+}
+
+#define EXPECT(a, lvl, err)                                  \
+	do {                                                 \
+		assert_int_equal((a).level, (lvl));          \
+		assert_string_equal(mk_err_name((enum mk_err)(a).code), mk_err_name(err)); \
+	} while (0)
+
+/* ---- Tests ---------------------------------------------------------------------------- */
+
+static void test_box_ids(void **state)
+{
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_box_type t;
+	uint32_t n;
+
+	(void)state;
+	assert_int_equal(mk_box_id_format(MK_BOX_OAK, 1, id), MK_OK);
+	assert_string_equal(id, "O00000001");
+	assert_int_equal(mk_box_id_format(MK_BOX_MANUFACTURING, 0, id), MK_OK);
+	assert_string_equal(id, "M00000000");
+	assert_int_equal(mk_box_id_format(MK_BOX_BRASS, MK_BOX_NUMBER_MAX, id), MK_OK);
+	assert_string_equal(id, "B99999999");
+	assert_int_equal(mk_box_id_format(MK_BOX_STEEL, MK_BOX_NUMBER_MAX + 1, id), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_box_id_format((enum mk_box_type)'X', 1, id), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_box_id_parse("S00001234", &t, &n), MK_OK);
+	assert_int_equal(t, MK_BOX_STEEL);
+	assert_int_equal(n, 1234);
+	assert_true(mk_box_id_valid("T00000007"));
+	assert_false(mk_box_id_valid("M00000000")); /* not yet initialised */
+	assert_false(mk_box_id_valid("X00000001"));
+	assert_false(mk_box_id_valid("O0000001"));
+	assert_false(mk_box_id_valid("O000000011"));
+	assert_false(mk_box_id_valid("O0000000a"));
+	assert_false(mk_box_id_valid("o00000001"));
+	assert_false(mk_box_id_valid(NULL));
+	assert_int_equal(mk_box_id_parse("O 0000001", &t, &n), MK_ERR_INVALID_ARG);
+}
+
+static void test_success_carries_result(void **state)
+{
+	struct tbox b = { 1, 0 };
+	struct mk_buf *rb = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_box_response a;
+	struct mk_tlv_reader rr;
+	uint8_t p[16];
+	uint64_t v;
+
+	(void)state;
+	send(&b, C_KEY, "VE", p, params_u64(1, 7, p), &a, rb);
+	EXPECT(a, 0, MK_OK);
+	assert_int_equal(a.command, C_KEY);
+	mk_tlv_reader_init(&rr, a.result, a.result_len);
+	assert_int_equal(mk_tlv_get_u64(&rr, 1, &v), MK_OK);
+	assert_int_equal(v, 7);
+	assert_int_equal(b.last_key_id, 7);
+	mk_buf_free(rb);
+}
+
+/* Level 2: the message, the command or its parameters are wrong. */
+static void test_command_errors(void **state)
+{
+	struct tbox b = { 1, 0 };
+	struct mk_buf *rb = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_box_response a;
+	uint8_t p[16], two[32];
+	static const uint8_t garbage[] = { 0x01, 0x02, 0x00 }; /* command cut short */
+	static uint8_t big[MK_BOX_MSG_MAX + 1];
+	size_t n;
+
+	(void)state;
+	send(&b, 99, "", NULL, 0, &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_UNKNOWN);
+	send(&b, C_KEY, "", p, params_u64(1, 7, p), &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_PARAM_COUNT); /* no domain */
+	send(&b, C_PING, "VE", NULL, 0, &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_PARAM_COUNT); /* a domain where none belongs */
+	send(&b, C_KEY, "VE", NULL, 0, &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_PARAM_COUNT); /* parameter missing */
+	send(&b, C_KEY, "VE", p, params_u64(2, 7, p), &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_PARAM_COUNT); /* tag 2 where tag 1 belongs */
+	n = params_u64(1, 7, two);
+	n += params_u64(2, 8, two + n);
+	send(&b, C_KEY, "VE", two, n, &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_PARAM_COUNT); /* one parameter too many */
+	assert_int_equal(a.result_len, 0);
+	{
+		uint8_t u32p[6] = { 0x01, 0x04, 0, 0, 0, 9 }; /* a u32 where a u64 belongs */
+
+		send(&b, C_KEY, "VE", u32p, sizeof(u32p), &a, rb);
+		EXPECT(a, 2, MK_ERR_CMD_PARAM_SYNTAX);
+	}
+	{
+		/* the optional string of 9 characters, with 8, and with a control byte */
+		uint8_t q[32];
+		size_t k = params_u64(1, 7, q);
+
+		memcpy(q + k, "\x03\x08S0000000", 10);
+		send(&b, C_KEY, "VE", q, k + 10, &a, rb);
+		EXPECT(a, 2, MK_ERR_CMD_PARAM_SYNTAX);
+		memcpy(q + k, "\x03\x09S0000000\x01", 11);
+		send(&b, C_KEY, "VE", q, k + 11, &a, rb);
+		EXPECT(a, 2, MK_ERR_CMD_PARAM_SYNTAX);
+		/* non-canonical: a long-form length where the short form fits */
+		memcpy(q + k, "\x03\x81\x09S00000001", 12);
+		send(&b, C_KEY, "VE", q, k + 12, &a, rb);
+		EXPECT(a, 2, MK_ERR_TLV_LENGTH);
+		/* and well formed: accepted */
+		memcpy(q + k, "\x03\x09S00000001", 11);
+		send(&b, C_KEY, "VE", q, k + 11, &a, rb);
+		EXPECT(a, 0, MK_OK);
+		b.last_key_id = 0;
+	}
+	send_raw(&b, garbage, sizeof(garbage), &a, rb);
+	EXPECT(a, 2, MK_ERR_TLV_LENGTH);
+	send_raw(&b, big, sizeof(big), &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_TOO_LONG);
+	assert_int_equal(b.last_key_id, 0); /* nothing ran */
+	mk_buf_free(rb);
+}
+
+/* Level 3: a well-formed command the box refuses. */
+static void test_response_codes(void **state)
+{
+	struct tbox b = { 0, 5 };
+	struct mk_buf *rb = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_box_response a;
+	uint8_t p[16];
+
+	(void)state;
+	send(&b, C_KEY, "USPS", p, params_u64(1, 7, p), &a, rb);
+	EXPECT(a, 3, MK_RC_DOMAIN_UNKNOWN);
+	send(&b, C_KEY, "VE", p, params_u64(1, 7, p), &a, rb);
+	EXPECT(a, 3, MK_RC_BOX_DISABLED);
+	send(&b, C_STATUS, "", NULL, 0, &a, rb);
+	EXPECT(a, 3, MK_RC_BOX_DISABLED);
+	b.enabled = 1;
+	send(&b, C_KEY, "VE", p, params_u64(1, 5, p), &a, rb); /* replayed key ID */
+	EXPECT(a, 3, MK_RC_KEY_ID_NOT_NEW);
+	assert_int_equal(a.result_len, 0); /* its half-written result is dropped */
+	send(&b, C_PING, "", NULL, 0, &a, rb);
+	EXPECT(a, 2, MK_ERR_CMD_PARAM_COUNT);
+	assert_int_equal(b.last_key_id, 5);
+	mk_buf_free(rb);
+}
+
+/* Messages: encode/decode round trips, one encoding per message, malformed
+ * responses refused. */
+static void test_messages(void **state)
+{
+	struct mk_buf *b = mk_buf_new(256);
+	struct mk_box_request q = { .command = 0x0102, .domain = "USPS", .time = 5 }, q2;
+	struct mk_box_response a = { 7, 3, MK_RC_SIGNATURE_INVALID, NULL, 0 }, a2;
+	static const uint8_t empty_body[] = { 0x01, 0x02, 0x00, 0x07, 0x03, 0x08, 0, 0, 0, 0, 0, 0, 0, 5,
+		                              0x10, 0x00 };
+	static const uint8_t ok_with_level3[] = { 0x01, 0x02, 0x00, 0x07, 0x04, 0x01, 0x03, 0x05,
+		                                  0x04, 0, 0, 0, 0 };
+	uint8_t p[16];
+
+	(void)state;
+	q.params = p;
+	q.params_len = params_u64(1, 9, p);
+	assert_int_equal(mk_box_request_encode(&q, b), MK_OK);
+	assert_int_equal(mk_box_request_decode(mk_buf_data(b), mk_buf_len(b), &q2), MK_OK);
+	assert_int_equal(q2.command, q.command);
+	assert_string_equal(q2.domain, "USPS");
+	assert_int_equal(q2.time, 5);
+	assert_int_equal(q2.params_len, q.params_len);
+	assert_memory_equal(q2.params, p, q.params_len);
+	mk_buf_reset(b);
+	assert_int_equal(mk_box_response_encode(&a, b), MK_OK);
+	assert_int_equal(mk_box_response_decode(mk_buf_data(b), mk_buf_len(b), &a2), MK_OK);
+	assert_int_equal(a2.code, MK_RC_SIGNATURE_INVALID);
+	assert_int_equal(a2.level, 3);
+	/* a present but empty body is not a second encoding of "no body" */
+	assert_int_equal(mk_box_request_decode(empty_body, sizeof(empty_body), &q2), MK_ERR_TLV_VALUE);
+	/* success must be level 0, a refusal level 2 or 3 */
+	assert_int_equal(mk_box_response_decode(ok_with_level3, sizeof(ok_with_level3), &a2),
+	                 MK_ERR_TLV_VALUE);
+	mk_buf_free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_box_ids),
+		cmocka_unit_test(test_success_carries_result),
+		cmocka_unit_test(test_command_errors),
+		cmocka_unit_test(test_response_codes),
+		cmocka_unit_test(test_messages),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
