@@ -34,7 +34,7 @@
  *   200–299 framing (level 1) 300–399 command errors (level 2)
  *   400–599 response codes (level 3)
  *   600–699 crypto and self-tests  700–799 RNG  800–899 operator shares
- *   900–999 archive
+ *   900–999 archive           1000–1099 box (sealed state)
  */
 #define MK_ERR_LIST(X)                                                                \
 	X(MK_OK, 0, MK_LEVEL_LOCAL, "success")                                          \
@@ -138,7 +138,15 @@
 	  "archive: URL is neither sqlite:PATH nor postgresql://...")                   \
 	X(MK_ERR_DB_CONSTRAINT, 904, MK_LEVEL_LOCAL,                                    \
 	  "archive: uniqueness or integrity constraint violated")                       \
-	X(MK_ERR_AUDIT, 905, MK_LEVEL_LOCAL, "archive: audit log does not verify")
+	X(MK_ERR_AUDIT, 905, MK_LEVEL_LOCAL, "archive: audit log does not verify")      \
+                                                                                        \
+	X(MK_ERR_SEAL_FORMAT, 1000, MK_LEVEL_LOCAL,                                     \
+	  "sealed state: not a sealed box state file")                                  \
+	X(MK_ERR_SEAL_FOREIGN, 1001, MK_LEVEL_LOCAL,                                    \
+	  "sealed state: belongs to another box")                                       \
+	X(MK_ERR_SEAL_KEY, 1002, MK_LEVEL_LOCAL,                                        \
+	  "sealed state: the Operation Combination does not open it "                   \
+	  "(wrong shares or tampered file)")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,
