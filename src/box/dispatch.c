@@ -201,7 +201,7 @@ static enum mk_err check_param(const struct mk_box_param *sp, const uint8_t *v, 
 		for (size_t i = 0; i < n; i++)
 			if (v[i] < 0x20 || v[i] > 0x7e)
 				return MK_ERR_CMD_PARAM_SYNTAX;
-		/* fall through: the length range */
+		return n >= sp->min && n <= sp->max ? MK_OK : MK_ERR_CMD_PARAM_SYNTAX;
 	case MK_P_BYTES:
 		return n >= sp->min && n <= sp->max ? MK_OK : MK_ERR_CMD_PARAM_SYNTAX;
 	default:
