@@ -55,6 +55,26 @@
 /* Length of mk_ec_wrap's output for an n-byte secret: epk || wrapped. */
 #define MK_EC_WRAPPED_LEN(n) (MK_EC_PUB_LEN + MK_KW_WRAPPED_LEN(n))
 
+/* ---- One AES block and the test tokens ---------------------------------- */
+
+#define MK_AES_BLOCK_LEN 16
+
+/* Encrypts one 16-byte block with AES-128 or AES-256 (keylen 16 or 32; else
+ * MK_ERR_KEY_INVALID, out zeroed). WARNING: ECB, for fixed public inputs such
+ * as the test pattern only, never for data. */
+MK_WUR enum mk_err mk_aes_encrypt_block(const uint8_t *key, size_t keylen,
+                                        const uint8_t in[static MK_AES_BLOCK_LEN],
+                                        uint8_t out[static MK_AES_BLOCK_LEN]);
+
+/* The test pattern: two preformatted 64-bit values ("mk-test1", "mk-test2"). */
+extern const uint8_t mk_test_pattern[MK_AES_BLOCK_LEN];
+
+/* The test tokens of a master key: the test pattern encrypted with it. A box
+ * or meter takes from them the position and number of tokens its domain
+ * specifies. Errors as mk_aes_encrypt_block. */
+MK_WUR enum mk_err mk_test_tokens(const uint8_t *key, size_t keylen,
+                                  uint8_t out[static MK_AES_BLOCK_LEN]);
+
 /* ---- Secret buffers ---------------------------------------------------- */
 
 /* A heap buffer for secret bytes: zeroed at creation, wiped on free, taken

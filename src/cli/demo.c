@@ -88,7 +88,7 @@ static void hex_line(const char *label, const uint8_t *p, size_t n, size_t max)
 static int demo_selftest(void)
 {
 	step("Self-tests, as every box runs them at start");
-	return check("known-answer tests (CMAC, KWP, GCM, ECDSA, KDFs, ECDH)", mk_selftest_run(),
+	return check("known-answer tests (AES, CMAC, KWP, GCM, ECDSA, KDFs, ECDH)", mk_selftest_run(),
 	             MK_OK);
 }
 

@@ -86,6 +86,7 @@ enum mk_kat_kind {
 	                        in = a message to sign and verify */
 	MK_KAT_ECDH,         /* key = private scalar, in = peer public point,
 	                        out = shared secret Z (x-coordinate) */
+	MK_KAT_AES_BLOCK,    /* key, in = one block, out = its encryption */
 };
 
 /* One known-answer test: every byte field is lowercase hex, "" when empty,

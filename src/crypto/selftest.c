@@ -150,6 +150,18 @@ const struct mk_kat mk_kat_table[] = {
 	  .out = "04"
 	         "60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6"
 	         "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299" },
+	{ .name = "AES-128 block, FIPS-197 C.1",
+	  .source = "FIPS-197 Appendix C.1",
+	  .kind = MK_KAT_AES_BLOCK,
+	  .key = "000102030405060708090a0b0c0d0e0f",
+	  .in = "00112233445566778899aabbccddeeff",
+	  .out = "69c4e0d86a7b0430d8cdb78070b4c55a" },
+	{ .name = "AES-256 block, FIPS-197 C.3",
+	  .source = "FIPS-197 Appendix C.3",
+	  .kind = MK_KAT_AES_BLOCK,
+	  .key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+	  .in = "00112233445566778899aabbccddeeff",
+	  .out = "8ea2b7ca516745bfeafc49904b496089" },
 };
 
 const size_t mk_kat_count = sizeof(mk_kat_table) / sizeof(mk_kat_table[0]);
@@ -202,6 +214,15 @@ static int kat_cmac(const struct field *key, const struct field *in, const struc
 	return out->n == sizeof(tag) &&
 	       mk_cmac_once(key->b, key->n, in->b, in->n, tag, sizeof(tag)) == MK_OK &&
 	       same(tag, sizeof(tag), out);
+}
+
+static int kat_aes_block(const struct field *key, const struct field *in,
+                         const struct field *out)
+{
+	uint8_t ct[MK_AES_BLOCK_LEN];
+
+	return in->n == MK_AES_BLOCK_LEN &&
+	       mk_aes_encrypt_block(key->b, key->n, in->b, ct) == MK_OK && same(ct, sizeof(ct), out);
 }
 
 static int kat_kw(const struct field *key, const struct field *in, const struct field *out)
@@ -348,6 +369,9 @@ enum mk_err mk_selftest_run_one(const struct mk_kat *kat)
 		break;
 	case MK_KAT_ECDH:
 		ok = kat_ecdh(key, in, out);
+		break;
+	case MK_KAT_AES_BLOCK:
+		ok = kat_aes_block(key, in, out);
 		break;
 	}
 out:

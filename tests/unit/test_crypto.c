@@ -868,9 +868,39 @@ static void test_pairwise_test(void **state)
 	mk_rng_free(rng);
 }
 
+/*
+ * Test tokens: the test pattern under the key, as one AES block (so the
+ * meter, Oak and Brass agree), different for another key, refused for a key
+ * that is neither AES-128 nor AES-256.
+ */
+static void test_test_tokens(void **state)
+{
+	static const uint8_t k1[16] = { 1 }, k2[16] = { 2 }, k32[32] = { 1 };
+	uint8_t t1[MK_AES_BLOCK_LEN], t1b[MK_AES_BLOCK_LEN], t2[MK_AES_BLOCK_LEN], b[MK_AES_BLOCK_LEN];
+
+	(void)state;
+	assert_memory_equal(mk_test_pattern, "mk-test1mk-test2", MK_AES_BLOCK_LEN);
+	assert_int_equal(mk_test_tokens(k1, sizeof(k1), t1), MK_OK);
+	assert_int_equal(mk_test_tokens(k1, sizeof(k1), t1b), MK_OK);
+	assert_memory_equal(t1, t1b, sizeof(t1));
+	assert_int_equal(mk_aes_encrypt_block(k1, sizeof(k1), mk_test_pattern, b), MK_OK);
+	assert_memory_equal(t1, b, sizeof(b));
+	assert_memory_not_equal(t1, mk_test_pattern, sizeof(t1));
+	assert_int_equal(mk_test_tokens(k2, sizeof(k2), t2), MK_OK);
+	assert_memory_not_equal(t1, t2, sizeof(t1)); /* a wrongly installed key shows */
+	assert_int_equal(mk_test_tokens(k32, sizeof(k32), t2), MK_OK);
+	assert_memory_not_equal(t1, t2, sizeof(t1)); /* AES-256, another key */
+	memset(b, 0x5a, sizeof(b));
+	assert_int_equal(mk_test_tokens(k32, 24, b), MK_ERR_KEY_INVALID);
+	for (size_t i = 0; i < sizeof(b); i++)
+		assert_int_equal(b[i], 0); /* nothing left on refusal */
+	assert_int_equal(mk_test_tokens(NULL, 16, b), MK_ERR_KEY_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_test_tokens),
 		cmocka_unit_test(test_secret_new_is_zeroed_and_sized),
 		cmocka_unit_test(test_secret_rejects_bad_args),
 		cmocka_unit_test(test_ct_equal),

@@ -31,7 +31,7 @@ static void test_every_kind_has_a_vector(void **state)
 {
 	static const enum mk_kat_kind kinds[] = {
 		MK_KAT_CMAC, MK_KAT_KW_PAD, MK_KAT_GCM, MK_KAT_ECDSA_VERIFY, MK_KAT_KBKDF_CMAC,
-		MK_KAT_X963_SHA256, MK_KAT_ECDSA_PCT, MK_KAT_ECDH,
+		MK_KAT_X963_SHA256, MK_KAT_ECDSA_PCT, MK_KAT_ECDH, MK_KAT_AES_BLOCK,
 	};
 
 	(void)state;
