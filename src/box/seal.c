@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +22,13 @@
 #include <openssl/crypto.h>
 
 #include "box/seal_int.h"
+#include "core/file_int.h"
 #include "crypto/crypto_int.h"
 
 static const uint8_t seal_magic[4] = { 'M', 'K', 'B', 'X' };
 
 /* Read chunk: the file is read in pieces so that a file that grows between
  * fstat and read is still caught by the cap. */
-#define SEAL_READ_CHUNK ((size_t)64 << 10)
 
 enum mk_err mk_seal_derive_key(const uint8_t oc[static MK_SEAL_OC_LEN], const char *box_id,
                                uint8_t key[static MK_AES256_KEY_LEN])
@@ -154,57 +153,25 @@ out:
  */
 static enum mk_err read_file(const char *path, struct mk_buf **bp)
 {
-	enum mk_err r = MK_ERR_INTERNAL;
-	struct mk_buf *b = NULL;
-	struct stat st;
-	int fd = -1;
+	struct mk_buf *b = mk_buf_new(MK_SEAL_FILE_MAX + 1);
+	enum mk_err r;
 
 	*bp = NULL;
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
-		r = errno == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO;
-		goto out;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	switch (r = mk_file_read(path, MK_SEAL_FILE_MAX, b)) {
+	case MK_OK:
+		*bp = b;
+		return MK_OK;
+	case MK_ERR_UNSUPPORTED: /* not a regular file */
 		r = MK_ERR_IO;
-		goto out;
-	}
-	if (st.st_size > (off_t)MK_SEAL_FILE_MAX) {
+		break;
+	case MK_ERR_BUF_FULL:
 		r = MK_ERR_SEAL_FORMAT;
-		goto out;
+		break;
+	default: /* MK_ERR_NOT_FOUND, MK_ERR_IO, MK_ERR_NOMEM as they are */
+		break;
 	}
-	if ((b = mk_buf_new(MK_SEAL_FILE_MAX + 1)) == NULL) {
-		r = MK_ERR_NOMEM;
-		goto out;
-	}
-	for (;;) {
-		size_t room = mk_buf_cap(b) - mk_buf_len(b), before = mk_buf_len(b);
-		size_t want = room < SEAL_READ_CHUNK ? room : SEAL_READ_CHUNK;
-		uint8_t *p = NULL;
-		ssize_t got;
-
-		if (want == 0) {
-			r = MK_ERR_SEAL_FORMAT; /* grew past the cap while we read */
-			goto out;
-		}
-		if ((r = mk_buf_reserve(b, want, &p)) != MK_OK)
-			goto out;
-		do
-			got = read(fd, p, want);
-		while (got < 0 && errno == EINTR);
-		if (got < 0) {
-			r = MK_ERR_IO;
-			goto out;
-		}
-		mk_buf_truncate(b, before + (size_t)got);
-		if (got == 0)
-			break;
-	}
-	*bp = b;
-	b = NULL;
-	r = MK_OK;
-out:
-	if (fd >= 0)
-		close(fd);
 	mk_buf_free(b);
 	return r;
 }
@@ -255,42 +222,6 @@ enum mk_err mk_seal_read_with_shares(const char *path, const char *box_id,
 out:
 	OPENSSL_cleanse(oc, sizeof(oc));
 	return r;
-}
-
-/* fsync of the directory that holds path, so that the rename is durable. */
-static enum mk_err sync_parent(const char *path)
-{
-	enum mk_err r = MK_ERR_IO;
-	char *copy = strdup(path);
-	int dfd = -1;
-
-	if (copy == NULL)
-		return MK_ERR_NOMEM;
-	if ((dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		goto out;
-	if (fsync(dfd) != 0 && errno != EINVAL)
-		goto out;
-	r = MK_OK;
-out:
-	if (dfd >= 0)
-		close(dfd);
-	free(copy);
-	return r;
-}
-
-static enum mk_err write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return MK_ERR_IO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return MK_OK;
 }
 
 /*
@@ -358,7 +289,7 @@ enum mk_err mk_seal_write(struct mk_rng *rng, const char *path, const char *box_
 		goto out;
 	}
 	created = 1;
-	if (fchmod(fd, 0600) != 0 || write_all(fd, mk_buf_data(b), mk_buf_len(b)) != MK_OK ||
+	if (fchmod(fd, 0600) != 0 || mk_file_write_all(fd, mk_buf_data(b), mk_buf_len(b)) != MK_OK ||
 	    fsync(fd) != 0) {
 		r = MK_ERR_IO;
 		goto out;
@@ -374,7 +305,7 @@ enum mk_err mk_seal_write(struct mk_rng *rng, const char *path, const char *box_
 	created = 0;
 	/* The new file is in place; a failed directory fsync is still reported,
 	 * since its durability is not assured. */
-	if ((r = sync_parent(path)) != MK_OK)
+	if ((r = mk_file_sync_parent(path)) != MK_OK)
 		goto out;
 	r = MK_OK;
 out:

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +25,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/file_int.h"
 #include "shares/shares_int.h"
 
 /* First MK_SHARE_CHECKSUM_LEN bytes of SHA-256(p[0..n)). */
@@ -134,44 +134,6 @@ out:
 	return r;
 }
 
-/* Writes all of p[0..n), retrying short writes and EINTR. */
-static enum mk_err write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return MK_ERR_IO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return MK_OK;
-}
-
-/* Makes the new directory entry durable. A file system that cannot sync a
- * directory (EINVAL) is accepted: the file itself was synced. */
-static enum mk_err sync_parent(const char *path)
-{
-	enum mk_err r = MK_ERR_IO;
-	char *copy = strdup(path);
-	int dfd = -1;
-
-	if (copy == NULL)
-		return MK_ERR_NOMEM;
-	if ((dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		goto out;
-	if (fsync(dfd) != 0 && errno != EINVAL)
-		goto out;
-	r = MK_OK;
-out:
-	if (dfd >= 0)
-		close(dfd);
-	free(copy);
-	return r;
-}
-
 /*
  * O_EXCL | O_NOFOLLOW: an existing share (or a planted symlink) is never
  * overwritten. The mode is forced to 0600 whatever the umask. A file we
@@ -196,14 +158,14 @@ enum mk_err mk_share_write_file(const struct mk_share *s, const char *path)
 		goto out;
 	}
 	created = 1;
-	if (fchmod(fd, 0600) != 0 || (r = write_all(fd, mk_buf_data(&fb), mk_buf_len(&fb))) != MK_OK ||
+	if (fchmod(fd, 0600) != 0 || (r = mk_file_write_all(fd, mk_buf_data(&fb), mk_buf_len(&fb))) != MK_OK ||
 	    fsync(fd) != 0) {
 		r = MK_ERR_IO;
 		goto out;
 	}
 	r = close(fd) == 0 ? MK_OK : MK_ERR_IO;
 	fd = -1;
-	if (r != MK_OK || (r = sync_parent(path)) != MK_OK)
+	if (r != MK_OK || (r = mk_file_sync_parent(path)) != MK_OK)
 		goto out;
 	r = MK_OK;
 out:
@@ -215,55 +177,32 @@ out:
 	return r;
 }
 
-/*
- * The size is judged twice: from fstat before reading, and by reading at most
- * one byte more than the largest share, in case the file grows meanwhile.
- * O_NONBLOCK keeps a FIFO planted at path from hanging the open.
- */
+/* Reads and decodes a share file; the bounded read is mk_file_read's. */
 enum mk_err mk_share_read_file(const char *path, struct mk_share **sp)
 {
-	enum mk_err r = MK_ERR_INTERNAL;
 	uint8_t mem[MK_SHARE_FILE_MAX + 1];
-	struct mk_buf v;
-	struct stat st;
-	size_t got = 0;
-	int fd = -1;
+	struct mk_buf fb, v;
+	enum mk_err r;
 
 	if (sp == NULL)
 		return MK_ERR_INVALID_ARG;
 	*sp = NULL;
 	if (path == NULL)
 		return MK_ERR_INVALID_ARG;
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+	mk_buf_init_fixed(&fb, mem, sizeof(mem));
+	switch (r = mk_file_read(path, MK_SHARE_FILE_MAX, &fb)) {
+	case MK_OK:
+		mk_buf_init_view(&v, mk_buf_data(&fb), mk_buf_len(&fb));
+		r = mk_share_decode(&v, sp);
+		break;
+	case MK_ERR_UNSUPPORTED: /* not a regular file */
+	case MK_ERR_BUF_FULL:    /* larger than any share */
+		r = MK_ERR_SHARE_CORRUPT;
+		break;
+	default: /* a missing or unreadable file */
 		r = MK_ERR_IO;
-		goto out;
+		break;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)MK_SHARE_FILE_MAX) {
-		r = MK_ERR_SHARE_CORRUPT;
-		goto out;
-	}
-	while (got < sizeof(mem)) {
-		ssize_t n = read(fd, mem + got, sizeof(mem) - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = MK_ERR_IO;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got > MK_SHARE_FILE_MAX) {
-		r = MK_ERR_SHARE_CORRUPT;
-		goto out;
-	}
-	mk_buf_init_view(&v, mem, got);
-	r = mk_share_decode(&v, sp);
-out:
-	if (fd >= 0)
-		close(fd);
-	OPENSSL_cleanse(mem, sizeof(mem));
+	mk_buf_cleanup(&fb); /* wipes mem */
 	return r;
 }
