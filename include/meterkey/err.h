@@ -35,6 +35,7 @@
  *   400–599 response codes (level 3)
  *   600–699 crypto and self-tests  700–799 RNG  800–899 operator shares
  *   900–999 archive           1000–1099 box (sealed state)
+ *  1100–1199 device (the simulated meter and its NVM)
  */
 #define MK_ERR_LIST(X)                                                                \
 	X(MK_OK, 0, MK_LEVEL_LOCAL, "success")                                          \
@@ -146,7 +147,10 @@
 	  "sealed state: belongs to another box")                                       \
 	X(MK_ERR_SEAL_KEY, 1002, MK_LEVEL_LOCAL,                                        \
 	  "sealed state: the Operation Combination does not open it "                   \
-	  "(wrong shares or tampered file)")
+	  "(wrong shares or tampered file)")                                           \
+                                                                                        \
+	X(MK_ERR_NVM_CORRUPT, 1100, MK_LEVEL_LOCAL,                                     \
+	  "meter NVM: not a meter NVM file, or corrupt (magic, version, CRC, content)")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

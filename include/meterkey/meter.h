@@ -1,0 +1,193 @@
+/*
+ * meterkey — the simulated meter (postal security device, PSD) and its client.
+ *
+ * A meter is a small process with a persistent NVM file that answers requests
+ * on the framed link (frame.h): requests travel in frames of class
+ * MK_FRAME_METER_COMMAND, answers in MK_FRAME_METER_RESPONSE. The Steel box and
+ * the KMS reach it only through that link, through the client calls below.
+ * What it does, from the source document ("Digital Meter Requirements",
+ * "Earth Domain Digital Meters", messages MI5, MI6 and MR1):
+ *   - it is made with a factory label: product code and manufacturing
+ *     sequence number (MSN);
+ *   - MI5/MI6: it takes one domain master key per domain, once, and answers
+ *     with its MSN and the test tokens it computes from the key it stored;
+ *   - MR1: it is given an indicia serial number, a country (sub-domain) and a
+ *     date, once (an Earth meter never goes back), and then reports them,
+ *     MACed with the master key of a domain it holds;
+ *   - it can be retired: its keys are erased and it refuses everything else.
+ * Messages and NVM byte by byte: docs/formats.md §7; the design:
+ * docs/internals/device.md.
+ */
+#ifndef MK_METER_H
+#define MK_METER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/archive.h"
+#include "meterkey/buf.h"
+#include "meterkey/err.h"
+
+/* A domain master key: AES-128 (key_alg 1). */
+#define MK_MASTER_KEY_LEN 16
+#define MK_METER_KEY_ALG_AES128 1
+/* Key slots: one per domain (vendor and postal, with room to spare). */
+#define MK_METER_MAX_KEYS 4
+/* The whole of mk_test_tokens()'s output. */
+#define MK_TEST_TOKENS_LEN 16
+/* The registration report's MAC: a full AES-CMAC. */
+#define MK_METER_MAC_LEN 16
+/* The largest NVM file a meter reads. */
+#define MK_METER_NVM_MAX 4096
+/* How long the client waits for the meter's answer once its request was
+ * acknowledged (the meter syncs its NVM before it answers). */
+#define MK_METER_RESPONSE_TIMEOUT_MS 30000
+
+enum mk_meter_state { MK_METER_MANUFACTURED = 1, MK_METER_REGISTERED = 2, MK_METER_RETIRED = 3 };
+
+/* "manufactured", "registered", "retired"; "?" for anything else. */
+const char *mk_meter_state_name(enum mk_meter_state s);
+
+/* A key slot as the meter shows it: never the key bytes. */
+struct mk_meter_key_info {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint64_t key_id;
+};
+
+struct mk_meter_info {
+	char product_code[MK_IDENT_MAX + 1];
+	char mfg_seq[MK_IDENT_MAX + 1];
+	char indicia_serial[MK_IDENT_MAX + 1]; /* "" until registration (Earth meters) */
+	char country[MK_DOMAIN_ID_MAX + 1];    /* the country sub-domain, "" until registered */
+	int64_t registered;                    /* registration date (unix time), 0 before */
+	enum mk_meter_state state;
+	size_t nkeys;
+	struct mk_meter_key_info keys[MK_METER_MAX_KEYS]; /* never the key bytes */
+};
+
+/* ---- The NVM file --------------------------------------------------------------- */
+
+/* Creates a new NVM file at path (mode 0600, written atomically and synced)
+ * holding the factory label: product_code and mfg_seq (1..MK_IDENT_MAX
+ * printable ASCII each, else MK_ERR_INVALID_ARG), no keys, state
+ * MANUFACTURED. MK_RC_RECORD_EXISTS if something exists at path already;
+ * MK_ERR_IO. No secret is involved yet. */
+MK_WUR enum mk_err mk_meter_nvm_create(const char *path, const char *product_code,
+                                       const char *mfg_seq);
+
+/* Reads the identity, state and key slots (domain and key ID only) straight
+ * from the NVM file at path into *info, for listing meters without running
+ * them. The key bytes are read (the file is checked whole) but wiped at once
+ * and never given out. MK_ERR_NOT_FOUND; MK_ERR_NVM_CORRUPT (bad magic,
+ * version, CRC, length or content: nothing is half-loaded); MK_ERR_IO. On
+ * failure *info is zeroed. */
+MK_WUR enum mk_err mk_meter_nvm_info(const char *path, struct mk_meter_info *info);
+
+/* ---- The meter ------------------------------------------------------------------- */
+
+/*
+ * Runs the meter whose NVM is at nvm_path on the link rfd/wfd (not closed
+ * here) until the peer closes it (MK_OK) or an I/O error (MK_ERR_IO). The NVM
+ * is loaded at start (its errors as mk_meter_nvm_info; nothing is served
+ * then). Every change is written to the NVM atomically (temporary file, fsync,
+ * rename, directory sync) BEFORE the answer is sent; an answer whose write
+ * failed says MK_ERR_IO and the meter is unchanged. A malformed request gets a
+ * level-2 answer; a frame damaged beyond the link's retries is dropped; neither
+ * stops the meter. The master keys live in wiped memory and are wiped when it
+ * returns. WARNING: the caller should ignore SIGPIPE (frame.h).
+ */
+MK_WUR enum mk_err mk_meter_serve(const char *nvm_path, int rfd, int wfd);
+
+/* ---- The client ------------------------------------------------------------------ */
+
+struct mk_meter_conn;
+
+/* Starts a meter: forks a child process that runs mk_meter_serve(nvm_path) on
+ * one end of a socketpair and _exit()s (status 0 when it returned MK_OK); the
+ * caller keeps the other end, with link timeouts set for a local socket. The
+ * NVM is not checked here: a child that cannot load it closes the link, and
+ * the first request fails with MK_ERR_EOF. *cp (free with
+ * mk_meter_disconnect) is set only on MK_OK. MK_ERR_IO (socketpair, fork),
+ * MK_ERR_NOMEM. WARNING: ignore SIGPIPE in the calling process. */
+MK_WUR enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp);
+
+/* Closes the link and, for a connection made by mk_meter_connect, waits for
+ * the child to exit. NULL is a no-op. */
+void mk_meter_disconnect(struct mk_meter_conn *c);
+
+/* A connection over an existing link (a socketpair in tests, a serial line):
+ * rfd/wfd stay the caller's (mk_meter_disconnect does not close them); the
+ * link keeps the defaults of mk_link_init. *cp set only on MK_OK. */
+MK_WUR enum mk_err mk_meter_conn_from_fds(int rfd, int wfd, struct mk_meter_conn **cp);
+
+/*
+ * Every request below returns MK_OK, the meter's refusal (the code in its
+ * answer: MK_ERR_STATE, MK_RC_*, MK_ERR_CMD_*, MK_ERR_IO for its NVM...), a
+ * link error (MK_ERR_FRAME_*, MK_ERR_TIMEOUT, MK_ERR_EOF, MK_ERR_IO),
+ * MK_ERR_INVALID_ARG for arguments the client refuses before sending, or
+ * MK_ERR_TLV_* / MK_ERR_FRAME_CLASS for an answer that does not decode or
+ * does not answer the request. Outputs are set only on MK_OK.
+ */
+
+/* The meter's identity, state and key slots (no key bytes). */
+MK_WUR enum mk_err mk_meter_get_info(struct mk_meter_conn *c, struct mk_meter_info *info);
+
+/*
+ * MI5 + MI6: installs key (a secret: sent on the link, which is the meter's
+ * secure channel to the Steel box in this simulation, and wiped from every
+ * buffer here) for domain with key_id. The meter stores it, reads it back from
+ * its NVM and answers with its MSN (mfg_seq_out) and the test tokens
+ * mk_test_tokens() of the stored key (tokens_out); the caller compares them
+ * with the tokens it expects. Refused, the meter left unchanged: retired meter
+ * (MK_ERR_STATE), slot of that domain already holds a key
+ * (MK_RC_RECORD_EXISTS: a key is installed once), key_id 0
+ * (MK_ERR_CMD_PARAM_SYNTAX), no free slot (MK_RC_RESOURCE_UNAVAILABLE).
+ */
+MK_WUR enum mk_err mk_meter_install_key(struct mk_meter_conn *c, const char *domain,
+                                        uint64_t key_id,
+                                        const uint8_t key[static MK_MASTER_KEY_LEN],
+                                        char mfg_seq_out[static MK_IDENT_MAX + 1],
+                                        uint8_t tokens_out[static MK_TEST_TOKENS_LEN]);
+
+/* MR1 input: sets the indicia serial number (1..MK_IDENT_MAX printable
+ * ASCII), the country (sub-domain ID) and the registration date (> 0), and
+ * moves the meter to REGISTERED. Refused with MK_ERR_STATE when the meter
+ * already has an indicia serial number (once registered to a country it never
+ * goes back), is retired, or holds no key. */
+MK_WUR enum mk_err mk_meter_set_indicia(struct mk_meter_conn *c, const char *indicia_serial,
+                                        const char *country, int64_t date);
+
+/* MR1 output: the registration report of the key of one domain:
+ * mac = AES-CMAC(master key of that domain, mk_meter_report_encode_tbs(report)). */
+struct mk_meter_report {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint64_t key_id;
+	char product_code[MK_IDENT_MAX + 1];
+	char mfg_seq[MK_IDENT_MAX + 1];
+	char indicia_serial[MK_IDENT_MAX + 1];
+	char country[MK_DOMAIN_ID_MAX + 1];
+	int64_t date;
+	uint8_t mac[MK_METER_MAC_LEN];
+};
+
+/* Asks for the report of domain's key. The client does not verify the MAC (it
+ * has no key): the Brass box does, over mk_meter_report_encode_tbs. Refused:
+ * MK_ERR_STATE (not REGISTERED: not yet, or retired), MK_RC_DOMAIN_UNKNOWN (no
+ * key of that domain). */
+MK_WUR enum mk_err mk_meter_get_report(struct mk_meter_conn *c, const char *domain,
+                                       struct mk_meter_report *out);
+
+/* The exact bytes the MAC covers: the label MK_METER_REPORT_LABEL (no NUL)
+ * followed by the canonical TLV of every field but mac (docs/formats.md §7.5),
+ * appended to out (cut back on failure). MK_ERR_INVALID_ARG for a field out
+ * of its syntax; the buffer's errors. No secret. */
+#define MK_METER_REPORT_LABEL "meterkey meter registration report v1"
+MK_WUR enum mk_err mk_meter_report_encode_tbs(const struct mk_meter_report *r,
+                                              struct mk_buf *out);
+
+/* Takes the meter out of service: state RETIRED, the key bytes erased from
+ * the NVM (the slots' domains and key IDs stay, for the record). Refused with
+ * MK_ERR_STATE when already retired. */
+MK_WUR enum mk_err mk_meter_retire(struct mk_meter_conn *c);
+
+#endif

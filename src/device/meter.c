@@ -1,0 +1,874 @@
+/*
+ * The simulated meter (include/meterkey/meter.h): its state and encodings,
+ * its NVM file, its command table and the serve loop.
+ *
+ * The meter speaks the box messages (box.h) and runs them through the box
+ * dispatcher, so its level-2 checks (unknown command, parameters missing,
+ * extra or of the wrong syntax) are the same code as every box's, applied
+ * before a handler runs. A handler checks everything that can refuse first,
+ * then builds the next state in a scratch copy, writes it to the NVM, and only
+ * then makes it current: an answer always describes what the NVM holds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core/file_int.h"
+#include "device/device_int.h"
+#include "meterkey/box.h"
+#include "meterkey/crc32.h"
+#include "meterkey/crypto.h"
+#include "meterkey/frame.h"
+
+const char *mk_meter_state_name(enum mk_meter_state s)
+{
+	switch (s) {
+	case MK_METER_MANUFACTURED:
+		return "manufactured";
+	case MK_METER_REGISTERED:
+		return "registered";
+	case MK_METER_RETIRED:
+		return "retired";
+	}
+	return "?";
+}
+
+/* 1..MK_IDENT_MAX printable ASCII characters. */
+int mk_meter_ident_valid(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || (n = strnlen(s, MK_IDENT_MAX + 1)) == 0 || n > MK_IDENT_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* ---- The state body ------------------------------------------------------------ */
+
+enum { S_PRODUCT = 0x01, S_MFG_SEQ = 0x02, S_STATE = 0x03, S_INDICIA = 0x04, S_COUNTRY = 0x05,
+       S_REGISTERED = 0x06, S_KEY0 = 0x10 };
+enum { K_DOMAIN = 0x01, K_ID = 0x02, K_ALG = 0x03, K_BYTES = 0x04 };
+
+/*
+ * The one list of rules a meter's state obeys, applied to what is decoded
+ * and to what is about to be encoded: the registration fields are set
+ * together and only outside MANUFACTURED; a registered meter holds a key; key
+ * slots name distinct, well-formed domains and non-zero key IDs.
+ */
+static int state_valid(const struct mk_meter_nvm *s)
+{
+	const struct mk_meter_info *in = &s->info;
+	int reg = in->indicia_serial[0] != '\0';
+
+	if (in->state != MK_METER_MANUFACTURED && in->state != MK_METER_REGISTERED &&
+	    in->state != MK_METER_RETIRED)
+		return 0;
+	if (!mk_meter_ident_valid(in->product_code) || !mk_meter_ident_valid(in->mfg_seq))
+		return 0;
+	if (reg ? !mk_meter_ident_valid(in->indicia_serial) || !mk_domain_id_valid(in->country) ||
+	              in->registered <= 0
+	        : in->country[0] != '\0' || in->registered != 0)
+		return 0;
+	if ((in->state == MK_METER_MANUFACTURED && reg) ||
+	    (in->state == MK_METER_REGISTERED && (!reg || in->nkeys == 0)))
+		return 0;
+	if (in->nkeys > MK_METER_MAX_KEYS)
+		return 0;
+	for (size_t i = 0; i < in->nkeys; i++) {
+		if (!mk_domain_id_valid(in->keys[i].domain) || in->keys[i].key_id == 0)
+			return 0;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(in->keys[i].domain, in->keys[j].domain) == 0)
+				return 0;
+	}
+	return 1;
+}
+
+enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struct mk_tlv_writer *w)
+{
+	const struct mk_meter_info *in = &s->info;
+	enum mk_err e;
+
+	if (!state_valid(s))
+		return MK_ERR_INVALID_ARG;
+	if ((e = mk_tlv_put_string(w, S_PRODUCT, in->product_code)) != MK_OK ||
+	    (e = mk_tlv_put_string(w, S_MFG_SEQ, in->mfg_seq)) != MK_OK ||
+	    (e = mk_tlv_put_u8(w, S_STATE, (uint8_t)in->state)) != MK_OK)
+		return e;
+	if (in->indicia_serial[0] != '\0' &&
+	    ((e = mk_tlv_put_string(w, S_INDICIA, in->indicia_serial)) != MK_OK ||
+	     (e = mk_tlv_put_string(w, S_COUNTRY, in->country)) != MK_OK ||
+	     (e = mk_tlv_put_u64(w, S_REGISTERED, (uint64_t)in->registered)) != MK_OK))
+		return e;
+	for (size_t i = 0; i < in->nkeys; i++) {
+		struct mk_tlv_writer c;
+
+		if ((e = mk_tlv_begin(w, (uint8_t)(S_KEY0 + i), &c)) != MK_OK)
+			return e;
+		if ((e = mk_tlv_put_string(&c, K_DOMAIN, in->keys[i].domain)) != MK_OK ||
+		    (e = mk_tlv_put_u64(&c, K_ID, in->keys[i].key_id)) != MK_OK ||
+		    (e = mk_tlv_put_u16(&c, K_ALG, MK_METER_KEY_ALG_AES128)) != MK_OK ||
+		    (keys && in->state != MK_METER_RETIRED &&
+		     (e = mk_tlv_put_bytes(&c, K_BYTES, s->keys[i], MK_MASTER_KEY_LEN)) != MK_OK)) {
+			/* end the child anyway, so the writer is usable; report the first error */
+			(void)mk_tlv_end(w, &c);
+			return e;
+		}
+		if ((e = mk_tlv_end(w, &c)) != MK_OK)
+			return e;
+	}
+	return MK_OK;
+}
+
+/* One key slot: domain, key ID, algorithm (AES-128 only) and, in the NVM of
+ * a meter in service, the key bytes. */
+static enum mk_err get_slot(struct mk_tlv_reader *r, uint8_t tag, bool key_bytes,
+                            struct mk_meter_key_info *ki, uint8_t key[static MK_MASTER_KEY_LEN])
+{
+	struct mk_tlv_reader c;
+	struct mk_buf v;
+	const uint8_t *p;
+	size_t n;
+	uint16_t alg;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_nested(r, tag, &c)) != MK_OK ||
+	    (e = mk_tlv_get_string(&c, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, ki->domain,
+	                           sizeof(ki->domain))) != MK_OK ||
+	    (e = mk_tlv_get_u64(&c, K_ID, &ki->key_id)) != MK_OK ||
+	    (e = mk_tlv_get_u16(&c, K_ALG, &alg)) != MK_OK)
+		return e;
+	if (alg != MK_METER_KEY_ALG_AES128)
+		return MK_ERR_TLV_VALUE;
+	if (key_bytes) {
+		if ((e = mk_tlv_get_bytes(&c, K_BYTES, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN, &p,
+		                          &n)) != MK_OK)
+			return e;
+		mk_buf_init_view(&v, p, n);
+		if ((e = mk_buf_get_bytes(&v, key, MK_MASTER_KEY_LEN)) != MK_OK)
+			return e;
+	}
+	return mk_tlv_reader_end(&c);
+}
+
+enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys, struct mk_meter_nvm *s)
+{
+	struct mk_meter_info *in = &s->info;
+	enum mk_err e = MK_ERR_INTERNAL;
+	uint64_t date;
+	uint8_t st, tag;
+
+	memset(s, 0, sizeof(*s));
+	if ((e = mk_tlv_get_string(r, S_PRODUCT, 1, MK_IDENT_MAX, in->product_code,
+	                           sizeof(in->product_code))) != MK_OK ||
+	    (e = mk_tlv_get_string(r, S_MFG_SEQ, 1, MK_IDENT_MAX, in->mfg_seq,
+	                           sizeof(in->mfg_seq))) != MK_OK ||
+	    (e = mk_tlv_get_u8(r, S_STATE, &st)) != MK_OK || (e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
+		goto out;
+	in->state = (enum mk_meter_state)st;
+	if (tag == S_INDICIA) {
+		if ((e = mk_tlv_get_string(r, S_INDICIA, 1, MK_IDENT_MAX, in->indicia_serial,
+		                           sizeof(in->indicia_serial))) != MK_OK ||
+		    (e = mk_tlv_get_string(r, S_COUNTRY, 2, MK_DOMAIN_ID_MAX, in->country,
+		                           sizeof(in->country))) != MK_OK ||
+		    (e = mk_tlv_get_u64(r, S_REGISTERED, &date)) != MK_OK)
+			goto out;
+		if (date == 0 || date > INT64_MAX) {
+			e = MK_ERR_TLV_VALUE;
+			goto out;
+		}
+		in->registered = (int64_t)date;
+	}
+	/* key slots: tags S_KEY0, S_KEY0 + 1, ... with none skipped */
+	for (;;) {
+		if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
+			goto out;
+		if (tag == MK_TLV_END)
+			break;
+		if (in->nkeys == MK_METER_MAX_KEYS || tag != S_KEY0 + in->nkeys) {
+			e = MK_ERR_TLV_TAG;
+			goto out;
+		}
+		if ((e = get_slot(r, tag, keys && in->state != MK_METER_RETIRED,
+		                  &in->keys[in->nkeys], s->keys[in->nkeys])) != MK_OK)
+			goto out;
+		in->nkeys++;
+	}
+	if ((e = mk_tlv_reader_end(r)) != MK_OK)
+		goto out;
+	e = state_valid(s) ? MK_OK : MK_ERR_TLV_VALUE;
+out:
+	if (e != MK_OK)
+		OPENSSL_cleanse(s, sizeof(*s));
+	return e;
+}
+
+/* ---- The NVM image --------------------------------------------------------------- */
+
+/*
+ * magic "MKMN" | version (u8) | body length (u32) | body | CRC-32 (u32) of
+ * everything before it. The body is encoded apart first, in a buffer that is
+ * wiped when freed, because its length goes in front of it.
+ */
+enum mk_err mk_meter_nvm_encode(const struct mk_meter_nvm *s, struct mk_buf *out)
+{
+	enum mk_err e = MK_ERR_INTERNAL;
+	struct mk_buf *body = mk_buf_new(MK_METER_NVM_MAX);
+	size_t start = mk_buf_len(out);
+	struct mk_tlv_writer w;
+
+	if (body == NULL)
+		return MK_ERR_NOMEM;
+	mk_tlv_writer_init(&w, body);
+	if ((e = mk_meter_state_encode(s, true, &w)) != MK_OK)
+		goto out;
+	if (mk_buf_len(body) > MK_METER_NVM_MAX - MK_METER_NVM_OVERHEAD) {
+		e = MK_ERR_BUF_FULL;
+		goto out;
+	}
+	if ((e = mk_buf_put_bytes(out, MK_METER_NVM_MAGIC, 4)) != MK_OK ||
+	    (e = mk_buf_put_u8(out, MK_METER_NVM_VERSION)) != MK_OK ||
+	    (e = mk_buf_put_u32(out, (uint32_t)mk_buf_len(body))) != MK_OK ||
+	    (e = mk_buf_put_bytes(out, mk_buf_data(body), mk_buf_len(body))) != MK_OK ||
+	    (e = mk_buf_put_u32(out, mk_crc32(mk_buf_data(out) + start,
+	                                      mk_buf_len(out) - start))) != MK_OK)
+		goto out;
+	e = MK_OK;
+out:
+	if (e != MK_OK)
+		mk_buf_truncate(out, start);
+	mk_buf_free(body);
+	return e;
+}
+
+/* Checks the frame of the image (magic, version, length, CRC) before a byte
+ * of the body is parsed; every fault is the one code MK_ERR_NVM_CORRUPT. */
+enum mk_err mk_meter_nvm_decode(const uint8_t *p, size_t n, struct mk_meter_nvm *s)
+{
+	struct mk_tlv_reader r;
+	const uint8_t *magic, *body;
+	struct mk_buf v;
+	uint32_t len, crc;
+	uint8_t version;
+
+	memset(s, 0, sizeof(*s));
+	if (p == NULL || n < MK_METER_NVM_OVERHEAD || n > MK_METER_NVM_MAX)
+		return MK_ERR_NVM_CORRUPT;
+	mk_buf_init_view(&v, p, n);
+	if (mk_buf_get_ptr(&v, 4, &magic) != MK_OK || memcmp(magic, MK_METER_NVM_MAGIC, 4) != 0 ||
+	    mk_buf_get_u8(&v, &version) != MK_OK || version != MK_METER_NVM_VERSION ||
+	    mk_buf_get_u32(&v, &len) != MK_OK || len != n - MK_METER_NVM_OVERHEAD ||
+	    mk_buf_get_ptr(&v, len, &body) != MK_OK || mk_buf_get_u32(&v, &crc) != MK_OK ||
+	    crc != mk_crc32(p, n - 4))
+		return MK_ERR_NVM_CORRUPT;
+	mk_tlv_reader_init(&r, body, len);
+	if (mk_meter_state_decode(&r, true, s) != MK_OK)
+		return MK_ERR_NVM_CORRUPT; /* s is wiped by the decoder */
+	return MK_OK;
+}
+
+/* ---- The NVM file ------------------------------------------------------------------ */
+
+/* Reads and decodes the NVM at path into *s. */
+static enum mk_err nvm_read(const char *path, struct mk_meter_nvm *s)
+{
+	struct mk_buf *b = mk_buf_new(MK_METER_NVM_MAX + 1);
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	memset(s, 0, sizeof(*s));
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	switch (e = mk_file_read(path, MK_METER_NVM_MAX, b)) {
+	case MK_OK:
+		e = mk_meter_nvm_decode(mk_buf_data(b), mk_buf_len(b), s);
+		break;
+	case MK_ERR_BUF_FULL: /* larger than any NVM */
+		e = MK_ERR_NVM_CORRUPT;
+		break;
+	case MK_ERR_UNSUPPORTED: /* not a regular file */
+		e = MK_ERR_IO;
+		break;
+	default: /* MK_ERR_NOT_FOUND, MK_ERR_IO, MK_ERR_NOMEM as they are */
+		break;
+	}
+	mk_buf_free(b);
+	return e;
+}
+
+/*
+ * Writes s as the NVM at path, atomically: a temporary file next to path
+ * (mkostemp: O_EXCL, mode 0600), written, fsynced, READ BACK and compared
+ * with what was meant (so a meter never answers for bytes its storage did not
+ * keep; with readback the decoded copy is given to the caller, who computes
+ * the test tokens from it), then renamed over path (create: linked to path,
+ * which fails if path exists), and the directory synced. The temporary file
+ * is removed on every path.
+ */
+static enum mk_err nvm_write(const char *path, const struct mk_meter_nvm *s, bool create,
+                             struct mk_meter_nvm *readback)
+{
+	enum mk_err e = MK_ERR_INTERNAL;
+	struct mk_buf *b = mk_buf_new(MK_METER_NVM_MAX), *rb = mk_buf_new(MK_METER_NVM_MAX + 1);
+	char *tmp = NULL;
+	size_t tmplen;
+	int fd = -1, created = 0;
+
+	if (b == NULL || rb == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_meter_nvm_encode(s, b)) != MK_OK)
+		goto out;
+	tmplen = strlen(path) + sizeof(".tmpXXXXXX");
+	if ((tmp = malloc(tmplen)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	(void)snprintf(tmp, tmplen, "%s.tmpXXXXXX", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		e = MK_ERR_IO;
+		goto out;
+	}
+	created = 1;
+	if (fchmod(fd, 0600) != 0 || mk_file_write_all(fd, mk_buf_data(b), mk_buf_len(b)) != MK_OK ||
+	    fsync(fd) != 0) {
+		e = MK_ERR_IO;
+		goto out;
+	}
+	e = close(fd) == 0 ? MK_OK : MK_ERR_IO;
+	fd = -1;
+	if (e != MK_OK)
+		goto out;
+	if ((e = mk_file_read(tmp, MK_METER_NVM_MAX, rb)) != MK_OK ||
+	    mk_buf_len(rb) != mk_buf_len(b) ||
+	    CRYPTO_memcmp(mk_buf_data(rb), mk_buf_data(b), mk_buf_len(b)) != 0) {
+		e = MK_ERR_IO;
+		goto out;
+	}
+	if (readback != NULL &&
+	    (e = mk_meter_nvm_decode(mk_buf_data(rb), mk_buf_len(rb), readback)) != MK_OK)
+		goto out;
+	if (create) {
+		if (link(tmp, path) != 0) {
+			e = errno == EEXIST ? MK_RC_RECORD_EXISTS : MK_ERR_IO;
+			goto out;
+		}
+	} else if (rename(tmp, path) != 0) {
+		e = MK_ERR_IO;
+		goto out;
+	} else {
+		created = 0;
+	}
+	/* in place; a failed directory sync is still reported: not yet durable */
+	e = mk_file_sync_parent(path);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlink(tmp);
+	free(tmp);
+	mk_buf_free(b);
+	mk_buf_free(rb);
+	if (e != MK_OK && readback != NULL)
+		OPENSSL_cleanse(readback, sizeof(*readback));
+	return e;
+}
+
+enum mk_err mk_meter_nvm_create(const char *path, const char *product_code, const char *mfg_seq)
+{
+	struct mk_meter_nvm s;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (path == NULL || !mk_meter_ident_valid(product_code) || !mk_meter_ident_valid(mfg_seq))
+		return MK_ERR_INVALID_ARG;
+	memset(&s, 0, sizeof(s));
+	(void)snprintf(s.info.product_code, sizeof(s.info.product_code), "%s", product_code);
+	(void)snprintf(s.info.mfg_seq, sizeof(s.info.mfg_seq), "%s", mfg_seq);
+	s.info.state = MK_METER_MANUFACTURED;
+	e = nvm_write(path, &s, true, NULL);
+	OPENSSL_cleanse(&s, sizeof(s));
+	return e;
+}
+
+enum mk_err mk_meter_nvm_info(const char *path, struct mk_meter_info *info)
+{
+	struct mk_secret *sec = NULL;
+	struct mk_meter_nvm *s;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (info == NULL)
+		return MK_ERR_INVALID_ARG;
+	memset(info, 0, sizeof(*info));
+	if (path == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((e = mk_secret_new(sizeof(*s), &sec)) != MK_OK)
+		return e;
+	s = (struct mk_meter_nvm *)(void *)mk_secret_data(sec);
+	if ((e = nvm_read(path, s)) != MK_OK)
+		goto out;
+	*info = s->info;
+	e = MK_OK;
+out:
+	mk_secret_free(sec);
+	return e;
+}
+
+/* ---- The running meter ------------------------------------------------------------ */
+
+struct mk_meter {
+	char *path;             /* NULL: memory only */
+	struct mk_secret *sec;  /* holds struct meter_states */
+};
+
+struct meter_states {
+	struct mk_meter_nvm cur;  /* what the NVM holds */
+	struct mk_meter_nvm next; /* a handler's scratch copy; wiped after each request */
+	struct mk_meter_nvm back; /* what the NVM gave back after a write */
+};
+
+static struct meter_states *states(struct mk_meter *m)
+{
+	return (struct meter_states *)(void *)mk_secret_data(m->sec);
+}
+
+enum mk_err mk_meter_new(const char *path, const struct mk_meter_nvm *init, struct mk_meter **mp)
+{
+	struct mk_meter *m = NULL;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	*mp = NULL;
+	if ((path == NULL) == (init == NULL))
+		return MK_ERR_INVALID_ARG;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_secret_new(sizeof(struct meter_states), &m->sec)) != MK_OK)
+		goto out;
+	if (path != NULL) {
+		if ((m->path = strdup(path)) == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		if ((e = nvm_read(path, &states(m)->cur)) != MK_OK)
+			goto out;
+	} else {
+		if (!state_valid(init)) {
+			e = MK_ERR_INVALID_ARG;
+			goto out;
+		}
+		states(m)->cur = *init;
+	}
+	*mp = m;
+	m = NULL;
+	e = MK_OK;
+out:
+	mk_meter_free(m);
+	return e;
+}
+
+void mk_meter_free(struct mk_meter *m)
+{
+	if (m == NULL)
+		return;
+	mk_secret_free(m->sec);
+	free(m->path);
+	free(m);
+}
+
+/* Makes next the current state: written to the NVM first (read back into
+ * back), then copied. Nothing changes when the write fails. */
+static enum mk_err commit(struct mk_meter *m)
+{
+	struct meter_states *st = states(m);
+	enum mk_err e;
+
+	if (m->path == NULL) {
+		st->back = st->next;
+	} else if ((e = nvm_write(m->path, &st->next, false, &st->back)) != MK_OK) {
+		return e;
+	}
+	st->cur = st->next;
+	return MK_OK;
+}
+
+static int find_slot(const struct mk_meter_info *in, const char *domain)
+{
+	for (size_t i = 0; i < in->nkeys; i++)
+		if (strcmp(in->keys[i].domain, domain) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Copies a string that the dispatcher or the TLV reader has already bounded. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	(void)snprintf(dst, size, "%s", src);
+}
+
+/* ---- Handlers ------------------------------------------------------------------------ */
+
+static enum mk_err h_get_info(void *box, const struct mk_box_request *req,
+                              struct mk_tlv_reader *p, struct mk_tlv_writer *res)
+{
+	(void)req;
+	(void)p;
+	return mk_meter_state_encode(&states(box)->cur, false, res);
+}
+
+/*
+ * MI5 in, MI6 out. The key is stored, the NVM read back, and the test tokens
+ * computed from the key the NVM gave back: the evidence is of the key the
+ * meter will use, not of the one it was sent.
+ */
+static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
+                                 struct mk_tlv_reader *p, struct mk_tlv_writer *res)
+{
+	struct meter_states *st = states(box);
+	struct mk_meter_info *in = &st->next.info;
+	uint8_t tokens[MK_TEST_TOKENS_LEN];
+	const uint8_t *key;
+	struct mk_buf v;
+	uint64_t key_id;
+	size_t n;
+	int slot;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if ((e = mk_tlv_get_u64(p, 1, &key_id)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(p, 2, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN, &key, &n)) != MK_OK)
+		goto out;
+	if (key_id == 0) {
+		e = MK_ERR_CMD_PARAM_SYNTAX;
+		goto out;
+	}
+	if (st->cur.info.state == MK_METER_RETIRED) {
+		e = MK_ERR_STATE;
+		goto out;
+	}
+	if (find_slot(&st->cur.info, req->domain) >= 0) {
+		e = MK_RC_RECORD_EXISTS;
+		goto out;
+	}
+	if (st->cur.info.nkeys == MK_METER_MAX_KEYS) {
+		e = MK_RC_RESOURCE_UNAVAILABLE;
+		goto out;
+	}
+	st->next = st->cur;
+	copy_str(in->keys[in->nkeys].domain, sizeof(in->keys[0].domain), req->domain);
+	in->keys[in->nkeys].key_id = key_id;
+	mk_buf_init_view(&v, key, n);
+	if ((e = mk_buf_get_bytes(&v, st->next.keys[in->nkeys], MK_MASTER_KEY_LEN)) != MK_OK)
+		goto out;
+	in->nkeys++;
+	if ((e = commit(box)) != MK_OK)
+		goto out;
+	if ((slot = find_slot(&st->back.info, req->domain)) < 0) {
+		e = MK_ERR_INTERNAL;
+		goto out;
+	}
+	if ((e = mk_test_tokens(st->back.keys[slot], MK_MASTER_KEY_LEN, tokens)) != MK_OK ||
+	    (e = mk_tlv_put_string(res, 1, st->cur.info.mfg_seq)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(res, 2, tokens, sizeof(tokens))) != MK_OK)
+		goto out;
+	e = MK_OK;
+out:
+	OPENSSL_cleanse(tokens, sizeof(tokens));
+	return e;
+}
+
+/* MR1 input: once only; the meter must hold a key to be registered with. */
+static enum mk_err h_set_indicia(void *box, const struct mk_box_request *req,
+                                 struct mk_tlv_reader *p, struct mk_tlv_writer *res)
+{
+	struct meter_states *st = states(box);
+	char indicia[MK_IDENT_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
+	uint64_t date;
+	enum mk_err e;
+
+	(void)req;
+	(void)res;
+	if ((e = mk_tlv_get_string(p, 1, 1, MK_IDENT_MAX, indicia, sizeof(indicia))) != MK_OK ||
+	    (e = mk_tlv_get_string(p, 2, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
+	    (e = mk_tlv_get_u64(p, 3, &date)) != MK_OK)
+		return e;
+	if (!mk_domain_id_valid(country) || date == 0 || date > INT64_MAX)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.indicia_serial[0] != '\0' ||
+	    st->cur.info.nkeys == 0)
+		return MK_ERR_STATE;
+	st->next = st->cur;
+	copy_str(st->next.info.indicia_serial, sizeof(st->next.info.indicia_serial), indicia);
+	copy_str(st->next.info.country, sizeof(st->next.info.country), country);
+	st->next.info.registered = (int64_t)date;
+	st->next.info.state = MK_METER_REGISTERED;
+	return commit(box);
+}
+
+/* MR1 output: the report of one domain's key, MACed with that key. */
+static enum mk_err h_get_report(void *box, const struct mk_box_request *req,
+                                struct mk_tlv_reader *p, struct mk_tlv_writer *res)
+{
+	struct meter_states *st = states(box);
+	const struct mk_meter_info *in = &st->cur.info;
+	struct mk_meter_report rep;
+	struct mk_buf *tbs = NULL;
+	enum mk_err e = MK_ERR_INTERNAL;
+	int slot;
+
+	(void)p;
+	memset(&rep, 0, sizeof(rep));
+	if (in->state != MK_METER_REGISTERED)
+		return MK_ERR_STATE;
+	if ((slot = find_slot(in, req->domain)) < 0)
+		return MK_RC_DOMAIN_UNKNOWN;
+	copy_str(rep.domain, sizeof(rep.domain), in->keys[slot].domain);
+	rep.key_id = in->keys[slot].key_id;
+	copy_str(rep.product_code, sizeof(rep.product_code), in->product_code);
+	copy_str(rep.mfg_seq, sizeof(rep.mfg_seq), in->mfg_seq);
+	copy_str(rep.indicia_serial, sizeof(rep.indicia_serial), in->indicia_serial);
+	copy_str(rep.country, sizeof(rep.country), in->country);
+	rep.date = in->registered;
+	if ((tbs = mk_buf_new(MK_METER_MSG_MAX)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_meter_report_encode_tbs(&rep, tbs)) != MK_OK ||
+	    (e = mk_cmac_once(st->cur.keys[slot], MK_MASTER_KEY_LEN, mk_buf_data(tbs),
+	                      mk_buf_len(tbs), rep.mac, sizeof(rep.mac))) != MK_OK ||
+	    (e = mk_meter_report_put(res, &rep, true)) != MK_OK)
+		goto out;
+	e = MK_OK;
+out:
+	mk_buf_free(tbs);
+	return e;
+}
+
+/* Out of service: the key bytes are erased, the slots stay for the record. */
+static enum mk_err h_retire(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+                            struct mk_tlv_writer *res)
+{
+	struct meter_states *st = states(box);
+
+	(void)req;
+	(void)p;
+	(void)res;
+	if (st->cur.info.state == MK_METER_RETIRED)
+		return MK_ERR_STATE;
+	st->next = st->cur;
+	st->next.info.state = MK_METER_RETIRED;
+	OPENSSL_cleanse(st->next.keys, sizeof(st->next.keys));
+	return commit(box);
+}
+
+static const struct mk_box_param p_install[] = {
+	{ 1, MK_P_U64, 0, 0, 0 },
+	{ 2, MK_P_BYTES, 0, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN },
+};
+static const struct mk_box_param p_indicia[] = {
+	{ 1, MK_P_STRING, 0, 1, MK_IDENT_MAX },
+	{ 2, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX },
+	{ 3, MK_P_U64, 0, 0, 0 },
+};
+
+/* The meter's command table: what it takes, with which parameters. */
+static const struct mk_box_cmd meter_cmds[] = {
+	{ MK_METER_CMD_GET_INFO, "get-info", 0, NULL, 0, h_get_info },
+	{ MK_METER_CMD_INSTALL_KEY, "install-key", MK_BOX_CMD_DOMAIN, p_install, 2, h_install_key },
+	{ MK_METER_CMD_SET_INDICIA, "set-indicia", 0, p_indicia, 3, h_set_indicia },
+	{ MK_METER_CMD_GET_REPORT, "get-report", MK_BOX_CMD_DOMAIN, NULL, 0, h_get_report },
+	{ MK_METER_CMD_RETIRE, "retire", 0, NULL, 0, h_retire },
+};
+
+/* A meter has no configuration table: any well-formed domain (the request
+ * decoder checked its syntax) may be named, and a handler answers
+ * MK_RC_DOMAIN_UNKNOWN for one it holds no key of. */
+static int meter_domain_known(void *box, const char *domain)
+{
+	(void)box;
+	(void)domain;
+	return 1;
+}
+
+static int meter_enabled(void *box)
+{
+	(void)box;
+	return 1;
+}
+
+static const struct mk_box_table meter_table = {
+	"meter", meter_cmds, sizeof(meter_cmds) / sizeof(meter_cmds[0]), meter_domain_known,
+	meter_enabled,
+};
+
+enum mk_err mk_meter_handle(struct mk_meter *m, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	struct meter_states *st = states(m);
+	enum mk_err e;
+
+	e = mk_box_dispatch(&meter_table, m, req, n, resp);
+	OPENSSL_cleanse(&st->next, sizeof(st->next));
+	OPENSSL_cleanse(&st->back, sizeof(st->back));
+	return e;
+}
+
+/* ---- The serve loop ------------------------------------------------------------------- */
+
+/* A frame of a class the meter does not take is answered as a command it
+ * does not know: level 2, command 0. */
+static enum mk_err answer_wrong_class(struct mk_buf *resp)
+{
+	struct mk_box_response a = { 0, 2, MK_ERR_CMD_UNKNOWN, NULL, 0 };
+
+	return mk_box_response_encode(&a, resp);
+}
+
+/*
+ * One request at a time: receive, answer (NVM written inside the handler),
+ * send. Link-level failures of one exchange (frames damaged past the retries,
+ * an answer not acknowledged) drop that exchange and the meter listens again;
+ * only the peer closing (MK_OK) or a failing descriptor ends it.
+ */
+enum mk_err mk_meter_serve(const char *nvm_path, int rfd, int wfd)
+{
+	struct mk_buf *in = mk_buf_new(MK_FRAME_MAX_PAYLOAD), *out = mk_buf_new(MK_FRAME_MAX_PAYLOAD);
+	struct mk_meter *m = NULL;
+	enum mk_err e = MK_ERR_INTERNAL;
+	struct mk_link l;
+	uint8_t cls;
+
+	if (in == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (nvm_path == NULL) {
+		e = MK_ERR_INVALID_ARG;
+		goto out;
+	}
+	if ((e = mk_meter_new(nvm_path, NULL, &m)) != MK_OK)
+		goto out;
+	mk_link_init(&l, rfd, wfd);
+	for (;;) {
+		mk_buf_reset(in); /* wipes the last request, which may have carried a key */
+		mk_buf_reset(out);
+		e = mk_link_recv(&l, -1, &cls, in);
+		if (e == MK_ERR_EOF) {
+			e = MK_OK;
+			break;
+		}
+		if (e == MK_ERR_IO || e == MK_ERR_NOMEM)
+			break;
+		if (e != MK_OK)
+			continue; /* a damaged frame: the link has NAKed it; listen again */
+		if (cls == MK_FRAME_METER_COMMAND)
+			e = mk_meter_handle(m, mk_buf_data(in), mk_buf_len(in), out);
+		else
+			e = answer_wrong_class(out);
+		if (e != MK_OK)
+			break; /* no answer could be encoded: an internal fault */
+		e = mk_link_send(&l, MK_FRAME_METER_RESPONSE, mk_buf_data(out), mk_buf_len(out));
+		if (e == MK_ERR_EOF) {
+			e = MK_OK;
+			break;
+		}
+		if (e == MK_ERR_IO)
+			break;
+	}
+out:
+	mk_meter_free(m);
+	mk_buf_free(in);
+	mk_buf_free(out);
+	return e;
+}
+
+/* ---- The registration report ------------------------------------------------------- */
+
+enum { R_DOMAIN = 0x01, R_KEY_ID = 0x02, R_PRODUCT = 0x03, R_MFG_SEQ = 0x04, R_INDICIA = 0x05,
+       R_COUNTRY = 0x06, R_DATE = 0x07, R_MAC = 0x10 };
+
+static int report_valid(const struct mk_meter_report *r)
+{
+	return mk_domain_id_valid(r->domain) && r->key_id != 0 &&
+	       mk_meter_ident_valid(r->product_code) && mk_meter_ident_valid(r->mfg_seq) &&
+	       mk_meter_ident_valid(r->indicia_serial) && mk_domain_id_valid(r->country) &&
+	       r->date > 0;
+}
+
+enum mk_err mk_meter_report_put(struct mk_tlv_writer *w, const struct mk_meter_report *r, bool mac)
+{
+	enum mk_err e;
+
+	if (!report_valid(r))
+		return MK_ERR_INVALID_ARG;
+	if ((e = mk_tlv_put_string(w, R_DOMAIN, r->domain)) != MK_OK ||
+	    (e = mk_tlv_put_u64(w, R_KEY_ID, r->key_id)) != MK_OK ||
+	    (e = mk_tlv_put_string(w, R_PRODUCT, r->product_code)) != MK_OK ||
+	    (e = mk_tlv_put_string(w, R_MFG_SEQ, r->mfg_seq)) != MK_OK ||
+	    (e = mk_tlv_put_string(w, R_INDICIA, r->indicia_serial)) != MK_OK ||
+	    (e = mk_tlv_put_string(w, R_COUNTRY, r->country)) != MK_OK ||
+	    (e = mk_tlv_put_u64(w, R_DATE, (uint64_t)r->date)) != MK_OK ||
+	    (mac && (e = mk_tlv_put_bytes(w, R_MAC, r->mac, sizeof(r->mac))) != MK_OK))
+		return e;
+	return MK_OK;
+}
+
+enum mk_err mk_meter_report_get(struct mk_tlv_reader *rd, struct mk_meter_report *r, bool mac)
+{
+	const uint8_t *p;
+	struct mk_buf v;
+	uint64_t date;
+	size_t n;
+	enum mk_err e;
+
+	memset(r, 0, sizeof(*r));
+	if ((e = mk_tlv_get_string(rd, R_DOMAIN, 2, MK_DOMAIN_ID_MAX, r->domain,
+	                           sizeof(r->domain))) != MK_OK ||
+	    (e = mk_tlv_get_u64(rd, R_KEY_ID, &r->key_id)) != MK_OK ||
+	    (e = mk_tlv_get_string(rd, R_PRODUCT, 1, MK_IDENT_MAX, r->product_code,
+	                           sizeof(r->product_code))) != MK_OK ||
+	    (e = mk_tlv_get_string(rd, R_MFG_SEQ, 1, MK_IDENT_MAX, r->mfg_seq,
+	                           sizeof(r->mfg_seq))) != MK_OK ||
+	    (e = mk_tlv_get_string(rd, R_INDICIA, 1, MK_IDENT_MAX, r->indicia_serial,
+	                           sizeof(r->indicia_serial))) != MK_OK ||
+	    (e = mk_tlv_get_string(rd, R_COUNTRY, 2, MK_DOMAIN_ID_MAX, r->country,
+	                           sizeof(r->country))) != MK_OK ||
+	    (e = mk_tlv_get_u64(rd, R_DATE, &date)) != MK_OK)
+		return e;
+	if (date > INT64_MAX)
+		return MK_ERR_TLV_VALUE;
+	r->date = (int64_t)date;
+	if (mac) {
+		if ((e = mk_tlv_get_bytes(rd, R_MAC, MK_METER_MAC_LEN, MK_METER_MAC_LEN, &p, &n)) !=
+		    MK_OK)
+			return e;
+		mk_buf_init_view(&v, p, n);
+		if ((e = mk_buf_get_bytes(&v, r->mac, sizeof(r->mac))) != MK_OK)
+			return e;
+	}
+	if ((e = mk_tlv_reader_end(rd)) != MK_OK)
+		return e;
+	return report_valid(r) ? MK_OK : MK_ERR_TLV_VALUE;
+}
+
+enum mk_err mk_meter_report_encode_tbs(const struct mk_meter_report *r, struct mk_buf *out)
+{
+	size_t start = mk_buf_len(out);
+	struct mk_tlv_writer w;
+	enum mk_err e;
+
+	if (r == NULL || !report_valid(r))
+		return MK_ERR_INVALID_ARG;
+	if ((e = mk_buf_put_bytes(out, MK_METER_REPORT_LABEL, strlen(MK_METER_REPORT_LABEL))) !=
+	    MK_OK)
+		return e;
+	mk_tlv_writer_init(&w, out);
+	if ((e = mk_meter_report_put(&w, r, false)) != MK_OK)
+		mk_buf_truncate(out, start);
+	return e;
+}

@@ -1,0 +1,313 @@
+/*
+ * The meter's client (include/meterkey/meter.h): starts a meter in a child
+ * process or talks to one over given descriptors, and turns each call into
+ * one request and one answer on the link. The client trusts nothing in an
+ * answer: it must come in a meter response frame, answer the command that
+ * was sent, and decode whole.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "device/device_int.h"
+#include "meterkey/box.h"
+#include "meterkey/frame.h"
+
+struct mk_meter_conn {
+	struct mk_link link;
+	int fd;    /* our end of the socketpair; -1 over caller's descriptors */
+	pid_t pid; /* the meter's process; 0 over caller's descriptors */
+};
+
+/* On a local socket the line itself is instant: only the peer's scheduling
+ * counts, so the per-byte allowance can be tiny. */
+#define METER_LOCAL_PER_BYTE_US 10
+
+enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp)
+{
+	struct mk_meter_conn *c = NULL;
+	int sv[2];
+	pid_t pid;
+
+	if (cp == NULL)
+		return MK_ERR_INVALID_ARG;
+	*cp = NULL;
+	if (nvm_path == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return MK_ERR_NOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		free(c);
+		return MK_ERR_IO;
+	}
+	if ((pid = fork()) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		free(c);
+		return MK_ERR_IO;
+	}
+	if (pid == 0) {
+		/* the meter: it owns only its end; a vanished client must not kill it
+		 * with SIGPIPE before it notices */
+		enum mk_err e;
+
+		close(sv[0]);
+		(void)signal(SIGPIPE, SIG_IGN);
+		e = mk_meter_serve(nvm_path, sv[1], sv[1]);
+		close(sv[1]);
+		_exit(e == MK_OK ? 0 : 1);
+	}
+	close(sv[1]);
+	c->fd = sv[0];
+	c->pid = pid;
+	mk_link_init(&c->link, sv[0], sv[0]);
+	c->link.per_byte_us = METER_LOCAL_PER_BYTE_US;
+	*cp = c;
+	return MK_OK;
+}
+
+enum mk_err mk_meter_conn_from_fds(int rfd, int wfd, struct mk_meter_conn **cp)
+{
+	struct mk_meter_conn *c;
+
+	if (cp == NULL)
+		return MK_ERR_INVALID_ARG;
+	*cp = NULL;
+	if (rfd < 0 || wfd < 0)
+		return MK_ERR_INVALID_ARG;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return MK_ERR_NOMEM;
+	c->fd = -1;
+	mk_link_init(&c->link, rfd, wfd);
+	*cp = c;
+	return MK_OK;
+}
+
+/* shutdown() rather than close() alone: a copy of our end inherited by
+ * another child (a second meter started later) would otherwise keep the
+ * socket open and this meter waiting for ever. */
+void mk_meter_disconnect(struct mk_meter_conn *c)
+{
+	int status;
+
+	if (c == NULL)
+		return;
+	if (c->fd >= 0) {
+		(void)shutdown(c->fd, SHUT_RDWR);
+		close(c->fd);
+	}
+	if (c->pid > 0)
+		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+			;
+	free(c);
+}
+
+/*
+ * One exchange: sends command (in domain, "" for none) with params[0..n),
+ * waits for the answer and, when the meter accepted, appends its result to
+ * res. A refusal returns the meter's code. The request buffer may carry a
+ * key: every buffer here is wiped when freed.
+ */
+static enum mk_err request(struct mk_meter_conn *c, uint16_t command, const char *domain,
+                           const struct mk_buf *params, struct mk_buf *res)
+{
+	struct mk_box_request q;
+	struct mk_box_response a;
+	struct mk_buf *qb = mk_buf_new(MK_METER_MSG_MAX), *ab = mk_buf_new(MK_METER_MSG_MAX);
+	enum mk_err e = MK_ERR_INTERNAL;
+	time_t now = time(NULL);
+	uint8_t cls;
+
+	if (qb == NULL || ab == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	memset(&q, 0, sizeof(q));
+	q.command = command;
+	(void)snprintf(q.domain, sizeof(q.domain), "%s", domain);
+	q.time = now > 0 ? (int64_t)now : 0;
+	q.params = params != NULL ? mk_buf_data(params) : NULL;
+	q.params_len = params != NULL ? mk_buf_len(params) : 0;
+	if ((e = mk_box_request_encode(&q, qb)) != MK_OK ||
+	    (e = mk_link_send(&c->link, MK_FRAME_METER_COMMAND, mk_buf_data(qb), mk_buf_len(qb))) !=
+	        MK_OK ||
+	    (e = mk_link_recv(&c->link, MK_METER_RESPONSE_TIMEOUT_MS, &cls, ab)) != MK_OK)
+		goto out;
+	if (cls != MK_FRAME_METER_RESPONSE) {
+		e = MK_ERR_FRAME_CLASS;
+		goto out;
+	}
+	if ((e = mk_box_response_decode(mk_buf_data(ab), mk_buf_len(ab), &a)) != MK_OK)
+		goto out;
+	if (a.command != command) {
+		e = MK_ERR_TLV_VALUE; /* not the answer to this request */
+		goto out;
+	}
+	if (a.code != MK_OK) {
+		e = (enum mk_err)a.code;
+		goto out;
+	}
+	if (a.result_len > 0 && (e = mk_buf_put_bytes(res, a.result, a.result_len)) != MK_OK)
+		goto out;
+	e = MK_OK;
+out:
+	mk_buf_free(qb);
+	mk_buf_free(ab);
+	return e;
+}
+
+/* A request's parameters and its result: two wiped buffers. */
+struct exchange {
+	struct mk_buf *params, *res;
+};
+
+static enum mk_err exchange_new(struct exchange *x)
+{
+	x->params = mk_buf_new(MK_METER_MSG_MAX);
+	x->res = mk_buf_new(MK_METER_MSG_MAX);
+	return x->params != NULL && x->res != NULL ? MK_OK : MK_ERR_NOMEM;
+}
+
+static void exchange_free(struct exchange *x)
+{
+	mk_buf_free(x->params);
+	mk_buf_free(x->res);
+}
+
+enum mk_err mk_meter_get_info(struct mk_meter_conn *c, struct mk_meter_info *info)
+{
+	struct mk_meter_nvm s;
+	struct mk_tlv_reader r;
+	struct exchange x;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL || info == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_GET_INFO, "", NULL, x.res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
+	if ((e = mk_meter_state_decode(&r, false, &s)) != MK_OK)
+		goto out;
+	*info = s.info;
+	e = MK_OK;
+out:
+	OPENSSL_cleanse(&s, sizeof(s));
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_install_key(struct mk_meter_conn *c, const char *domain, uint64_t key_id,
+                                 const uint8_t key[static MK_MASTER_KEY_LEN],
+                                 char mfg_seq_out[static MK_IDENT_MAX + 1],
+                                 uint8_t tokens_out[static MK_TEST_TOKENS_LEN])
+{
+	char mfg[MK_IDENT_MAX + 1];
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct exchange x;
+	const uint8_t *p;
+	struct mk_buf v;
+	size_t n;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL || key == NULL || mfg_seq_out == NULL || tokens_out == NULL ||
+	    domain == NULL || !mk_domain_id_valid(domain))
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, x.params);
+	if ((e = mk_tlv_put_u64(&w, 1, key_id)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 2, key, MK_MASTER_KEY_LEN)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_INSTALL_KEY, domain, x.params, x.res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
+	if ((e = mk_tlv_get_string(&r, 1, 1, MK_IDENT_MAX, mfg, sizeof(mfg))) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, 2, MK_TEST_TOKENS_LEN, MK_TEST_TOKENS_LEN, &p, &n)) != MK_OK ||
+	    (e = mk_tlv_reader_end(&r)) != MK_OK)
+		goto out;
+	mk_buf_init_view(&v, p, n);
+	if ((e = mk_buf_get_bytes(&v, tokens_out, MK_TEST_TOKENS_LEN)) != MK_OK)
+		goto out;
+	(void)snprintf(mfg_seq_out, MK_IDENT_MAX + 1, "%s", mfg);
+	e = MK_OK;
+out:
+	exchange_free(&x); /* wipes the parameters, which carried the key */
+	return e;
+}
+
+enum mk_err mk_meter_set_indicia(struct mk_meter_conn *c, const char *indicia_serial,
+                                 const char *country, int64_t date)
+{
+	struct mk_tlv_writer w;
+	struct exchange x;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL || !mk_meter_ident_valid(indicia_serial) || country == NULL ||
+	    !mk_domain_id_valid(country) || date <= 0)
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, x.params);
+	if ((e = mk_tlv_put_string(&w, 1, indicia_serial)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 2, country)) != MK_OK ||
+	    (e = mk_tlv_put_u64(&w, 3, (uint64_t)date)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_SET_INDICIA, "", x.params, x.res)) != MK_OK)
+		goto out;
+	e = mk_buf_len(x.res) == 0 ? MK_OK : MK_ERR_TLV_TRAILING;
+out:
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_get_report(struct mk_meter_conn *c, const char *domain,
+                                struct mk_meter_report *out)
+{
+	struct mk_meter_report rep;
+	struct mk_tlv_reader r;
+	struct exchange x;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL || out == NULL || domain == NULL || !mk_domain_id_valid(domain))
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_GET_REPORT, domain, NULL, x.res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
+	if ((e = mk_meter_report_get(&r, &rep, true)) != MK_OK)
+		goto out;
+	if (strcmp(rep.domain, domain) != 0) {
+		e = MK_ERR_TLV_VALUE; /* a report of another key than asked for */
+		goto out;
+	}
+	*out = rep;
+	e = MK_OK;
+out:
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_retire(struct mk_meter_conn *c)
+{
+	struct exchange x;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_RETIRE, "", NULL, x.res)) != MK_OK)
+		goto out;
+	e = mk_buf_len(x.res) == 0 ? MK_OK : MK_ERR_TLV_TRAILING;
+out:
+	exchange_free(&x);
+	return e;
+}
