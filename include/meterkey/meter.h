@@ -106,7 +106,8 @@ struct mk_meter_conn;
  * one end of a socketpair and _exit()s (status 0 when it returned MK_OK); the
  * caller keeps the other end, with link timeouts set for a local socket. The
  * NVM is not checked here: a child that cannot load it closes the link, and
- * the first request fails with MK_ERR_EOF. *cp (free with
+ * the first request fails with MK_ERR_EOF (or MK_ERR_IO when the child closed
+ * before the request was written). *cp (free with
  * mk_meter_disconnect) is set only on MK_OK. MK_ERR_IO (socketpair, fork),
  * MK_ERR_NOMEM. WARNING: ignore SIGPIPE in the calling process. */
 MK_WUR enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp);

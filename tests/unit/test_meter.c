@@ -1,0 +1,785 @@
+/*
+ * Unit tests for the simulated meter (src/device/meter.c, meter_client.c):
+ * real meters in child processes over socketpairs, on NVM files in a
+ * temporary directory. Every accepted change has its refused twin, and every
+ * refusal is checked to leave the NVM file byte for byte as it was. The
+ * vectors of docs/formats.md §7 (from an independent encoder) are checked
+ * against the code in both directions.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "device/device_int.h"
+#include "meterkey/box.h"
+#include "meterkey/crypto.h"
+#include "meterkey/frame.h"
+#include "meterkey/meter.h"
+
+#include "vectors.c"
+
+#define NVM_FILE_MAX 8192
+
+static const uint8_t key_a[MK_MASTER_KEY_LEN] = { 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+	                                          0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f };
+static const uint8_t key_b[MK_MASTER_KEY_LEN] = { 0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87,
+	                                          0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0x0f };
+
+/* ---- Fixture: a temporary directory with one NVM path ------------------------ */
+
+struct fx {
+	char dir[64];
+	char nvm[128];
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mk-meter-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->nvm, sizeof(f->nvm), "%s/meter.nvm", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Reads the whole file into p; returns its length. */
+static size_t slurp(const char *path, uint8_t *p, size_t max)
+{
+	FILE *fp = fopen(path, "rb");
+	size_t n;
+
+	assert_non_null(fp);
+	n = fread(p, 1, max, fp);
+	assert_true(n < max);
+	fclose(fp);
+	return n;
+}
+
+static void spit(const char *path, const uint8_t *p, size_t n)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(p, 1, n, fp), n);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* The number of entries in dir, besides . and .. */
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* 1 when needle occurs in hay. */
+static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t k)
+{
+	return memmem(hay, n, needle, k) != NULL;
+}
+
+/* A meter made on the factory line, with a running connection. */
+static struct mk_meter_conn *fresh_meter(struct fx *f)
+{
+	struct mk_meter_conn *c = NULL;
+
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
+	assert_int_equal(mk_meter_connect(f->nvm, &c), MK_OK);
+	return c;
+}
+
+static void install(struct mk_meter_conn *c, const char *domain, uint64_t id, const uint8_t *key)
+{
+	char msn[MK_IDENT_MAX + 1];
+	uint8_t tok[MK_TEST_TOKENS_LEN];
+
+	assert_int_equal(mk_meter_install_key(c, domain, id, key, msn, tok), MK_OK);
+}
+
+/* ---- Tests ------------------------------------------------------------------------- */
+
+static void test_state_names(void **state)
+{
+	(void)state;
+	assert_string_equal(mk_meter_state_name(MK_METER_MANUFACTURED), "manufactured");
+	assert_string_equal(mk_meter_state_name(MK_METER_REGISTERED), "registered");
+	assert_string_equal(mk_meter_state_name(MK_METER_RETIRED), "retired");
+	assert_string_equal(mk_meter_state_name((enum mk_meter_state)0), "?");
+	assert_string_equal(mk_err_name(MK_ERR_NVM_CORRUPT), "MK_ERR_NVM_CORRUPT");
+}
+
+/* The factory label goes in once; the file is private; bad labels are refused. */
+static void test_nvm_create(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_info info;
+	struct stat st;
+	uint8_t before[NVM_FILE_MAX], after[NVM_FILE_MAX];
+	size_t n;
+
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NOT_FOUND);
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "", "MSN1"), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1", "MSN\n1"), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1", "0123456789012345678901234567890123"),
+	                 MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
+	assert_int_equal(stat(f->nvm, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA9999", "MSN2"), MK_RC_RECORD_EXISTS);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_OK);
+	assert_string_equal(info.product_code, "EA1234");
+	assert_string_equal(info.mfg_seq, "MSN000017");
+	assert_string_equal(info.indicia_serial, "");
+	assert_string_equal(info.country, "");
+	assert_int_equal(info.registered, 0);
+	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+	assert_int_equal(info.nkeys, 0);
+	/* no temporary file is left behind, by the write or by the refused create */
+	assert_int_equal(count_entries(f->dir), 1);
+}
+
+/* MI5/MI6: the tokens are those of the key; a second key for the domain is
+ * refused and changes nothing. */
+static void test_install_key(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info;
+	char msn[MK_IDENT_MAX + 1];
+	uint8_t tok[MK_TEST_TOKENS_LEN], want[MK_TEST_TOKENS_LEN], before[NVM_FILE_MAX],
+		after[NVM_FILE_MAX];
+	size_t n;
+
+	assert_int_equal(mk_meter_install_key(c, "EARTH", 42, key_a, msn, tok), MK_OK);
+	assert_int_equal(mk_test_tokens(key_a, sizeof(key_a), want), MK_OK);
+	assert_memory_equal(tok, want, sizeof(want));
+	assert_string_equal(msn, "MSN000017");
+	assert_int_equal(mk_test_tokens(key_b, sizeof(key_b), want), MK_OK);
+	assert_memory_not_equal(tok, want, sizeof(want));
+
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_true(contains(before, n, key_a, sizeof(key_a))); /* the NVM holds it, by design */
+	/* a key is installed once: not again, not another one */
+	assert_int_equal(mk_meter_install_key(c, "EARTH", 43, key_b, msn, tok), MK_RC_RECORD_EXISTS);
+	assert_int_equal(mk_meter_install_key(c, "EARTH", 42, key_a, msn, tok), MK_RC_RECORD_EXISTS);
+	/* key ID 0 is refused by the meter (the client sends it as given) */
+	assert_int_equal(mk_meter_install_key(c, "VE", 0, key_b, msn, tok), MK_ERR_CMD_PARAM_SYNTAX);
+	/* a domain that is not a domain ID never leaves the client */
+	assert_int_equal(mk_meter_install_key(c, "ve", 1, key_b, msn, tok), MK_ERR_INVALID_ARG);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.nkeys, 1);
+	assert_string_equal(info.keys[0].domain, "EARTH");
+	assert_int_equal(info.keys[0].key_id, 42);
+	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+
+	/* four slots, then no room */
+	install(c, "VE", 7, key_b);
+	install(c, "USPS", 8, key_b);
+	install(c, "GB", 9, key_b);
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_int_equal(mk_meter_install_key(c, "DE", 10, key_b, msn, tok),
+	                 MK_RC_RESOURCE_UNAVAILABLE);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.nkeys, MK_METER_MAX_KEYS);
+	assert_string_equal(info.keys[3].domain, "GB");
+	mk_meter_disconnect(c);
+	mk_meter_disconnect(NULL);
+}
+
+/* What the meter was told survives the meter's process. */
+static void test_persists(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info, listed;
+	struct mk_meter_report rep;
+	uint8_t mac[MK_METER_MAC_LEN];
+	struct mk_buf *tbs = mk_buf_new(1024);
+
+	install(c, "EARTH", 42, key_a);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
+	mk_meter_disconnect(c);
+
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &listed), MK_OK);
+	assert_int_equal(mk_meter_connect(f->nvm, &c), MK_OK);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_memory_equal(&info, &listed, sizeof(info));
+	assert_int_equal(info.state, MK_METER_REGISTERED);
+	assert_string_equal(info.indicia_serial, "0401234567");
+	assert_string_equal(info.country, "US");
+	assert_int_equal(info.registered, 1700000000);
+	assert_int_equal(info.nkeys, 1);
+	/* the reloaded key is the installed one: the report MAC says so */
+	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_OK);
+	assert_int_equal(mk_meter_report_encode_tbs(&rep, tbs), MK_OK);
+	assert_int_equal(mk_cmac_once(key_a, sizeof(key_a), mk_buf_data(tbs), mk_buf_len(tbs), mac,
+	                              sizeof(mac)), MK_OK);
+	assert_memory_equal(mac, rep.mac, sizeof(mac));
+	/* a second registration is refused after the restart too */
+	assert_int_equal(mk_meter_set_indicia(c, "0401234568", "GB", 1700000001), MK_ERR_STATE);
+	mk_meter_disconnect(c);
+	mk_buf_free(tbs);
+}
+
+/* MR1 input: needs a key, happens once, checks its arguments. */
+static void test_set_indicia(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info;
+	uint8_t before[NVM_FILE_MAX], after[NVM_FILE_MAX];
+	size_t n;
+
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_ERR_STATE);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+	install(c, "EARTH", 42, key_a);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "us", 1700000000), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 0), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_meter_set_indicia(c, "", "US", 1700000000), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
+	n = slurp(f->nvm, before, sizeof(before));
+	/* once registered to a country it never goes back, nor to another */
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_ERR_STATE);
+	assert_int_equal(mk_meter_set_indicia(c, "X1", "GB", 1700000005), MK_ERR_STATE);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.state, MK_METER_REGISTERED);
+	assert_string_equal(info.country, "US");
+	mk_meter_disconnect(c);
+}
+
+/* MR1 output: the MAC verifies with the domain's key only, over exactly the
+ * reported fields. */
+static void test_report(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_report rep, bad;
+	uint8_t mac[MK_METER_MAC_LEN];
+	struct mk_buf *tbs = mk_buf_new(1024);
+
+	install(c, "EARTH", 42, key_a);
+	install(c, "VE", 7, key_b);
+	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_ERR_STATE); /* not yet */
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
+	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_OK);
+	assert_string_equal(rep.domain, "EARTH");
+	assert_int_equal(rep.key_id, 42);
+	assert_string_equal(rep.product_code, "EA1234");
+	assert_string_equal(rep.mfg_seq, "MSN000017");
+	assert_string_equal(rep.indicia_serial, "0401234567");
+	assert_string_equal(rep.country, "US");
+	assert_int_equal(rep.date, 1700000000);
+	assert_int_equal(mk_meter_report_encode_tbs(&rep, tbs), MK_OK);
+	assert_int_equal(mk_cmac_once(key_a, 16, mk_buf_data(tbs), mk_buf_len(tbs), mac, 16), MK_OK);
+	assert_true(mk_ct_equal(mac, rep.mac, sizeof(mac)));
+	/* not with another key */
+	assert_int_equal(mk_cmac_once(key_b, 16, mk_buf_data(tbs), mk_buf_len(tbs), mac, 16), MK_OK);
+	assert_false(mk_ct_equal(mac, rep.mac, sizeof(mac)));
+	/* not over another indicia number */
+	bad = rep;
+	bad.indicia_serial[0] = '9';
+	mk_buf_reset(tbs);
+	assert_int_equal(mk_meter_report_encode_tbs(&bad, tbs), MK_OK);
+	assert_int_equal(mk_cmac_once(key_a, 16, mk_buf_data(tbs), mk_buf_len(tbs), mac, 16), MK_OK);
+	assert_false(mk_ct_equal(mac, rep.mac, sizeof(mac)));
+
+	/* the VE report is MACed with the VE key */
+	assert_int_equal(mk_meter_get_report(c, "VE", &rep), MK_OK);
+	assert_int_equal(rep.key_id, 7);
+	mk_buf_reset(tbs);
+	assert_int_equal(mk_meter_report_encode_tbs(&rep, tbs), MK_OK);
+	assert_int_equal(mk_cmac_once(key_b, 16, mk_buf_data(tbs), mk_buf_len(tbs), mac, 16), MK_OK);
+	assert_true(mk_ct_equal(mac, rep.mac, sizeof(mac)));
+
+	assert_int_equal(mk_meter_get_report(c, "USPS", &rep), MK_RC_DOMAIN_UNKNOWN);
+	assert_int_equal(mk_meter_get_report(c, "usps", &rep), MK_ERR_INVALID_ARG);
+	mk_meter_disconnect(c);
+	mk_buf_free(tbs);
+}
+
+/* The TBS encoder refuses what a report cannot hold, and writes nothing. */
+static void test_report_tbs_invalid(void **state)
+{
+	struct mk_meter_report r = { "EARTH", 42, "EA1234", "MSN000017", "0401234567", "US",
+		                     1700000000, { 0 } };
+	struct mk_meter_report bad;
+	struct mk_buf *b = mk_buf_new(1024);
+
+	(void)state;
+	assert_int_equal(mk_meter_report_encode_tbs(&r, b), MK_OK);
+	mk_buf_reset(b);
+	bad = r;
+	bad.key_id = 0;
+	assert_int_equal(mk_meter_report_encode_tbs(&bad, b), MK_ERR_INVALID_ARG);
+	bad = r;
+	bad.indicia_serial[0] = '\0';
+	assert_int_equal(mk_meter_report_encode_tbs(&bad, b), MK_ERR_INVALID_ARG);
+	bad = r;
+	bad.country[0] = 'u';
+	assert_int_equal(mk_meter_report_encode_tbs(&bad, b), MK_ERR_INVALID_ARG);
+	bad = r;
+	bad.date = 0;
+	assert_int_equal(mk_meter_report_encode_tbs(&bad, b), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_buf_len(b), 0);
+	mk_buf_free(b);
+}
+
+/* A retired meter refuses everything that changes it or uses a key, and its
+ * NVM no longer holds the key bytes. */
+static void test_retire(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info;
+	struct mk_meter_report rep;
+	char msn[MK_IDENT_MAX + 1];
+	uint8_t tok[MK_TEST_TOKENS_LEN], before[NVM_FILE_MAX], after[NVM_FILE_MAX];
+	size_t n;
+
+	install(c, "EARTH", 42, key_a);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_true(contains(before, n, key_a, sizeof(key_a)));
+	assert_int_equal(mk_meter_retire(c), MK_OK);
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_false(contains(before, n, key_a, sizeof(key_a)));
+
+	assert_int_equal(mk_meter_install_key(c, "VE", 7, key_b, msn, tok), MK_ERR_STATE);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_ERR_STATE);
+	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_ERR_STATE);
+	assert_int_equal(mk_meter_retire(c), MK_ERR_STATE);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.state, MK_METER_RETIRED);
+	assert_int_equal(info.nkeys, 1);
+	assert_int_equal(info.keys[0].key_id, 42);
+	mk_meter_disconnect(c);
+
+	/* still retired after a restart */
+	assert_int_equal(mk_meter_connect(f->nvm, &c), MK_OK);
+	assert_int_equal(mk_meter_install_key(c, "VE", 7, key_b, msn, tok), MK_ERR_STATE);
+	mk_meter_disconnect(c);
+}
+
+/* A manufactured meter can be retired too (scrapped on the line). */
+static void test_retire_unregistered(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info;
+
+	install(c, "EARTH", 42, key_a);
+	assert_int_equal(mk_meter_retire(c), MK_OK);
+	mk_meter_disconnect(c);
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_OK);
+	assert_int_equal(info.state, MK_METER_RETIRED);
+	assert_string_equal(info.indicia_serial, "");
+}
+
+/* Any changed byte, and any truncation, of the NVM is refused whole; a meter
+ * started on it serves nothing. */
+static void test_nvm_corrupt(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info;
+	uint8_t good[NVM_FILE_MAX], p[NVM_FILE_MAX];
+	enum mk_err e;
+	size_t n;
+
+	install(c, "EARTH", 42, key_a);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
+	mk_meter_disconnect(c);
+	n = slurp(f->nvm, good, sizeof(good));
+	for (size_t i = 0; i < n; i++) {
+		for (unsigned bit = 0; bit < 8; bit += 3) {
+			memcpy(p, good, n);
+			p[i] ^= (uint8_t)(1u << bit);
+			spit(f->nvm, p, n);
+			assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NVM_CORRUPT);
+			assert_int_equal(info.nkeys, 0);
+			assert_string_equal(info.product_code, "");
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		spit(f->nvm, good, k);
+		assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NVM_CORRUPT);
+	}
+	/* one byte too many */
+	memcpy(p, good, n);
+	p[n] = 0;
+	spit(f->nvm, p, n + 1);
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NVM_CORRUPT);
+	/* a file larger than any NVM is refused without being read whole */
+	memset(p, 0, sizeof(p));
+	spit(f->nvm, p, MK_METER_NVM_MAX + 1);
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NVM_CORRUPT);
+
+	/* a meter on a damaged NVM: the child exits, the client sees the link close */
+	memcpy(p, good, n);
+	p[n / 2] ^= 0x40;
+	spit(f->nvm, p, n);
+	assert_int_equal(mk_meter_connect(f->nvm, &c), MK_OK);
+	e = mk_meter_get_info(c, &info);
+	assert_true(e == MK_ERR_EOF || e == MK_ERR_IO); /* closed before or after our write */
+	mk_meter_disconnect(c);
+
+	/* the good bytes work again */
+	spit(f->nvm, good, n);
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_OK);
+	assert_int_equal(info.state, MK_METER_REGISTERED);
+}
+
+/* ---- Raw requests on the link ------------------------------------------------------- */
+
+struct raw {
+	int fd;
+	pid_t pid;
+	struct mk_link link;
+};
+
+/* A meter serving one end of a socketpair in a child; the test holds the other. */
+static void raw_start(struct fx *f, struct raw *r)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r->pid = fork();
+	assert_true(r->pid >= 0);
+	if (r->pid == 0) {
+		close(sv[0]);
+		_exit(mk_meter_serve(f->nvm, sv[1], sv[1]) == MK_OK ? 0 : 1);
+	}
+	close(sv[1]);
+	r->fd = sv[0];
+	mk_link_init(&r->link, r->fd, r->fd);
+	r->link.per_byte_us = 10;
+}
+
+/* Closes the link and returns the meter's exit status. */
+static int raw_stop(struct raw *r)
+{
+	int st;
+
+	close(r->fd);
+	assert_int_equal(waitpid(r->pid, &st, 0), r->pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Sends payload in a frame of class cls and decodes the answer into *a (its
+ * result copied to result, if any). */
+static void raw_ask(struct raw *r, uint8_t cls, const uint8_t *payload, size_t n,
+                    struct mk_box_response *a, struct mk_buf *ans)
+{
+	uint8_t rcls;
+
+	mk_buf_reset(ans);
+	assert_int_equal(mk_link_send(&r->link, cls, payload, n), MK_OK);
+	assert_int_equal(mk_link_recv(&r->link, 10000, &rcls, ans), MK_OK);
+	assert_int_equal(rcls, MK_FRAME_METER_RESPONSE);
+	assert_int_equal(mk_box_response_decode(mk_buf_data(ans), mk_buf_len(ans), a), MK_OK);
+}
+
+/* Encodes a request with parameters params[0..pn). */
+static size_t req(uint16_t cmd, const char *domain, const uint8_t *params, size_t pn,
+                  uint8_t *out, size_t max)
+{
+	struct mk_box_request q = { .command = cmd, .time = 1700000000, .params = params,
+		                    .params_len = pn };
+	struct mk_buf b;
+	size_t n;
+
+	snprintf(q.domain, sizeof(q.domain), "%s", domain);
+	mk_buf_init_fixed(&b, out, max);
+	assert_int_equal(mk_box_request_encode(&q, &b), MK_OK);
+	n = mk_buf_len(&b);
+	return n;
+}
+
+/* Malformed requests get level-2 answers and the meter goes on serving. */
+static void test_malformed_requests(void **state)
+{
+	struct fx *f = *state;
+	struct mk_box_response a;
+	struct mk_buf *ans = mk_buf_new(MK_FRAME_MAX_PAYLOAD);
+	struct mk_meter_conn *c = NULL;
+	struct mk_meter_info info;
+	struct raw r;
+	uint8_t q[256], pr[64], before[NVM_FILE_MAX], after[NVM_FILE_MAX];
+	static const uint8_t garbage[] = { 0xff, 0x00, 0x13, 0x37 };
+	/* parameters: 01 u64 key ID, 02 key of 15 bytes / of 16 bytes */
+	static const uint8_t p_short[] = { 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 5, 0x02, 0x0f,
+		                           1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+	static const uint8_t p_zero[] = { 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x10,
+		                          1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	static const uint8_t p_ok[] = { 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 5, 0x02, 0x10,
+		                        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	size_t n, fn;
+
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
+	fn = slurp(f->nvm, before, sizeof(before));
+	raw_start(f, &r);
+
+	raw_ask(&r, MK_FRAME_METER_COMMAND, garbage, sizeof(garbage), &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(mk_err_level((enum mk_err)a.code), MK_LEVEL_COMMAND);
+
+	raw_ask(&r, MK_FRAME_METER_COMMAND, NULL, 0, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_TLV_MISSING);
+
+	n = req(99, "", NULL, 0, q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_CMD_UNKNOWN);
+	assert_int_equal(a.command, 99);
+
+	/* a frame of a class the meter does not take */
+	n = req(MK_METER_CMD_GET_INFO, "", NULL, 0, q, sizeof(q));
+	raw_ask(&r, MK_FRAME_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_CMD_UNKNOWN);
+	assert_int_equal(a.command, 0);
+
+	/* install-key: no domain; a short key; key ID 0; a parameter too many */
+	n = req(MK_METER_CMD_INSTALL_KEY, "", p_ok, sizeof(p_ok), q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_CMD_PARAM_COUNT);
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", p_short, sizeof(p_short), q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", p_zero, sizeof(p_zero), q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
+	memcpy(pr, p_ok, sizeof(p_ok));
+	pr[sizeof(p_ok)] = 0x03;
+	pr[sizeof(p_ok) + 1] = 0x00;
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", pr, sizeof(p_ok) + 2, q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	assert_int_equal(a.code, MK_ERR_CMD_PARAM_COUNT);
+	/* get-info names no domain */
+	n = req(MK_METER_CMD_GET_INFO, "VE", NULL, 0, q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 2);
+	/* set-indicia: a country that is not a domain ID; date 0 */
+	{
+		static const uint8_t lower[] = { 0x01, 0x02, 'X', '1', 0x02, 0x02, 'u', 's',
+			                         0x03, 0x08, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00 };
+		static const uint8_t nodate[] = { 0x01, 0x02, 'X', '1', 0x02, 0x02, 'U', 'S',
+			                          0x03, 0x08, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+		n = req(MK_METER_CMD_SET_INDICIA, "", lower, sizeof(lower), q, sizeof(q));
+		raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+		assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
+		n = req(MK_METER_CMD_SET_INDICIA, "", nodate, sizeof(nodate), q, sizeof(q));
+		raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+		assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
+	}
+	/* none of it changed the NVM */
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), fn);
+	assert_memory_equal(before, after, fn);
+
+	/* and the meter still serves, raw and through the client */
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", p_ok, sizeof(p_ok), q, sizeof(q));
+	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
+	assert_int_equal(a.level, 0);
+	assert_int_equal(a.code, MK_OK);
+	assert_int_equal(mk_meter_conn_from_fds(r.fd, r.fd, &c), MK_OK);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.nkeys, 1);
+	assert_int_equal(info.keys[0].key_id, 5);
+	mk_meter_disconnect(c); /* leaves the descriptors to us */
+	assert_int_equal(raw_stop(&r), 0);
+	mk_buf_free(ans);
+}
+
+/* ---- The document's vectors ----------------------------------------------------------- */
+
+/* docs/formats.md §7, produced by an independent encoder: decoded to the
+ * values the text gives, re-encoded to the same bytes, and produced by a
+ * meter that is sent the document's request. */
+static void test_document_vectors(void **state)
+{
+	struct fx *f = *state;
+	uint8_t v[512], w[512], tok[MK_TEST_TOKENS_LEN], mac[MK_METER_MAC_LEN];
+	char err[VEC_MAX_ERR], names[16][VEC_MAX_NAME];
+	struct mk_meter_nvm s;
+	struct mk_box_request q;
+	struct mk_buf *b = mk_buf_new(1024);
+	struct mk_meter *m = NULL;
+	struct mk_meter_report rep = { "EARTH", 42, "EA1234", "MSN000017", "0401234567", "US",
+		                       1700000000, { 0 } };
+	size_t n, k;
+	int count, rejects = 0;
+
+	/* the NVM images */
+	assert_int_equal(vec_get("meter-nvm-manufactured", v, sizeof(v), &n, err), 0);
+	assert_int_equal(mk_meter_nvm_decode(v, n, &s), MK_OK);
+	assert_string_equal(s.info.product_code, "EA1234");
+	assert_string_equal(s.info.mfg_seq, "MSN000017");
+	assert_int_equal(s.info.state, MK_METER_MANUFACTURED);
+	assert_int_equal(s.info.nkeys, 1);
+	assert_string_equal(s.info.keys[0].domain, "EARTH");
+	assert_int_equal(s.info.keys[0].key_id, 42);
+	assert_memory_equal(s.keys[0], key_a, sizeof(key_a));
+	assert_int_equal(mk_meter_nvm_encode(&s, b), MK_OK);
+	assert_int_equal(mk_buf_len(b), n);
+	assert_memory_equal(mk_buf_data(b), v, n);
+
+	assert_int_equal(vec_get("meter-nvm-registered", v, sizeof(v), &n, err), 0);
+	assert_int_equal(mk_meter_nvm_decode(v, n, &s), MK_OK);
+	assert_int_equal(s.info.state, MK_METER_REGISTERED);
+	assert_string_equal(s.info.indicia_serial, "0401234567");
+	assert_string_equal(s.info.country, "US");
+	assert_int_equal(s.info.registered, 1700000000);
+	mk_buf_reset(b);
+	assert_int_equal(mk_meter_nvm_encode(&s, b), MK_OK);
+	assert_int_equal(mk_buf_len(b), n);
+	assert_memory_equal(mk_buf_data(b), v, n);
+
+	assert_int_equal(vec_get("meter-nvm-retired", v, sizeof(v), &n, err), 0);
+	assert_int_equal(mk_meter_nvm_decode(v, n, &s), MK_OK);
+	assert_int_equal(s.info.state, MK_METER_RETIRED);
+	assert_int_equal(s.info.nkeys, 1);
+	memset(w, 0, sizeof(key_a));
+	assert_memory_equal(s.keys[0], w, sizeof(key_a));
+	mk_buf_reset(b);
+	assert_int_equal(mk_meter_nvm_encode(&s, b), MK_OK);
+	assert_int_equal(mk_buf_len(b), n);
+	assert_memory_equal(mk_buf_data(b), v, n);
+
+	/* the install request, and a meter's two answers to it */
+	assert_int_equal(vec_get("meter-install-request", v, sizeof(v), &n, err), 0);
+	assert_int_equal(mk_box_request_decode(v, n, &q), MK_OK);
+	assert_int_equal(q.command, MK_METER_CMD_INSTALL_KEY);
+	assert_string_equal(q.domain, "EARTH");
+	assert_int_equal(q.time, 1700000000);
+	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
+	assert_int_equal(mk_meter_new(f->nvm, NULL, &m), MK_OK);
+	mk_buf_reset(b);
+	assert_int_equal(mk_meter_handle(m, v, n, b), MK_OK);
+	assert_int_equal(vec_get("meter-install-response", w, sizeof(w), &k, err), 0);
+	assert_int_equal(mk_buf_len(b), k);
+	assert_memory_equal(mk_buf_data(b), w, k);
+	/* the NVM it wrote is the document's */
+	k = slurp(f->nvm, w, sizeof(w));
+	assert_int_equal(vec_get("meter-nvm-manufactured", v + 256, 256, &n, err), 0);
+	assert_int_equal(k, n);
+	assert_memory_equal(w, v + 256, n);
+	assert_int_equal(vec_get("meter-install-request", v, sizeof(v), &n, err), 0);
+	mk_buf_reset(b);
+	assert_int_equal(mk_meter_handle(m, v, n, b), MK_OK);
+	assert_int_equal(vec_get("meter-install-refused", w, sizeof(w), &k, err), 0);
+	assert_int_equal(mk_buf_len(b), k);
+	assert_memory_equal(mk_buf_data(b), w, k);
+	mk_meter_free(m);
+	mk_meter_free(NULL);
+
+	/* the tokens in the answer are meterkey's too */
+	assert_int_equal(mk_test_tokens(key_a, sizeof(key_a), tok), MK_OK);
+	assert_int_equal(vec_get("meter-install-response", w, sizeof(w), &k, err), 0);
+	assert_memory_equal(w + k - sizeof(tok), tok, sizeof(tok));
+
+	/* the report: TBS bytes and MAC */
+	assert_int_equal(vec_get("meter-report-tbs", v, sizeof(v), &n, err), 0);
+	mk_buf_reset(b);
+	assert_int_equal(mk_meter_report_encode_tbs(&rep, b), MK_OK);
+	assert_int_equal(mk_buf_len(b), n);
+	assert_memory_equal(mk_buf_data(b), v, n);
+	assert_int_equal(mk_cmac_once(key_a, 16, v, n, mac, sizeof(mac)), MK_OK);
+	assert_int_equal(vec_get("meter-report-mac", w, sizeof(w), &k, err), 0);
+	assert_int_equal(k, sizeof(mac));
+	assert_memory_equal(mac, w, k);
+
+	/* every refused vector fails as it says; none is left unchecked */
+	count = vec_names("meter-", names, 16);
+	assert_int_equal(count, 11);
+	for (k = 0; k < (size_t)count; k++) {
+		assert_int_equal(vec_get(names[k], v, sizeof(v), &n, err), 0);
+		if (err[0] == '\0')
+			continue;
+		assert_int_equal(strncmp(names[k], "meter-nvm-", 10), 0);
+		assert_string_equal(mk_err_name(mk_meter_nvm_decode(v, n, &s)), err);
+		rejects++;
+	}
+	assert_int_equal(rejects, 3);
+	OPENSSL_cleanse(&s, sizeof(s));
+	mk_buf_free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_names),
+		cmocka_unit_test_setup_teardown(test_nvm_create, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_install_key, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_persists, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_set_indicia, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_report, fx_setup, fx_teardown),
+		cmocka_unit_test(test_report_tbs_invalid),
+		cmocka_unit_test_setup_teardown(test_retire, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_retire_unregistered, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_nvm_corrupt, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_requests, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_document_vectors, fx_setup, fx_teardown),
+	};
+
+	(void)signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
