@@ -179,7 +179,7 @@ MK_WUR enum mk_err mk_meter_get_report(struct mk_meter_conn *c, const char *doma
                                        struct mk_meter_report *out);
 
 /* The exact bytes the MAC covers: the label MK_METER_REPORT_LABEL (no NUL)
- * followed by the canonical TLV of every field but mac (docs/formats.md §7.5),
+ * followed by the canonical TLV of every field but mac (docs/formats.md §7.3),
  * appended to out (cut back on failure). MK_ERR_INVALID_ARG for a field out
  * of its syntax; the buffer's errors. No secret. */
 #define MK_METER_REPORT_LABEL "meterkey meter registration report v1"

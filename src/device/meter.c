@@ -93,6 +93,21 @@ static int state_valid(const struct mk_meter_nvm *s)
 	return 1;
 }
 
+/* One key slot's elements; key NULL leaves the key bytes out. */
+static enum mk_err put_slot(struct mk_tlv_writer *c, const struct mk_meter_key_info *ki,
+                            const uint8_t *key)
+{
+	enum mk_err e;
+
+	if ((e = mk_tlv_put_string(c, K_DOMAIN, ki->domain)) != MK_OK ||
+	    (e = mk_tlv_put_u64(c, K_ID, ki->key_id)) != MK_OK ||
+	    (e = mk_tlv_put_u16(c, K_ALG, MK_METER_KEY_ALG_AES128)) != MK_OK)
+		return e;
+	if (key != NULL)
+		return mk_tlv_put_bytes(c, K_BYTES, key, MK_MASTER_KEY_LEN);
+	return MK_OK;
+}
+
 enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struct mk_tlv_writer *w)
 {
 	const struct mk_meter_info *in = &s->info;
@@ -111,19 +126,15 @@ enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struc
 		return e;
 	for (size_t i = 0; i < in->nkeys; i++) {
 		struct mk_tlv_writer c;
+		enum mk_err ended;
 
 		if ((e = mk_tlv_begin(w, (uint8_t)(S_KEY0 + i), &c)) != MK_OK)
 			return e;
-		if ((e = mk_tlv_put_string(&c, K_DOMAIN, in->keys[i].domain)) != MK_OK ||
-		    (e = mk_tlv_put_u64(&c, K_ID, in->keys[i].key_id)) != MK_OK ||
-		    (e = mk_tlv_put_u16(&c, K_ALG, MK_METER_KEY_ALG_AES128)) != MK_OK ||
-		    (keys && in->state != MK_METER_RETIRED &&
-		     (e = mk_tlv_put_bytes(&c, K_BYTES, s->keys[i], MK_MASTER_KEY_LEN)) != MK_OK)) {
-			/* end the child anyway, so the writer is usable; report the first error */
-			(void)mk_tlv_end(w, &c);
-			return e;
-		}
-		if ((e = mk_tlv_end(w, &c)) != MK_OK)
+		e = put_slot(&c, &in->keys[i], keys && in->state != MK_METER_RETIRED ? s->keys[i]
+		                                                                      : NULL);
+		/* ended even after a failure, so that w is usable; the first error wins */
+		ended = mk_tlv_end(w, &c);
+		if (e != MK_OK || (e = ended) != MK_OK)
 			return e;
 	}
 	return MK_OK;
