@@ -481,6 +481,54 @@ static void test_nvm_corrupt(void **state)
 	assert_int_equal(info.state, MK_METER_REGISTERED);
 }
 
+/* A change whose NVM write fails is answered MK_ERR_IO and leaves the meter as
+ * it was (the directory is removed under the running meter: even root cannot
+ * create the temporary file then). */
+static void test_write_failure(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_info info;
+	char msn[MK_IDENT_MAX + 1], cmd[160];
+	uint8_t tok[MK_TEST_TOKENS_LEN];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(mk_meter_install_key(c, "EARTH", 42, key_a, msn, tok), MK_ERR_IO);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.nkeys, 0);
+	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+	assert_int_equal(mk_meter_retire(c), MK_ERR_IO);
+	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
+	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+	mk_meter_disconnect(c);
+}
+
+/* Two meters at once: closing the first ends its process even though the
+ * second child inherited a copy of the first connection's descriptor, and the
+ * second goes on. */
+static void test_two_meters(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *a, *b = NULL;
+	struct mk_meter_info info;
+	char second[160];
+
+	a = fresh_meter(f);
+	snprintf(second, sizeof(second), "%s/second.nvm", f->dir);
+	assert_int_equal(mk_meter_nvm_create(second, "EA5678", "MSN000018"), MK_OK);
+	assert_int_equal(mk_meter_connect(second, &b), MK_OK);
+	install(a, "EARTH", 42, key_a);
+	mk_meter_disconnect(a); /* returns only once the first meter has exited */
+	install(b, "EARTH", 43, key_b);
+	assert_int_equal(mk_meter_get_info(b, &info), MK_OK);
+	assert_string_equal(info.mfg_seq, "MSN000018");
+	assert_int_equal(info.keys[0].key_id, 43);
+	mk_meter_disconnect(b);
+	assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_OK);
+	assert_int_equal(info.keys[0].key_id, 42);
+}
+
 /* ---- Raw requests on the link ------------------------------------------------------- */
 
 struct raw {
@@ -776,6 +824,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retire, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_retire_unregistered, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_nvm_corrupt, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_write_failure, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_two_meters, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_requests, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_document_vectors, fx_setup, fx_teardown),
 	};
