@@ -102,6 +102,16 @@
 	  "time precedes an earlier event of the record")                               \
 	X(MK_RC_KEY_ID_UNALLOCATED, 412, MK_LEVEL_RESPONSE,                             \
 	  "key ID not allocated by the domain's counter")                               \
+	X(MK_RC_WRONG_DOMAIN, 413, MK_LEVEL_RESPONSE,                                   \
+	  "record or message belongs to another domain")                                \
+	X(MK_RC_TEST_TOKENS, 414, MK_LEVEL_RESPONSE,                                    \
+	  "test tokens differ: the meter's key is not the generated key")              \
+	X(MK_RC_MAC_INVALID, 415, MK_LEVEL_RESPONSE,                                    \
+	  "registration record does not authenticate with the archived key")            \
+	X(MK_RC_WRONG_BOX, 416, MK_LEVEL_RESPONSE,                                      \
+	  "record addressed to another box")                                            \
+	X(MK_RC_NOT_INITIALISED, 417, MK_LEVEL_RESPONSE,                                \
+	  "box not initialised, or initialised already")                                \
                                                                                         \
 	X(MK_ERR_CRYPTO, 600, MK_LEVEL_LOCAL, "cryptographic library failure")          \
 	X(MK_ERR_VERIFY, 601, MK_LEVEL_LOCAL, "verification failed")                    \

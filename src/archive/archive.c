@@ -547,10 +547,16 @@ static int ident_valid(const char *s)
 /* What every stored record must satisfy, whatever its status. */
 static int record_well_formed(const struct mk_key_record *r)
 {
+	/* The device is unknown until the key is installed (MI7 names it), so a
+	 * NEW record has none; blob_box may be a type with eight zeros: the
+	 * domain-wide key of that box type (docs/formats.md §4). */
+	int no_device = r->product_code[0] == '\0' && r->mfg_seq[0] == '\0';
+
 	return mk_domain_id_valid(r->domain) && r->key_id > 0 && r->key_id <= INT64_MAX &&
-	       ident_valid(r->product_code) && ident_valid(r->mfg_seq) &&
+	       (no_device || (ident_valid(r->product_code) && ident_valid(r->mfg_seq))) &&
+	       (!no_device || r->status == MK_KEY_NEW || r->status == MK_KEY_BAD) &&
 	       mk_share_box_id_valid(r->oak_id) && mk_share_box_id_valid(r->steel_id) &&
-	       mk_share_box_id_valid(r->blob_box) &&
+	       mk_archive_blob_box_valid(r->blob_box) &&
 	       (r->signer[0] == '\0' || mk_share_box_id_valid(r->signer)) &&
 	       (r->indicia_serial[0] == '\0' || ident_valid(r->indicia_serial)) &&
 	       (r->subdomain[0] == '\0' || mk_domain_id_valid(r->subdomain)) &&
@@ -741,8 +747,15 @@ static enum mk_err check_update(const struct mk_key_record *cur, const struct mk
 
 	if (!mk_key_transition_allowed(cur->status, next->status))
 		return MK_RC_TRANSITION_FORBIDDEN;
-	if (strcmp(cur->product_code, next->product_code) != 0 ||
-	    strcmp(cur->mfg_seq, next->mfg_seq) != 0 || strcmp(cur->oak_id, next->oak_id) != 0 ||
+	/* The device is named once, by the step that installs the key (or finds
+	 * it BAD); after that it never changes. */
+	int naming = cur->product_code[0] == '\0' && next->product_code[0] != '\0' &&
+	             (next->status == MK_KEY_INSTALLED || next->status == MK_KEY_BAD);
+
+	if (!naming && (strcmp(cur->product_code, next->product_code) != 0 ||
+	                strcmp(cur->mfg_seq, next->mfg_seq) != 0))
+		return MK_RC_PARAM_MISMATCH;
+	if (strcmp(cur->oak_id, next->oak_id) != 0 ||
 	    strcmp(cur->steel_id, next->steel_id) != 0 || cur->key_alg != next->key_alg)
 		return MK_RC_PARAM_MISMATCH;
 	times_list(&cur->times, ct);

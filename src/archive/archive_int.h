@@ -192,6 +192,11 @@ extern const struct mk_db_ops mk_db_pg;
 MK_WUR enum mk_err mk_token_key_encode(const struct mk_token_key_record *rec, struct mk_buf *out);
 MK_WUR enum mk_err mk_token_key_decode(const uint8_t *p, size_t n, struct mk_token_key_record *rec);
 
+/* 1 when s can name the box a blob is encrypted for: a type letter and
+ * eight digits, eight zeros meaning the key every box of that type in the
+ * domain holds (the domain Brass confidentiality key of a NEW record). */
+int mk_archive_blob_box_valid(const char *s);
+
 /* TEST HOOK: runs raw SQL on the archive's database, bypassing every rule —
  * how the tests tamper with rows to show the audit check catches it. */
 MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);

@@ -107,8 +107,8 @@ static enum mk_err encode(const struct mk_key_record *rec, struct mk_buf *out, i
 	    (r = mk_tlv_put_u16(&w, T_KEY_ALG, rec->key_alg)) != MK_OK ||
 	    (r = mk_tlv_put_u16(&w, T_WRAP_ALG, rec->wrap_alg)) != MK_OK ||
 	    (r = mk_tlv_put_u16(&w, T_SIG_ALG, rec->sig_alg)) != MK_OK ||
-	    (r = mk_tlv_put_string(&w, T_PRODUCT_CODE, rec->product_code)) != MK_OK ||
-	    (r = mk_tlv_put_string(&w, T_MFG_SEQ, rec->mfg_seq)) != MK_OK ||
+	    (r = put_opt_string(&w, T_PRODUCT_CODE, rec->product_code)) != MK_OK ||
+	    (r = put_opt_string(&w, T_MFG_SEQ, rec->mfg_seq)) != MK_OK ||
 	    (r = put_opt_string(&w, T_INDICIA_SERIAL, rec->indicia_serial)) != MK_OK ||
 	    (r = put_opt_string(&w, T_SUBDOMAIN, rec->subdomain)) != MK_OK ||
 	    (r = mk_tlv_put_string(&w, T_OAK_ID, rec->oak_id)) != MK_OK ||
@@ -148,6 +148,18 @@ enum mk_err mk_key_record_encode(const struct mk_key_record *rec, struct mk_buf 
 enum mk_err mk_key_record_encode_tbs(const struct mk_key_record *rec, struct mk_buf *out)
 {
 	return rec == NULL || out == NULL ? MK_ERR_INVALID_ARG : encode(rec, out, 0);
+}
+
+/* The box a blob is encrypted for: a box ID, or a type letter and eight
+ * zeros for the key every box of that type in the domain holds. */
+int mk_archive_blob_box_valid(const char *s)
+{
+	if (s[0] == '\0' || strchr("MOSBT", s[0]) == NULL || strlen(s) != MK_ARCHIVE_BOX_ID_LEN)
+		return 0;
+	for (size_t i = 1; i < MK_ARCHIVE_BOX_ID_LEN; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
 }
 
 /* An optional string field: absent leaves dst empty; present must be 1..max. */
@@ -200,8 +212,8 @@ enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_recor
 	    (e = mk_tlv_get_u16(&r, T_KEY_ALG, &rec->key_alg)) != MK_OK ||
 	    (e = mk_tlv_get_u16(&r, T_WRAP_ALG, &rec->wrap_alg)) != MK_OK ||
 	    (e = mk_tlv_get_u16(&r, T_SIG_ALG, &rec->sig_alg)) != MK_OK ||
-	    (e = mk_tlv_get_string(&r, T_PRODUCT_CODE, 1, MK_IDENT_MAX, rec->product_code, sizeof(rec->product_code))) != MK_OK ||
-	    (e = mk_tlv_get_string(&r, T_MFG_SEQ, 1, MK_IDENT_MAX, rec->mfg_seq, sizeof(rec->mfg_seq))) != MK_OK ||
+	    (e = get_opt_string(&r, T_PRODUCT_CODE, rec->product_code, MK_IDENT_MAX)) != MK_OK ||
+	    (e = get_opt_string(&r, T_MFG_SEQ, rec->mfg_seq, MK_IDENT_MAX)) != MK_OK ||
 	    (e = get_opt_string(&r, T_INDICIA_SERIAL, rec->indicia_serial, MK_IDENT_MAX)) != MK_OK ||
 	    (e = get_opt_string(&r, T_SUBDOMAIN, rec->subdomain, MK_DOMAIN_ID_MAX)) != MK_OK ||
 	    (e = mk_tlv_get_string(&r, T_OAK_ID, MK_ARCHIVE_BOX_ID_LEN, MK_ARCHIVE_BOX_ID_LEN, rec->oak_id, sizeof(rec->oak_id))) != MK_OK ||
@@ -244,7 +256,7 @@ enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_recor
 	if (!status_valid(rec->status) || !mk_domain_id_valid(rec->domain) ||
 	    (rec->subdomain[0] != '\0' && !mk_domain_id_valid(rec->subdomain)) ||
 	    !mk_share_box_id_valid(rec->oak_id) || !mk_share_box_id_valid(rec->steel_id) ||
-	    !mk_share_box_id_valid(rec->blob_box) ||
+	    !mk_archive_blob_box_valid(rec->blob_box) || (rec->product_code[0] == '\0') != (rec->mfg_seq[0] == '\0') ||
 	    (rec->signer[0] != '\0' && !mk_share_box_id_valid(rec->signer)))
 		return MK_ERR_TLV_VALUE;
 	return MK_OK;

@@ -8,10 +8,16 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/kmscli.h"
 
 static const struct mk_cli_cmd commands[] = {
 	{ "archive", "a domain archive: verify, history, errors", mk_cli_archive },
-	{ "demo", "show what meterkey does so far", mk_cli_demo },
+	{ "box", "secure boxes: init, add-domain, check, list", mk_cli_box },
+	{ "demo", "the life of a fleet of meters, end to end", mk_cli_demo },
+	{ "domain", "security domains: create", mk_cli_domain },
+	{ "init", "initialise the first Manufacturing Box", mk_cli_init },
+	{ "key", "master keys: request", mk_cli_key },
+	{ "meter", "meters: create, install, register, retire, list", mk_cli_meter },
 	{ "selftest", "run the cryptographic and RNG start-up self-tests", mk_cli_selftest },
 	{ "shares", "operator shares: split, check", mk_cli_shares },
 	{ "version", "print the version", mk_cli_version },

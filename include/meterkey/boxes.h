@@ -1,0 +1,144 @@
+/*
+ * The secure boxes of the first document: Manufacturing, Oak, Steel and
+ * Brass, each a message handler over its own sealed state (DESIGN.md §2).
+ *
+ * A box takes one encoded request (box.h: command, domain, time, parameters)
+ * and returns one encoded response; it shares no memory with its caller, so
+ * the same code can later run in a process of its own. Its state at rest is
+ * sealed (seal.h) under its Operation Combination, rebuilt only from enough
+ * operator shares; without them the box cannot be opened.
+ *
+ * Every command, its parameters and its result are specified byte by byte
+ * in docs/formats.md §8; docs/internals/boxes.md says why they are so.
+ */
+#ifndef MK_BOXES_H
+#define MK_BOXES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/box.h"
+#include "meterkey/buf.h"
+#include "meterkey/crypto.h"
+#include "meterkey/err.h"
+#include "meterkey/meter.h" /* MK_MASTER_KEY_LEN, MK_TEST_TOKENS_LEN */
+#include "meterkey/shares.h"
+
+/* Command codes (the system command table; each box accepts its subset). */
+enum mk_box_command {
+	/* every box */
+	MK_CMD_SET_BOX_ID = 0x0001,       /* Set Secure Box ID, signed by M */
+	MK_CMD_ADD_DOMAIN = 0x0002,       /* a domain process, encrypted and signed by M */
+	MK_CMD_STATUS = 0x0003,           /* ID and domains */
+	/* Manufacturing */
+	MK_CMD_SET_FIRST_ID = 0x0101,     /* Set First Secure Box ID -> M00000001 */
+	MK_CMD_CREATE_DOMAIN = 0x0102,    /* domain keys */
+	MK_CMD_INIT_BOX = 0x0103,         /* allocate a box ID, sign Set Secure Box ID */
+	MK_CMD_ACCEPT_BOX = 0x0104,       /* the box's answer: its startup confidentiality key */
+	MK_CMD_MAKE_PROCESS = 0x0105,     /* a domain process for an initialised box */
+	/* Oak */
+	MK_CMD_GENERATE_KEY = 0x0201,     /* MI1 -> MI2 (MI3 archive record, MI4 install record) */
+	/* Steel */
+	MK_CMD_INSTALL_KEY = 0x0301,      /* MI4' -> MI5, MI6 over the meter link -> MI7 */
+	/* Brass */
+	MK_CMD_CONFIRM_INSTALL = 0x0401,  /* MI8 -> MI9 record, MI10 */
+	MK_CMD_REGISTER = 0x0402,         /* MR2 -> MR3 record, MR4 */
+	MK_CMD_OBSOLETE = 0x0403,         /* retire: ACTIVE -> OBSOLETE record */
+};
+
+/* The kind byte that opens every signed body, so that no signed message can
+ * be taken for another. */
+enum mk_signed_kind {
+	MK_SIGNED_SET_ID = 1,        /* Set Secure Box ID */
+	MK_SIGNED_PROCESS = 2,       /* a domain process for one box */
+	MK_SIGNED_STEEL_CERT = 3,    /* a Steel box's public keys for one domain */
+	MK_SIGNED_INSTALL = 4,       /* MI4: the install key record */
+	MK_SIGNED_INSTALLED = 5,     /* MI7: key installed (or not) */
+	MK_SIGNED_CONFIRM = 6,       /* MI10: installation confirmed */
+	MK_SIGNED_REGISTERED = 7,    /* MR4: key registered */
+	MK_SIGNED_DOMAIN_KEYS = 8,   /* domain keys under the Domain Key Set */
+};
+
+/* Algorithm identifiers carried in records (docs/formats.md §4). */
+#define MK_ALG_KEY_AES128 1      /* master key: AES-128, tokens AES-CMAC */
+#define MK_ALG_WRAP_ECDH_KWP 1   /* ECDH-ES P-256, X9.63 KDF, AES-256 KWP */
+#define MK_ALG_WRAP_GCM 2        /* AES-256-GCM under a Brass secret key, header as AAD */
+#define MK_ALG_SIG_ECDSA_P256 1  /* ECDSA P-256 SHA-256, r || s */
+
+/* Default operator shares: all of them needed. */
+#define MK_MFG_SHARES_DEFAULT 3
+#define MK_BOX_SHARES_DEFAULT 2
+/* Most domains one box serves and countries one domain has. */
+#define MK_BOX_MAX_DOMAINS 32
+#define MK_DOMAIN_MAX_COUNTRIES 16
+/* Most boxes one Manufacturing Box initialises (one table entry each). */
+#define MK_MFG_MAX_BOXES 254
+/* A signed message: body, signer, signature. */
+#define MK_SIGNED_MAX 4096
+
+/* The domain-wide holder of a NEW record's key: every Domain Brass Process
+ * of the domain holds the Brass confidentiality key it is encrypted for. */
+#define MK_BOX_ID_DOMAIN_BRASS "B00000000"
+
+struct mk_box;
+struct mk_meter_conn;
+
+/*
+ * A new box of type t as it leaves the factory: ID t00000000, no state yet.
+ * anchor is the Manufacturing Box's public startup authentication key for
+ * type t (the trust anchor written into the box's software); NULL only for
+ * the first Manufacturing Box. The box seals its state into
+ * store_dir/<ID>.box and writes its operator shares into share_dir when it
+ * is initialised. *bp is freed with mk_box_free.
+ */
+MK_WUR enum mk_err mk_box_new(enum mk_box_type t, const uint8_t *anchor, const char *store_dir,
+                              const char *share_dir, struct mk_box **bp);
+
+/*
+ * Opens the initialised box box_id from store_dir/<box_id>.box with the
+ * operators' shares. Runs the start-up self-tests first (MK_ERR_SELFTEST).
+ * The shares' and the sealed file's own errors are returned unchanged
+ * (MK_ERR_SHARE_TOO_FEW, _FOREIGN, _MISMATCH, _CORRUPT, MK_ERR_SEAL_KEY, ...):
+ * the box stays disabled and *bp is NULL. On MK_OK the box is enabled.
+ */
+MK_WUR enum mk_err mk_box_open(const char *store_dir, const char *share_dir, const char *box_id,
+                               const struct mk_share *const *shares, size_t nshares,
+                               struct mk_box **bp);
+
+/*
+ * Handles one encoded request req[0..n) and appends the encoded response to
+ * resp. Refusals travel in the response (level 2 or 3 with their code); the
+ * return value is MK_OK unless the response itself could not be written.
+ * A command that changes the box's state seals it before answering.
+ */
+MK_WUR enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n,
+                               struct mk_buf *resp);
+
+/* The box's ID ("O00000000" before initialisation). */
+const char *mk_box_get_id(const struct mk_box *b);
+enum mk_box_type mk_box_get_type(const struct mk_box *b);
+
+/* A Steel box's line to the meter on its station; the box talks to the meter
+ * only through it. Not owned by the box. NULL detaches. */
+void mk_box_attach_meter(struct mk_box *b, struct mk_meter_conn *c);
+
+/* Wipes every key and frees. NULL is a no-op. */
+void mk_box_free(struct mk_box *b);
+
+/* ---- Signed messages (docs/formats.md §8.1) ----------------------------- */
+
+/* Appends {01 body, 02 signer, 03 ECDSA(key, body)} to out. */
+MK_WUR enum mk_err mk_signed_encode(EVP_PKEY *key, const char *signer, const uint8_t *body,
+                                    size_t n, struct mk_buf *out);
+
+/* Splits a signed message without verifying it: *bodyp points into p. */
+MK_WUR enum mk_err mk_signed_split(const uint8_t *p, size_t n, const uint8_t **bodyp,
+                                   size_t *bodylenp, char signer[static MK_BOX_ID_LEN + 1],
+                                   const uint8_t **sigp);
+
+/* Verifies a signed message with key: MK_OK or MK_RC_SIGNATURE_INVALID (also
+ * for a malformed one). *bodyp points into p. */
+MK_WUR enum mk_err mk_signed_verify(EVP_PKEY *key, const uint8_t *p, size_t n,
+                                    const uint8_t **bodyp, size_t *bodylenp);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * The KMS computer (DESIGN.md §2): runs the flows of the first document
+ * between the boxes, the domain archive and the meters of one home
+ * directory. It stores and forwards records but only ever sees master keys
+ * encrypted for a box; each box is opened with its operators' shares for the
+ * step that needs it and wiped afterwards.
+ *
+ * The home directory (docs/internals/kms.md):
+ *   archive.db             the default archive (sqlite:)
+ *   boxes.conf             the boxes and the domains each serves (public)
+ *   boxes/<ID>.box         each box's sealed state
+ *   shares/<ID>.<i>.share  operator shares (by default; --shares elsewhere)
+ *   trust/anchors          the Manufacturing Box's public startup keys
+ *   domains/<D>.keys       domain keys under the Domain Key Set
+ *   domains/<D>.<S>.cert   Steel certificates signed by the Domain Key Set
+ *   kdc/<D>.<key ID>.mi4   install records waiting at the Key Distribution Computer
+ *   meters/<ID>.nvm        simulated meters' NVM
+ */
+#ifndef MK_KMS_H
+#define MK_KMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/archive.h"
+#include "meterkey/box.h"
+#include "meterkey/err.h"
+#include "meterkey/meter.h"
+
+#define MK_KMS_DETAIL_MAX 512
+/* A meter ID: product code, '-', manufacturing sequence number. */
+#define MK_METER_ID_MAX (2 * MK_IDENT_MAX + 1)
+
+struct mk_kms;
+
+struct mk_kms_opts {
+	const char *home;        /* required; created if missing */
+	const char *archive_url; /* NULL: sqlite:<home>/archive.db */
+	const char *shares_dir;  /* NULL: <home>/shares */
+	int64_t time;            /* the KMS's time stamps; 0: the clock */
+};
+
+/* Opens the home and its archive. *kp freed with mk_kms_close. */
+MK_WUR enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp);
+void mk_kms_close(struct mk_kms *k);
+
+/* What the last failure was, in words an operator can act on: which box or
+ * meter, which step, which check ("" after success). Never a secret. */
+const char *mk_kms_detail(const struct mk_kms *k);
+struct mk_archive *mk_kms_archive(struct mk_kms *k);
+int64_t mk_kms_now(const struct mk_kms *k);
+
+/* Initialises the first Manufacturing Box (Set First Secure Box ID): its
+ * operator shares (k of n), the Domain Key Set and its shares, the trust
+ * anchors. k = n = 0: the defaults. MK_RC_NOT_INITIALISED when done already. */
+MK_WUR enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
+                               char id[static MK_BOX_ID_LEN + 1]);
+
+/* Creates a security domain with its country sub-domains, in the
+ * Manufacturing Box and the archive. */
+MK_WUR enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain,
+                                        const char *const *countries, size_t n);
+
+/* Initialises a new Oak, Steel or Brass box and gives it the domain process
+ * of each of domains[0..n). */
+MK_WUR enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains,
+                                   size_t n, unsigned kshares, unsigned nshares,
+                                   char id[static MK_BOX_ID_LEN + 1]);
+/* Gives an initialised box the domain process of one more domain. */
+MK_WUR enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain);
+
+/* Opens a box with the shares found for it, runs its self-tests and closes
+ * it: MK_OK when it would be enabled, else the shares' or seal's error. */
+MK_WUR enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id);
+
+/* Calls fn for each box of the home: its ID and the domains it serves. */
+MK_WUR enum mk_err mk_kms_box_list(struct mk_kms *k,
+                                   int (*fn)(void *ctx, const char *id, const char *const *domains,
+                                             size_t n),
+                                   void *ctx);
+
+/* Key request (MI0-MI4): a key ID from the archive, a master key from the
+ * domain's Oak box for the Steel box steel_id ("" for the first Steel box
+ * of the domain), its NEW record archived, the install record written to
+ * kdc/ (its path in path, of at least PATH_MAX bytes). */
+MK_WUR enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char *steel_id,
+                                      uint64_t *key_idp, char *path, size_t pathsize);
+
+/* A new simulated meter (its NVM, with the factory label) in meters/. */
+MK_WUR enum mk_err mk_kms_meter_create(struct mk_kms *k, const char *product_code,
+                                       const char *mfg_seq, char id[static MK_METER_ID_MAX + 1]);
+
+/* Installation (MI4'-MI10) of a key of domain into meter_id by steel_id (""
+ * for the domain's first): the install record at record_path, or a new one
+ * requested first when record_path is NULL. domain may be NULL with a
+ * record_path (the record's own). On MK_OK *recp is the INSTALLED record;
+ * a key found BAD is archived BAD and its reason returned. */
+MK_WUR enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const char *domain,
+                                        const char *steel_id, const char *record_path,
+                                        struct mk_key_record *recp);
+
+/* Registration (MR1-MR4): sets the meter's indicia serial number and
+ * country and registers each of its keys in the country sub-domain. date 0:
+ * the KMS time. */
+MK_WUR enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id,
+                                         const char *indicia_serial, const char *country,
+                                         int64_t date);
+
+/* Takes a meter out of service: its ACTIVE records OBSOLETE, then the meter
+ * retired. */
+MK_WUR enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id);
+
+/* One meter as `meter list` shows it. */
+struct mk_kms_meter {
+	char id[MK_METER_ID_MAX + 1];
+	struct mk_meter_info info;
+	enum mk_key_status status[MK_METER_MAX_KEYS]; /* of info.keys[i] in the archive; 0 unknown */
+};
+
+/* Calls fn for each meter of the home, in ID order. */
+MK_WUR enum mk_err mk_kms_meter_list(struct mk_kms *k,
+                                     int (*fn)(void *ctx, const struct mk_kms_meter *m), void *ctx);
+
+/* The NVM path of meter_id (for tests and `meter show`). */
+MK_WUR enum mk_err mk_kms_meter_path(struct mk_kms *k, const char *meter_id, char *path,
+                                     size_t pathsize);
+
+#endif

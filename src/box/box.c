@@ -1,0 +1,834 @@
+/*
+ * What every box type shares: creation, opening with operator shares,
+ * sealing, the commands of every box (Set Secure Box ID, Add Domain, Status),
+ * domain processes, and the key and record helpers. docs/internals/boxes.md.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+
+#include "box/box_int.h"
+#include "meterkey/seal.h"
+
+/* Tags of the sealed state (formats.md §8.2). */
+enum {
+	S_TYPE = 0x01, S_ID = 0x02, S_ANCHOR = 0x03, S_STARTUP_CONF = 0x04, S_DOMAINS = 0x05,
+	S_MFG = 0x10,
+};
+/* Tags of one domain in the sealed state. */
+enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02 };
+/* Tags of a domain process package (formats.md §8.3). */
+enum {
+	P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
+	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09,
+};
+enum { PC_ID = 0x01, PC_KEY = 0x02 };
+
+#define STATE_CAP (256 * 1024)
+#define PATH_CAP 4096
+
+/* ---- Key helpers ------------------------------------------------------------ */
+
+enum mk_err box_put_priv(struct mk_tlv_writer *w, uint8_t tag, const EVP_PKEY *k)
+{
+	struct mk_secret *s = NULL;
+	enum mk_err r;
+
+	if ((r = mk_ec_priv_export(k, &s)) == MK_OK)
+		r = mk_tlv_put_bytes(w, tag, mk_secret_cdata(s), mk_secret_len(s));
+	mk_secret_free(s);
+	return r;
+}
+
+enum mk_err box_get_priv(struct mk_tlv_reader *r, uint8_t tag, EVP_PKEY **kp)
+{
+	const uint8_t *p;
+	size_t n;
+	struct mk_secret *s = NULL;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(r, tag, MK_EC_PRIV_LEN, MK_EC_PRIV_LEN, &p, &n)) != MK_OK)
+		return e;
+	if ((e = mk_secret_new_copy(p, n, &s)) == MK_OK)
+		e = mk_ec_priv_import(s, kp);
+	mk_secret_free(s);
+	return e;
+}
+
+enum mk_err box_put_pub(struct mk_tlv_writer *w, uint8_t tag, const EVP_PKEY *k)
+{
+	uint8_t pub[MK_EC_PUB_LEN];
+	enum mk_err r;
+
+	if ((r = mk_ec_pub_encode(k, pub)) != MK_OK)
+		return r;
+	return mk_tlv_put_bytes(w, tag, pub, sizeof(pub));
+}
+
+enum mk_err box_get_pub(struct mk_tlv_reader *r, uint8_t tag, EVP_PKEY **kp)
+{
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(r, tag, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
+		return e;
+	return mk_ec_pub_decode(p, kp);
+}
+
+enum mk_err box_put_secret(struct mk_tlv_writer *w, uint8_t tag, const struct mk_secret *s)
+{
+	return mk_tlv_put_bytes(w, tag, mk_secret_cdata(s), mk_secret_len(s));
+}
+
+enum mk_err box_get_secret(struct mk_tlv_reader *r, uint8_t tag, size_t len, struct mk_secret **sp)
+{
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(r, tag, len, len, &p, &n)) != MK_OK)
+		return e;
+	return mk_secret_new_copy(p, n, sp);
+}
+
+enum mk_err box_wrap_info(struct mk_buf *out, const char *what, const char *domain,
+                          uint64_t key_id, const char *box_id)
+{
+	struct mk_tlv_writer w;
+	enum mk_err r;
+
+	mk_tlv_writer_init(&w, out);
+	if ((r = mk_tlv_put_string(&w, 0x01, what)) != MK_OK ||
+	    (r = mk_tlv_put_string(&w, 0x02, domain)) != MK_OK ||
+	    (r = mk_tlv_put_u64(&w, 0x03, key_id)) != MK_OK)
+		return r;
+	return mk_tlv_put_string(&w, 0x04, box_id);
+}
+
+/* ---- Signed messages ------------------------------------------------------------ */
+
+enum { G_BODY = 0x01, G_SIGNER = 0x02, G_SIG = 0x03 };
+
+enum mk_err mk_signed_encode(EVP_PKEY *key, const char *signer, const uint8_t *body, size_t n,
+                             struct mk_buf *out)
+{
+	uint8_t sig[MK_ECDSA_SIG_LEN];
+	struct mk_tlv_writer w;
+	enum mk_err r;
+
+	if (key == NULL || signer == NULL || body == NULL || out == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((r = mk_ecdsa_sign(key, body, n, sig)) != MK_OK)
+		return r;
+	mk_tlv_writer_init(&w, out);
+	if ((r = mk_tlv_put_bytes(&w, G_BODY, body, n)) != MK_OK ||
+	    (r = mk_tlv_put_string(&w, G_SIGNER, signer)) != MK_OK)
+		return r;
+	return mk_tlv_put_bytes(&w, G_SIG, sig, sizeof(sig));
+}
+
+enum mk_err mk_signed_split(const uint8_t *p, size_t n, const uint8_t **bodyp, size_t *bodylenp,
+                            char signer[static MK_BOX_ID_LEN + 1], const uint8_t **sigp)
+{
+	struct mk_tlv_reader r;
+	size_t sn;
+	enum mk_err e;
+
+	mk_tlv_reader_init(&r, p, n);
+	if ((e = mk_tlv_get_bytes(&r, G_BODY, 1, MK_SIGNED_MAX, bodyp, bodylenp)) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, G_SIGNER, MK_BOX_ID_LEN, MK_BOX_ID_LEN, signer,
+	                           MK_BOX_ID_LEN + 1)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, G_SIG, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN, sigp, &sn)) != MK_OK)
+		return e;
+	return mk_tlv_reader_end(&r);
+}
+
+enum mk_err mk_signed_verify(EVP_PKEY *key, const uint8_t *p, size_t n, const uint8_t **bodyp,
+                             size_t *bodylenp)
+{
+	char signer[MK_BOX_ID_LEN + 1];
+	const uint8_t *sig;
+
+	if (mk_signed_split(p, n, bodyp, bodylenp, signer, &sig) != MK_OK ||
+	    mk_ecdsa_verify(key, *bodyp, *bodylenp, sig) != MK_OK)
+		return MK_RC_SIGNATURE_INVALID;
+	return MK_OK;
+}
+
+/* ---- Records ------------------------------------------------------------------ */
+
+enum mk_err box_record_aad(const struct mk_key_record *rec, struct mk_buf *out)
+{
+	struct mk_tlv_writer w;
+	enum mk_err r;
+
+	mk_tlv_writer_init(&w, out);
+	if ((r = mk_tlv_put_string(&w, 0x01, rec->domain)) != MK_OK ||
+	    (r = mk_tlv_put_u64(&w, 0x02, rec->key_id)) != MK_OK ||
+	    (r = mk_tlv_put_u8(&w, 0x03, (uint8_t)rec->status)) != MK_OK ||
+	    (r = mk_tlv_put_u16(&w, 0x04, rec->key_alg)) != MK_OK ||
+	    (r = mk_tlv_put_string(&w, 0x05, rec->product_code)) != MK_OK ||
+	    (r = mk_tlv_put_string(&w, 0x06, rec->mfg_seq)) != MK_OK)
+		return r;
+	if (rec->subdomain[0] != '\0' && ((r = mk_tlv_put_string(&w, 0x07, rec->subdomain)) != MK_OK ||
+	                                  (r = mk_tlv_put_string(&w, 0x08, rec->indicia_serial)) != MK_OK))
+		return r;
+	return MK_OK;
+}
+
+enum mk_err box_sign_record(struct mk_box *b, EVP_PKEY *key, struct mk_key_record *rec)
+{
+	struct mk_buf *tbs = mk_buf_new(8192);
+	enum mk_err r;
+
+	if (tbs == NULL)
+		return MK_ERR_NOMEM;
+	memcpy(rec->signer, b->id, sizeof(rec->signer));
+	rec->sig_alg = MK_ALG_SIG_ECDSA_P256;
+	rec->sig_len = 0;
+	if ((r = mk_key_record_encode_tbs(rec, tbs)) == MK_OK &&
+	    (r = mk_ecdsa_sign(key, mk_buf_data(tbs), mk_buf_len(tbs), rec->sig)) == MK_OK)
+		rec->sig_len = MK_ECDSA_SIG_LEN;
+	mk_buf_free(tbs);
+	return r;
+}
+
+enum mk_err box_verify_record(EVP_PKEY *key, const struct mk_key_record *rec)
+{
+	struct mk_buf *tbs = mk_buf_new(8192);
+	enum mk_err r = MK_RC_SIGNATURE_INVALID;
+
+	if (tbs == NULL)
+		return MK_ERR_NOMEM;
+	if (rec->sig_len == MK_ECDSA_SIG_LEN && rec->sig_alg == MK_ALG_SIG_ECDSA_P256 &&
+	    mk_key_record_encode_tbs(rec, tbs) == MK_OK &&
+	    mk_ecdsa_verify(key, mk_buf_data(tbs), mk_buf_len(tbs), rec->sig) == MK_OK)
+		r = MK_OK;
+	mk_buf_free(tbs);
+	return r;
+}
+
+/* Steel certificate body tags (formats.md §8.4). */
+enum { C_KIND = 0x01, C_DOMAIN = 0x02, C_STEEL = 0x03, C_AUTH = 0x04, C_CONF = 0x05 };
+
+enum mk_err box_steel_cert_open(const struct box_domain *d, const uint8_t *p, size_t n,
+                                char steel_id[static MK_BOX_ID_LEN + 1], EVP_PKEY **authp,
+                                EVP_PKEY **confp)
+{
+	const uint8_t *body;
+	size_t bn;
+	struct mk_tlv_reader r;
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint8_t kind;
+	enum mk_err e;
+
+	*authp = *confp = NULL;
+	if ((e = mk_signed_verify(d->dks, p, n, &body, &bn)) != MK_OK)
+		return e;
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, C_KIND, &kind) != MK_OK || kind != MK_SIGNED_STEEL_CERT ||
+	    mk_tlv_get_string(&r, C_DOMAIN, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain)) != MK_OK ||
+	    mk_tlv_get_string(&r, C_STEEL, MK_BOX_ID_LEN, MK_BOX_ID_LEN, steel_id,
+	                      MK_BOX_ID_LEN + 1) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (strcmp(domain, d->id) != 0)
+		return MK_RC_WRONG_DOMAIN;
+	if (box_get_pub(&r, C_AUTH, authp) != MK_OK || box_get_pub(&r, C_CONF, confp) != MK_OK ||
+	    mk_tlv_reader_end(&r) != MK_OK) {
+		EVP_PKEY_free(*authp);
+		EVP_PKEY_free(*confp);
+		*authp = *confp = NULL;
+		return MK_RC_PARAM_MISMATCH;
+	}
+	return MK_OK;
+}
+
+/* ---- Domain processes ------------------------------------------------------------ */
+
+void box_domain_clear(struct box_domain *d)
+{
+	mk_secret_free(d->package);
+	EVP_PKEY_free(d->dks);
+	EVP_PKEY_free(d->sign);
+	EVP_PKEY_free(d->conf);
+	EVP_PKEY_free(d->oak);
+	EVP_PKEY_free(d->brass_conf);
+	mk_secret_free(d->secret);
+	for (size_t i = 0; i < d->ncountries; i++)
+		mk_secret_free(d->countries[i].key);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Reads an optional element: absent leaves *kp NULL. */
+static enum mk_err opt_key(struct mk_tlv_reader *r, uint8_t tag, int priv, EVP_PKEY **kp)
+{
+	uint8_t next;
+	enum mk_err e;
+
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
+		return e;
+	return priv ? box_get_priv(r, tag, kp) : box_get_pub(r, tag, kp);
+}
+
+static enum mk_err load_countries(struct box_domain *d, struct mk_tlv_reader *r)
+{
+	struct mk_tlv_reader list, one;
+	uint8_t tag;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_nested(r, P_COUNTRIES, &list)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		struct box_country *c;
+
+		if ((e = mk_tlv_peek_tag(&list, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if (d->ncountries == MK_DOMAIN_MAX_COUNTRIES)
+			return MK_ERR_TLV_VALUE;
+		c = &d->countries[d->ncountries++];
+		if ((e = mk_tlv_get_nested(&list, i, &one)) != MK_OK ||
+		    (e = mk_tlv_get_string(&one, PC_ID, 2, MK_DOMAIN_ID_MAX, c->id, sizeof(c->id))) != MK_OK)
+			return e;
+		if ((e = mk_tlv_peek_tag(&one, &tag)) != MK_OK)
+			return e;
+		if (tag == PC_KEY && (e = box_get_secret(&one, PC_KEY, 32, &c->key)) != MK_OK)
+			return e;
+		if ((e = mk_tlv_reader_end(&one)) != MK_OK)
+			return e;
+	}
+	return mk_tlv_reader_end(&list);
+}
+
+enum mk_err box_domain_load(struct box_domain *d, const uint8_t *p, size_t n)
+{
+	struct mk_tlv_reader r;
+	char box_id[MK_BOX_ID_LEN + 1];
+	uint8_t next;
+	enum mk_err e;
+
+	mk_tlv_reader_init(&r, p, n);
+	if ((e = mk_tlv_get_string(&r, P_DOMAIN, 2, MK_DOMAIN_ID_MAX, d->id, sizeof(d->id))) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, P_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, box_id,
+	                           sizeof(box_id))) != MK_OK ||
+	    (e = box_get_pub(&r, P_DKS, &d->dks)) != MK_OK ||
+	    (e = opt_key(&r, P_SIGN, 1, &d->sign)) != MK_OK ||
+	    (e = opt_key(&r, P_CONF, 1, &d->conf)) != MK_OK ||
+	    (e = opt_key(&r, P_OAK, 0, &d->oak)) != MK_OK ||
+	    (e = opt_key(&r, P_BRASS_CONF, 0, &d->brass_conf)) != MK_OK)
+		return e;
+	if ((e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
+		return e;
+	if (next == P_SECRET && (e = box_get_secret(&r, P_SECRET, 32, &d->secret)) != MK_OK)
+		return e;
+	if ((e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
+		return e;
+	if (next == P_COUNTRIES && (e = load_countries(d, &r)) != MK_OK)
+		return e;
+	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
+		return e;
+	if (!mk_domain_id_valid(d->id) || d->sign == NULL)
+		return MK_ERR_TLV_VALUE;
+	return mk_secret_new_copy(p, n, &d->package);
+}
+
+struct box_domain *box_find_domain(struct mk_box *b, const char *id)
+{
+	for (size_t i = 0; i < b->ndomains; i++)
+		if (strcmp(b->domains[i].id, id) == 0)
+			return &b->domains[i];
+	return NULL;
+}
+
+const struct box_country *box_find_country(const struct box_domain *d, const char *country)
+{
+	for (size_t i = 0; i < d->ncountries; i++)
+		if (strcmp(d->countries[i].id, country) == 0)
+			return &d->countries[i];
+	return NULL;
+}
+
+/* ---- Sealed state ------------------------------------------------------------------ */
+
+static int store_path(const struct mk_box *b, const char *id, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s.box", b->store_dir, id);
+
+	return n > 0 && (size_t)n < cap;
+}
+
+static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
+{
+	struct mk_tlv_writer w, list, one, m;
+	enum mk_err r;
+
+	mk_tlv_writer_init(&w, out);
+	if ((r = mk_tlv_put_u8(&w, S_TYPE, (uint8_t)b->type)) != MK_OK ||
+	    (r = mk_tlv_put_string(&w, S_ID, b->id)) != MK_OK ||
+	    (b->has_anchor && (r = mk_tlv_put_bytes(&w, S_ANCHOR, b->anchor, MK_EC_PUB_LEN)) != MK_OK))
+		return r;
+	if (b->startup_conf != NULL && (r = box_put_priv(&w, S_STARTUP_CONF, b->startup_conf)) != MK_OK)
+		return r;
+	if ((r = mk_tlv_begin(&w, S_DOMAINS, &list)) != MK_OK)
+		return r;
+	for (size_t i = 0; i < b->ndomains; i++) {
+		const struct box_domain *d = &b->domains[i];
+
+		if ((r = mk_tlv_begin(&list, (uint8_t)(i + 1), &one)) != MK_OK ||
+		    (r = box_put_secret(&one, SD_PACKAGE, d->package)) != MK_OK ||
+		    (r = mk_tlv_put_u64(&one, SD_LAST_KEY_ID, d->last_key_id)) != MK_OK ||
+		    (r = mk_tlv_end(&list, &one)) != MK_OK)
+			return r;
+	}
+	if ((r = mk_tlv_end(&w, &list)) != MK_OK)
+		return r;
+	if (b->type == MK_BOX_MANUFACTURING) {
+		if ((r = mk_tlv_begin(&w, S_MFG, &m)) != MK_OK || (r = mfg_state_encode(b, &m)) != MK_OK ||
+		    (r = mk_tlv_end(&w, &m)) != MK_OK)
+			return r;
+	}
+	return MK_OK;
+}
+
+static enum mk_err state_decode(struct mk_box *b, const uint8_t *p, size_t n)
+{
+	struct mk_tlv_reader r, list, one, m;
+	const uint8_t *v;
+	size_t vn;
+	uint8_t type, tag;
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_err e;
+
+	mk_tlv_reader_init(&r, p, n);
+	if ((e = mk_tlv_get_u8(&r, S_TYPE, &type)) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, S_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK)
+		return e;
+	if (type != (uint8_t)b->type || strcmp(id, b->id) != 0)
+		return MK_ERR_SEAL_FOREIGN;
+	if ((e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
+		return e;
+	if (tag == S_ANCHOR) {
+		if ((e = mk_tlv_get_bytes(&r, S_ANCHOR, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &v, &vn)) != MK_OK)
+			return e;
+		memcpy(b->anchor, v, MK_EC_PUB_LEN);
+		b->has_anchor = 1;
+	}
+	if ((e = opt_key(&r, S_STARTUP_CONF, 1, &b->startup_conf)) != MK_OK ||
+	    (e = mk_tlv_get_nested(&r, S_DOMAINS, &list)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		struct box_domain *d;
+
+		if ((e = mk_tlv_peek_tag(&list, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if (b->ndomains == MK_BOX_MAX_DOMAINS)
+			return MK_ERR_TLV_VALUE;
+		d = &b->domains[b->ndomains++];
+		if ((e = mk_tlv_get_nested(&list, i, &one)) != MK_OK ||
+		    (e = mk_tlv_get_bytes(&one, SD_PACKAGE, 1, MK_SIGNED_MAX, &v, &vn)) != MK_OK ||
+		    (e = box_domain_load(d, v, vn)) != MK_OK ||
+		    (e = mk_tlv_get_u64(&one, SD_LAST_KEY_ID, &d->last_key_id)) != MK_OK ||
+		    (e = mk_tlv_reader_end(&one)) != MK_OK)
+			return e;
+	}
+	if ((e = mk_tlv_reader_end(&list)) != MK_OK)
+		return e;
+	if (b->type == MK_BOX_MANUFACTURING &&
+	    ((e = mk_tlv_get_nested(&r, S_MFG, &m)) != MK_OK || (e = mfg_state_decode(b, &m)) != MK_OK ||
+	     (e = mk_tlv_reader_end(&m)) != MK_OK))
+		return e;
+	return mk_tlv_reader_end(&r);
+}
+
+enum mk_err box_save(struct mk_box *b)
+{
+	char path[PATH_CAP];
+	struct mk_buf *st = mk_buf_new(STATE_CAP);
+	enum mk_err r = MK_ERR_INTERNAL;
+
+	if (st == NULL)
+		return MK_ERR_NOMEM;
+	if (!b->enabled || !store_path(b, b->id, path, sizeof(path))) {
+		r = MK_ERR_STATE;
+		goto out;
+	}
+	if ((r = state_encode(b, st)) != MK_OK ||
+	    (r = mk_seal_write(b->rng, path, b->id, b->generation + 1, b->oc, mk_buf_data(st),
+	                       mk_buf_len(st))) != MK_OK)
+		goto out;
+	b->generation++;
+	r = MK_OK;
+out:
+	mk_buf_free(st); /* wiped */
+	return r;
+}
+
+enum mk_err box_write_shares(struct mk_box *b, const char *what, const uint8_t *secret, size_t len,
+                             unsigned k, unsigned n)
+{
+	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { 0 };
+	char path[PATH_CAP];
+	enum mk_err r;
+
+	if (mkdir(b->share_dir, 0700) != 0 && errno != EEXIST)
+		return MK_ERR_IO;
+	if ((r = mk_share_split(b->rng, b->id, secret, len, k, n, shares)) != MK_OK)
+		return r;
+	for (unsigned i = 0; i < n && r == MK_OK; i++) {
+		int m = snprintf(path, sizeof(path), "%s/%s%s%s.%u.share", b->share_dir, b->id,
+		                 what[0] != '\0' ? "-" : "", what, i + 1);
+
+		r = m > 0 && (size_t)m < sizeof(path) ? mk_share_write_file(shares[i], path) : MK_ERR_IO;
+	}
+	mk_share_free_array(shares, n);
+	return r;
+}
+
+enum mk_err box_make_shares(struct mk_box *b, unsigned k, unsigned n)
+{
+	enum mk_err r;
+
+	if ((r = mk_rng_bytes(b->rng, b->oc, sizeof(b->oc))) != MK_OK)
+		return r;
+	if ((r = box_write_shares(b, "", b->oc, sizeof(b->oc), k, n)) != MK_OK) {
+		OPENSSL_cleanse(b->oc, sizeof(b->oc));
+		return r;
+	}
+	b->enabled = 1;
+	return MK_OK;
+}
+
+/* ---- Creating, opening, freeing ------------------------------------------------------ */
+
+static enum mk_err box_alloc(enum mk_box_type t, const char *store_dir, const char *share_dir,
+                             struct mk_box **bp)
+{
+	struct mk_box *b;
+	enum mk_err r;
+
+	*bp = NULL;
+	if (store_dir == NULL || share_dir == NULL ||
+	    (t != MK_BOX_MANUFACTURING && t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS))
+		return MK_ERR_INVALID_ARG;
+	if ((r = mk_selftest_run()) != MK_OK)
+		return r;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return MK_ERR_NOMEM;
+	b->type = t;
+	if ((b->store_dir = strdup(store_dir)) == NULL || (b->share_dir = strdup(share_dir)) == NULL) {
+		mk_box_free(b);
+		return MK_ERR_NOMEM;
+	}
+	if ((r = mk_rng_new(&b->rng)) != MK_OK) {
+		mk_box_free(b);
+		return r;
+	}
+	*bp = b;
+	return MK_OK;
+}
+
+enum mk_err mk_box_new(enum mk_box_type t, const uint8_t *anchor, const char *store_dir,
+                       const char *share_dir, struct mk_box **bp)
+{
+	struct mk_box *b;
+	enum mk_err r;
+
+	if (bp == NULL || (anchor == NULL && t != MK_BOX_MANUFACTURING))
+		return MK_ERR_INVALID_ARG;
+	if ((r = box_alloc(t, store_dir, share_dir, &b)) != MK_OK)
+		return r;
+	if ((r = mk_box_id_format(t, 0, b->id)) != MK_OK) {
+		mk_box_free(b);
+		return r;
+	}
+	if (anchor != NULL) {
+		memcpy(b->anchor, anchor, MK_EC_PUB_LEN);
+		b->has_anchor = 1;
+	}
+	*bp = b;
+	return MK_OK;
+}
+
+enum mk_err mk_box_open(const char *store_dir, const char *share_dir, const char *box_id,
+                        const struct mk_share *const *shares, size_t nshares, struct mk_box **bp)
+{
+	char path[PATH_CAP];
+	struct mk_secret *state = NULL;
+	struct mk_box *b = NULL;
+	enum mk_box_type t;
+	uint32_t number;
+	enum mk_err r;
+
+	if (bp == NULL || box_id == NULL || mk_box_id_parse(box_id, &t, &number) != MK_OK || number == 0)
+		return MK_ERR_INVALID_ARG;
+	*bp = NULL;
+	if ((r = box_alloc(t, store_dir, share_dir, &b)) != MK_OK)
+		return r;
+	memcpy(b->id, box_id, MK_BOX_ID_LEN + 1);
+	if (!store_path(b, box_id, path, sizeof(path))) {
+		r = MK_ERR_INVALID_ARG;
+		goto out;
+	}
+	if ((r = mk_seal_read_with_shares(path, box_id, shares, nshares, &b->generation, &state)) != MK_OK)
+		goto out;
+	{
+		/* Rebuild the OC the same way the seal did, to reseal later. */
+		uint8_t oc[MK_SHARE_SECRET_MAX];
+		size_t oclen = 0;
+
+		if ((r = mk_share_combine(shares, nshares, box_id, oc, sizeof(oc), &oclen)) != MK_OK ||
+		    oclen != sizeof(b->oc)) {
+			OPENSSL_cleanse(oc, sizeof(oc));
+			r = r != MK_OK ? r : MK_ERR_SEAL_KEY;
+			goto out;
+		}
+		memcpy(b->oc, oc, sizeof(b->oc));
+		OPENSSL_cleanse(oc, sizeof(oc));
+	}
+	if ((r = state_decode(b, mk_secret_cdata(state), mk_secret_len(state))) != MK_OK) {
+		r = r == MK_ERR_SEAL_FOREIGN ? r : MK_ERR_SEAL_FORMAT;
+		goto out;
+	}
+	b->enabled = 1;
+	*bp = b;
+	b = NULL;
+	r = MK_OK;
+out:
+	mk_secret_free(state);
+	mk_box_free(b);
+	return r;
+}
+
+const char *mk_box_get_id(const struct mk_box *b)
+{
+	return b->id;
+}
+
+enum mk_box_type mk_box_get_type(const struct mk_box *b)
+{
+	return b->type;
+}
+
+void mk_box_attach_meter(struct mk_box *b, struct mk_meter_conn *c)
+{
+	b->meter = c;
+}
+
+void mk_box_free(struct mk_box *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->ndomains; i++)
+		box_domain_clear(&b->domains[i]);
+	EVP_PKEY_free(b->startup_conf);
+	mfg_state_free(b->mfg);
+	mk_rng_free(b->rng);
+	free(b->store_dir);
+	free(b->share_dir);
+	OPENSSL_cleanse(b, sizeof(*b));
+	free(b);
+}
+
+static const struct mk_box_table *table_of(enum mk_box_type t)
+{
+	switch (t) {
+	case MK_BOX_MANUFACTURING:
+		return &mk_mfg_table;
+	case MK_BOX_OAK:
+		return &mk_oak_table;
+	case MK_BOX_STEEL:
+		return &mk_steel_table;
+	case MK_BOX_BRASS:
+		return &mk_brass_table;
+	case MK_BOX_TIN:
+		break;
+	}
+	return NULL;
+}
+
+enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	const struct mk_box_table *t;
+
+	if (b == NULL || req == NULL || resp == NULL || (t = table_of(b->type)) == NULL)
+		return MK_ERR_INVALID_ARG;
+	return mk_box_dispatch(t, b, req, n, resp);
+}
+
+/* ---- Commands every box has ------------------------------------------------------------ */
+
+/* Tags of the Set Secure Box ID body (formats.md §8.5). */
+enum { I_KIND = 0x01, I_BOX_ID = 0x02, I_NONCE = 0x03, I_TIME = 0x04, I_K = 0x05, I_N = 0x06 };
+
+/*
+ * Set Secure Box ID (Figs. 22-23): the box, still X00000000, checks the
+ * Manufacturing Box's signature with its trust anchor, takes the ID, makes
+ * its Operation Combination and shares and its startup confidentiality key,
+ * seals, and answers with the ID, the public key and M's nonce.
+ */
+enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct mk_tlv_reader *params,
+                           struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	const uint8_t *msg, *body, *nonce;
+	size_t mn, bn, nn;
+	struct mk_tlv_reader r;
+	EVP_PKEY *anchor = NULL;
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_box_type t;
+	uint32_t number;
+	uint64_t time;
+	uint8_t kind, k, n;
+	enum mk_err e;
+
+	(void)req;
+	if (b->enabled || !b->has_anchor)
+		return MK_RC_NOT_INITIALISED;
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_SIGNED_MAX, &msg, &mn)) != MK_OK)
+		return e;
+	if ((e = mk_ec_pub_decode(b->anchor, &anchor)) != MK_OK)
+		return e;
+	e = mk_signed_verify(anchor, msg, mn, &body, &bn);
+	EVP_PKEY_free(anchor);
+	if (e != MK_OK)
+		return e;
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, I_KIND, &kind) != MK_OK || kind != MK_SIGNED_SET_ID ||
+	    mk_tlv_get_string(&r, I_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id)) != MK_OK ||
+	    mk_tlv_get_bytes(&r, I_NONCE, 16, 16, &nonce, &nn) != MK_OK ||
+	    mk_tlv_get_u64(&r, I_TIME, &time) != MK_OK || mk_tlv_get_u8(&r, I_K, &k) != MK_OK ||
+	    mk_tlv_get_u8(&r, I_N, &n) != MK_OK || mk_tlv_reader_end(&r) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (mk_box_id_parse(id, &t, &number) != MK_OK || t != b->type || number == 0)
+		return MK_RC_BOX_ID_INVALID;
+	memcpy(b->id, id, sizeof(id));
+	if ((e = mk_ec_keygen(b->rng, &b->startup_conf)) != MK_OK ||
+	    (e = box_make_shares(b, k, n)) != MK_OK || (e = box_save(b)) != MK_OK)
+		goto fail;
+	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
+	    (e = box_put_pub(result, 0x02, b->startup_conf)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(result, 0x03, nonce, nn)) != MK_OK)
+		goto fail;
+	return MK_OK;
+fail:
+	/* Back to the factory state: nothing half-initialised stays usable. */
+	(void)mk_box_id_format(b->type, 0, b->id);
+	EVP_PKEY_free(b->startup_conf);
+	b->startup_conf = NULL;
+	b->enabled = 0;
+	OPENSSL_cleanse(b->oc, sizeof(b->oc));
+	return e;
+}
+
+/* Tags of the domain process envelope body. */
+enum { D_KIND = 0x01, D_BOX_ID = 0x02, D_DOMAIN = 0x03, D_WRAPPED = 0x04 };
+
+/*
+ * Add Domain: a domain process made by the Manufacturing Box for this box,
+ * signed with M's startup authentication key for this type and encrypted
+ * under this box's startup confidentiality key.
+ */
+enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
+                               struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	const uint8_t *msg, *body, *wrapped;
+	size_t mn, bn, wn;
+	struct mk_tlv_reader r;
+	struct mk_buf *info = NULL;
+	struct mk_secret *pkg = NULL;
+	EVP_PKEY *anchor = NULL;
+	char id[MK_BOX_ID_LEN + 1], domain[MK_DOMAIN_ID_MAX + 1];
+	struct box_domain *d;
+	uint8_t kind;
+	enum mk_err e;
+
+	(void)req;
+	(void)result;
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_SIGNED_MAX, &msg, &mn)) != MK_OK ||
+	    (e = mk_ec_pub_decode(b->anchor, &anchor)) != MK_OK)
+		return e;
+	e = mk_signed_verify(anchor, msg, mn, &body, &bn);
+	EVP_PKEY_free(anchor);
+	if (e != MK_OK)
+		return e;
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, D_KIND, &kind) != MK_OK || kind != MK_SIGNED_PROCESS ||
+	    mk_tlv_get_string(&r, D_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id)) != MK_OK ||
+	    mk_tlv_get_string(&r, D_DOMAIN, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain)) != MK_OK ||
+	    mk_tlv_get_bytes(&r, D_WRAPPED, 1, MK_SIGNED_MAX, &wrapped, &wn) != MK_OK ||
+	    mk_tlv_reader_end(&r) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (strcmp(id, b->id) != 0)
+		return MK_RC_WRONG_BOX;
+	if (box_find_domain(b, domain) != NULL)
+		return MK_RC_RECORD_EXISTS;
+	if (b->ndomains == MK_BOX_MAX_DOMAINS)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	if ((info = mk_buf_new(256)) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = box_wrap_info(info, "domain process", domain, 0, b->id)) != MK_OK)
+		goto out;
+	if (mk_ec_unwrap(b->startup_conf, mk_buf_data(info), mk_buf_len(info), wrapped, wn, &pkg) != MK_OK) {
+		e = MK_RC_DECRYPT_FAILED;
+		goto out;
+	}
+	d = &b->domains[b->ndomains];
+	if (box_domain_load(d, mk_secret_cdata(pkg), mk_secret_len(pkg)) != MK_OK ||
+	    strcmp(d->id, domain) != 0) {
+		box_domain_clear(d);
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	b->ndomains++;
+	if ((e = box_save(b)) != MK_OK) {
+		box_domain_clear(&b->domains[--b->ndomains]);
+		goto out;
+	}
+	e = MK_OK;
+out:
+	mk_secret_free(pkg);
+	mk_buf_free(info);
+	return e;
+}
+
+/* Status: the box's ID, generation and domains. */
+enum mk_err box_cmd_status(void *box, const struct mk_box_request *req,
+                           struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mk_tlv_writer list;
+	enum mk_err e;
+
+	(void)req;
+	(void)params;
+	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
+	    (e = mk_tlv_put_u64(result, 0x02, b->generation)) != MK_OK ||
+	    (e = mk_tlv_begin(result, 0x03, &list)) != MK_OK)
+		return e;
+	for (size_t i = 0; i < b->ndomains; i++)
+		if ((e = mk_tlv_put_string(&list, (uint8_t)(i + 1), b->domains[i].id)) != MK_OK)
+			return e;
+	return mk_tlv_end(result, &list);
+}
+
+const struct mk_box_param box_p_signed[1] = { { 0x01, MK_P_BYTES, 0, 1, 8192 } };
+
+int box_domain_known(void *box, const char *domain)
+{
+	return box_find_domain(box, domain) != NULL;
+}
+
+int box_enabled(void *box)
+{
+	return ((struct mk_box *)box)->enabled;
+}

@@ -1,0 +1,138 @@
+/*
+ * Private to src/box: the state every box type shares, the domain process,
+ * and the helpers the four box types use. docs/internals/boxes.md.
+ */
+#ifndef MK_BOX_INT_H
+#define MK_BOX_INT_H
+
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "meterkey/archive.h"
+#include "meterkey/boxes.h"
+#include "meterkey/rng.h"
+#include "meterkey/tlv.h"
+
+/* One country sub-domain of a domain and its secret key (Brass only). */
+struct box_country {
+	char id[MK_DOMAIN_ID_MAX + 1];
+	struct mk_secret *key; /* 32 bytes; NULL in boxes other than Brass */
+};
+
+/*
+ * A domain process: what one box holds for one domain (formats.md §8.3).
+ * Which keys are present depends on the box type:
+ *   Oak:   sign = Oak authentication, brass_conf = Brass confidentiality (pub);
+ *   Steel: sign = this Steel's authentication, conf = its confidentiality,
+ *          oak = Oak authentication (pub);
+ *   Brass: sign = Brass authentication, conf = Brass confidentiality,
+ *          oak = Oak authentication (pub), secret, countries with keys.
+ * dks (the Domain Key Set authentication key, pub) is in every one.
+ */
+struct box_domain {
+	char id[MK_DOMAIN_ID_MAX + 1];
+	struct mk_secret *package; /* the decrypted package, kept for resealing */
+	EVP_PKEY *dks, *sign, *conf, *oak, *brass_conf;
+	struct mk_secret *secret;
+	size_t ncountries;
+	struct box_country countries[MK_DOMAIN_MAX_COUNTRIES];
+	uint64_t last_key_id; /* Oak and Steel: the last key ID processed */
+};
+
+struct mfg_state; /* mfg.c */
+
+struct mk_box {
+	enum mk_box_type type;
+	char id[MK_BOX_ID_LEN + 1];
+	char *store_dir, *share_dir;
+	struct mk_rng *rng;
+	uint8_t anchor[MK_EC_PUB_LEN]; /* M's startup authentication key for this type */
+	int has_anchor;
+	uint8_t oc[32];                /* the Operation Combination; valid when enabled */
+	int enabled;
+	uint64_t generation;           /* of the sealed state last written or read */
+	EVP_PKEY *startup_conf;        /* made at Set Secure Box ID */
+	size_t ndomains;
+	struct box_domain domains[MK_BOX_MAX_DOMAINS];
+	struct mfg_state *mfg;         /* Manufacturing Boxes only */
+	struct mk_meter_conn *meter;   /* Steel: the station's meter line */
+};
+
+/* The command tables of each type. */
+extern const struct mk_box_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table;
+
+/* Tags of the install record body (MI4, Oak -> Steel; formats.md §8.7). */
+enum { N_KIND = 0x01, N_STATUS = 0x02, N_OAK = 0x03, N_DOMAIN = 0x04, N_STEEL = 0x05,
+       N_KEY_ID = 0x06, N_TIME = 0x07, N_WRAPPED = 0x08, N_TOKENS = 0x09 };
+/* Tags of the key installed body (MI7, Steel -> Brass; formats.md §8.8). */
+enum { K7_KIND = 0x01, K7_STATUS = 0x02, K7_OAK = 0x03, K7_DOMAIN = 0x04, K7_STEEL = 0x05,
+       K7_KEY_ID = 0x06, K7_TIME = 0x07, K7_PRODUCT = 0x08, K7_MSN = 0x09, K7_TOKENS = 0x0A,
+       K7_REASON = 0x0B };
+
+/* The commands every box has, and the dispatcher's two questions. */
+MK_WUR enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req,
+                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_WUR enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
+                                      struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_WUR enum mk_err box_cmd_status(void *box, const struct mk_box_request *req,
+                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+int box_domain_known(void *box, const char *domain);
+/* The parameters of Set Secure Box ID and Add Domain: one signed message. */
+extern const struct mk_box_param box_p_signed[1];
+int box_enabled(void *box);
+
+/* The domain process of domain id, or NULL. */
+struct box_domain *box_find_domain(struct mk_box *b, const char *id);
+/* The key of country in d, or NULL. */
+const struct box_country *box_find_country(const struct box_domain *d, const char *country);
+
+/* Seals the box's state (a new generation) into store_dir/<id>.box. */
+MK_WUR enum mk_err box_save(struct mk_box *b);
+
+/* Generates a new OC, splits it into k of n shares written to share_dir as
+ * <id>.<i>.share, and marks the box enabled. */
+MK_WUR enum mk_err box_make_shares(struct mk_box *b, unsigned k, unsigned n);
+/* Splits secret[0..len) for box b into k of n share files named
+ * <id>-<what>.<i>.share in share_dir. */
+MK_WUR enum mk_err box_write_shares(struct mk_box *b, const char *what, const uint8_t *secret,
+                                   size_t len, unsigned k, unsigned n);
+
+/* The type-specific parts of the sealed state (mfg.c). */
+MK_WUR enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w);
+MK_WUR enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r);
+void mfg_state_free(struct mfg_state *m);
+
+/* Parses a decrypted domain process package into d (formats.md §8.3). */
+MK_WUR enum mk_err box_domain_load(struct box_domain *d, const uint8_t *p, size_t n);
+void box_domain_clear(struct box_domain *d);
+
+/* TLV helpers for keys. */
+MK_WUR enum mk_err box_put_priv(struct mk_tlv_writer *w, uint8_t tag, const EVP_PKEY *k);
+MK_WUR enum mk_err box_get_priv(struct mk_tlv_reader *r, uint8_t tag, EVP_PKEY **kp);
+MK_WUR enum mk_err box_put_pub(struct mk_tlv_writer *w, uint8_t tag, const EVP_PKEY *k);
+MK_WUR enum mk_err box_get_pub(struct mk_tlv_reader *r, uint8_t tag, EVP_PKEY **kp);
+MK_WUR enum mk_err box_put_secret(struct mk_tlv_writer *w, uint8_t tag, const struct mk_secret *s);
+MK_WUR enum mk_err box_get_secret(struct mk_tlv_reader *r, uint8_t tag, size_t len,
+                                  struct mk_secret **sp);
+
+/* The associated data of a Brass-encrypted record blob: the record header
+ * (formats.md §8.6). */
+MK_WUR enum mk_err box_record_aad(const struct mk_key_record *rec, struct mk_buf *out);
+
+/* Signs rec (signer = box ID) with key into rec->sig. */
+MK_WUR enum mk_err box_sign_record(struct mk_box *b, EVP_PKEY *key, struct mk_key_record *rec);
+/* Verifies rec's signature with key: MK_RC_SIGNATURE_INVALID when missing or bad. */
+MK_WUR enum mk_err box_verify_record(EVP_PKEY *key, const struct mk_key_record *rec);
+
+/* Decodes a Steel certificate (signed by the Domain Key Set) for domain d,
+ * verifying it: MK_RC_SIGNATURE_INVALID, MK_RC_WRONG_DOMAIN. */
+MK_WUR enum mk_err box_steel_cert_open(const struct box_domain *d, const uint8_t *p, size_t n,
+                                       char steel_id[static MK_BOX_ID_LEN + 1],
+                                       EVP_PKEY **authp, EVP_PKEY **confp);
+
+/* Info strings binding a wrapped key to its context. */
+MK_WUR enum mk_err box_wrap_info(struct mk_buf *out, const char *what, const char *domain,
+                                 uint64_t key_id, const char *box_id);
+
+#endif

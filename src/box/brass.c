@@ -1,0 +1,445 @@
+/*
+ * The Brass Box: confirms installation (Fig. 25, MI8 -> MI9, MI10), registers
+ * keys to a country sub-domain (Fig. 26, MR2 -> MR3, MR4) and retires them
+ * (Fig. 27). Every record it returns is signed with the domain's Brass
+ * authentication key; the master key in it is encrypted under the domain's
+ * secret key (INSTALLED) or the country sub-domain's (ACTIVE, OBSOLETE), with
+ * the record header as associated data.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "box/box_int.h"
+#include "meterkey/meter.h"
+
+#define REC_CAP 8192
+
+/* Decodes the archive record a request carries and checks it belongs here,
+ * is in the status the step starts from, and carries a valid signature of
+ * the box that made it (Oak for NEW, Brass after). */
+static enum mk_err open_record(const struct box_domain *d, const uint8_t *p, size_t n,
+                               enum mk_key_status want, struct mk_key_record *rec)
+{
+	if (mk_key_record_decode(p, n, rec) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (strcmp(rec->domain, d->id) != 0)
+		return MK_RC_WRONG_DOMAIN;
+	if (rec->status != want)
+		return MK_RC_TRANSITION_FORBIDDEN;
+	if (want == MK_KEY_NEW && strcmp(rec->signer, rec->oak_id) != 0)
+		return MK_RC_SIGNATURE_INVALID;
+	return box_verify_record(want == MK_KEY_NEW ? d->oak : d->sign, rec);
+}
+
+/* The master key of a Brass-encrypted record (wrap_alg GCM) under key k. */
+static enum mk_err open_blob(const struct mk_key_record *rec, const struct mk_secret *k,
+                             struct mk_secret **keyp)
+{
+	struct mk_buf *aad = mk_buf_new(512);
+	enum mk_err e = MK_ERR_NOMEM;
+
+	if (aad == NULL)
+		return e;
+	if (rec->wrap_alg != MK_ALG_WRAP_GCM || box_record_aad(rec, aad) != MK_OK ||
+	    mk_gcm_open(mk_secret_cdata(k), mk_buf_data(aad), mk_buf_len(aad), rec->blob, rec->blob_len,
+	                keyp) != MK_OK || mk_secret_len(*keyp) != MK_MASTER_KEY_LEN) {
+		mk_secret_free(*keyp);
+		*keyp = NULL;
+		e = MK_RC_DECRYPT_FAILED;
+	} else {
+		e = MK_OK;
+	}
+	mk_buf_free(aad);
+	return e;
+}
+
+/* Encrypts key into rec's blob under k, the header (as rec is now) bound in. */
+static enum mk_err seal_blob(struct mk_box *b, struct mk_key_record *rec, const struct mk_secret *k,
+                             const struct mk_secret *key)
+{
+	struct mk_buf *aad = mk_buf_new(512);
+	struct mk_buf blob;
+	enum mk_err e;
+
+	if (aad == NULL)
+		return MK_ERR_NOMEM;
+	rec->wrap_alg = MK_ALG_WRAP_GCM;
+	memcpy(rec->blob_box, b->id, sizeof(rec->blob_box));
+	mk_buf_init_fixed(&blob, rec->blob, sizeof(rec->blob));
+	if ((e = box_record_aad(rec, aad)) == MK_OK &&
+	    (e = mk_gcm_seal(mk_secret_cdata(k), b->rng, mk_buf_data(aad), mk_buf_len(aad),
+	                     mk_secret_cdata(key), mk_secret_len(key), &blob)) == MK_OK)
+		rec->blob_len = mk_buf_len(&blob);
+	mk_buf_free(aad);
+	return e;
+}
+
+/* A short signed confirmation (MI10, MR4). */
+static enum mk_err confirmation(struct mk_box *b, const struct box_domain *d, uint8_t kind,
+                                const struct mk_key_record *rec, struct mk_tlv_writer *result)
+{
+	struct mk_buf *body = mk_buf_new(512), *out = mk_buf_new(MK_SIGNED_MAX);
+	struct mk_tlv_writer w;
+	enum mk_err e = MK_ERR_NOMEM;
+
+	if (body == NULL || out == NULL)
+		goto out;
+	mk_tlv_writer_init(&w, body);
+	if ((e = mk_tlv_put_u8(&w, 0x01, kind)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, 0x02, (uint8_t)rec->status)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 0x03, rec->domain)) != MK_OK ||
+	    (e = mk_tlv_put_u64(&w, 0x04, rec->key_id)) != MK_OK ||
+	    (rec->mfg_seq[0] != '\0' && (e = mk_tlv_put_string(&w, 0x05, rec->mfg_seq)) != MK_OK) ||
+	    (rec->indicia_serial[0] != '\0' &&
+	     ((e = mk_tlv_put_string(&w, 0x06, rec->indicia_serial)) != MK_OK ||
+	      (e = mk_tlv_put_string(&w, 0x07, rec->subdomain)) != MK_OK)) ||
+	    (e = mk_tlv_put_u64(&w, 0x08, (uint64_t)rec->status_time)) != MK_OK ||
+	    (e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
+		goto out;
+	e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(out), mk_buf_len(out));
+out:
+	mk_buf_free(body);
+	mk_buf_free(out);
+	return e;
+}
+
+/* Signs rec and puts it (0x01) and the confirmation (0x02) in the result. */
+static enum mk_err answer(struct mk_box *b, const struct box_domain *d, uint8_t kind,
+                          struct mk_key_record *rec, struct mk_tlv_writer *result)
+{
+	struct mk_buf *enc = mk_buf_new(REC_CAP);
+	enum mk_err e;
+
+	if (enc == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = box_sign_record(b, d->sign, rec)) == MK_OK &&
+	    (e = mk_key_record_encode(rec, enc)) == MK_OK &&
+	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(enc), mk_buf_len(enc))) == MK_OK)
+		e = kind != 0 ? confirmation(b, d, kind, rec, result) : MK_OK;
+	mk_buf_free(enc);
+	return e;
+}
+
+struct installed {
+	uint8_t status;
+	char oak[MK_BOX_ID_LEN + 1], domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1];
+	char product[MK_IDENT_MAX + 1], msn[MK_IDENT_MAX + 1];
+	uint64_t key_id, time;
+	uint32_t reason;
+	const uint8_t *tokens;
+};
+
+/* Reads an optional element of MI7. */
+static enum mk_err opt_string(struct mk_tlv_reader *r, uint8_t tag, char *out, size_t max)
+{
+	uint8_t next;
+	enum mk_err e;
+
+	out[0] = '\0';
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
+		return e;
+	return mk_tlv_get_string(r, tag, 1, max, out, max + 1);
+}
+
+static enum mk_err parse_installed(const uint8_t *body, size_t bn, struct installed *k)
+{
+	struct mk_tlv_reader r;
+	size_t tn;
+	uint8_t kind, next;
+
+	memset(k, 0, sizeof(*k));
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, K7_KIND, &kind) != MK_OK || kind != MK_SIGNED_INSTALLED ||
+	    mk_tlv_get_u8(&r, K7_STATUS, &k->status) != MK_OK ||
+	    mk_tlv_get_string(&r, K7_OAK, MK_BOX_ID_LEN, MK_BOX_ID_LEN, k->oak, sizeof(k->oak)) != MK_OK ||
+	    mk_tlv_get_string(&r, K7_DOMAIN, 2, MK_DOMAIN_ID_MAX, k->domain, sizeof(k->domain)) != MK_OK ||
+	    mk_tlv_get_string(&r, K7_STEEL, MK_BOX_ID_LEN, MK_BOX_ID_LEN, k->steel, sizeof(k->steel)) != MK_OK ||
+	    mk_tlv_get_u64(&r, K7_KEY_ID, &k->key_id) != MK_OK ||
+	    mk_tlv_get_u64(&r, K7_TIME, &k->time) != MK_OK ||
+	    opt_string(&r, K7_PRODUCT, k->product, MK_IDENT_MAX) != MK_OK ||
+	    opt_string(&r, K7_MSN, k->msn, MK_IDENT_MAX) != MK_OK || mk_tlv_peek_tag(&r, &next) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (next == K7_TOKENS &&
+	    mk_tlv_get_bytes(&r, K7_TOKENS, MK_TEST_TOKENS_LEN, MK_TEST_TOKENS_LEN, &k->tokens, &tn) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (mk_tlv_peek_tag(&r, &next) != MK_OK ||
+	    (next == K7_REASON && mk_tlv_get_u32(&r, K7_REASON, &k->reason) != MK_OK) ||
+	    mk_tlv_reader_end(&r) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if ((k->status == MK_KEY_INSTALLED) != (k->reason == 0) ||
+	    (k->status != MK_KEY_INSTALLED && k->status != MK_KEY_BAD) ||
+	    (k->status == MK_KEY_INSTALLED && (k->tokens == NULL || k->msn[0] == '\0')) ||
+	    (k->product[0] == '\0') != (k->msn[0] == '\0'))
+		return MK_RC_PARAM_MISMATCH;
+	return MK_OK;
+}
+
+/*
+ * Confirm Install (MI8): the NEW record from the archive (Oak's signature),
+ * Steel's MI7 (its signature, under the key in its certificate from M), the
+ * two agreeing on domain, key ID, Oak and Steel, and times in order. Brass
+ * recomputes the test tokens from the archived key: equal to the meter's,
+ * the key is re-encrypted under the domain secret key and the record is
+ * INSTALLED; otherwise (or when Steel reports BAD) it is BAD with the reason.
+ */
+static enum mk_err cmd_confirm_install(void *box, const struct mk_box_request *req,
+                                       struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	const uint8_t *rp, *mp, *cp, *body;
+	size_t rn, mn, cn, bn;
+	char steel_id[MK_BOX_ID_LEN + 1];
+	EVP_PKEY *sa = NULL, *sc = NULL;
+	struct mk_secret *key = NULL;
+	struct mk_buf *info = mk_buf_new(256);
+	uint8_t tokens[MK_TEST_TOKENS_LEN];
+	struct installed k;
+	enum mk_err e;
+
+	if (rec == NULL || info == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &rp, &rn)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x02, 1, MK_SIGNED_MAX, &mp, &mn)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x03, 1, MK_SIGNED_MAX, &cp, &cn)) != MK_OK ||
+	    (e = open_record(d, rp, rn, MK_KEY_NEW, rec)) != MK_OK)
+		goto out;
+	if ((e = box_steel_cert_open(d, cp, cn, steel_id, &sa, &sc)) != MK_OK)
+		goto out;
+	if (strcmp(steel_id, rec->steel_id) != 0) {
+		e = MK_RC_WRONG_BOX;
+		goto out;
+	}
+	if ((e = mk_signed_verify(sa, mp, mn, &body, &bn)) != MK_OK ||
+	    (e = parse_installed(body, bn, &k)) != MK_OK)
+		goto out;
+	if (strcmp(k.domain, rec->domain) != 0) {
+		e = MK_RC_WRONG_DOMAIN;
+		goto out;
+	}
+	if (k.key_id != rec->key_id || strcmp(k.oak, rec->oak_id) != 0 ||
+	    strcmp(k.steel, rec->steel_id) != 0) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if ((int64_t)k.time < rec->status_time || req->time < (int64_t)k.time) {
+		e = MK_RC_TIME_NOT_INCREASING;
+		goto out;
+	}
+	rec->status_time = req->time;
+	rec->times.psr_install = (int64_t)k.time;
+	rec->times.kms_install = req->time;
+	memcpy(rec->product_code, k.product, sizeof(rec->product_code));
+	memcpy(rec->mfg_seq, k.msn, sizeof(rec->mfg_seq));
+	if (k.status == MK_KEY_BAD) {
+		rec->status = MK_KEY_BAD;
+		rec->bad_reason = (int32_t)k.reason;
+		e = answer(b, d, MK_SIGNED_CONFIRM, rec, result);
+		goto out;
+	}
+	if ((e = box_wrap_info(info, "archive key", d->id, rec->key_id, MK_BOX_ID_DOMAIN_BRASS)) != MK_OK)
+		goto out;
+	if (mk_ec_unwrap(d->conf, mk_buf_data(info), mk_buf_len(info), rec->blob, rec->blob_len, &key) != MK_OK ||
+	    mk_secret_len(key) != MK_MASTER_KEY_LEN) {
+		e = MK_RC_DECRYPT_FAILED;
+		goto out;
+	}
+	if ((e = mk_test_tokens(mk_secret_cdata(key), mk_secret_len(key), tokens)) != MK_OK)
+		goto out;
+	if (!mk_ct_equal(tokens, k.tokens, sizeof(tokens))) {
+		rec->status = MK_KEY_BAD;
+		rec->bad_reason = MK_RC_TEST_TOKENS;
+		e = answer(b, d, MK_SIGNED_CONFIRM, rec, result);
+		goto out;
+	}
+	rec->status = MK_KEY_INSTALLED;
+	if ((e = seal_blob(b, rec, d->secret, key)) != MK_OK)
+		goto out;
+	e = answer(b, d, MK_SIGNED_CONFIRM, rec, result);
+out:
+	OPENSSL_cleanse(tokens, sizeof(tokens));
+	mk_secret_free(key);
+	EVP_PKEY_free(sa);
+	EVP_PKEY_free(sc);
+	mk_buf_free(info);
+	if (rec != NULL)
+		OPENSSL_cleanse(rec, sizeof(*rec));
+	free(rec);
+	return e;
+}
+
+/* Report tags in the Register request (formats.md §8.9). */
+enum { R_DOMAIN = 0x01, R_KEY_ID = 0x02, R_PRODUCT = 0x03, R_MSN = 0x04, R_INDICIA = 0x05,
+       R_COUNTRY = 0x06, R_DATE = 0x07 };
+
+static enum mk_err parse_report(struct mk_tlv_reader *params, struct mk_meter_report *rp)
+{
+	struct mk_tlv_reader r;
+	const uint8_t *mac;
+	size_t mn;
+	uint64_t date;
+
+	memset(rp, 0, sizeof(*rp));
+	if (mk_tlv_get_nested(params, 0x02, &r) != MK_OK ||
+	    mk_tlv_get_string(&r, R_DOMAIN, 2, MK_DOMAIN_ID_MAX, rp->domain, sizeof(rp->domain)) != MK_OK ||
+	    mk_tlv_get_u64(&r, R_KEY_ID, &rp->key_id) != MK_OK ||
+	    mk_tlv_get_string(&r, R_PRODUCT, 1, MK_IDENT_MAX, rp->product_code, sizeof(rp->product_code)) != MK_OK ||
+	    mk_tlv_get_string(&r, R_MSN, 1, MK_IDENT_MAX, rp->mfg_seq, sizeof(rp->mfg_seq)) != MK_OK ||
+	    mk_tlv_get_string(&r, R_INDICIA, 1, MK_IDENT_MAX, rp->indicia_serial, sizeof(rp->indicia_serial)) != MK_OK ||
+	    mk_tlv_get_string(&r, R_COUNTRY, 2, MK_DOMAIN_ID_MAX, rp->country, sizeof(rp->country)) != MK_OK ||
+	    mk_tlv_get_u64(&r, R_DATE, &date) != MK_OK || mk_tlv_reader_end(&r) != MK_OK ||
+	    date > INT64_MAX ||
+	    mk_tlv_get_bytes(params, 0x03, MK_METER_MAC_LEN, MK_METER_MAC_LEN, &mac, &mn) != MK_OK)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	rp->date = (int64_t)date;
+	memcpy(rp->mac, mac, MK_METER_MAC_LEN);
+	return MK_OK;
+}
+
+/*
+ * Register (MR2): the INSTALLED record and the meter's registration report
+ * (MR1) for it. The report must name the record's device and key, a country
+ * sub-domain of this domain, and authenticate with the archived key; then the
+ * key is stored under the country's secret key and the record is ACTIVE.
+ */
+static enum mk_err cmd_register(void *box, const struct mk_box_request *req,
+                                struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_meter_report rp;
+	const struct box_country *c;
+	struct mk_secret *key = NULL;
+	struct mk_buf *tbs = mk_buf_new(1024);
+	uint8_t mac[MK_METER_MAC_LEN];
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (rec == NULL || tbs == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = parse_report(params, &rp)) != MK_OK || (e = open_record(d, p, n, MK_KEY_INSTALLED, rec)) != MK_OK)
+		goto out;
+	if (strcmp(rp.domain, rec->domain) != 0) {
+		e = MK_RC_WRONG_DOMAIN;
+		goto out;
+	}
+	if (rp.key_id != rec->key_id || strcmp(rp.product_code, rec->product_code) != 0 ||
+	    strcmp(rp.mfg_seq, rec->mfg_seq) != 0) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if ((c = box_find_country(d, rp.country)) == NULL || c->key == NULL) {
+		e = MK_RC_DOMAIN_UNKNOWN;
+		goto out;
+	}
+	if ((e = open_blob(rec, d->secret, &key)) != MK_OK ||
+	    (e = mk_meter_report_encode_tbs(&rp, tbs)) != MK_OK ||
+	    (e = mk_cmac_once(mk_secret_cdata(key), mk_secret_len(key), mk_buf_data(tbs), mk_buf_len(tbs),
+	                      mac, sizeof(mac))) != MK_OK)
+		goto out;
+	if (!mk_ct_equal(mac, rp.mac, sizeof(mac))) {
+		e = MK_RC_MAC_INVALID;
+		goto out;
+	}
+	if (rp.date < rec->status_time || req->time < rp.date) {
+		e = MK_RC_TIME_NOT_INCREASING;
+		goto out;
+	}
+	rec->status = MK_KEY_ACTIVE;
+	rec->status_time = req->time;
+	memcpy(rec->indicia_serial, rp.indicia_serial, sizeof(rec->indicia_serial));
+	memcpy(rec->subdomain, rp.country, sizeof(rec->subdomain));
+	rec->times.meter_registration = rp.date;
+	rec->times.kms_key_registration = req->time;
+	if ((e = seal_blob(b, rec, c->key, key)) != MK_OK)
+		goto out;
+	e = answer(b, d, MK_SIGNED_REGISTERED, rec, result);
+out:
+	OPENSSL_cleanse(mac, sizeof(mac));
+	mk_secret_free(key);
+	mk_buf_free(tbs);
+	if (rec != NULL)
+		OPENSSL_cleanse(rec, sizeof(*rec));
+	free(rec);
+	return e;
+}
+
+/* Obsolete (Fig. 27): an ACTIVE record becomes OBSOLETE; the key stays under
+ * its country's secret key, re-bound to the new header. */
+static enum mk_err cmd_obsolete(void *box, const struct mk_box_request *req,
+                                struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	const struct box_country *c;
+	struct mk_secret *key = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (rec == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = open_record(d, p, n, MK_KEY_ACTIVE, rec)) != MK_OK)
+		goto out;
+	if (req->time < rec->status_time) {
+		e = MK_RC_TIME_NOT_INCREASING;
+		goto out;
+	}
+	if ((c = box_find_country(d, rec->subdomain)) == NULL || c->key == NULL) {
+		e = MK_RC_DOMAIN_UNKNOWN;
+		goto out;
+	}
+	if ((e = open_blob(rec, c->key, &key)) != MK_OK)
+		goto out;
+	rec->status = MK_KEY_OBSOLETE;
+	rec->status_time = req->time;
+	if ((e = seal_blob(b, rec, c->key, key)) != MK_OK)
+		goto out;
+	e = answer(b, d, 0, rec, result);
+out:
+	mk_secret_free(key);
+	OPENSSL_cleanse(rec, sizeof(*rec));
+	free(rec);
+	return e;
+}
+
+static const struct mk_box_param p_confirm[] = {
+	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
+	{ 0x02, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
+	{ 0x03, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
+};
+static const struct mk_box_param p_register[] = {
+	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
+	{ 0x02, MK_P_BYTES, 0, 1, 512 },
+	{ 0x03, MK_P_BYTES, 0, MK_METER_MAC_LEN, MK_METER_MAC_LEN },
+};
+static const struct mk_box_param p_obsolete[] = { { 0x01, MK_P_BYTES, 0, 1, REC_CAP } };
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define E MK_BOX_CMD_ENABLED
+#define ED (MK_BOX_CMD_ENABLED | MK_BOX_CMD_DOMAIN)
+static const struct mk_box_cmd cmds[] = {
+	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
+	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
+	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
+	{ MK_CMD_CONFIRM_INSTALL, "Confirm Key Installed", ED, p_confirm, ARRAY_LEN(p_confirm),
+	  cmd_confirm_install },
+	{ MK_CMD_REGISTER, "Register Key", ED, p_register, ARRAY_LEN(p_register), cmd_register },
+	{ MK_CMD_OBSOLETE, "Obsolete Key", ED, p_obsolete, ARRAY_LEN(p_obsolete), cmd_obsolete },
+};
+
+const struct mk_box_table mk_brass_table = {
+	"Brass", cmds, ARRAY_LEN(cmds), box_domain_known, box_enabled,
+};

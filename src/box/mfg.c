@@ -1,0 +1,734 @@
+/*
+ * The Manufacturing Box (Figs. 9, 22, 23): Set First Secure Box ID, the
+ * Domain Key Set, the startup authentication keys of every box type, domain
+ * creation, and the initialisation of Oak, Steel and Brass boxes with their
+ * domain processes. docs/internals/boxes.md.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "box/box_int.h"
+
+/* Box types M initialises, in table order. */
+static const enum mk_box_type types[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
+	                                  MK_BOX_BRASS };
+#define NTYPES 4
+
+struct mfg_box {
+	char id[MK_BOX_ID_LEN + 1];
+	uint8_t nonce[16];
+	uint8_t conf[MK_EC_PUB_LEN]; /* its startup confidentiality key, once accepted */
+	int accepted;
+};
+
+struct mfg_domain {
+	char id[MK_DOMAIN_ID_MAX + 1];
+	struct mk_secret *keys; /* the domain keys, formats.md §8.3 (DK) */
+};
+
+struct mfg_state {
+	EVP_PKEY *startup_auth[NTYPES];
+	EVP_PKEY *dks_conf, *dks_auth; /* the Domain Key Set */
+	uint32_t next[NTYPES];
+	size_t nboxes;
+	struct mfg_box boxes[MK_MFG_MAX_BOXES];
+	size_t ndomains;
+	struct mfg_domain domains[MK_BOX_MAX_DOMAINS];
+};
+
+/* Sealed state tags inside S_MFG. */
+enum { M_AUTH = 0x01, M_DKS_CONF = 0x02, M_DKS_AUTH = 0x03, M_NEXT = 0x04, M_BOXES = 0x05,
+       M_DOMAINS = 0x06 };
+enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03 };
+/* Domain keys (DK) tags. */
+enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
+       K_COUNTRIES = 0x06 };
+/* Domain process package tags: as box.c. */
+enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
+       P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09 };
+
+#define PKG_CAP 4096
+
+static int type_index(enum mk_box_type t)
+{
+	for (int i = 0; i < NTYPES; i++)
+		if (types[i] == t)
+			return i;
+	return -1;
+}
+
+void mfg_state_free(struct mfg_state *m)
+{
+	if (m == NULL)
+		return;
+	for (int i = 0; i < NTYPES; i++)
+		EVP_PKEY_free(m->startup_auth[i]);
+	EVP_PKEY_free(m->dks_conf);
+	EVP_PKEY_free(m->dks_auth);
+	for (size_t i = 0; i < m->ndomains; i++)
+		mk_secret_free(m->domains[i].keys);
+	OPENSSL_cleanse(m, sizeof(*m));
+	free(m);
+}
+
+enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
+{
+	const struct mfg_state *m = b->mfg;
+	struct mk_tlv_writer l, one;
+	enum mk_err r;
+
+	if (m == NULL)
+		return MK_ERR_STATE;
+	if ((r = mk_tlv_begin(w, M_AUTH, &l)) != MK_OK)
+		return r;
+	for (int i = 0; i < NTYPES; i++)
+		if ((r = box_put_priv(&l, (uint8_t)(i + 1), m->startup_auth[i])) != MK_OK)
+			return r;
+	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = box_put_priv(w, M_DKS_CONF, m->dks_conf)) != MK_OK ||
+	    (r = box_put_priv(w, M_DKS_AUTH, m->dks_auth)) != MK_OK ||
+	    (r = mk_tlv_begin(w, M_NEXT, &l)) != MK_OK)
+		return r;
+	for (int i = 0; i < NTYPES; i++)
+		if ((r = mk_tlv_put_u32(&l, (uint8_t)(i + 1), m->next[i])) != MK_OK)
+			return r;
+	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = mk_tlv_begin(w, M_BOXES, &l)) != MK_OK)
+		return r;
+	for (size_t i = 0; i < m->nboxes; i++) {
+		const struct mfg_box *x = &m->boxes[i];
+
+		if ((r = mk_tlv_begin(&l, (uint8_t)(i + 1), &one)) != MK_OK ||
+		    (r = mk_tlv_put_string(&one, MB_ID, x->id)) != MK_OK ||
+		    (r = mk_tlv_put_bytes(&one, MB_NONCE, x->nonce, sizeof(x->nonce))) != MK_OK ||
+		    (x->accepted && (r = mk_tlv_put_bytes(&one, MB_CONF, x->conf, sizeof(x->conf))) != MK_OK) ||
+		    (r = mk_tlv_end(&l, &one)) != MK_OK)
+			return r;
+	}
+	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = mk_tlv_begin(w, M_DOMAINS, &l)) != MK_OK)
+		return r;
+	for (size_t i = 0; i < m->ndomains; i++)
+		if ((r = box_put_secret(&l, (uint8_t)(i + 1), m->domains[i].keys)) != MK_OK)
+			return r;
+	return mk_tlv_end(w, &l);
+}
+
+/* Reads the DK's domain ID without keeping anything else. */
+static enum mk_err dk_domain(const uint8_t *p, size_t n, char out[static MK_DOMAIN_ID_MAX + 1])
+{
+	struct mk_tlv_reader r;
+
+	mk_tlv_reader_init(&r, p, n);
+	return mk_tlv_get_string(&r, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, out, MK_DOMAIN_ID_MAX + 1);
+}
+
+enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
+{
+	struct mfg_state *m;
+	struct mk_tlv_reader l, one;
+	const uint8_t *p;
+	size_t n;
+	uint8_t tag;
+	enum mk_err e;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return MK_ERR_NOMEM;
+	b->mfg = m;
+	if ((e = mk_tlv_get_nested(r, M_AUTH, &l)) != MK_OK)
+		return e;
+	for (int i = 0; i < NTYPES; i++)
+		if ((e = box_get_priv(&l, (uint8_t)(i + 1), &m->startup_auth[i])) != MK_OK)
+			return e;
+	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = box_get_priv(r, M_DKS_CONF, &m->dks_conf)) != MK_OK ||
+	    (e = box_get_priv(r, M_DKS_AUTH, &m->dks_auth)) != MK_OK ||
+	    (e = mk_tlv_get_nested(r, M_NEXT, &l)) != MK_OK)
+		return e;
+	for (int i = 0; i < NTYPES; i++)
+		if ((e = mk_tlv_get_u32(&l, (uint8_t)(i + 1), &m->next[i])) != MK_OK)
+			return e;
+	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = mk_tlv_get_nested(r, M_BOXES, &l)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		struct mfg_box *x;
+
+		if ((e = mk_tlv_peek_tag(&l, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if (m->nboxes == MK_MFG_MAX_BOXES)
+			return MK_ERR_TLV_VALUE;
+		x = &m->boxes[m->nboxes++];
+		if ((e = mk_tlv_get_nested(&l, i, &one)) != MK_OK ||
+		    (e = mk_tlv_get_string(&one, MB_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, x->id, sizeof(x->id))) != MK_OK ||
+		    (e = mk_tlv_get_bytes(&one, MB_NONCE, 16, 16, &p, &n)) != MK_OK)
+			return e;
+		memcpy(x->nonce, p, n);
+		if ((e = mk_tlv_peek_tag(&one, &tag)) != MK_OK)
+			return e;
+		if (tag == MB_CONF) {
+			if ((e = mk_tlv_get_bytes(&one, MB_CONF, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
+				return e;
+			memcpy(x->conf, p, n);
+			x->accepted = 1;
+		}
+		if ((e = mk_tlv_reader_end(&one)) != MK_OK)
+			return e;
+	}
+	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = mk_tlv_get_nested(r, M_DOMAINS, &l)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		struct mfg_domain *d;
+
+		if ((e = mk_tlv_peek_tag(&l, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if (m->ndomains == MK_BOX_MAX_DOMAINS)
+			return MK_ERR_TLV_VALUE;
+		d = &m->domains[m->ndomains++];
+		if ((e = mk_tlv_get_bytes(&l, i, 1, PKG_CAP, &p, &n)) != MK_OK ||
+		    (e = dk_domain(p, n, d->id)) != MK_OK || (e = mk_secret_new_copy(p, n, &d->keys)) != MK_OK)
+			return e;
+	}
+	return mk_tlv_reader_end(&l);
+}
+
+static struct mfg_domain *find_domain(struct mfg_state *m, const char *id)
+{
+	for (size_t i = 0; i < m->ndomains; i++)
+		if (strcmp(m->domains[i].id, id) == 0)
+			return &m->domains[i];
+	return NULL;
+}
+
+static struct mfg_box *find_box(struct mfg_state *m, const char *id)
+{
+	for (size_t i = 0; i < m->nboxes; i++)
+		if (strcmp(m->boxes[i].id, id) == 0)
+			return &m->boxes[i];
+	return NULL;
+}
+
+static int mfg_domain_known(void *box, const char *domain)
+{
+	struct mk_box *b = box;
+
+	return b->mfg != NULL && find_domain(b->mfg, domain) != NULL;
+}
+
+/* The share policy a request asks for, or the default for the type. */
+static enum mk_err share_policy(struct mk_tlv_reader *params, uint8_t ktag, unsigned dflt,
+                                uint8_t *kp, uint8_t *np)
+{
+	uint8_t tag;
+	enum mk_err e;
+
+	*kp = *np = (uint8_t)dflt;
+	if ((e = mk_tlv_peek_tag(params, &tag)) != MK_OK)
+		return e;
+	if (tag == ktag && ((e = mk_tlv_get_u8(params, ktag, kp)) != MK_OK ||
+	                    (e = mk_tlv_get_u8(params, (uint8_t)(ktag + 1), np)) != MK_OK))
+		return e;
+	if (*kp < 2 || *kp > *np)
+		return MK_ERR_SHARE_PARAMS;
+	return MK_OK;
+}
+
+/*
+ * Set First Secure Box ID (Fig. 22): M00000000 becomes M00000001; makes the
+ * Operation Combination and its shares, the Domain Key Set and its shares,
+ * and a startup authentication key pair per box type, whose public halves
+ * are the trust anchors of the boxes M will initialise.
+ */
+static enum mk_err cmd_set_first_id(void *box, const struct mk_box_request *req,
+                                    struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mfg_state *m = NULL;
+	struct mk_secret *c = NULL, *a = NULL;
+	uint8_t dks[2 * MK_EC_PRIV_LEN];
+	struct mk_tlv_writer anchors;
+	uint8_t k, n;
+	enum mk_err e;
+
+	(void)req;
+	if (b->enabled || b->has_anchor)
+		return MK_RC_NOT_INITIALISED;
+	if ((e = share_policy(params, 0x01, MK_MFG_SHARES_DEFAULT, &k, &n)) != MK_OK)
+		return e;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_box_id_format(MK_BOX_MANUFACTURING, 1, b->id)) != MK_OK)
+		goto fail;
+	for (int i = 0; i < NTYPES; i++) {
+		m->next[i] = 1;
+		if ((e = mk_ec_keygen(b->rng, &m->startup_auth[i])) != MK_OK)
+			goto fail;
+	}
+	m->next[0] = 2;
+	if ((e = mk_ec_keygen(b->rng, &m->dks_conf)) != MK_OK ||
+	    (e = mk_ec_keygen(b->rng, &m->dks_auth)) != MK_OK ||
+	    (e = mk_ec_keygen(b->rng, &b->startup_conf)) != MK_OK ||
+	    (e = mk_ec_pub_encode(m->startup_auth[0], b->anchor)) != MK_OK)
+		goto fail;
+	b->has_anchor = 1;
+	/* The Domain Key Set's own shares, for the officers who hold it. */
+	if ((e = mk_ec_priv_export(m->dks_conf, &c)) != MK_OK ||
+	    (e = mk_ec_priv_export(m->dks_auth, &a)) != MK_OK)
+		goto fail;
+	memcpy(dks, mk_secret_cdata(c), MK_EC_PRIV_LEN);
+	memcpy(dks + MK_EC_PRIV_LEN, mk_secret_cdata(a), MK_EC_PRIV_LEN);
+	if ((e = box_make_shares(b, k, n)) != MK_OK ||
+	    (e = box_write_shares(b, "dks", dks, sizeof(dks), k, n)) != MK_OK)
+		goto fail;
+	b->mfg = m;
+	m = NULL;
+	if ((e = box_save(b)) != MK_OK)
+		goto fail;
+	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
+	    (e = mk_tlv_begin(result, 0x02, &anchors)) != MK_OK)
+		goto out;
+	for (int i = 0; i < NTYPES; i++)
+		if ((e = box_put_pub(&anchors, (uint8_t)(i + 1), b->mfg->startup_auth[i])) != MK_OK)
+			goto out;
+	e = mk_tlv_end(result, &anchors);
+	goto out;
+fail:
+	mfg_state_free(b->mfg);
+	b->mfg = NULL;
+	EVP_PKEY_free(b->startup_conf);
+	b->startup_conf = NULL;
+	b->enabled = b->has_anchor = 0;
+	OPENSSL_cleanse(b->oc, sizeof(b->oc));
+	(void)mk_box_id_format(MK_BOX_MANUFACTURING, 0, b->id);
+out:
+	OPENSSL_cleanse(dks, sizeof(dks));
+	mk_secret_free(c);
+	mk_secret_free(a);
+	mfg_state_free(m);
+	return e;
+}
+
+/* A fresh 32-byte secret key into the writer. */
+static enum mk_err put_fresh_secret(struct mk_box *b, struct mk_tlv_writer *w, uint8_t tag)
+{
+	uint8_t k[32];
+	enum mk_err e;
+
+	if ((e = mk_rng_bytes(b->rng, k, sizeof(k))) == MK_OK)
+		e = mk_tlv_put_bytes(w, tag, k, sizeof(k));
+	OPENSSL_cleanse(k, sizeof(k));
+	return e;
+}
+
+static enum mk_err put_fresh_pair(struct mk_box *b, struct mk_tlv_writer *w, uint8_t tag)
+{
+	EVP_PKEY *k = NULL;
+	enum mk_err e;
+
+	if ((e = mk_ec_keygen(b->rng, &k)) == MK_OK)
+		e = box_put_priv(w, tag, k);
+	EVP_PKEY_free(k);
+	return e;
+}
+
+/*
+ * Create Domain: the domain keys (Oak authentication; Brass authentication,
+ * confidentiality and secret keys; a secret key per country sub-domain), kept
+ * here and returned encrypted under the Domain Key Set confidentiality key
+ * and signed with its authentication key, for the archive or removable media.
+ */
+static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req,
+                                     struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mfg_state *m = b->mfg;
+	char domain[MK_DOMAIN_ID_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
+	struct mk_tlv_reader list;
+	struct mk_tlv_writer w, cl, one;
+	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
+	struct mfg_domain *d;
+	uint8_t tag;
+	size_t nc = 0;
+	enum mk_err e;
+
+	(void)req;
+	if ((e = mk_tlv_get_string(params, 0x01, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain))) != MK_OK ||
+	    (e = mk_tlv_get_nested(params, 0x02, &list)) != MK_OK)
+		return e;
+	if (!mk_domain_id_valid(domain))
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	if (find_domain(m, domain) != NULL)
+		return MK_RC_RECORD_EXISTS;
+	if (m->ndomains == MK_BOX_MAX_DOMAINS)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	dk = mk_buf_new(PKG_CAP);
+	info = mk_buf_new(256);
+	wrapped = mk_buf_new(PKG_CAP + 256);
+	body = mk_buf_new(PKG_CAP + 512);
+	out = mk_buf_new(MK_SIGNED_MAX);
+	if (dk == NULL || info == NULL || wrapped == NULL || body == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, dk);
+	if ((e = mk_tlv_put_string(&w, K_DOMAIN, domain)) != MK_OK ||
+	    (e = put_fresh_pair(b, &w, K_OAK)) != MK_OK ||
+	    (e = put_fresh_pair(b, &w, K_BRASS_AUTH)) != MK_OK ||
+	    (e = put_fresh_pair(b, &w, K_BRASS_CONF)) != MK_OK ||
+	    (e = put_fresh_secret(b, &w, K_SECRET)) != MK_OK ||
+	    (e = mk_tlv_begin(&w, K_COUNTRIES, &cl)) != MK_OK)
+		goto out;
+	for (uint8_t i = 1;; i++) {
+		if ((e = mk_tlv_peek_tag(&list, &tag)) != MK_OK)
+			goto out;
+		if (tag == MK_TLV_END)
+			break;
+		if (nc == MK_DOMAIN_MAX_COUNTRIES) {
+			e = MK_ERR_CMD_PARAM_COUNT;
+			goto out;
+		}
+		if ((e = mk_tlv_get_string(&list, i, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK)
+			goto out;
+		if (!mk_domain_id_valid(country)) {
+			e = MK_ERR_CMD_PARAM_SYNTAX;
+			goto out;
+		}
+		if ((e = mk_tlv_begin(&cl, i, &one)) != MK_OK ||
+		    (e = mk_tlv_put_string(&one, 0x01, country)) != MK_OK ||
+		    (e = put_fresh_secret(b, &one, 0x02)) != MK_OK || (e = mk_tlv_end(&cl, &one)) != MK_OK)
+			goto out;
+		nc++;
+	}
+	if (nc == 0) {
+		e = MK_ERR_CMD_PARAM_COUNT; /* every domain has a country sub-domain */
+		goto out;
+	}
+	if ((e = mk_tlv_reader_end(&list)) != MK_OK || (e = mk_tlv_end(&w, &cl)) != MK_OK ||
+	    (e = box_wrap_info(info, "domain keys", domain, 0, b->id)) != MK_OK ||
+	    (e = mk_ec_wrap(b->rng, m->dks_conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(dk),
+	                    mk_buf_len(dk), wrapped)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, body);
+	if ((e = mk_tlv_put_u8(&w, 0x01, MK_SIGNED_DOMAIN_KEYS)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 0x02, domain)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x03, mk_buf_data(wrapped), mk_buf_len(wrapped))) != MK_OK ||
+	    (e = mk_signed_encode(m->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
+		goto out;
+	d = &m->domains[m->ndomains];
+	memcpy(d->id, domain, sizeof(d->id));
+	if ((e = mk_secret_new_copy(mk_buf_data(dk), mk_buf_len(dk), &d->keys)) != MK_OK)
+		goto out;
+	m->ndomains++;
+	if ((e = box_save(b)) != MK_OK) {
+		mk_secret_free(m->domains[--m->ndomains].keys);
+		m->domains[m->ndomains].keys = NULL;
+		goto out;
+	}
+	e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out));
+out:
+	mk_buf_free(dk);
+	mk_buf_free(info);
+	mk_buf_free(wrapped);
+	mk_buf_free(body);
+	mk_buf_free(out);
+	return e;
+}
+
+/*
+ * Init Box (Figs. 22-23): allocates the next ID of the type and answers with
+ * Set Secure Box ID signed with M's startup authentication key of that type,
+ * carrying a nonce the box must return and the box's share policy.
+ */
+static enum mk_err cmd_init_box(void *box, const struct mk_box_request *req,
+                                struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mfg_state *m = b->mfg;
+	struct mk_buf *body = NULL, *out = NULL;
+	struct mk_tlv_writer w;
+	struct mfg_box *x;
+	uint8_t type, k, n;
+	int ti;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_u8(params, 0x01, &type)) != MK_OK ||
+	    (e = share_policy(params, 0x02, MK_BOX_SHARES_DEFAULT, &k, &n)) != MK_OK)
+		return e;
+	ti = type_index((enum mk_box_type)type);
+	if (ti <= 0) /* additional Manufacturing Boxes: not in this version */
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	if (m->nboxes == MK_MFG_MAX_BOXES || m->next[ti] > MK_BOX_NUMBER_MAX)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	x = &m->boxes[m->nboxes];
+	memset(x, 0, sizeof(*x));
+	if ((e = mk_box_id_format((enum mk_box_type)type, m->next[ti], x->id)) != MK_OK ||
+	    (e = mk_rng_bytes(b->rng, x->nonce, sizeof(x->nonce))) != MK_OK)
+		return e;
+	body = mk_buf_new(512);
+	out = mk_buf_new(MK_SIGNED_MAX);
+	if (body == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, body);
+	if ((e = mk_tlv_put_u8(&w, 0x01, MK_SIGNED_SET_ID)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 0x02, x->id)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x03, x->nonce, sizeof(x->nonce))) != MK_OK ||
+	    (e = mk_tlv_put_u64(&w, 0x04, (uint64_t)req->time)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, 0x05, k)) != MK_OK || (e = mk_tlv_put_u8(&w, 0x06, n)) != MK_OK ||
+	    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
+		goto out;
+	m->nboxes++;
+	m->next[ti]++;
+	if ((e = box_save(b)) != MK_OK) {
+		m->nboxes--;
+		m->next[ti]--;
+		goto out;
+	}
+	e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out));
+out:
+	mk_buf_free(body);
+	mk_buf_free(out);
+	return e;
+}
+
+/* Accept Box: the new box's answer, its startup confidentiality key, bound
+ * by the nonce of its Set Secure Box ID. */
+static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
+                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	char id[MK_BOX_ID_LEN + 1];
+	const uint8_t *pub, *nonce;
+	size_t pn, nn;
+	EVP_PKEY *k = NULL;
+	struct mfg_box *x;
+	enum mk_err e;
+
+	(void)req;
+	(void)result;
+	if ((e = mk_tlv_get_string(params, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x02, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &pub, &pn)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x03, 16, 16, &nonce, &nn)) != MK_OK)
+		return e;
+	if ((x = find_box(b->mfg, id)) == NULL)
+		return MK_RC_BOX_ID_INVALID;
+	if (x->accepted)
+		return MK_RC_RECORD_EXISTS;
+	if (!mk_ct_equal(nonce, x->nonce, sizeof(x->nonce)))
+		return MK_RC_PARAM_MISMATCH;
+	if (mk_ec_pub_decode(pub, &k) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	EVP_PKEY_free(k);
+	memcpy(x->conf, pub, sizeof(x->conf));
+	x->accepted = 1;
+	if ((e = box_save(b)) != MK_OK)
+		x->accepted = 0;
+	return e;
+}
+
+/* Copies the element tag of the DK reader r into the package writer as ptag,
+ * the private key as itself or (pub) as its public half. */
+static enum mk_err copy_key(struct mk_tlv_reader *dk, uint8_t tag, struct mk_tlv_writer *w,
+                            uint8_t ptag, int pub)
+{
+	EVP_PKEY *k = NULL;
+	enum mk_err e;
+
+	if ((e = box_get_priv(dk, tag, &k)) == MK_OK && ptag != 0)
+		e = pub ? box_put_pub(w, ptag, k) : box_put_priv(w, ptag, k);
+	EVP_PKEY_free(k);
+	return e;
+}
+
+/* The package of the domain process of box x (formats.md §8.3). For a Steel
+ * box, also makes its key pairs and its certificate, signed with the Domain
+ * Key Set, that Oak and Brass check. */
+static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
+                                 enum mk_box_type t, struct mk_buf *pkg, struct mk_buf *cert)
+{
+	struct mfg_state *m = b->mfg;
+	struct mk_tlv_reader dk, cl, one;
+	struct mk_tlv_writer w, pw, po;
+	EVP_PKEY *sa = NULL, *sc = NULL;
+	struct mk_buf *body = NULL;
+	const uint8_t *p;
+	size_t n;
+	char country[MK_DOMAIN_ID_MAX + 1];
+	uint8_t tag;
+	int brass = t == MK_BOX_BRASS;
+	enum mk_err e;
+
+	mk_tlv_reader_init(&dk, mk_secret_cdata(d->keys), mk_secret_len(d->keys));
+	mk_tlv_writer_init(&w, pkg);
+	if ((e = mk_tlv_get_string(&dk, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, P_DOMAIN, d->id)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, P_BOX_ID, box_id)) != MK_OK ||
+	    (e = box_put_pub(&w, P_DKS, m->dks_auth)) != MK_OK)
+		return e;
+	if (t == MK_BOX_OAK) {
+		if ((e = copy_key(&dk, K_OAK, &w, P_SIGN, 0)) != MK_OK ||
+		    (e = copy_key(&dk, K_BRASS_AUTH, &w, 0, 0)) != MK_OK ||
+		    (e = copy_key(&dk, K_BRASS_CONF, &w, P_BRASS_CONF, 1)) != MK_OK)
+			return e;
+		return MK_OK;
+	}
+	if (t == MK_BOX_STEEL) {
+		if ((e = mk_ec_keygen(b->rng, &sa)) != MK_OK || (e = mk_ec_keygen(b->rng, &sc)) != MK_OK ||
+		    (e = box_put_priv(&w, P_SIGN, sa)) != MK_OK || (e = box_put_priv(&w, P_CONF, sc)) != MK_OK ||
+		    (e = copy_key(&dk, K_OAK, &w, P_OAK, 1)) != MK_OK)
+			goto out;
+		if ((body = mk_buf_new(512)) == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		mk_tlv_writer_init(&pw, body);
+		if ((e = mk_tlv_put_u8(&pw, 0x01, MK_SIGNED_STEEL_CERT)) != MK_OK ||
+		    (e = mk_tlv_put_string(&pw, 0x02, d->id)) != MK_OK ||
+		    (e = mk_tlv_put_string(&pw, 0x03, box_id)) != MK_OK ||
+		    (e = box_put_pub(&pw, 0x04, sa)) != MK_OK || (e = box_put_pub(&pw, 0x05, sc)) != MK_OK)
+			goto out;
+		e = mk_signed_encode(m->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), cert);
+		goto out;
+	}
+	/* Brass */
+	{
+		EVP_PKEY *oak = NULL, *ba = NULL;
+
+		if ((e = box_get_priv(&dk, K_OAK, &oak)) != MK_OK ||
+		    (e = box_get_priv(&dk, K_BRASS_AUTH, &ba)) != MK_OK ||
+		    (e = box_put_priv(&w, P_SIGN, ba)) != MK_OK ||
+		    (e = copy_key(&dk, K_BRASS_CONF, &w, P_CONF, 0)) != MK_OK ||
+		    (e = box_put_pub(&w, P_OAK, oak)) != MK_OK) {
+			EVP_PKEY_free(oak);
+			EVP_PKEY_free(ba);
+			return e;
+		}
+		EVP_PKEY_free(oak);
+		EVP_PKEY_free(ba);
+	}
+	if ((e = mk_tlv_get_bytes(&dk, K_SECRET, 32, 32, &p, &n)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, P_SECRET, p, n)) != MK_OK ||
+	    (e = mk_tlv_get_nested(&dk, K_COUNTRIES, &cl)) != MK_OK ||
+	    (e = mk_tlv_begin(&w, P_COUNTRIES, &po)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		struct mk_tlv_writer pc;
+
+		if ((e = mk_tlv_peek_tag(&cl, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if ((e = mk_tlv_get_nested(&cl, i, &one)) != MK_OK ||
+		    (e = mk_tlv_get_string(&one, 0x01, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
+		    (e = mk_tlv_get_bytes(&one, 0x02, 32, 32, &p, &n)) != MK_OK ||
+		    (e = mk_tlv_begin(&po, i, &pc)) != MK_OK || (e = mk_tlv_put_string(&pc, 0x01, country)) != MK_OK ||
+		    (brass && (e = mk_tlv_put_bytes(&pc, 0x02, p, n)) != MK_OK) ||
+		    (e = mk_tlv_end(&po, &pc)) != MK_OK)
+			return e;
+	}
+	return mk_tlv_end(&w, &po);
+out:
+	EVP_PKEY_free(sa);
+	EVP_PKEY_free(sc);
+	mk_buf_free(body);
+	return e;
+}
+
+/*
+ * Make Domain Process: the domain keys a box of the given type needs for the
+ * request's domain, encrypted under that box's startup confidentiality key
+ * and signed with M's startup authentication key of its type.
+ */
+static enum mk_err cmd_make_process(void *box, const struct mk_box_request *req,
+                                    struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mfg_state *m = b->mfg;
+	char id[MK_BOX_ID_LEN + 1];
+	struct mk_buf *pkg = NULL, *cert = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
+	struct mk_tlv_writer w;
+	EVP_PKEY *conf = NULL;
+	struct mfg_box *x;
+	enum mk_box_type t;
+	uint32_t number;
+	int ti;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_string(params, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK)
+		return e;
+	if ((x = find_box(m, id)) == NULL || !x->accepted || mk_box_id_parse(id, &t, &number) != MK_OK ||
+	    (ti = type_index(t)) <= 0)
+		return MK_RC_BOX_ID_INVALID;
+	pkg = mk_buf_new(PKG_CAP);
+	cert = mk_buf_new(MK_SIGNED_MAX);
+	info = mk_buf_new(256);
+	wrapped = mk_buf_new(PKG_CAP + 256);
+	body = mk_buf_new(PKG_CAP + 512);
+	out = mk_buf_new(PKG_CAP + 1024);
+	if (pkg == NULL || cert == NULL || info == NULL || wrapped == NULL || body == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = build_package(b, find_domain(m, req->domain), id, t, pkg, cert)) != MK_OK ||
+	    (e = mk_ec_pub_decode(x->conf, &conf)) != MK_OK ||
+	    (e = box_wrap_info(info, "domain process", req->domain, 0, id)) != MK_OK ||
+	    (e = mk_ec_wrap(b->rng, conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(pkg),
+	                    mk_buf_len(pkg), wrapped)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, body);
+	if ((e = mk_tlv_put_u8(&w, 0x01, MK_SIGNED_PROCESS)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 0x02, id)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 0x03, req->domain)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x04, mk_buf_data(wrapped), mk_buf_len(wrapped))) != MK_OK ||
+	    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out))) != MK_OK)
+		goto out;
+	if (t == MK_BOX_STEEL)
+		e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(cert), mk_buf_len(cert));
+out:
+	EVP_PKEY_free(conf);
+	mk_buf_free(pkg);
+	mk_buf_free(cert);
+	mk_buf_free(info);
+	mk_buf_free(wrapped);
+	mk_buf_free(body);
+	mk_buf_free(out);
+	return e;
+}
+
+static const struct mk_box_param p_set_first[] = {
+	{ 0x01, MK_P_U8, 1, 0, 0 }, { 0x02, MK_P_U8, 1, 0, 0 },
+};
+static const struct mk_box_param p_create[] = {
+	{ 0x01, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX }, { 0x02, MK_P_BYTES, 0, 0, 1024 },
+};
+static const struct mk_box_param p_init[] = {
+	{ 0x01, MK_P_U8, 0, 0, 0 }, { 0x02, MK_P_U8, 1, 0, 0 }, { 0x03, MK_P_U8, 1, 0, 0 },
+};
+static const struct mk_box_param p_accept[] = {
+	{ 0x01, MK_P_STRING, 0, MK_BOX_ID_LEN, MK_BOX_ID_LEN },
+	{ 0x02, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
+	{ 0x03, MK_P_BYTES, 0, 16, 16 },
+};
+static const struct mk_box_param p_process[] = {
+	{ 0x01, MK_P_STRING, 0, MK_BOX_ID_LEN, MK_BOX_ID_LEN },
+};
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define E MK_BOX_CMD_ENABLED
+static const struct mk_box_cmd cmds[] = {
+	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
+	{ MK_CMD_SET_FIRST_ID, "Set First Secure Box ID", 0, p_set_first, ARRAY_LEN(p_set_first),
+	  cmd_set_first_id },
+	{ MK_CMD_CREATE_DOMAIN, "Create Domain", E, p_create, ARRAY_LEN(p_create), cmd_create_domain },
+	{ MK_CMD_INIT_BOX, "Initialise Box", E, p_init, ARRAY_LEN(p_init), cmd_init_box },
+	{ MK_CMD_ACCEPT_BOX, "Accept Box", E, p_accept, ARRAY_LEN(p_accept), cmd_accept_box },
+	{ MK_CMD_MAKE_PROCESS, "Make Domain Process", E | MK_BOX_CMD_DOMAIN, p_process,
+	  ARRAY_LEN(p_process), cmd_make_process },
+};
+
+const struct mk_box_table mk_mfg_table = {
+	"Manufacturing", cmds, ARRAY_LEN(cmds), mfg_domain_known, box_enabled,
+};

@@ -1,0 +1,185 @@
+/*
+ * The Steel Box: Domain Master Key installation (Fig. 25, MI4' -> MI7). Checks
+ * Oak's signature on the install record, that the record names this Steel
+ * box and that its key ID is greater than the last this box processed; then
+ * installs the key into the meter on its station over the framed link (MI5),
+ * gets the meter's test tokens (MI6), compares them with Oak's, and answers
+ * with MI7 signed with its authentication key: INSTALLED, or BAD with the
+ * reason once the key was attempted.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "box/box_int.h"
+#include "meterkey/meter.h"
+
+struct install {
+	char oak[MK_BOX_ID_LEN + 1], domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1];
+	uint64_t key_id, time;
+	const uint8_t *wrapped, *tokens;
+	size_t wrapped_len;
+};
+
+/* Reads MI4's body; a record of another domain is named as such before its
+ * signature is checked with this domain's Oak key. */
+static enum mk_err open_install(const struct box_domain *d, const uint8_t *p, size_t n,
+                                struct install *in)
+{
+	const uint8_t *body, *sig;
+	size_t bn, tn;
+	char signer[MK_BOX_ID_LEN + 1];
+	struct mk_tlv_reader r;
+	uint8_t kind, status;
+
+	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, N_KIND, &kind) != MK_OK || kind != MK_SIGNED_INSTALL ||
+	    mk_tlv_get_u8(&r, N_STATUS, &status) != MK_OK || status != MK_KEY_NEW ||
+	    mk_tlv_get_string(&r, N_OAK, MK_BOX_ID_LEN, MK_BOX_ID_LEN, in->oak, sizeof(in->oak)) != MK_OK ||
+	    mk_tlv_get_string(&r, N_DOMAIN, 2, MK_DOMAIN_ID_MAX, in->domain, sizeof(in->domain)) != MK_OK ||
+	    mk_tlv_get_string(&r, N_STEEL, MK_BOX_ID_LEN, MK_BOX_ID_LEN, in->steel, sizeof(in->steel)) != MK_OK ||
+	    mk_tlv_get_u64(&r, N_KEY_ID, &in->key_id) != MK_OK ||
+	    mk_tlv_get_u64(&r, N_TIME, &in->time) != MK_OK ||
+	    mk_tlv_get_bytes(&r, N_WRAPPED, 1, 512, &in->wrapped, &in->wrapped_len) != MK_OK ||
+	    mk_tlv_get_bytes(&r, N_TOKENS, MK_TEST_TOKENS_LEN, MK_TEST_TOKENS_LEN, &in->tokens, &tn) != MK_OK ||
+	    mk_tlv_reader_end(&r) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if (strcmp(in->domain, d->id) != 0)
+		return MK_RC_WRONG_DOMAIN;
+	if (mk_signed_verify(d->oak, p, n, &body, &bn) != MK_OK)
+		return MK_RC_SIGNATURE_INVALID;
+	return MK_OK;
+}
+
+/* MI7, signed. status BAD carries reason; tokens only when the meter gave them. */
+static enum mk_err key_installed(struct mk_box *b, const struct box_domain *d,
+                                 const struct install *in, int64_t time,
+                                 const struct mk_meter_info *info, const uint8_t *tokens,
+                                 enum mk_err reason, struct mk_tlv_writer *result)
+{
+	struct mk_buf *body = mk_buf_new(1024), *out = mk_buf_new(MK_SIGNED_MAX);
+	struct mk_tlv_writer w;
+	enum mk_err e = MK_ERR_NOMEM;
+
+	if (body == NULL || out == NULL)
+		goto out;
+	mk_tlv_writer_init(&w, body);
+	if ((e = mk_tlv_put_u8(&w, K7_KIND, MK_SIGNED_INSTALLED)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, K7_STATUS, reason == MK_OK ? MK_KEY_INSTALLED : MK_KEY_BAD)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, K7_OAK, in->oak)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, K7_DOMAIN, in->domain)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, K7_STEEL, b->id)) != MK_OK ||
+	    (e = mk_tlv_put_u64(&w, K7_KEY_ID, in->key_id)) != MK_OK ||
+	    (e = mk_tlv_put_u64(&w, K7_TIME, (uint64_t)time)) != MK_OK)
+		goto out;
+	if (info != NULL && ((e = mk_tlv_put_string(&w, K7_PRODUCT, info->product_code)) != MK_OK ||
+	                     (e = mk_tlv_put_string(&w, K7_MSN, info->mfg_seq)) != MK_OK))
+		goto out;
+	if (tokens != NULL && (e = mk_tlv_put_bytes(&w, K7_TOKENS, tokens, MK_TEST_TOKENS_LEN)) != MK_OK)
+		goto out;
+	if (reason != MK_OK && (e = mk_tlv_put_u32(&w, K7_REASON, (uint32_t)reason)) != MK_OK)
+		goto out;
+	if ((e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
+		goto out;
+	if ((e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out))) != MK_OK)
+		goto out;
+	e = reason == MK_OK ? MK_OK : mk_tlv_put_u32(result, 0x02, (uint32_t)reason);
+out:
+	mk_buf_free(body);
+	mk_buf_free(out);
+	return e;
+}
+
+static enum mk_err cmd_install_key(void *box, const struct mk_box_request *req,
+                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_meter_info *info = NULL;
+	struct mk_secret *key = NULL;
+	struct mk_buf *winfo = NULL;
+	struct install in;
+	uint8_t tokens[MK_TEST_TOKENS_LEN];
+	char msn[MK_IDENT_MAX + 1];
+	const uint8_t *p;
+	size_t n;
+	uint64_t last;
+	enum mk_err e, why;
+
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_SIGNED_MAX, &p, &n)) != MK_OK)
+		return e;
+	if ((e = open_install(d, p, n, &in)) != MK_OK)
+		return e;
+	if (strcmp(in.steel, b->id) != 0)
+		return MK_RC_WRONG_BOX;
+	if (in.key_id <= d->last_key_id)
+		return MK_RC_KEY_ID_NOT_NEW;
+	if (req->time < (int64_t)in.time)
+		return MK_RC_TIME_NOT_INCREASING;
+	if (b->meter == NULL)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	/* From here the key counts as attempted: the ID is burnt first. */
+	last = d->last_key_id;
+	d->last_key_id = in.key_id;
+	if ((e = box_save(b)) != MK_OK) {
+		d->last_key_id = last;
+		return e;
+	}
+	if ((info = calloc(1, sizeof(*info))) == NULL || (winfo = mk_buf_new(256)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((why = box_wrap_info(winfo, "install key", d->id, in.key_id, b->id)) != MK_OK)
+		goto bad;
+	if (mk_ec_unwrap(d->conf, mk_buf_data(winfo), mk_buf_len(winfo), in.wrapped, in.wrapped_len,
+	                 &key) != MK_OK || mk_secret_len(key) != MK_MASTER_KEY_LEN) {
+		why = MK_RC_DECRYPT_FAILED;
+		goto bad;
+	}
+	/* MI5 and MI6, over the meter's line. */
+	if ((why = mk_meter_get_info(b->meter, info)) != MK_OK)
+		goto bad_unknown;
+	if ((why = mk_meter_install_key(b->meter, d->id, in.key_id, mk_secret_cdata(key), msn, tokens)) != MK_OK)
+		goto bad;
+	if (strcmp(msn, info->mfg_seq) != 0) {
+		why = MK_RC_PARAM_MISMATCH;
+		goto bad;
+	}
+	if (!mk_ct_equal(tokens, in.tokens, sizeof(tokens))) {
+		why = MK_RC_TEST_TOKENS;
+		goto bad;
+	}
+	e = key_installed(b, d, &in, req->time, info, tokens, MK_OK, result);
+	goto out;
+bad_unknown:
+	e = key_installed(b, d, &in, req->time, NULL, NULL, why, result);
+	goto out;
+bad:
+	e = key_installed(b, d, &in, req->time, info->product_code[0] != '\0' ? info : NULL, NULL, why,
+	                  result);
+out:
+	OPENSSL_cleanse(tokens, sizeof(tokens));
+	mk_secret_free(key);
+	mk_buf_free(winfo);
+	free(info);
+	return e;
+}
+
+static const struct mk_box_param p_install[] = { { 0x01, MK_P_BYTES, 0, 1, MK_SIGNED_MAX } };
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define E MK_BOX_CMD_ENABLED
+static const struct mk_box_cmd cmds[] = {
+	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
+	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
+	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
+	{ MK_CMD_INSTALL_KEY, "Install Key", E | MK_BOX_CMD_DOMAIN, p_install, ARRAY_LEN(p_install),
+	  cmd_install_key },
+};
+
+const struct mk_box_table mk_steel_table = {
+	"Steel", cmds, ARRAY_LEN(cmds), box_domain_known, box_enabled,
+};

@@ -1,0 +1,608 @@
+/*
+ * meterkey init | domain | box | key | meter: the KMS flows from the command
+ * line, one subcommand a step (docs/cli.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/kmscli.h"
+#include "meterkey/boxes.h"
+
+#define COMMON_OPTS                                                                          \
+	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
+	"                  and the default archive sqlite:DIR/archive.db\n"                  \
+	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
+	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
+	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
+	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"                      \
+	"  --json          print one JSON object instead of text\n"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Parses and answers --help; 0: go on, else the exit status. */
+static int start(struct kc *c, int argc, char **argv, const struct kc_opt *o, size_t n,
+                 const char *usage, size_t npos)
+{
+	if (!kc_parse(c, argc, argv, o, n))
+		return mk_cli_usage_error(usage, NULL);
+	if (c->help) {
+		fputs(usage, stdout);
+		return -1;
+	}
+	if (c->npos != npos)
+		return mk_cli_usage_error(usage, c->npos > npos ? "too many arguments" : "missing argument");
+	return 0;
+}
+
+static int done(int r)
+{
+	return r < 0 ? 0 : r;
+}
+
+/* An unsigned share count option, 0 when absent. */
+static int share_opt(const char *s, unsigned *vp)
+{
+	char *e;
+	unsigned long v;
+
+	*vp = 0;
+	if (s == NULL)
+		return 1;
+	v = strtoul(s, &e, 10);
+	if (*e != '\0' || v < 2 || v > 255)
+		return 0;
+	*vp = (unsigned)v;
+	return 1;
+}
+
+/* ---- init ---------------------------------------------------------------------- */
+
+static const char init_usage[] =
+	"usage: meterkey init [--shares-k K --shares-n N] [options]\n"
+	"  Initialises the first Manufacturing Box of the home (Set First Secure Box\n"
+	"  ID: M00000001). It makes its Operation Combination and writes N operator\n"
+	"  share files, any K of which open it (default 3 of 3), makes the Domain\n"
+	"  Key Set (its own N share files, ID-dks.I.share) and the startup\n"
+	"  authentication keys of every box type, whose public halves it writes to\n"
+	"  trust/anchors. Refused when the home has a Manufacturing Box already.\n"
+	"options:\n" COMMON_OPTS;
+
+int mk_cli_init(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "shares-k", 1, 0 }, { "shares-n", 1, 0 } };
+	char id[MK_BOX_ID_LEN + 1];
+	struct kc c;
+	unsigned k, n;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), init_usage, 0)) != 0)
+		return done(r);
+	if (!share_opt(c.val[0], &k) || !share_opt(c.val[1], &n) || (k == 0) != (n == 0) || k > n)
+		return mk_cli_usage_error(init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_init(c.kms, k, n, id)) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s}", "ok", 1, "box", id));
+	else
+		printf("Manufacturing Box %s initialised; operator and Domain Key Set shares written\n", id);
+	kc_close(&c);
+	return r;
+}
+
+/* ---- domain ---------------------------------------------------------------------- */
+
+static const char domain_create_usage[] =
+	"usage: meterkey domain create DOMAIN --country C [--country C ...] [options]\n"
+	"  Creates security domain DOMAIN (2-8 of A-Z, 0-9: VE, USPS, EARTH) with its\n"
+	"  country sub-domains: the Manufacturing Box makes the domain keys (kept\n"
+	"  encrypted and signed under the Domain Key Set in domains/DOMAIN.keys) and\n"
+	"  the archive starts the domain's key ID counter and audit chain.\n"
+	"options:\n" COMMON_OPTS;
+
+static int domain_create(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "country", 1, 1 } };
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), domain_create_usage, 1)) != 0)
+		return done(r);
+	if (c.nrep == 0)
+		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_domain_create(c.kms, c.pos[0], c.rep, c.nrep)) != MK_OK) {
+		r = kc_fail(&c, e);
+	} else if (c.json) {
+		json_t *l = json_array();
+
+		for (size_t i = 0; i < c.nrep; i++)
+			json_array_append_new(l, json_string(c.rep[i]));
+		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", c.pos[0], "countries", l));
+	} else {
+		printf("domain %s created with %zu country sub-domain%s\n", c.pos[0], c.nrep, c.nrep == 1 ? "" : "s");
+	}
+	kc_close(&c);
+	return r;
+}
+
+int mk_cli_domain(int argc, char **argv)
+{
+	static const struct mk_cli_cmd cmds[] = {
+		{ "create", "create a security domain and its country sub-domains", domain_create },
+	};
+
+	return mk_cli_dispatch("meterkey domain", cmds, ARRAY_LEN(cmds), argc, argv);
+}
+
+/* ---- box ---------------------------------------------------------------------------- */
+
+static const char box_init_usage[] =
+	"usage: meterkey box init --type oak|steel|brass [--domain D ...] [--shares-k K\n"
+	"                         --shares-n N] [options]\n"
+	"  Initialises a new box: the Manufacturing Box allocates its ID (O00000001,\n"
+	"  S00000001, ...) and signs Set Secure Box ID; the box makes its Operation\n"
+	"  Combination (N share files, any K open it; default 2 of 2) and its\n"
+	"  startup confidentiality key; then each domain process is delivered to it\n"
+	"  encrypted under that key.\n"
+	"options:\n" COMMON_OPTS;
+
+static int box_type(const char *s, enum mk_box_type *tp)
+{
+	if (s == NULL)
+		return 0;
+	if (strcmp(s, "oak") == 0)
+		*tp = MK_BOX_OAK;
+	else if (strcmp(s, "steel") == 0)
+		*tp = MK_BOX_STEEL;
+	else if (strcmp(s, "brass") == 0)
+		*tp = MK_BOX_BRASS;
+	else
+		return 0;
+	return 1;
+}
+
+static int box_init(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "type", 1, 0 }, { "domain", 1, 1 }, { "shares-k", 1, 0 },
+		                           { "shares-n", 1, 0 } };
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_box_type t;
+	struct kc c;
+	unsigned k, n;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_init_usage, 0)) != 0)
+		return done(r);
+	if (!box_type(c.val[0], &t))
+		return mk_cli_usage_error(box_init_usage, "--type must be oak, steel or brass");
+	if (!share_opt(c.val[2], &k) || !share_opt(c.val[3], &n) || (k == 0) != (n == 0) || k > n)
+		return mk_cli_usage_error(box_init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_box_init(c.kms, t, c.rep, c.nrep, k, n, id)) != MK_OK) {
+		r = kc_fail(&c, e);
+	} else if (c.json) {
+		json_t *l = json_array();
+
+		for (size_t i = 0; i < c.nrep; i++)
+			json_array_append_new(l, json_string(c.rep[i]));
+		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "box", id, "domains", l));
+	} else {
+		printf("box %s initialised", id);
+		for (size_t i = 0; i < c.nrep; i++)
+			printf("%s%s", i == 0 ? " for " : ", ", c.rep[i]);
+		printf("\n");
+	}
+	kc_close(&c);
+	return r;
+}
+
+static const char box_add_usage[] =
+	"usage: meterkey box add-domain --box ID --domain D [options]\n"
+	"  Delivers the domain process of D to the initialised box ID.\n"
+	"options:\n" COMMON_OPTS;
+
+static int box_add(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "box", 1, 0 }, { "domain", 1, 0 } };
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_add_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL || c.val[1] == NULL)
+		return mk_cli_usage_error(box_add_usage, "--box and --domain are needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_box_add_domain(c.kms, c.val[0], c.val[1])) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "box", c.val[0], "domain", c.val[1]));
+	else
+		printf("box %s serves domain %s\n", c.val[0], c.val[1]);
+	kc_close(&c);
+	return r;
+}
+
+static const char box_check_usage[] =
+	"usage: meterkey box check --box ID [options]\n"
+	"  Opens box ID with the share files found for it (SHARES/ID.I.share), runs\n"
+	"  its start-up self-tests and says whether it is enabled; when it is not,\n"
+	"  says why (too few, foreign, corrupted or wrong shares). Exit status 0\n"
+	"  only when the box opens.\n"
+	"options:\n" COMMON_OPTS;
+
+static int box_check(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "box", 1, 0 } };
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_check_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL)
+		return mk_cli_usage_error(box_check_usage, "--box is needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_box_check(c.kms, c.val[0])) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:b}", "ok", 1, "box", c.val[0], "enabled", 1));
+	else
+		printf("box %s: enabled (shares good, self-tests passed)\n", c.val[0]);
+	kc_close(&c);
+	return r;
+}
+
+struct box_list_ctx {
+	struct kc *c;
+	json_t *arr;
+};
+
+static int box_row(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	struct box_list_ctx *x = ctx;
+
+	if (x->c->json) {
+		json_t *l = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(l, json_string(domains[i]));
+		json_array_append_new(x->arr, json_pack("{s:s,s:o}", "id", id, "domains", l));
+		return 0;
+	}
+	printf("%s", id);
+	for (size_t i = 0; i < n; i++)
+		printf(" %s", domains[i]);
+	printf("\n");
+	return 0;
+}
+
+static const char box_list_usage[] =
+	"usage: meterkey box list [options]\n"
+	"  Lists the boxes of the home, one a line: the ID and the domains it serves.\n"
+	"  With --json: an array of objects with id and domains.\n"
+	"options:\n" COMMON_OPTS;
+
+static int box_list(int argc, char **argv)
+{
+	struct box_list_ctx x;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, NULL, 0, box_list_usage, 0)) != 0)
+		return done(r);
+	if (!kc_open(&c))
+		return 1;
+	x.c = &c;
+	x.arr = json_array();
+	if ((e = mk_kms_box_list(c.kms, box_row, &x)) != MK_OK)
+		r = kc_fail(&c, e);
+	if (c.json && r == 0)
+		kc_print_json(x.arr);
+	else
+		json_decref(x.arr);
+	kc_close(&c);
+	return r;
+}
+
+int mk_cli_box(int argc, char **argv)
+{
+	static const struct mk_cli_cmd cmds[] = {
+		{ "init", "initialise an Oak, Steel or Brass box", box_init },
+		{ "add-domain", "give a box the process of one more domain", box_add },
+		{ "check", "open a box with its shares and run its self-tests", box_check },
+		{ "list", "the boxes of the home and their domains", box_list },
+	};
+
+	return mk_cli_dispatch("meterkey box", cmds, ARRAY_LEN(cmds), argc, argv);
+}
+
+/* ---- key ------------------------------------------------------------------------------ */
+
+static const char key_request_usage[] =
+	"usage: meterkey key request --domain D [--steel ID] [options]\n"
+	"  Key request (MI0-MI4): the archive allocates the domain's next key ID,\n"
+	"  the domain's Oak box generates the master key and its test tokens, the\n"
+	"  NEW record (the key encrypted for the domain's Brass boxes, signed by\n"
+	"  Oak) goes into the archive, and the install record (the key encrypted\n"
+	"  for Steel box ID, default the domain's first) is written to\n"
+	"  kdc/D.KEYID.mi4 for `meter install --record`.\n"
+	"options:\n" COMMON_OPTS;
+
+static int key_request(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "domain", 1, 0 }, { "steel", 1, 0 } };
+	char path[4096];
+	uint64_t id = 0;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), key_request_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL)
+		return mk_cli_usage_error(key_request_usage, "--domain is needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_key_request(c.kms, c.val[0], c.val[1], &id, path, sizeof(path))) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", c.val[0], "key_id",
+		                        (json_int_t)id, "install_record", path));
+	else
+		printf("key %s/%llu: NEW; install record %s\n", c.val[0], (unsigned long long)id, path);
+	kc_close(&c);
+	return r;
+}
+
+int mk_cli_key(int argc, char **argv)
+{
+	static const struct mk_cli_cmd cmds[] = {
+		{ "request", "generate a master key for a Steel box (MI0-MI4)", key_request },
+	};
+
+	return mk_cli_dispatch("meterkey key", cmds, ARRAY_LEN(cmds), argc, argv);
+}
+
+/* ---- meter ------------------------------------------------------------------------------ */
+
+static json_t *meter_json(const struct mk_kms_meter *m)
+{
+	json_t *keys = json_array();
+
+	for (size_t i = 0; i < m->info.nkeys; i++)
+		json_array_append_new(keys, json_pack("{s:s,s:I,s:s}", "domain", m->info.keys[i].domain, "key_id",
+		                                      (json_int_t)m->info.keys[i].key_id, "status",
+		                                      m->status[i] != 0 ? mk_key_status_name(m->status[i])
+		                                                        : "UNKNOWN"));
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
+	                 mk_meter_state_name(m->info.state), "product_code", m->info.product_code, "mfg_seq",
+	                 m->info.mfg_seq, "indicia_serial", m->info.indicia_serial, "country", m->info.country,
+	                 "keys", keys);
+}
+
+static const char meter_create_usage[] =
+	"usage: meterkey meter create --product-code PC --msn N [options]\n"
+	"  Manufactures a simulated meter with the factory label PC, N (letters and\n"
+	"  digits): its NVM is meters/PC-N.nvm and its ID PC-N.\n"
+	"options:\n" COMMON_OPTS;
+
+static int meter_create(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "product-code", 1, 0 }, { "msn", 1, 0 } };
+	char id[MK_METER_ID_MAX + 1];
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_create_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL || c.val[1] == NULL)
+		return mk_cli_usage_error(meter_create_usage, "--product-code and --msn are needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_meter_create(c.kms, c.val[0], c.val[1], id)) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured"));
+	else
+		printf("meter %s manufactured\n", id);
+	kc_close(&c);
+	return r;
+}
+
+static const char meter_install_usage[] =
+	"usage: meterkey meter install --meter ID (--domain D | --record FILE) [--steel S]\n"
+	"                              [options]\n"
+	"  Installation (MI4'-MI10). Without --record, first requests a new key of\n"
+	"  domain D for Steel box S (as `key request`). The Steel box checks the\n"
+	"  install record (Oak's signature, its own ID, key ID freshness), installs\n"
+	"  the key into the meter over the framed link, compares the meter's test\n"
+	"  tokens with Oak's and signs MI7; the domain's Brass box checks both\n"
+	"  signatures, recomputes the test tokens from the archived key, re-encrypts\n"
+	"  it under its secret key and the archive record becomes INSTALLED. A key\n"
+	"  attempted and not confirmed becomes BAD; every refusal is logged in the\n"
+	"  domain's error log.\n"
+	"options:\n" COMMON_OPTS;
+
+static int meter_install(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "domain", 1, 0 }, { "record", 1, 0 },
+		                           { "steel", 1, 0 } };
+	struct mk_key_record *rec;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_install_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL || (c.val[1] == NULL && c.val[2] == NULL))
+		return mk_cli_usage_error(meter_install_usage, "--meter and --domain or --record are needed");
+	if ((rec = calloc(1, sizeof(*rec))) == NULL || !kc_open(&c)) {
+		free(rec);
+		return 1;
+	}
+	if ((e = mk_kms_meter_install(c.kms, c.val[0], c.val[1], c.val[3], c.val[2], rec)) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "meter", c.val[0], "domain",
+		                        rec->domain, "key_id", (json_int_t)rec->key_id, "status",
+		                        mk_key_status_name(rec->status), "steel", rec->steel_id, "brass",
+		                        rec->signer));
+	else
+		printf("meter %s: key %s/%llu INSTALLED (Steel %s, confirmed by Brass %s)\n", c.val[0], rec->domain,
+		       (unsigned long long)rec->key_id, rec->steel_id, rec->signer);
+	free(rec);
+	kc_close(&c);
+	return r;
+}
+
+static const char meter_register_usage[] =
+	"usage: meterkey meter register --meter ID --indicia ISN --country C\n"
+	"                               [--date YYYY-MM-DD] [options]\n"
+	"  Registration (MR1-MR4): enters the indicia serial number and country into\n"
+	"  the meter (once: a meter never leaves its country, and an Earth meter\n"
+	"  never returns to EARTH), takes its registration report for each of its\n"
+	"  keys (authenticated with that key), and the Brass box of each key's\n"
+	"  domain checks it against the archived key and stores the key under the\n"
+	"  country sub-domain's secret key: the records become ACTIVE. --date is the\n"
+	"  meter's registration date (default: the KMS time).\n"
+	"options:\n" COMMON_OPTS;
+
+static int meter_register(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "indicia", 1, 0 }, { "country", 1, 0 },
+		                           { "date", 1, 0 } };
+	int64_t date = 0;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_register_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL || c.val[1] == NULL || c.val[2] == NULL)
+		return mk_cli_usage_error(meter_register_usage, "--meter, --indicia and --country are needed");
+	if (c.val[3] != NULL && !kc_parse_time(c.val[3], &date))
+		return mk_cli_usage_error(meter_register_usage, "--date: not a date");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_meter_register(c.kms, c.val[0], c.val[1], c.val[2], date)) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, "meter", c.val[0], "indicia_serial",
+		                        c.val[1], "country", c.val[2], "status", "ACTIVE"));
+	else
+		printf("meter %s registered in %s as %s: its keys are ACTIVE\n", c.val[0], c.val[2], c.val[1]);
+	kc_close(&c);
+	return r;
+}
+
+static const char meter_retire_usage[] =
+	"usage: meterkey meter retire --meter ID [options]\n"
+	"  Takes the meter out of service (Fig. 27): the Brass box of each key's\n"
+	"  domain makes its ACTIVE record OBSOLETE, then the meter is retired (its\n"
+	"  keys are zeroised). Refused unless every key of the meter is ACTIVE.\n"
+	"options:\n" COMMON_OPTS;
+
+static int meter_retire(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "meter", 1, 0 } };
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_retire_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL)
+		return mk_cli_usage_error(meter_retire_usage, "--meter is needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_meter_retire(c.kms, c.val[0])) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "meter", c.val[0], "state", "retired"));
+	else
+		printf("meter %s retired: its keys are OBSOLETE\n", c.val[0]);
+	kc_close(&c);
+	return r;
+}
+
+struct meter_list_ctx {
+	struct kc *c;
+	json_t *arr;
+};
+
+static int meter_row(void *ctx, const struct mk_kms_meter *m)
+{
+	struct meter_list_ctx *x = ctx;
+
+	if (x->c->json) {
+		json_array_append_new(x->arr, meter_json(m));
+		return 0;
+	}
+	printf("%-20s %-12s %-10s %-6s", m->id, mk_meter_state_name(m->info.state),
+	       m->info.indicia_serial[0] != '\0' ? m->info.indicia_serial : "-",
+	       m->info.country[0] != '\0' ? m->info.country : "-");
+	for (size_t i = 0; i < m->info.nkeys; i++)
+		printf(" %s/%llu:%s", m->info.keys[i].domain, (unsigned long long)m->info.keys[i].key_id,
+		       m->status[i] != 0 ? mk_key_status_name(m->status[i]) : "UNKNOWN");
+	printf("\n");
+	return 0;
+}
+
+static const char meter_list_usage[] =
+	"usage: meterkey meter list [options]\n"
+	"  Lists the meters of the home: ID, state (manufactured, registered,\n"
+	"  retired), indicia serial number, country, and each key as DOMAIN/KEYID\n"
+	"  with its archive status. With --json: an array of objects with id (what\n"
+	"  --meter takes), state, product_code, mfg_seq, indicia_serial, country and\n"
+	"  keys (domain, key_id, status).\n"
+	"options:\n" COMMON_OPTS;
+
+static int meter_list(int argc, char **argv)
+{
+	struct meter_list_ctx x;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, NULL, 0, meter_list_usage, 0)) != 0)
+		return done(r);
+	if (!kc_open(&c))
+		return 1;
+	x.c = &c;
+	x.arr = json_array();
+	if ((e = mk_kms_meter_list(c.kms, meter_row, &x)) != MK_OK)
+		r = kc_fail(&c, e);
+	if (c.json && r == 0)
+		kc_print_json(x.arr);
+	else
+		json_decref(x.arr);
+	kc_close(&c);
+	return r;
+}
+
+int mk_cli_meter(int argc, char **argv)
+{
+	static const struct mk_cli_cmd cmds[] = {
+		{ "create", "manufacture a simulated meter", meter_create },
+		{ "install", "install a domain master key (MI4'-MI10)", meter_install },
+		{ "register", "register a meter's keys to a country (MR1-MR4)", meter_register },
+		{ "retire", "take a meter out of service: its keys OBSOLETE", meter_retire },
+		{ "list", "the meters of the home", meter_list },
+	};
+
+	return mk_cli_dispatch("meterkey meter", cmds, ARRAY_LEN(cmds), argc, argv);
+}

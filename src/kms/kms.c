@@ -1,0 +1,1448 @@
+/*
+ * The KMS computer: the flows of Figs. 22-27 between the boxes, the archive
+ * and the meters of one home directory. docs/internals/kms.md.
+ *
+ * Every box exchange is an encoded request and an encoded response
+ * (mk_box_call), as it would be to a box in another process. A box refusal
+ * is logged in the domain's error log and reported with the box, the step
+ * and the check that failed; the archive changes only by the records the
+ * boxes signed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core/file_int.h"
+#include "meterkey/boxes.h"
+#include "meterkey/kms.h"
+#include "meterkey/tlv.h"
+
+#define MSG_CAP MK_BOX_MSG_MAX
+#define REC_CAP 8192
+#define CONF_MAX (64 * 1024)
+#define MAX_BOXES 256
+
+struct kms_box {
+	char id[MK_BOX_ID_LEN + 1];
+	size_t ndomains;
+	char domains[MK_BOX_MAX_DOMAINS][MK_DOMAIN_ID_MAX + 1];
+};
+
+struct mk_kms {
+	char home[PATH_MAX];
+	char shares[PATH_MAX];
+	int64_t time;
+	struct mk_archive *archive;
+	char detail[MK_KMS_DETAIL_MAX];
+	size_t nboxes;
+	struct kms_box boxes[MAX_BOXES];
+};
+
+static const struct {
+	uint16_t code;
+	const char *name;
+} cmd_names[] = {
+	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID" },   { MK_CMD_ADD_DOMAIN, "Add Domain" },
+	{ MK_CMD_STATUS, "Status" },                  { MK_CMD_SET_FIRST_ID, "Set First Secure Box ID" },
+	{ MK_CMD_CREATE_DOMAIN, "Create Domain" },    { MK_CMD_INIT_BOX, "Initialise Box" },
+	{ MK_CMD_ACCEPT_BOX, "Accept Box" },          { MK_CMD_MAKE_PROCESS, "Make Domain Process" },
+	{ MK_CMD_GENERATE_KEY, "Generate Key (MI1)" }, { MK_CMD_INSTALL_KEY, "Install Key (MI4')" },
+	{ MK_CMD_CONFIRM_INSTALL, "Confirm Key Installed (MI8)" },
+	{ MK_CMD_REGISTER, "Register Key (MR2)" },    { MK_CMD_OBSOLETE, "Obsolete Key" },
+};
+
+static const char *cmd_name(uint16_t code)
+{
+	for (size_t i = 0; i < sizeof(cmd_names) / sizeof(cmd_names[0]); i++)
+		if (cmd_names[i].code == code)
+			return cmd_names[i].name;
+	return "?";
+}
+
+__attribute__((format(printf, 3, 4))) static enum mk_err fail(struct mk_kms *k, enum mk_err e,
+                                                              const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(k->detail, sizeof(k->detail), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(k->detail))
+		snprintf(k->detail + n, sizeof(k->detail) - (size_t)n, ": %s (%s)", mk_strerror(e),
+		         mk_err_name(e));
+	return e;
+}
+
+const char *mk_kms_detail(const struct mk_kms *k)
+{
+	return k->detail;
+}
+
+struct mk_archive *mk_kms_archive(struct mk_kms *k)
+{
+	return k->archive;
+}
+
+int64_t mk_kms_now(const struct mk_kms *k)
+{
+	return k->time != 0 ? k->time : (int64_t)time(NULL);
+}
+
+/* ---- Paths and small files ---------------------------------------------------------- */
+
+__attribute__((format(printf, 4, 5))) static int pathf(const struct mk_kms *k, char *out,
+                                                       size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(out, cap, "%s/", k->home);
+
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	va_start(ap, fmt);
+	{
+		int m = vsnprintf(out + n, cap - (size_t)n, fmt, ap);
+
+		va_end(ap);
+		return m >= 0 && (size_t)m < cap - (size_t)n;
+	}
+}
+
+static enum mk_err ensure_dir(const char *path)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return MK_ERR_IO;
+	return MK_OK;
+}
+
+/* Writes p[0..n) to path atomically: a temporary file, fsync, rename, and
+ * the directory synced. */
+static enum mk_err write_file(const char *path, const uint8_t *p, size_t n)
+{
+	char tmp[PATH_MAX];
+	enum mk_err r;
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return MK_ERR_INVALID_ARG;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		return MK_ERR_IO;
+	r = mk_file_write_all(fd, p, n);
+	if (r == MK_OK && fsync(fd) != 0)
+		r = MK_ERR_IO;
+	if (close(fd) != 0 && r == MK_OK)
+		r = MK_ERR_IO;
+	if (r == MK_OK && rename(tmp, path) != 0)
+		r = MK_ERR_IO;
+	if (r != MK_OK) {
+		unlink(tmp);
+		return r;
+	}
+	return mk_file_sync_parent(path);
+}
+
+/* ---- boxes.conf: the public configuration table ----------------------------------- */
+
+static enum mk_err conf_load(struct mk_kms *k)
+{
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(CONF_MAX + 1);
+	enum mk_err r;
+	char *text, *line, *save = NULL;
+
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	k->nboxes = 0;
+	if (!pathf(k, path, sizeof(path), "boxes.conf")) {
+		mk_buf_free(b);
+		return MK_ERR_INVALID_ARG;
+	}
+	if ((r = mk_file_read(path, CONF_MAX, b)) != MK_OK) {
+		mk_buf_free(b);
+		return access(path, F_OK) != 0 ? MK_OK : r;
+	}
+	if ((r = mk_buf_put_u8(b, 0)) != MK_OK || (text = strdup((const char *)mk_buf_data(b))) == NULL) {
+		mk_buf_free(b);
+		return r != MK_OK ? r : MK_ERR_NOMEM;
+	}
+	mk_buf_free(b);
+	r = MK_OK;
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char *tok, *s2 = NULL;
+		struct kms_box *x;
+
+		if (k->nboxes == MAX_BOXES) {
+			r = MK_ERR_STATE;
+			break;
+		}
+		x = &k->boxes[k->nboxes];
+		memset(x, 0, sizeof(*x));
+		if ((tok = strtok_r(line, " ", &s2)) == NULL || strlen(tok) != MK_BOX_ID_LEN ||
+		    !mk_box_id_valid(tok)) {
+			r = MK_ERR_STATE;
+			break;
+		}
+		memcpy(x->id, tok, MK_BOX_ID_LEN + 1);
+		while ((tok = strtok_r(NULL, " ", &s2)) != NULL) {
+			if (x->ndomains == MK_BOX_MAX_DOMAINS || !mk_domain_id_valid(tok)) {
+				r = MK_ERR_STATE;
+				break;
+			}
+			strcpy(x->domains[x->ndomains++], tok);
+		}
+		if (r != MK_OK)
+			break;
+		k->nboxes++;
+	}
+	free(text);
+	return r;
+}
+
+static enum mk_err conf_store(struct mk_kms *k)
+{
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(CONF_MAX);
+	enum mk_err r = MK_OK;
+
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < k->nboxes && r == MK_OK; i++) {
+		r = mk_buf_put_bytes(b, k->boxes[i].id, MK_BOX_ID_LEN);
+		for (size_t j = 0; j < k->boxes[i].ndomains && r == MK_OK; j++)
+			if ((r = mk_buf_put_u8(b, ' ')) == MK_OK)
+				r = mk_buf_put_bytes(b, k->boxes[i].domains[j], strlen(k->boxes[i].domains[j]));
+		if (r == MK_OK)
+			r = mk_buf_put_u8(b, '\n');
+	}
+	if (r == MK_OK)
+		r = pathf(k, path, sizeof(path), "boxes.conf") ? write_file(path, mk_buf_data(b), mk_buf_len(b))
+		                                               : MK_ERR_INVALID_ARG;
+	mk_buf_free(b);
+	return r;
+}
+
+static struct kms_box *conf_find(struct mk_kms *k, const char *id)
+{
+	for (size_t i = 0; i < k->nboxes; i++)
+		if (strcmp(k->boxes[i].id, id) == 0)
+			return &k->boxes[i];
+	return NULL;
+}
+
+static int serves(const struct kms_box *x, const char *domain)
+{
+	for (size_t j = 0; j < x->ndomains; j++)
+		if (strcmp(x->domains[j], domain) == 0)
+			return 1;
+	return 0;
+}
+
+/* The box of type t serving domain: want names one ("" or NULL: the first). */
+static enum mk_err pick_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                            const char *want, char id[static MK_BOX_ID_LEN + 1])
+{
+	for (size_t i = 0; i < k->nboxes; i++) {
+		const struct kms_box *x = &k->boxes[i];
+
+		if (x->id[0] != (char)t || (domain != NULL && !serves(x, domain)))
+			continue;
+		if (want != NULL && want[0] != '\0' && strcmp(want, x->id) != 0)
+			continue;
+		memcpy(id, x->id, MK_BOX_ID_LEN + 1);
+		return MK_OK;
+	}
+	if (want != NULL && want[0] != '\0')
+		return fail(k, MK_RC_BOX_ID_INVALID, "no box %s serving domain %s in this home", want,
+		            domain != NULL ? domain : "-");
+	return fail(k, MK_RC_RESOURCE_UNAVAILABLE, "no %s box serving domain %s in this home",
+	            t == MK_BOX_OAK ? "Oak" : t == MK_BOX_STEEL ? "Steel" : t == MK_BOX_BRASS ? "Brass"
+	                                                                          : "Manufacturing",
+	            domain != NULL ? domain : "-");
+}
+
+/* ---- Opening boxes ------------------------------------------------------------------- */
+
+/* Reads every share file of box id (<id>.<i>.share) in the shares directory. */
+static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share **shares,
+                               size_t *np)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	enum mk_err r = MK_OK;
+	size_t n = 0, idlen = strlen(id);
+
+	*np = 0;
+	if ((d = opendir(k->shares)) == NULL)
+		return MK_ERR_SHARE_TOO_FEW;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
+		    strcmp(de->d_name + len - 6, ".share") != 0)
+			continue;
+		if (n == MK_SHARE_COUNT_MAX) {
+			r = MK_ERR_SHARE_PARAMS;
+			break;
+		}
+		if (snprintf(path, sizeof(path), "%s/%s", k->shares, de->d_name) >= (int)sizeof(path) ||
+		    (r = mk_share_read_file(path, &shares[n])) != MK_OK)
+			break;
+		n++;
+	}
+	closedir(d);
+	*np = n;
+	return r != MK_OK ? r : n == 0 ? MK_ERR_SHARE_TOO_FEW : MK_OK;
+}
+
+static enum mk_err open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { 0 };
+	char boxes[PATH_MAX];
+	size_t n = 0;
+	enum mk_err r;
+
+	*bp = NULL;
+	if (!pathf(k, boxes, sizeof(boxes), "boxes"))
+		return MK_ERR_INVALID_ARG;
+	if ((r = load_shares(k, id, shares, &n)) == MK_OK)
+		r = mk_box_open(boxes, k->shares, id, (const struct mk_share *const *)shares, n, bp);
+	mk_share_free_array(shares, n);
+	if (r != MK_OK)
+		return fail(k, r, "box %s stays disabled (shares from %s)", id, k->shares);
+	return MK_OK;
+}
+
+/* One request to box b; on success the result (a TLV sequence) in result. */
+static enum mk_err call(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
+                        int64_t time, const struct mk_buf *params, struct mk_buf *result)
+{
+	struct mk_box_request rq = { cmd, "", time, NULL, 0 };
+	struct mk_box_response rs;
+	struct mk_buf *req = mk_buf_new(MSG_CAP), *resp = mk_buf_new(MSG_CAP);
+	enum mk_err r;
+
+	if (req == NULL || resp == NULL) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (domain != NULL)
+		snprintf(rq.domain, sizeof(rq.domain), "%s", domain);
+	if (params != NULL) {
+		rq.params = mk_buf_data(params);
+		rq.params_len = mk_buf_len(params);
+	}
+	if ((r = mk_box_request_encode(&rq, req)) != MK_OK ||
+	    (r = mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp)) != MK_OK ||
+	    (r = mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs)) != MK_OK)
+		goto out;
+	if (rs.level != 0 || rs.code != MK_OK) {
+		r = rs.code != MK_OK ? (enum mk_err)rs.code : MK_ERR_INTERNAL;
+		fail(k, r, "%s box %s refused %s%s%s", mk_box_get_type(b) == MK_BOX_OAK ? "Oak"
+		                                       : mk_box_get_type(b) == MK_BOX_STEEL ? "Steel"
+		                                       : mk_box_get_type(b) == MK_BOX_BRASS ? "Brass"
+		                                                                          : "Manufacturing",
+		     mk_box_get_id(b), cmd_name(cmd), domain != NULL ? " in domain " : "",
+		     domain != NULL ? domain : "");
+		goto out;
+	}
+	mk_buf_reset(result);
+	r = mk_buf_put_bytes(result, rs.result, rs.result_len);
+out:
+	mk_buf_free(req);
+	mk_buf_free(resp); /* wiped */
+	return r;
+}
+
+/* ---- Opening the KMS ------------------------------------------------------------------- */
+
+enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
+{
+	static const char *const dirs[] = { "boxes", "trust", "domains", "kdc", "meters" };
+	char path[PATH_MAX + 16], url[PATH_MAX + 16];
+	struct mk_kms *k;
+	enum mk_err r;
+
+	if (o == NULL || o->home == NULL || kp == NULL || o->time < 0)
+		return MK_ERR_INVALID_ARG;
+	*kp = NULL;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return MK_ERR_NOMEM;
+	if (snprintf(k->home, sizeof(k->home), "%s", o->home) >= (int)sizeof(k->home) ||
+	    snprintf(k->shares, sizeof(k->shares), "%s%s", o->shares_dir != NULL ? o->shares_dir : o->home,
+	             o->shares_dir != NULL ? "" : "/shares") >= (int)sizeof(k->shares)) {
+		free(k);
+		return MK_ERR_INVALID_ARG;
+	}
+	k->time = o->time;
+	if ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK))
+		goto fail;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", k->home, dirs[i]);
+		if ((r = ensure_dir(path)) != MK_OK)
+			goto fail;
+	}
+	if (o->archive_url != NULL)
+		snprintf(url, sizeof(url), "%s", o->archive_url);
+	else
+		snprintf(url, sizeof(url), "sqlite:%s/archive.db", k->home);
+	if ((r = mk_archive_open(url, &k->archive)) != MK_OK) {
+		fail(k, r, "cannot open the archive");
+		goto fail;
+	}
+	if ((r = conf_load(k)) != MK_OK) {
+		fail(k, r, "boxes.conf in the home is damaged");
+		goto fail;
+	}
+	*kp = k;
+	return MK_OK;
+fail:
+	mk_kms_close(k);
+	return r;
+}
+
+void mk_kms_close(struct mk_kms *k)
+{
+	if (k == NULL)
+		return;
+	mk_archive_close(k->archive);
+	free(k);
+}
+
+/* ---- Initialisation ---------------------------------------------------------------------- */
+
+static enum mk_err put_policy(struct mk_tlv_writer *w, uint8_t tag, unsigned ks, unsigned ns)
+{
+	enum mk_err r;
+
+	if (ks == 0 && ns == 0)
+		return MK_OK;
+	if (ks < 2 || ks > ns || ns > MK_SHARE_COUNT_MAX)
+		return MK_ERR_SHARE_PARAMS;
+	if ((r = mk_tlv_put_u8(w, tag, (uint8_t)ks)) != MK_OK)
+		return r;
+	return mk_tlv_put_u8(w, (uint8_t)(tag + 1), (uint8_t)ns);
+}
+
+static enum mk_err first_mfg(struct mk_kms *k, char id[static MK_BOX_ID_LEN + 1])
+{
+	for (size_t i = 0; i < k->nboxes; i++)
+		if (k->boxes[i].id[0] == 'M') {
+			memcpy(id, k->boxes[i].id, MK_BOX_ID_LEN + 1);
+			return MK_OK;
+		}
+	return fail(k, MK_RC_NOT_INITIALISED, "no Manufacturing Box in this home: run `meterkey init` first");
+}
+
+enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
+                        char id[static MK_BOX_ID_LEN + 1])
+{
+	char boxes[PATH_MAX], path[PATH_MAX];
+	struct mk_buf *params = mk_buf_new(64), *res = mk_buf_new(MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *b = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (first_mfg(k, id) == MK_OK) {
+		e = fail(k, MK_RC_NOT_INITIALISED, "this home has a Manufacturing Box already (%s)", id);
+		goto out;
+	}
+	k->detail[0] = '\0';
+	mk_tlv_writer_init(&w, params);
+	if ((e = put_policy(&w, 0x01, kshares, nshares)) != MK_OK || !pathf(k, boxes, sizeof(boxes), "boxes") ||
+	    (e = mk_box_new(MK_BOX_MANUFACTURING, NULL, boxes, k->shares, &b)) != MK_OK ||
+	    (e = call(k, b, MK_CMD_SET_FIRST_ID, NULL, mk_kms_now(k), params, res)) != MK_OK)
+		goto out;
+	/* trust/anchors: the public startup keys, as the result gave them. */
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_string(&r, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, MK_BOX_ID_LEN + 1)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, 0x02, 1, 1024, &p, &n)) != MK_OK)
+		goto out;
+	if (!pathf(k, path, sizeof(path), "trust/anchors") || (e = write_file(path, p, n)) != MK_OK)
+		goto out;
+	memset(&k->boxes[k->nboxes], 0, sizeof(k->boxes[0]));
+	memcpy(k->boxes[k->nboxes++].id, id, MK_BOX_ID_LEN + 1);
+	e = conf_store(k);
+out:
+	mk_box_free(b);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/* The Manufacturing Box's public startup authentication key for type t, from
+ * trust/anchors (the key "written into the box's software"). */
+static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out[static MK_EC_PUB_LEN])
+{
+	static const enum mk_box_type order[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
+		                                  MK_BOX_BRASS };
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(1024);
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e = MK_ERR_NOT_FOUND;
+
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	if (!pathf(k, path, sizeof(path), "trust/anchors") || mk_file_read(path, 1023, b) != MK_OK) {
+		mk_buf_free(b);
+		return fail(k, MK_RC_NOT_INITIALISED, "no trust anchors in this home: run `meterkey init` first");
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(b), mk_buf_len(b));
+	for (int i = 0; i < 4; i++) {
+		if ((e = mk_tlv_get_bytes(&r, (uint8_t)(i + 1), MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
+			break;
+		if (order[i] == t) {
+			memcpy(out, p, MK_EC_PUB_LEN);
+			break;
+		}
+	}
+	mk_buf_free(b);
+	return e != MK_OK ? fail(k, e, "trust/anchors in this home is damaged") : MK_OK;
+}
+
+enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const char *const *countries,
+                                 size_t n)
+{
+	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
+	struct mk_buf *params = mk_buf_new(1024), *res = mk_buf_new(MSG_CAP);
+	struct mk_tlv_writer w, l;
+	struct mk_tlv_reader r;
+	struct mk_box *m = NULL;
+	const uint8_t *p;
+	size_t pn;
+	uint64_t last;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (!mk_domain_id_valid(domain)) {
+		e = fail(k, MK_ERR_INVALID_ARG, "domain ID \"%s\" is not 2-8 characters of A-Z and 0-9", domain);
+		goto out;
+	}
+	if (n == 0 || n > MK_DOMAIN_MAX_COUNTRIES) {
+		e = fail(k, MK_ERR_INVALID_ARG, "a domain has 1 to %d country sub-domains", MK_DOMAIN_MAX_COUNTRIES);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(countries[i], countries[j]) == 0) {
+				e = fail(k, MK_ERR_INVALID_ARG, "country %s given twice", countries[i]);
+				goto out;
+			}
+	if (mk_archive_last_key_id(k->archive, domain, &last) == MK_OK) {
+		e = fail(k, MK_RC_RECORD_EXISTS, "domain %s exists in the archive", domain);
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_string(&w, 0x01, domain)) != MK_OK || (e = mk_tlv_begin(&w, 0x02, &l)) != MK_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!mk_domain_id_valid(countries[i])) {
+			e = fail(k, MK_ERR_INVALID_ARG, "country \"%s\" is not 2-8 characters of A-Z and 0-9",
+			         countries[i]);
+			goto out;
+		} else if ((e = mk_tlv_put_string(&l, (uint8_t)(i + 1), countries[i])) != MK_OK) {
+			goto out;
+		}
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = first_mfg(k, mid)) != MK_OK ||
+	    (e = open_box(k, mid, &m)) != MK_OK ||
+	    (e = call(k, m, MK_CMD_CREATE_DOMAIN, NULL, now, params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &pn)) != MK_OK ||
+	    !pathf(k, path, sizeof(path), "domains/%s.keys", domain) || (e = write_file(path, p, pn)) != MK_OK)
+		goto out;
+	if ((e = mk_archive_put_domain(k->archive, domain, now)) != MK_OK) {
+		fail(k, e, "archive refused domain %s", domain);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((e = mk_archive_put_subdomain(k->archive, domain, countries[i], now)) != MK_OK) {
+			fail(k, e, "archive refused sub-domain %s of %s", countries[i], domain);
+			goto out;
+		}
+out:
+	mk_box_free(m);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/* M makes the domain process of box b for domain and b takes it; a Steel
+ * certificate goes to domains/<D>.<S>.cert. */
+static enum mk_err give_domain(struct mk_kms *k, struct mk_box *m, struct mk_box *b, const char *domain)
+{
+	char path[PATH_MAX];
+	struct mk_buf *params = mk_buf_new(64), *res = mk_buf_new(MSG_CAP), *p2 = mk_buf_new(MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *env, *cert;
+	size_t en, cn;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	if (params == NULL || res == NULL || p2 == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_string(&w, 0x01, mk_box_get_id(b))) != MK_OK ||
+	    (e = call(k, m, MK_CMD_MAKE_PROCESS, domain, now, params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &env, &en)) != MK_OK)
+		goto out;
+	if (mk_box_get_type(b) == MK_BOX_STEEL) {
+		if ((e = mk_tlv_get_bytes(&r, 0x02, 1, MSG_CAP, &cert, &cn)) != MK_OK ||
+		    !pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, mk_box_get_id(b)) ||
+		    (e = write_file(path, cert, cn)) != MK_OK)
+			goto out;
+	}
+	mk_tlv_writer_init(&w, p2);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, env, en)) != MK_OK ||
+	    (e = call(k, b, MK_CMD_ADD_DOMAIN, NULL, now, p2, res)) != MK_OK)
+		goto out;
+out:
+	mk_buf_free(params);
+	mk_buf_free(res);
+	mk_buf_free(p2);
+	return e;
+}
+
+static enum mk_err check_domains(struct mk_kms *k, const char *const *domains, size_t n)
+{
+	uint64_t last;
+
+	for (size_t i = 0; i < n; i++)
+		if (!mk_domain_id_valid(domains[i]) || mk_archive_last_key_id(k->archive, domains[i], &last) != MK_OK)
+			return fail(k, MK_RC_DOMAIN_UNKNOWN, "domain %s", domains[i]);
+	return MK_OK;
+}
+
+enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains, size_t n,
+                            unsigned kshares, unsigned nshares, char id[static MK_BOX_ID_LEN + 1])
+{
+	char mid[MK_BOX_ID_LEN + 1], boxes[PATH_MAX];
+	uint8_t anchor[MK_EC_PUB_LEN];
+	struct mk_buf *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *m = NULL, *b = NULL;
+	const uint8_t *p;
+	size_t pn;
+	struct kms_box *x;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS) {
+		e = fail(k, MK_ERR_INVALID_ARG, "box type must be oak, steel or brass");
+		goto out;
+	}
+	if (n > MK_BOX_MAX_DOMAINS || k->nboxes == MAX_BOXES) {
+		e = fail(k, MK_RC_RESOURCE_UNAVAILABLE, "too many domains or boxes");
+		goto out;
+	}
+	if ((e = check_domains(k, domains, n)) != MK_OK || (e = first_mfg(k, mid)) != MK_OK ||
+	    (e = read_anchor(k, t, anchor)) != MK_OK || (e = open_box(k, mid, &m)) != MK_OK)
+		goto out;
+	/* Initialise Box at M: the signed Set Secure Box ID. */
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_u8(&w, 0x01, (uint8_t)t)) != MK_OK ||
+	    (e = put_policy(&w, 0x02, kshares, nshares)) != MK_OK ||
+	    (e = call(k, m, MK_CMD_INIT_BOX, NULL, now, params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &pn)) != MK_OK)
+		goto out;
+	mk_buf_reset(params);
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, p, pn)) != MK_OK || !pathf(k, boxes, sizeof(boxes), "boxes") ||
+	    (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
+	    (e = call(k, b, MK_CMD_SET_BOX_ID, NULL, now, params, res)) != MK_OK)
+		goto out;
+	/* The box's answer goes back to M as it is. */
+	if ((e = call(k, m, MK_CMD_ACCEPT_BOX, NULL, now, res, params)) != MK_OK)
+		goto out;
+	memcpy(id, mk_box_get_id(b), MK_BOX_ID_LEN + 1);
+	x = &k->boxes[k->nboxes++];
+	memset(x, 0, sizeof(*x));
+	memcpy(x->id, id, MK_BOX_ID_LEN + 1);
+	if ((e = conf_store(k)) != MK_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((e = give_domain(k, m, b, domains[i])) != MK_OK)
+			goto out;
+		strcpy(x->domains[x->ndomains++], domains[i]);
+		if ((e = conf_store(k)) != MK_OK)
+			goto out;
+	}
+out:
+	mk_box_free(m);
+	mk_box_free(b);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain)
+{
+	char mid[MK_BOX_ID_LEN + 1];
+	struct mk_box *m = NULL, *b = NULL;
+	struct kms_box *x;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((x = conf_find(k, box_id)) == NULL || box_id[0] == 'M')
+		return fail(k, MK_RC_BOX_ID_INVALID, "no Oak, Steel or Brass box %s in this home", box_id);
+	if (serves(x, domain))
+		return fail(k, MK_RC_RECORD_EXISTS, "box %s serves domain %s already", box_id, domain);
+	if (x->ndomains == MK_BOX_MAX_DOMAINS)
+		return fail(k, MK_RC_RESOURCE_UNAVAILABLE, "box %s serves %d domains", box_id, MK_BOX_MAX_DOMAINS);
+	if ((e = check_domains(k, &domain, 1)) != MK_OK || (e = first_mfg(k, mid)) != MK_OK ||
+	    (e = open_box(k, mid, &m)) != MK_OK || (e = open_box(k, box_id, &b)) != MK_OK ||
+	    (e = give_domain(k, m, b, domain)) != MK_OK)
+		goto out;
+	strcpy(x->domains[x->ndomains++], domain);
+	e = conf_store(k);
+out:
+	mk_box_free(m);
+	mk_box_free(b);
+	return e;
+}
+
+enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id)
+{
+	struct mk_box *b = NULL;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (conf_find(k, box_id) == NULL)
+		return fail(k, MK_RC_BOX_ID_INVALID, "no box %s in this home", box_id);
+	e = open_box(k, box_id, &b);
+	mk_box_free(b);
+	return e;
+}
+
+enum mk_err mk_kms_box_list(struct mk_kms *k,
+                            int (*fn)(void *ctx, const char *id, const char *const *domains, size_t n),
+                            void *ctx)
+{
+	for (size_t i = 0; i < k->nboxes; i++) {
+		const char *d[MK_BOX_MAX_DOMAINS];
+
+		for (size_t j = 0; j < k->boxes[i].ndomains; j++)
+			d[j] = k->boxes[i].domains[j];
+		if (fn(ctx, k->boxes[i].id, d, k->boxes[i].ndomains) != 0)
+			break;
+	}
+	return MK_OK;
+}
+
+/* Reads a small file of the home. */
+static enum mk_err read_home_file(struct mk_kms *k, const char *path, size_t max, struct mk_buf *out)
+{
+	enum mk_err e = mk_file_read(path, max, out);
+
+	if (e != MK_OK)
+		return fail(k, e == MK_ERR_IO && access(path, F_OK) != 0 ? MK_ERR_NOT_FOUND : e, "cannot read %s",
+		            path + strlen(k->home) + 1);
+	return MK_OK;
+}
+
+static void log_refusal(struct mk_kms *k, const char *domain, const char *box_id, uint64_t key_id,
+                        enum mk_err code)
+{
+	/* The error log is the auditor's record of refusals; a failure to write
+	 * it does not hide the refusal itself, which the caller reports. */
+	if (domain != NULL && mk_domain_id_valid(domain))
+		(void)!mk_archive_log_error(k->archive, domain, box_id != NULL ? box_id : "", key_id, code,
+		                            k->detail, mk_kms_now(k));
+}
+
+/* ---- Key request (MI0-MI4) ----------------------------------------------------------- */
+
+enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char *steel_id,
+                               uint64_t *key_idp, char *path, size_t pathsize)
+{
+	char oak[MK_BOX_ID_LEN + 1], steel[MK_BOX_ID_LEN + 1], cpath[PATH_MAX];
+	struct mk_buf *cert = mk_buf_new(MSG_CAP), *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *o = NULL;
+	const uint8_t *ap, *ip;
+	size_t an, in;
+	uint64_t key_id = 0;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (cert == NULL || params == NULL || res == NULL || rec == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = check_domains(k, &domain, 1)) != MK_OK || (e = pick_box(k, MK_BOX_OAK, domain, NULL, oak)) != MK_OK ||
+	    (e = pick_box(k, MK_BOX_STEEL, domain, steel_id, steel)) != MK_OK)
+		goto out;
+	if (!pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", domain, steel) ||
+	    (e = read_home_file(k, cpath, MSG_CAP - 1, cert)) != MK_OK)
+		goto out;
+	if ((e = open_box(k, oak, &o)) != MK_OK)
+		goto out;
+	/* MI0': the domain's counter. */
+	if ((e = mk_archive_next_key_id(k->archive, domain, &key_id)) != MK_OK) {
+		fail(k, e, "archive refused a key ID for domain %s", domain);
+		goto out;
+	}
+	/* MI1 -> MI2 */
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_u64(&w, 0x01, key_id)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(cert), mk_buf_len(cert))) != MK_OK)
+		goto out;
+	if ((e = call(k, o, MK_CMD_GENERATE_KEY, domain, now, params, res)) != MK_OK) {
+		log_refusal(k, domain, oak, key_id, e);
+		goto out;
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &ap, &an)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, 0x02, 1, MSG_CAP, &ip, &in)) != MK_OK ||
+	    (e = mk_key_record_decode(ap, an, rec)) != MK_OK)
+		goto out;
+	/* MI3: the NEW record into the archive. */
+	if ((e = mk_archive_put_key(k->archive, rec)) != MK_OK) {
+		fail(k, e, "archive refused the NEW record of key %s/%llu", domain, (unsigned long long)key_id);
+		log_refusal(k, domain, oak, key_id, e);
+		goto out;
+	}
+	/* MI4: the install record waits at the Key Distribution Computer. */
+	if (snprintf(path, pathsize, "%s/kdc/%s.%llu.mi4", k->home, domain, (unsigned long long)key_id) >=
+	        (int)pathsize ||
+	    (e = write_file(path, ip, in)) != MK_OK) {
+		e = fail(k, MK_ERR_IO, "cannot write the install record of key %s/%llu", domain,
+		         (unsigned long long)key_id);
+		goto out;
+	}
+	*key_idp = key_id;
+out:
+	mk_box_free(o);
+	mk_buf_free(cert);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	free(rec);
+	return e;
+}
+
+/* ---- Meters ------------------------------------------------------------------------------ */
+
+static int ident_safe(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MK_IDENT_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+enum mk_err mk_kms_meter_path(struct mk_kms *k, const char *meter_id, char *path, size_t pathsize)
+{
+	const char *dash = strchr(meter_id, '-');
+
+	if (dash == NULL || strlen(meter_id) > MK_METER_ID_MAX || strchr(dash + 1, '-') != NULL ||
+	    strchr(meter_id, '/') != NULL || strchr(meter_id, '.') != NULL)
+		return fail(k, MK_ERR_INVALID_ARG, "\"%s\" is not a meter ID (PRODUCTCODE-SEQUENCE)", meter_id);
+	if (snprintf(path, pathsize, "%s/meters/%s.nvm", k->home, meter_id) >= (int)pathsize)
+		return MK_ERR_INVALID_ARG;
+	if (access(path, F_OK) != 0)
+		return fail(k, MK_ERR_NOT_FOUND, "no meter %s in this home", meter_id);
+	return MK_OK;
+}
+
+enum mk_err mk_kms_meter_create(struct mk_kms *k, const char *product_code, const char *mfg_seq,
+                                char id[static MK_METER_ID_MAX + 1])
+{
+	char path[PATH_MAX];
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (!ident_safe(product_code) || !ident_safe(mfg_seq))
+		return fail(k, MK_ERR_INVALID_ARG,
+		            "product code and sequence number are 1-%d letters and digits", MK_IDENT_MAX);
+	snprintf(id, MK_METER_ID_MAX + 1, "%s-%s", product_code, mfg_seq);
+	if (!pathf(k, path, sizeof(path), "meters/%s.nvm", id))
+		return MK_ERR_INVALID_ARG;
+	if ((e = mk_meter_nvm_create(path, product_code, mfg_seq)) != MK_OK)
+		return fail(k, e, "cannot create meter %s", id);
+	return MK_OK;
+}
+
+static enum mk_err connect_meter(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp)
+{
+	char path[PATH_MAX];
+	enum mk_err e;
+
+	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK)
+		return e;
+	if ((e = mk_meter_connect(path, cp)) != MK_OK)
+		return fail(k, e, "cannot reach meter %s", meter_id);
+	return MK_OK;
+}
+
+/* What the KMS can read of an install record without its keys: the domain,
+ * key ID and Steel box it names (for routing and the error log). */
+static enum mk_err peek_install(const uint8_t *p, size_t n, char domain[static MK_DOMAIN_ID_MAX + 1],
+                                uint64_t *key_idp, char steel[static MK_BOX_ID_LEN + 1])
+{
+	const uint8_t *body, *sig;
+	size_t bn;
+	char signer[MK_BOX_ID_LEN + 1], oak[MK_BOX_ID_LEN + 1];
+	struct mk_tlv_reader r;
+	uint8_t kind, status;
+
+	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, 0x01, &kind) != MK_OK || kind != MK_SIGNED_INSTALL ||
+	    mk_tlv_get_u8(&r, 0x02, &status) != MK_OK ||
+	    mk_tlv_get_string(&r, 0x03, MK_BOX_ID_LEN, MK_BOX_ID_LEN, oak, sizeof(oak)) != MK_OK ||
+	    mk_tlv_get_string(&r, 0x04, 2, MK_DOMAIN_ID_MAX, domain, MK_DOMAIN_ID_MAX + 1) != MK_OK ||
+	    mk_tlv_get_string(&r, 0x05, MK_BOX_ID_LEN, MK_BOX_ID_LEN, steel, MK_BOX_ID_LEN + 1) != MK_OK ||
+	    mk_tlv_get_u64(&r, 0x06, key_idp) != MK_OK)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	return MK_OK;
+}
+
+/* Archives next (a record a box signed) over the current version. */
+static enum mk_err archive_update(struct mk_kms *k, const struct mk_key_record *next, const char *box)
+{
+	enum mk_err e = mk_archive_update_key(k->archive, next);
+
+	if (e != MK_OK) {
+		fail(k, e, "archive refused the %s record of key %s/%llu", mk_key_status_name(next->status),
+		     next->domain, (unsigned long long)next->key_id);
+		log_refusal(k, next->domain, box, next->key_id, e);
+	}
+	return e;
+}
+
+/* When a key was attempted and a box then refused to confirm it, the record
+ * goes BAD without a box signature (none would sign it); the error log
+ * holds the refusal. */
+static void mark_bad(struct mk_kms *k, const char *domain, uint64_t key_id, enum mk_err why,
+                     const char *steel, int64_t psr_time)
+{
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	char saved[MK_KMS_DETAIL_MAX];
+
+	if (rec == NULL)
+		return;
+	memcpy(saved, k->detail, sizeof(saved));
+	if (mk_archive_get_key(k->archive, domain, key_id, rec) == MK_OK && rec->status == MK_KEY_NEW) {
+		rec->status = MK_KEY_BAD;
+		rec->bad_reason = (int32_t)why;
+		rec->status_time = mk_kms_now(k) > rec->status_time ? mk_kms_now(k) : rec->status_time;
+		rec->times.psr_install = psr_time > rec->status_time ? rec->status_time : psr_time;
+		if (rec->times.psr_install < rec->times.kms_request)
+			rec->times.psr_install = rec->times.kms_request;
+		rec->times.kms_install = rec->status_time;
+		rec->signer[0] = '\0';
+		rec->sig_len = 0;
+		(void)!archive_update(k, rec, steel);
+	}
+	memcpy(k->detail, saved, sizeof(saved));
+	free(rec);
+}
+
+/* ---- Installation (MI4'-MI10) ----------------------------------------------------------- */
+
+struct install_ctx {
+	char domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1], brass[MK_BOX_ID_LEN + 1];
+	uint64_t key_id;
+	struct mk_buf *mi4, *mi7, *cert, *params, *res;
+	struct mk_key_record *rec;
+};
+
+/* MI8 -> MI9, MI10: Brass confirms what Steel reported, the archive takes
+ * the record Brass signed (INSTALLED or BAD). */
+static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c, int64_t psr_time)
+{
+	struct mk_buf *enc = mk_buf_new(REC_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *b = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (enc == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = pick_box(k, MK_BOX_BRASS, c->domain, NULL, c->brass)) != MK_OK ||
+	    (e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
+		if (e == MK_RC_RECORD_UNKNOWN)
+			fail(k, e, "no archive record of key %s/%llu", c->domain, (unsigned long long)c->key_id);
+		goto bad;
+	}
+	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
+		goto out;
+	mk_buf_reset(c->params);
+	mk_tlv_writer_init(&w, c->params);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(c->mi7), mk_buf_len(c->mi7))) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x03, mk_buf_data(c->cert), mk_buf_len(c->cert))) != MK_OK)
+		goto out;
+	if ((e = open_box(k, c->brass, &b)) != MK_OK ||
+	    (e = call(k, b, MK_CMD_CONFIRM_INSTALL, c->domain, mk_kms_now(k), c->params, c->res)) != MK_OK)
+		goto bad;
+	mk_tlv_reader_init(&r, mk_buf_data(c->res), mk_buf_len(c->res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_key_record_decode(p, n, c->rec)) != MK_OK)
+		goto out;
+	/* MI9 */
+	if ((e = archive_update(k, c->rec, c->brass)) != MK_OK)
+		goto out;
+	if (c->rec->status == MK_KEY_BAD) {
+		e = fail(k, (enum mk_err)c->rec->bad_reason, "key %s/%llu is BAD (Brass %s)", c->domain,
+		         (unsigned long long)c->key_id, c->brass);
+		log_refusal(k, c->domain, c->brass, c->key_id, e);
+	}
+	goto out;
+bad:
+	log_refusal(k, c->domain, c->brass, c->key_id, e);
+	mark_bad(k, c->domain, c->key_id, e, c->brass, psr_time);
+out:
+	mk_box_free(b);
+	mk_buf_free(enc);
+	return e;
+}
+
+enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const char *domain,
+                                 const char *steel_id, const char *record_path,
+                                 struct mk_key_record *recp)
+{
+	char path[PATH_MAX], cpath[PATH_MAX], rec_steel[MK_BOX_ID_LEN + 1];
+	struct install_ctx c;
+	struct mk_meter_conn *mc = NULL;
+	struct mk_box *s = NULL;
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	uint32_t reason = 0;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	memset(&c, 0, sizeof(c));
+	k->detail[0] = '\0';
+	c.mi4 = mk_buf_new(MSG_CAP);
+	c.mi7 = mk_buf_new(MSG_CAP);
+	c.cert = mk_buf_new(MSG_CAP);
+	c.params = mk_buf_new(MSG_CAP);
+	c.res = mk_buf_new(MSG_CAP);
+	c.rec = calloc(1, sizeof(*c.rec));
+	if (c.mi4 == NULL || c.mi7 == NULL || c.cert == NULL || c.params == NULL || c.res == NULL || c.rec == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK)
+		goto out;
+	if (record_path == NULL) {
+		if (domain == NULL) {
+			e = fail(k, MK_ERR_INVALID_ARG, "a domain or an install record is needed");
+			goto out;
+		}
+		if ((e = mk_kms_key_request(k, domain, steel_id, &c.key_id, path, sizeof(path))) != MK_OK)
+			goto out;
+		record_path = path;
+	}
+	if ((e = mk_file_read(record_path, MSG_CAP - 1, c.mi4)) != MK_OK) {
+		e = fail(k, e, "cannot read install record %s", record_path);
+		goto out;
+	}
+	if ((e = peek_install(mk_buf_data(c.mi4), mk_buf_len(c.mi4), c.domain, &c.key_id, rec_steel)) != MK_OK) {
+		e = fail(k, e, "%s is not an install record", record_path);
+		goto out;
+	}
+	/* The domain asked for is the one the Steel box is told; a record of
+	 * another domain is the box's to refuse. */
+	if (domain != NULL)
+		snprintf(c.domain, sizeof(c.domain), "%s", domain);
+	if ((e = check_domains(k, (const char *const[]){ c.domain }, 1)) != MK_OK ||
+	    (e = pick_box(k, MK_BOX_STEEL, c.domain, steel_id != NULL && steel_id[0] != '\0' ? steel_id : rec_steel,
+	                  c.steel)) != MK_OK)
+		goto out;
+	if (!pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", c.domain, c.steel) ||
+	    (e = read_home_file(k, cpath, MSG_CAP - 1, c.cert)) != MK_OK)
+		goto out;
+	if ((e = open_box(k, c.steel, &s)) != MK_OK || (e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		goto out;
+	mk_box_attach_meter(s, mc);
+	mk_tlv_writer_init(&w, c.params);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(c.mi4), mk_buf_len(c.mi4))) != MK_OK)
+		goto out;
+	/* MI4' -> MI5, MI6 -> MI7 */
+	if ((e = call(k, s, MK_CMD_INSTALL_KEY, c.domain, now, c.params, c.res)) != MK_OK) {
+		log_refusal(k, c.domain, c.steel, c.key_id, e);
+		goto out;
+	}
+	mk_box_attach_meter(s, NULL);
+	/* The key was attempted: the install record is spent. */
+	if (record_path == path)
+		unlink(path);
+	mk_tlv_reader_init(&r, mk_buf_data(c.res), mk_buf_len(c.res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_buf_put_bytes(c.mi7, p, n)) != MK_OK)
+		goto out;
+	if (mk_tlv_reader_remaining(&r) > 0 && mk_tlv_get_u32(&r, 0x02, &reason) == MK_OK && reason != 0)
+		fail(k, (enum mk_err)reason, "Steel box %s could not install key %s/%llu into meter %s", c.steel,
+		     c.domain, (unsigned long long)c.key_id, meter_id);
+	if ((e = confirm(k, &c, now)) != MK_OK)
+		goto out;
+	if (recp != NULL)
+		memcpy(recp, c.rec, sizeof(*recp));
+out:
+	if (s != NULL)
+		mk_box_attach_meter(s, NULL);
+	mk_box_free(s);
+	mk_meter_disconnect(mc);
+	mk_buf_free(c.mi4);
+	mk_buf_free(c.mi7);
+	mk_buf_free(c.cert);
+	mk_buf_free(c.params);
+	mk_buf_free(c.res);
+	free(c.rec);
+	return e;
+}
+
+/* ---- Registration (MR1-MR4) --------------------------------------------------------------- */
+
+static enum mk_err put_report(struct mk_tlv_writer *w, const struct mk_meter_report *rp)
+{
+	struct mk_tlv_writer n;
+	enum mk_err e;
+
+	if ((e = mk_tlv_begin(w, 0x02, &n)) != MK_OK || (e = mk_tlv_put_string(&n, 0x01, rp->domain)) != MK_OK ||
+	    (e = mk_tlv_put_u64(&n, 0x02, rp->key_id)) != MK_OK ||
+	    (e = mk_tlv_put_string(&n, 0x03, rp->product_code)) != MK_OK ||
+	    (e = mk_tlv_put_string(&n, 0x04, rp->mfg_seq)) != MK_OK ||
+	    (e = mk_tlv_put_string(&n, 0x05, rp->indicia_serial)) != MK_OK ||
+	    (e = mk_tlv_put_string(&n, 0x06, rp->country)) != MK_OK ||
+	    (e = mk_tlv_put_u64(&n, 0x07, (uint64_t)rp->date)) != MK_OK || (e = mk_tlv_end(w, &n)) != MK_OK)
+		return e;
+	return mk_tlv_put_bytes(w, 0x03, rp->mac, sizeof(rp->mac));
+}
+
+/* One key's MR2 -> MR3: Brass checks the report against the INSTALLED
+ * record; the archive takes the ACTIVE record Brass signed. */
+static enum mk_err register_key(struct mk_kms *k, const struct mk_meter_report *rp)
+{
+	char brass[MK_BOX_ID_LEN + 1] = "";
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_buf *enc = mk_buf_new(REC_CAP), *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *b = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (rec == NULL || enc == NULL || params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = pick_box(k, MK_BOX_BRASS, rp->domain, NULL, brass)) != MK_OK ||
+	    (e = mk_archive_get_key(k->archive, rp->domain, rp->key_id, rec)) != MK_OK ||
+	    (e = mk_key_record_encode(rec, enc)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (e = put_report(&w, rp)) != MK_OK)
+		goto out;
+	if ((e = open_box(k, brass, &b)) != MK_OK)
+		goto out;
+	if ((e = call(k, b, MK_CMD_REGISTER, rp->domain, mk_kms_now(k), params, res)) != MK_OK) {
+		log_refusal(k, rp->domain, brass, rp->key_id, e);
+		goto out;
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_key_record_decode(p, n, rec)) != MK_OK)
+		goto out;
+	e = archive_update(k, rec, brass); /* MR3 */
+out:
+	mk_box_free(b);
+	free(rec);
+	mk_buf_free(enc);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/* The archive status of each of the meter's keys. */
+static enum mk_err key_statuses(struct mk_kms *k, const struct mk_meter_info *info,
+                                enum mk_key_status st[static MK_METER_MAX_KEYS])
+{
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	enum mk_err e = MK_OK;
+
+	if (rec == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < MK_METER_MAX_KEYS; i++) {
+		st[i] = 0;
+		if (i >= info->nkeys)
+			continue;
+		if ((e = mk_archive_get_key(k->archive, info->keys[i].domain, info->keys[i].key_id, rec)) != MK_OK)
+			break;
+		st[i] = rec->status;
+	}
+	free(rec);
+	return e;
+}
+
+enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const char *indicia_serial,
+                                  const char *country, int64_t date)
+{
+	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
+	struct mk_meter_report rp;
+	enum mk_key_status st[MK_METER_MAX_KEYS];
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (date == 0)
+		date = mk_kms_now(k);
+	if (!ident_safe(indicia_serial))
+		return fail(k, MK_ERR_INVALID_ARG, "indicia serial number: 1-%d letters and digits", MK_IDENT_MAX);
+	if (!mk_domain_id_valid(country))
+		return fail(k, MK_ERR_INVALID_ARG, "country \"%s\" is not a sub-domain ID", country);
+	if (date > mk_kms_now(k))
+		return fail(k, MK_RC_TIME_NOT_INCREASING, "registration date after the KMS time");
+	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		goto out;
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
+		fail(k, e, "meter %s did not answer", meter_id);
+		goto out;
+	}
+	if (info.nkeys == 0) {
+		e = fail(k, MK_ERR_STATE, "meter %s holds no key", meter_id);
+		goto out;
+	}
+	if ((e = key_statuses(k, &info, st)) != MK_OK) {
+		fail(k, e, "meter %s holds a key the archive does not know", meter_id);
+		goto out;
+	}
+	/* Everything is checked before the meter changes. */
+	for (size_t i = 0; i < info.nkeys; i++) {
+		if (mk_archive_has_subdomain(k->archive, info.keys[i].domain, country) != MK_OK) {
+			e = fail(k, MK_RC_DOMAIN_UNKNOWN, "%s is not a country sub-domain of %s", country,
+			         info.keys[i].domain);
+			goto out;
+		}
+		if (st[i] != MK_KEY_INSTALLED && !(st[i] == MK_KEY_ACTIVE && info.state == MK_METER_REGISTERED)) {
+			e = fail(k, MK_RC_TRANSITION_FORBIDDEN, "key %s/%llu of meter %s is %s, not INSTALLED",
+			         info.keys[i].domain, (unsigned long long)info.keys[i].key_id, meter_id,
+			         mk_key_status_name(st[i]));
+			goto out;
+		}
+	}
+	if (info.state == MK_METER_REGISTERED) {
+		/* A registration interrupted after MR1 is finished; another one is not. */
+		if (strcmp(info.indicia_serial, indicia_serial) != 0 || strcmp(info.country, country) != 0) {
+			e = fail(k, MK_ERR_STATE, "meter %s is registered already (%s in %s)", meter_id,
+			         info.indicia_serial, info.country);
+			goto out;
+		}
+	} else if ((e = mk_meter_set_indicia(mc, indicia_serial, country, date)) != MK_OK) { /* MR1 in */
+		fail(k, e, "meter %s refused its indicia serial number", meter_id);
+		goto out;
+	}
+	for (size_t i = 0; i < info.nkeys; i++) {
+		if (st[i] == MK_KEY_ACTIVE)
+			continue;
+		if ((e = mk_meter_get_report(mc, info.keys[i].domain, &rp)) != MK_OK) { /* MR1 out */
+			fail(k, e, "meter %s gave no registration report for %s", meter_id, info.keys[i].domain);
+			goto out;
+		}
+		e = register_key(k, &rp);
+		OPENSSL_cleanse(&rp, sizeof(rp));
+		if (e != MK_OK)
+			goto out;
+	}
+out:
+	mk_meter_disconnect(mc);
+	return e;
+}
+
+/* ---- Retirement (Fig. 27) ------------------------------------------------------------------- */
+
+static enum mk_err obsolete_key(struct mk_kms *k, const char *domain, uint64_t key_id)
+{
+	char brass[MK_BOX_ID_LEN + 1] = "";
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_buf *enc = mk_buf_new(REC_CAP), *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *b = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (rec == NULL || enc == NULL || params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK ||
+	    (e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK ||
+	    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (e = open_box(k, brass, &b)) != MK_OK)
+		goto out;
+	if ((e = call(k, b, MK_CMD_OBSOLETE, domain, mk_kms_now(k), params, res)) != MK_OK) {
+		log_refusal(k, domain, brass, key_id, e);
+		goto out;
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_key_record_decode(p, n, rec)) != MK_OK)
+		goto out;
+	e = archive_update(k, rec, brass);
+out:
+	mk_box_free(b);
+	free(rec);
+	mk_buf_free(enc);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id)
+{
+	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
+	enum mk_key_status st[MK_METER_MAX_KEYS];
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		goto out;
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
+		fail(k, e, "meter %s did not answer", meter_id);
+		goto out;
+	}
+	if (info.state == MK_METER_RETIRED) {
+		e = fail(k, MK_ERR_STATE, "meter %s is retired already", meter_id);
+		goto out;
+	}
+	if ((e = key_statuses(k, &info, st)) != MK_OK) {
+		fail(k, e, "meter %s holds a key the archive does not know", meter_id);
+		goto out;
+	}
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (st[i] != MK_KEY_ACTIVE && st[i] != MK_KEY_OBSOLETE) {
+			e = fail(k, MK_RC_TRANSITION_FORBIDDEN, "key %s/%llu of meter %s is %s: only ACTIVE keys become OBSOLETE",
+			         info.keys[i].domain, (unsigned long long)info.keys[i].key_id, meter_id,
+			         mk_key_status_name(st[i]));
+			goto out;
+		}
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (st[i] == MK_KEY_ACTIVE && (e = obsolete_key(k, info.keys[i].domain, info.keys[i].key_id)) != MK_OK)
+			goto out;
+	if ((e = mk_meter_retire(mc)) != MK_OK)
+		fail(k, e, "meter %s refused to retire", meter_id);
+out:
+	mk_meter_disconnect(mc);
+	return e;
+}
+
+/* ---- Listing meters -------------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum mk_err mk_kms_meter_list(struct mk_kms *k, int (*fn)(void *ctx, const struct mk_kms_meter *m),
+                              void *ctx)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct mk_kms_meter m;
+	struct dirent *de;
+	DIR *d;
+	enum mk_err e = MK_OK;
+
+	if (!pathf(k, dir, sizeof(dir), "meters") || (d = opendir(dir)) == NULL)
+		return fail(k, MK_ERR_IO, "cannot read the meters of this home");
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len <= 4 || len - 4 > MK_METER_ID_MAX || strcmp(de->d_name + len - 4, ".nvm") != 0)
+			continue;
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? 2 * cap : 16) * sizeof(*names));
+
+			if (nn == NULL) {
+				e = MK_ERR_NOMEM;
+				break;
+			}
+			names = nn;
+		}
+		if ((names[n] = strndup(de->d_name, len - 4)) == NULL) {
+			e = MK_ERR_NOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (e == MK_OK)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n && e == MK_OK; i++) {
+		memset(&m, 0, sizeof(m));
+		snprintf(m.id, sizeof(m.id), "%s", names[i]);
+		if (snprintf(path, sizeof(path), "%s/%s.nvm", dir, names[i]) >= (int)sizeof(path) ||
+		    (e = mk_meter_nvm_info(path, &m.info)) != MK_OK) {
+			fail(k, e, "meter %s: NVM unreadable", names[i]);
+			break;
+		}
+		if ((e = key_statuses(k, &m.info, m.status)) != MK_OK)
+			e = MK_OK; /* shown as unknown */
+		if (fn(ctx, &m) != 0)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return e;
+}
