@@ -580,13 +580,13 @@ static enum mk_err write_version(struct mk_archive *a, struct domain_state *ds,
 		MK_DB_TEXT_VAL(rec->product_code), MK_DB_TEXT_VAL(rec->mfg_seq), MK_DB_INT_VAL(seq),
 		MK_DB_BLOB_VAL(mk_buf_data(enc), mk_buf_len(enc)),
 	};
-	struct mk_db_val upd[] = { key[0], key[1], key[2], key[5], key[6] };
+	struct mk_db_val upd[] = { key[0], key[1], key[2], key[3], key[4], key[5], key[6] };
 	struct mk_db_val hist[] = { key[0], key[1], MK_DB_INT_VAL(seq), key[2],
 		                    MK_DB_INT_VAL(rec->status_time), key[6] };
 	enum mk_err r;
 
 	r = insert ? query(a, S_KEY_INSERT, key, 7, NULL, NULL, NULL)
-	           : query(a, S_KEY_UPDATE, upd, 5, NULL, NULL, NULL);
+	           : query(a, S_KEY_UPDATE, upd, 7, NULL, NULL, NULL);
 	if (r == MK_ERR_DB_CONSTRAINT)
 		return MK_RC_RECORD_EXISTS;
 	if (r != MK_OK || (r = query(a, S_HIST_INSERT, hist, 6, NULL, NULL, NULL)) != MK_OK)

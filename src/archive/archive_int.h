@@ -120,8 +120,8 @@ struct mk_db_ops {
 	  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 0)                                               \
 	X(S_KEY_GET, "SELECT version, record FROM keys WHERE domain = $1 AND key_id = $2", 0)     \
 	X(S_KEY_UPDATE,                                                                          \
-	  "UPDATE keys SET status = $3, version = $4, record = $5 "                               \
-	  "WHERE domain = $1 AND key_id = $2", 0)                                                 \
+	  "UPDATE keys SET status = $3, product_code = $4, mfg_seq = $5, version = $6, "          \
+	  "record = $7 WHERE domain = $1 AND key_id = $2", 0)                                     \
 	X(S_KEY_FIND_DEVICE,                                                                     \
 	  "SELECT version, record FROM keys WHERE domain = $1 AND product_code = $2 AND "         \
 	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
