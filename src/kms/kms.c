@@ -986,6 +986,34 @@ static void mark_bad(struct mk_kms *k, const char *domain, uint64_t key_id, enum
 
 /* ---- Installation (MI4'-MI10) ----------------------------------------------------------- */
 
+/* A key is generated or sent only for a meter that can take it: not
+ * retired, and holding no key of the domain yet (the meter would refuse, and
+ * the key would be spent as BAD). domain NULL: the record's, checked later
+ * by the meter itself. */
+static enum mk_err meter_can_take(struct mk_kms *k, const char *meter_id, const char *domain)
+{
+	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
+	enum mk_err e;
+
+	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		return e;
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
+		fail(k, e, "meter %s did not answer", meter_id);
+	} else if (info.state == MK_METER_RETIRED) {
+		e = fail(k, MK_ERR_STATE, "meter %s is retired", meter_id);
+	} else {
+		for (size_t i = 0; i < info.nkeys && domain != NULL; i++)
+			if (strcmp(info.keys[i].domain, domain) == 0) {
+				e = fail(k, MK_RC_RECORD_EXISTS, "meter %s holds key %s/%llu already", meter_id,
+				         domain, (unsigned long long)info.keys[i].key_id);
+				break;
+			}
+	}
+	mk_meter_disconnect(mc);
+	return e;
+}
+
 struct install_ctx {
 	char domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1], brass[MK_BOX_ID_LEN + 1];
 	uint64_t key_id;
@@ -1074,7 +1102,8 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK)
+	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK ||
+	    (e = meter_can_take(k, meter_id, domain)) != MK_OK)
 		goto out;
 	if (record_path == NULL) {
 		if (domain == NULL) {
@@ -1208,9 +1237,10 @@ out:
 	return e;
 }
 
-/* The archive status of each of the meter's keys. */
+/* The archive status of each of the meter's keys, and the latest time of
+ * any of them in *latestp (when not NULL). */
 static enum mk_err key_statuses(struct mk_kms *k, const struct mk_meter_info *info,
-                                enum mk_key_status st[static MK_METER_MAX_KEYS])
+                                enum mk_key_status st[static MK_METER_MAX_KEYS], int64_t *latestp)
 {
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
 	enum mk_err e = MK_OK;
@@ -1224,6 +1254,8 @@ static enum mk_err key_statuses(struct mk_kms *k, const struct mk_meter_info *in
 		if ((e = mk_archive_get_key(k->archive, info->keys[i].domain, info->keys[i].key_id, rec)) != MK_OK)
 			break;
 		st[i] = rec->status;
+		if (latestp != NULL && rec->status_time > *latestp)
+			*latestp = rec->status_time;
 	}
 	free(rec);
 	return e;
@@ -1236,6 +1268,7 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 	struct mk_meter_info info;
 	struct mk_meter_report rp;
 	enum mk_key_status st[MK_METER_MAX_KEYS];
+	int64_t latest = 0;
 	enum mk_err e;
 
 	k->detail[0] = '\0';
@@ -1257,11 +1290,16 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 		e = fail(k, MK_ERR_STATE, "meter %s holds no key", meter_id);
 		goto out;
 	}
-	if ((e = key_statuses(k, &info, st)) != MK_OK) {
+	if ((e = key_statuses(k, &info, st, &latest)) != MK_OK) {
 		fail(k, e, "meter %s holds a key the archive does not know", meter_id);
 		goto out;
 	}
 	/* Everything is checked before the meter changes. */
+	if (date < latest || mk_kms_now(k) < latest) {
+		e = fail(k, MK_RC_TIME_NOT_INCREASING, "registration of meter %s dated before its keys' last event",
+		         meter_id);
+		goto out;
+	}
 	for (size_t i = 0; i < info.nkeys; i++) {
 		if (mk_archive_has_subdomain(k->archive, info.keys[i].domain, country) != MK_OK) {
 			e = fail(k, MK_RC_DOMAIN_UNKNOWN, "%s is not a country sub-domain of %s", country,
@@ -1364,7 +1402,7 @@ enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id)
 		e = fail(k, MK_ERR_STATE, "meter %s is retired already", meter_id);
 		goto out;
 	}
-	if ((e = key_statuses(k, &info, st)) != MK_OK) {
+	if ((e = key_statuses(k, &info, st, NULL)) != MK_OK) {
 		fail(k, e, "meter %s holds a key the archive does not know", meter_id);
 		goto out;
 	}
@@ -1436,7 +1474,7 @@ enum mk_err mk_kms_meter_list(struct mk_kms *k, int (*fn)(void *ctx, const struc
 			fail(k, e, "meter %s: NVM unreadable", names[i]);
 			break;
 		}
-		if ((e = key_statuses(k, &m.info, m.status)) != MK_OK)
+		if ((e = key_statuses(k, &m.info, m.status, NULL)) != MK_OK)
 			e = MK_OK; /* shown as unknown */
 		if (fn(ctx, &m) != 0)
 			break;

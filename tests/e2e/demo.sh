@@ -1,54 +1,57 @@
 #!/usr/bin/env bash
-# meterkey demo: every step passes, every refusal it shows happens, and the
-# framed link really went through NAK and resend.
+# meterkey demo: the life of a fleet through the KMS, in text and in JSON,
+# and the auditor's commands on the archive it leaves.
 . "$(dirname "$0")/lib.bash"
 
-expect 0 "$MK" demo --dir "$T"
+H="$T/home"
+expect 0 "$MK" demo --home "$H"
 grep_out "demo complete" "$T/out"
-grep_out "known-answer tests.*ok" "$T/out"
-grep_out "two shares (one operator absent).*refused: share: fewer shares" "$T/out"
-grep_out "one bit changed on its medium.*refused: share: file corrupted" "$T/out"
-grep_out "key ID changed.*refused: signature does not verify" "$T/out"
-grep_out "same key (check values agree).*ok" "$T/out"
-grep_out "line: meter answered NAK" "$T/out"
-grep_out "meter acknowledged it intact.*ok" "$T/out"
-grep_out "meter: received 184 bytes, the host sent 184" "$T/out"
-[ "$(ls "$T" | grep -c share)" = 3 ] || { echo "FAIL: --dir should keep 3 share files"; fails=$((fails+1)); }
-grep_out "NEW -> ACTIVE, skipping installation.*refused: status transition" "$T/out"
-grep_out "key ID the counter never gave.*refused: key ID not allocated" "$T/out"
-grep_out "dated before the registration.*refused: time precedes" "$T/out"
-grep_out "INSTALLED -> ACTIVE (registered in US).*ok" "$T/out"
-grep_out "audit chain of domain VE verifies.*ok" "$T/out"
+grep_out "First Manufacturing Box M00000001" "$T/out"
+grep_out "O00000001 for VE, USPS, EARTH" "$T/out"
+grep_out "EA200-000004 as DE00000004 in EARTH/DE and VE/DE" "$T/out"
+grep_out "PM100-000001   retired .* VE/1 OBSOLETE USPS/1 OBSOLETE" "$T/out"
+grep_out "EA200-000004   registered   DE00000004  DE  VE/4 ACTIVE EARTH/1 ACTIVE" "$T/out"
+grep_out "5 meters, 10 keys installed, 8 active, 2 obsolete; audit chains verify" "$T/out"
+for d in VE USPS EARTH; do grep_out "$d *verifies" "$T/out"; done
 
-# the auditor's commands on the archive the demo left
-A="sqlite:$T/archive.db"
+# the home it leaves is a working KMS home: meter list agrees, in JSON too
+expect 0 "$MK" meter list --home "$H" --json
+grep_out '"id":"PM100-000001","state":"retired"' "$T/out"
+[ "$(grep -o '"state":"registered"' "$T/out" | wc -l)" = 4 ] || { echo "FAIL: 4 registered meters expected"; fails=$((fails+1)); }
+expect 0 "$MK" box list --home "$H"
+grep_out "B00000001 VE USPS EARTH" "$T/out"
+
+# the auditor's commands on its archive
+A="sqlite:$H/archive.db"
 expect 0 "$MK" archive verify --archive "$A" --domain VE
-grep_out "audit log verifies (6 entries)" "$T/out"
-expect 0 "$MK" archive history --archive "$A" --domain VE --key 1
+grep_out "audit log verifies" "$T/out"
+expect 0 "$MK" archive history --archive "$A" --domain USPS --key 1
 grep_out "1  NEW" "$T/out"
-grep_out "3  ACTIVE .*signer B00000001  serial IS000001" "$T/out"
+grep_out "2  INSTALLED" "$T/out"
+grep_out "3  ACTIVE .*signer B00000001  serial US00000001" "$T/out"
+grep_out "4  OBSOLETE" "$T/out"
 expect 0 "$MK" archive errors --archive "$A" --domain VE
 grep_out "0 error(s) logged" "$T/out"
-expect 1 "$MK" archive history --archive "$A" --domain VE --key 2
-grep_out "record not known" "$T/err"
-expect 1 "$MK" archive verify --archive "$A" --domain USPS
-grep_out "domain not known" "$T/err"
-expect 1 "$MK" archive verify --archive "mysql://x" --domain VE
-grep_out "neither sqlite:PATH nor postgresql" "$T/err"
-expect 2 "$MK" archive verify --archive "$A" --domain ve
-expect 2 "$MK" archive history --archive "$A" --domain VE --key 0
-expect 2 "$MK" archive verify --domain VE
-# a row changed behind the archive's back is caught, and named
-sqlite3 "$T/archive.db" "UPDATE key_history SET time = time + 1 WHERE seq = 2"
+# a row changed behind the archive's back is caught
+sqlite3 "$H/archive.db" "UPDATE key_history SET time = time + 1 WHERE domain = 'VE' AND seq = 2 AND key_id = 3"
 expect 1 "$MK" archive verify --archive "$A" --domain VE
-grep_out "does NOT verify: first bad entry 5" "$T/out"
-# no key or secret in clear: the only long hex is the message (public) dump
+grep_out "does NOT verify" "$T/out"
+
+# JSON: one object with the fleet's figures, nothing else on stdout
+expect 0 "$MK" demo --json
+[ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: --json prints one line"; fails=$((fails+1)); }
+for kv in '"meters":5' '"keys_installed":10' '"keys_active":8' '"keys_obsolete":2' '"audit_ok":true'; do
+  grep_out "$kv" "$T/out"
+done
+
+# no secret in what the demo prints
 ! grep -Eq '[0-9a-f]{32}' "$T/out" || { echo "FAIL: 16+ bytes of unbroken hex in output"; fails=$((fails+1)); }
 
-# a second run into the same directory must refuse to overwrite the shares
-expect 1 "$MK" demo --dir "$T"
-grep_out "demo FAILED" "$T/out"
+# a home that holds a KMS is refused; usage errors
+expect 1 "$MK" demo --home "$H"
+grep_out "holds a KMS already" "$T/err"
 expect 2 "$MK" demo --bogus
 expect 2 "$MK" demo extra
+expect 2 "$MK" demo --time 2026-01-01
 expect 0 "$MK" demo --help
 finish

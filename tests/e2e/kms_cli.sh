@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# The KMS commands as an operator runs them: each step, each refusal with its
+# own error, and the archive left unchanged by a refusal.
+. "$(dirname "$0")/lib.bash"
+
+export METERKEY_HOME="$T/h"
+A="sqlite:$METERKEY_HOME/archive.db"
+
+# versions COUNT DOMAIN KEY: the archive holds COUNT versions of the record
+versions() {
+  local n
+  n=$("$MK" archive history --archive "$A" --domain "$2" --key "$3" 2>/dev/null | grep -cE '^ *[0-9]+  [A-Z]+')
+  [ "$n" = "$1" ] || { echo "FAIL: $2/$3 has $n versions, expected $1"; fails=$((fails+1)); }
+}
+# path_of: the install_record of a `key request --json` answer in $T/out
+path_of() { sed -n 's/.*"install_record":"\([^"]*\)".*/\1/p' "$T/out"; }
+
+expect 1 "$MK" domain create VE --country US
+grep_out "no Manufacturing Box in this home" "$T/err"
+expect 0 "$MK" init
+grep_out "M00000001 initialised" "$T/out"
+[ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000001\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 operator shares"; fails=$((fails+1)); }
+[ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000001-dks\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 DKS shares"; fails=$((fails+1)); }
+expect 1 "$MK" init
+grep_out "has a Manufacturing Box already" "$T/err"
+expect 0 "$MK" domain create VE --country US --country DE
+expect 0 "$MK" domain create USPS --country US --json
+grep_out '"ok":true,"domain":"USPS","countries":\["US"\]' "$T/out"
+expect 1 "$MK" domain create VE --country US
+grep_out "domain VE exists" "$T/err"
+expect 2 "$MK" domain create UKRM
+expect 1 "$MK" domain create uk --country GB
+grep_out "not 2-8 characters" "$T/err"
+expect 0 "$MK" box init --type oak --domain VE --domain USPS
+grep_out "box O00000001 initialised for VE, USPS" "$T/out"
+expect 0 "$MK" box init --type steel --domain VE --domain USPS
+expect 0 "$MK" box init --type steel --domain VE --domain USPS
+grep_out "S00000002" "$T/out"
+expect 0 "$MK" box init --type brass --domain VE --domain USPS --json
+grep_out '"box":"B00000001"' "$T/out"
+expect 2 "$MK" box init --type tin --domain VE
+expect 1 "$MK" box init --type oak --domain NOPE
+grep_out "domain not known" "$T/err"
+for n in 1 2 3; do expect 0 "$MK" meter create --product-code PM100 --msn 00000$n; done
+expect 1 "$MK" meter create --product-code PM100 --msn 000001
+expect 1 "$MK" meter create --product-code 'PM/1' --msn 1
+expect 0 "$MK" meter list --json
+grep_out '"id":"PM100-000001","state":"manufactured"' "$T/out"
+
+# happy path for one key
+expect 0 "$MK" meter install --meter PM100-000001 --domain VE --json
+grep_out '"status":"INSTALLED"' "$T/out"
+versions 2 VE 1
+
+# an install record for S00000002 presented to S00000001: refused, still NEW
+expect 0 "$MK" key request --domain USPS --steel S00000002 --json
+R=$(path_of); cp "$R" "$T/usps1.mi4"
+expect 1 "$MK" meter install --meter PM100-000001 --record "$R" --steel S00000001
+grep_out "record addressed to another box (MK_RC_WRONG_BOX)" "$T/err"
+versions 1 USPS 1
+# the same record presented in domain VE: refused by the domain check
+expect 1 "$MK" meter install --meter PM100-000002 --record "$R" --domain VE --steel S00000002
+grep_out "belongs to another domain (MK_RC_WRONG_DOMAIN)" "$T/err"
+versions 1 USPS 1
+# one changed byte (in the signature, at the end): refused
+cp "$R" "$T/flip.mi4"
+printf '\x55' | dd of="$T/flip.mi4" bs=1 seek=$(( $(stat -c %s "$R") - 3 )) conv=notrunc 2>/dev/null
+expect 1 "$MK" meter install --meter PM100-000001 --record "$T/flip.mi4"
+grep_out "MK_RC_SIGNATURE_INVALID" "$T/err"
+versions 1 USPS 1
+# delivered to the right Steel box it installs
+expect 0 "$MK" meter install --meter PM100-000001 --record "$R"
+grep_out "USPS/1 INSTALLED (Steel S00000002" "$T/out"
+versions 2 USPS 1
+# replayed: refused, the second meter gets nothing
+expect 1 "$MK" meter install --meter PM100-000002 --record "$T/usps1.mi4"
+grep_out "key ID not greater than the last one seen (MK_RC_KEY_ID_NOT_NEW)" "$T/err"
+versions 2 USPS 1
+expect 0 "$MK" meter list --json
+grep_out '"id":"PM100-000002","state":"manufactured","product_code":"PM100","mfg_seq":"000002","indicia_serial":"","country":"","keys":\[\]' "$T/out"
+# every refusal is in the domain's error log
+expect 0 "$MK" archive errors --archive "$A" --domain USPS
+grep_out "MK_RC_WRONG_BOX" "$T/out"
+grep_out "MK_RC_KEY_ID_NOT_NEW" "$T/out"
+
+# outside the lifecycle: retiring a meter whose keys are only INSTALLED
+expect 1 "$MK" meter retire --meter PM100-000001
+grep_out "only ACTIVE keys become OBSOLETE: .*(MK_RC_TRANSITION_FORBIDDEN)" "$T/err"
+versions 2 VE 1
+# a time earlier than the key's last event
+expect 1 "$MK" meter register --meter PM100-000001 --indicia US1 --country US --time 2020-01-01
+grep_out "MK_RC_TIME_NOT_INCREASING" "$T/err"
+expect 1 "$MK" meter register --meter PM100-000001 --indicia US1 --country FR
+grep_out "FR is not a country sub-domain of VE" "$T/err"
+expect 0 "$MK" meter list --json
+grep_out '"id":"PM100-000001","state":"manufactured"' "$T/out"
+versions 2 VE 1
+# registered: ACTIVE; a second registration refused
+expect 0 "$MK" meter register --meter PM100-000001 --indicia US1 --country US
+grep_out "its keys are ACTIVE" "$T/out"
+versions 3 VE 1
+versions 3 USPS 1
+expect 1 "$MK" meter register --meter PM100-000001 --indicia US9 --country US
+grep_out "registered already" "$T/err"
+versions 3 VE 1
+# retired: OBSOLETE, and never again
+expect 0 "$MK" meter retire --meter PM100-000001 --json
+grep_out '"state":"retired"' "$T/out"
+versions 4 USPS 1
+expect 1 "$MK" meter retire --meter PM100-000001
+grep_out "retired already" "$T/err"
+expect 1 "$MK" meter install --meter PM100-000001 --domain VE
+grep_out "meter PM100-000001 is retired" "$T/err"
+versions 4 VE 1
+
+# operator shares: too few, foreign, corrupted -> the box stays disabled
+S="$METERKEY_HOME/shares"
+expect 0 "$MK" box check --box O00000001
+grep_out "enabled" "$T/out"
+mv "$S/O00000001.2.share" "$T/"
+expect 1 "$MK" key request --domain VE
+grep_out "box O00000001 stays disabled.*fewer shares than the threshold" "$T/err"
+expect 1 "$MK" box check --box O00000001 --json
+grep_out '"name":"MK_ERR_SHARE_TOO_FEW"' "$T/out"
+cp "$S/S00000001.2.share" "$S/O00000001.2.share"
+expect 1 "$MK" box check --box O00000001
+grep_out "belongs to another box" "$T/err"
+cp "$T/O00000001.2.share" "$S/O00000001.2.share"
+printf '\x01' | dd of="$S/O00000001.2.share" bs=1 seek=60 conv=notrunc 2>/dev/null
+expect 1 "$MK" box check --box O00000001
+grep_out "share: file corrupted" "$T/err"
+cp "$T/O00000001.2.share" "$S/O00000001.2.share"
+expect 0 "$MK" box check --box O00000001
+# the counter did not move while Oak was disabled: the next key is VE/2
+expect 0 "$MK" key request --domain VE --json
+grep_out '"key_id":2' "$T/out"
+
+# no home, bad options
+unset METERKEY_HOME
+expect 1 "$MK" meter list
+grep_out "no home" "$T/err"
+expect 2 "$MK" meter list --home "$T/h" --bogus
+expect 2 "$MK" meter install --home "$T/h" --meter PM100-000001
+expect 2 "$MK" meter register --home "$T/h" --meter X --indicia Y --country US --date yesterday
+expect 0 "$MK" meter --help
+finish
