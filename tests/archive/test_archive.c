@@ -456,6 +456,50 @@ static void test_find_device_key(void **state)
 	assert_rec_equal(&got, &r1);
 }
 
+/* MI3 knows no meter: a NEW record may name no device; the move to INSTALLED
+ * (or BAD) names it, once; the device columns follow, so find_device_key
+ * sees it and the audit chain verifies. Every other way of naming or
+ * renaming a device is refused. */
+static void test_device_named_at_install(void **state)
+{
+	struct fx *f = *state;
+	struct mk_key_record r, next, got, bad;
+	uint64_t id = 0, id2 = 0;
+
+	assert_rc(mk_archive_next_key_id(f->a, "VE", &id), MK_OK);
+	trec_new(&r, "VE", id, T0, "", "");
+	assert_rc(mk_archive_put_key(f->a, &r), MK_OK);
+	assert_rc(mk_archive_find_device_key(f->a, "VE", "PC100", "M0009", &got), MK_RC_RECORD_UNKNOWN);
+	/* half a device is no device */
+	assert_rc(mk_archive_next_key_id(f->a, "VE", &id2), MK_OK);
+	trec_new(&bad, "VE", id2, T0, "PC100", "");
+	put_refused(f->a, &bad, MK_ERR_INVALID_ARG);
+	/* INSTALLED without a device: refused */
+	trec_move(&r, &next, MK_KEY_INSTALLED, T0 + 100, "US");
+	update_refused(f->a, &next, MK_ERR_INVALID_ARG);
+	/* named on the move to INSTALLED */
+	strcpy(next.product_code, "PC100");
+	strcpy(next.mfg_seq, "M0009");
+	assert_rc(mk_archive_update_key(f->a, &next), MK_OK);
+	assert_rc(mk_archive_find_device_key(f->a, "VE", "PC100", "M0009", &got), MK_OK);
+	assert_rec_equal(&got, &next);
+	/* never renamed after */
+	trec_move(&next, &r, MK_KEY_ACTIVE, T0 + 200, "US");
+	strcpy(r.mfg_seq, "M0010");
+	update_refused(f->a, &r, MK_RC_PARAM_MISMATCH);
+	strcpy(r.mfg_seq, "M0009");
+	assert_rc(mk_archive_update_key(f->a, &r), MK_OK);
+	(void)taudit_ok(f->a, "VE");
+	/* a NEW record with no device may also go BAD with none (the meter was
+	 * never reached) */
+	trec_new(&bad, "VE", id2, T0, "", "");
+	assert_rc(mk_archive_put_key(f->a, &bad), MK_OK);
+	trec_move(&bad, &next, MK_KEY_BAD, T0 + 100, "US");
+	next.product_code[0] = next.mfg_seq[0] = '\0';
+	assert_rc(mk_archive_update_key(f->a, &next), MK_OK);
+	(void)taudit_ok(f->a, "VE");
+}
+
 /* ---- the lifecycle ---------------------------------------------------------------------------- */
 
 /* The moves that take a NEW record to each status. */
@@ -1820,6 +1864,7 @@ int main(void)
 		T(test_put_keys_all_or_nothing),
 		T(test_put_key_and_get),
 		T(test_put_key_refusals),
+		T(test_device_named_at_install),
 		T(test_find_device_key),
 		T(test_every_transition),
 		T(test_update_unknown_record),
