@@ -711,7 +711,8 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct m
 	if (mk_box_id_parse(id, &t, &number) != MK_OK || t != b->type || number == 0)
 		return MK_RC_BOX_ID_INVALID;
 	memcpy(b->id, id, sizeof(id));
-	if ((e = mk_ec_keygen(b->rng, &b->startup_conf)) != MK_OK ||
+	if ((b->type == MK_BOX_MANUFACTURING && (e = mfg_state_new(b)) != MK_OK) ||
+	    (e = mk_ec_keygen(b->rng, &b->startup_conf)) != MK_OK ||
 	    (e = box_make_shares(b, k, n)) != MK_OK || (e = box_save(b)) != MK_OK)
 		goto fail;
 	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
@@ -780,6 +781,12 @@ enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
 		goto out;
 	if (mk_ec_unwrap(b->startup_conf, mk_buf_data(info), mk_buf_len(info), wrapped, wn, &pkg) != MK_OK) {
 		e = MK_RC_DECRYPT_FAILED;
+		goto out;
+	}
+	if (b->type == MK_BOX_MANUFACTURING) {
+		/* A Domain Manufacturing Process: the key set and the domain keys. */
+		if ((e = mfg_take_process(b, domain, mk_secret_cdata(pkg), mk_secret_len(pkg))) == MK_OK)
+			e = box_save(b);
 		goto out;
 	}
 	d = &b->domains[b->ndomains];

@@ -102,6 +102,10 @@ MK_WUR enum mk_err box_write_shares(struct mk_box *b, const char *what, const ui
 MK_WUR enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w);
 MK_WUR enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r);
 void mfg_state_free(struct mfg_state *m);
+/* An additional Manufacturing Box: its empty state at Set Secure Box ID, and
+ * a Domain Manufacturing Process taken (mfg.c). */
+MK_WUR enum mk_err mfg_state_new(struct mk_box *b);
+MK_WUR enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n);
 
 /* Parses a decrypted domain process package into d (formats.md §8.3). */
 MK_WUR enum mk_err box_domain_load(struct box_domain *d, const uint8_t *p, size_t n);

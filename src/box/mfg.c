@@ -51,6 +51,8 @@ enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0
 
 #define PKG_CAP 4096
 
+static enum mk_err key_set_encode(const struct mfg_state *m, struct mk_tlv_writer *w);
+
 static int type_index(enum mk_box_type t)
 {
 	for (int i = 0; i < NTYPES; i++)
@@ -81,14 +83,10 @@ enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
 
 	if (m == NULL)
 		return MK_ERR_STATE;
-	if ((r = mk_tlv_begin(w, M_AUTH, &l)) != MK_OK)
+	/* An additional box has no key set until its first process arrives. */
+	if (m->startup_auth[0] != NULL && (r = key_set_encode(m, w)) != MK_OK)
 		return r;
-	for (int i = 0; i < NTYPES; i++)
-		if ((r = box_put_priv(&l, (uint8_t)(i + 1), m->startup_auth[i])) != MK_OK)
-			return r;
-	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = box_put_priv(w, M_DKS_CONF, m->dks_conf)) != MK_OK ||
-	    (r = box_put_priv(w, M_DKS_AUTH, m->dks_auth)) != MK_OK ||
-	    (r = mk_tlv_begin(w, M_NEXT, &l)) != MK_OK)
+	if ((r = mk_tlv_begin(w, M_NEXT, &l)) != MK_OK)
 		return r;
 	for (int i = 0; i < NTYPES; i++)
 		if ((r = mk_tlv_put_u32(&l, (uint8_t)(i + 1), m->next[i])) != MK_OK)
@@ -113,6 +111,38 @@ enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
 	return mk_tlv_end(w, &l);
 }
 
+/* The key set every Manufacturing Box of the system holds: the startup
+ * authentication keys (M_AUTH) and the Domain Key Set. */
+static enum mk_err key_set_decode(struct mfg_state *m, struct mk_tlv_reader *r)
+{
+	struct mk_tlv_reader l;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_nested(r, M_AUTH, &l)) != MK_OK)
+		return e;
+	for (int i = 0; i < NTYPES; i++)
+		if ((e = box_get_priv(&l, (uint8_t)(i + 1), &m->startup_auth[i])) != MK_OK)
+			return e;
+	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = box_get_priv(r, M_DKS_CONF, &m->dks_conf)) != MK_OK)
+		return e;
+	return box_get_priv(r, M_DKS_AUTH, &m->dks_auth);
+}
+
+static enum mk_err key_set_encode(const struct mfg_state *m, struct mk_tlv_writer *w)
+{
+	struct mk_tlv_writer l;
+	enum mk_err r;
+
+	if ((r = mk_tlv_begin(w, M_AUTH, &l)) != MK_OK)
+		return r;
+	for (int i = 0; i < NTYPES; i++)
+		if ((r = box_put_priv(&l, (uint8_t)(i + 1), m->startup_auth[i])) != MK_OK)
+			return r;
+	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = box_put_priv(w, M_DKS_CONF, m->dks_conf)) != MK_OK)
+		return r;
+	return box_put_priv(w, M_DKS_AUTH, m->dks_auth);
+}
+
 /* Reads the DK's domain ID without keeping anything else. */
 static enum mk_err dk_domain(const uint8_t *p, size_t n, char out[static MK_DOMAIN_ID_MAX + 1])
 {
@@ -134,14 +164,13 @@ enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MK_ERR_NOMEM;
 	b->mfg = m;
-	if ((e = mk_tlv_get_nested(r, M_AUTH, &l)) != MK_OK)
+	if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
 		return e;
-	for (int i = 0; i < NTYPES; i++)
-		if ((e = box_get_priv(&l, (uint8_t)(i + 1), &m->startup_auth[i])) != MK_OK)
+	if (tag == M_AUTH) {
+		if ((e = key_set_decode(m, r)) != MK_OK)
 			return e;
-	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = box_get_priv(r, M_DKS_CONF, &m->dks_conf)) != MK_OK ||
-	    (e = box_get_priv(r, M_DKS_AUTH, &m->dks_auth)) != MK_OK ||
-	    (e = mk_tlv_get_nested(r, M_NEXT, &l)) != MK_OK)
+	}
+	if ((e = mk_tlv_get_nested(r, M_NEXT, &l)) != MK_OK)
 		return e;
 	for (int i = 0; i < NTYPES; i++)
 		if ((e = mk_tlv_get_u32(&l, (uint8_t)(i + 1), &m->next[i])) != MK_OK)
@@ -452,12 +481,14 @@ static enum mk_err cmd_init_box(void *box, const struct mk_box_request *req,
 	int ti;
 	enum mk_err e;
 
-	if ((e = mk_tlv_get_u8(params, 0x01, &type)) != MK_OK ||
-	    (e = share_policy(params, 0x02, MK_BOX_SHARES_DEFAULT, &k, &n)) != MK_OK)
+	if ((e = mk_tlv_get_u8(params, 0x01, &type)) != MK_OK)
 		return e;
 	ti = type_index((enum mk_box_type)type);
-	if (ti <= 0) /* additional Manufacturing Boxes: not in this version */
+	if (ti < 0)
 		return MK_ERR_CMD_PARAM_SYNTAX;
+	if ((e = share_policy(params, 0x02, ti == 0 ? MK_MFG_SHARES_DEFAULT : MK_BOX_SHARES_DEFAULT, &k,
+	                      &n)) != MK_OK)
+		return e;
 	if (m->nboxes == MK_MFG_MAX_BOXES || m->next[ti] > MK_BOX_NUMBER_MAX)
 		return MK_RC_RESOURCE_UNAVAILABLE;
 	x = &m->boxes[m->nboxes];
@@ -636,6 +667,139 @@ out:
 	return e;
 }
 
+/* Tags of a Manufacturing process package (formats.md §8.3). */
+enum { MP_DOMAIN = 0x01, MP_BOX_ID = 0x02, MP_KEY_SET = 0x03, MP_NEXT = 0x04, MP_KEYS = 0x05 };
+
+/*
+ * The Domain Manufacturing Process of an additional Manufacturing Box: the
+ * key set every Manufacturing Box holds (startup authentication keys, Domain
+ * Key Set), the box ID counters as this box has them, and the domain keys of
+ * one domain. All initialised Manufacturing Boxes hold identical key data.
+ */
+static enum mk_err mfg_package(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
+                               struct mk_buf *pkg)
+{
+	struct mfg_state *m = b->mfg;
+	struct mk_tlv_writer w, l;
+	enum mk_err e;
+
+	mk_tlv_writer_init(&w, pkg);
+	if ((e = mk_tlv_put_string(&w, MP_DOMAIN, d->id)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, MP_BOX_ID, box_id)) != MK_OK ||
+	    (e = mk_tlv_begin(&w, MP_KEY_SET, &l)) != MK_OK || (e = key_set_encode(m, &l)) != MK_OK ||
+	    (e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_begin(&w, MP_NEXT, &l)) != MK_OK)
+		return e;
+	for (int i = 0; i < NTYPES; i++)
+		if ((e = mk_tlv_put_u32(&l, (uint8_t)(i + 1), m->next[i])) != MK_OK)
+			return e;
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK)
+		return e;
+	return box_put_secret(&w, MP_KEYS, d->keys);
+}
+
+/* 1 when a and b are the same key (public halves compared). */
+static int same_key(const EVP_PKEY *a, const EVP_PKEY *b)
+{
+	uint8_t x[MK_EC_PUB_LEN], y[MK_EC_PUB_LEN];
+
+	return mk_ec_pub_encode(a, x) == MK_OK && mk_ec_pub_encode(b, y) == MK_OK &&
+	       memcmp(x, y, sizeof(x)) == 0;
+}
+
+enum mk_err mfg_state_new(struct mk_box *b)
+{
+	if (b->mfg == NULL && (b->mfg = calloc(1, sizeof(*b->mfg))) == NULL)
+		return MK_ERR_NOMEM;
+	return MK_OK;
+}
+
+/*
+ * An additional Manufacturing Box takes a Domain Manufacturing Process: the
+ * first one gives it the key set, every later one must carry the same key
+ * set (else MK_RC_PARAM_MISMATCH); the domain's keys are added. The caller
+ * seals the state.
+ */
+enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n)
+{
+	struct mfg_state *m = b->mfg, tmp;
+	struct mk_tlv_reader r, l;
+	char dom[MK_DOMAIN_ID_MAX + 1], id[MK_BOX_ID_LEN + 1];
+	const uint8_t *keys;
+	size_t kn;
+	uint32_t next[NTYPES];
+	struct mfg_domain *d;
+	int fresh;
+	enum mk_err e;
+
+	memset(&tmp, 0, sizeof(tmp));
+	mk_tlv_reader_init(&r, p, n);
+	if (mk_tlv_get_string(&r, MP_DOMAIN, 2, MK_DOMAIN_ID_MAX, dom, sizeof(dom)) != MK_OK ||
+	    mk_tlv_get_string(&r, MP_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id)) != MK_OK ||
+	    mk_tlv_get_nested(&r, MP_KEY_SET, &l) != MK_OK || key_set_decode(&tmp, &l) != MK_OK ||
+	    mk_tlv_reader_end(&l) != MK_OK || mk_tlv_get_nested(&r, MP_NEXT, &l) != MK_OK) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	for (int i = 0; i < NTYPES; i++)
+		if (mk_tlv_get_u32(&l, (uint8_t)(i + 1), &next[i]) != MK_OK) {
+			e = MK_RC_PARAM_MISMATCH;
+			goto out;
+		}
+	if (mk_tlv_reader_end(&l) != MK_OK || mk_tlv_get_bytes(&r, MP_KEYS, 1, PKG_CAP, &keys, &kn) != MK_OK ||
+	    mk_tlv_reader_end(&r) != MK_OK) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if (strcmp(dom, domain) != 0 || strcmp(id, b->id) != 0) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if (find_domain(m, dom) != NULL) {
+		e = MK_RC_RECORD_EXISTS;
+		goto out;
+	}
+	if (m->ndomains == MK_BOX_MAX_DOMAINS) {
+		e = MK_RC_RESOURCE_UNAVAILABLE;
+		goto out;
+	}
+	fresh = m->startup_auth[0] == NULL;
+	if (!fresh) {
+		for (int i = 0; i < NTYPES; i++)
+			if (!same_key(m->startup_auth[i], tmp.startup_auth[i])) {
+				e = MK_RC_PARAM_MISMATCH;
+				goto out;
+			}
+		if (!same_key(m->dks_conf, tmp.dks_conf) || !same_key(m->dks_auth, tmp.dks_auth)) {
+			e = MK_RC_PARAM_MISMATCH;
+			goto out;
+		}
+	}
+	d = &m->domains[m->ndomains];
+	memcpy(d->id, dom, sizeof(d->id));
+	if ((e = mk_secret_new_copy(keys, kn, &d->keys)) != MK_OK)
+		goto out;
+	m->ndomains++;
+	if (fresh) {
+		for (int i = 0; i < NTYPES; i++) {
+			m->startup_auth[i] = tmp.startup_auth[i];
+			tmp.startup_auth[i] = NULL;
+		}
+		m->dks_conf = tmp.dks_conf;
+		m->dks_auth = tmp.dks_auth;
+		tmp.dks_conf = tmp.dks_auth = NULL;
+	}
+	for (int i = 0; i < NTYPES; i++)
+		if (next[i] > m->next[i])
+			m->next[i] = next[i];
+	e = MK_OK;
+out:
+	for (int i = 0; i < NTYPES; i++)
+		EVP_PKEY_free(tmp.startup_auth[i]);
+	EVP_PKEY_free(tmp.dks_conf);
+	EVP_PKEY_free(tmp.dks_auth);
+	return e;
+}
+
 /*
  * Make Domain Process: the domain keys a box of the given type needs for the
  * request's domain, encrypted under that box's startup confidentiality key
@@ -659,7 +823,7 @@ static enum mk_err cmd_make_process(void *box, const struct mk_box_request *req,
 	if ((e = mk_tlv_get_string(params, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK)
 		return e;
 	if ((x = find_box(m, id)) == NULL || !x->accepted || mk_box_id_parse(id, &t, &number) != MK_OK ||
-	    (ti = type_index(t)) <= 0)
+	    (ti = type_index(t)) < 0)
 		return MK_RC_BOX_ID_INVALID;
 	pkg = mk_buf_new(PKG_CAP);
 	cert = mk_buf_new(MK_SIGNED_MAX);
@@ -671,7 +835,8 @@ static enum mk_err cmd_make_process(void *box, const struct mk_box_request *req,
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = build_package(b, find_domain(m, req->domain), id, t, pkg, cert)) != MK_OK ||
+	if ((e = t == MK_BOX_MANUFACTURING ? mfg_package(b, find_domain(m, req->domain), id, pkg)
+	                                   : build_package(b, find_domain(m, req->domain), id, t, pkg, cert)) != MK_OK ||
 	    (e = mk_ec_pub_decode(x->conf, &conf)) != MK_OK ||
 	    (e = box_wrap_info(info, "domain process", req->domain, 0, id)) != MK_OK ||
 	    (e = mk_ec_wrap(b->rng, conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(pkg),
@@ -719,6 +884,8 @@ static const struct mk_box_param p_process[] = {
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define E MK_BOX_CMD_ENABLED
 static const struct mk_box_cmd cmds[] = {
+	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
+	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
 	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
 	{ MK_CMD_SET_FIRST_ID, "Set First Secure Box ID", 0, p_set_first, ARRAY_LEN(p_set_first),
 	  cmd_set_first_id },

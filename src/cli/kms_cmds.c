@@ -144,20 +144,25 @@ int mk_cli_domain(int argc, char **argv)
 /* ---- box ---------------------------------------------------------------------------- */
 
 static const char box_init_usage[] =
-	"usage: meterkey box init --type oak|steel|brass [--domain D ...] [--shares-k K\n"
-	"                         --shares-n N] [options]\n"
-	"  Initialises a new box: the Manufacturing Box allocates its ID (O00000001,\n"
-	"  S00000001, ...) and signs Set Secure Box ID; the box makes its Operation\n"
-	"  Combination (N share files, any K open it; default 2 of 2) and its\n"
-	"  startup confidentiality key; then each domain process is delivered to it\n"
-	"  encrypted under that key.\n"
+	"usage: meterkey box init --type manufacturing|oak|steel|brass [--domain D ...]\n"
+	"                         [--shares-k K --shares-n N] [options]\n"
+	"  Initialises a new box: the first Manufacturing Box allocates its ID\n"
+	"  (O00000001, S00000001, M00000002, ...) and signs Set Secure Box ID; the box\n"
+	"  makes its Operation Combination (N share files, any K open it; default 3\n"
+	"  of 3 for a Manufacturing Box, 2 of 2 for the others) and its startup\n"
+	"  confidentiality key; then each domain process is delivered to it\n"
+	"  encrypted under that key. An additional Manufacturing Box\n"
+	"  gets the key set of the first and the domain keys of each domain (by\n"
+	"  default every domain the first one has).\n"
 	"options:\n" COMMON_OPTS;
 
 static int box_type(const char *s, enum mk_box_type *tp)
 {
 	if (s == NULL)
 		return 0;
-	if (strcmp(s, "oak") == 0)
+	if (strcmp(s, "manufacturing") == 0)
+		*tp = MK_BOX_MANUFACTURING;
+	else if (strcmp(s, "oak") == 0)
 		*tp = MK_BOX_OAK;
 	else if (strcmp(s, "steel") == 0)
 		*tp = MK_BOX_STEEL;
@@ -182,7 +187,7 @@ static int box_init(int argc, char **argv)
 	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_init_usage, 0)) != 0)
 		return done(r);
 	if (!box_type(c.val[0], &t))
-		return mk_cli_usage_error(box_init_usage, "--type must be oak, steel or brass");
+		return mk_cli_usage_error(box_init_usage, "--type must be manufacturing, oak, steel or brass");
 	if (!share_opt(c.val[2], &k) || !share_opt(c.val[3], &n) || (k == 0) != (n == 0) || k > n)
 		return mk_cli_usage_error(box_init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
 	if (!kc_open(&c))

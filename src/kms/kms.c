@@ -585,6 +585,14 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 			fail(k, e, "archive refused sub-domain %s of %s", countries[i], domain);
 			goto out;
 		}
+	{
+		struct kms_box *x = conf_find(k, mid);
+
+		if (x->ndomains < MK_BOX_MAX_DOMAINS) {
+			strcpy(x->domains[x->ndomains++], domain);
+			e = conf_store(k);
+		}
+	}
 out:
 	mk_box_free(m);
 	mk_buf_free(params);
@@ -648,6 +656,7 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 {
 	char mid[MK_BOX_ID_LEN + 1], boxes[PATH_MAX];
 	uint8_t anchor[MK_EC_PUB_LEN];
+	const char *all[MK_BOX_MAX_DOMAINS];
 	struct mk_buf *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
 	struct mk_tlv_writer w;
 	struct mk_tlv_reader r;
@@ -663,16 +672,27 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if (t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS) {
-		e = fail(k, MK_ERR_INVALID_ARG, "box type must be oak, steel or brass");
+	if (t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS && t != MK_BOX_MANUFACTURING) {
+		e = fail(k, MK_ERR_INVALID_ARG, "box type must be manufacturing, oak, steel or brass");
 		goto out;
 	}
 	if (n > MK_BOX_MAX_DOMAINS || k->nboxes == MAX_BOXES) {
 		e = fail(k, MK_RC_RESOURCE_UNAVAILABLE, "too many domains or boxes");
 		goto out;
 	}
-	if ((e = check_domains(k, domains, n)) != MK_OK || (e = first_mfg(k, mid)) != MK_OK ||
-	    (e = read_anchor(k, t, anchor)) != MK_OK || (e = open_box(k, mid, &m)) != MK_OK)
+	if ((e = first_mfg(k, mid)) != MK_OK)
+		goto out;
+	if (t == MK_BOX_MANUFACTURING && n == 0) {
+		/* An additional Manufacturing Box: by default every domain of the source. */
+		const struct kms_box *src = conf_find(k, mid);
+
+		for (size_t i = 0; i < src->ndomains; i++)
+			all[i] = src->domains[i];
+		domains = all;
+		n = src->ndomains;
+	}
+	if ((e = check_domains(k, domains, n)) != MK_OK || (e = read_anchor(k, t, anchor)) != MK_OK ||
+	    (e = open_box(k, mid, &m)) != MK_OK)
 		goto out;
 	/* Initialise Box at M: the signed Set Secure Box ID. */
 	mk_tlv_writer_init(&w, params);
@@ -721,14 +741,15 @@ enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const ch
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if ((x = conf_find(k, box_id)) == NULL || box_id[0] == 'M')
-		return fail(k, MK_RC_BOX_ID_INVALID, "no Oak, Steel or Brass box %s in this home", box_id);
+	if ((x = conf_find(k, box_id)) == NULL || first_mfg(k, mid) != MK_OK || strcmp(mid, box_id) == 0)
+		return fail(k, MK_RC_BOX_ID_INVALID, "no box %s other than the first Manufacturing Box in this home",
+		            box_id);
 	if (serves(x, domain))
 		return fail(k, MK_RC_RECORD_EXISTS, "box %s serves domain %s already", box_id, domain);
 	if (x->ndomains == MK_BOX_MAX_DOMAINS)
 		return fail(k, MK_RC_RESOURCE_UNAVAILABLE, "box %s serves %d domains", box_id, MK_BOX_MAX_DOMAINS);
-	if ((e = check_domains(k, &domain, 1)) != MK_OK || (e = first_mfg(k, mid)) != MK_OK ||
-	    (e = open_box(k, mid, &m)) != MK_OK || (e = open_box(k, box_id, &b)) != MK_OK ||
+	if ((e = check_domains(k, &domain, 1)) != MK_OK || (e = open_box(k, mid, &m)) != MK_OK ||
+	    (e = open_box(k, box_id, &b)) != MK_OK ||
 	    (e = give_domain(k, m, b, domain)) != MK_OK)
 		goto out;
 	strcpy(x->domains[x->ndomains++], domain);

@@ -41,6 +41,17 @@ grep_out '"box":"B00000001"' "$T/out"
 expect 2 "$MK" box init --type tin --domain VE
 expect 1 "$MK" box init --type oak --domain NOPE
 grep_out "domain not known" "$T/err"
+# an additional Manufacturing Box, from the first: identical key data
+expect 0 "$MK" box init --type manufacturing
+grep_out "box M00000002 initialised" "$T/out"
+[ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000002\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 shares for M00000002"; fails=$((fails+1)); }
+expect 0 "$MK" box list
+grep_out "^M00000002 VE USPS$" "$T/out"
+expect 1 "$MK" box add-domain --box M00000002 --domain VE
+grep_out "serves domain VE already" "$T/err"
+expect 1 "$MK" box add-domain --box M00000001 --domain VE
+grep_out "other than the first Manufacturing Box" "$T/err"
+expect 0 "$MK" box check --box M00000002
 for n in 1 2 3; do expect 0 "$MK" meter create --product-code PM100 --msn 00000$n; done
 expect 1 "$MK" meter create --product-code PM100 --msn 000001
 expect 1 "$MK" meter create --product-code 'PM/1' --msn 1
