@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -524,6 +527,7 @@ static enum mk_err box_alloc(enum mk_box_type t, const char *store_dir, const ch
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return MK_ERR_NOMEM;
 	b->type = t;
+	b->lock_fd = -1;
 	if ((b->store_dir = strdup(store_dir)) == NULL || (b->share_dir = strdup(share_dir)) == NULL) {
 		mk_box_free(b);
 		return MK_ERR_NOMEM;
@@ -577,6 +581,19 @@ enum mk_err mk_box_open(const char *store_dir, const char *share_dir, const char
 	if (!store_path(b, box_id, path, sizeof(path))) {
 		r = MK_ERR_INVALID_ARG;
 		goto out;
+	}
+	/* One session at a time: two processes with the same box open would
+	 * each seal their own next generation, and the last-key-ID a replay
+	 * check rests on could go back. The lock is held until mk_box_free. */
+	{
+		char lock[PATH_MAX];
+
+		if (snprintf(lock, sizeof(lock), "%s/%s.lock", store_dir, box_id) >= (int)sizeof(lock) ||
+		    (b->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
+		    flock(b->lock_fd, LOCK_EX) != 0) {
+			r = MK_ERR_IO;
+			goto out;
+		}
 	}
 	if ((r = mk_seal_read_with_shares(path, box_id, shares, nshares, &b->generation, &state)) != MK_OK)
 		goto out;
@@ -632,6 +649,8 @@ void mk_box_free(struct mk_box *b)
 	EVP_PKEY_free(b->startup_conf);
 	mfg_state_free(b->mfg);
 	mk_rng_free(b->rng);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd); /* releases the lock */
 	free(b->store_dir);
 	free(b->share_dir);
 	OPENSSL_cleanse(b, sizeof(*b));

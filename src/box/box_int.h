@@ -57,6 +57,7 @@ struct mk_box {
 	struct box_domain domains[MK_BOX_MAX_DOMAINS];
 	struct mfg_state *mfg;         /* Manufacturing Boxes only */
 	struct mk_meter_conn *meter;   /* Steel: the station's meter line */
+	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
 };
 
 /* The command tables of each type. */

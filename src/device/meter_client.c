@@ -60,10 +60,19 @@ enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp)
 		 * with SIGPIPE before it notices */
 		enum mk_err e;
 
-		close(sv[0]);
+		int fd = sv[1];
+
+		/* A meter is a device of its own: it keeps nothing of its host (the
+		 * archive's connections, a box's lock) but its line, as fd 3. */
+		if (fd != 3 && (dup2(fd, 3) < 0 || (close(fd), 0)))
+			_exit(1);
+		fd = 3;
+		(void)close_range(4, ~0U, 0);
+		if (sv[0] < 3)
+			close(sv[0]);
 		(void)signal(SIGPIPE, SIG_IGN);
-		e = mk_meter_serve(nvm_path, sv[1], sv[1]);
-		close(sv[1]);
+		e = mk_meter_serve(nvm_path, fd, fd);
+		close(fd);
 		_exit(e == MK_OK ? 0 : 1);
 	}
 	close(sv[1]);
