@@ -58,12 +58,12 @@ static void test_signed_vector(void **state)
 	const uint8_t *bp, *sig;
 	size_t bn;
 	char signer[MK_BOX_ID_LEN + 1];
-	EVP_PKEY *k = pub_of("box-signed-pub"), *other = NULL;
+	EVP_PKEY *k = pub_of("boxes-signed-pub"), *other = NULL;
 	struct mk_rng *rng = NULL;
 
 	(void)state;
-	vec("box-signed-set-id", &env);
-	vec("box-signed-body", &body);
+	vec("boxes-signed-set-id", &env);
+	vec("boxes-signed-body", &body);
 	assert_int_equal(mk_signed_split(env.b, env.n, &bp, &bn, signer, &sig), MK_OK);
 	assert_int_equal(bn, body.n);
 	assert_memory_equal(bp, body.b, bn);
@@ -100,11 +100,11 @@ static void test_signed_signer_unsigned(void **state)
 	const uint8_t *bp, *sig;
 	size_t bn;
 	char signer[MK_BOX_ID_LEN + 1];
-	EVP_PKEY *k = pub_of("box-signed-pub");
+	EVP_PKEY *k = pub_of("boxes-signed-pub");
 
 	(void)state;
-	vec("box-signed-set-id", &env);
-	vec("box-signed-body", &body);
+	vec("boxes-signed-set-id", &env);
+	vec("boxes-signed-body", &body);
 	env.b[2 + body.n + 2 + 8] = '2'; /* M00000001 -> M00000002 */
 	assert_int_equal(mk_signed_split(env.b, env.n, &bp, &bn, signer, &sig), MK_OK);
 	assert_string_equal(signer, "M00000002");
@@ -121,7 +121,7 @@ static void test_signed_short_sig(void **state)
 	size_t bn;
 
 	(void)state;
-	assert_int_equal(vec_get("box-signed-short-sig", b, sizeof(b), &n, err), 0);
+	assert_int_equal(vec_get("boxes-signed-short-sig", b, sizeof(b), &n, err), 0);
 	assert_string_equal(err, "MK_ERR_TLV_VALUE");
 	assert_int_equal(mk_signed_split(b, n, &bp, &bn, signer, &sig), MK_ERR_TLV_VALUE);
 }
@@ -138,8 +138,8 @@ static void test_signed_encode_layout(void **state)
 	size_t bn;
 
 	(void)state;
-	vec("box-signed-set-id", &env);
-	vec("box-signed-body", &body);
+	vec("boxes-signed-set-id", &env);
+	vec("boxes-signed-body", &body);
 	assert_int_equal(mk_rng_new(&rng), MK_OK);
 	assert_int_equal(mk_ec_keygen(rng, &k), MK_OK);
 	assert_int_equal(mk_signed_encode(k, "M00000001", body.b, body.n, out), MK_OK);
@@ -159,12 +159,12 @@ static void test_wrap_info(void **state)
 	struct mk_buf *b = mk_buf_new(256);
 
 	(void)state;
-	vec("box-wrap-info-install", &v);
+	vec("boxes-wrap-info-install", &v);
 	assert_int_equal(box_wrap_info(b, "install key", "VE", 7, "S00000001"), MK_OK);
 	assert_int_equal(mk_buf_len(b), v.n);
 	assert_memory_equal(mk_buf_data(b), v.b, v.n);
 	mk_buf_reset(b);
-	vec("box-wrap-info-archive", &v);
+	vec("boxes-wrap-info-archive", &v);
 	assert_int_equal(box_wrap_info(b, "archive key", "VE", 7, MK_BOX_ID_DOMAIN_BRASS), MK_OK);
 	assert_int_equal(mk_buf_len(b), v.n);
 	assert_memory_equal(mk_buf_data(b), v.b, v.n);
@@ -206,13 +206,13 @@ static void test_record_aad(void **state)
 	for (int i = 0; i < 16; i++)
 		want[i] = (uint8_t)i;
 	fill_record(&rec, MK_KEY_INSTALLED);
-	vec("box-record-aad-installed", &v);
+	vec("boxes-record-aad-installed", &v);
 	assert_int_equal(box_record_aad(&rec, b), MK_OK);
 	assert_int_equal(mk_buf_len(b), v.n);
 	assert_memory_equal(mk_buf_data(b), v.b, v.n);
 	/* the Brass blob of the document opens with this AAD ... */
-	vec("box-brass-secret", &secret);
-	vec("box-brass-blob", &blob);
+	vec("boxes-brass-secret", &secret);
+	vec("boxes-brass-blob", &blob);
 	assert_int_equal(secret.n, 32);
 	assert_int_equal(mk_gcm_open(secret.b, v.b, v.n, blob.b, blob.n, &key), MK_OK);
 	assert_int_equal(mk_secret_len(key), 16);
@@ -221,7 +221,7 @@ static void test_record_aad(void **state)
 	key = NULL;
 	/* ... and not with the header of another status */
 	fill_record(&rec, MK_KEY_ACTIVE);
-	vec("box-record-aad-active", &v);
+	vec("boxes-record-aad-active", &v);
 	mk_buf_reset(b);
 	assert_int_equal(box_record_aad(&rec, b), MK_OK);
 	assert_int_equal(mk_buf_len(b), v.n);
@@ -243,13 +243,13 @@ static void test_mi4_body(void **state)
 	uint8_t kind, status, mine[MK_TEST_TOKENS_LEN];
 	uint64_t key_id, time;
 	struct mk_secret *ps = NULL, *key = NULL;
-	EVP_PKEY *sk = NULL, *spub = pub_of("box-steel-conf-pub");
+	EVP_PKEY *sk = NULL, *spub = pub_of("boxes-steel-conf-pub");
 	uint8_t pub[MK_EC_PUB_LEN], want[MK_EC_PUB_LEN];
 
 	(void)state;
-	vec("box-mi4-body", &body);
-	vec("box-wrap-info-install", &info);
-	vec("box-steel-conf-priv", &priv);
+	vec("boxes-mi4-body", &body);
+	vec("boxes-wrap-info-install", &info);
+	vec("boxes-steel-conf-priv", &priv);
 	mk_tlv_reader_init(&r, body.b, body.n);
 	assert_int_equal(mk_tlv_get_u8(&r, N_KIND, &kind), MK_OK);
 	assert_int_equal(kind, MK_SIGNED_INSTALL);
@@ -283,7 +283,7 @@ static void test_mi4_body(void **state)
 	mk_secret_free(key);
 	key = NULL;
 	/* negative twin: the archive info (another use) does not open it */
-	vec("box-wrap-info-archive", &info);
+	vec("boxes-wrap-info-archive", &info);
 	assert_int_equal(mk_ec_unwrap(sk, info.b, info.n, wrapped, wn, &key), MK_ERR_UNWRAP);
 	assert_null(key);
 	/* and a body with its status changed is not an install record */
@@ -596,11 +596,11 @@ static void test_oak_set_id_vector(void **state)
 	size_t n;
 	uint8_t wrong[MK_EC_PUB_LEN];
 
-	vec("box-signed-set-id", &env);
-	vec("box-signed-pub", &pub);
+	vec("boxes-signed-set-id", &env);
+	vec("boxes-signed-pub", &pub);
 	q = param_bytes(env.b, env.n);
 	/* the wrong anchor: the Steel conf key of the document, any other key */
-	vec("box-steel-conf-pub", &pub);
+	vec("boxes-steel-conf-pub", &pub);
 	memcpy(wrong, pub.b, sizeof(wrong));
 	assert_int_equal(mk_box_new(MK_BOX_OAK, wrong, f->store, f->shares, &o), MK_OK);
 	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
@@ -611,7 +611,7 @@ static void test_oak_set_id_vector(void **state)
 	mk_box_free(o);
 	o = NULL;
 	/* a Steel box with the right key refuses it too: the ID is an Oak's */
-	vec("box-signed-pub", &pub);
+	vec("boxes-signed-pub", &pub);
 	assert_int_equal(mk_box_new(MK_BOX_STEEL, pub.b, f->store, f->shares, &o), MK_OK);
 	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);

@@ -6,6 +6,8 @@ meterkey's code. The ECDSA signature and the public keys come from the
 `openssl` command line; ECDH, the X9.63 KDF, AES key wrap with padding
 (RFC 5649) and AES-GCM from Python `cryptography`. Prints each vector as the
 document writes it. Run: python3 tests/vectors/formats8.py
+(ECDSA is randomised: the signature, and so the two signed-message vectors,
+differ on every run; all other vectors come out byte for byte the same).
 """
 import os
 import subprocess
@@ -93,25 +95,25 @@ with tempfile.TemporaryDirectory() as d:
     open(bp, "wb").write(body)
     sig = der_sig_to_rs(openssl("dgst", "-sha256", "-sign", kp, bp))
     # the same signature checked by openssl again, from r||s re-encoded
-show("box-signed-pub", m_pub)
-show("box-signed-body", body)
+show("boxes-signed-pub", m_pub)
+show("boxes-signed-body", body)
 env = tlv(0x01, body) + s(0x02, "M00000001") + tlv(0x03, sig)
-show("box-signed-set-id", env)
-show("box-signed-short-sig", tlv(0x01, body) + s(0x02, "M00000001") + tlv(0x03, sig[:63]))
+show("boxes-signed-set-id", env)
+show("boxes-signed-short-sig", tlv(0x01, body) + s(0x02, "M00000001") + tlv(0x03, sig[:63]))
 
 # (b) wrap info and record AAD
 info = s(0x01, "install key") + s(0x02, "VE") + u64(0x03, 7) + s(0x04, "S00000001")
-show("box-wrap-info-install", info)
-show("box-wrap-info-archive",
+show("boxes-wrap-info-install", info)
+show("boxes-wrap-info-archive",
      s(0x01, "archive key") + s(0x02, "VE") + u64(0x03, 7) + s(0x04, "B00000000"))
 aad_inst = (s(0x01, "VE") + u64(0x02, 7) + u8(0x03, 2) + u16(0x04, 1) + s(0x05, "PC7") +
             s(0x06, "000042"))
 aad_act = (s(0x01, "VE") + u64(0x02, 7) + u8(0x03, 4) + u16(0x04, 1) + s(0x05, "PC7") +
            s(0x06, "000042") + s(0x07, "US") + s(0x08, "IS0001"))
-show("box-record-aad-installed", aad_inst)
-show("box-record-aad-active", aad_act)
-show("box-brass-secret", SECRET)
-show("box-brass-blob", IV + AESGCM(SECRET).encrypt(IV, MASTER, aad_inst))
+show("boxes-record-aad-installed", aad_inst)
+show("boxes-record-aad-active", aad_act)
+show("boxes-brass-secret", SECRET)
+show("boxes-brass-blob", IV + AESGCM(SECRET).encrypt(IV, MASTER, aad_inst))
 
 # (c) an MI4 body with a real wrap of the key to the Steel box
 s_key, s_pem = pem_of(D_S)
@@ -122,8 +124,8 @@ z = e_key.exchange(ec.ECDH(), s_key.public_key())
 kek = X963KDF(hashes.SHA256(), 32, e_pub + s_pub + info).derive(z)
 wrapped = e_pub + aes_key_wrap_with_padding(kek, MASTER)
 tokens = openssl("enc", "-aes-128-ecb", "-nopad", "-K", MASTER.hex(), stdin=b"mk-test1mk-test2")
-show("box-steel-conf-priv", D_S)
-show("box-steel-conf-pub", s_pub)
+show("boxes-steel-conf-priv", D_S)
+show("boxes-steel-conf-pub", s_pub)
 mi4 = (u8(0x01, 4) + u8(0x02, 1) + s(0x03, "O00000001") + s(0x04, "VE") + s(0x05, "S00000001") +
        u64(0x06, 7) + u64(0x07, 1700000000) + tlv(0x08, wrapped) + tlv(0x09, tokens))
-show("box-mi4-body", mi4)
+show("boxes-mi4-body", mi4)
