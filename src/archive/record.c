@@ -127,12 +127,11 @@ static enum mk_err encode(const struct mk_key_record *rec, struct mk_buf *out, i
 	if (rec->bad_reason != 0 &&
 	    (r = mk_tlv_put_u32(&w, T_BAD_REASON, (uint32_t)rec->bad_reason)) != MK_OK)
 		goto out;
-	if (with_sig) {
-		if ((r = put_opt_string(&w, T_SIGNER, rec->signer)) != MK_OK)
-			goto out;
-		if (rec->sig_len > 0 && (r = mk_tlv_put_bytes(&w, T_SIG, rec->sig, rec->sig_len)) != MK_OK)
-			goto out;
-	}
+	/* The signer is signed too: its name is part of what an auditor reads. */
+	if ((r = put_opt_string(&w, T_SIGNER, rec->signer)) != MK_OK)
+		goto out;
+	if (with_sig && rec->sig_len > 0 && (r = mk_tlv_put_bytes(&w, T_SIG, rec->sig, rec->sig_len)) != MK_OK)
+		goto out;
 	r = MK_OK;
 out:
 	if (r != MK_OK)

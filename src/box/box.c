@@ -125,15 +125,21 @@ enum mk_err mk_signed_encode(EVP_PKEY *key, const char *signer, const uint8_t *b
 	struct mk_tlv_writer w;
 	enum mk_err r;
 
+	size_t start;
+
 	if (key == NULL || signer == NULL || body == NULL || out == NULL)
 		return MK_ERR_INVALID_ARG;
-	if ((r = mk_ecdsa_sign(key, body, n, sig)) != MK_OK)
-		return r;
+	start = mk_buf_len(out);
 	mk_tlv_writer_init(&w, out);
+	/* The signature covers everything before it: the body and the signer. */
 	if ((r = mk_tlv_put_bytes(&w, G_BODY, body, n)) != MK_OK ||
-	    (r = mk_tlv_put_string(&w, G_SIGNER, signer)) != MK_OK)
+	    (r = mk_tlv_put_string(&w, G_SIGNER, signer)) != MK_OK ||
+	    (r = mk_ecdsa_sign(key, mk_buf_data(out) + start, mk_buf_len(out) - start, sig)) != MK_OK ||
+	    (r = mk_tlv_put_bytes(&w, G_SIG, sig, sizeof(sig))) != MK_OK) {
+		mk_buf_truncate(out, start);
 		return r;
-	return mk_tlv_put_bytes(&w, G_SIG, sig, sizeof(sig));
+	}
+	return MK_OK;
 }
 
 enum mk_err mk_signed_split(const uint8_t *p, size_t n, const uint8_t **bodyp, size_t *bodylenp,
@@ -158,8 +164,11 @@ enum mk_err mk_signed_verify(EVP_PKEY *key, const uint8_t *p, size_t n, const ui
 	char signer[MK_BOX_ID_LEN + 1];
 	const uint8_t *sig;
 
+	/* The signed part ends where the signature element begins: its tag and
+	 * one length byte (64 < 128) before the 64 signature bytes at the end. */
 	if (mk_signed_split(p, n, bodyp, bodylenp, signer, &sig) != MK_OK ||
-	    mk_ecdsa_verify(key, *bodyp, *bodylenp, sig) != MK_OK)
+	    sig != p + n - MK_ECDSA_SIG_LEN ||
+	    mk_ecdsa_verify(key, p, n - MK_ECDSA_SIG_LEN - 2, sig) != MK_OK)
 		return MK_RC_SIGNATURE_INVALID;
 	return MK_OK;
 }
@@ -741,7 +750,7 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct m
 	return MK_OK;
 fail:
 	/* Back to the factory state: nothing half-initialised stays usable. */
-	(void)mk_box_id_format(b->type, 0, b->id);
+	(void)!mk_box_id_format(b->type, 0, b->id);
 	EVP_PKEY_free(b->startup_conf);
 	b->startup_conf = NULL;
 	b->enabled = 0;

@@ -28,7 +28,7 @@ static enum mk_err open_record(const struct box_domain *d, const uint8_t *p, siz
 		return MK_RC_WRONG_DOMAIN;
 	if (rec->status != want)
 		return MK_RC_TRANSITION_FORBIDDEN;
-	if (want == MK_KEY_NEW && strcmp(rec->signer, rec->oak_id) != 0)
+	if (want == MK_KEY_NEW ? strcmp(rec->signer, rec->oak_id) != 0 : rec->signer[0] != MK_BOX_BRASS)
 		return MK_RC_SIGNATURE_INVALID;
 	return box_verify_record(want == MK_KEY_NEW ? d->oak : d->sign, rec);
 }
@@ -218,6 +218,17 @@ static enum mk_err cmd_confirm_install(void *box, const struct mk_box_request *r
 	if ((e = mk_signed_verify(sa, mp, mn, &body, &bn)) != MK_OK ||
 	    (e = parse_installed(body, bn, &k)) != MK_OK)
 		goto out;
+	{
+		const uint8_t *b2, *sig;
+		size_t b2n;
+		char signer[MK_BOX_ID_LEN + 1];
+
+		if (mk_signed_split(mp, mn, &b2, &b2n, signer, &sig) != MK_OK || strcmp(signer, steel_id) != 0 ||
+		    strcmp(k.steel, steel_id) != 0) {
+			e = MK_RC_WRONG_BOX;
+			goto out;
+		}
+	}
 	if (strcmp(k.domain, rec->domain) != 0) {
 		e = MK_RC_WRONG_DOMAIN;
 		goto out;

@@ -329,7 +329,7 @@ fail:
 	b->startup_conf = NULL;
 	b->enabled = b->has_anchor = 0;
 	OPENSSL_cleanse(b->oc, sizeof(b->oc));
-	(void)mk_box_id_format(MK_BOX_MANUFACTURING, 0, b->id);
+	(void)!mk_box_id_format(MK_BOX_MANUFACTURING, 0, b->id);
 out:
 	OPENSSL_cleanse(dks, sizeof(dks));
 	mk_secret_free(c);

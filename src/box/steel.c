@@ -51,6 +51,8 @@ static enum mk_err open_install(const struct box_domain *d, const uint8_t *p, si
 		return MK_RC_WRONG_DOMAIN;
 	if (mk_signed_verify(d->oak, p, n, &body, &bn) != MK_OK)
 		return MK_RC_SIGNATURE_INVALID;
+	if (strcmp(signer, in->oak) != 0)
+		return MK_RC_PARAM_MISMATCH; /* signed by one Oak box in the name of another */
 	return MK_OK;
 }
 

@@ -153,6 +153,10 @@ enum mk_err mk_buf_reserve(struct mk_buf *b, size_t n, uint8_t **pp)
 
 	if ((r = ensure(b, n)) != MK_OK)
 		return r;
+	if (b->data == NULL) { /* n == 0 on a heap buffer never written: no pointer to make */
+		*pp = NULL;
+		return MK_OK;
+	}
 	if (n > 0)
 		memset(b->data + b->len, 0, n);
 	*pp = b->data + b->len;

@@ -392,10 +392,11 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		if ((r = ensure_dir(path)) != MK_OK)
 			goto fail;
 	}
-	if (o->archive_url != NULL)
-		snprintf(url, sizeof(url), "%s", o->archive_url);
-	else
-		snprintf(url, sizeof(url), "sqlite:%s/archive.db", k->home);
+	if ((o->archive_url != NULL ? snprintf(url, sizeof(url), "%s", o->archive_url)
+	                            : snprintf(url, sizeof(url), "sqlite:%s/archive.db", k->home)) >= (int)sizeof(url)) {
+		r = MK_ERR_INVALID_ARG;
+		goto fail;
+	}
 	if ((r = mk_archive_open(url, &k->archive)) != MK_OK) {
 		fail(k, r, "cannot open the archive");
 		goto fail;

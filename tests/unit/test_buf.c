@@ -8,6 +8,27 @@
 
 #include "meterkey/buf.h"
 
+/* Nothing written to a fresh heap buffer: zero bytes put or reserved are
+ * fine (no pointer arithmetic on its absent storage), and one byte after. */
+static void test_empty_put_on_fresh_buffer(void **state)
+{
+	struct mk_buf *b = mk_buf_new(16);
+	uint8_t *p = (uint8_t *)1;
+	static const uint8_t one = 0x5a;
+
+	(void)state;
+	assert_non_null(b);
+	assert_int_equal(mk_buf_put_bytes(b, &one, 0), MK_OK);
+	assert_int_equal(mk_buf_put_bytes(b, NULL, 0), MK_OK);
+	assert_int_equal(mk_buf_reserve(b, 0, &p), MK_OK);
+	assert_int_equal(mk_buf_len(b), 0);
+	assert_int_equal(mk_buf_put_bytes(b, NULL, 1), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_buf_put_bytes(b, &one, 1), MK_OK);
+	assert_int_equal(mk_buf_len(b), 1);
+	assert_int_equal(mk_buf_data(b)[0], 0x5a);
+	mk_buf_free(b);
+}
+
 static void test_round_trip_integers(void **state)
 {
 	struct mk_buf *b = mk_buf_new(64);
@@ -174,6 +195,7 @@ static void test_reserve_gives_zeroed_room(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_put_on_fresh_buffer),
 		cmocka_unit_test(test_round_trip_integers),
 		cmocka_unit_test(test_cap_is_enforced_and_nothing_partial_written),
 		cmocka_unit_test(test_new_rejects_bad_caps),

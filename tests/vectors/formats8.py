@@ -89,10 +89,11 @@ m_key, m_pem = pem_of(D_M)
 m_pub = pub_by_openssl(m_pem)
 body = (u8(0x01, 1) + s(0x02, "O00000001") + tlv(0x03, bytes(range(16))) +
         u64(0x04, 1700000000) + u8(0x05, 2) + u8(0x06, 2))
+signed_part = tlv(0x01, body) + s(0x02, "M00000001")   # all before the signature
 with tempfile.TemporaryDirectory() as d:
     kp, bp = os.path.join(d, "m.pem"), os.path.join(d, "body")
     open(kp, "wb").write(m_pem)
-    open(bp, "wb").write(body)
+    open(bp, "wb").write(signed_part)
     sig = der_sig_to_rs(openssl("dgst", "-sha256", "-sign", kp, bp))
     # the same signature checked by openssl again, from r||s re-encoded
 show("boxes-signed-pub", m_pub)
