@@ -711,6 +711,46 @@ static void test_report_wrong_key(void **state)
 	reg_free(&r);
 }
 
+/* 10 (at the box). Brass Obsolete on an INSTALLED record and on a NEW one,
+ * and Register on a NEW record: MK_RC_TRANSITION_FORBIDDEN, the archive
+ * unchanged; the INSTALLED record still registers afterwards. */
+static void test_brass_outside_lifecycle(void **state)
+{
+	struct reg r;
+	struct tamper t;
+	struct wsnap s1, s2;
+	struct mk_box *b;
+	struct mk_tlv_writer tw;
+
+	(void)state;
+	reg_setup(&r, "US7001");
+	tamper_setup(&t, "USPS");
+	w_rec_bytes(&W, "USPS", t.key_id, t.rec);
+	w_snap(&W, "USPS", r.key_id, &s1);
+	w_snap(&W, "USPS", t.key_id, &s2);
+	b = w_box(&W, W.brass);
+	for (int which = 0; which < 2; which++) {
+		const struct mk_buf *rec = which == 0 ? r.rec : t.rec;
+
+		mk_buf_reset(r.params);
+		mk_tlv_writer_init(&tw, r.params);
+		assert_rc(mk_tlv_put_bytes(&tw, 0x01, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+		assert_rc(w_call(b, MK_CMD_OBSOLETE, "USPS", now(), mk_buf_data(r.params),
+		                 mk_buf_len(r.params), NULL, NULL),
+		          MK_RC_TRANSITION_FORBIDDEN);
+	}
+	w_register_params(r.params, mk_buf_data(t.rec), mk_buf_len(t.rec), &r.rp);
+	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
+	                 NULL, NULL),
+	          MK_RC_TRANSITION_FORBIDDEN);
+	mk_box_free(b);
+	w_same(&W, &s1);
+	w_same(&W, &s2);
+	reg_finish(&r, "US7001");
+	reg_free(&r);
+	tamper_free(&t);
+}
+
 /* Copies the home's share files to a new directory (for the shares test). */
 static void copy_shares(char dir[static PATH_MAX])
 {
@@ -843,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_record_of_another_domain),
 		cmocka_unit_test(test_confirm_install_replayed),
 		cmocka_unit_test(test_report_wrong_key),
+		cmocka_unit_test(test_brass_outside_lifecycle),
 		cmocka_unit_test(test_shares),
 	};
 
