@@ -1,0 +1,561 @@
+/*
+ * Helpers shared by the end-to-end programs tests/e2e/test_*.c (header only,
+ * static inline, like tests/archive/archive_util.h): a "world" (a home in a
+ * fresh temporary directory, an archive from the harness on the backend of
+ * $MK_TEST_BACKEND, domains VE (US, DE), USPS (US) and EARTH (US, DE), one
+ * Oak, two Steel and one Brass box serving all three), direct calls to a
+ * box opened with its share files (for crafted messages), and snapshots of
+ * key records to show that a refusal changed nothing in the archive.
+ *
+ * Include after <cmocka.h>.
+ */
+#ifndef MK_TEST_E2E_WORLD_H
+#define MK_TEST_E2E_WORLD_H
+
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive/harness.h"
+#include "core/file_int.h"
+#include "meterkey/archive.h"
+#include "meterkey/box.h"
+#include "meterkey/boxes.h"
+#include "meterkey/buf.h"
+#include "meterkey/crypto.h"
+#include "meterkey/kms.h"
+#include "meterkey/meter.h"
+#include "meterkey/shares.h"
+#include "meterkey/tlv.h"
+
+/* Compares return codes by name, so a failure says which codes differ. */
+#define assert_rc(expr, want) assert_string_equal(mk_err_name(expr), mk_err_name(want))
+
+#define W_CAP 16384 /* a message or an encoded record */
+
+static const char *const w_domains[] = { "VE", "USPS", "EARTH" };
+#define W_NDOMAINS 3
+
+struct world {
+	char home[PATH_MAX];
+	char url[1024];
+	struct mk_kms *k; /* time 0: the clock */
+	char oak[MK_BOX_ID_LEN + 1], steel1[MK_BOX_ID_LEN + 1], steel2[MK_BOX_ID_LEN + 1],
+	    brass[MK_BOX_ID_LEN + 1];
+	unsigned next_msn; /* makes every meter of a world unique */
+};
+
+static inline struct mk_kms *w_open_kms(struct world *w, int64_t t, const char *shares_dir)
+{
+	struct mk_kms_opts o = { w->home, w->url, shares_dir, t };
+	struct mk_kms *k = NULL;
+
+	assert_rc(mk_kms_open(&o, &k), MK_OK);
+	return k;
+}
+
+/* Builds the world; the KMS of w->k runs on the clock. */
+static inline int w_build(struct world *w)
+{
+	static const char *const ve[] = { "US", "DE" }, *const usps[] = { "US" },
+	                         *const earth[] = { "US", "DE" };
+	char mid[MK_BOX_ID_LEN + 1];
+	struct mk_kms_opts o;
+
+	memset(w, 0, sizeof(*w));
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(w->home, sizeof(w->home), "/tmp/meterkey-e2e-XXXXXX");
+	if (mkdtemp(w->home) == NULL || mk_test_archive_url(w->url, sizeof(w->url)) != 0)
+		return -1;
+	o = (struct mk_kms_opts){ w->home, w->url, NULL, 0 };
+	if (mk_kms_open(&o, &w->k) != MK_OK || mk_kms_init(w->k, 0, 0, mid) != MK_OK ||
+	    mk_kms_domain_create(w->k, "VE", ve, 2) != MK_OK ||
+	    mk_kms_domain_create(w->k, "USPS", usps, 1) != MK_OK ||
+	    mk_kms_domain_create(w->k, "EARTH", earth, 2) != MK_OK ||
+	    mk_kms_box_init(w->k, MK_BOX_OAK, w_domains, W_NDOMAINS, 0, 0, w->oak) != MK_OK ||
+	    mk_kms_box_init(w->k, MK_BOX_STEEL, w_domains, W_NDOMAINS, 0, 0, w->steel1) != MK_OK ||
+	    mk_kms_box_init(w->k, MK_BOX_STEEL, w_domains, W_NDOMAINS, 0, 0, w->steel2) != MK_OK ||
+	    mk_kms_box_init(w->k, MK_BOX_BRASS, w_domains, W_NDOMAINS, 0, 0, w->brass) != MK_OK) {
+		fprintf(stderr, "world: %s\n", w->k != NULL ? mk_kms_detail(w->k) : "cannot open the KMS");
+		return -1;
+	}
+	if (strcmp(w->oak, "O00000001") != 0 || strcmp(w->steel1, "S00000001") != 0 ||
+	    strcmp(w->steel2, "S00000002") != 0 || strcmp(w->brass, "B00000001") != 0)
+		return -1;
+	return 0;
+}
+
+/* Closes the KMS and removes the home. */
+static inline void w_destroy(struct world *w)
+{
+	char cmd[PATH_MAX + 16];
+
+	mk_kms_close(w->k);
+	w->k = NULL;
+	if (w->home[0] != '\0' && strncmp(w->home, "/tmp/meterkey-e2e-", 18) == 0) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->home);
+		if (system(cmd) != 0)
+			fprintf(stderr, "world: could not remove %s\n", w->home);
+	}
+}
+
+static inline struct mk_archive *w_arch(struct world *w)
+{
+	return mk_kms_archive(w->k);
+}
+
+/* A new meter (product code pc, a fresh MSN) in the home; its ID in id. */
+static inline void w_meter(struct world *w, const char *pc, char id[static MK_METER_ID_MAX + 1])
+{
+	char msn[16];
+
+	snprintf(msn, sizeof(msn), "M%06u", ++w->next_msn);
+	assert_rc(mk_kms_meter_create(w->k, pc, msn, id), MK_OK);
+}
+
+static inline void w_meter_info(struct world *w, const char *id, struct mk_meter_info *info)
+{
+	char path[PATH_MAX];
+
+	assert_rc(mk_kms_meter_path(w->k, id, path, sizeof(path)), MK_OK);
+	assert_rc(mk_meter_nvm_info(path, info), MK_OK);
+}
+
+/* The key ID the meter holds for domain (0: none). */
+static inline uint64_t w_meter_key(struct world *w, const char *id, const char *domain)
+{
+	struct mk_meter_info info;
+
+	w_meter_info(w, id, &info);
+	for (size_t i = 0; i < info.nkeys; i++)
+		if (strcmp(info.keys[i].domain, domain) == 0)
+			return info.keys[i].key_id;
+	return 0;
+}
+
+/* Installs a key of each domain into meter id through the KMS, asserting success. */
+static inline void w_install(struct world *w, struct mk_kms *k, const char *id, const char *d1,
+                             const char *d2)
+{
+	struct mk_key_record rec;
+
+	if (k == NULL)
+		k = w->k;
+	assert_rc(mk_kms_meter_install(k, id, d1, "", NULL, &rec), MK_OK);
+	assert_int_equal(rec.status, MK_KEY_INSTALLED);
+	if (d2 != NULL) {
+		assert_rc(mk_kms_meter_install(k, id, d2, "", NULL, &rec), MK_OK);
+		assert_int_equal(rec.status, MK_KEY_INSTALLED);
+	}
+}
+
+static inline void w_get(struct world *w, const char *domain, uint64_t key_id,
+                         struct mk_key_record *rec)
+{
+	assert_rc(mk_archive_get_key(w_arch(w), domain, key_id, rec), MK_OK);
+}
+
+/* Reads a whole file into a new buffer (asserts success). */
+static inline struct mk_buf *w_read(const char *path)
+{
+	struct mk_buf *b = mk_buf_new(64u << 20);
+
+	assert_non_null(b);
+	assert_rc(mk_file_read(path, (64u << 20) - 1, b), MK_OK);
+	return b;
+}
+
+static inline void w_write(const char *path, const uint8_t *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The Steel certificate of steel for domain, as the home keeps it. */
+static inline struct mk_buf *w_cert(struct world *w, const char *domain, const char *steel)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/domains/%s.%s.cert", w->home, domain, steel);
+	return w_read(path);
+}
+
+/* ---- Snapshots --------------------------------------------------------------- */
+
+static inline int w_hist_append(void *ctx, const struct mk_key_history_entry *e)
+{
+	struct mk_buf *b = ctx;
+
+	if (mk_buf_put_u32(b, e->seq) != MK_OK || mk_buf_put_u32(b, (uint32_t)e->status) != MK_OK ||
+	    mk_buf_put_u64(b, (uint64_t)e->time) != MK_OK ||
+	    mk_buf_put_u32(b, (uint32_t)e->record_len) != MK_OK ||
+	    mk_buf_put_bytes(b, e->record, e->record_len) != MK_OK)
+		return 1;
+	return 0;
+}
+
+static inline int w_hist_count_fn(void *ctx, const struct mk_key_history_entry *e)
+{
+	(void)e;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+static inline unsigned w_hist_count(struct world *w, const char *domain, uint64_t key_id)
+{
+	unsigned n = 0;
+
+	assert_rc(mk_archive_get_history(w_arch(w), domain, key_id, w_hist_count_fn, &n), MK_OK);
+	return n;
+}
+
+/*
+ * KNOWN BUG (reported; see test_audit_verifies_after_install_BUG in
+ * test_lifecycle.c): mk_archive_update_key stores a record that gains its
+ * product code and MSN at INSTALLED without updating the row's product_code
+ * and mfg_seq columns (src/archive/archive.c write_version, S_KEY_UPDATE), so
+ * mk_archive_audit_verify fails with "row columns differ from its record" for
+ * every domain with an installed key. While W_TOLERATE_AUDIT_COLUMNS_BUG is 1
+ * the checks below accept exactly that failure and no other; set it to 0
+ * once the archive is fixed, and every test then demands MK_OK.
+ */
+#ifndef W_TOLERATE_AUDIT_COLUMNS_BUG
+#define W_TOLERATE_AUDIT_COLUMNS_BUG 1
+#endif
+
+/* Every domain's audit chain verifies (strict: no tolerance). */
+static inline int w_audit_all_ok(struct world *w, char *why, size_t n)
+{
+	for (size_t i = 0; i < W_NDOMAINS; i++) {
+		struct mk_audit_result res;
+		enum mk_err e;
+
+		memset(&res, 0, sizeof(res));
+		if ((e = mk_archive_audit_verify(w_arch(w), w_domains[i], &res)) != MK_OK) {
+			snprintf(why, n, "audit of %s: %s: entry %llu: %s", w_domains[i], mk_err_name(e),
+			         (unsigned long long)res.first_bad, res.reason);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Every domain's audit chain verifies (but for the known bug above). */
+static inline void w_audit_ok(struct world *w)
+{
+	for (size_t i = 0; i < W_NDOMAINS; i++) {
+		struct mk_audit_result res;
+		enum mk_err e;
+
+		memset(&res, 0, sizeof(res));
+		e = mk_archive_audit_verify(w_arch(w), w_domains[i], &res);
+		if (e == MK_OK)
+			continue;
+		if (W_TOLERATE_AUDIT_COLUMNS_BUG && e == MK_ERR_AUDIT &&
+		    strstr(res.reason, "row columns differ from its record") != NULL)
+			continue;
+		fail_msg("audit of %s: %s: entry %llu: %s", w_domains[i], mk_err_name(e),
+		         (unsigned long long)res.first_bad, res.reason);
+	}
+}
+
+/* What a refusal must leave as it was: the current record (its canonical
+ * encoding, or its absence), its whole history, and each domain's last key ID. */
+struct wsnap {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint64_t key_id;
+	enum mk_err get_rc;
+	struct mk_buf *rec, *hist;
+	uint64_t last[W_NDOMAINS];
+};
+
+static inline void w_snap_fill(struct world *w, struct wsnap *s)
+{
+	struct mk_key_record *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	s->rec = mk_buf_new(W_CAP);
+	s->hist = mk_buf_new(1u << 20);
+	assert_non_null(s->rec);
+	assert_non_null(s->hist);
+	s->get_rc = mk_archive_get_key(w_arch(w), s->domain, s->key_id, r);
+	if (s->get_rc == MK_OK)
+		assert_rc(mk_key_record_encode(r, s->rec), MK_OK);
+	(void)!mk_archive_get_history(w_arch(w), s->domain, s->key_id, w_hist_append, s->hist);
+	for (size_t i = 0; i < W_NDOMAINS; i++)
+		assert_rc(mk_archive_last_key_id(w_arch(w), w_domains[i], &s->last[i]), MK_OK);
+	free(r);
+}
+
+static inline void w_snap(struct world *w, const char *domain, uint64_t key_id, struct wsnap *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->domain, sizeof(s->domain), "%s", domain);
+	s->key_id = key_id;
+	w_snap_fill(w, s);
+	w_audit_ok(w);
+}
+
+/* Asserts that nothing in s changed, that every audit chain verifies, and frees s. */
+static inline void w_same(struct world *w, struct wsnap *s)
+{
+	struct wsnap now;
+
+	memset(&now, 0, sizeof(now));
+	memcpy(now.domain, s->domain, sizeof(now.domain));
+	now.key_id = s->key_id;
+	w_snap_fill(w, &now);
+	assert_rc(now.get_rc, s->get_rc);
+	assert_int_equal(mk_buf_len(now.rec), mk_buf_len(s->rec));
+	if (mk_buf_len(s->rec) > 0)
+		assert_memory_equal(mk_buf_data(now.rec), mk_buf_data(s->rec), mk_buf_len(s->rec));
+	assert_int_equal(mk_buf_len(now.hist), mk_buf_len(s->hist));
+	if (mk_buf_len(s->hist) > 0)
+		assert_memory_equal(mk_buf_data(now.hist), mk_buf_data(s->hist), mk_buf_len(s->hist));
+	for (size_t i = 0; i < W_NDOMAINS; i++)
+		assert_int_equal(now.last[i], s->last[i]);
+	mk_buf_free(now.rec);
+	mk_buf_free(now.hist);
+	mk_buf_free(s->rec);
+	mk_buf_free(s->hist);
+	s->rec = s->hist = NULL;
+	w_audit_ok(w);
+}
+
+/* ---- Boxes called directly --------------------------------------------------- */
+
+/* Opens box id with every share file of it in shares_dir (NULL: the home's). */
+static inline enum mk_err w_box_open_from(struct world *w, const char *id, const char *shares_dir,
+                                          struct mk_box **bp)
+{
+	char sdir[PATH_MAX], boxes[PATH_MAX + 8], path[2 * PATH_MAX];
+	struct mk_share *shares[16] = { 0 };
+	size_t n = 0, idlen = strlen(id);
+	struct dirent *de;
+	DIR *d;
+	enum mk_err e = MK_OK;
+
+	snprintf(sdir, sizeof(sdir), "%s", shares_dir != NULL ? shares_dir : w->home);
+	if (shares_dir == NULL)
+		strncat(sdir, "/shares", sizeof(sdir) - strlen(sdir) - 1);
+	snprintf(boxes, sizeof(boxes), "%s/boxes", w->home);
+	assert_non_null(d = opendir(sdir));
+	while ((de = readdir(d)) != NULL && n < 16) {
+		size_t len = strlen(de->d_name);
+
+		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
+		    strcmp(de->d_name + len - 6, ".share") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sdir, de->d_name);
+		if ((e = mk_share_read_file(path, &shares[n])) != MK_OK)
+			break;
+		n++;
+	}
+	closedir(d);
+	if (e == MK_OK)
+		e = mk_box_open(boxes, sdir, id, (const struct mk_share *const *)shares, n, bp);
+	mk_share_free_array(shares, n);
+	return e;
+}
+
+static inline struct mk_box *w_box(struct world *w, const char *id)
+{
+	struct mk_box *b = NULL;
+
+	assert_rc(w_box_open_from(w, id, NULL, &b), MK_OK);
+	return b;
+}
+
+/*
+ * One request to box b: command cmd for domain at time t with params
+ * p[0..n). Returns the response's code (MK_OK on success); level in *levelp
+ * when not NULL; on success the result in result (reset first) when not NULL.
+ */
+static inline enum mk_err w_call(struct mk_box *b, uint16_t cmd, const char *domain, int64_t t,
+                                 const uint8_t *p, size_t n, uint8_t *levelp, struct mk_buf *result)
+{
+	struct mk_box_request rq;
+	struct mk_box_response rs;
+	struct mk_buf *req = mk_buf_new(W_CAP), *resp = mk_buf_new(W_CAP);
+	enum mk_err code;
+
+	assert_non_null(req);
+	assert_non_null(resp);
+	memset(&rq, 0, sizeof(rq));
+	rq.command = cmd;
+	snprintf(rq.domain, sizeof(rq.domain), "%s", domain != NULL ? domain : "");
+	rq.time = t;
+	rq.params = p;
+	rq.params_len = n;
+	assert_rc(mk_box_request_encode(&rq, req), MK_OK);
+	assert_rc(mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp), MK_OK);
+	assert_rc(mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs), MK_OK);
+	assert_int_equal(rs.command, cmd);
+	if (levelp != NULL)
+		*levelp = rs.level;
+	code = (enum mk_err)rs.code;
+	if (rs.level == 0)
+		assert_rc(code, MK_OK);
+	else
+		assert_true(code != MK_OK);
+	if (code == MK_OK && result != NULL) {
+		mk_buf_reset(result);
+		assert_rc(mk_buf_put_bytes(result, rs.result, rs.result_len), MK_OK);
+	}
+	mk_buf_free(req);
+	mk_buf_free(resp);
+	return code;
+}
+
+/* The bytes element tag of a result (asserts it is there) into out (reset). */
+static inline void w_result_bytes(const struct mk_buf *result, uint8_t tag, struct mk_buf *out)
+{
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	uint8_t t;
+
+	mk_tlv_reader_init(&r, mk_buf_data(result), mk_buf_len(result));
+	while (mk_tlv_peek_tag(&r, &t) == MK_OK && t < tag) {
+		assert_rc(mk_tlv_get_bytes(&r, t, 0, W_CAP, &p, &n), MK_OK);
+	}
+	assert_rc(mk_tlv_get_bytes(&r, tag, 1, W_CAP, &p, &n), MK_OK);
+	mk_buf_reset(out);
+	assert_rc(mk_buf_put_bytes(out, p, n), MK_OK);
+}
+
+/* Confirm Install (MI8) params: 01 record, 02 MI7, 03 certificate. */
+static inline void w_confirm_params(struct mk_buf *out, const uint8_t *rec, size_t rn,
+                                    const uint8_t *mi7, size_t mn, const uint8_t *cert, size_t cn)
+{
+	struct mk_tlv_writer w;
+
+	mk_buf_reset(out);
+	mk_tlv_writer_init(&w, out);
+	assert_rc(mk_tlv_put_bytes(&w, 0x01, rec, rn), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 0x02, mi7, mn), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 0x03, cert, cn), MK_OK);
+}
+
+/* Register (MR2) params: 01 record, 02 the report's fields, 03 its MAC. */
+static inline void w_register_params(struct mk_buf *out, const uint8_t *rec, size_t rn,
+                                     const struct mk_meter_report *rp)
+{
+	struct mk_tlv_writer w, n;
+
+	mk_buf_reset(out);
+	mk_tlv_writer_init(&w, out);
+	assert_rc(mk_tlv_put_bytes(&w, 0x01, rec, rn), MK_OK);
+	assert_rc(mk_tlv_begin(&w, 0x02, &n), MK_OK);
+	assert_rc(mk_tlv_put_string(&n, 0x01, rp->domain), MK_OK);
+	assert_rc(mk_tlv_put_u64(&n, 0x02, rp->key_id), MK_OK);
+	assert_rc(mk_tlv_put_string(&n, 0x03, rp->product_code), MK_OK);
+	assert_rc(mk_tlv_put_string(&n, 0x04, rp->mfg_seq), MK_OK);
+	assert_rc(mk_tlv_put_string(&n, 0x05, rp->indicia_serial), MK_OK);
+	assert_rc(mk_tlv_put_string(&n, 0x06, rp->country), MK_OK);
+	assert_rc(mk_tlv_put_u64(&n, 0x07, (uint64_t)rp->date), MK_OK);
+	assert_rc(mk_tlv_end(&w, &n), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 0x03, rp->mac, sizeof(rp->mac)), MK_OK);
+}
+
+/* The current record, encoded, into out (reset). */
+static inline void w_rec_bytes(struct world *w, const char *domain, uint64_t key_id,
+                               struct mk_buf *out)
+{
+	struct mk_key_record *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	w_get(w, domain, key_id, r);
+	mk_buf_reset(out);
+	assert_rc(mk_key_record_encode(r, out), MK_OK);
+	free(r);
+}
+
+/* A connection to meter id (a child process). */
+static inline struct mk_meter_conn *w_connect(struct world *w, const char *id)
+{
+	char path[PATH_MAX];
+	struct mk_meter_conn *c = NULL;
+
+	assert_rc(mk_kms_meter_path(w->k, id, path, sizeof(path)), MK_OK);
+	assert_rc(mk_meter_connect(path, &c), MK_OK);
+	return c;
+}
+
+/*
+ * MI4' -> MI7 straight at Steel box steel, with meter id on its station:
+ * the key of install record mi4 goes into the meter; MI7 into mi7. Returns
+ * the Steel box's code. The archive is not touched (no Brass step).
+ */
+static inline enum mk_err w_steel_install(struct world *w, const char *steel, const char *domain,
+                                          const struct mk_buf *mi4, const char *id,
+                                          struct mk_buf *mi7)
+{
+	struct mk_box *s = w_box(w, steel);
+	struct mk_meter_conn *c = w_connect(w, id);
+	struct mk_buf *params = mk_buf_new(W_CAP), *res = mk_buf_new(W_CAP);
+	struct mk_tlv_writer tw;
+	enum mk_err e;
+
+	assert_non_null(params);
+	assert_non_null(res);
+	mk_tlv_writer_init(&tw, params);
+	assert_rc(mk_tlv_put_bytes(&tw, 0x01, mk_buf_data(mi4), mk_buf_len(mi4)), MK_OK);
+	mk_box_attach_meter(s, c);
+	e = w_call(s, MK_CMD_INSTALL_KEY, domain, (int64_t)time(NULL), mk_buf_data(params),
+	           mk_buf_len(params), NULL, res);
+	mk_box_attach_meter(s, NULL);
+	if (e == MK_OK)
+		w_result_bytes(res, 0x01, mi7);
+	mk_meter_disconnect(c);
+	mk_box_free(s);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/* Positions of a signed message {01 body, 02 signer, 03 signature}: the
+ * signer's nine characters start at *signerp, the 64 signature bytes at *sigp. */
+static inline void w_signed_layout(const struct mk_buf *m, size_t *signerp, size_t *sigp)
+{
+	const uint8_t *body, *sig;
+	size_t bn;
+	char signer[MK_BOX_ID_LEN + 1];
+
+	assert_rc(mk_signed_split(mk_buf_data(m), mk_buf_len(m), &body, &bn, signer, &sig), MK_OK);
+	*sigp = (size_t)(sig - mk_buf_data(m));
+	assert_int_equal(*sigp + MK_ECDSA_SIG_LEN, mk_buf_len(m));
+	*signerp = *sigp - 2 - MK_BOX_ID_LEN; /* 03 40 before the signature */
+	assert_memory_equal(mk_buf_data(m) + *signerp, signer, MK_BOX_ID_LEN);
+}
+
+/* The same for an encoded record: ... tbs | 20 09 signer | 21 40 signature. */
+static inline void w_record_layout(const struct mk_buf *m, size_t *signerp, size_t *sigp)
+{
+	struct mk_key_record *r = calloc(1, sizeof(*r));
+	struct mk_buf *tbs = mk_buf_new(W_CAP);
+
+	assert_non_null(r);
+	assert_non_null(tbs);
+	assert_rc(mk_key_record_decode(mk_buf_data(m), mk_buf_len(m), r), MK_OK);
+	assert_rc(mk_key_record_encode_tbs(r, tbs), MK_OK);
+	*signerp = mk_buf_len(tbs) + 2;
+	*sigp = *signerp + MK_BOX_ID_LEN + 2;
+	assert_int_equal(r->sig_len, MK_ECDSA_SIG_LEN);
+	assert_int_equal(*sigp + MK_ECDSA_SIG_LEN, mk_buf_len(m));
+	assert_memory_equal(mk_buf_data(m) + *signerp, r->signer, MK_BOX_ID_LEN);
+	mk_buf_free(tbs);
+	free(r);
+}
+
+#endif
