@@ -157,7 +157,9 @@
 	  "sealed state: belongs to another box")                                       \
 	X(MK_ERR_SEAL_KEY, 1002, MK_LEVEL_LOCAL,                                        \
 	  "sealed state: the Operation Combination does not open it "                   \
-	  "(wrong shares or tampered file)")                                           \
+	  "(wrong shares or tampered file)")                                            \
+	X(MK_ERR_BOX_BUSY, 1003, MK_LEVEL_LOCAL,                                        \
+	  "box in use by another session (its store stayed locked)")                                           \
                                                                                         \
 	X(MK_ERR_NVM_CORRUPT, 1100, MK_LEVEL_LOCAL,                                     \
 	  "meter NVM: not a meter NVM file, or corrupt (magic, version, CRC, content)")

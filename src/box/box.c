@@ -33,6 +33,9 @@ enum {
 enum { PC_ID = 0x01, PC_KEY = 0x02 };
 
 #define STATE_CAP (256 * 1024)
+/* How long a session waits for another holding the box: 200 x 50 ms. */
+#define BOX_LOCK_TRIES 200
+#define BOX_LOCK_WAIT_US 50000
 #define PATH_CAP 4096
 
 /* ---- Key helpers ------------------------------------------------------------ */
@@ -598,10 +601,17 @@ enum mk_err mk_box_open(const char *store_dir, const char *share_dir, const char
 		char lock[PATH_MAX];
 
 		if (snprintf(lock, sizeof(lock), "%s/%s.lock", store_dir, box_id) >= (int)sizeof(lock) ||
-		    (b->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 ||
-		    flock(b->lock_fd, LOCK_EX) != 0) {
+		    (b->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 			r = MK_ERR_IO;
 			goto out;
+		}
+		/* A session waits a while for another to finish, never for ever. */
+		for (int tries = 0; flock(b->lock_fd, LOCK_EX | LOCK_NB) != 0; tries++) {
+			if (errno != EWOULDBLOCK || tries == BOX_LOCK_TRIES) {
+				r = errno == EWOULDBLOCK ? MK_ERR_BOX_BUSY : MK_ERR_IO;
+				goto out;
+			}
+			usleep(BOX_LOCK_WAIT_US);
 		}
 	}
 	if ((r = mk_seal_read_with_shares(path, box_id, shares, nshares, &b->generation, &state)) != MK_OK)

@@ -1109,7 +1109,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	const uint8_t *p;
 	size_t n;
 	uint32_t reason = 0;
-	int64_t now = mk_kms_now(k);
+	int64_t now;
 	enum mk_err e;
 
 	memset(&c, 0, sizeof(c));
@@ -1161,7 +1161,8 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	mk_tlv_writer_init(&w, c.params);
 	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(c.mi4), mk_buf_len(c.mi4))) != MK_OK)
 		goto out;
-	/* MI4' -> MI5, MI6 -> MI7 */
+	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
+	now = mk_kms_now(k);
 	if ((e = call(k, s, MK_CMD_INSTALL_KEY, c.domain, now, c.params, c.res)) != MK_OK) {
 		log_refusal(k, c.domain, c.steel, c.key_id, e);
 		goto out;

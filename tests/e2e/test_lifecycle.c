@@ -278,15 +278,17 @@ static void test_record_for_another_steel(void **state)
 	assert_int_equal(w_meter_key(&W, m, "USPS"), key_id);
 }
 
-/* 7b. The meter refuses a second key for a domain it holds
- * (MK_RC_RECORD_EXISTS): the new key is archived BAD with that reason, and
- * the key the meter holds is untouched. */
+/* 7b. A second key for a domain the meter holds: the KMS refuses before a
+ * key is generated (no key ID used). A record given without its domain
+ * reaches the meter, which refuses it (MK_RC_RECORD_EXISTS): that key was
+ * attempted, so it is archived BAD with the meter's reason, signed by
+ * Brass; the key the meter holds is untouched. */
 static void test_second_key_for_a_domain(void **state)
 {
-	char m[MK_METER_ID_MAX + 1];
+	char m[MK_METER_ID_MAX + 1], path[PATH_MAX];
 	struct mk_key_record rec, first;
 	struct mk_meter_info info;
-	uint64_t held, bad;
+	uint64_t held, last, bad;
 
 	(void)state;
 	w_meter(&W, "PM100", m);
@@ -294,12 +296,18 @@ static void test_second_key_for_a_domain(void **state)
 	held = w_meter_key(&W, m, "VE");
 	w_get(&W, "VE", held, &first);
 
+	assert_rc(mk_archive_last_key_id(w_arch(&W), "VE", &last), MK_OK);
 	assert_rc(mk_kms_meter_install(W.k, m, "VE", "", NULL, &rec), MK_RC_RECORD_EXISTS);
 	assert_rc(mk_archive_last_key_id(w_arch(&W), "VE", &bad), MK_OK);
-	assert_true(bad > held);
+	assert_int_equal(bad, last);
+
+	assert_rc(mk_kms_key_request(W.k, "VE", "", &bad, path, sizeof(path)), MK_OK);
+	assert_rc(mk_kms_meter_install(W.k, m, "VE", "", path, &rec), MK_RC_RECORD_EXISTS);
+	assert_rc(mk_kms_meter_install(W.k, m, NULL, "", path, &rec), MK_RC_RECORD_EXISTS);
 	w_get(&W, "VE", bad, &rec);
 	assert_int_equal(rec.status, MK_KEY_BAD);
 	assert_int_equal(rec.bad_reason, MK_RC_RECORD_EXISTS);
+	assert_string_equal(rec.signer, W.brass);
 	assert_int_equal(w_hist_count(&W, "VE", bad), 2);
 	/* The meter still holds its first key, whose record is unchanged. */
 	w_meter_info(&W, m, &info);
@@ -450,7 +458,7 @@ static void test_time_going_back(void **state)
  * unchanged after the refusal, and a registration at a correct time after
  * it succeeds.
  */
-static void test_time_refusal_leaves_meter_unchanged_BUG(void **state)
+static void test_time_refusal_leaves_meter_unchanged(void **state)
 {
 	const int64_t T = (int64_t)time(NULL) + 200000;
 	char m[MK_METER_ID_MAX + 1];
@@ -471,7 +479,7 @@ static void test_time_refusal_leaves_meter_unchanged_BUG(void **state)
 	mk_kms_close(kt);
 	w_meter_info(&W, m, &info);
 	if (e != MK_OK)
-		fail_msg("BUG: after a registration refused for its time, the meter is %s with indicia "
+		fail_msg("after a registration refused for its time, the meter is %s with indicia "
 		         "serial \"%s\" dated %lld (before the installation at %lld) and registering it at "
 		         "a correct time fails with %s",
 		         mk_meter_state_name(info.state), info.indicia_serial, (long long)info.registered,
@@ -479,7 +487,7 @@ static void test_time_refusal_leaves_meter_unchanged_BUG(void **state)
 }
 
 /*
- * BUG (reported to the integrator): after any installation the audit log of
+ * Once a bug (fixed): after any installation the audit log of
  * the key's domain no longer verifies ("key N: row columns differ from its
  * record"). mk_archive_update_key lets a record gain its product code and
  * MSN on the move to INSTALLED (check_update's "naming"), but write_version
@@ -490,7 +498,7 @@ static void test_time_refusal_leaves_meter_unchanged_BUG(void **state)
  * those columns, cannot find an installed meter's key). Expected: every
  * domain's audit verifies after the whole lifecycle.
  */
-static void test_audit_verifies_after_install_BUG(void **state)
+static void test_audit_verifies_after_install(void **state)
 {
 	char m[MK_METER_ID_MAX + 1], why[512];
 	struct mk_meter_info info;
@@ -501,7 +509,7 @@ static void test_audit_verifies_after_install_BUG(void **state)
 	w_install(&W, NULL, m, "VE", "USPS");
 	w_meter_info(&W, m, &info);
 	if (!w_audit_all_ok(&W, why, sizeof(why)))
-		fail_msg("BUG: %s", why);
+		fail_msg("%s", why);
 	assert_rc(mk_archive_find_device_key(w_arch(&W), "VE", info.product_code, info.mfg_seq, &rec),
 	          MK_OK);
 	assert_int_equal(rec.key_id, w_meter_key(&W, m, "VE"));
@@ -747,8 +755,8 @@ int main(void)
 		cmocka_unit_test(test_second_key_for_a_domain),
 		cmocka_unit_test(test_transitions_outside_lifecycle),
 		cmocka_unit_test(test_time_going_back),
-		cmocka_unit_test(test_time_refusal_leaves_meter_unchanged_BUG),
-		cmocka_unit_test(test_audit_verifies_after_install_BUG),
+		cmocka_unit_test(test_time_refusal_leaves_meter_unchanged),
+		cmocka_unit_test(test_audit_verifies_after_install),
 		cmocka_unit_test(test_earth_rules),
 		cmocka_unit_test(test_no_master_key_in_clear),
 	};

@@ -178,7 +178,7 @@ static void mi4_params(struct mk_buf *out, const struct mk_buf *mi4)
 }
 
 /* Which of m's positions a flip test covers: all but the signer's name
- * (which test_tamper_signer_name_BUG covers). */
+ * (which test_tamper_signer_name covers). */
 static int in_signer(size_t i, size_t signer)
 {
 	return i >= signer && i < signer + MK_BOX_ID_LEN;
@@ -467,7 +467,7 @@ static void test_tamper_installed_record(void **state)
 }
 
 /*
- * 5f. BUG (reported to the integrator): the signer's name in a signed
+ * 5f. Once a bug (fixed: the signature now covers the name): the signer's name in a signed
  * message is neither covered by the signature nor compared with the box
  * that must have signed, so changing one byte of it (keeping it a
  * well-formed box ID, e.g. O00000001 -> O00000000 or B00000001 -> B10000001)
@@ -477,7 +477,7 @@ static void test_tamper_installed_record(void **state)
  * (brass.c open_record checks the signer only for NEW records). Expected:
  * every one-byte change of a signed message refused.
  */
-static void test_tamper_signer_name_BUG(void **state)
+static void test_tamper_signer_name(void **state)
 {
 	struct tamper t;
 	struct reg r;
@@ -537,7 +537,7 @@ static void test_tamper_signer_name_BUG(void **state)
 	mk_box_free(b);
 	reg_free(&r);
 	if (acc[0] + acc[1] + acc[2] + acc[3] != 0)
-		fail_msg("BUG: one-byte changes of the signer's name accepted: MI4 at Steel %u, MI7 at "
+		fail_msg("one-byte changes of the signer's name accepted: MI4 at Steel %u, MI7 at "
 		         "Brass %u, Steel certificate at Brass %u, INSTALLED record at Register %u "
 		         "(of %d each)",
 		         acc[0], acc[1], acc[2], acc[3], MK_BOX_ID_LEN);
@@ -879,7 +879,7 @@ int main(void)
 		cmocka_unit_test(test_tamper_confirm_install),
 		cmocka_unit_test(test_tamper_steel_cert_at_oak),
 		cmocka_unit_test(test_tamper_installed_record),
-		cmocka_unit_test(test_tamper_signer_name_BUG),
+		cmocka_unit_test(test_tamper_signer_name),
 		cmocka_unit_test(test_record_of_another_domain),
 		cmocka_unit_test(test_confirm_install_replayed),
 		cmocka_unit_test(test_report_wrong_key),
