@@ -179,13 +179,11 @@ static int archive_verify(int argc, char **argv)
 		return fail(&a, NULL, r);
 	if (a.c.json) {
 		/* What a bad chain is, plus the error object every ok:false carries. */
-		json_t *o = kc_error_json(r, res.reason);
+		json_t *o = json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 0, "domain", a.domain, "entries",
+		                      (json_int_t)res.entries, "first_bad", (json_int_t)res.first_bad,
+		                      "reason", res.reason);
 
-		if (o != NULL)
-			json_object_update_new(o, json_pack("{s:s,s:I,s:I,s:s}", "domain", a.domain,
-			                                     "entries", (json_int_t)res.entries,
-			                                     "first_bad", (json_int_t)res.first_bad,
-			                                     "reason", res.reason));
+		json_object_update_new(o, kc_error_json(r, res.reason));
 		kc_print_json(o);
 	} else {
 		printf("domain %s: audit log does NOT verify: first bad entry %" PRIu64 ": %s\n",
