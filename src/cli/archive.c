@@ -19,22 +19,22 @@
 	"  --home DIR      the home (default: $METERKEY_HOME): the archive is\n"              \
 	"                  sqlite:DIR/archive.db unless --archive names another\n"            \
 	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                    \
+	"                  (one of --home and --archive is needed)\n"                        \
 	"  --json          print one JSON object instead of text\n"
 
 static const char verify_usage[] =
-	"usage: meterkey archive verify --domain ID [--home DIR | --archive URL] [--json]\n"
+	"usage: meterkey archive verify --domain ID [options]\n"
 	"  Recomputes the domain's audit chain and checks every row it covers.\n"
 	"  Exit status 0 only when the whole log verifies; otherwise the first bad\n"
 	"  entry is named.\n" ARCHIVE_OPTS;
 
 static const char history_usage[] =
-	"usage: meterkey archive history --domain ID --key KEY_ID [--home DIR | --archive URL]\n"
-	"                                [--json]\n"
+	"usage: meterkey archive history --domain ID --key KEY_ID [options]\n"
 	"  Prints every version of a master key record, oldest first: status,\n"
 	"  time, device and signer. Keys are encrypted and are never shown.\n" ARCHIVE_OPTS;
 
 static const char errors_usage[] =
-	"usage: meterkey archive errors --domain ID [--home DIR | --archive URL] [--json]\n"
+	"usage: meterkey archive errors --domain ID [options]\n"
 	"  Prints the domain's error log, oldest first.\n" ARCHIVE_OPTS;
 
 /* The command's own options, by index in kc.val. */
