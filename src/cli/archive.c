@@ -85,8 +85,7 @@ static int parse(int argc, char **argv, const char *usage, int want_key, struct 
 	if (!mk_domain_id_valid(a->domain))
 		return mk_cli_usage_error(usage, "--domain is not a domain ID (2-8 of A-Z, 0-9)");
 	if (a->c.archive != NULL) {
-		snprintf(a->url, sizeof(a->url), "%s", a->c.archive);
-		if (strlen(a->c.archive) >= sizeof(a->url))
+		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
 			return mk_cli_usage_error(usage, "--archive URL too long");
 		return -1;
 	}

@@ -128,15 +128,16 @@ static int shares_split(int argc, char **argv)
 		}
 		if (lstat(paths[i], &st) == 0) {
 			err = MK_ERR_STATE;
-			snprintf(msg, sizeof(msg), "%s exists already; shares are never overwritten",
-			         paths[i]);
+			snprintf(msg, sizeof(msg), "%.*s exists already; shares are never overwritten",
+			         PATH_MAX, paths[i]);
 			goto out;
 		}
 	}
 	for (; written < n; written++) {
 		if ((r = mk_share_write_file(shares[written], paths[written])) != MK_OK) {
 			err = r;
-			snprintf(msg, sizeof(msg), "cannot write %s: %s", paths[written], mk_strerror(r));
+			snprintf(msg, sizeof(msg), "cannot write %.*s: %s", PATH_MAX, paths[written],
+			         mk_strerror(r));
 			goto out;
 		}
 		if (json)
