@@ -2,94 +2,153 @@
  * meterkey archive verify | history | errors — an auditor's read-only view of
  * a domain archive. Nothing here writes to the archive.
  */
-#include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/kmscli.h"
 #include "meterkey/archive.h"
 
+#define ARCHIVE_OPTS                                                                         \
+	"options:\n"                                                                           \
+	"  --home DIR      the home (default: $METERKEY_HOME): the archive is\n"              \
+	"                  sqlite:DIR/archive.db unless --archive names another\n"            \
+	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                    \
+	"                  (one of --home and --archive is needed)\n"                        \
+	"  --json          print one JSON object instead of text\n"
+
 static const char verify_usage[] =
-	"usage: meterkey archive verify --archive URL --domain ID\n"
+	"usage: meterkey archive verify --domain ID [options]\n"
 	"  Recomputes the domain's audit chain and checks every row it covers.\n"
-	"  URL is sqlite:PATH or postgresql://... . Exit status 0 only when the\n"
-	"  whole log verifies; otherwise the first bad entry is named.\n";
+	"  Exit status 0 only when the whole log verifies; otherwise the first bad\n"
+	"  entry is named.\n" ARCHIVE_OPTS;
 
 static const char history_usage[] =
-	"usage: meterkey archive history --archive URL --domain ID --key KEY_ID\n"
+	"usage: meterkey archive history --domain ID --key KEY_ID [options]\n"
 	"  Prints every version of a master key record, oldest first: status,\n"
-	"  time, device and signer. Keys are encrypted and are never shown.\n";
+	"  time, device and signer. Keys are encrypted and are never shown.\n" ARCHIVE_OPTS;
 
 static const char errors_usage[] =
-	"usage: meterkey archive errors --archive URL --domain ID\n"
-	"  Prints the domain's error log, oldest first.\n";
+	"usage: meterkey archive errors --domain ID [options]\n"
+	"  Prints the domain's error log, oldest first.\n" ARCHIVE_OPTS;
+
+/* The command's own options, by index in kc.val. */
+enum { OPT_DOMAIN, OPT_KEY };
 
 struct args {
-	const char *url, *domain;
+	struct kc c;
+	char url[PATH_MAX + sizeof("sqlite:/archive.db")];
+	const char *domain;
 	uint64_t key_id;
-	int have_key;
 };
 
-/* Parses --archive, --domain and (if usage asks for it) --key. */
+/*
+ * Parses the common options, --domain and (for history) --key, and settles
+ * the archive: --archive, else the home's sqlite:HOME/archive.db (which must
+ * exist: an auditor's look never creates an archive). Returns -1 to go on,
+ * else the exit status (0 after --help, 1 when the home has no archive, 2 on
+ * a usage error).
+ */
 static int parse(int argc, char **argv, const char *usage, int want_key, struct args *a)
 {
-	static const struct option opts[] = {
-		{ "archive", required_argument, NULL, 'a' }, { "domain", required_argument, NULL, 'd' },
-		{ "key", required_argument, NULL, 'k' },     { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	static const struct kc_opt opts[] = { { "domain", 1, 0 }, { "key", 1, 0 } };
+	const char *key;
 
 	memset(a, 0, sizeof(*a));
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a': a->url = optarg; break;
-		case 'd': a->domain = optarg; break;
-		case 'k': {
-			char *end;
+	if (!kc_parse(&a->c, argc, argv, opts, want_key ? 2 : 1))
+		return mk_cli_usage_error(usage, NULL);
+	if (a->c.help)
+		return fputs(usage, stdout), 0;
+	if (a->c.npos != 0)
+		return mk_cli_usage_error(usage, "too many arguments");
+	if (a->c.shares != NULL || a->c.time != 0)
+		return mk_cli_usage_error(usage, "--shares and --time mean nothing to an archive");
+	a->domain = a->c.val[OPT_DOMAIN];
+	key = a->c.val[OPT_KEY];
+	if (a->domain == NULL || (want_key && key == NULL))
+		return mk_cli_usage_error(usage, want_key ? "--domain and --key are needed"
+		                                          : "--domain is needed");
+	if (want_key) {
+		char *end;
 
-			if (!want_key || *optarg < '1' || *optarg > '9')
-				return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
-			a->key_id = strtoull(optarg, &end, 10);
-			if (*end != '\0')
-				return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
-			a->have_key = 1;
-			break;
-		}
-		case 'h': fputs(usage, stdout); return 0;
-		default: return mk_cli_usage_error(usage, NULL);
-		}
+		if (*key < '1' || *key > '9')
+			return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
+		a->key_id = strtoull(key, &end, 10);
+		if (*end != '\0')
+			return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
 	}
-	if (optind != argc || a->url == NULL || a->domain == NULL || (want_key && !a->have_key))
-		return mk_cli_usage_error(usage, want_key ? "--archive, --domain and --key are needed"
-		                                          : "--archive and --domain are needed");
 	if (!mk_domain_id_valid(a->domain))
 		return mk_cli_usage_error(usage, "--domain is not a domain ID (2-8 of A-Z, 0-9)");
+	if (a->c.archive != NULL) {
+		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
+			return mk_cli_usage_error(usage, "--archive URL too long");
+		return -1;
+	}
+	if (a->c.home == NULL || a->c.home[0] == '\0')
+		return mk_cli_usage_error(usage, "no archive: give --home DIR (or set METERKEY_HOME) "
+		                                 "or --archive URL");
+	if (snprintf(a->url, sizeof(a->url), "sqlite:%s/archive.db", a->c.home) >= (int)sizeof(a->url))
+		return mk_cli_usage_error(usage, "--home path too long");
+	if (access(a->url + strlen("sqlite:"), F_OK) != 0) {
+		char msg[sizeof(a->url) + 64];
+
+		snprintf(msg, sizeof(msg), "no archive in home %s (%s)", a->c.home,
+		         a->url + strlen("sqlite:"));
+		return kc_fail_msg(a->c.json, MK_ERR_NOT_FOUND, msg);
+	}
 	return -1; /* go on */
 }
 
-static int open_archive(const char *url, struct mk_archive **ap)
+/* A refusal: the old text on stderr ("meterkey: what: why"), or the error object. */
+static int fail(const struct args *a, const char *what, enum mk_err r)
 {
-	enum mk_err r = mk_archive_open(url, ap);
+	char msg[256];
 
-	if (r != MK_OK)
-		fprintf(stderr, "meterkey: cannot open the archive: %s\n", mk_strerror(r));
-	return r == MK_OK ? 0 : 1;
+	snprintf(msg, sizeof(msg), "%s%s%s", what != NULL ? what : "", what != NULL ? ": " : "",
+	         mk_strerror(r));
+	return kc_fail_msg(a->c.json, r, msg);
+}
+
+static int open_archive(const struct args *a, struct mk_archive **ap)
+{
+	enum mk_err r = mk_archive_open(a->url, ap);
+
+	return r == MK_OK ? 0 : fail(a, "cannot open the archive", r);
+}
+
+/* t as ISO 8601 UTC into s; 0 when t is unset or does not convert. */
+static int iso_time(int64_t t, char s[static 32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	return t != 0 && gmtime_r(&tt, &tm) != NULL && strftime(s, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) != 0;
 }
 
 static void print_time(int64_t t)
 {
 	char s[32];
-	time_t tt = (time_t)t;
-	struct tm tm;
 
-	if (t == 0 || gmtime_r(&tt, &tm) == NULL || strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		printf("%-20s", "-");
-	else
-		printf("%-20s", s);
+	printf("%-20s", iso_time(t, s) ? s : "-");
+}
+
+/* The time as a JSON string, or null when unset. */
+static json_t *json_time(int64_t t)
+{
+	char s[32];
+
+	return iso_time(t, s) ? json_string(s) : json_null();
+}
+
+/* A string member, or null when empty. */
+static json_t *json_str_or_null(const char *s)
+{
+	return s[0] != '\0' ? json_string(s) : json_null();
 }
 
 static int archive_verify(int argc, char **argv)
@@ -102,30 +161,68 @@ static int archive_verify(int argc, char **argv)
 
 	if (st >= 0)
 		return st;
-	if (open_archive(a.url, &ar) != 0)
+	if (open_archive(&a, &ar) != 0)
 		return 1;
 	r = mk_archive_audit_verify(ar, a.domain, &res);
 	mk_archive_close(ar);
 	if (r == MK_OK) {
-		printf("domain %s: audit log verifies (%" PRIu64 " entries)\n", a.domain, res.entries);
+		if (a.c.json)
+			kc_print_json(json_pack("{s:b,s:s,s:I}", "ok", 1, "domain", a.domain, "entries",
+			                        (json_int_t)res.entries));
+		else
+			printf("domain %s: audit log verifies (%" PRIu64 " entries)\n", a.domain,
+			       res.entries);
 		return 0;
 	}
-	if (r == MK_ERR_AUDIT)
+	if (r != MK_ERR_AUDIT)
+		return fail(&a, NULL, r);
+	if (a.c.json) {
+		/* What a bad chain is, plus the error object every ok:false carries. */
+		json_t *o = json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 0, "domain", a.domain, "entries",
+		                      (json_int_t)res.entries, "first_bad", (json_int_t)res.first_bad,
+		                      "reason", res.reason);
+
+		json_object_update_new(o, kc_error_json(r, res.reason));
+		kc_print_json(o);
+	} else {
 		printf("domain %s: audit log does NOT verify: first bad entry %" PRIu64 ": %s\n",
 		       a.domain, res.first_bad, res.reason);
-	else
-		fprintf(stderr, "meterkey: %s\n", mk_strerror(r));
+	}
 	return 1;
 }
 
+/* One version as text, or (ctx non-NULL) appended to the JSON array ctx. */
 static int print_version(void *ctx, const struct mk_key_history_entry *e)
 {
+	json_t *versions = ctx, *v;
 	struct mk_key_record rec;
+	int decodes = mk_key_record_decode(e->record, e->record_len, &rec) == MK_OK;
 
-	(void)ctx;
+	if (versions != NULL) {
+		v = json_pack("{s:I,s:s,s:o}", "seq", (json_int_t)e->seq, "status",
+		              mk_key_status_name(e->status), "time", json_time(e->time));
+		if (v == NULL)
+			return 0;
+		if (!decodes) {
+			json_object_set_new(v, "error", json_string("record does not decode"));
+		} else {
+			json_object_update_new(
+				v, json_pack("{s:o,s:o,s:o,s:o,s:o}", "product_code",
+			                     json_str_or_null(rec.product_code), "mfg_seq",
+			                     json_str_or_null(rec.mfg_seq), "indicia_serial",
+			                     json_str_or_null(rec.indicia_serial), "subdomain",
+			                     json_str_or_null(rec.subdomain), "signer",
+			                     json_str_or_null(rec.signer)));
+			if (rec.bad_reason != 0)
+				json_object_set_new(v, "bad_reason",
+				                    json_string(mk_err_name((enum mk_err)rec.bad_reason)));
+		}
+		json_array_append_new(versions, v);
+		return 0;
+	}
 	printf("%3u  %-10s ", e->seq, mk_key_status_name(e->status));
 	print_time(e->time);
-	if (mk_key_record_decode(e->record, e->record_len, &rec) != MK_OK) {
+	if (!decodes) {
 		printf(" (record does not decode)\n");
 		return 0;
 	}
@@ -139,29 +236,55 @@ static int archive_history(int argc, char **argv)
 {
 	struct args a;
 	struct mk_archive *ar = NULL;
+	json_t *versions = NULL;
 	enum mk_err r;
 	int st = parse(argc, argv, history_usage, 1, &a);
 
 	if (st >= 0)
 		return st;
-	if (open_archive(a.url, &ar) != 0)
+	if (open_archive(&a, &ar) != 0)
 		return 1;
-	printf("domain %s, key %" PRIu64 ":\nseq  status     time                 device and signer\n",
-	       a.domain, a.key_id);
-	r = mk_archive_get_history(ar, a.domain, a.key_id, print_version, NULL);
+	if (a.c.json) {
+		if ((versions = json_array()) == NULL) {
+			mk_archive_close(ar);
+			return fail(&a, NULL, MK_ERR_NOMEM);
+		}
+	} else {
+		printf("domain %s, key %" PRIu64 ":\nseq  status     time                 device and signer\n",
+		       a.domain, a.key_id);
+	}
+	r = mk_archive_get_history(ar, a.domain, a.key_id, print_version, versions);
 	mk_archive_close(ar);
 	if (r != MK_OK) {
-		fprintf(stderr, "meterkey: %s\n", mk_strerror(r));
-		return 1;
+		json_decref(versions);
+		return fail(&a, NULL, r);
 	}
+	if (a.c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "domain", a.domain, "key_id",
+		                        (json_int_t)a.key_id, "versions", versions));
 	return 0;
 }
 
+struct errors_ctx {
+	int n;
+	json_t *errors; /* NULL for text */
+};
+
 static int print_error(void *ctx, const struct mk_error_entry *e)
 {
-	int *n = ctx;
+	struct errors_ctx *x = ctx;
 
-	(*n)++;
+	x->n++;
+	if (x->errors != NULL) {
+		json_array_append_new(
+			x->errors,
+			json_pack("{s:I,s:o,s:o,s:o,s:i,s:s,s:s}", "id", (json_int_t)e->id, "time",
+		                  json_time(e->time), "box", json_str_or_null(e->box_id), "key_id",
+		                  e->key_id != 0 ? json_integer((json_int_t)e->key_id) : json_null(),
+		                  "code", (int)e->code, "name", mk_err_name((enum mk_err)e->code),
+		                  "detail", e->detail));
+		return 0;
+	}
 	printf("%4" PRIu64 "  ", e->id);
 	print_time(e->time);
 	printf(" %-9s key %-6" PRIu64 " %s (%d): %s\n", e->box_id[0] ? e->box_id : "-", e->key_id,
@@ -173,20 +296,28 @@ static int archive_errors(int argc, char **argv)
 {
 	struct args a;
 	struct mk_archive *ar = NULL;
+	struct errors_ctx x = { 0, NULL };
 	enum mk_err r;
-	int n = 0, st = parse(argc, argv, errors_usage, 0, &a);
+	int st = parse(argc, argv, errors_usage, 0, &a);
 
 	if (st >= 0)
 		return st;
-	if (open_archive(a.url, &ar) != 0)
+	if (open_archive(&a, &ar) != 0)
 		return 1;
-	r = mk_archive_list_errors(ar, a.domain, print_error, &n);
+	if (a.c.json && (x.errors = json_array()) == NULL) {
+		mk_archive_close(ar);
+		return fail(&a, NULL, MK_ERR_NOMEM);
+	}
+	r = mk_archive_list_errors(ar, a.domain, print_error, &x);
 	mk_archive_close(ar);
 	if (r != MK_OK) {
-		fprintf(stderr, "meterkey: %s\n", mk_strerror(r));
-		return 1;
+		json_decref(x.errors);
+		return fail(&a, NULL, r);
 	}
-	printf("domain %s: %d error(s) logged\n", a.domain, n);
+	if (a.c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", a.domain, "errors", x.errors));
+	else
+		printf("domain %s: %d error(s) logged\n", a.domain, x.n);
 	return 0;
 }
 

@@ -45,6 +45,12 @@ int kc_open(struct kc *c);
 void kc_close(struct kc *c);
 /* Prints the failure (the KMS's detail, or e's text) as text or JSON; returns 1. */
 int kc_fail(struct kc *c, enum mk_err e);
+/* The same refusal without a KMS: "meterkey: msg" on stderr, or with json
+ * the error object of kc_error_json on stdout. Returns 1. msg: never a secret. */
+int kc_fail_msg(int json, enum mk_err e, const char *msg);
+/* {"ok":false,"error":{"code":e,"name":"MK_...","message":msg}}, new reference
+ * (NULL when out of memory); a command may add its own members before printing. */
+json_t *kc_error_json(enum mk_err e, const char *msg);
 /* Prints o compactly on one line and releases it. */
 void kc_print_json(json_t *o);
 

@@ -163,14 +163,21 @@ int kc_fail(struct kc *c, enum mk_err e)
 		snprintf(msg, sizeof(msg), "%s", d);
 	else
 		snprintf(msg, sizeof(msg), "%s (%s)", mk_strerror(e), mk_err_name(e));
-	if (c->json) {
-		json_t *o = json_pack("{s:b,s:{s:i,s:s,s:s}}", "ok", 0, "error", "code", (int)e, "name",
-		                      mk_err_name(e), "message", msg);
+	return kc_fail_msg(c->json, e, msg);
+}
 
-		kc_print_json(o);
-	} else {
+json_t *kc_error_json(enum mk_err e, const char *msg)
+{
+	return json_pack("{s:b,s:{s:i,s:s,s:s}}", "ok", 0, "error", "code", (int)e, "name",
+	                 mk_err_name(e), "message", msg);
+}
+
+int kc_fail_msg(int json, enum mk_err e, const char *msg)
+{
+	if (json)
+		kc_print_json(kc_error_json(e, msg));
+	else
 		fprintf(stderr, "meterkey: %s\n", msg);
-	}
 	return 1;
 }
 

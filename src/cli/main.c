@@ -68,10 +68,26 @@ int main(int argc, char **argv)
 	                       argv);
 }
 
+static const char version_usage[] =
+	"usage: meterkey version [--json]\n"
+	"  Prints the version of meterkey; with --json one JSON object,\n"
+	"  {\"version\":\"...\"}.\n";
+
 int mk_cli_version(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	printf("meterkey %s\n", MK_VERSION);
+	int json = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return fputs(version_usage, stdout), 0;
+		else
+			return mk_cli_usage_error(version_usage, "unknown option");
+	}
+	if (json)
+		kc_print_json(json_pack("{s:s}", "version", MK_VERSION));
+	else
+		printf("meterkey %s\n", MK_VERSION);
 	return 0;
 }

@@ -7,44 +7,79 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/kmscli.h"
 #include "crypto/crypto_int.h"
 #include "meterkey/crypto.h"
 #include "meterkey/rng.h"
 
 static const char usage[] =
-	"usage: meterkey selftest [--quiet]\n"
+	"usage: meterkey selftest [--quiet] [--json]\n"
 	"  Runs every known-answer test of the crypto layer and the RNG's start-up\n"
 	"  health tests, as a secure box does when it starts. Exit status 0 only when\n"
-	"  all pass.\n";
+	"  all pass. --quiet prints only failures and the summary; --json prints one\n"
+	"  JSON object instead of text.\n";
 
+/*
+ * Text: one line a test ("ok" or "FAILED" and its name; --quiet keeps only the
+ * failures) and a summary. JSON: one object with the same findings, the
+ * failed tests by name, and (when anything failed) the error object.
+ */
 int mk_cli_selftest(int argc, char **argv)
 {
 	struct mk_rng *rng = NULL;
-	int quiet = 0, failed = 0;
-	enum mk_err r;
+	json_t *o, *failed_kats = NULL;
+	int quiet = 0, json = 0, kat_failed = 0;
+	enum mk_err r, rng_r;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quiet") == 0)
 			quiet = 1;
-		else if (strcmp(argv[i], "--help") == 0)
+		else if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			return fputs(usage, stdout), 0;
 		else
 			return mk_cli_usage_error(usage, "unknown option");
 	}
+	if (json && (failed_kats = json_array()) == NULL)
+		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
 	for (size_t i = 0; i < mk_kat_count; i++) {
 		r = mk_selftest_run_one(&mk_kat_table[i]);
-		failed |= r != MK_OK;
-		if (!quiet || r != MK_OK)
+		kat_failed |= r != MK_OK;
+		if (json) {
+			if (r != MK_OK)
+				json_array_append_new(failed_kats, json_string(mk_kat_table[i].name));
+		} else if (!quiet || r != MK_OK) {
 			printf("%-8s %s\n", r == MK_OK ? "ok" : "FAILED", mk_kat_table[i].name);
+		}
 	}
-	r = mk_rng_new(&rng);
-	failed |= r != MK_OK;
-	if (!quiet || r != MK_OK)
-		printf("%-8s RNG start-up health tests (getrandom, OpenSSL DRBG)%s%s\n",
-		       r == MK_OK ? "ok" : "FAILED", r == MK_OK ? "" : ": ",
-		       r == MK_OK ? "" : mk_strerror(r));
+	rng_r = mk_rng_new(&rng);
 	mk_rng_free(rng);
-	printf("%s: %zu known-answer tests and the RNG start-up tests\n",
-	       failed ? "self-test FAILED" : "self-test passed", mk_kat_count);
-	return failed ? 1 : 0;
+	if (!json) {
+		if (!quiet || rng_r != MK_OK)
+			printf("%-8s RNG start-up health tests (getrandom, OpenSSL DRBG)%s%s\n",
+			       rng_r == MK_OK ? "ok" : "FAILED", rng_r == MK_OK ? "" : ": ",
+			       rng_r == MK_OK ? "" : mk_strerror(rng_r));
+		printf("%s: %zu known-answer tests and the RNG start-up tests\n",
+		       kat_failed || rng_r != MK_OK ? "self-test FAILED" : "self-test passed",
+		       mk_kat_count);
+		return kat_failed || rng_r != MK_OK ? 1 : 0;
+	}
+	if (!kat_failed && rng_r == MK_OK) {
+		o = json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "known_answer_tests", "ok", "count",
+		              (json_int_t)mk_kat_count, "rng", "ok");
+		json_decref(failed_kats);
+	} else {
+		/* A known-answer failure is MK_ERR_SELFTEST; else the RNG's own error. */
+		enum mk_err e = kat_failed ? MK_ERR_SELFTEST : rng_r;
+
+		o = json_pack("{s:b,s:s,s:I,s:O,s:s,s:s*}", "ok", 0, "known_answer_tests",
+		              kat_failed ? "FAILED" : "ok", "count", (json_int_t)mk_kat_count, "failed",
+		              failed_kats, "rng", rng_r == MK_OK ? "ok" : "FAILED", "rng_error",
+		              rng_r == MK_OK ? NULL : mk_strerror(rng_r));
+		json_object_update_new(o, kc_error_json(e, mk_strerror(e)));
+		json_decref(failed_kats);
+	}
+	kc_print_json(o);
+	return kat_failed || rng_r != MK_OK ? 1 : 0;
 }

@@ -18,23 +18,26 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "cli/kmscli.h"
 #include "meterkey/rng.h"
 #include "meterkey/shares.h"
 
 #define OPERATION_COMBINATION_LEN 32
 
 static const char split_usage[] =
-	"usage: meterkey shares split --box ID -k K -n N --out DIR\n"
+	"usage: meterkey shares split --box ID -k K -n N --out DIR [--json]\n"
 	"  Makes a new random 256-bit Operation Combination for box ID (type letter\n"
 	"  M, O, S, B or T and eight digits, e.g. O00000001) and writes N share files,\n"
 	"  any K of which rebuild it, as DIR/ID-share-I-of-N (mode 0600; existing\n"
-	"  files are never overwritten). 2 <= K <= N <= 255. The secret is not shown.\n";
+	"  files are never overwritten). 2 <= K <= N <= 255. The secret is not shown.\n"
+	"  --json prints one JSON object instead of text.\n";
 
 static const char check_usage[] =
-	"usage: meterkey shares check --box ID FILE...\n"
+	"usage: meterkey shares check --box ID [--json] FILE...\n"
 	"  Rebuilds box ID's secret from the share files in memory and says whether\n"
 	"  they are enough, intact, of this box and of one split. The secret is not\n"
-	"  shown. Exit status 0 only when they rebuild it.\n";
+	"  shown. Exit status 0 only when they rebuild it. --json prints one JSON\n"
+	"  object instead of text.\n";
 
 /* Parses a decimal in [lo, hi]; 0 on success. */
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *vp)
@@ -51,32 +54,42 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *vp)
 	return 0;
 }
 
-static void print_hex(const uint8_t *p, size_t n)
+/* The split ID (public: it names a split, it opens nothing) in hex. */
+static void split_id_hex(const uint8_t *p, char out[static 2 * MK_SHARE_SPLIT_ID_LEN + 1])
 {
-	for (size_t i = 0; i < n; i++)
-		printf("%02x", p[i]);
+	for (size_t i = 0; i < MK_SHARE_SPLIT_ID_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
 }
 
+/*
+ * Draws the secret, splits it and writes the files, all or none. A refusal
+ * is kept in (err, msg) until the files already written are removed, so that
+ * with --json the one object printed can name them ("removed").
+ */
 static int shares_split(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "box", required_argument, NULL, 'b' }, { "out", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "json", no_argument, NULL, 'j' },      { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *box = NULL, *dir = NULL;
 	unsigned k = 0, n = 0;
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[OPERATION_COMBINATION_LEN];
 	static char paths[MK_SHARE_COUNT_MAX][PATH_MAX];
+	char msg[PATH_MAX + 128] = "", split_id[2 * MK_SHARE_SPLIT_ID_LEN + 1];
 	struct mk_rng *rng = NULL;
+	json_t *files = NULL, *o;
 	unsigned written = 0;
-	enum mk_err r;
-	int c, status = 1;
+	enum mk_err r, err = MK_ERR_INTERNAL;
+	int c, json = 0, status = 1;
 
 	while ((c = getopt_long(argc, argv, "k:n:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b': box = optarg; break;
 		case 'o': dir = optarg; break;
+		case 'j': json = 1; break;
 		case 'k':
 			if (parse_uint(optarg, 2, MK_SHARE_COUNT_MAX, &k) != 0)
 				return mk_cli_usage_error(split_usage, "-k takes a number from 2 to 255");
@@ -95,10 +108,13 @@ static int shares_split(int argc, char **argv)
 		return mk_cli_usage_error(split_usage, "--box is not a box ID (e.g. O00000001)");
 	if (k > n)
 		return mk_cli_usage_error(split_usage, "K may not exceed N");
+	if (json && (files = json_array()) == NULL)
+		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
 
 	if ((r = mk_rng_new(&rng)) != MK_OK || (r = mk_rng_bytes(rng, secret, sizeof(secret))) != MK_OK ||
 	    (r = mk_share_split(rng, box, secret, sizeof(secret), k, n, shares)) != MK_OK) {
-		fprintf(stderr, "meterkey: cannot split: %s\n", mk_strerror(r));
+		err = r;
+		snprintf(msg, sizeof(msg), "cannot split: %s", mk_strerror(r));
 		goto out;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -106,54 +122,99 @@ static int shares_split(int argc, char **argv)
 
 		if (snprintf(paths[i], sizeof(paths[i]), "%s/%s-share-%u-of-%u", dir, box, i + 1,
 		             n) >= (int)sizeof(paths[i])) {
-			fprintf(stderr, "meterkey: --out path too long\n");
+			err = MK_ERR_INVALID_ARG;
+			snprintf(msg, sizeof(msg), "--out path too long");
 			goto out;
 		}
 		if (lstat(paths[i], &st) == 0) {
-			fprintf(stderr, "meterkey: %s exists already; shares are never overwritten\n",
-			        paths[i]);
+			err = MK_ERR_STATE;
+			snprintf(msg, sizeof(msg), "%.*s exists already; shares are never overwritten",
+			         PATH_MAX, paths[i]);
 			goto out;
 		}
 	}
 	for (; written < n; written++) {
 		if ((r = mk_share_write_file(shares[written], paths[written])) != MK_OK) {
-			fprintf(stderr, "meterkey: cannot write %s: %s\n", paths[written],
-			        mk_strerror(r));
+			err = r;
+			snprintf(msg, sizeof(msg), "cannot write %.*s: %s", PATH_MAX, paths[written],
+			         mk_strerror(r));
 			goto out;
 		}
-		printf("wrote %s\n", paths[written]);
+		if (json)
+			json_array_append_new(files, json_string(paths[written]));
+		else
+			printf("wrote %s\n", paths[written]);
 	}
-	printf("box %s: %u shares, any %u rebuild its Operation Combination; split ID ", box, n, k);
-	print_hex(mk_share_split_id(shares[0]), MK_SHARE_SPLIT_ID_LEN);
-	printf("\n");
+	split_id_hex(mk_share_split_id(shares[0]), split_id);
+	if (json)
+		kc_print_json(json_pack("{s:b,s:s,s:i,s:i,s:O,s:s}", "ok", 1, "box", box, "k", (int)k,
+		                        "n", (int)n, "files", files, "split_id", split_id));
+	else
+		printf("box %s: %u shares, any %u rebuild its Operation Combination; split ID %s\n",
+		       box, n, k, split_id);
 	status = 0;
 out:
-	/* A split is whole or nothing: the shares of a failed one open nothing. */
-	for (unsigned i = 0; status != 0 && i < written; i++)
-		if (unlink(paths[i]) == 0)
-			printf("removed %s\n", paths[i]);
+	if (status != 0) {
+		json_t *removed = json ? json_array() : NULL;
+
+		if (!json)
+			fprintf(stderr, "meterkey: %s\n", msg);
+		/* A split is whole or nothing: the shares of a failed one open nothing. */
+		for (unsigned i = 0; i < written; i++) {
+			if (unlink(paths[i]) != 0)
+				continue;
+			if (json)
+				json_array_append_new(removed, json_string(paths[i]));
+			else
+				printf("removed %s\n", paths[i]);
+		}
+		if (json) {
+			o = json_pack("{s:b,s:s}", "ok", 0, "box", box);
+			json_object_update_new(o, kc_error_json(err, msg));
+			if (o != NULL && json_array_size(removed) != 0)
+				json_object_set(o, "removed", removed);
+			json_decref(removed);
+			kc_print_json(o);
+		}
+	}
 	OPENSSL_cleanse(secret, sizeof(secret));
 	mk_share_free_array(shares, n);
 	mk_rng_free(rng);
+	json_decref(files);
 	return status;
+}
+
+/* A refusal of check: text as before, or the error object with box and count. */
+static int check_fail(int json, const char *box, size_t nfiles, enum mk_err e, const char *msg)
+{
+	json_t *o;
+
+	if (!json)
+		return kc_fail_msg(json, e, msg);
+	o = json_pack("{s:b,s:s,s:I}", "ok", 0, "box", box, "shares", (json_int_t)nfiles);
+	json_object_update_new(o, kc_error_json(e, msg));
+	kc_print_json(o);
+	return 1;
 }
 
 static int shares_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "box", required_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "box", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
 	};
 	const char *box = NULL;
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[MK_SHARE_SECRET_MAX];
-	size_t count = 0, len = 0;
+	char msg[PATH_MAX + 128];
+	size_t count = 0, len = 0, nfiles;
 	enum mk_err r;
-	int c, status = 1;
+	int c, json = 0, status = 1;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b': box = optarg; break;
+		case 'j': json = 1; break;
 		case 'h': fputs(check_usage, stdout); return 0;
 		default: return mk_cli_usage_error(check_usage, NULL);
 		}
@@ -164,21 +225,28 @@ static int shares_check(int argc, char **argv)
 		return mk_cli_usage_error(check_usage, "--box is not a box ID (e.g. O00000001)");
 	if (argc - optind > MK_SHARE_COUNT_MAX)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");
+	nfiles = (size_t)(argc - optind);
 	for (int i = optind; i < argc; i++, count++) {
 		if ((r = mk_share_read_file(argv[i], &shares[count])) != MK_OK) {
-			fprintf(stderr, "meterkey: %s: %s\n", argv[i], mk_strerror(r));
+			snprintf(msg, sizeof(msg), "%s: %s", argv[i], mk_strerror(r));
+			check_fail(json, box, nfiles, r, msg);
 			goto out;
 		}
 	}
 	r = mk_share_combine((const struct mk_share *const *)shares, count, box, secret,
 	                     sizeof(secret), &len);
 	if (r != MK_OK) {
-		fprintf(stderr, "meterkey: shares do not rebuild box %s's secret: %s\n", box,
-		        mk_strerror(r));
+		snprintf(msg, sizeof(msg), "shares do not rebuild box %s's secret: %s", box,
+		         mk_strerror(r));
+		check_fail(json, box, nfiles, r, msg);
 		goto out;
 	}
-	printf("box %s: %zu shares rebuild its %zu-byte secret (check value matches)\n", box,
-	       count, len);
+	if (json)
+		kc_print_json(json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "box", box, "shares",
+		                        (json_int_t)count, "secret_len", (json_int_t)len));
+	else
+		printf("box %s: %zu shares rebuild its %zu-byte secret (check value matches)\n", box,
+		       count, len);
 	status = 0;
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));

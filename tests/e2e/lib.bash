@@ -21,6 +21,18 @@ grep_out() {
   grep -q -- "$1" "$2" || { echo "FAIL: '$1' not in ${2##*/}:"; sed 's/^/  | /' "$2"; fails=$((fails+1)); }
 }
 
+# one_line : with --json, $T/out must be exactly one line, one object.
+one_line() {
+  if [ "$(wc -l <"$T/out")" != 1 ] || ! grep -q '^{.*}$' "$T/out"; then
+    echo "FAIL: stdout is not one JSON object on one line:"; sed 's/^/  | /' "$T/out"; fails=$((fails+1))
+  fi
+}
+
+# empty FILE : FILE ($T/out or $T/err) must be empty.
+empty() {
+  [ ! -s "$1" ] || { echo "FAIL: ${1##*/} not empty:"; sed 's/^/  | /' "$1"; fails=$((fails+1)); }
+}
+
 finish() {
   if [ "$fails" -eq 0 ]; then echo "all checks passed"; exit 0; fi
   echo "$fails check(s) failed"; exit 1

@@ -42,6 +42,40 @@ expect 1 "$MK" shares check --box M00000001 "$s1" "$T/no-such-file"
 expect 0 "$MK" shares check --box M00000001 "$s1" "$s2"
 ! grep -Eq '[0-9a-f]{64}' "$T/out" || { echo "FAIL: 32-byte hex in output"; fails=$((fails+1)); }
 
+# --json: one object a run, the files and the split ID, never the secret
+mkdir "$T/j"
+expect 0 "$MK" shares split --box T00000001 -k 2 -n 3 --out "$T/j" --json
+one_line
+j1=$T/j/T00000001-share-1-of-3 j2=$T/j/T00000001-share-2-of-3 j3=$T/j/T00000001-share-3-of-3
+grep_out "^{\"ok\":true,\"box\":\"T00000001\",\"k\":2,\"n\":3,\"files\":\[\"$j1\",\"$j2\",\"$j3\"\],\"split_id\":\"[0-9a-f]\{32\}\"}\$" "$T/out"
+[ -f "$j3" ] || { echo "FAIL: --json split wrote no files"; fails=$((fails+1)); }
+expect 0 "$MK" shares check --box T00000001 --json "$j1" "$j3"
+one_line
+grep_out '^{"ok":true,"box":"T00000001","shares":2,"secret_len":32}$' "$T/out"
+! grep -Eq '[0-9a-f]{64}' "$T/out" || { echo "FAIL: 32-byte hex in JSON output"; fails=$((fails+1)); }
+# its negative twins: the error object on stdout, nothing on stderr, exit 1
+expect 1 "$MK" shares check --box T00000001 --json "$j1"
+one_line
+grep_out '^{"ok":false,"box":"T00000001","shares":1,"error":{"code":802,"name":"MK_ERR_SHARE_TOO_FEW","message":"shares do not rebuild box T00000001.s secret: share: fewer shares than the threshold"}}$' "$T/out"
+empty "$T/err"
+expect 1 "$MK" shares check --box M00000001 --json "$j1" "$j2"
+grep_out '"ok":false,"box":"M00000001","shares":2,"error":{"code":801,"name":"MK_ERR_SHARE_FOREIGN"' "$T/out"
+expect 1 "$MK" shares check --box T00000001 --json "$j1" "$T/no-such-file"
+one_line
+grep_out '"error":{"code":[0-9]*,"name":"MK_ERR_[A-Z_]*","message":".*no-such-file: ' "$T/out"
+expect 1 "$MK" shares split --box T00000001 -k 2 -n 3 --out "$T/j" --json
+one_line
+grep_out '^{"ok":false,"box":"T00000001","error":{"code":9,"name":"MK_ERR_STATE","message":".*T00000001-share-1-of-3 exists already; shares are never overwritten"}}$' "$T/out"
+empty "$T/err"
+expect 1 "$MK" shares split --box T00000002 -k 2 -n 2 --out "$T/missing-dir" --json
+one_line
+grep_out '^{"ok":false,"box":"T00000002","error":{"code":[0-9]*,"name":"MK_ERR_[A-Z_]*","message":"cannot write ' "$T/out"
+# a usage error stays text on stderr, even with --json
+expect 2 "$MK" shares split --box T00000003 -k 3 -n 2 --out "$T/j" --json
+empty "$T/out"
+expect 2 "$MK" shares check --box T00000001 --json
+empty "$T/out"
+
 # usage errors
 expect 2 "$MK" shares split --box M00000001 -k 3 -n 2 --out "$T"
 expect 2 "$MK" shares split --box M00000001 -k 1 -n 2 --out "$T"
