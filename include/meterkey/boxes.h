@@ -44,6 +44,7 @@ enum mk_box_command {
 	MK_CMD_CONFIRM_INSTALL = 0x0401,  /* MI8 -> MI9 record, MI10 */
 	MK_CMD_REGISTER = 0x0402,         /* MR2 -> MR3 record, MR4 */
 	MK_CMD_OBSOLETE = 0x0403,         /* retire: ACTIVE -> OBSOLETE record */
+	MK_CMD_ABANDON = 0x0404,          /* an attempted key never confirmed: NEW -> BAD record */
 };
 
 /* The kind byte that opens every signed body, so that no signed message can

@@ -112,6 +112,8 @@
 	  "record addressed to another box")                                            \
 	X(MK_RC_NOT_INITIALISED, 417, MK_LEVEL_RESPONSE,                                \
 	  "box not initialised, or initialised already")                                \
+	X(MK_RC_ABANDONED, 418, MK_LEVEL_RESPONSE,                                      \
+	  "installation abandoned: the key was attempted and never confirmed")          \
                                                                                         \
 	X(MK_ERR_CRYPTO, 600, MK_LEVEL_LOCAL, "cryptographic library failure")          \
 	X(MK_ERR_VERIFY, 601, MK_LEVEL_LOCAL, "verification failed")                    \

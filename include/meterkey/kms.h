@@ -14,6 +14,8 @@
  *   domains/<D>.keys       domain keys under the Domain Key Set
  *   domains/<D>.<S>.cert   Steel certificates signed by the Domain Key Set
  *   kdc/<D>.<key ID>.mi4   install records waiting at the Key Distribution Computer
+ *   kdc/<D>.<key ID>.mi7   installation evidence waiting for its confirmation
+ *   confirmations/         MI10 and MR4, the boxes' signed confirmations
  *   meters/<ID>.nvm        simulated meters' NVM
  */
 #ifndef MK_KMS_H
@@ -85,6 +87,18 @@ MK_WUR enum mk_err mk_kms_box_list(struct mk_kms *k,
  * kdc/ (its path in path, of at least PATH_MAX bytes). */
 MK_WUR enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char *steel_id,
                                       uint64_t *key_idp, char *path, size_t pathsize);
+
+/* Runs the confirmation (MI8-MI10) of key domain/key_id again, from the
+ * installation evidence kept in kdc/ when it could not run (Brass disabled,
+ * the archive unreachable, ...). MK_ERR_NOT_FOUND when none waits. */
+MK_WUR enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t key_id,
+                                      struct mk_key_record *recp);
+
+/* A NEW key whose installation was attempted and will never be confirmed
+ * (its evidence lost, the meter gone): the domain's Brass box signs it BAD
+ * with MK_RC_ABANDONED. Only a NEW key (MK_RC_TRANSITION_FORBIDDEN). */
+MK_WUR enum mk_err mk_kms_key_abandon(struct mk_kms *k, const char *domain, uint64_t key_id,
+                                      struct mk_key_record *recp);
 
 /* A new simulated meter (its NVM, with the factory label) in meters/. */
 MK_WUR enum mk_err mk_kms_meter_create(struct mk_kms *k, const char *product_code,

@@ -426,6 +426,49 @@ out:
 	return e;
 }
 
+/*
+ * Abandon (Fig. 25's "any failure"): a NEW record whose key was attempted
+ * and whose installation cannot be confirmed (the evidence refused, or lost)
+ * becomes BAD with the reason given, signed like every other version. The
+ * key stays as Oak encrypted it; nothing is decrypted.
+ */
+static enum mk_err cmd_abandon(void *box, const struct mk_box_request *req,
+                               struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	const uint8_t *p;
+	size_t n;
+	uint32_t reason;
+	enum mk_err e;
+
+	if (rec == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_tlv_get_u32(params, 0x02, &reason)) != MK_OK)
+		goto out;
+	if (reason == 0 || reason > INT32_MAX) {
+		e = MK_ERR_CMD_PARAM_SYNTAX;
+		goto out;
+	}
+	if ((e = open_record(d, p, n, MK_KEY_NEW, rec)) != MK_OK)
+		goto out;
+	if (req->time < rec->status_time) {
+		e = MK_RC_TIME_NOT_INCREASING;
+		goto out;
+	}
+	rec->status = MK_KEY_BAD;
+	rec->bad_reason = (int32_t)reason;
+	rec->status_time = req->time;
+	rec->times.psr_install = req->time;
+	rec->times.kms_install = req->time;
+	e = answer(b, d, MK_SIGNED_CONFIRM, rec, result);
+out:
+	free(rec);
+	return e;
+}
+
 static const struct mk_box_param p_confirm[] = {
 	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
 	{ 0x02, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
@@ -437,6 +480,10 @@ static const struct mk_box_param p_register[] = {
 	{ 0x03, MK_P_BYTES, 0, MK_METER_MAC_LEN, MK_METER_MAC_LEN },
 };
 static const struct mk_box_param p_obsolete[] = { { 0x01, MK_P_BYTES, 0, 1, REC_CAP } };
+static const struct mk_box_param p_abandon[] = {
+	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
+	{ 0x02, MK_P_U32, 0, 0, 0 },
+};
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define E MK_BOX_CMD_ENABLED
@@ -449,6 +496,7 @@ static const struct mk_box_cmd cmds[] = {
 	  cmd_confirm_install },
 	{ MK_CMD_REGISTER, "Register Key", ED, p_register, ARRAY_LEN(p_register), cmd_register },
 	{ MK_CMD_OBSOLETE, "Obsolete Key", ED, p_obsolete, ARRAY_LEN(p_obsolete), cmd_obsolete },
+	{ MK_CMD_ABANDON, "Abandon Key", ED, p_abandon, ARRAY_LEN(p_abandon), cmd_abandon },
 };
 
 const struct mk_box_table mk_brass_table = {

@@ -372,10 +372,71 @@ static int key_request(int argc, char **argv)
 	return r;
 }
 
+static const char key_confirm_usage[] =
+	"usage: meterkey key confirm --domain D --key-id N [options]\n"
+	"  Runs the confirmation of an installation (MI8-MI10) again from the\n"
+	"  evidence the Steel box signed (kept in kdc/D.N.mi7), when it could not\n"
+	"  run at install time (the Brass box disabled, the archive unreachable).\n"
+	"  The record becomes INSTALLED, or BAD with Brass's reason.\n"
+	"options:\n" COMMON_OPTS;
+
+static const char key_abandon_usage[] =
+	"usage: meterkey key abandon --domain D --key-id N [options]\n"
+	"  A NEW key whose installation was attempted and will never be confirmed\n"
+	"  (its evidence lost, the meter gone): the domain's Brass box signs its\n"
+	"  record BAD (MK_RC_ABANDONED). Only a NEW key can be abandoned.\n"
+	"options:\n" COMMON_OPTS;
+
+/* key confirm and key abandon: the same options, one KMS call. */
+static int key_step(int argc, char **argv, const char *usage, int is_confirm)
+{
+	static const struct kc_opt o[] = { { "domain", 1, 0 }, { "key-id", 1, 0 } };
+	struct mk_key_record *rec;
+	unsigned long long id;
+	struct kc c;
+	char *end;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL || c.val[1] == NULL)
+		return mk_cli_usage_error(usage, "--domain and --key-id are needed");
+	if (c.val[1][0] < '1' || c.val[1][0] > '9' || (id = strtoull(c.val[1], &end, 10), *end != '\0'))
+		return mk_cli_usage_error(usage, "--key-id takes a key ID (1, 2, ...)");
+	if ((rec = calloc(1, sizeof(*rec))) == NULL || !kc_open(&c)) {
+		free(rec);
+		return 1;
+	}
+	e = is_confirm ? mk_kms_key_confirm(c.kms, c.val[0], id, rec) : mk_kms_key_abandon(c.kms, c.val[0], id, rec);
+	if (e != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", rec->domain, "key_id",
+		                        (json_int_t)rec->key_id, "status", mk_key_status_name(rec->status)));
+	else
+		printf("key %s/%llu: %s\n", rec->domain, (unsigned long long)rec->key_id, mk_key_status_name(rec->status));
+	free(rec);
+	kc_close(&c);
+	return r;
+}
+
+static int key_confirm(int argc, char **argv)
+{
+	return key_step(argc, argv, key_confirm_usage, 1);
+}
+
+static int key_abandon(int argc, char **argv)
+{
+	return key_step(argc, argv, key_abandon_usage, 0);
+}
+
 int mk_cli_key(int argc, char **argv)
 {
 	static const struct mk_cli_cmd cmds[] = {
 		{ "request", "generate a master key for a Steel box (MI0-MI4)", key_request },
+		{ "confirm", "run an installation's confirmation (MI8-MI10) again", key_confirm },
+		{ "abandon", "a NEW key never to be confirmed becomes BAD", key_abandon },
 	};
 
 	return mk_cli_dispatch("meterkey key", cmds, ARRAY_LEN(cmds), argc, argv);

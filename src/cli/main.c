@@ -16,7 +16,7 @@ static const struct mk_cli_cmd commands[] = {
 	{ "demo", "the life of a fleet of meters, end to end", mk_cli_demo },
 	{ "domain", "security domains: create", mk_cli_domain },
 	{ "init", "initialise the first Manufacturing Box", mk_cli_init },
-	{ "key", "master keys: request", mk_cli_key },
+	{ "key", "master keys: request, confirm, abandon", mk_cli_key },
 	{ "meter", "meters: create, install, register, retire, list", mk_cli_meter },
 	{ "selftest", "run the cryptographic and RNG start-up self-tests", mk_cli_selftest },
 	{ "shares", "operator shares: split, check", mk_cli_shares },

@@ -368,7 +368,7 @@ out:
 
 enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 {
-	static const char *const dirs[] = { "boxes", "trust", "domains", "kdc", "meters" };
+	static const char *const dirs[] = { "boxes", "trust", "domains", "kdc", "confirmations", "meters" };
 	char path[PATH_MAX + 16], url[PATH_MAX + 16];
 	struct mk_kms *k;
 	enum mk_err r;
@@ -978,34 +978,6 @@ static enum mk_err archive_update(struct mk_kms *k, const struct mk_key_record *
 	return e;
 }
 
-/* When a key was attempted and a box then refused to confirm it, the record
- * goes BAD without a box signature (none would sign it); the error log
- * holds the refusal. */
-static void mark_bad(struct mk_kms *k, const char *domain, uint64_t key_id, enum mk_err why,
-                     const char *steel, int64_t psr_time)
-{
-	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	char saved[MK_KMS_DETAIL_MAX];
-
-	if (rec == NULL)
-		return;
-	memcpy(saved, k->detail, sizeof(saved));
-	if (mk_archive_get_key(k->archive, domain, key_id, rec) == MK_OK && rec->status == MK_KEY_NEW) {
-		rec->status = MK_KEY_BAD;
-		rec->bad_reason = (int32_t)why;
-		rec->status_time = mk_kms_now(k) > rec->status_time ? mk_kms_now(k) : rec->status_time;
-		rec->times.psr_install = psr_time > rec->status_time ? rec->status_time : psr_time;
-		if (rec->times.psr_install < rec->times.kms_request)
-			rec->times.psr_install = rec->times.kms_request;
-		rec->times.kms_install = rec->status_time;
-		rec->signer[0] = '\0';
-		rec->sig_len = 0;
-		(void)!archive_update(k, rec, steel);
-	}
-	memcpy(k->detail, saved, sizeof(saved));
-	free(rec);
-}
-
 /* ---- Installation (MI4'-MI10) ----------------------------------------------------------- */
 
 /* A key is generated or sent only for a meter that can take it: not
@@ -1043,10 +1015,89 @@ struct install_ctx {
 	struct mk_key_record *rec;
 };
 
-/* MI8 -> MI9, MI10: Brass confirms what Steel reported, the archive takes
- * the record Brass signed (INSTALLED or BAD). */
-static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c, int64_t psr_time)
+/* Where a step's evidence waits (kdc/) or its confirmation is kept
+ * (confirmations/): <dir>/<domain>.<key ID>.<ext>. */
+static int step_path(const struct mk_kms *k, char *out, size_t cap, const char *dir, const char *domain,
+                     uint64_t key_id, const char *ext)
 {
+	return pathf(k, out, cap, "%s/%s.%llu.%s", dir, domain, (unsigned long long)key_id, ext);
+}
+
+/* Keeps a box's signed confirmation (MI10, MR4) for the Key Distribution
+ * Computer and the auditors. Losing it loses no state: the archive holds
+ * the record it confirms. */
+static void keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const char *domain,
+                              uint64_t key_id, const char *ext)
+{
+	char path[PATH_MAX];
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if (mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n) == MK_OK &&
+	    mk_tlv_get_bytes(&r, 0x02, 1, MSG_CAP, &p, &n) == MK_OK &&
+	    step_path(k, path, sizeof(path), "confirmations", domain, key_id, ext))
+		(void)!write_file(path, p, n);
+}
+
+/* The refusals by which Brass says the installation evidence itself is bad:
+ * the key was attempted and can never be confirmed. Anything else (a box
+ * disabled, the clock, the archive) may pass and is retried. */
+static int evidence_refused(enum mk_err e)
+{
+	return e == MK_RC_SIGNATURE_INVALID || e == MK_RC_PARAM_MISMATCH || e == MK_RC_WRONG_BOX ||
+	       e == MK_RC_WRONG_DOMAIN || e == MK_RC_DECRYPT_FAILED;
+}
+
+/* Brass (open as b) signs rec (NEW) BAD with reason; the archive takes it. */
+static enum mk_err abandon(struct mk_kms *k, struct mk_box *b, const char *brass,
+                           struct mk_key_record *rec, enum mk_err reason)
+{
+	struct mk_buf *enc = mk_buf_new(REC_CAP), *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
+	char saved[MK_KMS_DETAIL_MAX];
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	memcpy(saved, k->detail, sizeof(saved));
+	if (enc == NULL || params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_key_record_encode(rec, enc)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (e = mk_tlv_put_u32(&w, 0x02, (uint32_t)reason)) != MK_OK ||
+	    (e = call(k, b, MK_CMD_ABANDON, rec->domain, mk_kms_now(k), params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_key_record_decode(p, n, rec)) != MK_OK || (e = archive_update(k, rec, brass)) != MK_OK)
+		goto out;
+	keep_confirmation(k, res, rec->domain, rec->key_id, "mi10");
+	memcpy(k->detail, saved, sizeof(saved));
+out:
+	mk_buf_free(enc);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/*
+ * MI8 -> MI9, MI10: Brass confirms what Steel reported (MI7, kept in
+ * kdc/<D>.<key ID>.mi7 until the archive holds the outcome), the archive
+ * takes the record Brass signed: INSTALLED, or BAD with Brass's reason. When
+ * Brass refuses the evidence itself, it signs the record BAD (Abandon Key)
+ * with the refusal as the reason. When the step cannot run (Brass disabled,
+ * the archive unreachable, ...), the record stays NEW, the evidence stays,
+ * and `meterkey key confirm` runs the step again.
+ */
+static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
+{
+	char mi7[PATH_MAX];
 	struct mk_buf *enc = mk_buf_new(REC_CAP);
 	struct mk_tlv_writer w;
 	struct mk_tlv_reader r;
@@ -1057,39 +1108,58 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c, int64_t psr_
 
 	if (enc == NULL)
 		return MK_ERR_NOMEM;
-	if ((e = pick_box(k, MK_BOX_BRASS, c->domain, NULL, c->brass)) != MK_OK ||
-	    (e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
-		if (e == MK_RC_RECORD_UNKNOWN)
-			fail(k, e, "no archive record of key %s/%llu", c->domain, (unsigned long long)c->key_id);
-		goto bad;
-	}
-	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
+	if (!step_path(k, mi7, sizeof(mi7), "kdc", c->domain, c->key_id, "mi7")) {
+		e = MK_ERR_INVALID_ARG;
 		goto out;
+	}
+	if ((e = pick_box(k, MK_BOX_BRASS, c->domain, NULL, c->brass)) != MK_OK)
+		goto pending;
+	if ((e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
+		fail(k, e, "no archive record of key %s/%llu", c->domain, (unsigned long long)c->key_id);
+		goto pending;
+	}
 	mk_buf_reset(c->params);
 	mk_tlv_writer_init(&w, c->params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
 	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(c->mi7), mk_buf_len(c->mi7))) != MK_OK ||
 	    (e = mk_tlv_put_bytes(&w, 0x03, mk_buf_data(c->cert), mk_buf_len(c->cert))) != MK_OK)
 		goto out;
-	if ((e = open_box(k, c->brass, &b)) != MK_OK ||
-	    (e = call(k, b, MK_CMD_CONFIRM_INSTALL, c->domain, mk_kms_now(k), c->params, c->res)) != MK_OK)
-		goto bad;
+	if ((e = open_box(k, c->brass, &b)) != MK_OK)
+		goto pending;
+	if ((e = call(k, b, MK_CMD_CONFIRM_INSTALL, c->domain, mk_kms_now(k), c->params, c->res)) != MK_OK) {
+		log_refusal(k, c->domain, c->brass, c->key_id, e);
+		if (!evidence_refused(e) || c->rec->status != MK_KEY_NEW)
+			goto pending;
+		if (abandon(k, b, c->brass, c->rec, e) != MK_OK)
+			goto pending;
+		unlink(mi7);
+		goto out;
+	}
 	mk_tlv_reader_init(&r, mk_buf_data(c->res), mk_buf_len(c->res));
 	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
 	    (e = mk_key_record_decode(p, n, c->rec)) != MK_OK)
 		goto out;
 	/* MI9 */
 	if ((e = archive_update(k, c->rec, c->brass)) != MK_OK)
-		goto out;
+		goto pending;
+	keep_confirmation(k, c->res, c->domain, c->key_id, "mi10"); /* MI10 */
+	unlink(mi7);
 	if (c->rec->status == MK_KEY_BAD) {
 		e = fail(k, (enum mk_err)c->rec->bad_reason, "key %s/%llu is BAD (Brass %s)", c->domain,
 		         (unsigned long long)c->key_id, c->brass);
 		log_refusal(k, c->domain, c->brass, c->key_id, e);
 	}
 	goto out;
-bad:
-	log_refusal(k, c->domain, c->brass, c->key_id, e);
-	mark_bad(k, c->domain, c->key_id, e, c->brass, psr_time);
+pending:
+	{
+		size_t len = strlen(k->detail);
+
+		snprintf(k->detail + len, sizeof(k->detail) - len,
+		         "; key %s/%llu stays NEW, its installation evidence kept in kdc/: "
+		         "`meterkey key confirm --domain %s --key-id %llu` retries",
+		         c->domain, (unsigned long long)c->key_id, c->domain, (unsigned long long)c->key_id);
+	}
 out:
 	mk_box_free(b);
 	mk_buf_free(enc);
@@ -1100,7 +1170,8 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
                                  const char *steel_id, const char *record_path,
                                  struct mk_key_record *recp)
 {
-	char path[PATH_MAX], cpath[PATH_MAX], rec_steel[MK_BOX_ID_LEN + 1];
+	char path[PATH_MAX], own[PATH_MAX], cpath[PATH_MAX], rec_steel[MK_BOX_ID_LEN + 1];
+	int own_record = 0;
 	struct install_ctx c;
 	struct mk_meter_conn *mc = NULL;
 	struct mk_box *s = NULL;
@@ -1132,9 +1203,10 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 			e = fail(k, MK_ERR_INVALID_ARG, "a domain or an install record is needed");
 			goto out;
 		}
-		if ((e = mk_kms_key_request(k, domain, steel_id, &c.key_id, path, sizeof(path))) != MK_OK)
+		if ((e = mk_kms_key_request(k, domain, steel_id, &c.key_id, own, sizeof(own))) != MK_OK)
 			goto out;
-		record_path = path;
+		record_path = own;
+		own_record = 1;
 	}
 	if ((e = mk_file_read(record_path, MSG_CAP - 1, c.mi4)) != MK_OK) {
 		e = fail(k, e, "cannot read install record %s", record_path);
@@ -1168,17 +1240,25 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 		goto out;
 	}
 	mk_box_attach_meter(s, NULL);
-	/* The key was attempted: the install record is spent. */
-	if (record_path == path)
-		unlink(path);
+	/* The key was attempted: an install record the KMS requested is spent. */
+	if (own_record)
+		unlink(record_path);
 	mk_tlv_reader_init(&r, mk_buf_data(c.res), mk_buf_len(c.res));
 	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &n)) != MK_OK ||
 	    (e = mk_buf_put_bytes(c.mi7, p, n)) != MK_OK)
 		goto out;
+	/* MI7 is kept until the archive holds the outcome: nothing is lost if
+	 * the confirmation cannot run now. */
+	if (!step_path(k, path, sizeof(path), "kdc", c.domain, c.key_id, "mi7") ||
+	    (e = write_file(path, p, n)) != MK_OK) {
+		e = fail(k, MK_ERR_IO, "cannot keep the installation evidence of key %s/%llu", c.domain,
+		         (unsigned long long)c.key_id);
+		goto out;
+	}
 	if (mk_tlv_reader_remaining(&r) > 0 && mk_tlv_get_u32(&r, 0x02, &reason) == MK_OK && reason != 0)
 		fail(k, (enum mk_err)reason, "Steel box %s could not install key %s/%llu into meter %s", c.steel,
 		     c.domain, (unsigned long long)c.key_id, meter_id);
-	if ((e = confirm(k, &c, now)) != MK_OK)
+	if ((e = confirm(k, &c)) != MK_OK)
 		goto out;
 	if (recp != NULL)
 		memcpy(recp, c.rec, sizeof(*recp));
@@ -1193,6 +1273,95 @@ out:
 	mk_buf_free(c.params);
 	mk_buf_free(c.res);
 	free(c.rec);
+	return e;
+}
+
+enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t key_id,
+                               struct mk_key_record *recp)
+{
+	char path[PATH_MAX];
+	struct install_ctx c;
+	enum mk_err e;
+
+	memset(&c, 0, sizeof(c));
+	k->detail[0] = '\0';
+	c.mi7 = mk_buf_new(MSG_CAP);
+	c.cert = mk_buf_new(MSG_CAP);
+	c.params = mk_buf_new(MSG_CAP);
+	c.res = mk_buf_new(MSG_CAP);
+	c.rec = calloc(1, sizeof(*c.rec));
+	if (c.mi7 == NULL || c.cert == NULL || c.params == NULL || c.res == NULL || c.rec == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = check_domains(k, &domain, 1)) != MK_OK)
+		goto out;
+	snprintf(c.domain, sizeof(c.domain), "%s", domain);
+	c.key_id = key_id;
+	if ((e = mk_archive_get_key(k->archive, domain, key_id, c.rec)) != MK_OK) {
+		fail(k, e, "no archive record of key %s/%llu", domain, (unsigned long long)key_id);
+		goto out;
+	}
+	if (!step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7") ||
+	    (e = read_home_file(k, path, MSG_CAP - 1, c.mi7)) != MK_OK) {
+		e = fail(k, MK_ERR_NOT_FOUND, "no installation evidence waits for key %s/%llu (it is %s)", domain,
+		         (unsigned long long)key_id, mk_key_status_name(c.rec->status));
+		goto out;
+	}
+	snprintf(c.steel, sizeof(c.steel), "%s", c.rec->steel_id);
+	if (!pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, c.steel) ||
+	    (e = read_home_file(k, path, MSG_CAP - 1, c.cert)) != MK_OK ||
+	    (e = confirm(k, &c)) != MK_OK)
+		goto out;
+	if (recp != NULL)
+		memcpy(recp, c.rec, sizeof(*recp));
+out:
+	mk_buf_free(c.mi7);
+	mk_buf_free(c.cert);
+	mk_buf_free(c.params);
+	mk_buf_free(c.res);
+	free(c.rec);
+	return e;
+}
+
+enum mk_err mk_kms_key_abandon(struct mk_kms *k, const char *domain, uint64_t key_id,
+                               struct mk_key_record *recp)
+{
+	char brass[MK_BOX_ID_LEN + 1], path[PATH_MAX];
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_box *b = NULL;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (rec == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = check_domains(k, &domain, 1)) != MK_OK || (e = pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK)
+		goto out;
+	if ((e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK) {
+		fail(k, e, "no archive record of key %s/%llu", domain, (unsigned long long)key_id);
+		goto out;
+	}
+	if (rec->status != MK_KEY_NEW) {
+		e = fail(k, MK_RC_TRANSITION_FORBIDDEN, "key %s/%llu is %s: only a NEW key can be abandoned", domain,
+		         (unsigned long long)key_id, mk_key_status_name(rec->status));
+		goto out;
+	}
+	if ((e = open_box(k, brass, &b)) != MK_OK)
+		goto out;
+	if ((e = abandon(k, b, brass, rec, MK_RC_ABANDONED)) != MK_OK) {
+		log_refusal(k, domain, brass, key_id, e);
+		goto out;
+	}
+	/* Its install record and evidence are spent. */
+	if (step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi4"))
+		unlink(path);
+	if (step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7"))
+		unlink(path);
+	if (recp != NULL)
+		memcpy(recp, rec, sizeof(*recp));
+out:
+	mk_box_free(b);
+	free(rec);
 	return e;
 }
 
@@ -1250,7 +1419,8 @@ static enum mk_err register_key(struct mk_kms *k, const struct mk_meter_report *
 	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
 	    (e = mk_key_record_decode(p, n, rec)) != MK_OK)
 		goto out;
-	e = archive_update(k, rec, brass); /* MR3 */
+	if ((e = archive_update(k, rec, brass)) == MK_OK) /* MR3 */
+		keep_confirmation(k, res, rp->domain, rp->key_id, "mr4");
 out:
 	mk_box_free(b);
 	free(rec);

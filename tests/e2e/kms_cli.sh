@@ -146,6 +146,49 @@ expect 0 "$MK" box check --box O00000001
 expect 0 "$MK" key request --domain VE --json
 grep_out '"key_id":2' "$T/out"
 
+# Brass disabled at confirmation time: the key stays NEW, nothing is lost,
+# and `key confirm` finishes the step once Brass is back
+H="$METERKEY_HOME"
+mv "$S/B00000001.1.share" "$T/"
+expect 1 "$MK" meter install --meter PM100-000003 --domain VE
+grep_out "box B00000001 stays disabled" "$T/err"
+grep_out "key VE/3 stays NEW" "$T/err"
+versions 1 VE 3
+[ -f "$H/kdc/VE.3.mi7" ] || { echo "FAIL: the installation evidence must be kept"; fails=$((fails+1)); }
+expect 1 "$MK" meter install --meter PM100-000003 --domain VE
+grep_out "holds key VE/3 already" "$T/err"
+mv "$T/B00000001.1.share" "$S/"
+expect 0 "$MK" key confirm --domain VE --key-id 3 --json
+grep_out '"key_id":3,"status":"INSTALLED"' "$T/out"
+versions 2 VE 3
+[ ! -e "$H/kdc/VE.3.mi7" ] && [ -s "$H/confirmations/VE.3.mi10" ] || { echo "FAIL: evidence spent, MI10 kept"; fails=$((fails+1)); }
+expect 1 "$MK" key confirm --domain VE --key-id 3
+grep_out "no installation evidence waits for key VE/3 (it is INSTALLED)" "$T/err"
+# evidence changed while it waited: Brass refuses it and signs the key BAD
+mv "$S/B00000001.1.share" "$T/"
+expect 1 "$MK" meter install --meter PM100-000002 --domain VE
+grep_out "key VE/4 stays NEW" "$T/err"
+mv "$T/B00000001.1.share" "$S/"
+printf '\x55' | dd of="$H/kdc/VE.4.mi7" bs=1 seek=$(( $(stat -c %s "$H/kdc/VE.4.mi7") - 5 )) conv=notrunc 2>/dev/null
+expect 1 "$MK" key confirm --domain VE --key-id 4
+grep_out "MK_RC_SIGNATURE_INVALID" "$T/err"
+versions 2 VE 4
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 4 --json
+grep_out '"status":"BAD"' "$T/out"
+grep_out '"bad_reason":"MK_RC_SIGNATURE_INVALID"' "$T/out"
+[ ! -e "$H/kdc/VE.4.mi7" ] || { echo "FAIL: refused evidence must be spent"; fails=$((fails+1)); }
+# a NEW key never to be installed: abandoned, signed BAD by Brass
+expect 0 "$MK" key abandon --domain VE --key-id 2
+grep_out "key VE/2: BAD" "$T/out"
+versions 2 VE 2
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 2
+grep_out "BAD .*signer B00000001" "$T/out"
+expect 1 "$MK" key abandon --domain VE --key-id 2
+grep_out "only a NEW key can be abandoned" "$T/err"
+expect 1 "$MK" key abandon --domain VE --key-id 3
+grep_out "VE/3 is INSTALLED" "$T/err"
+expect 2 "$MK" key abandon --domain VE --key-id 0
+
 # no home, bad options
 unset METERKEY_HOME
 expect 1 "$MK" meter list
