@@ -322,7 +322,7 @@ static enum mk_err load_countries(struct box_domain *d, struct mk_tlv_reader *r)
 	return mk_tlv_reader_end(&list);
 }
 
-enum mk_err box_domain_load(struct box_domain *d, const uint8_t *p, size_t n)
+enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8_t *p, size_t n)
 {
 	struct mk_tlv_reader r;
 	char box_id[MK_BOX_ID_LEN + 1];
@@ -349,8 +349,8 @@ enum mk_err box_domain_load(struct box_domain *d, const uint8_t *p, size_t n)
 		return e;
 	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
 		return e;
-	if (!mk_domain_id_valid(d->id) || d->sign == NULL)
-		return MK_ERR_TLV_VALUE;
+	if (!mk_domain_id_valid(d->id) || d->sign == NULL || strcmp(box_id, owner) != 0)
+		return MK_ERR_TLV_VALUE; /* a package is for one box */
 	return mk_secret_new_copy(p, n, &d->package);
 }
 
@@ -450,7 +450,7 @@ static enum mk_err state_decode(struct mk_box *b, const uint8_t *p, size_t n)
 		d = &b->domains[b->ndomains++];
 		if ((e = mk_tlv_get_nested(&list, i, &one)) != MK_OK ||
 		    (e = mk_tlv_get_bytes(&one, SD_PACKAGE, 1, MK_SIGNED_MAX, &v, &vn)) != MK_OK ||
-		    (e = box_domain_load(d, v, vn)) != MK_OK ||
+		    (e = box_domain_load(d, b->id, v, vn)) != MK_OK ||
 		    (e = mk_tlv_get_u64(&one, SD_LAST_KEY_ID, &d->last_key_id)) != MK_OK ||
 		    (e = mk_tlv_reader_end(&one)) != MK_OK)
 			return e;
@@ -487,6 +487,24 @@ out:
 	return r;
 }
 
+/* The path of share i (1-based) of box b's secret what ("" for the OC). */
+static int share_path(const struct mk_box *b, const char *what, unsigned i, char *out, size_t cap)
+{
+	int m = snprintf(out, cap, "%s/%s%s%s.%u.share", b->share_dir, b->id, what[0] != '\0' ? "-" : "",
+	                 what, i);
+
+	return m > 0 && (size_t)m < cap;
+}
+
+void box_remove_shares(struct mk_box *b, const char *what, unsigned n)
+{
+	char path[PATH_CAP];
+
+	for (unsigned i = 1; i <= n; i++)
+		if (share_path(b, what, i, path, sizeof(path)))
+			unlink(path);
+}
+
 enum mk_err box_write_shares(struct mk_box *b, const char *what, const uint8_t *secret, size_t len,
                              unsigned k, unsigned n)
 {
@@ -498,13 +516,11 @@ enum mk_err box_write_shares(struct mk_box *b, const char *what, const uint8_t *
 		return MK_ERR_IO;
 	if ((r = mk_share_split(b->rng, b->id, secret, len, k, n, shares)) != MK_OK)
 		return r;
-	for (unsigned i = 0; i < n && r == MK_OK; i++) {
-		int m = snprintf(path, sizeof(path), "%s/%s%s%s.%u.share", b->share_dir, b->id,
-		                 what[0] != '\0' ? "-" : "", what, i + 1);
-
-		r = m > 0 && (size_t)m < sizeof(path) ? mk_share_write_file(shares[i], path) : MK_ERR_IO;
-	}
+	for (unsigned i = 0; i < n && r == MK_OK; i++)
+		r = share_path(b, what, i + 1, path, sizeof(path)) ? mk_share_write_file(shares[i], path) : MK_ERR_IO;
 	mk_share_free_array(shares, n);
+	if (r != MK_OK && r != MK_ERR_SHARE_PARAMS)
+		box_remove_shares(b, what, n); /* never half a set on the media */
 	return r;
 }
 
@@ -759,8 +775,13 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct m
 		goto fail;
 	return MK_OK;
 fail:
-	/* Back to the factory state: nothing half-initialised stays usable. */
+	/* Back to the factory state: nothing half-initialised stays usable, and
+	 * no share of a box that never came to be stays on the media. */
+	if (b->enabled)
+		box_remove_shares(b, "", n);
 	(void)!mk_box_id_format(b->type, 0, b->id);
+	mfg_state_free(b->mfg);
+	b->mfg = NULL;
 	EVP_PKEY_free(b->startup_conf);
 	b->startup_conf = NULL;
 	b->enabled = 0;
@@ -828,7 +849,7 @@ enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
 		goto out;
 	}
 	d = &b->domains[b->ndomains];
-	if (box_domain_load(d, mk_secret_cdata(pkg), mk_secret_len(pkg)) != MK_OK ||
+	if (box_domain_load(d, b->id, mk_secret_cdata(pkg), mk_secret_len(pkg)) != MK_OK ||
 	    strcmp(d->id, domain) != 0) {
 		box_domain_clear(d);
 		e = MK_RC_PARAM_MISMATCH;
@@ -860,13 +881,18 @@ enum mk_err box_cmd_status(void *box, const struct mk_box_request *req,
 	    (e = mk_tlv_put_u64(result, 0x02, b->generation)) != MK_OK ||
 	    (e = mk_tlv_begin(result, 0x03, &list)) != MK_OK)
 		return e;
-	for (size_t i = 0; i < b->ndomains; i++)
-		if ((e = mk_tlv_put_string(&list, (uint8_t)(i + 1), b->domains[i].id)) != MK_OK)
+	if (b->type == MK_BOX_MANUFACTURING) {
+		if ((e = mfg_list_domains(b, &list)) != MK_OK)
 			return e;
+	} else {
+		for (size_t i = 0; i < b->ndomains; i++)
+			if ((e = mk_tlv_put_string(&list, (uint8_t)(i + 1), b->domains[i].id)) != MK_OK)
+				return e;
+	}
 	return mk_tlv_end(result, &list);
 }
 
-const struct mk_box_param box_p_signed[1] = { { 0x01, MK_P_BYTES, 0, 1, 8192 } };
+const struct mk_box_param box_p_signed[1] = { { 0x01, MK_P_BYTES, 0, 1, MK_SIGNED_MAX } };
 
 int box_domain_known(void *box, const char *domain)
 {

@@ -99,6 +99,9 @@ MK_WUR enum mk_err box_make_shares(struct mk_box *b, unsigned k, unsigned n);
 MK_WUR enum mk_err box_write_shares(struct mk_box *b, const char *what, const uint8_t *secret,
                                    size_t len, unsigned k, unsigned n);
 
+/* Removes share files 1..n of box b's secret what (a failed initialisation). */
+void box_remove_shares(struct mk_box *b, const char *what, unsigned n);
+
 /* The type-specific parts of the sealed state (mfg.c). */
 MK_WUR enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w);
 MK_WUR enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r);
@@ -106,10 +109,13 @@ void mfg_state_free(struct mfg_state *m);
 /* An additional Manufacturing Box: its empty state at Set Secure Box ID, and
  * a Domain Manufacturing Process taken (mfg.c). */
 MK_WUR enum mk_err mfg_state_new(struct mk_box *b);
+/* Writes the Manufacturing Box's domains as a Status list (tags 1, 2, ...). */
+MK_WUR enum mk_err mfg_list_domains(const struct mk_box *b, struct mk_tlv_writer *list);
 MK_WUR enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n);
 
-/* Parses a decrypted domain process package into d (formats.md §8.3). */
-MK_WUR enum mk_err box_domain_load(struct box_domain *d, const uint8_t *p, size_t n);
+/* Parses a decrypted domain process package into d (formats.md §8.3); a
+ * package made for another box than owner is refused. */
+MK_WUR enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8_t *p, size_t n);
 void box_domain_clear(struct box_domain *d);
 
 /* TLV helpers for keys. */

@@ -255,9 +255,11 @@ static enum mk_err share_policy(struct mk_tlv_reader *params, uint8_t ktag, unsi
 	*kp = *np = (uint8_t)dflt;
 	if ((e = mk_tlv_peek_tag(params, &tag)) != MK_OK)
 		return e;
+	if (tag == (uint8_t)(ktag + 1))
+		return MK_ERR_CMD_PARAM_COUNT; /* n without k: both or neither */
 	if (tag == ktag && ((e = mk_tlv_get_u8(params, ktag, kp)) != MK_OK ||
 	                    (e = mk_tlv_get_u8(params, (uint8_t)(ktag + 1), np)) != MK_OK))
-		return e;
+		return e == MK_ERR_TLV_MISSING || e == MK_ERR_TLV_TAG ? MK_ERR_CMD_PARAM_COUNT : e;
 	if (*kp < 2 || *kp > *np)
 		return MK_ERR_SHARE_PARAMS;
 	return MK_OK;
@@ -323,6 +325,10 @@ static enum mk_err cmd_set_first_id(void *box, const struct mk_box_request *req,
 	e = mk_tlv_end(result, &anchors);
 	goto out;
 fail:
+	if (b->enabled) { /* the shares were written: the box never came to be */
+		box_remove_shares(b, "", n);
+		box_remove_shares(b, "dks", n);
+	}
 	mfg_state_free(b->mfg);
 	b->mfg = NULL;
 	EVP_PKEY_free(b->startup_conf);
@@ -373,6 +379,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	struct mk_box *b = box;
 	struct mfg_state *m = b->mfg;
 	char domain[MK_DOMAIN_ID_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
+	char seen[MK_DOMAIN_MAX_COUNTRIES][MK_DOMAIN_ID_MAX + 1];
 	struct mk_tlv_reader list;
 	struct mk_tlv_writer w, cl, one;
 	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
@@ -423,6 +430,12 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 			e = MK_ERR_CMD_PARAM_SYNTAX;
 			goto out;
 		}
+		for (size_t j = 0; j < nc; j++)
+			if (strcmp(seen[j], country) == 0) {
+				e = MK_ERR_CMD_PARAM_SYNTAX; /* a country given twice */
+				goto out;
+			}
+		memcpy(seen[nc], country, sizeof(country));
 		if ((e = mk_tlv_begin(&cl, i, &one)) != MK_OK ||
 		    (e = mk_tlv_put_string(&one, 0x01, country)) != MK_OK ||
 		    (e = put_fresh_secret(b, &one, 0x02)) != MK_OK || (e = mk_tlv_end(&cl, &one)) != MK_OK)
@@ -588,7 +601,6 @@ static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, c
 	size_t n;
 	char country[MK_DOMAIN_ID_MAX + 1];
 	uint8_t tag;
-	int brass = t == MK_BOX_BRASS;
 	enum mk_err e;
 
 	mk_tlv_reader_init(&dk, mk_secret_cdata(d->keys), mk_secret_len(d->keys));
@@ -655,7 +667,7 @@ static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, c
 		    (e = mk_tlv_get_string(&one, 0x01, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
 		    (e = mk_tlv_get_bytes(&one, 0x02, 32, 32, &p, &n)) != MK_OK ||
 		    (e = mk_tlv_begin(&po, i, &pc)) != MK_OK || (e = mk_tlv_put_string(&pc, 0x01, country)) != MK_OK ||
-		    (brass && (e = mk_tlv_put_bytes(&pc, 0x02, p, n)) != MK_OK) ||
+		    (e = mk_tlv_put_bytes(&pc, 0x02, p, n)) != MK_OK ||
 		    (e = mk_tlv_end(&po, &pc)) != MK_OK)
 			return e;
 	}
@@ -704,6 +716,16 @@ static int same_key(const EVP_PKEY *a, const EVP_PKEY *b)
 
 	return mk_ec_pub_encode(a, x) == MK_OK && mk_ec_pub_encode(b, y) == MK_OK &&
 	       memcmp(x, y, sizeof(x)) == 0;
+}
+
+enum mk_err mfg_list_domains(const struct mk_box *b, struct mk_tlv_writer *list)
+{
+	enum mk_err e;
+
+	for (size_t i = 0; b->mfg != NULL && i < b->mfg->ndomains; i++)
+		if ((e = mk_tlv_put_string(list, (uint8_t)(i + 1), b->mfg->domains[i].id)) != MK_OK)
+			return e;
+	return MK_OK;
 }
 
 enum mk_err mfg_state_new(struct mk_box *b)

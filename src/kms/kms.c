@@ -532,6 +532,7 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 	const uint8_t *p;
 	size_t pn;
 	uint64_t last;
+	int in_archive, in_mfg;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
@@ -554,8 +555,15 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 				e = fail(k, MK_ERR_INVALID_ARG, "country %s given twice", countries[i]);
 				goto out;
 			}
-	if (mk_archive_last_key_id(k->archive, domain, &last) == MK_OK) {
-		e = fail(k, MK_RC_RECORD_EXISTS, "domain %s exists in the archive", domain);
+	/* Each part is done once: a creation that stopped half way (the
+	 * Manufacturing Box done, the archive not) is finished by running the
+	 * same command again. */
+	if ((e = first_mfg(k, mid)) != MK_OK)
+		goto out;
+	in_archive = mk_archive_last_key_id(k->archive, domain, &last) == MK_OK;
+	in_mfg = serves(conf_find(k, mid), domain);
+	if (in_archive && in_mfg) {
+		e = fail(k, MK_RC_RECORD_EXISTS, "domain %s exists", domain);
 		goto out;
 	}
 	mk_tlv_writer_init(&w, params);
@@ -569,27 +577,38 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 		} else if ((e = mk_tlv_put_string(&l, (uint8_t)(i + 1), countries[i])) != MK_OK) {
 			goto out;
 		}
-	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = first_mfg(k, mid)) != MK_OK ||
-	    (e = open_box(k, mid, &m)) != MK_OK ||
-	    (e = call(k, m, MK_CMD_CREATE_DOMAIN, NULL, now, params, res)) != MK_OK)
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK)
 		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &pn)) != MK_OK ||
-	    !pathf(k, path, sizeof(path), "domains/%s.keys", domain) || (e = write_file(path, p, pn)) != MK_OK)
-		goto out;
-	if ((e = mk_archive_put_domain(k->archive, domain, now)) != MK_OK) {
+	if (!in_mfg) {
+		if ((e = open_box(k, mid, &m)) != MK_OK)
+			goto out;
+		e = call(k, m, MK_CMD_CREATE_DOMAIN, NULL, now, params, res);
+		if (e == MK_OK) {
+			mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+			if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &pn)) != MK_OK ||
+			    !pathf(k, path, sizeof(path), "domains/%s.keys", domain) ||
+			    (e = write_file(path, p, pn)) != MK_OK)
+				goto out;
+		} else if (e != MK_RC_RECORD_EXISTS) { /* M has it from a run that stopped */
+			goto out;
+		}
+	}
+	if (!in_archive && (e = mk_archive_put_domain(k->archive, domain, now)) != MK_OK) {
 		fail(k, e, "archive refused domain %s", domain);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		if ((e = mk_archive_put_subdomain(k->archive, domain, countries[i], now)) != MK_OK) {
+		if (mk_archive_has_subdomain(k->archive, domain, countries[i]) != MK_OK &&
+		    (e = mk_archive_put_subdomain(k->archive, domain, countries[i], now)) != MK_OK) {
 			fail(k, e, "archive refused sub-domain %s of %s", countries[i], domain);
 			goto out;
 		}
+	k->detail[0] = '\0';
+	e = MK_OK;
 	{
 		struct kms_box *x = conf_find(k, mid);
 
-		if (x->ndomains < MK_BOX_MAX_DOMAINS) {
+		if (!serves(x, domain) && x->ndomains < MK_BOX_MAX_DOMAINS) {
 			strcpy(x->domains[x->ndomains++], domain);
 			e = conf_store(k);
 		}

@@ -28,6 +28,12 @@ expect 0 "$MK" domain create USPS --country US --json
 grep_out '"ok":true,"domain":"USPS","countries":\["US"\]' "$T/out"
 expect 1 "$MK" domain create VE --country US
 grep_out "domain VE exists" "$T/err"
+# a creation that stopped half way (the box done, the KMS's table not) is
+# finished by running it again, and only then refused
+sed -i 's/^\(M00000001.*\) USPS$/\1/' "$METERKEY_HOME/boxes.conf"
+expect 0 "$MK" domain create USPS --country US
+expect 1 "$MK" domain create USPS --country US
+grep_out "domain USPS exists" "$T/err"
 expect 2 "$MK" domain create UKRM
 expect 1 "$MK" domain create uk --country GB
 grep_out "not 2-8 characters" "$T/err"
