@@ -751,6 +751,83 @@ static void test_brass_outside_lifecycle(void **state)
 	tamper_free(&t);
 }
 
+/* Abandon Key params: 01 record, 02 reason. */
+static void abandon_params(struct mk_buf *out, const struct mk_buf *rec, uint32_t reason)
+{
+	struct mk_tlv_writer w;
+
+	mk_buf_reset(out);
+	mk_tlv_writer_init(&w, out);
+	assert_rc(mk_tlv_put_bytes(&w, 0x01, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+	assert_rc(mk_tlv_put_u32(&w, 0x02, reason), MK_OK);
+}
+
+/* Abandon Key (a NEW key never to be confirmed, signed BAD by Brass):
+ * refused at level 2 with reason 0; for a record of another domain, one not
+ * NEW, one whose Oak signature is changed, or at a time before the
+ * record's; accepted otherwise, and the BAD record it answers is signed by
+ * Brass and carries the reason. The archive is not touched by the box. */
+static void test_abandon_refusals(void **state)
+{
+	struct reg r;
+	struct tamper t;
+	struct wsnap s1, s2;
+	struct mk_box *b;
+	struct mk_buf *res = mk_buf_new(W_CAP), *out = mk_buf_new(W_CAP), *f;
+	struct mk_key_record rec;
+	uint8_t level = 0;
+	size_t signer, sig;
+
+	(void)state;
+	reg_setup(&r, "US7101");
+	tamper_setup(&t, "USPS");
+	w_rec_bytes(&W, "USPS", t.key_id, t.rec);
+	w_snap(&W, "USPS", r.key_id, &s1);
+	w_snap(&W, "USPS", t.key_id, &s2);
+	b = w_box(&W, W.brass);
+	abandon_params(t.params, t.rec, 0);
+	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), &level,
+	                 NULL),
+	          MK_ERR_CMD_PARAM_SYNTAX);
+	assert_int_equal(level, 2);
+	abandon_params(t.params, t.rec, MK_RC_ABANDONED);
+	assert_rc(w_call(b, MK_CMD_ABANDON, "VE", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
+	                 NULL),
+	          MK_RC_WRONG_DOMAIN);
+	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", 1000, mk_buf_data(t.params), mk_buf_len(t.params), NULL,
+	                 NULL),
+	          MK_RC_TIME_NOT_INCREASING);
+	w_record_layout(t.rec, &signer, &sig);
+	f = flipped(t.rec, sig + 7);
+	abandon_params(t.params, f, MK_RC_ABANDONED);
+	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
+	                 NULL),
+	          MK_RC_SIGNATURE_INVALID);
+	mk_buf_free(f);
+	abandon_params(t.params, r.rec, MK_RC_ABANDONED);
+	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
+	                 NULL),
+	          MK_RC_TRANSITION_FORBIDDEN);
+	abandon_params(t.params, t.rec, MK_RC_ABANDONED);
+	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
+	                 res),
+	          MK_OK);
+	w_result_bytes(res, 0x01, out);
+	assert_rc(mk_key_record_decode(mk_buf_data(out), mk_buf_len(out), &rec), MK_OK);
+	assert_int_equal(rec.status, MK_KEY_BAD);
+	assert_int_equal(rec.bad_reason, MK_RC_ABANDONED);
+	assert_string_equal(rec.signer, W.brass);
+	assert_int_equal(rec.sig_len, MK_ECDSA_SIG_LEN);
+	mk_box_free(b);
+	w_same(&W, &s1);
+	w_same(&W, &s2);
+	reg_finish(&r, "US7101");
+	reg_free(&r);
+	tamper_free(&t);
+	mk_buf_free(res);
+	mk_buf_free(out);
+}
+
 /* Copies the home's share files to a new directory (for the shares test). */
 static void copy_shares(char dir[static PATH_MAX])
 {
@@ -884,6 +961,7 @@ int main(void)
 		cmocka_unit_test(test_confirm_install_replayed),
 		cmocka_unit_test(test_report_wrong_key),
 		cmocka_unit_test(test_brass_outside_lifecycle),
+		cmocka_unit_test(test_abandon_refusals),
 		cmocka_unit_test(test_shares),
 	};
 
