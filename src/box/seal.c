@@ -262,9 +262,6 @@ enum mk_err mk_seal_write(struct mk_rng *rng, const char *path, const char *box_
 	enum mk_err r = MK_ERR_INTERNAL;
 	uint8_t iv[MK_GCM_IV_LEN];
 	struct mk_buf *b = NULL;
-	char *tmp = NULL;
-	size_t tmplen;
-	int fd = -1, created = 0;
 
 	if (rng == NULL || path == NULL || box_id == NULL || !mk_share_box_id_valid(box_id) ||
 	    n > MK_SEAL_STATE_MAX || (state == NULL && n != 0))
@@ -278,42 +275,10 @@ enum mk_err mk_seal_write(struct mk_rng *rng, const char *path, const char *box_
 	if ((r = mk_rng_bytes(rng, iv, sizeof(iv))) != MK_OK ||
 	    (r = mk_seal_encode(oc, box_id, generation, iv, state, n, b)) != MK_OK)
 		goto out;
-	tmplen = strlen(path) + sizeof(".tmpXXXXXX");
-	if ((tmp = malloc(tmplen)) == NULL) {
-		r = MK_ERR_NOMEM;
-		goto out;
-	}
-	(void)snprintf(tmp, tmplen, "%s.tmpXXXXXX", path);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		r = MK_ERR_IO;
-		goto out;
-	}
-	created = 1;
-	if (fchmod(fd, 0600) != 0 || mk_file_write_all(fd, mk_buf_data(b), mk_buf_len(b)) != MK_OK ||
-	    fsync(fd) != 0) {
-		r = MK_ERR_IO;
-		goto out;
-	}
-	r = close(fd) == 0 ? MK_OK : MK_ERR_IO;
-	fd = -1;
-	if (r != MK_OK)
-		goto out;
-	if (rename(tmp, path) != 0) {
-		r = MK_ERR_IO;
-		goto out;
-	}
-	created = 0;
-	/* The new file is in place; a failed directory fsync is still reported,
-	 * since its durability is not assured. */
-	if ((r = mk_file_sync_parent(path)) != MK_OK)
+	if ((r = mk_file_replace(path, mk_buf_data(b), mk_buf_len(b), 0, NULL, NULL)) != MK_OK)
 		goto out;
 	r = MK_OK;
 out:
-	if (fd >= 0)
-		close(fd);
-	if (created)
-		unlink(tmp);
-	free(tmp);
 	OPENSSL_cleanse(iv, sizeof(iv));
 	mk_buf_free(b);
 	return r;

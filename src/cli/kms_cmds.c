@@ -269,14 +269,41 @@ static int box_check(int argc, char **argv)
 	return r;
 }
 
-struct box_list_ctx {
+/* What a list command's row printer gets: text, or rows collected for JSON. */
+struct list_ctx {
 	struct kc *c;
 	json_t *arr;
 };
 
+/* The list commands: the KMS calls row for each item; with --json the rows
+ * collected are printed as one array. */
+static int run_list(int argc, char **argv, const char *usage,
+                    enum mk_err (*list)(struct mk_kms *k, struct list_ctx *x))
+{
+	struct list_ctx x;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, NULL, 0, usage, 0)) != 0)
+		return done(r);
+	if (!kc_open(&c))
+		return 1;
+	x.c = &c;
+	x.arr = json_array();
+	if ((e = list(c.kms, &x)) != MK_OK)
+		r = kc_fail(&c, e);
+	if (c.json && r == 0)
+		kc_print_json(x.arr);
+	else
+		json_decref(x.arr);
+	kc_close(&c);
+	return r;
+}
+
 static int box_row(void *ctx, const char *id, const char *const *domains, size_t n)
 {
-	struct box_list_ctx *x = ctx;
+	struct list_ctx *x = ctx;
 
 	if (x->c->json) {
 		json_t *l = json_array();
@@ -299,27 +326,14 @@ static const char box_list_usage[] =
 	"  With --json: an array of objects with id and domains.\n"
 	"options:\n" COMMON_OPTS;
 
+static enum mk_err list_boxes(struct mk_kms *k, struct list_ctx *x)
+{
+	return mk_kms_box_list(k, box_row, x);
+}
+
 static int box_list(int argc, char **argv)
 {
-	struct box_list_ctx x;
-	struct kc c;
-	enum mk_err e;
-	int r;
-
-	if ((r = start(&c, argc, argv, NULL, 0, box_list_usage, 0)) != 0)
-		return done(r);
-	if (!kc_open(&c))
-		return 1;
-	x.c = &c;
-	x.arr = json_array();
-	if ((e = mk_kms_box_list(c.kms, box_row, &x)) != MK_OK)
-		r = kc_fail(&c, e);
-	if (c.json && r == 0)
-		kc_print_json(x.arr);
-	else
-		json_decref(x.arr);
-	kc_close(&c);
-	return r;
+	return run_list(argc, argv, box_list_usage, list_boxes);
 }
 
 int mk_cli_box(int argc, char **argv)
@@ -605,14 +619,9 @@ static int meter_retire(int argc, char **argv)
 	return r;
 }
 
-struct meter_list_ctx {
-	struct kc *c;
-	json_t *arr;
-};
-
 static int meter_row(void *ctx, const struct mk_kms_meter *m)
 {
-	struct meter_list_ctx *x = ctx;
+	struct list_ctx *x = ctx;
 
 	if (x->c->json) {
 		json_array_append_new(x->arr, meter_json(m));
@@ -637,27 +646,14 @@ static const char meter_list_usage[] =
 	"  keys (domain, key_id, status).\n"
 	"options:\n" COMMON_OPTS;
 
+static enum mk_err list_meters(struct mk_kms *k, struct list_ctx *x)
+{
+	return mk_kms_meter_list(k, meter_row, x);
+}
+
 static int meter_list(int argc, char **argv)
 {
-	struct meter_list_ctx x;
-	struct kc c;
-	enum mk_err e;
-	int r;
-
-	if ((r = start(&c, argc, argv, NULL, 0, meter_list_usage, 0)) != 0)
-		return done(r);
-	if (!kc_open(&c))
-		return 1;
-	x.c = &c;
-	x.arr = json_array();
-	if ((e = mk_kms_meter_list(c.kms, meter_row, &x)) != MK_OK)
-		r = kc_fail(&c, e);
-	if (c.json && r == 0)
-		kc_print_json(x.arr);
-	else
-		json_decref(x.arr);
-	kc_close(&c);
-	return r;
+	return run_list(argc, argv, meter_list_usage, list_meters);
 }
 
 int mk_cli_meter(int argc, char **argv)

@@ -1,5 +1,6 @@
 /* File handling shared by share files and sealed box state (file_int.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -90,5 +91,58 @@ out:
 	if (dfd >= 0)
 		close(dfd);
 	free(copy);
+	return r;
+}
+
+/*
+ * The one atomic writer: a temporary file next to path (mkostemp: O_EXCL,
+ * mode 0600, same file system), written in full and fsynced, checked by
+ * check (when given) before it takes path's place, then renamed over path
+ * (or, with MK_FILE_CREATE, linked to it so that an existing file is never
+ * replaced), and the directory synced. The temporary name is removed on
+ * every path.
+ */
+enum mk_err mk_file_replace(const char *path, const uint8_t *p, size_t n, unsigned flags,
+                            enum mk_err (*check)(const char *tmp, void *ctx), void *ctx)
+{
+	enum mk_err r = MK_ERR_IO;
+	char *tmp = NULL;
+	size_t tmplen;
+	int fd = -1, created = 0;
+
+	if (path == NULL || (p == NULL && n != 0))
+		return MK_ERR_INVALID_ARG;
+	tmplen = strlen(path) + sizeof(".tmpXXXXXX");
+	if ((tmp = malloc(tmplen)) == NULL)
+		return MK_ERR_NOMEM;
+	(void)snprintf(tmp, tmplen, "%s.tmpXXXXXX", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+		goto out;
+	created = 1;
+	if (fchmod(fd, 0600) != 0 || mk_file_write_all(fd, p, n) != MK_OK || fsync(fd) != 0)
+		goto out;
+	r = close(fd) == 0 ? MK_OK : MK_ERR_IO;
+	fd = -1;
+	if (r != MK_OK || (check != NULL && (r = check(tmp, ctx)) != MK_OK))
+		goto out;
+	if (flags & MK_FILE_CREATE) {
+		if (link(tmp, path) != 0) {
+			r = errno == EEXIST ? MK_ERR_STATE : MK_ERR_IO;
+			goto out;
+		}
+	} else if (rename(tmp, path) != 0) {
+		r = MK_ERR_IO;
+		goto out;
+	} else {
+		created = 0;
+	}
+	/* In place; a failed directory sync is still reported: not yet durable. */
+	r = mk_file_sync_parent(path);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlink(tmp);
+	free(tmp);
 	return r;
 }

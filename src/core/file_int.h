@@ -32,4 +32,20 @@ MK_WUR enum mk_err mk_file_write_all(int fd, const uint8_t *p, size_t n);
  * accepted: the file itself was synced. MK_ERR_IO, MK_ERR_NOMEM. */
 MK_WUR enum mk_err mk_file_sync_parent(const char *path);
 
+/* mk_file_replace's flags: MK_FILE_CREATE makes path only if it does not
+ * exist (MK_ERR_STATE if it does). */
+#define MK_FILE_CREATE 1u
+
+/*
+ * Writes p[0..n) to path atomically: a reader sees the old file or the new
+ * one, never a mix, and after MK_OK the new one is durable (file and
+ * directory fsynced). check, when not NULL, is called on the fully written
+ * temporary file before it takes path's place (a read-back check); its error
+ * is returned and path is left as it was. Mode 0600. MK_ERR_IO,
+ * MK_ERR_NOMEM, MK_ERR_INVALID_ARG, MK_ERR_STATE (MK_FILE_CREATE, path
+ * exists).
+ */
+MK_WUR enum mk_err mk_file_replace(const char *path, const uint8_t *p, size_t n, unsigned flags,
+                                   enum mk_err (*check)(const char *tmp, void *ctx), void *ctx);
+
 #endif

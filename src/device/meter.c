@@ -324,71 +324,45 @@ static enum mk_err nvm_read(const char *path, struct mk_meter_nvm *s)
  * which fails if path exists), and the directory synced. The temporary file
  * is removed on every path.
  */
+/* Before the new NVM takes the old one's place, it is read back and must be
+ * exactly what was written (and decode, for readback). */
+struct readback_ctx {
+	const struct mk_buf *written;
+	struct mk_meter_nvm *readback;
+};
+
+static enum mk_err readback_check(const char *tmp, void *ctx)
+{
+	struct readback_ctx *c = ctx;
+	struct mk_buf *rb = mk_buf_new(MK_METER_NVM_MAX + 1);
+	enum mk_err e;
+
+	if (rb == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_file_read(tmp, MK_METER_NVM_MAX, rb)) != MK_OK || mk_buf_len(rb) != mk_buf_len(c->written) ||
+	    CRYPTO_memcmp(mk_buf_data(rb), mk_buf_data(c->written), mk_buf_len(rb)) != 0)
+		e = MK_ERR_IO;
+	else if (c->readback != NULL)
+		e = mk_meter_nvm_decode(mk_buf_data(rb), mk_buf_len(rb), c->readback);
+	mk_buf_free(rb); /* wiped: it holds keys */
+	return e;
+}
+
 static enum mk_err nvm_write(const char *path, const struct mk_meter_nvm *s, bool create,
                              struct mk_meter_nvm *readback)
 {
-	enum mk_err e = MK_ERR_INTERNAL;
-	struct mk_buf *b = mk_buf_new(MK_METER_NVM_MAX), *rb = mk_buf_new(MK_METER_NVM_MAX + 1);
-	char *tmp = NULL;
-	size_t tmplen;
-	int fd = -1, created = 0;
+	struct mk_buf *b = mk_buf_new(MK_METER_NVM_MAX);
+	struct readback_ctx ctx = { b, readback };
+	enum mk_err e;
 
-	if (b == NULL || rb == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	if ((e = mk_meter_nvm_encode(s, b)) != MK_OK)
-		goto out;
-	tmplen = strlen(path) + sizeof(".tmpXXXXXX");
-	if ((tmp = malloc(tmplen)) == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	(void)snprintf(tmp, tmplen, "%s.tmpXXXXXX", path);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		e = MK_ERR_IO;
-		goto out;
-	}
-	created = 1;
-	if (fchmod(fd, 0600) != 0 || mk_file_write_all(fd, mk_buf_data(b), mk_buf_len(b)) != MK_OK ||
-	    fsync(fd) != 0) {
-		e = MK_ERR_IO;
-		goto out;
-	}
-	e = close(fd) == 0 ? MK_OK : MK_ERR_IO;
-	fd = -1;
-	if (e != MK_OK)
-		goto out;
-	if ((e = mk_file_read(tmp, MK_METER_NVM_MAX, rb)) != MK_OK ||
-	    mk_buf_len(rb) != mk_buf_len(b) ||
-	    CRYPTO_memcmp(mk_buf_data(rb), mk_buf_data(b), mk_buf_len(b)) != 0) {
-		e = MK_ERR_IO;
-		goto out;
-	}
-	if (readback != NULL &&
-	    (e = mk_meter_nvm_decode(mk_buf_data(rb), mk_buf_len(rb), readback)) != MK_OK)
-		goto out;
-	if (create) {
-		if (link(tmp, path) != 0) {
-			e = errno == EEXIST ? MK_RC_RECORD_EXISTS : MK_ERR_IO;
-			goto out;
-		}
-	} else if (rename(tmp, path) != 0) {
-		e = MK_ERR_IO;
-		goto out;
-	} else {
-		created = 0;
-	}
-	/* in place; a failed directory sync is still reported: not yet durable */
-	e = mk_file_sync_parent(path);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (created)
-		unlink(tmp);
-	free(tmp);
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_meter_nvm_encode(s, b)) == MK_OK)
+		e = mk_file_replace(path, mk_buf_data(b), mk_buf_len(b), create ? MK_FILE_CREATE : 0,
+		                    readback_check, &ctx);
+	if (e == MK_ERR_STATE && create)
+		e = MK_RC_RECORD_EXISTS;
 	mk_buf_free(b);
-	mk_buf_free(rb);
 	if (e != MK_OK && readback != NULL)
 		OPENSSL_cleanse(readback, sizeof(*readback));
 	return e;

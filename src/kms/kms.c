@@ -125,30 +125,9 @@ static enum mk_err ensure_dir(const char *path)
 	return MK_OK;
 }
 
-/* Writes p[0..n) to path atomically: a temporary file, fsync, rename, and
- * the directory synced. */
 static enum mk_err write_file(const char *path, const uint8_t *p, size_t n)
 {
-	char tmp[PATH_MAX];
-	enum mk_err r;
-	int fd;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return MK_ERR_INVALID_ARG;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		return MK_ERR_IO;
-	r = mk_file_write_all(fd, p, n);
-	if (r == MK_OK && fsync(fd) != 0)
-		r = MK_ERR_IO;
-	if (close(fd) != 0 && r == MK_OK)
-		r = MK_ERR_IO;
-	if (r == MK_OK && rename(tmp, path) != 0)
-		r = MK_ERR_IO;
-	if (r != MK_OK) {
-		unlink(tmp);
-		return r;
-	}
-	return mk_file_sync_parent(path);
+	return mk_file_replace(path, p, n, 0, NULL, NULL);
 }
 
 /* ---- boxes.conf: the public configuration table ----------------------------------- */
@@ -1034,6 +1013,32 @@ struct install_ctx {
 	struct mk_key_record *rec;
 };
 
+/* Allocates c's buffers (mi4 only when with_mi4); MK_ERR_NOMEM. */
+static enum mk_err install_ctx_init(struct install_ctx *c, int with_mi4)
+{
+	memset(c, 0, sizeof(*c));
+	c->mi4 = with_mi4 ? mk_buf_new(MSG_CAP) : NULL;
+	c->mi7 = mk_buf_new(MSG_CAP);
+	c->cert = mk_buf_new(MSG_CAP);
+	c->params = mk_buf_new(MSG_CAP);
+	c->res = mk_buf_new(MSG_CAP);
+	c->rec = calloc(1, sizeof(*c->rec));
+	if ((with_mi4 && c->mi4 == NULL) || c->mi7 == NULL || c->cert == NULL || c->params == NULL ||
+	    c->res == NULL || c->rec == NULL)
+		return MK_ERR_NOMEM;
+	return MK_OK;
+}
+
+static void install_ctx_free(struct install_ctx *c)
+{
+	mk_buf_free(c->mi4);
+	mk_buf_free(c->mi7);
+	mk_buf_free(c->cert);
+	mk_buf_free(c->params);
+	mk_buf_free(c->res);
+	free(c->rec);
+}
+
 /* Where a step's evidence waits (kdc/) or its confirmation is kept
  * (confirmations/): <dir>/<domain>.<key ID>.<ext>. */
 static int step_path(const struct mk_kms *k, char *out, size_t cap, const char *dir, const char *domain,
@@ -1202,18 +1207,9 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	int64_t now;
 	enum mk_err e;
 
-	memset(&c, 0, sizeof(c));
 	k->detail[0] = '\0';
-	c.mi4 = mk_buf_new(MSG_CAP);
-	c.mi7 = mk_buf_new(MSG_CAP);
-	c.cert = mk_buf_new(MSG_CAP);
-	c.params = mk_buf_new(MSG_CAP);
-	c.res = mk_buf_new(MSG_CAP);
-	c.rec = calloc(1, sizeof(*c.rec));
-	if (c.mi4 == NULL || c.mi7 == NULL || c.cert == NULL || c.params == NULL || c.res == NULL || c.rec == NULL) {
-		e = MK_ERR_NOMEM;
+	if ((e = install_ctx_init(&c, 1)) != MK_OK)
 		goto out;
-	}
 	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK ||
 	    (e = meter_can_take(k, meter_id, domain)) != MK_OK)
 		goto out;
@@ -1286,12 +1282,7 @@ out:
 		mk_box_attach_meter(s, NULL);
 	mk_box_free(s);
 	mk_meter_disconnect(mc);
-	mk_buf_free(c.mi4);
-	mk_buf_free(c.mi7);
-	mk_buf_free(c.cert);
-	mk_buf_free(c.params);
-	mk_buf_free(c.res);
-	free(c.rec);
+	install_ctx_free(&c);
 	return e;
 }
 
@@ -1302,17 +1293,9 @@ enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t ke
 	struct install_ctx c;
 	enum mk_err e;
 
-	memset(&c, 0, sizeof(c));
 	k->detail[0] = '\0';
-	c.mi7 = mk_buf_new(MSG_CAP);
-	c.cert = mk_buf_new(MSG_CAP);
-	c.params = mk_buf_new(MSG_CAP);
-	c.res = mk_buf_new(MSG_CAP);
-	c.rec = calloc(1, sizeof(*c.rec));
-	if (c.mi7 == NULL || c.cert == NULL || c.params == NULL || c.res == NULL || c.rec == NULL) {
-		e = MK_ERR_NOMEM;
+	if ((e = install_ctx_init(&c, 0)) != MK_OK)
 		goto out;
-	}
 	if ((e = check_domains(k, &domain, 1)) != MK_OK)
 		goto out;
 	snprintf(c.domain, sizeof(c.domain), "%s", domain);
@@ -1335,11 +1318,7 @@ enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t ke
 	if (recp != NULL)
 		memcpy(recp, c.rec, sizeof(*recp));
 out:
-	mk_buf_free(c.mi7);
-	mk_buf_free(c.cert);
-	mk_buf_free(c.params);
-	mk_buf_free(c.res);
-	free(c.rec);
+	install_ctx_free(&c);
 	return e;
 }
 
@@ -1402,9 +1381,16 @@ static enum mk_err put_report(struct mk_tlv_writer *w, const struct mk_meter_rep
 	return mk_tlv_put_bytes(w, 0x03, rp->mac, sizeof(rp->mac));
 }
 
-/* One key's MR2 -> MR3: Brass checks the report against the INSTALLED
- * record; the archive takes the ACTIVE record Brass signed. */
-static enum mk_err register_key(struct mk_kms *k, const struct mk_meter_report *rp)
+/*
+ * One Brass step on an archived record: the domain's Brass box gets the
+ * record's current version (parameter 01) and what add appends, and the
+ * archive takes the record Brass signed; Brass's confirmation, when the
+ * command gives one, is kept as ext. Used by registration (MR2 -> MR3) and
+ * retirement (Obsolete Key).
+ */
+static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key_id, uint16_t cmd,
+                              enum mk_err (*add)(struct mk_tlv_writer *w, const void *ctx),
+                              const void *ctx, const char *ext)
 {
 	char brass[MK_BOX_ID_LEN + 1] = "";
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
@@ -1420,26 +1406,23 @@ static enum mk_err register_key(struct mk_kms *k, const struct mk_meter_report *
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = pick_box(k, MK_BOX_BRASS, rp->domain, NULL, brass)) != MK_OK ||
-	    (e = mk_archive_get_key(k->archive, rp->domain, rp->key_id, rec)) != MK_OK ||
-	    (e = mk_key_record_encode(rec, enc)) != MK_OK)
-		goto out;
 	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
-	    (e = put_report(&w, rp)) != MK_OK)
+	if ((e = pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK ||
+	    (e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK ||
+	    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (add != NULL && (e = add(&w, ctx)) != MK_OK) || (e = open_box(k, brass, &b)) != MK_OK)
 		goto out;
-	if ((e = open_box(k, brass, &b)) != MK_OK)
-		goto out;
-	if ((e = call(k, b, MK_CMD_REGISTER, rp->domain, mk_kms_now(k), params, res)) != MK_OK) {
-		log_refusal(k, rp->domain, brass, rp->key_id, e);
+	if ((e = call(k, b, cmd, domain, mk_kms_now(k), params, res)) != MK_OK) {
+		log_refusal(k, domain, brass, key_id, e);
 		goto out;
 	}
 	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
 	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
 	    (e = mk_key_record_decode(p, n, rec)) != MK_OK)
 		goto out;
-	if ((e = archive_update(k, rec, brass)) == MK_OK) /* MR3 */
-		keep_confirmation(k, res, rp->domain, rp->key_id, "mr4");
+	if ((e = archive_update(k, rec, brass)) == MK_OK && ext != NULL)
+		keep_confirmation(k, res, domain, key_id, ext);
 out:
 	mk_box_free(b);
 	free(rec);
@@ -1447,6 +1430,18 @@ out:
 	mk_buf_free(params);
 	mk_buf_free(res);
 	return e;
+}
+
+static enum mk_err add_report(struct mk_tlv_writer *w, const void *ctx)
+{
+	return put_report(w, ctx);
+}
+
+/* One key's MR2 -> MR3: Brass checks the report against the INSTALLED
+ * record; the archive takes the ACTIVE record Brass signed; MR4 is kept. */
+static enum mk_err register_key(struct mk_kms *k, const struct mk_meter_report *rp)
+{
+	return brass_step(k, rp->domain, rp->key_id, MK_CMD_REGISTER, add_report, rp, "mr4");
 }
 
 /* The archive status of each of the meter's keys, and the latest time of
@@ -1557,43 +1552,7 @@ out:
 
 static enum mk_err obsolete_key(struct mk_kms *k, const char *domain, uint64_t key_id)
 {
-	char brass[MK_BOX_ID_LEN + 1] = "";
-	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	struct mk_buf *enc = mk_buf_new(REC_CAP), *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
-	struct mk_box *b = NULL;
-	const uint8_t *p;
-	size_t n;
-	enum mk_err e;
-
-	if (rec == NULL || enc == NULL || params == NULL || res == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	mk_tlv_writer_init(&w, params);
-	if ((e = pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK ||
-	    (e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK ||
-	    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
-	    (e = open_box(k, brass, &b)) != MK_OK)
-		goto out;
-	if ((e = call(k, b, MK_CMD_OBSOLETE, domain, mk_kms_now(k), params, res)) != MK_OK) {
-		log_refusal(k, domain, brass, key_id, e);
-		goto out;
-	}
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_key_record_decode(p, n, rec)) != MK_OK)
-		goto out;
-	e = archive_update(k, rec, brass);
-out:
-	mk_box_free(b);
-	free(rec);
-	mk_buf_free(enc);
-	mk_buf_free(params);
-	mk_buf_free(res);
-	return e;
+	return brass_step(k, domain, key_id, MK_CMD_OBSOLETE, NULL, NULL, NULL);
 }
 
 enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id)
