@@ -36,6 +36,7 @@
  *   600–699 crypto and self-tests  700–799 RNG  800–899 operator shares
  *   900–999 archive           1000–1099 box (sealed state)
  *  1100–1199 device (the simulated meter and its NVM)
+ *  1200–1299 indicia (formats, check characters, images)
  */
 #define MK_ERR_LIST(X)                                                                \
 	X(MK_OK, 0, MK_LEVEL_LOCAL, "success")                                          \
@@ -161,10 +162,21 @@
 	  "sealed state: the Operation Combination does not open it "                   \
 	  "(wrong shares or tampered file)")                                            \
 	X(MK_ERR_BOX_BUSY, 1003, MK_LEVEL_LOCAL,                                        \
-	  "box in use by another session (its store stayed locked)")                                           \
+	  "box in use by another session (its store stayed locked)")                    \
                                                                                         \
 	X(MK_ERR_NVM_CORRUPT, 1100, MK_LEVEL_LOCAL,                                     \
-	  "meter NVM: not a meter NVM file, or corrupt (magic, version, CRC, content)")
+	  "meter NVM: not a meter NVM file, or corrupt (magic, version, CRC, content)") \
+	X(MK_ERR_METER_FUNDS, 1101, MK_LEVEL_LOCAL,                                     \
+	  "meter: descending register short of the postage")                            \
+	X(MK_ERR_METER_NOT_REGISTERED, 1102, MK_LEVEL_LOCAL,                            \
+	  "meter: not registered (or retired): it does not frank")                      \
+                                                                                        \
+	X(MK_ERR_INDICIUM_FORMAT, 1200, MK_LEVEL_LOCAL,                                 \
+	  "indicium: malformed (not the canonical form)")                               \
+	X(MK_ERR_INDICIUM_CHECK, 1201, MK_LEVEL_LOCAL,                                  \
+	  "indicium: check characters do not match")                                    \
+	X(MK_ERR_INDICIUM_IMAGE, 1202, MK_LEVEL_LOCAL,                                  \
+	  "indicium: no DataMatrix symbol decodes in the image")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

@@ -1,0 +1,92 @@
+/*
+ * The indicium a meter prints on a mailpiece (DESIGN.md §6): the canonical
+ * data (version, algorithm, device identity, date, origin postal code,
+ * postage, piece count, registers) and two tokens, a vendor token and a
+ * postal token, each the AES-CMAC of the canonical data under that domain's
+ * master key, truncated to the length the domain sets.
+ *
+ * Three forms of the same indicium, byte by byte in docs/indicium.md with
+ * test vectors:
+ *   binary  the canonical data followed by the tokens (what the tokens cover
+ *           is mk_indicium_encode_data);
+ *   text    one printable line with check characters, for people and OCR;
+ *   image   a DataMatrix symbol holding the text line, written as PNG.
+ */
+#ifndef MK_INDICIUM_H
+#define MK_INDICIUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/archive.h" /* MK_DOMAIN_ID_MAX, MK_IDENT_MAX */
+#include "meterkey/buf.h"
+#include "meterkey/err.h"
+
+#define MK_INDICIUM_VERSION 1
+#define MK_TOKEN_ALG_CMAC_AES128 1 /* AES-128-CMAC (SP 800-38B), truncated */
+#define MK_TOKEN_LEN_MIN 4
+#define MK_TOKEN_LEN_MAX 16
+#define MK_TOKEN_LEN_DEFAULT 8
+#define MK_POSTCODE_MAX 10          /* origin postal code: 1..10 of A-Z, 0-9 */
+#define MK_INDICIUM_TEXT_MAX 256    /* a text line, NUL included */
+#define MK_INDICIUM_BIN_MAX 256
+
+struct mk_indicium {
+	uint8_t version;                         /* MK_INDICIUM_VERSION */
+	uint8_t token_alg;                       /* MK_TOKEN_ALG_CMAC_AES128 */
+	char vendor[MK_DOMAIN_ID_MAX + 1];       /* the vendor domain ("VE") */
+	char postal[MK_DOMAIN_ID_MAX + 1];       /* the postal domain ("USPS", "EARTH") */
+	char product_code[MK_IDENT_MAX + 1];     /* device identity: product code, */
+	char mfg_seq[MK_IDENT_MAX + 1];          /* manufacturing sequence number, */
+	char indicia_serial[MK_IDENT_MAX + 1];   /* and indicia serial number */
+	uint32_t date;                           /* mailing date: days since 1970-01-01 UTC */
+	char origin[MK_POSTCODE_MAX + 1];        /* origin postal code */
+	uint32_t postage;                        /* cents */
+	uint32_t piece_count;                    /* this piece's number, from 1 */
+	uint64_t ascending;                      /* ascending register after this piece, cents */
+	uint64_t descending;                     /* descending register after this piece, cents */
+	uint8_t vendor_token_len, postal_token_len;
+	uint8_t vendor_token[MK_TOKEN_LEN_MAX];
+	uint8_t postal_token[MK_TOKEN_LEN_MAX];
+};
+
+/* The canonical data: every field but the tokens, the bytes each token is
+ * the CMAC of. Appends to out; MK_ERR_INVALID_ARG for a field out of its
+ * syntax (each field's rules: docs/indicium.md). */
+MK_WUR enum mk_err mk_indicium_encode_data(const struct mk_indicium *ind, struct mk_buf *out);
+
+/* The binary form: the canonical data, then the two tokens. Decode reads the
+ * whole of p[0..n) and refuses anything not canonical (MK_ERR_INDICIUM_FORMAT). */
+MK_WUR enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out);
+MK_WUR enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind);
+
+/* The text form: one line of printable ASCII (no newline) ending in check
+ * characters; out has MK_INDICIUM_TEXT_MAX bytes. Decode refuses a line
+ * whose check characters do not match (MK_ERR_INDICIUM_CHECK) or whose
+ * syntax is wrong (MK_ERR_INDICIUM_FORMAT). */
+MK_WUR enum mk_err mk_indicium_text_encode(const struct mk_indicium *ind,
+                                           char out[static MK_INDICIUM_TEXT_MAX]);
+MK_WUR enum mk_err mk_indicium_text_decode(const char *line, struct mk_indicium *ind);
+
+/*
+ * For a line that fails its check characters: calls fn with every indicium
+ * whose text differs from line in exactly one character and passes the
+ * check characters and the syntax. The verifier accepts a correction only
+ * when exactly one candidate also verifies its tokens. fn returning
+ * non-zero stops. *countp: the number of candidates given to fn.
+ */
+MK_WUR enum mk_err mk_indicium_text_candidates(const char *line,
+                                               int (*fn)(void *ctx, const struct mk_indicium *cand),
+                                               void *ctx, size_t *countp);
+
+/* The DataMatrix symbol of a text line, as a PNG file (libdmtx, libpng). */
+MK_WUR enum mk_err mk_indicium_png_write(const char *line, const char *path);
+/* Reads a PNG and decodes the first DataMatrix symbol in it into line
+ * (MK_INDICIUM_TEXT_MAX bytes). MK_ERR_INDICIUM_IMAGE when none decodes. */
+MK_WUR enum mk_err mk_indicium_png_read(const char *path, char line[static MK_INDICIUM_TEXT_MAX]);
+
+/* Days since 1970-01-01 of a unix time, and the date's "YYYY-MM-DD". */
+uint32_t mk_indicium_day(int64_t unix_time);
+void mk_indicium_day_format(uint32_t day, char out[static 11]);
+
+#endif
