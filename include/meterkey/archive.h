@@ -280,6 +280,16 @@ struct mk_token_key_record {
 	uint8_t sig[MK_ARCHIVE_SIG_MAX];
 };
 
+/* The canonical encoding of a token key record (docs/formats.md §4); the
+ * to-be-signed form is everything but the signature (the signer included).
+ * Decode checks the syntax and that the period is not empty. */
+MK_WUR enum mk_err mk_token_key_record_encode(const struct mk_token_key_record *rec,
+                                             struct mk_buf *out);
+MK_WUR enum mk_err mk_token_key_record_encode_tbs(const struct mk_token_key_record *rec,
+                                                 struct mk_buf *out);
+MK_WUR enum mk_err mk_token_key_record_decode(const uint8_t *p, size_t n,
+                                             struct mk_token_key_record *rec);
+
 /* Stores a token key record. MK_RC_RECORD_UNKNOWN when the domain has no
  * master key record key_id; MK_RC_RECORD_EXISTS for the same domain, device
  * and period start; MK_RC_PARAM_MISMATCH when period_end <= period_start. */

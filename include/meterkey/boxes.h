@@ -45,6 +45,10 @@ enum mk_box_command {
 	MK_CMD_REGISTER = 0x0402,         /* MR2 -> MR3 record, MR4 */
 	MK_CMD_OBSOLETE = 0x0403,         /* retire: ACTIVE -> OBSOLETE record */
 	MK_CMD_ABANDON = 0x0404,          /* an attempted key never confirmed: NEW -> BAD record */
+	MK_CMD_DISTRIBUTE = 0x0405,       /* a temporal token key record for Tin boxes */
+	MK_CMD_VERIFY = 0x0406,           /* verify indicia with archived records (Fig. 28) */
+	/* Tin */
+	MK_CMD_TIN_VERIFY = 0x0501,       /* verify indicia with token key records (claims 5-8) */
 };
 
 /* The kind byte that opens every signed body, so that no signed message can
@@ -80,6 +84,8 @@ enum mk_signed_kind {
 /* The domain-wide holder of a NEW record's key: every Domain Brass Process
  * of the domain holds the Brass confidentiality key it is encrypted for. */
 #define MK_BOX_ID_DOMAIN_BRASS "B00000000"
+/* The same for a token key record: the domain's Tin confidentiality key. */
+#define MK_BOX_ID_DOMAIN_TIN "T00000000"
 
 struct mk_box;
 struct mk_meter_conn;

@@ -89,4 +89,25 @@ MK_WUR enum mk_err mk_indicium_png_read(const char *path, char line[static MK_IN
 uint32_t mk_indicium_day(int64_t unix_time);
 void mk_indicium_day_format(uint32_t day, char out[static 11]);
 
+/* ---- Temporal token keys (claims 5-8; src/indicia/token.c) ----------------- */
+
+/* A token key is valid for one period: a calendar month (UTC). The period of
+ * a mailing day, and the days [*firstp, *endp) it covers. */
+uint32_t mk_token_period(uint32_t day);
+void mk_token_period_days(uint32_t period, uint32_t *firstp, uint32_t *endp);
+
+/*
+ * The temporal token key of one device in one domain for one period: the
+ * SP 800-108 counter-mode CMAC KDF of the master key with the label
+ * "meterkey token key" and the context domain | 0 | product code | 0 | MSN |
+ * 0 | period (u32, big-endian). Both tokens of an indicium are CMACs under
+ * the token keys of its mailing date's period: the meter derives them from
+ * its master keys, a Brass box from the archived master key, a Tin box gets
+ * them (and never a master key) in signed token key records. out is wiped on
+ * failure.
+ */
+MK_WUR enum mk_err mk_token_key_derive(const uint8_t master[static 16], const char *domain,
+                                       const char *product_code, const char *mfg_seq,
+                                       uint32_t period, uint8_t out[static 16]);
+
 #endif

@@ -27,6 +27,7 @@
 #include "meterkey/archive.h"
 #include "meterkey/box.h"
 #include "meterkey/err.h"
+#include "meterkey/indicium.h"
 #include "meterkey/meter.h"
 
 #define MK_KMS_DETAIL_MAX 512
@@ -34,6 +35,7 @@
 #define MK_METER_ID_MAX (2 * MK_IDENT_MAX + 1)
 
 struct mk_kms;
+struct mk_box;
 
 struct mk_kms_opts {
 	const char *home;        /* required; created if missing */
@@ -62,6 +64,10 @@ MK_WUR enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nsha
  * Manufacturing Box and the archive. */
 MK_WUR enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain,
                                         const char *const *countries, size_t n);
+/* The same, with the domain's token length (MK_TOKEN_LEN_MIN..MAX; 0: the
+ * default), kept by the boxes and in domains/<D>.policy. */
+MK_WUR enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain,
+                                            const char *const *countries, size_t n, unsigned token_len);
 
 /* Initialises a new Oak, Steel or Brass box and gives it the domain process
  * of each of domains[0..n). */
@@ -138,5 +144,35 @@ MK_WUR enum mk_err mk_kms_meter_list(struct mk_kms *k,
 /* The NVM path of meter_id (for tests and `meter show`). */
 MK_WUR enum mk_err mk_kms_meter_path(struct mk_kms *k, const char *meter_id, char *path,
                                      size_t pathsize);
+
+/* ---- For the verifier and the franking (issue 5) ---------------------------- */
+
+/* Opens the first box of type t serving domain, with its shares (for a
+ * session of several requests; mk_box_free closes it). */
+MK_WUR enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                                          struct mk_box **bp);
+
+/* One request to an open box; the result's TLV sequence in result. A
+ * refusal is the box's code, with mk_kms_detail saying which box and step. */
+MK_WUR enum mk_err mk_kms_box_request(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
+                                      const struct mk_buf *params, struct mk_buf *result);
+
+/* The domain's token length (domains/<D>.policy; the default when absent). */
+uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain);
+
+/* Franks count mailpieces with meter_id: vendor domain (NULL: VE) and the
+ * meter's other key's domain as postal; out[0..count). Stops at the first
+ * refusal (the ones before it are franked: *donep says how many). */
+MK_WUR enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const char *vendor,
+                                      uint32_t postage, const char *origin, uint32_t day, size_t count,
+                                      struct mk_indicium *out, size_t *donep);
+/* A postage reset of amount cents. */
+MK_WUR enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, uint64_t amount);
+
+/* Token key distribution (claims 5-8): for every meter of the home with an
+ * ACTIVE key in domain (or only meter_id), the domain's Brass box makes the
+ * token key record of period, and the archive keeps it. *countp: how many. */
+MK_WUR enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t period,
+                                     const char *meter_id, size_t *countp);
 
 #endif

@@ -63,6 +63,9 @@ struct mk_meter_info {
 	enum mk_meter_state state;
 	size_t nkeys;
 	struct mk_meter_key_info keys[MK_METER_MAX_KEYS]; /* never the key bytes */
+	uint32_t piece_count;  /* pieces franked */
+	uint64_t ascending;    /* postage used, cents */
+	uint64_t descending;   /* postage left, cents */
 };
 
 /* ---- The NVM file --------------------------------------------------------------- */
@@ -190,5 +193,35 @@ MK_WUR enum mk_err mk_meter_report_encode_tbs(const struct mk_meter_report *r,
  * the NVM (the slots' domains and key IDs stay, for the record). Refused with
  * MK_ERR_STATE when already retired. */
 MK_WUR enum mk_err mk_meter_retire(struct mk_meter_conn *c);
+
+/* ---- Franking (issue 5) ---------------------------------------------------- */
+
+struct mk_indicium;
+
+/* What one frank asks of the meter: the vendor and postal domains whose keys
+ * make the two tokens and each token's length (the domains' policy, known to
+ * the host), the postage, the origin postal code and the mailing date (days
+ * since 1970-01-01; the meter prints the date its host gives). */
+struct mk_meter_frank {
+	char vendor[MK_DOMAIN_ID_MAX + 1], postal[MK_DOMAIN_ID_MAX + 1];
+	uint8_t vendor_token_len, postal_token_len;
+	uint32_t postage;
+	char origin[16];
+	uint32_t day;
+};
+
+/*
+ * Franks one mailpiece: the piece count and the ascending register go up,
+ * the descending register down by the postage, written to NVM before the
+ * indicium is given. Refused, the meter unchanged: not registered or retired
+ * (MK_ERR_METER_NOT_REGISTERED); funds short (MK_ERR_METER_FUNDS); no key of
+ * either domain (MK_RC_DOMAIN_UNKNOWN); a field out of its syntax (level 2).
+ */
+MK_WUR enum mk_err mk_meter_frank(struct mk_meter_conn *c, const struct mk_meter_frank *f,
+                                  struct mk_indicium *out);
+
+/* Adds amount cents to the descending register (a postage reset; the
+ * simulation does not authenticate it). Registered meters only. */
+MK_WUR enum mk_err mk_meter_credit(struct mk_meter_conn *c, uint64_t amount);
 
 #endif

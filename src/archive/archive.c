@@ -1024,7 +1024,7 @@ enum mk_err mk_archive_put_token_key(struct mk_archive *a, const struct mk_token
 	enum mk_err r;
 
 	if (a == NULL || rec == NULL || !mk_domain_id_valid(rec->domain) || !ident_valid(rec->device) ||
-	    !mk_share_box_id_valid(rec->blob_box) || rec->key_id == 0 || rec->key_id > INT64_MAX ||
+	    !mk_archive_blob_box_valid(rec->blob_box) || rec->key_id == 0 || rec->key_id > INT64_MAX ||
 	    (rec->signer[0] != '\0' && !mk_share_box_id_valid(rec->signer)) || rec->period_start < 0)
 		return MK_ERR_INVALID_ARG;
 	if (rec->period_end <= rec->period_start)

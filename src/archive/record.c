@@ -7,6 +7,7 @@
  * exactly when set, so "absent" and "empty" cannot both encode one record.
  * The to-be-signed form is the same sequence without signer and signature.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "archive/archive_int.h"
@@ -328,4 +329,39 @@ enum mk_err mk_token_key_decode(const uint8_t *p, size_t n, struct mk_token_key_
 		rec->sig_len = bn;
 	}
 	return mk_tlv_reader_end(&r);
+}
+
+enum mk_err mk_token_key_record_encode(const struct mk_token_key_record *rec, struct mk_buf *out)
+{
+	return rec == NULL || out == NULL ? MK_ERR_INVALID_ARG : mk_token_key_encode(rec, out);
+}
+
+enum mk_err mk_token_key_record_encode_tbs(const struct mk_token_key_record *rec, struct mk_buf *out)
+{
+	struct mk_token_key_record *t;
+	enum mk_err r;
+
+	if (rec == NULL || out == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((t = malloc(sizeof(*t))) == NULL)
+		return MK_ERR_NOMEM;
+	*t = *rec;
+	t->sig_len = 0; /* everything but the signature, the signer included */
+	r = mk_token_key_encode(t, out);
+	free(t);
+	return r;
+}
+
+enum mk_err mk_token_key_record_decode(const uint8_t *p, size_t n, struct mk_token_key_record *rec)
+{
+	enum mk_err r;
+
+	if (p == NULL || rec == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((r = mk_token_key_decode(p, n, rec)) != MK_OK)
+		return r;
+	if (!mk_domain_id_valid(rec->domain) || !mk_archive_blob_box_valid(rec->blob_box) ||
+	    rec->period_end <= rec->period_start)
+		return MK_ERR_TLV_VALUE;
+	return MK_OK;
 }

@@ -28,7 +28,8 @@ enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02 };
 /* Tags of a domain process package (formats.md §8.3). */
 enum {
 	P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
-	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09,
+	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
+	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C,
 };
 enum { PC_ID = 0x01, PC_KEY = 0x02 };
 
@@ -274,6 +275,8 @@ void box_domain_clear(struct box_domain *d)
 	EVP_PKEY_free(d->conf);
 	EVP_PKEY_free(d->oak);
 	EVP_PKEY_free(d->brass_conf);
+	EVP_PKEY_free(d->brass_auth);
+	EVP_PKEY_free(d->tin_conf);
 	mk_secret_free(d->secret);
 	for (size_t i = 0; i < d->ncountries; i++)
 		mk_secret_free(d->countries[i].key);
@@ -347,10 +350,18 @@ enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8
 		return e;
 	if (next == P_COUNTRIES && (e = load_countries(d, &r)) != MK_OK)
 		return e;
-	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
+	d->token_len = MK_TOKEN_LEN_DEFAULT; /* absent in packages made before it was kept */
+	if ((e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
 		return e;
-	if (!mk_domain_id_valid(d->id) || d->sign == NULL || strcmp(box_id, owner) != 0)
-		return MK_ERR_TLV_VALUE; /* a package is for one box */
+	if (next == P_TOKEN_LEN && (e = mk_tlv_get_u8(&r, P_TOKEN_LEN, &d->token_len)) != MK_OK)
+		return e;
+	if ((e = opt_key(&r, P_BRASS_AUTH, 0, &d->brass_auth)) != MK_OK ||
+	    (e = opt_key(&r, P_TIN_CONF, 0, &d->tin_conf)) != MK_OK || (e = mk_tlv_reader_end(&r)) != MK_OK)
+		return e;
+	if (!mk_domain_id_valid(d->id) || strcmp(box_id, owner) != 0 ||
+	    d->token_len < MK_TOKEN_LEN_MIN || d->token_len > MK_TOKEN_LEN_MAX ||
+	    (owner[0] == MK_BOX_TIN ? d->conf == NULL || d->brass_auth == NULL : d->sign == NULL))
+		return MK_ERR_TLV_VALUE; /* a package is for one box, and complete for its type */
 	return mk_secret_new_copy(p, n, &d->package);
 }
 
@@ -548,7 +559,8 @@ static enum mk_err box_alloc(enum mk_box_type t, const char *store_dir, const ch
 
 	*bp = NULL;
 	if (store_dir == NULL || share_dir == NULL ||
-	    (t != MK_BOX_MANUFACTURING && t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS))
+	    (t != MK_BOX_MANUFACTURING && t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS &&
+	     t != MK_BOX_TIN))
 		return MK_ERR_INVALID_ARG;
 	if ((r = mk_selftest_run()) != MK_OK)
 		return r;
@@ -683,6 +695,7 @@ void mk_box_free(struct mk_box *b)
 		box_domain_clear(&b->domains[i]);
 	EVP_PKEY_free(b->startup_conf);
 	mfg_state_free(b->mfg);
+	box_vcache_free(b->vcache);
 	mk_rng_free(b->rng);
 	if (b->lock_fd >= 0)
 		close(b->lock_fd); /* releases the lock */
@@ -704,7 +717,7 @@ static const struct mk_box_table *table_of(enum mk_box_type t)
 	case MK_BOX_BRASS:
 		return &mk_brass_table;
 	case MK_BOX_TIN:
-		break;
+		return &mk_tin_table;
 	}
 	return NULL;
 }

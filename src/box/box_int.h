@@ -11,6 +11,7 @@
 
 #include "meterkey/archive.h"
 #include "meterkey/boxes.h"
+#include "meterkey/indicium.h"
 #include "meterkey/rng.h"
 #include "meterkey/tlv.h"
 
@@ -28,12 +29,18 @@ struct box_country {
  *          oak = Oak authentication (pub);
  *   Brass: sign = Brass authentication, conf = Brass confidentiality,
  *          oak = Oak authentication (pub), secret, countries with keys.
- * dks (the Domain Key Set authentication key, pub) is in every one.
+ *   Tin:   conf = the domain's Tin confidentiality key, brass_auth (pub).
+ * dks (the Domain Key Set authentication key, pub) and the domain's token
+ * length are in every one; Brass also has tin_conf (pub) when the domain has
+ * Tin keys.
  */
 struct box_domain {
 	char id[MK_DOMAIN_ID_MAX + 1];
 	struct mk_secret *package; /* the decrypted package, kept for resealing */
 	EVP_PKEY *dks, *sign, *conf, *oak, *brass_conf;
+	EVP_PKEY *brass_auth; /* Tin: checks token key records */
+	EVP_PKEY *tin_conf;   /* Brass: token keys are wrapped to it */
+	uint8_t token_len;    /* the domain's token length */
 	struct mk_secret *secret;
 	size_t ncountries;
 	struct box_country countries[MK_DOMAIN_MAX_COUNTRIES];
@@ -41,6 +48,7 @@ struct box_domain {
 };
 
 struct mfg_state; /* mfg.c */
+struct vcache;    /* verify.c */
 
 struct mk_box {
 	enum mk_box_type type;
@@ -58,10 +66,12 @@ struct mk_box {
 	struct mfg_state *mfg;         /* Manufacturing Boxes only */
 	struct mk_meter_conn *meter;   /* Steel: the station's meter line */
 	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
+	struct vcache *vcache;         /* Brass, Tin: verified keys while open (verify.c) */
 };
 
 /* The command tables of each type. */
-extern const struct mk_box_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table;
+extern const struct mk_box_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table,
+	mk_tin_table;
 
 /* Tags of the install record body (MI4, Oak -> Steel; formats.md §8.7). */
 enum { N_KIND = 0x01, N_STATUS = 0x02, N_OAK = 0x03, N_DOMAIN = 0x04, N_STEEL = 0x05,
@@ -79,9 +89,16 @@ MK_WUR enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *re
 MK_WUR enum mk_err box_cmd_status(void *box, const struct mk_box_request *req,
                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result);
 int box_domain_known(void *box, const char *domain);
-/* The parameters of Set Secure Box ID and Add Domain: one signed message. */
+/* The parameters of Set Secure Box ID and Add Domain: one signed message;
+ * of Verify: the key records and the items (verify.c). */
 extern const struct mk_box_param box_p_signed[1];
+extern const struct mk_box_param box_p_verify[2];
 int box_enabled(void *box);
+
+/* Verify (Brass, Tin; verify.c), and the key cache it keeps, wiped. */
+MK_WUR enum mk_err box_cmd_verify(void *box, const struct mk_box_request *req,
+                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+void box_vcache_free(struct vcache *c);
 
 /* The domain process of domain id, or NULL. */
 struct box_domain *box_find_domain(struct mk_box *b, const char *id);

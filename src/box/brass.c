@@ -469,6 +469,91 @@ out:
 	return e;
 }
 
+/*
+ * Distribute Token Key (claims 5-8): the temporal token key of an ACTIVE
+ * record's device for one period (a calendar month), derived from the
+ * master key, wrapped to the domain's Tin confidentiality key and bound to
+ * the domain, the device and the period, in a token key record signed with
+ * the domain's Brass key. The period starts no earlier than the device's
+ * registration, so a Tin box tells an indicium dated before it.
+ */
+static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
+                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_token_key_record *tk = calloc(1, sizeof(*tk));
+	const struct box_country *c;
+	struct mk_secret *key = NULL;
+	struct mk_buf *info = mk_buf_new(256), *enc = mk_buf_new(4096), blob;
+	uint8_t token_key[MK_MASTER_KEY_LEN];
+	uint32_t period, first, end;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (rec == NULL || tk == NULL || info == NULL || enc == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_tlv_get_u32(params, 0x02, &period)) != MK_OK ||
+	    (e = open_record(d, p, n, MK_KEY_ACTIVE, rec)) != MK_OK)
+		goto out;
+	if (d->tin_conf == NULL) {
+		e = MK_RC_RESOURCE_UNAVAILABLE; /* a domain made before Tin keys were */
+		goto out;
+	}
+	mk_token_period_days(period, &first, &end);
+	if ((int64_t)end * 86400 <= rec->times.meter_registration) {
+		e = MK_RC_TIME_NOT_INCREASING; /* a period ended before the registration */
+		goto out;
+	}
+	if ((c = box_find_country(d, rec->subdomain)) == NULL || c->key == NULL) {
+		e = MK_RC_DOMAIN_UNKNOWN;
+		goto out;
+	}
+	if ((e = open_blob(rec, c->key, &key)) != MK_OK ||
+	    (e = mk_token_key_derive(mk_secret_cdata(key), d->id, rec->product_code, rec->mfg_seq, period,
+	                             token_key)) != MK_OK)
+		goto out;
+	memcpy(tk->domain, d->id, sizeof(tk->domain));
+	snprintf(tk->device, sizeof(tk->device), "%s-%s", rec->product_code, rec->mfg_seq);
+	tk->key_id = rec->key_id;
+	tk->period_start = (int64_t)first * 86400;
+	if (tk->period_start < rec->times.meter_registration)
+		tk->period_start = rec->times.meter_registration;
+	tk->period_end = (int64_t)end * 86400;
+	tk->key_alg = MK_ALG_KEY_AES128;
+	memcpy(tk->blob_box, MK_BOX_ID_DOMAIN_TIN, sizeof(tk->blob_box));
+	mk_buf_init_fixed(&blob, tk->blob, sizeof(tk->blob));
+	if ((e = box_wrap_info(info, "token key", d->id, tk->key_id, tk->device)) != MK_OK ||
+	    (e = mk_ec_wrap(b->rng, d->tin_conf, mk_buf_data(info), mk_buf_len(info), token_key,
+	                    sizeof(token_key), &blob)) != MK_OK)
+		goto out;
+	tk->blob_len = mk_buf_len(&blob);
+	memcpy(tk->signer, b->id, sizeof(tk->signer));
+	if ((e = mk_token_key_record_encode_tbs(tk, enc)) != MK_OK ||
+	    (e = mk_ecdsa_sign(d->sign, mk_buf_data(enc), mk_buf_len(enc), tk->sig)) != MK_OK)
+		goto out;
+	tk->sig_len = MK_ECDSA_SIG_LEN;
+	mk_buf_reset(enc);
+	if ((e = mk_token_key_record_encode(tk, enc)) != MK_OK)
+		goto out;
+	e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(enc), mk_buf_len(enc));
+out:
+	OPENSSL_cleanse(token_key, sizeof(token_key));
+	mk_secret_free(key);
+	mk_buf_free(info);
+	mk_buf_free(enc);
+	if (rec != NULL)
+		OPENSSL_cleanse(rec, sizeof(*rec));
+	free(rec);
+	free(tk);
+	return e;
+}
+
 static const struct mk_box_param p_confirm[] = {
 	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
 	{ 0x02, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
@@ -480,6 +565,10 @@ static const struct mk_box_param p_register[] = {
 	{ 0x03, MK_P_BYTES, 0, MK_METER_MAC_LEN, MK_METER_MAC_LEN },
 };
 static const struct mk_box_param p_obsolete[] = { { 0x01, MK_P_BYTES, 0, 1, REC_CAP } };
+static const struct mk_box_param p_distribute[] = {
+	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
+	{ 0x02, MK_P_U32, 0, 0, 0 },
+};
 static const struct mk_box_param p_abandon[] = {
 	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
 	{ 0x02, MK_P_U32, 0, 0, 0 },
@@ -497,6 +586,9 @@ static const struct mk_box_cmd cmds[] = {
 	{ MK_CMD_REGISTER, "Register Key", ED, p_register, ARRAY_LEN(p_register), cmd_register },
 	{ MK_CMD_OBSOLETE, "Obsolete Key", ED, p_obsolete, ARRAY_LEN(p_obsolete), cmd_obsolete },
 	{ MK_CMD_ABANDON, "Abandon Key", ED, p_abandon, ARRAY_LEN(p_abandon), cmd_abandon },
+	{ MK_CMD_DISTRIBUTE, "Distribute Token Key", ED, p_distribute, ARRAY_LEN(p_distribute),
+	  cmd_distribute },
+	{ MK_CMD_VERIFY, "Verify", ED, box_p_verify, 2, box_cmd_verify },
 };
 
 const struct mk_box_table mk_brass_table = {

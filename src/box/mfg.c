@@ -13,8 +13,8 @@
 
 /* Box types M initialises, in table order. */
 static const enum mk_box_type types[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
-	                                  MK_BOX_BRASS };
-#define NTYPES 4
+	                                  MK_BOX_BRASS, MK_BOX_TIN };
+#define NTYPES 5
 
 struct mfg_box {
 	char id[MK_BOX_ID_LEN + 1];
@@ -44,10 +44,11 @@ enum { M_AUTH = 0x01, M_DKS_CONF = 0x02, M_DKS_AUTH = 0x03, M_NEXT = 0x04, M_BOX
 enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03 };
 /* Domain keys (DK) tags. */
 enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
-       K_COUNTRIES = 0x06 };
+       K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08 };
 /* Domain process package tags: as box.c. */
 enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
-       P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09 };
+       P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
+       P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C };
 
 #define PKG_CAP 4096
 
@@ -380,6 +381,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	struct mfg_state *m = b->mfg;
 	char domain[MK_DOMAIN_ID_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
 	char seen[MK_DOMAIN_MAX_COUNTRIES][MK_DOMAIN_ID_MAX + 1];
+	uint8_t token_len = MK_TOKEN_LEN_DEFAULT;
 	struct mk_tlv_reader list;
 	struct mk_tlv_writer w, cl, one;
 	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
@@ -390,8 +392,12 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 
 	(void)req;
 	if ((e = mk_tlv_get_string(params, 0x01, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain))) != MK_OK ||
-	    (e = mk_tlv_get_nested(params, 0x02, &list)) != MK_OK)
+	    (e = mk_tlv_get_nested(params, 0x02, &list)) != MK_OK || (e = mk_tlv_peek_tag(params, &tag)) != MK_OK)
 		return e;
+	if (tag == 0x03 && (e = mk_tlv_get_u8(params, 0x03, &token_len)) != MK_OK)
+		return e;
+	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX)
+		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (!mk_domain_id_valid(domain))
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (find_domain(m, domain) != NULL)
@@ -447,6 +453,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 		goto out;
 	}
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK || (e = mk_tlv_end(&w, &cl)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, K_TOKEN_LEN, token_len)) != MK_OK || (e = put_fresh_pair(b, &w, K_TIN_CONF)) != MK_OK ||
 	    (e = box_wrap_info(info, "domain keys", domain, 0, b->id)) != MK_OK ||
 	    (e = mk_ec_wrap(b->rng, m->dks_conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(dk),
 	                    mk_buf_len(dk), wrapped)) != MK_OK)
@@ -572,110 +579,172 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
 	return e;
 }
 
-/* Copies the element tag of the DK reader r into the package writer as ptag,
- * the private key as itself or (pub) as its public half. */
-static enum mk_err copy_key(struct mk_tlv_reader *dk, uint8_t tag, struct mk_tlv_writer *w,
-                            uint8_t ptag, int pub)
-{
-	EVP_PKEY *k = NULL;
-	enum mk_err e;
+/* The domain keys of a DK, parsed (formats.md §8.4). Wiped and freed by
+ * dk_clear. The country list stays in the DK's bytes (countries). */
+struct dk {
+	EVP_PKEY *oak, *brass_auth, *brass_conf, *tin_conf;
+	const uint8_t *secret;
+	struct mk_tlv_reader countries;
+	uint8_t token_len;
+};
 
-	if ((e = box_get_priv(dk, tag, &k)) == MK_OK && ptag != 0)
-		e = pub ? box_put_pub(w, ptag, k) : box_put_priv(w, ptag, k);
-	EVP_PKEY_free(k);
-	return e;
+static void dk_clear(struct dk *k)
+{
+	EVP_PKEY_free(k->oak);
+	EVP_PKEY_free(k->brass_auth);
+	EVP_PKEY_free(k->brass_conf);
+	EVP_PKEY_free(k->tin_conf);
+	memset(k, 0, sizeof(*k));
 }
 
-/* The package of the domain process of box x (formats.md §8.3). For a Steel
- * box, also makes its key pairs and its certificate, signed with the Domain
- * Key Set, that Oak and Brass check. */
-static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
-                                 enum mk_box_type t, struct mk_buf *pkg, struct mk_buf *cert)
+/* Domains created before token lengths and Tin keys were kept have neither:
+ * the default length, and no Tin key (no Tin process for such a domain). */
+static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 {
-	struct mfg_state *m = b->mfg;
-	struct mk_tlv_reader dk, cl, one;
-	struct mk_tlv_writer w, pw, po;
-	EVP_PKEY *sa = NULL, *sc = NULL;
-	struct mk_buf *body = NULL;
-	const uint8_t *p;
+	struct mk_tlv_reader r;
+	char id[MK_DOMAIN_ID_MAX + 1];
 	size_t n;
-	char country[MK_DOMAIN_ID_MAX + 1];
 	uint8_t tag;
 	enum mk_err e;
 
-	mk_tlv_reader_init(&dk, mk_secret_cdata(d->keys), mk_secret_len(d->keys));
-	mk_tlv_writer_init(&w, pkg);
-	if ((e = mk_tlv_get_string(&dk, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, P_DOMAIN, d->id)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, P_BOX_ID, box_id)) != MK_OK ||
-	    (e = box_put_pub(&w, P_DKS, m->dks_auth)) != MK_OK)
-		return e;
-	if (t == MK_BOX_OAK) {
-		if ((e = copy_key(&dk, K_OAK, &w, P_SIGN, 0)) != MK_OK ||
-		    (e = copy_key(&dk, K_BRASS_AUTH, &w, 0, 0)) != MK_OK ||
-		    (e = copy_key(&dk, K_BRASS_CONF, &w, P_BRASS_CONF, 1)) != MK_OK)
-			return e;
-		return MK_OK;
-	}
-	if (t == MK_BOX_STEEL) {
-		if ((e = mk_ec_keygen(b->rng, &sa)) != MK_OK || (e = mk_ec_keygen(b->rng, &sc)) != MK_OK ||
-		    (e = box_put_priv(&w, P_SIGN, sa)) != MK_OK || (e = box_put_priv(&w, P_CONF, sc)) != MK_OK ||
-		    (e = copy_key(&dk, K_OAK, &w, P_OAK, 1)) != MK_OK)
-			goto out;
-		if ((body = mk_buf_new(512)) == NULL) {
-			e = MK_ERR_NOMEM;
-			goto out;
-		}
-		mk_tlv_writer_init(&pw, body);
-		if ((e = mk_tlv_put_u8(&pw, 0x01, MK_SIGNED_STEEL_CERT)) != MK_OK ||
-		    (e = mk_tlv_put_string(&pw, 0x02, d->id)) != MK_OK ||
-		    (e = mk_tlv_put_string(&pw, 0x03, box_id)) != MK_OK ||
-		    (e = box_put_pub(&pw, 0x04, sa)) != MK_OK || (e = box_put_pub(&pw, 0x05, sc)) != MK_OK)
-			goto out;
-		e = mk_signed_encode(m->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), cert);
+	memset(k, 0, sizeof(*k));
+	k->token_len = MK_TOKEN_LEN_DEFAULT;
+	mk_tlv_reader_init(&r, mk_secret_cdata(d->keys), mk_secret_len(d->keys));
+	if ((e = mk_tlv_get_string(&r, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, id, sizeof(id))) != MK_OK ||
+	    (e = box_get_priv(&r, K_OAK, &k->oak)) != MK_OK ||
+	    (e = box_get_priv(&r, K_BRASS_AUTH, &k->brass_auth)) != MK_OK ||
+	    (e = box_get_priv(&r, K_BRASS_CONF, &k->brass_conf)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, K_SECRET, 32, 32, &k->secret, &n)) != MK_OK ||
+	    (e = mk_tlv_get_nested(&r, K_COUNTRIES, &k->countries)) != MK_OK ||
+	    (e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
+		goto fail;
+	if (tag == K_TOKEN_LEN && ((e = mk_tlv_get_u8(&r, K_TOKEN_LEN, &k->token_len)) != MK_OK ||
+	                           (e = box_get_priv(&r, K_TIN_CONF, &k->tin_conf)) != MK_OK))
+		goto fail;
+	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
+		goto fail;
+	return MK_OK;
+fail:
+	dk_clear(k);
+	return e;
+}
+
+/* The Steel box's own key pairs and its certificate, signed with the Domain
+ * Key Set, that Oak and Brass check. */
+static enum mk_err steel_keys(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
+                              struct mk_tlv_writer *w, struct mk_buf *cert)
+{
+	EVP_PKEY *sa = NULL, *sc = NULL;
+	struct mk_buf *body = mk_buf_new(512);
+	struct mk_tlv_writer pw;
+	enum mk_err e;
+
+	if (body == NULL)
+		return MK_ERR_NOMEM;
+	mk_tlv_writer_init(&pw, body);
+	if ((e = mk_ec_keygen(b->rng, &sa)) != MK_OK || (e = mk_ec_keygen(b->rng, &sc)) != MK_OK ||
+	    (e = box_put_priv(w, P_SIGN, sa)) != MK_OK || (e = box_put_priv(w, P_CONF, sc)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&pw, 0x01, MK_SIGNED_STEEL_CERT)) != MK_OK ||
+	    (e = mk_tlv_put_string(&pw, 0x02, d->id)) != MK_OK ||
+	    (e = mk_tlv_put_string(&pw, 0x03, box_id)) != MK_OK || (e = box_put_pub(&pw, 0x04, sa)) != MK_OK ||
+	    (e = box_put_pub(&pw, 0x05, sc)) != MK_OK)
 		goto out;
-	}
-	/* Brass */
-	{
-		EVP_PKEY *oak = NULL, *ba = NULL;
-
-		if ((e = box_get_priv(&dk, K_OAK, &oak)) != MK_OK ||
-		    (e = box_get_priv(&dk, K_BRASS_AUTH, &ba)) != MK_OK ||
-		    (e = box_put_priv(&w, P_SIGN, ba)) != MK_OK ||
-		    (e = copy_key(&dk, K_BRASS_CONF, &w, P_CONF, 0)) != MK_OK ||
-		    (e = box_put_pub(&w, P_OAK, oak)) != MK_OK) {
-			EVP_PKEY_free(oak);
-			EVP_PKEY_free(ba);
-			return e;
-		}
-		EVP_PKEY_free(oak);
-		EVP_PKEY_free(ba);
-	}
-	if ((e = mk_tlv_get_bytes(&dk, K_SECRET, 32, 32, &p, &n)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, P_SECRET, p, n)) != MK_OK ||
-	    (e = mk_tlv_get_nested(&dk, K_COUNTRIES, &cl)) != MK_OK ||
-	    (e = mk_tlv_begin(&w, P_COUNTRIES, &po)) != MK_OK)
-		return e;
-	for (uint8_t i = 1;; i++) {
-		struct mk_tlv_writer pc;
-
-		if ((e = mk_tlv_peek_tag(&cl, &tag)) != MK_OK)
-			return e;
-		if (tag == MK_TLV_END)
-			break;
-		if ((e = mk_tlv_get_nested(&cl, i, &one)) != MK_OK ||
-		    (e = mk_tlv_get_string(&one, 0x01, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
-		    (e = mk_tlv_get_bytes(&one, 0x02, 32, 32, &p, &n)) != MK_OK ||
-		    (e = mk_tlv_begin(&po, i, &pc)) != MK_OK || (e = mk_tlv_put_string(&pc, 0x01, country)) != MK_OK ||
-		    (e = mk_tlv_put_bytes(&pc, 0x02, p, n)) != MK_OK ||
-		    (e = mk_tlv_end(&po, &pc)) != MK_OK)
-			return e;
-	}
-	return mk_tlv_end(&w, &po);
+	e = mk_signed_encode(b->mfg->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), cert);
 out:
 	EVP_PKEY_free(sa);
 	EVP_PKEY_free(sc);
 	mk_buf_free(body);
+	return e;
+}
+
+/* The country list with each country's secret key (Brass only). */
+static enum mk_err put_countries(struct dk *k, struct mk_tlv_writer *w)
+{
+	struct mk_tlv_reader one;
+	struct mk_tlv_writer po, pc;
+	char country[MK_DOMAIN_ID_MAX + 1];
+	const uint8_t *p;
+	size_t n;
+	uint8_t tag;
+	enum mk_err e;
+
+	if ((e = mk_tlv_begin(w, P_COUNTRIES, &po)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		if ((e = mk_tlv_peek_tag(&k->countries, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if ((e = mk_tlv_get_nested(&k->countries, i, &one)) != MK_OK ||
+		    (e = mk_tlv_get_string(&one, 0x01, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
+		    (e = mk_tlv_get_bytes(&one, 0x02, 32, 32, &p, &n)) != MK_OK ||
+		    (e = mk_tlv_begin(&po, i, &pc)) != MK_OK || (e = mk_tlv_put_string(&pc, 0x01, country)) != MK_OK ||
+		    (e = mk_tlv_put_bytes(&pc, 0x02, p, n)) != MK_OK || (e = mk_tlv_end(&po, &pc)) != MK_OK)
+			return e;
+	}
+	return mk_tlv_end(w, &po);
+}
+
+/*
+ * The package of the domain process of a box of type t (formats.md §8.5):
+ *   Oak:   sign = Oak authentication, Brass confidentiality (pub);
+ *   Steel: its own new key pairs (and certificate), Oak authentication (pub);
+ *   Brass: sign, conf, Oak (pub), the domain and country secret keys, the
+ *          Tin confidentiality key (pub, to wrap token keys for Tin boxes);
+ *   Tin:   conf = the domain's Tin confidentiality key, Brass authentication
+ *          (pub, to check token key records).
+ * Every package names the domain's token length.
+ */
+static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
+                                 enum mk_box_type t, struct mk_buf *pkg, struct mk_buf *cert)
+{
+	struct mfg_state *m = b->mfg;
+	struct mk_tlv_writer w;
+	struct dk k;
+	enum mk_err e;
+
+	if ((e = dk_parse(d, &k)) != MK_OK)
+		return e;
+	if (t == MK_BOX_TIN && k.tin_conf == NULL) {
+		dk_clear(&k);
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	}
+	mk_tlv_writer_init(&w, pkg);
+	if ((e = mk_tlv_put_string(&w, P_DOMAIN, d->id)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, P_BOX_ID, box_id)) != MK_OK ||
+	    (e = box_put_pub(&w, P_DKS, m->dks_auth)) != MK_OK)
+		goto out;
+	switch (t) {
+	case MK_BOX_OAK:
+		if ((e = box_put_priv(&w, P_SIGN, k.oak)) == MK_OK)
+			e = box_put_pub(&w, P_BRASS_CONF, k.brass_conf);
+		break;
+	case MK_BOX_STEEL:
+		if ((e = steel_keys(b, d, box_id, &w, cert)) == MK_OK)
+			e = box_put_pub(&w, P_OAK, k.oak);
+		break;
+	case MK_BOX_BRASS:
+		if ((e = box_put_priv(&w, P_SIGN, k.brass_auth)) == MK_OK &&
+		    (e = box_put_priv(&w, P_CONF, k.brass_conf)) == MK_OK &&
+		    (e = box_put_pub(&w, P_OAK, k.oak)) == MK_OK &&
+		    (e = mk_tlv_put_bytes(&w, P_SECRET, k.secret, 32)) == MK_OK)
+			e = put_countries(&k, &w);
+		break;
+	case MK_BOX_TIN:
+		e = box_put_priv(&w, P_CONF, k.tin_conf);
+		break;
+	case MK_BOX_MANUFACTURING:
+		e = MK_ERR_INVALID_ARG;
+		break;
+	}
+	if (e != MK_OK || (e = mk_tlv_put_u8(&w, P_TOKEN_LEN, k.token_len)) != MK_OK)
+		goto out;
+	if (t == MK_BOX_TIN)
+		e = box_put_pub(&w, P_BRASS_AUTH, k.brass_auth);
+	else if (t == MK_BOX_BRASS && k.tin_conf != NULL)
+		e = box_put_pub(&w, P_TIN_CONF, k.tin_conf);
+out:
+	dk_clear(&k);
 	return e;
 }
 
@@ -890,6 +959,7 @@ static const struct mk_box_param p_set_first[] = {
 };
 static const struct mk_box_param p_create[] = {
 	{ 0x01, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX }, { 0x02, MK_P_BYTES, 0, 0, 1024 },
+	{ 0x03, MK_P_U8, 1, 0, 0 },
 };
 static const struct mk_box_param p_init[] = {
 	{ 0x01, MK_P_U8, 0, 0, 0 }, { 0x02, MK_P_U8, 1, 0, 0 }, { 0x03, MK_P_U8, 1, 0, 0 },

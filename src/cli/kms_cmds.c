@@ -97,17 +97,22 @@ int mk_cli_init(int argc, char **argv)
 /* ---- domain ---------------------------------------------------------------------- */
 
 static const char domain_create_usage[] =
-	"usage: meterkey domain create DOMAIN --country C [--country C ...] [options]\n"
+	"usage: meterkey domain create DOMAIN --country C [--country C ...]\n"
+	"                              [--token-len N] [options]\n"
 	"  Creates security domain DOMAIN (2-8 of A-Z, 0-9: VE, USPS, EARTH) with its\n"
 	"  country sub-domains: the Manufacturing Box makes the domain keys (kept\n"
 	"  encrypted and signed under the Domain Key Set in domains/DOMAIN.keys) and\n"
 	"  the archive starts the domain's key ID counter and audit chain.\n"
+	"  --token-len: the length of the domain's tokens on indicia, 4 to 16 bytes\n"
+	"  (default 8).\n"
 	"options:\n" COMMON_OPTS;
 
 static int domain_create(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "country", 1, 1 } };
+	static const struct kc_opt o[] = { { "country", 1, 1 }, { "token-len", 1, 0 } };
+	unsigned long len = 0;
 	struct kc c;
+	char *end;
 	enum mk_err e;
 	int r;
 
@@ -115,9 +120,12 @@ static int domain_create(int argc, char **argv)
 		return done(r);
 	if (c.nrep == 0)
 		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
+	if (c.val[1] != NULL && ((len = strtoul(c.val[1], &end, 10)) < MK_TOKEN_LEN_MIN ||
+	                         len > MK_TOKEN_LEN_MAX || *end != '\0'))
+		return mk_cli_usage_error(domain_create_usage, "--token-len takes 4 to 16");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_domain_create(c.kms, c.pos[0], c.rep, c.nrep)) != MK_OK) {
+	if ((e = mk_kms_domain_create_len(c.kms, c.pos[0], c.rep, c.nrep, (unsigned)len)) != MK_OK) {
 		r = kc_fail(&c, e);
 	} else if (c.json) {
 		json_t *l = json_array();
@@ -144,7 +152,7 @@ int mk_cli_domain(int argc, char **argv)
 /* ---- box ---------------------------------------------------------------------------- */
 
 static const char box_init_usage[] =
-	"usage: meterkey box init --type manufacturing|oak|steel|brass [--domain D ...]\n"
+	"usage: meterkey box init --type manufacturing|oak|steel|brass|tin [--domain D ...]\n"
 	"                         [--shares-k K --shares-n N] [options]\n"
 	"  Initialises a new box: the first Manufacturing Box allocates its ID\n"
 	"  (O00000001, S00000001, M00000002, ...) and signs Set Secure Box ID; the box\n"
@@ -168,6 +176,8 @@ static int box_type(const char *s, enum mk_box_type *tp)
 		*tp = MK_BOX_STEEL;
 	else if (strcmp(s, "brass") == 0)
 		*tp = MK_BOX_BRASS;
+	else if (strcmp(s, "tin") == 0)
+		*tp = MK_BOX_TIN;
 	else
 		return 0;
 	return 1;
@@ -187,7 +197,7 @@ static int box_init(int argc, char **argv)
 	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_init_usage, 0)) != 0)
 		return done(r);
 	if (!box_type(c.val[0], &t))
-		return mk_cli_usage_error(box_init_usage, "--type must be manufacturing, oak, steel or brass");
+		return mk_cli_usage_error(box_init_usage, "--type must be manufacturing, oak, steel, brass or tin");
 	if (!share_opt(c.val[2], &k) || !share_opt(c.val[3], &n) || (k == 0) != (n == 0) || k > n)
 		return mk_cli_usage_error(box_init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
 	if (!kc_open(&c))
@@ -664,6 +674,8 @@ int mk_cli_meter(int argc, char **argv)
 		{ "register", "register a meter's keys to a country (MR1-MR4)", meter_register },
 		{ "retire", "take a meter out of service: its keys OBSOLETE", meter_retire },
 		{ "list", "the meters of the home", meter_list },
+		{ "frank", "frank mailpieces: indicia as text (and DataMatrix PNG)", mk_cli_meter_frank },
+		{ "credit", "a postage reset: add to the descending register", mk_cli_meter_credit },
 	};
 
 	return mk_cli_dispatch("meterkey meter", cmds, ARRAY_LEN(cmds), argc, argv);

@@ -59,5 +59,9 @@ int mk_cli_domain(int argc, char **argv);
 int mk_cli_box(int argc, char **argv);
 int mk_cli_key(int argc, char **argv);
 int mk_cli_meter(int argc, char **argv);
+int mk_cli_meter_frank(int argc, char **argv);
+int mk_cli_meter_credit(int argc, char **argv);
+int mk_cli_verify(int argc, char **argv);
+int mk_cli_tokens(int argc, char **argv);
 
 #endif

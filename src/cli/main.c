@@ -17,9 +17,11 @@ static const struct mk_cli_cmd commands[] = {
 	{ "domain", "security domains: create", mk_cli_domain },
 	{ "init", "initialise the first Manufacturing Box", mk_cli_init },
 	{ "key", "master keys: request, confirm, abandon", mk_cli_key },
-	{ "meter", "meters: create, install, register, retire, list", mk_cli_meter },
+	{ "meter", "meters: create, install, register, retire, list, frank, credit", mk_cli_meter },
 	{ "selftest", "run the cryptographic and RNG start-up self-tests", mk_cli_selftest },
 	{ "shares", "operator shares: split, check", mk_cli_shares },
+	{ "tokens", "token keys for Tin boxes: distribute", mk_cli_tokens },
+	{ "verify", "verify indicia: text, files, DataMatrix images", mk_cli_verify },
 	{ "version", "print the version", mk_cli_version },
 };
 

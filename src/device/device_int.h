@@ -22,6 +22,8 @@ enum mk_meter_cmd {
 	MK_METER_CMD_SET_INDICIA = 3, /* MR1 input */
 	MK_METER_CMD_GET_REPORT = 4,  /* MR1 output */
 	MK_METER_CMD_RETIRE = 5,
+	MK_METER_CMD_FRANK = 6,       /* an indicium */
+	MK_METER_CMD_CREDIT = 7,      /* a postage reset */
 };
 
 /* The largest request or answer on the meter link (a frame's payload). */

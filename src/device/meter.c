@@ -25,6 +25,7 @@
 #include "meterkey/crc32.h"
 #include "meterkey/crypto.h"
 #include "meterkey/frame.h"
+#include "meterkey/indicium.h"
 
 const char *mk_meter_state_name(enum mk_meter_state s)
 {
@@ -55,7 +56,8 @@ int mk_meter_ident_valid(const char *s)
 /* ---- The state body ------------------------------------------------------------ */
 
 enum { S_PRODUCT = 0x01, S_MFG_SEQ = 0x02, S_STATE = 0x03, S_INDICIA = 0x04, S_COUNTRY = 0x05,
-       S_REGISTERED = 0x06, S_KEY0 = 0x10 };
+       S_REGISTERED = 0x06, S_PIECES = 0x07, S_ASCENDING = 0x08, S_DESCENDING = 0x09,
+       S_KEY0 = 0x10 };
 enum { K_DOMAIN = 0x01, K_ID = 0x02, K_ALG = 0x03, K_BYTES = 0x04 };
 
 /*
@@ -83,6 +85,9 @@ static int state_valid(const struct mk_meter_nvm *s)
 		return 0;
 	if (in->nkeys > MK_METER_MAX_KEYS)
 		return 0;
+	if (in->state == MK_METER_MANUFACTURED &&
+	    (in->piece_count != 0 || in->ascending != 0 || in->descending != 0))
+		return 0; /* registers move only once registered */
 	for (size_t i = 0; i < in->nkeys; i++) {
 		if (!mk_domain_id_valid(in->keys[i].domain) || in->keys[i].key_id == 0)
 			return 0;
@@ -123,6 +128,11 @@ enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struc
 	    ((e = mk_tlv_put_string(w, S_INDICIA, in->indicia_serial)) != MK_OK ||
 	     (e = mk_tlv_put_string(w, S_COUNTRY, in->country)) != MK_OK ||
 	     (e = mk_tlv_put_u64(w, S_REGISTERED, (uint64_t)in->registered)) != MK_OK))
+		return e;
+	/* the registers, each present only when not zero (one encoding) */
+	if ((in->piece_count != 0 && (e = mk_tlv_put_u32(w, S_PIECES, in->piece_count)) != MK_OK) ||
+	    (in->ascending != 0 && (e = mk_tlv_put_u64(w, S_ASCENDING, in->ascending)) != MK_OK) ||
+	    (in->descending != 0 && (e = mk_tlv_put_u64(w, S_DESCENDING, in->descending)) != MK_OK))
 		return e;
 	for (size_t i = 0; i < in->nkeys; i++) {
 		struct mk_tlv_writer c;
@@ -171,6 +181,33 @@ static enum mk_err get_slot(struct mk_tlv_reader *r, uint8_t tag, bool key_bytes
 	return mk_tlv_reader_end(&c);
 }
 
+/* An optional register: absent is 0, present must not be 0 (one encoding). */
+static enum mk_err get_register64(struct mk_tlv_reader *r, uint8_t tag, uint64_t *vp)
+{
+	uint8_t next;
+	enum mk_err e;
+
+	*vp = 0;
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
+		return e;
+	if ((e = mk_tlv_get_u64(r, tag, vp)) != MK_OK)
+		return e;
+	return *vp == 0 ? MK_ERR_TLV_VALUE : MK_OK;
+}
+
+static enum mk_err get_register32(struct mk_tlv_reader *r, uint8_t tag, uint32_t *vp)
+{
+	uint8_t next;
+	enum mk_err e;
+
+	*vp = 0;
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
+		return e;
+	if ((e = mk_tlv_get_u32(r, tag, vp)) != MK_OK)
+		return e;
+	return *vp == 0 ? MK_ERR_TLV_VALUE : MK_OK;
+}
+
 enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys, struct mk_meter_nvm *s)
 {
 	struct mk_meter_info *in = &s->info;
@@ -199,6 +236,10 @@ enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys, struct mk_
 		}
 		in->registered = (int64_t)date;
 	}
+	if ((e = get_register32(r, S_PIECES, &in->piece_count)) != MK_OK ||
+	    (e = get_register64(r, S_ASCENDING, &in->ascending)) != MK_OK ||
+	    (e = get_register64(r, S_DESCENDING, &in->descending)) != MK_OK)
+		goto out;
 	/* key slots: tags S_KEY0, S_KEY0 + 1, ... with none skipped */
 	for (;;) {
 		if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
@@ -652,6 +693,145 @@ static enum mk_err h_retire(void *box, const struct mk_box_request *req, struct 
 	return commit(box);
 }
 
+/* 1 when s is 1..MK_POSTCODE_MAX of A-Z and 0-9. */
+static int origin_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MK_POSTCODE_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/* One token: the CMAC of the canonical data under the token key of the
+ * indicium's period, derived from a slot's master key (claims 5-8). */
+static enum mk_err token(const uint8_t key[static MK_MASTER_KEY_LEN], const char *domain,
+                         const struct mk_indicium *ind, const struct mk_buf *data, uint8_t len,
+                         uint8_t *out)
+{
+	uint8_t tk[16];
+	enum mk_err e;
+
+	if ((e = mk_token_key_derive(key, domain, ind->product_code, ind->mfg_seq,
+	                             mk_token_period(ind->date), tk)) == MK_OK)
+		e = mk_cmac_once(tk, sizeof(tk), mk_buf_data(data), mk_buf_len(data), out, len);
+	OPENSSL_cleanse(tk, sizeof(tk));
+	return e;
+}
+
+/*
+ * Franks one mailpiece (DESIGN.md §6): the registers move and are written to
+ * NVM first; the indicium is made from the state the NVM gave back, with
+ * the vendor and postal tokens under the keys it holds.
+ */
+static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+                           struct mk_tlv_writer *res)
+{
+	struct meter_states *st = states(box);
+	struct mk_meter_info *nx = &st->next.info;
+	struct mk_indicium ind;
+	struct mk_buf *data = NULL, *bin = NULL;
+	uint8_t vlen, plen;
+	uint32_t postage, day;
+	int vs, ps;
+	enum mk_err e;
+
+	(void)req;
+	memset(&ind, 0, sizeof(ind));
+	if ((e = mk_tlv_get_string(p, 1, 2, MK_DOMAIN_ID_MAX, ind.vendor, sizeof(ind.vendor))) != MK_OK ||
+	    (e = mk_tlv_get_string(p, 2, 2, MK_DOMAIN_ID_MAX, ind.postal, sizeof(ind.postal))) != MK_OK ||
+	    (e = mk_tlv_get_u8(p, 3, &vlen)) != MK_OK || (e = mk_tlv_get_u8(p, 4, &plen)) != MK_OK ||
+	    (e = mk_tlv_get_u32(p, 5, &postage)) != MK_OK ||
+	    (e = mk_tlv_get_string(p, 6, 1, MK_POSTCODE_MAX, ind.origin, sizeof(ind.origin))) != MK_OK ||
+	    (e = mk_tlv_get_u32(p, 7, &day)) != MK_OK)
+		return e;
+	if (vlen < MK_TOKEN_LEN_MIN || vlen > MK_TOKEN_LEN_MAX || plen < MK_TOKEN_LEN_MIN ||
+	    plen > MK_TOKEN_LEN_MAX || postage == 0 || day == 0 || !origin_valid(ind.origin) ||
+	    !mk_domain_id_valid(ind.vendor) || !mk_domain_id_valid(ind.postal) ||
+	    strcmp(ind.vendor, ind.postal) == 0)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	if (st->cur.info.state != MK_METER_REGISTERED)
+		return MK_ERR_METER_NOT_REGISTERED;
+	if ((vs = find_slot(&st->cur.info, ind.vendor)) < 0 || (ps = find_slot(&st->cur.info, ind.postal)) < 0)
+		return MK_RC_DOMAIN_UNKNOWN;
+	if (postage > st->cur.info.descending)
+		return MK_ERR_METER_FUNDS;
+	if (st->cur.info.piece_count == UINT32_MAX || st->cur.info.ascending > UINT64_MAX - postage)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	st->next = st->cur;
+	nx->piece_count++;
+	nx->ascending += postage;
+	nx->descending -= postage;
+	if ((e = commit(box)) != MK_OK)
+		return e;
+	/* the indicium of the state the NVM holds now */
+	ind.version = MK_INDICIUM_VERSION;
+	ind.token_alg = MK_TOKEN_ALG_CMAC_AES128;
+	copy_str(ind.product_code, sizeof(ind.product_code), st->back.info.product_code);
+	copy_str(ind.mfg_seq, sizeof(ind.mfg_seq), st->back.info.mfg_seq);
+	copy_str(ind.indicia_serial, sizeof(ind.indicia_serial), st->back.info.indicia_serial);
+	ind.date = day;
+	ind.postage = postage;
+	ind.piece_count = st->back.info.piece_count;
+	ind.ascending = st->back.info.ascending;
+	ind.descending = st->back.info.descending;
+	ind.vendor_token_len = vlen;
+	ind.postal_token_len = plen;
+	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL || (bin = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_indicium_encode_data(&ind, data)) != MK_OK ||
+	    (e = token(st->back.keys[find_slot(&st->back.info, ind.vendor)], ind.vendor, &ind, data, vlen,
+	               ind.vendor_token)) != MK_OK ||
+	    (e = token(st->back.keys[find_slot(&st->back.info, ind.postal)], ind.postal, &ind, data, plen,
+	               ind.postal_token)) != MK_OK ||
+	    (e = mk_indicium_encode(&ind, bin)) != MK_OK)
+		goto out;
+	e = mk_tlv_put_bytes(res, 1, mk_buf_data(bin), mk_buf_len(bin));
+out:
+	mk_buf_free(data);
+	mk_buf_free(bin);
+	return e;
+}
+
+/* A postage reset: the descending register goes up. */
+static enum mk_err h_credit(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+                            struct mk_tlv_writer *res)
+{
+	struct meter_states *st = states(box);
+	uint64_t amount;
+	enum mk_err e;
+
+	(void)req;
+	(void)res;
+	if ((e = mk_tlv_get_u64(p, 1, &amount)) != MK_OK)
+		return e;
+	if (amount == 0)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	if (st->cur.info.state != MK_METER_REGISTERED)
+		return MK_ERR_METER_NOT_REGISTERED;
+	if (st->cur.info.descending > UINT64_MAX - amount)
+		return MK_RC_RESOURCE_UNAVAILABLE;
+	st->next = st->cur;
+	st->next.info.descending += amount;
+	return commit(box);
+}
+
+static const struct mk_box_param p_frank[] = {
+	{ 1, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX },
+	{ 2, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX },
+	{ 3, MK_P_U8, 0, 0, 0 },
+	{ 4, MK_P_U8, 0, 0, 0 },
+	{ 5, MK_P_U32, 0, 0, 0 },
+	{ 6, MK_P_STRING, 0, 1, MK_POSTCODE_MAX },
+	{ 7, MK_P_U32, 0, 0, 0 },
+};
+static const struct mk_box_param p_credit[] = { { 1, MK_P_U64, 0, 0, 0 } };
+
 static const struct mk_box_param p_install[] = {
 	{ 1, MK_P_U64, 0, 0, 0 },
 	{ 2, MK_P_BYTES, 0, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN },
@@ -669,6 +849,8 @@ static const struct mk_box_cmd meter_cmds[] = {
 	{ MK_METER_CMD_SET_INDICIA, "set-indicia", 0, p_indicia, 3, h_set_indicia },
 	{ MK_METER_CMD_GET_REPORT, "get-report", MK_BOX_CMD_DOMAIN, NULL, 0, h_get_report },
 	{ MK_METER_CMD_RETIRE, "retire", 0, NULL, 0, h_retire },
+	{ MK_METER_CMD_FRANK, "frank", 0, p_frank, 7, h_frank },
+	{ MK_METER_CMD_CREDIT, "credit", 0, p_credit, 1, h_credit },
 };
 
 /* A meter has no configuration table: any well-formed domain (the request

@@ -21,6 +21,7 @@
 #include "device/device_int.h"
 #include "meterkey/box.h"
 #include "meterkey/frame.h"
+#include "meterkey/indicium.h"
 
 struct mk_meter_conn {
 	struct mk_link link;
@@ -316,6 +317,56 @@ enum mk_err mk_meter_retire(struct mk_meter_conn *c)
 	    (e = request(c, MK_METER_CMD_RETIRE, "", NULL, x.res)) != MK_OK)
 		goto out;
 	e = mk_buf_len(x.res) == 0 ? MK_OK : MK_ERR_TLV_TRAILING;
+out:
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_frank(struct mk_meter_conn *c, const struct mk_meter_frank *f, struct mk_indicium *out)
+{
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct exchange x;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL || f == NULL || out == NULL || !mk_domain_id_valid(f->vendor) ||
+	    !mk_domain_id_valid(f->postal) || strnlen(f->origin, sizeof(f->origin)) >= sizeof(f->origin))
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, x.params);
+	if ((e = mk_tlv_put_string(&w, 1, f->vendor)) != MK_OK || (e = mk_tlv_put_string(&w, 2, f->postal)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, 3, f->vendor_token_len)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, 4, f->postal_token_len)) != MK_OK || (e = mk_tlv_put_u32(&w, 5, f->postage)) != MK_OK ||
+	    (e = mk_tlv_put_string(&w, 6, f->origin)) != MK_OK || (e = mk_tlv_put_u32(&w, 7, f->day)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_FRANK, "", x.params, x.res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
+	if ((e = mk_tlv_get_bytes(&r, 1, 1, MK_INDICIUM_BIN_MAX, &p, &n)) != MK_OK ||
+	    (e = mk_tlv_reader_end(&r)) != MK_OK)
+		goto out;
+	e = mk_indicium_decode(p, n, out);
+out:
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_credit(struct mk_meter_conn *c, uint64_t amount)
+{
+	struct mk_tlv_writer w;
+	struct exchange x;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	if (c == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, x.params);
+	if ((e = mk_tlv_put_u64(&w, 1, amount)) != MK_OK)
+		goto out;
+	e = request(c, MK_METER_CMD_CREDIT, "", x.params, x.res);
 out:
 	exchange_free(&x);
 	return e;

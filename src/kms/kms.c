@@ -59,6 +59,8 @@ static const struct {
 	{ MK_CMD_GENERATE_KEY, "Generate Key (MI1)" }, { MK_CMD_INSTALL_KEY, "Install Key (MI4')" },
 	{ MK_CMD_CONFIRM_INSTALL, "Confirm Key Installed (MI8)" },
 	{ MK_CMD_REGISTER, "Register Key (MR2)" },    { MK_CMD_OBSOLETE, "Obsolete Key" },
+	{ MK_CMD_ABANDON, "Abandon Key" },             { MK_CMD_DISTRIBUTE, "Distribute Token Key" },
+	{ MK_CMD_VERIFY, "Verify" },                   { MK_CMD_TIN_VERIFY, "Verify" },
 };
 
 static const char *cmd_name(uint16_t code)
@@ -244,8 +246,11 @@ static enum mk_err pick_box(struct mk_kms *k, enum mk_box_type t, const char *do
 		return fail(k, MK_RC_BOX_ID_INVALID, "no box %s serving domain %s in this home", want,
 		            domain != NULL ? domain : "-");
 	return fail(k, MK_RC_RESOURCE_UNAVAILABLE, "no %s box serving domain %s in this home",
-	            t == MK_BOX_OAK ? "Oak" : t == MK_BOX_STEEL ? "Steel" : t == MK_BOX_BRASS ? "Brass"
-	                                                                          : "Manufacturing",
+	            t == MK_BOX_OAK     ? "Oak"
+	            : t == MK_BOX_STEEL ? "Steel"
+	            : t == MK_BOX_BRASS ? "Brass"
+	            : t == MK_BOX_TIN   ? "Tin"
+	                                : "Manufacturing",
 	            domain != NULL ? domain : "-");
 }
 
@@ -330,6 +335,7 @@ static enum mk_err call(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const 
 		fail(k, r, "%s box %s refused %s%s%s", mk_box_get_type(b) == MK_BOX_OAK ? "Oak"
 		                                       : mk_box_get_type(b) == MK_BOX_STEEL ? "Steel"
 		                                       : mk_box_get_type(b) == MK_BOX_BRASS ? "Brass"
+		                                       : mk_box_get_type(b) == MK_BOX_TIN   ? "Tin"
 		                                                                          : "Manufacturing",
 		     mk_box_get_id(b), cmd_name(cmd), domain != NULL ? " in domain " : "",
 		     domain != NULL ? domain : "");
@@ -473,7 +479,7 @@ out:
 static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out[static MK_EC_PUB_LEN])
 {
 	static const enum mk_box_type order[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
-		                                  MK_BOX_BRASS };
+		                                  MK_BOX_BRASS, MK_BOX_TIN };
 	char path[PATH_MAX];
 	struct mk_buf *b = mk_buf_new(1024);
 	struct mk_tlv_reader r;
@@ -488,7 +494,7 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 		return fail(k, MK_RC_NOT_INITIALISED, "no trust anchors in this home: run `meterkey init` first");
 	}
 	mk_tlv_reader_init(&r, mk_buf_data(b), mk_buf_len(b));
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		if ((e = mk_tlv_get_bytes(&r, (uint8_t)(i + 1), MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
 			break;
 		if (order[i] == t) {
@@ -502,6 +508,12 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 
 enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const char *const *countries,
                                  size_t n)
+{
+	return mk_kms_domain_create_len(k, domain, countries, n, 0);
+}
+
+enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const char *const *countries,
+                                     size_t n, unsigned token_len)
 {
 	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
 	struct mk_buf *params = mk_buf_new(1024), *res = mk_buf_new(MSG_CAP);
@@ -556,8 +568,23 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 		} else if ((e = mk_tlv_put_string(&l, (uint8_t)(i + 1), countries[i])) != MK_OK) {
 			goto out;
 		}
-	if ((e = mk_tlv_end(&w, &l)) != MK_OK)
+	if (token_len == 0)
+		token_len = MK_TOKEN_LEN_DEFAULT;
+	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX) {
+		e = fail(k, MK_ERR_INVALID_ARG, "token length %u is not %d to %d bytes", token_len, MK_TOKEN_LEN_MIN,
+		         MK_TOKEN_LEN_MAX);
 		goto out;
+	}
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_put_u8(&w, 0x03, (uint8_t)token_len)) != MK_OK)
+		goto out;
+	{
+		char policy[64];
+		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\n", token_len);
+
+		if (!pathf(k, path, sizeof(path), "domains/%s.policy", domain) ||
+		    (e = write_file(path, (const uint8_t *)policy, (size_t)pn2)) != MK_OK)
+			goto out;
+	}
 	if (!in_mfg) {
 		if ((e = open_box(k, mid, &m)) != MK_OK)
 			goto out;
@@ -671,8 +698,9 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if (t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS && t != MK_BOX_MANUFACTURING) {
-		e = fail(k, MK_ERR_INVALID_ARG, "box type must be manufacturing, oak, steel or brass");
+	if (t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS && t != MK_BOX_MANUFACTURING &&
+	    t != MK_BOX_TIN) {
+		e = fail(k, MK_ERR_INVALID_ARG, "box type must be manufacturing, oak, steel, brass or tin");
 		goto out;
 	}
 	if (n > MK_BOX_MAX_DOMAINS || k->nboxes == MAX_BOXES) {
@@ -1653,5 +1681,186 @@ enum mk_err mk_kms_meter_list(struct mk_kms *k, int (*fn)(void *ctx, const struc
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	return e;
+}
+
+/* ---- Verification and franking (issue 5) -------------------------------------------------- */
+
+enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain, struct mk_box **bp)
+{
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_err e;
+
+	*bp = NULL;
+	if ((e = pick_box(k, t, domain, NULL, id)) != MK_OK)
+		return e;
+	return open_box(k, id, bp);
+}
+
+enum mk_err mk_kms_box_request(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
+                               const struct mk_buf *params, struct mk_buf *result)
+{
+	return call(k, b, cmd, domain, mk_kms_now(k), params, result);
+}
+
+uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
+{
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(65);
+	unsigned v = MK_TOKEN_LEN_DEFAULT;
+
+	if (b != NULL && pathf(k, path, sizeof(path), "domains/%s.policy", domain) &&
+	    mk_file_read(path, 64, b) == MK_OK && mk_buf_put_u8(b, 0) == MK_OK &&
+	    (sscanf((const char *)mk_buf_data(b), "token_len %u", &v) != 1 || v < MK_TOKEN_LEN_MIN ||
+	     v > MK_TOKEN_LEN_MAX))
+		v = MK_TOKEN_LEN_DEFAULT;
+	mk_buf_free(b);
+	return (uint8_t)v;
+}
+
+enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const char *vendor, uint32_t postage,
+                               const char *origin, uint32_t day, size_t count, struct mk_indicium *out,
+                               size_t *donep)
+{
+	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
+	struct mk_meter_frank f;
+	enum mk_err e;
+	int hv = 0;
+
+	k->detail[0] = '\0';
+	*donep = 0;
+	if (vendor == NULL)
+		vendor = "VE";
+	memset(&f, 0, sizeof(f));
+	if (!mk_domain_id_valid(vendor) || origin == NULL || strlen(origin) >= sizeof(f.origin))
+		return fail(k, MK_ERR_INVALID_ARG, "vendor domain or origin postal code malformed");
+	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		goto out;
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
+		fail(k, e, "meter %s did not answer", meter_id);
+		goto out;
+	}
+	/* the postal domain: the meter's one key that is not the vendor's */
+	for (size_t i = 0; i < info.nkeys; i++) {
+		if (strcmp(info.keys[i].domain, vendor) == 0)
+			hv = 1;
+		else if (f.postal[0] == '\0')
+			snprintf(f.postal, sizeof(f.postal), "%s", info.keys[i].domain);
+	}
+	if (!hv || f.postal[0] == '\0') {
+		e = fail(k, MK_RC_DOMAIN_UNKNOWN, "meter %s does not hold a %s key and a postal key", meter_id, vendor);
+		goto out;
+	}
+	snprintf(f.vendor, sizeof(f.vendor), "%s", vendor);
+	snprintf(f.origin, sizeof(f.origin), "%s", origin);
+	f.vendor_token_len = mk_kms_token_len(k, f.vendor);
+	f.postal_token_len = mk_kms_token_len(k, f.postal);
+	f.postage = postage;
+	f.day = day;
+	for (size_t i = 0; i < count; i++) {
+		if ((e = mk_meter_frank(mc, &f, &out[i])) != MK_OK) {
+			fail(k, e, "meter %s refused to frank (piece %zu of %zu)", meter_id, i + 1, count);
+			goto out;
+		}
+		(*donep)++;
+	}
+out:
+	mk_meter_disconnect(mc);
+	return e;
+}
+
+enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, uint64_t amount)
+{
+	struct mk_meter_conn *mc = NULL;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		return e;
+	if ((e = mk_meter_credit(mc, amount)) != MK_OK)
+		fail(k, e, "meter %s refused the credit", meter_id);
+	mk_meter_disconnect(mc);
+	return e;
+}
+
+struct dist_ctx {
+	struct mk_kms *k;
+	const char *domain, *meter;
+	uint32_t period;
+	struct mk_box *b;
+	size_t count;
+	enum mk_err e;
+};
+
+/* One meter: its ACTIVE key of the domain, if any, gets its token key record. */
+static int distribute_one(void *ctx, const struct mk_kms_meter *m)
+{
+	struct dist_ctx *x = ctx;
+	struct mk_buf *enc = mk_buf_new(REC_CAP), *params = mk_buf_new(MSG_CAP), *res = mk_buf_new(MSG_CAP);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_token_key_record *tk = calloc(1, sizeof(*tk));
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e = MK_OK;
+
+	if (enc == NULL || params == NULL || res == NULL || rec == NULL || tk == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (x->meter != NULL && strcmp(x->meter, m->id) != 0)
+		goto out;
+	for (size_t i = 0; i < m->info.nkeys; i++) {
+		if (strcmp(m->info.keys[i].domain, x->domain) != 0 || m->status[i] != MK_KEY_ACTIVE)
+			continue;
+		mk_buf_reset(enc);
+		mk_buf_reset(params);
+		mk_tlv_writer_init(&w, params);
+		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK ||
+		    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
+		    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+		    (e = mk_tlv_put_u32(&w, 0x02, x->period)) != MK_OK ||
+		    (e = call(x->k, x->b, MK_CMD_DISTRIBUTE, x->domain, mk_kms_now(x->k), params, res)) != MK_OK)
+			goto out;
+		mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+		if ((e = mk_tlv_get_bytes(&r, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
+		    (e = mk_token_key_record_decode(p, n, tk)) != MK_OK)
+			goto out;
+		e = mk_archive_put_token_key(x->k->archive, tk);
+		if (e == MK_RC_RECORD_EXISTS)
+			e = MK_OK; /* distributed before: the record stands */
+		else if (e != MK_OK)
+			goto out;
+		else
+			x->count++;
+	}
+out:
+	mk_buf_free(enc);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	free(rec);
+	free(tk);
+	x->e = e;
+	return e != MK_OK;
+}
+
+enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t period, const char *meter_id,
+                              size_t *countp)
+{
+	struct dist_ctx x = { k, domain, meter_id, period, NULL, 0, MK_OK };
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	*countp = 0;
+	if ((e = check_domains(k, &domain, 1)) != MK_OK || (e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &x.b)) != MK_OK)
+		return e;
+	if ((e = mk_kms_meter_list(k, distribute_one, &x)) == MK_OK)
+		e = x.e;
+	if (e != MK_OK && k->detail[0] == '\0')
+		fail(k, e, "token key distribution in %s stopped", domain);
+	mk_box_free(x.b);
+	*countp = x.count;
 	return e;
 }

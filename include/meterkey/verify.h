@@ -1,0 +1,73 @@
+/*
+ * Verification of indicia (DESIGN.md §6, Fig. 28 and claims 5-8): central by
+ * the Brass box of each domain from the archived master key record, or
+ * distributed by a Tin box from signed temporal token key records; each
+ * domain's result apart, duplicates found through the archive's index.
+ */
+#ifndef MK_VERIFY_H
+#define MK_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/err.h"
+#include "meterkey/indicium.h"
+
+/* One domain's result, and an indicium's (good only when every domain is). */
+enum mk_verify_result {
+	MK_VR_GOOD = 0,
+	MK_VR_BAD_TOKEN = 1,           /* the token does not verify */
+	MK_VR_UNKNOWN_DEVICE = 2,      /* no key of this device in the domain (or period) */
+	MK_VR_KEY_NOT_ACTIVE = 3,      /* the device's key is not ACTIVE (retired, not registered) */
+	MK_VR_BEFORE_REGISTRATION = 4, /* dated before the device's registration */
+	MK_VR_MALFORMED = 5,           /* not an indicium, check characters wrong, token length wrong */
+	MK_VR_DUPLICATE = 6,           /* good, but this device's piece was seen before */
+};
+#define MK_VR_COUNT 7
+
+/* "good", "bad token", "unknown device", "key not active",
+ * "date before registration", "malformed", "duplicate". */
+const char *mk_verify_result_name(enum mk_verify_result r);
+/* The same as one word for JSON and scripts: "good", "bad_token", ... */
+const char *mk_verify_result_key(enum mk_verify_result r);
+
+/* At most this many indicia and keys in one Verify request to a box: with
+ * key records of about 500 bytes, a request stays under MK_BOX_MSG_MAX. */
+#define MK_VERIFY_BATCH_MAX 24
+#define MK_VERIFY_KEYS_MAX 24
+
+struct mk_kms;
+struct mk_verifier;
+
+/* One indicium's outcome. */
+struct mk_verify_outcome {
+	enum mk_verify_result result;         /* good only when every domain is good */
+	enum mk_verify_result vendor, postal; /* each domain's own */
+	int corrected;                        /* one misread character was corrected */
+	struct mk_indicium ind;               /* as verified (after a correction) */
+};
+
+/*
+ * A verifier on a KMS home: central (the domains' Brass boxes, with the
+ * archived master key records) or, with tin, distributed (the domains' Tin
+ * boxes, with the token key records in the archive; no master key). Boxes
+ * are opened on first use and kept open, with their bounded key caches,
+ * until mk_verifier_free wipes them. With duplicates, every good indicium
+ * is recorded in each domain's duplicate index in the archive, and a second
+ * sighting of the device's piece count is a duplicate (across processes
+ * sharing the archive).
+ */
+MK_WUR enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp);
+void mk_verifier_free(struct mk_verifier *v);
+
+/* The batch API: out[i] for inds[i]. The error is for the run (a box that
+ * cannot be opened, the archive); each indicium's own verdict is in out. */
+MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                                   struct mk_verify_outcome *out);
+
+/* One text line: check characters checked, one misread character corrected
+ * when exactly one candidate verifies (formats: docs/indicium.md). */
+MK_WUR enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out);
+
+#endif

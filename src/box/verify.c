@@ -1,0 +1,362 @@
+/*
+ * Verifying indicia inside a box (Fig. 28; claims 5-8): the checks a Brass
+ * box (with the archived master key record) and a Tin box (with a temporal
+ * token key record) share, and the bounded cache of keys each keeps while it
+ * is open. docs/internals/verify.md.
+ *
+ * A Verify request carries up to MK_VERIFY_KEYS_MAX key records (tag 01,
+ * nested, tags 01.. in order) and up to MK_VERIFY_BATCH_MAX items (tag 02,
+ * nested, tags 01.. in order, each nested: 01 the index of its key record,
+ * 1-based, 0 for none; 02 the binary indicium). The result (tag 01) is one
+ * byte per item, an enum mk_verify_result.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "box/box_int.h"
+#include "meterkey/verify.h"
+
+/* Entries of the cache a box keeps while open: a verified key record's
+ * facts and its key (master key in Brass, token key in Tin), and the CMAC
+ * context of the token key of one period. */
+#define VCACHE_MAX 1024
+
+struct vkey {
+	int used;
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint64_t key_id;
+	uint8_t sig[MK_ECDSA_SIG_LEN];   /* identifies the record version */
+	int active;
+	char product_code[MK_IDENT_MAX + 1], mfg_seq[MK_IDENT_MAX + 1];
+	char indicia_serial[MK_IDENT_MAX + 1];
+	uint32_t first_day, end_day;     /* registration day (or period start), period end */
+	int token_key;                   /* key is the token key of period (Tin) */
+	uint8_t key[MK_MASTER_KEY_LEN];
+	uint32_t period;                 /* of cmac */
+	struct mk_cmac *cmac;
+};
+
+struct vcache {
+	size_t next;
+	struct vkey e[VCACHE_MAX];
+};
+
+static void vkey_clear(struct vkey *k)
+{
+	mk_cmac_free(k->cmac);
+	OPENSSL_cleanse(k, sizeof(*k));
+}
+
+void box_vcache_free(struct vcache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < VCACHE_MAX; i++)
+		vkey_clear(&c->e[i]);
+	free(c);
+}
+
+static struct vkey *cache_find(struct vcache *c, const char *domain, uint64_t key_id,
+                               const uint8_t *sig)
+{
+	for (size_t i = 0; i < VCACHE_MAX; i++) {
+		struct vkey *k = &c->e[i];
+
+		if (k->used && k->key_id == key_id && strcmp(k->domain, domain) == 0 &&
+		    memcmp(k->sig, sig, MK_ECDSA_SIG_LEN) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* A free entry, or the oldest replaced (round robin): bounded memory. */
+static struct vkey *cache_slot(struct vcache *c)
+{
+	struct vkey *k = &c->e[c->next];
+
+	c->next = (c->next + 1) % VCACHE_MAX;
+	vkey_clear(k);
+	k->used = 1;
+	return k;
+}
+
+/* The record's master key, under the domain secret key (INSTALLED) or its
+ * country's (ACTIVE, OBSOLETE), the header bound in. */
+static enum mk_err master_key(const struct box_domain *d, const struct mk_key_record *rec,
+                              uint8_t out[static MK_MASTER_KEY_LEN])
+{
+	const struct mk_secret *k = d->secret;
+	struct mk_secret *key = NULL;
+	struct mk_buf *aad = mk_buf_new(512);
+	enum mk_err e = MK_RC_DECRYPT_FAILED;
+
+	if (aad == NULL)
+		return MK_ERR_NOMEM;
+	if (rec->subdomain[0] != '\0') {
+		const struct box_country *c = box_find_country(d, rec->subdomain);
+
+		k = c != NULL ? c->key : NULL;
+	}
+	if (k != NULL && rec->wrap_alg == MK_ALG_WRAP_GCM && box_record_aad(rec, aad) == MK_OK &&
+	    mk_gcm_open(mk_secret_cdata(k), mk_buf_data(aad), mk_buf_len(aad), rec->blob, rec->blob_len,
+	                &key) == MK_OK && mk_secret_len(key) == MK_MASTER_KEY_LEN) {
+		memcpy(out, mk_secret_cdata(key), MK_MASTER_KEY_LEN);
+		e = MK_OK;
+	}
+	mk_secret_free(key);
+	mk_buf_free(aad);
+	return e;
+}
+
+/* Brass: a key record of the domain, verified once per version (its
+ * signature identifies it) and cached with its master key when ACTIVE. A
+ * record that does not verify refuses the whole request: the archive was
+ * changed behind the boxes' back. */
+static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
+                             struct vkey **kp)
+{
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct vkey *k;
+	enum mk_err e;
+
+	if (rec == NULL)
+		return MK_ERR_NOMEM;
+	if (mk_key_record_decode(p, n, rec) != MK_OK) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if (strcmp(rec->domain, d->id) != 0) {
+		e = MK_RC_WRONG_DOMAIN;
+		goto out;
+	}
+	if (rec->sig_len != MK_ECDSA_SIG_LEN) {
+		e = MK_RC_SIGNATURE_INVALID;
+		goto out;
+	}
+	if ((*kp = cache_find(b->vcache, d->id, rec->key_id, rec->sig)) != NULL) {
+		e = MK_OK;
+		goto out;
+	}
+	/* a version no box of the domain signed, or one Oak signed (NEW) */
+	if (rec->signer[0] != MK_BOX_BRASS ||
+	    (e = box_verify_record(d->sign, rec)) != MK_OK) {
+		e = MK_RC_SIGNATURE_INVALID;
+		goto out;
+	}
+	k = cache_slot(b->vcache);
+	memcpy(k->domain, rec->domain, sizeof(k->domain));
+	k->key_id = rec->key_id;
+	memcpy(k->sig, rec->sig, sizeof(k->sig));
+	memcpy(k->product_code, rec->product_code, sizeof(k->product_code));
+	memcpy(k->mfg_seq, rec->mfg_seq, sizeof(k->mfg_seq));
+	memcpy(k->indicia_serial, rec->indicia_serial, sizeof(k->indicia_serial));
+	k->first_day = mk_indicium_day(rec->times.meter_registration);
+	k->end_day = UINT32_MAX;
+	k->active = rec->status == MK_KEY_ACTIVE;
+	if (k->active && (e = master_key(d, rec, k->key)) != MK_OK) {
+		vkey_clear(k);
+		goto out;
+	}
+	*kp = k;
+	e = MK_OK;
+out:
+	OPENSSL_cleanse(rec, sizeof(*rec));
+	free(rec);
+	return e;
+}
+
+/* Tin: a token key record of the domain, signed by its Brass boxes, the
+ * token key unwrapped with the domain's Tin confidentiality key. */
+static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
+                           struct vkey **kp)
+{
+	struct mk_token_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_buf *tbs = mk_buf_new(4096), *info = mk_buf_new(256);
+	struct mk_secret *tk = NULL;
+	const char *dash;
+	struct vkey *k;
+	enum mk_err e;
+
+	if (rec == NULL || tbs == NULL || info == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (mk_token_key_record_decode(p, n, rec) != MK_OK || (dash = strchr(rec->device, '-')) == NULL ||
+	    rec->period_start < 0 || rec->period_end > (int64_t)UINT32_MAX * 86400) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if (strcmp(rec->domain, d->id) != 0) {
+		e = MK_RC_WRONG_DOMAIN;
+		goto out;
+	}
+	if (rec->sig_len != MK_ECDSA_SIG_LEN) {
+		e = MK_RC_SIGNATURE_INVALID;
+		goto out;
+	}
+	if ((*kp = cache_find(b->vcache, d->id, rec->key_id, rec->sig)) != NULL) {
+		e = MK_OK;
+		goto out;
+	}
+	if (rec->signer[0] != MK_BOX_BRASS || mk_token_key_record_encode_tbs(rec, tbs) != MK_OK ||
+	    mk_ecdsa_verify(d->brass_auth, mk_buf_data(tbs), mk_buf_len(tbs), rec->sig) != MK_OK) {
+		e = MK_RC_SIGNATURE_INVALID;
+		goto out;
+	}
+	if ((e = box_wrap_info(info, "token key", d->id, rec->key_id, rec->device)) != MK_OK)
+		goto out;
+	if (mk_ec_unwrap(d->conf, mk_buf_data(info), mk_buf_len(info), rec->blob, rec->blob_len, &tk) != MK_OK ||
+	    mk_secret_len(tk) != MK_MASTER_KEY_LEN) {
+		e = MK_RC_DECRYPT_FAILED;
+		goto out;
+	}
+	k = cache_slot(b->vcache);
+	memcpy(k->domain, rec->domain, sizeof(k->domain));
+	k->key_id = rec->key_id;
+	memcpy(k->sig, rec->sig, sizeof(k->sig));
+	snprintf(k->product_code, sizeof(k->product_code), "%.*s", (int)(dash - rec->device), rec->device);
+	snprintf(k->mfg_seq, sizeof(k->mfg_seq), "%s", dash + 1);
+	k->first_day = mk_indicium_day(rec->period_start);
+	k->end_day = mk_indicium_day(rec->period_end + 86399); /* the day after the last */
+	k->active = 1;
+	k->token_key = 1;
+	k->period = mk_token_period(k->first_day);
+	memcpy(k->key, mk_secret_cdata(tk), MK_MASTER_KEY_LEN);
+	if ((e = mk_cmac_new(k->key, MK_MASTER_KEY_LEN, &k->cmac)) != MK_OK) {
+		vkey_clear(k);
+		goto out;
+	}
+	*kp = k;
+	e = MK_OK;
+out:
+	mk_secret_free(tk);
+	free(rec);
+	mk_buf_free(tbs);
+	mk_buf_free(info);
+	return e;
+}
+
+/* One item against its key: the checks in the order of Fig. 28. */
+static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
+                                        size_t n, struct mk_buf *data)
+{
+	struct mk_indicium ind;
+	const uint8_t *token;
+	uint8_t len;
+	uint32_t period;
+
+	if (mk_indicium_decode(p, n, &ind) != MK_OK)
+		return MK_VR_MALFORMED;
+	if (strcmp(ind.vendor, d->id) == 0) {
+		token = ind.vendor_token;
+		len = ind.vendor_token_len;
+	} else if (strcmp(ind.postal, d->id) == 0) {
+		token = ind.postal_token;
+		len = ind.postal_token_len;
+	} else {
+		return MK_VR_MALFORMED; /* no token of this domain */
+	}
+	if (len != d->token_len)
+		return MK_VR_MALFORMED;
+	if (k == NULL || strcmp(k->product_code, ind.product_code) != 0 ||
+	    strcmp(k->mfg_seq, ind.mfg_seq) != 0 ||
+	    (!k->token_key && strcmp(k->indicia_serial, ind.indicia_serial) != 0))
+		return MK_VR_UNKNOWN_DEVICE;
+	if (!k->active)
+		return MK_VR_KEY_NOT_ACTIVE;
+	if (ind.date < k->first_day)
+		return MK_VR_BEFORE_REGISTRATION;
+	if (ind.date >= k->end_day)
+		return MK_VR_UNKNOWN_DEVICE; /* a token key of another period */
+	period = mk_token_period(ind.date);
+	if (!k->token_key && (k->cmac == NULL || k->period != period)) {
+		uint8_t tk[MK_MASTER_KEY_LEN];
+
+		mk_cmac_free(k->cmac);
+		k->cmac = NULL;
+		if (mk_token_key_derive(k->key, d->id, k->product_code, k->mfg_seq, period, tk) != MK_OK ||
+		    mk_cmac_new(tk, sizeof(tk), &k->cmac) != MK_OK) {
+			OPENSSL_cleanse(tk, sizeof(tk));
+			return MK_VR_BAD_TOKEN;
+		}
+		OPENSSL_cleanse(tk, sizeof(tk));
+		k->period = period;
+	}
+	mk_buf_reset(data);
+	if (mk_indicium_encode_data(&ind, data) != MK_OK)
+		return MK_VR_MALFORMED;
+	return mk_cmac_verify(k->cmac, mk_buf_data(data), mk_buf_len(data), token, len) == MK_OK
+	               ? MK_VR_GOOD
+	               : MK_VR_BAD_TOKEN;
+}
+
+/* Verify (Brass and Tin): the keys first (any bad one refuses the request),
+ * then each item; one result byte per item. */
+enum mk_err box_cmd_verify(void *box, const struct mk_box_request *req, struct mk_tlv_reader *params,
+                           struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct vkey *keys[MK_VERIFY_KEYS_MAX];
+	uint8_t out[MK_VERIFY_BATCH_MAX];
+	struct mk_tlv_reader kl, il, one;
+	struct mk_buf *data = NULL;
+	const uint8_t *p;
+	size_t n, nkeys = 0, nitems = 0;
+	uint8_t tag;
+	enum mk_err e;
+
+	if (b->vcache == NULL && (b->vcache = calloc(1, sizeof(*b->vcache))) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_tlv_get_nested(params, 0x01, &kl)) != MK_OK ||
+	    (e = mk_tlv_get_nested(params, 0x02, &il)) != MK_OK)
+		return e;
+	for (;;) {
+		if ((e = mk_tlv_peek_tag(&kl, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if (nkeys == MK_VERIFY_KEYS_MAX || tag != nkeys + 1)
+			return MK_ERR_CMD_PARAM_COUNT;
+		if ((e = mk_tlv_get_bytes(&kl, tag, 1, MK_BOX_MSG_MAX, &p, &n)) != MK_OK)
+			return e;
+		e = b->type == MK_BOX_TIN ? tin_key(b, d, p, n, &keys[nkeys]) : brass_key(b, d, p, n, &keys[nkeys]);
+		if (e != MK_OK)
+			return e;
+		nkeys++;
+	}
+	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL)
+		return MK_ERR_NOMEM;
+	for (;;) {
+		uint16_t ki;
+
+		if ((e = mk_tlv_peek_tag(&il, &tag)) != MK_OK)
+			goto out;
+		if (tag == MK_TLV_END)
+			break;
+		if (nitems == MK_VERIFY_BATCH_MAX || tag != nitems + 1) {
+			e = MK_ERR_CMD_PARAM_COUNT;
+			goto out;
+		}
+		if ((e = mk_tlv_get_nested(&il, tag, &one)) != MK_OK || (e = mk_tlv_get_u16(&one, 0x01, &ki)) != MK_OK ||
+		    (e = mk_tlv_get_bytes(&one, 0x02, 1, MK_INDICIUM_BIN_MAX, &p, &n)) != MK_OK ||
+		    (e = mk_tlv_reader_end(&one)) != MK_OK)
+			goto out;
+		if (ki > nkeys) {
+			e = MK_ERR_CMD_PARAM_SYNTAX;
+			goto out;
+		}
+		out[nitems++] = (uint8_t)check_item(d, ki == 0 ? NULL : keys[ki - 1], p, n, data);
+	}
+	e = mk_tlv_put_bytes(result, 0x01, out, nitems);
+out:
+	mk_buf_free(data);
+	return e;
+}
+
+const struct mk_box_param box_p_verify[2] = {
+	{ 0x01, MK_P_BYTES, 0, 0, MK_BOX_MSG_MAX },
+	{ 0x02, MK_P_BYTES, 0, 0, MK_BOX_MSG_MAX },
+};

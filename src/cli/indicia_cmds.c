@@ -1,0 +1,437 @@
+/*
+ * meterkey meter frank | meter credit | verify | tokens: franking, the
+ * verification of indicia (text, files, DataMatrix images) and the
+ * distribution of token keys to Tin boxes (docs/cli.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/kmscli.h"
+#include "meterkey/verify.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define COMMON_OPTS                                                                          \
+	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
+	"                  and the default archive sqlite:DIR/archive.db\n"                  \
+	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
+	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
+	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
+	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"                      \
+	"  --json          print JSON instead of text\n"
+#define FRANK_MAX 10000
+#define LINE_MAX_LEN 1024
+#define VERIFY_CHUNK 1024
+
+/* Parses and answers --help (see kms_cmds.c); 0: go on, -1: help printed. */
+static int begin(struct kc *c, int argc, char **argv, const struct kc_opt *o, size_t n, const char *usage,
+                 size_t maxpos)
+{
+	if (!kc_parse(c, argc, argv, o, n))
+		return mk_cli_usage_error(usage, NULL);
+	if (c->help) {
+		fputs(usage, stdout);
+		return -1;
+	}
+	if (c->npos > maxpos)
+		return mk_cli_usage_error(usage, "too many arguments");
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return 0;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0' || v < lo || v > hi)
+		return 0;
+	*vp = v;
+	return 1;
+}
+
+/* ---- meter frank ------------------------------------------------------------------ */
+
+static const char frank_usage[] =
+	"usage: meterkey meter frank --meter ID --postage CENTS --origin POSTCODE\n"
+	"                            [--date YYYY-MM-DD] [--count N] [--png FILE]\n"
+	"                            [--vendor D] [options]\n"
+	"  Franks N mailpieces (default 1) with the meter: each advances its piece\n"
+	"  count and ascending register and debits its descending register by the\n"
+	"  postage, and gives an indicium with a vendor token (domain D, default VE)\n"
+	"  and a postal token (the meter's other key). Prints each indicium's text\n"
+	"  line on its own line; --png writes its DataMatrix symbol (FILE, or with\n"
+	"  N > 1 FILE-PIECE.png for each). Refused: a meter not registered or\n"
+	"  retired, funds short (`meter credit`).\n"
+	"options:\n" COMMON_OPTS;
+
+/* FILE-PIECE.png for piece p of several, else FILE. */
+static void png_name(const char *base, size_t count, uint32_t piece, char *out, size_t cap)
+{
+	size_t n = strlen(base);
+
+	if (count == 1)
+		snprintf(out, cap, "%s", base);
+	else if (n > 4 && strcmp(base + n - 4, ".png") == 0)
+		snprintf(out, cap, "%.*s-%u.png", (int)(n - 4), base, piece);
+	else
+		snprintf(out, cap, "%s-%u.png", base, piece);
+}
+
+int mk_cli_meter_frank(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "postage", 1, 0 }, { "origin", 1, 0 },
+		                           { "date", 1, 0 },  { "count", 1, 0 },   { "png", 1, 0 },
+		                           { "vendor", 1, 0 } };
+	struct mk_indicium *inds = NULL;
+	char line[MK_INDICIUM_TEXT_MAX], path[4096];
+	uint64_t postage, count = 1;
+	int64_t date = 0;
+	size_t done = 0;
+	json_t *arr = NULL;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), frank_usage, 0)) != 0)
+		return r < 0 ? 0 : r;
+	if (c.val[0] == NULL || c.val[2] == NULL || !parse_u64(c.val[1], 1, UINT32_MAX, &postage))
+		return mk_cli_usage_error(frank_usage, "--meter, --postage (cents, 1 or more) and --origin are needed");
+	if (c.val[3] != NULL && !kc_parse_time(c.val[3], &date))
+		return mk_cli_usage_error(frank_usage, "--date: not a date");
+	if (c.val[4] != NULL && !parse_u64(c.val[4], 1, FRANK_MAX, &count))
+		return mk_cli_usage_error(frank_usage, "--count takes 1 to 10000");
+	if ((inds = calloc(count, sizeof(*inds))) == NULL || !kc_open(&c)) {
+		free(inds);
+		return 1;
+	}
+	if (date == 0)
+		date = mk_kms_now(c.kms);
+	e = mk_kms_meter_frank(c.kms, c.val[0], c.val[6], (uint32_t)postage, c.val[2], mk_indicium_day(date),
+	                       count, inds, &done);
+	arr = json_array();
+	for (size_t i = 0; i < done; i++) {
+		enum mk_err pe;
+
+		if ((pe = mk_indicium_text_encode(&inds[i], line)) != MK_OK) {
+			e = pe;
+			break;
+		}
+		if (c.val[5] != NULL) {
+			png_name(c.val[5], count, inds[i].piece_count, path, sizeof(path));
+			if ((pe = mk_indicium_png_write(line, path)) != MK_OK) {
+				fprintf(stderr, "meterkey: cannot write %s\n", path);
+				e = pe;
+				break;
+			}
+		}
+		if (c.json)
+			json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I}", "text", line, "piece_count",
+			                                     (json_int_t)inds[i].piece_count, "ascending",
+			                                     (json_int_t)inds[i].ascending, "descending",
+			                                     (json_int_t)inds[i].descending));
+		else
+			printf("%s\n", line);
+	}
+	if (e != MK_OK) {
+		if (c.json && done > 0)
+			kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", 0, "meter", c.val[0], "indicia", arr));
+		r = kc_fail(&c, e);
+	} else if (c.json) {
+		kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", 1, "meter", c.val[0], "indicia", arr));
+	}
+	json_decref(arr);
+	free(inds);
+	kc_close(&c);
+	return r;
+}
+
+/* ---- meter credit ------------------------------------------------------------------ */
+
+static const char credit_usage[] =
+	"usage: meterkey meter credit --meter ID --amount CENTS [options]\n"
+	"  A postage reset: adds CENTS to the meter's descending register. (The\n"
+	"  simulation does not authenticate resets.)\n"
+	"options:\n" COMMON_OPTS;
+
+int mk_cli_meter_credit(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "amount", 1, 0 } };
+	uint64_t amount;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), credit_usage, 0)) != 0)
+		return r < 0 ? 0 : r;
+	if (c.val[0] == NULL || !parse_u64(c.val[1], 1, UINT64_MAX / 2, &amount))
+		return mk_cli_usage_error(credit_usage, "--meter and --amount (cents, 1 or more) are needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_meter_credit(c.kms, c.val[0], amount)) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:I}", "ok", 1, "meter", c.val[0], "credited", (json_int_t)amount));
+	else
+		printf("meter %s credited with %llu cents\n", c.val[0], (unsigned long long)amount);
+	kc_close(&c);
+	return r;
+}
+
+/* ---- verify ---------------------------------------------------------------------------- */
+
+static const char verify_usage[] =
+	"usage: meterkey verify [LINE ...] [--file FILE] [--image PNG] [--tin]\n"
+	"                       [--no-duplicates] [options]\n"
+	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
+	"  (one indicium a line; - for standard input; a progress bar on standard\n"
+	"  error when standard output is a terminal), or the DataMatrix symbol of\n"
+	"  a PNG image. Each domain apart: the vendor's and the postal domain's\n"
+	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
+	"  gives good, bad token, unknown device, key not active, date before\n"
+	"  registration, malformed or duplicate; an indicium is good only when\n"
+	"  both are. A single misread character is corrected only when exactly one\n"
+	"  candidate passes the check characters and both tokens. Good indicia are\n"
+	"  recorded in the archive's duplicate index (not with --no-duplicates),\n"
+	"  so a second sighting is a duplicate. Prints one line per indicium (with\n"
+	"  --json one object per line: result, vendor, postal, device, piece_count,\n"
+	"  corrected). Exit status 0 only when every indicium is good.\n"
+	"options:\n" COMMON_OPTS;
+
+struct vrun {
+	struct kc *c;
+	struct mk_verifier *v;
+	size_t total, good, seen;
+	int tty;
+};
+
+static void print_outcome(struct vrun *x, const char *line, const struct mk_verify_outcome *o)
+{
+	char day[11];
+
+	x->total++;
+	x->good += o->result == MK_VR_GOOD;
+	if (x->c->json) {
+		json_t *j = json_pack("{s:s,s:s,s:s}", "result", mk_verify_result_key(o->result), "vendor",
+		                      mk_verify_result_key(o->vendor), "postal", mk_verify_result_key(o->postal));
+
+		if (o->result != MK_VR_MALFORMED || o->corrected) {
+			mk_indicium_day_format(o->ind.date, day);
+			json_object_set_new(j, "vendor_domain", json_string(o->ind.vendor));
+			json_object_set_new(j, "postal_domain", json_string(o->ind.postal));
+			json_object_set_new(j, "device", json_pack("s+s+s", o->ind.product_code, "-", o->ind.mfg_seq));
+			json_object_set_new(j, "indicia_serial", json_string(o->ind.indicia_serial));
+			json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
+			json_object_set_new(j, "date", json_string(day));
+		}
+		json_object_set_new(j, "corrected", json_boolean(o->corrected));
+		json_object_set_new(j, "input", json_string(line));
+		kc_print_json(j);
+		return;
+	}
+	if (o->result == MK_VR_MALFORMED && !o->corrected) {
+		printf("%-24s %s\n", mk_verify_result_name(o->result), line);
+		return;
+	}
+	printf("%-24s vendor %s: %s, postal %s: %s; %s-%s piece %u%s\n", mk_verify_result_name(o->result),
+	       o->ind.vendor, mk_verify_result_name(o->vendor), o->ind.postal, mk_verify_result_name(o->postal),
+	       o->ind.product_code, o->ind.mfg_seq, o->ind.piece_count,
+	       o->corrected ? " (one misread character corrected)" : "");
+}
+
+static void progress(struct vrun *x)
+{
+	if (x->tty && x->seen % 1000 == 0)
+		fprintf(stderr, "\rverified %zu indicia, %zu good", x->seen, x->good);
+}
+
+/* Verifies a chunk of text lines: the ones whose check characters pass in
+ * one batch, the others one by one (correction). */
+static enum mk_err verify_lines(struct vrun *x, char **lines, size_t n)
+{
+	struct mk_indicium *inds = calloc(n, sizeof(*inds));
+	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs)), *batch = calloc(n, sizeof(*batch));
+	int *state = calloc(n, sizeof(*state)); /* 0 decoded, 1 check failed, 2 malformed */
+	size_t *map = calloc(n, sizeof(*map)), m = 0;
+	enum mk_err e = MK_OK;
+
+	if (inds == NULL || outs == NULL || batch == NULL || state == NULL || map == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct mk_indicium ind;
+		enum mk_err d = mk_indicium_text_decode(lines[i], &ind);
+
+		state[i] = d == MK_OK ? 0 : d == MK_ERR_INDICIUM_CHECK ? 1 : 2;
+		if (d == MK_OK) {
+			map[m] = i;
+			inds[m++] = ind;
+		}
+	}
+	if (m > 0 && (e = mk_verify_batch(x->v, inds, m, batch)) != MK_OK)
+		goto out;
+	for (size_t j = 0; j < m; j++)
+		outs[map[j]] = batch[j];
+	for (size_t i = 0; i < n; i++) {
+		if (state[i] == 1 && (e = mk_verify_text(x->v, lines[i], &outs[i])) != MK_OK)
+			goto out;
+		if (state[i] == 2)
+			outs[i].result = outs[i].vendor = outs[i].postal = MK_VR_MALFORMED;
+		print_outcome(x, lines[i], &outs[i]);
+		x->seen++;
+		progress(x);
+	}
+out:
+	free(inds);
+	free(outs);
+	free(batch);
+	free(state);
+	free(map);
+	return e;
+}
+
+/* Reads FILE (or stdin) in chunks of lines. */
+static enum mk_err verify_file(struct vrun *x, const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char *lines[VERIFY_CHUNK];
+	char buf[LINE_MAX_LEN + 2];
+	size_t n = 0;
+	enum mk_err e = MK_OK;
+
+	if (f == NULL) {
+		fprintf(stderr, "meterkey: cannot read %s\n", path);
+		return MK_ERR_IO;
+	}
+	while (e == MK_OK && fgets(buf, sizeof(buf), f) != NULL) {
+		size_t len = strcspn(buf, "\r\n");
+
+		if (buf[len] == '\0' && !feof(f)) { /* longer than any indicium: skip the rest */
+			int ch;
+
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+		}
+		buf[len] = '\0';
+		if (len == 0)
+			continue;
+		if ((lines[n] = strdup(buf)) == NULL) {
+			e = MK_ERR_NOMEM;
+			break;
+		}
+		if (++n == VERIFY_CHUNK) {
+			e = verify_lines(x, lines, n);
+			while (n > 0)
+				free(lines[--n]);
+		}
+	}
+	if (e == MK_OK && n > 0)
+		e = verify_lines(x, lines, n);
+	while (n > 0)
+		free(lines[--n]);
+	if (f != stdin)
+		fclose(f);
+	return e;
+}
+
+int mk_cli_verify(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "file", 1, 0 }, { "image", 1, 0 }, { "tin", 0, 0 },
+		                           { "no-duplicates", 0, 0 } };
+	char line[MK_INDICIUM_TEXT_MAX];
+	struct vrun x;
+	struct kc c;
+	enum mk_err e = MK_OK;
+	int r;
+
+	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), verify_usage, KC_MAX_POS)) != 0)
+		return r < 0 ? 0 : r;
+	if (c.npos == 0 && c.val[0] == NULL && c.val[1] == NULL)
+		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
+	if (!kc_open(&c))
+		return 1;
+	memset(&x, 0, sizeof(x));
+	x.c = &c;
+	x.tty = isatty(STDOUT_FILENO);
+	if ((e = mk_verifier_new(c.kms, c.flag[2], !c.flag[3], &x.v)) != MK_OK)
+		goto out;
+	if (c.npos > 0 && (e = verify_lines(&x, (char **)c.pos, c.npos)) != MK_OK)
+		goto out;
+	if (c.val[0] != NULL && (e = verify_file(&x, c.val[0])) != MK_OK)
+		goto out;
+	if (c.val[1] != NULL) {
+		char *one[1] = { line };
+
+		if ((e = mk_indicium_png_read(c.val[1], line)) != MK_OK) {
+			fprintf(stderr, "meterkey: %s: %s\n", c.val[1], mk_strerror(e));
+			goto out;
+		}
+		if ((e = verify_lines(&x, one, 1)) != MK_OK)
+			goto out;
+	}
+	if (x.tty)
+		fprintf(stderr, "\rverified %zu indicia, %zu good\n", x.total, x.good);
+out:
+	mk_verifier_free(x.v);
+	if (e != MK_OK)
+		r = kc_fail(&c, e);
+	else
+		r = x.good == x.total ? 0 : 1;
+	kc_close(&c);
+	return r;
+}
+
+/* ---- tokens distribute ---------------------------------------------------------------- */
+
+static const char distribute_usage[] =
+	"usage: meterkey tokens distribute --domain D --month YYYY-MM [--meter ID]\n"
+	"                                  [options]\n"
+	"  Token key distribution (claims 5-8): for each meter of the home with an\n"
+	"  ACTIVE key in domain D (or only meter ID), the domain's Brass box derives\n"
+	"  the device's temporal token key for that month from its master key and\n"
+	"  signs a token key record, the key wrapped to the domain's Tin boxes; the\n"
+	"  archive keeps the records, and `verify --tin` uses them. A Tin box never\n"
+	"  holds a master key.\n"
+	"options:\n" COMMON_OPTS;
+
+static int tokens_distribute(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "domain", 1, 0 }, { "month", 1, 0 }, { "meter", 1, 0 } };
+	char month[16];
+	int64_t t;
+	size_t count = 0;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), distribute_usage, 0)) != 0)
+		return r < 0 ? 0 : r;
+	if (c.val[0] == NULL || c.val[1] == NULL || strlen(c.val[1]) != 7 ||
+	    snprintf(month, sizeof(month), "%s-01", c.val[1]) != 10 || !kc_parse_time(month, &t))
+		return mk_cli_usage_error(distribute_usage, "--domain and --month YYYY-MM are needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_distribute(c.kms, c.val[0], mk_token_period(mk_indicium_day(t)), c.val[2], &count)) != MK_OK)
+		r = kc_fail(&c, e);
+	else if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "domain", c.val[0], "month", c.val[1], "records",
+		                        (json_int_t)count));
+	else
+		printf("%zu token key record%s of %s for %s\n", count, count == 1 ? "" : "s", c.val[0], c.val[1]);
+	kc_close(&c);
+	return r;
+}
+
+int mk_cli_tokens(int argc, char **argv)
+{
+	static const struct mk_cli_cmd cmds[] = {
+		{ "distribute", "temporal token keys for the Tin boxes of a domain", tokens_distribute },
+	};
+
+	return mk_cli_dispatch("meterkey tokens", cmds, ARRAY_LEN(cmds), argc, argv);
+}

@@ -1,0 +1,454 @@
+/*
+ * The verifier (Fig. 28; claims 5-8): indicia in, one result per domain and
+ * one overall out. Groups the indicia by domain, finds each device's key
+ * record in the archive (the master key record for Brass, the token key
+ * record of the mailing date for Tin), hands them to the domain's box in
+ * batches, and records the good ones in the archive's duplicate index.
+ * docs/internals/verify.md.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "meterkey/boxes.h"
+#include "meterkey/kms.h"
+#include "meterkey/tlv.h"
+#include "meterkey/verify.h"
+
+#define REC_CAP 4096
+#define LOOKUP_MAX 4096  /* devices remembered per domain while the verifier lives */
+#define CANDIDATES_MAX 8192
+
+static const char *const result_names[MK_VR_COUNT] = {
+	"good", "bad token", "unknown device", "key not active", "date before registration",
+	"malformed", "duplicate",
+};
+static const char *const result_keys[MK_VR_COUNT] = {
+	"good", "bad_token", "unknown_device", "key_not_active", "date_before_registration",
+	"malformed", "duplicate",
+};
+
+const char *mk_verify_result_name(enum mk_verify_result r)
+{
+	return (unsigned)r < MK_VR_COUNT ? result_names[r] : "?";
+}
+
+const char *mk_verify_result_key(enum mk_verify_result r)
+{
+	return (unsigned)r < MK_VR_COUNT ? result_keys[r] : "?";
+}
+
+/* A device's key record as the archive gave it (encoded), or none. */
+struct lookup {
+	char device[2 * MK_IDENT_MAX + 2];
+	uint32_t first_day, end_day; /* Tin: the days the token key record covers */
+	int found;
+	struct mk_buf *rec;
+};
+
+struct vdomain {
+	char id[MK_DOMAIN_ID_MAX + 1];
+	struct mk_box *box;
+	size_t nlook, next;
+	struct lookup look[LOOKUP_MAX];
+};
+
+struct mk_verifier {
+	struct mk_kms *kms;
+	int tin;
+	bool duplicates;
+	size_t ndomains;
+	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
+	struct mk_buf *params, *res;
+};
+
+enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp)
+{
+	struct mk_verifier *v;
+
+	if (k == NULL || vp == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return MK_ERR_NOMEM;
+	v->kms = k;
+	v->tin = tin;
+	v->duplicates = duplicates;
+	v->params = mk_buf_new(MK_BOX_MSG_MAX);
+	v->res = mk_buf_new(MK_BOX_MSG_MAX);
+	if (v->params == NULL || v->res == NULL) {
+		mk_verifier_free(v);
+		return MK_ERR_NOMEM;
+	}
+	*vp = v;
+	return MK_OK;
+}
+
+void mk_verifier_free(struct mk_verifier *v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < v->ndomains; i++) {
+		struct vdomain *d = v->domains[i];
+
+		mk_box_free(d->box); /* wipes the box's key cache */
+		for (size_t j = 0; j < d->nlook; j++)
+			mk_buf_free(d->look[j].rec);
+		free(d);
+	}
+	mk_buf_free(v->params);
+	mk_buf_free(v->res);
+	free(v);
+}
+
+/* The domain's state, its box opened on first use. NULL (and *ep) when the
+ * domain has no box of the kind here. */
+static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_err *ep)
+{
+	struct vdomain *d;
+
+	for (size_t i = 0; i < v->ndomains; i++)
+		if (strcmp(v->domains[i]->id, id) == 0)
+			return v->domains[i];
+	if (v->ndomains == MK_BOX_MAX_DOMAINS || !mk_domain_id_valid(id)) {
+		*ep = MK_RC_DOMAIN_UNKNOWN;
+		return NULL;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		*ep = MK_ERR_NOMEM;
+		return NULL;
+	}
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	if ((*ep = mk_kms_open_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, &d->box)) != MK_OK) {
+		free(d);
+		return NULL;
+	}
+	v->domains[v->ndomains++] = d;
+	return d;
+}
+
+/* The key record of a device in d for an indicium dated day: remembered per
+ * device (and, for Tin, per period), looked up in the archive once. */
+static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *ind,
+                             enum mk_err *ep)
+{
+	char device[2 * MK_IDENT_MAX + 2];
+	struct lookup *l;
+
+	snprintf(device, sizeof(device), "%s-%s", ind->product_code, ind->mfg_seq);
+	for (size_t i = 0; i < d->nlook; i++) {
+		l = &d->look[i];
+		if (strcmp(l->device, device) == 0 &&
+		    (!v->tin || (ind->date >= l->first_day && ind->date < l->end_day)))
+			return l;
+	}
+	if (d->nlook < LOOKUP_MAX) {
+		l = &d->look[d->nlook++];
+	} else {
+		l = &d->look[d->next];
+		d->next = (d->next + 1) % LOOKUP_MAX;
+		mk_buf_free(l->rec);
+	}
+	memset(l, 0, sizeof(*l));
+	snprintf(l->device, sizeof(l->device), "%s", device);
+	if ((l->rec = mk_buf_new(REC_CAP)) == NULL) {
+		*ep = MK_ERR_NOMEM;
+		return NULL;
+	}
+	if (!v->tin) {
+		struct mk_key_record *r = calloc(1, sizeof(*r));
+
+		if (r == NULL) {
+			*ep = MK_ERR_NOMEM;
+			return NULL;
+		}
+		*ep = mk_archive_find_device_key(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq, r);
+		if (*ep == MK_OK)
+			*ep = mk_key_record_encode(r, l->rec);
+		free(r);
+	} else {
+		struct mk_token_key_record *t = calloc(1, sizeof(*t));
+
+		if (t == NULL) {
+			*ep = MK_ERR_NOMEM;
+			return NULL;
+		}
+		*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, device, (int64_t)ind->date * 86400, t);
+		if (*ep == MK_OK) {
+			l->first_day = mk_indicium_day(t->period_start);
+			l->end_day = mk_indicium_day(t->period_end - 1) + 1;
+			/* an indicium of the registration month dated before the
+			 * registration finds this record too, and the box says so */
+			uint32_t first, end;
+
+			mk_token_period_days(mk_token_period(l->first_day), &first, &end);
+			l->first_day = first;
+			*ep = mk_token_key_record_encode(t, l->rec);
+		}
+		free(t);
+	}
+	if (*ep == MK_RC_RECORD_UNKNOWN) {
+		*ep = MK_OK; /* an unknown device is a result, not a failure */
+		l->found = 0;
+		if (v->tin) { /* remember the miss for this day only */
+			l->first_day = ind->date;
+			l->end_day = ind->date + 1;
+		}
+		return l;
+	}
+	if (*ep != MK_OK)
+		return NULL;
+	l->found = 1;
+	return l;
+}
+
+/* One batch (at most MK_VERIFY_BATCH_MAX items) of one domain to its box. */
+static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+                             const size_t *idx, size_t n, uint8_t *results)
+{
+	struct lookup *keys[MK_VERIFY_KEYS_MAX];
+	uint16_t ki[MK_VERIFY_BATCH_MAX];
+	size_t nkeys = 0;
+	struct mk_tlv_writer w, l, one;
+	struct mk_tlv_reader r;
+	struct mk_buf *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
+	const uint8_t *p;
+	size_t pn;
+	enum mk_err e = MK_OK;
+
+	if (bin == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct lookup *lk = lookup(v, d, &inds[idx[i]], &e);
+		size_t j;
+
+		if (lk == NULL)
+			goto out;
+		ki[i] = 0;
+		if (!lk->found)
+			continue;
+		for (j = 0; j < nkeys && keys[j] != lk; j++)
+			;
+		if (j == nkeys)
+			keys[nkeys++] = lk;
+		ki[i] = (uint16_t)(j + 1);
+	}
+	mk_buf_reset(v->params);
+	mk_tlv_writer_init(&w, v->params);
+	if ((e = mk_tlv_begin(&w, 0x01, &l)) != MK_OK)
+		goto out;
+	for (size_t j = 0; j < nkeys; j++)
+		if ((e = mk_tlv_put_bytes(&l, (uint8_t)(j + 1), mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) !=
+		    MK_OK)
+			goto out;
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_begin(&w, 0x02, &l)) != MK_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		mk_buf_reset(bin);
+		if ((e = mk_indicium_encode(&inds[idx[i]], bin)) != MK_OK ||
+		    (e = mk_tlv_begin(&l, (uint8_t)(i + 1), &one)) != MK_OK ||
+		    (e = mk_tlv_put_u16(&one, 0x01, ki[i])) != MK_OK ||
+		    (e = mk_tlv_put_bytes(&one, 0x02, mk_buf_data(bin), mk_buf_len(bin))) != MK_OK ||
+		    (e = mk_tlv_end(&l, &one)) != MK_OK)
+			goto out;
+	}
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK ||
+	    (e = mk_kms_box_request(v->kms, d->box, v->tin ? MK_CMD_TIN_VERIFY : MK_CMD_VERIFY, d->id, v->params,
+	                            v->res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(v->res), mk_buf_len(v->res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 0, MK_VERIFY_BATCH_MAX, &p, &pn)) != MK_OK)
+		goto out;
+	if (pn != n) {
+		e = MK_ERR_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		results[i] = p[i] < MK_VR_COUNT ? p[i] : MK_VR_MALFORMED;
+out:
+	mk_buf_free(bin);
+	return e;
+}
+
+/* Every indicium's result in one domain role (vendor: 0, postal: 1). */
+static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *inds, size_t n, int role,
+                               struct mk_verify_outcome *out)
+{
+	size_t *idx = malloc(n * sizeof(*idx));
+	uint8_t res[MK_VERIFY_BATCH_MAX];
+	enum mk_err e = MK_OK;
+
+	if (idx == NULL)
+		return MK_ERR_NOMEM;
+	/* one domain at a time: the indicia naming the same domain together */
+	for (size_t i = 0; i < n; i++) {
+		const char *dom = role == 0 ? inds[i].vendor : inds[i].postal;
+		enum mk_verify_result *slot = role == 0 ? &out[i].vendor : &out[i].postal;
+		struct vdomain *d;
+		size_t m = 0;
+
+		if (*slot != MK_VR_COUNT)
+			continue; /* decided already, with an earlier domain */
+		if ((d = domain_of(v, dom, &e)) == NULL) {
+			if (e != MK_RC_DOMAIN_UNKNOWN && e != MK_RC_RESOURCE_UNAVAILABLE)
+				goto out;
+			e = MK_OK;
+			*slot = MK_VR_UNKNOWN_DEVICE; /* no box of that domain here */
+			continue;
+		}
+		for (size_t j = i; j < n; j++) {
+			enum mk_verify_result *sj = role == 0 ? &out[j].vendor : &out[j].postal;
+
+			if (*sj == MK_VR_COUNT && strcmp(role == 0 ? inds[j].vendor : inds[j].postal, dom) == 0)
+				idx[m++] = j;
+			if (m > 0 && (m == MK_VERIFY_BATCH_MAX || j == n - 1)) {
+				if ((e = box_batch(v, d, inds, idx, m, res)) != MK_OK)
+					goto out;
+				for (size_t t = 0; t < m; t++)
+					*(role == 0 ? &out[idx[t]].vendor : &out[idx[t]].postal) = res[t];
+				m = 0;
+			}
+		}
+	}
+out:
+	free(idx);
+	return e;
+}
+
+/* The overall result: the vendor's unless it is good, then the postal's. */
+static enum mk_verify_result overall(const struct mk_verify_outcome *o)
+{
+	return o->vendor != MK_VR_GOOD ? o->vendor : o->postal;
+}
+
+/* Records the sighting of a good indicium in each domain's duplicate index:
+ * a second sighting of the device's piece count is a duplicate there. */
+static enum mk_err sighting(struct mk_verifier *v, struct mk_verify_outcome *o)
+{
+	char device[2 * MK_IDENT_MAX + 2];
+	int64_t now = mk_kms_now(v->kms);
+	bool dup = false;
+	enum mk_err e;
+
+	snprintf(device, sizeof(device), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
+	if ((e = mk_archive_note_indicium(mk_kms_archive(v->kms), o->ind.vendor, device, o->ind.piece_count, now,
+	                                  &dup)) != MK_OK)
+		return e;
+	if (dup)
+		o->vendor = MK_VR_DUPLICATE;
+	if ((e = mk_archive_note_indicium(mk_kms_archive(v->kms), o->ind.postal, device, o->ind.piece_count, now,
+	                                  &dup)) != MK_OK)
+		return e;
+	if (dup)
+		o->postal = MK_VR_DUPLICATE;
+	o->result = overall(o);
+	return MK_OK;
+}
+
+enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                            struct mk_verify_outcome *out)
+{
+	enum mk_err e;
+
+	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)))
+		return MK_ERR_INVALID_ARG;
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].ind = inds[i];
+		out[i].vendor = out[i].postal = MK_VR_COUNT; /* not decided */
+	}
+	if ((e = verify_role(v, inds, n, 0, out)) != MK_OK || (e = verify_role(v, inds, n, 1, out)) != MK_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		out[i].result = overall(&out[i]);
+		if (out[i].result == MK_VR_GOOD && v->duplicates && (e = sighting(v, &out[i])) != MK_OK)
+			return e;
+	}
+	return MK_OK;
+}
+
+struct cands {
+	struct mk_indicium *c;
+	size_t n, cap;
+};
+
+static int collect(void *ctx, const struct mk_indicium *cand)
+{
+	struct cands *x = ctx;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 64;
+		struct mk_indicium *c;
+
+		if (cap > CANDIDATES_MAX || (c = realloc(x->c, cap * sizeof(*c))) == NULL)
+			return 1;
+		x->c = c;
+		x->cap = cap;
+	}
+	x->c[x->n++] = *cand;
+	return 0;
+}
+
+/*
+ * A line whose check characters fail is corrected only when exactly one
+ * single-character change passes the check characters and verifies both its
+ * tokens; none or several, and it is malformed. A correction never turns a
+ * line into another valid indicium unless that one is the only candidate
+ * whose tokens verify.
+ */
+static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
+{
+	struct cands x = { NULL, 0, 0 };
+	struct mk_verify_outcome *o = NULL;
+	size_t count = 0, good = 0, which = 0;
+	bool dups = v->duplicates;
+	enum mk_err e;
+
+	if ((e = mk_indicium_text_candidates(line, collect, &x, &count)) != MK_OK)
+		goto out;
+	if (x.n > 0) {
+		if ((o = calloc(x.n, sizeof(*o))) == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		v->duplicates = false; /* candidates are not sightings */
+		e = mk_verify_batch(v, x.c, x.n, o);
+		v->duplicates = dups;
+		if (e != MK_OK)
+			goto out;
+		for (size_t i = 0; i < x.n; i++)
+			if (o[i].vendor == MK_VR_GOOD && o[i].postal == MK_VR_GOOD) {
+				good++;
+				which = i;
+			}
+	}
+	if (good != 1) {
+		out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+		goto out;
+	}
+	*out = o[which];
+	out->corrected = 1;
+	if (v->duplicates)
+		e = sighting(v, out);
+out:
+	free(x.c);
+	free(o);
+	return e;
+}
+
+enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
+{
+	struct mk_indicium ind;
+	enum mk_err e;
+
+	if (v == NULL || line == NULL || out == NULL)
+		return MK_ERR_INVALID_ARG;
+	memset(out, 0, sizeof(*out));
+	e = mk_indicium_text_decode(line, &ind);
+	if (e == MK_OK)
+		return mk_verify_batch(v, &ind, 1, out);
+	if (e == MK_ERR_INDICIUM_CHECK)
+		return correct(v, line, out);
+	out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+	return MK_OK;
+}
