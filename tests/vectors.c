@@ -1,5 +1,6 @@
 /*
- * Reads test vectors out of docs/formats.md (see vectors.h). Deliberately
+ * Reads test vectors out of docs/formats.md and docs/indicium.md (see
+ * vectors.h). Deliberately
  * simple line-by-line parsing: the format of a vector block is strict so that
  * a typo in the document makes a test fail instead of silently testing less.
  */
@@ -13,7 +14,11 @@
 #define VEC_MARK "<!-- vector: "
 #define VEC_REJECTS " rejects: "
 
-static FILE *vec_open(void)
+/* The documents that hold vectors, searched in this order. */
+static const char *const vec_docs[] = { "docs/formats.md", "docs/indicium.md" };
+#define VEC_NDOCS (sizeof(vec_docs) / sizeof(vec_docs[0]))
+
+static FILE *vec_open(size_t doc)
 {
 	const char *dir = getenv("MK_SOURCE_DIR");
 	char path[4096];
@@ -23,7 +28,7 @@ static FILE *vec_open(void)
 		fprintf(stderr, "vectors: MK_SOURCE_DIR is not set\n");
 		return NULL;
 	}
-	snprintf(path, sizeof(path), "%s/docs/formats.md", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, vec_docs[doc]);
 	if ((f = fopen(path, "r")) == NULL)
 		fprintf(stderr, "vectors: cannot open %s\n", path);
 	return f;
@@ -112,21 +117,63 @@ static int vec_read_block(FILE *f, const char *name, uint8_t *out, size_t outsiz
 	return -1;
 }
 
-int vec_get(const char *name, uint8_t *out, size_t outsize, size_t *lenp, char err[VEC_MAX_ERR])
+/* Finds the marker of vector name in any document; leaves f just past it. */
+static FILE *vec_find(const char *name, char err[VEC_MAX_ERR])
 {
 	char line[1024], vname[VEC_MAX_NAME];
-	FILE *f = vec_open();
+
+	for (size_t d = 0; d < VEC_NDOCS; d++) {
+		FILE *f = vec_open(d);
+
+		if (f == NULL)
+			return NULL;
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (vec_parse_mark(line, vname, err) && strcmp(vname, name) == 0)
+				return f;
+		fclose(f);
+	}
+	fprintf(stderr, "vectors: %s: not in any document\n", name);
+	return NULL;
+}
+
+int vec_get(const char *name, uint8_t *out, size_t outsize, size_t *lenp, char err[VEC_MAX_ERR])
+{
+	FILE *f = vec_find(name, err);
+	int rc;
+
+	if (f == NULL)
+		return -1;
+	rc = vec_read_block(f, name, out, outsize, lenp);
+	fclose(f);
+	return rc;
+}
+
+int vec_get_text(const char *name, char *out, size_t outsize, char err[VEC_MAX_ERR])
+{
+	char line[1024];
+	FILE *f = vec_find(name, err);
+	size_t n;
 	int rc = -1;
 
 	if (f == NULL)
 		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (vec_parse_mark(line, vname, err) && strcmp(vname, name) == 0) {
-			rc = vec_read_block(f, name, out, outsize, lenp);
-			goto out;
-		}
+	if (fgets(line, sizeof(line), f) == NULL || strncmp(line, "```", 3) != 0 ||
+	    fgets(line, sizeof(line), f) == NULL) {
+		fprintf(stderr, "vectors: %s: no ``` block after the marker\n", name);
+		goto out;
 	}
-	fprintf(stderr, "vectors: %s: not in docs/formats.md\n", name);
+	n = strcspn(line, "\r\n");
+	if (n >= outsize) {
+		fprintf(stderr, "vectors: %s: line longer than %zu\n", name, outsize - 1);
+		goto out;
+	}
+	memcpy(out, line, n);
+	out[n] = '\0';
+	if (fgets(line, sizeof(line), f) == NULL || strncmp(line, "```", 3) != 0) {
+		fprintf(stderr, "vectors: %s: text block is not one line\n", name);
+		goto out;
+	}
+	rc = 0;
 out:
 	fclose(f);
 	return rc;
@@ -135,18 +182,22 @@ out:
 int vec_names(const char *prefix, char names[][VEC_MAX_NAME], size_t max)
 {
 	char line[1024], vname[VEC_MAX_NAME], err[VEC_MAX_ERR];
-	FILE *f = vec_open();
 	size_t count = 0;
 
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (!vec_parse_mark(line, vname, err) || strncmp(vname, prefix, strlen(prefix)) != 0)
-			continue;
-		if (count < max)
-			memcpy(names[count], vname, sizeof(vname));
-		count++;
+	for (size_t d = 0; d < VEC_NDOCS; d++) {
+		FILE *f = vec_open(d);
+
+		if (f == NULL)
+			return -1;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (!vec_parse_mark(line, vname, err) ||
+			    strncmp(vname, prefix, strlen(prefix)) != 0)
+				continue;
+			if (count < max)
+				memcpy(names[count], vname, sizeof(vname));
+			count++;
+		}
+		fclose(f);
 	}
-	fclose(f);
 	return (int)count;
 }

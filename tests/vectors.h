@@ -1,5 +1,5 @@
 /*
- * Test vectors read from docs/formats.md, so that the document and the code
+ * Test vectors read from docs/formats.md and docs/indicium.md, so that the document and the code
  * cannot drift apart. A vector in the document is
  *
  *     <!-- vector: NAME -->            or
@@ -25,6 +25,10 @@
  * after "rejects:" into err (or "" when the vector is valid). Returns 0, or -1
  * if the document, the vector or its block is missing or malformed. */
 int vec_get(const char *name, uint8_t *out, size_t outsize, size_t *lenp, char err[VEC_MAX_ERR]);
+
+/* Like vec_get for a text vector: its block holds exactly one line, copied
+ * into out (NUL-terminated, without the newline). */
+int vec_get_text(const char *name, char *out, size_t outsize, char err[VEC_MAX_ERR]);
 
 /* Stores into names[0..max) the names of the vectors that start with prefix,
  * in document order; returns how many there are (possibly more than max), or
