@@ -147,8 +147,12 @@ MK_WUR enum mk_err mk_kms_meter_path(struct mk_kms *k, const char *meter_id, cha
 
 /* ---- For the verifier and the franking (issue 5) ---------------------------- */
 
-/* Opens the first box of type t serving domain, with its shares (for a
- * session of several requests; mk_box_free closes it). */
+/* The first box of type t serving domain (its ID in id), and opening a box
+ * with its shares for a session of several requests (mk_box_free closes it;
+ * one session per box at a time). */
+MK_WUR enum mk_err mk_kms_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                                     char id[static MK_BOX_ID_LEN + 1]);
+MK_WUR enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp);
 MK_WUR enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
                                           struct mk_box **bp);
 

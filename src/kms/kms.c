@@ -1686,6 +1686,17 @@ enum mk_err mk_kms_meter_list(struct mk_kms *k, int (*fn)(void *ctx, const struc
 
 /* ---- Verification and franking (issue 5) -------------------------------------------------- */
 
+enum mk_err mk_kms_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                              char id[static MK_BOX_ID_LEN + 1])
+{
+	return pick_box(k, t, domain, NULL, id);
+}
+
+enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	return open_box(k, id, bp);
+}
+
 enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain, struct mk_box **bp)
 {
 	char id[MK_BOX_ID_LEN + 1];

@@ -50,6 +50,7 @@ struct lookup {
 struct vdomain {
 	char id[MK_DOMAIN_ID_MAX + 1];
 	struct mk_box *box;
+	int shared; /* box is another domain's (the same box serves both) */
 	size_t nlook, next;
 	struct lookup look[LOOKUP_MAX];
 };
@@ -91,7 +92,8 @@ void mk_verifier_free(struct mk_verifier *v)
 	for (size_t i = 0; i < v->ndomains; i++) {
 		struct vdomain *d = v->domains[i];
 
-		mk_box_free(d->box); /* wipes the box's key cache */
+		if (!d->shared)
+			mk_box_free(d->box); /* wipes the box's key cache */
 		for (size_t j = 0; j < d->nlook; j++)
 			mk_buf_free(d->look[j].rec);
 		free(d);
@@ -105,6 +107,7 @@ void mk_verifier_free(struct mk_verifier *v)
  * domain has no box of the kind here. */
 static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_err *ep)
 {
+	char box_id[MK_BOX_ID_LEN + 1];
 	struct vdomain *d;
 
 	for (size_t i = 0; i < v->ndomains; i++)
@@ -119,7 +122,17 @@ static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_
 		return NULL;
 	}
 	snprintf(d->id, sizeof(d->id), "%s", id);
-	if ((*ep = mk_kms_open_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, &d->box)) != MK_OK) {
+	if ((*ep = mk_kms_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, box_id)) != MK_OK) {
+		free(d);
+		return NULL;
+	}
+	/* one box may serve several domains: it is opened once */
+	for (size_t i = 0; i < v->ndomains; i++)
+		if (strcmp(mk_box_get_id(v->domains[i]->box), box_id) == 0) {
+			d->box = v->domains[i]->box;
+			d->shared = 1;
+		}
+	if (d->box == NULL && (*ep = mk_kms_open_box(v->kms, box_id, &d->box)) != MK_OK) {
 		free(d);
 		return NULL;
 	}
@@ -173,7 +186,16 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 			*ep = MK_ERR_NOMEM;
 			return NULL;
 		}
-		*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, device, (int64_t)ind->date * 86400, t);
+		/* the record covering the mailing day; failing that, the month's
+		 * record that starts later (at the registration): the box then
+		 * says the indicium is dated before it */
+		uint32_t mfirst, mend;
+
+		mk_token_period_days(mk_token_period(ind->date), &mfirst, &mend);
+		*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, device,
+		                               (int64_t)ind->date * 86400 + 86399, t);
+		if (*ep == MK_RC_RECORD_UNKNOWN)
+			*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, device, (int64_t)mend * 86400 - 1, t);
 		if (*ep == MK_OK) {
 			l->first_day = mk_indicium_day(t->period_start);
 			l->end_day = mk_indicium_day(t->period_end - 1) + 1;
