@@ -254,8 +254,9 @@ static enum mk_err dmtx_find(struct png_in *in, char line[static MK_INDICIUM_TEX
 		r = MK_ERR_NOMEM;
 		goto out;
 	}
-	/* Our rows are stored top first; libdmtx's y runs bottom up. */
-	if (dmtxImageSetProp(img, DmtxPropImageFlip, DmtxFlipY) != DmtxPass) {
+	/* Our rows are stored top first, which is what libdmtx expects of a
+	 * buffer (its default, DmtxFlipNone, read as dmtxread does). */
+	if (dmtxImageSetProp(img, DmtxPropImageFlip, DmtxFlipNone) != DmtxPass) {
 		r = MK_ERR_INTERNAL;
 		goto out;
 	}
