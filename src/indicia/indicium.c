@@ -213,8 +213,9 @@ out:
 }
 
 /* Reads a length-prefixed string into a field of size bytes. The syntax of
- * its characters is left to ind_valid; only its length is bounded here, so
- * nothing is read past the field. */
+ * its characters is left to ind_valid, except a NUL: ind_valid sees the
+ * string only up to its first NUL, so one inside would make a second
+ * encoding of a shorter string. */
 static enum mk_err get_str(struct mk_buf *b, char *field, size_t size)
 {
 	enum mk_err e;
@@ -227,6 +228,8 @@ static enum mk_err get_str(struct mk_buf *b, char *field, size_t size)
 	if ((e = mk_buf_get_bytes(b, field, n)) != MK_OK)
 		return e;
 	field[n] = '\0';
+	if (strlen(field) != n)
+		return MK_ERR_INDICIUM_FORMAT;
 	return MK_OK;
 }
 

@@ -453,6 +453,10 @@ static void test_binary_truncations(void **state)
 	for (size_t k = 0; k < n; k++)
 		assert_int_equal(mk_indicium_decode(vec, k, &got), MK_ERR_INDICIUM_FORMAT);
 	assert_int_equal(mk_indicium_decode(vec, n, &got), MK_OK);
+	/* A NUL inside a string (found by fuzz_indicium): "Pc7a" as "Pc\0a"
+	 * would be a second encoding of "Pc". */
+	vec[20] = 0;
+	assert_int_equal(mk_indicium_decode(vec, n, &got), MK_ERR_INDICIUM_FORMAT);
 	memset(vec, 1, sizeof(vec));
 	assert_int_equal(mk_indicium_decode(vec, MK_INDICIUM_BIN_MAX + 1, &got), MK_ERR_INDICIUM_FORMAT);
 	assert_int_equal(mk_indicium_decode(NULL, 1, &got), MK_ERR_INVALID_ARG);
