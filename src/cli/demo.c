@@ -18,6 +18,7 @@
 #include "cli/kmscli.h"
 #include "meterkey/boxes.h"
 #include "meterkey/crypto.h"
+#include "meterkey/verify.h"
 
 static const char usage[] =
 	"usage: meterkey demo [--home DIR] [--archive URL] [--json]\n"
@@ -63,6 +64,7 @@ static const struct fleet fleet[] = {
 struct tally {
 	json_t *meters;
 	int n, installed, active, obsolete;
+	size_t franked, good_brass, good_tin, duplicates;
 };
 
 static int count_meter(void *ctx, const struct mk_kms_meter *m)
@@ -111,6 +113,92 @@ static int home_usable(const char *home)
 	return access(path, F_OK) != 0;
 }
 
+#define PIECES 2
+
+/* Prints and counts a batch's outcomes; *goodp: how many were good. */
+static void outcomes(const struct mk_verify_outcome *o, size_t n, size_t *goodp, size_t *dupp)
+{
+	*goodp = *dupp = 0;
+	for (size_t i = 0; i < n; i++) {
+		*goodp += o[i].result == MK_VR_GOOD;
+		*dupp += o[i].result == MK_VR_DUPLICATE;
+	}
+}
+
+/*
+ * Every active meter gets a postage credit and franks PIECES mailpieces;
+ * the retired one is refused. Token keys of the month go to the Tin box.
+ * Everything franked is verified by the Brass boxes (recorded in the
+ * duplicate index), again (every one a duplicate now), and by the Tin box.
+ */
+static enum mk_err frank_and_verify(struct kc *c, struct tally *t)
+{
+	struct mk_kms *k = c->kms;
+	struct mk_indicium inds[NFLEET * PIECES], refused;
+	struct mk_verify_outcome o[NFLEET * PIECES];
+	struct mk_verifier *brass = NULL, *tin = NULL;
+	char mid[MK_METER_ID_MAX + 1], line[MK_INDICIUM_TEXT_MAX], png[4200];
+	uint32_t day = mk_indicium_day(mk_kms_now(k));
+	size_t n = 0, done, records;
+	enum mk_err e;
+
+	say("8. Franking: each active meter credited with $100.00 and franking %d pieces\n", PIECES);
+	for (size_t i = 0; i < NFLEET; i++) {
+		snprintf(mid, sizeof(mid), "%s-%s", fleet[i].product, fleet[i].msn);
+		if (i == 0) {
+			e = mk_kms_meter_frank(k, mid, NULL, 73, "10001", day, 1, &refused, &done);
+			say("   %s (retired) refuses: %s\n", mid, mk_strerror(e));
+			if (e != MK_ERR_METER_NOT_REGISTERED)
+				return e == MK_OK ? MK_ERR_INTERNAL : e;
+			continue;
+		}
+		if ((e = mk_kms_meter_credit(k, mid, 10000)) != MK_OK ||
+		    (e = mk_kms_meter_frank(k, mid, NULL, 73, i < 3 ? "10001" : "10117", day, PIECES, &inds[n],
+		                            &done)) != MK_OK)
+			return e;
+		for (size_t j = 0; j < done; j++) {
+			if ((e = mk_indicium_text_encode(&inds[n + j], line)) != MK_OK)
+				return e;
+			say("   %s\n", line);
+		}
+		n += done;
+	}
+	if (c->home != NULL && strncmp(c->home, "/tmp/meterkey-demo-", 19) != 0) {
+		snprintf(png, sizeof(png), "%s/indicium-1.png", c->home);
+		if ((e = mk_indicium_text_encode(&inds[0], line)) != MK_OK || (e = mk_indicium_png_write(line, png)) != MK_OK)
+			return e;
+		say("   the first as a DataMatrix symbol: %s\n", png);
+	}
+	t->franked = n;
+	say("9. Token keys of this month for the Tin box (it never holds a master key):");
+	for (size_t d = 0; d < 3; d++) {
+		static const char *const doms[] = { "VE", "USPS", "EARTH" };
+
+		if ((e = mk_kms_distribute(k, doms[d], mk_token_period(day), NULL, &records)) != MK_OK)
+			return e;
+		say(" %s %zu", doms[d], records);
+	}
+	say("\n10. Verification of all %zu indicia, each domain apart:\n", n);
+	if ((e = mk_verifier_new(k, false, true, &brass)) != MK_OK || (e = mk_verify_batch(brass, inds, n, o)) != MK_OK)
+		goto out;
+	outcomes(o, n, &t->good_brass, &done);
+	say("   by the Brass boxes: %zu good\n", t->good_brass);
+	if ((e = mk_verify_batch(brass, inds, n, o)) != MK_OK)
+		goto out;
+	outcomes(o, n, &done, &t->duplicates);
+	say("   the same again: %zu duplicates\n", t->duplicates);
+	if ((e = mk_verifier_new(k, true, false, &tin)) != MK_OK || (e = mk_verify_batch(tin, inds, n, o)) != MK_OK)
+		goto out;
+	outcomes(o, n, &t->good_tin, &done);
+	say("   by the Tin box, with token keys only: %zu good\n", t->good_tin);
+	if (t->good_brass != n || t->good_tin != n || t->duplicates != n)
+		e = MK_ERR_VERIFY;
+out:
+	mk_verifier_free(brass);
+	mk_verifier_free(tin);
+	return e;
+}
+
 static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 {
 	static const char *const ve[] = { "US", "DE" }, *const usps[] = { "US" }, *const earth[] = { "US", "DE" };
@@ -132,8 +220,8 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 		return e;
 	say("3. Domains VE (US, DE), USPS (US), EARTH (US, DE): domain keys made by %s\n", id);
 	say("4. Boxes, each with its own operator shares (2 of 2) and the domain processes\n");
-	for (int bt = 0; bt < 3; bt++) {
-		static const enum mk_box_type types[] = { MK_BOX_OAK, MK_BOX_STEEL, MK_BOX_BRASS };
+	for (int bt = 0; bt < 4; bt++) {
+		static const enum mk_box_type types[] = { MK_BOX_OAK, MK_BOX_STEEL, MK_BOX_BRASS, MK_BOX_TIN };
 
 		if ((e = mk_kms_box_init(k, types[bt], domains, 3, 0, 0, id)) != MK_OK)
 			return e;
@@ -168,10 +256,12 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 	if ((e = mk_kms_meter_retire(k, mid)) != MK_OK)
 		return e;
 	say("7. %s taken out of service: its VE and USPS records OBSOLETE\n", mid);
-	say("8. The fleet:\n");
+	if ((e = frank_and_verify(c, t)) != MK_OK)
+		return e;
+	say("11. The fleet:\n");
 	if ((e = mk_kms_meter_list(k, count_meter, t)) != MK_OK)
 		return e;
-	say("9. Audit chains:\n");
+	say("12. Audit chains:\n");
 	*audit_ok = 1;
 	for (size_t i = 0; i < 3; i++) {
 		struct mk_audit_result res;
@@ -188,7 +278,7 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 int mk_cli_demo(int argc, char **argv)
 {
 	char tmp[] = "/tmp/meterkey-demo-XXXXXX";
-	struct tally t = { NULL, 0, 0, 0, 0 };
+	struct tally t = { NULL, 0, 0, 0, 0, 0, 0, 0, 0 };
 	int audit_ok = 0, temp = 0, r = 0;
 	struct kc c;
 	enum mk_err e;
@@ -227,14 +317,16 @@ int mk_cli_demo(int argc, char **argv)
 		if (!c.json)
 			printf("\ndemo FAILED\n");
 	} else if (c.json) {
-		kc_print_json(json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:s,s:O}", "ok", 1, "meters", t.n,
+		kc_print_json(json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:s,s:O}", "ok", 1, "meters", t.n,
 		                        "keys_installed", t.installed, "keys_active", t.active, "keys_obsolete",
-		                        t.obsolete, "audit_ok", audit_ok, "archive",
+		                        t.obsolete, "audit_ok", audit_ok, "indicia", (json_int_t)t.franked,
+		                        "verified_good_brass", (json_int_t)t.good_brass, "verified_good_tin",
+		                        (json_int_t)t.good_tin, "duplicates", (json_int_t)t.duplicates, "archive",
 		                        mk_archive_backend(mk_kms_archive(c.kms)), "meter_list", t.meters));
 	} else {
-		printf("\n%d meters, %d keys installed, %d active, %d obsolete; audit chains verify\n"
-		       "demo complete\n",
-		       t.n, t.installed, t.active, t.obsolete);
+		printf("\n%d meters, %d keys installed, %d active, %d obsolete; %zu indicia franked, %zu good\n"
+		       "by Brass, %zu good by Tin, %zu duplicates found; audit chains verify\ndemo complete\n",
+		       t.n, t.installed, t.active, t.obsolete, t.franked, t.good_brass, t.good_tin, t.duplicates);
 	}
 	json_decref(t.meters);
 	kc_close(&c);

@@ -11,8 +11,21 @@ grep_out "O00000001 for VE, USPS, EARTH" "$T/out"
 grep_out "EA200-000004 as DE00000004 in EARTH/DE and VE/DE" "$T/out"
 grep_out "PM100-000001   retired .* VE/1 OBSOLETE USPS/1 OBSOLETE" "$T/out"
 grep_out "EA200-000004   registered   DE00000004  DE  VE/4 ACTIVE EARTH/1 ACTIVE" "$T/out"
-grep_out "5 meters, 10 keys installed, 8 active, 2 obsolete; audit chains verify" "$T/out"
+grep_out "5 meters, 10 keys installed, 8 active, 2 obsolete; 8 indicia franked, 8 good" "$T/out"
+grep_out "by Brass, 8 good by Tin, 8 duplicates found; audit chains verify" "$T/out"
+grep_out "PM100-000001 (retired) refuses: meter: not registered" "$T/out"
+grep_out "by the Tin box, with token keys only: 8 good" "$T/out"
 for d in VE USPS EARTH; do grep_out "$d *verifies" "$T/out"; done
+# the demo's DataMatrix symbol, read by an independent decoder, verifies
+[ -s "$H/indicium-1.png" ] || { echo "FAIL: no indicium-1.png"; fails=$((fails+1)); }
+if command -v dmtxread >/dev/null; then
+  line=$(dmtxread "$H/indicium-1.png")
+  expect 1 "$MK" verify --home "$H" "$line"
+  grep_out "^duplicate .*PM100-000002 piece 1" "$T/out"
+  expect 0 "$MK" verify --home "$H" --no-duplicates "$line"
+  expect 0 "$MK" verify --home "$H" --no-duplicates --image "$H/indicium-1.png"
+  expect 0 "$MK" verify --home "$H" --no-duplicates --tin "$line"
+fi
 
 # the home it leaves is a working KMS home: meter list agrees, in JSON too
 expect 0 "$MK" meter list --home "$H" --json
@@ -40,7 +53,8 @@ grep_out "does NOT verify" "$T/out"
 # JSON: one object with the fleet's figures, nothing else on stdout
 expect 0 "$MK" demo --json
 [ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: --json prints one line"; fails=$((fails+1)); }
-for kv in '"meters":5' '"keys_installed":10' '"keys_active":8' '"keys_obsolete":2' '"audit_ok":true'; do
+for kv in '"meters":5' '"keys_installed":10' '"keys_active":8' '"keys_obsolete":2' '"audit_ok":true' \
+          '"indicia":8' '"verified_good_brass":8' '"verified_good_tin":8' '"duplicates":8'; do
   grep_out "$kv" "$T/out"
 done
 

@@ -44,7 +44,7 @@ expect 0 "$MK" box init --type steel --domain VE --domain USPS
 grep_out "S00000002" "$T/out"
 expect 0 "$MK" box init --type brass --domain VE --domain USPS --json
 grep_out '"box":"B00000001"' "$T/out"
-expect 2 "$MK" box init --type tin --domain VE
+expect 2 "$MK" box init --type copper --domain VE
 expect 1 "$MK" box init --type oak --domain NOPE
 grep_out "domain not known" "$T/err"
 # an additional Manufacturing Box, from the first: identical key data

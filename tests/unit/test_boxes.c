@@ -545,7 +545,7 @@ static void test_mfg_set_first_bad_policy(void **state)
 	mk_box_free(m);
 }
 
-/* Init Box for an unknown type (or Tin, not yet) is refused at level 2; for
+/* Init Box for an unknown type is refused at level 2; for
  * Oak: a signed Set Secure Box ID for O00000001. (M is an additional
  * Manufacturing Box: tests/e2e/kms_cli.sh.) */
 static void test_mfg_init_unknown_type(void **state)
@@ -558,7 +558,7 @@ static void test_mfg_init_unknown_type(void **state)
 	const uint8_t *body;
 	size_t bn;
 	EVP_PKEY *k = NULL;
-	static const uint8_t bad[] = { 'X', 0, 'T', 'm' };
+	static const uint8_t bad[] = { 'X', 0, 'Z', 'm' };
 
 	for (size_t i = 0; i < sizeof(bad); i++) {
 		mk_buf_reset(p);
