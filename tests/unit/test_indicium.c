@@ -96,6 +96,42 @@ static void get_text(const char *base, char line[MK_INDICIUM_TEXT_MAX])
 
 /* Each vector: the struct encodes to the document's data, binary and text,
  * and both the binary and the text decode to the same struct. */
+/* The token key of docs/indicium.md §7a, from an independent KDF; a change
+ * of any input gives another key; periods are calendar months. */
+static void test_token_key(void **state)
+{
+	uint8_t want[64], got[16], other[16], master[16];
+	char err[VEC_MAX_ERR];
+	size_t n;
+	uint32_t first, end;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		master[i] = (uint8_t)i;
+	assert_int_equal(vec_get("token-key-derive", want, sizeof(want), &n, err), 0);
+	assert_int_equal(n, 16);
+	assert_int_equal(mk_token_period(mk_indicium_day(1741910400)), 662); /* 2025-03-14 */
+	assert_int_equal(mk_token_key_derive(master, "VE", "PC7", "MSN000017", 662, got), MK_OK);
+	assert_memory_equal(got, want, 16);
+	assert_int_equal(mk_token_key_derive(master, "VE", "PC7", "MSN000017", 663, other), MK_OK);
+	assert_memory_not_equal(got, other, 16);
+	assert_int_equal(mk_token_key_derive(master, "USPS", "PC7", "MSN000017", 662, other), MK_OK);
+	assert_memory_not_equal(got, other, 16);
+	assert_int_equal(mk_token_key_derive(master, "VE", "PC7", "MSN000018", 662, other), MK_OK);
+	assert_memory_not_equal(got, other, 16);
+	assert_int_equal(mk_token_key_derive(master, "VE", "", "MSN000017", 662, other), MK_ERR_INVALID_ARG);
+	/* 2025-03 is days 20148 (03-01) to 20179 (04-01); December wraps */
+	mk_token_period_days(662, &first, &end);
+	assert_int_equal(first, 20148);
+	assert_int_equal(end, 20179);
+	assert_int_equal(mk_token_period(first), 662);
+	assert_int_equal(mk_token_period(end - 1), 662);
+	assert_int_equal(mk_token_period(end), 663);
+	mk_token_period_days(671, &first, &end); /* 2025-12 */
+	assert_int_equal(mk_token_period(end), 672);
+	assert_int_equal(mk_token_period(first - 1), 670);
+}
+
 static void test_vectors(void **state)
 {
 	(void)state;
@@ -609,6 +645,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
+		cmocka_unit_test(test_token_key),
 		cmocka_unit_test(test_vectors_refused),
 		cmocka_unit_test(test_round_trip_lengths),
 		cmocka_unit_test(test_text_folding),
