@@ -59,6 +59,7 @@ struct mk_verifier {
 	struct mk_kms *kms;
 	int tin;
 	bool duplicates;
+	char prefer[MK_BOX_ID_LEN + 1]; /* the box to use where it serves ("": the first) */
 	size_t ndomains;
 	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
 	struct mk_buf *params, *res;
@@ -103,6 +104,50 @@ void mk_verifier_free(struct mk_verifier *v)
 	free(v);
 }
 
+enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box_id)
+{
+	if (v == NULL || box_id == NULL || !mk_box_id_valid(box_id) ||
+	    box_id[0] != (char)(v->tin ? MK_BOX_TIN : MK_BOX_BRASS))
+		return MK_ERR_INVALID_ARG;
+	memcpy(v->prefer, box_id, MK_BOX_ID_LEN + 1);
+	return MK_OK;
+}
+
+struct serves_ctx {
+	const char *box, *domain;
+	int yes;
+};
+
+static int serves_one(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	struct serves_ctx *x = ctx;
+
+	if (strcmp(id, x->box) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(domains[i], x->domain) == 0)
+			x->yes = 1;
+	return 1;
+}
+
+/* The box for domain id: the preferred one when it serves the domain, else
+ * the first of the verifier's kind. */
+static enum mk_err pick_box(struct mk_verifier *v, const char *id, char box_id[static MK_BOX_ID_LEN + 1])
+{
+	struct serves_ctx x = { v->prefer, id, 0 };
+	enum mk_err e;
+
+	if (v->prefer[0] != '\0') {
+		if ((e = mk_kms_box_list(v->kms, serves_one, &x)) != MK_OK)
+			return e;
+		if (x.yes) {
+			memcpy(box_id, v->prefer, MK_BOX_ID_LEN + 1);
+			return MK_OK;
+		}
+	}
+	return mk_kms_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, box_id);
+}
+
 /* The domain's state, its box opened on first use. NULL (and *ep) when the
  * domain has no box of the kind here. */
 static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_err *ep)
@@ -122,7 +167,7 @@ static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_
 		return NULL;
 	}
 	snprintf(d->id, sizeof(d->id), "%s", id);
-	if ((*ep = mk_kms_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, box_id)) != MK_OK) {
+	if ((*ep = pick_box(v, id, box_id)) != MK_OK) {
 		free(d);
 		return NULL;
 	}
