@@ -54,7 +54,7 @@
 #define BATCH 1000
 #define POSTAGE 63
 #define PEAK_DAY 839e6 /* USPS's peak day, mailpieces */
-#define ROUNDS 3
+#define ROUNDS 5
 
 static char home[4096], adir[4096], url[4200];
 static char brass[2][MK_BOX_ID_LEN + 1];
