@@ -61,6 +61,17 @@ struct mk_verify_outcome {
 MK_WUR enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp);
 void mk_verifier_free(struct mk_verifier *v);
 
+/*
+ * Names the box (box_id, of the verifier's kind: Brass, or Tin) to use for
+ * every domain it serves, instead of the first box of the home serving the
+ * domain; a domain it does not serve still gets its first box. For several
+ * verifiers at once (threads, processes), each on its own box: a box is open
+ * in one session at a time. Applies to the domains whose box is not open yet
+ * (call it before the first verification). MK_ERR_INVALID_ARG for a
+ * malformed box ID or one of another kind.
+ */
+MK_WUR enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box_id);
+
 /* The batch API: out[i] for inds[i]. The error is for the run (a box that
  * cannot be opened, the archive); each indicium's own verdict is in out. */
 MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,

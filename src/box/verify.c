@@ -22,6 +22,11 @@
  * facts and its key (master key in Brass, token key in Tin), and the CMAC
  * context of the token key of one period. */
 #define VCACHE_MAX 1024
+/* Buckets of the index of cached entries by their record's bytes (a power
+ * of two): a request names each key by its whole record, and finding the
+ * entry by those bytes spares decoding the record of every item. */
+#define VCACHE_BUCKETS 2048
+#define VCACHE_NONE UINT16_MAX
 
 struct vkey {
 	int used;
@@ -36,16 +41,60 @@ struct vkey {
 	uint8_t key[MK_MASTER_KEY_LEN];
 	uint32_t period;                 /* of cmac */
 	struct mk_cmac *cmac;
+	uint8_t *rec;                    /* the record's bytes as the request carried them */
+	size_t rec_len;
+	uint32_t bucket;                 /* of rec in the index */
+	uint16_t chain;                  /* the next entry of the bucket, or VCACHE_NONE */
 };
 
 struct vcache {
 	size_t next;
+	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
 	struct vkey e[VCACHE_MAX];
 };
+
+static struct vcache *vcache_new(void)
+{
+	struct vcache *c = calloc(1, sizeof(*c));
+
+	if (c != NULL)
+		for (size_t i = 0; i < VCACHE_BUCKETS; i++)
+			c->head[i] = VCACHE_NONE;
+	return c;
+}
+
+/* The bucket of a record's bytes: its last 16 bytes (the signature ends
+ * every record) and its length, mixed. Only a hint: a hit is the same
+ * bytes, compared in full. */
+static uint32_t rec_bucket(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+	size_t from = n > 16 ? n - 16 : 0;
+
+	for (size_t i = from; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return (uint32_t)(h ^ (h >> 29)) & (VCACHE_BUCKETS - 1);
+}
+
+/* Unlinks entry k (used, with record bytes) from its bucket. */
+static void vcache_unlink(struct vcache *c, struct vkey *k)
+{
+	uint16_t idx = (uint16_t)(k - c->e);
+
+	for (uint16_t *pp = &c->head[k->bucket]; *pp != VCACHE_NONE; pp = &c->e[*pp].chain)
+		if (*pp == idx) {
+			*pp = k->chain;
+			return;
+		}
+}
 
 static void vkey_clear(struct vkey *k)
 {
 	mk_cmac_free(k->cmac);
+	if (k->rec != NULL) {
+		OPENSSL_cleanse(k->rec, k->rec_len);
+		free(k->rec);
+	}
 	OPENSSL_cleanse(k, sizeof(*k));
 }
 
@@ -56,6 +105,33 @@ void box_vcache_free(struct vcache *c)
 	for (size_t i = 0; i < VCACHE_MAX; i++)
 		vkey_clear(&c->e[i]);
 	free(c);
+}
+
+/* The entry cached from exactly these record bytes for domain, if any: the
+ * entry cache_find would give after decoding them, as the bytes decoded to
+ * its domain, key ID and signature when it was made. */
+static struct vkey *cache_find_bytes(struct vcache *c, const char *domain, const uint8_t *p, size_t n)
+{
+	for (uint16_t i = c->head[rec_bucket(p, n)]; i != VCACHE_NONE; i = c->e[i].chain) {
+		struct vkey *k = &c->e[i];
+
+		if (k->rec_len == n && memcmp(k->rec, p, n) == 0 && strcmp(k->domain, domain) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Keeps the record bytes of a new entry and indexes it by them. A failure
+ * to allocate leaves the entry unindexed (found by decoding, as before). */
+static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size_t n)
+{
+	if ((k->rec = malloc(n)) == NULL)
+		return;
+	memcpy(k->rec, p, n);
+	k->rec_len = n;
+	k->bucket = rec_bucket(p, n);
+	k->chain = c->head[k->bucket];
+	c->head[k->bucket] = (uint16_t)(k - c->e);
 }
 
 static struct vkey *cache_find(struct vcache *c, const char *domain, uint64_t key_id,
@@ -77,6 +153,8 @@ static struct vkey *cache_slot(struct vcache *c)
 	struct vkey *k = &c->e[c->next];
 
 	c->next = (c->next + 1) % VCACHE_MAX;
+	if (k->rec != NULL)
+		vcache_unlink(c, k);
 	vkey_clear(k);
 	k->used = 1;
 	return k;
@@ -117,11 +195,13 @@ static enum mk_err master_key(const struct box_domain *d, const struct mk_key_re
 static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
                              struct vkey **kp)
 {
-	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_key_record *rec;
 	struct vkey *k;
 	enum mk_err e;
 
-	if (rec == NULL)
+	if ((*kp = cache_find_bytes(b->vcache, d->id, p, n)) != NULL)
+		return MK_OK;
+	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return MK_ERR_NOMEM;
 	if (mk_key_record_decode(p, n, rec) != MK_OK) {
 		e = MK_RC_PARAM_MISMATCH;
@@ -159,6 +239,7 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		vkey_clear(k);
 		goto out;
 	}
+	cache_index(b->vcache, k, p, n);
 	*kp = k;
 	e = MK_OK;
 out:
@@ -172,13 +253,18 @@ out:
 static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
                            struct vkey **kp)
 {
-	struct mk_token_key_record *rec = calloc(1, sizeof(*rec));
-	struct mk_buf *tbs = mk_buf_new(4096), *info = mk_buf_new(256);
+	struct mk_token_key_record *rec = NULL;
+	struct mk_buf *tbs = NULL, *info = NULL;
 	struct mk_secret *tk = NULL;
 	const char *dash;
 	struct vkey *k;
 	enum mk_err e;
 
+	if ((*kp = cache_find_bytes(b->vcache, d->id, p, n)) != NULL)
+		return MK_OK;
+	rec = calloc(1, sizeof(*rec));
+	tbs = mk_buf_new(4096);
+	info = mk_buf_new(256);
 	if (rec == NULL || tbs == NULL || info == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
@@ -228,6 +314,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 		vkey_clear(k);
 		goto out;
 	}
+	cache_index(b->vcache, k, p, n);
 	*kp = k;
 	e = MK_OK;
 out:
@@ -238,12 +325,22 @@ out:
 	return e;
 }
 
+/* The length of a decoded indicium's canonical data (docs/indicium.md §2):
+ * the binary form it came from starts with exactly these bytes when its
+ * strings held no NUL (which decoding cuts short). */
+static size_t data_len(const struct mk_indicium *ind)
+{
+	return 2 + 6 + strlen(ind->vendor) + strlen(ind->postal) + strlen(ind->product_code) +
+	       strlen(ind->mfg_seq) + strlen(ind->indicia_serial) + strlen(ind->origin) + 4 + 4 + 4 + 8 + 8;
+}
+
 /* One item against its key: the checks in the order of Fig. 28. */
 static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
                                         size_t n, struct mk_buf *data)
 {
 	struct mk_indicium ind;
-	const uint8_t *token;
+	const uint8_t *token, *dp;
+	size_t dn;
 	uint8_t len;
 	uint32_t period;
 
@@ -284,12 +381,19 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 		OPENSSL_cleanse(tk, sizeof(tk));
 		k->period = period;
 	}
-	mk_buf_reset(data);
-	if (mk_indicium_encode_data(&ind, data) != MK_OK)
-		return MK_VR_MALFORMED;
-	return mk_cmac_verify(k->cmac, mk_buf_data(data), mk_buf_len(data), token, len) == MK_OK
-	               ? MK_VR_GOOD
-	               : MK_VR_BAD_TOKEN;
+	/* The tokens cover the canonical data, which the binary form carries
+	 * first: p itself when it was canonical, else encoded again. */
+	dn = n - 2u - ind.vendor_token_len - ind.postal_token_len;
+	if (dn == data_len(&ind)) {
+		dp = p;
+	} else {
+		mk_buf_reset(data);
+		if (mk_indicium_encode_data(&ind, data) != MK_OK)
+			return MK_VR_MALFORMED;
+		dp = mk_buf_data(data);
+		dn = mk_buf_len(data);
+	}
+	return mk_cmac_verify(k->cmac, dp, dn, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
 }
 
 /* Verify (Brass and Tin): the keys first (any bad one refuses the request),
@@ -308,7 +412,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_box_request *req, struct m
 	uint8_t tag;
 	enum mk_err e;
 
-	if (b->vcache == NULL && (b->vcache = calloc(1, sizeof(*b->vcache))) == NULL)
+	if (b->vcache == NULL && (b->vcache = vcache_new()) == NULL)
 		return MK_ERR_NOMEM;
 	if ((e = mk_tlv_get_nested(params, 0x01, &kl)) != MK_OK ||
 	    (e = mk_tlv_get_nested(params, 0x02, &il)) != MK_OK)

@@ -18,6 +18,15 @@
 
 #define REC_CAP 4096
 #define LOOKUP_MAX 4096  /* devices remembered per domain while the verifier lives */
+#define LOOKUP_BUCKETS 8192 /* of the index of those by device (a power of two) */
+#define LOOKUP_NONE UINT16_MAX
+/* Items of one domain resolved to their key records together and sent to
+ * the box grouped by device; at most half of LOOKUP_MAX, as the records
+ * they use stay pinned until they are sent. */
+#define GROUP_MAX 1024
+/* Indicia of one mk_verify_batch call whose binary form is kept for the
+ * second domain. */
+#define BIN_CACHE_MAX 4096
 #define CANDIDATES_MAX 8192
 
 static const char *const result_names[MK_VR_COUNT] = {
@@ -45,6 +54,11 @@ struct lookup {
 	uint32_t first_day, end_day; /* Tin: the days the token key record covers */
 	int found;
 	struct mk_buf *rec;
+	uint32_t bucket;             /* of device in the index */
+	uint16_t chain;              /* the next entry of the bucket, or LOOKUP_NONE */
+	uint64_t pin;                /* in use by the group being sent: not replaced */
+	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
+	uint64_t gserial;            /* the grouping these belong to */
 };
 
 struct vdomain {
@@ -52,6 +66,7 @@ struct vdomain {
 	struct mk_box *box;
 	int shared; /* box is another domain's (the same box serves both) */
 	size_t nlook, next;
+	uint16_t head[LOOKUP_BUCKETS]; /* first entry of each bucket, or LOOKUP_NONE */
 	struct lookup look[LOOKUP_MAX];
 };
 
@@ -59,9 +74,15 @@ struct mk_verifier {
 	struct mk_kms *kms;
 	int tin;
 	bool duplicates;
+	char prefer[MK_BOX_ID_LEN + 1]; /* the box to use where it serves ("": the first) */
 	size_t ndomains;
 	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
 	struct mk_buf *params, *res;
+	uint64_t serial; /* of the current group, for pins */
+	/* the current batch's binary forms, each encoded once for both roles */
+	uint8_t *bins;
+	uint16_t *bin_len; /* 0: not encoded yet */
+	size_t bin_cap;
 };
 
 enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp)
@@ -100,7 +121,53 @@ void mk_verifier_free(struct mk_verifier *v)
 	}
 	mk_buf_free(v->params);
 	mk_buf_free(v->res);
+	free(v->bins);
+	free(v->bin_len);
 	free(v);
+}
+
+enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box_id)
+{
+	if (v == NULL || box_id == NULL || !mk_box_id_valid(box_id) ||
+	    box_id[0] != (char)(v->tin ? MK_BOX_TIN : MK_BOX_BRASS))
+		return MK_ERR_INVALID_ARG;
+	memcpy(v->prefer, box_id, MK_BOX_ID_LEN + 1);
+	return MK_OK;
+}
+
+struct serves_ctx {
+	const char *box, *domain;
+	int yes;
+};
+
+static int serves_one(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	struct serves_ctx *x = ctx;
+
+	if (strcmp(id, x->box) != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(domains[i], x->domain) == 0)
+			x->yes = 1;
+	return 1;
+}
+
+/* The box for domain id: the preferred one when it serves the domain, else
+ * the first of the verifier's kind. */
+static enum mk_err pick_box(struct mk_verifier *v, const char *id, char box_id[static MK_BOX_ID_LEN + 1])
+{
+	struct serves_ctx x = { v->prefer, id, 0 };
+	enum mk_err e;
+
+	if (v->prefer[0] != '\0') {
+		if ((e = mk_kms_box_list(v->kms, serves_one, &x)) != MK_OK)
+			return e;
+		if (x.yes) {
+			memcpy(box_id, v->prefer, MK_BOX_ID_LEN + 1);
+			return MK_OK;
+		}
+	}
+	return mk_kms_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, box_id);
 }
 
 /* The domain's state, its box opened on first use. NULL (and *ep) when the
@@ -122,7 +189,9 @@ static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_
 		return NULL;
 	}
 	snprintf(d->id, sizeof(d->id), "%s", id);
-	if ((*ep = mk_kms_domain_box(v->kms, v->tin ? MK_BOX_TIN : MK_BOX_BRASS, id, box_id)) != MK_OK) {
+	for (size_t i = 0; i < LOOKUP_BUCKETS; i++)
+		d->head[i] = LOOKUP_NONE;
+	if ((*ep = pick_box(v, id, box_id)) != MK_OK) {
 		free(d);
 		return NULL;
 	}
@@ -140,40 +209,89 @@ static struct vdomain *domain_of(struct mk_verifier *v, const char *id, enum mk_
 	return d;
 }
 
+/* The bucket of a device (product code and MSN; "-" between them in the
+ * remembered name cannot occur in either). */
+static uint32_t device_bucket(const char *product_code, const char *mfg_seq)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *c = product_code; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	h = (h ^ '-') * 16777619u;
+	for (const char *c = mfg_seq; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	return (h ^ (h >> 15)) & (LOOKUP_BUCKETS - 1);
+}
+
+static int device_is(const struct lookup *l, const char *product_code, const char *mfg_seq)
+{
+	size_t n = strlen(product_code);
+
+	return strncmp(l->device, product_code, n) == 0 && l->device[n] == '-' &&
+	       strcmp(l->device + n + 1, mfg_seq) == 0;
+}
+
+/* Takes entry l out of its bucket. */
+static void lookup_unlink(struct vdomain *d, struct lookup *l)
+{
+	uint16_t idx = (uint16_t)(l - d->look);
+
+	for (uint16_t *pp = &d->head[l->bucket]; *pp != LOOKUP_NONE; pp = &d->look[*pp].chain)
+		if (*pp == idx) {
+			*pp = l->chain;
+			return;
+		}
+}
+
 /* The key record of a device in d for an indicium dated day: remembered per
- * device (and, for Tin, per period), looked up in the archive once. */
+ * device (and, for Tin, per period), looked up in the archive once. Of
+ * several remembered entries that fit, the first in the table. The entry
+ * is pinned for the current group (v->serial): the round robin that makes
+ * room for a new device passes over pinned entries, so a record a group
+ * refers to is never replaced under it. */
 static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *ind,
                              enum mk_err *ep)
 {
-	char device[2 * MK_IDENT_MAX + 2];
-	struct lookup *l;
+	uint32_t bucket = device_bucket(ind->product_code, ind->mfg_seq);
+	struct lookup *l = NULL;
 
-	snprintf(device, sizeof(device), "%s-%s", ind->product_code, ind->mfg_seq);
-	for (size_t i = 0; i < d->nlook; i++) {
-		l = &d->look[i];
-		if (strcmp(l->device, device) == 0 &&
-		    (!v->tin || (ind->date >= l->first_day && ind->date < l->end_day)))
-			return l;
+	for (uint16_t i = d->head[bucket]; i != LOOKUP_NONE; i = d->look[i].chain) {
+		struct lookup *c = &d->look[i];
+
+		if (device_is(c, ind->product_code, ind->mfg_seq) &&
+		    (!v->tin || (ind->date >= c->first_day && ind->date < c->end_day)) && (l == NULL || c < l))
+			l = c;
+	}
+	if (l != NULL) {
+		l->pin = v->serial;
+		return l;
 	}
 	if (d->nlook < LOOKUP_MAX) {
 		l = &d->look[d->nlook++];
 	} else {
+		while (d->look[d->next].pin == v->serial)
+			d->next = (d->next + 1) % LOOKUP_MAX;
 		l = &d->look[d->next];
 		d->next = (d->next + 1) % LOOKUP_MAX;
+		lookup_unlink(d, l);
 		mk_buf_free(l->rec);
 	}
 	memset(l, 0, sizeof(*l));
-	snprintf(l->device, sizeof(l->device), "%s", device);
+	snprintf(l->device, sizeof(l->device), "%s-%s", ind->product_code, ind->mfg_seq);
+	l->pin = v->serial;
+	l->bucket = bucket;
+	l->chain = d->head[bucket];
+	d->head[bucket] = (uint16_t)(l - d->look);
 	if ((l->rec = mk_buf_new(REC_CAP)) == NULL) {
 		*ep = MK_ERR_NOMEM;
-		return NULL;
+		goto fail;
 	}
 	if (!v->tin) {
 		struct mk_key_record *r = calloc(1, sizeof(*r));
 
 		if (r == NULL) {
 			*ep = MK_ERR_NOMEM;
-			return NULL;
+			goto fail;
 		}
 		*ep = mk_archive_find_device_key(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq, r);
 		if (*ep == MK_OK)
@@ -184,7 +302,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 
 		if (t == NULL) {
 			*ep = MK_ERR_NOMEM;
-			return NULL;
+			goto fail;
 		}
 		/* the record covering the mailing day; failing that, the month's
 		 * record that starts later (at the registration): the box then
@@ -192,10 +310,11 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		uint32_t mfirst, mend;
 
 		mk_token_period_days(mk_token_period(ind->date), &mfirst, &mend);
-		*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, device,
+		*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, l->device,
 		                               (int64_t)ind->date * 86400 + 86399, t);
 		if (*ep == MK_RC_RECORD_UNKNOWN)
-			*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, device, (int64_t)mend * 86400 - 1, t);
+			*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, l->device, (int64_t)mend * 86400 - 1,
+			                               t);
 		if (*ep == MK_OK) {
 			l->first_day = mk_indicium_day(t->period_start);
 			l->end_day = mk_indicium_day(t->period_end - 1) + 1;
@@ -219,14 +338,48 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		return l;
 	}
 	if (*ep != MK_OK)
-		return NULL;
+		goto fail;
 	l->found = 1;
 	return l;
+fail:
+	/* not remembered: a failure (the archive unreachable) is not a result */
+	lookup_unlink(d, l);
+	l->device[0] = '\0';
+	l->pin = 0;
+	return NULL;
 }
 
-/* One batch (at most MK_VERIFY_BATCH_MAX items) of one domain to its box. */
+/* The binary form of inds[i], encoded once per mk_verify_batch call for
+ * both roles (the first BIN_CACHE_MAX indicia), else into scratch. */
+static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds, size_t i, struct mk_buf *scratch,
+                          const uint8_t **pp, size_t *np)
+{
+	struct mk_buf b;
+	enum mk_err e;
+
+	if (i >= v->bin_cap) {
+		mk_buf_reset(scratch);
+		if ((e = mk_indicium_encode(&inds[i], scratch)) != MK_OK)
+			return e;
+		*pp = mk_buf_data(scratch);
+		*np = mk_buf_len(scratch);
+		return MK_OK;
+	}
+	if (v->bin_len[i] == 0) {
+		mk_buf_init_fixed(&b, v->bins + i * MK_INDICIUM_BIN_MAX, MK_INDICIUM_BIN_MAX);
+		if ((e = mk_indicium_encode(&inds[i], &b)) != MK_OK)
+			return e;
+		v->bin_len[i] = (uint16_t)mk_buf_len(&b);
+	}
+	*pp = v->bins + i * MK_INDICIUM_BIN_MAX;
+	*np = v->bin_len[i];
+	return MK_OK;
+}
+
+/* One batch (at most MK_VERIFY_BATCH_MAX items, inds[idx[i]] with the key
+ * record lks[i]) of one domain to its box. */
 static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
-                             const size_t *idx, size_t n, uint8_t *results)
+                             const size_t *idx, struct lookup *const *lks, size_t n, uint8_t *results)
 {
 	struct lookup *keys[MK_VERIFY_KEYS_MAX];
 	uint16_t ki[MK_VERIFY_BATCH_MAX];
@@ -241,11 +394,9 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	if (bin == NULL)
 		return MK_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct lookup *lk = lookup(v, d, &inds[idx[i]], &e);
+		struct lookup *lk = lks[i];
 		size_t j;
 
-		if (lk == NULL)
-			goto out;
 		ki[i] = 0;
 		if (!lk->found)
 			continue;
@@ -266,12 +417,13 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_begin(&w, 0x02, &l)) != MK_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		mk_buf_reset(bin);
-		if ((e = mk_indicium_encode(&inds[idx[i]], bin)) != MK_OK ||
+		const uint8_t *bp;
+		size_t bn;
+
+		if ((e = bin_of(v, inds, idx[i], bin, &bp, &bn)) != MK_OK ||
 		    (e = mk_tlv_begin(&l, (uint8_t)(i + 1), &one)) != MK_OK ||
 		    (e = mk_tlv_put_u16(&one, 0x01, ki[i])) != MK_OK ||
-		    (e = mk_tlv_put_bytes(&one, 0x02, mk_buf_data(bin), mk_buf_len(bin))) != MK_OK ||
-		    (e = mk_tlv_end(&l, &one)) != MK_OK)
+		    (e = mk_tlv_put_bytes(&one, 0x02, bp, bn)) != MK_OK || (e = mk_tlv_end(&l, &one)) != MK_OK)
 			goto out;
 	}
 	if ((e = mk_tlv_end(&w, &l)) != MK_OK ||
@@ -292,16 +444,77 @@ out:
 	return e;
 }
 
+/* Scratch for one group. */
+struct group {
+	struct lookup *lks[GROUP_MAX];  /* each item's key record */
+	uint16_t gnext[GROUP_MAX];      /* the next item of the same record */
+	size_t order[GROUP_MAX];        /* the items (indices into inds), grouped */
+	struct lookup *olks[GROUP_MAX]; /* their records, in that order */
+};
+
+/*
+ * Up to GROUP_MAX items of one domain (inds[items[0..n)]): their key records
+ * found, then sent to the box in batches with the items of one device
+ * together (in their order, devices in order of first appearance), so that
+ * a request carries each record once for all its items rather than once per
+ * item. The results are the same in any order; the records stay pinned
+ * until the group is sent.
+ */
+static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+                              const size_t *items, size_t n, int role, struct group *g,
+                              struct mk_verify_outcome *out)
+{
+	uint8_t res[MK_VERIFY_BATCH_MAX];
+	size_t no = 0;
+	enum mk_err e = MK_OK;
+
+	v->serial++;
+	for (size_t t = 0; t < n; t++) {
+		struct lookup *lk = lookup(v, d, &inds[items[t]], &e);
+
+		if (lk == NULL)
+			return e;
+		g->lks[t] = lk;
+		g->gnext[t] = LOOKUP_NONE;
+		if (lk->gserial != v->serial) {
+			lk->gserial = v->serial;
+			lk->gfirst = lk->glast = (uint16_t)t;
+		} else {
+			g->gnext[lk->glast] = (uint16_t)t;
+			lk->glast = (uint16_t)t;
+		}
+	}
+	for (size_t t = 0; t < n; t++) {
+		if (g->lks[t]->gfirst != t)
+			continue;
+		for (uint16_t u = (uint16_t)t; u != LOOKUP_NONE; u = g->gnext[u]) {
+			g->order[no] = items[u];
+			g->olks[no++] = g->lks[u];
+		}
+	}
+	for (size_t b = 0; b < no; b += MK_VERIFY_BATCH_MAX) {
+		size_t m = no - b < MK_VERIFY_BATCH_MAX ? no - b : MK_VERIFY_BATCH_MAX;
+
+		if ((e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res)) != MK_OK)
+			return e;
+		for (size_t t = 0; t < m; t++)
+			*(role == 0 ? &out[g->order[b + t]].vendor : &out[g->order[b + t]].postal) = res[t];
+	}
+	return MK_OK;
+}
+
 /* Every indicium's result in one domain role (vendor: 0, postal: 1). */
 static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *inds, size_t n, int role,
                                struct mk_verify_outcome *out)
 {
 	size_t *idx = malloc(n * sizeof(*idx));
-	uint8_t res[MK_VERIFY_BATCH_MAX];
+	struct group *g = malloc(sizeof(*g));
 	enum mk_err e = MK_OK;
 
-	if (idx == NULL)
-		return MK_ERR_NOMEM;
+	if (idx == NULL || g == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
 	/* one domain at a time: the indicia naming the same domain together */
 	for (size_t i = 0; i < n; i++) {
 		const char *dom = role == 0 ? inds[i].vendor : inds[i].postal;
@@ -323,17 +536,15 @@ static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *
 
 			if (*sj == MK_VR_COUNT && strcmp(role == 0 ? inds[j].vendor : inds[j].postal, dom) == 0)
 				idx[m++] = j;
-			if (m > 0 && (m == MK_VERIFY_BATCH_MAX || j == n - 1)) {
-				if ((e = box_batch(v, d, inds, idx, m, res)) != MK_OK)
-					goto out;
-				for (size_t t = 0; t < m; t++)
-					*(role == 0 ? &out[idx[t]].vendor : &out[idx[t]].postal) = res[t];
-				m = 0;
-			}
 		}
+		for (size_t c = 0; c < m; c += GROUP_MAX)
+			if ((e = send_group(v, d, inds, idx + c, m - c < GROUP_MAX ? m - c : GROUP_MAX, role, g, out)) !=
+			    MK_OK)
+				goto out;
 	}
 out:
 	free(idx);
+	free(g);
 	return e;
 }
 
@@ -367,6 +578,29 @@ static enum mk_err sighting(struct mk_verifier *v, struct mk_verify_outcome *o)
 	return MK_OK;
 }
 
+/* Room for the binary forms of this call's first BIN_CACHE_MAX indicia,
+ * none encoded yet. */
+static enum mk_err bins_reset(struct mk_verifier *v, size_t n)
+{
+	size_t want = n < BIN_CACHE_MAX ? n : BIN_CACHE_MAX;
+
+	if (want > v->bin_cap) {
+		uint8_t *b = realloc(v->bins, want * MK_INDICIUM_BIN_MAX);
+		uint16_t *l;
+
+		if (b == NULL)
+			return MK_ERR_NOMEM;
+		v->bins = b;
+		if ((l = realloc(v->bin_len, want * sizeof(*l))) == NULL)
+			return MK_ERR_NOMEM;
+		v->bin_len = l;
+		v->bin_cap = want;
+	}
+	if (v->bin_cap > 0)
+		memset(v->bin_len, 0, v->bin_cap * sizeof(*v->bin_len));
+	return MK_OK;
+}
+
 enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                             struct mk_verify_outcome *out)
 {
@@ -374,6 +608,8 @@ enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *ind
 
 	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)))
 		return MK_ERR_INVALID_ARG;
+	if ((e = bins_reset(v, n)) != MK_OK)
+		return e;
 	for (size_t i = 0; i < n; i++) {
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].ind = inds[i];
