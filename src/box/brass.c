@@ -519,7 +519,14 @@ static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
 	                             token_key)) != MK_OK)
 		goto out;
 	memcpy(tk->domain, d->id, sizeof(tk->domain));
-	snprintf(tk->device, sizeof(tk->device), "%s-%s", rec->product_code, rec->mfg_seq);
+	/* the device as a token key record names it: PRODUCT-MSN, at most
+	 * MK_IDENT_MAX characters (a longer pair has no token key record) */
+	if (strlen(rec->product_code) + 1 + strlen(rec->mfg_seq) > MK_IDENT_MAX ||
+	    snprintf(tk->device, sizeof(tk->device), "%s-%s", rec->product_code, rec->mfg_seq) >=
+	            (int)sizeof(tk->device)) {
+		e = MK_RC_RESOURCE_UNAVAILABLE;
+		goto out;
+	}
 	tk->key_id = rec->key_id;
 	tk->period_start = (int64_t)first * 86400;
 	if (tk->period_start < rec->times.meter_registration)

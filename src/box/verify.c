@@ -21,11 +21,11 @@
 /* Entries of the cache a box keeps while open: a verified key record's
  * facts and its key (master key in Brass, token key in Tin), and the CMAC
  * context of the token key of one period. */
-#define VCACHE_MAX 1024
+#define VCACHE_MAX 16384
 /* Buckets of the index of cached entries by their record's bytes (a power
  * of two): a request names each key by its whole record, and finding the
  * entry by those bytes spares decoding the record of every item. */
-#define VCACHE_BUCKETS 2048
+#define VCACHE_BUCKETS 16384
 #define VCACHE_NONE UINT16_MAX
 
 struct vkey {
@@ -345,6 +345,9 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	uint32_t period;
 
 	if (mk_indicium_decode(p, n, &ind) != MK_OK)
+		return MK_VR_MALFORMED;
+	/* one domain in both roles: its second token would never be checked */
+	if (strcmp(ind.vendor, ind.postal) == 0)
 		return MK_VR_MALFORMED;
 	if (strcmp(ind.vendor, d->id) == 0) {
 		token = ind.vendor_token;

@@ -17,7 +17,7 @@
 #include "meterkey/verify.h"
 
 #define REC_CAP 4096
-#define LOOKUP_MAX 4096  /* devices remembered per domain while the verifier lives */
+#define LOOKUP_MAX 16384 /* devices remembered per domain while the verifier lives */
 #define LOOKUP_BUCKETS 8192 /* of the index of those by device (a power of two) */
 #define LOOKUP_NONE UINT16_MAX
 /* Items of one domain resolved to their key records together and sent to
@@ -56,6 +56,7 @@ struct lookup {
 	struct mk_buf *rec;
 	uint32_t bucket;             /* of device in the index */
 	uint16_t chain;              /* the next entry of the bucket, or LOOKUP_NONE */
+	int inactive;                /* Tin: the master key record is no longer ACTIVE */
 	uint64_t pin;                /* in use by the group being sent: not replaced */
 	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
 	uint64_t gserial;            /* the grouping these belong to */
@@ -78,6 +79,7 @@ struct mk_verifier {
 	size_t ndomains;
 	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
 	struct mk_buf *params, *res;
+	struct mk_buf *scratch; /* one indicium's binary form */
 	uint64_t serial; /* of the current group, for pins */
 	/* the current batch's binary forms, each encoded once for both roles */
 	uint8_t *bins;
@@ -96,9 +98,10 @@ enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct 
 	v->kms = k;
 	v->tin = tin;
 	v->duplicates = duplicates;
+	v->scratch = mk_buf_new(MK_INDICIUM_BIN_MAX);
 	v->params = mk_buf_new(MK_BOX_MSG_MAX);
 	v->res = mk_buf_new(MK_BOX_MSG_MAX);
-	if (v->params == NULL || v->res == NULL) {
+	if (v->params == NULL || v->res == NULL || v->scratch == NULL) {
 		mk_verifier_free(v);
 		return MK_ERR_NOMEM;
 	}
@@ -121,6 +124,7 @@ void mk_verifier_free(struct mk_verifier *v)
 	}
 	mk_buf_free(v->params);
 	mk_buf_free(v->res);
+	mk_buf_free(v->scratch);
 	free(v->bins);
 	free(v->bin_len);
 	free(v);
@@ -316,6 +320,20 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 			*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, l->device, (int64_t)mend * 86400 - 1,
 			                               t);
 		if (*ep == MK_OK) {
+			/* The token key record stays to its month's end; the
+			 * archive's master key record says whether the key is
+			 * still ACTIVE (a meter retired meanwhile is not). The
+			 * status only ever refuses here, never accepts. */
+			struct mk_key_record *mr = calloc(1, sizeof(*mr));
+
+			if (mr == NULL) {
+				free(t);
+				*ep = MK_ERR_NOMEM;
+				goto fail;
+			}
+			l->inactive = mk_archive_get_key(mk_kms_archive(v->kms), d->id, t->key_id, mr) != MK_OK ||
+			              mr->status != MK_KEY_ACTIVE;
+			free(mr);
 			l->first_day = mk_indicium_day(t->period_start);
 			l->end_day = mk_indicium_day(t->period_end - 1) + 1;
 			/* an indicium of the registration month dated before the
@@ -437,8 +455,11 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		e = MK_ERR_INTERNAL;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		results[i] = p[i] < MK_VR_COUNT ? p[i] : MK_VR_MALFORMED;
+		if (lks[i]->found && lks[i]->inactive && results[i] != MK_VR_MALFORMED)
+			results[i] = MK_VR_KEY_NOT_ACTIVE; /* Tin: retired since its token key */
+	}
 out:
 	mk_buf_free(bin);
 	return e;
@@ -611,9 +632,17 @@ enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *ind
 	if ((e = bins_reset(v, n)) != MK_OK)
 		return e;
 	for (size_t i = 0; i < n; i++) {
+		const uint8_t *bp;
+		size_t bn;
+
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].ind = inds[i];
 		out[i].vendor = out[i].postal = MK_VR_COUNT; /* not decided */
+		/* An indicium that does not encode, or names one domain in both
+		 * roles (its postal token would go unchecked), is malformed on its
+		 * own: the others of the batch are verified. */
+		if (strcmp(inds[i].vendor, inds[i].postal) == 0 || bin_of(v, inds, i, v->scratch, &bp, &bn) != MK_OK)
+			out[i].vendor = out[i].postal = MK_VR_MALFORMED;
 	}
 	if ((e = verify_role(v, inds, n, 0, out)) != MK_OK || (e = verify_role(v, inds, n, 1, out)) != MK_OK)
 		return e;

@@ -16,9 +16,10 @@
  * at a time.
  *
  * Expected results are written next to each case with the reason the code
- * (src/kms/verify.c, src/box/verify.c, Fig. 28) gives it. Tests named
- * *_BUG assert what the issue asks and the code does not do (yet): they
- * fail until src/ is fixed; each says where.
+ * (src/kms/verify.c, src/box/verify.c, Fig. 28) gives it. Three tests
+ * began as reports of bugs since fixed (a bad item failing its whole
+ * batch, Tin accepting a retired meter's indicium, one domain named in both
+ * roles): they keep them fixed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -537,7 +538,7 @@ static void test_single_field_changed(void **state)
  * the results include "malformed" (not an indicium). So the batch should
  * succeed, the bad item malformed in both domains and the genuine one good.
  */
-static void test_invalid_struct_in_batch_BUG(void **state)
+static void test_invalid_struct_in_batch(void **state)
 {
 	struct mk_indicium inds[2];
 	struct mk_verify_outcome o[2];
@@ -664,7 +665,7 @@ static void test_retired_meter(void **state)
  * "an indicium of a retired meter" to give its specific result; this test
  * asserts the Brass answer through Tin as well.
  */
-static void test_retired_meter_tin_BUG(void **state)
+static void test_retired_meter_tin(void **state)
 {
 	struct mk_indicium ind;
 	struct mk_verify_outcome o;
@@ -1080,7 +1081,7 @@ static void token_of(const struct mk_indicium *ind, const uint8_t master[static 
  * The positive twin: the tokens made here for the genuine indicium are the
  * meter's own.
  */
-static void test_same_domain_twice_BUG(void **state)
+static void test_same_domain_twice(void **state)
 {
 	struct mk_indicium g, x;
 	struct mk_verify_outcome o;
@@ -1511,17 +1512,17 @@ int main(void)
 		cmocka_unit_test(test_check_characters_helper),
 		cmocka_unit_test(test_genuine_indicia_good),
 		cmocka_unit_test(test_single_field_changed),
-		cmocka_unit_test(test_invalid_struct_in_batch_BUG),
+		cmocka_unit_test(test_invalid_struct_in_batch),
 		cmocka_unit_test(test_tokens_swapped_and_borrowed),
 		cmocka_unit_test(test_retired_meter),
-		cmocka_unit_test(test_retired_meter_tin_BUG),
+		cmocka_unit_test(test_retired_meter_tin),
 		cmocka_unit_test(test_franking_refusals),
 		cmocka_unit_test(test_dated_before_registration),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
 		cmocka_unit_test(test_tin_wrong_record),
-		cmocka_unit_test(test_same_domain_twice_BUG),
+		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),
 	};
