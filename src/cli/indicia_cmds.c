@@ -223,7 +223,10 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 			mk_indicium_day_format(o->ind.date, day);
 			json_object_set_new(j, "vendor_domain", json_string(o->ind.vendor));
 			json_object_set_new(j, "postal_domain", json_string(o->ind.postal));
-			json_object_set_new(j, "device", json_pack("s+s+s", o->ind.product_code, "-", o->ind.mfg_seq));
+			char dev[2 * MK_IDENT_MAX + 2];
+
+			snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
+			json_object_set_new(j, "device", json_string(dev));
 			json_object_set_new(j, "indicia_serial", json_string(o->ind.indicia_serial));
 			json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
 			json_object_set_new(j, "date", json_string(day));

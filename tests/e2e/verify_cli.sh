@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Franking and verification from the command line: meter frank (text and
+# DataMatrix), meter credit, verify (lines, files, images, --tin, --json),
+# duplicates, and the refusals with their exit statuses.
+. "$(dirname "$0")/lib.bash"
+
+H="$T/home"
+expect 0 "$MK" demo --home "$H"
+export METERKEY_HOME="$H"
+M=PM100-000002
+
+expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3 --png "$T/p.png"
+[ "$(wc -l <"$T/out")" = 3 ] || { echo "FAIL: 3 lines expected"; fails=$((fails+1)); }
+cp "$T/out" "$T/lines"
+grep_out "^1/1/VE/USPS/PM100/000002/US00000002/[0-9]*/20500/55/3/" "$T/lines"
+for i in 3 4 5; do [ -s "$T/p-$i.png" ] || { echo "FAIL: no p-$i.png"; fails=$((fails+1)); }; done
+
+# a file of three: all good, then all duplicates (exit 1)
+expect 0 "$MK" verify --file "$T/lines"
+[ "$(grep -c '^good' "$T/out")" = 3 ] || { echo "FAIL: 3 good expected"; fails=$((fails+1)); }
+expect 1 "$MK" verify --file "$T/lines" --json
+[ "$(grep -c '"result":"duplicate","vendor":"duplicate","postal":"duplicate"' "$T/out")" = 3 ] || { echo "FAIL: 3 duplicates expected"; fails=$((fails+1)); }
+grep_out '"device":"PM100-000002"' "$T/out"
+# the image, read by the tool and by dmtxread, and through Tin (this month's keys were distributed)
+expect 0 "$MK" verify --no-duplicates --image "$T/p-4.png"
+grep_out "PM100-000002 piece 4" "$T/out"
+if command -v dmtxread >/dev/null; then
+  [ "$(dmtxread "$T/p-5.png")" = "$(sed -n 3p "$T/lines")" ] || { echo "FAIL: dmtxread disagrees"; fails=$((fails+1)); }
+fi
+expect 0 "$MK" verify --no-duplicates --tin "$(sed -n 1p "$T/lines")"
+# one misread character is corrected; two are malformed (never good)
+L=$(sed -n 2p "$T/lines")
+L1=${L/\/55\//\/56\/}
+expect 0 "$MK" verify --no-duplicates "$L1"
+grep_out "one misread character corrected" "$T/out"
+L2=${L1/\/20500\//\/20509\/}
+expect 1 "$MK" verify --no-duplicates --json "$L2"
+grep_out '"result":"malformed"' "$T/out"
+expect 1 "$MK" verify --no-duplicates "not an indicium"
+grep_out "^malformed" "$T/out"
+
+# refusals: a retired meter, funds short, then a credit
+expect 1 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500
+grep_out "MK_ERR_METER_NOT_REGISTERED" "$T/err"
+expect 1 "$MK" meter frank --meter $M --postage 4000000000 --origin 20500
+grep_out "MK_ERR_METER_FUNDS" "$T/err"
+expect 0 "$MK" meter credit --meter $M --amount 5000000000
+expect 0 "$MK" meter frank --meter $M --postage 4000000000 --origin 20500 --json
+grep_out '"piece_count":6' "$T/out"
+
+# usage
+expect 2 "$MK" verify
+expect 2 "$MK" meter frank --meter $M --postage 0 --origin 20500
+expect 2 "$MK" meter frank --meter $M --postage 5 --origin 20500 --count 0
+expect 2 "$MK" tokens distribute --domain VE --month 2026-13-01
+expect 0 "$MK" verify --help
+finish
