@@ -546,10 +546,17 @@ static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *
 		if (*slot != MK_VR_COUNT)
 			continue; /* decided already, with an earlier domain */
 		if ((d = domain_of(v, dom, &e)) == NULL) {
-			if (e != MK_RC_DOMAIN_UNKNOWN && e != MK_RC_RESOURCE_UNAVAILABLE)
+			uint64_t last;
+
+			/* A domain this archive does not know: the device is unknown
+			 * here. A domain it knows with no box to verify it: the
+			 * operator's to fix, not a verdict on the mail. */
+			if ((e != MK_RC_DOMAIN_UNKNOWN && e != MK_RC_RESOURCE_UNAVAILABLE) ||
+			    (mk_domain_id_valid(dom) &&
+			     mk_archive_last_key_id(mk_kms_archive(v->kms), dom, &last) == MK_OK))
 				goto out;
 			e = MK_OK;
-			*slot = MK_VR_UNKNOWN_DEVICE; /* no box of that domain here */
+			*slot = MK_VR_UNKNOWN_DEVICE;
 			continue;
 		}
 		for (size_t j = i; j < n; j++) {
