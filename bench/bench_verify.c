@@ -447,7 +447,7 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		}
 		rate[pass] = (double)nd / (bench_now() - t0);
 	}
-	printf("with duplicates on (the archive's duplicate index, %s; one write per domain and indicium):\n",
+	printf("with duplicates on (the archive's duplicate index, %s; a transaction per domain and batch):\n",
 	       mk_archive_backend(mk_kms_archive(k)));
 	printf("  %zu first sightings   %10.0f indicia/s  (%.3f ms each; a peak day in %.1f h)\n", nd,
 	       rate[0], 1e3 / rate[0], PEAK_DAY / rate[0] / 3600);

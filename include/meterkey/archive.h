@@ -310,6 +310,19 @@ MK_WUR enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *do
                                             const char *device, uint64_t piece_count,
                                             int64_t time, bool *duplicatep);
 
+/* One sighting of a batch: the device and the piece count. */
+struct mk_sighting {
+	const char *device;
+	uint64_t piece_count;
+};
+
+/* mk_archive_note_indicium for n sightings of one domain (n at most
+ * MK_ARCHIVE_BATCH_MAX) in one transaction: dups[i] as *duplicatep would be,
+ * a sighting repeated inside the batch counting as seen. All or nothing. */
+MK_WUR enum mk_err mk_archive_note_indicia(struct mk_archive *a, const char *domain,
+                                           const struct mk_sighting *s, size_t n, int64_t time,
+                                           bool *dups);
+
 /* ---- Audit log ---------------------------------------------------------------- */
 
 struct mk_audit_result {

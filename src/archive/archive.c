@@ -1090,6 +1090,56 @@ static enum mk_err do_note(struct mk_archive *a, void *arg)
 	return domain_store(a, s->p[0].p, &ds);
 }
 
+struct seen_batch {
+	const char *domain;
+	const struct mk_sighting *s;
+	size_t n;
+	int64_t time;
+	bool *dups;
+};
+
+/* n sightings of one domain in one transaction: the domain locked once, the
+ * chain head stored once; each first sighting gets its row and audit entry
+ * as do_note gives them. All or nothing (a retry runs the whole batch). */
+static enum mk_err do_note_batch(struct mk_archive *a, void *arg)
+{
+	struct seen_batch *b = arg;
+	struct domain_state ds;
+	enum mk_err r;
+
+	if ((r = domain_lock(a, b->domain, &ds)) != MK_OK)
+		return r;
+	for (size_t i = 0; i < b->n; i++) {
+		struct mk_db_val p[4] = { MK_DB_TEXT_VAL(b->domain), MK_DB_TEXT_VAL(b->s[i].device),
+			                  MK_DB_INT_VAL(b->s[i].piece_count), MK_DB_INT_VAL(b->time) };
+		uint64_t changed = 0;
+
+		if ((r = query(a, S_SEEN_INSERT, p, 4, NULL, NULL, &changed)) != MK_OK)
+			return r;
+		b->dups[i] = changed == 0;
+		if (!b->dups[i] && (r = audit_append(a, b->domain, &ds, b->time, A_INDICIUM, b->s[i].device,
+		                                     p[2].i, 0, p + 1, 3)) != MK_OK)
+			return r;
+	}
+	return domain_store(a, b->domain, &ds);
+}
+
+enum mk_err mk_archive_note_indicia(struct mk_archive *a, const char *domain, const struct mk_sighting *s,
+                                    size_t n, int64_t time, bool *dups)
+{
+	struct seen_batch b = { domain, s, n, time, dups };
+
+	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_ARCHIVE_BATCH_MAX ||
+	    !mk_domain_id_valid(domain) || time < 0)
+		return MK_ERR_INVALID_ARG;
+	for (size_t i = 0; i < n; i++)
+		if (s[i].device == NULL || !ident_valid(s[i].device) || s[i].piece_count > INT64_MAX)
+			return MK_ERR_INVALID_ARG;
+	if (n == 0)
+		return MK_OK;
+	return write_txn(a, do_note_batch, &b);
+}
+
 enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *domain, const char *device,
                                      uint64_t piece_count, int64_t time, bool *duplicatep)
 {

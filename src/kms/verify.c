@@ -582,28 +582,69 @@ static enum mk_verify_result overall(const struct mk_verify_outcome *o)
 	return o->vendor != MK_VR_GOOD ? o->vendor : o->postal;
 }
 
-/* Records the sighting of a good indicium in each domain's duplicate index:
- * a second sighting of the device's piece count is a duplicate there. */
-static enum mk_err sighting(struct mk_verifier *v, struct mk_verify_outcome *o)
-{
-	char device[2 * MK_IDENT_MAX + 2];
-	int64_t now = mk_kms_now(v->kms);
-	bool dup = false;
-	enum mk_err e;
 
-	snprintf(device, sizeof(device), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
-	if ((e = mk_archive_note_indicium(mk_kms_archive(v->kms), o->ind.vendor, device, o->ind.piece_count, now,
-	                                  &dup)) != MK_OK)
-		return e;
-	if (dup)
-		o->vendor = MK_VR_DUPLICATE;
-	if ((e = mk_archive_note_indicium(mk_kms_archive(v->kms), o->ind.postal, device, o->ind.piece_count, now,
-	                                  &dup)) != MK_OK)
-		return e;
-	if (dup)
-		o->postal = MK_VR_DUPLICATE;
-	o->result = overall(o);
-	return MK_OK;
+/*
+ * The sightings of a batch's good indicia, noted per domain in one archive
+ * transaction each (mk_archive_note_indicia): the vendor domains, then the
+ * postal ones. A piece seen before in a domain is a duplicate there.
+ */
+static enum mk_err sightings(struct mk_verifier *v, struct mk_verify_outcome *out, size_t n)
+{
+	struct mk_sighting *s = NULL;
+	char (*dev)[2 * MK_IDENT_MAX + 2] = NULL;
+	size_t *idx = NULL;
+	bool *dup = NULL, *done = NULL;
+	int64_t now = mk_kms_now(v->kms);
+	enum mk_err e = MK_OK;
+
+	if (n == 0)
+		return MK_OK;
+	s = calloc(n, sizeof(*s));
+	dev = calloc(n, sizeof(*dev));
+	idx = calloc(n, sizeof(*idx));
+	dup = calloc(n, sizeof(*dup));
+	done = calloc(n, sizeof(*done));
+	if (s == NULL || dev == NULL || idx == NULL || dup == NULL || done == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(dev[i], sizeof(dev[i]), "%s-%s", out[i].ind.product_code, out[i].ind.mfg_seq);
+	for (int role = 0; role < 2; role++) {
+		memset(done, 0, n * sizeof(*done));
+		for (size_t i = 0; i < n; i++) {
+			const char *dom = role == 0 ? out[i].ind.vendor : out[i].ind.postal;
+			size_t m = 0;
+
+			if (out[i].result != MK_VR_GOOD || done[i])
+				continue;
+			for (size_t j = i; j < n && m < MK_ARCHIVE_BATCH_MAX; j++) {
+				if (out[j].result != MK_VR_GOOD || done[j] ||
+				    strcmp(role == 0 ? out[j].ind.vendor : out[j].ind.postal, dom) != 0)
+					continue;
+				done[j] = true;
+				idx[m] = j;
+				s[m].device = dev[j];
+				s[m].piece_count = out[j].ind.piece_count;
+				m++;
+			}
+			if ((e = mk_archive_note_indicia(mk_kms_archive(v->kms), dom, s, m, now, dup)) != MK_OK)
+				goto out;
+			for (size_t t = 0; t < m; t++)
+				if (dup[t])
+					*(role == 0 ? &out[idx[t]].vendor : &out[idx[t]].postal) = MK_VR_DUPLICATE;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (out[i].result == MK_VR_GOOD)
+			out[i].result = overall(&out[i]);
+out:
+	free(s);
+	free(dev);
+	free(idx);
+	free(dup);
+	free(done);
+	return e;
 }
 
 /* Room for the binary forms of this call's first BIN_CACHE_MAX indicia,
@@ -653,12 +694,9 @@ enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *ind
 	}
 	if ((e = verify_role(v, inds, n, 0, out)) != MK_OK || (e = verify_role(v, inds, n, 1, out)) != MK_OK)
 		return e;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		out[i].result = overall(&out[i]);
-		if (out[i].result == MK_VR_GOOD && v->duplicates && (e = sighting(v, &out[i])) != MK_OK)
-			return e;
-	}
-	return MK_OK;
+	return v->duplicates ? sightings(v, out, n) : MK_OK;
 }
 
 struct cands {
@@ -723,7 +761,7 @@ static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_ve
 	*out = o[which];
 	out->corrected = 1;
 	if (v->duplicates)
-		e = sighting(v, out);
+		e = sightings(v, out, 1);
 out:
 	free(x.c);
 	free(o);

@@ -1084,6 +1084,42 @@ static void test_token_keys(void **state)
 
 /* ---- duplicate-indicia index ------------------------------------------------------------------------ */
 
+/* The batch form: one transaction per domain; a sighting repeated inside the
+ * batch or seen before is a duplicate, the others are first sightings with
+ * their audit entries; a malformed sighting refuses the whole batch and
+ * notes nothing. */
+static void test_duplicate_index_batch(void **state)
+{
+	struct fx *f = *state;
+	const struct mk_sighting s1[] = { { "DEV1", 1 }, { "DEV1", 2 }, { "DEV2", 1 }, { "DEV1", 1 } };
+	const struct mk_sighting s2[] = { { "DEV1", 2 }, { "DEV3", 9 } };
+	const struct mk_sighting bad[] = { { "DEV4", 1 }, { "", 1 } };
+	bool dups[4] = { true, true, true, false }, one = false;
+	uint64_t before;
+
+	assert_rc(mk_archive_note_indicia(f->a, "VE", s1, 4, T0, dups), MK_OK);
+	assert_false(dups[0]);
+	assert_false(dups[1]);
+	assert_false(dups[2]);
+	assert_true(dups[3]); /* repeated inside the batch */
+	assert_rc(mk_archive_note_indicia(f->a, "VE", s2, 2, T0 + 1, dups), MK_OK);
+	assert_true(dups[0]);
+	assert_false(dups[1]);
+	/* the single form agrees */
+	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV3", 9, T0 + 2, &one), MK_OK);
+	assert_true(one);
+	/* all or nothing */
+	before = taudit_ok(f->a, "VE");
+	assert_rc(mk_archive_note_indicia(f->a, "VE", bad, 2, T0 + 3, dups), MK_ERR_INVALID_ARG);
+	assert_int_equal(taudit_ok(f->a, "VE"), before);
+	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV4", 1, T0 + 3, &one), MK_OK);
+	assert_false(one);
+	/* an unknown domain, and nothing to note */
+	assert_rc(mk_archive_note_indicia(f->a, "UKRM", s2, 2, T0, dups), MK_RC_DOMAIN_UNKNOWN);
+	assert_rc(mk_archive_note_indicia(f->a, "VE", s2, 0, T0, dups), MK_OK);
+	(void)taudit_ok(f->a, "VE");
+}
+
 static void test_duplicate_index(void **state)
 {
 	struct fx *f = *state;
@@ -1880,6 +1916,7 @@ int main(void)
 		T(test_error_log),
 		T(test_token_keys),
 		T(test_duplicate_index),
+		T(test_duplicate_index_batch),
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_decode_refuses_malformed),
 		T(test_schema_open_twice_and_newer),
