@@ -147,7 +147,7 @@ enum mk_err mk_pki_role_encode(enum mk_cert_role role, const char *domain, struc
 
 /* The decoder accepts exactly the encoder's output: short-form lengths (the
  * value is never 128 bytes), a one-byte ENUMERATED, an optional
- * PrintableString domain, nothing after. */
+ * PrintableString domain (only for a role that names one), nothing after. */
 enum mk_err mk_pki_role_decode(const uint8_t *p, size_t n, enum mk_cert_role *rp,
                                char domain[static MK_DOMAIN_ID_MAX + 1])
 {
@@ -174,7 +174,7 @@ enum mk_err mk_pki_role_decode(const uint8_t *p, size_t n, enum mk_cert_role *rp
 		for (size_t i = 0; i < dlen; i++)
 			domain[i] = (char)d[i];
 		domain[dlen] = '\0';
-		if (!mk_domain_id_valid(domain)) {
+		if (!mk_domain_id_valid(domain) || !roles[role].names_domain) {
 			domain[0] = '\0';
 			return MK_ERR_CERT_FORMAT;
 		}
