@@ -175,6 +175,31 @@ static void test_profile(void **state)
 	                                       X509_get0_subject_key_id(c.mfg)),
 	                 0);
 	assert_int_equal(X509_get_signature_nid(c.operation), NID_ecdsa_with_SHA256);
+	/* The role extension: non-critical, its OID encoded as docs/formats.md
+	 * §9.3 gives it (bytes computed there by hand from the arc). */
+	{
+		static const uint8_t oid_der[] = { 0x06, 0x15, 0x69, 0x83, 0xbb, 0x82, 0xf6, 0xe0,
+			0x9d, 0xbe, 0x82, 0xac, 0xc5, 0xbc, 0xf8, 0xcd, 0x8b, 0xe6, 0xe1, 0x9e, 0x90,
+			0x4f, 0x01 };
+		ASN1_OBJECT *obj = OBJ_txt2obj(MK_PKI_ROLE_OID, 1);
+		unsigned char *der = NULL;
+		int i;
+
+		assert_non_null(obj);
+		assert_int_equal(i2d_ASN1_OBJECT(obj, &der), sizeof(oid_der));
+		assert_memory_equal(der, oid_der, sizeof(oid_der));
+		OPENSSL_free(der);
+		X509 *all[5] = { c.root, c.mfg, c.transport, c.domain, c.operation };
+
+		for (int k = 0; k < 5; k++) {
+			X509 *x = all[k];
+
+			assert_true((i = X509_get_ext_by_OBJ(x, obj, -1)) >= 0);
+			assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x, i)), 0);
+			assert_true(i2d_X509(x, NULL) < 1024);
+		}
+		ASN1_OBJECT_free(obj);
+	}
 	assert_int_equal(X509_check_issued(c.mfg, c.transport), X509_V_OK);
 	assert_int_not_equal(X509_check_issued(c.domain, c.transport), X509_V_OK);
 	chains_free(&c);
@@ -678,7 +703,25 @@ static void test_role_extension(void **state)
 	assert_int_equal(mk_pki_role_decode(bad, sizeof(bad), &r, dom), MK_ERR_CERT_FORMAT);
 }
 
-/* A certificate made by plain OpenSSL, without the role extension. */
+/* Adds a role extension with the value p[0..n), whatever it holds. */
+static void add_role_ext(X509 *x, const uint8_t *p, size_t n)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(MK_PKI_ROLE_OID, 1);
+	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	X509_EXTENSION *e = NULL;
+
+	assert_non_null(obj);
+	assert_non_null(os);
+	assert_int_equal(ASN1_OCTET_STRING_set(os, p, (int)n), 1);
+	assert_non_null(X509_EXTENSION_create_by_OBJ(&e, obj, 0, os));
+	assert_int_equal(X509_add_ext(x, e, -1), 1);
+	X509_EXTENSION_free(e);
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(obj);
+}
+
+/* A certificate made by plain OpenSSL, without the role extension; then
+ * role extensions that do not fit. */
 static void test_no_role_extension(void **state)
 {
 	X509 *x = X509_new();
@@ -696,6 +739,16 @@ static void test_no_role_extension(void **state)
 	assert_int_equal(mk_cert_role_of(x, &r), MK_ERR_CERT_ROLE);
 	assert_int_equal(mk_cert_get_info(x, &ii), MK_ERR_CERT_ROLE);
 	assert_int_equal(ii.role, 0);
+	/* A domain role without its domain, then the extension twice. */
+	add_role_ext(x, (const uint8_t[]){ 0x30, 0x03, 0x0a, 0x01, 0x04 }, 5);
+	assert_int_equal(mk_cert_role_of(x, &r), MK_ERR_CERT_FORMAT);
+	X509_free(x);
+	assert_non_null(x = X509_new());
+	add_role_ext(x, (const uint8_t[]){ 0x30, 0x03, 0x0a, 0x01, 0x03 }, 5);
+	assert_int_equal(mk_cert_role_of(x, &r), MK_OK);
+	assert_int_equal(r, MK_ROLE_TRANSPORT);
+	add_role_ext(x, (const uint8_t[]){ 0x30, 0x03, 0x0a, 0x01, 0x03 }, 5);
+	assert_int_equal(mk_cert_role_of(x, &r), MK_ERR_CERT_FORMAT);
 	X509_free(x);
 }
 
