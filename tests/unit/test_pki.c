@@ -449,7 +449,8 @@ static void test_role_chain_mismatch(void **state)
 	X509_free(x);
 
 	/* An end entity cannot issue, whatever its role extension says:
-	 * OpenSSL's basicConstraints check comes first. */
+	 * OpenSSL does not take a certificate without keyCertSign as an
+	 * issuer, so the chain does not link. */
 	s = spec(MK_ROLE_OPERATION, "PM100-000002", "USPS", 9, T0, T0 + YEAR);
 	assert_int_equal(mk_pki_issue_unchecked(c.operation, keys[K_OPERATION], keys[K_TRANSPORT],
 	                                        &s, &x),
