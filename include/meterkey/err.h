@@ -37,6 +37,7 @@
  *   900–999 archive           1000–1099 box (sealed state)
  *  1100–1199 device (the simulated meter and its NVM)
  *  1200–1299 indicia (formats, check characters, images)
+ *  1300–1399 pki (X.509 certificates and certificate requests)
  */
 #define MK_ERR_LIST(X)                                                                \
 	X(MK_OK, 0, MK_LEVEL_LOCAL, "success")                                          \
@@ -176,7 +177,26 @@
 	X(MK_ERR_INDICIUM_CHECK, 1201, MK_LEVEL_LOCAL,                                  \
 	  "indicium: check characters do not match")                                    \
 	X(MK_ERR_INDICIUM_IMAGE, 1202, MK_LEVEL_LOCAL,                                  \
-	  "indicium: no DataMatrix symbol decodes in the image")
+	  "indicium: no DataMatrix symbol decodes in the image")                       \
+                                                                                        \
+	X(MK_ERR_CERT_FORMAT, 1300, MK_LEVEL_LOCAL,                                     \
+	  "certificate: not one well-formed DER certificate or request")                \
+	X(MK_ERR_CERT_SIGNATURE, 1301, MK_LEVEL_LOCAL,                                  \
+	  "certificate: signature does not verify with the issuer's key")               \
+	X(MK_ERR_CERT_EXPIRED, 1302, MK_LEVEL_LOCAL,                                    \
+	  "certificate: expired or not yet valid")                                      \
+	X(MK_ERR_CERT_ROLE, 1303, MK_LEVEL_LOCAL,                                       \
+	  "certificate: role missing or not allowed at its place in the chain")         \
+	X(MK_ERR_CERT_ISSUER, 1304, MK_LEVEL_LOCAL,                                     \
+	  "certificate: chain does not link to the given issuer and root")              \
+	X(MK_ERR_CERT_KEY, 1305, MK_LEVEL_LOCAL,                                        \
+	  "certificate: key invalid, not P-256, or not the issuer's")                   \
+	X(MK_ERR_CSR_SIGNATURE, 1306, MK_LEVEL_LOCAL,                                   \
+	  "certificate request: self-signature does not verify")                        \
+	X(MK_ERR_CERT_DOMAIN, 1307, MK_LEVEL_LOCAL,                                     \
+	  "certificate: names another postal domain than its domain certificate")       \
+	X(MK_ERR_CERT_PROFILE, 1308, MK_LEVEL_LOCAL,                                    \
+	  "certificate: basicConstraints, keyUsage or key identifiers break the profile")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,
