@@ -6,10 +6,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 #include "box/box_int.h"
+#include "meterkey/pki.h"
 
 /* Box types M initialises, in table order. */
 static const enum mk_box_type types[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
@@ -36,21 +39,29 @@ struct mfg_state {
 	struct mfg_box boxes[MK_MFG_MAX_BOXES];
 	size_t ndomains;
 	struct mfg_domain domains[MK_BOX_MAX_DOMAINS];
+	/* The provider CA (issue 6): its key and self-signed root certificate,
+	 * and the serial of the last certificate it issued. */
+	EVP_PKEY *provider;
+	X509 *root;
+	uint64_t serial;
 };
 
 /* Sealed state tags inside S_MFG. */
 enum { M_AUTH = 0x01, M_DKS_CONF = 0x02, M_DKS_AUTH = 0x03, M_NEXT = 0x04, M_BOXES = 0x05,
-       M_DOMAINS = 0x06 };
+       M_DOMAINS = 0x06, M_PROVIDER = 0x07, M_ROOT = 0x08, M_SERIAL = 0x09 };
 enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03 };
 /* Domain keys (DK) tags. */
 enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
-       K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08 };
+       K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08, K_AUTHORITY = 0x09 };
 /* Domain process package tags: as box.c. */
 enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
        P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
        P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C };
 
 #define PKG_CAP 4096
+/* The provider root certificate's life: twenty years (the life of the
+ * system's indicia, DESIGN.md §1). */
+#define ROOT_LIFETIME ((int64_t)20 * 365 * 86400)
 
 static enum mk_err key_set_encode(const struct mfg_state *m, struct mk_tlv_writer *w);
 
@@ -72,6 +83,8 @@ void mfg_state_free(struct mfg_state *m)
 	EVP_PKEY_free(m->dks_auth);
 	for (size_t i = 0; i < m->ndomains; i++)
 		mk_secret_free(m->domains[i].keys);
+	EVP_PKEY_free(m->provider);
+	X509_free(m->root);
 	OPENSSL_cleanse(m, sizeof(*m));
 	free(m);
 }
@@ -109,7 +122,20 @@ enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
 	for (size_t i = 0; i < m->ndomains; i++)
 		if ((r = box_put_secret(&l, (uint8_t)(i + 1), m->domains[i].keys)) != MK_OK)
 			return r;
-	return mk_tlv_end(w, &l);
+	if ((r = mk_tlv_end(w, &l)) != MK_OK)
+		return r;
+	if (m->provider != NULL) {
+		struct mk_buf *der = mk_buf_new(4096);
+
+		if (der == NULL)
+			return MK_ERR_NOMEM;
+		if ((r = box_put_priv(w, M_PROVIDER, m->provider)) == MK_OK && (r = mk_cert_to_der(m->root, der)) == MK_OK &&
+		    (r = mk_tlv_put_bytes(w, M_ROOT, mk_buf_data(der), mk_buf_len(der))) == MK_OK)
+			r = mk_tlv_put_u64(w, M_SERIAL, m->serial);
+		mk_buf_free(der);
+		return r;
+	}
+	return MK_OK;
 }
 
 /* The key set every Manufacturing Box of the system holds: the startup
@@ -220,7 +246,14 @@ enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
 		    (e = dk_domain(p, n, d->id)) != MK_OK || (e = mk_secret_new_copy(p, n, &d->keys)) != MK_OK)
 			return e;
 	}
-	return mk_tlv_reader_end(&l);
+	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
+		return e;
+	if (tag == M_PROVIDER &&
+	    ((e = box_get_priv(r, M_PROVIDER, &m->provider)) != MK_OK ||
+	     (e = mk_tlv_get_bytes(r, M_ROOT, 1, 4096, &p, &n)) != MK_OK || (e = mk_cert_from_der(p, n, &m->root)) != MK_OK ||
+	     (e = mk_tlv_get_u64(r, M_SERIAL, &m->serial)) != MK_OK))
+		return e;
+	return MK_OK;
 }
 
 static struct mfg_domain *find_domain(struct mfg_state *m, const char *id)
@@ -310,6 +343,15 @@ static enum mk_err cmd_set_first_id(void *box, const struct mk_box_request *req,
 		goto fail;
 	memcpy(dks, mk_secret_cdata(c), MK_EC_PRIV_LEN);
 	memcpy(dks + MK_EC_PRIV_LEN, mk_secret_cdata(a), MK_EC_PRIV_LEN);
+	/* the provider CA of the second document: its key and root certificate */
+	{
+		struct mk_cert_spec rs = { MK_ROLE_ROOT, "meterkey provider root", NULL, 1, req->time,
+			                   req->time + ROOT_LIFETIME };
+
+		if ((e = mk_ec_keygen(b->rng, &m->provider)) != MK_OK || (e = mk_cert_make_root(m->provider, &rs, &m->root)) != MK_OK)
+			goto fail;
+		m->serial = 1;
+	}
 	if ((e = box_make_shares(b, k, n)) != MK_OK ||
 	    (e = box_write_shares(b, "dks", dks, sizeof(dks), k, n)) != MK_OK)
 		goto fail;
@@ -323,7 +365,19 @@ static enum mk_err cmd_set_first_id(void *box, const struct mk_box_request *req,
 	for (int i = 0; i < NTYPES; i++)
 		if ((e = box_put_pub(&anchors, (uint8_t)(i + 1), b->mfg->startup_auth[i])) != MK_OK)
 			goto out;
-	e = mk_tlv_end(result, &anchors);
+	if ((e = mk_tlv_end(result, &anchors)) != MK_OK)
+		goto out;
+	{
+		struct mk_buf *der = mk_buf_new(4096);
+
+		if (der == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		if ((e = mk_cert_to_der(b->mfg->root, der)) == MK_OK)
+			e = mk_tlv_put_bytes(result, 0x03, mk_buf_data(der), mk_buf_len(der));
+		mk_buf_free(der);
+	}
 	goto out;
 fail:
 	if (b->enabled) { /* the shares were written: the box never came to be */
@@ -368,6 +422,42 @@ static enum mk_err put_fresh_pair(struct mk_box *b, struct mk_tlv_writer *w, uin
 	return e;
 }
 
+/* The domain's postal authority key (into the DK) and its domain
+ * certificate, issued by the provider root (the second document): the key
+ * later signs the operation certificates of the domain's meters. A failed
+ * domain creation leaves the serial used, never reused. */
+static enum mk_err domain_certificate(struct mk_box *b, const char *domain, struct mk_tlv_writer *w,
+                                      struct mk_buf *cert_der)
+{
+	struct mfg_state *m = b->mfg;
+	EVP_PKEY *k = NULL;
+	X509 *c = NULL;
+	char cn[64];
+	const ASN1_TIME *na = X509_get0_notAfter(m->root);
+	struct tm tm;
+	enum mk_err e;
+
+	snprintf(cn, sizeof(cn), "meterkey postal authority %s", domain);
+	if (ASN1_TIME_to_tm(na, &tm) != 1)
+		return MK_ERR_CRYPTO;
+	{
+		struct mk_cert_spec ds = { MK_ROLE_DOMAIN, cn, domain, m->serial + 1, 0, (int64_t)timegm(&tm) };
+		const ASN1_TIME *nb = X509_get0_notBefore(m->root);
+
+		if (ASN1_TIME_to_tm(nb, &tm) != 1)
+			return MK_ERR_CRYPTO;
+		ds.not_before = (int64_t)timegm(&tm);
+		if ((e = mk_ec_keygen(b->rng, &k)) != MK_OK || (e = mk_cert_issue(m->root, m->provider, k, &ds, &c)) != MK_OK ||
+		    (e = mk_cert_to_der(c, cert_der)) != MK_OK || (e = box_put_priv(w, K_AUTHORITY, k)) != MK_OK)
+			goto out;
+	}
+	m->serial++;
+out:
+	EVP_PKEY_free(k);
+	X509_free(c);
+	return e;
+}
+
 /*
  * Create Domain: the domain keys (Oak authentication; Brass authentication,
  * confidentiality and secret keys; a secret key per country sub-domain), kept
@@ -384,7 +474,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	uint8_t token_len = MK_TOKEN_LEN_DEFAULT;
 	struct mk_tlv_reader list;
 	struct mk_tlv_writer w, cl, one;
-	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
+	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL, *cert = NULL;
 	struct mfg_domain *d;
 	uint8_t tag;
 	size_t nc = 0;
@@ -409,7 +499,8 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	wrapped = mk_buf_new(PKG_CAP + 256);
 	body = mk_buf_new(PKG_CAP + 512);
 	out = mk_buf_new(MK_SIGNED_MAX);
-	if (dk == NULL || info == NULL || wrapped == NULL || body == NULL || out == NULL) {
+	cert = mk_buf_new(4096);
+	if (dk == NULL || info == NULL || wrapped == NULL || body == NULL || out == NULL || cert == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -454,6 +545,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	}
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK || (e = mk_tlv_end(&w, &cl)) != MK_OK ||
 	    (e = mk_tlv_put_u8(&w, K_TOKEN_LEN, token_len)) != MK_OK || (e = put_fresh_pair(b, &w, K_TIN_CONF)) != MK_OK ||
+	    (m->provider != NULL && (e = domain_certificate(b, domain, &w, cert)) != MK_OK) ||
 	    (e = box_wrap_info(info, "domain keys", domain, 0, b->id)) != MK_OK ||
 	    (e = mk_ec_wrap(b->rng, m->dks_conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(dk),
 	                    mk_buf_len(dk), wrapped)) != MK_OK)
@@ -474,8 +566,12 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 		m->domains[m->ndomains].keys = NULL;
 		goto out;
 	}
-	e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out));
+	if ((e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out))) != MK_OK)
+		goto out;
+	if (mk_buf_len(cert) > 0)
+		e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(cert), mk_buf_len(cert));
 out:
+	mk_buf_free(cert);
 	mk_buf_free(dk);
 	mk_buf_free(info);
 	mk_buf_free(wrapped);
@@ -583,6 +679,7 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
  * dk_clear. The country list stays in the DK's bytes (countries). */
 struct dk {
 	EVP_PKEY *oak, *brass_auth, *brass_conf, *tin_conf;
+	EVP_PKEY *authority; /* the postal authority key of the domain certificate */
 	const uint8_t *secret;
 	struct mk_tlv_reader countries;
 	uint8_t token_len;
@@ -594,6 +691,7 @@ static void dk_clear(struct dk *k)
 	EVP_PKEY_free(k->brass_auth);
 	EVP_PKEY_free(k->brass_conf);
 	EVP_PKEY_free(k->tin_conf);
+	EVP_PKEY_free(k->authority);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -620,6 +718,10 @@ static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 		goto fail;
 	if (tag == K_TOKEN_LEN && ((e = mk_tlv_get_u8(&r, K_TOKEN_LEN, &k->token_len)) != MK_OK ||
 	                           (e = box_get_priv(&r, K_TIN_CONF, &k->tin_conf)) != MK_OK))
+		goto fail;
+	if ((e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
+		goto fail;
+	if (tag == K_AUTHORITY && (e = box_get_priv(&r, K_AUTHORITY, &k->authority)) != MK_OK)
 		goto fail;
 	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
 		goto fail;

@@ -25,6 +25,7 @@
 #include "core/file_int.h"
 #include "meterkey/boxes.h"
 #include "meterkey/kms.h"
+#include "meterkey/pki.h"
 #include "meterkey/tlv.h"
 
 #define MSG_CAP MK_BOX_MSG_MAX
@@ -130,6 +131,18 @@ static enum mk_err ensure_dir(const char *path)
 static enum mk_err write_file(const char *path, const uint8_t *p, size_t n)
 {
 	return mk_file_replace(path, p, n, 0, NULL, NULL);
+}
+
+/* A certificate in DER, written as PEM. */
+static enum mk_err write_cert_pem(const uint8_t *der, size_t n, const char *path)
+{
+	X509 *c = NULL;
+	enum mk_err e;
+
+	if ((e = mk_cert_from_der(der, n, &c)) == MK_OK)
+		e = mk_cert_write_pem(c, path);
+	X509_free(c);
+	return e;
 }
 
 /* ---- boxes.conf: the public configuration table ----------------------------------- */
@@ -464,6 +477,10 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
 		goto out;
 	if (!pathf(k, path, sizeof(path), "trust/anchors") || (e = write_file(path, p, n)) != MK_OK)
 		goto out;
+	/* the provider root certificate, for everyone who checks a chain */
+	if ((e = mk_tlv_get_bytes(&r, 0x03, 1, MSG_CAP, &p, &n)) != MK_OK ||
+	    !pathf(k, path, sizeof(path), "trust/root.pem") || (e = write_cert_pem(p, n, path)) != MK_OK)
+		goto out;
 	memset(&k->boxes[k->nboxes], 0, sizeof(k->boxes[0]));
 	memcpy(k->boxes[k->nboxes++].id, id, MK_BOX_ID_LEN + 1);
 	e = conf_store(k);
@@ -594,6 +611,12 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 			if ((e = mk_tlv_get_bytes(&r, 0x01, 1, MSG_CAP, &p, &pn)) != MK_OK ||
 			    !pathf(k, path, sizeof(path), "domains/%s.keys", domain) ||
 			    (e = write_file(path, p, pn)) != MK_OK)
+				goto out;
+			/* the domain certificate of its postal authority key */
+			if (mk_tlv_reader_remaining(&r) > 0 &&
+			    ((e = mk_tlv_get_bytes(&r, 0x02, 1, MSG_CAP, &p, &pn)) != MK_OK ||
+			     !pathf(k, path, sizeof(path), "domains/%s.pem", domain) ||
+			     (e = write_cert_pem(p, pn, path)) != MK_OK))
 				goto out;
 		} else if (e != MK_RC_RECORD_EXISTS) { /* M has it from a run that stopped */
 			goto out;

@@ -47,6 +47,20 @@ grep_out '"box":"B00000001"' "$T/out"
 expect 2 "$MK" box init --type copper --domain VE
 expect 1 "$MK" box init --type oak --domain NOPE
 grep_out "domain not known" "$T/err"
+# the provider CA (issue 6): a root certificate at init, a domain certificate
+# per domain, which OpenSSL's own verifier accepts, and refuses changed
+H="$METERKEY_HOME"
+openssl verify -x509_strict -check_ss_sig -CAfile "$H/trust/root.pem" "$H/domains/VE.pem" >"$T/out" 2>&1 \
+  || { echo "FAIL: openssl verify root -> domain VE"; cat "$T/out"; fails=$((fails+1)); }
+openssl x509 -in "$H/domains/VE.pem" -outform DER -out "$T/d.der"
+printf '\x01' | dd of="$T/d.der" bs=1 seek=$(( $(stat -c %s "$T/d.der") - 10 )) conv=notrunc 2>/dev/null
+openssl x509 -inform DER -in "$T/d.der" -out "$T/bad.pem" 2>/dev/null
+if openssl verify -CAfile "$H/trust/root.pem" "$T/bad.pem" >/dev/null 2>&1; then
+  echo "FAIL: a changed domain certificate verified"; fails=$((fails+1))
+fi
+openssl x509 -in "$H/domains/USPS.pem" -noout -subject >"$T/out"
+grep_out "CN = meterkey postal authority USPS" "$T/out"
+
 # an additional Manufacturing Box, from the first: identical key data
 expect 0 "$MK" box init --type manufacturing
 grep_out "box M00000002 initialised" "$T/out"
