@@ -1061,35 +1061,6 @@ enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *domain, c
 
 /* ---- Duplicate index ---------------------------------------------------------- */
 
-struct seen_args {
-	const struct mk_db_val *p; /* domain, device, piece count, time */
-	bool dup;
-};
-
-/* A first sighting is a write like any other: a row and its audit entry. A
- * repeated one writes nothing. */
-static enum mk_err do_note(struct mk_archive *a, void *arg)
-{
-	struct seen_args *s = arg;
-	struct domain_state ds;
-	uint64_t changed = 0;
-	char device[MK_IDENT_MAX + 1];
-	enum mk_err r;
-
-	if ((r = domain_lock(a, s->p[0].p, &ds)) != MK_OK ||
-	    (r = query(a, S_SEEN_INSERT, s->p, 4, NULL, NULL, &changed)) != MK_OK)
-		return r;
-	s->dup = changed == 0;
-	if (s->dup)
-		return MK_OK;
-	memcpy(device, s->p[1].p, s->p[1].n);
-	device[s->p[1].n] = '\0';
-	if ((r = audit_append(a, s->p[0].p, &ds, s->p[3].i, A_INDICIUM, device, s->p[2].i, 0,
-	                      s->p + 1, 3)) != MK_OK)
-		return r;
-	return domain_store(a, s->p[0].p, &ds);
-}
-
 struct seen_batch {
 	const char *domain;
 	const struct mk_sighting *s;
@@ -1099,8 +1070,9 @@ struct seen_batch {
 };
 
 /* n sightings of one domain in one transaction: the domain locked once, the
- * chain head stored once; each first sighting gets its row and audit entry
- * as do_note gives them. All or nothing (a retry runs the whole batch). */
+ * chain head stored once. A first sighting is a write like any other, a row
+ * and its audit entry; a repeated one writes nothing. All or nothing (a
+ * retry runs the whole batch). */
 static enum mk_err do_note_batch(struct mk_archive *a, void *arg)
 {
 	struct seen_batch *b = arg;
@@ -1143,20 +1115,11 @@ enum mk_err mk_archive_note_indicia(struct mk_archive *a, const char *domain, co
 enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *domain, const char *device,
                                      uint64_t piece_count, int64_t time, bool *duplicatep)
 {
-	struct mk_db_val p[4];
-	struct seen_args s = { p, false };
-	enum mk_err r;
+	struct mk_sighting one = { device, piece_count };
 
-	if (a == NULL || duplicatep == NULL || !mk_domain_id_valid(domain) || device == NULL ||
-	    !ident_valid(device) || piece_count > INT64_MAX || time < 0)
+	if (duplicatep == NULL)
 		return MK_ERR_INVALID_ARG;
-	p[0] = MK_DB_TEXT_VAL(domain);
-	p[1] = MK_DB_TEXT_VAL(device);
-	p[2] = MK_DB_INT_VAL(piece_count);
-	p[3] = MK_DB_INT_VAL(time);
-	if ((r = write_txn(a, do_note, &s)) == MK_OK)
-		*duplicatep = s.dup;
-	return r;
+	return mk_archive_note_indicia(a, domain, &one, 1, time, duplicatep);
 }
 
 /* ---- Audit verification ------------------------------------------------------------ */

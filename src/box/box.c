@@ -198,6 +198,38 @@ enum mk_err box_record_aad(const struct mk_key_record *rec, struct mk_buf *out)
 	return MK_OK;
 }
 
+const struct mk_secret *box_record_secret(const struct box_domain *d, const struct mk_key_record *rec)
+{
+	const struct box_country *c;
+
+	if (rec->subdomain[0] == '\0')
+		return d->secret;
+	c = box_find_country(d, rec->subdomain);
+	return c != NULL ? c->key : NULL;
+}
+
+enum mk_err box_open_blob(const struct mk_key_record *rec, const struct mk_secret *k, struct mk_secret **keyp)
+{
+	struct mk_buf *aad = mk_buf_new(512);
+	enum mk_err e = MK_RC_DECRYPT_FAILED;
+
+	*keyp = NULL;
+	if (aad == NULL)
+		return MK_ERR_NOMEM;
+	if (k != NULL && rec->wrap_alg == MK_ALG_WRAP_GCM && box_record_aad(rec, aad) == MK_OK &&
+	    mk_gcm_open(mk_secret_cdata(k), mk_buf_data(aad), mk_buf_len(aad), rec->blob, rec->blob_len,
+	                keyp) == MK_OK) {
+		if (mk_secret_len(*keyp) == MK_MASTER_KEY_LEN)
+			e = MK_OK;
+		else {
+			mk_secret_free(*keyp);
+			*keyp = NULL;
+		}
+	}
+	mk_buf_free(aad);
+	return e;
+}
+
 enum mk_err box_sign_record(struct mk_box *b, EVP_PKEY *key, struct mk_key_record *rec)
 {
 	struct mk_buf *tbs = mk_buf_new(8192);

@@ -148,6 +148,17 @@ MK_WUR enum mk_err box_get_secret(struct mk_tlv_reader *r, uint8_t tag, size_t l
  * (formats.md §8.6). */
 MK_WUR enum mk_err box_record_aad(const struct mk_key_record *rec, struct mk_buf *out);
 
+/* The secret key a Brass-encrypted record's blob is under: its country's
+ * (ACTIVE, OBSOLETE) or the domain's (INSTALLED); NULL when this domain
+ * process has no such country. */
+const struct mk_secret *box_record_secret(const struct box_domain *d, const struct mk_key_record *rec);
+
+/* The master key of a Brass-encrypted record (wrap_alg GCM) under k, the
+ * record header as associated data: MK_OK with *keyp (freed by the caller),
+ * or MK_RC_DECRYPT_FAILED (also for k NULL) with *keyp NULL. */
+MK_WUR enum mk_err box_open_blob(const struct mk_key_record *rec, const struct mk_secret *k,
+                                 struct mk_secret **keyp);
+
 /* Signs rec (signer = box ID) with key into rec->sig. */
 MK_WUR enum mk_err box_sign_record(struct mk_box *b, EVP_PKEY *key, struct mk_key_record *rec);
 /* Verifies rec's signature with key: MK_RC_SIGNATURE_INVALID when missing or bad. */

@@ -33,27 +33,6 @@ static enum mk_err open_record(const struct box_domain *d, const uint8_t *p, siz
 	return box_verify_record(want == MK_KEY_NEW ? d->oak : d->sign, rec);
 }
 
-/* The master key of a Brass-encrypted record (wrap_alg GCM) under key k. */
-static enum mk_err open_blob(const struct mk_key_record *rec, const struct mk_secret *k,
-                             struct mk_secret **keyp)
-{
-	struct mk_buf *aad = mk_buf_new(512);
-	enum mk_err e = MK_ERR_NOMEM;
-
-	if (aad == NULL)
-		return e;
-	if (rec->wrap_alg != MK_ALG_WRAP_GCM || box_record_aad(rec, aad) != MK_OK ||
-	    mk_gcm_open(mk_secret_cdata(k), mk_buf_data(aad), mk_buf_len(aad), rec->blob, rec->blob_len,
-	                keyp) != MK_OK || mk_secret_len(*keyp) != MK_MASTER_KEY_LEN) {
-		mk_secret_free(*keyp);
-		*keyp = NULL;
-		e = MK_RC_DECRYPT_FAILED;
-	} else {
-		e = MK_OK;
-	}
-	mk_buf_free(aad);
-	return e;
-}
 
 /* Encrypts key into rec's blob under k, the header (as rec is now) bound in. */
 static enum mk_err seal_blob(struct mk_box *b, struct mk_key_record *rec, const struct mk_secret *k,
@@ -353,7 +332,7 @@ static enum mk_err cmd_register(void *box, const struct mk_box_request *req,
 		e = MK_RC_DOMAIN_UNKNOWN;
 		goto out;
 	}
-	if ((e = open_blob(rec, d->secret, &key)) != MK_OK ||
+	if ((e = box_open_blob(rec, d->secret, &key)) != MK_OK ||
 	    (e = mk_meter_report_encode_tbs(&rp, tbs)) != MK_OK ||
 	    (e = mk_cmac_once(mk_secret_cdata(key), mk_secret_len(key), mk_buf_data(tbs), mk_buf_len(tbs),
 	                      mac, sizeof(mac))) != MK_OK)
@@ -393,7 +372,7 @@ static enum mk_err cmd_obsolete(void *box, const struct mk_box_request *req,
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	const struct box_country *c;
+	const struct mk_secret *ck;
 	struct mk_secret *key = NULL;
 	const uint8_t *p;
 	size_t n;
@@ -408,15 +387,15 @@ static enum mk_err cmd_obsolete(void *box, const struct mk_box_request *req,
 		e = MK_RC_TIME_NOT_INCREASING;
 		goto out;
 	}
-	if ((c = box_find_country(d, rec->subdomain)) == NULL || c->key == NULL) {
+	if ((ck = box_record_secret(d, rec)) == NULL) {
 		e = MK_RC_DOMAIN_UNKNOWN;
 		goto out;
 	}
-	if ((e = open_blob(rec, c->key, &key)) != MK_OK)
+	if ((e = box_open_blob(rec, ck, &key)) != MK_OK)
 		goto out;
 	rec->status = MK_KEY_OBSOLETE;
 	rec->status_time = req->time;
-	if ((e = seal_blob(b, rec, c->key, key)) != MK_OK)
+	if ((e = seal_blob(b, rec, ck, key)) != MK_OK)
 		goto out;
 	e = answer(b, d, 0, rec, result);
 out:
@@ -484,7 +463,7 @@ static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
 	struct box_domain *d = box_find_domain(b, req->domain);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
 	struct mk_token_key_record *tk = calloc(1, sizeof(*tk));
-	const struct box_country *c;
+	const struct mk_secret *ck;
 	struct mk_secret *key = NULL;
 	struct mk_buf *info = mk_buf_new(256), *enc = mk_buf_new(4096), blob;
 	uint8_t token_key[MK_MASTER_KEY_LEN];
@@ -510,11 +489,11 @@ static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
 		e = MK_RC_TIME_NOT_INCREASING; /* a period ended before the registration */
 		goto out;
 	}
-	if ((c = box_find_country(d, rec->subdomain)) == NULL || c->key == NULL) {
+	if ((ck = box_record_secret(d, rec)) == NULL) {
 		e = MK_RC_DOMAIN_UNKNOWN;
 		goto out;
 	}
-	if ((e = open_blob(rec, c->key, &key)) != MK_OK ||
+	if ((e = box_open_blob(rec, ck, &key)) != MK_OK ||
 	    (e = mk_token_key_derive(mk_secret_cdata(key), d->id, rec->product_code, rec->mfg_seq, period,
 	                             token_key)) != MK_OK)
 		goto out;

@@ -165,26 +165,15 @@ static struct vkey *cache_slot(struct vcache *c)
 static enum mk_err master_key(const struct box_domain *d, const struct mk_key_record *rec,
                               uint8_t out[static MK_MASTER_KEY_LEN])
 {
-	const struct mk_secret *k = d->secret;
+	const struct mk_secret *k = box_record_secret(d, rec);
 	struct mk_secret *key = NULL;
-	struct mk_buf *aad = mk_buf_new(512);
-	enum mk_err e = MK_RC_DECRYPT_FAILED;
+	enum mk_err e;
 
-	if (aad == NULL)
-		return MK_ERR_NOMEM;
-	if (rec->subdomain[0] != '\0') {
-		const struct box_country *c = box_find_country(d, rec->subdomain);
-
-		k = c != NULL ? c->key : NULL;
-	}
-	if (k != NULL && rec->wrap_alg == MK_ALG_WRAP_GCM && box_record_aad(rec, aad) == MK_OK &&
-	    mk_gcm_open(mk_secret_cdata(k), mk_buf_data(aad), mk_buf_len(aad), rec->blob, rec->blob_len,
-	                &key) == MK_OK && mk_secret_len(key) == MK_MASTER_KEY_LEN) {
+	if (k == NULL)
+		return MK_RC_DECRYPT_FAILED;
+	if ((e = box_open_blob(rec, k, &key)) == MK_OK)
 		memcpy(out, mk_secret_cdata(key), MK_MASTER_KEY_LEN);
-		e = MK_OK;
-	}
 	mk_secret_free(key);
-	mk_buf_free(aad);
 	return e;
 }
 

@@ -1033,28 +1033,21 @@ static enum mk_err archive_update(struct mk_kms *k, const struct mk_key_record *
  * retired, and holding no key of the domain yet (the meter would refuse, and
  * the key would be spent as BAD). domain NULL: the record's, checked later
  * by the meter itself. */
-static enum mk_err meter_can_take(struct mk_kms *k, const char *meter_id, const char *domain)
+static enum mk_err meter_can_take(struct mk_kms *k, struct mk_meter_conn *mc, const char *meter_id,
+                                  const char *domain)
 {
-	struct mk_meter_conn *mc = NULL;
 	struct mk_meter_info info;
 	enum mk_err e;
 
-	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
-		return e;
-	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
-		fail(k, e, "meter %s did not answer", meter_id);
-	} else if (info.state == MK_METER_RETIRED) {
-		e = fail(k, MK_ERR_STATE, "meter %s is retired", meter_id);
-	} else {
-		for (size_t i = 0; i < info.nkeys && domain != NULL; i++)
-			if (strcmp(info.keys[i].domain, domain) == 0) {
-				e = fail(k, MK_RC_RECORD_EXISTS, "meter %s holds key %s/%llu already", meter_id,
-				         domain, (unsigned long long)info.keys[i].key_id);
-				break;
-			}
-	}
-	mk_meter_disconnect(mc);
-	return e;
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK)
+		return fail(k, e, "meter %s did not answer", meter_id);
+	if (info.state == MK_METER_RETIRED)
+		return fail(k, MK_ERR_STATE, "meter %s is retired", meter_id);
+	for (size_t i = 0; i < info.nkeys && domain != NULL; i++)
+		if (strcmp(info.keys[i].domain, domain) == 0)
+			return fail(k, MK_RC_RECORD_EXISTS, "meter %s holds key %s/%llu already", meter_id, domain,
+			            (unsigned long long)info.keys[i].key_id);
+	return MK_OK;
 }
 
 struct install_ctx {
@@ -1262,7 +1255,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	if ((e = install_ctx_init(&c, 1)) != MK_OK)
 		goto out;
 	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK ||
-	    (e = meter_can_take(k, meter_id, domain)) != MK_OK)
+	    (e = connect_meter(k, meter_id, &mc)) != MK_OK || (e = meter_can_take(k, mc, meter_id, domain)) != MK_OK)
 		goto out;
 	if (record_path == NULL) {
 		if (domain == NULL) {
@@ -1293,7 +1286,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	if (!pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", c.domain, c.steel) ||
 	    (e = read_home_file(k, cpath, MSG_CAP - 1, c.cert)) != MK_OK)
 		goto out;
-	if ((e = open_box(k, c.steel, &s)) != MK_OK || (e = connect_meter(k, meter_id, &mc)) != MK_OK)
+	if ((e = open_box(k, c.steel, &s)) != MK_OK)
 		goto out;
 	mk_box_attach_meter(s, mc);
 	mk_tlv_writer_init(&w, c.params);

@@ -334,14 +334,11 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 			l->inactive = mk_archive_get_key(mk_kms_archive(v->kms), d->id, t->key_id, mr) != MK_OK ||
 			              mr->status != MK_KEY_ACTIVE;
 			free(mr);
-			l->first_day = mk_indicium_day(t->period_start);
+			/* remembered for the whole month: an indicium of the
+			 * registration month dated before the registration finds
+			 * this record too, and the box says so */
+			l->first_day = mfirst;
 			l->end_day = mk_indicium_day(t->period_end - 1) + 1;
-			/* an indicium of the registration month dated before the
-			 * registration finds this record too, and the box says so */
-			uint32_t first, end;
-
-			mk_token_period_days(mk_token_period(l->first_day), &first, &end);
-			l->first_day = first;
 			*ep = mk_token_key_record_encode(t, l->rec);
 		}
 		free(t);
