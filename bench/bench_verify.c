@@ -115,7 +115,7 @@ static void *frank_meters(void *arg)
 		size_t done = 0;
 
 		meter_id(i, mid);
-		check(mk_kms_meter_frank(k, mid, "VE", POSTAGE, "20260", f->day, f->k, tmp, &done),
+		check(mk_kms_meter_frank(k, mid, "VE", POSTAGE, "20260", f->day, false, f->k, tmp, &done),
 		      "mk_kms_meter_frank", k);
 		for (size_t p = 0; p < f->k; p++)
 			f->inds[p * f->m + i] = tmp[p];

@@ -171,6 +171,9 @@
 	  "meter: descending register short of the postage")                            \
 	X(MK_ERR_METER_NOT_REGISTERED, 1102, MK_LEVEL_LOCAL,                            \
 	  "meter: not registered (or retired): it does not frank")                      \
+	X(MK_ERR_METER_LOCKED, 1103, MK_LEVEL_LOCAL,                                    \
+	  "meter: in transport lock (or not yet manufactured): it takes no parameters "  \
+	  "and does not frank")                                                          \
                                                                                         \
 	X(MK_ERR_INDICIUM_FORMAT, 1200, MK_LEVEL_LOCAL,                                 \
 	  "indicium: malformed (not the canonical form)")                               \
@@ -178,6 +181,8 @@
 	  "indicium: check characters do not match")                                    \
 	X(MK_ERR_INDICIUM_IMAGE, 1202, MK_LEVEL_LOCAL,                                  \
 	  "indicium: no DataMatrix symbol decodes in the image")                       \
+	X(MK_ERR_INDICIUM_SIGNATURE, 1203, MK_LEVEL_LOCAL,                              \
+	  "indicium: the operation key's signature does not verify")                    \
                                                                                         \
 	X(MK_ERR_CERT_FORMAT, 1300, MK_LEVEL_LOCAL,                                     \
 	  "certificate: not one well-formed DER certificate or request")                \
@@ -196,7 +201,11 @@
 	X(MK_ERR_CERT_DOMAIN, 1307, MK_LEVEL_LOCAL,                                     \
 	  "certificate: names another postal domain than its domain certificate")       \
 	X(MK_ERR_CERT_PROFILE, 1308, MK_LEVEL_LOCAL,                                    \
-	  "certificate: basicConstraints, keyUsage or key identifiers break the profile")
+	  "certificate: basicConstraints, keyUsage or key identifiers break the profile") \
+	X(MK_ERR_KEY_PROOF, 1309, MK_LEVEL_LOCAL,                                       \
+	  "registration: key proof does not verify (not the peer of this exchange)")    \
+	X(MK_ERR_CHALLENGE, 1310, MK_LEVEL_LOCAL,                                       \
+	  "registration: server challenge unknown, used already, or not this meter's")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

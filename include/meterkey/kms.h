@@ -21,6 +21,7 @@
 #ifndef MK_KMS_H
 #define MK_KMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -165,10 +166,13 @@ MK_WUR enum mk_err mk_kms_box_request(struct mk_kms *k, struct mk_box *b, uint16
 uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain);
 
 /* Franks count mailpieces with meter_id: vendor domain (NULL: VE) and the
- * meter's other key's domain as postal; out[0..count). Stops at the first
- * refusal (the ones before it are franked: *donep says how many). */
+ * meter's other key's domain as postal; out[0..count). With sign, each
+ * indicium also carries the meter's ECDSA signature with its operation key
+ * (public-key indicia; a registered meter only). Stops at the first refusal
+ * (the ones before it are franked: *donep says how many). */
 MK_WUR enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const char *vendor,
-                                      uint32_t postage, const char *origin, uint32_t day, size_t count,
+                                      uint32_t postage, const char *origin, uint32_t day, bool sign,
+                                      size_t count,
                                       struct mk_indicium *out, size_t *donep);
 /* A postage reset of amount cents. */
 MK_WUR enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, uint64_t amount);

@@ -21,6 +21,7 @@
 #ifndef MK_METER_H
 #define MK_METER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -208,6 +209,7 @@ struct mk_meter_frank {
 	uint32_t postage;
 	char origin[16];
 	uint32_t day;
+	bool sign; /* add the ECDSA signature of the operation key (public-key indicia) */
 };
 
 /*

@@ -146,14 +146,14 @@ static enum mk_err frank_and_verify(struct kc *c, struct tally *t)
 	for (size_t i = 0; i < NFLEET; i++) {
 		snprintf(mid, sizeof(mid), "%s-%s", fleet[i].product, fleet[i].msn);
 		if (i == 0) {
-			e = mk_kms_meter_frank(k, mid, NULL, 73, "10001", day, 1, &refused, &done);
+			e = mk_kms_meter_frank(k, mid, NULL, 73, "10001", day, false, 1, &refused, &done);
 			say("   %s (retired) refuses: %s\n", mid, mk_strerror(e));
 			if (e != MK_ERR_METER_NOT_REGISTERED)
 				return e == MK_OK ? MK_ERR_INTERNAL : e;
 			continue;
 		}
 		if ((e = mk_kms_meter_credit(k, mid, 10000)) != MK_OK ||
-		    (e = mk_kms_meter_frank(k, mid, NULL, 73, i < 3 ? "10001" : "10117", day, PIECES, &inds[n],
+		    (e = mk_kms_meter_frank(k, mid, NULL, 73, i < 3 ? "10001" : "10117", day, false, PIECES, &inds[n],
 		                            &done)) != MK_OK)
 			return e;
 		for (size_t j = 0; j < done; j++) {

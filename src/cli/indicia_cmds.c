@@ -111,7 +111,7 @@ int mk_cli_meter_frank(int argc, char **argv)
 	}
 	if (date == 0)
 		date = mk_kms_now(c.kms);
-	e = mk_kms_meter_frank(c.kms, c.val[0], c.val[6], (uint32_t)postage, c.val[2], mk_indicium_day(date),
+	e = mk_kms_meter_frank(c.kms, c.val[0], c.val[6], (uint32_t)postage, c.val[2], mk_indicium_day(date), false,
 	                       count, inds, &done);
 	arr = json_array();
 	for (size_t i = 0; i < done; i++) {

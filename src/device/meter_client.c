@@ -341,6 +341,7 @@ enum mk_err mk_meter_frank(struct mk_meter_conn *c, const struct mk_meter_frank 
 	    (e = mk_tlv_put_u8(&w, 3, f->vendor_token_len)) != MK_OK ||
 	    (e = mk_tlv_put_u8(&w, 4, f->postal_token_len)) != MK_OK || (e = mk_tlv_put_u32(&w, 5, f->postage)) != MK_OK ||
 	    (e = mk_tlv_put_string(&w, 6, f->origin)) != MK_OK || (e = mk_tlv_put_u32(&w, 7, f->day)) != MK_OK ||
+	    (f->sign && (e = mk_tlv_put_u8(&w, 8, 1)) != MK_OK) ||
 	    (e = request(c, MK_METER_CMD_FRANK, "", x.params, x.res)) != MK_OK)
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));

@@ -1746,7 +1746,7 @@ uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
 }
 
 enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const char *vendor, uint32_t postage,
-                               const char *origin, uint32_t day, size_t count, struct mk_indicium *out,
+                               const char *origin, uint32_t day, bool sign, size_t count, struct mk_indicium *out,
                                size_t *donep)
 {
 	struct mk_meter_conn *mc = NULL;
@@ -1785,6 +1785,7 @@ enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const cha
 	f.postal_token_len = mk_kms_token_len(k, f.postal);
 	f.postage = postage;
 	f.day = day;
+	f.sign = sign;
 	for (size_t i = 0; i < count; i++) {
 		if ((e = mk_meter_frank(mc, &f, &out[i])) != MK_OK) {
 			fail(k, e, "meter %s refused to frank (piece %zu of %zu)", meter_id, i + 1, count);

@@ -72,7 +72,7 @@ static void frank(const char *id, uint32_t postage, uint32_t day, size_t count, 
 {
 	size_t done = 99;
 
-	assert_rc(mk_kms_meter_frank(W.k, id, NULL, postage, "10001", day, count, out, &done), MK_OK);
+	assert_rc(mk_kms_meter_frank(W.k, id, NULL, postage, "10001", day, false, count, out, &done), MK_OK);
 	assert_int_equal(done, count);
 }
 
@@ -638,7 +638,7 @@ static void test_retired_meter(void **state)
 	}
 	w_meter_info(&W, r, &before);
 	assert_int_equal(before.state, MK_METER_RETIRED);
-	assert_rc(mk_kms_meter_frank(W.k, r, NULL, 73, "10001", TODAY, 1, &no, &done), MK_ERR_METER_NOT_REGISTERED);
+	assert_rc(mk_kms_meter_frank(W.k, r, NULL, 73, "10001", TODAY, false, 1, &no, &done), MK_ERR_METER_NOT_REGISTERED);
 	assert_int_equal(done, 0);
 	w_meter_info(&W, r, &after);
 	assert_int_equal(after.piece_count, before.piece_count);
@@ -706,7 +706,7 @@ static void test_franking_refusals(void **state)
 	frank(f, 150, TODAY, 1, &ind);
 	assert_int_equal(ind.descending, 50);
 	w_meter_info(&W, f, &before);
-	assert_rc(mk_kms_meter_frank(W.k, f, NULL, 51, "10001", TODAY, 1, &ind, &done), MK_ERR_METER_FUNDS);
+	assert_rc(mk_kms_meter_frank(W.k, f, NULL, 51, "10001", TODAY, false, 1, &ind, &done), MK_ERR_METER_FUNDS);
 	assert_int_equal(done, 0);
 	w_meter_info(&W, f, &after);
 	assert_int_equal(after.piece_count, before.piece_count);
@@ -718,7 +718,7 @@ static void test_franking_refusals(void **state)
 	{
 		struct mk_indicium three[3];
 
-		assert_rc(mk_kms_meter_frank(W.k, f, NULL, 40, "10001", TODAY, 3, three, &done), MK_ERR_METER_FUNDS);
+		assert_rc(mk_kms_meter_frank(W.k, f, NULL, 40, "10001", TODAY, false, 3, three, &done), MK_ERR_METER_FUNDS);
 		assert_int_equal(done, 2);
 		assert_int_equal(three[1].descending, 0);
 		expect_both(&three[1], VR_GOOD, VR_GOOD, VR_UNKNOWN, VR_UNKNOWN); /* not distributed */
@@ -726,7 +726,7 @@ static void test_franking_refusals(void **state)
 	w_meter_info(&W, f, &after);
 	assert_int_equal(after.piece_count, before.piece_count + 2);
 	assert_int_equal(after.descending, 0);
-	assert_rc(mk_kms_meter_frank(W.k, f, NULL, 1, "10001", TODAY, 1, &ind, &done), MK_ERR_METER_FUNDS);
+	assert_rc(mk_kms_meter_frank(W.k, f, NULL, 1, "10001", TODAY, false, 1, &ind, &done), MK_ERR_METER_FUNDS);
 	w_meter_info(&W, f, &before);
 	assert_int_equal(before.piece_count, after.piece_count);
 
@@ -734,7 +734,7 @@ static void test_franking_refusals(void **state)
 	w_install(&W, NULL, u, "VE", "USPS");
 	assert_rc(mk_kms_meter_credit(W.k, u, 1000), MK_ERR_METER_NOT_REGISTERED);
 	w_meter_info(&W, u, &before);
-	assert_rc(mk_kms_meter_frank(W.k, u, NULL, 1, "10001", TODAY, 1, &ind, &done), MK_ERR_METER_NOT_REGISTERED);
+	assert_rc(mk_kms_meter_frank(W.k, u, NULL, 1, "10001", TODAY, false, 1, &ind, &done), MK_ERR_METER_NOT_REGISTERED);
 	assert_int_equal(done, 0);
 	w_meter_info(&W, u, &after);
 	assert_int_equal(after.state, MK_METER_MANUFACTURED);
@@ -743,7 +743,7 @@ static void test_franking_refusals(void **state)
 	assert_int_equal(after.descending, before.descending);
 
 	w_meter(&W, "PM100", z);
-	assert_rc(mk_kms_meter_frank(W.k, z, NULL, 1, "10001", TODAY, 1, &ind, &done), MK_RC_DOMAIN_UNKNOWN);
+	assert_rc(mk_kms_meter_frank(W.k, z, NULL, 1, "10001", TODAY, false, 1, &ind, &done), MK_RC_DOMAIN_UNKNOWN);
 	assert_int_equal(done, 0);
 }
 
