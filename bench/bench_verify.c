@@ -192,7 +192,7 @@ static void setup(struct fleet *f)
 
 		snprintf(msn, sizeof(msn), "%06u", (unsigned)(i + 1));
 		snprintf(serial, sizeof(serial), "US%08u", (unsigned)(i + 1));
-		check(mk_kms_meter_create(k, "PM100", msn, mid), "mk_kms_meter_create", k);
+		check(mk_kms_meter_create(k, "PM100", msn, NULL, mid), "mk_kms_meter_create", k);
 		check(mk_kms_meter_install(k, mid, "VE", "", NULL, &rec), "install VE", k);
 		check(mk_kms_meter_install(k, mid, "USPS", "", NULL, &rec), "install USPS", k);
 		check(mk_kms_meter_register(k, mid, serial, "US", 0), "mk_kms_meter_register", k);

@@ -40,6 +40,8 @@ enum mk_box_command {
 	MK_CMD_GENERATE_KEY = 0x0201,     /* MI1 -> MI2 (MI3 archive record, MI4 install record) */
 	/* Steel */
 	MK_CMD_INSTALL_KEY = 0x0301,      /* MI4' -> MI5, MI6 over the meter link -> MI7 */
+	MK_CMD_STATION_CERT = 0x0302,     /* device PKI: the station's manufacturing certificate */
+	MK_CMD_ISSUE_TRANSPORT = 0x0303,  /* device PKI: a meter's transport certificate (Fig. 3) */
 	/* Brass */
 	MK_CMD_CONFIRM_INSTALL = 0x0401,  /* MI8 -> MI9 record, MI10 */
 	MK_CMD_REGISTER = 0x0402,         /* MR2 -> MR3 record, MR4 */
@@ -47,6 +49,8 @@ enum mk_box_command {
 	MK_CMD_ABANDON = 0x0404,          /* an attempted key never confirmed: NEW -> BAD record */
 	MK_CMD_DISTRIBUTE = 0x0405,       /* a temporal token key record for Tin boxes */
 	MK_CMD_VERIFY = 0x0406,           /* verify indicia with archived records (Fig. 28) */
+	MK_CMD_REG_CHALLENGE = 0x0407,    /* device PKI: server challenge and domain cert (Fig. 5) */
+	MK_CMD_REG_COMPLETE = 0x0408,     /* device PKI: operation certificate, key proofs (Fig. 7) */
 	/* Tin */
 	MK_CMD_TIN_VERIFY = 0x0501,       /* verify indicia with token key records (claims 5-8) */
 };
@@ -79,7 +83,7 @@ enum mk_signed_kind {
 /* Most boxes one Manufacturing Box initialises (one table entry each). */
 #define MK_MFG_MAX_BOXES 254
 /* A signed message: body, signer, signature. */
-#define MK_SIGNED_MAX 4096
+#define MK_SIGNED_MAX 8192
 
 /* The domain-wide holder of a NEW record's key: every Domain Brass Process
  * of the domain holds the Brass confidentiality key it is encrypted for. */

@@ -40,8 +40,9 @@
 #define MK_GCM_OVERHEAD (MK_GCM_IV_LEN + MK_GCM_TAG_LEN)
 #define MK_CMAC_MAX_LEN 16
 #define MK_KEK_LEN 32          /* the X9.63-derived key-encryption key */
-/* Largest key (or other secret) mk_ec_wrap will carry; keys are short. */
-#define MK_WRAP_MAX_SECRET 1024
+/* Largest secret mk_ec_wrap will carry: a key, or a domain process package
+ * (a Brass package holds the registration service's two certificates). */
+#define MK_WRAP_MAX_SECRET 8192
 /* Largest context label (info) mk_ec_wrap binds into its KDF input. */
 #define MK_WRAP_MAX_INFO 4096
 /* Largest plaintext mk_gcm_seal accepts (an archive record, not a file). */
@@ -219,6 +220,28 @@ MK_WUR enum mk_err mk_cmac_verify(struct mk_cmac *ctx, const void *msg, size_t n
 MK_WUR enum mk_err mk_kdf_derive(const uint8_t *key, size_t keylen, const void *label,
                                  size_t labellen, const void *context, size_t contextlen,
                                  uint8_t *out, size_t outlen);
+
+/* ---- Key confirmation (registration key proofs) ---------------------------- */
+
+#define MK_KC_TAG_LEN 16 /* MacTag: AES-256-CMAC, 128 bits */
+
+/*
+ * SP 800-56A rev. 3 C(2e, 0s) ECC CDH with bilateral key confirmation: Z =
+ * ECDH(own, peer) (own: this party's ephemeral private key, peer: the other
+ * party's ephemeral public key); MacKey = X9.63-KDF-SHA256(Z, 32,
+ * "meterkey registration key confirmation v1" || id_u || 0 || id_v || 0);
+ *   tag_u = CMAC(MacKey, "KC_2_U" || id_u || 0 || id_v || 0 || eph_u || eph_v)
+ *   tag_v = CMAC(MacKey, "KC_2_V" || id_v || 0 || id_u || 0 || eph_v || eph_u)
+ * with eph_u, eph_v the two ephemeral public keys (65 bytes each). Both
+ * parties compute both tags: each sends its own and compares the other's
+ * with mk_ct_equal. id_u, id_v: at most 255 bytes, no NUL
+ * (MK_ERR_INVALID_ARG). Z and MacKey are wiped; on failure the tags are
+ * zeroed. MK_ERR_KEY_INVALID (peer not on the curve), MK_ERR_CRYPTO.
+ */
+MK_WUR enum mk_err mk_kc_tags(EVP_PKEY *own, EVP_PKEY *peer, const char *id_u, const char *id_v,
+                              const uint8_t eph_u[static MK_EC_PUB_LEN],
+                              const uint8_t eph_v[static MK_EC_PUB_LEN],
+                              uint8_t tag_u[static MK_KC_TAG_LEN], uint8_t tag_v[static MK_KC_TAG_LEN]);
 
 /* ---- Self-tests ----------------------------------------------------------- */
 

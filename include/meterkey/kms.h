@@ -107,9 +107,32 @@ MK_WUR enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint
 MK_WUR enum mk_err mk_kms_key_abandon(struct mk_kms *k, const char *domain, uint64_t key_id,
                                       struct mk_key_record *recp);
 
-/* A new simulated meter (its NVM, with the factory label) in meters/. */
+/* A new simulated meter in meters/: its NVM with the factory label, then
+ * manufactured by the factory station (a Steel box; station NULL or "": the
+ * first of the home) as mk_kms_meter_manufacture does. A meter whose
+ * manufacture fails is not kept. */
 MK_WUR enum mk_err mk_kms_meter_create(struct mk_kms *k, const char *product_code,
-                                       const char *mfg_seq, char id[static MK_METER_ID_MAX + 1]);
+                                       const char *mfg_seq, const char *station,
+                                       char id[static MK_METER_ID_MAX + 1]);
+
+/*
+ * Manufacture (the second document, Figs. 2-3) of a meter in BLANK state:
+ * the provider root (trust/root.pem) loaded into it, its transport key made
+ * inside it, its request certified by the station (Steel box station; NULL
+ * or "": the home's first), the manufacturing and transport certificates
+ * verified by the meter, which enters TRANSPORT LOCK. The meter's refusal
+ * or the station's is returned, with mk_kms_detail saying which.
+ */
+MK_WUR enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id,
+                                           const char *station);
+
+/* Writes the certificates meter_id holds, as PEM, into dir (made if
+ * missing): root.pem, manufacturing.pem and transport.pem (while in
+ * transport lock), domain.pem and operation.pem (once registered); a file
+ * of a certificate the meter no longer holds is removed. *writtenp: the
+ * bit 1 << role of each written. */
+MK_WUR enum mk_err mk_kms_meter_cert_export(struct mk_kms *k, const char *meter_id, const char *dir,
+                                           unsigned *writtenp);
 
 /* Installation (MI4'-MI10) of a key of domain into meter_id by steel_id (""
  * for the domain's first): the install record at record_path, or a new one
@@ -120,9 +143,12 @@ MK_WUR enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, 
                                         const char *steel_id, const char *record_path,
                                         struct mk_key_record *recp);
 
-/* Registration (MR1-MR4): sets the meter's indicia serial number and
- * country and registers each of its keys in the country sub-domain. date 0:
- * the KMS time. */
+/* Registration: first the device PKI's (Figs. 4-7: mutual authentication
+ * with the registration service of the meter's postal domain, its
+ * operation certificate, transport lock lifted; skipped when done already),
+ * then MR1-MR4: sets the meter's indicia serial number and country and
+ * registers each of its keys in the country sub-domain. date 0: the KMS
+ * time. */
 MK_WUR enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id,
                                          const char *indicia_serial, const char *country,
                                          int64_t date);

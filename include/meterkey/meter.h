@@ -38,8 +38,12 @@
 #define MK_TEST_TOKENS_LEN 16
 /* The registration report's MAC: a full AES-CMAC. */
 #define MK_METER_MAC_LEN 16
-/* The largest NVM file a meter reads. */
-#define MK_METER_NVM_MAX 4096
+/* The largest NVM file a meter reads (five certificates fit). */
+#define MK_METER_NVM_MAX 8192
+/* The largest certificate (DER) a meter stores. */
+#define MK_METER_CERT_MAX 1024
+/* A key proof of the registration (crypto.h MK_KC_TAG_LEN). */
+#define MK_METER_PROOF_LEN 16
 /* How long the client waits for the meter's answer once its request was
  * acknowledged (the meter syncs its NVM before it answers). */
 #define MK_METER_RESPONSE_TIMEOUT_MS 30000
@@ -48,6 +52,22 @@ enum mk_meter_state { MK_METER_MANUFACTURED = 1, MK_METER_REGISTERED = 2, MK_MET
 
 /* "manufactured", "registered", "retired"; "?" for anything else. */
 const char *mk_meter_state_name(enum mk_meter_state s);
+
+/*
+ * Where the meter stands in the device PKI (the second source document):
+ *   BLANK        fresh from the line: nothing loaded;
+ *   ROOT         the provider's root certificate loaded (Fig. 2, step 105);
+ *   KEYED        its transport key pair made, the request given (step 120);
+ *   LOCKED       transport certificate stored: TRANSPORT LOCK (step 145): it
+ *                takes master keys but no parameters and does not frank;
+ *   OPERATIONAL  registered (Fig. 7): operation key and certificate, the
+ *                transport key and certificates deleted, unlocked.
+ */
+enum mk_meter_pki { MK_METER_PKI_BLANK = 0, MK_METER_PKI_ROOT = 1, MK_METER_PKI_KEYED = 2,
+                    MK_METER_PKI_LOCKED = 3, MK_METER_PKI_OPERATIONAL = 4 };
+
+/* "blank", "root", "keyed", "locked", "operational"; "?" otherwise. */
+const char *mk_meter_pki_name(enum mk_meter_pki p);
 
 /* A key slot as the meter shows it: never the key bytes. */
 struct mk_meter_key_info {
@@ -62,6 +82,7 @@ struct mk_meter_info {
 	char country[MK_DOMAIN_ID_MAX + 1];    /* the country sub-domain, "" until registered */
 	int64_t registered;                    /* registration date (unix time), 0 before */
 	enum mk_meter_state state;
+	enum mk_meter_pki pki;
 	size_t nkeys;
 	struct mk_meter_key_info keys[MK_METER_MAX_KEYS]; /* never the key bytes */
 	uint32_t piece_count;  /* pieces franked */
@@ -194,6 +215,70 @@ MK_WUR enum mk_err mk_meter_report_encode_tbs(const struct mk_meter_report *r,
  * the NVM (the slots' domains and key IDs stay, for the record). Refused with
  * MK_ERR_STATE when already retired. */
 MK_WUR enum mk_err mk_meter_retire(struct mk_meter_conn *c);
+
+/* ---- The device PKI: manufacture and registration (issue 6) ------------------ */
+
+/* The time (unix seconds) the following requests carry, which the meter
+ * takes as its clock for certificate validity; 0 (the default): the host's
+ * clock at each request. The KMS passes its own time (--time). */
+void mk_meter_set_time(struct mk_meter_conn *c, int64_t t);
+
+/*
+ * Manufacture, Figs. 2-3 (the station computer's side is mk_kms):
+ *   load_root: the provider's self-signed root certificate (DER). The meter
+ *     checks the key, the self-signature, the profile (role ROOT) and the
+ *     validity at its clock, and stores it. BLANK only (MK_ERR_STATE);
+ *     the certificate's errors (pki.h).
+ *   gen_transport: makes the transport key pair inside the meter (the
+ *     private key stays in its NVM) and answers a PKCS#10 request for it,
+ *     signed with it, CN "<product code>-<MSN>" (appended to csr_out). ROOT
+ *     or KEYED (a new pair replaces one never certified); else MK_ERR_STATE.
+ *   load_transport: the station's manufacturing certificate and the
+ *     transport certificate it issued. The meter verifies root ->
+ *     manufacturing -> transport at its clock, that the certificate is of its
+ *     own transport key (MK_ERR_CERT_KEY) and names it (MK_ERR_CERT_FORMAT),
+ *     stores both and enters TRANSPORT LOCK. KEYED only.
+ * Every refusal leaves the meter as it was.
+ */
+MK_WUR enum mk_err mk_meter_load_root(struct mk_meter_conn *c, const uint8_t *der, size_t n);
+MK_WUR enum mk_err mk_meter_gen_transport(struct mk_meter_conn *c, struct mk_buf *csr_out);
+MK_WUR enum mk_err mk_meter_load_transport(struct mk_meter_conn *c, const uint8_t *mfg, size_t mn,
+                                           const uint8_t *transport, size_t tn);
+
+/* A certificate the meter holds, by role (pki.h enum mk_cert_role: root,
+ * manufacturing, transport, domain, operation), its DER appended to
+ * der_out; MK_ERR_NOT_FOUND when it holds none of that role. Public data. */
+MK_WUR enum mk_err mk_meter_get_cert(struct mk_meter_conn *c, int role, struct mk_buf *der_out);
+
+/*
+ * Registration, Figs. 5-7 (the host relays between the meter and the
+ * registration service, mk_kms):
+ *   reg_start: the service's server challenge (an ephemeral P-256 public
+ *     key) and its domain certificate. The meter verifies the domain
+ *     certificate with its root (the domain must be one it holds a master
+ *     key of: MK_RC_WRONG_DOMAIN) and refuses a server challenge it has seen
+ *     before (MK_ERR_CHALLENGE); makes its operation key pair and a product
+ *     challenge (ephemeral key pair), and answers the operation request
+ *     (PKCS#10, appended to csr_out), the transport key's signature over
+ *     mk_reg_request_tbs (sig), the product challenge and the product key
+ *     proof KC_2_U (crypto.h mk_kc_tags; U = the meter's ID, V = the domain
+ *     ID). LOCKED only. The new keys stay in the meter's memory, not its NVM,
+ *     until reg_finish; only the challenge's fingerprint is written.
+ *   reg_finish: the operation certificate and the server key proof KC_2_V.
+ *     The meter checks the proof (MK_ERR_KEY_PROOF), verifies root -> domain
+ *     -> operation at its clock, that the certificate is of its operation key
+ *     and names it, then stores the operation key and certificate and the
+ *     domain certificate, DELETES the transport key, the transport and
+ *     manufacturing certificates, and unlocks (OPERATIONAL). Without a
+ *     reg_start in this session: MK_ERR_STATE. Any refusal ends the
+ *     exchange (a new reg_start is needed) and leaves the meter locked.
+ */
+MK_WUR enum mk_err mk_meter_reg_start(struct mk_meter_conn *c, const uint8_t server[static 65],
+                                      const uint8_t *domain_cert, size_t dn, struct mk_buf *csr_out,
+                                      uint8_t sig_out[static 64], uint8_t product_out[static 65],
+                                      uint8_t proof_out[static MK_METER_PROOF_LEN]);
+MK_WUR enum mk_err mk_meter_reg_finish(struct mk_meter_conn *c, const uint8_t *op_cert, size_t n,
+                                       const uint8_t proof[static MK_METER_PROOF_LEN]);
 
 /* ---- Franking (issue 5) ---------------------------------------------------- */
 

@@ -107,7 +107,11 @@ MK_WUR enum mk_err mk_cert_get_info(X509 *c, struct mk_cert_info *ip);
 
 /*
  * Verifies leaf through intermediate up to root at time t (unix seconds),
- * want being the leaf's role (MK_ROLE_TRANSPORT or MK_ROLE_OPERATION):
+ * want being the leaf's role. For MK_ROLE_TRANSPORT or MK_ROLE_OPERATION the
+ * chain has three certificates; for MK_ROLE_MANUFACTURING or MK_ROLE_DOMAIN
+ * intermediate is NULL and leaf is issued by root; for MK_ROLE_ROOT
+ * intermediate is NULL and leaf is root itself (its self-signature, profile
+ * and validity checked). Otherwise MK_ERR_INVALID_ARG. The checks:
  * OpenSSL's chain verification with X509_V_FLAG_X509_STRICT and the root's
  * own signature checked, the chain exactly leaf -> intermediate -> root, all
  * keys P-256 and signatures ECDSA-SHA256, then meterkey's role rules:
@@ -136,6 +140,12 @@ MK_WUR enum mk_err mk_cert_from_der(const uint8_t *p, size_t n, X509 **out);
  * the old file or the new one; mode 0600). MK_ERR_IO, MK_ERR_NOMEM. */
 MK_WUR enum mk_err mk_cert_write_pem(X509 *c, const char *path);
 
+/* Reads the first PEM "CERTIFICATE" block of the file at path (at most
+ * 4 * MK_CERT_MAX_DER bytes) as mk_cert_from_der does. MK_ERR_NOT_FOUND,
+ * MK_ERR_IO, MK_ERR_CERT_FORMAT (no block, bad DER, file too large),
+ * MK_ERR_NOMEM. *out (X509_free) set only on MK_OK. */
+MK_WUR enum mk_err mk_cert_read_pem(const char *path, X509 **out);
+
 /*
  * Makes a PKCS#10 request for key's public key, signed with key (proof of
  * possession; ECDSA-SHA256), subject O=meterkey, OU=<role>, CN=common_name,
@@ -161,5 +171,17 @@ MK_WUR enum mk_err mk_csr_make(EVP_PKEY *key, enum mk_cert_role role, const char
  */
 MK_WUR enum mk_err mk_csr_verify(const uint8_t *der, size_t n, EVP_PKEY **pubp,
                                  enum mk_cert_role *rolep, char cn[static MK_CERT_CN_MAX + 1]);
+
+/* ---- Registration (Figs. 4-7) -------------------------------------------------- */
+
+/* The bytes the meter's transport key signs (ECDSA P-256 / SHA-256, r || s)
+ * over its operation certificate request: MK_REG_REQUEST_LABEL (no NUL) ||
+ * server challenge (65) || product challenge (65) || the request's DER.
+ * Appended to out (cut back on failure). MK_ERR_INVALID_ARG for an empty or
+ * oversized request; the buffer's errors. */
+#define MK_REG_REQUEST_LABEL "meterkey operation request v1"
+MK_WUR enum mk_err mk_reg_request_tbs(const uint8_t *csr, size_t n,
+                                      const uint8_t server[static 65],
+                                      const uint8_t product[static 65], struct mk_buf *out);
 
 #endif

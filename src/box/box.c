@@ -16,20 +16,23 @@
 #include <openssl/crypto.h>
 
 #include "box/box_int.h"
+#include "meterkey/pki.h"
 #include "meterkey/seal.h"
 
 /* Tags of the sealed state (formats.md §8.2). */
 enum {
 	S_TYPE = 0x01, S_ID = 0x02, S_ANCHOR = 0x03, S_STARTUP_CONF = 0x04, S_DOMAINS = 0x05,
-	S_MFG = 0x10,
+	S_STATION = 0x06, S_STATION_CERT = 0x07, S_MFG = 0x10,
 };
-/* Tags of one domain in the sealed state. */
-enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02 };
+/* Tags of one domain in the sealed state, and of one pending challenge. */
+enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02, SD_PENDING = 0x03 };
+enum { RP_SERVER = 0x01, RP_EPH = 0x02, RP_TRANSPORT = 0x03, RP_TIME = 0x04 };
 /* Tags of a domain process package (formats.md §8.3). */
 enum {
 	P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
 	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
-	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C,
+	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
+	P_ROOT = 0x0F,
 };
 enum { PC_ID = 0x01, PC_KEY = 0x02 };
 
@@ -312,7 +315,50 @@ void box_domain_clear(struct box_domain *d)
 	mk_secret_free(d->secret);
 	for (size_t i = 0; i < d->ncountries; i++)
 		mk_secret_free(d->countries[i].key);
+	EVP_PKEY_free(d->authority);
+	X509_free(d->domain_cert);
+	X509_free(d->root);
+	for (size_t i = 0; i < d->npending; i++)
+		mk_secret_free(d->pending[i].eph);
 	memset(d, 0, sizeof(*d));
+}
+
+void box_reg_pending_drop(struct box_domain *d, size_t i)
+{
+	if (i >= d->npending)
+		return;
+	mk_secret_free(d->pending[i].eph);
+	memmove(&d->pending[i], &d->pending[i + 1], (d->npending - i - 1) * sizeof(d->pending[0]));
+	d->npending--;
+	memset(&d->pending[d->npending], 0, sizeof(d->pending[0]));
+}
+
+/* An optional certificate element: absent leaves *cp NULL. */
+static enum mk_err opt_cert(struct mk_tlv_reader *r, uint8_t tag, X509 **cp)
+{
+	const uint8_t *p;
+	size_t n;
+	uint8_t next;
+	enum mk_err e;
+
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
+		return e;
+	if ((e = mk_tlv_get_bytes(r, tag, 1, MK_CERT_MAX_DER, &p, &n)) != MK_OK)
+		return e;
+	return mk_cert_from_der(p, n, cp) == MK_OK ? MK_OK : MK_ERR_TLV_VALUE;
+}
+
+static enum mk_err put_cert(struct mk_tlv_writer *w, uint8_t tag, X509 *c)
+{
+	struct mk_buf *der = mk_buf_new(MK_CERT_MAX_DER);
+	enum mk_err e;
+
+	if (der == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_cert_to_der(c, der)) == MK_OK)
+		e = mk_tlv_put_bytes(w, tag, mk_buf_data(der), mk_buf_len(der));
+	mk_buf_free(der);
+	return e;
 }
 
 /* Reads an optional element: absent leaves *kp NULL. */
@@ -388,8 +434,14 @@ enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8
 	if (next == P_TOKEN_LEN && (e = mk_tlv_get_u8(&r, P_TOKEN_LEN, &d->token_len)) != MK_OK)
 		return e;
 	if ((e = opt_key(&r, P_BRASS_AUTH, 0, &d->brass_auth)) != MK_OK ||
-	    (e = opt_key(&r, P_TIN_CONF, 0, &d->tin_conf)) != MK_OK || (e = mk_tlv_reader_end(&r)) != MK_OK)
+	    (e = opt_key(&r, P_TIN_CONF, 0, &d->tin_conf)) != MK_OK ||
+	    (e = opt_key(&r, P_AUTHORITY, 1, &d->authority)) != MK_OK ||
+	    (e = opt_cert(&r, P_DOMAIN_CERT, &d->domain_cert)) != MK_OK ||
+	    (e = opt_cert(&r, P_ROOT, &d->root)) != MK_OK || (e = mk_tlv_reader_end(&r)) != MK_OK)
 		return e;
+	if ((d->authority != NULL) != (d->domain_cert != NULL) ||
+	    (d->authority != NULL) != (d->root != NULL))
+		return MK_ERR_TLV_VALUE; /* the registration service's three come together */
 	if (!mk_domain_id_valid(d->id) || strcmp(box_id, owner) != 0 ||
 	    d->token_len < MK_TOKEN_LEN_MIN || d->token_len > MK_TOKEN_LEN_MAX ||
 	    (owner[0] == MK_BOX_TIN ? d->conf == NULL || d->brass_auth == NULL : d->sign == NULL))
@@ -422,6 +474,75 @@ static int store_path(const struct mk_box *b, const char *id, char *out, size_t 
 	return n > 0 && (size_t)n < cap;
 }
 
+/* The pending server challenges of a Brass domain (SD_PENDING). */
+static enum mk_err pending_encode(const struct box_domain *d, struct mk_tlv_writer *w)
+{
+	struct mk_tlv_writer list, one;
+	enum mk_err r;
+
+	if ((r = mk_tlv_begin(w, SD_PENDING, &list)) != MK_OK)
+		return r;
+	for (size_t i = 0; i < d->npending; i++) {
+		const struct box_reg_pending *q = &d->pending[i];
+
+		if ((r = mk_tlv_begin(&list, (uint8_t)(i + 1), &one)) != MK_OK ||
+		    (r = mk_tlv_put_bytes(&one, RP_SERVER, q->server, sizeof(q->server))) != MK_OK ||
+		    (r = box_put_secret(&one, RP_EPH, q->eph)) != MK_OK ||
+		    (r = mk_tlv_put_bytes(&one, RP_TRANSPORT, q->transport_fp, 32)) != MK_OK ||
+		    (r = mk_tlv_put_u64(&one, RP_TIME, (uint64_t)q->time)) != MK_OK ||
+		    (r = mk_tlv_end(&list, &one)) != MK_OK)
+			return r;
+	}
+	return mk_tlv_end(w, &list);
+}
+
+static enum mk_err get_exact(struct mk_tlv_reader *r, uint8_t tag, uint8_t *dst, size_t n)
+{
+	const uint8_t *p;
+	struct mk_buf v;
+	size_t got;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(r, tag, n, n, &p, &got)) != MK_OK)
+		return e;
+	mk_buf_init_view(&v, p, got);
+	return mk_buf_get_bytes(&v, dst, n);
+}
+
+static enum mk_err pending_decode(struct box_domain *d, struct mk_tlv_reader *r)
+{
+	struct mk_tlv_reader list, one;
+	uint64_t t;
+	uint8_t tag;
+	enum mk_err e;
+
+	if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK || tag != SD_PENDING)
+		return e;
+	if ((e = mk_tlv_get_nested(r, SD_PENDING, &list)) != MK_OK)
+		return e;
+	for (uint8_t i = 1;; i++) {
+		struct box_reg_pending *q;
+
+		if ((e = mk_tlv_peek_tag(&list, &tag)) != MK_OK)
+			return e;
+		if (tag == MK_TLV_END)
+			break;
+		if (d->npending == BOX_REG_PENDING_MAX)
+			return MK_ERR_TLV_VALUE;
+		q = &d->pending[d->npending++];
+		if ((e = mk_tlv_get_nested(&list, i, &one)) != MK_OK ||
+		    (e = get_exact(&one, RP_SERVER, q->server, sizeof(q->server))) != MK_OK ||
+		    (e = box_get_secret(&one, RP_EPH, 32, &q->eph)) != MK_OK ||
+		    (e = get_exact(&one, RP_TRANSPORT, q->transport_fp, 32)) != MK_OK ||
+		    (e = mk_tlv_get_u64(&one, RP_TIME, &t)) != MK_OK || (e = mk_tlv_reader_end(&one)) != MK_OK)
+			return e;
+		if (t > INT64_MAX)
+			return MK_ERR_TLV_VALUE;
+		q->time = (int64_t)t;
+	}
+	return mk_tlv_reader_end(&list);
+}
+
 static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 {
 	struct mk_tlv_writer w, list, one, m;
@@ -442,10 +563,14 @@ static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 		if ((r = mk_tlv_begin(&list, (uint8_t)(i + 1), &one)) != MK_OK ||
 		    (r = box_put_secret(&one, SD_PACKAGE, d->package)) != MK_OK ||
 		    (r = mk_tlv_put_u64(&one, SD_LAST_KEY_ID, d->last_key_id)) != MK_OK ||
+		    (d->npending > 0 && (r = pending_encode(d, &one)) != MK_OK) ||
 		    (r = mk_tlv_end(&list, &one)) != MK_OK)
 			return r;
 	}
 	if ((r = mk_tlv_end(&w, &list)) != MK_OK)
+		return r;
+	if ((b->station != NULL && (r = box_put_priv(&w, S_STATION, b->station)) != MK_OK) ||
+	    (b->station_cert != NULL && (r = put_cert(&w, S_STATION_CERT, b->station_cert)) != MK_OK))
 		return r;
 	if (b->type == MK_BOX_MANUFACTURING) {
 		if ((r = mk_tlv_begin(&w, S_MFG, &m)) != MK_OK || (r = mfg_state_encode(b, &m)) != MK_OK ||
@@ -495,10 +620,13 @@ static enum mk_err state_decode(struct mk_box *b, const uint8_t *p, size_t n)
 		    (e = mk_tlv_get_bytes(&one, SD_PACKAGE, 1, MK_SIGNED_MAX, &v, &vn)) != MK_OK ||
 		    (e = box_domain_load(d, b->id, v, vn)) != MK_OK ||
 		    (e = mk_tlv_get_u64(&one, SD_LAST_KEY_ID, &d->last_key_id)) != MK_OK ||
-		    (e = mk_tlv_reader_end(&one)) != MK_OK)
+		    (e = pending_decode(d, &one)) != MK_OK || (e = mk_tlv_reader_end(&one)) != MK_OK)
 			return e;
 	}
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK)
+		return e;
+	if ((e = opt_key(&r, S_STATION, 1, &b->station)) != MK_OK ||
+	    (e = opt_cert(&r, S_STATION_CERT, &b->station_cert)) != MK_OK)
 		return e;
 	if (b->type == MK_BOX_MANUFACTURING &&
 	    ((e = mk_tlv_get_nested(&r, S_MFG, &m)) != MK_OK || (e = mfg_state_decode(b, &m)) != MK_OK ||
@@ -726,6 +854,8 @@ void mk_box_free(struct mk_box *b)
 	for (size_t i = 0; i < b->ndomains; i++)
 		box_domain_clear(&b->domains[i]);
 	EVP_PKEY_free(b->startup_conf);
+	EVP_PKEY_free(b->station);
+	X509_free(b->station_cert);
 	mfg_state_free(b->mfg);
 	box_vcache_free(b->vcache);
 	mk_rng_free(b->rng);
@@ -812,11 +942,13 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct m
 	memcpy(b->id, id, sizeof(id));
 	if ((b->type == MK_BOX_MANUFACTURING && (e = mfg_state_new(b)) != MK_OK) ||
 	    (e = mk_ec_keygen(b->rng, &b->startup_conf)) != MK_OK ||
+	    (b->type == MK_BOX_STEEL && (e = mk_ec_keygen(b->rng, &b->station)) != MK_OK) ||
 	    (e = box_make_shares(b, k, n)) != MK_OK || (e = box_save(b)) != MK_OK)
 		goto fail;
 	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
 	    (e = box_put_pub(result, 0x02, b->startup_conf)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x03, nonce, nn)) != MK_OK)
+	    (e = mk_tlv_put_bytes(result, 0x03, nonce, nn)) != MK_OK ||
+	    (b->station != NULL && (e = box_put_pub(result, 0x04, b->station)) != MK_OK))
 		goto fail;
 	return MK_OK;
 fail:
@@ -829,6 +961,8 @@ fail:
 	b->mfg = NULL;
 	EVP_PKEY_free(b->startup_conf);
 	b->startup_conf = NULL;
+	EVP_PKEY_free(b->station);
+	b->station = NULL;
 	b->enabled = 0;
 	OPENSSL_cleanse(b->oc, sizeof(b->oc));
 	return e;

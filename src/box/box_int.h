@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "meterkey/archive.h"
 #include "meterkey/boxes.h"
@@ -34,6 +35,17 @@ struct box_country {
  * length are in every one; Brass also has tin_conf (pub) when the domain has
  * Tin keys.
  */
+/* A server challenge the Brass box gave and has not yet seen answered
+ * (registration, Fig. 5): single use, kept in the sealed state. */
+#define BOX_REG_PENDING_MAX 16
+#define BOX_REG_CHALLENGE_LIFE (24 * 3600) /* seconds a challenge stays good */
+struct box_reg_pending {
+	uint8_t server[MK_EC_PUB_LEN];     /* the challenge: an ephemeral public key */
+	struct mk_secret *eph;             /* its private scalar (32 bytes) */
+	uint8_t transport_fp[32];          /* SHA-256 of the transport certificate it answered */
+	int64_t time;                      /* when it was given */
+};
+
 struct box_domain {
 	char id[MK_DOMAIN_ID_MAX + 1];
 	struct mk_secret *package; /* the decrypted package, kept for resealing */
@@ -45,6 +57,12 @@ struct box_domain {
 	size_t ncountries;
 	struct box_country countries[MK_DOMAIN_MAX_COUNTRIES];
 	uint64_t last_key_id; /* Oak and Steel: the last key ID processed */
+	/* Brass, the registration service of the device PKI: the postal
+	 * authority key, its domain certificate and the provider root */
+	EVP_PKEY *authority;
+	X509 *domain_cert, *root;
+	size_t npending;
+	struct box_reg_pending pending[BOX_REG_PENDING_MAX];
 };
 
 struct mfg_state; /* mfg.c */
@@ -67,6 +85,8 @@ struct mk_box {
 	struct mk_meter_conn *meter;   /* Steel: the station's meter line */
 	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
 	struct vcache *vcache;         /* Brass, Tin: verified keys while open (verify.c) */
+	EVP_PKEY *station;             /* Steel: the factory station's key (device PKI) */
+	X509 *station_cert;            /* its manufacturing certificate, once loaded */
 };
 
 /* The command tables of each type. */
@@ -169,6 +189,28 @@ MK_WUR enum mk_err box_verify_record(EVP_PKEY *key, const struct mk_key_record *
 MK_WUR enum mk_err box_steel_cert_open(const struct box_domain *d, const uint8_t *p, size_t n,
                                        char steel_id[static MK_BOX_ID_LEN + 1],
                                        EVP_PKEY **authp, EVP_PKEY **confp);
+
+/* The device PKI (registrar.c): Steel's station certificate and transport
+ * certificates, Brass's registration service. */
+MK_WUR enum mk_err box_cmd_station_cert(void *box, const struct mk_box_request *req,
+                                        struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_WUR enum mk_err box_cmd_issue_transport(void *box, const struct mk_box_request *req,
+                                           struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_WUR enum mk_err box_cmd_reg_challenge(void *box, const struct mk_box_request *req,
+                                         struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_WUR enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
+                                        struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+extern const struct mk_box_param box_p_station_cert[1], box_p_issue_transport[1],
+	box_p_reg_challenge[2], box_p_reg_complete[7];
+/* Issues a certificate of role for subject (cn, domain or NULL) under
+ * issuer/issuer_key, valid from now for life seconds but not past the
+ * issuer's end, with serial (0: a random 63-bit one from b's RNG); the DER
+ * appended to der_out. */
+MK_WUR enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key,
+                                  EVP_PKEY *subject, int role, const char *cn, const char *domain,
+                                  uint64_t serial, int64_t now, int64_t life, struct mk_buf *der_out);
+/* The pending challenges of d, sealed with the domain (box.c). */
+void box_reg_pending_drop(struct box_domain *d, size_t i);
 
 /* Info strings binding a wrapped key to its context. */
 MK_WUR enum mk_err box_wrap_info(struct mk_buf *out, const char *what, const char *domain,

@@ -575,6 +575,10 @@ static const struct mk_box_cmd cmds[] = {
 	{ MK_CMD_DISTRIBUTE, "Distribute Token Key", ED, p_distribute, ARRAY_LEN(p_distribute),
 	  cmd_distribute },
 	{ MK_CMD_VERIFY, "Verify", ED, box_p_verify, 2, box_cmd_verify },
+	{ MK_CMD_REG_CHALLENGE, "Registration Challenge", ED, box_p_reg_challenge, 2,
+	  box_cmd_reg_challenge },
+	{ MK_CMD_REG_COMPLETE, "Registration Complete", ED, box_p_reg_complete, 7,
+	  box_cmd_reg_complete },
 };
 
 const struct mk_box_table mk_brass_table = {

@@ -52,16 +52,20 @@ enum { M_AUTH = 0x01, M_DKS_CONF = 0x02, M_DKS_AUTH = 0x03, M_NEXT = 0x04, M_BOX
 enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03 };
 /* Domain keys (DK) tags. */
 enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
-       K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08, K_AUTHORITY = 0x09 };
+       K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08, K_AUTHORITY = 0x09,
+       K_DOMAIN_CERT = 0x0A };
 /* Domain process package tags: as box.c. */
 enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
        P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
-       P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C };
+       P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
+       P_ROOT = 0x0F };
 
-#define PKG_CAP 4096
+#define PKG_CAP 8192
 /* The provider root certificate's life: twenty years (the life of the
  * system's indicia, DESIGN.md §1). */
 #define ROOT_LIFETIME ((int64_t)20 * 365 * 86400)
+/* A factory station's manufacturing certificate: ten years. */
+#define STATION_LIFETIME ((int64_t)10 * 365 * 86400)
 
 static enum mk_err key_set_encode(const struct mfg_state *m, struct mk_tlv_writer *w);
 
@@ -448,7 +452,8 @@ static enum mk_err domain_certificate(struct mk_box *b, const char *domain, stru
 			return MK_ERR_CRYPTO;
 		ds.not_before = (int64_t)timegm(&tm);
 		if ((e = mk_ec_keygen(b->rng, &k)) != MK_OK || (e = mk_cert_issue(m->root, m->provider, k, &ds, &c)) != MK_OK ||
-		    (e = mk_cert_to_der(c, cert_der)) != MK_OK || (e = box_put_priv(w, K_AUTHORITY, k)) != MK_OK)
+		    (e = mk_cert_to_der(c, cert_der)) != MK_OK || (e = box_put_priv(w, K_AUTHORITY, k)) != MK_OK ||
+		    (e = mk_tlv_put_bytes(w, K_DOMAIN_CERT, mk_buf_data(cert_der), mk_buf_len(cert_der))) != MK_OK)
 			goto out;
 	}
 	m->serial++;
@@ -646,32 +651,60 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	char id[MK_BOX_ID_LEN + 1];
-	const uint8_t *pub, *nonce;
-	size_t pn, nn;
-	EVP_PKEY *k = NULL;
+	struct mfg_state *m = b->mfg;
+	char id[MK_BOX_ID_LEN + 1], cn[MK_CERT_CN_MAX + 1];
+	const uint8_t *pub, *nonce, *sp = NULL;
+	size_t pn, nn, sn;
+	EVP_PKEY *k = NULL, *station = NULL;
+	struct mk_buf *der = NULL;
 	struct mfg_box *x;
+	enum mk_box_type t;
+	uint32_t number;
+	uint8_t tag;
 	enum mk_err e;
 
-	(void)req;
-	(void)result;
 	if ((e = mk_tlv_get_string(params, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK ||
 	    (e = mk_tlv_get_bytes(params, 0x02, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &pub, &pn)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x03, 16, 16, &nonce, &nn)) != MK_OK)
+	    (e = mk_tlv_get_bytes(params, 0x03, 16, 16, &nonce, &nn)) != MK_OK ||
+	    (e = mk_tlv_peek_tag(params, &tag)) != MK_OK ||
+	    (tag == 0x04 && (e = mk_tlv_get_bytes(params, 0x04, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &sp, &sn)) != MK_OK))
 		return e;
-	if ((x = find_box(b->mfg, id)) == NULL)
+	if ((x = find_box(m, id)) == NULL || mk_box_id_parse(id, &t, &number) != MK_OK)
 		return MK_RC_BOX_ID_INVALID;
 	if (x->accepted)
 		return MK_RC_RECORD_EXISTS;
 	if (!mk_ct_equal(nonce, x->nonce, sizeof(x->nonce)))
 		return MK_RC_PARAM_MISMATCH;
-	if (mk_ec_pub_decode(pub, &k) != MK_OK)
-		return MK_RC_PARAM_MISMATCH;
-	EVP_PKEY_free(k);
+	/* a Steel box is a factory station: it brings its station key, which the
+	 * provider CA certifies (the manufacturing certificate, device PKI) */
+	if ((t == MK_BOX_STEEL) != (sp != NULL) || mk_ec_pub_decode(pub, &k) != MK_OK ||
+	    (sp != NULL && mk_ec_pub_decode(sp, &station) != MK_OK)) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if (station != NULL && m->provider != NULL) {
+		(void)snprintf(cn, sizeof(cn), "meterkey station %s", id);
+		if ((der = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		if ((e = box_issue_cert(b, m->root, m->provider, station, MK_ROLE_MANUFACTURING, cn, NULL,
+		                        m->serial + 1, req->time, STATION_LIFETIME, der)) != MK_OK)
+			goto out;
+		m->serial++; /* used even if what follows fails: never reused */
+	}
 	memcpy(x->conf, pub, sizeof(x->conf));
 	x->accepted = 1;
-	if ((e = box_save(b)) != MK_OK)
+	if ((e = box_save(b)) != MK_OK) {
 		x->accepted = 0;
+		goto out;
+	}
+	if (der != NULL)
+		e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(der), mk_buf_len(der));
+out:
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(station);
+	mk_buf_free(der);
 	return e;
 }
 
@@ -680,6 +713,8 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
 struct dk {
 	EVP_PKEY *oak, *brass_auth, *brass_conf, *tin_conf;
 	EVP_PKEY *authority; /* the postal authority key of the domain certificate */
+	const uint8_t *domain_cert; /* and that certificate (DER) */
+	size_t domain_cert_len;
 	const uint8_t *secret;
 	struct mk_tlv_reader countries;
 	uint8_t token_len;
@@ -721,7 +756,10 @@ static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 		goto fail;
 	if ((e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
 		goto fail;
-	if (tag == K_AUTHORITY && (e = box_get_priv(&r, K_AUTHORITY, &k->authority)) != MK_OK)
+	if (tag == K_AUTHORITY &&
+	    ((e = box_get_priv(&r, K_AUTHORITY, &k->authority)) != MK_OK ||
+	     (e = mk_tlv_get_bytes(&r, K_DOMAIN_CERT, 1, MK_CERT_MAX_DER, &k->domain_cert,
+	                           &k->domain_cert_len)) != MK_OK))
 		goto fail;
 	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
 		goto fail;
@@ -787,6 +825,20 @@ static enum mk_err put_countries(struct dk *k, struct mk_tlv_writer *w)
 	return mk_tlv_end(w, &po);
 }
 
+/* The provider root certificate as element tag. */
+static enum mk_err put_root(const struct mfg_state *m, struct mk_tlv_writer *w, uint8_t tag)
+{
+	struct mk_buf *der = mk_buf_new(MK_CERT_MAX_DER);
+	enum mk_err e;
+
+	if (der == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_cert_to_der(m->root, der)) == MK_OK)
+		e = mk_tlv_put_bytes(w, tag, mk_buf_data(der), mk_buf_len(der));
+	mk_buf_free(der);
+	return e;
+}
+
 /*
  * The package of the domain process of a box of type t (formats.md §8.5):
  *   Oak:   sign = Oak authentication, Brass confidentiality (pub);
@@ -845,6 +897,12 @@ static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, c
 		e = box_put_pub(&w, P_BRASS_AUTH, k.brass_auth);
 	else if (t == MK_BOX_BRASS && k.tin_conf != NULL)
 		e = box_put_pub(&w, P_TIN_CONF, k.tin_conf);
+	/* the registration service of the device PKI: the postal authority
+	 * key, its domain certificate and the root that issued it */
+	if (e == MK_OK && t == MK_BOX_BRASS && k.authority != NULL && m->root != NULL &&
+	    (e = box_put_priv(&w, P_AUTHORITY, k.authority)) == MK_OK &&
+	    (e = mk_tlv_put_bytes(&w, P_DOMAIN_CERT, k.domain_cert, k.domain_cert_len)) == MK_OK)
+		e = put_root(m, &w, P_ROOT);
 out:
 	dk_clear(&k);
 	return e;
@@ -1070,6 +1128,7 @@ static const struct mk_box_param p_accept[] = {
 	{ 0x01, MK_P_STRING, 0, MK_BOX_ID_LEN, MK_BOX_ID_LEN },
 	{ 0x02, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
 	{ 0x03, MK_P_BYTES, 0, 16, 16 },
+	{ 0x04, MK_P_BYTES, 1, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
 };
 static const struct mk_box_param p_process[] = {
 	{ 0x01, MK_P_STRING, 0, MK_BOX_ID_LEN, MK_BOX_ID_LEN },

@@ -180,6 +180,10 @@ static const struct mk_box_cmd cmds[] = {
 	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
 	{ MK_CMD_INSTALL_KEY, "Install Key", E | MK_BOX_CMD_DOMAIN, p_install, ARRAY_LEN(p_install),
 	  cmd_install_key },
+	{ MK_CMD_STATION_CERT, "Load Station Certificate", E, box_p_station_cert, 1,
+	  box_cmd_station_cert },
+	{ MK_CMD_ISSUE_TRANSPORT, "Issue Transport Certificate", E, box_p_issue_transport, 1,
+	  box_cmd_issue_transport },
 };
 
 const struct mk_box_table mk_steel_table = {

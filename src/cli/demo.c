@@ -231,7 +231,7 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 	for (size_t i = 0; i < NFLEET; i++) {
 		struct mk_key_record rec;
 
-		if ((e = mk_kms_meter_create(k, fleet[i].product, fleet[i].msn, mid)) != MK_OK)
+		if ((e = mk_kms_meter_create(k, fleet[i].product, fleet[i].msn, NULL, mid)) != MK_OK)
 			return e;
 		say("   %s:", mid);
 		for (int d = 0; d < 2; d++) {

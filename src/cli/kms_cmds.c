@@ -484,14 +484,19 @@ static json_t *meter_json(const struct mk_kms_meter *m)
 }
 
 static const char meter_create_usage[] =
-	"usage: meterkey meter create --product-code PC --msn N [options]\n"
+	"usage: meterkey meter create --product-code PC --msn N [--station S] [options]\n"
 	"  Manufactures a simulated meter with the factory label PC, N (letters and\n"
-	"  digits): its NVM is meters/PC-N.nvm and its ID PC-N.\n"
-	"options:\n" COMMON_OPTS;
+	"  digits): its NVM is meters/PC-N.nvm and its ID PC-N. The factory station\n"
+	"  (a Steel box; --station, else the home's first) loads the provider root\n"
+	"  into it, certifies the transport key the meter makes, and the meter\n"
+	"  leaves the line in transport lock: it takes master keys, but neither\n"
+	"  parameters nor franks until `meter register`.\n"
+	"options:\n"
+	"  --station S           the Steel box of the factory station\n" COMMON_OPTS;
 
 static int meter_create(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "product-code", 1, 0 }, { "msn", 1, 0 } };
+	static const struct kc_opt o[] = { { "product-code", 1, 0 }, { "msn", 1, 0 }, { "station", 1, 0 } };
 	char id[MK_METER_ID_MAX + 1];
 	struct kc c;
 	enum mk_err e;
@@ -503,12 +508,13 @@ static int meter_create(int argc, char **argv)
 		return mk_cli_usage_error(meter_create_usage, "--product-code and --msn are needed");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_meter_create(c.kms, c.val[0], c.val[1], id)) != MK_OK)
+	if ((e = mk_kms_meter_create(c.kms, c.val[0], c.val[1], c.val[2], id)) != MK_OK)
 		r = kc_fail(&c, e);
 	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured"));
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured", "pki",
+		                        mk_meter_pki_name(MK_METER_PKI_LOCKED)));
 	else
-		printf("meter %s manufactured\n", id);
+		printf("meter %s manufactured, in transport lock\n", id);
 	kc_close(&c);
 	return r;
 }

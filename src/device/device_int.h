@@ -12,7 +12,10 @@
 
 #include "meterkey/buf.h"
 #include "meterkey/err.h"
+#include "meterkey/box.h"
+#include "meterkey/indicium.h"
 #include "meterkey/meter.h"
+#include "meterkey/rng.h"
 #include "meterkey/tlv.h"
 
 /* The meter's command codes (the u16 command of a box request, box.h). */
@@ -24,6 +27,12 @@ enum mk_meter_cmd {
 	MK_METER_CMD_RETIRE = 5,
 	MK_METER_CMD_FRANK = 6,       /* an indicium */
 	MK_METER_CMD_CREDIT = 7,      /* a postage reset */
+	MK_METER_CMD_LOAD_ROOT = 8,   /* Fig. 2, steps 100-105 */
+	MK_METER_CMD_GEN_TRANSPORT = 9, /* steps 110-120 */
+	MK_METER_CMD_LOAD_TRANSPORT = 10, /* steps 135-145: transport lock */
+	MK_METER_CMD_GET_CERT = 11,   /* a stored certificate (Fig. 5, step 205) */
+	MK_METER_CMD_REG_START = 12,  /* Figs. 5-6, steps 225-255 */
+	MK_METER_CMD_REG_FINISH = 13, /* Fig. 7, step 285 */
 };
 
 /* The largest request or answer on the meter link (a frame's payload). */
@@ -37,9 +46,25 @@ enum mk_meter_cmd {
 /* The whole state of a meter: what its NVM holds. keys[i] belongs to
  * info.keys[i]; the key bytes are zero in a retired meter. A struct holding
  * keys: it lives in a mk_secret or is wiped after use. */
+struct mk_meter_der {
+	size_t len; /* 0: none */
+	uint8_t der[MK_METER_CERT_MAX];
+};
+
+/* The device PKI part of the NVM (formats.md §7.2): which of them are
+ * present follows info.pki (state_valid in meter.c). The private keys are
+ * P-256 scalars; zero bytes in a retired meter. */
+struct mk_meter_pki_nvm {
+	struct mk_meter_der root, mfg, transport, domain, operation;
+	uint8_t transport_key[32], operation_key[32];
+	uint8_t last_challenge[32]; /* SHA-256 of the last server challenge taken */
+	int has_challenge;
+};
+
 struct mk_meter_nvm {
 	struct mk_meter_info info;
 	uint8_t keys[MK_METER_MAX_KEYS][MK_MASTER_KEY_LEN];
+	struct mk_meter_pki_nvm pki;
 };
 
 /* 1 when s is 1..MK_IDENT_MAX printable ASCII characters, else 0. */
@@ -70,9 +95,49 @@ MK_WUR enum mk_err mk_meter_report_put(struct mk_tlv_writer *w, const struct mk_
 MK_WUR enum mk_err mk_meter_report_get(struct mk_tlv_reader *rd, struct mk_meter_report *r,
                                        bool mac);
 
+/* A registration under way (reg_start to reg_finish): in memory only. */
+struct mk_meter_reg {
+	int active;
+	uint8_t operation_key[32]; /* the new operation key's scalar */
+	uint8_t tag_v[MK_METER_PROOF_LEN]; /* the server key proof expected */
+	struct mk_meter_der domain;  /* the domain certificate it was given */
+};
+
 /* A running meter: its NVM path (NULL: memory only, for the fuzz target; no
- * change then persists) and its current and next state, in one secret. */
-struct mk_meter;
+ * change then persists) and its current and next state, in one secret,
+ * with its RNG (transport, operation and ephemeral keys). */
+struct mk_meter {
+	char *path;            /* NULL: memory only */
+	struct mk_secret *sec; /* holds struct mk_meter_states */
+	struct mk_rng *rng;
+};
+
+struct mk_meter_states {
+	struct mk_meter_nvm cur;  /* what the NVM holds */
+	struct mk_meter_nvm next; /* a handler's scratch copy; wiped after each request */
+	struct mk_meter_nvm back; /* what the NVM gave back after a write */
+	struct mk_meter_reg reg;  /* a registration under way */
+};
+
+/* The states of m, and making next the current state (written to the NVM
+ * first, read back into back; nothing changes when the write fails). */
+struct mk_meter_states *mk_meter_states(struct mk_meter *m);
+MK_WUR enum mk_err mk_meter_commit(struct mk_meter *m);
+/* The meter's ID "<product code>-<MSN>" into out (MK_CERT_CN_MAX + 1). */
+MK_WUR enum mk_err mk_meter_id(const struct mk_meter_info *in, char *out, size_t cap);
+
+/* The device PKI's handlers (meter_pki.c), in the meter's command table. */
+#define MK_METER_PKI_HANDLER(name)                                                        \
+	MK_WUR enum mk_err name(void *box, const struct mk_box_request *req,              \
+	                        struct mk_tlv_reader *p, struct mk_tlv_writer *res)
+MK_METER_PKI_HANDLER(mk_meter_h_load_root);
+MK_METER_PKI_HANDLER(mk_meter_h_gen_transport);
+MK_METER_PKI_HANDLER(mk_meter_h_load_transport);
+MK_METER_PKI_HANDLER(mk_meter_h_get_cert);
+MK_METER_PKI_HANDLER(mk_meter_h_reg_start);
+MK_METER_PKI_HANDLER(mk_meter_h_reg_finish);
+/* Signs an indicium with the operation key of the state s (frank). */
+MK_WUR enum mk_err mk_meter_pki_sign(const struct mk_meter_nvm *s, struct mk_indicium *ind);
 
 /* Loads the NVM at path (or starts from *init when path is NULL) into a new
  * meter *mp, freed with mk_meter_free (wipes the keys). */

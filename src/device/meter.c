@@ -26,6 +26,7 @@
 #include "meterkey/crypto.h"
 #include "meterkey/frame.h"
 #include "meterkey/indicium.h"
+#include "meterkey/rng.h"
 
 const char *mk_meter_state_name(enum mk_meter_state s)
 {
@@ -38,6 +39,30 @@ const char *mk_meter_state_name(enum mk_meter_state s)
 		return "retired";
 	}
 	return "?";
+}
+
+const char *mk_meter_pki_name(enum mk_meter_pki p)
+{
+	switch (p) {
+	case MK_METER_PKI_BLANK:
+		return "blank";
+	case MK_METER_PKI_ROOT:
+		return "root";
+	case MK_METER_PKI_KEYED:
+		return "keyed";
+	case MK_METER_PKI_LOCKED:
+		return "locked";
+	case MK_METER_PKI_OPERATIONAL:
+		return "operational";
+	}
+	return "?";
+}
+
+enum mk_err mk_meter_id(const struct mk_meter_info *in, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s-%s", in->product_code, in->mfg_seq);
+
+	return n > 0 && (size_t)n < cap ? MK_OK : MK_ERR_INVALID_ARG;
 }
 
 /* 1..MK_IDENT_MAX printable ASCII characters. */
@@ -57,7 +82,9 @@ int mk_meter_ident_valid(const char *s)
 
 enum { S_PRODUCT = 0x01, S_MFG_SEQ = 0x02, S_STATE = 0x03, S_INDICIA = 0x04, S_COUNTRY = 0x05,
        S_REGISTERED = 0x06, S_PIECES = 0x07, S_ASCENDING = 0x08, S_DESCENDING = 0x09,
-       S_KEY0 = 0x10 };
+       S_KEY0 = 0x10, S_PKI = 0x20, S_ROOT = 0x21, S_MFG = 0x22, S_TRANSPORT = 0x23,
+       S_TRANSPORT_KEY = 0x24, S_DOMAIN = 0x25, S_OPERATION = 0x26, S_OPERATION_KEY = 0x27,
+       S_CHALLENGE = 0x28 };
 enum { K_DOMAIN = 0x01, K_ID = 0x02, K_ALG = 0x03, K_BYTES = 0x04 };
 
 /*
@@ -66,10 +93,50 @@ enum { K_DOMAIN = 0x01, K_ID = 0x02, K_ALG = 0x03, K_BYTES = 0x04 };
  * together and only outside MANUFACTURED; a registered meter holds a key; key
  * slots name distinct, well-formed domains and non-zero key IDs.
  */
-static int state_valid(const struct mk_meter_nvm *s)
+static int nonzero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc != 0;
+}
+
+/*
+ * The device PKI part: which certificates and keys a meter holds follows its
+ * stage (meter.h enum mk_meter_pki). With full (the NVM) the certificates and
+ * keys are checked present or absent; without (get-info) only the stage.
+ */
+static int pki_valid(const struct mk_meter_nvm *s, bool full)
+{
+	const struct mk_meter_pki_nvm *k = &s->pki;
+	enum mk_meter_pki p = s->info.pki;
+	int keys = s->info.state != MK_METER_RETIRED;
+
+	if (p < MK_METER_PKI_BLANK || p > MK_METER_PKI_OPERATIONAL)
+		return 0;
+	if (!full)
+		return 1;
+	if ((k->root.len != 0) != (p >= MK_METER_PKI_ROOT) ||
+	    (k->mfg.len != 0) != (p == MK_METER_PKI_LOCKED) ||
+	    (k->transport.len != 0) != (p == MK_METER_PKI_LOCKED) ||
+	    (k->domain.len != 0) != (p == MK_METER_PKI_OPERATIONAL) ||
+	    (k->operation.len != 0) != (p == MK_METER_PKI_OPERATIONAL))
+		return 0;
+	if (nonzero(k->transport_key, 32) !=
+	        (keys && (p == MK_METER_PKI_KEYED || p == MK_METER_PKI_LOCKED)) ||
+	    nonzero(k->operation_key, 32) != (keys && p == MK_METER_PKI_OPERATIONAL))
+		return 0;
+	return !k->has_challenge || p >= MK_METER_PKI_LOCKED;
+}
+
+static int state_valid_full(const struct mk_meter_nvm *s, bool full)
 {
 	const struct mk_meter_info *in = &s->info;
 	int reg = in->indicia_serial[0] != '\0';
+
+	if (!pki_valid(s, full))
+		return 0;
 
 	if (in->state != MK_METER_MANUFACTURED && in->state != MK_METER_REGISTERED &&
 	    in->state != MK_METER_RETIRED)
@@ -98,6 +165,11 @@ static int state_valid(const struct mk_meter_nvm *s)
 	return 1;
 }
 
+static int state_valid(const struct mk_meter_nvm *s)
+{
+	return state_valid_full(s, true);
+}
+
 /* One key slot's elements; key NULL leaves the key bytes out. */
 static enum mk_err put_slot(struct mk_tlv_writer *c, const struct mk_meter_key_info *ki,
                             const uint8_t *key)
@@ -113,12 +185,96 @@ static enum mk_err put_slot(struct mk_tlv_writer *c, const struct mk_meter_key_i
 	return MK_OK;
 }
 
+/* One certificate element, when present. */
+static enum mk_err put_der(struct mk_tlv_writer *w, uint8_t tag, const struct mk_meter_der *d)
+{
+	return d->len == 0 ? MK_OK : mk_tlv_put_bytes(w, tag, d->der, d->len);
+}
+
+/* Tags 20-28 after the key slots: the stage (absent: BLANK) and, in the
+ * NVM, what the stage holds; private keys in the NVM of a meter in service
+ * only. */
+static enum mk_err pki_encode(const struct mk_meter_nvm *s, bool keys, struct mk_tlv_writer *w)
+{
+	const struct mk_meter_pki_nvm *k = &s->pki;
+	int priv = keys && s->info.state != MK_METER_RETIRED;
+	enum mk_err e;
+
+	if (s->info.pki == MK_METER_PKI_BLANK)
+		return MK_OK;
+	if ((e = mk_tlv_put_u8(w, S_PKI, (uint8_t)s->info.pki)) != MK_OK || !keys)
+		return e;
+	if ((e = put_der(w, S_ROOT, &k->root)) != MK_OK || (e = put_der(w, S_MFG, &k->mfg)) != MK_OK ||
+	    (e = put_der(w, S_TRANSPORT, &k->transport)) != MK_OK ||
+	    (priv && nonzero(k->transport_key, 32) &&
+	     (e = mk_tlv_put_bytes(w, S_TRANSPORT_KEY, k->transport_key, 32)) != MK_OK) ||
+	    (e = put_der(w, S_DOMAIN, &k->domain)) != MK_OK ||
+	    (e = put_der(w, S_OPERATION, &k->operation)) != MK_OK ||
+	    (priv && nonzero(k->operation_key, 32) &&
+	     (e = mk_tlv_put_bytes(w, S_OPERATION_KEY, k->operation_key, 32)) != MK_OK) ||
+	    (k->has_challenge &&
+	     (e = mk_tlv_put_bytes(w, S_CHALLENGE, k->last_challenge, 32)) != MK_OK))
+		return e;
+	return MK_OK;
+}
+
+/* An optional element of exactly or at most max bytes into dst. */
+static enum mk_err get_opt(struct mk_tlv_reader *r, uint8_t tag, size_t min, size_t max,
+                           uint8_t *dst, size_t *lenp)
+{
+	const uint8_t *p;
+	struct mk_buf v;
+	size_t n;
+	uint8_t next;
+	enum mk_err e;
+
+	*lenp = 0;
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
+		return e;
+	if ((e = mk_tlv_get_bytes(r, tag, min, max, &p, &n)) != MK_OK)
+		return e;
+	mk_buf_init_view(&v, p, n);
+	if ((e = mk_buf_get_bytes(&v, dst, n)) != MK_OK)
+		return e;
+	*lenp = n;
+	return MK_OK;
+}
+
+static enum mk_err pki_decode(struct mk_tlv_reader *r, bool keys, struct mk_meter_nvm *s)
+{
+	struct mk_meter_pki_nvm *k = &s->pki;
+	size_t n;
+	uint8_t next, p;
+	enum mk_err e;
+
+	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != S_PKI)
+		return e;
+	if ((e = mk_tlv_get_u8(r, S_PKI, &p)) != MK_OK)
+		return e;
+	if (p == MK_METER_PKI_BLANK || p > MK_METER_PKI_OPERATIONAL)
+		return MK_ERR_TLV_VALUE;
+	s->info.pki = (enum mk_meter_pki)p;
+	if (!keys)
+		return MK_OK;
+	if ((e = get_opt(r, S_ROOT, 1, MK_METER_CERT_MAX, k->root.der, &k->root.len)) != MK_OK ||
+	    (e = get_opt(r, S_MFG, 1, MK_METER_CERT_MAX, k->mfg.der, &k->mfg.len)) != MK_OK ||
+	    (e = get_opt(r, S_TRANSPORT, 1, MK_METER_CERT_MAX, k->transport.der, &k->transport.len)) != MK_OK ||
+	    (e = get_opt(r, S_TRANSPORT_KEY, 32, 32, k->transport_key, &n)) != MK_OK ||
+	    (e = get_opt(r, S_DOMAIN, 1, MK_METER_CERT_MAX, k->domain.der, &k->domain.len)) != MK_OK ||
+	    (e = get_opt(r, S_OPERATION, 1, MK_METER_CERT_MAX, k->operation.der, &k->operation.len)) != MK_OK ||
+	    (e = get_opt(r, S_OPERATION_KEY, 32, 32, k->operation_key, &n)) != MK_OK ||
+	    (e = get_opt(r, S_CHALLENGE, 32, 32, k->last_challenge, &n)) != MK_OK)
+		return e;
+	k->has_challenge = n != 0;
+	return MK_OK;
+}
+
 enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struct mk_tlv_writer *w)
 {
 	const struct mk_meter_info *in = &s->info;
 	enum mk_err e;
 
-	if (!state_valid(s))
+	if (!state_valid_full(s, keys))
 		return MK_ERR_INVALID_ARG;
 	if ((e = mk_tlv_put_string(w, S_PRODUCT, in->product_code)) != MK_OK ||
 	    (e = mk_tlv_put_string(w, S_MFG_SEQ, in->mfg_seq)) != MK_OK ||
@@ -147,7 +303,7 @@ enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struc
 		if (e != MK_OK || (e = ended) != MK_OK)
 			return e;
 	}
-	return MK_OK;
+	return pki_encode(s, keys, w);
 }
 
 /* One key slot: domain, key ID, algorithm (AES-128 only) and, in the NVM of
@@ -244,7 +400,7 @@ enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys, struct mk_
 	for (;;) {
 		if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
 			goto out;
-		if (tag == MK_TLV_END)
+		if (tag == MK_TLV_END || tag >= S_PKI)
 			break;
 		if (in->nkeys == MK_METER_MAX_KEYS || tag != S_KEY0 + in->nkeys) {
 			e = MK_ERR_TLV_TAG;
@@ -255,9 +411,9 @@ enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys, struct mk_
 			goto out;
 		in->nkeys++;
 	}
-	if ((e = mk_tlv_reader_end(r)) != MK_OK)
+	if ((e = pki_decode(r, keys, s)) != MK_OK || (e = mk_tlv_reader_end(r)) != MK_OK)
 		goto out;
-	e = state_valid(s) ? MK_OK : MK_ERR_TLV_VALUE;
+	e = state_valid_full(s, keys) ? MK_OK : MK_ERR_TLV_VALUE;
 out:
 	if (e != MK_OK)
 		OPENSSL_cleanse(s, sizeof(*s));
@@ -450,20 +606,14 @@ out:
 
 /* ---- The running meter ------------------------------------------------------------ */
 
-struct mk_meter {
-	char *path;             /* NULL: memory only */
-	struct mk_secret *sec;  /* holds struct meter_states */
-};
-
-struct meter_states {
-	struct mk_meter_nvm cur;  /* what the NVM holds */
-	struct mk_meter_nvm next; /* a handler's scratch copy; wiped after each request */
-	struct mk_meter_nvm back; /* what the NVM gave back after a write */
-};
-
-static struct meter_states *states(struct mk_meter *m)
+struct mk_meter_states *mk_meter_states(struct mk_meter *m)
 {
-	return (struct meter_states *)(void *)mk_secret_data(m->sec);
+	return (struct mk_meter_states *)(void *)mk_secret_data(m->sec);
+}
+
+static struct mk_meter_states *states(struct mk_meter *m)
+{
+	return mk_meter_states(m);
 }
 
 enum mk_err mk_meter_new(const char *path, const struct mk_meter_nvm *init, struct mk_meter **mp)
@@ -476,7 +626,8 @@ enum mk_err mk_meter_new(const char *path, const struct mk_meter_nvm *init, stru
 		return MK_ERR_INVALID_ARG;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MK_ERR_NOMEM;
-	if ((e = mk_secret_new(sizeof(struct meter_states), &m->sec)) != MK_OK)
+	if ((e = mk_secret_new(sizeof(struct mk_meter_states), &m->sec)) != MK_OK ||
+	    (e = mk_rng_new(&m->rng)) != MK_OK)
 		goto out;
 	if (path != NULL) {
 		if ((m->path = strdup(path)) == NULL) {
@@ -505,15 +656,16 @@ void mk_meter_free(struct mk_meter *m)
 	if (m == NULL)
 		return;
 	mk_secret_free(m->sec);
+	mk_rng_free(m->rng);
 	free(m->path);
 	free(m);
 }
 
 /* Makes next the current state: written to the NVM first (read back into
  * back), then copied. Nothing changes when the write fails. */
-static enum mk_err commit(struct mk_meter *m)
+enum mk_err mk_meter_commit(struct mk_meter *m)
 {
-	struct meter_states *st = states(m);
+	struct mk_meter_states *st = states(m);
 	enum mk_err e;
 
 	if (m->path == NULL) {
@@ -557,7 +709,7 @@ static enum mk_err h_get_info(void *box, const struct mk_box_request *req,
 static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
-	struct meter_states *st = states(box);
+	struct mk_meter_states *st = states(box);
 	struct mk_meter_info *in = &st->next.info;
 	uint8_t tokens[MK_TEST_TOKENS_LEN];
 	const uint8_t *key;
@@ -574,8 +726,8 @@ static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
 		e = MK_ERR_CMD_PARAM_SYNTAX;
 		goto out;
 	}
-	if (st->cur.info.state == MK_METER_RETIRED) {
-		e = MK_ERR_STATE;
+	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.pki < MK_METER_PKI_LOCKED) {
+		e = MK_ERR_STATE; /* keys go into a manufactured meter in service only */
 		goto out;
 	}
 	if (find_slot(&st->cur.info, req->domain) >= 0) {
@@ -593,7 +745,7 @@ static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
 	if ((e = mk_buf_get_bytes(&v, st->next.keys[in->nkeys], MK_MASTER_KEY_LEN)) != MK_OK)
 		goto out;
 	in->nkeys++;
-	if ((e = commit(box)) != MK_OK)
+	if ((e = mk_meter_commit(box)) != MK_OK)
 		goto out;
 	if ((slot = find_slot(&st->back.info, req->domain)) < 0) {
 		e = MK_ERR_INTERNAL;
@@ -609,11 +761,24 @@ out:
 	return e;
 }
 
-/* MR1 input: once only; the meter must hold a key to be registered with. */
+/* Franking and parameters need an unlocked meter in service: retired is
+ * "not registered", a meter in transport lock (or never manufactured) is
+ * locked, then the registration (MR1) must have happened. */
+static enum mk_err may_operate(const struct mk_meter_info *in)
+{
+	if (in->state == MK_METER_RETIRED)
+		return MK_ERR_METER_NOT_REGISTERED;
+	if (in->pki != MK_METER_PKI_OPERATIONAL)
+		return MK_ERR_METER_LOCKED;
+	return in->state == MK_METER_REGISTERED ? MK_OK : MK_ERR_METER_NOT_REGISTERED;
+}
+
+/* MR1 input (the market parameters): once only, on an unlocked meter that
+ * holds a key to be registered with. */
 static enum mk_err h_set_indicia(void *box, const struct mk_box_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
-	struct meter_states *st = states(box);
+	struct mk_meter_states *st = states(box);
 	char indicia[MK_IDENT_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
 	uint64_t date;
 	enum mk_err e;
@@ -629,19 +794,21 @@ static enum mk_err h_set_indicia(void *box, const struct mk_box_request *req,
 	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.indicia_serial[0] != '\0' ||
 	    st->cur.info.nkeys == 0)
 		return MK_ERR_STATE;
+	if (st->cur.info.pki != MK_METER_PKI_OPERATIONAL)
+		return MK_ERR_METER_LOCKED;
 	st->next = st->cur;
 	copy_str(st->next.info.indicia_serial, sizeof(st->next.info.indicia_serial), indicia);
 	copy_str(st->next.info.country, sizeof(st->next.info.country), country);
 	st->next.info.registered = (int64_t)date;
 	st->next.info.state = MK_METER_REGISTERED;
-	return commit(box);
+	return mk_meter_commit(box);
 }
 
 /* MR1 output: the report of one domain's key, MACed with that key. */
 static enum mk_err h_get_report(void *box, const struct mk_box_request *req,
                                 struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
-	struct meter_states *st = states(box);
+	struct mk_meter_states *st = states(box);
 	const struct mk_meter_info *in = &st->cur.info;
 	struct mk_meter_report rep;
 	struct mk_buf *tbs = NULL;
@@ -680,7 +847,7 @@ out:
 static enum mk_err h_retire(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
                             struct mk_tlv_writer *res)
 {
-	struct meter_states *st = states(box);
+	struct mk_meter_states *st = states(box);
 
 	(void)req;
 	(void)p;
@@ -690,7 +857,10 @@ static enum mk_err h_retire(void *box, const struct mk_box_request *req, struct 
 	st->next = st->cur;
 	st->next.info.state = MK_METER_RETIRED;
 	OPENSSL_cleanse(st->next.keys, sizeof(st->next.keys));
-	return commit(box);
+	OPENSSL_cleanse(st->next.pki.transport_key, sizeof(st->next.pki.transport_key));
+	OPENSSL_cleanse(st->next.pki.operation_key, sizeof(st->next.pki.operation_key));
+	OPENSSL_cleanse(&st->reg, sizeof(st->reg));
+	return mk_meter_commit(box);
 }
 
 /* 1 when s is 1..MK_POSTCODE_MAX of A-Z and 0-9. */
@@ -730,11 +900,11 @@ static enum mk_err token(const uint8_t key[static MK_MASTER_KEY_LEN], const char
 static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
                            struct mk_tlv_writer *res)
 {
-	struct meter_states *st = states(box);
+	struct mk_meter_states *st = states(box);
 	struct mk_meter_info *nx = &st->next.info;
 	struct mk_indicium ind;
 	struct mk_buf *data = NULL, *bin = NULL;
-	uint8_t vlen, plen;
+	uint8_t vlen, plen, sign = 0, tag;
 	uint32_t postage, day;
 	int vs, ps;
 	enum mk_err e;
@@ -746,15 +916,18 @@ static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct m
 	    (e = mk_tlv_get_u8(p, 3, &vlen)) != MK_OK || (e = mk_tlv_get_u8(p, 4, &plen)) != MK_OK ||
 	    (e = mk_tlv_get_u32(p, 5, &postage)) != MK_OK ||
 	    (e = mk_tlv_get_string(p, 6, 1, MK_POSTCODE_MAX, ind.origin, sizeof(ind.origin))) != MK_OK ||
-	    (e = mk_tlv_get_u32(p, 7, &day)) != MK_OK)
+	    (e = mk_tlv_get_u32(p, 7, &day)) != MK_OK || (e = mk_tlv_peek_tag(p, &tag)) != MK_OK ||
+	    (tag == 8 && (e = mk_tlv_get_u8(p, 8, &sign)) != MK_OK))
 		return e;
+	if (sign > 1)
+		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (vlen < MK_TOKEN_LEN_MIN || vlen > MK_TOKEN_LEN_MAX || plen < MK_TOKEN_LEN_MIN ||
 	    plen > MK_TOKEN_LEN_MAX || postage == 0 || day == 0 || !origin_valid(ind.origin) ||
 	    !mk_domain_id_valid(ind.vendor) || !mk_domain_id_valid(ind.postal) ||
 	    strcmp(ind.vendor, ind.postal) == 0)
 		return MK_ERR_CMD_PARAM_SYNTAX;
-	if (st->cur.info.state != MK_METER_REGISTERED)
-		return MK_ERR_METER_NOT_REGISTERED;
+	if ((e = may_operate(&st->cur.info)) != MK_OK)
+		return e;
 	if ((vs = find_slot(&st->cur.info, ind.vendor)) < 0 || (ps = find_slot(&st->cur.info, ind.postal)) < 0)
 		return MK_RC_DOMAIN_UNKNOWN;
 	if (postage > st->cur.info.descending)
@@ -765,10 +938,11 @@ static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct m
 	nx->piece_count++;
 	nx->ascending += postage;
 	nx->descending -= postage;
-	if ((e = commit(box)) != MK_OK)
+	if ((e = mk_meter_commit(box)) != MK_OK)
 		return e;
-	/* the indicium of the state the NVM holds now */
-	ind.version = MK_INDICIUM_VERSION;
+	/* the indicium of the state the NVM holds now; a signed one says so in
+	 * its version, which the tokens cover too */
+	ind.version = sign ? 2 /* TEMPORARY MK_INDICIUM_VERSION_SIGNED */ : MK_INDICIUM_VERSION;
 	ind.token_alg = MK_TOKEN_ALG_CMAC_AES128;
 	copy_str(ind.product_code, sizeof(ind.product_code), st->back.info.product_code);
 	copy_str(ind.mfg_seq, sizeof(ind.mfg_seq), st->back.info.mfg_seq);
@@ -789,6 +963,7 @@ static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct m
 	               ind.vendor_token)) != MK_OK ||
 	    (e = token(st->back.keys[find_slot(&st->back.info, ind.postal)], ind.postal, &ind, data, plen,
 	               ind.postal_token)) != MK_OK ||
+	    (sign && (e = mk_meter_pki_sign(&st->back, &ind)) != MK_OK) ||
 	    (e = mk_indicium_encode(&ind, bin)) != MK_OK)
 		goto out;
 	e = mk_tlv_put_bytes(res, 1, mk_buf_data(bin), mk_buf_len(bin));
@@ -802,7 +977,7 @@ out:
 static enum mk_err h_credit(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
                             struct mk_tlv_writer *res)
 {
-	struct meter_states *st = states(box);
+	struct mk_meter_states *st = states(box);
 	uint64_t amount;
 	enum mk_err e;
 
@@ -812,13 +987,13 @@ static enum mk_err h_credit(void *box, const struct mk_box_request *req, struct 
 		return e;
 	if (amount == 0)
 		return MK_ERR_CMD_PARAM_SYNTAX;
-	if (st->cur.info.state != MK_METER_REGISTERED)
-		return MK_ERR_METER_NOT_REGISTERED;
+	if ((e = may_operate(&st->cur.info)) != MK_OK)
+		return e;
 	if (st->cur.info.descending > UINT64_MAX - amount)
 		return MK_RC_RESOURCE_UNAVAILABLE;
 	st->next = st->cur;
 	st->next.info.descending += amount;
-	return commit(box);
+	return mk_meter_commit(box);
 }
 
 static const struct mk_box_param p_frank[] = {
@@ -829,6 +1004,7 @@ static const struct mk_box_param p_frank[] = {
 	{ 5, MK_P_U32, 0, 0, 0 },
 	{ 6, MK_P_STRING, 0, 1, MK_POSTCODE_MAX },
 	{ 7, MK_P_U32, 0, 0, 0 },
+	{ 8, MK_P_U8, 1, 0, 0 },
 };
 static const struct mk_box_param p_credit[] = { { 1, MK_P_U64, 0, 0, 0 } };
 
@@ -842,6 +1018,21 @@ static const struct mk_box_param p_indicia[] = {
 	{ 3, MK_P_U64, 0, 0, 0 },
 };
 
+static const struct mk_box_param p_cert[] = { { 1, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX } };
+static const struct mk_box_param p_certs[] = {
+	{ 1, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
+	{ 2, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
+};
+static const struct mk_box_param p_role[] = { { 1, MK_P_U8, 0, 0, 0 } };
+static const struct mk_box_param p_reg_start[] = {
+	{ 1, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
+	{ 2, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
+};
+static const struct mk_box_param p_reg_finish[] = {
+	{ 1, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
+	{ 2, MK_P_BYTES, 0, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN },
+};
+
 /* The meter's command table: what it takes, with which parameters. */
 static const struct mk_box_cmd meter_cmds[] = {
 	{ MK_METER_CMD_GET_INFO, "get-info", 0, NULL, 0, h_get_info },
@@ -849,8 +1040,15 @@ static const struct mk_box_cmd meter_cmds[] = {
 	{ MK_METER_CMD_SET_INDICIA, "set-indicia", 0, p_indicia, 3, h_set_indicia },
 	{ MK_METER_CMD_GET_REPORT, "get-report", MK_BOX_CMD_DOMAIN, NULL, 0, h_get_report },
 	{ MK_METER_CMD_RETIRE, "retire", 0, NULL, 0, h_retire },
-	{ MK_METER_CMD_FRANK, "frank", 0, p_frank, 7, h_frank },
+	{ MK_METER_CMD_FRANK, "frank", 0, p_frank, 8, h_frank },
 	{ MK_METER_CMD_CREDIT, "credit", 0, p_credit, 1, h_credit },
+	{ MK_METER_CMD_LOAD_ROOT, "load-root", 0, p_cert, 1, mk_meter_h_load_root },
+	{ MK_METER_CMD_GEN_TRANSPORT, "generate-transport-key", 0, NULL, 0, mk_meter_h_gen_transport },
+	{ MK_METER_CMD_LOAD_TRANSPORT, "load-transport-certificate", 0, p_certs, 2,
+	  mk_meter_h_load_transport },
+	{ MK_METER_CMD_GET_CERT, "get-certificate", 0, p_role, 1, mk_meter_h_get_cert },
+	{ MK_METER_CMD_REG_START, "start-registration", 0, p_reg_start, 2, mk_meter_h_reg_start },
+	{ MK_METER_CMD_REG_FINISH, "finish-registration", 0, p_reg_finish, 2, mk_meter_h_reg_finish },
 };
 
 /* A meter has no configuration table: any well-formed domain (the request
@@ -876,7 +1074,7 @@ static const struct mk_box_table meter_table = {
 
 enum mk_err mk_meter_handle(struct mk_meter *m, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
-	struct meter_states *st = states(m);
+	struct mk_meter_states *st = states(m);
 	enum mk_err e;
 
 	e = mk_box_dispatch(&meter_table, m, req, n, resp);

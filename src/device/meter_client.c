@@ -27,6 +27,7 @@ struct mk_meter_conn {
 	struct mk_link link;
 	int fd;    /* our end of the socketpair; -1 over caller's descriptors */
 	pid_t pid; /* the meter's process; 0 over caller's descriptors */
+	int64_t time; /* the requests' time; 0: the host's clock */
 };
 
 /* On a local socket the line itself is instant: only the peer's scheduling
@@ -144,7 +145,7 @@ static enum mk_err request(struct mk_meter_conn *c, uint16_t command, const char
 	memset(&q, 0, sizeof(q));
 	q.command = command;
 	(void)snprintf(q.domain, sizeof(q.domain), "%s", domain);
-	q.time = now > 0 ? (int64_t)now : 0;
+	q.time = c->time != 0 ? c->time : now > 0 ? (int64_t)now : 0;
 	q.params = params != NULL ? mk_buf_data(params) : NULL;
 	q.params_len = params != NULL ? mk_buf_len(params) : 0;
 	if ((e = mk_box_request_encode(&q, qb)) != MK_OK ||
@@ -369,6 +370,174 @@ enum mk_err mk_meter_credit(struct mk_meter_conn *c, uint64_t amount)
 		goto out;
 	e = request(c, MK_METER_CMD_CREDIT, "", x.params, x.res);
 out:
+	exchange_free(&x);
+	return e;
+}
+
+/* ---- The device PKI ------------------------------------------------------------ */
+
+void mk_meter_set_time(struct mk_meter_conn *c, int64_t t)
+{
+	if (c != NULL)
+		c->time = t > 0 ? t : 0;
+}
+
+/* A request whose answer is at most one bytes element (tag 1), appended to
+ * out (NULL: no answer expected). */
+static enum mk_err request_bytes(struct mk_meter_conn *c, uint16_t command, struct exchange *x,
+                                 struct mk_buf *out)
+{
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if ((e = request(c, command, "", x->params, x->res)) != MK_OK)
+		return e;
+	mk_tlv_reader_init(&r, mk_buf_data(x->res), mk_buf_len(x->res));
+	if (out != NULL && (e = mk_tlv_get_bytes(&r, 1, 1, MK_METER_MSG_MAX, &p, &n)) != MK_OK)
+		return e;
+	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
+		return e;
+	return out != NULL ? mk_buf_put_bytes(out, p, n) : MK_OK;
+}
+
+static int der_ok(const uint8_t *p, size_t n)
+{
+	return p != NULL && n > 0 && n <= MK_METER_CERT_MAX;
+}
+
+enum mk_err mk_meter_load_root(struct mk_meter_conn *c, const uint8_t *der, size_t n)
+{
+	struct mk_tlv_writer w;
+	struct exchange x;
+	enum mk_err e;
+
+	if (c == NULL || !der_ok(der, n))
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) == MK_OK) {
+		mk_tlv_writer_init(&w, x.params);
+		if ((e = mk_tlv_put_bytes(&w, 1, der, n)) == MK_OK)
+			e = request_bytes(c, MK_METER_CMD_LOAD_ROOT, &x, NULL);
+	}
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_gen_transport(struct mk_meter_conn *c, struct mk_buf *csr_out)
+{
+	struct exchange x;
+	enum mk_err e;
+
+	if (c == NULL || csr_out == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) == MK_OK)
+		e = request_bytes(c, MK_METER_CMD_GEN_TRANSPORT, &x, csr_out);
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_load_transport(struct mk_meter_conn *c, const uint8_t *mfg, size_t mn,
+                                    const uint8_t *transport, size_t tn)
+{
+	struct mk_tlv_writer w;
+	struct exchange x;
+	enum mk_err e;
+
+	if (c == NULL || !der_ok(mfg, mn) || !der_ok(transport, tn))
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) == MK_OK) {
+		mk_tlv_writer_init(&w, x.params);
+		if ((e = mk_tlv_put_bytes(&w, 1, mfg, mn)) == MK_OK &&
+		    (e = mk_tlv_put_bytes(&w, 2, transport, tn)) == MK_OK)
+			e = request_bytes(c, MK_METER_CMD_LOAD_TRANSPORT, &x, NULL);
+	}
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_get_cert(struct mk_meter_conn *c, int role, struct mk_buf *der_out)
+{
+	struct mk_tlv_writer w;
+	struct exchange x;
+	enum mk_err e;
+
+	if (c == NULL || der_out == NULL || role < 1 || role > 255)
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) == MK_OK) {
+		mk_tlv_writer_init(&w, x.params);
+		if ((e = mk_tlv_put_u8(&w, 1, (uint8_t)role)) == MK_OK)
+			e = request_bytes(c, MK_METER_CMD_GET_CERT, &x, der_out);
+	}
+	exchange_free(&x);
+	return e;
+}
+
+/* Copies exactly n bytes of element tag into dst. */
+static enum mk_err get_fixed(struct mk_tlv_reader *r, uint8_t tag, uint8_t *dst, size_t n)
+{
+	const uint8_t *p;
+	struct mk_buf v;
+	size_t got;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(r, tag, n, n, &p, &got)) != MK_OK)
+		return e;
+	mk_buf_init_view(&v, p, got);
+	return mk_buf_get_bytes(&v, dst, n);
+}
+
+enum mk_err mk_meter_reg_start(struct mk_meter_conn *c, const uint8_t server[static 65],
+                               const uint8_t *domain_cert, size_t dn, struct mk_buf *csr_out,
+                               uint8_t sig_out[static 64], uint8_t product_out[static 65],
+                               uint8_t proof_out[static MK_METER_PROOF_LEN])
+{
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct exchange x;
+	const uint8_t *p;
+	size_t n, start;
+	enum mk_err e;
+
+	if (c == NULL || !der_ok(domain_cert, dn) || csr_out == NULL)
+		return MK_ERR_INVALID_ARG;
+	start = mk_buf_len(csr_out);
+	if ((e = exchange_new(&x)) != MK_OK)
+		goto out;
+	mk_tlv_writer_init(&w, x.params);
+	if ((e = mk_tlv_put_bytes(&w, 1, server, 65)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 2, domain_cert, dn)) != MK_OK ||
+	    (e = request(c, MK_METER_CMD_REG_START, "", x.params, x.res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
+	if ((e = mk_tlv_get_bytes(&r, 1, 1, MK_METER_CERT_MAX, &p, &n)) != MK_OK ||
+	    (e = mk_buf_put_bytes(csr_out, p, n)) != MK_OK || (e = get_fixed(&r, 2, sig_out, 64)) != MK_OK ||
+	    (e = get_fixed(&r, 3, product_out, 65)) != MK_OK ||
+	    (e = get_fixed(&r, 4, proof_out, MK_METER_PROOF_LEN)) != MK_OK)
+		goto out;
+	e = mk_tlv_reader_end(&r);
+out:
+	if (e != MK_OK && csr_out != NULL)
+		mk_buf_truncate(csr_out, start);
+	exchange_free(&x);
+	return e;
+}
+
+enum mk_err mk_meter_reg_finish(struct mk_meter_conn *c, const uint8_t *op_cert, size_t n,
+                                const uint8_t proof[static MK_METER_PROOF_LEN])
+{
+	struct mk_tlv_writer w;
+	struct exchange x;
+	enum mk_err e;
+
+	if (c == NULL || !der_ok(op_cert, n))
+		return MK_ERR_INVALID_ARG;
+	if ((e = exchange_new(&x)) == MK_OK) {
+		mk_tlv_writer_init(&w, x.params);
+		if ((e = mk_tlv_put_bytes(&w, 1, op_cert, n)) == MK_OK &&
+		    (e = mk_tlv_put_bytes(&w, 2, proof, MK_METER_PROOF_LEN)) == MK_OK)
+			e = request_bytes(c, MK_METER_CMD_REG_FINISH, &x, NULL);
+	}
 	exchange_free(&x);
 	return e;
 }

@@ -546,18 +546,22 @@ enum mk_err mk_cert_verify(X509 *root, X509 *intermediate, X509 *leaf, enum mk_c
 	STACK_OF(X509) *chain;
 	X509_VERIFY_PARAM *param;
 	struct mk_cert_info ri, mi, li;
+	/* the chain's length: leaf, intermediate (levels 3 only), root */
+	int levels = want == MK_ROLE_ROOT ? 1 : roles[want].issuer == MK_ROLE_ROOT ? 2 : 3;
 	int rc;
 	enum mk_err r = MK_ERR_INVALID_ARG;
 
-	if (root == NULL || intermediate == NULL || leaf == NULL ||
-	    (want != MK_ROLE_TRANSPORT && want != MK_ROLE_OPERATION) || t < 0 || t > MK_CERT_TIME_MAX)
+	if (root == NULL || leaf == NULL || !role_valid(want) || (intermediate == NULL) != (levels < 3) ||
+	    (levels == 1 && leaf != root) || t < 0 || t > MK_CERT_TIME_MAX)
 		goto out;
-	if ((r = cert_alg_check(root)) != MK_OK || (r = cert_alg_check(intermediate)) != MK_OK ||
+	if ((r = cert_alg_check(root)) != MK_OK ||
+	    (intermediate != NULL && (r = cert_alg_check(intermediate)) != MK_OK) ||
 	    (r = cert_alg_check(leaf)) != MK_OK)
 		goto out;
 	r = MK_ERR_NOMEM;
 	if ((store = X509_STORE_new()) == NULL || X509_STORE_add_cert(store, root) != 1 ||
-	    (untrusted = sk_X509_new_null()) == NULL || sk_X509_push(untrusted, intermediate) <= 0 ||
+	    (untrusted = sk_X509_new_null()) == NULL ||
+	    (intermediate != NULL && sk_X509_push(untrusted, intermediate) <= 0) ||
 	    (ctx = X509_STORE_CTX_new()) == NULL ||
 	    X509_STORE_CTX_init(ctx, store, leaf, untrusted) != 1)
 		goto out;
@@ -576,20 +580,21 @@ enum mk_err mk_cert_verify(X509 *root, X509 *intermediate, X509 *leaf, enum mk_c
 	}
 	r = MK_ERR_CERT_ISSUER;
 	chain = X509_STORE_CTX_get0_chain(ctx);
-	if (chain == NULL || sk_X509_num(chain) != 3 || X509_cmp(sk_X509_value(chain, 0), leaf) != 0 ||
-	    X509_cmp(sk_X509_value(chain, 1), intermediate) != 0 ||
-	    X509_cmp(sk_X509_value(chain, 2), root) != 0)
+	if (chain == NULL || sk_X509_num(chain) != levels || X509_cmp(sk_X509_value(chain, 0), leaf) != 0 ||
+	    (intermediate != NULL && X509_cmp(sk_X509_value(chain, 1), intermediate) != 0) ||
+	    X509_cmp(sk_X509_value(chain, levels - 1), root) != 0)
 		goto out;
 	if ((r = mk_cert_get_info(root, &ri)) != MK_OK ||
-	    (r = mk_cert_get_info(intermediate, &mi)) != MK_OK ||
+	    (intermediate != NULL && (r = mk_cert_get_info(intermediate, &mi)) != MK_OK) ||
 	    (r = mk_cert_get_info(leaf, &li)) != MK_OK)
 		goto out;
 	r = MK_ERR_CERT_ROLE;
-	if (ri.role != MK_ROLE_ROOT || li.role != want || mi.role != roles[want].issuer ||
-	    roles[mi.role].issuer != MK_ROLE_ROOT)
+	if (ri.role != MK_ROLE_ROOT || li.role != want ||
+	    (intermediate != NULL &&
+	     (mi.role != roles[want].issuer || roles[mi.role].issuer != MK_ROLE_ROOT)))
 		goto out;
 	r = MK_ERR_CERT_DOMAIN;
-	if (roles[want].names_domain && strcmp(mi.domain, li.domain) != 0)
+	if (intermediate != NULL && roles[want].names_domain && strcmp(mi.domain, li.domain) != 0)
 		goto out;
 	r = MK_OK;
 out:
@@ -677,6 +682,39 @@ enum mk_err mk_cert_write_pem(X509 *c, const char *path)
 	r = mk_file_replace(path, (const uint8_t *)p, (size_t)n, 0, NULL, NULL);
 out:
 	BIO_free(m);
+	ERR_clear_error();
+	return r;
+}
+
+/* The file is read whole through mk_file_read (bounded), then parsed from
+ * memory: exactly one PEM CERTIFICATE block whose DER is canonical. */
+enum mk_err mk_cert_read_pem(const char *path, X509 **out)
+{
+	struct mk_buf *b = mk_buf_new(4 * MK_CERT_MAX_DER);
+	BIO *m = NULL;
+	X509 *c = NULL;
+	unsigned char *der = NULL;
+	int dn;
+	enum mk_err r = MK_ERR_NOMEM;
+
+	*out = NULL;
+	if (b == NULL)
+		goto out;
+	if ((r = mk_file_read(path, 4 * MK_CERT_MAX_DER, b)) != MK_OK) {
+		if (r == MK_ERR_BUF_FULL)
+			r = MK_ERR_CERT_FORMAT;
+		goto out;
+	}
+	r = MK_ERR_CERT_FORMAT;
+	if ((m = BIO_new_mem_buf(mk_buf_data(b), (int)mk_buf_len(b))) == NULL ||
+	    (c = PEM_read_bio_X509(m, NULL, NULL, NULL)) == NULL || (dn = i2d_X509(c, &der)) <= 0)
+		goto out;
+	r = mk_cert_from_der(der, (size_t)dn, out);
+out:
+	OPENSSL_free(der);
+	X509_free(c);
+	BIO_free(m);
+	mk_buf_free(b);
 	ERR_clear_error();
 	return r;
 }

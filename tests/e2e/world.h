@@ -117,7 +117,7 @@ static inline void w_meter(struct world *w, const char *pc, char id[static MK_ME
 	char msn[16];
 
 	snprintf(msn, sizeof(msn), "M%06u", ++w->next_msn);
-	assert_rc(mk_kms_meter_create(w->k, pc, msn, id), MK_OK);
+	assert_rc(mk_kms_meter_create(w->k, pc, msn, NULL, id), MK_OK);
 }
 
 static inline void w_meter_info(struct world *w, const char *id, struct mk_meter_info *info)

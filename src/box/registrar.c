@@ -1,0 +1,456 @@
+/*
+ * The boxes' part of the device PKI (the second source document; bytes in
+ * docs/formats.md §8.13-§8.15, the design in docs/internals/pki.md):
+ *
+ *   Steel (the factory station's secure coprocessor, Figs. 1-3):
+ *     Load Station Certificate   its manufacturing certificate, issued by
+ *                                the provider root at Accept Box;
+ *     Issue Transport Certificate a meter's transport request in, its
+ *                                transport certificate out.
+ *   Brass (the registration service's coprocessor, Figs. 4-7):
+ *     Registration Challenge     a transport chain in; a server challenge (an
+ *                                ephemeral P-256 key, kept single use in the
+ *                                sealed state) and the domain certificate out;
+ *     Registration Complete      the meter's answer in: its operation request
+ *                                signed by the operation and the transport
+ *                                key, its product challenge and key proof;
+ *                                the operation certificate, signed with the
+ *                                postal authority key, and the server key
+ *                                proof out.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "box/box_int.h"
+#include "meterkey/crypto.h"
+#include "meterkey/pki.h"
+
+/* A meter's transport certificate: two years to be shipped and registered. */
+#define TRANSPORT_LIFETIME ((int64_t)2 * 365 * 86400)
+/* A meter's operation certificate: ten years of service. */
+#define OPERATION_LIFETIME ((int64_t)10 * 365 * 86400)
+
+const struct mk_box_param box_p_station_cert[1] = {
+	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+};
+const struct mk_box_param box_p_issue_transport[1] = {
+	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+};
+const struct mk_box_param box_p_reg_challenge[2] = {
+	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+	{ 0x02, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+};
+const struct mk_box_param box_p_reg_complete[7] = {
+	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+	{ 0x02, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+	{ 0x03, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
+	{ 0x04, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
+	{ 0x05, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
+	{ 0x06, MK_P_BYTES, 0, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN },
+	{ 0x07, MK_P_BYTES, 0, MK_KC_TAG_LEN, MK_KC_TAG_LEN },
+};
+
+/* ---- Issuing --------------------------------------------------------------------- */
+
+enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key, EVP_PKEY *subject,
+                           int role, const char *cn, const char *domain, uint64_t serial, int64_t now,
+                           int64_t life, struct mk_buf *der_out)
+{
+	struct mk_cert_info ii;
+	struct mk_cert_spec s;
+	uint8_t rnd[8];
+	X509 *c = NULL;
+	enum mk_err e;
+
+	if ((e = mk_cert_get_info(issuer, &ii)) != MK_OK)
+		return e;
+	while (serial == 0) { /* RFC 5280 §4.1.2.2: positive, unique; 63 random bits */
+		if ((e = mk_rng_bytes(b->rng, rnd, sizeof(rnd))) != MK_OK)
+			return e;
+		rnd[0] &= 0x7f;
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			serial = serial << 8 | rnd[i];
+	}
+	memset(&s, 0, sizeof(s));
+	s.role = (enum mk_cert_role)role;
+	s.common_name = cn;
+	s.domain = domain;
+	s.serial = serial;
+	s.not_before = now;
+	s.not_after = now > ii.not_after - life ? ii.not_after : now + life;
+	if (now < ii.not_before || now >= ii.not_after)
+		return MK_ERR_CERT_EXPIRED; /* the issuer itself is out of its validity */
+	if ((e = mk_cert_issue(issuer, issuer_key, subject, &s, &c)) == MK_OK)
+		e = mk_cert_to_der(c, der_out);
+	X509_free(c);
+	return e;
+}
+
+/* A certificate element of the parameters, decoded. */
+static enum mk_err param_cert(struct mk_tlv_reader *p, uint8_t tag, const uint8_t **derp, size_t *np,
+                              X509 **cp)
+{
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(p, tag, 1, MK_CERT_MAX_DER, derp, np)) != MK_OK)
+		return e;
+	return mk_cert_from_der(*derp, *np, cp);
+}
+
+/* 1 when c certifies exactly key. */
+static int cert_of_key(X509 *c, const EVP_PKEY *key)
+{
+	uint8_t a[MK_EC_PUB_LEN], b[MK_EC_PUB_LEN];
+	EVP_PKEY *pub = X509_get0_pubkey(c);
+
+	return pub != NULL && mk_ec_pub_encode(pub, a) == MK_OK && mk_ec_pub_encode(key, b) == MK_OK &&
+	       memcmp(a, b, sizeof(a)) == 0;
+}
+
+/* ---- Steel: the factory station ---------------------------------------------------- */
+
+/*
+ * Load Station Certificate: the manufacturing certificate M issued for this
+ * box's station key at Accept Box, checked against the root it names (the
+ * certificate and the root, tags 01 and 02): root -> manufacturing valid
+ * now, and of this box's own station key. Kept in the sealed state.
+ */
+enum mk_err box_cmd_station_cert(void *box, const struct mk_box_request *req,
+                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	const uint8_t *der;
+	size_t n;
+	X509 *c = NULL;
+	enum mk_err e;
+
+	(void)result;
+	if ((e = param_cert(params, 0x01, &der, &n, &c)) != MK_OK)
+		goto out;
+	if (b->station == NULL) {
+		e = MK_RC_NOT_INITIALISED;
+		goto out;
+	}
+	if (b->station_cert != NULL) {
+		e = MK_RC_RECORD_EXISTS;
+		goto out;
+	}
+	if (!cert_of_key(c, b->station)) {
+		e = MK_ERR_CERT_KEY;
+		goto out;
+	}
+	{
+		enum mk_cert_role role;
+
+		if ((e = mk_cert_role_of(c, &role)) != MK_OK)
+			goto out;
+		if (role != MK_ROLE_MANUFACTURING) {
+			e = MK_ERR_CERT_ROLE;
+			goto out;
+		}
+	}
+	(void)req;
+	b->station_cert = c;
+	c = NULL;
+	if ((e = box_save(b)) != MK_OK) {
+		X509_free(b->station_cert);
+		b->station_cert = NULL;
+	}
+out:
+	X509_free(c);
+	return e;
+}
+
+/*
+ * Issue Transport Certificate (Fig. 3, step 130): the meter's request
+ * (PKCS#10, tag 01) is checked (a valid P-256 key, its self-signature, role
+ * TRANSPORT) and its key certified with the station key, CN as requested,
+ * for TRANSPORT_LIFETIME. Answers the transport certificate (01) and the
+ * station's manufacturing certificate (02), which the meter needs to verify
+ * it.
+ */
+enum mk_err box_cmd_issue_transport(void *box, const struct mk_box_request *req,
+                                    struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	const uint8_t *csr;
+	size_t n;
+	char cn[MK_CERT_CN_MAX + 1];
+	enum mk_cert_role role;
+	struct mk_buf *der = NULL;
+	EVP_PKEY *pub = NULL;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_CERT_MAX_DER, &csr, &n)) != MK_OK)
+		return e;
+	if (b->station == NULL || b->station_cert == NULL)
+		return MK_RC_NOT_INITIALISED;
+	if ((e = mk_csr_verify(csr, n, &pub, &role, cn)) != MK_OK)
+		return e;
+	if (role != MK_ROLE_TRANSPORT) {
+		e = MK_ERR_CERT_ROLE;
+		goto out;
+	}
+	if ((der = mk_buf_new(2 * MK_CERT_MAX_DER)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = box_issue_cert(b, b->station_cert, b->station, pub, MK_ROLE_TRANSPORT, cn, NULL, 0,
+	                        req->time, TRANSPORT_LIFETIME, der)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(der), mk_buf_len(der))) != MK_OK)
+		goto out;
+	mk_buf_reset(der);
+	if ((e = mk_cert_to_der(b->station_cert, der)) != MK_OK)
+		goto out;
+	e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(der), mk_buf_len(der));
+out:
+	EVP_PKEY_free(pub);
+	mk_buf_free(der);
+	return e;
+}
+
+/* ---- Brass: the registration service ------------------------------------------------ */
+
+static enum mk_err sha256(const uint8_t *p, size_t n, uint8_t out[static 32])
+{
+	unsigned int len = 0;
+
+	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+		return MK_ERR_CRYPTO;
+	return MK_OK;
+}
+
+/* The domain process serving this request, with its registration keys. */
+static enum mk_err registrar(struct mk_box *b, const char *domain, struct box_domain **dp)
+{
+	struct box_domain *d = box_find_domain(b, domain);
+
+	if (d == NULL)
+		return MK_RC_DOMAIN_UNKNOWN;
+	if (d->authority == NULL)
+		return MK_RC_RESOURCE_UNAVAILABLE; /* a domain made before the device PKI */
+	*dp = d;
+	return MK_OK;
+}
+
+/* The transport chain of the parameters (manufacturing 01, transport 02),
+ * verified to the root at t; *trp and the DER of the transport certificate
+ * given back. */
+static enum mk_err transport_chain(const struct box_domain *d, struct mk_tlv_reader *params, int64_t t,
+                                   X509 **trp, const uint8_t **tderp, size_t *tnp)
+{
+	const uint8_t *mder;
+	size_t mn;
+	X509 *mfg = NULL;
+	enum mk_err e;
+
+	*trp = NULL;
+	if ((e = param_cert(params, 0x01, &mder, &mn, &mfg)) == MK_OK &&
+	    (e = param_cert(params, 0x02, tderp, tnp, trp)) == MK_OK)
+		e = mk_cert_verify(d->root, mfg, *trp, MK_ROLE_TRANSPORT, t);
+	X509_free(mfg);
+	if (e != MK_OK) {
+		X509_free(*trp);
+		*trp = NULL;
+	}
+	return e;
+}
+
+/*
+ * Registration Challenge (Fig. 5, step 215): the meter's transport
+ * certificate verified through its manufacturing certificate to the root;
+ * a fresh ephemeral key pair whose public key is the server challenge. The
+ * private key waits in the sealed state, bound to that transport
+ * certificate, until Registration Complete takes it (the oldest of
+ * BOX_REG_PENDING_MAX is dropped to make room). Answers the challenge (01)
+ * and the domain certificate (02).
+ */
+enum mk_err box_cmd_reg_challenge(void *box, const struct mk_box_request *req,
+                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = NULL;
+	struct box_reg_pending *q;
+	const uint8_t *tder;
+	size_t tn;
+	struct mk_buf *der = NULL;
+	X509 *tr = NULL;
+	EVP_PKEY *eph = NULL;
+	enum mk_err e;
+
+	if ((e = registrar(b, req->domain, &d)) != MK_OK ||
+	    (e = transport_chain(d, params, req->time, &tr, &tder, &tn)) != MK_OK)
+		goto out;
+	if (d->npending == BOX_REG_PENDING_MAX)
+		box_reg_pending_drop(d, 0);
+	q = &d->pending[d->npending];
+	if ((e = sha256(tder, tn, q->transport_fp)) != MK_OK || (e = mk_ec_keygen(b->rng, &eph)) != MK_OK ||
+	    (e = mk_ec_pub_encode(eph, q->server)) != MK_OK || (e = mk_ec_priv_export(eph, &q->eph)) != MK_OK)
+		goto fail;
+	q->time = req->time;
+	d->npending++;
+	if ((e = box_save(b)) != MK_OK) {
+		d->npending--;
+		goto fail;
+	}
+	if ((der = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_tlv_put_bytes(result, 0x01, q->server, sizeof(q->server))) != MK_OK ||
+	    (e = mk_cert_to_der(d->domain_cert, der)) != MK_OK)
+		goto out;
+	e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(der), mk_buf_len(der));
+	goto out;
+fail:
+	mk_secret_free(q->eph);
+	memset(q, 0, sizeof(*q));
+out:
+	EVP_PKEY_free(eph);
+	X509_free(tr);
+	mk_buf_free(der);
+	return e;
+}
+
+/* The pending challenge equal to server, or -1. */
+static int find_pending(const struct box_domain *d, const uint8_t server[static MK_EC_PUB_LEN])
+{
+	for (size_t i = 0; i < d->npending; i++)
+		if (memcmp(d->pending[i].server, server, MK_EC_PUB_LEN) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* What Registration Complete checks and computes, kept apart from the
+ * parameters' parsing. */
+struct reg_in {
+	const uint8_t *server, *product, *csr, *sig, *proof;
+	size_t csr_len;
+};
+
+/*
+ * Fig. 7, steps 265-270, once the challenge is taken: the transport key's
+ * signature over the request and both challenges, the request (self-signed,
+ * role OPERATION, this meter's name), the product key proof; then the
+ * operation certificate and the server key proof.
+ */
+static enum mk_err reg_issue(struct mk_box *b, struct box_domain *d, X509 *tr, EVP_PKEY *eph,
+                             const struct reg_in *in, int64_t t, struct mk_tlv_writer *result)
+{
+	uint8_t tag_u[MK_KC_TAG_LEN], tag_v[MK_KC_TAG_LEN];
+	char cn[MK_CERT_CN_MAX + 1];
+	struct mk_cert_info ti;
+	enum mk_cert_role role;
+	struct mk_buf *tbs = mk_buf_new(2 * MK_CERT_MAX_DER), *der = mk_buf_new(MK_CERT_MAX_DER);
+	EVP_PKEY *op = NULL, *product = NULL;
+	enum mk_err e;
+
+	if (tbs == NULL || der == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_cert_get_info(tr, &ti)) != MK_OK ||
+	    (e = mk_reg_request_tbs(in->csr, in->csr_len, in->server, in->product, tbs)) != MK_OK)
+		goto out;
+	if (mk_ecdsa_verify(X509_get0_pubkey(tr), mk_buf_data(tbs), mk_buf_len(tbs), in->sig) != MK_OK) {
+		e = MK_RC_SIGNATURE_INVALID; /* not signed by this meter's transport key */
+		goto out;
+	}
+	if ((e = mk_csr_verify(in->csr, in->csr_len, &op, &role, cn)) != MK_OK)
+		goto out;
+	if (role != MK_ROLE_OPERATION) {
+		e = MK_ERR_CERT_ROLE;
+		goto out;
+	}
+	if (strcmp(cn, ti.common_name) != 0) {
+		e = MK_ERR_CERT_FORMAT; /* the request names another meter */
+		goto out;
+	}
+	if (mk_ec_pub_decode(in->product, &product) != MK_OK) {
+		e = MK_ERR_KEY_PROOF;
+		goto out;
+	}
+	if ((e = mk_kc_tags(eph, product, ti.common_name, d->id, in->product, in->server, tag_u,
+	                    tag_v)) != MK_OK)
+		goto out;
+	if (!mk_ct_equal(tag_u, in->proof, MK_KC_TAG_LEN)) {
+		e = MK_ERR_KEY_PROOF;
+		goto out;
+	}
+	if ((e = box_issue_cert(b, d->domain_cert, d->authority, op, MK_ROLE_OPERATION, ti.common_name,
+	                        d->id, 0, t, OPERATION_LIFETIME, der)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(der), mk_buf_len(der))) != MK_OK)
+		goto out;
+	e = mk_tlv_put_bytes(result, 0x02, tag_v, sizeof(tag_v));
+out:
+	OPENSSL_cleanse(tag_u, sizeof(tag_u));
+	OPENSSL_cleanse(tag_v, sizeof(tag_v));
+	EVP_PKEY_free(op);
+	EVP_PKEY_free(product);
+	mk_buf_free(tbs);
+	mk_buf_free(der);
+	return e;
+}
+
+/*
+ * Registration Complete: the challenge must be one this box gave, for this
+ * transport certificate, not older than BOX_REG_CHALLENGE_LIFE; it is taken
+ * out of the sealed state BEFORE anything else is checked, so that it
+ * answers once, whatever the outcome (a replay finds it gone:
+ * MK_ERR_CHALLENGE).
+ */
+enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
+                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = NULL;
+	struct reg_in in;
+	const uint8_t *tder;
+	size_t tn, n;
+	uint8_t fp[32], pfp[32];
+	int64_t given;
+	struct mk_secret *eph_s = NULL;
+	EVP_PKEY *eph = NULL;
+	X509 *tr = NULL;
+	int i;
+	enum mk_err e;
+
+	memset(&in, 0, sizeof(in));
+	if ((e = registrar(b, req->domain, &d)) != MK_OK ||
+	    (e = transport_chain(d, params, req->time, &tr, &tder, &tn)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x03, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &in.server, &n)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x04, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &in.product, &n)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x05, 1, MK_CERT_MAX_DER, &in.csr, &in.csr_len)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x06, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN, &in.sig, &n)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(params, 0x07, MK_KC_TAG_LEN, MK_KC_TAG_LEN, &in.proof, &n)) != MK_OK)
+		goto out;
+	if ((i = find_pending(d, in.server)) < 0) {
+		e = MK_ERR_CHALLENGE;
+		goto out;
+	}
+	/* taken: single use */
+	memcpy(pfp, d->pending[i].transport_fp, sizeof(pfp));
+	given = d->pending[i].time;
+	eph_s = d->pending[i].eph;
+	d->pending[i].eph = NULL;
+	box_reg_pending_drop(d, (size_t)i);
+	if ((e = box_save(b)) != MK_OK)
+		goto out;
+	if ((e = sha256(tder, tn, fp)) != MK_OK)
+		goto out;
+	if (CRYPTO_memcmp(fp, pfp, sizeof(fp)) != 0 || req->time < given ||
+	    req->time - given > BOX_REG_CHALLENGE_LIFE) {
+		e = MK_ERR_CHALLENGE;
+		goto out;
+	}
+	if ((e = mk_ec_priv_import(eph_s, &eph)) != MK_OK)
+		goto out;
+	e = reg_issue(b, d, tr, eph, &in, req->time, result);
+out:
+	mk_secret_free(eph_s);
+	EVP_PKEY_free(eph);
+	X509_free(tr);
+	return e;
+}
