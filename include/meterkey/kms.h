@@ -153,6 +153,13 @@ MK_WUR enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id,
                                          const char *indicia_serial, const char *country,
                                          int64_t date);
 
+/* The device PKI's part of the registration alone (Figs. 4-7): a meter in
+ * transport lock holding a key of its postal domain is authenticated by
+ * that domain's registration service and gets its operation certificate;
+ * MK_OK at once for a meter done already. MK_ERR_METER_LOCKED for a meter
+ * never manufactured; the meter's or the Brass box's refusal otherwise. */
+MK_WUR enum mk_err mk_kms_meter_authenticate(struct mk_kms *k, const char *meter_id);
+
 /* Takes a meter out of service: its ACTIVE records OBSOLETE, then the meter
  * retired. */
 MK_WUR enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id);

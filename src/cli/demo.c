@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -25,9 +26,17 @@ static const char usage[] =
 	"  Runs the life of a fleet of meters through the KMS: initialises the first\n"
 	"  Manufacturing Box; creates domains VE (countries US, DE), USPS (US) and\n"
 	"  EARTH (US, DE); initialises an Oak, a Steel and a Brass box for them;\n"
-	"  manufactures five meters; installs each one's vendor (VE) and postal key\n"
-	"  (USPS for three, EARTH for two); registers them (the EARTH meters into DE\n"
-	"  and US); retires one; and verifies every domain's audit chain. The home\n"
+	"  manufactures five meters at the Steel box's factory station (provider\n"
+	"  root, transport key and certificate: each leaves in transport lock and\n"
+	"  refuses to frank); installs each one's vendor (VE) and postal key (USPS\n"
+	"  for three, EARTH for two); registers them (mutual authentication with\n"
+	"  the postal domain's registration service, operation certificate, the\n"
+	"  lock lifted; then MR1-MR4, the EARTH meters into DE and US); retires\n"
+	"  one; franks with the others (some indicia signed with the operation key)\n"
+	"  and verifies everything; retires the rest; and verifies every domain's\n"
+	"  audit chain. Each meter's certificate chain is exported as PEM under\n"
+	"  DIR/chains/<meter>/locked (root, manufacturing, transport) and\n"
+	"  DIR/chains/<meter>/registered (root, domain, operation). The home\n"
 	"  (default: a temporary directory, removed afterwards) must be new or empty;\n"
 	"  the archive is sqlite:DIR/archive.db unless --archive names another.\n"
 	"  With --json prints one JSON object: meters, keys_installed, keys_active,\n"
@@ -89,8 +98,9 @@ static int count_meter(void *ctx, const struct mk_kms_meter *m)
 		                                      s != 0 ? mk_key_status_name(s) : "UNKNOWN"));
 	}
 	say("\n");
-	json_array_append_new(t->meters, json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
-	                                           mk_meter_state_name(m->info.state), "indicia_serial",
+	json_array_append_new(t->meters, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
+	                                           mk_meter_state_name(m->info.state), "pki",
+	                                           mk_meter_pki_name(m->info.pki), "indicia_serial",
 	                                           m->info.indicia_serial, "country", m->info.country, "keys",
 	                                           keys));
 	return 0;
@@ -199,6 +209,22 @@ out:
 	return e;
 }
 
+/* The meter's certificates as PEM files in HOME/chains/<meter>/<stage>. */
+static enum mk_err export_chain(struct kc *c, const char *mid, const char *stage)
+{
+	char dir[4096];
+	unsigned written;
+
+	snprintf(dir, sizeof(dir), "%s/chains", c->home);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return MK_ERR_IO;
+	snprintf(dir, sizeof(dir), "%s/chains/%s", c->home, mid);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return MK_ERR_IO;
+	snprintf(dir, sizeof(dir), "%s/chains/%s/%s", c->home, mid, stage);
+	return mk_kms_meter_cert_export(c->kms, mid, dir, &written);
+}
+
 static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 {
 	static const char *const ve[] = { "US", "DE" }, *const usps[] = { "US" }, *const earth[] = { "US", "DE" };
@@ -227,11 +253,16 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 			return e;
 		say("   %s for VE, USPS, EARTH\n", id);
 	}
-	say("5. Meters manufactured, keys requested (MI0-MI4) and installed (MI4'-MI10)\n");
+	say("5. Meters manufactured at the factory station (the Steel box): the provider\n"
+	    "   root loaded, a transport key made inside each and certified by the station,\n"
+	    "   the meter in TRANSPORT LOCK; keys requested (MI0-MI4) and installed (MI4'-MI10)\n");
 	for (size_t i = 0; i < NFLEET; i++) {
 		struct mk_key_record rec;
+		struct mk_indicium no;
+		size_t done;
 
-		if ((e = mk_kms_meter_create(k, fleet[i].product, fleet[i].msn, NULL, mid)) != MK_OK)
+		if ((e = mk_kms_meter_create(k, fleet[i].product, fleet[i].msn, NULL, mid)) != MK_OK ||
+		    (e = export_chain(c, mid, "locked")) != MK_OK)
 			return e;
 		say("   %s:", mid);
 		for (int d = 0; d < 2; d++) {
@@ -242,12 +273,24 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 			say(" %s/%llu %s", rec.domain, (unsigned long long)rec.key_id, mk_key_status_name(rec.status));
 		}
 		say("\n");
+		if (i == 0) {
+			e = mk_kms_meter_frank(k, mid, NULL, 73, "10001", mk_indicium_day(mk_kms_now(k)), false, 1,
+			                       &no, &done);
+			say("   %s, keys in but still in transport lock, refuses to frank: %s\n", mid, mk_strerror(e));
+			if (e != MK_ERR_METER_LOCKED)
+				return e == MK_OK ? MK_ERR_INTERNAL : e;
+		}
 	}
-	say("6. Registration (MR1-MR4): indicia serial number and country into each meter,\n"
-	    "   its registration reports checked by Brass against the archived keys\n");
+	say("6. Registration: each meter and the registration service of its postal domain\n"
+	    "   (KMS and Brass) authenticate each other (ephemeral ECDH challenges, SP 800-56A\n"
+	    "   key proofs); Brass issues the operation certificate with the postal authority\n"
+	    "   key; the meter deletes its transport key and certificates and unlocks. Then\n"
+	    "   MR1-MR4: indicia serial number and country into each meter, its registration\n"
+	    "   reports checked by Brass against the archived keys\n");
 	for (size_t i = 0; i < NFLEET; i++) {
 		snprintf(mid, sizeof(mid), "%s-%s", fleet[i].product, fleet[i].msn);
-		if ((e = mk_kms_meter_register(k, mid, fleet[i].indicia, fleet[i].country, 0)) != MK_OK)
+		if ((e = mk_kms_meter_register(k, mid, fleet[i].indicia, fleet[i].country, 0)) != MK_OK ||
+		    (e = export_chain(c, mid, "registered")) != MK_OK)
 			return e;
 		say("   %s as %s in %s/%s and VE/%s\n", mid, fleet[i].indicia, fleet[i].postal, fleet[i].country,
 		    fleet[i].country);
@@ -261,7 +304,14 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 	say("11. The fleet:\n");
 	if ((e = mk_kms_meter_list(k, count_meter, t)) != MK_OK)
 		return e;
-	say("12. Audit chains:\n");
+	say("12. The rest of the fleet taken out of service:");
+	for (size_t i = 1; i < NFLEET; i++) {
+		snprintf(mid, sizeof(mid), "%s-%s", fleet[i].product, fleet[i].msn);
+		if ((e = mk_kms_meter_retire(k, mid)) != MK_OK)
+			return e;
+		say(" %s", mid);
+	}
+	say("\n13. Audit chains:\n");
 	*audit_ok = 1;
 	for (size_t i = 0; i < 3; i++) {
 		struct mk_audit_result res;

@@ -59,14 +59,16 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
 static const char frank_usage[] =
 	"usage: meterkey meter frank --meter ID --postage CENTS --origin POSTCODE\n"
 	"                            [--date YYYY-MM-DD] [--count N] [--png FILE]\n"
-	"                            [--vendor D] [options]\n"
+	"                            [--vendor D] [--sign] [options]\n"
 	"  Franks N mailpieces (default 1) with the meter: each advances its piece\n"
 	"  count and ascending register and debits its descending register by the\n"
 	"  postage, and gives an indicium with a vendor token (domain D, default VE)\n"
 	"  and a postal token (the meter's other key). Prints each indicium's text\n"
 	"  line on its own line; --png writes its DataMatrix symbol (FILE, or with\n"
-	"  N > 1 FILE-PIECE.png for each). Refused: a meter not registered or\n"
-	"  retired, funds short (`meter credit`).\n"
+	"  N > 1 FILE-PIECE.png for each); --sign adds the meter's ECDSA signature\n"
+	"  with its operation key (a public-key indicium, checked by `verify`\n"
+	"  through operation -> domain -> root). Refused: a meter in transport lock,\n"
+	"  not registered or retired, funds short (`meter credit`).\n"
 	"options:\n" COMMON_OPTS;
 
 /* FILE-PIECE.png for piece p of several, else FILE. */
@@ -86,7 +88,7 @@ int mk_cli_meter_frank(int argc, char **argv)
 {
 	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "postage", 1, 0 }, { "origin", 1, 0 },
 		                           { "date", 1, 0 },  { "count", 1, 0 },   { "png", 1, 0 },
-		                           { "vendor", 1, 0 } };
+		                           { "vendor", 1, 0 }, { "sign", 0, 0 } };
 	struct mk_indicium *inds = NULL;
 	char line[MK_INDICIUM_TEXT_MAX], path[4096];
 	uint64_t postage, count = 1;
@@ -111,7 +113,7 @@ int mk_cli_meter_frank(int argc, char **argv)
 	}
 	if (date == 0)
 		date = mk_kms_now(c.kms);
-	e = mk_kms_meter_frank(c.kms, c.val[0], c.val[6], (uint32_t)postage, c.val[2], mk_indicium_day(date), false,
+	e = mk_kms_meter_frank(c.kms, c.val[0], c.val[6], (uint32_t)postage, c.val[2], mk_indicium_day(date), c.flag[7] != 0,
 	                       count, inds, &done);
 	arr = json_array();
 	for (size_t i = 0; i < done; i++) {

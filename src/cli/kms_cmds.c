@@ -477,8 +477,8 @@ static json_t *meter_json(const struct mk_kms_meter *m)
 		                                      (json_int_t)m->info.keys[i].key_id, "status",
 		                                      m->status[i] != 0 ? mk_key_status_name(m->status[i])
 		                                                        : "UNKNOWN"));
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
-	                 mk_meter_state_name(m->info.state), "product_code", m->info.product_code, "mfg_seq",
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
+	                 mk_meter_state_name(m->info.state), "pki", mk_meter_pki_name(m->info.pki), "product_code", m->info.product_code, "mfg_seq",
 	                 m->info.mfg_seq, "indicia_serial", m->info.indicia_serial, "country", m->info.country,
 	                 "keys", keys);
 }
@@ -568,7 +568,13 @@ static int meter_install(int argc, char **argv)
 static const char meter_register_usage[] =
 	"usage: meterkey meter register --meter ID --indicia ISN --country C\n"
 	"                               [--date YYYY-MM-DD] [options]\n"
-	"  Registration (MR1-MR4): enters the indicia serial number and country into\n"
+	"  Registration. First the device PKI's (a meter in transport lock): the\n"
+	"  meter and the registration service of its postal domain (the KMS and\n"
+	"  that domain's Brass box) authenticate each other with ephemeral ECDH\n"
+	"  challenges and key proofs (SP 800-56A), the Brass box issues the meter's\n"
+	"  operation certificate under the postal authority key, and the meter\n"
+	"  deletes its transport key and certificates and unlocks. Then MR1-MR4:\n"
+	"  enters the indicia serial number and country into\n"
 	"  the meter (once: a meter never leaves its country, and an Earth meter\n"
 	"  never returns to EARTH), takes its registration report for each of its\n"
 	"  keys (authenticated with that key), and the Brass box of each key's\n"
@@ -643,7 +649,8 @@ static int meter_row(void *ctx, const struct mk_kms_meter *m)
 		json_array_append_new(x->arr, meter_json(m));
 		return 0;
 	}
-	printf("%-20s %-12s %-10s %-6s", m->id, mk_meter_state_name(m->info.state),
+	printf("%-20s %-12s %-11s %-10s %-6s", m->id, mk_meter_state_name(m->info.state),
+	       mk_meter_pki_name(m->info.pki),
 	       m->info.indicia_serial[0] != '\0' ? m->info.indicia_serial : "-",
 	       m->info.country[0] != '\0' ? m->info.country : "-");
 	for (size_t i = 0; i < m->info.nkeys; i++)
@@ -656,10 +663,12 @@ static int meter_row(void *ctx, const struct mk_kms_meter *m)
 static const char meter_list_usage[] =
 	"usage: meterkey meter list [options]\n"
 	"  Lists the meters of the home: ID, state (manufactured, registered,\n"
-	"  retired), indicia serial number, country, and each key as DOMAIN/KEYID\n"
-	"  with its archive status. With --json: an array of objects with id (what\n"
-	"  --meter takes), state, product_code, mfg_seq, indicia_serial, country and\n"
-	"  keys (domain, key_id, status).\n"
+	"  retired), device PKI stage (locked: in transport lock; operational:\n"
+	"  registered with its operation certificate), indicia serial number,\n"
+	"  country, and each key as DOMAIN/KEYID with its archive status. With\n"
+	"  --json: an array of objects with id (what --meter takes), state, pki,\n"
+	"  product_code, mfg_seq, indicia_serial, country and keys (domain,\n"
+	"  key_id, status).\n"
 	"options:\n" COMMON_OPTS;
 
 static enum mk_err list_meters(struct mk_kms *k, struct list_ctx *x)
@@ -670,6 +679,63 @@ static enum mk_err list_meters(struct mk_kms *k, struct list_ctx *x)
 static int meter_list(int argc, char **argv)
 {
 	return run_list(argc, argv, meter_list_usage, list_meters);
+}
+
+static const char cert_export_usage[] =
+	"usage: meterkey cert export --meter ID --out DIR [options]\n"
+	"  Writes the certificates the meter holds, as PEM files in DIR (made if\n"
+	"  missing), for `openssl verify` and auditors: root.pem (the provider\n"
+	"  root), manufacturing.pem and transport.pem (while the meter is in\n"
+	"  transport lock: root -> manufacturing -> transport), domain.pem and\n"
+	"  operation.pem (once registered: root -> domain -> operation). A\n"
+	"  registered meter no longer holds its transport and manufacturing\n"
+	"  certificates: those files are removed from DIR. With --json: the\n"
+	"  files written.\n"
+	"options:\n"
+	"  --out DIR             the directory\n" COMMON_OPTS;
+
+static int cert_export(int argc, char **argv)
+{
+	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "out", 1, 0 } };
+	static const char *const names[] = { NULL, "root.pem", "manufacturing.pem", "transport.pem",
+		                             "domain.pem", "operation.pem" };
+	unsigned written = 0;
+	json_t *arr;
+	struct kc c;
+	enum mk_err e;
+	int r;
+
+	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), cert_export_usage, 0)) != 0)
+		return done(r);
+	if (c.val[0] == NULL || c.val[1] == NULL)
+		return mk_cli_usage_error(cert_export_usage, "--meter and --out are needed");
+	if (!kc_open(&c))
+		return 1;
+	if ((e = mk_kms_meter_cert_export(c.kms, c.val[0], c.val[1], &written)) != MK_OK) {
+		r = kc_fail(&c, e);
+	} else if (c.json) {
+		arr = json_array();
+		for (unsigned i = 1; i < ARRAY_LEN(names); i++)
+			if (written & (1u << i))
+				json_array_append_new(arr, json_string(names[i]));
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "meter", c.val[0], "dir", c.val[1],
+		                        "files", arr));
+	} else {
+		for (unsigned i = 1; i < ARRAY_LEN(names); i++)
+			if (written & (1u << i))
+				printf("%s/%s\n", c.val[1], names[i]);
+	}
+	kc_close(&c);
+	return r;
+}
+
+int mk_cli_cert(int argc, char **argv)
+{
+	static const struct mk_cli_cmd cmds[] = {
+		{ "export", "write a meter's certificate chain as PEM files", cert_export },
+	};
+
+	return mk_cli_dispatch("meterkey cert", cmds, ARRAY_LEN(cmds), argc, argv);
 }
 
 int mk_cli_meter(int argc, char **argv)

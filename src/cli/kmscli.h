@@ -59,6 +59,7 @@ int mk_cli_domain(int argc, char **argv);
 int mk_cli_box(int argc, char **argv);
 int mk_cli_key(int argc, char **argv);
 int mk_cli_meter(int argc, char **argv);
+int mk_cli_cert(int argc, char **argv);
 int mk_cli_meter_frank(int argc, char **argv);
 int mk_cli_meter_credit(int argc, char **argv);
 int mk_cli_verify(int argc, char **argv);

@@ -764,8 +764,16 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	    (e = call(k, b, MK_CMD_SET_BOX_ID, NULL, now, params, res)) != MK_OK)
 		goto out;
 	/* The box's answer goes back to M as it is. */
+	mk_buf_reset(params);
 	if ((e = call(k, m, MK_CMD_ACCEPT_BOX, NULL, now, res, params)) != MK_OK)
 		goto out;
+	/* A Steel box is a factory station: M certified its station key (the
+	 * manufacturing certificate), which the box takes and checks. */
+	if (t == MK_BOX_STEEL) {
+		mk_buf_reset(res);
+		if ((e = call(k, b, MK_CMD_STATION_CERT, NULL, now, params, res)) != MK_OK)
+			goto out;
+	}
 	memcpy(id, mk_box_get_id(b), MK_BOX_ID_LEN + 1);
 	x = &k->boxes[k->nboxes++];
 	memset(x, 0, sizeof(*x));
@@ -1025,6 +1033,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 	struct mk_tlv_reader r;
 	struct mk_box *s = NULL;
 	X509 *rc = NULL;
+	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
 	if (root == NULL || csr == NULL || mfg == NULL || tr == NULL || params == NULL || res == NULL) {
@@ -1051,6 +1060,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 	/* steps 100-120: the root into the meter, its transport key and request */
 	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
 		goto out;
+	mk_meter_set_time(mc, now); /* one time for the station and the meter */
 	if ((e = mk_meter_load_root(mc, mk_buf_data(root), mk_buf_len(root))) != MK_OK) {
 		fail(k, e, "meter %s refused the root certificate", meter_id);
 		goto out;
@@ -1063,7 +1073,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 	mk_tlv_writer_init(&w, params);
 	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(csr), mk_buf_len(csr))) != MK_OK ||
 	    (e = open_box(k, sid, &s)) != MK_OK ||
-	    (e = call(k, s, MK_CMD_ISSUE_TRANSPORT, NULL, mk_kms_now(k), params, res)) != MK_OK)
+	    (e = call(k, s, MK_CMD_ISSUE_TRANSPORT, NULL, now, params, res)) != MK_OK)
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
 	if ((e = result_der(&r, 0x01, tr)) != MK_OK || (e = result_der(&r, 0x02, mfg)) != MK_OK)
@@ -2088,8 +2098,10 @@ static enum mk_err pki_register(struct mk_kms *k, struct mk_meter_conn *mc, cons
 	struct mk_box *b = NULL;
 	const uint8_t *p;
 	size_t n;
+	int64_t now = mk_kms_now(k); /* one time for the service and the meter */
 	enum mk_err e;
 
+	mk_meter_set_time(mc, now);
 	if ((e = reg_bufs_new(&x)) != MK_OK)
 		goto out;
 	if ((e = mk_meter_get_cert(mc, MK_ROLE_MANUFACTURING, x.mfg)) != MK_OK ||
@@ -2102,7 +2114,7 @@ static enum mk_err pki_register(struct mk_kms *k, struct mk_meter_conn *mc, cons
 	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(x.mfg), mk_buf_len(x.mfg))) != MK_OK ||
 	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(x.tr), mk_buf_len(x.tr))) != MK_OK ||
 	    (e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &b)) != MK_OK ||
-	    (e = call(k, b, MK_CMD_REG_CHALLENGE, domain, mk_kms_now(k), x.params, x.res)) != MK_OK)
+	    (e = call(k, b, MK_CMD_REG_CHALLENGE, domain, now, x.params, x.res)) != MK_OK)
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
 	if ((e = mk_tlv_get_bytes(&r, 0x01, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
@@ -2128,7 +2140,7 @@ static enum mk_err pki_register(struct mk_kms *k, struct mk_meter_conn *mc, cons
 	    (e = mk_tlv_put_bytes(&w, 0x07, proof_u, sizeof(proof_u))) != MK_OK)
 		goto out;
 	mk_buf_reset(x.res);
-	if ((e = call(k, b, MK_CMD_REG_COMPLETE, domain, mk_kms_now(k), x.params, x.res)) != MK_OK)
+	if ((e = call(k, b, MK_CMD_REG_COMPLETE, domain, now, x.params, x.res)) != MK_OK)
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
 	if ((e = result_der(&r, 0x01, x.op)) != MK_OK ||
@@ -2203,5 +2215,32 @@ enum mk_err mk_kms_meter_cert_export(struct mk_kms *k, const char *meter_id, con
 out:
 	mk_meter_disconnect(mc);
 	mk_buf_free(der);
+	return e;
+}
+
+enum mk_err mk_kms_meter_authenticate(struct mk_kms *k, const char *meter_id)
+{
+	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+		goto out;
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
+		fail(k, e, "meter %s did not answer", meter_id);
+		goto out;
+	}
+	if (info.pki == MK_METER_PKI_OPERATIONAL)
+		goto out; /* done already */
+	if (info.pki != MK_METER_PKI_LOCKED || info.nkeys == 0) {
+		e = fail(k, info.pki != MK_METER_PKI_LOCKED ? MK_ERR_METER_LOCKED : MK_ERR_STATE,
+		         "meter %s is not ready for registration (device PKI %s, %zu keys)", meter_id,
+		         mk_meter_pki_name(info.pki), info.nkeys);
+		goto out;
+	}
+	e = pki_register(k, mc, meter_id, &info);
+out:
+	mk_meter_disconnect(mc);
 	return e;
 }

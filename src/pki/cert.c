@@ -690,7 +690,7 @@ out:
  * memory: exactly one PEM CERTIFICATE block whose DER is canonical. */
 enum mk_err mk_cert_read_pem(const char *path, X509 **out)
 {
-	struct mk_buf *b = mk_buf_new(4 * MK_CERT_MAX_DER);
+	struct mk_buf *b = mk_buf_new(4 * MK_CERT_MAX_DER + 1); /* mk_file_read needs max + 1 */
 	BIO *m = NULL;
 	X509 *c = NULL;
 	unsigned char *der = NULL;

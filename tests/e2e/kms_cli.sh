@@ -108,7 +108,7 @@ expect 1 "$MK" meter install --meter PM100-000002 --record "$T/usps1.mi4"
 grep_out "key ID not greater than the last one seen (MK_RC_KEY_ID_NOT_NEW)" "$T/err"
 versions 2 USPS 1
 expect 0 "$MK" meter list --json
-grep_out '"id":"PM100-000002","state":"manufactured","product_code":"PM100","mfg_seq":"000002","indicia_serial":"","country":"","keys":\[\]' "$T/out"
+grep_out '"id":"PM100-000002","state":"manufactured","pki":"locked","product_code":"PM100","mfg_seq":"000002","indicia_serial":"","country":"","keys":\[\]' "$T/out"
 # every refusal is in the domain's error log
 expect 0 "$MK" archive errors --archive "$A" --domain USPS
 grep_out "MK_RC_WRONG_BOX" "$T/out"

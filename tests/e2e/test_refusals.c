@@ -393,6 +393,7 @@ static void reg_setup(struct reg *r, const char *isn)
 	w_meter(&W, "PM100", r->meter);
 	w_install(&W, NULL, r->meter, "USPS", NULL);
 	r->key_id = w_meter_key(&W, r->meter, "USPS");
+	assert_rc(mk_kms_meter_authenticate(W.k, r->meter), MK_OK); /* unlocked: takes parameters */
 	c = w_connect(&W, r->meter);
 	assert_rc(mk_meter_set_indicia(c, isn, "US", now()), MK_OK);
 	assert_rc(mk_meter_get_report(c, "USPS", &r->rp), MK_OK);

@@ -732,9 +732,11 @@ static void test_franking_refusals(void **state)
 
 	w_meter(&W, "PM100", u);
 	w_install(&W, NULL, u, "VE", "USPS");
-	assert_rc(mk_kms_meter_credit(W.k, u, 1000), MK_ERR_METER_NOT_REGISTERED);
+	/* in transport lock (never registered): no credit, no frank */
+	assert_rc(mk_kms_meter_credit(W.k, u, 1000), MK_ERR_METER_LOCKED);
 	w_meter_info(&W, u, &before);
-	assert_rc(mk_kms_meter_frank(W.k, u, NULL, 1, "10001", TODAY, false, 1, &ind, &done), MK_ERR_METER_NOT_REGISTERED);
+	assert_int_equal(before.pki, MK_METER_PKI_LOCKED);
+	assert_rc(mk_kms_meter_frank(W.k, u, NULL, 1, "10001", TODAY, false, 1, &ind, &done), MK_ERR_METER_LOCKED);
 	assert_int_equal(done, 0);
 	w_meter_info(&W, u, &after);
 	assert_int_equal(after.state, MK_METER_MANUFACTURED);

@@ -116,8 +116,11 @@ static inline void w_meter(struct world *w, const char *pc, char id[static MK_ME
 {
 	char msn[16];
 
+	enum mk_err e;
+
 	snprintf(msn, sizeof(msn), "M%06u", ++w->next_msn);
-	assert_rc(mk_kms_meter_create(w->k, pc, msn, NULL, id), MK_OK);
+	if ((e = mk_kms_meter_create(w->k, pc, msn, NULL, id)) != MK_OK)
+		fail_msg("meter create: %s (%s)", mk_err_name(e), mk_kms_detail(w->k));
 }
 
 static inline void w_meter_info(struct world *w, const char *id, struct mk_meter_info *info)

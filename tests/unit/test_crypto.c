@@ -653,7 +653,7 @@ static void test_ec_wrap_round_trip(void **state)
 {
 	struct mk_rng *rng = new_rng();
 	EVP_PKEY *box = NULL, *boxpub = NULL;
-	struct mk_buf *out = mk_buf_new(4096);
+	struct mk_buf *out = mk_buf_new(2 * MK_WRAP_MAX_SECRET);
 	struct mk_secret *got = NULL;
 	uint8_t secret[MK_WRAP_MAX_SECRET], q[MK_EC_PUB_LEN];
 	static const size_t lens[] = { 1, 7, 8, 16, 32, 33, MK_WRAP_MAX_SECRET };
