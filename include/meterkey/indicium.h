@@ -104,7 +104,7 @@ MK_WUR enum mk_err mk_indicium_text_candidates(const char *line,
  * low s of the pair (s and n - s both verify; only s <= (n-1)/2 is
  * canonical), and sets ind->sig_alg and ind->sig, only on MK_OK.
  * MK_ERR_INVALID_ARG (NULL, version 1, a field out of its syntax),
- * MK_ERR_KEY_INVALID (not a P-256 private key), MK_ERR_CRYPTO.
+ * MK_ERR_KEY_INVALID (not P-256), MK_ERR_CRYPTO (no private part).
  */
 MK_WUR enum mk_err mk_indicium_sign(struct mk_indicium *ind, EVP_PKEY *key);
 

@@ -732,11 +732,11 @@ static enum mk_err read_cert(struct mk_verifier *v, const char *rel, X509 **cp)
 	*cp = NULL;
 	if (snprintf(path, sizeof(path), "%s/%s", mk_kms_home(v->kms), rel) >= (int)sizeof(path))
 		return MK_ERR_NOT_FOUND;
-	if ((f = mk_buf_new(CERT_FILE_MAX)) == NULL)
+	if ((f = mk_buf_new(CERT_FILE_MAX + 1)) == NULL) /* mk_file_read reads one byte past max */
 		return MK_ERR_NOMEM;
 	if ((r = mk_file_read(path, CERT_FILE_MAX, f)) != MK_OK) {
-		if (r == MK_ERR_BUF_FULL)
-			r = MK_ERR_CERT_FORMAT;
+		if (r != MK_ERR_NOT_FOUND && r != MK_ERR_IO && r != MK_ERR_NOMEM)
+			r = MK_ERR_CERT_FORMAT; /* too large, not a regular file */
 		goto out;
 	}
 	r = MK_ERR_CERT_FORMAT;
