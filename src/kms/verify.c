@@ -506,6 +506,16 @@ out:
 	return e;
 }
 
+/* The budget of one Verify request's parameters: the box takes requests of
+ * MK_BOX_MSG_MAX, and the envelope (command, domain, time, TLV headers)
+ * needs far less than the margin. An item's cost is its binary form at its
+ * longest for its version (docs/indicium.md §2) and its TLV headers; a key
+ * record's, its bytes and headers. */
+#define REQ_BUDGET (MK_BOX_MSG_MAX - 1024)
+#define ITEM_COST_V1 (192 + 16)
+#define ITEM_COST_V2 (ITEM_COST_V1 + 1 + MK_ECDSA_SIG_LEN)
+#define KEY_COST 8
+
 /* Scratch for one group. */
 struct group {
 	struct lookup *lks[GROUP_MAX];  /* each item's key record */
@@ -513,6 +523,32 @@ struct group {
 	size_t order[GROUP_MAX];        /* the items (indices into inds), grouped */
 	struct lookup *olks[GROUP_MAX]; /* their records, in that order */
 };
+
+/*
+ * How many of a group's ordered items, from the b-th, go in one request: at
+ * most MK_VERIFY_BATCH_MAX, and no more than fit in REQ_BUDGET. Signed
+ * indicia are 65 bytes longer, so 24 of them with 24 records of long
+ * identities would not fit in one request. The items of one device are
+ * consecutive, so a record counts once where its run starts. At least one
+ * item always goes (an item and a record are far below the budget).
+ */
+static size_t batch_len(const struct mk_indicium *inds, const struct group *g, size_t b, size_t no)
+{
+	size_t m = 0, bytes = 0;
+
+	while (b + m < no && m < MK_VERIFY_BATCH_MAX) {
+		const struct lookup *lk = g->olks[b + m];
+		size_t cost = inds[g->order[b + m]].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
+
+		if (lk->found && (m == 0 || g->olks[b + m - 1] != lk))
+			cost += KEY_COST + mk_buf_len(lk->rec);
+		if (m > 0 && bytes + cost > REQ_BUDGET)
+			break;
+		bytes += cost;
+		m++;
+	}
+	return m;
+}
 
 /*
  * Up to GROUP_MAX items of one domain (inds[items[0..n)]): their key records
@@ -554,9 +590,8 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 			g->olks[no++] = g->lks[u];
 		}
 	}
-	for (size_t b = 0; b < no; b += MK_VERIFY_BATCH_MAX) {
-		size_t m = no - b < MK_VERIFY_BATCH_MAX ? no - b : MK_VERIFY_BATCH_MAX;
-
+	for (size_t b = 0, m; b < no; b += m) {
+		m = batch_len(inds, g, b, no);
 		if ((e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res)) != MK_OK)
 			return e;
 		for (size_t t = 0; t < m; t++)
