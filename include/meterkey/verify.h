@@ -5,7 +5,7 @@
  * domain's result apart, duplicates found through the archive's index. A
  * signed indicium (version 2) has its signature checked beside the tokens,
  * with the meter's operation certificate through its domain certificate to
- * the provider root (docs/indicium.md §9).
+ * the provider root (docs/indicium.md §7c).
  */
 #ifndef MK_VERIFY_H
 #define MK_VERIFY_H

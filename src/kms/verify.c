@@ -7,7 +7,7 @@
  * signed indicium's signature is checked here on the host (it needs no
  * secret): the meter's operation certificate through its domain
  * certificate to the root, then the signature with the certificate's key.
- * docs/internals/verify.md, docs/indicium.md §9.
+ * docs/internals/verify.md, docs/indicium.md §7c.
  */
 #include <stdio.h>
 #include <stdlib.h>
