@@ -178,7 +178,9 @@ static void sig_negate_s(uint8_t s[32])
 static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
 {
 	size_t text;
-	if ((ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) || ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
+
+	if ((ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) ||
+	    ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
 		return 0;
 	if ((lens[0] = str_check(ind->vendor, sizeof(ind->vendor), STR_DOMAIN)) == 0 ||
 	    (lens[1] = str_check(ind->postal, sizeof(ind->postal), STR_DOMAIN)) == 0 ||

@@ -7,10 +7,11 @@
  * on a home of certificates made here with the pki API: good, bad, missing,
  * expired, another domain's, another meter's, a foreign root, the key cache.
  *
- * The verifier's token half needs registered meters with boxes, which the
- * e2e suite has; here the home has no box, so every token result is
- * "unknown device" and only the signature outcome (checked for every
- * indicium that is not malformed) is under test.
+ * The verifier's token half needs registered meters with boxes: with real
+ * tokens, the overall result and the correction of signed lines are in
+ * tests/e2e/test_pkverify.c. Here the home has no box, so every token
+ * result is "unknown device" and only the signature outcome (checked for
+ * every indicium that is not malformed) is under test.
  */
 #include <stdarg.h>
 #include <stddef.h>
