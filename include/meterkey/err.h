@@ -183,6 +183,8 @@
 	  "indicium: no DataMatrix symbol decodes in the image")                       \
 	X(MK_ERR_INDICIUM_SIGNATURE, 1203, MK_LEVEL_LOCAL,                              \
 	  "indicium: the operation key's signature does not verify")                    \
+	X(MK_ERR_INDICIUM_CERT, 1204, MK_LEVEL_LOCAL,                                   \
+	  "indicium: the operation certificate is another meter's")                     \
                                                                                         \
 	X(MK_ERR_CERT_FORMAT, 1300, MK_LEVEL_LOCAL,                                     \
 	  "certificate: not one well-formed DER certificate or request")                \

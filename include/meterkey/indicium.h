@@ -5,6 +5,11 @@
  * postal token, each the AES-CMAC of the canonical data under that domain's
  * master key, truncated to the length the domain sets.
  *
+ * A registered meter may also sign it (version 2, MK_INDICIUM_VERSION_SIGNED):
+ * an ECDSA P-256 signature with its operation key over the binary form up to
+ * the signature, checked through operation -> domain -> root certificates
+ * (src/kms/verify.c). Version 1 (no signature) is unchanged.
+ *
  * Three forms of the same indicium, byte by byte in docs/indicium.md with
  * test vectors:
  *   binary  the canonical data followed by the tokens (what the tokens cover
@@ -20,19 +25,25 @@
 
 #include "meterkey/archive.h" /* MK_DOMAIN_ID_MAX, MK_IDENT_MAX */
 #include "meterkey/buf.h"
+#include "meterkey/crypto.h" /* MK_ECDSA_SIG_LEN, EVP_PKEY */
 #include "meterkey/err.h"
 
-#define MK_INDICIUM_VERSION 1
+#define MK_INDICIUM_VERSION 1        /* tokens only */
+#define MK_INDICIUM_VERSION_SIGNED 2 /* tokens and the operation key's signature */
+#define MK_SIG_ALG_ECDSA_P256 1      /* ECDSA P-256 / SHA-256, r || s, s <= (n-1)/2 */
 #define MK_TOKEN_ALG_CMAC_AES128 1 /* AES-128-CMAC (SP 800-38B), truncated */
 #define MK_TOKEN_LEN_MIN 4
 #define MK_TOKEN_LEN_MAX 16
 #define MK_TOKEN_LEN_DEFAULT 8
 #define MK_POSTCODE_MAX 10          /* origin postal code: 1..10 of A-Z, 0-9 */
-#define MK_INDICIUM_TEXT_MAX 256    /* a text line, NUL included */
-#define MK_INDICIUM_BIN_MAX 256
+/* A text line, NUL included: a version-1 line has at most 255 characters (as
+ * it always had), a version-2 line 106 more (the signature's two fields). */
+#define MK_INDICIUM_TEXT_MAX 362
+/* The binary form: at most 192 bytes in version 1, 257 in version 2. */
+#define MK_INDICIUM_BIN_MAX 320
 
 struct mk_indicium {
-	uint8_t version;                         /* MK_INDICIUM_VERSION */
+	uint8_t version;                         /* MK_INDICIUM_VERSION(_SIGNED) */
 	uint8_t token_alg;                       /* MK_TOKEN_ALG_CMAC_AES128 */
 	char vendor[MK_DOMAIN_ID_MAX + 1];       /* the vendor domain ("VE") */
 	char postal[MK_DOMAIN_ID_MAX + 1];       /* the postal domain ("USPS", "EARTH") */
@@ -48,15 +59,20 @@ struct mk_indicium {
 	uint8_t vendor_token_len, postal_token_len;
 	uint8_t vendor_token[MK_TOKEN_LEN_MAX];
 	uint8_t postal_token[MK_TOKEN_LEN_MAX];
+	uint8_t sig_alg;                         /* version 2: MK_SIG_ALG_ECDSA_P256; version 1: 0 */
+	uint8_t sig[MK_ECDSA_SIG_LEN];           /* version 2: r || s; version 1: all zero */
 };
 
-/* The canonical data: every field but the tokens, the bytes each token is
- * the CMAC of. Appends to out; MK_ERR_INVALID_ARG for a field out of its
- * syntax (each field's rules: docs/indicium.md). */
+/* The canonical data: every field but the tokens and the signature, the
+ * bytes each token is the CMAC of (its first byte is the version). Appends to
+ * out; MK_ERR_INVALID_ARG for a field out of its syntax (each field's rules:
+ * docs/indicium.md). In version 2 the signature fields are not looked at, so
+ * a meter can make its tokens before it signs. */
 MK_WUR enum mk_err mk_indicium_encode_data(const struct mk_indicium *ind, struct mk_buf *out);
 
-/* The binary form: the canonical data, then the two tokens. Decode reads the
- * whole of p[0..n) and refuses anything not canonical (MK_ERR_INDICIUM_FORMAT). */
+/* The binary form: the canonical data, then the two tokens, then (version 2)
+ * sig_alg and the signature. Decode reads the whole of p[0..n) and refuses
+ * anything not canonical (MK_ERR_INDICIUM_FORMAT), a high s included. */
 MK_WUR enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out);
 MK_WUR enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind);
 
@@ -78,6 +94,29 @@ MK_WUR enum mk_err mk_indicium_text_decode(const char *line, struct mk_indicium 
 MK_WUR enum mk_err mk_indicium_text_candidates(const char *line,
                                                int (*fn)(void *ctx, const struct mk_indicium *cand),
                                                void *ctx, size_t *countp);
+
+/*
+ * Signs a version-2 indicium with a meter's operation key (a P-256 private
+ * key; it stays in its EVP_PKEY): ind->version must already be
+ * MK_INDICIUM_VERSION_SIGNED and the tokens set (they cover the canonical
+ * data, whose version byte says 2). Signs the binary form up to the
+ * signature (data, tokens, sig_alg) with ECDSA P-256 / SHA-256, takes the
+ * low s of the pair (s and n - s both verify; only s <= (n-1)/2 is
+ * canonical), and sets ind->sig_alg and ind->sig, only on MK_OK.
+ * MK_ERR_INVALID_ARG (NULL, version 1, a field out of its syntax),
+ * MK_ERR_KEY_INVALID (not P-256), MK_ERR_CRYPTO (no private part).
+ */
+MK_WUR enum mk_err mk_indicium_sign(struct mk_indicium *ind, EVP_PKEY *key);
+
+/*
+ * Checks a version-2 indicium's signature with pub (the operation
+ * certificate's key; checking that certificate is the caller's, see
+ * mk_verifier). MK_OK, or MK_ERR_INDICIUM_SIGNATURE when it does not verify
+ * (also: sig_alg not 1, r or s out of range, a high s). MK_ERR_INVALID_ARG
+ * for NULL, version 1 or a field out of its syntax; MK_ERR_KEY_INVALID when
+ * pub is not a P-256 key. Touches no secret.
+ */
+MK_WUR enum mk_err mk_indicium_sig_verify(const struct mk_indicium *ind, EVP_PKEY *pub);
 
 /* The DataMatrix symbol of a text line, as a PNG file (libdmtx, libpng). */
 MK_WUR enum mk_err mk_indicium_png_write(const char *line, const char *path);

@@ -53,6 +53,8 @@ void mk_kms_close(struct mk_kms *k);
  * meter, which step, which check ("" after success). Never a secret. */
 const char *mk_kms_detail(const struct mk_kms *k);
 struct mk_archive *mk_kms_archive(struct mk_kms *k);
+/* The home directory, as opened (owned by k; valid until mk_kms_close). */
+const char *mk_kms_home(const struct mk_kms *k);
 int64_t mk_kms_now(const struct mk_kms *k);
 
 /* Initialises the first Manufacturing Box (Set First Secure Box ID): its

@@ -2,7 +2,10 @@
  * Verification of indicia (DESIGN.md §6, Fig. 28 and claims 5-8): central by
  * the Brass box of each domain from the archived master key record, or
  * distributed by a Tin box from signed temporal token key records; each
- * domain's result apart, duplicates found through the archive's index.
+ * domain's result apart, duplicates found through the archive's index. A
+ * signed indicium (version 2) has its signature checked beside the tokens,
+ * with the meter's operation certificate through its domain certificate to
+ * the provider root (docs/indicium.md §7c).
  */
 #ifndef MK_VERIFY_H
 #define MK_VERIFY_H
@@ -23,11 +26,13 @@ enum mk_verify_result {
 	MK_VR_BEFORE_REGISTRATION = 4, /* dated before the device's registration */
 	MK_VR_MALFORMED = 5,           /* not an indicium, check characters wrong, token length wrong */
 	MK_VR_DUPLICATE = 6,           /* good, but this device's piece was seen before */
+	MK_VR_SIGNATURE_REFUSED = 7,   /* tokens good, signature not (outcome .sig says why);
+	                                * an overall result only, never a domain's */
 };
-#define MK_VR_COUNT 7
+#define MK_VR_COUNT 8
 
 /* "good", "bad token", "unknown device", "key not active",
- * "date before registration", "malformed", "duplicate". */
+ * "date before registration", "malformed", "duplicate", "signature refused". */
 const char *mk_verify_result_name(enum mk_verify_result r);
 /* The same as one word for JSON and scripts: "good", "bad_token", ... */
 const char *mk_verify_result_key(enum mk_verify_result r);
@@ -37,13 +42,39 @@ const char *mk_verify_result_key(enum mk_verify_result r);
 #define MK_VERIFY_BATCH_MAX 24
 #define MK_VERIFY_KEYS_MAX 24
 
+/* A signed indicium's signature, beside the tokens. */
+enum mk_sig_result {
+	MK_SIG_NONE = 0,    /* version 1 (no signature), or a malformed indicium (not checked) */
+	MK_SIG_GOOD = 1,    /* the chain holds at the mailing date and the signature verifies */
+	MK_SIG_BAD = 2,     /* the chain holds, the signature does not verify */
+	MK_SIG_NO_CERT = 3, /* the meter's operation certificate, the domain certificate
+	                     * or the root is not in the home */
+	MK_SIG_CHAIN = 4,   /* the certificates are there, the chain is refused (.sig_err) */
+};
+#define MK_SIG_COUNT 5
+
+/* "none", "good", "bad signature", "no certificate",
+ * "certificate chain refused". */
+const char *mk_sig_result_name(enum mk_sig_result r);
+/* The same as one word: "none", "good", "bad_signature", "no_certificate",
+ * "chain_refused". */
+const char *mk_sig_result_key(enum mk_sig_result r);
+
 struct mk_kms;
 struct mk_verifier;
 
 /* One indicium's outcome. */
 struct mk_verify_outcome {
-	enum mk_verify_result result;         /* good only when every domain is good */
-	enum mk_verify_result vendor, postal; /* each domain's own */
+	enum mk_verify_result result;         /* good only when every domain is good and,
+	                                       * if signed, the signature too */
+	enum mk_verify_result vendor, postal; /* each domain's own (tokens) */
+	enum mk_sig_result sig;               /* the signature's */
+	enum mk_err sig_err;                  /* MK_OK, or why sig is not good: NO_CERT
+	                                       * MK_ERR_NOT_FOUND / MK_ERR_IO, CHAIN the
+	                                       * mk_cert_verify error or MK_ERR_INDICIUM_CERT
+	                                       * (another meter's) / MK_ERR_CERT_DOMAIN
+	                                       * (another postal domain's), BAD
+	                                       * MK_ERR_INDICIUM_SIGNATURE */
 	int corrected;                        /* one misread character was corrected */
 	struct mk_indicium ind;               /* as verified (after a correction) */
 };
@@ -53,7 +84,11 @@ struct mk_verify_outcome {
  * archived master key records) or, with tin, distributed (the domains' Tin
  * boxes, with the token key records in the archive; no master key). Boxes
  * are opened on first use and kept open, with their bounded key caches,
- * until mk_verifier_free wipes them. With duplicates, every good indicium
+ * until mk_verifier_free wipes them. Signed indicia are checked the same
+ * way in both kinds, with the certificates of the home: certs/<product
+ * code>-<MSN>.pem (the meter's operation certificate), domains/<postal>.pem
+ * and trust/root.pem; an operation key whose chain held is remembered per
+ * meter and postal domain (public keys only) with the times its chain holds. With duplicates, every good indicium
  * is recorded in each domain's duplicate index in the archive, and a second
  * sighting of the device's piece count is a duplicate (across processes
  * sharing the archive).
@@ -73,12 +108,16 @@ void mk_verifier_free(struct mk_verifier *v);
 MK_WUR enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box_id);
 
 /* The batch API: out[i] for inds[i]. The error is for the run (a box that
- * cannot be opened, the archive); each indicium's own verdict is in out. */
+ * cannot be opened, the archive, memory); each indicium's own verdict is in
+ * out: the tokens per domain, then, for version 2, the signature, checked
+ * for every indicium that is not malformed. Only an indicium good overall
+ * is recorded as a sighting. */
 MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                                    struct mk_verify_outcome *out);
 
 /* One text line: check characters checked, one misread character corrected
- * when exactly one candidate verifies (formats: docs/indicium.md). */
+ * when exactly one candidate verifies its tokens and has no bad signature
+ * (formats: docs/indicium.md). */
 MK_WUR enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out);
 
 #endif

@@ -195,13 +195,20 @@ static const char verify_usage[] =
 	"  a PNG image. Each domain apart: the vendor's and the postal domain's\n"
 	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
 	"  gives good, bad token, unknown device, key not active, date before\n"
-	"  registration, malformed or duplicate; an indicium is good only when\n"
-	"  both are. A single misread character is corrected only when exactly one\n"
-	"  candidate passes the check characters and both tokens. Good indicia are\n"
-	"  recorded in the archive's duplicate index (not with --no-duplicates),\n"
-	"  so a second sighting is a duplicate. Prints one line per indicium (with\n"
-	"  --json one object per line: result, vendor, postal, device, piece_count,\n"
-	"  corrected). Exit status 0 only when every indicium is good.\n"
+	"  registration, malformed or duplicate. A signed indicium (version 2)\n"
+	"  also has its signature checked with the meter's operation certificate\n"
+	"  (certs/<meter>.pem), through its domain certificate (domains/<D>.pem)\n"
+	"  to the root (trust/root.pem) at the mailing date: good, bad signature,\n"
+	"  no certificate or certificate chain refused (and why). An indicium is\n"
+	"  good only when both domains are and, if signed, the signature too\n"
+	"  (else: signature refused). A single misread character is corrected\n"
+	"  only when exactly one candidate passes the check characters and both\n"
+	"  tokens, and has no bad signature. Good indicia are recorded in the\n"
+	"  archive's duplicate index (not with --no-duplicates), so a second\n"
+	"  sighting is a duplicate. Prints one line per indicium (with --json one\n"
+	"  object per line: result, vendor, postal, signature, signature_error,\n"
+	"  device, piece_count, corrected). Exit status 0 only when every indicium\n"
+	"  is good.\n"
 	"options:\n" COMMON_OPTS;
 
 struct vrun {
@@ -213,13 +220,14 @@ struct vrun {
 
 static void print_outcome(struct vrun *x, const char *line, const struct mk_verify_outcome *o)
 {
-	char day[11];
+	char day[11], sig[256] = "";
 
 	x->total++;
 	x->good += o->result == MK_VR_GOOD;
 	if (x->c->json) {
-		json_t *j = json_pack("{s:s,s:s,s:s}", "result", mk_verify_result_key(o->result), "vendor",
-		                      mk_verify_result_key(o->vendor), "postal", mk_verify_result_key(o->postal));
+		json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "result", mk_verify_result_key(o->result), "vendor",
+		                      mk_verify_result_key(o->vendor), "postal", mk_verify_result_key(o->postal),
+		                      "signature", mk_sig_result_key(o->sig));
 
 		if (o->result != MK_VR_MALFORMED || o->corrected) {
 			mk_indicium_day_format(o->ind.date, day);
@@ -233,6 +241,8 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 			json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
 			json_object_set_new(j, "date", json_string(day));
 		}
+		if (o->sig != MK_SIG_NONE && o->sig != MK_SIG_GOOD)
+			json_object_set_new(j, "signature_error", json_string(mk_err_name(o->sig_err)));
 		json_object_set_new(j, "corrected", json_boolean(o->corrected));
 		json_object_set_new(j, "input", json_string(line));
 		kc_print_json(j);
@@ -242,9 +252,13 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 		printf("%-24s %s\n", mk_verify_result_name(o->result), line);
 		return;
 	}
-	printf("%-24s vendor %s: %s, postal %s: %s; %s-%s piece %u%s\n", mk_verify_result_name(o->result),
+	if (o->sig != MK_SIG_NONE)
+		snprintf(sig, sizeof(sig), ", signature: %s%s%s%s", mk_sig_result_name(o->sig),
+		         o->sig != MK_SIG_GOOD ? " (" : "", o->sig != MK_SIG_GOOD ? mk_strerror(o->sig_err) : "",
+		         o->sig != MK_SIG_GOOD ? ")" : "");
+	printf("%-24s vendor %s: %s, postal %s: %s%s; %s-%s piece %u%s\n", mk_verify_result_name(o->result),
 	       o->ind.vendor, mk_verify_result_name(o->vendor), o->ind.postal, mk_verify_result_name(o->postal),
-	       o->ind.product_code, o->ind.mfg_seq, o->ind.piece_count,
+	       sig, o->ind.product_code, o->ind.mfg_seq, o->ind.piece_count,
 	       o->corrected ? " (one misread character corrected)" : "");
 }
 

@@ -6,9 +6,13 @@
  * goes through it: encoding refuses what it refuses (MK_ERR_INVALID_ARG),
  * decoding refuses it too (MK_ERR_INDICIUM_FORMAT), so the binary and the
  * text form describe exactly the same set of indicia, each with exactly one
- * encoding. Part of that rule is that the text line fits in
- * MK_INDICIUM_TEXT_MAX - 1 characters: an indicium that cannot be printed is
- * not an indicium.
+ * encoding. Part of that rule is that the text line fits: 255 characters in
+ * version 1, 361 in version 2 (the same fields plus the signature's 106
+ * characters): an indicium that cannot be printed is not an indicium.
+ *
+ * Version 2 appends a signature (sig_alg, r || s) to both forms; its rules
+ * (r and s in range, s the low one of the pair) are part of the one rule
+ * set, so a signed indicium too has exactly one encoding.
  *
  * mk_indicium_encode_data is on the verifier's hot path (once per token
  * check, hundreds of millions a day): it allocates nothing and formats
@@ -17,6 +21,7 @@
 #include <string.h>
 
 #include "meterkey/indicium.h"
+#include "meterkey/crypto.h"
 
 /* 9999-12-31: the last day whose YYYYMMDD has four year digits. */
 #define IND_DAY_MAX 2932896u
@@ -25,8 +30,15 @@
  * identity fields, two check characters at the end. */
 #define TXT_SEP '/'
 #define TXT_TOGGLE '-'
-#define TXT_FIELDS 15   /* fields before the check characters */
-#define TXT_LINE_MAX (MK_INDICIUM_TEXT_MAX - 1)
+#define TXT_FIELDS 15   /* fields before the check characters (version 1) */
+#define TXT_FIELDS_SIGNED 17 /* version 2: sig_alg and the signature too */
+#define TXT_FIELDS_MAX 17
+#define TXT_LINE_MAX (MK_INDICIUM_TEXT_MAX - 1) /* the longest line of any version */
+#define TXT_LINE_MAX_V1 255                     /* version 1, as it always was */
+/* The signature's characters: sig_alg "1", its '/', the base32 of 64 bytes
+ * (103 characters) and its '/'. */
+#define TXT_SIG_CHARS (1 + 1 + ((MK_ECDSA_SIG_LEN * 8 + 4) / 5) + 1)
+_Static_assert(TXT_LINE_MAX == TXT_LINE_MAX_V1 + TXT_SIG_CHARS, "MK_INDICIUM_TEXT_MAX");
 
 /* ISO/IEC 7064 MOD 1271-36 (pure system, two check characters); '/' and '-'
  * take the values 36 and 37 (docs/indicium.md §4 says why that keeps every
@@ -109,16 +121,66 @@ static size_t b32_len(size_t n)
 	return (n * 8 + 4) / 5;
 }
 
+/* ---- Signature syntax -------------------------------------------------------------- */
+
+/* The order n of P-256 and (n - 1) / 2, big-endian (FIPS 186-4 D.1.2.3). */
+static const uint8_t p256_n[32] = {
+	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+};
+static const uint8_t p256_half_n[32] = {
+	0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+};
+
+static int is_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/*
+ * A signature in its one canonical form: 1 <= r < n and 1 <= s <= (n-1)/2.
+ * ECDSA accepts (r, s) and (r, n - s) alike, so without the low-s rule
+ * every signed indicium would have two valid encodings. memcmp orders
+ * big-endian numbers of equal length; the signature is public.
+ */
+static int sig_canonical(const uint8_t sig[MK_ECDSA_SIG_LEN])
+{
+	return !is_zero(sig, 32) && memcmp(sig, p256_n, 32) < 0 && !is_zero(sig + 32, 32) &&
+	       memcmp(sig + 32, p256_half_n, 32) <= 0;
+}
+
+/* s := n - s (for 0 < s < n), big-endian, with the borrow carried. */
+static void sig_negate_s(uint8_t s[32])
+{
+	unsigned borrow = 0;
+
+	for (size_t i = 32; i-- > 0;) {
+		unsigned d = (unsigned)p256_n[i] - s[i] - borrow;
+
+		s[i] = (uint8_t)d;
+		borrow = (d >> 8) & 1;
+	}
+}
+
 /*
  * The one rule set: every field in its syntax, and the text line short
  * enough. The string lengths come back in lens[] (vendor, postal, product,
- * msn, serial, origin) for the encoders. 1 when valid.
+ * msn, serial, origin) for the encoders. 1 when valid. ind_valid_body is
+ * everything but the signature's own fields (what the tokens and the
+ * signature are made over); ind_valid adds them: version 2, sig_alg 1 and a
+ * canonical signature; version 1, both all zero.
  */
-static int ind_valid(const struct mk_indicium *ind, size_t lens[6])
+static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
 {
 	size_t text;
 
-	if (ind->version != MK_INDICIUM_VERSION || ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
+	if ((ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) ||
+	    ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
 		return 0;
 	if ((lens[0] = str_check(ind->vendor, sizeof(ind->vendor), STR_DOMAIN)) == 0 ||
 	    (lens[1] = str_check(ind->postal, sizeof(ind->postal), STR_DOMAIN)) == 0 ||
@@ -138,7 +200,17 @@ static int ind_valid(const struct mk_indicium *ind, size_t lens[6])
 	       ident_text_len(ind->indicia_serial, lens[4]) + 8 + lens[5] + dec_len(ind->postage) +
 	       dec_len(ind->piece_count) + dec_len(ind->ascending) + dec_len(ind->descending) +
 	       b32_len(ind->vendor_token_len) + b32_len(ind->postal_token_len) + TXT_FIELDS + 2;
-	return text <= TXT_LINE_MAX;
+	/* version 2 adds TXT_SIG_CHARS, always: its limit is the same body */
+	return text <= TXT_LINE_MAX_V1;
+}
+
+static int ind_valid(const struct mk_indicium *ind, size_t lens[6])
+{
+	if (!ind_valid_body(ind, lens))
+		return 0;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
+		return ind->sig_alg == MK_SIG_ALG_ECDSA_P256 && sig_canonical(ind->sig);
+	return ind->sig_alg == 0 && is_zero(ind->sig, sizeof(ind->sig));
 }
 
 /* ---- Binary form ---------------------------------------------------------------- */
@@ -181,12 +253,30 @@ enum mk_err mk_indicium_encode_data(const struct mk_indicium *ind, struct mk_buf
 
 	if (ind == NULL || out == NULL)
 		return MK_ERR_INVALID_ARG;
-	if (!ind_valid(ind, lens))
+	if (!ind_valid_body(ind, lens))
 		return MK_ERR_INVALID_ARG;
 	start = mk_buf_len(out);
 	if ((r = put_data(ind, lens, out)) != MK_OK)
 		mk_buf_truncate(out, start);
 	return r;
+}
+
+/* The bytes a version-2 signature covers: the binary form up to the
+ * signature itself (data, tokens, and sig_alg, so the algorithm is bound
+ * too). In version 1 the same minus sig_alg: the binary form entire. */
+static enum mk_err put_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg,
+                                   struct mk_buf *out)
+{
+	enum mk_err e;
+
+	if ((e = put_data(ind, lens, out)) != MK_OK || (e = mk_buf_put_u8(out, ind->vendor_token_len)) != MK_OK ||
+	    (e = mk_buf_put_bytes(out, ind->vendor_token, ind->vendor_token_len)) != MK_OK ||
+	    (e = mk_buf_put_u8(out, ind->postal_token_len)) != MK_OK ||
+	    (e = mk_buf_put_bytes(out, ind->postal_token, ind->postal_token_len)) != MK_OK)
+		return e;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
+		return mk_buf_put_u8(out, sig_alg);
+	return MK_OK;
 }
 
 enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out)
@@ -199,16 +289,69 @@ enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out
 	if (!ind_valid(ind, lens))
 		return MK_ERR_INVALID_ARG;
 	start = mk_buf_len(out);
-	if ((r = put_data(ind, lens, out)) != MK_OK ||
-	    (r = mk_buf_put_u8(out, ind->vendor_token_len)) != MK_OK ||
-	    (r = mk_buf_put_bytes(out, ind->vendor_token, ind->vendor_token_len)) != MK_OK ||
-	    (r = mk_buf_put_u8(out, ind->postal_token_len)) != MK_OK ||
-	    (r = mk_buf_put_bytes(out, ind->postal_token, ind->postal_token_len)) != MK_OK)
+	if ((r = put_signed_part(ind, lens, ind->sig_alg, out)) != MK_OK)
+		goto out;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
+	    (r = mk_buf_put_bytes(out, ind->sig, sizeof(ind->sig))) != MK_OK)
 		goto out;
 	r = MK_OK;
 out:
 	if (r != MK_OK)
 		mk_buf_truncate(out, start);
+	return r;
+}
+
+/*
+ * Signing: the body checked as the encoders check it, the signed part
+ * encoded into a buffer on the stack, signed, and s brought to the low half
+ * (the one canonical form). The indicium is changed only on success.
+ */
+enum mk_err mk_indicium_sign(struct mk_indicium *ind, EVP_PKEY *key)
+{
+	enum mk_err r = MK_ERR_INTERNAL;
+	uint8_t mem[MK_INDICIUM_BIN_MAX], sig[MK_ECDSA_SIG_LEN];
+	struct mk_buf b;
+	size_t lens[6];
+
+	if (ind == NULL || key == NULL || ind->version != MK_INDICIUM_VERSION_SIGNED || !ind_valid_body(ind, lens))
+		return MK_ERR_INVALID_ARG;
+	mk_buf_init_fixed(&b, mem, sizeof(mem));
+	if ((r = put_signed_part(ind, lens, MK_SIG_ALG_ECDSA_P256, &b)) != MK_OK ||
+	    (r = mk_ecdsa_sign(key, mk_buf_data(&b), mk_buf_len(&b), sig)) != MK_OK)
+		goto out;
+	if (memcmp(sig + 32, p256_half_n, 32) > 0)
+		sig_negate_s(sig + 32);
+	if (!sig_canonical(sig)) { /* mk_ecdsa_sign gives 0 < r, s < n */
+		r = MK_ERR_INTERNAL;
+		goto out;
+	}
+	ind->sig_alg = MK_SIG_ALG_ECDSA_P256;
+	memcpy(ind->sig, sig, sizeof(sig));
+	r = MK_OK;
+out:
+	mk_buf_cleanup(&b);
+	return r;
+}
+
+enum mk_err mk_indicium_sig_verify(const struct mk_indicium *ind, EVP_PKEY *pub)
+{
+	enum mk_err r = MK_ERR_INTERNAL;
+	uint8_t mem[MK_INDICIUM_BIN_MAX];
+	struct mk_buf b;
+	size_t lens[6];
+
+	if (ind == NULL || pub == NULL || ind->version != MK_INDICIUM_VERSION_SIGNED || !ind_valid_body(ind, lens))
+		return MK_ERR_INVALID_ARG;
+	if (ind->sig_alg != MK_SIG_ALG_ECDSA_P256 || !sig_canonical(ind->sig))
+		return MK_ERR_INDICIUM_SIGNATURE;
+	mk_buf_init_fixed(&b, mem, sizeof(mem));
+	if ((r = put_signed_part(ind, lens, ind->sig_alg, &b)) != MK_OK)
+		goto out;
+	r = mk_ecdsa_verify(pub, mk_buf_data(&b), mk_buf_len(&b), ind->sig);
+	if (r == MK_ERR_VERIFY)
+		r = MK_ERR_INDICIUM_SIGNATURE;
+out:
+	mk_buf_cleanup(&b);
 	return r;
 }
 
@@ -246,9 +389,11 @@ static enum mk_err get_token(struct mk_buf *b, uint8_t *lenp, uint8_t tok[MK_TOK
 }
 
 /*
- * Decodes the binary form. Reading is straight down the layout; what each
- * field may hold is then judged by ind_valid, and nothing may follow the
- * postal token. Any failure is MK_ERR_INDICIUM_FORMAT and leaves *ind zero.
+ * Decodes the binary form. Reading is straight down the layout (the version
+ * byte says whether a signature follows the tokens); what each field may
+ * hold is then judged by ind_valid, and nothing may follow the postal token
+ * (version 1) or the signature (version 2). Any failure is
+ * MK_ERR_INDICIUM_FORMAT and leaves *ind zero.
  */
 enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind)
 {
@@ -276,6 +421,9 @@ enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *i
 	    mk_buf_get_u64(&b, &ind->descending) != MK_OK ||
 	    get_token(&b, &ind->vendor_token_len, ind->vendor_token) != MK_OK ||
 	    get_token(&b, &ind->postal_token_len, ind->postal_token) != MK_OK)
+		goto out;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
+	    (mk_buf_get_u8(&b, &ind->sig_alg) != MK_OK || mk_buf_get_bytes(&b, ind->sig, sizeof(ind->sig)) != MK_OK))
 		goto out;
 	if (mk_buf_remaining(&b) != 0 || !ind_valid(ind, lens))
 		goto out;
@@ -489,6 +637,10 @@ enum mk_err mk_indicium_text_encode(const struct mk_indicium *ind, char out[stat
 	    (r = txt_b32(&b, ind->postal_token, ind->postal_token_len)) != MK_OK ||
 	    (r = txt_sep(&b)) != MK_OK)
 		goto out;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
+	    ((r = txt_dec(&b, ind->sig_alg)) != MK_OK || (r = txt_sep(&b)) != MK_OK ||
+	     (r = txt_b32(&b, ind->sig, sizeof(ind->sig))) != MK_OK || (r = txt_sep(&b)) != MK_OK))
+		goto out;
 	n = mk_buf_len(&b);
 	if (n + 2 > TXT_LINE_MAX) { /* ind_valid counted the same characters */
 		r = MK_ERR_INTERNAL;
@@ -600,14 +752,15 @@ static int b32_value(int c)
 	return -1;
 }
 
-/* A token: exactly the base32 length of 4..16 bytes, its unused low bits 0. */
-static int parse_b32(struct txt_field f, uint8_t *lenp, uint8_t tok[MK_TOKEN_LEN_MAX])
+/* A token (min..max bytes, into out[0..max)) or the signature (exactly
+ * 64): exactly the base32 length of its bytes, the unused low bits 0. */
+static int parse_b32(struct txt_field f, size_t min, size_t max, uint8_t *lenp, uint8_t *out)
 {
 	size_t n = f.n * 5 / 8, k = 0;
 	uint32_t acc = 0;
 	unsigned bits = 0;
 
-	if (n < MK_TOKEN_LEN_MIN || n > MK_TOKEN_LEN_MAX || b32_len(n) != f.n)
+	if (n < min || n > max || b32_len(n) != f.n)
 		return 0;
 	for (size_t i = 0; i < f.n; i++) {
 		int v = b32_value((unsigned char)f.s[i]);
@@ -618,24 +771,25 @@ static int parse_b32(struct txt_field f, uint8_t *lenp, uint8_t tok[MK_TOKEN_LEN
 		bits += 5;
 		if (bits >= 8) {
 			bits -= 8;
-			tok[k++] = (uint8_t)(acc >> bits);
+			out[k++] = (uint8_t)(acc >> bits);
 		}
 	}
 	if ((acc & ((1u << bits) - 1)) != 0)
 		return 0;
-	*lenp = (uint8_t)n;
+	if (lenp != NULL)
+		*lenp = (uint8_t)n;
 	return 1;
 }
 
 /*
  * Parses a folded line s[0..n) whose characters are all in the alphabet and
- * whose check characters have been checked: 15 fields each ended by '/',
- * then the two check characters. 1 and *ind filled when it is a valid
- * indicium, else 0.
+ * whose check characters have been checked: 15 fields (version 1) or 17
+ * (version 2) each ended by '/', then the two check characters. 1 and *ind
+ * filled when it is a valid indicium, else 0.
  */
 static int txt_parse(const char *s, size_t n, struct mk_indicium *ind)
 {
-	struct txt_field f[TXT_FIELDS];
+	struct txt_field f[TXT_FIELDS_MAX];
 	size_t start = 0, k = 0, lens[6];
 	uint64_t v;
 
@@ -645,17 +799,17 @@ static int txt_parse(const char *s, size_t n, struct mk_indicium *ind)
 	for (size_t i = 0; i < n - 2; i++) {
 		if (s[i] != TXT_SEP)
 			continue;
-		if (k == TXT_FIELDS)
+		if (k == TXT_FIELDS_MAX)
 			return 0;
 		f[k].s = s + start;
 		f[k++].n = i - start;
 		start = i + 1;
 	}
-	if (k != TXT_FIELDS || start != n - 2)
-		return 0;
-	if (!parse_dec(f[0], UINT8_MAX, &v))
+	if (k == 0 || start != n - 2 || !parse_dec(f[0], UINT8_MAX, &v))
 		return 0;
 	ind->version = (uint8_t)v;
+	if (k != (ind->version == MK_INDICIUM_VERSION_SIGNED ? TXT_FIELDS_SIGNED : TXT_FIELDS))
+		return 0;
 	if (!parse_dec(f[1], UINT8_MAX, &v))
 		return 0;
 	ind->token_alg = (uint8_t)v;
@@ -674,9 +828,16 @@ static int txt_parse(const char *s, size_t n, struct mk_indicium *ind)
 	ind->piece_count = (uint32_t)v;
 	if (!parse_dec(f[11], UINT64_MAX, &ind->ascending) ||
 	    !parse_dec(f[12], UINT64_MAX, &ind->descending) ||
-	    !parse_b32(f[13], &ind->vendor_token_len, ind->vendor_token) ||
-	    !parse_b32(f[14], &ind->postal_token_len, ind->postal_token))
+	    !parse_b32(f[13], MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &ind->vendor_token_len, ind->vendor_token) ||
+	    !parse_b32(f[14], MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &ind->postal_token_len, ind->postal_token))
 		return 0;
+	if (k == TXT_FIELDS_SIGNED) {
+		if (!parse_dec(f[15], UINT8_MAX, &v))
+			return 0;
+		ind->sig_alg = (uint8_t)v;
+		if (!parse_b32(f[16], MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN, NULL, ind->sig))
+			return 0;
+	}
 	return ind_valid(ind, lens);
 }
 

@@ -101,6 +101,11 @@ struct mk_archive *mk_kms_archive(struct mk_kms *k)
 	return k->archive;
 }
 
+const char *mk_kms_home(const struct mk_kms *k)
+{
+	return k->home;
+}
+
 int64_t mk_kms_now(const struct mk_kms *k)
 {
 	return k->time != 0 ? k->time : (int64_t)time(NULL);

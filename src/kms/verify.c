@@ -3,16 +3,24 @@
  * one overall out. Groups the indicia by domain, finds each device's key
  * record in the archive (the master key record for Brass, the token key
  * record of the mailing date for Tin), hands them to the domain's box in
- * batches, and records the good ones in the archive's duplicate index.
- * docs/internals/verify.md.
+ * batches, and records the good ones in the archive's duplicate index. A
+ * signed indicium's signature is checked here on the host (it needs no
+ * secret): the meter's operation certificate through its domain
+ * certificate to the root, then the signature with the certificate's key.
+ * docs/internals/verify.md, docs/indicium.md §7c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 
+#include "core/file_int.h"
 #include "meterkey/boxes.h"
 #include "meterkey/kms.h"
+#include "meterkey/pki.h"
 #include "meterkey/tlv.h"
 #include "meterkey/verify.h"
 
@@ -28,14 +36,24 @@
  * second domain. */
 #define BIN_CACHE_MAX 4096
 #define CANDIDATES_MAX 8192
+/* Operation keys remembered (direct-mapped by meter and postal domain) and
+ * the largest certificate file read. */
+#define SIGKEY_SLOTS 4096
+#define CERT_FILE_MAX (4 * MK_CERT_MAX_DER)
 
 static const char *const result_names[MK_VR_COUNT] = {
 	"good", "bad token", "unknown device", "key not active", "date before registration",
-	"malformed", "duplicate",
+	"malformed", "duplicate", "signature refused",
 };
 static const char *const result_keys[MK_VR_COUNT] = {
 	"good", "bad_token", "unknown_device", "key_not_active", "date_before_registration",
-	"malformed", "duplicate",
+	"malformed", "duplicate", "signature_refused",
+};
+static const char *const sig_names[MK_SIG_COUNT] = {
+	"none", "good", "bad signature", "no certificate", "certificate chain refused",
+};
+static const char *const sig_keys[MK_SIG_COUNT] = {
+	"none", "good", "bad_signature", "no_certificate", "chain_refused",
 };
 
 const char *mk_verify_result_name(enum mk_verify_result r)
@@ -47,6 +65,27 @@ const char *mk_verify_result_key(enum mk_verify_result r)
 {
 	return (unsigned)r < MK_VR_COUNT ? result_keys[r] : "?";
 }
+
+const char *mk_sig_result_name(enum mk_sig_result r)
+{
+	return (unsigned)r < MK_SIG_COUNT ? sig_names[r] : "?";
+}
+
+const char *mk_sig_result_key(enum mk_sig_result r)
+{
+	return (unsigned)r < MK_SIG_COUNT ? sig_keys[r] : "?";
+}
+
+/* An operation key whose chain held, for one meter in one postal domain,
+ * and the times [from, to] at which every certificate of the chain is
+ * valid: inside them the chain's verdict cannot change (signatures, roles
+ * and names do not depend on the time), outside them it is checked again. */
+struct sigkey {
+	char meter[MK_METER_ID_MAX + 1];
+	char postal[MK_DOMAIN_ID_MAX + 1];
+	EVP_PKEY *pub; /* NULL: the slot is empty */
+	int64_t from, to;
+};
 
 /* A device's key record as the archive gave it (encoded), or none. */
 struct lookup {
@@ -85,6 +124,7 @@ struct mk_verifier {
 	uint8_t *bins;
 	uint16_t *bin_len; /* 0: not encoded yet */
 	size_t bin_cap;
+	struct sigkey *sigkeys; /* SIGKEY_SLOTS, allocated on the first signed indicium */
 };
 
 enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp)
@@ -127,6 +167,10 @@ void mk_verifier_free(struct mk_verifier *v)
 	mk_buf_free(v->scratch);
 	free(v->bins);
 	free(v->bin_len);
+	if (v->sigkeys != NULL)
+		for (size_t i = 0; i < SIGKEY_SLOTS; i++)
+			EVP_PKEY_free(v->sigkeys[i].pub);
+	free(v->sigkeys);
 	free(v);
 }
 
@@ -453,7 +497,7 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		results[i] = p[i] < MK_VR_COUNT ? p[i] : MK_VR_MALFORMED;
+		results[i] = p[i] <= MK_VR_DUPLICATE ? p[i] : MK_VR_MALFORMED; /* a box's words */
 		if (lks[i]->found && lks[i]->inactive && results[i] != MK_VR_MALFORMED)
 			results[i] = MK_VR_KEY_NOT_ACTIVE; /* Tin: retired since its token key */
 	}
@@ -462,6 +506,16 @@ out:
 	return e;
 }
 
+/* The budget of one Verify request's parameters: the box takes requests of
+ * MK_BOX_MSG_MAX, and the envelope (command, domain, time, TLV headers)
+ * needs far less than the margin. An item's cost is its binary form at its
+ * longest for its version (docs/indicium.md §2) and its TLV headers; a key
+ * record's, its bytes and headers. */
+#define REQ_BUDGET (MK_BOX_MSG_MAX - 1024)
+#define ITEM_COST_V1 (192 + 16)
+#define ITEM_COST_V2 (ITEM_COST_V1 + 1 + MK_ECDSA_SIG_LEN)
+#define KEY_COST 8
+
 /* Scratch for one group. */
 struct group {
 	struct lookup *lks[GROUP_MAX];  /* each item's key record */
@@ -469,6 +523,32 @@ struct group {
 	size_t order[GROUP_MAX];        /* the items (indices into inds), grouped */
 	struct lookup *olks[GROUP_MAX]; /* their records, in that order */
 };
+
+/*
+ * How many of a group's ordered items, from the b-th, go in one request: at
+ * most MK_VERIFY_BATCH_MAX, and no more than fit in REQ_BUDGET. Signed
+ * indicia are 65 bytes longer, so 24 of them with 24 records of long
+ * identities would not fit in one request. The items of one device are
+ * consecutive, so a record counts once where its run starts. At least one
+ * item always goes (an item and a record are far below the budget).
+ */
+static size_t batch_len(const struct mk_indicium *inds, const struct group *g, size_t b, size_t no)
+{
+	size_t m = 0, bytes = 0;
+
+	while (b + m < no && m < MK_VERIFY_BATCH_MAX) {
+		const struct lookup *lk = g->olks[b + m];
+		size_t cost = inds[g->order[b + m]].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
+
+		if (lk->found && (m == 0 || g->olks[b + m - 1] != lk))
+			cost += KEY_COST + mk_buf_len(lk->rec);
+		if (m > 0 && bytes + cost > REQ_BUDGET)
+			break;
+		bytes += cost;
+		m++;
+	}
+	return m;
+}
 
 /*
  * Up to GROUP_MAX items of one domain (inds[items[0..n)]): their key records
@@ -510,9 +590,8 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 			g->olks[no++] = g->lks[u];
 		}
 	}
-	for (size_t b = 0; b < no; b += MK_VERIFY_BATCH_MAX) {
-		size_t m = no - b < MK_VERIFY_BATCH_MAX ? no - b : MK_VERIFY_BATCH_MAX;
-
+	for (size_t b = 0, m; b < no; b += m) {
+		m = batch_len(inds, g, b, no);
 		if ((e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res)) != MK_OK)
 			return e;
 		for (size_t t = 0; t < m; t++)
@@ -667,6 +746,171 @@ static enum mk_err bins_reset(struct mk_verifier *v, size_t n)
 	return MK_OK;
 }
 
+/* ---- Signatures -------------------------------------------------------------------- */
+
+/*
+ * Reads one certificate of the home: a PEM file holding a CERTIFICATE block
+ * whose DER mk_cert_from_der accepts. MK_ERR_NOT_FOUND when the file is
+ * not there, MK_ERR_IO when it cannot be read, MK_ERR_CERT_FORMAT when it
+ * is not such a file.
+ */
+static enum mk_err read_cert(struct mk_verifier *v, const char *rel, X509 **cp)
+{
+	enum mk_err r = MK_ERR_INTERNAL;
+	char path[4096];
+	struct mk_buf *f = NULL;
+	BIO *bio = NULL;
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	long len = 0;
+
+	*cp = NULL;
+	if (snprintf(path, sizeof(path), "%s/%s", mk_kms_home(v->kms), rel) >= (int)sizeof(path))
+		return MK_ERR_NOT_FOUND;
+	if ((f = mk_buf_new(CERT_FILE_MAX + 1)) == NULL) /* mk_file_read reads one byte past max */
+		return MK_ERR_NOMEM;
+	if ((r = mk_file_read(path, CERT_FILE_MAX, f)) != MK_OK) {
+		if (r != MK_ERR_NOT_FOUND && r != MK_ERR_IO && r != MK_ERR_NOMEM)
+			r = MK_ERR_CERT_FORMAT; /* too large, not a regular file */
+		goto out;
+	}
+	r = MK_ERR_CERT_FORMAT;
+	if (mk_buf_len(f) == 0 || (bio = BIO_new_mem_buf(mk_buf_data(f), (int)mk_buf_len(f))) == NULL)
+		goto out;
+	if (PEM_read_bio(bio, &name, &header, &der, &len) != 1 || strcmp(name, PEM_STRING_X509) != 0 ||
+	    header[0] != '\0' || len <= 0)
+		goto out;
+	r = mk_cert_from_der(der, (size_t)len, cp);
+out:
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	BIO_free(bio);
+	mk_buf_free(f);
+	return r;
+}
+
+/*
+ * The chain of a signed indicium at time t: root, the postal domain's
+ * certificate and the meter's operation certificate read from the home,
+ * mk_cert_verify'd as operation -> domain -> root, then the operation
+ * certificate named for this meter and this postal domain. On MK_OK *pubp
+ * is its key (the caller's) and [*fromp, *top] the times all three are
+ * valid. Errors: as read_cert (*nocertp set when a file is missing or
+ * unreadable), as mk_cert_verify, MK_ERR_INDICIUM_CERT (CN of another
+ * meter), MK_ERR_CERT_DOMAIN (another postal domain).
+ */
+static enum mk_err load_chain(struct mk_verifier *v, const struct mk_indicium *ind, int64_t t, EVP_PKEY **pubp,
+                              int64_t *fromp, int64_t *top, int *nocertp)
+{
+	enum mk_err r = MK_ERR_INTERNAL;
+	X509 *c[3] = { NULL, NULL, NULL }; /* root, domain, operation */
+	struct mk_cert_info info;
+	char rel[3][128], meter[MK_METER_ID_MAX + 1];
+
+	*pubp = NULL;
+	*nocertp = 0;
+	snprintf(meter, sizeof(meter), "%s-%s", ind->product_code, ind->mfg_seq);
+	snprintf(rel[0], sizeof(rel[0]), "trust/root.pem");
+	snprintf(rel[1], sizeof(rel[1]), "domains/%s.pem", ind->postal);
+	snprintf(rel[2], sizeof(rel[2]), "certs/%s.pem", meter);
+	*fromp = INT64_MIN;
+	*top = INT64_MAX;
+	for (int i = 0; i < 3; i++)
+		if ((r = read_cert(v, rel[i], &c[i])) != MK_OK) {
+			*nocertp = r == MK_ERR_NOT_FOUND || r == MK_ERR_IO;
+			goto out;
+		}
+	if ((r = mk_cert_verify(c[0], c[1], c[2], MK_ROLE_OPERATION, t)) != MK_OK)
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		if ((r = mk_cert_get_info(c[i], &info)) != MK_OK)
+			goto out;
+		*fromp = info.not_before > *fromp ? info.not_before : *fromp;
+		*top = info.not_after < *top ? info.not_after : *top;
+	}
+	/* info is the operation certificate's now */
+	if (strcmp(info.common_name, meter) != 0) {
+		r = MK_ERR_INDICIUM_CERT;
+		goto out;
+	}
+	if (strcmp(info.domain, ind->postal) != 0) {
+		r = MK_ERR_CERT_DOMAIN;
+		goto out;
+	}
+	if ((*pubp = X509_get_pubkey(c[2])) == NULL) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	r = MK_OK;
+out:
+	for (int i = 0; i < 3; i++)
+		X509_free(c[i]);
+	return r;
+}
+
+static size_t sigkey_slot(const char *meter, const char *postal)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *c = meter; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	h = (h ^ '/') * 16777619u;
+	for (const char *c = postal; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	return (h ^ (h >> 16)) % SIGKEY_SLOTS;
+}
+
+/*
+ * The signature outcome of one indicium whose tokens were judged: none for
+ * version 1 or a malformed one; else the operation key, from the cache when
+ * its chain held at a time range holding t (noon UTC of the mailing date),
+ * else from the home's certificates (and then remembered), and the
+ * signature checked with it. Only a memory failure is an error of the run;
+ * missing or refused certificates are verdicts. A chain that fails is not
+ * remembered (a certificate may be written meanwhile).
+ */
+static enum mk_err check_sig(struct mk_verifier *v, struct mk_verify_outcome *o)
+{
+	const struct mk_indicium *ind = &o->ind;
+	char meter[MK_METER_ID_MAX + 1];
+	int64_t t = (int64_t)ind->date * 86400 + 43200, from, to;
+	struct sigkey *sk;
+	EVP_PKEY *pub;
+	enum mk_err e;
+	int nocert;
+
+	o->sig = MK_SIG_NONE;
+	o->sig_err = MK_OK;
+	if (ind->version != MK_INDICIUM_VERSION_SIGNED || o->result == MK_VR_MALFORMED)
+		return MK_OK;
+	if (v->sigkeys == NULL && (v->sigkeys = calloc(SIGKEY_SLOTS, sizeof(*v->sigkeys))) == NULL)
+		return MK_ERR_NOMEM;
+	snprintf(meter, sizeof(meter), "%s-%s", ind->product_code, ind->mfg_seq);
+	sk = &v->sigkeys[sigkey_slot(meter, ind->postal)];
+	if (sk->pub == NULL || strcmp(sk->meter, meter) != 0 || strcmp(sk->postal, ind->postal) != 0 ||
+	    t < sk->from || t > sk->to) {
+		e = load_chain(v, ind, t, &pub, &from, &to, &nocert);
+		if (e == MK_ERR_NOMEM)
+			return e;
+		if (e != MK_OK) {
+			o->sig = nocert ? MK_SIG_NO_CERT : MK_SIG_CHAIN;
+			o->sig_err = e;
+			return MK_OK;
+		}
+		EVP_PKEY_free(sk->pub);
+		snprintf(sk->meter, sizeof(sk->meter), "%s", meter);
+		snprintf(sk->postal, sizeof(sk->postal), "%s", ind->postal);
+		sk->pub = pub;
+		sk->from = from;
+		sk->to = to;
+	}
+	e = mk_indicium_sig_verify(ind, sk->pub);
+	o->sig = e == MK_OK ? MK_SIG_GOOD : MK_SIG_BAD;
+	o->sig_err = e;
+	return MK_OK;
+}
+
 enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                             struct mk_verify_outcome *out)
 {
@@ -691,8 +935,14 @@ enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *ind
 	}
 	if ((e = verify_role(v, inds, n, 0, out)) != MK_OK || (e = verify_role(v, inds, n, 1, out)) != MK_OK)
 		return e;
-	for (size_t i = 0; i < n; i++)
+	/* the tokens first, then the signature beside them: good only when both are */
+	for (size_t i = 0; i < n; i++) {
 		out[i].result = overall(&out[i]);
+		if ((e = check_sig(v, &out[i])) != MK_OK)
+			return e;
+		if (out[i].result == MK_VR_GOOD && out[i].sig != MK_SIG_NONE && out[i].sig != MK_SIG_GOOD)
+			out[i].result = MK_VR_SIGNATURE_REFUSED;
+	}
 	return v->duplicates ? sightings(v, out, n) : MK_OK;
 }
 
@@ -721,9 +971,14 @@ static int collect(void *ctx, const struct mk_indicium *cand)
 /*
  * A line whose check characters fail is corrected only when exactly one
  * single-character change passes the check characters and verifies both its
- * tokens; none or several, and it is malformed. A correction never turns a
- * line into another valid indicium unless that one is the only candidate
- * whose tokens verify.
+ * tokens, and has no bad signature; none or several, and it is malformed. A
+ * correction never turns a line into another valid indicium unless that one
+ * is the only candidate whose tokens verify. The signature matters for a
+ * signed line: the tokens do not cover it, so a misread in the signature
+ * leaves several candidates whose tokens verify (the printed signature and
+ * the changes of it that pass the check characters), and only the
+ * signature tells them apart. Without the certificates to check it (no
+ * certificate, chain refused), those stay ambiguous: malformed.
  */
 static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
 {
@@ -746,7 +1001,7 @@ static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_ve
 		if (e != MK_OK)
 			goto out;
 		for (size_t i = 0; i < x.n; i++)
-			if (o[i].vendor == MK_VR_GOOD && o[i].postal == MK_VR_GOOD) {
+			if (o[i].vendor == MK_VR_GOOD && o[i].postal == MK_VR_GOOD && o[i].sig != MK_SIG_BAD) {
 				good++;
 				which = i;
 			}
