@@ -163,7 +163,7 @@ static enum mk_err frank_and_verify(struct kc *c, struct tally *t)
 			continue;
 		}
 		if ((e = mk_kms_meter_credit(k, mid, 10000)) != MK_OK ||
-		    (e = mk_kms_meter_frank(k, mid, NULL, 73, i < 3 ? "10001" : "10117", day, false, PIECES, &inds[n],
+		    (e = mk_kms_meter_frank(k, mid, NULL, 73, i < 3 ? "10001" : "10117", day, i % 2 == 0, PIECES, &inds[n],
 		                            &done)) != MK_OK)
 			return e;
 		for (size_t j = 0; j < done; j++) {

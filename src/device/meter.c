@@ -942,7 +942,7 @@ static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct m
 		return e;
 	/* the indicium of the state the NVM holds now; a signed one says so in
 	 * its version, which the tokens cover too */
-	ind.version = sign ? 2 /* TEMPORARY MK_INDICIUM_VERSION_SIGNED */ : MK_INDICIUM_VERSION;
+	ind.version = sign ? MK_INDICIUM_VERSION_SIGNED : MK_INDICIUM_VERSION;
 	ind.token_alg = MK_TOKEN_ALG_CMAC_AES128;
 	copy_str(ind.product_code, sizeof(ind.product_code), st->back.info.product_code);
 	copy_str(ind.mfg_seq, sizeof(ind.mfg_seq), st->back.info.mfg_seq);

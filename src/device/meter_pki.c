@@ -420,15 +420,6 @@ out:
 
 /* ---- Public-key indicia ---------------------------------------------------------- */
 
-#ifndef MK_INDICIUM_VERSION_SIGNED /* TEMPORARY until the indicium part lands */
-#define MK_INDICIUM_VERSION_SIGNED 2
-static enum mk_err mk_indicium_sign(struct mk_indicium *ind, EVP_PKEY *k)
-{
-	(void)ind;
-	(void)k;
-	return MK_ERR_UNSUPPORTED;
-}
-#endif
 
 enum mk_err mk_meter_pki_sign(const struct mk_meter_nvm *s, struct mk_indicium *ind)
 {
