@@ -6,6 +6,8 @@
 H="$T/home"
 expect 0 "$MK" demo --home "$H"
 grep_out "demo complete" "$T/out"
+grep_out "PM100-000001, keys in but still in transport lock, refuses to frank: meter: in transport lock" "$T/out"
+grep_out "rest of the fleet taken out of service: PM100-000002 PM100-000003 EA200-000004 EA200-000005" "$T/out"
 grep_out "First Manufacturing Box M00000001" "$T/out"
 grep_out "O00000001 for VE, USPS, EARTH" "$T/out"
 grep_out "EA200-000004 as DE00000004 in EARTH/DE and VE/DE" "$T/out"
@@ -18,19 +20,54 @@ grep_out "by the Tin box, with token keys only: 8 good" "$T/out"
 for d in VE USPS EARTH; do grep_out "$d *verifies" "$T/out"; done
 # the demo's DataMatrix symbol, read by an independent decoder, verifies
 [ -s "$H/indicium-1.png" ] || { echo "FAIL: no indicium-1.png"; fails=$((fails+1)); }
+# (every meter is retired when the demo ends: its keys are OBSOLETE, and the
+# verifier now answers "key not active" for what it franked)
 if command -v dmtxread >/dev/null; then
   line=$(dmtxread "$H/indicium-1.png")
-  expect 1 "$MK" verify --home "$H" "$line"
-  grep_out "^duplicate .*PM100-000002 piece 1" "$T/out"
-  expect 0 "$MK" verify --home "$H" --no-duplicates "$line"
-  expect 0 "$MK" verify --home "$H" --no-duplicates --image "$H/indicium-1.png"
-  expect 0 "$MK" verify --home "$H" --no-duplicates --tin "$line"
+  expect 1 "$MK" verify --home "$H" --no-duplicates "$line"
+  grep_out "^key not active .*PM100-000002 piece 1" "$T/out"
+  expect 1 "$MK" verify --home "$H" --no-duplicates --image "$H/indicium-1.png"
+  grep_out "^key not active .*PM100-000002 piece 1" "$T/out"
 fi
 
-# the home it leaves is a working KMS home: meter list agrees, in JSON too
+# one life for every meter: manufactured in transport lock (a frank refused),
+# registered with its certificates, franking, retired
 expect 0 "$MK" meter list --home "$H" --json
-grep_out '"id":"PM100-000001","state":"retired"' "$T/out"
-[ "$(grep -o '"state":"registered"' "$T/out" | wc -l)" = 4 ] || { echo "FAIL: 4 registered meters expected"; fails=$((fails+1)); }
+[ "$(grep -o '"state":"retired","pki":"operational"' "$T/out" | wc -l)" = 5 ] || { echo "FAIL: 5 retired meters, each registered with its certificates"; fails=$((fails+1)); }
+
+# the device PKI chains the demo exported: openssl verify accepts
+# root -> manufacturing -> transport (in transport lock) and root -> domain
+# -> operation (registered), and refuses each chain when one byte of any of
+# its certificates changes
+flip() { # flip FILE.pem OUT.pem: one byte in the middle of the DER changed
+  openssl x509 -in "$1" -outform DER -out "$T/f.der"
+  printf '\xa5' | dd of="$T/f.der" bs=1 seek=$(( $(stat -c %s "$T/f.der") / 2 )) conv=notrunc 2>/dev/null
+  openssl x509 -inform DER -in "$T/f.der" -out "$2" 2>/dev/null || cp "$T/f.der" "$2"
+}
+chain_ok() { # chain_ok DIR CA LEAF
+  openssl verify -x509_strict -check_ss_sig -CAfile "$1/root.pem" -untrusted "$1/$2" "$1/$3" >"$T/v" 2>&1 \
+    || { echo "FAIL: openssl verify $1: root -> $2 -> $3"; cat "$T/v"; fails=$((fails+1)); }
+  for f in root.pem "$2" "$3"; do
+    mkdir -p "$T/bad"; cp "$1"/*.pem "$T/bad/"; flip "$1/$f" "$T/bad/$f"
+    if openssl verify -x509_strict -check_ss_sig -CAfile "$T/bad/root.pem" -untrusted "$T/bad/$2" "$T/bad/$3" >/dev/null 2>&1; then
+      echo "FAIL: openssl verify accepts $1 with one byte of $f changed"; fails=$((fails+1))
+    fi
+    rm -rf "$T/bad"
+  done
+}
+for m in PM100-000002 EA200-000005; do
+  chain_ok "$H/chains/$m/locked" manufacturing.pem transport.pem
+  chain_ok "$H/chains/$m/registered" domain.pem operation.pem
+  [ ! -e "$H/chains/$m/registered/transport.pem" ] || { echo "FAIL: a registered meter keeps a transport certificate"; fails=$((fails+1)); }
+done
+openssl x509 -in "$H/chains/EA200-000005/registered/operation.pem" -noout -subject >"$T/out"
+grep_out "CN *= *EA200-000005" "$T/out"
+# cert export from the home: what the (retired) meter holds now
+expect 0 "$MK" cert export --home "$H" --meter PM100-000003 --out "$T/ex" --json
+grep_out '"files":\["root.pem","domain.pem","operation.pem"\]' "$T/out"
+chain_ok "$T/ex" domain.pem operation.pem
+expect 1 "$MK" cert export --home "$H" --meter PM100-999999 --out "$T/ex2"
+expect 2 "$MK" cert export --home "$H" --meter PM100-000003
 expect 0 "$MK" box list --home "$H"
 grep_out "B00000001 VE USPS EARTH" "$T/out"
 
