@@ -4,7 +4,10 @@
  * temporary directory. Every accepted change has its refused twin, and every
  * refusal is checked to leave the NVM file byte for byte as it was. The
  * vectors of docs/formats.md §7 (from an independent encoder) are checked
- * against the code in both directions.
+ * against the code in both directions. Meters are manufactured (transport
+ * lock) before keys go in and registered in the device PKI before they take
+ * parameters, by the test playing station and service (meter_pki_fixture.h);
+ * the device PKI itself is tested in test_meter_pki.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,57 +33,35 @@
 #include "meterkey/crypto.h"
 #include "meterkey/frame.h"
 #include "meterkey/meter.h"
+#include "meterkey/pki.h"
 
+#include "meter_pki_fixture.h"
 #include "vectors.c"
 
-#define NVM_FILE_MAX 8192
+#define NVM_FILE_MAX (MK_METER_NVM_MAX + 64) /* room for one file too large */
 
 static const uint8_t key_a[MK_MASTER_KEY_LEN] = { 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
 	                                          0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f };
 static const uint8_t key_b[MK_MASTER_KEY_LEN] = { 0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87,
 	                                          0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0x0f };
 
-/* ---- Fixture: a temporary directory with one NVM path ------------------------ */
+/* ---- Fixture: the device PKI (meter_pki_fixture.h) and a temporary directory -- */
 
-struct fx {
-	char dir[64];
-	char nvm[128];
-};
+/* One provider PKI for the whole file (group setup): the tests only sign. */
+static struct pki_world world;
 
-static int fx_setup(void **state)
+static int group_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mk-meter-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->nvm, sizeof(f->nvm), "%s/meter.nvm", f->dir);
-	*state = f;
+	(void)state;
+	pki_world_init(&world, "meterkey provider root");
 	return 0;
 }
 
-static int fx_teardown(void **state)
+static int group_teardown(void **state)
 {
-	struct fx *f = *state;
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
-	free(f);
+	(void)state;
+	pki_world_free(&world);
 	return 0;
-}
-
-/* Reads the whole file into p; returns its length. */
-static size_t slurp(const char *path, uint8_t *p, size_t max)
-{
-	FILE *fp = fopen(path, "rb");
-	size_t n;
-
-	assert_non_null(fp);
-	n = fread(p, 1, max, fp);
-	assert_true(n < max);
-	fclose(fp);
-	return n;
 }
 
 static void spit(const char *path, const uint8_t *p, size_t n)
@@ -107,20 +88,22 @@ static int count_entries(const char *dir)
 	return n;
 }
 
-/* 1 when needle occurs in hay. */
-static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t k)
-{
-	return memmem(hay, n, needle, k) != NULL;
-}
-
-/* A meter made on the factory line, with a running connection. */
+/* A meter made on the factory line and manufactured (root, transport key
+ * and certificate: in transport lock), with a running connection. */
 static struct mk_meter_conn *fresh_meter(struct fx *f)
 {
 	struct mk_meter_conn *c = NULL;
 
 	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
 	assert_int_equal(mk_meter_connect(f->nvm, &c), MK_OK);
+	pki_manufacture(&world, c);
 	return c;
+}
+
+/* Registers the meter's device PKI with the EARTH domain: unlocked. */
+static void unlock(struct mk_meter_conn *c)
+{
+	X509_free(pki_register(&world, c, "EARTH"));
 }
 
 static void install(struct mk_meter_conn *c, const char *domain, uint64_t id, const uint8_t *key)
@@ -240,6 +223,7 @@ static void test_persists(void **state)
 	struct mk_buf *tbs = mk_buf_new(1024);
 
 	install(c, "EARTH", 42, key_a);
+	unlock(c);
 	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
 	mk_meter_disconnect(c);
 
@@ -248,6 +232,7 @@ static void test_persists(void **state)
 	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
 	assert_memory_equal(&info, &listed, sizeof(info));
 	assert_int_equal(info.state, MK_METER_REGISTERED);
+	assert_int_equal(info.pki, MK_METER_PKI_OPERATIONAL);
 	assert_string_equal(info.indicia_serial, "0401234567");
 	assert_string_equal(info.country, "US");
 	assert_int_equal(info.registered, 1700000000);
@@ -264,7 +249,8 @@ static void test_persists(void **state)
 	mk_buf_free(tbs);
 }
 
-/* MR1 input: needs a key, happens once, checks its arguments. */
+/* MR1 input: needs a key and an unlocked meter, happens once, checks its
+ * arguments. */
 static void test_set_indicia(void **state)
 {
 	struct fx *f = *state;
@@ -283,6 +269,12 @@ static void test_set_indicia(void **state)
 	assert_int_equal(mk_meter_set_indicia(c, "", "US", 1700000000), MK_ERR_INVALID_ARG);
 	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
 	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+	/* in transport lock the meter takes no parameters, and stays as it was */
+	n = slurp(f->nvm, before, sizeof(before));
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_ERR_METER_LOCKED);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+	unlock(c);
 
 	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
 	n = slurp(f->nvm, before, sizeof(before));
@@ -310,6 +302,8 @@ static void test_report(void **state)
 	install(c, "EARTH", 42, key_a);
 	install(c, "VE", 7, key_b);
 	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_ERR_STATE); /* not yet */
+	unlock(c);
+	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_ERR_STATE); /* still not */
 	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
 	assert_int_equal(mk_meter_get_report(c, "EARTH", &rep), MK_OK);
 	assert_string_equal(rep.domain, "EARTH");
@@ -387,6 +381,7 @@ static void test_retire(void **state)
 	size_t n;
 
 	install(c, "EARTH", 42, key_a);
+	unlock(c);
 	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
 	n = slurp(f->nvm, before, sizeof(before));
 	assert_true(contains(before, n, key_a, sizeof(key_a)));
@@ -434,18 +429,30 @@ static void test_nvm_corrupt(void **state)
 	struct fx *f = *state;
 	struct mk_meter_conn *c = fresh_meter(f);
 	struct mk_meter_info info;
+	static struct mk_meter_nvm s;
 	uint8_t good[NVM_FILE_MAX], p[NVM_FILE_MAX];
 	enum mk_err e;
 	size_t n;
 
 	install(c, "EARTH", 42, key_a);
+	unlock(c);
 	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", 1700000000), MK_OK);
 	mk_meter_disconnect(c);
 	n = slurp(f->nvm, good, sizeof(good));
+	/* Every byte and every length through the decoder; through the file
+	 * (mk_meter_nvm_info) the frame's bytes and every 7th of the rest: with
+	 * the device PKI's certificates the NVM is ~2.5 kB, and a file write
+	 * per case would make this the slowest test of the suite. */
 	for (size_t i = 0; i < n; i++) {
+		int by_file = i < MK_METER_NVM_OVERHEAD - 4 || i >= n - 4 || i % 7 == 0;
+
 		for (unsigned bit = 0; bit < 8; bit += 3) {
 			memcpy(p, good, n);
 			p[i] ^= (uint8_t)(1u << bit);
+			assert_int_equal(mk_meter_nvm_decode(p, n, &s), MK_ERR_NVM_CORRUPT);
+			assert_int_equal(s.info.nkeys, 0);
+			if (!by_file)
+				continue;
 			spit(f->nvm, p, n);
 			assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NVM_CORRUPT);
 			assert_int_equal(info.nkeys, 0);
@@ -453,6 +460,9 @@ static void test_nvm_corrupt(void **state)
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
+		assert_int_equal(mk_meter_nvm_decode(good, k, &s), MK_ERR_NVM_CORRUPT);
+		if (k % 7 != 0)
+			continue;
 		spit(f->nvm, good, k);
 		assert_int_equal(mk_meter_nvm_info(f->nvm, &info), MK_ERR_NVM_CORRUPT);
 	}
@@ -498,6 +508,7 @@ static void test_write_failure(void **state)
 	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
 	assert_int_equal(info.nkeys, 0);
 	assert_int_equal(info.state, MK_METER_MANUFACTURED);
+	assert_int_equal(info.pki, MK_METER_PKI_LOCKED);
 	assert_int_equal(mk_meter_retire(c), MK_ERR_IO);
 	assert_int_equal(mk_meter_get_info(c, &info), MK_OK);
 	assert_int_equal(info.state, MK_METER_MANUFACTURED);
@@ -518,6 +529,7 @@ static void test_two_meters(void **state)
 	snprintf(second, sizeof(second), "%s/second.nvm", f->dir);
 	assert_int_equal(mk_meter_nvm_create(second, "EA5678", "MSN000018"), MK_OK);
 	assert_int_equal(mk_meter_connect(second, &b), MK_OK);
+	pki_manufacture(&world, b);
 	install(a, "EARTH", 42, key_a);
 	mk_meter_disconnect(a); /* returns only once the first meter has exited */
 	install(b, "EARTH", 43, key_b);
@@ -616,7 +628,10 @@ static void test_malformed_requests(void **state)
 		                        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 	size_t n, fn;
 
-	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
+	/* a manufactured meter (in transport lock: it takes keys) */
+	c = fresh_meter(f);
+	mk_meter_disconnect(c);
+	c = NULL;
 	fn = slurp(f->nvm, before, sizeof(before));
 	raw_start(f, &r);
 
@@ -705,7 +720,8 @@ static void test_malformed_requests(void **state)
 static void test_document_vectors(void **state)
 {
 	struct fx *f = *state;
-	uint8_t v[512], w[512], tok[MK_TEST_TOKENS_LEN], mac[MK_METER_MAC_LEN];
+	uint8_t v[512], w[512], tok[MK_TEST_TOKENS_LEN], mac[MK_METER_MAC_LEN], img[NVM_FILE_MAX];
+	struct mk_meter_conn *c;
 	char err[VEC_MAX_ERR], names[16][VEC_MAX_NAME];
 	struct mk_meter_nvm s;
 	struct mk_box_request q;
@@ -758,18 +774,28 @@ static void test_document_vectors(void **state)
 	assert_int_equal(q.command, MK_METER_CMD_INSTALL_KEY);
 	assert_string_equal(q.domain, "EARTH");
 	assert_int_equal(q.time, 1700000000);
-	assert_int_equal(mk_meter_nvm_create(f->nvm, "EA1234", "MSN000017"), MK_OK);
+	/* (keys go into a manufactured meter, in transport lock) */
+	c = fresh_meter(f);
+	mk_meter_disconnect(c);
 	assert_int_equal(mk_meter_new(f->nvm, NULL, &m), MK_OK);
 	mk_buf_reset(b);
 	assert_int_equal(mk_meter_handle(m, v, n, b), MK_OK);
 	assert_int_equal(vec_get("meter-install-response", w, sizeof(w), &k, err), 0);
 	assert_int_equal(mk_buf_len(b), k);
 	assert_memory_equal(mk_buf_data(b), w, k);
-	/* the NVM it wrote is the document's */
-	k = slurp(f->nvm, w, sizeof(w));
+	/* the NVM it wrote is the document's, once the device PKI part (tags
+	 * 0x20.., after the key slots) is taken out */
+	k = slurp(f->nvm, img, sizeof(img));
+	assert_int_equal(mk_meter_nvm_decode(img, k, &s), MK_OK);
+	assert_int_equal(s.info.pki, MK_METER_PKI_LOCKED);
+	assert_int_not_equal(s.pki.transport.len, 0);
+	memset(&s.pki, 0, sizeof(s.pki));
+	s.info.pki = MK_METER_PKI_BLANK;
+	mk_buf_reset(b);
+	assert_int_equal(mk_meter_nvm_encode(&s, b), MK_OK);
 	assert_int_equal(vec_get("meter-nvm-manufactured", v + 256, 256, &n, err), 0);
-	assert_int_equal(k, n);
-	assert_memory_equal(w, v + 256, n);
+	assert_int_equal(mk_buf_len(b), n);
+	assert_memory_equal(mk_buf_data(b), v + 256, n);
 	assert_int_equal(vec_get("meter-install-request", v, sizeof(v), &n, err), 0);
 	mk_buf_reset(b);
 	assert_int_equal(mk_meter_handle(m, v, n, b), MK_OK);
@@ -831,5 +857,5 @@ int main(void)
 	};
 
 	(void)signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
