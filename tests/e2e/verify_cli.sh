@@ -7,12 +7,26 @@
 H="$T/home"
 expect 0 "$MK" demo --home "$H"
 export METERKEY_HOME="$H"
-M=PM100-000002
+# the demo retires its fleet: a new meter, through its whole life up to
+# franking, on the demo's home (two pieces first, as the demo's meters had)
+M=PM100-000007
+expect 0 "$MK" meter create --product-code PM100 --msn 000007
+expect 0 "$MK" meter install --meter $M --domain VE
+expect 0 "$MK" meter install --meter $M --domain USPS
+# in transport lock: no credit, no frank
+expect 1 "$MK" meter frank --meter $M --postage 55 --origin 20500
+grep_out "MK_ERR_METER_LOCKED" "$T/err"
+expect 1 "$MK" meter credit --meter $M --amount 100
+grep_out "MK_ERR_METER_LOCKED" "$T/err"
+expect 0 "$MK" meter register --meter $M --indicia US00000007 --country US
+expect 0 "$MK" meter credit --meter $M --amount 10000
+expect 0 "$MK" meter frank --meter $M --postage 73 --origin 20500 --count 2
+for d in VE USPS; do expect 0 "$MK" tokens distribute --domain $d --month "$(date -u +%Y-%m)" --meter $M; done
 
 expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3 --png "$T/p.png"
 [ "$(wc -l <"$T/out")" = 3 ] || { echo "FAIL: 3 lines expected"; fails=$((fails+1)); }
 cp "$T/out" "$T/lines"
-grep_out "^1/1/VE/USPS/PM100/000002/US00000002/[0-9]*/20500/55/3/" "$T/lines"
+grep_out "^1/1/VE/USPS/PM100/000007/US00000007/[0-9]*/20500/55/3/" "$T/lines"
 for i in 3 4 5; do [ -s "$T/p-$i.png" ] || { echo "FAIL: no p-$i.png"; fails=$((fails+1)); }; done
 
 # a file of three: all good, then all duplicates (exit 1)
@@ -20,10 +34,10 @@ expect 0 "$MK" verify --file "$T/lines"
 [ "$(grep -c '^good' "$T/out")" = 3 ] || { echo "FAIL: 3 good expected"; fails=$((fails+1)); }
 expect 1 "$MK" verify --file "$T/lines" --json
 [ "$(grep -c '"result":"duplicate","vendor":"duplicate","postal":"duplicate"' "$T/out")" = 3 ] || { echo "FAIL: 3 duplicates expected"; fails=$((fails+1)); }
-grep_out '"device":"PM100-000002"' "$T/out"
+grep_out '"device":"PM100-000007"' "$T/out"
 # the image, read by the tool and by dmtxread, and through Tin (this month's keys were distributed)
 expect 0 "$MK" verify --no-duplicates --image "$T/p-4.png"
-grep_out "PM100-000002 piece 4" "$T/out"
+grep_out "PM100-000007 piece 4" "$T/out"
 if command -v dmtxread >/dev/null; then
   [ "$(dmtxread "$T/p-5.png")" = "$(sed -n 3p "$T/lines")" ] || { echo "FAIL: dmtxread disagrees"; fails=$((fails+1)); }
 fi
@@ -47,6 +61,19 @@ grep_out "MK_ERR_METER_FUNDS" "$T/err"
 expect 0 "$MK" meter credit --meter $M --amount 5000000000
 expect 0 "$MK" meter frank --meter $M --postage 4000000000 --origin 20500 --json
 grep_out '"piece_count":6' "$T/out"
+
+# public-key indicia: signed with the operation key, checked through
+# operation -> domain -> root beside the tokens; a changed signature is refused
+expect 0 "$MK" meter frank --meter $M --postage 12 --origin 20500 --sign
+S=$(cat "$T/out")
+case "$S" in 2/*) ;; *) echo "FAIL: a signed indicium is version 2: $S"; fails=$((fails+1)) ;; esac
+expect 0 "$MK" verify --no-duplicates "$S"
+grep_out "signature: good" "$T/out"
+expect 0 "$MK" verify --no-duplicates --json "$S"
+grep_out '"signature":"good"' "$T/out"
+rm -f "$H/certs/$M.pem"
+expect 1 "$MK" verify --no-duplicates --json "$S"
+grep_out '"signature":"no_certificate"' "$T/out"
 
 # usage
 expect 2 "$MK" verify
