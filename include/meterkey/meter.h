@@ -256,8 +256,9 @@ MK_WUR enum mk_err mk_meter_get_cert(struct mk_meter_conn *c, int role, struct m
  *   reg_start: the service's server challenge (an ephemeral P-256 public
  *     key) and its domain certificate. The meter verifies the domain
  *     certificate with its root (the domain must be one it holds a master
- *     key of: MK_RC_WRONG_DOMAIN) and refuses a server challenge it has seen
- *     before (MK_ERR_CHALLENGE); makes its operation key pair and a product
+ *     key of: MK_RC_WRONG_DOMAIN) and refuses the server challenge it took
+ *     last (MK_ERR_CHALLENGE; it remembers one: the single use of every
+ *     challenge is the service's, which deletes it when answered); makes its operation key pair and a product
  *     challenge (ephemeral key pair), and answers the operation request
  *     (PKCS#10, appended to csr_out), the transport key's signature over
  *     mk_reg_request_tbs (sig), the product challenge and the product key

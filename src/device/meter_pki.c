@@ -271,8 +271,9 @@ struct reg_out {
  * (of a domain the meter holds a key of), a server challenge never taken
  * before; the operation key pair, its request signed by it and, outside,
  * by the transport key; the product challenge and key proof. The meter
- * writes the challenge's fingerprint to its NVM (so the same challenge is
- * refused for ever) and keeps the rest in memory for finish-registration.
+ * writes the challenge's fingerprint to its NVM (the same challenge again is
+ * refused; it remembers the last one only, the service enforces single use)
+ * and keeps the rest in memory for finish-registration.
  */
 enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
