@@ -1,0 +1,244 @@
+/*
+ * The device PKI's registration service (issue 6) end to end, on both
+ * archive backends: the host's relay between a real meter process and the
+ * domain's Brass box, done by hand here so that each message can be
+ * replayed, changed or taken from elsewhere. The meter's own refusals are in
+ * tests/unit/test_meter_pki.c; these are the service's, and each leaves the
+ * meter in transport lock.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "e2e/world.h"
+#include "meterkey/crypto.h"
+#include "meterkey/pki.h"
+
+static struct world W;
+
+/* One exchange as the host relays it. */
+struct relay {
+	char meter[MK_METER_ID_MAX + 1];
+	struct mk_meter_conn *c;
+	struct mk_box *brass;
+	struct mk_buf *mfg, *tr, *dc, *csr, *params, *res;
+	uint8_t server[MK_EC_PUB_LEN], product[MK_EC_PUB_LEN], sig[MK_ECDSA_SIG_LEN];
+	uint8_t proof_u[MK_METER_PROOF_LEN];
+};
+
+static void meter_stage(const char *id, enum mk_meter_pki want)
+{
+	struct mk_meter_info info;
+
+	w_meter_info(&W, id, &info);
+	assert_int_equal(info.pki, want);
+}
+
+/* A new meter with its keys, in transport lock; the challenge taken from
+ * Brass and answered by the meter. */
+static void relay_start(struct relay *r)
+{
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader rd;
+	const uint8_t *p;
+	size_t n;
+
+	memset(r, 0, sizeof(*r));
+	w_meter(&W, "PM100", r->meter);
+	w_install(&W, NULL, r->meter, "VE", "USPS");
+	meter_stage(r->meter, MK_METER_PKI_LOCKED);
+	assert_non_null(r->mfg = mk_buf_new(MK_CERT_MAX_DER));
+	assert_non_null(r->tr = mk_buf_new(MK_CERT_MAX_DER));
+	assert_non_null(r->dc = mk_buf_new(MK_CERT_MAX_DER));
+	assert_non_null(r->csr = mk_buf_new(MK_CERT_MAX_DER));
+	assert_non_null(r->params = mk_buf_new(W_CAP));
+	assert_non_null(r->res = mk_buf_new(W_CAP));
+	r->c = w_connect(&W, r->meter);
+	mk_meter_set_time(r->c, mk_kms_now(W.k));
+	assert_rc(mk_meter_get_cert(r->c, MK_ROLE_MANUFACTURING, r->mfg), MK_OK);
+	assert_rc(mk_meter_get_cert(r->c, MK_ROLE_TRANSPORT, r->tr), MK_OK);
+	assert_rc(mk_kms_open_domain_box(W.k, MK_BOX_BRASS, "USPS", &r->brass), MK_OK);
+	mk_tlv_writer_init(&w, r->params);
+	assert_rc(mk_tlv_put_bytes(&w, 1, mk_buf_data(r->mfg), mk_buf_len(r->mfg)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 2, mk_buf_data(r->tr), mk_buf_len(r->tr)), MK_OK);
+	assert_rc(mk_kms_box_request(W.k, r->brass, MK_CMD_REG_CHALLENGE, "USPS", r->params, r->res), MK_OK);
+	mk_tlv_reader_init(&rd, mk_buf_data(r->res), mk_buf_len(r->res));
+	assert_rc(mk_tlv_get_bytes(&rd, 1, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n), MK_OK);
+	memcpy(r->server, p, n);
+	assert_rc(mk_tlv_get_bytes(&rd, 2, 1, MK_CERT_MAX_DER, &p, &n), MK_OK);
+	assert_rc(mk_buf_put_bytes(r->dc, p, n), MK_OK);
+	assert_rc(mk_meter_reg_start(r->c, r->server, mk_buf_data(r->dc), mk_buf_len(r->dc), r->csr, r->sig,
+	                             r->product, r->proof_u),
+	          MK_OK);
+}
+
+/* Registration Complete with the exchange's answer, proof changed when
+ * flip; the operation certificate and server proof into res. */
+static enum mk_err relay_complete(struct relay *r, int flip)
+{
+	uint8_t proof[MK_METER_PROOF_LEN];
+	struct mk_tlv_writer w;
+
+	memcpy(proof, r->proof_u, sizeof(proof));
+	proof[0] ^= (uint8_t)flip;
+	mk_buf_reset(r->params);
+	mk_buf_reset(r->res);
+	mk_tlv_writer_init(&w, r->params);
+	assert_rc(mk_tlv_put_bytes(&w, 1, mk_buf_data(r->mfg), mk_buf_len(r->mfg)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 2, mk_buf_data(r->tr), mk_buf_len(r->tr)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 3, r->server, sizeof(r->server)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 4, r->product, sizeof(r->product)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 5, mk_buf_data(r->csr), mk_buf_len(r->csr)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 6, r->sig, sizeof(r->sig)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 7, proof, sizeof(proof)), MK_OK);
+	return mk_kms_box_request(W.k, r->brass, MK_CMD_REG_COMPLETE, "USPS", r->params, r->res);
+}
+
+static void relay_end(struct relay *r)
+{
+	mk_meter_disconnect(r->c);
+	mk_box_free(r->brass);
+	mk_buf_free(r->mfg);
+	mk_buf_free(r->tr);
+	mk_buf_free(r->dc);
+	mk_buf_free(r->csr);
+	mk_buf_free(r->params);
+	mk_buf_free(r->res);
+}
+
+/* The good exchange, then the same answer replayed: the challenge was used
+ * (MK_ERR_CHALLENGE). The meter, given the first answer, unlocks. */
+static void test_registration_and_replayed_challenge(void **state)
+{
+	struct mk_tlv_reader rd;
+	const uint8_t *op, *pv;
+	size_t on, pn;
+	struct mk_buf *keep;
+	uint8_t proof_v[MK_METER_PROOF_LEN];
+	struct relay r;
+
+	(void)state;
+	relay_start(&r);
+	assert_rc(relay_complete(&r, 0), MK_OK);
+	assert_non_null(keep = mk_buf_new(W_CAP));
+	assert_rc(mk_buf_put_bytes(keep, mk_buf_data(r.res), mk_buf_len(r.res)), MK_OK);
+	assert_rc(relay_complete(&r, 0), MK_ERR_CHALLENGE);
+	mk_tlv_reader_init(&rd, mk_buf_data(keep), mk_buf_len(keep));
+	assert_rc(mk_tlv_get_bytes(&rd, 1, 1, MK_CERT_MAX_DER, &op, &on), MK_OK);
+	assert_rc(mk_tlv_get_bytes(&rd, 2, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN, &pv, &pn), MK_OK);
+	memcpy(proof_v, pv, sizeof(proof_v));
+	proof_v[3] ^= 0x10; /* a wrong server key proof: refused, still locked */
+	assert_rc(mk_meter_reg_finish(r.c, op, on, proof_v), MK_ERR_KEY_PROOF);
+	meter_stage(r.meter, MK_METER_PKI_LOCKED);
+	mk_buf_free(keep);
+	relay_end(&r);
+	/* the whole registration through the KMS then works */
+	assert_rc(mk_kms_meter_register(W.k, r.meter, "US7001", "US", 0), MK_OK);
+	meter_stage(r.meter, MK_METER_PKI_OPERATIONAL);
+}
+
+/* A wrong product key proof: MK_ERR_KEY_PROOF, and the challenge is gone
+ * (the right proof afterwards finds it used); the meter stays locked. */
+static void test_wrong_product_proof(void **state)
+{
+	struct relay r;
+
+	(void)state;
+	relay_start(&r);
+	assert_rc(relay_complete(&r, 0x01), MK_ERR_KEY_PROOF);
+	assert_rc(relay_complete(&r, 0), MK_ERR_CHALLENGE);
+	relay_end(&r);
+	meter_stage(r.meter, MK_METER_PKI_LOCKED);
+}
+
+/* A transport chain from a coprocessor the root never certified: a foreign
+ * root, its station, and a transport certificate it issued are refused at
+ * the challenge. */
+static void test_foreign_coprocessor(void **state)
+{
+	struct mk_rng *rng = NULL;
+	EVP_PKEY *fr = NULL, *fs = NULL, *ft = NULL;
+	X509 *root = NULL, *st = NULL, *tc = NULL;
+	struct mk_buf *m = mk_buf_new(MK_CERT_MAX_DER), *t = mk_buf_new(MK_CERT_MAX_DER), *p = mk_buf_new(W_CAP),
+		      *res = mk_buf_new(W_CAP);
+	int64_t now = mk_kms_now(W.k);
+	struct mk_cert_spec rs = { MK_ROLE_ROOT, "foreign root", NULL, 1, now - 60, now + 86400 * 400 };
+	struct mk_cert_spec ss = { MK_ROLE_MANUFACTURING, "foreign station", NULL, 2, now - 60, now + 86400 * 300 };
+	struct mk_cert_spec ts = { MK_ROLE_TRANSPORT, "PM100-F00001", NULL, 3, now - 60, now + 86400 * 200 };
+	struct mk_tlv_writer w;
+	struct mk_box *b = NULL;
+
+	(void)state;
+	assert_rc(mk_rng_new(&rng), MK_OK);
+	assert_rc(mk_ec_keygen(rng, &fr), MK_OK);
+	assert_rc(mk_ec_keygen(rng, &fs), MK_OK);
+	assert_rc(mk_ec_keygen(rng, &ft), MK_OK);
+	assert_rc(mk_cert_make_root(fr, &rs, &root), MK_OK);
+	assert_rc(mk_cert_issue(root, fr, fs, &ss, &st), MK_OK);
+	assert_rc(mk_cert_issue(st, fs, ft, &ts, &tc), MK_OK);
+	assert_rc(mk_cert_to_der(st, m), MK_OK);
+	assert_rc(mk_cert_to_der(tc, t), MK_OK);
+	mk_tlv_writer_init(&w, p);
+	assert_rc(mk_tlv_put_bytes(&w, 1, mk_buf_data(m), mk_buf_len(m)), MK_OK);
+	assert_rc(mk_tlv_put_bytes(&w, 2, mk_buf_data(t), mk_buf_len(t)), MK_OK);
+	assert_rc(mk_kms_open_domain_box(W.k, MK_BOX_BRASS, "USPS", &b), MK_OK);
+	assert_rc(mk_kms_box_request(W.k, b, MK_CMD_REG_CHALLENGE, "USPS", p, res), MK_ERR_CERT_ISSUER);
+	mk_box_free(b);
+	X509_free(root);
+	X509_free(st);
+	X509_free(tc);
+	EVP_PKEY_free(fr);
+	EVP_PKEY_free(fs);
+	EVP_PKEY_free(ft);
+	mk_rng_free(rng);
+	mk_buf_free(m);
+	mk_buf_free(t);
+	mk_buf_free(p);
+	mk_buf_free(res);
+}
+
+/* An expired transport certificate (the injectable clock: a KMS three years
+ * on, past the certificate's two years): refused, the meter still locked;
+ * registered at the right time it unlocks. */
+static void test_expired_transport_certificate(void **state)
+{
+	char m[MK_METER_ID_MAX + 1];
+	struct mk_kms *late;
+
+	(void)state;
+	w_meter(&W, "PM100", m);
+	w_install(&W, NULL, m, "VE", "USPS");
+	late = w_open_kms(&W, mk_kms_now(W.k) + (int64_t)3 * 365 * 86400, NULL);
+	assert_rc(mk_kms_meter_authenticate(late, m), MK_ERR_CERT_EXPIRED);
+	mk_kms_close(late);
+	meter_stage(m, MK_METER_PKI_LOCKED);
+	assert_rc(mk_kms_meter_authenticate(W.k, m), MK_OK);
+	meter_stage(m, MK_METER_PKI_OPERATIONAL);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	return w_build(&W);
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	w_destroy(&W);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_registration_and_replayed_challenge),
+		cmocka_unit_test(test_wrong_product_proof),
+		cmocka_unit_test(test_foreign_coprocessor),
+		cmocka_unit_test(test_expired_transport_certificate),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
