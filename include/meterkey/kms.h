@@ -17,6 +17,9 @@
  *   kdc/<D>.<key ID>.mi7   installation evidence waiting for its confirmation
  *   confirmations/         MI10 and MR4, the boxes' signed confirmations
  *   meters/<ID>.nvm        simulated meters' NVM
+ *   certs/<ID>.pem         registered meters' operation certificates (for verifiers)
+ *   trust/root.pem         the provider root certificate (device PKI)
+ *   domains/<D>.pem        each domain's certificate (postal authority key)
  */
 #ifndef MK_KMS_H
 #define MK_KMS_H
