@@ -864,7 +864,8 @@ static size_t sigkey_slot(const char *meter, const char *postal)
 /*
  * The signature outcome of one indicium whose tokens were judged: none for
  * version 1 or a malformed one; else the operation key, from the cache when
- * its chain held at a time range holding t (noon UTC of the mailing date),
+ * its chain held at a time range holding t (the last second, UTC, of the
+ * mailing day: a meter registered in the afternoon franks that same day),
  * else from the home's certificates (and then remembered), and the
  * signature checked with it. Only a memory failure is an error of the run;
  * missing or refused certificates are verdicts. A chain that fails is not
@@ -874,7 +875,7 @@ static enum mk_err check_sig(struct mk_verifier *v, struct mk_verify_outcome *o)
 {
 	const struct mk_indicium *ind = &o->ind;
 	char meter[MK_METER_ID_MAX + 1];
-	int64_t t = (int64_t)ind->date * 86400 + 43200, from, to;
+	int64_t t = (int64_t)ind->date * 86400 + 86399, from, to;
 	struct sigkey *sk;
 	EVP_PKEY *pub;
 	enum mk_err e;

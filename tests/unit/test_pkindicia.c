@@ -697,6 +697,30 @@ static void test_verify_missing(void **state)
 	assert_sig(verify_one(h, &a, false), MK_SIG_GOOD, MK_OK);
 }
 
+/* A meter registered in the afternoon (its operation certificate valid from
+ * 15:00 UTC) franks and is verified that same day: the chain is judged at
+ * the end of the mailing day (it was judged at noon once, which refused
+ * these). The day before its registration is still refused. */
+static void test_verify_registered_same_day(void **state)
+{
+	struct home *h = *state;
+	struct mk_cert_spec s = spec(MK_ROLE_OPERATION, "PC7-MSN000017", "USPS", 4,
+	                             (int64_t)DAY * 86400 + 15 * 3600, T_2025_06_30);
+	struct mk_indicium a, before;
+	X509 *late = NULL;
+
+	assert_int_equal(mk_cert_issue(h->domain, keys[K_DOMAIN], keys[K_OP], &s, &late), MK_OK);
+	put_pem(h, "certs/PC7-MSN000017.pem", late);
+	signed_ind(&a, keys[K_OP]);
+	assert_sig(verify_one(h, &a, false), MK_SIG_GOOD, MK_OK);
+	ind_v2(&before);
+	before.date = DAY - 1;
+	assert_int_equal(mk_indicium_sign(&before, keys[K_OP]), MK_OK);
+	assert_sig(verify_one(h, &before, false), MK_SIG_CHAIN, MK_ERR_CERT_EXPIRED);
+	put_pem(h, "certs/PC7-MSN000017.pem", h->op);
+	X509_free(late);
+}
+
 /* The chain at the mailing date: before the operation certificate and after
  * it the chain is refused as expired; a key remembered by the verifier is
  * used only inside the times its chain holds. */
@@ -820,6 +844,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_verify_good_and_bad, home_setup, home_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_missing, home_setup, home_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_expired_and_cache, home_setup, home_teardown),
+		cmocka_unit_test_setup_teardown(test_verify_registered_same_day, home_setup, home_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_foreign, home_setup, home_teardown),
 	};
 
