@@ -221,6 +221,13 @@ MK_WUR enum mk_err mk_kdf_derive(const uint8_t *key, size_t keylen, const void *
                                  size_t labellen, const void *context, size_t contextlen,
                                  uint8_t *out, size_t outlen);
 
+/* ---- SHA-256 ------------------------------------------------------------- */
+
+#define MK_SHA256_LEN 32
+
+/* SHA-256 of p[0..n) into out (a fingerprint of public data). MK_ERR_CRYPTO. */
+MK_WUR enum mk_err mk_sha256(const void *p, size_t n, uint8_t out[static MK_SHA256_LEN]);
+
 /* ---- Key confirmation (registration key proofs) ---------------------------- */
 
 #define MK_KC_TAG_LEN 16 /* MacTag: AES-256-CMAC, 128 bits */

@@ -30,6 +30,7 @@
 #include "meterkey/archive.h" /* MK_DOMAIN_ID_MAX */
 #include "meterkey/buf.h"
 #include "meterkey/err.h"
+#include "meterkey/tlv.h"
 
 /* Longest subject common name (RFC 5280 ub-common-name), in bytes. */
 #define MK_CERT_CN_MAX 64
@@ -171,6 +172,19 @@ MK_WUR enum mk_err mk_csr_make(EVP_PKEY *key, enum mk_cert_role role, const char
  */
 MK_WUR enum mk_err mk_csr_verify(const uint8_t *der, size_t n, EVP_PKEY **pubp,
                                  enum mk_cert_role *rolep, char cn[static MK_CERT_CN_MAX + 1]);
+
+/* ---- Certificates in TLV messages ------------------------------------------- */
+
+/* Reads element tag (1..MK_CERT_MAX_DER bytes) and decodes it as
+ * mk_cert_from_der does: *cp (X509_free) and, when derp is not NULL, the
+ * DER (*derp points into the input, *np its length). The reader's errors,
+ * MK_ERR_CERT_FORMAT. */
+MK_WUR enum mk_err mk_cert_tlv_get(struct mk_tlv_reader *r, uint8_t tag, const uint8_t **derp,
+                                   size_t *np, X509 **cp);
+/* Writes c's DER as element tag. */
+MK_WUR enum mk_err mk_cert_tlv_put(struct mk_tlv_writer *w, uint8_t tag, X509 *c);
+/* 1 when c certifies exactly key's public key, else 0. */
+int mk_cert_is_of_key(X509 *c, const EVP_PKEY *key);
 
 /* ---- Registration (Figs. 4-7) -------------------------------------------------- */
 

@@ -142,6 +142,10 @@ MK_WUR enum mk_err mk_tlv_get_bool(struct mk_tlv_reader *r, uint8_t tag, bool *v
 MK_WUR enum mk_err mk_tlv_get_bytes(struct mk_tlv_reader *r, uint8_t tag, size_t min,
                                     size_t max, const uint8_t **pp, size_t *lenp);
 
+/* A byte string of exactly n bytes (else MK_ERR_TLV_VALUE), copied into
+ * out[0..n) through a buffer view. */
+MK_WUR enum mk_err mk_tlv_get_fixed(struct mk_tlv_reader *r, uint8_t tag, uint8_t *out, size_t n);
+
 /* A printable-ASCII string of min..max bytes (else MK_ERR_TLV_VALUE), copied
  * NUL-terminated into out[0..outsize); outsize must exceed max
  * (MK_ERR_INVALID_ARG otherwise). */

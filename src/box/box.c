@@ -336,29 +336,12 @@ void box_reg_pending_drop(struct box_domain *d, size_t i)
 /* An optional certificate element: absent leaves *cp NULL. */
 static enum mk_err opt_cert(struct mk_tlv_reader *r, uint8_t tag, X509 **cp)
 {
-	const uint8_t *p;
-	size_t n;
 	uint8_t next;
 	enum mk_err e;
 
 	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
 		return e;
-	if ((e = mk_tlv_get_bytes(r, tag, 1, MK_CERT_MAX_DER, &p, &n)) != MK_OK)
-		return e;
-	return mk_cert_from_der(p, n, cp) == MK_OK ? MK_OK : MK_ERR_TLV_VALUE;
-}
-
-static enum mk_err put_cert(struct mk_tlv_writer *w, uint8_t tag, X509 *c)
-{
-	struct mk_buf *der = mk_buf_new(MK_CERT_MAX_DER);
-	enum mk_err e;
-
-	if (der == NULL)
-		return MK_ERR_NOMEM;
-	if ((e = mk_cert_to_der(c, der)) == MK_OK)
-		e = mk_tlv_put_bytes(w, tag, mk_buf_data(der), mk_buf_len(der));
-	mk_buf_free(der);
-	return e;
+	return mk_cert_tlv_get(r, tag, NULL, NULL, cp) == MK_OK ? MK_OK : MK_ERR_TLV_VALUE;
 }
 
 /* Reads an optional element: absent leaves *kp NULL. */
@@ -496,19 +479,6 @@ static enum mk_err pending_encode(const struct box_domain *d, struct mk_tlv_writ
 	return mk_tlv_end(w, &list);
 }
 
-static enum mk_err get_exact(struct mk_tlv_reader *r, uint8_t tag, uint8_t *dst, size_t n)
-{
-	const uint8_t *p;
-	struct mk_buf v;
-	size_t got;
-	enum mk_err e;
-
-	if ((e = mk_tlv_get_bytes(r, tag, n, n, &p, &got)) != MK_OK)
-		return e;
-	mk_buf_init_view(&v, p, got);
-	return mk_buf_get_bytes(&v, dst, n);
-}
-
 static enum mk_err pending_decode(struct box_domain *d, struct mk_tlv_reader *r)
 {
 	struct mk_tlv_reader list, one;
@@ -531,9 +501,9 @@ static enum mk_err pending_decode(struct box_domain *d, struct mk_tlv_reader *r)
 			return MK_ERR_TLV_VALUE;
 		q = &d->pending[d->npending++];
 		if ((e = mk_tlv_get_nested(&list, i, &one)) != MK_OK ||
-		    (e = get_exact(&one, RP_SERVER, q->server, sizeof(q->server))) != MK_OK ||
+		    (e = mk_tlv_get_fixed(&one, RP_SERVER, q->server, sizeof(q->server))) != MK_OK ||
 		    (e = box_get_secret(&one, RP_EPH, 32, &q->eph)) != MK_OK ||
-		    (e = get_exact(&one, RP_TRANSPORT, q->transport_fp, 32)) != MK_OK ||
+		    (e = mk_tlv_get_fixed(&one, RP_TRANSPORT, q->transport_fp, 32)) != MK_OK ||
 		    (e = mk_tlv_get_u64(&one, RP_TIME, &t)) != MK_OK || (e = mk_tlv_reader_end(&one)) != MK_OK)
 			return e;
 		if (t > INT64_MAX)
@@ -570,7 +540,7 @@ static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 	if ((r = mk_tlv_end(&w, &list)) != MK_OK)
 		return r;
 	if ((b->station != NULL && (r = box_put_priv(&w, S_STATION, b->station)) != MK_OK) ||
-	    (b->station_cert != NULL && (r = put_cert(&w, S_STATION_CERT, b->station_cert)) != MK_OK))
+	    (b->station_cert != NULL && (r = mk_cert_tlv_put(&w, S_STATION_CERT, b->station_cert)) != MK_OK))
 		return r;
 	if (b->type == MK_BOX_MANUFACTURING) {
 		if ((r = mk_tlv_begin(&w, S_MFG, &m)) != MK_OK || (r = mfg_state_encode(b, &m)) != MK_OK ||

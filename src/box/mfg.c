@@ -128,17 +128,10 @@ enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
 			return r;
 	if ((r = mk_tlv_end(w, &l)) != MK_OK)
 		return r;
-	if (m->provider != NULL) {
-		struct mk_buf *der = mk_buf_new(4096);
-
-		if (der == NULL)
-			return MK_ERR_NOMEM;
-		if ((r = box_put_priv(w, M_PROVIDER, m->provider)) == MK_OK && (r = mk_cert_to_der(m->root, der)) == MK_OK &&
-		    (r = mk_tlv_put_bytes(w, M_ROOT, mk_buf_data(der), mk_buf_len(der))) == MK_OK)
-			r = mk_tlv_put_u64(w, M_SERIAL, m->serial);
-		mk_buf_free(der);
+	if (m->provider != NULL &&
+	    ((r = box_put_priv(w, M_PROVIDER, m->provider)) != MK_OK ||
+	     (r = mk_cert_tlv_put(w, M_ROOT, m->root)) != MK_OK || (r = mk_tlv_put_u64(w, M_SERIAL, m->serial)) != MK_OK))
 		return r;
-	}
 	return MK_OK;
 }
 
@@ -254,7 +247,7 @@ enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
 		return e;
 	if (tag == M_PROVIDER &&
 	    ((e = box_get_priv(r, M_PROVIDER, &m->provider)) != MK_OK ||
-	     (e = mk_tlv_get_bytes(r, M_ROOT, 1, 4096, &p, &n)) != MK_OK || (e = mk_cert_from_der(p, n, &m->root)) != MK_OK ||
+	     (e = mk_cert_tlv_get(r, M_ROOT, NULL, NULL, &m->root)) != MK_OK ||
 	     (e = mk_tlv_get_u64(r, M_SERIAL, &m->serial)) != MK_OK))
 		return e;
 	return MK_OK;
@@ -825,20 +818,6 @@ static enum mk_err put_countries(struct dk *k, struct mk_tlv_writer *w)
 	return mk_tlv_end(w, &po);
 }
 
-/* The provider root certificate as element tag. */
-static enum mk_err put_root(const struct mfg_state *m, struct mk_tlv_writer *w, uint8_t tag)
-{
-	struct mk_buf *der = mk_buf_new(MK_CERT_MAX_DER);
-	enum mk_err e;
-
-	if (der == NULL)
-		return MK_ERR_NOMEM;
-	if ((e = mk_cert_to_der(m->root, der)) == MK_OK)
-		e = mk_tlv_put_bytes(w, tag, mk_buf_data(der), mk_buf_len(der));
-	mk_buf_free(der);
-	return e;
-}
-
 /*
  * The package of the domain process of a box of type t (formats.md §8.5):
  *   Oak:   sign = Oak authentication, Brass confidentiality (pub);
@@ -902,7 +881,7 @@ static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, c
 	if (e == MK_OK && t == MK_BOX_BRASS && k.authority != NULL && m->root != NULL &&
 	    (e = box_put_priv(&w, P_AUTHORITY, k.authority)) == MK_OK &&
 	    (e = mk_tlv_put_bytes(&w, P_DOMAIN_CERT, k.domain_cert, k.domain_cert_len)) == MK_OK)
-		e = put_root(m, &w, P_ROOT);
+		e = mk_cert_tlv_put(&w, P_ROOT, m->root);
 out:
 	dk_clear(&k);
 	return e;

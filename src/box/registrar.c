@@ -88,46 +88,26 @@ enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key,
 	return e;
 }
 
-/* A certificate element of the parameters, decoded. */
-static enum mk_err param_cert(struct mk_tlv_reader *p, uint8_t tag, const uint8_t **derp, size_t *np,
-                              X509 **cp)
-{
-	enum mk_err e;
-
-	if ((e = mk_tlv_get_bytes(p, tag, 1, MK_CERT_MAX_DER, derp, np)) != MK_OK)
-		return e;
-	return mk_cert_from_der(*derp, *np, cp);
-}
-
-/* 1 when c certifies exactly key. */
-static int cert_of_key(X509 *c, const EVP_PKEY *key)
-{
-	uint8_t a[MK_EC_PUB_LEN], b[MK_EC_PUB_LEN];
-	EVP_PKEY *pub = X509_get0_pubkey(c);
-
-	return pub != NULL && mk_ec_pub_encode(pub, a) == MK_OK && mk_ec_pub_encode(key, b) == MK_OK &&
-	       memcmp(a, b, sizeof(a)) == 0;
-}
-
 /* ---- Steel: the factory station ---------------------------------------------------- */
 
 /*
  * Load Station Certificate: the manufacturing certificate M issued for this
- * box's station key at Accept Box, checked against the root it names (the
- * certificate and the root, tags 01 and 02): root -> manufacturing valid
- * now, and of this box's own station key. Kept in the sealed state.
+ * box's station key at Accept Box (tag 01), taken once: it must certify
+ * this box's own station key, in the role MANUFACTURING. Its chain to the
+ * root is what every meter checks when it takes a transport certificate.
+ * Kept in the sealed state.
  */
 enum mk_err box_cmd_station_cert(void *box, const struct mk_box_request *req,
                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	const uint8_t *der;
-	size_t n;
+	enum mk_cert_role role;
 	X509 *c = NULL;
 	enum mk_err e;
 
+	(void)req;
 	(void)result;
-	if ((e = param_cert(params, 0x01, &der, &n, &c)) != MK_OK)
+	if ((e = mk_cert_tlv_get(params, 0x01, NULL, NULL, &c)) != MK_OK)
 		goto out;
 	if (b->station == NULL) {
 		e = MK_RC_NOT_INITIALISED;
@@ -137,21 +117,16 @@ enum mk_err box_cmd_station_cert(void *box, const struct mk_box_request *req,
 		e = MK_RC_RECORD_EXISTS;
 		goto out;
 	}
-	if (!cert_of_key(c, b->station)) {
+	if (!mk_cert_is_of_key(c, b->station)) {
 		e = MK_ERR_CERT_KEY;
 		goto out;
 	}
-	{
-		enum mk_cert_role role;
-
-		if ((e = mk_cert_role_of(c, &role)) != MK_OK)
-			goto out;
-		if (role != MK_ROLE_MANUFACTURING) {
-			e = MK_ERR_CERT_ROLE;
-			goto out;
-		}
+	if ((e = mk_cert_role_of(c, &role)) != MK_OK)
+		goto out;
+	if (role != MK_ROLE_MANUFACTURING) {
+		e = MK_ERR_CERT_ROLE;
+		goto out;
 	}
-	(void)req;
 	b->station_cert = c;
 	c = NULL;
 	if ((e = box_save(b)) != MK_OK) {
@@ -213,15 +188,6 @@ out:
 
 /* ---- Brass: the registration service ------------------------------------------------ */
 
-static enum mk_err sha256(const uint8_t *p, size_t n, uint8_t out[static 32])
-{
-	unsigned int len = 0;
-
-	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
-		return MK_ERR_CRYPTO;
-	return MK_OK;
-}
-
 /* The domain process serving this request, with its registration keys. */
 static enum mk_err registrar(struct mk_box *b, const char *domain, struct box_domain **dp)
 {
@@ -247,8 +213,8 @@ static enum mk_err transport_chain(const struct box_domain *d, struct mk_tlv_rea
 	enum mk_err e;
 
 	*trp = NULL;
-	if ((e = param_cert(params, 0x01, &mder, &mn, &mfg)) == MK_OK &&
-	    (e = param_cert(params, 0x02, tderp, tnp, trp)) == MK_OK)
+	if ((e = mk_cert_tlv_get(params, 0x01, &mder, &mn, &mfg)) == MK_OK &&
+	    (e = mk_cert_tlv_get(params, 0x02, tderp, tnp, trp)) == MK_OK)
 		e = mk_cert_verify(d->root, mfg, *trp, MK_ROLE_TRANSPORT, t);
 	X509_free(mfg);
 	if (e != MK_OK) {
@@ -286,7 +252,7 @@ enum mk_err box_cmd_reg_challenge(void *box, const struct mk_box_request *req,
 	if (d->npending == BOX_REG_PENDING_MAX)
 		box_reg_pending_drop(d, 0);
 	q = &d->pending[d->npending];
-	if ((e = sha256(tder, tn, q->transport_fp)) != MK_OK || (e = mk_ec_keygen(b->rng, &eph)) != MK_OK ||
+	if ((e = mk_sha256(tder, tn, q->transport_fp)) != MK_OK || (e = mk_ec_keygen(b->rng, &eph)) != MK_OK ||
 	    (e = mk_ec_pub_encode(eph, q->server)) != MK_OK || (e = mk_ec_priv_export(eph, &q->eph)) != MK_OK)
 		goto fail;
 	q->time = req->time;
@@ -438,7 +404,7 @@ enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
 	box_reg_pending_drop(d, (size_t)i);
 	if ((e = box_save(b)) != MK_OK)
 		goto out;
-	if ((e = sha256(tder, tn, fp)) != MK_OK)
+	if ((e = mk_sha256(tder, tn, fp)) != MK_OK)
 		goto out;
 	if (CRYPTO_memcmp(fp, pfp, sizeof(fp)) != 0 || req->time < given ||
 	    req->time - given > BOX_REG_CHALLENGE_LIFE) {

@@ -487,6 +487,19 @@ enum mk_err mk_tlv_get_bytes(struct mk_tlv_reader *r, uint8_t tag, size_t min, s
 	return MK_OK;
 }
 
+enum mk_err mk_tlv_get_fixed(struct mk_tlv_reader *r, uint8_t tag, uint8_t *out, size_t n)
+{
+	const uint8_t *p;
+	struct mk_buf v;
+	size_t got;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_bytes(r, tag, n, n, &p, &got)) != MK_OK)
+		return e;
+	mk_buf_init_view(&v, p, got);
+	return mk_buf_get_bytes(&v, out, n);
+}
+
 enum mk_err mk_tlv_get_string(struct mk_tlv_reader *r, uint8_t tag, size_t min, size_t max,
                               char *out, size_t outsize)
 {

@@ -6,14 +6,26 @@
  * challenge), agree on Z, derive MacKey with the ANSI X9.63 KDF (SHA-256),
  * and each proves it holds the same MacKey with a MAC over both identities
  * and both ephemeral keys: KC_2_U from the meter (party U), KC_2_V from the
- * registration service (party V). Layout: docs/formats.md §10.
+ * registration service (party V). The layout: docs/internals/pki.md. Also
+ * the SHA-256 fingerprints the registration keeps of challenges and
+ * certificates.
  */
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "crypto/crypto_int.h"
 #include "meterkey/buf.h"
+
+enum mk_err mk_sha256(const void *p, size_t n, uint8_t out[static MK_SHA256_LEN])
+{
+	unsigned int len = 0;
+
+	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != MK_SHA256_LEN)
+		return MK_ERR_CRYPTO;
+	return MK_OK;
+}
 
 /* The KDF's SharedInfo prefix: binds MacKey to this protocol and version. */
 static const char kc_label[] = "meterkey registration key confirmation v1";

@@ -473,20 +473,6 @@ enum mk_err mk_meter_get_cert(struct mk_meter_conn *c, int role, struct mk_buf *
 	return e;
 }
 
-/* Copies exactly n bytes of element tag into dst. */
-static enum mk_err get_fixed(struct mk_tlv_reader *r, uint8_t tag, uint8_t *dst, size_t n)
-{
-	const uint8_t *p;
-	struct mk_buf v;
-	size_t got;
-	enum mk_err e;
-
-	if ((e = mk_tlv_get_bytes(r, tag, n, n, &p, &got)) != MK_OK)
-		return e;
-	mk_buf_init_view(&v, p, got);
-	return mk_buf_get_bytes(&v, dst, n);
-}
-
 enum mk_err mk_meter_reg_start(struct mk_meter_conn *c, const uint8_t server[static 65],
                                const uint8_t *domain_cert, size_t dn, struct mk_buf *csr_out,
                                uint8_t sig_out[static 64], uint8_t product_out[static 65],
@@ -511,9 +497,9 @@ enum mk_err mk_meter_reg_start(struct mk_meter_conn *c, const uint8_t server[sta
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
 	if ((e = mk_tlv_get_bytes(&r, 1, 1, MK_METER_CERT_MAX, &p, &n)) != MK_OK ||
-	    (e = mk_buf_put_bytes(csr_out, p, n)) != MK_OK || (e = get_fixed(&r, 2, sig_out, 64)) != MK_OK ||
-	    (e = get_fixed(&r, 3, product_out, 65)) != MK_OK ||
-	    (e = get_fixed(&r, 4, proof_out, MK_METER_PROOF_LEN)) != MK_OK)
+	    (e = mk_buf_put_bytes(csr_out, p, n)) != MK_OK || (e = mk_tlv_get_fixed(&r, 2, sig_out, 64)) != MK_OK ||
+	    (e = mk_tlv_get_fixed(&r, 3, product_out, 65)) != MK_OK ||
+	    (e = mk_tlv_get_fixed(&r, 4, proof_out, MK_METER_PROOF_LEN)) != MK_OK)
 		goto out;
 	e = mk_tlv_reader_end(&r);
 out:

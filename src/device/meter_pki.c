@@ -45,17 +45,6 @@ static void der_clear(struct mk_meter_der *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* A certificate element of the request (tag), decoded. */
-static enum mk_err param_cert(struct mk_tlv_reader *p, uint8_t tag, const uint8_t **derp,
-                              size_t *np, X509 **cp)
-{
-	enum mk_err e;
-
-	if ((e = mk_tlv_get_bytes(p, tag, 1, MK_METER_CERT_MAX, derp, np)) != MK_OK)
-		return e;
-	return mk_cert_from_der(*derp, *np, cp);
-}
-
 /* A P-256 key pair rebuilt from a stored scalar. */
 static enum mk_err key_from_scalar(const uint8_t scalar[static 32], EVP_PKEY **kp)
 {
@@ -94,28 +83,15 @@ out:
  * another key, MK_ERR_CERT_FORMAT for another subject. */
 static enum mk_err cert_is_mine(X509 *c, EVP_PKEY *key, const struct mk_meter_info *in)
 {
-	uint8_t a[MK_EC_PUB_LEN], b[MK_EC_PUB_LEN];
 	char id[MK_CERT_CN_MAX + 1];
 	struct mk_cert_info ci;
-	EVP_PKEY *pub = X509_get0_pubkey(c);
 	enum mk_err e;
 
-	if (pub == NULL || mk_ec_pub_encode(pub, a) != MK_OK || mk_ec_pub_encode(key, b) != MK_OK ||
-	    memcmp(a, b, sizeof(a)) != 0)
+	if (!mk_cert_is_of_key(c, key))
 		return MK_ERR_CERT_KEY;
 	if ((e = mk_cert_get_info(c, &ci)) != MK_OK || (e = mk_meter_id(in, id, sizeof(id))) != MK_OK)
 		return e;
 	return strcmp(ci.common_name, id) == 0 ? MK_OK : MK_ERR_CERT_FORMAT;
-}
-
-/* SHA-256 of a server challenge: what the meter remembers of it. */
-static enum mk_err fingerprint(const uint8_t *p, size_t n, uint8_t out[static 32])
-{
-	unsigned int len = 0;
-
-	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
-		return MK_ERR_CRYPTO;
-	return MK_OK;
 }
 
 /* ---- Manufacture ------------------------------------------------------------------ */
@@ -131,7 +107,7 @@ enum mk_err mk_meter_h_load_root(void *box, const struct mk_box_request *req,
 	enum mk_err e;
 
 	(void)res;
-	if ((e = param_cert(p, 1, &der, &n, &root)) != MK_OK)
+	if ((e = mk_cert_tlv_get(p, 1, &der, &n, &root)) != MK_OK)
 		goto out;
 	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.pki != MK_METER_PKI_BLANK) {
 		e = MK_ERR_STATE;
@@ -196,8 +172,8 @@ enum mk_err mk_meter_h_load_transport(void *box, const struct mk_box_request *re
 	enum mk_err e;
 
 	(void)res;
-	if ((e = param_cert(p, 1, &mder, &mn, &mfg)) != MK_OK ||
-	    (e = param_cert(p, 2, &tder, &tn, &tr)) != MK_OK)
+	if ((e = mk_cert_tlv_get(p, 1, &mder, &mn, &mfg)) != MK_OK ||
+	    (e = mk_cert_tlv_get(p, 2, &tder, &tn, &tr)) != MK_OK)
 		goto out;
 	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.pki != MK_METER_PKI_KEYED) {
 		e = MK_ERR_STATE;
@@ -296,7 +272,7 @@ enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
 	OPENSSL_cleanse(reg, sizeof(*reg));
 	memset(&o, 0, sizeof(o));
 	if ((e = mk_tlv_get_bytes(p, 1, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &server, &sn)) != MK_OK ||
-	    (e = param_cert(p, 2, &dder, &dn, &dc)) != MK_OK)
+	    (e = mk_cert_tlv_get(p, 2, &dder, &dn, &dc)) != MK_OK)
 		goto out;
 	if (mk_ec_pub_decode(server, &spub) != MK_OK) {
 		e = MK_ERR_CMD_PARAM_SYNTAX;
@@ -316,7 +292,7 @@ enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
 		e = MK_RC_WRONG_DOMAIN;
 		goto out;
 	}
-	if ((e = fingerprint(server, sn, fp)) != MK_OK)
+	if ((e = mk_sha256(server, sn, fp)) != MK_OK)
 		goto out;
 	if (st->cur.pki.has_challenge && CRYPTO_memcmp(fp, st->cur.pki.last_challenge, 32) == 0) {
 		e = MK_ERR_CHALLENGE;
@@ -382,7 +358,7 @@ enum mk_err mk_meter_h_reg_finish(void *box, const struct mk_box_request *req,
 	enum mk_err e;
 
 	(void)res;
-	if ((e = param_cert(p, 1, &oder, &on, &oc)) != MK_OK ||
+	if ((e = mk_cert_tlv_get(p, 1, &oder, &on, &oc)) != MK_OK ||
 	    (e = mk_tlv_get_bytes(p, 2, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN, &proof, &pn)) != MK_OK)
 		goto out;
 	if (!reg->active || st->cur.info.state == MK_METER_RETIRED ||

@@ -1000,6 +1000,20 @@ enum mk_err mk_kms_meter_create(struct mk_kms *k, const char *product_code, cons
 
 static enum mk_err connect_meter(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp);
 
+/* Connects to meter_id and reads its state into *info. On failure *cp may
+ * be set all the same: the caller disconnects it. */
+static enum mk_err connect_meter_info(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp,
+                                      struct mk_meter_info *info)
+{
+	enum mk_err e;
+
+	if ((e = connect_meter(k, meter_id, cp)) != MK_OK)
+		return e;
+	if ((e = mk_meter_get_info(*cp, info)) != MK_OK)
+		return fail(k, e, "meter %s did not answer", meter_id);
+	return MK_OK;
+}
+
 /* ---- The device PKI: manufacture (Figs. 2-3) --------------------------------------------- */
 
 /* The DER of certificate element tag of a box's result into out. */
@@ -1659,12 +1673,8 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 		return fail(k, MK_ERR_INVALID_ARG, "country \"%s\" is not a sub-domain ID", country);
 	if (date > mk_kms_now(k))
 		return fail(k, MK_RC_TIME_NOT_INCREASING, "registration date after the KMS time");
-	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+	if ((e = connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
 		goto out;
-	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
-		fail(k, e, "meter %s did not answer", meter_id);
-		goto out;
-	}
 	if (info.nkeys == 0) {
 		e = fail(k, MK_ERR_STATE, "meter %s holds no key", meter_id);
 		goto out;
@@ -1745,12 +1755,8 @@ enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id)
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+	if ((e = connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
 		goto out;
-	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
-		fail(k, e, "meter %s did not answer", meter_id);
-		goto out;
-	}
 	if (info.state == MK_METER_RETIRED) {
 		e = fail(k, MK_ERR_STATE, "meter %s is retired already", meter_id);
 		goto out;
@@ -1900,12 +1906,8 @@ enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const cha
 	memset(&f, 0, sizeof(f));
 	if (!mk_domain_id_valid(vendor) || origin == NULL || strlen(origin) >= sizeof(f.origin))
 		return fail(k, MK_ERR_INVALID_ARG, "vendor domain or origin postal code malformed");
-	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+	if ((e = connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
 		goto out;
-	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
-		fail(k, e, "meter %s did not answer", meter_id);
-		goto out;
-	}
 	/* the postal domain: the meter's one key that is not the vendor's */
 	for (size_t i = 0; i < info.nkeys; i++) {
 		if (strcmp(info.keys[i].domain, vendor) == 0)
@@ -2101,8 +2103,6 @@ static enum mk_err pki_register(struct mk_kms *k, struct mk_meter_conn *mc, cons
 	struct mk_tlv_writer w;
 	struct mk_tlv_reader r;
 	struct mk_box *b = NULL;
-	const uint8_t *p;
-	size_t n;
 	int64_t now = mk_kms_now(k); /* one time for the service and the meter */
 	enum mk_err e;
 
@@ -2122,10 +2122,8 @@ static enum mk_err pki_register(struct mk_kms *k, struct mk_meter_conn *mc, cons
 	    (e = call(k, b, MK_CMD_REG_CHALLENGE, domain, now, x.params, x.res)) != MK_OK)
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
-		goto out;
-	memcpy(server, p, sizeof(server));
-	if ((e = result_der(&r, 0x02, x.dc)) != MK_OK)
+	if ((e = mk_tlv_get_fixed(&r, 0x01, server, sizeof(server))) != MK_OK ||
+	    (e = result_der(&r, 0x02, x.dc)) != MK_OK)
 		goto out;
 	/* steps 225-255: the meter */
 	if ((e = mk_meter_reg_start(mc, server, mk_buf_data(x.dc), mk_buf_len(x.dc), x.csr, sig, product,
@@ -2149,9 +2147,8 @@ static enum mk_err pki_register(struct mk_kms *k, struct mk_meter_conn *mc, cons
 		goto out;
 	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
 	if ((e = result_der(&r, 0x01, x.op)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(&r, 0x02, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN, &p, &n)) != MK_OK)
+	    (e = mk_tlv_get_fixed(&r, 0x02, proof_v, sizeof(proof_v))) != MK_OK)
 		goto out;
-	memcpy(proof_v, p, sizeof(proof_v));
 	/* step 285: the meter checks and unlocks */
 	if ((e = mk_meter_reg_finish(mc, mk_buf_data(x.op), mk_buf_len(x.op), proof_v)) != MK_OK) {
 		fail(k, e, "meter %s refused its operation certificate", meter_id);
@@ -2230,12 +2227,8 @@ enum mk_err mk_kms_meter_authenticate(struct mk_kms *k, const char *meter_id)
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if ((e = connect_meter(k, meter_id, &mc)) != MK_OK)
+	if ((e = connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
 		goto out;
-	if ((e = mk_meter_get_info(mc, &info)) != MK_OK) {
-		fail(k, e, "meter %s did not answer", meter_id);
-		goto out;
-	}
 	if (info.pki == MK_METER_PKI_OPERATIONAL)
 		goto out; /* done already */
 	if (info.pki != MK_METER_PKI_LOCKED || info.nkeys == 0) {
