@@ -1,0 +1,202 @@
+/*
+ * Franking and what the verifier needs of the KMS (issue 5): a domain's box
+ * found and opened for a session of requests, a domain's token length,
+ * franking and credit through a meter, token key distribution (claims 5-8).
+ * The verifier itself is verify.c. docs/internals/kms.md.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/file_int.h"
+#include "kms/kms_int.h"
+#include "meterkey/tlv.h"
+
+/* ---- Verification and franking (issue 5) -------------------------------------------------- */
+
+enum mk_err mk_kms_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                              char id[static MK_BOX_ID_LEN + 1])
+{
+	return kms_pick_box(k, t, domain, NULL, id);
+}
+
+enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	return kms_open_box(k, id, bp);
+}
+
+enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain, struct mk_box **bp)
+{
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_err e;
+
+	*bp = NULL;
+	if ((e = kms_pick_box(k, t, domain, NULL, id)) != MK_OK)
+		return e;
+	return kms_open_box(k, id, bp);
+}
+
+enum mk_err mk_kms_box_request(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
+                               const struct mk_buf *params, struct mk_buf *result)
+{
+	return kms_call(k, b, cmd, domain, mk_kms_now(k), params, result);
+}
+
+uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
+{
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(65);
+	unsigned v = MK_TOKEN_LEN_DEFAULT;
+
+	if (b != NULL && kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) &&
+	    mk_file_read(path, 64, b) == MK_OK && mk_buf_put_u8(b, 0) == MK_OK &&
+	    (sscanf((const char *)mk_buf_data(b), "token_len %u", &v) != 1 || v < MK_TOKEN_LEN_MIN ||
+	     v > MK_TOKEN_LEN_MAX))
+		v = MK_TOKEN_LEN_DEFAULT;
+	mk_buf_free(b);
+	return (uint8_t)v;
+}
+
+enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const char *vendor, uint32_t postage,
+                               const char *origin, uint32_t day, bool sign, size_t count, struct mk_indicium *out,
+                               size_t *donep)
+{
+	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
+	struct mk_meter_frank f;
+	enum mk_err e;
+	int hv = 0;
+
+	k->detail[0] = '\0';
+	*donep = 0;
+	if (vendor == NULL)
+		vendor = "VE";
+	memset(&f, 0, sizeof(f));
+	if (!mk_domain_id_valid(vendor) || origin == NULL || strlen(origin) >= sizeof(f.origin))
+		return kms_fail(k, MK_ERR_INVALID_ARG, "vendor domain or origin postal code malformed");
+	if ((e = kms_connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
+		goto out;
+	/* the postal domain: the meter's one key that is not the vendor's */
+	for (size_t i = 0; i < info.nkeys; i++) {
+		if (strcmp(info.keys[i].domain, vendor) == 0)
+			hv = 1;
+		else if (f.postal[0] == '\0')
+			snprintf(f.postal, sizeof(f.postal), "%s", info.keys[i].domain);
+	}
+	if (!hv || f.postal[0] == '\0') {
+		e = kms_fail(k, MK_RC_DOMAIN_UNKNOWN, "meter %s does not hold a %s key and a postal key", meter_id, vendor);
+		goto out;
+	}
+	snprintf(f.vendor, sizeof(f.vendor), "%s", vendor);
+	snprintf(f.origin, sizeof(f.origin), "%s", origin);
+	f.vendor_token_len = mk_kms_token_len(k, f.vendor);
+	f.postal_token_len = mk_kms_token_len(k, f.postal);
+	f.postage = postage;
+	f.day = day;
+	f.sign = sign;
+	for (size_t i = 0; i < count; i++) {
+		if ((e = mk_meter_frank(mc, &f, &out[i])) != MK_OK) {
+			kms_fail(k, e, "meter %s refused to frank (piece %zu of %zu)", meter_id, i + 1, count);
+			goto out;
+		}
+		(*donep)++;
+	}
+out:
+	mk_meter_disconnect(mc);
+	return e;
+}
+
+enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, uint64_t amount)
+{
+	struct mk_meter_conn *mc = NULL;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((e = kms_connect_meter(k, meter_id, &mc)) != MK_OK)
+		return e;
+	if ((e = mk_meter_credit(mc, amount)) != MK_OK)
+		kms_fail(k, e, "meter %s refused the credit", meter_id);
+	mk_meter_disconnect(mc);
+	return e;
+}
+
+struct dist_ctx {
+	struct mk_kms *k;
+	const char *domain, *meter;
+	uint32_t period;
+	struct mk_box *b;
+	size_t count;
+	enum mk_err e;
+};
+
+/* One meter: its ACTIVE key of the domain, if any, gets its token key record. */
+static int distribute_one(void *ctx, const struct mk_kms_meter *m)
+{
+	struct dist_ctx *x = ctx;
+	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_token_key_record *tk = calloc(1, sizeof(*tk));
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e = MK_OK;
+
+	if (enc == NULL || params == NULL || res == NULL || rec == NULL || tk == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (x->meter != NULL && strcmp(x->meter, m->id) != 0)
+		goto out;
+	for (size_t i = 0; i < m->info.nkeys; i++) {
+		if (strcmp(m->info.keys[i].domain, x->domain) != 0 || m->status[i] != MK_KEY_ACTIVE)
+			continue;
+		mk_buf_reset(enc);
+		mk_buf_reset(params);
+		mk_tlv_writer_init(&w, params);
+		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK ||
+		    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
+		    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+		    (e = mk_tlv_put_u32(&w, 0x02, x->period)) != MK_OK ||
+		    (e = kms_call(x->k, x->b, MK_CMD_DISTRIBUTE, x->domain, mk_kms_now(x->k), params, res)) != MK_OK)
+			goto out;
+		mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+		if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
+		    (e = mk_token_key_record_decode(p, n, tk)) != MK_OK)
+			goto out;
+		e = mk_archive_put_token_key(x->k->archive, tk);
+		if (e == MK_RC_RECORD_EXISTS)
+			e = MK_OK; /* distributed before: the record stands */
+		else if (e != MK_OK)
+			goto out;
+		else
+			x->count++;
+	}
+out:
+	mk_buf_free(enc);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	free(rec);
+	free(tk);
+	x->e = e;
+	return e != MK_OK;
+}
+
+enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t period, const char *meter_id,
+                              size_t *countp)
+{
+	struct dist_ctx x = { k, domain, meter_id, period, NULL, 0, MK_OK };
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	*countp = 0;
+	if ((e = kms_check_domains(k, &domain, 1)) != MK_OK || (e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &x.b)) != MK_OK)
+		return e;
+	if ((e = mk_kms_meter_list(k, distribute_one, &x)) == MK_OK)
+		e = x.e;
+	if (e != MK_OK && k->detail[0] == '\0')
+		kms_fail(k, e, "token key distribution in %s stopped", domain);
+	mk_box_free(x.b);
+	*countp = x.count;
+	return e;
+}

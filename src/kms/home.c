@@ -1,0 +1,531 @@
+/*
+ * The KMS's home directory and what every flow shares: opening and closing,
+ * paths and small files, boxes.conf (the public configuration table), opening
+ * boxes and the box call, the archive's refusal log, reaching meters. The
+ * flows are in init.c, keys.c, register.c, pki.c and frank.c; the helpers
+ * they share are declared, each with its contract, in kms_int.h.
+ * docs/internals/kms.md.
+ *
+ * Every box exchange is an encoded request and an encoded response
+ * (mk_box_call), as it would be to a box in another process. A box refusal
+ * is logged in the domain's error log and reported with the box, the step
+ * and the check that failed; the archive changes only by the records the
+ * boxes signed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/file_int.h"
+#include "kms/kms_int.h"
+#include "meterkey/pki.h"
+#include "meterkey/tlv.h"
+
+static const struct {
+	uint16_t code;
+	const char *name;
+} cmd_names[] = {
+	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID" },   { MK_CMD_ADD_DOMAIN, "Add Domain" },
+	{ MK_CMD_STATUS, "Status" },                  { MK_CMD_SET_FIRST_ID, "Set First Secure Box ID" },
+	{ MK_CMD_CREATE_DOMAIN, "Create Domain" },    { MK_CMD_INIT_BOX, "Initialise Box" },
+	{ MK_CMD_ACCEPT_BOX, "Accept Box" },          { MK_CMD_MAKE_PROCESS, "Make Domain Process" },
+	{ MK_CMD_GENERATE_KEY, "Generate Key (MI1)" }, { MK_CMD_INSTALL_KEY, "Install Key (MI4')" },
+	{ MK_CMD_CONFIRM_INSTALL, "Confirm Key Installed (MI8)" },
+	{ MK_CMD_REGISTER, "Register Key (MR2)" },    { MK_CMD_OBSOLETE, "Obsolete Key" },
+	{ MK_CMD_ABANDON, "Abandon Key" },             { MK_CMD_DISTRIBUTE, "Distribute Token Key" },
+	{ MK_CMD_VERIFY, "Verify" },                   { MK_CMD_TIN_VERIFY, "Verify" },
+	{ MK_CMD_STATION_CERT, "Load Station Certificate" },
+	{ MK_CMD_ISSUE_TRANSPORT, "Issue Transport Certificate" },
+	{ MK_CMD_REG_CHALLENGE, "Registration Challenge" },
+	{ MK_CMD_REG_COMPLETE, "Registration Complete" },
+};
+
+static const char *cmd_name(uint16_t code)
+{
+	for (size_t i = 0; i < sizeof(cmd_names) / sizeof(cmd_names[0]); i++)
+		if (cmd_names[i].code == code)
+			return cmd_names[i].name;
+	return "?";
+}
+
+enum mk_err kms_fail(struct mk_kms *k, enum mk_err e, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(k->detail, sizeof(k->detail), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(k->detail))
+		snprintf(k->detail + n, sizeof(k->detail) - (size_t)n, ": %s (%s)", mk_strerror(e),
+		         mk_err_name(e));
+	return e;
+}
+
+const char *mk_kms_detail(const struct mk_kms *k)
+{
+	return k->detail;
+}
+
+struct mk_archive *mk_kms_archive(struct mk_kms *k)
+{
+	return k->archive;
+}
+
+const char *mk_kms_home(const struct mk_kms *k)
+{
+	return k->home;
+}
+
+int64_t mk_kms_now(const struct mk_kms *k)
+{
+	return k->time != 0 ? k->time : (int64_t)time(NULL);
+}
+
+/* ---- Paths and small files ---------------------------------------------------------- */
+
+int kms_pathf(const struct mk_kms *k, char *out, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(out, cap, "%s/", k->home);
+
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	va_start(ap, fmt);
+	{
+		int m = vsnprintf(out + n, cap - (size_t)n, fmt, ap);
+
+		va_end(ap);
+		return m >= 0 && (size_t)m < cap - (size_t)n;
+	}
+}
+
+static enum mk_err ensure_dir(const char *path)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return MK_ERR_IO;
+	return MK_OK;
+}
+
+enum mk_err kms_write_file(const char *path, const uint8_t *p, size_t n)
+{
+	return mk_file_replace(path, p, n, 0, NULL, NULL);
+}
+
+/* A certificate in DER, written as PEM. */
+enum mk_err kms_write_cert_pem(const uint8_t *der, size_t n, const char *path)
+{
+	X509 *c = NULL;
+	enum mk_err e;
+
+	if ((e = mk_cert_from_der(der, n, &c)) == MK_OK)
+		e = mk_cert_write_pem(c, path);
+	X509_free(c);
+	return e;
+}
+
+/* Reads a small file of the home. */
+enum mk_err kms_read_home_file(struct mk_kms *k, const char *path, size_t max, struct mk_buf *out)
+{
+	enum mk_err e = mk_file_read(path, max, out);
+
+	if (e != MK_OK)
+		return kms_fail(k, e == MK_ERR_IO && access(path, F_OK) != 0 ? MK_ERR_NOT_FOUND : e, "cannot read %s",
+		                path + strlen(k->home) + 1);
+	return MK_OK;
+}
+
+/* Where a step's evidence waits (kdc/) or its confirmation is kept
+ * (confirmations/): <dir>/<domain>.<key ID>.<ext>. */
+int kms_step_path(const struct mk_kms *k, char *out, size_t cap, const char *dir, const char *domain,
+                  uint64_t key_id, const char *ext)
+{
+	return kms_pathf(k, out, cap, "%s/%s.%llu.%s", dir, domain, (unsigned long long)key_id, ext);
+}
+
+/* Keeps a box's signed confirmation (MI10, MR4) for the Key Distribution
+ * Computer and the auditors. Losing it loses no state: the archive holds
+ * the record it confirms. */
+void kms_keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const char *domain,
+                           uint64_t key_id, const char *ext)
+{
+	char path[PATH_MAX];
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if (mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n) == MK_OK &&
+	    mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &p, &n) == MK_OK &&
+	    kms_step_path(k, path, sizeof(path), "confirmations", domain, key_id, ext))
+		(void)!kms_write_file(path, p, n);
+}
+
+/* ---- boxes.conf: the public configuration table ----------------------------------- */
+
+enum mk_err kms_conf_load(struct mk_kms *k)
+{
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(KMS_CONF_MAX + 1);
+	enum mk_err r;
+	char *text, *line, *save = NULL;
+
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	k->nboxes = 0;
+	if (!kms_pathf(k, path, sizeof(path), "boxes.conf")) {
+		mk_buf_free(b);
+		return MK_ERR_INVALID_ARG;
+	}
+	if ((r = mk_file_read(path, KMS_CONF_MAX, b)) != MK_OK) {
+		mk_buf_free(b);
+		return access(path, F_OK) != 0 ? MK_OK : r;
+	}
+	if ((r = mk_buf_put_u8(b, 0)) != MK_OK || (text = strdup((const char *)mk_buf_data(b))) == NULL) {
+		mk_buf_free(b);
+		return r != MK_OK ? r : MK_ERR_NOMEM;
+	}
+	mk_buf_free(b);
+	r = MK_OK;
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char *tok, *s2 = NULL;
+		struct kms_box *x;
+
+		if (k->nboxes == KMS_MAX_BOXES) {
+			r = MK_ERR_STATE;
+			break;
+		}
+		x = &k->boxes[k->nboxes];
+		memset(x, 0, sizeof(*x));
+		if ((tok = strtok_r(line, " ", &s2)) == NULL || strlen(tok) != MK_BOX_ID_LEN ||
+		    !mk_box_id_valid(tok)) {
+			r = MK_ERR_STATE;
+			break;
+		}
+		memcpy(x->id, tok, MK_BOX_ID_LEN + 1);
+		while ((tok = strtok_r(NULL, " ", &s2)) != NULL) {
+			if (x->ndomains == MK_BOX_MAX_DOMAINS || !mk_domain_id_valid(tok)) {
+				r = MK_ERR_STATE;
+				break;
+			}
+			strcpy(x->domains[x->ndomains++], tok);
+		}
+		if (r != MK_OK)
+			break;
+		k->nboxes++;
+	}
+	free(text);
+	return r;
+}
+
+enum mk_err kms_conf_store(struct mk_kms *k)
+{
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(KMS_CONF_MAX);
+	enum mk_err r = MK_OK;
+
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < k->nboxes && r == MK_OK; i++) {
+		r = mk_buf_put_bytes(b, k->boxes[i].id, MK_BOX_ID_LEN);
+		for (size_t j = 0; j < k->boxes[i].ndomains && r == MK_OK; j++)
+			if ((r = mk_buf_put_u8(b, ' ')) == MK_OK)
+				r = mk_buf_put_bytes(b, k->boxes[i].domains[j], strlen(k->boxes[i].domains[j]));
+		if (r == MK_OK)
+			r = mk_buf_put_u8(b, '\n');
+	}
+	if (r == MK_OK)
+		r = kms_pathf(k, path, sizeof(path), "boxes.conf") ? kms_write_file(path, mk_buf_data(b), mk_buf_len(b))
+		                                               : MK_ERR_INVALID_ARG;
+	mk_buf_free(b);
+	return r;
+}
+
+struct kms_box *kms_conf_find(struct mk_kms *k, const char *id)
+{
+	for (size_t i = 0; i < k->nboxes; i++)
+		if (strcmp(k->boxes[i].id, id) == 0)
+			return &k->boxes[i];
+	return NULL;
+}
+
+int kms_serves(const struct kms_box *x, const char *domain)
+{
+	for (size_t j = 0; j < x->ndomains; j++)
+		if (strcmp(x->domains[j], domain) == 0)
+			return 1;
+	return 0;
+}
+
+/* The box of type t serving domain: want names one ("" or NULL: the first). */
+enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                         const char *want, char id[static MK_BOX_ID_LEN + 1])
+{
+	for (size_t i = 0; i < k->nboxes; i++) {
+		const struct kms_box *x = &k->boxes[i];
+
+		if (x->id[0] != (char)t || (domain != NULL && !kms_serves(x, domain)))
+			continue;
+		if (want != NULL && want[0] != '\0' && strcmp(want, x->id) != 0)
+			continue;
+		memcpy(id, x->id, MK_BOX_ID_LEN + 1);
+		return MK_OK;
+	}
+	if (want != NULL && want[0] != '\0')
+		return kms_fail(k, MK_RC_BOX_ID_INVALID, "no box %s serving domain %s in this home", want,
+		                domain != NULL ? domain : "-");
+	return kms_fail(k, MK_RC_RESOURCE_UNAVAILABLE, "no %s box serving domain %s in this home",
+	                t == MK_BOX_OAK     ? "Oak"
+	                : t == MK_BOX_STEEL ? "Steel"
+	                : t == MK_BOX_BRASS ? "Brass"
+	                : t == MK_BOX_TIN   ? "Tin"
+	                                    : "Manufacturing",
+	                domain != NULL ? domain : "-");
+}
+
+/* ---- Opening boxes ------------------------------------------------------------------- */
+
+/* Reads every share file of box id (<id>.<i>.share) in the shares directory. */
+static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share **shares,
+                               size_t *np)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	enum mk_err r = MK_OK;
+	size_t n = 0, idlen = strlen(id);
+
+	*np = 0;
+	if ((d = opendir(k->shares)) == NULL)
+		return MK_ERR_SHARE_TOO_FEW;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
+		    strcmp(de->d_name + len - 6, ".share") != 0)
+			continue;
+		if (n == MK_SHARE_COUNT_MAX) {
+			r = MK_ERR_SHARE_PARAMS;
+			break;
+		}
+		if (snprintf(path, sizeof(path), "%s/%s", k->shares, de->d_name) >= (int)sizeof(path) ||
+		    (r = mk_share_read_file(path, &shares[n])) != MK_OK)
+			break;
+		n++;
+	}
+	closedir(d);
+	*np = n;
+	return r != MK_OK ? r : n == 0 ? MK_ERR_SHARE_TOO_FEW : MK_OK;
+}
+
+enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { 0 };
+	char boxes[PATH_MAX];
+	size_t n = 0;
+	enum mk_err r;
+
+	*bp = NULL;
+	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes"))
+		return MK_ERR_INVALID_ARG;
+	if ((r = load_shares(k, id, shares, &n)) == MK_OK)
+		r = mk_box_open(boxes, k->shares, id, (const struct mk_share *const *)shares, n, bp);
+	mk_share_free_array(shares, n);
+	if (r != MK_OK)
+		return kms_fail(k, r, "box %s stays disabled (shares from %s)", id, k->shares);
+	return MK_OK;
+}
+
+/* One request to box b; on success the result (a TLV sequence) in result. */
+enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
+                     int64_t time, const struct mk_buf *params, struct mk_buf *result)
+{
+	struct mk_box_request rq = { cmd, "", time, NULL, 0 };
+	struct mk_box_response rs;
+	struct mk_buf *req = mk_buf_new(KMS_MSG_CAP), *resp = mk_buf_new(KMS_MSG_CAP);
+	enum mk_err r;
+
+	if (req == NULL || resp == NULL) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (domain != NULL)
+		snprintf(rq.domain, sizeof(rq.domain), "%s", domain);
+	if (params != NULL) {
+		rq.params = mk_buf_data(params);
+		rq.params_len = mk_buf_len(params);
+	}
+	if ((r = mk_box_request_encode(&rq, req)) != MK_OK ||
+	    (r = mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp)) != MK_OK ||
+	    (r = mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs)) != MK_OK)
+		goto out;
+	if (rs.level != 0 || rs.code != MK_OK) {
+		r = rs.code != MK_OK ? (enum mk_err)rs.code : MK_ERR_INTERNAL;
+		kms_fail(k, r, "%s box %s refused %s%s%s", mk_box_get_type(b) == MK_BOX_OAK ? "Oak"
+		                                           : mk_box_get_type(b) == MK_BOX_STEEL ? "Steel"
+		                                           : mk_box_get_type(b) == MK_BOX_BRASS ? "Brass"
+		                                           : mk_box_get_type(b) == MK_BOX_TIN   ? "Tin"
+		                                                                              : "Manufacturing",
+		         mk_box_get_id(b), cmd_name(cmd), domain != NULL ? " in domain " : "",
+		         domain != NULL ? domain : "");
+		goto out;
+	}
+	mk_buf_reset(result);
+	r = mk_buf_put_bytes(result, rs.result, rs.result_len);
+out:
+	mk_buf_free(req);
+	mk_buf_free(resp); /* wiped */
+	return r;
+}
+
+/* ---- The archive ----------------------------------------------------------------------- */
+
+enum mk_err kms_check_domains(struct mk_kms *k, const char *const *domains, size_t n)
+{
+	uint64_t last;
+
+	for (size_t i = 0; i < n; i++)
+		if (!mk_domain_id_valid(domains[i]) || mk_archive_last_key_id(k->archive, domains[i], &last) != MK_OK)
+			return kms_fail(k, MK_RC_DOMAIN_UNKNOWN, "domain %s", domains[i]);
+	return MK_OK;
+}
+
+void kms_log_refusal(struct mk_kms *k, const char *domain, const char *box_id, uint64_t key_id,
+                     enum mk_err code)
+{
+	/* The error log is the auditor's record of refusals; a failure to write
+	 * it does not hide the refusal itself, which the caller reports. */
+	if (domain != NULL && mk_domain_id_valid(domain))
+		(void)!mk_archive_log_error(k->archive, domain, box_id != NULL ? box_id : "", key_id, code,
+		                            k->detail, mk_kms_now(k));
+}
+
+/* Archives next (a record a box signed) over the current version. */
+enum mk_err kms_archive_update(struct mk_kms *k, const struct mk_key_record *next, const char *box)
+{
+	enum mk_err e = mk_archive_update_key(k->archive, next);
+
+	if (e != MK_OK) {
+		kms_fail(k, e, "archive refused the %s record of key %s/%llu", mk_key_status_name(next->status),
+		         next->domain, (unsigned long long)next->key_id);
+		kms_log_refusal(k, next->domain, box, next->key_id, e);
+	}
+	return e;
+}
+
+/* ---- Meters ------------------------------------------------------------------------------ */
+
+int kms_ident_safe(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MK_IDENT_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+enum mk_err mk_kms_meter_path(struct mk_kms *k, const char *meter_id, char *path, size_t pathsize)
+{
+	const char *dash = strchr(meter_id, '-');
+
+	if (dash == NULL || strlen(meter_id) > MK_METER_ID_MAX || strchr(dash + 1, '-') != NULL ||
+	    strchr(meter_id, '/') != NULL || strchr(meter_id, '.') != NULL)
+		return kms_fail(k, MK_ERR_INVALID_ARG, "\"%s\" is not a meter ID (PRODUCTCODE-SEQUENCE)", meter_id);
+	if (snprintf(path, pathsize, "%s/meters/%s.nvm", k->home, meter_id) >= (int)pathsize)
+		return MK_ERR_INVALID_ARG;
+	if (access(path, F_OK) != 0)
+		return kms_fail(k, MK_ERR_NOT_FOUND, "no meter %s in this home", meter_id);
+	return MK_OK;
+}
+
+enum mk_err kms_connect_meter(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp)
+{
+	char path[PATH_MAX];
+	enum mk_err e;
+
+	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK)
+		return e;
+	if ((e = mk_meter_connect(path, cp)) != MK_OK)
+		return kms_fail(k, e, "cannot reach meter %s", meter_id);
+	mk_meter_set_time(*cp, mk_kms_now(k)); /* the meter's clock for certificates: ours */
+	return MK_OK;
+}
+
+/* Connects to meter_id and reads its state into *info. On failure *cp may
+ * be set all the same: the caller disconnects it. */
+enum mk_err kms_connect_meter_info(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp,
+                                   struct mk_meter_info *info)
+{
+	enum mk_err e;
+
+	if ((e = kms_connect_meter(k, meter_id, cp)) != MK_OK)
+		return e;
+	if ((e = mk_meter_get_info(*cp, info)) != MK_OK)
+		return kms_fail(k, e, "meter %s did not answer", meter_id);
+	return MK_OK;
+}
+
+/* ---- Opening the KMS ------------------------------------------------------------------- */
+
+enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
+{
+	static const char *const dirs[] = { "boxes", "trust", "domains", "kdc", "confirmations", "meters" };
+	char path[PATH_MAX + 16], url[PATH_MAX + 16];
+	struct mk_kms *k;
+	enum mk_err r;
+
+	if (o == NULL || o->home == NULL || kp == NULL || o->time < 0)
+		return MK_ERR_INVALID_ARG;
+	*kp = NULL;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return MK_ERR_NOMEM;
+	if (snprintf(k->home, sizeof(k->home), "%s", o->home) >= (int)sizeof(k->home) ||
+	    snprintf(k->shares, sizeof(k->shares), "%s%s", o->shares_dir != NULL ? o->shares_dir : o->home,
+	             o->shares_dir != NULL ? "" : "/shares") >= (int)sizeof(k->shares)) {
+		free(k);
+		return MK_ERR_INVALID_ARG;
+	}
+	k->time = o->time;
+	if ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK))
+		goto fail;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", k->home, dirs[i]);
+		if ((r = ensure_dir(path)) != MK_OK)
+			goto fail;
+	}
+	if ((o->archive_url != NULL ? snprintf(url, sizeof(url), "%s", o->archive_url)
+	                            : snprintf(url, sizeof(url), "sqlite:%s/archive.db", k->home)) >= (int)sizeof(url)) {
+		r = MK_ERR_INVALID_ARG;
+		goto fail;
+	}
+	if ((r = mk_archive_open(url, &k->archive)) != MK_OK) {
+		kms_fail(k, r, "cannot open the archive");
+		goto fail;
+	}
+	if ((r = kms_conf_load(k)) != MK_OK) {
+		kms_fail(k, r, "boxes.conf in the home is damaged");
+		goto fail;
+	}
+	*kp = k;
+	return MK_OK;
+fail:
+	mk_kms_close(k);
+	return r;
+}
+
+void mk_kms_close(struct mk_kms *k)
+{
+	if (k == NULL)
+		return;
+	mk_archive_close(k->archive);
+	free(k);
+}

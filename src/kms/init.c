@@ -1,0 +1,429 @@
+/*
+ * Initialisation (Figs. 22-23): the first Manufacturing Box and its trust
+ * anchors, security domains, box init and add domain, box check and list.
+ * docs/internals/kms.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/file_int.h"
+#include "kms/kms_int.h"
+#include "meterkey/tlv.h"
+
+/* ---- Initialisation ---------------------------------------------------------------------- */
+
+static enum mk_err put_policy(struct mk_tlv_writer *w, uint8_t tag, unsigned ks, unsigned ns)
+{
+	enum mk_err r;
+
+	if (ks == 0 && ns == 0)
+		return MK_OK;
+	if (ks < 2 || ks > ns || ns > MK_SHARE_COUNT_MAX)
+		return MK_ERR_SHARE_PARAMS;
+	if ((r = mk_tlv_put_u8(w, tag, (uint8_t)ks)) != MK_OK)
+		return r;
+	return mk_tlv_put_u8(w, (uint8_t)(tag + 1), (uint8_t)ns);
+}
+
+static enum mk_err first_mfg(struct mk_kms *k, char id[static MK_BOX_ID_LEN + 1])
+{
+	for (size_t i = 0; i < k->nboxes; i++)
+		if (k->boxes[i].id[0] == 'M') {
+			memcpy(id, k->boxes[i].id, MK_BOX_ID_LEN + 1);
+			return MK_OK;
+		}
+	return kms_fail(k, MK_RC_NOT_INITIALISED, "no Manufacturing Box in this home: run `meterkey init` first");
+}
+
+enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
+                        char id[static MK_BOX_ID_LEN + 1])
+{
+	char boxes[PATH_MAX], path[PATH_MAX];
+	struct mk_buf *params = mk_buf_new(64), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *b = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (first_mfg(k, id) == MK_OK) {
+		e = kms_fail(k, MK_RC_NOT_INITIALISED, "this home has a Manufacturing Box already (%s)", id);
+		goto out;
+	}
+	k->detail[0] = '\0';
+	mk_tlv_writer_init(&w, params);
+	if ((e = put_policy(&w, 0x01, kshares, nshares)) != MK_OK || !kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
+	    (e = mk_box_new(MK_BOX_MANUFACTURING, NULL, boxes, k->shares, &b)) != MK_OK ||
+	    (e = kms_call(k, b, MK_CMD_SET_FIRST_ID, NULL, mk_kms_now(k), params, res)) != MK_OK)
+		goto out;
+	/* trust/anchors: the public startup keys, as the result gave them. */
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_string(&r, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, MK_BOX_ID_LEN + 1)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, 0x02, 1, 1024, &p, &n)) != MK_OK)
+		goto out;
+	if (!kms_pathf(k, path, sizeof(path), "trust/anchors") || (e = kms_write_file(path, p, n)) != MK_OK)
+		goto out;
+	/* the provider root certificate, for everyone who checks a chain */
+	if ((e = mk_tlv_get_bytes(&r, 0x03, 1, KMS_MSG_CAP, &p, &n)) != MK_OK ||
+	    !kms_pathf(k, path, sizeof(path), "trust/root.pem") || (e = kms_write_cert_pem(p, n, path)) != MK_OK)
+		goto out;
+	memset(&k->boxes[k->nboxes], 0, sizeof(k->boxes[0]));
+	memcpy(k->boxes[k->nboxes++].id, id, MK_BOX_ID_LEN + 1);
+	e = kms_conf_store(k);
+out:
+	mk_box_free(b);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/* The Manufacturing Box's public startup authentication key for type t, from
+ * trust/anchors (the key "written into the box's software"). */
+static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out[static MK_EC_PUB_LEN])
+{
+	static const enum mk_box_type order[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
+		                                  MK_BOX_BRASS, MK_BOX_TIN };
+	char path[PATH_MAX];
+	struct mk_buf *b = mk_buf_new(1024);
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e = MK_ERR_NOT_FOUND;
+
+	if (b == NULL)
+		return MK_ERR_NOMEM;
+	if (!kms_pathf(k, path, sizeof(path), "trust/anchors") || mk_file_read(path, 1023, b) != MK_OK) {
+		mk_buf_free(b);
+		return kms_fail(k, MK_RC_NOT_INITIALISED, "no trust anchors in this home: run `meterkey init` first");
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(b), mk_buf_len(b));
+	for (int i = 0; i < 5; i++) {
+		if ((e = mk_tlv_get_bytes(&r, (uint8_t)(i + 1), MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
+			break;
+		if (order[i] == t) {
+			memcpy(out, p, MK_EC_PUB_LEN);
+			break;
+		}
+	}
+	mk_buf_free(b);
+	return e != MK_OK ? kms_fail(k, e, "trust/anchors in this home is damaged") : MK_OK;
+}
+
+enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const char *const *countries,
+                                 size_t n)
+{
+	return mk_kms_domain_create_len(k, domain, countries, n, 0);
+}
+
+enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const char *const *countries,
+                                     size_t n, unsigned token_len)
+{
+	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
+	struct mk_buf *params = mk_buf_new(1024), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_tlv_writer w, l;
+	struct mk_tlv_reader r;
+	struct mk_box *m = NULL;
+	const uint8_t *p;
+	size_t pn;
+	uint64_t last;
+	int in_archive, in_mfg;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (!mk_domain_id_valid(domain)) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "domain ID \"%s\" is not 2-8 characters of A-Z and 0-9", domain);
+		goto out;
+	}
+	if (n == 0 || n > MK_DOMAIN_MAX_COUNTRIES) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "a domain has 1 to %d country sub-domains", MK_DOMAIN_MAX_COUNTRIES);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(countries[i], countries[j]) == 0) {
+				e = kms_fail(k, MK_ERR_INVALID_ARG, "country %s given twice", countries[i]);
+				goto out;
+			}
+	/* Each part is done once: a creation that stopped half way (the
+	 * Manufacturing Box done, the archive not) is finished by running the
+	 * same command again. */
+	if ((e = first_mfg(k, mid)) != MK_OK)
+		goto out;
+	in_archive = mk_archive_last_key_id(k->archive, domain, &last) == MK_OK;
+	in_mfg = kms_serves(kms_conf_find(k, mid), domain);
+	if (in_archive && in_mfg) {
+		e = kms_fail(k, MK_RC_RECORD_EXISTS, "domain %s exists", domain);
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_string(&w, 0x01, domain)) != MK_OK || (e = mk_tlv_begin(&w, 0x02, &l)) != MK_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!mk_domain_id_valid(countries[i])) {
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "country \"%s\" is not 2-8 characters of A-Z and 0-9",
+			             countries[i]);
+			goto out;
+		} else if ((e = mk_tlv_put_string(&l, (uint8_t)(i + 1), countries[i])) != MK_OK) {
+			goto out;
+		}
+	if (token_len == 0)
+		token_len = MK_TOKEN_LEN_DEFAULT;
+	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "token length %u is not %d to %d bytes", token_len, MK_TOKEN_LEN_MIN,
+		             MK_TOKEN_LEN_MAX);
+		goto out;
+	}
+	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_put_u8(&w, 0x03, (uint8_t)token_len)) != MK_OK)
+		goto out;
+	{
+		char policy[64];
+		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\n", token_len);
+
+		if (!kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) ||
+		    (e = kms_write_file(path, (const uint8_t *)policy, (size_t)pn2)) != MK_OK)
+			goto out;
+	}
+	if (!in_mfg) {
+		if ((e = kms_open_box(k, mid, &m)) != MK_OK)
+			goto out;
+		e = kms_call(k, m, MK_CMD_CREATE_DOMAIN, NULL, now, params, res);
+		if (e == MK_OK) {
+			mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+			if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &p, &pn)) != MK_OK ||
+			    !kms_pathf(k, path, sizeof(path), "domains/%s.keys", domain) ||
+			    (e = kms_write_file(path, p, pn)) != MK_OK)
+				goto out;
+			/* the domain certificate of its postal authority key */
+			if (mk_tlv_reader_remaining(&r) > 0 &&
+			    ((e = mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &p, &pn)) != MK_OK ||
+			     !kms_pathf(k, path, sizeof(path), "domains/%s.pem", domain) ||
+			     (e = kms_write_cert_pem(p, pn, path)) != MK_OK))
+				goto out;
+		} else if (e != MK_RC_RECORD_EXISTS) { /* M has it from a run that stopped */
+			goto out;
+		}
+	}
+	if (!in_archive && (e = mk_archive_put_domain(k->archive, domain, now)) != MK_OK) {
+		kms_fail(k, e, "archive refused domain %s", domain);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (mk_archive_has_subdomain(k->archive, domain, countries[i]) != MK_OK &&
+		    (e = mk_archive_put_subdomain(k->archive, domain, countries[i], now)) != MK_OK) {
+			kms_fail(k, e, "archive refused sub-domain %s of %s", countries[i], domain);
+			goto out;
+		}
+	k->detail[0] = '\0';
+	e = MK_OK;
+	{
+		struct kms_box *x = kms_conf_find(k, mid);
+
+		if (!kms_serves(x, domain) && x->ndomains < MK_BOX_MAX_DOMAINS) {
+			strcpy(x->domains[x->ndomains++], domain);
+			e = kms_conf_store(k);
+		}
+	}
+out:
+	mk_box_free(m);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/* M makes the domain process of box b for domain and b takes it; a Steel
+ * certificate goes to domains/<D>.<S>.cert. */
+static enum mk_err give_domain(struct mk_kms *k, struct mk_box *m, struct mk_box *b, const char *domain)
+{
+	char path[PATH_MAX];
+	struct mk_buf *params = mk_buf_new(64), *res = mk_buf_new(KMS_MSG_CAP), *p2 = mk_buf_new(KMS_MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *env, *cert;
+	size_t en, cn;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	if (params == NULL || res == NULL || p2 == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_string(&w, 0x01, mk_box_get_id(b))) != MK_OK ||
+	    (e = kms_call(k, m, MK_CMD_MAKE_PROCESS, domain, now, params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &env, &en)) != MK_OK)
+		goto out;
+	if (mk_box_get_type(b) == MK_BOX_STEEL) {
+		if ((e = mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &cert, &cn)) != MK_OK ||
+		    !kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, mk_box_get_id(b)) ||
+		    (e = kms_write_file(path, cert, cn)) != MK_OK)
+			goto out;
+	}
+	mk_tlv_writer_init(&w, p2);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, env, en)) != MK_OK ||
+	    (e = kms_call(k, b, MK_CMD_ADD_DOMAIN, NULL, now, p2, res)) != MK_OK)
+		goto out;
+out:
+	mk_buf_free(params);
+	mk_buf_free(res);
+	mk_buf_free(p2);
+	return e;
+}
+
+enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains, size_t n,
+                            unsigned kshares, unsigned nshares, char id[static MK_BOX_ID_LEN + 1])
+{
+	char mid[MK_BOX_ID_LEN + 1], boxes[PATH_MAX];
+	uint8_t anchor[MK_EC_PUB_LEN];
+	const char *all[MK_BOX_MAX_DOMAINS];
+	struct mk_buf *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *m = NULL, *b = NULL;
+	const uint8_t *p;
+	size_t pn;
+	struct kms_box *x;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (t != MK_BOX_OAK && t != MK_BOX_STEEL && t != MK_BOX_BRASS && t != MK_BOX_MANUFACTURING &&
+	    t != MK_BOX_TIN) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "box type must be manufacturing, oak, steel, brass or tin");
+		goto out;
+	}
+	if (n > MK_BOX_MAX_DOMAINS || k->nboxes == KMS_MAX_BOXES) {
+		e = kms_fail(k, MK_RC_RESOURCE_UNAVAILABLE, "too many domains or boxes");
+		goto out;
+	}
+	if ((e = first_mfg(k, mid)) != MK_OK)
+		goto out;
+	if (t == MK_BOX_MANUFACTURING && n == 0) {
+		/* An additional Manufacturing Box: by default every domain of the source. */
+		const struct kms_box *src = kms_conf_find(k, mid);
+
+		for (size_t i = 0; i < src->ndomains; i++)
+			all[i] = src->domains[i];
+		domains = all;
+		n = src->ndomains;
+	}
+	if ((e = kms_check_domains(k, domains, n)) != MK_OK || (e = read_anchor(k, t, anchor)) != MK_OK ||
+	    (e = kms_open_box(k, mid, &m)) != MK_OK)
+		goto out;
+	/* Initialise Box at M: the signed Set Secure Box ID. */
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_u8(&w, 0x01, (uint8_t)t)) != MK_OK ||
+	    (e = put_policy(&w, 0x02, kshares, nshares)) != MK_OK ||
+	    (e = kms_call(k, m, MK_CMD_INIT_BOX, NULL, now, params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &p, &pn)) != MK_OK)
+		goto out;
+	mk_buf_reset(params);
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, p, pn)) != MK_OK || !kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
+	    (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
+	    (e = kms_call(k, b, MK_CMD_SET_BOX_ID, NULL, now, params, res)) != MK_OK)
+		goto out;
+	/* The box's answer goes back to M as it is. */
+	mk_buf_reset(params);
+	if ((e = kms_call(k, m, MK_CMD_ACCEPT_BOX, NULL, now, res, params)) != MK_OK)
+		goto out;
+	/* A Steel box is a factory station: M certified its station key (the
+	 * manufacturing certificate), which the box takes and checks. */
+	if (t == MK_BOX_STEEL) {
+		mk_buf_reset(res);
+		if ((e = kms_call(k, b, MK_CMD_STATION_CERT, NULL, now, params, res)) != MK_OK)
+			goto out;
+	}
+	memcpy(id, mk_box_get_id(b), MK_BOX_ID_LEN + 1);
+	x = &k->boxes[k->nboxes++];
+	memset(x, 0, sizeof(*x));
+	memcpy(x->id, id, MK_BOX_ID_LEN + 1);
+	if ((e = kms_conf_store(k)) != MK_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((e = give_domain(k, m, b, domains[i])) != MK_OK)
+			goto out;
+		strcpy(x->domains[x->ndomains++], domains[i]);
+		if ((e = kms_conf_store(k)) != MK_OK)
+			goto out;
+	}
+out:
+	mk_box_free(m);
+	mk_box_free(b);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain)
+{
+	char mid[MK_BOX_ID_LEN + 1];
+	struct mk_box *m = NULL, *b = NULL;
+	struct kms_box *x;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((x = kms_conf_find(k, box_id)) == NULL || first_mfg(k, mid) != MK_OK || strcmp(mid, box_id) == 0)
+		return kms_fail(k, MK_RC_BOX_ID_INVALID, "no box %s other than the first Manufacturing Box in this home",
+		                box_id);
+	if (kms_serves(x, domain))
+		return kms_fail(k, MK_RC_RECORD_EXISTS, "box %s serves domain %s already", box_id, domain);
+	if (x->ndomains == MK_BOX_MAX_DOMAINS)
+		return kms_fail(k, MK_RC_RESOURCE_UNAVAILABLE, "box %s serves %d domains", box_id, MK_BOX_MAX_DOMAINS);
+	if ((e = kms_check_domains(k, &domain, 1)) != MK_OK || (e = kms_open_box(k, mid, &m)) != MK_OK ||
+	    (e = kms_open_box(k, box_id, &b)) != MK_OK ||
+	    (e = give_domain(k, m, b, domain)) != MK_OK)
+		goto out;
+	strcpy(x->domains[x->ndomains++], domain);
+	e = kms_conf_store(k);
+out:
+	mk_box_free(m);
+	mk_box_free(b);
+	return e;
+}
+
+enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id)
+{
+	struct mk_box *b = NULL;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (kms_conf_find(k, box_id) == NULL)
+		return kms_fail(k, MK_RC_BOX_ID_INVALID, "no box %s in this home", box_id);
+	e = kms_open_box(k, box_id, &b);
+	mk_box_free(b);
+	return e;
+}
+
+enum mk_err mk_kms_box_list(struct mk_kms *k,
+                            int (*fn)(void *ctx, const char *id, const char *const *domains, size_t n),
+                            void *ctx)
+{
+	for (size_t i = 0; i < k->nboxes; i++) {
+		const char *d[MK_BOX_MAX_DOMAINS];
+
+		for (size_t j = 0; j < k->boxes[i].ndomains; j++)
+			d[j] = k->boxes[i].domains[j];
+		if (fn(ctx, k->boxes[i].id, d, k->boxes[i].ndomains) != 0)
+			break;
+	}
+	return MK_OK;
+}

@@ -1,0 +1,464 @@
+/*
+ * Keys into meters: key request (Fig. 24, MI0-MI4), installation (Fig. 25,
+ * MI4'-MI10) with its confirmation by Brass, and the two ways a confirmation
+ * that could not run is ended: confirm again, or abandon. docs/internals/kms.md.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/file_int.h"
+#include "kms/kms_int.h"
+#include "meterkey/tlv.h"
+
+/* ---- Key request (MI0-MI4) ----------------------------------------------------------- */
+
+enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char *steel_id,
+                               uint64_t *key_idp, char *path, size_t pathsize)
+{
+	char oak[MK_BOX_ID_LEN + 1], steel[MK_BOX_ID_LEN + 1], cpath[PATH_MAX];
+	struct mk_buf *cert = mk_buf_new(KMS_MSG_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *o = NULL;
+	const uint8_t *ap, *ip;
+	size_t an, in;
+	uint64_t key_id = 0;
+	int64_t now = mk_kms_now(k);
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (cert == NULL || params == NULL || res == NULL || rec == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = kms_check_domains(k, &domain, 1)) != MK_OK || (e = kms_pick_box(k, MK_BOX_OAK, domain, NULL, oak)) != MK_OK ||
+	    (e = kms_pick_box(k, MK_BOX_STEEL, domain, steel_id, steel)) != MK_OK)
+		goto out;
+	if (!kms_pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", domain, steel) ||
+	    (e = kms_read_home_file(k, cpath, KMS_MSG_CAP - 1, cert)) != MK_OK)
+		goto out;
+	if ((e = kms_open_box(k, oak, &o)) != MK_OK)
+		goto out;
+	/* MI0': the domain's counter. */
+	if ((e = mk_archive_next_key_id(k->archive, domain, &key_id)) != MK_OK) {
+		kms_fail(k, e, "archive refused a key ID for domain %s", domain);
+		goto out;
+	}
+	/* MI1 -> MI2 */
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_tlv_put_u64(&w, 0x01, key_id)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(cert), mk_buf_len(cert))) != MK_OK)
+		goto out;
+	if ((e = kms_call(k, o, MK_CMD_GENERATE_KEY, domain, now, params, res)) != MK_OK) {
+		kms_log_refusal(k, domain, oak, key_id, e);
+		goto out;
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &ap, &an)) != MK_OK ||
+	    (e = mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &ip, &in)) != MK_OK ||
+	    (e = mk_key_record_decode(ap, an, rec)) != MK_OK)
+		goto out;
+	/* MI3: the NEW record into the archive. */
+	if ((e = mk_archive_put_key(k->archive, rec)) != MK_OK) {
+		kms_fail(k, e, "archive refused the NEW record of key %s/%llu", domain, (unsigned long long)key_id);
+		kms_log_refusal(k, domain, oak, key_id, e);
+		goto out;
+	}
+	/* MI4: the install record waits at the Key Distribution Computer. */
+	if (snprintf(path, pathsize, "%s/kdc/%s.%llu.mi4", k->home, domain, (unsigned long long)key_id) >=
+	        (int)pathsize ||
+	    (e = kms_write_file(path, ip, in)) != MK_OK) {
+		e = kms_fail(k, MK_ERR_IO, "cannot write the install record of key %s/%llu", domain,
+		             (unsigned long long)key_id);
+		goto out;
+	}
+	*key_idp = key_id;
+out:
+	mk_box_free(o);
+	mk_buf_free(cert);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	free(rec);
+	return e;
+}
+
+/* What the KMS can read of an install record without its keys: the domain,
+ * key ID and Steel box it names (for routing and the error log). */
+static enum mk_err peek_install(const uint8_t *p, size_t n, char domain[static MK_DOMAIN_ID_MAX + 1],
+                                uint64_t *key_idp, char steel[static MK_BOX_ID_LEN + 1])
+{
+	const uint8_t *body, *sig;
+	size_t bn;
+	char signer[MK_BOX_ID_LEN + 1], oak[MK_BOX_ID_LEN + 1];
+	struct mk_tlv_reader r;
+	uint8_t kind, status;
+
+	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	mk_tlv_reader_init(&r, body, bn);
+	if (mk_tlv_get_u8(&r, 0x01, &kind) != MK_OK || kind != MK_SIGNED_INSTALL ||
+	    mk_tlv_get_u8(&r, 0x02, &status) != MK_OK ||
+	    mk_tlv_get_string(&r, 0x03, MK_BOX_ID_LEN, MK_BOX_ID_LEN, oak, sizeof(oak)) != MK_OK ||
+	    mk_tlv_get_string(&r, 0x04, 2, MK_DOMAIN_ID_MAX, domain, MK_DOMAIN_ID_MAX + 1) != MK_OK ||
+	    mk_tlv_get_string(&r, 0x05, MK_BOX_ID_LEN, MK_BOX_ID_LEN, steel, MK_BOX_ID_LEN + 1) != MK_OK ||
+	    mk_tlv_get_u64(&r, 0x06, key_idp) != MK_OK)
+		return MK_ERR_CMD_PARAM_SYNTAX;
+	return MK_OK;
+}
+
+/* ---- Installation (MI4'-MI10) ----------------------------------------------------------- */
+
+/* A key is generated or sent only for a meter that can take it: not
+ * retired, and holding no key of the domain yet (the meter would refuse, and
+ * the key would be spent as BAD). domain NULL: the record's, checked later
+ * by the meter itself. */
+static enum mk_err meter_can_take(struct mk_kms *k, struct mk_meter_conn *mc, const char *meter_id,
+                                  const char *domain)
+{
+	struct mk_meter_info info;
+	enum mk_err e;
+
+	if ((e = mk_meter_get_info(mc, &info)) != MK_OK)
+		return kms_fail(k, e, "meter %s did not answer", meter_id);
+	if (info.state == MK_METER_RETIRED)
+		return kms_fail(k, MK_ERR_STATE, "meter %s is retired", meter_id);
+	for (size_t i = 0; i < info.nkeys && domain != NULL; i++)
+		if (strcmp(info.keys[i].domain, domain) == 0)
+			return kms_fail(k, MK_RC_RECORD_EXISTS, "meter %s holds key %s/%llu already", meter_id, domain,
+			                (unsigned long long)info.keys[i].key_id);
+	return MK_OK;
+}
+
+struct install_ctx {
+	char domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1], brass[MK_BOX_ID_LEN + 1];
+	uint64_t key_id;
+	struct mk_buf *mi4, *mi7, *cert, *params, *res;
+	struct mk_key_record *rec;
+};
+
+/* Allocates c's buffers (mi4 only when with_mi4); MK_ERR_NOMEM. */
+static enum mk_err install_ctx_init(struct install_ctx *c, int with_mi4)
+{
+	memset(c, 0, sizeof(*c));
+	c->mi4 = with_mi4 ? mk_buf_new(KMS_MSG_CAP) : NULL;
+	c->mi7 = mk_buf_new(KMS_MSG_CAP);
+	c->cert = mk_buf_new(KMS_MSG_CAP);
+	c->params = mk_buf_new(KMS_MSG_CAP);
+	c->res = mk_buf_new(KMS_MSG_CAP);
+	c->rec = calloc(1, sizeof(*c->rec));
+	if ((with_mi4 && c->mi4 == NULL) || c->mi7 == NULL || c->cert == NULL || c->params == NULL ||
+	    c->res == NULL || c->rec == NULL)
+		return MK_ERR_NOMEM;
+	return MK_OK;
+}
+
+static void install_ctx_free(struct install_ctx *c)
+{
+	mk_buf_free(c->mi4);
+	mk_buf_free(c->mi7);
+	mk_buf_free(c->cert);
+	mk_buf_free(c->params);
+	mk_buf_free(c->res);
+	free(c->rec);
+}
+
+/* The refusals by which Brass says the installation evidence itself is bad:
+ * the key was attempted and can never be confirmed. Anything else (a box
+ * disabled, the clock, the archive) may pass and is retried. */
+static int evidence_refused(enum mk_err e)
+{
+	return e == MK_RC_SIGNATURE_INVALID || e == MK_RC_PARAM_MISMATCH || e == MK_RC_WRONG_BOX ||
+	       e == MK_RC_WRONG_DOMAIN || e == MK_RC_DECRYPT_FAILED;
+}
+
+/* Brass (open as b) signs rec (NEW) BAD with reason; the archive takes it. */
+static enum mk_err abandon(struct mk_kms *k, struct mk_box *b, const char *brass,
+                           struct mk_key_record *rec, enum mk_err reason)
+{
+	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	char saved[MK_KMS_DETAIL_MAX];
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	memcpy(saved, k->detail, sizeof(saved));
+	if (enc == NULL || params == NULL || res == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	mk_tlv_writer_init(&w, params);
+	if ((e = mk_key_record_encode(rec, enc)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (e = mk_tlv_put_u32(&w, 0x02, (uint32_t)reason)) != MK_OK ||
+	    (e = kms_call(k, b, MK_CMD_ABANDON, rec->domain, mk_kms_now(k), params, res)) != MK_OK)
+		goto out;
+	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_key_record_decode(p, n, rec)) != MK_OK || (e = kms_archive_update(k, rec, brass)) != MK_OK)
+		goto out;
+	kms_keep_confirmation(k, res, rec->domain, rec->key_id, "mi10");
+	memcpy(k->detail, saved, sizeof(saved));
+out:
+	mk_buf_free(enc);
+	mk_buf_free(params);
+	mk_buf_free(res);
+	return e;
+}
+
+/*
+ * MI8 -> MI9, MI10: Brass confirms what Steel reported (MI7, kept in
+ * kdc/<D>.<key ID>.mi7 until the archive holds the outcome), the archive
+ * takes the record Brass signed: INSTALLED, or BAD with Brass's reason. When
+ * Brass refuses the evidence itself, it signs the record BAD (Abandon Key)
+ * with the refusal as the reason. When the step cannot run (Brass disabled,
+ * the archive unreachable, ...), the record stays NEW, the evidence stays,
+ * and `meterkey key confirm` runs the step again.
+ */
+static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
+{
+	char mi7[PATH_MAX];
+	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP);
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	struct mk_box *b = NULL;
+	const uint8_t *p;
+	size_t n;
+	enum mk_err e;
+
+	if (enc == NULL)
+		return MK_ERR_NOMEM;
+	if (!kms_step_path(k, mi7, sizeof(mi7), "kdc", c->domain, c->key_id, "mi7")) {
+		e = MK_ERR_INVALID_ARG;
+		goto out;
+	}
+	if ((e = kms_pick_box(k, MK_BOX_BRASS, c->domain, NULL, c->brass)) != MK_OK)
+		goto pending;
+	if ((e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
+		kms_fail(k, e, "no archive record of key %s/%llu", c->domain, (unsigned long long)c->key_id);
+		goto pending;
+	}
+	mk_buf_reset(c->params);
+	mk_tlv_writer_init(&w, c->params);
+	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(c->mi7), mk_buf_len(c->mi7))) != MK_OK ||
+	    (e = mk_tlv_put_bytes(&w, 0x03, mk_buf_data(c->cert), mk_buf_len(c->cert))) != MK_OK)
+		goto out;
+	if ((e = kms_open_box(k, c->brass, &b)) != MK_OK)
+		goto pending;
+	if ((e = kms_call(k, b, MK_CMD_CONFIRM_INSTALL, c->domain, mk_kms_now(k), c->params, c->res)) != MK_OK) {
+		kms_log_refusal(k, c->domain, c->brass, c->key_id, e);
+		if (!evidence_refused(e) || c->rec->status != MK_KEY_NEW)
+			goto pending;
+		if (abandon(k, b, c->brass, c->rec, e) != MK_OK)
+			goto pending;
+		unlink(mi7);
+		goto out;
+	}
+	mk_tlv_reader_init(&r, mk_buf_data(c->res), mk_buf_len(c->res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_key_record_decode(p, n, c->rec)) != MK_OK)
+		goto out;
+	/* MI9 */
+	if ((e = kms_archive_update(k, c->rec, c->brass)) != MK_OK)
+		goto pending;
+	kms_keep_confirmation(k, c->res, c->domain, c->key_id, "mi10"); /* MI10 */
+	unlink(mi7);
+	if (c->rec->status == MK_KEY_BAD) {
+		e = kms_fail(k, (enum mk_err)c->rec->bad_reason, "key %s/%llu is BAD (Brass %s)", c->domain,
+		             (unsigned long long)c->key_id, c->brass);
+		kms_log_refusal(k, c->domain, c->brass, c->key_id, e);
+	}
+	goto out;
+pending:
+	{
+		size_t len = strlen(k->detail);
+
+		snprintf(k->detail + len, sizeof(k->detail) - len,
+		         "; key %s/%llu stays NEW, its installation evidence kept in kdc/: "
+		         "`meterkey key confirm --domain %s --key-id %llu` retries",
+		         c->domain, (unsigned long long)c->key_id, c->domain, (unsigned long long)c->key_id);
+	}
+out:
+	mk_box_free(b);
+	mk_buf_free(enc);
+	return e;
+}
+
+enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const char *domain,
+                                 const char *steel_id, const char *record_path,
+                                 struct mk_key_record *recp)
+{
+	char path[PATH_MAX], own[PATH_MAX], cpath[PATH_MAX], rec_steel[MK_BOX_ID_LEN + 1];
+	int own_record = 0;
+	struct install_ctx c;
+	struct mk_meter_conn *mc = NULL;
+	struct mk_box *s = NULL;
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	uint32_t reason = 0;
+	int64_t now;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((e = install_ctx_init(&c, 1)) != MK_OK)
+		goto out;
+	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK ||
+	    (e = kms_connect_meter(k, meter_id, &mc)) != MK_OK || (e = meter_can_take(k, mc, meter_id, domain)) != MK_OK)
+		goto out;
+	if (record_path == NULL) {
+		if (domain == NULL) {
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "a domain or an install record is needed");
+			goto out;
+		}
+		if ((e = mk_kms_key_request(k, domain, steel_id, &c.key_id, own, sizeof(own))) != MK_OK)
+			goto out;
+		record_path = own;
+		own_record = 1;
+	}
+	if ((e = mk_file_read(record_path, KMS_MSG_CAP - 1, c.mi4)) != MK_OK) {
+		e = kms_fail(k, e, "cannot read install record %s", record_path);
+		goto out;
+	}
+	if ((e = peek_install(mk_buf_data(c.mi4), mk_buf_len(c.mi4), c.domain, &c.key_id, rec_steel)) != MK_OK) {
+		e = kms_fail(k, e, "%s is not an install record", record_path);
+		goto out;
+	}
+	/* The domain asked for is the one the Steel box is told; a record of
+	 * another domain is the box's to refuse. */
+	if (domain != NULL)
+		snprintf(c.domain, sizeof(c.domain), "%s", domain);
+	if ((e = kms_check_domains(k, (const char *const[]){ c.domain }, 1)) != MK_OK ||
+	    (e = kms_pick_box(k, MK_BOX_STEEL, c.domain, steel_id != NULL && steel_id[0] != '\0' ? steel_id : rec_steel,
+	                      c.steel)) != MK_OK)
+		goto out;
+	if (!kms_pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", c.domain, c.steel) ||
+	    (e = kms_read_home_file(k, cpath, KMS_MSG_CAP - 1, c.cert)) != MK_OK)
+		goto out;
+	if ((e = kms_open_box(k, c.steel, &s)) != MK_OK)
+		goto out;
+	mk_box_attach_meter(s, mc);
+	mk_tlv_writer_init(&w, c.params);
+	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(c.mi4), mk_buf_len(c.mi4))) != MK_OK)
+		goto out;
+	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
+	now = mk_kms_now(k);
+	if ((e = kms_call(k, s, MK_CMD_INSTALL_KEY, c.domain, now, c.params, c.res)) != MK_OK) {
+		kms_log_refusal(k, c.domain, c.steel, c.key_id, e);
+		goto out;
+	}
+	mk_box_attach_meter(s, NULL);
+	/* The key was attempted: an install record the KMS requested is spent. */
+	if (own_record)
+		unlink(record_path);
+	mk_tlv_reader_init(&r, mk_buf_data(c.res), mk_buf_len(c.res));
+	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &p, &n)) != MK_OK ||
+	    (e = mk_buf_put_bytes(c.mi7, p, n)) != MK_OK)
+		goto out;
+	/* MI7 is kept until the archive holds the outcome: nothing is lost if
+	 * the confirmation cannot run now. */
+	if (!kms_step_path(k, path, sizeof(path), "kdc", c.domain, c.key_id, "mi7") ||
+	    (e = kms_write_file(path, p, n)) != MK_OK) {
+		e = kms_fail(k, MK_ERR_IO, "cannot keep the installation evidence of key %s/%llu", c.domain,
+		             (unsigned long long)c.key_id);
+		goto out;
+	}
+	if (mk_tlv_reader_remaining(&r) > 0 && mk_tlv_get_u32(&r, 0x02, &reason) == MK_OK && reason != 0)
+		kms_fail(k, (enum mk_err)reason, "Steel box %s could not install key %s/%llu into meter %s", c.steel,
+		         c.domain, (unsigned long long)c.key_id, meter_id);
+	if ((e = confirm(k, &c)) != MK_OK)
+		goto out;
+	if (recp != NULL)
+		memcpy(recp, c.rec, sizeof(*recp));
+out:
+	if (s != NULL)
+		mk_box_attach_meter(s, NULL);
+	mk_box_free(s);
+	mk_meter_disconnect(mc);
+	install_ctx_free(&c);
+	return e;
+}
+
+enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t key_id,
+                               struct mk_key_record *recp)
+{
+	char path[PATH_MAX];
+	struct install_ctx c;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if ((e = install_ctx_init(&c, 0)) != MK_OK)
+		goto out;
+	if ((e = kms_check_domains(k, &domain, 1)) != MK_OK)
+		goto out;
+	snprintf(c.domain, sizeof(c.domain), "%s", domain);
+	c.key_id = key_id;
+	if ((e = mk_archive_get_key(k->archive, domain, key_id, c.rec)) != MK_OK) {
+		kms_fail(k, e, "no archive record of key %s/%llu", domain, (unsigned long long)key_id);
+		goto out;
+	}
+	if (!kms_step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7") ||
+	    (e = kms_read_home_file(k, path, KMS_MSG_CAP - 1, c.mi7)) != MK_OK) {
+		e = kms_fail(k, MK_ERR_NOT_FOUND, "no installation evidence waits for key %s/%llu (it is %s)", domain,
+		             (unsigned long long)key_id, mk_key_status_name(c.rec->status));
+		goto out;
+	}
+	snprintf(c.steel, sizeof(c.steel), "%s", c.rec->steel_id);
+	if (!kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, c.steel) ||
+	    (e = kms_read_home_file(k, path, KMS_MSG_CAP - 1, c.cert)) != MK_OK ||
+	    (e = confirm(k, &c)) != MK_OK)
+		goto out;
+	if (recp != NULL)
+		memcpy(recp, c.rec, sizeof(*recp));
+out:
+	install_ctx_free(&c);
+	return e;
+}
+
+enum mk_err mk_kms_key_abandon(struct mk_kms *k, const char *domain, uint64_t key_id,
+                               struct mk_key_record *recp)
+{
+	char brass[MK_BOX_ID_LEN + 1], path[PATH_MAX];
+	struct mk_key_record *rec = calloc(1, sizeof(*rec));
+	struct mk_box *b = NULL;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (rec == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = kms_check_domains(k, &domain, 1)) != MK_OK || (e = kms_pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK)
+		goto out;
+	if ((e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK) {
+		kms_fail(k, e, "no archive record of key %s/%llu", domain, (unsigned long long)key_id);
+		goto out;
+	}
+	if (rec->status != MK_KEY_NEW) {
+		e = kms_fail(k, MK_RC_TRANSITION_FORBIDDEN, "key %s/%llu is %s: only a NEW key can be abandoned", domain,
+		             (unsigned long long)key_id, mk_key_status_name(rec->status));
+		goto out;
+	}
+	if ((e = kms_open_box(k, brass, &b)) != MK_OK)
+		goto out;
+	if ((e = abandon(k, b, brass, rec, MK_RC_ABANDONED)) != MK_OK) {
+		kms_log_refusal(k, domain, brass, key_id, e);
+		goto out;
+	}
+	/* Its install record and evidence are spent. */
+	if (kms_step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi4"))
+		unlink(path);
+	if (kms_step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7"))
+		unlink(path);
+	if (recp != NULL)
+		memcpy(recp, rec, sizeof(*recp));
+out:
+	mk_box_free(b);
+	free(rec);
+	return e;
+}
