@@ -14,8 +14,11 @@
 
 /* ---- Key request (MI0-MI4) ----------------------------------------------------------- */
 
-enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char *steel_id,
-                               uint64_t *key_idp, char *path, size_t pathsize)
+/* mk_kms_key_request, and when mi4 is not NULL the install record written to
+ * path also into mi4 (at least KMS_MSG_CAP bytes), for an installation in
+ * the same flow. */
+static enum mk_err key_request(struct mk_kms *k, const char *domain, const char *steel_id,
+                               uint64_t *key_idp, char *path, size_t pathsize, struct mk_buf *mi4)
 {
 	char oak[MK_BOX_ID_LEN + 1], steel[MK_BOX_ID_LEN + 1], cpath[PATH_MAX];
 	struct mk_buf *cert = mk_buf_new(KMS_MSG_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
@@ -75,6 +78,11 @@ enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char 
 		             (unsigned long long)key_id);
 		goto out;
 	}
+	if (mi4 != NULL) {
+		mk_buf_reset(mi4);
+		if ((e = mk_buf_put_bytes(mi4, ip, in)) != MK_OK)
+			goto out;
+	}
 	*key_idp = key_id;
 out:
 	mk_box_free(o);
@@ -83,6 +91,12 @@ out:
 	mk_buf_free(res);
 	free(rec);
 	return e;
+}
+
+enum mk_err mk_kms_key_request(struct mk_kms *k, const char *domain, const char *steel_id,
+                               uint64_t *key_idp, char *path, size_t pathsize)
+{
+	return key_request(k, domain, steel_id, key_idp, path, pathsize, NULL);
 }
 
 /* What the KMS can read of an install record without its keys: the domain,
@@ -318,12 +332,22 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 			e = kms_fail(k, MK_ERR_INVALID_ARG, "a domain or an install record is needed");
 			goto out;
 		}
-		if ((e = mk_kms_key_request(k, domain, steel_id, &c.key_id, own, sizeof(own))) != MK_OK)
+		/* MI4 stays in memory within this flow: the key request hands
+		 * the install record it made to the installation. The file it
+		 * also writes in kdc/ is the record the Key Distribution
+		 * Computer keeps (what a later `meter install --record` reads if
+		 * this flow stops before Steel attempts the key; removed once it
+		 * has), not the way MI4 reaches this step: reading it back would
+		 * send Steel whatever that path holds by then, in a directory
+		 * other processes of the factory write too, and would make the
+		 * step depend on a file round trip for bytes the KMS already
+		 * holds. */
+		if ((e = key_request(k, domain, steel_id, &c.key_id, own, sizeof(own), c.mi4)) != MK_OK)
 			goto out;
 		record_path = own;
 		own_record = 1;
-	}
-	if ((e = mk_file_read(record_path, KMS_MSG_CAP - 1, c.mi4)) != MK_OK) {
+	} else if ((e = mk_file_read(record_path, KMS_MSG_CAP - 1, c.mi4)) != MK_OK) {
+		/* a separate step: the record kept in kdc/ or handed over as a file */
 		e = kms_fail(k, e, "cannot read install record %s", record_path);
 		goto out;
 	}
