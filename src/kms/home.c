@@ -187,6 +187,15 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 		mk_buf_free(b);
 		return access(path, F_OK) != 0 ? MK_OK : r;
 	}
+	/* The KMS writes whole lines, each ending in '\n', and no NUL: a file
+	 * that does not end so was cut short (or is not the KMS's), and one
+	 * holding a NUL would be read only up to it. (A file cut at the end of
+	 * a line cannot be told from a shorter one.) */
+	if (mk_buf_len(b) > 0 && (mk_buf_data(b)[mk_buf_len(b) - 1] != '\n' ||
+	                          memchr(mk_buf_data(b), 0, mk_buf_len(b)) != NULL)) {
+		mk_buf_free(b);
+		return MK_ERR_STATE;
+	}
 	if ((r = mk_buf_put_u8(b, 0)) != MK_OK || (text = strdup((const char *)mk_buf_data(b))) == NULL) {
 		mk_buf_free(b);
 		return r != MK_OK ? r : MK_ERR_NOMEM;
@@ -203,14 +212,17 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 		}
 		x = &k->boxes[k->nboxes];
 		memset(x, 0, sizeof(*x));
+		/* A box or a domain of a box listed twice is damage, not
+		 * configuration: the KMS never writes one (a box refuses a
+		 * domain it has), and routing would follow the first. */
 		if ((tok = strtok_r(line, " ", &s2)) == NULL || strlen(tok) != MK_BOX_ID_LEN ||
-		    !mk_box_id_valid(tok)) {
+		    !mk_box_id_valid(tok) || kms_conf_find(k, tok) != NULL) {
 			r = MK_ERR_STATE;
 			break;
 		}
 		memcpy(x->id, tok, MK_BOX_ID_LEN + 1);
 		while ((tok = strtok_r(NULL, " ", &s2)) != NULL) {
-			if (x->ndomains == MK_BOX_MAX_DOMAINS || !mk_domain_id_valid(tok)) {
+			if (x->ndomains == MK_BOX_MAX_DOMAINS || !mk_domain_id_valid(tok) || kms_serves(x, tok)) {
 				r = MK_ERR_STATE;
 				break;
 			}

@@ -102,12 +102,15 @@ void kms_keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const cha
 
 /* ---- boxes.conf: the public configuration table (home.c) ------------------------------- */
 
-/* Reads <home>/boxes.conf into k->boxes (a missing file: no boxes). Each
- * line is a box ID and the domains it serves, separated by single spaces.
- * MK_ERR_STATE for a malformed line (a bad box ID or domain, too many
- * domains) or more than KMS_MAX_BOXES lines; MK_ERR_BUF_FULL for a file over KMS_CONF_MAX bytes;
- * MK_ERR_IO, MK_ERR_NOMEM. On failure k->boxes holds the lines before the
- * bad one: the caller treats the home as damaged. */
+/* Reads <home>/boxes.conf into k->boxes (a missing or empty file: no
+ * boxes). Each line is a box ID and the domains it serves, separated by
+ * spaces, and ends in '\n'. MK_ERR_STATE for a malformed line (a bad box
+ * ID or domain, too many domains), a box listed twice or a domain twice on
+ * its line, more than KMS_MAX_BOXES lines, a NUL byte, or a last line
+ * without its '\n' (the file was cut short); MK_ERR_BUF_FULL for a file
+ * over KMS_CONF_MAX bytes; MK_ERR_UNSUPPORTED when it is not a regular
+ * file; MK_ERR_IO, MK_ERR_NOMEM. On failure k->nboxes counts the lines
+ * read before the bad one: the caller treats the home as damaged. */
 MK_WUR enum mk_err kms_conf_load(struct mk_kms *k);
 
 /* Writes k->boxes to <home>/boxes.conf (atomically) in the form
