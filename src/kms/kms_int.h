@@ -15,11 +15,13 @@
  *   frank.c     franking, credit, token key distribution and the helpers
  *               the verifier uses (verify.c)
  *
- * A flow file calls only what this header declares and the public API; the
- * helpers here never take a secret in or give one out: what they carry is
- * wrapped, sealed or public (docs/internals/kms.md, "What the KMS never
- * sees"). Every helper that reports a failure leaves its sentence in
- * k->detail through kms_fail, as the public functions do.
+ * A flow file calls what this header declares, the public API and the
+ * library's private helpers (core/file_int.h); what two flows need goes
+ * here. The messages these helpers carry are wrapped, sealed or public
+ * (docs/internals/kms.md, "What the KMS never sees"); the exception that
+ * note names is kms_open_box, whose box holds its keys in this process
+ * until mk_box_free wipes them. Every helper that reports a failure leaves
+ * its sentence in k->detail through kms_fail, as the public functions do.
  */
 #ifndef MK_KMS_INT_H
 #define MK_KMS_INT_H
