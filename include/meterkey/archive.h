@@ -33,15 +33,8 @@
 
 #include "meterkey/buf.h"
 #include "meterkey/err.h"
+#include "meterkey/ids.h"
 
-/* Domain and sub-domain IDs: 2..8 characters of A-Z and 0-9 ("VE", "USPS",
- * "EARTH"; sub-domains "US", "GB"). */
-#define MK_DOMAIN_ID_MAX 8
-/* Box IDs as in shares.h: a type letter and eight digits. */
-#define MK_ARCHIVE_BOX_ID_LEN 9
-/* Product code, manufacturing sequence and indicia serial numbers, device IDs:
- * 1..32 printable ASCII characters. */
-#define MK_IDENT_MAX 32
 /* An encrypted key or other blob a box hands the archive. */
 #define MK_ARCHIVE_BLOB_MAX 1024
 /* A signature (ECDSA r || s is 64; room for other algorithms). */
@@ -94,12 +87,12 @@ struct mk_key_record {
 	char mfg_seq[MK_IDENT_MAX + 1];
 	char indicia_serial[MK_IDENT_MAX + 1]; /* "" until ACTIVE */
 	char subdomain[MK_DOMAIN_ID_MAX + 1];  /* "" until ACTIVE */
-	char oak_id[MK_ARCHIVE_BOX_ID_LEN + 1];
-	char steel_id[MK_ARCHIVE_BOX_ID_LEN + 1];
-	char blob_box[MK_ARCHIVE_BOX_ID_LEN + 1]; /* the box the key is encrypted for */
+	char oak_id[MK_BOX_ID_LEN + 1];
+	char steel_id[MK_BOX_ID_LEN + 1];
+	char blob_box[MK_BOX_ID_LEN + 1]; /* the box the key is encrypted for */
 	size_t blob_len;
 	uint8_t blob[MK_ARCHIVE_BLOB_MAX];        /* the master key, encrypted */
-	char signer[MK_ARCHIVE_BOX_ID_LEN + 1];   /* the box that signed this version */
+	char signer[MK_BOX_ID_LEN + 1];   /* the box that signed this version */
 	size_t sig_len;
 	uint8_t sig[MK_ARCHIVE_SIG_MAX];          /* over mk_key_record_encode_tbs() */
 	struct mk_key_times times;
@@ -116,9 +109,6 @@ struct mk_key_record {
 MK_WUR enum mk_err mk_key_record_encode(const struct mk_key_record *rec, struct mk_buf *out);
 MK_WUR enum mk_err mk_key_record_encode_tbs(const struct mk_key_record *rec, struct mk_buf *out);
 MK_WUR enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_record *rec);
-
-/* 1 when s is a well-formed domain or sub-domain ID, else 0. */
-int mk_domain_id_valid(const char *s);
 
 struct mk_archive;
 
@@ -246,7 +236,7 @@ MK_WUR enum mk_err mk_archive_get_history(struct mk_archive *a, const char *doma
 struct mk_error_entry {
 	uint64_t id;         /* increasing per domain */
 	int64_t time;
-	char box_id[MK_ARCHIVE_BOX_ID_LEN + 1]; /* "" when no box */
+	char box_id[MK_BOX_ID_LEN + 1]; /* "" when no box */
 	uint64_t key_id;     /* 0 when no record */
 	int32_t code;        /* an enum mk_err */
 	char detail[MK_ARCHIVE_DETAIL_MAX + 1];
@@ -272,10 +262,10 @@ struct mk_token_key_record {
 	int64_t period_start;          /* valid for start <= t < end */
 	int64_t period_end;
 	uint16_t key_alg;
-	char blob_box[MK_ARCHIVE_BOX_ID_LEN + 1];
+	char blob_box[MK_BOX_ID_LEN + 1];
 	size_t blob_len;
 	uint8_t blob[MK_ARCHIVE_BLOB_MAX]; /* the temporal key, encrypted */
-	char signer[MK_ARCHIVE_BOX_ID_LEN + 1];
+	char signer[MK_BOX_ID_LEN + 1];
 	size_t sig_len;
 	uint8_t sig[MK_ARCHIVE_SIG_MAX];
 };

@@ -17,43 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "meterkey/box.h"
 #include "meterkey/buf.h"
 #include "meterkey/crypto.h"
 #include "meterkey/err.h"
-#include "meterkey/meter.h" /* MK_MASTER_KEY_LEN, MK_TEST_TOKENS_LEN */
+#include "meterkey/ids.h"
+#include "meterkey/msg_box.h"
 #include "meterkey/shares.h"
 
-/* Command codes (the system command table; each box accepts its subset). */
-enum mk_box_command {
-	/* every box */
-	MK_CMD_SET_BOX_ID = 0x0001,       /* Set Secure Box ID, signed by M */
-	MK_CMD_ADD_DOMAIN = 0x0002,       /* a domain process, encrypted and signed by M */
-	MK_CMD_STATUS = 0x0003,           /* ID and domains */
-	/* Manufacturing */
-	MK_CMD_SET_FIRST_ID = 0x0101,     /* Set First Secure Box ID -> M00000001 */
-	MK_CMD_CREATE_DOMAIN = 0x0102,    /* domain keys */
-	MK_CMD_INIT_BOX = 0x0103,         /* allocate a box ID, sign Set Secure Box ID */
-	MK_CMD_ACCEPT_BOX = 0x0104,       /* the box's answer: its startup confidentiality key */
-	MK_CMD_MAKE_PROCESS = 0x0105,     /* a domain process for an initialised box */
-	/* Oak */
-	MK_CMD_GENERATE_KEY = 0x0201,     /* MI1 -> MI2 (MI3 archive record, MI4 install record) */
-	/* Steel */
-	MK_CMD_INSTALL_KEY = 0x0301,      /* MI4' -> MI5, MI6 over the meter link -> MI7 */
-	MK_CMD_STATION_CERT = 0x0302,     /* device PKI: the station's manufacturing certificate */
-	MK_CMD_ISSUE_TRANSPORT = 0x0303,  /* device PKI: a meter's transport certificate (Fig. 3) */
-	/* Brass */
-	MK_CMD_CONFIRM_INSTALL = 0x0401,  /* MI8 -> MI9 record, MI10 */
-	MK_CMD_REGISTER = 0x0402,         /* MR2 -> MR3 record, MR4 */
-	MK_CMD_OBSOLETE = 0x0403,         /* retire: ACTIVE -> OBSOLETE record */
-	MK_CMD_ABANDON = 0x0404,          /* an attempted key never confirmed: NEW -> BAD record */
-	MK_CMD_DISTRIBUTE = 0x0405,       /* a temporal token key record for Tin boxes */
-	MK_CMD_VERIFY = 0x0406,           /* verify indicia with archived records (Fig. 28) */
-	MK_CMD_REG_CHALLENGE = 0x0407,    /* device PKI: server challenge and domain cert (Fig. 5) */
-	MK_CMD_REG_COMPLETE = 0x0408,     /* device PKI: operation certificate, key proofs (Fig. 7) */
-	/* Tin */
-	MK_CMD_TIN_VERIFY = 0x0501,       /* verify indicia with token key records (claims 5-8) */
-};
+/* The command codes and their messages: msg_box.h. */
 
 /* The kind byte that opens every signed body, so that no signed message can
  * be taken for another. */
@@ -82,8 +53,8 @@ enum mk_signed_kind {
 #define MK_DOMAIN_MAX_COUNTRIES 16
 /* Most boxes one Manufacturing Box initialises (one table entry each). */
 #define MK_MFG_MAX_BOXES 254
-/* A signed message: body, signer, signature. */
-#define MK_SIGNED_MAX 8192
+/* A signed message (body, signer, signature) is at most MK_SIGNED_MAX
+ * bytes (caps.h). */
 
 /* The domain-wide holder of a NEW record's key: every Domain Brass Process
  * of the domain holds the Brass confidentiality key it is encrypted for. */
@@ -92,7 +63,6 @@ enum mk_signed_kind {
 #define MK_BOX_ID_DOMAIN_TIN "T00000000"
 
 struct mk_box;
-struct mk_meter_conn;
 
 /*
  * A new box of type t as it leaves the factory: ID t00000000, no state yet.
@@ -128,10 +98,18 @@ MK_WUR enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n,
 /* The box's ID ("O00000000" before initialisation). */
 const char *mk_box_get_id(const struct mk_box *b);
 enum mk_box_type mk_box_get_type(const struct mk_box *b);
+/* Its kind's name for operators ("Oak", "Manufacturing"), from its table. */
+const char *mk_box_get_type_name(const struct mk_box *b);
 
-/* A Steel box's line to the meter on its station; the box talks to the meter
- * only through it. Not owned by the box. NULL detaches. */
-void mk_box_attach_meter(struct mk_box *b, struct mk_meter_conn *c);
+/*
+ * A Steel box's line to the meter on its station, handed to the box for the
+ * installation it runs (NULL detaches; the box does not own it). The box
+ * speaks the meter's commands (msg_meter.h) over it itself, because MI5
+ * carries the clear master key, which must go from the box to the meter and
+ * never through the KMS: the KMS only connects the line (a meter client's
+ * mk_meter_line), it never sees what passes on it.
+ */
+void mk_box_attach_meter(struct mk_box *b, const struct mk_msg_link *line);
 
 /* Wipes every key and frees. NULL is a no-op. */
 void mk_box_free(struct mk_box *b);

@@ -23,8 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "meterkey/archive.h" /* MK_DOMAIN_ID_MAX, MK_IDENT_MAX */
+#include "meterkey/ids.h"
 #include "meterkey/buf.h"
+#include "meterkey/caps.h"
 #include "meterkey/crypto.h" /* MK_ECDSA_SIG_LEN, EVP_PKEY */
 #include "meterkey/err.h"
 
@@ -35,12 +36,12 @@
 #define MK_TOKEN_LEN_MIN 4
 #define MK_TOKEN_LEN_MAX 16
 #define MK_TOKEN_LEN_DEFAULT 8
-#define MK_POSTCODE_MAX 10          /* origin postal code: 1..10 of A-Z, 0-9 */
+/* MK_POSTCODE_MAX, the origin postal code's length: ids.h */
 /* A text line, NUL included: a version-1 line has at most 255 characters (as
  * it always had), a version-2 line 106 more (the signature's two fields). */
 #define MK_INDICIUM_TEXT_MAX 362
-/* The binary form: at most 192 bytes in version 1, 257 in version 2. */
-#define MK_INDICIUM_BIN_MAX 320
+/* The binary form: at most 192 bytes in version 1, 257 in version 2
+ * (MK_INDICIUM_BIN_MAX, caps.h). */
 
 struct mk_indicium {
 	uint8_t version;                         /* MK_INDICIUM_VERSION(_SIGNED) */

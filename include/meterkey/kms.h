@@ -29,14 +29,12 @@
 #include <stdint.h>
 
 #include "meterkey/archive.h"
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 #include "meterkey/err.h"
 #include "meterkey/indicium.h"
 #include "meterkey/meter.h"
 
 #define MK_KMS_DETAIL_MAX 512
-/* A meter ID: product code, '-', manufacturing sequence number. */
-#define MK_METER_ID_MAX (2 * MK_IDENT_MAX + 1)
 
 struct mk_kms;
 struct mk_box;
@@ -195,10 +193,12 @@ MK_WUR enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_b
 MK_WUR enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
                                           struct mk_box **bp);
 
-/* One request to an open box; the result's TLV sequence in result. A
- * refusal is the box's code, with mk_kms_detail saying which box and step. */
-MK_WUR enum mk_err mk_kms_box_request(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
-                                      const struct mk_buf *params, struct mk_buf *result);
+/* One command to an open box at the KMS's time: *rq is the command's
+ * request struct (msg_box.h), *rs its result struct, whose BYTES point into
+ * ans (the caller's buffer; freeing it wipes it). A refusal is the box's
+ * code, with mk_kms_detail saying which box and step. */
+MK_WUR enum mk_err mk_kms_box_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
+                                   const char *domain, const void *rq, void *rs, struct mk_buf *ans);
 
 /* The domain's token length (domains/<D>.policy; the default when absent). */
 uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain);

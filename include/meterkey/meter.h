@@ -25,25 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "meterkey/archive.h"
+#include "meterkey/caps.h"
+#include "meterkey/ids.h"
 #include "meterkey/buf.h"
 #include "meterkey/err.h"
+#include "meterkey/msg_meter.h"
 
-/* A domain master key: AES-128 (key_alg 1). */
-#define MK_MASTER_KEY_LEN 16
 #define MK_METER_KEY_ALG_AES128 1
 /* Key slots: one per domain (vendor and postal, with room to spare). */
 #define MK_METER_MAX_KEYS 4
-/* The whole of mk_test_tokens()'s output. */
-#define MK_TEST_TOKENS_LEN 16
-/* The registration report's MAC: a full AES-CMAC. */
-#define MK_METER_MAC_LEN 16
-/* The largest NVM file a meter reads (five certificates fit). */
-#define MK_METER_NVM_MAX 8192
-/* The largest certificate (DER) a meter stores. */
-#define MK_METER_CERT_MAX 1024
-/* A key proof of the registration (crypto.h MK_KC_TAG_LEN). */
-#define MK_METER_PROOF_LEN 16
 /* How long the client waits for the meter's answer once its request was
  * acknowledged (the meter syncs its NVM before it answers). */
 #define MK_METER_RESPONSE_TIMEOUT_MS 30000
@@ -141,6 +131,11 @@ MK_WUR enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn *
  * the child to exit. NULL is a no-op. */
 void mk_meter_disconnect(struct mk_meter_conn *c);
 
+/* The message layer's line to this meter (framed link, one request and one
+ * answer per round trip): what a Steel box speaks the meter's commands over
+ * (mk_box_attach_meter). Lives as long as c. */
+const struct mk_msg_link *mk_meter_line(struct mk_meter_conn *c);
+
 /* A connection over an existing link (a socketpair in tests, a serial line):
  * rfd/wfd stay the caller's (mk_meter_disconnect does not close them); the
  * link keeps the defaults of mk_link_init. *cp set only on MK_OK. */
@@ -204,12 +199,15 @@ MK_WUR enum mk_err mk_meter_get_report(struct mk_meter_conn *c, const char *doma
                                        struct mk_meter_report *out);
 
 /* The exact bytes the MAC covers: the label MK_METER_REPORT_LABEL (no NUL)
- * followed by the canonical TLV of every field but mac (docs/formats.md §7.3),
- * appended to out (cut back on failure). MK_ERR_INVALID_ARG for a field out
- * of its syntax; the buffer's errors. No secret. */
-#define MK_METER_REPORT_LABEL "meterkey meter registration report v1"
+ * followed by the canonical TLV of every field but mac (docs/formats.md §7.3,
+ * mk_msg_report_tbs), appended to out (cut back on failure).
+ * MK_ERR_INVALID_ARG for a field out of its syntax; the buffer's errors. No
+ * secret. */
 MK_WUR enum mk_err mk_meter_report_encode_tbs(const struct mk_meter_report *r,
                                               struct mk_buf *out);
+/* The report's fields (not its MAC) as the message Register Key carries
+ * (msg_meter.h). */
+void mk_meter_report_to_msg(const struct mk_meter_report *r, struct mk_msg_report *m);
 
 /* Takes the meter out of service: state RETIRED, the key bytes erased from
  * the NVM (the slots' domains and key IDs stay, for the record). Refused with

@@ -27,15 +27,16 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include "meterkey/archive.h" /* MK_DOMAIN_ID_MAX */
 #include "meterkey/buf.h"
+#include "meterkey/caps.h"
 #include "meterkey/err.h"
+#include "meterkey/ids.h"
 #include "meterkey/tlv.h"
 
 /* Longest subject common name (RFC 5280 ub-common-name), in bytes. */
 #define MK_CERT_CN_MAX 64
-/* Largest DER certificate or request a decoder accepts (ours are ~600 B). */
-#define MK_CERT_MAX_DER 8192
+/* The largest DER certificate or request a decoder accepts (ours are ~600 B)
+ * is MK_CERT_MAX_DER (caps.h). */
 /* Latest validity end a certificate may carry: 9999-12-31T23:59:59Z. */
 #define MK_CERT_TIME_MAX INT64_C(253402300799)
 

@@ -29,6 +29,7 @@
 
 #include "meterkey/buf.h"
 #include "meterkey/err.h"
+#include "meterkey/ids.h"
 #include "meterkey/rng.h"
 
 /* Secret length limits in bytes. */
@@ -42,10 +43,6 @@
 
 /* Threshold and count: 2 <= k <= n <= MK_SHARE_COUNT_MAX. */
 #define MK_SHARE_COUNT_MAX 255
-
-/* A box ID: one type letter (M, O, S, B or T) and eight decimal digits, not all
- * zero ("O00000001"). MK_BOX_ID_LEN excludes the terminating NUL. */
-#define MK_BOX_ID_LEN 9
 
 /* Sizes of the share file's fields (docs/formats.md §3). */
 #define MK_SHARE_SPLIT_ID_LEN 16
@@ -151,8 +148,5 @@ unsigned mk_share_count(const struct mk_share *s);
 size_t mk_share_secret_len(const struct mk_share *s);
 /* The 16-byte split ID (points into the share). */
 const uint8_t *mk_share_split_id(const struct mk_share *s);
-
-/* 1 when box_id is a well-formed box ID (see MK_BOX_ID_LEN), else 0. */
-int mk_share_box_id_valid(const char *box_id);
 
 #endif

@@ -16,20 +16,10 @@
 
 #include "meterkey/err.h"
 #include "meterkey/indicium.h"
+#include "meterkey/msg_box.h"
 
-/* One domain's result, and an indicium's (good only when every domain is). */
-enum mk_verify_result {
-	MK_VR_GOOD = 0,
-	MK_VR_BAD_TOKEN = 1,           /* the token does not verify */
-	MK_VR_UNKNOWN_DEVICE = 2,      /* no key of this device in the domain (or period) */
-	MK_VR_KEY_NOT_ACTIVE = 3,      /* the device's key is not ACTIVE (retired, not registered) */
-	MK_VR_BEFORE_REGISTRATION = 4, /* dated before the device's registration */
-	MK_VR_MALFORMED = 5,           /* not an indicium, check characters wrong, token length wrong */
-	MK_VR_DUPLICATE = 6,           /* good, but this device's piece was seen before */
-	MK_VR_SIGNATURE_REFUSED = 7,   /* tokens good, signature not (outcome .sig says why);
-	                                * an overall result only, never a domain's */
-};
-#define MK_VR_COUNT 8
+/* enum mk_verify_result, one domain's result and an indicium's: msg_box.h
+ * (the Verify answer's values). */
 
 /* "good", "bad token", "unknown device", "key not active",
  * "date before registration", "malformed", "duplicate", "signature refused". */
@@ -37,10 +27,7 @@ const char *mk_verify_result_name(enum mk_verify_result r);
 /* The same as one word for JSON and scripts: "good", "bad_token", ... */
 const char *mk_verify_result_key(enum mk_verify_result r);
 
-/* At most this many indicia and keys in one Verify request to a box: with
- * key records of about 500 bytes, a request stays under MK_BOX_MSG_MAX. */
-#define MK_VERIFY_BATCH_MAX 24
-#define MK_VERIFY_KEYS_MAX 24
+/* MK_VERIFY_BATCH_MAX, MK_VERIFY_KEYS_MAX: msg_box.h. */
 
 /* A signed indicium's signature, beside the tokens. */
 enum mk_sig_result {

@@ -555,9 +555,9 @@ static int record_well_formed(const struct mk_key_record *r)
 	return mk_domain_id_valid(r->domain) && r->key_id > 0 && r->key_id <= INT64_MAX &&
 	       (no_device || (ident_valid(r->product_code) && ident_valid(r->mfg_seq))) &&
 	       (!no_device || r->status == MK_KEY_NEW || r->status == MK_KEY_BAD) &&
-	       mk_share_box_id_valid(r->oak_id) && mk_share_box_id_valid(r->steel_id) &&
+	       mk_box_id_valid(r->oak_id) && mk_box_id_valid(r->steel_id) &&
 	       mk_archive_blob_box_valid(r->blob_box) &&
-	       (r->signer[0] == '\0' || mk_share_box_id_valid(r->signer)) &&
+	       (r->signer[0] == '\0' || mk_box_id_valid(r->signer)) &&
 	       (r->indicia_serial[0] == '\0' || ident_valid(r->indicia_serial)) &&
 	       (r->subdomain[0] == '\0' || mk_domain_id_valid(r->subdomain)) &&
 	       r->blob_len <= MK_ARCHIVE_BLOB_MAX && r->sig_len <= MK_ARCHIVE_SIG_MAX &&
@@ -924,7 +924,7 @@ enum mk_err mk_archive_log_error(struct mk_archive *a, const char *domain, const
 	size_t i = 0;
 
 	if (a == NULL || !mk_domain_id_valid(domain) || time < 0 || key_id > INT64_MAX ||
-	    (e.box_id[0] != '\0' && !mk_share_box_id_valid(e.box_id)))
+	    (e.box_id[0] != '\0' && !mk_box_id_valid(e.box_id)))
 		return MK_ERR_INVALID_ARG;
 	/* Printable ASCII only, so a log line is safe to show anywhere. */
 	for (; detail != NULL && detail[i] != '\0' && i < MK_ARCHIVE_DETAIL_MAX; i++)
@@ -1025,7 +1025,7 @@ enum mk_err mk_archive_put_token_key(struct mk_archive *a, const struct mk_token
 
 	if (a == NULL || rec == NULL || !mk_domain_id_valid(rec->domain) || !ident_valid(rec->device) ||
 	    !mk_archive_blob_box_valid(rec->blob_box) || rec->key_id == 0 || rec->key_id > INT64_MAX ||
-	    (rec->signer[0] != '\0' && !mk_share_box_id_valid(rec->signer)) || rec->period_start < 0)
+	    (rec->signer[0] != '\0' && !mk_box_id_valid(rec->signer)) || rec->period_start < 0)
 		return MK_ERR_INVALID_ARG;
 	if (rec->period_end <= rec->period_start)
 		return MK_RC_PARAM_MISMATCH;

@@ -57,21 +57,6 @@ const char *mk_key_status_name(enum mk_key_status s)
 	return "?";
 }
 
-int mk_domain_id_valid(const char *s)
-{
-	size_t n;
-
-	if (s == NULL)
-		return 0;
-	n = strnlen(s, MK_DOMAIN_ID_MAX + 1);
-	if (n < 2 || n > MK_DOMAIN_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
-			return 0;
-	return 1;
-}
-
 static int status_valid(enum mk_key_status s)
 {
 	return s >= MK_KEY_NEW && s <= MK_KEY_OBSOLETE;
@@ -154,9 +139,9 @@ enum mk_err mk_key_record_encode_tbs(const struct mk_key_record *rec, struct mk_
  * zeros for the key every box of that type in the domain holds. */
 int mk_archive_blob_box_valid(const char *s)
 {
-	if (s[0] == '\0' || strchr("MOSBT", s[0]) == NULL || strlen(s) != MK_ARCHIVE_BOX_ID_LEN)
+	if (s[0] == '\0' || strchr("MOSBT", s[0]) == NULL || strlen(s) != MK_BOX_ID_LEN)
 		return 0;
-	for (size_t i = 1; i < MK_ARCHIVE_BOX_ID_LEN; i++)
+	for (size_t i = 1; i < MK_BOX_ID_LEN; i++)
 		if (s[i] < '0' || s[i] > '9')
 			return 0;
 	return 1;
@@ -216,9 +201,9 @@ enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_recor
 	    (e = get_opt_string(&r, T_MFG_SEQ, rec->mfg_seq, MK_IDENT_MAX)) != MK_OK ||
 	    (e = get_opt_string(&r, T_INDICIA_SERIAL, rec->indicia_serial, MK_IDENT_MAX)) != MK_OK ||
 	    (e = get_opt_string(&r, T_SUBDOMAIN, rec->subdomain, MK_DOMAIN_ID_MAX)) != MK_OK ||
-	    (e = mk_tlv_get_string(&r, T_OAK_ID, MK_ARCHIVE_BOX_ID_LEN, MK_ARCHIVE_BOX_ID_LEN, rec->oak_id, sizeof(rec->oak_id))) != MK_OK ||
-	    (e = mk_tlv_get_string(&r, T_STEEL_ID, MK_ARCHIVE_BOX_ID_LEN, MK_ARCHIVE_BOX_ID_LEN, rec->steel_id, sizeof(rec->steel_id))) != MK_OK ||
-	    (e = mk_tlv_get_string(&r, T_BLOB_BOX, MK_ARCHIVE_BOX_ID_LEN, MK_ARCHIVE_BOX_ID_LEN, rec->blob_box, sizeof(rec->blob_box))) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, T_OAK_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, rec->oak_id, sizeof(rec->oak_id))) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, T_STEEL_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, rec->steel_id, sizeof(rec->steel_id))) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, T_BLOB_BOX, MK_BOX_ID_LEN, MK_BOX_ID_LEN, rec->blob_box, sizeof(rec->blob_box))) != MK_OK ||
 	    (e = mk_tlv_get_bytes(&r, T_BLOB, 0, MK_ARCHIVE_BLOB_MAX, &bp, &bn)) != MK_OK)
 		return e;
 	memcpy(rec->blob, bp, bn);
@@ -240,7 +225,7 @@ enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_recor
 			return MK_ERR_TLV_VALUE; /* present means set */
 		rec->bad_reason = (int32_t)reason;
 	}
-	if ((e = get_opt_string(&r, T_SIGNER, rec->signer, MK_ARCHIVE_BOX_ID_LEN)) != MK_OK)
+	if ((e = get_opt_string(&r, T_SIGNER, rec->signer, MK_BOX_ID_LEN)) != MK_OK)
 		return e;
 	if ((e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
 		return e;
@@ -255,9 +240,9 @@ enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_recor
 	rec->status = (enum mk_key_status)status;
 	if (!status_valid(rec->status) || !mk_domain_id_valid(rec->domain) ||
 	    (rec->subdomain[0] != '\0' && !mk_domain_id_valid(rec->subdomain)) ||
-	    !mk_share_box_id_valid(rec->oak_id) || !mk_share_box_id_valid(rec->steel_id) ||
+	    !mk_box_id_valid(rec->oak_id) || !mk_box_id_valid(rec->steel_id) ||
 	    !mk_archive_blob_box_valid(rec->blob_box) || (rec->product_code[0] == '\0') != (rec->mfg_seq[0] == '\0') ||
-	    (rec->signer[0] != '\0' && !mk_share_box_id_valid(rec->signer)))
+	    (rec->signer[0] != '\0' && !mk_box_id_valid(rec->signer)))
 		return MK_ERR_TLV_VALUE;
 	return MK_OK;
 }
@@ -314,12 +299,12 @@ enum mk_err mk_token_key_decode(const uint8_t *p, size_t n, struct mk_token_key_
 	    (e = get_time(&r, TK_START, &rec->period_start)) != MK_OK ||
 	    (e = get_time(&r, TK_END, &rec->period_end)) != MK_OK ||
 	    (e = mk_tlv_get_u16(&r, TK_KEY_ALG, &rec->key_alg)) != MK_OK ||
-	    (e = mk_tlv_get_string(&r, TK_BLOB_BOX, MK_ARCHIVE_BOX_ID_LEN, MK_ARCHIVE_BOX_ID_LEN, rec->blob_box, sizeof(rec->blob_box))) != MK_OK ||
+	    (e = mk_tlv_get_string(&r, TK_BLOB_BOX, MK_BOX_ID_LEN, MK_BOX_ID_LEN, rec->blob_box, sizeof(rec->blob_box))) != MK_OK ||
 	    (e = mk_tlv_get_bytes(&r, TK_BLOB, 0, MK_ARCHIVE_BLOB_MAX, &bp, &bn)) != MK_OK)
 		return e;
 	memcpy(rec->blob, bp, bn);
 	rec->blob_len = bn;
-	if ((e = get_opt_string(&r, TK_SIGNER, rec->signer, MK_ARCHIVE_BOX_ID_LEN)) != MK_OK ||
+	if ((e = get_opt_string(&r, TK_SIGNER, rec->signer, MK_BOX_ID_LEN)) != MK_OK ||
 	    (e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
 		return e;
 	if (next == TK_SIG) {

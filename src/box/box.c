@@ -812,9 +812,9 @@ enum mk_box_type mk_box_get_type(const struct mk_box *b)
 	return b->type;
 }
 
-void mk_box_attach_meter(struct mk_box *b, struct mk_meter_conn *c)
+void mk_box_attach_meter(struct mk_box *b, const struct mk_msg_link *line)
 {
-	b->meter = c;
+	b->meter = line;
 }
 
 void mk_box_free(struct mk_box *b)
@@ -837,7 +837,7 @@ void mk_box_free(struct mk_box *b)
 	free(b);
 }
 
-static const struct mk_box_table *table_of(enum mk_box_type t)
+static const struct mk_msg_table *table_of(enum mk_box_type t)
 {
 	switch (t) {
 	case MK_BOX_MANUFACTURING:
@@ -854,13 +854,20 @@ static const struct mk_box_table *table_of(enum mk_box_type t)
 	return NULL;
 }
 
+const char *mk_box_get_type_name(const struct mk_box *b)
+{
+	const struct mk_msg_table *t = table_of(b->type);
+
+	return t != NULL ? t->name : "?";
+}
+
 enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
-	const struct mk_box_table *t;
+	const struct mk_msg_table *t;
 
 	if (b == NULL || req == NULL || resp == NULL || (t = table_of(b->type)) == NULL)
 		return MK_ERR_INVALID_ARG;
-	return mk_box_dispatch(t, b, req, n, resp);
+	return mk_msg_dispatch(t, b, req, n, resp);
 }
 
 /* ---- Commands every box has ------------------------------------------------------------ */
@@ -874,12 +881,15 @@ enum { I_KIND = 0x01, I_BOX_ID = 0x02, I_NONCE = 0x03, I_TIME = 0x04, I_K = 0x05
  * its Operation Combination and shares and its startup confidentiality key,
  * seals, and answers with the ID, the public key and M's nonce.
  */
-enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct mk_tlv_reader *params,
+enum mk_err box_cmd_set_id(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
                            struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	const uint8_t *msg, *body, *nonce;
-	size_t mn, bn, nn;
+	struct mk_box_set_box_id_req in;
+	struct mk_box_set_box_id_res out = { 0 };
+	uint8_t conf[MK_EC_PUB_LEN], station[MK_EC_PUB_LEN];
+	const uint8_t *body, *nonce;
+	size_t bn, nn;
 	struct mk_tlv_reader r;
 	EVP_PKEY *anchor = NULL;
 	char id[MK_BOX_ID_LEN + 1];
@@ -892,11 +902,11 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct m
 	(void)req;
 	if (b->enabled || !b->has_anchor)
 		return MK_RC_NOT_INITIALISED;
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_SIGNED_MAX, &msg, &mn)) != MK_OK)
+	if ((e = mk_box_set_box_id_req_get(params, &in)) != MK_OK)
 		return e;
 	if ((e = mk_ec_pub_decode(b->anchor, &anchor)) != MK_OK)
 		return e;
-	e = mk_signed_verify(anchor, msg, mn, &body, &bn);
+	e = mk_signed_verify(anchor, in.signed_msg, in.signed_msg_len, &body, &bn);
 	EVP_PKEY_free(anchor);
 	if (e != MK_OK)
 		return e;
@@ -915,10 +925,17 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req, struct m
 	    (b->type == MK_BOX_STEEL && (e = mk_ec_keygen(b->rng, &b->station)) != MK_OK) ||
 	    (e = box_make_shares(b, k, n)) != MK_OK || (e = box_save(b)) != MK_OK)
 		goto fail;
-	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
-	    (e = box_put_pub(result, 0x02, b->startup_conf)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x03, nonce, nn)) != MK_OK ||
-	    (b->station != NULL && (e = box_put_pub(result, 0x04, b->station)) != MK_OK))
+	memcpy(out.id, b->id, sizeof(out.id));
+	out.startup_conf = conf;
+	out.startup_conf_len = sizeof(conf);
+	out.nonce = nonce;
+	out.nonce_len = nn;
+	out.has_station = b->station != NULL;
+	out.station = station;
+	out.station_len = sizeof(station);
+	if ((e = mk_ec_pub_encode(b->startup_conf, conf)) != MK_OK ||
+	    (b->station != NULL && (e = mk_ec_pub_encode(b->station, station)) != MK_OK) ||
+	    (e = mk_box_set_box_id_res_put(result, &out)) != MK_OK)
 		goto fail;
 	return MK_OK;
 fail:
@@ -946,12 +963,13 @@ enum { D_KIND = 0x01, D_BOX_ID = 0x02, D_DOMAIN = 0x03, D_WRAPPED = 0x04 };
  * signed with M's startup authentication key for this type and encrypted
  * under this box's startup confidentiality key.
  */
-enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
+enum mk_err box_cmd_add_domain(void *box, const struct mk_msg_request *req,
                                struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	const uint8_t *msg, *body, *wrapped;
-	size_t mn, bn, wn;
+	struct mk_box_add_domain_req in;
+	const uint8_t *body, *wrapped;
+	size_t bn, wn;
 	struct mk_tlv_reader r;
 	struct mk_buf *info = NULL;
 	struct mk_secret *pkg = NULL;
@@ -963,10 +981,10 @@ enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
 
 	(void)req;
 	(void)result;
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_SIGNED_MAX, &msg, &mn)) != MK_OK ||
+	if ((e = mk_box_add_domain_req_get(params, &in)) != MK_OK ||
 	    (e = mk_ec_pub_decode(b->anchor, &anchor)) != MK_OK)
 		return e;
-	e = mk_signed_verify(anchor, msg, mn, &body, &bn);
+	e = mk_signed_verify(anchor, in.signed_msg, in.signed_msg_len, &body, &bn);
 	EVP_PKEY_free(anchor);
 	if (e != MK_OK)
 		return e;
@@ -1017,31 +1035,37 @@ out:
 }
 
 /* Status: the box's ID, generation and domains. */
-enum mk_err box_cmd_status(void *box, const struct mk_box_request *req,
+enum mk_err box_cmd_status(void *box, const struct mk_msg_request *req,
                            struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	struct mk_tlv_writer list;
+	struct mk_box_status_res out = { 0 };
+	struct mk_buf *list = mk_buf_new(MK_MSG_MAX);
+	struct mk_tlv_writer w;
 	enum mk_err e;
 
 	(void)req;
 	(void)params;
-	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
-	    (e = mk_tlv_put_u64(result, 0x02, b->generation)) != MK_OK ||
-	    (e = mk_tlv_begin(result, 0x03, &list)) != MK_OK)
-		return e;
+	if (list == NULL)
+		return MK_ERR_NOMEM;
+	mk_tlv_writer_init(&w, list);
 	if (b->type == MK_BOX_MANUFACTURING) {
-		if ((e = mfg_list_domains(b, &list)) != MK_OK)
-			return e;
+		if ((e = mfg_list_domains(b, &w)) != MK_OK)
+			goto out;
 	} else {
 		for (size_t i = 0; i < b->ndomains; i++)
-			if ((e = mk_tlv_put_string(&list, (uint8_t)(i + 1), b->domains[i].id)) != MK_OK)
-				return e;
+			if ((e = mk_msg_list_put_string(&w, i, b->domains[i].id)) != MK_OK)
+				goto out;
 	}
-	return mk_tlv_end(result, &list);
+	memcpy(out.id, b->id, sizeof(out.id));
+	out.generation = b->generation;
+	out.domains = mk_buf_data(list);
+	out.domains_len = mk_buf_len(list);
+	e = mk_box_status_res_put(result, &out);
+out:
+	mk_buf_free(list);
+	return e;
 }
-
-const struct mk_box_param box_p_signed[1] = { { 0x01, MK_P_BYTES, 0, 1, MK_SIGNED_MAX } };
 
 int box_domain_known(void *box, const char *domain)
 {

@@ -12,6 +12,7 @@
 
 #include "meterkey/archive.h"
 #include "meterkey/boxes.h"
+#include "meterkey/msg_box.h"
 #include "meterkey/indicium.h"
 #include "meterkey/rng.h"
 #include "meterkey/tlv.h"
@@ -82,7 +83,7 @@ struct mk_box {
 	size_t ndomains;
 	struct box_domain domains[MK_BOX_MAX_DOMAINS];
 	struct mfg_state *mfg;         /* Manufacturing Boxes only */
-	struct mk_meter_conn *meter;   /* Steel: the station's meter line */
+	const struct mk_msg_link *meter; /* Steel: the station's meter line (not owned) */
 	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
 	struct vcache *vcache;         /* Brass, Tin: verified keys while open (verify.c) */
 	EVP_PKEY *station;             /* Steel: the factory station's key (device PKI) */
@@ -90,7 +91,7 @@ struct mk_box {
 };
 
 /* The command tables of each type. */
-extern const struct mk_box_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table,
+extern const struct mk_msg_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table,
 	mk_tin_table;
 
 /* Tags of the install record body (MI4, Oak -> Steel; formats.md §8.7). */
@@ -102,22 +103,14 @@ enum { K7_KIND = 0x01, K7_STATUS = 0x02, K7_OAK = 0x03, K7_DOMAIN = 0x04, K7_STE
        K7_REASON = 0x0B };
 
 /* The commands every box has, and the dispatcher's two questions. */
-MK_WUR enum mk_err box_cmd_set_id(void *box, const struct mk_box_request *req,
-                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result);
-MK_WUR enum mk_err box_cmd_add_domain(void *box, const struct mk_box_request *req,
-                                      struct mk_tlv_reader *params, struct mk_tlv_writer *result);
-MK_WUR enum mk_err box_cmd_status(void *box, const struct mk_box_request *req,
-                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_MSG_HANDLER(box_cmd_set_id);
+MK_MSG_HANDLER(box_cmd_add_domain);
+MK_MSG_HANDLER(box_cmd_status);
 int box_domain_known(void *box, const char *domain);
-/* The parameters of Set Secure Box ID and Add Domain: one signed message;
- * of Verify: the key records and the items (verify.c). */
-extern const struct mk_box_param box_p_signed[1];
-extern const struct mk_box_param box_p_verify[2];
 int box_enabled(void *box);
 
 /* Verify (Brass, Tin; verify.c), and the key cache it keeps, wiped. */
-MK_WUR enum mk_err box_cmd_verify(void *box, const struct mk_box_request *req,
-                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result);
+MK_MSG_HANDLER(box_cmd_verify);
 void box_vcache_free(struct vcache *c);
 
 /* The domain process of domain id, or NULL. */
@@ -192,16 +185,10 @@ MK_WUR enum mk_err box_steel_cert_open(const struct box_domain *d, const uint8_t
 
 /* The device PKI (registrar.c): Steel's station certificate and transport
  * certificates, Brass's registration service. */
-MK_WUR enum mk_err box_cmd_station_cert(void *box, const struct mk_box_request *req,
-                                        struct mk_tlv_reader *params, struct mk_tlv_writer *result);
-MK_WUR enum mk_err box_cmd_issue_transport(void *box, const struct mk_box_request *req,
-                                           struct mk_tlv_reader *params, struct mk_tlv_writer *result);
-MK_WUR enum mk_err box_cmd_reg_challenge(void *box, const struct mk_box_request *req,
-                                         struct mk_tlv_reader *params, struct mk_tlv_writer *result);
-MK_WUR enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
-                                        struct mk_tlv_reader *params, struct mk_tlv_writer *result);
-extern const struct mk_box_param box_p_station_cert[1], box_p_issue_transport[1],
-	box_p_reg_challenge[2], box_p_reg_complete[7];
+MK_MSG_HANDLER(box_cmd_station_cert);
+MK_MSG_HANDLER(box_cmd_issue_transport);
+MK_MSG_HANDLER(box_cmd_reg_challenge);
+MK_MSG_HANDLER(box_cmd_reg_complete);
 /* Issues a certificate of role for subject (cn, domain or NULL) under
  * issuer/issuer_key, valid from now for life seconds but not past the
  * issuer's end, with serial (0: a random 63-bit one from b's RNG); the DER

@@ -14,7 +14,6 @@
 #include "box/box_int.h"
 #include "meterkey/meter.h"
 
-#define REC_CAP 8192
 
 /* Decodes the archive record a request carries and checks it belongs here,
  * is in the status the step starts from, and carries a valid signature of
@@ -57,13 +56,13 @@ static enum mk_err seal_blob(struct mk_box *b, struct mk_key_record *rec, const 
 
 /* A short signed confirmation (MI10, MR4). */
 static enum mk_err confirmation(struct mk_box *b, const struct box_domain *d, uint8_t kind,
-                                const struct mk_key_record *rec, struct mk_tlv_writer *result)
+                                const struct mk_key_record *rec, struct mk_buf *out)
 {
-	struct mk_buf *body = mk_buf_new(512), *out = mk_buf_new(MK_SIGNED_MAX);
+	struct mk_buf *body = mk_buf_new(512);
 	struct mk_tlv_writer w;
 	enum mk_err e = MK_ERR_NOMEM;
 
-	if (body == NULL || out == NULL)
+	if (body == NULL)
 		goto out;
 	mk_tlv_writer_init(&w, body);
 	if ((e = mk_tlv_put_u8(&w, 0x01, kind)) != MK_OK ||
@@ -77,27 +76,37 @@ static enum mk_err confirmation(struct mk_box *b, const struct box_domain *d, ui
 	    (e = mk_tlv_put_u64(&w, 0x08, (uint64_t)rec->status_time)) != MK_OK ||
 	    (e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
 		goto out;
-	e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(out), mk_buf_len(out));
 out:
 	mk_buf_free(body);
-	mk_buf_free(out);
 	return e;
 }
 
-/* Signs rec and puts it (0x01) and the confirmation (0x02) in the result. */
+/* The encode-sign-answer tail of every Brass command that makes a record:
+ * signs rec and answers with it alone (kind 0: Obsolete Key) or with the
+ * signed confirmation of that kind beside it (MI10, MR4). */
 static enum mk_err answer(struct mk_box *b, const struct box_domain *d, uint8_t kind,
                           struct mk_key_record *rec, struct mk_tlv_writer *result)
 {
-	struct mk_buf *enc = mk_buf_new(REC_CAP);
-	enum mk_err e;
+	struct mk_buf *enc = mk_buf_new(MK_RECORD_MAX), *conf = mk_buf_new(MK_SIGNED_MAX);
+	enum mk_err e = MK_ERR_NOMEM;
 
-	if (enc == NULL)
-		return MK_ERR_NOMEM;
-	if ((e = box_sign_record(b, d->sign, rec)) == MK_OK &&
-	    (e = mk_key_record_encode(rec, enc)) == MK_OK &&
-	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(enc), mk_buf_len(enc))) == MK_OK)
-		e = kind != 0 ? confirmation(b, d, kind, rec, result) : MK_OK;
+	if (enc == NULL || conf == NULL)
+		goto out;
+	if ((e = box_sign_record(b, d->sign, rec)) != MK_OK || (e = mk_key_record_encode(rec, enc)) != MK_OK)
+		goto out;
+	if (kind == 0) {
+		struct mk_box_obsolete_res res = { mk_buf_data(enc), mk_buf_len(enc) };
+
+		e = mk_box_obsolete_res_put(result, &res);
+	} else if ((e = confirmation(b, d, kind, rec, conf)) == MK_OK) {
+		struct mk_box_record_signed_res res = { mk_buf_data(enc), mk_buf_len(enc), mk_buf_data(conf),
+			                                mk_buf_len(conf) };
+
+		e = mk_box_record_signed_res_put(result, &res);
+	}
+out:
 	mk_buf_free(enc);
+	mk_buf_free(conf);
 	return e;
 }
 
@@ -163,14 +172,15 @@ static enum mk_err parse_installed(const uint8_t *body, size_t bn, struct instal
  * the key is re-encrypted under the domain secret key and the record is
  * INSTALLED; otherwise (or when Steel reports BAD) it is BAD with the reason.
  */
-static enum mk_err cmd_confirm_install(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_confirm_install(void *box, const struct mk_msg_request *req,
                                        struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	const uint8_t *rp, *mp, *cp, *body;
-	size_t rn, mn, cn, bn;
+	struct mk_box_confirm_install_req in;
+	const uint8_t *body;
+	size_t bn;
 	char steel_id[MK_BOX_ID_LEN + 1];
 	EVP_PKEY *sa = NULL, *sc = NULL;
 	struct mk_secret *key = NULL;
@@ -183,18 +193,16 @@ static enum mk_err cmd_confirm_install(void *box, const struct mk_box_request *r
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &rp, &rn)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x02, 1, MK_SIGNED_MAX, &mp, &mn)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x03, 1, MK_SIGNED_MAX, &cp, &cn)) != MK_OK ||
-	    (e = open_record(d, rp, rn, MK_KEY_NEW, rec)) != MK_OK)
+	if ((e = mk_box_confirm_install_req_get(params, &in)) != MK_OK ||
+	    (e = open_record(d, in.record, in.record_len, MK_KEY_NEW, rec)) != MK_OK)
 		goto out;
-	if ((e = box_steel_cert_open(d, cp, cn, steel_id, &sa, &sc)) != MK_OK)
+	if ((e = box_steel_cert_open(d, in.steel_cert, in.steel_cert_len, steel_id, &sa, &sc)) != MK_OK)
 		goto out;
 	if (strcmp(steel_id, rec->steel_id) != 0) {
 		e = MK_RC_WRONG_BOX;
 		goto out;
 	}
-	if ((e = mk_signed_verify(sa, mp, mn, &body, &bn)) != MK_OK ||
+	if ((e = mk_signed_verify(sa, in.mi7, in.mi7_len, &body, &bn)) != MK_OK ||
 	    (e = parse_installed(body, bn, &k)) != MK_OK)
 		goto out;
 	{
@@ -202,7 +210,7 @@ static enum mk_err cmd_confirm_install(void *box, const struct mk_box_request *r
 		size_t b2n;
 		char signer[MK_BOX_ID_LEN + 1];
 
-		if (mk_signed_split(mp, mn, &b2, &b2n, signer, &sig) != MK_OK || strcmp(signer, steel_id) != 0 ||
+		if (mk_signed_split(in.mi7, in.mi7_len, &b2, &b2n, signer, &sig) != MK_OK || strcmp(signer, steel_id) != 0 ||
 		    strcmp(k.steel, steel_id) != 0) {
 			e = MK_RC_WRONG_BOX;
 			goto out;
@@ -263,31 +271,12 @@ out:
 	return e;
 }
 
-/* Report tags in the Register request (formats.md §8.9). */
-enum { R_DOMAIN = 0x01, R_KEY_ID = 0x02, R_PRODUCT = 0x03, R_MSN = 0x04, R_INDICIA = 0x05,
-       R_COUNTRY = 0x06, R_DATE = 0x07 };
-
-static enum mk_err parse_report(struct mk_tlv_reader *params, struct mk_meter_report *rp)
+/* Register Key's report (the meter's MR1 fields, msg_meter.h) and MAC: a
+ * report that does not decode is a syntax error of the request. */
+static enum mk_err parse_report(const struct mk_box_register_req *in, struct mk_msg_report *rp)
 {
-	struct mk_tlv_reader r;
-	const uint8_t *mac;
-	size_t mn;
-	uint64_t date;
-
-	memset(rp, 0, sizeof(*rp));
-	if (mk_tlv_get_nested(params, 0x02, &r) != MK_OK ||
-	    mk_tlv_get_string(&r, R_DOMAIN, 2, MK_DOMAIN_ID_MAX, rp->domain, sizeof(rp->domain)) != MK_OK ||
-	    mk_tlv_get_u64(&r, R_KEY_ID, &rp->key_id) != MK_OK ||
-	    mk_tlv_get_string(&r, R_PRODUCT, 1, MK_IDENT_MAX, rp->product_code, sizeof(rp->product_code)) != MK_OK ||
-	    mk_tlv_get_string(&r, R_MSN, 1, MK_IDENT_MAX, rp->mfg_seq, sizeof(rp->mfg_seq)) != MK_OK ||
-	    mk_tlv_get_string(&r, R_INDICIA, 1, MK_IDENT_MAX, rp->indicia_serial, sizeof(rp->indicia_serial)) != MK_OK ||
-	    mk_tlv_get_string(&r, R_COUNTRY, 2, MK_DOMAIN_ID_MAX, rp->country, sizeof(rp->country)) != MK_OK ||
-	    mk_tlv_get_u64(&r, R_DATE, &date) != MK_OK || mk_tlv_reader_end(&r) != MK_OK ||
-	    date > INT64_MAX ||
-	    mk_tlv_get_bytes(params, 0x03, MK_METER_MAC_LEN, MK_METER_MAC_LEN, &mac, &mn) != MK_OK)
+	if (mk_msg_report_decode(in->report, in->report_len, rp) != MK_OK || rp->date > INT64_MAX)
 		return MK_ERR_CMD_PARAM_SYNTAX;
-	rp->date = (int64_t)date;
-	memcpy(rp->mac, mac, MK_METER_MAC_LEN);
 	return MK_OK;
 }
 
@@ -297,27 +286,26 @@ static enum mk_err parse_report(struct mk_tlv_reader *params, struct mk_meter_re
  * sub-domain of this domain, and authenticate with the archived key; then the
  * key is stored under the country's secret key and the record is ACTIVE.
  */
-static enum mk_err cmd_register(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_register(void *box, const struct mk_msg_request *req,
                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	struct mk_meter_report rp;
+	struct mk_box_register_req in;
+	struct mk_msg_report rp;
 	const struct box_country *c;
 	struct mk_secret *key = NULL;
 	struct mk_buf *tbs = mk_buf_new(1024);
 	uint8_t mac[MK_METER_MAC_LEN];
-	const uint8_t *p;
-	size_t n;
 	enum mk_err e;
 
 	if (rec == NULL || tbs == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
-	    (e = parse_report(params, &rp)) != MK_OK || (e = open_record(d, p, n, MK_KEY_INSTALLED, rec)) != MK_OK)
+	if ((e = mk_box_register_req_get(params, &in)) != MK_OK || (e = parse_report(&in, &rp)) != MK_OK ||
+	    (e = open_record(d, in.record, in.record_len, MK_KEY_INSTALLED, rec)) != MK_OK)
 		goto out;
 	if (strcmp(rp.domain, rec->domain) != 0) {
 		e = MK_RC_WRONG_DOMAIN;
@@ -333,15 +321,15 @@ static enum mk_err cmd_register(void *box, const struct mk_box_request *req,
 		goto out;
 	}
 	if ((e = box_open_blob(rec, d->secret, &key)) != MK_OK ||
-	    (e = mk_meter_report_encode_tbs(&rp, tbs)) != MK_OK ||
+	    (e = mk_msg_report_tbs(&rp, tbs)) != MK_OK ||
 	    (e = mk_cmac_once(mk_secret_cdata(key), mk_secret_len(key), mk_buf_data(tbs), mk_buf_len(tbs),
 	                      mac, sizeof(mac))) != MK_OK)
 		goto out;
-	if (!mk_ct_equal(mac, rp.mac, sizeof(mac))) {
+	if (!mk_ct_equal(mac, in.mac, sizeof(mac))) {
 		e = MK_RC_MAC_INVALID;
 		goto out;
 	}
-	if (rp.date < rec->status_time || req->time < rp.date) {
+	if ((int64_t)rp.date < rec->status_time || req->time < (int64_t)rp.date) {
 		e = MK_RC_TIME_NOT_INCREASING;
 		goto out;
 	}
@@ -349,7 +337,7 @@ static enum mk_err cmd_register(void *box, const struct mk_box_request *req,
 	rec->status_time = req->time;
 	memcpy(rec->indicia_serial, rp.indicia_serial, sizeof(rec->indicia_serial));
 	memcpy(rec->subdomain, rp.country, sizeof(rec->subdomain));
-	rec->times.meter_registration = rp.date;
+	rec->times.meter_registration = (int64_t)rp.date;
 	rec->times.kms_key_registration = req->time;
 	if ((e = seal_blob(b, rec, c->key, key)) != MK_OK)
 		goto out;
@@ -366,7 +354,7 @@ out:
 
 /* Obsolete (Fig. 27): an ACTIVE record becomes OBSOLETE; the key stays under
  * its country's secret key, re-bound to the new header. */
-static enum mk_err cmd_obsolete(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_obsolete(void *box, const struct mk_msg_request *req,
                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
@@ -374,14 +362,13 @@ static enum mk_err cmd_obsolete(void *box, const struct mk_box_request *req,
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
 	const struct mk_secret *ck;
 	struct mk_secret *key = NULL;
-	const uint8_t *p;
-	size_t n;
+	struct mk_box_obsolete_req in;
 	enum mk_err e;
 
 	if (rec == NULL)
 		return MK_ERR_NOMEM;
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
-	    (e = open_record(d, p, n, MK_KEY_ACTIVE, rec)) != MK_OK)
+	if ((e = mk_box_obsolete_req_get(params, &in)) != MK_OK ||
+	    (e = open_record(d, in.record, in.record_len, MK_KEY_ACTIVE, rec)) != MK_OK)
 		goto out;
 	if (req->time < rec->status_time) {
 		e = MK_RC_TIME_NOT_INCREASING;
@@ -411,27 +398,26 @@ out:
  * becomes BAD with the reason given, signed like every other version. The
  * key stays as Oak encrypted it; nothing is decrypted.
  */
-static enum mk_err cmd_abandon(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_abandon(void *box, const struct mk_msg_request *req,
                                struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	const uint8_t *p;
-	size_t n;
+	struct mk_box_abandon_req in;
 	uint32_t reason;
 	enum mk_err e;
 
 	if (rec == NULL)
 		return MK_ERR_NOMEM;
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_tlv_get_u32(params, 0x02, &reason)) != MK_OK)
+	if ((e = mk_box_abandon_req_get(params, &in)) != MK_OK)
 		goto out;
+	reason = in.reason;
 	if (reason == 0 || reason > INT32_MAX) {
 		e = MK_ERR_CMD_PARAM_SYNTAX;
 		goto out;
 	}
-	if ((e = open_record(d, p, n, MK_KEY_NEW, rec)) != MK_OK)
+	if ((e = open_record(d, in.record, in.record_len, MK_KEY_NEW, rec)) != MK_OK)
 		goto out;
 	if (req->time < rec->status_time) {
 		e = MK_RC_TIME_NOT_INCREASING;
@@ -456,7 +442,7 @@ out:
  * the domain's Brass key. The period starts no earlier than the device's
  * registration, so a Tin box tells an indicium dated before it.
  */
-static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_distribute(void *box, const struct mk_msg_request *req,
                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
@@ -465,21 +451,20 @@ static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
 	struct mk_token_key_record *tk = calloc(1, sizeof(*tk));
 	const struct mk_secret *ck;
 	struct mk_secret *key = NULL;
-	struct mk_buf *info = mk_buf_new(256), *enc = mk_buf_new(4096), blob;
+	struct mk_buf *info = mk_buf_new(256), *enc = mk_buf_new(MK_RECORD_MAX), blob;
+	struct mk_box_distribute_req in;
 	uint8_t token_key[MK_MASTER_KEY_LEN];
 	uint32_t period, first, end;
-	const uint8_t *p;
-	size_t n;
 	enum mk_err e;
 
 	if (rec == NULL || tk == NULL || info == NULL || enc == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, REC_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_tlv_get_u32(params, 0x02, &period)) != MK_OK ||
-	    (e = open_record(d, p, n, MK_KEY_ACTIVE, rec)) != MK_OK)
+	if ((e = mk_box_distribute_req_get(params, &in)) != MK_OK ||
+	    (e = open_record(d, in.record, in.record_len, MK_KEY_ACTIVE, rec)) != MK_OK)
 		goto out;
+	period = in.period;
 	if (d->tin_conf == NULL) {
 		e = MK_RC_RESOURCE_UNAVAILABLE; /* a domain made before Tin keys were */
 		goto out;
@@ -527,7 +512,11 @@ static enum mk_err cmd_distribute(void *box, const struct mk_box_request *req,
 	mk_buf_reset(enc);
 	if ((e = mk_token_key_record_encode(tk, enc)) != MK_OK)
 		goto out;
-	e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(enc), mk_buf_len(enc));
+	{
+		struct mk_box_distribute_res res = { mk_buf_data(enc), mk_buf_len(enc) };
+
+		e = mk_box_distribute_res_put(result, &res);
+	}
 out:
 	OPENSSL_cleanse(token_key, sizeof(token_key));
 	mk_secret_free(key);
@@ -540,47 +529,22 @@ out:
 	return e;
 }
 
-static const struct mk_box_param p_confirm[] = {
-	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
-	{ 0x02, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
-	{ 0x03, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
-};
-static const struct mk_box_param p_register[] = {
-	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
-	{ 0x02, MK_P_BYTES, 0, 1, 512 },
-	{ 0x03, MK_P_BYTES, 0, MK_METER_MAC_LEN, MK_METER_MAC_LEN },
-};
-static const struct mk_box_param p_obsolete[] = { { 0x01, MK_P_BYTES, 0, 1, REC_CAP } };
-static const struct mk_box_param p_distribute[] = {
-	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
-	{ 0x02, MK_P_U32, 0, 0, 0 },
-};
-static const struct mk_box_param p_abandon[] = {
-	{ 0x01, MK_P_BYTES, 0, 1, REC_CAP },
-	{ 0x02, MK_P_U32, 0, 0, 0 },
+#define E MK_MSG_CMD_ENABLED
+#define ED (MK_MSG_CMD_ENABLED | MK_MSG_CMD_DOMAIN)
+static const struct mk_msg_cmd cmds[] = {
+	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
+	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
+	{ &mk_box_cmd_status, E, box_cmd_status },
+	{ &mk_box_cmd_confirm_install, ED, cmd_confirm_install },
+	{ &mk_box_cmd_register, ED, cmd_register },
+	{ &mk_box_cmd_obsolete, ED, cmd_obsolete },
+	{ &mk_box_cmd_abandon, ED, cmd_abandon },
+	{ &mk_box_cmd_distribute, ED, cmd_distribute },
+	{ &mk_box_cmd_verify, ED, box_cmd_verify },
+	{ &mk_box_cmd_reg_challenge, ED, box_cmd_reg_challenge },
+	{ &mk_box_cmd_reg_complete, ED, box_cmd_reg_complete },
 };
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define E MK_BOX_CMD_ENABLED
-#define ED (MK_BOX_CMD_ENABLED | MK_BOX_CMD_DOMAIN)
-static const struct mk_box_cmd cmds[] = {
-	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
-	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
-	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
-	{ MK_CMD_CONFIRM_INSTALL, "Confirm Key Installed", ED, p_confirm, ARRAY_LEN(p_confirm),
-	  cmd_confirm_install },
-	{ MK_CMD_REGISTER, "Register Key", ED, p_register, ARRAY_LEN(p_register), cmd_register },
-	{ MK_CMD_OBSOLETE, "Obsolete Key", ED, p_obsolete, ARRAY_LEN(p_obsolete), cmd_obsolete },
-	{ MK_CMD_ABANDON, "Abandon Key", ED, p_abandon, ARRAY_LEN(p_abandon), cmd_abandon },
-	{ MK_CMD_DISTRIBUTE, "Distribute Token Key", ED, p_distribute, ARRAY_LEN(p_distribute),
-	  cmd_distribute },
-	{ MK_CMD_VERIFY, "Verify", ED, box_p_verify, 2, box_cmd_verify },
-	{ MK_CMD_REG_CHALLENGE, "Registration Challenge", ED, box_p_reg_challenge, 2,
-	  box_cmd_reg_challenge },
-	{ MK_CMD_REG_COMPLETE, "Registration Complete", ED, box_p_reg_complete, 7,
-	  box_cmd_reg_complete },
-};
-
-const struct mk_box_table mk_brass_table = {
-	"Brass", cmds, ARRAY_LEN(cmds), box_domain_known, box_enabled,
+const struct mk_msg_table mk_brass_table = {
+	"Brass", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };

@@ -60,7 +60,6 @@ enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0
        P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
        P_ROOT = 0x0F };
 
-#define PKG_CAP 8192
 /* The provider root certificate's life: twenty years (the life of the
  * system's indicia, DESIGN.md §1). */
 #define ROOT_LIFETIME ((int64_t)20 * 365 * 86400)
@@ -239,7 +238,7 @@ enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
 		if (m->ndomains == MK_BOX_MAX_DOMAINS)
 			return MK_ERR_TLV_VALUE;
 		d = &m->domains[m->ndomains++];
-		if ((e = mk_tlv_get_bytes(&l, i, 1, PKG_CAP, &p, &n)) != MK_OK ||
+		if ((e = mk_tlv_get_bytes(&l, i, 1, MK_PACKAGE_MAX, &p, &n)) != MK_OK ||
 		    (e = dk_domain(p, n, d->id)) != MK_OK || (e = mk_secret_new_copy(p, n, &d->keys)) != MK_OK)
 			return e;
 	}
@@ -276,24 +275,52 @@ static int mfg_domain_known(void *box, const char *domain)
 	return b->mfg != NULL && find_domain(b->mfg, domain) != NULL;
 }
 
-/* The share policy a request asks for, or the default for the type. */
-static enum mk_err share_policy(struct mk_tlv_reader *params, uint8_t ktag, unsigned dflt,
+/* The share policy a request asks for (k and n, both or neither), or the
+ * default for the type. */
+static enum mk_err share_policy(bool has_k, uint8_t k, bool has_n, uint8_t n, unsigned dflt,
                                 uint8_t *kp, uint8_t *np)
 {
-	uint8_t tag;
-	enum mk_err e;
-
 	*kp = *np = (uint8_t)dflt;
-	if ((e = mk_tlv_peek_tag(params, &tag)) != MK_OK)
-		return e;
-	if (tag == (uint8_t)(ktag + 1))
-		return MK_ERR_CMD_PARAM_COUNT; /* n without k: both or neither */
-	if (tag == ktag && ((e = mk_tlv_get_u8(params, ktag, kp)) != MK_OK ||
-	                    (e = mk_tlv_get_u8(params, (uint8_t)(ktag + 1), np)) != MK_OK))
-		return e == MK_ERR_TLV_MISSING || e == MK_ERR_TLV_TAG ? MK_ERR_CMD_PARAM_COUNT : e;
+	if (has_k != has_n)
+		return MK_ERR_CMD_PARAM_COUNT;
+	if (has_k) {
+		*kp = k;
+		*np = n;
+	}
 	if (*kp < 2 || *kp > *np)
 		return MK_ERR_SHARE_PARAMS;
 	return MK_OK;
+}
+
+/* Set First Secure Box ID's answer: the ID, the trust anchors (one public
+ * key per box type, a list) and the provider root certificate. */
+static enum mk_err set_first_answer(const struct mk_box *b, struct mk_tlv_writer *result)
+{
+	struct mk_box_set_first_id_res out = { 0 };
+	struct mk_buf *anchors = mk_buf_new(NTYPES * (MK_EC_PUB_LEN + 2)), *der = mk_buf_new(MK_CERT_MAX_DER);
+	uint8_t pub[MK_EC_PUB_LEN];
+	struct mk_tlv_writer w;
+	enum mk_err e = MK_ERR_NOMEM;
+
+	if (anchors == NULL || der == NULL)
+		goto out;
+	mk_tlv_writer_init(&w, anchors);
+	for (size_t i = 0; i < NTYPES; i++)
+		if ((e = mk_ec_pub_encode(b->mfg->startup_auth[i], pub)) != MK_OK ||
+		    (e = mk_msg_list_put_bytes(&w, i, pub, sizeof(pub))) != MK_OK)
+			goto out;
+	if ((e = mk_cert_to_der(b->mfg->root, der)) != MK_OK)
+		goto out;
+	memcpy(out.id, b->id, sizeof(out.id));
+	out.anchors = mk_buf_data(anchors);
+	out.anchors_len = mk_buf_len(anchors);
+	out.root = mk_buf_data(der);
+	out.root_len = mk_buf_len(der);
+	e = mk_box_set_first_id_res_put(result, &out);
+out:
+	mk_buf_free(anchors);
+	mk_buf_free(der);
+	return e;
 }
 
 /*
@@ -302,21 +329,21 @@ static enum mk_err share_policy(struct mk_tlv_reader *params, uint8_t ktag, unsi
  * and a startup authentication key pair per box type, whose public halves
  * are the trust anchors of the boxes M will initialise.
  */
-static enum mk_err cmd_set_first_id(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_set_first_id(void *box, const struct mk_msg_request *req,
                                     struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct mfg_state *m = NULL;
 	struct mk_secret *c = NULL, *a = NULL;
 	uint8_t dks[2 * MK_EC_PRIV_LEN];
-	struct mk_tlv_writer anchors;
+	struct mk_box_set_first_id_req in;
 	uint8_t k, n;
 	enum mk_err e;
 
-	(void)req;
 	if (b->enabled || b->has_anchor)
 		return MK_RC_NOT_INITIALISED;
-	if ((e = share_policy(params, 0x01, MK_MFG_SHARES_DEFAULT, &k, &n)) != MK_OK)
+	if ((e = mk_box_set_first_id_req_get(params, &in)) != MK_OK ||
+	    (e = share_policy(in.has_k, in.k, in.has_n, in.n, MK_MFG_SHARES_DEFAULT, &k, &n)) != MK_OK)
 		return e;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return MK_ERR_NOMEM;
@@ -356,25 +383,7 @@ static enum mk_err cmd_set_first_id(void *box, const struct mk_box_request *req,
 	m = NULL;
 	if ((e = box_save(b)) != MK_OK)
 		goto fail;
-	if ((e = mk_tlv_put_string(result, 0x01, b->id)) != MK_OK ||
-	    (e = mk_tlv_begin(result, 0x02, &anchors)) != MK_OK)
-		goto out;
-	for (int i = 0; i < NTYPES; i++)
-		if ((e = box_put_pub(&anchors, (uint8_t)(i + 1), b->mfg->startup_auth[i])) != MK_OK)
-			goto out;
-	if ((e = mk_tlv_end(result, &anchors)) != MK_OK)
-		goto out;
-	{
-		struct mk_buf *der = mk_buf_new(4096);
-
-		if (der == NULL) {
-			e = MK_ERR_NOMEM;
-			goto out;
-		}
-		if ((e = mk_cert_to_der(b->mfg->root, der)) == MK_OK)
-			e = mk_tlv_put_bytes(result, 0x03, mk_buf_data(der), mk_buf_len(der));
-		mk_buf_free(der);
-	}
+	e = set_first_answer(b, result);
 	goto out;
 fail:
 	if (b->enabled) { /* the shares were written: the box never came to be */
@@ -462,7 +471,7 @@ out:
  * here and returned encrypted under the Domain Key Set confidentiality key
  * and signed with its authentication key, for the archive or removable media.
  */
-static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req,
                                      struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
@@ -470,6 +479,8 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	char domain[MK_DOMAIN_ID_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
 	char seen[MK_DOMAIN_MAX_COUNTRIES][MK_DOMAIN_ID_MAX + 1];
 	uint8_t token_len = MK_TOKEN_LEN_DEFAULT;
+	struct mk_box_create_domain_req in;
+	struct mk_box_create_domain_res res = { 0 };
 	struct mk_tlv_reader list;
 	struct mk_tlv_writer w, cl, one;
 	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL, *cert = NULL;
@@ -479,11 +490,12 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 	enum mk_err e;
 
 	(void)req;
-	if ((e = mk_tlv_get_string(params, 0x01, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain))) != MK_OK ||
-	    (e = mk_tlv_get_nested(params, 0x02, &list)) != MK_OK || (e = mk_tlv_peek_tag(params, &tag)) != MK_OK)
+	if ((e = mk_box_create_domain_req_get(params, &in)) != MK_OK)
 		return e;
-	if (tag == 0x03 && (e = mk_tlv_get_u8(params, 0x03, &token_len)) != MK_OK)
-		return e;
+	memcpy(domain, in.domain, sizeof(domain));
+	mk_tlv_reader_init(&list, in.countries, in.countries_len);
+	if (in.has_token_len)
+		token_len = in.token_len;
 	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (!mk_domain_id_valid(domain))
@@ -492,10 +504,10 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 		return MK_RC_RECORD_EXISTS;
 	if (m->ndomains == MK_BOX_MAX_DOMAINS)
 		return MK_RC_RESOURCE_UNAVAILABLE;
-	dk = mk_buf_new(PKG_CAP);
+	dk = mk_buf_new(MK_PACKAGE_MAX);
 	info = mk_buf_new(256);
-	wrapped = mk_buf_new(PKG_CAP + 256);
-	body = mk_buf_new(PKG_CAP + 512);
+	wrapped = mk_buf_new(MK_PACKAGE_MAX + 256);
+	body = mk_buf_new(MK_PACKAGE_MAX + 512);
 	out = mk_buf_new(MK_SIGNED_MAX);
 	cert = mk_buf_new(4096);
 	if (dk == NULL || info == NULL || wrapped == NULL || body == NULL || out == NULL || cert == NULL) {
@@ -564,10 +576,12 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_box_request *req
 		m->domains[m->ndomains].keys = NULL;
 		goto out;
 	}
-	if ((e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out))) != MK_OK)
-		goto out;
-	if (mk_buf_len(cert) > 0)
-		e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(cert), mk_buf_len(cert));
+	res.domain_keys = mk_buf_data(out);
+	res.domain_keys_len = mk_buf_len(out);
+	res.has_domain_cert = mk_buf_len(cert) > 0;
+	res.domain_cert = mk_buf_data(cert);
+	res.domain_cert_len = mk_buf_len(cert);
+	e = mk_box_create_domain_res_put(result, &res);
 out:
 	mk_buf_free(cert);
 	mk_buf_free(dk);
@@ -583,25 +597,28 @@ out:
  * Set Secure Box ID signed with M's startup authentication key of that type,
  * carrying a nonce the box must return and the box's share policy.
  */
-static enum mk_err cmd_init_box(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_init_box(void *box, const struct mk_msg_request *req,
                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct mfg_state *m = b->mfg;
 	struct mk_buf *body = NULL, *out = NULL;
 	struct mk_tlv_writer w;
+	struct mk_box_init_box_req in;
+	struct mk_box_init_box_res res;
 	struct mfg_box *x;
 	uint8_t type, k, n;
 	int ti;
 	enum mk_err e;
 
-	if ((e = mk_tlv_get_u8(params, 0x01, &type)) != MK_OK)
+	if ((e = mk_box_init_box_req_get(params, &in)) != MK_OK)
 		return e;
+	type = in.type;
 	ti = type_index((enum mk_box_type)type);
 	if (ti < 0)
 		return MK_ERR_CMD_PARAM_SYNTAX;
-	if ((e = share_policy(params, 0x02, ti == 0 ? MK_MFG_SHARES_DEFAULT : MK_BOX_SHARES_DEFAULT, &k,
-	                      &n)) != MK_OK)
+	if ((e = share_policy(in.has_k, in.k, in.has_n, in.n,
+	                      ti == 0 ? MK_MFG_SHARES_DEFAULT : MK_BOX_SHARES_DEFAULT, &k, &n)) != MK_OK)
 		return e;
 	if (m->nboxes == MK_MFG_MAX_BOXES || m->next[ti] > MK_BOX_NUMBER_MAX)
 		return MK_RC_RESOURCE_UNAVAILABLE;
@@ -631,7 +648,9 @@ static enum mk_err cmd_init_box(void *box, const struct mk_box_request *req,
 		m->next[ti]--;
 		goto out;
 	}
-	e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out));
+	res.set_id = mk_buf_data(out);
+	res.set_id_len = mk_buf_len(out);
+	e = mk_box_init_box_res_put(result, &res);
 out:
 	mk_buf_free(body);
 	mk_buf_free(out);
@@ -640,28 +659,28 @@ out:
 
 /* Accept Box: the new box's answer, its startup confidentiality key, bound
  * by the nonce of its Set Secure Box ID. */
-static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct mfg_state *m = b->mfg;
-	char id[MK_BOX_ID_LEN + 1], cn[MK_CERT_CN_MAX + 1];
-	const uint8_t *pub, *nonce, *sp = NULL;
-	size_t pn, nn, sn;
+	struct mk_box_accept_box_req in;
+	struct mk_box_accept_box_res res = { 0 };
+	char cn[MK_CERT_CN_MAX + 1];
+	const char *id = in.id;
+	const uint8_t *pub, *nonce, *sp;
 	EVP_PKEY *k = NULL, *station = NULL;
 	struct mk_buf *der = NULL;
 	struct mfg_box *x;
 	enum mk_box_type t;
 	uint32_t number;
-	uint8_t tag;
 	enum mk_err e;
 
-	if ((e = mk_tlv_get_string(params, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x02, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &pub, &pn)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x03, 16, 16, &nonce, &nn)) != MK_OK ||
-	    (e = mk_tlv_peek_tag(params, &tag)) != MK_OK ||
-	    (tag == 0x04 && (e = mk_tlv_get_bytes(params, 0x04, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &sp, &sn)) != MK_OK))
+	if ((e = mk_box_accept_box_req_get(params, &in)) != MK_OK)
 		return e;
+	pub = in.startup_conf;
+	nonce = in.nonce;
+	sp = in.has_station ? in.station : NULL;
 	if ((x = find_box(m, id)) == NULL || mk_box_id_parse(id, &t, &number) != MK_OK)
 		return MK_RC_BOX_ID_INVALID;
 	if (x->accepted)
@@ -692,8 +711,12 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_box_request *req,
 		x->accepted = 0;
 		goto out;
 	}
-	if (der != NULL)
-		e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(der), mk_buf_len(der));
+	if (der != NULL) {
+		res.has_station_cert = true;
+		res.station_cert = mk_buf_data(der);
+		res.station_cert_len = mk_buf_len(der);
+	}
+	e = mk_box_accept_box_res_put(result, &res);
 out:
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(station);
@@ -931,7 +954,7 @@ enum mk_err mfg_list_domains(const struct mk_box *b, struct mk_tlv_writer *list)
 	enum mk_err e;
 
 	for (size_t i = 0; b->mfg != NULL && i < b->mfg->ndomains; i++)
-		if ((e = mk_tlv_put_string(list, (uint8_t)(i + 1), b->mfg->domains[i].id)) != MK_OK)
+		if ((e = mk_msg_list_put_string(list, i, b->mfg->domains[i].id)) != MK_OK)
 			return e;
 	return MK_OK;
 }
@@ -975,7 +998,7 @@ enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t
 			e = MK_RC_PARAM_MISMATCH;
 			goto out;
 		}
-	if (mk_tlv_reader_end(&l) != MK_OK || mk_tlv_get_bytes(&r, MP_KEYS, 1, PKG_CAP, &keys, &kn) != MK_OK ||
+	if (mk_tlv_reader_end(&l) != MK_OK || mk_tlv_get_bytes(&r, MP_KEYS, 1, MK_PACKAGE_MAX, &keys, &kn) != MK_OK ||
 	    mk_tlv_reader_end(&r) != MK_OK) {
 		e = MK_RC_PARAM_MISMATCH;
 		goto out;
@@ -1035,12 +1058,14 @@ out:
  * request's domain, encrypted under that box's startup confidentiality key
  * and signed with M's startup authentication key of its type.
  */
-static enum mk_err cmd_make_process(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_make_process(void *box, const struct mk_msg_request *req,
                                     struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct mfg_state *m = b->mfg;
-	char id[MK_BOX_ID_LEN + 1];
+	struct mk_box_make_process_req in;
+	struct mk_box_make_process_res res = { 0 };
+	const char *id = in.box_id;
 	struct mk_buf *pkg = NULL, *cert = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
 	struct mk_tlv_writer w;
 	EVP_PKEY *conf = NULL;
@@ -1050,17 +1075,17 @@ static enum mk_err cmd_make_process(void *box, const struct mk_box_request *req,
 	int ti;
 	enum mk_err e;
 
-	if ((e = mk_tlv_get_string(params, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id))) != MK_OK)
+	if ((e = mk_box_make_process_req_get(params, &in)) != MK_OK)
 		return e;
 	if ((x = find_box(m, id)) == NULL || !x->accepted || mk_box_id_parse(id, &t, &number) != MK_OK ||
 	    (ti = type_index(t)) < 0)
 		return MK_RC_BOX_ID_INVALID;
-	pkg = mk_buf_new(PKG_CAP);
+	pkg = mk_buf_new(MK_PACKAGE_MAX);
 	cert = mk_buf_new(MK_SIGNED_MAX);
 	info = mk_buf_new(256);
-	wrapped = mk_buf_new(PKG_CAP + 256);
-	body = mk_buf_new(PKG_CAP + 512);
-	out = mk_buf_new(PKG_CAP + 1024);
+	wrapped = mk_buf_new(MK_PACKAGE_MAX + 256);
+	body = mk_buf_new(MK_PACKAGE_MAX + 512);
+	out = mk_buf_new(MK_PACKAGE_MAX + 1024);
 	if (pkg == NULL || cert == NULL || info == NULL || wrapped == NULL || body == NULL || out == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
@@ -1077,11 +1102,14 @@ static enum mk_err cmd_make_process(void *box, const struct mk_box_request *req,
 	    (e = mk_tlv_put_string(&w, 0x02, id)) != MK_OK ||
 	    (e = mk_tlv_put_string(&w, 0x03, req->domain)) != MK_OK ||
 	    (e = mk_tlv_put_bytes(&w, 0x04, mk_buf_data(wrapped), mk_buf_len(wrapped))) != MK_OK ||
-	    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out))) != MK_OK)
+	    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
 		goto out;
-	if (t == MK_BOX_STEEL)
-		e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(cert), mk_buf_len(cert));
+	res.process = mk_buf_data(out);
+	res.process_len = mk_buf_len(out);
+	res.has_steel_cert = t == MK_BOX_STEEL;
+	res.steel_cert = mk_buf_data(cert);
+	res.steel_cert_len = mk_buf_len(cert);
+	e = mk_box_make_process_res_put(result, &res);
 out:
 	EVP_PKEY_free(conf);
 	mk_buf_free(pkg);
@@ -1093,41 +1121,18 @@ out:
 	return e;
 }
 
-static const struct mk_box_param p_set_first[] = {
-	{ 0x01, MK_P_U8, 1, 0, 0 }, { 0x02, MK_P_U8, 1, 0, 0 },
-};
-static const struct mk_box_param p_create[] = {
-	{ 0x01, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX }, { 0x02, MK_P_BYTES, 0, 0, 1024 },
-	{ 0x03, MK_P_U8, 1, 0, 0 },
-};
-static const struct mk_box_param p_init[] = {
-	{ 0x01, MK_P_U8, 0, 0, 0 }, { 0x02, MK_P_U8, 1, 0, 0 }, { 0x03, MK_P_U8, 1, 0, 0 },
-};
-static const struct mk_box_param p_accept[] = {
-	{ 0x01, MK_P_STRING, 0, MK_BOX_ID_LEN, MK_BOX_ID_LEN },
-	{ 0x02, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
-	{ 0x03, MK_P_BYTES, 0, 16, 16 },
-	{ 0x04, MK_P_BYTES, 1, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
-};
-static const struct mk_box_param p_process[] = {
-	{ 0x01, MK_P_STRING, 0, MK_BOX_ID_LEN, MK_BOX_ID_LEN },
+#define E MK_MSG_CMD_ENABLED
+static const struct mk_msg_cmd cmds[] = {
+	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
+	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
+	{ &mk_box_cmd_status, E, box_cmd_status },
+	{ &mk_box_cmd_set_first_id, 0, cmd_set_first_id },
+	{ &mk_box_cmd_create_domain, E, cmd_create_domain },
+	{ &mk_box_cmd_init_box, E, cmd_init_box },
+	{ &mk_box_cmd_accept_box, E, cmd_accept_box },
+	{ &mk_box_cmd_make_process, E | MK_MSG_CMD_DOMAIN, cmd_make_process },
 };
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define E MK_BOX_CMD_ENABLED
-static const struct mk_box_cmd cmds[] = {
-	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
-	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
-	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
-	{ MK_CMD_SET_FIRST_ID, "Set First Secure Box ID", 0, p_set_first, ARRAY_LEN(p_set_first),
-	  cmd_set_first_id },
-	{ MK_CMD_CREATE_DOMAIN, "Create Domain", E, p_create, ARRAY_LEN(p_create), cmd_create_domain },
-	{ MK_CMD_INIT_BOX, "Initialise Box", E, p_init, ARRAY_LEN(p_init), cmd_init_box },
-	{ MK_CMD_ACCEPT_BOX, "Accept Box", E, p_accept, ARRAY_LEN(p_accept), cmd_accept_box },
-	{ MK_CMD_MAKE_PROCESS, "Make Domain Process", E | MK_BOX_CMD_DOMAIN, p_process,
-	  ARRAY_LEN(p_process), cmd_make_process },
-};
-
-const struct mk_box_table mk_mfg_table = {
-	"Manufacturing", cmds, ARRAY_LEN(cmds), mfg_domain_known, box_enabled,
+const struct mk_msg_table mk_mfg_table = {
+	"Manufacturing", cmds, MK_ARRAY_LEN(cmds), mfg_domain_known, box_enabled,
 };

@@ -14,8 +14,6 @@
 
 #include "box/box_int.h"
 
-#define REC_CAP 8192
-
 static enum mk_err install_record(struct mk_box *b, struct box_domain *d, EVP_PKEY *steel_conf,
                                   const char *steel_id, uint64_t key_id, int64_t time,
                                   const uint8_t *key, const uint8_t *tokens, struct mk_buf *out)
@@ -84,27 +82,27 @@ out:
 	return e;
 }
 
-static enum mk_err cmd_generate_key(void *box, const struct mk_box_request *req,
+static enum mk_err cmd_generate_key(void *box, const struct mk_msg_request *req,
                                     struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
 	uint8_t key[MK_MASTER_KEY_LEN], tokens[MK_TEST_TOKENS_LEN];
 	char steel_id[MK_BOX_ID_LEN + 1];
+	struct mk_box_generate_key_req in;
+	struct mk_box_generate_key_res out;
 	struct mk_buf *arch = NULL, *inst = NULL;
 	EVP_PKEY *sa = NULL, *sc = NULL;
-	const uint8_t *cert;
-	size_t cn;
 	uint64_t key_id, last;
 	enum mk_err e;
 
-	if ((e = mk_tlv_get_u64(params, 0x01, &key_id)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x02, 1, MK_SIGNED_MAX, &cert, &cn)) != MK_OK)
+	if ((e = mk_box_generate_key_req_get(params, &in)) != MK_OK)
 		return e;
+	key_id = in.key_id;
 	if (req->time <= 0)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	/* The Steel box must be one M certified for this domain. */
-	if ((e = box_steel_cert_open(d, cert, cn, steel_id, &sa, &sc)) != MK_OK) {
+	if ((e = box_steel_cert_open(d, in.steel_cert, in.steel_cert_len, steel_id, &sa, &sc)) != MK_OK) {
 		e = e == MK_RC_SIGNATURE_INVALID ? MK_RC_BOX_ID_INVALID : e;
 		goto out;
 	}
@@ -120,7 +118,7 @@ static enum mk_err cmd_generate_key(void *box, const struct mk_box_request *req,
 		d->last_key_id = last;
 		goto out;
 	}
-	arch = mk_buf_new(REC_CAP);
+	arch = mk_buf_new(MK_RECORD_MAX);
 	inst = mk_buf_new(MK_SIGNED_MAX);
 	if (arch == NULL || inst == NULL) {
 		e = MK_ERR_NOMEM;
@@ -129,10 +127,13 @@ static enum mk_err cmd_generate_key(void *box, const struct mk_box_request *req,
 	if ((e = mk_rng_bytes(b->rng, key, sizeof(key))) != MK_OK ||
 	    (e = mk_test_tokens(key, sizeof(key), tokens)) != MK_OK ||
 	    (e = archive_record(b, d, steel_id, key_id, req->time, key, arch)) != MK_OK ||
-	    (e = install_record(b, d, sc, steel_id, key_id, req->time, key, tokens, inst)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(arch), mk_buf_len(arch))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(inst), mk_buf_len(inst))) != MK_OK)
+	    (e = install_record(b, d, sc, steel_id, key_id, req->time, key, tokens, inst)) != MK_OK)
 		goto out;
+	out.record = mk_buf_data(arch);
+	out.record_len = mk_buf_len(arch);
+	out.mi4 = mk_buf_data(inst);
+	out.mi4_len = mk_buf_len(inst);
+	e = mk_box_generate_key_res_put(result, &out);
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(tokens, sizeof(tokens));
@@ -143,21 +144,14 @@ out:
 	return e;
 }
 
-static const struct mk_box_param p_generate[] = {
-	{ 0x01, MK_P_U64, 0, 0, 0 },
-	{ 0x02, MK_P_BYTES, 0, 1, MK_SIGNED_MAX },
+#define E MK_MSG_CMD_ENABLED
+static const struct mk_msg_cmd cmds[] = {
+	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
+	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
+	{ &mk_box_cmd_status, E, box_cmd_status },
+	{ &mk_box_cmd_generate_key, E | MK_MSG_CMD_DOMAIN, cmd_generate_key },
 };
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define E MK_BOX_CMD_ENABLED
-static const struct mk_box_cmd cmds[] = {
-	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
-	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
-	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
-	{ MK_CMD_GENERATE_KEY, "Generate Key", E | MK_BOX_CMD_DOMAIN, p_generate,
-	  ARRAY_LEN(p_generate), cmd_generate_key },
-};
-
-const struct mk_box_table mk_oak_table = {
-	"Oak", cmds, ARRAY_LEN(cmds), box_domain_known, box_enabled,
+const struct mk_msg_table mk_oak_table = {
+	"Oak", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };

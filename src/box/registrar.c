@@ -32,26 +32,6 @@
 /* A meter's operation certificate: ten years of service. */
 #define OPERATION_LIFETIME ((int64_t)10 * 365 * 86400)
 
-const struct mk_box_param box_p_station_cert[1] = {
-	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-};
-const struct mk_box_param box_p_issue_transport[1] = {
-	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-};
-const struct mk_box_param box_p_reg_challenge[2] = {
-	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-	{ 0x02, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-};
-const struct mk_box_param box_p_reg_complete[7] = {
-	{ 0x01, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-	{ 0x02, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-	{ 0x03, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
-	{ 0x04, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
-	{ 0x05, MK_P_BYTES, 0, 1, MK_CERT_MAX_DER },
-	{ 0x06, MK_P_BYTES, 0, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN },
-	{ 0x07, MK_P_BYTES, 0, MK_KC_TAG_LEN, MK_KC_TAG_LEN },
-};
-
 /* ---- Issuing --------------------------------------------------------------------- */
 
 enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key, EVP_PKEY *subject,
@@ -97,17 +77,19 @@ enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key,
  * root is what every meter checks when it takes a transport certificate.
  * Kept in the sealed state.
  */
-enum mk_err box_cmd_station_cert(void *box, const struct mk_box_request *req,
+enum mk_err box_cmd_station_cert(void *box, const struct mk_msg_request *req,
                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
+	struct mk_box_station_cert_req in;
 	enum mk_cert_role role;
 	X509 *c = NULL;
 	enum mk_err e;
 
 	(void)req;
 	(void)result;
-	if ((e = mk_cert_tlv_get(params, 0x01, NULL, NULL, &c)) != MK_OK)
+	if ((e = mk_box_station_cert_req_get(params, &in)) != MK_OK ||
+	    (e = mk_cert_from_der(in.cert, in.cert_len, &c)) != MK_OK)
 		goto out;
 	if (b->station == NULL) {
 		e = MK_RC_NOT_INITIALISED;
@@ -146,43 +128,45 @@ out:
  * station's manufacturing certificate (02), which the meter needs to verify
  * it.
  */
-enum mk_err box_cmd_issue_transport(void *box, const struct mk_box_request *req,
+enum mk_err box_cmd_issue_transport(void *box, const struct mk_msg_request *req,
                                     struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	const uint8_t *csr;
-	size_t n;
+	struct mk_box_issue_transport_req in;
+	struct mk_box_issue_transport_res res;
 	char cn[MK_CERT_CN_MAX + 1];
 	enum mk_cert_role role;
-	struct mk_buf *der = NULL;
+	struct mk_buf *der = NULL, *mder = NULL;
 	EVP_PKEY *pub = NULL;
 	enum mk_err e;
 
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_CERT_MAX_DER, &csr, &n)) != MK_OK)
+	if ((e = mk_box_issue_transport_req_get(params, &in)) != MK_OK)
 		return e;
 	if (b->station == NULL || b->station_cert == NULL)
 		return MK_RC_NOT_INITIALISED;
-	if ((e = mk_csr_verify(csr, n, &pub, &role, cn)) != MK_OK)
+	if ((e = mk_csr_verify(in.csr, in.csr_len, &pub, &role, cn)) != MK_OK)
 		return e;
 	if (role != MK_ROLE_TRANSPORT) {
 		e = MK_ERR_CERT_ROLE;
 		goto out;
 	}
-	if ((der = mk_buf_new(2 * MK_CERT_MAX_DER)) == NULL) {
+	if ((der = mk_buf_new(2 * MK_CERT_MAX_DER)) == NULL || (mder = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
 	if ((e = box_issue_cert(b, b->station_cert, b->station, pub, MK_ROLE_TRANSPORT, cn, NULL, 0,
 	                        req->time, TRANSPORT_LIFETIME, der)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(der), mk_buf_len(der))) != MK_OK)
+	    (e = mk_cert_to_der(b->station_cert, mder)) != MK_OK)
 		goto out;
-	mk_buf_reset(der);
-	if ((e = mk_cert_to_der(b->station_cert, der)) != MK_OK)
-		goto out;
-	e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(der), mk_buf_len(der));
+	res.transport_cert = mk_buf_data(der);
+	res.transport_cert_len = mk_buf_len(der);
+	res.mfg_cert = mk_buf_data(mder);
+	res.mfg_cert_len = mk_buf_len(mder);
+	e = mk_box_issue_transport_res_put(result, &res);
 out:
 	EVP_PKEY_free(pub);
 	mk_buf_free(der);
+	mk_buf_free(mder);
 	return e;
 }
 
@@ -201,20 +185,16 @@ static enum mk_err registrar(struct mk_box *b, const char *domain, struct box_do
 	return MK_OK;
 }
 
-/* The transport chain of the parameters (manufacturing 01, transport 02),
- * verified to the root at t; *trp and the DER of the transport certificate
- * given back. */
-static enum mk_err transport_chain(const struct box_domain *d, struct mk_tlv_reader *params, int64_t t,
-                                   X509 **trp, const uint8_t **tderp, size_t *tnp)
+/* The meter's transport chain (its manufacturing and transport
+ * certificates, DER), verified to the root at t; *trp given back. */
+static enum mk_err transport_chain(const struct box_domain *d, const uint8_t *mder, size_t mn,
+                                   const uint8_t *tder, size_t tn, int64_t t, X509 **trp)
 {
-	const uint8_t *mder;
-	size_t mn;
 	X509 *mfg = NULL;
 	enum mk_err e;
 
 	*trp = NULL;
-	if ((e = mk_cert_tlv_get(params, 0x01, &mder, &mn, &mfg)) == MK_OK &&
-	    (e = mk_cert_tlv_get(params, 0x02, tderp, tnp, trp)) == MK_OK)
+	if ((e = mk_cert_from_der(mder, mn, &mfg)) == MK_OK && (e = mk_cert_from_der(tder, tn, trp)) == MK_OK)
 		e = mk_cert_verify(d->root, mfg, *trp, MK_ROLE_TRANSPORT, t);
 	X509_free(mfg);
 	if (e != MK_OK) {
@@ -233,26 +213,27 @@ static enum mk_err transport_chain(const struct box_domain *d, struct mk_tlv_rea
  * BOX_REG_PENDING_MAX is dropped to make room). Answers the challenge (01)
  * and the domain certificate (02).
  */
-enum mk_err box_cmd_reg_challenge(void *box, const struct mk_box_request *req,
+enum mk_err box_cmd_reg_challenge(void *box, const struct mk_msg_request *req,
                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = NULL;
+	struct mk_box_reg_challenge_req in;
+	struct mk_box_reg_challenge_res res;
 	struct box_reg_pending *q;
-	const uint8_t *tder;
-	size_t tn;
 	struct mk_buf *der = NULL;
 	X509 *tr = NULL;
 	EVP_PKEY *eph = NULL;
 	enum mk_err e;
 
-	if ((e = registrar(b, req->domain, &d)) != MK_OK ||
-	    (e = transport_chain(d, params, req->time, &tr, &tder, &tn)) != MK_OK)
+	if ((e = mk_box_reg_challenge_req_get(params, &in)) != MK_OK || (e = registrar(b, req->domain, &d)) != MK_OK ||
+	    (e = transport_chain(d, in.mfg_cert, in.mfg_cert_len, in.transport_cert, in.transport_cert_len,
+	                         req->time, &tr)) != MK_OK)
 		goto out;
 	if (d->npending == BOX_REG_PENDING_MAX)
 		box_reg_pending_drop(d, 0);
 	q = &d->pending[d->npending];
-	if ((e = mk_sha256(tder, tn, q->transport_fp)) != MK_OK || (e = mk_ec_keygen(b->rng, &eph)) != MK_OK ||
+	if ((e = mk_sha256(in.transport_cert, in.transport_cert_len, q->transport_fp)) != MK_OK || (e = mk_ec_keygen(b->rng, &eph)) != MK_OK ||
 	    (e = mk_ec_pub_encode(eph, q->server)) != MK_OK || (e = mk_ec_priv_export(eph, &q->eph)) != MK_OK)
 		goto fail;
 	q->time = req->time;
@@ -265,10 +246,13 @@ enum mk_err box_cmd_reg_challenge(void *box, const struct mk_box_request *req,
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_tlv_put_bytes(result, 0x01, q->server, sizeof(q->server))) != MK_OK ||
-	    (e = mk_cert_to_der(d->domain_cert, der)) != MK_OK)
+	if ((e = mk_cert_to_der(d->domain_cert, der)) != MK_OK)
 		goto out;
-	e = mk_tlv_put_bytes(result, 0x02, mk_buf_data(der), mk_buf_len(der));
+	res.server = q->server;
+	res.server_len = sizeof(q->server);
+	res.domain_cert = mk_buf_data(der);
+	res.domain_cert_len = mk_buf_len(der);
+	e = mk_box_reg_challenge_res_put(result, &res);
 	goto out;
 fail:
 	mk_secret_free(q->eph);
@@ -289,13 +273,6 @@ static int find_pending(const struct box_domain *d, const uint8_t server[static 
 	return -1;
 }
 
-/* What Registration Complete checks and computes, kept apart from the
- * parameters' parsing. */
-struct reg_in {
-	const uint8_t *server, *product, *csr, *sig, *proof;
-	size_t csr_len;
-};
-
 /*
  * Fig. 7, steps 265-270, once the challenge is taken: the transport key's
  * signature over the request and both challenges, the request (self-signed,
@@ -303,7 +280,8 @@ struct reg_in {
  * operation certificate and the server key proof.
  */
 static enum mk_err reg_issue(struct mk_box *b, struct box_domain *d, X509 *tr, EVP_PKEY *eph,
-                             const struct reg_in *in, int64_t t, struct mk_tlv_writer *result)
+                             const struct mk_box_reg_complete_req *in, int64_t t,
+                             struct mk_tlv_writer *result)
 {
 	uint8_t tag_u[MK_KC_TAG_LEN], tag_v[MK_KC_TAG_LEN];
 	char cn[MK_CERT_CN_MAX + 1];
@@ -346,10 +324,13 @@ static enum mk_err reg_issue(struct mk_box *b, struct box_domain *d, X509 *tr, E
 		goto out;
 	}
 	if ((e = box_issue_cert(b, d->domain_cert, d->authority, op, MK_ROLE_OPERATION, ti.common_name,
-	                        d->id, 0, t, OPERATION_LIFETIME, der)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(der), mk_buf_len(der))) != MK_OK)
+	                        d->id, 0, t, OPERATION_LIFETIME, der)) != MK_OK)
 		goto out;
-	e = mk_tlv_put_bytes(result, 0x02, tag_v, sizeof(tag_v));
+	{
+		struct mk_box_reg_complete_res res = { mk_buf_data(der), mk_buf_len(der), tag_v, sizeof(tag_v) };
+
+		e = mk_box_reg_complete_res_put(result, &res);
+	}
 out:
 	OPENSSL_cleanse(tag_u, sizeof(tag_u));
 	OPENSSL_cleanse(tag_v, sizeof(tag_v));
@@ -367,14 +348,12 @@ out:
  * answers once, whatever the outcome (a replay finds it gone:
  * MK_ERR_CHALLENGE).
  */
-enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
+enum mk_err box_cmd_reg_complete(void *box, const struct mk_msg_request *req,
                                  struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = NULL;
-	struct reg_in in;
-	const uint8_t *tder;
-	size_t tn, n;
+	struct mk_box_reg_complete_req in;
 	uint8_t fp[32], pfp[32];
 	int64_t given;
 	struct mk_secret *eph_s = NULL;
@@ -383,14 +362,9 @@ enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
 	int i;
 	enum mk_err e;
 
-	memset(&in, 0, sizeof(in));
-	if ((e = registrar(b, req->domain, &d)) != MK_OK ||
-	    (e = transport_chain(d, params, req->time, &tr, &tder, &tn)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x03, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &in.server, &n)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x04, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &in.product, &n)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x05, 1, MK_CERT_MAX_DER, &in.csr, &in.csr_len)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x06, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN, &in.sig, &n)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(params, 0x07, MK_KC_TAG_LEN, MK_KC_TAG_LEN, &in.proof, &n)) != MK_OK)
+	if ((e = mk_box_reg_complete_req_get(params, &in)) != MK_OK || (e = registrar(b, req->domain, &d)) != MK_OK ||
+	    (e = transport_chain(d, in.mfg_cert, in.mfg_cert_len, in.transport_cert, in.transport_cert_len,
+	                         req->time, &tr)) != MK_OK)
 		goto out;
 	if ((i = find_pending(d, in.server)) < 0) {
 		e = MK_ERR_CHALLENGE;
@@ -404,7 +378,7 @@ enum mk_err box_cmd_reg_complete(void *box, const struct mk_box_request *req,
 	box_reg_pending_drop(d, (size_t)i);
 	if ((e = box_save(b)) != MK_OK)
 		goto out;
-	if ((e = mk_sha256(tder, tn, fp)) != MK_OK)
+	if ((e = mk_sha256(in.transport_cert, in.transport_cert_len, fp)) != MK_OK)
 		goto out;
 	if (CRYPTO_memcmp(fp, pfp, sizeof(fp)) != 0 || req->time < given ||
 	    req->time - given > BOX_REG_CHALLENGE_LIFE) {

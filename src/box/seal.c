@@ -33,7 +33,7 @@ static const uint8_t seal_magic[4] = { 'M', 'K', 'B', 'X' };
 enum mk_err mk_seal_derive_key(const uint8_t oc[static MK_SEAL_OC_LEN], const char *box_id,
                                uint8_t key[static MK_AES256_KEY_LEN])
 {
-	if (box_id == NULL || !mk_share_box_id_valid(box_id))
+	if (box_id == NULL || !mk_box_id_valid(box_id))
 		return MK_ERR_INVALID_ARG;
 	return mk_kdf_derive(oc, MK_SEAL_OC_LEN, MK_SEAL_KDF_LABEL, strlen(MK_SEAL_KDF_LABEL),
 	                     box_id, MK_BOX_ID_LEN, key, MK_AES256_KEY_LEN);
@@ -58,7 +58,7 @@ static enum mk_err parse_header(struct mk_buf *b, const char *box_id, uint64_t *
 	    version != MK_SEAL_VERSION || mk_buf_get_bytes(b, id, MK_BOX_ID_LEN) != MK_OK)
 		return MK_ERR_SEAL_FORMAT;
 	id[MK_BOX_ID_LEN] = '\0';
-	if (!mk_share_box_id_valid(id))
+	if (!mk_box_id_valid(id))
 		return MK_ERR_SEAL_FORMAT;
 	if (strcmp(id, box_id) != 0)
 		return MK_ERR_SEAL_FOREIGN;
@@ -81,7 +81,7 @@ enum mk_err mk_seal_encode(const uint8_t oc[static MK_SEAL_OC_LEN], const char *
 	size_t start;
 	uint8_t *p = NULL;
 
-	if (out == NULL || box_id == NULL || !mk_share_box_id_valid(box_id) ||
+	if (out == NULL || box_id == NULL || !mk_box_id_valid(box_id) ||
 	    n > MK_SEAL_STATE_MAX || (state == NULL && n != 0))
 		return MK_ERR_INVALID_ARG;
 	start = mk_buf_len(out);
@@ -118,7 +118,7 @@ enum mk_err mk_seal_decode(const uint8_t oc[static MK_SEAL_OC_LEN], const char *
 		return MK_ERR_INVALID_ARG;
 	*generationp = 0;
 	*statep = NULL;
-	if (box_id == NULL || !mk_share_box_id_valid(box_id) || (file == NULL && len != 0))
+	if (box_id == NULL || !mk_box_id_valid(box_id) || (file == NULL && len != 0))
 		return MK_ERR_INVALID_ARG;
 	/* Bounded before the view is made: mk_buf_init_view aborts past its cap. */
 	if (len < MK_SEAL_FILE_MIN || len > MK_SEAL_FILE_MAX)
@@ -187,7 +187,7 @@ enum mk_err mk_seal_read(const char *path, const char *box_id,
 		return MK_ERR_INVALID_ARG;
 	*generationp = 0;
 	*statep = NULL;
-	if (path == NULL || box_id == NULL || !mk_share_box_id_valid(box_id))
+	if (path == NULL || box_id == NULL || !mk_box_id_valid(box_id))
 		return MK_ERR_INVALID_ARG;
 	if ((r = read_file(path, &b)) != MK_OK) {
 		if (r == MK_ERR_NOT_FOUND)
@@ -263,7 +263,7 @@ enum mk_err mk_seal_write(struct mk_rng *rng, const char *path, const char *box_
 	uint8_t iv[MK_GCM_IV_LEN];
 	struct mk_buf *b = NULL;
 
-	if (rng == NULL || path == NULL || box_id == NULL || !mk_share_box_id_valid(box_id) ||
+	if (rng == NULL || path == NULL || box_id == NULL || !mk_box_id_valid(box_id) ||
 	    n > MK_SEAL_STATE_MAX || (state == NULL && n != 0))
 		return MK_ERR_INVALID_ARG;
 	if ((r = check_previous(path, box_id, generation)) != MK_OK)

@@ -13,7 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "box/box_int.h"
-#include "meterkey/meter.h"
+#include "meterkey/msg_meter.h"
 
 struct install {
 	char oak[MK_BOX_ID_LEN + 1], domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1];
@@ -59,7 +59,7 @@ static enum mk_err open_install(const struct box_domain *d, const uint8_t *p, si
 /* MI7, signed. status BAD carries reason; tokens only when the meter gave them. */
 static enum mk_err key_installed(struct mk_box *b, const struct box_domain *d,
                                  const struct install *in, int64_t time,
-                                 const struct mk_meter_info *info, const uint8_t *tokens,
+                                 const struct mk_meter_body *info, const uint8_t *tokens,
                                  enum mk_err reason, struct mk_tlv_writer *result)
 {
 	struct mk_buf *body = mk_buf_new(1024), *out = mk_buf_new(MK_SIGNED_MAX);
@@ -86,34 +86,65 @@ static enum mk_err key_installed(struct mk_box *b, const struct box_domain *d,
 		goto out;
 	if ((e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
 		goto out;
-	if ((e = mk_tlv_put_bytes(result, 0x01, mk_buf_data(out), mk_buf_len(out))) != MK_OK)
-		goto out;
-	e = reason == MK_OK ? MK_OK : mk_tlv_put_u32(result, 0x02, (uint32_t)reason);
+	{
+		struct mk_box_install_key_res res = { mk_buf_data(out), mk_buf_len(out), (uint32_t)reason,
+			                              reason != MK_OK };
+
+		e = mk_box_install_key_res_put(result, &res);
+	}
 out:
 	mk_buf_free(body);
 	mk_buf_free(out);
 	return e;
 }
 
-static enum mk_err cmd_install_key(void *box, const struct mk_box_request *req,
+/* get-info over the meter's line: its product code and MSN (the rest of
+ * its state is not the box's business). */
+static enum mk_err meter_identity(struct mk_box *b, int64_t time, struct mk_buf *line,
+                                  struct mk_meter_body *info)
+{
+	struct mk_meter_get_info_req rq = { 0 };
+
+	return mk_msg_call(b->meter, &mk_meter_cmd_get_info, NULL, time, &rq, info, line, NULL);
+}
+
+/* install-key (MI5 -> MI6): the meter's MSN and test tokens, copied out of
+ * the line's buffer. */
+static enum mk_err meter_install(struct mk_box *b, const char *domain, uint64_t key_id, int64_t time,
+                                 const struct mk_secret *key, struct mk_buf *line,
+                                 char msn[static MK_IDENT_MAX + 1],
+                                 uint8_t tokens[static MK_TEST_TOKENS_LEN])
+{
+	struct mk_meter_install_key_req rq = { key_id, mk_secret_cdata(key), MK_MASTER_KEY_LEN };
+	struct mk_meter_install_key_res rs;
+	enum mk_err e;
+
+	if ((e = mk_msg_call(b->meter, &mk_meter_cmd_install_key, domain, time, &rq, &rs, line, NULL)) != MK_OK)
+		return e;
+	memcpy(msn, rs.mfg_seq, MK_IDENT_MAX + 1);
+	memcpy(tokens, rs.tokens, MK_TEST_TOKENS_LEN);
+	return MK_OK;
+}
+
+static enum mk_err cmd_install_key(void *box, const struct mk_msg_request *req,
                                    struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
-	struct mk_meter_info *info = NULL;
+	struct mk_meter_body *info = NULL;
+	struct mk_buf *line = NULL;
 	struct mk_secret *key = NULL;
 	struct mk_buf *winfo = NULL;
+	struct mk_box_install_key_req rq;
 	struct install in;
 	uint8_t tokens[MK_TEST_TOKENS_LEN];
 	char msn[MK_IDENT_MAX + 1];
-	const uint8_t *p;
-	size_t n;
 	uint64_t last;
 	enum mk_err e, why;
 
-	if ((e = mk_tlv_get_bytes(params, 0x01, 1, MK_SIGNED_MAX, &p, &n)) != MK_OK)
+	if ((e = mk_box_install_key_req_get(params, &rq)) != MK_OK)
 		return e;
-	if ((e = open_install(d, p, n, &in)) != MK_OK)
+	if ((e = open_install(d, rq.mi4, rq.mi4_len, &in)) != MK_OK)
 		return e;
 	if (strcmp(in.steel, b->id) != 0)
 		return MK_RC_WRONG_BOX;
@@ -130,7 +161,8 @@ static enum mk_err cmd_install_key(void *box, const struct mk_box_request *req,
 		d->last_key_id = last;
 		return e;
 	}
-	if ((info = calloc(1, sizeof(*info))) == NULL || (winfo = mk_buf_new(256)) == NULL) {
+	if ((info = calloc(1, sizeof(*info))) == NULL || (winfo = mk_buf_new(256)) == NULL ||
+	    (line = mk_buf_new(MK_METER_MSG_MAX)) == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -141,10 +173,11 @@ static enum mk_err cmd_install_key(void *box, const struct mk_box_request *req,
 		why = MK_RC_DECRYPT_FAILED;
 		goto bad;
 	}
-	/* MI5 and MI6, over the meter's line. */
-	if ((why = mk_meter_get_info(b->meter, info)) != MK_OK)
+	/* MI5 and MI6, over the meter's line: the clear key goes from this box
+	 * to the meter and nowhere else. */
+	if ((why = meter_identity(b, req->time, line, info)) != MK_OK)
 		goto bad_unknown;
-	if ((why = mk_meter_install_key(b->meter, d->id, in.key_id, mk_secret_cdata(key), msn, tokens)) != MK_OK)
+	if ((why = meter_install(b, d->id, in.key_id, req->time, key, line, msn, tokens)) != MK_OK)
 		goto bad;
 	if (strcmp(msn, info->mfg_seq) != 0) {
 		why = MK_RC_PARAM_MISMATCH;
@@ -166,26 +199,21 @@ out:
 	OPENSSL_cleanse(tokens, sizeof(tokens));
 	mk_secret_free(key);
 	mk_buf_free(winfo);
+	mk_buf_free(line); /* wiped: it carried the key */
 	free(info);
 	return e;
 }
 
-static const struct mk_box_param p_install[] = { { 0x01, MK_P_BYTES, 0, 1, MK_SIGNED_MAX } };
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define E MK_BOX_CMD_ENABLED
-static const struct mk_box_cmd cmds[] = {
-	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
-	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
-	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
-	{ MK_CMD_INSTALL_KEY, "Install Key", E | MK_BOX_CMD_DOMAIN, p_install, ARRAY_LEN(p_install),
-	  cmd_install_key },
-	{ MK_CMD_STATION_CERT, "Load Station Certificate", E, box_p_station_cert, 1,
-	  box_cmd_station_cert },
-	{ MK_CMD_ISSUE_TRANSPORT, "Issue Transport Certificate", E, box_p_issue_transport, 1,
-	  box_cmd_issue_transport },
+#define E MK_MSG_CMD_ENABLED
+static const struct mk_msg_cmd cmds[] = {
+	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
+	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
+	{ &mk_box_cmd_status, E, box_cmd_status },
+	{ &mk_box_cmd_install_key, E | MK_MSG_CMD_DOMAIN, cmd_install_key },
+	{ &mk_box_cmd_station_cert, E, box_cmd_station_cert },
+	{ &mk_box_cmd_issue_transport, E, box_cmd_issue_transport },
 };
 
-const struct mk_box_table mk_steel_table = {
-	"Steel", cmds, ARRAY_LEN(cmds), box_domain_known, box_enabled,
+const struct mk_msg_table mk_steel_table = {
+	"Steel", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };

@@ -6,15 +6,14 @@
  */
 #include "box/box_int.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define E MK_BOX_CMD_ENABLED
-static const struct mk_box_cmd cmds[] = {
-	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID", 0, box_p_signed, 1, box_cmd_set_id },
-	{ MK_CMD_ADD_DOMAIN, "Add Domain", E, box_p_signed, 1, box_cmd_add_domain },
-	{ MK_CMD_STATUS, "Status", E, NULL, 0, box_cmd_status },
-	{ MK_CMD_TIN_VERIFY, "Verify", E | MK_BOX_CMD_DOMAIN, box_p_verify, 2, box_cmd_verify },
+#define E MK_MSG_CMD_ENABLED
+static const struct mk_msg_cmd cmds[] = {
+	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
+	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
+	{ &mk_box_cmd_status, E, box_cmd_status },
+	{ &mk_box_cmd_tin_verify, E | MK_MSG_CMD_DOMAIN, box_cmd_verify },
 };
 
-const struct mk_box_table mk_tin_table = {
-	"Tin", cmds, ARRAY_LEN(cmds), box_domain_known, box_enabled,
+const struct mk_msg_table mk_tin_table = {
+	"Tin", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };

@@ -390,34 +390,37 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 
 /* Verify (Brass and Tin): the keys first (any bad one refuses the request),
  * then each item; one result byte per item. */
-enum mk_err box_cmd_verify(void *box, const struct mk_box_request *req, struct mk_tlv_reader *params,
+enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
                            struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
 	struct box_domain *d = box_find_domain(b, req->domain);
 	struct vkey *keys[MK_VERIFY_KEYS_MAX];
 	uint8_t out[MK_VERIFY_BATCH_MAX];
-	struct mk_tlv_reader kl, il, one;
+	struct mk_box_verify_req in;
+	struct mk_box_verify_res res;
+	struct mk_msg_verify_item item;
+	struct mk_tlv_reader kl, il;
 	struct mk_buf *data = NULL;
 	const uint8_t *p;
 	size_t n, nkeys = 0, nitems = 0;
-	uint8_t tag;
 	enum mk_err e;
 
 	if (b->vcache == NULL && (b->vcache = vcache_new()) == NULL)
 		return MK_ERR_NOMEM;
-	if ((e = mk_tlv_get_nested(params, 0x01, &kl)) != MK_OK ||
-	    (e = mk_tlv_get_nested(params, 0x02, &il)) != MK_OK)
+	if ((e = mk_box_verify_req_get(params, &in)) != MK_OK)
 		return e;
+	mk_tlv_reader_init(&kl, in.keys, in.keys_len);
+	mk_tlv_reader_init(&il, in.items, in.items_len);
 	for (;;) {
-		if ((e = mk_tlv_peek_tag(&kl, &tag)) != MK_OK)
+		size_t at = nkeys;
+
+		if ((e = mk_msg_list_next(&kl, &at, MK_VERIFY_KEYS_MAX, &p, &n)) != MK_OK)
 			return e;
-		if (tag == MK_TLV_END)
+		if (p == NULL)
 			break;
-		if (nkeys == MK_VERIFY_KEYS_MAX || tag != nkeys + 1)
-			return MK_ERR_CMD_PARAM_COUNT;
-		if ((e = mk_tlv_get_bytes(&kl, tag, 1, MK_BOX_MSG_MAX, &p, &n)) != MK_OK)
-			return e;
+		if (n == 0)
+			return MK_ERR_TLV_VALUE; /* a record of 1 byte or more */
 		e = b->type == MK_BOX_TIN ? tin_key(b, d, p, n, &keys[nkeys]) : brass_key(b, d, p, n, &keys[nkeys]);
 		if (e != MK_OK)
 			return e;
@@ -426,33 +429,25 @@ enum mk_err box_cmd_verify(void *box, const struct mk_box_request *req, struct m
 	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL)
 		return MK_ERR_NOMEM;
 	for (;;) {
-		uint16_t ki;
+		size_t at = nitems;
 
-		if ((e = mk_tlv_peek_tag(&il, &tag)) != MK_OK)
+		if ((e = mk_msg_list_next(&il, &at, MK_VERIFY_BATCH_MAX, &p, &n)) != MK_OK)
 			goto out;
-		if (tag == MK_TLV_END)
+		if (p == NULL)
 			break;
-		if (nitems == MK_VERIFY_BATCH_MAX || tag != nitems + 1) {
-			e = MK_ERR_CMD_PARAM_COUNT;
+		if ((e = mk_msg_verify_item_decode(p, n, &item)) != MK_OK)
 			goto out;
-		}
-		if ((e = mk_tlv_get_nested(&il, tag, &one)) != MK_OK || (e = mk_tlv_get_u16(&one, 0x01, &ki)) != MK_OK ||
-		    (e = mk_tlv_get_bytes(&one, 0x02, 1, MK_INDICIUM_BIN_MAX, &p, &n)) != MK_OK ||
-		    (e = mk_tlv_reader_end(&one)) != MK_OK)
-			goto out;
-		if (ki > nkeys) {
+		if (item.key_index > nkeys) {
 			e = MK_ERR_CMD_PARAM_SYNTAX;
 			goto out;
 		}
-		out[nitems++] = (uint8_t)check_item(d, ki == 0 ? NULL : keys[ki - 1], p, n, data);
+		out[nitems++] = (uint8_t)check_item(d, item.key_index == 0 ? NULL : keys[item.key_index - 1],
+		                                    item.indicium, item.indicium_len, data);
 	}
-	e = mk_tlv_put_bytes(result, 0x01, out, nitems);
+	res.results = out;
+	res.results_len = nitems;
+	e = mk_box_verify_res_put(result, &res);
 out:
 	mk_buf_free(data);
 	return e;
 }
-
-const struct mk_box_param box_p_verify[2] = {
-	{ 0x01, MK_P_BYTES, 0, 0, MK_BOX_MSG_MAX },
-	{ 0x02, MK_P_BYTES, 0, 0, MK_BOX_MSG_MAX },
-};

@@ -104,7 +104,7 @@ static int shares_split(int argc, char **argv)
 	}
 	if (optind != argc || box == NULL || dir == NULL || k == 0 || n == 0)
 		return mk_cli_usage_error(split_usage, "--box, -k, -n and --out are all needed");
-	if (!mk_share_box_id_valid(box))
+	if (!mk_box_id_valid(box))
 		return mk_cli_usage_error(split_usage, "--box is not a box ID (e.g. O00000001)");
 	if (k > n)
 		return mk_cli_usage_error(split_usage, "K may not exceed N");
@@ -221,7 +221,7 @@ static int shares_check(int argc, char **argv)
 	}
 	if (box == NULL || optind == argc)
 		return mk_cli_usage_error(check_usage, "--box and at least one FILE are needed");
-	if (!mk_share_box_id_valid(box))
+	if (!mk_box_id_valid(box))
 		return mk_cli_usage_error(check_usage, "--box is not a box ID (e.g. O00000001)");
 	if (argc - optind > MK_SHARE_COUNT_MAX)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");

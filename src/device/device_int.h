@@ -12,31 +12,15 @@
 
 #include "meterkey/buf.h"
 #include "meterkey/err.h"
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
+#include "meterkey/msg_meter.h"
 #include "meterkey/indicium.h"
 #include "meterkey/meter.h"
 #include "meterkey/rng.h"
 #include "meterkey/tlv.h"
 
-/* The meter's command codes (the u16 command of a box request, box.h). */
-enum mk_meter_cmd {
-	MK_METER_CMD_GET_INFO = 1,
-	MK_METER_CMD_INSTALL_KEY = 2, /* MI5 in, MI6 out */
-	MK_METER_CMD_SET_INDICIA = 3, /* MR1 input */
-	MK_METER_CMD_GET_REPORT = 4,  /* MR1 output */
-	MK_METER_CMD_RETIRE = 5,
-	MK_METER_CMD_FRANK = 6,       /* an indicium */
-	MK_METER_CMD_CREDIT = 7,      /* a postage reset */
-	MK_METER_CMD_LOAD_ROOT = 8,   /* Fig. 2, steps 100-105 */
-	MK_METER_CMD_GEN_TRANSPORT = 9, /* steps 110-120 */
-	MK_METER_CMD_LOAD_TRANSPORT = 10, /* steps 135-145: transport lock */
-	MK_METER_CMD_GET_CERT = 11,   /* a stored certificate (Fig. 5, step 205) */
-	MK_METER_CMD_REG_START = 12,  /* Figs. 5-6, steps 225-255 */
-	MK_METER_CMD_REG_FINISH = 13, /* Fig. 7, step 285 */
-};
+/* The meter's command codes and messages: msg_meter.h. */
 
-/* The largest request or answer on the meter link (a frame's payload). */
-#define MK_METER_MSG_MAX 8192
 
 /* The NVM file: magic, version, body length, body, CRC-32. */
 #define MK_METER_NVM_MAGIC "MKMN"
@@ -67,8 +51,6 @@ struct mk_meter_nvm {
 	struct mk_meter_pki_nvm pki;
 };
 
-/* 1 when s is 1..MK_IDENT_MAX printable ASCII characters, else 0. */
-int mk_meter_ident_valid(const char *s);
 
 /*
  * The state body (a TLV sequence, docs/formats.md §7.2). With keys = true it
@@ -82,6 +64,10 @@ MK_WUR enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys
                                          struct mk_tlv_writer *w);
 MK_WUR enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys,
                                          struct mk_meter_nvm *s);
+/* The same rules on a body the message layer already decoded (get-info's
+ * answer); BYTES of mb point into its caller's buffer. */
+MK_WUR enum mk_err mk_meter_state_from_body(const struct mk_meter_body *mb, bool keys,
+                                            struct mk_meter_nvm *s);
 
 /* The NVM file image: appends magic, version, length, body, CRC to out (cut
  * back on failure); decodes p[0..n) whole into *s (MK_ERR_NVM_CORRUPT for any
@@ -89,11 +75,10 @@ MK_WUR enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys,
 MK_WUR enum mk_err mk_meter_nvm_encode(const struct mk_meter_nvm *s, struct mk_buf *out);
 MK_WUR enum mk_err mk_meter_nvm_decode(const uint8_t *p, size_t n, struct mk_meter_nvm *s);
 
-/* The report fields (TBS) and, with mac, the GET_REPORT answer. */
-MK_WUR enum mk_err mk_meter_report_put(struct mk_tlv_writer *w, const struct mk_meter_report *r,
-                                       bool mac);
-MK_WUR enum mk_err mk_meter_report_get(struct mk_tlv_reader *rd, struct mk_meter_report *r,
-                                       bool mac);
+/* The client's report from get-report's answer: MK_ERR_TLV_VALUE for a
+ * field out of its syntax (mk_msg_report_valid). */
+MK_WUR enum mk_err mk_meter_report_from_answer(const struct mk_meter_get_report_res *a,
+                                               struct mk_meter_report *r);
 
 /* A registration under way (reg_start to reg_finish): in memory only. */
 struct mk_meter_reg {
@@ -127,15 +112,12 @@ MK_WUR enum mk_err mk_meter_commit(struct mk_meter *m);
 MK_WUR enum mk_err mk_meter_id(const struct mk_meter_info *in, char *out, size_t cap);
 
 /* The device PKI's handlers (meter_pki.c), in the meter's command table. */
-#define MK_METER_PKI_HANDLER(name)                                                        \
-	MK_WUR enum mk_err name(void *box, const struct mk_box_request *req,              \
-	                        struct mk_tlv_reader *p, struct mk_tlv_writer *res)
-MK_METER_PKI_HANDLER(mk_meter_h_load_root);
-MK_METER_PKI_HANDLER(mk_meter_h_gen_transport);
-MK_METER_PKI_HANDLER(mk_meter_h_load_transport);
-MK_METER_PKI_HANDLER(mk_meter_h_get_cert);
-MK_METER_PKI_HANDLER(mk_meter_h_reg_start);
-MK_METER_PKI_HANDLER(mk_meter_h_reg_finish);
+MK_MSG_HANDLER(mk_meter_h_load_root);
+MK_MSG_HANDLER(mk_meter_h_gen_transport);
+MK_MSG_HANDLER(mk_meter_h_load_transport);
+MK_MSG_HANDLER(mk_meter_h_get_cert);
+MK_MSG_HANDLER(mk_meter_h_reg_start);
+MK_MSG_HANDLER(mk_meter_h_reg_finish);
 /* Signs an indicium with the operation key of the state s (frank). */
 MK_WUR enum mk_err mk_meter_pki_sign(const struct mk_meter_nvm *s, struct mk_indicium *ind);
 

@@ -21,7 +21,7 @@
 
 #include "core/file_int.h"
 #include "device/device_int.h"
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 #include "meterkey/crc32.h"
 #include "meterkey/crypto.h"
 #include "meterkey/frame.h"
@@ -65,27 +65,10 @@ enum mk_err mk_meter_id(const struct mk_meter_info *in, char *out, size_t cap)
 	return n > 0 && (size_t)n < cap ? MK_OK : MK_ERR_INVALID_ARG;
 }
 
-/* 1..MK_IDENT_MAX printable ASCII characters. */
-int mk_meter_ident_valid(const char *s)
-{
-	size_t n;
-
-	if (s == NULL || (n = strnlen(s, MK_IDENT_MAX + 1)) == 0 || n > MK_IDENT_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 /* ---- The state body ------------------------------------------------------------ */
 
-enum { S_PRODUCT = 0x01, S_MFG_SEQ = 0x02, S_STATE = 0x03, S_INDICIA = 0x04, S_COUNTRY = 0x05,
-       S_REGISTERED = 0x06, S_PIECES = 0x07, S_ASCENDING = 0x08, S_DESCENDING = 0x09,
-       S_KEY0 = 0x10, S_PKI = 0x20, S_ROOT = 0x21, S_MFG = 0x22, S_TRANSPORT = 0x23,
-       S_TRANSPORT_KEY = 0x24, S_DOMAIN = 0x25, S_OPERATION = 0x26, S_OPERATION_KEY = 0x27,
-       S_CHALLENGE = 0x28 };
-enum { K_DOMAIN = 0x01, K_ID = 0x02, K_ALG = 0x03, K_BYTES = 0x04 };
+/* Its fields are declared once, in msg_meter.h (MK_METER_BODY); what is
+ * here is the meter's rules about them. */
 
 /*
  * The one list of rules a meter's state obeys, applied to what is decoded
@@ -141,9 +124,9 @@ static int state_valid_full(const struct mk_meter_nvm *s, bool full)
 	if (in->state != MK_METER_MANUFACTURED && in->state != MK_METER_REGISTERED &&
 	    in->state != MK_METER_RETIRED)
 		return 0;
-	if (!mk_meter_ident_valid(in->product_code) || !mk_meter_ident_valid(in->mfg_seq))
+	if (!mk_ident_valid(in->product_code) || !mk_ident_valid(in->mfg_seq))
 		return 0;
-	if (reg ? !mk_meter_ident_valid(in->indicia_serial) || !mk_domain_id_valid(in->country) ||
+	if (reg ? !mk_ident_valid(in->indicia_serial) || !mk_domain_id_valid(in->country) ||
 	              in->registered <= 0
 	        : in->country[0] != '\0' || in->registered != 0)
 		return 0;
@@ -170,248 +153,206 @@ static int state_valid(const struct mk_meter_nvm *s)
 	return state_valid_full(s, true);
 }
 
-/* One key slot's elements; key NULL leaves the key bytes out. */
-static enum mk_err put_slot(struct mk_tlv_writer *c, const struct mk_meter_key_info *ki,
-                            const uint8_t *key)
+/* The slots of a body, by index (tag 0x10 + i). */
+static const uint8_t **body_slot(struct mk_meter_body *m, size_t i, size_t **lenp, bool **hasp)
 {
-	enum mk_err e;
+	const uint8_t **p[MK_METER_SLOTS] = { &m->slot0, &m->slot1, &m->slot2, &m->slot3 };
+	size_t *n[MK_METER_SLOTS] = { &m->slot0_len, &m->slot1_len, &m->slot2_len, &m->slot3_len };
+	bool *h[MK_METER_SLOTS] = { &m->has_slot0, &m->has_slot1, &m->has_slot2, &m->has_slot3 };
 
-	if ((e = mk_tlv_put_string(c, K_DOMAIN, ki->domain)) != MK_OK ||
-	    (e = mk_tlv_put_u64(c, K_ID, ki->key_id)) != MK_OK ||
-	    (e = mk_tlv_put_u16(c, K_ALG, MK_METER_KEY_ALG_AES128)) != MK_OK)
-		return e;
-	if (key != NULL)
-		return mk_tlv_put_bytes(c, K_BYTES, key, MK_MASTER_KEY_LEN);
-	return MK_OK;
+	*lenp = n[i];
+	*hasp = h[i];
+	return p[i];
 }
 
-/* One certificate element, when present. */
-static enum mk_err put_der(struct mk_tlv_writer *w, uint8_t tag, const struct mk_meter_der *d)
+/* A certificate field of the body from d, when d holds one. */
+static void put_der(const uint8_t **p, size_t *n, bool *has, const struct mk_meter_der *d)
 {
-	return d->len == 0 ? MK_OK : mk_tlv_put_bytes(w, tag, d->der, d->len);
+	*has = d->len != 0;
+	*p = d->der;
+	*n = d->len;
 }
 
 /* Tags 20-28 after the key slots: the stage (absent: BLANK) and, in the
  * NVM, what the stage holds; private keys in the NVM of a meter in service
  * only. */
-static enum mk_err pki_encode(const struct mk_meter_nvm *s, bool keys, struct mk_tlv_writer *w)
+static void pki_fill(const struct mk_meter_nvm *s, bool keys, struct mk_meter_body *m)
 {
 	const struct mk_meter_pki_nvm *k = &s->pki;
 	int priv = keys && s->info.state != MK_METER_RETIRED;
-	enum mk_err e;
 
 	if (s->info.pki == MK_METER_PKI_BLANK)
-		return MK_OK;
-	if ((e = mk_tlv_put_u8(w, S_PKI, (uint8_t)s->info.pki)) != MK_OK || !keys)
-		return e;
-	if ((e = put_der(w, S_ROOT, &k->root)) != MK_OK || (e = put_der(w, S_MFG, &k->mfg)) != MK_OK ||
-	    (e = put_der(w, S_TRANSPORT, &k->transport)) != MK_OK ||
-	    (priv && nonzero(k->transport_key, 32) &&
-	     (e = mk_tlv_put_bytes(w, S_TRANSPORT_KEY, k->transport_key, 32)) != MK_OK) ||
-	    (e = put_der(w, S_DOMAIN, &k->domain)) != MK_OK ||
-	    (e = put_der(w, S_OPERATION, &k->operation)) != MK_OK ||
-	    (priv && nonzero(k->operation_key, 32) &&
-	     (e = mk_tlv_put_bytes(w, S_OPERATION_KEY, k->operation_key, 32)) != MK_OK) ||
-	    (k->has_challenge &&
-	     (e = mk_tlv_put_bytes(w, S_CHALLENGE, k->last_challenge, 32)) != MK_OK))
-		return e;
-	return MK_OK;
-}
-
-/* An optional element of exactly or at most max bytes into dst. */
-static enum mk_err get_opt(struct mk_tlv_reader *r, uint8_t tag, size_t min, size_t max,
-                           uint8_t *dst, size_t *lenp)
-{
-	const uint8_t *p;
-	struct mk_buf v;
-	size_t n;
-	uint8_t next;
-	enum mk_err e;
-
-	*lenp = 0;
-	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
-		return e;
-	if ((e = mk_tlv_get_bytes(r, tag, min, max, &p, &n)) != MK_OK)
-		return e;
-	mk_buf_init_view(&v, p, n);
-	if ((e = mk_buf_get_bytes(&v, dst, n)) != MK_OK)
-		return e;
-	*lenp = n;
-	return MK_OK;
-}
-
-static enum mk_err pki_decode(struct mk_tlv_reader *r, bool keys, struct mk_meter_nvm *s)
-{
-	struct mk_meter_pki_nvm *k = &s->pki;
-	size_t n;
-	uint8_t next, p;
-	enum mk_err e;
-
-	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != S_PKI)
-		return e;
-	if ((e = mk_tlv_get_u8(r, S_PKI, &p)) != MK_OK)
-		return e;
-	if (p == MK_METER_PKI_BLANK || p > MK_METER_PKI_OPERATIONAL)
-		return MK_ERR_TLV_VALUE;
-	s->info.pki = (enum mk_meter_pki)p;
+		return;
+	m->has_pki = true;
+	m->pki = (uint8_t)s->info.pki;
 	if (!keys)
-		return MK_OK;
-	if ((e = get_opt(r, S_ROOT, 1, MK_METER_CERT_MAX, k->root.der, &k->root.len)) != MK_OK ||
-	    (e = get_opt(r, S_MFG, 1, MK_METER_CERT_MAX, k->mfg.der, &k->mfg.len)) != MK_OK ||
-	    (e = get_opt(r, S_TRANSPORT, 1, MK_METER_CERT_MAX, k->transport.der, &k->transport.len)) != MK_OK ||
-	    (e = get_opt(r, S_TRANSPORT_KEY, 32, 32, k->transport_key, &n)) != MK_OK ||
-	    (e = get_opt(r, S_DOMAIN, 1, MK_METER_CERT_MAX, k->domain.der, &k->domain.len)) != MK_OK ||
-	    (e = get_opt(r, S_OPERATION, 1, MK_METER_CERT_MAX, k->operation.der, &k->operation.len)) != MK_OK ||
-	    (e = get_opt(r, S_OPERATION_KEY, 32, 32, k->operation_key, &n)) != MK_OK ||
-	    (e = get_opt(r, S_CHALLENGE, 32, 32, k->last_challenge, &n)) != MK_OK)
-		return e;
-	k->has_challenge = n != 0;
-	return MK_OK;
+		return;
+	put_der(&m->root, &m->root_len, &m->has_root, &k->root);
+	put_der(&m->mfg, &m->mfg_len, &m->has_mfg, &k->mfg);
+	put_der(&m->transport, &m->transport_len, &m->has_transport, &k->transport);
+	put_der(&m->domain, &m->domain_len, &m->has_domain, &k->domain);
+	put_der(&m->operation, &m->operation_len, &m->has_operation, &k->operation);
+	m->has_transport_key = priv && nonzero(k->transport_key, 32);
+	m->transport_key = k->transport_key;
+	m->transport_key_len = 32;
+	m->has_operation_key = priv && nonzero(k->operation_key, 32);
+	m->operation_key = k->operation_key;
+	m->operation_key_len = 32;
+	m->has_challenge = k->has_challenge != 0;
+	m->challenge = k->last_challenge;
+	m->challenge_len = 32;
 }
 
 enum mk_err mk_meter_state_encode(const struct mk_meter_nvm *s, bool keys, struct mk_tlv_writer *w)
 {
 	const struct mk_meter_info *in = &s->info;
-	enum mk_err e;
+	uint8_t slots[MK_METER_SLOTS][MK_METER_SLOT_MAX];
+	struct mk_meter_body m;
+	enum mk_err e = MK_OK;
 
 	if (!state_valid_full(s, keys))
 		return MK_ERR_INVALID_ARG;
-	if ((e = mk_tlv_put_string(w, S_PRODUCT, in->product_code)) != MK_OK ||
-	    (e = mk_tlv_put_string(w, S_MFG_SEQ, in->mfg_seq)) != MK_OK ||
-	    (e = mk_tlv_put_u8(w, S_STATE, (uint8_t)in->state)) != MK_OK)
-		return e;
-	if (in->indicia_serial[0] != '\0' &&
-	    ((e = mk_tlv_put_string(w, S_INDICIA, in->indicia_serial)) != MK_OK ||
-	     (e = mk_tlv_put_string(w, S_COUNTRY, in->country)) != MK_OK ||
-	     (e = mk_tlv_put_u64(w, S_REGISTERED, (uint64_t)in->registered)) != MK_OK))
-		return e;
+	memset(&m, 0, sizeof(m));
+	memcpy(m.product_code, in->product_code, sizeof(m.product_code));
+	memcpy(m.mfg_seq, in->mfg_seq, sizeof(m.mfg_seq));
+	m.state = (uint8_t)in->state;
+	if (in->indicia_serial[0] != '\0') {
+		m.has_indicia_serial = m.has_country = m.has_registered = true;
+		memcpy(m.indicia_serial, in->indicia_serial, sizeof(m.indicia_serial));
+		memcpy(m.country, in->country, sizeof(m.country));
+		m.registered = (uint64_t)in->registered;
+	}
 	/* the registers, each present only when not zero (one encoding) */
-	if ((in->piece_count != 0 && (e = mk_tlv_put_u32(w, S_PIECES, in->piece_count)) != MK_OK) ||
-	    (in->ascending != 0 && (e = mk_tlv_put_u64(w, S_ASCENDING, in->ascending)) != MK_OK) ||
-	    (in->descending != 0 && (e = mk_tlv_put_u64(w, S_DESCENDING, in->descending)) != MK_OK))
-		return e;
-	for (size_t i = 0; i < in->nkeys; i++) {
-		struct mk_tlv_writer c;
-		enum mk_err ended;
+	m.has_piece_count = (m.piece_count = in->piece_count) != 0;
+	m.has_ascending = (m.ascending = in->ascending) != 0;
+	m.has_descending = (m.descending = in->descending) != 0;
+	for (size_t i = 0; i < in->nkeys && e == MK_OK; i++) {
+		struct mk_meter_slot sl = { "", in->keys[i].key_id, MK_METER_KEY_ALG_AES128, s->keys[i],
+			                    MK_MASTER_KEY_LEN, keys && in->state != MK_METER_RETIRED };
+		struct mk_buf b;
+		size_t *lenp;
+		bool *hasp;
+		const uint8_t **p = body_slot(&m, i, &lenp, &hasp);
 
-		if ((e = mk_tlv_begin(w, (uint8_t)(S_KEY0 + i), &c)) != MK_OK)
-			return e;
-		e = put_slot(&c, &in->keys[i], keys && in->state != MK_METER_RETIRED ? s->keys[i]
-		                                                                      : NULL);
-		/* ended even after a failure, so that w is usable; the first error wins */
-		ended = mk_tlv_end(w, &c);
-		if (e != MK_OK || (e = ended) != MK_OK)
-			return e;
+		memcpy(sl.domain, in->keys[i].domain, sizeof(sl.domain));
+		mk_buf_init_fixed(&b, slots[i], sizeof(slots[i]));
+		if ((e = mk_meter_slot_encode(&sl, &b)) == MK_OK) {
+			*p = slots[i];
+			*lenp = mk_buf_len(&b);
+			*hasp = true;
+		}
 	}
-	return pki_encode(s, keys, w);
+	pki_fill(s, keys, &m);
+	if (e == MK_OK)
+		e = mk_meter_body_put(w, &m);
+	OPENSSL_cleanse(slots, sizeof(slots)); /* they held the key bytes */
+	return e;
 }
 
-/* One key slot: domain, key ID, algorithm (AES-128 only) and, in the NVM of
- * a meter in service, the key bytes. */
-static enum mk_err get_slot(struct mk_tlv_reader *r, uint8_t tag, bool key_bytes,
-                            struct mk_meter_key_info *ki, uint8_t key[static MK_MASTER_KEY_LEN])
+/* Copies a certificate field of the body into d. */
+static void get_der(const uint8_t *p, size_t n, bool has, struct mk_meter_der *d)
 {
-	struct mk_tlv_reader c;
-	struct mk_buf v;
-	const uint8_t *p;
-	size_t n;
-	uint16_t alg;
-	enum mk_err e;
+	d->len = has ? n : 0;
+	if (has)
+		memcpy(d->der, p, n);
+}
 
-	if ((e = mk_tlv_get_nested(r, tag, &c)) != MK_OK ||
-	    (e = mk_tlv_get_string(&c, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, ki->domain,
-	                           sizeof(ki->domain))) != MK_OK ||
-	    (e = mk_tlv_get_u64(&c, K_ID, &ki->key_id)) != MK_OK ||
-	    (e = mk_tlv_get_u16(&c, K_ALG, &alg)) != MK_OK)
-		return e;
-	if (alg != MK_METER_KEY_ALG_AES128)
+/* Key slot i of the body: domain, key ID, algorithm (AES-128 only) and, in
+ * the NVM of a meter in service, the key bytes (and only there). */
+static enum mk_err get_slot(const uint8_t *p, size_t n, bool key_bytes, struct mk_meter_key_info *ki,
+                            uint8_t key[static MK_MASTER_KEY_LEN])
+{
+	struct mk_meter_slot sl;
+
+	if (mk_meter_slot_decode(p, n, &sl) != MK_OK || sl.alg != MK_METER_KEY_ALG_AES128 ||
+	    sl.has_key != key_bytes)
 		return MK_ERR_TLV_VALUE;
-	if (key_bytes) {
-		if ((e = mk_tlv_get_bytes(&c, K_BYTES, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN, &p,
-		                          &n)) != MK_OK)
-			return e;
-		mk_buf_init_view(&v, p, n);
-		if ((e = mk_buf_get_bytes(&v, key, MK_MASTER_KEY_LEN)) != MK_OK)
-			return e;
-	}
-	return mk_tlv_reader_end(&c);
+	memcpy(ki->domain, sl.domain, sizeof(ki->domain));
+	ki->key_id = sl.key_id;
+	if (key_bytes)
+		memcpy(key, sl.key, MK_MASTER_KEY_LEN);
+	return MK_OK;
 }
 
-/* An optional register: absent is 0, present must not be 0 (one encoding). */
-static enum mk_err get_register64(struct mk_tlv_reader *r, uint8_t tag, uint64_t *vp)
+/* The device PKI part: the stage and, in the NVM, what it holds (without
+ * keys, nothing beyond the stage may be there). */
+static enum mk_err pki_take(const struct mk_meter_body *m, bool keys, struct mk_meter_nvm *s)
 {
-	uint8_t next;
-	enum mk_err e;
+	struct mk_meter_pki_nvm *k = &s->pki;
+	bool any = m->has_root || m->has_mfg || m->has_transport || m->has_transport_key || m->has_domain ||
+	           m->has_operation || m->has_operation_key || m->has_challenge;
 
-	*vp = 0;
-	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
-		return e;
-	if ((e = mk_tlv_get_u64(r, tag, vp)) != MK_OK)
-		return e;
-	return *vp == 0 ? MK_ERR_TLV_VALUE : MK_OK;
-}
-
-static enum mk_err get_register32(struct mk_tlv_reader *r, uint8_t tag, uint32_t *vp)
-{
-	uint8_t next;
-	enum mk_err e;
-
-	*vp = 0;
-	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
-		return e;
-	if ((e = mk_tlv_get_u32(r, tag, vp)) != MK_OK)
-		return e;
-	return *vp == 0 ? MK_ERR_TLV_VALUE : MK_OK;
+	if (!m->has_pki)
+		return any ? MK_ERR_TLV_VALUE : MK_OK;
+	if (m->pki == MK_METER_PKI_BLANK || m->pki > MK_METER_PKI_OPERATIONAL || (!keys && any))
+		return MK_ERR_TLV_VALUE;
+	s->info.pki = (enum mk_meter_pki)m->pki;
+	get_der(m->root, m->root_len, m->has_root, &k->root);
+	get_der(m->mfg, m->mfg_len, m->has_mfg, &k->mfg);
+	get_der(m->transport, m->transport_len, m->has_transport, &k->transport);
+	get_der(m->domain, m->domain_len, m->has_domain, &k->domain);
+	get_der(m->operation, m->operation_len, m->has_operation, &k->operation);
+	if (m->has_transport_key)
+		memcpy(k->transport_key, m->transport_key, 32);
+	if (m->has_operation_key)
+		memcpy(k->operation_key, m->operation_key, 32);
+	if ((k->has_challenge = m->has_challenge))
+		memcpy(k->last_challenge, m->challenge, 32);
+	return MK_OK;
 }
 
 enum mk_err mk_meter_state_decode(struct mk_tlv_reader *r, bool keys, struct mk_meter_nvm *s)
 {
+	struct mk_meter_body m;
+	enum mk_err e;
+
+	if ((e = mk_meter_body_get(r, &m)) != MK_OK) {
+		OPENSSL_cleanse(s, sizeof(*s));
+		/* a state body is a document: its faults are TLV faults */
+		return e == MK_ERR_CMD_PARAM_COUNT || e == MK_ERR_CMD_PARAM_SYNTAX ? MK_ERR_TLV_VALUE : e;
+	}
+	return mk_meter_state_from_body(&m, keys, s);
+}
+
+enum mk_err mk_meter_state_from_body(const struct mk_meter_body *mb, bool keys, struct mk_meter_nvm *s)
+{
 	struct mk_meter_info *in = &s->info;
-	enum mk_err e = MK_ERR_INTERNAL;
-	uint64_t date;
-	uint8_t st, tag;
+	struct mk_meter_body m = *mb;
+	enum mk_err e = MK_ERR_TLV_VALUE;
 
 	memset(s, 0, sizeof(*s));
-	if ((e = mk_tlv_get_string(r, S_PRODUCT, 1, MK_IDENT_MAX, in->product_code,
-	                           sizeof(in->product_code))) != MK_OK ||
-	    (e = mk_tlv_get_string(r, S_MFG_SEQ, 1, MK_IDENT_MAX, in->mfg_seq,
-	                           sizeof(in->mfg_seq))) != MK_OK ||
-	    (e = mk_tlv_get_u8(r, S_STATE, &st)) != MK_OK || (e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
-		goto out;
-	in->state = (enum mk_meter_state)st;
-	if (tag == S_INDICIA) {
-		if ((e = mk_tlv_get_string(r, S_INDICIA, 1, MK_IDENT_MAX, in->indicia_serial,
-		                           sizeof(in->indicia_serial))) != MK_OK ||
-		    (e = mk_tlv_get_string(r, S_COUNTRY, 2, MK_DOMAIN_ID_MAX, in->country,
-		                           sizeof(in->country))) != MK_OK ||
-		    (e = mk_tlv_get_u64(r, S_REGISTERED, &date)) != MK_OK)
+	memcpy(in->product_code, m.product_code, sizeof(in->product_code));
+	memcpy(in->mfg_seq, m.mfg_seq, sizeof(in->mfg_seq));
+	in->state = (enum mk_meter_state)m.state;
+	if (m.has_indicia_serial || m.has_country || m.has_registered) {
+		if (!m.has_indicia_serial || !m.has_country || !m.has_registered || m.registered == 0 ||
+		    m.registered > INT64_MAX)
 			goto out;
-		if (date == 0 || date > INT64_MAX) {
-			e = MK_ERR_TLV_VALUE;
-			goto out;
-		}
-		in->registered = (int64_t)date;
+		memcpy(in->indicia_serial, m.indicia_serial, sizeof(in->indicia_serial));
+		memcpy(in->country, m.country, sizeof(in->country));
+		in->registered = (int64_t)m.registered;
 	}
-	if ((e = get_register32(r, S_PIECES, &in->piece_count)) != MK_OK ||
-	    (e = get_register64(r, S_ASCENDING, &in->ascending)) != MK_OK ||
-	    (e = get_register64(r, S_DESCENDING, &in->descending)) != MK_OK)
+	/* the registers: absent is 0, present must not be 0 (one encoding) */
+	if ((m.has_piece_count && m.piece_count == 0) || (m.has_ascending && m.ascending == 0) ||
+	    (m.has_descending && m.descending == 0))
 		goto out;
-	/* key slots: tags S_KEY0, S_KEY0 + 1, ... with none skipped */
-	for (;;) {
-		if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
-			goto out;
-		if (tag == MK_TLV_END || tag >= S_PKI)
-			break;
-		if (in->nkeys == MK_METER_MAX_KEYS || tag != S_KEY0 + in->nkeys) {
-			e = MK_ERR_TLV_TAG;
-			goto out;
-		}
-		if ((e = get_slot(r, tag, keys && in->state != MK_METER_RETIRED,
-		                  &in->keys[in->nkeys], s->keys[in->nkeys])) != MK_OK)
+	in->piece_count = m.piece_count;
+	in->ascending = m.ascending;
+	in->descending = m.descending;
+	/* key slots: tags 0x10, 0x11, ... with none skipped */
+	for (size_t i = 0; i < MK_METER_SLOTS; i++) {
+		size_t *lenp;
+		bool *hasp;
+		const uint8_t **p = body_slot(&m, i, &lenp, &hasp);
+
+		if (!*hasp)
+			continue;
+		if (i != in->nkeys ||
+		    get_slot(*p, *lenp, keys && in->state != MK_METER_RETIRED, &in->keys[i], s->keys[i]) != MK_OK)
 			goto out;
 		in->nkeys++;
 	}
-	if ((e = pki_decode(r, keys, s)) != MK_OK || (e = mk_tlv_reader_end(r)) != MK_OK)
+	if (pki_take(&m, keys, s) != MK_OK)
 		goto out;
 	e = state_valid_full(s, keys) ? MK_OK : MK_ERR_TLV_VALUE;
 out:
@@ -570,7 +511,7 @@ enum mk_err mk_meter_nvm_create(const char *path, const char *product_code, cons
 	struct mk_meter_nvm s;
 	enum mk_err e = MK_ERR_INTERNAL;
 
-	if (path == NULL || !mk_meter_ident_valid(product_code) || !mk_meter_ident_valid(mfg_seq))
+	if (path == NULL || !mk_ident_valid(product_code) || !mk_ident_valid(mfg_seq))
 		return MK_ERR_INVALID_ARG;
 	memset(&s, 0, sizeof(s));
 	(void)snprintf(s.info.product_code, sizeof(s.info.product_code), "%s", product_code);
@@ -693,7 +634,7 @@ static void copy_str(char *dst, size_t size, const char *src)
 
 /* ---- Handlers ------------------------------------------------------------------------ */
 
-static enum mk_err h_get_info(void *box, const struct mk_box_request *req,
+static enum mk_err h_get_info(void *box, const struct mk_msg_request *req,
                               struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	(void)req;
@@ -706,22 +647,21 @@ static enum mk_err h_get_info(void *box, const struct mk_box_request *req,
  * computed from the key the NVM gave back: the evidence is of the key the
  * meter will use, not of the one it was sent.
  */
-static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
+static enum mk_err h_install_key(void *box, const struct mk_msg_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = states(box);
 	struct mk_meter_info *in = &st->next.info;
 	uint8_t tokens[MK_TEST_TOKENS_LEN];
-	const uint8_t *key;
-	struct mk_buf v;
+	struct mk_meter_install_key_req rq;
+	struct mk_meter_install_key_res rs;
 	uint64_t key_id;
-	size_t n;
 	int slot;
 	enum mk_err e = MK_ERR_INTERNAL;
 
-	if ((e = mk_tlv_get_u64(p, 1, &key_id)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(p, 2, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN, &key, &n)) != MK_OK)
+	if ((e = mk_meter_install_key_req_get(p, &rq)) != MK_OK)
 		goto out;
+	key_id = rq.key_id;
 	if (key_id == 0) {
 		e = MK_ERR_CMD_PARAM_SYNTAX;
 		goto out;
@@ -741,9 +681,7 @@ static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
 	st->next = st->cur;
 	copy_str(in->keys[in->nkeys].domain, sizeof(in->keys[0].domain), req->domain);
 	in->keys[in->nkeys].key_id = key_id;
-	mk_buf_init_view(&v, key, n);
-	if ((e = mk_buf_get_bytes(&v, st->next.keys[in->nkeys], MK_MASTER_KEY_LEN)) != MK_OK)
-		goto out;
+	memcpy(st->next.keys[in->nkeys], rq.key, MK_MASTER_KEY_LEN);
 	in->nkeys++;
 	if ((e = mk_meter_commit(box)) != MK_OK)
 		goto out;
@@ -751,11 +689,12 @@ static enum mk_err h_install_key(void *box, const struct mk_box_request *req,
 		e = MK_ERR_INTERNAL;
 		goto out;
 	}
-	if ((e = mk_test_tokens(st->back.keys[slot], MK_MASTER_KEY_LEN, tokens)) != MK_OK ||
-	    (e = mk_tlv_put_string(res, 1, st->cur.info.mfg_seq)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(res, 2, tokens, sizeof(tokens))) != MK_OK)
+	if ((e = mk_test_tokens(st->back.keys[slot], MK_MASTER_KEY_LEN, tokens)) != MK_OK)
 		goto out;
-	e = MK_OK;
+	memcpy(rs.mfg_seq, st->cur.info.mfg_seq, sizeof(rs.mfg_seq));
+	rs.tokens = tokens;
+	rs.tokens_len = sizeof(tokens);
+	e = mk_meter_install_key_res_put(res, &rs);
 out:
 	OPENSSL_cleanse(tokens, sizeof(tokens));
 	return e;
@@ -775,20 +714,20 @@ static enum mk_err may_operate(const struct mk_meter_info *in)
 
 /* MR1 input (the market parameters): once only, on an unlocked meter that
  * holds a key to be registered with. */
-static enum mk_err h_set_indicia(void *box, const struct mk_box_request *req,
+static enum mk_err h_set_indicia(void *box, const struct mk_msg_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = states(box);
-	char indicia[MK_IDENT_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
+	struct mk_meter_set_indicia_req rq;
+	const char *indicia = rq.indicia_serial, *country = rq.country;
 	uint64_t date;
 	enum mk_err e;
 
 	(void)req;
 	(void)res;
-	if ((e = mk_tlv_get_string(p, 1, 1, MK_IDENT_MAX, indicia, sizeof(indicia))) != MK_OK ||
-	    (e = mk_tlv_get_string(p, 2, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
-	    (e = mk_tlv_get_u64(p, 3, &date)) != MK_OK)
+	if ((e = mk_meter_set_indicia_req_get(p, &rq)) != MK_OK)
 		return e;
+	date = rq.date;
 	if (!mk_domain_id_valid(country) || date == 0 || date > INT64_MAX)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.indicia_serial[0] != '\0' ||
@@ -805,46 +744,58 @@ static enum mk_err h_set_indicia(void *box, const struct mk_box_request *req,
 }
 
 /* MR1 output: the report of one domain's key, MACed with that key. */
-static enum mk_err h_get_report(void *box, const struct mk_box_request *req,
+static enum mk_err h_get_report(void *box, const struct mk_msg_request *req,
                                 struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = states(box);
 	const struct mk_meter_info *in = &st->cur.info;
-	struct mk_meter_report rep;
+	struct mk_meter_get_report_res rep;
+	struct mk_msg_report fields;
+	uint8_t mac[MK_METER_MAC_LEN];
 	struct mk_buf *tbs = NULL;
 	enum mk_err e = MK_ERR_INTERNAL;
 	int slot;
 
 	(void)p;
 	memset(&rep, 0, sizeof(rep));
+	memset(&fields, 0, sizeof(fields));
 	if (in->state != MK_METER_REGISTERED)
 		return MK_ERR_STATE;
 	if ((slot = find_slot(in, req->domain)) < 0)
 		return MK_RC_DOMAIN_UNKNOWN;
-	copy_str(rep.domain, sizeof(rep.domain), in->keys[slot].domain);
-	rep.key_id = in->keys[slot].key_id;
-	copy_str(rep.product_code, sizeof(rep.product_code), in->product_code);
-	copy_str(rep.mfg_seq, sizeof(rep.mfg_seq), in->mfg_seq);
-	copy_str(rep.indicia_serial, sizeof(rep.indicia_serial), in->indicia_serial);
-	copy_str(rep.country, sizeof(rep.country), in->country);
-	rep.date = in->registered;
+	copy_str(fields.domain, sizeof(fields.domain), in->keys[slot].domain);
+	fields.key_id = in->keys[slot].key_id;
+	copy_str(fields.product_code, sizeof(fields.product_code), in->product_code);
+	copy_str(fields.mfg_seq, sizeof(fields.mfg_seq), in->mfg_seq);
+	copy_str(fields.indicia_serial, sizeof(fields.indicia_serial), in->indicia_serial);
+	copy_str(fields.country, sizeof(fields.country), in->country);
+	fields.date = (uint64_t)in->registered;
 	if ((tbs = mk_buf_new(MK_METER_MSG_MAX)) == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_meter_report_encode_tbs(&rep, tbs)) != MK_OK ||
-	    (e = mk_cmac_once(st->cur.keys[slot], MK_MASTER_KEY_LEN, mk_buf_data(tbs),
-	                      mk_buf_len(tbs), rep.mac, sizeof(rep.mac))) != MK_OK ||
-	    (e = mk_meter_report_put(res, &rep, true)) != MK_OK)
+	if ((e = mk_msg_report_tbs(&fields, tbs)) != MK_OK ||
+	    (e = mk_cmac_once(st->cur.keys[slot], MK_MASTER_KEY_LEN, mk_buf_data(tbs), mk_buf_len(tbs), mac,
+	                      sizeof(mac))) != MK_OK)
 		goto out;
-	e = MK_OK;
+	/* the answer is the report's fields and the MAC: one declaration each */
+	memcpy(rep.domain, fields.domain, sizeof(rep.domain));
+	rep.key_id = fields.key_id;
+	memcpy(rep.product_code, fields.product_code, sizeof(rep.product_code));
+	memcpy(rep.mfg_seq, fields.mfg_seq, sizeof(rep.mfg_seq));
+	memcpy(rep.indicia_serial, fields.indicia_serial, sizeof(rep.indicia_serial));
+	memcpy(rep.country, fields.country, sizeof(rep.country));
+	rep.date = fields.date;
+	rep.mac = mac;
+	rep.mac_len = sizeof(mac);
+	e = mk_meter_get_report_res_put(res, &rep);
 out:
 	mk_buf_free(tbs);
 	return e;
 }
 
 /* Out of service: the key bytes are erased, the slots stay for the record. */
-static enum mk_err h_retire(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+static enum mk_err h_retire(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                             struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = states(box);
@@ -897,28 +848,32 @@ static enum mk_err token(const uint8_t key[static MK_MASTER_KEY_LEN], const char
  * NVM first; the indicium is made from the state the NVM gave back, with
  * the vendor and postal tokens under the keys it holds.
  */
-static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+static enum mk_err h_frank(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                            struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = states(box);
 	struct mk_meter_info *nx = &st->next.info;
 	struct mk_indicium ind;
+	struct mk_meter_frank_req rq;
+	struct mk_meter_frank_res rs;
 	struct mk_buf *data = NULL, *bin = NULL;
-	uint8_t vlen, plen, sign = 0, tag;
+	uint8_t vlen, plen, sign;
 	uint32_t postage, day;
 	int vs, ps;
 	enum mk_err e;
 
 	(void)req;
 	memset(&ind, 0, sizeof(ind));
-	if ((e = mk_tlv_get_string(p, 1, 2, MK_DOMAIN_ID_MAX, ind.vendor, sizeof(ind.vendor))) != MK_OK ||
-	    (e = mk_tlv_get_string(p, 2, 2, MK_DOMAIN_ID_MAX, ind.postal, sizeof(ind.postal))) != MK_OK ||
-	    (e = mk_tlv_get_u8(p, 3, &vlen)) != MK_OK || (e = mk_tlv_get_u8(p, 4, &plen)) != MK_OK ||
-	    (e = mk_tlv_get_u32(p, 5, &postage)) != MK_OK ||
-	    (e = mk_tlv_get_string(p, 6, 1, MK_POSTCODE_MAX, ind.origin, sizeof(ind.origin))) != MK_OK ||
-	    (e = mk_tlv_get_u32(p, 7, &day)) != MK_OK || (e = mk_tlv_peek_tag(p, &tag)) != MK_OK ||
-	    (tag == 8 && (e = mk_tlv_get_u8(p, 8, &sign)) != MK_OK))
+	if ((e = mk_meter_frank_req_get(p, &rq)) != MK_OK)
 		return e;
+	memcpy(ind.vendor, rq.vendor, sizeof(ind.vendor));
+	memcpy(ind.postal, rq.postal, sizeof(ind.postal));
+	memcpy(ind.origin, rq.origin, sizeof(ind.origin));
+	vlen = rq.vendor_token_len;
+	plen = rq.postal_token_len;
+	postage = rq.postage;
+	day = rq.day;
+	sign = rq.has_sign ? rq.sign : 0;
 	if (sign > 1)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (vlen < MK_TOKEN_LEN_MIN || vlen > MK_TOKEN_LEN_MAX || plen < MK_TOKEN_LEN_MIN ||
@@ -966,7 +921,9 @@ static enum mk_err h_frank(void *box, const struct mk_box_request *req, struct m
 	    (sign && (e = mk_meter_pki_sign(&st->back, &ind)) != MK_OK) ||
 	    (e = mk_indicium_encode(&ind, bin)) != MK_OK)
 		goto out;
-	e = mk_tlv_put_bytes(res, 1, mk_buf_data(bin), mk_buf_len(bin));
+	rs.indicium = mk_buf_data(bin);
+	rs.indicium_len = mk_buf_len(bin);
+	e = mk_meter_frank_res_put(res, &rs);
 out:
 	mk_buf_free(data);
 	mk_buf_free(bin);
@@ -974,17 +931,19 @@ out:
 }
 
 /* A postage reset: the descending register goes up. */
-static enum mk_err h_credit(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+static enum mk_err h_credit(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                             struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = states(box);
+	struct mk_meter_credit_req rq;
 	uint64_t amount;
 	enum mk_err e;
 
 	(void)req;
 	(void)res;
-	if ((e = mk_tlv_get_u64(p, 1, &amount)) != MK_OK)
+	if ((e = mk_meter_credit_req_get(p, &rq)) != MK_OK)
 		return e;
+	amount = rq.amount;
 	if (amount == 0)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if ((e = may_operate(&st->cur.info)) != MK_OK)
@@ -996,59 +955,22 @@ static enum mk_err h_credit(void *box, const struct mk_box_request *req, struct 
 	return mk_meter_commit(box);
 }
 
-static const struct mk_box_param p_frank[] = {
-	{ 1, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX },
-	{ 2, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX },
-	{ 3, MK_P_U8, 0, 0, 0 },
-	{ 4, MK_P_U8, 0, 0, 0 },
-	{ 5, MK_P_U32, 0, 0, 0 },
-	{ 6, MK_P_STRING, 0, 1, MK_POSTCODE_MAX },
-	{ 7, MK_P_U32, 0, 0, 0 },
-	{ 8, MK_P_U8, 1, 0, 0 },
-};
-static const struct mk_box_param p_credit[] = { { 1, MK_P_U64, 0, 0, 0 } };
-
-static const struct mk_box_param p_install[] = {
-	{ 1, MK_P_U64, 0, 0, 0 },
-	{ 2, MK_P_BYTES, 0, MK_MASTER_KEY_LEN, MK_MASTER_KEY_LEN },
-};
-static const struct mk_box_param p_indicia[] = {
-	{ 1, MK_P_STRING, 0, 1, MK_IDENT_MAX },
-	{ 2, MK_P_STRING, 0, 2, MK_DOMAIN_ID_MAX },
-	{ 3, MK_P_U64, 0, 0, 0 },
-};
-
-static const struct mk_box_param p_cert[] = { { 1, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX } };
-static const struct mk_box_param p_certs[] = {
-	{ 1, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
-	{ 2, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
-};
-static const struct mk_box_param p_role[] = { { 1, MK_P_U8, 0, 0, 0 } };
-static const struct mk_box_param p_reg_start[] = {
-	{ 1, MK_P_BYTES, 0, MK_EC_PUB_LEN, MK_EC_PUB_LEN },
-	{ 2, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
-};
-static const struct mk_box_param p_reg_finish[] = {
-	{ 1, MK_P_BYTES, 0, 1, MK_METER_CERT_MAX },
-	{ 2, MK_P_BYTES, 0, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN },
-};
-
-/* The meter's command table: what it takes, with which parameters. */
-static const struct mk_box_cmd meter_cmds[] = {
-	{ MK_METER_CMD_GET_INFO, "get-info", 0, NULL, 0, h_get_info },
-	{ MK_METER_CMD_INSTALL_KEY, "install-key", MK_BOX_CMD_DOMAIN, p_install, 2, h_install_key },
-	{ MK_METER_CMD_SET_INDICIA, "set-indicia", 0, p_indicia, 3, h_set_indicia },
-	{ MK_METER_CMD_GET_REPORT, "get-report", MK_BOX_CMD_DOMAIN, NULL, 0, h_get_report },
-	{ MK_METER_CMD_RETIRE, "retire", 0, NULL, 0, h_retire },
-	{ MK_METER_CMD_FRANK, "frank", 0, p_frank, 8, h_frank },
-	{ MK_METER_CMD_CREDIT, "credit", 0, p_credit, 1, h_credit },
-	{ MK_METER_CMD_LOAD_ROOT, "load-root", 0, p_cert, 1, mk_meter_h_load_root },
-	{ MK_METER_CMD_GEN_TRANSPORT, "generate-transport-key", 0, NULL, 0, mk_meter_h_gen_transport },
-	{ MK_METER_CMD_LOAD_TRANSPORT, "load-transport-certificate", 0, p_certs, 2,
-	  mk_meter_h_load_transport },
-	{ MK_METER_CMD_GET_CERT, "get-certificate", 0, p_role, 1, mk_meter_h_get_cert },
-	{ MK_METER_CMD_REG_START, "start-registration", 0, p_reg_start, 2, mk_meter_h_reg_start },
-	{ MK_METER_CMD_REG_FINISH, "finish-registration", 0, p_reg_finish, 2, mk_meter_h_reg_finish },
+/* The meter's command table: what it takes (the parameters and answers of
+ * each command are declared in msg_meter.h). */
+static const struct mk_msg_cmd meter_cmds[] = {
+	{ &mk_meter_cmd_get_info, 0, h_get_info },
+	{ &mk_meter_cmd_install_key, MK_MSG_CMD_DOMAIN, h_install_key },
+	{ &mk_meter_cmd_set_indicia, 0, h_set_indicia },
+	{ &mk_meter_cmd_get_report, MK_MSG_CMD_DOMAIN, h_get_report },
+	{ &mk_meter_cmd_retire, 0, h_retire },
+	{ &mk_meter_cmd_frank, 0, h_frank },
+	{ &mk_meter_cmd_credit, 0, h_credit },
+	{ &mk_meter_cmd_load_root, 0, mk_meter_h_load_root },
+	{ &mk_meter_cmd_gen_transport, 0, mk_meter_h_gen_transport },
+	{ &mk_meter_cmd_load_transport, 0, mk_meter_h_load_transport },
+	{ &mk_meter_cmd_get_cert, 0, mk_meter_h_get_cert },
+	{ &mk_meter_cmd_reg_start, 0, mk_meter_h_reg_start },
+	{ &mk_meter_cmd_reg_finish, 0, mk_meter_h_reg_finish },
 };
 
 /* A meter has no configuration table: any well-formed domain (the request
@@ -1067,8 +989,8 @@ static int meter_enabled(void *box)
 	return 1;
 }
 
-static const struct mk_box_table meter_table = {
-	"meter", meter_cmds, sizeof(meter_cmds) / sizeof(meter_cmds[0]), meter_domain_known,
+static const struct mk_msg_table meter_table = {
+	"meter", meter_cmds, MK_ARRAY_LEN(meter_cmds), meter_domain_known,
 	meter_enabled,
 };
 
@@ -1077,7 +999,7 @@ enum mk_err mk_meter_handle(struct mk_meter *m, const uint8_t *req, size_t n, st
 	struct mk_meter_states *st = states(m);
 	enum mk_err e;
 
-	e = mk_box_dispatch(&meter_table, m, req, n, resp);
+	e = mk_msg_dispatch(&meter_table, m, req, n, resp);
 	OPENSSL_cleanse(&st->next, sizeof(st->next));
 	OPENSSL_cleanse(&st->back, sizeof(st->back));
 	return e;
@@ -1089,9 +1011,9 @@ enum mk_err mk_meter_handle(struct mk_meter *m, const uint8_t *req, size_t n, st
  * does not know: level 2, command 0. */
 static enum mk_err answer_wrong_class(struct mk_buf *resp)
 {
-	struct mk_box_response a = { 0, 2, MK_ERR_CMD_UNKNOWN, NULL, 0 };
+	struct mk_msg_response a = { 0, 2, MK_ERR_CMD_UNKNOWN, NULL, 0 };
 
-	return mk_box_response_encode(&a, resp);
+	return mk_msg_response_encode(&a, resp);
 }
 
 /*
@@ -1154,86 +1076,52 @@ out:
 
 /* ---- The registration report ------------------------------------------------------- */
 
-enum { R_DOMAIN = 0x01, R_KEY_ID = 0x02, R_PRODUCT = 0x03, R_MFG_SEQ = 0x04, R_INDICIA = 0x05,
-       R_COUNTRY = 0x06, R_DATE = 0x07, R_MAC = 0x10 };
-
-static int report_valid(const struct mk_meter_report *r)
+/* Its fields and what the MAC covers are the message layer's (msg_meter.h);
+ * the client's struct mk_meter_report is the same with a signed date and the
+ * MAC copied out. */
+void mk_meter_report_to_msg(const struct mk_meter_report *r, struct mk_msg_report *m)
 {
-	return mk_domain_id_valid(r->domain) && r->key_id != 0 &&
-	       mk_meter_ident_valid(r->product_code) && mk_meter_ident_valid(r->mfg_seq) &&
-	       mk_meter_ident_valid(r->indicia_serial) && mk_domain_id_valid(r->country) &&
-	       r->date > 0;
+	memset(m, 0, sizeof(*m));
+	copy_str(m->domain, sizeof(m->domain), r->domain);
+	m->key_id = r->key_id;
+	copy_str(m->product_code, sizeof(m->product_code), r->product_code);
+	copy_str(m->mfg_seq, sizeof(m->mfg_seq), r->mfg_seq);
+	copy_str(m->indicia_serial, sizeof(m->indicia_serial), r->indicia_serial);
+	copy_str(m->country, sizeof(m->country), r->country);
+	m->date = r->date > 0 ? (uint64_t)r->date : 0;
 }
 
-enum mk_err mk_meter_report_put(struct mk_tlv_writer *w, const struct mk_meter_report *r, bool mac)
+enum mk_err mk_meter_report_from_answer(const struct mk_meter_get_report_res *a, struct mk_meter_report *r)
 {
-	enum mk_err e;
-
-	if (!report_valid(r))
-		return MK_ERR_INVALID_ARG;
-	if ((e = mk_tlv_put_string(w, R_DOMAIN, r->domain)) != MK_OK ||
-	    (e = mk_tlv_put_u64(w, R_KEY_ID, r->key_id)) != MK_OK ||
-	    (e = mk_tlv_put_string(w, R_PRODUCT, r->product_code)) != MK_OK ||
-	    (e = mk_tlv_put_string(w, R_MFG_SEQ, r->mfg_seq)) != MK_OK ||
-	    (e = mk_tlv_put_string(w, R_INDICIA, r->indicia_serial)) != MK_OK ||
-	    (e = mk_tlv_put_string(w, R_COUNTRY, r->country)) != MK_OK ||
-	    (e = mk_tlv_put_u64(w, R_DATE, (uint64_t)r->date)) != MK_OK ||
-	    (mac && (e = mk_tlv_put_bytes(w, R_MAC, r->mac, sizeof(r->mac))) != MK_OK))
-		return e;
-	return MK_OK;
-}
-
-enum mk_err mk_meter_report_get(struct mk_tlv_reader *rd, struct mk_meter_report *r, bool mac)
-{
-	const uint8_t *p;
-	struct mk_buf v;
-	uint64_t date;
-	size_t n;
-	enum mk_err e;
+	struct mk_msg_report m;
 
 	memset(r, 0, sizeof(*r));
-	if ((e = mk_tlv_get_string(rd, R_DOMAIN, 2, MK_DOMAIN_ID_MAX, r->domain,
-	                           sizeof(r->domain))) != MK_OK ||
-	    (e = mk_tlv_get_u64(rd, R_KEY_ID, &r->key_id)) != MK_OK ||
-	    (e = mk_tlv_get_string(rd, R_PRODUCT, 1, MK_IDENT_MAX, r->product_code,
-	                           sizeof(r->product_code))) != MK_OK ||
-	    (e = mk_tlv_get_string(rd, R_MFG_SEQ, 1, MK_IDENT_MAX, r->mfg_seq,
-	                           sizeof(r->mfg_seq))) != MK_OK ||
-	    (e = mk_tlv_get_string(rd, R_INDICIA, 1, MK_IDENT_MAX, r->indicia_serial,
-	                           sizeof(r->indicia_serial))) != MK_OK ||
-	    (e = mk_tlv_get_string(rd, R_COUNTRY, 2, MK_DOMAIN_ID_MAX, r->country,
-	                           sizeof(r->country))) != MK_OK ||
-	    (e = mk_tlv_get_u64(rd, R_DATE, &date)) != MK_OK)
-		return e;
-	if (date > INT64_MAX)
+	memcpy(m.domain, a->domain, sizeof(m.domain));
+	m.key_id = a->key_id;
+	memcpy(m.product_code, a->product_code, sizeof(m.product_code));
+	memcpy(m.mfg_seq, a->mfg_seq, sizeof(m.mfg_seq));
+	memcpy(m.indicia_serial, a->indicia_serial, sizeof(m.indicia_serial));
+	memcpy(m.country, a->country, sizeof(m.country));
+	m.date = a->date;
+	if (!mk_msg_report_valid(&m))
 		return MK_ERR_TLV_VALUE;
-	r->date = (int64_t)date;
-	if (mac) {
-		if ((e = mk_tlv_get_bytes(rd, R_MAC, MK_METER_MAC_LEN, MK_METER_MAC_LEN, &p, &n)) !=
-		    MK_OK)
-			return e;
-		mk_buf_init_view(&v, p, n);
-		if ((e = mk_buf_get_bytes(&v, r->mac, sizeof(r->mac))) != MK_OK)
-			return e;
-	}
-	if ((e = mk_tlv_reader_end(rd)) != MK_OK)
-		return e;
-	return report_valid(r) ? MK_OK : MK_ERR_TLV_VALUE;
+	memcpy(r->domain, m.domain, sizeof(r->domain));
+	r->key_id = m.key_id;
+	memcpy(r->product_code, m.product_code, sizeof(r->product_code));
+	memcpy(r->mfg_seq, m.mfg_seq, sizeof(r->mfg_seq));
+	memcpy(r->indicia_serial, m.indicia_serial, sizeof(r->indicia_serial));
+	memcpy(r->country, m.country, sizeof(r->country));
+	r->date = (int64_t)m.date;
+	memcpy(r->mac, a->mac, sizeof(r->mac));
+	return MK_OK;
 }
 
 enum mk_err mk_meter_report_encode_tbs(const struct mk_meter_report *r, struct mk_buf *out)
 {
-	size_t start = mk_buf_len(out);
-	struct mk_tlv_writer w;
-	enum mk_err e;
+	struct mk_msg_report m;
 
-	if (r == NULL || !report_valid(r))
+	if (r == NULL)
 		return MK_ERR_INVALID_ARG;
-	if ((e = mk_buf_put_bytes(out, MK_METER_REPORT_LABEL, strlen(MK_METER_REPORT_LABEL))) !=
-	    MK_OK)
-		return e;
-	mk_tlv_writer_init(&w, out);
-	if ((e = mk_meter_report_put(&w, r, false)) != MK_OK)
-		mk_buf_truncate(out, start);
-	return e;
+	mk_meter_report_to_msg(r, &m);
+	return mk_msg_report_tbs(&m, out);
 }

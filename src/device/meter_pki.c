@@ -97,17 +97,17 @@ static enum mk_err cert_is_mine(X509 *c, EVP_PKEY *key, const struct mk_meter_in
 /* ---- Manufacture ------------------------------------------------------------------ */
 
 /* Fig. 2, step 105: validate the provider key, verify the root, store it. */
-enum mk_err mk_meter_h_load_root(void *box, const struct mk_box_request *req,
+enum mk_err mk_meter_h_load_root(void *box, const struct mk_msg_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = mk_meter_states(box);
-	const uint8_t *der;
-	size_t n;
+	struct mk_meter_load_root_req rq;
 	X509 *root = NULL;
 	enum mk_err e;
 
 	(void)res;
-	if ((e = mk_cert_tlv_get(p, 1, &der, &n, &root)) != MK_OK)
+	if ((e = mk_meter_load_root_req_get(p, &rq)) != MK_OK ||
+	    (e = mk_cert_from_der(rq.root, rq.root_len, &root)) != MK_OK)
 		goto out;
 	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.pki != MK_METER_PKI_BLANK) {
 		e = MK_ERR_STATE;
@@ -116,7 +116,7 @@ enum mk_err mk_meter_h_load_root(void *box, const struct mk_box_request *req,
 	if ((e = mk_cert_verify(root, NULL, root, MK_ROLE_ROOT, req->time)) != MK_OK)
 		goto out;
 	st->next = st->cur;
-	if ((e = der_set(&st->next.pki.root, der, n)) != MK_OK)
+	if ((e = der_set(&st->next.pki.root, rq.root, rq.root_len)) != MK_OK)
 		goto out;
 	st->next.info.pki = MK_METER_PKI_ROOT;
 	e = mk_meter_commit(box);
@@ -127,7 +127,7 @@ out:
 
 /* Steps 115-120: the transport key pair, made inside the meter, and its
  * request signed with it. */
-enum mk_err mk_meter_h_gen_transport(void *box, const struct mk_box_request *req,
+enum mk_err mk_meter_h_gen_transport(void *box, const struct mk_msg_request *req,
                                      struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = mk_meter_states(box);
@@ -152,7 +152,11 @@ enum mk_err mk_meter_h_gen_transport(void *box, const struct mk_box_request *req
 	st->next.info.pki = MK_METER_PKI_KEYED;
 	if ((e = mk_meter_commit(box)) != MK_OK)
 		goto out;
-	e = mk_tlv_put_bytes(res, 1, mk_buf_data(csr), mk_buf_len(csr));
+	{
+		struct mk_meter_gen_transport_res rs = { mk_buf_data(csr), mk_buf_len(csr) };
+
+		e = mk_meter_gen_transport_res_put(res, &rs);
+	}
 out:
 	EVP_PKEY_free(k);
 	mk_buf_free(csr);
@@ -161,10 +165,11 @@ out:
 
 /* Steps 140-145: root -> manufacturing -> transport verified, the
  * certificate of this meter's transport key: stored, transport lock. */
-enum mk_err mk_meter_h_load_transport(void *box, const struct mk_box_request *req,
+enum mk_err mk_meter_h_load_transport(void *box, const struct mk_msg_request *req,
                                       struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = mk_meter_states(box);
+	struct mk_meter_load_transport_req rq;
 	const uint8_t *mder, *tder;
 	size_t mn, tn;
 	X509 *root = NULL, *mfg = NULL, *tr = NULL;
@@ -172,8 +177,13 @@ enum mk_err mk_meter_h_load_transport(void *box, const struct mk_box_request *re
 	enum mk_err e;
 
 	(void)res;
-	if ((e = mk_cert_tlv_get(p, 1, &mder, &mn, &mfg)) != MK_OK ||
-	    (e = mk_cert_tlv_get(p, 2, &tder, &tn, &tr)) != MK_OK)
+	if ((e = mk_meter_load_transport_req_get(p, &rq)) != MK_OK)
+		goto out;
+	mder = rq.mfg_cert;
+	mn = rq.mfg_cert_len;
+	tder = rq.transport_cert;
+	tn = rq.transport_cert_len;
+	if ((e = mk_cert_from_der(mder, mn, &mfg)) != MK_OK || (e = mk_cert_from_der(tder, tn, &tr)) != MK_OK)
 		goto out;
 	if (st->cur.info.state == MK_METER_RETIRED || st->cur.info.pki != MK_METER_PKI_KEYED) {
 		e = MK_ERR_STATE;
@@ -199,18 +209,19 @@ out:
 }
 
 /* Any certificate the meter holds, by role: public data. */
-enum mk_err mk_meter_h_get_cert(void *box, const struct mk_box_request *req,
+enum mk_err mk_meter_h_get_cert(void *box, const struct mk_msg_request *req,
                                 struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	const struct mk_meter_pki_nvm *k = &mk_meter_states(box)->cur.pki;
 	const struct mk_meter_der *d = NULL;
-	uint8_t role;
+	struct mk_meter_get_cert_req rq;
+	struct mk_meter_get_cert_res rs;
 	enum mk_err e;
 
 	(void)req;
-	if ((e = mk_tlv_get_u8(p, 1, &role)) != MK_OK)
+	if ((e = mk_meter_get_cert_req_get(p, &rq)) != MK_OK)
 		return e;
-	switch (role) {
+	switch (rq.role) {
 	case MK_ROLE_ROOT:
 		d = &k->root;
 		break;
@@ -231,7 +242,9 @@ enum mk_err mk_meter_h_get_cert(void *box, const struct mk_box_request *req,
 	}
 	if (d->len == 0)
 		return MK_ERR_NOT_FOUND;
-	return mk_tlv_put_bytes(res, 1, d->der, d->len);
+	rs.cert = d->der;
+	rs.cert_len = d->len;
+	return mk_meter_get_cert_res_put(res, &rs);
 }
 
 /* ---- Registration ----------------------------------------------------------------- */
@@ -251,15 +264,16 @@ struct reg_out {
  * refused; it remembers the last one only, the service enforces single use)
  * and keeps the rest in memory for finish-registration.
  */
-enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
+enum mk_err mk_meter_h_reg_start(void *box, const struct mk_msg_request *req,
                                  struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter *m = box;
 	struct mk_meter_states *st = mk_meter_states(box);
 	const struct mk_meter_info *in = &st->cur.info;
 	struct mk_meter_reg *reg = &st->reg;
+	struct mk_meter_reg_start_req rq;
 	const uint8_t *server, *dder;
-	size_t sn, dn;
+	size_t dn;
 	char id[MK_CERT_CN_MAX + 1];
 	struct mk_cert_info di;
 	struct reg_out o;
@@ -271,8 +285,12 @@ enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
 
 	OPENSSL_cleanse(reg, sizeof(*reg));
 	memset(&o, 0, sizeof(o));
-	if ((e = mk_tlv_get_bytes(p, 1, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &server, &sn)) != MK_OK ||
-	    (e = mk_cert_tlv_get(p, 2, &dder, &dn, &dc)) != MK_OK)
+	if ((e = mk_meter_reg_start_req_get(p, &rq)) != MK_OK)
+		goto out;
+	server = rq.server;
+	dder = rq.domain_cert;
+	dn = rq.domain_cert_len;
+	if ((e = mk_cert_from_der(dder, dn, &dc)) != MK_OK)
 		goto out;
 	if (mk_ec_pub_decode(server, &spub) != MK_OK) {
 		e = MK_ERR_CMD_PARAM_SYNTAX;
@@ -292,7 +310,7 @@ enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
 		e = MK_RC_WRONG_DOMAIN;
 		goto out;
 	}
-	if ((e = mk_sha256(server, sn, fp)) != MK_OK)
+	if ((e = mk_sha256(server, rq.server_len, fp)) != MK_OK)
 		goto out;
 	if (st->cur.pki.has_challenge && CRYPTO_memcmp(fp, st->cur.pki.last_challenge, 32) == 0) {
 		e = MK_ERR_CHALLENGE;
@@ -316,12 +334,15 @@ enum mk_err mk_meter_h_reg_start(void *box, const struct mk_box_request *req,
 	st->next = st->cur;
 	memcpy(st->next.pki.last_challenge, fp, sizeof(fp));
 	st->next.pki.has_challenge = 1;
-	if ((e = mk_meter_commit(box)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(res, 1, mk_buf_data(o.csr), mk_buf_len(o.csr))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(res, 2, o.sig, sizeof(o.sig))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(res, 3, o.product, sizeof(o.product))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(res, 4, o.tag_u, sizeof(o.tag_u))) != MK_OK)
+	if ((e = mk_meter_commit(box)) != MK_OK)
 		goto out;
+	{
+		struct mk_meter_reg_start_res rs = { mk_buf_data(o.csr), mk_buf_len(o.csr), o.sig, sizeof(o.sig),
+			                             o.product, sizeof(o.product), o.tag_u, sizeof(o.tag_u) };
+
+		if ((e = mk_meter_reg_start_res_put(res, &rs)) != MK_OK)
+			goto out;
+	}
 	reg->active = 1;
 out:
 	if (e != MK_OK)
@@ -345,21 +366,26 @@ out:
  * (nothing left that names the factory), unlocked. The exchange ends here
  * whatever the outcome.
  */
-enum mk_err mk_meter_h_reg_finish(void *box, const struct mk_box_request *req,
+enum mk_err mk_meter_h_reg_finish(void *box, const struct mk_msg_request *req,
                                   struct mk_tlv_reader *p, struct mk_tlv_writer *res)
 {
 	struct mk_meter_states *st = mk_meter_states(box);
 	struct mk_meter_reg *reg = &st->reg;
 	struct mk_meter_pki_nvm *nk = &st->next.pki;
+	struct mk_meter_reg_finish_req rq;
 	const uint8_t *oder, *proof;
-	size_t on, pn;
+	size_t on;
 	X509 *root = NULL, *dc = NULL, *oc = NULL;
 	EVP_PKEY *op = NULL;
 	enum mk_err e;
 
 	(void)res;
-	if ((e = mk_cert_tlv_get(p, 1, &oder, &on, &oc)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(p, 2, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN, &proof, &pn)) != MK_OK)
+	if ((e = mk_meter_reg_finish_req_get(p, &rq)) != MK_OK)
+		goto out;
+	oder = rq.operation_cert;
+	on = rq.operation_cert_len;
+	proof = rq.proof;
+	if ((e = mk_cert_from_der(oder, on, &oc)) != MK_OK)
 		goto out;
 	if (!reg->active || st->cur.info.state == MK_METER_RETIRED ||
 	    st->cur.info.pki != MK_METER_PKI_LOCKED) {

@@ -36,10 +36,10 @@ enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const c
 	return kms_open_box(k, id, bp);
 }
 
-enum mk_err mk_kms_box_request(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
-                               const struct mk_buf *params, struct mk_buf *result)
+enum mk_err mk_kms_box_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
+                            const char *domain, const void *rq, void *rs, struct mk_buf *ans)
 {
-	return kms_call(k, b, cmd, domain, mk_kms_now(k), params, result);
+	return kms_call(k, b, cmd, domain, mk_kms_now(k), rq, rs, ans);
 }
 
 uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
@@ -133,16 +133,14 @@ struct dist_ctx {
 static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 {
 	struct dist_ctx *x = ctx;
-	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_buf *enc = mk_buf_new(MK_RECORD_MAX), *res = mk_buf_new(MK_MSG_MAX);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
 	struct mk_token_key_record *tk = calloc(1, sizeof(*tk));
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
-	const uint8_t *p;
-	size_t n;
+	struct mk_box_distribute_req rq;
+	struct mk_box_distribute_res rs;
 	enum mk_err e = MK_OK;
 
-	if (enc == NULL || params == NULL || res == NULL || rec == NULL || tk == NULL) {
+	if (enc == NULL || res == NULL || rec == NULL || tk == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -152,17 +150,14 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 		if (strcmp(m->info.keys[i].domain, x->domain) != 0 || m->status[i] != MK_KEY_ACTIVE)
 			continue;
 		mk_buf_reset(enc);
-		mk_buf_reset(params);
-		mk_tlv_writer_init(&w, params);
 		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK ||
-		    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
-		    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
-		    (e = mk_tlv_put_u32(&w, 0x02, x->period)) != MK_OK ||
-		    (e = kms_call(x->k, x->b, MK_CMD_DISTRIBUTE, x->domain, mk_kms_now(x->k), params, res)) != MK_OK)
+		    (e = mk_key_record_encode(rec, enc)) != MK_OK)
 			goto out;
-		mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-		if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
-		    (e = mk_token_key_record_decode(p, n, tk)) != MK_OK)
+		rq.record = mk_buf_data(enc);
+		rq.record_len = mk_buf_len(enc);
+		rq.period = x->period;
+		if ((e = kms_call(x->k, x->b, &mk_box_cmd_distribute, x->domain, mk_kms_now(x->k), &rq, &rs, res)) != MK_OK ||
+		    (e = mk_token_key_record_decode(rs.token_record, rs.token_record_len, tk)) != MK_OK)
 			goto out;
 		e = mk_archive_put_token_key(x->k->archive, tk);
 		if (e == MK_RC_RECORD_EXISTS)
@@ -174,7 +169,6 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 	}
 out:
 	mk_buf_free(enc);
-	mk_buf_free(params);
 	mk_buf_free(res);
 	free(rec);
 	free(tk);

@@ -27,33 +27,6 @@
 #include "meterkey/pki.h"
 #include "meterkey/tlv.h"
 
-static const struct {
-	uint16_t code;
-	const char *name;
-} cmd_names[] = {
-	{ MK_CMD_SET_BOX_ID, "Set Secure Box ID" },   { MK_CMD_ADD_DOMAIN, "Add Domain" },
-	{ MK_CMD_STATUS, "Status" },                  { MK_CMD_SET_FIRST_ID, "Set First Secure Box ID" },
-	{ MK_CMD_CREATE_DOMAIN, "Create Domain" },    { MK_CMD_INIT_BOX, "Initialise Box" },
-	{ MK_CMD_ACCEPT_BOX, "Accept Box" },          { MK_CMD_MAKE_PROCESS, "Make Domain Process" },
-	{ MK_CMD_GENERATE_KEY, "Generate Key (MI1)" }, { MK_CMD_INSTALL_KEY, "Install Key (MI4')" },
-	{ MK_CMD_CONFIRM_INSTALL, "Confirm Key Installed (MI8)" },
-	{ MK_CMD_REGISTER, "Register Key (MR2)" },    { MK_CMD_OBSOLETE, "Obsolete Key" },
-	{ MK_CMD_ABANDON, "Abandon Key" },             { MK_CMD_DISTRIBUTE, "Distribute Token Key" },
-	{ MK_CMD_VERIFY, "Verify" },                   { MK_CMD_TIN_VERIFY, "Verify" },
-	{ MK_CMD_STATION_CERT, "Load Station Certificate" },
-	{ MK_CMD_ISSUE_TRANSPORT, "Issue Transport Certificate" },
-	{ MK_CMD_REG_CHALLENGE, "Registration Challenge" },
-	{ MK_CMD_REG_COMPLETE, "Registration Complete" },
-};
-
-static const char *cmd_name(uint16_t code)
-{
-	for (size_t i = 0; i < sizeof(cmd_names) / sizeof(cmd_names[0]); i++)
-		if (cmd_names[i].code == code)
-			return cmd_names[i].name;
-	return "?";
-}
-
 enum mk_err kms_fail(struct mk_kms *k, enum mk_err e, const char *fmt, ...)
 {
 	va_list ap;
@@ -152,19 +125,13 @@ int kms_step_path(const struct mk_kms *k, char *out, size_t cap, const char *dir
 /* Keeps a box's signed confirmation (MI10, MR4) for the Key Distribution
  * Computer and the auditors. Losing it loses no state: the archive holds
  * the record it confirms. */
-void kms_keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const char *domain,
+void kms_keep_confirmation(struct mk_kms *k, const struct mk_box_record_signed_res *res, const char *domain,
                            uint64_t key_id, const char *ext)
 {
 	char path[PATH_MAX];
-	struct mk_tlv_reader r;
-	const uint8_t *p;
-	size_t n;
 
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if (mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n) == MK_OK &&
-	    mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &p, &n) == MK_OK &&
-	    kms_step_path(k, path, sizeof(path), "confirmations", domain, key_id, ext))
-		(void)!kms_write_file(path, p, n);
+	if (kms_step_path(k, path, sizeof(path), "confirmations", domain, key_id, ext))
+		(void)!kms_write_file(path, res->signed_msg, res->signed_msg_len);
 }
 
 /* ---- boxes.conf: the public configuration table ----------------------------------- */
@@ -172,7 +139,7 @@ void kms_keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const cha
 enum mk_err kms_conf_load(struct mk_kms *k)
 {
 	char path[PATH_MAX];
-	struct mk_buf *b = mk_buf_new(KMS_CONF_MAX + 1);
+	struct mk_buf *b = mk_buf_new(MK_CONF_MAX + 1);
 	enum mk_err r;
 	char *text, *line, *save = NULL;
 
@@ -183,7 +150,7 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 		mk_buf_free(b);
 		return MK_ERR_INVALID_ARG;
 	}
-	if ((r = mk_file_read(path, KMS_CONF_MAX, b)) != MK_OK) {
+	if ((r = mk_file_read(path, MK_CONF_MAX, b)) != MK_OK) {
 		mk_buf_free(b);
 		return access(path, F_OK) != 0 ? MK_OK : r;
 	}
@@ -239,7 +206,7 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 enum mk_err kms_conf_store(struct mk_kms *k)
 {
 	char path[PATH_MAX];
-	struct mk_buf *b = mk_buf_new(KMS_CONF_MAX);
+	struct mk_buf *b = mk_buf_new(MK_CONF_MAX);
 	enum mk_err r = MK_OK;
 
 	if (b == NULL)
@@ -354,45 +321,24 @@ enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
 	return MK_OK;
 }
 
-/* One request to box b; on success the result (a TLV sequence) in result. */
-enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
-                     int64_t time, const struct mk_buf *params, struct mk_buf *result)
+/* The in-process line to an open box: its dispatcher, called directly (a box
+ * in a process of its own will be reached through a socket with the same
+ * messages). */
+static enum mk_err box_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
-	struct mk_box_request rq = { cmd, "", time, NULL, 0 };
-	struct mk_box_response rs;
-	struct mk_buf *req = mk_buf_new(KMS_MSG_CAP), *resp = mk_buf_new(KMS_MSG_CAP);
+	return mk_box_call(ctx, req, n, resp);
+}
+
+enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
+                     const char *domain, int64_t time, const void *rq, void *rs, struct mk_buf *ans)
+{
+	struct mk_msg_link line = { box_roundtrip, b };
+	uint8_t level;
 	enum mk_err r;
 
-	if (req == NULL || resp == NULL) {
-		r = MK_ERR_NOMEM;
-		goto out;
-	}
-	if (domain != NULL)
-		snprintf(rq.domain, sizeof(rq.domain), "%s", domain);
-	if (params != NULL) {
-		rq.params = mk_buf_data(params);
-		rq.params_len = mk_buf_len(params);
-	}
-	if ((r = mk_box_request_encode(&rq, req)) != MK_OK ||
-	    (r = mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp)) != MK_OK ||
-	    (r = mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs)) != MK_OK)
-		goto out;
-	if (rs.level != 0 || rs.code != MK_OK) {
-		r = rs.code != MK_OK ? (enum mk_err)rs.code : MK_ERR_INTERNAL;
-		kms_fail(k, r, "%s box %s refused %s%s%s", mk_box_get_type(b) == MK_BOX_OAK ? "Oak"
-		                                           : mk_box_get_type(b) == MK_BOX_STEEL ? "Steel"
-		                                           : mk_box_get_type(b) == MK_BOX_BRASS ? "Brass"
-		                                           : mk_box_get_type(b) == MK_BOX_TIN   ? "Tin"
-		                                                                              : "Manufacturing",
-		         mk_box_get_id(b), cmd_name(cmd), domain != NULL ? " in domain " : "",
-		         domain != NULL ? domain : "");
-		goto out;
-	}
-	mk_buf_reset(result);
-	r = mk_buf_put_bytes(result, rs.result, rs.result_len);
-out:
-	mk_buf_free(req);
-	mk_buf_free(resp); /* wiped */
+	if ((r = mk_msg_call(&line, cmd, domain, time, rq, rs, ans, &level)) != MK_OK && level != 0)
+		kms_fail(k, r, "%s box %s refused %s%s%s", mk_box_get_type_name(b), mk_box_get_id(b), cmd->name,
+		         domain != NULL ? " in domain " : "", domain != NULL ? domain : "");
 	return r;
 }
 

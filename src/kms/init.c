@@ -3,6 +3,7 @@
  * anchors, security domains, box init and add domain, box check and list.
  * docs/internals/kms.md.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,17 +13,19 @@
 
 /* ---- Initialisation ---------------------------------------------------------------------- */
 
-static enum mk_err put_policy(struct mk_tlv_writer *w, uint8_t tag, unsigned ks, unsigned ns)
+/* A share policy asked for (k of n; 0 and 0: the box's default) into the
+ * k and n fields of a request, present or not. */
+static enum mk_err policy(unsigned ks, unsigned ns, bool *has_k, uint8_t *k, bool *has_n, uint8_t *n)
 {
-	enum mk_err r;
-
+	*has_k = *has_n = false;
 	if (ks == 0 && ns == 0)
 		return MK_OK;
 	if (ks < 2 || ks > ns || ns > MK_SHARE_COUNT_MAX)
 		return MK_ERR_SHARE_PARAMS;
-	if ((r = mk_tlv_put_u8(w, tag, (uint8_t)ks)) != MK_OK)
-		return r;
-	return mk_tlv_put_u8(w, (uint8_t)(tag + 1), (uint8_t)ns);
+	*has_k = *has_n = true;
+	*k = (uint8_t)ks;
+	*n = (uint8_t)ns;
+	return MK_OK;
 }
 
 static enum mk_err first_mfg(struct mk_kms *k, char id[static MK_BOX_ID_LEN + 1])
@@ -39,16 +42,14 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
                         char id[static MK_BOX_ID_LEN + 1])
 {
 	char boxes[PATH_MAX], path[PATH_MAX];
-	struct mk_buf *params = mk_buf_new(64), *res = mk_buf_new(KMS_MSG_CAP);
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
+	struct mk_buf *res = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_set_first_id_req rq;
+	struct mk_box_set_first_id_res rs;
 	struct mk_box *b = NULL;
-	const uint8_t *p;
-	size_t n;
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if (params == NULL || res == NULL) {
+	if (res == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -57,28 +58,25 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
 		goto out;
 	}
 	k->detail[0] = '\0';
-	mk_tlv_writer_init(&w, params);
-	if ((e = put_policy(&w, 0x01, kshares, nshares)) != MK_OK || !kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
+	if ((e = policy(kshares, nshares, &rq.has_k, &rq.k, &rq.has_n, &rq.n)) != MK_OK ||
+	    !kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
 	    (e = mk_box_new(MK_BOX_MANUFACTURING, NULL, boxes, k->shares, &b)) != MK_OK ||
-	    (e = kms_call(k, b, MK_CMD_SET_FIRST_ID, NULL, mk_kms_now(k), params, res)) != MK_OK)
+	    (e = kms_call(k, b, &mk_box_cmd_set_first_id, NULL, mk_kms_now(k), &rq, &rs, res)) != MK_OK)
 		goto out;
+	memcpy(id, rs.id, MK_BOX_ID_LEN + 1);
 	/* trust/anchors: the public startup keys, as the result gave them. */
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_string(&r, 0x01, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, MK_BOX_ID_LEN + 1)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(&r, 0x02, 1, 1024, &p, &n)) != MK_OK)
-		goto out;
-	if (!kms_pathf(k, path, sizeof(path), "trust/anchors") || (e = kms_write_file(path, p, n)) != MK_OK)
+	if (!kms_pathf(k, path, sizeof(path), "trust/anchors") ||
+	    (e = kms_write_file(path, rs.anchors, rs.anchors_len)) != MK_OK)
 		goto out;
 	/* the provider root certificate, for everyone who checks a chain */
-	if ((e = mk_tlv_get_bytes(&r, 0x03, 1, KMS_MSG_CAP, &p, &n)) != MK_OK ||
-	    !kms_pathf(k, path, sizeof(path), "trust/root.pem") || (e = kms_write_cert_pem(p, n, path)) != MK_OK)
+	if (!kms_pathf(k, path, sizeof(path), "trust/root.pem") ||
+	    (e = kms_write_cert_pem(rs.root, rs.root_len, path)) != MK_OK)
 		goto out;
 	memset(&k->boxes[k->nboxes], 0, sizeof(k->boxes[0]));
 	memcpy(k->boxes[k->nboxes++].id, id, MK_BOX_ID_LEN + 1);
 	e = kms_conf_store(k);
 out:
 	mk_box_free(b);
-	mk_buf_free(params);
 	mk_buf_free(res);
 	return e;
 }
@@ -93,7 +91,7 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 	struct mk_buf *b = mk_buf_new(1024);
 	struct mk_tlv_reader r;
 	const uint8_t *p;
-	size_t n;
+	size_t n, count = 0;
 	enum mk_err e = MK_ERR_NOT_FOUND;
 
 	if (b == NULL)
@@ -103,9 +101,14 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 		return kms_fail(k, MK_RC_NOT_INITIALISED, "no trust anchors in this home: run `meterkey init` first");
 	}
 	mk_tlv_reader_init(&r, mk_buf_data(b), mk_buf_len(b));
-	for (int i = 0; i < 5; i++) {
-		if ((e = mk_tlv_get_bytes(&r, (uint8_t)(i + 1), MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
+	/* a list: one public key per type, in order */
+	for (size_t i = 0; i < MK_ARRAY_LEN(order); i++) {
+		if ((e = mk_msg_list_next(&r, &count, MK_ARRAY_LEN(order), &p, &n)) != MK_OK)
 			break;
+		if (p == NULL || n != MK_EC_PUB_LEN) {
+			e = MK_ERR_TLV_VALUE;
+			break;
+		}
 		if (order[i] == t) {
 			memcpy(out, p, MK_EC_PUB_LEN);
 			break;
@@ -125,19 +128,18 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
                                      size_t n, unsigned token_len)
 {
 	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
-	struct mk_buf *params = mk_buf_new(1024), *res = mk_buf_new(KMS_MSG_CAP);
-	struct mk_tlv_writer w, l;
-	struct mk_tlv_reader r;
+	struct mk_buf *list = mk_buf_new(1024), *res = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_create_domain_req rq;
+	struct mk_box_create_domain_res rs;
+	struct mk_tlv_writer l;
 	struct mk_box *m = NULL;
-	const uint8_t *p;
-	size_t pn;
 	uint64_t last;
 	int in_archive, in_mfg;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if (params == NULL || res == NULL) {
+	if (list == NULL || res == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -166,15 +168,14 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		e = kms_fail(k, MK_RC_RECORD_EXISTS, "domain %s exists", domain);
 		goto out;
 	}
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_string(&w, 0x01, domain)) != MK_OK || (e = mk_tlv_begin(&w, 0x02, &l)) != MK_OK)
-		goto out;
+	/* the countries: a list */
+	mk_tlv_writer_init(&l, list);
 	for (size_t i = 0; i < n; i++)
 		if (!mk_domain_id_valid(countries[i])) {
 			e = kms_fail(k, MK_ERR_INVALID_ARG, "country \"%s\" is not 2-8 characters of A-Z and 0-9",
 			             countries[i]);
 			goto out;
-		} else if ((e = mk_tlv_put_string(&l, (uint8_t)(i + 1), countries[i])) != MK_OK) {
+		} else if ((e = mk_msg_list_put_string(&l, i, countries[i])) != MK_OK) {
 			goto out;
 		}
 	if (token_len == 0)
@@ -184,8 +185,11 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		             MK_TOKEN_LEN_MAX);
 		goto out;
 	}
-	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_put_u8(&w, 0x03, (uint8_t)token_len)) != MK_OK)
-		goto out;
+	memcpy(rq.domain, domain, strlen(domain) + 1);
+	rq.countries = mk_buf_data(list);
+	rq.countries_len = mk_buf_len(list);
+	rq.has_token_len = true;
+	rq.token_len = (uint8_t)token_len;
 	{
 		char policy[64];
 		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\n", token_len);
@@ -197,18 +201,14 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 	if (!in_mfg) {
 		if ((e = kms_open_box(k, mid, &m)) != MK_OK)
 			goto out;
-		e = kms_call(k, m, MK_CMD_CREATE_DOMAIN, NULL, now, params, res);
+		e = kms_call(k, m, &mk_box_cmd_create_domain, NULL, now, &rq, &rs, res);
 		if (e == MK_OK) {
-			mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-			if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &p, &pn)) != MK_OK ||
-			    !kms_pathf(k, path, sizeof(path), "domains/%s.keys", domain) ||
-			    (e = kms_write_file(path, p, pn)) != MK_OK)
+			if (!kms_pathf(k, path, sizeof(path), "domains/%s.keys", domain) ||
+			    (e = kms_write_file(path, rs.domain_keys, rs.domain_keys_len)) != MK_OK)
 				goto out;
 			/* the domain certificate of its postal authority key */
-			if (mk_tlv_reader_remaining(&r) > 0 &&
-			    ((e = mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &p, &pn)) != MK_OK ||
-			     !kms_pathf(k, path, sizeof(path), "domains/%s.pem", domain) ||
-			     (e = kms_write_cert_pem(p, pn, path)) != MK_OK))
+			if (rs.has_domain_cert && (!kms_pathf(k, path, sizeof(path), "domains/%s.pem", domain) ||
+			                           (e = kms_write_cert_pem(rs.domain_cert, rs.domain_cert_len, path)) != MK_OK))
 				goto out;
 		} else if (e != MK_RC_RECORD_EXISTS) { /* M has it from a run that stopped */
 			goto out;
@@ -236,7 +236,7 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 	}
 out:
 	mk_box_free(m);
-	mk_buf_free(params);
+	mk_buf_free(list);
 	mk_buf_free(res);
 	return e;
 }
@@ -246,39 +246,31 @@ out:
 static enum mk_err give_domain(struct mk_kms *k, struct mk_box *m, struct mk_box *b, const char *domain)
 {
 	char path[PATH_MAX];
-	struct mk_buf *params = mk_buf_new(64), *res = mk_buf_new(KMS_MSG_CAP), *p2 = mk_buf_new(KMS_MSG_CAP);
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
-	const uint8_t *env, *cert;
-	size_t en, cn;
+	struct mk_buf *res = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_make_process_req mrq;
+	struct mk_box_make_process_res mrs;
+	struct mk_box_add_domain_req arq;
+	struct mk_box_add_domain_res ars;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
-	if (params == NULL || res == NULL || p2 == NULL) {
-		e = MK_ERR_NOMEM;
+	if (res == NULL)
+		return MK_ERR_NOMEM;
+	memcpy(mrq.box_id, mk_box_get_id(b), sizeof(mrq.box_id));
+	if ((e = kms_call(k, m, &mk_box_cmd_make_process, domain, now, &mrq, &mrs, res)) != MK_OK)
+		goto out;
+	if (mk_box_get_type(b) == MK_BOX_STEEL &&
+	    (!mrs.has_steel_cert || !kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, mk_box_get_id(b)) ||
+	     (e = kms_write_file(path, mrs.steel_cert, mrs.steel_cert_len)) != MK_OK)) {
+		e = e != MK_OK ? e : MK_ERR_TLV_MISSING;
 		goto out;
 	}
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_string(&w, 0x01, mk_box_get_id(b))) != MK_OK ||
-	    (e = kms_call(k, m, MK_CMD_MAKE_PROCESS, domain, now, params, res)) != MK_OK)
-		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &env, &en)) != MK_OK)
-		goto out;
-	if (mk_box_get_type(b) == MK_BOX_STEEL) {
-		if ((e = mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &cert, &cn)) != MK_OK ||
-		    !kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, mk_box_get_id(b)) ||
-		    (e = kms_write_file(path, cert, cn)) != MK_OK)
-			goto out;
-	}
-	mk_tlv_writer_init(&w, p2);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, env, en)) != MK_OK ||
-	    (e = kms_call(k, b, MK_CMD_ADD_DOMAIN, NULL, now, p2, res)) != MK_OK)
-		goto out;
+	/* the process goes to the box as M made it */
+	arq.signed_msg = mrs.process;
+	arq.signed_msg_len = mrs.process_len;
+	e = kms_call(k, b, &mk_box_cmd_add_domain, NULL, now, &arq, &ars, res);
 out:
-	mk_buf_free(params);
 	mk_buf_free(res);
-	mk_buf_free(p2);
 	return e;
 }
 
@@ -288,18 +280,20 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	char mid[MK_BOX_ID_LEN + 1], boxes[PATH_MAX];
 	uint8_t anchor[MK_EC_PUB_LEN];
 	const char *all[MK_BOX_MAX_DOMAINS];
-	struct mk_buf *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
+	struct mk_buf *res = mk_buf_new(MK_MSG_MAX), *res2 = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_init_box_req irq;
+	struct mk_box_init_box_res irs;
+	struct mk_box_set_box_id_req srq;
+	struct mk_box_set_box_id_res srs;
+	struct mk_box_accept_box_req arq;
+	struct mk_box_accept_box_res ars;
 	struct mk_box *m = NULL, *b = NULL;
-	const uint8_t *p;
-	size_t pn;
 	struct kms_box *x;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if (params == NULL || res == NULL) {
+	if (res == NULL || res2 == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -327,29 +321,38 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	    (e = kms_open_box(k, mid, &m)) != MK_OK)
 		goto out;
 	/* Initialise Box at M: the signed Set Secure Box ID. */
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_u8(&w, 0x01, (uint8_t)t)) != MK_OK ||
-	    (e = put_policy(&w, 0x02, kshares, nshares)) != MK_OK ||
-	    (e = kms_call(k, m, MK_CMD_INIT_BOX, NULL, now, params, res)) != MK_OK)
+	irq.type = (uint8_t)t;
+	if ((e = policy(kshares, nshares, &irq.has_k, &irq.k, &irq.has_n, &irq.n)) != MK_OK ||
+	    (e = kms_call(k, m, &mk_box_cmd_init_box, NULL, now, &irq, &irs, res)) != MK_OK)
 		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &p, &pn)) != MK_OK)
-		goto out;
-	mk_buf_reset(params);
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, p, pn)) != MK_OK || !kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
-	    (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
-	    (e = kms_call(k, b, MK_CMD_SET_BOX_ID, NULL, now, params, res)) != MK_OK)
+	srq.signed_msg = irs.set_id;
+	srq.signed_msg_len = irs.set_id_len;
+	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") || (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
+	    (e = kms_call(k, b, &mk_box_cmd_set_box_id, NULL, now, &srq, &srs, res2)) != MK_OK)
 		goto out;
 	/* The box's answer goes back to M as it is. */
-	mk_buf_reset(params);
-	if ((e = kms_call(k, m, MK_CMD_ACCEPT_BOX, NULL, now, res, params)) != MK_OK)
+	memcpy(arq.id, srs.id, sizeof(arq.id));
+	arq.startup_conf = srs.startup_conf;
+	arq.startup_conf_len = srs.startup_conf_len;
+	arq.nonce = srs.nonce;
+	arq.nonce_len = srs.nonce_len;
+	arq.has_station = srs.has_station;
+	arq.station = srs.station;
+	arq.station_len = srs.station_len;
+	if ((e = kms_call(k, m, &mk_box_cmd_accept_box, NULL, now, &arq, &ars, res)) != MK_OK)
 		goto out;
 	/* A Steel box is a factory station: M certified its station key (the
 	 * manufacturing certificate), which the box takes and checks. */
 	if (t == MK_BOX_STEEL) {
-		mk_buf_reset(res);
-		if ((e = kms_call(k, b, MK_CMD_STATION_CERT, NULL, now, params, res)) != MK_OK)
+		struct mk_box_station_cert_req crq = { ars.station_cert, ars.station_cert_len };
+		struct mk_box_station_cert_res crs;
+
+		if (!ars.has_station_cert) {
+			e = kms_fail(k, MK_ERR_TLV_MISSING, "Manufacturing Box %s certified no station key for %s", mid,
+			             mk_box_get_id(b));
+			goto out;
+		}
+		if ((e = kms_call(k, b, &mk_box_cmd_station_cert, NULL, now, &crq, &crs, res2)) != MK_OK)
 			goto out;
 	}
 	memcpy(id, mk_box_get_id(b), MK_BOX_ID_LEN + 1);
@@ -368,8 +371,8 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 out:
 	mk_box_free(m);
 	mk_box_free(b);
-	mk_buf_free(params);
 	mk_buf_free(res);
+	mk_buf_free(res2);
 	return e;
 }
 

@@ -15,25 +15,23 @@
 /* ---- Key request (MI0-MI4) ----------------------------------------------------------- */
 
 /* mk_kms_key_request, and when mi4 is not NULL the install record written to
- * path also into mi4 (at least KMS_MSG_CAP bytes), for an installation in
+ * path also into mi4 (at least MK_MSG_MAX bytes), for an installation in
  * the same flow. */
 static enum mk_err key_request(struct mk_kms *k, const char *domain, const char *steel_id,
                                uint64_t *key_idp, char *path, size_t pathsize, struct mk_buf *mi4)
 {
 	char oak[MK_BOX_ID_LEN + 1], steel[MK_BOX_ID_LEN + 1], cpath[PATH_MAX];
-	struct mk_buf *cert = mk_buf_new(KMS_MSG_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_buf *cert = mk_buf_new(MK_MSG_MAX), *res = mk_buf_new(MK_MSG_MAX);
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
+	struct mk_box_generate_key_req rq;
+	struct mk_box_generate_key_res rs;
 	struct mk_box *o = NULL;
-	const uint8_t *ap, *ip;
-	size_t an, in;
 	uint64_t key_id = 0;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if (cert == NULL || params == NULL || res == NULL || rec == NULL) {
+	if (cert == NULL || res == NULL || rec == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -41,7 +39,7 @@ static enum mk_err key_request(struct mk_kms *k, const char *domain, const char 
 	    (e = kms_pick_box(k, MK_BOX_STEEL, domain, steel_id, steel)) != MK_OK)
 		goto out;
 	if (!kms_pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", domain, steel) ||
-	    (e = kms_read_home_file(k, cpath, KMS_MSG_CAP - 1, cert)) != MK_OK)
+	    (e = kms_read_home_file(k, cpath, MK_MSG_MAX - 1, cert)) != MK_OK)
 		goto out;
 	if ((e = kms_open_box(k, oak, &o)) != MK_OK)
 		goto out;
@@ -51,18 +49,14 @@ static enum mk_err key_request(struct mk_kms *k, const char *domain, const char 
 		goto out;
 	}
 	/* MI1 -> MI2 */
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_u64(&w, 0x01, key_id)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(cert), mk_buf_len(cert))) != MK_OK)
-		goto out;
-	if ((e = kms_call(k, o, MK_CMD_GENERATE_KEY, domain, now, params, res)) != MK_OK) {
+	rq.key_id = key_id;
+	rq.steel_cert = mk_buf_data(cert);
+	rq.steel_cert_len = mk_buf_len(cert);
+	if ((e = kms_call(k, o, &mk_box_cmd_generate_key, domain, now, &rq, &rs, res)) != MK_OK) {
 		kms_log_refusal(k, domain, oak, key_id, e);
 		goto out;
 	}
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &ap, &an)) != MK_OK ||
-	    (e = mk_tlv_get_bytes(&r, 0x02, 1, KMS_MSG_CAP, &ip, &in)) != MK_OK ||
-	    (e = mk_key_record_decode(ap, an, rec)) != MK_OK)
+	if ((e = mk_key_record_decode(rs.record, rs.record_len, rec)) != MK_OK)
 		goto out;
 	/* MI3: the NEW record into the archive. */
 	if ((e = mk_archive_put_key(k->archive, rec)) != MK_OK) {
@@ -73,21 +67,20 @@ static enum mk_err key_request(struct mk_kms *k, const char *domain, const char 
 	/* MI4: the install record waits at the Key Distribution Computer. */
 	if (snprintf(path, pathsize, "%s/kdc/%s.%llu.mi4", k->home, domain, (unsigned long long)key_id) >=
 	        (int)pathsize ||
-	    (e = kms_write_file(path, ip, in)) != MK_OK) {
+	    (e = kms_write_file(path, rs.mi4, rs.mi4_len)) != MK_OK) {
 		e = kms_fail(k, MK_ERR_IO, "cannot write the install record of key %s/%llu", domain,
 		             (unsigned long long)key_id);
 		goto out;
 	}
 	if (mi4 != NULL) {
 		mk_buf_reset(mi4);
-		if ((e = mk_buf_put_bytes(mi4, ip, in)) != MK_OK)
+		if ((e = mk_buf_put_bytes(mi4, rs.mi4, rs.mi4_len)) != MK_OK)
 			goto out;
 	}
 	*key_idp = key_id;
 out:
 	mk_box_free(o);
 	mk_buf_free(cert);
-	mk_buf_free(params);
 	mk_buf_free(res);
 	free(rec);
 	return e;
@@ -106,20 +99,15 @@ static enum mk_err peek_install(const uint8_t *p, size_t n, char domain[static M
 {
 	const uint8_t *body, *sig;
 	size_t bn;
-	char signer[MK_BOX_ID_LEN + 1], oak[MK_BOX_ID_LEN + 1];
-	struct mk_tlv_reader r;
-	uint8_t kind, status;
+	char signer[MK_BOX_ID_LEN + 1];
+	struct mk_msg_install_body m;
 
-	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK)
+	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK ||
+	    mk_msg_install_body_decode(body, bn, &m) != MK_OK || m.kind != MK_SIGNED_INSTALL)
 		return MK_ERR_CMD_PARAM_SYNTAX;
-	mk_tlv_reader_init(&r, body, bn);
-	if (mk_tlv_get_u8(&r, 0x01, &kind) != MK_OK || kind != MK_SIGNED_INSTALL ||
-	    mk_tlv_get_u8(&r, 0x02, &status) != MK_OK ||
-	    mk_tlv_get_string(&r, 0x03, MK_BOX_ID_LEN, MK_BOX_ID_LEN, oak, sizeof(oak)) != MK_OK ||
-	    mk_tlv_get_string(&r, 0x04, 2, MK_DOMAIN_ID_MAX, domain, MK_DOMAIN_ID_MAX + 1) != MK_OK ||
-	    mk_tlv_get_string(&r, 0x05, MK_BOX_ID_LEN, MK_BOX_ID_LEN, steel, MK_BOX_ID_LEN + 1) != MK_OK ||
-	    mk_tlv_get_u64(&r, 0x06, key_idp) != MK_OK)
-		return MK_ERR_CMD_PARAM_SYNTAX;
+	memcpy(domain, m.domain, MK_DOMAIN_ID_MAX + 1);
+	memcpy(steel, m.steel, MK_BOX_ID_LEN + 1);
+	*key_idp = m.key_id;
 	return MK_OK;
 }
 
@@ -149,7 +137,7 @@ static enum mk_err meter_can_take(struct mk_kms *k, struct mk_meter_conn *mc, co
 struct install_ctx {
 	char domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1], brass[MK_BOX_ID_LEN + 1];
 	uint64_t key_id;
-	struct mk_buf *mi4, *mi7, *cert, *params, *res;
+	struct mk_buf *mi4, *mi7, *cert, *res;
 	struct mk_key_record *rec;
 };
 
@@ -157,13 +145,12 @@ struct install_ctx {
 static enum mk_err install_ctx_init(struct install_ctx *c, int with_mi4)
 {
 	memset(c, 0, sizeof(*c));
-	c->mi4 = with_mi4 ? mk_buf_new(KMS_MSG_CAP) : NULL;
-	c->mi7 = mk_buf_new(KMS_MSG_CAP);
-	c->cert = mk_buf_new(KMS_MSG_CAP);
-	c->params = mk_buf_new(KMS_MSG_CAP);
-	c->res = mk_buf_new(KMS_MSG_CAP);
+	c->mi4 = with_mi4 ? mk_buf_new(MK_MSG_MAX) : NULL;
+	c->mi7 = mk_buf_new(MK_MSG_MAX);
+	c->cert = mk_buf_new(MK_MSG_MAX);
+	c->res = mk_buf_new(MK_MSG_MAX);
 	c->rec = calloc(1, sizeof(*c->rec));
-	if ((with_mi4 && c->mi4 == NULL) || c->mi7 == NULL || c->cert == NULL || c->params == NULL ||
+	if ((with_mi4 && c->mi4 == NULL) || c->mi7 == NULL || c->cert == NULL ||
 	    c->res == NULL || c->rec == NULL)
 		return MK_ERR_NOMEM;
 	return MK_OK;
@@ -174,7 +161,6 @@ static void install_ctx_free(struct install_ctx *c)
 	mk_buf_free(c->mi4);
 	mk_buf_free(c->mi7);
 	mk_buf_free(c->cert);
-	mk_buf_free(c->params);
 	mk_buf_free(c->res);
 	free(c->rec);
 }
@@ -192,34 +178,30 @@ static int evidence_refused(enum mk_err e)
 static enum mk_err abandon(struct mk_kms *k, struct mk_box *b, const char *brass,
                            struct mk_key_record *rec, enum mk_err reason)
 {
-	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+	struct mk_buf *enc = mk_buf_new(MK_RECORD_MAX), *res = mk_buf_new(MK_MSG_MAX);
 	char saved[MK_KMS_DETAIL_MAX];
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
-	const uint8_t *p;
-	size_t n;
+	struct mk_box_abandon_req rq;
+	struct mk_box_record_signed_res rs;
 	enum mk_err e;
 
 	memcpy(saved, k->detail, sizeof(saved));
-	if (enc == NULL || params == NULL || res == NULL) {
+	if (enc == NULL || res == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_key_record_encode(rec, enc)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
-	    (e = mk_tlv_put_u32(&w, 0x02, (uint32_t)reason)) != MK_OK ||
-	    (e = kms_call(k, b, MK_CMD_ABANDON, rec->domain, mk_kms_now(k), params, res)) != MK_OK)
+	if ((e = mk_key_record_encode(rec, enc)) != MK_OK)
 		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_key_record_decode(p, n, rec)) != MK_OK || (e = kms_archive_update(k, rec, brass)) != MK_OK)
+	rq.record = mk_buf_data(enc);
+	rq.record_len = mk_buf_len(enc);
+	rq.reason = (uint32_t)reason;
+	if ((e = kms_call(k, b, &mk_box_cmd_abandon, rec->domain, mk_kms_now(k), &rq, &rs, res)) != MK_OK ||
+	    (e = mk_key_record_decode(rs.record, rs.record_len, rec)) != MK_OK ||
+	    (e = kms_archive_update(k, rec, brass)) != MK_OK)
 		goto out;
-	kms_keep_confirmation(k, res, rec->domain, rec->key_id, "mi10");
+	kms_keep_confirmation(k, &rs, rec->domain, rec->key_id, "mi10");
 	memcpy(k->detail, saved, sizeof(saved));
 out:
 	mk_buf_free(enc);
-	mk_buf_free(params);
 	mk_buf_free(res);
 	return e;
 }
@@ -236,12 +218,10 @@ out:
 static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 {
 	char mi7[PATH_MAX];
-	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP);
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
+	struct mk_buf *enc = mk_buf_new(MK_RECORD_MAX);
+	struct mk_box_confirm_install_req rq;
+	struct mk_box_record_signed_res rs;
 	struct mk_box *b = NULL;
-	const uint8_t *p;
-	size_t n;
 	enum mk_err e;
 
 	if (enc == NULL)
@@ -256,16 +236,17 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 		kms_fail(k, e, "no archive record of key %s/%llu", c->domain, (unsigned long long)c->key_id);
 		goto pending;
 	}
-	mk_buf_reset(c->params);
-	mk_tlv_writer_init(&w, c->params);
-	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(c->mi7), mk_buf_len(c->mi7))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x03, mk_buf_data(c->cert), mk_buf_len(c->cert))) != MK_OK)
+	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
 		goto out;
+	rq.record = mk_buf_data(enc);
+	rq.record_len = mk_buf_len(enc);
+	rq.mi7 = mk_buf_data(c->mi7);
+	rq.mi7_len = mk_buf_len(c->mi7);
+	rq.steel_cert = mk_buf_data(c->cert);
+	rq.steel_cert_len = mk_buf_len(c->cert);
 	if ((e = kms_open_box(k, c->brass, &b)) != MK_OK)
 		goto pending;
-	if ((e = kms_call(k, b, MK_CMD_CONFIRM_INSTALL, c->domain, mk_kms_now(k), c->params, c->res)) != MK_OK) {
+	if ((e = kms_call(k, b, &mk_box_cmd_confirm_install, c->domain, mk_kms_now(k), &rq, &rs, c->res)) != MK_OK) {
 		kms_log_refusal(k, c->domain, c->brass, c->key_id, e);
 		if (!evidence_refused(e) || c->rec->status != MK_KEY_NEW)
 			goto pending;
@@ -274,14 +255,12 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 		unlink(mi7);
 		goto out;
 	}
-	mk_tlv_reader_init(&r, mk_buf_data(c->res), mk_buf_len(c->res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_key_record_decode(p, n, c->rec)) != MK_OK)
+	if ((e = mk_key_record_decode(rs.record, rs.record_len, c->rec)) != MK_OK)
 		goto out;
 	/* MI9 */
 	if ((e = kms_archive_update(k, c->rec, c->brass)) != MK_OK)
 		goto pending;
-	kms_keep_confirmation(k, c->res, c->domain, c->key_id, "mi10"); /* MI10 */
+	kms_keep_confirmation(k, &rs, c->domain, c->key_id, "mi10"); /* MI10 */
 	unlink(mi7);
 	if (c->rec->status == MK_KEY_BAD) {
 		e = kms_fail(k, (enum mk_err)c->rec->bad_reason, "key %s/%llu is BAD (Brass %s)", c->domain,
@@ -313,11 +292,8 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	struct install_ctx c;
 	struct mk_meter_conn *mc = NULL;
 	struct mk_box *s = NULL;
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
-	const uint8_t *p;
-	size_t n;
-	uint32_t reason = 0;
+	struct mk_box_install_key_req rq;
+	struct mk_box_install_key_res rs;
 	int64_t now;
 	enum mk_err e;
 
@@ -346,7 +322,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 			goto out;
 		record_path = own;
 		own_record = 1;
-	} else if ((e = mk_file_read(record_path, KMS_MSG_CAP - 1, c.mi4)) != MK_OK) {
+	} else if ((e = mk_file_read(record_path, MK_MSG_MAX - 1, c.mi4)) != MK_OK) {
 		/* a separate step: the record kept in kdc/ or handed over as a file */
 		e = kms_fail(k, e, "cannot read install record %s", record_path);
 		goto out;
@@ -364,17 +340,18 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	                      c.steel)) != MK_OK)
 		goto out;
 	if (!kms_pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", c.domain, c.steel) ||
-	    (e = kms_read_home_file(k, cpath, KMS_MSG_CAP - 1, c.cert)) != MK_OK)
+	    (e = kms_read_home_file(k, cpath, MK_MSG_MAX - 1, c.cert)) != MK_OK)
 		goto out;
 	if ((e = kms_open_box(k, c.steel, &s)) != MK_OK)
 		goto out;
-	mk_box_attach_meter(s, mc);
-	mk_tlv_writer_init(&w, c.params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(c.mi4), mk_buf_len(c.mi4))) != MK_OK)
-		goto out;
+	/* the meter's line goes to the Steel box: MI5 (the clear key) passes on
+	 * it between the box and the meter, never through the KMS */
+	mk_box_attach_meter(s, mk_meter_line(mc));
+	rq.mi4 = mk_buf_data(c.mi4);
+	rq.mi4_len = mk_buf_len(c.mi4);
 	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
 	now = mk_kms_now(k);
-	if ((e = kms_call(k, s, MK_CMD_INSTALL_KEY, c.domain, now, c.params, c.res)) != MK_OK) {
+	if ((e = kms_call(k, s, &mk_box_cmd_install_key, c.domain, now, &rq, &rs, c.res)) != MK_OK) {
 		kms_log_refusal(k, c.domain, c.steel, c.key_id, e);
 		goto out;
 	}
@@ -382,20 +359,18 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	/* The key was attempted: an install record the KMS requested is spent. */
 	if (own_record)
 		unlink(record_path);
-	mk_tlv_reader_init(&r, mk_buf_data(c.res), mk_buf_len(c.res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_MSG_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_buf_put_bytes(c.mi7, p, n)) != MK_OK)
+	if ((e = mk_buf_put_bytes(c.mi7, rs.mi7, rs.mi7_len)) != MK_OK)
 		goto out;
 	/* MI7 is kept until the archive holds the outcome: nothing is lost if
 	 * the confirmation cannot run now. */
 	if (!kms_step_path(k, path, sizeof(path), "kdc", c.domain, c.key_id, "mi7") ||
-	    (e = kms_write_file(path, p, n)) != MK_OK) {
+	    (e = kms_write_file(path, rs.mi7, rs.mi7_len)) != MK_OK) {
 		e = kms_fail(k, MK_ERR_IO, "cannot keep the installation evidence of key %s/%llu", c.domain,
 		             (unsigned long long)c.key_id);
 		goto out;
 	}
-	if (mk_tlv_reader_remaining(&r) > 0 && mk_tlv_get_u32(&r, 0x02, &reason) == MK_OK && reason != 0)
-		kms_fail(k, (enum mk_err)reason, "Steel box %s could not install key %s/%llu into meter %s", c.steel,
+	if (rs.has_reason && rs.reason != 0)
+		kms_fail(k, (enum mk_err)rs.reason, "Steel box %s could not install key %s/%llu into meter %s", c.steel,
 		         c.domain, (unsigned long long)c.key_id, meter_id);
 	if ((e = confirm(k, &c)) != MK_OK)
 		goto out;
@@ -429,14 +404,14 @@ enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t ke
 		goto out;
 	}
 	if (!kms_step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7") ||
-	    (e = kms_read_home_file(k, path, KMS_MSG_CAP - 1, c.mi7)) != MK_OK) {
+	    (e = kms_read_home_file(k, path, MK_MSG_MAX - 1, c.mi7)) != MK_OK) {
 		e = kms_fail(k, MK_ERR_NOT_FOUND, "no installation evidence waits for key %s/%llu (it is %s)", domain,
 		             (unsigned long long)key_id, mk_key_status_name(c.rec->status));
 		goto out;
 	}
 	snprintf(c.steel, sizeof(c.steel), "%s", c.rec->steel_id);
 	if (!kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, c.steel) ||
-	    (e = kms_read_home_file(k, path, KMS_MSG_CAP - 1, c.cert)) != MK_OK ||
+	    (e = kms_read_home_file(k, path, MK_MSG_MAX - 1, c.cert)) != MK_OK ||
 	    (e = confirm(k, &c)) != MK_OK)
 		goto out;
 	if (recp != NULL)

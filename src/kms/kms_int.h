@@ -33,12 +33,7 @@
 #include "meterkey/boxes.h"
 #include "meterkey/kms.h"
 
-/* The largest box request or response the KMS builds or takes. */
-#define KMS_MSG_CAP MK_BOX_MSG_MAX
-/* The largest encoded key record. */
-#define KMS_REC_CAP 8192
-/* The largest boxes.conf read, and the most boxes it may list. */
-#define KMS_CONF_MAX (64 * 1024)
+/* The most boxes boxes.conf may list (the file's size: MK_CONF_MAX). */
 #define KMS_MAX_BOXES 256
 
 /* One line of boxes.conf: a box and the domains it serves. */
@@ -95,12 +90,11 @@ MK_WUR enum mk_err kms_write_cert_pem(const uint8_t *der, size_t n, const char *
  * home; a missing file is MK_ERR_NOT_FOUND. */
 MK_WUR enum mk_err kms_read_home_file(struct mk_kms *k, const char *path, size_t max, struct mk_buf *out);
 
-/* Keeps a box's signed confirmation (element 02 of the result res, after
- * the record in 01: MI10, MR4) in confirmations/<domain>.<key ID>.<ext>.
- * Best effort: losing it loses no state, the archive holds the record it
- * confirms. */
-void kms_keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const char *domain, uint64_t key_id,
-                           const char *ext);
+/* Keeps a box's signed confirmation (the signed message of a record-signed
+ * result: MI10, MR4) in confirmations/<domain>.<key ID>.<ext>. Best effort:
+ * losing it loses no state, the archive holds the record it confirms. */
+void kms_keep_confirmation(struct mk_kms *k, const struct mk_box_record_signed_res *res, const char *domain,
+                           uint64_t key_id, const char *ext);
 
 /* ---- boxes.conf: the public configuration table (home.c) ------------------------------- */
 
@@ -110,7 +104,7 @@ void kms_keep_confirmation(struct mk_kms *k, const struct mk_buf *res, const cha
  * ID or domain, too many domains), a box listed twice or a domain twice on
  * its line, more than KMS_MAX_BOXES lines, a NUL byte, or a last line
  * without its '\n' (the file was cut short); MK_ERR_BUF_FULL for a file
- * over KMS_CONF_MAX bytes; MK_ERR_UNSUPPORTED when it is not a regular
+ * over MK_CONF_MAX bytes; MK_ERR_UNSUPPORTED when it is not a regular
  * file; MK_ERR_IO, MK_ERR_NOMEM. On failure k->nboxes counts the lines
  * read before the bad one: the caller treats the home as damaged. */
 MK_WUR enum mk_err kms_conf_load(struct mk_kms *k);
@@ -142,12 +136,13 @@ MK_WUR enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char
  * code, reported with the box's ID. */
 MK_WUR enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp);
 
-/* One request (cmd, domain or NULL, time, params or NULL) to open box b as
- * encoded bytes (mk_box_call); on MK_OK result holds the response's TLV
- * sequence. A refusal is the box's code, reported with the box, the
- * command's name and the domain; the encoded response is wiped. */
-MK_WUR enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, uint16_t cmd, const char *domain,
-                            int64_t time, const struct mk_buf *params, struct mk_buf *result);
+/* One command to open box b, as encoded messages (mk_msg_call over
+ * mk_box_call): *rq is the command's request struct (msg_box.h), *rs its
+ * result struct, whose BYTES point into ans (the caller's buffer, emptied
+ * first; the caller frees it, which wipes it). A refusal is the box's code,
+ * reported with the box's kind and ID, the command's name and the domain. */
+MK_WUR enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
+                            const char *domain, int64_t time, const void *rq, void *rs, struct mk_buf *ans);
 
 /* ---- The archive (home.c) ------------------------------------------------------------- */
 

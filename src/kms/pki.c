@@ -38,16 +38,10 @@ enum mk_err mk_kms_meter_create(struct mk_kms *k, const char *product_code, cons
 	return e;
 }
 
-/* The DER of certificate element tag of a box's result into out. */
-static enum mk_err result_der(struct mk_tlv_reader *r, uint8_t tag, struct mk_buf *out)
+/* A certificate (DER) of a box's result copied into out. */
+static enum mk_err result_der(const uint8_t *p, size_t n, struct mk_buf *out)
 {
-	const uint8_t *p;
-	size_t n;
-	enum mk_err e;
-
 	mk_buf_reset(out);
-	if ((e = mk_tlv_get_bytes(r, tag, 1, MK_CERT_MAX_DER, &p, &n)) != MK_OK)
-		return e;
 	return mk_buf_put_bytes(out, p, n);
 }
 
@@ -68,16 +62,16 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 	char path[PATH_MAX], sid[MK_BOX_ID_LEN + 1];
 	struct mk_buf *root = mk_buf_new(MK_CERT_MAX_DER), *csr = mk_buf_new(MK_CERT_MAX_DER),
 		      *mfg = mk_buf_new(MK_CERT_MAX_DER), *tr = mk_buf_new(MK_CERT_MAX_DER),
-		      *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
+		      *res = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_issue_transport_req rq;
+	struct mk_box_issue_transport_res rs;
 	struct mk_meter_conn *mc = NULL;
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
 	struct mk_box *s = NULL;
 	X509 *rc = NULL;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
-	if (root == NULL || csr == NULL || mfg == NULL || tr == NULL || params == NULL || res == NULL) {
+	if (root == NULL || csr == NULL || mfg == NULL || tr == NULL || res == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
@@ -111,13 +105,12 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 		goto out;
 	}
 	/* step 130: the station's coprocessor certifies it */
-	mk_tlv_writer_init(&w, params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(csr), mk_buf_len(csr))) != MK_OK ||
-	    (e = kms_open_box(k, sid, &s)) != MK_OK ||
-	    (e = kms_call(k, s, MK_CMD_ISSUE_TRANSPORT, NULL, now, params, res)) != MK_OK)
-		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = result_der(&r, 0x01, tr)) != MK_OK || (e = result_der(&r, 0x02, mfg)) != MK_OK)
+	rq.csr = mk_buf_data(csr);
+	rq.csr_len = mk_buf_len(csr);
+	if ((e = kms_open_box(k, sid, &s)) != MK_OK ||
+	    (e = kms_call(k, s, &mk_box_cmd_issue_transport, NULL, now, &rq, &rs, res)) != MK_OK ||
+	    (e = result_der(rs.transport_cert, rs.transport_cert_len, tr)) != MK_OK ||
+	    (e = result_der(rs.mfg_cert, rs.mfg_cert_len, mfg)) != MK_OK)
 		goto out;
 	/* steps 135-145: the meter verifies both and locks itself */
 	if ((e = mk_meter_load_transport(mc, mk_buf_data(mfg), mk_buf_len(mfg), mk_buf_data(tr),
@@ -133,7 +126,6 @@ out:
 	mk_buf_free(csr);
 	mk_buf_free(mfg);
 	mk_buf_free(tr);
-	mk_buf_free(params);
 	mk_buf_free(res);
 	return e;
 }
@@ -152,7 +144,7 @@ static const char *postal_domain(const struct mk_meter_info *in)
 
 /* The buffers of one registration exchange. */
 struct reg_bufs {
-	struct mk_buf *mfg, *tr, *dc, *csr, *op, *params, *res;
+	struct mk_buf *mfg, *tr, *dc, *csr, *op, *res;
 };
 
 static void reg_bufs_free(struct reg_bufs *x)
@@ -162,7 +154,6 @@ static void reg_bufs_free(struct reg_bufs *x)
 	mk_buf_free(x->dc);
 	mk_buf_free(x->csr);
 	mk_buf_free(x->op);
-	mk_buf_free(x->params);
 	mk_buf_free(x->res);
 }
 
@@ -173,9 +164,8 @@ static enum mk_err reg_bufs_new(struct reg_bufs *x)
 	x->dc = mk_buf_new(MK_CERT_MAX_DER);
 	x->csr = mk_buf_new(MK_CERT_MAX_DER);
 	x->op = mk_buf_new(MK_CERT_MAX_DER);
-	x->params = mk_buf_new(KMS_MSG_CAP);
-	x->res = mk_buf_new(KMS_MSG_CAP);
-	return x->mfg && x->tr && x->dc && x->csr && x->op && x->params && x->res ? MK_OK : MK_ERR_NOMEM;
+	x->res = mk_buf_new(MK_MSG_MAX);
+	return x->mfg && x->tr && x->dc && x->csr && x->op && x->res ? MK_OK : MK_ERR_NOMEM;
 }
 
 /* Writes certs/<meter>.pem, the operation certificate the verifiers use. */
@@ -205,8 +195,10 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 	uint8_t server[MK_EC_PUB_LEN], product[MK_EC_PUB_LEN], sig[MK_ECDSA_SIG_LEN];
 	uint8_t proof_u[MK_METER_PROOF_LEN], proof_v[MK_METER_PROOF_LEN];
 	struct reg_bufs x = { 0 };
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
+	struct mk_box_reg_challenge_req crq;
+	struct mk_box_reg_challenge_res crs;
+	struct mk_box_reg_complete_req frq;
+	struct mk_box_reg_complete_res frs;
 	struct mk_box *b = NULL;
 	int64_t now = mk_kms_now(k); /* one time for the service and the meter */
 	enum mk_err e;
@@ -220,16 +212,15 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 		goto out;
 	}
 	/* step 215: the service verifies the transport chain, answers its challenge */
-	mk_tlv_writer_init(&w, x.params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(x.mfg), mk_buf_len(x.mfg))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(x.tr), mk_buf_len(x.tr))) != MK_OK ||
-	    (e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &b)) != MK_OK ||
-	    (e = kms_call(k, b, MK_CMD_REG_CHALLENGE, domain, now, x.params, x.res)) != MK_OK)
+	crq.mfg_cert = mk_buf_data(x.mfg);
+	crq.mfg_cert_len = mk_buf_len(x.mfg);
+	crq.transport_cert = mk_buf_data(x.tr);
+	crq.transport_cert_len = mk_buf_len(x.tr);
+	if ((e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &b)) != MK_OK ||
+	    (e = kms_call(k, b, &mk_box_cmd_reg_challenge, domain, now, &crq, &crs, x.res)) != MK_OK ||
+	    (e = result_der(crs.domain_cert, crs.domain_cert_len, x.dc)) != MK_OK)
 		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
-	if ((e = mk_tlv_get_fixed(&r, 0x01, server, sizeof(server))) != MK_OK ||
-	    (e = result_der(&r, 0x02, x.dc)) != MK_OK)
-		goto out;
+	memcpy(server, crs.server, sizeof(server));
 	/* steps 225-255: the meter */
 	if ((e = mk_meter_reg_start(mc, server, mk_buf_data(x.dc), mk_buf_len(x.dc), x.csr, sig, product,
 	                            proof_u)) != MK_OK) {
@@ -237,23 +228,14 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 		goto out;
 	}
 	/* steps 260-280: the service */
-	mk_buf_reset(x.params);
-	mk_tlv_writer_init(&w, x.params);
-	if ((e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(x.mfg), mk_buf_len(x.mfg))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x02, mk_buf_data(x.tr), mk_buf_len(x.tr))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x03, server, sizeof(server))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x04, product, sizeof(product))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x05, mk_buf_data(x.csr), mk_buf_len(x.csr))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x06, sig, sizeof(sig))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x07, proof_u, sizeof(proof_u))) != MK_OK)
+	frq = (struct mk_box_reg_complete_req){ mk_buf_data(x.mfg), mk_buf_len(x.mfg), mk_buf_data(x.tr),
+		                                        mk_buf_len(x.tr), server, sizeof(server), product,
+		                                        sizeof(product), mk_buf_data(x.csr), mk_buf_len(x.csr),
+		                                        sig, sizeof(sig), proof_u, sizeof(proof_u) };
+	if ((e = kms_call(k, b, &mk_box_cmd_reg_complete, domain, now, &frq, &frs, x.res)) != MK_OK ||
+	    (e = result_der(frs.operation_cert, frs.operation_cert_len, x.op)) != MK_OK)
 		goto out;
-	mk_buf_reset(x.res);
-	if ((e = kms_call(k, b, MK_CMD_REG_COMPLETE, domain, now, x.params, x.res)) != MK_OK)
-		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(x.res), mk_buf_len(x.res));
-	if ((e = result_der(&r, 0x01, x.op)) != MK_OK ||
-	    (e = mk_tlv_get_fixed(&r, 0x02, proof_v, sizeof(proof_v))) != MK_OK)
-		goto out;
+	memcpy(proof_v, frs.tag_v, sizeof(proof_v));
 	/* step 285: the meter checks and unlocks */
 	if ((e = mk_meter_reg_finish(mc, mk_buf_data(x.op), mk_buf_len(x.op), proof_v)) != MK_OK) {
 		kms_fail(k, e, "meter %s refused its operation certificate", meter_id);

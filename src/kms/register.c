@@ -15,83 +15,79 @@
 
 /* ---- Registration (MR1-MR4) --------------------------------------------------------------- */
 
-static enum mk_err put_report(struct mk_tlv_writer *w, const struct mk_meter_report *rp)
-{
-	struct mk_tlv_writer n;
-	enum mk_err e;
-
-	if ((e = mk_tlv_begin(w, 0x02, &n)) != MK_OK || (e = mk_tlv_put_string(&n, 0x01, rp->domain)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&n, 0x02, rp->key_id)) != MK_OK ||
-	    (e = mk_tlv_put_string(&n, 0x03, rp->product_code)) != MK_OK ||
-	    (e = mk_tlv_put_string(&n, 0x04, rp->mfg_seq)) != MK_OK ||
-	    (e = mk_tlv_put_string(&n, 0x05, rp->indicia_serial)) != MK_OK ||
-	    (e = mk_tlv_put_string(&n, 0x06, rp->country)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&n, 0x07, (uint64_t)rp->date)) != MK_OK || (e = mk_tlv_end(w, &n)) != MK_OK)
-		return e;
-	return mk_tlv_put_bytes(w, 0x03, rp->mac, sizeof(rp->mac));
-}
-
 /*
  * One Brass step on an archived record: the domain's Brass box gets the
- * record's current version (parameter 01) and what add appends, and the
- * archive takes the record Brass signed; Brass's confirmation, when the
- * command gives one, is kept as ext. Used by registration (MR2 -> MR3) and
- * retirement (Obsolete Key).
+ * record's current version and the archive takes the record Brass signed.
+ * With rp, Register Key (MR2 -> MR3): the meter's report and its MAC go
+ * beside the record and Brass's confirmation MR4 is kept; without,
+ * Obsolete Key (retirement).
  */
-static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key_id, uint16_t cmd,
-                              enum mk_err (*add)(struct mk_tlv_writer *w, const void *ctx),
-                              const void *ctx, const char *ext)
+static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key_id,
+                              const struct mk_meter_report *rp)
 {
 	char brass[MK_BOX_ID_LEN + 1] = "";
 	struct mk_key_record *rec = calloc(1, sizeof(*rec));
-	struct mk_buf *enc = mk_buf_new(KMS_REC_CAP), *params = mk_buf_new(KMS_MSG_CAP), *res = mk_buf_new(KMS_MSG_CAP);
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader r;
-	struct mk_box *b = NULL;
+	struct mk_buf *enc = mk_buf_new(MK_RECORD_MAX), *rep = mk_buf_new(MK_MSG_MAX), *res = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_report fields;
+	struct mk_box_register_req reg;
+	struct mk_box_record_signed_res regd;
+	struct mk_box_obsolete_req obs;
+	struct mk_box_obsolete_res obsd;
 	const uint8_t *p;
 	size_t n;
+	struct mk_box *b = NULL;
 	enum mk_err e;
 
-	if (rec == NULL || enc == NULL || params == NULL || res == NULL) {
+	if (rec == NULL || enc == NULL || rep == NULL || res == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	mk_tlv_writer_init(&w, params);
 	if ((e = kms_pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK ||
 	    (e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK ||
-	    (e = mk_key_record_encode(rec, enc)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x01, mk_buf_data(enc), mk_buf_len(enc))) != MK_OK ||
-	    (add != NULL && (e = add(&w, ctx)) != MK_OK) || (e = kms_open_box(k, brass, &b)) != MK_OK)
+	    (e = mk_key_record_encode(rec, enc)) != MK_OK || (e = kms_open_box(k, brass, &b)) != MK_OK)
 		goto out;
-	if ((e = kms_call(k, b, cmd, domain, mk_kms_now(k), params, res)) != MK_OK) {
+	if (rp != NULL) {
+		mk_meter_report_to_msg(rp, &fields);
+		if ((e = mk_msg_report_encode(&fields, rep)) != MK_OK)
+			goto out;
+		reg.record = mk_buf_data(enc);
+		reg.record_len = mk_buf_len(enc);
+		reg.report = mk_buf_data(rep);
+		reg.report_len = mk_buf_len(rep);
+		reg.mac = rp->mac;
+		reg.mac_len = sizeof(rp->mac);
+		e = kms_call(k, b, &mk_box_cmd_register, domain, mk_kms_now(k), &reg, &regd, res);
+		p = regd.record;
+		n = regd.record_len;
+	} else {
+		obs.record = mk_buf_data(enc);
+		obs.record_len = mk_buf_len(enc);
+		e = kms_call(k, b, &mk_box_cmd_obsolete, domain, mk_kms_now(k), &obs, &obsd, res);
+		p = obsd.record;
+		n = obsd.record_len;
+	}
+	if (e != MK_OK) {
 		kms_log_refusal(k, domain, brass, key_id, e);
 		goto out;
 	}
-	mk_tlv_reader_init(&r, mk_buf_data(res), mk_buf_len(res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 1, KMS_REC_CAP, &p, &n)) != MK_OK ||
-	    (e = mk_key_record_decode(p, n, rec)) != MK_OK)
+	if ((e = mk_key_record_decode(p, n, rec)) != MK_OK)
 		goto out;
-	if ((e = kms_archive_update(k, rec, brass)) == MK_OK && ext != NULL)
-		kms_keep_confirmation(k, res, domain, key_id, ext);
+	if ((e = kms_archive_update(k, rec, brass)) == MK_OK && rp != NULL)
+		kms_keep_confirmation(k, &regd, domain, key_id, "mr4");
 out:
 	mk_box_free(b);
 	free(rec);
 	mk_buf_free(enc);
-	mk_buf_free(params);
+	mk_buf_free(rep);
 	mk_buf_free(res);
 	return e;
-}
-
-static enum mk_err add_report(struct mk_tlv_writer *w, const void *ctx)
-{
-	return put_report(w, ctx);
 }
 
 /* One key's MR2 -> MR3: Brass checks the report against the INSTALLED
  * record; the archive takes the ACTIVE record Brass signed; MR4 is kept. */
 static enum mk_err register_key(struct mk_kms *k, const struct mk_meter_report *rp)
 {
-	return brass_step(k, rp->domain, rp->key_id, MK_CMD_REGISTER, add_report, rp, "mr4");
+	return brass_step(k, rp->domain, rp->key_id, rp);
 }
 
 /* The archive status of each of the meter's keys, and the latest time of
@@ -208,7 +204,7 @@ out:
 
 static enum mk_err obsolete_key(struct mk_kms *k, const char *domain, uint64_t key_id)
 {
-	return brass_step(k, domain, key_id, MK_CMD_OBSOLETE, NULL, NULL, NULL);
+	return brass_step(k, domain, key_id, NULL);
 }
 
 enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id)

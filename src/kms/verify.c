@@ -24,7 +24,6 @@
 #include "meterkey/tlv.h"
 #include "meterkey/verify.h"
 
-#define REC_CAP 4096
 #define LOOKUP_MAX 16384 /* devices remembered per domain while the verifier lives */
 #define LOOKUP_BUCKETS 8192 /* of the index of those by device (a power of two) */
 #define LOOKUP_NONE UINT16_MAX
@@ -117,7 +116,7 @@ struct mk_verifier {
 	char prefer[MK_BOX_ID_LEN + 1]; /* the box to use where it serves ("": the first) */
 	size_t ndomains;
 	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
-	struct mk_buf *params, *res;
+	struct mk_buf *keys, *items, *res; /* one Verify request's lists, its answer */
 	struct mk_buf *scratch; /* one indicium's binary form */
 	uint64_t serial; /* of the current group, for pins */
 	/* the current batch's binary forms, each encoded once for both roles */
@@ -139,9 +138,10 @@ enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct 
 	v->tin = tin;
 	v->duplicates = duplicates;
 	v->scratch = mk_buf_new(MK_INDICIUM_BIN_MAX);
-	v->params = mk_buf_new(MK_BOX_MSG_MAX);
-	v->res = mk_buf_new(MK_BOX_MSG_MAX);
-	if (v->params == NULL || v->res == NULL || v->scratch == NULL) {
+	v->keys = mk_buf_new(MK_MSG_MAX);
+	v->items = mk_buf_new(MK_MSG_MAX);
+	v->res = mk_buf_new(MK_MSG_MAX);
+	if (v->keys == NULL || v->items == NULL || v->res == NULL || v->scratch == NULL) {
 		mk_verifier_free(v);
 		return MK_ERR_NOMEM;
 	}
@@ -162,7 +162,8 @@ void mk_verifier_free(struct mk_verifier *v)
 			mk_buf_free(d->look[j].rec);
 		free(d);
 	}
-	mk_buf_free(v->params);
+	mk_buf_free(v->keys);
+	mk_buf_free(v->items);
 	mk_buf_free(v->res);
 	mk_buf_free(v->scratch);
 	free(v->bins);
@@ -330,7 +331,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 	l->bucket = bucket;
 	l->chain = d->head[bucket];
 	d->head[bucket] = (uint16_t)(l - d->look);
-	if ((l->rec = mk_buf_new(REC_CAP)) == NULL) {
+	if ((l->rec = mk_buf_new(MK_RECORD_MAX)) == NULL) {
 		*ep = MK_ERR_NOMEM;
 		goto fail;
 	}
@@ -443,11 +444,11 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	struct lookup *keys[MK_VERIFY_KEYS_MAX];
 	uint16_t ki[MK_VERIFY_BATCH_MAX];
 	size_t nkeys = 0;
-	struct mk_tlv_writer w, l, one;
-	struct mk_tlv_reader r;
+	struct mk_tlv_writer kl, il;
+	struct mk_box_verify_req rq;
+	struct mk_box_verify_res rs;
+	uint8_t one[MK_INDICIUM_BIN_MAX + 16];
 	struct mk_buf *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
-	const uint8_t *p;
-	size_t pn;
 	enum mk_err e = MK_OK;
 
 	if (bin == NULL)
@@ -465,38 +466,38 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 			keys[nkeys++] = lk;
 		ki[i] = (uint16_t)(j + 1);
 	}
-	mk_buf_reset(v->params);
-	mk_tlv_writer_init(&w, v->params);
-	if ((e = mk_tlv_begin(&w, 0x01, &l)) != MK_OK)
-		goto out;
+	/* the key records and the items, each a list (msg.h) */
+	mk_buf_reset(v->keys);
+	mk_buf_reset(v->items);
+	mk_tlv_writer_init(&kl, v->keys);
+	mk_tlv_writer_init(&il, v->items);
 	for (size_t j = 0; j < nkeys; j++)
-		if ((e = mk_tlv_put_bytes(&l, (uint8_t)(j + 1), mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) !=
-		    MK_OK)
+		if ((e = mk_msg_list_put_bytes(&kl, j, mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) != MK_OK)
 			goto out;
-	if ((e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_begin(&w, 0x02, &l)) != MK_OK)
-		goto out;
 	for (size_t i = 0; i < n; i++) {
-		const uint8_t *bp;
-		size_t bn;
+		struct mk_msg_verify_item item = { ki[i], NULL, 0 };
+		struct mk_buf ob;
 
-		if ((e = bin_of(v, inds, idx[i], bin, &bp, &bn)) != MK_OK ||
-		    (e = mk_tlv_begin(&l, (uint8_t)(i + 1), &one)) != MK_OK ||
-		    (e = mk_tlv_put_u16(&one, 0x01, ki[i])) != MK_OK ||
-		    (e = mk_tlv_put_bytes(&one, 0x02, bp, bn)) != MK_OK || (e = mk_tlv_end(&l, &one)) != MK_OK)
+		mk_buf_init_fixed(&ob, one, sizeof(one));
+		if ((e = bin_of(v, inds, idx[i], bin, &item.indicium, &item.indicium_len)) != MK_OK ||
+		    (e = mk_msg_verify_item_encode(&item, &ob)) != MK_OK ||
+		    (e = mk_msg_list_put_bytes(&il, i, mk_buf_data(&ob), mk_buf_len(&ob))) != MK_OK)
 			goto out;
 	}
-	if ((e = mk_tlv_end(&w, &l)) != MK_OK ||
-	    (e = mk_kms_box_request(v->kms, d->box, v->tin ? MK_CMD_TIN_VERIFY : MK_CMD_VERIFY, d->id, v->params,
-	                            v->res)) != MK_OK)
+	rq.keys = mk_buf_data(v->keys);
+	rq.keys_len = mk_buf_len(v->keys);
+	rq.items = mk_buf_data(v->items);
+	rq.items_len = mk_buf_len(v->items);
+	if ((e = mk_kms_box_call(v->kms, d->box, v->tin ? &mk_box_cmd_tin_verify : &mk_box_cmd_verify, d->id, &rq,
+	                         &rs, v->res)) != MK_OK)
 		goto out;
-	mk_tlv_reader_init(&r, mk_buf_data(v->res), mk_buf_len(v->res));
-	if ((e = mk_tlv_get_bytes(&r, 0x01, 0, MK_VERIFY_BATCH_MAX, &p, &pn)) != MK_OK)
-		goto out;
-	if (pn != n) {
+	if (rs.results_len != n) {
 		e = MK_ERR_INTERNAL;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = rs.results;
+
 		results[i] = p[i] <= MK_VR_DUPLICATE ? p[i] : MK_VR_MALFORMED; /* a box's words */
 		if (lks[i]->found && lks[i]->inactive && results[i] != MK_VR_MALFORMED)
 			results[i] = MK_VR_KEY_NOT_ACTIVE; /* Tin: retired since its token key */
@@ -507,11 +508,11 @@ out:
 }
 
 /* The budget of one Verify request's parameters: the box takes requests of
- * MK_BOX_MSG_MAX, and the envelope (command, domain, time, TLV headers)
+ * MK_MSG_MAX, and the envelope (command, domain, time, TLV headers)
  * needs far less than the margin. An item's cost is its binary form at its
  * longest for its version (docs/indicium.md §2) and its TLV headers; a key
  * record's, its bytes and headers. */
-#define REQ_BUDGET (MK_BOX_MSG_MAX - 1024)
+#define REQ_BUDGET (MK_MSG_MAX - 1024)
 #define ITEM_COST_V1 (192 + 16)
 #define ITEM_COST_V2 (ITEM_COST_V1 + 1 + MK_ECDSA_SIG_LEN)
 #define KEY_COST 8

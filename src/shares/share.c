@@ -21,23 +21,6 @@
 /* The MAC input's label; the split ID and box ID follow it. */
 static const char check_label[] = "meterkey share check";
 
-int mk_share_box_id_valid(const char *box_id)
-{
-	int zero = 1;
-
-	if (box_id == NULL || box_id[0] == '\0' || strchr("MOSBT", box_id[0]) == NULL)
-		return 0;
-	for (size_t i = 1; i < MK_BOX_ID_LEN; i++) {
-		if (box_id[i] < '0' || box_id[i] > '9')
-			return 0;
-		if (box_id[i] != '0')
-			zero = 0;
-	}
-	/* Eight zeros is a box not yet initialised (the document's M00000000):
-	 * it has no identity yet to bind shares to. */
-	return box_id[MK_BOX_ID_LEN] == '\0' && !zero;
-}
-
 /*
  * HMAC-SHA256 keyed by the secret over label || split ID || box ID, cut to
  * MK_SHARE_CHECK_LEN bytes. Binding the split and box IDs means the value
@@ -119,7 +102,7 @@ enum mk_err mk_share_split(struct mk_rng *rng, const char *box_id, const uint8_t
 	if (k < 2 || k > n || n > MK_SHARE_COUNT_MAX)
 		return MK_ERR_SHARE_PARAMS;
 	if (rng == NULL || secret == NULL || len == 0 || len > MK_SHARE_SECRET_MAX ||
-	    !mk_share_box_id_valid(box_id))
+	    !mk_box_id_valid(box_id))
 		return MK_ERR_INVALID_ARG;
 
 	for (unsigned j = 0; j < n; j++) {
@@ -194,7 +177,7 @@ enum mk_err mk_share_combine(const struct mk_share *const *shares, size_t count,
 	if (out == NULL || lenp == NULL)
 		return MK_ERR_INVALID_ARG;
 	*lenp = 0;
-	if ((shares == NULL && count > 0) || !mk_share_box_id_valid(expected_box_id)) {
+	if ((shares == NULL && count > 0) || !mk_box_id_valid(expected_box_id)) {
 		r = MK_ERR_INVALID_ARG;
 		goto out;
 	}

@@ -115,7 +115,7 @@ enum mk_err mk_share_decode(struct mk_buf *b, struct mk_share **sp)
 		goto out;
 	if ((r = checksum(mk_buf_data(&v), avail - MK_SHARE_CHECKSUM_LEN, want)) != MK_OK)
 		goto out;
-	if (CRYPTO_memcmp(want, sum, sizeof(want)) != 0 || !mk_share_box_id_valid(s->box_id)) {
+	if (CRYPTO_memcmp(want, sum, sizeof(want)) != 0 || !mk_box_id_valid(s->box_id)) {
 		r = MK_ERR_SHARE_CORRUPT;
 		goto out;
 	}

@@ -324,13 +324,13 @@ static void test_put_key_refusals(void **state)
 			{ offsetof(struct mk_key_record, product_code), MK_IDENT_MAX + 1, "P\xc3\xa9" },
 			{ offsetof(struct mk_key_record, mfg_seq), MK_IDENT_MAX + 1, "" },
 			{ offsetof(struct mk_key_record, mfg_seq), MK_IDENT_MAX + 1, "M\n1" },
-			{ offsetof(struct mk_key_record, oak_id), MK_ARCHIVE_BOX_ID_LEN + 1, "" },
-			{ offsetof(struct mk_key_record, oak_id), MK_ARCHIVE_BOX_ID_LEN + 1, "X00000001" },
-			{ offsetof(struct mk_key_record, oak_id), MK_ARCHIVE_BOX_ID_LEN + 1, "O0000001" },
-			{ offsetof(struct mk_key_record, oak_id), MK_ARCHIVE_BOX_ID_LEN + 1, "O0000000A" },
-			{ offsetof(struct mk_key_record, oak_id), MK_ARCHIVE_BOX_ID_LEN + 1, "o00000001" },
-			{ offsetof(struct mk_key_record, steel_id), MK_ARCHIVE_BOX_ID_LEN + 1, "" },
-			{ offsetof(struct mk_key_record, steel_id), MK_ARCHIVE_BOX_ID_LEN + 1, "S 0000002" },
+			{ offsetof(struct mk_key_record, oak_id), MK_BOX_ID_LEN + 1, "" },
+			{ offsetof(struct mk_key_record, oak_id), MK_BOX_ID_LEN + 1, "X00000001" },
+			{ offsetof(struct mk_key_record, oak_id), MK_BOX_ID_LEN + 1, "O0000001" },
+			{ offsetof(struct mk_key_record, oak_id), MK_BOX_ID_LEN + 1, "O0000000A" },
+			{ offsetof(struct mk_key_record, oak_id), MK_BOX_ID_LEN + 1, "o00000001" },
+			{ offsetof(struct mk_key_record, steel_id), MK_BOX_ID_LEN + 1, "" },
+			{ offsetof(struct mk_key_record, steel_id), MK_BOX_ID_LEN + 1, "S 0000002" },
 		};
 
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -23,9 +23,10 @@ struct relay {
 	char meter[MK_METER_ID_MAX + 1];
 	struct mk_meter_conn *c;
 	struct mk_box *brass;
-	struct mk_buf *mfg, *tr, *dc, *csr, *params, *res;
+	struct mk_buf *mfg, *tr, *dc, *csr, *res;
 	uint8_t server[MK_EC_PUB_LEN], product[MK_EC_PUB_LEN], sig[MK_ECDSA_SIG_LEN];
 	uint8_t proof_u[MK_METER_PROOF_LEN];
+	struct mk_box_reg_complete_res done; /* Registration Complete's answer, into res */
 };
 
 static void meter_stage(const char *id, enum mk_meter_pki want)
@@ -40,10 +41,8 @@ static void meter_stage(const char *id, enum mk_meter_pki want)
  * Brass and answered by the meter. */
 static void relay_start(struct relay *r)
 {
-	struct mk_tlv_writer w;
-	struct mk_tlv_reader rd;
-	const uint8_t *p;
-	size_t n;
+	struct mk_box_reg_challenge_req rq;
+	struct mk_box_reg_challenge_res rs;
 
 	memset(r, 0, sizeof(*r));
 	w_meter(&W, "PM100", r->meter);
@@ -53,22 +52,17 @@ static void relay_start(struct relay *r)
 	assert_non_null(r->tr = mk_buf_new(MK_CERT_MAX_DER));
 	assert_non_null(r->dc = mk_buf_new(MK_CERT_MAX_DER));
 	assert_non_null(r->csr = mk_buf_new(MK_CERT_MAX_DER));
-	assert_non_null(r->params = mk_buf_new(W_CAP));
 	assert_non_null(r->res = mk_buf_new(W_CAP));
 	r->c = w_connect(&W, r->meter);
 	mk_meter_set_time(r->c, mk_kms_now(W.k));
 	assert_rc(mk_meter_get_cert(r->c, MK_ROLE_MANUFACTURING, r->mfg), MK_OK);
 	assert_rc(mk_meter_get_cert(r->c, MK_ROLE_TRANSPORT, r->tr), MK_OK);
 	assert_rc(mk_kms_open_domain_box(W.k, MK_BOX_BRASS, "USPS", &r->brass), MK_OK);
-	mk_tlv_writer_init(&w, r->params);
-	assert_rc(mk_tlv_put_bytes(&w, 1, mk_buf_data(r->mfg), mk_buf_len(r->mfg)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 2, mk_buf_data(r->tr), mk_buf_len(r->tr)), MK_OK);
-	assert_rc(mk_kms_box_request(W.k, r->brass, MK_CMD_REG_CHALLENGE, "USPS", r->params, r->res), MK_OK);
-	mk_tlv_reader_init(&rd, mk_buf_data(r->res), mk_buf_len(r->res));
-	assert_rc(mk_tlv_get_bytes(&rd, 1, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n), MK_OK);
-	memcpy(r->server, p, n);
-	assert_rc(mk_tlv_get_bytes(&rd, 2, 1, MK_CERT_MAX_DER, &p, &n), MK_OK);
-	assert_rc(mk_buf_put_bytes(r->dc, p, n), MK_OK);
+	rq = (struct mk_box_reg_challenge_req){ mk_buf_data(r->mfg), mk_buf_len(r->mfg), mk_buf_data(r->tr),
+		                                        mk_buf_len(r->tr) };
+	assert_rc(mk_kms_box_call(W.k, r->brass, &mk_box_cmd_reg_challenge, "USPS", &rq, &rs, r->res), MK_OK);
+	memcpy(r->server, rs.server, sizeof(r->server));
+	assert_rc(mk_buf_put_bytes(r->dc, rs.domain_cert, rs.domain_cert_len), MK_OK);
 	assert_rc(mk_meter_reg_start(r->c, r->server, mk_buf_data(r->dc), mk_buf_len(r->dc), r->csr, r->sig,
 	                             r->product, r->proof_u),
 	          MK_OK);
@@ -79,21 +73,15 @@ static void relay_start(struct relay *r)
 static enum mk_err relay_complete(struct relay *r, int flip)
 {
 	uint8_t proof[MK_METER_PROOF_LEN];
-	struct mk_tlv_writer w;
+	struct mk_box_reg_complete_req rq;
 
 	memcpy(proof, r->proof_u, sizeof(proof));
 	proof[0] ^= (uint8_t)flip;
-	mk_buf_reset(r->params);
-	mk_buf_reset(r->res);
-	mk_tlv_writer_init(&w, r->params);
-	assert_rc(mk_tlv_put_bytes(&w, 1, mk_buf_data(r->mfg), mk_buf_len(r->mfg)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 2, mk_buf_data(r->tr), mk_buf_len(r->tr)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 3, r->server, sizeof(r->server)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 4, r->product, sizeof(r->product)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 5, mk_buf_data(r->csr), mk_buf_len(r->csr)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 6, r->sig, sizeof(r->sig)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 7, proof, sizeof(proof)), MK_OK);
-	return mk_kms_box_request(W.k, r->brass, MK_CMD_REG_COMPLETE, "USPS", r->params, r->res);
+	rq = (struct mk_box_reg_complete_req){ mk_buf_data(r->mfg), mk_buf_len(r->mfg), mk_buf_data(r->tr),
+		                               mk_buf_len(r->tr), r->server, sizeof(r->server), r->product,
+		                               sizeof(r->product), mk_buf_data(r->csr), mk_buf_len(r->csr),
+		                               r->sig, sizeof(r->sig), proof, sizeof(proof) };
+	return mk_kms_box_call(W.k, r->brass, &mk_box_cmd_reg_complete, "USPS", &rq, &r->done, r->res);
 }
 
 static void relay_end(struct relay *r)
@@ -104,7 +92,6 @@ static void relay_end(struct relay *r)
 	mk_buf_free(r->tr);
 	mk_buf_free(r->dc);
 	mk_buf_free(r->csr);
-	mk_buf_free(r->params);
 	mk_buf_free(r->res);
 }
 
@@ -112,27 +99,21 @@ static void relay_end(struct relay *r)
  * (MK_ERR_CHALLENGE). The meter, given the first answer, unlocks. */
 static void test_registration_and_replayed_challenge(void **state)
 {
-	struct mk_tlv_reader rd;
-	const uint8_t *op, *pv;
-	size_t on, pn;
-	struct mk_buf *keep;
+	struct mk_buf *op;
 	uint8_t proof_v[MK_METER_PROOF_LEN];
 	struct relay r;
 
 	(void)state;
 	relay_start(&r);
 	assert_rc(relay_complete(&r, 0), MK_OK);
-	assert_non_null(keep = mk_buf_new(W_CAP));
-	assert_rc(mk_buf_put_bytes(keep, mk_buf_data(r.res), mk_buf_len(r.res)), MK_OK);
+	assert_non_null(op = mk_buf_new(W_CAP));
+	assert_rc(mk_buf_put_bytes(op, r.done.operation_cert, r.done.operation_cert_len), MK_OK);
+	memcpy(proof_v, r.done.tag_v, sizeof(proof_v));
 	assert_rc(relay_complete(&r, 0), MK_ERR_CHALLENGE);
-	mk_tlv_reader_init(&rd, mk_buf_data(keep), mk_buf_len(keep));
-	assert_rc(mk_tlv_get_bytes(&rd, 1, 1, MK_CERT_MAX_DER, &op, &on), MK_OK);
-	assert_rc(mk_tlv_get_bytes(&rd, 2, MK_METER_PROOF_LEN, MK_METER_PROOF_LEN, &pv, &pn), MK_OK);
-	memcpy(proof_v, pv, sizeof(proof_v));
 	proof_v[3] ^= 0x10; /* a wrong server key proof: refused, still locked */
-	assert_rc(mk_meter_reg_finish(r.c, op, on, proof_v), MK_ERR_KEY_PROOF);
+	assert_rc(mk_meter_reg_finish(r.c, mk_buf_data(op), mk_buf_len(op), proof_v), MK_ERR_KEY_PROOF);
 	meter_stage(r.meter, MK_METER_PKI_LOCKED);
-	mk_buf_free(keep);
+	mk_buf_free(op);
 	relay_end(&r);
 	/* the whole registration through the KMS then works */
 	assert_rc(mk_kms_meter_register(W.k, r.meter, "US7001", "US", 0), MK_OK);
@@ -167,7 +148,8 @@ static void test_foreign_coprocessor(void **state)
 	struct mk_cert_spec rs = { MK_ROLE_ROOT, "foreign root", NULL, 1, now - 60, now + 86400 * 400 };
 	struct mk_cert_spec ss = { MK_ROLE_MANUFACTURING, "foreign station", NULL, 2, now - 60, now + 86400 * 300 };
 	struct mk_cert_spec ts = { MK_ROLE_TRANSPORT, "PM100-F00001", NULL, 3, now - 60, now + 86400 * 200 };
-	struct mk_tlv_writer w;
+	struct mk_box_reg_challenge_req rq;
+	struct mk_box_reg_challenge_res rsp;
 	struct mk_box *b = NULL;
 
 	(void)state;
@@ -180,11 +162,9 @@ static void test_foreign_coprocessor(void **state)
 	assert_rc(mk_cert_issue(st, fs, ft, &ts, &tc), MK_OK);
 	assert_rc(mk_cert_to_der(st, m), MK_OK);
 	assert_rc(mk_cert_to_der(tc, t), MK_OK);
-	mk_tlv_writer_init(&w, p);
-	assert_rc(mk_tlv_put_bytes(&w, 1, mk_buf_data(m), mk_buf_len(m)), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 2, mk_buf_data(t), mk_buf_len(t)), MK_OK);
+	rq = (struct mk_box_reg_challenge_req){ mk_buf_data(m), mk_buf_len(m), mk_buf_data(t), mk_buf_len(t) };
 	assert_rc(mk_kms_open_domain_box(W.k, MK_BOX_BRASS, "USPS", &b), MK_OK);
-	assert_rc(mk_kms_box_request(W.k, b, MK_CMD_REG_CHALLENGE, "USPS", p, res), MK_ERR_CERT_ISSUER);
+	assert_rc(mk_kms_box_call(W.k, b, &mk_box_cmd_reg_challenge, "USPS", &rq, &rsp, res), MK_ERR_CERT_ISSUER);
 	mk_box_free(b);
 	X509_free(root);
 	X509_free(st);

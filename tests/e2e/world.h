@@ -26,7 +26,7 @@
 #include "archive/harness.h"
 #include "core/file_int.h"
 #include "meterkey/archive.h"
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 #include "meterkey/boxes.h"
 #include "meterkey/buf.h"
 #include "meterkey/crypto.h"
@@ -381,8 +381,8 @@ static inline struct mk_box *w_box(struct world *w, const char *id)
 static inline enum mk_err w_call(struct mk_box *b, uint16_t cmd, const char *domain, int64_t t,
                                  const uint8_t *p, size_t n, uint8_t *levelp, struct mk_buf *result)
 {
-	struct mk_box_request rq;
-	struct mk_box_response rs;
+	struct mk_msg_request rq;
+	struct mk_msg_response rs;
 	struct mk_buf *req = mk_buf_new(W_CAP), *resp = mk_buf_new(W_CAP);
 	enum mk_err code;
 
@@ -394,9 +394,9 @@ static inline enum mk_err w_call(struct mk_box *b, uint16_t cmd, const char *dom
 	rq.time = t;
 	rq.params = p;
 	rq.params_len = n;
-	assert_rc(mk_box_request_encode(&rq, req), MK_OK);
+	assert_rc(mk_msg_request_encode(&rq, req), MK_OK);
 	assert_rc(mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp), MK_OK);
-	assert_rc(mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs), MK_OK);
+	assert_rc(mk_msg_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs), MK_OK);
 	assert_int_equal(rs.command, cmd);
 	if (levelp != NULL)
 		*levelp = rs.level;
@@ -508,7 +508,7 @@ static inline enum mk_err w_steel_install(struct world *w, const char *steel, co
 	assert_non_null(res);
 	mk_tlv_writer_init(&tw, params);
 	assert_rc(mk_tlv_put_bytes(&tw, 0x01, mk_buf_data(mi4), mk_buf_len(mi4)), MK_OK);
-	mk_box_attach_meter(s, c);
+	mk_box_attach_meter(s, mk_meter_line(c));
 	e = w_call(s, MK_CMD_INSTALL_KEY, domain, (int64_t)time(NULL), mk_buf_data(params),
 	           mk_buf_len(params), NULL, res);
 	mk_box_attach_meter(s, NULL);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,20 +21,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	is_request = data[0] & 1;
 	data++;
 	size--;
-	if ((b = mk_buf_new(MK_BOX_MSG_MAX + 64)) == NULL)
+	if ((b = mk_buf_new(MK_MSG_MAX + 64)) == NULL)
 		abort();
 	if (is_request) {
-		struct mk_box_request q;
+		struct mk_msg_request q;
 
-		if (mk_box_request_decode(data, size, &q) == MK_OK &&
-		    (mk_box_request_encode(&q, b) != MK_OK || mk_buf_len(b) != size ||
+		if (mk_msg_request_decode(data, size, &q) == MK_OK &&
+		    (mk_msg_request_encode(&q, b) != MK_OK || mk_buf_len(b) != size ||
 		     memcmp(mk_buf_data(b), data, size) != 0))
 			abort();
 	} else {
-		struct mk_box_response a;
+		struct mk_msg_response a;
 
-		if (mk_box_response_decode(data, size, &a) == MK_OK &&
-		    (mk_box_response_encode(&a, b) != MK_OK || mk_buf_len(b) != size ||
+		if (mk_msg_response_decode(data, size, &a) == MK_OK &&
+		    (mk_msg_response_encode(&a, b) != MK_OK || mk_buf_len(b) != size ||
 		     memcmp(mk_buf_data(b), data, size) != 0))
 			abort();
 	}

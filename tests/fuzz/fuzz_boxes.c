@@ -94,7 +94,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		boxes[i] = open_box(id);
 	}
 	mk_kms_close(k);
-	if ((resp = mk_buf_new(2 * MK_BOX_MSG_MAX)) == NULL)
+	if ((resp = mk_buf_new(2 * MK_MSG_MAX)) == NULL)
 		abort();
 	return 0;
 }
@@ -109,11 +109,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	if (which < 3) {
-		struct mk_box_response a;
+		struct mk_msg_response a;
 
 		mk_buf_reset(resp);
 		if (mk_box_call(boxes[which], data, size, resp) != MK_OK ||
-		    mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &a) != MK_OK)
+		    mk_msg_response_decode(mk_buf_data(resp), mk_buf_len(resp), &a) != MK_OK)
 			abort();
 		/* a box that answered with a code answered at that code's level */
 		if ((a.code == MK_OK) != (a.level == 0))

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "device/device_int.h"
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -49,7 +49,7 @@ static void run_request(const uint8_t *p, size_t n, struct mk_buf *b)
 {
 	struct mk_meter_nvm s;
 	struct mk_meter *m = NULL;
-	struct mk_box_response a;
+	struct mk_msg_response a;
 	struct mk_tlv_reader r;
 
 	base_state(&s);
@@ -59,7 +59,7 @@ static void run_request(const uint8_t *p, size_t n, struct mk_buf *b)
 	for (int k = 0; k < 2; k++) {
 		mk_buf_reset(b);
 		if (mk_meter_handle(m, p, n, b) != MK_OK ||
-		    mk_box_response_decode(mk_buf_data(b), mk_buf_len(b), &a) != MK_OK)
+		    mk_msg_response_decode(mk_buf_data(b), mk_buf_len(b), &a) != MK_OK)
 			abort();
 		if (a.code == MK_OK && a.command == MK_METER_CMD_GET_INFO) {
 			mk_tlv_reader_init(&r, a.result, a.result_len);
@@ -73,7 +73,7 @@ static void run_request(const uint8_t *p, size_t n, struct mk_buf *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mk_meter_nvm s;
-	struct mk_meter_report rep;
+	struct mk_meter_get_report_res rep;
 	struct mk_tlv_reader r;
 	struct mk_tlv_writer w;
 	struct mk_buf *b;
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kind = data[0];
 	data++;
 	size--;
-	if ((b = mk_buf_new(MK_BOX_MSG_MAX + 64)) == NULL)
+	if ((b = mk_buf_new(MK_MSG_MAX + 64)) == NULL)
 		abort();
 	switch (kind % 4) {
 	case 0:
@@ -107,10 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	default:
-		mk_tlv_reader_init(&r, data, size);
-		if (mk_meter_report_get(&r, &rep, true) == MK_OK) {
-			mk_tlv_writer_init(&w, b);
-			if (mk_meter_report_put(&w, &rep, true) != MK_OK)
+		/* get-report's answer: what decodes encodes back to the same bytes */
+		if (mk_meter_get_report_res_decode(data, size, &rep) == MK_OK) {
+			if (mk_meter_get_report_res_encode(&rep, b) != MK_OK)
 				abort();
 			same_or_abort(b, data, size);
 		}

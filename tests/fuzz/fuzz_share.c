@@ -42,7 +42,7 @@ static void one(const uint8_t *data, size_t size)
 	if (mk_share_index(s) < 1 || mk_share_index(s) > mk_share_count(s) ||
 	    mk_share_threshold(s) < 2 || mk_share_threshold(s) > mk_share_count(s) ||
 	    mk_share_secret_len(s) < 1 || mk_share_secret_len(s) > MK_SHARE_SECRET_MAX ||
-	    !mk_share_box_id_valid(mk_share_box_id(s)))
+	    !mk_box_id_valid(mk_share_box_id(s)))
 		abort();
 	mk_buf_free(out);
 	mk_share_free(s);

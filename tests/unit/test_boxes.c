@@ -317,7 +317,7 @@ static int fx_setup(void **state)
 	snprintf(f->store, sizeof(f->store), "%s/boxes", f->dir);
 	snprintf(f->shares, sizeof(f->shares), "%s/shares", f->dir);
 	assert_int_equal(mkdir(f->store, 0700), 0);
-	assert_non_null(f->res = mk_buf_new(MK_BOX_MSG_MAX));
+	assert_non_null(f->res = mk_buf_new(MK_MSG_MAX));
 	*state = f;
 	return 0;
 }
@@ -338,9 +338,9 @@ static int fx_teardown(void **state)
 static void call(struct fx *f, struct mk_box *b, uint16_t cmd, const char *domain,
                  const struct mk_buf *params)
 {
-	struct mk_box_request rq = { cmd, "", 1700000000, NULL, 0 };
-	struct mk_box_response rs;
-	struct mk_buf *req = mk_buf_new(MK_BOX_MSG_MAX), *resp = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_msg_request rq = { cmd, "", 1700000000, NULL, 0 };
+	struct mk_msg_response rs;
+	struct mk_buf *req = mk_buf_new(MK_MSG_MAX), *resp = mk_buf_new(MK_MSG_MAX);
 
 	if (domain != NULL)
 		snprintf(rq.domain, sizeof(rq.domain), "%s", domain);
@@ -348,9 +348,9 @@ static void call(struct fx *f, struct mk_box *b, uint16_t cmd, const char *domai
 		rq.params = mk_buf_data(params);
 		rq.params_len = mk_buf_len(params);
 	}
-	assert_int_equal(mk_box_request_encode(&rq, req), MK_OK);
+	assert_int_equal(mk_msg_request_encode(&rq, req), MK_OK);
 	assert_int_equal(mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp), MK_OK);
-	assert_int_equal(mk_box_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs), MK_OK);
+	assert_int_equal(mk_msg_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs), MK_OK);
 	assert_int_equal(rs.command, cmd);
 	f->level = rs.level;
 	f->code = rs.code;
@@ -371,7 +371,7 @@ static void call(struct fx *f, struct mk_box *b, uint16_t cmd, const char *domai
 /* One bytes parameter (tag 01) taken from p[0..n). */
 static struct mk_buf *param_bytes(const uint8_t *p, size_t n)
 {
-	struct mk_buf *b = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_buf *b = mk_buf_new(MK_MSG_MAX);
 	struct mk_tlv_writer w;
 
 	mk_tlv_writer_init(&w, b);
@@ -429,7 +429,7 @@ static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
 static struct mk_box *make_oak(struct fx *f, struct mk_box *m, const uint8_t anchor[MK_EC_PUB_LEN])
 {
 	struct mk_box *o = NULL;
-	struct mk_buf *p = mk_buf_new(64), *msg = mk_buf_new(MK_BOX_MSG_MAX), *q;
+	struct mk_buf *p = mk_buf_new(64), *msg = mk_buf_new(MK_MSG_MAX), *q;
 	struct mk_tlv_writer w;
 
 	mk_tlv_writer_init(&w, p);
@@ -553,7 +553,7 @@ static void test_mfg_init_unknown_type(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor);
-	struct mk_buf *p = mk_buf_new(16), *msg = mk_buf_new(MK_BOX_MSG_MAX);
+	struct mk_buf *p = mk_buf_new(16), *msg = mk_buf_new(MK_MSG_MAX);
 	struct mk_tlv_writer w;
 	const uint8_t *body;
 	size_t bn;
@@ -645,7 +645,7 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o = NULL;
-	struct mk_buf *p = mk_buf_new(64), *msg = mk_buf_new(MK_BOX_MSG_MAX), *q, *ans;
+	struct mk_buf *p = mk_buf_new(64), *msg = mk_buf_new(MK_MSG_MAX), *q, *ans;
 	struct mk_tlv_writer w;
 	size_t n;
 
@@ -658,7 +658,7 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	q = param_bytes(mk_buf_data(msg), mk_buf_len(msg));
 	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	ans = mk_buf_new(MK_BOX_MSG_MAX);
+	ans = mk_buf_new(MK_MSG_MAX);
 	assert_int_equal(mk_buf_put_bytes(ans, mk_buf_data(f->res), mk_buf_len(f->res)), MK_OK);
 	n = mk_buf_len(ans);
 	/* the answer ends with 03 10 <nonce>: change its last byte */
@@ -693,7 +693,7 @@ static void test_oak_process_and_open(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o1, *o2, *again = NULL;
-	struct mk_buf *env = mk_buf_new(MK_BOX_MSG_MAX), *q, *p = mk_buf_new(64);
+	struct mk_buf *env = mk_buf_new(MK_MSG_MAX), *q, *p = mk_buf_new(64);
 	struct mk_share *sh[2] = { NULL, NULL };
 	struct mk_tlv_writer w;
 	char d[64], path[256];

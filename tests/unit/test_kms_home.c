@@ -390,37 +390,37 @@ static void test_conf_truncated(void **state)
 	assert_null(h->k);
 }
 
-/* KMS_CONF_MAX bytes are read, one more is refused; KMS_MAX_BOXES lines
+/* MK_CONF_MAX bytes are read, one more is refused; KMS_MAX_BOXES lines
  * are read, one more is refused. */
 static void test_conf_oversize(void **state)
 {
 	struct home *h = *state;
-	char *big = malloc(KMS_CONF_MAX + 2);
+	char *big = malloc(MK_CONF_MAX + 2);
 	size_t n = 0;
 
 	assert_non_null(big);
 	/* one line padded with spaces (separators) to the cap */
-	memset(big, ' ', KMS_CONF_MAX + 1);
+	memset(big, ' ', MK_CONF_MAX + 1);
 	memcpy(big, "B00000001 VE", 12);
-	big[KMS_CONF_MAX - 1] = '\n';
-	put_file(h, "boxes.conf", big, KMS_CONF_MAX);
+	big[MK_CONF_MAX - 1] = '\n';
+	put_file(h, "boxes.conf", big, MK_CONF_MAX);
 	assert_rc(kms_conf_load(h->k), MK_OK);
 	assert_int_equal(h->k->nboxes, 1);
 	assert_int_equal(h->k->boxes[0].ndomains, 1);
-	big[KMS_CONF_MAX - 1] = ' ';
-	big[KMS_CONF_MAX] = '\n';
-	put_file(h, "boxes.conf", big, KMS_CONF_MAX + 1);
+	big[MK_CONF_MAX - 1] = ' ';
+	big[MK_CONF_MAX] = '\n';
+	put_file(h, "boxes.conf", big, MK_CONF_MAX + 1);
 	assert_rc(kms_conf_load(h->k), MK_ERR_BUF_FULL);
 	assert_rc(reopen(h), MK_ERR_BUF_FULL);
 	assert_null(h->k);
 	assert_rc(reopen(h), MK_ERR_BUF_FULL); /* still damaged: nothing repaired it */
 	/* as many boxes as the table holds, then one more */
 	for (size_t i = 1; i <= KMS_MAX_BOXES; i++)
-		n += (size_t)snprintf(big + n, KMS_CONF_MAX - n, "B%08zu VE\n", i);
+		n += (size_t)snprintf(big + n, MK_CONF_MAX - n, "B%08zu VE\n", i);
 	put_file(h, "boxes.conf", big, n);
 	assert_rc(reopen(h), MK_OK);
 	assert_int_equal(h->k->nboxes, KMS_MAX_BOXES);
-	n += (size_t)snprintf(big + n, KMS_CONF_MAX - n, "B%08d VE\n", KMS_MAX_BOXES + 1);
+	n += (size_t)snprintf(big + n, MK_CONF_MAX - n, "B%08d VE\n", KMS_MAX_BOXES + 1);
 	put_file(h, "boxes.conf", big, n);
 	assert_rc(kms_conf_load(h->k), MK_ERR_STATE);
 	free(big);

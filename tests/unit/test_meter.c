@@ -29,7 +29,7 @@
 #include <openssl/crypto.h>
 
 #include "device/device_int.h"
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 #include "meterkey/crypto.h"
 #include "meterkey/frame.h"
 #include "meterkey/meter.h"
@@ -581,7 +581,7 @@ static int raw_stop(struct raw *r)
 /* Sends payload in a frame of class cls and decodes the answer into *a (its
  * result copied to result, if any). */
 static void raw_ask(struct raw *r, uint8_t cls, const uint8_t *payload, size_t n,
-                    struct mk_box_response *a, struct mk_buf *ans)
+                    struct mk_msg_response *a, struct mk_buf *ans)
 {
 	uint8_t rcls;
 
@@ -589,21 +589,21 @@ static void raw_ask(struct raw *r, uint8_t cls, const uint8_t *payload, size_t n
 	assert_int_equal(mk_link_send(&r->link, cls, payload, n), MK_OK);
 	assert_int_equal(mk_link_recv(&r->link, 10000, &rcls, ans), MK_OK);
 	assert_int_equal(rcls, MK_FRAME_METER_RESPONSE);
-	assert_int_equal(mk_box_response_decode(mk_buf_data(ans), mk_buf_len(ans), a), MK_OK);
+	assert_int_equal(mk_msg_response_decode(mk_buf_data(ans), mk_buf_len(ans), a), MK_OK);
 }
 
 /* Encodes a request with parameters params[0..pn). */
 static size_t req(uint16_t cmd, const char *domain, const uint8_t *params, size_t pn,
                   uint8_t *out, size_t max)
 {
-	struct mk_box_request q = { .command = cmd, .time = 1700000000, .params = params,
+	struct mk_msg_request q = { .command = cmd, .time = 1700000000, .params = params,
 		                    .params_len = pn };
 	struct mk_buf b;
 	size_t n;
 
 	snprintf(q.domain, sizeof(q.domain), "%s", domain);
 	mk_buf_init_fixed(&b, out, max);
-	assert_int_equal(mk_box_request_encode(&q, &b), MK_OK);
+	assert_int_equal(mk_msg_request_encode(&q, &b), MK_OK);
 	n = mk_buf_len(&b);
 	return n;
 }
@@ -612,7 +612,7 @@ static size_t req(uint16_t cmd, const char *domain, const uint8_t *params, size_
 static void test_malformed_requests(void **state)
 {
 	struct fx *f = *state;
-	struct mk_box_response a;
+	struct mk_msg_response a;
 	struct mk_buf *ans = mk_buf_new(MK_FRAME_MAX_PAYLOAD);
 	struct mk_meter_conn *c = NULL;
 	struct mk_meter_info info;
@@ -724,7 +724,7 @@ static void test_document_vectors(void **state)
 	struct mk_meter_conn *c;
 	char err[VEC_MAX_ERR], names[16][VEC_MAX_NAME];
 	struct mk_meter_nvm s;
-	struct mk_box_request q;
+	struct mk_msg_request q;
 	struct mk_buf *b = mk_buf_new(1024);
 	struct mk_meter *m = NULL;
 	struct mk_meter_report rep = { "EARTH", 42, "EA1234", "MSN000017", "0401234567", "US",
@@ -770,7 +770,7 @@ static void test_document_vectors(void **state)
 
 	/* the install request, and a meter's two answers to it */
 	assert_int_equal(vec_get("meter-install-request", v, sizeof(v), &n, err), 0);
-	assert_int_equal(mk_box_request_decode(v, n, &q), MK_OK);
+	assert_int_equal(mk_msg_request_decode(v, n, &q), MK_OK);
 	assert_int_equal(q.command, MK_METER_CMD_INSTALL_KEY);
 	assert_string_equal(q.domain, "EARTH");
 	assert_int_equal(q.time, 1700000000);

@@ -364,9 +364,9 @@ static void test_box_ids(void **state)
 	size_t outlen;
 
 	(void)state;
-	assert_false(mk_share_box_id_valid(NULL));
+	assert_false(mk_box_id_valid(NULL));
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		assert_true(mk_share_box_id_valid(good[i]));
+		assert_true(mk_box_id_valid(good[i]));
 		assert_int_equal(mk_share_split(rng, good[i], secret32, 32, 2, 2, sh), MK_OK);
 		assert_int_equal(combine(sh, 2, good[i], out, &outlen), MK_OK);
 		mk_share_free_array(sh, 2);
@@ -375,7 +375,7 @@ static void test_box_ids(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mk_share *none[2];
 
-		assert_false(mk_share_box_id_valid(bad[i]));
+		assert_false(mk_box_id_valid(bad[i]));
 		assert_int_equal(mk_share_split(rng, bad[i], secret32, 32, 2, 2, none),
 		                 MK_ERR_INVALID_ARG);
 		assert_null(none[0]);

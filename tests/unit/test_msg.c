@@ -1,8 +1,10 @@
 /*
- * Unit tests for box IDs, box messages and the dispatcher (src/box/dispatch.c),
- * through a small test box type: every refusal is answered at the document's
- * right level with its own code, and a handler's result reaches the caller
- * only when it succeeds.
+ * Unit tests for the message layer (src/msg/msg.c) and box IDs
+ * (src/core/ids.c): requests and responses, the schema codec, lists, the
+ * dispatcher and the client call, through a small test box type whose
+ * messages are declared here as every box's are in msg_box.h: every refusal
+ * is answered at the document's right level with its own code, and a
+ * handler's result reaches the caller only when it succeeds.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "meterkey/box.h"
+#include "meterkey/msg.h"
 
 #include "vectors.c"
 
@@ -26,58 +28,80 @@ struct tbox {
 
 enum { C_PING = 1, C_STATUS = 2, C_KEY = 3 };
 
-/* PING (box level): echoes its one u32 parameter (tag 1). */
-static enum mk_err h_ping(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+/* The test box's messages, one declaration each. */
+#define T_PING(F, X) F(X, 1, v, U32, REQ, 0, 0)
+#define T_STATUS_RES(F, X) F(X, 1, one, U8, REQ, 0, 0)
+#define T_KEY_REQ(F, X)                                                                          \
+	F(X, 1, id, U64, REQ, 0, 0)                                                              \
+	F(X, 3, name, STRING, OPT, 9, 9)
+#define T_KEY_RES(F, X) F(X, 1, id, U64, REQ, 0, 0)
+MK_MSG_DECLARE(t_ping, T_PING)
+MK_MSG_DEFINE(t_ping, T_PING)
+MK_MSG_DECLARE_EMPTY(t_empty)
+MK_MSG_DEFINE_EMPTY(t_empty)
+MK_MSG_DECLARE(t_status_res, T_STATUS_RES)
+MK_MSG_DEFINE(t_status_res, T_STATUS_RES)
+MK_MSG_DECLARE(t_key_req, T_KEY_REQ)
+MK_MSG_DEFINE(t_key_req, T_KEY_REQ)
+MK_MSG_DECLARE(t_key_res, T_KEY_RES)
+MK_MSG_DEFINE(t_key_res, T_KEY_RES)
+
+static const struct mk_msg_cmd_spec s_ping = { C_PING, "ping", &t_ping_schema, &t_ping_schema };
+static const struct mk_msg_cmd_spec s_status = { C_STATUS, "status", &t_empty_schema, &t_status_res_schema };
+static const struct mk_msg_cmd_spec s_key = { C_KEY, "key", &t_key_req_schema, &t_key_res_schema };
+
+/* PING (box level): echoes its one u32 parameter. */
+static enum mk_err h_ping(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                           struct mk_tlv_writer *res)
 {
-	uint32_t v;
+	struct t_ping in;
 	enum mk_err e;
 
 	(void)box;
 	(void)req;
-	if ((e = mk_tlv_get_u32(p, 1, &v)) != MK_OK)
+	if ((e = t_ping_get(p, &in)) != MK_OK)
 		return e;
-	return mk_tlv_put_u32(res, 1, v);
+	return t_ping_put(res, &in);
 }
 
 /* STATUS (needs the box enabled): no parameters, answers 1. */
-static enum mk_err h_status(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+static enum mk_err h_status(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                             struct mk_tlv_writer *res)
 {
+	struct t_status_res out = { 1 };
+
 	(void)box;
 	(void)req;
 	(void)p;
-	return mk_tlv_put_u8(res, 1, 1);
+	return t_status_res_put(res, &out);
 }
 
-/* KEY (domain, enabled): a key ID (tag 1) that must exceed the last seen. It
- * writes a result before refusing, to show a refusal's result is dropped. */
-static enum mk_err h_key(void *box, const struct mk_box_request *req, struct mk_tlv_reader *p,
+/* KEY (domain, enabled): a key ID that must exceed the last seen. It writes
+ * a result before refusing, to show a refusal's result is dropped. */
+static enum mk_err h_key(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                          struct mk_tlv_writer *res)
 {
 	struct tbox *b = box;
-	uint64_t id;
+	struct t_key_req in;
+	struct t_key_res out;
 	enum mk_err e;
 
 	(void)req;
-	if ((e = mk_tlv_get_u64(p, 1, &id)) != MK_OK)
+	if ((e = t_key_req_get(p, &in)) != MK_OK)
 		return e;
-	if ((e = mk_tlv_put_u64(res, 1, id)) != MK_OK)
+	out.id = in.id;
+	if ((e = t_key_res_put(res, &out)) != MK_OK)
 		return e;
-	if (id <= b->last_key_id)
+	if (in.id <= b->last_key_id)
 		return MK_RC_KEY_ID_NOT_NEW;
-	b->last_key_id = id;
+	b->last_key_id = in.id;
 	return MK_OK;
 }
 
-static const struct mk_box_param p_ping[] = { { 1, MK_P_U32, 0, 0, 0 } };
-static const struct mk_box_param p_key[] = { { 1, MK_P_U64, 0, 0, 0 },
-	                                     { 3, MK_P_STRING, 1, 9, 9 } };
-
-static const struct mk_box_cmd tcmds[] = {
-	{ C_PING, "ping", 0, p_ping, 1, h_ping },
-	{ C_STATUS, "status", MK_BOX_CMD_ENABLED, NULL, 0, h_status },
-	{ C_KEY, "key", MK_BOX_CMD_DOMAIN | MK_BOX_CMD_ENABLED, p_key, 2, h_key },
+static const struct mk_msg_cmd tcmds[] = {
+	{ &s_ping, 0, h_ping },
+	{ &s_status, MK_MSG_CMD_ENABLED, h_status },
+	{ &s_key, MK_MSG_CMD_DOMAIN | MK_MSG_CMD_ENABLED, h_key },
 };
 
 static int t_domain_known(void *box, const char *d)
@@ -91,29 +115,29 @@ static int t_enabled(void *box)
 	return ((struct tbox *)box)->enabled;
 }
 
-static const struct mk_box_table ttable = { "test", tcmds, 3, t_domain_known, t_enabled };
+static const struct mk_msg_table ttable = { "test", tcmds, 3, t_domain_known, t_enabled };
 
 /* ---- Helpers --------------------------------------------------------------------- */
 
 /* Sends (command, domain, one u64/u32 param under tag or none) and decodes
  * the answer into *a; returns the response's bytes in rb for inspection. */
-static void send_raw(struct tbox *b, const uint8_t *req, size_t n, struct mk_box_response *a,
+static void send_raw(struct tbox *b, const uint8_t *req, size_t n, struct mk_msg_response *a,
                      struct mk_buf *rb)
 {
 	mk_buf_reset(rb);
-	assert_int_equal(mk_box_dispatch(&ttable, b, req, n, rb), MK_OK);
-	assert_int_equal(mk_box_response_decode(mk_buf_data(rb), mk_buf_len(rb), a), MK_OK);
+	assert_int_equal(mk_msg_dispatch(&ttable, b, req, n, rb), MK_OK);
+	assert_int_equal(mk_msg_response_decode(mk_buf_data(rb), mk_buf_len(rb), a), MK_OK);
 }
 
 static void send(struct tbox *b, uint16_t cmd, const char *domain, const uint8_t *params,
-                 size_t plen, struct mk_box_response *a, struct mk_buf *rb)
+                 size_t plen, struct mk_msg_response *a, struct mk_buf *rb)
 {
-	struct mk_buf *q = mk_buf_new(MK_BOX_MSG_MAX);
-	struct mk_box_request req = { .command = cmd, .time = 1700000000, .params = params,
+	struct mk_buf *q = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_request req = { .command = cmd, .time = 1700000000, .params = params,
 		                      .params_len = plen };
 
 	snprintf(req.domain, sizeof(req.domain), "%s", domain);
-	assert_int_equal(mk_box_request_encode(&req, q), MK_OK);
+	assert_int_equal(mk_msg_request_encode(&req, q), MK_OK);
 	send_raw(b, mk_buf_data(q), mk_buf_len(q), a, rb);
 	mk_buf_free(q);
 }
@@ -169,8 +193,8 @@ static void test_box_ids(void **state)
 static void test_success_carries_result(void **state)
 {
 	struct tbox b = { 1, 0 };
-	struct mk_buf *rb = mk_buf_new(MK_BOX_MSG_MAX);
-	struct mk_box_response a;
+	struct mk_buf *rb = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_response a;
 	struct mk_tlv_reader rr;
 	uint8_t p[16];
 	uint64_t v;
@@ -190,11 +214,11 @@ static void test_success_carries_result(void **state)
 static void test_command_errors(void **state)
 {
 	struct tbox b = { 1, 0 };
-	struct mk_buf *rb = mk_buf_new(MK_BOX_MSG_MAX);
-	struct mk_box_response a;
+	struct mk_buf *rb = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_response a;
 	uint8_t p[16], two[32];
 	static const uint8_t garbage[] = { 0x01, 0x02, 0x00 }; /* command cut short */
-	static uint8_t big[MK_BOX_MSG_MAX + 1];
+	static uint8_t big[MK_MSG_MAX + 1];
 	size_t n;
 
 	(void)state;
@@ -252,8 +276,8 @@ static void test_command_errors(void **state)
 static void test_response_codes(void **state)
 {
 	struct tbox b = { 0, 5 };
-	struct mk_buf *rb = mk_buf_new(MK_BOX_MSG_MAX);
-	struct mk_box_response a;
+	struct mk_buf *rb = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_response a;
 	uint8_t p[16];
 
 	(void)state;
@@ -278,8 +302,8 @@ static void test_response_codes(void **state)
 static void test_messages(void **state)
 {
 	struct mk_buf *b = mk_buf_new(256);
-	struct mk_box_request q = { .command = 0x0102, .domain = "USPS", .time = 5 }, q2;
-	struct mk_box_response a = { 7, 3, MK_RC_SIGNATURE_INVALID, NULL, 0 }, a2;
+	struct mk_msg_request q = { .command = 0x0102, .domain = "USPS", .time = 5 }, q2;
+	struct mk_msg_response a = { 7, 3, MK_RC_SIGNATURE_INVALID, NULL, 0 }, a2;
 	static const uint8_t empty_body[] = { 0x01, 0x02, 0x00, 0x07, 0x03, 0x08, 0, 0, 0, 0, 0, 0, 0, 5,
 		                              0x10, 0x00 };
 	static const uint8_t ok_with_level3[] = { 0x01, 0x02, 0x00, 0x07, 0x04, 0x01, 0x03, 0x05,
@@ -289,22 +313,22 @@ static void test_messages(void **state)
 	(void)state;
 	q.params = p;
 	q.params_len = params_u64(1, 9, p);
-	assert_int_equal(mk_box_request_encode(&q, b), MK_OK);
-	assert_int_equal(mk_box_request_decode(mk_buf_data(b), mk_buf_len(b), &q2), MK_OK);
+	assert_int_equal(mk_msg_request_encode(&q, b), MK_OK);
+	assert_int_equal(mk_msg_request_decode(mk_buf_data(b), mk_buf_len(b), &q2), MK_OK);
 	assert_int_equal(q2.command, q.command);
 	assert_string_equal(q2.domain, "USPS");
 	assert_int_equal(q2.time, 5);
 	assert_int_equal(q2.params_len, q.params_len);
 	assert_memory_equal(q2.params, p, q.params_len);
 	mk_buf_reset(b);
-	assert_int_equal(mk_box_response_encode(&a, b), MK_OK);
-	assert_int_equal(mk_box_response_decode(mk_buf_data(b), mk_buf_len(b), &a2), MK_OK);
+	assert_int_equal(mk_msg_response_encode(&a, b), MK_OK);
+	assert_int_equal(mk_msg_response_decode(mk_buf_data(b), mk_buf_len(b), &a2), MK_OK);
 	assert_int_equal(a2.code, MK_RC_SIGNATURE_INVALID);
 	assert_int_equal(a2.level, 3);
 	/* a present but empty body is not a second encoding of "no body" */
-	assert_int_equal(mk_box_request_decode(empty_body, sizeof(empty_body), &q2), MK_ERR_TLV_VALUE);
+	assert_int_equal(mk_msg_request_decode(empty_body, sizeof(empty_body), &q2), MK_ERR_TLV_VALUE);
 	/* success must be level 0, a refusal level 2 or 3 */
-	assert_int_equal(mk_box_response_decode(ok_with_level3, sizeof(ok_with_level3), &a2),
+	assert_int_equal(mk_msg_response_decode(ok_with_level3, sizeof(ok_with_level3), &a2),
 	                 MK_ERR_TLV_VALUE);
 	mk_buf_free(b);
 }
@@ -317,18 +341,18 @@ static void test_document_vectors(void **state)
 	size_t n, k;
 	char err[VEC_MAX_ERR], names[16][VEC_MAX_NAME];
 	struct mk_buf *b = mk_buf_new(256);
-	struct mk_box_request q = { .command = 3, .domain = "VE", .time = 1700000000 }, q2;
-	struct mk_box_response ok = { 3, 0, MK_OK, NULL, 0 }, ref = { 3, 3, MK_RC_KEY_ID_NOT_NEW, NULL, 0 }, a;
+	struct mk_msg_request q = { .command = 3, .domain = "VE", .time = 1700000000 }, q2;
+	struct mk_msg_response ok = { 3, 0, MK_OK, NULL, 0 }, ref = { 3, 3, MK_RC_KEY_ID_NOT_NEW, NULL, 0 }, a;
 	int count, rejects = 0;
 
 	(void)state;
 	q.params = p;
 	q.params_len = params_u64(1, 7, p);
 	assert_int_equal(vec_get("box-request", v, sizeof(v), &n, err), 0);
-	assert_int_equal(mk_box_request_encode(&q, b), MK_OK);
+	assert_int_equal(mk_msg_request_encode(&q, b), MK_OK);
 	assert_int_equal(mk_buf_len(b), n);
 	assert_memory_equal(mk_buf_data(b), v, n);
-	assert_int_equal(mk_box_request_decode(v, n, &q2), MK_OK);
+	assert_int_equal(mk_msg_request_decode(v, n, &q2), MK_OK);
 	assert_int_equal(q2.command, 3);
 	assert_int_equal(q2.params_len, q.params_len);
 
@@ -336,18 +360,18 @@ static void test_document_vectors(void **state)
 	ok.result_len = q.params_len;
 	mk_buf_reset(b);
 	assert_int_equal(vec_get("box-response-ok", v, sizeof(v), &n, err), 0);
-	assert_int_equal(mk_box_response_encode(&ok, b), MK_OK);
+	assert_int_equal(mk_msg_response_encode(&ok, b), MK_OK);
 	assert_int_equal(mk_buf_len(b), n);
 	assert_memory_equal(mk_buf_data(b), v, n);
-	assert_int_equal(mk_box_response_decode(v, n, &a), MK_OK);
+	assert_int_equal(mk_msg_response_decode(v, n, &a), MK_OK);
 	assert_int_equal(a.level, 0);
 
 	mk_buf_reset(b);
 	assert_int_equal(vec_get("box-response-refused", v, sizeof(v), &n, err), 0);
-	assert_int_equal(mk_box_response_encode(&ref, b), MK_OK);
+	assert_int_equal(mk_msg_response_encode(&ref, b), MK_OK);
 	assert_int_equal(mk_buf_len(b), n);
 	assert_memory_equal(mk_buf_data(b), v, n);
-	assert_int_equal(mk_box_response_decode(v, n, &a), MK_OK);
+	assert_int_equal(mk_msg_response_decode(v, n, &a), MK_OK);
 	assert_int_equal(a.code, MK_RC_KEY_ID_NOT_NEW);
 
 	count = vec_names("box-", names, 16);
@@ -357,9 +381,9 @@ static void test_document_vectors(void **state)
 		if (err[0] == '\0')
 			continue;
 		if (strncmp(names[k], "box-request", 11) == 0)
-			assert_string_equal(mk_err_name(mk_box_request_decode(v, n, &q2)), err);
+			assert_string_equal(mk_err_name(mk_msg_request_decode(v, n, &q2)), err);
 		else
-			assert_string_equal(mk_err_name(mk_box_response_decode(v, n, &a)), err);
+			assert_string_equal(mk_err_name(mk_msg_response_decode(v, n, &a)), err);
 		rejects++;
 	}
 	assert_int_equal(rejects, 3);

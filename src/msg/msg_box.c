@@ -1,0 +1,69 @@
+/*
+ * The box commands' schemas and specs, made from their one declaration in
+ * include/meterkey/msg_box.h.
+ */
+#include "meterkey/msg_box.h"
+
+MK_MSG_DEFINE(mk_msg_verify_item, MK_MSG_VERIFY_ITEM)
+MK_MSG_DEFINE(mk_msg_install_body, MK_MSG_INSTALL_BODY)
+MK_MSG_DEFINE(mk_box_set_box_id_req, MK_BOX_SET_BOX_ID_REQ)
+MK_MSG_DEFINE(mk_box_set_box_id_res, MK_BOX_SET_BOX_ID_RES)
+MK_MSG_DEFINE(mk_box_add_domain_req, MK_BOX_ADD_DOMAIN_REQ)
+MK_MSG_DEFINE_EMPTY(mk_box_add_domain_res)
+MK_MSG_DEFINE_EMPTY(mk_box_status_req)
+MK_MSG_DEFINE(mk_box_status_res, MK_BOX_STATUS_RES)
+MK_MSG_DEFINE(mk_box_set_first_id_req, MK_BOX_SET_FIRST_ID_REQ)
+MK_MSG_DEFINE(mk_box_set_first_id_res, MK_BOX_SET_FIRST_ID_RES)
+MK_MSG_DEFINE(mk_box_create_domain_req, MK_BOX_CREATE_DOMAIN_REQ)
+MK_MSG_DEFINE(mk_box_create_domain_res, MK_BOX_CREATE_DOMAIN_RES)
+MK_MSG_DEFINE(mk_box_init_box_req, MK_BOX_INIT_BOX_REQ)
+MK_MSG_DEFINE(mk_box_init_box_res, MK_BOX_INIT_BOX_RES)
+MK_MSG_DEFINE(mk_box_accept_box_req, MK_BOX_ACCEPT_BOX_REQ)
+MK_MSG_DEFINE(mk_box_accept_box_res, MK_BOX_ACCEPT_BOX_RES)
+MK_MSG_DEFINE(mk_box_make_process_req, MK_BOX_MAKE_PROCESS_REQ)
+MK_MSG_DEFINE(mk_box_make_process_res, MK_BOX_MAKE_PROCESS_RES)
+MK_MSG_DEFINE(mk_box_generate_key_req, MK_BOX_GENERATE_KEY_REQ)
+MK_MSG_DEFINE(mk_box_generate_key_res, MK_BOX_GENERATE_KEY_RES)
+MK_MSG_DEFINE(mk_box_install_key_req, MK_BOX_INSTALL_KEY_REQ)
+MK_MSG_DEFINE(mk_box_install_key_res, MK_BOX_INSTALL_KEY_RES)
+MK_MSG_DEFINE(mk_box_station_cert_req, MK_BOX_STATION_CERT_REQ)
+MK_MSG_DEFINE_EMPTY(mk_box_station_cert_res)
+MK_MSG_DEFINE(mk_box_issue_transport_req, MK_BOX_ISSUE_TRANSPORT_REQ)
+MK_MSG_DEFINE(mk_box_issue_transport_res, MK_BOX_ISSUE_TRANSPORT_RES)
+MK_MSG_DEFINE(mk_box_confirm_install_req, MK_BOX_CONFIRM_INSTALL_REQ)
+MK_MSG_DEFINE(mk_box_record_signed_res, MK_BOX_RECORD_SIGNED_RES)
+MK_MSG_DEFINE(mk_box_register_req, MK_BOX_REGISTER_REQ)
+MK_MSG_DEFINE(mk_box_obsolete_req, MK_BOX_OBSOLETE_REQ)
+MK_MSG_DEFINE(mk_box_obsolete_res, MK_BOX_OBSOLETE_RES)
+MK_MSG_DEFINE(mk_box_abandon_req, MK_BOX_ABANDON_REQ)
+MK_MSG_DEFINE(mk_box_distribute_req, MK_BOX_DISTRIBUTE_REQ)
+MK_MSG_DEFINE(mk_box_distribute_res, MK_BOX_DISTRIBUTE_RES)
+MK_MSG_DEFINE(mk_box_verify_req, MK_BOX_VERIFY_REQ)
+MK_MSG_DEFINE(mk_box_verify_res, MK_BOX_VERIFY_RES)
+MK_MSG_DEFINE(mk_box_reg_challenge_req, MK_BOX_REG_CHALLENGE_REQ)
+MK_MSG_DEFINE(mk_box_reg_challenge_res, MK_BOX_REG_CHALLENGE_RES)
+MK_MSG_DEFINE(mk_box_reg_complete_req, MK_BOX_REG_COMPLETE_REQ)
+MK_MSG_DEFINE(mk_box_reg_complete_res, MK_BOX_REG_COMPLETE_RES)
+
+#define SPEC(code, NAME, name, rq, rs, text)                                                     \
+	const struct mk_msg_cmd_spec mk_box_cmd_##name = { (code), (text), &mk_box_##rq##_schema,       \
+		                                           &mk_box_##rs##_schema };
+MK_BOX_COMMANDS(SPEC)
+
+#define ROW(code, NAME, name, rq, rs, text) &mk_box_cmd_##name,
+static const struct mk_msg_cmd_spec *const specs[] = { MK_BOX_COMMANDS(ROW) };
+
+const struct mk_msg_cmd_spec *mk_box_cmd_spec(uint16_t code)
+{
+	for (size_t i = 0; i < MK_ARRAY_LEN(specs); i++)
+		if (specs[i]->code == code)
+			return specs[i];
+	return NULL;
+}
+
+const char *mk_box_cmd_name(uint16_t code)
+{
+	const struct mk_msg_cmd_spec *s = mk_box_cmd_spec(code);
+
+	return s != NULL ? s->name : "?";
+}
