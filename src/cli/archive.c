@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
+#include "kmscli.h"
 #include "meterkey/archive.h"
 
 #define ARCHIVE_OPTS                                                                         \

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
+#include "kmscli.h"
 #include "meterkey/boxes.h"
 #include "meterkey/crypto.h"
 #include "meterkey/verify.h"

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
+#include "kmscli.h"
 #include "meterkey/verify.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

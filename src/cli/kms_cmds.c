@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
+#include "kmscli.h"
 #include "meterkey/boxes.h"
 
 #define COMMON_OPTS                                                                          \

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/kmscli.h"
+#include "kmscli.h"
 
 /* "1700000000", "2026-11-23" or "2026-11-23T10:00:00Z" to unix seconds. */
 int kc_parse_time(const char *s, int64_t *tp)

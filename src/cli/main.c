@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
+#include "kmscli.h"
 
 static const struct mk_cli_cmd commands[] = {
 	{ "archive", "a domain archive: verify, history, errors", mk_cli_archive },

@@ -17,8 +17,8 @@
 
 #include <openssl/crypto.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
+#include "kmscli.h"
 #include "meterkey/rng.h"
 #include "meterkey/shares.h"
 
