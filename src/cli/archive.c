@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "kmscli.h"
 #include "meterkey/archive.h"
 
 #define ARCHIVE_OPTS                                                                         \
@@ -37,39 +36,34 @@ static const char errors_usage[] =
 	"usage: meterkey archive errors --domain ID [options]\n"
 	"  Prints the domain's error log, oldest first.\n" ARCHIVE_OPTS;
 
-/* The command's own options, by index in kc.val. */
-enum { OPT_DOMAIN, OPT_KEY };
-
+/* A command's run: its options (the table of each command binds them) and
+ * the archive they name. */
 struct args {
 	struct kc c;
+	const char *domain, *key; /* --key: history only */
 	char url[PATH_MAX + sizeof("sqlite:/archive.db")];
-	const char *domain;
 	uint64_t key_id;
 };
 
 /*
- * Parses the common options, --domain and (for history) --key, and settles
- * the archive: --archive, else the home's sqlite:HOME/archive.db (which must
- * exist: an auditor's look never creates an archive). Returns -1 to go on,
- * else the exit status (0 after --help, 1 when the home has no archive, 2 on
- * a usage error).
+ * Parses opts (the common options, --domain and for history --key, bound to
+ * a) and settles the archive: --archive, else the home's
+ * sqlite:HOME/archive.db (which must exist: an auditor's look never creates
+ * an archive). Returns KC_GO to go on, else the exit status (0 after --help,
+ * 1 when the home has no archive, 2 on a usage error).
  */
-static int parse(int argc, char **argv, const char *usage, int want_key, struct args *a)
+static int parse(int argc, char **argv, const struct kc_opt *opts, const char *usage, int want_key,
+                 struct args *a)
 {
-	static const struct kc_opt opts[] = { { "domain", 1, 0 }, { "key", 1, 0 } };
 	const char *key;
+	int st;
 
 	memset(a, 0, sizeof(*a));
-	if (!kc_parse(&a->c, argc, argv, opts, want_key ? 2 : 1))
-		return mk_cli_usage_error(usage, NULL);
-	if (a->c.help)
-		return fputs(usage, stdout), 0;
-	if (a->c.npos != 0)
-		return mk_cli_usage_error(usage, "too many arguments");
+	if ((st = kc_start(&a->c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+		return st;
 	if (a->c.shares != NULL || a->c.time != 0)
 		return mk_cli_usage_error(usage, "--shares and --time mean nothing to an archive");
-	a->domain = a->c.val[OPT_DOMAIN];
-	key = a->c.val[OPT_KEY];
+	key = a->key;
 	if (a->domain == NULL || (want_key && key == NULL))
 		return mk_cli_usage_error(usage, want_key ? "--domain and --key are needed"
 		                                          : "--domain is needed");
@@ -87,7 +81,7 @@ static int parse(int argc, char **argv, const char *usage, int want_key, struct 
 	if (a->c.archive != NULL) {
 		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
 			return mk_cli_usage_error(usage, "--archive URL too long");
-		return -1;
+		return KC_GO;
 	}
 	if (a->c.home == NULL || a->c.home[0] == '\0')
 		return mk_cli_usage_error(usage, "no archive: give --home DIR (or set METERKEY_HOME) "
@@ -101,7 +95,7 @@ static int parse(int argc, char **argv, const char *usage, int want_key, struct 
 		         a->url + strlen("sqlite:"));
 		return kc_fail_msg(a->c.json, MK_ERR_NOT_FOUND, msg);
 	}
-	return -1; /* go on */
+	return KC_GO;
 }
 
 /* A refusal: the old text on stderr ("meterkey: what: why"), or the error object. */
@@ -157,9 +151,10 @@ static int archive_verify(int argc, char **argv)
 	struct mk_archive *ar = NULL;
 	struct mk_audit_result res;
 	enum mk_err r;
-	int st = parse(argc, argv, verify_usage, 0, &a);
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_END };
+	int st = parse(argc, argv, opts, verify_usage, 0, &a);
 
-	if (st >= 0)
+	if (st != KC_GO)
 		return st;
 	if (open_archive(&a, &ar) != 0)
 		return 1;
@@ -238,9 +233,10 @@ static int archive_history(int argc, char **argv)
 	struct mk_archive *ar = NULL;
 	json_t *versions = NULL;
 	enum mk_err r;
-	int st = parse(argc, argv, history_usage, 1, &a);
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_STR("key", &a.key), KC_END };
+	int st = parse(argc, argv, opts, history_usage, 1, &a);
 
-	if (st >= 0)
+	if (st != KC_GO)
 		return st;
 	if (open_archive(&a, &ar) != 0)
 		return 1;
@@ -298,9 +294,10 @@ static int archive_errors(int argc, char **argv)
 	struct mk_archive *ar = NULL;
 	struct errors_ctx x = { 0, NULL };
 	enum mk_err r;
-	int st = parse(argc, argv, errors_usage, 0, &a);
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_END };
+	int st = parse(argc, argv, opts, errors_usage, 0, &a);
 
-	if (st >= 0)
+	if (st != KC_GO)
 		return st;
 	if (open_archive(&a, &ar) != 0)
 		return 1;

@@ -4,10 +4,8 @@
  * Exit status 0 only when all pass.
  */
 #include <stdio.h>
-#include <string.h>
 
 #include "cli.h"
-#include "kmscli.h"
 #include "meterkey/crypto.h"
 #include "meterkey/rng.h"
 
@@ -27,20 +25,17 @@ int mk_cli_selftest(int argc, char **argv)
 {
 	struct mk_rng *rng = NULL;
 	json_t *o, *failed_kats = NULL;
-	int quiet = 0, json = 0, kat_failed = 0;
+	int quiet, json, kat_failed = 0, st;
+	struct kc c;
+	const struct kc_opt opts[] = { KC_FLAG("quiet", &quiet), KC_OUTPUT(&c), KC_END };
 	size_t nkats = mk_selftest_count();
 	enum mk_err r, rng_r;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quiet") == 0)
-			quiet = 1;
-		else if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-			return fputs(usage, stdout), 0;
-		else
-			return mk_cli_usage_error(usage, "unknown option");
-	}
+	if ((st = kc_start(&c, argc, argv, opts, usage, 0, KC_ANY_POS)) != KC_GO)
+		return st;
+	if (c.npos != 0)
+		return mk_cli_usage_error(usage, "unknown option");
+	json = c.json;
 	if (json && (failed_kats = json_array()) == NULL)
 		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
 	for (size_t i = 0; i < nkats; i++) {
