@@ -54,11 +54,13 @@ int mk_cli_tokens(int argc, char **argv);
  * reads them by name afterwards:
  *
  *	struct kc c;
- *	const char *meter;
- *	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &meter), KC_END };
+ *	struct { const char *meter, *date; } o;
+ *	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+ *	                               KC_STR("date", &o.date), KC_END };
  *
  *	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
  *		return r;
+ *	... o.meter, never NULL here; o.date, NULL when not given
  *
  * The words: --name VALUE, --name=VALUE, --flag; -x VALUE or -xVALUE for a
  * row with a short name; -h is --help. Any other word ("-", "--", "-x" with
@@ -86,7 +88,8 @@ struct kc_opt {
 	const char *name; /* --name, or NULL for a short option only */
 	char short_name;  /* -x, or 0 */
 	enum kc_opt_kind kind;
-	void *to; /* int *, const char **, struct kc_list *, int64_t *: see KC_TO */
+	void *to;  /* int *, const char **, struct kc_list *, int64_t *: see KC_TO */
+	int need;  /* kc_start refuses the command without it */
 };
 
 /* The values of a repeatable option, in the order given. */
@@ -98,21 +101,31 @@ struct kc_list {
 /* p as the row's target, refused at compile time unless it points to T. */
 #define KC_TO(T, p) ((void *)(1 ? (p) : (T *)NULL))
 
-#define KC_FLAG(name, p) { (name), 0, KC_OPT_FLAG, KC_TO(int, p) }
-#define KC_STR(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p) }
-#define KC_STR_LAST(name, p) { (name), 0, KC_OPT_LAST, KC_TO(const char *, p) }
-#define KC_SHORT(ch, p) { NULL, (ch), KC_OPT_LAST, KC_TO(const char *, p) }
-#define KC_LIST(name, p) { (name), 0, KC_OPT_LIST, KC_TO(struct kc_list, p) }
-#define KC_TIME(name, p) { (name), 0, KC_OPT_TIME, KC_TO(int64_t, p) }
-#define KC_END { NULL, 0, KC_OPT_FLAG, NULL }
+#define KC_FLAG(name, p) { (name), 0, KC_OPT_FLAG, KC_TO(int, p), 0 }
+#define KC_STR(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 0 }
+#define KC_NEED(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 1 }
+#define KC_STR_LAST(name, p) { (name), 0, KC_OPT_LAST, KC_TO(const char *, p), 0 }
+#define KC_SHORT(ch, p) { NULL, (ch), KC_OPT_LAST, KC_TO(const char *, p), 0 }
+#define KC_LIST(name, p) { (name), 0, KC_OPT_LIST, KC_TO(struct kc_list, p), 0 }
+#define KC_TIME(name, p) { (name), 0, KC_OPT_TIME, KC_TO(int64_t, p), 0 }
+#define KC_END { NULL, 0, KC_OPT_FLAG, NULL, 0 }
 
 /* --json and --help (-h), bound to c. */
-#define KC_OUTPUT(c) KC_FLAG("json", &(c)->json), { "help", 'h', KC_OPT_FLAG, KC_TO(int, &(c)->help) }
+#define KC_OUTPUT(c) KC_FLAG("json", &(c)->json), { "help", 'h', KC_OPT_FLAG, KC_TO(int, &(c)->help), 0 }
 /* What every KMS command takes: --home, --archive, --shares, --time, then
  * KC_OUTPUT. (--home defaults to $METERKEY_HOME.) */
 #define KC_COMMON(c)                                                                       \
 	KC_STR_LAST("home", &(c)->home), KC_STR_LAST("archive", &(c)->archive),             \
 		KC_STR_LAST("shares", &(c)->shares), KC_TIME("time", &(c)->time), KC_OUTPUT(c)
+
+/* The help lines of KC_COMMON but --json's, which each command words. */
+#define KC_USAGE_KMS_OPTS                                                                    \
+	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
+	"                  and the default archive sqlite:DIR/archive.db\n"                  \
+	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
+	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
+	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
+	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"
 
 /* A command's run: the common options, its positional arguments, its KMS. */
 struct kc {
@@ -139,10 +152,11 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
  * The start of every command: kc_parse, then --help answered with the usage
  * on stdout, then the count of positional arguments checked (minpos to
  * maxpos: "missing argument", "too many arguments"; KC_ANY_POS for no
- * limit). Arguments are refused past KC_MAX_POS while parsing only when the
- * command takes no more, so that an unknown option is named first. Returns
- * KC_GO to go on, else the exit status: 0 after --help, 2 after a usage
- * error (printed with the usage on stderr).
+ * limit), then the KC_NEED options ("--meter and --out are needed", naming
+ * them all). Arguments are refused past KC_MAX_POS while parsing only when
+ * the command takes no more, so that an unknown option is named first.
+ * Returns KC_GO to go on, else the exit status: 0 after --help, 2 after a
+ * usage error (printed with the usage on stderr).
  */
 int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage,
              size_t minpos, size_t maxpos);
@@ -153,20 +167,38 @@ int kc_parse_time(const char *s, int64_t *tp);
 /* A decimal of digits only (no sign, no space) in [lo, hi]; 0 when s is NULL
  * or not one. */
 int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp);
+/* A key ID: 1, 2, ... with no leading zero; 0 when s is not one. */
+int kc_parse_key_id(const char *s, uint64_t *idp);
 
 /* ---- Running a KMS command, printing its answer (common.c) ------------------- */
 
 /* Opens the KMS of c's home: 0 on failure (printed). */
 int kc_open(struct kc *c);
 void kc_close(struct kc *c);
+/* A KMS command that checks nothing more than kc_start does: kc_start with
+ * no positional argument, then kc_open. KC_GO with c->kms open, else the
+ * exit status (1 when the KMS does not open). */
+int kc_start_kms(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage);
+/* A command's answer: with --json o (a new reference, consumed; NULL is
+ * reported as out of memory), else the text of fmt (o is released). */
+__attribute__((format(printf, 3, 4))) void kc_ok(const struct kc *c, json_t *o, const char *fmt, ...);
+/* The end of a KMS command: e's refusal printed unless MK_OK (kc_fail), the
+ * KMS closed. Returns the exit status, 0 or 1. */
+int kc_end(struct kc *c, enum mk_err e);
 /* Prints the failure (the KMS's detail, or e's text) as text or JSON; returns 1. */
 int kc_fail(struct kc *c, enum mk_err e);
 /* The same refusal without a KMS: "meterkey: msg" on stderr, or with json
  * the error object of kc_error_json on stdout. Returns 1. msg: never a secret. */
 int kc_fail_msg(int json, enum mk_err e, const char *msg);
 /* {"ok":false,"error":{"code":e,"name":"MK_...","message":msg}}, new reference
- * (NULL when out of memory); a command may add its own members before printing. */
+ * (NULL when out of memory). */
 json_t *kc_error_json(enum mk_err e, const char *msg);
+/* A refusal with --json that says more: o (the command's members, "ok":false
+ * first; consumed) with the error object of kc_error_json added, printed.
+ * Returns 1. */
+int kc_fail_json(json_t *o, enum mk_err e, const char *msg);
+/* The strings v[0..n) as a JSON array, a new reference (NULL when out of memory). */
+json_t *kc_strings_json(const char *const *v, size_t n);
 /* Prints o compactly on one line and releases it. */
 void kc_print_json(json_t *o);
 

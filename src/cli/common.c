@@ -2,6 +2,7 @@
  * What the KMS commands share: opening the KMS of the home the options name,
  * and printing a result or a refusal, as text or JSON. docs/cli.md.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +30,37 @@ void kc_close(struct kc *c)
 	c->kms = NULL;
 }
 
+int kc_start_kms(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage)
+{
+	int r = kc_start(c, argc, argv, opts, usage, 0, 0);
+
+	if (r != KC_GO)
+		return r;
+	return kc_open(c) ? KC_GO : 1;
+}
+
+void kc_ok(const struct kc *c, json_t *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->json) {
+		kc_print_json(o);
+		return;
+	}
+	json_decref(o);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+int kc_end(struct kc *c, enum mk_err e)
+{
+	int r = e == MK_OK ? 0 : kc_fail(c, e);
+
+	kc_close(c);
+	return r;
+}
+
 int kc_fail(struct kc *c, enum mk_err e)
 {
 	const char *d = c->kms != NULL ? mk_kms_detail(c->kms) : "";
@@ -45,6 +77,22 @@ json_t *kc_error_json(enum mk_err e, const char *msg)
 {
 	return json_pack("{s:b,s:{s:i,s:s,s:s}}", "ok", 0, "error", "code", (int)e, "name",
 	                 mk_err_name(e), "message", msg);
+}
+
+int kc_fail_json(json_t *o, enum mk_err e, const char *msg)
+{
+	json_object_update_new(o, kc_error_json(e, msg));
+	kc_print_json(o);
+	return 1;
+}
+
+json_t *kc_strings_json(const char *const *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
 }
 
 int kc_fail_msg(int json, enum mk_err e, const char *msg)

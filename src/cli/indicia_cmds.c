@@ -11,14 +11,8 @@
 #include "cli.h"
 #include "meterkey/verify.h"
 
-#define COMMON_OPTS                                                                          \
-	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
-	"                  and the default archive sqlite:DIR/archive.db\n"                  \
-	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
-	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
-	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
-	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"                      \
-	"  --json          print JSON instead of text\n"
+/* --json worded for verify too, which prints one object a line. */
+#define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print JSON instead of text\n"
 #define FRANK_MAX 10000
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1024
@@ -76,7 +70,6 @@ int mk_cli_meter_frank(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, frank_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
 	if (o.meter == NULL || o.origin == NULL || !kc_parse_u64(o.postage, 1, UINT32_MAX, &postage))
 		return mk_cli_usage_error(frank_usage, "--meter, --postage (cents, 1 or more) and --origin are needed");
 	if (o.date != NULL && !kc_parse_time(o.date, &date))
@@ -115,17 +108,12 @@ int mk_cli_meter_frank(int argc, char **argv)
 		else
 			printf("%s\n", line);
 	}
-	if (e != MK_OK) {
-		if (c.json && done > 0)
-			kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", 0, "meter", o.meter, "indicia", arr));
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", 1, "meter", o.meter, "indicia", arr));
-	}
+	/* A refusal after some pieces: what they are, then the refusal. */
+	if (c.json && (e == MK_OK || done > 0))
+		kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", e == MK_OK, "meter", o.meter, "indicia", arr));
 	json_decref(arr);
 	free(inds);
-	kc_close(&c);
-	return r;
+	return kc_end(&c, e);
 }
 
 /* ---- meter credit ------------------------------------------------------------------ */
@@ -150,19 +138,15 @@ int mk_cli_meter_credit(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, credit_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
 	if (o.meter == NULL || !kc_parse_u64(o.amount, 1, UINT64_MAX / 2, &amount))
 		return mk_cli_usage_error(credit_usage, "--meter and --amount (cents, 1 or more) are needed");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_meter_credit(c.kms, o.meter, amount)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I}", "ok", 1, "meter", o.meter, "credited", (json_int_t)amount));
-	else
-		printf("meter %s credited with %llu cents\n", o.meter, (unsigned long long)amount);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_credit(c.kms, o.meter, amount)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:I}", "ok", 1, "meter", o.meter, "credited", (json_int_t)amount),
+		      "meter %s credited with %llu cents\n", o.meter, (unsigned long long)amount);
+	return kc_end(&c, e);
 }
 
 /* ---- verify ---------------------------------------------------------------------------- */
@@ -356,7 +340,6 @@ int mk_cli_verify(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
 		return r;
-	r = 0;
 	if (c.npos == 0 && o.file == NULL && o.image == NULL)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
 	if (!kc_open(&c))
@@ -366,7 +349,7 @@ int mk_cli_verify(int argc, char **argv)
 	x.tty = isatty(STDOUT_FILENO);
 	if ((e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;
-	if (c.npos > 0 && (e = verify_lines(&x, (char **)c.pos, c.npos)) != MK_OK)
+	if (c.npos > 0 && (e = verify_lines(&x, c.pos, c.npos)) != MK_OK)
 		goto out;
 	if (o.file != NULL && (e = verify_file(&x, o.file)) != MK_OK)
 		goto out;
@@ -384,12 +367,8 @@ int mk_cli_verify(int argc, char **argv)
 		fprintf(stderr, "\rverified %zu indicia, %zu good\n", x.total, x.good);
 out:
 	mk_verifier_free(x.v);
-	if (e != MK_OK)
-		r = kc_fail(&c, e);
-	else
-		r = x.good == x.total ? 0 : 1;
-	kc_close(&c);
-	return r;
+	r = kc_end(&c, e);
+	return r == 0 && x.good != x.total ? 1 : r; /* all verified, not all good: 1 */
 }
 
 /* ---- tokens distribute ---------------------------------------------------------------- */
@@ -421,21 +400,19 @@ static int tokens_distribute(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, distribute_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
 	if (o.domain == NULL || o.month == NULL || strlen(o.month) != 7 ||
 	    snprintf(month, sizeof(month), "%s-01", o.month) != 10 || !kc_parse_time(month, &t))
 		return mk_cli_usage_error(distribute_usage, "--domain and --month YYYY-MM are needed");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_distribute(c.kms, o.domain, mk_token_period(mk_indicium_day(t)), o.meter, &count)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "domain", o.domain, "month", o.month, "records",
-		                        (json_int_t)count));
-	else
-		printf("%zu token key record%s of %s for %s\n", count, count == 1 ? "" : "s", o.domain, o.month);
-	kc_close(&c);
-	return r;
+	e = mk_kms_distribute(c.kms, o.domain, mk_token_period(mk_indicium_day(t)), o.meter, &count);
+	if (e == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "domain", o.domain, "month", o.month, "records",
+		                (json_int_t)count),
+		      "%zu token key record%s of %s for %s\n", count, count == 1 ? "" : "s", o.domain,
+		      o.month);
+	return kc_end(&c, e);
 }
 
 int mk_cli_tokens(int argc, char **argv)

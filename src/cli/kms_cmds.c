@@ -9,14 +9,7 @@
 #include "cli.h"
 #include "meterkey/boxes.h"
 
-#define COMMON_OPTS                                                                          \
-	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
-	"                  and the default archive sqlite:DIR/archive.db\n"                  \
-	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
-	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
-	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
-	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"                      \
-	"  --json          print one JSON object instead of text\n"
+#define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print one JSON object instead of text\n"
 
 /* An unsigned share count option, 0 when absent. */
 static int share_opt(const char *s, unsigned *vp)
@@ -33,6 +26,14 @@ static int share_opt(const char *s, unsigned *vp)
 	*vp = (unsigned)v;
 	return 1;
 }
+
+/* --shares-k K --shares-n N of init and box init: both or neither (0, 0). */
+static int share_counts(const char *ks, const char *ns, unsigned *kp, unsigned *np)
+{
+	return share_opt(ks, kp) && share_opt(ns, np) && (*kp == 0) == (*np == 0) && *kp <= *np;
+}
+
+#define SHARE_COUNTS_USAGE "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither"
 
 /* ---- init ---------------------------------------------------------------------- */
 
@@ -61,19 +62,14 @@ int mk_cli_init(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, init_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
-	if (!share_opt(o.shares_k, &k) || !share_opt(o.shares_n, &n) || (k == 0) != (n == 0) || k > n)
-		return mk_cli_usage_error(init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
+	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
+		return mk_cli_usage_error(init_usage, SHARE_COUNTS_USAGE);
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_init(c.kms, k, n, id)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s}", "ok", 1, "box", id));
-	else
-		printf("Manufacturing Box %s initialised; operator and Domain Key Set shares written\n", id);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_init(c.kms, k, n, id)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s}", "ok", 1, "box", id),
+		      "Manufacturing Box %s initialised; operator and Domain Key Set shares written\n", id);
+	return kc_end(&c, e);
 }
 
 /* ---- domain ---------------------------------------------------------------------- */
@@ -99,33 +95,29 @@ static int domain_create(int argc, char **argv)
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_LIST("country", &o.country),
 		                       KC_STR("token-len", &o.token_len), KC_END };
+	const char *domain;
 	char *end;
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, domain_create_usage, 1, 1)) != KC_GO)
 		return r;
-	r = 0;
+	domain = c.pos[0];
 	if (o.country.n == 0)
 		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
 	if (o.token_len != NULL && ((len = strtoul(o.token_len, &end, 10)) < MK_TOKEN_LEN_MIN ||
-	                         len > MK_TOKEN_LEN_MAX || *end != '\0'))
+	                            len > MK_TOKEN_LEN_MAX || *end != '\0'))
 		return mk_cli_usage_error(domain_create_usage, "--token-len takes 4 to 16");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_domain_create_len(c.kms, c.pos[0], o.country.v, o.country.n, (unsigned)len)) != MK_OK) {
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		json_t *l = json_array();
-
-		for (size_t i = 0; i < o.country.n; i++)
-			json_array_append_new(l, json_string(o.country.v[i]));
-		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", c.pos[0], "countries", l));
-	} else {
-		printf("domain %s created with %zu country sub-domain%s\n", c.pos[0], o.country.n, o.country.n == 1 ? "" : "s");
-	}
-	kc_close(&c);
-	return r;
+	e = mk_kms_domain_create_len(c.kms, domain, o.country.v, o.country.n, (unsigned)len);
+	if (e == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", domain, "countries",
+		                kc_strings_json(o.country.v, o.country.n)),
+		      "domain %s created with %zu country sub-domain%s\n", domain, o.country.n,
+		      o.country.n == 1 ? "" : "s");
+	return kc_end(&c, e);
 }
 
 int mk_cli_domain(int argc, char **argv)
@@ -181,8 +173,7 @@ static int box_init(int argc, char **argv)
 	enum mk_box_type t;
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("type", &o.type),
-		                       KC_LIST("domain", &o.domain),
-		                       KC_STR("shares-k", &o.shares_k),
+		                       KC_LIST("domain", &o.domain), KC_STR("shares-k", &o.shares_k),
 		                       KC_STR("shares-n", &o.shares_n), KC_END };
 	unsigned k, n;
 	enum mk_err e;
@@ -190,29 +181,24 @@ static int box_init(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, box_init_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
 	if (!box_type(o.type, &t))
 		return mk_cli_usage_error(box_init_usage, "--type must be manufacturing, oak, steel, brass or tin");
-	if (!share_opt(o.shares_k, &k) || !share_opt(o.shares_n, &n) || (k == 0) != (n == 0) || k > n)
-		return mk_cli_usage_error(box_init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
+	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
+		return mk_cli_usage_error(box_init_usage, SHARE_COUNTS_USAGE);
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_box_init(c.kms, t, o.domain.v, o.domain.n, k, n, id)) != MK_OK) {
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		json_t *l = json_array();
-
-		for (size_t i = 0; i < o.domain.n; i++)
-			json_array_append_new(l, json_string(o.domain.v[i]));
-		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "box", id, "domains", l));
-	} else {
-		printf("box %s initialised", id);
-		for (size_t i = 0; i < o.domain.n; i++)
-			printf("%s%s", i == 0 ? " for " : ", ", o.domain.v[i]);
-		printf("\n");
+	if ((e = mk_kms_box_init(c.kms, t, o.domain.v, o.domain.n, k, n, id)) == MK_OK) {
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:o}", "ok", 1, "box", id, "domains",
+		                kc_strings_json(o.domain.v, o.domain.n)),
+		      "box %s initialised", id);
+		if (!c.json) {
+			for (size_t i = 0; i < o.domain.n; i++)
+				printf("%s%s", i == 0 ? " for " : ", ", o.domain.v[i]);
+			printf("\n");
+		}
 	}
-	kc_close(&c);
-	return r;
+	return kc_end(&c, e);
 }
 
 static const char box_add_usage[] =
@@ -226,26 +212,17 @@ static int box_add(int argc, char **argv)
 		const char *box, *domain;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("box", &o.box),
-		                       KC_STR("domain", &o.domain), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box),
+		                       KC_NEED("domain", &o.domain), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, box_add_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, box_add_usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.box == NULL || o.domain == NULL)
-		return mk_cli_usage_error(box_add_usage, "--box and --domain are needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_box_add_domain(c.kms, o.box, o.domain)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "box", o.box, "domain", o.domain));
-	else
-		printf("box %s serves domain %s\n", o.box, o.domain);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_box_add_domain(c.kms, o.box, o.domain)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s,s:s}", "ok", 1, "box", o.box, "domain", o.domain),
+		      "box %s serves domain %s\n", o.box, o.domain);
+	return kc_end(&c, e);
 }
 
 static const char box_check_usage[] =
@@ -262,25 +239,16 @@ static int box_check(int argc, char **argv)
 		const char *box;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("box", &o.box), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, box_check_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, box_check_usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.box == NULL)
-		return mk_cli_usage_error(box_check_usage, "--box is needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_box_check(c.kms, o.box)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:b}", "ok", 1, "box", o.box, "enabled", 1));
-	else
-		printf("box %s: enabled (shares good, self-tests passed)\n", o.box);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_box_check(c.kms, o.box)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s,s:b}", "ok", 1, "box", o.box, "enabled", 1),
+		      "box %s: enabled (shares good, self-tests passed)\n", o.box);
+	return kc_end(&c, e);
 }
 
 /* What a list command's row printer gets: text, or rows collected for JSON. */
@@ -300,21 +268,15 @@ static int run_list(int argc, char **argv, const char *usage,
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (!kc_open(&c))
-		return 1;
 	x.c = &c;
 	x.arr = json_array();
-	if ((e = list(c.kms, &x)) != MK_OK)
-		r = kc_fail(&c, e);
-	if (c.json && r == 0)
+	if ((e = list(c.kms, &x)) == MK_OK && c.json)
 		kc_print_json(x.arr);
 	else
 		json_decref(x.arr);
-	kc_close(&c);
-	return r;
+	return kc_end(&c, e);
 }
 
 static int box_row(void *ctx, const char *id, const char *const *domains, size_t n)
@@ -322,11 +284,8 @@ static int box_row(void *ctx, const char *id, const char *const *domains, size_t
 	struct list_ctx *x = ctx;
 
 	if (x->c->json) {
-		json_t *l = json_array();
-
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(l, json_string(domains[i]));
-		json_array_append_new(x->arr, json_pack("{s:s,s:o}", "id", id, "domains", l));
+		json_array_append_new(x->arr, json_pack("{s:s,s:o}", "id", id, "domains",
+		                                        kc_strings_json(domains, n)));
 		return 0;
 	}
 	printf("%s", id);
@@ -384,27 +343,19 @@ static int key_request(int argc, char **argv)
 	char path[4096];
 	uint64_t id = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("domain", &o.domain),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
 		                       KC_STR("steel", &o.steel), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, key_request_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, key_request_usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.domain == NULL)
-		return mk_cli_usage_error(key_request_usage, "--domain is needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_key_request(c.kms, o.domain, o.steel, &id, path, sizeof(path))) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", o.domain, "key_id",
-		                        (json_int_t)id, "install_record", path));
-	else
-		printf("key %s/%llu: NEW; install record %s\n", o.domain, (unsigned long long)id, path);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_key_request(c.kms, o.domain, o.steel, &id, path, sizeof(path))) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", o.domain, "key_id", (json_int_t)id,
+		                "install_record", path),
+		      "key %s/%llu: NEW; install record %s\n", o.domain, (unsigned long long)id, path);
+	return kc_end(&c, e);
 }
 
 static const char key_confirm_usage[] =
@@ -428,37 +379,29 @@ static int key_step(int argc, char **argv, const char *usage, int is_confirm)
 	struct {
 		const char *domain, *key_id;
 	} o; /* the options */
-	struct mk_key_record *rec;
-	unsigned long long id;
+	struct mk_key_record rec;
+	uint64_t id;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("domain", &o.domain),
-		                       KC_STR("key-id", &o.key_id), KC_END };
-	char *end;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
+		                       KC_NEED("key-id", &o.key_id), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.domain == NULL || o.key_id == NULL)
-		return mk_cli_usage_error(usage, "--domain and --key-id are needed");
-	if (o.key_id[0] < '1' || o.key_id[0] > '9' || (id = strtoull(o.key_id, &end, 10), *end != '\0'))
+	if (!kc_parse_key_id(o.key_id, &id))
 		return mk_cli_usage_error(usage, "--key-id takes a key ID (1, 2, ...)");
-	if ((rec = calloc(1, sizeof(*rec))) == NULL || !kc_open(&c)) {
-		free(rec);
+	if (!kc_open(&c))
 		return 1;
-	}
-	e = is_confirm ? mk_kms_key_confirm(c.kms, o.domain, id, rec) : mk_kms_key_abandon(c.kms, o.domain, id, rec);
-	if (e != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", rec->domain, "key_id",
-		                        (json_int_t)rec->key_id, "status", mk_key_status_name(rec->status)));
-	else
-		printf("key %s/%llu: %s\n", rec->domain, (unsigned long long)rec->key_id, mk_key_status_name(rec->status));
-	free(rec);
-	kc_close(&c);
-	return r;
+	e = is_confirm ? mk_kms_key_confirm(c.kms, o.domain, id, &rec)
+	               : mk_kms_key_abandon(c.kms, o.domain, id, &rec);
+	if (e == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", rec.domain, "key_id",
+		                (json_int_t)rec.key_id, "status", mk_key_status_name(rec.status)),
+		      "key %s/%llu: %s\n", rec.domain, (unsigned long long)rec.key_id,
+		      mk_key_status_name(rec.status));
+	return kc_end(&c, e);
 }
 
 static int key_confirm(int argc, char **argv)
@@ -517,27 +460,19 @@ static int meter_create(int argc, char **argv)
 	} o; /* the options */
 	char id[MK_METER_ID_MAX + 1];
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("product-code", &o.product_code),
-		                       KC_STR("msn", &o.msn), KC_STR("station", &o.station), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("product-code", &o.product_code),
+		                       KC_NEED("msn", &o.msn), KC_STR("station", &o.station), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, meter_create_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, meter_create_usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.product_code == NULL || o.msn == NULL)
-		return mk_cli_usage_error(meter_create_usage, "--product-code and --msn are needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_create(c.kms, o.product_code, o.msn, o.station, id)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured", "pki",
-		                        mk_meter_pki_name(MK_METER_PKI_LOCKED)));
-	else
-		printf("meter %s manufactured, in transport lock\n", id);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_create(c.kms, o.product_code, o.msn, o.station, id)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured", "pki",
+		                mk_meter_pki_name(MK_METER_PKI_LOCKED)),
+		      "meter %s manufactured, in transport lock\n", id);
+	return kc_end(&c, e);
 }
 
 static const char meter_install_usage[] =
@@ -559,7 +494,7 @@ static int meter_install(int argc, char **argv)
 	struct {
 		const char *meter, *domain, *record, *steel;
 	} o; /* the options */
-	struct mk_key_record *rec;
+	struct mk_key_record rec;
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
 		                       KC_STR("domain", &o.domain), KC_STR("record", &o.record),
@@ -569,26 +504,18 @@ static int meter_install(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, meter_install_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
 	if (o.meter == NULL || (o.domain == NULL && o.record == NULL))
 		return mk_cli_usage_error(meter_install_usage, "--meter and --domain or --record are needed");
-	if ((rec = calloc(1, sizeof(*rec))) == NULL || !kc_open(&c)) {
-		free(rec);
+	if (!kc_open(&c))
 		return 1;
-	}
-	if ((e = mk_kms_meter_install(c.kms, o.meter, o.domain, o.steel, o.record, rec)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "domain",
-		                        rec->domain, "key_id", (json_int_t)rec->key_id, "status",
-		                        mk_key_status_name(rec->status), "steel", rec->steel_id, "brass",
-		                        rec->signer));
-	else
-		printf("meter %s: key %s/%llu INSTALLED (Steel %s, confirmed by Brass %s)\n", o.meter, rec->domain,
-		       (unsigned long long)rec->key_id, rec->steel_id, rec->signer);
-	free(rec);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_install(c.kms, o.meter, o.domain, o.steel, o.record, &rec)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "domain",
+		                rec.domain, "key_id", (json_int_t)rec.key_id, "status",
+		                mk_key_status_name(rec.status), "steel", rec.steel_id, "brass", rec.signer),
+		      "meter %s: key %s/%llu INSTALLED (Steel %s, confirmed by Brass %s)\n", o.meter,
+		      rec.domain, (unsigned long long)rec.key_id, rec.steel_id, rec.signer);
+	return kc_end(&c, e);
 }
 
 static const char meter_register_usage[] =
@@ -616,30 +543,25 @@ static int meter_register(int argc, char **argv)
 	} o; /* the options */
 	int64_t date = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
-		                       KC_STR("indicia", &o.indicia), KC_STR("country", &o.country),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+		                       KC_NEED("indicia", &o.indicia), KC_NEED("country", &o.country),
 		                       KC_STR("date", &o.date), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, meter_register_usage, 0, 0)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.meter == NULL || o.indicia == NULL || o.country == NULL)
-		return mk_cli_usage_error(meter_register_usage, "--meter, --indicia and --country are needed");
 	if (o.date != NULL && !kc_parse_time(o.date, &date))
 		return mk_cli_usage_error(meter_register_usage, "--date: not a date");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_meter_register(c.kms, o.meter, o.indicia, o.country, date)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "indicia_serial",
-		                        o.indicia, "country", o.country, "status", "ACTIVE"));
-	else
-		printf("meter %s registered in %s as %s: its keys are ACTIVE\n", o.meter, o.country, o.indicia);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_register(c.kms, o.meter, o.indicia, o.country, date)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "indicia_serial",
+		                o.indicia, "country", o.country, "status", "ACTIVE"),
+		      "meter %s registered in %s as %s: its keys are ACTIVE\n", o.meter, o.country,
+		      o.indicia);
+	return kc_end(&c, e);
 }
 
 static const char meter_retire_usage[] =
@@ -655,25 +577,16 @@ static int meter_retire(int argc, char **argv)
 		const char *meter;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, meter_retire_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, meter_retire_usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.meter == NULL)
-		return mk_cli_usage_error(meter_retire_usage, "--meter is needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_retire(c.kms, o.meter)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "meter", o.meter, "state", "retired"));
-	else
-		printf("meter %s retired: its keys are OBSOLETE\n", o.meter);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_retire(c.kms, o.meter)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s,s:s}", "ok", 1, "meter", o.meter, "state", "retired"),
+		      "meter %s retired: its keys are OBSOLETE\n", o.meter);
+	return kc_end(&c, e);
 }
 
 static int meter_row(void *ctx, const struct mk_kms_meter *m)
@@ -739,34 +652,30 @@ static int cert_export(int argc, char **argv)
 	unsigned written = 0;
 	json_t *arr;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
-		                       KC_STR("out", &o.out), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+		                       KC_NEED("out", &o.out), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, cert_export_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_kms(&c, argc, argv, opts, cert_export_usage)) != KC_GO)
 		return r;
-	r = 0;
-	if (o.meter == NULL || o.out == NULL)
-		return mk_cli_usage_error(cert_export_usage, "--meter and --out are needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_cert_export(c.kms, o.meter, o.out, &written)) != MK_OK) {
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		arr = json_array();
-		for (unsigned i = 1; i < ARRAY_LEN(names); i++)
-			if (written & (1u << i))
-				json_array_append_new(arr, json_string(names[i]));
+	if ((e = mk_kms_meter_cert_export(c.kms, o.meter, o.out, &written)) != MK_OK)
+		return kc_end(&c, e);
+	arr = json_array();
+	for (unsigned i = 1; i < ARRAY_LEN(names); i++) {
+		if (!(written & (1u << i)))
+			continue;
+		if (c.json)
+			json_array_append_new(arr, json_string(names[i]));
+		else
+			printf("%s/%s\n", o.out, names[i]);
+	}
+	if (c.json)
 		kc_print_json(json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "meter", o.meter, "dir", o.out,
 		                        "files", arr));
-	} else {
-		for (unsigned i = 1; i < ARRAY_LEN(names); i++)
-			if (written & (1u << i))
-				printf("%s/%s\n", o.out, names[i]);
-	}
-	kc_close(&c);
-	return r;
+	else
+		json_decref(arr);
+	return kc_end(&c, e);
 }
 
 int mk_cli_cert(int argc, char **argv)

@@ -51,6 +51,11 @@ int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
 	return 1;
 }
 
+int kc_parse_key_id(const char *s, uint64_t *idp)
+{
+	return s[0] >= '1' && s[0] <= '9' && kc_parse_u64(s, 1, UINT64_MAX, idp);
+}
+
 static int is_end(const struct kc_opt *o)
 {
 	return o->name == NULL && o->short_name == '\0';
@@ -82,8 +87,10 @@ static void clear_targets(const struct kc_opt *opts)
 static const struct kc_opt *find(const struct kc_opt *opts, const char *name, size_t len, char ch)
 {
 	for (const struct kc_opt *o = opts; !is_end(o); o++) {
-		if (name == NULL ? o->short_name == ch
-		                 : o->name != NULL && strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+		if (name == NULL && o->short_name == ch)
+			return o;
+		if (name != NULL && o->name != NULL && strlen(o->name) == len &&
+		    strncmp(o->name, name, len) == 0)
 			return o;
 	}
 	return NULL;
@@ -189,9 +196,37 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
 	return 1;
 }
 
+/* Whether every KC_NEED row was given; if not, msg says which are needed,
+ * all of them: "--a is needed", "--a, --b and --c are needed". */
+static int have_needed(const struct kc_opt *opts, char *msg, size_t cap)
+{
+	size_t n = 0, i = 0, len;
+	int missing = 0;
+
+	for (const struct kc_opt *o = opts; !is_end(o); o++) {
+		n += o->need != 0;
+		missing |= o->need && *(const char **)o->to == NULL;
+	}
+	if (!missing)
+		return 1;
+	msg[0] = '\0';
+	for (const struct kc_opt *o = opts; !is_end(o); o++) {
+		if (!o->need)
+			continue;
+		len = strlen(msg);
+		snprintf(msg + len, cap - len, "%s--%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", o->name);
+		i++;
+	}
+	len = strlen(msg);
+	snprintf(msg + len, cap - len, "%s", n == 1 ? " is needed" : " are needed");
+	return 0;
+}
+
 int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage,
              size_t minpos, size_t maxpos)
 {
+	char why[256];
+
 	if (!kc_parse(c, argc, argv, opts, maxpos > KC_MAX_POS ? maxpos : KC_MAX_POS))
 		return mk_cli_usage_error(usage, NULL);
 	if (c->help) {
@@ -202,5 +237,7 @@ int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, con
 		return mk_cli_usage_error(usage, "too many arguments");
 	if (c->npos < minpos)
 		return mk_cli_usage_error(usage, "missing argument");
+	if (!have_needed(opts, why, sizeof(why)))
+		return mk_cli_usage_error(usage, why);
 	return KC_GO;
 }

@@ -29,7 +29,7 @@ int mk_cli_selftest(int argc, char **argv)
 	struct kc c;
 	const struct kc_opt opts[] = { KC_FLAG("quiet", &quiet), KC_OUTPUT(&c), KC_END };
 	size_t nkats = mk_selftest_count();
-	enum mk_err r, rng_r;
+	enum mk_err r, rng_r, e;
 
 	if ((st = kc_start(&c, argc, argv, opts, usage, 0, KC_ANY_POS)) != KC_GO)
 		return st;
@@ -63,20 +63,17 @@ int mk_cli_selftest(int argc, char **argv)
 		return kat_failed || rng_r != MK_OK ? 1 : 0;
 	}
 	if (!kat_failed && rng_r == MK_OK) {
-		o = json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "known_answer_tests", "ok", "count",
-		              (json_int_t)nkats, "rng", "ok");
 		json_decref(failed_kats);
-	} else {
-		/* A known-answer failure is MK_ERR_SELFTEST; else the RNG's own error. */
-		enum mk_err e = kat_failed ? MK_ERR_SELFTEST : rng_r;
-
-		o = json_pack("{s:b,s:s,s:I,s:O,s:s,s:s*}", "ok", 0, "known_answer_tests",
-		              kat_failed ? "FAILED" : "ok", "count", (json_int_t)nkats, "failed",
-		              failed_kats, "rng", rng_r == MK_OK ? "ok" : "FAILED", "rng_error",
-		              rng_r == MK_OK ? NULL : mk_strerror(rng_r));
-		json_object_update_new(o, kc_error_json(e, mk_strerror(e)));
-		json_decref(failed_kats);
+		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "known_answer_tests", "ok", "count",
+		                        (json_int_t)nkats, "rng", "ok"));
+		return 0;
 	}
-	kc_print_json(o);
-	return kat_failed || rng_r != MK_OK ? 1 : 0;
+	/* A known-answer failure is MK_ERR_SELFTEST; else the RNG's own error. */
+	e = kat_failed ? MK_ERR_SELFTEST : rng_r;
+	o = json_pack("{s:b,s:s,s:I,s:O,s:s,s:s*}", "ok", 0, "known_answer_tests",
+	              kat_failed ? "FAILED" : "ok", "count", (json_int_t)nkats, "failed", failed_kats,
+	              "rng", rng_r == MK_OK ? "ok" : "FAILED", "rng_error",
+	              rng_r == MK_OK ? NULL : mk_strerror(rng_r));
+	json_decref(failed_kats);
+	return kc_fail_json(o, e, mk_strerror(e));
 }

@@ -164,14 +164,10 @@ out:
 /* A refusal of check: text as before, or the error object with box and count. */
 static int check_fail(int json, const char *box, size_t nfiles, enum mk_err e, const char *msg)
 {
-	json_t *o;
-
 	if (!json)
 		return kc_fail_msg(json, e, msg);
-	o = json_pack("{s:b,s:s,s:I}", "ok", 0, "box", box, "shares", (json_int_t)nfiles);
-	json_object_update_new(o, kc_error_json(e, msg));
-	kc_print_json(o);
-	return 1;
+	return kc_fail_json(json_pack("{s:b,s:s,s:I}", "ok", 0, "box", box, "shares", (json_int_t)nfiles),
+	                    e, msg);
 }
 
 static int shares_check(int argc, char **argv)
