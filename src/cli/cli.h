@@ -63,8 +63,9 @@ int mk_cli_tokens(int argc, char **argv);
  *	... o.meter, never NULL here; o.date, NULL when not given
  *
  * The words: --name VALUE, --name=VALUE, --flag; -x VALUE or -xVALUE for a
- * row with a short name; -h is --help. Any other word ("-", "--", "-x" with
- * no such row) is a positional argument, kept in argv order.
+ * row with a short name; -h is --help; "--" ends the options. Any other word
+ * ("-", "-x" with no such row) and every word after "--" is a positional
+ * argument, kept in argv order.
  */
 
 #define KC_MAX_POS 8
