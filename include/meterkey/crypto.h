@@ -258,4 +258,15 @@ MK_WUR enum mk_err mk_kc_tags(EVP_PKEY *own, EVP_PKEY *peer, const char *id_u, c
  * enters its error state). Safe to call again; touches no caller secret. */
 MK_WUR enum mk_err mk_selftest_run(void);
 
+/* How many known-answer tests mk_selftest_run runs (the ECDSA pairwise test
+ * among them), for a tool that reports them one by one. */
+size_t mk_selftest_count(void);
+
+/* Runs known-answer test i (0 <= i < mk_selftest_count()) alone: MK_OK, or
+ * MK_ERR_SELFTEST when it fails (a hard error, as for mk_selftest_run) or i
+ * is out of range. *namep (namep may be NULL): the test's name, a static
+ * string such as "AES-CMAC RFC 4493 example 1 (empty)", "" when i is out of range.
+ * Touches no caller secret. */
+MK_WUR enum mk_err mk_selftest_run_kat(size_t i, const char **namep);
+
 #endif

@@ -10,8 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
 #include "meterkey/archive.h"
 
 #define ARCHIVE_OPTS                                                                         \
@@ -37,57 +36,44 @@ static const char errors_usage[] =
 	"usage: meterkey archive errors --domain ID [options]\n"
 	"  Prints the domain's error log, oldest first.\n" ARCHIVE_OPTS;
 
-/* The command's own options, by index in kc.val. */
-enum { OPT_DOMAIN, OPT_KEY };
-
+/* A command's run: its options (the table of each command binds them) and
+ * the archive they name. */
 struct args {
 	struct kc c;
+	const char *domain, *key; /* --key: history only */
 	char url[PATH_MAX + sizeof("sqlite:/archive.db")];
-	const char *domain;
 	uint64_t key_id;
+	struct mk_archive *ar;
 };
 
 /*
- * Parses the common options, --domain and (for history) --key, and settles
- * the archive: --archive, else the home's sqlite:HOME/archive.db (which must
- * exist: an auditor's look never creates an archive). Returns -1 to go on,
- * else the exit status (0 after --help, 1 when the home has no archive, 2 on
- * a usage error).
+ * Parses opts (the common options, --domain and for history --key, bound to
+ * a) and settles the archive: --archive, else the home's
+ * sqlite:HOME/archive.db (which must exist: an auditor's look never creates
+ * an archive). Returns KC_GO to go on, else the exit status (0 after --help,
+ * 1 when the home has no archive, 2 on a usage error).
  */
-static int parse(int argc, char **argv, const char *usage, int want_key, struct args *a)
+static int parse(int argc, char **argv, const struct kc_opt *opts, const char *usage, int want_key,
+                 struct args *a)
 {
-	static const struct kc_opt opts[] = { { "domain", 1, 0 }, { "key", 1, 0 } };
-	const char *key;
+	int st;
 
 	memset(a, 0, sizeof(*a));
-	if (!kc_parse(&a->c, argc, argv, opts, want_key ? 2 : 1))
-		return mk_cli_usage_error(usage, NULL);
-	if (a->c.help)
-		return fputs(usage, stdout), 0;
-	if (a->c.npos != 0)
-		return mk_cli_usage_error(usage, "too many arguments");
+	if ((st = kc_start(&a->c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+		return st;
 	if (a->c.shares != NULL || a->c.time != 0)
 		return mk_cli_usage_error(usage, "--shares and --time mean nothing to an archive");
-	a->domain = a->c.val[OPT_DOMAIN];
-	key = a->c.val[OPT_KEY];
-	if (a->domain == NULL || (want_key && key == NULL))
+	if (a->domain == NULL || (want_key && a->key == NULL))
 		return mk_cli_usage_error(usage, want_key ? "--domain and --key are needed"
 		                                          : "--domain is needed");
-	if (want_key) {
-		char *end;
-
-		if (*key < '1' || *key > '9')
-			return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
-		a->key_id = strtoull(key, &end, 10);
-		if (*end != '\0')
-			return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
-	}
+	if (want_key && !kc_parse_key_id(a->key, &a->key_id))
+		return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
 	if (!mk_domain_id_valid(a->domain))
 		return mk_cli_usage_error(usage, "--domain is not a domain ID (2-8 of A-Z, 0-9)");
 	if (a->c.archive != NULL) {
 		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
 			return mk_cli_usage_error(usage, "--archive URL too long");
-		return -1;
+		return KC_GO;
 	}
 	if (a->c.home == NULL || a->c.home[0] == '\0')
 		return mk_cli_usage_error(usage, "no archive: give --home DIR (or set METERKEY_HOME) "
@@ -101,7 +87,7 @@ static int parse(int argc, char **argv, const char *usage, int want_key, struct 
 		         a->url + strlen("sqlite:"));
 		return kc_fail_msg(a->c.json, MK_ERR_NOT_FOUND, msg);
 	}
-	return -1; /* go on */
+	return KC_GO;
 }
 
 /* A refusal: the old text on stderr ("meterkey: what: why"), or the error object. */
@@ -114,11 +100,32 @@ static int fail(const struct args *a, const char *what, enum mk_err r)
 	return kc_fail_msg(a->c.json, r, msg);
 }
 
-static int open_archive(const struct args *a, struct mk_archive **ap)
+/* parse, then the archive opened (a->ar, closed by finish). KC_GO, else the
+ * exit status, the refusal printed. */
+static int start(int argc, char **argv, const struct kc_opt *opts, const char *usage, int want_key,
+                 struct args *a)
 {
-	enum mk_err r = mk_archive_open(a->url, ap);
+	enum mk_err r;
+	int st = parse(argc, argv, opts, usage, want_key, a);
 
-	return r == MK_OK ? 0 : fail(a, "cannot open the archive", r);
+	if (st != KC_GO)
+		return st;
+	if ((r = mk_archive_open(a->url, &a->ar)) != MK_OK)
+		return fail(a, "cannot open the archive", r);
+	return KC_GO;
+}
+
+/* Closes the archive after r, the outcome of a listing into the JSON array
+ * list (NULL for text). KC_GO to print the answer, else (list dropped, the
+ * refusal printed) 1. */
+static int finish(struct args *a, enum mk_err r, json_t *list)
+{
+	mk_archive_close(a->ar);
+	a->ar = NULL;
+	if (r == MK_OK)
+		return KC_GO;
+	json_decref(list);
+	return fail(a, NULL, r);
 }
 
 /* t as ISO 8601 UTC into s; 0 when t is unset or does not convert. */
@@ -154,40 +161,30 @@ static json_t *json_str_or_null(const char *s)
 static int archive_verify(int argc, char **argv)
 {
 	struct args a;
-	struct mk_archive *ar = NULL;
 	struct mk_audit_result res;
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_END };
 	enum mk_err r;
-	int st = parse(argc, argv, verify_usage, 0, &a);
+	int st;
 
-	if (st >= 0)
+	if ((st = start(argc, argv, opts, verify_usage, 0, &a)) != KC_GO)
 		return st;
-	if (open_archive(&a, &ar) != 0)
-		return 1;
-	r = mk_archive_audit_verify(ar, a.domain, &res);
-	mk_archive_close(ar);
+	r = mk_archive_audit_verify(a.ar, a.domain, &res);
+	/* A chain that does not verify is the answer, not a failure to look. */
+	if ((st = finish(&a, r == MK_ERR_AUDIT ? MK_OK : r, NULL)) != KC_GO)
+		return st;
 	if (r == MK_OK) {
-		if (a.c.json)
-			kc_print_json(json_pack("{s:b,s:s,s:I}", "ok", 1, "domain", a.domain, "entries",
-			                        (json_int_t)res.entries));
-		else
-			printf("domain %s: audit log verifies (%" PRIu64 " entries)\n", a.domain,
-			       res.entries);
+		kc_ok(&a.c,
+		      json_pack("{s:b,s:s,s:I}", "ok", 1, "domain", a.domain, "entries", (json_int_t)res.entries),
+		      "domain %s: audit log verifies (%" PRIu64 " entries)\n", a.domain, res.entries);
 		return 0;
 	}
-	if (r != MK_ERR_AUDIT)
-		return fail(&a, NULL, r);
-	if (a.c.json) {
-		/* What a bad chain is, plus the error object every ok:false carries. */
-		json_t *o = json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 0, "domain", a.domain, "entries",
-		                      (json_int_t)res.entries, "first_bad", (json_int_t)res.first_bad,
-		                      "reason", res.reason);
-
-		json_object_update_new(o, kc_error_json(r, res.reason));
-		kc_print_json(o);
-	} else {
-		printf("domain %s: audit log does NOT verify: first bad entry %" PRIu64 ": %s\n",
-		       a.domain, res.first_bad, res.reason);
-	}
+	if (a.c.json) /* what a bad chain is, and the error object every ok:false carries */
+		return kc_fail_json(json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 0, "domain", a.domain, "entries",
+		                              (json_int_t)res.entries, "first_bad", (json_int_t)res.first_bad,
+		                              "reason", res.reason),
+		                    r, res.reason);
+	printf("domain %s: audit log does NOT verify: first bad entry %" PRIu64 ": %s\n", a.domain,
+	       res.first_bad, res.reason);
 	return 1;
 }
 
@@ -235,30 +232,25 @@ static int print_version(void *ctx, const struct mk_key_history_entry *e)
 static int archive_history(int argc, char **argv)
 {
 	struct args a;
-	struct mk_archive *ar = NULL;
 	json_t *versions = NULL;
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain),
+		                       KC_STR("key", &a.key), KC_END };
 	enum mk_err r;
-	int st = parse(argc, argv, history_usage, 1, &a);
+	int st;
 
-	if (st >= 0)
+	if ((st = start(argc, argv, opts, history_usage, 1, &a)) != KC_GO)
 		return st;
-	if (open_archive(&a, &ar) != 0)
-		return 1;
-	if (a.c.json) {
-		if ((versions = json_array()) == NULL) {
-			mk_archive_close(ar);
-			return fail(&a, NULL, MK_ERR_NOMEM);
-		}
-	} else {
+	if (a.c.json)
+		versions = json_array();
+	else
 		printf("domain %s, key %" PRIu64 ":\nseq  status     time                 device and signer\n",
 		       a.domain, a.key_id);
-	}
-	r = mk_archive_get_history(ar, a.domain, a.key_id, print_version, versions);
-	mk_archive_close(ar);
-	if (r != MK_OK) {
-		json_decref(versions);
-		return fail(&a, NULL, r);
-	}
+	if (a.c.json && versions == NULL)
+		r = MK_ERR_NOMEM;
+	else
+		r = mk_archive_get_history(a.ar, a.domain, a.key_id, print_version, versions);
+	if ((st = finish(&a, r, versions)) != KC_GO)
+		return st;
 	if (a.c.json)
 		kc_print_json(json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "domain", a.domain, "key_id",
 		                        (json_int_t)a.key_id, "versions", versions));
@@ -295,25 +287,21 @@ static int print_error(void *ctx, const struct mk_error_entry *e)
 static int archive_errors(int argc, char **argv)
 {
 	struct args a;
-	struct mk_archive *ar = NULL;
 	struct errors_ctx x = { 0, NULL };
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_END };
 	enum mk_err r;
-	int st = parse(argc, argv, errors_usage, 0, &a);
+	int st;
 
-	if (st >= 0)
+	if ((st = start(argc, argv, opts, errors_usage, 0, &a)) != KC_GO)
 		return st;
-	if (open_archive(&a, &ar) != 0)
-		return 1;
-	if (a.c.json && (x.errors = json_array()) == NULL) {
-		mk_archive_close(ar);
-		return fail(&a, NULL, MK_ERR_NOMEM);
-	}
-	r = mk_archive_list_errors(ar, a.domain, print_error, &x);
-	mk_archive_close(ar);
-	if (r != MK_OK) {
-		json_decref(x.errors);
-		return fail(&a, NULL, r);
-	}
+	if (a.c.json)
+		x.errors = json_array();
+	if (a.c.json && x.errors == NULL)
+		r = MK_ERR_NOMEM;
+	else
+		r = mk_archive_list_errors(a.ar, a.domain, print_error, &x);
+	if ((st = finish(&a, r, x.errors)) != KC_GO)
+		return st;
 	if (a.c.json)
 		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", a.domain, "errors", x.errors));
 	else

@@ -1,9 +1,21 @@
-/* The meterkey tool's subcommands. Each returns the process exit status:
- * 0 success, 1 failure of the operation, 2 bad usage. */
+/*
+ * The meterkey tool: its subcommands, the one option parser they all use
+ * (opt.c) and what the KMS commands share (common.c). Each subcommand returns
+ * the process exit status: 0 success, 1 failure of the operation, 2 bad usage.
+ */
 #ifndef MK_CLI_H
 #define MK_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "meterkey/kms.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Subcommands ------------------------------------------------------------ */
 
 struct mk_cli_cmd {
 	const char *name;
@@ -24,5 +36,171 @@ int mk_cli_version(int argc, char **argv);
 int mk_cli_shares(int argc, char **argv);
 int mk_cli_selftest(int argc, char **argv);
 int mk_cli_archive(int argc, char **argv);
+int mk_cli_init(int argc, char **argv);
+int mk_cli_domain(int argc, char **argv);
+int mk_cli_box(int argc, char **argv);
+int mk_cli_key(int argc, char **argv);
+int mk_cli_meter(int argc, char **argv);
+int mk_cli_cert(int argc, char **argv);
+int mk_cli_meter_frank(int argc, char **argv);
+int mk_cli_meter_credit(int argc, char **argv);
+int mk_cli_verify(int argc, char **argv);
+int mk_cli_tokens(int argc, char **argv);
+
+/* ---- Options (opt.c) ---------------------------------------------------------
+ *
+ * One parser for every command. A command declares the options it takes in
+ * a table whose rows bind each one to the variable that receives it, and
+ * reads them by name afterwards:
+ *
+ *	struct kc c;
+ *	struct { const char *meter, *date; } o;
+ *	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+ *	                               KC_STR("date", &o.date), KC_END };
+ *
+ *	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+ *		return r;
+ *	... o.meter, never NULL here; o.date, NULL when not given
+ *
+ * The words: --name VALUE, --name=VALUE, --flag; -x VALUE or -xVALUE for a
+ * row with a short name; -h is --help; "--" ends the options. Any other word
+ * ("-", "-x" with no such row) and every word after "--" is a positional
+ * argument, kept in argv order.
+ */
+
+#define KC_MAX_POS 8
+/* Most values a repeated option (--domain, --country) takes. */
+#define KC_MAX_REPEAT 32
+/* kc_start's maxpos for a command that takes any number of arguments. */
+#define KC_ANY_POS SIZE_MAX
+/* kc_start's answer when the command is to go on. */
+#define KC_GO (-1)
+
+enum kc_opt_kind {
+	KC_OPT_FLAG, /* --name: the int is set to 1 */
+	KC_OPT_LAST, /* --name VALUE: the string; given again, the last one counts */
+	KC_OPT_ONCE, /* --name VALUE: the string; given twice is a usage error */
+	KC_OPT_LIST, /* --name VALUE ...: each value appended to the kc_list */
+	KC_OPT_TIME, /* --name T: unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ */
+};
+
+/* One row of a command's option table; a row with neither name ends it. */
+struct kc_opt {
+	const char *name; /* --name, or NULL for a short option only */
+	char short_name;  /* -x, or 0 */
+	enum kc_opt_kind kind;
+	void *to;  /* int *, const char **, struct kc_list *, int64_t *: see KC_TO */
+	int need;  /* kc_start refuses the command without it */
+};
+
+/* The values of a repeatable option, in the order given. */
+struct kc_list {
+	const char *v[KC_MAX_REPEAT];
+	size_t n;
+};
+
+/* p as the row's target, refused at compile time unless it points to T. */
+#define KC_TO(T, p) ((void *)(1 ? (p) : (T *)NULL))
+
+#define KC_FLAG(name, p) { (name), 0, KC_OPT_FLAG, KC_TO(int, p), 0 }
+#define KC_STR(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 0 }
+#define KC_NEED(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 1 }
+#define KC_STR_LAST(name, p) { (name), 0, KC_OPT_LAST, KC_TO(const char *, p), 0 }
+#define KC_SHORT(ch, p) { NULL, (ch), KC_OPT_LAST, KC_TO(const char *, p), 0 }
+#define KC_LIST(name, p) { (name), 0, KC_OPT_LIST, KC_TO(struct kc_list, p), 0 }
+#define KC_TIME(name, p) { (name), 0, KC_OPT_TIME, KC_TO(int64_t, p), 0 }
+#define KC_END { NULL, 0, KC_OPT_FLAG, NULL, 0 }
+
+/* --json and --help (-h), bound to c. */
+#define KC_OUTPUT(c) KC_FLAG("json", &(c)->json), { "help", 'h', KC_OPT_FLAG, KC_TO(int, &(c)->help), 0 }
+/* What every KMS command takes: --home, --archive, --shares, --time, then
+ * KC_OUTPUT. (--home defaults to $METERKEY_HOME.) */
+#define KC_COMMON(c)                                                                       \
+	KC_STR_LAST("home", &(c)->home), KC_STR_LAST("archive", &(c)->archive),             \
+		KC_STR_LAST("shares", &(c)->shares), KC_TIME("time", &(c)->time), KC_OUTPUT(c)
+
+/* The help lines of KC_COMMON but --json's, which each command words. */
+#define KC_USAGE_KMS_OPTS                                                                    \
+	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
+	"                  and the default archive sqlite:DIR/archive.db\n"                  \
+	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
+	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
+	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
+	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"
+
+/* A command's run: the common options, its positional arguments, its KMS. */
+struct kc {
+	const char *home, *archive, *shares;
+	int64_t time;
+	int json, help;
+	char **pos; /* the positional arguments, pos[0..npos) */
+	size_t npos;
+	struct mk_kms *kms;
+};
+
+/*
+ * Parses argv[1..argc) against opts. First clears c (home from
+ * $METERKEY_HOME) and every variable a row binds (NULL, 0, an empty list),
+ * so that an option not given reads as absent. The positional arguments are
+ * moved to the front of argv[1..] in their order and c->pos points at them;
+ * the one past maxpos is refused as soon as it is met. Returns 1, or 0 on a
+ * usage error, which is printed ("meterkey: --x needs a value"); the caller
+ * prints the usage.
+ */
+int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, size_t maxpos);
+
+/*
+ * The start of every command: kc_parse, then --help answered with the usage
+ * on stdout, then the count of positional arguments checked (minpos to
+ * maxpos: "missing argument", "too many arguments"; KC_ANY_POS for no
+ * limit), then the KC_NEED options ("--meter and --out are needed", naming
+ * them all). Arguments are refused past KC_MAX_POS while parsing only when
+ * the command takes no more, so that an unknown option is named first.
+ * Returns KC_GO to go on, else the exit status: 0 after --help, 2 after a
+ * usage error (printed with the usage on stderr).
+ */
+int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage,
+             size_t minpos, size_t maxpos);
+
+/* "1700000000", "2026-11-23" or "2026-11-23T10:00:00Z" to unix seconds (> 0);
+ * 0 when s is none of these. */
+int kc_parse_time(const char *s, int64_t *tp);
+/* A decimal of digits only (no sign, no space) in [lo, hi]; 0 when s is NULL
+ * or not one. */
+int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp);
+/* A key ID: 1, 2, ... with no leading zero; 0 when s is not one. */
+int kc_parse_key_id(const char *s, uint64_t *idp);
+
+/* ---- Running a KMS command, printing its answer (common.c) ------------------- */
+
+/* Opens the KMS of c's home: 0 on failure (printed). */
+int kc_open(struct kc *c);
+void kc_close(struct kc *c);
+/* A KMS command that checks nothing more than kc_start does: kc_start with
+ * no positional argument, then kc_open. KC_GO with c->kms open, else the
+ * exit status (1 when the KMS does not open). */
+int kc_start_kms(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage);
+/* A command's answer: with --json o (a new reference, consumed; NULL is
+ * reported as out of memory), else the text of fmt (o is released). */
+__attribute__((format(printf, 3, 4))) void kc_ok(const struct kc *c, json_t *o, const char *fmt, ...);
+/* The end of a KMS command: e's refusal printed unless MK_OK (kc_fail), the
+ * KMS closed. Returns the exit status, 0 or 1. */
+int kc_end(struct kc *c, enum mk_err e);
+/* Prints the failure (the KMS's detail, or e's text) as text or JSON; returns 1. */
+int kc_fail(struct kc *c, enum mk_err e);
+/* The same refusal without a KMS: "meterkey: msg" on stderr, or with json
+ * the error object of kc_error_json on stdout. Returns 1. msg: never a secret. */
+int kc_fail_msg(int json, enum mk_err e, const char *msg);
+/* {"ok":false,"error":{"code":e,"name":"MK_...","message":msg}}, new reference
+ * (NULL when out of memory). */
+json_t *kc_error_json(enum mk_err e, const char *msg);
+/* A refusal with --json that says more: o (the command's members, "ok":false
+ * first; consumed) with the error object of kc_error_json added, printed.
+ * Returns 1. */
+int kc_fail_json(json_t *o, enum mk_err e, const char *msg);
+/* The strings v[0..n) as a JSON array, a new reference (NULL when out of memory). */
+json_t *kc_strings_json(const char *const *v, size_t n);
+/* Prints o compactly on one line and releases it. */
+void kc_print_json(json_t *o);
 
 #endif

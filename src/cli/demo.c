@@ -15,8 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
 #include "meterkey/boxes.h"
 #include "meterkey/crypto.h"
 #include "meterkey/verify.h"
@@ -331,14 +330,12 @@ int mk_cli_demo(int argc, char **argv)
 	struct tally t = { NULL, 0, 0, 0, 0, 0, 0, 0, 0 };
 	int audit_ok = 0, temp = 0, r = 0;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_END };
 	enum mk_err e;
 
-	if (!kc_parse(&c, argc, argv, NULL, 0))
-		return mk_cli_usage_error(usage, NULL);
-	if (c.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
+	if ((r = kc_start(&c, argc, argv, opts, usage, 0, KC_MAX_POS)) != KC_GO)
+		return r;
+	r = 0;
 	if (c.npos != 0)
 		return mk_cli_usage_error(usage, "the demo takes no arguments");
 	if (c.shares != NULL || c.time != 0)

@@ -8,51 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
 #include "meterkey/verify.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define COMMON_OPTS                                                                          \
-	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
-	"                  and the default archive sqlite:DIR/archive.db\n"                  \
-	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
-	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
-	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
-	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"                      \
-	"  --json          print JSON instead of text\n"
+/* --json worded for verify too, which prints one object a line. */
+#define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print JSON instead of text\n"
 #define FRANK_MAX 10000
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1024
-
-/* Parses and answers --help (see kms_cmds.c); 0: go on, -1: help printed. */
-static int begin(struct kc *c, int argc, char **argv, const struct kc_opt *o, size_t n, const char *usage,
-                 size_t maxpos)
-{
-	if (!kc_parse(c, argc, argv, o, n))
-		return mk_cli_usage_error(usage, NULL);
-	if (c->help) {
-		fputs(usage, stdout);
-		return -1;
-	}
-	if (c->npos > maxpos)
-		return mk_cli_usage_error(usage, "too many arguments");
-	return 0;
-}
-
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || s[0] < '0' || s[0] > '9')
-		return 0;
-	v = strtoull(s, &end, 10);
-	if (*end != '\0' || v < lo || v > hi)
-		return 0;
-	*vp = v;
-	return 1;
-}
 
 /* ---- meter frank ------------------------------------------------------------------ */
 
@@ -86,9 +49,10 @@ static void png_name(const char *base, size_t count, uint32_t piece, char *out, 
 
 int mk_cli_meter_frank(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "postage", 1, 0 }, { "origin", 1, 0 },
-		                           { "date", 1, 0 },  { "count", 1, 0 },   { "png", 1, 0 },
-		                           { "vendor", 1, 0 }, { "sign", 0, 0 } };
+	struct {
+		const char *meter, *postage, *origin, *date, *count, *png, *vendor;
+		int sign;
+	} o; /* the options */
 	struct mk_indicium *inds = NULL;
 	char line[MK_INDICIUM_TEXT_MAX], path[4096];
 	uint64_t postage, count = 1;
@@ -96,16 +60,21 @@ int mk_cli_meter_frank(int argc, char **argv)
 	size_t done = 0;
 	json_t *arr = NULL;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
+		                       KC_STR("postage", &o.postage), KC_STR("origin", &o.origin),
+		                       KC_STR("date", &o.date), KC_STR("count", &o.count),
+		                       KC_STR("png", &o.png), KC_STR("vendor", &o.vendor),
+		                       KC_FLAG("sign", &o.sign), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), frank_usage, 0)) != 0)
-		return r < 0 ? 0 : r;
-	if (c.val[0] == NULL || c.val[2] == NULL || !parse_u64(c.val[1], 1, UINT32_MAX, &postage))
+	if ((r = kc_start(&c, argc, argv, opts, frank_usage, 0, 0)) != KC_GO)
+		return r;
+	if (o.meter == NULL || o.origin == NULL || !kc_parse_u64(o.postage, 1, UINT32_MAX, &postage))
 		return mk_cli_usage_error(frank_usage, "--meter, --postage (cents, 1 or more) and --origin are needed");
-	if (c.val[3] != NULL && !kc_parse_time(c.val[3], &date))
+	if (o.date != NULL && !kc_parse_time(o.date, &date))
 		return mk_cli_usage_error(frank_usage, "--date: not a date");
-	if (c.val[4] != NULL && !parse_u64(c.val[4], 1, FRANK_MAX, &count))
+	if (o.count != NULL && !kc_parse_u64(o.count, 1, FRANK_MAX, &count))
 		return mk_cli_usage_error(frank_usage, "--count takes 1 to 10000");
 	if ((inds = calloc(count, sizeof(*inds))) == NULL || !kc_open(&c)) {
 		free(inds);
@@ -113,7 +82,7 @@ int mk_cli_meter_frank(int argc, char **argv)
 	}
 	if (date == 0)
 		date = mk_kms_now(c.kms);
-	e = mk_kms_meter_frank(c.kms, c.val[0], c.val[6], (uint32_t)postage, c.val[2], mk_indicium_day(date), c.flag[7] != 0,
+	e = mk_kms_meter_frank(c.kms, o.meter, o.vendor, (uint32_t)postage, o.origin, mk_indicium_day(date), o.sign,
 	                       count, inds, &done);
 	arr = json_array();
 	for (size_t i = 0; i < done; i++) {
@@ -123,8 +92,8 @@ int mk_cli_meter_frank(int argc, char **argv)
 			e = pe;
 			break;
 		}
-		if (c.val[5] != NULL) {
-			png_name(c.val[5], count, inds[i].piece_count, path, sizeof(path));
+		if (o.png != NULL) {
+			png_name(o.png, count, inds[i].piece_count, path, sizeof(path));
 			if ((pe = mk_indicium_png_write(line, path)) != MK_OK) {
 				fprintf(stderr, "meterkey: cannot write %s\n", path);
 				e = pe;
@@ -139,17 +108,12 @@ int mk_cli_meter_frank(int argc, char **argv)
 		else
 			printf("%s\n", line);
 	}
-	if (e != MK_OK) {
-		if (c.json && done > 0)
-			kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", 0, "meter", c.val[0], "indicia", arr));
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", 1, "meter", c.val[0], "indicia", arr));
-	}
+	/* A refusal after some pieces: what they are, then the refusal. */
+	if (c.json && (e == MK_OK || done > 0))
+		kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", e == MK_OK, "meter", o.meter, "indicia", arr));
 	json_decref(arr);
 	free(inds);
-	kc_close(&c);
-	return r;
+	return kc_end(&c, e);
 }
 
 /* ---- meter credit ------------------------------------------------------------------ */
@@ -162,26 +126,27 @@ static const char credit_usage[] =
 
 int mk_cli_meter_credit(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "amount", 1, 0 } };
+	struct {
+		const char *meter, *amount;
+	} o; /* the options */
 	uint64_t amount;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
+		                       KC_STR("amount", &o.amount), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), credit_usage, 0)) != 0)
-		return r < 0 ? 0 : r;
-	if (c.val[0] == NULL || !parse_u64(c.val[1], 1, UINT64_MAX / 2, &amount))
+	if ((r = kc_start(&c, argc, argv, opts, credit_usage, 0, 0)) != KC_GO)
+		return r;
+	if (o.meter == NULL || !kc_parse_u64(o.amount, 1, UINT64_MAX / 2, &amount))
 		return mk_cli_usage_error(credit_usage, "--meter and --amount (cents, 1 or more) are needed");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_meter_credit(c.kms, c.val[0], amount)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I}", "ok", 1, "meter", c.val[0], "credited", (json_int_t)amount));
-	else
-		printf("meter %s credited with %llu cents\n", c.val[0], (unsigned long long)amount);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_credit(c.kms, o.meter, amount)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:I}", "ok", 1, "meter", o.meter, "credited", (json_int_t)amount),
+		      "meter %s credited with %llu cents\n", o.meter, (unsigned long long)amount);
+	return kc_end(&c, e);
 }
 
 /* ---- verify ---------------------------------------------------------------------------- */
@@ -360,34 +325,39 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 
 int mk_cli_verify(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "file", 1, 0 }, { "image", 1, 0 }, { "tin", 0, 0 },
-		                           { "no-duplicates", 0, 0 } };
+	struct {
+		const char *file, *image;
+		int tin, no_duplicates;
+	} o; /* the options */
 	char line[MK_INDICIUM_TEXT_MAX];
 	struct vrun x;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("file", &o.file),
+		                       KC_STR("image", &o.image), KC_FLAG("tin", &o.tin),
+		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_END };
 	enum mk_err e = MK_OK;
 	int r;
 
-	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), verify_usage, KC_MAX_POS)) != 0)
-		return r < 0 ? 0 : r;
-	if (c.npos == 0 && c.val[0] == NULL && c.val[1] == NULL)
+	if ((r = kc_start(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
+		return r;
+	if (c.npos == 0 && o.file == NULL && o.image == NULL)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
 	if (!kc_open(&c))
 		return 1;
 	memset(&x, 0, sizeof(x));
 	x.c = &c;
 	x.tty = isatty(STDOUT_FILENO);
-	if ((e = mk_verifier_new(c.kms, c.flag[2], !c.flag[3], &x.v)) != MK_OK)
+	if ((e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;
-	if (c.npos > 0 && (e = verify_lines(&x, (char **)c.pos, c.npos)) != MK_OK)
+	if (c.npos > 0 && (e = verify_lines(&x, c.pos, c.npos)) != MK_OK)
 		goto out;
-	if (c.val[0] != NULL && (e = verify_file(&x, c.val[0])) != MK_OK)
+	if (o.file != NULL && (e = verify_file(&x, o.file)) != MK_OK)
 		goto out;
-	if (c.val[1] != NULL) {
+	if (o.image != NULL) {
 		char *one[1] = { line };
 
-		if ((e = mk_indicium_png_read(c.val[1], line)) != MK_OK) {
-			fprintf(stderr, "meterkey: %s: %s\n", c.val[1], mk_strerror(e));
+		if ((e = mk_indicium_png_read(o.image, line)) != MK_OK) {
+			fprintf(stderr, "meterkey: %s: %s\n", o.image, mk_strerror(e));
 			goto out;
 		}
 		if ((e = verify_lines(&x, one, 1)) != MK_OK)
@@ -397,12 +367,8 @@ int mk_cli_verify(int argc, char **argv)
 		fprintf(stderr, "\rverified %zu indicia, %zu good\n", x.total, x.good);
 out:
 	mk_verifier_free(x.v);
-	if (e != MK_OK)
-		r = kc_fail(&c, e);
-	else
-		r = x.good == x.total ? 0 : 1;
-	kc_close(&c);
-	return r;
+	r = kc_end(&c, e);
+	return r == 0 && x.good != x.total ? 1 : r; /* all verified, not all good: 1 */
 }
 
 /* ---- tokens distribute ---------------------------------------------------------------- */
@@ -420,30 +386,33 @@ static const char distribute_usage[] =
 
 static int tokens_distribute(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "domain", 1, 0 }, { "month", 1, 0 }, { "meter", 1, 0 } };
+	struct {
+		const char *domain, *month, *meter;
+	} o; /* the options */
 	char month[16];
 	int64_t t;
 	size_t count = 0;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("domain", &o.domain),
+		                       KC_STR("month", &o.month), KC_STR("meter", &o.meter), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = begin(&c, argc, argv, o, ARRAY_LEN(o), distribute_usage, 0)) != 0)
-		return r < 0 ? 0 : r;
-	if (c.val[0] == NULL || c.val[1] == NULL || strlen(c.val[1]) != 7 ||
-	    snprintf(month, sizeof(month), "%s-01", c.val[1]) != 10 || !kc_parse_time(month, &t))
+	if ((r = kc_start(&c, argc, argv, opts, distribute_usage, 0, 0)) != KC_GO)
+		return r;
+	if (o.domain == NULL || o.month == NULL || strlen(o.month) != 7 ||
+	    snprintf(month, sizeof(month), "%s-01", o.month) != 10 || !kc_parse_time(month, &t))
 		return mk_cli_usage_error(distribute_usage, "--domain and --month YYYY-MM are needed");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_distribute(c.kms, c.val[0], mk_token_period(mk_indicium_day(t)), c.val[2], &count)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "domain", c.val[0], "month", c.val[1], "records",
-		                        (json_int_t)count));
-	else
-		printf("%zu token key record%s of %s for %s\n", count, count == 1 ? "" : "s", c.val[0], c.val[1]);
-	kc_close(&c);
-	return r;
+	e = mk_kms_distribute(c.kms, o.domain, mk_token_period(mk_indicium_day(t)), o.meter, &count);
+	if (e == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "domain", o.domain, "month", o.month, "records",
+		                (json_int_t)count),
+		      "%zu token key record%s of %s for %s\n", count, count == 1 ? "" : "s", o.domain,
+		      o.month);
+	return kc_end(&c, e);
 }
 
 int mk_cli_tokens(int argc, char **argv)

@@ -6,40 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
 #include "meterkey/boxes.h"
 
-#define COMMON_OPTS                                                                          \
-	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
-	"                  and the default archive sqlite:DIR/archive.db\n"                  \
-	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
-	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
-	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
-	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"                      \
-	"  --json          print one JSON object instead of text\n"
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Parses and answers --help; 0: go on, else the exit status. */
-static int start(struct kc *c, int argc, char **argv, const struct kc_opt *o, size_t n,
-                 const char *usage, size_t npos)
-{
-	if (!kc_parse(c, argc, argv, o, n))
-		return mk_cli_usage_error(usage, NULL);
-	if (c->help) {
-		fputs(usage, stdout);
-		return -1;
-	}
-	if (c->npos != npos)
-		return mk_cli_usage_error(usage, c->npos > npos ? "too many arguments" : "missing argument");
-	return 0;
-}
-
-static int done(int r)
-{
-	return r < 0 ? 0 : r;
-}
+#define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print one JSON object instead of text\n"
 
 /* An unsigned share count option, 0 when absent. */
 static int share_opt(const char *s, unsigned *vp)
@@ -57,6 +27,14 @@ static int share_opt(const char *s, unsigned *vp)
 	return 1;
 }
 
+/* --shares-k K --shares-n N of init and box init: both or neither (0, 0). */
+static int share_counts(const char *ks, const char *ns, unsigned *kp, unsigned *np)
+{
+	return share_opt(ks, kp) && share_opt(ns, np) && (*kp == 0) == (*np == 0) && *kp <= *np;
+}
+
+#define SHARE_COUNTS_USAGE "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither"
+
 /* ---- init ---------------------------------------------------------------------- */
 
 static const char init_usage[] =
@@ -71,27 +49,27 @@ static const char init_usage[] =
 
 int mk_cli_init(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "shares-k", 1, 0 }, { "shares-n", 1, 0 } };
+	struct {
+		const char *shares_k, *shares_n;
+	} o; /* the options */
 	char id[MK_BOX_ID_LEN + 1];
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("shares-k", &o.shares_k),
+		                       KC_STR("shares-n", &o.shares_n), KC_END };
 	unsigned k, n;
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), init_usage, 0)) != 0)
-		return done(r);
-	if (!share_opt(c.val[0], &k) || !share_opt(c.val[1], &n) || (k == 0) != (n == 0) || k > n)
-		return mk_cli_usage_error(init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
+	if ((r = kc_start(&c, argc, argv, opts, init_usage, 0, 0)) != KC_GO)
+		return r;
+	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
+		return mk_cli_usage_error(init_usage, SHARE_COUNTS_USAGE);
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_init(c.kms, k, n, id)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s}", "ok", 1, "box", id));
-	else
-		printf("Manufacturing Box %s initialised; operator and Domain Key Set shares written\n", id);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_init(c.kms, k, n, id)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s}", "ok", 1, "box", id),
+		      "Manufacturing Box %s initialised; operator and Domain Key Set shares written\n", id);
+	return kc_end(&c, e);
 }
 
 /* ---- domain ---------------------------------------------------------------------- */
@@ -109,35 +87,37 @@ static const char domain_create_usage[] =
 
 static int domain_create(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "country", 1, 1 }, { "token-len", 1, 0 } };
+	struct {
+		const char *token_len;
+		struct kc_list country;
+	} o; /* the options */
 	unsigned long len = 0;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_LIST("country", &o.country),
+		                       KC_STR("token-len", &o.token_len), KC_END };
+	const char *domain;
 	char *end;
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), domain_create_usage, 1)) != 0)
-		return done(r);
-	if (c.nrep == 0)
+	if ((r = kc_start(&c, argc, argv, opts, domain_create_usage, 1, 1)) != KC_GO)
+		return r;
+	domain = c.pos[0];
+	if (o.country.n == 0)
 		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
-	if (c.val[1] != NULL && ((len = strtoul(c.val[1], &end, 10)) < MK_TOKEN_LEN_MIN ||
-	                         len > MK_TOKEN_LEN_MAX || *end != '\0'))
+	if (o.token_len != NULL && ((len = strtoul(o.token_len, &end, 10)) < MK_TOKEN_LEN_MIN ||
+	                            len > MK_TOKEN_LEN_MAX || *end != '\0'))
 		return mk_cli_usage_error(domain_create_usage, "--token-len takes 4 to 16");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_domain_create_len(c.kms, c.pos[0], c.rep, c.nrep, (unsigned)len)) != MK_OK) {
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		json_t *l = json_array();
-
-		for (size_t i = 0; i < c.nrep; i++)
-			json_array_append_new(l, json_string(c.rep[i]));
-		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", c.pos[0], "countries", l));
-	} else {
-		printf("domain %s created with %zu country sub-domain%s\n", c.pos[0], c.nrep, c.nrep == 1 ? "" : "s");
-	}
-	kc_close(&c);
-	return r;
+	e = mk_kms_domain_create_len(c.kms, domain, o.country.v, o.country.n, (unsigned)len);
+	if (e == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", domain, "countries",
+		                kc_strings_json(o.country.v, o.country.n)),
+		      "domain %s created with %zu country sub-domain%s\n", domain, o.country.n,
+		      o.country.n == 1 ? "" : "s");
+	return kc_end(&c, e);
 }
 
 int mk_cli_domain(int argc, char **argv)
@@ -185,39 +165,40 @@ static int box_type(const char *s, enum mk_box_type *tp)
 
 static int box_init(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "type", 1, 0 }, { "domain", 1, 1 }, { "shares-k", 1, 0 },
-		                           { "shares-n", 1, 0 } };
+	struct {
+		const char *type, *shares_k, *shares_n;
+		struct kc_list domain;
+	} o; /* the options */
 	char id[MK_BOX_ID_LEN + 1];
 	enum mk_box_type t;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("type", &o.type),
+		                       KC_LIST("domain", &o.domain), KC_STR("shares-k", &o.shares_k),
+		                       KC_STR("shares-n", &o.shares_n), KC_END };
 	unsigned k, n;
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_init_usage, 0)) != 0)
-		return done(r);
-	if (!box_type(c.val[0], &t))
+	if ((r = kc_start(&c, argc, argv, opts, box_init_usage, 0, 0)) != KC_GO)
+		return r;
+	if (!box_type(o.type, &t))
 		return mk_cli_usage_error(box_init_usage, "--type must be manufacturing, oak, steel, brass or tin");
-	if (!share_opt(c.val[2], &k) || !share_opt(c.val[3], &n) || (k == 0) != (n == 0) || k > n)
-		return mk_cli_usage_error(box_init_usage, "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither");
+	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
+		return mk_cli_usage_error(box_init_usage, SHARE_COUNTS_USAGE);
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_box_init(c.kms, t, c.rep, c.nrep, k, n, id)) != MK_OK) {
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		json_t *l = json_array();
-
-		for (size_t i = 0; i < c.nrep; i++)
-			json_array_append_new(l, json_string(c.rep[i]));
-		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "box", id, "domains", l));
-	} else {
-		printf("box %s initialised", id);
-		for (size_t i = 0; i < c.nrep; i++)
-			printf("%s%s", i == 0 ? " for " : ", ", c.rep[i]);
-		printf("\n");
+	if ((e = mk_kms_box_init(c.kms, t, o.domain.v, o.domain.n, k, n, id)) == MK_OK) {
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:o}", "ok", 1, "box", id, "domains",
+		                kc_strings_json(o.domain.v, o.domain.n)),
+		      "box %s initialised", id);
+		if (!c.json) {
+			for (size_t i = 0; i < o.domain.n; i++)
+				printf("%s%s", i == 0 ? " for " : ", ", o.domain.v[i]);
+			printf("\n");
+		}
 	}
-	kc_close(&c);
-	return r;
+	return kc_end(&c, e);
 }
 
 static const char box_add_usage[] =
@@ -227,25 +208,21 @@ static const char box_add_usage[] =
 
 static int box_add(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "box", 1, 0 }, { "domain", 1, 0 } };
+	struct {
+		const char *box, *domain;
+	} o; /* the options */
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box),
+		                       KC_NEED("domain", &o.domain), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_add_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL || c.val[1] == NULL)
-		return mk_cli_usage_error(box_add_usage, "--box and --domain are needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_box_add_domain(c.kms, c.val[0], c.val[1])) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "box", c.val[0], "domain", c.val[1]));
-	else
-		printf("box %s serves domain %s\n", c.val[0], c.val[1]);
-	kc_close(&c);
-	return r;
+	if ((r = kc_start_kms(&c, argc, argv, opts, box_add_usage)) != KC_GO)
+		return r;
+	if ((e = mk_kms_box_add_domain(c.kms, o.box, o.domain)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s,s:s}", "ok", 1, "box", o.box, "domain", o.domain),
+		      "box %s serves domain %s\n", o.box, o.domain);
+	return kc_end(&c, e);
 }
 
 static const char box_check_usage[] =
@@ -258,25 +235,20 @@ static const char box_check_usage[] =
 
 static int box_check(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "box", 1, 0 } };
+	struct {
+		const char *box;
+	} o; /* the options */
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), box_check_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL)
-		return mk_cli_usage_error(box_check_usage, "--box is needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_box_check(c.kms, c.val[0])) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:b}", "ok", 1, "box", c.val[0], "enabled", 1));
-	else
-		printf("box %s: enabled (shares good, self-tests passed)\n", c.val[0]);
-	kc_close(&c);
-	return r;
+	if ((r = kc_start_kms(&c, argc, argv, opts, box_check_usage)) != KC_GO)
+		return r;
+	if ((e = mk_kms_box_check(c.kms, o.box)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s,s:b}", "ok", 1, "box", o.box, "enabled", 1),
+		      "box %s: enabled (shares good, self-tests passed)\n", o.box);
+	return kc_end(&c, e);
 }
 
 /* What a list command's row printer gets: text, or rows collected for JSON. */
@@ -292,23 +264,19 @@ static int run_list(int argc, char **argv, const char *usage,
 {
 	struct list_ctx x;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, NULL, 0, usage, 0)) != 0)
-		return done(r);
-	if (!kc_open(&c))
-		return 1;
+	if ((r = kc_start_kms(&c, argc, argv, opts, usage)) != KC_GO)
+		return r;
 	x.c = &c;
 	x.arr = json_array();
-	if ((e = list(c.kms, &x)) != MK_OK)
-		r = kc_fail(&c, e);
-	if (c.json && r == 0)
+	if ((e = list(c.kms, &x)) == MK_OK && c.json)
 		kc_print_json(x.arr);
 	else
 		json_decref(x.arr);
-	kc_close(&c);
-	return r;
+	return kc_end(&c, e);
 }
 
 static int box_row(void *ctx, const char *id, const char *const *domains, size_t n)
@@ -316,11 +284,8 @@ static int box_row(void *ctx, const char *id, const char *const *domains, size_t
 	struct list_ctx *x = ctx;
 
 	if (x->c->json) {
-		json_t *l = json_array();
-
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(l, json_string(domains[i]));
-		json_array_append_new(x->arr, json_pack("{s:s,s:o}", "id", id, "domains", l));
+		json_array_append_new(x->arr, json_pack("{s:s,s:o}", "id", id, "domains",
+		                                        kc_strings_json(domains, n)));
 		return 0;
 	}
 	printf("%s", id);
@@ -372,28 +337,25 @@ static const char key_request_usage[] =
 
 static int key_request(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "domain", 1, 0 }, { "steel", 1, 0 } };
+	struct {
+		const char *domain, *steel;
+	} o; /* the options */
 	char path[4096];
 	uint64_t id = 0;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
+		                       KC_STR("steel", &o.steel), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), key_request_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL)
-		return mk_cli_usage_error(key_request_usage, "--domain is needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_key_request(c.kms, c.val[0], c.val[1], &id, path, sizeof(path))) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", c.val[0], "key_id",
-		                        (json_int_t)id, "install_record", path));
-	else
-		printf("key %s/%llu: NEW; install record %s\n", c.val[0], (unsigned long long)id, path);
-	kc_close(&c);
-	return r;
+	if ((r = kc_start_kms(&c, argc, argv, opts, key_request_usage)) != KC_GO)
+		return r;
+	if ((e = mk_kms_key_request(c.kms, o.domain, o.steel, &id, path, sizeof(path))) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", o.domain, "key_id", (json_int_t)id,
+		                "install_record", path),
+		      "key %s/%llu: NEW; install record %s\n", o.domain, (unsigned long long)id, path);
+	return kc_end(&c, e);
 }
 
 static const char key_confirm_usage[] =
@@ -414,35 +376,32 @@ static const char key_abandon_usage[] =
 /* key confirm and key abandon: the same options, one KMS call. */
 static int key_step(int argc, char **argv, const char *usage, int is_confirm)
 {
-	static const struct kc_opt o[] = { { "domain", 1, 0 }, { "key-id", 1, 0 } };
-	struct mk_key_record *rec;
-	unsigned long long id;
+	struct {
+		const char *domain, *key_id;
+	} o; /* the options */
+	struct mk_key_record rec;
+	uint64_t id;
 	struct kc c;
-	char *end;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
+		                       KC_NEED("key-id", &o.key_id), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL || c.val[1] == NULL)
-		return mk_cli_usage_error(usage, "--domain and --key-id are needed");
-	if (c.val[1][0] < '1' || c.val[1][0] > '9' || (id = strtoull(c.val[1], &end, 10), *end != '\0'))
+	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+		return r;
+	if (!kc_parse_key_id(o.key_id, &id))
 		return mk_cli_usage_error(usage, "--key-id takes a key ID (1, 2, ...)");
-	if ((rec = calloc(1, sizeof(*rec))) == NULL || !kc_open(&c)) {
-		free(rec);
+	if (!kc_open(&c))
 		return 1;
-	}
-	e = is_confirm ? mk_kms_key_confirm(c.kms, c.val[0], id, rec) : mk_kms_key_abandon(c.kms, c.val[0], id, rec);
-	if (e != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", rec->domain, "key_id",
-		                        (json_int_t)rec->key_id, "status", mk_key_status_name(rec->status)));
-	else
-		printf("key %s/%llu: %s\n", rec->domain, (unsigned long long)rec->key_id, mk_key_status_name(rec->status));
-	free(rec);
-	kc_close(&c);
-	return r;
+	e = is_confirm ? mk_kms_key_confirm(c.kms, o.domain, id, &rec)
+	               : mk_kms_key_abandon(c.kms, o.domain, id, &rec);
+	if (e == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", rec.domain, "key_id",
+		                (json_int_t)rec.key_id, "status", mk_key_status_name(rec.status)),
+		      "key %s/%llu: %s\n", rec.domain, (unsigned long long)rec.key_id,
+		      mk_key_status_name(rec.status));
+	return kc_end(&c, e);
 }
 
 static int key_confirm(int argc, char **argv)
@@ -496,27 +455,24 @@ static const char meter_create_usage[] =
 
 static int meter_create(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "product-code", 1, 0 }, { "msn", 1, 0 }, { "station", 1, 0 } };
+	struct {
+		const char *product_code, *msn, *station;
+	} o; /* the options */
 	char id[MK_METER_ID_MAX + 1];
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("product-code", &o.product_code),
+		                       KC_NEED("msn", &o.msn), KC_STR("station", &o.station), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_create_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL || c.val[1] == NULL)
-		return mk_cli_usage_error(meter_create_usage, "--product-code and --msn are needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_create(c.kms, c.val[0], c.val[1], c.val[2], id)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured", "pki",
-		                        mk_meter_pki_name(MK_METER_PKI_LOCKED)));
-	else
-		printf("meter %s manufactured, in transport lock\n", id);
-	kc_close(&c);
-	return r;
+	if ((r = kc_start_kms(&c, argc, argv, opts, meter_create_usage)) != KC_GO)
+		return r;
+	if ((e = mk_kms_meter_create(c.kms, o.product_code, o.msn, o.station, id)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured", "pki",
+		                mk_meter_pki_name(MK_METER_PKI_LOCKED)),
+		      "meter %s manufactured, in transport lock\n", id);
+	return kc_end(&c, e);
 }
 
 static const char meter_install_usage[] =
@@ -535,34 +491,31 @@ static const char meter_install_usage[] =
 
 static int meter_install(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "domain", 1, 0 }, { "record", 1, 0 },
-		                           { "steel", 1, 0 } };
-	struct mk_key_record *rec;
+	struct {
+		const char *meter, *domain, *record, *steel;
+	} o; /* the options */
+	struct mk_key_record rec;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
+		                       KC_STR("domain", &o.domain), KC_STR("record", &o.record),
+		                       KC_STR("steel", &o.steel), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_install_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL || (c.val[1] == NULL && c.val[2] == NULL))
+	if ((r = kc_start(&c, argc, argv, opts, meter_install_usage, 0, 0)) != KC_GO)
+		return r;
+	if (o.meter == NULL || (o.domain == NULL && o.record == NULL))
 		return mk_cli_usage_error(meter_install_usage, "--meter and --domain or --record are needed");
-	if ((rec = calloc(1, sizeof(*rec))) == NULL || !kc_open(&c)) {
-		free(rec);
+	if (!kc_open(&c))
 		return 1;
-	}
-	if ((e = mk_kms_meter_install(c.kms, c.val[0], c.val[1], c.val[3], c.val[2], rec)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "meter", c.val[0], "domain",
-		                        rec->domain, "key_id", (json_int_t)rec->key_id, "status",
-		                        mk_key_status_name(rec->status), "steel", rec->steel_id, "brass",
-		                        rec->signer));
-	else
-		printf("meter %s: key %s/%llu INSTALLED (Steel %s, confirmed by Brass %s)\n", c.val[0], rec->domain,
-		       (unsigned long long)rec->key_id, rec->steel_id, rec->signer);
-	free(rec);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_install(c.kms, o.meter, o.domain, o.steel, o.record, &rec)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "domain",
+		                rec.domain, "key_id", (json_int_t)rec.key_id, "status",
+		                mk_key_status_name(rec.status), "steel", rec.steel_id, "brass", rec.signer),
+		      "meter %s: key %s/%llu INSTALLED (Steel %s, confirmed by Brass %s)\n", o.meter,
+		      rec.domain, (unsigned long long)rec.key_id, rec.steel_id, rec.signer);
+	return kc_end(&c, e);
 }
 
 static const char meter_register_usage[] =
@@ -585,30 +538,30 @@ static const char meter_register_usage[] =
 
 static int meter_register(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "indicia", 1, 0 }, { "country", 1, 0 },
-		                           { "date", 1, 0 } };
+	struct {
+		const char *meter, *indicia, *country, *date;
+	} o; /* the options */
 	int64_t date = 0;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+		                       KC_NEED("indicia", &o.indicia), KC_NEED("country", &o.country),
+		                       KC_STR("date", &o.date), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_register_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL || c.val[1] == NULL || c.val[2] == NULL)
-		return mk_cli_usage_error(meter_register_usage, "--meter, --indicia and --country are needed");
-	if (c.val[3] != NULL && !kc_parse_time(c.val[3], &date))
+	if ((r = kc_start(&c, argc, argv, opts, meter_register_usage, 0, 0)) != KC_GO)
+		return r;
+	if (o.date != NULL && !kc_parse_time(o.date, &date))
 		return mk_cli_usage_error(meter_register_usage, "--date: not a date");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_meter_register(c.kms, c.val[0], c.val[1], c.val[2], date)) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, "meter", c.val[0], "indicia_serial",
-		                        c.val[1], "country", c.val[2], "status", "ACTIVE"));
-	else
-		printf("meter %s registered in %s as %s: its keys are ACTIVE\n", c.val[0], c.val[2], c.val[1]);
-	kc_close(&c);
-	return r;
+	if ((e = mk_kms_meter_register(c.kms, o.meter, o.indicia, o.country, date)) == MK_OK)
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "indicia_serial",
+		                o.indicia, "country", o.country, "status", "ACTIVE"),
+		      "meter %s registered in %s as %s: its keys are ACTIVE\n", o.meter, o.country,
+		      o.indicia);
+	return kc_end(&c, e);
 }
 
 static const char meter_retire_usage[] =
@@ -620,25 +573,20 @@ static const char meter_retire_usage[] =
 
 static int meter_retire(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "meter", 1, 0 } };
+	struct {
+		const char *meter;
+	} o; /* the options */
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), meter_retire_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL)
-		return mk_cli_usage_error(meter_retire_usage, "--meter is needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_retire(c.kms, c.val[0])) != MK_OK)
-		r = kc_fail(&c, e);
-	else if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s}", "ok", 1, "meter", c.val[0], "state", "retired"));
-	else
-		printf("meter %s retired: its keys are OBSOLETE\n", c.val[0]);
-	kc_close(&c);
-	return r;
+	if ((r = kc_start_kms(&c, argc, argv, opts, meter_retire_usage)) != KC_GO)
+		return r;
+	if ((e = mk_kms_meter_retire(c.kms, o.meter)) == MK_OK)
+		kc_ok(&c, json_pack("{s:b,s:s,s:s}", "ok", 1, "meter", o.meter, "state", "retired"),
+		      "meter %s retired: its keys are OBSOLETE\n", o.meter);
+	return kc_end(&c, e);
 }
 
 static int meter_row(void *ctx, const struct mk_kms_meter *m)
@@ -696,37 +644,38 @@ static const char cert_export_usage[] =
 
 static int cert_export(int argc, char **argv)
 {
-	static const struct kc_opt o[] = { { "meter", 1, 0 }, { "out", 1, 0 } };
+	struct {
+		const char *meter, *out;
+	} o; /* the options */
 	static const char *const names[] = { NULL, "root.pem", "manufacturing.pem", "transport.pem",
 		                             "domain.pem", "operation.pem" };
 	unsigned written = 0;
 	json_t *arr;
 	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+		                       KC_NEED("out", &o.out), KC_END };
 	enum mk_err e;
 	int r;
 
-	if ((r = start(&c, argc, argv, o, ARRAY_LEN(o), cert_export_usage, 0)) != 0)
-		return done(r);
-	if (c.val[0] == NULL || c.val[1] == NULL)
-		return mk_cli_usage_error(cert_export_usage, "--meter and --out are needed");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_cert_export(c.kms, c.val[0], c.val[1], &written)) != MK_OK) {
-		r = kc_fail(&c, e);
-	} else if (c.json) {
-		arr = json_array();
-		for (unsigned i = 1; i < ARRAY_LEN(names); i++)
-			if (written & (1u << i))
-				json_array_append_new(arr, json_string(names[i]));
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "meter", c.val[0], "dir", c.val[1],
-		                        "files", arr));
-	} else {
-		for (unsigned i = 1; i < ARRAY_LEN(names); i++)
-			if (written & (1u << i))
-				printf("%s/%s\n", c.val[1], names[i]);
+	if ((r = kc_start_kms(&c, argc, argv, opts, cert_export_usage)) != KC_GO)
+		return r;
+	if ((e = mk_kms_meter_cert_export(c.kms, o.meter, o.out, &written)) != MK_OK)
+		return kc_end(&c, e);
+	arr = json_array();
+	for (unsigned i = 1; i < ARRAY_LEN(names); i++) {
+		if (!(written & (1u << i)))
+			continue;
+		if (c.json)
+			json_array_append_new(arr, json_string(names[i]));
+		else
+			printf("%s/%s\n", o.out, names[i]);
 	}
-	kc_close(&c);
-	return r;
+	if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:o}", "ok", 1, "meter", o.meter, "dir", o.out,
+		                        "files", arr));
+	else
+		json_decref(arr);
+	return kc_end(&c, e);
 }
 
 int mk_cli_cert(int argc, char **argv)

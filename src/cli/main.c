@@ -3,12 +3,10 @@
  * handler gets argv from the subcommand's name on, and may dispatch again
  * (meterkey shares split).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
 
 static const struct mk_cli_cmd commands[] = {
 	{ "archive", "a domain archive: verify, history, errors", mk_cli_archive },
@@ -56,7 +54,6 @@ int mk_cli_dispatch(const char *prog, const struct mk_cli_cmd *cmds, size_t n, i
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(argv[1], cmds[i].name) == 0) {
-			optind = 1; /* each level parses its own options from argv[0] */
 			return cmds[i].run(argc - 1, argv + 1);
 		}
 	}
@@ -78,17 +75,15 @@ static const char version_usage[] =
 
 int mk_cli_version(int argc, char **argv)
 {
-	int json = 0;
+	struct kc c;
+	const struct kc_opt opts[] = { KC_OUTPUT(&c), KC_END };
+	int st;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-			return fputs(version_usage, stdout), 0;
-		else
-			return mk_cli_usage_error(version_usage, "unknown option");
-	}
-	if (json)
+	if ((st = kc_start(&c, argc, argv, opts, version_usage, 0, KC_ANY_POS)) != KC_GO)
+		return st;
+	if (c.npos != 0)
+		return mk_cli_usage_error(version_usage, "unknown option");
+	if (c.json)
 		kc_print_json(json_pack("{s:s}", "version", MK_VERSION));
 	else
 		printf("meterkey %s\n", MK_VERSION);

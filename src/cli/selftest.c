@@ -4,11 +4,8 @@
  * Exit status 0 only when all pass.
  */
 #include <stdio.h>
-#include <string.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
-#include "crypto/crypto_int.h"
+#include "cli.h"
 #include "meterkey/crypto.h"
 #include "meterkey/rng.h"
 
@@ -28,29 +25,29 @@ int mk_cli_selftest(int argc, char **argv)
 {
 	struct mk_rng *rng = NULL;
 	json_t *o, *failed_kats = NULL;
-	int quiet = 0, json = 0, kat_failed = 0;
-	enum mk_err r, rng_r;
+	int quiet, json, kat_failed = 0, st;
+	struct kc c;
+	const struct kc_opt opts[] = { KC_FLAG("quiet", &quiet), KC_OUTPUT(&c), KC_END };
+	size_t nkats = mk_selftest_count();
+	enum mk_err r, rng_r, e;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quiet") == 0)
-			quiet = 1;
-		else if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-			return fputs(usage, stdout), 0;
-		else
-			return mk_cli_usage_error(usage, "unknown option");
-	}
+	if ((st = kc_start(&c, argc, argv, opts, usage, 0, KC_ANY_POS)) != KC_GO)
+		return st;
+	if (c.npos != 0)
+		return mk_cli_usage_error(usage, "unknown option");
+	json = c.json;
 	if (json && (failed_kats = json_array()) == NULL)
 		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
-	for (size_t i = 0; i < mk_kat_count; i++) {
-		r = mk_selftest_run_one(&mk_kat_table[i]);
+	for (size_t i = 0; i < nkats; i++) {
+		const char *name;
+
+		r = mk_selftest_run_kat(i, &name);
 		kat_failed |= r != MK_OK;
 		if (json) {
 			if (r != MK_OK)
-				json_array_append_new(failed_kats, json_string(mk_kat_table[i].name));
+				json_array_append_new(failed_kats, json_string(name));
 		} else if (!quiet || r != MK_OK) {
-			printf("%-8s %s\n", r == MK_OK ? "ok" : "FAILED", mk_kat_table[i].name);
+			printf("%-8s %s\n", r == MK_OK ? "ok" : "FAILED", name);
 		}
 	}
 	rng_r = mk_rng_new(&rng);
@@ -62,24 +59,21 @@ int mk_cli_selftest(int argc, char **argv)
 			       rng_r == MK_OK ? "" : mk_strerror(rng_r));
 		printf("%s: %zu known-answer tests and the RNG start-up tests\n",
 		       kat_failed || rng_r != MK_OK ? "self-test FAILED" : "self-test passed",
-		       mk_kat_count);
+		       nkats);
 		return kat_failed || rng_r != MK_OK ? 1 : 0;
 	}
 	if (!kat_failed && rng_r == MK_OK) {
-		o = json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "known_answer_tests", "ok", "count",
-		              (json_int_t)mk_kat_count, "rng", "ok");
 		json_decref(failed_kats);
-	} else {
-		/* A known-answer failure is MK_ERR_SELFTEST; else the RNG's own error. */
-		enum mk_err e = kat_failed ? MK_ERR_SELFTEST : rng_r;
-
-		o = json_pack("{s:b,s:s,s:I,s:O,s:s,s:s*}", "ok", 0, "known_answer_tests",
-		              kat_failed ? "FAILED" : "ok", "count", (json_int_t)mk_kat_count, "failed",
-		              failed_kats, "rng", rng_r == MK_OK ? "ok" : "FAILED", "rng_error",
-		              rng_r == MK_OK ? NULL : mk_strerror(rng_r));
-		json_object_update_new(o, kc_error_json(e, mk_strerror(e)));
-		json_decref(failed_kats);
+		kc_print_json(json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "known_answer_tests", "ok", "count",
+		                        (json_int_t)nkats, "rng", "ok"));
+		return 0;
 	}
-	kc_print_json(o);
-	return kat_failed || rng_r != MK_OK ? 1 : 0;
+	/* A known-answer failure is MK_ERR_SELFTEST; else the RNG's own error. */
+	e = kat_failed ? MK_ERR_SELFTEST : rng_r;
+	o = json_pack("{s:b,s:s,s:I,s:O,s:s,s:s*}", "ok", 0, "known_answer_tests",
+	              kat_failed ? "FAILED" : "ok", "count", (json_int_t)nkats, "failed", failed_kats,
+	              "rng", rng_r == MK_OK ? "ok" : "FAILED", "rng_error",
+	              rng_r == MK_OK ? NULL : mk_strerror(rng_r));
+	json_decref(failed_kats);
+	return kc_fail_json(o, e, mk_strerror(e));
 }

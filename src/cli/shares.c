@@ -7,7 +7,6 @@
  * share files in memory, reports whether they agree (and why not), and wipes
  * it. Boxes will use the same shares to unseal their state.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +16,7 @@
 
 #include <openssl/crypto.h>
 
-#include "cli/cli.h"
-#include "cli/kmscli.h"
+#include "cli.h"
 #include "meterkey/rng.h"
 #include "meterkey/shares.h"
 
@@ -39,21 +37,6 @@ static const char check_usage[] =
 	"  shown. Exit status 0 only when they rebuild it. --json prints one JSON\n"
 	"  object instead of text.\n";
 
-/* Parses a decimal in [lo, hi]; 0 on success. */
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *vp)
-{
-	char *end;
-	unsigned long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	v = strtoul(s, &end, 10);
-	if (*end != '\0' || v < lo || v > hi)
-		return -1;
-	*vp = (unsigned)v;
-	return 0;
-}
-
 /* The split ID (public: it names a split, it opens nothing) in hex. */
 static void split_id_hex(const uint8_t *p, char out[static 2 * MK_SHARE_SPLIT_ID_LEN + 1])
 {
@@ -68,41 +51,35 @@ static void split_id_hex(const uint8_t *p, char out[static 2 * MK_SHARE_SPLIT_ID
  */
 static int shares_split(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "box", required_argument, NULL, 'b' }, { "out", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },      { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *box = NULL, *dir = NULL;
-	unsigned k = 0, n = 0;
+	struct {
+		const char *box, *out, *k, *n;
+	} o; /* the options */
+	struct kc c;
+	const struct kc_opt opts[] = { KC_STR_LAST("box", &o.box), KC_STR_LAST("out", &o.out),
+		                       KC_SHORT('k', &o.k), KC_SHORT('n', &o.n), KC_OUTPUT(&c), KC_END };
+	const char *box, *dir;
+	uint64_t k = 0, n = 0;
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[OPERATION_COMBINATION_LEN];
 	static char paths[MK_SHARE_COUNT_MAX][PATH_MAX];
 	char msg[PATH_MAX + 128] = "", split_id[2 * MK_SHARE_SPLIT_ID_LEN + 1];
 	struct mk_rng *rng = NULL;
-	json_t *files = NULL, *o;
+	json_t *files = NULL, *res;
 	unsigned written = 0;
 	enum mk_err r, err = MK_ERR_INTERNAL;
-	int c, json = 0, status = 1;
+	int json, status = 1;
 
-	while ((c = getopt_long(argc, argv, "k:n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b': box = optarg; break;
-		case 'o': dir = optarg; break;
-		case 'j': json = 1; break;
-		case 'k':
-			if (parse_uint(optarg, 2, MK_SHARE_COUNT_MAX, &k) != 0)
-				return mk_cli_usage_error(split_usage, "-k takes a number from 2 to 255");
-			break;
-		case 'n':
-			if (parse_uint(optarg, 2, MK_SHARE_COUNT_MAX, &n) != 0)
-				return mk_cli_usage_error(split_usage, "-n takes a number from 2 to 255");
-			break;
-		case 'h': fputs(split_usage, stdout); return 0;
-		default: return mk_cli_usage_error(split_usage, NULL);
-		}
-	}
-	if (optind != argc || box == NULL || dir == NULL || k == 0 || n == 0)
+	if ((status = kc_start(&c, argc, argv, opts, split_usage, 0, KC_ANY_POS)) != KC_GO)
+		return status;
+	status = 1;
+	box = o.box;
+	dir = o.out;
+	json = c.json;
+	if (o.k != NULL && !kc_parse_u64(o.k, 2, MK_SHARE_COUNT_MAX, &k))
+		return mk_cli_usage_error(split_usage, "-k takes a number from 2 to 255");
+	if (o.n != NULL && !kc_parse_u64(o.n, 2, MK_SHARE_COUNT_MAX, &n))
+		return mk_cli_usage_error(split_usage, "-n takes a number from 2 to 255");
+	if (c.npos != 0 || box == NULL || dir == NULL || k == 0 || n == 0)
 		return mk_cli_usage_error(split_usage, "--box, -k, -n and --out are all needed");
 	if (!mk_box_id_valid(box))
 		return mk_cli_usage_error(split_usage, "--box is not a box ID (e.g. O00000001)");
@@ -112,7 +89,7 @@ static int shares_split(int argc, char **argv)
 		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
 
 	if ((r = mk_rng_new(&rng)) != MK_OK || (r = mk_rng_bytes(rng, secret, sizeof(secret))) != MK_OK ||
-	    (r = mk_share_split(rng, box, secret, sizeof(secret), k, n, shares)) != MK_OK) {
+	    (r = mk_share_split(rng, box, secret, sizeof(secret), (unsigned)k, (unsigned)n, shares)) != MK_OK) {
 		err = r;
 		snprintf(msg, sizeof(msg), "cannot split: %s", mk_strerror(r));
 		goto out;
@@ -121,7 +98,7 @@ static int shares_split(int argc, char **argv)
 		struct stat st;
 
 		if (snprintf(paths[i], sizeof(paths[i]), "%s/%s-share-%u-of-%u", dir, box, i + 1,
-		             n) >= (int)sizeof(paths[i])) {
+		             (unsigned)n) >= (int)sizeof(paths[i])) {
 			err = MK_ERR_INVALID_ARG;
 			snprintf(msg, sizeof(msg), "--out path too long");
 			goto out;
@@ -151,7 +128,7 @@ static int shares_split(int argc, char **argv)
 		                        "n", (int)n, "files", files, "split_id", split_id));
 	else
 		printf("box %s: %u shares, any %u rebuild its Operation Combination; split ID %s\n",
-		       box, n, k, split_id);
+		       box, (unsigned)n, (unsigned)k, split_id);
 	status = 0;
 out:
 	if (status != 0) {
@@ -169,12 +146,12 @@ out:
 				printf("removed %s\n", paths[i]);
 		}
 		if (json) {
-			o = json_pack("{s:b,s:s}", "ok", 0, "box", box);
-			json_object_update_new(o, kc_error_json(err, msg));
-			if (o != NULL && json_array_size(removed) != 0)
-				json_object_set(o, "removed", removed);
+			res = json_pack("{s:b,s:s}", "ok", 0, "box", box);
+			json_object_update_new(res, kc_error_json(err, msg));
+			if (res != NULL && json_array_size(removed) != 0)
+				json_object_set(res, "removed", removed);
 			json_decref(removed);
-			kc_print_json(o);
+			kc_print_json(res);
 		}
 	}
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -187,48 +164,38 @@ out:
 /* A refusal of check: text as before, or the error object with box and count. */
 static int check_fail(int json, const char *box, size_t nfiles, enum mk_err e, const char *msg)
 {
-	json_t *o;
-
 	if (!json)
 		return kc_fail_msg(json, e, msg);
-	o = json_pack("{s:b,s:s,s:I}", "ok", 0, "box", box, "shares", (json_int_t)nfiles);
-	json_object_update_new(o, kc_error_json(e, msg));
-	kc_print_json(o);
-	return 1;
+	return kc_fail_json(json_pack("{s:b,s:s,s:I}", "ok", 0, "box", box, "shares", (json_int_t)nfiles),
+	                    e, msg);
 }
 
 static int shares_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "box", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
-	};
-	const char *box = NULL;
+	const char *box;
+	struct kc c;
+	const struct kc_opt opts[] = { KC_STR_LAST("box", &box), KC_OUTPUT(&c), KC_END };
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[MK_SHARE_SECRET_MAX];
 	char msg[PATH_MAX + 128];
 	size_t count = 0, len = 0, nfiles;
 	enum mk_err r;
-	int c, json = 0, status = 1;
+	int json, status;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b': box = optarg; break;
-		case 'j': json = 1; break;
-		case 'h': fputs(check_usage, stdout); return 0;
-		default: return mk_cli_usage_error(check_usage, NULL);
-		}
-	}
-	if (box == NULL || optind == argc)
+	if ((status = kc_start(&c, argc, argv, opts, check_usage, 0, KC_ANY_POS)) != KC_GO)
+		return status;
+	status = 1;
+	json = c.json;
+	if (box == NULL || c.npos == 0)
 		return mk_cli_usage_error(check_usage, "--box and at least one FILE are needed");
 	if (!mk_box_id_valid(box))
 		return mk_cli_usage_error(check_usage, "--box is not a box ID (e.g. O00000001)");
-	if (argc - optind > MK_SHARE_COUNT_MAX)
+	if (c.npos > MK_SHARE_COUNT_MAX)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");
-	nfiles = (size_t)(argc - optind);
-	for (int i = optind; i < argc; i++, count++) {
-		if ((r = mk_share_read_file(argv[i], &shares[count])) != MK_OK) {
-			snprintf(msg, sizeof(msg), "%s: %s", argv[i], mk_strerror(r));
+	nfiles = c.npos;
+	for (size_t i = 0; i < nfiles; i++, count++) {
+		if ((r = mk_share_read_file(c.pos[i], &shares[count])) != MK_OK) {
+			snprintf(msg, sizeof(msg), "%s: %s", c.pos[i], mk_strerror(r));
 			check_fail(json, box, nfiles, r, msg);
 			goto out;
 		}

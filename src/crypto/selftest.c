@@ -397,3 +397,15 @@ enum mk_err mk_selftest_run(void)
 {
 	return mk_selftest_run_table(mk_kat_table, mk_kat_count);
 }
+
+size_t mk_selftest_count(void)
+{
+	return mk_kat_count;
+}
+
+enum mk_err mk_selftest_run_kat(size_t i, const char **namep)
+{
+	if (namep != NULL)
+		*namep = i < mk_kat_count ? mk_kat_table[i].name : "";
+	return i < mk_kat_count ? mk_selftest_run_one(&mk_kat_table[i]) : MK_ERR_SELFTEST;
+}

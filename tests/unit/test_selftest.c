@@ -150,6 +150,24 @@ static void test_malformed_vector_fails(void **state)
 	assert_int_equal(mk_selftest_run_table(mk_kat_table, 0), MK_ERR_SELFTEST);
 }
 
+/* The public one-by-one runner (what `meterkey selftest` reports) walks the
+ * same table, and refuses an index past it. */
+static void test_run_kat_by_index(void **state)
+{
+	const char *name = NULL;
+
+	(void)state;
+	assert_int_equal(mk_selftest_count(), mk_kat_count);
+	for (size_t i = 0; i < mk_selftest_count(); i++) {
+		assert_int_equal(mk_selftest_run_kat(i, &name), MK_OK);
+		assert_string_equal(name, mk_kat_table[i].name);
+	}
+	assert_int_equal(mk_selftest_run_kat(0, NULL), MK_OK);
+	assert_int_equal(mk_selftest_run_kat(mk_kat_count, &name), MK_ERR_SELFTEST);
+	assert_string_equal(name, "");
+	assert_int_equal(mk_selftest_run_kat((size_t)-1, NULL), MK_ERR_SELFTEST);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +175,7 @@ int main(void)
 		cmocka_unit_test(test_every_kind_has_a_vector),
 		cmocka_unit_test(test_one_flipped_byte_fails_every_vector),
 		cmocka_unit_test(test_malformed_vector_fails),
+		cmocka_unit_test(test_run_kat_by_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

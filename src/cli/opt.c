@@ -1,0 +1,243 @@
+/*
+ * The tool's one option parser: every command declares its options in a
+ * table of rows bound to its own variables (cli.h), and this walks argv
+ * against it. docs/cli.md.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+int kc_parse_time(const char *s, int64_t *tp)
+{
+	struct tm tm;
+	const char *end;
+	char *e;
+	long long v;
+
+	if (s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL) {
+		errno = 0;
+		v = strtoll(s, &e, 10);
+		if (errno != 0 || *e != '\0' || v <= 0)
+			return 0;
+		*tp = v;
+		return 1;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL)
+		return 0;
+	if (*end == 'T' && ((end = strptime(end + 1, "%H:%M:%S", &tm)) == NULL || strcmp(end, "Z") != 0))
+		return 0;
+	if (*end != '\0' && strcmp(end, "Z") != 0)
+		return 0;
+	*tp = (int64_t)timegm(&tm);
+	return *tp > 0;
+}
+
+int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || s[0] < '0' || s[0] > '9')
+		return 0;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0' || v < lo || v > hi)
+		return 0;
+	*vp = v;
+	return 1;
+}
+
+int kc_parse_key_id(const char *s, uint64_t *idp)
+{
+	return s[0] >= '1' && s[0] <= '9' && kc_parse_u64(s, 1, UINT64_MAX, idp);
+}
+
+static int is_end(const struct kc_opt *o)
+{
+	return o->name == NULL && o->short_name == '\0';
+}
+
+/* Every variable the table binds, to "not given". */
+static void clear_targets(const struct kc_opt *opts)
+{
+	for (const struct kc_opt *o = opts; !is_end(o); o++) {
+		switch (o->kind) {
+		case KC_OPT_FLAG:
+			*(int *)o->to = 0;
+			break;
+		case KC_OPT_LAST:
+		case KC_OPT_ONCE:
+			*(const char **)o->to = NULL;
+			break;
+		case KC_OPT_LIST:
+			memset(o->to, 0, sizeof(struct kc_list));
+			break;
+		case KC_OPT_TIME:
+			*(int64_t *)o->to = 0;
+			break;
+		}
+	}
+}
+
+/* The row for "--name" (len bytes of name) or, with name NULL, for "-ch". */
+static const struct kc_opt *find(const struct kc_opt *opts, const char *name, size_t len, char ch)
+{
+	for (const struct kc_opt *o = opts; !is_end(o); o++) {
+		if (name == NULL && o->short_name == ch)
+			return o;
+		if (name != NULL && o->name != NULL && strlen(o->name) == len &&
+		    strncmp(o->name, name, len) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/* Stores val (NULL for a flag) into o's variable; 0 on a usage error
+ * (printed). shown: the option as given, "--name" or "-x". */
+static int store(const struct kc_opt *o, const char *shown, const char *val)
+{
+	struct kc_list *l;
+
+	switch (o->kind) {
+	case KC_OPT_FLAG:
+		*(int *)o->to = 1;
+		return 1;
+	case KC_OPT_LAST:
+		*(const char **)o->to = val;
+		return 1;
+	case KC_OPT_ONCE:
+		if (*(const char **)o->to != NULL) {
+			fprintf(stderr, "meterkey: %s given twice\n", shown);
+			return 0;
+		}
+		*(const char **)o->to = val;
+		return 1;
+	case KC_OPT_LIST:
+		l = o->to;
+		if (l->n == KC_MAX_REPEAT) {
+			fprintf(stderr, "meterkey: %s given too often\n", shown);
+			return 0;
+		}
+		l->v[l->n++] = val;
+		return 1;
+	case KC_OPT_TIME:
+		if (!kc_parse_time(val, o->to)) {
+			fprintf(stderr, "meterkey: %s: \"%s\" is not a time "
+			                "(unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)\n",
+			        shown, val);
+			return 0;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, size_t maxpos)
+{
+	memset(c, 0, sizeof(*c));
+	clear_targets(opts);
+	c->home = getenv("METERKEY_HOME");
+	c->pos = argv + 1;
+	for (int i = 1, only_pos = 0; i < argc; i++) {
+		char *a = argv[i], shown[64]; /* the option as the messages name it */
+		const char *val = NULL, *eq;
+		const struct kc_opt *o = NULL;
+		size_t len;
+
+		if (only_pos) {
+			/* positional, "--x" too */
+		} else if (strcmp(a, "--") == 0) {
+			only_pos = 1;
+			continue;
+		} else if (a[0] == '-' && a[1] == '-') {
+			eq = strchr(a + 2, '=');
+			len = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+			if ((o = find(opts, a + 2, len, 0)) == NULL) {
+				fprintf(stderr, "meterkey: unknown option --%.*s\n", (int)len, a + 2);
+				return 0;
+			}
+			snprintf(shown, sizeof(shown), "--%s", o->name);
+			if (o->kind == KC_OPT_FLAG && eq != NULL) {
+				fprintf(stderr, "meterkey: %s takes no value\n", shown);
+				return 0;
+			}
+			if (eq != NULL)
+				val = eq + 1;
+		} else if (a[0] == '-' && a[1] != '\0' && (o = find(opts, NULL, 0, a[1])) != NULL) {
+			/* -x VALUE or -xVALUE; a short flag only alone (-h, not -hx) */
+			if (o->kind == KC_OPT_FLAG && a[2] != '\0')
+				o = NULL;
+			else if (a[2] != '\0')
+				val = a + 2;
+			snprintf(shown, sizeof(shown), "-%c", a[1]);
+		}
+		if (o == NULL) {
+			if (c->npos == maxpos) {
+				fprintf(stderr, "meterkey: too many arguments\n");
+				return 0;
+			}
+			c->pos[c->npos++] = a; /* never past argv[i]: nothing unread is lost */
+			continue;
+		}
+		if (o->kind != KC_OPT_FLAG && val == NULL) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "meterkey: %s needs a value\n", shown);
+				return 0;
+			}
+			val = argv[++i];
+		}
+		if (!store(o, shown, val))
+			return 0;
+	}
+	return 1;
+}
+
+/* Whether every KC_NEED row was given; if not, msg says which are needed,
+ * all of them: "--a is needed", "--a, --b and --c are needed". */
+static int have_needed(const struct kc_opt *opts, char *msg, size_t cap)
+{
+	size_t n = 0, i = 0, len;
+	int missing = 0;
+
+	for (const struct kc_opt *o = opts; !is_end(o); o++) {
+		n += o->need != 0;
+		missing |= o->need && *(const char **)o->to == NULL;
+	}
+	if (!missing)
+		return 1;
+	msg[0] = '\0';
+	for (const struct kc_opt *o = opts; !is_end(o); o++) {
+		if (!o->need)
+			continue;
+		len = strlen(msg);
+		snprintf(msg + len, cap - len, "%s--%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", o->name);
+		i++;
+	}
+	len = strlen(msg);
+	snprintf(msg + len, cap - len, "%s", n == 1 ? " is needed" : " are needed");
+	return 0;
+}
+
+int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage,
+             size_t minpos, size_t maxpos)
+{
+	char why[256];
+
+	if (!kc_parse(c, argc, argv, opts, maxpos > KC_MAX_POS ? maxpos : KC_MAX_POS))
+		return mk_cli_usage_error(usage, NULL);
+	if (c->help) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (c->npos > maxpos)
+		return mk_cli_usage_error(usage, "too many arguments");
+	if (c->npos < minpos)
+		return mk_cli_usage_error(usage, "missing argument");
+	if (!have_needed(opts, why, sizeof(why)))
+		return mk_cli_usage_error(usage, why);
+	return KC_GO;
+}
