@@ -30,7 +30,7 @@
 #include <openssl/evp.h>
 
 #include "archive/archive_int.h"
-#include "meterkey/shares.h"
+#include "meterkey/ids.h"
 
 #define SCHEMA_VERSION 1
 #define MAX_ATTEMPTS 64

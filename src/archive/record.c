@@ -12,7 +12,7 @@
 
 #include "archive/archive_int.h"
 #include "meterkey/archive.h"
-#include "meterkey/shares.h"
+#include "meterkey/ids.h"
 #include "meterkey/tlv.h"
 
 enum {

@@ -12,7 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "box/box_int.h"
-#include "meterkey/meter.h"
+#include "meterkey/msg_meter.h"
 
 
 /* Decodes the archive record a request carries and checks it belongs here,

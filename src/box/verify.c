@@ -16,7 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "box/box_int.h"
-#include "meterkey/verify.h"
+#include "meterkey/msg_box.h"
 
 /* Entries of the cache a box keeps while open: a verified key record's
  * facts and its key (master key in Brass, token key in Tin), and the CMAC

@@ -25,7 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/file_int.h"
-#include "meterkey/archive.h"
+#include "meterkey/ids.h"
 #include "meterkey/pki.h"
 #include "pki/pki_int.h"
 
