@@ -245,6 +245,111 @@ enum mk_verify_result {
 
 /* ---- Signed bodies ---------------------------------------------------------------------- */
 
+/* Every signed message (formats.md §8.1) is a body, the signer's box ID and
+ * its signature; every body opens with its kind (enum mk_signed_kind,
+ * boxes.h), so that no signed message can be taken for another. */
+#define MK_MSG_SIGNED(F, X)                                                                      \
+	F(X, 0x01, body, BYTES, REQ, 1, MK_SIGNED_MAX)                                           \
+	F(X, 0x02, signer, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                            \
+	F(X, 0x03, sig, BYTES, REQ, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN)
+MK_MSG_DECLARE(mk_msg_signed, MK_MSG_SIGNED)
+
+/* Set Secure Box ID's body (§8.6): M names the new box, with the nonce it
+ * keeps, the request's time and the box's share policy. */
+#define MK_MSG_SET_ID_BODY(F, X)                                                                 \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, box_id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                            \
+	F(X, 0x03, nonce, BYTES, REQ, 16, 16)                                                    \
+	F(X, 0x04, time, U64, REQ, 0, 0)                                                         \
+	F(X, 0x05, k, U8, REQ, 0, 0)                                                             \
+	F(X, 0x06, n, U8, REQ, 0, 0)
+MK_MSG_DECLARE(mk_msg_set_id_body, MK_MSG_SET_ID_BODY)
+
+/* A domain process's envelope (§8.7): for one box and domain, the package
+ * wrapped to the box's startup confidentiality key. */
+#define MK_MSG_PROCESS_BODY(F, X)                                                                \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, box_id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                            \
+	F(X, 0x03, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x04, wrapped, BYTES, REQ, 1, MK_SIGNED_MAX)
+MK_MSG_DECLARE(mk_msg_process_body, MK_MSG_PROCESS_BODY)
+
+/* The domain keys message (§8.4): the domain keys wrapped to the Domain Key
+ * Set, for the archive or removable media. */
+#define MK_MSG_DOMAIN_KEYS_BODY(F, X)                                                            \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x03, wrapped, BYTES, REQ, 1, MK_SIGNED_MAX)
+MK_MSG_DECLARE(mk_msg_domain_keys_body, MK_MSG_DOMAIN_KEYS_BODY)
+
+/* A Steel certificate (§8.8): a Steel box's public keys for one domain,
+ * signed by the Domain Key Set. */
+#define MK_MSG_STEEL_CERT_BODY(F, X)                                                             \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x03, steel, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                             \
+	F(X, 0x04, auth, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                               \
+	F(X, 0x05, conf, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)
+MK_MSG_DECLARE(mk_msg_steel_cert_body, MK_MSG_STEEL_CERT_BODY)
+
+/* MI7, key installed (§8.10): Steel's word on an installation; product and
+ * MSN when the meter gave its identity, tokens when INSTALLED, reason when
+ * BAD. */
+#define MK_MSG_INSTALLED_BODY(F, X)                                                              \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, status, U8, REQ, 0, 0)                                                        \
+	F(X, 0x03, oak, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                               \
+	F(X, 0x04, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x05, steel, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                             \
+	F(X, 0x06, key_id, U64, REQ, 0, 0)                                                       \
+	F(X, 0x07, time, U64, REQ, 0, 0)                                                         \
+	F(X, 0x08, product, STRING, OPT, 1, MK_IDENT_MAX)                                        \
+	F(X, 0x09, msn, STRING, OPT, 1, MK_IDENT_MAX)                                            \
+	F(X, 0x0A, tokens, BYTES, OPT, MK_TEST_TOKENS_LEN, MK_TEST_TOKENS_LEN)                   \
+	F(X, 0x0B, reason, U32, OPT, 0, 0)
+MK_MSG_DECLARE(mk_msg_installed_body, MK_MSG_INSTALLED_BODY)
+
+/* MI10 and MR4 (§8.11): Brass's short confirmation of the record it signed. */
+#define MK_MSG_CONFIRM_BODY(F, X)                                                                \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, status, U8, REQ, 0, 0)                                                        \
+	F(X, 0x03, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x04, key_id, U64, REQ, 0, 0)                                                       \
+	F(X, 0x05, mfg_seq, STRING, OPT, 1, MK_IDENT_MAX)                                        \
+	F(X, 0x06, indicia_serial, STRING, OPT, 1, MK_IDENT_MAX)                                 \
+	F(X, 0x07, subdomain, STRING, OPT, 2, MK_DOMAIN_ID_MAX)                                  \
+	F(X, 0x08, time, U64, REQ, 0, 0)
+MK_MSG_DECLARE(mk_msg_confirm_body, MK_MSG_CONFIRM_BODY)
+
+/* A country sub-domain and its secret key, one element of the country list
+ * of the domain keys (§8.4, tag 06) and of a Brass package (§8.5, tag 09). */
+#define MK_MSG_COUNTRY_KEY(F, X)                                                                 \
+	F(X, 0x01, country, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                    \
+	F(X, 0x02, key, BYTES, OPT, 32, 32)
+MK_MSG_DECLARE(mk_msg_country_key, MK_MSG_COUNTRY_KEY)
+
+/* The info that binds a wrapped key to its use (§8.5): what, domain, key
+ * ID (0: none), and who holds it (a box ID, or a device for a token key). */
+#define MK_MSG_WRAP_INFO(F, X)                                                                   \
+	F(X, 0x01, what, STRING, REQ, 1, 32)                                                     \
+	F(X, 0x02, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x03, key_id, U64, REQ, 0, 0)                                                       \
+	F(X, 0x04, holder, STRING, REQ, 1, MK_METER_ID_MAX)
+MK_MSG_DECLARE(mk_msg_wrap_info, MK_MSG_WRAP_INFO)
+
+/* The record header a Brass-encrypted blob is bound to, its associated data
+ * (§8.11): product and MSN are written even when empty. */
+#define MK_MSG_RECORD_AAD(F, X)                                                                  \
+	F(X, 0x01, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
+	F(X, 0x02, key_id, U64, REQ, 0, 0)                                                       \
+	F(X, 0x03, status, U8, REQ, 0, 0)                                                        \
+	F(X, 0x04, key_alg, U16, REQ, 0, 0)                                                      \
+	F(X, 0x05, product_code, STRING, REQ, 0, MK_IDENT_MAX)                                   \
+	F(X, 0x06, mfg_seq, STRING, REQ, 0, MK_IDENT_MAX)                                        \
+	F(X, 0x07, subdomain, STRING, OPT, 2, MK_DOMAIN_ID_MAX)                                  \
+	F(X, 0x08, indicia_serial, STRING, OPT, 1, MK_IDENT_MAX)
+MK_MSG_DECLARE(mk_msg_record_aad, MK_MSG_RECORD_AAD)
+
 /* MI4, the install record's body (formats.md §8.9): Oak signs it, Steel
  * opens it, the KMS reads where it goes. kind is MK_SIGNED_INSTALL. */
 #define MK_MSG_INSTALL_BODY(F, X)                                                                \

@@ -34,7 +34,6 @@ enum {
 	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
 	P_ROOT = 0x0F,
 };
-enum { PC_ID = 0x01, PC_KEY = 0x02 };
 
 #define STATE_CAP (256 * 1024)
 /* How long a session waits for another holding the box: 200 x 50 ms. */
@@ -110,15 +109,15 @@ enum mk_err box_get_secret(struct mk_tlv_reader *r, uint8_t tag, size_t len, str
 enum mk_err box_wrap_info(struct mk_buf *out, const char *what, const char *domain,
                           uint64_t key_id, const char *box_id)
 {
-	struct mk_tlv_writer w;
-	enum mk_err r;
+	struct mk_msg_wrap_info m = { "", "", key_id, "" };
 
-	mk_tlv_writer_init(&w, out);
-	if ((r = mk_tlv_put_string(&w, 0x01, what)) != MK_OK ||
-	    (r = mk_tlv_put_string(&w, 0x02, domain)) != MK_OK ||
-	    (r = mk_tlv_put_u64(&w, 0x03, key_id)) != MK_OK)
-		return r;
-	return mk_tlv_put_string(&w, 0x04, box_id);
+	if (strlen(what) >= sizeof(m.what) || strlen(domain) >= sizeof(m.domain) ||
+	    strlen(box_id) >= sizeof(m.holder))
+		return MK_ERR_INVALID_ARG;
+	memcpy(m.what, what, strlen(what) + 1);
+	memcpy(m.domain, domain, strlen(domain) + 1);
+	memcpy(m.holder, box_id, strlen(box_id) + 1);
+	return mk_msg_wrap_info_encode(&m, out);
 }
 
 /* ---- Signed messages ------------------------------------------------------------ */
@@ -184,21 +183,19 @@ enum mk_err mk_signed_verify(EVP_PKEY *key, const uint8_t *p, size_t n, const ui
 
 enum mk_err box_record_aad(const struct mk_key_record *rec, struct mk_buf *out)
 {
-	struct mk_tlv_writer w;
-	enum mk_err r;
+	struct mk_msg_record_aad m;
 
-	mk_tlv_writer_init(&w, out);
-	if ((r = mk_tlv_put_string(&w, 0x01, rec->domain)) != MK_OK ||
-	    (r = mk_tlv_put_u64(&w, 0x02, rec->key_id)) != MK_OK ||
-	    (r = mk_tlv_put_u8(&w, 0x03, (uint8_t)rec->status)) != MK_OK ||
-	    (r = mk_tlv_put_u16(&w, 0x04, rec->key_alg)) != MK_OK ||
-	    (r = mk_tlv_put_string(&w, 0x05, rec->product_code)) != MK_OK ||
-	    (r = mk_tlv_put_string(&w, 0x06, rec->mfg_seq)) != MK_OK)
-		return r;
-	if (rec->subdomain[0] != '\0' && ((r = mk_tlv_put_string(&w, 0x07, rec->subdomain)) != MK_OK ||
-	                                  (r = mk_tlv_put_string(&w, 0x08, rec->indicia_serial)) != MK_OK))
-		return r;
-	return MK_OK;
+	memset(&m, 0, sizeof(m));
+	memcpy(m.domain, rec->domain, sizeof(m.domain));
+	m.key_id = rec->key_id;
+	m.status = (uint8_t)rec->status;
+	m.key_alg = rec->key_alg;
+	memcpy(m.product_code, rec->product_code, sizeof(m.product_code));
+	memcpy(m.mfg_seq, rec->mfg_seq, sizeof(m.mfg_seq));
+	m.has_subdomain = m.has_indicia_serial = rec->subdomain[0] != '\0';
+	memcpy(m.subdomain, rec->subdomain, sizeof(m.subdomain));
+	memcpy(m.indicia_serial, rec->indicia_serial, sizeof(m.indicia_serial));
+	return mk_msg_record_aad_encode(&m, out);
 }
 
 const struct mk_secret *box_record_secret(const struct box_domain *d, const struct mk_key_record *rec)
@@ -265,33 +262,24 @@ enum mk_err box_verify_record(EVP_PKEY *key, const struct mk_key_record *rec)
 	return r;
 }
 
-/* Steel certificate body tags (formats.md §8.4). */
-enum { C_KIND = 0x01, C_DOMAIN = 0x02, C_STEEL = 0x03, C_AUTH = 0x04, C_CONF = 0x05 };
-
 enum mk_err box_steel_cert_open(const struct box_domain *d, const uint8_t *p, size_t n,
                                 char steel_id[static MK_BOX_ID_LEN + 1], EVP_PKEY **authp,
                                 EVP_PKEY **confp)
 {
 	const uint8_t *body;
 	size_t bn;
-	struct mk_tlv_reader r;
-	char domain[MK_DOMAIN_ID_MAX + 1];
-	uint8_t kind;
+	struct mk_msg_steel_cert_body c;
 	enum mk_err e;
 
 	*authp = *confp = NULL;
 	if ((e = mk_signed_verify(d->dks, p, n, &body, &bn)) != MK_OK)
 		return e;
-	mk_tlv_reader_init(&r, body, bn);
-	if (mk_tlv_get_u8(&r, C_KIND, &kind) != MK_OK || kind != MK_SIGNED_STEEL_CERT ||
-	    mk_tlv_get_string(&r, C_DOMAIN, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain)) != MK_OK ||
-	    mk_tlv_get_string(&r, C_STEEL, MK_BOX_ID_LEN, MK_BOX_ID_LEN, steel_id,
-	                      MK_BOX_ID_LEN + 1) != MK_OK)
+	if (mk_msg_steel_cert_body_decode(body, bn, &c) != MK_OK || c.kind != MK_SIGNED_STEEL_CERT)
 		return MK_RC_PARAM_MISMATCH;
-	if (strcmp(domain, d->id) != 0)
+	memcpy(steel_id, c.steel, MK_BOX_ID_LEN + 1);
+	if (strcmp(c.domain, d->id) != 0)
 		return MK_RC_WRONG_DOMAIN;
-	if (box_get_pub(&r, C_AUTH, authp) != MK_OK || box_get_pub(&r, C_CONF, confp) != MK_OK ||
-	    mk_tlv_reader_end(&r) != MK_OK) {
+	if (mk_ec_pub_decode(c.auth, authp) != MK_OK || mk_ec_pub_decode(c.conf, confp) != MK_OK) {
 		EVP_PKEY_free(*authp);
 		EVP_PKEY_free(*confp);
 		*authp = *confp = NULL;
@@ -357,30 +345,26 @@ static enum mk_err opt_key(struct mk_tlv_reader *r, uint8_t tag, int priv, EVP_P
 
 static enum mk_err load_countries(struct box_domain *d, struct mk_tlv_reader *r)
 {
-	struct mk_tlv_reader list, one;
-	uint8_t tag;
+	struct mk_tlv_reader list;
+	struct mk_msg_country_key ck;
+	const uint8_t *p;
+	size_t n, count = 0;
 	enum mk_err e;
 
 	if ((e = mk_tlv_get_nested(r, P_COUNTRIES, &list)) != MK_OK)
 		return e;
-	for (uint8_t i = 1;; i++) {
+	for (;;) {
 		struct box_country *c;
 
-		if ((e = mk_tlv_peek_tag(&list, &tag)) != MK_OK)
-			return e;
-		if (tag == MK_TLV_END)
+		if ((e = mk_msg_list_next(&list, &count, MK_DOMAIN_MAX_COUNTRIES, &p, &n)) != MK_OK)
+			return e == MK_ERR_CMD_PARAM_COUNT ? MK_ERR_TLV_VALUE : e;
+		if (p == NULL)
 			break;
-		if (d->ncountries == MK_DOMAIN_MAX_COUNTRIES)
-			return MK_ERR_TLV_VALUE;
 		c = &d->countries[d->ncountries++];
-		if ((e = mk_tlv_get_nested(&list, i, &one)) != MK_OK ||
-		    (e = mk_tlv_get_string(&one, PC_ID, 2, MK_DOMAIN_ID_MAX, c->id, sizeof(c->id))) != MK_OK)
-			return e;
-		if ((e = mk_tlv_peek_tag(&one, &tag)) != MK_OK)
-			return e;
-		if (tag == PC_KEY && (e = box_get_secret(&one, PC_KEY, 32, &c->key)) != MK_OK)
-			return e;
-		if ((e = mk_tlv_reader_end(&one)) != MK_OK)
+		if ((e = mk_msg_country_key_decode(p, n, &ck)) != MK_OK)
+			return MK_ERR_TLV_VALUE;
+		memcpy(c->id, ck.country, sizeof(c->id));
+		if (ck.has_key && (e = mk_secret_new_copy(ck.key, ck.key_len, &c->key)) != MK_OK)
 			return e;
 	}
 	return mk_tlv_reader_end(&list);
@@ -872,8 +856,6 @@ enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n, struct m
 
 /* ---- Commands every box has ------------------------------------------------------------ */
 
-/* Tags of the Set Secure Box ID body (formats.md §8.5). */
-enum { I_KIND = 0x01, I_BOX_ID = 0x02, I_NONCE = 0x03, I_TIME = 0x04, I_K = 0x05, I_N = 0x06 };
 
 /*
  * Set Secure Box ID (Figs. 22-23): the box, still X00000000, checks the
@@ -888,15 +870,14 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_msg_request *req, struct m
 	struct mk_box_set_box_id_req in;
 	struct mk_box_set_box_id_res out = { 0 };
 	uint8_t conf[MK_EC_PUB_LEN], station[MK_EC_PUB_LEN];
+	struct mk_msg_set_id_body m;
 	const uint8_t *body, *nonce;
 	size_t bn, nn;
-	struct mk_tlv_reader r;
 	EVP_PKEY *anchor = NULL;
 	char id[MK_BOX_ID_LEN + 1];
 	enum mk_box_type t;
 	uint32_t number;
-	uint64_t time;
-	uint8_t kind, k, n;
+	uint8_t k, n;
 	enum mk_err e;
 
 	(void)req;
@@ -910,13 +891,13 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_msg_request *req, struct m
 	EVP_PKEY_free(anchor);
 	if (e != MK_OK)
 		return e;
-	mk_tlv_reader_init(&r, body, bn);
-	if (mk_tlv_get_u8(&r, I_KIND, &kind) != MK_OK || kind != MK_SIGNED_SET_ID ||
-	    mk_tlv_get_string(&r, I_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id)) != MK_OK ||
-	    mk_tlv_get_bytes(&r, I_NONCE, 16, 16, &nonce, &nn) != MK_OK ||
-	    mk_tlv_get_u64(&r, I_TIME, &time) != MK_OK || mk_tlv_get_u8(&r, I_K, &k) != MK_OK ||
-	    mk_tlv_get_u8(&r, I_N, &n) != MK_OK || mk_tlv_reader_end(&r) != MK_OK)
+	if (mk_msg_set_id_body_decode(body, bn, &m) != MK_OK || m.kind != MK_SIGNED_SET_ID)
 		return MK_RC_PARAM_MISMATCH;
+	memcpy(id, m.box_id, sizeof(id));
+	nonce = m.nonce;
+	nn = m.nonce_len;
+	k = m.k;
+	n = m.n;
 	if (mk_box_id_parse(id, &t, &number) != MK_OK || t != b->type || number == 0)
 		return MK_RC_BOX_ID_INVALID;
 	memcpy(b->id, id, sizeof(id));
@@ -955,8 +936,6 @@ fail:
 	return e;
 }
 
-/* Tags of the domain process envelope body. */
-enum { D_KIND = 0x01, D_BOX_ID = 0x02, D_DOMAIN = 0x03, D_WRAPPED = 0x04 };
 
 /*
  * Add Domain: a domain process made by the Manufacturing Box for this box,
@@ -968,15 +947,14 @@ enum mk_err box_cmd_add_domain(void *box, const struct mk_msg_request *req,
 {
 	struct mk_box *b = box;
 	struct mk_box_add_domain_req in;
+	struct mk_msg_process_body m;
 	const uint8_t *body, *wrapped;
 	size_t bn, wn;
-	struct mk_tlv_reader r;
 	struct mk_buf *info = NULL;
 	struct mk_secret *pkg = NULL;
 	EVP_PKEY *anchor = NULL;
-	char id[MK_BOX_ID_LEN + 1], domain[MK_DOMAIN_ID_MAX + 1];
+	const char *id = m.box_id, *domain = m.domain;
 	struct box_domain *d;
-	uint8_t kind;
 	enum mk_err e;
 
 	(void)req;
@@ -988,13 +966,10 @@ enum mk_err box_cmd_add_domain(void *box, const struct mk_msg_request *req,
 	EVP_PKEY_free(anchor);
 	if (e != MK_OK)
 		return e;
-	mk_tlv_reader_init(&r, body, bn);
-	if (mk_tlv_get_u8(&r, D_KIND, &kind) != MK_OK || kind != MK_SIGNED_PROCESS ||
-	    mk_tlv_get_string(&r, D_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id)) != MK_OK ||
-	    mk_tlv_get_string(&r, D_DOMAIN, 2, MK_DOMAIN_ID_MAX, domain, sizeof(domain)) != MK_OK ||
-	    mk_tlv_get_bytes(&r, D_WRAPPED, 1, MK_SIGNED_MAX, &wrapped, &wn) != MK_OK ||
-	    mk_tlv_reader_end(&r) != MK_OK)
+	if (mk_msg_process_body_decode(body, bn, &m) != MK_OK || m.kind != MK_SIGNED_PROCESS)
 		return MK_RC_PARAM_MISMATCH;
+	wrapped = m.wrapped;
+	wn = m.wrapped_len;
 	if (strcmp(id, b->id) != 0)
 		return MK_RC_WRONG_BOX;
 	if (box_find_domain(b, domain) != NULL)

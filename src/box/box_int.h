@@ -94,13 +94,8 @@ struct mk_box {
 extern const struct mk_msg_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table,
 	mk_tin_table;
 
-/* Tags of the install record body (MI4, Oak -> Steel; formats.md §8.7). */
-enum { N_KIND = 0x01, N_STATUS = 0x02, N_OAK = 0x03, N_DOMAIN = 0x04, N_STEEL = 0x05,
-       N_KEY_ID = 0x06, N_TIME = 0x07, N_WRAPPED = 0x08, N_TOKENS = 0x09 };
-/* Tags of the key installed body (MI7, Steel -> Brass; formats.md §8.8). */
-enum { K7_KIND = 0x01, K7_STATUS = 0x02, K7_OAK = 0x03, K7_DOMAIN = 0x04, K7_STEEL = 0x05,
-       K7_KEY_ID = 0x06, K7_TIME = 0x07, K7_PRODUCT = 0x08, K7_MSN = 0x09, K7_TOKENS = 0x0A,
-       K7_REASON = 0x0B };
+/* The signed bodies (MI4, MI7, MI10/MR4, Set Secure Box ID, domain
+ * processes, Steel certificates) are declared in msg_box.h. */
 
 /* The commands every box has, and the dispatcher's two questions. */
 MK_MSG_HANDLER(box_cmd_set_id);

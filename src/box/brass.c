@@ -59,21 +59,23 @@ static enum mk_err confirmation(struct mk_box *b, const struct box_domain *d, ui
                                 const struct mk_key_record *rec, struct mk_buf *out)
 {
 	struct mk_buf *body = mk_buf_new(512);
-	struct mk_tlv_writer w;
+	struct mk_msg_confirm_body c;
 	enum mk_err e = MK_ERR_NOMEM;
 
 	if (body == NULL)
 		goto out;
-	mk_tlv_writer_init(&w, body);
-	if ((e = mk_tlv_put_u8(&w, 0x01, kind)) != MK_OK ||
-	    (e = mk_tlv_put_u8(&w, 0x02, (uint8_t)rec->status)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, 0x03, rec->domain)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&w, 0x04, rec->key_id)) != MK_OK ||
-	    (rec->mfg_seq[0] != '\0' && (e = mk_tlv_put_string(&w, 0x05, rec->mfg_seq)) != MK_OK) ||
-	    (rec->indicia_serial[0] != '\0' &&
-	     ((e = mk_tlv_put_string(&w, 0x06, rec->indicia_serial)) != MK_OK ||
-	      (e = mk_tlv_put_string(&w, 0x07, rec->subdomain)) != MK_OK)) ||
-	    (e = mk_tlv_put_u64(&w, 0x08, (uint64_t)rec->status_time)) != MK_OK ||
+	memset(&c, 0, sizeof(c));
+	c.kind = kind;
+	c.status = (uint8_t)rec->status;
+	memcpy(c.domain, rec->domain, sizeof(c.domain));
+	c.key_id = rec->key_id;
+	c.has_mfg_seq = rec->mfg_seq[0] != '\0';
+	memcpy(c.mfg_seq, rec->mfg_seq, sizeof(c.mfg_seq));
+	c.has_indicia_serial = c.has_subdomain = rec->indicia_serial[0] != '\0';
+	memcpy(c.indicia_serial, rec->indicia_serial, sizeof(c.indicia_serial));
+	memcpy(c.subdomain, rec->subdomain, sizeof(c.subdomain));
+	c.time = (uint64_t)rec->status_time;
+	if ((e = mk_msg_confirm_body_encode(&c, body)) != MK_OK ||
 	    (e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
 		goto out;
 out:
@@ -119,43 +121,25 @@ struct installed {
 	const uint8_t *tokens;
 };
 
-/* Reads an optional element of MI7. */
-static enum mk_err opt_string(struct mk_tlv_reader *r, uint8_t tag, char *out, size_t max)
-{
-	uint8_t next;
-	enum mk_err e;
-
-	out[0] = '\0';
-	if ((e = mk_tlv_peek_tag(r, &next)) != MK_OK || next != tag)
-		return e;
-	return mk_tlv_get_string(r, tag, 1, max, out, max + 1);
-}
-
 static enum mk_err parse_installed(const uint8_t *body, size_t bn, struct installed *k)
 {
-	struct mk_tlv_reader r;
-	size_t tn;
-	uint8_t kind, next;
+	struct mk_msg_installed_body m;
 
 	memset(k, 0, sizeof(*k));
-	mk_tlv_reader_init(&r, body, bn);
-	if (mk_tlv_get_u8(&r, K7_KIND, &kind) != MK_OK || kind != MK_SIGNED_INSTALLED ||
-	    mk_tlv_get_u8(&r, K7_STATUS, &k->status) != MK_OK ||
-	    mk_tlv_get_string(&r, K7_OAK, MK_BOX_ID_LEN, MK_BOX_ID_LEN, k->oak, sizeof(k->oak)) != MK_OK ||
-	    mk_tlv_get_string(&r, K7_DOMAIN, 2, MK_DOMAIN_ID_MAX, k->domain, sizeof(k->domain)) != MK_OK ||
-	    mk_tlv_get_string(&r, K7_STEEL, MK_BOX_ID_LEN, MK_BOX_ID_LEN, k->steel, sizeof(k->steel)) != MK_OK ||
-	    mk_tlv_get_u64(&r, K7_KEY_ID, &k->key_id) != MK_OK ||
-	    mk_tlv_get_u64(&r, K7_TIME, &k->time) != MK_OK ||
-	    opt_string(&r, K7_PRODUCT, k->product, MK_IDENT_MAX) != MK_OK ||
-	    opt_string(&r, K7_MSN, k->msn, MK_IDENT_MAX) != MK_OK || mk_tlv_peek_tag(&r, &next) != MK_OK)
+	if (mk_msg_installed_body_decode(body, bn, &m) != MK_OK || m.kind != MK_SIGNED_INSTALLED)
 		return MK_RC_PARAM_MISMATCH;
-	if (next == K7_TOKENS &&
-	    mk_tlv_get_bytes(&r, K7_TOKENS, MK_TEST_TOKENS_LEN, MK_TEST_TOKENS_LEN, &k->tokens, &tn) != MK_OK)
-		return MK_RC_PARAM_MISMATCH;
-	if (mk_tlv_peek_tag(&r, &next) != MK_OK ||
-	    (next == K7_REASON && mk_tlv_get_u32(&r, K7_REASON, &k->reason) != MK_OK) ||
-	    mk_tlv_reader_end(&r) != MK_OK)
-		return MK_RC_PARAM_MISMATCH;
+	k->status = m.status;
+	memcpy(k->oak, m.oak, sizeof(k->oak));
+	memcpy(k->domain, m.domain, sizeof(k->domain));
+	memcpy(k->steel, m.steel, sizeof(k->steel));
+	k->key_id = m.key_id;
+	k->time = m.time;
+	if (m.has_product)
+		memcpy(k->product, m.product, sizeof(k->product));
+	if (m.has_msn)
+		memcpy(k->msn, m.msn, sizeof(k->msn));
+	k->tokens = m.has_tokens ? m.tokens : NULL;
+	k->reason = m.has_reason ? m.reason : 0;
 	if ((k->status == MK_KEY_INSTALLED) != (k->reason == 0) ||
 	    (k->status != MK_KEY_INSTALLED && k->status != MK_KEY_BAD) ||
 	    (k->status == MK_KEY_INSTALLED && (k->tokens == NULL || k->msn[0] == '\0')) ||

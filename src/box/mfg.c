@@ -417,6 +417,24 @@ static enum mk_err put_fresh_secret(struct mk_box *b, struct mk_tlv_writer *w, u
 	return e;
 }
 
+/* Country i of a domain's list: its ID and a fresh secret key (Brass keeps
+ * its ACTIVE and OBSOLETE records under it). */
+static enum mk_err put_country(struct mk_box *b, struct mk_tlv_writer *list, size_t i, const char *country)
+{
+	uint8_t k[32], enc[2 * MK_DOMAIN_ID_MAX + 64];
+	struct mk_msg_country_key ck = { "", k, sizeof(k), true };
+	struct mk_buf eb;
+	enum mk_err e;
+
+	mk_buf_init_fixed(&eb, enc, sizeof(enc));
+	memcpy(ck.country, country, strlen(country) + 1);
+	if ((e = mk_rng_bytes(b->rng, k, sizeof(k))) == MK_OK && (e = mk_msg_country_key_encode(&ck, &eb)) == MK_OK)
+		e = mk_msg_list_put_bytes(list, i, mk_buf_data(&eb), mk_buf_len(&eb));
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(enc, sizeof(enc));
+	return e;
+}
+
 static enum mk_err put_fresh_pair(struct mk_box *b, struct mk_tlv_writer *w, uint8_t tag)
 {
 	EVP_PKEY *k = NULL;
@@ -482,7 +500,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	struct mk_box_create_domain_req in;
 	struct mk_box_create_domain_res res = { 0 };
 	struct mk_tlv_reader list;
-	struct mk_tlv_writer w, cl, one;
+	struct mk_tlv_writer w, cl;
 	struct mk_buf *dk = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL, *cert = NULL;
 	struct mfg_domain *d;
 	uint8_t tag;
@@ -543,9 +561,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 				goto out;
 			}
 		memcpy(seen[nc], country, sizeof(country));
-		if ((e = mk_tlv_begin(&cl, i, &one)) != MK_OK ||
-		    (e = mk_tlv_put_string(&one, 0x01, country)) != MK_OK ||
-		    (e = put_fresh_secret(b, &one, 0x02)) != MK_OK || (e = mk_tlv_end(&cl, &one)) != MK_OK)
+		if ((e = put_country(b, &cl, nc, country)) != MK_OK)
 			goto out;
 		nc++;
 	}
@@ -560,12 +576,15 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	    (e = mk_ec_wrap(b->rng, m->dks_conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(dk),
 	                    mk_buf_len(dk), wrapped)) != MK_OK)
 		goto out;
-	mk_tlv_writer_init(&w, body);
-	if ((e = mk_tlv_put_u8(&w, 0x01, MK_SIGNED_DOMAIN_KEYS)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, 0x02, domain)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x03, mk_buf_data(wrapped), mk_buf_len(wrapped))) != MK_OK ||
-	    (e = mk_signed_encode(m->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
-		goto out;
+	{
+		struct mk_msg_domain_keys_body kb = { MK_SIGNED_DOMAIN_KEYS, "", mk_buf_data(wrapped),
+			                              mk_buf_len(wrapped) };
+
+		memcpy(kb.domain, domain, sizeof(kb.domain));
+		if ((e = mk_msg_domain_keys_body_encode(&kb, body)) != MK_OK ||
+		    (e = mk_signed_encode(m->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
+			goto out;
+	}
 	d = &m->domains[m->ndomains];
 	memcpy(d->id, domain, sizeof(d->id));
 	if ((e = mk_secret_new_copy(mk_buf_data(dk), mk_buf_len(dk), &d->keys)) != MK_OK)
@@ -603,7 +622,6 @@ static enum mk_err cmd_init_box(void *box, const struct mk_msg_request *req,
 	struct mk_box *b = box;
 	struct mfg_state *m = b->mfg;
 	struct mk_buf *body = NULL, *out = NULL;
-	struct mk_tlv_writer w;
 	struct mk_box_init_box_req in;
 	struct mk_box_init_box_res res;
 	struct mfg_box *x;
@@ -633,14 +651,16 @@ static enum mk_err cmd_init_box(void *box, const struct mk_msg_request *req,
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	mk_tlv_writer_init(&w, body);
-	if ((e = mk_tlv_put_u8(&w, 0x01, MK_SIGNED_SET_ID)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, 0x02, x->id)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x03, x->nonce, sizeof(x->nonce))) != MK_OK ||
-	    (e = mk_tlv_put_u64(&w, 0x04, (uint64_t)req->time)) != MK_OK ||
-	    (e = mk_tlv_put_u8(&w, 0x05, k)) != MK_OK || (e = mk_tlv_put_u8(&w, 0x06, n)) != MK_OK ||
-	    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
-		goto out;
+	{
+		struct mk_msg_set_id_body sb = { MK_SIGNED_SET_ID, "", x->nonce, sizeof(x->nonce),
+			                         (uint64_t)req->time, k, n };
+
+		memcpy(sb.box_id, x->id, sizeof(sb.box_id));
+		if ((e = mk_msg_set_id_body_encode(&sb, body)) != MK_OK ||
+		    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) !=
+		        MK_OK)
+			goto out;
+	}
 	m->nboxes++;
 	m->next[ti]++;
 	if ((e = box_save(b)) != MK_OK) {
@@ -792,18 +812,18 @@ static enum mk_err steel_keys(struct mk_box *b, const struct mfg_domain *d, cons
 {
 	EVP_PKEY *sa = NULL, *sc = NULL;
 	struct mk_buf *body = mk_buf_new(512);
-	struct mk_tlv_writer pw;
+	uint8_t auth[MK_EC_PUB_LEN], conf[MK_EC_PUB_LEN];
+	struct mk_msg_steel_cert_body cb = { MK_SIGNED_STEEL_CERT, "", "", auth, sizeof(auth), conf, sizeof(conf) };
 	enum mk_err e;
 
 	if (body == NULL)
 		return MK_ERR_NOMEM;
-	mk_tlv_writer_init(&pw, body);
+	memcpy(cb.domain, d->id, sizeof(cb.domain));
+	memcpy(cb.steel, box_id, sizeof(cb.steel));
 	if ((e = mk_ec_keygen(b->rng, &sa)) != MK_OK || (e = mk_ec_keygen(b->rng, &sc)) != MK_OK ||
 	    (e = box_put_priv(w, P_SIGN, sa)) != MK_OK || (e = box_put_priv(w, P_CONF, sc)) != MK_OK ||
-	    (e = mk_tlv_put_u8(&pw, 0x01, MK_SIGNED_STEEL_CERT)) != MK_OK ||
-	    (e = mk_tlv_put_string(&pw, 0x02, d->id)) != MK_OK ||
-	    (e = mk_tlv_put_string(&pw, 0x03, box_id)) != MK_OK || (e = box_put_pub(&pw, 0x04, sa)) != MK_OK ||
-	    (e = box_put_pub(&pw, 0x05, sc)) != MK_OK)
+	    (e = mk_ec_pub_encode(sa, auth)) != MK_OK || (e = mk_ec_pub_encode(sc, conf)) != MK_OK ||
+	    (e = mk_msg_steel_cert_body_encode(&cb, body)) != MK_OK)
 		goto out;
 	e = mk_signed_encode(b->mfg->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), cert);
 out:
@@ -813,30 +833,26 @@ out:
 	return e;
 }
 
-/* The country list with each country's secret key (Brass only). */
+/* The country list with each country's secret key (Brass only), element by
+ * element as the domain keys hold it (each a mk_msg_country_key). */
 static enum mk_err put_countries(struct dk *k, struct mk_tlv_writer *w)
 {
-	struct mk_tlv_reader one;
-	struct mk_tlv_writer po, pc;
-	char country[MK_DOMAIN_ID_MAX + 1];
+	struct mk_tlv_writer po;
+	struct mk_msg_country_key ck;
 	const uint8_t *p;
-	size_t n;
-	uint8_t tag;
+	size_t n, count = 0;
 	enum mk_err e;
 
 	if ((e = mk_tlv_begin(w, P_COUNTRIES, &po)) != MK_OK)
 		return e;
-	for (uint8_t i = 1;; i++) {
-		if ((e = mk_tlv_peek_tag(&k->countries, &tag)) != MK_OK)
+	for (;;) {
+		if ((e = mk_msg_list_next(&k->countries, &count, MK_DOMAIN_MAX_COUNTRIES, &p, &n)) != MK_OK)
 			return e;
-		if (tag == MK_TLV_END)
+		if (p == NULL)
 			break;
-		if ((e = mk_tlv_get_nested(&k->countries, i, &one)) != MK_OK ||
-		    (e = mk_tlv_get_string(&one, 0x01, 2, MK_DOMAIN_ID_MAX, country, sizeof(country))) != MK_OK ||
-		    (e = mk_tlv_get_bytes(&one, 0x02, 32, 32, &p, &n)) != MK_OK ||
-		    (e = mk_tlv_begin(&po, i, &pc)) != MK_OK || (e = mk_tlv_put_string(&pc, 0x01, country)) != MK_OK ||
-		    (e = mk_tlv_put_bytes(&pc, 0x02, p, n)) != MK_OK || (e = mk_tlv_end(&po, &pc)) != MK_OK)
-			return e;
+		if ((e = mk_msg_country_key_decode(p, n, &ck)) != MK_OK || !ck.has_key ||
+		    (e = mk_msg_list_put_bytes(&po, count - 1, p, n)) != MK_OK)
+			return e != MK_OK ? e : MK_ERR_TLV_VALUE;
 	}
 	return mk_tlv_end(w, &po);
 }
@@ -1067,7 +1083,6 @@ static enum mk_err cmd_make_process(void *box, const struct mk_msg_request *req,
 	struct mk_box_make_process_res res = { 0 };
 	const char *id = in.box_id;
 	struct mk_buf *pkg = NULL, *cert = NULL, *info = NULL, *wrapped = NULL, *body = NULL, *out = NULL;
-	struct mk_tlv_writer w;
 	EVP_PKEY *conf = NULL;
 	struct mfg_box *x;
 	enum mk_box_type t;
@@ -1097,13 +1112,16 @@ static enum mk_err cmd_make_process(void *box, const struct mk_msg_request *req,
 	    (e = mk_ec_wrap(b->rng, conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(pkg),
 	                    mk_buf_len(pkg), wrapped)) != MK_OK)
 		goto out;
-	mk_tlv_writer_init(&w, body);
-	if ((e = mk_tlv_put_u8(&w, 0x01, MK_SIGNED_PROCESS)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, 0x02, id)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, 0x03, req->domain)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, 0x04, mk_buf_data(wrapped), mk_buf_len(wrapped))) != MK_OK ||
-	    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
-		goto out;
+	{
+		struct mk_msg_process_body pb = { MK_SIGNED_PROCESS, "", "", mk_buf_data(wrapped), mk_buf_len(wrapped) };
+
+		memcpy(pb.box_id, id, sizeof(pb.box_id));
+		memcpy(pb.domain, req->domain, sizeof(pb.domain));
+		if ((e = mk_msg_process_body_encode(&pb, body)) != MK_OK ||
+		    (e = mk_signed_encode(m->startup_auth[ti], b->id, mk_buf_data(body), mk_buf_len(body), out)) !=
+		        MK_OK)
+			goto out;
+	}
 	res.process = mk_buf_data(out);
 	res.process_len = mk_buf_len(out);
 	res.has_steel_cert = t == MK_BOX_STEEL;

@@ -19,24 +19,22 @@ static enum mk_err install_record(struct mk_box *b, struct box_domain *d, EVP_PK
                                   const uint8_t *key, const uint8_t *tokens, struct mk_buf *out)
 {
 	struct mk_buf *info = mk_buf_new(256), *wrapped = mk_buf_new(512), *body = mk_buf_new(1024);
-	struct mk_tlv_writer w;
+	struct mk_msg_install_body m = { MK_SIGNED_INSTALL, MK_KEY_NEW, "", "", "", key_id, (uint64_t)time,
+		                         NULL, 0, tokens, MK_TEST_TOKENS_LEN };
 	enum mk_err e = MK_ERR_NOMEM;
 
 	if (info == NULL || wrapped == NULL || body == NULL)
 		goto out;
-	mk_tlv_writer_init(&w, body);
+	memcpy(m.oak, b->id, sizeof(m.oak));
+	memcpy(m.domain, d->id, sizeof(m.domain));
+	memcpy(m.steel, steel_id, sizeof(m.steel));
 	if ((e = box_wrap_info(info, "install key", d->id, key_id, steel_id)) != MK_OK ||
 	    (e = mk_ec_wrap(b->rng, steel_conf, mk_buf_data(info), mk_buf_len(info), key,
-	                    MK_MASTER_KEY_LEN, wrapped)) != MK_OK ||
-	    (e = mk_tlv_put_u8(&w, N_KIND, MK_SIGNED_INSTALL)) != MK_OK ||
-	    (e = mk_tlv_put_u8(&w, N_STATUS, MK_KEY_NEW)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, N_OAK, b->id)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, N_DOMAIN, d->id)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, N_STEEL, steel_id)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&w, N_KEY_ID, key_id)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&w, N_TIME, (uint64_t)time)) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, N_WRAPPED, mk_buf_data(wrapped), mk_buf_len(wrapped))) != MK_OK ||
-	    (e = mk_tlv_put_bytes(&w, N_TOKENS, tokens, MK_TEST_TOKENS_LEN)) != MK_OK)
+	                    MK_MASTER_KEY_LEN, wrapped)) != MK_OK)
+		goto out;
+	m.wrapped = mk_buf_data(wrapped);
+	m.wrapped_len = mk_buf_len(wrapped);
+	if ((e = mk_msg_install_body_encode(&m, body)) != MK_OK)
 		goto out;
 	e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out);
 out:

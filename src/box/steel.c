@@ -28,25 +28,22 @@ static enum mk_err open_install(const struct box_domain *d, const uint8_t *p, si
                                 struct install *in)
 {
 	const uint8_t *body, *sig;
-	size_t bn, tn;
+	size_t bn;
 	char signer[MK_BOX_ID_LEN + 1];
-	struct mk_tlv_reader r;
-	uint8_t kind, status;
+	struct mk_msg_install_body m;
 
-	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK)
+	if (mk_signed_split(p, n, &body, &bn, signer, &sig) != MK_OK ||
+	    mk_msg_install_body_decode(body, bn, &m) != MK_OK || m.kind != MK_SIGNED_INSTALL ||
+	    m.status != MK_KEY_NEW)
 		return MK_RC_PARAM_MISMATCH;
-	mk_tlv_reader_init(&r, body, bn);
-	if (mk_tlv_get_u8(&r, N_KIND, &kind) != MK_OK || kind != MK_SIGNED_INSTALL ||
-	    mk_tlv_get_u8(&r, N_STATUS, &status) != MK_OK || status != MK_KEY_NEW ||
-	    mk_tlv_get_string(&r, N_OAK, MK_BOX_ID_LEN, MK_BOX_ID_LEN, in->oak, sizeof(in->oak)) != MK_OK ||
-	    mk_tlv_get_string(&r, N_DOMAIN, 2, MK_DOMAIN_ID_MAX, in->domain, sizeof(in->domain)) != MK_OK ||
-	    mk_tlv_get_string(&r, N_STEEL, MK_BOX_ID_LEN, MK_BOX_ID_LEN, in->steel, sizeof(in->steel)) != MK_OK ||
-	    mk_tlv_get_u64(&r, N_KEY_ID, &in->key_id) != MK_OK ||
-	    mk_tlv_get_u64(&r, N_TIME, &in->time) != MK_OK ||
-	    mk_tlv_get_bytes(&r, N_WRAPPED, 1, 512, &in->wrapped, &in->wrapped_len) != MK_OK ||
-	    mk_tlv_get_bytes(&r, N_TOKENS, MK_TEST_TOKENS_LEN, MK_TEST_TOKENS_LEN, &in->tokens, &tn) != MK_OK ||
-	    mk_tlv_reader_end(&r) != MK_OK)
-		return MK_RC_PARAM_MISMATCH;
+	memcpy(in->oak, m.oak, sizeof(in->oak));
+	memcpy(in->domain, m.domain, sizeof(in->domain));
+	memcpy(in->steel, m.steel, sizeof(in->steel));
+	in->key_id = m.key_id;
+	in->time = m.time;
+	in->wrapped = m.wrapped;
+	in->wrapped_len = m.wrapped_len;
+	in->tokens = m.tokens;
 	if (strcmp(in->domain, d->id) != 0)
 		return MK_RC_WRONG_DOMAIN;
 	if (mk_signed_verify(d->oak, p, n, &body, &bn) != MK_OK)
@@ -63,28 +60,31 @@ static enum mk_err key_installed(struct mk_box *b, const struct box_domain *d,
                                  enum mk_err reason, struct mk_tlv_writer *result)
 {
 	struct mk_buf *body = mk_buf_new(1024), *out = mk_buf_new(MK_SIGNED_MAX);
-	struct mk_tlv_writer w;
+	struct mk_msg_installed_body m;
 	enum mk_err e = MK_ERR_NOMEM;
 
 	if (body == NULL || out == NULL)
 		goto out;
-	mk_tlv_writer_init(&w, body);
-	if ((e = mk_tlv_put_u8(&w, K7_KIND, MK_SIGNED_INSTALLED)) != MK_OK ||
-	    (e = mk_tlv_put_u8(&w, K7_STATUS, reason == MK_OK ? MK_KEY_INSTALLED : MK_KEY_BAD)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, K7_OAK, in->oak)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, K7_DOMAIN, in->domain)) != MK_OK ||
-	    (e = mk_tlv_put_string(&w, K7_STEEL, b->id)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&w, K7_KEY_ID, in->key_id)) != MK_OK ||
-	    (e = mk_tlv_put_u64(&w, K7_TIME, (uint64_t)time)) != MK_OK)
-		goto out;
-	if (info != NULL && ((e = mk_tlv_put_string(&w, K7_PRODUCT, info->product_code)) != MK_OK ||
-	                     (e = mk_tlv_put_string(&w, K7_MSN, info->mfg_seq)) != MK_OK))
-		goto out;
-	if (tokens != NULL && (e = mk_tlv_put_bytes(&w, K7_TOKENS, tokens, MK_TEST_TOKENS_LEN)) != MK_OK)
-		goto out;
-	if (reason != MK_OK && (e = mk_tlv_put_u32(&w, K7_REASON, (uint32_t)reason)) != MK_OK)
-		goto out;
-	if ((e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
+	memset(&m, 0, sizeof(m));
+	m.kind = MK_SIGNED_INSTALLED;
+	m.status = reason == MK_OK ? MK_KEY_INSTALLED : MK_KEY_BAD;
+	memcpy(m.oak, in->oak, sizeof(m.oak));
+	memcpy(m.domain, in->domain, sizeof(m.domain));
+	memcpy(m.steel, b->id, sizeof(m.steel));
+	m.key_id = in->key_id;
+	m.time = (uint64_t)time;
+	if (info != NULL) {
+		m.has_product = m.has_msn = true;
+		memcpy(m.product, info->product_code, sizeof(m.product));
+		memcpy(m.msn, info->mfg_seq, sizeof(m.msn));
+	}
+	m.has_tokens = tokens != NULL;
+	m.tokens = tokens;
+	m.tokens_len = MK_TEST_TOKENS_LEN;
+	m.has_reason = reason != MK_OK;
+	m.reason = (uint32_t)reason;
+	if ((e = mk_msg_installed_body_encode(&m, body)) != MK_OK ||
+	    (e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
 		goto out;
 	{
 		struct mk_box_install_key_res res = { mk_buf_data(out), mk_buf_len(out), (uint32_t)reason,
