@@ -71,7 +71,7 @@ int mk_msg_report_valid(const struct mk_msg_report *r);
 /* get-report's answer: the report and its MAC. */
 #define MK_METER_GET_REPORT_RES(F, X)                                                            \
 	MK_MSG_REPORT(F, X)                                                                      \
-	F(X, 0x08, mac, BYTES, REQ, MK_METER_MAC_LEN, MK_METER_MAC_LEN)
+	F(X, 0x10, mac, BYTES, REQ, MK_METER_MAC_LEN, MK_METER_MAC_LEN)
 
 /*
  * The state body (formats.md §7.2): everything a meter is. It is the NVM

@@ -5,6 +5,7 @@
 #ifndef MK_BOX_INT_H
 #define MK_BOX_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -16,6 +17,21 @@
 #include "meterkey/indicium.h"
 #include "meterkey/rng.h"
 #include "meterkey/tlv.h"
+
+/* The sealed state's tags (formats.md §8.3): what every box seals, then
+ * each kind's own part (Steel: 06, 07; Manufacturing: 10). */
+enum {
+	S_TYPE = 0x01, S_ID = 0x02, S_ANCHOR = 0x03, S_STARTUP_CONF = 0x04, S_DOMAINS = 0x05,
+	S_STATION = 0x06, S_STATION_CERT = 0x07, S_MFG = 0x10,
+};
+/* A domain process package's tags (formats.md §8.5): the Manufacturing Box
+ * writes it (mfg.c), the box it is for reads it (domain.c). */
+enum {
+	P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
+	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
+	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
+	P_ROOT = 0x0F,
+};
 
 /* One country sub-domain of a domain and its secret key (Brass only). */
 struct box_country {
@@ -66,8 +82,50 @@ struct box_domain {
 	struct box_reg_pending pending[BOX_REG_PENDING_MAX];
 };
 
-struct mfg_state; /* mfg.c */
-struct vcache;    /* verify.c */
+struct mk_box;
+
+/*
+ * A box kind (Manufacturing, Oak, Steel, Brass, Tin), defined in its own
+ * file (mfg.c, oak.c, steel.c, brass.c, tin.c) and listed in kinds.c: its
+ * type, its command table (whose name is the kind's name) and what it adds
+ * to what every box does. The common code (common.c, state.c) calls a
+ * kind only through these pointers, so no file of src/box calls one above
+ * it. Every hook may be NULL (the kind adds nothing there). b->ks is the
+ * kind's own state: its file alone knows its type.
+ */
+struct box_kind {
+	enum mk_box_type type;
+	const struct mk_msg_table *table;
+	/* The kind's part of the sealed state, after the domains (formats.md
+	 * §8.3): written when there is one, read whole (r may hold nothing). */
+	enum mk_err (*state_encode)(const struct mk_box *b, struct mk_tlv_writer *w);
+	enum mk_err (*state_decode)(struct mk_box *b, struct mk_tlv_reader *r);
+	/* Makes b->ks when the box is made or opened (NULL: the kind makes its
+	 * state later, or has none). */
+	enum mk_err (*state_new)(struct mk_box *b);
+	/* Wipes and frees what b->ks holds (the box back to its factory state;
+	 * also a failed Set Secure Box ID). */
+	void (*state_free)(struct mk_box *b);
+	/* Frees b->ks itself when the box is freed (NULL: state_free does). */
+	void (*state_destroy)(struct mk_box *b);
+	/* Set Secure Box ID: what the kind makes when the box gets its ID
+	 * (before it seals); a public key it adds to the answer goes to
+	 * station (*has_station set). Undone by state_free on failure. */
+	enum mk_err (*set_id)(struct mk_box *b, uint8_t station[static MK_EC_PUB_LEN], bool *has_station);
+	/* Add Domain for a kind whose domain process is its own (M): the
+	 * decrypted package p[0..n) of domain. NULL: a domain process of
+	 * formats.md §8.5, loaded by the common code. */
+	enum mk_err (*take_process)(struct mk_box *b, const char *domain, const uint8_t *p, size_t n);
+	/* Status: the kind's own list of domains (M). NULL: the domain
+	 * processes. */
+	enum mk_err (*list_domains)(const struct mk_box *b, struct mk_tlv_writer *list);
+	/* The station's meter line (Steel; mk_box_attach_meter). */
+	void (*attach_meter)(struct mk_box *b, const struct mk_msg_link *line);
+};
+
+/* The kind of type t (kinds.c), or NULL for no box type. */
+const struct box_kind *box_kind_of(enum mk_box_type t);
+extern const struct box_kind box_kind_mfg, box_kind_oak, box_kind_steel, box_kind_brass, box_kind_tin;
 
 struct mk_box {
 	enum mk_box_type type;
@@ -82,39 +140,39 @@ struct mk_box {
 	EVP_PKEY *startup_conf;        /* made at Set Secure Box ID */
 	size_t ndomains;
 	struct box_domain domains[MK_BOX_MAX_DOMAINS];
-	struct mfg_state *mfg;         /* Manufacturing Boxes only */
-	const struct mk_msg_link *meter; /* Steel: the station's meter line (not owned) */
 	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
-	struct vcache *vcache;         /* Brass, Tin: verified keys while open (verify.c) */
-	EVP_PKEY *station;             /* Steel: the factory station's key (device PKI) */
-	X509 *station_cert;            /* its manufacturing certificate, once loaded */
+	const struct box_kind *kind;
+	void *ks;                      /* the kind's own state (NULL until it makes one) */
 };
-
-/* The command tables of each type. */
-extern const struct mk_msg_table mk_mfg_table, mk_oak_table, mk_steel_table, mk_brass_table,
-	mk_tin_table;
 
 /* The signed bodies (MI4, MI7, MI10/MR4, Set Secure Box ID, domain
  * processes, Steel certificates) are declared in msg_box.h. */
 
-/* The commands every box has, and the dispatcher's two questions. */
+/* The commands every box has (common.c), and the dispatcher's two questions. */
 MK_MSG_HANDLER(box_cmd_set_id);
 MK_MSG_HANDLER(box_cmd_add_domain);
 MK_MSG_HANDLER(box_cmd_status);
 int box_domain_known(void *box, const char *domain);
 int box_enabled(void *box);
 
-/* Verify (Brass, Tin; verify.c), and the key cache it keeps, wiped. */
+/* Verify (Brass, Tin; verify.c), and the key cache it keeps in b->ks while
+ * the box is open, wiped and freed by box_vcache_free (their state_free). */
 MK_MSG_HANDLER(box_cmd_verify);
-void box_vcache_free(struct vcache *c);
+void box_vcache_free(struct mk_box *b);
 
 /* The domain process of domain id, or NULL. */
 struct box_domain *box_find_domain(struct mk_box *b, const char *id);
 /* The key of country in d, or NULL. */
 const struct box_country *box_find_country(const struct box_domain *d, const char *country);
 
-/* Seals the box's state (a new generation) into store_dir/<id>.box. */
+/* Seals the box's state (a new generation) into store_dir/<id>.box (state.c). */
 MK_WUR enum mk_err box_save(struct mk_box *b);
+/* The sealed file of box id under b's store_dir into out: 0 when it does
+ * not fit. */
+int box_state_path(const struct mk_box *b, const char *id, char *out, size_t cap);
+/* Reads a decrypted state p[0..n) into b (of its type and ID, else
+ * MK_ERR_SEAL_FOREIGN), the kind's part through its hook. */
+MK_WUR enum mk_err box_state_decode(struct mk_box *b, const uint8_t *p, size_t n);
 
 /* Generates a new OC, splits it into k of n shares written to share_dir as
  * <id>.<i>.share, and marks the box enabled. */
@@ -127,23 +185,14 @@ MK_WUR enum mk_err box_write_shares(struct mk_box *b, const char *what, const ui
 /* Removes share files 1..n of box b's secret what (a failed initialisation). */
 void box_remove_shares(struct mk_box *b, const char *what, unsigned n);
 
-/* The type-specific parts of the sealed state (mfg.c). */
-MK_WUR enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w);
-MK_WUR enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r);
-void mfg_state_free(struct mfg_state *m);
-/* An additional Manufacturing Box: its empty state at Set Secure Box ID, and
- * a Domain Manufacturing Process taken (mfg.c). */
-MK_WUR enum mk_err mfg_state_new(struct mk_box *b);
-/* Writes the Manufacturing Box's domains as a Status list (tags 1, 2, ...). */
-MK_WUR enum mk_err mfg_list_domains(const struct mk_box *b, struct mk_tlv_writer *list);
-MK_WUR enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n);
 
 /* Parses a decrypted domain process package into d (formats.md §8.3); a
  * package made for another box than owner is refused. */
 MK_WUR enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8_t *p, size_t n);
 void box_domain_clear(struct box_domain *d);
 
-/* TLV helpers for keys. */
+/* TLV helpers for keys (helpers.c); the optional ones leave *kp / *cp NULL
+ * when the element is absent. */
 MK_WUR enum mk_err box_put_priv(struct mk_tlv_writer *w, uint8_t tag, const EVP_PKEY *k);
 MK_WUR enum mk_err box_get_priv(struct mk_tlv_reader *r, uint8_t tag, EVP_PKEY **kp);
 MK_WUR enum mk_err box_put_pub(struct mk_tlv_writer *w, uint8_t tag, const EVP_PKEY *k);
@@ -151,6 +200,8 @@ MK_WUR enum mk_err box_get_pub(struct mk_tlv_reader *r, uint8_t tag, EVP_PKEY **
 MK_WUR enum mk_err box_put_secret(struct mk_tlv_writer *w, uint8_t tag, const struct mk_secret *s);
 MK_WUR enum mk_err box_get_secret(struct mk_tlv_reader *r, uint8_t tag, size_t len,
                                   struct mk_secret **sp);
+MK_WUR enum mk_err box_get_opt_key(struct mk_tlv_reader *r, uint8_t tag, int priv, EVP_PKEY **kp);
+MK_WUR enum mk_err box_get_opt_cert(struct mk_tlv_reader *r, uint8_t tag, X509 **cp);
 
 /* The associated data of a Brass-encrypted record blob: the record header
  * (formats.md §8.6). */
@@ -178,13 +229,10 @@ MK_WUR enum mk_err box_steel_cert_open(const struct box_domain *d, const uint8_t
                                        char steel_id[static MK_BOX_ID_LEN + 1],
                                        EVP_PKEY **authp, EVP_PKEY **confp);
 
-/* The device PKI (registrar.c): Steel's station certificate and transport
- * certificates, Brass's registration service. */
-MK_MSG_HANDLER(box_cmd_station_cert);
-MK_MSG_HANDLER(box_cmd_issue_transport);
+/* The device PKI: Brass's registration service (registrar.c). */
 MK_MSG_HANDLER(box_cmd_reg_challenge);
 MK_MSG_HANDLER(box_cmd_reg_complete);
-/* Issues a certificate of role for subject (cn, domain or NULL) under
+/* Issues (helpers.c) a certificate of role for subject (cn, domain or NULL) under
  * issuer/issuer_key, valid from now for life seconds but not past the
  * issuer's end, with serial (0: a random 63-bit one from b's RNG); the DER
  * appended to der_out. */

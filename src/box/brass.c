@@ -529,6 +529,9 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_reg_complete, ED, box_cmd_reg_complete },
 };
 
-const struct mk_msg_table mk_brass_table = {
+static const struct mk_msg_table table = {
 	"Brass", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };
+
+/* A Brass box keeps, while open, the keys Verify checked (verify.c). */
+const struct box_kind box_kind_brass = { .type = MK_BOX_BRASS, .table = &table, .state_free = box_vcache_free };

@@ -11,54 +11,12 @@
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
-#include "box/box_int.h"
+#include "box/mfg_int.h"
 #include "meterkey/pki.h"
 
 /* Box types M initialises, in table order. */
 static const enum mk_box_type types[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
 	                                  MK_BOX_BRASS, MK_BOX_TIN };
-#define NTYPES 5
-
-struct mfg_box {
-	char id[MK_BOX_ID_LEN + 1];
-	uint8_t nonce[16];
-	uint8_t conf[MK_EC_PUB_LEN]; /* its startup confidentiality key, once accepted */
-	int accepted;
-};
-
-struct mfg_domain {
-	char id[MK_DOMAIN_ID_MAX + 1];
-	struct mk_secret *keys; /* the domain keys, formats.md §8.3 (DK) */
-};
-
-struct mfg_state {
-	EVP_PKEY *startup_auth[NTYPES];
-	EVP_PKEY *dks_conf, *dks_auth; /* the Domain Key Set */
-	uint32_t next[NTYPES];
-	size_t nboxes;
-	struct mfg_box boxes[MK_MFG_MAX_BOXES];
-	size_t ndomains;
-	struct mfg_domain domains[MK_BOX_MAX_DOMAINS];
-	/* The provider CA (issue 6): its key and self-signed root certificate,
-	 * and the serial of the last certificate it issued. */
-	EVP_PKEY *provider;
-	X509 *root;
-	uint64_t serial;
-};
-
-/* Sealed state tags inside S_MFG. */
-enum { M_AUTH = 0x01, M_DKS_CONF = 0x02, M_DKS_AUTH = 0x03, M_NEXT = 0x04, M_BOXES = 0x05,
-       M_DOMAINS = 0x06, M_PROVIDER = 0x07, M_ROOT = 0x08, M_SERIAL = 0x09 };
-enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03 };
-/* Domain keys (DK) tags. */
-enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
-       K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08, K_AUTHORITY = 0x09,
-       K_DOMAIN_CERT = 0x0A };
-/* Domain process package tags: as box.c. */
-enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
-       P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
-       P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
-       P_ROOT = 0x0F };
 
 /* The provider root certificate's life: twenty years (the life of the
  * system's indicia, DESIGN.md §1). */
@@ -66,7 +24,6 @@ enum { P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0
 /* A factory station's manufacturing certificate: ten years. */
 #define STATION_LIFETIME ((int64_t)10 * 365 * 86400)
 
-static enum mk_err key_set_encode(const struct mfg_state *m, struct mk_tlv_writer *w);
 
 static int type_index(enum mk_box_type t)
 {
@@ -74,182 +31,6 @@ static int type_index(enum mk_box_type t)
 		if (types[i] == t)
 			return i;
 	return -1;
-}
-
-void mfg_state_free(struct mfg_state *m)
-{
-	if (m == NULL)
-		return;
-	for (int i = 0; i < NTYPES; i++)
-		EVP_PKEY_free(m->startup_auth[i]);
-	EVP_PKEY_free(m->dks_conf);
-	EVP_PKEY_free(m->dks_auth);
-	for (size_t i = 0; i < m->ndomains; i++)
-		mk_secret_free(m->domains[i].keys);
-	EVP_PKEY_free(m->provider);
-	X509_free(m->root);
-	OPENSSL_cleanse(m, sizeof(*m));
-	free(m);
-}
-
-enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
-{
-	const struct mfg_state *m = b->mfg;
-	struct mk_tlv_writer l, one;
-	enum mk_err r;
-
-	if (m == NULL)
-		return MK_ERR_STATE;
-	/* An additional box has no key set until its first process arrives. */
-	if (m->startup_auth[0] != NULL && (r = key_set_encode(m, w)) != MK_OK)
-		return r;
-	if ((r = mk_tlv_begin(w, M_NEXT, &l)) != MK_OK)
-		return r;
-	for (int i = 0; i < NTYPES; i++)
-		if ((r = mk_tlv_put_u32(&l, (uint8_t)(i + 1), m->next[i])) != MK_OK)
-			return r;
-	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = mk_tlv_begin(w, M_BOXES, &l)) != MK_OK)
-		return r;
-	for (size_t i = 0; i < m->nboxes; i++) {
-		const struct mfg_box *x = &m->boxes[i];
-
-		if ((r = mk_tlv_begin(&l, (uint8_t)(i + 1), &one)) != MK_OK ||
-		    (r = mk_tlv_put_string(&one, MB_ID, x->id)) != MK_OK ||
-		    (r = mk_tlv_put_bytes(&one, MB_NONCE, x->nonce, sizeof(x->nonce))) != MK_OK ||
-		    (x->accepted && (r = mk_tlv_put_bytes(&one, MB_CONF, x->conf, sizeof(x->conf))) != MK_OK) ||
-		    (r = mk_tlv_end(&l, &one)) != MK_OK)
-			return r;
-	}
-	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = mk_tlv_begin(w, M_DOMAINS, &l)) != MK_OK)
-		return r;
-	for (size_t i = 0; i < m->ndomains; i++)
-		if ((r = box_put_secret(&l, (uint8_t)(i + 1), m->domains[i].keys)) != MK_OK)
-			return r;
-	if ((r = mk_tlv_end(w, &l)) != MK_OK)
-		return r;
-	if (m->provider != NULL &&
-	    ((r = box_put_priv(w, M_PROVIDER, m->provider)) != MK_OK ||
-	     (r = mk_cert_tlv_put(w, M_ROOT, m->root)) != MK_OK || (r = mk_tlv_put_u64(w, M_SERIAL, m->serial)) != MK_OK))
-		return r;
-	return MK_OK;
-}
-
-/* The key set every Manufacturing Box of the system holds: the startup
- * authentication keys (M_AUTH) and the Domain Key Set. */
-static enum mk_err key_set_decode(struct mfg_state *m, struct mk_tlv_reader *r)
-{
-	struct mk_tlv_reader l;
-	enum mk_err e;
-
-	if ((e = mk_tlv_get_nested(r, M_AUTH, &l)) != MK_OK)
-		return e;
-	for (int i = 0; i < NTYPES; i++)
-		if ((e = box_get_priv(&l, (uint8_t)(i + 1), &m->startup_auth[i])) != MK_OK)
-			return e;
-	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = box_get_priv(r, M_DKS_CONF, &m->dks_conf)) != MK_OK)
-		return e;
-	return box_get_priv(r, M_DKS_AUTH, &m->dks_auth);
-}
-
-static enum mk_err key_set_encode(const struct mfg_state *m, struct mk_tlv_writer *w)
-{
-	struct mk_tlv_writer l;
-	enum mk_err r;
-
-	if ((r = mk_tlv_begin(w, M_AUTH, &l)) != MK_OK)
-		return r;
-	for (int i = 0; i < NTYPES; i++)
-		if ((r = box_put_priv(&l, (uint8_t)(i + 1), m->startup_auth[i])) != MK_OK)
-			return r;
-	if ((r = mk_tlv_end(w, &l)) != MK_OK || (r = box_put_priv(w, M_DKS_CONF, m->dks_conf)) != MK_OK)
-		return r;
-	return box_put_priv(w, M_DKS_AUTH, m->dks_auth);
-}
-
-/* Reads the DK's domain ID without keeping anything else. */
-static enum mk_err dk_domain(const uint8_t *p, size_t n, char out[static MK_DOMAIN_ID_MAX + 1])
-{
-	struct mk_tlv_reader r;
-
-	mk_tlv_reader_init(&r, p, n);
-	return mk_tlv_get_string(&r, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, out, MK_DOMAIN_ID_MAX + 1);
-}
-
-enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
-{
-	struct mfg_state *m;
-	struct mk_tlv_reader l, one;
-	const uint8_t *p;
-	size_t n;
-	uint8_t tag;
-	enum mk_err e;
-
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return MK_ERR_NOMEM;
-	b->mfg = m;
-	if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
-		return e;
-	if (tag == M_AUTH) {
-		if ((e = key_set_decode(m, r)) != MK_OK)
-			return e;
-	}
-	if ((e = mk_tlv_get_nested(r, M_NEXT, &l)) != MK_OK)
-		return e;
-	for (int i = 0; i < NTYPES; i++)
-		if ((e = mk_tlv_get_u32(&l, (uint8_t)(i + 1), &m->next[i])) != MK_OK)
-			return e;
-	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = mk_tlv_get_nested(r, M_BOXES, &l)) != MK_OK)
-		return e;
-	for (uint8_t i = 1;; i++) {
-		struct mfg_box *x;
-
-		if ((e = mk_tlv_peek_tag(&l, &tag)) != MK_OK)
-			return e;
-		if (tag == MK_TLV_END)
-			break;
-		if (m->nboxes == MK_MFG_MAX_BOXES)
-			return MK_ERR_TLV_VALUE;
-		x = &m->boxes[m->nboxes++];
-		if ((e = mk_tlv_get_nested(&l, i, &one)) != MK_OK ||
-		    (e = mk_tlv_get_string(&one, MB_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, x->id, sizeof(x->id))) != MK_OK ||
-		    (e = mk_tlv_get_bytes(&one, MB_NONCE, 16, 16, &p, &n)) != MK_OK)
-			return e;
-		memcpy(x->nonce, p, n);
-		if ((e = mk_tlv_peek_tag(&one, &tag)) != MK_OK)
-			return e;
-		if (tag == MB_CONF) {
-			if ((e = mk_tlv_get_bytes(&one, MB_CONF, MK_EC_PUB_LEN, MK_EC_PUB_LEN, &p, &n)) != MK_OK)
-				return e;
-			memcpy(x->conf, p, n);
-			x->accepted = 1;
-		}
-		if ((e = mk_tlv_reader_end(&one)) != MK_OK)
-			return e;
-	}
-	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = mk_tlv_get_nested(r, M_DOMAINS, &l)) != MK_OK)
-		return e;
-	for (uint8_t i = 1;; i++) {
-		struct mfg_domain *d;
-
-		if ((e = mk_tlv_peek_tag(&l, &tag)) != MK_OK)
-			return e;
-		if (tag == MK_TLV_END)
-			break;
-		if (m->ndomains == MK_BOX_MAX_DOMAINS)
-			return MK_ERR_TLV_VALUE;
-		d = &m->domains[m->ndomains++];
-		if ((e = mk_tlv_get_bytes(&l, i, 1, MK_PACKAGE_MAX, &p, &n)) != MK_OK ||
-		    (e = dk_domain(p, n, d->id)) != MK_OK || (e = mk_secret_new_copy(p, n, &d->keys)) != MK_OK)
-			return e;
-	}
-	if ((e = mk_tlv_reader_end(&l)) != MK_OK || (e = mk_tlv_peek_tag(r, &tag)) != MK_OK)
-		return e;
-	if (tag == M_PROVIDER &&
-	    ((e = box_get_priv(r, M_PROVIDER, &m->provider)) != MK_OK ||
-	     (e = mk_cert_tlv_get(r, M_ROOT, NULL, NULL, &m->root)) != MK_OK ||
-	     (e = mk_tlv_get_u64(r, M_SERIAL, &m->serial)) != MK_OK))
-		return e;
-	return MK_OK;
 }
 
 static struct mfg_domain *find_domain(struct mfg_state *m, const char *id)
@@ -272,7 +53,7 @@ static int mfg_domain_known(void *box, const char *domain)
 {
 	struct mk_box *b = box;
 
-	return b->mfg != NULL && find_domain(b->mfg, domain) != NULL;
+	return MFG(b) != NULL && find_domain(MFG(b), domain) != NULL;
 }
 
 /* The share policy a request asks for (k and n, both or neither), or the
@@ -306,10 +87,10 @@ static enum mk_err set_first_answer(const struct mk_box *b, struct mk_tlv_writer
 		goto out;
 	mk_tlv_writer_init(&w, anchors);
 	for (size_t i = 0; i < NTYPES; i++)
-		if ((e = mk_ec_pub_encode(b->mfg->startup_auth[i], pub)) != MK_OK ||
+		if ((e = mk_ec_pub_encode(MFG(b)->startup_auth[i], pub)) != MK_OK ||
 		    (e = mk_msg_list_put_bytes(&w, i, pub, sizeof(pub))) != MK_OK)
 			goto out;
-	if ((e = mk_cert_to_der(b->mfg->root, der)) != MK_OK)
+	if ((e = mk_cert_to_der(MFG(b)->root, der)) != MK_OK)
 		goto out;
 	memcpy(out.id, b->id, sizeof(out.id));
 	out.anchors = mk_buf_data(anchors);
@@ -379,7 +160,7 @@ static enum mk_err cmd_set_first_id(void *box, const struct mk_msg_request *req,
 	if ((e = box_make_shares(b, k, n)) != MK_OK ||
 	    (e = box_write_shares(b, "dks", dks, sizeof(dks), k, n)) != MK_OK)
 		goto fail;
-	b->mfg = m;
+	b->ks = m;
 	m = NULL;
 	if ((e = box_save(b)) != MK_OK)
 		goto fail;
@@ -390,8 +171,8 @@ fail:
 		box_remove_shares(b, "", n);
 		box_remove_shares(b, "dks", n);
 	}
-	mfg_state_free(b->mfg);
-	b->mfg = NULL;
+	mfg_state_free(MFG(b));
+	b->ks = NULL;
 	EVP_PKEY_free(b->startup_conf);
 	b->startup_conf = NULL;
 	b->enabled = b->has_anchor = 0;
@@ -453,7 +234,7 @@ static enum mk_err put_fresh_pair(struct mk_box *b, struct mk_tlv_writer *w, uin
 static enum mk_err domain_certificate(struct mk_box *b, const char *domain, struct mk_tlv_writer *w,
                                       struct mk_buf *cert_der)
 {
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	EVP_PKEY *k = NULL;
 	X509 *c = NULL;
 	char cn[64];
@@ -493,7 +274,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
                                      struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	char domain[MK_DOMAIN_ID_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
 	char seen[MK_DOMAIN_MAX_COUNTRIES][MK_DOMAIN_ID_MAX + 1];
 	uint8_t token_len = MK_TOKEN_LEN_DEFAULT;
@@ -620,7 +401,7 @@ static enum mk_err cmd_init_box(void *box, const struct mk_msg_request *req,
                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	struct mk_buf *body = NULL, *out = NULL;
 	struct mk_box_init_box_req in;
 	struct mk_box_init_box_res res;
@@ -683,7 +464,7 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
                                   struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	struct mk_box_accept_box_req in;
 	struct mk_box_accept_box_res res = { 0 };
 	char cn[MK_CERT_CN_MAX + 1];
@@ -825,7 +606,7 @@ static enum mk_err steel_keys(struct mk_box *b, const struct mfg_domain *d, cons
 	    (e = mk_ec_pub_encode(sa, auth)) != MK_OK || (e = mk_ec_pub_encode(sc, conf)) != MK_OK ||
 	    (e = mk_msg_steel_cert_body_encode(&cb, body)) != MK_OK)
 		goto out;
-	e = mk_signed_encode(b->mfg->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), cert);
+	e = mk_signed_encode(MFG(b)->dks_auth, b->id, mk_buf_data(body), mk_buf_len(body), cert);
 out:
 	EVP_PKEY_free(sa);
 	EVP_PKEY_free(sc);
@@ -870,7 +651,7 @@ static enum mk_err put_countries(struct dk *k, struct mk_tlv_writer *w)
 static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
                                  enum mk_box_type t, struct mk_buf *pkg, struct mk_buf *cert)
 {
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	struct mk_tlv_writer w;
 	struct dk k;
 	enum mk_err e;
@@ -938,14 +719,14 @@ enum { MP_DOMAIN = 0x01, MP_BOX_ID = 0x02, MP_KEY_SET = 0x03, MP_NEXT = 0x04, MP
 static enum mk_err mfg_package(struct mk_box *b, const struct mfg_domain *d, const char *box_id,
                                struct mk_buf *pkg)
 {
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	struct mk_tlv_writer w, l;
 	enum mk_err e;
 
 	mk_tlv_writer_init(&w, pkg);
 	if ((e = mk_tlv_put_string(&w, MP_DOMAIN, d->id)) != MK_OK ||
 	    (e = mk_tlv_put_string(&w, MP_BOX_ID, box_id)) != MK_OK ||
-	    (e = mk_tlv_begin(&w, MP_KEY_SET, &l)) != MK_OK || (e = key_set_encode(m, &l)) != MK_OK ||
+	    (e = mk_tlv_begin(&w, MP_KEY_SET, &l)) != MK_OK || (e = mfg_key_set_encode(m, &l)) != MK_OK ||
 	    (e = mk_tlv_end(&w, &l)) != MK_OK || (e = mk_tlv_begin(&w, MP_NEXT, &l)) != MK_OK)
 		return e;
 	for (int i = 0; i < NTYPES; i++)
@@ -965,19 +746,19 @@ static int same_key(const EVP_PKEY *a, const EVP_PKEY *b)
 	       memcmp(x, y, sizeof(x)) == 0;
 }
 
-enum mk_err mfg_list_domains(const struct mk_box *b, struct mk_tlv_writer *list)
+static enum mk_err mfg_list_domains(const struct mk_box *b, struct mk_tlv_writer *list)
 {
 	enum mk_err e;
 
-	for (size_t i = 0; b->mfg != NULL && i < b->mfg->ndomains; i++)
-		if ((e = mk_msg_list_put_string(list, i, b->mfg->domains[i].id)) != MK_OK)
+	for (size_t i = 0; MFG(b) != NULL && i < MFG(b)->ndomains; i++)
+		if ((e = mk_msg_list_put_string(list, i, MFG(b)->domains[i].id)) != MK_OK)
 			return e;
 	return MK_OK;
 }
 
-enum mk_err mfg_state_new(struct mk_box *b)
+static enum mk_err mfg_state_new(struct mk_box *b)
 {
-	if (b->mfg == NULL && (b->mfg = calloc(1, sizeof(*b->mfg))) == NULL)
+	if (MFG(b) == NULL && (b->ks = calloc(1, sizeof(struct mfg_state))) == NULL)
 		return MK_ERR_NOMEM;
 	return MK_OK;
 }
@@ -988,9 +769,9 @@ enum mk_err mfg_state_new(struct mk_box *b)
  * set (else MK_RC_PARAM_MISMATCH); the domain's keys are added. The caller
  * seals the state.
  */
-enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n)
+static enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n)
 {
-	struct mfg_state *m = b->mfg, tmp;
+	struct mfg_state *m = MFG(b), tmp;
 	struct mk_tlv_reader r, l;
 	char dom[MK_DOMAIN_ID_MAX + 1], id[MK_BOX_ID_LEN + 1];
 	const uint8_t *keys;
@@ -1004,7 +785,7 @@ enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t
 	mk_tlv_reader_init(&r, p, n);
 	if (mk_tlv_get_string(&r, MP_DOMAIN, 2, MK_DOMAIN_ID_MAX, dom, sizeof(dom)) != MK_OK ||
 	    mk_tlv_get_string(&r, MP_BOX_ID, MK_BOX_ID_LEN, MK_BOX_ID_LEN, id, sizeof(id)) != MK_OK ||
-	    mk_tlv_get_nested(&r, MP_KEY_SET, &l) != MK_OK || key_set_decode(&tmp, &l) != MK_OK ||
+	    mk_tlv_get_nested(&r, MP_KEY_SET, &l) != MK_OK || mfg_key_set_decode(&tmp, &l) != MK_OK ||
 	    mk_tlv_reader_end(&l) != MK_OK || mk_tlv_get_nested(&r, MP_NEXT, &l) != MK_OK) {
 		e = MK_RC_PARAM_MISMATCH;
 		goto out;
@@ -1078,7 +859,7 @@ static enum mk_err cmd_make_process(void *box, const struct mk_msg_request *req,
                                     struct mk_tlv_reader *params, struct mk_tlv_writer *result)
 {
 	struct mk_box *b = box;
-	struct mfg_state *m = b->mfg;
+	struct mfg_state *m = MFG(b);
 	struct mk_box_make_process_req in;
 	struct mk_box_make_process_res res = { 0 };
 	const char *id = in.box_id;
@@ -1139,6 +920,43 @@ out:
 	return e;
 }
 
+/* ---- The kind ------------------------------------------------------------------------ */
+
+/* Its part of the sealed state: the key set, boxes and domains (tag 10). */
+static enum mk_err kind_encode(const struct mk_box *b, struct mk_tlv_writer *w)
+{
+	struct mk_tlv_writer m;
+	enum mk_err e;
+
+	if ((e = mk_tlv_begin(w, S_MFG, &m)) != MK_OK || (e = mfg_state_encode(b, &m)) != MK_OK)
+		return e;
+	return mk_tlv_end(w, &m);
+}
+
+static enum mk_err kind_decode(struct mk_box *b, struct mk_tlv_reader *r)
+{
+	struct mk_tlv_reader m;
+	enum mk_err e;
+
+	if ((e = mk_tlv_get_nested(r, S_MFG, &m)) != MK_OK || (e = mfg_state_decode(b, &m)) != MK_OK)
+		return e;
+	return mk_tlv_reader_end(&m);
+}
+
+static void kind_free(struct mk_box *b)
+{
+	mfg_state_free(MFG(b));
+	b->ks = NULL;
+}
+
+/* An additional Manufacturing Box gets its empty state with its ID. */
+static enum mk_err kind_set_id(struct mk_box *b, uint8_t station[static MK_EC_PUB_LEN], bool *has_station)
+{
+	(void)station;
+	*has_station = false;
+	return mfg_state_new(b);
+}
+
 #define E MK_MSG_CMD_ENABLED
 static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
@@ -1151,6 +969,17 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_make_process, E | MK_MSG_CMD_DOMAIN, cmd_make_process },
 };
 
-const struct mk_msg_table mk_mfg_table = {
+static const struct mk_msg_table table = {
 	"Manufacturing", cmds, MK_ARRAY_LEN(cmds), mfg_domain_known, box_enabled,
+};
+
+const struct box_kind box_kind_mfg = {
+	.type = MK_BOX_MANUFACTURING,
+	.table = &table,
+	.state_encode = kind_encode,
+	.state_decode = kind_decode,
+	.state_free = kind_free,
+	.set_id = kind_set_id,
+	.take_process = mfg_take_process,
+	.list_domains = mfg_list_domains,
 };

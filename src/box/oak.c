@@ -150,6 +150,9 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_generate_key, E | MK_MSG_CMD_DOMAIN, cmd_generate_key },
 };
 
-const struct mk_msg_table mk_oak_table = {
+static const struct mk_msg_table table = {
 	"Oak", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };
+
+/* An Oak box keeps nothing beyond its domain processes. */
+const struct box_kind box_kind_oak = { .type = MK_BOX_OAK, .table = &table };

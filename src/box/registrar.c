@@ -1,12 +1,8 @@
 /*
- * The boxes' part of the device PKI (the second source document; bytes in
- * docs/formats.md §8.13-§8.15, the design in docs/internals/pki.md):
+ * Brass's part of the device PKI (the second source document; bytes in
+ * docs/formats.md §8.13-§8.15, the design in docs/internals/pki.md; the
+ * factory station's part is Steel's, in steel.c):
  *
- *   Steel (the factory station's secure coprocessor, Figs. 1-3):
- *     Load Station Certificate   its manufacturing certificate, issued by
- *                                the provider root at Accept Box;
- *     Issue Transport Certificate a meter's transport request in, its
- *                                transport certificate out.
  *   Brass (the registration service's coprocessor, Figs. 4-7):
  *     Registration Challenge     a transport chain in; a server challenge (an
  *                                ephemeral P-256 key, kept single use in the
@@ -27,148 +23,8 @@
 #include "meterkey/crypto.h"
 #include "meterkey/pki.h"
 
-/* A meter's transport certificate: two years to be shipped and registered. */
-#define TRANSPORT_LIFETIME ((int64_t)2 * 365 * 86400)
 /* A meter's operation certificate: ten years of service. */
 #define OPERATION_LIFETIME ((int64_t)10 * 365 * 86400)
-
-/* ---- Issuing --------------------------------------------------------------------- */
-
-enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key, EVP_PKEY *subject,
-                           int role, const char *cn, const char *domain, uint64_t serial, int64_t now,
-                           int64_t life, struct mk_buf *der_out)
-{
-	struct mk_cert_info ii;
-	struct mk_cert_spec s;
-	uint8_t rnd[8];
-	X509 *c = NULL;
-	enum mk_err e;
-
-	if ((e = mk_cert_get_info(issuer, &ii)) != MK_OK)
-		return e;
-	while (serial == 0) { /* RFC 5280 §4.1.2.2: positive, unique; 63 random bits */
-		if ((e = mk_rng_bytes(b->rng, rnd, sizeof(rnd))) != MK_OK)
-			return e;
-		rnd[0] &= 0x7f;
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			serial = serial << 8 | rnd[i];
-	}
-	memset(&s, 0, sizeof(s));
-	s.role = (enum mk_cert_role)role;
-	s.common_name = cn;
-	s.domain = domain;
-	s.serial = serial;
-	s.not_before = now;
-	s.not_after = now > ii.not_after - life ? ii.not_after : now + life;
-	if (now < ii.not_before || now >= ii.not_after)
-		return MK_ERR_CERT_EXPIRED; /* the issuer itself is out of its validity */
-	if ((e = mk_cert_issue(issuer, issuer_key, subject, &s, &c)) == MK_OK)
-		e = mk_cert_to_der(c, der_out);
-	X509_free(c);
-	return e;
-}
-
-/* ---- Steel: the factory station ---------------------------------------------------- */
-
-/*
- * Load Station Certificate: the manufacturing certificate M issued for this
- * box's station key at Accept Box (tag 01), taken once: it must certify
- * this box's own station key, in the role MANUFACTURING. Its chain to the
- * root is what every meter checks when it takes a transport certificate.
- * Kept in the sealed state.
- */
-enum mk_err box_cmd_station_cert(void *box, const struct mk_msg_request *req,
-                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
-{
-	struct mk_box *b = box;
-	struct mk_box_station_cert_req in;
-	enum mk_cert_role role;
-	X509 *c = NULL;
-	enum mk_err e;
-
-	(void)req;
-	(void)result;
-	if ((e = mk_box_station_cert_req_get(params, &in)) != MK_OK ||
-	    (e = mk_cert_from_der(in.cert, in.cert_len, &c)) != MK_OK)
-		goto out;
-	if (b->station == NULL) {
-		e = MK_RC_NOT_INITIALISED;
-		goto out;
-	}
-	if (b->station_cert != NULL) {
-		e = MK_RC_RECORD_EXISTS;
-		goto out;
-	}
-	if (!mk_cert_is_of_key(c, b->station)) {
-		e = MK_ERR_CERT_KEY;
-		goto out;
-	}
-	if ((e = mk_cert_role_of(c, &role)) != MK_OK)
-		goto out;
-	if (role != MK_ROLE_MANUFACTURING) {
-		e = MK_ERR_CERT_ROLE;
-		goto out;
-	}
-	b->station_cert = c;
-	c = NULL;
-	if ((e = box_save(b)) != MK_OK) {
-		X509_free(b->station_cert);
-		b->station_cert = NULL;
-	}
-out:
-	X509_free(c);
-	return e;
-}
-
-/*
- * Issue Transport Certificate (Fig. 3, step 130): the meter's request
- * (PKCS#10, tag 01) is checked (a valid P-256 key, its self-signature, role
- * TRANSPORT) and its key certified with the station key, CN as requested,
- * for TRANSPORT_LIFETIME. Answers the transport certificate (01) and the
- * station's manufacturing certificate (02), which the meter needs to verify
- * it.
- */
-enum mk_err box_cmd_issue_transport(void *box, const struct mk_msg_request *req,
-                                    struct mk_tlv_reader *params, struct mk_tlv_writer *result)
-{
-	struct mk_box *b = box;
-	struct mk_box_issue_transport_req in;
-	struct mk_box_issue_transport_res res;
-	char cn[MK_CERT_CN_MAX + 1];
-	enum mk_cert_role role;
-	struct mk_buf *der = NULL, *mder = NULL;
-	EVP_PKEY *pub = NULL;
-	enum mk_err e;
-
-	if ((e = mk_box_issue_transport_req_get(params, &in)) != MK_OK)
-		return e;
-	if (b->station == NULL || b->station_cert == NULL)
-		return MK_RC_NOT_INITIALISED;
-	if ((e = mk_csr_verify(in.csr, in.csr_len, &pub, &role, cn)) != MK_OK)
-		return e;
-	if (role != MK_ROLE_TRANSPORT) {
-		e = MK_ERR_CERT_ROLE;
-		goto out;
-	}
-	if ((der = mk_buf_new(2 * MK_CERT_MAX_DER)) == NULL || (mder = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	if ((e = box_issue_cert(b, b->station_cert, b->station, pub, MK_ROLE_TRANSPORT, cn, NULL, 0,
-	                        req->time, TRANSPORT_LIFETIME, der)) != MK_OK ||
-	    (e = mk_cert_to_der(b->station_cert, mder)) != MK_OK)
-		goto out;
-	res.transport_cert = mk_buf_data(der);
-	res.transport_cert_len = mk_buf_len(der);
-	res.mfg_cert = mk_buf_data(mder);
-	res.mfg_cert_len = mk_buf_len(mder);
-	e = mk_box_issue_transport_res_put(result, &res);
-out:
-	EVP_PKEY_free(pub);
-	mk_buf_free(der);
-	mk_buf_free(mder);
-	return e;
-}
 
 /* ---- Brass: the registration service ------------------------------------------------ */
 

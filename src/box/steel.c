@@ -14,6 +14,20 @@
 
 #include "box/box_int.h"
 #include "meterkey/msg_meter.h"
+#include "meterkey/pki.h"
+
+/* A meter's transport certificate: two years to be shipped and registered. */
+#define TRANSPORT_LIFETIME ((int64_t)2 * 365 * 86400)
+
+/* What a Steel box holds beyond its domain processes (b->ks): the factory
+ * station's key and its manufacturing certificate (sealed, tags 06 and 07),
+ * and while it installs, the line to the station's meter (not owned). */
+struct steel_state {
+	EVP_PKEY *station;
+	X509 *station_cert;
+	const struct mk_msg_link *meter;
+};
+#define S(b) ((struct steel_state *)(b)->ks)
 
 struct install {
 	char oak[MK_BOX_ID_LEN + 1], domain[MK_DOMAIN_ID_MAX + 1], steel[MK_BOX_ID_LEN + 1];
@@ -105,7 +119,7 @@ static enum mk_err meter_identity(struct mk_box *b, int64_t time, struct mk_buf 
 {
 	struct mk_meter_get_info_req rq = { 0 };
 
-	return mk_msg_call(b->meter, &mk_meter_cmd_get_info, NULL, time, &rq, info, line, NULL);
+	return mk_msg_call(S(b)->meter, &mk_meter_cmd_get_info, NULL, time, &rq, info, line, NULL);
 }
 
 /* install-key (MI5 -> MI6): the meter's MSN and test tokens, copied out of
@@ -119,7 +133,7 @@ static enum mk_err meter_install(struct mk_box *b, const char *domain, uint64_t 
 	struct mk_meter_install_key_res rs;
 	enum mk_err e;
 
-	if ((e = mk_msg_call(b->meter, &mk_meter_cmd_install_key, domain, time, &rq, &rs, line, NULL)) != MK_OK)
+	if ((e = mk_msg_call(S(b)->meter, &mk_meter_cmd_install_key, domain, time, &rq, &rs, line, NULL)) != MK_OK)
 		return e;
 	memcpy(msn, rs.mfg_seq, MK_IDENT_MAX + 1);
 	memcpy(tokens, rs.tokens, MK_TEST_TOKENS_LEN);
@@ -152,7 +166,7 @@ static enum mk_err cmd_install_key(void *box, const struct mk_msg_request *req,
 		return MK_RC_KEY_ID_NOT_NEW;
 	if (req->time < (int64_t)in.time)
 		return MK_RC_TIME_NOT_INCREASING;
-	if (b->meter == NULL)
+	if (S(b)->meter == NULL)
 		return MK_RC_RESOURCE_UNAVAILABLE;
 	/* From here the key counts as attempted: the ID is burnt first. */
 	last = d->last_key_id;
@@ -204,16 +218,194 @@ out:
 	return e;
 }
 
+/* ---- The factory station (the device PKI, Figs. 1-3) ---------------------------------------------------- */
+
+/*
+ * Load Station Certificate: the manufacturing certificate M issued for this
+ * box's station key at Accept Box (tag 01), taken once: it must certify
+ * this box's own station key, in the role MANUFACTURING. Its chain to the
+ * root is what every meter checks when it takes a transport certificate.
+ * Kept in the sealed state.
+ */
+static enum mk_err cmd_station_cert(void *box, const struct mk_msg_request *req,
+                                 struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mk_box_station_cert_req in;
+	enum mk_cert_role role;
+	X509 *c = NULL;
+	enum mk_err e;
+
+	(void)req;
+	(void)result;
+	if ((e = mk_box_station_cert_req_get(params, &in)) != MK_OK ||
+	    (e = mk_cert_from_der(in.cert, in.cert_len, &c)) != MK_OK)
+		goto out;
+	if (S(b)->station == NULL) {
+		e = MK_RC_NOT_INITIALISED;
+		goto out;
+	}
+	if (S(b)->station_cert != NULL) {
+		e = MK_RC_RECORD_EXISTS;
+		goto out;
+	}
+	if (!mk_cert_is_of_key(c, S(b)->station)) {
+		e = MK_ERR_CERT_KEY;
+		goto out;
+	}
+	if ((e = mk_cert_role_of(c, &role)) != MK_OK)
+		goto out;
+	if (role != MK_ROLE_MANUFACTURING) {
+		e = MK_ERR_CERT_ROLE;
+		goto out;
+	}
+	S(b)->station_cert = c;
+	c = NULL;
+	if ((e = box_save(b)) != MK_OK) {
+		X509_free(S(b)->station_cert);
+		S(b)->station_cert = NULL;
+	}
+out:
+	X509_free(c);
+	return e;
+}
+
+/*
+ * Issue Transport Certificate (Fig. 3, step 130): the meter's request
+ * (PKCS#10, tag 01) is checked (a valid P-256 key, its self-signature, role
+ * TRANSPORT) and its key certified with the station key, CN as requested,
+ * for TRANSPORT_LIFETIME. Answers the transport certificate (01) and the
+ * station's manufacturing certificate (02), which the meter needs to verify
+ * it.
+ */
+static enum mk_err cmd_issue_transport(void *box, const struct mk_msg_request *req,
+                                    struct mk_tlv_reader *params, struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mk_box_issue_transport_req in;
+	struct mk_box_issue_transport_res res;
+	char cn[MK_CERT_CN_MAX + 1];
+	enum mk_cert_role role;
+	struct mk_buf *der = NULL, *mder = NULL;
+	EVP_PKEY *pub = NULL;
+	enum mk_err e;
+
+	if ((e = mk_box_issue_transport_req_get(params, &in)) != MK_OK)
+		return e;
+	if (S(b)->station == NULL || S(b)->station_cert == NULL)
+		return MK_RC_NOT_INITIALISED;
+	if ((e = mk_csr_verify(in.csr, in.csr_len, &pub, &role, cn)) != MK_OK)
+		return e;
+	if (role != MK_ROLE_TRANSPORT) {
+		e = MK_ERR_CERT_ROLE;
+		goto out;
+	}
+	if ((der = mk_buf_new(2 * MK_CERT_MAX_DER)) == NULL || (mder = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = box_issue_cert(b, S(b)->station_cert, S(b)->station, pub, MK_ROLE_TRANSPORT, cn, NULL, 0,
+	                        req->time, TRANSPORT_LIFETIME, der)) != MK_OK ||
+	    (e = mk_cert_to_der(S(b)->station_cert, mder)) != MK_OK)
+		goto out;
+	res.transport_cert = mk_buf_data(der);
+	res.transport_cert_len = mk_buf_len(der);
+	res.mfg_cert = mk_buf_data(mder);
+	res.mfg_cert_len = mk_buf_len(mder);
+	e = mk_box_issue_transport_res_put(result, &res);
+out:
+	EVP_PKEY_free(pub);
+	mk_buf_free(der);
+	mk_buf_free(mder);
+	return e;
+}
+
+/* ---- The kind ------------------------------------------------------------------------ */
+
+static enum mk_err kind_new(struct mk_box *b)
+{
+	return (b->ks = calloc(1, sizeof(struct steel_state))) != NULL ? MK_OK : MK_ERR_NOMEM;
+}
+
+static void kind_free(struct mk_box *b)
+{
+	if (S(b) == NULL)
+		return;
+	EVP_PKEY_free(S(b)->station);
+	X509_free(S(b)->station_cert);
+	S(b)->station = NULL;
+	S(b)->station_cert = NULL;
+}
+
+static void kind_destroy(struct mk_box *b)
+{
+	kind_free(b);
+	free(b->ks);
+	b->ks = NULL;
+}
+
+/* Its part of the sealed state: the station key (06) and, once loaded, its
+ * manufacturing certificate (07). */
+static enum mk_err kind_encode(const struct mk_box *b, struct mk_tlv_writer *w)
+{
+	enum mk_err r;
+
+	if ((S(b)->station != NULL && (r = box_put_priv(w, S_STATION, S(b)->station)) != MK_OK) ||
+	    (S(b)->station_cert != NULL && (r = mk_cert_tlv_put(w, S_STATION_CERT, S(b)->station_cert)) != MK_OK))
+		return r;
+	return MK_OK;
+}
+
+static enum mk_err kind_decode(struct mk_box *b, struct mk_tlv_reader *r)
+{
+	enum mk_err e;
+
+	if ((e = box_get_opt_key(r, S_STATION, 1, &S(b)->station)) != MK_OK)
+		return e;
+	return box_get_opt_cert(r, S_STATION_CERT, &S(b)->station_cert);
+}
+
+/* A factory station makes its station key with its ID; M certifies it at
+ * Accept Box (the manufacturing certificate), so it goes in the answer. */
+static enum mk_err kind_set_id(struct mk_box *b, uint8_t station[static MK_EC_PUB_LEN], bool *has_station)
+{
+	enum mk_err e;
+
+	if ((e = mk_ec_keygen(b->rng, &S(b)->station)) != MK_OK)
+		return e;
+	*has_station = true;
+	return mk_ec_pub_encode(S(b)->station, station);
+}
+
+/* The station's meter line: MI5 carries a clear master key, which goes from
+ * this box to the meter on this line and never through the KMS. */
+static void kind_attach(struct mk_box *b, const struct mk_msg_link *line)
+{
+	S(b)->meter = line;
+}
+
 #define E MK_MSG_CMD_ENABLED
 static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
 	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
 	{ &mk_box_cmd_status, E, box_cmd_status },
 	{ &mk_box_cmd_install_key, E | MK_MSG_CMD_DOMAIN, cmd_install_key },
-	{ &mk_box_cmd_station_cert, E, box_cmd_station_cert },
-	{ &mk_box_cmd_issue_transport, E, box_cmd_issue_transport },
+	{ &mk_box_cmd_station_cert, E, cmd_station_cert },
+	{ &mk_box_cmd_issue_transport, E, cmd_issue_transport },
 };
 
-const struct mk_msg_table mk_steel_table = {
+static const struct mk_msg_table table = {
 	"Steel", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
+};
+
+const struct box_kind box_kind_steel = {
+	.type = MK_BOX_STEEL,
+	.table = &table,
+	.state_new = kind_new,
+	.state_encode = kind_encode,
+	.state_decode = kind_decode,
+	.state_free = kind_free,
+	.state_destroy = kind_destroy,
+	.set_id = kind_set_id,
+	.attach_meter = kind_attach,
 };

@@ -14,6 +14,9 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_tin_verify, E | MK_MSG_CMD_DOMAIN, box_cmd_verify },
 };
 
-const struct mk_msg_table mk_tin_table = {
+static const struct mk_msg_table table = {
 	"Tin", cmds, MK_ARRAY_LEN(cmds), box_domain_known, box_enabled,
 };
+
+/* A Tin box keeps, while open, the keys Verify checked (verify.c). */
+const struct box_kind box_kind_tin = { .type = MK_BOX_TIN, .table = &table, .state_free = box_vcache_free };

@@ -47,6 +47,9 @@ struct vkey {
 	uint16_t chain;                  /* the next entry of the bucket, or VCACHE_NONE */
 };
 
+/* A Brass or Tin box's state (b->ks): the cache, made at its first Verify. */
+#define VC(b) ((struct vcache *)(b)->ks)
+
 struct vcache {
 	size_t next;
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
@@ -98,13 +101,19 @@ static void vkey_clear(struct vkey *k)
 	OPENSSL_cleanse(k, sizeof(*k));
 }
 
-void box_vcache_free(struct vcache *c)
+static void vcache_free(struct vcache *c)
 {
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < VCACHE_MAX; i++)
 		vkey_clear(&c->e[i]);
 	free(c);
+}
+
+void box_vcache_free(struct mk_box *b)
+{
+	vcache_free(VC(b));
+	b->ks = NULL;
 }
 
 /* The entry cached from exactly these record bytes for domain, if any: the
@@ -188,7 +197,7 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 	struct vkey *k;
 	enum mk_err e;
 
-	if ((*kp = cache_find_bytes(b->vcache, d->id, p, n)) != NULL)
+	if ((*kp = cache_find_bytes(VC(b), d->id, p, n)) != NULL)
 		return MK_OK;
 	if ((rec = calloc(1, sizeof(*rec))) == NULL)
 		return MK_ERR_NOMEM;
@@ -204,7 +213,7 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		e = MK_RC_SIGNATURE_INVALID;
 		goto out;
 	}
-	if ((*kp = cache_find(b->vcache, d->id, rec->key_id, rec->sig)) != NULL) {
+	if ((*kp = cache_find(VC(b), d->id, rec->key_id, rec->sig)) != NULL) {
 		e = MK_OK;
 		goto out;
 	}
@@ -214,7 +223,7 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		e = MK_RC_SIGNATURE_INVALID;
 		goto out;
 	}
-	k = cache_slot(b->vcache);
+	k = cache_slot(VC(b));
 	memcpy(k->domain, rec->domain, sizeof(k->domain));
 	k->key_id = rec->key_id;
 	memcpy(k->sig, rec->sig, sizeof(k->sig));
@@ -228,7 +237,7 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		vkey_clear(k);
 		goto out;
 	}
-	cache_index(b->vcache, k, p, n);
+	cache_index(VC(b), k, p, n);
 	*kp = k;
 	e = MK_OK;
 out:
@@ -249,7 +258,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 	struct vkey *k;
 	enum mk_err e;
 
-	if ((*kp = cache_find_bytes(b->vcache, d->id, p, n)) != NULL)
+	if ((*kp = cache_find_bytes(VC(b), d->id, p, n)) != NULL)
 		return MK_OK;
 	rec = calloc(1, sizeof(*rec));
 	tbs = mk_buf_new(4096);
@@ -271,7 +280,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 		e = MK_RC_SIGNATURE_INVALID;
 		goto out;
 	}
-	if ((*kp = cache_find(b->vcache, d->id, rec->key_id, rec->sig)) != NULL) {
+	if ((*kp = cache_find(VC(b), d->id, rec->key_id, rec->sig)) != NULL) {
 		e = MK_OK;
 		goto out;
 	}
@@ -287,7 +296,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 		e = MK_RC_DECRYPT_FAILED;
 		goto out;
 	}
-	k = cache_slot(b->vcache);
+	k = cache_slot(VC(b));
 	memcpy(k->domain, rec->domain, sizeof(k->domain));
 	k->key_id = rec->key_id;
 	memcpy(k->sig, rec->sig, sizeof(k->sig));
@@ -303,7 +312,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 		vkey_clear(k);
 		goto out;
 	}
-	cache_index(b->vcache, k, p, n);
+	cache_index(VC(b), k, p, n);
 	*kp = k;
 	e = MK_OK;
 out:
@@ -406,7 +415,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	size_t n, nkeys = 0, nitems = 0;
 	enum mk_err e;
 
-	if (b->vcache == NULL && (b->vcache = vcache_new()) == NULL)
+	if (VC(b) == NULL && (b->ks = vcache_new()) == NULL)
 		return MK_ERR_NOMEM;
 	if ((e = mk_box_verify_req_get(params, &in)) != MK_OK)
 		return e;

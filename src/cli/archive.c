@@ -318,5 +318,5 @@ static const struct mk_cli_cmd archive_cmds[] = {
 int mk_cli_archive(int argc, char **argv)
 {
 	return mk_cli_dispatch("meterkey archive", archive_cmds,
-	                       sizeof(archive_cmds) / sizeof(archive_cmds[0]), argc, argv);
+	                       MK_ARRAY_LEN(archive_cmds), argc, argv);
 }

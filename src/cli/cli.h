@@ -13,7 +13,6 @@
 
 #include "meterkey/kms.h"
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- Subcommands ------------------------------------------------------------ */
 

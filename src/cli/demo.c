@@ -67,7 +67,7 @@ static const struct fleet fleet[] = {
 	{ "EA200", "000004", "EARTH", "DE00000004", "DE" },
 	{ "EA200", "000005", "EARTH", "US00000005", "US" },
 };
-#define NFLEET (sizeof(fleet) / sizeof(fleet[0]))
+#define NFLEET (MK_ARRAY_LEN(fleet))
 
 struct tally {
 	json_t *meters;

@@ -421,5 +421,5 @@ int mk_cli_tokens(int argc, char **argv)
 		{ "distribute", "temporal token keys for the Tin boxes of a domain", tokens_distribute },
 	};
 
-	return mk_cli_dispatch("meterkey tokens", cmds, ARRAY_LEN(cmds), argc, argv);
+	return mk_cli_dispatch("meterkey tokens", cmds, MK_ARRAY_LEN(cmds), argc, argv);
 }

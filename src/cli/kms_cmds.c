@@ -126,7 +126,7 @@ int mk_cli_domain(int argc, char **argv)
 		{ "create", "create a security domain and its country sub-domains", domain_create },
 	};
 
-	return mk_cli_dispatch("meterkey domain", cmds, ARRAY_LEN(cmds), argc, argv);
+	return mk_cli_dispatch("meterkey domain", cmds, MK_ARRAY_LEN(cmds), argc, argv);
 }
 
 /* ---- box ---------------------------------------------------------------------------- */
@@ -320,7 +320,7 @@ int mk_cli_box(int argc, char **argv)
 		{ "list", "the boxes of the home and their domains", box_list },
 	};
 
-	return mk_cli_dispatch("meterkey box", cmds, ARRAY_LEN(cmds), argc, argv);
+	return mk_cli_dispatch("meterkey box", cmds, MK_ARRAY_LEN(cmds), argc, argv);
 }
 
 /* ---- key ------------------------------------------------------------------------------ */
@@ -422,7 +422,7 @@ int mk_cli_key(int argc, char **argv)
 		{ "abandon", "a NEW key never to be confirmed becomes BAD", key_abandon },
 	};
 
-	return mk_cli_dispatch("meterkey key", cmds, ARRAY_LEN(cmds), argc, argv);
+	return mk_cli_dispatch("meterkey key", cmds, MK_ARRAY_LEN(cmds), argc, argv);
 }
 
 /* ---- meter ------------------------------------------------------------------------------ */
@@ -662,7 +662,7 @@ static int cert_export(int argc, char **argv)
 	if ((e = mk_kms_meter_cert_export(c.kms, o.meter, o.out, &written)) != MK_OK)
 		return kc_end(&c, e);
 	arr = json_array();
-	for (unsigned i = 1; i < ARRAY_LEN(names); i++) {
+	for (unsigned i = 1; i < MK_ARRAY_LEN(names); i++) {
 		if (!(written & (1u << i)))
 			continue;
 		if (c.json)
@@ -684,7 +684,7 @@ int mk_cli_cert(int argc, char **argv)
 		{ "export", "write a meter's certificate chain as PEM files", cert_export },
 	};
 
-	return mk_cli_dispatch("meterkey cert", cmds, ARRAY_LEN(cmds), argc, argv);
+	return mk_cli_dispatch("meterkey cert", cmds, MK_ARRAY_LEN(cmds), argc, argv);
 }
 
 int mk_cli_meter(int argc, char **argv)
@@ -699,5 +699,5 @@ int mk_cli_meter(int argc, char **argv)
 		{ "credit", "a postage reset: add to the descending register", mk_cli_meter_credit },
 	};
 
-	return mk_cli_dispatch("meterkey meter", cmds, ARRAY_LEN(cmds), argc, argv);
+	return mk_cli_dispatch("meterkey meter", cmds, MK_ARRAY_LEN(cmds), argc, argv);
 }

@@ -64,7 +64,7 @@ int mk_cli_dispatch(const char *prog, const struct mk_cli_cmd *cmds, size_t n, i
 
 int main(int argc, char **argv)
 {
-	return mk_cli_dispatch("meterkey", commands, sizeof(commands) / sizeof(commands[0]), argc,
+	return mk_cli_dispatch("meterkey", commands, MK_ARRAY_LEN(commands), argc,
 	                       argv);
 }
 

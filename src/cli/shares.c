@@ -229,5 +229,5 @@ static const struct mk_cli_cmd shares_cmds[] = {
 int mk_cli_shares(int argc, char **argv)
 {
 	return mk_cli_dispatch("meterkey shares", shares_cmds,
-	                       sizeof(shares_cmds) / sizeof(shares_cmds[0]), argc, argv);
+	                       MK_ARRAY_LEN(shares_cmds), argc, argv);
 }

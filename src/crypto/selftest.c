@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "crypto/crypto_int.h"
+#include "meterkey/caps.h"
 
 /* The largest decoded field in the table (X9.63 output, 128 bytes), with
  * room to spare. */
@@ -164,7 +165,7 @@ const struct mk_kat mk_kat_table[] = {
 	  .out = "8ea2b7ca516745bfeafc49904b496089" },
 };
 
-const size_t mk_kat_count = sizeof(mk_kat_table) / sizeof(mk_kat_table[0]);
+const size_t mk_kat_count = MK_ARRAY_LEN(mk_kat_table);
 
 /* A decoded field. */
 struct field {

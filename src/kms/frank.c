@@ -14,34 +14,6 @@
 
 /* ---- Verification and franking (issue 5) -------------------------------------------------- */
 
-enum mk_err mk_kms_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
-                              char id[static MK_BOX_ID_LEN + 1])
-{
-	return kms_pick_box(k, t, domain, NULL, id);
-}
-
-enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
-{
-	return kms_open_box(k, id, bp);
-}
-
-enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain, struct mk_box **bp)
-{
-	char id[MK_BOX_ID_LEN + 1];
-	enum mk_err e;
-
-	*bp = NULL;
-	if ((e = kms_pick_box(k, t, domain, NULL, id)) != MK_OK)
-		return e;
-	return kms_open_box(k, id, bp);
-}
-
-enum mk_err mk_kms_box_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
-                            const char *domain, const void *rq, void *rs, struct mk_buf *ans)
-{
-	return kms_call(k, b, cmd, domain, mk_kms_now(k), rq, rs, ans);
-}
-
 uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
 {
 	char path[PATH_MAX];

@@ -342,6 +342,36 @@ enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd
 	return r;
 }
 
+/* The boxes of the home for the verifier and the tests: by domain, by ID,
+ * and one typed call at the KMS's time. */
+enum mk_err mk_kms_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
+                              char id[static MK_BOX_ID_LEN + 1])
+{
+	return kms_pick_box(k, t, domain, NULL, id);
+}
+
+enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	return kms_open_box(k, id, bp);
+}
+
+enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain, struct mk_box **bp)
+{
+	char id[MK_BOX_ID_LEN + 1];
+	enum mk_err e;
+
+	*bp = NULL;
+	if ((e = kms_pick_box(k, t, domain, NULL, id)) != MK_OK)
+		return e;
+	return kms_open_box(k, id, bp);
+}
+
+enum mk_err mk_kms_box_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
+                            const char *domain, const void *rq, void *rs, struct mk_buf *ans)
+{
+	return kms_call(k, b, cmd, domain, mk_kms_now(k), rq, rs, ans);
+}
+
 /* ---- The archive ----------------------------------------------------------------------- */
 
 enum mk_err kms_check_domains(struct mk_kms *k, const char *const *domains, size_t n)
@@ -455,7 +485,7 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 	k->time = o->time;
 	if ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK))
 		goto fail;
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(dirs); i++) {
 		snprintf(path, sizeof(path), "%s/%s", k->home, dirs[i]);
 		if ((r = ensure_dir(path)) != MK_OK)
 			goto fail;

@@ -274,7 +274,7 @@ enum mk_err mk_kms_meter_cert_export(struct mk_kms *k, const char *meter_id, con
 	}
 	if ((e = kms_connect_meter(k, meter_id, &mc)) != MK_OK)
 		goto out;
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(files); i++) {
 		int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i].file);
 
 		mk_buf_reset(der);

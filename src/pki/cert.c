@@ -514,7 +514,7 @@ static const struct {
 
 static enum mk_err map_verify_error(int e)
 {
-	for (size_t i = 0; i < sizeof(verify_errors) / sizeof(verify_errors[0]); i++)
+	for (size_t i = 0; i < MK_ARRAY_LEN(verify_errors); i++)
 		if (verify_errors[i].x509 == e)
 			return verify_errors[i].err;
 	return MK_ERR_CERT_PROFILE;

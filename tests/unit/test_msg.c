@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "meterkey/msg.h"
+#include "meterkey/msg_meter.h"
 
 #include "vectors.c"
 
@@ -335,6 +336,46 @@ static void test_messages(void **state)
 
 /* docs/formats.md §6: the vectors as the document describes them, encoded and
  * decoded; the refused ones fail with the named error; none is left unchecked. */
+/* The meter's get-report answer as formats.md §7.3 gives it: the report's
+ * fields and its MAC under tag 10, decoded and encoded back through the
+ * schema of msg_meter.h; the MAC under any other tag is refused. */
+static void test_report_answer_vector(void **state)
+{
+	uint8_t tbs[256], mac[16], ans[256];
+	size_t tn, mn, an;
+	char err[VEC_MAX_ERR];
+	struct mk_msg_report fields;
+	struct mk_meter_get_report_res r;
+	struct mk_buf *b = mk_buf_new(256), *t = mk_buf_new(256);
+	const size_t label = strlen(MK_METER_REPORT_LABEL);
+
+	(void)state;
+	assert_int_equal(vec_get("meter-report-tbs", tbs, sizeof(tbs), &tn, err), 0);
+	assert_int_equal(vec_get("meter-report-mac", mac, sizeof(mac), &mn, err), 0);
+	assert_int_equal(vec_get("meter-report-answer", ans, sizeof(ans), &an, err), 0);
+	assert_int_equal(mn, MK_METER_MAC_LEN);
+	/* the fields the MAC covers, and the bytes the MAC is over */
+	assert_int_equal(mk_msg_report_decode(tbs + label, tn - label, &fields), MK_OK);
+	assert_int_equal(mk_msg_report_tbs(&fields, t), MK_OK);
+	assert_int_equal(mk_buf_len(t), tn);
+	assert_memory_equal(mk_buf_data(t), tbs, tn);
+	/* the answer: decodes to the same fields and MAC, encodes back */
+	assert_int_equal(mk_meter_get_report_res_decode(ans, an, &r), MK_OK);
+	assert_string_equal(r.domain, fields.domain);
+	assert_int_equal(r.key_id, fields.key_id);
+	assert_int_equal(r.date, fields.date);
+	assert_memory_equal(r.mac, mac, sizeof(mac));
+	assert_int_equal(mk_meter_get_report_res_encode(&r, b), MK_OK);
+	assert_int_equal(mk_buf_len(b), an);
+	assert_memory_equal(mk_buf_data(b), ans, an);
+	/* negative twin: the MAC under tag 08 (right after the date) is not it */
+	assert_int_equal(ans[an - 18], mk_meter_get_report_res_tag_mac);
+	ans[an - 18] = 0x08;
+	assert_int_not_equal(mk_meter_get_report_res_decode(ans, an, &r), MK_OK);
+	mk_buf_free(b);
+	mk_buf_free(t);
+}
+
 static void test_document_vectors(void **state)
 {
 	uint8_t v[256], p[16];
@@ -399,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_response_codes),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_document_vectors),
+		cmocka_unit_test(test_report_answer_vector),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
