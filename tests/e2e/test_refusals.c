@@ -43,15 +43,11 @@ static int64_t now(void)
 	return (int64_t)time(NULL);
 }
 
-/* Generate Key (MI1) params: 01 key ID, 02 the Steel certificate. */
-static void mi1_params(struct mk_buf *out, uint64_t key_id, const struct mk_buf *cert)
+/* Generate Key (MI1)'s parameters: the key ID and the Steel certificate. */
+static struct mk_box_generate_key_req mi1_req(uint64_t key_id, const struct mk_buf *cert)
 {
-	struct mk_tlv_writer w;
-
-	mk_buf_reset(out);
-	mk_tlv_writer_init(&w, out);
-	assert_rc(mk_tlv_put_u64(&w, 0x01, key_id), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 0x02, mk_buf_data(cert), mk_buf_len(cert)), MK_OK);
+	return (struct mk_box_generate_key_req){ .key_id = key_id, .steel_cert = mk_buf_data(cert),
+		                                 .steel_cert_len = mk_buf_len(cert) };
 }
 
 /* 2. Generate Key replayed with a key ID the Oak box has processed (the
@@ -60,40 +56,33 @@ static void mi1_params(struct mk_buf *out, uint64_t key_id, const struct mk_buf 
 static void test_replayed_generate_key(void **state)
 {
 	char path[PATH_MAX];
-	struct mk_buf *cert = w_cert(&W, "VE", W.steel1), *params = mk_buf_new(W_CAP);
+	struct mk_buf *cert = w_cert(&W, "VE", W.steel1);
+	struct mk_box_generate_key_req rq;
 	struct mk_box *o;
 	struct wsnap s;
 	uint64_t k1, k2, next;
 
 	(void)state;
-	assert_non_null(params);
 	assert_rc(mk_kms_key_request(W.k, "VE", "", &k1, path, sizeof(path)), MK_OK);
 	assert_rc(mk_kms_key_request(W.k, "VE", "", &k2, path, sizeof(path)), MK_OK);
 	assert_int_equal(k2, k1 + 1);
 
 	w_snap(&W, "VE", k2, &s);
 	o = w_box(&W, W.oak);
-	mi1_params(params, k2, cert);
-	assert_rc(w_call(o, MK_CMD_GENERATE_KEY, "VE", now(), mk_buf_data(params), mk_buf_len(params),
-	                 NULL, NULL),
-	          MK_RC_KEY_ID_NOT_NEW);
-	mi1_params(params, k1, cert);
-	assert_rc(w_call(o, MK_CMD_GENERATE_KEY, "VE", now(), mk_buf_data(params), mk_buf_len(params),
-	                 NULL, NULL),
-	          MK_RC_KEY_ID_NOT_NEW);
+	rq = mi1_req(k2, cert);
+	assert_rc(w_call(o, &mk_box_cmd_generate_key, "VE", now(), &rq, NULL, NULL, NULL), MK_RC_KEY_ID_NOT_NEW);
+	rq = mi1_req(k1, cert);
+	assert_rc(w_call(o, &mk_box_cmd_generate_key, "VE", now(), &rq, NULL, NULL, NULL), MK_RC_KEY_ID_NOT_NEW);
 	mk_box_free(o);
 	/* Reopened from its sealed state, the box remembers. */
 	o = w_box(&W, W.oak);
-	assert_rc(w_call(o, MK_CMD_GENERATE_KEY, "VE", now(), mk_buf_data(params), mk_buf_len(params),
-	                 NULL, NULL),
-	          MK_RC_KEY_ID_NOT_NEW);
+	assert_rc(w_call(o, &mk_box_cmd_generate_key, "VE", now(), &rq, NULL, NULL, NULL), MK_RC_KEY_ID_NOT_NEW);
 	mk_box_free(o);
 	w_same(&W, &s);
 	/* The Oak box is not stuck: the next request works. */
 	assert_rc(mk_kms_key_request(W.k, "VE", "", &next, path, sizeof(path)), MK_OK);
 	assert_int_equal(next, k2 + 1);
 	mk_buf_free(cert);
-	mk_buf_free(params);
 }
 
 /* ---- 5. One changed byte in each signed message ---------------------------------- */
@@ -124,7 +113,7 @@ static void tally_print(const char *what, const struct tally *t)
 struct tamper {
 	char meter[MK_METER_ID_MAX + 1];
 	uint64_t key_id;
-	struct mk_buf *mi4, *mi7, *cert, *rec, *params, *res;
+	struct mk_buf *mi4, *mi7, *cert, *rec, *res;
 };
 
 static void tamper_setup(struct tamper *t, const char *domain)
@@ -137,11 +126,9 @@ static void tamper_setup(struct tamper *t, const char *domain)
 	t->mi4 = w_read(path);
 	t->mi7 = mk_buf_new(W_CAP);
 	t->rec = mk_buf_new(W_CAP);
-	t->params = mk_buf_new(W_CAP);
 	t->res = mk_buf_new(W_CAP);
 	assert_non_null(t->mi7);
 	assert_non_null(t->rec);
-	assert_non_null(t->params);
 	assert_non_null(t->res);
 	t->cert = w_cert(&W, domain, W.steel1);
 }
@@ -152,7 +139,6 @@ static void tamper_free(struct tamper *t)
 	mk_buf_free(t->mi7);
 	mk_buf_free(t->cert);
 	mk_buf_free(t->rec);
-	mk_buf_free(t->params);
 	mk_buf_free(t->res);
 }
 
@@ -167,14 +153,10 @@ static struct mk_buf *flipped(const struct mk_buf *m, size_t i)
 	return c;
 }
 
-/* MI4' params: 01 the install record. */
-static void mi4_params(struct mk_buf *out, const struct mk_buf *mi4)
+/* Install Key (MI4')'s parameters: the install record. */
+static struct mk_box_install_key_req mi4_req(const struct mk_buf *mi4)
 {
-	struct mk_tlv_writer w;
-
-	mk_buf_reset(out);
-	mk_tlv_writer_init(&w, out);
-	assert_rc(mk_tlv_put_bytes(&w, 0x01, mk_buf_data(mi4), mk_buf_len(mi4)), MK_OK);
+	return (struct mk_box_install_key_req){ .mi4 = mk_buf_data(mi4), .mi4_len = mk_buf_len(mi4) };
 }
 
 /* Which of m's positions a flip test covers: all but the signer's name
@@ -204,15 +186,15 @@ static void test_tamper_install_record(void **state)
 	w_snap(&W, "VE", t.key_id, &s);
 	st = w_box(&W, W.steel1);
 	for (size_t i = 0; i < mk_buf_len(t.mi4); i++) {
+		struct mk_box_install_key_req rq;
 		struct mk_buf *f;
 		enum mk_err e;
 
 		if (in_signer(i, signer))
 			continue;
 		f = flipped(t.mi4, i);
-		mi4_params(t.params, f);
-		e = w_call(st, MK_CMD_INSTALL_KEY, "VE", now(), mk_buf_data(t.params), mk_buf_len(t.params),
-		           NULL, NULL);
+		rq = mi4_req(f);
+		e = w_call(st, &mk_box_cmd_install_key, "VE", now(), &rq, NULL, NULL, NULL);
 		if (e == MK_OK || e == MK_RC_RESOURCE_UNAVAILABLE)
 			fail_msg("MI4 with byte %zu changed was accepted by the Steel box", i);
 		if (i >= sig)
@@ -240,14 +222,14 @@ static void test_tamper_confirm_install(void **state)
 	struct tamper t;
 	struct tally tr = { 0 }, tm = { 0 }, tc = { 0 };
 	struct mk_key_record *next = calloc(1, sizeof(*next));
-	struct mk_buf *out = mk_buf_new(W_CAP);
+	struct mk_box_confirm_install_req rq;
+	struct mk_box_record_signed_res rs;
 	struct wsnap s;
 	struct mk_box *b;
 	size_t signer, sig;
 
 	(void)state;
 	assert_non_null(next);
-	assert_non_null(out);
 	tamper_setup(&t, "USPS");
 	assert_rc(w_steel_install(&W, W.steel1, "USPS", t.mi4, t.meter, t.mi7), MK_OK);
 	w_rec_bytes(&W, "USPS", t.key_id, t.rec);
@@ -260,10 +242,8 @@ static void test_tamper_confirm_install(void **state)
 		struct mk_buf *f = flipped(t.rec, i);
 		enum mk_err e;
 
-		w_confirm_params(t.params, mk_buf_data(f), mk_buf_len(f), mk_buf_data(t.mi7),
-		                 mk_buf_len(t.mi7), mk_buf_data(t.cert), mk_buf_len(t.cert));
-		e = w_call(b, MK_CMD_CONFIRM_INSTALL, "USPS", now(), mk_buf_data(t.params),
-		           mk_buf_len(t.params), NULL, NULL);
+		rq = w_confirm_req(f, t.mi7, t.cert);
+		e = w_call(b, &mk_box_cmd_confirm_install, "USPS", now(), &rq, NULL, NULL, NULL);
 		if (e == MK_OK)
 			fail_msg("NEW record with byte %zu changed was confirmed by Brass", i);
 		if (i >= sig)
@@ -280,10 +260,8 @@ static void test_tamper_confirm_install(void **state)
 		if (in_signer(i, signer))
 			continue;
 		f = flipped(t.mi7, i);
-		w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec), mk_buf_data(f),
-		                 mk_buf_len(f), mk_buf_data(t.cert), mk_buf_len(t.cert));
-		e = w_call(b, MK_CMD_CONFIRM_INSTALL, "USPS", now(), mk_buf_data(t.params),
-		           mk_buf_len(t.params), NULL, NULL);
+		rq = w_confirm_req(t.rec, f, t.cert);
+		e = w_call(b, &mk_box_cmd_confirm_install, "USPS", now(), &rq, NULL, NULL, NULL);
 		if (e == MK_OK)
 			fail_msg("MI7 with byte %zu changed was confirmed by Brass", i);
 		assert_rc(e, MK_RC_SIGNATURE_INVALID); /* every byte of MI7 is under the signature */
@@ -299,10 +277,8 @@ static void test_tamper_confirm_install(void **state)
 		if (in_signer(i, signer))
 			continue;
 		f = flipped(t.cert, i);
-		w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec), mk_buf_data(t.mi7),
-		                 mk_buf_len(t.mi7), mk_buf_data(f), mk_buf_len(f));
-		e = w_call(b, MK_CMD_CONFIRM_INSTALL, "USPS", now(), mk_buf_data(t.params),
-		           mk_buf_len(t.params), NULL, NULL);
+		rq = w_confirm_req(t.rec, t.mi7, f);
+		e = w_call(b, &mk_box_cmd_confirm_install, "USPS", now(), &rq, NULL, NULL, NULL);
 		if (e == MK_OK)
 			fail_msg("Steel certificate with byte %zu changed was accepted by Brass", i);
 		assert_rc(e, MK_RC_SIGNATURE_INVALID);
@@ -315,19 +291,14 @@ static void test_tamper_confirm_install(void **state)
 	tally_print("Steel certificate at Brass Confirm Install", &tc);
 
 	/* The three unchanged: INSTALLED, and the archive takes it. */
-	w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec), mk_buf_data(t.mi7),
-	                 mk_buf_len(t.mi7), mk_buf_data(t.cert), mk_buf_len(t.cert));
-	assert_rc(w_call(b, MK_CMD_CONFIRM_INSTALL, "USPS", now(), mk_buf_data(t.params),
-	                 mk_buf_len(t.params), NULL, t.res),
-	          MK_OK);
-	w_result_bytes(t.res, 0x01, out);
-	assert_rc(mk_key_record_decode(mk_buf_data(out), mk_buf_len(out), next), MK_OK);
+	rq = w_confirm_req(t.rec, t.mi7, t.cert);
+	assert_rc(w_call(b, &mk_box_cmd_confirm_install, "USPS", now(), &rq, &rs, t.res, NULL), MK_OK);
+	assert_rc(mk_key_record_decode(rs.record, rs.record_len, next), MK_OK);
 	assert_int_equal(next->status, MK_KEY_INSTALLED);
 	assert_rc(mk_archive_update_key(w_arch(&W), next), MK_OK);
 	mk_box_free(b);
 	w_audit_ok(&W);
 	free(next);
-	mk_buf_free(out);
 	tamper_free(&t);
 }
 
@@ -336,7 +307,7 @@ static void test_tamper_confirm_install(void **state)
  * the Oak box's code for it); nothing is generated or archived. */
 static void test_tamper_steel_cert_at_oak(void **state)
 {
-	struct mk_buf *cert = w_cert(&W, "EARTH", W.steel1), *params = mk_buf_new(W_CAP);
+	struct mk_buf *cert = w_cert(&W, "EARTH", W.steel1);
 	struct tally ty = { 0 };
 	struct wsnap s;
 	struct mk_box *o;
@@ -345,21 +316,20 @@ static void test_tamper_steel_cert_at_oak(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
-	assert_non_null(params);
 	assert_rc(mk_archive_last_key_id(w_arch(&W), "EARTH", &last), MK_OK);
 	w_snap(&W, "EARTH", last + 1, &s);
 	w_signed_layout(cert, &signer, &sig);
 	o = w_box(&W, W.oak);
 	for (size_t i = 0; i < mk_buf_len(cert); i++) {
+		struct mk_box_generate_key_req rq;
 		struct mk_buf *f;
 		enum mk_err e;
 
 		if (in_signer(i, signer))
 			continue;
 		f = flipped(cert, i);
-		mi1_params(params, last + 1, f);
-		e = w_call(o, MK_CMD_GENERATE_KEY, "EARTH", now(), mk_buf_data(params), mk_buf_len(params),
-		           NULL, NULL);
+		rq = mi1_req(last + 1, f);
+		e = w_call(o, &mk_box_cmd_generate_key, "EARTH", now(), &rq, NULL, NULL, NULL);
 		if (e == MK_OK)
 			fail_msg("Steel certificate with byte %zu changed was accepted by Oak", i);
 		assert_rc(e, MK_RC_BOX_ID_INVALID);
@@ -373,7 +343,6 @@ static void test_tamper_steel_cert_at_oak(void **state)
 	assert_rc(mk_kms_key_request(W.k, "EARTH", "", &key_id, path, sizeof(path)), MK_OK);
 	assert_int_equal(key_id, last + 1);
 	mk_buf_free(cert);
-	mk_buf_free(params);
 }
 
 /* The state of a Register test: a meter with its USPS key INSTALLED, set to
@@ -382,7 +351,7 @@ struct reg {
 	char meter[MK_METER_ID_MAX + 1];
 	uint64_t key_id;
 	struct mk_meter_report rp;
-	struct mk_buf *rec, *params, *res;
+	struct mk_buf *rec, *report, *res; /* report: Register Key's encoded report */
 };
 
 static void reg_setup(struct reg *r, const char *isn)
@@ -399,7 +368,7 @@ static void reg_setup(struct reg *r, const char *isn)
 	assert_rc(mk_meter_get_report(c, "USPS", &r->rp), MK_OK);
 	mk_meter_disconnect(c);
 	assert_non_null(r->rec = mk_buf_new(W_CAP));
-	assert_non_null(r->params = mk_buf_new(W_CAP));
+	assert_non_null(r->report = mk_buf_new(W_CAP));
 	assert_non_null(r->res = mk_buf_new(W_CAP));
 	w_rec_bytes(&W, "USPS", r->key_id, r->rec);
 }
@@ -407,7 +376,7 @@ static void reg_setup(struct reg *r, const char *isn)
 static void reg_free(struct reg *r)
 {
 	mk_buf_free(r->rec);
-	mk_buf_free(r->params);
+	mk_buf_free(r->report);
 	mk_buf_free(r->res);
 }
 
@@ -429,6 +398,7 @@ static void test_tamper_installed_record(void **state)
 {
 	struct reg r;
 	struct tally ty = { 0 };
+	struct mk_box_register_req rq;
 	struct wsnap s;
 	struct mk_box *b;
 	size_t signer, sig;
@@ -445,9 +415,8 @@ static void test_tamper_installed_record(void **state)
 		if (in_signer(i, signer))
 			continue;
 		f = flipped(r.rec, i);
-		w_register_params(r.params, mk_buf_data(f), mk_buf_len(f), &r.rp);
-		e = w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-		           NULL, NULL);
+		w_register_req(&rq, r.report, f, &r.rp);
+		e = w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL);
 		if (e == MK_OK)
 			fail_msg("INSTALLED record with byte %zu changed was registered by Brass", i);
 		if (i >= sig)
@@ -456,10 +425,8 @@ static void test_tamper_installed_record(void **state)
 		mk_buf_free(f);
 	}
 	/* The unchanged record and report are accepted by the box. */
-	w_register_params(r.params, mk_buf_data(r.rec), mk_buf_len(r.rec), &r.rp);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
-	          MK_OK);
+	w_register_req(&rq, r.report, r.rec, &r.rp);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL), MK_OK);
 	mk_box_free(b);
 	w_same(&W, &s);
 	tally_print("INSTALLED record at Brass Register", &ty);
@@ -482,6 +449,9 @@ static void test_tamper_signer_name(void **state)
 {
 	struct tamper t;
 	struct reg r;
+	struct mk_box_install_key_req iq;
+	struct mk_box_confirm_install_req cq;
+	struct mk_box_register_req rq;
 	struct mk_box *st, *b;
 	size_t signer, sig;
 	unsigned acc[5] = { 0 };
@@ -494,9 +464,8 @@ static void test_tamper_signer_name(void **state)
 	for (size_t i = signer; i < signer + MK_BOX_ID_LEN; i++) {
 		struct mk_buf *f = flipped(t.mi4, i);
 
-		mi4_params(t.params, f);
-		e = w_call(st, MK_CMD_INSTALL_KEY, "EARTH", now(), mk_buf_data(t.params),
-		           mk_buf_len(t.params), NULL, NULL);
+		iq = mi4_req(f);
+		e = w_call(st, &mk_box_cmd_install_key, "EARTH", now(), &iq, NULL, NULL, NULL);
 		acc[0] += e == MK_OK || e == MK_RC_RESOURCE_UNAVAILABLE;
 		mk_buf_free(f);
 	}
@@ -511,11 +480,8 @@ static void test_tamper_signer_name(void **state)
 		for (size_t i = signer; i < signer + MK_BOX_ID_LEN; i++) {
 			struct mk_buf *f = flipped(m, i);
 
-			w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec),
-			                 mk_buf_data(which == 0 ? f : t.mi7), mk_buf_len(which == 0 ? f : t.mi7),
-			                 mk_buf_data(which == 1 ? f : t.cert), mk_buf_len(which == 1 ? f : t.cert));
-			e = w_call(b, MK_CMD_CONFIRM_INSTALL, "EARTH", now(), mk_buf_data(t.params),
-			           mk_buf_len(t.params), NULL, NULL);
+			cq = w_confirm_req(t.rec, which == 0 ? f : t.mi7, which == 1 ? f : t.cert);
+			e = w_call(b, &mk_box_cmd_confirm_install, "EARTH", now(), &cq, NULL, NULL, NULL);
 			acc[1 + which] += e == MK_OK;
 			mk_buf_free(f);
 		}
@@ -529,9 +495,8 @@ static void test_tamper_signer_name(void **state)
 	for (size_t i = signer; i < signer + MK_BOX_ID_LEN; i++) {
 		struct mk_buf *f = flipped(r.rec, i);
 
-		w_register_params(r.params, mk_buf_data(f), mk_buf_len(f), &r.rp);
-		e = w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-		           NULL, NULL);
+		w_register_req(&rq, r.report, f, &r.rp);
+		e = w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL);
 		acc[3] += e == MK_OK;
 		mk_buf_free(f);
 	}
@@ -552,6 +517,7 @@ static void test_record_of_another_domain(void **state)
 	struct tamper t;
 	struct mk_key_record rec;
 	struct mk_meter_info info;
+	struct mk_box_confirm_install_req rq;
 	struct wsnap s;
 	struct mk_box *b;
 	char path[PATH_MAX];
@@ -575,15 +541,11 @@ static void test_record_of_another_domain(void **state)
 	assert_rc(w_steel_install(&W, W.steel1, "VE", t.mi4, t.meter, t.mi7), MK_OK);
 	w_rec_bytes(&W, "VE", t.key_id, t.rec);
 	b = w_box(&W, W.brass);
-	w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec), mk_buf_data(t.mi7),
-	                 mk_buf_len(t.mi7), mk_buf_data(t.cert), mk_buf_len(t.cert));
-	assert_rc(w_call(b, MK_CMD_CONFIRM_INSTALL, "USPS", now(), mk_buf_data(t.params),
-	                 mk_buf_len(t.params), NULL, NULL),
+	rq = w_confirm_req(t.rec, t.mi7, t.cert);
+	assert_rc(w_call(b, &mk_box_cmd_confirm_install, "USPS", now(), &rq, NULL, NULL, NULL),
 	          MK_RC_WRONG_DOMAIN);
 	/* In its own domain the same three confirm. */
-	assert_rc(w_call(b, MK_CMD_CONFIRM_INSTALL, "VE", now(), mk_buf_data(t.params),
-	                 mk_buf_len(t.params), NULL, NULL),
-	          MK_OK);
+	assert_rc(w_call(b, &mk_box_cmd_confirm_install, "VE", now(), &rq, NULL, NULL, NULL), MK_OK);
 	mk_box_free(b);
 	w_same(&W, &s);
 	tamper_free(&t);
@@ -596,47 +558,37 @@ static void test_confirm_install_replayed(void **state)
 {
 	struct tamper t;
 	struct mk_key_record *next = calloc(1, sizeof(*next));
-	struct mk_buf *out = mk_buf_new(W_CAP), *installed = mk_buf_new(W_CAP);
+	struct mk_buf *installed = mk_buf_new(W_CAP);
+	struct mk_box_confirm_install_req rq;
+	struct mk_box_record_signed_res rs;
 	struct wsnap s;
 	struct mk_box *b;
 
 	(void)state;
 	assert_non_null(next);
-	assert_non_null(out);
 	assert_non_null(installed);
 	tamper_setup(&t, "VE");
 	assert_rc(w_steel_install(&W, W.steel1, "VE", t.mi4, t.meter, t.mi7), MK_OK);
 	w_rec_bytes(&W, "VE", t.key_id, t.rec);
 	b = w_box(&W, W.brass);
-	w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec), mk_buf_data(t.mi7),
-	                 mk_buf_len(t.mi7), mk_buf_data(t.cert), mk_buf_len(t.cert));
-	assert_rc(w_call(b, MK_CMD_CONFIRM_INSTALL, "VE", now(), mk_buf_data(t.params),
-	                 mk_buf_len(t.params), NULL, t.res),
-	          MK_OK);
-	w_result_bytes(t.res, 0x01, out);
-	assert_rc(mk_key_record_decode(mk_buf_data(out), mk_buf_len(out), next), MK_OK);
+	rq = w_confirm_req(t.rec, t.mi7, t.cert);
+	assert_rc(w_call(b, &mk_box_cmd_confirm_install, "VE", now(), &rq, &rs, t.res, NULL), MK_OK);
+	assert_rc(mk_key_record_decode(rs.record, rs.record_len, next), MK_OK);
 	assert_rc(mk_archive_update_key(w_arch(&W), next), MK_OK);
 
 	w_snap(&W, "VE", t.key_id, &s);
 	w_rec_bytes(&W, "VE", t.key_id, installed);
-	w_confirm_params(t.params, mk_buf_data(installed), mk_buf_len(installed), mk_buf_data(t.mi7),
-	                 mk_buf_len(t.mi7), mk_buf_data(t.cert), mk_buf_len(t.cert));
-	assert_rc(w_call(b, MK_CMD_CONFIRM_INSTALL, "VE", now(), mk_buf_data(t.params),
-	                 mk_buf_len(t.params), NULL, NULL),
+	rq = w_confirm_req(installed, t.mi7, t.cert);
+	assert_rc(w_call(b, &mk_box_cmd_confirm_install, "VE", now(), &rq, NULL, NULL, NULL),
 	          MK_RC_TRANSITION_FORBIDDEN);
 	/* The old NEW version replayed: the archive is the one that refuses. */
-	w_confirm_params(t.params, mk_buf_data(t.rec), mk_buf_len(t.rec), mk_buf_data(t.mi7),
-	                 mk_buf_len(t.mi7), mk_buf_data(t.cert), mk_buf_len(t.cert));
-	assert_rc(w_call(b, MK_CMD_CONFIRM_INSTALL, "VE", now(), mk_buf_data(t.params),
-	                 mk_buf_len(t.params), NULL, t.res),
-	          MK_OK);
-	w_result_bytes(t.res, 0x01, out);
-	assert_rc(mk_key_record_decode(mk_buf_data(out), mk_buf_len(out), next), MK_OK);
+	rq = w_confirm_req(t.rec, t.mi7, t.cert);
+	assert_rc(w_call(b, &mk_box_cmd_confirm_install, "VE", now(), &rq, &rs, t.res, NULL), MK_OK);
+	assert_rc(mk_key_record_decode(rs.record, rs.record_len, next), MK_OK);
 	assert_rc(mk_archive_update_key(w_arch(&W), next), MK_RC_TRANSITION_FORBIDDEN);
 	mk_box_free(b);
 	w_same(&W, &s);
 	free(next);
-	mk_buf_free(out);
 	mk_buf_free(installed);
 	tamper_free(&t);
 }
@@ -649,6 +601,7 @@ static void test_report_wrong_key(void **state)
 {
 	struct reg r;
 	struct mk_meter_report bad;
+	struct mk_box_register_req rq;
 	struct wsnap s;
 	struct mk_box *b;
 	struct mk_buf *tbs = mk_buf_new(1024);
@@ -668,40 +621,30 @@ static void test_report_wrong_key(void **state)
 	assert_rc(mk_cmac_once(wrong, sizeof(wrong), mk_buf_data(tbs), mk_buf_len(tbs), bad.mac,
 	                       sizeof(bad.mac)),
 	          MK_OK);
-	w_register_params(r.params, mk_buf_data(r.rec), mk_buf_len(r.rec), &bad);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
-	          MK_RC_MAC_INVALID);
+	w_register_req(&rq, r.report, r.rec, &bad);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_MAC_INVALID);
 	/* The true MAC over changed fields (another indicia serial number). */
 	bad = r.rp;
 	snprintf(bad.indicia_serial, sizeof(bad.indicia_serial), "US6999");
-	w_register_params(r.params, mk_buf_data(r.rec), mk_buf_len(r.rec), &bad);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
-	          MK_RC_MAC_INVALID);
+	w_register_req(&rq, r.report, r.rec, &bad);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_MAC_INVALID);
 	/* Another meter: MSN changed, with the original MAC and with one under the wrong key. */
 	bad = r.rp;
 	snprintf(bad.mfg_seq, sizeof(bad.mfg_seq), "X%s", r.rp.mfg_seq + 1);
-	w_register_params(r.params, mk_buf_data(r.rec), mk_buf_len(r.rec), &bad);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
-	          MK_RC_PARAM_MISMATCH);
+	w_register_req(&rq, r.report, r.rec, &bad);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_PARAM_MISMATCH);
 	mk_buf_reset(tbs);
 	assert_rc(mk_meter_report_encode_tbs(&bad, tbs), MK_OK);
 	assert_rc(mk_cmac_once(wrong, sizeof(wrong), mk_buf_data(tbs), mk_buf_len(tbs), bad.mac,
 	                       sizeof(bad.mac)),
 	          MK_OK);
-	w_register_params(r.params, mk_buf_data(r.rec), mk_buf_len(r.rec), &bad);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
-	          MK_RC_PARAM_MISMATCH);
+	w_register_req(&rq, r.report, r.rec, &bad);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_PARAM_MISMATCH);
 	/* Another key ID. */
 	bad = r.rp;
 	bad.key_id++;
-	w_register_params(r.params, mk_buf_data(r.rec), mk_buf_len(r.rec), &bad);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
-	          MK_RC_PARAM_MISMATCH);
+	w_register_req(&rq, r.report, r.rec, &bad);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_PARAM_MISMATCH);
 	mk_box_free(b);
 	w_same(&W, &s);
 	w_get(&W, "USPS", r.key_id, &rec);
@@ -719,9 +662,9 @@ static void test_brass_outside_lifecycle(void **state)
 {
 	struct reg r;
 	struct tamper t;
+	struct mk_box_register_req rq;
 	struct wsnap s1, s2;
 	struct mk_box *b;
-	struct mk_tlv_writer tw;
 
 	(void)state;
 	reg_setup(&r, "US7001");
@@ -732,17 +675,13 @@ static void test_brass_outside_lifecycle(void **state)
 	b = w_box(&W, W.brass);
 	for (int which = 0; which < 2; which++) {
 		const struct mk_buf *rec = which == 0 ? r.rec : t.rec;
+		struct mk_box_obsolete_req oq = { .record = mk_buf_data(rec), .record_len = mk_buf_len(rec) };
 
-		mk_buf_reset(r.params);
-		mk_tlv_writer_init(&tw, r.params);
-		assert_rc(mk_tlv_put_bytes(&tw, 0x01, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
-		assert_rc(w_call(b, MK_CMD_OBSOLETE, "USPS", now(), mk_buf_data(r.params),
-		                 mk_buf_len(r.params), NULL, NULL),
+		assert_rc(w_call(b, &mk_box_cmd_obsolete, "USPS", now(), &oq, NULL, NULL, NULL),
 		          MK_RC_TRANSITION_FORBIDDEN);
 	}
-	w_register_params(r.params, mk_buf_data(t.rec), mk_buf_len(t.rec), &r.rp);
-	assert_rc(w_call(b, MK_CMD_REGISTER, "USPS", now(), mk_buf_data(r.params), mk_buf_len(r.params),
-	                 NULL, NULL),
+	w_register_req(&rq, r.report, t.rec, &r.rp);
+	assert_rc(w_call(b, &mk_box_cmd_register, "USPS", now(), &rq, NULL, NULL, NULL),
 	          MK_RC_TRANSITION_FORBIDDEN);
 	mk_box_free(b);
 	w_same(&W, &s1);
@@ -752,15 +691,11 @@ static void test_brass_outside_lifecycle(void **state)
 	tamper_free(&t);
 }
 
-/* Abandon Key params: 01 record, 02 reason. */
-static void abandon_params(struct mk_buf *out, const struct mk_buf *rec, uint32_t reason)
+/* Abandon Key's parameters: the record and the reason. */
+static struct mk_box_abandon_req abandon_req(const struct mk_buf *rec, uint32_t reason)
 {
-	struct mk_tlv_writer w;
-
-	mk_buf_reset(out);
-	mk_tlv_writer_init(&w, out);
-	assert_rc(mk_tlv_put_bytes(&w, 0x01, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
-	assert_rc(mk_tlv_put_u32(&w, 0x02, reason), MK_OK);
+	return (struct mk_box_abandon_req){ .record = mk_buf_data(rec), .record_len = mk_buf_len(rec),
+		                            .reason = reason };
 }
 
 /* Abandon Key (a NEW key never to be confirmed, signed BAD by Brass):
@@ -774,7 +709,9 @@ static void test_abandon_refusals(void **state)
 	struct tamper t;
 	struct wsnap s1, s2;
 	struct mk_box *b;
-	struct mk_buf *res = mk_buf_new(W_CAP), *out = mk_buf_new(W_CAP), *f;
+	struct mk_buf *res = mk_buf_new(W_CAP), *f;
+	struct mk_box_abandon_req rq;
+	struct mk_box_record_signed_res rs;
 	struct mk_key_record rec;
 	uint8_t level = 0;
 	size_t signer, sig;
@@ -786,35 +723,22 @@ static void test_abandon_refusals(void **state)
 	w_snap(&W, "USPS", r.key_id, &s1);
 	w_snap(&W, "USPS", t.key_id, &s2);
 	b = w_box(&W, W.brass);
-	abandon_params(t.params, t.rec, 0);
-	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), &level,
-	                 NULL),
-	          MK_ERR_CMD_PARAM_SYNTAX);
+	rq = abandon_req(t.rec, 0);
+	assert_rc(w_call(b, &mk_box_cmd_abandon, "USPS", now(), &rq, NULL, NULL, &level), MK_ERR_CMD_PARAM_SYNTAX);
 	assert_int_equal(level, 2);
-	abandon_params(t.params, t.rec, MK_RC_ABANDONED);
-	assert_rc(w_call(b, MK_CMD_ABANDON, "VE", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
-	                 NULL),
-	          MK_RC_WRONG_DOMAIN);
-	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", 1000, mk_buf_data(t.params), mk_buf_len(t.params), NULL,
-	                 NULL),
-	          MK_RC_TIME_NOT_INCREASING);
+	rq = abandon_req(t.rec, MK_RC_ABANDONED);
+	assert_rc(w_call(b, &mk_box_cmd_abandon, "VE", now(), &rq, NULL, NULL, NULL), MK_RC_WRONG_DOMAIN);
+	assert_rc(w_call(b, &mk_box_cmd_abandon, "USPS", 1000, &rq, NULL, NULL, NULL), MK_RC_TIME_NOT_INCREASING);
 	w_record_layout(t.rec, &signer, &sig);
 	f = flipped(t.rec, sig + 7);
-	abandon_params(t.params, f, MK_RC_ABANDONED);
-	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
-	                 NULL),
-	          MK_RC_SIGNATURE_INVALID);
+	rq = abandon_req(f, MK_RC_ABANDONED);
+	assert_rc(w_call(b, &mk_box_cmd_abandon, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_SIGNATURE_INVALID);
 	mk_buf_free(f);
-	abandon_params(t.params, r.rec, MK_RC_ABANDONED);
-	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
-	                 NULL),
-	          MK_RC_TRANSITION_FORBIDDEN);
-	abandon_params(t.params, t.rec, MK_RC_ABANDONED);
-	assert_rc(w_call(b, MK_CMD_ABANDON, "USPS", now(), mk_buf_data(t.params), mk_buf_len(t.params), NULL,
-	                 res),
-	          MK_OK);
-	w_result_bytes(res, 0x01, out);
-	assert_rc(mk_key_record_decode(mk_buf_data(out), mk_buf_len(out), &rec), MK_OK);
+	rq = abandon_req(r.rec, MK_RC_ABANDONED);
+	assert_rc(w_call(b, &mk_box_cmd_abandon, "USPS", now(), &rq, NULL, NULL, NULL), MK_RC_TRANSITION_FORBIDDEN);
+	rq = abandon_req(t.rec, MK_RC_ABANDONED);
+	assert_rc(w_call(b, &mk_box_cmd_abandon, "USPS", now(), &rq, &rs, res, NULL), MK_OK);
+	assert_rc(mk_key_record_decode(rs.record, rs.record_len, &rec), MK_OK);
 	assert_int_equal(rec.status, MK_KEY_BAD);
 	assert_int_equal(rec.bad_reason, MK_RC_ABANDONED);
 	assert_string_equal(rec.signer, W.brass);
@@ -826,7 +750,6 @@ static void test_abandon_refusals(void **state)
 	reg_free(&r);
 	tamper_free(&t);
 	mk_buf_free(res);
-	mk_buf_free(out);
 }
 
 /* Copies the home's share files to a new directory (for the shares test). */

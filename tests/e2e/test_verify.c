@@ -1125,38 +1125,41 @@ static void token_record(const char *domain, const char *device, uint32_t day, s
 static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
                             const struct mk_indicium *ind, uint8_t *resp)
 {
-	struct mk_buf *params = mk_buf_new(W_CAP), *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX),
-	              *out = mk_buf_new(64);
-	struct mk_tlv_writer w, l, one;
+	struct mk_buf *keys = mk_buf_new(W_CAP), *items = mk_buf_new(W_CAP), *one = mk_buf_new(W_CAP),
+	              *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
+	struct mk_tlv_writer kl, il;
+	struct mk_msg_verify_item item;
+	struct mk_box_verify_req rq;
+	struct mk_box_verify_res rs;
 	enum mk_err e;
 
-	assert_non_null(params);
+	assert_non_null(keys);
+	assert_non_null(items);
+	assert_non_null(one);
 	assert_non_null(res);
 	assert_non_null(bin);
-	assert_non_null(out);
 	assert_rc(mk_indicium_encode(ind, bin), MK_OK);
-	mk_tlv_writer_init(&w, params);
-	assert_rc(mk_tlv_begin(&w, 0x01, &l), MK_OK);
+	/* the key records and the items are lists (msg.h): element 1 each */
+	mk_tlv_writer_init(&kl, keys);
 	if (rec != NULL)
-		assert_rc(mk_tlv_put_bytes(&l, 0x01, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
-	assert_rc(mk_tlv_end(&w, &l), MK_OK);
-	assert_rc(mk_tlv_begin(&w, 0x02, &l), MK_OK);
-	assert_rc(mk_tlv_begin(&l, 0x01, &one), MK_OK);
-	assert_rc(mk_tlv_put_u16(&one, 0x01, rec != NULL ? 1 : 0), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&one, 0x02, mk_buf_data(bin), mk_buf_len(bin)), MK_OK);
-	assert_rc(mk_tlv_end(&l, &one), MK_OK);
-	assert_rc(mk_tlv_end(&w, &l), MK_OK);
-	e = w_call(b, MK_CMD_TIN_VERIFY, domain, mk_kms_now(W.k), mk_buf_data(params), mk_buf_len(params), NULL,
-	           res);
+		assert_rc(mk_msg_list_put_bytes(&kl, 0, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+	item = (struct mk_msg_verify_item){ .key_index = rec != NULL ? 1 : 0, .indicium = mk_buf_data(bin),
+		                            .indicium_len = mk_buf_len(bin) };
+	assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
+	mk_tlv_writer_init(&il, items);
+	assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
+	rq = (struct mk_box_verify_req){ .keys = mk_buf_data(keys), .keys_len = mk_buf_len(keys),
+		                         .items = mk_buf_data(items), .items_len = mk_buf_len(items) };
+	e = w_call(b, &mk_box_cmd_tin_verify, domain, mk_kms_now(W.k), &rq, &rs, res, NULL);
 	if (e == MK_OK) {
-		w_result_bytes(res, 0x01, out);
-		assert_int_equal(mk_buf_len(out), 1);
-		*resp = mk_buf_data(out)[0];
+		assert_int_equal(rs.results_len, 1);
+		*resp = rs.results[0];
 	}
-	mk_buf_free(params);
+	mk_buf_free(keys);
+	mk_buf_free(items);
+	mk_buf_free(one);
 	mk_buf_free(res);
 	mk_buf_free(bin);
-	mk_buf_free(out);
 	return e;
 }
 

@@ -4,8 +4,10 @@
  * fresh temporary directory, an archive from the harness on the backend of
  * $MK_TEST_BACKEND, domains VE (US, DE), USPS (US) and EARTH (US, DE), one
  * Oak, two Steel and one Brass box serving all three), direct calls to a
- * box opened with its share files (for crafted messages), and snapshots of
- * key records to show that a refusal changed nothing in the archive.
+ * box opened with its share files (for crafted messages: typed requests
+ * and results, msg_box.h, carrying tampered records and signed messages),
+ * and snapshots of key records to show that a refusal changed nothing in
+ * the archive.
  *
  * Include after <cmocka.h>.
  */
@@ -26,14 +28,15 @@
 #include "archive/harness.h"
 #include "core/file_int.h"
 #include "meterkey/archive.h"
-#include "meterkey/msg.h"
 #include "meterkey/boxes.h"
 #include "meterkey/buf.h"
 #include "meterkey/crypto.h"
 #include "meterkey/kms.h"
 #include "meterkey/meter.h"
+#include "meterkey/msg.h"
+#include "meterkey/msg_box.h"
+#include "meterkey/msg_meter.h"
 #include "meterkey/shares.h"
-#include "meterkey/tlv.h"
 
 /* Compares return codes by name, so a failure says which codes differ. */
 #define assert_rc(expr, want) assert_string_equal(mk_err_name(expr), mk_err_name(want))
@@ -373,96 +376,79 @@ static inline struct mk_box *w_box(struct world *w, const char *id)
 	return b;
 }
 
-/*
- * One request to box b: command cmd for domain at time t with params
- * p[0..n). Returns the response's code (MK_OK on success); level in *levelp
- * when not NULL; on success the result in result (reset first) when not NULL.
- */
-static inline enum mk_err w_call(struct mk_box *b, uint16_t cmd, const char *domain, int64_t t,
-                                 const uint8_t *p, size_t n, uint8_t *levelp, struct mk_buf *result)
+/* The line to a box opened here: its dispatcher, called in this process
+ * (the line the KMS itself uses, src/kms/home.c). */
+static inline enum mk_err w_box_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
-	struct mk_msg_request rq;
-	struct mk_msg_response rs;
-	struct mk_buf *req = mk_buf_new(W_CAP), *resp = mk_buf_new(W_CAP);
+	return mk_box_call(ctx, req, n, resp);
+}
+
+/*
+ * One request to box b, typed (msg_box.h): command spec for domain at time
+ * t, with the parameters *rq (the spec's request struct, encoded by its
+ * schema). Returns the answer's code (MK_OK on success); its level in
+ * *levelp when not NULL. On success, when rs is not NULL, the result is
+ * decoded into *rs (the spec's result struct), its BYTES pointing into ans,
+ * which the caller gives and keeps while it reads rs (emptied once the
+ * request is encoded, so rq may point into it). A request the schema does
+ * not encode, a transport failure or an answer that does not decode fails
+ * the test: a refusal is an answer, at level 2 or 3 with a code.
+ */
+static inline enum mk_err w_call(struct mk_box *b, const struct mk_msg_cmd_spec *spec, const char *domain,
+                                 int64_t t, const void *rq, void *rs, struct mk_buf *ans, uint8_t *levelp)
+{
+	struct mk_msg_link line = { w_box_roundtrip, b };
+	struct mk_buf *own = ans != NULL ? ans : mk_buf_new(W_CAP);
+	void *scratch = rs != NULL ? rs : calloc(1, spec->res->size);
+	uint8_t level = 0;
 	enum mk_err code;
 
-	assert_non_null(req);
-	assert_non_null(resp);
-	memset(&rq, 0, sizeof(rq));
-	rq.command = cmd;
-	snprintf(rq.domain, sizeof(rq.domain), "%s", domain != NULL ? domain : "");
-	rq.time = t;
-	rq.params = p;
-	rq.params_len = n;
-	assert_rc(mk_msg_request_encode(&rq, req), MK_OK);
-	assert_rc(mk_box_call(b, mk_buf_data(req), mk_buf_len(req), resp), MK_OK);
-	assert_rc(mk_msg_response_decode(mk_buf_data(resp), mk_buf_len(resp), &rs), MK_OK);
-	assert_int_equal(rs.command, cmd);
+	assert_non_null(own);
+	assert_non_null(scratch);
+	code = mk_msg_call(&line, spec, domain, t, rq, scratch, own, &level);
 	if (levelp != NULL)
-		*levelp = rs.level;
-	code = (enum mk_err)rs.code;
-	if (rs.level == 0)
+		*levelp = level;
+	if (level == 0)
 		assert_rc(code, MK_OK);
 	else
 		assert_true(code != MK_OK);
-	if (code == MK_OK && result != NULL) {
-		mk_buf_reset(result);
-		assert_rc(mk_buf_put_bytes(result, rs.result, rs.result_len), MK_OK);
-	}
-	mk_buf_free(req);
-	mk_buf_free(resp);
+	if (rs == NULL)
+		free(scratch);
+	if (ans == NULL)
+		mk_buf_free(own);
 	return code;
 }
 
-/* The bytes element tag of a result (asserts it is there) into out (reset). */
-static inline void w_result_bytes(const struct mk_buf *result, uint8_t tag, struct mk_buf *out)
+/* Confirm Install (MI8)'s parameters: the record, MI7, the Steel certificate. */
+static inline struct mk_box_confirm_install_req w_confirm_req(const struct mk_buf *rec,
+                                                              const struct mk_buf *mi7,
+                                                              const struct mk_buf *cert)
 {
-	struct mk_tlv_reader r;
-	const uint8_t *p;
-	size_t n;
-	uint8_t t;
-
-	mk_tlv_reader_init(&r, mk_buf_data(result), mk_buf_len(result));
-	while (mk_tlv_peek_tag(&r, &t) == MK_OK && t < tag) {
-		assert_rc(mk_tlv_get_bytes(&r, t, 0, W_CAP, &p, &n), MK_OK);
-	}
-	assert_rc(mk_tlv_get_bytes(&r, tag, 1, W_CAP, &p, &n), MK_OK);
-	mk_buf_reset(out);
-	assert_rc(mk_buf_put_bytes(out, p, n), MK_OK);
+	return (struct mk_box_confirm_install_req){ mk_buf_data(rec), mk_buf_len(rec), mk_buf_data(mi7),
+		                                    mk_buf_len(mi7), mk_buf_data(cert), mk_buf_len(cert) };
 }
 
-/* Confirm Install (MI8) params: 01 record, 02 MI7, 03 certificate. */
-static inline void w_confirm_params(struct mk_buf *out, const uint8_t *rec, size_t rn,
-                                    const uint8_t *mi7, size_t mn, const uint8_t *cert, size_t cn)
+/* Register Key (MR2)'s parameters into *rq: the record, the report's
+ * fields (encoded into report, reset first, which rq points into) and its
+ * MAC (rq points into rp). The fields are copied one by one as the meter
+ * gave them, so a test can send a report the meter never made. */
+static inline void w_register_req(struct mk_box_register_req *rq, struct mk_buf *report,
+                                  const struct mk_buf *rec, const struct mk_meter_report *rp)
 {
-	struct mk_tlv_writer w;
+	struct mk_msg_report m;
 
-	mk_buf_reset(out);
-	mk_tlv_writer_init(&w, out);
-	assert_rc(mk_tlv_put_bytes(&w, 0x01, rec, rn), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 0x02, mi7, mn), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 0x03, cert, cn), MK_OK);
-}
-
-/* Register (MR2) params: 01 record, 02 the report's fields, 03 its MAC. */
-static inline void w_register_params(struct mk_buf *out, const uint8_t *rec, size_t rn,
-                                     const struct mk_meter_report *rp)
-{
-	struct mk_tlv_writer w, n;
-
-	mk_buf_reset(out);
-	mk_tlv_writer_init(&w, out);
-	assert_rc(mk_tlv_put_bytes(&w, 0x01, rec, rn), MK_OK);
-	assert_rc(mk_tlv_begin(&w, 0x02, &n), MK_OK);
-	assert_rc(mk_tlv_put_string(&n, 0x01, rp->domain), MK_OK);
-	assert_rc(mk_tlv_put_u64(&n, 0x02, rp->key_id), MK_OK);
-	assert_rc(mk_tlv_put_string(&n, 0x03, rp->product_code), MK_OK);
-	assert_rc(mk_tlv_put_string(&n, 0x04, rp->mfg_seq), MK_OK);
-	assert_rc(mk_tlv_put_string(&n, 0x05, rp->indicia_serial), MK_OK);
-	assert_rc(mk_tlv_put_string(&n, 0x06, rp->country), MK_OK);
-	assert_rc(mk_tlv_put_u64(&n, 0x07, (uint64_t)rp->date), MK_OK);
-	assert_rc(mk_tlv_end(&w, &n), MK_OK);
-	assert_rc(mk_tlv_put_bytes(&w, 0x03, rp->mac, sizeof(rp->mac)), MK_OK);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.domain, sizeof(m.domain), "%s", rp->domain);
+	m.key_id = rp->key_id;
+	snprintf(m.product_code, sizeof(m.product_code), "%s", rp->product_code);
+	snprintf(m.mfg_seq, sizeof(m.mfg_seq), "%s", rp->mfg_seq);
+	snprintf(m.indicia_serial, sizeof(m.indicia_serial), "%s", rp->indicia_serial);
+	snprintf(m.country, sizeof(m.country), "%s", rp->country);
+	m.date = (uint64_t)rp->date;
+	mk_buf_reset(report);
+	assert_rc(mk_msg_report_encode(&m, report), MK_OK);
+	*rq = (struct mk_box_register_req){ mk_buf_data(rec), mk_buf_len(rec), mk_buf_data(report),
+		                            mk_buf_len(report), rp->mac, sizeof(rp->mac) };
 }
 
 /* The current record, encoded, into out (reset). */
@@ -500,24 +486,22 @@ static inline enum mk_err w_steel_install(struct world *w, const char *steel, co
 {
 	struct mk_box *s = w_box(w, steel);
 	struct mk_meter_conn *c = w_connect(w, id);
-	struct mk_buf *params = mk_buf_new(W_CAP), *res = mk_buf_new(W_CAP);
-	struct mk_tlv_writer tw;
+	struct mk_buf *ans = mk_buf_new(W_CAP);
+	struct mk_box_install_key_req rq = { mk_buf_data(mi4), mk_buf_len(mi4) };
+	struct mk_box_install_key_res rs;
 	enum mk_err e;
 
-	assert_non_null(params);
-	assert_non_null(res);
-	mk_tlv_writer_init(&tw, params);
-	assert_rc(mk_tlv_put_bytes(&tw, 0x01, mk_buf_data(mi4), mk_buf_len(mi4)), MK_OK);
+	assert_non_null(ans);
 	mk_box_attach_meter(s, mk_meter_line(c));
-	e = w_call(s, MK_CMD_INSTALL_KEY, domain, (int64_t)time(NULL), mk_buf_data(params),
-	           mk_buf_len(params), NULL, res);
+	e = w_call(s, &mk_box_cmd_install_key, domain, (int64_t)time(NULL), &rq, &rs, ans, NULL);
 	mk_box_attach_meter(s, NULL);
-	if (e == MK_OK)
-		w_result_bytes(res, 0x01, mi7);
+	if (e == MK_OK) {
+		mk_buf_reset(mi7);
+		assert_rc(mk_buf_put_bytes(mi7, rs.mi7, rs.mi7_len), MK_OK);
+	}
 	mk_meter_disconnect(c);
 	mk_box_free(s);
-	mk_buf_free(params);
-	mk_buf_free(res);
+	mk_buf_free(ans);
 	return e;
 }
 

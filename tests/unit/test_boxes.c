@@ -333,9 +333,11 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-/* Sends one request; the answer's level and code in f, its result in f->res. */
-static void call(struct fx *f, struct mk_box *b, uint16_t cmd, const char *domain,
-                 const struct mk_buf *params)
+/* Sends one request with the parameters params (NULL: none) as they are,
+ * for a request made wrong on purpose; the answer's level and code in f,
+ * its result in f->res. */
+static void call_raw(struct fx *f, struct mk_box *b, uint16_t cmd, const char *domain,
+                     const struct mk_buf *params)
 {
 	struct mk_msg_request rq = { cmd, "", 1700000000, NULL, 0 };
 	struct mk_msg_response rs;
@@ -361,66 +363,82 @@ static void call(struct fx *f, struct mk_box *b, uint16_t cmd, const char *domai
 	mk_buf_free(resp);
 }
 
+/* Sends command spec with the parameters *rq (the spec's request struct,
+ * encoded by its schema); the answer in f as call_raw leaves it and, on
+ * success and when rs is not NULL, its result decoded into *rs (the spec's
+ * result struct; BYTES point into f->res, good until the next call). */
+static void call(struct fx *f, struct mk_box *b, const struct mk_msg_cmd_spec *spec, const char *domain,
+                 const void *rq, void *rs)
+{
+	struct mk_buf *p = mk_buf_new(MK_MSG_MAX);
+
+	assert_non_null(p);
+	assert_int_equal(mk_msg_encode(spec->req, rq, p), MK_OK);
+	call_raw(f, b, spec->code, domain, p);
+	if (f->level == 0 && rs != NULL)
+		assert_int_equal(mk_msg_decode(spec->res, mk_buf_data(f->res), mk_buf_len(f->res), rs), MK_OK);
+	mk_buf_free(p);
+}
+
+/* Status and Set First Secure Box ID without policy take no parameters. */
+static const struct mk_box_status_req no_status_params;
+static const struct mk_box_set_first_id_req no_first_params;
+
 #define ASSERT_ANSWER(f, lvl, c)                                                                     \
 	do {                                                                                         \
 		assert_int_equal((f)->code, (c));                                                    \
 		assert_int_equal((f)->level, (lvl));                                                 \
 	} while (0)
 
-/* One bytes parameter (tag 01) taken from p[0..n). */
-static struct mk_buf *param_bytes(const uint8_t *p, size_t n)
+/* A copy of p[0..n) in a new buffer. */
+static struct mk_buf *copy_of(const uint8_t *p, size_t n)
 {
 	struct mk_buf *b = mk_buf_new(MK_MSG_MAX);
-	struct mk_tlv_writer w;
 
-	mk_tlv_writer_init(&w, b);
-	assert_int_equal(mk_tlv_put_bytes(&w, 0x01, p, n), MK_OK);
+	assert_non_null(b);
+	assert_int_equal(mk_buf_put_bytes(b, p, n), MK_OK);
 	return b;
 }
 
-/* The bytes element tag of f's last result, copied into out. */
-static void result_bytes(struct fx *f, uint8_t tag, struct mk_buf *out)
+/* Accept Box's parameters: the new box's answer to Set Secure Box ID. */
+static void accept_of(const struct mk_box_set_box_id_res *a, struct mk_box_accept_box_req *q)
 {
-	struct mk_tlv_reader r;
-	const uint8_t *p;
-	size_t n;
-	uint8_t t;
-	const uint8_t *v;
-
-	mk_tlv_reader_init(&r, mk_buf_data(f->res), mk_buf_len(f->res));
-	for (;;) {
-		assert_int_equal(mk_tlv_next(&r, &t, &v, &n), MK_OK);
-		assert_int_not_equal(t, MK_TLV_END);
-		if (t == tag)
-			break;
-	}
-	p = v;
-	mk_buf_reset(out);
-	assert_int_equal(mk_buf_put_bytes(out, p, n), MK_OK);
+	memset(q, 0, sizeof(*q));
+	memcpy(q->id, a->id, sizeof(q->id));
+	q->startup_conf = a->startup_conf;
+	q->startup_conf_len = a->startup_conf_len;
+	q->nonce = a->nonce;
+	q->nonce_len = a->nonce_len;
+	q->has_station = a->has_station;
+	q->station = a->station;
+	q->station_len = a->station_len;
 }
 
 /* A first Manufacturing Box (M00000001); the Oak anchor into anchor. */
 static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
 {
 	struct mk_box *m = NULL;
-	struct mk_buf *a = mk_buf_new(1024);
+	struct mk_box_set_first_id_res a;
 	struct mk_tlv_reader r;
 	const uint8_t *p;
-	size_t n;
+	size_t n, count = 0;
 
 	assert_int_equal(mk_box_new(MK_BOX_MANUFACTURING, NULL, f->store, f->shares, &m), MK_OK);
 	assert_string_equal(mk_box_get_id(m), "M00000000");
-	call(f, m, MK_CMD_SET_FIRST_ID, NULL, NULL);
+	call(f, m, &mk_box_cmd_set_first_id, NULL, &no_first_params, &a);
 	ASSERT_ANSWER(f, 0, MK_OK);
 	assert_string_equal(mk_box_get_id(m), "M00000001");
 	if (anchor_oak != NULL) {
-		result_bytes(f, 0x02, a);
-		mk_tlv_reader_init(&r, mk_buf_data(a), mk_buf_len(a));
-		assert_int_equal(mk_tlv_get_bytes(&r, 0x01, 65, 65, &p, &n), MK_OK); /* M */
-		assert_int_equal(mk_tlv_get_bytes(&r, 0x02, 65, 65, &p, &n), MK_OK); /* O */
+		/* the anchors are a list, one public key per type: M, then O */
+		mk_tlv_reader_init(&r, a.anchors, a.anchors_len);
+		assert_int_equal(mk_msg_list_next(&r, &count, 5, &p, &n), MK_OK); /* M */
+		assert_non_null(p);
+		assert_int_equal(n, MK_EC_PUB_LEN);
+		assert_int_equal(mk_msg_list_next(&r, &count, 5, &p, &n), MK_OK); /* O */
+		assert_non_null(p);
+		assert_int_equal(n, MK_EC_PUB_LEN);
 		memcpy(anchor_oak, p, MK_EC_PUB_LEN);
 	}
-	mk_buf_free(a);
 	return m;
 }
 
@@ -428,84 +446,90 @@ static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
 static struct mk_box *make_oak(struct fx *f, struct mk_box *m, const uint8_t anchor[MK_EC_PUB_LEN])
 {
 	struct mk_box *o = NULL;
-	struct mk_buf *p = mk_buf_new(64), *msg = mk_buf_new(MK_MSG_MAX), *q;
-	struct mk_tlv_writer w;
+	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK };
+	struct mk_box_init_box_res is;
+	struct mk_box_set_box_id_req sr;
+	struct mk_box_set_box_id_res ss;
+	struct mk_box_accept_box_req ar;
+	struct mk_buf *msg, *ans;
 
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_u8(&w, 0x01, MK_BOX_OAK), MK_OK);
-	call(f, m, MK_CMD_INIT_BOX, NULL, p);
+	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	result_bytes(f, 0x01, msg);
+	msg = copy_of(is.set_id, is.set_id_len);
 	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
-	q = param_bytes(mk_buf_data(msg), mk_buf_len(msg));
-	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
+	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	mk_buf_reset(msg);
-	assert_int_equal(mk_buf_put_bytes(msg, mk_buf_data(f->res), mk_buf_len(f->res)), MK_OK);
-	call(f, m, MK_CMD_ACCEPT_BOX, NULL, msg);
+	ans = copy_of(mk_buf_data(f->res), mk_buf_len(f->res));
+	assert_int_equal(mk_box_set_box_id_res_decode(mk_buf_data(ans), mk_buf_len(ans), &ss), MK_OK);
+	accept_of(&ss, &ar);
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	mk_buf_free(p);
-	mk_buf_free(q);
 	mk_buf_free(msg);
+	mk_buf_free(ans);
 	return o;
 }
 
 static void create_domain(struct fx *f, struct mk_box *m, const char *domain)
 {
-	struct mk_buf *p = mk_buf_new(256);
-	struct mk_tlv_writer w, l;
+	struct mk_buf *countries = mk_buf_new(256);
+	struct mk_box_create_domain_req q;
+	struct mk_tlv_writer l;
 
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_string(&w, 0x01, domain), MK_OK);
-	assert_int_equal(mk_tlv_begin(&w, 0x02, &l), MK_OK);
-	assert_int_equal(mk_tlv_put_string(&l, 0x01, "US"), MK_OK);
-	assert_int_equal(mk_tlv_end(&w, &l), MK_OK);
-	call(f, m, MK_CMD_CREATE_DOMAIN, NULL, p);
+	assert_non_null(countries);
+	mk_tlv_writer_init(&l, countries);
+	assert_int_equal(mk_msg_list_put_string(&l, 0, "US"), MK_OK);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.domain, sizeof(q.domain), "%s", domain);
+	q.countries = mk_buf_data(countries);
+	q.countries_len = mk_buf_len(countries);
+	call(f, m, &mk_box_cmd_create_domain, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	mk_buf_free(p);
+	mk_buf_free(countries);
 }
 
 /* M's domain process for box_id into env. */
 static void make_process(struct fx *f, struct mk_box *m, const char *domain, const char *box_id,
                          struct mk_buf *env)
 {
-	struct mk_buf *p = mk_buf_new(64);
-	struct mk_tlv_writer w;
+	struct mk_box_make_process_req q;
+	struct mk_box_make_process_res a;
 
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_string(&w, 0x01, box_id), MK_OK);
-	call(f, m, MK_CMD_MAKE_PROCESS, domain, p);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.box_id, sizeof(q.box_id), "%s", box_id);
+	call(f, m, &mk_box_cmd_make_process, domain, &q, &a);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	result_bytes(f, 0x01, env);
-	mk_buf_free(p);
+	mk_buf_reset(env);
+	assert_int_equal(mk_buf_put_bytes(env, a.process, a.process_len), MK_OK);
 }
 
 /* The domains a Status answer lists, joined with spaces. */
 static void status_domains(struct fx *f, struct mk_box *b, char *out, size_t cap)
 {
-	struct mk_tlv_reader r, l;
-	char id[MK_BOX_ID_LEN + 1], d[MK_DOMAIN_ID_MAX + 1];
-	uint64_t gen;
-	uint8_t tag;
+	struct mk_box_status_res a;
+	struct mk_tlv_reader l;
+	char d[MK_DOMAIN_ID_MAX + 1];
+	const uint8_t *p;
+	size_t n, count = 0;
 
-	call(f, b, MK_CMD_STATUS, NULL, NULL);
+	call(f, b, &mk_box_cmd_status, NULL, &no_status_params, &a);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	mk_tlv_reader_init(&r, mk_buf_data(f->res), mk_buf_len(f->res));
-	assert_int_equal(mk_tlv_get_string(&r, 0x01, 9, 9, id, sizeof(id)), MK_OK);
-	assert_string_equal(id, mk_box_get_id(b));
-	assert_int_equal(mk_tlv_get_u64(&r, 0x02, &gen), MK_OK);
-	assert_int_equal(mk_tlv_get_nested(&r, 0x03, &l), MK_OK);
+	assert_string_equal(a.id, mk_box_get_id(b));
 	out[0] = '\0';
-	for (uint8_t i = 1;; i++) {
-		assert_int_equal(mk_tlv_peek_tag(&l, &tag), MK_OK);
-		if (tag == MK_TLV_END)
+	/* the domains are a list of strings, elements 1, 2, ... */
+	mk_tlv_reader_init(&l, a.domains, a.domains_len);
+	for (;;) {
+		assert_int_equal(mk_msg_list_next(&l, &count, SIZE_MAX, &p, &n), MK_OK);
+		if (p == NULL)
 			break;
-		assert_int_equal(mk_tlv_get_string(&l, i, 2, 8, d, sizeof(d)), MK_OK);
+		assert_true(n >= 2 && n <= MK_DOMAIN_ID_MAX);
+		memcpy(d, p, n);
+		d[n] = '\0';
+		assert_true(mk_domain_id_valid(d));
 		if (out[0] != '\0')
 			strncat(out, " ", cap - strlen(out) - 1);
 		strncat(out, d, cap - strlen(out) - 1);
 	}
-	assert_int_equal(mk_tlv_reader_end(&r), MK_OK);
 }
 
 /* Set First Secure Box ID once: the second is refused and changes nothing. */
@@ -515,7 +539,7 @@ static void test_mfg_set_first_once(void **state)
 	struct mk_box *m = make_mfg(f, NULL);
 	char d[64];
 
-	call(f, m, MK_CMD_SET_FIRST_ID, NULL, NULL);
+	call(f, m, &mk_box_cmd_set_first_id, NULL, &no_first_params, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_NOT_INITIALISED);
 	assert_string_equal(mk_box_get_id(m), "M00000001");
 	status_domains(f, m, d, sizeof(d));
@@ -528,19 +552,14 @@ static void test_mfg_set_first_bad_policy(void **state)
 {
 	struct fx *f = *state;
 	struct mk_box *m = NULL;
-	struct mk_buf *p = mk_buf_new(16);
-	struct mk_tlv_writer w;
+	struct mk_box_set_first_id_req q = { .has_k = true, .k = 1, .has_n = true, .n = 3 };
 
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_u8(&w, 0x01, 1), MK_OK);
-	assert_int_equal(mk_tlv_put_u8(&w, 0x02, 3), MK_OK);
 	assert_int_equal(mk_box_new(MK_BOX_MANUFACTURING, NULL, f->store, f->shares, &m), MK_OK);
-	call(f, m, MK_CMD_SET_FIRST_ID, NULL, p);
+	call(f, m, &mk_box_cmd_set_first_id, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_ERR_SHARE_PARAMS);
 	assert_string_equal(mk_box_get_id(m), "M00000000");
-	call(f, m, MK_CMD_STATUS, NULL, NULL);
+	call(f, m, &mk_box_cmd_status, NULL, &no_status_params, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_DISABLED);
-	mk_buf_free(p);
 	mk_box_free(m);
 }
 
@@ -552,32 +571,30 @@ static void test_mfg_init_unknown_type(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor);
-	struct mk_buf *p = mk_buf_new(16), *msg = mk_buf_new(MK_MSG_MAX);
-	struct mk_tlv_writer w;
+	struct mk_box_init_box_req q;
+	struct mk_box_init_box_res a;
+	struct mk_msg_set_id_body sb;
+	struct mk_buf *msg;
 	const uint8_t *body;
 	size_t bn;
 	EVP_PKEY *k = NULL;
 	static const uint8_t bad[] = { 'X', 0, 'Z', 'm' };
 
 	for (size_t i = 0; i < sizeof(bad); i++) {
-		mk_buf_reset(p);
-		mk_tlv_writer_init(&w, p);
-		assert_int_equal(mk_tlv_put_u8(&w, 0x01, bad[i]), MK_OK);
-		call(f, m, MK_CMD_INIT_BOX, NULL, p);
+		q = (struct mk_box_init_box_req){ .type = bad[i] };
+		call(f, m, &mk_box_cmd_init_box, NULL, &q, NULL);
 		ASSERT_ANSWER(f, 2, MK_ERR_CMD_PARAM_SYNTAX);
 	}
-	mk_buf_reset(p);
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_u8(&w, 0x01, MK_BOX_OAK), MK_OK);
-	call(f, m, MK_CMD_INIT_BOX, NULL, p);
+	q = (struct mk_box_init_box_req){ .type = MK_BOX_OAK };
+	call(f, m, &mk_box_cmd_init_box, NULL, &q, &a);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	result_bytes(f, 0x01, msg);
+	msg = copy_of(a.set_id, a.set_id_len);
 	assert_int_equal(mk_ec_pub_decode(anchor, &k), MK_OK);
 	assert_int_equal(mk_signed_verify(k, mk_buf_data(msg), mk_buf_len(msg), &body, &bn), MK_OK);
-	assert_int_equal(body[2], MK_SIGNED_SET_ID);
-	assert_memory_equal(body + 5, "O00000001", 9);
+	assert_int_equal(mk_msg_set_id_body_decode(body, bn, &sb), MK_OK);
+	assert_int_equal(sb.kind, MK_SIGNED_SET_ID);
+	assert_string_equal(sb.box_id, "O00000001");
 	EVP_PKEY_free(k);
-	mk_buf_free(p);
 	mk_buf_free(msg);
 	mk_box_free(m);
 }
@@ -590,51 +607,51 @@ static void test_oak_set_id_vector(void **state)
 	struct fx *f = *state;
 	struct vec env, pub;
 	struct mk_box *o = NULL;
-	struct mk_buf *q;
-	struct mk_tlv_reader r;
-	char id[MK_BOX_ID_LEN + 1];
-	const uint8_t *p;
-	size_t n;
+	struct mk_box_set_box_id_req q;
+	struct mk_box_set_box_id_res a;
+	struct mk_msg_signed sm;
+	struct mk_msg_set_id_body sb;
 	uint8_t wrong[MK_EC_PUB_LEN];
 
 	vec("boxes-signed-set-id", &env);
 	vec("boxes-signed-pub", &pub);
-	q = param_bytes(env.b, env.n);
+	q = (struct mk_box_set_box_id_req){ .signed_msg = env.b, .signed_msg_len = env.n };
+	/* the nonce M put in the body */
+	assert_int_equal(mk_msg_signed_decode(env.b, env.n, &sm), MK_OK);
+	assert_int_equal(mk_msg_set_id_body_decode(sm.body, sm.body_len, &sb), MK_OK);
 	/* the wrong anchor: the Steel conf key of the document, any other key */
 	vec("boxes-steel-conf-pub", &pub);
 	memcpy(wrong, pub.b, sizeof(wrong));
 	assert_int_equal(mk_box_new(MK_BOX_OAK, wrong, f->store, f->shares, &o), MK_OK);
-	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_SIGNATURE_INVALID);
 	assert_string_equal(mk_box_get_id(o), "O00000000");
-	call(f, o, MK_CMD_STATUS, NULL, NULL);
+	call(f, o, &mk_box_cmd_status, NULL, &no_status_params, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_DISABLED);
 	mk_box_free(o);
 	o = NULL;
 	/* a Steel box with the right key refuses it too: the ID is an Oak's */
 	vec("boxes-signed-pub", &pub);
 	assert_int_equal(mk_box_new(MK_BOX_STEEL, pub.b, f->store, f->shares, &o), MK_OK);
-	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);
 	assert_string_equal(mk_box_get_id(o), "S00000000");
 	mk_box_free(o);
 	o = NULL;
 	/* the right anchor */
 	assert_int_equal(mk_box_new(MK_BOX_OAK, pub.b, f->store, f->shares, &o), MK_OK);
-	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &q, &a);
 	ASSERT_ANSWER(f, 0, MK_OK);
 	assert_string_equal(mk_box_get_id(o), "O00000001");
-	mk_tlv_reader_init(&r, mk_buf_data(f->res), mk_buf_len(f->res));
-	assert_int_equal(mk_tlv_get_string(&r, 0x01, 9, 9, id, sizeof(id)), MK_OK);
-	assert_string_equal(id, "O00000001");
-	assert_int_equal(mk_tlv_get_bytes(&r, 0x02, 65, 65, &p, &n), MK_OK);
-	assert_int_equal(mk_tlv_get_bytes(&r, 0x03, 16, 16, &p, &n), MK_OK);
-	assert_memory_equal(p, env.b + 2 + 16, 16); /* the nonce of the body, echoed */
-	assert_int_equal(mk_tlv_reader_end(&r), MK_OK);
+	/* the answer: its ID, its startup confidentiality key and the nonce */
+	assert_string_equal(a.id, "O00000001");
+	assert_int_equal(a.startup_conf_len, MK_EC_PUB_LEN);
+	assert_int_equal(a.nonce_len, 16);
+	assert_memory_equal(a.nonce, sb.nonce, 16); /* the nonce of the body, echoed */
+	assert_false(a.has_station);
 	/* once is all */
-	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_NOT_INITIALISED);
-	mk_buf_free(q);
 	mk_box_free(o);
 }
 
@@ -644,40 +661,41 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o = NULL;
-	struct mk_buf *p = mk_buf_new(64), *msg = mk_buf_new(MK_MSG_MAX), *q, *ans;
-	struct mk_tlv_writer w;
-	size_t n;
+	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK };
+	struct mk_box_init_box_res is;
+	struct mk_box_set_box_id_req sr;
+	struct mk_box_set_box_id_res ss;
+	struct mk_box_accept_box_req ar;
+	struct mk_box_make_process_req pr = { .box_id = "O00000001" };
+	struct mk_buf *msg, *ans;
+	uint8_t nonce[16];
 
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_u8(&w, 0x01, MK_BOX_OAK), MK_OK);
-	call(f, m, MK_CMD_INIT_BOX, NULL, p);
+	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	result_bytes(f, 0x01, msg);
+	msg = copy_of(is.set_id, is.set_id_len);
 	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
-	q = param_bytes(mk_buf_data(msg), mk_buf_len(msg));
-	call(f, o, MK_CMD_SET_BOX_ID, NULL, q);
+	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	ans = mk_buf_new(MK_MSG_MAX);
-	assert_int_equal(mk_buf_put_bytes(ans, mk_buf_data(f->res), mk_buf_len(f->res)), MK_OK);
-	n = mk_buf_len(ans);
-	/* the answer ends with 03 10 <nonce>: change its last byte */
-	((uint8_t *)mk_buf_data(ans))[n - 1] ^= 0x80;
-	call(f, m, MK_CMD_ACCEPT_BOX, NULL, ans);
+	ans = copy_of(mk_buf_data(f->res), mk_buf_len(f->res));
+	assert_int_equal(mk_box_set_box_id_res_decode(mk_buf_data(ans), mk_buf_len(ans), &ss), MK_OK);
+	accept_of(&ss, &ar);
+	/* the answer with the last byte of its nonce changed */
+	assert_int_equal(ar.nonce_len, sizeof(nonce));
+	memcpy(nonce, ar.nonce, sizeof(nonce));
+	nonce[sizeof(nonce) - 1] ^= 0x80;
+	ar.nonce = nonce;
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_PARAM_MISMATCH);
 	/* a Make Domain Process for the box is refused until it is accepted */
 	create_domain(f, m, "VE");
-	mk_buf_reset(p);
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_string(&w, 0x01, "O00000001"), MK_OK);
-	call(f, m, MK_CMD_MAKE_PROCESS, "VE", p);
+	call(f, m, &mk_box_cmd_make_process, "VE", &pr, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);
-	((uint8_t *)mk_buf_data(ans))[n - 1] ^= 0x80;
-	call(f, m, MK_CMD_ACCEPT_BOX, NULL, ans);
+	accept_of(&ss, &ar);
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	call(f, m, MK_CMD_ACCEPT_BOX, NULL, ans);
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_RECORD_EXISTS);
-	mk_buf_free(p);
-	mk_buf_free(q);
 	mk_buf_free(msg);
 	mk_buf_free(ans);
 	mk_box_free(o);
@@ -692,9 +710,12 @@ static void test_oak_process_and_open(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o1, *o2, *again = NULL;
-	struct mk_buf *env = mk_buf_new(MK_MSG_MAX), *q, *p = mk_buf_new(64);
+	struct mk_buf *env = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_add_domain_req q;
+	struct mk_box_install_key_req iq;
+	struct mk_box_make_process_req pr = { .box_id = "O00000001" };
+	struct mk_box_generate_key_req gq = { .key_id = 1, .steel_cert = (const uint8_t *)"x", .steel_cert_len = 1 };
 	struct mk_share *sh[2] = { NULL, NULL };
-	struct mk_tlv_writer w;
 	char d[64], path[256];
 
 	o1 = make_oak(f, m, anchor);
@@ -704,38 +725,34 @@ static void test_oak_process_and_open(void **state)
 	create_domain(f, m, "VE");
 	create_domain(f, m, "USPS");
 	make_process(f, m, "VE", "O00000002", env);
-	q = param_bytes(mk_buf_data(env), mk_buf_len(env));
-	call(f, o1, MK_CMD_ADD_DOMAIN, NULL, q);
+	q = (struct mk_box_add_domain_req){ .signed_msg = mk_buf_data(env), .signed_msg_len = mk_buf_len(env) };
+	call(f, o1, &mk_box_cmd_add_domain, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_WRONG_BOX);
 	status_domains(f, o1, d, sizeof(d));
 	assert_string_equal(d, "");
-	call(f, o2, MK_CMD_ADD_DOMAIN, NULL, q);
+	call(f, o2, &mk_box_cmd_add_domain, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
-	call(f, o2, MK_CMD_ADD_DOMAIN, NULL, q);
+	call(f, o2, &mk_box_cmd_add_domain, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_RECORD_EXISTS);
 	status_domains(f, o2, d, sizeof(d));
 	assert_string_equal(d, "VE");
 	/* Make Domain Process for a domain M does not have */
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_string(&w, 0x01, "O00000001"), MK_OK);
-	call(f, m, MK_CMD_MAKE_PROCESS, "UKRM", p);
+	call(f, m, &mk_box_cmd_make_process, "UKRM", &pr, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_DOMAIN_UNKNOWN);
-	/* a command outside the Oak's table, and one of M's */
-	call(f, o2, MK_CMD_INSTALL_KEY, "VE", q);
+	/* a command outside the Oak's table (the process as its MI4), and one of
+	 * M's without its parameters: refused before the parameters are read */
+	iq = (struct mk_box_install_key_req){ .mi4 = mk_buf_data(env), .mi4_len = mk_buf_len(env) };
+	call(f, o2, &mk_box_cmd_install_key, "VE", &iq, NULL);
 	ASSERT_ANSWER(f, 2, MK_ERR_CMD_UNKNOWN);
-	call(f, o2, MK_CMD_CREATE_DOMAIN, NULL, NULL);
+	call_raw(f, o2, mk_box_cmd_create_domain.code, NULL, NULL);
 	ASSERT_ANSWER(f, 2, MK_ERR_CMD_UNKNOWN);
 	/* Generate Key in a domain the box does not serve, and without one */
-	mk_buf_reset(p);
-	mk_tlv_writer_init(&w, p);
-	assert_int_equal(mk_tlv_put_u64(&w, 0x01, 1), MK_OK);
-	assert_int_equal(mk_tlv_put_bytes(&w, 0x02, (const uint8_t *)"x", 1), MK_OK);
-	call(f, o2, MK_CMD_GENERATE_KEY, "USPS", p);
+	call(f, o2, &mk_box_cmd_generate_key, "USPS", &gq, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_DOMAIN_UNKNOWN);
-	call(f, o2, MK_CMD_GENERATE_KEY, NULL, p);
+	call(f, o2, &mk_box_cmd_generate_key, NULL, &gq, NULL);
 	ASSERT_ANSWER(f, 2, MK_ERR_CMD_PARAM_COUNT);
 	/* in its domain, a certificate that is not one */
-	call(f, o2, MK_CMD_GENERATE_KEY, "VE", p);
+	call(f, o2, &mk_box_cmd_generate_key, "VE", &gq, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);
 	mk_box_free(o2);
 	/* open O00000002 again: one share is too few, two open it */
@@ -768,12 +785,10 @@ static void test_oak_process_and_open(void **state)
 	status_domains(f, again, d, sizeof(d));
 	assert_string_equal(d, "VE");
 	/* the reopened box still refuses the process it holds */
-	call(f, again, MK_CMD_ADD_DOMAIN, NULL, q);
+	call(f, again, &mk_box_cmd_add_domain, NULL, &q, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_RECORD_EXISTS);
 	mk_share_free_array(sh, 2);
 	mk_buf_free(env);
-	mk_buf_free(q);
-	mk_buf_free(p);
 	mk_box_free(again);
 	mk_box_free(o1);
 	mk_box_free(m);

@@ -617,16 +617,33 @@ static void test_malformed_requests(void **state)
 	struct mk_meter_conn *c = NULL;
 	struct mk_meter_info info;
 	struct raw r;
-	uint8_t q[256], pr[64], before[NVM_FILE_MAX], after[NVM_FILE_MAX];
+	uint8_t q[256], before[NVM_FILE_MAX], after[NVM_FILE_MAX];
 	static const uint8_t garbage[] = { 0xff, 0x00, 0x13, 0x37 };
-	/* parameters: 01 u64 key ID, 02 key of 15 bytes / of 16 bytes */
-	static const uint8_t p_short[] = { 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 5, 0x02, 0x0f,
-		                           1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
-	static const uint8_t p_zero[] = { 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x10,
-		                          1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
-	static const uint8_t p_ok[] = { 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0, 5, 0x02, 0x10,
-		                        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	static const uint8_t key[MK_MASTER_KEY_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	/* install-key's parameters: key ID 5 (p_ok), key ID 0 (p_zero), and by
+	 * hand what the schema's encoder would not write: a key one byte short
+	 * (p_short), and p_ok with an empty element after its last field
+	 * (p_extra) */
+	struct mk_meter_install_key_req ik = { .key_id = 5, .key = key, .key_len = sizeof(key) };
+	struct mk_buf *p_ok = mk_buf_new(64), *p_zero = mk_buf_new(64), *p_short = mk_buf_new(64),
+	              *p_extra = mk_buf_new(64), *p_ind = mk_buf_new(64);
+	struct mk_tlv_writer w;
 	size_t n, fn;
+
+	assert_non_null(p_ok);
+	assert_non_null(p_zero);
+	assert_non_null(p_short);
+	assert_non_null(p_extra);
+	assert_non_null(p_ind);
+	assert_int_equal(mk_meter_install_key_req_encode(&ik, p_ok), MK_OK);
+	ik.key_id = 0;
+	assert_int_equal(mk_meter_install_key_req_encode(&ik, p_zero), MK_OK);
+	mk_tlv_writer_init(&w, p_short);
+	assert_int_equal(mk_tlv_put_u64(&w, mk_meter_install_key_req_tag_key_id, 5), MK_OK);
+	assert_int_equal(mk_tlv_put_bytes(&w, mk_meter_install_key_req_tag_key, key, sizeof(key) - 1), MK_OK);
+	assert_int_equal(mk_buf_put_bytes(p_extra, mk_buf_data(p_ok), mk_buf_len(p_ok)), MK_OK);
+	mk_tlv_writer_init(&w, p_extra);
+	assert_int_equal(mk_tlv_put_bytes(&w, mk_meter_install_key_req_tag_key + 1, NULL, 0), MK_OK);
 
 	/* a manufactured meter (in transport lock: it takes keys) */
 	c = fresh_meter(f);
@@ -657,22 +674,19 @@ static void test_malformed_requests(void **state)
 	assert_int_equal(a.command, 0);
 
 	/* install-key: no domain; a short key; key ID 0; a parameter too many */
-	n = req(MK_METER_CMD_INSTALL_KEY, "", p_ok, sizeof(p_ok), q, sizeof(q));
+	n = req(MK_METER_CMD_INSTALL_KEY, "", mk_buf_data(p_ok), mk_buf_len(p_ok), q, sizeof(q));
 	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 	assert_int_equal(a.level, 2);
 	assert_int_equal(a.code, MK_ERR_CMD_PARAM_COUNT);
-	n = req(MK_METER_CMD_INSTALL_KEY, "VE", p_short, sizeof(p_short), q, sizeof(q));
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", mk_buf_data(p_short), mk_buf_len(p_short), q, sizeof(q));
 	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 	assert_int_equal(a.level, 2);
 	assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
-	n = req(MK_METER_CMD_INSTALL_KEY, "VE", p_zero, sizeof(p_zero), q, sizeof(q));
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", mk_buf_data(p_zero), mk_buf_len(p_zero), q, sizeof(q));
 	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 	assert_int_equal(a.level, 2);
 	assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
-	memcpy(pr, p_ok, sizeof(p_ok));
-	pr[sizeof(p_ok)] = 0x03;
-	pr[sizeof(p_ok) + 1] = 0x00;
-	n = req(MK_METER_CMD_INSTALL_KEY, "VE", pr, sizeof(p_ok) + 2, q, sizeof(q));
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", mk_buf_data(p_extra), mk_buf_len(p_extra), q, sizeof(q));
 	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 	assert_int_equal(a.level, 2);
 	assert_int_equal(a.code, MK_ERR_CMD_PARAM_COUNT);
@@ -682,15 +696,17 @@ static void test_malformed_requests(void **state)
 	assert_int_equal(a.level, 2);
 	/* set-indicia: a country that is not a domain ID; date 0 */
 	{
-		static const uint8_t lower[] = { 0x01, 0x02, 'X', '1', 0x02, 0x02, 'u', 's',
-			                         0x03, 0x08, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00 };
-		static const uint8_t nodate[] = { 0x01, 0x02, 'X', '1', 0x02, 0x02, 'U', 'S',
-			                          0x03, 0x08, 0, 0, 0, 0, 0, 0, 0, 0 };
+		struct mk_meter_set_indicia_req lower = { .indicia_serial = "X1", .country = "us", .date = 1700000000 },
+		                                nodate = { .indicia_serial = "X1", .country = "US", .date = 0 };
 
-		n = req(MK_METER_CMD_SET_INDICIA, "", lower, sizeof(lower), q, sizeof(q));
+		mk_buf_reset(p_ind);
+		assert_int_equal(mk_meter_set_indicia_req_encode(&lower, p_ind), MK_OK);
+		n = req(MK_METER_CMD_SET_INDICIA, "", mk_buf_data(p_ind), mk_buf_len(p_ind), q, sizeof(q));
 		raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 		assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
-		n = req(MK_METER_CMD_SET_INDICIA, "", nodate, sizeof(nodate), q, sizeof(q));
+		mk_buf_reset(p_ind);
+		assert_int_equal(mk_meter_set_indicia_req_encode(&nodate, p_ind), MK_OK);
+		n = req(MK_METER_CMD_SET_INDICIA, "", mk_buf_data(p_ind), mk_buf_len(p_ind), q, sizeof(q));
 		raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 		assert_int_equal(a.code, MK_ERR_CMD_PARAM_SYNTAX);
 	}
@@ -699,7 +715,7 @@ static void test_malformed_requests(void **state)
 	assert_memory_equal(before, after, fn);
 
 	/* and the meter still serves, raw and through the client */
-	n = req(MK_METER_CMD_INSTALL_KEY, "VE", p_ok, sizeof(p_ok), q, sizeof(q));
+	n = req(MK_METER_CMD_INSTALL_KEY, "VE", mk_buf_data(p_ok), mk_buf_len(p_ok), q, sizeof(q));
 	raw_ask(&r, MK_FRAME_METER_COMMAND, q, n, &a, ans);
 	assert_int_equal(a.level, 0);
 	assert_int_equal(a.code, MK_OK);
@@ -710,6 +726,11 @@ static void test_malformed_requests(void **state)
 	mk_meter_disconnect(c); /* leaves the descriptors to us */
 	assert_int_equal(raw_stop(&r), 0);
 	mk_buf_free(ans);
+	mk_buf_free(p_ok);
+	mk_buf_free(p_zero);
+	mk_buf_free(p_short);
+	mk_buf_free(p_extra);
+	mk_buf_free(p_ind);
 }
 
 /* ---- The document's vectors ----------------------------------------------------------- */
@@ -725,6 +746,8 @@ static void test_document_vectors(void **state)
 	char err[VEC_MAX_ERR], names[16][VEC_MAX_NAME];
 	struct mk_meter_nvm s;
 	struct mk_msg_request q;
+	struct mk_msg_response a;
+	struct mk_meter_install_key_res ir;
 	struct mk_buf *b = mk_buf_new(1024);
 	struct mk_meter *m = NULL;
 	struct mk_meter_report rep = { "EARTH", 42, "EA1234", "MSN000017", "0401234567", "US",
@@ -783,8 +806,8 @@ static void test_document_vectors(void **state)
 	assert_int_equal(vec_get("meter-install-response", w, sizeof(w), &k, err), 0);
 	assert_int_equal(mk_buf_len(b), k);
 	assert_memory_equal(mk_buf_data(b), w, k);
-	/* the NVM it wrote is the document's, once the device PKI part (tags
-	 * 0x20.., after the key slots) is taken out */
+	/* the NVM it wrote is the document's, once the device PKI part (the
+	 * state body's fields pki .. challenge, after the key slots) is taken out */
 	k = slurp(f->nvm, img, sizeof(img));
 	assert_int_equal(mk_meter_nvm_decode(img, k, &s), MK_OK);
 	assert_int_equal(s.info.pki, MK_METER_PKI_LOCKED);
@@ -808,7 +831,10 @@ static void test_document_vectors(void **state)
 	/* the tokens in the answer are meterkey's too */
 	assert_int_equal(mk_test_tokens(key_a, sizeof(key_a), tok), MK_OK);
 	assert_int_equal(vec_get("meter-install-response", w, sizeof(w), &k, err), 0);
-	assert_memory_equal(w + k - sizeof(tok), tok, sizeof(tok));
+	assert_int_equal(mk_msg_response_decode(w, k, &a), MK_OK);
+	assert_int_equal(mk_meter_install_key_res_decode(a.result, a.result_len, &ir), MK_OK);
+	assert_int_equal(ir.tokens_len, sizeof(tok));
+	assert_memory_equal(ir.tokens, tok, sizeof(tok));
 
 	/* the report: TBS bytes and MAC */
 	assert_int_equal(vec_get("meter-report-tbs", v, sizeof(v), &n, err), 0);
