@@ -190,6 +190,11 @@ MK_WUR enum mk_err mk_msg_put(const struct mk_msg_schema *s, const void *m, stru
 	const struct mk_msg_schema X##_schema = { #X, X##_fields, MK_ARRAY_LEN(X##_fields),     \
 		                                  sizeof(struct X), false };
 
+/* Points BYTES field of message m at the bytes of buffer buf (an mk_buf
+ * pointer), which must outlive m: the one way a program fills one from a
+ * buffer it built. */
+#define MK_MSG_SET(m, field, buf) ((m).field = mk_buf_data(buf), (m).field##_len = mk_buf_len(buf))
+
 /* A message with no fields (a command without parameters, or an answer
  * without a result). */
 #define MK_MSG_DECLARE_EMPTY(X)                                                                 \

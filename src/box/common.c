@@ -187,8 +187,7 @@ enum mk_err box_cmd_status(void *box, const struct mk_msg_request *req,
 	}
 	memcpy(out.id, b->id, sizeof(out.id));
 	out.generation = b->generation;
-	out.domains = mk_buf_data(list);
-	out.domains_len = mk_buf_len(list);
+	MK_MSG_SET(out, domains, list);
 	e = mk_box_status_res_put(result, &out);
 out:
 	mk_buf_free(list);

@@ -93,10 +93,8 @@ static enum mk_err set_first_answer(const struct mk_box *b, struct mk_tlv_writer
 	if ((e = mk_cert_to_der(MFG(b)->root, der)) != MK_OK)
 		goto out;
 	memcpy(out.id, b->id, sizeof(out.id));
-	out.anchors = mk_buf_data(anchors);
-	out.anchors_len = mk_buf_len(anchors);
-	out.root = mk_buf_data(der);
-	out.root_len = mk_buf_len(der);
+	MK_MSG_SET(out, anchors, anchors);
+	MK_MSG_SET(out, root, der);
 	e = mk_box_set_first_id_res_put(result, &out);
 out:
 	mk_buf_free(anchors);
@@ -376,11 +374,9 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 		m->domains[m->ndomains].keys = NULL;
 		goto out;
 	}
-	res.domain_keys = mk_buf_data(out);
-	res.domain_keys_len = mk_buf_len(out);
+	MK_MSG_SET(res, domain_keys, out);
 	res.has_domain_cert = mk_buf_len(cert) > 0;
-	res.domain_cert = mk_buf_data(cert);
-	res.domain_cert_len = mk_buf_len(cert);
+	MK_MSG_SET(res, domain_cert, cert);
 	e = mk_box_create_domain_res_put(result, &res);
 out:
 	mk_buf_free(cert);
@@ -449,8 +445,7 @@ static enum mk_err cmd_init_box(void *box, const struct mk_msg_request *req,
 		m->next[ti]--;
 		goto out;
 	}
-	res.set_id = mk_buf_data(out);
-	res.set_id_len = mk_buf_len(out);
+	MK_MSG_SET(res, set_id, out);
 	e = mk_box_init_box_res_put(result, &res);
 out:
 	mk_buf_free(body);
@@ -514,8 +509,7 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
 	}
 	if (der != NULL) {
 		res.has_station_cert = true;
-		res.station_cert = mk_buf_data(der);
-		res.station_cert_len = mk_buf_len(der);
+		MK_MSG_SET(res, station_cert, der);
 	}
 	e = mk_box_accept_box_res_put(result, &res);
 out:
@@ -903,11 +897,9 @@ static enum mk_err cmd_make_process(void *box, const struct mk_msg_request *req,
 		        MK_OK)
 			goto out;
 	}
-	res.process = mk_buf_data(out);
-	res.process_len = mk_buf_len(out);
+	MK_MSG_SET(res, process, out);
 	res.has_steel_cert = t == MK_BOX_STEEL;
-	res.steel_cert = mk_buf_data(cert);
-	res.steel_cert_len = mk_buf_len(cert);
+	MK_MSG_SET(res, steel_cert, cert);
 	e = mk_box_make_process_res_put(result, &res);
 out:
 	EVP_PKEY_free(conf);

@@ -32,8 +32,7 @@ static enum mk_err install_record(struct mk_box *b, struct box_domain *d, EVP_PK
 	    (e = mk_ec_wrap(b->rng, steel_conf, mk_buf_data(info), mk_buf_len(info), key,
 	                    MK_MASTER_KEY_LEN, wrapped)) != MK_OK)
 		goto out;
-	m.wrapped = mk_buf_data(wrapped);
-	m.wrapped_len = mk_buf_len(wrapped);
+	MK_MSG_SET(m, wrapped, wrapped);
 	if ((e = mk_msg_install_body_encode(&m, body)) != MK_OK)
 		goto out;
 	e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out);
@@ -127,10 +126,8 @@ static enum mk_err cmd_generate_key(void *box, const struct mk_msg_request *req,
 	    (e = archive_record(b, d, steel_id, key_id, req->time, key, arch)) != MK_OK ||
 	    (e = install_record(b, d, sc, steel_id, key_id, req->time, key, tokens, inst)) != MK_OK)
 		goto out;
-	out.record = mk_buf_data(arch);
-	out.record_len = mk_buf_len(arch);
-	out.mi4 = mk_buf_data(inst);
-	out.mi4_len = mk_buf_len(inst);
+	MK_MSG_SET(out, record, arch);
+	MK_MSG_SET(out, mi4, inst);
 	e = mk_box_generate_key_res_put(result, &out);
 out:
 	OPENSSL_cleanse(key, sizeof(key));

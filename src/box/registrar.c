@@ -106,8 +106,7 @@ enum mk_err box_cmd_reg_challenge(void *box, const struct mk_msg_request *req,
 		goto out;
 	res.server = q->server;
 	res.server_len = sizeof(q->server);
-	res.domain_cert = mk_buf_data(der);
-	res.domain_cert_len = mk_buf_len(der);
+	MK_MSG_SET(res, domain_cert, der);
 	e = mk_box_reg_challenge_res_put(result, &res);
 	goto out;
 fail:

@@ -308,10 +308,8 @@ static enum mk_err cmd_issue_transport(void *box, const struct mk_msg_request *r
 	                        req->time, TRANSPORT_LIFETIME, der)) != MK_OK ||
 	    (e = mk_cert_to_der(S(b)->station_cert, mder)) != MK_OK)
 		goto out;
-	res.transport_cert = mk_buf_data(der);
-	res.transport_cert_len = mk_buf_len(der);
-	res.mfg_cert = mk_buf_data(mder);
-	res.mfg_cert_len = mk_buf_len(mder);
+	MK_MSG_SET(res, transport_cert, der);
+	MK_MSG_SET(res, mfg_cert, mder);
 	e = mk_box_issue_transport_res_put(result, &res);
 out:
 	EVP_PKEY_free(pub);

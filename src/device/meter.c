@@ -327,8 +327,7 @@ static enum mk_err h_frank(void *box, const struct mk_msg_request *req, struct m
 	    (sign && (e = mk_meter_pki_sign(&st->back, &ind)) != MK_OK) ||
 	    (e = mk_indicium_encode(&ind, bin)) != MK_OK)
 		goto out;
-	rs.indicium = mk_buf_data(bin);
-	rs.indicium_len = mk_buf_len(bin);
+	MK_MSG_SET(rs, indicium, bin);
 	e = mk_meter_frank_res_put(res, &rs);
 out:
 	mk_buf_free(data);

@@ -125,8 +125,7 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK ||
 		    (e = mk_key_record_encode(rec, enc)) != MK_OK)
 			goto out;
-		rq.record = mk_buf_data(enc);
-		rq.record_len = mk_buf_len(enc);
+		MK_MSG_SET(rq, record, enc);
 		rq.period = x->period;
 		if ((e = kms_call(x->k, x->b, &mk_box_cmd_distribute, x->domain, mk_kms_now(x->k), &rq, &rs, res)) != MK_OK ||
 		    (e = mk_token_key_record_decode(rs.token_record, rs.token_record_len, tk)) != MK_OK)

@@ -186,8 +186,7 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		goto out;
 	}
 	memcpy(rq.domain, domain, strlen(domain) + 1);
-	rq.countries = mk_buf_data(list);
-	rq.countries_len = mk_buf_len(list);
+	MK_MSG_SET(rq, countries, list);
 	rq.has_token_len = true;
 	rq.token_len = (uint8_t)token_len;
 	{

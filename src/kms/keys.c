@@ -50,8 +50,7 @@ static enum mk_err key_request(struct mk_kms *k, const char *domain, const char 
 	}
 	/* MI1 -> MI2 */
 	rq.key_id = key_id;
-	rq.steel_cert = mk_buf_data(cert);
-	rq.steel_cert_len = mk_buf_len(cert);
+	MK_MSG_SET(rq, steel_cert, cert);
 	if ((e = kms_call(k, o, &mk_box_cmd_generate_key, domain, now, &rq, &rs, res)) != MK_OK) {
 		kms_log_refusal(k, domain, oak, key_id, e);
 		goto out;
@@ -191,8 +190,7 @@ static enum mk_err abandon(struct mk_kms *k, struct mk_box *b, const char *brass
 	}
 	if ((e = mk_key_record_encode(rec, enc)) != MK_OK)
 		goto out;
-	rq.record = mk_buf_data(enc);
-	rq.record_len = mk_buf_len(enc);
+	MK_MSG_SET(rq, record, enc);
 	rq.reason = (uint32_t)reason;
 	if ((e = kms_call(k, b, &mk_box_cmd_abandon, rec->domain, mk_kms_now(k), &rq, &rs, res)) != MK_OK ||
 	    (e = mk_key_record_decode(rs.record, rs.record_len, rec)) != MK_OK ||
@@ -238,12 +236,9 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 	}
 	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
 		goto out;
-	rq.record = mk_buf_data(enc);
-	rq.record_len = mk_buf_len(enc);
-	rq.mi7 = mk_buf_data(c->mi7);
-	rq.mi7_len = mk_buf_len(c->mi7);
-	rq.steel_cert = mk_buf_data(c->cert);
-	rq.steel_cert_len = mk_buf_len(c->cert);
+	MK_MSG_SET(rq, record, enc);
+	MK_MSG_SET(rq, mi7, c->mi7);
+	MK_MSG_SET(rq, steel_cert, c->cert);
 	if ((e = kms_open_box(k, c->brass, &b)) != MK_OK)
 		goto pending;
 	if ((e = kms_call(k, b, &mk_box_cmd_confirm_install, c->domain, mk_kms_now(k), &rq, &rs, c->res)) != MK_OK) {
@@ -347,8 +342,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	/* the meter's line goes to the Steel box: MI5 (the clear key) passes on
 	 * it between the box and the meter, never through the KMS */
 	mk_box_attach_meter(s, mk_meter_line(mc));
-	rq.mi4 = mk_buf_data(c.mi4);
-	rq.mi4_len = mk_buf_len(c.mi4);
+	MK_MSG_SET(rq, mi4, c.mi4);
 	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
 	now = mk_kms_now(k);
 	if ((e = kms_call(k, s, &mk_box_cmd_install_key, c.domain, now, &rq, &rs, c.res)) != MK_OK) {

@@ -105,8 +105,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 		goto out;
 	}
 	/* step 130: the station's coprocessor certifies it */
-	rq.csr = mk_buf_data(csr);
-	rq.csr_len = mk_buf_len(csr);
+	MK_MSG_SET(rq, csr, csr);
 	if ((e = kms_open_box(k, sid, &s)) != MK_OK ||
 	    (e = kms_call(k, s, &mk_box_cmd_issue_transport, NULL, now, &rq, &rs, res)) != MK_OK ||
 	    (e = result_der(rs.transport_cert, rs.transport_cert_len, tr)) != MK_OK ||
@@ -212,10 +211,8 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 		goto out;
 	}
 	/* step 215: the service verifies the transport chain, answers its challenge */
-	crq.mfg_cert = mk_buf_data(x.mfg);
-	crq.mfg_cert_len = mk_buf_len(x.mfg);
-	crq.transport_cert = mk_buf_data(x.tr);
-	crq.transport_cert_len = mk_buf_len(x.tr);
+	MK_MSG_SET(crq, mfg_cert, x.mfg);
+	MK_MSG_SET(crq, transport_cert, x.tr);
 	if ((e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &b)) != MK_OK ||
 	    (e = kms_call(k, b, &mk_box_cmd_reg_challenge, domain, now, &crq, &crs, x.res)) != MK_OK ||
 	    (e = result_der(crs.domain_cert, crs.domain_cert_len, x.dc)) != MK_OK)

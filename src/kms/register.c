@@ -50,18 +50,15 @@ static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key
 		mk_meter_report_to_msg(rp, &fields);
 		if ((e = mk_msg_report_encode(&fields, rep)) != MK_OK)
 			goto out;
-		reg.record = mk_buf_data(enc);
-		reg.record_len = mk_buf_len(enc);
-		reg.report = mk_buf_data(rep);
-		reg.report_len = mk_buf_len(rep);
+		MK_MSG_SET(reg, record, enc);
+		MK_MSG_SET(reg, report, rep);
 		reg.mac = rp->mac;
 		reg.mac_len = sizeof(rp->mac);
 		e = kms_call(k, b, &mk_box_cmd_register, domain, mk_kms_now(k), &reg, &regd, res);
 		p = regd.record;
 		n = regd.record_len;
 	} else {
-		obs.record = mk_buf_data(enc);
-		obs.record_len = mk_buf_len(enc);
+		MK_MSG_SET(obs, record, enc);
 		e = kms_call(k, b, &mk_box_cmd_obsolete, domain, mk_kms_now(k), &obs, &obsd, res);
 		p = obsd.record;
 		n = obsd.record_len;

@@ -507,8 +507,7 @@ enum mk_err mk_msg_call(const struct mk_msg_link *l, const struct mk_msg_cmd_spe
 	}
 	if ((e = mk_msg_encode(spec->req, rq, params)) != MK_OK)
 		goto out;
-	req.params = mk_buf_data(params);
-	req.params_len = mk_buf_len(params);
+	MK_MSG_SET(req, params, params);
 	if ((e = mk_msg_request_encode(&req, enc)) != MK_OK)
 		goto out;
 	/* emptied only now: *rq may point into it (an answer passed on) */
