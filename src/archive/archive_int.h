@@ -1,7 +1,7 @@
 /*
  * Private to the archive: the database driver interface both backends
  * implement (db_sqlite.c, db_pg.c), the statements the generic layer
- * (archive.c) runs through it, and test hooks.
+ * runs through it, what the generic layer's files share, and test hooks.
  *
  * The generic layer holds every rule (lifecycle, times, identity, audit
  * chain); a driver only moves typed values in and out of its database. SQL is
@@ -14,9 +14,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "meterkey/archive.h"
 #include "meterkey/err.h"
+#include "meterkey/ids.h"
 
 /* A value crossing the driver boundary. For parameters, p points into the
  * caller's memory; for result columns, into the driver's, valid only during
@@ -200,5 +202,140 @@ int mk_archive_blob_box_valid(const char *s);
 /* TEST HOOK: runs raw SQL on the archive's database, bypassing every rule —
  * how the tests tamper with rows to show the audit check catches it. */
 MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);
+
+/*
+ * ---- The generic layer's files ---------------------------------------------------
+ *
+ * The generic layer is one file per part of archive.h, around what they
+ * share below (docs/internals/archive.md, "Where the code is"):
+ *
+ *   archive.c   the handle: open, migrate, close; the row copy; write
+ *               transactions with their retries; a domain's row
+ *   domain.c    domains, sub-domains, the key ID counter, the error log
+ *   keys.c      master key records: put, get, find, update (the rules),
+ *               history
+ *   token.c     token key records
+ *   seen.c      the duplicate index (sightings)
+ *   audit.c     the audit chain: the hashes, appending an entry, and
+ *               mk_archive_audit_verify
+ *
+ * Drivers do not use this part. A rule is written in the file of its part
+ * and static there; what several files call is here with an archive_
+ * prefix. The small helpers on every path (a statement, a column of a
+ * copied row, the domain's lock, an identity's syntax) are static inline,
+ * so that they inline as they did when the layer was one file.
+ */
+
+#define HASH_LEN 32
+#define RECORD_CAP 4096
+
+/* An open archive: its driver and the driver's connection. */
+struct mk_archive {
+	const struct mk_db_ops *ops;
+	void *db;
+};
+
+enum audit_kind {
+	A_DOMAIN = 1,
+	A_SUBDOMAIN = 2,
+	A_KEY_ID = 3,
+	A_KEY_VERSION = 4,
+	A_ERROR = 5,
+	A_TOKEN_KEY = 6,
+	A_INDICIUM = 7,
+};
+
+/* A domain's row, read under its lock at the start of each write. */
+struct domain_state {
+	int64_t created;
+	int64_t last_key_id;
+	int64_t last_error_id;
+	int64_t audit_seq;
+	uint8_t head[HASH_LEN];
+};
+
+/* Runs statement id of mk_stmts with p[0..n) through the driver (struct
+ * mk_db_ops, query: row, ctx, changesp and the codes as there). */
+static inline enum mk_err archive_query(struct mk_archive *a, enum mk_stmt_id id, const struct mk_db_val *p,
+                                        size_t n, mk_db_row_fn row, void *ctx, uint64_t *changesp)
+{
+	return a->ops->query(a->db, id, &mk_stmts[id], p, n, row, ctx, changesp);
+}
+
+/* Copies the first row's columns (up to 8) into an array of values whose
+ * text and blobs are copied into one buffer. */
+struct row_copy {
+	int found;
+	size_t ncols;
+	struct mk_db_val v[8];
+	uint8_t data[RECORD_CAP + 512];
+	size_t used;
+};
+
+/* archive.c: runs statement id with p[0..n) and copies its first row into
+ * *rc (rc->found 0 when there is none; the copy is the caller's, valid
+ * until rc is reused). MK_ERR_DB when a row is larger than anything the
+ * archive writes; else archive_query's code. */
+MK_WUR enum mk_err archive_query_row(struct mk_archive *a, enum mk_stmt_id id, const struct mk_db_val *p,
+                                     size_t n, struct row_copy *rc);
+
+/* Column i of a copied row as an integer: 0 when it is not one (or absent). */
+static inline int64_t archive_col_int(const struct row_copy *rc, size_t i)
+{
+	return i < rc->ncols && rc->v[i].type == MK_DB_INT ? rc->v[i].i : 0;
+}
+
+/* archive.c: runs fn(a, arg) inside a write transaction and commits it;
+ * rolls back on failure. The whole transaction (fn included: it must
+ * start from scratch each time) is retried, after a random pause, when the
+ * database reports a conflict (MK_ERR_DB_BUSY), up to 64 times. Returns
+ * MK_OK, or fn's, begin's or commit's code (MK_ERR_DB_BUSY when the
+ * retries ran out). */
+MK_WUR enum mk_err archive_write_txn(struct mk_archive *a, enum mk_err (*fn)(struct mk_archive *, void *),
+                                     void *arg);
+
+/* archive.c: the domain's row into *ds with statement id (S_DOMAIN_GET;
+ * S_DOMAIN_LOCK locks it for the transaction). MK_RC_DOMAIN_UNKNOWN when
+ * there is none, MK_ERR_DB when its chain head is malformed; else
+ * archive_query_row's code. */
+MK_WUR enum mk_err archive_domain_read(struct mk_archive *a, enum mk_stmt_id id, const char *domain,
+                                       struct domain_state *ds);
+
+/* The domain's row, locked until the transaction ends: what every write
+ * reads first (as archive_domain_read). */
+static inline enum mk_err archive_domain_lock(struct mk_archive *a, const char *domain, struct domain_state *ds)
+{
+	return archive_domain_read(a, S_DOMAIN_LOCK, domain, ds);
+}
+
+/* archive.c: writes ds's counters and chain head back to the domain's row:
+ * the last statement of every write, before the commit. */
+MK_WUR enum mk_err archive_domain_store(struct mk_archive *a, const char *domain,
+                                        const struct domain_state *ds);
+
+/* audit.c: appends one entry of kind to the domain's chain: content[0..n)
+ * are the written row's values (hashed with the kind's label), ref_text,
+ * ref_a and ref_b name the row for mk_archive_audit_verify. ds is advanced
+ * (seq, head); the caller stores it with archive_domain_store before
+ * committing. MK_ERR_CRYPTO, or archive_query's code. */
+MK_WUR enum mk_err archive_audit_append(struct mk_archive *a, const char *domain, struct domain_state *ds,
+                                        int64_t time, enum audit_kind kind, const char *ref_text,
+                                        int64_t ref_a, int64_t ref_b, const struct mk_db_val *content,
+                                        size_t ncontent);
+
+/* 1 when s is an identity the archive stores (product code, sequence
+ * number, indicia serial number, device): 1 to MK_IDENT_MAX printable
+ * ASCII characters; else 0. */
+static inline int archive_ident_valid(const char *s)
+{
+	size_t n = strnlen(s, MK_IDENT_MAX + 1);
+
+	if (n == 0 || n > MK_IDENT_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
 
 #endif

@@ -1,0 +1,556 @@
+/*
+ * mk_verify_batch (docs/internals/verify.md): per domain role, the
+ * indicia grouped by domain, each device's key record found in the
+ * archive once and remembered (the key record cache), the items sent to
+ * the domain's box in requests grouped by device; then each indicium's
+ * signature (verify_sig.c) and, with duplicates, its sightings in the
+ * archive's duplicate index. What the loops call per item (the cache
+ * lookup, the binary form, the request) is here, static, beside its
+ * caller; the signature is the one call per indicium to another file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kms/verify_int.h"
+#include "meterkey/boxes.h"
+#include "meterkey/kms.h"
+#include "meterkey/tlv.h"
+#include "meterkey/verify.h"
+
+/* Items of one domain resolved to their key records together and sent to
+ * the box grouped by device; at most half of LOOKUP_MAX, as the records
+ * they use stay pinned until they are sent. */
+#define GROUP_MAX 1024
+/* Indicia of one mk_verify_batch call whose binary form is kept for the
+ * second domain. */
+#define BIN_CACHE_MAX 4096
+
+/* ---- The key record cache ------------------------------------------------------------ */
+
+/* The bucket of a device (product code and MSN; "-" between them in the
+ * remembered name cannot occur in either). */
+static uint32_t device_bucket(const char *product_code, const char *mfg_seq)
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *c = product_code; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	h = (h ^ '-') * 16777619u;
+	for (const char *c = mfg_seq; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	return (h ^ (h >> 15)) & (LOOKUP_BUCKETS - 1);
+}
+
+static int device_is(const struct lookup *l, const char *product_code, const char *mfg_seq)
+{
+	size_t n = strlen(product_code);
+
+	return strncmp(l->device, product_code, n) == 0 && l->device[n] == '-' &&
+	       strcmp(l->device + n + 1, mfg_seq) == 0;
+}
+
+/* Takes entry l out of its bucket. */
+static void lookup_unlink(struct vdomain *d, struct lookup *l)
+{
+	uint16_t idx = (uint16_t)(l - d->look);
+
+	for (uint16_t *pp = &d->head[l->bucket]; *pp != LOOKUP_NONE; pp = &d->look[*pp].chain)
+		if (*pp == idx) {
+			*pp = l->chain;
+			return;
+		}
+}
+
+/* The key record of a device in d for an indicium dated day: remembered per
+ * device (and, for Tin, per period), looked up in the archive once. Of
+ * several remembered entries that fit, the first in the table. The entry
+ * is pinned for the current group (v->serial): the round robin that makes
+ * room for a new device passes over pinned entries, so a record a group
+ * refers to is never replaced under it. */
+static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *ind,
+                             enum mk_err *ep)
+{
+	uint32_t bucket = device_bucket(ind->product_code, ind->mfg_seq);
+	struct lookup *l = NULL;
+
+	for (uint16_t i = d->head[bucket]; i != LOOKUP_NONE; i = d->look[i].chain) {
+		struct lookup *c = &d->look[i];
+
+		if (device_is(c, ind->product_code, ind->mfg_seq) &&
+		    (!v->tin || (ind->date >= c->first_day && ind->date < c->end_day)) && (l == NULL || c < l))
+			l = c;
+	}
+	if (l != NULL) {
+		l->pin = v->serial;
+		return l;
+	}
+	if (d->nlook < LOOKUP_MAX) {
+		l = &d->look[d->nlook++];
+	} else {
+		while (d->look[d->next].pin == v->serial)
+			d->next = (d->next + 1) % LOOKUP_MAX;
+		l = &d->look[d->next];
+		d->next = (d->next + 1) % LOOKUP_MAX;
+		lookup_unlink(d, l);
+		mk_buf_free(l->rec);
+	}
+	memset(l, 0, sizeof(*l));
+	snprintf(l->device, sizeof(l->device), "%s-%s", ind->product_code, ind->mfg_seq);
+	l->pin = v->serial;
+	l->bucket = bucket;
+	l->chain = d->head[bucket];
+	d->head[bucket] = (uint16_t)(l - d->look);
+	if ((l->rec = mk_buf_new(MK_RECORD_MAX)) == NULL) {
+		*ep = MK_ERR_NOMEM;
+		goto fail;
+	}
+	if (!v->tin) {
+		struct mk_key_record *r = calloc(1, sizeof(*r));
+
+		if (r == NULL) {
+			*ep = MK_ERR_NOMEM;
+			goto fail;
+		}
+		*ep = mk_archive_find_device_key(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq, r);
+		if (*ep == MK_OK)
+			*ep = mk_key_record_encode(r, l->rec);
+		free(r);
+	} else {
+		struct mk_token_key_record *t = calloc(1, sizeof(*t));
+
+		if (t == NULL) {
+			*ep = MK_ERR_NOMEM;
+			goto fail;
+		}
+		/* the record covering the mailing day; failing that, the month's
+		 * record that starts later (at the registration): the box then
+		 * says the indicium is dated before it */
+		uint32_t mfirst, mend;
+
+		mk_token_period_days(mk_token_period(ind->date), &mfirst, &mend);
+		*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, l->device,
+		                               (int64_t)ind->date * 86400 + 86399, t);
+		if (*ep == MK_RC_RECORD_UNKNOWN)
+			*ep = mk_archive_get_token_key(mk_kms_archive(v->kms), d->id, l->device, (int64_t)mend * 86400 - 1,
+			                               t);
+		if (*ep == MK_OK) {
+			/* The token key record stays to its month's end; the
+			 * archive's master key record says whether the key is
+			 * still ACTIVE (a meter retired meanwhile is not). The
+			 * status only ever refuses here, never accepts. */
+			struct mk_key_record *mr = calloc(1, sizeof(*mr));
+
+			if (mr == NULL) {
+				free(t);
+				*ep = MK_ERR_NOMEM;
+				goto fail;
+			}
+			l->inactive = mk_archive_get_key(mk_kms_archive(v->kms), d->id, t->key_id, mr) != MK_OK ||
+			              mr->status != MK_KEY_ACTIVE;
+			free(mr);
+			/* remembered for the whole month: an indicium of the
+			 * registration month dated before the registration finds
+			 * this record too, and the box says so */
+			l->first_day = mfirst;
+			l->end_day = mk_indicium_day(t->period_end - 1) + 1;
+			*ep = mk_token_key_record_encode(t, l->rec);
+		}
+		free(t);
+	}
+	if (*ep == MK_RC_RECORD_UNKNOWN) {
+		*ep = MK_OK; /* an unknown device is a result, not a failure */
+		l->found = 0;
+		if (v->tin) { /* remember the miss for this day only */
+			l->first_day = ind->date;
+			l->end_day = ind->date + 1;
+		}
+		return l;
+	}
+	if (*ep != MK_OK)
+		goto fail;
+	l->found = 1;
+	return l;
+fail:
+	/* not remembered: a failure (the archive unreachable) is not a result */
+	lookup_unlink(d, l);
+	l->device[0] = '\0';
+	l->pin = 0;
+	return NULL;
+}
+/* ---- Requests to the boxes -------------------------------------------------------------- */
+
+
+/* The binary form of inds[i], encoded once per mk_verify_batch call for
+ * both roles (the first BIN_CACHE_MAX indicia), else into scratch. */
+static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds, size_t i, struct mk_buf *scratch,
+                          const uint8_t **pp, size_t *np)
+{
+	struct mk_buf b;
+	enum mk_err e;
+
+	if (i >= v->bin_cap) {
+		mk_buf_reset(scratch);
+		if ((e = mk_indicium_encode(&inds[i], scratch)) != MK_OK)
+			return e;
+		*pp = mk_buf_data(scratch);
+		*np = mk_buf_len(scratch);
+		return MK_OK;
+	}
+	if (v->bin_len[i] == 0) {
+		mk_buf_init_fixed(&b, v->bins + i * MK_INDICIUM_BIN_MAX, MK_INDICIUM_BIN_MAX);
+		if ((e = mk_indicium_encode(&inds[i], &b)) != MK_OK)
+			return e;
+		v->bin_len[i] = (uint16_t)mk_buf_len(&b);
+	}
+	*pp = v->bins + i * MK_INDICIUM_BIN_MAX;
+	*np = v->bin_len[i];
+	return MK_OK;
+}
+
+/* One batch (at most MK_VERIFY_BATCH_MAX items, inds[idx[i]] with the key
+ * record lks[i]) of one domain to its box. */
+static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+                             const size_t *idx, struct lookup *const *lks, size_t n, uint8_t *results)
+{
+	struct lookup *keys[MK_VERIFY_KEYS_MAX];
+	uint16_t ki[MK_VERIFY_BATCH_MAX];
+	size_t nkeys = 0;
+	struct mk_tlv_writer kl, il;
+	struct mk_box_verify_req rq;
+	struct mk_box_verify_res rs;
+	uint8_t one[MK_INDICIUM_BIN_MAX + 16];
+	struct mk_buf *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
+	enum mk_err e = MK_OK;
+
+	if (bin == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct lookup *lk = lks[i];
+		size_t j;
+
+		ki[i] = 0;
+		if (!lk->found)
+			continue;
+		for (j = 0; j < nkeys && keys[j] != lk; j++)
+			;
+		if (j == nkeys)
+			keys[nkeys++] = lk;
+		ki[i] = (uint16_t)(j + 1);
+	}
+	/* the key records and the items, each a list (msg.h) */
+	mk_buf_reset(v->keys);
+	mk_buf_reset(v->items);
+	mk_tlv_writer_init(&kl, v->keys);
+	mk_tlv_writer_init(&il, v->items);
+	for (size_t j = 0; j < nkeys; j++)
+		if ((e = mk_msg_list_put_bytes(&kl, j, mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) != MK_OK)
+			goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct mk_msg_verify_item item = { ki[i], NULL, 0 };
+		struct mk_buf ob;
+
+		mk_buf_init_fixed(&ob, one, sizeof(one));
+		if ((e = bin_of(v, inds, idx[i], bin, &item.indicium, &item.indicium_len)) != MK_OK ||
+		    (e = mk_msg_verify_item_encode(&item, &ob)) != MK_OK ||
+		    (e = mk_msg_list_put_bytes(&il, i, mk_buf_data(&ob), mk_buf_len(&ob))) != MK_OK)
+			goto out;
+	}
+	rq.keys = mk_buf_data(v->keys);
+	rq.keys_len = mk_buf_len(v->keys);
+	rq.items = mk_buf_data(v->items);
+	rq.items_len = mk_buf_len(v->items);
+	if ((e = mk_kms_box_call(v->kms, d->box, v->tin ? &mk_box_cmd_tin_verify : &mk_box_cmd_verify, d->id, &rq,
+	                         &rs, v->res)) != MK_OK)
+		goto out;
+	if (rs.results_len != n) {
+		e = MK_ERR_INTERNAL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *p = rs.results;
+
+		results[i] = p[i] <= MK_VR_DUPLICATE ? p[i] : MK_VR_MALFORMED; /* a box's words */
+		if (lks[i]->found && lks[i]->inactive && results[i] != MK_VR_MALFORMED)
+			results[i] = MK_VR_KEY_NOT_ACTIVE; /* Tin: retired since its token key */
+	}
+out:
+	mk_buf_free(bin);
+	return e;
+}
+
+/* The budget of one Verify request's parameters: the box takes requests of
+ * MK_MSG_MAX, and the envelope (command, domain, time, TLV headers)
+ * needs far less than the margin. An item's cost is its binary form at its
+ * longest for its version (docs/indicium.md §2) and its TLV headers; a key
+ * record's, its bytes and headers. */
+#define REQ_BUDGET (MK_MSG_MAX - 1024)
+#define ITEM_COST_V1 (192 + 16)
+#define ITEM_COST_V2 (ITEM_COST_V1 + 1 + MK_ECDSA_SIG_LEN)
+#define KEY_COST 8
+
+/* Scratch for one group. */
+struct group {
+	struct lookup *lks[GROUP_MAX];  /* each item's key record */
+	uint16_t gnext[GROUP_MAX];      /* the next item of the same record */
+	size_t order[GROUP_MAX];        /* the items (indices into inds), grouped */
+	struct lookup *olks[GROUP_MAX]; /* their records, in that order */
+};
+
+/*
+ * How many of a group's ordered items, from the b-th, go in one request: at
+ * most MK_VERIFY_BATCH_MAX, and no more than fit in REQ_BUDGET. Signed
+ * indicia are 65 bytes longer, so 24 of them with 24 records of long
+ * identities would not fit in one request. The items of one device are
+ * consecutive, so a record counts once where its run starts. At least one
+ * item always goes (an item and a record are far below the budget).
+ */
+static size_t batch_len(const struct mk_indicium *inds, const struct group *g, size_t b, size_t no)
+{
+	size_t m = 0, bytes = 0;
+
+	while (b + m < no && m < MK_VERIFY_BATCH_MAX) {
+		const struct lookup *lk = g->olks[b + m];
+		size_t cost = inds[g->order[b + m]].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
+
+		if (lk->found && (m == 0 || g->olks[b + m - 1] != lk))
+			cost += KEY_COST + mk_buf_len(lk->rec);
+		if (m > 0 && bytes + cost > REQ_BUDGET)
+			break;
+		bytes += cost;
+		m++;
+	}
+	return m;
+}
+
+/*
+ * Up to GROUP_MAX items of one domain (inds[items[0..n)]): their key records
+ * found, then sent to the box in batches with the items of one device
+ * together (in their order, devices in order of first appearance), so that
+ * a request carries each record once for all its items rather than once per
+ * item. The results are the same in any order; the records stay pinned
+ * until the group is sent.
+ */
+static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+                              const size_t *items, size_t n, int role, struct group *g,
+                              struct mk_verify_outcome *out)
+{
+	uint8_t res[MK_VERIFY_BATCH_MAX];
+	size_t no = 0;
+	enum mk_err e = MK_OK;
+
+	v->serial++;
+	for (size_t t = 0; t < n; t++) {
+		struct lookup *lk = lookup(v, d, &inds[items[t]], &e);
+
+		if (lk == NULL)
+			return e;
+		g->lks[t] = lk;
+		g->gnext[t] = LOOKUP_NONE;
+		if (lk->gserial != v->serial) {
+			lk->gserial = v->serial;
+			lk->gfirst = lk->glast = (uint16_t)t;
+		} else {
+			g->gnext[lk->glast] = (uint16_t)t;
+			lk->glast = (uint16_t)t;
+		}
+	}
+	for (size_t t = 0; t < n; t++) {
+		if (g->lks[t]->gfirst != t)
+			continue;
+		for (uint16_t u = (uint16_t)t; u != LOOKUP_NONE; u = g->gnext[u]) {
+			g->order[no] = items[u];
+			g->olks[no++] = g->lks[u];
+		}
+	}
+	for (size_t b = 0, m; b < no; b += m) {
+		m = batch_len(inds, g, b, no);
+		if ((e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res)) != MK_OK)
+			return e;
+		for (size_t t = 0; t < m; t++)
+			*(role == 0 ? &out[g->order[b + t]].vendor : &out[g->order[b + t]].postal) = res[t];
+	}
+	return MK_OK;
+}
+
+/* Every indicium's result in one domain role (vendor: 0, postal: 1). */
+static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *inds, size_t n, int role,
+                               struct mk_verify_outcome *out)
+{
+	size_t *idx = malloc(n * sizeof(*idx));
+	struct group *g = malloc(sizeof(*g));
+	enum mk_err e = MK_OK;
+
+	if (idx == NULL || g == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	/* one domain at a time: the indicia naming the same domain together */
+	for (size_t i = 0; i < n; i++) {
+		const char *dom = role == 0 ? inds[i].vendor : inds[i].postal;
+		enum mk_verify_result *slot = role == 0 ? &out[i].vendor : &out[i].postal;
+		struct vdomain *d;
+		size_t m = 0;
+
+		if (*slot != MK_VR_COUNT)
+			continue; /* decided already, with an earlier domain */
+		if ((d = verifier_domain_of(v, dom, &e)) == NULL) {
+			uint64_t last;
+
+			/* A domain this archive does not know: the device is unknown
+			 * here. A domain it knows with no box to verify it: the
+			 * operator's to fix, not a verdict on the mail. */
+			if ((e != MK_RC_DOMAIN_UNKNOWN && e != MK_RC_RESOURCE_UNAVAILABLE) ||
+			    (mk_domain_id_valid(dom) &&
+			     mk_archive_last_key_id(mk_kms_archive(v->kms), dom, &last) == MK_OK))
+				goto out;
+			e = MK_OK;
+			*slot = MK_VR_UNKNOWN_DEVICE;
+			continue;
+		}
+		for (size_t j = i; j < n; j++) {
+			enum mk_verify_result *sj = role == 0 ? &out[j].vendor : &out[j].postal;
+
+			if (*sj == MK_VR_COUNT && strcmp(role == 0 ? inds[j].vendor : inds[j].postal, dom) == 0)
+				idx[m++] = j;
+		}
+		for (size_t c = 0; c < m; c += GROUP_MAX)
+			if ((e = send_group(v, d, inds, idx + c, m - c < GROUP_MAX ? m - c : GROUP_MAX, role, g, out)) !=
+			    MK_OK)
+				goto out;
+	}
+out:
+	free(idx);
+	free(g);
+	return e;
+}
+
+/* The overall result: the vendor's unless it is good, then the postal's. */
+static enum mk_verify_result overall(const struct mk_verify_outcome *o)
+{
+	return o->vendor != MK_VR_GOOD ? o->vendor : o->postal;
+}
+
+/* ---- Sightings and the batch -------------------------------------------------------------- */
+
+/*
+ * The sightings of a batch's good indicia, noted per domain in one archive
+ * transaction each (mk_archive_note_indicia): the vendor domains, then the
+ * postal ones. A piece seen before in a domain is a duplicate there.
+ */
+enum mk_err verifier_sightings(struct mk_verifier *v, struct mk_verify_outcome *out, size_t n)
+{
+	struct mk_sighting *s = NULL;
+	char (*dev)[2 * MK_IDENT_MAX + 2] = NULL;
+	size_t *idx = NULL;
+	bool *dup = NULL, *done = NULL;
+	int64_t now = mk_kms_now(v->kms);
+	enum mk_err e = MK_OK;
+
+	if (n == 0)
+		return MK_OK;
+	s = calloc(n, sizeof(*s));
+	dev = calloc(n, sizeof(*dev));
+	idx = calloc(n, sizeof(*idx));
+	dup = calloc(n, sizeof(*dup));
+	done = calloc(n, sizeof(*done));
+	if (s == NULL || dev == NULL || idx == NULL || dup == NULL || done == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(dev[i], sizeof(dev[i]), "%s-%s", out[i].ind.product_code, out[i].ind.mfg_seq);
+	for (int role = 0; role < 2; role++) {
+		memset(done, 0, n * sizeof(*done));
+		for (size_t i = 0; i < n; i++) {
+			const char *dom = role == 0 ? out[i].ind.vendor : out[i].ind.postal;
+			size_t m = 0;
+
+			if (out[i].result != MK_VR_GOOD || done[i])
+				continue;
+			for (size_t j = i; j < n && m < MK_ARCHIVE_BATCH_MAX; j++) {
+				if (out[j].result != MK_VR_GOOD || done[j] ||
+				    strcmp(role == 0 ? out[j].ind.vendor : out[j].ind.postal, dom) != 0)
+					continue;
+				done[j] = true;
+				idx[m] = j;
+				s[m].device = dev[j];
+				s[m].piece_count = out[j].ind.piece_count;
+				m++;
+			}
+			if ((e = mk_archive_note_indicia(mk_kms_archive(v->kms), dom, s, m, now, dup)) != MK_OK)
+				goto out;
+			for (size_t t = 0; t < m; t++)
+				if (dup[t])
+					*(role == 0 ? &out[idx[t]].vendor : &out[idx[t]].postal) = MK_VR_DUPLICATE;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (out[i].result == MK_VR_GOOD)
+			out[i].result = overall(&out[i]);
+out:
+	free(s);
+	free(dev);
+	free(idx);
+	free(dup);
+	free(done);
+	return e;
+}
+
+/* Room for the binary forms of this call's first BIN_CACHE_MAX indicia,
+ * none encoded yet. */
+static enum mk_err bins_reset(struct mk_verifier *v, size_t n)
+{
+	size_t want = n < BIN_CACHE_MAX ? n : BIN_CACHE_MAX;
+
+	if (want > v->bin_cap) {
+		uint8_t *b = realloc(v->bins, want * MK_INDICIUM_BIN_MAX);
+		uint16_t *l;
+
+		if (b == NULL)
+			return MK_ERR_NOMEM;
+		v->bins = b;
+		if ((l = realloc(v->bin_len, want * sizeof(*l))) == NULL)
+			return MK_ERR_NOMEM;
+		v->bin_len = l;
+		v->bin_cap = want;
+	}
+	if (v->bin_cap > 0)
+		memset(v->bin_len, 0, v->bin_cap * sizeof(*v->bin_len));
+	return MK_OK;
+}
+
+enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                            struct mk_verify_outcome *out)
+{
+	enum mk_err e;
+
+	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)))
+		return MK_ERR_INVALID_ARG;
+	if ((e = bins_reset(v, n)) != MK_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *bp;
+		size_t bn;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].ind = inds[i];
+		out[i].vendor = out[i].postal = MK_VR_COUNT; /* not decided */
+		/* An indicium that does not encode, or names one domain in both
+		 * roles (its postal token would go unchecked), is malformed on its
+		 * own: the others of the batch are verified. */
+		if (strcmp(inds[i].vendor, inds[i].postal) == 0 || bin_of(v, inds, i, v->scratch, &bp, &bn) != MK_OK)
+			out[i].vendor = out[i].postal = MK_VR_MALFORMED;
+	}
+	if ((e = verify_role(v, inds, n, 0, out)) != MK_OK || (e = verify_role(v, inds, n, 1, out)) != MK_OK)
+		return e;
+	/* the tokens first, then the signature beside them: good only when both are */
+	for (size_t i = 0; i < n; i++) {
+		out[i].result = overall(&out[i]);
+		if ((e = verifier_check_sig(v, &out[i])) != MK_OK)
+			return e;
+		if (out[i].result == MK_VR_GOOD && out[i].sig != MK_SIG_NONE && out[i].sig != MK_SIG_GOOD)
+			out[i].result = MK_VR_SIGNATURE_REFUSED;
+	}
+	return v->duplicates ? verifier_sightings(v, out, n) : MK_OK;
+}

@@ -1,0 +1,118 @@
+/*
+ * Private to the verifier (src/kms/verify*.c): its state and the three
+ * functions its files share. One file per responsibility
+ * (docs/internals/verify.md, "Where the code is"):
+ *
+ *   verify.c        the result names; a verifier's life (new, free, the
+ *                   preferred box); a domain's state, its box opened on
+ *                   first use
+ *   verify_batch.c  mk_verify_batch: the key record cache, the requests to
+ *                   the boxes, the duplicate index (sightings)
+ *   verify_sig.c    a signed indicium's signature: the certificate chain
+ *                   from the home, the operation key cache
+ *   verify_text.c   mk_verify_text: a text line, and the correction of one
+ *                   misread character
+ *
+ * Apart from kms_int.h because the verifier is a client of the KMS's
+ * public API (kms.h: mk_kms_box_call, mk_kms_open_box, mk_kms_archive, ...)
+ * and never of struct mk_kms, as a verifier in another program would be;
+ * and the flows have no business with its caches (a domain's is about a
+ * megabyte). What the hot path calls per indicium (the key record lookup,
+ * the binary forms, the request building) stays static beside its caller
+ * in verify_batch.c; what crosses a file here is called once per domain,
+ * per batch or, for the signature, per indicium beside an ECDSA check.
+ */
+#ifndef MK_VERIFY_INT_H
+#define MK_VERIFY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meterkey/boxes.h"
+#include "meterkey/kms.h"
+#include "meterkey/verify.h"
+
+#define LOOKUP_MAX 16384 /* devices remembered per domain while the verifier lives */
+#define LOOKUP_BUCKETS 8192 /* of the index of those by device (a power of two) */
+#define LOOKUP_NONE UINT16_MAX
+/* Operation keys remembered (direct-mapped by meter and postal domain). */
+#define SIGKEY_SLOTS 4096
+
+/* An operation key whose chain held, for one meter in one postal domain,
+ * and the times [from, to] at which every certificate of the chain is
+ * valid: inside them the chain's verdict cannot change (signatures, roles
+ * and names do not depend on the time), outside them it is checked again. */
+struct sigkey {
+	char meter[MK_METER_ID_MAX + 1];
+	char postal[MK_DOMAIN_ID_MAX + 1];
+	EVP_PKEY *pub; /* NULL: the slot is empty */
+	int64_t from, to;
+};
+
+/* A device's key record as the archive gave it (encoded), or none. */
+struct lookup {
+	char device[2 * MK_IDENT_MAX + 2];
+	uint32_t first_day, end_day; /* Tin: the days the token key record covers */
+	int found;
+	struct mk_buf *rec;
+	uint32_t bucket;             /* of device in the index */
+	uint16_t chain;              /* the next entry of the bucket, or LOOKUP_NONE */
+	int inactive;                /* Tin: the master key record is no longer ACTIVE */
+	uint64_t pin;                /* in use by the group being sent: not replaced */
+	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
+	uint64_t gserial;            /* the grouping these belong to */
+};
+
+struct vdomain {
+	char id[MK_DOMAIN_ID_MAX + 1];
+	struct mk_box *box;
+	int shared; /* box is another domain's (the same box serves both) */
+	size_t nlook, next;
+	uint16_t head[LOOKUP_BUCKETS]; /* first entry of each bucket, or LOOKUP_NONE */
+	struct lookup look[LOOKUP_MAX];
+};
+
+struct mk_verifier {
+	struct mk_kms *kms;
+	int tin;
+	bool duplicates;
+	char prefer[MK_BOX_ID_LEN + 1]; /* the box to use where it serves ("": the first) */
+	size_t ndomains;
+	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
+	struct mk_buf *keys, *items, *res; /* one Verify request's lists, its answer */
+	struct mk_buf *scratch; /* one indicium's binary form */
+	uint64_t serial; /* of the current group, for pins */
+	/* the current batch's binary forms, each encoded once for both roles */
+	uint8_t *bins;
+	uint16_t *bin_len; /* 0: not encoded yet */
+	size_t bin_cap;
+	struct sigkey *sigkeys; /* SIGKEY_SLOTS, allocated on the first signed indicium */
+};
+
+/* verify.c: the state of domain id in v (owned by v, freed with it), made
+ * and its box opened on first use: the preferred box (mk_verifier_prefer_box)
+ * when it serves the domain, else the first of the verifier's kind; a box
+ * serving several domains is opened once. NULL on failure, with *ep:
+ * MK_RC_DOMAIN_UNKNOWN for a malformed ID or one domain too many,
+ * MK_RC_RESOURCE_UNAVAILABLE (or the KMS's code) when no box of the kind
+ * serves it, MK_ERR_NOMEM, or the failure to open the box. The box holds
+ * its keys in this process until mk_verifier_free wipes them. */
+struct vdomain *verifier_domain_of(struct mk_verifier *v, const char *id, enum mk_err *ep);
+
+/* verify_batch.c: notes out[0..n)'s indicia whose result is good as
+ * sightings in the archive's duplicate index, per domain in one transaction
+ * each (vendor domains, then postal ones), sets a domain's result to
+ * duplicate where the piece was seen before, and the overall result again.
+ * MK_OK, MK_ERR_NOMEM or the archive's failure (out's results are then
+ * partly updated). */
+MK_WUR enum mk_err verifier_sightings(struct mk_verifier *v, struct mk_verify_outcome *out, size_t n);
+
+/* verify_sig.c: o->sig and o->sig_err for the indicium o->ind, whose tokens
+ * are judged (o->result set): MK_SIG_NONE for version 1 or a malformed one,
+ * else the operation key's verdict, the key taken from v's cache or from the
+ * home's certificates (public data only). Missing or refused certificates
+ * are verdicts, not failures: only MK_ERR_NOMEM is returned. */
+MK_WUR enum mk_err verifier_check_sig(struct mk_verifier *v, struct mk_verify_outcome *o);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * mk_verify_text: one indicium as a text line, decoded and verified; a line
+ * whose check characters fail is corrected only when exactly one
+ * single-character change verifies (docs/internals/verify.md, "Correction
+ * of a misread character").
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kms/verify_int.h"
+#include "meterkey/verify.h"
+
+#define CANDIDATES_MAX 8192
+
+struct cands {
+	struct mk_indicium *c;
+	size_t n, cap;
+};
+
+static int collect(void *ctx, const struct mk_indicium *cand)
+{
+	struct cands *x = ctx;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 64;
+		struct mk_indicium *c;
+
+		if (cap > CANDIDATES_MAX || (c = realloc(x->c, cap * sizeof(*c))) == NULL)
+			return 1;
+		x->c = c;
+		x->cap = cap;
+	}
+	x->c[x->n++] = *cand;
+	return 0;
+}
+
+/*
+ * A line whose check characters fail is corrected only when exactly one
+ * single-character change passes the check characters and verifies both its
+ * tokens, and has no bad signature; none or several, and it is malformed. A
+ * correction never turns a line into another valid indicium unless that one
+ * is the only candidate whose tokens verify. The signature matters for a
+ * signed line: the tokens do not cover it, so a misread in the signature
+ * leaves several candidates whose tokens verify (the printed signature and
+ * the changes of it that pass the check characters), and only the
+ * signature tells them apart. Without the certificates to check it (no
+ * certificate, chain refused), those stay ambiguous: malformed.
+ */
+static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
+{
+	struct cands x = { NULL, 0, 0 };
+	struct mk_verify_outcome *o = NULL;
+	size_t count = 0, good = 0, which = 0;
+	bool dups = v->duplicates;
+	enum mk_err e;
+
+	if ((e = mk_indicium_text_candidates(line, collect, &x, &count)) != MK_OK)
+		goto out;
+	if (x.n > 0) {
+		if ((o = calloc(x.n, sizeof(*o))) == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		v->duplicates = false; /* candidates are not sightings */
+		e = mk_verify_batch(v, x.c, x.n, o);
+		v->duplicates = dups;
+		if (e != MK_OK)
+			goto out;
+		for (size_t i = 0; i < x.n; i++)
+			if (o[i].vendor == MK_VR_GOOD && o[i].postal == MK_VR_GOOD && o[i].sig != MK_SIG_BAD) {
+				good++;
+				which = i;
+			}
+	}
+	if (good != 1) {
+		out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+		goto out;
+	}
+	*out = o[which];
+	out->corrected = 1;
+	if (v->duplicates)
+		e = verifier_sightings(v, out, 1);
+out:
+	free(x.c);
+	free(o);
+	return e;
+}
+
+enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
+{
+	struct mk_indicium ind;
+	enum mk_err e;
+
+	if (v == NULL || line == NULL || out == NULL)
+		return MK_ERR_INVALID_ARG;
+	memset(out, 0, sizeof(*out));
+	e = mk_indicium_text_decode(line, &ind);
+	if (e == MK_OK)
+		return mk_verify_batch(v, &ind, 1, out);
+	if (e == MK_ERR_INDICIUM_CHECK)
+		return correct(v, line, out);
+	out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+	return MK_OK;
+}
