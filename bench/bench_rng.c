@@ -9,6 +9,7 @@
 
 #include <openssl/rand.h>
 
+#include "meterkey/caps.h"
 #include "bench.h"
 #include "meterkey/rng.h"
 
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 
 	if (secs <= 0 || mk_rng_new(&rng) != MK_OK)
 		return 1;
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(sizes); i++) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "rng: %zu-byte requests", sizes[i]);

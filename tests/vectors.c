@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meterkey/caps.h"
 #include "vectors.h"
 
 #define VEC_MARK "<!-- vector: "
@@ -16,7 +17,7 @@
 
 /* The documents that hold vectors, searched in this order. */
 static const char *const vec_docs[] = { "docs/formats.md", "docs/indicium.md" };
-#define VEC_NDOCS (sizeof(vec_docs) / sizeof(vec_docs[0]))
+#define VEC_NDOCS (MK_ARRAY_LEN(vec_docs))
 
 static FILE *vec_open(size_t doc)
 {

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "meterkey/buf.h"
+#include "meterkey/caps.h"
 #include "meterkey/err.h"
 #include "meterkey/ids.h"
 

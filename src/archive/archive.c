@@ -147,7 +147,7 @@ enum mk_err archive_domain_store(struct mk_archive *a, const char *domain,
 		MK_DB_INT_VAL(ds->audit_seq), MK_DB_BLOB_VAL(ds->head, HASH_LEN),
 	};
 
-	return archive_query(a, S_DOMAIN_SET, p, sizeof(p) / sizeof(p[0]), NULL, NULL, NULL);
+	return archive_query(a, S_DOMAIN_SET, p, MK_ARRAY_LEN(p), NULL, NULL, NULL);
 }
 
 /* ---- Open and migrate ------------------------------------------------------------- */
@@ -220,7 +220,7 @@ enum mk_err mk_archive_open(const char *url, struct mk_archive **ap)
 		return MK_ERR_INVALID_ARG;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return MK_ERR_NOMEM;
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+	for (size_t i = 0; i < MK_ARRAY_LEN(backends); i++)
 		if (strncmp(url, backends[i].prefix, strlen(backends[i].prefix)) == 0)
 			a->ops = backends[i].ops;
 	if (a->ops == NULL)

@@ -227,7 +227,6 @@ MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);
  */
 
 #define HASH_LEN 32
-#define RECORD_CAP 4096
 
 /* An open archive: its driver and the driver's connection. */
 struct mk_archive {
@@ -268,7 +267,7 @@ struct row_copy {
 	int found;
 	size_t ncols;
 	struct mk_db_val v[8];
-	uint8_t data[RECORD_CAP + 512];
+	uint8_t data[MK_RECORD_MAX + 512];
 	size_t used;
 };
 

@@ -66,7 +66,7 @@ static enum mk_err entry_hash(const char *domain, int64_t seq, int64_t time, int
 		MK_DB_INT_VAL(ref_b), MK_DB_BLOB_VAL(content, HASH_LEN), MK_DB_BLOB_VAL(prev, HASH_LEN),
 	};
 
-	return hash_values("meterkey-audit-v1", v, sizeof(v) / sizeof(v[0]), out);
+	return hash_values("meterkey-audit-v1", v, MK_ARRAY_LEN(v), out);
 }
 
 /* The content hash of each kind of row: its values as the table holds them. */
@@ -99,7 +99,7 @@ enum mk_err archive_audit_append(struct mk_archive *a, const char *domain, struc
 			MK_DB_BLOB_VAL(ds->head, HASH_LEN), MK_DB_BLOB_VAL(hash, HASH_LEN),
 		};
 
-		if ((r = archive_query(a, S_AUDIT_INSERT, p, sizeof(p) / sizeof(p[0]), NULL, NULL, NULL)) != MK_OK)
+		if ((r = archive_query(a, S_AUDIT_INSERT, p, MK_ARRAY_LEN(p), NULL, NULL, NULL)) != MK_OK)
 			return r;
 	}
 	ds->audit_seq = seq;
@@ -364,7 +364,7 @@ static enum mk_err verify_domain(struct verify *v)
 	if (ds.last_error_id != v->count[A_ERROR])
 		bad(v, v->seq + 1, "error counter %lld, but %lld errors recorded",
 		    (long long)ds.last_error_id, (long long)v->count[A_ERROR]);
-	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(counts); i++) {
 		if ((r = count_rows(v, counts[i].stmt, &rows)) != MK_OK)
 			return r;
 		if (rows != v->count[counts[i].kind])

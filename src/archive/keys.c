@@ -124,7 +124,7 @@ enum mk_err mk_archive_put_keys(struct mk_archive *a, const struct mk_key_record
 		if (strcmp(recs[i].domain, recs[0].domain) != 0)
 			return MK_ERR_INVALID_ARG;
 	}
-	if ((k.enc = mk_buf_new(RECORD_CAP)) == NULL)
+	if ((k.enc = mk_buf_new(MK_RECORD_MAX)) == NULL)
 		return MK_ERR_NOMEM;
 	r = archive_write_txn(a, do_put_keys, &k);
 	mk_buf_free(k.enc);
@@ -298,7 +298,7 @@ enum mk_err mk_archive_update_key(struct mk_archive *a, const struct mk_key_reco
 
 	if (a == NULL || next == NULL || !record_well_formed(next))
 		return MK_ERR_INVALID_ARG;
-	if ((k.enc = mk_buf_new(RECORD_CAP)) == NULL)
+	if ((k.enc = mk_buf_new(MK_RECORD_MAX)) == NULL)
 		return MK_ERR_NOMEM;
 	if ((r = mk_key_record_encode(next, k.enc)) == MK_OK)
 		r = archive_write_txn(a, do_update_key, &k);

@@ -39,7 +39,7 @@ static const struct {
 
 int mk_key_transition_allowed(enum mk_key_status from, enum mk_key_status to)
 {
-	for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++)
+	for (size_t i = 0; i < MK_ARRAY_LEN(transitions); i++)
 		if (transitions[i].from == from && transitions[i].to == to)
 			return 1;
 	return 0;

@@ -79,4 +79,4 @@ const char *const mk_migrations[] = {
 	"  PRIMARY KEY (domain, seq));",
 };
 
-const int mk_migration_count = (int)(sizeof(mk_migrations) / sizeof(mk_migrations[0]));
+const int mk_migration_count = (int)(MK_ARRAY_LEN(mk_migrations));

@@ -54,7 +54,7 @@ enum mk_err mk_archive_put_token_key(struct mk_archive *a, const struct mk_token
 		return MK_ERR_INVALID_ARG;
 	if (rec->period_end <= rec->period_start)
 		return MK_RC_PARAM_MISMATCH;
-	if ((t.enc = mk_buf_new(RECORD_CAP)) == NULL)
+	if ((t.enc = mk_buf_new(MK_RECORD_MAX)) == NULL)
 		return MK_ERR_NOMEM;
 	if ((r = mk_token_key_encode(rec, t.enc)) == MK_OK)
 		r = archive_write_txn(a, do_put_token_key, &t);

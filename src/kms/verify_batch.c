@@ -256,10 +256,8 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		    (e = mk_msg_list_put_bytes(&il, i, mk_buf_data(&ob), mk_buf_len(&ob))) != MK_OK)
 			goto out;
 	}
-	rq.keys = mk_buf_data(v->keys);
-	rq.keys_len = mk_buf_len(v->keys);
-	rq.items = mk_buf_data(v->items);
-	rq.items_len = mk_buf_len(v->items);
+	MK_MSG_SET(rq, keys, v->keys);
+	MK_MSG_SET(rq, items, v->items);
 	if ((e = mk_kms_box_call(v->kms, d->box, v->tin ? &mk_box_cmd_tin_verify : &mk_box_cmd_verify, d->id, &rq,
 	                         &rs, v->res)) != MK_OK)
 		goto out;

@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include "meterkey/caps.h"
 #include "archive/harness.h"
 
 static char tmpdir[256];
@@ -108,7 +109,7 @@ int mk_test_archive_url(char *url, size_t n)
 		snprintf(url, n, "sqlite:%s/archive-%d.db", tmpdir, counter);
 		return 0;
 	}
-	if (nmade >= (int)(sizeof(made) / sizeof(made[0]))) {
+	if (nmade >= (int)(MK_ARRAY_LEN(made))) {
 		fprintf(stderr, "harness: too many test databases\n");
 		return -1;
 	}

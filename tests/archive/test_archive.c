@@ -144,12 +144,12 @@ static void test_domain_ids(void **state)
 	struct fx *f = *state;
 	uint64_t id = 99;
 
-	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(bad_ids); i++) {
 		assert_int_equal(mk_domain_id_valid(bad_ids[i]), 0);
 		assert_rc(mk_archive_put_domain(f->a, bad_ids[i], T0), MK_ERR_INVALID_ARG);
 		assert_rc(mk_archive_put_subdomain(f->a, "VE", bad_ids[i], T0), MK_ERR_INVALID_ARG);
 	}
-	for (size_t i = 0; i < sizeof(good_ids) / sizeof(good_ids[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(good_ids); i++) {
 		assert_int_equal(mk_domain_id_valid(good_ids[i]), 1);
 		assert_rc(mk_archive_put_domain(f->a, good_ids[i], T0), MK_OK);
 		assert_rc(mk_archive_put_domain(f->a, good_ids[i], T0 + 1), MK_RC_RECORD_EXISTS);
@@ -333,7 +333,7 @@ static void test_put_key_refusals(void **state)
 			{ offsetof(struct mk_key_record, steel_id), MK_BOX_ID_LEN + 1, "S 0000002" },
 		};
 
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 			char *field;
 
 			bad = rec;
@@ -1405,7 +1405,7 @@ static void test_bad_urls(void **state)
 	struct mk_archive *a = (struct mk_archive *)&urls, *keep = a;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(urls); i++) {
 		assert_rc(mk_archive_open(urls[i], &a), MK_ERR_DB_URL);
 		assert_ptr_equal(a, keep);
 	}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "meterkey/caps.h"
 #include "archive/archive_int.h"
 #include "archive/harness.h"
 
@@ -177,7 +178,7 @@ static void test_round_trip_int_text_blob(void **state)
 
 	(void)state;
 	db = open_fresh();
-	for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+	for (size_t k = 0; k < MK_ARRAY_LEN(ids); k++) {
 		const char *name = k % 2 ? "Zürich 'quoted' \\ $1" : "";
 		struct mk_db_val p[3] = { MK_DB_INT_VAL(ids[k]), MK_DB_TEXT_VAL(name),
 			                  MK_DB_BLOB_VAL(blob, k) };

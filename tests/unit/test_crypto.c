@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
+#include "meterkey/caps.h"
 #include "crypto/crypto_int.h"
 #include "meterkey/crypto.h"
 #include "meterkey/rng.h"
@@ -664,7 +665,7 @@ static void test_ec_wrap_round_trip(void **state)
 	assert_int_equal(mk_ec_keygen(rng, &box), MK_OK);
 	assert_int_equal(mk_ec_pub_encode(box, q), MK_OK);
 	assert_int_equal(mk_ec_pub_decode(q, &boxpub), MK_OK);
-	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(lens); i++) {
 		mk_buf_reset(out);
 		assert_int_equal(mk_buf_put_u16(out, 0xbeef), MK_OK);
 		/* the sender has only the box's public key */

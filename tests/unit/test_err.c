@@ -6,6 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "meterkey/caps.h"
 #include "meterkey/err.h"
 
 /* Every value has its own name and a text, and every number is used once. */
@@ -16,7 +17,7 @@ static void test_every_value_has_text_and_unique_number(void **state)
 		MK_ERR_LIST(X)
 #undef X
 	};
-	size_t n = sizeof(all) / sizeof(all[0]);
+	size_t n = MK_ARRAY_LEN(all);
 
 	(void)state;
 	for (size_t i = 0; i < n; i++) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "meterkey/caps.h"
 #include "meterkey/frame.h"
 
 #include "vectors.c"
@@ -90,7 +91,7 @@ static void test_vector_empty_frame(void **state)
 static void test_vector_acks_name_their_frames(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(valid_acks) / sizeof(valid_acks[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(valid_acks); i++) {
 		struct mk_buf *b = mk_buf_new(16);
 		struct vec a, f;
 		uint32_t crc = 0;
@@ -202,8 +203,8 @@ static void all_checked(const char *prefix, const char *bad_prefix, const char *
 static void test_every_documented_vector_is_checked(void **state)
 {
 	(void)state;
-	all_checked("frame-", "frame-bad-", valid, sizeof(valid) / sizeof(valid[0]));
-	all_checked("ack-", "ack-bad-", valid_acks, sizeof(valid_acks) / sizeof(valid_acks[0]));
+	all_checked("frame-", "frame-bad-", valid, MK_ARRAY_LEN(valid));
+	all_checked("ack-", "ack-bad-", valid_acks, MK_ARRAY_LEN(valid_acks));
 }
 
 /* The CRC-32 detects every single-bit error; STX, length and ETX damage is

@@ -135,7 +135,7 @@ static void test_token_key(void **state)
 static void test_vectors(void **state)
 {
 	(void)state;
-	for (size_t k = 0; k < sizeof(makers) / sizeof(makers[0]); k++) {
+	for (size_t k = 0; k < MK_ARRAY_LEN(makers); k++) {
 		struct mk_indicium want, got;
 		uint8_t vec[512], mem[MK_INDICIUM_BIN_MAX];
 		size_t n;

@@ -170,7 +170,7 @@ static void test_open_missing_home(void **state)
 	assert_false(is_dir(home));
 	o.home = home;
 	assert_rc(mk_kms_open(&o, &k), MK_OK);
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(dirs); i++) {
 		snprintf(path, sizeof(path), "%s%s", home, dirs[i]);
 		assert_true(is_dir(path));
 	}
@@ -321,7 +321,7 @@ static void test_conf_malformed(void **state)
 	char text[2048], line[MK_BOX_ID_LEN + 1 + 3 * (MK_BOX_MAX_DOMAINS + 1) + 2];
 	size_t n;
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 		put_conf(h, cases[i].good);
 		assert_rc(kms_conf_load(h->k), MK_OK);
 		assert_int_equal(h->k->nboxes, 1);
@@ -554,7 +554,7 @@ static void test_pick_box(void **state)
 	char id[MK_BOX_ID_LEN + 1];
 
 	load_route(h);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 		memset(id, 0, sizeof(id));
 		assert_rc(kms_pick_box(h->k, cases[i].t, cases[i].domain, cases[i].want, id), MK_OK);
 		assert_string_equal(id, cases[i].id);
@@ -586,7 +586,7 @@ static void test_pick_box_refused(void **state)
 	char id[MK_BOX_ID_LEN + 1];
 
 	load_route(h);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 		strcpy(id, "untouched");
 		assert_rc(kms_pick_box(h->k, cases[i].t, cases[i].domain, cases[i].want, id), cases[i].e);
 		assert_string_equal(id, "untouched");
@@ -673,7 +673,7 @@ static void test_meter_path_refused(void **state)
 	char path[PATH_MAX], id[MK_METER_ID_MAX + 2];
 
 	put_file(h, "meters/PM100-000001.nvm", "", 0);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(bad); i++) {
 		strcpy(path, "untouched");
 		assert_rc(mk_kms_meter_path(h->k, bad[i], path, sizeof(path)), MK_ERR_INVALID_ARG);
 		assert_non_null(strstr(mk_kms_detail(h->k), "is not a meter ID"));

@@ -120,7 +120,7 @@ static void test_document_rejects(void **state)
 		int known = 0;
 
 		assert_int_equal(vec_get(names[i], v, sizeof(v), &len, err), 0);
-		for (size_t j = 0; j < sizeof(valid) / sizeof(valid[0]); j++)
+		for (size_t j = 0; j < MK_ARRAY_LEN(valid); j++)
 			known |= strcmp(names[i], valid[j]) == 0;
 		if (known)
 			continue;

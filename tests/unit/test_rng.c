@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <cmocka.h>
 
+#include "meterkey/caps.h"
 #include "meterkey/rng.h"
 #include "rng/rng_int.h"
 
@@ -118,7 +119,7 @@ static void test_default_generator(void **state)
 
 	(void)state;
 	assert_int_equal(mk_rng_new(&rng), MK_OK);
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+	for (size_t i = 0; i < MK_ARRAY_LEN(sizes); i++)
 		assert_int_equal(mk_rng_bytes(rng, a, sizes[i]), MK_OK);
 	assert_int_equal(mk_rng_bytes(rng, b, sizeof(b)), MK_OK);
 	assert_false(all_zero(a, 32));

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "meterkey/caps.h"
 #include "crypto/crypto_int.h"
 
 static void test_builtin_table_passes(void **state)
@@ -35,7 +36,7 @@ static void test_every_kind_has_a_vector(void **state)
 	};
 
 	(void)state;
-	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+	for (size_t k = 0; k < MK_ARRAY_LEN(kinds); k++) {
 		int found = 0;
 
 		for (size_t i = 0; i < mk_kat_count; i++)
@@ -97,7 +98,7 @@ static void test_one_flipped_byte_fails_every_vector(void **state)
 	(void)state;
 	assert_non_null(copy);
 	for (size_t i = 0; i < mk_kat_count; i++) {
-		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+		for (size_t f = 0; f < MK_ARRAY_LEN(fields); f++) {
 			struct mk_kat k = mk_kat_table[i];
 			const char **fp = field_of(&k, fields[f]);
 			size_t nbytes = *fp != NULL ? strlen(*fp) / 2 : 0;

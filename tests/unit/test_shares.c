@@ -21,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "meterkey/caps.h"
 #include "meterkey/shares.h"
 #include "shares/shares_int.h"
 
@@ -334,7 +335,7 @@ static void test_params_out_of_range(void **state)
 	struct mk_share *sh[255];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(bad); i++) {
 		memset(sh, 0xff, sizeof(sh));
 		assert_int_equal(mk_share_split(rng, "O00000001", secret32, 32, bad[i][0], bad[i][1], sh),
 		                 MK_ERR_SHARE_PARAMS);
@@ -365,14 +366,14 @@ static void test_box_ids(void **state)
 
 	(void)state;
 	assert_false(mk_box_id_valid(NULL));
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(good); i++) {
 		assert_true(mk_box_id_valid(good[i]));
 		assert_int_equal(mk_share_split(rng, good[i], secret32, 32, 2, 2, sh), MK_OK);
 		assert_int_equal(combine(sh, 2, good[i], out, &outlen), MK_OK);
 		mk_share_free_array(sh, 2);
 	}
 	assert_int_equal(mk_share_split(rng, "O00000001", secret32, 32, 2, 2, sh), MK_OK);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(bad); i++) {
 		struct mk_share *none[2];
 
 		assert_false(mk_box_id_valid(bad[i]));
@@ -441,7 +442,7 @@ static void test_forged_header_is_foreign(void **state)
 
 	(void)state;
 	assert_int_equal(mk_share_split(rng, "O00000001", secret32, 32, 2, 3, sh), MK_OK);
-	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(edits); i++) {
 		n = encode(sh[1], enc);
 		enc[edits[i].off] = edits[i].val;
 		rechecksum(enc, n);
@@ -576,7 +577,7 @@ static void test_every_byte_flip_is_corrupt(void **state)
 	static const size_t lens[] = { 1, 32, 64 };
 
 	(void)state;
-	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+	for (size_t l = 0; l < MK_ARRAY_LEN(lens); l++) {
 		assert_int_equal(mk_share_split(rng, "O00000001", secret64, lens[l], 2, 2, sh), MK_OK);
 		n = encode(sh[0], enc);
 		assert_int_equal(decode(enc, n, &s), MK_OK);
@@ -668,7 +669,7 @@ static void test_decode_params_and_fields(void **state)
 	struct mk_share *s = NULL;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 		memcpy(bad, kat1, sizeof(bad));
 		bad[cases[i].off] = cases[i].val;
 		rechecksum(bad, sizeof(bad));
@@ -812,7 +813,7 @@ static void test_files(void **state)
 
 	/* clean up */
 	const char *names[] = { "O00000001-1.share", "big.share", "junk.share", "empty.share" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		assert_int_equal(unlink(path), 0);
 	}
@@ -866,7 +867,7 @@ static void test_stuck_rng_gives_no_shares(void **state)
 	size_t outlen;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(stick_at) / sizeof(stick_at[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(stick_at); i++) {
 		st = (struct stuck){ 0, stick_at[i] };
 		assert_int_equal(mk_rng_new_with_sources(&a, &b, &bad), MK_OK);
 		/* the slots hold live pointers beforehand, to see them cleared */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "meterkey/caps.h"
 #include "meterkey/tlv.h"
 
 #include "vectors.c"
@@ -390,7 +391,7 @@ static void test_vector_depth(void **state)
 static void test_rejected_vectors_fail_with_documented_error(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(rejected) / sizeof(rejected[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(rejected); i++) {
 		struct vec d;
 		struct single v;
 		enum mk_err r;
@@ -412,13 +413,13 @@ static void test_every_documented_vector_is_checked(void **state)
 
 	(void)state;
 	assert_in_range(n, 1, 64);
-	assert_int_equal((size_t)n, sizeof(valid) / sizeof(valid[0]) + sizeof(rejected) / sizeof(rejected[0]));
+	assert_int_equal((size_t)n, MK_ARRAY_LEN(valid) + MK_ARRAY_LEN(rejected));
 	for (int i = 0; i < n; i++) {
 		bool found = false;
 
-		for (size_t k = 0; k < sizeof(valid) / sizeof(valid[0]); k++)
+		for (size_t k = 0; k < MK_ARRAY_LEN(valid); k++)
 			found = found || strcmp(names[i], valid[k]) == 0;
-		for (size_t k = 0; k < sizeof(rejected) / sizeof(rejected[0]); k++)
+		for (size_t k = 0; k < MK_ARRAY_LEN(rejected); k++)
 			found = found || strcmp(names[i], rejected[k].name) == 0;
 		if (!found)
 			fail_msg("vector %s in docs/formats.md is not checked", names[i]);
@@ -444,7 +445,7 @@ static void test_length_boundaries_are_minimal(void **state)
 
 	(void)state;
 	assert_non_null(val);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 		struct mk_tlv_writer w;
 		struct mk_tlv_reader rd;
 		uint8_t tag;
@@ -481,7 +482,7 @@ static void test_non_minimal_long_forms_rejected(void **state)
 	uint8_t big[0x10000 + 8];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(cases); i++) {
 		struct mk_tlv_reader rd;
 		uint8_t tag;
 		const uint8_t *p;
