@@ -96,7 +96,6 @@ struct mk_msg_schema {
 	const struct mk_msg_field *fields;
 	size_t nfields;
 	size_t size;
-	bool raw; /* any canonical sequence: a document with a decoder of its own */
 };
 
 /*
@@ -188,7 +187,7 @@ MK_WUR enum mk_err mk_msg_put(const struct mk_msg_schema *s, const void *m, stru
 #define MK_MSG_DEFINE(X, LIST)                                                                  \
 	static const struct mk_msg_field X##_fields[] = { LIST(MK_MSG_FIELD_ROW, X) };          \
 	const struct mk_msg_schema X##_schema = { #X, X##_fields, MK_ARRAY_LEN(X##_fields),     \
-		                                  sizeof(struct X), false };
+		                                  sizeof(struct X) };
 
 /* Points BYTES field of message m at the bytes of buffer buf (an mk_buf
  * pointer), which must outlive m: the one way a program fills one from a
@@ -203,19 +202,8 @@ MK_WUR enum mk_err mk_msg_put(const struct mk_msg_schema *s, const void *m, stru
 	};                                                                                      \
 	MK_MSG_FUNCS(X)
 #define MK_MSG_DEFINE_EMPTY(X)                                                                  \
-	const struct mk_msg_schema X##_schema = { #X, NULL, 0, sizeof(struct X), false };
+	const struct mk_msg_schema X##_schema = { #X, NULL, 0, sizeof(struct X) };
 
-/* A message whose body is a document with a decoder of its own (the meter's
- * state body): the schema checks that it is a canonical sequence, decode
- * points at it whole, encode writes it back element by element. */
-#define MK_MSG_DECLARE_RAW(X)                                                                   \
-	struct X {                                                                              \
-		const uint8_t *body;                                                            \
-		size_t body_len;                                                                \
-	};                                                                                      \
-	MK_MSG_FUNCS(X)
-#define MK_MSG_DEFINE_RAW(X)                                                                    \
-	const struct mk_msg_schema X##_schema = { #X, NULL, 0, sizeof(struct X), true };
 
 /* ---- Lists --------------------------------------------------------------------------- */
 

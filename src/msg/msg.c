@@ -192,29 +192,6 @@ static void store_field(const struct mk_msg_field *f, const uint8_t *v, size_t n
  * fields, in order, each of the right syntax (the TLV walk refuses
  * non-canonical encodings on the way). With m, each value is stored.
  */
-/* A raw message: any canonical sequence, pointed at whole. */
-static enum mk_err walk_raw(struct mk_tlv_reader *r, uint8_t *m)
-{
-	const uint8_t *start = NULL, *v;
-	size_t total = mk_tlv_reader_remaining(r), n;
-	uint8_t tag;
-	enum mk_err e;
-
-	for (;;) {
-		if ((e = mk_tlv_next(r, &tag, &v, &n)) != MK_OK)
-			return e;
-		if (tag == MK_TLV_END)
-			break;
-		if (start == NULL) /* the first element's header precedes its value */
-			start = v - (total - mk_tlv_reader_remaining(r) - n);
-	}
-	if (m != NULL) {
-		*(const uint8_t **)m = start;
-		*(size_t *)(m + sizeof(const uint8_t *)) = start != NULL ? total : 0;
-	}
-	return MK_OK;
-}
-
 static enum mk_err walk(const struct mk_msg_schema *s, struct mk_tlv_reader *r, uint8_t *m)
 {
 	const uint8_t *v;
@@ -222,8 +199,6 @@ static enum mk_err walk(const struct mk_msg_schema *s, struct mk_tlv_reader *r, 
 	uint8_t tag;
 	enum mk_err e;
 
-	if (s->raw)
-		return walk_raw(r, m);
 	for (;;) {
 		if ((e = mk_tlv_next(r, &tag, &v, &n)) != MK_OK)
 			return e;
@@ -305,34 +280,11 @@ static enum mk_err put_field(const struct mk_msg_field *f, const uint8_t *m, str
 	}
 }
 
-/* A raw message written back element by element: canonical TLV has one
- * encoding, so the bytes are the ones decoded. */
-static enum mk_err put_raw(const uint8_t *body, size_t n, struct mk_tlv_writer *w)
-{
-	struct mk_tlv_reader r;
-	const uint8_t *v;
-	size_t vn;
-	uint8_t tag;
-	enum mk_err e;
-
-	mk_tlv_reader_init(&r, body, n);
-	for (;;) {
-		if ((e = mk_tlv_next(&r, &tag, &v, &vn)) != MK_OK)
-			return e == MK_ERR_NOMEM ? e : MK_ERR_INVALID_ARG;
-		if (tag == MK_TLV_END)
-			return MK_OK;
-		if ((e = mk_tlv_put_bytes(w, tag, v, vn)) != MK_OK)
-			return e;
-	}
-}
-
 enum mk_err mk_msg_put(const struct mk_msg_schema *s, const void *m, struct mk_tlv_writer *w)
 {
 	const uint8_t *mb = m;
 	enum mk_err e;
 
-	if (s->raw)
-		return put_raw(*(const uint8_t *const *)m, *(const size_t *)(mb + sizeof(const uint8_t *)), w);
 	for (size_t i = 0; i < s->nfields; i++) {
 		const struct mk_msg_field *f = &s->fields[i];
 

@@ -491,7 +491,7 @@ static void test_time_refusal_leaves_meter_unchanged(void **state)
  * the key's domain no longer verifies ("key N: row columns differ from its
  * record"). mk_archive_update_key lets a record gain its product code and
  * MSN on the move to INSTALLED (check_update's "naming"), but write_version
- * (src/archive/archive.c) updates only status, version and record
+ * (src/archive/keys.c) updates only status, version and record
  * (S_KEY_UPDATE in src/archive/archive_int.h), leaving the row's
  * product_code and mfg_seq columns empty; verify_key_row then finds them
  * differing from the record (and mk_archive_find_device_key, which searches
