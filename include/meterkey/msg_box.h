@@ -409,6 +409,22 @@ MK_MSG_DECLARE(mk_box_reg_complete_res, MK_BOX_REG_COMPLETE_RES)
 #define MK_BOX_CMD_EXTERN(code, NAME, name, rq, rs, text) extern const struct mk_msg_cmd_spec mk_box_cmd_##name;
 MK_BOX_COMMANDS(MK_BOX_CMD_EXTERN)
 
+/*
+ * The typed client stubs (OpenSSH's mm_* stubs, one per command):
+ * mk_box_call_<name>(line, domain, time, &request, &result, ans, levelp) is
+ * mk_msg_call (msg.h) with the command's spec and its two structs, which the
+ * compiler checks. The KMS wraps them the same way (kms_call_<name>).
+ */
+#define MK_BOX_CMD_STUB(code, NAME, name, rq, rs, text)                                          \
+	static inline __attribute__((unused)) MK_WUR enum mk_err mk_box_call_##name(             \
+		const struct mk_msg_link *l, const char *domain, int64_t time,                   \
+		const struct mk_box_##rq *q, struct mk_box_##rs *a, struct mk_buf *ans,          \
+		uint8_t *levelp)                                                                 \
+	{                                                                                        \
+		return mk_msg_call(l, &mk_box_cmd_##name, domain, time, q, a, ans, levelp);      \
+	}
+MK_BOX_COMMANDS(MK_BOX_CMD_STUB)
+
 /* The spec of a box command code, or NULL. */
 const struct mk_msg_cmd_spec *mk_box_cmd_spec(uint16_t code);
 /* Its name for operators ("Generate Key (MI1)"), or "?". */

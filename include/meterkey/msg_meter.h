@@ -189,6 +189,19 @@ MK_MSG_DECLARE_EMPTY(mk_meter_reg_finish_res)
 #define MK_METER_CMD_EXTERN(code, NAME, name, rq, rs, text) extern const struct mk_msg_cmd_spec mk_meter_cmd_##name;
 MK_METER_COMMANDS(MK_METER_CMD_EXTERN)
 
+/* The typed client stubs, one per command: mk_meter_call_<name>(line,
+ * domain, time, &request, &answer, ans, levelp), mk_msg_call with the
+ * command's spec and structs, which the compiler checks. */
+#define MK_METER_CMD_STUB(code, NAME, name, rq, rs, text)                                        \
+	static inline __attribute__((unused)) MK_WUR enum mk_err mk_meter_call_##name(           \
+		const struct mk_msg_link *l, const char *domain, int64_t time,                   \
+		const struct mk_meter_##rq *q, struct mk_meter_##rs *a, struct mk_buf *ans,      \
+		uint8_t *levelp)                                                                 \
+	{                                                                                        \
+		return mk_msg_call(l, &mk_meter_cmd_##name, domain, time, q, a, ans, levelp);    \
+	}
+MK_METER_COMMANDS(MK_METER_CMD_STUB)
+
 /* The spec of a meter command code, or NULL; its name, or "?". */
 const struct mk_msg_cmd_spec *mk_meter_cmd_spec(uint16_t code);
 const char *mk_meter_cmd_name(uint16_t code);

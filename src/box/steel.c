@@ -119,7 +119,7 @@ static enum mk_err meter_identity(struct mk_box *b, int64_t time, struct mk_buf 
 {
 	struct mk_meter_get_info_req rq = { 0 };
 
-	return mk_msg_call(S(b)->meter, &mk_meter_cmd_get_info, NULL, time, &rq, info, line, NULL);
+	return mk_meter_call_get_info(S(b)->meter, NULL, time, &rq, info, line, NULL);
 }
 
 /* install-key (MI5 -> MI6): the meter's MSN and test tokens, copied out of
@@ -133,7 +133,7 @@ static enum mk_err meter_install(struct mk_box *b, const char *domain, uint64_t 
 	struct mk_meter_install_key_res rs;
 	enum mk_err e;
 
-	if ((e = mk_msg_call(S(b)->meter, &mk_meter_cmd_install_key, domain, time, &rq, &rs, line, NULL)) != MK_OK)
+	if ((e = mk_meter_call_install_key(S(b)->meter, domain, time, &rq, &rs, line, NULL)) != MK_OK)
 		return e;
 	memcpy(msn, rs.mfg_seq, MK_IDENT_MAX + 1);
 	memcpy(tokens, rs.tokens, MK_TEST_TOKENS_LEN);

@@ -127,7 +127,7 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 			goto out;
 		MK_MSG_SET(rq, record, enc);
 		rq.period = x->period;
-		if ((e = kms_call(x->k, x->b, &mk_box_cmd_distribute, x->domain, mk_kms_now(x->k), &rq, &rs, res)) != MK_OK ||
+		if ((e = kms_call_distribute(x->k, x->b, x->domain, mk_kms_now(x->k), &rq, &rs, res)) != MK_OK ||
 		    (e = mk_token_key_record_decode(rs.token_record, rs.token_record_len, tk)) != MK_OK)
 			goto out;
 		e = mk_archive_put_token_key(x->k->archive, tk);

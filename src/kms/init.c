@@ -61,7 +61,7 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
 	if ((e = policy(kshares, nshares, &rq.has_k, &rq.k, &rq.has_n, &rq.n)) != MK_OK ||
 	    !kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
 	    (e = mk_box_new(MK_BOX_MANUFACTURING, NULL, boxes, k->shares, &b)) != MK_OK ||
-	    (e = kms_call(k, b, &mk_box_cmd_set_first_id, NULL, mk_kms_now(k), &rq, &rs, res)) != MK_OK)
+	    (e = kms_call_set_first_id(k, b, NULL, mk_kms_now(k), &rq, &rs, res)) != MK_OK)
 		goto out;
 	memcpy(id, rs.id, MK_BOX_ID_LEN + 1);
 	/* trust/anchors: the public startup keys, as the result gave them. */
@@ -200,7 +200,7 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 	if (!in_mfg) {
 		if ((e = kms_open_box(k, mid, &m)) != MK_OK)
 			goto out;
-		e = kms_call(k, m, &mk_box_cmd_create_domain, NULL, now, &rq, &rs, res);
+		e = kms_call_create_domain(k, m, NULL, now, &rq, &rs, res);
 		if (e == MK_OK) {
 			if (!kms_pathf(k, path, sizeof(path), "domains/%s.keys", domain) ||
 			    (e = kms_write_file(path, rs.domain_keys, rs.domain_keys_len)) != MK_OK)
@@ -256,7 +256,7 @@ static enum mk_err give_domain(struct mk_kms *k, struct mk_box *m, struct mk_box
 	if (res == NULL)
 		return MK_ERR_NOMEM;
 	memcpy(mrq.box_id, mk_box_get_id(b), sizeof(mrq.box_id));
-	if ((e = kms_call(k, m, &mk_box_cmd_make_process, domain, now, &mrq, &mrs, res)) != MK_OK)
+	if ((e = kms_call_make_process(k, m, domain, now, &mrq, &mrs, res)) != MK_OK)
 		goto out;
 	if (mk_box_get_type(b) == MK_BOX_STEEL &&
 	    (!mrs.has_steel_cert || !kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, mk_box_get_id(b)) ||
@@ -267,7 +267,7 @@ static enum mk_err give_domain(struct mk_kms *k, struct mk_box *m, struct mk_box
 	/* the process goes to the box as M made it */
 	arq.signed_msg = mrs.process;
 	arq.signed_msg_len = mrs.process_len;
-	e = kms_call(k, b, &mk_box_cmd_add_domain, NULL, now, &arq, &ars, res);
+	e = kms_call_add_domain(k, b, NULL, now, &arq, &ars, res);
 out:
 	mk_buf_free(res);
 	return e;
@@ -322,12 +322,12 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	/* Initialise Box at M: the signed Set Secure Box ID. */
 	irq.type = (uint8_t)t;
 	if ((e = policy(kshares, nshares, &irq.has_k, &irq.k, &irq.has_n, &irq.n)) != MK_OK ||
-	    (e = kms_call(k, m, &mk_box_cmd_init_box, NULL, now, &irq, &irs, res)) != MK_OK)
+	    (e = kms_call_init_box(k, m, NULL, now, &irq, &irs, res)) != MK_OK)
 		goto out;
 	srq.signed_msg = irs.set_id;
 	srq.signed_msg_len = irs.set_id_len;
 	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") || (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
-	    (e = kms_call(k, b, &mk_box_cmd_set_box_id, NULL, now, &srq, &srs, res2)) != MK_OK)
+	    (e = kms_call_set_box_id(k, b, NULL, now, &srq, &srs, res2)) != MK_OK)
 		goto out;
 	/* The box's answer goes back to M as it is. */
 	memcpy(arq.id, srs.id, sizeof(arq.id));
@@ -338,7 +338,7 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	arq.has_station = srs.has_station;
 	arq.station = srs.station;
 	arq.station_len = srs.station_len;
-	if ((e = kms_call(k, m, &mk_box_cmd_accept_box, NULL, now, &arq, &ars, res)) != MK_OK)
+	if ((e = kms_call_accept_box(k, m, NULL, now, &arq, &ars, res)) != MK_OK)
 		goto out;
 	/* A Steel box is a factory station: M certified its station key (the
 	 * manufacturing certificate), which the box takes and checks. */
@@ -351,7 +351,7 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 			             mk_box_get_id(b));
 			goto out;
 		}
-		if ((e = kms_call(k, b, &mk_box_cmd_station_cert, NULL, now, &crq, &crs, res2)) != MK_OK)
+		if ((e = kms_call_station_cert(k, b, NULL, now, &crq, &crs, res2)) != MK_OK)
 			goto out;
 	}
 	memcpy(id, mk_box_get_id(b), MK_BOX_ID_LEN + 1);

@@ -51,7 +51,7 @@ static enum mk_err key_request(struct mk_kms *k, const char *domain, const char 
 	/* MI1 -> MI2 */
 	rq.key_id = key_id;
 	MK_MSG_SET(rq, steel_cert, cert);
-	if ((e = kms_call(k, o, &mk_box_cmd_generate_key, domain, now, &rq, &rs, res)) != MK_OK) {
+	if ((e = kms_call_generate_key(k, o, domain, now, &rq, &rs, res)) != MK_OK) {
 		kms_log_refusal(k, domain, oak, key_id, e);
 		goto out;
 	}
@@ -192,7 +192,7 @@ static enum mk_err abandon(struct mk_kms *k, struct mk_box *b, const char *brass
 		goto out;
 	MK_MSG_SET(rq, record, enc);
 	rq.reason = (uint32_t)reason;
-	if ((e = kms_call(k, b, &mk_box_cmd_abandon, rec->domain, mk_kms_now(k), &rq, &rs, res)) != MK_OK ||
+	if ((e = kms_call_abandon(k, b, rec->domain, mk_kms_now(k), &rq, &rs, res)) != MK_OK ||
 	    (e = mk_key_record_decode(rs.record, rs.record_len, rec)) != MK_OK ||
 	    (e = kms_archive_update(k, rec, brass)) != MK_OK)
 		goto out;
@@ -241,7 +241,7 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 	MK_MSG_SET(rq, steel_cert, c->cert);
 	if ((e = kms_open_box(k, c->brass, &b)) != MK_OK)
 		goto pending;
-	if ((e = kms_call(k, b, &mk_box_cmd_confirm_install, c->domain, mk_kms_now(k), &rq, &rs, c->res)) != MK_OK) {
+	if ((e = kms_call_confirm_install(k, b, c->domain, mk_kms_now(k), &rq, &rs, c->res)) != MK_OK) {
 		kms_log_refusal(k, c->domain, c->brass, c->key_id, e);
 		if (!evidence_refused(e) || c->rec->status != MK_KEY_NEW)
 			goto pending;
@@ -345,7 +345,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	MK_MSG_SET(rq, mi4, c.mi4);
 	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
 	now = mk_kms_now(k);
-	if ((e = kms_call(k, s, &mk_box_cmd_install_key, c.domain, now, &rq, &rs, c.res)) != MK_OK) {
+	if ((e = kms_call_install_key(k, s, c.domain, now, &rq, &rs, c.res)) != MK_OK) {
 		kms_log_refusal(k, c.domain, c.steel, c.key_id, e);
 		goto out;
 	}

@@ -143,6 +143,17 @@ MK_WUR enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box 
  * reported with the box's kind and ID, the command's name and the domain. */
 MK_WUR enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
                             const char *domain, int64_t time, const void *rq, void *rs, struct mk_buf *ans);
+/* kms_call typed per command (the flows use these): kms_call_<name>(k, b,
+ * domain, time, &request, &result, ans), the structs checked by the
+ * compiler against the command's spec. */
+#define KMS_CALL_STUB(code, NAME, name, rq, rs, text)                                            \
+	static inline __attribute__((unused)) MK_WUR enum mk_err kms_call_##name(                \
+		struct mk_kms *k, struct mk_box *b, const char *domain, int64_t time,            \
+		const struct mk_box_##rq *q, struct mk_box_##rs *a, struct mk_buf *ans)          \
+	{                                                                                        \
+		return kms_call(k, b, &mk_box_cmd_##name, domain, time, q, a, ans);              \
+	}
+MK_BOX_COMMANDS(KMS_CALL_STUB)
 
 /* ---- The archive (home.c) ------------------------------------------------------------- */
 

@@ -107,7 +107,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 	/* step 130: the station's coprocessor certifies it */
 	MK_MSG_SET(rq, csr, csr);
 	if ((e = kms_open_box(k, sid, &s)) != MK_OK ||
-	    (e = kms_call(k, s, &mk_box_cmd_issue_transport, NULL, now, &rq, &rs, res)) != MK_OK ||
+	    (e = kms_call_issue_transport(k, s, NULL, now, &rq, &rs, res)) != MK_OK ||
 	    (e = result_der(rs.transport_cert, rs.transport_cert_len, tr)) != MK_OK ||
 	    (e = result_der(rs.mfg_cert, rs.mfg_cert_len, mfg)) != MK_OK)
 		goto out;
@@ -214,7 +214,7 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 	MK_MSG_SET(crq, mfg_cert, x.mfg);
 	MK_MSG_SET(crq, transport_cert, x.tr);
 	if ((e = mk_kms_open_domain_box(k, MK_BOX_BRASS, domain, &b)) != MK_OK ||
-	    (e = kms_call(k, b, &mk_box_cmd_reg_challenge, domain, now, &crq, &crs, x.res)) != MK_OK ||
+	    (e = kms_call_reg_challenge(k, b, domain, now, &crq, &crs, x.res)) != MK_OK ||
 	    (e = result_der(crs.domain_cert, crs.domain_cert_len, x.dc)) != MK_OK)
 		goto out;
 	memcpy(server, crs.server, sizeof(server));
@@ -229,7 +229,7 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 		                                        mk_buf_len(x.tr), server, sizeof(server), product,
 		                                        sizeof(product), mk_buf_data(x.csr), mk_buf_len(x.csr),
 		                                        sig, sizeof(sig), proof_u, sizeof(proof_u) };
-	if ((e = kms_call(k, b, &mk_box_cmd_reg_complete, domain, now, &frq, &frs, x.res)) != MK_OK ||
+	if ((e = kms_call_reg_complete(k, b, domain, now, &frq, &frs, x.res)) != MK_OK ||
 	    (e = result_der(frs.operation_cert, frs.operation_cert_len, x.op)) != MK_OK)
 		goto out;
 	memcpy(proof_v, frs.tag_v, sizeof(proof_v));

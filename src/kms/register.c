@@ -54,12 +54,12 @@ static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key
 		MK_MSG_SET(reg, report, rep);
 		reg.mac = rp->mac;
 		reg.mac_len = sizeof(rp->mac);
-		e = kms_call(k, b, &mk_box_cmd_register, domain, mk_kms_now(k), &reg, &regd, res);
+		e = kms_call_register(k, b, domain, mk_kms_now(k), &reg, &regd, res);
 		p = regd.record;
 		n = regd.record_len;
 	} else {
 		MK_MSG_SET(obs, record, enc);
-		e = kms_call(k, b, &mk_box_cmd_obsolete, domain, mk_kms_now(k), &obs, &obsd, res);
+		e = kms_call_obsolete(k, b, domain, mk_kms_now(k), &obs, &obsd, res);
 		p = obsd.record;
 		n = obsd.record_len;
 	}
