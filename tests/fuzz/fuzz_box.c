@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the box message decoders (src/box/dispatch.c): the
+ * libFuzzer target for the box message decoders (src/msg/msg.c): the
  * first byte picks request or response; whatever decodes must re-encode to
  * exactly the same bytes (one encoding per message).
  */
