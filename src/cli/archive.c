@@ -67,9 +67,9 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
 		return mk_cli_usage_error(usage, want_key ? "--domain and --key are needed"
 		                                          : "--domain is needed");
 	if (want_key && !kc_parse_key_id(a->key, &a->key_id))
-		return mk_cli_usage_error(usage, "--key takes a key ID (1, 2, ...)");
+		return mk_cli_bad_value(usage, "--key", a->key, "a key ID (1, 2, ...)");
 	if (!mk_domain_id_valid(a->domain))
-		return mk_cli_usage_error(usage, "--domain is not a domain ID (2-8 of A-Z, 0-9)");
+		return mk_cli_bad_value(usage, "--domain", a->domain, "a domain ID (2-8 of A-Z, 0-9)");
 	if (a->c.archive != NULL) {
 		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
 			return mk_cli_usage_error(usage, "--archive URL too long");

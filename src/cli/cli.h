@@ -27,8 +27,16 @@ struct mk_cli_cmd {
 int mk_cli_dispatch(const char *prog, const struct mk_cli_cmd *cmds, size_t n, int argc,
                     char **argv);
 
-/* Prints "meterkey: why" (if why) and the usage to stderr; returns 2. */
+/*
+ * A usage error, as one line on stderr: "meterkey: why; see 'meterkey
+ * <command> --help'" (the command read off the usage's first line), with
+ * nothing on stdout; returns 2, the exit status of a usage error. why names
+ * the option, the value and the rule; NULL: "not a valid use".
+ */
 int mk_cli_usage_error(const char *usage, const char *why);
+/* The same for a value that breaks its option's rule: "opt: "val" is not
+ * rule" (`--amount: "12abc" is not a whole number of cents, 1 to ...`). */
+int mk_cli_bad_value(const char *usage, const char *opt, const char *val, const char *rule);
 
 int mk_cli_demo(int argc, char **argv);
 int mk_cli_version(int argc, char **argv);
@@ -135,6 +143,7 @@ struct kc {
 	char **pos; /* the positional arguments, pos[0..npos) */
 	size_t npos;
 	struct mk_kms *kms;
+	char why[256]; /* kc_parse's usage error, for kc_start to say */
 };
 
 /*
@@ -143,8 +152,8 @@ struct kc {
  * so that an option not given reads as absent. The positional arguments are
  * moved to the front of argv[1..] in their order and c->pos points at them;
  * the one past maxpos is refused as soon as it is met. Returns 1, or 0 on a
- * usage error, which is printed ("meterkey: --x needs a value"); the caller
- * prints the usage.
+ * usage error, which goes to c->why ("--x needs a value") for the caller
+ * to say (kc_start: mk_cli_usage_error).
  */
 int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, size_t maxpos);
 

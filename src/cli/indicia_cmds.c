@@ -131,15 +131,16 @@ int mk_cli_meter_credit(int argc, char **argv)
 	} o; /* the options */
 	uint64_t amount;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
-		                       KC_STR("amount", &o.amount), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
+		                       KC_NEED("amount", &o.amount), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, credit_usage, 0, 0)) != KC_GO)
 		return r;
-	if (o.meter == NULL || !kc_parse_u64(o.amount, 1, UINT64_MAX / 2, &amount))
-		return mk_cli_usage_error(credit_usage, "--meter and --amount (cents, 1 or more) are needed");
+	if (!kc_parse_u64(o.amount, 1, UINT64_MAX / 2, &amount))
+		return mk_cli_bad_value(credit_usage, "--amount", o.amount,
+		                        "a whole number of cents, 1 to 9223372036854775807");
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_meter_credit(c.kms, o.meter, amount)) == MK_OK)
@@ -393,16 +394,16 @@ static int tokens_distribute(int argc, char **argv)
 	int64_t t;
 	size_t count = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("domain", &o.domain),
-		                       KC_STR("month", &o.month), KC_STR("meter", &o.meter), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
+		                       KC_NEED("month", &o.month), KC_STR("meter", &o.meter), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, distribute_usage, 0, 0)) != KC_GO)
 		return r;
-	if (o.domain == NULL || o.month == NULL || strlen(o.month) != 7 ||
-	    snprintf(month, sizeof(month), "%s-01", o.month) != 10 || !kc_parse_time(month, &t))
-		return mk_cli_usage_error(distribute_usage, "--domain and --month YYYY-MM are needed");
+	if (strlen(o.month) != 7 || snprintf(month, sizeof(month), "%s-01", o.month) != 10 ||
+	    !kc_parse_time(month, &t))
+		return mk_cli_bad_value(distribute_usage, "--month", o.month, "a month, YYYY-MM");
 	if (!kc_open(&c))
 		return 1;
 	e = mk_kms_distribute(c.kms, o.domain, mk_token_period(mk_indicium_day(t)), o.meter, &count);

@@ -107,7 +107,7 @@ static int domain_create(int argc, char **argv)
 		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
 	if (o.token_len != NULL && ((len = strtoul(o.token_len, &end, 10)) < MK_TOKEN_LEN_MIN ||
 	                            len > MK_TOKEN_LEN_MAX || *end != '\0'))
-		return mk_cli_usage_error(domain_create_usage, "--token-len takes 4 to 16");
+		return mk_cli_bad_value(domain_create_usage, "--token-len", o.token_len, "a token length, 4 to 16 bytes");
 	if (!kc_open(&c))
 		return 1;
 	e = mk_kms_domain_create_len(c.kms, domain, o.country.v, o.country.n, (unsigned)len);
@@ -182,7 +182,8 @@ static int box_init(int argc, char **argv)
 	if ((r = kc_start(&c, argc, argv, opts, box_init_usage, 0, 0)) != KC_GO)
 		return r;
 	if (!box_type(o.type, &t))
-		return mk_cli_usage_error(box_init_usage, "--type must be manufacturing, oak, steel, brass or tin");
+		return mk_cli_bad_value(box_init_usage, "--type", o.type != NULL ? o.type : "",
+		                        "a box type: manufacturing, oak, steel, brass or tin");
 	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
 		return mk_cli_usage_error(box_init_usage, SHARE_COUNTS_USAGE);
 	if (!kc_open(&c))
@@ -390,7 +391,7 @@ static int key_step(int argc, char **argv, const char *usage, int is_confirm)
 	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
 		return r;
 	if (!kc_parse_key_id(o.key_id, &id))
-		return mk_cli_usage_error(usage, "--key-id takes a key ID (1, 2, ...)");
+		return mk_cli_bad_value(usage, "--key-id", o.key_id, "a key ID (1, 2, ...)");
 	if (!kc_open(&c))
 		return 1;
 	e = is_confirm ? mk_kms_key_confirm(c.kms, o.domain, id, &rec)

@@ -24,12 +24,38 @@ static const struct mk_cli_cmd commands[] = {
 	{ "version", "print the version", mk_cli_version },
 };
 
+/* The command a usage text is of: its first line's words after "usage: "
+ * up to the first option or argument ("meterkey meter frank"). */
+static void command_of(const char *usage, char *out, size_t cap)
+{
+	const char *p = strncmp(usage, "usage: ", 7) == 0 ? usage + 7 : usage;
+	size_t n = 0;
+
+	while (p[n] != '\0' && p[n] != '\n') {
+		if (p[n] == ' ' && (p[n + 1] == '-' || p[n + 1] == '[' || p[n + 1] == '<' ||
+		                    (p[n + 1] >= 'A' && p[n + 1] <= 'Z')))
+			break;
+		n++;
+	}
+	snprintf(out, cap, "%.*s", (int)n, p);
+}
+
 int mk_cli_usage_error(const char *usage, const char *why)
 {
-	if (why != NULL)
-		fprintf(stderr, "meterkey: %s\n", why);
-	fputs(usage, stderr);
+	char cmd[96];
+
+	command_of(usage, cmd, sizeof(cmd));
+	fprintf(stderr, "meterkey: %s; see '%s --help'\n", why != NULL && why[0] != '\0' ? why : "not a valid use",
+	        cmd);
 	return 2;
+}
+
+int mk_cli_bad_value(const char *usage, const char *opt, const char *val, const char *rule)
+{
+	char why[384];
+
+	snprintf(why, sizeof(why), "%s: \"%s\" is not %s", opt, val, rule);
+	return mk_cli_usage_error(usage, why);
 }
 
 static void list(FILE *f, const char *prog, const struct mk_cli_cmd *cmds, size_t n)

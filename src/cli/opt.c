@@ -98,7 +98,7 @@ static const struct kc_opt *find(const struct kc_opt *opts, const char *name, si
 
 /* Stores val (NULL for a flag) into o's variable; 0 on a usage error
  * (printed). shown: the option as given, "--name" or "-x". */
-static int store(const struct kc_opt *o, const char *shown, const char *val)
+static int store(struct kc *c, const struct kc_opt *o, const char *shown, const char *val)
 {
 	struct kc_list *l;
 
@@ -111,7 +111,7 @@ static int store(const struct kc_opt *o, const char *shown, const char *val)
 		return 1;
 	case KC_OPT_ONCE:
 		if (*(const char **)o->to != NULL) {
-			fprintf(stderr, "meterkey: %s given twice\n", shown);
+			snprintf(c->why, sizeof(c->why), "%s given twice", shown);
 			return 0;
 		}
 		*(const char **)o->to = val;
@@ -119,16 +119,16 @@ static int store(const struct kc_opt *o, const char *shown, const char *val)
 	case KC_OPT_LIST:
 		l = o->to;
 		if (l->n == KC_MAX_REPEAT) {
-			fprintf(stderr, "meterkey: %s given too often\n", shown);
+			snprintf(c->why, sizeof(c->why), "%s given too often", shown);
 			return 0;
 		}
 		l->v[l->n++] = val;
 		return 1;
 	case KC_OPT_TIME:
 		if (!kc_parse_time(val, o->to)) {
-			fprintf(stderr, "meterkey: %s: \"%s\" is not a time "
-			                "(unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)\n",
-			        shown, val);
+			snprintf(c->why, sizeof(c->why),
+			         "%s: \"%s\" is not a time (unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)",
+			         shown, val);
 			return 0;
 		}
 		return 1;
@@ -157,12 +157,12 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
 			eq = strchr(a + 2, '=');
 			len = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
 			if ((o = find(opts, a + 2, len, 0)) == NULL) {
-				fprintf(stderr, "meterkey: unknown option --%.*s\n", (int)len, a + 2);
+				snprintf(c->why, sizeof(c->why), "unknown option --%.*s", (int)len, a + 2);
 				return 0;
 			}
 			snprintf(shown, sizeof(shown), "--%s", o->name);
 			if (o->kind == KC_OPT_FLAG && eq != NULL) {
-				fprintf(stderr, "meterkey: %s takes no value\n", shown);
+				snprintf(c->why, sizeof(c->why), "%s takes no value", shown);
 				return 0;
 			}
 			if (eq != NULL)
@@ -177,7 +177,7 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
 		}
 		if (o == NULL) {
 			if (c->npos == maxpos) {
-				fprintf(stderr, "meterkey: too many arguments\n");
+				snprintf(c->why, sizeof(c->why), "too many arguments");
 				return 0;
 			}
 			c->pos[c->npos++] = a; /* never past argv[i]: nothing unread is lost */
@@ -185,33 +185,30 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
 		}
 		if (o->kind != KC_OPT_FLAG && val == NULL) {
 			if (i + 1 == argc) {
-				fprintf(stderr, "meterkey: %s needs a value\n", shown);
+				snprintf(c->why, sizeof(c->why), "%s needs a value", shown);
 				return 0;
 			}
 			val = argv[++i];
 		}
-		if (!store(o, shown, val))
+		if (!store(c, o, shown, val))
 			return 0;
 	}
 	return 1;
 }
 
-/* Whether every KC_NEED row was given; if not, msg says which are needed,
- * all of them: "--a is needed", "--a, --b and --c are needed". */
+/* Whether every KC_NEED row was given; if not, msg says which are
+ * missing, all of them: "--a is needed", "--a, --b and --c are needed". */
 static int have_needed(const struct kc_opt *opts, char *msg, size_t cap)
 {
 	size_t n = 0, i = 0, len;
-	int missing = 0;
 
-	for (const struct kc_opt *o = opts; !is_end(o); o++) {
-		n += o->need != 0;
-		missing |= o->need && *(const char **)o->to == NULL;
-	}
-	if (!missing)
+	for (const struct kc_opt *o = opts; !is_end(o); o++)
+		n += o->need && *(const char **)o->to == NULL;
+	if (n == 0)
 		return 1;
 	msg[0] = '\0';
 	for (const struct kc_opt *o = opts; !is_end(o); o++) {
-		if (!o->need)
+		if (!o->need || *(const char **)o->to != NULL)
 			continue;
 		len = strlen(msg);
 		snprintf(msg + len, cap - len, "%s--%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", o->name);
@@ -228,7 +225,7 @@ int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, con
 	char why[256];
 
 	if (!kc_parse(c, argc, argv, opts, maxpos > KC_MAX_POS ? maxpos : KC_MAX_POS))
-		return mk_cli_usage_error(usage, NULL);
+		return mk_cli_usage_error(usage, c->why);
 	if (c->help) {
 		fputs(usage, stdout);
 		return 0;

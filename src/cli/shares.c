@@ -76,15 +76,15 @@ static int shares_split(int argc, char **argv)
 	dir = o.out;
 	json = c.json;
 	if (o.k != NULL && !kc_parse_u64(o.k, 2, MK_SHARE_COUNT_MAX, &k))
-		return mk_cli_usage_error(split_usage, "-k takes a number from 2 to 255");
+		return mk_cli_bad_value(split_usage, "-k", o.k, "a number from 2 to 255");
 	if (o.n != NULL && !kc_parse_u64(o.n, 2, MK_SHARE_COUNT_MAX, &n))
-		return mk_cli_usage_error(split_usage, "-n takes a number from 2 to 255");
+		return mk_cli_bad_value(split_usage, "-n", o.n, "a number from 2 to 255");
 	if (c.npos != 0 || box == NULL || dir == NULL || k == 0 || n == 0)
 		return mk_cli_usage_error(split_usage, "--box, -k, -n and --out are all needed");
 	if (!mk_box_id_valid(box))
-		return mk_cli_usage_error(split_usage, "--box is not a box ID (e.g. O00000001)");
+		return mk_cli_bad_value(split_usage, "--box", box, "a box ID (a type letter and eight digits, e.g. O00000001)");
 	if (k > n)
-		return mk_cli_usage_error(split_usage, "K may not exceed N");
+		return mk_cli_usage_error(split_usage, "-k may not exceed -n");
 	if (json && (files = json_array()) == NULL)
 		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
 
@@ -189,7 +189,7 @@ static int shares_check(int argc, char **argv)
 	if (box == NULL || c.npos == 0)
 		return mk_cli_usage_error(check_usage, "--box and at least one FILE are needed");
 	if (!mk_box_id_valid(box))
-		return mk_cli_usage_error(check_usage, "--box is not a box ID (e.g. O00000001)");
+		return mk_cli_bad_value(check_usage, "--box", box, "a box ID (a type letter and eight digits, e.g. O00000001)");
 	if (c.npos > MK_SHARE_COUNT_MAX)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");
 	nfiles = c.npos;
