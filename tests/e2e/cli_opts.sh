@@ -26,6 +26,13 @@ usage_error "--box given twice" box check --box O00000001 --box O00000002
 usage_error "--box is needed" box check
 usage_error "--indicia and --country are needed" meter register --meter PM100-000001
 usage_error "--product-code and --msn are needed" meter create --station S00000001
+# a value against its rule: the option, the value and the rule (issue 12)
+usage_error '--amount: "12abc" is not a whole number of cents, 1 to 9223372036854775807' meter credit --meter PM100-000001 --amount 12abc
+usage_error '--amount: "-5" is not a whole number of cents, 1 to 9223372036854775807' meter credit --meter PM100-000001 --amount -5
+usage_error "--amount is needed" meter credit --meter PM100-000001
+usage_error '--month: "2026-13" is not a month, YYYY-MM' tokens distribute --domain USPS --month 2026-13
+usage_error '--key-id: "0" is not a key ID (1, 2, ...)' key confirm --domain VE --key-id 0
+usage_error '--type: "copper" is not a box type: manufacturing, oak, steel, brass or tin' box init --type copper
 usage_error '--time: "soon" is not a time (unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)' init --time soon
 doms=(); for i in $(seq 33); do doms+=(--domain D$i); done
 usage_error "--domain given too often" box init --type oak "${doms[@]}"
