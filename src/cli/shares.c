@@ -94,6 +94,16 @@ static int shares_split(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "cannot split: %s", mk_strerror(r));
 		goto out;
 	}
+	{
+		struct stat st;
+
+		/* where the shares go is checked before anything is made */
+		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			err = MK_ERR_NOT_FOUND;
+			snprintf(msg, sizeof(msg), "--out %.*s is not a directory (make it first)", PATH_MAX, dir);
+			goto out;
+		}
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct stat st;
 

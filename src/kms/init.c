@@ -54,7 +54,8 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
 		goto out;
 	}
 	if (first_mfg(k, id) == MK_OK) {
-		e = kms_fail(k, MK_RC_NOT_INITIALISED, "this home has a Manufacturing Box already (%s)", id);
+		e = kms_fail(k, MK_RC_RECORD_EXISTS,
+		             "this home is initialised already: it has a Manufacturing Box already (%s)", id);
 		goto out;
 	}
 	k->detail[0] = '\0';
@@ -409,7 +410,7 @@ enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id)
 
 	k->detail[0] = '\0';
 	if (kms_conf_find(k, box_id) == NULL)
-		return kms_fail(k, MK_RC_BOX_ID_INVALID, "no box %s in this home", box_id);
+		return kms_fail(k, MK_ERR_NOT_FOUND, "no box %s in this home (meterkey box list shows them)", box_id);
 	e = kms_open_box(k, box_id, &b);
 	mk_box_free(b);
 	return e;

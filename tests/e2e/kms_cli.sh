@@ -22,7 +22,7 @@ grep_out "M00000001 initialised" "$T/out"
 [ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000001\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 operator shares"; fails=$((fails+1)); }
 [ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000001-dks\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 DKS shares"; fails=$((fails+1)); }
 expect 1 "$MK" init
-grep_out "has a Manufacturing Box already" "$T/err"
+grep_out "this home is initialised already: it has a Manufacturing Box already (M00000001).*MK_RC_RECORD_EXISTS" "$T/err"
 expect 0 "$MK" domain create VE --country US --country DE
 expect 0 "$MK" domain create USPS --country US --json
 grep_out '"ok":true,"domain":"USPS","countries":\["US"\]' "$T/out"
@@ -72,6 +72,9 @@ grep_out "serves domain VE already" "$T/err"
 expect 1 "$MK" box add-domain --box M00000001 --domain VE
 grep_out "other than the first Manufacturing Box" "$T/err"
 expect 0 "$MK" box check --box M00000002
+# a box the home does not have: said so, with no domain in the message
+expect 1 "$MK" box check --box B00000009
+grep_out "no box B00000009 in this home.*MK_ERR_NOT_FOUND" "$T/err"
 for n in 1 2 3; do expect 0 "$MK" meter create --product-code PM100 --msn 00000$n; done
 expect 1 "$MK" meter create --product-code PM100 --msn 000001
 expect 1 "$MK" meter create --product-code 'PM/1' --msn 1
