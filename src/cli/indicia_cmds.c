@@ -173,8 +173,8 @@ static const char verify_usage[] =
 	"  archive's duplicate index (not with --no-duplicates), so a second\n"
 	"  sighting is a duplicate. Prints one line per indicium (with --json one\n"
 	"  object per line: result, vendor, postal, signature, signature_error,\n"
-	"  device, piece_count, corrected). Exit status 0 only when every indicium\n"
-	"  is good.\n"
+	"  device, piece_count, corrected and corrected_to, the line it was\n"
+	"  corrected to). Exit status 0 only when every indicium is good.\n"
 	"options:\n" COMMON_OPTS;
 
 struct vrun {
@@ -186,8 +186,12 @@ struct vrun {
 
 static void print_outcome(struct vrun *x, const char *line, const struct mk_verify_outcome *o)
 {
-	char day[11], sig[256] = "";
+	char day[11], sig[256] = "", fixed[MK_INDICIUM_TEXT_MAX] = "";
 
+	/* what a corrected line was corrected to: the line of the indicium
+	 * that verified */
+	if (o->corrected && mk_indicium_text_encode(&o->ind, fixed) != MK_OK)
+		fixed[0] = '\0';
 	x->total++;
 	x->good += o->result == MK_VR_GOOD;
 	if (x->c->json) {
@@ -210,6 +214,8 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 		if (o->sig != MK_SIG_NONE && o->sig != MK_SIG_GOOD)
 			json_object_set_new(j, "signature_error", json_string(mk_err_name(o->sig_err)));
 		json_object_set_new(j, "corrected", json_boolean(o->corrected));
+		if (o->corrected && fixed[0] != '\0')
+			json_object_set_new(j, "corrected_to", json_string(fixed));
 		json_object_set_new(j, "input", json_string(line));
 		kc_print_json(j);
 		return;
@@ -222,10 +228,11 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 		snprintf(sig, sizeof(sig), ", signature: %s%s%s%s", mk_sig_result_name(o->sig),
 		         o->sig != MK_SIG_GOOD ? " (" : "", o->sig != MK_SIG_GOOD ? mk_strerror(o->sig_err) : "",
 		         o->sig != MK_SIG_GOOD ? ")" : "");
-	printf("%-24s vendor %s: %s, postal %s: %s%s; %s-%s piece %u%s\n", mk_verify_result_name(o->result),
+	printf("%-24s vendor %s: %s, postal %s: %s%s; %s-%s piece %u%s%s%s\n", mk_verify_result_name(o->result),
 	       o->ind.vendor, mk_verify_result_name(o->vendor), o->ind.postal, mk_verify_result_name(o->postal),
 	       sig, o->ind.product_code, o->ind.mfg_seq, o->ind.piece_count,
-	       o->corrected ? " (one misread character corrected)" : "");
+	       o->corrected ? " (one misread character corrected, to " : "", o->corrected ? fixed : "",
+	       o->corrected ? ")" : "");
 }
 
 static void progress(struct vrun *x)

@@ -46,7 +46,10 @@ expect 0 "$MK" verify --no-duplicates --tin "$(sed -n 1p "$T/lines")"
 L=$(sed -n 2p "$T/lines")
 L1=${L/\/55\//\/56\/}
 expect 0 "$MK" verify --no-duplicates "$L1"
-grep_out "one misread character corrected" "$T/out"
+grep_out "one misread character corrected, to $L)" "$T/out"
+# and the JSON says what it was corrected to (issue 12)
+expect 0 "$MK" verify --no-duplicates --json "$L1"
+grep_out "\"corrected\":true,\"corrected_to\":\"$L\"" "$T/out"
 L2=${L1/\/20500\//\/20509\/}
 expect 1 "$MK" verify --no-duplicates --json "$L2"
 grep_out '"result":"malformed"' "$T/out"
