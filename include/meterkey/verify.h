@@ -102,9 +102,10 @@ MK_WUR enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box
 MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                                    struct mk_verify_outcome *out);
 
-/* One text line: check characters checked, one misread character corrected
- * when exactly one candidate verifies its tokens and has no bad signature
- * (formats: docs/indicium.md). */
+/* One text line: the blanks around it (spaces, tabs, CR, LF) left out, check
+ * characters checked, one misread character corrected when exactly one
+ * candidate verifies its tokens and has no bad signature (formats:
+ * docs/indicium.md). */
 MK_WUR enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out);
 
 #endif

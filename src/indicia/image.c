@@ -272,12 +272,18 @@ static enum mk_err dmtx_find(struct png_in *in, char line[static MK_INDICIUM_TEX
 		dmtxRegionDestroy(&reg);
 		if (msg == NULL)
 			continue;
-		ok = msg->outputIdx > 0 && msg->outputIdx < MK_INDICIUM_TEXT_MAX;
-		for (int i = 0; ok && i < msg->outputIdx; i++)
+		/* a symbol printed from a line with its end of line still on
+		 * (newline, CR LF) carries the same indicium */
+		int n = msg->outputIdx;
+
+		while (n > 0 && (msg->output[n - 1] == '\n' || msg->output[n - 1] == '\r'))
+			n--;
+		ok = n > 0 && n < MK_INDICIUM_TEXT_MAX;
+		for (int i = 0; ok && i < n; i++)
 			ok = msg->output[i] >= 0x20 && msg->output[i] <= 0x7e;
 		if (ok) {
-			memcpy(line, msg->output, (size_t)msg->outputIdx);
-			line[msg->outputIdx] = '\0';
+			memcpy(line, msg->output, (size_t)n);
+			line[n] = '\0';
 		}
 		dmtxMessageDestroy(&msg);
 		if (ok) {

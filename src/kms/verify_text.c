@@ -86,14 +86,34 @@ out:
 	return e;
 }
 
-enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
+/* Blanks a scanner or a hand may leave around a line: spaces, tabs, CR, LF. */
+static int blank(char c)
 {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+enum mk_err mk_verify_text(struct mk_verifier *v, const char *given, struct mk_verify_outcome *out)
+{
+	char line[MK_INDICIUM_TEXT_MAX];
 	struct mk_indicium ind;
+	size_t n;
 	enum mk_err e;
 
-	if (v == NULL || line == NULL || out == NULL)
+	if (v == NULL || given == NULL || out == NULL)
 		return MK_ERR_INVALID_ARG;
 	memset(out, 0, sizeof(*out));
+	/* the line without the blanks around it (none is part of an indicium) */
+	while (blank(*given))
+		given++;
+	n = strnlen(given, sizeof(line));
+	while (n > 0 && blank(given[n - 1]))
+		n--;
+	if (n >= sizeof(line)) {
+		out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+		return MK_OK;
+	}
+	memcpy(line, given, n);
+	line[n] = '\0';
 	e = mk_indicium_text_decode(line, &ind);
 	if (e == MK_OK)
 		return mk_verify_batch(v, &ind, 1, out);

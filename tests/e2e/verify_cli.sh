@@ -53,6 +53,15 @@ grep_out "\"corrected\":true,\"corrected_to\":\"$L\"" "$T/out"
 L2=${L1/\/20500\//\/20509\/}
 expect 1 "$MK" verify --no-duplicates --json "$L2"
 grep_out '"result":"malformed"' "$T/out"
+# blanks around a line (a scanner's) are not part of it; a DataMatrix whose
+# text ends in a newline holds the same indicium (issue 12)
+expect 0 "$MK" verify --no-duplicates "  $L	"
+grep_out "^good" "$T/out"
+if command -v dmtxwrite >/dev/null; then
+  printf '%s\n' "$L" | dmtxwrite -o "$T/nl.png"
+  expect 0 "$MK" verify --no-duplicates --image "$T/nl.png"
+  grep_out "^good" "$T/out"
+fi
 expect 1 "$MK" verify --no-duplicates "not an indicium"
 grep_out "^malformed" "$T/out"
 
