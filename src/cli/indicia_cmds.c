@@ -182,7 +182,19 @@ struct vrun {
 	struct mk_verifier *v;
 	size_t total, good, seen;
 	int tty;
+	int tin; /* verifying with Tin boxes: token key records only */
 };
+
+/* What an operator should know of a Tin verification that found no key:
+ * a Tin box knows a device only through the token key records of the
+ * month, which `tokens distribute` makes. */
+#define TIN_HINT "no token key record of this device for the indicium's month here; " \
+	"'meterkey tokens distribute --domain D --month YYYY-MM' makes them"
+
+static int tin_unknown(const struct vrun *x, const struct mk_verify_outcome *o)
+{
+	return x->tin && (o->vendor == MK_VR_UNKNOWN_DEVICE || o->postal == MK_VR_UNKNOWN_DEVICE);
+}
 
 static void print_outcome(struct vrun *x, const char *line, const struct mk_verify_outcome *o)
 {
@@ -216,6 +228,8 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 		json_object_set_new(j, "corrected", json_boolean(o->corrected));
 		if (o->corrected && fixed[0] != '\0')
 			json_object_set_new(j, "corrected_to", json_string(fixed));
+		if (tin_unknown(x, o))
+			json_object_set_new(j, "hint", json_string(TIN_HINT));
 		json_object_set_new(j, "input", json_string(line));
 		kc_print_json(j);
 		return;
@@ -233,6 +247,8 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 	       sig, o->ind.product_code, o->ind.mfg_seq, o->ind.piece_count,
 	       o->corrected ? " (one misread character corrected, to " : "", o->corrected ? fixed : "",
 	       o->corrected ? ")" : "");
+	if (tin_unknown(x, o))
+		printf("%-24s (%s)\n", "", TIN_HINT);
 }
 
 static void progress(struct vrun *x)
@@ -354,6 +370,7 @@ int mk_cli_verify(int argc, char **argv)
 		return 1;
 	memset(&x, 0, sizeof(x));
 	x.c = &c;
+	x.tin = o.tin;
 	x.tty = isatty(STDOUT_FILENO);
 	if ((e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;

@@ -21,6 +21,13 @@ grep_out "MK_ERR_METER_LOCKED" "$T/err"
 expect 0 "$MK" meter register --meter $M --indicia US00000007 --country US
 expect 0 "$MK" meter credit --meter $M --amount 10000
 expect 0 "$MK" meter frank --meter $M --postage 73 --origin 20500 --count 2
+# before the month's token keys are distributed, a Tin box does not know the
+# device: the answer says why, and what makes them (issue 12)
+P=$(sed -n 1p "$T/out")
+expect 1 "$MK" verify --no-duplicates --tin "$P"
+grep_out "no token key record of this device for the indicium's month here; 'meterkey tokens distribute" "$T/out"
+expect 1 "$MK" verify --no-duplicates --tin --json "$P"
+grep_out '"result":"unknown_device".*"hint":"no token key record of this device' "$T/out"
 for d in VE USPS; do expect 0 "$MK" tokens distribute --domain $d --month "$(date -u +%Y-%m)" --meter $M; done
 
 expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3 --png "$T/p.png"
