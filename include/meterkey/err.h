@@ -174,6 +174,8 @@
 	X(MK_ERR_METER_LOCKED, 1103, MK_LEVEL_LOCAL,                                    \
 	  "meter: in transport lock (or not yet manufactured): it takes no parameters "  \
 	  "and does not frank")                                                          \
+	X(MK_ERR_METER_DATE, 1104, MK_LEVEL_LOCAL,                                      \
+	  "meter: mailing date before its registration or too far after its clock")    \
                                                                                         \
 	X(MK_ERR_INDICIUM_FORMAT, 1200, MK_LEVEL_LOCAL,                                 \
 	  "indicium: malformed (not the canonical form)")                               \

@@ -151,7 +151,9 @@ MK_WUR enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, 
  * operation certificate, transport lock lifted; skipped when done already),
  * then MR1-MR4: sets the meter's indicia serial number and country and
  * registers each of its keys in the country sub-domain. date 0: the KMS
- * time. */
+ * time. A registered meter is refused (MK_ERR_STATE, "registered already"),
+ * unless a registration was interrupted after MR1 (a key still INSTALLED),
+ * which the same serial number and country finish. */
 MK_WUR enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id,
                                          const char *indicia_serial, const char *country,
                                          int64_t date);
@@ -164,7 +166,7 @@ MK_WUR enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id,
 MK_WUR enum mk_err mk_kms_meter_authenticate(struct mk_kms *k, const char *meter_id);
 
 /* Takes a meter out of service: its ACTIVE records OBSOLETE, then the meter
- * retired. */
+ * retired (one that never held a key has none to make OBSOLETE). */
 MK_WUR enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id);
 
 /* One meter as `meter list` shows it. */
@@ -212,6 +214,14 @@ MK_WUR enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, co
                                       uint32_t postage, const char *origin, uint32_t day, bool sign,
                                       size_t count,
                                       struct mk_indicium *out, size_t *donep);
+/* mk_kms_meter_frank with the frank request's max_ahead (0-65535: how many
+ * days after the meter's clock, the KMS's time, day may be; negative: the
+ * meter's default, 1). A date before the meter's registration day or beyond
+ * that is refused by the meter (MK_ERR_METER_DATE), nothing franked. */
+MK_WUR enum mk_err mk_kms_meter_frank_ahead(struct mk_kms *k, const char *meter_id, const char *vendor,
+                                            uint32_t postage, const char *origin, uint32_t day, bool sign,
+                                            int max_ahead, size_t count, struct mk_indicium *out,
+                                            size_t *donep);
 /* A postage reset of amount cents. */
 MK_WUR enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, uint64_t amount);
 

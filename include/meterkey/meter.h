@@ -294,14 +294,21 @@ struct mk_meter_frank {
 	char origin[16];
 	uint32_t day;
 	bool sign; /* add the ECDSA signature of the operation key (public-key indicia) */
+	/* how many days after the meter's clock (the request's time) day may be;
+	 * without has_max_ahead, the meter's MK_METER_DAYS_AHEAD_DEFAULT (1) */
+	bool has_max_ahead;
+	uint16_t max_ahead;
 };
 
 /*
  * Franks one mailpiece: the piece count and the ascending register go up,
  * the descending register down by the postage, written to NVM before the
  * indicium is given. Refused, the meter unchanged: not registered or retired
- * (MK_ERR_METER_NOT_REGISTERED); funds short (MK_ERR_METER_FUNDS); no key of
- * either domain (MK_RC_DOMAIN_UNKNOWN); a field out of its syntax (level 2).
+ * (MK_ERR_METER_NOT_REGISTERED); a mailing date before the registration day
+ * or more than max_ahead days after the meter's clock, the day of the
+ * request's time (mk_meter_set_time; MK_ERR_METER_DATE); funds short
+ * (MK_ERR_METER_FUNDS); no key of either domain (MK_RC_DOMAIN_UNKNOWN); a
+ * field out of its syntax (level 2).
  */
 MK_WUR enum mk_err mk_meter_frank(struct mk_meter_conn *c, const struct mk_meter_frank *f,
                                   struct mk_indicium *out);

@@ -133,7 +133,11 @@ int mk_msg_report_valid(const struct mk_msg_report *r);
 	F(X, 0x05, postage, U32, REQ, 0, 0)                                                      \
 	F(X, 0x06, origin, STRING, REQ, 1, MK_POSTCODE_MAX)                                      \
 	F(X, 0x07, day, U32, REQ, 0, 0)                                                          \
-	F(X, 0x08, sign, U8, OPT, 0, 0)
+	F(X, 0x08, sign, U8, OPT, 0, 0)                                                          \
+	F(X, 0x09, max_ahead, U16, OPT, 0, 0)
+/* How many days after the meter's clock a mailing date may be when the frank
+ * request does not say (its field 09). */
+#define MK_METER_DAYS_AHEAD_DEFAULT 1
 #define MK_METER_FRANK_RES(F, X) F(X, 0x01, indicium, BYTES, REQ, 1, MK_INDICIUM_BIN_MAX)
 
 #define MK_METER_CREDIT_REQ(F, X) F(X, 0x01, amount, U64, REQ, 0, 0)

@@ -171,7 +171,8 @@ int kc_start(struct kc *c, int argc, char **argv, const struct kc_opt *opts, con
              size_t minpos, size_t maxpos);
 
 /* "1700000000", "2026-11-23" or "2026-11-23T10:00:00Z" to unix seconds (> 0);
- * 0 when s is none of these. */
+ * 0 when s is none of these, or names a day or time that does not exist
+ * (2026-02-30, 25:00:00). */
 int kc_parse_time(const char *s, int64_t *tp);
 /* A decimal of digits only (no sign, no space) in [lo, hi]; 0 when s is NULL
  * or not one. */

@@ -3,9 +3,11 @@
  * verification of indicia (text, files, DataMatrix images) and the
  * distribution of token keys to Tin boxes (docs/cli.md).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -22,7 +24,8 @@
 static const char frank_usage[] =
 	"usage: meterkey meter frank --meter ID --postage CENTS --origin POSTCODE\n"
 	"                            [--date YYYY-MM-DD] [--count N] [--png FILE]\n"
-	"                            [--vendor D] [--sign] [options]\n"
+	"                            [--vendor D] [--sign] [--max-days-ahead N]\n"
+	"                            [options]\n"
 	"  Franks N mailpieces (default 1) with the meter: each advances its piece\n"
 	"  count and ascending register and debits its descending register by the\n"
 	"  postage, and gives an indicium with a vendor token (domain D, default VE)\n"
@@ -30,9 +33,48 @@ static const char frank_usage[] =
 	"  line on its own line; --png writes its DataMatrix symbol (FILE, or with\n"
 	"  N > 1 FILE-PIECE.png for each); --sign adds the meter's ECDSA signature\n"
 	"  with its operation key (a public-key indicium, checked by `verify`\n"
-	"  through operation -> domain -> root). Refused: a meter in transport lock,\n"
-	"  not registered or retired, funds short (`meter credit`).\n"
+	"  through operation -> domain -> root). The date (default: today on the\n"
+	"  KMS clock) must exist, and the meter takes it only from its registration\n"
+	"  day to N days (--max-days-ahead, 0 to 65535, default 1) after its clock,\n"
+	"  the KMS time. Refused, nothing franked: a meter in transport lock, not\n"
+	"  registered or retired, a date out of those bounds, funds short (`meter\n"
+	"  credit`), a --png whose directory cannot be written.\n"
 	"options:\n" COMMON_OPTS;
+
+/*
+ * Whether the PNGs can be written where --png says, asked before the meter
+ * franks, so that a piece is never paid for and then lost: the directory
+ * takes a new file (probed with one, as mk_file_replace will write each PNG
+ * beside its name and rename it), and the name is not a directory. 0 and a
+ * message naming the path when not.
+ */
+static int png_writable(const char *png, int json)
+{
+	char dir[4096], probe[4096 + 32], msg[4096 + 128];
+	const char *slash = strrchr(png, '/');
+	struct stat sb;
+	int fd;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == png)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - png), png);
+	if (png[0] == '\0' || slash == png + strlen(png) - 1 || (stat(png, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+		snprintf(msg, sizeof(msg), "--png %s: is a directory, not a file name: nothing franked (MK_ERR_IO)", png);
+		return kc_fail_msg(json, MK_ERR_IO, msg), 0;
+	}
+	snprintf(probe, sizeof(probe), "%s/.meterkey-png-XXXXXX", dir);
+	if ((fd = mkstemp(probe)) < 0) {
+		snprintf(msg, sizeof(msg), "--png %s: cannot write in %s (%s): nothing franked (MK_ERR_IO)", png, dir,
+		         strerror(errno));
+		return kc_fail_msg(json, MK_ERR_IO, msg), 0;
+	}
+	close(fd);
+	unlink(probe);
+	return 1;
+}
 
 /* FILE-PIECE.png for piece p of several, else FILE. */
 static void png_name(const char *base, size_t count, uint32_t piece, char *out, size_t cap)
@@ -50,12 +92,12 @@ static void png_name(const char *base, size_t count, uint32_t piece, char *out, 
 int mk_cli_meter_frank(int argc, char **argv)
 {
 	struct {
-		const char *meter, *postage, *origin, *date, *count, *png, *vendor;
+		const char *meter, *postage, *origin, *date, *count, *png, *vendor, *ahead;
 		int sign;
 	} o; /* the options */
 	struct mk_indicium *inds = NULL;
 	char line[MK_INDICIUM_TEXT_MAX], path[4096];
-	uint64_t postage, count = 1;
+	uint64_t postage, count = 1, ahead = 0;
 	int64_t date = 0;
 	size_t done = 0;
 	json_t *arr = NULL;
@@ -64,7 +106,7 @@ int mk_cli_meter_frank(int argc, char **argv)
 		                       KC_STR("postage", &o.postage), KC_STR("origin", &o.origin),
 		                       KC_STR("date", &o.date), KC_STR("count", &o.count),
 		                       KC_STR("png", &o.png), KC_STR("vendor", &o.vendor),
-		                       KC_FLAG("sign", &o.sign), KC_END };
+		                       KC_FLAG("sign", &o.sign), KC_STR("max-days-ahead", &o.ahead), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -72,18 +114,30 @@ int mk_cli_meter_frank(int argc, char **argv)
 		return r;
 	if (o.meter == NULL || o.origin == NULL || !kc_parse_u64(o.postage, 1, UINT32_MAX, &postage))
 		return mk_cli_usage_error(frank_usage, "--meter, --postage (cents, 1 or more) and --origin are needed");
-	if (o.date != NULL && !kc_parse_time(o.date, &date))
-		return mk_cli_usage_error(frank_usage, "--date: not a date");
+	if (o.date != NULL && !kc_parse_time(o.date, &date)) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "--date: \"%.64s\" is not a date that exists (YYYY-MM-DD)", o.date);
+		return mk_cli_usage_error(frank_usage, why);
+	}
 	if (o.count != NULL && !kc_parse_u64(o.count, 1, FRANK_MAX, &count))
 		return mk_cli_usage_error(frank_usage, "--count takes 1 to 10000");
+	if (o.ahead != NULL && !kc_parse_u64(o.ahead, 0, UINT16_MAX, &ahead)) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "--max-days-ahead: \"%.64s\" is not a number of days (0 to 65535)", o.ahead);
+		return mk_cli_usage_error(frank_usage, why);
+	}
+	if (o.png != NULL && !png_writable(o.png, c.json))
+		return 1;
 	if ((inds = calloc(count, sizeof(*inds))) == NULL || !kc_open(&c)) {
 		free(inds);
 		return 1;
 	}
 	if (date == 0)
 		date = mk_kms_now(c.kms);
-	e = mk_kms_meter_frank(c.kms, o.meter, o.vendor, (uint32_t)postage, o.origin, mk_indicium_day(date), o.sign,
-	                       count, inds, &done);
+	e = mk_kms_meter_frank_ahead(c.kms, o.meter, o.vendor, (uint32_t)postage, o.origin, mk_indicium_day(date),
+	                             o.sign, o.ahead != NULL ? (int)ahead : -1, count, inds, &done);
 	arr = json_array();
 	for (size_t i = 0; i < done; i++) {
 		enum mk_err pe;

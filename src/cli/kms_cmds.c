@@ -584,9 +584,22 @@ static int meter_retire(int argc, char **argv)
 
 	if ((r = kc_start_kms(&c, argc, argv, opts, meter_retire_usage)) != KC_GO)
 		return r;
-	if ((e = mk_kms_meter_retire(c.kms, o.meter)) == MK_OK)
-		kc_ok(&c, json_pack("{s:b,s:s,s:s}", "ok", 1, "meter", o.meter, "state", "retired"),
-		      "meter %s retired: its keys are OBSOLETE\n", o.meter);
+	if ((e = mk_kms_meter_retire(c.kms, o.meter)) == MK_OK) {
+		/* what became of its keys, from the meter itself: a meter retired
+		 * before any key went in has none to make OBSOLETE */
+		char path[4096];
+		struct mk_meter_info info;
+
+		if (mk_kms_meter_path(c.kms, o.meter, path, sizeof(path)) != MK_OK ||
+		    mk_meter_nvm_info(path, &info) != MK_OK)
+			memset(&info, 0, sizeof(info));
+		kc_ok(&c,
+		      json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "meter", o.meter, "state", "retired", "keys_obsolete",
+		                (json_int_t)info.nkeys),
+		      info.nkeys > 0 ? "meter %s retired: its keys are OBSOLETE\n"
+		                     : "meter %s retired: it held no keys\n",
+		      o.meter);
+	}
 	return kc_end(&c, e);
 }
 

@@ -13,7 +13,7 @@
 
 int kc_parse_time(const char *s, int64_t *tp)
 {
-	struct tm tm;
+	struct tm tm, want;
 	const char *end;
 	char *e;
 	long long v;
@@ -33,7 +33,13 @@ int kc_parse_time(const char *s, int64_t *tp)
 		return 0;
 	if (*end != '\0' && strcmp(end, "Z") != 0)
 		return 0;
+	want = tm;
 	*tp = (int64_t)timegm(&tm);
+	/* timegm normalises (2026-02-30 is 2026-03-02): a date that does not
+	 * exist comes back with other fields, and is no date */
+	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
+	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
+		return 0;
 	return *tp > 0;
 }
 

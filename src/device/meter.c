@@ -253,6 +253,15 @@ static enum mk_err token(const uint8_t key[static MK_MASTER_KEY_LEN], const char
  * Franks one mailpiece (DESIGN.md §6): the registers move and are written to
  * NVM first; the indicium is made from the state the NVM gave back, with
  * the vendor and postal tokens under the keys it holds.
+ *
+ * The mailing date is the host's, but the meter holds it to two bounds, so
+ * that no client can charge postage for a piece no verifier will take or
+ * date a piece into the future: not before the day of its registration, and
+ * not more than max_ahead days (field 09, default 1) after its own clock.
+ * The simulated meter has no clock of its own: its clock is the request's
+ * time (tag 03), which the KMS sets to its time (mk_meter_set_time) and a
+ * bare client to the host's; the device PKI takes the same time for
+ * certificate validity.
  */
 static enum mk_err h_frank(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
                            struct mk_tlv_writer *res)
@@ -265,10 +274,10 @@ static enum mk_err h_frank(void *box, const struct mk_msg_request *req, struct m
 	struct mk_buf *data = NULL, *bin = NULL;
 	uint8_t vlen, plen, sign;
 	uint32_t postage, day;
+	uint16_t ahead;
 	int vs, ps;
 	enum mk_err e;
 
-	(void)req;
 	memset(&ind, 0, sizeof(ind));
 	if ((e = mk_meter_frank_req_get(p, &rq)) != MK_OK)
 		return e;
@@ -280,6 +289,7 @@ static enum mk_err h_frank(void *box, const struct mk_msg_request *req, struct m
 	postage = rq.postage;
 	day = rq.day;
 	sign = rq.has_sign ? rq.sign : 0;
+	ahead = rq.has_max_ahead ? rq.max_ahead : MK_METER_DAYS_AHEAD_DEFAULT;
 	if (sign > 1)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (vlen < MK_TOKEN_LEN_MIN || vlen > MK_TOKEN_LEN_MAX || plen < MK_TOKEN_LEN_MIN ||
@@ -289,6 +299,9 @@ static enum mk_err h_frank(void *box, const struct mk_msg_request *req, struct m
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if ((e = may_operate(&st->cur.info)) != MK_OK)
 		return e;
+	if (day < mk_indicium_day(st->cur.info.registered) || req->time <= 0 ||
+	    (uint64_t)day > (uint64_t)mk_indicium_day(req->time) + ahead)
+		return MK_ERR_METER_DATE;
 	if ((vs = find_slot(&st->cur.info, ind.vendor)) < 0 || (ps = find_slot(&st->cur.info, ind.postal)) < 0)
 		return MK_RC_DOMAIN_UNKNOWN;
 	if (postage > st->cur.info.descending)

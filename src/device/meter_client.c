@@ -312,6 +312,8 @@ enum mk_err mk_meter_frank(struct mk_meter_conn *c, const struct mk_meter_frank 
 	rq.day = f->day;
 	rq.has_sign = f->sign;
 	rq.sign = 1;
+	rq.has_max_ahead = f->has_max_ahead;
+	rq.max_ahead = f->max_ahead;
 	if ((ans = answer_buf()) == NULL)
 		return MK_ERR_NOMEM;
 	if ((e = call(c, &mk_meter_cmd_frank, NULL, &rq, &rs, ans)) == MK_OK)

@@ -10,6 +10,8 @@
 
 #include "core/file_int.h"
 #include "kms/kms_int.h"
+#include "meterkey/indicium.h"
+#include "meterkey/msg_meter.h"
 #include "meterkey/tlv.h"
 
 /* ---- Verification and franking (issue 5) -------------------------------------------------- */
@@ -29,9 +31,32 @@ uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
 	return (uint8_t)v;
 }
 
+/* Why a meter refuses to frank, in the words of its state (as the meter's
+ * may_operate decides): MK_OK when it may. */
+static enum mk_err may_frank(struct mk_kms *k, const char *meter_id, const struct mk_meter_info *in)
+{
+	if (in->state == MK_METER_RETIRED)
+		return kms_fail(k, MK_ERR_METER_NOT_REGISTERED, "meter %s is retired: it does not frank", meter_id);
+	if (in->pki != MK_METER_PKI_OPERATIONAL)
+		return kms_fail(k, MK_ERR_METER_LOCKED,
+		                "meter %s is in transport lock (device PKI: %s): it franks once registered",
+		                meter_id, mk_meter_pki_name(in->pki));
+	if (in->state != MK_METER_REGISTERED)
+		return kms_fail(k, MK_ERR_METER_NOT_REGISTERED, "meter %s is not registered: it does not frank",
+		                meter_id);
+	return MK_OK;
+}
+
 enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const char *vendor, uint32_t postage,
                                const char *origin, uint32_t day, bool sign, size_t count, struct mk_indicium *out,
                                size_t *donep)
+{
+	return mk_kms_meter_frank_ahead(k, meter_id, vendor, postage, origin, day, sign, -1, count, out, donep);
+}
+
+enum mk_err mk_kms_meter_frank_ahead(struct mk_kms *k, const char *meter_id, const char *vendor,
+                                     uint32_t postage, const char *origin, uint32_t day, bool sign,
+                                     int max_ahead, size_t count, struct mk_indicium *out, size_t *donep)
 {
 	struct mk_meter_conn *mc = NULL;
 	struct mk_meter_info info;
@@ -46,7 +71,13 @@ enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const cha
 	memset(&f, 0, sizeof(f));
 	if (!mk_domain_id_valid(vendor) || origin == NULL || strlen(origin) >= sizeof(f.origin))
 		return kms_fail(k, MK_ERR_INVALID_ARG, "vendor domain or origin postal code malformed");
+	if (max_ahead > UINT16_MAX)
+		return kms_fail(k, MK_ERR_INVALID_ARG, "days ahead: %d is more than %d", max_ahead, UINT16_MAX);
 	if ((e = kms_connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
+		goto out;
+	/* the meter's state first: a meter in transport lock holds no keys yet,
+	 * and that is the reason it does not frank */
+	if ((e = may_frank(k, meter_id, &info)) != MK_OK)
 		goto out;
 	/* the postal domain: the meter's one key that is not the vendor's */
 	for (size_t i = 0; i < info.nkeys; i++) {
@@ -66,8 +97,23 @@ enum mk_err mk_kms_meter_frank(struct mk_kms *k, const char *meter_id, const cha
 	f.postage = postage;
 	f.day = day;
 	f.sign = sign;
+	f.has_max_ahead = max_ahead >= 0;
+	f.max_ahead = max_ahead >= 0 ? (uint16_t)max_ahead : 0;
 	for (size_t i = 0; i < count; i++) {
-		if ((e = mk_meter_frank(mc, &f, &out[i])) != MK_OK) {
+		if ((e = mk_meter_frank(mc, &f, &out[i])) == MK_ERR_METER_DATE) {
+			char when[11], reg[11], now[11];
+
+			mk_indicium_day_format(day, when);
+			mk_indicium_day_format(mk_indicium_day(info.registered), reg);
+			mk_indicium_day_format(mk_indicium_day(mk_kms_now(k)), now);
+			kms_fail(k, e,
+			         "meter %s refused the mailing date %s: it franks from its registration day (%s) "
+			         "to %d day%s after its clock (%s)",
+			         meter_id, when, reg, max_ahead >= 0 ? max_ahead : MK_METER_DAYS_AHEAD_DEFAULT,
+			         max_ahead == 1 || max_ahead < 0 ? "" : "s", now);
+			goto out;
+		}
+		if (e != MK_OK) {
 			kms_fail(k, e, "meter %s refused to frank (piece %zu of %zu)", meter_id, i + 1, count);
 			goto out;
 		}

@@ -145,6 +145,21 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 		kms_fail(k, e, "meter %s holds a key the archive does not know", meter_id);
 		goto out;
 	}
+	/* A registration interrupted after MR1 (the meter registered, a key
+	 * still INSTALLED) is finished with the same values; any other on a
+	 * registered meter is a second registration, refused. */
+	if (info.state == MK_METER_REGISTERED) {
+		size_t pending = 0;
+
+		for (size_t i = 0; i < info.nkeys; i++)
+			pending += st[i] == MK_KEY_INSTALLED;
+		if (pending == 0 || strcmp(info.indicia_serial, indicia_serial) != 0 ||
+		    strcmp(info.country, country) != 0) {
+			e = kms_fail(k, MK_ERR_STATE, "meter %s is registered already (%s in %s)", meter_id,
+			             info.indicia_serial, info.country);
+			goto out;
+		}
+	}
 	/* Everything is checked before the meter changes. */
 	if (date < latest || mk_kms_now(k) < latest) {
 		e = kms_fail(k, MK_RC_TIME_NOT_INCREASING, "registration of meter %s dated before its keys' last event",
@@ -169,14 +184,8 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 	 * after it goes on from MR1). */
 	if (info.pki == MK_METER_PKI_LOCKED && (e = kms_pki_register(k, mc, meter_id, &info)) != MK_OK)
 		goto out;
-	if (info.state == MK_METER_REGISTERED) {
-		/* A registration interrupted after MR1 is finished; another one is not. */
-		if (strcmp(info.indicia_serial, indicia_serial) != 0 || strcmp(info.country, country) != 0) {
-			e = kms_fail(k, MK_ERR_STATE, "meter %s is registered already (%s in %s)", meter_id,
-			             info.indicia_serial, info.country);
-			goto out;
-		}
-	} else if ((e = mk_meter_set_indicia(mc, indicia_serial, country, date)) != MK_OK) { /* MR1 in */
+	if (info.state != MK_METER_REGISTERED &&
+	    (e = mk_meter_set_indicia(mc, indicia_serial, country, date)) != MK_OK) { /* MR1 in */
 		kms_fail(k, e, "meter %s refused its indicia serial number", meter_id);
 		goto out;
 	}

@@ -289,6 +289,62 @@ static void test_set_indicia(void **state)
 	mk_meter_disconnect(c);
 }
 
+/* The mailing date (issue 12): the meter itself refuses a day before the
+ * day of its registration and one more than max_ahead days (default 1)
+ * after its clock, the request's time; a refusal leaves the NVM byte for
+ * byte as it was, and the next piece follows the last one franked. */
+static void test_frank_dates(void **state)
+{
+	struct fx *f = *state;
+	struct mk_meter_conn *c = fresh_meter(f);
+	struct mk_meter_frank fr;
+	struct mk_indicium ind;
+	uint8_t before[NVM_FILE_MAX], after[NVM_FILE_MAX];
+	const int64_t reg = 1700000000; /* day 19675 */
+	const uint32_t today = 19675 + 10;
+	size_t n;
+
+	install(c, "EARTH", 42, key_a);
+	install(c, "VE", 7, key_b);
+	unlock(c);
+	assert_int_equal(mk_meter_set_indicia(c, "0401234567", "US", reg), MK_OK);
+	assert_int_equal(mk_meter_credit(c, 1000), MK_OK);
+	mk_meter_set_time(c, (int64_t)today * 86400 + 3600);
+	memset(&fr, 0, sizeof(fr));
+	snprintf(fr.vendor, sizeof(fr.vendor), "VE");
+	snprintf(fr.postal, sizeof(fr.postal), "EARTH");
+	fr.vendor_token_len = fr.postal_token_len = 8;
+	fr.postage = 10;
+	snprintf(fr.origin, sizeof(fr.origin), "12345");
+
+	n = slurp(f->nvm, before, sizeof(before));
+	fr.day = 19674; /* the day before the registration */
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_ERR_METER_DATE);
+	fr.day = today + 2; /* beyond the default of 1 day */
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_ERR_METER_DATE);
+	fr.day = today + 1;
+	fr.has_max_ahead = true; /* 0: today at the latest */
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_ERR_METER_DATE);
+	fr.max_ahead = 5;
+	fr.day = today + 6;
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_ERR_METER_DATE);
+	assert_int_equal(slurp(f->nvm, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+
+	fr.day = today + 5;
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_OK);
+	assert_int_equal(ind.piece_count, 1);
+	fr.has_max_ahead = false;
+	fr.max_ahead = 0;
+	fr.day = 19675; /* the registration day */
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_OK);
+	fr.day = today + 1;
+	assert_int_equal(mk_meter_frank(c, &fr, &ind), MK_OK);
+	assert_int_equal(ind.piece_count, 3);
+	assert_int_equal(ind.descending, 970);
+	mk_meter_disconnect(c);
+}
+
 /* MR1 output: the MAC verifies with the domain's key only, over exactly the
  * reported fields. */
 static void test_report(void **state)
@@ -871,6 +927,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_install_key, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_persists, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_set_indicia, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_frank_dates, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_report, fx_setup, fx_teardown),
 		cmocka_unit_test(test_report_tbs_invalid),
 		cmocka_unit_test_setup_teardown(test_retire, fx_setup, fx_teardown),
