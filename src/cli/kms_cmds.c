@@ -509,6 +509,11 @@ static int meter_install(int argc, char **argv)
 		return r;
 	if (o.meter == NULL || (o.domain == NULL && o.record == NULL))
 		return mk_cli_usage_error(meter_install_usage, "--meter and --domain or --record are needed");
+	/* the record names its domain and key: a --domain beside it would only
+	 * be what Steel is told (and refuses when it differs), never a new key */
+	if (o.domain != NULL && o.record != NULL)
+		return mk_cli_usage_error(meter_install_usage,
+		                          "--domain and --record exclude each other (an install record names its domain)");
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_meter_install(c.kms, o.meter, o.domain, o.steel, o.record, &rec)) == MK_OK)

@@ -49,4 +49,21 @@ expect 1 "$MK" verify --file "$T/one"
 grep_out "^malformed" "$T/out"
 [ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: one outcome expected"; fails=$((fails+1)); }
 
+# meter install: --domain and --record together are a usage error naming
+# both, and nothing is installed (the record's key stays NEW, its file kept)
+expect 0 "$MK" key request --domain VE --json
+R=$(sed -n 's/.*"install_record":"\([^"]*\)".*/\1/p' "$T/out")
+[ -s "$R" ] || { echo "FAIL: no install record"; fails=$((fails+1)); }
+expect 2 "$MK" meter install --meter PM100-000001 --domain VE --record "$R"
+empty "$T/out"
+grep_out "--domain and --record exclude each other" "$T/err"
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 1 --json
+grep_out '"versions":\[{"seq":1,"status":"NEW"[^{]*}\]}$' "$T/out"
+[ -s "$R" ] || { echo "FAIL: the install record was spent"; fails=$((fails+1)); }
+expect 0 "$MK" meter list --json
+grep_out '"keys":\[\]' "$T/out"
+# each alone does what it says
+expect 0 "$MK" meter install --meter PM100-000001 --record "$R"
+grep_out "key VE/1 INSTALLED" "$T/out"
+
 finish
