@@ -66,4 +66,15 @@ grep_out '"keys":\[\]' "$T/out"
 expect 0 "$MK" meter install --meter PM100-000001 --record "$R"
 grep_out "key VE/1 INSTALLED" "$T/out"
 
+# archive history of an unknown key: the error only, no table header
+expect 1 "$MK" archive history --archive "$A" --domain VE --key 99
+one_err
+grep_out "record not known" "$T/err"
+expect 1 "$MK" archive history --archive "$A" --domain NOPE --key 1
+one_err
+# a known key: the header and its versions
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 1
+grep_out "^domain VE, key 1:" "$T/out"
+grep_out "^  2  INSTALLED " "$T/out"
+
 finish
