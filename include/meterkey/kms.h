@@ -40,13 +40,23 @@ struct mk_kms;
 struct mk_box;
 
 struct mk_kms_opts {
-	const char *home;        /* required; created if missing */
+	const char *home;        /* required; see create */
 	const char *archive_url; /* NULL: sqlite:<home>/archive.db */
 	const char *shares_dir;  /* NULL: <home>/shares */
 	int64_t time;            /* the KMS's time stamps; 0: the clock */
+	int create;              /* 1: make the home if missing (init, the demo);
+	                          * 0: it must exist */
 };
 
-/* Opens the home and its archive. *kp freed with mk_kms_close. */
+/*
+ * Opens the home and its archive. *kp freed with mk_kms_close; NULL on
+ * failure. A home is a directory holding boxes/ (every home opened once
+ * does). Without o->create a missing home is MK_ERR_NOT_FOUND and nothing
+ * is made, neither the home nor its archive: a mistyped path must not
+ * become an empty KMS. With it, the home and its folders are made (the
+ * parent must exist). Either way the folders an existing home lacks are
+ * made again.
+ */
 MK_WUR enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp);
 void mk_kms_close(struct mk_kms *k);
 
@@ -130,7 +140,7 @@ MK_WUR enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_
                                            const char *station);
 
 /* Writes the certificates meter_id holds, as PEM, into dir (made if
- * missing): root.pem, manufacturing.pem and transport.pem (while in
+ * missing, once the meter is found: an unknown meter makes nothing): root.pem, manufacturing.pem and transport.pem (while in
  * transport lock), domain.pem and operation.pem (once registered); a file
  * of a certificate the meter no longer holds is removed. *writtenp: the
  * bit 1 << role of each written. */

@@ -188,11 +188,22 @@ static int archive_verify(int argc, char **argv)
 	return 1;
 }
 
-/* One version as text, or (ctx non-NULL) appended to the JSON array ctx. */
+/* Where archive history puts its versions until the archive has answered:
+ * the JSON array, or the text (a memory stream), so that a refusal prints
+ * no table. */
+struct history {
+	json_t *versions;
+	FILE *text;
+};
+
+/* One version appended to ctx (a struct history): to its JSON array, else
+ * as a line of its text. */
 static int print_version(void *ctx, const struct mk_key_history_entry *e)
 {
-	json_t *versions = ctx, *v;
+	struct history *h = ctx;
+	json_t *versions = h->versions, *v;
 	struct mk_key_record rec;
+	char t[32];
 	int decodes = mk_key_record_decode(e->record, e->record_len, &rec) == MK_OK;
 
 	if (versions != NULL) {
@@ -217,13 +228,12 @@ static int print_version(void *ctx, const struct mk_key_history_entry *e)
 		json_array_append_new(versions, v);
 		return 0;
 	}
-	printf("%3u  %-10s ", e->seq, mk_key_status_name(e->status));
-	print_time(e->time);
+	fprintf(h->text, "%3u  %-10s %-20s", e->seq, mk_key_status_name(e->status), iso_time(e->time, t) ? t : "-");
 	if (!decodes) {
-		printf(" (record does not decode)\n");
+		fprintf(h->text, " (record does not decode)\n");
 		return 0;
 	}
-	printf(" %s/%s  signer %s%s%s%s\n", rec.product_code, rec.mfg_seq,
+	fprintf(h->text, " %s/%s  signer %s%s%s%s\n", rec.product_code, rec.mfg_seq,
 	       rec.signer[0] ? rec.signer : "-", rec.indicia_serial[0] ? "  serial " : "",
 	       rec.indicia_serial, rec.bad_reason ? "  (bad)" : "");
 	return 0;
@@ -232,7 +242,9 @@ static int print_version(void *ctx, const struct mk_key_history_entry *e)
 static int archive_history(int argc, char **argv)
 {
 	struct args a;
-	json_t *versions = NULL;
+	struct history h = { NULL, NULL };
+	char *text = NULL;
+	size_t len = 0;
 	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain),
 		                       KC_STR("key", &a.key), KC_END };
 	enum mk_err r;
@@ -241,19 +253,26 @@ static int archive_history(int argc, char **argv)
 	if ((st = start(argc, argv, opts, history_usage, 1, &a)) != KC_GO)
 		return st;
 	if (a.c.json)
-		versions = json_array();
-	else
-		printf("domain %s, key %" PRIu64 ":\nseq  status     time                 device and signer\n",
-		       a.domain, a.key_id);
-	if (a.c.json && versions == NULL)
+		h.versions = json_array();
+	else if ((h.text = open_memstream(&text, &len)) != NULL)
+		fprintf(h.text, "domain %s, key %" PRIu64 ":\nseq  status     time                 device and signer\n",
+		        a.domain, a.key_id);
+	if (h.versions == NULL && h.text == NULL)
 		r = MK_ERR_NOMEM;
 	else
-		r = mk_archive_get_history(a.ar, a.domain, a.key_id, print_version, versions);
-	if ((st = finish(&a, r, versions)) != KC_GO)
+		r = mk_archive_get_history(a.ar, a.domain, a.key_id, print_version, &h);
+	if (h.text != NULL && fclose(h.text) != 0 && r == MK_OK)
+		r = MK_ERR_NOMEM;
+	if ((st = finish(&a, r, h.versions)) != KC_GO) {
+		free(text);
 		return st;
+	}
 	if (a.c.json)
 		kc_print_json(json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "domain", a.domain, "key_id",
-		                        (json_int_t)a.key_id, "versions", versions));
+		                        (json_int_t)a.key_id, "versions", h.versions));
+	else
+		fwrite(text, 1, len, stdout);
+	free(text);
 	return 0;
 }
 

@@ -140,6 +140,7 @@ struct kc {
 	const char *home, *archive, *shares;
 	int64_t time;
 	int json, help;
+	int create; /* kc_open makes a missing home (init, demo); else refuses it */
 	char **pos; /* the positional arguments, pos[0..npos) */
 	size_t npos;
 	struct mk_kms *kms;
@@ -182,7 +183,9 @@ int kc_parse_key_id(const char *s, uint64_t *idp);
 
 /* ---- Running a KMS command, printing its answer (common.c) ------------------- */
 
-/* Opens the KMS of c's home: 0 on failure (printed). */
+/* Opens the KMS of c's home: 0 on failure (printed, naming the home). A
+ * home that does not exist is refused and nothing is made, unless the
+ * command set c->create after kc_start (init and demo only). */
 int kc_open(struct kc *c);
 void kc_close(struct kc *c);
 /* A KMS command that checks nothing more than kc_start does: kc_start with

@@ -2,6 +2,7 @@
  * What the KMS commands share: opening the KMS of the home the options name,
  * and printing a result or a refusal, as text or JSON. docs/cli.md.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,8 @@
 
 int kc_open(struct kc *c)
 {
-	struct mk_kms_opts o = { c->home, c->archive, c->shares, c->time };
+	struct mk_kms_opts o = { c->home, c->archive, c->shares, c->time, c->create };
+	char msg[2 * PATH_MAX + 128];
 	enum mk_err e;
 
 	if (c->home == NULL || c->home[0] == '\0') {
@@ -18,7 +20,14 @@ int kc_open(struct kc *c)
 		return 0;
 	}
 	if ((e = mk_kms_open(&o, &c->kms)) != MK_OK) {
-		kc_fail(c, e);
+		/* the KMS is gone with its detail: the home is what to name */
+		if (e == MK_ERR_NOT_FOUND && !c->create)
+			snprintf(msg, sizeof(msg), "no meterkey home at %s ('meterkey init --home %s' makes one): %s (%s)",
+			         c->home, c->home, mk_strerror(e), mk_err_name(e));
+		else
+			snprintf(msg, sizeof(msg), "cannot open the meterkey home at %s: %s (%s)", c->home,
+			         mk_strerror(e), mk_err_name(e));
+		kc_fail_msg(c->json, e, msg);
 		return 0;
 	}
 	return 1;

@@ -352,6 +352,7 @@ int mk_cli_demo(int argc, char **argv)
 		return 1;
 	}
 	quiet = c.json;
+	c.create = 1; /* the demo makes its own home */
 	if (!kc_open(&c)) {
 		r = 1;
 		goto out;

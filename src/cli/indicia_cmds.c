@@ -4,6 +4,7 @@
  * distribution of token keys to Tin boxes (docs/cli.md).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,7 +237,8 @@ struct vrun {
 	struct mk_verifier *v;
 	size_t total, good, seen;
 	int tty;
-	int tin; /* verifying with Tin boxes: token key records only */
+	int tin;  /* verifying with Tin boxes: token key records only */
+	int said; /* a failure was printed already (verify_file) */
 };
 
 /* What an operator should know of a Tin verification that found no key:
@@ -357,22 +359,45 @@ out:
 	return e;
 }
 
-/* Reads FILE (or stdin) in chunks of lines. */
+/* A failure of verify_file, printed once, naming the file ("standard
+ * input" for -): "FILE why: error text (MK_...)". Returns e. */
+static enum mk_err file_fail(struct vrun *x, const char *path, const char *why, enum mk_err e)
+{
+	char msg[PATH_MAX + 256];
+
+	snprintf(msg, sizeof(msg), "%s %s: %s (%s)", strcmp(path, "-") == 0 ? "standard input" : path, why,
+	         mk_strerror(e), mk_err_name(e));
+	kc_fail_msg(x->c->json, e, msg);
+	x->said = 1;
+	return e;
+}
+
+/* Reads FILE (or stdin) in chunks of lines. A file that holds no indicium
+ * (a directory, empty, only blank lines) is refused, not passed as all
+ * good: a wrong path or a failed export upstream must not look like a
+ * clean batch. */
 static enum mk_err verify_file(struct vrun *x, const char *path)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
 	char *lines[VERIFY_CHUNK];
-	char buf[LINE_MAX_LEN + 2];
-	size_t n = 0;
+	char buf[LINE_MAX_LEN + 2], why[128];
+	size_t n = 0, nread = 0, found = 0; /* lines read, not blank */
+	struct stat st;
 	enum mk_err e = MK_OK;
 
 	if (f == NULL) {
-		fprintf(stderr, "meterkey: cannot read %s\n", path);
-		return MK_ERR_IO;
+		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(errno));
+		return file_fail(x, path, why, MK_ERR_IO);
+	}
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (f != stdin)
+			fclose(f);
+		return file_fail(x, path, "holds no indicium (it is a directory)", MK_ERR_NOT_FOUND);
 	}
 	while (e == MK_OK && fgets(buf, sizeof(buf), f) != NULL) {
 		size_t len = strcspn(buf, "\r\n");
 
+		nread++;
 		if (buf[len] == '\0' && !feof(f)) { /* longer than any indicium: skip the rest */
 			int ch;
 
@@ -380,8 +405,9 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 				;
 		}
 		buf[len] = '\0';
-		if (len == 0)
+		if (buf[strspn(buf, " \t")] == '\0') /* blank */
 			continue;
+		found++;
 		if ((lines[n] = strdup(buf)) == NULL) {
 			e = MK_ERR_NOMEM;
 			break;
@@ -396,6 +422,13 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 		e = verify_lines(x, lines, n);
 	while (n > 0)
 		free(lines[--n]);
+	if (e == MK_OK && ferror(f)) {
+		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(errno));
+		e = file_fail(x, path, why, MK_ERR_IO);
+	} else if (e == MK_OK && found == 0) {
+		e = file_fail(x, path, nread == 0 ? "holds no indicium (it is empty)" : "holds no indicium (only blank lines)",
+		              MK_ERR_NOT_FOUND);
+	}
 	if (f != stdin)
 		fclose(f);
 	return e;
@@ -446,6 +479,10 @@ int mk_cli_verify(int argc, char **argv)
 		fprintf(stderr, "\rverified %zu indicia, %zu good\n", x.total, x.good);
 out:
 	mk_verifier_free(x.v);
+	if (x.said) { /* printed once already, with its file */
+		kc_close(&c);
+		return 1;
+	}
 	r = kc_end(&c, e);
 	return r == 0 && x.good != x.total ? 1 : r; /* all verified, not all good: 1 */
 }

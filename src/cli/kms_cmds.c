@@ -45,6 +45,8 @@ static const char init_usage[] =
 	"  Key Set (its own N share files, ID-dks.I.share) and the startup\n"
 	"  authentication keys of every box type, whose public halves it writes to\n"
 	"  trust/anchors. Refused when the home has a Manufacturing Box already.\n"
+	"  Makes the home (DIR and its folders) if missing: init and demo are the\n"
+	"  only commands that do; the others refuse a home that does not exist.\n"
 	"options:\n" COMMON_OPTS;
 
 int mk_cli_init(int argc, char **argv)
@@ -64,6 +66,7 @@ int mk_cli_init(int argc, char **argv)
 		return r;
 	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
 		return mk_cli_usage_error(init_usage, SHARE_COUNTS_USAGE);
+	c.create = 1; /* the one KMS command that makes its home */
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_init(c.kms, k, n, id)) == MK_OK)
@@ -507,6 +510,11 @@ static int meter_install(int argc, char **argv)
 		return r;
 	if (o.meter == NULL || (o.domain == NULL && o.record == NULL))
 		return mk_cli_usage_error(meter_install_usage, "--meter and --domain or --record are needed");
+	/* the record names its domain and key: a --domain beside it would only
+	 * be what Steel is told (and refuses when it differs), never a new key */
+	if (o.domain != NULL && o.record != NULL)
+		return mk_cli_usage_error(meter_install_usage,
+		                          "--domain and --record exclude each other (an install record names its domain)");
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_meter_install(c.kms, o.meter, o.domain, o.steel, o.record, &rec)) == MK_OK)

@@ -464,6 +464,19 @@ enum mk_err kms_connect_meter_info(struct mk_kms *k, const char *meter_id, struc
 
 /* ---- Opening the KMS ------------------------------------------------------------------- */
 
+/* Whether home is a home: a directory holding boxes/, which opening makes
+ * first thing. An existing directory without it (a typo that hit /tmp, a
+ * folder made for a home not yet initialised) is not one. */
+static int is_home(const char *home)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/boxes", home) >= (int)sizeof(path))
+		return 0;
+	return stat(home, &st) == 0 && S_ISDIR(st.st_mode) && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 {
 	static const char *const dirs[] = { "boxes", "trust", "domains", "kdc", "confirmations", "meters" };
@@ -483,6 +496,10 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		return MK_ERR_INVALID_ARG;
 	}
 	k->time = o->time;
+	if (!o->create && !is_home(k->home)) {
+		r = MK_ERR_NOT_FOUND;
+		goto fail;
+	}
 	if ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK))
 		goto fail;
 	for (size_t i = 0; i < MK_ARRAY_LEN(dirs); i++) {

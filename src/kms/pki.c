@@ -265,12 +265,13 @@ enum mk_err mk_kms_meter_cert_export(struct mk_kms *k, const char *meter_id, con
 	*writtenp = 0;
 	if (der == NULL)
 		goto out;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		e = kms_fail(k, MK_ERR_IO, "cannot make directory %s", dir);
-		goto out;
-	}
+	/* the meter first: a refused export makes no directory */
 	if ((e = kms_connect_meter(k, meter_id, &mc)) != MK_OK)
 		goto out;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		e = kms_fail(k, MK_ERR_IO, "cannot make directory %s (%s)", dir, strerror(errno));
+		goto out;
+	}
 	for (size_t i = 0; i < MK_ARRAY_LEN(files); i++) {
 		int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i].file);
 

@@ -289,7 +289,7 @@ enum mk_err mk_kms_meter_list(struct mk_kms *k, int (*fn)(void *ctx, const struc
 		n++;
 	}
 	closedir(d);
-	if (e == MK_OK)
+	if (e == MK_OK && n > 0) /* names is NULL when there is no meter */
 		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n && e == MK_OK; i++) {
 		memset(&m, 0, sizeof(m));

@@ -58,9 +58,14 @@ mkdir "$T/s"
 expect 0 "$MK" shares split --box=M00000001 -k2 -n 3 --out "$T/s"
 grep_out "any 2 rebuild" "$T/out"
 expect 0 "$MK" shares check --box M00000001 "$T/s/M00000001-share-1-of-3" "$T/s/M00000001-share-3-of-3"
+# (a command other than init opens only a home that exists, so the home
+# is made first, and the refusal names what the last --home held)
+expect 0 "$MK" init --home "$T/h"
 expect 1 "$MK" meter retire --home "$T/elsewhere" --home="$T/h" --meter=PM100-000001
-[ -d "$T/h" ] && [ ! -e "$T/elsewhere" ] || { echo "FAIL: the last --home is not the one used"; fails=$((fails+1)); }
-grep_out "PM100-000001" "$T/err"
+grep_out "no meter PM100-000001 in this home" "$T/err"
+expect 1 "$MK" meter retire --home "$T/h" --home="$T/elsewhere" --meter=PM100-000001
+grep_out "no meterkey home at $T/elsewhere " "$T/err"
+[ ! -e "$T/elsewhere" ] || { echo "FAIL: a refused --home was made"; fails=$((fails+1)); }
 # "--" ends the options: what follows is an argument, "--x" too
 expect 1 "$MK" shares check --box M00000001 -- "--no-such-file"
 grep_out "^meterkey: --no-such-file: " "$T/err"

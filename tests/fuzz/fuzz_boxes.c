@@ -86,6 +86,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(cleanup);
 	o.home = home;
 	o.time = 1700000000;
+	o.create = 1;
 	must(mk_kms_open(&o, &k), "kms open");
 	must(mk_kms_init(k, 0, 0, id), "init");
 	must(mk_kms_domain_create(k, "VE", countries, 1), "domain");

@@ -44,6 +44,7 @@ static int home_setup(void **state)
 		return -1;
 	o.home = h->dir;
 	o.time = T_2026;
+	o.create = 1;
 	if (mk_kms_open(&o, &h->k) != MK_OK)
 		return -1;
 	*state = h;
@@ -155,7 +156,8 @@ static int is_dir(const char *path)
 
 /* ---- Opening a KMS ---------------------------------------------------------------- */
 
-/* A missing home is made, with its directories and archive, and holds no box. */
+/* A missing home is refused, and nothing made, unless create is set: then
+ * it is made, with its directories and archive, and holds no box. */
 static void test_open_missing_home(void **state)
 {
 	static const char *const dirs[] = { "", "/boxes", "/trust", "/domains", "/kdc", "/confirmations",
@@ -169,6 +171,20 @@ static void test_open_missing_home(void **state)
 	snprintf(home, sizeof(home), "%s/new", h->dir);
 	assert_false(is_dir(home));
 	o.home = home;
+	assert_rc(mk_kms_open(&o, &k), MK_ERR_NOT_FOUND);
+	assert_null(k);
+	assert_false(is_dir(home));
+	/* an existing directory that is not a home: nothing made in it */
+	assert_int_equal(mkdir(home, 0700), 0);
+	assert_rc(mk_kms_open(&o, &k), MK_ERR_NOT_FOUND);
+	assert_null(k);
+	for (size_t i = 1; i < MK_ARRAY_LEN(dirs); i++) {
+		snprintf(path, sizeof(path), "%s%s", home, dirs[i]);
+		assert_false(is_dir(path));
+	}
+	snprintf(path, sizeof(path), "%s/archive.db", home);
+	assert_int_not_equal(access(path, F_OK), 0);
+	o.create = 1;
 	assert_rc(mk_kms_open(&o, &k), MK_OK);
 	for (size_t i = 0; i < MK_ARRAY_LEN(dirs); i++) {
 		snprintf(path, sizeof(path), "%s%s", home, dirs[i]);
@@ -181,7 +197,8 @@ static void test_open_missing_home(void **state)
 	assert_rc(mk_kms_box_list(k, count_boxes, &n), MK_OK);
 	assert_int_equal(n, 0);
 	mk_kms_close(k);
-	/* opened again: the same, empty */
+	/* opened again, as a home that exists: the same, empty */
+	o.create = 0;
 	assert_rc(mk_kms_open(&o, &k), MK_OK);
 	assert_int_equal(k->nboxes, 0);
 	mk_kms_close(k);
@@ -198,6 +215,7 @@ static void test_open_home_refused(void **state)
 	/* its parent is missing: not made either */
 	snprintf(home, sizeof(home), "%s/missing/home", h->dir);
 	o.home = home;
+	o.create = 1;
 	assert_rc(mk_kms_open(&o, &k), MK_ERR_IO);
 	assert_null(k);
 	snprintf(path, sizeof(path), "%s/missing", h->dir);
@@ -511,7 +529,7 @@ static void test_box_unknown(void **state)
 	assert_null(kms_conf_find(h->k, "S00000008"));
 	assert_null(kms_conf_find(h->k, "S0000000"));
 	assert_null(kms_conf_find(h->k, ""));
-	assert_rc(mk_kms_box_check(h->k, "S00000008"), MK_RC_BOX_ID_INVALID);
+	assert_rc(mk_kms_box_check(h->k, "S00000008"), MK_ERR_NOT_FOUND); /* no domain is involved */
 	assert_non_null(strstr(mk_kms_detail(h->k), "no box S00000008 in this home"));
 	assert_rc(mk_kms_box_add_domain(h->k, "S00000008", "VE"), MK_RC_BOX_ID_INVALID);
 	assert_rc(mk_kms_box_add_domain(h->k, "M00000001", "VE"), MK_RC_BOX_ID_INVALID); /* the first M */

@@ -556,6 +556,7 @@ static int home_setup(void **state)
 		return -1;
 	o.home = h->dir;
 	o.time = T_2025_01_01;
+	o.create = 1;
 	if (mk_kms_open(&o, &h->kms) != MK_OK)
 		return -1;
 	snprintf(path, sizeof(path), "%s/certs", h->dir);

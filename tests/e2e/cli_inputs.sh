@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Inputs that hold nothing, or say two things, are refused, not passed over:
+# verify --file on a file with no indicium, meter install given both
+# --domain and --record; and a refused archive history prints no table.
+. "$(dirname "$0")/lib.bash"
+
+export METERKEY_HOME="$T/h"
+A="sqlite:$METERKEY_HOME/archive.db"
+expect 0 "$MK" init
+expect 0 "$MK" domain create VE --country US
+for t in oak steel brass; do expect 0 "$MK" box init --type $t --domain VE; done
+expect 0 "$MK" meter create --product-code PM100 --msn 000001
+
+# one_err: exit 1 was checked; nothing on stdout, exactly one line on stderr
+one_err() {
+  empty "$T/out"
+  [ "$(wc -l <"$T/err")" = 1 ] || { echo "FAIL: not one line on stderr:"; sed 's/^/  | /' "$T/err"; fails=$((fails+1)); }
+}
+
+# verify --file: a directory, an empty file, blank lines, an empty standard input
+mkdir "$T/dir"
+: >"$T/empty"
+printf '\n\n  \n\t\n' >"$T/blank"
+expect 1 "$MK" verify --file "$T/dir"
+one_err
+grep_out "^meterkey: $T/dir holds no indicium (it is a directory): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
+expect 1 "$MK" verify --file "$T/empty"
+one_err
+grep_out "^meterkey: $T/empty holds no indicium (it is empty): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
+expect 1 "$MK" verify --file "$T/blank"
+one_err
+grep_out "^meterkey: $T/blank holds no indicium (only blank lines): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
+expect 1 "$MK" verify --file - </dev/null
+one_err
+grep_out "^meterkey: standard input holds no indicium (it is empty): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
+expect 1 "$MK" verify --file - <"$T/blank"
+grep_out "^meterkey: standard input holds no indicium (only blank lines)" "$T/err"
+expect 1 "$MK" verify --file "$T/empty" --json
+one_line
+grep_out '^{"ok":false,"error":{"code":7,"name":"MK_ERR_NOT_FOUND","message":"'"$T"'/empty holds no indicium (it is empty): not found (MK_ERR_NOT_FOUND)"}}$' "$T/out"
+empty "$T/err"
+# a missing file: one line, with its path and why
+expect 1 "$MK" verify --file "$T/missing"
+one_err
+grep_out "^meterkey: $T/missing cannot be read (No such file or directory): input/output error (MK_ERR_IO)\$" "$T/err"
+# a blank line among indicia is still skipped: a malformed line is the answer
+printf '\nnot an indicium\n\n' >"$T/one"
+expect 1 "$MK" verify --file "$T/one"
+grep_out "^malformed" "$T/out"
+[ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: one outcome expected"; fails=$((fails+1)); }
+
+# meter install: --domain and --record together are a usage error naming
+# both, and nothing is installed (the record's key stays NEW, its file kept)
+expect 0 "$MK" key request --domain VE --json
+R=$(sed -n 's/.*"install_record":"\([^"]*\)".*/\1/p' "$T/out")
+[ -s "$R" ] || { echo "FAIL: no install record"; fails=$((fails+1)); }
+expect 2 "$MK" meter install --meter PM100-000001 --domain VE --record "$R"
+empty "$T/out"
+grep_out "--domain and --record exclude each other" "$T/err"
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 1 --json
+grep_out '"versions":\[{"seq":1,"status":"NEW"[^{]*}\]}$' "$T/out"
+[ -s "$R" ] || { echo "FAIL: the install record was spent"; fails=$((fails+1)); }
+expect 0 "$MK" meter list --json
+grep_out '"keys":\[\]' "$T/out"
+# each alone does what it says
+expect 0 "$MK" meter install --meter PM100-000001 --record "$R"
+grep_out "key VE/1 INSTALLED" "$T/out"
+
+# archive history of an unknown key: the error only, no table header
+expect 1 "$MK" archive history --archive "$A" --domain VE --key 99
+one_err
+grep_out "record not known" "$T/err"
+expect 1 "$MK" archive history --archive "$A" --domain NOPE --key 1
+one_err
+# a known key: the header and its versions
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 1
+grep_out "^domain VE, key 1:" "$T/out"
+grep_out "^  2  INSTALLED " "$T/out"
+
+finish
