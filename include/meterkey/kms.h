@@ -46,6 +46,10 @@ struct mk_kms_opts {
 	int64_t time;            /* the KMS's time stamps; 0: the clock */
 	int create;              /* 1: make the home if missing (init, the demo);
 	                          * 0: it must exist */
+	char *detail;            /* NULL, or where a failure's reason goes in
+	                          * words (the archive named by its URL, never
+	                          * with its password), detail_cap bytes */
+	size_t detail_cap;
 };
 
 /*

@@ -11,19 +11,22 @@
 
 int kc_open(struct kc *c)
 {
-	struct mk_kms_opts o = { c->home, c->archive, c->shares, c->time, c->create };
-	char msg[2 * PATH_MAX + 128];
+	char msg[2 * PATH_MAX + 128], detail[MK_KMS_DETAIL_MAX];
+	struct mk_kms_opts o = { c->home, c->archive, c->shares, c->time, c->create, detail, sizeof(detail) };
 	enum mk_err e;
 
 	if (c->home == NULL || c->home[0] == '\0') {
 		fprintf(stderr, "meterkey: no home: give --home DIR or set METERKEY_HOME\n");
 		return 0;
 	}
+	detail[0] = '\0';
 	if ((e = mk_kms_open(&o, &c->kms)) != MK_OK) {
 		/* the KMS is gone with its detail: the home is what to name */
 		if (e == MK_ERR_NOT_FOUND && !c->create)
 			snprintf(msg, sizeof(msg), "no meterkey home at %s ('meterkey init --home %s' makes one): %s (%s)",
 			         c->home, c->home, mk_strerror(e), mk_err_name(e));
+		else if (detail[0] != '\0') /* what failed, named: the archive, boxes.conf */
+			snprintf(msg, sizeof(msg), "cannot open the meterkey home at %s: %s", c->home, detail);
 		else
 			snprintf(msg, sizeof(msg), "cannot open the meterkey home at %s: %s (%s)", c->home,
 			         mk_strerror(e), mk_err_name(e));

@@ -319,11 +319,17 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 		own_record = 1;
 	} else if ((e = mk_file_read(record_path, MK_MSG_MAX - 1, c.mi4)) != MK_OK) {
 		/* a separate step: the record kept in kdc/ or handed over as a file */
-		e = kms_fail(k, e, "cannot read install record %s", record_path);
+		if (e == MK_ERR_BUF_FULL)
+			e = kms_fail(k, MK_RC_PARAM_MISMATCH, "%s is not an install record (MI4, formats.md §8.9): "
+			             "larger than any (%d bytes)", record_path, MK_MSG_MAX - 1);
+		else
+			e = kms_fail(k, e, "cannot read install record %s", record_path);
 		goto out;
 	}
-	if ((e = peek_install(mk_buf_data(c.mi4), mk_buf_len(c.mi4), c.domain, &c.key_id, rec_steel)) != MK_OK) {
-		e = kms_fail(k, e, "%s is not an install record", record_path);
+	if (peek_install(mk_buf_data(c.mi4), mk_buf_len(c.mi4), c.domain, &c.key_id, rec_steel) != MK_OK) {
+		e = kms_fail(k, MK_RC_PARAM_MISMATCH,
+		             "%s is not an install record (MI4, formats.md §8.9): not an Oak-signed install body",
+		             record_path);
 		goto out;
 	}
 	/* The domain asked for is the one the Steel box is told; a record of

@@ -23,6 +23,10 @@ expect 0 "$MK" init
 grep_out "M00000001 initialised" "$T/out"
 [ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000001\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 operator shares"; fails=$((fails+1)); }
 [ "$(ls "$METERKEY_HOME/shares" | grep -c '^M00000001-dks\.[0-9]\.share$')" = 3 ] || { echo "FAIL: 3 DKS shares"; fails=$((fails+1)); }
+# an archive that cannot be reached is named, without its password (issue 12)
+expect 1 "$MK" meter list --archive "postgresql://bob:s3cret@127.0.0.1:1/nodb"
+grep_out "cannot open the archive postgresql://bob:\*\*\*@127.0.0.1:1/nodb" "$T/err"
+grep -q s3cret "$T/err" && { echo "FAIL: the password in a message"; fails=$((fails+1)); }
 expect 1 "$MK" init
 grep_out "this home is initialised already: it has a Manufacturing Box already (M00000001).*MK_RC_RECORD_EXISTS" "$T/err"
 expect 0 "$MK" domain create VE --country US --country DE
@@ -105,6 +109,15 @@ cp "$R" "$T/flip.mi4"
 printf '\x55' | dd of="$T/flip.mi4" bs=1 seek=$(( $(stat -c %s "$R") - 3 )) conv=notrunc 2>/dev/null
 expect 1 "$MK" meter install --meter PM100-000001 --record "$T/flip.mi4"
 grep_out "MK_RC_SIGNATURE_INVALID" "$T/err"
+versions 1 USPS 1
+# a file that is no install record says so, with its path (issue 12: it
+# said "buffer: size cap reached" for a large one)
+head -c 20000 /dev/urandom >"$T/big.mi4"
+expect 1 "$MK" meter install --meter PM100-000001 --record "$T/big.mi4"
+grep_out "big.mi4 is not an install record (MI4, formats.md §8.9): larger than any" "$T/err"
+head -c 300 /dev/urandom >"$T/junk.mi4"
+expect 1 "$MK" meter install --meter PM100-000001 --record "$T/junk.mi4"
+grep_out "junk.mi4 is not an install record (MI4, formats.md §8.9): not an Oak-signed install body.*MK_RC_PARAM_MISMATCH" "$T/err"
 versions 1 USPS 1
 # delivered to the right Steel box it installs
 expect 0 "$MK" meter install --meter PM100-000001 --record "$R"

@@ -840,7 +840,7 @@ static void verify_in_child(const struct mk_indicium *ind, enum mk_verify_result
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct mk_kms_opts o = { W.home, W.url, NULL, 0, 0 };
+		struct mk_kms_opts o = { W.home, W.url, NULL, 0, 0, NULL, 0 };
 		struct mk_kms *k = NULL;
 		struct mk_verifier *v = NULL;
 		struct mk_verify_outcome out;

@@ -57,7 +57,7 @@ struct world {
 
 static inline struct mk_kms *w_open_kms(struct world *w, int64_t t, const char *shares_dir)
 {
-	struct mk_kms_opts o = { w->home, w->url, shares_dir, t, 0 };
+	struct mk_kms_opts o = { w->home, w->url, shares_dir, t, 0, NULL, 0 };
 	struct mk_kms *k = NULL;
 
 	assert_rc(mk_kms_open(&o, &k), MK_OK);
@@ -77,7 +77,7 @@ static inline int w_build(struct world *w)
 	snprintf(w->home, sizeof(w->home), "/tmp/meterkey-e2e-XXXXXX");
 	if (mkdtemp(w->home) == NULL || mk_test_archive_url(w->url, sizeof(w->url)) != 0)
 		return -1;
-	o = (struct mk_kms_opts){ w->home, w->url, NULL, 0, 1 };
+	o = (struct mk_kms_opts){ w->home, w->url, NULL, 0, 1, NULL, 0 };
 	if (mk_kms_open(&o, &w->k) != MK_OK || mk_kms_init(w->k, 0, 0, mid) != MK_OK ||
 	    mk_kms_domain_create(w->k, "VE", ve, 2) != MK_OK ||
 	    mk_kms_domain_create(w->k, "USPS", usps, 1) != MK_OK ||
