@@ -163,6 +163,12 @@ bad "$H1" --home ""
 bad "$H1" --archive "" mysql://x sqlite:
 flag "$H1" --json
 
+# Two values out of range together: the first option is named.
+cmd="init"; refused --shares-k --home "$H" --shares-k 3 --shares-n 2
+cmd="init"; refused --shares-k --home "$H" --shares-k 3
+cmd="box init"; refused --shares-k --home "$H" --type oak --shares-k 3 --shares-n 2
+cmd="shares split"; refused -k --box O00000001 -k 3 -n 2 --out "$T/cwd"
+
 # What every KMS command takes: --home, --archive, --shares, --time, --json.
 for row in "init|" "domain create|VE --country US" "box init|--type oak" "box add-domain|--box O00000001 --domain VE" \
   "box check|--box O00000001" "box list|" "key request|--domain VE" "key confirm|--domain VE --key-id 1" \
