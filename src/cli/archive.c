@@ -66,10 +66,9 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
 	if (a->domain == NULL || (want_key && a->key == NULL))
 		return mk_cli_usage_error(usage, want_key ? "--domain and --key are needed"
 		                                          : "--domain is needed");
+	/* the values kept their rules as they were read (kc_parse) */
 	if (want_key && !kc_parse_key_id(a->key, &a->key_id))
-		return mk_cli_bad_value(usage, "--key", a->key, "a key ID (1, 2, ...)");
-	if (!mk_domain_id_valid(a->domain))
-		return mk_cli_bad_value(usage, "--domain", a->domain, "a domain ID (2-8 of A-Z, 0-9)");
+		return mk_cli_bad_value(usage, "--key", a->key, kc_key_id.words);
 	if (a->c.archive != NULL) {
 		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
 			return mk_cli_usage_error(usage, "--archive URL too long");
@@ -162,7 +161,7 @@ static int archive_verify(int argc, char **argv)
 {
 	struct args a;
 	struct mk_audit_result res;
-	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain, &kc_domain), KC_END };
 	enum mk_err r;
 	int st;
 
@@ -245,8 +244,8 @@ static int archive_history(int argc, char **argv)
 	struct history h = { NULL, NULL };
 	char *text = NULL;
 	size_t len = 0;
-	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain),
-		                       KC_STR("key", &a.key), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain, &kc_domain),
+		                       KC_STR("key", &a.key, &kc_key_id), KC_END };
 	enum mk_err r;
 	int st;
 
@@ -307,7 +306,7 @@ static int archive_errors(int argc, char **argv)
 {
 	struct args a;
 	struct errors_ctx x = { 0, NULL };
-	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain, &kc_domain), KC_END };
 	enum mk_err r;
 	int st;
 

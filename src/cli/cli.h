@@ -62,8 +62,8 @@ int mk_cli_tokens(int argc, char **argv);
  *
  *	struct kc c;
  *	struct { const char *meter, *date; } o;
- *	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
- *	                               KC_STR("date", &o.date), KC_END };
+ *	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter),
+ *	                               KC_STR("date", &o.date, &kc_date), KC_END };
  *
  *	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
  *		return r;
@@ -91,6 +91,32 @@ enum kc_opt_kind {
 	KC_OPT_TIME, /* --name T: unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ */
 };
 
+/*
+ * The rule a value keeps: check says whether s keeps it; words name it for
+ * an operator, after "is not" (`--meter: "PM100" is not a meter ID, ...`).
+ * kc_parse holds every value to its row's rule as it reads it, so that a
+ * command never opens its home for a value it will refuse.
+ */
+struct kc_rule {
+	int (*check)(const char *s);
+	const char *words;
+};
+
+/* The rules the commands share (opt.c). */
+extern const struct kc_rule kc_path;     /* a file or directory name, not empty */
+extern const struct kc_rule kc_url;      /* an archive URL: sqlite:PATH, postgresql://... */
+extern const struct kc_rule kc_box;      /* a box ID: O00000001 */
+extern const struct kc_rule kc_steel;    /* a Steel box ID: S00000001 */
+extern const struct kc_rule kc_domain;   /* a domain ID: VE, USPS */
+extern const struct kc_rule kc_country;  /* a country sub-domain ID: US, DE */
+extern const struct kc_rule kc_label;    /* product code, sequence, indicia serial */
+extern const struct kc_rule kc_meter;    /* a meter ID: PM100-000001 */
+extern const struct kc_rule kc_postcode; /* an origin postcode: 1-10 of A-Z 0-9 */
+extern const struct kc_rule kc_key_id;   /* a key ID: 1, 2, ... */
+extern const struct kc_rule kc_date;     /* a date that exists */
+extern const struct kc_rule kc_month;    /* YYYY-MM */
+extern const struct kc_rule kc_share_count; /* 2 to 255 */
+
 /* One row of a command's option table; a row with neither name ends it. */
 struct kc_opt {
 	const char *name; /* --name, or NULL for a short option only */
@@ -98,6 +124,7 @@ struct kc_opt {
 	enum kc_opt_kind kind;
 	void *to;  /* int *, const char **, struct kc_list *, int64_t *: see KC_TO */
 	int need;  /* kc_start refuses the command without it */
+	const struct kc_rule *rule; /* each value given must keep it; NULL: any */
 };
 
 /* The values of a repeatable option, in the order given. */
@@ -109,22 +136,24 @@ struct kc_list {
 /* p as the row's target, refused at compile time unless it points to T. */
 #define KC_TO(T, p) ((void *)(1 ? (p) : (T *)NULL))
 
-#define KC_FLAG(name, p) { (name), 0, KC_OPT_FLAG, KC_TO(int, p), 0 }
-#define KC_STR(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 0 }
-#define KC_NEED(name, p) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 1 }
-#define KC_STR_LAST(name, p) { (name), 0, KC_OPT_LAST, KC_TO(const char *, p), 0 }
-#define KC_SHORT(ch, p) { NULL, (ch), KC_OPT_LAST, KC_TO(const char *, p), 0 }
-#define KC_LIST(name, p) { (name), 0, KC_OPT_LIST, KC_TO(struct kc_list, p), 0 }
-#define KC_TIME(name, p) { (name), 0, KC_OPT_TIME, KC_TO(int64_t, p), 0 }
-#define KC_END { NULL, 0, KC_OPT_FLAG, NULL, 0 }
+/* The rows. Every row that takes a value names its rule (a struct kc_rule
+ * *), so that no value reaches a command unchecked. */
+#define KC_FLAG(name, p) { (name), 0, KC_OPT_FLAG, KC_TO(int, p), 0, NULL }
+#define KC_STR(name, p, rule) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 0, (rule) }
+#define KC_NEED(name, p, rule) { (name), 0, KC_OPT_ONCE, KC_TO(const char *, p), 1, (rule) }
+#define KC_STR_LAST(name, p, rule) { (name), 0, KC_OPT_LAST, KC_TO(const char *, p), 0, (rule) }
+#define KC_SHORT(ch, p, rule) { NULL, (ch), KC_OPT_LAST, KC_TO(const char *, p), 0, (rule) }
+#define KC_LIST(name, p, rule) { (name), 0, KC_OPT_LIST, KC_TO(struct kc_list, p), 0, (rule) }
+#define KC_TIME(name, p) { (name), 0, KC_OPT_TIME, KC_TO(int64_t, p), 0, NULL }
+#define KC_END { NULL, 0, KC_OPT_FLAG, NULL, 0, NULL }
 
 /* --json and --help (-h), bound to c. */
-#define KC_OUTPUT(c) KC_FLAG("json", &(c)->json), { "help", 'h', KC_OPT_FLAG, KC_TO(int, &(c)->help), 0 }
+#define KC_OUTPUT(c) KC_FLAG("json", &(c)->json), { "help", 'h', KC_OPT_FLAG, KC_TO(int, &(c)->help), 0, NULL }
 /* What every KMS command takes: --home, --archive, --shares, --time, then
  * KC_OUTPUT. (--home defaults to $METERKEY_HOME.) */
 #define KC_COMMON(c)                                                                       \
-	KC_STR_LAST("home", &(c)->home), KC_STR_LAST("archive", &(c)->archive),             \
-		KC_STR_LAST("shares", &(c)->shares), KC_TIME("time", &(c)->time), KC_OUTPUT(c)
+	KC_STR_LAST("home", &(c)->home, &kc_path), KC_STR_LAST("archive", &(c)->archive, &kc_url), \
+		KC_STR_LAST("shares", &(c)->shares, &kc_path), KC_TIME("time", &(c)->time), KC_OUTPUT(c)
 
 /* The help lines of KC_COMMON but --json's, which each command words. */
 #define KC_USAGE_KMS_OPTS                                                                    \
@@ -150,7 +179,8 @@ struct kc {
 /*
  * Parses argv[1..argc) against opts. First clears c (home from
  * $METERKEY_HOME) and every variable a row binds (NULL, 0, an empty list),
- * so that an option not given reads as absent. The positional arguments are
+ * so that an option not given reads as absent. Each value is held to its
+ * row's rule as it is read. The positional arguments are
  * moved to the front of argv[1..] in their order and c->pos points at them;
  * the one past maxpos is refused as soon as it is met. Returns 1, or 0 on a
  * usage error, which goes to c->why ("--x needs a value") for the caller
@@ -178,8 +208,13 @@ int kc_parse_time(const char *s, int64_t *tp);
 /* A decimal of digits only (no sign, no space) in [lo, hi]; 0 when s is NULL
  * or not one. */
 int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp);
+/* "2026-11" to the unix seconds of its first day; 0 when s is not a month. */
+int kc_parse_month(const char *s, int64_t *tp);
 /* A key ID: 1, 2, ... with no leading zero; 0 when s is not one. */
 int kc_parse_key_id(const char *s, uint64_t *idp);
+/* "opt: "val" is not rule" into why (the value cut at 64 characters),
+ * the words of every refused value (mk_cli_bad_value, kc_parse). */
+void kc_bad_value_why(char *why, size_t cap, const char *opt, const char *val, const char *rule);
 
 /* ---- Running a KMS command, printing its answer (common.c) ------------------- */
 

@@ -90,6 +90,32 @@ static void png_name(const char *base, size_t count, uint32_t piece, char *out, 
 		snprintf(out, cap, "%s-%u.png", base, piece);
 }
 
+static int postage_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 1, UINT32_MAX, &v);
+}
+
+static int count_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 1, FRANK_MAX, &v);
+}
+
+static int ahead_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 0, UINT16_MAX, &v);
+}
+
+/* The rules of frank's numbers: the postage fits the indicium's 32 bits. */
+static const struct kc_rule postage_rule = { postage_ok, "a whole number of cents, 1 to 4294967295" };
+static const struct kc_rule count_rule = { count_ok, "a number of mailpieces, 1 to 10000" };
+static const struct kc_rule ahead_rule = { ahead_ok, "a number of days, 0 to 65535" };
+
 int mk_cli_meter_frank(int argc, char **argv)
 {
 	struct {
@@ -103,32 +129,27 @@ int mk_cli_meter_frank(int argc, char **argv)
 	size_t done = 0;
 	json_t *arr = NULL;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
-		                       KC_STR("postage", &o.postage), KC_STR("origin", &o.origin),
-		                       KC_STR("date", &o.date), KC_STR("count", &o.count),
-		                       KC_STR("png", &o.png), KC_STR("vendor", &o.vendor),
-		                       KC_FLAG("sign", &o.sign), KC_STR("max-days-ahead", &o.ahead), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter),
+		                       KC_NEED("postage", &o.postage, &postage_rule),
+		                       KC_NEED("origin", &o.origin, &kc_postcode),
+		                       KC_STR("date", &o.date, &kc_date), KC_STR("count", &o.count, &count_rule),
+		                       KC_STR("png", &o.png, &kc_path), KC_STR("vendor", &o.vendor, &kc_domain),
+		                       KC_FLAG("sign", &o.sign), KC_STR("max-days-ahead", &o.ahead, &ahead_rule),
+		                       KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, frank_usage, 0, 0)) != KC_GO)
 		return r;
-	if (o.meter == NULL || o.origin == NULL || !kc_parse_u64(o.postage, 1, UINT32_MAX, &postage))
-		return mk_cli_usage_error(frank_usage, "--meter, --postage (cents, 1 or more) and --origin are needed");
-	if (o.date != NULL && !kc_parse_time(o.date, &date)) {
-		char why[160];
-
-		snprintf(why, sizeof(why), "--date: \"%.64s\" is not a date that exists (YYYY-MM-DD)", o.date);
-		return mk_cli_usage_error(frank_usage, why);
-	}
+	/* every value kept its rule as it was read (kc_parse): these only convert */
+	if (!kc_parse_u64(o.postage, 1, UINT32_MAX, &postage))
+		return mk_cli_bad_value(frank_usage, "--postage", o.postage, postage_rule.words);
+	if (o.date != NULL && !kc_parse_time(o.date, &date))
+		return mk_cli_bad_value(frank_usage, "--date", o.date, kc_date.words);
 	if (o.count != NULL && !kc_parse_u64(o.count, 1, FRANK_MAX, &count))
-		return mk_cli_usage_error(frank_usage, "--count takes 1 to 10000");
-	if (o.ahead != NULL && !kc_parse_u64(o.ahead, 0, UINT16_MAX, &ahead)) {
-		char why[160];
-
-		snprintf(why, sizeof(why), "--max-days-ahead: \"%.64s\" is not a number of days (0 to 65535)", o.ahead);
-		return mk_cli_usage_error(frank_usage, why);
-	}
+		return mk_cli_bad_value(frank_usage, "--count", o.count, count_rule.words);
+	if (o.ahead != NULL && !kc_parse_u64(o.ahead, 0, UINT16_MAX, &ahead))
+		return mk_cli_bad_value(frank_usage, "--max-days-ahead", o.ahead, ahead_rule.words);
 	if (o.png != NULL && !png_writable(o.png, c.json))
 		return 1;
 	if ((inds = calloc(count, sizeof(*inds))) == NULL || !kc_open(&c)) {
@@ -179,6 +200,15 @@ static const char credit_usage[] =
 	"  simulation does not authenticate resets.)\n"
 	"options:\n" COMMON_OPTS;
 
+static int amount_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 1, UINT64_MAX / 2, &v);
+}
+
+static const struct kc_rule amount_rule = { amount_ok, "a whole number of cents, 1 to 9223372036854775807" };
+
 int mk_cli_meter_credit(int argc, char **argv)
 {
 	struct {
@@ -186,16 +216,15 @@ int mk_cli_meter_credit(int argc, char **argv)
 	} o; /* the options */
 	uint64_t amount;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
-		                       KC_NEED("amount", &o.amount), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter),
+		                       KC_NEED("amount", &o.amount, &amount_rule), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, credit_usage, 0, 0)) != KC_GO)
 		return r;
 	if (!kc_parse_u64(o.amount, 1, UINT64_MAX / 2, &amount))
-		return mk_cli_bad_value(credit_usage, "--amount", o.amount,
-		                        "a whole number of cents, 1 to 9223372036854775807");
+		return mk_cli_bad_value(credit_usage, "--amount", o.amount, amount_rule.words);
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_meter_credit(c.kms, o.meter, amount)) == MK_OK)
@@ -443,8 +472,8 @@ int mk_cli_verify(int argc, char **argv)
 	char line[MK_INDICIUM_TEXT_MAX];
 	struct vrun x;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("file", &o.file),
-		                       KC_STR("image", &o.image), KC_FLAG("tin", &o.tin),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("file", &o.file, &kc_path),
+		                       KC_STR("image", &o.image, &kc_path), KC_FLAG("tin", &o.tin),
 		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_END };
 	enum mk_err e = MK_OK;
 	int r;
@@ -505,20 +534,19 @@ static int tokens_distribute(int argc, char **argv)
 	struct {
 		const char *domain, *month, *meter;
 	} o; /* the options */
-	char month[16];
 	int64_t t;
 	size_t count = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
-		                       KC_NEED("month", &o.month), KC_STR("meter", &o.meter), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain, &kc_domain),
+		                       KC_NEED("month", &o.month, &kc_month),
+		                       KC_STR("meter", &o.meter, &kc_meter), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, distribute_usage, 0, 0)) != KC_GO)
 		return r;
-	if (strlen(o.month) != 7 || snprintf(month, sizeof(month), "%s-01", o.month) != 10 ||
-	    !kc_parse_time(month, &t))
-		return mk_cli_bad_value(distribute_usage, "--month", o.month, "a month, YYYY-MM");
+	if (!kc_parse_month(o.month, &t))
+		return mk_cli_bad_value(distribute_usage, "--month", o.month, kc_month.words);
 	if (!kc_open(&c))
 		return 1;
 	e = mk_kms_distribute(c.kms, o.domain, mk_token_period(mk_indicium_day(t)), o.meter, &count);

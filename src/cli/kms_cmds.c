@@ -33,7 +33,7 @@ static int share_counts(const char *ks, const char *ns, unsigned *kp, unsigned *
 	return share_opt(ks, kp) && share_opt(ns, np) && (*kp == 0) == (*np == 0) && *kp <= *np;
 }
 
-#define SHARE_COUNTS_USAGE "--shares-k K --shares-n N: 2 <= K <= N <= 255, both or neither"
+#define SHARE_COUNTS_USAGE "--shares-k K --shares-n N: both or neither, K no more than N"
 
 /* ---- init ---------------------------------------------------------------------- */
 
@@ -56,8 +56,8 @@ int mk_cli_init(int argc, char **argv)
 	} o; /* the options */
 	char id[MK_BOX_ID_LEN + 1];
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("shares-k", &o.shares_k),
-		                       KC_STR("shares-n", &o.shares_n), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("shares-k", &o.shares_k, &kc_share_count),
+		                       KC_STR("shares-n", &o.shares_n, &kc_share_count), KC_END };
 	unsigned k, n;
 	enum mk_err e;
 	int r;
@@ -88,29 +88,38 @@ static const char domain_create_usage[] =
 	"  (default 8).\n"
 	"options:\n" COMMON_OPTS;
 
+static int token_len_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &v);
+}
+
+static const struct kc_rule token_len_rule = { token_len_ok, "a token length, 4 to 16 bytes" };
+
 static int domain_create(int argc, char **argv)
 {
 	struct {
 		const char *token_len;
 		struct kc_list country;
 	} o; /* the options */
-	unsigned long len = 0;
+	uint64_t len = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_LIST("country", &o.country),
-		                       KC_STR("token-len", &o.token_len), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_LIST("country", &o.country, &kc_country),
+		                       KC_STR("token-len", &o.token_len, &token_len_rule), KC_END };
 	const char *domain;
-	char *end;
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, domain_create_usage, 1, 1)) != KC_GO)
 		return r;
 	domain = c.pos[0];
+	if (!mk_domain_id_valid(domain))
+		return mk_cli_bad_value(domain_create_usage, "DOMAIN", domain, kc_domain.words);
 	if (o.country.n == 0)
 		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
-	if (o.token_len != NULL && ((len = strtoul(o.token_len, &end, 10)) < MK_TOKEN_LEN_MIN ||
-	                            len > MK_TOKEN_LEN_MAX || *end != '\0'))
-		return mk_cli_bad_value(domain_create_usage, "--token-len", o.token_len, "a token length, 4 to 16 bytes");
+	if (o.token_len != NULL && !kc_parse_u64(o.token_len, MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &len))
+		return mk_cli_bad_value(domain_create_usage, "--token-len", o.token_len, token_len_rule.words);
 	if (!kc_open(&c))
 		return 1;
 	e = mk_kms_domain_create_len(c.kms, domain, o.country.v, o.country.n, (unsigned)len);
@@ -166,6 +175,15 @@ static int box_type(const char *s, enum mk_box_type *tp)
 	return 1;
 }
 
+static int box_type_ok(const char *s)
+{
+	enum mk_box_type t;
+
+	return box_type(s, &t);
+}
+
+static const struct kc_rule box_type_rule = { box_type_ok, "a box type: manufacturing, oak, steel, brass or tin" };
+
 static int box_init(int argc, char **argv)
 {
 	struct {
@@ -175,9 +193,9 @@ static int box_init(int argc, char **argv)
 	char id[MK_BOX_ID_LEN + 1];
 	enum mk_box_type t;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("type", &o.type),
-		                       KC_LIST("domain", &o.domain), KC_STR("shares-k", &o.shares_k),
-		                       KC_STR("shares-n", &o.shares_n), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("type", &o.type, &box_type_rule),
+		                       KC_LIST("domain", &o.domain, &kc_domain), KC_STR("shares-k", &o.shares_k, &kc_share_count),
+		                       KC_STR("shares-n", &o.shares_n, &kc_share_count), KC_END };
 	unsigned k, n;
 	enum mk_err e;
 	int r;
@@ -185,8 +203,7 @@ static int box_init(int argc, char **argv)
 	if ((r = kc_start(&c, argc, argv, opts, box_init_usage, 0, 0)) != KC_GO)
 		return r;
 	if (!box_type(o.type, &t))
-		return mk_cli_bad_value(box_init_usage, "--type", o.type != NULL ? o.type : "",
-		                        "a box type: manufacturing, oak, steel, brass or tin");
+		return mk_cli_usage_error(box_init_usage, "--type is needed");
 	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
 		return mk_cli_usage_error(box_init_usage, SHARE_COUNTS_USAGE);
 	if (!kc_open(&c))
@@ -216,8 +233,8 @@ static int box_add(int argc, char **argv)
 		const char *box, *domain;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box),
-		                       KC_NEED("domain", &o.domain), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box, &kc_box),
+		                       KC_NEED("domain", &o.domain, &kc_domain), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -243,7 +260,7 @@ static int box_check(int argc, char **argv)
 		const char *box;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("box", &o.box, &kc_box), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -347,8 +364,8 @@ static int key_request(int argc, char **argv)
 	char path[4096];
 	uint64_t id = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
-		                       KC_STR("steel", &o.steel), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain, &kc_domain),
+		                       KC_STR("steel", &o.steel, &kc_steel), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -386,15 +403,15 @@ static int key_step(int argc, char **argv, const char *usage, int is_confirm)
 	struct mk_key_record rec;
 	uint64_t id;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain),
-		                       KC_NEED("key-id", &o.key_id), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain, &kc_domain),
+		                       KC_NEED("key-id", &o.key_id, &kc_key_id), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
 		return r;
 	if (!kc_parse_key_id(o.key_id, &id))
-		return mk_cli_bad_value(usage, "--key-id", o.key_id, "a key ID (1, 2, ...)");
+		return mk_cli_bad_value(usage, "--key-id", o.key_id, kc_key_id.words);
 	if (!kc_open(&c))
 		return 1;
 	e = is_confirm ? mk_kms_key_confirm(c.kms, o.domain, id, &rec)
@@ -464,8 +481,8 @@ static int meter_create(int argc, char **argv)
 	} o; /* the options */
 	char id[MK_METER_ID_MAX + 1];
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("product-code", &o.product_code),
-		                       KC_NEED("msn", &o.msn), KC_STR("station", &o.station), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("product-code", &o.product_code, &kc_label),
+		                       KC_NEED("msn", &o.msn, &kc_label), KC_STR("station", &o.station, &kc_steel), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -500,9 +517,9 @@ static int meter_install(int argc, char **argv)
 	} o; /* the options */
 	struct mk_key_record rec;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter),
-		                       KC_STR("domain", &o.domain), KC_STR("record", &o.record),
-		                       KC_STR("steel", &o.steel), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter, &kc_meter),
+		                       KC_STR("domain", &o.domain, &kc_domain), KC_STR("record", &o.record, &kc_path),
+		                       KC_STR("steel", &o.steel, &kc_steel), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -552,16 +569,16 @@ static int meter_register(int argc, char **argv)
 	} o; /* the options */
 	int64_t date = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
-		                       KC_NEED("indicia", &o.indicia), KC_NEED("country", &o.country),
-		                       KC_STR("date", &o.date), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter),
+		                       KC_NEED("indicia", &o.indicia, &kc_label), KC_NEED("country", &o.country, &kc_country),
+		                       KC_STR("date", &o.date, &kc_date), KC_END };
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, meter_register_usage, 0, 0)) != KC_GO)
 		return r;
 	if (o.date != NULL && !kc_parse_time(o.date, &date))
-		return mk_cli_usage_error(meter_register_usage, "--date: not a date");
+		return mk_cli_bad_value(meter_register_usage, "--date", o.date, kc_date.words);
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_meter_register(c.kms, o.meter, o.indicia, o.country, date)) == MK_OK)
@@ -586,7 +603,7 @@ static int meter_retire(int argc, char **argv)
 		const char *meter;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter), KC_END };
 	enum mk_err e;
 	int r;
 
@@ -674,8 +691,8 @@ static int cert_export(int argc, char **argv)
 	unsigned written = 0;
 	json_t *arr;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter),
-		                       KC_NEED("out", &o.out), KC_END };
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter),
+		                       KC_NEED("out", &o.out, &kc_path), KC_END };
 	enum mk_err e;
 	int r;
 

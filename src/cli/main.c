@@ -42,11 +42,15 @@ static void command_of(const char *usage, char *out, size_t cap)
 
 int mk_cli_usage_error(const char *usage, const char *why)
 {
-	char cmd[96];
+	char cmd[96], line[512];
 
 	command_of(usage, cmd, sizeof(cmd));
-	fprintf(stderr, "meterkey: %s; see '%s --help'\n", why != NULL && why[0] != '\0' ? why : "not a valid use",
-	        cmd);
+	snprintf(line, sizeof(line), "%s", why != NULL && why[0] != '\0' ? why : "not a valid use");
+	/* one line, whatever a value held: a control character is shown as '?' */
+	for (char *p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "meterkey: %s; see '%s --help'\n", line, cmd);
 	return 2;
 }
 
@@ -54,7 +58,7 @@ int mk_cli_bad_value(const char *usage, const char *opt, const char *val, const 
 {
 	char why[384];
 
-	snprintf(why, sizeof(why), "%s: \"%s\" is not %s", opt, val, rule);
+	kc_bad_value_why(why, sizeof(why), opt, val, rule);
 	return mk_cli_usage_error(usage, why);
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "meterkey/ids.h"
 
 int kc_parse_time(const char *s, int64_t *tp)
 {
@@ -50,8 +51,9 @@ int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
 
 	if (s == NULL || s[0] < '0' || s[0] > '9')
 		return 0;
+	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (*end != '\0' || v < lo || v > hi)
+	if (errno != 0 || *end != '\0' || v < lo || v > hi) /* ERANGE: past 2^64 - 1 */
 		return 0;
 	*vp = v;
 	return 1;
@@ -61,6 +63,137 @@ int kc_parse_key_id(const char *s, uint64_t *idp)
 {
 	return s[0] >= '1' && s[0] <= '9' && kc_parse_u64(s, 1, UINT64_MAX, idp);
 }
+
+void kc_bad_value_why(char *why, size_t cap, const char *opt, const char *val, const char *rule)
+{
+	snprintf(why, cap, "%s: \"%.64s%s\" is not %s", opt, val, strlen(val) > 64 ? "..." : "", rule);
+}
+
+/* ---- The rules the commands share ------------------------------------------------ */
+
+static int is_alnum(int c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* n bytes of s, lo..hi of them, each a letter or digit (with upper only,
+ * upper-case letters only). */
+static int alnum_run(const char *s, size_t n, size_t lo, size_t hi, int upper)
+{
+	if (n < lo || n > hi)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_alnum((unsigned char)s[i]) || (upper && s[i] >= 'a' && s[i] <= 'z'))
+			return 0;
+	return 1;
+}
+
+static int path_ok(const char *s)
+{
+	return s[0] != '\0' && strlen(s) < 4096;
+}
+
+/* The schemes mk_archive_open knows, with something after them. */
+static int url_ok(const char *s)
+{
+	static const char *const schemes[] = { "sqlite:", "postgresql://", "postgres://" };
+
+	for (size_t i = 0; i < MK_ARRAY_LEN(schemes); i++) {
+		size_t n = strlen(schemes[i]);
+
+		if (strncmp(s, schemes[i], n) == 0 && s[n] != '\0' && strlen(s) < 4096)
+			return 1;
+	}
+	return 0;
+}
+
+static int box_ok(const char *s)
+{
+	return mk_box_id_valid(s);
+}
+
+static int steel_ok(const char *s)
+{
+	return s[0] == MK_BOX_STEEL && mk_box_id_valid(s);
+}
+
+static int domain_ok(const char *s)
+{
+	return mk_domain_id_valid(s);
+}
+
+/* What the KMS takes for a product code, a manufacturing sequence number
+ * or an indicia serial number (kms_ident_safe): it names files. */
+static int label_ok(const char *s)
+{
+	return alnum_run(s, strlen(s), 1, MK_IDENT_MAX, 0);
+}
+
+/* PRODUCT-SEQUENCE, as mk_kms_meter_path takes it and meter create makes it. */
+static int meter_ok(const char *s)
+{
+	const char *dash = strchr(s, '-');
+
+	return dash != NULL && alnum_run(s, (size_t)(dash - s), 1, MK_IDENT_MAX, 0) && label_ok(dash + 1);
+}
+
+static int postcode_ok(const char *s)
+{
+	return alnum_run(s, strlen(s), 1, MK_POSTCODE_MAX, 1);
+}
+
+static int key_id_ok(const char *s)
+{
+	uint64_t id;
+
+	return kc_parse_key_id(s, &id);
+}
+
+static int date_ok(const char *s)
+{
+	int64_t t;
+
+	return kc_parse_time(s, &t);
+}
+
+int kc_parse_month(const char *s, int64_t *tp)
+{
+	char day[16];
+
+	return strlen(s) == 7 && s[4] == '-' && snprintf(day, sizeof(day), "%s-01", s) == 10 &&
+	       kc_parse_time(day, tp);
+}
+
+static int month_ok(const char *s)
+{
+	int64_t t;
+
+	return kc_parse_month(s, &t);
+}
+
+static int share_count_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 2, 255, &v);
+}
+
+const struct kc_rule kc_path = { path_ok, "a file or directory name" };
+const struct kc_rule kc_url = { url_ok, "an archive URL (sqlite:PATH or postgresql://...)" };
+const struct kc_rule kc_box = { box_ok, "a box ID (a type letter and eight digits, e.g. O00000001)" };
+const struct kc_rule kc_steel = { steel_ok, "a Steel box ID (S and eight digits, e.g. S00000001)" };
+const struct kc_rule kc_domain = { domain_ok, "a domain ID (2-8 of A-Z, 0-9)" };
+const struct kc_rule kc_country = { domain_ok, "a country sub-domain ID (2-8 of A-Z, 0-9: US, DE)" };
+const struct kc_rule kc_label = { label_ok, "1 to 32 letters and digits" };
+const struct kc_rule kc_meter = { meter_ok,
+	                          "a meter ID (PRODUCT-SEQUENCE, each 1 to 32 letters and digits: PM100-000001)" };
+const struct kc_rule kc_postcode = { postcode_ok, "a postcode (1 to 10 of A-Z and 0-9)" };
+const struct kc_rule kc_key_id = { key_id_ok, "a key ID (1, 2, ...)" };
+const struct kc_rule kc_date = { date_ok, "a date that exists (YYYY-MM-DD)" };
+const struct kc_rule kc_month = { month_ok, "a month, YYYY-MM" };
+const struct kc_rule kc_share_count = { share_count_ok, "a number from 2 to 255" };
+
+/* ---- Parsing ------------------------------------------------------------------------ */
 
 static int is_end(const struct kc_opt *o)
 {
@@ -108,6 +241,10 @@ static int store(struct kc *c, const struct kc_opt *o, const char *shown, const 
 {
 	struct kc_list *l;
 
+	if (o->rule != NULL && !o->rule->check(val)) {
+		kc_bad_value_why(c->why, sizeof(c->why), shown, val, o->rule->words);
+		return 0;
+	}
 	switch (o->kind) {
 	case KC_OPT_FLAG:
 		*(int *)o->to = 1;
@@ -132,9 +269,8 @@ static int store(struct kc *c, const struct kc_opt *o, const char *shown, const 
 		return 1;
 	case KC_OPT_TIME:
 		if (!kc_parse_time(val, o->to)) {
-			snprintf(c->why, sizeof(c->why),
-			         "%s: \"%s\" is not a time (unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)",
-			         shown, val);
+			kc_bad_value_why(c->why, sizeof(c->why), shown, val,
+			                 "a time (unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
 			return 0;
 		}
 		return 1;

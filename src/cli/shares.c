@@ -55,8 +55,9 @@ static int shares_split(int argc, char **argv)
 		const char *box, *out, *k, *n;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_STR_LAST("box", &o.box), KC_STR_LAST("out", &o.out),
-		                       KC_SHORT('k', &o.k), KC_SHORT('n', &o.n), KC_OUTPUT(&c), KC_END };
+	const struct kc_opt opts[] = { KC_STR_LAST("box", &o.box, &kc_box), KC_STR_LAST("out", &o.out, &kc_path),
+		                       KC_SHORT('k', &o.k, &kc_share_count), KC_SHORT('n', &o.n, &kc_share_count),
+		                       KC_OUTPUT(&c), KC_END };
 	const char *box, *dir;
 	uint64_t k = 0, n = 0;
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
@@ -75,14 +76,13 @@ static int shares_split(int argc, char **argv)
 	box = o.box;
 	dir = o.out;
 	json = c.json;
+	/* each value kept its rule as it was read (kc_parse) */
 	if (o.k != NULL && !kc_parse_u64(o.k, 2, MK_SHARE_COUNT_MAX, &k))
-		return mk_cli_bad_value(split_usage, "-k", o.k, "a number from 2 to 255");
+		return mk_cli_bad_value(split_usage, "-k", o.k, kc_share_count.words);
 	if (o.n != NULL && !kc_parse_u64(o.n, 2, MK_SHARE_COUNT_MAX, &n))
-		return mk_cli_bad_value(split_usage, "-n", o.n, "a number from 2 to 255");
+		return mk_cli_bad_value(split_usage, "-n", o.n, kc_share_count.words);
 	if (c.npos != 0 || box == NULL || dir == NULL || k == 0 || n == 0)
 		return mk_cli_usage_error(split_usage, "--box, -k, -n and --out are all needed");
-	if (!mk_box_id_valid(box))
-		return mk_cli_bad_value(split_usage, "--box", box, "a box ID (a type letter and eight digits, e.g. O00000001)");
 	if (k > n)
 		return mk_cli_usage_error(split_usage, "-k may not exceed -n");
 	if (json && (files = json_array()) == NULL)
@@ -184,7 +184,7 @@ static int shares_check(int argc, char **argv)
 {
 	const char *box;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_STR_LAST("box", &box), KC_OUTPUT(&c), KC_END };
+	const struct kc_opt opts[] = { KC_STR_LAST("box", &box, &kc_box), KC_OUTPUT(&c), KC_END };
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[MK_SHARE_SECRET_MAX];
 	char msg[PATH_MAX + 128];
@@ -198,8 +198,6 @@ static int shares_check(int argc, char **argv)
 	json = c.json;
 	if (box == NULL || c.npos == 0)
 		return mk_cli_usage_error(check_usage, "--box and at least one FILE are needed");
-	if (!mk_box_id_valid(box))
-		return mk_cli_bad_value(check_usage, "--box", box, "a box ID (a type letter and eight digits, e.g. O00000001)");
 	if (c.npos > MK_SHARE_COUNT_MAX)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");
 	nfiles = c.npos;

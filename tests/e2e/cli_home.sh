@@ -75,7 +75,7 @@ grep_out "$T/typo" "$T/err"
 expect 1 "$MK" cert export --home "$T/h" --meter PM100-000009 --out "$T/certs"
 grep_out "no meter PM100-000009 in this home" "$T/err"
 [ ! -e "$T/certs" ] || { echo "FAIL: cert export of an unknown meter made $T/certs"; fails=$((fails+1)); }
-expect 1 "$MK" cert export --home "$T/h" --meter nonsense --out "$T/certs"
+expect 2 "$MK" cert export --home "$T/h" --meter nonsense --out "$T/certs"
 [ ! -e "$T/certs" ] || { echo "FAIL: cert export of a bad meter ID made $T/certs"; fails=$((fails+1)); }
 
 finish

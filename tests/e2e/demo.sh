@@ -41,7 +41,11 @@ expect 0 "$MK" meter list --home "$H" --json
 # its certificates changes
 flip() { # flip FILE.pem OUT.pem: one byte in the middle of the DER changed
   openssl x509 -in "$1" -outform DER -out "$T/f.der"
-  printf '\xa5' | dd of="$T/f.der" bs=1 seek=$(( $(stat -c %s "$T/f.der") / 2 )) conv=notrunc 2>/dev/null
+  # its bits inverted (a fixed byte written there would change nothing one
+  # time in 256: the byte was that already)
+  local at=$(( $(stat -c %s "$T/f.der") / 2 )) b
+  b=$(od -An -tu1 -j "$at" -N1 "$T/f.der" | tr -d ' ')
+  printf "\\$(printf '%03o' $(( b ^ 0xff )))" | dd of="$T/f.der" bs=1 seek="$at" conv=notrunc 2>/dev/null
   openssl x509 -inform DER -in "$T/f.der" -out "$2" 2>/dev/null || cp "$T/f.der" "$2"
 }
 chain_ok() { # chain_ok DIR CA LEAF

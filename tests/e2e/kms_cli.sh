@@ -41,8 +41,9 @@ expect 0 "$MK" domain create USPS --country US
 expect 1 "$MK" domain create USPS --country US
 grep_out "domain USPS exists" "$T/err"
 expect 2 "$MK" domain create UKRM
-expect 1 "$MK" domain create uk --country GB
-grep_out "not 2-8 characters" "$T/err"
+# a malformed ID is a usage error, refused before the home is opened (cli_values.sh)
+expect 2 "$MK" domain create uk --country GB
+grep_out '^meterkey: DOMAIN: "uk" is not a domain ID (2-8 of A-Z, 0-9); see' "$T/err"
 expect 0 "$MK" box init --type oak --domain VE --domain USPS
 grep_out "box O00000001 initialised for VE, USPS" "$T/out"
 expect 0 "$MK" box init --type steel --domain VE --domain USPS
@@ -83,7 +84,8 @@ expect 1 "$MK" box check --box B00000009
 grep_out "no box B00000009 in this home.*MK_ERR_NOT_FOUND" "$T/err"
 for n in 1 2 3; do expect 0 "$MK" meter create --product-code PM100 --msn 00000$n; done
 expect 1 "$MK" meter create --product-code PM100 --msn 000001
-expect 1 "$MK" meter create --product-code 'PM/1' --msn 1
+expect 2 "$MK" meter create --product-code 'PM/1' --msn 1
+grep_out '^meterkey: --product-code: "PM/1" is not 1 to 32 letters and digits; see' "$T/err"
 expect 0 "$MK" meter list --json
 grep_out '"id":"PM100-000001","state":"manufactured"' "$T/out"
 
