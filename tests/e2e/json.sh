@@ -31,7 +31,7 @@ step key request --domain USPS --json --time 2026-03-05T10:00:00Z
 R=$(sed -n 's/.*"install_record":"\([^"]*\)".*/\1/p' "$T/out")
 K=$(sed -n 's/.*"key_id":\([0-9]*\).*/\1/p' "$T/out")
 cp "$R" "$T/flip.mi4"
-printf '\x55' | dd of="$T/flip.mi4" bs=1 seek=$(( $(stat -c %s "$R") - 3 )) conv=notrunc 2>/dev/null
+invert_byte "$T/flip.mi4" $(( $(stat -c %s "$R") - 3 ))
 step meter create --product-code PM100 --msn 000002 --time 2026-03-05T10:00:00Z
 expect 1 "$MK" meter install --home "$H" --meter PM100-000002 --record "$T/flip.mi4" --time 2026-03-06T10:00:00Z
 

@@ -60,7 +60,7 @@ H="$METERKEY_HOME"
 openssl verify -x509_strict -check_ss_sig -CAfile "$H/trust/root.pem" "$H/domains/VE.pem" >"$T/out" 2>&1 \
   || { echo "FAIL: openssl verify root -> domain VE"; cat "$T/out"; fails=$((fails+1)); }
 openssl x509 -in "$H/domains/VE.pem" -outform DER -out "$T/d.der"
-printf '\x01' | dd of="$T/d.der" bs=1 seek=$(( $(stat -c %s "$T/d.der") - 10 )) conv=notrunc 2>/dev/null
+invert_byte "$T/d.der" $(( $(stat -c %s "$T/d.der") - 10 ))
 openssl x509 -inform DER -in "$T/d.der" -out "$T/bad.pem" 2>/dev/null
 if openssl verify -CAfile "$H/trust/root.pem" "$T/bad.pem" >/dev/null 2>&1; then
   echo "FAIL: a changed domain certificate verified"; fails=$((fails+1))
@@ -108,7 +108,7 @@ grep_out "--domain and --record exclude each other" "$T/err"
 versions 1 USPS 1
 # one changed byte (in the signature, at the end): refused
 cp "$R" "$T/flip.mi4"
-printf '\x55' | dd of="$T/flip.mi4" bs=1 seek=$(( $(stat -c %s "$R") - 3 )) conv=notrunc 2>/dev/null
+invert_byte "$T/flip.mi4" $(( $(stat -c %s "$R") - 3 ))
 expect 1 "$MK" meter install --meter PM100-000001 --record "$T/flip.mi4"
 grep_out "MK_RC_SIGNATURE_INVALID" "$T/err"
 versions 1 USPS 1
@@ -179,7 +179,7 @@ cp "$S/S00000001.2.share" "$S/O00000001.2.share"
 expect 1 "$MK" box check --box O00000001
 grep_out "belongs to another box" "$T/err"
 cp "$T/O00000001.2.share" "$S/O00000001.2.share"
-printf '\x01' | dd of="$S/O00000001.2.share" bs=1 seek=60 conv=notrunc 2>/dev/null
+invert_byte "$S/O00000001.2.share" 60
 expect 1 "$MK" box check --box O00000001
 grep_out "share: file corrupted" "$T/err"
 cp "$T/O00000001.2.share" "$S/O00000001.2.share"
@@ -211,7 +211,7 @@ mv "$S/B00000001.1.share" "$T/"
 expect 1 "$MK" meter install --meter PM100-000002 --domain VE
 grep_out "key VE/4 stays NEW" "$T/err"
 mv "$T/B00000001.1.share" "$S/"
-printf '\x55' | dd of="$H/kdc/VE.4.mi7" bs=1 seek=$(( $(stat -c %s "$H/kdc/VE.4.mi7") - 5 )) conv=notrunc 2>/dev/null
+invert_byte "$H/kdc/VE.4.mi7" $(( $(stat -c %s "$H/kdc/VE.4.mi7") - 5 ))
 expect 1 "$MK" key confirm --domain VE --key-id 4
 grep_out "MK_RC_SIGNATURE_INVALID" "$T/err"
 versions 2 VE 4

@@ -37,3 +37,12 @@ finish() {
   if [ "$fails" -eq 0 ]; then echo "all checks passed"; exit 0; fi
   echo "$fails check(s) failed"; exit 1
 }
+
+# invert_byte FILE OFFSET : the byte at OFFSET with its bits inverted, so it
+# always changes (a fixed byte written there changes nothing when the byte
+# was that already: a random signature byte, one run in 256).
+invert_byte() {
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "\\$(printf '%03o' $(( b ^ 0xff )))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}

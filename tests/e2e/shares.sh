@@ -34,7 +34,7 @@ grep_out "^meterkey: --out $T/missing-dir is not a directory (make it first)" "$
 
 # one changed byte anywhere in a share file is reported as corruption
 cp "$s3" "$T/bad"
-printf '\x5a' | dd of="$T/bad" bs=1 seek=70 conv=notrunc 2>/dev/null
+invert_byte "$T/bad" 70
 expect 1 "$MK" shares check --box M00000001 "$s1" "$T/bad"
 grep_out "corrupted" "$T/err"
 expect 1 "$MK" shares check --box M00000001 "$s1" "$T/no-such-file"
