@@ -38,6 +38,10 @@ int mk_cli_usage_error(const char *usage, const char *why);
  * rule" (`--amount: "12abc" is not a whole number of cents, 1 to ...`). */
 int mk_cli_bad_value(const char *usage, const char *opt, const char *val, const char *rule);
 
+/* A meter as `meter list --json` shows it (and the demo's meter_list): id,
+ * state, pki, product_code, mfg_seq, indicia_serial, country, keys. */
+json_t *mk_cli_meter_json(const struct mk_kms_meter *m);
+
 int mk_cli_demo(int argc, char **argv);
 int mk_cli_version(int argc, char **argv);
 int mk_cli_shares(int argc, char **argv);

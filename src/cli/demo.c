@@ -3,8 +3,10 @@
  * KMS flows the other commands run: the first Manufacturing Box, domains VE,
  * USPS and EARTH (sub-domains US and DE), an Oak, a Steel and a Brass box,
  * five meters manufactured, their vendor and postal keys installed and
- * registered (two through EARTH), one retired, and every domain's audit
- * chain verified. Any step that fails ends the demo with exit status 1.
+ * registered (two through EARTH), one retired, the others franking and
+ * their indicia verified, every domain's audit chain verified, and the fleet
+ * read back from the archive. Any step that fails ends the demo with exit
+ * status 1. With --home the home stays for a person to explore.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -31,18 +33,25 @@ static const char usage[] =
 	"  for three, EARTH for two); registers them (mutual authentication with\n"
 	"  the postal domain's registration service, operation certificate, the\n"
 	"  lock lifted; then MR1-MR4, the EARTH meters into DE and US); retires\n"
-	"  one; franks with the others (some indicia signed with the operation key)\n"
-	"  and verifies everything; retires the rest; and verifies every domain's\n"
-	"  audit chain. Each meter's certificate chain is exported as PEM under\n"
+	"  one; franks with the four others (some indicia signed with the operation\n"
+	"  key) and verifies everything; verifies every domain's audit chain; and\n"
+	"  reads the fleet back from the archive, whose figures end the output.\n"
+	"  Each meter's certificate chain is exported as PEM under\n"
 	"  DIR/chains/<meter>/locked (root, manufacturing, transport) and\n"
-	"  DIR/chains/<meter>/registered (root, domain, operation). The home\n"
-	"  (default: a temporary directory, removed afterwards) must be new or empty;\n"
-	"  the archive is sqlite:DIR/archive.db unless --archive names another.\n"
-	"  With --json prints one JSON object: meters, keys_installed, keys_active,\n"
-	"  keys_obsolete, audit_ok and the meter list. Exit status 0 when every step\n"
-	"  succeeds and every audit chain verifies.\n";
+	"  DIR/chains/<meter>/registered (root, domain, operation); the first\n"
+	"  indicium franked is DIR/indicium-1.png, a DataMatrix symbol.\n"
+	"  The home must be new or empty. With --home DIR it stays, with four meters\n"
+	"  registered and in credit, for the other commands to explore (the output\n"
+	"  ends with three to try); without, it is a temporary directory, removed\n"
+	"  afterwards. The archive is sqlite:DIR/archive.db unless --archive names\n"
+	"  another. With --json prints one JSON object: meters, meters_registered,\n"
+	"  meters_retired, keys_installed, keys_active, keys_obsolete, audit_ok,\n"
+	"  indicia, verified_good_brass, verified_good_tin, duplicates, archive and\n"
+	"  meter_list (each meter as `meter list --json` shows it). Exit status 0\n"
+	"  when every step succeeds and every audit chain verifies.\n";
 
 static int quiet;
+static int keep_home; /* --home given: the demo's home stays */
 
 __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
@@ -71,17 +80,18 @@ static const struct fleet fleet[] = {
 
 struct tally {
 	json_t *meters;
-	int n, installed, active, obsolete;
+	int n, registered, retired, installed, active, obsolete;
 	size_t franked, good_brass, good_tin, duplicates;
 };
 
 static int count_meter(void *ctx, const struct mk_kms_meter *m)
 {
 	struct tally *t = ctx;
-	json_t *keys = json_array();
 
 	t->n++;
-	say("  %-14s %-12s %-11s %-3s", m->id, mk_meter_state_name(m->info.state),
+	t->registered += m->info.state == MK_METER_REGISTERED;
+	t->retired += m->info.state == MK_METER_RETIRED;
+	say("   %-14s %-12s %-11s %-3s", m->id, mk_meter_state_name(m->info.state),
 	    m->info.indicia_serial[0] != '\0' ? m->info.indicia_serial : "-",
 	    m->info.country[0] != '\0' ? m->info.country : "-");
 	for (size_t i = 0; i < m->info.nkeys; i++) {
@@ -92,16 +102,9 @@ static int count_meter(void *ctx, const struct mk_kms_meter *m)
 		t->installed += s == MK_KEY_INSTALLED || s == MK_KEY_ACTIVE || s == MK_KEY_OBSOLETE;
 		t->active += s == MK_KEY_ACTIVE;
 		t->obsolete += s == MK_KEY_OBSOLETE;
-		json_array_append_new(keys, json_pack("{s:s,s:I,s:s}", "domain", m->info.keys[i].domain, "key_id",
-		                                      (json_int_t)m->info.keys[i].key_id, "status",
-		                                      s != 0 ? mk_key_status_name(s) : "UNKNOWN"));
 	}
 	say("\n");
-	json_array_append_new(t->meters, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
-	                                           mk_meter_state_name(m->info.state), "pki",
-	                                           mk_meter_pki_name(m->info.pki), "indicia_serial",
-	                                           m->info.indicia_serial, "country", m->info.country, "keys",
-	                                           keys));
+	json_array_append_new(t->meters, mk_cli_meter_json(m));
 	return 0;
 }
 
@@ -172,7 +175,7 @@ static enum mk_err frank_and_verify(struct kc *c, struct tally *t)
 		}
 		n += done;
 	}
-	if (c->home != NULL && strncmp(c->home, "/tmp/meterkey-demo-", 19) != 0) {
+	if (keep_home) {
 		snprintf(png, sizeof(png), "%s/indicium-1.png", c->home);
 		if ((e = mk_indicium_text_encode(&inds[0], line)) != MK_OK || (e = mk_indicium_png_write(line, png)) != MK_OK)
 			return e;
@@ -300,17 +303,7 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 	say("7. %s taken out of service: its VE and USPS records OBSOLETE\n", mid);
 	if ((e = frank_and_verify(c, t)) != MK_OK)
 		return e;
-	say("11. The fleet:\n");
-	if ((e = mk_kms_meter_list(k, count_meter, t)) != MK_OK)
-		return e;
-	say("12. The rest of the fleet taken out of service:");
-	for (size_t i = 1; i < NFLEET; i++) {
-		snprintf(mid, sizeof(mid), "%s-%s", fleet[i].product, fleet[i].msn);
-		if ((e = mk_kms_meter_retire(k, mid)) != MK_OK)
-			return e;
-		say(" %s", mid);
-	}
-	say("\n13. Audit chains:\n");
+	say("11. Audit chains:\n");
 	*audit_ok = 1;
 	for (size_t i = 0; i < 3; i++) {
 		struct mk_audit_result res;
@@ -321,13 +314,76 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 		if (e != MK_OK)
 			*audit_ok = 0;
 	}
-	return *audit_ok ? MK_OK : MK_ERR_AUDIT;
+	if (!*audit_ok)
+		return MK_ERR_AUDIT;
+	/* last: the figures the demo ends with are what the archive holds now */
+	say("12. The fleet, read back from the archive:\n");
+	return mk_kms_meter_list(k, count_meter, t);
+}
+
+/* s as one shell word: as it is when every byte is plain, else in single
+ * quotes (a quote inside becoming '\''); "" when it does not fit in cap. */
+static const char *sh_word(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+,:@=%")] == '\0' &&
+	    *s != '\0')
+		return s;
+	out[n++] = '\'';
+	for (; *s != '\0' && n + 5 < cap; s++) {
+		if (*s == '\'') {
+			memcpy(out + n, "'\\''", 4);
+			n += 4;
+		} else {
+			out[n++] = *s;
+		}
+	}
+	if (*s != '\0')
+		return "";
+	out[n++] = '\'';
+	out[n] = '\0';
+	return out;
+}
+
+/* What to try next on the home the demo leaves (text output only): the
+ * program as it was found (relative to the working directory when under
+ * it, so that scripts/demo's build/release/meterkey reads as that). */
+static void next_steps(const char *home)
+{
+	char exe[4096], cwd[4096], png[4200], qx[8400], qh[8400], qp[8400];
+	const char *prog = "meterkey", *h, *p;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	size_t lc;
+
+	if (!keep_home) {
+		printf("\nThe home was temporary and is gone; 'meterkey demo --home DIR' keeps one to\n"
+		       "explore (see 'meterkey demo --help').\n");
+		return;
+	}
+	if (n > 0) {
+		exe[n] = '\0';
+		prog = exe;
+		if (getcwd(cwd, sizeof(cwd)) != NULL && (lc = strlen(cwd)) > 1 && strncmp(exe, cwd, lc) == 0 &&
+		    exe[lc] == '/' && strchr(exe + lc + 1, '/') != NULL)
+			prog = exe + lc + 1; /* build/release/meterkey; not a bare name */
+		prog = sh_word(prog, qx, sizeof(qx));
+	}
+	snprintf(png, sizeof(png), "%s/piece.png", home);
+	h = sh_word(home, qh, sizeof(qh));
+	p = sh_word(png, qp, sizeof(qp));
+	printf("\nThe home %s stays, with four meters registered and in credit. Try:\n"
+	       "  %s meter list --home %s\n"
+	       "  %s meter frank --home %s --meter PM100-000002 --postage 55 --origin 10001 --png %s\n"
+	       "  %s verify --home %s --image %s\n"
+	       "(every command: %s --help; export METERKEY_HOME=%s saves the --home)\n",
+	       home, prog, h, prog, h, p, prog, h, p, prog, h);
 }
 
 int mk_cli_demo(int argc, char **argv)
 {
 	char tmp[] = "/tmp/meterkey-demo-XXXXXX";
-	struct tally t = { NULL, 0, 0, 0, 0, 0, 0, 0, 0 };
+	struct tally t = { NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	int audit_ok = 0, temp = 0, r = 0;
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_END };
@@ -352,6 +408,7 @@ int mk_cli_demo(int argc, char **argv)
 		return 1;
 	}
 	quiet = c.json;
+	keep_home = !temp;
 	c.create = 1; /* the demo makes its own home */
 	if (!kc_open(&c)) {
 		r = 1;
@@ -365,16 +422,21 @@ int mk_cli_demo(int argc, char **argv)
 		if (!c.json)
 			printf("\ndemo FAILED\n");
 	} else if (c.json) {
-		kc_print_json(json_pack("{s:b,s:i,s:i,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:s,s:O}", "ok", 1, "meters", t.n,
+		kc_print_json(json_pack("{s:b,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:I,s:I,s:I,s:I,s:s,s:O}", "ok", 1,
+		                        "meters", t.n,
+		                        "meters_registered", t.registered, "meters_retired", t.retired,
 		                        "keys_installed", t.installed, "keys_active", t.active, "keys_obsolete",
 		                        t.obsolete, "audit_ok", audit_ok, "indicia", (json_int_t)t.franked,
 		                        "verified_good_brass", (json_int_t)t.good_brass, "verified_good_tin",
 		                        (json_int_t)t.good_tin, "duplicates", (json_int_t)t.duplicates, "archive",
 		                        mk_archive_backend(mk_kms_archive(c.kms)), "meter_list", t.meters));
 	} else {
-		printf("\n%d meters, %d keys installed, %d active, %d obsolete; %zu indicia franked, %zu good\n"
-		       "by Brass, %zu good by Tin, %zu duplicates found; audit chains verify\ndemo complete\n",
-		       t.n, t.installed, t.active, t.obsolete, t.franked, t.good_brass, t.good_tin, t.duplicates);
+		printf("\n%d meters (%d registered, %d retired), %d keys installed, %d active, %d obsolete;\n"
+		       "%zu indicia franked, %zu good by Brass, %zu good by Tin, %zu duplicates found;\n"
+		       "audit chains verify\ndemo complete\n",
+		       t.n, t.registered, t.retired, t.installed, t.active, t.obsolete, t.franked, t.good_brass,
+		       t.good_tin, t.duplicates);
+		next_steps(c.home);
 	}
 	json_decref(t.meters);
 	kc_close(&c);

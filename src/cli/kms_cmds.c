@@ -448,7 +448,7 @@ int mk_cli_key(int argc, char **argv)
 
 /* ---- meter ------------------------------------------------------------------------------ */
 
-static json_t *meter_json(const struct mk_kms_meter *m)
+json_t *mk_cli_meter_json(const struct mk_kms_meter *m)
 {
 	json_t *keys = json_array();
 
@@ -458,9 +458,9 @@ static json_t *meter_json(const struct mk_kms_meter *m)
 		                                      m->status[i] != 0 ? mk_key_status_name(m->status[i])
 		                                                        : "UNKNOWN"));
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
-	                 mk_meter_state_name(m->info.state), "pki", mk_meter_pki_name(m->info.pki), "product_code", m->info.product_code, "mfg_seq",
-	                 m->info.mfg_seq, "indicia_serial", m->info.indicia_serial, "country", m->info.country,
-	                 "keys", keys);
+	                 mk_meter_state_name(m->info.state), "pki", mk_meter_pki_name(m->info.pki),
+	                 "product_code", m->info.product_code, "mfg_seq", m->info.mfg_seq, "indicia_serial",
+	                 m->info.indicia_serial, "country", m->info.country, "keys", keys);
 }
 
 static const char meter_create_usage[] =
@@ -633,7 +633,7 @@ static int meter_row(void *ctx, const struct mk_kms_meter *m)
 	struct list_ctx *x = ctx;
 
 	if (x->c->json) {
-		json_array_append_new(x->arr, meter_json(m));
+		json_array_append_new(x->arr, mk_cli_meter_json(m));
 		return 0;
 	}
 	printf("%-20s %-12s %-11s %-10s %-6s", m->id, mk_meter_state_name(m->info.state),

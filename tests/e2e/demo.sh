@@ -6,34 +6,47 @@
 H="$T/home"
 expect 0 "$MK" demo --home "$H"
 grep_out "demo complete" "$T/out"
+cp "$T/out" "$T/demo.out"
 grep_out "PM100-000001, keys in but still in transport lock, refuses to frank: meter: in transport lock" "$T/out"
-grep_out "rest of the fleet taken out of service: PM100-000002 PM100-000003 EA200-000004 EA200-000005" "$T/out"
 grep_out "First Manufacturing Box M00000001" "$T/out"
 grep_out "O00000001 for VE, USPS, EARTH" "$T/out"
 grep_out "EA200-000004 as DE00000004 in EARTH/DE and VE/DE" "$T/out"
 grep_out "PM100-000001   retired .* VE/1 OBSOLETE USPS/1 OBSOLETE" "$T/out"
 grep_out "EA200-000004   registered   DE00000004  DE  VE/4 ACTIVE EARTH/1 ACTIVE" "$T/out"
-grep_out "5 meters, 10 keys installed, 8 active, 2 obsolete; 8 indicia franked, 8 good" "$T/out"
-grep_out "by Brass, 8 good by Tin, 8 duplicates found; audit chains verify" "$T/out"
+# the figures at the end are the archive's after the last step (issue 12:
+# they once described the fleet before a final retirement of every meter)
+grep_out "5 meters (4 registered, 1 retired), 10 keys installed, 8 active, 2 obsolete;" "$T/out"
+grep_out "^8 indicia franked, 8 good by Brass, 8 good by Tin, 8 duplicates found;" "$T/out"
+[ "$(grep -c '^   [A-Z0-9-]* *registered ' "$T/out")" = 4 ] || { echo "FAIL: 4 meters registered at the end"; fails=$((fails+1)); }
+! grep -q "out of service: PM100-000002" "$T/out" || { echo "FAIL: the demo retires its fleet"; fails=$((fails+1)); }
+# the list is the last step: nothing but the summary and the closing
+# paragraph after it
+[ "$(grep -n '^12. The fleet, read back from the archive' "$T/out" | cut -d: -f1)" -gt \
+  "$(grep -n '^11. Audit chains' "$T/out" | cut -d: -f1)" ] || { echo "FAIL: the fleet is not read last"; fails=$((fails+1)); }
 grep_out "PM100-000001 (retired) refuses: meter: not registered" "$T/out"
 grep_out "by the Tin box, with token keys only: 8 good" "$T/out"
 for d in VE USPS EARTH; do grep_out "$d *verifies" "$T/out"; done
-# the demo's DataMatrix symbol, read by an independent decoder, verifies
+# the demo's DataMatrix symbol (documented in its --help), read by an
+# independent decoder, verifies: its meter is still active; the demo's own
+# verification recorded it, so without --no-duplicates it is a duplicate
 [ -s "$H/indicium-1.png" ] || { echo "FAIL: no indicium-1.png"; fails=$((fails+1)); }
-# (every meter is retired when the demo ends: its keys are OBSOLETE, and the
-# verifier now answers "key not active" for what it franked)
+expect 0 "$MK" demo --help
+grep_out "DIR/indicium-1.png, a DataMatrix symbol" "$T/out"
 if command -v dmtxread >/dev/null; then
   line=$(dmtxread "$H/indicium-1.png")
-  expect 1 "$MK" verify --home "$H" --no-duplicates "$line"
-  grep_out "^key not active .*PM100-000002 piece 1" "$T/out"
-  expect 1 "$MK" verify --home "$H" --no-duplicates --image "$H/indicium-1.png"
-  grep_out "^key not active .*PM100-000002 piece 1" "$T/out"
+  expect 0 "$MK" verify --home "$H" --no-duplicates "$line"
+  grep_out "^good .*PM100-000002 piece 1" "$T/out"
+  expect 1 "$MK" verify --home "$H" "$line"
+  grep_out "^duplicate .*PM100-000002 piece 1" "$T/out"
+  expect 0 "$MK" verify --home "$H" --no-duplicates --image "$H/indicium-1.png"
+  grep_out "^good .*PM100-000002 piece 1" "$T/out"
 fi
 
 # one life for every meter: manufactured in transport lock (a frank refused),
 # registered with its certificates, franking, retired
 expect 0 "$MK" meter list --home "$H" --json
-[ "$(grep -o '"state":"retired","pki":"operational"' "$T/out" | wc -l)" = 5 ] || { echo "FAIL: 5 retired meters, each registered with its certificates"; fails=$((fails+1)); }
+[ "$(grep -o '"state":"retired","pki":"operational"' "$T/out" | wc -l)" = 1 ] || { echo "FAIL: 1 retired meter, registered with its certificates before"; fails=$((fails+1)); }
+[ "$(grep -o '"state":"registered","pki":"operational"' "$T/out" | wc -l)" = 4 ] || { echo "FAIL: 4 registered meters with their certificates"; fails=$((fails+1)); }
 
 # the device PKI chains the demo exported: openssl verify accepts
 # root -> manufacturing -> transport (in transport lock) and root -> domain
@@ -91,10 +104,28 @@ sqlite3 "$H/archive.db" "UPDATE key_history SET time = time + 1 WHERE domain = '
 expect 1 "$MK" archive verify --archive "$A" --domain VE
 grep_out "does NOT verify" "$T/out"
 
+# the closing paragraph: the home stays, and each of the three commands it
+# offers runs as printed (a piece franked to a PNG, then verified good)
+grep_out "^The home $H stays, with four meters registered and in credit. Try:" "$T/demo.out"
+sed -n '/ Try:$/,/^(every command/p' "$T/demo.out" | sed '1d;$d' >"$T/try"
+[ "$(wc -l <"$T/try")" = 3 ] || { echo "FAIL: three commands to try"; cat "$T/try"; fails=$((fails+1)); }
+n=0
+while IFS= read -r cmd; do
+  n=$((n+1))
+  bash -c "$cmd" >"$T/try.$n" 2>&1 || { echo "FAIL: the demo's suggestion '$cmd' fails"; cat "$T/try.$n"; fails=$((fails+1)); }
+done <"$T/try"
+grep_out "PM100-000002 .*registered" "$T/try.1"
+[ -s "$H/piece.png" ] || { echo "FAIL: the suggested frank wrote no piece.png"; fails=$((fails+1)); }
+grep_out "^good .*PM100-000002 piece 3" "$T/try.3"
+# without --home the home is temporary, and the demo says so
+expect 0 "$MK" demo
+grep_out "The home was temporary and is gone; 'meterkey demo --home DIR' keeps one" "$T/out"
+
 # JSON: one object with the fleet's figures, nothing else on stdout
 expect 0 "$MK" demo --json
 [ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: --json prints one line"; fails=$((fails+1)); }
-for kv in '"meters":5' '"keys_installed":10' '"keys_active":8' '"keys_obsolete":2' '"audit_ok":true' \
+for kv in '"meters":5' '"meters_registered":4' '"meters_retired":1' \
+          '"product_code":"EA200","mfg_seq":"000004"' '"product_code":"PM100","mfg_seq":"000001"' '"keys_installed":10' '"keys_active":8' '"keys_obsolete":2' '"audit_ok":true' \
           '"indicia":8' '"verified_good_brass":8' '"verified_good_tin":8' '"duplicates":8'; do
   grep_out "$kv" "$T/out"
 done

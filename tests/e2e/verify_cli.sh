@@ -7,8 +7,8 @@
 H="$T/home"
 expect 0 "$MK" demo --home "$H"
 export METERKEY_HOME="$H"
-# the demo retires its fleet: a new meter, through its whole life up to
-# franking, on the demo's home (two pieces first, as the demo's meters had)
+# a new meter on the demo's home, through its whole life up to
+# franking (two pieces first, as the demo's meters had)
 M=PM100-000007
 expect 0 "$MK" meter create --product-code PM100 --msn 000007
 expect 0 "$MK" meter install --meter $M --domain VE
