@@ -124,6 +124,10 @@ MK_WUR enum mk_err mk_archive_open(const char *url, struct mk_archive **ap);
 /* Closes the connection. NULL is a no-op. */
 void mk_archive_close(struct mk_archive *a);
 
+/* url as a message may show it, into out (cap bytes): a password in it (a
+ * URI's user:password@, libpq's password=...) replaced by ***. */
+void mk_archive_url_shown(const char *url, char *out, size_t cap);
+
 /* "sqlite" or "postgresql". */
 const char *mk_archive_backend(const struct mk_archive *a);
 

@@ -24,6 +24,7 @@
  * transactions and a domain's row, which every part uses; the parts
  * themselves are the files archive_int.h lists.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -248,4 +249,24 @@ void mk_archive_close(struct mk_archive *a)
 enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql)
 {
 	return a->ops->exec(a->db, sql);
+}
+
+void mk_archive_url_shown(const char *url, char *out, size_t cap)
+{
+	const char *auth = strstr(url, "://"), *at, *colon, *pw;
+
+	/* a URI's user:password@: the user stays, the password goes */
+	if (auth != NULL && (at = strchr(auth + 3, '@')) != NULL &&
+	    (colon = memchr(auth + 3, ':', (size_t)(at - (auth + 3)))) != NULL) {
+		snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+		return;
+	}
+	/* libpq's keyword form: password=... */
+	if ((pw = strstr(url, "password=")) != NULL) {
+		const char *end = strchr(pw, ' ');
+
+		snprintf(out, cap, "%.*spassword=***%s", (int)(pw - url), url, end != NULL ? end : "");
+		return;
+	}
+	snprintf(out, cap, "%s", url);
 }

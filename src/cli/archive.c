@@ -89,13 +89,14 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
 	return KC_GO;
 }
 
-/* A refusal: the old text on stderr ("meterkey: what: why"), or the error object. */
+/* A refusal: "meterkey: what: why (NAME)" on stderr, or the error object
+ * with that message. */
 static int fail(const struct args *a, const char *what, enum mk_err r)
 {
-	char msg[256];
+	char msg[512];
 
-	snprintf(msg, sizeof(msg), "%s%s%s", what != NULL ? what : "", what != NULL ? ": " : "",
-	         mk_strerror(r));
+	snprintf(msg, sizeof(msg), "%s%s%s (%s)", what != NULL ? what : "", what != NULL ? ": " : "",
+	         mk_strerror(r), mk_err_name(r));
 	return kc_fail_msg(a->c.json, r, msg);
 }
 
@@ -109,8 +110,13 @@ static int start(int argc, char **argv, const struct kc_opt *opts, const char *u
 
 	if (st != KC_GO)
 		return st;
-	if ((r = mk_archive_open(a->url, &a->ar)) != MK_OK)
-		return fail(a, "cannot open the archive", r);
+	if ((r = mk_archive_open(a->url, &a->ar)) != MK_OK) {
+		char shown[sizeof(a->url)], what[sizeof(a->url) + 64];
+
+		mk_archive_url_shown(a->url, shown, sizeof(shown));
+		snprintf(what, sizeof(what), "cannot open the archive %s", shown);
+		return fail(a, what, r);
+	}
 	return KC_GO;
 }
 
@@ -119,12 +125,18 @@ static int start(int argc, char **argv, const struct kc_opt *opts, const char *u
  * refusal printed) 1. */
 static int finish(struct args *a, enum mk_err r, json_t *list)
 {
+	char what[MK_DOMAIN_ID_MAX + 64];
+
 	mk_archive_close(a->ar);
 	a->ar = NULL;
 	if (r == MK_OK)
 		return KC_GO;
 	json_decref(list);
-	return fail(a, NULL, r);
+	if (a->key != NULL) /* the object looked for: the key of history, else the domain */
+		snprintf(what, sizeof(what), "domain %s, key %" PRIu64, a->domain, a->key_id);
+	else
+		snprintf(what, sizeof(what), "domain %s", a->domain);
+	return fail(a, what, r);
 }
 
 /* t as ISO 8601 UTC into s; 0 when t is unset or does not convert. */

@@ -27,13 +27,25 @@ static int share_opt(const char *s, unsigned *vp)
 	return 1;
 }
 
-/* --shares-k K --shares-n N of init and box init: both or neither (0, 0). */
-static int share_counts(const char *ks, const char *ns, unsigned *kp, unsigned *np)
+/* --shares-k K --shares-n N of init and box init: both or neither (0, 0),
+ * K no more than N. KC_GO, else the usage error (exit 2) naming both. */
+static int share_counts(const char *usage, const char *ks, const char *ns, unsigned *kp, unsigned *np)
 {
-	return share_opt(ks, kp) && share_opt(ns, np) && (*kp == 0) == (*np == 0) && *kp <= *np;
-}
+	char why[128];
 
-#define SHARE_COUNTS_USAGE "--shares-k K --shares-n N: both or neither, K no more than N"
+	if (!share_opt(ks, kp) || !share_opt(ns, np))
+		return mk_cli_usage_error(usage, "--shares-k, --shares-n: a whole number from 2 to 255");
+	if ((*kp == 0) == (*np == 0) && *kp <= *np)
+		return KC_GO;
+	if (*kp == 0 || *np == 0)
+		snprintf(why, sizeof(why), "--shares-%s %u without --shares-%s: give both or neither",
+		         *kp != 0 ? "k" : "n", *kp != 0 ? *kp : *np, *kp != 0 ? "n" : "k");
+	else
+		snprintf(why, sizeof(why),
+		         "--shares-k %u --shares-n %u: the shares needed (K) cannot outnumber the shares made (N)",
+		         *kp, *np);
+	return mk_cli_usage_error(usage, why);
+}
 
 /* ---- init ---------------------------------------------------------------------- */
 
@@ -64,8 +76,8 @@ int mk_cli_init(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, init_usage, 0, 0)) != KC_GO)
 		return r;
-	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
-		return mk_cli_usage_error(init_usage, SHARE_COUNTS_USAGE);
+	if ((r = share_counts(init_usage, o.shares_k, o.shares_n, &k, &n)) != KC_GO)
+		return r;
 	c.create = 1; /* the one KMS command that makes its home */
 	if (!kc_open(&c))
 		return 1;
@@ -204,8 +216,8 @@ static int box_init(int argc, char **argv)
 		return r;
 	if (!box_type(o.type, &t))
 		return mk_cli_usage_error(box_init_usage, "--type is needed");
-	if (!share_counts(o.shares_k, o.shares_n, &k, &n))
-		return mk_cli_usage_error(box_init_usage, SHARE_COUNTS_USAGE);
+	if ((r = share_counts(box_init_usage, o.shares_k, o.shares_n, &k, &n)) != KC_GO)
+		return r;
 	if (!kc_open(&c))
 		return 1;
 	if ((e = mk_kms_box_init(c.kms, t, o.domain.v, o.domain.n, k, n, id)) == MK_OK) {

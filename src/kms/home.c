@@ -515,7 +515,7 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 	if ((r = mk_archive_open(url, &k->archive)) != MK_OK) {
 		char shown[sizeof(url)];
 
-		kms_url_shown(url, shown, sizeof(shown));
+		mk_archive_url_shown(url, shown, sizeof(shown));
 		kms_fail(k, r, "cannot open the archive %s", shown);
 		goto fail;
 	}
@@ -530,26 +530,6 @@ fail:
 		snprintf(o->detail, o->detail_cap, "%s", k->detail);
 	mk_kms_close(k);
 	return r;
-}
-
-void kms_url_shown(const char *url, char *out, size_t cap)
-{
-	const char *auth = strstr(url, "://"), *at, *colon, *pw;
-
-	/* a URI's user:password@: the user stays, the password goes */
-	if (auth != NULL && (at = strchr(auth + 3, '@')) != NULL &&
-	    (colon = memchr(auth + 3, ':', (size_t)(at - (auth + 3)))) != NULL) {
-		snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
-		return;
-	}
-	/* libpq's keyword form: password=... */
-	if ((pw = strstr(url, "password=")) != NULL) {
-		const char *end = strchr(pw, ' ');
-
-		snprintf(out, cap, "%.*spassword=***%s", (int)(pw - url), url, end != NULL ? end : "");
-		return;
-	}
-	snprintf(out, cap, "%s", url);
 }
 
 void mk_kms_close(struct mk_kms *k)

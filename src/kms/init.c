@@ -190,14 +190,6 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 	MK_MSG_SET(rq, countries, list);
 	rq.has_token_len = true;
 	rq.token_len = (uint8_t)token_len;
-	{
-		char policy[64];
-		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\n", token_len);
-
-		if (!kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) ||
-		    (e = kms_write_file(path, (const uint8_t *)policy, (size_t)pn2)) != MK_OK)
-			goto out;
-	}
 	if (!in_mfg) {
 		if ((e = kms_open_box(k, mid, &m)) != MK_OK)
 			goto out;
@@ -213,6 +205,15 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		} else if (e != MK_RC_RECORD_EXISTS) { /* M has it from a run that stopped */
 			goto out;
 		}
+	}
+	/* the policy once the domain's keys exist (no file left by a refusal) */
+	{
+		char policy[64];
+		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\n", token_len);
+
+		if (!kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) ||
+		    (e = kms_write_file(path, (const uint8_t *)policy, (size_t)pn2)) != MK_OK)
+			goto out;
 	}
 	if (!in_archive && (e = mk_archive_put_domain(k->archive, domain, now)) != MK_OK) {
 		kms_fail(k, e, "archive refused domain %s", domain);

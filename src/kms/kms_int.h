@@ -143,9 +143,6 @@ MK_WUR enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box 
  * reported with the box's kind and ID, the command's name and the domain. */
 MK_WUR enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
                             const char *domain, int64_t time, const void *rq, void *rs, struct mk_buf *ans);
-/* The archive's URL as a message may show it: a password in it (a URI's
- * user:password@, libpq's password=...) replaced by ***. */
-void kms_url_shown(const char *url, char *out, size_t cap);
 
 /* kms_call typed per command (the flows use these): kms_call_<name>(k, b,
  * domain, time, &request, &result, ans), the structs checked by the

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -111,9 +112,21 @@ static enum mk_err key_statuses(struct mk_kms *k, const struct mk_meter_info *in
 	return e;
 }
 
+/* t as the UTC time a message shows: YYYY-MM-DDTHH:MM:SSZ. */
+static const char *utc(int64_t t, char s[static 32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(s, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(s, 32, "%lld", (long long)t);
+	return s;
+}
+
 enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const char *indicia_serial,
                                   const char *country, int64_t date)
 {
+	char t1[32], t2[32];
 	struct mk_meter_conn *mc = NULL;
 	struct mk_meter_info info;
 	struct mk_meter_report rp;
@@ -129,7 +142,9 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 	if (!mk_domain_id_valid(country))
 		return kms_fail(k, MK_ERR_INVALID_ARG, "country \"%s\" is not a sub-domain ID", country);
 	if (date > mk_kms_now(k))
-		return kms_fail(k, MK_RC_TIME_NOT_INCREASING, "registration date after the KMS time");
+		return kms_fail(k, MK_RC_TIME_NOT_INCREASING,
+		                "registration of meter %s dated %s, after the KMS time %s", meter_id, utc(date, t1),
+		                utc(mk_kms_now(k), t2));
 	if ((e = kms_connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
 		goto out;
 	if (info.nkeys == 0) {
@@ -162,8 +177,9 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 	}
 	/* Everything is checked before the meter changes. */
 	if (date < latest || mk_kms_now(k) < latest) {
-		e = kms_fail(k, MK_RC_TIME_NOT_INCREASING, "registration of meter %s dated before its keys' last event",
-		             meter_id);
+		e = kms_fail(k, MK_RC_TIME_NOT_INCREASING,
+		             "registration of meter %s dated %s, before its keys' last event at %s", meter_id,
+		             utc(date < latest ? date : mk_kms_now(k), t1), utc(latest, t2));
 		goto out;
 	}
 	for (size_t i = 0; i < info.nkeys; i++) {

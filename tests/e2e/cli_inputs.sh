@@ -69,12 +69,21 @@ grep_out "key VE/1 INSTALLED" "$T/out"
 # archive history of an unknown key: the error only, no table header
 expect 1 "$MK" archive history --archive "$A" --domain VE --key 99
 one_err
-grep_out "record not known" "$T/err"
+grep_out "domain VE, key 99: record not known" "$T/err"
 expect 1 "$MK" archive history --archive "$A" --domain NOPE --key 1
 one_err
 # a known key: the header and its versions
 expect 0 "$MK" archive history --archive "$A" --domain VE --key 1
 grep_out "^domain VE, key 1:" "$T/out"
 grep_out "^  2  INSTALLED " "$T/out"
+
+# a domain the Manufacturing Box cannot make (its operators' shares are not
+# where --shares says): refused, naming the box and the folder, and no file
+# of the domain left in the home
+mkdir "$T/noshares"
+expect 1 "$MK" domain create USPS --country US --shares "$T/noshares"
+one_err
+grep_out "^meterkey: box M00000001 stays disabled (shares from $T/noshares): .*(MK_ERR_SHARE_TOO_FEW)\$" "$T/err"
+[ -z "$(ls "$METERKEY_HOME/domains" | grep '^USPS')" ] || { echo "FAIL: a refused domain left files:"; ls "$METERKEY_HOME/domains"; fails=$((fails+1)); }
 
 finish

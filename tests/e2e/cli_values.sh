@@ -165,8 +165,12 @@ flag "$H1" --json
 
 # Two values out of range together: the first option is named.
 cmd="init"; refused --shares-k --home "$H" --shares-k 3 --shares-n 2
+grep_out "^meterkey: --shares-k 3 --shares-n 2: the shares needed (K) cannot outnumber the shares made (N);" "$T/err"
 cmd="init"; refused --shares-k --home "$H" --shares-k 3
+grep_out "^meterkey: --shares-k 3 without --shares-n: give both or neither;" "$T/err"
+cmd="init"; refused --shares-n --home "$H" --shares-n 3
 cmd="box init"; refused --shares-k --home "$H" --type oak --shares-k 3 --shares-n 2
+grep_out "^meterkey: --shares-k 3 --shares-n 2: the shares needed" "$T/err"
 cmd="shares split"; refused -k --box O00000001 -k 3 -n 2 --out "$T/cwd"
 
 # What every KMS command takes: --home, --archive, --shares, --time, --json.

@@ -34,6 +34,12 @@ grep_out "transport lock.*(MK_ERR_METER_LOCKED)" "$T/err"
 
 expect 0 "$MK" meter install --meter $M --domain VE
 expect 0 "$MK" meter install --meter $M --domain USPS
+# a registration date before the keys' events, or after the KMS's clock:
+# refused, naming the meter and both times (issue 12)
+expect 1 "$MK" meter register --meter $M --indicia US1 --country US --date 2020-01-01
+grep_out "^meterkey: registration of meter $M dated 2020-01-01T00:00:00Z, before its keys' last event at 20[0-9-]*T[0-9:]*Z: .*(MK_RC_TIME_NOT_INCREASING)$" "$T/err"
+expect 1 "$MK" meter register --meter $M --indicia US1 --country US --date 2099-01-01
+grep_out "^meterkey: registration of meter $M dated 2099-01-01T00:00:00Z, after the KMS time 20[0-9-]*T[0-9:]*Z: " "$T/err"
 expect 0 "$MK" meter register --meter $M --indicia US1 --country US
 grep_out "registered in US as US1" "$T/out"
 # the same registration again: refused, naming the meter

@@ -74,19 +74,23 @@ grep_out "^domain USPS: 1 error(s) logged$" "$T/out"
 for cmd in "verify" "errors"; do
   expect 1 "$MK" archive $cmd --home "$H" --domain NOPE --json
   one_line
-  grep_out '^{"ok":false,"error":{"code":400,"name":"MK_RC_DOMAIN_UNKNOWN","message":"domain not known here"}}$' "$T/out"
+  grep_out '^{"ok":false,"error":{"code":400,"name":"MK_RC_DOMAIN_UNKNOWN","message":"domain NOPE: domain not known here (MK_RC_DOMAIN_UNKNOWN)"}}$' "$T/out"
   empty "$T/err"
   expect 1 "$MK" archive $cmd --home "$H" --domain NOPE
-  grep_out "^meterkey: domain not known here$" "$T/err"
+  grep_out "^meterkey: domain NOPE: domain not known here (MK_RC_DOMAIN_UNKNOWN)$" "$T/err"
 done
 # (the archive answers a history of an unknown domain as an unknown record)
 expect 1 "$MK" archive history --key 1 --home "$H" --domain NOPE --json
 one_line
-grep_out '^{"ok":false,"error":{"code":402,"name":"MK_RC_RECORD_UNKNOWN","message":"record not known"}}$' "$T/out"
+grep_out '^{"ok":false,"error":{"code":402,"name":"MK_RC_RECORD_UNKNOWN","message":"domain NOPE, key 1: record not known (MK_RC_RECORD_UNKNOWN)"}}$' "$T/out"
 empty "$T/err"
 expect 1 "$MK" archive history --home "$H" --domain VE --key 99 --json
 one_line
-grep_out '^{"ok":false,"error":{"code":402,"name":"MK_RC_RECORD_UNKNOWN","message":"record not known"}}$' "$T/out"
+grep_out '^{"ok":false,"error":{"code":402,"name":"MK_RC_RECORD_UNKNOWN","message":"domain VE, key 99: record not known (MK_RC_RECORD_UNKNOWN)"}}$' "$T/out"
+# the text twin names the key too, and prints no table header before it (issue 12)
+expect 1 "$MK" archive history --home "$H" --domain VE --key 99
+empty "$T/out"
+grep_out "^meterkey: domain VE, key 99: record not known (MK_RC_RECORD_UNKNOWN)$" "$T/err"
 # a home without an archive: refused, and none is made
 mkdir "$T/bare"
 expect 1 "$MK" archive errors --home "$T/bare" --domain VE --json
@@ -94,7 +98,11 @@ one_line
 grep_out '^{"ok":false,"error":{"code":7,"name":"MK_ERR_NOT_FOUND","message":"no archive in home ' "$T/out"
 [ ! -e "$T/bare/archive.db" ] || { echo "FAIL: an archive was created in a bare home"; fails=$((fails+1)); }
 expect 1 "$MK" archive verify --archive "sqlite:$T/no/such/dir/a.db" --domain VE --json
-grep_out '^{"ok":false,"error":{"code":900,"name":"MK_ERR_DB","message":"cannot open the archive: ' "$T/out"
+grep_out '^{"ok":false,"error":{"code":900,"name":"MK_ERR_DB","message":"cannot open the archive sqlite:'"$T"'/no/such/dir/a.db: ' "$T/out"
+# an archive that cannot be reached is named by its URL, its password hidden
+expect 1 "$MK" archive verify --archive "postgresql://auditor:s3cret@127.0.0.1:1/meterkey?connect_timeout=2" --domain VE
+grep_out "^meterkey: cannot open the archive postgresql://auditor:\*\*\*@127.0.0.1:1/meterkey?connect_timeout=2: .*(MK_ERR_DB)$" "$T/err"
+! grep -q s3cret "$T/err" "$T/out" || { echo "FAIL: the password shown"; fails=$((fails+1)); }
 
 # a row changed behind the archive's back: ok false, where and why
 cp -r "$H" "$T/tampered"
