@@ -93,7 +93,7 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
  * with that message. */
 static int fail(const struct args *a, const char *what, enum mk_err r)
 {
-	char msg[512];
+	char msg[PATH_MAX + 512];
 
 	snprintf(msg, sizeof(msg), "%s%s%s (%s)", what != NULL ? what : "", what != NULL ? ": " : "",
 	         mk_strerror(r), mk_err_name(r));

@@ -4,6 +4,7 @@
  * distribution of token keys to Tin boxes (docs/cli.md).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,9 @@ static const char frank_usage[] =
 	"  day to N days (--max-days-ahead, 0 to 65535, default 1) after its clock,\n"
 	"  the KMS time. Refused, nothing franked: a meter in transport lock, not\n"
 	"  registered or retired, a date out of those bounds, funds short (`meter\n"
-	"  credit`), a --png whose directory cannot be written.\n"
+	"  credit`), a --png whose directory cannot be written. Pieces franked\n"
+	"  whose text standard output does not take (a full disk) are kept in\n"
+	"  HOME/unprinted/ID-FIRST-LAST.txt, said on stderr, exit 1.\n"
 	"options:\n" COMMON_OPTS;
 
 /*
@@ -116,6 +119,45 @@ static const struct kc_rule postage_rule = { postage_ok, "a whole number of cent
 static const struct kc_rule count_rule = { count_ok, "a number of mailpieces, 1 to 10000" };
 static const struct kc_rule ahead_rule = { ahead_ok, "a number of days, 0 to 65535" };
 
+/*
+ * Pieces franked (postage debited) whose output did not get out: their text
+ * lines are kept in HOME/unprinted/METER-FIRST-LAST.txt (indicia are not
+ * secret) so that nothing paid for is lost, and stderr says where. The
+ * command fails either way (exit 1).
+ */
+static void keep_unprinted(const struct kc *c, const char *meter, const struct mk_indicium *inds, size_t n,
+                           const char *why)
+{
+	char dir[4096], path[4200], line[MK_INDICIUM_TEXT_MAX];
+	int fd = -1, ok = 0;
+	FILE *f = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/unprinted", c->home);
+	snprintf(path, sizeof(path), "%s/%s-%u-%u.txt", dir, meter, inds[0].piece_count, inds[n - 1].piece_count);
+	if ((mkdir(dir, 0700) == 0 || errno == EEXIST) &&
+	    (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0 && (f = fdopen(fd, "w")) != NULL) {
+		fd = -1;
+		ok = 1;
+		for (size_t i = 0; i < n && ok; i++)
+			ok = mk_indicium_text_encode(&inds[i], line) == MK_OK && fprintf(f, "%s\n", line) > 0;
+		ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+	}
+	if (f != NULL && fclose(f) != 0)
+		ok = 0;
+	if (fd >= 0)
+		close(fd);
+	if (ok)
+		fprintf(stderr,
+		        "meterkey: meter %s franked pieces %u to %u (postage debited), but %s; their indicia are "
+		        "kept in %s (MK_ERR_IO)\n",
+		        meter, inds[0].piece_count, inds[n - 1].piece_count, why, path);
+	else
+		fprintf(stderr,
+		        "meterkey: meter %s franked pieces %u to %u (postage debited), but %s, and %s could not "
+		        "be written either: %s; those indicia are lost (MK_ERR_IO)\n",
+		        meter, inds[0].piece_count, inds[n - 1].piece_count, why, path, strerror(errno));
+}
+
 int mk_cli_meter_frank(int argc, char **argv)
 {
 	struct {
@@ -168,12 +210,16 @@ int mk_cli_meter_frank(int argc, char **argv)
 			e = pe;
 			break;
 		}
+		/* a symbol that cannot be written (a disk filled since the check):
+		 * said, and its text still printed */
 		if (o.png != NULL) {
 			png_name(o.png, count, inds[i].piece_count, path, sizeof(path));
 			if ((pe = mk_indicium_png_write(line, path)) != MK_OK) {
-				fprintf(stderr, "meterkey: cannot write %s\n", path);
+				fprintf(stderr,
+				        "meterkey: meter %s piece %u franked, but its DataMatrix could not be written "
+				        "to %s (%s); its text line is printed\n",
+				        o.meter, inds[i].piece_count, path, mk_err_name(pe));
 				e = pe;
-				break;
 			}
 		}
 		if (c.json)
@@ -188,6 +234,17 @@ int mk_cli_meter_frank(int argc, char **argv)
 	if (c.json && (e == MK_OK || done > 0))
 		kc_print_json(json_pack("{s:b,s:s,s:O}", "ok", e == MK_OK, "meter", o.meter, "indicia", arr));
 	json_decref(arr);
+	/* printed pieces that standard output did not take (a full disk, a
+	 * closed pipe) are paid for: kept in the home */
+	if (done > 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "standard output did not take them (%s)", strerror(errno));
+		keep_unprinted(&c, o.meter, inds, done, why);
+		kc_close(&c);
+		free(inds);
+		return 1;
+	}
 	free(inds);
 	return kc_end(&c, e);
 }

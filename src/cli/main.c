@@ -3,6 +3,7 @@
  * handler gets argv from the subcommand's name on, and may dispatch again
  * (meterkey shares split).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,10 +93,19 @@ int mk_cli_dispatch(const char *prog, const struct mk_cli_cmd *cmds, size_t n, i
 	return 2;
 }
 
+/* A command that succeeded but whose answer standard output did not take
+ * (a full disk, a closed pipe) did not succeed: said, exit 1. */
 int main(int argc, char **argv)
 {
-	return mk_cli_dispatch("meterkey", commands, MK_ARRAY_LEN(commands), argc,
-	                       argv);
+	int r = mk_cli_dispatch("meterkey", commands, MK_ARRAY_LEN(commands), argc, argv);
+
+	errno = 0;
+	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+		fprintf(stderr, "meterkey: cannot write standard output: %s (MK_ERR_IO)\n",
+		        errno != 0 ? strerror(errno) : "a write failed");
+		return 1;
+	}
+	return r;
 }
 
 static const char version_usage[] =

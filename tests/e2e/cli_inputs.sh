@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inputs that hold nothing, or say two things, are refused, not passed over:
 # verify --file on a file with no indicium, meter install given both
-# --domain and --record; and a refused archive history prints no table.
+# --domain and --record; and a refused archive history prints no table;
+# an answer standard output does not take fails.
 . "$(dirname "$0")/lib.bash"
 
 export METERKEY_HOME="$T/h"
@@ -85,5 +86,14 @@ expect 1 "$MK" domain create USPS --country US --shares "$T/noshares"
 one_err
 grep_out "^meterkey: box M00000001 stays disabled (shares from $T/noshares): .*(MK_ERR_SHARE_TOO_FEW)\$" "$T/err"
 [ -z "$(ls "$METERKEY_HOME/domains" | grep '^USPS')" ] || { echo "FAIL: a refused domain left files:"; ls "$METERKEY_HOME/domains"; fails=$((fails+1)); }
+
+# an answer standard output does not take (a full disk) is a failure, said
+for c in "version" "meter list" "box list"; do
+  read -ra cc <<<"$c"
+  "$MK" "${cc[@]}" >/dev/full 2>"$T/err"
+  st=$?
+  [ $st = 1 ] || { echo "FAIL: $c >/dev/full exited $st, expected 1"; fails=$((fails+1)); }
+  grep_out "^meterkey: cannot write standard output: No space left on device (MK_ERR_IO)\$" "$T/err"
+done
 
 finish

@@ -91,6 +91,25 @@ expect 0 "$MK" meter frank --meter $M --postage 10 --origin 20500 --png "$T/ok.p
 [ -s "$T/ok.png" ] || { echo "FAIL: no ok.png"; fails=$((fails+1)); }
 [ -z "$(ls -A "$T" | grep meterkey-png)" ] || { echo "FAIL: probe file left"; fails=$((fails+1)); }
 
+# 4. pieces franked whose text standard output does not take (a full disk:
+# /dev/full): exit 1, and the indicia paid for are kept in the home, named
+# on stderr, and verify; when even that file cannot be written, stderr says
+# they are lost (both once exited 0 with the pieces gone)
+"$MK" meter frank --meter $M --postage 10 --origin 20500 --count 2 >/dev/full 2>"$T/err"
+st=$?
+[ $st = 1 ] || { echo "FAIL: frank into /dev/full exited $st, expected 1"; fails=$((fails+1)); }
+grep_out "^meterkey: meter $M franked pieces 5 to 6 (postage debited), but standard output did not take them (No space left on device); their indicia are kept in $METERKEY_HOME/unprinted/$M-5-6.txt (MK_ERR_IO)\$" "$T/err"
+[ "$(wc -l <"$METERKEY_HOME/unprinted/$M-5-6.txt")" = 2 ] || { echo "FAIL: 2 kept indicia expected"; fails=$((fails+1)); }
+[ "$(stat -c %a "$METERKEY_HOME/unprinted/$M-5-6.txt")" = 600 ] || { echo "FAIL: kept file not 0600"; fails=$((fails+1)); }
+expect 0 "$MK" verify --file "$METERKEY_HOME/unprinted/$M-5-6.txt"
+grep_out "^good .*piece 6" "$T/out"
+rm -rf "$METERKEY_HOME/unprinted" && : >"$METERKEY_HOME/unprinted"
+"$MK" meter frank --meter $M --postage 10 --origin 20500 >/dev/full 2>"$T/err"
+st=$?
+[ $st = 1 ] || { echo "FAIL: frank into /dev/full exited $st, expected 1"; fails=$((fails+1)); }
+grep_out "^meterkey: meter $M franked pieces 7 to 7 (postage debited), but standard output did not take them (No space left on device), and $METERKEY_HOME/unprinted/$M-7-7.txt could not be written either: .*; those indicia are lost (MK_ERR_IO)\$" "$T/err"
+rm -f "$METERKEY_HOME/unprinted"
+
 # 5. retiring a keyless meter says what is true
 expect 0 "$MK" meter retire --meter PM100-000002
 grep_out "meter PM100-000002 retired: it held no keys" "$T/out"
