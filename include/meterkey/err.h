@@ -85,7 +85,7 @@
                                                                                         \
 	X(MK_RC_DOMAIN_UNKNOWN, 400, MK_LEVEL_RESPONSE, "domain not known here")        \
 	X(MK_RC_BOX_ID_INVALID, 401, MK_LEVEL_RESPONSE,                                 \
-	  "box ID not valid for this domain")                                           \
+	  "box ID not valid here (no such box, or not of the kind or domain needed)")   \
 	X(MK_RC_RECORD_UNKNOWN, 402, MK_LEVEL_RESPONSE, "record not known")             \
 	X(MK_RC_RESOURCE_UNAVAILABLE, 403, MK_LEVEL_RESPONSE,                           \
 	  "resource or record not available")                                           \

@@ -22,11 +22,11 @@ int kc_open(struct kc *c)
 	detail[0] = '\0';
 	if ((e = mk_kms_open(&o, &c->kms)) != MK_OK) {
 		/* the KMS is gone with its detail: the home is what to name */
-		if (e == MK_ERR_NOT_FOUND && !c->create)
+		if (detail[0] != '\0') /* what failed, named: the archive, boxes.conf, a folder */
+			snprintf(msg, sizeof(msg), "cannot open the meterkey home at %s: %s", c->home, detail);
+		else if (e == MK_ERR_NOT_FOUND && !c->create)
 			snprintf(msg, sizeof(msg), "no meterkey home at %s ('meterkey init --home %s' makes one): %s (%s)",
 			         c->home, c->home, mk_strerror(e), mk_err_name(e));
-		else if (detail[0] != '\0') /* what failed, named: the archive, boxes.conf */
-			snprintf(msg, sizeof(msg), "cannot open the meterkey home at %s: %s", c->home, detail);
 		else
 			snprintf(msg, sizeof(msg), "cannot open the meterkey home at %s: %s (%s)", c->home,
 			         mk_strerror(e), mk_err_name(e));

@@ -472,8 +472,10 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 	enum mk_err e = MK_OK;
 
 	if (f == NULL) {
+		enum mk_err oe = errno == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO;
+
 		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(errno));
-		return file_fail(x, path, why, MK_ERR_IO);
+		return file_fail(x, path, why, oe);
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (f != stdin)
@@ -554,8 +556,20 @@ int mk_cli_verify(int argc, char **argv)
 	if (o.image != NULL) {
 		char *one[1] = { line };
 
+		struct stat ist;
+		char why[128];
+
+		/* one line naming the image and what is wrong with it */
+		memset(&ist, 0, sizeof(ist));
+		if (stat(o.image, &ist) != 0 || S_ISDIR(ist.st_mode) || access(o.image, R_OK) != 0) {
+			e = S_ISDIR(ist.st_mode) ? MK_ERR_NOT_FOUND : errno == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO;
+			snprintf(why, sizeof(why), "cannot be read (%s)",
+			         S_ISDIR(ist.st_mode) ? "it is a directory" : strerror(errno));
+			file_fail(&x, o.image, why, e);
+			goto out;
+		}
 		if ((e = mk_indicium_png_read(o.image, line)) != MK_OK) {
-			fprintf(stderr, "meterkey: %s: %s\n", o.image, mk_strerror(e));
+			file_fail(&x, o.image, "is not a readable indicium image", e);
 			goto out;
 		}
 		if ((e = verify_lines(&x, one, 1)) != MK_OK)

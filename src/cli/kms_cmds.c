@@ -130,6 +130,14 @@ static int domain_create(int argc, char **argv)
 		return mk_cli_bad_value(domain_create_usage, "DOMAIN", domain, kc_domain.words);
 	if (o.country.n == 0)
 		return mk_cli_usage_error(domain_create_usage, "a domain needs at least one --country");
+	for (size_t i = 0; i < o.country.n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(o.country.v[i], o.country.v[j]) == 0) {
+				char why[64];
+
+				snprintf(why, sizeof(why), "--country %s given twice", o.country.v[i]);
+				return mk_cli_usage_error(domain_create_usage, why);
+			}
 	if (o.token_len != NULL && !kc_parse_u64(o.token_len, MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &len))
 		return mk_cli_bad_value(domain_create_usage, "--token-len", o.token_len, token_len_rule.words);
 	if (!kc_open(&c))

@@ -7,6 +7,7 @@
  * share files in memory, reports whether they agree (and why not), and wipes
  * it. Boxes will use the same shares to unseal their state.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +84,11 @@ static int shares_split(int argc, char **argv)
 		return mk_cli_bad_value(split_usage, "-n", o.n, kc_share_count.words);
 	if (c.npos != 0 || box == NULL || dir == NULL || k == 0 || n == 0)
 		return mk_cli_usage_error(split_usage, "--box, -k, -n and --out are all needed");
-	if (k > n)
-		return mk_cli_usage_error(split_usage, "-k may not exceed -n");
+	if (k > n) {
+		snprintf(msg, sizeof(msg), "-k %u -n %u: the shares needed (k) cannot outnumber the shares made (n)",
+		         (unsigned)k, (unsigned)n);
+		return mk_cli_usage_error(split_usage, msg);
+	}
 	if (json && (files = json_array()) == NULL)
 		return kc_fail_msg(json, MK_ERR_NOMEM, mk_strerror(MK_ERR_NOMEM));
 
@@ -145,7 +149,7 @@ out:
 		json_t *removed = json ? json_array() : NULL;
 
 		if (!json)
-			fprintf(stderr, "meterkey: %s\n", msg);
+			fprintf(stderr, "meterkey: %s (%s)\n", msg, mk_err_name(err));
 		/* A split is whole or nothing: the shares of a failed one open nothing. */
 		for (unsigned i = 0; i < written; i++) {
 			if (unlink(paths[i]) != 0)
@@ -187,7 +191,7 @@ static int shares_check(int argc, char **argv)
 	const struct kc_opt opts[] = { KC_STR_LAST("box", &box, &kc_box), KC_OUTPUT(&c), KC_END };
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { NULL };
 	uint8_t secret[MK_SHARE_SECRET_MAX];
-	char msg[PATH_MAX + 128];
+	char msg[PATH_MAX + 256];
 	size_t count = 0, len = 0, nfiles;
 	enum mk_err r;
 	int json, status;
@@ -202,8 +206,18 @@ static int shares_check(int argc, char **argv)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");
 	nfiles = c.npos;
 	for (size_t i = 0; i < nfiles; i++, count++) {
+		struct stat st;
+
+		memset(&st, 0, sizeof(st));
+		if (stat(c.pos[i], &st) != 0 || S_ISDIR(st.st_mode)) {
+			r = errno == ENOENT || S_ISDIR(st.st_mode) ? MK_ERR_NOT_FOUND : MK_ERR_IO;
+			snprintf(msg, sizeof(msg), "share file %s cannot be read (%s) (%s)", c.pos[i],
+			         S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno), mk_err_name(r));
+			check_fail(json, box, nfiles, r, msg);
+			goto out;
+		}
 		if ((r = mk_share_read_file(c.pos[i], &shares[count])) != MK_OK) {
-			snprintf(msg, sizeof(msg), "%s: %s", c.pos[i], mk_strerror(r));
+			snprintf(msg, sizeof(msg), "share file %s: %s (%s)", c.pos[i], mk_strerror(r), mk_err_name(r));
 			check_fail(json, box, nfiles, r, msg);
 			goto out;
 		}
@@ -211,8 +225,8 @@ static int shares_check(int argc, char **argv)
 	r = mk_share_combine((const struct mk_share *const *)shares, count, box, secret,
 	                     sizeof(secret), &len);
 	if (r != MK_OK) {
-		snprintf(msg, sizeof(msg), "shares do not rebuild box %s's secret: %s", box,
-		         mk_strerror(r));
+		snprintf(msg, sizeof(msg), "shares do not rebuild box %s's secret: %s (%s)", box, mk_strerror(r),
+		         mk_err_name(r));
 		check_fail(json, box, nfiles, r, msg);
 		goto out;
 	}

@@ -500,16 +500,30 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		r = MK_ERR_NOT_FOUND;
 		goto fail;
 	}
-	if ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK))
+	/* Only init and demo make a home, its folders and its archive: any
+	 * other command finds them, or names what is missing and makes nothing
+	 * (an operator's typo must not become a second, empty KMS). */
+	if (o->create &&
+	    ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK)))
 		goto fail;
 	for (size_t i = 0; i < MK_ARRAY_LEN(dirs); i++) {
+		struct stat st;
+
 		snprintf(path, sizeof(path), "%s/%s", k->home, dirs[i]);
-		if ((r = ensure_dir(path)) != MK_OK)
+		if (o->create ? (r = ensure_dir(path)) != MK_OK : stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			if (!o->create)
+				r = kms_fail(k, MK_ERR_NOT_FOUND, "the home %s has no folder %s/ (a damaged home)", k->home,
+				             dirs[i]);
 			goto fail;
+		}
 	}
 	if ((o->archive_url != NULL ? snprintf(url, sizeof(url), "%s", o->archive_url)
 	                            : snprintf(url, sizeof(url), "sqlite:%s/archive.db", k->home)) >= (int)sizeof(url)) {
 		r = MK_ERR_INVALID_ARG;
+		goto fail;
+	}
+	if (!o->create && strncmp(url, "sqlite:", 7) == 0 && access(url + 7, F_OK) != 0) {
+		r = kms_fail(k, MK_ERR_NOT_FOUND, "there is no archive %s (only init and demo make one)", url);
 		goto fail;
 	}
 	if ((r = mk_archive_open(url, &k->archive)) != MK_OK) {

@@ -78,4 +78,15 @@ grep_out "no meter PM100-000009 in this home" "$T/err"
 expect 2 "$MK" cert export --home "$T/h" --meter nonsense --out "$T/certs"
 [ ! -e "$T/certs" ] || { echo "FAIL: cert export of a bad meter ID made $T/certs"; fails=$((fails+1)); }
 
+# an --archive sqlite: path with a typo: refused, no new empty archive made
+# (it once made one, and the command then answered "domain not known")
+expect 1 "$MK" meter list --home "$T/h" --archive "sqlite:$T/typo.db"
+grep_out "^meterkey: cannot open the meterkey home at $T/h: there is no archive sqlite:$T/typo.db (only init and demo make one): .*(MK_ERR_NOT_FOUND)\$" "$T/err"
+[ ! -e "$T/typo.db" ] || { echo "FAIL: a mistyped --archive made $T/typo.db"; fails=$((fails+1)); }
+# a home that lost one of its folders: named, not made again empty
+cp -a "$T/h" "$T/h2" && rm -rf "$T/h2/trust"
+expect 1 "$MK" box list --home "$T/h2"
+grep_out "^meterkey: cannot open the meterkey home at $T/h2: the home $T/h2 has no folder trust/ (a damaged home): .*(MK_ERR_NOT_FOUND)\$" "$T/err"
+[ ! -e "$T/h2/trust" ] || { echo "FAIL: a refusing command made trust/ again"; fails=$((fails+1)); }
+
 finish

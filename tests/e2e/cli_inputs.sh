@@ -43,7 +43,20 @@ empty "$T/err"
 # a missing file: one line, with its path and why
 expect 1 "$MK" verify --file "$T/missing"
 one_err
-grep_out "^meterkey: $T/missing cannot be read (No such file or directory): input/output error (MK_ERR_IO)\$" "$T/err"
+grep_out "^meterkey: $T/missing cannot be read (No such file or directory): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
+# --image: a missing file, a directory, a file that is no image: one line
+# naming it and what is wrong (a missing one once gave two lines, the second
+# without the path)
+expect 1 "$MK" verify --image "$T/missing.png"
+one_err
+grep_out "^meterkey: $T/missing.png cannot be read (No such file or directory): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
+expect 1 "$MK" verify --image "$T/dir"
+one_err
+grep_out "^meterkey: $T/dir cannot be read (it is a directory): " "$T/err"
+echo "not an image" >"$T/notpng"
+expect 1 "$MK" verify --image "$T/notpng"
+one_err
+grep_out "^meterkey: $T/notpng is not a readable indicium image: .*(MK_ERR_INDICIUM_IMAGE)\$" "$T/err"
 # a blank line among indicia is still skipped: a malformed line is the answer
 printf '\nnot an indicium\n\n' >"$T/one"
 expect 1 "$MK" verify --file "$T/one"

@@ -171,6 +171,9 @@ grep_out "^meterkey: --shares-k 3 without --shares-n: give both or neither;" "$T
 cmd="init"; refused --shares-n --home "$H" --shares-n 3
 cmd="box init"; refused --shares-k --home "$H" --type oak --shares-k 3 --shares-n 2
 grep_out "^meterkey: --shares-k 3 --shares-n 2: the shares needed" "$T/err"
+# a country given twice is a usage error (it was exit 1, after opening the home)
+cmd="domain create"; refused --country --home "$H" NEW2 --country US --country US
+grep_out "^meterkey: --country US given twice;" "$T/err"
 cmd="shares split"; refused -k --box O00000001 -k 3 -n 2 --out "$T/cwd"
 
 # What every KMS command takes: --home, --archive, --shares, --time, --json.

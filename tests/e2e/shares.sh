@@ -29,15 +29,21 @@ grep_out "another box or another split" "$T/err"
 expect 1 "$MK" shares split --box M00000001 -k 2 -n 3 --out "$T"
 grep_out "exists already" "$T/err"
 expect 1 "$MK" shares split --box O00000002 -k 2 -n 2 --out "$T/missing-dir"
-grep_out "^meterkey: --out $T/missing-dir is not a directory (make it first)" "$T/err"
+grep_out "^meterkey: --out $T/missing-dir is not a directory (make it first) (MK_ERR_NOT_FOUND)\$" "$T/err"
 [ -z "$(ls "$T" | grep O00000002)" ] || { echo "FAIL: partial split left files"; fails=$((fails+1)); }
 
 # one changed byte anywhere in a share file is reported as corruption
 cp "$s3" "$T/bad"
 invert_byte "$T/bad" 70
 expect 1 "$MK" shares check --box M00000001 "$s1" "$T/bad"
-grep_out "corrupted" "$T/err"
+grep_out "^meterkey: share file $T/bad: .*corrupted.*(MK_ERR_SHARE_CORRUPT)\$" "$T/err"
+# every refusal names the file and ends with the error name (issue 12: a
+# missing file was "input/output error", a directory "corrupted")
 expect 1 "$MK" shares check --box M00000001 "$s1" "$T/no-such-file"
+grep_out "^meterkey: share file $T/no-such-file cannot be read (No such file or directory) (MK_ERR_NOT_FOUND)\$" "$T/err"
+mkdir "$T/adir"
+expect 1 "$MK" shares check --box M00000001 "$s1" "$T/adir"
+grep_out "^meterkey: share file $T/adir cannot be read (it is a directory) (MK_ERR_NOT_FOUND)\$" "$T/err"
 
 # the secret never appears: no output line carries 32 bytes of hex
 expect 0 "$MK" shares check --box M00000001 "$s1" "$s2"
@@ -57,13 +63,13 @@ grep_out '^{"ok":true,"box":"T00000001","shares":2,"secret_len":32}$' "$T/out"
 # its negative twins: the error object on stdout, nothing on stderr, exit 1
 expect 1 "$MK" shares check --box T00000001 --json "$j1"
 one_line
-grep_out '^{"ok":false,"box":"T00000001","shares":1,"error":{"code":802,"name":"MK_ERR_SHARE_TOO_FEW","message":"shares do not rebuild box T00000001.s secret: share: fewer shares than the threshold"}}$' "$T/out"
+grep_out '^{"ok":false,"box":"T00000001","shares":1,"error":{"code":802,"name":"MK_ERR_SHARE_TOO_FEW","message":"shares do not rebuild box T00000001.s secret: share: fewer shares than the threshold (MK_ERR_SHARE_TOO_FEW)"}}$' "$T/out"
 empty "$T/err"
 expect 1 "$MK" shares check --box M00000001 --json "$j1" "$j2"
 grep_out '"ok":false,"box":"M00000001","shares":2,"error":{"code":801,"name":"MK_ERR_SHARE_FOREIGN"' "$T/out"
 expect 1 "$MK" shares check --box T00000001 --json "$j1" "$T/no-such-file"
 one_line
-grep_out '"error":{"code":[0-9]*,"name":"MK_ERR_[A-Z_]*","message":".*no-such-file: ' "$T/out"
+grep_out '"error":{"code":7,"name":"MK_ERR_NOT_FOUND","message":"share file .*no-such-file cannot be read (No such file or directory) (MK_ERR_NOT_FOUND)"' "$T/out"
 expect 1 "$MK" shares split --box T00000001 -k 2 -n 3 --out "$T/j" --json
 one_line
 grep_out '^{"ok":false,"box":"T00000001","error":{"code":9,"name":"MK_ERR_STATE","message":".*T00000001-share-1-of-3 exists already; shares are never overwritten"}}$' "$T/out"
@@ -74,6 +80,7 @@ grep_out '^{"ok":false,"box":"T00000002","error":{"code":[0-9]*,"name":"MK_ERR_N
 # a usage error stays text on stderr, even with --json
 expect 2 "$MK" shares split --box T00000003 -k 3 -n 2 --out "$T/j" --json
 empty "$T/out"
+grep_out "^meterkey: -k 3 -n 2: the shares needed (k) cannot outnumber the shares made (n);" "$T/err"
 expect 2 "$MK" shares check --box T00000001 --json
 empty "$T/out"
 
