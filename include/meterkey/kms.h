@@ -241,7 +241,9 @@ MK_WUR enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, u
 
 /* Token key distribution (claims 5-8): for every meter of the home with an
  * ACTIVE key in domain (or only meter_id), the domain's Brass box makes the
- * token key record of period, and the archive keeps it. *countp: how many. */
+ * token key record of period, and the archive keeps it. *countp: how many.
+ * A meter_id not in the home: MK_ERR_NOT_FOUND; one without an ACTIVE key
+ * of domain: MK_ERR_STATE. */
 MK_WUR enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t period,
                                      const char *meter_id, size_t *countp);
 

@@ -143,7 +143,7 @@ struct dist_ctx {
 	const char *domain, *meter;
 	uint32_t period;
 	struct mk_box *b;
-	size_t count;
+	size_t count, seen, active; /* records made; meter_id met; its ACTIVE keys */
 	enum mk_err e;
 };
 
@@ -164,9 +164,11 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 	}
 	if (x->meter != NULL && strcmp(x->meter, m->id) != 0)
 		goto out;
+	x->seen++;
 	for (size_t i = 0; i < m->info.nkeys; i++) {
 		if (strcmp(m->info.keys[i].domain, x->domain) != 0 || m->status[i] != MK_KEY_ACTIVE)
 			continue;
+		x->active++;
 		mk_buf_reset(enc);
 		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK ||
 		    (e = mk_key_record_encode(rec, enc)) != MK_OK)
@@ -196,7 +198,7 @@ out:
 enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t period, const char *meter_id,
                               size_t *countp)
 {
-	struct dist_ctx x = { k, domain, meter_id, period, NULL, 0, MK_OK };
+	struct dist_ctx x = { k, domain, meter_id, period, NULL, 0, 0, 0, MK_OK };
 	enum mk_err e;
 
 	k->detail[0] = '\0';
@@ -205,6 +207,14 @@ enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t per
 		return e;
 	if ((e = mk_kms_meter_list(k, distribute_one, &x)) == MK_OK)
 		e = x.e;
+	/* one meter asked for: a typo or a meter with nothing to distribute is
+	 * said, not answered "0 records" */
+	if (e == MK_OK && meter_id != NULL && x.seen == 0)
+		e = kms_fail(k, MK_ERR_NOT_FOUND, "no meter %s in this home", meter_id);
+	else if (e == MK_OK && meter_id != NULL && x.active == 0)
+		e = kms_fail(k, MK_ERR_STATE,
+		             "meter %s holds no ACTIVE %s key (not registered, retired, or not of domain %s)", meter_id,
+		             domain, domain);
 	if (e != MK_OK && k->detail[0] == '\0')
 		kms_fail(k, e, "token key distribution in %s stopped", domain);
 	mk_box_free(x.b);

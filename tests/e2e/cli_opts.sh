@@ -68,6 +68,6 @@ grep_out "no meterkey home at $T/elsewhere " "$T/err"
 [ ! -e "$T/elsewhere" ] || { echo "FAIL: a refused --home was made"; fails=$((fails+1)); }
 # "--" ends the options: what follows is an argument, "--x" too
 expect 1 "$MK" shares check --box M00000001 -- "--no-such-file"
-grep_out "^meterkey: --no-such-file: " "$T/err"
+grep_out "^meterkey: share file --no-such-file cannot be read " "$T/err"
 usage_error "too many arguments" box list -- --json
 finish

@@ -347,6 +347,12 @@ static void test_genuine_indicia_good(void **state)
 	/* Distributing again adds nothing: the record stands. */
 	assert_rc(mk_kms_distribute(W.k, "EARTH", mk_token_period(TODAY), late, &count), MK_OK);
 	assert_int_equal(count, 0);
+	/* One meter asked for that is not there, or has no ACTIVE key of the
+	 * domain: refused, not "0 records" (issue 12). */
+	assert_rc(mk_kms_distribute(W.k, "EARTH", mk_token_period(TODAY), "EA200-999999", &count), MK_ERR_NOT_FOUND);
+	assert_int_equal(count, 0);
+	assert_rc(mk_kms_distribute(W.k, "USPS", mk_token_period(TODAY), late, &count), MK_ERR_STATE);
+	assert_int_equal(count, 0);
 	expect_both(&inds[6], VR_GOOD, VR_GOOD, VR_GOOD, VR_GOOD);
 }
 
@@ -649,13 +655,14 @@ static void test_retired_meter(void **state)
 	assert_int_equal(after.ascending, before.ascending);
 	assert_int_equal(after.descending, before.descending);
 	assert_int_equal(after.piece_count, 1);
-	/* and a retired meter gets no more token keys */
+	/* and a retired meter gets no more token keys: asked for by name, it is
+	 * refused as holding no ACTIVE key (issue 12; it was "0 records") */
 	{
 		size_t n = 99;
 		uint32_t first, end;
 
 		mk_token_period_days(mk_token_period(TODAY), &first, &end);
-		assert_rc(mk_kms_distribute(W.k, "VE", mk_token_period(end), r, &n), MK_OK);
+		assert_rc(mk_kms_distribute(W.k, "VE", mk_token_period(end), r, &n), MK_ERR_STATE);
 		assert_int_equal(n, 0);
 	}
 }

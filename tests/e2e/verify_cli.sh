@@ -29,6 +29,12 @@ grep_out "no token key record of this device for the indicium's month here; 'met
 expect 1 "$MK" verify --no-duplicates --tin --json "$P"
 grep_out '"result":"unknown_device".*"hint":"no token key record of this device' "$T/out"
 for d in VE USPS; do expect 0 "$MK" tokens distribute --domain $d --month "$(date -u +%Y-%m)" --meter $M; done
+# a meter not in the home, or with no ACTIVE key of the domain: refused,
+# named (it once exited 0 with "0 token key records")
+expect 1 "$MK" tokens distribute --domain VE --month "$(date -u +%Y-%m)" --meter PM100-999999
+grep_out "^meterkey: no meter PM100-999999 in this home: .*(MK_ERR_NOT_FOUND)\$" "$T/err"
+expect 1 "$MK" tokens distribute --domain VE --month "$(date -u +%Y-%m)" --meter PM100-000001
+grep_out "^meterkey: meter PM100-000001 holds no ACTIVE VE key (not registered, retired, or not of domain VE): .*(MK_ERR_STATE)\$" "$T/err"
 
 expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3 --png "$T/p.png"
 [ "$(wc -l <"$T/out")" = 3 ] || { echo "FAIL: 3 lines expected"; fails=$((fails+1)); }
