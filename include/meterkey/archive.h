@@ -120,6 +120,10 @@ struct mk_archive;
  * MK_ERR_DB when the database cannot be opened. *ap is set only on MK_OK.
  */
 MK_WUR enum mk_err mk_archive_open(const char *url, struct mk_archive **ap);
+/* The same, with the reason of a failure in why (cap bytes, one line, no
+ * password: "connection to server at ... failed: Connection refused",
+ * "file is not a database"), "" when there is none to give. */
+MK_WUR enum mk_err mk_archive_open_why(const char *url, struct mk_archive **ap, char *why, size_t cap);
 
 /* Closes the connection. NULL is a no-op. */
 void mk_archive_close(struct mk_archive *a);

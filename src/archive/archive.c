@@ -214,11 +214,19 @@ static enum mk_err migrate(struct mk_archive *a, void *arg)
 
 enum mk_err mk_archive_open(const char *url, struct mk_archive **ap)
 {
+	char why[256];
+
+	return mk_archive_open_why(url, ap, why, sizeof(why));
+}
+
+enum mk_err mk_archive_open_why(const char *url, struct mk_archive **ap, char *why, size_t cap)
+{
 	struct mk_archive *a = NULL;
 	enum mk_err r = MK_ERR_DB_URL;
 
-	if (url == NULL || ap == NULL)
+	if (url == NULL || ap == NULL || why == NULL || cap == 0)
 		return MK_ERR_INVALID_ARG;
+	why[0] = '\0';
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return MK_ERR_NOMEM;
 	for (size_t i = 0; i < MK_ARRAY_LEN(backends); i++)
@@ -226,10 +234,13 @@ enum mk_err mk_archive_open(const char *url, struct mk_archive **ap)
 			a->ops = backends[i].ops;
 	if (a->ops == NULL)
 		goto out;
-	if ((r = a->ops->open(url, &a->db)) != MK_OK)
+	if ((r = a->ops->open(url, &a->db, why, cap)) != MK_OK)
 		goto out;
-	if ((r = archive_write_txn(a, migrate, NULL)) != MK_OK)
+	if ((r = archive_write_txn(a, migrate, NULL)) != MK_OK) {
+		snprintf(why, cap, "%s", r == MK_ERR_DB_SCHEMA ? "its schema is newer than this program"
+		                                               : "its schema cannot be read or brought up to date");
 		goto out;
+	}
 	*ap = a;
 	a = NULL;
 out:

@@ -58,8 +58,9 @@ struct mk_db_ops {
 
 	/* Opens the connection for url (the whole URL, scheme included).
 	 * SQLite: WAL, synchronous=FULL, secure_delete, foreign keys, a busy
-	 * timeout. MK_ERR_DB when it cannot. */
-	enum mk_err (*open)(const char *url, void **dbp);
+	 * timeout. MK_ERR_DB when it cannot, with the database's reason (one
+	 * line, no password) in why (cap bytes). */
+	enum mk_err (*open)(const char *url, void **dbp, char *why, size_t cap);
 	void (*close)(void *db);
 
 	/* Runs SQL text without parameters or results (DDL; may hold several

@@ -122,7 +122,7 @@ out:
  * connection URI), in UTF-8. Anything else, or a server that cannot be
  * reached, is MK_ERR_DB.
  */
-static enum mk_err pg_open(const char *url, void **dbp)
+static enum mk_err pg_open(const char *url, void **dbp, char *why, size_t cap)
 {
 	struct pg_db *db = NULL;
 	enum mk_err r = MK_ERR_INTERNAL;
@@ -145,6 +145,11 @@ static enum mk_err pg_open(const char *url, void **dbp)
 	}
 	(void)PQsetNoticeProcessor(db->conn, pg_notice_drop, NULL);
 	if (PQstatus(db->conn) != CONNECTION_OK || PQsetClientEncoding(db->conn, "UTF8") != 0) {
+		/* libpq's reason, its first line (the server and what failed;
+		 * libpq never puts the password in it) */
+		const char *m = PQerrorMessage(db->conn);
+
+		snprintf(why, cap, "%.*s", (int)strcspn(m, "\r\n"), m);
 		r = MK_ERR_DB;
 		goto out;
 	}

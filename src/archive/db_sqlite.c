@@ -11,6 +11,7 @@
  * Statements are prepared once per connection, on first use; "$N" in the
  * shared SQL becomes SQLite's "?N".
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,7 +79,7 @@ static int pragma_is(sqlite3 *h, const char *sql, const char *want)
 	return ok;
 }
 
-static enum mk_err sq_open(const char *url, void **dbp)
+static enum mk_err sq_open(const char *url, void **dbp, char *why, size_t cap)
 {
 	static const char prefix[] = "sqlite:";
 	struct sqlite_db *d;
@@ -95,6 +96,11 @@ static enum mk_err sq_open(const char *url, void **dbp)
 	    !pragma_is(d->h, "PRAGMA journal_mode=WAL", "wal") ||
 	    sqlite3_exec(d->h, "PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON",
 	                 NULL, NULL, NULL) != SQLITE_OK) {
+		int sys = d->h != NULL ? sqlite3_system_errno(d->h) : 0;
+
+		/* SQLite's words, and the system's when a file call failed */
+		snprintf(why, cap, "%s%s%s%s", d->h != NULL ? sqlite3_errmsg(d->h) : "out of memory",
+		         sys != 0 ? " (" : "", sys != 0 ? strerror(sys) : "", sys != 0 ? ")" : "");
 		sq_close(d);
 		return MK_ERR_DB;
 	}

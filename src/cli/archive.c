@@ -93,7 +93,7 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
  * with that message. */
 static int fail(const struct args *a, const char *what, enum mk_err r)
 {
-	char msg[PATH_MAX + 512];
+	char msg[PATH_MAX + 768];
 
 	snprintf(msg, sizeof(msg), "%s%s%s (%s)", what != NULL ? what : "", what != NULL ? ": " : "",
 	         mk_strerror(r), mk_err_name(r));
@@ -105,16 +105,18 @@ static int fail(const struct args *a, const char *what, enum mk_err r)
 static int start(int argc, char **argv, const struct kc_opt *opts, const char *usage, int want_key,
                  struct args *a)
 {
+	char why[256];
 	enum mk_err r;
 	int st = parse(argc, argv, opts, usage, want_key, a);
 
 	if (st != KC_GO)
 		return st;
-	if ((r = mk_archive_open(a->url, &a->ar)) != MK_OK) {
-		char shown[sizeof(a->url)], what[sizeof(a->url) + 64];
+	if ((r = mk_archive_open_why(a->url, &a->ar, why, sizeof(why))) != MK_OK) {
+		char shown[sizeof(a->url)], what[sizeof(a->url) + 320];
 
 		mk_archive_url_shown(a->url, shown, sizeof(shown));
-		snprintf(what, sizeof(what), "cannot open the archive %s", shown);
+		snprintf(what, sizeof(what), "cannot open the archive %s%s%s", shown, why[0] != '\0' ? ": " : "",
+		         why);
 		return fail(a, what, r);
 	}
 	return KC_GO;

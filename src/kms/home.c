@@ -480,7 +480,7 @@ static int is_home(const char *home)
 enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 {
 	static const char *const dirs[] = { "boxes", "trust", "domains", "kdc", "confirmations", "meters" };
-	char path[PATH_MAX + 16], url[PATH_MAX + 16];
+	char path[PATH_MAX + 16], url[PATH_MAX + 16], why[256];
 	struct mk_kms *k;
 	enum mk_err r;
 
@@ -526,11 +526,11 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		r = kms_fail(k, MK_ERR_NOT_FOUND, "there is no archive %s (only init and demo make one)", url);
 		goto fail;
 	}
-	if ((r = mk_archive_open(url, &k->archive)) != MK_OK) {
+	if ((r = mk_archive_open_why(url, &k->archive, why, sizeof(why))) != MK_OK) {
 		char shown[sizeof(url)];
 
 		mk_archive_url_shown(url, shown, sizeof(shown));
-		kms_fail(k, r, "cannot open the archive %s", shown);
+		kms_fail(k, r, "cannot open the archive %s%s%s", shown, why[0] != '\0' ? ": " : "", why);
 		goto fail;
 	}
 	if ((r = kms_conf_load(k)) != MK_OK) {

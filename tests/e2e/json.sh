@@ -103,6 +103,13 @@ grep_out '^{"ok":false,"error":{"code":900,"name":"MK_ERR_DB","message":"cannot 
 expect 1 "$MK" archive verify --archive "postgresql://auditor:s3cret@127.0.0.1:1/meterkey?connect_timeout=2" --domain VE
 grep_out "^meterkey: cannot open the archive postgresql://auditor:\*\*\*@127.0.0.1:1/meterkey?connect_timeout=2: .*(MK_ERR_DB)$" "$T/err"
 ! grep -q s3cret "$T/err" "$T/out" || { echo "FAIL: the password shown"; fails=$((fails+1)); }
+# and why, in the database's words
+grep_out "^meterkey: cannot open the archive postgresql://auditor:\*\*\*@127.0.0.1:1/meterkey?connect_timeout=2: connection to server at \"127.0.0.1\", port 1 failed: Connection refused: .*(MK_ERR_DB)$" "$T/err"
+echo "not a database" >"$T/garbage.db"
+expect 1 "$MK" archive verify --archive "sqlite:$T/garbage.db" --domain VE
+grep_out "^meterkey: cannot open the archive sqlite:$T/garbage.db: file is not a database: .*(MK_ERR_DB)$" "$T/err"
+expect 1 "$MK" archive verify --archive "sqlite:$T/no/such/dir/a.db" --domain VE
+grep_out "^meterkey: cannot open the archive sqlite:$T/no/such/dir/a.db: unable to open database file (No such file or directory): " "$T/err"
 
 # a row changed behind the archive's back: ok false, where and why
 cp -r "$H" "$T/tampered"
