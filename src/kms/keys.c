@@ -332,6 +332,18 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 		             record_path);
 		goto out;
 	}
+	/* A record given alone: its domain, checked against the meter before
+	 * anything is sent (a meter holding a key of it would refuse, and the
+	 * key would be spent as BAD); the key stays NEW for another meter. */
+	if (domain == NULL && (e = meter_can_take(k, mc, meter_id, c.domain)) != MK_OK) {
+		char held[MK_KMS_DETAIL_MAX];
+
+		snprintf(held, sizeof(held), "%s", k->detail); /* ends with the error name */
+		if (snprintf(k->detail, sizeof(k->detail), "install record %s (key %s/%llu) not sent, the key stays NEW: %s",
+		             record_path, c.domain, (unsigned long long)c.key_id, held) >= (int)sizeof(k->detail))
+			k->detail[sizeof(k->detail) - 2] = '.'; /* cut: a long path; its start names the record */
+		goto out;
+	}
 	/* The domain asked for is the one the Steel box is told; a record of
 	 * another domain is the box's to refuse. */
 	if (domain != NULL)

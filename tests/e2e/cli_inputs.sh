@@ -79,6 +79,19 @@ grep_out '"keys":\[\]' "$T/out"
 # each alone does what it says
 expect 0 "$MK" meter install --meter PM100-000001 --record "$R"
 grep_out "key VE/1 INSTALLED" "$T/out"
+# a record for a meter that holds a key of its domain already: refused
+# before anything is sent, the key stays NEW for another meter (it was sent,
+# refused by the meter, and spent as BAD)
+expect 0 "$MK" key request --domain VE --json
+R2=$(sed -n 's/.*"install_record":"\([^"]*\)".*/\1/p' "$T/out")
+expect 1 "$MK" meter install --meter PM100-000001 --record "$R2"
+one_err
+grep_out "^meterkey: install record $R2 (key VE/2) not sent, the key stays NEW: meter PM100-000001 holds key VE/1 already: .*(MK_RC_RECORD_EXISTS)\$" "$T/err"
+expect 0 "$MK" archive history --archive "$A" --domain VE --key 2 --json
+grep_out '"versions":\[{"seq":1,"status":"NEW"[^{]*}\]}$' "$T/out"
+expect 0 "$MK" meter create --product-code PM100 --msn 000002
+expect 0 "$MK" meter install --meter PM100-000002 --record "$R2"
+grep_out "key VE/2 INSTALLED" "$T/out"
 
 # archive history of an unknown key: the error only, no table header
 expect 1 "$MK" archive history --archive "$A" --domain VE --key 99
