@@ -127,13 +127,21 @@ out:
 enum mk_err mk_kms_meter_credit(struct mk_kms *k, const char *meter_id, uint64_t amount)
 {
 	struct mk_meter_conn *mc = NULL;
+	struct mk_meter_info info;
 	enum mk_err e;
 
 	k->detail[0] = '\0';
-	if ((e = kms_connect_meter(k, meter_id, &mc)) != MK_OK)
-		return e;
-	if ((e = mk_meter_credit(mc, amount)) != MK_OK)
+	if ((e = kms_connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
+		goto out;
+	/* the meter refuses all the same; the operator hears why in words */
+	if (info.state == MK_METER_RETIRED)
+		e = kms_fail(k, MK_ERR_METER_NOT_REGISTERED, "meter %s is retired: it takes no credit", meter_id);
+	else if ((e = mk_meter_credit(mc, amount)) == MK_RC_RESOURCE_UNAVAILABLE)
+		kms_fail(k, e, "meter %s refused the credit of %llu cents: its descending register (%llu) would pass "
+		         "its maximum", meter_id, (unsigned long long)amount, (unsigned long long)info.descending);
+	else if (e != MK_OK)
 		kms_fail(k, e, "meter %s refused the credit", meter_id);
+out:
 	mk_meter_disconnect(mc);
 	return e;
 }

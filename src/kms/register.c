@@ -147,6 +147,11 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 		                utc(mk_kms_now(k), t2));
 	if ((e = kms_connect_meter_info(k, meter_id, &mc, &info)) != MK_OK)
 		goto out;
+	if (info.state == MK_METER_RETIRED) { /* said so, not as its keys' transitions */
+		e = kms_fail(k, MK_RC_TRANSITION_FORBIDDEN, "meter %s is retired: a retired meter is never registered again",
+		             meter_id);
+		goto out;
+	}
 	if (info.nkeys == 0) {
 		e = kms_fail(k, MK_ERR_STATE, "meter %s holds no key", meter_id);
 		goto out;

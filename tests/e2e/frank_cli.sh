@@ -110,9 +110,24 @@ st=$?
 grep_out "^meterkey: meter $M franked pieces 7 to 7 (postage debited), but standard output did not take them (No space left on device), and $METERKEY_HOME/unprinted/$M-7-7.txt could not be written either: .*; those indicia are lost (MK_ERR_IO)\$" "$T/err"
 rm -f "$METERKEY_HOME/unprinted"
 
+# a credit that would pass the descending register's maximum: refused,
+# with the amount and the register (it said "resource or record not available")
+expect 0 "$MK" meter credit --meter $M --amount 9223372036854775807
+R=$(regs)
+expect 1 "$MK" meter credit --meter $M --amount 9223372036854775807
+grep_out "^meterkey: meter $M refused the credit of 9223372036854775807 cents: its descending register ([0-9]*) would pass its maximum: .*(MK_RC_RESOURCE_UNAVAILABLE)\$" "$T/err"
+same_regs "$R"
+
 # 5. retiring a keyless meter says what is true
 expect 0 "$MK" meter retire --meter PM100-000002
 grep_out "meter PM100-000002 retired: it held no keys" "$T/out"
 expect 0 "$MK" meter retire --meter $M
 grep_out "its keys are OBSOLETE" "$T/out"
+# nor credited, and says why in words
+expect 1 "$MK" meter credit --meter $M --amount 100
+grep_out "^meterkey: meter $M is retired: it takes no credit: .*(MK_ERR_METER_NOT_REGISTERED)\$" "$T/err"
+# a retired meter is not registered again, and the refusal says so (it
+# spoke of its keys' status transitions)
+expect 1 "$MK" meter register --meter $M --indicia US1 --country US
+grep_out "^meterkey: meter $M is retired: a retired meter is never registered again: .*(MK_RC_TRANSITION_FORBIDDEN)\$" "$T/err"
 finish

@@ -358,6 +358,7 @@ static void test_transitions_outside_lifecycle(void **state)
 	w_snap(&W, "VE", k1, &s1);
 	w_snap(&W, "USPS", k2, &s2);
 	assert_rc(mk_kms_meter_register(W.k, r, "US8001", "US", 0), MK_RC_TRANSITION_FORBIDDEN);
+	assert_non_null(strstr(mk_kms_detail(W.k), "is retired: a retired meter is never registered again"));
 	assert_rc(mk_kms_meter_register(W.k, r, "US8002", "US", 0), MK_RC_TRANSITION_FORBIDDEN);
 	w_same(&W, &s1);
 	w_same(&W, &s2);
