@@ -270,9 +270,11 @@ enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char *domai
 
 /* ---- Opening boxes ------------------------------------------------------------------- */
 
-/* Reads every share file of box id (<id>.<i>.share) in the shares directory. */
-static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share **shares,
-                               size_t *np)
+/* Reads every share file of box id (<id>.<i>.share) in the shares
+ * directory; what went wrong, in words, into why (a folder that cannot be
+ * read, the file that does not read, no file at all). */
+static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share **shares, size_t *np,
+                               char *why, size_t cap)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
@@ -281,8 +283,10 @@ static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share
 	size_t n = 0, idlen = strlen(id);
 
 	*np = 0;
-	if ((d = opendir(k->shares)) == NULL)
+	if ((d = opendir(k->shares)) == NULL) {
+		snprintf(why, cap, "the shares folder cannot be read (%s)", strerror(errno));
 		return MK_ERR_SHARE_TOO_FEW;
+	}
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 
@@ -291,33 +295,48 @@ static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share
 			continue;
 		if (n == MK_SHARE_COUNT_MAX) {
 			r = MK_ERR_SHARE_PARAMS;
+			snprintf(why, cap, "more than %d share files of the box", MK_SHARE_COUNT_MAX);
 			break;
 		}
 		if (snprintf(path, sizeof(path), "%s/%s", k->shares, de->d_name) >= (int)sizeof(path) ||
-		    (r = mk_share_read_file(path, &shares[n])) != MK_OK)
+		    (r = mk_share_read_file(path, &shares[n])) != MK_OK) {
+			if (r == MK_OK)
+				r = MK_ERR_INVALID_ARG;
+			snprintf(why, cap, "share file %s does not read", de->d_name);
 			break;
+		}
 		n++;
 	}
 	closedir(d);
 	*np = n;
-	return r != MK_OK ? r : n == 0 ? MK_ERR_SHARE_TOO_FEW : MK_OK;
+	if (r == MK_OK && n == 0) {
+		snprintf(why, cap, "no share file %s.N.share there", id);
+		r = MK_ERR_SHARE_TOO_FEW;
+	}
+	return r;
 }
 
 enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
 {
 	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { 0 };
-	char boxes[PATH_MAX];
+	char boxes[PATH_MAX], why[PATH_MAX / 8] = "";
 	size_t n = 0;
 	enum mk_err r;
 
 	*bp = NULL;
 	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes"))
 		return MK_ERR_INVALID_ARG;
-	if ((r = load_shares(k, id, shares, &n)) == MK_OK)
+	if ((r = load_shares(k, id, shares, &n, why, sizeof(why))) == MK_OK) {
 		r = mk_box_open(boxes, k->shares, id, (const struct mk_share *const *)shares, n, bp);
+		/* the shares read but were not enough: how many, of how many */
+		if (r == MK_ERR_SHARE_TOO_FEW && n > 0)
+			snprintf(why, sizeof(why), "%zu share file%s of the box there, %u needed", n, n == 1 ? "" : "s",
+			         mk_share_threshold(shares[0]));
+	}
 	mk_share_free_array(shares, n);
 	if (r != MK_OK)
-		return kms_fail(k, r, "box %s stays disabled (shares from %s)", id, k->shares);
+		return kms_fail(k, r, "box %s stays disabled (shares from %s%s%s)", id, k->shares,
+		                why[0] != '\0' ? ": " : "", why);
 	return MK_OK;
 }
 

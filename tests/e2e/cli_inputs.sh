@@ -110,7 +110,7 @@ grep_out "^  2  INSTALLED " "$T/out"
 mkdir "$T/noshares"
 expect 1 "$MK" domain create USPS --country US --shares "$T/noshares"
 one_err
-grep_out "^meterkey: box M00000001 stays disabled (shares from $T/noshares): .*(MK_ERR_SHARE_TOO_FEW)\$" "$T/err"
+grep_out "^meterkey: box M00000001 stays disabled (shares from $T/noshares: no share file M00000001.N.share there): .*(MK_ERR_SHARE_TOO_FEW)\$" "$T/err"
 [ -z "$(ls "$METERKEY_HOME/domains" | grep '^USPS')" ] || { echo "FAIL: a refused domain left files:"; ls "$METERKEY_HOME/domains"; fails=$((fails+1)); }
 
 # an answer standard output does not take (a full disk) is a failure, said

@@ -172,7 +172,7 @@ expect 0 "$MK" box check --box O00000001
 grep_out "enabled" "$T/out"
 mv "$S/O00000001.2.share" "$T/"
 expect 1 "$MK" key request --domain VE
-grep_out "box O00000001 stays disabled.*fewer shares than the threshold" "$T/err"
+grep_out "box O00000001 stays disabled (shares from $S: 1 share file of the box there, 2 needed): .*fewer shares than the threshold" "$T/err"
 expect 1 "$MK" box check --box O00000001 --json
 grep_out '"name":"MK_ERR_SHARE_TOO_FEW"' "$T/out"
 cp "$S/S00000001.2.share" "$S/O00000001.2.share"
@@ -181,7 +181,13 @@ grep_out "belongs to another box" "$T/err"
 cp "$T/O00000001.2.share" "$S/O00000001.2.share"
 invert_byte "$S/O00000001.2.share" 60
 expect 1 "$MK" box check --box O00000001
-grep_out "share: file corrupted" "$T/err"
+grep_out "(shares from $S: share file O00000001.2.share does not read): share: file corrupted" "$T/err"
+# a --shares folder that is not there, or holds none of the box's: said
+expect 1 "$MK" box check --box O00000001 --shares "$T/no-such-dir"
+grep_out "(shares from $T/no-such-dir: the shares folder cannot be read (No such file or directory)): " "$T/err"
+mkdir "$T/emptyshares"
+expect 1 "$MK" box check --box O00000001 --shares "$T/emptyshares"
+grep_out "(shares from $T/emptyshares: no share file O00000001.N.share there): .*(MK_ERR_SHARE_TOO_FEW)" "$T/err"
 cp "$T/O00000001.2.share" "$S/O00000001.2.share"
 expect 0 "$MK" box check --box O00000001
 # the counter did not move while Oak was disabled: the next key is VE/2
