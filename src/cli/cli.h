@@ -242,6 +242,11 @@ int kc_fail(struct kc *c, enum mk_err e);
 /* The same refusal without a KMS: "meterkey: msg" on stderr, or with json
  * the error object of kc_error_json on stdout. Returns 1. msg: never a secret. */
 int kc_fail_msg(int json, enum mk_err e, const char *msg);
+/* Whether path names a file this process can read: MK_OK, else why in
+ * words ("cannot be read (it is a directory)", "cannot be read (No such
+ * file or directory)") and MK_ERR_NOT_FOUND (missing, a directory) or
+ * MK_ERR_IO. */
+enum mk_err kc_file_readable(const char *path, char *why, size_t cap);
 /* {"ok":false,"error":{"code":e,"name":"MK_...","message":msg}}, new reference
  * (NULL when out of memory). */
 json_t *kc_error_json(enum mk_err e, const char *msg);

@@ -2,10 +2,14 @@
  * What the KMS commands share: opening the KMS of the home the options name,
  * and printing a result or a refusal, as text or JSON. docs/cli.md.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -114,6 +118,22 @@ int kc_fail_msg(int json, enum mk_err e, const char *msg)
 	else
 		fprintf(stderr, "meterkey: %s\n", msg);
 	return 1;
+}
+
+enum mk_err kc_file_readable(const char *path, char *why, size_t cap)
+{
+	struct stat st;
+	int err;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(why, cap, "cannot be read (it is a directory)");
+		return MK_ERR_NOT_FOUND;
+	}
+	if (stat(path, &st) == 0 && access(path, R_OK) == 0)
+		return MK_OK;
+	err = errno;
+	snprintf(why, cap, "cannot be read (%s)", strerror(err));
+	return err == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO;
 }
 
 void kc_print_json(json_t *o)

@@ -554,17 +554,10 @@ int mk_cli_verify(int argc, char **argv)
 	if (o.file != NULL && (e = verify_file(&x, o.file)) != MK_OK)
 		goto out;
 	if (o.image != NULL) {
-		char *one[1] = { line };
-
-		struct stat ist;
-		char why[128];
+		char *one[1] = { line }, why[128];
 
 		/* one line naming the image and what is wrong with it */
-		memset(&ist, 0, sizeof(ist));
-		if (stat(o.image, &ist) != 0 || S_ISDIR(ist.st_mode) || access(o.image, R_OK) != 0) {
-			e = S_ISDIR(ist.st_mode) ? MK_ERR_NOT_FOUND : errno == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO;
-			snprintf(why, sizeof(why), "cannot be read (%s)",
-			         S_ISDIR(ist.st_mode) ? "it is a directory" : strerror(errno));
+		if ((e = kc_file_readable(o.image, why, sizeof(why))) != MK_OK) {
 			file_fail(&x, o.image, why, e);
 			goto out;
 		}

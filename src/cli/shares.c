@@ -7,7 +7,6 @@
  * share files in memory, reports whether they agree (and why not), and wipes
  * it. Boxes will use the same shares to unseal their state.
  */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,13 +205,10 @@ static int shares_check(int argc, char **argv)
 		return mk_cli_usage_error(check_usage, "at most 255 share files");
 	nfiles = c.npos;
 	for (size_t i = 0; i < nfiles; i++, count++) {
-		struct stat st;
+		char why[128];
 
-		memset(&st, 0, sizeof(st));
-		if (stat(c.pos[i], &st) != 0 || S_ISDIR(st.st_mode)) {
-			r = errno == ENOENT || S_ISDIR(st.st_mode) ? MK_ERR_NOT_FOUND : MK_ERR_IO;
-			snprintf(msg, sizeof(msg), "share file %s cannot be read (%s) (%s)", c.pos[i],
-			         S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno), mk_err_name(r));
+		if ((r = kc_file_readable(c.pos[i], why, sizeof(why))) != MK_OK) {
+			snprintf(msg, sizeof(msg), "share file %s %s (%s)", c.pos[i], why, mk_err_name(r));
 			check_fail(json, box, nfiles, r, msg);
 			goto out;
 		}

@@ -529,10 +529,11 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		struct stat st;
 
 		snprintf(path, sizeof(path), "%s/%s", k->home, dirs[i]);
-		if (o->create ? (r = ensure_dir(path)) != MK_OK : stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			if (!o->create)
-				r = kms_fail(k, MK_ERR_NOT_FOUND, "the home %s has no folder %s/ (a damaged home)", k->home,
-				             dirs[i]);
+		if (o->create) {
+			if ((r = ensure_dir(path)) != MK_OK)
+				goto fail;
+		} else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			r = kms_fail(k, MK_ERR_NOT_FOUND, "the home %s has no folder %s/ (a damaged home)", k->home, dirs[i]);
 			goto fail;
 		}
 	}
