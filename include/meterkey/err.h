@@ -154,6 +154,8 @@
 	X(MK_ERR_DB_CONSTRAINT, 904, MK_LEVEL_LOCAL,                                    \
 	  "archive: uniqueness or integrity constraint violated")                       \
 	X(MK_ERR_AUDIT, 905, MK_LEVEL_LOCAL, "archive: audit log does not verify")      \
+	X(MK_ERR_DB_RECORD, 906, MK_LEVEL_LOCAL,                                        \
+	  "archive: a stored record does not decode (damaged or altered)")              \
                                                                                         \
 	X(MK_ERR_SEAL_FORMAT, 1000, MK_LEVEL_LOCAL,                                     \
 	  "sealed state: not a sealed box state file")                                  \

@@ -84,6 +84,17 @@ MK_WUR enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indi
 MK_WUR enum mk_err mk_indicium_text_encode(const struct mk_indicium *ind,
                                            char out[static MK_INDICIUM_TEXT_MAX]);
 MK_WUR enum mk_err mk_indicium_text_decode(const char *line, struct mk_indicium *ind);
+/* As mk_indicium_text_decode, and on failure *why (when why is not NULL)
+ * says in words what is wrong with the line: its length, a character
+ * outside the alphabet, the check characters, the field count, or the
+ * field (by number and name) that breaks its rule. A static string; NULL
+ * on success. */
+MK_WUR enum mk_err mk_indicium_text_decode_why(const char *line, struct mk_indicium *ind, const char **why);
+/* The words of *why for a line refused by its check characters
+ * (MK_ERR_INDICIUM_CHECK), which a corrector tells apart. */
+#define MK_INDICIUM_WHY_CHECK "its check characters do not match"
+#define MK_INDICIUM_WHY_ALPHABET "a character outside the indicium alphabet (A-Z, 0-9, '/', '-')"
+#define MK_INDICIUM_WHY_ALPHABET_MANY "more than one character outside the indicium alphabet (A-Z, 0-9, '/', '-')"
 
 /*
  * For a line that fails its check characters: calls fn with every indicium

@@ -103,8 +103,9 @@ MK_WUR enum mk_err mk_meter_nvm_info(const char *path, struct mk_meter_info *inf
 /*
  * Runs the meter whose NVM is at nvm_path on the link rfd/wfd (not closed
  * here) until the peer closes it (MK_OK) or an I/O error (MK_ERR_IO). The NVM
- * is loaded at start (its errors as mk_meter_nvm_info; nothing is served
- * then). Every change is written to the NVM atomically (temporary file, fsync,
+ * is loaded at start; an NVM that is missing, cannot be read or does not
+ * decode (as mk_meter_nvm_info) is answered to every command as that error,
+ * level 3, and changes nothing: the device says what is wrong with it. Every change is written to the NVM atomically (temporary file, fsync,
  * rename, directory sync) BEFORE the answer is sent; an answer whose write
  * failed says MK_ERR_IO and the meter is unchanged. A malformed request gets a
  * level-2 answer; a frame damaged beyond the link's retries is dropped; neither

@@ -63,6 +63,9 @@ struct mk_verify_outcome {
 	                                       * (another postal domain's), BAD
 	                                       * MK_ERR_INDICIUM_SIGNATURE */
 	int corrected;                        /* one misread character was corrected */
+	const char *why;                      /* malformed: what is wrong with the line, in
+	                                       * words (static text; mk_verify_text and
+	                                       * mk_indicium_text_decode_why); else NULL */
 	struct mk_indicium ind;               /* as verified (after a correction) */
 };
 

@@ -247,5 +247,5 @@ enum mk_err mk_archive_list_errors(struct mk_archive *a, const char *domain,
 	p = MK_DB_TEXT_VAL(domain);
 	if ((r = archive_query(a, S_ERR_LIST, &p, 1, error_row, &w, NULL)) != MK_OK)
 		return r;
-	return w.bad ? MK_ERR_DB : MK_OK;
+	return w.bad ? MK_ERR_DB_RECORD : MK_OK;
 }

@@ -151,7 +151,7 @@ static enum mk_err read_key(struct mk_archive *a, enum mk_stmt_id id, const stru
 	if (!rc.found)
 		return MK_RC_RECORD_UNKNOWN;
 	if (rc.v[1].type != MK_DB_BLOB || mk_key_record_decode(rc.v[1].p, rc.v[1].n, out) != MK_OK)
-		return MK_ERR_DB;
+		return MK_ERR_DB_RECORD;
 	if (versionp != NULL)
 		*versionp = archive_col_int(&rc, 0);
 	return MK_OK;
@@ -347,6 +347,6 @@ enum mk_err mk_archive_get_history(struct mk_archive *a, const char *domain, uin
 	if ((r = archive_query(a, S_HIST_LIST, p, 2, history_row, &w, NULL)) != MK_OK)
 		return r;
 	if (w.bad)
-		return MK_ERR_DB;
+		return MK_ERR_DB_RECORD;
 	return w.n == 0 ? MK_RC_RECORD_UNKNOWN : MK_OK;
 }

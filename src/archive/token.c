@@ -80,6 +80,6 @@ enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *domain, c
 	if (!rc.found)
 		return MK_RC_RECORD_UNKNOWN;
 	if (rc.v[0].type != MK_DB_BLOB || mk_token_key_decode(rc.v[0].p, rc.v[0].n, out) != MK_OK)
-		return MK_ERR_DB;
+		return MK_ERR_DB_RECORD;
 	return MK_OK;
 }

@@ -82,8 +82,8 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
 	if (access(a->url + strlen("sqlite:"), F_OK) != 0) {
 		char msg[sizeof(a->url) + 64];
 
-		snprintf(msg, sizeof(msg), "no archive in home %s (%s)", a->c.home,
-		         a->url + strlen("sqlite:"));
+		snprintf(msg, sizeof(msg), "no archive in home %s (%s): %s (%s)", a->c.home, a->url + strlen("sqlite:"),
+		         mk_strerror(MK_ERR_NOT_FOUND), mk_err_name(MK_ERR_NOT_FOUND));
 		return kc_fail_msg(a->c.json, MK_ERR_NOT_FOUND, msg);
 	}
 	return KC_GO;

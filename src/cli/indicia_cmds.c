@@ -338,14 +338,37 @@ static int tin_unknown(const struct vrun *x, const struct mk_verify_outcome *o)
 	return x->tin && (o->vendor == MK_VR_UNKNOWN_DEVICE || o->postal == MK_VR_UNKNOWN_DEVICE);
 }
 
-static void print_outcome(struct vrun *x, const char *line, const struct mk_verify_outcome *o)
+/* line as it may be shown on a terminal or in JSON: a byte that is not
+ * printable ASCII (a control character, an escape sequence, binary) as
+ * \xNN, a backslash doubled; cut with "..." when it does not fit out. */
+static const char *shown_line(const char *line, char *out, size_t cap)
 {
-	char day[11], sig[256] = "", fixed[MK_INDICIUM_TEXT_MAX] = "";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++) {
+		int n = *p == '\\' ? snprintf(out + o, cap - o, "\\\\")
+		        : *p < 0x20 || *p >= 0x7f ? snprintf(out + o, cap - o, "\\x%02x", *p)
+		                                  : snprintf(out + o, cap - o, "%c", *p);
+
+		if (n < 0 || (size_t)n >= cap - o - 3) {
+			snprintf(out + o, cap - o, "...");
+			return out;
+		}
+		o += (size_t)n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void print_outcome(struct vrun *x, const char *given, const struct mk_verify_outcome *o)
+{
+	char day[11], sig[256] = "", fixed[MK_INDICIUM_TEXT_MAX] = "", line[4 * LINE_MAX_LEN + 8];
 
 	/* what a corrected line was corrected to: the line of the indicium
 	 * that verified */
 	if (o->corrected && mk_indicium_text_encode(&o->ind, fixed) != MK_OK)
 		fixed[0] = '\0';
+	shown_line(given, line, sizeof(line));
 	x->total++;
 	x->good += o->result == MK_VR_GOOD;
 	if (x->c->json) {
@@ -372,12 +395,15 @@ static void print_outcome(struct vrun *x, const char *line, const struct mk_veri
 			json_object_set_new(j, "corrected_to", json_string(fixed));
 		if (tin_unknown(x, o))
 			json_object_set_new(j, "hint", json_string(TIN_HINT));
+		if (o->result == MK_VR_MALFORMED && o->why != NULL)
+			json_object_set_new(j, "why", json_string(o->why));
 		json_object_set_new(j, "input", json_string(line));
 		kc_print_json(j);
 		return;
 	}
 	if (o->result == MK_VR_MALFORMED && !o->corrected) {
-		printf("%-24s %s\n", mk_verify_result_name(o->result), line);
+		printf("%-24s %s%s%s\n", mk_verify_result_name(o->result), o->why != NULL ? o->why : "",
+		       o->why != NULL ? ": " : "", line);
 		return;
 	}
 	if (o->sig != MK_SIG_NONE)
@@ -415,7 +441,7 @@ static enum mk_err verify_lines(struct vrun *x, char **lines, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct mk_indicium ind;
-		enum mk_err d = mk_indicium_text_decode(lines[i], &ind);
+		enum mk_err d = mk_indicium_text_decode_why(lines[i], &ind, &outs[i].why);
 
 		state[i] = d == MK_OK ? 0 : d == MK_ERR_INDICIUM_CHECK ? 1 : 2;
 		if (d == MK_OK) {

@@ -434,6 +434,24 @@ static enum mk_err answer_wrong_class(struct mk_buf *resp)
 	return mk_msg_response_encode(&a, resp);
 }
 
+/* A meter whose NVM does not read (missing, cut short, corrupted) still
+ * answers: every command with that fault (level 3), so that the one who
+ * asked hears what is wrong with the device rather than a silent line. */
+static enum mk_err answer_nvm_fault(const uint8_t *req, size_t n, enum mk_err fault, struct mk_buf *resp)
+{
+	struct mk_msg_request rq;
+	struct mk_msg_response a = { 0, 3, fault, NULL, 0 };
+	enum mk_err e = mk_msg_request_decode(req, n, &rq);
+
+	if (e != MK_OK) {
+		a.level = 2;
+		a.code = e;
+	} else {
+		a.command = rq.command;
+	}
+	return mk_msg_response_encode(&a, resp);
+}
+
 /*
  * One request at a time: receive, answer (NVM written inside the handler),
  * send. Link-level failures of one exchange (frames damaged past the retries,
@@ -444,7 +462,7 @@ enum mk_err mk_meter_serve(const char *nvm_path, int rfd, int wfd)
 {
 	struct mk_buf *in = mk_buf_new(MK_FRAME_MAX_PAYLOAD), *out = mk_buf_new(MK_FRAME_MAX_PAYLOAD);
 	struct mk_meter *m = NULL;
-	enum mk_err e = MK_ERR_INTERNAL;
+	enum mk_err e = MK_ERR_INTERNAL, fault = MK_OK;
 	struct mk_link l;
 	uint8_t cls;
 
@@ -456,8 +474,12 @@ enum mk_err mk_meter_serve(const char *nvm_path, int rfd, int wfd)
 		e = MK_ERR_INVALID_ARG;
 		goto out;
 	}
-	if ((e = mk_meter_new(nvm_path, NULL, &m)) != MK_OK)
+	/* NVM faults are answered (answer_nvm_fault); anything else ends here */
+	if ((fault = mk_meter_new(nvm_path, NULL, &m)) != MK_OK && fault != MK_ERR_NVM_CORRUPT &&
+	    fault != MK_ERR_NOT_FOUND && fault != MK_ERR_IO) {
+		e = fault;
 		goto out;
+	}
 	mk_link_init(&l, rfd, wfd);
 	for (;;) {
 		mk_buf_reset(in); /* wipes the last request, which may have carried a key */
@@ -471,7 +493,9 @@ enum mk_err mk_meter_serve(const char *nvm_path, int rfd, int wfd)
 			break;
 		if (e != MK_OK)
 			continue; /* a damaged frame: the link has NAKed it; listen again */
-		if (cls == MK_FRAME_METER_COMMAND)
+		if (cls == MK_FRAME_METER_COMMAND && m == NULL)
+			e = answer_nvm_fault(mk_buf_data(in), mk_buf_len(in), fault, out);
+		else if (cls == MK_FRAME_METER_COMMAND)
 			e = mk_meter_handle(m, mk_buf_data(in), mk_buf_len(in), out);
 		else
 			e = answer_wrong_class(out);

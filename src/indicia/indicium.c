@@ -787,57 +787,114 @@ static int parse_b32(struct txt_field f, size_t min, size_t max, uint8_t *lenp, 
  * (version 2) each ended by '/', then the two check characters. 1 and *ind
  * filled when it is a valid indicium, else 0.
  */
-static int txt_parse(const char *s, size_t n, struct mk_indicium *ind)
+/* Parses s[0..n) (check characters already checked) into ind. 1 when it is
+ * a valid indicium; else 0 and *why says which field or rule failed. */
+static int txt_parse(const char *s, size_t n, struct mk_indicium *ind, const char **why)
 {
+	static const char *const field_why[TXT_FIELDS_MAX] = {
+		"field 1 (version) is not a number",
+		"field 2 (token algorithm) is not a number",
+		"field 3 (vendor domain) is not a domain ID",
+		"field 4 (postal domain) is not a domain ID",
+		"field 5 (product code) is not a product code",
+		"field 6 (MSN) is not a manufacturing sequence number",
+		"field 7 (indicia serial) is not a serial",
+		"field 8 (date) is not a date YYYYMMDD that exists",
+		"field 9 (origin) is not a postcode",
+		"field 10 (postage) is not a number of cents",
+		"field 11 (piece count) is not a number",
+		"field 12 (ascending register) is not a number",
+		"field 13 (descending register) is not a number",
+		"field 14 (vendor token) is not a token in base 32",
+		"field 15 (postal token) is not a token in base 32",
+		"field 16 (signature algorithm) is not a number",
+		"field 17 (signature) is not a signature in base 32",
+	};
 	struct txt_field f[TXT_FIELDS_MAX];
-	size_t start = 0, k = 0, lens[6];
+	size_t start = 0, k = 0, lens[6], bad = TXT_FIELDS_MAX;
 	uint64_t v;
 
 	memset(ind, 0, sizeof(*ind));
+	*why = "too short to be an indicium";
 	if (n < 2)
 		return 0;
 	for (size_t i = 0; i < n - 2; i++) {
 		if (s[i] != TXT_SEP)
 			continue;
-		if (k == TXT_FIELDS_MAX)
+		if (k == TXT_FIELDS_MAX) {
+			*why = "more fields than any indicium has";
 			return 0;
+		}
 		f[k].s = s + start;
 		f[k++].n = i - start;
 		start = i + 1;
 	}
-	if (k == 0 || start != n - 2 || !parse_dec(f[0], UINT8_MAX, &v))
+	if (k == 0 || start != n - 2) {
+		*why = "its last field does not end in '/' before the two check characters";
 		return 0;
-	ind->version = (uint8_t)v;
-	if (k != (ind->version == MK_INDICIUM_VERSION_SIGNED ? TXT_FIELDS_SIGNED : TXT_FIELDS))
-		return 0;
-	if (!parse_dec(f[1], UINT8_MAX, &v))
-		return 0;
-	ind->token_alg = (uint8_t)v;
-	if (!parse_plain(f[2], ind->vendor, sizeof(ind->vendor)) ||
-	    !parse_plain(f[3], ind->postal, sizeof(ind->postal)) ||
-	    !parse_ident(f[4], ind->product_code, sizeof(ind->product_code)) ||
-	    !parse_ident(f[5], ind->mfg_seq, sizeof(ind->mfg_seq)) ||
-	    !parse_ident(f[6], ind->indicia_serial, sizeof(ind->indicia_serial)) ||
-	    !parse_date(f[7], &ind->date) || !parse_plain(f[8], ind->origin, sizeof(ind->origin)))
-		return 0;
-	if (!parse_dec(f[9], UINT32_MAX, &v))
-		return 0;
-	ind->postage = (uint32_t)v;
-	if (!parse_dec(f[10], UINT32_MAX, &v))
-		return 0;
-	ind->piece_count = (uint32_t)v;
-	if (!parse_dec(f[11], UINT64_MAX, &ind->ascending) ||
-	    !parse_dec(f[12], UINT64_MAX, &ind->descending) ||
-	    !parse_b32(f[13], MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &ind->vendor_token_len, ind->vendor_token) ||
-	    !parse_b32(f[14], MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &ind->postal_token_len, ind->postal_token))
-		return 0;
-	if (k == TXT_FIELDS_SIGNED) {
-		if (!parse_dec(f[15], UINT8_MAX, &v))
-			return 0;
-		ind->sig_alg = (uint8_t)v;
-		if (!parse_b32(f[16], MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN, NULL, ind->sig))
-			return 0;
 	}
+	if (!parse_dec(f[0], UINT8_MAX, &v)) {
+		*why = field_why[0];
+		return 0;
+	}
+	ind->version = (uint8_t)v;
+	if (ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) {
+		*why = "field 1 (version) is not a version this verifier reads (1 or 2)";
+		return 0;
+	}
+	if (k != (ind->version == MK_INDICIUM_VERSION_SIGNED ? TXT_FIELDS_SIGNED : TXT_FIELDS)) {
+		*why = ind->version == MK_INDICIUM_VERSION_SIGNED ? "not the 17 fields of a version 2 indicium"
+		                                                   : "not the 15 fields of a version 1 indicium";
+		return 0;
+	}
+	if (!parse_dec(f[1], UINT8_MAX, &v))
+		bad = 1;
+	ind->token_alg = (uint8_t)v;
+	if (bad == TXT_FIELDS_MAX) {
+		if (!parse_plain(f[2], ind->vendor, sizeof(ind->vendor)))
+			bad = 2;
+		else if (!parse_plain(f[3], ind->postal, sizeof(ind->postal)))
+			bad = 3;
+		else if (!parse_ident(f[4], ind->product_code, sizeof(ind->product_code)))
+			bad = 4;
+		else if (!parse_ident(f[5], ind->mfg_seq, sizeof(ind->mfg_seq)))
+			bad = 5;
+		else if (!parse_ident(f[6], ind->indicia_serial, sizeof(ind->indicia_serial)))
+			bad = 6;
+		else if (!parse_date(f[7], &ind->date))
+			bad = 7;
+		else if (!parse_plain(f[8], ind->origin, sizeof(ind->origin)))
+			bad = 8;
+		else if (!parse_dec(f[9], UINT32_MAX, &v))
+			bad = 9;
+	}
+	ind->postage = (uint32_t)v;
+	if (bad == TXT_FIELDS_MAX && !parse_dec(f[10], UINT32_MAX, &v))
+		bad = 10;
+	ind->piece_count = (uint32_t)v;
+	if (bad == TXT_FIELDS_MAX) {
+		if (!parse_dec(f[11], UINT64_MAX, &ind->ascending))
+			bad = 11;
+		else if (!parse_dec(f[12], UINT64_MAX, &ind->descending))
+			bad = 12;
+		else if (!parse_b32(f[13], MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &ind->vendor_token_len, ind->vendor_token))
+			bad = 13;
+		else if (!parse_b32(f[14], MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &ind->postal_token_len, ind->postal_token))
+			bad = 14;
+	}
+	if (bad == TXT_FIELDS_MAX && k == TXT_FIELDS_SIGNED) {
+		if (!parse_dec(f[15], UINT8_MAX, &v))
+			bad = 15;
+		ind->sig_alg = (uint8_t)v;
+		if (bad == TXT_FIELDS_MAX && !parse_b32(f[16], MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN, NULL, ind->sig))
+			bad = 16;
+	}
+	if (bad != TXT_FIELDS_MAX) {
+		*why = field_why[bad];
+		return 0;
+	}
+	*why = "a field outside its rule (token algorithm 1, domains, postage and piece count 1 or more, "
+	       "the signature's own fields)";
 	return ind_valid(ind, lens);
 }
 
@@ -878,32 +935,44 @@ static int txt_check_ok(const char *s, size_t n)
 	return want[0] == s[n - 2] && want[1] == s[n - 1];
 }
 
-enum mk_err mk_indicium_text_decode(const char *line, struct mk_indicium *ind)
+enum mk_err mk_indicium_text_decode_why(const char *line, struct mk_indicium *ind, const char **whyp)
 {
 	enum mk_err r = MK_ERR_INTERNAL;
 	char s[MK_INDICIUM_TEXT_MAX];
 	size_t n, nbad, bad;
+	const char *why = NULL;
 
 	if (line == NULL || ind == NULL)
 		return MK_ERR_INVALID_ARG;
 	memset(ind, 0, sizeof(*ind));
 	if (!txt_fold(line, s, &n, &nbad, &bad) || n < 2) {
+		why = strnlen(line, MK_INDICIUM_TEXT_MAX) > TXT_LINE_MAX ? "longer than any indicium"
+		                                                          : "too short to be an indicium";
 		r = MK_ERR_INDICIUM_FORMAT;
 		goto out;
 	}
 	if (nbad > 0 || !txt_check_ok(s, n)) {
+		why = nbad > 1 ? MK_INDICIUM_WHY_ALPHABET_MANY : nbad == 1 ? MK_INDICIUM_WHY_ALPHABET : MK_INDICIUM_WHY_CHECK;
 		r = MK_ERR_INDICIUM_CHECK;
 		goto out;
 	}
-	if (!txt_parse(s, n, ind)) {
+	if (!txt_parse(s, n, ind, &why)) {
 		r = MK_ERR_INDICIUM_FORMAT;
 		goto out;
 	}
 	r = MK_OK;
+	why = NULL;
 out:
 	if (r != MK_OK)
 		memset(ind, 0, sizeof(*ind));
+	if (whyp != NULL)
+		*whyp = why;
 	return r;
+}
+
+enum mk_err mk_indicium_text_decode(const char *line, struct mk_indicium *ind)
+{
+	return mk_indicium_text_decode_why(line, ind, NULL);
 }
 
 /*
@@ -958,7 +1027,9 @@ enum mk_err mk_indicium_text_candidates(const char *line,
 			if (v == old || (base + (uint32_t)v * w[i]) % CHK_MOD != 1)
 				continue;
 			s[i] = chk_alphabet[v];
-			if (txt_check_ok(s, n) && txt_parse(s, n, &cand)) {
+			const char *why;
+
+			if (txt_check_ok(s, n) && txt_parse(s, n, &cand, &why)) {
 				count++;
 				if (fn(ctx, &cand) != 0) {
 					s[i] = keep;

@@ -174,17 +174,33 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 		goto out;
 	x->seen++;
 	for (size_t i = 0; i < m->info.nkeys; i++) {
-		if (strcmp(m->info.keys[i].domain, x->domain) != 0 || m->status[i] != MK_KEY_ACTIVE)
+		if (strcmp(m->info.keys[i].domain, x->domain) != 0)
+			continue;
+		/* a key whose status the meter list could not read is not
+		 * passed over unseen: its record is read again, and fails so */
+		if (m->status[i] != MK_KEY_ACTIVE && m->status[i] != 0)
+			continue;
+		mk_buf_reset(enc);
+		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK) {
+			kms_key_fail(x->k, e, x->domain, m->info.keys[i].key_id);
+			goto out;
+		}
+		if (rec->status != MK_KEY_ACTIVE)
 			continue;
 		x->active++;
-		mk_buf_reset(enc);
-		if ((e = mk_archive_get_key(x->k->archive, x->domain, m->info.keys[i].key_id, rec)) != MK_OK ||
-		    (e = mk_key_record_encode(rec, enc)) != MK_OK)
+		if ((e = mk_key_record_encode(rec, enc)) != MK_OK)
 			goto out;
 		MK_MSG_SET(rq, record, enc);
 		rq.period = x->period;
-		if ((e = kms_call_distribute(x->k, x->b, x->domain, mk_kms_now(x->k), &rq, &rs, res)) != MK_OK ||
-		    (e = mk_token_key_record_decode(rs.token_record, rs.token_record_len, tk)) != MK_OK)
+		if ((e = kms_call_distribute(x->k, x->b, x->domain, mk_kms_now(x->k), &rq, &rs, res)) != MK_OK) {
+			/* which record the box refused, and for a month before the
+			 * key's last event (its registration), that */
+			kms_fail_more(x->k, e, ", for key %s/%llu of meter %s%s", x->domain,
+			              (unsigned long long)m->info.keys[i].key_id, m->id,
+			              e == MK_RC_TIME_NOT_INCREASING ? " (the month is before the key became ACTIVE)" : "");
+			goto out;
+		}
+		if ((e = mk_token_key_record_decode(rs.token_record, rs.token_record_len, tk)) != MK_OK)
 			goto out;
 		e = mk_archive_put_token_key(x->k->archive, tk);
 		if (e == MK_RC_RECORD_EXISTS)

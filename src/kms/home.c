@@ -41,6 +41,26 @@ enum mk_err kms_fail(struct mk_kms *k, enum mk_err e, const char *fmt, ...)
 	return e;
 }
 
+enum mk_err kms_fail_more(struct mk_kms *k, enum mk_err e, const char *fmt, ...)
+{
+	char tail[256];
+	size_t len = strlen(k->detail), tl;
+	va_list ap;
+	int n;
+
+	n = snprintf(tail, sizeof(tail), ": %s (%s)", mk_strerror(e), mk_err_name(e));
+	tl = n > 0 && (size_t)n < sizeof(tail) ? (size_t)n : 0;
+	if (tl == 0 || len < tl || strcmp(k->detail + len - tl, tail) != 0)
+		tl = 0, tail[0] = '\0'; /* no error name at the end: the words go last */
+	len -= tl;
+	va_start(ap, fmt);
+	n = vsnprintf(k->detail + len, sizeof(k->detail) - len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && len + (size_t)n < sizeof(k->detail))
+		snprintf(k->detail + len + (size_t)n, sizeof(k->detail) - len - (size_t)n, "%s", tail);
+	return e;
+}
+
 const char *mk_kms_detail(const struct mk_kms *k)
 {
 	return k->detail;
@@ -79,10 +99,16 @@ int kms_pathf(const struct mk_kms *k, char *out, size_t cap, const char *fmt, ..
 	}
 }
 
-static enum mk_err ensure_dir(const char *path)
+enum mk_err kms_ensure_dir(struct mk_kms *k, const char *path)
 {
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return MK_ERR_IO;
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0)
+		return MK_OK;
+	if (errno != EEXIST)
+		return kms_fail(k, MK_ERR_IO, "cannot make the folder %s (%s)", path, strerror(errno));
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return kms_fail(k, MK_ERR_IO, "%s is there and is not a folder", path);
 	return MK_OK;
 }
 
@@ -136,12 +162,78 @@ void kms_keep_confirmation(struct mk_kms *k, const struct mk_box_record_signed_r
 
 /* ---- boxes.conf: the public configuration table ----------------------------------- */
 
+/* How many sealed box states (*.box) the home's boxes/ holds. */
+static size_t box_states(struct mk_kms *k)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	if (!kms_pathf(k, dir, sizeof(dir), "boxes") || (d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		n += len > 4 && strcmp(de->d_name + len - 4, ".box") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/* One line of boxes.conf (NUL-terminated, without its '\n') into k->boxes;
+ * what is wrong with it, in words, into why. */
+static int conf_line(struct mk_kms *k, char *line, char *why, size_t cap)
+{
+	struct kms_box *x;
+	char *tok, *s2 = NULL;
+
+	if (k->nboxes == KMS_MAX_BOXES) {
+		snprintf(why, cap, "more than %d boxes", KMS_MAX_BOXES);
+		return 0;
+	}
+	x = &k->boxes[k->nboxes];
+	memset(x, 0, sizeof(*x));
+	/* A box or a domain of a box listed twice is damage, not configuration:
+	 * the KMS never writes one (a box refuses a domain it has), and routing
+	 * would follow the first. */
+	if ((tok = strtok_r(line, " ", &s2)) == NULL) {
+		snprintf(why, cap, "an empty line");
+		return 0;
+	}
+	if (strlen(tok) != MK_BOX_ID_LEN || !mk_box_id_valid(tok)) {
+		snprintf(why, cap, "\"%.*s\" is not a box ID", 32, tok);
+		return 0;
+	}
+	if (kms_conf_find(k, tok) != NULL) {
+		snprintf(why, cap, "box %s is listed twice", tok);
+		return 0;
+	}
+	memcpy(x->id, tok, MK_BOX_ID_LEN + 1);
+	while ((tok = strtok_r(NULL, " ", &s2)) != NULL) {
+		if (!mk_domain_id_valid(tok))
+			snprintf(why, cap, "\"%.*s\" is not a domain ID", 32, tok);
+		else if (kms_serves(x, tok))
+			snprintf(why, cap, "domain %s is listed twice for box %s", tok, x->id);
+		else if (x->ndomains == MK_BOX_MAX_DOMAINS)
+			snprintf(why, cap, "box %s has more than %d domains", x->id, MK_BOX_MAX_DOMAINS);
+		else {
+			strcpy(x->domains[x->ndomains++], tok);
+			continue;
+		}
+		return 0;
+	}
+	k->nboxes++;
+	return 1;
+}
+
 enum mk_err kms_conf_load(struct mk_kms *k)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[128] = "";
 	struct mk_buf *b = mk_buf_new(MK_CONF_MAX + 1);
 	enum mk_err r;
 	char *text, *line, *save = NULL;
+	size_t states, lineno = 0;
 
 	if (b == NULL)
 		return MK_ERR_NOMEM;
@@ -152,7 +244,15 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 	}
 	if ((r = mk_file_read(path, MK_CONF_MAX, b)) != MK_OK) {
 		mk_buf_free(b);
-		return access(path, F_OK) != 0 ? MK_OK : r;
+		if (r == MK_ERR_NOT_FOUND && (states = box_states(k)) > 0)
+			return kms_fail(k, MK_ERR_STATE, "%s is missing, but boxes/ holds %zu box state%s (a damaged home)",
+			                path, states, states == 1 ? "" : "s");
+		if (r == MK_ERR_NOT_FOUND)
+			return MK_OK;
+		return kms_fail(k, r, "%s does not read%s", path,
+		                r == MK_ERR_BUF_FULL      ? " (larger than any this KMS writes)"
+		                : r == MK_ERR_UNSUPPORTED ? " (not a file)"
+		                                          : "");
 	}
 	/* The KMS writes whole lines, each ending in '\n', and no NUL: a file
 	 * that does not end so was cut short (or is not the KMS's), and one
@@ -160,8 +260,11 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 	 * a line cannot be told from a shorter one.) */
 	if (mk_buf_len(b) > 0 && (mk_buf_data(b)[mk_buf_len(b) - 1] != '\n' ||
 	                          memchr(mk_buf_data(b), 0, mk_buf_len(b)) != NULL)) {
+		int nul = memchr(mk_buf_data(b), 0, mk_buf_len(b)) != NULL;
+
 		mk_buf_free(b);
-		return MK_ERR_STATE;
+		return kms_fail(k, MK_ERR_STATE, "%s is damaged: %s", path,
+		                nul ? "it holds a NUL byte" : "its last line has no end (the file was cut short)");
 	}
 	if ((r = mk_buf_put_u8(b, 0)) != MK_OK || (text = strdup((const char *)mk_buf_data(b))) == NULL) {
 		mk_buf_free(b);
@@ -169,35 +272,13 @@ enum mk_err kms_conf_load(struct mk_kms *k)
 	}
 	mk_buf_free(b);
 	r = MK_OK;
-	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		char *tok, *s2 = NULL;
-		struct kms_box *x;
-
-		if (k->nboxes == KMS_MAX_BOXES) {
-			r = MK_ERR_STATE;
-			break;
-		}
-		x = &k->boxes[k->nboxes];
-		memset(x, 0, sizeof(*x));
-		/* A box or a domain of a box listed twice is damage, not
-		 * configuration: the KMS never writes one (a box refuses a
-		 * domain it has), and routing would follow the first. */
-		if ((tok = strtok_r(line, " ", &s2)) == NULL || strlen(tok) != MK_BOX_ID_LEN ||
-		    !mk_box_id_valid(tok) || kms_conf_find(k, tok) != NULL) {
-			r = MK_ERR_STATE;
-			break;
-		}
-		memcpy(x->id, tok, MK_BOX_ID_LEN + 1);
-		while ((tok = strtok_r(NULL, " ", &s2)) != NULL) {
-			if (x->ndomains == MK_BOX_MAX_DOMAINS || !mk_domain_id_valid(tok) || kms_serves(x, tok)) {
-				r = MK_ERR_STATE;
-				break;
-			}
-			strcpy(x->domains[x->ndomains++], tok);
-		}
-		if (r != MK_OK)
-			break;
-		k->nboxes++;
+	/* lines are split by hand: strtok_r would skip an empty one unseen */
+	for (line = text; r == MK_OK && *line != '\0'; line = save) {
+		save = strchr(line, '\n');
+		*save++ = '\0';
+		lineno++;
+		if (!conf_line(k, line, why, sizeof(why)))
+			r = kms_fail(k, MK_ERR_STATE, "%s is damaged: line %zu: %s", path, lineno, why);
 	}
 	free(text);
 	return r;
@@ -270,19 +351,25 @@ enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char *domai
 
 /* ---- Opening boxes ------------------------------------------------------------------- */
 
+/* The share files of one box as read from the shares folder, with the name
+ * each came from, so that a refusal can name the file. */
+struct box_shares {
+	struct mk_share *s[MK_SHARE_COUNT_MAX];
+	char name[MK_SHARE_COUNT_MAX][NAME_MAX + 1];
+	size_t n;
+};
+
 /* Reads every share file of box id (<id>.<i>.share) in the shares
  * directory; what went wrong, in words, into why (a folder that cannot be
  * read, the file that does not read, no file at all). */
-static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share **shares, size_t *np,
-                               char *why, size_t cap)
+static enum mk_err load_shares(struct mk_kms *k, const char *id, struct box_shares *bs, char *why, size_t cap)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
 	enum mk_err r = MK_OK;
-	size_t n = 0, idlen = strlen(id);
+	size_t idlen = strlen(id);
 
-	*np = 0;
 	if ((d = opendir(k->shares)) == NULL) {
 		snprintf(why, cap, "the shares folder cannot be read (%s)", strerror(errno));
 		return MK_ERR_SHARE_TOO_FEW;
@@ -293,47 +380,110 @@ static enum mk_err load_shares(struct mk_kms *k, const char *id, struct mk_share
 		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
 		    strcmp(de->d_name + len - 6, ".share") != 0)
 			continue;
-		if (n == MK_SHARE_COUNT_MAX) {
+		if (bs->n == MK_SHARE_COUNT_MAX) {
 			r = MK_ERR_SHARE_PARAMS;
 			snprintf(why, cap, "more than %d share files of the box", MK_SHARE_COUNT_MAX);
 			break;
 		}
 		if (snprintf(path, sizeof(path), "%s/%s", k->shares, de->d_name) >= (int)sizeof(path) ||
-		    (r = mk_share_read_file(path, &shares[n])) != MK_OK) {
+		    (r = mk_share_read_file(path, &bs->s[bs->n])) != MK_OK) {
 			if (r == MK_OK)
 				r = MK_ERR_INVALID_ARG;
 			snprintf(why, cap, "share file %s does not read", de->d_name);
 			break;
 		}
-		n++;
+		memcpy(bs->name[bs->n++], de->d_name, len + 1);
 	}
 	closedir(d);
-	*np = n;
-	if (r == MK_OK && n == 0) {
+	if (r == MK_OK && bs->n == 0) {
 		snprintf(why, cap, "no share file %s.N.share there", id);
 		r = MK_ERR_SHARE_TOO_FEW;
 	}
 	return r;
 }
 
+/* The shares read but mk_share_combine refused them: which file, and why,
+ * into why. Only public fields of the shares are compared. */
+static void shares_why(const struct box_shares *bs, const char *id, enum mk_err r, char *why, size_t cap)
+{
+	const struct mk_share *first = bs->s[0];
+
+	if (r == MK_ERR_SHARE_TOO_FEW) {
+		snprintf(why, cap, "%zu share file%s of the box there, %u needed", bs->n, bs->n == 1 ? "" : "s",
+		         mk_share_threshold(first));
+		return;
+	}
+	for (size_t i = 0; i < bs->n; i++) {
+		const struct mk_share *s = bs->s[i];
+
+		if (r == MK_ERR_SHARE_FOREIGN && strcmp(mk_share_box_id(s), id) != 0) {
+			snprintf(why, cap, "share file %s holds a share of box %s, not of %s", bs->name[i],
+			         mk_share_box_id(s), id);
+			return;
+		}
+		if (r == MK_ERR_SHARE_FOREIGN &&
+		    (memcmp(mk_share_split_id(s), mk_share_split_id(first), MK_SHARE_SPLIT_ID_LEN) != 0 ||
+		     mk_share_threshold(s) != mk_share_threshold(first) || mk_share_count(s) != mk_share_count(first))) {
+			snprintf(why, cap, "share files %s and %s come from different splits of the box's secret", bs->name[0],
+			         bs->name[i]);
+			return;
+		}
+		for (size_t j = 0; r == MK_ERR_SHARE_DUPLICATE && j < i; j++)
+			if (mk_share_index(bs->s[j]) == mk_share_index(s)) {
+				snprintf(why, cap, "share files %s and %s hold the same share (number %u)", bs->name[j],
+				         bs->name[i], mk_share_index(s));
+				return;
+			}
+	}
+	snprintf(why, cap, "the %zu share files of the box there do not combine", bs->n);
+}
+
+/* The shares combined but the sealed state did not open: which file, and
+ * what is wrong with it, into why. */
+static void state_why(const char *path, enum mk_err r, char *why, size_t cap)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		snprintf(why, cap, "its state file %s cannot be read (%s)", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, cap, "its state file %s is not a file", path);
+	else if (r == MK_ERR_SEAL_KEY)
+		snprintf(why, cap,
+		         "its state file %s (%lld bytes) does not open with the key its shares give: the file was "
+		         "changed or cut short, or sealed under another split of the shares",
+		         path, (long long)st.st_size);
+	else if (r == MK_ERR_SEAL_FOREIGN)
+		snprintf(why, cap, "its state file %s is the state of another box", path);
+	else if (r == MK_ERR_SEAL_FORMAT && st.st_size == 0)
+		snprintf(why, cap, "its state file %s is empty", path);
+	else if (r == MK_ERR_SEAL_FORMAT)
+		snprintf(why, cap, "its state file %s (%lld bytes) is not a sealed box state, or is cut short", path,
+		         (long long)st.st_size);
+	else
+		snprintf(why, cap, "its state file %s does not open", path);
+}
+
 enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
 {
-	struct mk_share *shares[MK_SHARE_COUNT_MAX] = { 0 };
-	char boxes[PATH_MAX], why[PATH_MAX / 8] = "";
-	size_t n = 0;
+	struct box_shares *bs;
+	char boxes[PATH_MAX], state[PATH_MAX], why[PATH_MAX + 256] = "";
 	enum mk_err r;
 
 	*bp = NULL;
-	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes"))
+	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") || !kms_pathf(k, state, sizeof(state), "boxes/%s.box", id))
 		return MK_ERR_INVALID_ARG;
-	if ((r = load_shares(k, id, shares, &n, why, sizeof(why))) == MK_OK) {
-		r = mk_box_open(boxes, k->shares, id, (const struct mk_share *const *)shares, n, bp);
-		/* the shares read but were not enough: how many, of how many */
-		if (r == MK_ERR_SHARE_TOO_FEW && n > 0)
-			snprintf(why, sizeof(why), "%zu share file%s of the box there, %u needed", n, n == 1 ? "" : "s",
-			         mk_share_threshold(shares[0]));
+	if ((bs = calloc(1, sizeof(*bs))) == NULL)
+		return kms_fail(k, MK_ERR_NOMEM, "box %s stays disabled", id);
+	if ((r = load_shares(k, id, bs, why, sizeof(why))) == MK_OK &&
+	    (r = mk_box_open(boxes, k->shares, id, (const struct mk_share *const *)bs->s, bs->n, bp)) != MK_OK) {
+		if (r == MK_ERR_SHARE_TOO_FEW || r == MK_ERR_SHARE_FOREIGN || r == MK_ERR_SHARE_DUPLICATE)
+			shares_why(bs, id, r, why, sizeof(why));
+		else if (r == MK_ERR_SEAL_KEY || r == MK_ERR_SEAL_FORMAT || r == MK_ERR_SEAL_FOREIGN || r == MK_ERR_IO)
+			state_why(state, r, why, sizeof(why));
 	}
-	mk_share_free_array(shares, n);
+	mk_share_free_array(bs->s, bs->n);
+	free(bs);
 	if (r != MK_OK)
 		return kms_fail(k, r, "box %s stays disabled (shares from %s%s%s)", id, k->shares,
 		                why[0] != '\0' ? ": " : "", why);
@@ -467,6 +617,35 @@ enum mk_err kms_connect_meter(struct mk_kms *k, const char *meter_id, struct mk_
 	return MK_OK;
 }
 
+enum mk_err kms_key_fail(struct mk_kms *k, enum mk_err e, const char *domain, uint64_t key_id)
+{
+	switch (e) {
+	case MK_RC_RECORD_UNKNOWN:
+		return kms_fail(k, e, "the archive has no record of key %s/%llu", domain, (unsigned long long)key_id);
+	case MK_ERR_DB_RECORD:
+		return kms_fail(k, e,
+		                "the archive's record of key %s/%llu does not decode (`meterkey archive verify "
+		                "--domain %s` checks the domain's records against their audit trail)",
+		                domain, (unsigned long long)key_id, domain);
+	default:
+		return kms_fail(k, e, "the archive did not give the record of key %s/%llu", domain,
+		                (unsigned long long)key_id);
+	}
+}
+
+enum mk_err kms_meter_fail(struct mk_kms *k, enum mk_err e, const char *meter_id)
+{
+	switch (e) {
+	case MK_ERR_NVM_CORRUPT:
+		return kms_fail(k, e, "meter %s: its NVM %s/meters/%s.nvm is damaged (cut short, changed or not an NVM)",
+		                meter_id, k->home, meter_id);
+	case MK_ERR_NOT_FOUND:
+		return kms_fail(k, e, "meter %s: its NVM %s/meters/%s.nvm is gone", meter_id, k->home, meter_id);
+	default:
+		return kms_fail(k, e, "meter %s did not answer", meter_id);
+	}
+}
+
 /* Connects to meter_id and reads its state into *info. On failure *cp may
  * be set all the same: the caller disconnects it. */
 enum mk_err kms_connect_meter_info(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp,
@@ -477,7 +656,7 @@ enum mk_err kms_connect_meter_info(struct mk_kms *k, const char *meter_id, struc
 	if ((e = kms_connect_meter(k, meter_id, cp)) != MK_OK)
 		return e;
 	if ((e = mk_meter_get_info(*cp, info)) != MK_OK)
-		return kms_fail(k, e, "meter %s did not answer", meter_id);
+		return kms_meter_fail(k, e, meter_id);
 	return MK_OK;
 }
 
@@ -523,14 +702,14 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 	 * other command finds them, or names what is missing and makes nothing
 	 * (an operator's typo must not become a second, empty KMS). */
 	if (o->create &&
-	    ((r = ensure_dir(k->home)) != MK_OK || (o->shares_dir == NULL && (r = ensure_dir(k->shares)) != MK_OK)))
+	    ((r = kms_ensure_dir(k, k->home)) != MK_OK || (o->shares_dir == NULL && (r = kms_ensure_dir(k, k->shares)) != MK_OK)))
 		goto fail;
 	for (size_t i = 0; i < MK_ARRAY_LEN(dirs); i++) {
 		struct stat st;
 
 		snprintf(path, sizeof(path), "%s/%s", k->home, dirs[i]);
 		if (o->create) {
-			if ((r = ensure_dir(path)) != MK_OK)
+			if ((r = kms_ensure_dir(k, path)) != MK_OK)
 				goto fail;
 		} else if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
 			r = kms_fail(k, MK_ERR_NOT_FOUND, "the home %s has no folder %s/ (a damaged home)", k->home, dirs[i]);
@@ -553,10 +732,8 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		kms_fail(k, r, "cannot open the archive %s%s%s", shown, why[0] != '\0' ? ": " : "", why);
 		goto fail;
 	}
-	if ((r = kms_conf_load(k)) != MK_OK) {
-		kms_fail(k, r, "boxes.conf in the home is damaged");
+	if ((r = kms_conf_load(k)) != MK_OK)
 		goto fail;
-	}
 	*kp = k;
 	return MK_OK;
 fail:

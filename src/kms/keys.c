@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/file_int.h"
@@ -123,7 +124,7 @@ static enum mk_err meter_can_take(struct mk_kms *k, struct mk_meter_conn *mc, co
 	enum mk_err e;
 
 	if ((e = mk_meter_get_info(mc, &info)) != MK_OK)
-		return kms_fail(k, e, "meter %s did not answer", meter_id);
+		return kms_meter_fail(k, e, meter_id);
 	if (info.state == MK_METER_RETIRED)
 		return kms_fail(k, MK_ERR_STATE, "meter %s is retired", meter_id);
 	for (size_t i = 0; i < info.nkeys && domain != NULL; i++)
@@ -231,7 +232,7 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 	if ((e = kms_pick_box(k, MK_BOX_BRASS, c->domain, NULL, c->brass)) != MK_OK)
 		goto pending;
 	if ((e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
-		kms_fail(k, e, "no archive record of key %s/%llu", c->domain, (unsigned long long)c->key_id);
+		kms_key_fail(k, e, c->domain, c->key_id);
 		goto pending;
 	}
 	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
@@ -264,25 +265,53 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 	}
 	goto out;
 pending:
-	{
-		size_t len = strlen(k->detail);
-
-		snprintf(k->detail + len, sizeof(k->detail) - len,
-		         "; key %s/%llu stays NEW, its installation evidence kept in kdc/: "
-		         "`meterkey key confirm --domain %s --key-id %llu` retries",
-		         c->domain, (unsigned long long)c->key_id, c->domain, (unsigned long long)c->key_id);
-	}
+	kms_fail_more(k, e,
+	              "; key %s/%llu stays NEW, its installation evidence kept in kdc/: "
+	              "`meterkey key confirm --domain %s --key-id %llu` retries",
+	              c->domain, (unsigned long long)c->key_id, c->domain, (unsigned long long)c->key_id);
 out:
 	mk_box_free(b);
 	mk_buf_free(enc);
 	return e;
 }
 
+/* Where the install record of c's key waits in kdc/ (into out); "" when
+ * it does not fit. */
+static const char *kdc_path(struct mk_kms *k, const struct install_ctx *c, char *out, size_t cap)
+{
+	return kms_step_path(k, out, cap, "kdc", c->domain, c->key_id, "mi4") ? out : "";
+}
+
+/* Whether paths a and b name one existing file. */
+static int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* The Steel box that installs into c->domain (steel_id when given): the
+ * domain checked, the box picked, its domain certificate into c->cert,
+ * the box opened into *sp. */
+static enum mk_err open_steel(struct mk_kms *k, struct install_ctx *c, const char *steel_id, struct mk_box **sp)
+{
+	char cpath[PATH_MAX];
+	enum mk_err e;
+
+	if ((e = kms_check_domains(k, (const char *const[]){ c->domain }, 1)) != MK_OK ||
+	    (e = kms_pick_box(k, MK_BOX_STEEL, c->domain, steel_id, c->steel)) != MK_OK)
+		return e;
+	if (!kms_pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", c->domain, c->steel) ||
+	    (e = kms_read_home_file(k, cpath, MK_MSG_MAX - 1, c->cert)) != MK_OK)
+		return e;
+	return kms_open_box(k, c->steel, sp);
+}
+
 enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const char *domain,
                                  const char *steel_id, const char *record_path,
                                  struct mk_key_record *recp)
 {
-	char path[PATH_MAX], own[PATH_MAX], cpath[PATH_MAX], rec_steel[MK_BOX_ID_LEN + 1];
+	char path[PATH_MAX], own[PATH_MAX], rec_steel[MK_BOX_ID_LEN + 1];
 	int own_record = 0;
 	struct install_ctx c;
 	struct mk_meter_conn *mc = NULL;
@@ -313,7 +342,11 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 		 * other processes of the factory write too, and would make the
 		 * step depend on a file round trip for bytes the KMS already
 		 * holds. */
-		if ((e = key_request(k, domain, steel_id, &c.key_id, own, sizeof(own), c.mi4)) != MK_OK)
+		/* Steel first: a Steel box that cannot take part (disabled, not
+		 * serving the domain) costs no key. */
+		snprintf(c.domain, sizeof(c.domain), "%s", domain);
+		if ((e = open_steel(k, &c, steel_id, &s)) != MK_OK ||
+		    (e = key_request(k, domain, c.steel, &c.key_id, own, sizeof(own), c.mi4)) != MK_OK)
 			goto out;
 		record_path = own;
 		own_record = 1;
@@ -348,15 +381,12 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	 * another domain is the box's to refuse. */
 	if (domain != NULL)
 		snprintf(c.domain, sizeof(c.domain), "%s", domain);
-	if ((e = kms_check_domains(k, (const char *const[]){ c.domain }, 1)) != MK_OK ||
-	    (e = kms_pick_box(k, MK_BOX_STEEL, c.domain, steel_id != NULL && steel_id[0] != '\0' ? steel_id : rec_steel,
-	                      c.steel)) != MK_OK)
+	if (s == NULL &&
+	    (e = open_steel(k, &c, steel_id != NULL && steel_id[0] != '\0' ? steel_id : rec_steel, &s)) != MK_OK) {
+		kms_fail_more(k, e, "; key %s/%llu stays NEW, its install record kept at %s", c.domain,
+		              (unsigned long long)c.key_id, record_path);
 		goto out;
-	if (!kms_pathf(k, cpath, sizeof(cpath), "domains/%s.%s.cert", c.domain, c.steel) ||
-	    (e = kms_read_home_file(k, cpath, MK_MSG_MAX - 1, c.cert)) != MK_OK)
-		goto out;
-	if ((e = kms_open_box(k, c.steel, &s)) != MK_OK)
-		goto out;
+	}
 	/* the meter's line goes to the Steel box: MI5 (the clear key) passes on
 	 * it between the box and the meter, never through the KMS */
 	mk_box_attach_meter(s, mk_meter_line(mc));
@@ -365,11 +395,14 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	now = mk_kms_now(k);
 	if ((e = kms_call_install_key(k, s, c.domain, now, &rq, &rs, c.res)) != MK_OK) {
 		kms_log_refusal(k, c.domain, c.steel, c.key_id, e);
+		kms_fail_more(k, e, "; key %s/%llu stays NEW, its install record kept at %s", c.domain,
+		              (unsigned long long)c.key_id, record_path);
 		goto out;
 	}
 	mk_box_attach_meter(s, NULL);
-	/* The key was attempted: an install record the KMS requested is spent. */
-	if (own_record)
+	/* The key was attempted: the install record the KMS keeps for it in
+	 * kdc/ is spent, whether this flow requested it or was handed it. */
+	if (own_record || same_file(record_path, kdc_path(k, &c, path, sizeof(path))))
 		unlink(record_path);
 	if ((e = mk_buf_put_bytes(c.mi7, rs.mi7, rs.mi7_len)) != MK_OK)
 		goto out;
@@ -412,7 +445,7 @@ enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t ke
 	snprintf(c.domain, sizeof(c.domain), "%s", domain);
 	c.key_id = key_id;
 	if ((e = mk_archive_get_key(k->archive, domain, key_id, c.rec)) != MK_OK) {
-		kms_fail(k, e, "no archive record of key %s/%llu", domain, (unsigned long long)key_id);
+		kms_key_fail(k, e, domain, key_id);
 		goto out;
 	}
 	if (!kms_step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7") ||
@@ -447,7 +480,7 @@ enum mk_err mk_kms_key_abandon(struct mk_kms *k, const char *domain, uint64_t ke
 	if ((e = kms_check_domains(k, &domain, 1)) != MK_OK || (e = kms_pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK)
 		goto out;
 	if ((e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK) {
-		kms_fail(k, e, "no archive record of key %s/%llu", domain, (unsigned long long)key_id);
+		kms_key_fail(k, e, domain, key_id);
 		goto out;
 	}
 	if (rec->status != MK_KEY_NEW) {

@@ -62,6 +62,21 @@ struct mk_kms {
 __attribute__((format(printf, 3, 4))) enum mk_err kms_fail(struct mk_kms *k, enum mk_err e,
                                                            const char *fmt, ...);
 
+/* Adds the words fmt to the sentence kms_fail wrote for e, before its
+ * ": <e's text> (<e's name>)" (so the name stays last; at the end when
+ * there is none). Returns e. */
+__attribute__((format(printf, 3, 4))) enum mk_err kms_fail_more(struct mk_kms *k, enum mk_err e,
+                                                                const char *fmt, ...);
+
+/* Reports the archive's failure to give the record of key domain/key_id:
+ * none there, one that does not decode (damaged or altered), or the
+ * database's error. Returns e. */
+enum mk_err kms_key_fail(struct mk_kms *k, enum mk_err e, const char *domain, uint64_t key_id);
+
+/* Reports a meter's failure to answer: its NVM damaged or gone (named by its
+ * path), or no answer at all. Returns e. */
+enum mk_err kms_meter_fail(struct mk_kms *k, enum mk_err e, const char *meter_id);
+
 /* ---- Paths and small files (home.c) ---------------------------------------------------- */
 
 /* Writes "<home>/" followed by fmt into out[0..cap). Returns 1, or 0 when it
@@ -75,6 +90,11 @@ __attribute__((format(printf, 4, 5))) int kms_pathf(const struct mk_kms *k, char
  * does not fit (as kms_pathf). */
 int kms_step_path(const struct mk_kms *k, char *out, size_t cap, const char *dir, const char *domain,
                   uint64_t key_id, const char *ext);
+
+/* Makes the folder path (mode 0700) unless it is there as a folder; what
+ * stops it (a missing parent, a file of that name, permissions) is reported,
+ * naming the path: MK_ERR_IO. */
+MK_WUR enum mk_err kms_ensure_dir(struct mk_kms *k, const char *path);
 
 /* Replaces the small file path by p[0..n) atomically (mk_file_replace). For
  * public or wrapped bytes only: the file is not wiped. */
@@ -99,14 +119,17 @@ void kms_keep_confirmation(struct mk_kms *k, const struct mk_box_record_signed_r
 /* ---- boxes.conf: the public configuration table (home.c) ------------------------------- */
 
 /* Reads <home>/boxes.conf into k->boxes (a missing or empty file: no
- * boxes). Each line is a box ID and the domains it serves, separated by
- * spaces, and ends in '\n'. MK_ERR_STATE for a malformed line (a bad box
- * ID or domain, too many domains), a box listed twice or a domain twice on
- * its line, more than KMS_MAX_BOXES lines, a NUL byte, or a last line
- * without its '\n' (the file was cut short); MK_ERR_BUF_FULL for a file
- * over MK_CONF_MAX bytes; MK_ERR_UNSUPPORTED when it is not a regular
- * file; MK_ERR_IO, MK_ERR_NOMEM. On failure k->nboxes counts the lines
- * read before the bad one: the caller treats the home as damaged. */
+ * boxes, unless boxes/ holds box states: MK_ERR_STATE). Each line is a box
+ * ID and the domains it serves, separated by spaces, and ends in '\n'.
+ * MK_ERR_STATE for a malformed line (empty, a bad box ID or domain, too many
+ * domains), a box listed twice or a domain twice on its line, more than
+ * KMS_MAX_BOXES lines, a NUL byte, or a last line without its '\n' (the
+ * file was cut short); MK_ERR_BUF_FULL for a file over MK_CONF_MAX bytes;
+ * MK_ERR_UNSUPPORTED when it is not a regular file; MK_ERR_IO, MK_ERR_NOMEM.
+ * Each failure but NOMEM is reported (kms_fail) with the file, and for a
+ * bad line its number and what is wrong with it. On failure k->nboxes
+ * counts the lines read before the bad one: the caller treats the home as
+ * damaged. */
 MK_WUR enum mk_err kms_conf_load(struct mk_kms *k);
 
 /* Writes k->boxes to <home>/boxes.conf (atomically) in the form

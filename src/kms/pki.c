@@ -268,10 +268,8 @@ enum mk_err mk_kms_meter_cert_export(struct mk_kms *k, const char *meter_id, con
 	/* the meter first: a refused export makes no directory */
 	if ((e = kms_connect_meter(k, meter_id, &mc)) != MK_OK)
 		goto out;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		e = kms_fail(k, MK_ERR_IO, "cannot make directory %s (%s)", dir, strerror(errno));
+	if ((e = kms_ensure_dir(k, dir)) != MK_OK)
 		goto out;
-	}
 	for (size_t i = 0; i < MK_ARRAY_LEN(files); i++) {
 		int n = snprintf(path, sizeof(path), "%s/%s", dir, files[i].file);
 

@@ -43,9 +43,13 @@ static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = kms_pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK ||
-	    (e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK ||
-	    (e = mk_key_record_encode(rec, enc)) != MK_OK || (e = kms_open_box(k, brass, &b)) != MK_OK)
+	if ((e = kms_pick_box(k, MK_BOX_BRASS, domain, NULL, brass)) != MK_OK)
+		goto out;
+	if ((e = mk_archive_get_key(k->archive, domain, key_id, rec)) != MK_OK) {
+		kms_key_fail(k, e, domain, key_id);
+		goto out;
+	}
+	if ((e = mk_key_record_encode(rec, enc)) != MK_OK || (e = kms_open_box(k, brass, &b)) != MK_OK)
 		goto out;
 	if (rp != NULL) {
 		mk_meter_report_to_msg(rp, &fields);
@@ -102,8 +106,10 @@ static enum mk_err key_statuses(struct mk_kms *k, const struct mk_meter_info *in
 		st[i] = 0;
 		if (i >= info->nkeys)
 			continue;
-		if ((e = mk_archive_get_key(k->archive, info->keys[i].domain, info->keys[i].key_id, rec)) != MK_OK)
+		if ((e = mk_archive_get_key(k->archive, info->keys[i].domain, info->keys[i].key_id, rec)) != MK_OK) {
+			kms_key_fail(k, e, info->keys[i].domain, info->keys[i].key_id);
 			break;
+		}
 		st[i] = rec->status;
 		if (latestp != NULL && rec->status_time > *latestp)
 			*latestp = rec->status_time;
@@ -162,7 +168,7 @@ enum mk_err mk_kms_meter_register(struct mk_kms *k, const char *meter_id, const 
 		goto out;
 	}
 	if ((e = key_statuses(k, &info, st, &latest)) != MK_OK) {
-		kms_fail(k, e, "meter %s holds a key the archive does not know", meter_id);
+		kms_fail_more(k, e, ", which meter %s holds", meter_id);
 		goto out;
 	}
 	/* A registration interrupted after MR1 (the meter registered, a key
@@ -249,7 +255,7 @@ enum mk_err mk_kms_meter_retire(struct mk_kms *k, const char *meter_id)
 		goto out;
 	}
 	if ((e = key_statuses(k, &info, st, NULL)) != MK_OK) {
-		kms_fail(k, e, "meter %s holds a key the archive does not know", meter_id);
+		kms_fail_more(k, e, ", which meter %s holds", meter_id);
 		goto out;
 	}
 	for (size_t i = 0; i < info.nkeys; i++)
@@ -312,16 +318,25 @@ enum mk_err mk_kms_meter_list(struct mk_kms *k, int (*fn)(void *ctx, const struc
 	closedir(d);
 	if (e == MK_OK && n > 0) /* names is NULL when there is no meter */
 		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n && e == MK_OK; i++) {
+	/* A meter whose NVM does not read is said (the first one) after the
+	 * others are listed: one damaged file hides none of the fleet. */
+	for (size_t i = 0; i < n && (e == MK_OK || e == MK_ERR_NVM_CORRUPT); i++) {
+		enum mk_err me;
+
 		memset(&m, 0, sizeof(m));
 		snprintf(m.id, sizeof(m.id), "%s", names[i]);
-		if (snprintf(path, sizeof(path), "%s/%s.nvm", dir, names[i]) >= (int)sizeof(path) ||
-		    (e = mk_meter_nvm_info(path, &m.info)) != MK_OK) {
-			kms_fail(k, e, "meter %s: NVM unreadable", names[i]);
+		if (snprintf(path, sizeof(path), "%s/%s.nvm", dir, names[i]) >= (int)sizeof(path)) {
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "meter %s: path too long", names[i]);
 			break;
 		}
-		if ((e = key_statuses(k, &m.info, m.status, NULL)) != MK_OK)
-			e = MK_OK; /* shown as unknown */
+		if ((me = mk_meter_nvm_info(path, &m.info)) != MK_OK) {
+			if (e == MK_OK)
+				e = kms_meter_fail(k, me, names[i]);
+			if (me != MK_ERR_NVM_CORRUPT)
+				break;
+			continue;
+		}
+		(void)key_statuses(k, &m.info, m.status, NULL); /* a failure is shown as unknown */
 		if (fn(ctx, &m) != 0)
 			break;
 	}

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kms/kms_int.h"
 #include "kms/verify_int.h"
 #include "meterkey/boxes.h"
 #include "meterkey/kms.h"
@@ -167,8 +168,15 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		}
 		return l;
 	}
-	if (*ep != MK_OK)
+	if (*ep != MK_OK) {
+		kms_fail(v->kms, *ep, "verifying an indicium of %s-%s: the archive did not give its %s of domain %s%s%s",
+		         ind->product_code, ind->mfg_seq, v->tin ? "token key record" : "key record", d->id,
+		         *ep == MK_ERR_DB_RECORD ? "; `meterkey archive verify --domain " : "",
+		         *ep == MK_ERR_DB_RECORD ? d->id : "");
+		if (*ep == MK_ERR_DB_RECORD)
+			kms_fail_more(v->kms, *ep, "` checks the domain's records");
 		goto fail;
+	}
 	l->found = 1;
 	return l;
 fail:

@@ -46,7 +46,8 @@ static int collect(void *ctx, const struct mk_indicium *cand)
  * signature tells them apart. Without the certificates to check it (no
  * certificate, chain refused), those stay ambiguous: malformed.
  */
-static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out)
+static enum mk_err correct(struct mk_verifier *v, const char *line, const char *why,
+                           struct mk_verify_outcome *out)
 {
 	struct cands x = { NULL, 0, 0 };
 	struct mk_verify_outcome *o = NULL;
@@ -73,7 +74,20 @@ static enum mk_err correct(struct mk_verifier *v, const char *line, struct mk_ve
 			}
 	}
 	if (good != 1) {
+		int one_bad = strcmp(why, MK_INDICIUM_WHY_ALPHABET) == 0;
+
 		out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+		if (strcmp(why, MK_INDICIUM_WHY_ALPHABET_MANY) == 0)
+			out->why = why; /* no single replacement can repair two */
+		else if (good == 0)
+			out->why = one_bad ? "a character outside the indicium alphabet, and no replacement of it verifies"
+			                   : "its check characters do not match, and no one-character correction of it "
+			                     "verifies";
+		else
+			out->why = one_bad ? "a character outside the indicium alphabet, and several replacements of it "
+			                     "verify (ambiguous)"
+			                   : "its check characters do not match, and several one-character corrections "
+			                     "of it verify (ambiguous)";
 		goto out;
 	}
 	*out = o[which];
@@ -96,6 +110,7 @@ enum mk_err mk_verify_text(struct mk_verifier *v, const char *given, struct mk_v
 {
 	char line[MK_INDICIUM_TEXT_MAX];
 	struct mk_indicium ind;
+	const char *why = NULL;
 	size_t n;
 	enum mk_err e;
 
@@ -110,15 +125,17 @@ enum mk_err mk_verify_text(struct mk_verifier *v, const char *given, struct mk_v
 		n--;
 	if (n >= sizeof(line)) {
 		out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+		out->why = "longer than any indicium";
 		return MK_OK;
 	}
 	memcpy(line, given, n);
 	line[n] = '\0';
-	e = mk_indicium_text_decode(line, &ind);
+	e = mk_indicium_text_decode_why(line, &ind, &why);
 	if (e == MK_OK)
 		return mk_verify_batch(v, &ind, 1, out);
 	if (e == MK_ERR_INDICIUM_CHECK)
-		return correct(v, line, out);
+		return correct(v, line, why, out);
 	out->result = out->vendor = out->postal = MK_VR_MALFORMED;
+	out->why = why;
 	return MK_OK;
 }

@@ -68,7 +68,7 @@ expect 0 "$MK" box list --home "$T/h"
 grep_out "^M00000001" "$T/out"
 # the archive commands refuse a missing home too, making nothing
 expect 1 "$MK" archive errors --home "$T/typo" --domain VE
-grep_out "$T/typo" "$T/err"
+grep_out "^meterkey: no archive in home $T/typo ($T/typo/archive.db): not found (MK_ERR_NOT_FOUND)\$" "$T/err"
 [ ! -e "$T/typo" ] || { echo "FAIL: archive errors made the home"; fails=$((fails+1)); }
 
 # cert export of an unknown meter: refused before its --out is made
@@ -77,6 +77,15 @@ grep_out "no meter PM100-000009 in this home" "$T/err"
 [ ! -e "$T/certs" ] || { echo "FAIL: cert export of an unknown meter made $T/certs"; fails=$((fails+1)); }
 expect 2 "$MK" cert export --home "$T/h" --meter nonsense --out "$T/certs"
 [ ! -e "$T/certs" ] || { echo "FAIL: cert export of a bad meter ID made $T/certs"; fails=$((fails+1)); }
+
+# init where a file is, or under a folder that is not there: the path and
+# the reason, not "input/output error" alone (issue 12)
+: >"$T/afile"
+expect 1 "$MK" init --home "$T/afile"
+grep_out "^meterkey: cannot open the meterkey home at $T/afile: $T/afile is there and is not a folder: .*(MK_ERR_IO)\$" "$T/err"
+expect 1 "$MK" init --home "$T/no/such/parent"
+grep_out "^meterkey: cannot open the meterkey home at $T/no/such/parent: cannot make the folder $T/no/such/parent (No such file or directory): .*(MK_ERR_IO)\$" "$T/err"
+[ ! -e "$T/no" ] || { echo "FAIL: init made the missing parents"; fails=$((fails+1)); }
 
 # an --archive sqlite: path with a typo: refused, no new empty archive made
 # (it once made one, and the command then answered "domain not known")

@@ -117,6 +117,19 @@ done <"$T/try"
 grep_out "PM100-000002 .*registered" "$T/try.1"
 [ -s "$H/piece.png" ] || { echo "FAIL: the suggested frank wrote no piece.png"; fails=$((fails+1)); }
 grep_out "^good .*PM100-000002 piece 3" "$T/try.3"
+# a key record that no longer decodes (changed behind the archive's back) is
+# named, with the meter that holds it and the command that checks the
+# archive, by every flow that reads it (issue 12)
+expect 0 "$MK" meter frank --home "$H" --meter EA200-000004 --postage 5 --origin 10001
+cp "$T/out" "$T/ea.line"
+sqlite3 "$H/archive.db" "UPDATE keys SET record = substr(record, 1, length(record) - 3) WHERE domain = 'VE' AND key_id = 4"
+expect 1 "$MK" meter retire --home "$H" --meter EA200-000004
+grep_out "^meterkey: the archive's record of key VE/4 does not decode (\`meterkey archive verify --domain VE\` checks the domain's records against their audit trail), which meter EA200-000004 holds: .*(MK_ERR_DB_RECORD)\$" "$T/err"
+expect 1 "$MK" verify --home "$H" --file "$T/ea.line"
+grep_out "^meterkey: verifying an indicium of EA200-000004: the archive did not give its key record of domain VE; \`meterkey archive verify --domain VE\` checks the domain's records: .*(MK_ERR_DB_RECORD)\$" "$T/err"
+expect 1 "$MK" tokens distribute --home "$H" --domain VE --month "$(date -u +%Y-%m)" --meter EA200-000004
+grep_out "the archive's record of key VE/4 does not decode" "$T/err"
+
 # without --home the home is temporary, and the demo says so
 expect 0 "$MK" demo
 grep_out "The home was temporary and is gone; 'meterkey demo --home DIR' keeps one" "$T/out"

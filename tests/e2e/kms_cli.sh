@@ -178,6 +178,31 @@ grep_out '"name":"MK_ERR_SHARE_TOO_FEW"' "$T/out"
 cp "$S/S00000001.2.share" "$S/O00000001.2.share"
 expect 1 "$MK" box check --box O00000001
 grep_out "belongs to another box" "$T/err"
+# the file is named, and whose share it holds (issue 12)
+grep_out "(shares from $S: share file O00000001.2.share holds a share of box S00000001, not of O00000001): " "$T/err"
+# the same share twice, under two names
+cp "$T/O00000001.2.share" "$S/O00000001.2.share"
+cp "$S/O00000001.2.share" "$S/O00000001.9.share"
+expect 1 "$MK" box check --box O00000001
+grep_out "share files O00000001.[29].share and O00000001.[29].share hold the same share (number 2)).*(MK_ERR_SHARE_DUPLICATE)" "$T/err"
+rm "$S/O00000001.9.share"
+# the box's state file: gone, emptied, cut short, another box's -- named,
+# and what is wrong with it said
+B="$METERKEY_HOME/boxes"
+cp "$B/O00000001.box" "$T/O.box"
+rm "$B/O00000001.box"
+expect 1 "$MK" box check --box O00000001
+grep_out "its state file $B/O00000001.box cannot be read (No such file or directory)" "$T/err"
+: >"$B/O00000001.box"
+expect 1 "$MK" box check --box O00000001
+grep_out "its state file $B/O00000001.box is empty): .*(MK_ERR_SEAL_FORMAT)" "$T/err"
+head -c 100 "$T/O.box" >"$B/O00000001.box"
+expect 1 "$MK" box check --box O00000001
+grep_out "its state file $B/O00000001.box (100 bytes) does not open with the key its shares give: the file was changed or cut short" "$T/err"
+cp "$B/S00000001.box" "$B/O00000001.box"
+expect 1 "$MK" box check --box O00000001
+grep_out "its state file $B/O00000001.box is the state of another box" "$T/err"
+cp "$T/O.box" "$B/O00000001.box"
 cp "$T/O00000001.2.share" "$S/O00000001.2.share"
 invert_byte "$S/O00000001.2.share" 60
 expect 1 "$MK" box check --box O00000001
@@ -236,6 +261,77 @@ grep_out "only a NEW key can be abandoned" "$T/err"
 expect 1 "$MK" key abandon --domain VE --key-id 3
 grep_out "VE/3 is INSTALLED" "$T/err"
 expect 2 "$MK" key abandon --domain VE --key-id 0
+
+# A Steel box that cannot open costs no key: install opens it before the
+# key request; a Steel box lost after a separate request keeps the record
+# and says where (issue 12)
+expect 0 "$MK" meter create --product-code PM100 --msn 000004
+mv "$B/S00000001.box" "$T/S.box"
+expect 1 "$MK" archive history --archive "$A" --domain VE --key 5
+expect 1 "$MK" meter install --meter PM100-000004 --domain VE
+grep_out "box S00000001 stays disabled (shares from $S: its state file $B/S00000001.box cannot be read" "$T/err"
+expect 1 "$MK" archive history --archive "$A" --domain VE --key 5
+mv "$T/S.box" "$B/S00000001.box"
+expect 0 "$MK" key request --domain VE --json
+R=$(path_of)
+mv "$B/S00000001.box" "$T/S.box"
+expect 1 "$MK" meter install --meter PM100-000004 --record "$R"
+grep_out "; key VE/5 stays NEW, its install record kept at $R: input/output error (MK_ERR_IO)\$" "$T/err"
+mv "$T/S.box" "$B/S00000001.box"
+expect 0 "$MK" meter install --meter PM100-000004 --record "$R"
+grep_out "key VE/5 INSTALLED" "$T/out"
+[ ! -e "$R" ] || { echo "FAIL: the kdc/ record of an attempted key must be spent"; fails=$((fails+1)); }
+
+# cert export --out at a file: said, the file untouched (issue 12)
+echo keep >"$T/outfile"
+expect 1 "$MK" cert export --meter PM100-000004 --out "$T/outfile"
+grep_out "^meterkey: $T/outfile is there and is not a folder: .*(MK_ERR_IO)\$" "$T/err"
+[ "$(cat "$T/outfile")" = keep ] || { echo "FAIL: cert export changed the file at --out"; fails=$((fails+1)); }
+
+# A meter whose NVM is damaged answers so, named by its path; the fleet
+# list shows the others and then says which one (issue 12)
+N="$METERKEY_HOME/meters/PM100-000002.nvm"
+cp "$N" "$T/nvm"
+head -c 50 "$T/nvm" >"$N"
+expect 1 "$MK" meter frank --meter PM100-000002 --postage 5 --origin 20500
+grep_out "^meterkey: meter PM100-000002: its NVM $N is damaged (cut short, changed or not an NVM): .*(MK_ERR_NVM_CORRUPT)\$" "$T/err"
+expect 1 "$MK" meter install --meter PM100-000002 --domain USPS
+grep_out "meter PM100-000002: its NVM $N is damaged" "$T/err"
+expect 1 "$MK" meter list
+grep_out "^PM100-000001 " "$T/out"
+grep_out "^PM100-000003 " "$T/out"
+grep_out "meter PM100-000002: its NVM $N is damaged" "$T/err"
+cp "$T/nvm" "$N"
+
+# boxes.conf: a damaged line is named by its number and what is wrong;
+# a boxes.conf gone while boxes are there is a damaged home, not an empty one
+C="$METERKEY_HOME/boxes.conf"
+cp "$C" "$T/conf"
+printf 'O00000001 VE\n' >>"$C"
+expect 1 "$MK" box list
+grep_out "$C is damaged: line $(wc -l <"$C"): box O00000001 is listed twice: .*(MK_ERR_STATE)" "$T/err"
+cp "$T/conf" "$C"
+printf 'X1 VE\n' >>"$C"
+expect 1 "$MK" meter list
+grep_out "$C is damaged: line $(wc -l <"$C"): \"X1\" is not a box ID" "$T/err"
+cp "$T/conf" "$C"
+printf 'T00000009 VE V_E\n' >>"$C"
+expect 1 "$MK" box list
+grep_out "line $(wc -l <"$C"): \"V_E\" is not a domain ID" "$T/err"
+cp "$T/conf" "$C"
+printf '\n' >>"$C"
+expect 1 "$MK" box list
+grep_out "line $(wc -l <"$C"): an empty line" "$T/err"
+cp "$T/conf" "$C"
+printf 'T00000009' >>"$C"
+expect 1 "$MK" box list
+grep_out "$C is damaged: its last line has no end (the file was cut short)" "$T/err"
+rm "$C"
+expect 1 "$MK" box list
+grep_out "$C is missing, but boxes/ holds [0-9]* box states (a damaged home)" "$T/err"
+empty "$T/out"
+cp "$T/conf" "$C"
+expect 0 "$MK" box list
 
 # no home, bad options
 unset METERKEY_HOME

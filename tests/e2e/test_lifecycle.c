@@ -218,20 +218,30 @@ static void test_happy_path(void **state)
  * key, the record stays as the first installation left it. */
 static void test_replayed_install_record(void **state)
 {
-	char a[MK_METER_ID_MAX + 1], b[MK_METER_ID_MAX + 1], path[PATH_MAX];
+	char a[MK_METER_ID_MAX + 1], b[MK_METER_ID_MAX + 1], path[PATH_MAX], copy[PATH_MAX];
 	struct mk_key_record rec;
 	struct mk_meter_info info;
 	struct wsnap s;
 	uint64_t key_id;
 
 	(void)state;
+	snprintf(copy, sizeof(copy), "%s/replayed.mi4", W.home);
 	w_meter(&W, "PM100", a);
 	w_meter(&W, "PM100", b);
 	assert_rc(mk_kms_key_request(W.k, "VE", "", &key_id, path, sizeof(path)), MK_OK);
+	/* the replayer's copy: the KMS spends the one it keeps in kdc/ */
+	{
+		struct mk_buf *mi4 = w_read(path);
+
+		w_write(copy, mk_buf_data(mi4), mk_buf_len(mi4));
+		mk_buf_free(mi4);
+	}
 	assert_rc(mk_kms_meter_install(W.k, a, NULL, "", path, &rec), MK_OK);
+	assert_int_not_equal(access(path, F_OK), 0);
 	assert_int_equal(rec.key_id, key_id);
 	assert_int_equal(rec.status, MK_KEY_INSTALLED);
 	assert_int_equal(w_meter_key(&W, a, "VE"), key_id);
+	snprintf(path, sizeof(path), "%s", copy);
 
 	w_snap(&W, "VE", key_id, &s);
 	assert_rc(mk_kms_meter_install(W.k, b, NULL, "", path, &rec), MK_RC_KEY_ID_NOT_NEW);

@@ -35,6 +35,9 @@ expect 1 "$MK" tokens distribute --domain VE --month "$(date -u +%Y-%m)" --meter
 grep_out "^meterkey: no meter PM100-999999 in this home: .*(MK_ERR_NOT_FOUND)\$" "$T/err"
 expect 1 "$MK" tokens distribute --domain VE --month "$(date -u +%Y-%m)" --meter PM100-000001
 grep_out "^meterkey: meter PM100-000001 holds no ACTIVE VE key (not registered, retired, or not of domain VE): .*(MK_ERR_STATE)\$" "$T/err"
+# a month before the key became ACTIVE: the box's refusal names the record
+expect 1 "$MK" tokens distribute --domain VE --month 2020-01 --meter $M
+grep_out "^meterkey: Brass box B00000001 refused Distribute Token Key in domain VE, for key VE/[0-9]* of meter $M (the month is before the key became ACTIVE): .*(MK_RC_TIME_NOT_INCREASING)\$" "$T/err"
 
 expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3 --png "$T/p.png"
 [ "$(wc -l <"$T/out")" = 3 ] || { echo "FAIL: 3 lines expected"; fails=$((fails+1)); }
@@ -77,6 +80,18 @@ if command -v dmtxwrite >/dev/null; then
 fi
 expect 1 "$MK" verify --no-duplicates "not an indicium"
 grep_out "^malformed" "$T/out"
+# a malformed line says what is wrong with it (issue 12)
+grep_out "^malformed  *more than one character outside the indicium alphabet (A-Z, 0-9, '/', '-'): not an indicium\$" "$T/out"
+grep_out '"why":"its check characters do not match, and no one-character correction of it verifies"' <(
+  "$MK" verify --no-duplicates --json "$L2")
+# and its bytes are shown, never sent to the terminal raw: an escape
+# sequence, a byte that is not ASCII (the JSON stays valid UTF-8)
+printf '1/1/\033[2J\001X\377\n' >"$T/raw"
+expect 1 "$MK" verify --no-duplicates --file "$T/raw"
+grep_out '^malformed  *more than one .*: 1/1/\\x1b\[2J\\x01X\\xff$' "$T/out"
+if grep -q "$(printf '\033')" "$T/out"; then echo "FAIL: an escape byte reached the output"; fails=$((fails+1)); fi
+expect 1 "$MK" verify --no-duplicates --json --file "$T/raw"
+grep_out '"input":"1/1/\\\\x1b\[2J\\\\x01X\\\\xff"' "$T/out"
 
 # refusals: a retired meter, funds short, then a credit
 expect 1 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500

@@ -642,6 +642,97 @@ static void test_png_refusals(void **state)
 	assert_int_not_equal(access(path, F_OK), 0);
 }
 
+/* ---- what is wrong with a refused line ----------------------------------- */
+
+/* Replaces field f (0-based) of line by val and gives the line check
+ * characters that pass, found by trying every pair: the line then reaches
+ * the field rules. */
+static void set_field(char line[MK_INDICIUM_TEXT_MAX], int f, const char *val)
+{
+	char out[MK_INDICIUM_TEXT_MAX] = "", *p = line;
+	struct mk_indicium got;
+	const char *why;
+	size_t n;
+
+	for (int i = 0; i < f; i++)
+		p = strchr(p, '/') + 1;
+	memcpy(out, line, (size_t)(p - line));
+	strcat(out, val);
+	strcat(out, strchr(p, '/'));
+	n = strlen(out);
+	for (size_t a = 0; a < sizeof(alphabet) - 1; a++)
+		for (size_t b = 0; b < sizeof(alphabet) - 1; b++) {
+			out[n - 2] = alphabet[a];
+			out[n - 1] = alphabet[b];
+			if (mk_indicium_text_decode_why(out, &got, &why) != MK_ERR_INDICIUM_CHECK) {
+				strcpy(line, out);
+				return;
+			}
+		}
+	fail_msg("no check characters pass for %s", out);
+}
+
+/* Each refusal says which rule or field failed; a good line says nothing. */
+static void test_text_why(void **state)
+{
+	static const struct {
+		int field;
+		const char *val, *why;
+	} cases[] = {
+		{ 0, "9", "field 1 (version) is not a version" },
+		{ 1, "X", "field 2 (token algorithm)" },
+		{ 2, "V-E", "field 3 (vendor domain)" },
+		{ 7, "20260230", "field 8 (date) is not a date YYYYMMDD that exists" },
+		{ 9, "5X", "field 10 (postage) is not a number of cents" },
+		{ 10, "", "field 11 (piece count)" },
+		{ 13, "1", "field 14 (vendor token)" },
+		{ 9, "0", "a field outside its rule" },
+	};
+	char good[MK_INDICIUM_TEXT_MAX], line[MK_INDICIUM_TEXT_MAX];
+	struct mk_indicium ind, got;
+	const char *why = "unset";
+
+	(void)state;
+	ind1(&ind);
+	assert_int_equal(mk_indicium_text_encode(&ind, good), MK_OK);
+	assert_int_equal(mk_indicium_text_decode_why(good, &got, &why), MK_OK);
+	assert_null(why);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		strcpy(line, good);
+		set_field(line, cases[i].field, cases[i].val);
+		assert_int_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_FORMAT);
+		if (strstr(why, cases[i].why) == NULL)
+			fail_msg("%s: \"%s\", wanted \"%s\"", line, why, cases[i].why);
+	}
+	/* one field fewer: the count, not a field */
+	strcpy(line, good);
+	memmove(strchr(line, '/'), strchr(strchr(line, '/') + 1, '/'), strlen(strchr(strchr(line, '/') + 1, '/')) + 1);
+	set_field(line, 0, "1");
+	assert_int_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_FORMAT);
+	assert_string_equal(why, "not the 15 fields of a version 1 indicium");
+	/* refused before the fields: check characters, the alphabet, length */
+	strcpy(line, good);
+	line[strlen(line) - 1] = line[strlen(line) - 1] == 'A' ? 'B' : 'A';
+	assert_int_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_CHECK);
+	assert_string_equal(why, MK_INDICIUM_WHY_CHECK);
+	line[3] = '\x1b';
+	assert_int_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_CHECK);
+	assert_string_equal(why, MK_INDICIUM_WHY_ALPHABET);
+	line[4] = ' ';
+	assert_int_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_CHECK);
+	assert_string_equal(why, MK_INDICIUM_WHY_ALPHABET_MANY);
+	assert_int_equal(mk_indicium_text_decode_why("1", &got, &why), MK_ERR_INDICIUM_FORMAT);
+	assert_string_equal(why, "too short to be an indicium");
+	{
+		char longer[MK_INDICIUM_TEXT_MAX + 1];
+
+		memset(longer, 'A', sizeof(longer) - 1);
+		longer[sizeof(longer) - 1] = '\0';
+		assert_int_equal(mk_indicium_text_decode_why(longer, &got, &why), MK_ERR_INDICIUM_FORMAT);
+	}
+	assert_string_equal(why, "longer than any indicium");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +751,7 @@ int main(void)
 		cmocka_unit_test(test_png_round_trip),
 		cmocka_unit_test(test_png_read_dmtxwrite),
 		cmocka_unit_test(test_png_refusals),
+		cmocka_unit_test(test_text_why),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
