@@ -74,7 +74,7 @@ static void check(enum mk_err e, const char *what, struct mk_kms *k)
 
 static struct mk_kms *open_home(void)
 {
-	struct mk_kms_opts o = { home, url, NULL, 0, 1, NULL, 0 }; /* the set-up makes it */
+	struct mk_kms_opts o = { home, url, NULL, 0, 1, NULL, 0, NULL }; /* the set-up makes it */
 	struct mk_kms *k = NULL;
 
 	check(mk_kms_open(&o, &k), "mk_kms_open", NULL);

@@ -33,7 +33,7 @@ _meterkey() {
 		path+=("$w")
 	done
 	case $prev in
-	--home | --out | --file | --image | --png | --record | --shares)
+	--home | --out | --file | --image | --png | --record | --shares | --boxes | --share | --socket)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;

@@ -14,6 +14,8 @@
 #ifndef MK_BOXES_H
 #define MK_BOXES_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,8 +113,54 @@ const char *mk_box_get_type_name(const struct mk_box *b);
  */
 void mk_box_attach_meter(struct mk_box *b, const struct mk_msg_link *line);
 
-/* Wipes every key and frees. NULL is a no-op. */
+/* Wipes every key and frees (a box in another process: closes the
+ * connection; the box stays as it is). NULL is a no-op. */
 void mk_box_free(struct mk_box *b);
+
+/* ---- The box process (serve.c, remote.c; docs/internals/box-process.md) -- */
+
+/* How long a client waits for a box process's answer to a request. */
+#define MK_BOX_RESPONSE_TIMEOUT_MS 60000
+
+/*
+ * Runs box box_id (initialised, its sealed state in store_dir) as a process
+ * of its own on listen_fd (a listening Unix socket; not closed here) until
+ * *stop becomes non-zero (checked at least once a second; NULL: for ever)
+ * or the socket fails (MK_ERR_IO). The box starts disabled: Enter Share
+ * (MK_CMD_UNSEAL) takes one operator share at a time and opens the box
+ * when there are enough; Disable (MK_CMD_SEAL) wipes its clear keys; Box
+ * Process State (MK_CMD_PROCESS) says which, with the generation and the
+ * shares entered. Every other command is the box's own, answered as by
+ * mk_box_call once enabled and refused MK_RC_BOX_DISABLED before. Clients
+ * are served one request at a time, in turn. A meter line passed with a
+ * request (mk_box_attach_meter_fd) is attached for that request only.
+ * Shares are held in memory only, wiped when the box opens or is disabled.
+ * WARNING: ignore SIGPIPE in the serving process.
+ */
+MK_WUR enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd,
+                                volatile sig_atomic_t *stop);
+
+/*
+ * Connects to the box process serving box_id at address ("unix:PATH", or a
+ * path, of its socket): *bp is then a box whose calls go to that process
+ * (mk_box_call, and every typed call over it). Nothing is asked yet: a
+ * process serving another box, or disabled, answers its first call so.
+ * MK_ERR_BOX_GONE when nothing listens there; MK_ERR_INVALID_ARG for a bad
+ * ID or a path too long for a socket. A call whose process stops, dies or
+ * does not answer within MK_BOX_RESPONSE_TIMEOUT_MS fails MK_ERR_BOX_GONE
+ * and the connection is closed.
+ */
+MK_WUR enum mk_err mk_box_connect(const char *address, const char *box_id, struct mk_box **bp);
+
+/* Whether b is a box in another process (mk_box_connect). */
+bool mk_box_is_remote(const struct mk_box *b);
+
+/* A Steel box process's meter line: the descriptor fd (a connected Unix
+ * socket to the meter, mk_meter_conn_fd) travels with the next request
+ * (SCM_RIGHTS) and is the box's line for that request; the caller keeps
+ * and closes its own copy. MK_ERR_INVALID_ARG for a box in this process
+ * (mk_box_attach_meter). */
+MK_WUR enum mk_err mk_box_attach_meter_fd(struct mk_box *b, int fd);
 
 /* ---- Signed messages (docs/formats.md §8.1) ----------------------------- */
 

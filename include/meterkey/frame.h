@@ -52,7 +52,9 @@
 	X(MK_FRAME_RESPONSE, 0x11, "command response (carries a response code)")       \
 	X(MK_FRAME_COMMAND_ERROR, 0x12, "command error (level 2: command refused)")    \
 	X(MK_FRAME_METER_COMMAND, 0x20, "meter command (to or from a meter's box)")    \
-	X(MK_FRAME_METER_RESPONSE, 0x21, "meter response")
+	X(MK_FRAME_METER_RESPONSE, 0x21, "meter response")                             \
+	X(MK_FRAME_COMMAND_PART, 0x13, "part of a command (the rest follows)")         \
+	X(MK_FRAME_RESPONSE_PART, 0x14, "part of a command response (the rest follows)")
 
 #define MK_FRAME_CLASS_ENTRY(name, code, text) name = code,
 enum mk_frame_class { MK_FRAME_CLASS_LIST(MK_FRAME_CLASS_ENTRY) };
@@ -116,6 +118,13 @@ struct mk_link {
 	unsigned per_byte_us;    /* line-speed allowance per byte, for whole-frame deadlines */
 	unsigned retries;        /* resends after the first transmission */
 	size_t max_skip;         /* bytes skipped looking for STX before giving up */
+	/* Descriptor passing, on a Unix socket only (mk_link_init: off). fd_out
+	 * >= 0: the next frame sent carries that descriptor (SCM_RIGHTS, with
+	 * its first byte), once; it is set back to -1 when sent. fd_in not NULL:
+	 * reads use recvmsg, and a descriptor that arrives is stored there
+	 * (close-on-exec; one already there is closed first). */
+	int fd_out;
+	int *fd_in;
 };
 
 #define MK_LINK_DEFAULT_ACK_TIMEOUT_MS 1000
@@ -159,5 +168,21 @@ MK_WUR enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *p
  */
 MK_WUR enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp,
                                 struct mk_buf *payload);
+
+/*
+ * A message longer than one frame (a box's command or response, up to
+ * MK_MSG_MAX): mk_link_send_msg sends payload[0..len) as frames of at most
+ * MK_FRAME_MAX_PAYLOAD, each but the last of the class's part class
+ * (MK_FRAME_COMMAND_PART for MK_FRAME_COMMAND, MK_FRAME_RESPONSE_PART for
+ * MK_FRAME_RESPONSE; another class must fit one frame: MK_ERR_FRAME_LENGTH),
+ * each acknowledged as mk_link_send. mk_link_recv_msg receives one: parts
+ * are appended until the frame of the whole class (waiting ack_timeout_ms
+ * for each after the first); a part followed by another class is
+ * MK_ERR_FRAME_CLASS, a message over payload's capacity MK_ERR_BUF_FULL
+ * (payload is then cut back). Otherwise as mk_link_send and mk_link_recv.
+ */
+MK_WUR enum mk_err mk_link_send_msg(struct mk_link *l, uint8_t cls, const uint8_t *payload, size_t len);
+MK_WUR enum mk_err mk_link_recv_msg(struct mk_link *l, int timeout_ms, uint8_t *clsp,
+                                    struct mk_buf *payload);
 
 #endif

@@ -50,6 +50,10 @@ struct mk_kms_opts {
 	                          * words (the archive named by its URL, never
 	                          * with its password), detail_cap bytes */
 	size_t detail_cap;
+	const char *boxes_dir;   /* NULL: every box is opened in this process
+	                          * with the shares (the embedded default); else
+	                          * each box is reached as a process of its own at
+	                          * <boxes_dir>/<ID>.sock (meterkey box serve) */
 };
 
 /*

@@ -282,6 +282,12 @@ struct mk_msg_table {
 MK_WUR enum mk_err mk_msg_dispatch(const struct mk_msg_table *t, void *box, const uint8_t *req,
                                    size_t n, struct mk_buf *resp);
 
+/* Answers req[0..n) with the refusal code at level 3 without running it (a
+ * device that cannot serve: a meter whose NVM does not read, a box process
+ * not enabled), or at level 2 with the decoder's error when req does not
+ * decode. Returns MK_OK, or the buffer's error. */
+MK_WUR enum mk_err mk_msg_refuse(const uint8_t *req, size_t n, enum mk_err code, struct mk_buf *resp);
+
 /* ---- The client end ---------------------------------------------------------------------- */
 
 /* How a request reaches its handler and the response comes back: in the

@@ -30,6 +30,10 @@
 	C(0x0001, SET_BOX_ID, set_box_id, set_box_id_req, set_box_id_res, "Set Secure Box ID")                        \
 	C(0x0002, ADD_DOMAIN, add_domain, add_domain_req, add_domain_res, "Add Domain")                               \
 	C(0x0003, STATUS, status, status_req, status_res, "Status")                                               \
+	/* the box process (box serve): answered by the process, the box open or not */          \
+	C(0x0004, UNSEAL, unseal, unseal_req, process_res, "Enter Share")                                           \
+	C(0x0005, SEAL, seal, seal_req, process_res, "Disable")                                                     \
+	C(0x0006, PROCESS, process, process_req, process_res, "Box Process State")                                  \
 	/* Manufacturing */                                                                       \
 	C(0x0101, SET_FIRST_ID, set_first_id, set_first_id_req, set_first_id_res, "Set First Secure Box ID")            \
 	C(0x0102, CREATE_DOMAIN, create_domain, create_domain_req, create_domain_res, "Create Domain")                   \
@@ -76,6 +80,22 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
 	F(X, 0x02, generation, U64, REQ, 0, 0)                                                   \
 	F(X, 0x03, domains, BYTES, REQ, 0, MK_MSG_MAX)
+
+/* ---- The box process (src/box/serve.c) ------------------------------------------------- */
+
+/* Enter Share: one operator share, as its file holds it (shares.h; the
+ * share's decoder bounds it). */
+#define MK_BOX_UNSEAL_REQ(F, X) F(X, 0x01, share, BYTES, REQ, 1, MK_MSG_MAX)
+/* The answer of all three: the box, whether it is enabled, its sealed
+ * state's generation (0 while disabled), the shares entered so far and how
+ * many open it (0 before the first), the process's ID. Never a secret. */
+#define MK_BOX_PROCESS_RES(F, X)                                                                 \
+	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
+	F(X, 0x02, enabled, BOOL, REQ, 0, 0)                                                     \
+	F(X, 0x03, generation, U64, REQ, 0, 0)                                                   \
+	F(X, 0x04, entered, U8, REQ, 0, 0)                                                       \
+	F(X, 0x05, needed, U8, REQ, 0, 0)                                                        \
+	F(X, 0x06, pid, U32, REQ, 0, 0)
 
 /* ---- Manufacturing ----------------------------------------------------------------------- */
 
@@ -372,6 +392,10 @@ MK_MSG_DECLARE(mk_box_add_domain_req, MK_BOX_ADD_DOMAIN_REQ)
 MK_MSG_DECLARE_EMPTY(mk_box_add_domain_res)
 MK_MSG_DECLARE_EMPTY(mk_box_status_req)
 MK_MSG_DECLARE(mk_box_status_res, MK_BOX_STATUS_RES)
+MK_MSG_DECLARE(mk_box_unseal_req, MK_BOX_UNSEAL_REQ)
+MK_MSG_DECLARE_EMPTY(mk_box_seal_req)
+MK_MSG_DECLARE_EMPTY(mk_box_process_req)
+MK_MSG_DECLARE(mk_box_process_res, MK_BOX_PROCESS_RES)
 MK_MSG_DECLARE(mk_box_set_first_id_req, MK_BOX_SET_FIRST_ID_REQ)
 MK_MSG_DECLARE(mk_box_set_first_id_res, MK_BOX_SET_FIRST_ID_RES)
 MK_MSG_DECLARE(mk_box_create_domain_req, MK_BOX_CREATE_DOMAIN_REQ)

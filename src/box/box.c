@@ -156,6 +156,8 @@ enum mk_box_type mk_box_get_type(const struct mk_box *b)
 
 void mk_box_attach_meter(struct mk_box *b, const struct mk_msg_link *line)
 {
+	if (b->remote != NULL) /* its line is handed over (mk_box_attach_meter_fd) */
+		return;
 	if (b->kind->attach_meter != NULL)
 		b->kind->attach_meter(b, line);
 }
@@ -164,6 +166,11 @@ void mk_box_free(struct mk_box *b)
 {
 	if (b == NULL)
 		return;
+	if (b->remote != NULL) { /* a box in another process: our connection only */
+		box_remote_free(b->remote);
+		free(b);
+		return;
+	}
 	for (size_t i = 0; i < b->ndomains; i++)
 		box_domain_clear(&b->domains[i]);
 	EVP_PKEY_free(b->startup_conf);
@@ -189,5 +196,7 @@ enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n, struct m
 {
 	if (b == NULL || req == NULL || resp == NULL)
 		return MK_ERR_INVALID_ARG;
+	if (b->remote != NULL)
+		return box_remote_call(b, req, n, resp);
 	return mk_msg_dispatch(b->kind->table, b, req, n, resp);
 }

@@ -143,7 +143,15 @@ struct mk_box {
 	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
 	const struct box_kind *kind;
 	void *ks;                      /* the kind's own state (NULL until it makes one) */
+	struct box_remote *remote;     /* a box in another process (remote.c): only
+	                                * type, id and kind are set besides */
 };
+
+/* The connection to a box in another process (remote.c): a call sent and
+ * answered there; freed with the struct mk_box that holds it. */
+struct box_remote;
+MK_WUR enum mk_err box_remote_call(struct mk_box *b, const uint8_t *req, size_t n, struct mk_buf *resp);
+void box_remote_free(struct box_remote *r);
 
 /* The signed bodies (MI4, MI7, MI10/MR4, Set Secure Box ID, domain
  * processes, Steel certificates) are declared in msg_box.h. */

@@ -50,6 +50,11 @@ int mk_cli_archive(int argc, char **argv);
 int mk_cli_init(int argc, char **argv);
 int mk_cli_domain(int argc, char **argv);
 int mk_cli_box(int argc, char **argv);
+/* box serve, unseal, seal, status (box_proc.c) */
+int mk_cli_box_serve(int argc, char **argv);
+int mk_cli_box_unseal(int argc, char **argv);
+int mk_cli_box_seal(int argc, char **argv);
+int mk_cli_box_status(int argc, char **argv);
 int mk_cli_key(int argc, char **argv);
 int mk_cli_meter(int argc, char **argv);
 int mk_cli_cert(int argc, char **argv);
@@ -157,7 +162,8 @@ struct kc_list {
  * KC_OUTPUT. (--home defaults to $METERKEY_HOME.) */
 #define KC_COMMON(c)                                                                       \
 	KC_STR_LAST("home", &(c)->home, &kc_path), KC_STR_LAST("archive", &(c)->archive, &kc_url), \
-		KC_STR_LAST("shares", &(c)->shares, &kc_path), KC_TIME("time", &(c)->time), KC_OUTPUT(c)
+		KC_STR_LAST("shares", &(c)->shares, &kc_path), KC_STR_LAST("boxes", &(c)->boxes, &kc_path), \
+		KC_TIME("time", &(c)->time), KC_OUTPUT(c)
 
 /* The help lines of KC_COMMON but --json's, which each command words. */
 #define KC_USAGE_KMS_OPTS                                                                    \
@@ -165,12 +171,14 @@ struct kc_list {
 	"                  and the default archive sqlite:DIR/archive.db\n"                  \
 	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
 	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
+	"  --boxes DIR     each box is a process of its own, at DIR/<ID>.sock (box serve;\n" \
+	"                  default: $METERKEY_BOXES; unset: boxes run in this process)\n" \
 	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
 	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"
 
 /* A command's run: the common options, its positional arguments, its KMS. */
 struct kc {
-	const char *home, *archive, *shares;
+	const char *home, *archive, *shares, *boxes;
 	int64_t time;
 	int json, help;
 	int create; /* kc_open makes a missing home (init, demo); else refuses it */

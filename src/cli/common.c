@@ -16,7 +16,8 @@
 int kc_open(struct kc *c)
 {
 	char msg[2 * PATH_MAX + 128], detail[MK_KMS_DETAIL_MAX];
-	struct mk_kms_opts o = { c->home, c->archive, c->shares, c->time, c->create, detail, sizeof(detail) };
+	struct mk_kms_opts o = { c->home,        c->archive, c->shares, c->time, c->create, detail, sizeof(detail),
+		                 c->boxes };
 	enum mk_err e;
 
 	if (c->home == NULL || c->home[0] == '\0') {

@@ -359,6 +359,10 @@ int mk_cli_box(int argc, char **argv)
 		{ "add-domain", "give a box the process of one more domain", box_add },
 		{ "check", "open a box with its shares and run its self-tests", box_check },
 		{ "list", "the boxes of the home and their domains", box_list },
+		{ "serve", "run a box as a process of its own, on a socket", mk_cli_box_serve },
+		{ "unseal", "enter operator shares into a box process: enable it", mk_cli_box_unseal },
+		{ "seal", "disable a box process: its clear keys wiped", mk_cli_box_seal },
+		{ "status", "a box process: enabled or not, generation, shares", mk_cli_box_status },
 	};
 
 	return mk_cli_dispatch("meterkey box", cmds, MK_ARRAY_LEN(cmds), argc, argv);

@@ -283,6 +283,9 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
 	memset(c, 0, sizeof(*c));
 	clear_targets(opts);
 	c->home = getenv("METERKEY_HOME");
+	c->boxes = getenv("METERKEY_BOXES");
+	if (c->boxes != NULL && c->boxes[0] == '\0')
+		c->boxes = NULL;
 	c->pos = argv + 1;
 	for (int i = 1, only_pos = 0; i < argc; i++) {
 		char *a = argv[i], shown[64]; /* the option as the messages name it */

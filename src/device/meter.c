@@ -434,24 +434,6 @@ static enum mk_err answer_wrong_class(struct mk_buf *resp)
 	return mk_msg_response_encode(&a, resp);
 }
 
-/* A meter whose NVM does not read (missing, cut short, corrupted) still
- * answers: every command with that fault (level 3), so that the one who
- * asked hears what is wrong with the device rather than a silent line. */
-static enum mk_err answer_nvm_fault(const uint8_t *req, size_t n, enum mk_err fault, struct mk_buf *resp)
-{
-	struct mk_msg_request rq;
-	struct mk_msg_response a = { 0, 3, fault, NULL, 0 };
-	enum mk_err e = mk_msg_request_decode(req, n, &rq);
-
-	if (e != MK_OK) {
-		a.level = 2;
-		a.code = e;
-	} else {
-		a.command = rq.command;
-	}
-	return mk_msg_response_encode(&a, resp);
-}
-
 /*
  * One request at a time: receive, answer (NVM written inside the handler),
  * send. Link-level failures of one exchange (frames damaged past the retries,
@@ -494,7 +476,7 @@ enum mk_err mk_meter_serve(const char *nvm_path, int rfd, int wfd)
 		if (e != MK_OK)
 			continue; /* a damaged frame: the link has NAKed it; listen again */
 		if (cls == MK_FRAME_METER_COMMAND && m == NULL)
-			e = answer_nvm_fault(mk_buf_data(in), mk_buf_len(in), fault, out);
+			e = mk_msg_refuse(mk_buf_data(in), mk_buf_len(in), fault, out);
 		else if (cls == MK_FRAME_METER_COMMAND)
 			e = mk_meter_handle(m, mk_buf_data(in), mk_buf_len(in), out);
 		else

@@ -118,6 +118,11 @@ enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp)
 	return MK_OK;
 }
 
+int mk_meter_conn_fd(const struct mk_meter_conn *c)
+{
+	return c != NULL ? c->link.rfd : -1;
+}
+
 enum mk_err mk_meter_conn_from_fds(int rfd, int wfd, struct mk_meter_conn **cp)
 {
 	struct mk_meter_conn *c;

@@ -351,6 +351,16 @@ enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char *domai
 
 /* ---- Opening boxes ------------------------------------------------------------------- */
 
+/* The line to an open box: its dispatcher, called directly for a box in
+ * this process, or the request sent to its process (mk_box_call does
+ * either). */
+static enum mk_err box_line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	return mk_box_call(ctx, req, n, resp);
+}
+
+static enum mk_err open_box_here(struct mk_kms *k, const char *id, struct mk_box **bp);
+
 /* The share files of one box as read from the shares folder, with the name
  * each came from, so that a refusal can name the file. */
 struct box_shares {
@@ -464,7 +474,55 @@ static void state_why(const char *path, enum mk_err r, char *why, size_t cap)
 		snprintf(why, cap, "its state file %s does not open", path);
 }
 
+/* A box in a process of its own: connected at <boxes_dir>/<id>.sock, and
+ * asked for its state: it must be the box asked for, and enabled. */
+static enum mk_err connect_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	struct mk_box_process_req rq;
+	struct mk_box_process_res rs;
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_link line;
+	char sock[PATH_MAX];
+	enum mk_err e;
+
+	if (ans == NULL)
+		return MK_ERR_NOMEM;
+	if (snprintf(sock, sizeof(sock), "%s/%s.sock", k->boxes_dir, id) >= (int)sizeof(sock)) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "box %s: the socket path under %s is too long", id, k->boxes_dir);
+		goto out;
+	}
+	if ((e = mk_box_connect(sock, id, bp)) != MK_OK) {
+		kms_fail(k, e, "box %s: no process answers at %s (`meterkey box serve --box %s` runs it)", id, sock, id);
+		goto out;
+	}
+	line.roundtrip = box_line;
+	line.ctx = *bp;
+	if ((e = mk_box_call_process(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL)) != MK_OK)
+		kms_fail(k, e, "box %s: the process at %s did not answer", id, sock);
+	else if (strcmp(rs.id, id) != 0)
+		e = kms_fail(k, MK_RC_BOX_ID_INVALID, "box %s: the process at %s serves box %s", id, sock, rs.id);
+	else if (!rs.enabled)
+		e = kms_fail(k, MK_RC_BOX_DISABLED,
+		             "box %s (process %u at %s) is disabled: %u of %u shares entered "
+		             "(`meterkey box unseal --box %s --share FILE` enters one)",
+		             id, rs.pid, sock, rs.entered, rs.needed, id);
+	if (e != MK_OK) {
+		mk_box_free(*bp);
+		*bp = NULL;
+	}
+out:
+	mk_buf_free(ans);
+	return e;
+}
+
 enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
+{
+	if (k->boxes_dir[0] != '\0')
+		return connect_box(k, id, bp);
+	return open_box_here(k, id, bp);
+}
+
+static enum mk_err open_box_here(struct mk_kms *k, const char *id, struct mk_box **bp)
 {
 	struct box_shares *bs;
 	char boxes[PATH_MAX], state[PATH_MAX], why[PATH_MAX + 256] = "";
@@ -490,18 +548,10 @@ enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
 	return MK_OK;
 }
 
-/* The in-process line to an open box: its dispatcher, called directly (a box
- * in a process of its own will be reached through a socket with the same
- * messages). */
-static enum mk_err box_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
-{
-	return mk_box_call(ctx, req, n, resp);
-}
-
 enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
                      const char *domain, int64_t time, const void *rq, void *rs, struct mk_buf *ans)
 {
-	struct mk_msg_link line = { box_roundtrip, b };
+	struct mk_msg_link line = { box_line, b };
 	uint8_t level;
 	enum mk_err r;
 
@@ -689,7 +739,9 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		return MK_ERR_NOMEM;
 	if (snprintf(k->home, sizeof(k->home), "%s", o->home) >= (int)sizeof(k->home) ||
 	    snprintf(k->shares, sizeof(k->shares), "%s%s", o->shares_dir != NULL ? o->shares_dir : o->home,
-	             o->shares_dir != NULL ? "" : "/shares") >= (int)sizeof(k->shares)) {
+	             o->shares_dir != NULL ? "" : "/shares") >= (int)sizeof(k->shares) ||
+	    snprintf(k->boxes_dir, sizeof(k->boxes_dir), "%s", o->boxes_dir != NULL ? o->boxes_dir : "") >=
+	        (int)sizeof(k->boxes_dir)) {
 		free(k);
 		return MK_ERR_INVALID_ARG;
 	}

@@ -389,7 +389,10 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	}
 	/* the meter's line goes to the Steel box: MI5 (the clear key) passes on
 	 * it between the box and the meter, never through the KMS */
-	mk_box_attach_meter(s, mk_meter_line(mc));
+	if (mk_box_is_remote(s))
+		e = mk_box_attach_meter_fd(s, mk_meter_conn_fd(mc));
+	else
+		mk_box_attach_meter(s, mk_meter_line(mc));
 	MK_MSG_SET(rq, mi4, c.mi4);
 	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
 	now = mk_kms_now(k);

@@ -46,6 +46,7 @@ struct kms_box {
 struct mk_kms {
 	char home[PATH_MAX];
 	char shares[PATH_MAX];
+	char boxes_dir[PATH_MAX]; /* "": boxes in this process; else their sockets */
 	int64_t time;
 	struct mk_archive *archive;
 	char detail[MK_KMS_DETAIL_MAX];

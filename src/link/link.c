@@ -12,8 +12,11 @@
  * nothing of the next one is ever read ahead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +34,8 @@ void mk_link_init(struct mk_link *l, int rfd, int wfd)
 	l->per_byte_us = MK_LINK_DEFAULT_PER_BYTE_US;
 	l->retries = MK_LINK_DEFAULT_RETRIES;
 	l->max_skip = MK_FRAME_MAX_LEN;
+	l->fd_out = -1;
+	l->fd_in = NULL;
 }
 
 static int64_t now_ms(void)
@@ -111,16 +116,49 @@ static enum mk_err wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-/* Reads up to n bytes (at least one) into p before the deadline. */
-static enum mk_err read_some(int fd, uint8_t *p, size_t n, int64_t deadline, size_t *gotp)
+/* recvmsg for read_some when the link takes descriptors: one that arrives
+ * goes to *l->fd_in (the one there before is closed). */
+static ssize_t read_taking_fd(const struct mk_link *l, uint8_t *p, size_t n)
 {
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { p, n };
+	struct msghdr m = { 0 };
+	struct cmsghdr *c;
+	ssize_t k;
+
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctl.buf;
+	m.msg_controllen = sizeof(ctl.buf);
+	if ((k = recvmsg(l->rfd, &m, MSG_CMSG_CLOEXEC)) < 0)
+		return k;
+	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+		int fd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+			continue;
+		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+		if (*l->fd_in >= 0)
+			close(*l->fd_in);
+		*l->fd_in = fd;
+	}
+	return k;
+}
+
+/* Reads up to n bytes (at least one) of l->rfd into p before the deadline. */
+static enum mk_err read_some(const struct mk_link *l, uint8_t *p, size_t n, int64_t deadline, size_t *gotp)
+{
+	int fd = l->rfd;
 	ssize_t k;
 	enum mk_err r;
 
 	for (;;) {
 		if ((r = wait_fd(fd, POLLIN, deadline)) != MK_OK)
 			return r;
-		k = read(fd, p, n);
+		k = l->fd_in != NULL ? read_taking_fd(l, p, n) : read(fd, p, n);
 		if (k > 0) {
 			*gotp = (size_t)k;
 			return MK_OK;
@@ -144,7 +182,7 @@ static enum mk_err read_exact(const struct mk_link *l, uint8_t *p, size_t n, int
 	enum mk_err r;
 
 	while (got < n) {
-		r = read_some(l->rfd, p + got, n - got,
+		r = read_some(l, p + got, n - got,
 		              earlier(deadline_in(l->byte_timeout_ms), deadline), &k);
 		if (r != MK_OK)
 			return r;
@@ -214,7 +252,7 @@ static enum mk_err drain(const struct mk_link *l)
 	while (total < LINK_MAX_DRAIN) {
 		if (end >= 0 && now_ms() >= end)
 			return MK_OK;
-		r = read_some(l->rfd, junk, sizeof(junk), earlier(deadline_in(l->byte_timeout_ms), end),
+		r = read_some(l, junk, sizeof(junk), earlier(deadline_in(l->byte_timeout_ms), end),
 		              &k);
 		if (r == MK_ERR_TIMEOUT)
 			return MK_OK;
@@ -244,7 +282,7 @@ static enum mk_err await_ack(const struct mk_link *l, uint32_t crc)
 	enum mk_err r;
 
 	for (;;) {
-		if ((r = read_some(l->rfd, ack, 1, deadline, &k)) != MK_OK)
+		if ((r = read_some(l, ack, 1, deadline, &k)) != MK_OK)
 			return r;
 		if (ack[0] == MK_FRAME_NAK)
 			return MK_ERR_FRAME_NAK;
@@ -270,6 +308,34 @@ static enum mk_err await_ack(const struct mk_link *l, uint32_t crc)
 	return MK_ERR_FRAME_CONTROL;
 }
 
+/* Writes the byte *p with l->fd_out attached (SCM_RIGHTS). */
+static enum mk_err send_fd(const struct mk_link *l, const uint8_t *p)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)p, 1 };
+	struct msghdr m = { 0 };
+	struct cmsghdr *c;
+	ssize_t k;
+
+	memset(&ctl, 0, sizeof(ctl));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctl.buf;
+	m.msg_controllen = sizeof(ctl.buf);
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &l->fd_out, sizeof(int));
+	do
+		k = sendmsg(l->wfd, &m, MSG_NOSIGNAL);
+	while (k < 0 && errno == EINTR);
+	return k == 1 ? MK_OK : MK_ERR_IO;
+}
+
 enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload, size_t len)
 {
 	uint8_t mem[MK_FRAME_MAX_LEN];
@@ -282,7 +348,16 @@ enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload,
 	    (r = frame_crc(&frame, &crc)) != MK_OK)
 		goto out;
 	for (unsigned attempt = 0; attempt <= l->retries; attempt++) {
-		r = write_all(l, mk_buf_data(&frame), mk_buf_len(&frame),
+		size_t first = 0;
+
+		/* a descriptor handed over goes with the first byte of the first copy */
+		if (l->fd_out >= 0) {
+			if ((r = send_fd(l, mk_buf_data(&frame))) != MK_OK)
+				goto out;
+			l->fd_out = -1;
+			first = 1;
+		}
+		r = write_all(l, mk_buf_data(&frame) + first, mk_buf_len(&frame) - first,
 		              after(now_ms(), write_ms(l, mk_buf_len(&frame))));
 		if (r != MK_OK)
 			goto out;
@@ -319,7 +394,7 @@ static enum mk_err read_frame(const struct mk_link *l, int first_timeout_ms, str
 	*startedp = false;
 	mk_buf_reset(fb);
 	for (;;) {
-		if ((r = read_some(l->rfd, &c, 1, first_deadline, &k)) != MK_OK)
+		if ((r = read_some(l, &c, 1, first_deadline, &k)) != MK_OK)
 			return r;
 		if (c == MK_FRAME_STX)
 			break;
@@ -395,5 +470,50 @@ enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp, struc
 out:
 	mk_buf_cleanup(&fb);
 	mk_buf_cleanup(&ack);
+	return r;
+}
+
+/* The part class of a class that may span frames; 0 when it may not. */
+static uint8_t part_class(uint8_t cls)
+{
+	return cls == MK_FRAME_COMMAND ? MK_FRAME_COMMAND_PART : cls == MK_FRAME_RESPONSE ? MK_FRAME_RESPONSE_PART : 0;
+}
+
+enum mk_err mk_link_send_msg(struct mk_link *l, uint8_t cls, const uint8_t *payload, size_t len)
+{
+	uint8_t part = part_class(cls);
+	enum mk_err r;
+
+	if (len > MK_FRAME_MAX_PAYLOAD && part == 0)
+		return MK_ERR_FRAME_LENGTH;
+	while (len > MK_FRAME_MAX_PAYLOAD) {
+		if ((r = mk_link_send(l, part, payload, MK_FRAME_MAX_PAYLOAD)) != MK_OK)
+			return r;
+		payload += MK_FRAME_MAX_PAYLOAD;
+		len -= MK_FRAME_MAX_PAYLOAD;
+	}
+	return mk_link_send(l, cls, payload, len);
+}
+
+enum mk_err mk_link_recv_msg(struct mk_link *l, int timeout_ms, uint8_t *clsp, struct mk_buf *payload)
+{
+	size_t mark = mk_buf_len(payload);
+	uint8_t cls, part = 0;
+	enum mk_err r;
+
+	for (;;) {
+		if ((r = mk_link_recv(l, part != 0 ? l->ack_timeout_ms : timeout_ms, &cls, payload)) != MK_OK)
+			break;
+		if (part != 0 && cls != part && part_class(cls) != part) {
+			r = MK_ERR_FRAME_CLASS; /* a part, then something else */
+			break;
+		}
+		if (cls != MK_FRAME_COMMAND_PART && cls != MK_FRAME_RESPONSE_PART) {
+			*clsp = cls;
+			return MK_OK;
+		}
+		part = cls;
+	}
+	mk_buf_truncate(payload, mark);
 	return r;
 }

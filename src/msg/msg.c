@@ -483,3 +483,18 @@ out:
 	mk_buf_free(enc);
 	return e;
 }
+
+enum mk_err mk_msg_refuse(const uint8_t *req, size_t n, enum mk_err code, struct mk_buf *resp)
+{
+	struct mk_msg_request rq;
+	struct mk_msg_response a = { 0, 3, code, NULL, 0 };
+	enum mk_err e = mk_msg_request_decode(req, n, &rq);
+
+	if (e != MK_OK) {
+		a.level = 2;
+		a.code = e;
+	} else {
+		a.command = rq.command;
+	}
+	return mk_msg_response_encode(&a, resp);
+}

@@ -109,7 +109,7 @@ static int group_setup(void **state)
 
 	(void)state;
 	if (w_build(&W) != 0 || mk_kms_box_init(W.k, MK_BOX_TIN, w_domains, W_NDOMAINS, 0, 0, TIN) != MK_OK ||
-	    mk_rng_new(&rng) != MK_OK || mk_ec_keygen(rng, &ROOT_KEY) != MK_OK ||
+	    w_serve_new(&W, TIN) != 0 || mk_rng_new(&rng) != MK_OK || mk_ec_keygen(rng, &ROOT_KEY) != MK_OK ||
 	    mk_ec_keygen(rng, &DOMAIN_KEY) != MK_OK || mk_ec_keygen(rng, &OP_KEY) != MK_OK ||
 	    mk_ec_keygen(rng, &OTHER_KEY) != MK_OK)
 		return -1;

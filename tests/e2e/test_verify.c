@@ -222,7 +222,8 @@ static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (w_build(&W) != 0 || mk_kms_box_init(W.k, MK_BOX_TIN, w_domains, W_NDOMAINS, 0, 0, TIN) != MK_OK) {
+	if (w_build(&W) != 0 || mk_kms_box_init(W.k, MK_BOX_TIN, w_domains, W_NDOMAINS, 0, 0, TIN) != MK_OK ||
+	    w_serve_new(&W, TIN) != 0) {
 		fprintf(stderr, "setup: %s\n", W.k != NULL ? mk_kms_detail(W.k) : "no KMS");
 		return -1;
 	}
@@ -847,7 +848,7 @@ static void verify_in_child(const struct mk_indicium *ind, enum mk_verify_result
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct mk_kms_opts o = { W.home, W.url, NULL, 0, 0, NULL, 0 };
+		struct mk_kms_opts o = { W.home, W.url, NULL, 0, 0, NULL, 0, W.procs ? W.run : NULL };
 		struct mk_kms *k = NULL;
 		struct mk_verifier *v = NULL;
 		struct mk_verify_outcome out;
@@ -1235,7 +1236,7 @@ static void test_tin_wrong_record(void **state)
 	token_record("VE", US2, TODAY, t2, rv2);
 
 	/* altered records, to a box that has seen no record yet: refused */
-	box = w_box(&W, TIN);
+	box = w_box_fresh(&W, TIN);
 	assert_rc(mk_token_key_record_decode(mk_buf_data(rv1), mk_buf_len(rv1), t), MK_OK);
 	snprintf(t->device, sizeof(t->device), "%s", US2);
 	mk_buf_reset(bad);

@@ -9,19 +9,30 @@
  * and snapshots of key records to show that a refusal changed nothing in
  * the archive.
  *
+ * With MK_TEST_BOXES=process every box runs as a process of its own
+ * (mk_box_serve in a child, on a socket in <home>/run), enabled with its
+ * share files through Enter Share, and the KMS reaches it there
+ * (boxes_dir); a box called directly (w_box) is the connection to its
+ * process. Otherwise every box runs in this process, opened with its
+ * shares (the embedded default).
+ *
  * Include after <cmocka.h>.
  */
 #ifndef MK_TEST_E2E_WORLD_H
 #define MK_TEST_E2E_WORLD_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +57,8 @@
 static const char *const w_domains[] = { "VE", "USPS", "EARTH" };
 #define W_NDOMAINS 3
 
+#define W_PROCS_MAX 16
+
 struct world {
 	char home[PATH_MAX];
 	char url[1024];
@@ -53,15 +66,192 @@ struct world {
 	char oak[MK_BOX_ID_LEN + 1], steel1[MK_BOX_ID_LEN + 1], steel2[MK_BOX_ID_LEN + 1],
 	    brass[MK_BOX_ID_LEN + 1];
 	unsigned next_msn; /* makes every meter of a world unique */
+	int procs;           /* MK_TEST_BOXES=process: each box a process */
+	char run[PATH_MAX];  /* their sockets: <home>/run */
+	pid_t pid[W_PROCS_MAX];
+	size_t npid;
 };
+
+/* Whether this run has every box in a process of its own. */
+static inline int w_procs(void)
+{
+	const char *m = getenv("MK_TEST_BOXES");
+
+	return m != NULL && strcmp(m, "process") == 0;
+}
 
 static inline struct mk_kms *w_open_kms(struct world *w, int64_t t, const char *shares_dir)
 {
-	struct mk_kms_opts o = { w->home, w->url, shares_dir, t, 0, NULL, 0 };
+	struct mk_kms_opts o = { w->home, w->url, shares_dir, t, 0, NULL, 0, w->procs ? w->run : NULL };
 	struct mk_kms *k = NULL;
 
 	assert_rc(mk_kms_open(&o, &k), MK_OK);
 	return k;
+}
+
+static inline enum mk_err w_box_line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	return mk_box_call(ctx, req, n, resp);
+}
+
+static inline struct mk_buf *w_read(const char *path);
+
+/* One of the process's own commands (Enter Share, Disable, Box Process
+ * State) to the process of box id; its state into *rs. */
+static inline enum mk_err w_process_call(struct world *w, const char *id, const struct mk_msg_cmd_spec *spec,
+                                         const void *rq, struct mk_box_process_res *rs)
+{
+	char sock[PATH_MAX + 16];
+	struct mk_buf *ans = mk_buf_new(W_CAP);
+	struct mk_box *b = NULL;
+	struct mk_msg_link line;
+	enum mk_err e;
+
+	assert_non_null(ans);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", w->run, id);
+	if ((e = mk_box_connect(sock, id, &b)) == MK_OK) {
+		line.roundtrip = w_box_line;
+		line.ctx = b;
+		e = mk_msg_call(&line, spec, NULL, 0, rq, rs, ans, NULL);
+	}
+	mk_box_free(b);
+	mk_buf_free(ans);
+	return e;
+}
+
+/* Disables the process of box id (its clear keys wiped). */
+static inline void w_seal(struct world *w, const char *id)
+{
+	struct mk_box_seal_req rq;
+	struct mk_box_process_res rs;
+
+	assert_rc(w_process_call(w, id, &mk_box_cmd_seal, &rq, &rs), MK_OK);
+	assert_false(rs.enabled);
+}
+
+/*
+ * Enters every share file of box id in dir (as its file holds it, so that
+ * the box's own decoder judges a damaged one) into its process, one at a
+ * time: MK_OK once the box is enabled, the first refusal, or
+ * MK_ERR_SHARE_TOO_FEW when the files ran out first.
+ */
+static inline enum mk_err w_unseal_from(struct world *w, const char *id, const char *dir)
+{
+	char path[2 * PATH_MAX];
+	struct mk_box_process_res rs = { 0 };
+	struct dirent *de;
+	size_t idlen = strlen(id);
+	enum mk_err e = MK_ERR_SHARE_TOO_FEW;
+	DIR *d;
+
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		struct mk_box_unseal_req rq;
+		struct mk_buf *f;
+
+		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
+		    strcmp(de->d_name + len - 6, ".share") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = w_read(path);
+		MK_MSG_SET(rq, share, f);
+		e = w_process_call(w, id, &mk_box_cmd_unseal, &rq, &rs);
+		mk_buf_free(f);
+		if (e != MK_OK || rs.enabled)
+			break;
+		e = MK_ERR_SHARE_TOO_FEW;
+	}
+	closedir(d);
+	return e;
+}
+
+/*
+ * Starts box id as a process of its own (a child serving it on
+ * <run>/<id>.sock) and enables it with its share files from the home, one
+ * Enter Share each. 0, or -1 with the reason on stderr.
+ */
+static inline int w_serve(struct world *w, const char *id)
+{
+	char sock[PATH_MAX + 16], store[PATH_MAX + 8], sdir[PATH_MAX + 8];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	enum mk_err e;
+	int fd;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/%s.sock", w->run, id);
+	snprintf(store, sizeof(store), "%s/boxes", w->home);
+	snprintf(sdir, sizeof(sdir), "%s/shares", w->home);
+	if (w->npid == W_PROCS_MAX || strlen(sock) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(fd, 16) != 0) {
+		fprintf(stderr, "world: cannot listen at %s\n", sock);
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		/* the box: its socket, nothing else of the test's (the archive's
+		 * connections above all) */
+		if (dup2(fd, 3) < 0)
+			_exit(1);
+		(void)close_range(4, ~0U, 0);
+		_exit(mk_box_serve(store, id, 3, NULL) == MK_OK ? 0 : 1);
+	}
+	close(fd);
+	w->pid[w->npid++] = pid;
+	if ((e = w_unseal_from(w, id, sdir)) != MK_OK) {
+		fprintf(stderr, "world: box %s did not open with its shares: %s\n", id, mk_err_name(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Box id as a box that has seen nothing yet: in this process, a fresh
+ * open; a box process is disabled and enabled again (its caches wiped). */
+static inline struct mk_box *w_box_fresh(struct world *w, const char *id);
+
+/* MK_TEST_BOXES=process: every box of the home as a process of its own,
+ * and w->k reopened to reach them there. 0, or -1. */
+static inline int w_serve_all(struct world *w)
+{
+	char store[PATH_MAX + 8];
+	struct dirent *de;
+	struct mk_kms_opts o = { w->home, w->url, NULL, 0, 0, NULL, 0, w->run };
+	DIR *d;
+	int rc = 0;
+
+	snprintf(w->run, sizeof(w->run), "%s/run", w->home);
+	snprintf(store, sizeof(store), "%s/boxes", w->home);
+	if (mkdir(w->run, 0700) != 0 || (d = opendir(store)) == NULL)
+		return -1;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		char id[MK_BOX_ID_LEN + 1];
+
+		if (len != MK_BOX_ID_LEN + 4 || strcmp(de->d_name + MK_BOX_ID_LEN, ".box") != 0)
+			continue;
+		memcpy(id, de->d_name, MK_BOX_ID_LEN);
+		id[MK_BOX_ID_LEN] = '\0';
+		rc = w_serve(w, id);
+	}
+	closedir(d);
+	w->procs = 1;
+	mk_kms_close(w->k);
+	w->k = NULL;
+	if (rc == 0 && mk_kms_open(&o, &w->k) != MK_OK)
+		rc = -1;
+	return rc;
+}
+
+/* A box made after the world (box init): its process too, when boxes are
+ * processes. 0, or -1. */
+static inline int w_serve_new(struct world *w, const char *id)
+{
+	return w->procs ? w_serve(w, id) : 0;
 }
 
 /* Builds the world; the KMS of w->k runs on the clock. */
@@ -77,7 +267,7 @@ static inline int w_build(struct world *w)
 	snprintf(w->home, sizeof(w->home), "/tmp/meterkey-e2e-XXXXXX");
 	if (mkdtemp(w->home) == NULL || mk_test_archive_url(w->url, sizeof(w->url)) != 0)
 		return -1;
-	o = (struct mk_kms_opts){ w->home, w->url, NULL, 0, 1, NULL, 0 };
+	o = (struct mk_kms_opts){ w->home, w->url, NULL, 0, 1, NULL, 0, NULL };
 	if (mk_kms_open(&o, &w->k) != MK_OK || mk_kms_init(w->k, 0, 0, mid) != MK_OK ||
 	    mk_kms_domain_create(w->k, "VE", ve, 2) != MK_OK ||
 	    mk_kms_domain_create(w->k, "USPS", usps, 1) != MK_OK ||
@@ -92,6 +282,10 @@ static inline int w_build(struct world *w)
 	if (strcmp(w->oak, "O00000001") != 0 || strcmp(w->steel1, "S00000001") != 0 ||
 	    strcmp(w->steel2, "S00000002") != 0 || strcmp(w->brass, "B00000001") != 0)
 		return -1;
+	if (w_procs() && w_serve_all(w) != 0) {
+		fprintf(stderr, "world: the box processes did not start\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -102,6 +296,14 @@ static inline void w_destroy(struct world *w)
 
 	mk_kms_close(w->k);
 	w->k = NULL;
+	for (size_t i = 0; i < w->npid; i++) {
+		int st;
+
+		kill(w->pid[i], SIGTERM);
+		while (waitpid(w->pid[i], &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	w->npid = 0;
 	if (w->home[0] != '\0' && strncmp(w->home, "/tmp/meterkey-e2e-", 18) == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->home);
 		if (system(cmd) != 0)
@@ -368,20 +570,34 @@ static inline enum mk_err w_box_open_from(struct world *w, const char *id, const
 	return e;
 }
 
+/* Box id, to call directly: opened here with its shares, or, when boxes
+ * are processes, the connection to its process. */
 static inline struct mk_box *w_box(struct world *w, const char *id)
 {
 	struct mk_box *b = NULL;
+	char sock[PATH_MAX + 16];
 
+	if (w->procs) {
+		snprintf(sock, sizeof(sock), "%s/%s.sock", w->run, id);
+		assert_rc(mk_box_connect(sock, id, &b), MK_OK);
+		return b;
+	}
 	assert_rc(w_box_open_from(w, id, NULL, &b), MK_OK);
 	return b;
 }
 
-/* The line to a box opened here: its dispatcher, called in this process
- * (the line the KMS itself uses, src/kms/home.c). */
-static inline enum mk_err w_box_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+static inline struct mk_box *w_box_fresh(struct world *w, const char *id)
 {
-	return mk_box_call(ctx, req, n, resp);
+	char sdir[PATH_MAX + 8];
+
+	if (w->procs) {
+		snprintf(sdir, sizeof(sdir), "%s/shares", w->home);
+		w_seal(w, id);
+		assert_rc(w_unseal_from(w, id, sdir), MK_OK);
+	}
+	return w_box(w, id);
 }
+
 
 /*
  * One request to box b, typed (msg_box.h): command spec for domain at time
@@ -397,7 +613,7 @@ static inline enum mk_err w_box_roundtrip(void *ctx, const uint8_t *req, size_t 
 static inline enum mk_err w_call(struct mk_box *b, const struct mk_msg_cmd_spec *spec, const char *domain,
                                  int64_t t, const void *rq, void *rs, struct mk_buf *ans, uint8_t *levelp)
 {
-	struct mk_msg_link line = { w_box_roundtrip, b };
+	struct mk_msg_link line = { w_box_line, b };
 	struct mk_buf *own = ans != NULL ? ans : mk_buf_new(W_CAP);
 	void *scratch = rs != NULL ? rs : calloc(1, spec->res->size);
 	uint8_t level = 0;
@@ -492,7 +708,10 @@ static inline enum mk_err w_steel_install(struct world *w, const char *steel, co
 	enum mk_err e;
 
 	assert_non_null(ans);
-	mk_box_attach_meter(s, mk_meter_line(c));
+	if (mk_box_is_remote(s))
+		assert_rc(mk_box_attach_meter_fd(s, mk_meter_conn_fd(c)), MK_OK);
+	else
+		mk_box_attach_meter(s, mk_meter_line(c));
 	e = w_call(s, &mk_box_cmd_install_key, domain, (int64_t)time(NULL), &rq, &rs, ans, NULL);
 	mk_box_attach_meter(s, NULL);
 	if (e == MK_OK) {

@@ -761,6 +761,123 @@ static void test_recv_against_trickling_peer_is_bounded(void **state)
 	mk_buf_free(in);
 }
 
+/* ---- messages over several frames, a descriptor handed over ---------------- */
+
+#define MSG_LEN (2 * MK_FRAME_MAX_PAYLOAD + 100)
+static uint8_t msg[MSG_LEN];
+
+/* The child: receives a long command and a descriptor with it, answers the
+ * command back as a long response, and writes "X" on the descriptor. */
+static int peer_msg(int rd, int wr)
+{
+	struct mk_link l;
+	struct mk_buf *in = mk_buf_new(MSG_LEN);
+	int fd = -1, rc = 20;
+	uint8_t cls;
+
+	mk_link_init(&l, rd, wr);
+	l.fd_in = &fd;
+	if (in == NULL || mk_link_recv_msg(&l, 5000, &cls, in) != MK_OK)
+		goto out;
+	rc = 21;
+	if (cls != MK_FRAME_COMMAND || mk_buf_len(in) != MSG_LEN || memcmp(mk_buf_data(in), msg, MSG_LEN) != 0)
+		goto out;
+	rc = 22;
+	if (fd < 0 || raw_write(fd, "X", 1) != 0)
+		goto out;
+	rc = 23;
+	if (mk_link_send_msg(&l, MK_FRAME_RESPONSE, mk_buf_data(in), mk_buf_len(in)) != MK_OK)
+		goto out;
+	rc = 0;
+	wait_eof(rd);
+out:
+	if (fd >= 0)
+		close(fd);
+	mk_buf_free(in);
+	return rc;
+}
+
+/* A message three frames long goes and comes back whole, and a descriptor
+ * sent with it arrives with it: the peer writes through it. */
+static void test_msg_and_descriptor(void **state)
+{
+	struct chan c;
+	struct mk_link l;
+	struct mk_buf *in = mk_buf_new(MSG_LEN), *small = mk_buf_new(MK_FRAME_MAX_PAYLOAD);
+	int side[2];
+	uint8_t cls, x = 0;
+	pid_t pid;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, side), 0);
+	chan_socketpair(&c);
+	pid = spawn(&c, peer_msg);
+	mk_link_init(&l, c.prd, c.pwr);
+	l.fd_out = side[1];
+	assert_int_equal(mk_link_send_msg(&l, MK_FRAME_COMMAND, msg, sizeof(msg)), MK_OK);
+	assert_int_equal(l.fd_out, -1); /* sent, once */
+	close(side[1]);
+	assert_int_equal(raw_read(side[0], &x, 1, 2000), 0);
+	assert_int_equal(x, 'X');
+	/* a receiver whose buffer is too small: refused, nothing kept */
+	assert_int_equal(mk_link_recv_msg(&l, 5000, &cls, small), MK_ERR_BUF_FULL);
+	assert_int_equal(mk_buf_len(small), 0);
+	assert_int_equal(finish(&c, pid), 23); /* its answer was never acknowledged */
+	close(side[0]);
+
+	/* again, received whole */
+	chan_socketpair(&c);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, side), 0);
+	pid = spawn(&c, peer_msg);
+	mk_link_init(&l, c.prd, c.pwr);
+	l.fd_out = side[1];
+	assert_int_equal(mk_link_send_msg(&l, MK_FRAME_COMMAND, msg, sizeof(msg)), MK_OK);
+	assert_int_equal(mk_link_recv_msg(&l, 5000, &cls, in), MK_OK);
+	assert_int_equal(cls, MK_FRAME_RESPONSE);
+	assert_int_equal(mk_buf_len(in), sizeof(msg));
+	assert_memory_equal(mk_buf_data(in), msg, sizeof(msg));
+	assert_int_equal(finish(&c, pid), 0);
+	close(side[0]);
+	close(side[1]);
+	/* a class that may not span frames is not split */
+	assert_int_equal(mk_link_send_msg(&l, MK_FRAME_METER_COMMAND, msg, sizeof(msg)), MK_ERR_FRAME_LENGTH);
+	mk_buf_free(in);
+	mk_buf_free(small);
+}
+
+/* The child: a command part, then a frame of another class. */
+static int peer_part_then_other(int rd, int wr)
+{
+	struct mk_link l;
+
+	mk_link_init(&l, rd, wr);
+	if (mk_link_send(&l, MK_FRAME_COMMAND_PART, msg, 100) != MK_OK ||
+	    mk_link_send(&l, MK_FRAME_RESPONSE, msg, 10) != MK_OK)
+		return 30;
+	wait_eof(rd);
+	return 0;
+}
+
+static void test_msg_part_then_other_class(void **state)
+{
+	struct chan c;
+	struct mk_link l;
+	struct mk_buf *in = mk_buf_new(MSG_LEN);
+	uint8_t cls;
+	pid_t pid;
+
+	(void)state;
+	chan_socketpair(&c);
+	pid = spawn(&c, peer_part_then_other);
+	mk_link_init(&l, c.prd, c.pwr);
+	assert_int_equal(mk_link_recv_msg(&l, 5000, &cls, in), MK_ERR_FRAME_CLASS);
+	assert_int_equal(mk_buf_len(in), 0);
+	assert_int_equal(finish(&c, pid), 0);
+	mk_buf_free(in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -785,6 +902,8 @@ int main(void)
 		cmocka_unit_test(test_send_stale_ack_of_resent_frame_not_taken_for_next),
 		cmocka_unit_test(test_send_against_trickling_peer_is_bounded),
 		cmocka_unit_test(test_recv_against_trickling_peer_is_bounded),
+		cmocka_unit_test(test_msg_and_descriptor),
+		cmocka_unit_test(test_msg_part_then_other_class),
 	};
 
 	/* A closed peer must show up as MK_ERR_IO, not kill the test. */

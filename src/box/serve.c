@@ -1,0 +1,286 @@
+/*
+ * A box in a process of its own (boxes.h, "The box process";
+ * docs/internals/box-process.md): it listens on a socket, starts disabled,
+ * is enabled by operators entering their shares one at a time, answers its
+ * command table to every client, and wipes its clear keys when disabled or
+ * stopped.
+ *
+ * Clients are served one request at a time, in turn: each request is read
+ * whole (the framed link, mk_link_recv_msg), answered by the same
+ * dispatcher an in-process box runs (mk_box_call), and sent back, so two
+ * clients (two KMS processes, two verifiers) never interleave inside a
+ * command. The three commands of the process itself (Enter Share, Disable,
+ * Box Process State) are answered here, whether the box is open or not;
+ * every other command of a disabled box is refused with MK_RC_BOX_DISABLED.
+ *
+ * A Steel box's meter line arrives with the request that uses it: the
+ * descriptor of the KMS's connection to the meter, passed over the Unix
+ * socket (SCM_RIGHTS). The box speaks the meter's commands on it itself and
+ * closes it once the request is answered: MI5's clear key goes from this
+ * process to the meter's.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "box/box_int.h"
+#include "meterkey/frame.h"
+#include "meterkey/msg_box.h"
+
+/* Clients at once; more wait in the listen queue. */
+#define SERVE_CLIENTS_MAX 32
+
+struct server {
+	char store[PATH_MAX];
+	char id[MK_BOX_ID_LEN + 1];
+	struct mk_box *box;                      /* NULL while disabled */
+	struct mk_share *shares[MK_SHARE_COUNT_MAX]; /* entered while disabled */
+	size_t nshares;
+};
+
+/* Wipes the shares entered so far. */
+static void drop_shares(struct server *s)
+{
+	mk_share_free_array(s->shares, s->nshares);
+	memset(s->shares, 0, sizeof(s->shares));
+	s->nshares = 0;
+}
+
+/* The answer of the process's three commands. */
+static enum mk_err put_state(struct server *s, struct mk_tlv_writer *result)
+{
+	struct mk_box_process_res out = { 0 };
+
+	memcpy(out.id, s->id, sizeof(out.id));
+	out.enabled = s->box != NULL;
+	out.generation = s->box != NULL ? s->box->generation : 0;
+	out.entered = (uint8_t)s->nshares;
+	out.needed = s->nshares > 0 ? (uint8_t)mk_share_threshold(s->shares[0]) : 0;
+	out.pid = (uint32_t)getpid();
+	return mk_box_process_res_put(result, &out);
+}
+
+/* Enter Share: one share; with enough of them, the box opens. A share that
+ * is another box's, of another split than those entered, or one already
+ * entered is refused and changes nothing; shares that combine but do not
+ * open the state are all dropped (the operators start again). */
+static MK_MSG_HANDLER(cmd_unseal)
+{
+	struct server *s = box;
+	struct mk_box_unseal_req rq;
+	struct mk_share *sh = NULL;
+	struct mk_buf v;
+	enum mk_err e;
+
+	(void)req;
+	if ((e = mk_box_unseal_req_get(params, &rq)) != MK_OK)
+		return e;
+	if (s->box != NULL)
+		return MK_ERR_STATE; /* enabled already */
+	mk_buf_init_view(&v, rq.share, rq.share_len);
+	if ((e = mk_share_decode(&v, &sh)) != MK_OK)
+		return e;
+	if (strcmp(mk_share_box_id(sh), s->id) != 0 ||
+	    (s->nshares > 0 &&
+	     (memcmp(mk_share_split_id(sh), mk_share_split_id(s->shares[0]), MK_SHARE_SPLIT_ID_LEN) != 0 ||
+	      mk_share_threshold(sh) != mk_share_threshold(s->shares[0])))) {
+		mk_share_free(sh);
+		return MK_ERR_SHARE_FOREIGN;
+	}
+	for (size_t i = 0; i < s->nshares; i++)
+		if (mk_share_index(s->shares[i]) == mk_share_index(sh)) {
+			mk_share_free(sh);
+			return MK_ERR_SHARE_DUPLICATE;
+		}
+	if (s->nshares == MK_SHARE_COUNT_MAX) {
+		mk_share_free(sh);
+		return MK_ERR_SHARE_PARAMS;
+	}
+	s->shares[s->nshares++] = sh;
+	if (s->nshares >= mk_share_threshold(s->shares[0])) {
+		e = mk_box_open(s->store, "", s->id, (const struct mk_share *const *)s->shares, s->nshares, &s->box);
+		drop_shares(s);
+		if (e != MK_OK)
+			return e;
+	}
+	return put_state(s, result);
+}
+
+/* Disable: the box's clear keys wiped, shares entered dropped. */
+static MK_MSG_HANDLER(cmd_seal)
+{
+	struct server *s = box;
+
+	(void)req;
+	(void)params;
+	mk_box_free(s->box);
+	s->box = NULL;
+	drop_shares(s);
+	return put_state(s, result);
+}
+
+static MK_MSG_HANDLER(cmd_process)
+{
+	(void)req;
+	(void)params;
+	return put_state(box, result);
+}
+
+static const struct mk_msg_cmd process_cmds[] = {
+	{ &mk_box_cmd_unseal, 0, cmd_unseal },
+	{ &mk_box_cmd_seal, 0, cmd_seal },
+	{ &mk_box_cmd_process, 0, cmd_process },
+};
+
+static const struct mk_msg_table process_table = { "box process", process_cmds, MK_ARRAY_LEN(process_cmds),
+	                                           NULL, NULL };
+
+/* A meter's answer, once its link acknowledged the command (as the meter's
+ * own client waits). */
+#define SERVE_METER_TIMEOUT_MS 10000
+
+/* The meter line handed over with a request: the meter's commands in meter
+ * command frames, its answers in meter response frames (what the meter's
+ * client does, over the descriptor the KMS passed). */
+static enum mk_err meter_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	struct mk_link *l = ctx;
+	uint8_t cls;
+	enum mk_err e;
+
+	if ((e = mk_link_send(l, MK_FRAME_METER_COMMAND, req, n)) != MK_OK ||
+	    (e = mk_link_recv(l, SERVE_METER_TIMEOUT_MS, &cls, resp)) != MK_OK)
+		return e;
+	return cls == MK_FRAME_METER_RESPONSE ? MK_OK : MK_ERR_FRAME_CLASS;
+}
+
+/* Answers one request into resp; meter_fd (or -1) is the meter line that
+ * came with it, closed here. */
+static enum mk_err answer(struct server *s, uint8_t cls, const uint8_t *req, size_t n, int meter_fd,
+                          struct mk_buf *resp)
+{
+	struct mk_link ml;
+	struct mk_msg_link line = { meter_roundtrip, &ml };
+	struct mk_msg_request rq;
+	enum mk_err e;
+
+	if (cls != MK_FRAME_COMMAND) {
+		struct mk_msg_response a = { 0, 2, MK_ERR_CMD_UNKNOWN, NULL, 0 };
+
+		e = mk_msg_response_encode(&a, resp);
+	} else if (mk_msg_request_decode(req, n, &rq) == MK_OK &&
+	           (rq.command == MK_CMD_UNSEAL || rq.command == MK_CMD_SEAL || rq.command == MK_CMD_PROCESS)) {
+		e = mk_msg_dispatch(&process_table, s, req, n, resp);
+	} else if (s->box == NULL) {
+		e = mk_msg_refuse(req, n, MK_RC_BOX_DISABLED, resp);
+	} else {
+		if (meter_fd >= 0) {
+			mk_link_init(&ml, meter_fd, meter_fd);
+			ml.per_byte_us = 10; /* a local socket */
+			mk_box_attach_meter(s->box, &line);
+		}
+		e = mk_box_call(s->box, req, n, resp);
+		mk_box_attach_meter(s->box, NULL);
+	}
+	if (meter_fd >= 0)
+		close(meter_fd);
+	return e;
+}
+
+/* One request of client fd, answered. MK_OK to keep the client; any other
+ * value closes it (it closed, or its link failed). */
+static enum mk_err serve_one(struct server *s, int fd, struct mk_buf *in, struct mk_buf *out)
+{
+	struct mk_link l;
+	int meter_fd = -1;
+	uint8_t cls;
+	enum mk_err e;
+
+	mk_link_init(&l, fd, fd);
+	l.per_byte_us = 10; /* a local socket */
+	l.fd_in = &meter_fd;
+	mk_buf_reset(in);
+	mk_buf_reset(out);
+	if ((e = mk_link_recv_msg(&l, 0, &cls, in)) != MK_OK) {
+		if (meter_fd >= 0)
+			close(meter_fd);
+		return e;
+	}
+	if ((e = answer(s, cls, mk_buf_data(in), mk_buf_len(in), meter_fd, out)) != MK_OK)
+		return e;
+	e = mk_link_send_msg(&l, MK_FRAME_RESPONSE, mk_buf_data(out), mk_buf_len(out));
+	mk_buf_reset(in); /* wipes: a request or an answer may carry a share or a key */
+	mk_buf_reset(out);
+	return e;
+}
+
+enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd, volatile sig_atomic_t *stop)
+{
+	struct pollfd pfd[SERVE_CLIENTS_MAX + 1];
+	struct server *s = calloc(1, sizeof(*s));
+	struct mk_buf *in = mk_buf_new(MK_MSG_MAX), *out = mk_buf_new(MK_MSG_MAX);
+	enum mk_box_type t;
+	uint32_t number;
+	size_t nc = 0;
+	enum mk_err e = MK_OK;
+
+	if (s == NULL || in == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (store_dir == NULL || box_id == NULL || mk_box_id_parse(box_id, &t, &number) != MK_OK || number == 0 ||
+	    snprintf(s->store, sizeof(s->store), "%s", store_dir) >= (int)sizeof(s->store)) {
+		e = MK_ERR_INVALID_ARG;
+		goto out;
+	}
+	memcpy(s->id, box_id, MK_BOX_ID_LEN + 1);
+	pfd[0].fd = listen_fd;
+	pfd[0].events = POLLIN;
+	while (stop == NULL || !*stop) {
+		int n = poll(pfd, nc + 1, 1000);
+
+		if (n < 0 && errno != EINTR) {
+			e = MK_ERR_IO;
+			break;
+		}
+		if (n <= 0)
+			continue;
+		/* each ready client: one request, in turn */
+		for (size_t i = 1; i <= nc; i++) {
+			if (pfd[i].revents == 0)
+				continue;
+			if ((pfd[i].revents & POLLIN) == 0 || serve_one(s, pfd[i].fd, in, out) != MK_OK) {
+				close(pfd[i].fd);
+				pfd[i--] = pfd[nc--];
+			}
+		}
+		if ((pfd[0].revents & POLLIN) != 0 && nc < SERVE_CLIENTS_MAX) {
+			int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (c >= 0) {
+				pfd[++nc].fd = c;
+				pfd[nc].events = POLLIN;
+				pfd[nc].revents = 0;
+			}
+		}
+	}
+	for (size_t i = 1; i <= nc; i++)
+		close(pfd[i].fd);
+out:
+	if (s != NULL) {
+		mk_box_free(s->box);
+		drop_shares(s);
+		OPENSSL_cleanse(s, sizeof(*s));
+		free(s);
+	}
+	mk_buf_free(in);
+	mk_buf_free(out);
+	return e;
+}

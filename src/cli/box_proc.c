@@ -1,0 +1,382 @@
+/*
+ * meterkey box serve | unseal | seal | status: a box as a process of its
+ * own (docs/internals/box-process.md). `serve` runs one box on a Unix
+ * socket, disabled; operators enable it with their shares, one at a time
+ * (`unseal`), and disable it (`seal`); `status` says which, never a secret.
+ * Where the sockets are: --boxes DIR (or $METERKEY_BOXES), else the home's
+ * run/ folder; a KMS command given the same --boxes reaches its boxes
+ * there instead of opening them itself.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "meterkey/boxes.h"
+#include "meterkey/msg_box.h"
+#include "meterkey/shares.h"
+
+#define BOXP_OPTS                                                                              \
+	"  --home DIR      the home (default: $METERKEY_HOME)\n"                                   \
+	"  --boxes DIR     where box processes listen, DIR/<ID>.sock (default:\n"                   \
+	"                  $METERKEY_BOXES, else the home's run/ folder)\n"                         \
+	"  --json          print one JSON object instead of text\n"
+
+/* The options every command here takes. */
+#define BOXP_COMMON(c)                                                                         \
+	KC_STR_LAST("home", &(c)->home, &kc_path), KC_STR_LAST("boxes", &(c)->boxes, &kc_path), KC_OUTPUT(c)
+
+/* A failure in words, the error's name last; returns 1. */
+__attribute__((format(printf, 3, 4))) static int fail(const struct kc *c, enum mk_err e, const char *fmt, ...)
+{
+	char msg[2 * PATH_MAX + 256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s (%s)", mk_strerror(e), mk_err_name(e));
+	return kc_fail_msg(c->json, e, msg);
+}
+
+/* The socket of box id into sock: --boxes DIR, else <home>/run. 0 (said)
+ * when there is neither, or the path does not fit. */
+static int socket_of(const struct kc *c, const char *id, char sock[static PATH_MAX], char dir[static PATH_MAX])
+{
+	if ((c->boxes == NULL || c->boxes[0] == '\0') && (c->home == NULL || c->home[0] == '\0')) {
+		fprintf(stderr, "meterkey: no home: give --home DIR (or set METERKEY_HOME) or --boxes DIR\n");
+		return 0;
+	}
+	if ((c->boxes != NULL ? snprintf(dir, PATH_MAX, "%s", c->boxes) : snprintf(dir, PATH_MAX, "%s/run", c->home)) >=
+	        PATH_MAX ||
+	    snprintf(sock, PATH_MAX, "%s/%s.sock", dir, id) >= (int)sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fail(c, MK_ERR_INVALID_ARG, "the socket of box %s under %s is too long for a Unix socket", id, dir);
+		return 0;
+	}
+	return 1;
+}
+
+/* The process's state as text or JSON. */
+static void say_state(const struct kc *c, const char *sock, const struct mk_box_process_res *s, const char *what)
+{
+	if (c->json) {
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:b,s:I,s:i,s:i}", "ok", 1, "box", s->id, "socket", sock, "pid",
+		                        (json_int_t)s->pid, "enabled", s->enabled, "generation",
+		                        (json_int_t)s->generation, "shares_entered", s->entered, "shares_needed",
+		                        s->needed));
+		return;
+	}
+	if (what != NULL)
+		printf("%s\n", what);
+	if (s->enabled)
+		printf("box %s (process %u at %s): enabled, sealed state generation %llu\n", s->id, s->pid, sock,
+		       (unsigned long long)s->generation);
+	else if (s->entered > 0)
+		printf("box %s (process %u at %s): disabled, %u of %u shares entered\n", s->id, s->pid, sock, s->entered,
+		       s->needed);
+	else
+		printf("box %s (process %u at %s): disabled, no share entered\n", s->id, s->pid, sock);
+}
+
+static enum mk_err box_line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	return mk_box_call(ctx, req, n, resp);
+}
+
+/* One call of the process's own commands to the box at sock. */
+static enum mk_err process_call(const char *sock, const char *id, const struct mk_msg_cmd_spec *spec,
+                                const void *rq, struct mk_box_process_res *rs, struct mk_buf *ans)
+{
+	struct mk_box *b = NULL;
+	struct mk_msg_link line;
+	enum mk_err e;
+
+	if ((e = mk_box_connect(sock, id, &b)) != MK_OK)
+		return e;
+	line.roundtrip = box_line;
+	line.ctx = b;
+	e = mk_msg_call(&line, spec, NULL, 0, rq, rs, ans, NULL);
+	mk_box_free(b);
+	return e;
+}
+
+/* A process answered with another box's ID: said. */
+static int other_box(const struct kc *c, const char *id, const char *sock, const struct mk_box_process_res *rs)
+{
+	if (strcmp(rs->id, id) == 0)
+		return 0;
+	fail(c, MK_RC_BOX_ID_INVALID, "the process at %s serves box %s, not %s", sock, rs->id, id);
+	return 1;
+}
+
+/* ---- serve -------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static const char serve_usage[] =
+	"usage: meterkey box serve --box ID [--socket PATH] [options]\n"
+	"  Runs box ID (initialised in the home) as a process of its own, listening\n"
+	"  on a Unix socket (PATH, default DIR/ID.sock) until SIGTERM or SIGINT. The\n"
+	"  box starts disabled: its operators enable it by entering their shares\n"
+	"  one at a time (meterkey box unseal); KMS commands given --boxes DIR reach\n"
+	"  it there. Its clear keys live in this process only (not dumpable) and\n"
+	"  are wiped when it is disabled or stops. Prints one line once listening.\n"
+	"options:\n"
+	"  --socket PATH   listen here instead\n" BOXP_OPTS;
+
+static int box_serve(int argc, char **argv)
+{
+	struct {
+		const char *box, *socket;
+	} o;
+	struct kc c;
+	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("box", &o.box, &kc_box), KC_STR("socket", &o.socket, &kc_path),
+		                       KC_END };
+	char sock[PATH_MAX], dir[PATH_MAX], store[PATH_MAX], state[PATH_MAX];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sigaction act = { 0 };
+	enum mk_err e;
+	int r, fd;
+
+	if ((r = kc_start(&c, argc, argv, opts, serve_usage, 0, 0)) != KC_GO)
+		return r;
+	if (c.home == NULL || c.home[0] == '\0') {
+		fprintf(stderr, "meterkey: no home: give --home DIR or set METERKEY_HOME\n");
+		return 1;
+	}
+	if (!socket_of(&c, o.box, sock, dir))
+		return 1;
+	if (o.socket != NULL &&
+	    snprintf(sock, sizeof(sock), "%s", o.socket) >= (int)sizeof(((struct sockaddr_un *)0)->sun_path))
+		return fail(&c, MK_ERR_INVALID_ARG, "--socket %s is too long for a Unix socket", o.socket);
+	if (snprintf(store, sizeof(store), "%s/boxes", c.home) >= (int)sizeof(store) ||
+	    snprintf(state, sizeof(state), "%s/%s.box", store, o.box) >= (int)sizeof(state))
+		return fail(&c, MK_ERR_INVALID_ARG, "--home path too long");
+	if (access(state, F_OK) != 0)
+		return fail(&c, MK_ERR_NOT_FOUND, "no box %s in the home %s (no %s)", o.box, c.home, state);
+	if (o.socket == NULL && c.boxes == NULL && mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return fail(&c, MK_ERR_IO, "cannot make the folder %s (%s)", dir, strerror(errno));
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return fail(&c, MK_ERR_IO, "cannot make a socket (%s)", strerror(errno));
+	/* a socket file left by a process that stopped is taken over; one a
+	 * process still listens on is not */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return fail(&c, MK_ERR_STATE, "a process serves box %s at %s already", o.box, sock);
+	}
+	close(fd);
+	(void)unlink(sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return fail(&c, MK_ERR_IO, "cannot make a socket (%s)", strerror(errno));
+	{
+		mode_t old = umask(0077); /* the socket: its owner only */
+
+		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		umask(old);
+	}
+	if (r != 0 || listen(fd, 16) != 0) {
+		int err = errno;
+
+		close(fd);
+		return fail(&c, MK_ERR_IO, "cannot listen at %s (%s)", sock, strerror(err));
+	}
+	act.sa_handler = on_stop;
+	sigaction(SIGTERM, &act, NULL);
+	sigaction(SIGINT, &act, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* its memory holds the box's keys: no core dump, no ptrace by the user */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:b}", "ok", 1, "box", o.box, "socket", sock, "pid",
+		                        (json_int_t)getpid(), "enabled", 0));
+	else
+		printf("box %s serving at %s (process %ld): disabled until its operators enter their shares "
+		       "(meterkey box unseal --box %s --share FILE)\n",
+		       o.box, sock, (long)getpid(), o.box);
+	fflush(stdout);
+	e = mk_box_serve(store, o.box, fd, &stopping);
+	close(fd);
+	(void)unlink(sock);
+	if (e != MK_OK)
+		return fail(&c, e, "box %s stopped serving at %s", o.box, sock);
+	if (!c.json)
+		printf("box %s stopped: its clear keys wiped\n", o.box);
+	return 0;
+}
+
+/* ---- unseal, seal, status ------------------------------------------------------------ */
+
+static const char unseal_usage[] =
+	"usage: meterkey box unseal --box ID --share FILE [--share FILE ...] [options]\n"
+	"  Enters operator shares into the process of box ID, one at a time, as\n"
+	"  the document's operators do; with enough of them the box opens its\n"
+	"  sealed state and is enabled. A share of another box or another split, or\n"
+	"  one entered already, is refused and named; shares that do not open the\n"
+	"  state are all dropped. Says how many are entered and how many needed.\n"
+	"options:\n"
+	"  --share FILE    a share file (shares/ID.I.share, or a share handed over)\n" BOXP_OPTS;
+
+static const char seal_usage[] =
+	"usage: meterkey box seal --box ID [options]\n"
+	"  Disables the process of box ID: its clear keys are wiped, the shares\n"
+	"  entered so far dropped; it answers nothing but its state until its\n"
+	"  operators enter their shares again.\n"
+	"options:\n" BOXP_OPTS;
+
+static const char status_usage[] =
+	"usage: meterkey box status --box ID [options]\n"
+	"  The state of the process of box ID: enabled or not, its sealed state's\n"
+	"  generation, the shares entered and needed, its process ID. Never a\n"
+	"  secret. Exit status 0 only when the box is enabled.\n"
+	"options:\n" BOXP_OPTS;
+
+/* The error of a call to a box process, in words. */
+static int call_fail(const struct kc *c, enum mk_err e, const char *id, const char *sock, const char *share)
+{
+	if (e == MK_ERR_BOX_GONE)
+		return fail(c, e, "box %s: no process answers at %s (meterkey box serve --box %s runs it)", id, sock, id);
+	if (share != NULL)
+		return fail(c, e, "box %s refused the share %s%s", id, share,
+		            e == MK_ERR_SHARE_FOREIGN     ? " (another box's, or another split's than those entered)"
+		            : e == MK_ERR_SHARE_DUPLICATE ? " (entered already)"
+		            : e == MK_ERR_STATE           ? " (the box is enabled already)"
+		            : e == MK_ERR_SEAL_KEY        ? " (the shares entered do not open its state: all dropped)"
+		                                          : "");
+	return fail(c, e, "box %s (process at %s)", id, sock);
+}
+
+static int box_unseal(int argc, char **argv)
+{
+	struct {
+		const char *box;
+		struct kc_list share;
+	} o;
+	struct kc c;
+	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("box", &o.box, &kc_box),
+		                       KC_LIST("share", &o.share, &kc_path), KC_END };
+	char sock[PATH_MAX], dir[PATH_MAX];
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX), *file = mk_buf_new(MK_SHARE_FILE_MAX);
+	struct mk_box_process_res rs;
+	enum mk_err e = MK_OK;
+	int r = 1;
+
+	if ((r = kc_start(&c, argc, argv, opts, unseal_usage, 0, 0)) != KC_GO)
+		goto out;
+	r = 1;
+	if (o.share.n == 0) {
+		r = mk_cli_usage_error(unseal_usage, "--share is needed");
+		goto out;
+	}
+	if (ans == NULL || file == NULL || !socket_of(&c, o.box, sock, dir))
+		goto out;
+	for (size_t i = 0; i < o.share.n; i++) {
+		struct mk_box_unseal_req rq;
+		struct mk_share *sh = NULL;
+		char why[256] = "";
+
+		mk_buf_reset(file);
+		if ((e = kc_file_readable(o.share.v[i], why, sizeof(why))) != MK_OK ||
+		    (e = mk_share_read_file(o.share.v[i], &sh)) != MK_OK || (e = mk_share_encode(sh, file)) != MK_OK) {
+			mk_share_free(sh);
+			fail(&c, e, "share file %s %s", o.share.v[i], why[0] != '\0' ? why : "does not read");
+			goto out;
+		}
+		mk_share_free(sh);
+		MK_MSG_SET(rq, share, file);
+		if ((e = process_call(sock, o.box, &mk_box_cmd_unseal, &rq, &rs, ans)) != MK_OK) {
+			call_fail(&c, e, o.box, sock, o.share.v[i]);
+			goto out;
+		}
+		if (other_box(&c, o.box, sock, &rs))
+			goto out;
+		if (!c.json && !rs.enabled)
+			printf("share %s entered: %u of %u\n", o.share.v[i], rs.entered, rs.needed);
+	}
+	say_state(&c, sock, &rs, NULL);
+	r = 0;
+out:
+	mk_buf_free(ans);
+	mk_buf_free(file);
+	return r;
+}
+
+/* seal and status: one call, the state said. */
+static int one_call(int argc, char **argv, const char *usage, const struct mk_msg_cmd_spec *spec)
+{
+	struct {
+		const char *box;
+	} o;
+	struct kc c;
+	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("box", &o.box, &kc_box), KC_END };
+	char sock[PATH_MAX], dir[PATH_MAX];
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_process_res rs;
+	struct mk_box_process_req rq;
+	enum mk_err e;
+	int r;
+
+	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO) {
+		mk_buf_free(ans);
+		return r;
+	}
+	r = 1;
+	if (ans != NULL && socket_of(&c, o.box, sock, dir)) {
+		if ((e = process_call(sock, o.box, spec, &rq, &rs, ans)) != MK_OK)
+			call_fail(&c, e, o.box, sock, NULL);
+		else if (!other_box(&c, o.box, sock, &rs)) {
+			say_state(&c, sock, &rs,
+			          spec == &mk_box_cmd_seal && !c.json ? "disabled: its clear keys wiped" : NULL);
+			r = spec == &mk_box_cmd_process && !rs.enabled ? 1 : 0;
+		}
+	}
+	mk_buf_free(ans);
+	return r;
+}
+
+static int box_seal(int argc, char **argv)
+{
+	return one_call(argc, argv, seal_usage, &mk_box_cmd_seal);
+}
+
+static int box_status(int argc, char **argv)
+{
+	return one_call(argc, argv, status_usage, &mk_box_cmd_process);
+}
+
+int mk_cli_box_serve(int argc, char **argv)
+{
+	return box_serve(argc, argv);
+}
+
+int mk_cli_box_unseal(int argc, char **argv)
+{
+	return box_unseal(argc, argv);
+}
+
+int mk_cli_box_seal(int argc, char **argv)
+{
+	return box_seal(argc, argv);
+}
+
+int mk_cli_box_status(int argc, char **argv)
+{
+	return box_status(argc, argv);
+}

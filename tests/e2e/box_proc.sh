@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Every box a process of its own (issue 13): box serve starts it disabled,
+# box unseal enters the operators' shares one at a time, the KMS commands
+# given --boxes reach it there (a whole meter's life, the Steel box speaking
+# to the meter over the line handed to it), box seal wipes it, and a box
+# that is gone, disabled or handed a wrong share is said so.
+. "$(dirname "$0")/lib.bash"
+
+H="$T/home"
+R="$T/run"
+expect 0 "$MK" demo --home "$H"
+mkdir "$R"
+export METERKEY_HOME="$H"
+S="$H/shares"
+BOXES="M00000001 O00000001 S00000001 B00000001 T00000001"
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$T"' EXIT
+
+# serve BOX: starts its process in the background, waits for its line
+serve() {
+  "$MK" box serve --box "$1" --boxes "$R" >"$T/serve.$1" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q "serving at" "$T/serve.$1" && return; sleep 0.05; done
+  echo "FAIL: box $1 did not start:"; sed 's/^/  | /' "$T/serve.$1"; fails=$((fails+1))
+}
+for b in $BOXES; do serve "$b"; done
+grep_out "^box O00000001 serving at $R/O00000001.sock (process [0-9]*): disabled until its operators enter their shares" "$T/serve.O00000001"
+
+# a second process for the same box is refused
+expect 1 "$MK" box serve --box O00000001 --boxes "$R"
+grep_out "a process serves box O00000001 at $R/O00000001.sock already" "$T/err"
+# a box the home does not have
+expect 1 "$MK" box serve --box O00000009 --boxes "$R"
+grep_out "no box O00000009 in the home $H" "$T/err"
+
+# disabled: status says so (exit 1), and the KMS is refused, naming it
+expect 1 "$MK" box status --box O00000001 --boxes "$R"
+grep_out "^box O00000001 (process [0-9]* at $R/O00000001.sock): disabled, no share entered\$" "$T/out"
+expect 1 "$MK" key request --domain VE --boxes "$R"
+grep_out "box O00000001 (process [0-9]* at $R/O00000001.sock) is disabled: 0 of 0 shares entered .*(MK_RC_BOX_DISABLED)\$" "$T/err"
+
+# shares: another box's is refused and named; one at a time; the same
+# twice is refused; the box opens when there are enough
+expect 1 "$MK" box unseal --box O00000001 --boxes "$R" --share "$S/S00000001.1.share"
+grep_out "box O00000001 refused the share $S/S00000001.1.share (another box's, or another split's than those entered): .*(MK_ERR_SHARE_FOREIGN)\$" "$T/err"
+expect 0 "$MK" box unseal --box O00000001 --boxes "$R" --share "$S/O00000001.1.share"
+grep_out "^share $S/O00000001.1.share entered: 1 of 2\$" "$T/out"
+grep_out "disabled, 1 of 2 shares entered" "$T/out"
+expect 1 "$MK" box unseal --box O00000001 --boxes "$R" --share "$S/O00000001.1.share"
+grep_out "(entered already): .*(MK_ERR_SHARE_DUPLICATE)\$" "$T/err"
+expect 0 "$MK" box unseal --box O00000001 --boxes "$R" --share "$S/O00000001.2.share" --json
+grep_out '"box":"O00000001".*"enabled":true' "$T/out"
+expect 1 "$MK" box unseal --box O00000001 --boxes "$R" --share "$S/O00000001.2.share"
+grep_out "(the box is enabled already)" "$T/err"
+for b in M00000001 S00000001 B00000001 T00000001; do
+  expect 0 "$MK" box unseal --box $b --boxes "$R" $(for f in "$S/$b".*.share; do printf -- '--share %s ' "$f"; done)
+  grep_out "box $b (process [0-9]* at $R/$b.sock): enabled, sealed state generation [0-9]*" "$T/out"
+done
+expect 0 "$MK" box status --box O00000001 --boxes "$R" --json
+grep_out '"enabled":true' "$T/out"
+
+# a meter's whole life with every box a process: Oak makes the key, the
+# Steel process installs it over the meter line handed to it, Brass
+# confirms and registers, Tin verifies
+export METERKEY_BOXES="$R"
+expect 0 "$MK" meter create --product-code PM100 --msn 000077
+expect 0 "$MK" meter install --meter PM100-000077 --domain VE
+grep_out "key VE/[0-9]* INSTALLED (Steel S00000001, confirmed by Brass B00000001)" "$T/out"
+expect 0 "$MK" meter install --meter PM100-000077 --domain USPS
+expect 0 "$MK" meter register --meter PM100-000077 --indicia US00000077 --country US
+expect 0 "$MK" meter credit --meter PM100-000077 --amount 1000
+expect 0 "$MK" meter frank --meter PM100-000077 --postage 55 --origin 20500
+cp "$T/out" "$T/line"
+expect 0 "$MK" verify --file "$T/line"
+grep_out "^good .*PM100-000077 piece 1" "$T/out"
+expect 0 "$MK" tokens distribute --domain VE --month "$(date -u +%Y-%m)" --meter PM100-000077
+expect 0 "$MK" tokens distribute --domain USPS --month "$(date -u +%Y-%m)" --meter PM100-000077
+expect 0 "$MK" verify --tin --no-duplicates --file "$T/line"
+grep_out "^good" "$T/out"
+# the boxes' state was written by their processes: a new generation
+expect 0 "$MK" box status --box S00000001 --json
+grep_out '"enabled":true' "$T/out"
+
+# sealed: its clear keys wiped, refused until enabled again
+expect 0 "$MK" box seal --box B00000001
+grep_out "^disabled: its clear keys wiped" "$T/out"
+expect 1 "$MK" verify --no-duplicates --file "$T/line"
+grep_out "box B00000001 (process [0-9]* at $R/B00000001.sock) is disabled" "$T/err"
+expect 0 "$MK" box unseal --box B00000001 --share "$S/B00000001.1.share" --share "$S/B00000001.2.share"
+expect 0 "$MK" verify --no-duplicates --file "$T/line"
+
+# gone: a process killed is said so, naming where it was
+kill -9 "${pids[1]}"
+wait "${pids[1]}" 2>/dev/null
+expect 1 "$MK" key request --domain VE
+grep_out "box O00000001: no process answers at $R/O00000001.sock (\`meterkey box serve --box O00000001\` runs it): .*(MK_ERR_BOX_GONE)\$" "$T/err"
+expect 1 "$MK" box status --box O00000001
+grep_out "(MK_ERR_BOX_GONE)" "$T/err"
+# started again (a socket file left behind is taken over), enabled again
+serve O00000001
+expect 0 "$MK" box unseal --box O00000001 --share "$S/O00000001.1.share" --share "$S/O00000001.2.share"
+expect 0 "$MK" key request --domain VE
+
+# a stop (SIGTERM) wipes and says so
+kill -TERM "${pids[0]}"
+wait "${pids[0]}" 2>/dev/null
+grep_out "^box M00000001 stopped: its clear keys wiped" "$T/serve.M00000001"
+[ ! -e "$R/M00000001.sock" ] || { echo "FAIL: the socket of a stopped box is left"; fails=$((fails+1)); }
+
+# usage
+expect 2 "$MK" box unseal --box O00000001
+grep_out "^meterkey: --share is needed; see 'meterkey box unseal --help'" "$T/err"
+expect 2 "$MK" box serve
+expect 2 "$MK" box status --box X1
+expect 0 "$MK" box serve --help
+finish
