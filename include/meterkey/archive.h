@@ -295,6 +295,23 @@ MK_WUR enum mk_err mk_token_key_record_decode(const uint8_t *p, size_t n,
 MK_WUR enum mk_err mk_archive_put_token_key(struct mk_archive *a,
                                             const struct mk_token_key_record *rec);
 
+/* ---- Box generation records (docs/internals/box-process.md, "Rollback") ---- */
+
+/*
+ * Keeps rec[0..n), box_id's record of its sealed state's generation (made
+ * and checked by the box only: a CMAC under its own key), unless the
+ * archive holds one of that generation or a newer one already: the stored
+ * generation only goes up. MK_ERR_INVALID_ARG for a bad box ID or an
+ * empty record.
+ */
+MK_WUR enum mk_err mk_archive_put_box_generation(struct mk_archive *a, const char *box_id, uint64_t generation,
+                                                 const uint8_t *rec, size_t n);
+
+/* The newest generation record of box_id into out (appended) and its
+ * generation into *generationp. MK_RC_RECORD_UNKNOWN when there is none. */
+MK_WUR enum mk_err mk_archive_get_box_generation(struct mk_archive *a, const char *box_id,
+                                                 uint64_t *generationp, struct mk_buf *out);
+
 /* The record of device whose period contains t. MK_RC_RECORD_UNKNOWN. */
 MK_WUR enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *domain,
                                             const char *device, int64_t t,

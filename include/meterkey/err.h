@@ -166,6 +166,8 @@
 	  "(wrong shares or tampered file)")                                            \
 	X(MK_ERR_BOX_BUSY, 1003, MK_LEVEL_LOCAL,                                        \
 	  "box in use by another session (its store stayed locked)")                    \
+	X(MK_ERR_SEAL_ROLLBACK, 1005, MK_LEVEL_LOCAL,                                   \
+	  "sealed state: older than a generation the box wrote (put back)")             \
 	X(MK_ERR_BOX_GONE, 1004, MK_LEVEL_LOCAL,                                        \
 	  "box: its process does not answer (not started, stopped, died or too slow)")   \
                                                                                         \

@@ -213,6 +213,11 @@ MK_WUR enum mk_err mk_kms_open_box(struct mk_kms *k, const char *id, struct mk_b
 MK_WUR enum mk_err mk_kms_open_domain_box(struct mk_kms *k, enum mk_box_type t, const char *domain,
                                           struct mk_box **bp);
 
+/* Closes a box opened with mk_kms_open_domain_box: its record of its
+ * sealed state's generation goes into the archive first (what an older
+ * state put back is refused against), then it is freed. */
+void mk_kms_close_box(struct mk_kms *k, struct mk_box *b);
+
 /* One command to an open box at the KMS's time: *rq is the command's
  * request struct (msg_box.h), *rs its result struct, whose BYTES point into
  * ans (the caller's buffer; freeing it wipes it). A refusal is the box's

@@ -34,6 +34,7 @@
 	C(0x0004, UNSEAL, unseal, unseal_req, process_res, "Enter Share")                                           \
 	C(0x0005, SEAL, seal, seal_req, process_res, "Disable")                                                     \
 	C(0x0006, PROCESS, process, process_req, process_res, "Box Process State")                                  \
+	C(0x0007, GENERATION, generation, generation_req, generation_res, "Generation Record")                       \
 	/* Manufacturing */                                                                       \
 	C(0x0101, SET_FIRST_ID, set_first_id, set_first_id_req, set_first_id_res, "Set First Secure Box ID")            \
 	C(0x0102, CREATE_DOMAIN, create_domain, create_domain_req, create_domain_res, "Create Domain")                   \
@@ -96,6 +97,32 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x04, entered, U8, REQ, 0, 0)                                                       \
 	F(X, 0x05, needed, U8, REQ, 0, 0)                                                        \
 	F(X, 0x06, pid, U32, REQ, 0, 0)
+
+/* Generation Record (every box): the newest generation record of this box
+ * the archive holds (none the first time). A record the box did not make
+ * is refused (MK_RC_SIGNATURE_INVALID); one of a newer generation than the
+ * box's sealed state means an older state was put back: the box refuses
+ * (MK_ERR_SEAL_ROLLBACK) and disables itself. Otherwise the answer is a new
+ * record of its current generation, for the archive. */
+#define MK_BOX_GENERATION_REQ(F, X) F(X, 0x01, record, BYTES, OPT, 1, MK_GENERATION_REC_MAX)
+#define MK_BOX_GENERATION_RES(F, X)                                                              \
+	F(X, 0x01, record, BYTES, REQ, 1, MK_GENERATION_REC_MAX)                                 \
+	F(X, 0x02, generation, U64, REQ, 0, 0)
+/* A generation record (docs/formats.md §5.1): the box, its sealed state's
+ * generation, the time, and a CMAC-AES-256 tag over the encoding of the
+ * first three fields under a key only the box derives from its Operation
+ * Combination (MK_GENERATION_KDF_LABEL, the box ID as context). */
+#define MK_MSG_GENERATION_BODY(F, X)                                                             \
+	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
+	F(X, 0x02, generation, U64, REQ, 0, 0)                                                   \
+	F(X, 0x03, time, U64, REQ, 0, 0)
+#define MK_MSG_GENERATION_REC(F, X)                                                              \
+	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
+	F(X, 0x02, generation, U64, REQ, 0, 0)                                                   \
+	F(X, 0x03, time, U64, REQ, 0, 0)                                                         \
+	F(X, 0x04, tag, BYTES, REQ, 16, 16)
+#define MK_GENERATION_REC_MAX 64
+#define MK_GENERATION_KDF_LABEL "meterkey box generation record"
 
 /* ---- Manufacturing ----------------------------------------------------------------------- */
 
@@ -396,6 +423,10 @@ MK_MSG_DECLARE(mk_box_unseal_req, MK_BOX_UNSEAL_REQ)
 MK_MSG_DECLARE_EMPTY(mk_box_seal_req)
 MK_MSG_DECLARE_EMPTY(mk_box_process_req)
 MK_MSG_DECLARE(mk_box_process_res, MK_BOX_PROCESS_RES)
+MK_MSG_DECLARE(mk_box_generation_req, MK_BOX_GENERATION_REQ)
+MK_MSG_DECLARE(mk_box_generation_res, MK_BOX_GENERATION_RES)
+MK_MSG_DECLARE(mk_msg_generation_body, MK_MSG_GENERATION_BODY)
+MK_MSG_DECLARE(mk_msg_generation_rec, MK_MSG_GENERATION_REC)
 MK_MSG_DECLARE(mk_box_set_first_id_req, MK_BOX_SET_FIRST_ID_REQ)
 MK_MSG_DECLARE(mk_box_set_first_id_res, MK_BOX_SET_FIRST_ID_RES)
 MK_MSG_DECLARE(mk_box_create_domain_req, MK_BOX_CREATE_DOMAIN_REQ)

@@ -173,7 +173,12 @@ struct mk_db_ops {
 	X(S_AUDIT_LIST,                                                                          \
 	  "SELECT seq, time, kind, ref_text, ref_a, ref_b, content, prev, hash FROM audit "       \
 	  "WHERE domain = $1 ORDER BY seq", 0)                                                    \
-	X(S_AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE domain = $1", 0)
+	X(S_AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE domain = $1", 0)                       \
+	X(S_BOXGEN_GET, "SELECT generation, record FROM box_generations WHERE box_id = $1", 0)    \
+	X(S_BOXGEN_INSERT,                                                                       \
+	  "INSERT INTO box_generations (box_id, generation, record) VALUES ($1, $2, $3) "         \
+	  "ON CONFLICT (box_id) DO UPDATE SET generation = excluded.generation, "                 \
+	  "record = excluded.record WHERE box_generations.generation < excluded.generation", 0)
 
 #define MK_STMT_ENUM(name, sql, flags) name,
 enum mk_stmt_id { MK_STMT_LIST(MK_STMT_ENUM) MK_STMT_COUNT };

@@ -77,6 +77,12 @@ const char *const mk_migrations[] = {
 	"  prev @BLOB@ NOT NULL,"
 	"  hash @BLOB@ NOT NULL,"
 	"  PRIMARY KEY (domain, seq));",
+	/* 2: each box's newest generation record (boxgen.c): what a
+	 * box's sealed state may not be older than */
+	"CREATE TABLE box_generations ("
+	"  box_id TEXT PRIMARY KEY,"
+	"  generation BIGINT NOT NULL,"
+	"  record @BLOB@ NOT NULL);",
 };
 
 const int mk_migration_count = (int)(MK_ARRAY_LEN(mk_migrations));

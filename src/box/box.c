@@ -134,6 +134,9 @@ enum mk_err mk_box_open(const char *store_dir, const char *share_dir, const char
 		r = r == MK_ERR_SEAL_FOREIGN ? r : MK_ERR_SEAL_FORMAT;
 		goto out;
 	}
+	/* an older state put back beside the box's counter */
+	if ((r = box_generation_check(b)) != MK_OK)
+		goto out;
 	b->enabled = 1;
 	*bp = b;
 	b = NULL;

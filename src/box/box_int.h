@@ -173,8 +173,17 @@ struct box_domain *box_find_domain(struct mk_box *b, const char *id);
 /* The key of country in d, or NULL. */
 const struct box_country *box_find_country(const struct box_domain *d, const char *country);
 
-/* Seals the box's state (a new generation) into store_dir/<id>.box (state.c). */
+/* Seals the box's state (a new generation) into store_dir/<id>.box, then
+ * records the generation in store_dir/<id>.gen (state.c). */
 MK_WUR enum mk_err box_save(struct mk_box *b);
+/* The counter file store_dir/<id>.gen: written with b's generation;
+ * checked at open: MK_ERR_SEAL_ROLLBACK when it holds a newer generation
+ * than the state read (an older state put back), MK_OK when there is none,
+ * MK_ERR_SEAL_FORMAT when it does not read as a number. */
+MK_WUR enum mk_err box_generation_write(const struct mk_box *b);
+MK_WUR enum mk_err box_generation_check(const struct mk_box *b);
+/* Generation Record (common.c). */
+MK_MSG_HANDLER(box_cmd_generation);
 /* The sealed file of box id under b's store_dir into out: 0 when it does
  * not fit. */
 int box_state_path(const struct mk_box *b, const char *id, char *out, size_t cap);

@@ -203,3 +203,79 @@ int box_enabled(void *box)
 {
 	return ((struct mk_box *)box)->enabled;
 }
+
+/* The tag of a generation record's body fields under the box's own key
+ * (derived from its Operation Combination: no one else can make one). */
+static enum mk_err generation_tag(const struct mk_box *b, const char *id, uint64_t generation, uint64_t time,
+                                  uint8_t tag[static 16])
+{
+	struct mk_msg_generation_body body = { 0 };
+	struct mk_buf *enc = mk_buf_new(MK_GENERATION_REC_MAX);
+	uint8_t key[MK_AES256_KEY_LEN];
+	enum mk_err e;
+
+	if (enc == NULL)
+		return MK_ERR_NOMEM;
+	snprintf(body.id, sizeof(body.id), "%s", id);
+	body.generation = generation;
+	body.time = time;
+	if ((e = mk_kdf_derive(b->oc, sizeof(b->oc), MK_GENERATION_KDF_LABEL, strlen(MK_GENERATION_KDF_LABEL), b->id,
+	                       MK_BOX_ID_LEN, key, sizeof(key))) == MK_OK &&
+	    (e = mk_msg_generation_body_encode(&body, enc)) == MK_OK)
+		e = mk_cmac_once(key, sizeof(key), mk_buf_data(enc), mk_buf_len(enc), tag, 16);
+	OPENSSL_cleanse(key, sizeof(key));
+	mk_buf_free(enc);
+	return e;
+}
+
+/* Generation Record: the archive's newest record of this box checked
+ * against the sealed state it runs on; a new record of that state made. */
+enum mk_err box_cmd_generation(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
+                               struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mk_box_generation_req in;
+	struct mk_box_generation_res out = { 0 };
+	struct mk_msg_generation_rec rec = { 0 };
+	struct mk_buf *enc = mk_buf_new(MK_GENERATION_REC_MAX);
+	uint8_t tag[16];
+	enum mk_err e;
+
+	if (enc == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_box_generation_req_get(params, &in)) != MK_OK)
+		goto out;
+	if (in.has_record) {
+		if ((e = mk_msg_generation_rec_decode(in.record, in.record_len, &rec)) != MK_OK)
+			goto out;
+		if (strcmp(rec.id, b->id) != 0 ||
+		    (e = generation_tag(b, rec.id, rec.generation, rec.time, tag)) != MK_OK ||
+		    !mk_ct_equal(tag, rec.tag, sizeof(tag))) {
+			e = e != MK_OK ? e : MK_RC_SIGNATURE_INVALID;
+			goto out;
+		}
+		if (rec.generation > b->generation) {
+			/* this box wrote a newer state than the one it runs on: an
+			 * older one was put back. It serves nothing more. */
+			b->enabled = 0;
+			e = MK_ERR_SEAL_ROLLBACK;
+			goto out;
+		}
+	}
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.id, sizeof(rec.id), "%s", b->id);
+	rec.generation = b->generation;
+	rec.time = req->time > 0 ? (uint64_t)req->time : 0;
+	if ((e = generation_tag(b, rec.id, rec.generation, rec.time, tag)) != MK_OK)
+		goto out;
+	rec.tag = tag;
+	rec.tag_len = sizeof(tag);
+	if ((e = mk_msg_generation_rec_encode(&rec, enc)) != MK_OK)
+		goto out;
+	MK_MSG_SET(out, record, enc);
+	out.generation = b->generation;
+	e = mk_box_generation_res_put(result, &out);
+out:
+	mk_buf_free(enc);
+	return e;
+}

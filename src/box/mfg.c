@@ -954,6 +954,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
 	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
 	{ &mk_box_cmd_status, E, box_cmd_status },
+	{ &mk_box_cmd_generation, E, box_cmd_generation },
 	{ &mk_box_cmd_set_first_id, 0, cmd_set_first_id },
 	{ &mk_box_cmd_create_domain, E, cmd_create_domain },
 	{ &mk_box_cmd_init_box, E, cmd_init_box },

@@ -59,7 +59,7 @@ static enum mk_err put_state(struct server *s, struct mk_tlv_writer *result)
 	struct mk_box_process_res out = { 0 };
 
 	memcpy(out.id, s->id, sizeof(out.id));
-	out.enabled = s->box != NULL;
+	out.enabled = s->box != NULL && s->box->enabled;
 	out.generation = s->box != NULL ? s->box->generation : 0;
 	out.entered = (uint8_t)s->nshares;
 	out.needed = s->nshares > 0 ? (uint8_t)mk_share_threshold(s->shares[0]) : 0;
@@ -82,8 +82,12 @@ static MK_MSG_HANDLER(cmd_unseal)
 	(void)req;
 	if ((e = mk_box_unseal_req_get(params, &rq)) != MK_OK)
 		return e;
-	if (s->box != NULL)
+	if (s->box != NULL && s->box->enabled)
 		return MK_ERR_STATE; /* enabled already */
+	if (s->box != NULL) { /* it disabled itself (an older state): read again */
+		mk_box_free(s->box);
+		s->box = NULL;
+	}
 	mk_buf_init_view(&v, rq.share, rq.share_len);
 	if ((e = mk_share_decode(&v, &sh)) != MK_OK)
 		return e;

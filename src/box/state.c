@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "box/box_int.h"
+#include "core/file_int.h"
 #include "meterkey/seal.h"
 
 /* Tags of one domain in the sealed state, and of one pending challenge. */
@@ -185,6 +186,15 @@ enum mk_err box_save(struct mk_box *b)
 	                       mk_buf_len(st))) != MK_OK)
 		goto out;
 	b->generation++;
+	/* the counter beside it: an older state put back alone is refused at
+	 * open (box_generation_check). A counter that cannot be written leaves
+	 * the older one, which still refuses every state older than it, and is
+	 * no failure of the state written. */
+	{
+		enum mk_err gw = box_generation_write(b);
+
+		(void)gw;
+	}
 	r = MK_OK;
 out:
 	mk_buf_free(st); /* wiped */
@@ -242,3 +252,53 @@ enum mk_err box_make_shares(struct mk_box *b, unsigned k, unsigned n)
 	return MK_OK;
 }
 
+
+/* <store>/<ID>.gen: the newest generation this box wrote, in decimal. */
+static int gen_path(const struct mk_box *b, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s.gen", b->store_dir, b->id);
+
+	return n > 0 && (size_t)n < cap;
+}
+
+enum mk_err box_generation_write(const struct mk_box *b)
+{
+	char path[PATH_MAX], text[24];
+	int n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)b->generation);
+
+	if (!gen_path(b, path, sizeof(path)))
+		return MK_ERR_INVALID_ARG;
+	return mk_file_replace(path, (const uint8_t *)text, (size_t)n, 0, NULL, NULL);
+}
+
+enum mk_err box_generation_check(const struct mk_box *b)
+{
+	char path[PATH_MAX], text[24];
+	struct mk_buf *f = mk_buf_new(sizeof(text));
+	unsigned long long g;
+	enum mk_err r;
+	char *end;
+
+	if (f == NULL)
+		return MK_ERR_NOMEM;
+	if (!gen_path(b, path, sizeof(path))) {
+		r = MK_ERR_INVALID_ARG;
+		goto out;
+	}
+	if ((r = mk_file_read(path, sizeof(text) - 1, f)) != MK_OK) {
+		r = r == MK_ERR_NOT_FOUND ? MK_OK : r; /* none yet: a box from before counters */
+		goto out;
+	}
+	memcpy(text, mk_buf_data(f), mk_buf_len(f));
+	text[mk_buf_len(f)] = '\0';
+	errno = 0;
+	g = strtoull(text, &end, 10);
+	if (errno != 0 || end == text || (*end != '\n' && *end != '\0')) {
+		r = MK_ERR_SEAL_FORMAT;
+		goto out;
+	}
+	r = g > b->generation ? MK_ERR_SEAL_ROLLBACK : MK_OK;
+out:
+	mk_buf_free(f);
+	return r;
+}

@@ -241,7 +241,7 @@ enum mk_err mk_kms_distribute(struct mk_kms *k, const char *domain, uint32_t per
 		             domain, domain);
 	if (e != MK_OK && k->detail[0] == '\0')
 		kms_fail(k, e, "token key distribution in %s stopped", domain);
-	mk_box_free(x.b);
+	kms_close_box(k, x.b);
 	*countp = x.count;
 	return e;
 }

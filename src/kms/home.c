@@ -515,11 +515,87 @@ out:
 	return e;
 }
 
+/*
+ * The box's generation record against the archive's: the newest record
+ * the archive holds of this box goes to the box, which refuses when it
+ * runs on an older state than one it recorded (MK_ERR_SEAL_ROLLBACK: an
+ * older state was put back, with or without its counter); its answer, a
+ * record of the state it runs on, goes into the archive (which keeps the
+ * newest). Said with kms_fail on failure.
+ */
+static enum mk_err box_generation(struct mk_kms *k, struct mk_box *b)
+{
+	struct mk_buf *have = mk_buf_new(MK_GENERATION_REC_MAX), *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_generation_req rq = { 0 };
+	struct mk_box_generation_res rs;
+	struct mk_msg_link line = { box_line, b };
+	const char *id = mk_box_get_id(b);
+	uint64_t recorded = 0;
+	enum mk_err e;
+
+	if (have == NULL || ans == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = mk_archive_get_box_generation(k->archive, id, &recorded, have)) == MK_OK) {
+		MK_MSG_SET(rq, record, have);
+		rq.has_record = 1;
+	} else if (e != MK_RC_RECORD_UNKNOWN) {
+		kms_fail(k, e, "the archive did not give the generation record of box %s", id);
+		goto out;
+	}
+	e = mk_box_call_generation(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL);
+	if (e == MK_ERR_SEAL_ROLLBACK) {
+		kms_fail(k, e,
+		         "box %s runs on a sealed state older than generation %llu, which it recorded in the archive: "
+		         "an older state was put back; it serves nothing more",
+		         id, (unsigned long long)recorded);
+		goto out;
+	}
+	if (e != MK_OK) {
+		kms_fail(k, e, "box %s did not give its generation record (the archive holds generation %llu)", id,
+		         (unsigned long long)recorded);
+		goto out;
+	}
+	if (rs.generation > recorded &&
+	    (e = mk_archive_put_box_generation(k->archive, id, rs.generation, rs.record, rs.record_len)) != MK_OK)
+		kms_fail(k, e, "the archive did not keep the generation record of box %s", id);
+out:
+	mk_buf_free(have);
+	mk_buf_free(ans);
+	return e;
+}
+
 enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp)
 {
-	if (k->boxes_dir[0] != '\0')
-		return connect_box(k, id, bp);
-	return open_box_here(k, id, bp);
+	enum mk_err e = k->boxes_dir[0] != '\0' ? connect_box(k, id, bp) : open_box_here(k, id, bp);
+
+	if (e == MK_OK && (e = box_generation(k, *bp)) != MK_OK) {
+		mk_box_free(*bp);
+		*bp = NULL;
+	}
+	return e;
+}
+
+void kms_close_box(struct mk_kms *k, struct mk_box *b)
+{
+	char detail[MK_KMS_DETAIL_MAX];
+
+	if (b == NULL)
+		return;
+	/* the flow's own outcome stays what the caller reads */
+	memcpy(detail, k->detail, sizeof(detail));
+	(void)box_generation(k, b);
+	memcpy(k->detail, detail, sizeof(detail));
+	mk_box_free(b);
+}
+
+void mk_kms_close_box(struct mk_kms *k, struct mk_box *b)
+{
+	if (k == NULL)
+		mk_box_free(b);
+	else
+		kms_close_box(k, b);
 }
 
 static enum mk_err open_box_here(struct mk_kms *k, const char *id, struct mk_box **bp)

@@ -77,7 +77,7 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
 	memcpy(k->boxes[k->nboxes++].id, id, MK_BOX_ID_LEN + 1);
 	e = kms_conf_store(k);
 out:
-	mk_box_free(b);
+	kms_close_box(k, b);
 	mk_buf_free(res);
 	return e;
 }
@@ -236,7 +236,7 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		}
 	}
 out:
-	mk_box_free(m);
+	kms_close_box(k, m);
 	mk_buf_free(list);
 	mk_buf_free(res);
 	return e;
@@ -370,8 +370,8 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 			goto out;
 	}
 out:
-	mk_box_free(m);
-	mk_box_free(b);
+	kms_close_box(k, m);
+	kms_close_box(k, b);
 	mk_buf_free(res);
 	mk_buf_free(res2);
 	return e;
@@ -399,8 +399,8 @@ enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const ch
 	strcpy(x->domains[x->ndomains++], domain);
 	e = kms_conf_store(k);
 out:
-	mk_box_free(m);
-	mk_box_free(b);
+	kms_close_box(k, m);
+	kms_close_box(k, b);
 	return e;
 }
 
@@ -413,7 +413,7 @@ enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id)
 	if (kms_conf_find(k, box_id) == NULL)
 		return kms_fail(k, MK_ERR_NOT_FOUND, "no box %s in this home (meterkey box list shows them)", box_id);
 	e = kms_open_box(k, box_id, &b);
-	mk_box_free(b);
+	kms_close_box(k, b);
 	return e;
 }
 

@@ -79,7 +79,7 @@ static enum mk_err key_request(struct mk_kms *k, const char *domain, const char 
 	}
 	*key_idp = key_id;
 out:
-	mk_box_free(o);
+	kms_close_box(k, o);
 	mk_buf_free(cert);
 	mk_buf_free(res);
 	free(rec);
@@ -270,7 +270,7 @@ pending:
 	              "`meterkey key confirm --domain %s --key-id %llu` retries",
 	              c->domain, (unsigned long long)c->key_id, c->domain, (unsigned long long)c->key_id);
 out:
-	mk_box_free(b);
+	kms_close_box(k, b);
 	mk_buf_free(enc);
 	return e;
 }
@@ -427,7 +427,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 out:
 	if (s != NULL)
 		mk_box_attach_meter(s, NULL);
-	mk_box_free(s);
+	kms_close_box(k, s);
 	mk_meter_disconnect(mc);
 	install_ctx_free(&c);
 	return e;
@@ -505,7 +505,7 @@ enum mk_err mk_kms_key_abandon(struct mk_kms *k, const char *domain, uint64_t ke
 	if (recp != NULL)
 		memcpy(recp, rec, sizeof(*recp));
 out:
-	mk_box_free(b);
+	kms_close_box(k, b);
 	free(rec);
 	return e;
 }

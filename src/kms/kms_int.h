@@ -159,6 +159,10 @@ MK_WUR enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char
  * wipes it), NULL on failure. A failure is the shares' or the seal's own
  * code, reported with the box's ID. */
 MK_WUR enum mk_err kms_open_box(struct mk_kms *k, const char *id, struct mk_box **bp);
+/* Frees box b (NULL: nothing) once its generation record is in the archive
+ * (a failure there changes nothing of k->detail). Every box a flow opened
+ * with kms_open_box is closed so. */
+void kms_close_box(struct mk_kms *k, struct mk_box *b);
 
 /* One command to open box b, as encoded messages (mk_msg_call over
  * mk_box_call): *rq is the command's request struct (msg_box.h), *rs its

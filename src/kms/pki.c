@@ -118,7 +118,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 		goto out;
 	}
 out:
-	mk_box_free(s);
+	kms_close_box(k, s);
 	mk_meter_disconnect(mc);
 	X509_free(rc);
 	mk_buf_free(root);
@@ -240,7 +240,7 @@ enum mk_err kms_pki_register(struct mk_kms *k, struct mk_meter_conn *mc, const c
 	}
 	e = store_operation_cert(k, meter_id, x.op);
 out:
-	mk_box_free(b);
+	kms_close_box(k, b);
 	reg_bufs_free(&x);
 	return e;
 }

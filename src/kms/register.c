@@ -77,7 +77,7 @@ static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key
 	if ((e = kms_archive_update(k, rec, brass)) == MK_OK && rp != NULL)
 		kms_keep_confirmation(k, &regd, domain, key_id, "mr4");
 out:
-	mk_box_free(b);
+	kms_close_box(k, b);
 	free(rec);
 	mk_buf_free(enc);
 	mk_buf_free(rep);

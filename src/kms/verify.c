@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kms/kms_int.h"
 #include "kms/verify_int.h"
 #include "meterkey/boxes.h"
 #include "meterkey/kms.h"
@@ -87,7 +88,7 @@ void mk_verifier_free(struct mk_verifier *v)
 		struct vdomain *d = v->domains[i];
 
 		if (!d->shared)
-			mk_box_free(d->box); /* wipes the box's key cache */
+			kms_close_box(v->kms, d->box); /* wipes the box's key cache */
 		for (size_t j = 0; j < d->nlook; j++)
 			mk_buf_free(d->look[j].rec);
 		free(d);

@@ -259,6 +259,136 @@ static void test_replayed_install_record(void **state)
 	assert_true(w_meter_key(&W, b, "VE") > key_id);
 }
 
+/* 3b. A Steel box's state put back (issue 13): its replay protection (the
+ * last key ID it installed) lives in its sealed state, so an older state
+ * copied back once let a used install record through and put one master
+ * key into two meters. Now the older state alone is refused at open (the
+ * box's generation counter), and with its counter too while the archive
+ * holds the box's newer generation record; the second meter gets nothing.
+ * When boxes are processes the state is read when the operators enter
+ * their shares, so the box is disabled and enabled again to read it. */
+static void test_state_rollback(void **state)
+{
+	char a[MK_METER_ID_MAX + 1], b[MK_METER_ID_MAX + 1], path[PATH_MAX], replay[PATH_MAX + 16];
+	char boxf[PATH_MAX + 32], genf[PATH_MAX + 32], sdir[PATH_MAX + 16];
+	struct mk_buf *oldbox, *oldgen, *curbox, *curgen, *mi4;
+	struct mk_key_record rec;
+	struct mk_meter_info info;
+	uint64_t key_id, again;
+
+	(void)state;
+	snprintf(boxf, sizeof(boxf), "%s/boxes/%s.box", W.home, W.steel1);
+	snprintf(genf, sizeof(genf), "%s/boxes/%s.gen", W.home, W.steel1);
+	snprintf(sdir, sizeof(sdir), "%s/shares", W.home);
+	snprintf(replay, sizeof(replay), "%s/replay.mi4", W.home);
+	w_meter(&W, "PM100", a);
+	w_meter(&W, "PM100", b);
+	oldbox = w_read(boxf);
+	oldgen = w_read(genf);
+	assert_rc(mk_kms_key_request(W.k, "VE", W.steel1, &key_id, path, sizeof(path)), MK_OK);
+	mi4 = w_read(path);
+	w_write(replay, mk_buf_data(mi4), mk_buf_len(mi4));
+	assert_rc(mk_kms_meter_install(W.k, a, NULL, "", path, &rec), MK_OK);
+	assert_int_equal(w_meter_key(&W, a, "VE"), key_id);
+	curbox = w_read(boxf);
+	curgen = w_read(genf);
+
+	/* the older state alone: refused at open, by the box's own counter */
+	w_write(boxf, mk_buf_data(oldbox), mk_buf_len(oldbox));
+	if (W.procs) {
+		w_seal(&W, W.steel1);
+		assert_rc(w_unseal_from(&W, W.steel1, sdir), MK_ERR_SEAL_ROLLBACK);
+		assert_rc(mk_kms_meter_install(W.k, b, NULL, "", replay, &rec), MK_RC_BOX_DISABLED);
+	} else {
+		assert_rc(mk_kms_meter_install(W.k, b, NULL, "", replay, &rec), MK_ERR_SEAL_ROLLBACK);
+	}
+	/* with its counter: the box opens it, but the archive holds the
+	 * box's record of a newer generation, and the box refuses on it */
+	w_write(genf, mk_buf_data(oldgen), mk_buf_len(oldgen));
+	if (W.procs)
+		assert_rc(w_unseal_from(&W, W.steel1, sdir), MK_OK);
+	assert_rc(mk_kms_meter_install(W.k, b, NULL, "", replay, &rec), MK_ERR_SEAL_ROLLBACK);
+	assert_non_null(strstr(mk_kms_detail(W.k), "an older state was put back"));
+	if (W.procs) /* it disabled itself */
+		assert_rc(mk_kms_meter_install(W.k, b, NULL, "", replay, &rec), MK_RC_BOX_DISABLED);
+	/* no master key went into the second meter */
+	w_meter_info(&W, b, &info);
+	assert_int_equal(info.nkeys, 0);
+
+	/* the newest state back: the box serves again, and the second meter
+	 * gets a key of its own, never the first meter's */
+	w_write(boxf, mk_buf_data(curbox), mk_buf_len(curbox));
+	w_write(genf, mk_buf_data(curgen), mk_buf_len(curgen));
+	if (W.procs) {
+		w_seal(&W, W.steel1);
+		assert_rc(w_unseal_from(&W, W.steel1, sdir), MK_OK);
+	}
+	assert_rc(mk_kms_meter_install(W.k, b, NULL, "", replay, &rec), MK_RC_KEY_ID_NOT_NEW);
+	assert_rc(mk_kms_key_request(W.k, "VE", W.steel1, &again, path, sizeof(path)), MK_OK);
+	assert_rc(mk_kms_meter_install(W.k, b, NULL, "", path, &rec), MK_OK);
+	assert_true(w_meter_key(&W, b, "VE") == again && again != key_id);
+	assert_int_equal(w_meter_key(&W, a, "VE"), key_id);
+	mk_buf_free(oldbox);
+	mk_buf_free(oldgen);
+	mk_buf_free(curbox);
+	mk_buf_free(curgen);
+	mk_buf_free(mi4);
+}
+
+/* 3c. Generation records: only the box that made one takes it. A record
+ * whose tag was changed, one of another box, or one that does not decode
+ * is refused and changes nothing; the genuine one is answered with a
+ * record of the box's current generation, which the archive then keeps. */
+static void test_generation_records(void **state)
+{
+	struct mk_buf *rec = mk_buf_new(W_CAP), *other = mk_buf_new(W_CAP), *ans = mk_buf_new(W_CAP);
+	struct mk_box_generation_req rq = { 0 };
+	struct mk_box_generation_res rs;
+	struct mk_box *s;
+	uint64_t g = 0, go = 0;
+	uint8_t level = 0, bent[MK_GENERATION_REC_MAX];
+
+	(void)state;
+	assert_non_null(rec);
+	assert_non_null(other);
+	assert_non_null(ans);
+	assert_rc(mk_archive_get_box_generation(w_arch(&W), W.steel1, &g, rec), MK_OK);
+	assert_rc(mk_archive_get_box_generation(w_arch(&W), W.oak, &go, other), MK_OK);
+	assert_true(g > 0);
+	s = w_box(&W, W.steel1);
+	rq.has_record = 1;
+	/* the genuine record */
+	MK_MSG_SET(rq, record, rec);
+	assert_rc(w_call(s, &mk_box_cmd_generation, NULL, (int64_t)time(NULL), &rq, &rs, ans, NULL), MK_OK);
+	assert_true(rs.generation >= g);
+	/* its tag changed */
+	memcpy(bent, mk_buf_data(rec), mk_buf_len(rec));
+	bent[mk_buf_len(rec) - 1] ^= 0x01;
+	rq.record = bent;
+	rq.record_len = mk_buf_len(rec);
+	assert_rc(w_call(s, &mk_box_cmd_generation, NULL, (int64_t)time(NULL), &rq, &rs, ans, &level), MK_RC_SIGNATURE_INVALID);
+	assert_int_equal(level, 3);
+	/* another box's, genuine for that box */
+	MK_MSG_SET(rq, record, other);
+	assert_rc(w_call(s, &mk_box_cmd_generation, NULL, (int64_t)time(NULL), &rq, &rs, ans, NULL), MK_RC_SIGNATURE_INVALID);
+	/* not a record */
+	rq.record_len = 3;
+	assert_true(w_call(s, &mk_box_cmd_generation, NULL, (int64_t)time(NULL), &rq, &rs, ans, NULL) != MK_OK);
+	/* none of these disabled the box */
+	MK_MSG_SET(rq, record, rec);
+	assert_rc(w_call(s, &mk_box_cmd_generation, NULL, (int64_t)time(NULL), &rq, &rs, ans, NULL), MK_OK);
+	mk_box_free(s);
+	/* the archive keeps the newest only */
+	mk_buf_reset(other);
+	assert_rc(mk_archive_put_box_generation(w_arch(&W), W.steel1, 1, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+	assert_rc(mk_archive_get_box_generation(w_arch(&W), W.steel1, &go, other), MK_OK);
+	assert_true(go >= g);
+	assert_rc(mk_archive_get_box_generation(w_arch(&W), "S00000099", &go, other), MK_RC_RECORD_UNKNOWN);
+	mk_buf_free(rec);
+	mk_buf_free(other);
+	mk_buf_free(ans);
+}
+
 /* 4. An install record made for S00000002 presented to S00000001:
  * MK_RC_WRONG_BOX, the record stays NEW, and S00000002 installs it after. */
 static void test_record_for_another_steel(void **state)
@@ -764,6 +894,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_happy_path),
 		cmocka_unit_test(test_replayed_install_record),
+		cmocka_unit_test(test_state_rollback),
+		cmocka_unit_test(test_generation_records),
 		cmocka_unit_test(test_record_for_another_steel),
 		cmocka_unit_test(test_second_key_for_a_domain),
 		cmocka_unit_test(test_transitions_outside_lifecycle),
