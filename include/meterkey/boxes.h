@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "meterkey/buf.h"
 #include "meterkey/crypto.h"
@@ -151,6 +152,21 @@ MK_WUR enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int l
  * and the connection is closed.
  */
 MK_WUR enum mk_err mk_box_connect(const char *address, const char *box_id, struct mk_box **bp);
+
+/*
+ * Confines the calling process, a box process about to serve (OpenSSH's
+ * sandboxed children): makes dir (its state) the working directory, so
+ * that the box then names its files relative to "."; when uid is not -1
+ * and the process is root, becomes uid:gid with no supplementary groups,
+ * for good; no new privileges; not dumpable; the file system narrowed to
+ * dir (Landlock, where the kernel has it: read, write, make and remove
+ * files there, nothing else anywhere); and a seccomp filter refusing
+ * (EPERM) exec, a new process, a new socket or connection, ptrace, identity
+ * and privilege changes, mounts and modules. What stops it is said in
+ * why; MK_ERR_IO. Call it after the listening socket is made and OpenSSL
+ * initialised (mk_selftest_run), before the first share is entered.
+ */
+MK_WUR enum mk_err mk_box_sandbox(const char *dir, uid_t uid, gid_t gid, char *why, size_t cap);
 
 /* Whether b is a box in another process (mk_box_connect). */
 bool mk_box_is_remote(const struct mk_box *b);

@@ -8,6 +8,8 @@
  * there instead of opening them itself.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 
 #include "cli.h"
 #include "meterkey/boxes.h"
+#include "meterkey/crypto.h"
 #include "meterkey/msg_box.h"
 #include "meterkey/shares.h"
 
@@ -131,27 +134,112 @@ static void on_stop(int sig)
 }
 
 static const char serve_usage[] =
-	"usage: meterkey box serve --box ID [--socket PATH] [options]\n"
+	"usage: meterkey box serve --box ID [--socket PATH] [--user U] [--state DIR]\n"
+	"                          [options]\n"
 	"  Runs box ID (initialised in the home) as a process of its own, listening\n"
 	"  on a Unix socket (PATH, default DIR/ID.sock) until SIGTERM or SIGINT. The\n"
 	"  box starts disabled: its operators enable it by entering their shares\n"
 	"  one at a time (meterkey box unseal); KMS commands given --boxes DIR reach\n"
-	"  it there. Its clear keys live in this process only (not dumpable) and\n"
-	"  are wiped when it is disabled or stops. Prints one line once listening.\n"
+	"  it there. Its clear keys live in this process only and are wiped when it\n"
+	"  is disabled or stops. Before the first share it confines itself: its\n"
+	"  state folder its working directory and the only files it can reach, no\n"
+	"  new privileges, not dumpable, no exec, no new process or socket; started\n"
+	"  as root, it also becomes a user of its own (default: uid and gid 61000 +\n"
+	"  1000 x type (M 0, O 1, S 2, B 3, T 4) + the box's number) and keeps its\n"
+	"  state in a folder of its own, 0700 (default: HOME/boxes/ID/, where its\n"
+	"  state is moved from HOME/boxes). Prints one line once listening.\n"
 	"options:\n"
-	"  --socket PATH   listen here instead\n" BOXP_OPTS;
+	"  --socket PATH   listen here instead\n"
+	"  --user U        run as user U (a name, or UID[:GID]), when started as root\n"
+	"  --state DIR     the box's state folder (when started as root)\n"
+	"  --try-exec      (tests) once confined, try to run /bin/true and read\n"
+	"                  /etc/passwd, say whether each was refused, and stop\n" BOXP_OPTS;
+
+/* The user a box runs as when started as root: --user (a name, or
+ * UID[:GID]), else one of its own. 0, said, when U does not resolve. */
+static int box_user(const struct kc *c, const char *u, const char *id, uid_t *uid, gid_t *gid)
+{
+	enum mk_box_type t;
+	uint32_t number;
+	char *end;
+
+	if (u == NULL) {
+		if (mk_box_id_parse(id, &t, &number) != MK_OK || number >= 1000)
+			return fail(c, MK_ERR_INVALID_ARG, "box %s has no user of its own: give --user", id), 0;
+		*uid = (uid_t)(61000 + 1000 * (t == MK_BOX_MANUFACTURING ? 0
+		                              : t == MK_BOX_OAK         ? 1
+		                              : t == MK_BOX_STEEL       ? 2
+		                              : t == MK_BOX_BRASS       ? 3
+		                                                        : 4) +
+		               number);
+		*gid = (gid_t)*uid;
+		return 1;
+	}
+	{
+		struct passwd *pw = getpwnam(u);
+
+		if (pw != NULL) {
+			*uid = pw->pw_uid;
+			*gid = pw->pw_gid;
+			return pw->pw_uid != 0 || (fail(c, MK_ERR_INVALID_ARG, "--user %s is root", u), 0);
+		}
+	}
+	errno = 0;
+	*uid = (uid_t)strtoul(u, &end, 10);
+	*gid = (gid_t)*uid;
+	if (errno == 0 && end != u && *end == ':')
+		*gid = (gid_t)strtoul(end + 1, &end, 10);
+	if (errno != 0 || end == u || *end != '\0' || *uid == 0)
+		return fail(c, MK_ERR_INVALID_ARG, "--user %s is no user (a name, or UID[:GID], not root)", u), 0;
+	return 1;
+}
+
+/* Started as root: the box's state folder made (0700, its user's) and its
+ * files moved there from the home's boxes/ (the first time). 0, said, on
+ * failure. */
+static int own_state(const struct kc *c, const char *id, const char *boxes, const char *dir, uid_t uid, gid_t gid)
+{
+	static const char *const ext[] = { "box", "gen", "lock" };
+	char from[PATH_MAX + 16], to[PATH_MAX + 16];
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return fail(c, MK_ERR_IO, "cannot make the folder %s (%s)", dir, strerror(errno)), 0;
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return fail(c, MK_ERR_IO, "%s is not a folder", dir), 0;
+	snprintf(from, sizeof(from), "%s/%s.box", boxes, id);
+	snprintf(to, sizeof(to), "%s/%s.box", dir, id);
+	if (access(to, F_OK) == 0 && access(from, F_OK) == 0 && strcmp(boxes, dir) != 0)
+		return fail(c, MK_ERR_STATE, "two states of box %s, %s and %s: keep one", id, from, to), 0;
+	for (size_t i = 0; i < MK_ARRAY_LEN(ext); i++) {
+		snprintf(from, sizeof(from), "%s/%s.%s", boxes, id, ext[i]);
+		snprintf(to, sizeof(to), "%s/%s.%s", dir, id, ext[i]);
+		if (strcmp(boxes, dir) != 0 && access(from, F_OK) == 0 && rename(from, to) != 0)
+			return fail(c, MK_ERR_IO, "cannot move %s to %s (%s)", from, to, strerror(errno)), 0;
+		if (access(to, F_OK) == 0 && (chown(to, uid, gid) != 0 || chmod(to, 0600) != 0))
+			return fail(c, MK_ERR_IO, "cannot give %s to user %ld (%s)", to, (long)uid, strerror(errno)), 0;
+	}
+	if (chown(dir, uid, gid) != 0 || chmod(dir, 0700) != 0)
+		return fail(c, MK_ERR_IO, "cannot give %s to user %ld (%s)", dir, (long)uid, strerror(errno)), 0;
+	return 1;
+}
 
 static int box_serve(int argc, char **argv)
 {
 	struct {
-		const char *box, *socket;
+		const char *box, *socket, *user, *state;
+		int try_exec;
 	} o;
 	struct kc c;
 	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("box", &o.box, &kc_box), KC_STR("socket", &o.socket, &kc_path),
-		                       KC_END };
-	char sock[PATH_MAX], dir[PATH_MAX], store[PATH_MAX], state[PATH_MAX];
+		                       KC_STR("user", &o.user, NULL), KC_STR("state", &o.state, &kc_path),
+		                       KC_FLAG("try-exec", &o.try_exec), KC_END };
+	char sock[PATH_MAX], dir[PATH_MAX], boxes[PATH_MAX], state[PATH_MAX], statedir[PATH_MAX], why[256];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct sigaction act = { 0 };
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	int root = geteuid() == 0;
 	enum mk_err e;
 	int r, fd;
 
@@ -166,9 +254,15 @@ static int box_serve(int argc, char **argv)
 	if (o.socket != NULL &&
 	    snprintf(sock, sizeof(sock), "%s", o.socket) >= (int)sizeof(((struct sockaddr_un *)0)->sun_path))
 		return fail(&c, MK_ERR_INVALID_ARG, "--socket %s is too long for a Unix socket", o.socket);
-	if (snprintf(store, sizeof(store), "%s/boxes", c.home) >= (int)sizeof(store) ||
-	    snprintf(state, sizeof(state), "%s/%s.box", store, o.box) >= (int)sizeof(state))
-		return fail(&c, MK_ERR_INVALID_ARG, "--home path too long");
+	if (snprintf(boxes, sizeof(boxes), "%s/boxes", c.home) >= (int)sizeof(boxes) ||
+	    (o.state != NULL ? snprintf(statedir, sizeof(statedir), "%s", o.state)
+	     : root          ? snprintf(statedir, sizeof(statedir), "%s/%s", boxes, o.box)
+	                     : snprintf(statedir, sizeof(statedir), "%s", boxes)) >= (int)sizeof(statedir))
+		return fail(&c, MK_ERR_INVALID_ARG, "--home or --state path too long");
+	if (root && (!box_user(&c, o.user, o.box, &uid, &gid) || !own_state(&c, o.box, boxes, statedir, uid, gid)))
+		return 1;
+	if (snprintf(state, sizeof(state), "%s/%s.box", statedir, o.box) >= (int)sizeof(state))
+		return fail(&c, MK_ERR_INVALID_ARG, "--state path too long");
 	if (access(state, F_OK) != 0)
 		return fail(&c, MK_ERR_NOT_FOUND, "no box %s in the home %s (no %s)", o.box, c.home, state);
 	if (o.socket == NULL && c.boxes == NULL && mkdir(dir, 0700) != 0 && errno != EEXIST)
@@ -202,24 +296,45 @@ static int box_serve(int argc, char **argv)
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	/* its memory holds the box's keys: no core dump, no ptrace by the user */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* OpenSSL set up (and its self-tests run) while files can still be read */
+	if ((e = mk_selftest_run()) != MK_OK || (e = mk_box_sandbox(statedir, uid, gid, why, sizeof(why))) != MK_OK) {
+		close(fd);
+		(void)unlink(sock);
+		return fail(&c, e, "box %s cannot confine itself: %s", o.box, why[0] != '\0' ? why : "self-tests failed");
+	}
+	if (o.try_exec) {
+		/* what a box compromised through its messages would try first */
+		char *const av[] = { "/bin/true", NULL };
+		int err, f, ferr;
+
+		execv(av[0], av);
+		err = errno;
+		f = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+		ferr = errno;
+		printf("box %s (user %ld, state %s): exec refused (%s); /etc/passwd %s (%s)\n", o.box, (long)getuid(),
+		       statedir, strerror(err), f < 0 ? "refused" : "readable", f < 0 ? strerror(ferr) : "no Landlock");
+		fflush(stdout);
+		_exit(0);
+	}
 	if (c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:b}", "ok", 1, "box", o.box, "socket", sock, "pid",
-		                        (json_int_t)getpid(), "enabled", 0));
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:I,s:s,s:b}", "ok", 1, "box", o.box, "socket", sock, "pid",
+		                        (json_int_t)getpid(), "uid", (json_int_t)getuid(), "state", statedir, "enabled", 0));
 	else
-		printf("box %s serving at %s (process %ld): disabled until its operators enter their shares "
-		       "(meterkey box unseal --box %s --share FILE)\n",
-		       o.box, sock, (long)getpid(), o.box);
+		printf("box %s serving at %s (process %ld, user %ld, state %s): disabled until its operators enter "
+		       "their shares (meterkey box unseal --box %s --share FILE)\n",
+		       o.box, sock, (long)getpid(), (long)getuid(), statedir, o.box);
 	fflush(stdout);
-	e = mk_box_serve(store, o.box, fd, &stopping);
+	e = mk_box_serve(".", o.box, fd, &stopping);
 	close(fd);
 	(void)unlink(sock);
 	if (e != MK_OK)
-		return fail(&c, e, "box %s stopped serving at %s", o.box, sock);
-	if (!c.json)
+		fail(&c, e, "box %s stopped serving at %s", o.box, sock);
+	else if (!c.json)
 		printf("box %s stopped: its clear keys wiped\n", o.box);
-	return 0;
+	fflush(NULL);
+	/* confined, the process cannot run what a leak checker at exit needs;
+	 * its memory goes with it */
+	_exit(e == MK_OK ? 0 : 1);
 }
 
 /* ---- unseal, seal, status ------------------------------------------------------------ */

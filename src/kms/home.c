@@ -453,8 +453,16 @@ static void shares_why(const struct box_shares *bs, const char *id, enum mk_err 
 static void state_why(const char *path, enum mk_err r, char *why, size_t cap)
 {
 	struct stat st;
+	char own[PATH_MAX];
+	size_t n = strlen(path);
 
-	if (stat(path, &st) != 0)
+	/* boxes/<ID>.box -> boxes/<ID>: the folder a box process started as
+	 * root keeps its state in, which nothing else opens */
+	snprintf(own, sizeof(own), "%.*s", n > 4 ? (int)(n - 4) : 0, path);
+	if (stat(path, &st) != 0 && errno == ENOENT && stat(own, &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(why, cap, "its state is in %s, its own as a process (meterkey box serve): reach it with --boxes DIR",
+		         own);
+	else if (stat(path, &st) != 0)
 		snprintf(why, cap, "its state file %s cannot be read (%s)", path, strerror(errno));
 	else if (!S_ISREG(st.st_mode))
 		snprintf(why, cap, "its state file %s is not a file", path);

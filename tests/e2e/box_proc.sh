@@ -24,7 +24,29 @@ serve() {
   echo "FAIL: box $1 did not start:"; sed 's/^/  | /' "$T/serve.$1"; fails=$((fails+1))
 }
 for b in $BOXES; do serve "$b"; done
-grep_out "^box O00000001 serving at $R/O00000001.sock (process [0-9]*): disabled until its operators enter their shares" "$T/serve.O00000001"
+grep_out "^box O00000001 serving at $R/O00000001.sock (process [0-9]*, user [0-9]*, state [^)]*): disabled until its operators enter their shares" "$T/serve.O00000001"
+
+# privilege separation: started as root, each box process runs as a user
+# of its own, its state in a folder of its own (0700, moved out of the
+# home's boxes/), and cannot exec or read a file outside it
+if [ "$(id -u)" = 0 ]; then
+  for b in $BOXES; do
+    pid=$(sed -n 's/.*(process \([0-9]*\),.*/\1/p' "$T/serve.$b")
+    u=$(ps -o uid= -p "$pid" | tr -d ' ')
+    [ -n "$u" ] && [ "$u" != 0 ] || { echo "FAIL: box $b runs as uid '$u'"; fails=$((fails+1)); }
+    [ "$(stat -c '%u %a' "$H/boxes/$b")" = "$u 700" ] || { echo "FAIL: $H/boxes/$b is not its own, 0700: $(stat -c '%u %a' "$H/boxes/$b")"; fails=$((fails+1)); }
+    [ ! -e "$H/boxes/$b.box" ] || { echo "FAIL: the state of $b is left in the shared boxes/"; fails=$((fails+1)); }
+    grep -q "^NoNewPrivs:[[:space:]]*1" /proc/"$pid"/status && grep -q "^Seccomp:[[:space:]]*2" /proc/"$pid"/status ||
+      { echo "FAIL: box $b is not confined"; fails=$((fails+1)); }
+  done
+  ids=$(for b in $BOXES; do ps -o uid= -p "$(sed -n 's/.*(process \([0-9]*\),.*/\1/p' "$T/serve.$b")"; done | sort -u | wc -l)
+  [ "$ids" = 5 ] || { echo "FAIL: the five boxes run as $ids users, not five"; fails=$((fails+1)); }
+  # and a KMS command without --boxes is told where the state went
+  expect 1 "$MK" key request --domain VE
+  grep_out "its state is in $H/boxes/O00000001, its own as a process (meterkey box serve): reach it with --boxes DIR" "$T/err"
+  expect 0 "$MK" box serve --box T00000001 --socket "$T/try.sock" --try-exec
+  grep_out "^box T00000001 (user 65001, state $H/boxes/T00000001): exec refused (Operation not permitted); /etc/passwd refused" "$T/out"
+fi
 
 # a second process for the same box is refused
 expect 1 "$MK" box serve --box O00000001 --boxes "$R"
@@ -105,7 +127,13 @@ expect 0 "$MK" key request --domain VE
 kill -TERM "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null
 grep_out "^box M00000001 stopped: its clear keys wiped" "$T/serve.M00000001"
-[ ! -e "$R/M00000001.sock" ] || { echo "FAIL: the socket of a stopped box is left"; fails=$((fails+1)); }
+# (a confined process cannot remove its socket: the next serve takes it over)
+if [ "$(id -u)" != 0 ]; then
+  [ ! -e "$R/M00000001.sock" ] || { echo "FAIL: the socket of a stopped box is left"; fails=$((fails+1)); }
+fi
+serve M00000001
+expect 1 "$MK" box status --box M00000001
+grep_out "disabled, no share entered" "$T/out"
 
 # usage
 expect 2 "$MK" box unseal --box O00000001
