@@ -40,6 +40,7 @@ enum mk_signed_kind {
 	MK_SIGNED_CONFIRM = 6,       /* MI10: installation confirmed */
 	MK_SIGNED_REGISTERED = 7,    /* MR4: key registered */
 	MK_SIGNED_DOMAIN_KEYS = 8,   /* domain keys under the Domain Key Set */
+	MK_SIGNED_ACCEPT = 9,        /* a new box's answer, signed by its identity key */
 };
 
 /* Algorithm identifiers carried in records (docs/formats.md §4). */

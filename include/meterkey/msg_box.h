@@ -35,6 +35,7 @@
 	C(0x0005, SEAL, seal, seal_req, process_res, "Disable")                                                     \
 	C(0x0006, PROCESS, process, process_req, process_res, "Box Process State")                                  \
 	C(0x0007, GENERATION, generation, generation_req, generation_res, "Generation Record")                       \
+	C(0x0008, IDENTITY, identity, identity_req, identity_res, "Identity")                                       \
 	/* Manufacturing */                                                                       \
 	C(0x0101, SET_FIRST_ID, set_first_id, set_first_id_req, set_first_id_res, "Set First Secure Box ID")            \
 	C(0x0102, CREATE_DOMAIN, create_domain, create_domain_req, create_domain_res, "Create Domain")                   \
@@ -70,7 +71,9 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
 	F(X, 0x02, startup_conf, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                       \
 	F(X, 0x03, nonce, BYTES, REQ, 16, 16)                                                    \
-	F(X, 0x04, station, BYTES, OPT, MK_EC_PUB_LEN, MK_EC_PUB_LEN) /* Steel: its station key */
+	F(X, 0x04, station, BYTES, OPT, MK_EC_PUB_LEN, MK_EC_PUB_LEN) /* Steel: its station key */ \
+	F(X, 0x05, identity, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                           \
+	F(X, 0x06, proof, BYTES, REQ, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN) /* of the accept body */
 
 /* Add Domain: a domain process, encrypted and signed by M (§8.7). */
 #define MK_BOX_ADD_DOMAIN_REQ(F, X) F(X, 0x01, signed_msg, BYTES, REQ, 1, MK_SIGNED_MAX)
@@ -152,7 +155,8 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 #define MK_BOX_INIT_BOX_REQ(F, X)                                                                \
 	F(X, 0x01, type, U8, REQ, 0, 0)                                                          \
 	F(X, 0x02, k, U8, OPT, 0, 0)                                                             \
-	F(X, 0x03, n, U8, OPT, 0, 0)
+	F(X, 0x03, n, U8, OPT, 0, 0)                                                             \
+	F(X, 0x04, fingerprint, BYTES, REQ, MK_SHA256_LEN, MK_SHA256_LEN) /* the new box's identity key, as its operator read it */
 #define MK_BOX_INIT_BOX_RES(F, X) F(X, 0x01, set_id, BYTES, REQ, 1, MK_SIGNED_MAX)
 
 /* Accept Box: the new box's answer to Set Secure Box ID; a Steel box's
@@ -161,7 +165,22 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
 	F(X, 0x02, startup_conf, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                       \
 	F(X, 0x03, nonce, BYTES, REQ, 16, 16)                                                    \
-	F(X, 0x04, station, BYTES, OPT, MK_EC_PUB_LEN, MK_EC_PUB_LEN)
+	F(X, 0x04, station, BYTES, OPT, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                            \
+	F(X, 0x05, identity, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                           \
+	F(X, 0x06, proof, BYTES, REQ, MK_ECDSA_SIG_LEN, MK_ECDSA_SIG_LEN)
+/* What the new box's identity key signs in its answer (the proof of
+ * Set Secure Box ID's answer and Accept Box): its ID, startup
+ * confidentiality key, M's nonce and, for Steel, its station key. */
+#define MK_MSG_ACCEPT_BODY(F, X)                                                                 \
+	F(X, 0x01, kind, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
+	F(X, 0x03, startup_conf, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                       \
+	F(X, 0x04, nonce, BYTES, REQ, 16, 16)                                                    \
+	F(X, 0x05, station, BYTES, OPT, MK_EC_PUB_LEN, MK_EC_PUB_LEN)
+/* Identity (every box, in any state): the box's identity public key, made
+ * inside it when it was made; its SHA-256 is the fingerprint an operator
+ * reads at the box and gives the ceremony (Initialise Box). */
+#define MK_BOX_IDENTITY_RES(F, X) F(X, 0x01, identity, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)
 #define MK_BOX_ACCEPT_BOX_RES(F, X) F(X, 0x01, station_cert, BYTES, OPT, 1, MK_CERT_MAX_DER)
 
 /* Make Domain Process: for box id; a Steel box's certificate beside it. */
@@ -423,6 +442,9 @@ MK_MSG_DECLARE(mk_box_unseal_req, MK_BOX_UNSEAL_REQ)
 MK_MSG_DECLARE_EMPTY(mk_box_seal_req)
 MK_MSG_DECLARE_EMPTY(mk_box_process_req)
 MK_MSG_DECLARE(mk_box_process_res, MK_BOX_PROCESS_RES)
+MK_MSG_DECLARE_EMPTY(mk_box_identity_req)
+MK_MSG_DECLARE(mk_box_identity_res, MK_BOX_IDENTITY_RES)
+MK_MSG_DECLARE(mk_msg_accept_body, MK_MSG_ACCEPT_BODY)
 MK_MSG_DECLARE(mk_box_generation_req, MK_BOX_GENERATION_REQ)
 MK_MSG_DECLARE(mk_box_generation_res, MK_BOX_GENERATION_RES)
 MK_MSG_DECLARE(mk_msg_generation_body, MK_MSG_GENERATION_BODY)

@@ -62,7 +62,9 @@ enum mk_err mk_box_new(enum mk_box_type t, const uint8_t *anchor, const char *st
 		return MK_ERR_INVALID_ARG;
 	if ((r = box_alloc(t, store_dir, share_dir, &b)) != MK_OK)
 		return r;
-	if ((r = mk_box_id_format(t, 0, b->id)) != MK_OK) {
+	/* its identity, made inside it as it is made: the key whose
+	 * fingerprint its operator reads and the ceremony checks */
+	if ((r = mk_box_id_format(t, 0, b->id)) != MK_OK || (r = mk_ec_keygen(b->rng, &b->identity)) != MK_OK) {
 		mk_box_free(b);
 		return r;
 	}
@@ -177,6 +179,7 @@ void mk_box_free(struct mk_box *b)
 	for (size_t i = 0; i < b->ndomains; i++)
 		box_domain_clear(&b->domains[i]);
 	EVP_PKEY_free(b->startup_conf);
+	EVP_PKEY_free(b->identity);
 	if (b->kind != NULL && b->kind->state_free != NULL)
 		b->kind->state_free(b);
 	if (b->kind != NULL && b->kind->state_destroy != NULL)

@@ -23,6 +23,7 @@
 enum {
 	S_TYPE = 0x01, S_ID = 0x02, S_ANCHOR = 0x03, S_STARTUP_CONF = 0x04, S_DOMAINS = 0x05,
 	S_STATION = 0x06, S_STATION_CERT = 0x07, S_MFG = 0x10,
+	S_IDENTITY = 0x20, /* after the kind's part: the box's identity key */
 };
 /* A domain process package's tags (formats.md §8.5): the Manufacturing Box
  * writes it (mfg.c), the box it is for reads it (domain.c). */
@@ -138,6 +139,8 @@ struct mk_box {
 	int enabled;
 	uint64_t generation;           /* of the sealed state last written or read */
 	EVP_PKEY *startup_conf;        /* made at Set Secure Box ID */
+	EVP_PKEY *identity;            /* made when the box is made (mk_box_new): what
+	                                * its operator's fingerprint names */
 	size_t ndomains;
 	struct box_domain domains[MK_BOX_MAX_DOMAINS];
 	int lock_fd;                   /* store_dir/<id>.lock, held while open; -1 none */
@@ -182,8 +185,16 @@ MK_WUR enum mk_err box_save(struct mk_box *b);
  * MK_ERR_SEAL_FORMAT when it does not read as a number. */
 MK_WUR enum mk_err box_generation_write(const struct mk_box *b);
 MK_WUR enum mk_err box_generation_check(const struct mk_box *b);
-/* Generation Record (common.c). */
+/* The proof of a new box's answer (common.c): with check NULL, signs the
+ * accept body (msg_box.h, kind MK_SIGNED_ACCEPT) of id, conf, nonce (16
+ * bytes) and station (NULL but for Steel) with identity into sig; else
+ * verifies check against it (MK_ERR_VERIFY when it does not hold). */
+MK_WUR enum mk_err box_accept_proof(EVP_PKEY *identity, const char *id, const uint8_t conf[static MK_EC_PUB_LEN],
+                                    const uint8_t *nonce, const uint8_t *station,
+                                    uint8_t sig[static MK_ECDSA_SIG_LEN], const uint8_t *check);
+/* Generation Record, Identity (common.c). */
 MK_MSG_HANDLER(box_cmd_generation);
+MK_MSG_HANDLER(box_cmd_identity);
 /* The sealed file of box id under b's store_dir into out: 0 when it does
  * not fit. */
 int box_state_path(const struct mk_box *b, const char *id, char *out, size_t cap);

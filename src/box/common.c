@@ -3,6 +3,7 @@
  * the dispatcher's two questions, the same for every kind; what a kind adds
  * comes through its hooks (struct box_kind).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_msg_request *req, struct m
 	struct mk_box *b = box;
 	struct mk_box_set_box_id_req in;
 	struct mk_box_set_box_id_res out = { 0 };
-	uint8_t conf[MK_EC_PUB_LEN], station[MK_EC_PUB_LEN];
+	uint8_t conf[MK_EC_PUB_LEN], station[MK_EC_PUB_LEN], ident[MK_EC_PUB_LEN], proof[MK_ECDSA_SIG_LEN];
 	struct mk_msg_set_id_body m;
 	const uint8_t *body, *nonce;
 	size_t bn, nn;
@@ -56,6 +57,8 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_msg_request *req, struct m
 	n = m.n;
 	if (mk_box_id_parse(id, &t, &number) != MK_OK || t != b->type || number == 0)
 		return MK_RC_BOX_ID_INVALID;
+	if (b->identity == NULL)
+		return MK_RC_BOX_IDENTITY; /* a box made before identities cannot be enrolled */
 	memcpy(b->id, id, sizeof(id));
 	memcpy(out.id, b->id, sizeof(out.id));
 	out.startup_conf = conf;
@@ -64,13 +67,22 @@ enum mk_err box_cmd_set_id(void *box, const struct mk_msg_request *req, struct m
 	out.nonce_len = nn;
 	out.station = station;
 	out.station_len = sizeof(station);
+	out.identity = ident;
+	out.identity_len = sizeof(ident);
+	out.proof = proof;
+	out.proof_len = sizeof(proof);
 	/* the kind makes what it needs with its ID (M: its state; Steel: its
 	 * station key, which goes in the answer) */
 	if ((e = mk_ec_keygen(b->rng, &b->startup_conf)) != MK_OK ||
 	    (b->kind->set_id != NULL && (e = b->kind->set_id(b, station, &out.has_station)) != MK_OK) ||
 	    (e = box_make_shares(b, k, n)) != MK_OK || (e = box_save(b)) != MK_OK)
 		goto fail;
+	/* the answer's keys signed by the identity key the operator confirmed:
+	 * a relay cannot put its own in their place */
 	if ((e = mk_ec_pub_encode(b->startup_conf, conf)) != MK_OK ||
+	    (e = mk_ec_pub_encode(b->identity, ident)) != MK_OK ||
+	    (e = box_accept_proof(b->identity, out.id, conf, nonce, out.has_station ? station : NULL, proof, NULL)) !=
+	        MK_OK ||
 	    (e = mk_box_set_box_id_res_put(result, &out)) != MK_OK)
 		goto fail;
 	return MK_OK;
@@ -278,4 +290,52 @@ enum mk_err box_cmd_generation(void *box, const struct mk_msg_request *req, stru
 out:
 	mk_buf_free(enc);
 	return e;
+}
+
+enum mk_err box_accept_proof(EVP_PKEY *identity, const char *id, const uint8_t conf[static MK_EC_PUB_LEN],
+                             const uint8_t *nonce, const uint8_t *station, uint8_t sig[static MK_ECDSA_SIG_LEN],
+                             const uint8_t *check)
+{
+	struct mk_msg_accept_body body = { 0 };
+	struct mk_buf *enc = mk_buf_new(256);
+	enum mk_err e;
+
+	if (enc == NULL)
+		return MK_ERR_NOMEM;
+	body.kind = MK_SIGNED_ACCEPT;
+	snprintf(body.id, sizeof(body.id), "%s", id);
+	body.startup_conf = conf;
+	body.startup_conf_len = MK_EC_PUB_LEN;
+	body.nonce = nonce;
+	body.nonce_len = 16;
+	if (station != NULL) {
+		body.has_station = 1;
+		body.station = station;
+		body.station_len = MK_EC_PUB_LEN;
+	}
+	if ((e = mk_msg_accept_body_encode(&body, enc)) == MK_OK)
+		e = check != NULL ? mk_ecdsa_verify(identity, mk_buf_data(enc), mk_buf_len(enc), check)
+		                  : mk_ecdsa_sign(identity, mk_buf_data(enc), mk_buf_len(enc), sig);
+	mk_buf_free(enc);
+	return e;
+}
+
+/* Identity: the box's identity public key (any state). */
+enum mk_err box_cmd_identity(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
+                             struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mk_box_identity_res out = { 0 };
+	uint8_t pub[MK_EC_PUB_LEN];
+	enum mk_err e;
+
+	(void)req;
+	(void)params;
+	if (b->identity == NULL)
+		return MK_RC_BOX_IDENTITY;
+	if ((e = mk_ec_pub_encode(b->identity, pub)) != MK_OK)
+		return e;
+	out.identity = pub;
+	out.identity_len = sizeof(pub);
+	return mk_box_identity_res_put(result, &out);
 }

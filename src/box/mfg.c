@@ -422,6 +422,9 @@ static enum mk_err cmd_init_box(void *box, const struct mk_msg_request *req,
 	if ((e = mk_box_id_format((enum mk_box_type)type, m->next[ti], x->id)) != MK_OK ||
 	    (e = mk_rng_bytes(b->rng, x->nonce, sizeof(x->nonce))) != MK_OK)
 		return e;
+	/* the only key this box will be accepted with */
+	memcpy(x->fingerprint, in.fingerprint, sizeof(x->fingerprint));
+	x->has_fingerprint = 1;
 	body = mk_buf_new(512);
 	out = mk_buf_new(MK_SIGNED_MAX);
 	if (body == NULL || out == NULL) {
@@ -483,6 +486,23 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
 		return MK_RC_RECORD_EXISTS;
 	if (!mk_ct_equal(nonce, x->nonce, sizeof(x->nonce)))
 		return MK_RC_PARAM_MISMATCH;
+	/* the answer is the box's only when its identity key is the one its
+	 * operator read, and that key signed the keys it brings: a relay
+	 * answering with its own is refused, and nothing is made for it */
+	{
+		uint8_t fp[MK_SHA256_LEN], unused[MK_ECDSA_SIG_LEN];
+		EVP_PKEY *ident = NULL;
+
+		if (!x->has_fingerprint || mk_sha256(in.identity, in.identity_len, fp) != MK_OK ||
+		    !mk_ct_equal(fp, x->fingerprint, sizeof(fp)))
+			return MK_RC_BOX_IDENTITY;
+		if (mk_ec_pub_decode(in.identity, &ident) != MK_OK)
+			return MK_RC_PARAM_MISMATCH;
+		e = box_accept_proof(ident, id, pub, nonce, sp, unused, in.proof);
+		EVP_PKEY_free(ident);
+		if (e != MK_OK)
+			return MK_RC_SIGNATURE_INVALID;
+	}
 	/* a Steel box is a factory station: it brings its station key, which the
 	 * provider CA certifies (the manufacturing certificate, device PKI) */
 	if ((t == MK_BOX_STEEL) != (sp != NULL) || mk_ec_pub_decode(pub, &k) != MK_OK ||
@@ -955,6 +975,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
 	{ &mk_box_cmd_status, E, box_cmd_status },
 	{ &mk_box_cmd_generation, E, box_cmd_generation },
+	{ &mk_box_cmd_identity, 0, box_cmd_identity },
 	{ &mk_box_cmd_set_first_id, 0, cmd_set_first_id },
 	{ &mk_box_cmd_create_domain, E, cmd_create_domain },
 	{ &mk_box_cmd_init_box, E, cmd_init_box },

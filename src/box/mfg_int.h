@@ -16,6 +16,8 @@ struct mfg_box {
 	uint8_t nonce[16];
 	uint8_t conf[MK_EC_PUB_LEN]; /* its startup confidentiality key, once accepted */
 	int accepted;
+	uint8_t fingerprint[MK_SHA256_LEN]; /* of its identity key, as its operator read it */
+	int has_fingerprint;
 };
 
 struct mfg_domain {
@@ -41,7 +43,7 @@ struct mfg_state {
 /* Sealed state tags inside S_MFG. */
 enum { M_AUTH = 0x01, M_DKS_CONF = 0x02, M_DKS_AUTH = 0x03, M_NEXT = 0x04, M_BOXES = 0x05,
        M_DOMAINS = 0x06, M_PROVIDER = 0x07, M_ROOT = 0x08, M_SERIAL = 0x09 };
-enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03 };
+enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03, MB_FINGERPRINT = 0x04 };
 /* Domain keys (DK) tags. */
 enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
        K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08, K_AUTHORITY = 0x09,

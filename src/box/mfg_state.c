@@ -53,6 +53,8 @@ enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w)
 		    (r = mk_tlv_put_string(&one, MB_ID, x->id)) != MK_OK ||
 		    (r = mk_tlv_put_bytes(&one, MB_NONCE, x->nonce, sizeof(x->nonce))) != MK_OK ||
 		    (x->accepted && (r = mk_tlv_put_bytes(&one, MB_CONF, x->conf, sizeof(x->conf))) != MK_OK) ||
+		    (x->has_fingerprint &&
+		     (r = mk_tlv_put_bytes(&one, MB_FINGERPRINT, x->fingerprint, sizeof(x->fingerprint))) != MK_OK) ||
 		    (r = mk_tlv_end(&l, &one)) != MK_OK)
 			return r;
 	}
@@ -158,6 +160,14 @@ enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
 				return e;
 			memcpy(x->conf, p, n);
 			x->accepted = 1;
+			if ((e = mk_tlv_peek_tag(&one, &tag)) != MK_OK)
+				return e;
+		}
+		if (tag == MB_FINGERPRINT) { /* none in an entry made before identities */
+			if ((e = mk_tlv_get_bytes(&one, MB_FINGERPRINT, MK_SHA256_LEN, MK_SHA256_LEN, &p, &n)) != MK_OK)
+				return e;
+			memcpy(x->fingerprint, p, n);
+			x->has_fingerprint = 1;
 		}
 		if ((e = mk_tlv_reader_end(&one)) != MK_OK)
 			return e;

@@ -145,6 +145,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
 	{ &mk_box_cmd_status, E, box_cmd_status },
 	{ &mk_box_cmd_generation, E, box_cmd_generation },
+	{ &mk_box_cmd_identity, 0, box_cmd_identity },
 	{ &mk_box_cmd_generate_key, E | MK_MSG_CMD_DOMAIN, cmd_generate_key },
 };
 

@@ -114,8 +114,10 @@ static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 	}
 	if ((r = mk_tlv_end(&w, &list)) != MK_OK)
 		return r;
-	/* the kind's own part */
-	return b->kind->state_encode != NULL ? b->kind->state_encode(b, &w) : MK_OK;
+	/* the kind's own part, then the identity key */
+	if (b->kind->state_encode != NULL && (r = b->kind->state_encode(b, &w)) != MK_OK)
+		return r;
+	return b->identity != NULL ? box_put_priv(&w, S_IDENTITY, b->identity) : MK_OK;
 }
 
 enum mk_err box_state_decode(struct mk_box *b, const uint8_t *p, size_t n)
@@ -163,8 +165,13 @@ enum mk_err box_state_decode(struct mk_box *b, const uint8_t *p, size_t n)
 	}
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK)
 		return e;
-	/* the kind's own part */
+	/* the kind's own part, then the identity key (none in a box made
+	 * before identities) */
 	if (b->kind->state_decode != NULL && (e = b->kind->state_decode(b, &r)) != MK_OK)
+		return e;
+	EVP_PKEY_free(b->identity);
+	b->identity = NULL;
+	if ((e = box_get_opt_key(&r, S_IDENTITY, 1, &b->identity)) != MK_OK)
 		return e;
 	return mk_tlv_reader_end(&r);
 }

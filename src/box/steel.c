@@ -388,6 +388,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_add_domain, E, box_cmd_add_domain },
 	{ &mk_box_cmd_status, E, box_cmd_status },
 	{ &mk_box_cmd_generation, E, box_cmd_generation },
+	{ &mk_box_cmd_identity, 0, box_cmd_identity },
 	{ &mk_box_cmd_install_key, E | MK_MSG_CMD_DOMAIN, cmd_install_key },
 	{ &mk_box_cmd_station_cert, E, cmd_station_cert },
 	{ &mk_box_cmd_issue_transport, E, cmd_issue_transport },

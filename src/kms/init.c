@@ -288,6 +288,9 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	struct mk_box_set_box_id_res srs;
 	struct mk_box_accept_box_req arq;
 	struct mk_box_accept_box_res ars;
+	struct mk_box_identity_req idq;
+	struct mk_box_identity_res ids;
+	uint8_t fp[MK_SHA256_LEN];
 	struct mk_box *m = NULL, *b = NULL;
 	struct kms_box *x;
 	int64_t now = mk_kms_now(k);
@@ -321,15 +324,22 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	if ((e = kms_check_domains(k, domains, n)) != MK_OK || (e = read_anchor(k, t, anchor)) != MK_OK ||
 	    (e = kms_open_box(k, mid, &m)) != MK_OK)
 		goto out;
+	/* The new box, made here with its identity key; the fingerprint its
+	 * operator reads at it (here: asks it for) is what M will accept. */
+	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") || (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
+	    (e = kms_call_identity(k, b, NULL, now, &idq, &ids, res2)) != MK_OK ||
+	    (e = mk_sha256(ids.identity, ids.identity_len, fp)) != MK_OK)
+		goto out;
 	/* Initialise Box at M: the signed Set Secure Box ID. */
 	irq.type = (uint8_t)t;
+	irq.fingerprint = fp;
+	irq.fingerprint_len = sizeof(fp);
 	if ((e = policy(kshares, nshares, &irq.has_k, &irq.k, &irq.has_n, &irq.n)) != MK_OK ||
 	    (e = kms_call_init_box(k, m, NULL, now, &irq, &irs, res)) != MK_OK)
 		goto out;
 	srq.signed_msg = irs.set_id;
 	srq.signed_msg_len = irs.set_id_len;
-	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") || (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
-	    (e = kms_call_set_box_id(k, b, NULL, now, &srq, &srs, res2)) != MK_OK)
+	if ((e = kms_call_set_box_id(k, b, NULL, now, &srq, &srs, res2)) != MK_OK)
 		goto out;
 	/* The box's answer goes back to M as it is. */
 	memcpy(arq.id, srs.id, sizeof(arq.id));
@@ -340,6 +350,10 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	arq.has_station = srs.has_station;
 	arq.station = srs.station;
 	arq.station_len = srs.station_len;
+	arq.identity = srs.identity;
+	arq.identity_len = srs.identity_len;
+	arq.proof = srs.proof;
+	arq.proof_len = srs.proof_len;
 	if ((e = kms_call_accept_box(k, m, NULL, now, &arq, &ars, res)) != MK_OK)
 		goto out;
 	/* A Steel box is a factory station: M certified its station key (the

@@ -412,7 +412,26 @@ static void accept_of(const struct mk_box_set_box_id_res *a, struct mk_box_accep
 	q->has_station = a->has_station;
 	q->station = a->station;
 	q->station_len = a->station_len;
+	q->identity = a->identity;
+	q->identity_len = a->identity_len;
+	q->proof = a->proof;
+	q->proof_len = a->proof_len;
 }
+
+/* The fingerprint of new box b's identity key into fp: what its operator
+ * reads at it and gives Initialise Box. */
+static void fingerprint_of(struct fx *f, struct mk_box *b, uint8_t fp[MK_SHA256_LEN])
+{
+	struct mk_box_identity_req q;
+	struct mk_box_identity_res a;
+
+	call(f, b, &mk_box_cmd_identity, NULL, &q, &a);
+	ASSERT_ANSWER(f, 0, MK_OK);
+	assert_int_equal(mk_sha256(a.identity, a.identity_len, fp), MK_OK);
+}
+
+/* A fingerprint for requests that never reach Accept Box. */
+static const uint8_t any_fp[MK_SHA256_LEN] = { 1 };
 
 /* A first Manufacturing Box (M00000001); the Oak anchor into anchor. */
 static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
@@ -446,17 +465,19 @@ static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
 static struct mk_box *make_oak(struct fx *f, struct mk_box *m, const uint8_t anchor[MK_EC_PUB_LEN])
 {
 	struct mk_box *o = NULL;
-	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK };
+	uint8_t fp[MK_SHA256_LEN];
+	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
 	struct mk_box_init_box_res is;
 	struct mk_box_set_box_id_req sr;
 	struct mk_box_set_box_id_res ss;
 	struct mk_box_accept_box_req ar;
 	struct mk_buf *msg, *ans;
 
+	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
+	fingerprint_of(f, o, fp);
 	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
 	ASSERT_ANSWER(f, 0, MK_OK);
 	msg = copy_of(is.set_id, is.set_id_len);
-	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
 	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
 	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
@@ -581,11 +602,11 @@ static void test_mfg_init_unknown_type(void **state)
 	static const uint8_t bad[] = { 'X', 0, 'Z', 'm' };
 
 	for (size_t i = 0; i < sizeof(bad); i++) {
-		q = (struct mk_box_init_box_req){ .type = bad[i] };
+		q = (struct mk_box_init_box_req){ .type = bad[i], .fingerprint = any_fp, .fingerprint_len = sizeof(any_fp) };
 		call(f, m, &mk_box_cmd_init_box, NULL, &q, NULL);
 		ASSERT_ANSWER(f, 2, MK_ERR_CMD_PARAM_SYNTAX);
 	}
-	q = (struct mk_box_init_box_req){ .type = MK_BOX_OAK };
+	q = (struct mk_box_init_box_req){ .type = MK_BOX_OAK, .fingerprint = any_fp, .fingerprint_len = sizeof(any_fp) };
 	call(f, m, &mk_box_cmd_init_box, NULL, &q, &a);
 	ASSERT_ANSWER(f, 0, MK_OK);
 	msg = copy_of(a.set_id, a.set_id_len);
@@ -661,7 +682,8 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o = NULL;
-	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK };
+	uint8_t fp[MK_SHA256_LEN];
+	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
 	struct mk_box_init_box_res is;
 	struct mk_box_set_box_id_req sr;
 	struct mk_box_set_box_id_res ss;
@@ -670,10 +692,11 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	struct mk_buf *msg, *ans;
 	uint8_t nonce[16];
 
+	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
+	fingerprint_of(f, o, fp);
 	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
 	ASSERT_ANSWER(f, 0, MK_OK);
 	msg = copy_of(is.set_id, is.set_id_len);
-	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
 	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
 	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
@@ -696,6 +719,109 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	ASSERT_ANSWER(f, 0, MK_OK);
 	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_RECORD_EXISTS);
+	mk_buf_free(msg);
+	mk_buf_free(ans);
+	mk_box_free(o);
+	mk_box_free(m);
+}
+
+/* The enrolment hijack of issue 13: the relay between M and a new box
+ * (the KMS's position) reads the nonce in Set Secure Box ID and answers
+ * Accept Box itself. With its own identity key (a valid proof by it): the
+ * fingerprint the operator read does not match, MK_RC_BOX_IDENTITY. With
+ * the box's identity key but its own confidentiality key (the proof is then
+ * its own, or the box's over other keys): MK_RC_SIGNATURE_INVALID. Either
+ * way M makes no domain process for the box: the relay gets nothing to
+ * decrypt. The box's own answer then goes through. */
+static void test_mfg_accept_relay_refused(void **state)
+{
+	struct fx *f = *state;
+	uint8_t anchor[MK_EC_PUB_LEN], fp[MK_SHA256_LEN], conf[MK_EC_PUB_LEN], ident[MK_EC_PUB_LEN];
+	uint8_t proof[MK_ECDSA_SIG_LEN], hacked[MK_ECDSA_SIG_LEN];
+	struct mk_box *m = make_mfg(f, anchor), *o = NULL;
+	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
+	struct mk_box_init_box_res is;
+	struct mk_box_set_box_id_req sr;
+	struct mk_box_set_box_id_res ss;
+	struct mk_box_accept_box_req ar;
+	struct mk_box_make_process_req pr = { .box_id = "O00000001" };
+	struct mk_msg_set_id_body sb;
+	struct mk_buf *msg, *ans, *body = mk_buf_new(256);
+	struct mk_msg_accept_body ab = { 0 };
+	struct mk_rng *rng = NULL;
+	EVP_PKEY *relay_conf = NULL, *relay_id = NULL;
+	const uint8_t *sbody, *ssig;
+	char signer[MK_BOX_ID_LEN + 1];
+	size_t sbn;
+
+	assert_int_equal(mk_rng_new(&rng), MK_OK);
+	assert_int_equal(mk_ec_keygen(rng, &relay_conf), MK_OK);
+	assert_int_equal(mk_ec_keygen(rng, &relay_id), MK_OK);
+	assert_int_equal(mk_ec_pub_encode(relay_conf, conf), MK_OK);
+	assert_int_equal(mk_ec_pub_encode(relay_id, ident), MK_OK);
+	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
+	fingerprint_of(f, o, fp);
+	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
+	ASSERT_ANSWER(f, 0, MK_OK);
+	msg = copy_of(is.set_id, is.set_id_len);
+	/* what the relay reads in clear: the box ID and the nonce */
+	assert_int_equal(mk_signed_split(mk_buf_data(msg), mk_buf_len(msg), &sbody, &sbn, signer, &ssig), MK_OK);
+	assert_int_equal(mk_msg_set_id_body_decode(sbody, sbn, &sb), MK_OK);
+	create_domain(f, m, "VE");
+
+	/* 1: the relay's own identity, its own proof */
+	ab.kind = MK_SIGNED_ACCEPT;
+	memcpy(ab.id, sb.box_id, sizeof(ab.id));
+	ab.startup_conf = conf;
+	ab.startup_conf_len = sizeof(conf);
+	ab.nonce = sb.nonce;
+	ab.nonce_len = sb.nonce_len;
+	assert_int_equal(mk_msg_accept_body_encode(&ab, body), MK_OK);
+	assert_int_equal(mk_ecdsa_sign(relay_id, mk_buf_data(body), mk_buf_len(body), proof), MK_OK);
+	ar = (struct mk_box_accept_box_req){ .startup_conf = conf, .startup_conf_len = sizeof(conf),
+		                             .nonce = sb.nonce, .nonce_len = sb.nonce_len, .identity = ident,
+		                             .identity_len = sizeof(ident), .proof = proof, .proof_len = sizeof(proof) };
+	memcpy(ar.id, sb.box_id, sizeof(ar.id));
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
+	ASSERT_ANSWER(f, 3, MK_RC_BOX_IDENTITY);
+	call(f, m, &mk_box_cmd_make_process, "VE", &pr, NULL);
+	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);
+
+	/* 2: the box's real answer, its confidentiality key swapped for the
+	 * relay's (the box's proof no longer covers it; the relay cannot make one) */
+	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
+	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
+	ASSERT_ANSWER(f, 0, MK_OK);
+	ans = copy_of(mk_buf_data(f->res), mk_buf_len(f->res));
+	assert_int_equal(mk_box_set_box_id_res_decode(mk_buf_data(ans), mk_buf_len(ans), &ss), MK_OK);
+	accept_of(&ss, &ar);
+	ar.startup_conf = conf;
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
+	ASSERT_ANSWER(f, 3, MK_RC_SIGNATURE_INVALID);
+	/* ... or with a proof of its own over its key */
+	ar.proof = proof;
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
+	ASSERT_ANSWER(f, 3, MK_RC_SIGNATURE_INVALID);
+	/* ... or the box's own answer with its proof damaged */
+	accept_of(&ss, &ar);
+	memcpy(hacked, ar.proof, sizeof(hacked));
+	hacked[5] ^= 0x01;
+	ar.proof = hacked;
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
+	ASSERT_ANSWER(f, 3, MK_RC_SIGNATURE_INVALID);
+	call(f, m, &mk_box_cmd_make_process, "VE", &pr, NULL);
+	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);
+
+	/* the box's answer as it made it */
+	accept_of(&ss, &ar);
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
+	ASSERT_ANSWER(f, 0, MK_OK);
+	call(f, m, &mk_box_cmd_make_process, "VE", &pr, NULL);
+	ASSERT_ANSWER(f, 0, MK_OK);
+	EVP_PKEY_free(relay_conf);
+	EVP_PKEY_free(relay_id);
+	mk_rng_free(rng);
+	mk_buf_free(body);
 	mk_buf_free(msg);
 	mk_buf_free(ans);
 	mk_box_free(o);
@@ -809,6 +935,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mfg_init_unknown_type, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_oak_set_id_vector, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_accept_wrong_nonce, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mfg_accept_relay_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_oak_process_and_open, fx_setup, fx_teardown),
 	};
 
