@@ -99,6 +99,23 @@ MK_WUR enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const c
 /* Gives an initialised box the domain process of one more domain. */
 MK_WUR enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain);
 
+/*
+ * Starts the boxes of the home (only the box `only` when not NULL) as
+ * processes of their own: a child a box serving it on <run_dir>/<ID>.sock
+ * (mk_box_serve; confined with mk_box_sandbox in the home's boxes/ when
+ * confine is set, with no change of user), enabled with the box's share
+ * files from the shares folder one Enter Share at a time. From then on k
+ * reaches its boxes there (as with mk_kms_opts.boxes_dir). *pp collects
+ * the processes (NULL the first time; a later call adds to it) and is
+ * given to mk_kms_boxes_stop, also after a failure. Said in the detail.
+ */
+struct mk_box_procs;
+MK_WUR enum mk_err mk_kms_boxes_start(struct mk_kms *k, const char *run_dir, const char *only, int confine,
+                                      struct mk_box_procs **pp);
+/* Stops them (SIGTERM: each wipes its keys) and waits; k (may be NULL)
+ * opens its boxes in its own process again. */
+void mk_kms_boxes_stop(struct mk_kms *k, struct mk_box_procs *p);
+
 /* Opens a box with the shares found for it, runs its self-tests and closes
  * it: MK_OK when it would be enabled, else the shares' or seal's error. */
 MK_WUR enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id);

@@ -26,7 +26,9 @@ static const char usage[] =
 	"usage: meterkey demo [--home DIR] [--archive URL] [--json]\n"
 	"  Runs the life of a fleet of meters through the KMS: initialises the first\n"
 	"  Manufacturing Box; creates domains VE (countries US, DE), USPS (US) and\n"
-	"  EARTH (US, DE); initialises an Oak, a Steel and a Brass box for them;\n"
+	"  EARTH (US, DE); initialises an Oak, a Steel, a Brass and a Tin box for\n"
+	"  them; starts every box as a process of its own (confined, enabled with\n"
+	"  its shares, reached over a socket in DIR/run; stopped at the end);\n"
 	"  manufactures five meters at the Steel box's factory station (provider\n"
 	"  root, transport key and certificate: each leaves in transport lock and\n"
 	"  refuses to frank); installs each one's vendor (VE) and postal key (USPS\n"
@@ -227,7 +229,7 @@ static enum mk_err export_chain(struct kc *c, const char *mid, const char *stage
 	return mk_kms_meter_cert_export(c->kms, mid, dir, &written);
 }
 
-static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
+static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok, struct mk_box_procs **procs)
 {
 	static const char *const ve[] = { "US", "DE" }, *const usps[] = { "US" }, *const earth[] = { "US", "DE" };
 	static const char *const domains[] = { "VE", "USPS", "EARTH" };
@@ -254,6 +256,19 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok)
 		if ((e = mk_kms_box_init(k, types[bt], domains, 3, 0, 0, id)) != MK_OK)
 			return e;
 		say("   %s for VE, USPS, EARTH\n", id);
+	}
+	/* from here on every box is a process of its own, as in the document
+	 * the boxes are devices of their own: the KMS reaches them by messages */
+	{
+		char run[PATH_MAX];
+
+		if (snprintf(run, sizeof(run), "%s/run", mk_kms_home(k)) >= (int)sizeof(run))
+			return MK_ERR_INVALID_ARG;
+		if ((e = mk_kms_boxes_start(k, run, NULL, 1, procs)) != MK_OK)
+			return e;
+		say("   each box now a process of its own (confined: its state folder only, no exec,\n"
+		    "   not dumpable), enabled by entering its operators' shares one at a time;\n"
+		    "   the KMS reaches them only by messages over their sockets in %s\n", run);
 	}
 	say("5. Meters manufactured at the factory station (the Steel box): the provider\n"
 	    "   root loaded, a transport key made inside each and certified by the station,\n"
@@ -384,6 +399,7 @@ int mk_cli_demo(int argc, char **argv)
 {
 	char tmp[] = "/tmp/meterkey-demo-XXXXXX";
 	struct tally t = { NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	struct mk_box_procs *procs = NULL;
 	int audit_ok = 0, temp = 0, r = 0;
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_END };
@@ -417,7 +433,11 @@ int mk_cli_demo(int argc, char **argv)
 	say("meterkey demo: home %s, archive %s\n\n", temp ? "(temporary)" : c.home,
 	    mk_archive_backend(mk_kms_archive(c.kms)));
 	t.meters = json_array();
-	if ((e = run(&c, &t, &audit_ok)) != MK_OK) {
+	e = run(&c, &t, &audit_ok, &procs);
+	/* the box processes stop (each wipes its keys); the home's boxes open
+	 * in the process of whoever uses it next */
+	mk_kms_boxes_stop(c.kms, procs);
+	if (e != MK_OK) {
 		r = kc_fail(&c, e);
 		if (!c.json)
 			printf("\ndemo FAILED\n");

@@ -10,6 +10,11 @@ cp "$T/out" "$T/demo.out"
 grep_out "PM100-000001, keys in but still in transport lock, refuses to frank: meter: in transport lock" "$T/out"
 grep_out "First Manufacturing Box M00000001" "$T/out"
 grep_out "O00000001 for VE, USPS, EARTH" "$T/out"
+# every box a process of its own from step 4 on, stopped at the end (issue 13)
+grep_out "^   each box now a process of its own (confined: its state folder only, no exec," "$T/out"
+grep_out "the KMS reaches them only by messages over their sockets in $H/run\$" "$T/out"
+[ -z "$(ls -A "$H/run")" ] || { echo "FAIL: sockets left in $H/run:"; ls "$H/run"; fails=$((fails+1)); }
+! pgrep -f "meterkey demo --home $H" >/dev/null || { echo "FAIL: box processes left running"; fails=$((fails+1)); }
 grep_out "EA200-000004 as DE00000004 in EARTH/DE and VE/DE" "$T/out"
 grep_out "PM100-000001   retired .* VE/1 OBSOLETE USPS/1 OBSOLETE" "$T/out"
 grep_out "EA200-000004   registered   DE00000004  DE  VE/4 ACTIVE EARTH/1 ACTIVE" "$T/out"

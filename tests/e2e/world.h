@@ -57,8 +57,6 @@
 static const char *const w_domains[] = { "VE", "USPS", "EARTH" };
 #define W_NDOMAINS 3
 
-#define W_PROCS_MAX 16
-
 struct world {
 	char home[PATH_MAX];
 	char url[1024];
@@ -68,8 +66,7 @@ struct world {
 	unsigned next_msn; /* makes every meter of a world unique */
 	int procs;           /* MK_TEST_BOXES=process: each box a process */
 	char run[PATH_MAX];  /* their sockets: <home>/run */
-	pid_t pid[W_PROCS_MAX];
-	size_t npid;
+	struct mk_box_procs *bp;
 };
 
 /* Whether this run has every box in a process of its own. */
@@ -166,92 +163,32 @@ static inline enum mk_err w_unseal_from(struct world *w, const char *id, const c
 	return e;
 }
 
-/*
- * Starts box id as a process of its own (a child serving it on
- * <run>/<id>.sock) and enables it with its share files from the home, one
- * Enter Share each. 0, or -1 with the reason on stderr.
- */
-static inline int w_serve(struct world *w, const char *id)
-{
-	char sock[PATH_MAX + 16], store[PATH_MAX + 8], sdir[PATH_MAX + 8];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	enum mk_err e;
-	int fd;
-	pid_t pid;
-
-	snprintf(sock, sizeof(sock), "%s/%s.sock", w->run, id);
-	snprintf(store, sizeof(store), "%s/boxes", w->home);
-	snprintf(sdir, sizeof(sdir), "%s/shares", w->home);
-	if (w->npid == W_PROCS_MAX || strlen(sock) >= sizeof(sa.sun_path))
-		return -1;
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    listen(fd, 16) != 0) {
-		fprintf(stderr, "world: cannot listen at %s\n", sock);
-		return -1;
-	}
-	fflush(NULL);
-	if ((pid = fork()) < 0)
-		return -1;
-	if (pid == 0) {
-		/* the box: its socket, nothing else of the test's (the archive's
-		 * connections above all) */
-		if (dup2(fd, 3) < 0)
-			_exit(1);
-		(void)close_range(4, ~0U, 0);
-		_exit(mk_box_serve(store, id, 3, NULL) == MK_OK ? 0 : 1);
-	}
-	close(fd);
-	w->pid[w->npid++] = pid;
-	if ((e = w_unseal_from(w, id, sdir)) != MK_OK) {
-		fprintf(stderr, "world: box %s did not open with its shares: %s\n", id, mk_err_name(e));
-		return -1;
-	}
-	return 0;
-}
-
 /* Box id as a box that has seen nothing yet: in this process, a fresh
  * open; a box process is disabled and enabled again (its caches wiped). */
 static inline struct mk_box *w_box_fresh(struct world *w, const char *id);
 
-/* MK_TEST_BOXES=process: every box of the home as a process of its own,
- * and w->k reopened to reach them there. 0, or -1. */
+/* MK_TEST_BOXES=process: every box of the home as a process of its own
+ * (mk_kms_boxes_start), reached there by w->k. 0, or -1. */
 static inline int w_serve_all(struct world *w)
 {
-	char store[PATH_MAX + 8];
-	struct dirent *de;
-	struct mk_kms_opts o = { w->home, w->url, NULL, 0, 0, NULL, 0, w->run };
-	DIR *d;
-	int rc = 0;
-
 	snprintf(w->run, sizeof(w->run), "%s/run", w->home);
-	snprintf(store, sizeof(store), "%s/boxes", w->home);
-	if (mkdir(w->run, 0700) != 0 || (d = opendir(store)) == NULL)
-		return -1;
-	while (rc == 0 && (de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-		char id[MK_BOX_ID_LEN + 1];
-
-		if (len != MK_BOX_ID_LEN + 4 || strcmp(de->d_name + MK_BOX_ID_LEN, ".box") != 0)
-			continue;
-		memcpy(id, de->d_name, MK_BOX_ID_LEN);
-		id[MK_BOX_ID_LEN] = '\0';
-		rc = w_serve(w, id);
-	}
-	closedir(d);
 	w->procs = 1;
-	mk_kms_close(w->k);
-	w->k = NULL;
-	if (rc == 0 && mk_kms_open(&o, &w->k) != MK_OK)
-		rc = -1;
-	return rc;
+	if (mk_kms_boxes_start(w->k, w->run, NULL, 0, &w->bp) != MK_OK) {
+		fprintf(stderr, "world: %s\n", mk_kms_detail(w->k));
+		return -1;
+	}
+	return 0;
 }
 
 /* A box made after the world (box init): its process too, when boxes are
  * processes. 0, or -1. */
 static inline int w_serve_new(struct world *w, const char *id)
 {
-	return w->procs ? w_serve(w, id) : 0;
+	if (w->procs && mk_kms_boxes_start(w->k, w->run, id, 0, &w->bp) != MK_OK) {
+		fprintf(stderr, "world: %s\n", mk_kms_detail(w->k));
+		return -1;
+	}
+	return 0;
 }
 
 /* Builds the world; the KMS of w->k runs on the clock. */
@@ -296,14 +233,8 @@ static inline void w_destroy(struct world *w)
 
 	mk_kms_close(w->k);
 	w->k = NULL;
-	for (size_t i = 0; i < w->npid; i++) {
-		int st;
-
-		kill(w->pid[i], SIGTERM);
-		while (waitpid(w->pid[i], &st, 0) < 0 && errno == EINTR)
-			;
-	}
-	w->npid = 0;
+	mk_kms_boxes_stop(NULL, w->bp);
+	w->bp = NULL;
 	if (w->home[0] != '\0' && strncmp(w->home, "/tmp/meterkey-e2e-", 18) == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->home);
 		if (system(cmd) != 0)
