@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -225,6 +226,20 @@ static enum mk_err serve_one(struct server *s, int fd, struct mk_buf *in, struct
 	return e;
 }
 
+/* The test build's switch (MK_TEST_HOOKS, never in Release): with
+ * MK_BOX_TEST_DUMPABLE=1 a box process stays dumpable, so that the
+ * core-dump test shows its search finds keys when the protection is off. */
+static int test_dumpable(void)
+{
+#ifdef MK_TEST_HOOKS
+	const char *v = getenv("MK_BOX_TEST_DUMPABLE");
+
+	return v != NULL && strcmp(v, "1") == 0;
+#else
+	return 0;
+#endif
+}
+
 enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd, volatile sig_atomic_t *stop)
 {
 	struct pollfd pfd[SERVE_CLIENTS_MAX + 1];
@@ -245,6 +260,12 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 		goto out;
 	}
 	memcpy(s->id, box_id, MK_BOX_ID_LEN + 1);
+	/* its memory will hold the box's keys: no core dump of it, no ptrace
+	 * or /proc/PID/mem by its user */
+	if (!test_dumpable() && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		e = MK_ERR_IO;
+		goto out;
+	}
 	pfd[0].fd = listen_fd;
 	pfd[0].events = POLLIN;
 	while (stop == NULL || !*stop) {

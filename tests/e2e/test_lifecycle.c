@@ -17,12 +17,15 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include <openssl/crypto.h>
 
 #include "device/device_int.h"
 #include "e2e/world.h"
+#include "meterkey/verify.h"
 
 static struct world W;
 
@@ -770,6 +773,174 @@ static int errlog_fn(void *ctx, const struct mk_error_entry *e)
 	return 0;
 }
 
+/* How many of ks's keys the file at path holds (read in pieces: a core
+ * file is large). */
+static size_t keys_in_file(const char *path, const struct keyset *ks)
+{
+	enum { PIECE = 1 << 20 };
+	uint8_t *buf = malloc(PIECE + MK_MASTER_KEY_LEN);
+	unsigned char found[MAX_KEYS] = { 0 };
+	size_t have = 0, got, n = 0;
+	FILE *f = fopen(path, "rb");
+
+	assert_non_null(buf);
+	assert_non_null(f);
+	while ((got = fread(buf + have, 1, PIECE, f)) > 0) {
+		size_t total = have + got;
+
+		for (size_t i = 0; i < ks->n; i++)
+			found[i] |= contains(buf, total, ks->key[i]);
+		/* the last bytes again with the next piece: a key across the cut */
+		have = total < MK_MASTER_KEY_LEN - 1 ? total : MK_MASTER_KEY_LEN - 1;
+		memmove(buf, buf + total - have, have);
+	}
+	fclose(f);
+	free(buf);
+	for (size_t i = 0; i < ks->n; i++)
+		n += found[i];
+	return n;
+}
+
+/* The core file a process with working directory dir left, or "" */
+static void core_in(const char *dir, char out[static PATH_MAX])
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	assert_non_null(d);
+	out[0] = '\0';
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "core", 4) == 0)
+			snprintf(out, PATH_MAX, "%s/%s", dir, de->d_name);
+	closedir(d);
+}
+
+/* Restarts the Brass box's process in dir (its working directory: where
+ * its core would go), dumpable or not (MK_BOX_TEST_DUMPABLE, the test
+ * build's switch); returns its process ID. */
+static pid_t brass_restarted(const char *dir, int dumpable)
+{
+	struct mk_box_process_req rq;
+	struct mk_box_process_res rs;
+	char cwd[PATH_MAX];
+	int st;
+
+	/* the running one stopped (one aborted already answers nothing) */
+	if (w_process_call(&W, W.brass, &mk_box_cmd_process, &rq, &rs) == MK_OK) {
+		kill((pid_t)rs.pid, SIGTERM);
+		(void)waitpid((pid_t)rs.pid, &st, 0);
+	}
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(dir), 0);
+	if (dumpable)
+		setenv("MK_BOX_TEST_DUMPABLE", "1", 1);
+	assert_int_equal(w_serve_new(&W, W.brass), 0);
+	unsetenv("MK_BOX_TEST_DUMPABLE");
+	assert_int_equal(chdir(cwd), 0);
+	assert_rc(w_process_call(&W, W.brass, &mk_box_cmd_process, &rq, &rs), MK_OK);
+	assert_true(rs.enabled);
+	return (pid_t)rs.pid;
+}
+
+/* One indicium of meter m verified by Brass (which then holds its master
+ * key in its cache), then Brass aborted: the core it leaves, if any, into
+ * core. */
+static void brass_busy_then_abort(pid_t pid, const struct mk_indicium *ind, const char *dir,
+                                  char core[static PATH_MAX])
+{
+	struct mk_verifier *v = NULL;
+	struct mk_verify_outcome out;
+	int st;
+
+	assert_rc(mk_verifier_new(W.k, false, false, &v), MK_OK);
+	assert_rc(mk_verify_batch(v, ind, 1, &out), MK_OK);
+	assert_int_equal(out.result, MK_VR_GOOD);
+	kill(pid, SIGABRT);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	mk_verifier_free(v); /* its Brass is gone: a new one opens next time */
+	core_in(dir, core);
+}
+
+/* 11b. Core dumps (issue 13): a box process is not dumpable. Brass, busy
+ * verifying (the meter's master key in its cache), is aborted with core
+ * dumps on: it leaves no core, and nothing of the key. The KMS that
+ * verified through it, dumped the same way (a copy of it, forked), holds
+ * none of the key. Then the check is shown to work: the same Brass with the
+ * protection off (the test build's switch) leaves a core holding the key.
+ * Boxes in their own processes only: in the embedded default the boxes'
+ * keys are the caller's memory. */
+static void test_core_dumps(void **state)
+{
+	char m[MK_METER_ID_MAX + 1], dir[] = "/tmp/meterkey-cores-XXXXXX", core[PATH_MAX], path[PATH_MAX];
+	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY }, before;
+	struct keyset *ks = calloc(1, sizeof(*ks));
+	struct mk_indicium ind;
+	size_t done;
+	pid_t pid;
+	int st;
+
+	(void)state;
+	{
+		/* cores written as files in the working directory ("core...");
+		 * one piped to a collector cannot be read here */
+		char pat[64] = "";
+		FILE *f = fopen("/proc/sys/kernel/core_pattern", "r");
+
+		if (f != NULL) {
+			if (fgets(pat, sizeof(pat), f) == NULL)
+				pat[0] = '\0';
+			fclose(f);
+		}
+		if (!W.procs || strncmp(pat, "core", 4) != 0) {
+			free(ks);
+			skip();
+		}
+	}
+	assert_non_null(ks);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(getrlimit(RLIMIT_CORE, &before), 0);
+	assert_int_equal(setrlimit(RLIMIT_CORE, &unlimited), 0);
+	w_meter(&W, "PM100", m);
+	w_install(&W, NULL, m, "VE", "USPS");
+	assert_rc(mk_kms_meter_register(W.k, m, "US9911", "US", 0), MK_OK);
+	assert_rc(mk_kms_meter_credit(W.k, m, 1000), MK_OK);
+	assert_rc(mk_kms_meter_frank(W.k, m, NULL, 55, "20500", mk_indicium_day(mk_kms_now(W.k)), false, 1, &ind, &done),
+	          MK_OK);
+
+	/* the protected Brass, busy, aborted: no core */
+	pid = brass_restarted(dir, 0);
+	brass_busy_then_abort(pid, &ind, dir, core);
+	assert_string_equal(core, "");
+	/* the KMS that verified through it, a copy of it aborted: its core
+	 * holds no master key (read from the NVM only now, after the dump) */
+	assert_int_equal(chdir(dir), 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0)
+		abort();
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(chdir("/"), 0);
+	core_in(dir, core);
+	assert_rc(mk_kms_meter_path(W.k, m, path, sizeof(path)), MK_OK);
+	keys_of_nvm(path, ks);
+	assert_int_equal(ks->n, 2);
+	assert_string_not_equal(core, "");
+	assert_int_equal(keys_in_file(core, ks), 0);
+	assert_int_equal(unlink(core), 0);
+	/* the protection off: the core holds the key, so the check can fail */
+	pid = brass_restarted(dir, 1);
+	brass_busy_then_abort(pid, &ind, dir, core);
+	assert_string_not_equal(core, "");
+	assert_true(keys_in_file(core, ks) >= 1);
+	assert_int_equal(unlink(core), 0);
+	/* Brass as it was, for the tests after */
+	(void)brass_restarted(dir, 0);
+	assert_int_equal(setrlimit(RLIMIT_CORE, &before), 0);
+	OPENSSL_cleanse(ks, sizeof(*ks));
+	free(ks);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* 12. No master key in clear: each key read from a meter's NVM is found in
  * that NVM only: not in any other file under the home (boxes, shares, kdc,
  * domains, other meters), not in the SQLite archive's files, not in any
@@ -903,6 +1074,7 @@ int main(void)
 		cmocka_unit_test(test_time_refusal_leaves_meter_unchanged),
 		cmocka_unit_test(test_audit_verifies_after_install),
 		cmocka_unit_test(test_earth_rules),
+		cmocka_unit_test(test_core_dumps),
 		cmocka_unit_test(test_no_master_key_in_clear),
 	};
 
