@@ -166,6 +166,24 @@ static enum mk_err meter_roundtrip(void *ctx, const uint8_t *req, size_t n, stru
 	return cls == MK_FRAME_METER_RESPONSE ? MK_OK : MK_ERR_FRAME_CLASS;
 }
 
+/* The test build's kill points (MK_TEST_HOOKS, never in Release): with
+ * MK_BOX_TEST_KILL set to a command code (hex) and MK_BOX_TEST_KILL_AT to
+ * "before" or "after", the process kills itself (SIGKILL) when it gets that
+ * command, before running it or after (its state sealed, its answer not
+ * sent): what the kill test loops over. */
+static void test_kill(uint16_t command, const char *when)
+{
+#ifdef MK_TEST_HOOKS
+	const char *c = getenv("MK_BOX_TEST_KILL"), *w = getenv("MK_BOX_TEST_KILL_AT");
+
+	if (c != NULL && w != NULL && strtoul(c, NULL, 16) == command && strcmp(w, when) == 0)
+		raise(SIGKILL);
+#else
+	(void)command;
+	(void)when;
+#endif
+}
+
 /* Answers one request into resp; meter_fd (or -1) is the meter line that
  * came with it, closed here. */
 static enum mk_err answer(struct server *s, uint8_t cls, const uint8_t *req, size_t n, int meter_fd,
@@ -173,7 +191,7 @@ static enum mk_err answer(struct server *s, uint8_t cls, const uint8_t *req, siz
 {
 	struct mk_link ml;
 	struct mk_msg_link line = { meter_roundtrip, &ml };
-	struct mk_msg_request rq;
+	struct mk_msg_request rq = { 0 };
 	enum mk_err e;
 
 	if (cls != MK_FRAME_COMMAND) {
@@ -191,7 +209,9 @@ static enum mk_err answer(struct server *s, uint8_t cls, const uint8_t *req, siz
 			ml.per_byte_us = 10; /* a local socket */
 			mk_box_attach_meter(s->box, &line);
 		}
+		test_kill(rq.command, "before");
 		e = mk_box_call(s->box, req, n, resp);
+		test_kill(rq.command, "after");
 		mk_box_attach_meter(s->box, NULL);
 	}
 	if (meter_fd >= 0)

@@ -642,6 +642,11 @@ enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd
 	if ((r = mk_msg_call(&line, cmd, domain, time, rq, rs, ans, &level)) != MK_OK && level != 0)
 		kms_fail(k, r, "%s box %s refused %s%s%s", mk_box_get_type_name(b), mk_box_get_id(b), cmd->name,
 		         domain != NULL ? " in domain " : "", domain != NULL ? domain : "");
+	else if (r == MK_ERR_BOX_GONE) /* a box process that stopped, died or stalled */
+		kms_fail(k, r, "%s box %s did not answer %s%s%s: it is unavailable until its process is started and "
+		         "enabled again",
+		         mk_box_get_type_name(b), mk_box_get_id(b), cmd->name, domain != NULL ? " in domain " : "",
+		         domain != NULL ? domain : "");
 	return r;
 }
 

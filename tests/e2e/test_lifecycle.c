@@ -941,6 +941,150 @@ static void test_core_dumps(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* Box id's process restarted, with the test build's kill point (command
+ * code, "before" or "after"; NULL: none). */
+static void box_restarted(const char *id, const char *code, const char *when)
+{
+	struct mk_box_process_req rq;
+	struct mk_box_process_res rs;
+	int st;
+
+	if (w_process_call(&W, id, &mk_box_cmd_process, &rq, &rs) == MK_OK) {
+		kill((pid_t)rs.pid, SIGTERM);
+		(void)waitpid((pid_t)rs.pid, &st, 0);
+	}
+	if (code != NULL) {
+		setenv("MK_BOX_TEST_KILL", code, 1);
+		setenv("MK_BOX_TEST_KILL_AT", when, 1);
+	}
+	assert_int_equal(w_serve_new(&W, id), 0);
+	unsetenv("MK_BOX_TEST_KILL");
+	unsetenv("MK_BOX_TEST_KILL_AT");
+}
+
+/* No master key in two meters' NVMs, and every domain's audit chain holds. */
+static void no_key_twice(void)
+{
+	char dir[PATH_MAX + 16];
+	struct keyset *ks = calloc(1, sizeof(*ks));
+
+	assert_non_null(ks);
+	snprintf(dir, sizeof(dir), "%s/meters", W.home);
+	walk_files(dir, nvm_fn, ks);
+	for (size_t i = 0; i < ks->n; i++)
+		for (size_t j = i + 1; j < ks->n; j++)
+			if (memcmp(ks->key[i], ks->key[j], MK_MASTER_KEY_LEN) == 0)
+				fail_msg("one master key in %s and %s", ks->owner[i], ks->owner[j]);
+	OPENSSL_cleanse(ks, sizeof(*ks));
+	free(ks);
+	w_audit_ok(&W);
+}
+
+/* One step of a meter's life, run again after the box it killed is back:
+ * MK_OK, or the refusal the retry gave (the life stops there, refused
+ * cleanly). *gone counts the steps that found their box gone. */
+static enum mk_err life_step(int step, const char *m, const char *box, size_t *gone)
+{
+	struct mk_key_record rec;
+	struct mk_indicium ind;
+	size_t done;
+	enum mk_err e = MK_ERR_INTERNAL;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		const char *d = step == 0 ? "VE" : "USPS";
+
+		switch (step) {
+		case 0:
+		case 1: /* an install stopped after Steel: finished by key confirm */
+			if (attempt == 1 && w_meter_key(&W, m, d) != 0)
+				e = mk_kms_key_confirm(W.k, d, w_meter_key(&W, m, d), &rec);
+			else
+				e = mk_kms_meter_install(W.k, m, d, "", NULL, &rec);
+			break;
+		case 2:
+			e = mk_kms_meter_register(W.k, m, "US9921", "US", 0);
+			break;
+		case 3:
+			e = mk_kms_distribute(W.k, "VE", mk_token_period(mk_indicium_day(mk_kms_now(W.k))), m, &done);
+			break;
+		case 4: {
+			struct mk_verifier *v = NULL;
+			struct mk_verify_outcome out;
+
+			if ((e = mk_kms_meter_credit(W.k, m, 100)) == MK_OK &&
+			    (e = mk_kms_meter_frank(W.k, m, NULL, 5, "20500", mk_indicium_day(mk_kms_now(W.k)), false, 1,
+			                            &ind, &done)) == MK_OK &&
+			    (e = mk_verifier_new(W.k, false, false, &v)) == MK_OK &&
+			    (e = mk_verify_batch(v, &ind, 1, &out)) == MK_OK)
+				e = out.result == MK_VR_GOOD ? MK_OK : MK_ERR_VERIFY;
+			mk_verifier_free(v);
+			break;
+		}
+		default:
+			e = mk_kms_meter_retire(W.k, m);
+			break;
+		}
+		if (e != MK_ERR_BOX_GONE)
+			return e;
+		/* the box was killed: reported unavailable; back, enabled again,
+		 * its state opens (counter and the archive's generation record) */
+		assert_non_null(strstr(mk_kms_detail(W.k), box));
+		++*gone;
+		box_restarted(box, NULL, NULL);
+	}
+	return e;
+}
+
+/* 11c. A box process killed in the middle of each command the flows send
+ * it (issue 13): SIGKILL before the command runs and after (its state
+ * sealed, its answer lost), in turn. The KMS reports the box gone, naming
+ * it; restarted and enabled, its state opens; the step run again completes
+ * or is refused cleanly; no master key is ever in two meters, every audit
+ * chain holds. Boxes in their own processes only. */
+static void test_kill_in_each_command(void **state)
+{
+	static const struct {
+		const char *code, *what;
+		int box; /* 0 Oak, 1 Steel, 2 Brass */
+	} points[] = {
+		{ "201", "Generate Key", 0 },  { "301", "Install Key", 1 },      { "401", "Confirm Installed", 2 },
+		{ "407", "Registration Challenge", 2 }, { "408", "Registration Complete", 2 },
+		{ "402", "Register", 2 },      { "405", "Distribute", 2 },        { "406", "Verify", 2 },
+		{ "403", "Obsolete", 2 },      { "7", "Generation Record", 2 },
+	};
+	static const char *const whens[] = { "before", "after" };
+	size_t gone = 0, refused = 0, finished = 0;
+
+	(void)state;
+	if (!W.procs)
+		skip();
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+		for (size_t w = 0; w < 2; w++) {
+			const char *box = points[i].box == 0 ? W.oak : points[i].box == 1 ? W.steel1 : W.brass;
+			char m[MK_METER_ID_MAX + 1];
+			enum mk_err e = MK_OK;
+			int step;
+
+			w_meter(&W, "PM100", m);
+			box_restarted(box, points[i].code, whens[w]);
+			for (step = 0; step < 6 && e == MK_OK; step++)
+				e = life_step(step, m, box, &gone);
+			if (e != MK_OK) {
+				refused++;
+				print_message("  killed %s %s: step %d refused: %s\n", whens[w], points[i].what, step - 1,
+				              mk_kms_detail(W.k));
+			} else {
+				finished++;
+			}
+			/* the kill point gone for the next round */
+			box_restarted(box, NULL, NULL);
+			no_key_twice();
+		}
+	print_message("  %zu kill points: %zu steps found their box gone; %zu lives finished, %zu refused cleanly\n",
+	              sizeof(points) / sizeof(points[0]) * 2, gone, finished, refused);
+	assert_true(gone >= sizeof(points) / sizeof(points[0]));
+}
+
 /* 12. No master key in clear: each key read from a meter's NVM is found in
  * that NVM only: not in any other file under the home (boxes, shares, kdc,
  * domains, other meters), not in the SQLite archive's files, not in any
@@ -1075,6 +1219,7 @@ int main(void)
 		cmocka_unit_test(test_audit_verifies_after_install),
 		cmocka_unit_test(test_earth_rules),
 		cmocka_unit_test(test_core_dumps),
+		cmocka_unit_test(test_kill_in_each_command),
 		cmocka_unit_test(test_no_master_key_in_clear),
 	};
 
