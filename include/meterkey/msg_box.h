@@ -48,6 +48,7 @@
 	C(0x0301, INSTALL_KEY, install_key, install_key_req, install_key_res, "Install Key (MI4')")                    \
 	C(0x0302, STATION_CERT, station_cert, station_cert_req, station_cert_res, "Load Station Certificate")           \
 	C(0x0303, ISSUE_TRANSPORT, issue_transport, issue_transport_req, issue_transport_res, "Issue Transport Certificate") \
+	C(0x0304, EVIDENCE, evidence, evidence_req, evidence_res, "Installation Evidence")                          \
 	/* Brass */                                                                               \
 	C(0x0401, CONFIRM_INSTALL, confirm_install, confirm_install_req, record_signed_res, "Confirm Key Installed (MI8)") \
 	C(0x0402, REGISTER, register, register_req, record_signed_res, "Register Key (MR2)")                             \
@@ -209,6 +210,11 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x02, reason, U32, OPT, 0, 0)
 
 /* Load Station Certificate: the station key's manufacturing certificate. */
+/* Installation Evidence: the MI7 Steel made for key_id, the last key it
+ * installed in the domain, again (an answer lost with the box's process).
+ * It acts nothing twice: the meter is not touched. */
+#define MK_BOX_EVIDENCE_REQ(F, X) F(X, 0x01, key_id, U64, REQ, 0, 0)
+#define MK_BOX_EVIDENCE_RES(F, X) F(X, 0x01, mi7, BYTES, REQ, 1, MK_SIGNED_MAX)
 #define MK_BOX_STATION_CERT_REQ(F, X) F(X, 0x01, cert, BYTES, REQ, 1, MK_CERT_MAX_DER)
 
 /* Issue Transport Certificate: for a meter's PKCS#10 request; the answer
@@ -463,6 +469,8 @@ MK_MSG_DECLARE(mk_box_generate_key_req, MK_BOX_GENERATE_KEY_REQ)
 MK_MSG_DECLARE(mk_box_generate_key_res, MK_BOX_GENERATE_KEY_RES)
 MK_MSG_DECLARE(mk_box_install_key_req, MK_BOX_INSTALL_KEY_REQ)
 MK_MSG_DECLARE(mk_box_install_key_res, MK_BOX_INSTALL_KEY_RES)
+MK_MSG_DECLARE(mk_box_evidence_req, MK_BOX_EVIDENCE_REQ)
+MK_MSG_DECLARE(mk_box_evidence_res, MK_BOX_EVIDENCE_RES)
 MK_MSG_DECLARE(mk_box_station_cert_req, MK_BOX_STATION_CERT_REQ)
 MK_MSG_DECLARE_EMPTY(mk_box_station_cert_res)
 MK_MSG_DECLARE(mk_box_issue_transport_req, MK_BOX_ISSUE_TRANSPORT_REQ)

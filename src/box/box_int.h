@@ -75,6 +75,9 @@ struct box_domain {
 	size_t ncountries;
 	struct box_country countries[MK_DOMAIN_MAX_COUNTRIES];
 	uint64_t last_key_id; /* Oak and Steel: the last key ID processed */
+	uint8_t *last_mi7;    /* Steel: the MI7 of key last_mi7_key, kept to give again */
+	size_t last_mi7_len;
+	uint64_t last_mi7_key;
 	/* Brass, the registration service of the device PKI: the postal
 	 * authority key, its domain certificate and the provider root */
 	EVP_PKEY *authority;

@@ -29,6 +29,7 @@ void box_domain_clear(struct box_domain *d)
 	X509_free(d->root);
 	for (size_t i = 0; i < d->npending; i++)
 		mk_secret_free(d->pending[i].eph);
+	free(d->last_mi7);
 	memset(d, 0, sizeof(*d));
 }
 

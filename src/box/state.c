@@ -18,7 +18,7 @@
 #include "meterkey/seal.h"
 
 /* Tags of one domain in the sealed state, and of one pending challenge. */
-enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02, SD_PENDING = 0x03 };
+enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02, SD_PENDING = 0x03, SD_LAST_MI7 = 0x04, SD_LAST_MI7_KEY = 0x05 };
 enum { RP_SERVER = 0x01, RP_EPH = 0x02, RP_TRANSPORT = 0x03, RP_TIME = 0x04 };
 
 #define STATE_CAP MK_BOX_STATE_MAX
@@ -88,6 +88,27 @@ static enum mk_err pending_decode(struct box_domain *d, struct mk_tlv_reader *r)
 	return mk_tlv_reader_end(&list);
 }
 
+/* Steel's last MI7 of a domain and its key ID (SD_LAST_MI7, _KEY), when
+ * there. */
+static enum mk_err last_mi7_decode(struct box_domain *d, struct mk_tlv_reader *r)
+{
+	const uint8_t *v;
+	size_t vn;
+	uint8_t tag;
+	enum mk_err e;
+
+	if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK || tag != SD_LAST_MI7)
+		return e;
+	if ((e = mk_tlv_get_bytes(r, SD_LAST_MI7, 1, MK_SIGNED_MAX, &v, &vn)) != MK_OK ||
+	    (e = mk_tlv_get_u64(r, SD_LAST_MI7_KEY, &d->last_mi7_key)) != MK_OK)
+		return e;
+	if ((d->last_mi7 = malloc(vn)) == NULL)
+		return MK_ERR_NOMEM;
+	memcpy(d->last_mi7, v, vn);
+	d->last_mi7_len = vn;
+	return MK_OK;
+}
+
 static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 {
 	struct mk_tlv_writer w, list, one;
@@ -109,6 +130,9 @@ static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 		    (r = box_put_secret(&one, SD_PACKAGE, d->package)) != MK_OK ||
 		    (r = mk_tlv_put_u64(&one, SD_LAST_KEY_ID, d->last_key_id)) != MK_OK ||
 		    (d->npending > 0 && (r = pending_encode(d, &one)) != MK_OK) ||
+		    (d->last_mi7 != NULL &&
+		     ((r = mk_tlv_put_bytes(&one, SD_LAST_MI7, d->last_mi7, d->last_mi7_len)) != MK_OK ||
+		      (r = mk_tlv_put_u64(&one, SD_LAST_MI7_KEY, d->last_mi7_key)) != MK_OK)) ||
 		    (r = mk_tlv_end(&list, &one)) != MK_OK)
 			return r;
 	}
@@ -160,7 +184,8 @@ enum mk_err box_state_decode(struct mk_box *b, const uint8_t *p, size_t n)
 		    (e = mk_tlv_get_bytes(&one, SD_PACKAGE, 1, MK_SIGNED_MAX, &v, &vn)) != MK_OK ||
 		    (e = box_domain_load(d, b->id, v, vn)) != MK_OK ||
 		    (e = mk_tlv_get_u64(&one, SD_LAST_KEY_ID, &d->last_key_id)) != MK_OK ||
-		    (e = pending_decode(d, &one)) != MK_OK || (e = mk_tlv_reader_end(&one)) != MK_OK)
+		    (e = pending_decode(d, &one)) != MK_OK || (e = last_mi7_decode(d, &one)) != MK_OK ||
+		    (e = mk_tlv_reader_end(&one)) != MK_OK)
 			return e;
 	}
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK)

@@ -68,7 +68,7 @@ static enum mk_err open_install(const struct box_domain *d, const uint8_t *p, si
 }
 
 /* MI7, signed. status BAD carries reason; tokens only when the meter gave them. */
-static enum mk_err key_installed(struct mk_box *b, const struct box_domain *d,
+static enum mk_err key_installed(struct mk_box *b, struct box_domain *d,
                                  const struct install *in, int64_t time,
                                  const struct mk_meter_body *info, const uint8_t *tokens,
                                  enum mk_err reason, struct mk_tlv_writer *result)
@@ -100,6 +100,27 @@ static enum mk_err key_installed(struct mk_box *b, const struct box_domain *d,
 	if ((e = mk_msg_installed_body_encode(&m, body)) != MK_OK ||
 	    (e = mk_signed_encode(d->sign, b->id, mk_buf_data(body), mk_buf_len(body), out)) != MK_OK)
 		goto out;
+	/* kept to give again (Installation Evidence): an answer lost with this
+	 * box's process is not a key stranded in a meter. Its keeping failing
+	 * fails nothing: the evidence is in the answer. */
+	{
+		uint8_t *keep = malloc(mk_buf_len(out));
+
+		if (keep != NULL) {
+			memcpy(keep, mk_buf_data(out), mk_buf_len(out));
+			free(d->last_mi7);
+			d->last_mi7 = keep;
+			d->last_mi7_len = mk_buf_len(out);
+			d->last_mi7_key = in->key_id;
+			{
+				/* failing, the state on disk keeps the MI7 before, of
+				 * another key: this one is then not given again */
+				enum mk_err kept = box_save(b);
+
+				(void)kept;
+			}
+		}
+	}
 	{
 		struct mk_box_install_key_res res = { mk_buf_data(out), mk_buf_len(out), (uint32_t)reason,
 			                              reason != MK_OK };
@@ -216,6 +237,26 @@ out:
 	mk_buf_free(line); /* wiped: it carried the key */
 	free(info);
 	return e;
+}
+
+/* Installation Evidence: the MI7 of key_id again, when it is the last one
+ * this box made in the domain. */
+static enum mk_err cmd_evidence(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
+                                struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct box_domain *d = box_find_domain(b, req->domain);
+	struct mk_box_evidence_req rq;
+	struct mk_box_evidence_res rs;
+	enum mk_err e;
+
+	if ((e = mk_box_evidence_req_get(params, &rq)) != MK_OK)
+		return e;
+	if (d->last_mi7 == NULL || d->last_mi7_key != rq.key_id)
+		return MK_RC_RECORD_UNKNOWN;
+	rs.mi7 = d->last_mi7;
+	rs.mi7_len = d->last_mi7_len;
+	return mk_box_evidence_res_put(result, &rs);
 }
 
 /* ---- The factory station (the device PKI, Figs. 1-3) ---------------------------------------------------- */
@@ -390,6 +431,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_generation, E, box_cmd_generation },
 	{ &mk_box_cmd_identity, 0, box_cmd_identity },
 	{ &mk_box_cmd_install_key, E | MK_MSG_CMD_DOMAIN, cmd_install_key },
+	{ &mk_box_cmd_evidence, E | MK_MSG_CMD_DOMAIN, cmd_evidence },
 	{ &mk_box_cmd_station_cert, E, cmd_station_cert },
 	{ &mk_box_cmd_issue_transport, E, cmd_issue_transport },
 };

@@ -433,6 +433,28 @@ out:
 	return e;
 }
 
+/* A NEW key with no evidence in kdc/: its Steel box may have installed it
+ * and lost its answer (its process killed after the meter took the key).
+ * The box gives its MI7 again when the key is the last it installed; it is
+ * kept in kdc/ at path as an MI7 that arrived. */
+static enum mk_err evidence_from_steel(struct mk_kms *k, struct install_ctx *c, const char *path)
+{
+	struct mk_box_evidence_req rq = { c->key_id };
+	struct mk_box_evidence_res rs;
+	struct mk_box *s = NULL;
+	enum mk_err e;
+
+	if (c->steel[0] == '\0' || (e = kms_open_box(k, c->steel, &s)) != MK_OK)
+		return MK_ERR_NOT_FOUND;
+	if ((e = kms_call_evidence(k, s, c->domain, mk_kms_now(k), &rq, &rs, c->res)) == MK_OK) {
+		mk_buf_reset(c->mi7);
+		if ((e = mk_buf_put_bytes(c->mi7, rs.mi7, rs.mi7_len)) == MK_OK)
+			e = kms_write_file(path, rs.mi7, rs.mi7_len);
+	}
+	kms_close_box(k, s);
+	return e;
+}
+
 enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t key_id,
                                struct mk_key_record *recp)
 {
@@ -451,13 +473,14 @@ enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t ke
 		kms_key_fail(k, e, domain, key_id);
 		goto out;
 	}
+	snprintf(c.steel, sizeof(c.steel), "%s", c.rec->steel_id);
 	if (!kms_step_path(k, path, sizeof(path), "kdc", domain, key_id, "mi7") ||
-	    (e = kms_read_home_file(k, path, MK_MSG_MAX - 1, c.mi7)) != MK_OK) {
+	    (kms_read_home_file(k, path, MK_MSG_MAX - 1, c.mi7) != MK_OK &&
+	     (c.rec->status != MK_KEY_NEW || evidence_from_steel(k, &c, path) != MK_OK))) {
 		e = kms_fail(k, MK_ERR_NOT_FOUND, "no installation evidence waits for key %s/%llu (it is %s)", domain,
 		             (unsigned long long)key_id, mk_key_status_name(c.rec->status));
 		goto out;
 	}
-	snprintf(c.steel, sizeof(c.steel), "%s", c.rec->steel_id);
 	if (!kms_pathf(k, path, sizeof(path), "domains/%s.%s.cert", domain, c.steel) ||
 	    (e = kms_read_home_file(k, path, MK_MSG_MAX - 1, c.cert)) != MK_OK ||
 	    (e = confirm(k, &c)) != MK_OK)

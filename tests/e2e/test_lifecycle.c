@@ -1083,6 +1083,53 @@ static void test_kill_in_each_command(void **state)
 	print_message("  %zu kill points: %zu steps found their box gone; %zu lives finished, %zu refused cleanly\n",
 	              sizeof(points) / sizeof(points[0]) * 2, gone, finished, refused);
 	assert_true(gone >= sizeof(points) / sizeof(points[0]));
+	/* every life finished: an Install Key whose answer died with Steel is
+	 * confirmed from the evidence Steel kept (Installation Evidence) */
+	assert_int_equal(refused, 0);
+}
+
+/* Installation Evidence: Steel gives the MI7 of the last key it installed
+ * in a domain again, and nothing for any other key or domain; the meter is
+ * not touched (its keys stay as they were). */
+static void test_steel_evidence(void **state)
+{
+	char m[MK_METER_ID_MAX + 1];
+	struct mk_buf *ans = mk_buf_new(W_CAP);
+	struct mk_box_evidence_req rq;
+	struct mk_box_evidence_res rs;
+	struct mk_meter_info before, after;
+	const uint8_t *body;
+	size_t bn;
+	char signer[MK_BOX_ID_LEN + 1];
+	const uint8_t *sig;
+	struct mk_msg_installed_body ib;
+	struct mk_box *s;
+	uint64_t key_id;
+
+	(void)state;
+	assert_non_null(ans);
+	w_meter(&W, "PM100", m);
+	w_install(&W, NULL, m, "VE", NULL);
+	key_id = w_meter_key(&W, m, "VE");
+	w_meter_info(&W, m, &before);
+	s = w_box(&W, W.steel1);
+	rq.key_id = key_id;
+	assert_rc(w_call(s, &mk_box_cmd_evidence, "VE", (int64_t)time(NULL), &rq, &rs, ans, NULL), MK_OK);
+	assert_rc(mk_signed_split(rs.mi7, rs.mi7_len, &body, &bn, signer, &sig), MK_OK);
+	assert_string_equal(signer, W.steel1);
+	assert_rc(mk_msg_installed_body_decode(body, bn, &ib), MK_OK);
+	assert_int_equal(ib.kind, MK_SIGNED_INSTALLED);
+	assert_int_equal(ib.key_id, key_id);
+	/* another key, another domain: nothing */
+	rq.key_id = key_id - 1;
+	assert_rc(w_call(s, &mk_box_cmd_evidence, "VE", (int64_t)time(NULL), &rq, &rs, ans, NULL), MK_RC_RECORD_UNKNOWN);
+	rq.key_id = key_id + 1000; /* no such key of USPS (its IDs are its own) */
+	assert_rc(w_call(s, &mk_box_cmd_evidence, "USPS", (int64_t)time(NULL), &rq, &rs, ans, NULL),
+	          MK_RC_RECORD_UNKNOWN);
+	mk_box_free(s);
+	w_meter_info(&W, m, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	mk_buf_free(ans);
 }
 
 /* 12. No master key in clear: each key read from a meter's NVM is found in
@@ -1220,6 +1267,7 @@ int main(void)
 		cmocka_unit_test(test_earth_rules),
 		cmocka_unit_test(test_core_dumps),
 		cmocka_unit_test(test_kill_in_each_command),
+		cmocka_unit_test(test_steel_evidence),
 		cmocka_unit_test(test_no_master_key_in_clear),
 	};
 
