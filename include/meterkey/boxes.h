@@ -173,10 +173,11 @@ MK_WUR enum mk_err mk_box_sandbox(const char *dir, uid_t uid, gid_t gid, char *w
 bool mk_box_is_remote(const struct mk_box *b);
 
 /* A Steel box process's meter line: the descriptor fd (a connected Unix
- * socket to the meter, mk_meter_conn_fd) travels with the next request
- * (SCM_RIGHTS) and is the box's line for that request; the caller keeps
- * and closes its own copy. MK_ERR_INVALID_ARG for a box in this process
- * (mk_box_attach_meter). */
+ * socket to the meter, mk_meter_conn_give_fd) is given to b: it travels
+ * with the next request (SCM_RIGHTS), is the box's line for that request,
+ * and is closed on this side as soon as it is sent (or when b is freed),
+ * so that the caller keeps no copy to read MI5 on. MK_ERR_INVALID_ARG for a
+ * box in this process (mk_box_attach_meter). */
 MK_WUR enum mk_err mk_box_attach_meter_fd(struct mk_box *b, int fd);
 
 /* ---- Signed messages (docs/formats.md §8.1) ----------------------------- */

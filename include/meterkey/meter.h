@@ -137,10 +137,12 @@ void mk_meter_disconnect(struct mk_meter_conn *c);
  * (mk_box_attach_meter). Lives as long as c. */
 const struct mk_msg_link *mk_meter_line(struct mk_meter_conn *c);
 
-/* The descriptor of c's end of the link (the socket to the meter's
- * process): what is handed to a Steel box process as its meter line
- * (mk_box_attach_meter_fd). Stays c's. */
-int mk_meter_conn_fd(const struct mk_meter_conn *c);
+/* Gives away c's end of the link (the socket to the meter's process): the
+ * descriptor is the caller's from now on (to hand a Steel box process as
+ * its meter line, mk_box_attach_meter_fd, which closes it once sent), and
+ * c can no longer talk to the meter; mk_meter_disconnect then only waits
+ * for the meter to stop. -1 when c has none. */
+int mk_meter_conn_give_fd(struct mk_meter_conn *c);
 
 /* A connection over an existing link (a socketpair in tests, a serial line):
  * rfd/wfd stay the caller's (mk_meter_disconnect does not close them); the

@@ -41,8 +41,18 @@ static enum mk_err remote_roundtrip(void *ctx, const uint8_t *req, size_t n, str
 
 	if (r->fd < 0)
 		return MK_ERR_BOX_GONE;
-	if ((e = mk_link_send_msg(&r->link, MK_FRAME_COMMAND, req, n)) == MK_OK &&
-	    (e = mk_link_recv_msg(&r->link, MK_BOX_RESPONSE_TIMEOUT_MS, &cls, resp)) == MK_OK)
+	{
+		int given = r->link.fd_out;
+
+		e = mk_link_send_msg(&r->link, MK_FRAME_COMMAND, req, n);
+		/* a meter line handed over is the box's now: our copy goes, so
+		 * that nothing on this side can read what passes on it */
+		if (given >= 0) {
+			close(given);
+			r->link.fd_out = -1;
+		}
+	}
+	if (e == MK_OK && (e = mk_link_recv_msg(&r->link, MK_BOX_RESPONSE_TIMEOUT_MS, &cls, resp)) == MK_OK)
 		return cls == MK_FRAME_RESPONSE ? MK_OK : MK_ERR_FRAME_CLASS;
 	/* the process stopped, died or is too slow: this connection is done
 	 * (an answer arriving late must not be taken for the next one's) */
@@ -64,7 +74,7 @@ void box_remote_free(struct box_remote *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	if (r->link.fd_out >= 0)
-		r->link.fd_out = -1; /* the caller's descriptor: not ours to close */
+		close(r->link.fd_out); /* handed over, never sent: ours to close */
 	free(r);
 }
 

@@ -118,9 +118,18 @@ enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp)
 	return MK_OK;
 }
 
-int mk_meter_conn_fd(const struct mk_meter_conn *c)
+int mk_meter_conn_give_fd(struct mk_meter_conn *c)
 {
-	return c != NULL ? c->link.rfd : -1;
+	int fd;
+
+	if (c == NULL || c->link.rfd < 0)
+		return -1;
+	fd = c->link.rfd;
+	/* nothing of c speaks on it or closes it any more */
+	c->link.rfd = c->link.wfd = -1;
+	if (c->fd == fd)
+		c->fd = -1;
+	return fd;
 }
 
 enum mk_err mk_meter_conn_from_fds(int rfd, int wfd, struct mk_meter_conn **cp)

@@ -390,7 +390,7 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	/* the meter's line goes to the Steel box: MI5 (the clear key) passes on
 	 * it between the box and the meter, never through the KMS */
 	if (mk_box_is_remote(s))
-		e = mk_box_attach_meter_fd(s, mk_meter_conn_fd(mc));
+		e = mk_box_attach_meter_fd(s, mk_meter_conn_give_fd(mc)); /* the line is Steel's now */
 	else
 		mk_box_attach_meter(s, mk_meter_line(mc));
 	MK_MSG_SET(rq, mi4, c.mi4);

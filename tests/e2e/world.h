@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -636,14 +637,20 @@ static inline enum mk_err w_steel_install(struct world *w, const char *steel, co
 	struct mk_buf *ans = mk_buf_new(W_CAP);
 	struct mk_box_install_key_req rq = { mk_buf_data(mi4), mk_buf_len(mi4) };
 	struct mk_box_install_key_res rs;
+	int given = -1;
 	enum mk_err e;
 
 	assert_non_null(ans);
-	if (mk_box_is_remote(s))
-		assert_rc(mk_box_attach_meter_fd(s, mk_meter_conn_fd(c)), MK_OK);
-	else
+	if (mk_box_is_remote(s)) {
+		given = mk_meter_conn_give_fd(c);
+		assert_rc(mk_box_attach_meter_fd(s, given), MK_OK);
+	} else {
 		mk_box_attach_meter(s, mk_meter_line(c));
+	}
 	e = w_call(s, &mk_box_cmd_install_key, domain, (int64_t)time(NULL), &rq, &rs, ans, NULL);
+	/* the line handed to a Steel process: no copy of it left on this side */
+	if (given >= 0)
+		assert_int_equal(fcntl(given, F_GETFD), -1);
 	mk_box_attach_meter(s, NULL);
 	if (e == MK_OK) {
 		mk_buf_reset(mi7);
