@@ -93,14 +93,16 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 #define MK_BOX_UNSEAL_REQ(F, X) F(X, 0x01, share, BYTES, REQ, 1, MK_MSG_MAX)
 /* The answer of all three: the box, whether it is enabled, its sealed
  * state's generation (0 while disabled), the shares entered so far and how
- * many open it (0 before the first), the process's ID. Never a secret. */
+ * many open it (0 before the first), the process's ID, and once the box is
+ * open the fingerprint (SHA-256) of its identity key. Never a secret. */
 #define MK_BOX_PROCESS_RES(F, X)                                                                 \
 	F(X, 0x01, id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)                                \
 	F(X, 0x02, enabled, BOOL, REQ, 0, 0)                                                     \
 	F(X, 0x03, generation, U64, REQ, 0, 0)                                                   \
 	F(X, 0x04, entered, U8, REQ, 0, 0)                                                       \
 	F(X, 0x05, needed, U8, REQ, 0, 0)                                                        \
-	F(X, 0x06, pid, U32, REQ, 0, 0)
+	F(X, 0x06, pid, U32, REQ, 0, 0)                                                          \
+	F(X, 0x07, fingerprint, BYTES, OPT, MK_SHA256_LEN, MK_SHA256_LEN) /* of its identity key, once open */
 
 /* Generation Record (every box): the newest generation record of this box
  * the archive holds (none the first time). A record the box did not make

@@ -58,6 +58,7 @@ static void drop_shares(struct server *s)
 static enum mk_err put_state(struct server *s, struct mk_tlv_writer *result)
 {
 	struct mk_box_process_res out = { 0 };
+	uint8_t pub[MK_EC_PUB_LEN], fp[MK_SHA256_LEN];
 
 	memcpy(out.id, s->id, sizeof(out.id));
 	out.enabled = s->box != NULL && s->box->enabled;
@@ -65,6 +66,12 @@ static enum mk_err put_state(struct server *s, struct mk_tlv_writer *result)
 	out.entered = (uint8_t)s->nshares;
 	out.needed = s->nshares > 0 ? (uint8_t)mk_share_threshold(s->shares[0]) : 0;
 	out.pid = (uint32_t)getpid();
+	if (s->box != NULL && s->box->identity != NULL && mk_ec_pub_encode(s->box->identity, pub) == MK_OK &&
+	    mk_sha256(pub, sizeof(pub), fp) == MK_OK) {
+		out.has_fingerprint = 1;
+		out.fingerprint = fp;
+		out.fingerprint_len = sizeof(fp);
+	}
 	return mk_box_process_res_put(result, &out);
 }
 

@@ -70,21 +70,40 @@ static int socket_of(const struct kc *c, const char *id, char sock[static PATH_M
 	return 1;
 }
 
+/* The fingerprint of a box's identity key as an operator reads it: hex in
+ * groups of four, "" when there is none. */
+static const char *fingerprint_text(const struct mk_box_process_res *s, char out[static 96])
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; s->has_fingerprint && i < s->fingerprint_len && o + 4 < 96; i++)
+		o += (size_t)snprintf(out + o, 96 - o, "%s%02x", i > 0 && i % 2 == 0 ? ":" : "", s->fingerprint[i]);
+	return out;
+}
+
 /* The process's state as text or JSON. */
 static void say_state(const struct kc *c, const char *sock, const struct mk_box_process_res *s, const char *what)
 {
+	char fp[96];
+
+	fingerprint_text(s, fp);
 	if (c->json) {
-		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:b,s:I,s:i,s:i}", "ok", 1, "box", s->id, "socket", sock, "pid",
-		                        (json_int_t)s->pid, "enabled", s->enabled, "generation",
-		                        (json_int_t)s->generation, "shares_entered", s->entered, "shares_needed",
-		                        s->needed));
+		json_t *j = json_pack("{s:b,s:s,s:s,s:I,s:b,s:I,s:i,s:i}", "ok", 1, "box", s->id, "socket", sock, "pid",
+		                      (json_int_t)s->pid, "enabled", s->enabled, "generation", (json_int_t)s->generation,
+		                      "shares_entered", s->entered, "shares_needed", s->needed);
+
+		if (fp[0] != '\0')
+			json_object_set_new(j, "identity_fingerprint", json_string(fp));
+		kc_print_json(j);
 		return;
 	}
 	if (what != NULL)
 		printf("%s\n", what);
 	if (s->enabled)
-		printf("box %s (process %u at %s): enabled, sealed state generation %llu\n", s->id, s->pid, sock,
-		       (unsigned long long)s->generation);
+		printf("box %s (process %u at %s): enabled, sealed state generation %llu\n"
+		       "  identity fingerprint %s\n",
+		       s->id, s->pid, sock, (unsigned long long)s->generation, fp[0] != '\0' ? fp : "(none: made before identities)");
 	else if (s->entered > 0)
 		printf("box %s (process %u at %s): disabled, %u of %u shares entered\n", s->id, s->pid, sock, s->entered,
 		       s->needed);
@@ -359,8 +378,9 @@ static const char seal_usage[] =
 static const char status_usage[] =
 	"usage: meterkey box status --box ID [options]\n"
 	"  The state of the process of box ID: enabled or not, its sealed state's\n"
-	"  generation, the shares entered and needed, its process ID. Never a\n"
-	"  secret. Exit status 0 only when the box is enabled.\n"
+	"  generation, the shares entered and needed, its process ID and, once\n"
+	"  enabled, the fingerprint of its identity key (what the key ceremony\n"
+	"  checked). Never a secret. Exit status 0 only when the box is enabled.\n"
 	"options:\n" BOXP_OPTS;
 
 /* The error of a call to a box process, in words. */

@@ -80,6 +80,14 @@ for b in M00000001 S00000001 B00000001 T00000001; do
 done
 expect 0 "$MK" box status --box O00000001 --boxes "$R" --json
 grep_out '"enabled":true' "$T/out"
+# once open, the fingerprint of its identity key: the same after a seal
+# and a new unseal, another for another box
+expect 0 "$MK" box status --box O00000001 --boxes "$R"
+grep_out "^  identity fingerprint [0-9a-f]\{4\}\(:[0-9a-f]\{4\}\)\{15\}\$" "$T/out"
+fo=$(sed -n 's/^  identity fingerprint //p' "$T/out")
+expect 0 "$MK" box status --box S00000001 --boxes "$R"
+fs=$(sed -n 's/^  identity fingerprint //p' "$T/out")
+[ -n "$fs" ] && [ "$fo" != "$fs" ] || { echo "FAIL: O and S show the same fingerprint '$fo'"; fails=$((fails+1)); }
 
 # a meter's whole life with every box a process: Oak makes the key, the
 # Steel process installs it over the meter line handed to it, Brass
@@ -110,6 +118,8 @@ expect 1 "$MK" verify --no-duplicates --file "$T/line"
 grep_out "box B00000001 (process [0-9]* at $R/B00000001.sock) is disabled" "$T/err"
 expect 0 "$MK" box unseal --box B00000001 --share "$S/B00000001.1.share" --share "$S/B00000001.2.share"
 expect 0 "$MK" verify --no-duplicates --file "$T/line"
+expect 0 "$MK" box status --box O00000001
+grep_out "^  identity fingerprint $fo\$" "$T/out"
 
 # gone: a process killed is said so, naming where it was
 kill -9 "${pids[1]}"
