@@ -170,7 +170,8 @@ static const char serve_usage[] =
 	"options:\n"
 	"  --socket PATH   listen here instead\n"
 	"  --user U        run as user U (a name, or UID[:GID]), when started as root\n"
-	"  --state DIR     the box's state folder (when started as root)\n"
+	"  --state DIR     the box's state folder (default: HOME/boxes/ID/ when\n"
+	"                  started as root, else HOME/boxes)\n"
 	"  --try-exec      (tests) once confined, try to run /bin/true and read\n"
 	"                  /etc/passwd, say whether each was refused, and stop\n" BOXP_OPTS;
 

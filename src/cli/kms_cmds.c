@@ -355,7 +355,7 @@ static int box_list(int argc, char **argv)
 int mk_cli_box(int argc, char **argv)
 {
 	static const struct mk_cli_cmd cmds[] = {
-		{ "init", "initialise an Oak, Steel or Brass box", box_init },
+		{ "init", "initialise a box (Manufacturing, Oak, Steel, Brass, Tin)", box_init },
 		{ "add-domain", "give a box the process of one more domain", box_add },
 		{ "check", "open a box with its shares and run its self-tests", box_check },
 		{ "list", "the boxes of the home and their domains", box_list },

@@ -87,6 +87,24 @@ bad "$H1 --box O00000001 --domain VE" --box "${BAD_BOX[@]}"
 bad "$H1 --box O00000001 --domain VE" --domain "${BAD_DOMAIN[@]}"
 cmd="box check"
 bad "$H1 --box O00000001" --box "${BAD_BOX[@]}"
+# the box process commands (issue 13)
+cmd="box serve"
+bad "$H1 --box O00000001" --box "${BAD_BOX[@]}"
+bad "$H1 --box O00000001" --socket ""
+bad "$H1 --box O00000001" --state ""
+bad "$H1 --box O00000001" --boxes ""
+flag "$H1 --box O00000001" --try-exec
+flag "$H1 --box O00000001" --json
+cmd="box unseal"
+bad "$H1 --box O00000001 --share $T/none" --box "${BAD_BOX[@]}"
+bad "$H1 --box O00000001 --share $T/none" --share ""
+bad "$H1 --box O00000001 --share $T/none" --boxes ""
+for cmd in "box seal" "box status"; do
+  bad "$H1 --box O00000001" --box "${BAD_BOX[@]}"
+  bad "$H1 --box O00000001" --boxes ""
+  bad "$H1 --box O00000001" --home ""
+  flag "$H1 --box O00000001" --json
+done
 cmd="key request"
 bad "$H1 --domain VE --steel S00000001" --domain "${BAD_DOMAIN[@]}"
 bad "$H1 --domain VE --steel S00000001" --steel "${BAD_STEEL[@]}"
@@ -188,6 +206,7 @@ for row in "init|" "domain create|VE --country US" "box init|--type oak" "box ad
   bad "$base" --home ""
   bad "$base" --archive "" mysql://x sqlite: postgres
   bad "$base" --shares ""
+  bad "$base" --boxes ""
   bad "$base" --time "${BAD_TIME[@]}"
   flag "$base" --json
 done
