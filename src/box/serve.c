@@ -92,10 +92,6 @@ static MK_MSG_HANDLER(cmd_unseal)
 		return e;
 	if (s->box != NULL && s->box->enabled)
 		return MK_ERR_STATE; /* enabled already */
-	if (s->box != NULL) { /* it disabled itself (an older state): read again */
-		mk_box_free(s->box);
-		s->box = NULL;
-	}
 	mk_buf_init_view(&v, rq.share, rq.share_len);
 	if ((e = mk_share_decode(&v, &sh)) != MK_OK)
 		return e;
@@ -117,6 +113,9 @@ static MK_MSG_HANDLER(cmd_unseal)
 	}
 	s->shares[s->nshares++] = sh;
 	if (s->nshares >= mk_share_threshold(s->shares[0])) {
+		/* a box that disabled itself (an older state) is read again */
+		mk_box_free(s->box);
+		s->box = NULL;
 		e = mk_box_open(s->store, "", s->id, (const struct mk_share *const *)s->shares, s->nshares, &s->box);
 		drop_shares(s);
 		if (e != MK_OK)
@@ -296,7 +295,12 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 	pfd[0].fd = listen_fd;
 	pfd[0].events = POLLIN;
 	while (stop == NULL || !*stop) {
-		int n = poll(pfd, nc + 1, 1000);
+		int n;
+
+		/* full: new clients wait in the listen queue (not polled, or the
+		 * loop would spin on them) */
+		pfd[0].events = nc < SERVE_CLIENTS_MAX ? POLLIN : 0;
+		n = poll(pfd, nc + 1, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			e = MK_ERR_IO;

@@ -13,12 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "box/box_int.h"
 #include "meterkey/boxes.h"
 #include "meterkey/crypto.h"
+#include "meterkey/frame.h"
 #include "meterkey/shares.h"
 
 #include "vectors.c"
@@ -920,6 +926,110 @@ static void test_oak_process_and_open(void **state)
 	mk_box_free(m);
 }
 
+/* ---- a box process that misbehaves ------------------------------------------------ */
+
+enum fake { FAKE_CLOSE, FAKE_WRONG_CLASS, FAKE_GARBAGE, FAKE_OTHER_COMMAND };
+
+/* A process at sock that takes one request and answers it as told. */
+static pid_t fake_box(const char *sock, enum fake how)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int l, c;
+	pid_t pid;
+
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	assert_true((l = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct mk_link k;
+		struct mk_buf *in = mk_buf_new(MK_MSG_MAX), *out = mk_buf_new(MK_MSG_MAX);
+		struct mk_msg_response a = { MK_CMD_PROCESS, 0, MK_OK, NULL, 0 };
+		uint8_t cls;
+		static const uint8_t junk[] = { 0xde, 0xad, 0xbe, 0xef };
+
+		if ((c = accept(l, NULL, NULL)) < 0)
+			_exit(1);
+		mk_link_init(&k, c, c);
+		if (mk_link_recv_msg(&k, 5000, &cls, in) != MK_OK)
+			_exit(2);
+		switch (how) {
+		case FAKE_CLOSE:
+			break;
+		case FAKE_WRONG_CLASS: /* a meter's answer on a box's line */
+			(void)!mk_link_send(&k, MK_FRAME_METER_RESPONSE, junk, sizeof(junk));
+			break;
+		case FAKE_GARBAGE: /* a response frame that is no response */
+			(void)!mk_link_send(&k, MK_FRAME_RESPONSE, junk, sizeof(junk));
+			break;
+		case FAKE_OTHER_COMMAND: /* a well-formed answer to another command */
+			if (mk_msg_response_encode(&a, out) == MK_OK)
+				(void)!mk_link_send_msg(&k, MK_FRAME_RESPONSE, mk_buf_data(out), mk_buf_len(out));
+			break;
+		}
+		_exit(0);
+	}
+	close(l);
+	return pid;
+}
+
+static enum mk_err line_of_box(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	return mk_box_call(ctx, req, n, resp);
+}
+
+/* A box process that closes, answers on another class, answers garbage or
+ * answers another command: each is its own error, never an answer taken;
+ * a socket nobody listens on is MK_ERR_BOX_GONE at connect. */
+static void test_box_process_misbehaves(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		enum fake how;
+		enum mk_err want;
+	} cases[] = {
+		{ FAKE_CLOSE, MK_ERR_BOX_GONE },
+		{ FAKE_WRONG_CLASS, MK_ERR_FRAME_CLASS },
+		{ FAKE_GARBAGE, MK_ERR_TLV_TAG },
+		{ FAKE_OTHER_COMMAND, MK_ERR_TLV_VALUE }, /* an answer to another request */
+	};
+	char sock[300];
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box *b = NULL;
+
+	assert_non_null(ans);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(sock, sizeof(sock), "%s/fake.sock", f->dir);
+	assert_int_equal(mk_box_connect(sock, "O00000001", &b), MK_ERR_BOX_GONE);
+	assert_null(b);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mk_box_status_req rq;
+		struct mk_box_status_res rs;
+		struct mk_msg_link line = { line_of_box, NULL };
+		uint8_t level = 0xff;
+		enum mk_err e;
+		int st;
+		pid_t pid;
+
+		unlink(sock);
+		pid = fake_box(sock, cases[i].how);
+		assert_int_equal(mk_box_connect(sock, "O00000001", &b), MK_OK);
+		assert_true(mk_box_is_remote(b));
+		line.ctx = b;
+		e = mk_box_call_status(&line, NULL, 0, &rq, &rs, ans, &level);
+		if (cases[i].want == MK_ERR_TLV_TAG)
+			assert_true(e != MK_OK && level == 0); /* whatever the decoder says: no answer taken */
+		else
+			assert_string_equal(mk_err_name(e), mk_err_name(cases[i].want));
+		mk_box_free(b);
+		b = NULL;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+	}
+	mk_buf_free(ans);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -936,6 +1046,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oak_set_id_vector, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_accept_wrong_nonce, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_accept_relay_refused, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_box_process_misbehaves, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_oak_process_and_open, fx_setup, fx_teardown),
 	};
 
