@@ -172,8 +172,9 @@ static const char serve_usage[] =
 	"  --user U        run as user U (a name, or UID[:GID]), when started as root\n"
 	"  --state DIR     the box's state folder (default: HOME/boxes/ID/ when\n"
 	"                  started as root, else HOME/boxes)\n"
-	"  --try-exec      (tests) once confined, try to run /bin/true and read\n"
-	"                  /etc/passwd, say whether each was refused, and stop\n" BOXP_OPTS;
+	"  --try-exec      (tests) once confined, try to run /bin/true, read\n"
+	"                  /etc/passwd, make a socket and become dumpable again,\n"
+	"                  say whether each was refused, and stop\n" BOXP_OPTS;
 
 /* The user a box runs as when started as root: --user (a name, or
  * UID[:GID]), else one of its own. 0, said, when U does not resolve. */
@@ -331,8 +332,13 @@ static int box_serve(int argc, char **argv)
 		err = errno;
 		f = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 		ferr = errno;
-		printf("box %s (user %ld, state %s): exec refused (%s); /etc/passwd %s (%s)\n", o.box, (long)getuid(),
+		printf("box %s (user %ld, state %s): exec refused (%s); /etc/passwd %s (%s)", o.box, (long)getuid(),
 		       statedir, strerror(err), f < 0 ? "refused" : "readable", f < 0 ? strerror(ferr) : "no Landlock");
+		/* a new socket, a dumpable process again: refused by the filter */
+		errno = 0;
+		printf("; socket %s", socket(AF_INET, SOCK_STREAM, 0) < 0 && errno == EPERM ? "refused" : "made");
+		errno = 0;
+		printf("; dumpable again %s\n", prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 && errno == EPERM ? "refused" : "set");
 		fflush(stdout);
 		_exit(0);
 	}
