@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <openssl/crypto.h>
 
@@ -56,13 +57,23 @@ struct vcache {
 	struct vkey e[VCACHE_MAX];
 };
 
+/* The cache holds clear keys: its pages are kept out of core dumps and, as
+ * far as the memory lock limit allows, out of swap. (A process that stays
+ * dumpable for the core-dump test, MK_TEST_HOOKS, keeps them in, so that
+ * the test shows its search finds a key.) */
 static struct vcache *vcache_new(void)
 {
-	struct vcache *c = calloc(1, sizeof(*c));
+	struct vcache *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (c != NULL)
-		for (size_t i = 0; i < VCACHE_BUCKETS; i++)
-			c->head[i] = VCACHE_NONE;
+	if (c == MAP_FAILED)
+		return NULL;
+#ifdef MK_TEST_HOOKS
+	if (getenv("MK_BOX_TEST_DUMPABLE") == NULL)
+#endif
+		(void)madvise(c, sizeof(*c), MADV_DONTDUMP);
+	(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK */
+	for (size_t i = 0; i < VCACHE_BUCKETS; i++)
+		c->head[i] = VCACHE_NONE;
 	return c;
 }
 
@@ -107,7 +118,8 @@ static void vcache_free(struct vcache *c)
 		return;
 	for (size_t i = 0; i < VCACHE_MAX; i++)
 		vkey_clear(&c->e[i]);
-	free(c);
+	(void)munlock(c, sizeof(*c));
+	munmap(c, sizeof(*c));
 }
 
 void box_vcache_free(struct mk_box *b)
