@@ -25,6 +25,9 @@ expect 0 "$MK" domain create USPS --country US
 expect 0 "$MK" box init --type oak --domain VE --domain USPS
 expect 0 "$MK" box init --type steel --domain VE --domain USPS
 expect 0 "$MK" box init --type brass --domain VE --domain USPS
+# with MK_E2E_BOXES=process (e2e_frank_cli_procs) every box is a process of
+# its own from here on
+boxes_as_processes "$METERKEY_HOME"
 expect 0 "$MK" meter create --product-code PM100 --msn 000001
 expect 0 "$MK" meter create --product-code PM100 --msn 000002
 

@@ -3,7 +3,8 @@
 set -u
 MK=${1:?usage: $0 path/to/meterkey}
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+BOX_PIDS=()
+trap 'for p in "${BOX_PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$T"' EXIT
 fails=0
 
 # expect STATUS CMD... : runs CMD, output to $T/out and $T/err, checks its status.
@@ -45,4 +46,26 @@ invert_byte() {
   local b
   b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
   printf "\\$(printf '%03o' $(( b ^ 0xff )))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
+# boxes_as_processes HOME : with MK_E2E_BOXES=process, every box of HOME is
+# started as a process of its own (meterkey box serve, in $T/run), enabled
+# with its share files from HOME/shares one at a time (box unseal), and
+# METERKEY_BOXES exported, so that every command after reaches its boxes
+# only by messages (issue 13). Without it, nothing: boxes stay in-process.
+boxes_as_processes() {
+  [ "${MK_E2E_BOXES:-}" = process ] || return 0
+  local home=$1 id f
+  mkdir -p "$T/run"
+  for id in $("$MK" box list --home "$home" | cut -d' ' -f1); do
+    "$MK" box serve --home "$home" --box "$id" --boxes "$T/run" >"$T/serve.$id" 2>&1 &
+    BOX_PIDS+=($!)
+    for _ in $(seq 100); do grep -q "serving at" "$T/serve.$id" && break; sleep 0.05; done
+    for f in "$home/shares/$id".*.share; do
+      "$MK" box unseal --home "$home" --box "$id" --boxes "$T/run" --share "$f" >/dev/null 2>&1
+    done
+    "$MK" box status --home "$home" --box "$id" --boxes "$T/run" >/dev/null ||
+      { echo "FAIL: box $id did not start as a process:"; sed 's/^/  | /' "$T/serve.$id"; fails=$((fails+1)); }
+  done
+  export METERKEY_BOXES="$T/run"
 }

@@ -7,6 +7,9 @@
 H="$T/home"
 expect 0 "$MK" demo --home "$H"
 export METERKEY_HOME="$H"
+# with MK_E2E_BOXES=process (CTest's e2e_verify_cli_procs) every box is a
+# process of its own from here on
+boxes_as_processes "$H"
 # a new meter on the demo's home, through its whole life up to
 # franking (two pieces first, as the demo's meters had)
 M=PM100-000007
