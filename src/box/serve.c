@@ -37,6 +37,8 @@
 
 /* Clients at once; more wait in the listen queue. */
 #define SERVE_CLIENTS_MAX 32
+/* The secure heap of a box process: its keys and secrets, with room. */
+#define SERVE_SECURE_HEAP (1 << 20)
 
 struct server {
 	char store[PATH_MAX];
@@ -292,6 +294,12 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 		e = MK_ERR_IO;
 		goto out;
 	}
+	/* and its secrets (mk_secret: shares, the opened state, master keys
+	 * unwrapped; OpenSSL's private keys) in OpenSSL's secure heap: locked,
+	 * out of core dumps, wiped on free. Without one (the lock limit), they
+	 * fall back to the ordinary heap, wiped all the same. */
+	if (!CRYPTO_secure_malloc_initialized())
+		(void)CRYPTO_secure_malloc_init(SERVE_SECURE_HEAP, 16);
 	pfd[0].fd = listen_fd;
 	pfd[0].events = POLLIN;
 	while (stop == NULL || !*stop) {
