@@ -99,6 +99,10 @@ MK_WUR enum mk_err mk_box_open(const char *store_dir, const char *share_dir, con
 MK_WUR enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n,
                                struct mk_buf *resp);
 
+/* The message layer's line to b (msg.h): each round trip is mk_box_call,
+ * in this process or to b's process alike. Lives as long as b. */
+struct mk_msg_link mk_box_link(struct mk_box *b);
+
 /* The box's ID ("O00000000" before initialisation). */
 const char *mk_box_get_id(const struct mk_box *b);
 enum mk_box_type mk_box_get_type(const struct mk_box *b);

@@ -120,7 +120,8 @@ struct mk_link {
 	size_t max_skip;         /* bytes skipped looking for STX before giving up */
 	/* Descriptor passing, on a Unix socket only (mk_link_init: off). fd_out
 	 * >= 0: the next frame sent carries that descriptor (SCM_RIGHTS, with
-	 * its first byte), once; it is set back to -1 when sent. fd_in not NULL:
+	 * its first byte), once; it is given away: closed here once sent, and
+	 * set back to -1 (the caller closes it when it was never sent). fd_in not NULL:
 	 * reads use recvmsg, and a descriptor that arrives is stored there
 	 * (close-on-exec; one already there is closed first). */
 	int fd_out;
@@ -184,5 +185,15 @@ MK_WUR enum mk_err mk_link_recv(struct mk_link *l, int timeout_ms, uint8_t *clsp
 MK_WUR enum mk_err mk_link_send_msg(struct mk_link *l, uint8_t cls, const uint8_t *payload, size_t len);
 MK_WUR enum mk_err mk_link_recv_msg(struct mk_link *l, int timeout_ms, uint8_t *clsp,
                                     struct mk_buf *payload);
+
+/*
+ * One round trip: req[0..n) sent as a message of class cls (mk_link_send_msg),
+ * then the answer received (mk_link_recv_msg, waiting timeout_ms) and
+ * appended to resp; an answer of any class but answer_cls is
+ * MK_ERR_FRAME_CLASS. What a meter's client, a Steel box on its meter line
+ * and a box's client each do for one request.
+ */
+MK_WUR enum mk_err mk_link_call(struct mk_link *l, uint8_t cls, const uint8_t *req, size_t n,
+                                uint8_t answer_cls, int timeout_ms, struct mk_buf *resp);
 
 #endif

@@ -24,6 +24,7 @@
 #ifndef MK_SHARES_H
 #define MK_SHARES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -138,6 +139,11 @@ MK_WUR enum mk_err mk_share_write_file(const struct mk_share *s, const char *pat
  * MK_ERR_IO when the file cannot be opened or read.
  */
 MK_WUR enum mk_err mk_share_read_file(const char *path, struct mk_share **sp);
+
+/* Whether a file name is one of box_id's share files as a shares folder
+ * holds them: "<box_id>.<i>.share" (not "<box_id>-dks.<i>.share", the
+ * Domain Key Set's). */
+bool mk_share_file_is_of(const char *name, const char *box_id);
 
 /* Public fields of a share, for naming files and prompting operators. None of
  * them is secret. box_id is NUL-terminated and lives as long as the share. */

@@ -198,6 +198,16 @@ const char *mk_box_get_type_name(const struct mk_box *b)
 	return b->kind->table->name;
 }
 
+static enum mk_err link_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	return mk_box_call(ctx, req, n, resp);
+}
+
+struct mk_msg_link mk_box_link(struct mk_box *b)
+{
+	return (struct mk_msg_link){ link_roundtrip, b };
+}
+
 enum mk_err mk_box_call(struct mk_box *b, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
 	if (b == NULL || req == NULL || resp == NULL)

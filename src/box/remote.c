@@ -36,24 +36,16 @@ static const char *socket_path(const char *address)
 static enum mk_err remote_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
 	struct box_remote *r = ctx;
-	uint8_t cls;
 	enum mk_err e;
 
 	if (r->fd < 0)
 		return MK_ERR_BOX_GONE;
-	{
-		int given = r->link.fd_out;
-
-		e = mk_link_send_msg(&r->link, MK_FRAME_COMMAND, req, n);
-		/* a meter line handed over is the box's now: our copy goes, so
-		 * that nothing on this side can read what passes on it */
-		if (given >= 0) {
-			close(given);
-			r->link.fd_out = -1;
-		}
-	}
-	if (e == MK_OK && (e = mk_link_recv_msg(&r->link, MK_BOX_RESPONSE_TIMEOUT_MS, &cls, resp)) == MK_OK)
-		return cls == MK_FRAME_RESPONSE ? MK_OK : MK_ERR_FRAME_CLASS;
+	/* a meter line handed over (link.fd_out) goes with the request's first
+	 * frame and is closed on this side as soon as it is sent: nothing here
+	 * can read what passes on it */
+	e = mk_link_call(&r->link, MK_FRAME_COMMAND, req, n, MK_FRAME_RESPONSE, MK_BOX_RESPONSE_TIMEOUT_MS, resp);
+	if (e == MK_OK || e == MK_ERR_FRAME_CLASS)
+		return e;
 	/* the process stopped, died or is too slow: this connection is done
 	 * (an answer arriving late must not be taken for the next one's) */
 	close(r->fd);

@@ -164,14 +164,8 @@ static const struct mk_msg_table process_table = { "box process", process_cmds, 
  * client does, over the descriptor the KMS passed). */
 static enum mk_err meter_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
-	struct mk_link *l = ctx;
-	uint8_t cls;
-	enum mk_err e;
-
-	if ((e = mk_link_send(l, MK_FRAME_METER_COMMAND, req, n)) != MK_OK ||
-	    (e = mk_link_recv(l, SERVE_METER_TIMEOUT_MS, &cls, resp)) != MK_OK)
-		return e;
-	return cls == MK_FRAME_METER_RESPONSE ? MK_OK : MK_ERR_FRAME_CLASS;
+	return mk_link_call(ctx, MK_FRAME_METER_COMMAND, req, n, MK_FRAME_METER_RESPONSE, SERVE_METER_TIMEOUT_MS,
+	                    resp);
 }
 
 /* The test build's kill points (MK_TEST_HOOKS, never in Release): with

@@ -111,11 +111,6 @@ static void say_state(const struct kc *c, const char *sock, const struct mk_box_
 		printf("box %s (process %u at %s): disabled, no share entered\n", s->id, s->pid, sock);
 }
 
-static enum mk_err box_line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
-{
-	return mk_box_call(ctx, req, n, resp);
-}
-
 /* One call of the process's own commands to the box at sock. */
 static enum mk_err process_call(const char *sock, const char *id, const struct mk_msg_cmd_spec *spec,
                                 const void *rq, struct mk_box_process_res *rs, struct mk_buf *ans)
@@ -126,8 +121,7 @@ static enum mk_err process_call(const char *sock, const char *id, const struct m
 
 	if ((e = mk_box_connect(sock, id, &b)) != MK_OK)
 		return e;
-	line.roundtrip = box_line;
-	line.ctx = b;
+	line = mk_box_link(b);
 	e = mk_msg_call(&line, spec, NULL, 0, rq, rs, ans, NULL);
 	mk_box_free(b);
 	return e;

@@ -45,13 +45,9 @@ struct mk_meter_conn {
 static enum mk_err line_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
 {
 	struct mk_meter_conn *c = ctx;
-	uint8_t cls;
-	enum mk_err e;
 
-	if ((e = mk_link_send(&c->link, MK_FRAME_METER_COMMAND, req, n)) != MK_OK ||
-	    (e = mk_link_recv(&c->link, MK_METER_RESPONSE_TIMEOUT_MS, &cls, resp)) != MK_OK)
-		return e;
-	return cls == MK_FRAME_METER_RESPONSE ? MK_OK : MK_ERR_FRAME_CLASS;
+	return mk_link_call(&c->link, MK_FRAME_METER_COMMAND, req, n, MK_FRAME_METER_RESPONSE,
+	                    MK_METER_RESPONSE_TIMEOUT_MS, resp);
 }
 
 static void line_init(struct mk_meter_conn *c)

@@ -351,14 +351,6 @@ enum mk_err kms_pick_box(struct mk_kms *k, enum mk_box_type t, const char *domai
 
 /* ---- Opening boxes ------------------------------------------------------------------- */
 
-/* The line to an open box: its dispatcher, called directly for a box in
- * this process, or the request sent to its process (mk_box_call does
- * either). */
-static enum mk_err box_line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
-{
-	return mk_box_call(ctx, req, n, resp);
-}
-
 static enum mk_err open_box_here(struct mk_kms *k, const char *id, struct mk_box **bp);
 
 /* The share files of one box as read from the shares folder, with the name
@@ -378,7 +370,6 @@ static enum mk_err load_shares(struct mk_kms *k, const char *id, struct box_shar
 	struct dirent *de;
 	DIR *d;
 	enum mk_err r = MK_OK;
-	size_t idlen = strlen(id);
 
 	if ((d = opendir(k->shares)) == NULL) {
 		snprintf(why, cap, "the shares folder cannot be read (%s)", strerror(errno));
@@ -387,8 +378,7 @@ static enum mk_err load_shares(struct mk_kms *k, const char *id, struct box_shar
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 
-		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
-		    strcmp(de->d_name + len - 6, ".share") != 0)
+		if (!mk_share_file_is_of(de->d_name, id))
 			continue;
 		if (bs->n == MK_SHARE_COUNT_MAX) {
 			r = MK_ERR_SHARE_PARAMS;
@@ -503,8 +493,7 @@ static enum mk_err connect_box(struct mk_kms *k, const char *id, struct mk_box *
 		kms_fail(k, e, "box %s: no process answers at %s (`meterkey box serve --box %s` runs it)", id, sock, id);
 		goto out;
 	}
-	line.roundtrip = box_line;
-	line.ctx = *bp;
+	line = mk_box_link(*bp);
 	if ((e = mk_box_call_process(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL)) != MK_OK)
 		kms_fail(k, e, "box %s: the process at %s did not answer", id, sock);
 	else if (strcmp(rs.id, id) != 0)
@@ -536,7 +525,7 @@ static enum mk_err box_generation(struct mk_kms *k, struct mk_box *b)
 	struct mk_buf *have = mk_buf_new(MK_GENERATION_REC_MAX), *ans = mk_buf_new(MK_MSG_MAX);
 	struct mk_box_generation_req rq = { 0 };
 	struct mk_box_generation_res rs;
-	struct mk_msg_link line = { box_line, b };
+	struct mk_msg_link line = mk_box_link(b);
 	const char *id = mk_box_get_id(b);
 	uint64_t recorded = 0;
 	enum mk_err e;
@@ -635,7 +624,7 @@ static enum mk_err open_box_here(struct mk_kms *k, const char *id, struct mk_box
 enum mk_err kms_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
                      const char *domain, int64_t time, const void *rq, void *rs, struct mk_buf *ans)
 {
-	struct mk_msg_link line = { box_line, b };
+	struct mk_msg_link line = mk_box_link(b);
 	uint8_t level;
 	enum mk_err r;
 

@@ -28,11 +28,6 @@ struct mk_box_procs {
 	char id[KMS_MAX_BOXES][MK_BOX_ID_LEN + 1];
 };
 
-static enum mk_err line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
-{
-	return mk_box_call(ctx, req, n, resp);
-}
-
 /* The share files of box id in the shares folder, entered into its process
  * at sock one at a time until it is enabled. */
 static enum mk_err enable(struct mk_kms *k, const char *id, const char *sock)
@@ -41,9 +36,8 @@ static enum mk_err enable(struct mk_kms *k, const char *id, const char *sock)
 	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX), *enc = mk_buf_new(MK_SHARE_FILE_MAX);
 	struct mk_box_process_res rs = { 0 };
 	struct mk_box *b = NULL;
-	struct mk_msg_link l = { line, NULL };
+	struct mk_msg_link l;
 	struct dirent *de;
-	size_t idlen = strlen(id);
 	enum mk_err e = MK_ERR_SHARE_TOO_FEW;
 	DIR *d = NULL;
 
@@ -55,15 +49,13 @@ static enum mk_err enable(struct mk_kms *k, const char *id, const char *sock)
 		e = e != MK_OK ? e : MK_ERR_SHARE_TOO_FEW;
 		goto out;
 	}
-	l.ctx = b;
+	l = mk_box_link(b);
 	e = MK_ERR_SHARE_TOO_FEW;
 	while (!rs.enabled && (de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
 		struct mk_box_unseal_req rq;
 		struct mk_share *sh = NULL;
 
-		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
-		    strcmp(de->d_name + len - 6, ".share") != 0)
+		if (!mk_share_file_is_of(de->d_name, id))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", k->shares, de->d_name);
 		mk_buf_reset(enc);

@@ -354,6 +354,7 @@ enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload,
 		if (l->fd_out >= 0) {
 			if ((r = send_fd(l, mk_buf_data(&frame))) != MK_OK)
 				goto out;
+			close(l->fd_out); /* given away: the peer holds it now */
 			l->fd_out = -1;
 			first = 1;
 		}
@@ -516,4 +517,15 @@ enum mk_err mk_link_recv_msg(struct mk_link *l, int timeout_ms, uint8_t *clsp, s
 	}
 	mk_buf_truncate(payload, mark);
 	return r;
+}
+
+enum mk_err mk_link_call(struct mk_link *l, uint8_t cls, const uint8_t *req, size_t n, uint8_t answer_cls,
+                         int timeout_ms, struct mk_buf *resp)
+{
+	uint8_t got;
+	enum mk_err e;
+
+	if ((e = mk_link_send_msg(l, cls, req, n)) != MK_OK || (e = mk_link_recv_msg(l, timeout_ms, &got, resp)) != MK_OK)
+		return e;
+	return got == answer_cls ? MK_OK : MK_ERR_FRAME_CLASS;
 }

@@ -206,3 +206,11 @@ enum mk_err mk_share_read_file(const char *path, struct mk_share **sp)
 	mk_buf_cleanup(&fb); /* wipes mem */
 	return r;
 }
+
+bool mk_share_file_is_of(const char *name, const char *box_id)
+{
+	size_t len = strlen(name), idlen = strlen(box_id);
+
+	return len > idlen + 7 && strncmp(name, box_id, idlen) == 0 && name[idlen] == '.' &&
+	       strcmp(name + len - 6, ".share") == 0;
+}

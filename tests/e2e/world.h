@@ -87,11 +87,6 @@ static inline struct mk_kms *w_open_kms(struct world *w, int64_t t, const char *
 	return k;
 }
 
-static inline enum mk_err w_box_line(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
-{
-	return mk_box_call(ctx, req, n, resp);
-}
-
 static inline struct mk_buf *w_read(const char *path);
 
 /* One of the process's own commands (Enter Share, Disable, Box Process
@@ -108,8 +103,7 @@ static inline enum mk_err w_process_call(struct world *w, const char *id, const 
 	assert_non_null(ans);
 	snprintf(sock, sizeof(sock), "%s/%s.sock", w->run, id);
 	if ((e = mk_box_connect(sock, id, &b)) == MK_OK) {
-		line.roundtrip = w_box_line;
-		line.ctx = b;
+		line = mk_box_link(b);
 		e = mk_msg_call(&line, spec, NULL, 0, rq, rs, ans, NULL);
 	}
 	mk_box_free(b);
@@ -138,18 +132,15 @@ static inline enum mk_err w_unseal_from(struct world *w, const char *id, const c
 	char path[2 * PATH_MAX];
 	struct mk_box_process_res rs = { 0 };
 	struct dirent *de;
-	size_t idlen = strlen(id);
 	enum mk_err e = MK_ERR_SHARE_TOO_FEW;
 	DIR *d;
 
 	assert_non_null(d = opendir(dir));
 	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
 		struct mk_box_unseal_req rq;
 		struct mk_buf *f;
 
-		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
-		    strcmp(de->d_name + len - 6, ".share") != 0)
+		if (!mk_share_file_is_of(de->d_name, id))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		f = w_read(path);
@@ -474,7 +465,7 @@ static inline enum mk_err w_box_open_from(struct world *w, const char *id, const
 {
 	char sdir[PATH_MAX], boxes[PATH_MAX + 8], path[2 * PATH_MAX];
 	struct mk_share *shares[16] = { 0 };
-	size_t n = 0, idlen = strlen(id);
+	size_t n = 0;
 	struct dirent *de;
 	DIR *d;
 	enum mk_err e = MK_OK;
@@ -485,10 +476,8 @@ static inline enum mk_err w_box_open_from(struct world *w, const char *id, const
 	snprintf(boxes, sizeof(boxes), "%s/boxes", w->home);
 	assert_non_null(d = opendir(sdir));
 	while ((de = readdir(d)) != NULL && n < 16) {
-		size_t len = strlen(de->d_name);
 
-		if (len <= idlen + 7 || strncmp(de->d_name, id, idlen) != 0 || de->d_name[idlen] != '.' ||
-		    strcmp(de->d_name + len - 6, ".share") != 0)
+		if (!mk_share_file_is_of(de->d_name, id))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", sdir, de->d_name);
 		if ((e = mk_share_read_file(path, &shares[n])) != MK_OK)
@@ -545,7 +534,7 @@ static inline struct mk_box *w_box_fresh(struct world *w, const char *id)
 static inline enum mk_err w_call(struct mk_box *b, const struct mk_msg_cmd_spec *spec, const char *domain,
                                  int64_t t, const void *rq, void *rs, struct mk_buf *ans, uint8_t *levelp)
 {
-	struct mk_msg_link line = { w_box_line, b };
+	struct mk_msg_link line = mk_box_link(b);
 	struct mk_buf *own = ans != NULL ? ans : mk_buf_new(W_CAP);
 	void *scratch = rs != NULL ? rs : calloc(1, spec->res->size);
 	uint8_t level = 0;

@@ -439,6 +439,23 @@ static void fingerprint_of(struct fx *f, struct mk_box *b, uint8_t fp[MK_SHA256_
 /* A fingerprint for requests that never reach Accept Box. */
 static const uint8_t any_fp[MK_SHA256_LEN] = { 1 };
 
+/* The start of an Oak box's enrolment: the new box made (*op), its
+ * fingerprint given to M with Initialise Box; returns the Set Secure Box
+ * ID M answered (the caller frees it). */
+static struct mk_buf *oak_enrol_begin(struct fx *f, struct mk_box *m, const uint8_t anchor[MK_EC_PUB_LEN],
+                                      struct mk_box **op)
+{
+	uint8_t fp[MK_SHA256_LEN];
+	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
+	struct mk_box_init_box_res is;
+
+	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, op), MK_OK);
+	fingerprint_of(f, *op, fp);
+	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
+	ASSERT_ANSWER(f, 0, MK_OK);
+	return copy_of(is.set_id, is.set_id_len);
+}
+
 /* A first Manufacturing Box (M00000001); the Oak anchor into anchor. */
 static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
 {
@@ -471,19 +488,12 @@ static struct mk_box *make_mfg(struct fx *f, uint8_t anchor_oak[MK_EC_PUB_LEN])
 static struct mk_box *make_oak(struct fx *f, struct mk_box *m, const uint8_t anchor[MK_EC_PUB_LEN])
 {
 	struct mk_box *o = NULL;
-	uint8_t fp[MK_SHA256_LEN];
-	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
-	struct mk_box_init_box_res is;
 	struct mk_box_set_box_id_req sr;
 	struct mk_box_set_box_id_res ss;
 	struct mk_box_accept_box_req ar;
 	struct mk_buf *msg, *ans;
 
-	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
-	fingerprint_of(f, o, fp);
-	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
-	ASSERT_ANSWER(f, 0, MK_OK);
-	msg = copy_of(is.set_id, is.set_id_len);
+	msg = oak_enrol_begin(f, m, anchor, &o);
 	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
 	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
@@ -688,9 +698,6 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	struct fx *f = *state;
 	uint8_t anchor[MK_EC_PUB_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o = NULL;
-	uint8_t fp[MK_SHA256_LEN];
-	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
-	struct mk_box_init_box_res is;
 	struct mk_box_set_box_id_req sr;
 	struct mk_box_set_box_id_res ss;
 	struct mk_box_accept_box_req ar;
@@ -698,11 +705,7 @@ static void test_mfg_accept_wrong_nonce(void **state)
 	struct mk_buf *msg, *ans;
 	uint8_t nonce[16];
 
-	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
-	fingerprint_of(f, o, fp);
-	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
-	ASSERT_ANSWER(f, 0, MK_OK);
-	msg = copy_of(is.set_id, is.set_id_len);
+	msg = oak_enrol_begin(f, m, anchor, &o);
 	sr = (struct mk_box_set_box_id_req){ .signed_msg = mk_buf_data(msg), .signed_msg_len = mk_buf_len(msg) };
 	call(f, o, &mk_box_cmd_set_box_id, NULL, &sr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
@@ -742,11 +745,9 @@ static void test_mfg_accept_wrong_nonce(void **state)
 static void test_mfg_accept_relay_refused(void **state)
 {
 	struct fx *f = *state;
-	uint8_t anchor[MK_EC_PUB_LEN], fp[MK_SHA256_LEN], conf[MK_EC_PUB_LEN], ident[MK_EC_PUB_LEN];
+	uint8_t anchor[MK_EC_PUB_LEN], conf[MK_EC_PUB_LEN], ident[MK_EC_PUB_LEN];
 	uint8_t proof[MK_ECDSA_SIG_LEN], hacked[MK_ECDSA_SIG_LEN];
 	struct mk_box *m = make_mfg(f, anchor), *o = NULL;
-	struct mk_box_init_box_req ir = { .type = MK_BOX_OAK, .fingerprint = fp, .fingerprint_len = sizeof(fp) };
-	struct mk_box_init_box_res is;
 	struct mk_box_set_box_id_req sr;
 	struct mk_box_set_box_id_res ss;
 	struct mk_box_accept_box_req ar;
@@ -765,11 +766,7 @@ static void test_mfg_accept_relay_refused(void **state)
 	assert_int_equal(mk_ec_keygen(rng, &relay_id), MK_OK);
 	assert_int_equal(mk_ec_pub_encode(relay_conf, conf), MK_OK);
 	assert_int_equal(mk_ec_pub_encode(relay_id, ident), MK_OK);
-	assert_int_equal(mk_box_new(MK_BOX_OAK, anchor, f->store, f->shares, &o), MK_OK);
-	fingerprint_of(f, o, fp);
-	call(f, m, &mk_box_cmd_init_box, NULL, &ir, &is);
-	ASSERT_ANSWER(f, 0, MK_OK);
-	msg = copy_of(is.set_id, is.set_id_len);
+	msg = oak_enrol_begin(f, m, anchor, &o);
 	/* what the relay reads in clear: the box ID and the nonce */
 	assert_int_equal(mk_signed_split(mk_buf_data(msg), mk_buf_len(msg), &sbody, &sbn, signer, &ssig), MK_OK);
 	assert_int_equal(mk_msg_set_id_body_decode(sbody, sbn, &sb), MK_OK);
@@ -975,11 +972,6 @@ static pid_t fake_box(const char *sock, enum fake how)
 	return pid;
 }
 
-static enum mk_err line_of_box(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
-{
-	return mk_box_call(ctx, req, n, resp);
-}
-
 /* A box process that closes, answers on another class, answers garbage or
  * answers another command: each is its own error, never an answer taken;
  * a socket nobody listens on is MK_ERR_BOX_GONE at connect. */
@@ -1007,7 +999,7 @@ static void test_box_process_misbehaves(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct mk_box_status_req rq;
 		struct mk_box_status_res rs;
-		struct mk_msg_link line = { line_of_box, NULL };
+		struct mk_msg_link line;
 		uint8_t level = 0xff;
 		enum mk_err e;
 		int st;
@@ -1017,7 +1009,7 @@ static void test_box_process_misbehaves(void **state)
 		pid = fake_box(sock, cases[i].how);
 		assert_int_equal(mk_box_connect(sock, "O00000001", &b), MK_OK);
 		assert_true(mk_box_is_remote(b));
-		line.ctx = b;
+		line = mk_box_link(b);
 		e = mk_box_call_status(&line, NULL, 0, &rq, &rs, ans, &level);
 		if (cases[i].want == MK_ERR_TLV_TAG)
 			assert_true(e != MK_OK && level == 0); /* whatever the decoder says: no answer taken */

@@ -818,7 +818,7 @@ static void test_msg_and_descriptor(void **state)
 	l.fd_out = side[1];
 	assert_int_equal(mk_link_send_msg(&l, MK_FRAME_COMMAND, msg, sizeof(msg)), MK_OK);
 	assert_int_equal(l.fd_out, -1); /* sent, once */
-	close(side[1]);
+	assert_int_equal(fcntl(side[1], F_GETFD), -1); /* and given away: closed here */
 	assert_int_equal(raw_read(side[0], &x, 1, 2000), 0);
 	assert_int_equal(x, 'X');
 	/* a receiver whose buffer is too small: refused, nothing kept */
@@ -840,7 +840,6 @@ static void test_msg_and_descriptor(void **state)
 	assert_memory_equal(mk_buf_data(in), msg, sizeof(msg));
 	assert_int_equal(finish(&c, pid), 0);
 	close(side[0]);
-	close(side[1]);
 	/* a class that may not span frames is not split */
 	assert_int_equal(mk_link_send_msg(&l, MK_FRAME_METER_COMMAND, msg, sizeof(msg)), MK_ERR_FRAME_LENGTH);
 	mk_buf_free(in);
