@@ -273,6 +273,15 @@ MK_WUR enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issu
 /* The pending challenges of d, sealed with the domain (box.c). */
 void box_reg_pending_drop(struct box_domain *d, size_t i);
 
+/* A box process's memory kept out of core dumps (src/box/sandbox.c): not
+ * dumpable, and no anonymous memory in a core (/proc/self/coredump_filter),
+ * so that OpenSSL's contexts holding expanded keys in the ordinary heap are
+ * not in one either. Once; before a user change (why says what failed). */
+MK_WUR enum mk_err box_keep_out_of_dumps(char *why, size_t cap);
+/* The test build's MK_BOX_TEST_DUMPABLE (0 without it): 1 dumpable, 2 its
+ * anonymous memory and key cache in the core too. */
+int box_test_dumpable(void);
+
 /* Info strings binding a wrapped key to its context. */
 MK_WUR enum mk_err box_wrap_info(struct mk_buf *out, const char *what, const char *domain,
                                  uint64_t key_id, const char *box_id);

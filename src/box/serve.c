@@ -248,20 +248,6 @@ static enum mk_err serve_one(struct server *s, int fd, struct mk_buf *in, struct
 	return e;
 }
 
-/* The test build's switch (MK_TEST_HOOKS, never in Release): with
- * MK_BOX_TEST_DUMPABLE=1 a box process stays dumpable, so that the
- * core-dump test shows its search finds keys when the protection is off. */
-static int test_dumpable(void)
-{
-#ifdef MK_TEST_HOOKS
-	const char *v = getenv("MK_BOX_TEST_DUMPABLE");
-
-	return v != NULL && strcmp(v, "1") == 0;
-#else
-	return 0;
-#endif
-}
-
 enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd, volatile sig_atomic_t *stop)
 {
 	struct pollfd pfd[SERVE_CLIENTS_MAX + 1];
@@ -283,10 +269,13 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 	}
 	memcpy(s->id, box_id, MK_BOX_ID_LEN + 1);
 	/* its memory will hold the box's keys: no core dump of it, no ptrace
-	 * or /proc/PID/mem by its user */
-	if (!test_dumpable() && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-		e = MK_ERR_IO;
-		goto out;
+	 * or /proc/PID/mem by its user, no anonymous memory in a core (done
+	 * already when it confined itself) */
+	{
+		char why[128];
+
+		if ((e = box_keep_out_of_dumps(why, sizeof(why))) != MK_OK)
+			goto out;
 	}
 	/* and its secrets (mk_secret: shares, the opened state, master keys
 	 * unwrapped; OpenSSL's private keys) in OpenSSL's secure heap: locked,

@@ -58,18 +58,16 @@ struct vcache {
 };
 
 /* The cache holds clear keys: its pages are kept out of core dumps and, as
- * far as the memory lock limit allows, out of swap. (A process that stays
- * dumpable for the core-dump test, MK_TEST_HOOKS, keeps them in, so that
- * the test shows its search finds a key.) */
+ * far as the memory lock limit allows, out of swap. (With the test build's
+ * MK_BOX_TEST_DUMPABLE=2 they are kept in, so that the core-dump test
+ * shows its search finds a key.) */
 static struct vcache *vcache_new(void)
 {
 	struct vcache *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (c == MAP_FAILED)
 		return NULL;
-#ifdef MK_TEST_HOOKS
-	if (getenv("MK_BOX_TEST_DUMPABLE") == NULL)
-#endif
+	if (box_test_dumpable() < 2)
 		(void)madvise(c, sizeof(*c), MADV_DONTDUMP);
 	(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK */
 	for (size_t i = 0; i < VCACHE_BUCKETS; i++)

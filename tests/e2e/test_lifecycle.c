@@ -738,6 +738,25 @@ static void keys_of_nvm(const char *path, struct keyset *ks)
 	mk_buf_free(b);
 }
 
+/* The master keys in the NVM at path, and the token keys of the month of
+ * ind each derives (what a busy Brass holds in its cache). */
+static void keys_of_nvm_and_tokens(const char *path, const struct mk_indicium *ind, struct keyset *ks)
+{
+	struct mk_buf *b = w_read(path);
+	struct mk_meter_nvm nvm;
+
+	assert_rc(mk_meter_nvm_decode(mk_buf_data(b), mk_buf_len(b), &nvm), MK_OK);
+	for (size_t i = 0; i < nvm.info.nkeys && ks->n < MAX_KEYS; i++) {
+		memcpy(ks->key[ks->n++], nvm.keys[i], MK_MASTER_KEY_LEN);
+		assert_true(ks->n < MAX_KEYS);
+		assert_rc(mk_token_key_derive(nvm.keys[i], nvm.info.keys[i].domain, ind->product_code, ind->mfg_seq,
+		                              mk_token_period(ind->date), ks->key[ks->n++]),
+		          MK_OK);
+	}
+	OPENSSL_cleanse(&nvm, sizeof(nvm));
+	mk_buf_free(b);
+}
+
 static void nvm_fn(void *ctx, const char *path, const struct mk_buf *b)
 {
 	size_t n = strlen(path);
@@ -816,8 +835,11 @@ static void core_in(const char *dir, char out[static PATH_MAX])
 }
 
 /* Restarts the Brass box's process in dir (its working directory: where
- * its core would go), dumpable or not (MK_BOX_TEST_DUMPABLE, the test
- * build's switch); returns its process ID. */
+ * its core would go); returns its process ID. dumpable is the test build's
+ * switch MK_BOX_TEST_DUMPABLE: 0 the box as built, 1 dumpable with its
+ * memory protections on, 2 dumpable with its key cache in the dump too.
+ * The process is a fork of this one: it must not be started while this
+ * process holds the keys the test looks for (it would carry a copy). */
 static pid_t brass_restarted(const char *dir, int dumpable)
 {
 	struct mk_box_process_req rq;
@@ -833,7 +855,7 @@ static pid_t brass_restarted(const char *dir, int dumpable)
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(chdir(dir), 0);
 	if (dumpable)
-		setenv("MK_BOX_TEST_DUMPABLE", "1", 1);
+		setenv("MK_BOX_TEST_DUMPABLE", dumpable == 1 ? "1" : "2", 1);
 	assert_int_equal(w_serve_new(&W, W.brass), 0);
 	unsetenv("MK_BOX_TEST_DUMPABLE");
 	assert_int_equal(chdir(cwd), 0);
@@ -864,12 +886,15 @@ static void brass_busy_then_abort(pid_t pid, const struct mk_indicium *ind, cons
 
 /* 11b. Core dumps (issue 13): a box process is not dumpable. Brass, busy
  * verifying (the meter's master key in its cache), is aborted with core
- * dumps on: it leaves no core, and nothing of the key. The KMS that
- * verified through it, dumped the same way (a copy of it, forked), holds
- * none of the key. Then the check is shown to work: the same Brass with the
- * protection off (the test build's switch) leaves a core holding the key.
- * Boxes in their own processes only: in the embedded default the boxes'
- * keys are the caller's memory. */
+ * dumps on: it leaves no core. The KMS that verified through it, dumped
+ * the same way (a copy of it, forked), holds none of the key. A Brass kept
+ * dumpable (the test build's switch) leaves a core, and its memory that
+ * holds keys is not in it: none of the key. Then the check is shown to
+ * work: that Brass with its key cache in the dump leaves the key in its
+ * core. The keys are read from the meter's NVM only after each Brass
+ * process is forked from this one, and wiped before the next. Boxes in
+ * their own processes only: in the embedded default the boxes' keys are
+ * the caller's memory. */
 static void test_core_dumps(void **state)
 {
 	char m[MK_METER_ID_MAX + 1], dir[] = "/tmp/meterkey-cores-XXXXXX", core[PATH_MAX], path[PATH_MAX];
@@ -922,13 +947,23 @@ static void test_core_dumps(void **state)
 	assert_int_equal(chdir("/"), 0);
 	core_in(dir, core);
 	assert_rc(mk_kms_meter_path(W.k, m, path, sizeof(path)), MK_OK);
-	keys_of_nvm(path, ks);
-	assert_int_equal(ks->n, 2);
+	keys_of_nvm_and_tokens(path, &ind, ks);
+	assert_int_equal(ks->n, 4);
+	assert_string_not_equal(core, "");
+	assert_int_equal(keys_in_file(core, ks), 0);
+	assert_int_equal(unlink(core), 0);
+	/* Brass dumpable, its key memory kept out: a core without the key */
+	OPENSSL_cleanse(ks, sizeof(*ks));
+	pid = brass_restarted(dir, 1);
+	keys_of_nvm_and_tokens(path, &ind, ks);
+	brass_busy_then_abort(pid, &ind, dir, core);
 	assert_string_not_equal(core, "");
 	assert_int_equal(keys_in_file(core, ks), 0);
 	assert_int_equal(unlink(core), 0);
 	/* the protection off: the core holds the key, so the check can fail */
-	pid = brass_restarted(dir, 1);
+	OPENSSL_cleanse(ks, sizeof(*ks));
+	pid = brass_restarted(dir, 2);
+	keys_of_nvm_and_tokens(path, &ind, ks);
 	brass_busy_then_abort(pid, &ind, dir, core);
 	assert_string_not_equal(core, "");
 	assert_true(keys_in_file(core, ks) >= 1);
