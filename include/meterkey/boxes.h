@@ -147,6 +147,27 @@ MK_WUR enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int l
                                 volatile sig_atomic_t *stop);
 
 /*
+ * What a box process does before it holds a key (mk_box_serve and
+ * mk_box_serve_fresh do it; call it before making a fresh box): its memory
+ * out of core dumps (not dumpable; no anonymous memory in a core, through
+ * /proc/self/coredump_filter, so before a user change) and OpenSSL's
+ * secure heap set up for its secrets. MK_ERR_IO, said in why.
+ */
+MK_WUR enum mk_err mk_box_process_protect(char *why, size_t cap);
+
+/*
+ * Serves fresh, a factory-fresh box (mk_box_new, in this process, after
+ * mk_box_process_protect), for its key ceremony: its commands are answered
+ * as mk_box_serve answers an enabled box's (Set Secure Box ID, Add Domain,
+ * Station Certificate, Box Process State), Enter Share is refused
+ * MK_RC_NOT_INITIALISED, and Disable wipes it and ends the serving. fresh
+ * is taken (freed here). id is then the ID the box took ("X00000000" when
+ * it took none). Returns as mk_box_serve.
+ */
+MK_WUR enum mk_err mk_box_serve_fresh(struct mk_box *fresh, int listen_fd, volatile sig_atomic_t *stop,
+                                      char id[static MK_BOX_ID_LEN + 1]);
+
+/*
  * Connects to the box process serving box_id at address ("unix:PATH", or a
  * path, of its socket): *bp is then a box whose calls go to that process
  * (mk_box_call, and every typed call over it). Nothing is asked yet: a

@@ -96,6 +96,29 @@ MK_WUR enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain
 MK_WUR enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains,
                                    size_t n, unsigned kshares, unsigned nshares,
                                    char id[static MK_BOX_ID_LEN + 1]);
+/*
+ * The same key ceremony for a factory-fresh box in a process of its own
+ * (mk_box_serve_fresh, `meterkey box new`) listening at socket: fingerprint
+ * is the SHA-256 of its identity key as its operator read it on the box's
+ * own console, which the Manufacturing Box checks at Accept Box
+ * (MK_RC_BOX_IDENTITY when the key that answers is another). The box
+ * writes its sealed state into its home's boxes/ and its shares where it
+ * was told; once done, or refused, its process is told to end (Disable).
+ * Oak, Steel, Brass or Tin.
+ */
+MK_WUR enum mk_err mk_kms_box_enrol(struct mk_kms *k, enum mk_box_type t, const char *const *domains,
+                                    size_t n, unsigned kshares, unsigned nshares, const char *socket,
+                                    const uint8_t fingerprint[static MK_SHA256_LEN],
+                                    char id[static MK_BOX_ID_LEN + 1]);
+/*
+ * A factory-fresh box of type t (Oak, Steel, Brass, Tin) made in this
+ * process with home's trust anchor (trust/anchors): its sealed state will
+ * go to home/boxes, its shares to shares_dir. For `meterkey box new`, after
+ * mk_box_process_protect. MK_RC_NOT_INITIALISED when the home has no
+ * anchors.
+ */
+MK_WUR enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_box_type t,
+                                    struct mk_box **bp);
 /* Gives an initialised box the domain process of one more domain. */
 MK_WUR enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain);
 

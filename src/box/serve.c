@@ -46,6 +46,8 @@ struct server {
 	struct mk_box *box;                      /* NULL while disabled */
 	struct mk_share *shares[MK_SHARE_COUNT_MAX]; /* entered while disabled */
 	size_t nshares;
+	int fresh; /* a factory-fresh box in its key ceremony (mk_box_serve_fresh) */
+	int done;  /* the fresh box disabled: the process ends */
 };
 
 /* Wipes the shares entered so far. */
@@ -94,6 +96,8 @@ static MK_MSG_HANDLER(cmd_unseal)
 		return e;
 	if (s->box != NULL && s->box->enabled)
 		return MK_ERR_STATE; /* enabled already */
+	if (s->fresh)
+		return MK_RC_NOT_INITIALISED; /* no state yet: nothing shares open */
 	mk_buf_init_view(&v, rq.share, rq.share_len);
 	if ((e = mk_share_decode(&v, &sh)) != MK_OK)
 		return e;
@@ -126,7 +130,8 @@ static MK_MSG_HANDLER(cmd_unseal)
 	return put_state(s, result);
 }
 
-/* Disable: the box's clear keys wiped, shares entered dropped. */
+/* Disable: the box's clear keys wiped, shares entered dropped. A fresh
+ * box's process then ends (its key ceremony is over, or abandoned). */
 static MK_MSG_HANDLER(cmd_seal)
 {
 	struct server *s = box;
@@ -136,6 +141,7 @@ static MK_MSG_HANDLER(cmd_seal)
 	mk_box_free(s->box);
 	s->box = NULL;
 	drop_shares(s);
+	s->done = s->fresh;
 	return put_state(s, result);
 }
 
@@ -215,6 +221,8 @@ static enum mk_err answer(struct server *s, uint8_t cls, const uint8_t *req, siz
 		e = mk_box_call(s->box, req, n, resp);
 		test_kill(rq.command, "after");
 		mk_box_attach_meter(s->box, NULL);
+		/* a fresh box takes its ID with Set Secure Box ID */
+		memcpy(s->id, s->box->id, sizeof(s->id));
 	}
 	if (meter_fd >= 0)
 		close(meter_fd);
@@ -248,44 +256,42 @@ static enum mk_err serve_one(struct server *s, int fd, struct mk_buf *in, struct
 	return e;
 }
 
-enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd, volatile sig_atomic_t *stop)
+enum mk_err mk_box_process_protect(char *why, size_t cap)
 {
-	struct pollfd pfd[SERVE_CLIENTS_MAX + 1];
-	struct server *s = calloc(1, sizeof(*s));
-	struct mk_buf *in = mk_buf_new(MK_MSG_MAX), *out = mk_buf_new(MK_MSG_MAX);
-	enum mk_box_type t;
-	uint32_t number;
-	size_t nc = 0;
-	enum mk_err e = MK_OK;
+	enum mk_err e;
 
-	if (s == NULL || in == NULL || out == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	if (store_dir == NULL || box_id == NULL || mk_box_id_parse(box_id, &t, &number) != MK_OK || number == 0 ||
-	    snprintf(s->store, sizeof(s->store), "%s", store_dir) >= (int)sizeof(s->store)) {
-		e = MK_ERR_INVALID_ARG;
-		goto out;
-	}
-	memcpy(s->id, box_id, MK_BOX_ID_LEN + 1);
 	/* its memory will hold the box's keys: no core dump of it, no ptrace
 	 * or /proc/PID/mem by its user, no anonymous memory in a core (done
 	 * already when it confined itself) */
-	{
-		char why[128];
-
-		if ((e = box_keep_out_of_dumps(why, sizeof(why))) != MK_OK)
-			goto out;
-	}
+	if ((e = box_keep_out_of_dumps(why, cap)) != MK_OK)
+		return e;
 	/* and its secrets (mk_secret: shares, the opened state, master keys
 	 * unwrapped; OpenSSL's private keys) in OpenSSL's secure heap: locked,
 	 * out of core dumps, wiped on free. Without one (the lock limit), they
 	 * fall back to the ordinary heap, wiped all the same. */
 	if (!CRYPTO_secure_malloc_initialized())
 		(void)CRYPTO_secure_malloc_init(SERVE_SECURE_HEAP, 16);
+	return MK_OK;
+}
+
+/* Serves s on listen_fd until *stop, a fresh box's Disable, or a socket
+ * failure; then says the box's ID into id (unless NULL), wipes and frees
+ * s. */
+static enum mk_err serve(struct server *s, int listen_fd, volatile sig_atomic_t *stop,
+                         char id[MK_BOX_ID_LEN + 1])
+{
+	struct pollfd pfd[SERVE_CLIENTS_MAX + 1];
+	struct mk_buf *in = mk_buf_new(MK_MSG_MAX), *out = mk_buf_new(MK_MSG_MAX);
+	size_t nc = 0;
+	enum mk_err e = MK_OK;
+
+	if (in == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
 	pfd[0].fd = listen_fd;
 	pfd[0].events = POLLIN;
-	while (stop == NULL || !*stop) {
+	while ((stop == NULL || !*stop) && !s->done) {
 		int n;
 
 		/* full: new clients wait in the listen queue (not polled, or the
@@ -300,7 +306,7 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 		if (n <= 0)
 			continue;
 		/* each ready client: one request, in turn */
-		for (size_t i = 1; i <= nc; i++) {
+		for (size_t i = 1; i <= nc && !s->done; i++) {
 			if (pfd[i].revents == 0)
 				continue;
 			if ((pfd[i].revents & POLLIN) == 0 || serve_one(s, pfd[i].fd, in, out) != MK_OK) {
@@ -308,7 +314,7 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 				pfd[i--] = pfd[nc--];
 			}
 		}
-		if ((pfd[0].revents & POLLIN) != 0 && nc < SERVE_CLIENTS_MAX) {
+		if ((pfd[0].revents & POLLIN) != 0 && nc < SERVE_CLIENTS_MAX && !s->done) {
 			int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 			if (c >= 0) {
@@ -321,13 +327,60 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 	for (size_t i = 1; i <= nc; i++)
 		close(pfd[i].fd);
 out:
-	if (s != NULL) {
-		mk_box_free(s->box);
-		drop_shares(s);
-		OPENSSL_cleanse(s, sizeof(*s));
-		free(s);
-	}
+	if (id != NULL)
+		memcpy(id, s->id, MK_BOX_ID_LEN + 1);
+	mk_box_free(s->box);
+	drop_shares(s);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
 	mk_buf_free(in);
 	mk_buf_free(out);
 	return e;
+}
+
+enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd, volatile sig_atomic_t *stop)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	enum mk_box_type t;
+	uint32_t number;
+	char why[128];
+	enum mk_err e;
+
+	if (s == NULL)
+		return MK_ERR_NOMEM;
+	if (store_dir == NULL || box_id == NULL || mk_box_id_parse(box_id, &t, &number) != MK_OK || number == 0 ||
+	    snprintf(s->store, sizeof(s->store), "%s", store_dir) >= (int)sizeof(s->store)) {
+		free(s);
+		return MK_ERR_INVALID_ARG;
+	}
+	memcpy(s->id, box_id, MK_BOX_ID_LEN + 1);
+	if ((e = mk_box_process_protect(why, sizeof(why))) != MK_OK) {
+		free(s);
+		return e;
+	}
+	return serve(s, listen_fd, stop, NULL);
+}
+
+enum mk_err mk_box_serve_fresh(struct mk_box *fresh, int listen_fd, volatile sig_atomic_t *stop,
+                               char id[static MK_BOX_ID_LEN + 1])
+{
+	struct server *s;
+	enum mk_box_type t;
+	uint32_t number;
+	char why[128];
+	enum mk_err e;
+
+	if (fresh == NULL || fresh->remote != NULL || fresh->enabled ||
+	    mk_box_id_parse(fresh->id, &t, &number) != MK_OK || number != 0) {
+		mk_box_free(fresh);
+		return MK_ERR_INVALID_ARG;
+	}
+	if ((e = mk_box_process_protect(why, sizeof(why))) != MK_OK || (s = calloc(1, sizeof(*s))) == NULL) {
+		mk_box_free(fresh);
+		return e != MK_OK ? e : MK_ERR_NOMEM;
+	}
+	s->box = fresh;
+	s->fresh = 1;
+	memcpy(s->id, fresh->id, sizeof(s->id));
+	return serve(s, listen_fd, stop, id);
 }

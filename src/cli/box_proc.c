@@ -239,6 +239,51 @@ static int own_state(const struct kc *c, const char *id, const char *boxes, cons
 	return 1;
 }
 
+/* Listens at the Unix socket sock (0600) for box id: the descriptor, or
+ * -1 (said). A socket file left by a process that stopped is taken over;
+ * one a process still listens on is not. */
+static int listen_at(const struct kc *c, const char *sock, const char *id)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return fail(c, MK_ERR_IO, "cannot make a socket (%s)", strerror(errno)), -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return fail(c, MK_ERR_STATE, "a process serves box %s at %s already", id, sock), -1;
+	}
+	close(fd);
+	(void)unlink(sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return fail(c, MK_ERR_IO, "cannot make a socket (%s)", strerror(errno)), -1;
+	{
+		mode_t old = umask(0077); /* the socket: its owner only */
+
+		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		umask(old);
+	}
+	if (r != 0 || listen(fd, 16) != 0) {
+		int err = errno;
+
+		close(fd);
+		return fail(c, MK_ERR_IO, "cannot listen at %s (%s)", sock, strerror(err)), -1;
+	}
+	return fd;
+}
+
+/* SIGTERM and SIGINT stop the serving; SIGPIPE is ignored. */
+static void on_signals(void)
+{
+	struct sigaction act = { 0 };
+
+	act.sa_handler = on_stop;
+	sigaction(SIGTERM, &act, NULL);
+	sigaction(SIGINT, &act, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 static int box_serve(int argc, char **argv)
 {
 	struct {
@@ -250,8 +295,6 @@ static int box_serve(int argc, char **argv)
 		                       KC_STR("user", &o.user, NULL), KC_STR("state", &o.state, &kc_path),
 		                       KC_FLAG("try-exec", &o.try_exec), KC_END };
 	char sock[PATH_MAX], dir[PATH_MAX], boxes[PATH_MAX], state[PATH_MAX], statedir[PATH_MAX], why[256];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct sigaction act = { 0 };
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
 	int root = geteuid() == 0;
@@ -282,35 +325,9 @@ static int box_serve(int argc, char **argv)
 		return fail(&c, MK_ERR_NOT_FOUND, "no box %s in the home %s (no %s)", o.box, c.home, state);
 	if (o.socket == NULL && c.boxes == NULL && mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return fail(&c, MK_ERR_IO, "cannot make the folder %s (%s)", dir, strerror(errno));
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return fail(&c, MK_ERR_IO, "cannot make a socket (%s)", strerror(errno));
-	/* a socket file left by a process that stopped is taken over; one a
-	 * process still listens on is not */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		return fail(&c, MK_ERR_STATE, "a process serves box %s at %s already", o.box, sock);
-	}
-	close(fd);
-	(void)unlink(sock);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return fail(&c, MK_ERR_IO, "cannot make a socket (%s)", strerror(errno));
-	{
-		mode_t old = umask(0077); /* the socket: its owner only */
-
-		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-		umask(old);
-	}
-	if (r != 0 || listen(fd, 16) != 0) {
-		int err = errno;
-
-		close(fd);
-		return fail(&c, MK_ERR_IO, "cannot listen at %s (%s)", sock, strerror(err));
-	}
-	act.sa_handler = on_stop;
-	sigaction(SIGTERM, &act, NULL);
-	sigaction(SIGINT, &act, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if ((fd = listen_at(&c, sock, o.box)) < 0)
+		return 1;
+	on_signals();
 	/* OpenSSL set up (and its self-tests run) while files can still be read */
 	if ((e = mk_selftest_run()) != MK_OK || (e = mk_box_sandbox(statedir, uid, gid, why, sizeof(why))) != MK_OK) {
 		close(fd);
@@ -355,6 +372,125 @@ static int box_serve(int argc, char **argv)
 	/* confined, the process cannot run what a leak checker at exit needs;
 	 * its memory goes with it */
 	_exit(e == MK_OK ? 0 : 1);
+}
+
+/* ---- new ---------------------------------------------------------------------------- */
+
+static const char new_usage[] =
+	"usage: meterkey box new --type oak|steel|brass|tin [--socket PATH]\n"
+	"                        [--shares DIR] [options]\n"
+	"  Runs a factory-fresh box of type T as a process of its own for its key\n"
+	"  ceremony. The box makes its identity key inside itself and prints the\n"
+	"  key's fingerprint here, on its own console, for its operator to read;\n"
+	"  the ceremony (meterkey box init --type T --socket PATH --fingerprint FP)\n"
+	"  gives that fingerprint to the Manufacturing Box, which accepts the box\n"
+	"  only if the key that answers is that one. The box then takes its ID,\n"
+	"  writes its sealed state to HOME/boxes and its operators' shares to DIR,\n"
+	"  is given its domains, and this process ends; from then on it runs with\n"
+	"  meterkey box serve --box ID. Not confined (it writes its state and the\n"
+	"  shares), but not dumpable and its memory kept out of core dumps.\n"
+	"  SIGTERM or SIGINT before the ceremony wipes the box: it never was.\n"
+	"options:\n"
+	"  --type T        oak, steel, brass or tin\n"
+	"  --socket PATH   listen here (default: DIR/new-T.sock, DIR as --boxes)\n"
+	"  --shares DIR    where its operators' shares go (default: HOME/shares)\n" BOXP_OPTS;
+
+static int box_new(int argc, char **argv)
+{
+	struct {
+		const char *type, *socket, *shares;
+	} o;
+	struct kc c;
+	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("type", &o.type, &kc_box_type_rule),
+		                       KC_STR("socket", &o.socket, &kc_path), KC_STR("shares", &o.shares, &kc_path),
+		                       KC_END };
+	char sock[PATH_MAX], dir[PATH_MAX], shares[PATH_MAX], name[32], id[MK_BOX_ID_LEN + 1], why[256] = "", fp[96];
+	struct mk_buf *ans = NULL;
+	struct mk_box *b = NULL;
+	struct mk_box_identity_req iq;
+	struct mk_box_identity_res is;
+	struct mk_box_process_res st = { 0 };
+	uint8_t digest[MK_SHA256_LEN];
+	enum mk_box_type t;
+	enum mk_err e;
+	int r, fd;
+
+	if ((r = kc_start(&c, argc, argv, opts, new_usage, 0, 0)) != KC_GO)
+		return r;
+	if (!kc_box_type(o.type, &t))
+		return mk_cli_usage_error(new_usage, "--type is needed");
+	if (t == MK_BOX_MANUFACTURING)
+		return mk_cli_usage_error(new_usage, "a Manufacturing Box is made in its key ceremony (meterkey init)");
+	if (c.home == NULL || c.home[0] == '\0') {
+		fprintf(stderr, "meterkey: no home: give --home DIR or set METERKEY_HOME\n");
+		return 1;
+	}
+	snprintf(name, sizeof(name), "new-%s", o.type);
+	if (!socket_of(&c, name, sock, dir))
+		return 1;
+	if (o.socket != NULL &&
+	    snprintf(sock, sizeof(sock), "%s", o.socket) >= (int)sizeof(((struct sockaddr_un *)0)->sun_path))
+		return fail(&c, MK_ERR_INVALID_ARG, "--socket %s is too long for a Unix socket", o.socket);
+	if ((o.shares != NULL ? snprintf(shares, sizeof(shares), "%s", o.shares)
+	                      : snprintf(shares, sizeof(shares), "%s/shares", c.home)) >= (int)sizeof(shares))
+		return fail(&c, MK_ERR_INVALID_ARG, "--shares or --home path too long");
+	if (o.socket == NULL && c.boxes == NULL && mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return fail(&c, MK_ERR_IO, "cannot make the folder %s (%s)", dir, strerror(errno));
+	if ((fd = listen_at(&c, sock, name)) < 0)
+		return 1;
+	on_signals();
+	/* the box's keys are made in memory kept out of dumps */
+	if ((e = mk_box_process_protect(why, sizeof(why))) != MK_OK ||
+	    (e = mk_kms_fresh_box(c.home, shares, t, &b)) != MK_OK || (ans = mk_buf_new(MK_MSG_MAX)) == NULL) {
+		close(fd);
+		(void)unlink(sock);
+		mk_box_free(b);
+		return fail(&c, e != MK_OK ? e : MK_ERR_NOMEM, "no new box%s%s%s", why[0] != '\0' ? ": " : "", why,
+		            e == MK_RC_NOT_INITIALISED ? " (the home has no trust anchors: run meterkey init)" : "");
+	}
+	{
+		struct mk_msg_link line = mk_box_link(b);
+
+		e = mk_box_call_identity(&line, NULL, 0, &iq, &is, ans, NULL);
+	}
+	if (e != MK_OK || (e = mk_sha256(is.identity, is.identity_len, digest)) != MK_OK) {
+		close(fd);
+		(void)unlink(sock);
+		mk_box_free(b);
+		mk_buf_free(ans);
+		return fail(&c, e, "the new box gave no identity");
+	}
+	mk_buf_free(ans);
+	st.has_fingerprint = 1;
+	st.fingerprint = digest;
+	st.fingerprint_len = sizeof(digest);
+	fingerprint_text(&st, fp);
+	if (c.json)
+		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:s}", "ok", 1, "type", o.type, "socket", sock, "pid",
+		                        (json_int_t)getpid(), "identity_fingerprint", fp));
+	else
+		printf("new %s box (not initialised) at %s, process %ld\n"
+		       "  identity fingerprint %s\n"
+		       "  its key ceremony: meterkey box init --type %s --socket %s --fingerprint %s\n",
+		       o.type, sock, (long)getpid(), fp, o.type, sock, fp);
+	fflush(stdout);
+	e = mk_box_serve_fresh(b, fd, &stopping, id);
+	close(fd);
+	(void)unlink(sock);
+	if (e != MK_OK)
+		return fail(&c, e, "the new box stopped serving at %s", sock);
+	if (!c.json) {
+		enum mk_box_type tt;
+		uint32_t number;
+
+		if (mk_box_id_parse(id, &tt, &number) == MK_OK && number != 0)
+			printf("the key ceremony ended, this box as %s (its state in %s/boxes, its shares in %s): if "
+			       "meterkey box init said it is initialised, run it with meterkey box serve --box %s\n",
+			       id, c.home, shares, id);
+		else
+			printf("the new box stopped before its ceremony: its keys wiped, it never was\n");
+	}
+	return 0;
 }
 
 /* ---- unseal, seal, status ------------------------------------------------------------ */
@@ -500,6 +636,11 @@ static int box_status(int argc, char **argv)
 int mk_cli_box_serve(int argc, char **argv)
 {
 	return box_serve(argc, argv);
+}
+
+int mk_cli_box_new(int argc, char **argv)
+{
+	return box_new(argc, argv);
 }
 
 int mk_cli_box_unseal(int argc, char **argv)

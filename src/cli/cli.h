@@ -52,6 +52,7 @@ int mk_cli_domain(int argc, char **argv);
 int mk_cli_box(int argc, char **argv);
 /* box serve, unseal, seal, status (box_proc.c) */
 int mk_cli_box_serve(int argc, char **argv);
+int mk_cli_box_new(int argc, char **argv);
 int mk_cli_box_unseal(int argc, char **argv);
 int mk_cli_box_seal(int argc, char **argv);
 int mk_cli_box_status(int argc, char **argv);
@@ -125,6 +126,14 @@ extern const struct kc_rule kc_key_id;   /* a key ID: 1, 2, ... */
 extern const struct kc_rule kc_date;     /* a date that exists */
 extern const struct kc_rule kc_month;    /* YYYY-MM */
 extern const struct kc_rule kc_share_count; /* 2 to 255 */
+extern const struct kc_rule kc_box_type_rule; /* manufacturing, oak, steel, brass, tin */
+extern const struct kc_rule kc_fingerprint_rule; /* a box's identity fingerprint */
+
+/* A box type by its name (kc_box_type_rule): 1 and *tp, or 0. */
+int kc_box_type(const char *s, enum mk_box_type *tp);
+/* A fingerprint as a box shows it (hex, colons anywhere between bytes
+ * ignored) into out: 1, or 0 when it is not 32 bytes of lower-case hex. */
+int kc_fingerprint(const char *s, uint8_t out[static 32]);
 
 /* One row of a command's option table; a row with neither name ends it. */
 struct kc_opt {

@@ -174,61 +174,53 @@ static const char box_init_usage[] =
 	"  encrypted under that key. An additional Manufacturing Box\n"
 	"  gets the key set of the first and the domain keys of each domain (by\n"
 	"  default every domain the first one has).\n"
-	"options:\n" COMMON_OPTS;
-
-static int box_type(const char *s, enum mk_box_type *tp)
-{
-	if (s == NULL)
-		return 0;
-	if (strcmp(s, "manufacturing") == 0)
-		*tp = MK_BOX_MANUFACTURING;
-	else if (strcmp(s, "oak") == 0)
-		*tp = MK_BOX_OAK;
-	else if (strcmp(s, "steel") == 0)
-		*tp = MK_BOX_STEEL;
-	else if (strcmp(s, "brass") == 0)
-		*tp = MK_BOX_BRASS;
-	else if (strcmp(s, "tin") == 0)
-		*tp = MK_BOX_TIN;
-	else
-		return 0;
-	return 1;
-}
-
-static int box_type_ok(const char *s)
-{
-	enum mk_box_type t;
-
-	return box_type(s, &t);
-}
-
-static const struct kc_rule box_type_rule = { box_type_ok, "a box type: manufacturing, oak, steel, brass or tin" };
+	"  Without --socket the box is made in this process. With it, the box is a\n"
+	"  factory-fresh process of its own (meterkey box new) listening at PATH,\n"
+	"  and --fingerprint is its identity fingerprint as its operator read it\n"
+	"  on that box's console: the Manufacturing Box accepts the box only if\n"
+	"  the key that answers is that one (else MK_RC_BOX_IDENTITY). The box\n"
+	"  writes its state and its operators' shares itself, and its process\n"
+	"  ends once the ceremony is done or refused.\n"
+	"options:\n"
+	"  --socket PATH       the factory-fresh box process (Oak, Steel, Brass, Tin)\n"
+	"  --fingerprint FP    its identity fingerprint, read at the box\n" COMMON_OPTS;
 
 static int box_init(int argc, char **argv)
 {
 	struct {
-		const char *type, *shares_k, *shares_n;
+		const char *type, *shares_k, *shares_n, *socket, *fingerprint;
 		struct kc_list domain;
 	} o; /* the options */
+	uint8_t fp[32];
 	char id[MK_BOX_ID_LEN + 1];
 	enum mk_box_type t;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("type", &o.type, &box_type_rule),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("type", &o.type, &kc_box_type_rule),
 		                       KC_LIST("domain", &o.domain, &kc_domain), KC_STR("shares-k", &o.shares_k, &kc_share_count),
-		                       KC_STR("shares-n", &o.shares_n, &kc_share_count), KC_END };
+		                       KC_STR("shares-n", &o.shares_n, &kc_share_count),
+		                       KC_STR("socket", &o.socket, &kc_path),
+		                       KC_STR("fingerprint", &o.fingerprint, &kc_fingerprint_rule), KC_END };
 	unsigned k, n;
 	enum mk_err e;
 	int r;
 
 	if ((r = kc_start(&c, argc, argv, opts, box_init_usage, 0, 0)) != KC_GO)
 		return r;
-	if (!box_type(o.type, &t))
+	if (!kc_box_type(o.type, &t))
 		return mk_cli_usage_error(box_init_usage, "--type is needed");
 	if ((r = share_counts(box_init_usage, o.shares_k, o.shares_n, &k, &n)) != KC_GO)
 		return r;
+	if ((o.socket == NULL) != (o.fingerprint == NULL))
+		return mk_cli_usage_error(box_init_usage, "--socket and --fingerprint go together");
+	if (o.socket != NULL && t == MK_BOX_MANUFACTURING)
+		return mk_cli_usage_error(box_init_usage, "a Manufacturing Box is not a process of its own: no --socket");
+	if (o.fingerprint != NULL && !kc_fingerprint(o.fingerprint, fp))
+		return mk_cli_usage_error(box_init_usage, "--fingerprint is not a fingerprint");
 	if (!kc_open(&c))
 		return 1;
-	if ((e = mk_kms_box_init(c.kms, t, o.domain.v, o.domain.n, k, n, id)) == MK_OK) {
+	e = o.socket != NULL ? mk_kms_box_enrol(c.kms, t, o.domain.v, o.domain.n, k, n, o.socket, fp, id)
+	                     : mk_kms_box_init(c.kms, t, o.domain.v, o.domain.n, k, n, id);
+	if (e == MK_OK) {
 		kc_ok(&c,
 		      json_pack("{s:b,s:s,s:o}", "ok", 1, "box", id, "domains",
 		                kc_strings_json(o.domain.v, o.domain.n)),
@@ -359,6 +351,7 @@ int mk_cli_box(int argc, char **argv)
 		{ "add-domain", "give a box the process of one more domain", box_add },
 		{ "check", "open a box with its shares and run its self-tests", box_check },
 		{ "list", "the boxes of the home and their domains", box_list },
+		{ "new", "run a factory-fresh box as a process for its key ceremony", mk_cli_box_new },
 		{ "serve", "run a box as a process of its own, on a socket", mk_cli_box_serve },
 		{ "unseal", "enter operator shares into a box process: enable it", mk_cli_box_unseal },
 		{ "seal", "disable a box process: its clear keys wiped", mk_cli_box_seal },

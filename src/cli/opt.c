@@ -178,6 +178,60 @@ static int share_count_ok(const char *s)
 	return kc_parse_u64(s, 2, 255, &v);
 }
 
+int kc_box_type(const char *s, enum mk_box_type *tp)
+{
+	static const struct {
+		const char *name;
+		enum mk_box_type t;
+	} types[] = { { "manufacturing", MK_BOX_MANUFACTURING },
+		      { "oak", MK_BOX_OAK },
+		      { "steel", MK_BOX_STEEL },
+		      { "brass", MK_BOX_BRASS },
+		      { "tin", MK_BOX_TIN } };
+
+	for (size_t i = 0; s != NULL && i < MK_ARRAY_LEN(types); i++)
+		if (strcmp(s, types[i].name) == 0) {
+			*tp = types[i].t;
+			return 1;
+		}
+	return 0;
+}
+
+static int box_type_ok(const char *s)
+{
+	enum mk_box_type t;
+
+	return kc_box_type(s, &t);
+}
+
+int kc_fingerprint(const char *s, uint8_t out[static 32])
+{
+	size_t n = 0;
+
+	for (; s != NULL && *s != '\0'; s++) {
+		int hi, lo;
+
+		if (*s == ':')
+			continue;
+		if (n == 32 || s[1] == '\0')
+			return 0;
+		hi = s[0] >= '0' && s[0] <= '9' ? s[0] - '0' : s[0] >= 'a' && s[0] <= 'f' ? s[0] - 'a' + 10 : -1;
+		lo = s[1] >= '0' && s[1] <= '9' ? s[1] - '0' : s[1] >= 'a' && s[1] <= 'f' ? s[1] - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return 0;
+		out[n++] = (uint8_t)(hi << 4 | lo);
+		s++;
+	}
+	return n == 32;
+}
+
+static int fingerprint_ok(const char *s)
+{
+	uint8_t fp[32];
+
+	return kc_fingerprint(s, fp);
+}
+
 const struct kc_rule kc_path = { path_ok, "a file or directory name" };
 const struct kc_rule kc_url = { url_ok, "an archive URL (sqlite:PATH or postgresql://...)" };
 const struct kc_rule kc_box = { box_ok, "a box ID (a type letter and eight digits, e.g. O00000001)" };
@@ -192,6 +246,9 @@ const struct kc_rule kc_key_id = { key_id_ok, "a key ID (1, 2, ...)" };
 const struct kc_rule kc_date = { date_ok, "a date that exists (YYYY-MM-DD)" };
 const struct kc_rule kc_month = { month_ok, "a month, YYYY-MM" };
 const struct kc_rule kc_share_count = { share_count_ok, "a number from 2 to 255" };
+const struct kc_rule kc_box_type_rule = { box_type_ok, "a box type: manufacturing, oak, steel, brass or tin" };
+const struct kc_rule kc_fingerprint_rule = { fingerprint_ok,
+	                                     "a fingerprint (64 lower-case hex digits, colons allowed, as a box shows it)" };
 
 /* ---- Parsing ------------------------------------------------------------------------ */
 

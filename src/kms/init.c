@@ -82,13 +82,14 @@ out:
 	return e;
 }
 
-/* The Manufacturing Box's public startup authentication key for type t, from
- * trust/anchors (the key "written into the box's software"). */
-static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out[static MK_EC_PUB_LEN])
+/* The Manufacturing Box's public startup authentication key for type t,
+ * from the anchors file at path (the key "written into the box's
+ * software"): MK_RC_NOT_INITIALISED when there is none, MK_ERR_TLV_* or
+ * MK_ERR_NOT_FOUND when it is damaged. */
+static enum mk_err anchor_of(const char *path, enum mk_box_type t, uint8_t out[static MK_EC_PUB_LEN])
 {
 	static const enum mk_box_type order[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
 		                                  MK_BOX_BRASS, MK_BOX_TIN };
-	char path[PATH_MAX];
 	struct mk_buf *b = mk_buf_new(1024);
 	struct mk_tlv_reader r;
 	const uint8_t *p;
@@ -97,9 +98,9 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 
 	if (b == NULL)
 		return MK_ERR_NOMEM;
-	if (!kms_pathf(k, path, sizeof(path), "trust/anchors") || mk_file_read(path, 1023, b) != MK_OK) {
+	if (mk_file_read(path, 1023, b) != MK_OK) {
 		mk_buf_free(b);
-		return kms_fail(k, MK_RC_NOT_INITIALISED, "no trust anchors in this home: run `meterkey init` first");
+		return MK_RC_NOT_INITIALISED;
 	}
 	mk_tlv_reader_init(&r, mk_buf_data(b), mk_buf_len(b));
 	/* a list: one public key per type, in order */
@@ -116,7 +117,35 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 		}
 	}
 	mk_buf_free(b);
+	return e;
+}
+
+static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out[static MK_EC_PUB_LEN])
+{
+	char path[PATH_MAX];
+	enum mk_err e = kms_pathf(k, path, sizeof(path), "trust/anchors") ? anchor_of(path, t, out) : MK_ERR_INVALID_ARG;
+
+	if (e == MK_RC_NOT_INITIALISED)
+		return kms_fail(k, e, "no trust anchors in this home: run `meterkey init` first");
 	return e != MK_OK ? kms_fail(k, e, "trust/anchors in this home is damaged") : MK_OK;
+}
+
+enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_box_type t, struct mk_box **bp)
+{
+	char path[PATH_MAX], boxes[PATH_MAX];
+	uint8_t anchor[MK_EC_PUB_LEN];
+	enum mk_err e;
+
+	if (bp == NULL)
+		return MK_ERR_INVALID_ARG;
+	*bp = NULL;
+	if (home == NULL || shares_dir == NULL || t == MK_BOX_MANUFACTURING ||
+	    snprintf(path, sizeof(path), "%s/trust/anchors", home) >= (int)sizeof(path) ||
+	    snprintf(boxes, sizeof(boxes), "%s/boxes", home) >= (int)sizeof(boxes))
+		return MK_ERR_INVALID_ARG;
+	if ((e = anchor_of(path, t, anchor)) != MK_OK)
+		return e;
+	return mk_box_new(t, anchor, boxes, shares_dir, bp);
 }
 
 enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const char *const *countries,
@@ -275,8 +304,48 @@ out:
 	return e;
 }
 
-enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains, size_t n,
-                            unsigned kshares, unsigned nshares, char id[static MK_BOX_ID_LEN + 1])
+/* The factory-fresh box process at socket is done with its ceremony: it
+ * is told to disable itself, and its process ends. */
+static enum mk_err fresh_end(const char *socket, const char *id)
+{
+	struct mk_box_process_req rq;
+	struct mk_box_process_res rs;
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box *b = NULL;
+	enum mk_err e;
+
+	if (ans == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_box_connect(socket, id, &b)) == MK_OK) {
+		struct mk_msg_link line = mk_box_link(b);
+
+		e = mk_msg_call(&line, &mk_box_cmd_seal, NULL, 0, &rq, &rs, ans, NULL);
+	}
+	mk_box_free(b);
+	mk_buf_free(ans);
+	return e;
+}
+
+/* Whether a box's ID is one it took (not X00000000). */
+static int took_id(const char *id)
+{
+	enum mk_box_type t;
+	uint32_t number;
+
+	return mk_box_id_parse(id, &t, &number) == MK_OK && number != 0;
+}
+
+/* How the new box of a ceremony is reached: made in this process (socket
+ * NULL), or a factory-fresh box process at socket whose identity key has
+ * the fingerprint its operator read on its console. */
+struct new_box {
+	const char *socket;
+	const uint8_t *fingerprint;
+};
+
+static enum mk_err box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains, size_t n,
+                            unsigned kshares, unsigned nshares, const struct new_box *nb,
+                            char id[static MK_BOX_ID_LEN + 1])
 {
 	char mid[MK_BOX_ID_LEN + 1], boxes[PATH_MAX];
 	uint8_t anchor[MK_EC_PUB_LEN];
@@ -324,12 +393,28 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	if ((e = kms_check_domains(k, domains, n)) != MK_OK || (e = read_anchor(k, t, anchor)) != MK_OK ||
 	    (e = kms_open_box(k, mid, &m)) != MK_OK)
 		goto out;
-	/* The new box, made here with its identity key; the fingerprint its
-	 * operator reads at it (here: asks it for) is what M will accept. */
-	if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") || (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
-	    (e = kms_call_identity(k, b, NULL, now, &idq, &ids, res2)) != MK_OK ||
-	    (e = mk_sha256(ids.identity, ids.identity_len, fp)) != MK_OK)
-		goto out;
+	if (nb->socket == NULL) {
+		/* The new box, made here with its identity key; the fingerprint
+		 * its operator reads at it (here: asks it for) is what M will
+		 * accept. */
+		if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
+		    (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
+		    (e = kms_call_identity(k, b, NULL, now, &idq, &ids, res2)) != MK_OK ||
+		    (e = mk_sha256(ids.identity, ids.identity_len, fp)) != MK_OK)
+			goto out;
+	} else {
+		/* A factory-fresh box process: its fingerprint is what its
+		 * operator read on its console, never what the socket says. */
+		char fresh[MK_BOX_ID_LEN + 1];
+
+		memcpy(fp, nb->fingerprint, sizeof(fp));
+		if ((e = mk_box_id_format(t, 0, fresh)) != MK_OK)
+			goto out;
+		if ((e = mk_box_connect(nb->socket, fresh, &b)) != MK_OK) {
+			kms_fail(k, e, "no factory-fresh box process answers at %s (meterkey box new runs one)", nb->socket);
+			goto out;
+		}
+	}
 	/* Initialise Box at M: the signed Set Secure Box ID. */
 	irq.type = (uint8_t)t;
 	irq.fingerprint = fp;
@@ -341,6 +426,15 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	srq.signed_msg_len = irs.set_id_len;
 	if ((e = kms_call_set_box_id(k, b, NULL, now, &srq, &srs, res2)) != MK_OK)
 		goto out;
+	if (nb->socket != NULL) {
+		/* the fresh process took its ID: it is reached by that name */
+		mk_box_free(b);
+		b = NULL;
+		if ((e = mk_box_connect(nb->socket, srs.id, &b)) != MK_OK) {
+			kms_fail(k, e, "the box process at %s stopped after taking ID %s", nb->socket, srs.id);
+			goto out;
+		}
+	}
 	/* The box's answer goes back to M as it is. */
 	memcpy(arq.id, srs.id, sizeof(arq.id));
 	arq.startup_conf = srs.startup_conf;
@@ -385,10 +479,53 @@ enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	}
 out:
 	kms_close_box(k, m);
-	kms_close_box(k, b);
+	if (b != NULL && nb->socket != NULL) {
+		char took[MK_BOX_ID_LEN + 1];
+
+		memcpy(took, mk_box_get_id(b), sizeof(took));
+		/* its generation recorded only when M accepted it */
+		if (e == MK_OK)
+			kms_close_box(k, b);
+		else
+			mk_box_free(b);
+		/* once it took an ID, done or refused, its ceremony is over and
+		 * its process ends; before, it waits for another */
+		if (e != MK_OK && took_id(took))
+			kms_fail_more(k, e,
+			              "; the box process took ID %s and was not accepted: its state (boxes/%s.box, .gen) "
+			              "and shares (%s.N.share) are no box's, remove them; its process ends",
+			              took, took, took);
+		if (took_id(took) && fresh_end(nb->socket, took) != MK_OK && e == MK_OK)
+			e = kms_fail(k, MK_ERR_BOX_GONE,
+			             "box %s is initialised, but its process at %s did not end: stop it (SIGTERM)", id,
+			             nb->socket);
+	} else
+		kms_close_box(k, b);
 	mk_buf_free(res);
 	mk_buf_free(res2);
 	return e;
+}
+
+enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains, size_t n,
+                            unsigned kshares, unsigned nshares, char id[static MK_BOX_ID_LEN + 1])
+{
+	const struct new_box here = { NULL, NULL };
+
+	return box_init(k, t, domains, n, kshares, nshares, &here, id);
+}
+
+enum mk_err mk_kms_box_enrol(struct mk_kms *k, enum mk_box_type t, const char *const *domains, size_t n,
+                             unsigned kshares, unsigned nshares, const char *socket,
+                             const uint8_t fingerprint[static MK_SHA256_LEN], char id[static MK_BOX_ID_LEN + 1])
+{
+	const struct new_box there = { socket, fingerprint };
+
+	if (k == NULL || socket == NULL || fingerprint == NULL || id == NULL)
+		return MK_ERR_INVALID_ARG;
+	k->detail[0] = '\0';
+	if (t == MK_BOX_MANUFACTURING)
+		return kms_fail(k, MK_ERR_INVALID_ARG, "a Manufacturing Box is made in its key ceremony, not as a process");
+	return box_init(k, t, domains, n, kshares, nshares, &there, id);
 }
 
 enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain)

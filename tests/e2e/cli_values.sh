@@ -82,6 +82,10 @@ bad "$H1 --type oak --domain VE" --type copper OAK ""
 bad "$H1 --type oak --domain VE" --domain "${BAD_DOMAIN[@]}"
 bad "$H1 --type oak --domain VE" --shares-k x 1 256
 bad "$H1 --type oak --domain VE" --shares-n x 1 256
+FP=$(printf '%064d' 0)
+bad "$H1 --type oak --domain VE --socket $T/none.sock --fingerprint $FP" --socket ""
+bad "$H1 --type oak --domain VE --socket $T/none.sock --fingerprint $FP" --fingerprint x 12:34 "${FP}00" "${FP%0}" \
+  "$(printf '%064d' 0 | tr 0 A)" "$(printf '%064d' 0 | tr 0 g)"
 cmd="box add-domain"
 bad "$H1 --box O00000001 --domain VE" --box "${BAD_BOX[@]}"
 bad "$H1 --box O00000001 --domain VE" --domain "${BAD_DOMAIN[@]}"
@@ -95,6 +99,12 @@ bad "$H1 --box O00000001" --state ""
 bad "$H1 --box O00000001" --boxes ""
 flag "$H1 --box O00000001" --try-exec
 flag "$H1 --box O00000001" --json
+cmd="box new"
+bad "$H1 --type oak" --type copper OAK ""
+bad "$H1 --type oak" --socket ""
+bad "$H1 --type oak" --shares ""
+bad "$H1 --type oak" --boxes ""
+flag "$H1 --type oak" --json
 cmd="box unseal"
 bad "$H1 --box O00000001 --share $T/none" --box "${BAD_BOX[@]}"
 bad "$H1 --box O00000001 --share $T/none" --share ""
