@@ -184,7 +184,11 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
  * inside it when it was made; its SHA-256 is the fingerprint an operator
  * reads at the box and gives the ceremony (Initialise Box). */
 #define MK_BOX_IDENTITY_RES(F, X) F(X, 0x01, identity, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)
-#define MK_BOX_ACCEPT_BOX_RES(F, X) F(X, 0x01, station_cert, BYTES, OPT, 1, MK_CERT_MAX_DER)
+/* Accept Box's answer: a Steel box's station certificate; the new box's
+ * identity certificate (role box, issued by the provider root). */
+#define MK_BOX_ACCEPT_BOX_RES(F, X)                                                            \
+	F(X, 0x01, station_cert, BYTES, OPT, 1, MK_CERT_MAX_DER)                                 \
+	F(X, 0x02, identity_cert, BYTES, OPT, 1, MK_CERT_MAX_DER)
 
 /* Make Domain Process: for box id; a Steel box's certificate beside it. */
 #define MK_BOX_MAKE_PROCESS_REQ(F, X) F(X, 0x01, box_id, STRING, REQ, MK_BOX_ID_LEN, MK_BOX_ID_LEN)

@@ -46,10 +46,11 @@ enum mk_cert_role {
 	MK_ROLE_TRANSPORT = 3,
 	MK_ROLE_DOMAIN = 4,
 	MK_ROLE_OPERATION = 5,
+	MK_ROLE_BOX = 6, /* a secure box's identity key, certified at enrolment */
 };
 
-/* Returns "root", "manufacturing", "transport", "domain", "operation", or
- * "unknown" for any other value; never NULL. */
+/* Returns "root", "manufacturing", "transport", "domain", "operation",
+ * "box", or "unknown" for any other value; never NULL. */
 const char *mk_cert_role_name(enum mk_cert_role r);
 
 /* What a new certificate says. */
@@ -85,7 +86,7 @@ MK_WUR enum mk_err mk_cert_make_root(EVP_PKEY *key, const struct mk_cert_spec *s
 /*
  * Issues a certificate for subject_key's public key, signed by issuer_key
  * (the private key of the certificate issuer). The issuer's role must be
- * allowed to issue s->role: ROOT -> MANUFACTURING, DOMAIN;
+ * allowed to issue s->role: ROOT -> MANUFACTURING, DOMAIN, BOX;
  * MANUFACTURING -> TRANSPORT; DOMAIN -> OPERATION (MK_ERR_CERT_ROLE
  * otherwise, ROOT never). An OPERATION certificate names its issuer's
  * domain (MK_ERR_CERT_DOMAIN otherwise). The new validity must lie within
@@ -110,8 +111,8 @@ MK_WUR enum mk_err mk_cert_get_info(X509 *c, struct mk_cert_info *ip);
 /*
  * Verifies leaf through intermediate up to root at time t (unix seconds),
  * want being the leaf's role. For MK_ROLE_TRANSPORT or MK_ROLE_OPERATION the
- * chain has three certificates; for MK_ROLE_MANUFACTURING or MK_ROLE_DOMAIN
- * intermediate is NULL and leaf is issued by root; for MK_ROLE_ROOT
+ * chain has three certificates; for MK_ROLE_MANUFACTURING, MK_ROLE_DOMAIN or
+ * MK_ROLE_BOX intermediate is NULL and leaf is issued by root; for MK_ROLE_ROOT
  * intermediate is NULL and leaf is root itself (its self-signature, profile
  * and validity checked). Otherwise MK_ERR_INVALID_ARG. The checks:
  * OpenSSL's chain verification with X509_V_FLAG_X509_STRICT and the root's

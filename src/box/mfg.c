@@ -22,7 +22,7 @@ static const enum mk_box_type types[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_B
  * system's indicia, DESIGN.md §1). */
 #define ROOT_LIFETIME ((int64_t)20 * 365 * 86400)
 /* A factory station's manufacturing certificate: ten years. */
-#define STATION_LIFETIME ((int64_t)10 * 365 * 86400)
+#define STATION_LIFETIME ((int64_t)10 * 365 * 86400) /* and a box identity's */
 
 
 static int type_index(enum mk_box_type t)
@@ -468,8 +468,8 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
 	char cn[MK_CERT_CN_MAX + 1];
 	const char *id = in.id;
 	const uint8_t *pub, *nonce, *sp;
-	EVP_PKEY *k = NULL, *station = NULL;
-	struct mk_buf *der = NULL;
+	EVP_PKEY *k = NULL, *station = NULL, *ident = NULL;
+	struct mk_buf *der = NULL, *idder = NULL;
 	struct mfg_box *x;
 	enum mk_box_type t;
 	uint32_t number;
@@ -491,17 +491,16 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
 	 * answering with its own is refused, and nothing is made for it */
 	{
 		uint8_t fp[MK_SHA256_LEN], unused[MK_ECDSA_SIG_LEN];
-		EVP_PKEY *ident = NULL;
 
 		if (!x->has_fingerprint || mk_sha256(in.identity, in.identity_len, fp) != MK_OK ||
 		    !mk_ct_equal(fp, x->fingerprint, sizeof(fp)))
 			return MK_RC_BOX_IDENTITY;
 		if (mk_ec_pub_decode(in.identity, &ident) != MK_OK)
 			return MK_RC_PARAM_MISMATCH;
-		e = box_accept_proof(ident, id, pub, nonce, sp, unused, in.proof);
-		EVP_PKEY_free(ident);
-		if (e != MK_OK)
+		if (box_accept_proof(ident, id, pub, nonce, sp, unused, in.proof) != MK_OK) {
+			EVP_PKEY_free(ident);
 			return MK_RC_SIGNATURE_INVALID;
+		}
 	}
 	/* a Steel box is a factory station: it brings its station key, which the
 	 * provider CA certifies (the manufacturing certificate, device PKI) */
@@ -509,6 +508,19 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
 	    (sp != NULL && mk_ec_pub_decode(sp, &station) != MK_OK)) {
 		e = MK_RC_PARAM_MISMATCH;
 		goto out;
+	}
+	/* the identity key the operator vouched for, certified by the provider
+	 * CA: what an auditor (and a TLS peer) checks the box by later */
+	if (m->provider != NULL) {
+		(void)snprintf(cn, sizeof(cn), "meterkey box %s", id);
+		if ((idder = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
+			e = MK_ERR_NOMEM;
+			goto out;
+		}
+		if ((e = box_issue_cert(b, m->root, m->provider, ident, MK_ROLE_BOX, cn, NULL, m->serial + 1, req->time,
+		                        STATION_LIFETIME, idder)) != MK_OK)
+			goto out;
+		m->serial++; /* used even if what follows fails: never reused */
 	}
 	if (station != NULL && m->provider != NULL) {
 		(void)snprintf(cn, sizeof(cn), "meterkey station %s", id);
@@ -531,11 +543,17 @@ static enum mk_err cmd_accept_box(void *box, const struct mk_msg_request *req,
 		res.has_station_cert = true;
 		MK_MSG_SET(res, station_cert, der);
 	}
+	if (idder != NULL) {
+		res.has_identity_cert = true;
+		MK_MSG_SET(res, identity_cert, idder);
+	}
 	e = mk_box_accept_box_res_put(result, &res);
 out:
 	EVP_PKEY_free(k);
 	EVP_PKEY_free(station);
+	EVP_PKEY_free(ident);
 	mk_buf_free(der);
+	mk_buf_free(idder);
 	return e;
 }
 

@@ -262,8 +262,10 @@ static const char box_check_usage[] =
 	"usage: meterkey box check --box ID [options]\n"
 	"  Opens box ID with the share files found for it (SHARES/ID.I.share), runs\n"
 	"  its start-up self-tests and says whether it is enabled; when it is not,\n"
-	"  says why (too few, foreign, corrupted or wrong shares). Exit status 0\n"
-	"  only when the box opens.\n"
+	"  says why (too few, foreign, corrupted or wrong shares). Then checks the\n"
+	"  box's identity key is the one its certificate boxes/ID.cert (issued by\n"
+	"  the provider root at its key ceremony) certifies. Exit status 0 only\n"
+	"  when the box opens and its identity holds.\n"
 	"options:\n" COMMON_OPTS;
 
 static int box_check(int argc, char **argv)
@@ -280,7 +282,7 @@ static int box_check(int argc, char **argv)
 		return r;
 	if ((e = mk_kms_box_check(c.kms, o.box)) == MK_OK)
 		kc_ok(&c, json_pack("{s:b,s:s,s:b}", "ok", 1, "box", o.box, "enabled", 1),
-		      "box %s: enabled (shares good, self-tests passed)\n", o.box);
+		      "box %s: enabled (shares good, self-tests passed, identity certified)\n", o.box);
 	return kc_end(&c, e);
 }
 

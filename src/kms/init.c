@@ -9,6 +9,7 @@
 
 #include "core/file_int.h"
 #include "kms/kms_int.h"
+#include "meterkey/pki.h"
 #include "meterkey/tlv.h"
 
 /* ---- Initialisation ---------------------------------------------------------------------- */
@@ -304,6 +305,56 @@ out:
 	return e;
 }
 
+/* Checks cert, a box's identity certificate, against the home's provider
+ * root: role box, valid now, for box id, and for the identity key whose
+ * fingerprint is fp. Said with kms_fail. */
+static enum mk_err identity_cert_check(struct mk_kms *k, const char *id, X509 *cert, const uint8_t *fp)
+{
+	char path[PATH_MAX], cn[MK_CERT_CN_MAX + 1];
+	uint8_t pub[MK_EC_PUB_LEN], have[MK_SHA256_LEN];
+	struct mk_cert_info ci;
+	X509 *root = NULL;
+	enum mk_err e;
+
+	if (!kms_pathf(k, path, sizeof(path), "trust/root.pem"))
+		return MK_ERR_INVALID_ARG;
+	if ((e = mk_cert_read_pem(path, &root)) != MK_OK)
+		return kms_fail(k, e, "cannot read the provider root certificate trust/root.pem");
+	e = mk_cert_verify(root, NULL, cert, MK_ROLE_BOX, mk_kms_now(k));
+	X509_free(root);
+	if (e != MK_OK)
+		return kms_fail(k, e, "the identity certificate of box %s is not the provider root's", id);
+	(void)snprintf(cn, sizeof(cn), "meterkey box %s", id);
+	if ((e = mk_cert_get_info(cert, &ci)) != MK_OK || strcmp(ci.common_name, cn) != 0)
+		return kms_fail(k, e != MK_OK ? e : MK_RC_BOX_IDENTITY,
+		                "the identity certificate given for box %s is another box's (%s)", id, ci.common_name);
+	if ((e = mk_ec_pub_encode(X509_get0_pubkey(cert), pub)) != MK_OK || (e = mk_sha256(pub, sizeof(pub), have)) != MK_OK)
+		return kms_fail(k, e, "the identity certificate of box %s holds no P-256 key", id);
+	if (!mk_ct_equal(have, fp, sizeof(have)))
+		return kms_fail(k, MK_RC_BOX_IDENTITY,
+		                "the identity certificate of box %s certifies another key than the box's identity key", id);
+	return MK_OK;
+}
+
+/* M's certificate of the new box's identity key (fingerprint fp), checked
+ * and kept as boxes/<ID>.cert: public, for whoever checks the box later
+ * (box check, an auditor). */
+static enum mk_err keep_identity_cert(struct mk_kms *k, const char *id, const uint8_t *der, size_t n,
+                                      const uint8_t *fp)
+{
+	char path[PATH_MAX];
+	X509 *cert = NULL;
+	enum mk_err e;
+
+	if ((e = mk_cert_from_der(der, n, &cert)) != MK_OK)
+		return kms_fail(k, e, "the identity certificate M gave for box %s does not decode", id);
+	if ((e = identity_cert_check(k, id, cert, fp)) == MK_OK &&
+	    (!kms_pathf(k, path, sizeof(path), "boxes/%s.cert", id) || (e = kms_write_cert_pem(der, n, path)) != MK_OK))
+		e = kms_fail(k, e != MK_OK ? e : MK_ERR_INVALID_ARG, "cannot write boxes/%s.cert", id);
+	X509_free(cert);
+	return e;
+}
+
 /* The factory-fresh box process at socket is done with its ceremony: it
  * is told to disable itself, and its process ends. */
 static enum mk_err fresh_end(const char *socket, const char *id)
@@ -450,6 +501,12 @@ static enum mk_err box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	arq.proof_len = srs.proof_len;
 	if ((e = kms_call_accept_box(k, m, NULL, now, &arq, &ars, res)) != MK_OK)
 		goto out;
+	if (!ars.has_identity_cert) {
+		e = kms_fail(k, MK_ERR_TLV_MISSING, "Manufacturing Box %s certified no identity key for %s", mid, srs.id);
+		goto out;
+	}
+	if ((e = keep_identity_cert(k, srs.id, ars.identity_cert, ars.identity_cert_len, fp)) != MK_OK)
+		goto out;
 	/* A Steel box is a factory station: M certified its station key (the
 	 * manufacturing certificate), which the box takes and checks. */
 	if (t == MK_BOX_STEEL) {
@@ -555,6 +612,37 @@ out:
 	return e;
 }
 
+/* The box's identity key, asked of it, is the one boxes/<ID>.cert
+ * certifies under the home's provider root. Every box but the first
+ * Manufacturing Box (which certifies the others) has one. */
+static enum mk_err box_identity_check(struct mk_kms *k, struct mk_box *b, const char *box_id)
+{
+	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box_identity_req rq;
+	struct mk_box_identity_res rs;
+	uint8_t fp[MK_SHA256_LEN];
+	X509 *cert = NULL;
+	enum mk_err e;
+
+	if (ans == NULL)
+		return MK_ERR_NOMEM;
+	if (first_mfg(k, mid) == MK_OK && strcmp(mid, box_id) == 0) {
+		mk_buf_free(ans);
+		return MK_OK;
+	}
+	if (!kms_pathf(k, path, sizeof(path), "boxes/%s.cert", box_id))
+		e = MK_ERR_INVALID_ARG;
+	else if ((e = mk_cert_read_pem(path, &cert)) != MK_OK)
+		kms_fail(k, e, "box %s: its identity certificate %s does not read", box_id, path);
+	else if ((e = kms_call_identity(k, b, NULL, mk_kms_now(k), &rq, &rs, ans)) == MK_OK &&
+	         (e = mk_sha256(rs.identity, rs.identity_len, fp)) == MK_OK)
+		e = identity_cert_check(k, box_id, cert, fp);
+	X509_free(cert);
+	mk_buf_free(ans);
+	return e;
+}
+
 enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id)
 {
 	struct mk_box *b = NULL;
@@ -563,7 +651,8 @@ enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id)
 	k->detail[0] = '\0';
 	if (kms_conf_find(k, box_id) == NULL)
 		return kms_fail(k, MK_ERR_NOT_FOUND, "no box %s in this home (meterkey box list shows them)", box_id);
-	e = kms_open_box(k, box_id, &b);
+	if ((e = kms_open_box(k, box_id, &b)) == MK_OK)
+		e = box_identity_check(k, b, box_id);
 	kms_close_box(k, b);
 	return e;
 }

@@ -57,11 +57,12 @@ static const struct role_profile roles[] = {
 		             MK_ROLE_ROOT, true },
 	[MK_ROLE_OPERATION] = { "operation", "critical,CA:FALSE",
 		                "critical,digitalSignature,keyAgreement", MK_ROLE_DOMAIN, true },
+	[MK_ROLE_BOX] = { "box", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
 };
 
 static bool role_valid(enum mk_cert_role r)
 {
-	return r >= MK_ROLE_ROOT && r <= MK_ROLE_OPERATION;
+	return r >= MK_ROLE_ROOT && r <= MK_ROLE_BOX;
 }
 
 const char *mk_cert_role_name(enum mk_cert_role r)

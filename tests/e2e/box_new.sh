@@ -104,6 +104,36 @@ grep_out "^  identity fingerprint $fp_oak\$" "$T/out"
 expect 0 "$MK" box status --box B00000002 --boxes "$R"
 grep_out "^  identity fingerprint $fp_brass\$" "$T/out"
 
+# its identity key certified by the provider root at the ceremony, as an
+# auditor checks it with openssl: role box, for its ID, the key whose
+# fingerprint its console showed
+for b in O00000001 S00000001 B00000002; do
+  expect 0 openssl verify -x509_strict -CAfile "$H/trust/root.pem" "$H/boxes/$b.cert"
+  grep_out "^$H/boxes/$b.cert: OK\$" "$T/out"
+  expect 0 openssl x509 -in "$H/boxes/$b.cert" -noout -subject
+  grep_out "OU *= *box, CN *= *meterkey box $b\$" "$T/out"
+done
+der_fp=$(openssl x509 -in "$H/boxes/O00000001.cert" -noout -pubkey | openssl pkey -pubin -outform DER |
+  tail -c 65 | sha256sum | cut -c1-64)
+[ "$der_fp" = "$(tr -d : <<<"$fp_oak")" ] || { echo "FAIL: O00000001.cert certifies $der_fp, not $fp_oak"; fails=$((fails+1)); }
+# box check: the box opens and its identity is the certified one
+expect 0 "$MK" box check --box B00000002 --boxes "$R"
+grep_out "^box B00000002: enabled (shares good, self-tests passed, identity certified)\$" "$T/out"
+# another box's certificate put in its place: refused, named
+cp "$H/boxes/B00000002.cert" "$T/b.cert"
+cp "$H/boxes/O00000001.cert" "$H/boxes/B00000002.cert"
+expect 1 "$MK" box check --box B00000002 --boxes "$R"
+grep_out "the identity certificate given for box B00000002 is another box's (meterkey box O00000001).*(MK_RC_BOX_IDENTITY)\$" "$T/err"
+# a certificate the root did not issue (self-signed by another key)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/k.pem" -subj "/O=meterkey/OU=box/CN=meterkey box B00000002" -days 1 -out "$H/boxes/B00000002.cert" 2>/dev/null
+expect 1 "$MK" box check --box B00000002 --boxes "$R"
+grep_out "the identity certificate of box B00000002 is not the provider root's" "$T/err"
+rm "$H/boxes/B00000002.cert"
+expect 1 "$MK" box check --box B00000002 --boxes "$R"
+grep_out "box B00000002: its identity certificate $H/boxes/B00000002.cert does not read" "$T/err"
+cp "$T/b.cert" "$H/boxes/B00000002.cert"
+expect 0 "$MK" box check --box B00000002 --boxes "$R"
+
 # a meter's key through boxes born as processes
 export METERKEY_BOXES="$R"
 expect 0 "$MK" meter create --product-code PM100 --msn 000001

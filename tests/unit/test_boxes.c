@@ -24,6 +24,7 @@
 #include "box/box_int.h"
 #include "meterkey/boxes.h"
 #include "meterkey/crypto.h"
+#include "meterkey/pki.h"
 #include "meterkey/frame.h"
 #include "meterkey/shares.h"
 
@@ -751,6 +752,7 @@ static void test_mfg_accept_relay_refused(void **state)
 	struct mk_box_set_box_id_req sr;
 	struct mk_box_set_box_id_res ss;
 	struct mk_box_accept_box_req ar;
+	struct mk_box_accept_box_res as;
 	struct mk_box_make_process_req pr = { .box_id = "O00000001" };
 	struct mk_msg_set_id_body sb;
 	struct mk_buf *msg, *ans, *body = mk_buf_new(256);
@@ -815,10 +817,25 @@ static void test_mfg_accept_relay_refused(void **state)
 	call(f, m, &mk_box_cmd_make_process, "VE", &pr, NULL);
 	ASSERT_ANSWER(f, 3, MK_RC_BOX_ID_INVALID);
 
-	/* the box's answer as it made it */
+	/* the box's answer as it made it: accepted, its identity key certified
+	 * by the provider root (role box, for its ID) */
 	accept_of(&ss, &ar);
-	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, NULL);
+	call(f, m, &mk_box_cmd_accept_box, NULL, &ar, &as);
 	ASSERT_ANSWER(f, 0, MK_OK);
+	assert_true(as.has_identity_cert);
+	{
+		struct mk_cert_info ci;
+		uint8_t pub[MK_EC_PUB_LEN];
+		X509 *c = NULL;
+
+		assert_int_equal(mk_cert_from_der(as.identity_cert, as.identity_cert_len, &c), MK_OK);
+		assert_int_equal(mk_cert_get_info(c, &ci), MK_OK);
+		assert_int_equal(ci.role, MK_ROLE_BOX);
+		assert_string_equal(ci.common_name, "meterkey box O00000001");
+		assert_int_equal(mk_ec_pub_encode(X509_get0_pubkey(c), pub), MK_OK);
+		assert_memory_equal(pub, ss.identity, sizeof(pub));
+		X509_free(c);
+	}
 	call(f, m, &mk_box_cmd_make_process, "VE", &pr, NULL);
 	ASSERT_ANSWER(f, 0, MK_OK);
 	EVP_PKEY_free(relay_conf);

@@ -28,7 +28,7 @@
 #define T0 INT64_C(1767225600)
 #define YEAR INT64_C(31536000)
 
-enum { K_ROOT, K_MFG, K_TRANSPORT, K_DOMAIN, K_OPERATION, K_ROGUE_ROOT, K_ROGUE_MID, K_COUNT };
+enum { K_ROOT, K_MFG, K_TRANSPORT, K_DOMAIN, K_OPERATION, K_BOX, K_ROGUE_ROOT, K_ROGUE_MID, K_COUNT };
 
 /* Keys are made once for the whole file (group setup): the tests only sign. */
 static EVP_PKEY *keys[K_COUNT];
@@ -65,7 +65,7 @@ static struct mk_cert_spec spec(enum mk_cert_role role, const char *cn, const ch
 /* The two chains of the device's life, built from keys[] with validity
  * [nb, na] (the leaves a little shorter than their issuers). */
 struct chains {
-	X509 *root, *mfg, *transport, *domain, *operation;
+	X509 *root, *mfg, *transport, *domain, *operation, *box;
 };
 
 static void chains_make(struct chains *c, int64_t nb, int64_t na)
@@ -86,6 +86,8 @@ static void chains_make(struct chains *c, int64_t nb, int64_t na)
 	assert_int_equal(mk_cert_issue(c->domain, keys[K_DOMAIN], keys[K_OPERATION], &s,
 	                               &c->operation),
 	                 MK_OK);
+	s = spec(MK_ROLE_BOX, "meterkey box O00000001", NULL, 6, nb, na - 1);
+	assert_int_equal(mk_cert_issue(c->root, keys[K_ROOT], keys[K_BOX], &s, &c->box), MK_OK);
 }
 
 static void chains_free(struct chains *c)
@@ -95,6 +97,7 @@ static void chains_free(struct chains *c)
 	X509_free(c->transport);
 	X509_free(c->domain);
 	X509_free(c->operation);
+	X509_free(c->box);
 }
 
 static void test_role_names(void **state)
@@ -105,8 +108,9 @@ static void test_role_names(void **state)
 	assert_string_equal(mk_cert_role_name(MK_ROLE_TRANSPORT), "transport");
 	assert_string_equal(mk_cert_role_name(MK_ROLE_DOMAIN), "domain");
 	assert_string_equal(mk_cert_role_name(MK_ROLE_OPERATION), "operation");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_BOX), "box");
 	assert_string_equal(mk_cert_role_name((enum mk_cert_role)0), "unknown");
-	assert_string_equal(mk_cert_role_name((enum mk_cert_role)6), "unknown");
+	assert_string_equal(mk_cert_role_name((enum mk_cert_role)7), "unknown");
 }
 
 /* Both chains verify; each leaf is refused when asked for as the other
@@ -132,6 +136,16 @@ static void test_chains_verify(void **state)
 	                 MK_ERR_CERT_ISSUER);
 	assert_int_equal(mk_cert_verify(c.root, c.mfg, c.transport, MK_ROLE_ROOT, T0),
 	                 MK_ERR_INVALID_ARG);
+	/* a box's identity certificate: issued by the root itself, and only
+	 * that (not a manufacturing or domain certificate, not under one) */
+	assert_int_equal(mk_cert_verify(c.root, NULL, c.box, MK_ROLE_BOX, T0), MK_OK);
+	assert_int_equal(mk_cert_verify(c.root, NULL, c.box, MK_ROLE_MANUFACTURING, T0), MK_ERR_CERT_ROLE);
+	assert_int_equal(mk_cert_verify(c.root, NULL, c.mfg, MK_ROLE_BOX, T0), MK_ERR_CERT_ROLE);
+	assert_int_equal(mk_cert_verify(c.root, c.mfg, c.box, MK_ROLE_BOX, T0), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cert_get_info(c.box, &ii), MK_OK);
+	assert_int_equal(ii.role, MK_ROLE_BOX);
+	assert_string_equal(ii.common_name, "meterkey box O00000001");
+	assert_string_equal(ii.domain, "");
 
 	assert_int_equal(mk_cert_get_info(c.operation, &ii), MK_OK);
 	assert_int_equal(ii.role, MK_ROLE_OPERATION);
@@ -164,11 +178,13 @@ static void test_profile(void **state)
 	assert_int_equal(X509_check_ca(c.domain), 1);
 	assert_int_equal(X509_check_ca(c.transport), 0);
 	assert_int_equal(X509_check_ca(c.operation), 0);
+	assert_int_equal(X509_check_ca(c.box), 0);
 	assert_int_equal(X509_get_pathlen(c.root), 1);
 	assert_int_equal(X509_get_pathlen(c.mfg), 0);
 	assert_int_equal(X509_get_key_usage(c.root), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
 	assert_int_equal(X509_get_key_usage(c.transport), KU_DIGITAL_SIGNATURE);
 	assert_int_equal(X509_get_key_usage(c.operation), KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT);
+	assert_int_equal(X509_get_key_usage(c.box), KU_DIGITAL_SIGNATURE);
 	assert_non_null(X509_get0_subject_key_id(c.transport));
 	assert_non_null(X509_get0_authority_key_id(c.transport));
 	assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(c.transport),
@@ -189,9 +205,9 @@ static void test_profile(void **state)
 		assert_int_equal(i2d_ASN1_OBJECT(obj, &der), sizeof(oid_der));
 		assert_memory_equal(der, oid_der, sizeof(oid_der));
 		OPENSSL_free(der);
-		X509 *all[5] = { c.root, c.mfg, c.transport, c.domain, c.operation };
+		X509 *all[6] = { c.root, c.mfg, c.transport, c.domain, c.operation, c.box };
 
-		for (int k = 0; k < 5; k++) {
+		for (int k = 0; k < 6; k++) {
 			X509 *x = all[k];
 
 			assert_true((i = X509_get_ext_by_OBJ(x, obj, -1)) >= 0);
@@ -466,9 +482,9 @@ static void test_role_chain_mismatch(void **state)
 static void test_issuing_rules(void **state)
 {
 	struct chains c;
-	X509 *issuer[6];
-	EVP_PKEY *ikey[6];
-	static const char *const dom[6] = { NULL, NULL, NULL, NULL, "USPS", "USPS" };
+	X509 *issuer[7];
+	EVP_PKEY *ikey[7];
+	static const char *const dom[7] = { NULL, NULL, NULL, NULL, "USPS", "USPS", NULL };
 
 	(void)state;
 	chains_make(&c, T0, T0 + 10 * YEAR);
@@ -482,12 +498,14 @@ static void test_issuing_rules(void **state)
 	ikey[MK_ROLE_DOMAIN] = keys[K_DOMAIN];
 	issuer[MK_ROLE_OPERATION] = c.operation;
 	ikey[MK_ROLE_OPERATION] = keys[K_OPERATION];
-	for (int i = MK_ROLE_ROOT; i <= MK_ROLE_OPERATION; i++) {
-		for (int j = MK_ROLE_ROOT; j <= MK_ROLE_OPERATION; j++) {
+	issuer[MK_ROLE_BOX] = c.box;
+	ikey[MK_ROLE_BOX] = keys[K_BOX];
+	for (int i = MK_ROLE_ROOT; i <= MK_ROLE_BOX; i++) {
+		for (int j = MK_ROLE_ROOT; j <= MK_ROLE_BOX; j++) {
 			struct mk_cert_spec s =
 				spec((enum mk_cert_role)j, "subject", dom[j], 77, T0, T0 + YEAR);
 			int allowed = (i == MK_ROLE_ROOT &&
-			               (j == MK_ROLE_MANUFACTURING || j == MK_ROLE_DOMAIN)) ||
+			               (j == MK_ROLE_MANUFACTURING || j == MK_ROLE_DOMAIN || j == MK_ROLE_BOX)) ||
 			              (i == MK_ROLE_MANUFACTURING && j == MK_ROLE_TRANSPORT) ||
 			              (i == MK_ROLE_DOMAIN && j == MK_ROLE_OPERATION);
 			enum mk_err want = allowed ? MK_OK
@@ -687,7 +705,7 @@ static void test_role_extension(void **state)
 	assert_int_equal(mk_pki_role_decode(want_t, sizeof(want_t), &r, dom), MK_OK);
 	assert_int_equal(r, MK_ROLE_TRANSPORT);
 	assert_string_equal(dom, "");
-	assert_int_equal(mk_pki_role_encode((enum mk_cert_role)6, NULL, &b), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_pki_role_encode((enum mk_cert_role)7, NULL, &b), MK_ERR_INVALID_ARG);
 	assert_int_equal(mk_pki_role_encode(MK_ROLE_DOMAIN, "U", &b), MK_ERR_INVALID_ARG);
 	mk_buf_cleanup(&b);
 	/* Every truncation, and each single-byte change that is not the
