@@ -168,6 +168,54 @@ MK_WUR enum mk_err mk_box_serve_fresh(struct mk_box *fresh, int listen_fd, volat
                                       char id[static MK_BOX_ID_LEN + 1]);
 
 /*
+ * A box process on another host: besides its Unix socket (where its
+ * operators enter their shares), it listens on TCP (fd, bound and
+ * listening) with mutual TLS 1.3. Only while it is enabled: it presents
+ * its identity certificate (cert_der: boxes/<ID>.cert, role box, issued by
+ * the provider root at its key ceremony) with its identity key, and takes
+ * a client only with a certificate chaining to one in client_ca_pem (PEM,
+ * read before the process confines itself). Disabled, it takes no TCP
+ * client and cuts those it had. No descriptor crosses TCP: a Steel box's
+ * meter line is local. docs/internals/box-process.md.
+ */
+struct mk_box_tcp {
+	int fd;
+	const uint8_t *cert_der;
+	size_t cert_len;
+	const uint8_t *client_ca_pem;
+	size_t client_ca_len;
+};
+/* mk_box_serve with a TCP listener too (tcp NULL: mk_box_serve).
+ * MK_ERR_INVALID_ARG for a tcp without its certificate or a CA. */
+MK_WUR enum mk_err mk_box_serve_tcp(const char *store_dir, const char *box_id, int listen_fd,
+                                    const struct mk_box_tcp *tcp, volatile sig_atomic_t *stop);
+
+/* How long a client waits to reach a box process over TCP (connection and
+ * TLS handshake). */
+#define MK_BOX_CONNECT_TIMEOUT_MS 10000
+
+/* What a client of a box process over TCP presents and trusts: paths of
+ * PEM files. */
+struct mk_box_tls_client {
+	const char *root_pem; /* the provider root (a home's trust/root.pem) */
+	const char *cert_pem; /* this client's certificate (and its chain) */
+	const char *key_pem;  /* its private key */
+};
+
+/*
+ * mk_box_connect for a box process listening on TCP at host_port
+ * ("HOST:PORT", "[V6]:PORT"): TLS 1.3 with c's certificate; the box's must
+ * be the provider root's, of role box, for box_id (MK_RC_BOX_ID_INVALID:
+ * another box answers there). MK_ERR_BOX_GONE when nothing answers (or a
+ * disabled box, which takes no TCP client), MK_ERR_BOX_TLS when a
+ * certificate is refused on either side, MK_ERR_CERT_FORMAT (c's files),
+ * MK_ERR_NOT_FOUND (the root's file). WARNING: ignore SIGPIPE in the
+ * calling process (a box that cuts the connection makes a write fail).
+ */
+MK_WUR enum mk_err mk_box_connect_tls(const char *host_port, const char *box_id,
+                                      const struct mk_box_tls_client *c, struct mk_box **bp);
+
+/*
  * Connects to the box process serving box_id at address ("unix:PATH", or a
  * path, of its socket): *bp is then a box whose calls go to that process
  * (mk_box_call, and every typed call over it). Nothing is asked yet: a

@@ -172,6 +172,9 @@
 	  "sealed state: older than a generation the box wrote (put back)")             \
 	X(MK_ERR_BOX_GONE, 1004, MK_LEVEL_LOCAL,                                        \
 	  "box: its process does not answer (not started, stopped, died or too slow)")   \
+	X(MK_ERR_BOX_TLS, 1006, MK_LEVEL_LOCAL,                                         \
+	  "box over TCP: the TLS handshake failed (a certificate refused on either "      \
+	  "side, or no TLS)")                                                             \
                                                                                         \
 	X(MK_ERR_NVM_CORRUPT, 1100, MK_LEVEL_LOCAL,                                     \
 	  "meter NVM: not a meter NVM file, or corrupt (magic, version, CRC, content)") \

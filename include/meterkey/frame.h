@@ -126,6 +126,11 @@ struct mk_link {
 	 * (close-on-exec; one already there is closed first). */
 	int fd_out;
 	int *fd_in;
+	/* TLS (a box reached over TCP, docs/internals/box-process.md): an
+	 * OpenSSL SSL * whose handshake is done, over rfd == wfd set
+	 * non-blocking; reads and writes go through it. NULL (mk_link_init):
+	 * the descriptors themselves. The link does not own it. */
+	void *tls;
 };
 
 #define MK_LINK_DEFAULT_ACK_TIMEOUT_MS 1000

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "meterkey/archive.h"
@@ -281,6 +282,28 @@ MK_WUR enum mk_err box_keep_out_of_dumps(char *why, size_t cap);
 /* The test build's MK_BOX_TEST_DUMPABLE (0 without it): 1 dumpable, 2 its
  * anonymous memory and key cache in the core too. */
 int box_test_dumpable(void);
+
+/* ---- A box over TCP: mutual TLS 1.3 (tls.c) ----------------------------------------- */
+
+/* fd non-blocking (what a TLS link needs). */
+MK_WUR enum mk_err box_tls_nonblocking(int fd);
+/* The CAs whose clients a box process takes (PEM, one or more). */
+MK_WUR enum mk_err box_tls_clients(const uint8_t *ca_pem, size_t n, X509_STORE **out);
+/* The server context of an enabled box: its identity certificate (DER)
+ * with its identity key (MK_RC_BOX_IDENTITY when they do not match), a
+ * client's certificate required and checked against clients. */
+MK_WUR enum mk_err box_tls_server(EVP_PKEY *identity, const uint8_t *cert_der, size_t cert_len,
+                                  X509_STORE *clients, SSL_CTX **out);
+/* The handshake of an accepted client fd (made non-blocking), by
+ * timeout_ms: MK_ERR_BOX_TLS, MK_ERR_TIMEOUT. */
+MK_WUR enum mk_err box_tls_accept(SSL_CTX *ctx, int fd, int timeout_ms, SSL **out);
+/* A client's connection to the box process id at host_port: TCP, then TLS
+ * with c's certificate, the box's checked against c's root (role box, CN
+ * "meterkey box <id>": MK_RC_BOX_ID_INVALID for another box's).
+ * MK_ERR_BOX_GONE (nothing answers in MK_BOX_CONNECT_TIMEOUT_MS),
+ * MK_ERR_BOX_TLS, MK_ERR_CERT_FORMAT (c's files). */
+MK_WUR enum mk_err box_tls_connect(const char *host_port, const char *id, const struct mk_box_tls_client *c,
+                                   int *fdp, SSL **sslp);
 
 /* Info strings binding a wrapped key to its context. */
 MK_WUR enum mk_err box_wrap_info(struct mk_buf *out, const char *what, const char *domain,

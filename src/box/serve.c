@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "box/box_int.h"
 #include "meterkey/frame.h"
@@ -48,7 +49,18 @@ struct server {
 	size_t nshares;
 	int fresh; /* a factory-fresh box in its key ceremony (mk_box_serve_fresh) */
 	int done;  /* the fresh box disabled: the process ends */
+	/* TCP (mk_box_serve_tcp): the listener, -1 without; the clients it
+	 * takes; the identity certificate; the TLS context, made from the
+	 * identity key while the box is enabled, freed when it is not */
+	int tcp_fd;
+	X509_STORE *clients;
+	const uint8_t *cert;
+	size_t cert_len;
+	SSL_CTX *tls;
 };
+
+/* A TCP client's TLS handshake, at most. */
+#define SERVE_TLS_HANDSHAKE_MS 5000
 
 /* Wipes the shares entered so far. */
 static void drop_shares(struct server *s)
@@ -231,7 +243,7 @@ static enum mk_err answer(struct server *s, uint8_t cls, const uint8_t *req, siz
 
 /* One request of client fd, answered. MK_OK to keep the client; any other
  * value closes it (it closed, or its link failed). */
-static enum mk_err serve_one(struct server *s, int fd, struct mk_buf *in, struct mk_buf *out)
+static enum mk_err serve_one(struct server *s, int fd, SSL *ssl, struct mk_buf *in, struct mk_buf *out)
 {
 	struct mk_link l;
 	int meter_fd = -1;
@@ -239,8 +251,12 @@ static enum mk_err serve_one(struct server *s, int fd, struct mk_buf *in, struct
 	enum mk_err e;
 
 	mk_link_init(&l, fd, fd);
-	l.per_byte_us = 10; /* a local socket */
-	l.fd_in = &meter_fd;
+	if (ssl != NULL) {
+		l.tls = ssl; /* a TCP client: no descriptor comes over it */
+	} else {
+		l.per_byte_us = 10; /* a local socket */
+		l.fd_in = &meter_fd;
+	}
 	mk_buf_reset(in);
 	mk_buf_reset(out);
 	if ((e = mk_link_recv_msg(&l, 0, &cls, in)) != MK_OK) {
@@ -274,30 +290,89 @@ enum mk_err mk_box_process_protect(char *why, size_t cap)
 	return MK_OK;
 }
 
-/* Serves s on listen_fd until *stop, a fresh box's Disable, or a socket
- * failure; then says the box's ID into id (unless NULL), wipes and frees
- * s. */
+/* The connections a box process holds: pfd[0] its Unix listener, pfd[1]
+ * its TCP listener (when it has one), then its clients; ssl[i] is client
+ * i's TLS (NULL for a Unix client). */
+struct conns {
+	struct pollfd pfd[SERVE_CLIENTS_MAX + 2];
+	SSL *ssl[SERVE_CLIENTS_MAX + 2];
+	size_t first, n; /* clients are pfd[first .. n) */
+};
+
+static void conn_close(struct conns *c, size_t i)
+{
+	SSL_free(c->ssl[i]);
+	close(c->pfd[i].fd);
+	c->n--;
+	c->pfd[i] = c->pfd[c->n];
+	c->ssl[i] = c->ssl[c->n];
+}
+
+static void conn_add(struct conns *c, int fd, SSL *ssl)
+{
+	c->pfd[c->n].fd = fd;
+	c->pfd[c->n].events = POLLIN;
+	c->pfd[c->n].revents = 0;
+	c->ssl[c->n++] = ssl;
+}
+
+/* A disabled box holds no TLS: its context (the identity key) freed, its
+ * TCP clients cut. */
+static void tls_drop_unless_enabled(struct server *s, struct conns *c)
+{
+	if (s->box != NULL && s->box->enabled)
+		return;
+	SSL_CTX_free(s->tls);
+	s->tls = NULL;
+	for (size_t i = c->first; i < c->n;)
+		if (c->ssl[i] != NULL)
+			conn_close(c, i);
+		else
+			i++;
+}
+
+/* A TCP client: taken only while the box is enabled, after its TLS
+ * handshake (its certificate from the CA the box was started with). */
+static void tcp_accept(struct server *s, struct conns *c)
+{
+	int fd = accept4(s->tcp_fd, NULL, NULL, SOCK_CLOEXEC);
+	SSL *ssl = NULL;
+
+	if (fd < 0)
+		return;
+	if (s->box == NULL || !s->box->enabled || s->box->identity == NULL ||
+	    (s->tls == NULL && box_tls_server(s->box->identity, s->cert, s->cert_len, s->clients, &s->tls) != MK_OK) ||
+	    box_tls_accept(s->tls, fd, SERVE_TLS_HANDSHAKE_MS, &ssl) != MK_OK) {
+		close(fd);
+		return;
+	}
+	conn_add(c, fd, ssl);
+}
+
+/* Serves s on listen_fd (and s->tcp_fd) until *stop, a fresh box's
+ * Disable, or a socket failure; then says the box's ID into id (unless
+ * NULL), wipes and frees s. */
 static enum mk_err serve(struct server *s, int listen_fd, volatile sig_atomic_t *stop,
                          char id[MK_BOX_ID_LEN + 1])
 {
-	struct pollfd pfd[SERVE_CLIENTS_MAX + 1];
+	struct conns *c = calloc(1, sizeof(*c));
 	struct mk_buf *in = mk_buf_new(MK_MSG_MAX), *out = mk_buf_new(MK_MSG_MAX);
-	size_t nc = 0;
 	enum mk_err e = MK_OK;
 
-	if (in == NULL || out == NULL) {
+	if (c == NULL || in == NULL || out == NULL) {
 		e = MK_ERR_NOMEM;
 		goto out;
 	}
-	pfd[0].fd = listen_fd;
-	pfd[0].events = POLLIN;
+	c->pfd[0].fd = listen_fd;
+	c->pfd[1].fd = s->tcp_fd;
+	c->first = c->n = s->tcp_fd >= 0 ? 2 : 1;
 	while ((stop == NULL || !*stop) && !s->done) {
-		int n;
+		int full = c->n - c->first >= SERVE_CLIENTS_MAX, n;
 
 		/* full: new clients wait in the listen queue (not polled, or the
 		 * loop would spin on them) */
-		pfd[0].events = nc < SERVE_CLIENTS_MAX ? POLLIN : 0;
-		n = poll(pfd, nc + 1, 1000);
+		c->pfd[0].events = c->pfd[1].events = full ? 0 : POLLIN;
+		n = poll(c->pfd, c->n, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			e = MK_ERR_IO;
@@ -306,29 +381,36 @@ static enum mk_err serve(struct server *s, int listen_fd, volatile sig_atomic_t 
 		if (n <= 0)
 			continue;
 		/* each ready client: one request, in turn */
-		for (size_t i = 1; i <= nc && !s->done; i++) {
-			if (pfd[i].revents == 0)
+		for (size_t i = c->first; i < c->n && !s->done;) {
+			if (c->pfd[i].revents != 0 &&
+			    ((c->pfd[i].revents & POLLIN) == 0 || serve_one(s, c->pfd[i].fd, c->ssl[i], in, out) != MK_OK)) {
+				conn_close(c, i);
 				continue;
-			if ((pfd[i].revents & POLLIN) == 0 || serve_one(s, pfd[i].fd, in, out) != MK_OK) {
-				close(pfd[i].fd);
-				pfd[i--] = pfd[nc--];
 			}
+			i++;
 		}
-		if ((pfd[0].revents & POLLIN) != 0 && nc < SERVE_CLIENTS_MAX && !s->done) {
-			int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		tls_drop_unless_enabled(s, c);
+		if ((c->pfd[0].revents & POLLIN) != 0 && !full && !s->done) {
+			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
-			if (c >= 0) {
-				pfd[++nc].fd = c;
-				pfd[nc].events = POLLIN;
-				pfd[nc].revents = 0;
-			}
+			if (fd >= 0)
+				conn_add(c, fd, NULL);
 		}
+		if (c->first == 2 && (c->pfd[1].revents & POLLIN) != 0 && !full && !s->done)
+			tcp_accept(s, c);
 	}
-	for (size_t i = 1; i <= nc; i++)
-		close(pfd[i].fd);
 out:
+	if (c != NULL) {
+		for (size_t i = c->first; i < c->n; i++) {
+			SSL_free(c->ssl[i]);
+			close(c->pfd[i].fd);
+		}
+		free(c);
+	}
 	if (id != NULL)
 		memcpy(id, s->id, MK_BOX_ID_LEN + 1);
+	SSL_CTX_free(s->tls);
+	X509_STORE_free(s->clients);
 	mk_box_free(s->box);
 	drop_shares(s);
 	OPENSSL_cleanse(s, sizeof(*s));
@@ -340,6 +422,12 @@ out:
 
 enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_fd, volatile sig_atomic_t *stop)
 {
+	return mk_box_serve_tcp(store_dir, box_id, listen_fd, NULL, stop);
+}
+
+enum mk_err mk_box_serve_tcp(const char *store_dir, const char *box_id, int listen_fd, const struct mk_box_tcp *tcp,
+                             volatile sig_atomic_t *stop)
+{
 	struct server *s = calloc(1, sizeof(*s));
 	enum mk_box_type t;
 	uint32_t number;
@@ -348,13 +436,26 @@ enum mk_err mk_box_serve(const char *store_dir, const char *box_id, int listen_f
 
 	if (s == NULL)
 		return MK_ERR_NOMEM;
+	s->tcp_fd = -1;
+	if (tcp != NULL) {
+		if (tcp->fd < 0 || tcp->cert_der == NULL || tcp->client_ca_pem == NULL ||
+		    (e = box_tls_clients(tcp->client_ca_pem, tcp->client_ca_len, &s->clients)) != MK_OK) {
+			free(s);
+			return MK_ERR_INVALID_ARG;
+		}
+		s->tcp_fd = tcp->fd;
+		s->cert = tcp->cert_der;
+		s->cert_len = tcp->cert_len;
+	}
 	if (store_dir == NULL || box_id == NULL || mk_box_id_parse(box_id, &t, &number) != MK_OK || number == 0 ||
 	    snprintf(s->store, sizeof(s->store), "%s", store_dir) >= (int)sizeof(s->store)) {
+		X509_STORE_free(s->clients);
 		free(s);
 		return MK_ERR_INVALID_ARG;
 	}
 	memcpy(s->id, box_id, MK_BOX_ID_LEN + 1);
 	if ((e = mk_box_process_protect(why, sizeof(why))) != MK_OK) {
+		X509_STORE_free(s->clients);
 		free(s);
 		return e;
 	}
@@ -381,6 +482,7 @@ enum mk_err mk_box_serve_fresh(struct mk_box *fresh, int listen_fd, volatile sig
 	}
 	s->box = fresh;
 	s->fresh = 1;
+	s->tcp_fd = -1;
 	memcpy(s->id, fresh->id, sizeof(s->id));
 	return serve(s, listen_fd, stop, id);
 }

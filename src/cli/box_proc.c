@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <limits.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "meterkey/boxes.h"
 #include "meterkey/crypto.h"
 #include "meterkey/msg_box.h"
+#include "meterkey/pki.h"
 #include "meterkey/shares.h"
 
 #define BOXP_OPTS                                                                              \
@@ -166,6 +168,12 @@ static const char serve_usage[] =
 	"  --user U        run as user U (a name, or UID[:GID]), when started as root\n"
 	"  --state DIR     the box's state folder (default: HOME/boxes/ID/ when\n"
 	"                  started as root, else HOME/boxes)\n"
+	"  --listen HOST:PORT  also listen on TCP for a KMS on another host: mutual\n"
+	"                  TLS 1.3, only while the box is enabled; the box presents\n"
+	"                  its identity certificate (HOME/boxes/ID.cert) and takes a\n"
+	"                  client only with a certificate from --client-ca. Shares\n"
+	"                  are entered on the Unix socket only.\n"
+	"  --client-ca FILE  the CA certificates (PEM) of the clients it takes\n"
 	"  --try-exec      (tests) once confined, try to run /bin/true, read\n"
 	"                  /etc/passwd, make a socket and become dumpable again,\n"
 	"                  say whether each was refused, and stop\n" BOXP_OPTS;
@@ -284,16 +292,95 @@ static void on_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* A listening TCP socket at HOST:PORT ("[V6]:PORT"): the descriptor, or
+ * -1 (said). */
+static int listen_tcp(const struct kc *c, const char *hp)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char host[256], port[16];
+	const char *colon = strrchr(hp, ':');
+	size_t hn = colon != NULL ? (size_t)(colon - hp) : 0;
+	int fd = -1, one = 1, g;
+
+	if (colon == NULL || hn == 0 || hn >= sizeof(host) || strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(port))
+		return fail(c, MK_ERR_INVALID_ARG, "--listen %s is not HOST:PORT", hp), -1;
+	if (hp[0] == '[' && hn >= 2 && hp[hn - 1] == ']') {
+		memcpy(host, hp + 1, hn - 2);
+		host[hn - 2] = '\0';
+	} else {
+		memcpy(host, hp, hn);
+		host[hn] = '\0';
+	}
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	if ((g = getaddrinfo(host, port, &hints, &ai)) != 0)
+		return fail(c, MK_ERR_INVALID_ARG, "--listen %s: %s", hp, gai_strerror(g)), -1;
+	for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next) {
+		if ((fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			continue;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 16) != 0) {
+			int err = errno;
+
+			close(fd);
+			fd = -1;
+			errno = err;
+		}
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		fail(c, MK_ERR_IO, "cannot listen at %s (%s)", hp, strerror(errno));
+	return fd;
+}
+
+/* What a box process on TCP needs, read while files can be read: its
+ * identity certificate (HOME/boxes/ID.cert) and the CA of its clients. 0
+ * (said) on failure. */
+static int tcp_prepare(const struct kc *c, const char *id, const char *ca, struct mk_buf *cert, struct mk_buf *pem)
+{
+	char path[PATH_MAX], why[256] = "";
+	X509 *x = NULL;
+	FILE *f;
+	size_t n;
+	enum mk_err e;
+
+	if (snprintf(path, sizeof(path), "%s/boxes/%s.cert", c->home, id) >= (int)sizeof(path))
+		return fail(c, MK_ERR_INVALID_ARG, "--home path too long"), 0;
+	if ((e = mk_cert_read_pem(path, &x)) != MK_OK || (e = mk_cert_to_der(x, cert)) != MK_OK) {
+		X509_free(x);
+		return fail(c, e, "box %s has no identity certificate %s to present over TLS", id, path), 0;
+	}
+	X509_free(x);
+	if ((e = kc_file_readable(ca, why, sizeof(why))) != MK_OK || (f = fopen(ca, "re")) == NULL)
+		return fail(c, e != MK_OK ? e : MK_ERR_IO, "--client-ca %s %s", ca, why[0] != '\0' ? why : "does not read"), 0;
+	{
+		uint8_t *p = NULL;
+
+		if ((e = mk_buf_reserve(pem, mk_buf_cap(pem), &p)) != MK_OK) {
+			fclose(f);
+			return fail(c, e, "--client-ca %s", ca), 0;
+		}
+		n = fread(p, 1, mk_buf_cap(pem), f);
+		mk_buf_truncate(pem, n);
+	}
+	fclose(f);
+	if (n == 0 || n == mk_buf_cap(pem))
+		return fail(c, MK_ERR_CERT_FORMAT, "--client-ca %s is empty or too large", ca), 0;
+	return 1;
+}
+
 static int box_serve(int argc, char **argv)
 {
 	struct {
-		const char *box, *socket, *user, *state;
+		const char *box, *socket, *user, *state, *listen, *client_ca;
 		int try_exec;
 	} o;
 	struct kc c;
 	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("box", &o.box, &kc_box), KC_STR("socket", &o.socket, &kc_path),
 		                       KC_STR("user", &o.user, NULL), KC_STR("state", &o.state, &kc_path),
+		                       KC_STR("listen", &o.listen, &kc_path), KC_STR("client-ca", &o.client_ca, &kc_path),
 		                       KC_FLAG("try-exec", &o.try_exec), KC_END };
+	struct mk_buf *cert = NULL, *pem = NULL;
+	struct mk_box_tcp tcp = { -1, NULL, 0, NULL, 0 };
 	char sock[PATH_MAX], dir[PATH_MAX], boxes[PATH_MAX], state[PATH_MAX], statedir[PATH_MAX], why[256];
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
@@ -303,12 +390,28 @@ static int box_serve(int argc, char **argv)
 
 	if ((r = kc_start(&c, argc, argv, opts, serve_usage, 0, 0)) != KC_GO)
 		return r;
+	if ((o.listen == NULL) != (o.client_ca == NULL))
+		return mk_cli_usage_error(serve_usage, "--listen and --client-ca go together");
 	if (c.home == NULL || c.home[0] == '\0') {
 		fprintf(stderr, "meterkey: no home: give --home DIR or set METERKEY_HOME\n");
 		return 1;
 	}
 	if (!socket_of(&c, o.box, sock, dir))
 		return 1;
+	if (o.listen != NULL) {
+		/* kept for the process's life: it exits through _exit */
+		if ((cert = mk_buf_new(MK_CERT_MAX_DER)) == NULL || (pem = mk_buf_new(1 << 16)) == NULL)
+			return fail(&c, MK_ERR_NOMEM, "box %s", o.box);
+		if (!tcp_prepare(&c, o.box, o.client_ca, cert, pem) || (tcp.fd = listen_tcp(&c, o.listen)) < 0) {
+			mk_buf_free(cert);
+			mk_buf_free(pem);
+			return 1;
+		}
+		tcp.cert_der = mk_buf_data(cert);
+		tcp.cert_len = mk_buf_len(cert);
+		tcp.client_ca_pem = mk_buf_data(pem);
+		tcp.client_ca_len = mk_buf_len(pem);
+	}
 	if (o.socket != NULL &&
 	    snprintf(sock, sizeof(sock), "%s", o.socket) >= (int)sizeof(((struct sockaddr_un *)0)->sun_path))
 		return fail(&c, MK_ERR_INVALID_ARG, "--socket %s is too long for a Unix socket", o.socket);
@@ -357,11 +460,12 @@ static int box_serve(int argc, char **argv)
 		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:I,s:s,s:b}", "ok", 1, "box", o.box, "socket", sock, "pid",
 		                        (json_int_t)getpid(), "uid", (json_int_t)getuid(), "state", statedir, "enabled", 0));
 	else
-		printf("box %s serving at %s (process %ld, user %ld, state %s): disabled until its operators enter "
-		       "their shares (meterkey box unseal --box %s --share FILE)\n",
-		       o.box, sock, (long)getpid(), (long)getuid(), statedir, o.box);
+		printf("box %s serving at %s%s%s%s (process %ld, user %ld, state %s): disabled until its operators "
+		       "enter their shares (meterkey box unseal --box %s --share FILE)\n",
+		       o.box, sock, o.listen != NULL ? " and, once enabled, at " : "", o.listen != NULL ? o.listen : "",
+		       o.listen != NULL ? " (TLS)" : "", (long)getpid(), (long)getuid(), statedir, o.box);
 	fflush(stdout);
-	e = mk_box_serve(".", o.box, fd, &stopping);
+	e = mk_box_serve_tcp(".", o.box, fd, tcp.fd >= 0 ? &tcp : NULL, &stopping);
 	close(fd);
 	(void)unlink(sock);
 	if (e != MK_OK)

@@ -180,8 +180,10 @@ struct kc_list {
 	"                  and the default archive sqlite:DIR/archive.db\n"                  \
 	"  --archive URL   the archive: sqlite:PATH or postgresql://...\n"                  \
 	"  --shares DIR    where the operators' share files are (default: DIR/shares)\n"   \
-	"  --boxes DIR     each box is a process of its own, at DIR/<ID>.sock (box serve;\n" \
-	"                  default: $METERKEY_BOXES; unset: boxes run in this process)\n" \
+	"  --boxes DIR|FILE  each box is a process of its own, at DIR/<ID>.sock (box\n" \
+	"                  serve), or where the boxes file FILE says (lines ID\n" \
+	"                  unix:PATH or ID tls:HOST:PORT, tls-cert PATH, tls-key PATH);\n" \
+	"                  default: $METERKEY_BOXES; unset: boxes run in this process\n" \
 	"  --time T        the KMS time stamp (unix seconds, YYYY-MM-DD or\n"              \
 	"                  YYYY-MM-DDTHH:MM:SSZ; default: the clock)\n"
 

@@ -4,6 +4,7 @@
  * (meterkey shares split).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -97,7 +98,13 @@ int mk_cli_dispatch(const char *prog, const struct mk_cli_cmd *cmds, size_t n, i
  * (a full disk, a closed pipe) did not succeed: said, exit 1. */
 int main(int argc, char **argv)
 {
-	int r = mk_cli_dispatch("meterkey", commands, MK_ARRAY_LEN(commands), argc, argv);
+	int r;
+
+	/* a box process or a meter that went away is an error to report, not a
+	 * signal to die of: writes to it fail with EPIPE (and standard output
+	 * closed early is reported below) */
+	signal(SIGPIPE, SIG_IGN);
+	r = mk_cli_dispatch("meterkey", commands, MK_ARRAY_LEN(commands), argc, argv);
 
 	errno = 0;
 	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout))) {

@@ -138,8 +138,109 @@ static void state_why(const char *path, enum mk_err r, char *why, size_t cap)
 		snprintf(why, cap, "its state file %s does not open", path);
 }
 
-/* A box in a process of its own: connected at <boxes_dir>/<id>.sock, and
- * asked for its state: it must be the box asked for, and enabled. */
+/* Where box processes listen, from a boxes file (docs/internals/
+ * box-process.md, "A box on another host"): a line per box, "ID unix:PATH"
+ * or "ID tls:HOST:PORT"; "tls-cert PATH" and "tls-key PATH", this KMS's
+ * client certificate and key for the boxes over TLS; '#' comments and
+ * empty lines. */
+struct boxes_file {
+	char addr[PATH_MAX]; /* of the box asked for: "unix:PATH", "tls:HOST:PORT" */
+	char cert[PATH_MAX], key[PATH_MAX];
+};
+
+static enum mk_err boxes_file_read(struct mk_kms *k, const char *id, struct boxes_file *bf)
+{
+	char line[2 * PATH_MAX], word[64], rest[PATH_MAX], extra;
+	FILE *f = fopen(k->boxes_dir, "re");
+	unsigned no = 0;
+	enum mk_err e = MK_OK;
+
+	memset(bf, 0, sizeof(*bf));
+	if (f == NULL)
+		return kms_fail(k, MK_ERR_IO, "cannot read the boxes file %s (%s)", k->boxes_dir, strerror(errno));
+	while (e == MK_OK && fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strlen(line);
+		int got;
+
+		no++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		else if (!feof(f)) {
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "the boxes file %s: line %u is too long", k->boxes_dir, no);
+			break;
+		}
+		if (line[strspn(line, " \t")] == '\0' || line[strspn(line, " \t")] == '#')
+			continue;
+		got = sscanf(line, "%63s %4095s %c", word, rest, &extra); /* PATH_MAX 4096 */
+		if (got != 2)
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "the boxes file %s: line %u is not NAME VALUE", k->boxes_dir, no);
+		else if (strcmp(word, "tls-cert") == 0 || strcmp(word, "tls-key") == 0)
+			snprintf(word[4] == 'c' ? bf->cert : bf->key, PATH_MAX, "%s", rest);
+		else if (!mk_box_id_valid(word))
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "the boxes file %s: line %u: \"%s\" is not a box ID", k->boxes_dir,
+			             no, word);
+		else if (strncmp(rest, "unix:", 5) != 0 && strncmp(rest, "tls:", 4) != 0)
+			e = kms_fail(k, MK_ERR_INVALID_ARG, "the boxes file %s: line %u: %s is not unix:PATH or tls:HOST:PORT",
+			             k->boxes_dir, no, rest);
+		else if (strcmp(word, id) == 0)
+			snprintf(bf->addr, sizeof(bf->addr), "%s", rest);
+	}
+	fclose(f);
+	if (e == MK_OK && bf->addr[0] == '\0')
+		e = kms_fail(k, MK_ERR_NOT_FOUND, "box %s is not in the boxes file %s", id, k->boxes_dir);
+	if (e == MK_OK && strncmp(bf->addr, "tls:", 4) == 0 && (bf->cert[0] == '\0' || bf->key[0] == '\0'))
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "the boxes file %s names box %s over TLS but no tls-cert and tls-key",
+		             k->boxes_dir, id);
+	return e;
+}
+
+/* Connects to box id's process: at <boxes_dir>/<id>.sock, or where the
+ * boxes file at boxes_dir says. sock is then where. */
+static enum mk_err connect_at(struct mk_kms *k, const char *id, struct mk_box **bp, char sock[static PATH_MAX])
+{
+	struct boxes_file *bf;
+	struct stat st;
+	char root[PATH_MAX];
+	enum mk_err e;
+
+	if (stat(k->boxes_dir, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (snprintf(sock, PATH_MAX, "%s/%s.sock", k->boxes_dir, id) >= PATH_MAX)
+			return kms_fail(k, MK_ERR_INVALID_ARG, "box %s: the socket path under %s is too long", id,
+			                k->boxes_dir);
+		if ((e = mk_box_connect(sock, id, bp)) != MK_OK)
+			kms_fail(k, e, "box %s: no process answers at %s (`meterkey box serve --box %s` runs it)", id, sock,
+			         id);
+		return e;
+	}
+	if ((bf = calloc(1, sizeof(*bf))) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = boxes_file_read(k, id, bf)) == MK_OK) {
+		snprintf(sock, PATH_MAX, "%s", bf->addr);
+		if (strncmp(bf->addr, "unix:", 5) == 0) {
+			if ((e = mk_box_connect(bf->addr, id, bp)) != MK_OK)
+				kms_fail(k, e, "box %s: no process answers at %s (`meterkey box serve --box %s` runs it)", id,
+				         bf->addr, id);
+		} else if (!kms_pathf(k, root, sizeof(root), "trust/root.pem")) {
+			e = MK_ERR_INVALID_ARG;
+		} else {
+			const struct mk_box_tls_client c = { root, bf->cert, bf->key };
+
+			if ((e = mk_box_connect_tls(bf->addr + 4, id, &c, bp)) != MK_OK)
+				kms_fail(k, e,
+				         e == MK_ERR_BOX_GONE ? "box %s: no enabled box process answers at %s"
+				         : e == MK_RC_BOX_ID_INVALID
+				                 ? "box %s: the box process at %s is another box"
+				                 : "box %s: no TLS with the box process at %s (its certificate against "
+				                   "trust/root.pem; ours, tls-cert and tls-key of the boxes file, against its CA)",
+				         id, bf->addr);
+		}
+	}
+	free(bf);
+	return e;
+}
+
+/* A box in a process of its own: connected, and asked for its state: it
+ * must be the box asked for, and enabled. */
 static enum mk_err connect_box(struct mk_kms *k, const char *id, struct mk_box **bp)
 {
 	struct mk_box_process_req rq;
@@ -151,17 +252,15 @@ static enum mk_err connect_box(struct mk_kms *k, const char *id, struct mk_box *
 
 	if (ans == NULL)
 		return MK_ERR_NOMEM;
-	if (snprintf(sock, sizeof(sock), "%s/%s.sock", k->boxes_dir, id) >= (int)sizeof(sock)) {
-		e = kms_fail(k, MK_ERR_INVALID_ARG, "box %s: the socket path under %s is too long", id, k->boxes_dir);
+	if ((e = connect_at(k, id, bp, sock)) != MK_OK)
 		goto out;
-	}
-	if ((e = mk_box_connect(sock, id, bp)) != MK_OK) {
-		kms_fail(k, e, "box %s: no process answers at %s (`meterkey box serve --box %s` runs it)", id, sock, id);
-		goto out;
-	}
 	line = mk_box_link(*bp);
 	if ((e = mk_box_call_process(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL)) != MK_OK)
-		kms_fail(k, e, "box %s: the process at %s did not answer", id, sock);
+		kms_fail(k, e,
+		         e == MK_ERR_BOX_TLS ? "box %s: the box process at %s refused this KMS's certificate (tls-cert of "
+		                               "the boxes file, against its --client-ca)"
+		                             : "box %s: the process at %s did not answer",
+		         id, sock);
 	else if (strcmp(rs.id, id) != 0)
 		e = kms_fail(k, MK_RC_BOX_ID_INVALID, "box %s: the process at %s serves box %s", id, sock, rs.id);
 	else if (!rs.enabled)

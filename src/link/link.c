@@ -20,6 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "meterkey/frame.h"
 
 /* A drain discards at most this many bytes before giving the line up. */
@@ -36,6 +39,7 @@ void mk_link_init(struct mk_link *l, int rfd, int wfd)
 	l->max_skip = MK_FRAME_MAX_LEN;
 	l->fd_out = -1;
 	l->fd_in = NULL;
+	l->tls = NULL;
 }
 
 static int64_t now_ms(void)
@@ -148,6 +152,78 @@ static ssize_t read_taking_fd(const struct mk_link *l, uint8_t *p, size_t n)
 	return k;
 }
 
+/* What an SSL_read or SSL_write that returned k <= 0 means: wait for the
+ * descriptor (*events set, MK_OK), or the link is done: MK_ERR_EOF (the
+ * peer closed, cleanly or not), MK_ERR_BOX_TLS (it refused us with an
+ * alert), MK_ERR_IO. */
+static enum mk_err tls_wait_or_fail(SSL *ssl, int k, short *events)
+{
+	int e = SSL_get_error(ssl, k);
+	unsigned long why = ERR_peek_error();
+
+	ERR_clear_error();
+	/* an alert from the peer: it refused something of ours (TLS 1.3 lets a
+	 * client finish its handshake before the server has checked its
+	 * certificate, so the refusal arrives here) */
+	if (e == SSL_ERROR_SSL && ERR_GET_LIB(why) == ERR_LIB_SSL && ERR_GET_REASON(why) >= SSL_AD_REASON_OFFSET)
+		return MK_ERR_BOX_TLS;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		*events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+		return MK_OK;
+	}
+	if (e == SSL_ERROR_SYSCALL && k < 0 && errno == EINTR) {
+		*events = POLLIN | POLLOUT;
+		return MK_OK;
+	}
+	/* a close_notify, a connection cut, or an unexpected EOF (OpenSSL 3
+	 * reports it as SSL_ERROR_SSL): the peer is gone */
+	return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL ? MK_ERR_EOF : MK_ERR_IO;
+}
+
+/* read_some through TLS: what TLS holds already first (poll cannot see
+ * it), then the socket, before the deadline. */
+static enum mk_err tls_read_some(const struct mk_link *l, uint8_t *p, size_t n, int64_t deadline, size_t *gotp)
+{
+	SSL *ssl = l->tls;
+	short events = POLLIN;
+	enum mk_err r;
+	int k;
+
+	for (;;) {
+		if (SSL_pending(ssl) == 0 && (r = wait_fd(l->rfd, events, deadline)) != MK_OK)
+			return r;
+		k = SSL_read(ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+		if (k > 0) {
+			*gotp = (size_t)k;
+			return MK_OK;
+		}
+		if ((r = tls_wait_or_fail(ssl, k, &events)) != MK_OK)
+			return r;
+	}
+}
+
+/* write_all through TLS. */
+static enum mk_err tls_write_all(const struct mk_link *l, const uint8_t *p, size_t n, int64_t deadline)
+{
+	SSL *ssl = l->tls;
+	size_t done = 0;
+	short events;
+	enum mk_err r;
+	int k;
+
+	while (done < n) {
+		k = SSL_write(ssl, p + done, n - done > INT32_MAX ? INT32_MAX : (int)(n - done));
+		if (k > 0) {
+			done += (size_t)k;
+			continue;
+		}
+		if ((r = tls_wait_or_fail(ssl, k, &events)) != MK_OK ||
+		    (r = wait_fd(l->wfd, events, deadline)) != MK_OK)
+			return r == MK_ERR_EOF ? MK_ERR_IO : r;
+	}
+	return MK_OK;
+}
+
 /* Reads up to n bytes (at least one) of l->rfd into p before the deadline. */
 static enum mk_err read_some(const struct mk_link *l, uint8_t *p, size_t n, int64_t deadline, size_t *gotp)
 {
@@ -155,6 +231,8 @@ static enum mk_err read_some(const struct mk_link *l, uint8_t *p, size_t n, int6
 	ssize_t k;
 	enum mk_err r;
 
+	if (l->tls != NULL)
+		return tls_read_some(l, p, n, deadline, gotp);
 	for (;;) {
 		if ((r = wait_fd(fd, POLLIN, deadline)) != MK_OK)
 			return r;
@@ -199,6 +277,8 @@ static enum mk_err write_all(const struct mk_link *l, const uint8_t *p, size_t n
 	ssize_t k;
 	enum mk_err r;
 
+	if (l->tls != NULL)
+		return tls_write_all(l, p, n, deadline);
 	while (done < n) {
 		k = write(l->wfd, p + done, n - done);
 		if (k > 0) {
@@ -352,6 +432,10 @@ enum mk_err mk_link_send(struct mk_link *l, uint8_t cls, const uint8_t *payload,
 
 		/* a descriptor handed over goes with the first byte of the first copy */
 		if (l->fd_out >= 0) {
+			if (l->tls != NULL) { /* no descriptor crosses TLS */
+				r = MK_ERR_INVALID_ARG;
+				goto out;
+			}
 			if ((r = send_fd(l, mk_buf_data(&frame))) != MK_OK)
 				goto out;
 			close(l->fd_out); /* given away: the peer holds it now */

@@ -98,6 +98,8 @@ bad "$H1 --box O00000001" --socket ""
 bad "$H1 --box O00000001" --state ""
 bad "$H1 --box O00000001" --boxes ""
 flag "$H1 --box O00000001" --try-exec
+bad "$H1 --box O00000001 --listen 127.0.0.1:1 --client-ca $T/none" --listen ""
+bad "$H1 --box O00000001 --listen 127.0.0.1:1 --client-ca $T/none" --client-ca ""
 flag "$H1 --box O00000001" --json
 cmd="box new"
 bad "$H1 --type oak" --type copper OAK ""
