@@ -23,6 +23,7 @@ step init --time 2026-03-01T10:00:00Z
 step domain create USPS --country US --time 2026-03-01T10:00:00Z
 step domain create VE --country US --time 2026-03-01T10:00:00Z
 for t in oak steel brass; do step box init --type $t --domain USPS --domain VE --time 2026-03-01T10:00:00Z; done
+boxes_as_processes "$H"
 step meter create --product-code PM100 --msn 000001 --time 2026-03-01T10:00:00Z
 step meter install --meter PM100-000001 --domain USPS --time 2026-03-02T10:00:00Z
 step meter register --meter PM100-000001 --indicia US00000001 --country US --time 2026-03-03T10:00:00Z

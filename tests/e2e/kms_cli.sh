@@ -82,6 +82,8 @@ expect 0 "$MK" box check --box M00000002
 # a box the home does not have: said so, with no domain in the message
 expect 1 "$MK" box check --box B00000009
 grep_out "no box B00000009 in this home.*MK_ERR_NOT_FOUND" "$T/err"
+# (MK_E2E_BOXES=process: from here to the shares, every box a process)
+boxes_as_processes "$METERKEY_HOME"
 for n in 1 2 3; do expect 0 "$MK" meter create --product-code PM100 --msn 00000$n; done
 expect 1 "$MK" meter create --product-code PM100 --msn 000001
 expect 2 "$MK" meter create --product-code 'PM/1' --msn 1
@@ -165,6 +167,9 @@ grep_out "retired already" "$T/err"
 expect 1 "$MK" meter install --meter PM100-000001 --domain VE
 grep_out "meter PM100-000001 is retired" "$T/err"
 versions 4 VE 1
+
+# (the share and state files below are the in-process boxes')
+boxes_back_in_process "$METERKEY_HOME"
 
 # operator shares: too few, foreign, corrupted -> the box stays disabled
 S="$METERKEY_HOME/shares"

@@ -69,3 +69,21 @@ boxes_as_processes() {
   done
   export METERKEY_BOXES="$T/run"
 }
+
+# boxes_back_in_process HOME : the processes boxes_as_processes started are
+# stopped (SIGTERM: their keys wiped) and, where each moved its state into
+# a folder of its own (started as root), the state comes back to
+# HOME/boxes, so that the commands after open the boxes in-process again.
+boxes_back_in_process() {
+  [ "${MK_E2E_BOXES:-}" = process ] || return 0
+  local home=$1 p d
+  for p in "${BOX_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${BOX_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  BOX_PIDS=()
+  for d in "$home"/boxes/*/; do
+    [ -d "$d" ] || continue
+    mv "$d"* "$home/boxes/" && rmdir "$d" && chown -R "$(id -u):$(id -g)" "$home/boxes" ||
+      { echo "FAIL: the state of $d did not come back"; fails=$((fails+1)); }
+  done
+  unset METERKEY_BOXES
+}
