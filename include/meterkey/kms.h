@@ -119,6 +119,18 @@ MK_WUR enum mk_err mk_kms_box_enrol(struct mk_kms *k, enum mk_box_type t, const 
  */
 MK_WUR enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_box_type t,
                                     struct mk_box **bp);
+/*
+ * A box of type t born as a process of its own, as `meterkey box new` and
+ * `box init --socket --fingerprint` do it, for the demo and tests: a child
+ * makes the fresh box (mk_kms_fresh_box) and writes its fingerprint on its
+ * console (a pipe); this process reads it there, as the operator does, and
+ * runs the ceremony (mk_kms_box_enrol) at <run_dir>/new-<t>.sock; the child
+ * ends with it. fingerprint and id are then the box's.
+ */
+MK_WUR enum mk_err mk_kms_box_born(struct mk_kms *k, enum mk_box_type t, const char *run_dir,
+                                   const char *const *domains, size_t n,
+                                   uint8_t fingerprint[static MK_SHA256_LEN],
+                                   char id[static MK_BOX_ID_LEN + 1]);
 /* Gives an initialised box the domain process of one more domain. */
 MK_WUR enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const char *domain);
 

@@ -249,14 +249,12 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok, struct mk_b
 	    (e = mk_kms_domain_create(k, "EARTH", earth, 2)) != MK_OK)
 		return e;
 	say("3. Domains VE (US, DE), USPS (US), EARTH (US, DE): domain keys made by %s\n", id);
-	say("4. Boxes, each with its own operator shares (2 of 2) and the domain processes\n");
-	for (int bt = 0; bt < 4; bt++) {
-		static const enum mk_box_type types[] = { MK_BOX_OAK, MK_BOX_STEEL, MK_BOX_BRASS, MK_BOX_TIN };
-
-		if ((e = mk_kms_box_init(k, types[bt], domains, 3, 0, 0, id)) != MK_OK)
-			return e;
-		say("   %s for VE, USPS, EARTH\n", id);
-	}
+	say("4. Boxes, each born a process of its own: it makes its identity key inside\n"
+	    "   itself and shows the fingerprint on its console; the key ceremony gives\n"
+	    "   that fingerprint to %s, which takes the box only if the key that\n"
+	    "   answers is that one and certifies it (boxes/ID.cert); then the box's own\n"
+	    "   operator shares (2 of 2) and the domain processes\n",
+	    id);
 	/* from here on every box is a process of its own, as in the document
 	 * the boxes are devices of their own: the KMS reaches them by messages */
 	{
@@ -264,6 +262,17 @@ static enum mk_err run(struct kc *c, struct tally *t, int *audit_ok, struct mk_b
 
 		if (snprintf(run, sizeof(run), "%s/run", mk_kms_home(k)) >= (int)sizeof(run))
 			return MK_ERR_INVALID_ARG;
+		if (mkdir(run, 0700) != 0 && errno != EEXIST)
+			return MK_ERR_IO;
+		for (int bt = 0; bt < 4; bt++) {
+			static const enum mk_box_type types[] = { MK_BOX_OAK, MK_BOX_STEEL, MK_BOX_BRASS, MK_BOX_TIN };
+			uint8_t fp[MK_SHA256_LEN];
+
+			if ((e = mk_kms_box_born(k, types[bt], run, domains, 3, fp, id)) != MK_OK)
+				return e;
+			say("   %s for VE, USPS, EARTH; identity %02x%02x:%02x%02x:%02x%02x:%02x%02x...\n", id, fp[0],
+			    fp[1], fp[2], fp[3], fp[4], fp[5], fp[6], fp[7]);
+		}
 		if ((e = mk_kms_boxes_start(k, run, NULL, 1, procs)) != MK_OK)
 			return e;
 		say("   each box now a process of its own (confined: its state folder only, no exec,\n"

@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "kms/kms_int.h"
+#include "meterkey/msg_box.h"
 #include "meterkey/shares.h"
 
 struct mk_box_procs {
@@ -197,4 +199,101 @@ void mk_kms_boxes_stop(struct mk_kms *k, struct mk_box_procs *p)
 		(void)unlink(sock);
 	}
 	free(p);
+}
+
+/* The child of mk_kms_box_born: the fresh box on fd 3, its fingerprint
+ * written on fd 4 (its console), serving until its ceremony is over. */
+static void born_child(const char *home, const char *shares, enum mk_box_type t)
+{
+	struct mk_box_identity_req iq;
+	struct mk_box_identity_res is;
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box *b = NULL;
+	struct mk_msg_link line;
+	uint8_t fp[MK_SHA256_LEN];
+	char why[128], id[MK_BOX_ID_LEN + 1];
+
+	if (ans == NULL || mk_box_process_protect(why, sizeof(why)) != MK_OK ||
+	    mk_kms_fresh_box(home, shares, t, &b) != MK_OK)
+		_exit(1);
+	line = mk_box_link(b);
+	if (mk_box_call_identity(&line, NULL, 0, &iq, &is, ans, NULL) != MK_OK ||
+	    mk_sha256(is.identity, is.identity_len, fp) != MK_OK || write(4, fp, sizeof(fp)) != (ssize_t)sizeof(fp))
+		_exit(1);
+	close(4);
+	mk_buf_free(ans);
+	_exit(mk_box_serve_fresh(b, 3, &stopping, id) == MK_OK ? 0 : 1);
+}
+
+enum mk_err mk_kms_box_born(struct mk_kms *k, enum mk_box_type t, const char *run_dir, const char *const *domains,
+                            size_t n, uint8_t fingerprint[static MK_SHA256_LEN], char id[static MK_BOX_ID_LEN + 1])
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char sock[PATH_MAX], home[PATH_MAX], shares[PATH_MAX];
+	int fd = -1, console[2] = { -1, -1 }, st;
+	size_t got = 0;
+	pid_t pid;
+	enum mk_err e;
+
+	if (k == NULL || run_dir == NULL || fingerprint == NULL || id == NULL)
+		return MK_ERR_INVALID_ARG;
+	k->detail[0] = '\0';
+	if (snprintf(sock, sizeof(sock), "%s/new-%u.sock", run_dir, (unsigned)t) >= (int)sizeof(sa.sun_path) ||
+	    snprintf(home, sizeof(home), "%s", mk_kms_home(k)) >= (int)sizeof(home) ||
+	    snprintf(shares, sizeof(shares), "%s", k->shares) >= (int)sizeof(shares))
+		return kms_fail(k, MK_ERR_INVALID_ARG, "a new box: the socket %s is too long", sock);
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	(void)unlink(sock);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4) != 0 || pipe2(console, O_CLOEXEC) != 0) {
+		e = kms_fail(k, MK_ERR_IO, "a new box: cannot listen at %s (%s)", sock, strerror(errno));
+		goto out;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		e = kms_fail(k, MK_ERR_IO, "a new box: cannot start its process (%s)", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		struct sigaction act = { 0 };
+
+		/* the box: its socket and its console, nothing of the KMS */
+		if (dup2(fd, 3) < 0 || dup2(console[1], 4) < 0)
+			_exit(1);
+		(void)close_range(5, ~0U, 0);
+		act.sa_handler = on_term;
+		sigaction(SIGTERM, &act, NULL);
+		(void)signal(SIGPIPE, SIG_IGN);
+		born_child(home, shares, t);
+	}
+	close(console[1]);
+	console[1] = -1;
+	/* the operator reads the fingerprint on the box's console */
+	while (got < MK_SHA256_LEN) {
+		ssize_t r = read(console[0], fingerprint + got, MK_SHA256_LEN - got);
+
+		if (r <= 0 && !(r < 0 && errno == EINTR))
+			break;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	if (got != MK_SHA256_LEN) {
+		kill(pid, SIGTERM);
+		(void)waitpid(pid, &st, 0);
+		e = kms_fail(k, MK_ERR_BOX_GONE, "a new box: its process showed no fingerprint");
+		goto out;
+	}
+	/* and gives it to the ceremony; the process ends once it is over */
+	if ((e = mk_kms_box_enrol(k, t, domains, n, 0, 0, sock, fingerprint, id)) != MK_OK)
+		kill(pid, SIGTERM);
+	(void)waitpid(pid, &st, 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (console[0] >= 0)
+		close(console[0]);
+	if (console[1] >= 0)
+		close(console[1]);
+	(void)unlink(sock);
+	return e;
 }

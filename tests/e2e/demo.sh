@@ -10,6 +10,15 @@ cp "$T/out" "$T/demo.out"
 grep_out "PM100-000001, keys in but still in transport lock, refuses to frank: meter: in transport lock" "$T/out"
 grep_out "First Manufacturing Box M00000001" "$T/out"
 grep_out "O00000001 for VE, USPS, EARTH" "$T/out"
+# each box born a process of its own, its identity shown and certified: the
+# fingerprint the demo printed is the key its certificate holds
+for b in O00000001 S00000001 B00000001 T00000001; do
+  grep_out "^   $b for VE, USPS, EARTH; identity [0-9a-f]\{4\}\(:[0-9a-f]\{4\}\)\{3\}\.\.\.\$" "$T/out"
+  shown=$(sed -n "s/^   $b for VE, USPS, EARTH; identity \(.*\)\.\.\.\$/\1/p" "$T/out" | tr -d :)
+  held=$(openssl x509 -in "$H/boxes/$b.cert" -noout -pubkey | openssl pkey -pubin -outform DER | tail -c 65 |
+    sha256sum | cut -c1-16)
+  [ -n "$shown" ] && [ "$shown" = "$held" ] || { echo "FAIL: $b showed $shown, its certificate holds $held"; fails=$((fails+1)); }
+done
 # every box a process of its own from step 4 on, stopped at the end (issue 13)
 grep_out "^   each box now a process of its own (confined: its state folder only, no exec," "$T/out"
 grep_out "the KMS reaches them only by messages over their sockets in $H/run\$" "$T/out"
