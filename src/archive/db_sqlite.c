@@ -11,9 +11,11 @@
  * Statements are prepared once per connection, on first use; "$N" in the
  * shared SQL becomes SQLite's "?N".
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -90,6 +92,14 @@ static enum mk_err sq_open(const char *url, void **dbp, char *why, size_t cap)
 	path = url + sizeof(prefix) - 1;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return MK_ERR_NOMEM;
+	/* a new archive is its owner's only (0600): SQLite gives its WAL and
+	 * shared-memory files the database file's mode */
+	{
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+		if (fd >= 0)
+			close(fd);
+	}
 	if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
 	                    NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(d->h, BUSY_TIMEOUT_MS) != SQLITE_OK ||

@@ -335,11 +335,30 @@ static enum mk_err cmd_issue_transport(void *box, const struct mk_msg_request *r
 		return e;
 	if (S(b)->station == NULL || S(b)->station_cert == NULL)
 		return MK_RC_NOT_INITIALISED;
+	/* the meter on this station's line is the one it certifies */
+	if (S(b)->meter == NULL)
+		return MK_RC_RESOURCE_UNAVAILABLE;
 	if ((e = mk_csr_verify(in.csr, in.csr_len, &pub, &role, cn)) != MK_OK)
 		return e;
 	if (role != MK_ROLE_TRANSPORT) {
 		e = MK_ERR_CERT_ROLE;
 		goto out;
+	}
+	/* the subject is the identity of the meter on the line, as it says
+	 * itself: a request naming another meter is refused */
+	{
+		struct mk_meter_body *info = calloc(1, sizeof(*info));
+		struct mk_buf *line = mk_buf_new(MK_METER_MSG_MAX);
+		char id[2 * MK_IDENT_MAX + 2];
+
+		e = info == NULL || line == NULL ? MK_ERR_NOMEM : meter_identity(b, req->time, line, info);
+		if (e == MK_OK && (snprintf(id, sizeof(id), "%s-%s", info->product_code, info->mfg_seq) >= (int)sizeof(id) ||
+		                   strcmp(id, cn) != 0))
+			e = MK_RC_PARAM_MISMATCH;
+		free(info);
+		mk_buf_free(line);
+		if (e != MK_OK)
+			goto out;
 	}
 	if ((der = mk_buf_new(2 * MK_CERT_MAX_DER)) == NULL || (mder = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
 		e = MK_ERR_NOMEM;

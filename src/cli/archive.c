@@ -297,6 +297,7 @@ struct errors_ctx {
 static int print_error(void *ctx, const struct mk_error_entry *e)
 {
 	struct errors_ctx *x = ctx;
+	char detail[4 * MK_ARCHIVE_DETAIL_MAX + 8], box[4 * MK_BOX_ID_LEN + 8];
 
 	x->n++;
 	if (x->errors != NULL) {
@@ -306,13 +307,15 @@ static int print_error(void *ctx, const struct mk_error_entry *e)
 		                  json_time(e->time), "box", json_str_or_null(e->box_id), "key_id",
 		                  e->key_id != 0 ? json_integer((json_int_t)e->key_id) : json_null(),
 		                  "code", (int)e->code, "name", mk_err_name((enum mk_err)e->code),
-		                  "detail", e->detail));
+		                  "detail", kc_shown(e->detail, detail, sizeof(detail))));
 		return 0;
 	}
 	printf("%4" PRIu64 "  ", e->id);
 	print_time(e->time);
-	printf(" %-9s key %-6" PRIu64 " %s (%d): %s\n", e->box_id[0] ? e->box_id : "-", e->key_id,
-	       mk_err_name((enum mk_err)e->code), e->code, e->detail);
+	/* the archive is untrusted storage: what it says is shown, never run
+	 * by the terminal */
+	printf(" %-9s key %-6" PRIu64 " %s (%d): %s\n", e->box_id[0] ? kc_shown(e->box_id, box, sizeof(box)) : "-",
+	       e->key_id, mk_err_name((enum mk_err)e->code), e->code, kc_shown(e->detail, detail, sizeof(detail)));
 	return 0;
 }
 

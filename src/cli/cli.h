@@ -266,6 +266,11 @@ int kc_fail_msg(int json, enum mk_err e, const char *msg);
  * file or directory)") and MK_ERR_NOT_FOUND (missing, a directory) or
  * MK_ERR_IO. */
 enum mk_err kc_file_readable(const char *path, char *why, size_t cap);
+/* Text from outside (an indicium line, a string the archive holds) as it may
+ * be shown on a terminal or in JSON: every byte that is not printable ASCII
+ * as \xNN, a backslash doubled, cut with "..." when it does not fit out
+ * (cap at least 4). Returns out. */
+const char *kc_shown(const char *s, char *out, size_t cap);
 /* {"ok":false,"error":{"code":e,"name":"MK_...","message":msg}}, new reference
  * (NULL when out of memory). */
 json_t *kc_error_json(enum mk_err e, const char *msg);

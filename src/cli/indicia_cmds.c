@@ -338,28 +338,6 @@ static int tin_unknown(const struct vrun *x, const struct mk_verify_outcome *o)
 	return x->tin && (o->vendor == MK_VR_UNKNOWN_DEVICE || o->postal == MK_VR_UNKNOWN_DEVICE);
 }
 
-/* line as it may be shown on a terminal or in JSON: a byte that is not
- * printable ASCII (a control character, an escape sequence, binary) as
- * \xNN, a backslash doubled; cut with "..." when it does not fit out. */
-static const char *shown_line(const char *line, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++) {
-		int n = *p == '\\' ? snprintf(out + o, cap - o, "\\\\")
-		        : *p < 0x20 || *p >= 0x7f ? snprintf(out + o, cap - o, "\\x%02x", *p)
-		                                  : snprintf(out + o, cap - o, "%c", *p);
-
-		if (n < 0 || (size_t)n >= cap - o - 3) {
-			snprintf(out + o, cap - o, "...");
-			return out;
-		}
-		o += (size_t)n;
-	}
-	out[o] = '\0';
-	return out;
-}
-
 static void print_outcome(struct vrun *x, const char *given, const struct mk_verify_outcome *o)
 {
 	char day[11], sig[256] = "", fixed[MK_INDICIUM_TEXT_MAX] = "", line[4 * LINE_MAX_LEN + 8];
@@ -368,7 +346,7 @@ static void print_outcome(struct vrun *x, const char *given, const struct mk_ver
 	 * that verified */
 	if (o->corrected && mk_indicium_text_encode(&o->ind, fixed) != MK_OK)
 		fixed[0] = '\0';
-	shown_line(given, line, sizeof(line));
+	kc_shown(given, line, sizeof(line));
 	x->total++;
 	x->good += o->result == MK_VR_GOOD;
 	if (x->c->json) {

@@ -104,13 +104,29 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 		kms_fail(k, e, "meter %s made no transport key", meter_id);
 		goto out;
 	}
-	/* step 130: the station's coprocessor certifies it */
+	/* step 130: the station's coprocessor certifies it, the meter on its
+	 * line (handed to it: it asks the meter who it is) */
 	MK_MSG_SET(rq, csr, csr);
-	if ((e = kms_open_box(k, sid, &s)) != MK_OK ||
-	    (e = kms_call_issue_transport(k, s, NULL, now, &rq, &rs, res)) != MK_OK ||
+	if ((e = kms_open_box(k, sid, &s)) != MK_OK)
+		goto out;
+	if (mk_box_is_remote(s))
+		e = mk_box_attach_meter_fd(s, mk_meter_conn_give_fd(mc)); /* the line is Steel's now */
+	else
+		mk_box_attach_meter(s, mk_meter_line(mc));
+	if (e != MK_OK || (e = kms_call_issue_transport(k, s, NULL, now, &rq, &rs, res)) != MK_OK ||
 	    (e = result_der(rs.transport_cert, rs.transport_cert_len, tr)) != MK_OK ||
 	    (e = result_der(rs.mfg_cert, rs.mfg_cert_len, mfg)) != MK_OK)
 		goto out;
+	mk_box_attach_meter(s, NULL);
+	if (mk_box_is_remote(s)) {
+		/* the line went to the Steel process, which closed it: a new one
+		 * (the meter's process ends with its line) */
+		mk_meter_disconnect(mc);
+		mc = NULL;
+		if ((e = kms_connect_meter(k, meter_id, &mc)) != MK_OK)
+			goto out;
+		mk_meter_set_time(mc, now);
+	}
 	/* steps 135-145: the meter verifies both and locks itself */
 	if ((e = mk_meter_load_transport(mc, mk_buf_data(mfg), mk_buf_len(mfg), mk_buf_data(tr),
 	                                 mk_buf_len(tr))) != MK_OK) {
@@ -118,6 +134,8 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 		goto out;
 	}
 out:
+	if (s != NULL)
+		mk_box_attach_meter(s, NULL);
 	kms_close_box(k, s);
 	mk_meter_disconnect(mc);
 	X509_free(rc);

@@ -7,6 +7,11 @@ H="$T/home"
 expect 0 "$MK" demo --home "$H"
 grep_out "demo complete" "$T/out"
 cp "$T/out" "$T/demo.out"
+# the home is its owner's only (issue 14): no file more open than 0600, no
+# folder more open than 0700, the archive and its WAL included
+open=$(find "$H" \( -type f -perm /177 \) -o \( -type d -perm /077 \) -o \( ! -type f ! -type d ! -type s \))
+[ -z "$open" ] || { echo "FAIL: open to others in the demo home:"; ls -ld $open; fails=$((fails+1)); }
+[ "$(stat -c %a "$H/archive.db")" = 600 ] || { echo "FAIL: archive.db is $(stat -c %a "$H/archive.db")"; fails=$((fails+1)); }
 grep_out "PM100-000001, keys in but still in transport lock, refuses to frank: meter: in transport lock" "$T/out"
 grep_out "First Manufacturing Box M00000001" "$T/out"
 grep_out "O00000001 for VE, USPS, EARTH" "$T/out"

@@ -69,6 +69,19 @@ grep_out "^{\"ok\":true,\"domain\":\"USPS\",\"errors\":\[{\"id\":1,\"time\":\"20
 expect 0 "$MK" archive errors --home "$H" --domain USPS
 grep_out "^   1  2026-03-06T10:00:00Z S00000001 key $K .*MK_RC_SIGNATURE_INVALID (404): Steel box S00000001 refused" "$T/out"
 grep_out "^domain USPS: 1 error(s) logged$" "$T/out"
+# the archive is untrusted storage: a row written into it behind the
+# library's back with escape sequences is shown, never run by the terminal
+# (issue 14), in text and in JSON
+sqlite3 "$H/archive.db" "INSERT INTO errors VALUES ('VE', 77, 0, 'S0'||char(27)||'[31m', 0, 404, 'x'||char(27)||'[2J'||char(7)||'y\\z')"
+expect 0 "$MK" archive errors --home "$H" --domain VE
+grep_out '^  77  .* S0\\x1b\[31m key 0 .*: x\\x1b\[2J\\x07y\\\\z$' "$T/out"
+if grep -q "$(printf '\033')" "$T/out" || grep -q "$(printf '\007')" "$T/out"; then
+  echo "FAIL: a control character from the archive reached the terminal"; fails=$((fails+1))
+fi
+expect 0 "$MK" archive errors --home "$H" --domain VE --json
+one_line
+grep_out '"detail":"x\\\\x1b\[2J\\\\x07y\\\\\\\\z"' "$T/out"
+sqlite3 "$H/archive.db" "DELETE FROM errors WHERE domain = 'VE' AND id = 77"
 
 # refusals: a domain or key the archive does not know; the error object on
 # stdout, nothing on stderr, exit 1 -- and the text twin on stderr

@@ -198,6 +198,55 @@ static void test_expired_transport_certificate(void **state)
 	meter_stage(m, MK_METER_PKI_OPERATIONAL);
 }
 
+/* Steel certifies the meter on its line, and no other (issue 14): a
+ * transport request naming another meter, relayed while meter m is on the
+ * station's line, is refused; no meter on the line, refused; the request
+ * of m's own identity is certified. */
+static void issue_to(const char *m, const char *cn, enum mk_err want)
+{
+	struct mk_box_issue_transport_req rq;
+	struct mk_box_issue_transport_res rs;
+	struct mk_buf *csr = mk_buf_new(MK_CERT_MAX_DER), *res = mk_buf_new(W_CAP);
+	char path[PATH_MAX];
+	struct mk_meter_conn *mc = NULL;
+	struct mk_rng *rng = NULL;
+	struct mk_box *s = NULL;
+	EVP_PKEY *key = NULL;
+
+	assert_rc(mk_rng_new(&rng), MK_OK);
+	assert_rc(mk_ec_keygen(rng, &key), MK_OK);
+	assert_rc(mk_csr_make(key, MK_ROLE_TRANSPORT, cn, csr), MK_OK);
+	rq = (struct mk_box_issue_transport_req){ mk_buf_data(csr), mk_buf_len(csr) };
+	assert_rc(mk_kms_open_box(W.k, "S00000001", &s), MK_OK);
+	if (m != NULL) {
+		assert_rc(mk_kms_meter_path(W.k, m, path, sizeof(path)), MK_OK);
+		assert_rc(mk_meter_connect(path, &mc), MK_OK);
+		if (mk_box_is_remote(s))
+			assert_rc(mk_box_attach_meter_fd(s, mk_meter_conn_give_fd(mc)), MK_OK);
+		else
+			mk_box_attach_meter(s, mk_meter_line(mc));
+	}
+	assert_rc(mk_kms_box_call(W.k, s, &mk_box_cmd_issue_transport, NULL, &rq, &rs, res), want);
+	mk_box_attach_meter(s, NULL);
+	mk_kms_close_box(W.k, s);
+	mk_meter_disconnect(mc);
+	EVP_PKEY_free(key);
+	mk_rng_free(rng);
+	mk_buf_free(csr);
+	mk_buf_free(res);
+}
+
+static void test_transport_subject_is_the_meter(void **state)
+{
+	char m[MK_METER_ID_MAX + 1];
+
+	(void)state;
+	w_meter(&W, "PM100", m);
+	issue_to(m, "PM100-999999", MK_RC_PARAM_MISMATCH);
+	issue_to(NULL, m, MK_RC_RESOURCE_UNAVAILABLE);
+	issue_to(m, m, MK_OK);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -218,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_product_proof),
 		cmocka_unit_test(test_foreign_coprocessor),
 		cmocka_unit_test(test_expired_transport_certificate),
+		cmocka_unit_test(test_transport_subject_is_the_meter),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
