@@ -205,18 +205,41 @@ out:
 	return e;
 }
 
+/* A NEW key with no evidence in kdc/: its Steel box may have installed it
+ * and lost its answer (its process killed after the meter took the key).
+ * The box gives its MI7 again when the key is the last it installed; it is
+ * kept in kdc/ at path as an MI7 that arrived. */
+static enum mk_err evidence_from_steel(struct mk_kms *k, struct install_ctx *c, const char *path)
+{
+	struct mk_box_evidence_req rq = { c->key_id };
+	struct mk_box_evidence_res rs;
+	struct mk_box *s = NULL;
+	enum mk_err e;
+
+	if (c->steel[0] == '\0' || (e = kms_open_box(k, c->steel, &s)) != MK_OK)
+		return MK_ERR_NOT_FOUND;
+	if ((e = kms_call_evidence(k, s, c->domain, mk_kms_now(k), &rq, &rs, c->res)) == MK_OK) {
+		mk_buf_reset(c->mi7);
+		if ((e = mk_buf_put_bytes(c->mi7, rs.mi7, rs.mi7_len)) == MK_OK)
+			e = kms_write_file(path, rs.mi7, rs.mi7_len);
+	}
+	kms_close_box(k, s);
+	return e;
+}
+
 /*
- * MI8 -> MI9, MI10: Brass confirms what Steel reported (MI7, kept in
- * kdc/<D>.<key ID>.mi7 until the archive holds the outcome), the archive
- * takes the record Brass signed: INSTALLED, or BAD with Brass's reason. When
- * Brass refuses the evidence itself, it signs the record BAD (Abandon Key)
- * with the refusal as the reason. When the step cannot run (Brass disabled,
- * the archive unreachable, ...), the record stays NEW, the evidence stays,
- * and `meterkey key confirm` runs the step again.
+ * The evidence c->mi7 (kept at path) to Brass. Evidence is not judgment
+ * (issue 14): evidence Brass refuses (its signature, its signer, what it
+ * says against the record) leaves the key NEW: the file is kept aside as
+ * path.refused, the refusal is logged naming it, and fresh evidence is
+ * asked of the Steel box (Installation Evidence) and confirmed instead,
+ * once. Only Brass's own judgment of authentic evidence (Steel's report of
+ * a failed installation, test tokens that differ) makes a key BAD; an
+ * operator may still abandon a NEW key (key abandon).
  */
 static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 {
-	char mi7[PATH_MAX];
+	char mi7[PATH_MAX], aside[PATH_MAX + 16], said[MK_KMS_DETAIL_MAX];
 	struct mk_buf *enc = mk_buf_new(MK_RECORD_MAX);
 	struct mk_box_confirm_install_req rq;
 	struct mk_box_record_signed_res rs;
@@ -229,27 +252,39 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 		e = MK_ERR_INVALID_ARG;
 		goto out;
 	}
+	snprintf(aside, sizeof(aside), "%s.refused", mi7);
 	if ((e = kms_pick_box(k, MK_BOX_BRASS, c->domain, NULL, c->brass)) != MK_OK)
 		goto pending;
-	if ((e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
-		kms_key_fail(k, e, c->domain, c->key_id);
-		goto pending;
-	}
-	if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
-		goto out;
-	MK_MSG_SET(rq, record, enc);
-	MK_MSG_SET(rq, mi7, c->mi7);
-	MK_MSG_SET(rq, steel_cert, c->cert);
-	if ((e = kms_open_box(k, c->brass, &b)) != MK_OK)
-		goto pending;
-	if ((e = kms_call_confirm_install(k, b, c->domain, mk_kms_now(k), &rq, &rs, c->res)) != MK_OK) {
+	for (int attempt = 0;; attempt++) {
+		if ((e = mk_archive_get_key(k->archive, c->domain, c->key_id, c->rec)) != MK_OK) {
+			kms_key_fail(k, e, c->domain, c->key_id);
+			goto pending;
+		}
+		mk_buf_reset(enc);
+		if ((e = mk_key_record_encode(c->rec, enc)) != MK_OK)
+			goto out;
+		MK_MSG_SET(rq, record, enc);
+		MK_MSG_SET(rq, mi7, c->mi7);
+		MK_MSG_SET(rq, steel_cert, c->cert);
+		if (b == NULL && (e = kms_open_box(k, c->brass, &b)) != MK_OK)
+			goto pending;
+		if ((e = kms_call_confirm_install(k, b, c->domain, mk_kms_now(k), &rq, &rs, c->res)) == MK_OK)
+			break;
+		if (!evidence_refused(e) || c->rec->status != MK_KEY_NEW) {
+			kms_log_refusal(k, c->domain, c->brass, c->key_id, e);
+			goto pending;
+		}
+		/* the evidence, not the key: kept aside, named in the log */
+		(void)rename(mi7, aside);
+		kms_fail_more(k, e, "; the installation evidence of key %s/%llu was refused and is kept as %s",
+		              c->domain, (unsigned long long)c->key_id, aside);
 		kms_log_refusal(k, c->domain, c->brass, c->key_id, e);
-		if (!evidence_refused(e) || c->rec->status != MK_KEY_NEW)
+		memcpy(said, k->detail, sizeof(said));
+		if (attempt > 0 || evidence_from_steel(k, c, mi7) != MK_OK) {
+			memcpy(k->detail, said, sizeof(said)); /* Brass's refusal is the story */
+			kms_fail_more(k, e, "; Steel box %s gives no fresh evidence of it", c->steel);
 			goto pending;
-		if (abandon(k, b, c->brass, c->rec, e) != MK_OK)
-			goto pending;
-		unlink(mi7);
-		goto out;
+		}
 	}
 	if ((e = mk_key_record_decode(rs.record, rs.record_len, c->rec)) != MK_OK)
 		goto out;
@@ -433,27 +468,6 @@ out:
 	return e;
 }
 
-/* A NEW key with no evidence in kdc/: its Steel box may have installed it
- * and lost its answer (its process killed after the meter took the key).
- * The box gives its MI7 again when the key is the last it installed; it is
- * kept in kdc/ at path as an MI7 that arrived. */
-static enum mk_err evidence_from_steel(struct mk_kms *k, struct install_ctx *c, const char *path)
-{
-	struct mk_box_evidence_req rq = { c->key_id };
-	struct mk_box_evidence_res rs;
-	struct mk_box *s = NULL;
-	enum mk_err e;
-
-	if (c->steel[0] == '\0' || (e = kms_open_box(k, c->steel, &s)) != MK_OK)
-		return MK_ERR_NOT_FOUND;
-	if ((e = kms_call_evidence(k, s, c->domain, mk_kms_now(k), &rq, &rs, c->res)) == MK_OK) {
-		mk_buf_reset(c->mi7);
-		if ((e = mk_buf_put_bytes(c->mi7, rs.mi7, rs.mi7_len)) == MK_OK)
-			e = kms_write_file(path, rs.mi7, rs.mi7_len);
-	}
-	kms_close_box(k, s);
-	return e;
-}
 
 enum mk_err mk_kms_key_confirm(struct mk_kms *k, const char *domain, uint64_t key_id,
                                struct mk_key_record *recp)

@@ -242,19 +242,28 @@ versions 2 VE 3
 [ ! -e "$H/kdc/VE.3.mi7" ] && [ -s "$H/confirmations/VE.3.mi10" ] || { echo "FAIL: evidence spent, MI10 kept"; fails=$((fails+1)); }
 expect 1 "$MK" key confirm --domain VE --key-id 3
 grep_out "no installation evidence waits for key VE/3 (it is INSTALLED)" "$T/err"
-# evidence changed while it waited: Brass refuses it and signs the key BAD
+# evidence changed while it waited: evidence is not judgment (issue 14).
+# Brass refuses it; the key stays NEW, the file is kept aside and named in
+# the error log, fresh evidence is asked of Steel, and the installation
+# completes with it
 mv "$S/B00000001.1.share" "$T/"
 expect 1 "$MK" meter install --meter PM100-000002 --domain VE
 grep_out "key VE/4 stays NEW" "$T/err"
 mv "$T/B00000001.1.share" "$S/"
 invert_byte "$H/kdc/VE.4.mi7" $(( $(stat -c %s "$H/kdc/VE.4.mi7") - 5 ))
-expect 1 "$MK" key confirm --domain VE --key-id 4
-grep_out "MK_RC_SIGNATURE_INVALID" "$T/err"
+cp "$H/kdc/VE.4.mi7" "$T/VE.4.flipped"
+expect 0 "$MK" key confirm --domain VE --key-id 4 --json
+grep_out '"key_id":4,"status":"INSTALLED"' "$T/out"
 versions 2 VE 4
 expect 0 "$MK" archive history --archive "$A" --domain VE --key 4 --json
-grep_out '"status":"BAD"' "$T/out"
-grep_out '"bad_reason":"MK_RC_SIGNATURE_INVALID"' "$T/out"
-[ ! -e "$H/kdc/VE.4.mi7" ] || { echo "FAIL: refused evidence must be spent"; fails=$((fails+1)); }
+grep_out '"status":"INSTALLED"' "$T/out"
+! grep -q '"status":"BAD"' "$T/out" || { echo "FAIL: tampered evidence made the key BAD"; fails=$((fails+1)); }
+cmp -s "$H/kdc/VE.4.mi7.refused" "$T/VE.4.flipped" || { echo "FAIL: the refused evidence is not kept aside"; fails=$((fails+1)); }
+[ ! -e "$H/kdc/VE.4.mi7" ] || { echo "FAIL: evidence left waiting after the confirmation"; fails=$((fails+1)); }
+expect 0 "$MK" archive errors --archive "$A" --domain VE
+grep_out "MK_RC_SIGNATURE_INVALID (404): .*the installation evidence of key VE/4 was refused and is kept as $H/kdc/VE.4.mi7.refused" "$T/out"
+expect 0 "$MK" meter list --json
+grep_out '"id":"PM100-000002".*"VE/4:INSTALLED"\|"id":"PM100-000002".*"domain":"VE","key_id":4,"status":"INSTALLED"' "$T/out"
 # a NEW key never to be installed: abandoned, signed BAD by Brass
 expect 0 "$MK" key abandon --domain VE --key-id 2
 grep_out "key VE/2: BAD" "$T/out"
@@ -337,6 +346,25 @@ grep_out "$C is missing, but boxes/ holds [0-9]* box states (a damaged home)" "$
 empty "$T/out"
 cp "$T/conf" "$C"
 expect 0 "$MK" box list
+
+# tampered evidence of a key whose Steel box has installed another since
+# (it keeps the evidence of its last one only): the key stays NEW, said,
+# and the evidence as it was confirms it
+mv "$S/B00000001.1.share" "$T/"
+for n in 8 9; do
+  expect 0 "$MK" meter create --product-code PM100 --msn 00000$n
+  expect 1 "$MK" meter install --meter PM100-00000$n --domain USPS --steel S00000001
+done
+mv "$T/B00000001.1.share" "$S/"
+K8=$(sed -n 's/^USPS\.\([0-9]*\)\.mi7$/\1/p' < <(ls "$H/kdc") | sort -n | head -1)
+cp "$H/kdc/USPS.$K8.mi7" "$T/good.mi7"
+invert_byte "$H/kdc/USPS.$K8.mi7" $(( $(stat -c %s "$H/kdc/USPS.$K8.mi7") - 5 ))
+expect 1 "$MK" key confirm --domain USPS --key-id "$K8"
+grep_out "was refused and is kept as $H/kdc/USPS.$K8.mi7.refused; Steel box S00000001 gives no fresh evidence of it; key USPS/$K8 stays NEW" "$T/err"
+versions 1 USPS "$K8"
+cp "$T/good.mi7" "$H/kdc/USPS.$K8.mi7"
+expect 0 "$MK" key confirm --domain USPS --key-id "$K8"
+versions 2 USPS "$K8"
 
 # no home, bad options
 unset METERKEY_HOME
