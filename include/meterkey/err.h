@@ -118,6 +118,8 @@
 	  "installation abandoned: the key was attempted and never confirmed")          \
 	X(MK_RC_BOX_IDENTITY, 419, MK_LEVEL_RESPONSE,                                   \
 	  "the box's identity key is not the one its operator confirmed")               \
+	X(MK_RC_DEVICE_HAS_KEY, 420, MK_LEVEL_RESPONSE,                                 \
+	  "the device holds another key of the domain (INSTALLED or ACTIVE)")           \
                                                                                         \
 	X(MK_ERR_CRYPTO, 600, MK_LEVEL_LOCAL, "cryptographic library failure")          \
 	X(MK_ERR_VERIFY, 601, MK_LEVEL_LOCAL, "verification failed")                    \

@@ -56,8 +56,10 @@ static enum mk_err write_version(struct mk_archive *a, struct domain_state *ds,
 
 	r = insert ? archive_query(a, S_KEY_INSERT, key, 7, NULL, NULL, NULL)
 	           : archive_query(a, S_KEY_UPDATE, upd, 7, NULL, NULL, NULL);
+	/* the key exists (insert), or another key of the device in the domain
+	 * is INSTALLED or ACTIVE already (update: keys_one_live) */
 	if (r == MK_ERR_DB_CONSTRAINT)
-		return MK_RC_RECORD_EXISTS;
+		return insert ? MK_RC_RECORD_EXISTS : MK_RC_DEVICE_HAS_KEY;
 	if (r != MK_OK || (r = archive_query(a, S_HIST_INSERT, hist, 6, NULL, NULL, NULL)) != MK_OK)
 		return r == MK_ERR_DB_CONSTRAINT ? MK_ERR_DB : r;
 	/* content: the history row's values after the domain */

@@ -83,6 +83,9 @@ const char *const mk_migrations[] = {
 	"  box_id TEXT PRIMARY KEY,"
 	"  generation BIGINT NOT NULL,"
 	"  record @BLOB@ NOT NULL);",
+	/* 3: a meter holds one key of a domain at a time: at most one key per
+	 * device and domain INSTALLED (2) or ACTIVE (4), whoever writes */
+	"CREATE UNIQUE INDEX keys_one_live ON keys (domain, product_code, mfg_seq) WHERE status IN (2, 4);",
 };
 
 const int mk_migration_count = (int)(MK_ARRAY_LEN(mk_migrations));

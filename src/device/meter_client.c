@@ -6,10 +6,13 @@
  * was sent, and decode whole.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -28,8 +31,40 @@ struct mk_meter_conn {
 	struct mk_msg_link line; /* the message layer's view of link: one request, one answer */
 	int fd;    /* our end of the socketpair; -1 over caller's descriptors */
 	pid_t pid; /* the meter's process; 0 over caller's descriptors */
+	int lock;  /* <nvm>.lock, held while connected; -1 over caller's descriptors */
 	int64_t time; /* the requests' time; 0: the host's clock */
 };
+
+/* How long a connection waits for another to leave the meter (a meter is
+ * one device on one line: one host talks to it at a time). */
+#define METER_LOCK_WAIT_MS 60000
+
+/* The meter at nvm_path taken for this connection: <nvm_path>.lock locked
+ * (flock), waiting up to METER_LOCK_WAIT_MS. The descriptor, or -1 with
+ * *e set (MK_ERR_TIMEOUT: another connection kept it; MK_ERR_IO). */
+static int meter_take(const char *nvm_path, enum mk_err *e)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s.lock", nvm_path) >= (int)sizeof(path)) {
+		*e = MK_ERR_INVALID_ARG;
+		return -1;
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		*e = MK_ERR_IO;
+		return -1;
+	}
+	for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited += 10) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= METER_LOCK_WAIT_MS) {
+			*e = errno == EWOULDBLOCK ? MK_ERR_TIMEOUT : MK_ERR_IO;
+			close(fd);
+			return -1;
+		}
+		usleep(10000);
+	}
+	return fd;
+}
 
 /* On a local socket the line itself is instant: only the peer's scheduling
  * counts, so the per-byte allowance can be tiny. */
@@ -64,6 +99,7 @@ const struct mk_msg_link *mk_meter_line(struct mk_meter_conn *c)
 enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp)
 {
 	struct mk_meter_conn *c = NULL;
+	enum mk_err e = MK_OK;
 	int sv[2];
 	pid_t pid;
 
@@ -74,21 +110,28 @@ enum mk_err mk_meter_connect(const char *nvm_path, struct mk_meter_conn **cp)
 		return MK_ERR_INVALID_ARG;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return MK_ERR_NOMEM;
+	/* one connection to a meter at a time: two commands on one meter
+	 * (franking, installing) would each load its NVM and the last to
+	 * write would undo the other (issue 14) */
+	if ((c->lock = meter_take(nvm_path, &e)) < 0) {
+		free(c);
+		return e;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		close(c->lock);
 		free(c);
 		return MK_ERR_IO;
 	}
 	if ((pid = fork()) < 0) {
 		close(sv[0]);
 		close(sv[1]);
+		close(c->lock);
 		free(c);
 		return MK_ERR_IO;
 	}
 	if (pid == 0) {
 		/* the meter: it owns only its end; a vanished client must not kill it
 		 * with SIGPIPE before it notices */
-		enum mk_err e;
-
 		int fd = sv[1];
 
 		/* A meter is a device of its own: it keeps nothing of its host (the
@@ -140,6 +183,7 @@ enum mk_err mk_meter_conn_from_fds(int rfd, int wfd, struct mk_meter_conn **cp)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return MK_ERR_NOMEM;
 	c->fd = -1;
+	c->lock = -1;
 	mk_link_init(&c->link, rfd, wfd);
 	line_init(c);
 	*cp = c;
@@ -162,6 +206,8 @@ void mk_meter_disconnect(struct mk_meter_conn *c)
 	if (c->pid > 0)
 		while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
 			;
+	if (c->lock >= 0)
+		close(c->lock); /* the meter is free once its process is gone */
 	free(c);
 }
 

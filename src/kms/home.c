@@ -15,6 +15,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +309,56 @@ enum mk_err kms_conf_store(struct mk_kms *k)
 	return r;
 }
 
+enum mk_err kms_conf_add(struct mk_kms *k, const char *id, const char *domain)
+{
+	char lock[PATH_MAX];
+	struct kms_box *x;
+	enum mk_err e;
+	int fd;
+
+	if (!kms_pathf(k, lock, sizeof(lock), "boxes.conf.lock"))
+		return MK_ERR_INVALID_ARG;
+	/* one writer at a time: read again under the lock, the line added or
+	 * extended, written whole (atomically); two commands on one home never
+	 * lose each other's box (issue 14) */
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return kms_fail(k, MK_ERR_IO, "cannot open %s (%s)", lock, strerror(errno));
+	while (flock(fd, LOCK_EX) != 0)
+		if (errno != EINTR) {
+			close(fd);
+			return kms_fail(k, MK_ERR_IO, "cannot lock %s (%s)", lock, strerror(errno));
+		}
+	/* none yet (the first box of a home being made): the table as opened */
+	{
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (kms_pathf(k, path, sizeof(path), "boxes.conf") && lstat(path, &st) == 0 &&
+		    (e = kms_conf_load(k)) != MK_OK)
+			goto out;
+	}
+	if ((x = kms_conf_find(k, id)) == NULL) {
+		if (k->nboxes == KMS_MAX_BOXES) {
+			e = kms_fail(k, MK_RC_RESOURCE_UNAVAILABLE, "boxes.conf holds %d boxes", KMS_MAX_BOXES);
+			goto out;
+		}
+		x = &k->boxes[k->nboxes++];
+		memset(x, 0, sizeof(*x));
+		memcpy(x->id, id, MK_BOX_ID_LEN + 1);
+	}
+	if (domain != NULL && !kms_serves(x, domain)) {
+		if (x->ndomains == MK_BOX_MAX_DOMAINS) {
+			e = kms_fail(k, MK_RC_RESOURCE_UNAVAILABLE, "box %s serves %d domains", id, MK_BOX_MAX_DOMAINS);
+			goto out;
+		}
+		strcpy(x->domains[x->ndomains++], domain);
+	}
+	e = kms_conf_store(k);
+out:
+	close(fd); /* the lock with it */
+	return e;
+}
+
 struct kms_box *kms_conf_find(struct mk_kms *k, const char *id)
 {
 	for (size_t i = 0; i < k->nboxes; i++)
@@ -420,7 +472,9 @@ enum mk_err kms_connect_meter(struct mk_kms *k, const char *meter_id, struct mk_
 	if ((e = mk_kms_meter_path(k, meter_id, path, sizeof(path))) != MK_OK)
 		return e;
 	if ((e = mk_meter_connect(path, cp)) != MK_OK)
-		return kms_fail(k, e, "cannot reach meter %s", meter_id);
+		return kms_fail(k, e, e == MK_ERR_TIMEOUT ? "meter %s is in use by another command (waited 60 s)"
+		                                         : "cannot reach meter %s",
+		                meter_id);
 	mk_meter_set_time(*cp, mk_kms_now(k)); /* the meter's clock for certificates: ours */
 	return MK_OK;
 }

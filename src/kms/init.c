@@ -74,9 +74,7 @@ enum mk_err mk_kms_init(struct mk_kms *k, unsigned kshares, unsigned nshares,
 	if (!kms_pathf(k, path, sizeof(path), "trust/root.pem") ||
 	    (e = kms_write_cert_pem(rs.root, rs.root_len, path)) != MK_OK)
 		goto out;
-	memset(&k->boxes[k->nboxes], 0, sizeof(k->boxes[0]));
-	memcpy(k->boxes[k->nboxes++].id, id, MK_BOX_ID_LEN + 1);
-	e = kms_conf_store(k);
+	e = kms_conf_add(k, id, NULL);
 out:
 	kms_close_box(k, b);
 	mk_buf_free(res);
@@ -257,14 +255,8 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		}
 	k->detail[0] = '\0';
 	e = MK_OK;
-	{
-		struct kms_box *x = kms_conf_find(k, mid);
-
-		if (!kms_serves(x, domain) && x->ndomains < MK_BOX_MAX_DOMAINS) {
-			strcpy(x->domains[x->ndomains++], domain);
-			e = kms_conf_store(k);
-		}
-	}
+	if (!kms_serves(kms_conf_find(k, mid), domain))
+		e = kms_conf_add(k, mid, domain);
 out:
 	kms_close_box(k, m);
 	mk_buf_free(list);
@@ -412,7 +404,6 @@ static enum mk_err box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	struct mk_box_identity_res ids;
 	uint8_t fp[MK_SHA256_LEN];
 	struct mk_box *m = NULL, *b = NULL;
-	struct kms_box *x;
 	int64_t now = mk_kms_now(k);
 	enum mk_err e;
 
@@ -522,18 +513,11 @@ static enum mk_err box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 			goto out;
 	}
 	memcpy(id, mk_box_get_id(b), MK_BOX_ID_LEN + 1);
-	x = &k->boxes[k->nboxes++];
-	memset(x, 0, sizeof(*x));
-	memcpy(x->id, id, MK_BOX_ID_LEN + 1);
-	if ((e = kms_conf_store(k)) != MK_OK)
+	if ((e = kms_conf_add(k, id, NULL)) != MK_OK)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if ((e = give_domain(k, m, b, domains[i])) != MK_OK)
+	for (size_t i = 0; i < n; i++)
+		if ((e = give_domain(k, m, b, domains[i])) != MK_OK || (e = kms_conf_add(k, id, domains[i])) != MK_OK)
 			goto out;
-		strcpy(x->domains[x->ndomains++], domains[i]);
-		if ((e = kms_conf_store(k)) != MK_OK)
-			goto out;
-	}
 out:
 	kms_close_box(k, m);
 	if (b != NULL && nb->socket != NULL) {
@@ -604,8 +588,7 @@ enum mk_err mk_kms_box_add_domain(struct mk_kms *k, const char *box_id, const ch
 	    (e = kms_open_box(k, box_id, &b)) != MK_OK ||
 	    (e = give_domain(k, m, b, domain)) != MK_OK)
 		goto out;
-	strcpy(x->domains[x->ndomains++], domain);
-	e = kms_conf_store(k);
+	e = kms_conf_add(k, box_id, domain);
 out:
 	kms_close_box(k, m);
 	kms_close_box(k, b);

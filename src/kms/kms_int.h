@@ -140,6 +140,11 @@ MK_WUR enum mk_err kms_conf_store(struct mk_kms *k);
 
 /* The line of box id in k->boxes, or NULL (owned by k; valid until the
  * table changes). */
+/* Adds box id (when missing) and domain (when not NULL and not served yet)
+ * to boxes.conf: under the home's lock (boxes.conf.lock), read again,
+ * changed and written whole, so that concurrent commands lose nothing; k's
+ * table is then the file's. */
+MK_WUR enum mk_err kms_conf_add(struct mk_kms *k, const char *id, const char *domain);
 struct kms_box *kms_conf_find(struct mk_kms *k, const char *id);
 
 /* 1 when box x (not NULL) serves domain, else 0. */

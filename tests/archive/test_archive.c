@@ -500,6 +500,33 @@ static void test_device_named_at_install(void **state)
 	(void)taudit_ok(f->a, "VE");
 }
 
+/* A meter holds one key of a domain at a time, and the archive says so
+ * whoever writes (issue 14): a second key of the same device and domain
+ * cannot become INSTALLED while the first is INSTALLED or ACTIVE
+ * (MK_RC_DEVICE_HAS_KEY); once the first is OBSOLETE it can; another
+ * domain, or another device, is another slot. */
+static void test_one_live_key_per_device(void **state)
+{
+	struct fx *f = *state;
+	struct mk_key_record a, b, c, d, next;
+
+	assert_rc(mk_archive_put_domain(f->a, "USPS", T0), MK_OK);
+	(void)put_new(f->a, "VE", T0, "PC300", "M0001", &a);
+	(void)put_new(f->a, "VE", T0, "PC300", "M0001", &b);
+	(void)put_new(f->a, "VE", T0, "PC300", "M0002", &c);
+	(void)put_new(f->a, "USPS", T0, "PC300", "M0001", &d);
+	move_ok(f->a, &a, MK_KEY_INSTALLED, T0 + 100);
+	trec_move(&b, &next, MK_KEY_INSTALLED, T0 + 100, "US");
+	update_refused(f->a, &next, MK_RC_DEVICE_HAS_KEY);
+	move_ok(f->a, &c, MK_KEY_INSTALLED, T0 + 100);
+	move_ok(f->a, &d, MK_KEY_INSTALLED, T0 + 100);
+	move_ok(f->a, &a, MK_KEY_ACTIVE, T0 + 200);
+	update_refused(f->a, &next, MK_RC_DEVICE_HAS_KEY);
+	move_ok(f->a, &a, MK_KEY_OBSOLETE, T0 + 300);
+	move_ok(f->a, &b, MK_KEY_INSTALLED, T0 + 400);
+	(void)taudit_ok(f->a, "VE");
+}
+
 /* ---- the lifecycle ---------------------------------------------------------------------------- */
 
 /* The moves that take a NEW record to each status. */
@@ -516,9 +543,12 @@ static const enum mk_key_status path_to[6][4] = {
 static void make_in_status(struct mk_archive *a, enum mk_key_status to, struct mk_key_record *recp,
                            int64_t *tp)
 {
+	static unsigned meter; /* a meter each: one holds one live key of a domain */
 	int64_t t = T0;
+	char msn[16];
 
-	(void)put_new(a, "VE", t, "PC100", "M0001", recp);
+	snprintf(msn, sizeof(msn), "M%04u", ++meter);
+	(void)put_new(a, "VE", t, "PC100", msn, recp);
 	for (int i = 0; i < 4 && path_to[to][i] != 0; i++) {
 		t += 100;
 		move_ok(a, recp, path_to[to][i], t);
@@ -1497,8 +1527,10 @@ static void test_audit_fresh_and_busy(void **state)
 	/* many writes */
 	for (int i = 0; i < 150; i++) {
 		struct mk_key_record r;
+		char msn[16];
 
-		(void)put_new(f->a, "VE", T0 + 1000 + i, "PC200", "M0001", &r);
+		snprintf(msn, sizeof(msn), "M%04d", i); /* a meter holds one live key of a domain */
+		(void)put_new(f->a, "VE", T0 + 1000 + i, "PC200", msn, &r);
 		move_ok(f->a, &r, MK_KEY_INSTALLED, T0 + 2000 + i);
 		if (i % 3 == 0)
 			move_ok(f->a, &r, MK_KEY_ACTIVE, T0 + 3000 + i);
@@ -1905,6 +1937,7 @@ int main(void)
 		T(test_put_key_and_get),
 		T(test_put_key_refusals),
 		T(test_device_named_at_install),
+		T(test_one_live_key_per_device),
 		T(test_find_device_key),
 		T(test_every_transition),
 		T(test_update_unknown_record),
