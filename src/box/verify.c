@@ -38,6 +38,7 @@ struct vkey {
 	char product_code[MK_IDENT_MAX + 1], mfg_seq[MK_IDENT_MAX + 1];
 	char indicia_serial[MK_IDENT_MAX + 1];
 	uint32_t first_day, end_day;     /* registration day (or period start), period end */
+	uint32_t last_day;               /* an OBSOLETE key's retirement day, else UINT32_MAX */
 	int token_key;                   /* key is the token key of period (Tin) */
 	uint8_t key[MK_MASTER_KEY_LEN];
 	uint32_t period;                 /* of cmac */
@@ -197,7 +198,8 @@ static enum mk_err master_key(const struct box_domain *d, const struct mk_key_re
 }
 
 /* Brass: a key record of the domain, verified once per version (its
- * signature identifies it) and cached with its master key when ACTIVE. A
+ * signature identifies it) and cached with its master key when ACTIVE or
+ * OBSOLETE. A
  * record that does not verify refuses the whole request: the archive was
  * changed behind the boxes' back. */
 static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
@@ -242,7 +244,11 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 	memcpy(k->indicia_serial, rec->indicia_serial, sizeof(k->indicia_serial));
 	k->first_day = mk_indicium_day(rec->times.meter_registration);
 	k->end_day = UINT32_MAX;
-	k->active = rec->status == MK_KEY_ACTIVE;
+	/* mail in the stream: an OBSOLETE key still verifies indicia dated on
+	 * or before its retirement day, which its signed record carries (the
+	 * time of its last status change); later ones are refused below */
+	k->active = rec->status == MK_KEY_ACTIVE || rec->status == MK_KEY_OBSOLETE;
+	k->last_day = rec->status == MK_KEY_OBSOLETE ? mk_indicium_day(rec->status_time) : UINT32_MAX;
 	if (k->active && (e = master_key(d, rec, k->key)) != MK_OK) {
 		vkey_clear(k);
 		goto out;
@@ -315,6 +321,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 	k->first_day = mk_indicium_day(rec->period_start);
 	k->end_day = mk_indicium_day(rec->period_end + 86399); /* the day after the last */
 	k->active = 1;
+	k->last_day = UINT32_MAX;
 	k->token_key = 1;
 	k->period = mk_token_period(k->first_day);
 	memcpy(k->key, mk_secret_cdata(tk), MK_MASTER_KEY_LEN);
@@ -372,7 +379,7 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	    strcmp(k->mfg_seq, ind.mfg_seq) != 0 ||
 	    (!k->token_key && strcmp(k->indicia_serial, ind.indicia_serial) != 0))
 		return MK_VR_UNKNOWN_DEVICE;
-	if (!k->active)
+	if (!k->active || ind.date > k->last_day)
 		return MK_VR_KEY_NOT_ACTIVE;
 	if (ind.date < k->first_day)
 		return MK_VR_BEFORE_REGISTRATION;

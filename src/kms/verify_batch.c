@@ -138,8 +138,9 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		if (*ep == MK_OK) {
 			/* The token key record stays to its month's end; the
 			 * archive's master key record says whether the key is
-			 * still ACTIVE (a meter retired meanwhile is not). The
-			 * status only ever refuses here, never accepts. */
+			 * still ACTIVE, or until which day an OBSOLETE one (a
+			 * meter retired meanwhile) verifies. The status only ever
+			 * refuses here, never accepts. */
 			struct mk_key_record *mr = calloc(1, sizeof(*mr));
 
 			if (mr == NULL) {
@@ -147,8 +148,10 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 				*ep = MK_ERR_NOMEM;
 				goto fail;
 			}
-			l->inactive = mk_archive_get_key(mk_kms_archive(v->kms), d->id, t->key_id, mr) != MK_OK ||
-			              mr->status != MK_KEY_ACTIVE;
+			l->last_day = mk_archive_get_key(mk_kms_archive(v->kms), d->id, t->key_id, mr) != MK_OK ? -1
+			              : mr->status == MK_KEY_ACTIVE                                                ? INT64_MAX
+			              : mr->status == MK_KEY_OBSOLETE ? (int64_t)mk_indicium_day(mr->status_time)
+			                                              : -1;
 			free(mr);
 			/* remembered for the whole month: an indicium of the
 			 * registration month dated before the registration finds
@@ -277,8 +280,11 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		const uint8_t *p = rs.results;
 
 		results[i] = p[i] <= MK_VR_DUPLICATE ? p[i] : MK_VR_MALFORMED; /* a box's words */
-		if (lks[i]->found && lks[i]->inactive && results[i] != MK_VR_MALFORMED)
-			results[i] = MK_VR_KEY_NOT_ACTIVE; /* Tin: retired since its token key */
+		/* Tin: retired since its token key, and dated after its
+		 * retirement (mail in the stream before it still verifies) */
+		if (v->tin && lks[i]->found && (int64_t)inds[idx[i]].date > lks[i]->last_day &&
+		    results[i] != MK_VR_MALFORMED)
+			results[i] = MK_VR_KEY_NOT_ACTIVE;
 	}
 out:
 	mk_buf_free(bin);

@@ -58,7 +58,9 @@ struct lookup {
 	struct mk_buf *rec;
 	uint32_t bucket;             /* of device in the index */
 	uint16_t chain;              /* the next entry of the bucket, or LOOKUP_NONE */
-	int inactive;                /* Tin: the master key record is no longer ACTIVE */
+	int64_t last_day;            /* Tin: the last day the master key record lets verify
+	                              * (ACTIVE: INT64_MAX; OBSOLETE: its retirement day;
+	                              * otherwise -1) */
 	uint64_t pin;                /* in use by the group being sent: not replaced */
 	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
 	uint64_t gserial;            /* the grouping these belong to */

@@ -621,13 +621,16 @@ static void test_tokens_swapped_and_borrowed(void **state)
 
 /* ---- 4. Retired meters and franking refusals ------------------------------------ */
 
-/* An indicium franked before its meter was retired, verified after: key not
- * active in both domains through Brass (its records OBSOLETE). Good before
- * the retirement (the positive twin). Franking after the retirement is
- * refused (MK_ERR_METER_NOT_REGISTERED), the registers unchanged. */
+/* Mail in the stream (issue 14): an indicium dated on or before its
+ * meter's retirement day verifies good after the retirement, in both
+ * domains (the records OBSOLETE, the day in their signed status time); one
+ * dated after it (franked before, post-dated a day) is key not active.
+ * Both good before the retirement (the positive twin). Franking after the
+ * retirement is refused (MK_ERR_METER_NOT_REGISTERED), the registers
+ * unchanged. */
 static void test_retired_meter(void **state)
 {
-	struct mk_indicium ind, no;
+	struct mk_indicium ind, later, no;
 	struct mk_meter_info before, after;
 	char r[MK_METER_ID_MAX + 1];
 	size_t done = 99;
@@ -637,14 +640,19 @@ static void test_retired_meter(void **state)
 	new_meter("PM100", "USPS", "US", "US0005", r);
 	assert_rc(mk_kms_meter_credit(W.k, r, 1000), MK_OK);
 	frank(r, 73, TODAY, 1, &ind);
+	frank(r, 73, TODAY + 1, 1, &later);
 	distribute_all(mk_token_period(TODAY));
+	distribute_all(mk_token_period(TODAY + 1));
 	expect_both(&ind, VR_GOOD, VR_GOOD, VR_GOOD, VR_GOOD);
+	expect_both(&later, VR_GOOD, VR_GOOD, VR_GOOD, VR_GOOD);
 
 	assert_rc(mk_kms_meter_retire(W.k, r), MK_OK);
 	{
 		struct mk_verify_outcome o;
 
 		verify_n(false, false, &ind, 1, &o);
+		expect(&o, VR_GOOD, VR_GOOD);
+		verify_n(false, false, &later, 1, &o);
 		expect(&o, VR_INACTIVE, VR_INACTIVE);
 	}
 	w_meter_info(&W, r, &before);
@@ -655,7 +663,7 @@ static void test_retired_meter(void **state)
 	assert_int_equal(after.piece_count, before.piece_count);
 	assert_int_equal(after.ascending, before.ascending);
 	assert_int_equal(after.descending, before.descending);
-	assert_int_equal(after.piece_count, 1);
+	assert_int_equal(after.piece_count, 2);
 	/* and a retired meter gets no more token keys: asked for by name, it is
 	 * refused as holding no ACTIVE key (issue 12; it was "0 records") */
 	{
@@ -669,17 +677,15 @@ static void test_retired_meter(void **state)
 }
 
 /*
- * The same retired meter's indicium through Tin: the token key record of
- * the month was distributed while the meter was active and stays in the
- * archive; nothing in the Tin path (src/kms/verify.c lookup(), src/box/
- * verify.c tin_key()) looks at the master key record's status, so Tin says
- * good where Brass says key not active. The issue's acceptance list wants
- * "an indicium of a retired meter" to give its specific result; this test
- * asserts the Brass answer through Tin as well.
+ * The same rule through Tin: the token key records of the months were
+ * distributed while the meter was active and stay in the archive; the
+ * master key record's status (OBSOLETE, with its retirement day) decides,
+ * as for Brass: the indicium of the retirement day good, the one dated the
+ * day after key not active.
  */
 static void test_retired_meter_tin(void **state)
 {
-	struct mk_indicium ind;
+	struct mk_indicium ind, later;
 	struct mk_verify_outcome o;
 	char r[MK_METER_ID_MAX + 1];
 
@@ -688,13 +694,21 @@ static void test_retired_meter_tin(void **state)
 	new_meter("PM100", "USPS", "US", "US0006", r);
 	assert_rc(mk_kms_meter_credit(W.k, r, 1000), MK_OK);
 	frank(r, 73, TODAY, 1, &ind);
+	frank(r, 73, TODAY + 1, 1, &later);
 	distribute_all(mk_token_period(TODAY));
+	distribute_all(mk_token_period(TODAY + 1));
 	verify_n(true, false, &ind, 1, &o);
+	expect(&o, VR_GOOD, VR_GOOD);
+	verify_n(true, false, &later, 1, &o);
 	expect(&o, VR_GOOD, VR_GOOD);
 	assert_rc(mk_kms_meter_retire(W.k, r), MK_OK);
 	verify_n(false, false, &ind, 1, &o);
-	expect(&o, VR_INACTIVE, VR_INACTIVE);
+	expect(&o, VR_GOOD, VR_GOOD);
 	verify_n(true, false, &ind, 1, &o);
+	expect(&o, VR_GOOD, VR_GOOD);
+	verify_n(false, false, &later, 1, &o);
+	expect(&o, VR_INACTIVE, VR_INACTIVE);
+	verify_n(true, false, &later, 1, &o);
 	expect(&o, VR_INACTIVE, VR_INACTIVE);
 }
 
