@@ -1162,11 +1162,14 @@ static void test_same_domain_twice(void **state)
 	expect(&o, VR_MALFORMED, VR_MALFORMED);
 }
 
-/* The token key record of device, domain, covering day, encoded into out. */
+/* The token key record of device, domain, covering the end of day (a
+ * record of the registration month starts at the registration, which may
+ * be after noon: asking for noon failed the afternoon runs), encoded into
+ * out. */
 static void token_record(const char *domain, const char *device, uint32_t day, struct mk_token_key_record *t,
                          struct mk_buf *out)
 {
-	assert_rc(mk_archive_get_token_key(w_arch(&W), domain, device, (int64_t)day * 86400 + 43200, t), MK_OK);
+	assert_rc(mk_archive_get_token_key(w_arch(&W), domain, device, (int64_t)day * 86400 + 86399, t), MK_OK);
 	mk_buf_reset(out);
 	assert_rc(mk_token_key_record_encode(t, out), MK_OK);
 }
