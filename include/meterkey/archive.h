@@ -274,6 +274,10 @@ struct mk_token_key_record {
 	char blob_box[MK_BOX_ID_LEN + 1];
 	size_t blob_len;
 	uint8_t blob[MK_ARCHIVE_BLOB_MAX]; /* the temporal key, encrypted */
+	/* Tin freshness (issue 14): when the Brass box signed it and until
+	 * when a Tin box takes it (its own clock against it: past it, status
+	 * stale); both 0 in a record made before freshness (always stale) */
+	int64_t issued, fresh_until;
 	char signer[MK_BOX_ID_LEN + 1];
 	size_t sig_len;
 	uint8_t sig[MK_ARCHIVE_SIG_MAX];

@@ -295,8 +295,9 @@ enum mk_verify_result {
 	MK_VR_DUPLICATE = 6,           /* good, but this device's piece was seen before */
 	MK_VR_SIGNATURE_REFUSED = 7,   /* tokens good, signature not (outcome .sig says why);
 	                                * an overall result only, never a domain's */
+	MK_VR_STATUS_STALE = 8,        /* Tin: the token key record is past its freshness */
 };
-#define MK_VR_COUNT 8
+#define MK_VR_COUNT 9
 
 /* Registration Challenge (Fig. 5): the meter's manufacturing and transport
  * certificates; the answer is a server challenge and the domain certificate. */

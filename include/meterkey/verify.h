@@ -22,7 +22,8 @@
  * (the Verify answer's values). */
 
 /* "good", "bad token", "unknown device", "key not active",
- * "date before registration", "malformed", "duplicate", "signature refused". */
+ * "date before registration", "malformed", "duplicate", "signature refused",
+ * "status stale". */
 const char *mk_verify_result_name(enum mk_verify_result r);
 /* The same as one word for JSON and scripts: "good", "bad_token", ... */
 const char *mk_verify_result_key(enum mk_verify_result r);

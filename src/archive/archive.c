@@ -31,7 +31,7 @@
 
 #include "archive/archive_int.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define MAX_ATTEMPTS 64
 
 static const struct {

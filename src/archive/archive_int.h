@@ -152,14 +152,15 @@ struct mk_db_ops {
 	  "id = $2", 0)                                                                           \
 	X(S_ERR_COUNT, "SELECT COUNT(*) FROM errors WHERE domain = $1", 0)                        \
 	X(S_TOKEN_INSERT,                                                                        \
-	  "INSERT INTO token_keys (domain, device, period_start, period_end, record) "            \
-	  "VALUES ($1, $2, $3, $4, $5)", 0)                                                       \
+	  "INSERT INTO token_keys (domain, device, period_start, issued, period_end, record) "    \
+	  "VALUES ($1, $2, $3, $4, $5, $6)", 0)                                                   \
 	X(S_TOKEN_FIND,                                                                          \
 	  "SELECT record FROM token_keys WHERE domain = $1 AND device = $2 AND "                  \
-	  "period_start <= $3 AND period_end > $3 ORDER BY period_start DESC LIMIT 1", 0)         \
+	  "period_start <= $3 AND period_end > $3 ORDER BY period_start DESC, issued DESC "       \
+	  "LIMIT 1", 0)                                                                           \
 	X(S_TOKEN_GET,                                                                           \
 	  "SELECT period_end, record FROM token_keys WHERE domain = $1 AND device = $2 AND "      \
-	  "period_start = $3", 0)                                                                 \
+	  "period_start = $3 AND issued = $4", 0)                                                 \
 	X(S_TOKEN_COUNT, "SELECT COUNT(*) FROM token_keys WHERE domain = $1", 0)                  \
 	X(S_SEEN_INSERT,                                                                         \
 	  "INSERT INTO indicia_seen (domain, device, piece_count, time) VALUES ($1, $2, $3, $4) " \

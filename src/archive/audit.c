@@ -209,8 +209,22 @@ static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_v
 		if (!(*foundp = rc.found))
 			return MK_OK;
 		return hash_values(content_label[kind], rc.v, 6, out);
-	case A_TOKEN_KEY:
-		return keyed_row_hash(v, kind, S_TOKEN_GET, ref_text, ref_a, out, foundp);
+	case A_TOKEN_KEY: {
+		/* a token key row: its device, period start and signing time */
+		struct mk_db_val q[4] = { MK_DB_TEXT_VAL(v->domain), *ref_text, MK_DB_INT_VAL(ref_a),
+			                  MK_DB_INT_VAL(ref_b) };
+		struct mk_db_val h[2 + 2];
+
+		if ((r = archive_query_row(v->a, S_TOKEN_GET, q, 4, &rc)) != MK_OK)
+			return r;
+		if (!(*foundp = rc.found))
+			return MK_OK;
+		h[0] = *ref_text;
+		h[1] = q[2];
+		h[2] = rc.v[0];
+		h[3] = rc.v[1];
+		return hash_values(content_label[kind], h, 4, out);
+	}
 	case A_INDICIUM:
 		return keyed_row_hash(v, kind, S_SEEN_GET, ref_text, ref_a, out, foundp);
 	default:

@@ -251,7 +251,8 @@ enum mk_err mk_key_record_decode(const uint8_t *p, size_t n, struct mk_key_recor
 
 enum {
 	TK_DOMAIN = 0x01, TK_DEVICE = 0x02, TK_KEY_ID = 0x03, TK_START = 0x04, TK_END = 0x05,
-	TK_KEY_ALG = 0x06, TK_BLOB_BOX = 0x07, TK_BLOB = 0x08, TK_SIGNER = 0x20, TK_SIG = 0x21,
+	TK_KEY_ALG = 0x06, TK_BLOB_BOX = 0x07, TK_BLOB = 0x08, TK_ISSUED = 0x09, TK_FRESH = 0x0a,
+	TK_SIGNER = 0x20, TK_SIG = 0x21,
 };
 
 enum mk_err mk_token_key_encode(const struct mk_token_key_record *rec, struct mk_buf *out)
@@ -261,7 +262,8 @@ enum mk_err mk_token_key_encode(const struct mk_token_key_record *rec, struct mk
 	enum mk_err r = MK_ERR_INVALID_ARG;
 
 	if (rec->blob_len > MK_ARCHIVE_BLOB_MAX || rec->sig_len > MK_ARCHIVE_SIG_MAX ||
-	    rec->period_start < 0 || rec->period_end < 0)
+	    rec->period_start < 0 || rec->period_end < 0 || rec->issued < 0 ||
+	    (rec->issued == 0 ? rec->fresh_until != 0 : rec->fresh_until <= rec->issued))
 		goto out;
 	mk_tlv_writer_init(&w, out);
 	if ((r = mk_tlv_put_string(&w, TK_DOMAIN, rec->domain)) != MK_OK ||
@@ -272,6 +274,8 @@ enum mk_err mk_token_key_encode(const struct mk_token_key_record *rec, struct mk
 	    (r = mk_tlv_put_u16(&w, TK_KEY_ALG, rec->key_alg)) != MK_OK ||
 	    (r = mk_tlv_put_string(&w, TK_BLOB_BOX, rec->blob_box)) != MK_OK ||
 	    (r = mk_tlv_put_bytes(&w, TK_BLOB, rec->blob, rec->blob_len)) != MK_OK ||
+	    (rec->issued != 0 && ((r = mk_tlv_put_u64(&w, TK_ISSUED, (uint64_t)rec->issued)) != MK_OK ||
+	                          (r = mk_tlv_put_u64(&w, TK_FRESH, (uint64_t)rec->fresh_until)) != MK_OK)) ||
 	    (r = put_opt_string(&w, TK_SIGNER, rec->signer)) != MK_OK)
 		goto out;
 	if (rec->sig_len > 0 && (r = mk_tlv_put_bytes(&w, TK_SIG, rec->sig, rec->sig_len)) != MK_OK)
@@ -304,6 +308,13 @@ enum mk_err mk_token_key_decode(const uint8_t *p, size_t n, struct mk_token_key_
 		return e;
 	memcpy(rec->blob, bp, bn);
 	rec->blob_len = bn;
+	if ((e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
+		return e;
+	if (next == TK_ISSUED &&
+	    ((e = get_time(&r, TK_ISSUED, &rec->issued)) != MK_OK || (e = get_time(&r, TK_FRESH, &rec->fresh_until)) != MK_OK))
+		return e;
+	if (next == TK_ISSUED && (rec->issued == 0 || rec->fresh_until <= rec->issued))
+		return MK_ERR_TLV_VALUE;
 	if ((e = get_opt_string(&r, TK_SIGNER, rec->signer, MK_BOX_ID_LEN)) != MK_OK ||
 	    (e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
 		return e;

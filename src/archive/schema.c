@@ -86,6 +86,21 @@ const char *const mk_migrations[] = {
 	/* 3: a meter holds one key of a domain at a time: at most one key per
 	 * device and domain INSTALLED (2) or ACTIVE (4), whoever writes */
 	"CREATE UNIQUE INDEX keys_one_live ON keys (domain, product_code, mfg_seq) WHERE status IN (2, 4);",
+	/* 4: a token key record is refreshed (Tin freshness): a newer one of
+	 * the same device and period is a row of its own, by the time Brass
+	 * signed it (0 for the rows before) */
+	"CREATE TABLE token_keys_v4 ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  device TEXT NOT NULL,"
+	"  period_start BIGINT NOT NULL,"
+	"  issued BIGINT NOT NULL,"
+	"  period_end BIGINT NOT NULL,"
+	"  record @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, device, period_start, issued));"
+	"INSERT INTO token_keys_v4 (domain, device, period_start, issued, period_end, record)"
+	"  SELECT domain, device, period_start, 0, period_end, record FROM token_keys;"
+	"DROP TABLE token_keys;"
+	"ALTER TABLE token_keys_v4 RENAME TO token_keys;",
 };
 
 const int mk_migration_count = (int)(MK_ARRAY_LEN(mk_migrations));

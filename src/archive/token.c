@@ -1,8 +1,9 @@
 /*
  * Token key records (include/meterkey/archive.h): a device's token key for
  * one period, wrapped for the domain's Tin boxes and signed by a Brass box;
- * put once, only for a master key record the archive holds, and found by a
- * time its period covers (the Tin verifier's lookup).
+ * put once for each time Brass signs one (a refresh is a row of its own),
+ * only for a master key record the archive holds, and found by a time its
+ * period covers, the newest signed first (the Tin verifier's lookup).
  */
 #include <stdint.h>
 #include <string.h>
@@ -24,8 +25,12 @@ static enum mk_err do_put_token_key(struct mk_archive *a, void *arg)
 	struct domain_state ds;
 	struct mk_db_val p[] = {
 		MK_DB_TEXT_VAL(rec->domain), MK_DB_TEXT_VAL(rec->device), MK_DB_INT_VAL(rec->period_start),
-		MK_DB_INT_VAL(rec->period_end), MK_DB_BLOB_VAL(mk_buf_data(t->enc), mk_buf_len(t->enc)),
+		MK_DB_INT_VAL(rec->issued), MK_DB_INT_VAL(rec->period_end),
+		MK_DB_BLOB_VAL(mk_buf_data(t->enc), mk_buf_len(t->enc)),
 	};
+	/* what the audit entry covers: device, period start, end, record (the
+	 * signing time is its second reference) */
+	struct mk_db_val content[] = { p[1], p[2], p[4], p[5] };
 	struct mk_db_val kp[] = { p[0], MK_DB_INT_VAL(rec->key_id) };
 	struct row_copy rc;
 	enum mk_err r;
@@ -35,10 +40,10 @@ static enum mk_err do_put_token_key(struct mk_archive *a, void *arg)
 		return r;
 	if (!rc.found)
 		return MK_RC_RECORD_UNKNOWN;
-	if ((r = archive_query(a, S_TOKEN_INSERT, p, 5, NULL, NULL, NULL)) == MK_ERR_DB_CONSTRAINT)
+	if ((r = archive_query(a, S_TOKEN_INSERT, p, 6, NULL, NULL, NULL)) == MK_ERR_DB_CONSTRAINT)
 		return MK_RC_RECORD_EXISTS;
 	if (r != MK_OK || (r = archive_audit_append(a, rec->domain, &ds, rec->period_start, A_TOKEN_KEY,
-	                                            rec->device, rec->period_start, 0, p + 1, 4)) != MK_OK)
+	                                            rec->device, rec->period_start, rec->issued, content, 4)) != MK_OK)
 		return r;
 	return archive_domain_store(a, rec->domain, &ds);
 }

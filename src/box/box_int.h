@@ -283,6 +283,14 @@ MK_WUR enum mk_err box_keep_out_of_dumps(char *why, size_t cap);
  * anonymous memory and key cache in the core too. */
 int box_test_dumpable(void);
 
+/* How long a token key record Brass signs stays fresh for a Tin box
+ * (issue 14, Tin freshness): one day. Per domain is not done yet. */
+#define BOX_TIN_FRESH_DEFAULT 86400
+/* The box's own clock (unix seconds), for what it must not take from a
+ * request: a token key record's freshness. The test build's
+ * MK_BOX_TEST_CLOCK (seconds, MK_TEST_HOOKS only) moves it ahead. */
+int64_t box_clock(void);
+
 /* ---- A box over TCP: mutual TLS 1.3 (tls.c) ----------------------------------------- */
 
 /* fd non-blocking (what a TLS link needs). */

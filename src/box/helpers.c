@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -303,4 +304,16 @@ enum mk_err box_issue_cert(struct mk_box *b, X509 *issuer, EVP_PKEY *issuer_key,
 		e = mk_cert_to_der(c, der_out);
 	X509_free(c);
 	return e;
+}
+
+int64_t box_clock(void)
+{
+	int64_t now = (int64_t)time(NULL);
+#ifdef MK_TEST_HOOKS
+	const char *v = getenv("MK_BOX_TEST_CLOCK");
+
+	if (v != NULL)
+		now += strtoll(v, NULL, 10);
+#endif
+	return now;
 }

@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 
 #include <openssl/crypto.h>
@@ -39,6 +40,7 @@ struct vkey {
 	char indicia_serial[MK_IDENT_MAX + 1];
 	uint32_t first_day, end_day;     /* registration day (or period start), period end */
 	uint32_t last_day;               /* an OBSOLETE key's retirement day, else UINT32_MAX */
+	int64_t fresh_until;             /* Tin: the token key record's freshness end */
 	int token_key;                   /* key is the token key of period (Tin) */
 	uint8_t key[MK_MASTER_KEY_LEN];
 	uint32_t period;                 /* of cmac */
@@ -322,6 +324,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 	k->end_day = mk_indicium_day(rec->period_end + 86399); /* the day after the last */
 	k->active = 1;
 	k->last_day = UINT32_MAX;
+	k->fresh_until = rec->fresh_until; /* 0 in a record made before freshness: stale */
 	k->token_key = 1;
 	k->period = mk_token_period(k->first_day);
 	memcpy(k->key, mk_secret_cdata(tk), MK_MASTER_KEY_LEN);
@@ -379,6 +382,10 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	    strcmp(k->mfg_seq, ind.mfg_seq) != 0 ||
 	    (!k->token_key && strcmp(k->indicia_serial, ind.indicia_serial) != 0))
 		return MK_VR_UNKNOWN_DEVICE;
+	/* Tin: a token key record past its freshness vouches for nothing (a
+	 * retirement reaches Tin at the next record, never later) */
+	if (k->token_key && box_clock() >= k->fresh_until)
+		return MK_VR_STATUS_STALE;
 	if (!k->active || ind.date > k->last_day)
 		return MK_VR_KEY_NOT_ACTIVE;
 	if (ind.date < k->first_day)

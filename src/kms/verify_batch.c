@@ -279,11 +279,12 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = rs.results;
 
-		results[i] = p[i] <= MK_VR_DUPLICATE ? p[i] : MK_VR_MALFORMED; /* a box's words */
+		results[i] = p[i] <= MK_VR_DUPLICATE || (v->tin && p[i] == MK_VR_STATUS_STALE) ? p[i]
+		                                                                              : MK_VR_MALFORMED; /* a box's words */
 		/* Tin: retired since its token key, and dated after its
 		 * retirement (mail in the stream before it still verifies) */
 		if (v->tin && lks[i]->found && (int64_t)inds[idx[i]].date > lks[i]->last_day &&
-		    results[i] != MK_VR_MALFORMED)
+		    results[i] != MK_VR_MALFORMED && results[i] != MK_VR_STATUS_STALE)
 			results[i] = MK_VR_KEY_NOT_ACTIVE;
 	}
 out:

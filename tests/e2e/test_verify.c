@@ -712,6 +712,70 @@ static void test_retired_meter_tin(void **state)
 	expect(&o, VR_INACTIVE, VR_INACTIVE);
 }
 
+/*
+ * Tin freshness (issue 14): a token key record is fresh for a day from
+ * when Brass signed it, by the boxes' own clocks. A Tin box whose clock
+ * is past it answers status stale for every indicium, in both domains,
+ * never good, and records no sighting; the same record, the clock back,
+ * is good again (the positive twin). The test build's MK_BOX_TEST_CLOCK
+ * moves the boxes' clock; boxes in this process only (a box process keeps
+ * the environment it started with).
+ */
+static void test_tin_stale(void **state)
+{
+	struct mk_indicium inds[3];
+	struct mk_verify_outcome o[3];
+	char a[MK_METER_ID_MAX + 1], b[MK_METER_ID_MAX + 1];
+
+	(void)state;
+	if (W.procs)
+		skip();
+	fleet();
+	new_meter("PM100", "USPS", "US", "US0031", a);
+	new_meter("PM100", "USPS", "US", "US0032", b);
+	assert_rc(mk_kms_meter_credit(W.k, a, 1000), MK_OK);
+	assert_rc(mk_kms_meter_credit(W.k, b, 1000), MK_OK);
+	frank(a, 73, TODAY, 2, &inds[0]);
+	frank(b, 73, TODAY, 1, &inds[2]);
+	distribute_all(mk_token_period(TODAY));
+	verify_n(true, false, inds, 3, o);
+	for (int i = 0; i < 3; i++)
+		expect(&o[i], VR_GOOD, VR_GOOD);
+	/* a day and a second later, by the boxes' clock */
+	setenv("MK_BOX_TEST_CLOCK", "86401", 1);
+	verify_n(true, true, inds, 3, o);
+	for (int i = 0; i < 3; i++) {
+		expect(&o[i], MK_VR_STATUS_STALE, MK_VR_STATUS_STALE);
+		assert_vr(o[i].result, MK_VR_STATUS_STALE);
+	}
+	/* an hour before the end: still fresh (and now seen once) */
+	setenv("MK_BOX_TEST_CLOCK", "82800", 1);
+	verify_n(true, true, inds, 3, o);
+	for (int i = 0; i < 3; i++)
+		expect(&o[i], VR_GOOD, VR_GOOD);
+	unsetenv("MK_BOX_TEST_CLOCK");
+	/* Brass's answers do not go stale: the key records are the archive's */
+	setenv("MK_BOX_TEST_CLOCK", "86401", 1);
+	verify_n(false, false, inds, 3, o);
+	for (int i = 0; i < 3; i++)
+		expect(&o[i], VR_GOOD, VR_GOOD);
+	/* the next distribution refreshes the records (a row of its own each,
+	 * the newest taken) -- but not a meter retired meanwhile: its record
+	 * stays stale, and its indicium is never good again at Tin */
+	assert_rc(mk_kms_meter_retire(W.k, b), MK_OK);
+	distribute_all(mk_token_period(TODAY));
+	verify_n(true, false, inds, 3, o);
+	expect(&o[0], VR_GOOD, VR_GOOD);
+	expect(&o[1], VR_GOOD, VR_GOOD);
+	expect(&o[2], MK_VR_STATUS_STALE, MK_VR_STATUS_STALE);
+	unsetenv("MK_BOX_TEST_CLOCK");
+	{
+		char why[256];
+
+		assert_true(w_audit_all_ok(&W, why, sizeof(why)));
+	}
+}
+
 /* Funds short: a meter credited 200 franks 150 (ok), then 51 is refused
  * (MK_ERR_METER_FUNDS) with its registers unchanged, 50 (exactly what is
  * left) is franked, and then even 1 is refused. A meter installed but never
@@ -1576,6 +1640,7 @@ int main(void)
 		cmocka_unit_test(test_tokens_swapped_and_borrowed),
 		cmocka_unit_test(test_retired_meter),
 		cmocka_unit_test(test_retired_meter_tin),
+		cmocka_unit_test(test_tin_stale),
 		cmocka_unit_test(test_franking_refusals),
 		cmocka_unit_test(test_dated_before_registration),
 		cmocka_unit_test(test_duplicates),
