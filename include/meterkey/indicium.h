@@ -36,6 +36,11 @@
 #define MK_TOKEN_LEN_MIN 4
 #define MK_TOKEN_LEN_MAX 16
 #define MK_TOKEN_LEN_DEFAULT 8
+/* How long a token key record stays fresh for a Tin box (issue 14), set per
+ * domain at its creation: seconds. */
+#define MK_TIN_FRESH_MIN 60
+#define MK_TIN_FRESH_MAX (31 * 86400)
+#define MK_TIN_FRESH_DEFAULT 86400
 /* MK_POSTCODE_MAX, the origin postal code's length: ids.h */
 /* A text line, NUL included: a version-1 line has at most 255 characters (as
  * it always had), a version-2 line 106 more (the signature's two fields). */

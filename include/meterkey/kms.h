@@ -91,6 +91,13 @@ MK_WUR enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain,
 MK_WUR enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain,
                                             const char *const *countries, size_t n, unsigned token_len);
 
+/* The same, with how long a token key record the domain's Brass boxes sign
+ * stays fresh for its Tin boxes (MK_TIN_FRESH_MIN..MAX seconds; 0: a
+ * day), also in domains/<D>.policy. */
+MK_WUR enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *domain,
+                                               const char *const *countries, size_t n, unsigned token_len,
+                                               unsigned tin_fresh);
+
 /* Initialises a new Oak, Steel or Brass box and gives it the domain process
  * of each of domains[0..n). */
 MK_WUR enum mk_err mk_kms_box_init(struct mk_kms *k, enum mk_box_type t, const char *const *domains,

@@ -148,7 +148,8 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 #define MK_BOX_CREATE_DOMAIN_REQ(F, X)                                                           \
 	F(X, 0x01, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
 	F(X, 0x02, countries, BYTES, REQ, 0, 1024)                                               \
-	F(X, 0x03, token_len, U8, OPT, 0, 0)
+	F(X, 0x03, token_len, U8, OPT, 0, 0)                                                     \
+	F(X, 0x04, tin_fresh, U32, OPT, 0, 0)
 #define MK_BOX_CREATE_DOMAIN_RES(F, X)                                                           \
 	F(X, 0x01, domain_keys, BYTES, REQ, 1, MK_SIGNED_MAX)                                    \
 	F(X, 0x02, domain_cert, BYTES, OPT, 1, MK_CERT_MAX_DER) /* by the first M box */

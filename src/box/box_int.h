@@ -32,7 +32,7 @@ enum {
 	P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
 	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
 	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
-	P_ROOT = 0x0F,
+	P_ROOT = 0x0F, P_TIN_FRESH = 0x10,
 };
 
 /* One country sub-domain of a domain and its secret key (Brass only). */
@@ -72,6 +72,7 @@ struct box_domain {
 	EVP_PKEY *brass_auth; /* Tin: checks token key records */
 	EVP_PKEY *tin_conf;   /* Brass: token keys are wrapped to it */
 	uint8_t token_len;    /* the domain's token length */
+	uint32_t tin_fresh;   /* Brass: how long a token key record it signs is fresh (s) */
 	struct mk_secret *secret;
 	size_t ncountries;
 	struct box_country countries[MK_DOMAIN_MAX_COUNTRIES];
@@ -283,9 +284,6 @@ MK_WUR enum mk_err box_keep_out_of_dumps(char *why, size_t cap);
  * anonymous memory and key cache in the core too. */
 int box_test_dumpable(void);
 
-/* How long a token key record Brass signs stays fresh for a Tin box
- * (issue 14, Tin freshness): one day. Per domain is not done yet. */
-#define BOX_TIN_FRESH_DEFAULT 86400
 /* The box's own clock (unix seconds), for what it must not take from a
  * request: a token key record's freshness. The test build's
  * MK_BOX_TEST_CLOCK (seconds, MK_TEST_HOOKS only) moves it ahead. */

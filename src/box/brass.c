@@ -492,7 +492,7 @@ static enum mk_err cmd_distribute(void *box, const struct mk_msg_request *req,
 	/* fresh from now, by this box's own clock (not the request's), for
 	 * the domain's bound: a Tin box takes it no longer (status stale) */
 	tk->issued = box_clock();
-	tk->fresh_until = tk->issued + BOX_TIN_FRESH_DEFAULT;
+	tk->fresh_until = tk->issued + d->tin_fresh;
 	memcpy(tk->signer, b->id, sizeof(tk->signer));
 	if ((e = mk_token_key_record_encode_tbs(tk, enc)) != MK_OK ||
 	    (e = mk_ecdsa_sign(d->sign, mk_buf_data(enc), mk_buf_len(enc), tk->sig)) != MK_OK)

@@ -104,8 +104,15 @@ enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8
 	    (e = box_get_opt_key(&r, P_TIN_CONF, 0, &d->tin_conf)) != MK_OK ||
 	    (e = box_get_opt_key(&r, P_AUTHORITY, 1, &d->authority)) != MK_OK ||
 	    (e = box_get_opt_cert(&r, P_DOMAIN_CERT, &d->domain_cert)) != MK_OK ||
-	    (e = box_get_opt_cert(&r, P_ROOT, &d->root)) != MK_OK || (e = mk_tlv_reader_end(&r)) != MK_OK)
+	    (e = box_get_opt_cert(&r, P_ROOT, &d->root)) != MK_OK || (e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
 		return e;
+	d->tin_fresh = MK_TIN_FRESH_DEFAULT; /* absent in packages made before it was kept */
+	if (next == P_TIN_FRESH && (e = mk_tlv_get_u32(&r, P_TIN_FRESH, &d->tin_fresh)) != MK_OK)
+		return e;
+	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
+		return e;
+	if (d->tin_fresh < MK_TIN_FRESH_MIN || d->tin_fresh > MK_TIN_FRESH_MAX)
+		return MK_ERR_TLV_VALUE;
 	if ((d->authority != NULL) != (d->domain_cert != NULL) ||
 	    (d->authority != NULL) != (d->root != NULL))
 		return MK_ERR_TLV_VALUE; /* the registration service's three come together */

@@ -276,6 +276,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	char domain[MK_DOMAIN_ID_MAX + 1], country[MK_DOMAIN_ID_MAX + 1];
 	char seen[MK_DOMAIN_MAX_COUNTRIES][MK_DOMAIN_ID_MAX + 1];
 	uint8_t token_len = MK_TOKEN_LEN_DEFAULT;
+	uint32_t tin_fresh = MK_TIN_FRESH_DEFAULT;
 	struct mk_box_create_domain_req in;
 	struct mk_box_create_domain_res res = { 0 };
 	struct mk_tlv_reader list;
@@ -293,7 +294,10 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	mk_tlv_reader_init(&list, in.countries, in.countries_len);
 	if (in.has_token_len)
 		token_len = in.token_len;
-	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX)
+	if (in.has_tin_fresh)
+		tin_fresh = in.tin_fresh;
+	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX || tin_fresh < MK_TIN_FRESH_MIN ||
+	    tin_fresh > MK_TIN_FRESH_MAX)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (!mk_domain_id_valid(domain))
 		return MK_ERR_CMD_PARAM_SYNTAX;
@@ -351,6 +355,7 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK || (e = mk_tlv_end(&w, &cl)) != MK_OK ||
 	    (e = mk_tlv_put_u8(&w, K_TOKEN_LEN, token_len)) != MK_OK || (e = put_fresh_pair(b, &w, K_TIN_CONF)) != MK_OK ||
 	    (m->provider != NULL && (e = domain_certificate(b, domain, &w, cert)) != MK_OK) ||
+	    (e = mk_tlv_put_u32(&w, K_TIN_FRESH, tin_fresh)) != MK_OK ||
 	    (e = box_wrap_info(info, "domain keys", domain, 0, b->id)) != MK_OK ||
 	    (e = mk_ec_wrap(b->rng, m->dks_conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(dk),
 	                    mk_buf_len(dk), wrapped)) != MK_OK)
@@ -567,6 +572,7 @@ struct dk {
 	const uint8_t *secret;
 	struct mk_tlv_reader countries;
 	uint8_t token_len;
+	uint32_t tin_fresh;
 };
 
 static void dk_clear(struct dk *k)
@@ -591,6 +597,7 @@ static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 
 	memset(k, 0, sizeof(*k));
 	k->token_len = MK_TOKEN_LEN_DEFAULT;
+	k->tin_fresh = MK_TIN_FRESH_DEFAULT; /* absent in domains made before it was kept */
 	mk_tlv_reader_init(&r, mk_secret_cdata(d->keys), mk_secret_len(d->keys));
 	if ((e = mk_tlv_get_string(&r, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, id, sizeof(id))) != MK_OK ||
 	    (e = box_get_priv(&r, K_OAK, &k->oak)) != MK_OK ||
@@ -609,6 +616,10 @@ static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 	    ((e = box_get_priv(&r, K_AUTHORITY, &k->authority)) != MK_OK ||
 	     (e = mk_tlv_get_bytes(&r, K_DOMAIN_CERT, 1, MK_CERT_MAX_DER, &k->domain_cert,
 	                           &k->domain_cert_len)) != MK_OK))
+		goto fail;
+	if ((e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
+		goto fail;
+	if (tag == K_TIN_FRESH && (e = mk_tlv_get_u32(&r, K_TIN_FRESH, &k->tin_fresh)) != MK_OK)
 		goto fail;
 	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
 		goto fail;
@@ -734,6 +745,9 @@ static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, c
 	    (e = box_put_priv(&w, P_AUTHORITY, k.authority)) == MK_OK &&
 	    (e = mk_tlv_put_bytes(&w, P_DOMAIN_CERT, k.domain_cert, k.domain_cert_len)) == MK_OK)
 		e = mk_cert_tlv_put(&w, P_ROOT, m->root);
+	/* Brass signs the token key records: how long they are fresh */
+	if (e == MK_OK && t == MK_BOX_BRASS)
+		e = mk_tlv_put_u32(&w, P_TIN_FRESH, k.tin_fresh);
 out:
 	dk_clear(&k);
 	return e;

@@ -91,13 +91,17 @@ int mk_cli_init(int argc, char **argv)
 
 static const char domain_create_usage[] =
 	"usage: meterkey domain create DOMAIN --country C [--country C ...]\n"
-	"                              [--token-len N] [options]\n"
+	"                              [--token-len N] [--tin-fresh SECONDS] [options]\n"
 	"  Creates security domain DOMAIN (2-8 of A-Z, 0-9: VE, USPS, EARTH) with its\n"
 	"  country sub-domains: the Manufacturing Box makes the domain keys (kept\n"
 	"  encrypted and signed under the Domain Key Set in domains/DOMAIN.keys) and\n"
 	"  the archive starts the domain's key ID counter and audit chain.\n"
 	"  --token-len: the length of the domain's tokens on indicia, 4 to 16 bytes\n"
 	"  (default 8).\n"
+	"  --tin-fresh: how long a token key record the domain's Brass boxes sign\n"
+	"  stays good for its Tin boxes, 60 s to 31 days (default 86400, a day):\n"
+	"  past it a Tin box answers status stale until tokens distribute\n"
+	"  refreshes it.\n"
 	"options:\n" COMMON_OPTS;
 
 static int token_len_ok(const char *s)
@@ -109,16 +113,26 @@ static int token_len_ok(const char *s)
 
 static const struct kc_rule token_len_rule = { token_len_ok, "a token length, 4 to 16 bytes" };
 
+static int tin_fresh_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, MK_TIN_FRESH_MIN, MK_TIN_FRESH_MAX, &v);
+}
+
+static const struct kc_rule tin_fresh_rule = { tin_fresh_ok, "a number of seconds, 60 to 2678400 (31 days)" };
+
 static int domain_create(int argc, char **argv)
 {
 	struct {
-		const char *token_len;
+		const char *token_len, *tin_fresh;
 		struct kc_list country;
 	} o; /* the options */
-	uint64_t len = 0;
+	uint64_t len = 0, fresh = 0;
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_LIST("country", &o.country, &kc_country),
-		                       KC_STR("token-len", &o.token_len, &token_len_rule), KC_END };
+		                       KC_STR("token-len", &o.token_len, &token_len_rule),
+		                       KC_STR("tin-fresh", &o.tin_fresh, &tin_fresh_rule), KC_END };
 	const char *domain;
 	enum mk_err e;
 	int r;
@@ -140,9 +154,11 @@ static int domain_create(int argc, char **argv)
 			}
 	if (o.token_len != NULL && !kc_parse_u64(o.token_len, MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX, &len))
 		return mk_cli_bad_value(domain_create_usage, "--token-len", o.token_len, token_len_rule.words);
+	if (o.tin_fresh != NULL && !kc_parse_u64(o.tin_fresh, MK_TIN_FRESH_MIN, MK_TIN_FRESH_MAX, &fresh))
+		return mk_cli_bad_value(domain_create_usage, "--tin-fresh", o.tin_fresh, tin_fresh_rule.words);
 	if (!kc_open(&c))
 		return 1;
-	e = mk_kms_domain_create_len(c.kms, domain, o.country.v, o.country.n, (unsigned)len);
+	e = mk_kms_domain_create_policy(c.kms, domain, o.country.v, o.country.n, (unsigned)len, (unsigned)fresh);
 	if (e == MK_OK)
 		kc_ok(&c,
 		      json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", domain, "countries",

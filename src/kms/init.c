@@ -156,6 +156,12 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const char *const *countries,
                                      size_t n, unsigned token_len)
 {
+	return mk_kms_domain_create_policy(k, domain, countries, n, token_len, 0);
+}
+
+enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *domain, const char *const *countries,
+                                        size_t n, unsigned token_len, unsigned tin_fresh)
+{
 	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
 	struct mk_buf *list = mk_buf_new(1024), *res = mk_buf_new(MK_MSG_MAX);
 	struct mk_box_create_domain_req rq;
@@ -214,10 +220,19 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 		             MK_TOKEN_LEN_MAX);
 		goto out;
 	}
+	if (tin_fresh == 0)
+		tin_fresh = MK_TIN_FRESH_DEFAULT;
+	if (tin_fresh < MK_TIN_FRESH_MIN || tin_fresh > MK_TIN_FRESH_MAX) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "a Tin freshness of %u s is not %d s to %d days", tin_fresh,
+		             MK_TIN_FRESH_MIN, MK_TIN_FRESH_MAX / 86400);
+		goto out;
+	}
 	memcpy(rq.domain, domain, strlen(domain) + 1);
 	MK_MSG_SET(rq, countries, list);
 	rq.has_token_len = true;
 	rq.token_len = (uint8_t)token_len;
+	rq.has_tin_fresh = true;
+	rq.tin_fresh = tin_fresh;
 	if (!in_mfg) {
 		if ((e = kms_open_box(k, mid, &m)) != MK_OK)
 			goto out;
@@ -237,7 +252,7 @@ enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const
 	/* the policy once the domain's keys exist (no file left by a refusal) */
 	{
 		char policy[64];
-		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\n", token_len);
+		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\ntin_fresh %u\n", token_len, tin_fresh);
 
 		if (!kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) ||
 		    (e = kms_write_file(path, (const uint8_t *)policy, (size_t)pn2)) != MK_OK)

@@ -77,6 +77,7 @@ bad "$H1" --shares-n x 1 256 3.0
 cmd="domain create"
 bad "$H1 VE --country US" --country "${BAD_DOMAIN[@]}"
 bad "$H1 VE --country US" --token-len x 3 17 -8 8x
+bad "$H1 VE --country US" --tin-fresh x 59 2678401 -60 1d
 cmd="box init"
 bad "$H1 --type oak --domain VE" --type copper OAK ""
 bad "$H1 --type oak --domain VE" --domain "${BAD_DOMAIN[@]}"
