@@ -371,7 +371,9 @@ static enum mk_err serve(struct server *s, int listen_fd, volatile sig_atomic_t 
 
 		/* full: new clients wait in the listen queue (not polled, or the
 		 * loop would spin on them) */
-		c->pfd[0].events = c->pfd[1].events = full ? 0 : POLLIN;
+		c->pfd[0].events = full ? 0 : POLLIN;
+		if (c->first == 2)
+			c->pfd[1].events = full ? 0 : POLLIN;
 		n = poll(c->pfd, c->n, 1000);
 
 		if (n < 0 && errno != EINTR) {

@@ -884,6 +884,42 @@ static void brass_busy_then_abort(pid_t pid, const struct mk_indicium *ind, cons
 	core_in(dir, core);
 }
 
+/* A box process serves its first client also when it holds as many as it
+ * takes: one client connected first, 31 idle ones after it (32, the most
+ * it serves at once), then the first asks: it is answered. (The serving
+ * loop once stopped polling that first client when full: it waited for its
+ * answer until its timeout.) */
+static void test_box_process_full(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mk_box_process_req rq;
+	struct mk_box_process_res rs;
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_box *first = NULL;
+	struct mk_msg_link line;
+	int idle[31];
+
+	(void)state;
+	if (!W.procs)
+		skip();
+	assert_non_null(ans);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", W.run, W.oak);
+	assert_rc(mk_box_connect(sa.sun_path, W.oak, &first), MK_OK);
+	line = mk_box_link(first);
+	assert_rc(mk_msg_call(&line, &mk_box_cmd_process, NULL, 0, &rq, &rs, ans, NULL), MK_OK);
+	for (size_t i = 0; i < MK_ARRAY_LEN(idle); i++) {
+		assert_true((idle[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+		assert_int_equal(connect(idle[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	usleep(300000); /* the box takes them all */
+	assert_rc(mk_msg_call(&line, &mk_box_cmd_process, NULL, 0, &rq, &rs, ans, NULL), MK_OK);
+	assert_true(rs.enabled);
+	for (size_t i = 0; i < MK_ARRAY_LEN(idle); i++)
+		close(idle[i]);
+	mk_box_free(first);
+	mk_buf_free(ans);
+}
+
 /* 11b. Core dumps (issue 13): a box process is not dumpable. Brass, busy
  * verifying (the meter's master key in its cache), is aborted with core
  * dumps on: it leaves no core. The KMS that verified through it, dumped
@@ -1302,6 +1338,7 @@ int main(void)
 		cmocka_unit_test(test_earth_rules),
 		cmocka_unit_test(test_core_dumps),
 		cmocka_unit_test(test_kill_in_each_command),
+		cmocka_unit_test(test_box_process_full),
 		cmocka_unit_test(test_steel_evidence),
 		cmocka_unit_test(test_no_master_key_in_clear),
 	};
