@@ -894,7 +894,7 @@ static void test_box_process_full(void **state)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mk_box_process_req rq;
 	struct mk_box_process_res rs;
-	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_buf *ans = NULL;
 	struct mk_box *first = NULL;
 	struct mk_msg_link line;
 	int idle[31];
@@ -902,7 +902,7 @@ static void test_box_process_full(void **state)
 	(void)state;
 	if (!W.procs)
 		skip();
-	assert_non_null(ans);
+	assert_non_null(ans = mk_buf_new(MK_MSG_MAX));
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", W.run, W.oak);
 	assert_rc(mk_box_connect(sa.sun_path, W.oak, &first), MK_OK);
 	line = mk_box_link(first);
