@@ -190,6 +190,12 @@ struct mk_box_tcp {
 MK_WUR enum mk_err mk_box_serve_tcp(const char *store_dir, const char *box_id, int listen_fd,
                                     const struct mk_box_tcp *tcp, volatile sig_atomic_t *stop);
 
+/* A listening TCP socket at host_port ("HOST:PORT", "[V6]:PORT"; close-on-
+ * exec, SO_REUSEADDR) for mk_box_tcp's fd: MK_ERR_INVALID_ARG when it is
+ * not that or does not resolve, MK_ERR_IO (errno kept) when nothing
+ * resolved can be bound. */
+MK_WUR enum mk_err mk_box_listen_tcp(const char *host_port, int *fdp);
+
 /* How long a client waits to reach a box process over TCP (connection and
  * TLS handshake). */
 #define MK_BOX_CONNECT_TIMEOUT_MS 10000

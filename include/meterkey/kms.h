@@ -120,12 +120,13 @@ MK_WUR enum mk_err mk_kms_box_enrol(struct mk_kms *k, enum mk_box_type t, const 
 /*
  * A factory-fresh box of type t (Oak, Steel, Brass, Tin) made in this
  * process with home's trust anchor (trust/anchors): its sealed state will
- * go to home/boxes, its shares to shares_dir. For `meterkey box new`, after
+ * go to home/boxes, its shares to shares_dir; fingerprint is the SHA-256 of
+ * its identity key (what its console shows). For `meterkey box new`, after
  * mk_box_process_protect. MK_RC_NOT_INITIALISED when the home has no
  * anchors.
  */
 MK_WUR enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_box_type t,
-                                    struct mk_box **bp);
+                                    struct mk_box **bp, uint8_t fingerprint[static MK_SHA256_LEN]);
 /*
  * A box of type t born as a process of its own, as `meterkey box new` and
  * `box init --socket --fingerprint` do it, for the demo and tests: a child

@@ -137,19 +137,20 @@ __attribute__((format(printf, 3, 4))) static int bad(struct verify *v, int64_t s
 	return 1;
 }
 
-/* For rows named by (text, number), as token keys (device, period start) and
- * sightings (device, piece count) are: content = the two, then the row's
- * columns as stmt reads them. */
-static enum mk_err keyed_row_hash(struct verify *v, int64_t kind, enum mk_stmt_id stmt,
-                                  const struct mk_db_val *ref_text, int64_t ref_a,
+/* For rows named by (text, number), as sightings (device, piece count)
+ * are, or by (text, number, number), as token keys (device, period start,
+ * signing time: nkeys 4) are: content = the text and the first number,
+ * then the row's columns as stmt reads them. */
+static enum mk_err keyed_row_hash(struct verify *v, int64_t kind, enum mk_stmt_id stmt, size_t nkeys,
+                                  const struct mk_db_val *ref_text, int64_t ref_a, int64_t ref_b,
                                   uint8_t out[HASH_LEN], int *foundp)
 {
-	struct mk_db_val p[3] = { MK_DB_TEXT_VAL(v->domain), *ref_text, MK_DB_INT_VAL(ref_a) };
+	struct mk_db_val p[4] = { MK_DB_TEXT_VAL(v->domain), *ref_text, MK_DB_INT_VAL(ref_a), MK_DB_INT_VAL(ref_b) };
 	struct mk_db_val t[2 + 8];
 	struct row_copy rc;
 	enum mk_err r;
 
-	if ((r = archive_query_row(v->a, stmt, p, 3, &rc)) != MK_OK)
+	if ((r = archive_query_row(v->a, stmt, p, nkeys, &rc)) != MK_OK)
 		return r;
 	if (!(*foundp = rc.found))
 		return MK_OK;
@@ -209,24 +210,10 @@ static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_v
 		if (!(*foundp = rc.found))
 			return MK_OK;
 		return hash_values(content_label[kind], rc.v, 6, out);
-	case A_TOKEN_KEY: {
-		/* a token key row: its device, period start and signing time */
-		struct mk_db_val q[4] = { MK_DB_TEXT_VAL(v->domain), *ref_text, MK_DB_INT_VAL(ref_a),
-			                  MK_DB_INT_VAL(ref_b) };
-		struct mk_db_val h[2 + 2];
-
-		if ((r = archive_query_row(v->a, S_TOKEN_GET, q, 4, &rc)) != MK_OK)
-			return r;
-		if (!(*foundp = rc.found))
-			return MK_OK;
-		h[0] = *ref_text;
-		h[1] = q[2];
-		h[2] = rc.v[0];
-		h[3] = rc.v[1];
-		return hash_values(content_label[kind], h, 4, out);
-	}
+	case A_TOKEN_KEY:
+		return keyed_row_hash(v, kind, S_TOKEN_GET, 4, ref_text, ref_a, ref_b, out, foundp);
 	case A_INDICIUM:
-		return keyed_row_hash(v, kind, S_SEEN_GET, ref_text, ref_a, out, foundp);
+		return keyed_row_hash(v, kind, S_SEEN_GET, 3, ref_text, ref_a, 0, out, foundp);
 	default:
 		*foundp = 2;
 		return MK_OK;

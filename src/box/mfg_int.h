@@ -55,6 +55,16 @@ enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, 
 
 /* Wipes and frees m (NULL: nothing). */
 void mfg_state_free(struct mfg_state *m);
+/* Lookups (mfg_state.c): a type's index in the state's per-type tables
+ * (-1 for none), a domain and a box initialised by ID (NULL for none). */
+int mfg_type_index(enum mk_box_type t);
+struct mfg_domain *mfg_find_domain(struct mfg_state *m, const char *id);
+struct mfg_box *mfg_find_box(struct mfg_state *m, const char *id);
+
+/* The domain processes (mfg_process.c): Make Domain Process, and an
+ * additional Manufacturing Box taking one (its kind's take_process). */
+MK_MSG_HANDLER(mfg_cmd_make_process);
+MK_WUR enum mk_err mfg_take_process(struct mk_box *b, const char *domain, const uint8_t *p, size_t n);
 /* The Manufacturing Box's part of the sealed state (inside S_MFG): encode
  * appends to w; decode makes b->ks from r. */
 MK_WUR enum mk_err mfg_state_encode(const struct mk_box *b, struct mk_tlv_writer *w);

@@ -198,3 +198,32 @@ enum mk_err mfg_state_decode(struct mk_box *b, struct mk_tlv_reader *r)
 	return MK_OK;
 }
 
+/* ---- Lookups -------------------------------------------------------------------------- */
+
+/* Box types M initialises, in table order. */
+static const enum mk_box_type types[] = { MK_BOX_MANUFACTURING, MK_BOX_OAK, MK_BOX_STEEL,
+	                                  MK_BOX_BRASS, MK_BOX_TIN };
+
+int mfg_type_index(enum mk_box_type t)
+{
+	for (int i = 0; i < NTYPES; i++)
+		if (types[i] == t)
+			return i;
+	return -1;
+}
+
+struct mfg_domain *mfg_find_domain(struct mfg_state *m, const char *id)
+{
+	for (size_t i = 0; i < m->ndomains; i++)
+		if (strcmp(m->domains[i].id, id) == 0)
+			return &m->domains[i];
+	return NULL;
+}
+
+struct mfg_box *mfg_find_box(struct mfg_state *m, const char *id)
+{
+	for (size_t i = 0; i < m->nboxes; i++)
+		if (strcmp(m->boxes[i].id, id) == 0)
+			return &m->boxes[i];
+	return NULL;
+}

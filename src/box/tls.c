@@ -254,6 +254,34 @@ static enum mk_err tcp_connect(const char *hp, int64_t deadline, int *fdp)
 	return e;
 }
 
+enum mk_err mk_box_listen_tcp(const char *host_port, int *fdp)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+	char host[256], port[16];
+	int fd = -1, one = 1, err = 0;
+
+	if (host_port == NULL || fdp == NULL || !split_host_port(host_port, host, port) ||
+	    getaddrinfo(host, port, &hints, &ai) != 0)
+		return MK_ERR_INVALID_ARG;
+	for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next) {
+		if ((fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			continue;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 16) != 0) {
+			err = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		errno = err;
+		return MK_ERR_IO;
+	}
+	*fdp = fd;
+	return MK_OK;
+}
+
 /* The box's certificate is the provider root's, of role box, for box id. */
 static enum mk_err peer_is_box(SSL *ssl, X509 *root, const char *id)
 {

@@ -12,7 +12,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/mman.h>
 
 #include <openssl/crypto.h>
@@ -352,9 +351,10 @@ static size_t data_len(const struct mk_indicium *ind)
 	       strlen(ind->mfg_seq) + strlen(ind->indicia_serial) + strlen(ind->origin) + 4 + 4 + 4 + 8 + 8;
 }
 
-/* One item against its key: the checks in the order of Fig. 28. */
+/* One item against its key: the checks in the order of Fig. 28. now is the
+ * box's own clock, read once for the request (Tin freshness). */
 static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
-                                        size_t n, struct mk_buf *data)
+                                        size_t n, int64_t now, struct mk_buf *data)
 {
 	struct mk_indicium ind;
 	const uint8_t *token, *dp;
@@ -384,7 +384,7 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 		return MK_VR_UNKNOWN_DEVICE;
 	/* Tin: a token key record past its freshness vouches for nothing (a
 	 * retirement reaches Tin at the next record, never later) */
-	if (k->token_key && box_clock() >= k->fresh_until)
+	if (k->token_key && now >= k->fresh_until)
 		return MK_VR_STATUS_STALE;
 	if (!k->active || ind.date > k->last_day)
 		return MK_VR_KEY_NOT_ACTIVE;
@@ -437,6 +437,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	struct mk_buf *data = NULL;
 	const uint8_t *p;
 	size_t n, nkeys = 0, nitems = 0;
+	int64_t now = box_clock();
 	enum mk_err e;
 
 	if (VC(b) == NULL && (b->ks = vcache_new()) == NULL)
@@ -475,7 +476,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 			goto out;
 		}
 		out[nitems++] = (uint8_t)check_item(d, item.key_index == 0 ? NULL : keys[item.key_index - 1],
-		                                    item.indicium, item.indicium_len, data);
+		                                    item.indicium, item.indicium_len, now, data);
 	}
 	res.results = out;
 	res.results_len = nitems;

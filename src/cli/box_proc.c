@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <limits.h>
 #include <signal.h>
@@ -72,15 +71,15 @@ static int socket_of(const struct kc *c, const char *id, char sock[static PATH_M
 	return 1;
 }
 
-/* The fingerprint of a box's identity key as an operator reads it: hex in
- * groups of four, "" when there is none. */
-static const char *fingerprint_text(const struct mk_box_process_res *s, char out[static 96])
+/* The fingerprint of a box's identity key (fp[0..n), n 0: none) as an
+ * operator reads it: hex in groups of four, "" when there is none. */
+static const char *fingerprint_text(const uint8_t *fp, size_t n, char out[static 96])
 {
 	size_t o = 0;
 
 	out[0] = '\0';
-	for (size_t i = 0; s->has_fingerprint && i < s->fingerprint_len && o + 4 < 96; i++)
-		o += (size_t)snprintf(out + o, 96 - o, "%s%02x", i > 0 && i % 2 == 0 ? ":" : "", s->fingerprint[i]);
+	for (size_t i = 0; i < n && o + 4 < 96; i++)
+		o += (size_t)snprintf(out + o, 96 - o, "%s%02x", i > 0 && i % 2 == 0 ? ":" : "", fp[i]);
 	return out;
 }
 
@@ -89,7 +88,7 @@ static void say_state(const struct kc *c, const char *sock, const struct mk_box_
 {
 	char fp[96];
 
-	fingerprint_text(s, fp);
+	fingerprint_text(s->fingerprint, s->has_fingerprint ? s->fingerprint_len : 0, fp);
 	if (c->json) {
 		json_t *j = json_pack("{s:b,s:s,s:s,s:I,s:b,s:I,s:i,s:i}", "ok", 1, "box", s->id, "socket", sock, "pid",
 		                      (json_int_t)s->pid, "enabled", s->enabled, "generation", (json_int_t)s->generation,
@@ -292,43 +291,16 @@ static void on_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* A listening TCP socket at HOST:PORT ("[V6]:PORT"): the descriptor, or
- * -1 (said). */
+/* A listening TCP socket at HOST:PORT: the descriptor, or -1 (said). */
 static int listen_tcp(const struct kc *c, const char *hp)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
-	char host[256], port[16];
-	const char *colon = strrchr(hp, ':');
-	size_t hn = colon != NULL ? (size_t)(colon - hp) : 0;
-	int fd = -1, one = 1, g;
+	int fd = -1;
+	enum mk_err e = mk_box_listen_tcp(hp, &fd);
 
-	if (colon == NULL || hn == 0 || hn >= sizeof(host) || strlen(colon + 1) == 0 || strlen(colon + 1) >= sizeof(port))
-		return fail(c, MK_ERR_INVALID_ARG, "--listen %s is not HOST:PORT", hp), -1;
-	if (hp[0] == '[' && hn >= 2 && hp[hn - 1] == ']') {
-		memcpy(host, hp + 1, hn - 2);
-		host[hn - 2] = '\0';
-	} else {
-		memcpy(host, hp, hn);
-		host[hn] = '\0';
-	}
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	if ((g = getaddrinfo(host, port, &hints, &ai)) != 0)
-		return fail(c, MK_ERR_INVALID_ARG, "--listen %s: %s", hp, gai_strerror(g)), -1;
-	for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next) {
-		if ((fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-			continue;
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 16) != 0) {
-			int err = errno;
-
-			close(fd);
-			fd = -1;
-			errno = err;
-		}
-	}
-	freeaddrinfo(ai);
-	if (fd < 0)
-		fail(c, MK_ERR_IO, "cannot listen at %s (%s)", hp, strerror(errno));
+	if (e == MK_ERR_INVALID_ARG)
+		return fail(c, e, "--listen %s is not HOST:PORT (a name or address this host has)", hp), -1;
+	if (e != MK_OK)
+		return fail(c, e, "cannot listen at %s (%s)", hp, strerror(errno)), -1;
 	return fd;
 }
 
@@ -509,11 +481,7 @@ static int box_new(int argc, char **argv)
 		                       KC_STR("socket", &o.socket, &kc_path), KC_STR("shares", &o.shares, &kc_path),
 		                       KC_END };
 	char sock[PATH_MAX], dir[PATH_MAX], shares[PATH_MAX], name[32], id[MK_BOX_ID_LEN + 1], why[256] = "", fp[96];
-	struct mk_buf *ans = NULL;
 	struct mk_box *b = NULL;
-	struct mk_box_identity_req iq;
-	struct mk_box_identity_res is;
-	struct mk_box_process_res st = { 0 };
 	uint8_t digest[MK_SHA256_LEN];
 	enum mk_box_type t;
 	enum mk_err e;
@@ -545,30 +513,13 @@ static int box_new(int argc, char **argv)
 	on_signals();
 	/* the box's keys are made in memory kept out of dumps */
 	if ((e = mk_box_process_protect(why, sizeof(why))) != MK_OK ||
-	    (e = mk_kms_fresh_box(c.home, shares, t, &b)) != MK_OK || (ans = mk_buf_new(MK_MSG_MAX)) == NULL) {
+	    (e = mk_kms_fresh_box(c.home, shares, t, &b, digest)) != MK_OK) {
 		close(fd);
 		(void)unlink(sock);
-		mk_box_free(b);
-		return fail(&c, e != MK_OK ? e : MK_ERR_NOMEM, "no new box%s%s%s", why[0] != '\0' ? ": " : "", why,
+		return fail(&c, e, "no new box%s%s%s", why[0] != '\0' ? ": " : "", why,
 		            e == MK_RC_NOT_INITIALISED ? " (the home has no trust anchors: run meterkey init)" : "");
 	}
-	{
-		struct mk_msg_link line = mk_box_link(b);
-
-		e = mk_box_call_identity(&line, NULL, 0, &iq, &is, ans, NULL);
-	}
-	if (e != MK_OK || (e = mk_sha256(is.identity, is.identity_len, digest)) != MK_OK) {
-		close(fd);
-		(void)unlink(sock);
-		mk_box_free(b);
-		mk_buf_free(ans);
-		return fail(&c, e, "the new box gave no identity");
-	}
-	mk_buf_free(ans);
-	st.has_fingerprint = 1;
-	st.fingerprint = digest;
-	st.fingerprint_len = sizeof(digest);
-	fingerprint_text(&st, fp);
+	fingerprint_text(digest, sizeof(digest), fp);
 	if (c.json)
 		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:s}", "ok", 1, "type", o.type, "socket", sock, "pid",
 		                        (json_int_t)getpid(), "identity_fingerprint", fp));

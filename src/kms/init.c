@@ -129,7 +129,26 @@ static enum mk_err read_anchor(struct mk_kms *k, enum mk_box_type t, uint8_t out
 	return e != MK_OK ? kms_fail(k, e, "trust/anchors in this home is damaged") : MK_OK;
 }
 
-enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_box_type t, struct mk_box **bp)
+/* The SHA-256 of box b's identity key, asked of it (Identity, in this
+ * process): the fingerprint its operator reads at it. */
+static enum mk_err identity_fingerprint(struct mk_box *b, uint8_t fp[static MK_SHA256_LEN])
+{
+	struct mk_box_identity_req rq;
+	struct mk_box_identity_res rs;
+	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_link line = mk_box_link(b);
+	enum mk_err e;
+
+	if (ans == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_box_call_identity(&line, NULL, 0, &rq, &rs, ans, NULL)) == MK_OK)
+		e = mk_sha256(rs.identity, rs.identity_len, fp);
+	mk_buf_free(ans);
+	return e;
+}
+
+enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_box_type t, struct mk_box **bp,
+                             uint8_t fingerprint[static MK_SHA256_LEN])
 {
 	char path[PATH_MAX], boxes[PATH_MAX];
 	uint8_t anchor[MK_EC_PUB_LEN];
@@ -142,9 +161,13 @@ enum mk_err mk_kms_fresh_box(const char *home, const char *shares_dir, enum mk_b
 	    snprintf(path, sizeof(path), "%s/trust/anchors", home) >= (int)sizeof(path) ||
 	    snprintf(boxes, sizeof(boxes), "%s/boxes", home) >= (int)sizeof(boxes))
 		return MK_ERR_INVALID_ARG;
-	if ((e = anchor_of(path, t, anchor)) != MK_OK)
+	if ((e = anchor_of(path, t, anchor)) != MK_OK || (e = mk_box_new(t, anchor, boxes, shares_dir, bp)) != MK_OK)
 		return e;
-	return mk_box_new(t, anchor, boxes, shares_dir, bp);
+	if ((e = identity_fingerprint(*bp, fingerprint)) != MK_OK) {
+		mk_box_free(*bp);
+		*bp = NULL;
+	}
+	return e;
 }
 
 enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const char *const *countries,
@@ -415,8 +438,6 @@ static enum mk_err box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 	struct mk_box_set_box_id_res srs;
 	struct mk_box_accept_box_req arq;
 	struct mk_box_accept_box_res ars;
-	struct mk_box_identity_req idq;
-	struct mk_box_identity_res ids;
 	uint8_t fp[MK_SHA256_LEN];
 	struct mk_box *m = NULL, *b = NULL;
 	int64_t now = mk_kms_now(k);
@@ -455,9 +476,7 @@ static enum mk_err box_init(struct mk_kms *k, enum mk_box_type t, const char *co
 		 * its operator reads at it (here: asks it for) is what M will
 		 * accept. */
 		if (!kms_pathf(k, boxes, sizeof(boxes), "boxes") ||
-		    (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK ||
-		    (e = kms_call_identity(k, b, NULL, now, &idq, &ids, res2)) != MK_OK ||
-		    (e = mk_sha256(ids.identity, ids.identity_len, fp)) != MK_OK)
+		    (e = mk_box_new(t, anchor, boxes, k->shares, &b)) != MK_OK || (e = identity_fingerprint(b, fp)) != MK_OK)
 			goto out;
 	} else {
 		/* A factory-fresh box process: its fingerprint is what its

@@ -205,23 +205,14 @@ void mk_kms_boxes_stop(struct mk_kms *k, struct mk_box_procs *p)
  * written on fd 4 (its console), serving until its ceremony is over. */
 static void born_child(const char *home, const char *shares, enum mk_box_type t)
 {
-	struct mk_box_identity_req iq;
-	struct mk_box_identity_res is;
-	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
 	struct mk_box *b = NULL;
-	struct mk_msg_link line;
 	uint8_t fp[MK_SHA256_LEN];
 	char why[128], id[MK_BOX_ID_LEN + 1];
 
-	if (ans == NULL || mk_box_process_protect(why, sizeof(why)) != MK_OK ||
-	    mk_kms_fresh_box(home, shares, t, &b) != MK_OK)
-		_exit(1);
-	line = mk_box_link(b);
-	if (mk_box_call_identity(&line, NULL, 0, &iq, &is, ans, NULL) != MK_OK ||
-	    mk_sha256(is.identity, is.identity_len, fp) != MK_OK || write(4, fp, sizeof(fp)) != (ssize_t)sizeof(fp))
+	if (mk_box_process_protect(why, sizeof(why)) != MK_OK || mk_kms_fresh_box(home, shares, t, &b, fp) != MK_OK ||
+	    write(4, fp, sizeof(fp)) != (ssize_t)sizeof(fp))
 		_exit(1);
 	close(4);
-	mk_buf_free(ans);
 	_exit(mk_box_serve_fresh(b, 3, &stopping, id) == MK_OK ? 0 : 1);
 }
 

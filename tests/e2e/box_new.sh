@@ -13,8 +13,6 @@ R="$T/run"
 mkdir "$R"
 export METERKEY_HOME="$H"
 S="$H/shares"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$T"' EXIT
 
 # no home, or a home without trust anchors: no new box
 expect 1 "$MK" box new --type oak --boxes "$R"
@@ -26,7 +24,7 @@ expect 0 "$MK" domain create VE --country US
 # its fingerprint into fp_NAME, its socket into sock_NAME
 born() {
   "$MK" box new --type "$1" --boxes "$R" >"$T/new.$2" 2>&1 &
-  pids+=($!)
+  BOX_PIDS+=($!)
   for _ in $(seq 100); do grep -q "its key ceremony" "$T/new.$2" && break; sleep 0.05; done
   grep -q "its key ceremony" "$T/new.$2" || { echo "FAIL: box new $1 did not start:"; sed 's/^/  | /' "$T/new.$2"; fails=$((fails+1)); }
   printf -v "fp_$2" '%s' "$(sed -n 's/^  identity fingerprint //p' "$T/new.$2")"
@@ -91,7 +89,7 @@ ended brass
 # then served like any box: its identity is the one its console showed
 serve() {
   "$MK" box serve --box "$1" --boxes "$R" >"$T/serve.$1" 2>&1 &
-  pids+=($!)
+  BOX_PIDS+=($!)
   for _ in $(seq 100); do grep -q "serving at" "$T/serve.$1" && return; sleep 0.05; done
   echo "FAIL: box $1 did not start:"; sed 's/^/  | /' "$T/serve.$1"; fails=$((fails+1))
 }

@@ -13,13 +13,11 @@ mkdir "$R"
 export METERKEY_HOME="$H"
 S="$H/shares"
 BOXES="M00000001 O00000001 S00000001 B00000001 T00000001"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$T"' EXIT
 
 # serve BOX: starts its process in the background, waits for its line
 serve() {
   "$MK" box serve --box "$1" --boxes "$R" >"$T/serve.$1" 2>&1 &
-  pids+=($!)
+  BOX_PIDS+=($!)
   for _ in $(seq 100); do grep -q "serving at" "$T/serve.$1" && return; sleep 0.05; done
   echo "FAIL: box $1 did not start:"; sed 's/^/  | /' "$T/serve.$1"; fails=$((fails+1))
 }
@@ -122,8 +120,8 @@ expect 0 "$MK" box status --box O00000001
 grep_out "^  identity fingerprint $fo\$" "$T/out"
 
 # gone: a process killed is said so, naming where it was
-kill -9 "${pids[1]}"
-wait "${pids[1]}" 2>/dev/null
+kill -9 "${BOX_PIDS[1]}"
+wait "${BOX_PIDS[1]}" 2>/dev/null
 expect 1 "$MK" key request --domain VE
 grep_out "box O00000001: no process answers at $R/O00000001.sock (\`meterkey box serve --box O00000001\` runs it): .*(MK_ERR_BOX_GONE)\$" "$T/err"
 expect 1 "$MK" box status --box O00000001
@@ -134,8 +132,8 @@ expect 0 "$MK" box unseal --box O00000001 --share "$S/O00000001.1.share" --share
 expect 0 "$MK" key request --domain VE
 
 # a stop (SIGTERM) wipes and says so
-kill -TERM "${pids[0]}"
-wait "${pids[0]}" 2>/dev/null
+kill -TERM "${BOX_PIDS[0]}"
+wait "${BOX_PIDS[0]}" 2>/dev/null
 grep_out "^box M00000001 stopped: its clear keys wiped" "$T/serve.M00000001"
 # (a confined process cannot remove its socket: the next serve takes it over)
 if [ "$(id -u)" != 0 ]; then

@@ -13,8 +13,6 @@ expect 0 "$MK" demo --home "$H"
 mkdir "$R"
 export METERKEY_HOME="$H"
 S="$H/shares"
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$T"' EXIT
 
 # the KMS's client certificate, from a CA of the operators' choosing (the
 # service CA, once there is one); and a rogue one from another CA
@@ -33,7 +31,7 @@ ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ro
 serve() {
   local b=$1; shift
   "$MK" box serve --box "$b" --boxes "$R" "$@" >"$T/serve.$b" 2>&1 &
-  pids+=($!)
+  BOX_PIDS+=($!)
   for _ in $(seq 100); do grep -q "serving at\|MK_ERR" "$T/serve.$b" && break; sleep 0.05; done
   grep -q "serving at" "$T/serve.$b"
 }

@@ -920,6 +920,26 @@ static void test_box_process_full(void **state)
 	mk_buf_free(ans);
 }
 
+/* Brass restarted kept dumpable (MK_BOX_TEST_DUMPABLE dumpable), busy,
+ * aborted: how many of the keys of the NVM at nvm (read into ks after the
+ * restart) its core holds. */
+static size_t dumped_brass_keys(const char *dir, int dumpable, const char *nvm, const struct mk_indicium *ind,
+                                struct keyset *ks)
+{
+	char core[PATH_MAX];
+	size_t n;
+	pid_t pid;
+
+	OPENSSL_cleanse(ks, sizeof(*ks));
+	pid = brass_restarted(dir, dumpable);
+	keys_of_nvm_and_tokens(nvm, ind, ks);
+	brass_busy_then_abort(pid, ind, dir, core);
+	assert_string_not_equal(core, "");
+	n = keys_in_file(core, ks);
+	assert_int_equal(unlink(core), 0);
+	return n;
+}
+
 /* 11b. Core dumps (issue 13): a box process is not dumpable. Brass, busy
  * verifying (the meter's master key in its cache), is aborted with core
  * dumps on: it leaves no core. The KMS that verified through it, dumped
@@ -989,21 +1009,9 @@ static void test_core_dumps(void **state)
 	assert_int_equal(keys_in_file(core, ks), 0);
 	assert_int_equal(unlink(core), 0);
 	/* Brass dumpable, its key memory kept out: a core without the key */
-	OPENSSL_cleanse(ks, sizeof(*ks));
-	pid = brass_restarted(dir, 1);
-	keys_of_nvm_and_tokens(path, &ind, ks);
-	brass_busy_then_abort(pid, &ind, dir, core);
-	assert_string_not_equal(core, "");
-	assert_int_equal(keys_in_file(core, ks), 0);
-	assert_int_equal(unlink(core), 0);
+	assert_int_equal(dumped_brass_keys(dir, 1, path, &ind, ks), 0);
 	/* the protection off: the core holds the key, so the check can fail */
-	OPENSSL_cleanse(ks, sizeof(*ks));
-	pid = brass_restarted(dir, 2);
-	keys_of_nvm_and_tokens(path, &ind, ks);
-	brass_busy_then_abort(pid, &ind, dir, core);
-	assert_string_not_equal(core, "");
-	assert_true(keys_in_file(core, ks) >= 1);
-	assert_int_equal(unlink(core), 0);
+	assert_true(dumped_brass_keys(dir, 2, path, &ind, ks) >= 1);
 	/* Brass as it was, for the tests after */
 	(void)brass_restarted(dir, 0);
 	assert_int_equal(setrlimit(RLIMIT_CORE, &before), 0);
