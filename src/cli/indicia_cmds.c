@@ -596,8 +596,11 @@ static const char distribute_usage[] =
 	"  the device's temporal token key for that month from its master key and\n"
 	"  signs a token key record, the key wrapped to the domain's Tin boxes; the\n"
 	"  archive keeps the records, and `verify --tin` uses them. A Tin box never\n"
-	"  holds a master key. A --meter not in the home, or without an ACTIVE key\n"
-	"  in D (not registered, retired), is refused (exit 1).\n"
+	"  holds a master key. A record is fresh for the domain's bound (domain\n"
+	"  create --tin-fresh, default a day): run it again (daily) to refresh\n"
+	"  them; a meter retired since gets none. A --meter not in the home, or\n"
+	"  without an ACTIVE key in D (not registered, retired), is refused\n"
+	"  (exit 1).\n"
 	"options:\n" COMMON_OPTS;
 
 static int tokens_distribute(int argc, char **argv)

@@ -204,7 +204,7 @@ static int distribute_one(void *ctx, const struct mk_kms_meter *m)
 			goto out;
 		e = mk_archive_put_token_key(x->k->archive, tk);
 		if (e == MK_RC_RECORD_EXISTS)
-			e = MK_OK; /* distributed before: the record stands */
+			e = MK_OK; /* signed within the same second as the last: that one stands */
 		else if (e != MK_OK)
 			goto out;
 		else

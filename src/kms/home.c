@@ -510,6 +510,19 @@ enum mk_err kms_meter_fail(struct mk_kms *k, enum mk_err e, const char *meter_id
 
 /* Connects to meter_id and reads its state into *info. On failure *cp may
  * be set all the same: the caller disconnects it. */
+enum mk_err kms_hand_meter_line(struct mk_kms *k, struct mk_box *s, struct mk_meter_conn *mc)
+{
+	enum mk_err e = MK_OK;
+
+	if (mk_box_is_remote(s))
+		e = mk_box_attach_meter_fd(s, mk_meter_conn_give_fd(mc)); /* the line is Steel's now */
+	else
+		mk_box_attach_meter(s, mk_meter_line(mc));
+	return e != MK_OK ? kms_fail(k, e, "the meter's line cannot go to Steel box %s (a box over TCP takes none)",
+	                             mk_box_get_id(s))
+	                  : MK_OK;
+}
+
 enum mk_err kms_connect_meter_info(struct mk_kms *k, const char *meter_id, struct mk_meter_conn **cp,
                                    struct mk_meter_info *info)
 {

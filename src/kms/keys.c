@@ -424,10 +424,11 @@ enum mk_err mk_kms_meter_install(struct mk_kms *k, const char *meter_id, const c
 	}
 	/* the meter's line goes to the Steel box: MI5 (the clear key) passes on
 	 * it between the box and the meter, never through the KMS */
-	if (mk_box_is_remote(s))
-		e = mk_box_attach_meter_fd(s, mk_meter_conn_give_fd(mc)); /* the line is Steel's now */
-	else
-		mk_box_attach_meter(s, mk_meter_line(mc));
+	if ((e = kms_hand_meter_line(k, s, mc)) != MK_OK) {
+		kms_fail_more(k, e, "; key %s/%llu stays NEW, its install record kept at %s", c.domain,
+		              (unsigned long long)c.key_id, record_path);
+		goto out;
+	}
 	MK_MSG_SET(rq, mi4, c.mi4);
 	/* MI4' -> MI5, MI6 -> MI7, stamped now: after the key request above */
 	now = mk_kms_now(k);

@@ -144,6 +144,11 @@ MK_WUR enum mk_err kms_conf_store(struct mk_kms *k);
  * to boxes.conf: under the home's lock (boxes.conf.lock), read again,
  * changed and written whole, so that concurrent commands lose nothing; k's
  * table is then the file's. */
+/* The meter line of mc handed to Steel box s for its next request: the
+ * descriptor itself to a box process (given away: mc no longer talks to
+ * the meter, and a box over TCP takes none), the line to a box in this
+ * process (detach it with mk_box_attach_meter(s, NULL)). Said on failure. */
+MK_WUR enum mk_err kms_hand_meter_line(struct mk_kms *k, struct mk_box *s, struct mk_meter_conn *mc);
 MK_WUR enum mk_err kms_conf_add(struct mk_kms *k, const char *id, const char *domain);
 struct kms_box *kms_conf_find(struct mk_kms *k, const char *id);
 

@@ -109,11 +109,7 @@ enum mk_err mk_kms_meter_manufacture(struct mk_kms *k, const char *meter_id, con
 	MK_MSG_SET(rq, csr, csr);
 	if ((e = kms_open_box(k, sid, &s)) != MK_OK)
 		goto out;
-	if (mk_box_is_remote(s))
-		e = mk_box_attach_meter_fd(s, mk_meter_conn_give_fd(mc)); /* the line is Steel's now */
-	else
-		mk_box_attach_meter(s, mk_meter_line(mc));
-	if (e != MK_OK || (e = kms_call_issue_transport(k, s, NULL, now, &rq, &rs, res)) != MK_OK ||
+	if ((e = kms_hand_meter_line(k, s, mc)) != MK_OK || (e = kms_call_issue_transport(k, s, NULL, now, &rq, &rs, res)) != MK_OK ||
 	    (e = result_der(rs.transport_cert, rs.transport_cert_len, tr)) != MK_OK ||
 	    (e = result_der(rs.mfg_cert, rs.mfg_cert_len, mfg)) != MK_OK)
 		goto out;
