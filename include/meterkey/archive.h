@@ -362,4 +362,125 @@ struct mk_audit_result {
 MK_WUR enum mk_err mk_archive_audit_verify(struct mk_archive *a, const char *domain,
                                            struct mk_audit_result *res);
 
+/* ---- Signed heads and the key map (docs/internals/archive.md, "Signed heads") ---- */
+
+/*
+ * A domain's key map is a Merkle tree of depth 32 over key IDs: the leaf
+ * of a key is its newest version a Brass box signed (empty, 32 zero bytes,
+ * while it has none). A signed head is what a Brass box signs over the
+ * map's root and the audit log's Merkle root (RFC 9162), numbered 1, 2, 3,
+ * ... per domain; formats.md §4.2 gives its bytes. The archive keeps every
+ * head, but makes none: only a box signs one (mk_archive_sign_head).
+ */
+#define MK_KEYMAP_DEPTH 32
+#define MK_HEAD_UPDATES_MAX 4 /* Brass versions one head covers */
+
+struct mk_head {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint64_t seq;       /* 1, 2, 3, ... per domain */
+	int64_t time;       /* when it was signed (the KMS's time, as given to the box) */
+	uint8_t map_root[32];
+	uint64_t log_size;  /* audit entries the log root covers */
+	uint8_t log_root[32];
+	char signer[MK_BOX_ID_LEN + 1];
+	uint8_t sig[64];      /* by the domain's Brass authentication key: what boxes check */
+	int has_auth_sig;
+	uint8_t auth_sig[64]; /* by the postal authority key (domains/D.pem): what auditors check */
+};
+
+/* Encodes h (with_sigs 0: the to-be-signed part, fields 01-07) / decodes
+ * one (syntax only; MK_ERR_TLV_* for bytes that are not one). */
+MK_WUR enum mk_err mk_head_encode(const struct mk_head *h, int with_sigs, struct mk_buf *out);
+MK_WUR enum mk_err mk_head_decode(const uint8_t *p, size_t n, struct mk_head *h);
+
+/* The key map's leaf of a version of key key_id (rec its encoding). */
+MK_WUR enum mk_err mk_keymap_leaf(uint64_t key_id, const uint8_t *rec, size_t n, uint8_t out[static 32]);
+/* The root a proof (formats.md §4.3: a 32-bit map of the siblings that are
+ * not empty, then those siblings from the leaf up) gives leaf at key_id.
+ * MK_ERR_INVALID_ARG for a malformed proof or a key ID >= 2^32. */
+MK_WUR enum mk_err mk_keymap_root(uint64_t key_id, const uint8_t leaf[static 32], const uint8_t *proof,
+                                  size_t n, uint8_t root[static 32]);
+/* The root of the empty map. */
+void mk_keymap_empty_root(uint8_t out[static 32]);
+
+/* What a box is asked to sign: the newest head (none before the first),
+ * the Brass versions written since, in order, each with the version it
+ * replaces (none: an empty leaf) and its proof in the map before it, and
+ * the log's size and root now. */
+struct mk_head_update {
+	uint64_t key_id;
+	const uint8_t *rec, *old; /* old_len 0: none */
+	size_t rec_len, old_len;
+	uint8_t proof[MK_KEYMAP_PROOF_MAX];
+	size_t proof_len;
+};
+struct mk_head_request {
+	const char *domain;
+	const uint8_t *prev;
+	size_t prev_len; /* 0: none */
+	const struct mk_head_update *u;
+	size_t n;
+	uint64_t log_size;
+	uint8_t log_root[32];
+};
+/* Asks a box to sign rq; the signed head's bytes into head. */
+typedef enum mk_err (*mk_head_signer)(void *ctx, const struct mk_head_request *rq, struct mk_buf *head);
+
+/*
+ * Has the Brass versions written since the domain's newest head signed,
+ * MK_HEAD_UPDATES_MAX a head, by fn (the KMS's call to a Brass box), each
+ * head kept in the same transaction as the end of its wait. *seqp (may be
+ * NULL) gets the newest head's number (0: none). Nothing waiting is MK_OK.
+ * MK_ERR_DB_HEAD when the map does not lead back to the newest head's root
+ * or the head fn gives is not the one asked for; fn's code.
+ */
+MK_WUR enum mk_err mk_archive_sign_head(struct mk_archive *a, const char *domain, mk_head_signer fn, void *ctx,
+                                        uint64_t *seqp);
+
+/* The domain's head seq (0: the newest) into out. MK_RC_RECORD_UNKNOWN. */
+MK_WUR enum mk_err mk_archive_get_head(struct mk_archive *a, const char *domain, uint64_t seq, struct mk_buf *out);
+
+/*
+ * What a verifier needs of key key_id, in one snapshot: the newest head,
+ * the key's version under it (its newest Brass version as of that head),
+ * and the version's proof in the head's map. MK_RC_RECORD_UNKNOWN when the
+ * domain has no head or the key no Brass version under it.
+ */
+MK_WUR enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint64_t key_id,
+                                        struct mk_buf *head, struct mk_buf *rec, struct mk_buf *proof);
+
+/* What mk_archive_heads_verify found. */
+struct mk_heads_result {
+	uint64_t heads;     /* heads checked */
+	uint64_t newest;    /* the newest head's number (0: none) */
+	uint64_t waiting;   /* Brass versions written since the newest head */
+	uint64_t first_bad; /* the first bad head's number (or the newest's + 1: the map), 0 when all are good */
+	char reason[200];
+};
+/* Checks one head's signature: tbs[0..n) is what it signed. MK_OK, or why not. */
+typedef enum mk_err (*mk_head_sig_check)(void *ctx, const uint8_t *tbs, size_t n, const struct mk_head *h);
+
+/*
+ * Checks the domain's signed heads, in one snapshot: numbered 1, 2, 3, ...
+ * each of the domain and signed (sig, may be NULL: not checked), each
+ * log size within the log and never smaller than the one before, each
+ * log root the Merkle root of the log's first log-size entries; the
+ * newest head's map root the one recomputed from the current key rows
+ * (each key's Brass version under it), and the stored map the one those
+ * rows give now. So a row put back, a log rewritten or a rebuilt archive
+ * is named; a rollback to an older head of its own shows only beside a
+ * newer head kept elsewhere (a box's, an auditor's). MK_OK, or
+ * MK_ERR_DB_HEAD with first_bad and reason.
+ */
+MK_WUR enum mk_err mk_archive_heads_verify(struct mk_archive *a, const char *domain, mk_head_sig_check sig,
+                                           void *ctx, struct mk_heads_result *res);
+
+/* The Merkle root of the domain's first size audit entries (RFC 9162), and
+ * the consistency proof from the first m to the first n (1 <= m <= n <=
+ * entries): what an auditor compares two heads with. */
+MK_WUR enum mk_err mk_archive_log_root(struct mk_archive *a, const char *domain, uint64_t size,
+                                       uint8_t root[static 32]);
+MK_WUR enum mk_err mk_archive_log_consistency(struct mk_archive *a, const char *domain, uint64_t m, uint64_t n,
+                                              uint8_t proof[][32], size_t *len);
+
 #endif

@@ -14,6 +14,10 @@
 
 /* A box request or response, whole (msg.h). */
 #define MK_MSG_MAX 16384
+/* A signed head of a domain's archive (archive.h, formats.md §4.2). */
+#define MK_HEAD_MAX 512
+/* A proof in a domain's key map: a 32-bit map and up to 32 hashes. */
+#define MK_KEYMAP_PROOF_MAX (4 + 32 * 32)
 /* A meter request or response on the framed link, whole. */
 #define MK_METER_MSG_MAX 8192
 /* A signed message: body, signer, signature (boxes.h). */

@@ -120,6 +120,10 @@
 	  "the box's identity key is not the one its operator confirmed")               \
 	X(MK_RC_DEVICE_HAS_KEY, 420, MK_LEVEL_RESPONSE,                                 \
 	  "the device holds another key of the domain (INSTALLED or ACTIVE)")           \
+	X(MK_RC_HEAD_STALE, 421, MK_LEVEL_RESPONSE,                                     \
+	  "signed head older than the newest this box knows (archive rolled back or forked)") \
+	X(MK_RC_NOT_NEWEST, 422, MK_LEVEL_RESPONSE,                                     \
+	  "record not shown to be the newest version under the signed head")            \
                                                                                         \
 	X(MK_ERR_CRYPTO, 600, MK_LEVEL_LOCAL, "cryptographic library failure")          \
 	X(MK_ERR_VERIFY, 601, MK_LEVEL_LOCAL, "verification failed")                    \
@@ -160,6 +164,8 @@
 	X(MK_ERR_AUDIT, 905, MK_LEVEL_LOCAL, "archive: audit log does not verify")      \
 	X(MK_ERR_DB_RECORD, 906, MK_LEVEL_LOCAL,                                        \
 	  "archive: a stored record does not decode (damaged or altered)")              \
+	X(MK_ERR_DB_HEAD, 907, MK_LEVEL_LOCAL,                                          \
+	  "archive: the key map or log does not match its newest signed head (altered)") \
                                                                                         \
 	X(MK_ERR_SEAL_FORMAT, 1000, MK_LEVEL_LOCAL,                                     \
 	  "sealed state: not a sealed box state file")                                  \

@@ -285,6 +285,16 @@ void mk_kms_close_box(struct mk_kms *k, struct mk_box *b);
 MK_WUR enum mk_err mk_kms_box_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
                                    const char *domain, const void *rq, void *rs, struct mk_buf *ans);
 
+/* Signed heads (docs/internals/archive.md, "Signed heads"). The newest
+ * head the domain's Brass box knows (the first Brass box serving it; box
+ * may be NULL) into head, left empty when it knows none:
+ * MK_RC_RESOURCE_UNAVAILABLE when no Brass box serves the domain. And the
+ * signing of the versions that wait for a head (a failure between a write
+ * and its head): MK_OK when none wait. */
+MK_WUR enum mk_err mk_kms_box_head(struct mk_kms *k, const char *domain, char box[MK_BOX_ID_LEN + 1],
+                                   struct mk_buf *head);
+MK_WUR enum mk_err mk_kms_sign_heads(struct mk_kms *k, const char *domain);
+
 /* The domain's token length (domains/<D>.policy; the default when absent). */
 uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain);
 

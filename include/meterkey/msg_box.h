@@ -58,6 +58,8 @@
 	C(0x0406, VERIFY, verify, verify_req, verify_res, "Verify")                                               \
 	C(0x0407, REG_CHALLENGE, reg_challenge, reg_challenge_req, reg_challenge_res, "Registration Challenge")          \
 	C(0x0408, REG_COMPLETE, reg_complete, reg_complete_req, reg_complete_res, "Registration Complete")              \
+	C(0x0409, SIGN_HEAD, sign_head, sign_head_req, sign_head_res, "Sign Head")                                \
+	C(0x040A, HEAD, head, head_req, head_res, "Newest Head")                                                  \
 	/* Tin: the same messages as Brass's Verify, with token key records */                    \
 	C(0x0501, TIN_VERIFY, tin_verify, verify_req, verify_res, "Verify")
 
@@ -272,7 +274,33 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
  * is one enum mk_verify_result byte per item. */
 #define MK_BOX_VERIFY_REQ(F, X)                                                                  \
 	F(X, 0x01, keys, BYTES, REQ, 0, MK_MSG_MAX)                                              \
-	F(X, 0x02, items, BYTES, REQ, 0, MK_MSG_MAX)
+	F(X, 0x02, items, BYTES, REQ, 0, MK_MSG_MAX)                                             \
+	F(X, 0x03, head, BYTES, OPT, 1, MK_HEAD_MAX)                                             \
+	F(X, 0x04, proofs, BYTES, OPT, 0, MK_MSG_MAX)                                            \
+	F(X, 0x05, records, BYTES, OPT, 0, MK_MSG_MAX)
+/* With key records, a Verify request carries the domain's newest signed
+ * head (03) and, a list beside the key records, each one's proof in the
+ * head's key map (04); Tin's, a third list beside them, the master key
+ * record (05) each token key record is of, which the proof is of. */
+
+/* Sign Head (Brass): the domain's newest head (none before the first),
+ * the Brass versions since it (a list of nested mk_msg_head_update, in
+ * order), the log's size and Merkle root; the answer is the next head,
+ * signed (formats.md §4.2). Newest Head: the newest head this box signed
+ * or was shown for the domain (none yet: no field). */
+#define MK_BOX_SIGN_HEAD_REQ(F, X)                                                               \
+	F(X, 0x01, prev, BYTES, OPT, 1, MK_HEAD_MAX)                                             \
+	F(X, 0x02, updates, BYTES, REQ, 1, MK_MSG_MAX)                                           \
+	F(X, 0x03, log_size, U64, REQ, 0, 0)                                                     \
+	F(X, 0x04, log_root, BYTES, REQ, 32, 32)
+#define MK_BOX_SIGN_HEAD_RES(F, X) F(X, 0x01, head, BYTES, REQ, 1, MK_HEAD_MAX)
+#define MK_BOX_HEAD_RES(F, X) F(X, 0x01, head, BYTES, OPT, 1, MK_HEAD_MAX)
+#define MK_MSG_HEAD_UPDATE(F, X)                                                                 \
+	F(X, 0x01, key_id, U64, REQ, 0, 0)                                                       \
+	F(X, 0x02, record, BYTES, REQ, 1, MK_RECORD_MAX)                                         \
+	F(X, 0x03, old, BYTES, OPT, 1, MK_RECORD_MAX)                                            \
+	F(X, 0x04, proof, BYTES, REQ, 4, MK_KEYMAP_PROOF_MAX)
+MK_MSG_DECLARE(mk_msg_head_update, MK_MSG_HEAD_UPDATE)
 #define MK_BOX_VERIFY_RES(F, X) F(X, 0x01, results, BYTES, REQ, 0, MK_VERIFY_BATCH_MAX)
 #define MK_MSG_VERIFY_ITEM(F, X)                                                                 \
 	F(X, 0x01, key_index, U16, REQ, 0, 0)                                                    \
@@ -497,6 +525,10 @@ MK_MSG_DECLARE(mk_box_reg_challenge_req, MK_BOX_REG_CHALLENGE_REQ)
 MK_MSG_DECLARE(mk_box_reg_challenge_res, MK_BOX_REG_CHALLENGE_RES)
 MK_MSG_DECLARE(mk_box_reg_complete_req, MK_BOX_REG_COMPLETE_REQ)
 MK_MSG_DECLARE(mk_box_reg_complete_res, MK_BOX_REG_COMPLETE_RES)
+MK_MSG_DECLARE(mk_box_sign_head_req, MK_BOX_SIGN_HEAD_REQ)
+MK_MSG_DECLARE(mk_box_sign_head_res, MK_BOX_SIGN_HEAD_RES)
+MK_MSG_DECLARE_EMPTY(mk_box_head_req)
+MK_MSG_DECLARE(mk_box_head_res, MK_BOX_HEAD_RES)
 
 /* The command specs: mk_box_cmd_<name> (code, name, both schemas). */
 #define MK_BOX_CMD_EXTERN(code, NAME, name, rq, rs, text) extern const struct mk_msg_cmd_spec mk_box_cmd_##name;

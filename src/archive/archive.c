@@ -31,7 +31,7 @@
 
 #include "archive/archive_int.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define MAX_ATTEMPTS 64
 
 static const struct {
@@ -137,17 +137,29 @@ enum mk_err archive_domain_read(struct mk_archive *a, enum mk_stmt_id id, const 
 	if (rc.v[4].type != MK_DB_BLOB || rc.v[4].n != HASH_LEN)
 		return MK_ERR_DB;
 	memcpy(ds->head, rc.v[4].p, HASH_LEN);
-	return MK_OK;
+	/* the log's compact range; none in a domain written before signed
+	 * heads (schema 5), whose range is rebuilt from its entries once */
+	if (rc.ncols > 5 && rc.v[5].type == MK_DB_BLOB)
+		return mk_merkle_frontier_decode(rc.v[5].p, rc.v[5].n, &ds->log) == MK_OK &&
+		               ds->log.n == (uint64_t)ds->audit_seq
+		           ? MK_OK
+		           : MK_ERR_DB_HEAD;
+	return archive_log_rebuild(a, domain, ds->audit_seq, &ds->log);
 }
 
 enum mk_err archive_domain_store(struct mk_archive *a, const char *domain,
                                  const struct domain_state *ds)
 {
+	uint8_t fr[8 + 64 * MK_MERKLE_LEN];
+	size_t frn;
 	struct mk_db_val p[] = {
 		MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(ds->last_key_id), MK_DB_INT_VAL(ds->last_error_id),
-		MK_DB_INT_VAL(ds->audit_seq), MK_DB_BLOB_VAL(ds->head, HASH_LEN),
+		MK_DB_INT_VAL(ds->audit_seq), MK_DB_BLOB_VAL(ds->head, HASH_LEN), MK_DB_BLOB_VAL(fr, 0),
 	};
 
+	if (mk_merkle_frontier_encode(&ds->log, fr, sizeof(fr), &frn) != MK_OK)
+		return MK_ERR_INTERNAL;
+	p[5].n = frn;
 	return archive_query(a, S_DOMAIN_SET, p, MK_ARRAY_LEN(p), NULL, NULL, NULL);
 }
 

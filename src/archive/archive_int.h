@@ -19,6 +19,7 @@
 #include "meterkey/archive.h"
 #include "meterkey/err.h"
 #include "meterkey/ids.h"
+#include "meterkey/merkle.h"
 
 /* A value crossing the driver boundary. For parameters, p points into the
  * caller's memory; for result columns, into the driver's, valid only during
@@ -107,14 +108,14 @@ struct mk_db_ops {
 	  "INSERT INTO domains (id, created, last_key_id, last_error_id, audit_seq, audit_head) "  \
 	  "VALUES ($1, $2, 0, 0, 0, $3)", 0)                                                      \
 	X(S_DOMAIN_LOCK,                                                                         \
-	  "SELECT created, last_key_id, last_error_id, audit_seq, audit_head FROM domains "       \
-	  "WHERE id = $1", MK_DB_FOR_UPDATE)                                                      \
+	  "SELECT created, last_key_id, last_error_id, audit_seq, audit_head, audit_frontier "    \
+	  "FROM domains WHERE id = $1", MK_DB_FOR_UPDATE)                                         \
 	X(S_DOMAIN_GET,                                                                          \
-	  "SELECT created, last_key_id, last_error_id, audit_seq, audit_head FROM domains "       \
-	  "WHERE id = $1", 0)                                                                     \
+	  "SELECT created, last_key_id, last_error_id, audit_seq, audit_head, audit_frontier "    \
+	  "FROM domains WHERE id = $1", 0)                                                        \
 	X(S_DOMAIN_SET,                                                                          \
 	  "UPDATE domains SET last_key_id = $2, last_error_id = $3, audit_seq = $4, "             \
-	  "audit_head = $5 WHERE id = $1", 0)                                                     \
+	  "audit_head = $5, audit_frontier = $6 WHERE id = $1", 0)                                \
 	X(S_SUB_INSERT, "INSERT INTO subdomains (domain, id, created) VALUES ($1, $2, $3)", 0)    \
 	X(S_SUB_GET, "SELECT created FROM subdomains WHERE domain = $1 AND id = $2", 0)           \
 	X(S_SUB_COUNT, "SELECT COUNT(*) FROM subdomains WHERE domain = $1", 0)                    \
@@ -175,6 +176,22 @@ struct mk_db_ops {
 	  "SELECT seq, time, kind, ref_text, ref_a, ref_b, content, prev, hash FROM audit "       \
 	  "WHERE domain = $1 ORDER BY seq", 0)                                                    \
 	X(S_AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE domain = $1", 0)                       \
+	X(S_AUDIT_HASHES, "SELECT hash FROM audit WHERE domain = $1 AND seq <= $2 ORDER BY seq", 0) \
+	X(S_MAP_GET, "SELECT hash FROM keymap WHERE domain = $1 AND lvl = $2 AND idx = $3", 0)     \
+	X(S_MAP_PUT,                                                                             \
+	  "INSERT INTO keymap (domain, lvl, idx, hash) VALUES ($1, $2, $3, $4) "                  \
+	  "ON CONFLICT (domain, lvl, idx) DO UPDATE SET hash = excluded.hash", 0)                 \
+	X(S_PEND_INSERT,                                                                         \
+	  "INSERT INTO keymap_pending (domain, n, key_id, old_record, record) "                   \
+	  "VALUES ($1, $2, $3, $4, $5)", 0)                                                       \
+	X(S_PEND_LIST,                                                                           \
+	  "SELECT n, key_id, old_record, record FROM keymap_pending WHERE domain = $1 ORDER BY n", 0) \
+	X(S_PEND_DELETE, "DELETE FROM keymap_pending WHERE domain = $1 AND n <= $2", 0)           \
+	X(S_HEAD_INSERT, "INSERT INTO heads (domain, seq, head) VALUES ($1, $2, $3)", 0)          \
+	X(S_HEAD_LAST,                                                                           \
+	  "SELECT seq, head FROM heads WHERE domain = $1 ORDER BY seq DESC LIMIT 1", 0)           \
+	X(S_HEAD_GET, "SELECT seq, head FROM heads WHERE domain = $1 AND seq = $2", 0)            \
+	X(S_HEAD_LIST, "SELECT seq, head FROM heads WHERE domain = $1 ORDER BY seq", 0)           \
 	X(S_BOXGEN_GET, "SELECT generation, record FROM box_generations WHERE box_id = $1", 0)    \
 	X(S_BOXGEN_INSERT,                                                                       \
 	  "INSERT INTO box_generations (box_id, generation, record) VALUES ($1, $2, $3) "         \
@@ -258,6 +275,9 @@ struct domain_state {
 	int64_t last_error_id;
 	int64_t audit_seq;
 	uint8_t head[HASH_LEN];
+	/* the Merkle tree over the entries' hashes (RFC 9162), as its compact
+	 * range: what a signed head's log root is computed from */
+	struct mk_merkle_frontier log;
 };
 
 /* Runs statement id of mk_stmts with p[0..n) through the driver (struct
@@ -329,6 +349,26 @@ MK_WUR enum mk_err archive_audit_append(struct mk_archive *a, const char *domain
                                         int64_t ref_a, int64_t ref_b, const struct mk_db_val *content,
                                         size_t ncontent);
 
+/* keymap.c: the compact range of the domain's log of n entries, from
+ * their hashes (a domain written before schema 5). */
+MK_WUR enum mk_err archive_log_rebuild(struct mk_archive *a, const char *domain, int64_t n,
+                                       struct mk_merkle_frontier *f);
+/* keymap.c: after a version of a record Brass signed was written (old
+ * the encoding of the version it replaces, n == 0 when there is none or
+ * Oak signed it), the key map's leaf of the key is set to the new version
+ * and the change waits, in keymap_pending, for the next signed head. Part
+ * of the write's transaction; ds->audit_seq names the change. */
+MK_WUR enum mk_err archive_keymap_note(struct mk_archive *a, const struct domain_state *ds, const char *domain,
+                                       uint64_t key_id, const uint8_t *old, size_t oldn, const uint8_t *rec,
+                                       size_t recn);
+/* head.c: the key map's empty subtree of level lvl (0: a leaf); a
+ * proof's bytes from the siblings of a leaf; the nodes from a leaf up to
+ * the root (nodes[MK_KEYMAP_DEPTH]) given its siblings. */
+const uint8_t *archive_keymap_empty(unsigned lvl);
+MK_WUR enum mk_err archive_keymap_proof_encode(const uint8_t sib[MK_KEYMAP_DEPTH][32], uint8_t *out, size_t *len);
+MK_WUR enum mk_err archive_keymap_climb(uint64_t key_id, const uint8_t leaf[32],
+                                        const uint8_t sib[MK_KEYMAP_DEPTH][32],
+                                        uint8_t nodes[MK_KEYMAP_DEPTH + 1][32]);
 /* 1 when s is an identity the archive stores (product code, sequence
  * number, indicia serial number, device): 1 to MK_IDENT_MAX printable
  * ASCII characters; else 0. */

@@ -104,7 +104,10 @@ enum mk_err archive_audit_append(struct mk_archive *a, const char *domain, struc
 	}
 	ds->audit_seq = seq;
 	memcpy(ds->head, hash, HASH_LEN);
-	return MK_OK;
+	/* the entry's hash is its leaf in the log's Merkle tree */
+	return mk_merkle_leaf(hash, HASH_LEN, hash) == MK_OK && mk_merkle_frontier_append(&ds->log, hash) == MK_OK
+	           ? MK_OK
+	           : MK_ERR_CRYPTO;
 }
 
 /* ---- Audit verification ------------------------------------------------------------ */

@@ -262,6 +262,7 @@ static enum mk_err do_update_key(struct mk_archive *a, void *arg)
 	struct key_args *k = arg;
 	struct domain_state ds;
 	struct mk_key_record *cur;
+	struct mk_buf *old = NULL;
 	struct mk_db_val p[2];
 	int64_t version = 0;
 	enum mk_err r;
@@ -287,8 +288,21 @@ static enum mk_err do_update_key(struct mk_archive *a, void *arg)
 	}
 	if ((r = write_version(a, &ds, k->rec, k->enc, version + 1, 0)) != MK_OK)
 		goto out;
+	/* a version Brass signed goes into the key map, and waits there for
+	 * the next signed head (keymap.c) */
+	if (k->rec->signer[0] == MK_BOX_BRASS) {
+		if ((old = mk_buf_new(MK_RECORD_MAX)) == NULL) {
+			r = MK_ERR_NOMEM;
+			goto out;
+		}
+		if ((cur->signer[0] == MK_BOX_BRASS && (r = mk_key_record_encode(cur, old)) != MK_OK) ||
+		    (r = archive_keymap_note(a, &ds, k->rec->domain, k->rec->key_id, mk_buf_data(old), mk_buf_len(old),
+		                             mk_buf_data(k->enc), mk_buf_len(k->enc))) != MK_OK)
+			goto out;
+	}
 	r = archive_domain_store(a, k->rec->domain, &ds);
 out:
+	mk_buf_free(old);
 	free(cur);
 	return r;
 }

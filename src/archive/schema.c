@@ -101,6 +101,28 @@ const char *const mk_migrations[] = {
 	"  SELECT domain, device, period_start, 0, period_end, record FROM token_keys;"
 	"DROP TABLE token_keys;"
 	"ALTER TABLE token_keys_v4 RENAME TO token_keys;",
+	/* 5: signed heads (keymap.c): the audit log's compact range, the key
+	 * map's nodes, the Brass versions written since the newest head, and
+	 * every head a Brass box signed */
+	"ALTER TABLE domains ADD COLUMN audit_frontier @BLOB@;"
+	"CREATE TABLE keymap ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  lvl BIGINT NOT NULL,"
+	"  idx BIGINT NOT NULL,"
+	"  hash @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, lvl, idx));"
+	"CREATE TABLE keymap_pending ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  n BIGINT NOT NULL,"
+	"  key_id BIGINT NOT NULL,"
+	"  old_record @BLOB@ NOT NULL,"
+	"  record @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, n));"
+	"CREATE TABLE heads ("
+	"  domain TEXT NOT NULL REFERENCES domains (id),"
+	"  seq BIGINT NOT NULL,"
+	"  head @BLOB@ NOT NULL,"
+	"  PRIMARY KEY (domain, seq));",
 };
 
 const int mk_migration_count = (int)(MK_ARRAY_LEN(mk_migrations));

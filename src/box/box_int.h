@@ -86,6 +86,13 @@ struct box_domain {
 	X509 *domain_cert, *root;
 	size_t npending;
 	struct box_reg_pending pending[BOX_REG_PENDING_MAX];
+	/* Brass and Tin: the newest signed head of the domain's archive this
+	 * box knows (heads.c): the one it signed last (Brass, kept in its
+	 * sealed state), or a newer one it was shown since */
+	uint8_t *head;
+	size_t head_len;
+	struct mk_head head_dec;
+	int head_new; /* known since the state was last saved */
 };
 
 struct mk_box;
@@ -178,6 +185,18 @@ void box_vcache_free(struct mk_box *b);
 
 /* The domain process of domain id, or NULL. */
 struct box_domain *box_find_domain(struct mk_box *b, const char *id);
+/* heads.c: checks a signed head p[0..n) of d shown to the box: of d,
+ * signed by key (the domain's Brass authentication key), and not older
+ * than the newest d knows, nor another of the same number; a newer one
+ * becomes the newest known. With older_ok, an older one is let through
+ * (Sign Head's answer again). MK_RC_PARAM_MISMATCH (malformed),
+ * MK_RC_WRONG_DOMAIN, MK_RC_SIGNATURE_INVALID, MK_RC_HEAD_STALE. */
+MK_WUR enum mk_err box_head_check(struct box_domain *d, EVP_PKEY *key, const uint8_t *p, size_t n,
+                                  struct mk_head *h, int older_ok);
+enum mk_err box_cmd_sign_head(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
+                              struct mk_tlv_writer *result);
+enum mk_err box_cmd_head(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
+                         struct mk_tlv_writer *result);
 /* The key of country in d, or NULL. */
 const struct box_country *box_find_country(const struct box_domain *d, const char *country);
 

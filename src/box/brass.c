@@ -533,6 +533,8 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_verify, ED, box_cmd_verify },
 	{ &mk_box_cmd_reg_challenge, ED, box_cmd_reg_challenge },
 	{ &mk_box_cmd_reg_complete, ED, box_cmd_reg_complete },
+	{ &mk_box_cmd_sign_head, ED, box_cmd_sign_head },
+	{ &mk_box_cmd_head, ED, box_cmd_head },
 };
 
 static const struct mk_msg_table table = {

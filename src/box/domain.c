@@ -25,6 +25,9 @@ void box_domain_clear(struct box_domain *d)
 	for (size_t i = 0; i < d->ncountries; i++)
 		mk_secret_free(d->countries[i].key);
 	EVP_PKEY_free(d->authority);
+	free(d->head);
+	d->head = NULL;
+	d->head_len = 0;
 	X509_free(d->domain_cert);
 	X509_free(d->root);
 	for (size_t i = 0; i < d->npending; i++)

@@ -18,7 +18,8 @@
 #include "meterkey/seal.h"
 
 /* Tags of one domain in the sealed state, and of one pending challenge. */
-enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02, SD_PENDING = 0x03, SD_LAST_MI7 = 0x04, SD_LAST_MI7_KEY = 0x05 };
+enum { SD_PACKAGE = 0x01, SD_LAST_KEY_ID = 0x02, SD_PENDING = 0x03, SD_LAST_MI7 = 0x04, SD_LAST_MI7_KEY = 0x05,
+       SD_HEAD = 0x06 };
 enum { RP_SERVER = 0x01, RP_EPH = 0x02, RP_TRANSPORT = 0x03, RP_TIME = 0x04 };
 
 #define STATE_CAP MK_BOX_STATE_MAX
@@ -109,6 +110,26 @@ static enum mk_err last_mi7_decode(struct box_domain *d, struct mk_tlv_reader *r
 	return MK_OK;
 }
 
+/* Brass's newest signed head of a domain (SD_HEAD), when it signed one. */
+static enum mk_err head_decode(struct box_domain *d, struct mk_tlv_reader *r)
+{
+	const uint8_t *v;
+	size_t vn;
+	uint8_t tag;
+	enum mk_err e;
+
+	if ((e = mk_tlv_peek_tag(r, &tag)) != MK_OK || tag != SD_HEAD)
+		return e;
+	if ((e = mk_tlv_get_bytes(r, SD_HEAD, 1, MK_HEAD_MAX, &v, &vn)) != MK_OK)
+		return e;
+	if (mk_head_decode(v, vn, &d->head_dec) != MK_OK || (d->head = malloc(vn)) == NULL)
+		return MK_ERR_TLV_VALUE;
+	memcpy(d->head, v, vn);
+	d->head_len = vn;
+	d->head_new = 0;
+	return MK_OK;
+}
+
 static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 {
 	struct mk_tlv_writer w, list, one;
@@ -133,6 +154,7 @@ static enum mk_err state_encode(const struct mk_box *b, struct mk_buf *out)
 		    (d->last_mi7 != NULL &&
 		     ((r = mk_tlv_put_bytes(&one, SD_LAST_MI7, d->last_mi7, d->last_mi7_len)) != MK_OK ||
 		      (r = mk_tlv_put_u64(&one, SD_LAST_MI7_KEY, d->last_mi7_key)) != MK_OK)) ||
+		    (d->head != NULL && (r = mk_tlv_put_bytes(&one, SD_HEAD, d->head, d->head_len)) != MK_OK) ||
 		    (r = mk_tlv_end(&list, &one)) != MK_OK)
 			return r;
 	}
@@ -185,7 +207,7 @@ enum mk_err box_state_decode(struct mk_box *b, const uint8_t *p, size_t n)
 		    (e = box_domain_load(d, b->id, v, vn)) != MK_OK ||
 		    (e = mk_tlv_get_u64(&one, SD_LAST_KEY_ID, &d->last_key_id)) != MK_OK ||
 		    (e = pending_decode(d, &one)) != MK_OK || (e = last_mi7_decode(d, &one)) != MK_OK ||
-		    (e = mk_tlv_reader_end(&one)) != MK_OK)
+		    (e = head_decode(d, &one)) != MK_OK || (e = mk_tlv_reader_end(&one)) != MK_OK)
 			return e;
 	}
 	if ((e = mk_tlv_reader_end(&list)) != MK_OK)

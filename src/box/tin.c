@@ -14,6 +14,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_generation, E, box_cmd_generation },
 	{ &mk_box_cmd_identity, 0, box_cmd_identity },
 	{ &mk_box_cmd_tin_verify, E | MK_MSG_CMD_DOMAIN, box_cmd_verify },
+	{ &mk_box_cmd_head, E | MK_MSG_CMD_DOMAIN, box_cmd_head },
 };
 
 static const struct mk_msg_table table = {

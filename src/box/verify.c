@@ -40,6 +40,8 @@ struct vkey {
 	uint32_t first_day, end_day;     /* registration day (or period start), period end */
 	uint32_t last_day;               /* an OBSOLETE key's retirement day, else UINT32_MAX */
 	int64_t fresh_until;             /* Tin: the token key record's freshness end */
+	uint64_t proven;                 /* the signed head its record was shown newest under (0: none) */
+	uint8_t master[32];              /* Tin: SHA-256 of the master key record its status is from */
 	int token_key;                   /* key is the token key of period (Tin) */
 	uint8_t key[MK_MASTER_KEY_LEN];
 	uint32_t period;                 /* of cmac */
@@ -421,6 +423,115 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	return mk_cmac_verify(k->cmac, dp, dn, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
 }
 
+/* ---- The newest version, under the signed head --------------------------------------------- */
+
+/* p[0..n) (record key_id) is the newest version under head h: its leaf,
+ * with the proof, gives the head's map root. */
+static enum mk_err newest(uint64_t key_id, const uint8_t *p, size_t n, const uint8_t *proof, size_t pn,
+                          const struct mk_head *h)
+{
+	uint8_t leaf[32], root[32];
+
+	if (mk_keymap_leaf(key_id, p, n, leaf) != MK_OK || mk_keymap_root(key_id, leaf, proof, pn, root) != MK_OK ||
+	    CRYPTO_memcmp(root, h->map_root, 32) != 0)
+		return MK_RC_NOT_NEWEST;
+	return MK_OK;
+}
+
+/* Tin: the status of k's key from its master key record p[0..n), which
+ * a Brass box of the domain signed and which is the newest version under
+ * h: ACTIVE verifies, OBSOLETE up to its retirement day, nothing else. */
+static enum mk_err tin_status(const struct box_domain *d, struct vkey *k, const uint8_t *p, size_t n,
+                              const uint8_t *proof, size_t pn, const struct mk_head *h)
+{
+	struct mk_key_record *rec;
+	uint8_t hash[32];
+	enum mk_err e;
+
+	if (mk_sha256(p, n, hash) != MK_OK)
+		return MK_ERR_CRYPTO;
+	if (k->proven == h->seq && CRYPTO_memcmp(hash, k->master, 32) == 0)
+		return MK_OK;
+	if ((rec = calloc(1, sizeof(*rec))) == NULL)
+		return MK_ERR_NOMEM;
+	if (mk_key_record_decode(p, n, rec) != MK_OK || rec->key_id != k->key_id ||
+	    strcmp(rec->product_code, k->product_code) != 0 || strcmp(rec->mfg_seq, k->mfg_seq) != 0) {
+		e = MK_RC_PARAM_MISMATCH;
+		goto out;
+	}
+	if (strcmp(rec->domain, d->id) != 0) {
+		e = MK_RC_WRONG_DOMAIN;
+		goto out;
+	}
+	if (rec->signer[0] != MK_BOX_BRASS || rec->sig_len != MK_ECDSA_SIG_LEN ||
+	    box_verify_record(d->brass_auth, rec) != MK_OK) {
+		e = MK_RC_SIGNATURE_INVALID;
+		goto out;
+	}
+	if ((e = newest(rec->key_id, p, n, proof, pn, h)) != MK_OK)
+		goto out;
+	k->active = rec->status == MK_KEY_ACTIVE || rec->status == MK_KEY_OBSOLETE;
+	k->last_day = rec->status == MK_KEY_OBSOLETE ? mk_indicium_day(rec->status_time) : UINT32_MAX;
+	memcpy(k->master, hash, 32);
+	k->proven = h->seq;
+out:
+	free(rec);
+	return e;
+}
+
+/* The key records of a request, each with its proof (and Tin's master key
+ * record) under the request's head: any that fails refuses the request. */
+static enum mk_err request_keys(struct mk_box *b, struct box_domain *d, const struct mk_box_verify_req *in,
+                                struct vkey **keys, size_t *nkeysp)
+{
+	struct mk_tlv_reader kl, pl, ml;
+	struct mk_head h;
+	const uint8_t *p, *pr, *m = NULL;
+	size_t n, prn, mn = 0, nkeys = 0, np, nm;
+	int tin = b->type == MK_BOX_TIN;
+	enum mk_err e;
+
+	mk_tlv_reader_init(&kl, in->keys, in->keys_len);
+	mk_tlv_reader_init(&pl, in->has_proofs ? in->proofs : NULL, in->has_proofs ? in->proofs_len : 0);
+	mk_tlv_reader_init(&ml, in->has_records ? in->records : NULL, in->has_records ? in->records_len : 0);
+	for (;;) {
+		size_t at = nkeys;
+
+		if ((e = mk_msg_list_next(&kl, &at, MK_VERIFY_KEYS_MAX, &p, &n)) != MK_OK)
+			return e;
+		if (p == NULL)
+			break;
+		if (n == 0)
+			return MK_ERR_TLV_VALUE; /* a record of 1 byte or more */
+		/* a key record counts only under a signed head no older than the
+		 * newest this box knows, with its proof beside it */
+		if (nkeys == 0) {
+			if (!in->has_head || !in->has_proofs || (tin && !in->has_records))
+				return MK_RC_NOT_NEWEST;
+			if ((e = box_head_check(d, tin ? d->brass_auth : d->sign, in->head, in->head_len, &h, 0)) != MK_OK)
+				return e;
+		}
+		np = nm = nkeys;
+		if ((e = mk_msg_list_next(&pl, &np, MK_VERIFY_KEYS_MAX, &pr, &prn)) != MK_OK ||
+		    (tin && (e = mk_msg_list_next(&ml, &nm, MK_VERIFY_KEYS_MAX, &m, &mn)) != MK_OK))
+			return e;
+		if (pr == NULL || (tin && m == NULL))
+			return MK_RC_NOT_NEWEST;
+		e = tin ? tin_key(b, d, p, n, &keys[nkeys]) : brass_key(b, d, p, n, &keys[nkeys]);
+		if (e != MK_OK)
+			return e;
+		if (tin)
+			e = tin_status(d, keys[nkeys], m, mn, pr, prn, &h);
+		else if (keys[nkeys]->proven != h.seq && (e = newest(keys[nkeys]->key_id, p, n, pr, prn, &h)) == MK_OK)
+			keys[nkeys]->proven = h.seq;
+		if (e != MK_OK)
+			return e;
+		nkeys++;
+	}
+	*nkeysp = nkeys;
+	return MK_OK;
+}
+
 /* Verify (Brass and Tin): the keys first (any bad one refuses the request),
  * then each item; one result byte per item. */
 enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
@@ -433,7 +544,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	struct mk_box_verify_req in;
 	struct mk_box_verify_res res;
 	struct mk_msg_verify_item item;
-	struct mk_tlv_reader kl, il;
+	struct mk_tlv_reader il;
 	struct mk_buf *data = NULL;
 	const uint8_t *p;
 	size_t n, nkeys = 0, nitems = 0;
@@ -444,22 +555,14 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 		return MK_ERR_NOMEM;
 	if ((e = mk_box_verify_req_get(params, &in)) != MK_OK)
 		return e;
-	mk_tlv_reader_init(&kl, in.keys, in.keys_len);
+	if ((e = request_keys(b, d, &in, keys, &nkeys)) != MK_OK)
+		return e;
+	/* A newer head than the box knew is kept in its sealed state, so that
+	 * an archive rolled back behind it is refused after a restart too
+	 * (a box that cannot write its state still refuses it until then). */
+	if (d->head_new && box_save(b) == MK_OK)
+		d->head_new = 0;
 	mk_tlv_reader_init(&il, in.items, in.items_len);
-	for (;;) {
-		size_t at = nkeys;
-
-		if ((e = mk_msg_list_next(&kl, &at, MK_VERIFY_KEYS_MAX, &p, &n)) != MK_OK)
-			return e;
-		if (p == NULL)
-			break;
-		if (n == 0)
-			return MK_ERR_TLV_VALUE; /* a record of 1 byte or more */
-		e = b->type == MK_BOX_TIN ? tin_key(b, d, p, n, &keys[nkeys]) : brass_key(b, d, p, n, &keys[nkeys]);
-		if (e != MK_OK)
-			return e;
-		nkeys++;
-	}
 	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL)
 		return MK_ERR_NOMEM;
 	for (;;) {

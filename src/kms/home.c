@@ -423,19 +423,6 @@ void kms_log_refusal(struct mk_kms *k, const char *domain, const char *box_id, u
 		                            k->detail, mk_kms_now(k));
 }
 
-/* Archives next (a record a box signed) over the current version. */
-enum mk_err kms_archive_update(struct mk_kms *k, const struct mk_key_record *next, const char *box)
-{
-	enum mk_err e = mk_archive_update_key(k->archive, next);
-
-	if (e != MK_OK) {
-		kms_fail(k, e, "archive refused the %s record of key %s/%llu", mk_key_status_name(next->status),
-		         next->domain, (unsigned long long)next->key_id);
-		kms_log_refusal(k, next->domain, box, next->key_id, e);
-	}
-	return e;
-}
-
 /* ---- Meters ------------------------------------------------------------------------------ */
 
 int kms_ident_safe(const char *s)

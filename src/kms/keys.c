@@ -195,7 +195,7 @@ static enum mk_err abandon(struct mk_kms *k, struct mk_box *b, const char *brass
 	rq.reason = (uint32_t)reason;
 	if ((e = kms_call_abandon(k, b, rec->domain, mk_kms_now(k), &rq, &rs, res)) != MK_OK ||
 	    (e = mk_key_record_decode(rs.record, rs.record_len, rec)) != MK_OK ||
-	    (e = kms_archive_update(k, rec, brass)) != MK_OK)
+	    (e = kms_archive_update(k, rec, brass, b)) != MK_OK)
 		goto out;
 	kms_keep_confirmation(k, &rs, rec->domain, rec->key_id, "mi10");
 	memcpy(k->detail, saved, sizeof(saved));
@@ -288,11 +288,14 @@ static enum mk_err confirm(struct mk_kms *k, struct install_ctx *c)
 	}
 	if ((e = mk_key_record_decode(rs.record, rs.record_len, c->rec)) != MK_OK)
 		goto out;
-	/* MI9 */
-	if ((e = kms_archive_update(k, c->rec, c->brass)) != MK_OK)
+	/* MI9, and the head over it once the evidence is spent (a head not
+	 * signed leaves the version archived, waiting: the command fails) */
+	if ((e = kms_archive_update(k, c->rec, c->brass, NULL)) != MK_OK)
 		goto pending;
 	kms_keep_confirmation(k, &rs, c->domain, c->key_id, "mi10"); /* MI10 */
 	unlink(mi7);
+	if ((e = kms_sign_heads(k, b, c->domain)) != MK_OK)
+		goto out;
 	if (c->rec->status == MK_KEY_BAD) {
 		e = kms_fail(k, (enum mk_err)c->rec->bad_reason, "key %s/%llu is BAD (Brass %s)", c->domain,
 		             (unsigned long long)c->key_id, c->brass);

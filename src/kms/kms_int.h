@@ -206,9 +206,18 @@ MK_WUR enum mk_err kms_check_domains(struct mk_kms *k, const char *const *domain
 void kms_log_refusal(struct mk_kms *k, const char *domain, const char *box_id, uint64_t key_id,
                      enum mk_err code);
 
-/* Archives next, a record box signed, over the key's current version. The
- * archive's refusal is reported and logged against box. */
-MK_WUR enum mk_err kms_archive_update(struct mk_kms *k, const struct mk_key_record *next, const char *box);
+/* Archives next, a record box signed, over the key's current version, then
+ * has Brass box b (open; NULL: not now, the caller does it with
+ * kms_sign_heads) sign the domain's next head over it. The archive's
+ * refusal is reported and logged against box; a head not signed is
+ * reported with the version archived. */
+MK_WUR enum mk_err kms_archive_update(struct mk_kms *k, const struct mk_key_record *next, const char *box,
+                                      struct mk_box *b);
+
+/* heads.c (kms_archive_update too): has Brass box b (open) sign the domain's heads over the
+ * versions written since its newest (mk_archive_sign_head). A failure is
+ * reported: the versions stay in the archive, waiting. */
+MK_WUR enum mk_err kms_sign_heads(struct mk_kms *k, struct mk_box *b, const char *domain);
 
 /* ---- Meters (home.c) ------------------------------------------------------------------ */
 

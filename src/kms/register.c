@@ -74,7 +74,7 @@ static enum mk_err brass_step(struct mk_kms *k, const char *domain, uint64_t key
 	}
 	if ((e = mk_key_record_decode(p, n, rec)) != MK_OK)
 		goto out;
-	if ((e = kms_archive_update(k, rec, brass)) == MK_OK && rp != NULL)
+	if ((e = kms_archive_update(k, rec, brass, b)) == MK_OK && rp != NULL)
 		kms_keep_confirmation(k, &regd, domain, key_id, "mr4");
 out:
 	kms_close_box(k, b);

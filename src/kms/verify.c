@@ -72,12 +72,32 @@ enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct 
 	v->keys = mk_buf_new(MK_MSG_MAX);
 	v->items = mk_buf_new(MK_MSG_MAX);
 	v->res = mk_buf_new(MK_MSG_MAX);
-	if (v->keys == NULL || v->items == NULL || v->res == NULL || v->scratch == NULL) {
+	v->proofs = mk_buf_new(MK_MSG_MAX);
+	v->mrecs = mk_buf_new(MK_MSG_MAX);
+	if (v->keys == NULL || v->items == NULL || v->res == NULL || v->scratch == NULL || v->proofs == NULL ||
+	    v->mrecs == NULL) {
 		mk_verifier_free(v);
 		return MK_ERR_NOMEM;
 	}
 	*vp = v;
 	return MK_OK;
+}
+
+void verifier_lookup_free(struct lookup *l)
+{
+	mk_buf_free(l->rec);
+	mk_buf_free(l->proof);
+	mk_buf_free(l->mrec);
+	l->rec = l->proof = l->mrec = NULL;
+}
+
+void verifier_forget(struct vdomain *d)
+{
+	for (size_t j = 0; j < d->nlook; j++)
+		verifier_lookup_free(&d->look[j]);
+	d->nlook = d->next = 0;
+	for (size_t i = 0; i < LOOKUP_BUCKETS; i++)
+		d->head[i] = LOOKUP_NONE;
 }
 
 void mk_verifier_free(struct mk_verifier *v)
@@ -89,13 +109,15 @@ void mk_verifier_free(struct mk_verifier *v)
 
 		if (!d->shared)
 			kms_close_box(v->kms, d->box); /* wipes the box's key cache */
-		for (size_t j = 0; j < d->nlook; j++)
-			mk_buf_free(d->look[j].rec);
+		verifier_forget(d);
+		mk_buf_free(d->signed_head);
 		free(d);
 	}
 	mk_buf_free(v->keys);
 	mk_buf_free(v->items);
 	mk_buf_free(v->res);
+	mk_buf_free(v->proofs);
+	mk_buf_free(v->mrecs);
 	mk_buf_free(v->scratch);
 	free(v->bins);
 	free(v->bin_len);

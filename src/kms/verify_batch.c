@@ -63,6 +63,28 @@ static void lookup_unlink(struct vdomain *d, struct lookup *l)
 		}
 }
 
+/* The record found (key key_id, Tin's master key record) as it stands
+ * under the domain's newest signed head, with its proof: what the box
+ * takes (mk_archive_key_proof). The head's number is the lookup's. */
+static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct lookup *l, uint64_t key_id)
+{
+	struct mk_buf *into = v->tin ? l->mrec : l->rec;
+	struct mk_head *h;
+	enum mk_err e;
+
+	if (d->signed_head == NULL && (d->signed_head = mk_buf_new(MK_HEAD_MAX)) == NULL)
+		return MK_ERR_NOMEM;
+	if ((h = malloc(sizeof(*h))) == NULL)
+		return MK_ERR_NOMEM;
+	e = mk_archive_key_proof(mk_kms_archive(v->kms), d->id, key_id, d->signed_head, into, l->proof);
+	if (e == MK_OK && mk_head_decode(mk_buf_data(d->signed_head), mk_buf_len(d->signed_head), h) != MK_OK)
+		e = MK_ERR_DB_HEAD;
+	if (e == MK_OK)
+		l->head_seq = h->seq;
+	free(h);
+	return e;
+}
+
 /* The key record of a device in d for an indicium dated day: remembered per
  * device (and, for Tin, per period), looked up in the archive once. Of
  * several remembered entries that fit, the first in the table. The entry
@@ -94,7 +116,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		l = &d->look[d->next];
 		d->next = (d->next + 1) % LOOKUP_MAX;
 		lookup_unlink(d, l);
-		mk_buf_free(l->rec);
+		verifier_lookup_free(l);
 	}
 	memset(l, 0, sizeof(*l));
 	snprintf(l->device, sizeof(l->device), "%s-%s", ind->product_code, ind->mfg_seq);
@@ -102,7 +124,10 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 	l->bucket = bucket;
 	l->chain = d->head[bucket];
 	d->head[bucket] = (uint16_t)(l - d->look);
-	if ((l->rec = mk_buf_new(MK_RECORD_MAX)) == NULL) {
+	l->rec = mk_buf_new(MK_RECORD_MAX);
+	l->proof = mk_buf_new(MK_KEYMAP_PROOF_MAX);
+	l->mrec = v->tin ? mk_buf_new(MK_RECORD_MAX) : NULL;
+	if (l->rec == NULL || l->proof == NULL || (v->tin && l->mrec == NULL)) {
 		*ep = MK_ERR_NOMEM;
 		goto fail;
 	}
@@ -115,7 +140,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		}
 		*ep = mk_archive_find_device_key(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq, r);
 		if (*ep == MK_OK)
-			*ep = mk_key_record_encode(r, l->rec);
+			*ep = under_head(v, d, l, r->key_id);
 		free(r);
 	} else {
 		struct mk_token_key_record *t = calloc(1, sizeof(*t));
@@ -137,22 +162,14 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 			                               t);
 		if (*ep == MK_OK) {
 			/* The token key record stays to its month's end; the
-			 * archive's master key record says whether the key is
-			 * still ACTIVE, or until which day an OBSOLETE one (a
-			 * meter retired meanwhile) verifies. The status only ever
-			 * refuses here, never accepts. */
-			struct mk_key_record *mr = calloc(1, sizeof(*mr));
-
-			if (mr == NULL) {
-				free(t);
-				*ep = MK_ERR_NOMEM;
-				goto fail;
-			}
-			l->last_day = mk_archive_get_key(mk_kms_archive(v->kms), d->id, t->key_id, mr) != MK_OK ? -1
-			              : mr->status == MK_KEY_ACTIVE                                                ? INT64_MAX
-			              : mr->status == MK_KEY_OBSOLETE ? (int64_t)mk_indicium_day(mr->status_time)
-			                                              : -1;
-			free(mr);
+			 * master key record under the signed head says whether the
+			 * key is still ACTIVE, or until which day an OBSOLETE one (a
+			 * meter retired meanwhile) verifies: Tin checks both. */
+			*ep = under_head(v, d, l, t->key_id);
+			if (*ep == MK_RC_RECORD_UNKNOWN) /* a token key of a key no head knows */
+				*ep = MK_ERR_DB_HEAD;
+		}
+		if (*ep == MK_OK) {
 			/* remembered for the whole month: an indicium of the
 			 * registration month dated before the registration finds
 			 * this record too, and the box says so */
@@ -174,9 +191,9 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 	if (*ep != MK_OK) {
 		kms_fail(v->kms, *ep, "verifying an indicium of %s-%s: the archive did not give its %s of domain %s%s%s",
 		         ind->product_code, ind->mfg_seq, v->tin ? "token key record" : "key record", d->id,
-		         *ep == MK_ERR_DB_RECORD ? "; `meterkey archive verify --domain " : "",
-		         *ep == MK_ERR_DB_RECORD ? d->id : "");
-		if (*ep == MK_ERR_DB_RECORD)
+		         *ep == MK_ERR_DB_RECORD || *ep == MK_ERR_DB_HEAD ? "; `meterkey archive verify --domain " : "",
+		         *ep == MK_ERR_DB_RECORD || *ep == MK_ERR_DB_HEAD ? d->id : "");
+		if (*ep == MK_ERR_DB_RECORD || *ep == MK_ERR_DB_HEAD)
 			kms_fail_more(v->kms, *ep, "` checks the domain's records");
 		goto fail;
 	}
@@ -189,6 +206,39 @@ fail:
 	l->pin = 0;
 	return NULL;
 }
+/* The domain's newest head's number: when it is not the one d's records
+ * were read under, they are forgotten. */
+static enum mk_err head_now(struct mk_verifier *v, struct vdomain *d)
+{
+	struct mk_buf *b = mk_buf_new(MK_HEAD_MAX);
+	struct mk_head *h = malloc(sizeof(*h));
+	enum mk_err e;
+
+	if (b == NULL || h == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	e = mk_archive_get_head(mk_kms_archive(v->kms), d->id, 0, b);
+	if (e == MK_RC_RECORD_UNKNOWN) {
+		h->seq = 0;
+		e = MK_OK;
+	} else if (e == MK_OK && mk_head_decode(mk_buf_data(b), mk_buf_len(b), h) != MK_OK) {
+		e = MK_ERR_DB_HEAD;
+	}
+	if (e != MK_OK) {
+		kms_fail(v->kms, e, "the archive did not give domain %s's signed head", d->id);
+		goto out;
+	}
+	if (h->seq != d->head_seq) {
+		verifier_forget(d);
+		d->head_seq = h->seq;
+	}
+out:
+	mk_buf_free(b);
+	free(h);
+	return e;
+}
+
 /* ---- Requests to the boxes -------------------------------------------------------------- */
 
 
@@ -227,7 +277,7 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	struct lookup *keys[MK_VERIFY_KEYS_MAX];
 	uint16_t ki[MK_VERIFY_BATCH_MAX];
 	size_t nkeys = 0;
-	struct mk_tlv_writer kl, il;
+	struct mk_tlv_writer kl, il, pl, ml;
 	struct mk_box_verify_req rq;
 	struct mk_box_verify_res rs;
 	uint8_t one[MK_INDICIUM_BIN_MAX + 16];
@@ -254,8 +304,17 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	mk_buf_reset(v->items);
 	mk_tlv_writer_init(&kl, v->keys);
 	mk_tlv_writer_init(&il, v->items);
+	/* each key record with its proof under the domain's head (Tin: and
+	 * its master key record), three lists side by side */
+	mk_buf_reset(v->proofs);
+	mk_buf_reset(v->mrecs);
+	mk_tlv_writer_init(&pl, v->proofs);
+	mk_tlv_writer_init(&ml, v->mrecs);
 	for (size_t j = 0; j < nkeys; j++)
-		if ((e = mk_msg_list_put_bytes(&kl, j, mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) != MK_OK)
+		if ((e = mk_msg_list_put_bytes(&kl, j, mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) != MK_OK ||
+		    (e = mk_msg_list_put_bytes(&pl, j, mk_buf_data(keys[j]->proof), mk_buf_len(keys[j]->proof))) != MK_OK ||
+		    (v->tin &&
+		     (e = mk_msg_list_put_bytes(&ml, j, mk_buf_data(keys[j]->mrec), mk_buf_len(keys[j]->mrec))) != MK_OK))
 			goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct mk_msg_verify_item item = { ki[i], NULL, 0 };
@@ -267,8 +326,18 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		    (e = mk_msg_list_put_bytes(&il, i, mk_buf_data(&ob), mk_buf_len(&ob))) != MK_OK)
 			goto out;
 	}
+	memset(&rq, 0, sizeof(rq));
 	MK_MSG_SET(rq, keys, v->keys);
 	MK_MSG_SET(rq, items, v->items);
+	if (nkeys > 0) {
+		MK_MSG_SET(rq, head, d->signed_head);
+		MK_MSG_SET(rq, proofs, v->proofs);
+		rq.has_head = rq.has_proofs = true;
+		if (v->tin) {
+			MK_MSG_SET(rq, records, v->mrecs);
+			rq.has_records = true;
+		}
+	}
 	if ((e = mk_kms_box_call(v->kms, d->box, v->tin ? &mk_box_cmd_tin_verify : &mk_box_cmd_verify, d->id, &rq,
 	                         &rs, v->res)) != MK_OK)
 		goto out;
@@ -281,11 +350,6 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 
 		results[i] = p[i] <= MK_VR_DUPLICATE || (v->tin && p[i] == MK_VR_STATUS_STALE) ? p[i]
 		                                                                              : MK_VR_MALFORMED; /* a box's words */
-		/* Tin: retired since its token key, and dated after its
-		 * retirement (mail in the stream before it still verifies) */
-		if (v->tin && lks[i]->found && (int64_t)inds[idx[i]].date > lks[i]->last_day &&
-		    results[i] != MK_VR_MALFORMED && results[i] != MK_VR_STATUS_STALE)
-			results[i] = MK_VR_KEY_NOT_ACTIVE;
 	}
 out:
 	mk_buf_free(bin);
@@ -297,7 +361,7 @@ out:
  * needs far less than the margin. An item's cost is its binary form at its
  * longest for its version (docs/indicium.md §2) and its TLV headers; a key
  * record's, its bytes and headers. */
-#define REQ_BUDGET (MK_MSG_MAX - 1024)
+#define REQ_BUDGET (MK_MSG_MAX - 1024 - MK_HEAD_MAX)
 #define ITEM_COST_V1 (192 + 16)
 #define ITEM_COST_V2 (ITEM_COST_V1 + 1 + MK_ECDSA_SIG_LEN)
 #define KEY_COST 8
@@ -327,7 +391,8 @@ static size_t batch_len(const struct mk_indicium *inds, const struct group *g, s
 		size_t cost = inds[g->order[b + m]].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
 
 		if (lk->found && (m == 0 || g->olks[b + m - 1] != lk))
-			cost += KEY_COST + mk_buf_len(lk->rec);
+			cost += 3 * KEY_COST + mk_buf_len(lk->rec) + mk_buf_len(lk->proof) +
+			        (lk->mrec != NULL ? mk_buf_len(lk->mrec) : 0);
 		if (m > 0 && bytes + cost > REQ_BUDGET)
 			break;
 		bytes += cost;
@@ -352,21 +417,38 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 	size_t no = 0;
 	enum mk_err e = MK_OK;
 
-	v->serial++;
-	for (size_t t = 0; t < n; t++) {
-		struct lookup *lk = lookup(v, d, &inds[items[t]], &e);
+	/* every record of a request under one head, the newest: a head
+	 * signed since the records were remembered makes them stale, and one
+	 * signed while they were looked up has them looked up again */
+	for (int attempt = 0;; attempt++) {
+		int same = 1;
 
-		if (lk == NULL)
+		if ((e = head_now(v, d)) != MK_OK)
 			return e;
-		g->lks[t] = lk;
-		g->gnext[t] = LOOKUP_NONE;
-		if (lk->gserial != v->serial) {
-			lk->gserial = v->serial;
-			lk->gfirst = lk->glast = (uint16_t)t;
-		} else {
-			g->gnext[lk->glast] = (uint16_t)t;
-			lk->glast = (uint16_t)t;
+		v->serial++;
+		for (size_t t = 0; t < n; t++) {
+			struct lookup *lk = lookup(v, d, &inds[items[t]], &e);
+
+			if (lk == NULL)
+				return e;
+			same &= !lk->found || lk->head_seq == d->head_seq;
+			g->lks[t] = lk;
+			g->gnext[t] = LOOKUP_NONE;
+			if (lk->gserial != v->serial) {
+				lk->gserial = v->serial;
+				lk->gfirst = lk->glast = (uint16_t)t;
+			} else {
+				g->gnext[lk->glast] = (uint16_t)t;
+				lk->glast = (uint16_t)t;
+			}
 		}
+		if (same)
+			break;
+		if (attempt == 3)
+			return kms_fail(v->kms, MK_ERR_DB_BUSY, "domain %s's signed head kept moving while its records were read",
+			                d->id);
+		verifier_forget(d);
+		d->head_seq = 0;
 	}
 	for (size_t t = 0; t < n; t++) {
 		if (g->lks[t]->gfirst != t)

@@ -58,9 +58,10 @@ struct lookup {
 	struct mk_buf *rec;
 	uint32_t bucket;             /* of device in the index */
 	uint16_t chain;              /* the next entry of the bucket, or LOOKUP_NONE */
-	int64_t last_day;            /* Tin: the last day the master key record lets verify
-	                              * (ACTIVE: INT64_MAX; OBSOLETE: its retirement day;
-	                              * otherwise -1) */
+	struct mk_buf *proof;        /* the record's proof (Tin: its master key record's) under
+	                              * the domain's head head_seq */
+	struct mk_buf *mrec;         /* Tin: the master key record the token key record is of */
+	uint64_t head_seq;
 	uint64_t pin;                /* in use by the group being sent: not replaced */
 	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
 	uint64_t gserial;            /* the grouping these belong to */
@@ -73,7 +74,14 @@ struct vdomain {
 	size_t nlook, next;
 	uint16_t head[LOOKUP_BUCKETS]; /* first entry of each bucket, or LOOKUP_NONE */
 	struct lookup look[LOOKUP_MAX];
+	struct mk_buf *signed_head;    /* the domain's newest signed head, as the lookups found it */
+	uint64_t head_seq;             /* its number (0: none read yet) */
 };
+
+/* verify.c: frees what a remembered record holds; forgets every record
+ * remembered of d (a newer head makes them stale). */
+void verifier_lookup_free(struct lookup *l);
+void verifier_forget(struct vdomain *d);
 
 struct mk_verifier {
 	struct mk_kms *kms;
@@ -83,6 +91,7 @@ struct mk_verifier {
 	size_t ndomains;
 	struct vdomain *domains[MK_BOX_MAX_DOMAINS];
 	struct mk_buf *keys, *items, *res; /* one Verify request's lists, its answer */
+	struct mk_buf *proofs, *mrecs;     /* its lists beside the keys (signed heads) */
 	struct mk_buf *scratch; /* one indicium's binary form */
 	uint64_t serial; /* of the current group, for pins */
 	/* the current batch's binary forms, each encoded once for both roles */

@@ -5,6 +5,11 @@
 #include "meterkey/msg_box.h"
 
 MK_MSG_DEFINE(mk_msg_verify_item, MK_MSG_VERIFY_ITEM)
+MK_MSG_DEFINE(mk_msg_head_update, MK_MSG_HEAD_UPDATE)
+MK_MSG_DEFINE(mk_box_sign_head_req, MK_BOX_SIGN_HEAD_REQ)
+MK_MSG_DEFINE(mk_box_sign_head_res, MK_BOX_SIGN_HEAD_RES)
+MK_MSG_DEFINE_EMPTY(mk_box_head_req)
+MK_MSG_DEFINE(mk_box_head_res, MK_BOX_HEAD_RES)
 MK_MSG_DEFINE(mk_msg_install_body, MK_MSG_INSTALL_BODY)
 MK_MSG_DEFINE(mk_msg_signed, MK_MSG_SIGNED)
 MK_MSG_DEFINE(mk_msg_set_id_body, MK_MSG_SET_ID_BODY)

@@ -39,11 +39,11 @@ expect 1 "$MK" meter install --home "$H" --meter PM100-000002 --record "$T/flip.
 # archive verify: --home, $METERKEY_HOME, --archive alone; text unchanged
 expect 0 "$MK" archive verify --home "$H" --domain VE --json
 one_line
-grep_out '^{"ok":true,"domain":"VE","entries":[1-9][0-9]*}$' "$T/out"
+grep_out '^{"ok":true,"domain":"VE","entries":[1-9][0-9]*,"heads":{"count":[0-9]*,"waiting":0,"signatures_checked":true,"cert":"[^"]*/domains/VE.pem"}}$' "$T/out"
 METERKEY_HOME=$H expect 0 "$MK" archive verify --domain USPS --json
-grep_out '^{"ok":true,"domain":"USPS","entries":[1-9][0-9]*}$' "$T/out"
+grep_out '^{"ok":true,"domain":"USPS","entries":[1-9][0-9]*,"heads":{"count":[1-9][0-9]*,"waiting":0,"signatures_checked":true,"cert":"[^"]*/domains/USPS.pem"}}$' "$T/out"
 expect 0 "$MK" archive verify --archive "sqlite:$H/archive.db" --domain VE --json
-grep_out '^{"ok":true,"domain":"VE","entries":[1-9][0-9]*}$' "$T/out"
+grep_out '^{"ok":true,"domain":"VE","entries":[1-9][0-9]*,"heads":{"count":[0-9]*,"waiting":0,"signatures_checked":false}}$' "$T/out"
 expect 0 "$MK" archive verify --home "$H" --domain VE
 grep_out '^domain VE: audit log verifies ([1-9][0-9]* entries)$' "$T/out"
 

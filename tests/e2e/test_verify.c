@@ -32,6 +32,7 @@
 
 #include <openssl/crypto.h>
 
+#include "archive/archive_int.h" /* mk_archive_exec_raw: the test hook */
 #include "device/device_int.h"
 #include "e2e/world.h"
 #include "meterkey/indicium.h"
@@ -716,6 +717,69 @@ static void test_retired_meter_tin(void **state)
 }
 
 /*
+ * Signed heads (issue 14), on both backends: after the retirement, the
+ * retired key's ACTIVE version is put back over its OBSOLETE row in both
+ * domains, as someone with write access to the archive could. Brass and
+ * Tin refuse the request (MK_RC_NOT_NEWEST: the proof does not show that
+ * record at the signed head's key map root) rather than say good (which
+ * they did before heads); the archive's check of its heads names it. The
+ * row put back as it was (the positive twin): key not active again.
+ * put_version: the version of meter's keys in both domains with status to
+ * (from their history) over the current one of status from.
+ */
+static void put_version(const char *meter, enum mk_key_status from, enum mk_key_status to)
+{
+	static const char *const dom[] = { "VE", "USPS" };
+	char sql[512];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(sql, sizeof(sql),
+		         "UPDATE keys SET status = %d, version = version %s 1, record = (SELECT record FROM key_history h "
+		         "WHERE h.domain = keys.domain AND h.key_id = keys.key_id AND h.status = %d) "
+		         "WHERE domain = '%s' AND status = %d AND product_code = 'PM100' AND mfg_seq = '%s'",
+		         (int)to, to > from ? "+" : "-", (int)to, dom[i], (int)from, strchr(meter, '-') + 1);
+		assert_rc(mk_archive_exec_raw(mk_kms_archive(W.k), sql), MK_OK);
+	}
+}
+
+static void test_retired_row_put_back(void **state)
+{
+	struct mk_indicium later;
+	struct mk_verify_outcome o;
+	struct mk_verifier *v = NULL;
+	struct mk_heads_result hr;
+	char r[MK_METER_ID_MAX + 1];
+
+	(void)state;
+	fleet();
+	new_meter("PM100", "USPS", "US", "US0009", r);
+	assert_rc(mk_kms_meter_credit(W.k, r, 1000), MK_OK);
+	frank(r, 73, TODAY + 1, 1, &later);
+	distribute_all(mk_token_period(TODAY));
+	distribute_all(mk_token_period(TODAY + 1));
+	assert_rc(mk_kms_meter_retire(W.k, r), MK_OK);
+	for (int tin = 0; tin < 2; tin++) {
+		verify_n(tin, false, &later, 1, &o);
+		expect(&o, VR_INACTIVE, VR_INACTIVE);
+	}
+	put_version(r, MK_KEY_OBSOLETE, MK_KEY_ACTIVE);
+	for (int tin = 0; tin < 2; tin++) {
+		assert_rc(mk_verifier_new(W.k, tin, false, &v), MK_OK);
+		assert_rc(mk_verify_batch(v, &later, 1, &o), MK_RC_NOT_NEWEST);
+		mk_verifier_free(v);
+	}
+	/* the rows no longer give the stored map (the first check to see it) */
+	assert_rc(mk_archive_heads_verify(mk_kms_archive(W.k), "VE", NULL, NULL, &hr), MK_ERR_DB_HEAD);
+	assert_non_null(strstr(hr.reason, "a row or a map node was changed"));
+	put_version(r, MK_KEY_ACTIVE, MK_KEY_OBSOLETE);
+	for (int tin = 0; tin < 2; tin++) {
+		verify_n(tin, false, &later, 1, &o);
+		expect(&o, VR_INACTIVE, VR_INACTIVE);
+	}
+	assert_rc(mk_archive_heads_verify(mk_kms_archive(W.k), "VE", NULL, NULL, &hr), MK_OK);
+}
+
+/*
  * Tin freshness (issue 14): a token key record is fresh for a day from
  * when Brass signed it, by the boxes' own clocks. A Tin box whose clock
  * is past it answers status stale for every indicium, in both domains,
@@ -1249,7 +1313,9 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 {
 	struct mk_buf *keys = mk_buf_new(W_CAP), *items = mk_buf_new(W_CAP), *one = mk_buf_new(W_CAP),
 	              *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
-	struct mk_tlv_writer kl, il;
+	struct mk_buf *head = mk_buf_new(MK_HEAD_MAX), *mrec = mk_buf_new(MK_RECORD_MAX),
+	              *proof = mk_buf_new(MK_KEYMAP_PROOF_MAX), *proofs = mk_buf_new(W_CAP), *mrecs = mk_buf_new(W_CAP);
+	struct mk_tlv_writer kl, il, pl, ml;
 	struct mk_msg_verify_item item;
 	struct mk_box_verify_req rq;
 	struct mk_box_verify_res rs;
@@ -1272,7 +1338,32 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 	assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
 	rq = (struct mk_box_verify_req){ .keys = mk_buf_data(keys), .keys_len = mk_buf_len(keys),
 		                         .items = mk_buf_data(items), .items_len = mk_buf_len(items) };
+	/* beside the record, as the KMS sends it: the domain's signed head,
+	 * the master key record the token key record names (by its key ID) and
+	 * that record's proof under the head */
+	if (rec != NULL) {
+		struct mk_token_key_record *t = calloc(1, sizeof(*t));
+
+		assert_non_null(t);
+		assert_non_null(head);
+		assert_rc(mk_token_key_record_decode(mk_buf_data(rec), mk_buf_len(rec), t), MK_OK);
+		assert_rc(mk_archive_key_proof(mk_kms_archive(W.k), domain, t->key_id, head, mrec, proof), MK_OK);
+		mk_tlv_writer_init(&pl, proofs);
+		mk_tlv_writer_init(&ml, mrecs);
+		assert_rc(mk_msg_list_put_bytes(&pl, 0, mk_buf_data(proof), mk_buf_len(proof)), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&ml, 0, mk_buf_data(mrec), mk_buf_len(mrec)), MK_OK);
+		MK_MSG_SET(rq, head, head);
+		MK_MSG_SET(rq, proofs, proofs);
+		MK_MSG_SET(rq, records, mrecs);
+		rq.has_head = rq.has_proofs = rq.has_records = true;
+		free(t);
+	}
 	e = w_call(b, &mk_box_cmd_tin_verify, domain, mk_kms_now(W.k), &rq, &rs, res, NULL);
+	mk_buf_free(head);
+	mk_buf_free(mrec);
+	mk_buf_free(proof);
+	mk_buf_free(proofs);
+	mk_buf_free(mrecs);
 	if (e == MK_OK) {
 		assert_int_equal(rs.results_len, 1);
 		*resp = rs.results[0];
@@ -1643,6 +1734,7 @@ int main(void)
 		cmocka_unit_test(test_tokens_swapped_and_borrowed),
 		cmocka_unit_test(test_retired_meter),
 		cmocka_unit_test(test_retired_meter_tin),
+		cmocka_unit_test(test_retired_row_put_back),
 		cmocka_unit_test(test_tin_stale),
 		cmocka_unit_test(test_franking_refusals),
 		cmocka_unit_test(test_dated_before_registration),

@@ -1,0 +1,470 @@
+/*
+ * The key map and its signed heads (include/meterkey/archive.h, "Signed
+ * heads"; docs/internals/archive.md): the map's nodes kept in table
+ * keymap, each write of a Brass version setting its key's leaf and
+ * waiting in keymap_pending until a Brass box has signed a head over it,
+ * the signing of heads, and the proofs a verifier is given.
+ *
+ * The stored map is the newest: it covers the versions still waiting.
+ * The map as of the newest head (the one proofs are against) is that map
+ * with the waiting versions taken back, newest first, in an overlay of
+ * the few nodes they change (struct overlay); nothing is waiting but
+ * between a write and its head, or after a failure between them.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive/archive_int.h"
+
+/* ---- Nodes: the table, or an overlay over it ------------------------------------------ */
+
+struct ov_node {
+	unsigned lvl;
+	uint64_t idx;
+	uint8_t h[32];
+};
+
+struct overlay {
+	struct ov_node *v;
+	size_t n, cap;
+};
+
+static int hash_row(void *ctx, const struct mk_db_val *c, size_t n)
+{
+	uint8_t *out = ctx;
+
+	if (n >= 1 && c[0].type == MK_DB_BLOB && c[0].n == 32) {
+		memcpy(out, c[0].p, 32);
+		out[32] = 1;
+	} else {
+		out[32] = 2;
+	}
+	return 1;
+}
+
+static enum mk_err node_get(struct mk_archive *a, const char *domain, const struct overlay *ov, unsigned lvl,
+                            uint64_t idx, uint8_t out[32])
+{
+	uint8_t got[33];
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(lvl), MK_DB_INT_VAL(idx) };
+	enum mk_err r;
+
+	for (size_t i = ov != NULL ? ov->n : 0; i > 0; i--)
+		if (ov->v[i - 1].lvl == lvl && ov->v[i - 1].idx == idx) {
+			memcpy(out, ov->v[i - 1].h, 32);
+			return MK_OK;
+		}
+	got[32] = 0;
+	if ((r = archive_query(a, S_MAP_GET, p, 3, hash_row, got, NULL)) != MK_OK)
+		return r;
+	if (got[32] == 2)
+		return MK_ERR_DB_HEAD;
+	memcpy(out, got[32] == 1 ? got : archive_keymap_empty(lvl), 32);
+	return MK_OK;
+}
+
+static enum mk_err node_put(struct mk_archive *a, const char *domain, struct overlay *ov, unsigned lvl,
+                            uint64_t idx, const uint8_t h[32])
+{
+	if (ov == NULL) {
+		struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(lvl), MK_DB_INT_VAL(idx),
+			                 MK_DB_BLOB_VAL(h, 32) };
+
+		return archive_query(a, S_MAP_PUT, p, 4, NULL, NULL, NULL);
+	}
+	if (ov->n == ov->cap) {
+		size_t cap = ov->cap ? ov->cap * 2 : 128;
+		struct ov_node *v = realloc(ov->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return MK_ERR_NOMEM;
+		ov->v = v;
+		ov->cap = cap;
+	}
+	ov->v[ov->n].lvl = lvl;
+	ov->v[ov->n].idx = idx;
+	memcpy(ov->v[ov->n].h, h, 32);
+	ov->n++;
+	return MK_OK;
+}
+
+static enum mk_err siblings(struct mk_archive *a, const char *domain, const struct overlay *ov, uint64_t key_id,
+                            uint8_t sib[MK_KEYMAP_DEPTH][32])
+{
+	enum mk_err r = MK_OK;
+
+	for (unsigned l = 0; l < MK_KEYMAP_DEPTH && r == MK_OK; l++)
+		r = node_get(a, domain, ov, l, (key_id >> l) ^ 1, sib[l]);
+	return r;
+}
+
+/* Sets key_id's leaf (in the table when ov is NULL) and the nodes above it. */
+static enum mk_err set_leaf(struct mk_archive *a, const char *domain, struct overlay *ov, uint64_t key_id,
+                            const uint8_t leaf[32])
+{
+	uint8_t sib[MK_KEYMAP_DEPTH][32], nodes[MK_KEYMAP_DEPTH + 1][32];
+	enum mk_err r;
+
+	if ((r = siblings(a, domain, ov, key_id, sib)) != MK_OK ||
+	    (r = archive_keymap_climb(key_id, leaf, sib, nodes)) != MK_OK)
+		return r;
+	for (unsigned l = 0; l <= MK_KEYMAP_DEPTH && r == MK_OK; l++)
+		r = node_put(a, domain, ov, l, key_id >> l, nodes[l]);
+	return r;
+}
+
+static enum mk_err leaf_of(uint64_t key_id, const uint8_t *rec, size_t n, uint8_t out[32])
+{
+	if (n == 0) {
+		memcpy(out, archive_keymap_empty(0), 32);
+		return MK_OK;
+	}
+	return mk_keymap_leaf(key_id, rec, n, out);
+}
+
+enum mk_err archive_keymap_note(struct mk_archive *a, const struct domain_state *ds, const char *domain,
+                                uint64_t key_id, const uint8_t *old, size_t oldn, const uint8_t *rec, size_t recn)
+{
+	uint8_t leaf[32];
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(ds->audit_seq), MK_DB_INT_VAL(key_id),
+		                 MK_DB_BLOB_VAL(old, oldn), MK_DB_BLOB_VAL(rec, recn) };
+	enum mk_err r;
+
+	if (key_id >> MK_KEYMAP_DEPTH != 0)
+		return MK_ERR_INVALID_ARG;
+	if ((r = mk_keymap_leaf(key_id, rec, recn, leaf)) != MK_OK || (r = set_leaf(a, domain, NULL, key_id, leaf)) != MK_OK)
+		return r;
+	return archive_query(a, S_PEND_INSERT, p, MK_ARRAY_LEN(p), NULL, NULL, NULL);
+}
+
+/* ---- The versions waiting for a head ---------------------------------------------------- */
+
+struct pend {
+	int64_t n;
+	uint64_t key_id;
+	uint8_t *old, *rec;
+	size_t oldn, recn;
+};
+
+struct pend_list {
+	struct pend *v;
+	size_t n, cap;
+	int bad;
+};
+
+static int pend_row(void *ctx, const struct mk_db_val *c, size_t n)
+{
+	struct pend_list *l = ctx;
+	struct pend *e;
+
+	if (n < 4 || c[0].type != MK_DB_INT || c[1].type != MK_DB_INT || c[1].i <= 0 || c[2].type != MK_DB_BLOB ||
+	    c[3].type != MK_DB_BLOB || c[3].n == 0 || c[2].n > MK_RECORD_MAX || c[3].n > MK_RECORD_MAX) {
+		l->bad = 1;
+		return 1;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		struct pend *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			l->bad = 2;
+			return 1;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	e = &l->v[l->n];
+	e->n = c[0].i;
+	e->key_id = (uint64_t)c[1].i;
+	e->oldn = c[2].n;
+	e->recn = c[3].n;
+	e->old = malloc(e->oldn + 1);
+	e->rec = malloc(e->recn);
+	if (e->old == NULL || e->rec == NULL) {
+		free(e->old);
+		free(e->rec);
+		l->bad = 2;
+		return 1;
+	}
+	if (e->oldn > 0)
+		memcpy(e->old, c[2].p, e->oldn);
+	memcpy(e->rec, c[3].p, e->recn);
+	l->n++;
+	return 0;
+}
+
+static void pend_free(struct pend_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].old);
+		free(l->v[i].rec);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static enum mk_err pend_read(struct mk_archive *a, const char *domain, struct pend_list *l)
+{
+	struct mk_db_val p = MK_DB_TEXT_VAL(domain);
+	enum mk_err r;
+
+	memset(l, 0, sizeof(*l));
+	if ((r = archive_query(a, S_PEND_LIST, &p, 1, pend_row, l, NULL)) == MK_OK && l->bad)
+		r = l->bad == 2 ? MK_ERR_NOMEM : MK_ERR_DB_HEAD;
+	if (r != MK_OK)
+		pend_free(l);
+	return r;
+}
+
+/* The map as of the newest head: the waiting versions taken back into ov,
+ * the newest first. */
+static enum mk_err map_at_head(struct mk_archive *a, const char *domain, const struct pend_list *pl,
+                               struct overlay *ov)
+{
+	uint8_t leaf[32];
+	enum mk_err r = MK_OK;
+
+	for (size_t j = pl->n; j > 0 && r == MK_OK; j--) {
+		const struct pend *e = &pl->v[j - 1];
+
+		if ((r = leaf_of(e->key_id, e->old, e->oldn, leaf)) == MK_OK)
+			r = set_leaf(a, domain, ov, e->key_id, leaf);
+	}
+	return r;
+}
+
+/* ---- Heads ------------------------------------------------------------------------------- */
+
+/* The newest head's bytes into out (left empty when there is none) and,
+ * decoded, into *h (seq 0 when none). */
+static enum mk_err newest_head(struct mk_archive *a, const char *domain, struct mk_buf *out, struct mk_head *h)
+{
+	struct mk_db_val p = MK_DB_TEXT_VAL(domain);
+	struct row_copy rc;
+	enum mk_err r;
+
+	memset(h, 0, sizeof(*h));
+	mk_buf_reset(out);
+	if ((r = archive_query_row(a, S_HEAD_LAST, &p, 1, &rc)) != MK_OK || !rc.found)
+		return r;
+	if (rc.v[1].type != MK_DB_BLOB || mk_head_decode(rc.v[1].p, rc.v[1].n, h) != MK_OK ||
+	    h->seq != (uint64_t)archive_col_int(&rc, 0) || strcmp(h->domain, domain) != 0)
+		return MK_ERR_DB_HEAD;
+	return mk_buf_put_bytes(out, rc.v[1].p, rc.v[1].n);
+}
+
+enum mk_err mk_archive_get_head(struct mk_archive *a, const char *domain, uint64_t seq, struct mk_buf *out)
+{
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(seq) };
+	struct mk_head h;
+	struct row_copy rc;
+	enum mk_err r;
+
+	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || out == NULL || seq > INT64_MAX)
+		return MK_ERR_INVALID_ARG;
+	if (seq == 0) {
+		if ((r = newest_head(a, domain, out, &h)) != MK_OK)
+			return r;
+		return h.seq == 0 ? MK_RC_RECORD_UNKNOWN : MK_OK;
+	}
+	if ((r = archive_query_row(a, S_HEAD_GET, p, 2, &rc)) != MK_OK)
+		return r;
+	if (!rc.found)
+		return MK_RC_RECORD_UNKNOWN;
+	if (rc.v[1].type != MK_DB_BLOB)
+		return MK_ERR_DB_HEAD;
+	mk_buf_reset(out);
+	return mk_buf_put_bytes(out, rc.v[1].p, rc.v[1].n);
+}
+
+struct sign_args {
+	const char *domain;
+	mk_head_signer fn;
+	void *ctx;
+	uint64_t seq;
+	int more;
+};
+
+/* Checks the head a box gave against what it was asked to sign: the next
+ * number, the map's root after the versions, and the log now or (a head
+ * the box had signed already, given again) an earlier size of it. */
+static enum mk_err check_signed(struct mk_archive *a, const struct mk_head_request *rq, const struct mk_head *prev,
+                                const uint8_t root[32], const struct mk_buf *got, struct mk_head *h)
+{
+	uint8_t lr[32];
+
+	if (mk_head_decode(mk_buf_data(got), mk_buf_len(got), h) != MK_OK || strcmp(h->domain, rq->domain) != 0 ||
+	    h->seq != prev->seq + 1 || memcmp(h->map_root, root, 32) != 0 || h->log_size > rq->log_size ||
+	    h->log_size < prev->log_size)
+		return MK_ERR_DB_HEAD;
+	if (h->log_size == rq->log_size)
+		return memcmp(h->log_root, rq->log_root, 32) == 0 ? MK_OK : MK_ERR_DB_HEAD;
+	if (mk_archive_log_root(a, rq->domain, h->log_size, lr) != MK_OK || memcmp(lr, h->log_root, 32) != 0)
+		return MK_ERR_DB_HEAD;
+	return MK_OK;
+}
+
+static enum mk_err do_sign(struct mk_archive *a, void *arg)
+{
+	struct sign_args *s = arg;
+	struct domain_state ds;
+	struct pend_list pl = { 0 };
+	struct overlay ov = { 0 };
+	struct mk_head prev, h;
+	struct mk_head_update u[MK_HEAD_UPDATES_MAX];
+	struct mk_head_request rq = { .domain = s->domain, .u = u };
+	struct mk_buf *pb = mk_buf_new(MK_HEAD_MAX), *got = mk_buf_new(MK_HEAD_MAX);
+	uint8_t root[32], sib[MK_KEYMAP_DEPTH][32], leaf[32];
+	enum mk_err r;
+
+	s->more = 0;
+	if (pb == NULL || got == NULL) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = archive_domain_lock(a, s->domain, &ds)) != MK_OK || (r = newest_head(a, s->domain, pb, &prev)) != MK_OK ||
+	    (r = pend_read(a, s->domain, &pl)) != MK_OK)
+		goto out;
+	s->seq = prev.seq;
+	if (pl.n == 0)
+		goto out;
+	/* the map as of the newest head must be the one it signed */
+	if ((r = map_at_head(a, s->domain, &pl, &ov)) != MK_OK || (r = node_get(a, s->domain, &ov, MK_KEYMAP_DEPTH, 0, root)) != MK_OK)
+		goto out;
+	if (memcmp(root, prev.seq > 0 ? prev.map_root : archive_keymap_empty(MK_KEYMAP_DEPTH), 32) != 0) {
+		r = MK_ERR_DB_HEAD;
+		goto out;
+	}
+	/* then forward: each version's proof in the map before it */
+	for (rq.n = 0; rq.n < pl.n && rq.n < MK_HEAD_UPDATES_MAX; rq.n++) {
+		const struct pend *e = &pl.v[rq.n];
+		struct mk_head_update *x = &u[rq.n];
+
+		x->key_id = e->key_id;
+		x->rec = e->rec;
+		x->rec_len = e->recn;
+		x->old = e->old;
+		x->old_len = e->oldn;
+		if ((r = siblings(a, s->domain, &ov, e->key_id, sib)) != MK_OK ||
+		    (r = archive_keymap_proof_encode(sib, x->proof, &x->proof_len)) != MK_OK ||
+		    (r = mk_keymap_leaf(e->key_id, e->rec, e->recn, leaf)) != MK_OK ||
+		    (r = set_leaf(a, s->domain, &ov, e->key_id, leaf)) != MK_OK)
+			goto out;
+	}
+	if ((r = node_get(a, s->domain, &ov, MK_KEYMAP_DEPTH, 0, root)) != MK_OK)
+		goto out;
+	rq.prev = mk_buf_len(pb) > 0 ? mk_buf_data(pb) : NULL;
+	rq.prev_len = mk_buf_len(pb);
+	rq.log_size = ds.log.n;
+	if ((r = mk_merkle_frontier_root(&ds.log, rq.log_root)) != MK_OK || (r = s->fn(s->ctx, &rq, got)) != MK_OK ||
+	    (r = check_signed(a, &rq, &prev, root, got, &h)) != MK_OK)
+		goto out;
+	{
+		struct mk_db_val p[] = { MK_DB_TEXT_VAL(s->domain), MK_DB_INT_VAL(h.seq),
+			                 MK_DB_BLOB_VAL(mk_buf_data(got), mk_buf_len(got)) };
+		struct mk_db_val q[] = { MK_DB_TEXT_VAL(s->domain), MK_DB_INT_VAL(pl.v[rq.n - 1].n) };
+
+		if ((r = archive_query(a, S_HEAD_INSERT, p, 3, NULL, NULL, NULL)) != MK_OK ||
+		    (r = archive_query(a, S_PEND_DELETE, q, 2, NULL, NULL, NULL)) != MK_OK)
+			goto out;
+	}
+	s->seq = h.seq;
+	s->more = pl.n > rq.n;
+out:
+	free(ov.v);
+	pend_free(&pl);
+	mk_buf_free(pb);
+	mk_buf_free(got);
+	return r;
+}
+
+enum mk_err mk_archive_sign_head(struct mk_archive *a, const char *domain, mk_head_signer fn, void *ctx,
+                                 uint64_t *seqp)
+{
+	struct sign_args s = { domain, fn, ctx, 0, 0 };
+	enum mk_err r;
+
+	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || fn == NULL)
+		return MK_ERR_INVALID_ARG;
+	do
+		r = archive_write_txn(a, do_sign, &s);
+	while (r == MK_OK && s.more);
+	if (seqp != NULL)
+		*seqp = s.seq;
+	return r;
+}
+
+/* ---- Proofs for verifiers ----------------------------------------------------------------- */
+
+struct proof_args {
+	const char *domain;
+	uint64_t key_id;
+	struct mk_buf *head, *rec, *proof;
+};
+
+static enum mk_err do_proof(struct mk_archive *a, struct proof_args *x)
+{
+	struct pend_list pl = { 0 };
+	struct overlay ov = { 0 };
+	struct mk_head h;
+	struct row_copy *rc = NULL;
+	uint8_t sib[MK_KEYMAP_DEPTH][32], pr[MK_KEYMAP_PROOF_MAX];
+	size_t prn, j;
+	enum mk_err r;
+
+	if ((r = newest_head(a, x->domain, x->head, &h)) != MK_OK)
+		goto out;
+	if (h.seq == 0) {
+		r = MK_RC_RECORD_UNKNOWN;
+		goto out;
+	}
+	if ((r = pend_read(a, x->domain, &pl)) != MK_OK || (r = map_at_head(a, x->domain, &pl, &ov)) != MK_OK)
+		goto out;
+	mk_buf_reset(x->rec);
+	/* the key's version under the head: the one its first waiting version
+	 * replaced, else its current row */
+	for (j = 0; j < pl.n && pl.v[j].key_id != x->key_id; j++)
+		;
+	if (j < pl.n) {
+		r = pl.v[j].oldn == 0 ? MK_RC_RECORD_UNKNOWN : mk_buf_put_bytes(x->rec, pl.v[j].old, pl.v[j].oldn);
+	} else {
+		struct mk_db_val p[] = { MK_DB_TEXT_VAL(x->domain), MK_DB_INT_VAL(x->key_id) };
+
+		if ((rc = malloc(sizeof(*rc))) == NULL) {
+			r = MK_ERR_NOMEM;
+			goto out;
+		}
+		if ((r = archive_query_row(a, S_KEY_GET, p, 2, rc)) == MK_OK)
+			r = !rc->found ? MK_RC_RECORD_UNKNOWN
+			    : rc->v[1].type != MK_DB_BLOB ? MK_ERR_DB_RECORD
+			                                  : mk_buf_put_bytes(x->rec, rc->v[1].p, rc->v[1].n);
+	}
+	if (r != MK_OK || (r = siblings(a, x->domain, &ov, x->key_id, sib)) != MK_OK ||
+	    (r = archive_keymap_proof_encode(sib, pr, &prn)) != MK_OK)
+		goto out;
+	mk_buf_reset(x->proof);
+	r = mk_buf_put_bytes(x->proof, pr, prn);
+out:
+	free(rc);
+	free(ov.v);
+	pend_free(&pl);
+	return r;
+}
+
+enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint64_t key_id, struct mk_buf *head,
+                                 struct mk_buf *rec, struct mk_buf *proof)
+{
+	struct proof_args x = { domain, key_id, head, rec, proof };
+	enum mk_err r;
+
+	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || key_id == 0 ||
+	    key_id >> MK_KEYMAP_DEPTH != 0 || head == NULL || rec == NULL || proof == NULL)
+		return MK_ERR_INVALID_ARG;
+	/* one snapshot: the head, the waiting versions, the nodes and the row */
+	if ((r = a->ops->begin_read(a->db)) != MK_OK)
+		return r;
+	r = do_proof(a, &x);
+	a->ops->rollback(a->db);
+	return r;
+}
