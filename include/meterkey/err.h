@@ -228,7 +228,17 @@
 	X(MK_ERR_KEY_PROOF, 1309, MK_LEVEL_LOCAL,                                       \
 	  "registration: key proof does not verify (not the peer of this exchange)")    \
 	X(MK_ERR_CHALLENGE, 1310, MK_LEVEL_LOCAL,                                       \
-	  "registration: server challenge unknown, used already, or not this meter's")
+	  "registration: server challenge unknown, used already, or not this meter's") \
+                                                                                        \
+	X(MK_ERR_SVC_REQUEST, 1400, MK_LEVEL_LOCAL,                                     \
+	  "service: malformed request (JSON, an unknown field, a wrong type)")          \
+	X(MK_ERR_SVC_ROLE, 1401, MK_LEVEL_LOCAL,                                        \
+	  "service: the client's role may not make this call")                          \
+	X(MK_ERR_SVC_ROUTE, 1402, MK_LEVEL_LOCAL, "service: no such call")              \
+	X(MK_ERR_SVC_METHOD, 1403, MK_LEVEL_LOCAL,                                      \
+	  "service: method not allowed for this call")                                  \
+	X(MK_ERR_SVC_TOO_LARGE, 1404, MK_LEVEL_LOCAL,                                   \
+	  "service: request body or batch over its limit")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

@@ -33,6 +33,7 @@
 #include "meterkey/err.h"
 #include "meterkey/indicium.h"
 #include "meterkey/meter.h"
+#include "meterkey/pki.h"
 
 #define MK_KMS_DETAIL_MAX 512
 
@@ -284,6 +285,13 @@ void mk_kms_close_box(struct mk_kms *k, struct mk_box *b);
  * code, with mk_kms_detail saying which box and step. */
 MK_WUR enum mk_err mk_kms_box_call(struct mk_kms *k, struct mk_box *b, const struct mk_msg_cmd_spec *cmd,
                                    const char *domain, const void *rq, void *rs, struct mk_buf *ans);
+
+/* The service's TLS certificates (docs/internals/service.md): the home's
+ * Manufacturing Box (the provider CA) certifies public key pub for role
+ * (MK_ROLE_SERVER, or a client's: MK_ROLE_FACTORY to MK_ROLE_OPERATOR)
+ * with common name name, valid for days (1 to 825); its DER into der. */
+MK_WUR enum mk_err mk_kms_service_cert(struct mk_kms *k, enum mk_cert_role role, const char *name, uint32_t days,
+                                       const uint8_t pub[static MK_EC_PUB_LEN], struct mk_buf *der);
 
 /* Signed heads (docs/internals/archive.md, "Signed heads"). The newest
  * head the domain's Brass box knows (the first Brass box serving it; box

@@ -42,6 +42,7 @@
 	C(0x0103, INIT_BOX, init_box, init_box_req, init_box_res, "Initialise Box")                                 \
 	C(0x0104, ACCEPT_BOX, accept_box, accept_box_req, accept_box_res, "Accept Box")                               \
 	C(0x0105, MAKE_PROCESS, make_process, make_process_req, make_process_res, "Make Domain Process")                \
+	C(0x0106, SERVICE_CERT, service_cert, service_cert_req, service_cert_res, "Issue Service Certificate")       \
 	/* Oak */                                                                                 \
 	C(0x0201, GENERATE_KEY, generate_key, generate_key_req, generate_key_res, "Generate Key (MI1)")                 \
 	/* Steel */                                                                               \
@@ -282,6 +283,17 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
  * head (03) and, a list beside the key records, each one's proof in the
  * head's key map (04); Tin's, a third list beside them, the master key
  * record (05) each token key record is of, which the proof is of. */
+
+/* Issue Service Certificate (M, the provider CA): a TLS certificate of
+ * the service (docs/internals/service.md) for public key 03: role 01 (an
+ * enum mk_cert_role, MK_ROLE_SERVER to MK_ROLE_OPERATOR), common name 02
+ * (the client's or the server's host name), valid for 04 days. */
+#define MK_BOX_SERVICE_CERT_REQ(F, X)                                                            \
+	F(X, 0x01, role, U8, REQ, 0, 0)                                                          \
+	F(X, 0x02, name, STRING, REQ, 1, 64)                                                     \
+	F(X, 0x03, key, BYTES, REQ, MK_EC_PUB_LEN, MK_EC_PUB_LEN)                                \
+	F(X, 0x04, days, U32, REQ, 0, 0)
+#define MK_BOX_SERVICE_CERT_RES(F, X) F(X, 0x01, cert, BYTES, REQ, 1, MK_CERT_MAX_DER)
 
 /* Sign Head (Brass): the domain's newest head (none before the first),
  * the Brass versions since it (a list of nested mk_msg_head_update, in
@@ -525,6 +537,8 @@ MK_MSG_DECLARE(mk_box_reg_challenge_req, MK_BOX_REG_CHALLENGE_REQ)
 MK_MSG_DECLARE(mk_box_reg_challenge_res, MK_BOX_REG_CHALLENGE_RES)
 MK_MSG_DECLARE(mk_box_reg_complete_req, MK_BOX_REG_COMPLETE_REQ)
 MK_MSG_DECLARE(mk_box_reg_complete_res, MK_BOX_REG_COMPLETE_RES)
+MK_MSG_DECLARE(mk_box_service_cert_req, MK_BOX_SERVICE_CERT_REQ)
+MK_MSG_DECLARE(mk_box_service_cert_res, MK_BOX_SERVICE_CERT_RES)
 MK_MSG_DECLARE(mk_box_sign_head_req, MK_BOX_SIGN_HEAD_REQ)
 MK_MSG_DECLARE(mk_box_sign_head_res, MK_BOX_SIGN_HEAD_RES)
 MK_MSG_DECLARE_EMPTY(mk_box_head_req)

@@ -47,10 +47,18 @@ enum mk_cert_role {
 	MK_ROLE_DOMAIN = 4,
 	MK_ROLE_OPERATION = 5,
 	MK_ROLE_BOX = 6, /* a secure box's identity key, certified at enrolment */
+	/* the service (meterkeyd): its own TLS key, and a client's by role */
+	MK_ROLE_SERVER = 7,
+	MK_ROLE_FACTORY = 8,
+	MK_ROLE_POST = 9,
+	MK_ROLE_VERIFIER = 10,
+	MK_ROLE_AUDITOR = 11,
+	MK_ROLE_OPERATOR = 12,
 };
 
 /* Returns "root", "manufacturing", "transport", "domain", "operation",
- * "box", or "unknown" for any other value; never NULL. */
+ * "box", "server", "factory", "post", "verifier", "auditor", "operator",
+ * or "unknown" for any other value; never NULL. */
 const char *mk_cert_role_name(enum mk_cert_role r);
 
 /* What a new certificate says. */
@@ -86,7 +94,8 @@ MK_WUR enum mk_err mk_cert_make_root(EVP_PKEY *key, const struct mk_cert_spec *s
 /*
  * Issues a certificate for subject_key's public key, signed by issuer_key
  * (the private key of the certificate issuer). The issuer's role must be
- * allowed to issue s->role: ROOT -> MANUFACTURING, DOMAIN, BOX;
+ * allowed to issue s->role: ROOT -> MANUFACTURING, DOMAIN, BOX, and the
+ * service's roles (SERVER to OPERATOR);
  * MANUFACTURING -> TRANSPORT; DOMAIN -> OPERATION (MK_ERR_CERT_ROLE
  * otherwise, ROOT never). An OPERATION certificate names its issuer's
  * domain (MK_ERR_CERT_DOMAIN otherwise). The new validity must lie within

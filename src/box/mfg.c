@@ -589,6 +589,49 @@ static enum mk_err kind_set_id(struct mk_box *b, uint8_t station[static MK_EC_PU
 	return mfg_state_new(b);
 }
 
+/* Issue Service Certificate: the provider CA certifies a TLS key of the
+ * service (the server's, or a client's with its role), a serial of its
+ * own, never beyond the root's validity. */
+static enum mk_err cmd_service_cert(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *params,
+                                    struct mk_tlv_writer *result)
+{
+	struct mk_box *b = box;
+	struct mfg_state *m = MFG(b);
+	struct mk_box_service_cert_req in;
+	struct mk_box_service_cert_res res;
+	struct mk_buf *der = NULL;
+	EVP_PKEY *k = NULL;
+	enum mk_err e;
+
+	if ((e = mk_box_service_cert_req_get(params, &in)) != MK_OK)
+		return e;
+	if (in.role < MK_ROLE_SERVER || in.role > MK_ROLE_OPERATOR || in.days == 0 || in.days > 825 ||
+	    req->time <= 0)
+		return MK_RC_PARAM_MISMATCH;
+	if (m->provider == NULL)
+		return MK_RC_RESOURCE_UNAVAILABLE; /* an additional M holds no provider CA */
+	if (mk_ec_pub_decode(in.key, &k) != MK_OK)
+		return MK_RC_PARAM_MISMATCH;
+	if ((der = mk_buf_new(MK_CERT_MAX_DER)) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((e = box_issue_cert(b, m->root, m->provider, k, in.role, in.name, NULL, m->serial + 1, req->time,
+	                        (int64_t)in.days * 86400, der)) != MK_OK)
+		goto out;
+	m->serial++;
+	if ((e = box_save(b)) != MK_OK) {
+		m->serial--;
+		goto out;
+	}
+	MK_MSG_SET(res, cert, der);
+	e = mk_box_service_cert_res_put(result, &res);
+out:
+	EVP_PKEY_free(k);
+	mk_buf_free(der);
+	return e;
+}
+
 #define E MK_MSG_CMD_ENABLED
 static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_set_box_id, 0, box_cmd_set_id },
@@ -601,6 +644,7 @@ static const struct mk_msg_cmd cmds[] = {
 	{ &mk_box_cmd_init_box, E, cmd_init_box },
 	{ &mk_box_cmd_accept_box, E, cmd_accept_box },
 	{ &mk_box_cmd_make_process, E | MK_MSG_CMD_DOMAIN, mfg_cmd_make_process },
+	{ &mk_box_cmd_service_cert, E, cmd_service_cert },
 };
 
 static const struct mk_msg_table table = {

@@ -47,6 +47,7 @@ int mk_cli_version(int argc, char **argv);
 int mk_cli_shares(int argc, char **argv);
 int mk_cli_selftest(int argc, char **argv);
 int mk_cli_archive(int argc, char **argv);
+int mk_cli_service(int argc, char **argv);
 int mk_cli_init(int argc, char **argv);
 int mk_cli_domain(int argc, char **argv);
 int mk_cli_box(int argc, char **argv);

@@ -12,6 +12,7 @@
 
 static const struct mk_cli_cmd commands[] = {
 	{ "archive", "a domain archive: verify, history, errors", mk_cli_archive },
+	{ "service", "the service's TLS certificates", mk_cli_service },
 	{ "box", "secure boxes: init, add-domain, check, list", mk_cli_box },
 	{ "cert", "device certificates: export a meter's chain", mk_cli_cert },
 	{ "demo", "the life of a fleet of meters, end to end", mk_cli_demo },

@@ -6,6 +6,8 @@
 
 MK_MSG_DEFINE(mk_msg_verify_item, MK_MSG_VERIFY_ITEM)
 MK_MSG_DEFINE(mk_msg_head_update, MK_MSG_HEAD_UPDATE)
+MK_MSG_DEFINE(mk_box_service_cert_req, MK_BOX_SERVICE_CERT_REQ)
+MK_MSG_DEFINE(mk_box_service_cert_res, MK_BOX_SERVICE_CERT_RES)
 MK_MSG_DEFINE(mk_box_sign_head_req, MK_BOX_SIGN_HEAD_REQ)
 MK_MSG_DEFINE(mk_box_sign_head_res, MK_BOX_SIGN_HEAD_RES)
 MK_MSG_DEFINE_EMPTY(mk_box_head_req)

@@ -58,11 +58,19 @@ static const struct role_profile roles[] = {
 	[MK_ROLE_OPERATION] = { "operation", "critical,CA:FALSE",
 		                "critical,digitalSignature,keyAgreement", MK_ROLE_DOMAIN, true },
 	[MK_ROLE_BOX] = { "box", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
+	/* the service's TLS keys: the server's and a client's per role
+	 * (docs/internals/service.md) */
+	[MK_ROLE_SERVER] = { "server", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
+	[MK_ROLE_FACTORY] = { "factory", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
+	[MK_ROLE_POST] = { "post", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
+	[MK_ROLE_VERIFIER] = { "verifier", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
+	[MK_ROLE_AUDITOR] = { "auditor", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
+	[MK_ROLE_OPERATOR] = { "operator", "critical,CA:FALSE", "critical,digitalSignature", MK_ROLE_ROOT, false },
 };
 
 static bool role_valid(enum mk_cert_role r)
 {
-	return r >= MK_ROLE_ROOT && r <= MK_ROLE_BOX;
+	return r >= MK_ROLE_ROOT && r <= MK_ROLE_OPERATOR;
 }
 
 const char *mk_cert_role_name(enum mk_cert_role r)

@@ -109,8 +109,14 @@ static void test_role_names(void **state)
 	assert_string_equal(mk_cert_role_name(MK_ROLE_DOMAIN), "domain");
 	assert_string_equal(mk_cert_role_name(MK_ROLE_OPERATION), "operation");
 	assert_string_equal(mk_cert_role_name(MK_ROLE_BOX), "box");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_SERVER), "server");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_FACTORY), "factory");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_POST), "post");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_VERIFIER), "verifier");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_AUDITOR), "auditor");
+	assert_string_equal(mk_cert_role_name(MK_ROLE_OPERATOR), "operator");
 	assert_string_equal(mk_cert_role_name((enum mk_cert_role)0), "unknown");
-	assert_string_equal(mk_cert_role_name((enum mk_cert_role)7), "unknown");
+	assert_string_equal(mk_cert_role_name((enum mk_cert_role)13), "unknown");
 }
 
 /* Both chains verify; each leaf is refused when asked for as the other
@@ -705,7 +711,7 @@ static void test_role_extension(void **state)
 	assert_int_equal(mk_pki_role_decode(want_t, sizeof(want_t), &r, dom), MK_OK);
 	assert_int_equal(r, MK_ROLE_TRANSPORT);
 	assert_string_equal(dom, "");
-	assert_int_equal(mk_pki_role_encode((enum mk_cert_role)7, NULL, &b), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_pki_role_encode((enum mk_cert_role)13, NULL, &b), MK_ERR_INVALID_ARG);
 	assert_int_equal(mk_pki_role_encode(MK_ROLE_DOMAIN, "U", &b), MK_ERR_INVALID_ARG);
 	mk_buf_cleanup(&b);
 	/* Every truncation, and each single-byte change that is not the

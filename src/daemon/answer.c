@@ -1,0 +1,65 @@
+/*
+ * meterkeyd's answers (docs/api.md): JSON, and the one error object with
+ * its HTTP status from the one table of the library's codes. Called by
+ * the router (http.c) and the calls (api.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "daemon.h"
+
+/* The one table of HTTP statuses for the library's codes. */
+static int http_status(enum mk_err e)
+{
+	switch (e) {
+	case MK_ERR_SVC_REQUEST:
+		return 400;
+	case MK_ERR_SVC_ROLE:
+		return 403;
+	case MK_ERR_SVC_ROUTE:
+		return 404;
+	case MK_ERR_SVC_METHOD:
+		return 405;
+	case MK_ERR_SVC_TOO_LARGE:
+		return 413;
+	case MK_ERR_DB:
+	case MK_ERR_DB_BUSY:
+	case MK_ERR_BOX_GONE:
+		return 503;
+	default:
+		return mk_err_level(e) == MK_LEVEL_RESPONSE ? 409 : 500;
+	}
+}
+
+void svc_answer_json(struct evhttp_request *r, int status, json_t *o)
+{
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct evbuffer *b = evbuffer_new();
+
+	json_decref(o);
+	if (text == NULL) {
+		status = 500;
+		text = strdup("{\"error\":{\"code\":2,\"name\":\"MK_ERR_NOMEM\",\"message\":\"out of memory\"}}");
+	}
+	if (b == NULL || text == NULL || evbuffer_add(b, text, strlen(text)) != 0 || evbuffer_add(b, "\n", 1) != 0) {
+		evhttp_send_error(r, 500, NULL);
+	} else {
+		evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "application/json");
+		evhttp_send_reply(r, status, NULL, b);
+	}
+	free(text);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
+void svc_answer_error(struct evhttp_request *r, enum mk_err e, const char *msg)
+{
+	svc_answer_json(r, http_status(e),
+	                json_pack("{s:{s:i,s:s,s:s}}", "error", "code", (int)e, "name", mk_err_name(e), "message",
+	                          msg != NULL && msg[0] != '\0' ? msg : mk_strerror(e)));
+}
+

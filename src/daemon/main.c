@@ -1,0 +1,155 @@
+/*
+ * meterkeyd: the key management and verification service
+ * (docs/internals/service.md, docs/api.md). Serves HTTPS with mutual TLS
+ * over one home's KMS: its boxes (in this process, or as processes with
+ * --boxes), its archive. Runs until SIGTERM or SIGINT.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+
+static const char usage[] =
+	"usage: meterkeyd --home DIR --cert FILE --key FILE [options]\n"
+	"  Serves the home's KMS over HTTPS with mutual TLS (docs/api.md). The\n"
+	"  server's certificate and key: `meterkey service cert --role server`.\n"
+	"  A client presents a certificate of a client's role from the same\n"
+	"  provider CA (HOME/trust/root.pem); without one, with an expired one or\n"
+	"  one of another CA, the handshake fails. Prints `meterkeyd: listening on\n"
+	"  https://HOST:PORT` on standard error once it serves; stops on SIGTERM\n"
+	"  or SIGINT.\n"
+	"options:\n"
+	"  --home DIR        the home (default: $METERKEY_HOME)\n"
+	"  --archive URL     the archive (default: sqlite:HOME/archive.db)\n"
+	"  --shares DIR      the operators' share files (default: HOME/shares)\n"
+	"  --boxes DIR       each box a process of its own at DIR/<ID>.sock\n"
+	"  --cert FILE       the server's certificate (PEM)\n"
+	"  --key FILE        the server's private key (PEM)\n"
+	"  --listen HOST     the address to serve on (default 127.0.0.1)\n"
+	"  --port N          the TCP port (default 8443; 0: any free one)\n"
+	"  --max-body N      bytes of a request body (default 1048576)\n"
+	"  --max-items N     indicia of a verification batch (default 1000)\n"
+	"  --timeout S       seconds a connection may idle (default 30)\n"
+	"  --help            this text\n";
+
+/* SIGTERM or SIGINT: the loop ends, requests in progress answered. */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	event_base_loopexit(arg, NULL);
+}
+
+static int number(const char *s, unsigned long min, unsigned long max, unsigned long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoul(s, &end, 10);
+	return s[0] >= '0' && s[0] <= '9' && *end == '\0' && errno == 0 && *v >= min && *v <= max;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "home", required_argument, NULL, 'H' },      { "archive", required_argument, NULL, 'a' },
+		{ "shares", required_argument, NULL, 's' },    { "boxes", required_argument, NULL, 'b' },
+		{ "cert", required_argument, NULL, 'c' },      { "key", required_argument, NULL, 'k' },
+		{ "port", required_argument, NULL, 'p' },      { "max-body", required_argument, NULL, 'B' },
+		{ "max-items", required_argument, NULL, 'I' }, { "timeout", required_argument, NULL, 'T' },
+		{ "listen", required_argument, NULL, 'L' },    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30 };
+	struct mk_kms_opts o = { 0 };
+	const char *cert = NULL, *key = NULL, *host = "127.0.0.1";
+	char trust[PATH_MAX], detail[512] = "";
+	struct event *sigs[2] = { NULL, NULL };
+	unsigned long port = 8443, v;
+	int opt, st = 1;
+	enum mk_err e;
+
+	o.home = getenv("METERKEY_HOME");
+	while ((opt = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+		switch (opt) {
+		case 'H': o.home = optarg; break;
+		case 'a': o.archive_url = optarg; break;
+		case 's': o.shares_dir = optarg; break;
+		case 'b': o.boxes_dir = optarg; break;
+		case 'c': cert = optarg; break;
+		case 'k': key = optarg; break;
+		case 'p':
+			if (!number(optarg, 0, 65535, &port))
+				goto bad;
+			break;
+		case 'B':
+			if (!number(optarg, 1024, 64u << 20, &v))
+				goto bad;
+			s.max_body = v;
+			break;
+		case 'I':
+			if (!number(optarg, 1, 100000, &v))
+				goto bad;
+			s.max_items = v;
+			break;
+		case 'T':
+			if (!number(optarg, 1, 3600, &v))
+				goto bad;
+			s.timeout = (unsigned)v;
+			break;
+		case 'L': host = optarg; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: goto bad;
+		}
+	}
+	if (optind != argc || o.home == NULL || o.home[0] == '\0' || cert == NULL || key == NULL) {
+		fprintf(stderr, "meterkeyd: --home (or $METERKEY_HOME), --cert and --key are needed; see meterkeyd --help\n");
+		return 2;
+	}
+	if (snprintf(trust, sizeof(trust), "%s/trust/root.pem", o.home) >= (int)sizeof(trust) ||
+	    mk_cert_read_pem(trust, &s.root) != MK_OK) {
+		fprintf(stderr, "meterkeyd: cannot read the home's root certificate %s\n", trust);
+		goto out;
+	}
+	o.detail = detail;
+	o.detail_cap = sizeof(detail);
+	if ((e = mk_kms_open(&o, &s.kms)) != MK_OK) {
+		fprintf(stderr, "meterkeyd: cannot open the home %s: %s (%s)\n", o.home, detail[0] ? detail : mk_strerror(e),
+		        mk_err_name(e));
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((e = svc_start(&s, host, (uint16_t)port, cert, key, trust)) != MK_OK) {
+		fprintf(stderr, "meterkeyd: cannot serve on %s port %lu: %s\n", host, port,
+		        e == MK_ERR_CERT_KEY ? "the certificate, the key or the root does not load (or they do not match)"
+		                             : "the address is in use or not this host's");
+		goto out;
+	}
+	if ((sigs[0] = evsignal_new(s.base, SIGTERM, on_signal, s.base)) == NULL ||
+	    (sigs[1] = evsignal_new(s.base, SIGINT, on_signal, s.base)) == NULL || evsignal_add(sigs[0], NULL) != 0 ||
+	    evsignal_add(sigs[1], NULL) != 0)
+		goto out;
+	fprintf(stderr, "meterkeyd: listening on https://%s:%u\n", host, (unsigned)s.port);
+	fflush(stderr);
+	event_base_dispatch(s.base);
+	fprintf(stderr, "meterkeyd: stopped\n");
+	st = 0;
+out:
+	for (int i = 0; i < 2; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	svc_stop(&s);
+	X509_free(s.root);
+	mk_kms_close(s.kms);
+	return st;
+bad:
+	fprintf(stderr, "meterkeyd: not a valid use; see meterkeyd --help\n");
+	return 2;
+}

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# meterkeyd, first slice (issue 15): HTTPS with mutual TLS, a role per client
+# certificate issued by the home's Manufacturing Box (meterkey service cert),
+# GET /v1/health and batch POST /v1/verify, one error object. Each refusal
+# has its own status and code and changes nothing: a role calling what it
+# may not, no certificate, one of another CA, an expired one (refused in
+# the handshake: curl gets no HTTP answer), malformed JSON, an unknown
+# field, a wrong type, too many items, a body over the limit, an unknown
+# call, a wrong method.
+. "$(dirname "$0")/lib.bash"
+BUILD=${2:?usage: $0 meterkey build-dir}
+MKD=$BUILD/meterkeyd
+export METERKEY_HOME="$T/h"
+M=PM100-000001
+S="$T/svc"
+
+# a home made a year back, so that a certificate can have expired already
+expect 0 "$MK" init --time 2025-01-01
+expect 0 "$MK" domain create VE --country US
+expect 0 "$MK" domain create USPS --country US
+for t in oak steel brass; do expect 0 "$MK" box init --type $t --domain VE --domain USPS; done
+expect 0 "$MK" meter create --product-code PM100 --msn 000001
+expect 0 "$MK" meter install --meter $M --domain VE
+expect 0 "$MK" meter install --meter $M --domain USPS
+expect 0 "$MK" meter register --meter $M --indicia US00000001 --country US
+expect 0 "$MK" meter credit --meter $M --amount 1000
+expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3
+mapfile -t lines <"$T/out"
+
+for r in "server localhost" "verifier scan1" "auditor aud1" "post dc1"; do
+  set -- $r
+  expect 0 "$MK" service cert --role "$1" --name "$2" --out "$S"
+done
+[ "$(stat -c %a "$S/scan1.key")" = 600 ] || { echo "FAIL: a client key is not 0600"; fails=$((fails+1)); }
+openssl verify -CAfile "$S/ca.pem" "$S/scan1.pem" >/dev/null || { echo "FAIL: openssl verify of a client certificate"; fails=$((fails+1)); }
+expect 1 "$MK" service cert --role verifier --name scan1 --out "$S"
+grep_out "exists already: nothing is overwritten" "$T/err"
+expect 2 "$MK" service cert --role root --name x --out "$S"
+expect 2 "$MK" service cert --role verifier --name "-x" --out "$S"
+expect 2 "$MK" service cert --role verifier --name x --out "$S" --days 826
+# expired (valid for a day, a year and a half ago), and one of another CA
+expect 0 "$MK" service cert --role verifier --name old --days 1 --out "$S" --time 2025-06-01
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/other.key" 2>/dev/null
+openssl req -x509 -new -key "$T/other.key" -subj /CN=other -days 5 -out "$T/other.pem" 2>/dev/null
+
+# start(ARGS...) : meterkeyd on a free port, its port in $PORT
+start() {
+  "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 0 "$@" 2>"$T/d.err" &
+  DPID=$!
+  BOX_PIDS+=("$DPID")
+  for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
+  PORT=$(sed -n 's/.*listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$T/d.err")
+  [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; fails=$((fails+1)); }
+}
+# call NAME METHOD PATH [BODY-FILE] : as client NAME, status in $CODE, body in $T/out
+call() {
+  local who=$1 method=$2 path=$3 body=${4:-}
+  CODE=$(curl -s -o "$T/out" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/$who.pem" --key "$S/$who.key" \
+    -X "$method" ${body:+--data-binary @"$body"} "https://localhost:$PORT$path")
+}
+want() { [ "$CODE" = "$1" ] || { echo "FAIL: status $CODE, expected $1:"; sed 's/^/  | /' "$T/out"; fails=$((fails+1)); }; }
+batch() { # FILE reference:line ... : a verification request, strings JSON-escaped
+  local f=$1 sep="" a; shift
+  { printf '{"items":['
+    for a in "$@"; do
+      printf '%s{"reference":"%s","text":"%s"}' "$sep" "$(esc "${a%%:*}")" "$(esc "${a#*:}")"; sep=,
+    done
+    printf ']}'; } >"$f"
+}
+esc() { local s=${1//\\/\\\\}; printf '%s' "${s//\"/\\\"}"; }
+
+start --max-items 3 --max-body 4096
+for who in scan1 aud1 dc1; do call $who GET /v1/health; want 200; grep_out '^{"status":"ready"}$' "$T/out"; done
+batch "$T/b1" "a:${lines[0]}" "b:${lines[1]}"
+call scan1 POST /v1/verify "$T/b1"; want 200
+grep_out '"reference":"a","result":"good","vendor":"good","postal":"good"' "$T/out"
+grep_out '"good":2,"count":2' "$T/out"
+# some not good: 207, each item with its reference
+batch "$T/b2" "a:${lines[0]}" "c:${lines[2]}" "z:not an indicium"
+call scan1 POST /v1/verify "$T/b2"; want 207
+grep_out '"reference":"a","result":"duplicate"' "$T/out"
+grep_out '"reference":"c","result":"good"' "$T/out"
+grep_out '"reference":"z","result":"malformed"' "$T/out"
+
+# refused, each with its status and error object, and nothing recorded
+before=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")
+batch "$T/b3" "x:${lines[1]}"
+call aud1 POST /v1/verify "$T/b3"; want 403
+grep_out '^{"error":{"code":1401,"name":"MK_ERR_SVC_ROLE","message":"role auditor may not call /v1/verify"}}$' "$T/out"
+call dc1 POST /v1/verify "$T/b3"; want 403
+printf '{"items":[' >"$T/bad"; call scan1 POST /v1/verify "$T/bad"; want 400
+grep_out '"name":"MK_ERR_SVC_REQUEST"' "$T/out"
+printf '{"items":[{"reference":"x","text":"y","extra":1}]}' >"$T/bad"; call scan1 POST /v1/verify "$T/bad"; want 400
+printf '{"items":[{"reference":7,"text":"y"}]}' >"$T/bad"; call scan1 POST /v1/verify "$T/bad"; want 400
+printf '{"items":[],"duplicates":false}' >"$T/bad"; call scan1 POST /v1/verify "$T/bad"; want 400
+printf '{"items":{"a":1}}' >"$T/bad"; call scan1 POST /v1/verify "$T/bad"; want 400
+batch "$T/b4" "1:${lines[1]}" "2:${lines[1]}" "3:${lines[1]}" "4:${lines[1]}"
+call scan1 POST /v1/verify "$T/b4"; want 413
+grep_out '"name":"MK_ERR_SVC_TOO_LARGE","message":"a batch holds 1 to 3 items, not 4"' "$T/out"
+head -c 5000 /dev/zero | tr '\0' ' ' >"$T/big"; call scan1 POST /v1/verify "$T/big"; want 413
+call scan1 GET /v1/nothing; want 404
+grep_out '"name":"MK_ERR_SVC_ROUTE"' "$T/out"
+call scan1 DELETE /v1/verify; want 405
+call scan1 GET /v1/verify; want 405
+after=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")
+[ "$before" = "$after" ] || { echo "FAIL: a refused call recorded sightings ($before -> $after)"; fails=$((fails+1)); }
+# refused in the handshake: no HTTP answer at all
+for c in "" "--cert $S/old.pem --key $S/old.key" "--cert $T/other.pem --key $T/other.key" \
+         "--cert $S/localhost.pem --key $S/localhost.key"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$S/ca.pem" $c "https://localhost:$PORT/v1/health")
+  if [ "$c" = "--cert $S/localhost.pem --key $S/localhost.key" ]; then
+    # the server's own certificate chains: the handshake passes, the role does not
+    [ "$code" = 403 ] || { echo "FAIL: a server certificate as a client got $code"; fails=$((fails+1)); }
+  else
+    [ "$code" = 000 ] || { echo "FAIL: '${c:-no certificate}' got an HTTP answer ($code)"; fails=$((fails+1)); }
+  fi
+done
+# and it still serves, then stops on SIGTERM
+call scan1 GET /v1/health; want 200
+kill -TERM "$DPID"; wait "$DPID"; st=$?
+[ "$st" = 0 ] || { echo "FAIL: meterkeyd exited $st on SIGTERM"; fails=$((fails+1)); }
+grep -q "meterkeyd: stopped" "$T/d.err" || { echo "FAIL: no stop message"; fails=$((fails+1)); }
+
+# usage errors and a bad start
+expect 2 "$MKD" --cert "$S/localhost.pem"
+expect 2 "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 70000
+expect 1 "$MKD" --cert "$S/scan1.pem" --key "$S/localhost.key" --port 0
+grep_out "does not load" "$T/err"
+expect 0 "$MKD" --help
+grep_out "usage: meterkeyd" "$T/out"
+finish
