@@ -1567,6 +1567,10 @@ static void test_check_characters(void **state)
 			line[p1] = other_char(line[p1]);
 			line[p2] = other_char(line[p2]);
 			verify_line(v, line, &o);
+			/* about 1 in 1,300 such pairs still has check characters that
+			 * agree (two base-36 digits): then the tokens refuse it */
+			if (mk_indicium_text_decode(line, &x) == MK_OK && o.result == VR_BAD)
+				continue;
 			if (o.result != VR_MALFORMED)
 				fail_msg("two characters changed (%zu, %zu) in %s gave %s", p1, p2, line,
 				         mk_verify_result_name(o.result));
