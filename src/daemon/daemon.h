@@ -1,7 +1,7 @@
 /*
  * meterkeyd (docs/internals/service.md): what its files share. main.c
- * starts it, http.c is the HTTPS side (TLS, roles, routing, answers),
- * api.c the calls.
+ * starts it, http.c is the HTTPS side (TLS, roles, routing), answer.c
+ * the answers, request.c the request decoders, api.c the calls.
  */
 #ifndef MK_DAEMON_H
 #define MK_DAEMON_H
@@ -45,6 +45,14 @@ void svc_stop(struct svc *s);
  * table (msg NULL: e's text). */
 void svc_answer_json(struct evhttp_request *r, int status, json_t *o);
 void svc_answer_error(struct evhttp_request *r, enum mk_err e, const char *msg);
+
+/* request.c: a POST /v1/verify body (n bytes) decoded: MK_OK with *itemsp
+ * (a new reference to the items, each an object of a string text and an
+ * optional string reference, 1 to max_items of them) and the flags
+ * (duplicates default 1, tin default 0); else MK_ERR_SVC_REQUEST (not
+ * that JSON) or MK_ERR_SVC_TOO_LARGE (too many items), why in why. */
+enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
+                              char *why, size_t cap);
 
 /* api.c: the calls (docs/api.md), each given the request's body. */
 void svc_health(struct svc *s, struct evhttp_request *r, const char *body, size_t n);
