@@ -238,7 +238,9 @@
 	X(MK_ERR_SVC_METHOD, 1403, MK_LEVEL_LOCAL,                                      \
 	  "service: method not allowed for this call")                                  \
 	X(MK_ERR_SVC_TOO_LARGE, 1404, MK_LEVEL_LOCAL,                                   \
-	  "service: request body or batch over its limit")
+	  "service: request body or batch over its limit")                              \
+	X(MK_ERR_SVC_AUDIT, 1405, MK_LEVEL_LOCAL,                                       \
+	  "service: the call could not be recorded in the audit log (failed or timed out)")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

@@ -29,36 +29,57 @@ static int http_status(enum mk_err e)
 	case MK_ERR_DB:
 	case MK_ERR_DB_BUSY:
 	case MK_ERR_BOX_GONE:
+	case MK_ERR_SVC_AUDIT:
 		return 503;
 	default:
 		return mk_err_level(e) == MK_LEVEL_RESPONSE ? 409 : 500;
 	}
 }
 
-void svc_answer_json(struct evhttp_request *r, int status, json_t *o)
+static void reply(struct svc *s, struct evhttp_request *r, int status, const char *type, const char *p, size_t n)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL || evbuffer_add(b, p, n) != 0) {
+		status = 500;
+		evhttp_send_error(r, 500, NULL);
+	} else {
+		evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", type);
+		evhttp_send_reply(r, status, NULL, b);
+	}
+	if (b != NULL)
+		evbuffer_free(b);
+	svc_count_request(s, s->route, status);
+}
+
+void svc_answer_text(struct svc *s, struct evhttp_request *r, int status, const char *text, size_t n)
+{
+	reply(s, r, status, "text/plain; version=0.0.4", text, n);
+}
+
+void svc_answer_json(struct svc *s, struct evhttp_request *r, int status, json_t *o)
 {
 	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	struct evbuffer *b = evbuffer_new();
+	char *line;
 
 	json_decref(o);
 	if (text == NULL) {
-		status = 500;
-		text = strdup("{\"error\":{\"code\":2,\"name\":\"MK_ERR_NOMEM\",\"message\":\"out of memory\"}}");
+		static const char oom[] = "{\"error\":{\"code\":2,\"name\":\"MK_ERR_NOMEM\",\"message\":\"out of memory\"}}\n";
+
+		reply(s, r, 500, "application/json", oom, sizeof(oom) - 1);
+		return;
 	}
-	if (b == NULL || text == NULL || evbuffer_add(b, text, strlen(text)) != 0 || evbuffer_add(b, "\n", 1) != 0) {
-		evhttp_send_error(r, 500, NULL);
-	} else {
-		evhttp_add_header(evhttp_request_get_output_headers(r), "Content-Type", "application/json");
-		evhttp_send_reply(r, status, NULL, b);
+	if ((line = realloc(text, strlen(text) + 2)) != NULL) {
+		text = line;
+		strcat(text, "\n");
 	}
+	reply(s, r, status, "application/json", text, strlen(text));
 	free(text);
-	if (b != NULL)
-		evbuffer_free(b);
 }
 
-void svc_answer_error(struct evhttp_request *r, enum mk_err e, const char *msg)
+void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, const char *msg)
 {
-	svc_answer_json(r, http_status(e),
+	svc_answer_json(s, r, http_status(e),
 	                json_pack("{s:{s:i,s:s,s:s}}", "error", "code", (int)e, "name", mk_err_name(e), "message",
 	                          msg != NULL && msg[0] != '\0' ? msg : mk_strerror(e)));
 }

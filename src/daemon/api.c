@@ -4,16 +4,20 @@
  * the flow through the KMS and answers (exactly once).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "meterkey/crypto.h"
 
 #include "daemon.h"
 
-void svc_health(struct svc *s, struct evhttp_request *c, const char *body, size_t n)
+void svc_health(struct svc *s, struct evhttp_request *c, const struct svc_client *who, const char *body, size_t n)
 {
-	(void)s;
+	(void)who;
 	(void)body;
 	(void)n;
-	svc_answer_json(c, 200, json_pack("{s:s}", "status", "ready"));
+	svc_answer_json(s, c, 200, json_pack("{s:s}", "status", "ready"));
 }
 
 /*
@@ -21,21 +25,40 @@ void svc_health(struct svc *s, struct evhttp_request *c, const char *body, size_
  * "duplicates":true, "tin":false}. Each item's outcome, with its
  * reference; 200 when every item is good, 207 when some are not.
  */
-void svc_verify(struct svc *s, struct evhttp_request *c, const char *body, size_t n)
+void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client *who, const char *body, size_t n)
 {
 	json_t *items = NULL, *out = NULL;
 	struct mk_verifier *v = NULL;
 	struct mk_verify_outcome o;
+	uint8_t digest[MK_SHA256_LEN];
+	char hex[2 * MK_SHA256_LEN + 1];
 	size_t i, good = 0, count;
+	uint64_t id = ++s->next_id;
+	struct timespec t0, t1;
 	int dup, tin;
 	enum mk_err e;
 	char msg[256];
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((e = svc_verify_decode(body, n, s->max_items, &items, &dup, &tin, msg, sizeof(msg))) != MK_OK) {
-		svc_answer_error(c, e, msg);
+		svc_answer_error(s, c, e, msg);
 		return;
 	}
 	count = json_array_size(items);
+	/* recorded before it acts: who asks what (the body by its hash) */
+	if (mk_sha256(body, n, digest) != MK_OK) {
+		e = MK_ERR_CRYPTO;
+		goto fail;
+	}
+	for (i = 0; i < sizeof(digest); i++)
+		sprintf(hex + 2 * i, "%02x", digest[i]);
+	if ((e = svc_audit(s, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:b,s:b,s:s}", "id", (json_int_t)id, "phase", "request",
+	                                "client", who->cn, "role", mk_cert_role_name(who->role), "call",
+	                                "POST /v1/verify", "items", (json_int_t)count, "duplicates", dup, "tin", tin,
+	                                "body_sha256", hex))) != MK_OK) {
+		snprintf(msg, sizeof(msg), "the batch was not verified: %s", mk_strerror(e));
+		goto refuse;
+	}
 	if ((e = mk_verifier_new(s->kms, tin, dup, &v)) != MK_OK)
 		goto fail;
 	if ((out = json_array()) == NULL) {
@@ -49,19 +72,50 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const char *body, size_
 		if ((e = mk_verify_text(v, json_string_value(json_object_get(it, "text")), &o)) != MK_OK)
 			goto fail;
 		good += o.result == MK_VR_GOOD;
+		svc_count_verify(s, &o);
 		json_array_append_new(out, json_pack("{s:s?,s:s,s:s,s:s}", "reference", ref, "result",
 		                                     mk_verify_result_key(o.result), "vendor", mk_verify_result_key(o.vendor),
 		                                     "postal", mk_verify_result_key(o.postal)));
 	}
 	mk_verifier_free(v);
+	v = NULL;
+	/* and its outcome, before it is answered */
+	if ((e = svc_audit(s, json_pack("{s:I,s:s,s:I,s:I}", "id", (json_int_t)id, "phase", "answer", "good",
+	                                (json_int_t)good, "count", (json_int_t)count))) != MK_OK) {
+		snprintf(msg, sizeof(msg), "the batch was verified (its sightings recorded) but its outcome was not "
+		                           "audited: the answer is withheld: %s", mk_strerror(e));
+		goto refuse;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	svc_count_batch(s, count, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	json_decref(items);
-	svc_answer_json(c, good == count ? 200 : 207,
+	svc_answer_json(s, c, good == count ? 200 : 207,
 	                json_pack("{s:o,s:I,s:I}", "results", out, "good", (json_int_t)good, "count", (json_int_t)count));
 	return;
 fail:
 	snprintf(msg, sizeof(msg), "%s", mk_kms_detail(s->kms)[0] != '\0' ? mk_kms_detail(s->kms) : mk_strerror(e));
+	(void)svc_audit(s, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "phase", "failed", "error", mk_err_name(e)));
+refuse:
 	mk_verifier_free(v);
 	json_decref(out);
 	json_decref(items);
-	svc_answer_error(c, e, msg);
+	svc_answer_error(s, c, e, msg);
+}
+
+/* GET /metrics: the counters in Prometheus's text format. */
+void svc_metrics(struct svc *s, struct evhttp_request *c, const struct svc_client *who, const char *body, size_t n)
+{
+	char *text = NULL;
+	size_t len = 0;
+	enum mk_err e;
+
+	(void)who;
+	(void)body;
+	(void)n;
+	if ((e = svc_metrics_text(s, &text, &len)) != MK_OK) {
+		svc_answer_error(s, c, e, NULL);
+		return;
+	}
+	svc_answer_text(s, c, 200, text, len);
+	free(text);
 }

@@ -30,7 +30,37 @@ struct svc {
 	size_t max_body;     /* bytes of a request body */
 	size_t max_items;    /* indicia of a verification batch */
 	unsigned timeout;    /* seconds a connection may idle (a slow client is cut off) */
+	struct audit *audit; /* audit.c; NULL: no audit file */
+	uint64_t audit_failures;
+	uint64_t next_id;    /* of the next audited call */
+	struct svc_metrics *metrics; /* metrics.c */
+	int route;           /* the route being served (its index), -1: none */
 };
+
+/* The client of a request, from its certificate. */
+struct svc_client {
+	enum mk_cert_role role;
+	char cn[MK_CERT_CN_MAX + 1];
+};
+
+/* audit.c: opens the audit file (appended, created 0600; a FIFO needs its
+ * reader) with a timeout for each write; svc_audit writes one record (a
+ * JSON object, consumed; its time added) and has it on disk: MK_OK, or
+ * MK_ERR_SVC_AUDIT when it failed, timed out or an earlier write still
+ * hangs (MK_OK, nothing written, without an audit file). */
+enum mk_err svc_audit_open(struct svc *s, const char *path, unsigned timeout_ms);
+enum mk_err svc_audit(struct svc *s, json_t *record);
+void svc_audit_close(struct svc *s);
+
+/* counters.c: the counters (made by svc_metrics_new with the routes'
+ * names), what the answers and the calls count, and their text in
+ * Prometheus's format (malloc'd). */
+enum mk_err svc_metrics_new(struct svc *s, const char *const *names, size_t n);
+enum mk_err svc_metrics_text(struct svc *s, char **textp, size_t *lenp);
+void svc_metrics_free(struct svc *s);
+void svc_count_request(struct svc *s, int route, int status);
+void svc_count_verify(struct svc *s, const struct mk_verify_outcome *o);
+void svc_count_batch(struct svc *s, size_t items, double seconds);
 
 /* http.c: makes s->base's HTTPS server on 127.0.0.1:port (0: any) with
  * the server's certificate and key files and the trusted root file
@@ -43,8 +73,11 @@ void svc_stop(struct svc *s);
 /* http.c: an answer: o (consumed) as JSON with status; the error object
  * {"error":{"code","name","message"}} of e with its status from the one
  * table (msg NULL: e's text). */
-void svc_answer_json(struct evhttp_request *r, int status, json_t *o);
-void svc_answer_error(struct evhttp_request *r, enum mk_err e, const char *msg);
+void svc_answer_json(struct svc *s, struct evhttp_request *r, int status, json_t *o);
+void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, const char *msg);
+/* answer.c: text/plain (the metrics). Every answer is counted against
+ * s->route (the route being served, -1 for none). */
+void svc_answer_text(struct svc *s, struct evhttp_request *r, int status, const char *text, size_t n);
 
 /* request.c: a POST /v1/verify body (n bytes) decoded: MK_OK with *itemsp
  * (a new reference to the items, each an object of a string text and an
@@ -54,8 +87,13 @@ void svc_answer_error(struct evhttp_request *r, enum mk_err e, const char *msg);
 enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
                               char *why, size_t cap);
 
-/* api.c: the calls (docs/api.md), each given the request's body. */
-void svc_health(struct svc *s, struct evhttp_request *r, const char *body, size_t n);
-void svc_verify(struct svc *s, struct evhttp_request *r, const char *body, size_t n);
+/* http.c: the paths of the routes, in their order (*n of them). */
+const char *const *svc_route_names(size_t *n);
+
+/* api.c: the calls (docs/api.md), each given its client and the
+ * request's body. */
+void svc_health(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
+void svc_verify(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
+void svc_metrics(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
 
 #endif

@@ -60,7 +60,7 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 /* The role of the request's client: its certificate (verified in the
  * handshake) checked once more as meterkey's certificate of a client's
  * role under the root (a server certificate is no client). 0: none. */
-static enum mk_cert_role client_role(struct svc *s, struct evhttp_request *r, char cn[static MK_CERT_CN_MAX + 1])
+static enum mk_cert_role client_role(struct svc *s, struct evhttp_request *r, char cn[MK_CERT_CN_MAX + 1])
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(r);
 	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
@@ -80,15 +80,27 @@ static enum mk_cert_role client_role(struct svc *s, struct evhttp_request *r, ch
 /* ---- Requests ------------------------------------------------------------------------------ */
 
 /* The calls: path, method, the roles that may make it, what does it. */
+#define ROLE(r) (1u << ((r) - MK_ROLE_FACTORY))
 static const struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
-	unsigned roles; /* bit (role - MK_ROLE_FACTORY) */
-	void (*run)(struct svc *, struct evhttp_request *, const char *body, size_t n);
+	unsigned roles; /* ROLE(r) of each role that may */
+	void (*run)(struct svc *, struct evhttp_request *, const struct svc_client *, const char *body, size_t n);
 } routes[] = {
 	{ "/v1/health", EVHTTP_REQ_GET, 0x1f, svc_health },
-	{ "/v1/verify", EVHTTP_REQ_POST, 1u << (MK_ROLE_VERIFIER - MK_ROLE_FACTORY), svc_verify },
+	{ "/v1/verify", EVHTTP_REQ_POST, ROLE(MK_ROLE_VERIFIER), svc_verify },
+	{ "/metrics", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_metrics },
 };
+
+const char *const *svc_route_names(size_t *n)
+{
+	static const char *names[MK_ARRAY_LEN(routes)];
+
+	for (size_t i = 0; i < MK_ARRAY_LEN(routes); i++)
+		names[i] = routes[i].path;
+	*n = MK_ARRAY_LEN(routes);
+	return names;
+}
 
 static void handle(struct evhttp_request *r, void *arg)
 {
@@ -97,37 +109,39 @@ static void handle(struct evhttp_request *r, void *arg)
 	enum evhttp_cmd_type method = evhttp_request_get_command(r);
 	struct evbuffer *in = evhttp_request_get_input_buffer(r);
 	const struct route *rt = NULL;
-	char cn[MK_CERT_CN_MAX + 1], msg[160];
-	enum mk_cert_role role;
+	struct svc_client who;
+	char msg[160];
 	size_t n;
 	int known = 0;
 
-	if ((role = client_role(s, r, cn)) == 0) {
-		svc_answer_error(r, MK_ERR_SVC_ROLE, "the client certificate names no role of this service");
+	s->route = -1;
+	if ((who.role = client_role(s, r, who.cn)) == 0) {
+		svc_answer_error(s, r, MK_ERR_SVC_ROLE, "the client certificate names no role of this service");
 		return;
 	}
 	for (size_t i = 0; path != NULL && i < MK_ARRAY_LEN(routes) && rt == NULL; i++)
 		if (strcmp(path, routes[i].path) == 0) {
 			known = 1;
+			s->route = (int)i;
 			if (method == routes[i].method)
 				rt = &routes[i];
 		}
 	if (rt == NULL) {
-		svc_answer_error(r, known ? MK_ERR_SVC_METHOD : MK_ERR_SVC_ROUTE, NULL);
+		svc_answer_error(s, r, known ? MK_ERR_SVC_METHOD : MK_ERR_SVC_ROUTE, NULL);
 		return;
 	}
-	if ((rt->roles & (1u << (role - MK_ROLE_FACTORY))) == 0) {
-		snprintf(msg, sizeof(msg), "role %s may not call %s", mk_cert_role_name(role), rt->path);
-		svc_answer_error(r, MK_ERR_SVC_ROLE, msg);
+	if ((rt->roles & ROLE(who.role)) == 0) {
+		snprintf(msg, sizeof(msg), "role %s may not call %s", mk_cert_role_name(who.role), rt->path);
+		svc_answer_error(s, r, MK_ERR_SVC_ROLE, msg);
 		return;
 	}
 	/* the body, whole (evhttp refused one over the limit with 413) */
 	n = evbuffer_get_length(in);
 	if (evbuffer_add(in, "", 1) != 0) {
-		svc_answer_error(r, MK_ERR_NOMEM, NULL);
+		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
 		return;
 	}
-	rt->run(s, r, (const char *)evbuffer_pullup(in, -1), n);
+	rt->run(s, r, &who, (const char *)evbuffer_pullup(in, -1), n);
 }
 
 enum mk_err svc_start(struct svc *s, const char *host, uint16_t port, const char *cert, const char *key,

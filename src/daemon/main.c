@@ -37,6 +37,12 @@ static const char usage[] =
 	"  --max-body N      bytes of a request body (default 1048576)\n"
 	"  --max-items N     indicia of a verification batch (default 1000)\n"
 	"  --timeout S       seconds a connection may idle (default 30)\n"
+	"  --audit FILE      the audit log (default HOME/service-audit.log, 0600):\n"
+	"                    each verification batch is a JSON line there, on disk\n"
+	"                    before it acts and its outcome before it is answered;\n"
+	"                    a line that cannot be written refuses the call (503,\n"
+	"                    MK_ERR_SVC_AUDIT)\n"
+	"  --audit-timeout MS  how long a write of it may take (default 2000)\n"
 	"  --help            this text\n";
 
 /* SIGTERM or SIGINT: the loop ends, requests in progress answered. */
@@ -64,13 +70,15 @@ int main(int argc, char **argv)
 		{ "cert", required_argument, NULL, 'c' },      { "key", required_argument, NULL, 'k' },
 		{ "port", required_argument, NULL, 'p' },      { "max-body", required_argument, NULL, 'B' },
 		{ "max-items", required_argument, NULL, 'I' }, { "timeout", required_argument, NULL, 'T' },
-		{ "listen", required_argument, NULL, 'L' },    { "help", no_argument, NULL, 'h' },
+		{ "listen", required_argument, NULL, 'L' },    { "audit", required_argument, NULL, 'A' },
+		{ "audit-timeout", required_argument, NULL, 'W' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30 };
 	struct mk_kms_opts o = { 0 };
-	const char *cert = NULL, *key = NULL, *host = "127.0.0.1";
-	char trust[PATH_MAX], detail[512] = "";
+	const char *cert = NULL, *key = NULL, *host = "127.0.0.1", *audit = NULL;
+	char trust[PATH_MAX], auditp[PATH_MAX], detail[512] = "";
+	unsigned audit_ms = 2000;
 	struct event *sigs[2] = { NULL, NULL };
 	unsigned long port = 8443, v;
 	int opt, st = 1;
@@ -105,6 +113,12 @@ int main(int argc, char **argv)
 			s.timeout = (unsigned)v;
 			break;
 		case 'L': host = optarg; break;
+		case 'A': audit = optarg; break;
+		case 'W':
+			if (!number(optarg, 1, 600000, &v))
+				goto bad;
+			audit_ms = (unsigned)v;
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: goto bad;
 		}
@@ -126,6 +140,19 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (audit == NULL && snprintf(auditp, sizeof(auditp), "%s/service-audit.log", o.home) < (int)sizeof(auditp))
+		audit = auditp;
+	if (audit == NULL || svc_audit_open(&s, audit, audit_ms) != MK_OK) {
+		fprintf(stderr, "meterkeyd: cannot open the audit log %s\n", audit != NULL ? audit : "(path too long)");
+		goto out;
+	}
+	{
+		size_t nr;
+		const char *const *names = svc_route_names(&nr);
+
+		if ((e = svc_metrics_new(&s, names, nr)) != MK_OK)
+			goto out;
+	}
 	if ((e = svc_start(&s, host, (uint16_t)port, cert, key, trust)) != MK_OK) {
 		fprintf(stderr, "meterkeyd: cannot serve on %s port %lu: %s\n", host, port,
 		        e == MK_ERR_CERT_KEY ? "the certificate, the key or the root does not load (or they do not match)"
@@ -146,6 +173,8 @@ out:
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
 	svc_stop(&s);
+	svc_audit_close(&s);
+	svc_metrics_free(&s);
 	X509_free(s.root);
 	mk_kms_close(s.kms);
 	return st;

@@ -24,7 +24,7 @@ expect 0 "$MK" meter install --meter $M --domain VE
 expect 0 "$MK" meter install --meter $M --domain USPS
 expect 0 "$MK" meter register --meter $M --indicia US00000001 --country US
 expect 0 "$MK" meter credit --meter $M --amount 1000
-expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 3
+expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 4
 mapfile -t lines <"$T/out"
 
 for r in "server localhost" "verifier scan1" "auditor aud1" "post dc1"; do
@@ -115,11 +115,53 @@ for c in "" "--cert $S/old.pem --key $S/old.key" "--cert $T/other.pem --key $T/o
     [ "$code" = 000 ] || { echo "FAIL: '${c:-no certificate}' got an HTTP answer ($code)"; fails=$((fails+1)); }
   fi
 done
+# the audit log: 0600, each accepted batch there before it acted and after
+A="$T/h/service-audit.log"
+[ "$(stat -c %a "$A")" = 600 ] || { echo "FAIL: the audit log is not 0600"; fails=$((fails+1)); }
+[ "$(grep -c '"phase":"request"' "$A")" = 2 ] || { echo "FAIL: audit requests:"; cat "$A"; fails=$((fails+1)); }
+[ "$(grep -c '"phase":"answer"' "$A")" = 2 ] || { echo "FAIL: audit answers:"; cat "$A"; fails=$((fails+1)); }
+grep -q '"client":"scan1","role":"verifier","call":"POST /v1/verify","items":3' "$A" || { echo "FAIL: audit fields"; cat "$A"; fails=$((fails+1)); }
+! grep -q "${lines[0]:0:40}" "$A" || { echo "FAIL: an indicium in the audit log"; fails=$((fails+1)); }
+# metrics: auditor and operator only
+call aud1 GET /metrics; want 200
+grep_out '^meterkey_verifications_total{result="good"} 3$' "$T/out"
+grep_out '^meterkey_verifications_total{result="duplicate"} 1$' "$T/out"
+grep_out '^meterkey_domain_verifications_total{domain_role="vendor",result="malformed"} 1$' "$T/out"
+grep_out '^meterkey_requests_total{call="/v1/verify",code="207"} 1$' "$T/out"
+grep_out '^meterkey_requests_total{call="/v1/verify",code="403"} 2$' "$T/out"
+grep_out '^meterkey_verify_batch_items_bucket{le="+Inf"} 2$' "$T/out"
+grep_out '^meterkey_audit_failures_total 0$' "$T/out"
+call scan1 GET /metrics; want 403
 # and it still serves, then stops on SIGTERM
 call scan1 GET /v1/health; want 200
 kill -TERM "$DPID"; wait "$DPID"; st=$?
 [ "$st" = 0 ] || { echo "FAIL: meterkeyd exited $st on SIGTERM"; fails=$((fails+1)); }
 grep -q "meterkeyd: stopped" "$T/d.err" || { echo "FAIL: no stop message"; fails=$((fails+1)); }
+
+# the audit log failing (a full disk) or hanging (a pipe nobody reads):
+# the batch refused with its own code, nothing verified, nothing recorded
+start --audit /dev/full
+before=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")
+batch "$T/b5" "n:${lines[3]}"
+call scan1 POST /v1/verify "$T/b5"; want 503
+grep_out '"code":1405,"name":"MK_ERR_SVC_AUDIT","message":"the batch was not verified: ' "$T/out"
+kill -TERM "$DPID"; wait "$DPID"
+mkfifo "$T/fifo"; exec 7<>"$T/fifo"
+head -c 65536 /dev/zero >&7 # the pipe full: the next write hangs
+start --audit "$T/fifo" --audit-timeout 300
+call scan1 POST /v1/verify "$T/b5"; want 503
+grep_out '"name":"MK_ERR_SVC_AUDIT"' "$T/out"
+call scan1 POST /v1/verify "$T/b5"; want 503 # still hanging: refused at once
+after=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")
+[ "$before" = "$after" ] || { echo "FAIL: a batch the audit refused recorded sightings"; fails=$((fails+1)); }
+call aud1 GET /metrics; want 200
+grep_out '^meterkey_audit_failures_total 2$' "$T/out"
+# the pipe read: the hung write ends, and the next batch goes through
+timeout 5 head -c 65536 <&7 >/dev/null
+sleep 0.2
+call scan1 POST /v1/verify "$T/b5"; want 200
+exec 7>&-
+kill -TERM "$DPID"; wait "$DPID"
 
 # usage errors and a bad start
 expect 2 "$MKD" --cert "$S/localhost.pem"
