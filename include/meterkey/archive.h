@@ -321,6 +321,25 @@ MK_WUR enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *do
                                             const char *device, int64_t t,
                                             struct mk_token_key_record *out);
 
+/* ---- The service's idempotency keys (docs/internals/service.md) ------------- */
+
+#define MK_IDEM_KEY_MAX 128    /* bytes of a key: printable ASCII */
+#define MK_IDEM_ANSWER_MAX (1 << 20)
+
+/*
+ * Claims key for client (its certificate's name) with the request's hash:
+ * MK_OK when it is new (the call goes on, status 0 "in progress"); else
+ * MK_RC_RECORD_EXISTS with what the key holds: *statusp (0 while the first
+ * call is still in progress, else the HTTP status it was answered with),
+ * the first request's hash in hash and its answer in answer.
+ */
+MK_WUR enum mk_err mk_archive_idem_claim(struct mk_archive *a, const char *client, const char *key,
+                                         const uint8_t hash[static 32], int64_t time, int *statusp,
+                                         uint8_t stored_hash[static 32], struct mk_buf *answer);
+/* Keeps the answer of a claimed key (status non-zero), once. */
+MK_WUR enum mk_err mk_archive_idem_answer(struct mk_archive *a, const char *client, const char *key, int status,
+                                          const uint8_t *answer, size_t n);
+
 /* ---- Duplicate-indicia index ----------------------------------------------- */
 
 /* Records that the domain has seen the indicium (device, piece_count) and says

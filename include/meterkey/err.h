@@ -240,7 +240,11 @@
 	X(MK_ERR_SVC_TOO_LARGE, 1404, MK_LEVEL_LOCAL,                                   \
 	  "service: request body or batch over its limit")                              \
 	X(MK_ERR_SVC_AUDIT, 1405, MK_LEVEL_LOCAL,                                       \
-	  "service: the call could not be recorded in the audit log (failed or timed out)")
+	  "service: the call could not be recorded in the audit log (failed or timed out)") \
+	X(MK_ERR_SVC_IDEM_MISMATCH, 1406, MK_LEVEL_LOCAL,                               \
+	  "service: the idempotency key was used with another request")                 \
+	X(MK_ERR_SVC_IDEM_PENDING, 1407, MK_LEVEL_LOCAL,                                \
+	  "service: the first call with this idempotency key has not been answered")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

@@ -31,7 +31,7 @@
 
 #include "archive/archive_int.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define MAX_ATTEMPTS 64
 
 static const struct {

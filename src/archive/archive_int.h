@@ -192,6 +192,15 @@ struct mk_db_ops {
 	  "SELECT seq, head FROM heads WHERE domain = $1 ORDER BY seq DESC LIMIT 1", 0)           \
 	X(S_HEAD_GET, "SELECT seq, head FROM heads WHERE domain = $1 AND seq = $2", 0)            \
 	X(S_HEAD_LIST, "SELECT seq, head FROM heads WHERE domain = $1 ORDER BY seq", 0)           \
+	X(S_IDEM_INSERT,                                                                         \
+	  "INSERT INTO service_idempotency (client, idem_key, body_hash, status, answer, time) "  \
+	  "VALUES ($1, $2, $3, 0, $4, $5) ON CONFLICT DO NOTHING", 0)                             \
+	X(S_IDEM_GET,                                                                            \
+	  "SELECT body_hash, status, answer FROM service_idempotency WHERE client = $1 AND "      \
+	  "idem_key = $2", 0)                                                                     \
+	X(S_IDEM_SET,                                                                            \
+	  "UPDATE service_idempotency SET status = $3, answer = $4 WHERE client = $1 AND "        \
+	  "idem_key = $2 AND status = 0", 0)                                                      \
 	X(S_BOXGEN_GET, "SELECT generation, record FROM box_generations WHERE box_id = $1", 0)    \
 	X(S_BOXGEN_INSERT,                                                                       \
 	  "INSERT INTO box_generations (box_id, generation, record) VALUES ($1, $2, $3) "         \

@@ -123,6 +123,16 @@ const char *const mk_migrations[] = {
 	"  seq BIGINT NOT NULL,"
 	"  head @BLOB@ NOT NULL,"
 	"  PRIMARY KEY (domain, seq));",
+	/* 6: the service's idempotency keys (idem.c): per client and key, the
+	 * request's hash and, once it was answered, the answer */
+	"CREATE TABLE service_idempotency ("
+	"  client TEXT NOT NULL,"
+	"  idem_key TEXT NOT NULL,"
+	"  body_hash @BLOB@ NOT NULL,"
+	"  status BIGINT NOT NULL,"
+	"  answer @BLOB@ NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  PRIMARY KEY (client, idem_key));",
 };
 
 const int mk_migration_count = (int)(MK_ARRAY_LEN(mk_migrations));

@@ -26,6 +26,10 @@ static int http_status(enum mk_err e)
 		return 405;
 	case MK_ERR_SVC_TOO_LARGE:
 		return 413;
+	case MK_ERR_SVC_IDEM_MISMATCH:
+		return 422;
+	case MK_ERR_SVC_IDEM_PENDING:
+		return 409;
 	case MK_ERR_DB:
 	case MK_ERR_DB_BUSY:
 	case MK_ERR_BOX_GONE:
@@ -50,6 +54,13 @@ static void reply(struct svc *s, struct evhttp_request *r, int status, const cha
 	if (b != NULL)
 		evbuffer_free(b);
 	svc_count_request(s, s->route, status);
+}
+
+void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed)
+{
+	if (replayed)
+		evhttp_add_header(evhttp_request_get_output_headers(r), "Idempotent-Replayed", "true");
+	reply(s, r, status, "application/json", json, n);
 }
 
 void svc_answer_text(struct svc *s, struct evhttp_request *r, int status, const char *text, size_t n)

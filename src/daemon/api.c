@@ -20,6 +20,42 @@ void svc_health(struct svc *s, struct evhttp_request *c, const struct svc_client
 	svc_answer_json(s, c, 200, json_pack("{s:s}", "status", "ready"));
 }
 
+/* An Idempotency-Key: claimed for this client with the body's hash, or
+ * the key's first answer given again (the same body), or a refusal (422
+ * another body, 409 the first call not answered yet, 400 a malformed
+ * key). 1 when the call is answered here, 0 when it goes on. */
+static int idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who,
+                      const uint8_t digest[static MK_SHA256_LEN])
+{
+	struct mk_buf *kept = mk_buf_new(MK_IDEM_ANSWER_MAX);
+	uint8_t first[MK_SHA256_LEN];
+	int status = 0;
+	enum mk_err e;
+
+	if (kept == NULL) {
+		svc_answer_error(s, c, MK_ERR_NOMEM, NULL);
+		return 1;
+	}
+	e = mk_archive_idem_claim(mk_kms_archive(s->kms), who->cn, who->idem, digest, (int64_t)time(NULL), &status, first,
+	                          kept);
+	if (e == MK_OK) {
+		mk_buf_free(kept);
+		return 0;
+	}
+	if (e == MK_ERR_INVALID_ARG)
+		svc_answer_error(s, c, MK_ERR_SVC_REQUEST, "the Idempotency-Key is 1 to 128 printable characters");
+	else if (e != MK_RC_RECORD_EXISTS)
+		svc_answer_error(s, c, e, NULL);
+	else if (memcmp(first, digest, sizeof(first)) != 0)
+		svc_answer_error(s, c, MK_ERR_SVC_IDEM_MISMATCH, NULL);
+	else if (status == 0)
+		svc_answer_error(s, c, MK_ERR_SVC_IDEM_PENDING, NULL);
+	else
+		svc_answer_body(s, c, status, (const char *)mk_buf_data(kept), mk_buf_len(kept), 1);
+	mk_buf_free(kept);
+	return 1;
+}
+
 /*
  * POST /v1/verify: {"items":[{"reference":"...","text":"..."}, ...],
  * "duplicates":true, "tin":false}. Each item's outcome, with its
@@ -52,6 +88,15 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 	}
 	for (i = 0; i < sizeof(digest); i++)
 		sprintf(hex + 2 * i, "%02x", digest[i]);
+	/* a key seen before: its first answer again, or a refusal; acts once */
+	if (who->idem != NULL) {
+		int done = idem_claim(s, c, who, digest);
+
+		if (done) {
+			json_decref(items);
+			return;
+		}
+	}
 	if ((e = svc_audit(s, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:b,s:b,s:s}", "id", (json_int_t)id, "phase", "request",
 	                                "client", who->cn, "role", mk_cert_role_name(who->role), "call",
 	                                "POST /v1/verify", "items", (json_int_t)count, "duplicates", dup, "tin", tin,
@@ -89,8 +134,28 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	svc_count_batch(s, count, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	json_decref(items);
-	svc_answer_json(s, c, good == count ? 200 : 207,
-	                json_pack("{s:o,s:I,s:I}", "results", out, "good", (json_int_t)good, "count", (json_int_t)count));
+	{
+		json_t *ans = json_pack("{s:o,s:I,s:I}", "results", out, "good", (json_int_t)good, "count", (json_int_t)count);
+		char *text = ans != NULL ? json_dumps(ans, JSON_COMPACT) : NULL;
+		int status = good == count ? 200 : 207;
+
+		json_decref(ans);
+		if (text == NULL) {
+			svc_answer_error(s, c, MK_ERR_NOMEM, NULL);
+			return;
+		}
+		/* kept for the key before it is answered: a retry gets it again */
+		if (who->idem != NULL &&
+		    (e = mk_archive_idem_answer(mk_kms_archive(s->kms), who->cn, who->idem, status, (const uint8_t *)text,
+		                                strlen(text))) != MK_OK) {
+			free(text);
+			svc_answer_error(s, c, e, "the batch was verified but its answer could not be kept for its "
+			                          "idempotency key: the answer is withheld");
+			return;
+		}
+		svc_answer_body(s, c, status, text, strlen(text), 0);
+		free(text);
+	}
 	return;
 fail:
 	snprintf(msg, sizeof(msg), "%s", mk_kms_detail(s->kms)[0] != '\0' ? mk_kms_detail(s->kms) : mk_strerror(e));

@@ -37,10 +37,12 @@ struct svc {
 	int route;           /* the route being served (its index), -1: none */
 };
 
-/* The client of a request, from its certificate. */
+/* The client of a request, from its certificate, and the request's
+ * Idempotency-Key header (NULL: none). */
 struct svc_client {
 	enum mk_cert_role role;
 	char cn[MK_CERT_CN_MAX + 1];
+	const char *idem;
 };
 
 /* audit.c: opens the audit file (appended, created 0600; a FIFO needs its
@@ -78,6 +80,9 @@ void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, co
 /* answer.c: text/plain (the metrics). Every answer is counted against
  * s->route (the route being served, -1 for none). */
 void svc_answer_text(struct svc *s, struct evhttp_request *r, int status, const char *text, size_t n);
+/* answer.c: a JSON answer already written (json[0..n), a line), marked
+ * Idempotent-Replayed when it is a kept answer given again. */
+void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed);
 
 /* request.c: a POST /v1/verify body (n bytes) decoded: MK_OK with *itemsp
  * (a new reference to the items, each an object of a string text and an

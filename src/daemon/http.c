@@ -115,6 +115,7 @@ static void handle(struct evhttp_request *r, void *arg)
 	int known = 0;
 
 	s->route = -1;
+	who.idem = evhttp_find_header(evhttp_request_get_input_headers(r), "Idempotency-Key");
 	if ((who.role = client_role(s, r, who.cn)) == 0) {
 		svc_answer_error(s, r, MK_ERR_SVC_ROLE, "the client certificate names no role of this service");
 		return;

@@ -24,10 +24,10 @@ expect 0 "$MK" meter install --meter $M --domain VE
 expect 0 "$MK" meter install --meter $M --domain USPS
 expect 0 "$MK" meter register --meter $M --indicia US00000001 --country US
 expect 0 "$MK" meter credit --meter $M --amount 1000
-expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 4
+expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 5
 mapfile -t lines <"$T/out"
 
-for r in "server localhost" "verifier scan1" "auditor aud1" "post dc1"; do
+for r in "server localhost" "verifier scan1" "verifier scan2" "auditor aud1" "post dc1"; do
   set -- $r
   expect 0 "$MK" service cert --role "$1" --name "$2" --out "$S"
 done
@@ -115,21 +115,42 @@ for c in "" "--cert $S/old.pem --key $S/old.key" "--cert $T/other.pem --key $T/o
     [ "$code" = 000 ] || { echo "FAIL: '${c:-no certificate}' got an HTTP answer ($code)"; fails=$((fails+1)); }
   fi
 done
+# an Idempotency-Key: the retry gets the first answer, byte for byte, and
+# acts once (not "duplicate"); the key with another body 422; keys are
+# per client
+icall() { # NAME KEY BODY-FILE
+  CODE=$(curl -s -D "$T/hdr" -o "$T/out" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/$1.pem" --key "$S/$1.key" \
+    -H "Idempotency-Key: $2" --data-binary @"$3" "https://localhost:$PORT/v1/verify")
+}
+batch "$T/b6" "k:${lines[4]}"
+icall scan1 key-0001 "$T/b6"; want 200; cp "$T/out" "$T/first"
+grep_out '"result":"good"' "$T/out"
+seen=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")
+icall scan1 key-0001 "$T/b6"; want 200
+cmp -s "$T/out" "$T/first" || { echo "FAIL: the replay is not the first answer"; fails=$((fails+1)); }
+grep -qi '^Idempotent-Replayed: true' "$T/hdr" || { echo "FAIL: no Idempotent-Replayed header"; fails=$((fails+1)); }
+[ "$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")" = "$seen" ] || { echo "FAIL: the replay acted"; fails=$((fails+1)); }
+icall scan1 key-0001 "$T/b3"; want 422
+grep_out '"code":1406,"name":"MK_ERR_SVC_IDEM_MISMATCH"' "$T/out"
+icall scan1 "$(printf 'k%.0s' $(seq 200))" "$T/b6"; want 400
+icall scan2 key-0001 "$T/b6"; want 207 # another client's key of the same name: acts (a duplicate now)
+grep_out '"result":"duplicate"' "$T/out"
+icall scan1 key-0002 "$T/b6"; want 207 # a new key acts again
 # the audit log: 0600, each accepted batch there before it acted and after
 A="$T/h/service-audit.log"
 [ "$(stat -c %a "$A")" = 600 ] || { echo "FAIL: the audit log is not 0600"; fails=$((fails+1)); }
-[ "$(grep -c '"phase":"request"' "$A")" = 2 ] || { echo "FAIL: audit requests:"; cat "$A"; fails=$((fails+1)); }
-[ "$(grep -c '"phase":"answer"' "$A")" = 2 ] || { echo "FAIL: audit answers:"; cat "$A"; fails=$((fails+1)); }
+[ "$(grep -c '"phase":"request"' "$A")" = 5 ] || { echo "FAIL: audit requests:"; cat "$A"; fails=$((fails+1)); }
+[ "$(grep -c '"phase":"answer"' "$A")" = 5 ] || { echo "FAIL: audit answers:"; cat "$A"; fails=$((fails+1)); }
 grep -q '"client":"scan1","role":"verifier","call":"POST /v1/verify","items":3' "$A" || { echo "FAIL: audit fields"; cat "$A"; fails=$((fails+1)); }
 ! grep -q "${lines[0]:0:40}" "$A" || { echo "FAIL: an indicium in the audit log"; fails=$((fails+1)); }
 # metrics: auditor and operator only
 call aud1 GET /metrics; want 200
-grep_out '^meterkey_verifications_total{result="good"} 3$' "$T/out"
-grep_out '^meterkey_verifications_total{result="duplicate"} 1$' "$T/out"
+grep_out '^meterkey_verifications_total{result="good"} 4$' "$T/out"
+grep_out '^meterkey_verifications_total{result="duplicate"} 3$' "$T/out"
 grep_out '^meterkey_domain_verifications_total{domain_role="vendor",result="malformed"} 1$' "$T/out"
-grep_out '^meterkey_requests_total{call="/v1/verify",code="207"} 1$' "$T/out"
+grep_out '^meterkey_requests_total{call="/v1/verify",code="207"} 3$' "$T/out"
 grep_out '^meterkey_requests_total{call="/v1/verify",code="403"} 2$' "$T/out"
-grep_out '^meterkey_verify_batch_items_bucket{le="+Inf"} 2$' "$T/out"
+grep_out '^meterkey_verify_batch_items_bucket{le="+Inf"} 5$' "$T/out"
 grep_out '^meterkey_audit_failures_total 0$' "$T/out"
 call scan1 GET /metrics; want 403
 # and it still serves, then stops on SIGTERM
