@@ -132,6 +132,10 @@ void mk_archive_close(struct mk_archive *a);
  * URI's user:password@, libpq's password=...) replaced by ***. */
 void mk_archive_url_shown(const char *url, char *out, size_t cap);
 
+/* MK_OK when the archive answers a query now (its schema version read):
+ * what a service's health check asks. MK_ERR_DB otherwise. */
+MK_WUR enum mk_err mk_archive_ping(struct mk_archive *a);
+
 /* "sqlite" or "postgresql". */
 const char *mk_archive_backend(const struct mk_archive *a);
 

@@ -293,3 +293,12 @@ void mk_archive_url_shown(const char *url, char *out, size_t cap)
 	}
 	snprintf(out, cap, "%s", url);
 }
+
+enum mk_err mk_archive_ping(struct mk_archive *a)
+{
+	struct row_copy rc;
+
+	if (a == NULL)
+		return MK_ERR_INVALID_ARG;
+	return archive_query_row(a, S_SCHEMA_GET, NULL, 0, &rc) == MK_OK && rc.found ? MK_OK : MK_ERR_DB;
+}

@@ -35,6 +35,7 @@ struct svc {
 	uint64_t next_id;    /* of the next audited call */
 	struct svc_metrics *metrics; /* metrics.c */
 	int route;           /* the route being served (its index), -1: none */
+	int box_procs;       /* the boxes are processes of their own (--boxes) */
 };
 
 /* The client of a request, from its certificate, and the request's

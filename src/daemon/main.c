@@ -140,6 +140,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	s.box_procs = o.boxes_dir != NULL;
 	if (audit == NULL && snprintf(auditp, sizeof(auditp), "%s/service-audit.log", o.home) < (int)sizeof(auditp))
 		audit = auditp;
 	if (audit == NULL || svc_audit_open(&s, audit, audit_ms) != MK_OK) {

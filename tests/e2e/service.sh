@@ -70,7 +70,10 @@ batch() { # FILE reference:line ... : a verification request, strings JSON-escap
 esc() { local s=${1//\\/\\\\}; printf '%s' "${s//\"/\\\"}"; }
 
 start --max-items 3 --max-body 4096
-for who in scan1 aud1 dc1; do call $who GET /v1/health; want 200; grep_out '^{"status":"ready"}$' "$T/out"; done
+for who in scan1 aud1 dc1; do
+  call $who GET /v1/health; want 200
+  grep_out '^{"status":"ready","archive":"reachable","boxes":"in this process"}$' "$T/out"
+done
 batch "$T/b1" "a:${lines[0]}" "b:${lines[1]}"
 call scan1 POST /v1/verify "$T/b1"; want 200
 grep_out '"reference":"a","result":"good","vendor":"good","postal":"good"' "$T/out"
@@ -183,6 +186,27 @@ sleep 0.2
 call scan1 POST /v1/verify "$T/b5"; want 200
 exec 7>&-
 kill -TERM "$DPID"; wait "$DPID"
+
+# health with every box a process of its own: ready; one box sealed: 503
+# sealed, and a batch refused (the box's own refusal, 409); nothing recorded
+MK_E2E_BOXES=process
+boxes_as_processes "$T/h"
+start --boxes "$T/run"
+call aud1 GET /v1/health; want 200
+grep_out '^{"status":"ready","archive":"reachable","boxes":{.*"B00000001":"enabled".*}}$' "$T/out"
+"$MK" box seal --box B00000001 --boxes "$T/run" >/dev/null 2>&1
+call aud1 GET /v1/health; want 503
+grep_out '"status":"sealed"' "$T/out"
+grep_out '"B00000001":"sealed"' "$T/out"
+grep_out '"O00000001":"enabled"' "$T/out"
+batch "$T/b7" "s:${lines[3]}"
+seen=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")
+call scan1 POST /v1/verify "$T/b7"; want 409
+grep_out '"name":"MK_RC_BOX_DISABLED"' "$T/out"
+[ "$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")" = "$seen" ] || { echo "FAIL: a refused batch recorded"; fails=$((fails+1)); }
+kill -TERM "$DPID"; wait "$DPID"
+boxes_back_in_process "$T/h"
+unset MK_E2E_BOXES
 
 # usage errors and a bad start
 expect 2 "$MKD" --cert "$S/localhost.pem"
