@@ -97,6 +97,84 @@ static int idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_
 	return 1;
 }
 
+/* One item's answer: its reference, the results, and what was read of the
+ * indicium (unless malformed beyond correction: then why). */
+static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o)
+{
+	json_t *j = json_pack("{s:s?,s:s,s:s,s:s,s:b}", "reference", ref, "result", mk_verify_result_key(o->result),
+	                      "vendor", mk_verify_result_key(o->vendor), "postal", mk_verify_result_key(o->postal),
+	                      "corrected", o->corrected);
+
+	if (j != NULL && (o->result != MK_VR_MALFORMED || o->corrected)) {
+		char day[11], dev[2 * MK_IDENT_MAX + 2];
+
+		mk_indicium_day_format(o->ind.date, day);
+		snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
+		json_object_set_new(j, "device", json_string(dev));
+		json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
+		json_object_set_new(j, "date", json_string(day));
+	} else if (j != NULL && o->why != NULL) {
+		json_object_set_new(j, "why", json_string(o->why));
+	}
+	return j;
+}
+
+/* The items verified as `meterkey verify` does its lines: those whose
+ * check characters pass in one batch (mk_verify_batch), those that fail
+ * them one by one (a misread character corrected where the check
+ * characters and the token both confirm it), the others malformed. */
+static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, json_t *items, json_t **outp, size_t *goodp)
+{
+	size_t n = json_array_size(items), m = 0;
+	struct mk_indicium *inds = calloc(n, sizeof(*inds));
+	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs)), *batch = calloc(n, sizeof(*batch));
+	size_t *map = calloc(n, sizeof(*map));
+	int *state = calloc(n, sizeof(*state)); /* 0 decoded, 1 check failed, 2 malformed */
+	json_t *out = json_array();
+	enum mk_err e = MK_OK;
+
+	*goodp = 0;
+	if (inds == NULL || outs == NULL || batch == NULL || map == NULL || state == NULL || out == NULL) {
+		e = MK_ERR_NOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *text = json_string_value(json_object_get(json_array_get(items, i), "text"));
+		enum mk_err d = mk_indicium_text_decode_why(text, &inds[m], &outs[i].why);
+
+		state[i] = d == MK_OK ? 0 : d == MK_ERR_INDICIUM_CHECK ? 1 : 2;
+		if (d == MK_OK)
+			map[m++] = i;
+	}
+	if (m > 0 && (e = mk_verify_batch(v, inds, m, batch)) != MK_OK)
+		goto done;
+	for (size_t j = 0; j < m; j++)
+		outs[map[j]] = batch[j];
+	for (size_t i = 0; i < n; i++) {
+		json_t *it = json_array_get(items, i);
+
+		if (state[i] == 1 && (e = mk_verify_text(v, json_string_value(json_object_get(it, "text")), &outs[i])) != MK_OK)
+			goto done;
+		if (state[i] == 2)
+			outs[i].result = outs[i].vendor = outs[i].postal = MK_VR_MALFORMED;
+		*goodp += outs[i].result == MK_VR_GOOD;
+		svc_count_verify(s, &outs[i]);
+		json_array_append_new(out, item_answer(json_string_value(json_object_get(it, "reference")), &outs[i]));
+	}
+done:
+	free(inds);
+	free(outs);
+	free(batch);
+	free(map);
+	free(state);
+	if (e != MK_OK) {
+		json_decref(out);
+		out = NULL;
+	}
+	*outp = out;
+	return e;
+}
+
 /*
  * POST /v1/verify: {"items":[{"reference":"...","text":"..."}, ...],
  * "duplicates":true, "tin":false}. Each item's outcome, with its
@@ -106,7 +184,6 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 {
 	json_t *items = NULL, *out = NULL;
 	struct mk_verifier *v = NULL;
-	struct mk_verify_outcome o;
 	uint8_t digest[MK_SHA256_LEN];
 	char hex[2 * MK_SHA256_LEN + 1];
 	size_t i, good = 0, count;
@@ -145,24 +222,8 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 		snprintf(msg, sizeof(msg), "the batch was not verified: %s", mk_strerror(e));
 		goto refuse;
 	}
-	if ((e = mk_verifier_new(s->kms, tin, dup, &v)) != MK_OK)
+	if ((e = mk_verifier_new(s->kms, tin, dup, &v)) != MK_OK || (e = verify_items(s, v, items, &out, &good)) != MK_OK)
 		goto fail;
-	if ((out = json_array()) == NULL) {
-		e = MK_ERR_NOMEM;
-		goto fail;
-	}
-	for (i = 0; i < count; i++) {
-		json_t *it = json_array_get(items, i);
-		const char *ref = json_string_value(json_object_get(it, "reference"));
-
-		if ((e = mk_verify_text(v, json_string_value(json_object_get(it, "text")), &o)) != MK_OK)
-			goto fail;
-		good += o.result == MK_VR_GOOD;
-		svc_count_verify(s, &o);
-		json_array_append_new(out, json_pack("{s:s?,s:s,s:s,s:s}", "reference", ref, "result",
-		                                     mk_verify_result_key(o.result), "vendor", mk_verify_result_key(o.vendor),
-		                                     "postal", mk_verify_result_key(o.postal)));
-	}
 	mk_verifier_free(v);
 	v = NULL;
 	/* and its outcome, before it is answered */
