@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -93,6 +94,9 @@ void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const 
 enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
                               char *why, size_t cap);
 
+/* http.c: each route as "METHOD PATH role,role,..." on a line of f: what
+ * `meterkeyd --routes` prints and the test sets beside docs/openapi.json. */
+void svc_routes_print(FILE *f);
 /* http.c: the paths of the routes, in their order (*n of them). */
 const char *const *svc_route_names(size_t *n);
 

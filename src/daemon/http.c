@@ -92,6 +92,23 @@ static const struct route {
 	{ "/metrics", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_metrics },
 };
 
+void svc_routes_print(FILE *f)
+{
+	static const char *const roles[] = { "factory", "post", "verifier", "auditor", "operator" };
+
+	for (size_t i = 0; i < MK_ARRAY_LEN(routes); i++) {
+		const char *sep = "";
+
+		fprintf(f, "%s %s ", routes[i].method == EVHTTP_REQ_GET ? "GET" : "POST", routes[i].path);
+		for (size_t r = 0; r < MK_ARRAY_LEN(roles); r++)
+			if (routes[i].roles & (1u << r)) {
+				fprintf(f, "%s%s", sep, roles[r]);
+				sep = ",";
+			}
+		fputc('\n', f);
+	}
+}
+
 const char *const *svc_route_names(size_t *n)
 {
 	static const char *names[MK_ARRAY_LEN(routes)];

@@ -43,6 +43,7 @@ static const char usage[] =
 	"                    a line that cannot be written refuses the call (503,\n"
 	"                    MK_ERR_SVC_AUDIT)\n"
 	"  --audit-timeout MS  how long a write of it may take (default 2000)\n"
+	"  --routes          print the calls (METHOD PATH roles), one a line, and exit\n"
 	"  --help            this text\n";
 
 /* SIGTERM or SIGINT: the loop ends, requests in progress answered. */
@@ -72,6 +73,7 @@ int main(int argc, char **argv)
 		{ "max-items", required_argument, NULL, 'I' }, { "timeout", required_argument, NULL, 'T' },
 		{ "listen", required_argument, NULL, 'L' },    { "audit", required_argument, NULL, 'A' },
 		{ "audit-timeout", required_argument, NULL, 'W' }, { "help", no_argument, NULL, 'h' },
+		{ "routes", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30 };
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
 			audit_ms = (unsigned)v;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'R': svc_routes_print(stdout); return 0;
 		default: goto bad;
 		}
 	}

@@ -210,6 +210,24 @@ kill -TERM "$DPID"; wait "$DPID"
 boxes_back_in_process "$T/h"
 unset MK_E2E_BOXES
 
+# the OpenAPI description (docs/openapi.json) and the server agree: the
+# same calls, methods and roles, and every status this test met documented
+SPEC="$(dirname "$0")/../../docs/openapi.json"
+expect 0 "$MKD" --routes
+sort "$T/out" >"$T/routes"
+jq -r '.paths | to_entries[] | .key as $p | .value | to_entries[] |
+  "\(.key | ascii_upcase) \($p) \(.value["x-meterkey-roles"] | join(","))"' "$SPEC" | sort >"$T/spec" ||
+  { echo "FAIL: docs/openapi.json does not parse"; fails=$((fails+1)); }
+diff "$T/routes" "$T/spec" >/dev/null || { echo "FAIL: the routes and docs/openapi.json differ:"; diff "$T/routes" "$T/spec"; fails=$((fails+1)); }
+for code in 200 207 400 403 405 409 413 422 503; do
+  jq -e --arg c "$code" '.paths["/v1/verify"].post.responses | has($c)' "$SPEC" >/dev/null ||
+    { echo "FAIL: /v1/verify's $code is not in docs/openapi.json"; fails=$((fails+1)); }
+done
+for code in 200 503; do
+  jq -e --arg c "$code" '.paths["/v1/health"].get.responses | has($c)' "$SPEC" >/dev/null ||
+    { echo "FAIL: /v1/health's $code is not in docs/openapi.json"; fails=$((fails+1)); }
+done
+
 # usage errors and a bad start
 expect 2 "$MKD" --cert "$S/localhost.pem"
 expect 2 "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 70000
