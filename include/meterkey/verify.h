@@ -112,4 +112,12 @@ MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indici
  * docs/indicium.md). */
 MK_WUR enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struct mk_verify_outcome *out);
 
+/* n text lines (a file's, a service's batch): out[i] for lines[i]. The
+ * lines that decode go together through mk_verify_batch; those whose
+ * check characters fail, one by one through mk_verify_text (the
+ * correction); the others are malformed, out[i].why saying why. The
+ * error is for the run, as mk_verify_batch's. */
+MK_WUR enum mk_err mk_verify_lines(struct mk_verifier *v, const char *const *lines, size_t n,
+                                   struct mk_verify_outcome *out);
+
 #endif

@@ -405,49 +405,21 @@ static void progress(struct vrun *x)
 		fprintf(stderr, "\rverified %zu indicia, %zu good", x->seen, x->good);
 }
 
-/* Verifies a chunk of text lines: the ones whose check characters pass in
- * one batch, the others one by one (correction). */
+/* Verifies a chunk of text lines (mk_verify_lines) and prints each. */
 static enum mk_err verify_lines(struct vrun *x, char **lines, size_t n)
 {
-	struct mk_indicium *inds = calloc(n, sizeof(*inds));
-	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs)), *batch = calloc(n, sizeof(*batch));
-	int *state = calloc(n, sizeof(*state)); /* 0 decoded, 1 check failed, 2 malformed */
-	size_t *map = calloc(n, sizeof(*map)), m = 0;
-	enum mk_err e = MK_OK;
+	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs));
+	enum mk_err e;
 
-	if (inds == NULL || outs == NULL || batch == NULL || state == NULL || map == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct mk_indicium ind;
-		enum mk_err d = mk_indicium_text_decode_why(lines[i], &ind, &outs[i].why);
-
-		state[i] = d == MK_OK ? 0 : d == MK_ERR_INDICIUM_CHECK ? 1 : 2;
-		if (d == MK_OK) {
-			map[m] = i;
-			inds[m++] = ind;
+	if (outs == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_verify_lines(x->v, (const char *const *)lines, n, outs)) == MK_OK)
+		for (size_t i = 0; i < n; i++) {
+			print_outcome(x, lines[i], &outs[i]);
+			x->seen++;
+			progress(x);
 		}
-	}
-	if (m > 0 && (e = mk_verify_batch(x->v, inds, m, batch)) != MK_OK)
-		goto out;
-	for (size_t j = 0; j < m; j++)
-		outs[map[j]] = batch[j];
-	for (size_t i = 0; i < n; i++) {
-		if (state[i] == 1 && (e = mk_verify_text(x->v, lines[i], &outs[i])) != MK_OK)
-			goto out;
-		if (state[i] == 2)
-			outs[i].result = outs[i].vendor = outs[i].postal = MK_VR_MALFORMED;
-		print_outcome(x, lines[i], &outs[i]);
-		x->seen++;
-		progress(x);
-	}
-out:
-	free(inds);
 	free(outs);
-	free(batch);
-	free(state);
-	free(map);
 	return e;
 }
 

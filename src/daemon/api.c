@@ -119,59 +119,38 @@ static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o)
 	return j;
 }
 
-/* The items verified as `meterkey verify` does its lines: those whose
- * check characters pass in one batch (mk_verify_batch), those that fail
- * them one by one (a misread character corrected where the check
- * characters and the token both confirm it), the others malformed. */
+/* The items verified as `meterkey verify` does its lines (mk_verify_lines),
+ * each answered with its reference. */
 static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, json_t *items, json_t **outp, size_t *goodp)
 {
-	size_t n = json_array_size(items), m = 0;
-	struct mk_indicium *inds = calloc(n, sizeof(*inds));
-	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs)), *batch = calloc(n, sizeof(*batch));
-	size_t *map = calloc(n, sizeof(*map));
-	int *state = calloc(n, sizeof(*state)); /* 0 decoded, 1 check failed, 2 malformed */
+	size_t n = json_array_size(items);
+	const char **lines = calloc(n, sizeof(*lines));
+	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs));
 	json_t *out = json_array();
 	enum mk_err e = MK_OK;
 
 	*goodp = 0;
-	if (inds == NULL || outs == NULL || batch == NULL || map == NULL || state == NULL || out == NULL) {
+	*outp = NULL;
+	if (lines == NULL || outs == NULL || out == NULL) {
 		e = MK_ERR_NOMEM;
 		goto done;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const char *text = json_string_value(json_object_get(json_array_get(items, i), "text"));
-		enum mk_err d = mk_indicium_text_decode_why(text, &inds[m], &outs[i].why);
-
-		state[i] = d == MK_OK ? 0 : d == MK_ERR_INDICIUM_CHECK ? 1 : 2;
-		if (d == MK_OK)
-			map[m++] = i;
-	}
-	if (m > 0 && (e = mk_verify_batch(v, inds, m, batch)) != MK_OK)
+	for (size_t i = 0; i < n; i++)
+		lines[i] = json_string_value(json_object_get(json_array_get(items, i), "text"));
+	if ((e = mk_verify_lines(v, lines, n, outs)) != MK_OK)
 		goto done;
-	for (size_t j = 0; j < m; j++)
-		outs[map[j]] = batch[j];
 	for (size_t i = 0; i < n; i++) {
-		json_t *it = json_array_get(items, i);
-
-		if (state[i] == 1 && (e = mk_verify_text(v, json_string_value(json_object_get(it, "text")), &outs[i])) != MK_OK)
-			goto done;
-		if (state[i] == 2)
-			outs[i].result = outs[i].vendor = outs[i].postal = MK_VR_MALFORMED;
 		*goodp += outs[i].result == MK_VR_GOOD;
 		svc_count_verify(s, &outs[i]);
-		json_array_append_new(out, item_answer(json_string_value(json_object_get(it, "reference")), &outs[i]));
-	}
-done:
-	free(inds);
-	free(outs);
-	free(batch);
-	free(map);
-	free(state);
-	if (e != MK_OK) {
-		json_decref(out);
-		out = NULL;
+		json_array_append_new(out, item_answer(json_string_value(json_object_get(json_array_get(items, i), "reference")),
+		                                       &outs[i]));
 	}
 	*outp = out;
+	out = NULL;
+done:
+	json_decref(out);
+	free(lines);
+	free(outs);
 	return e;
 }
 

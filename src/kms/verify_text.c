@@ -139,3 +139,44 @@ enum mk_err mk_verify_text(struct mk_verifier *v, const char *given, struct mk_v
 	out->why = why;
 	return MK_OK;
 }
+
+enum mk_err mk_verify_lines(struct mk_verifier *v, const char *const *lines, size_t n, struct mk_verify_outcome *out)
+{
+	struct mk_indicium *inds = calloc(n ? n : 1, sizeof(*inds));
+	struct mk_verify_outcome *batch = calloc(n ? n : 1, sizeof(*batch));
+	size_t *map = calloc(n ? n : 1, sizeof(*map)), m = 0;
+	enum mk_err e = MK_OK;
+
+	if (v == NULL || (lines == NULL && n > 0) || (out == NULL && n > 0)) {
+		e = MK_ERR_INVALID_ARG;
+		goto out;
+	}
+	if (inds == NULL || batch == NULL || map == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		enum mk_err d;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		d = mk_indicium_text_decode_why(lines[i], &inds[m], &out[i].why);
+		if (d == MK_OK)
+			map[m++] = i;
+		else if (d != MK_ERR_INDICIUM_CHECK)
+			out[i].result = out[i].vendor = out[i].postal = MK_VR_MALFORMED;
+		else
+			out[i].result = MK_VR_COUNT; /* for the correction, below */
+	}
+	if (m > 0 && (e = mk_verify_batch(v, inds, m, batch)) != MK_OK)
+		goto out;
+	for (size_t j = 0; j < m; j++)
+		out[map[j]] = batch[j];
+	for (size_t i = 0; i < n && e == MK_OK; i++)
+		if (out[i].result == MK_VR_COUNT)
+			e = mk_verify_text(v, lines[i], &out[i]);
+out:
+	free(inds);
+	free(batch);
+	free(map);
+	return e;
+}

@@ -21,19 +21,10 @@
  *   08 40 3333...33 (64 bytes)                 sig
  *   09 40 4444...44 (64 bytes)                 auth sig
  *
- *   0102564502080000000000000003030800000000 6a18a50004201111111111111111111111111111
- *   1111111111111111111111111111111111110508 0000000000000015062022222222222222222222
- *   2222222222222222222222222222222222222222 2222070942303030303030303108403333333333
- *   3333333333333333333333333333333333333333 3333333333333333333333333333333333333333
- *   3333333333333333333333333333333333333309 4044444444444444444444444444444444444444
- *   4444444444444444444444444444444444444444 4444444444444444444444444444444444444444
- *   4444444444
+ * Its bytes and the signed part are the vectors "head" and "head-tbs" of
+ * docs/formats.md §4.2, read from there (tests/vectors.h).
  *
- * Its to-be-signed bytes (with_sigs 0: fields 01..07) are the first 113:
- *
- *   0102564502080000000000000003030800000000 6a18a50004201111111111111111111111111111
- *   1111111111111111111111111111111111110508 0000000000000015062022222222222222222222
- *   2222222222222222222222222222222222222222 22220709423030303030303031
+ * Its to-be-signed bytes (with_sigs 0: fields 01..07) are the first 113.
  *
  * The key map (SHA-256 written out; E[0] = 32 zero bytes, E[l+1] =
  * SHA-256(01 || E[l] || E[l])):
@@ -64,6 +55,7 @@
 
 #include "meterkey/archive.h"
 #include "meterkey/buf.h"
+#include "vectors.c"
 
 #define HEAD_LEN 245                /* the vector with both signatures */
 #define TBS_LEN 113                 /* fields 01..07 */
@@ -76,28 +68,6 @@ enum {
 	AT_LOG_ROOT = 68, AT_SIGNER = 102, AT_SIG = 113, AT_AUTH_SIG = 179,
 };
 
-static const char head_hex[] =
-	"0102564502080000000000000003030800000000"
-	"6a18a50004201111111111111111111111111111"
-	"1111111111111111111111111111111111110508"
-	"0000000000000015062022222222222222222222"
-	"2222222222222222222222222222222222222222"
-	"2222070942303030303030303108403333333333"
-	"3333333333333333333333333333333333333333"
-	"3333333333333333333333333333333333333333"
-	"3333333333333333333333333333333333333309"
-	"4044444444444444444444444444444444444444"
-	"4444444444444444444444444444444444444444"
-	"4444444444444444444444444444444444444444"
-	"4444444444";
-
-static const char tbs_hex[] =
-	"0102564502080000000000000003030800000000"
-	"6a18a50004201111111111111111111111111111"
-	"1111111111111111111111111111111111110508"
-	"0000000000000015062022222222222222222222"
-	"2222222222222222222222222222222222222222"
-	"22220709423030303030303031";
 
 static const char e1_hex[] = "ae0798d0ecaed2b778eddebf18f071a561c53658c05e76cedecc27cafbdbc577";
 static const char e32_hex[] = "782d35b1fdad7d54e7a1b36a2ab1021e872c7692bb80fdd12bfc321e9e420409";
@@ -152,10 +122,21 @@ static void kat_head(struct mk_head *h)
 	memset(h->auth_sig, 0x44, sizeof(h->auth_sig));
 }
 
+/* A vector of docs/formats.md §4.2 into out[0..len), exactly len bytes. */
+static void doc_vector(const char *name, uint8_t *out, size_t len)
+{
+	char err[VEC_MAX_ERR];
+	size_t n = 0;
+
+	assert_int_equal(vec_get(name, out, len, &n, err), 0);
+	assert_int_equal(n, len);
+	assert_string_equal(err, "");
+}
+
 /* The vector's bytes into out[0..HEAD_LEN). */
 static void kat_bytes(uint8_t out[static HEAD_LEN])
 {
-	assert_int_equal(unhex(head_hex, out, HEAD_LEN), HEAD_LEN);
+	doc_vector("head", out, HEAD_LEN);
 }
 
 static void assert_heads_equal(const struct mk_head *a, const struct mk_head *b)
@@ -202,14 +183,6 @@ static size_t with_string(const uint8_t *in, size_t n, size_t at, const char *s,
 	return splice(in, n, at, 2u + in[at + 1], el, 2 + sl, out);
 }
 
-static enum mk_err decode_hex(const char *hex, struct mk_head *h)
-{
-	uint8_t b[BUF_LEN];
-	size_t n = unhex(hex, b, sizeof(b));
-
-	return mk_head_decode(b, n, h);
-}
-
 /* ---- the head: encoding ---------------------------------------------------------- */
 
 static void test_head_encode_known_answer(void **state)
@@ -221,7 +194,7 @@ static void test_head_encode_known_answer(void **state)
 	(void)state;
 	assert_non_null(b);
 	kat_bytes(want);
-	assert_int_equal(unhex(tbs_hex, tbs, sizeof(tbs)), TBS_LEN);
+	doc_vector("head-tbs", tbs, TBS_LEN);
 	kat_head(&h);
 
 	assert_int_equal(mk_head_encode(&h, 1, b), MK_OK);
@@ -593,7 +566,7 @@ static void test_head_decode_sizes(void **state)
 	memset(el + 2, 0x44, 64);
 	n = splice(kat, HEAD_LEN, AT_AUTH_SIG, 66, el, 2 + 64, b);
 	assert_int_equal(mk_head_decode(b, n, &got), MK_OK);
-	assert_int_equal(decode_hex(head_hex, &got), MK_OK);
+	assert_int_equal(mk_head_decode(kat, HEAD_LEN, &got), MK_OK);
 }
 
 /* ---- the key map: a reference --------------------------------------------------- */
