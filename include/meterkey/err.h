@@ -267,5 +267,8 @@ enum mk_err_level mk_err_level(enum mk_err err);
 
 /* Returns the symbolic name ("MK_RC_SIGNATURE_INVALID"), or "MK_ERR_UNKNOWN". */
 const char *mk_err_name(enum mk_err err);
+/* The code of a name mk_err_name gives ("MK_ERR_IO": MK_ERR_IO);
+ * MK_ERR_LAST for any other string or NULL. */
+enum mk_err mk_err_by_name(const char *name);
 
 #endif

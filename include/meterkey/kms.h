@@ -72,6 +72,10 @@ void mk_kms_close(struct mk_kms *k);
 /* What the last failure was, in words an operator can act on: which box or
  * meter, which step, which check ("" after success). Never a secret. */
 const char *mk_kms_detail(const struct mk_kms *k);
+/* Forgets the last failure's words: a KMS that serves one call after
+ * another (meterkeyd) clears them before each, so that a refusal never
+ * carries an earlier call's. */
+void mk_kms_detail_clear(struct mk_kms *k);
 struct mk_archive *mk_kms_archive(struct mk_kms *k);
 /* The home directory, as opened (owned by k; valid until mk_kms_close). */
 const char *mk_kms_home(const struct mk_kms *k);

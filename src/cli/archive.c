@@ -64,11 +64,11 @@ static const char head_usage[] =
 static const char history_usage[] =
 	"usage: meterkey archive history --domain ID --key KEY_ID [options]\n"
 	"  Prints every version of a master key record, oldest first: status,\n"
-	"  time, device and signer. Keys are encrypted and are never shown.\n" ARCHIVE_OPTS;
+	"  time, device and signer. Keys are encrypted and are never shown.\n" ARCHIVE_OPTS KC_USAGE_REMOTE_OPTS;
 
 static const char errors_usage[] =
 	"usage: meterkey archive errors --domain ID [options]\n"
-	"  Prints the domain's error log, oldest first.\n" ARCHIVE_OPTS;
+	"  Prints the domain's error log, oldest first.\n" ARCHIVE_OPTS KC_USAGE_REMOTE_OPTS;
 
 /* A command's run: its options (the table of each command binds them) and
  * the archive they name. */
@@ -95,7 +95,7 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
 	int st;
 
 	memset(a, 0, sizeof(*a));
-	if ((st = kc_start(&a->c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+	if ((st = kc_start_call(&a->c, argc, argv, opts, usage, 0, 0)) != KC_GO)
 		return st;
 	if (a->c.shares != NULL || a->c.time != 0)
 		return mk_cli_usage_error(usage, "--shares and --time mean nothing to an archive");
@@ -105,6 +105,8 @@ static int parse(int argc, char **argv, const struct kc_opt *opts, const char *u
 	/* the values kept their rules as they were read (kc_parse) */
 	if (want_key && !kc_parse_key_id(a->key, &a->key_id))
 		return mk_cli_bad_value(usage, "--key", a->key, kc_key_id.words);
+	if (a->c.server != NULL) /* the service's archive (start opens none) */
+		return KC_GO;
 	if (a->c.archive != NULL) {
 		if (snprintf(a->url, sizeof(a->url), "%s", a->c.archive) >= (int)sizeof(a->url))
 			return mk_cli_usage_error(usage, "--archive URL too long");
@@ -145,7 +147,7 @@ static int start(int argc, char **argv, const struct kc_opt *opts, const char *u
 	enum mk_err r;
 	int st = parse(argc, argv, opts, usage, want_key, a);
 
-	if (st != KC_GO)
+	if (st != KC_GO || a->c.server != NULL)
 		return st;
 	if ((r = mk_archive_open_why(a->url, &a->ar, why, sizeof(why))) != MK_OK) {
 		char shown[sizeof(a->url)], what[sizeof(a->url) + 320];
@@ -199,12 +201,6 @@ static json_t *json_time(int64_t t)
 	char s[32];
 
 	return iso_time(t, s) ? json_string(s) : json_null();
-}
-
-/* A string member, or null when empty. */
-static json_t *json_str_or_null(const char *s)
-{
-	return s[0] != '\0' ? json_string(s) : json_null();
 }
 
 /* ---- Signed heads ------------------------------------------------------------------- */
@@ -564,147 +560,46 @@ static int archive_head(int argc, char **argv)
 	return a.check != NULL || sigok == 0 ? st : 0;
 }
 
-/* Where archive history puts its versions until the archive has answered:
- * the JSON array, or the text (a memory stream), so that a refusal prints
- * no table. */
-struct history {
-	json_t *versions;
-	FILE *text;
-};
-
-/* One version appended to ctx (a struct history): to its JSON array, else
- * as a line of its text. */
-static int print_version(void *ctx, const struct mk_key_history_entry *e)
+/* history and errors: a call (src/calls/reading.c) on the archive, or in
+ * the service with --server. */
+static int archive_call(struct args *a, const char *name, json_t *req)
 {
-	struct history *h = ctx;
-	json_t *versions = h->versions, *v;
-	struct mk_key_record rec;
-	char t[32];
-	int decodes = mk_key_record_decode(e->record, e->record_len, &rec) == MK_OK;
+	struct mk_call_ctx x = { NULL, a->ar, 1 };
+	int r;
 
-	if (versions != NULL) {
-		v = json_pack("{s:I,s:s,s:o}", "seq", (json_int_t)e->seq, "status",
-		              mk_key_status_name(e->status), "time", json_time(e->time));
-		if (v == NULL)
-			return 0;
-		if (!decodes) {
-			json_object_set_new(v, "error", json_string("record does not decode"));
-		} else {
-			json_object_update_new(
-				v, json_pack("{s:o,s:o,s:o,s:o,s:o}", "product_code",
-			                     json_str_or_null(rec.product_code), "mfg_seq",
-			                     json_str_or_null(rec.mfg_seq), "indicia_serial",
-			                     json_str_or_null(rec.indicia_serial), "subdomain",
-			                     json_str_or_null(rec.subdomain), "signer",
-			                     json_str_or_null(rec.signer)));
-			if (rec.bad_reason != 0)
-				json_object_set_new(v, "bad_reason",
-				                    json_string(mk_err_name((enum mk_err)rec.bad_reason)));
-		}
-		json_array_append_new(versions, v);
-		return 0;
-	}
-	fprintf(h->text, "%3u  %-10s %-20s", e->seq, mk_key_status_name(e->status), iso_time(e->time, t) ? t : "-");
-	if (!decodes) {
-		fprintf(h->text, " (record does not decode)\n");
-		return 0;
-	}
-	fprintf(h->text, " %s/%s  signer %s%s%s%s\n", rec.product_code, rec.mfg_seq,
-	       rec.signer[0] ? rec.signer : "-", rec.indicia_serial[0] ? "  serial " : "",
-	       rec.indicia_serial, rec.bad_reason ? "  (bad)" : "");
-	return 0;
+	if (req == NULL)
+		r = fail(a, NULL, MK_ERR_NOMEM);
+	else if (a->c.server != NULL)
+		r = kc_call_remote(&a->c, name, req);
+	else
+		r = kc_call_with(&a->c, mk_call_find(name), &x, req);
+	json_decref(req);
+	mk_archive_close(a->ar);
+	a->ar = NULL;
+	return r;
 }
 
 static int archive_history(int argc, char **argv)
 {
 	struct args a;
-	struct history h = { NULL, NULL };
-	char *text = NULL;
-	size_t len = 0;
-	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain, &kc_domain),
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_REMOTE(&a.c), KC_STR("domain", &a.domain, &kc_domain),
 		                       KC_STR("key", &a.key, &kc_key_id), KC_END };
-	enum mk_err r;
 	int st;
 
 	if ((st = start(argc, argv, opts, history_usage, 1, &a)) != KC_GO)
 		return st;
-	if (a.c.json)
-		h.versions = json_array();
-	else if ((h.text = open_memstream(&text, &len)) != NULL)
-		fprintf(h.text, "domain %s, key %" PRIu64 ":\nseq  status     time                 device and signer\n",
-		        a.domain, a.key_id);
-	if (h.versions == NULL && h.text == NULL)
-		r = MK_ERR_NOMEM;
-	else
-		r = mk_archive_get_history(a.ar, a.domain, a.key_id, print_version, &h);
-	if (h.text != NULL && fclose(h.text) != 0 && r == MK_OK)
-		r = MK_ERR_NOMEM;
-	if ((st = finish(&a, r, h.versions)) != KC_GO) {
-		free(text);
-		return st;
-	}
-	if (a.c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:I,s:o}", "ok", 1, "domain", a.domain, "key_id",
-		                        (json_int_t)a.key_id, "versions", h.versions));
-	else
-		fwrite(text, 1, len, stdout);
-	free(text);
-	return 0;
-}
-
-struct errors_ctx {
-	int n;
-	json_t *errors; /* NULL for text */
-};
-
-static int print_error(void *ctx, const struct mk_error_entry *e)
-{
-	struct errors_ctx *x = ctx;
-	char detail[4 * MK_ARCHIVE_DETAIL_MAX + 8], box[4 * MK_BOX_ID_LEN + 8];
-
-	x->n++;
-	if (x->errors != NULL) {
-		json_array_append_new(
-			x->errors,
-			json_pack("{s:I,s:o,s:o,s:o,s:i,s:s,s:s}", "id", (json_int_t)e->id, "time",
-		                  json_time(e->time), "box", json_str_or_null(e->box_id), "key_id",
-		                  e->key_id != 0 ? json_integer((json_int_t)e->key_id) : json_null(),
-		                  "code", (int)e->code, "name", mk_err_name((enum mk_err)e->code),
-		                  "detail", kc_shown(e->detail, detail, sizeof(detail))));
-		return 0;
-	}
-	printf("%4" PRIu64 "  ", e->id);
-	print_time(e->time);
-	/* the archive is untrusted storage: what it says is shown, never run
-	 * by the terminal */
-	printf(" %-9s key %-6" PRIu64 " %s (%d): %s\n", e->box_id[0] ? kc_shown(e->box_id, box, sizeof(box)) : "-",
-	       e->key_id, mk_err_name((enum mk_err)e->code), e->code, kc_shown(e->detail, detail, sizeof(detail)));
-	return 0;
+	return archive_call(&a, "archive/history", json_pack("{s:s,s:I}", "domain", a.domain, "key", (json_int_t)a.key_id));
 }
 
 static int archive_errors(int argc, char **argv)
 {
 	struct args a;
-	struct errors_ctx x = { 0, NULL };
-	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain, &kc_domain), KC_END };
-	enum mk_err r;
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_REMOTE(&a.c), KC_STR("domain", &a.domain, &kc_domain), KC_END };
 	int st;
 
 	if ((st = start(argc, argv, opts, errors_usage, 0, &a)) != KC_GO)
 		return st;
-	if (a.c.json)
-		x.errors = json_array();
-	if (a.c.json && x.errors == NULL)
-		r = MK_ERR_NOMEM;
-	else
-		r = mk_archive_list_errors(a.ar, a.domain, print_error, &x);
-	if ((st = finish(&a, r, x.errors)) != KC_GO)
-		return st;
-	if (a.c.json)
-		kc_print_json(json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", a.domain, "errors", x.errors));
-	else
-		printf("domain %s: %d error(s) logged\n", a.domain, x.n);
-	return 0;
+	return archive_call(&a, "archive/errors", json_pack("{s:s}", "domain", a.domain));
 }
 
 static const struct mk_cli_cmd archive_cmds[] = {

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "meterkey/calls.h"
 #include "meterkey/kms.h"
 
 
@@ -37,10 +38,6 @@ int mk_cli_usage_error(const char *usage, const char *why);
 /* The same for a value that breaks its option's rule: "opt: "val" is not
  * rule" (`--amount: "12abc" is not a whole number of cents, 1 to ...`). */
 int mk_cli_bad_value(const char *usage, const char *opt, const char *val, const char *rule);
-
-/* A meter as `meter list --json` shows it (and the demo's meter_list): id,
- * state, pki, product_code, mfg_seq, indicia_serial, country, keys. */
-json_t *mk_cli_meter_json(const struct mk_kms_meter *m);
 
 int mk_cli_demo(int argc, char **argv);
 int mk_cli_version(int argc, char **argv);
@@ -175,6 +172,21 @@ struct kc_list {
 		KC_STR_LAST("shares", &(c)->shares, &kc_path), KC_STR_LAST("boxes", &(c)->boxes, &kc_path), \
 		KC_TIME("time", &(c)->time), KC_OUTPUT(c)
 
+/* What a command that runs as a call (kc_call) takes besides: the service
+ * to run it (--server, default $METERKEY_SERVER) and the client's TLS
+ * files (default $METERKEY_TLS_CERT, _KEY, _CA). */
+#define KC_REMOTE(c)                                                                                 \
+	KC_STR_LAST("server", &(c)->server, &kc_path), KC_STR_LAST("tls-cert", &(c)->tls_cert, &kc_path), \
+		KC_STR_LAST("tls-key", &(c)->tls_key, &kc_path), KC_STR_LAST("tls-ca", &(c)->tls_ca, &kc_path)
+#define KC_USAGE_REMOTE_OPTS                                                                  \
+	"  --server URL    run it in the service at URL (https://HOST:PORT; default\n"        \
+	"                  $METERKEY_SERVER), with the same answer and exit status\n"     \
+	"  --tls-cert FILE, --tls-key FILE  the client's certificate and key, of a\n"      \
+	"                  role that may make the call (meterkey service cert; default\n"  \
+	"                  $METERKEY_TLS_CERT, $METERKEY_TLS_KEY)\n"                          \
+	"  --tls-ca FILE   the service CA to check the server with (default\n"             \
+	"                  $METERKEY_TLS_CA)\n"
+
 /* The help lines of KC_COMMON but --json's, which each command words. */
 #define KC_USAGE_KMS_OPTS                                                                    \
 	"  --home DIR      the home (default: $METERKEY_HOME): box stores, shares, meters,\n" \
@@ -191,6 +203,7 @@ struct kc_list {
 /* A command's run: the common options, its positional arguments, its KMS. */
 struct kc {
 	const char *home, *archive, *shares, *boxes;
+	const char *server, *tls_cert, *tls_key, *tls_ca; /* KC_REMOTE */
 	int64_t time;
 	int json, help;
 	int create; /* kc_open makes a missing home (init, demo); else refuses it */
@@ -283,5 +296,29 @@ int kc_fail_json(json_t *o, enum mk_err e, const char *msg);
 json_t *kc_strings_json(const char *const *v, size_t n);
 /* Prints o compactly on one line and releases it. */
 void kc_print_json(json_t *o);
+
+/* ---- Calls (remote.c, docs/internals/calls.md) -------------------------------------------- */
+
+/* kc_start, then --server and the TLS files checked (a URL, all three
+ * files given): KC_GO, else the exit status. */
+int kc_start_call(struct kc *c, int argc, char **argv, const struct kc_opt *opts, const char *usage, size_t minpos,
+                  size_t maxpos);
+/* Runs the call name with req (consumed): in meterkeyd with --server,
+ * else on the KMS of the home (opened, then closed). Prints its answer or
+ * its refusal; the exit status, 0 or 1. */
+int kc_call(struct kc *c, const char *name, json_t *req);
+/* The same on a context the command made (an archive alone). */
+int kc_call_with(struct kc *c, const struct mk_call *call, const struct mk_call_ctx *x, const json_t *req);
+/* The same call in meterkeyd (c->server): the exit status. */
+int kc_call_remote(struct kc *c, const char *name, const json_t *req);
+/* A request to the service at c->server: path ("/v1/...", with its
+ * query), body (NULL: a GET; else POSTed as JSON). 0 with the HTTP status
+ * and the answer's JSON (NULL when it is none), or 1 when the service
+ * cannot be reached (printed). */
+int kc_service(struct kc *c, const char *path, const char *body, long *statusp, json_t **ansp);
+/* A service's refusal printed as the local one would be: its error
+ * object's message and code (without --json, its partial answer first,
+ * with text), or that the answer is none meterkey reads. 1. */
+int kc_service_refused(struct kc *c, long status, json_t *ans, void (*text)(const json_t *, FILE *));
 
 #endif

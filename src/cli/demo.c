@@ -106,7 +106,7 @@ static int count_meter(void *ctx, const struct mk_kms_meter *m)
 		t->obsolete += s == MK_KEY_OBSOLETE;
 	}
 	say("\n");
-	json_array_append_new(t->meters, mk_cli_meter_json(m));
+	json_array_append_new(t->meters, mk_call_meter_json(m));
 	return 0;
 }
 

@@ -19,7 +19,7 @@
 #define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print JSON instead of text\n"
 #define FRANK_MAX 10000
 #define LINE_MAX_LEN 1024
-#define VERIFY_CHUNK 1024
+#define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
 
 /* ---- meter frank ------------------------------------------------------------------ */
 
@@ -318,7 +318,7 @@ static const char verify_usage[] =
 	"  object per line: result, vendor, postal, signature, signature_error,\n"
 	"  device, piece_count, corrected and corrected_to, the line it was\n"
 	"  corrected to). Exit status 0 only when every indicium is good.\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
 
 struct vrun {
 	struct kc *c;
@@ -326,77 +326,30 @@ struct vrun {
 	size_t total, good, seen;
 	int tty;
 	int tin;  /* verifying with Tin boxes: token key records only */
+	int no_dup; /* --no-duplicates */
 	int said; /* a failure was printed already (verify_file) */
 };
 
-/* What an operator should know of a Tin verification that found no key:
- * a Tin box knows a device only through the token key records of the
- * month, which `tokens distribute` makes. */
-#define TIN_HINT "no token key record of this device for the indicium's month here; " \
-	"'meterkey tokens distribute --domain D --month YYYY-MM' makes them"
-
-static int tin_unknown(const struct vrun *x, const struct mk_verify_outcome *o)
+/* One indicium's answer (j, consumed: mk_call_outcome_json, or a
+ * service's item) printed for the line given: its JSON with the line as
+ * "input", or its text. */
+static void print_item(struct vrun *x, const char *given, json_t *j)
 {
-	return x->tin && (o->vendor == MK_VR_UNKNOWN_DEVICE || o->postal == MK_VR_UNKNOWN_DEVICE);
-}
+	char line[4 * LINE_MAX_LEN + 8];
 
-static void print_outcome(struct vrun *x, const char *given, const struct mk_verify_outcome *o)
-{
-	char day[11], sig[256] = "", fixed[MK_INDICIUM_TEXT_MAX] = "", line[4 * LINE_MAX_LEN + 8];
-
-	/* what a corrected line was corrected to: the line of the indicium
-	 * that verified */
-	if (o->corrected && mk_indicium_text_encode(&o->ind, fixed) != MK_OK)
-		fixed[0] = '\0';
-	kc_shown(given, line, sizeof(line));
 	x->total++;
-	x->good += o->result == MK_VR_GOOD;
+	if (j == NULL) {
+		fprintf(stderr, "meterkey: out of memory\n");
+		return;
+	}
+	x->good += strcmp(json_string_value(json_object_get(j, "result")), "good") == 0;
+	json_object_set_new(j, "input", json_string(kc_shown(given, line, sizeof(line))));
 	if (x->c->json) {
-		json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "result", mk_verify_result_key(o->result), "vendor",
-		                      mk_verify_result_key(o->vendor), "postal", mk_verify_result_key(o->postal),
-		                      "signature", mk_sig_result_key(o->sig));
-
-		if (o->result != MK_VR_MALFORMED || o->corrected) {
-			mk_indicium_day_format(o->ind.date, day);
-			json_object_set_new(j, "vendor_domain", json_string(o->ind.vendor));
-			json_object_set_new(j, "postal_domain", json_string(o->ind.postal));
-			char dev[2 * MK_IDENT_MAX + 2];
-
-			snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
-			json_object_set_new(j, "device", json_string(dev));
-			json_object_set_new(j, "indicia_serial", json_string(o->ind.indicia_serial));
-			json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
-			json_object_set_new(j, "date", json_string(day));
-		}
-		if (o->sig != MK_SIG_NONE && o->sig != MK_SIG_GOOD)
-			json_object_set_new(j, "signature_error", json_string(mk_err_name(o->sig_err)));
-		json_object_set_new(j, "corrected", json_boolean(o->corrected));
-		if (o->corrected && fixed[0] != '\0')
-			json_object_set_new(j, "corrected_to", json_string(fixed));
-		if (tin_unknown(x, o))
-			json_object_set_new(j, "hint", json_string(TIN_HINT));
-		if (o->result == MK_VR_MALFORMED && o->why != NULL)
-			json_object_set_new(j, "why", json_string(o->why));
-		json_object_set_new(j, "input", json_string(line));
 		kc_print_json(j);
 		return;
 	}
-	if (o->result == MK_VR_MALFORMED && !o->corrected) {
-		printf("%-24s %s%s%s\n", mk_verify_result_name(o->result), o->why != NULL ? o->why : "",
-		       o->why != NULL ? ": " : "", line);
-		return;
-	}
-	if (o->sig != MK_SIG_NONE)
-		snprintf(sig, sizeof(sig), ", signature: %s%s%s%s", mk_sig_result_name(o->sig),
-		         o->sig != MK_SIG_GOOD ? " (" : "", o->sig != MK_SIG_GOOD ? mk_strerror(o->sig_err) : "",
-		         o->sig != MK_SIG_GOOD ? ")" : "");
-	printf("%-24s vendor %s: %s, postal %s: %s%s; %s-%s piece %u%s%s%s\n", mk_verify_result_name(o->result),
-	       o->ind.vendor, mk_verify_result_name(o->vendor), o->ind.postal, mk_verify_result_name(o->postal),
-	       sig, o->ind.product_code, o->ind.mfg_seq, o->ind.piece_count,
-	       o->corrected ? " (one misread character corrected, to " : "", o->corrected ? fixed : "",
-	       o->corrected ? ")" : "");
-	if (tin_unknown(x, o))
-		printf("%-24s (%s)\n", "", TIN_HINT);
+	mk_call_outcome_text(j, stdout);
+	json_decref(j);
 }
 
 static void progress(struct vrun *x)
@@ -405,17 +358,57 @@ static void progress(struct vrun *x)
 		fprintf(stderr, "\rverified %zu indicia, %zu good", x->seen, x->good);
 }
 
-/* Verifies a chunk of text lines (mk_verify_lines) and prints each. */
+/* Verifies a chunk of lines in the service (POST /v1/verify) and prints
+ * each answer as the local one. MK_OK, or the failure (printed: x->said). */
+static enum mk_err verify_remote(struct vrun *x, char **lines, size_t n)
+{
+	json_t *items = json_array(), *req, *ans = NULL, *res;
+	char *body = NULL;
+	long status = 0;
+	enum mk_err e = MK_ERR_NOMEM;
+
+	for (size_t i = 0; items != NULL && i < n; i++)
+		json_array_append_new(items, json_pack("{s:s}", "text", lines[i]));
+	req = json_pack("{s:o,s:b,s:b}", "items", items, "duplicates", !x->no_dup, "tin", x->tin);
+	if (req != NULL && (body = json_dumps(req, JSON_COMPACT)) != NULL) {
+		if (kc_service(x->c, "/v1/verify", body, &status, &ans) != 0) {
+			e = MK_ERR_IO;
+		} else if ((status != 200 && status != 207) || json_array_size(res = json_object_get(ans, "results")) != n) {
+			kc_service_refused(x->c, status, ans, NULL);
+			e = MK_ERR_IO;
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				json_t *it = json_incref(json_array_get(res, i));
+
+				json_object_del(it, "reference");
+				print_item(x, lines[i], it);
+				x->seen++;
+				progress(x);
+			}
+			e = MK_OK;
+		}
+		x->said = e != MK_OK;
+	}
+	json_decref(req);
+	json_decref(ans);
+	free(body);
+	return e;
+}
+
+/* Verifies a chunk of text lines (mk_verify_lines, or the service's) and
+ * prints each. */
 static enum mk_err verify_lines(struct vrun *x, char **lines, size_t n)
 {
-	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs));
+	struct mk_verify_outcome *outs;
 	enum mk_err e;
 
-	if (outs == NULL)
+	if (x->c->server != NULL)
+		return verify_remote(x, lines, n);
+	if ((outs = calloc(n, sizeof(*outs))) == NULL)
 		return MK_ERR_NOMEM;
 	if ((e = mk_verify_lines(x->v, (const char *const *)lines, n, outs)) == MK_OK)
 		for (size_t i = 0; i < n; i++) {
-			print_outcome(x, lines[i], &outs[i]);
+			print_item(x, lines[i], mk_call_outcome_json(&outs[i], x->tin));
 			x->seen++;
 			progress(x);
 		}
@@ -509,23 +502,24 @@ int mk_cli_verify(int argc, char **argv)
 	char line[MK_INDICIUM_TEXT_MAX];
 	struct vrun x;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("file", &o.file, &kc_path),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_STR("file", &o.file, &kc_path),
 		                       KC_STR("image", &o.image, &kc_path), KC_FLAG("tin", &o.tin),
 		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_END };
 	enum mk_err e = MK_OK;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
 		return r;
 	if (c.npos == 0 && o.file == NULL && o.image == NULL)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
-	if (!kc_open(&c))
+	if (c.server == NULL && !kc_open(&c))
 		return 1;
 	memset(&x, 0, sizeof(x));
 	x.c = &c;
 	x.tin = o.tin;
+	x.no_dup = o.no_duplicates;
 	x.tty = isatty(STDOUT_FILENO);
-	if ((e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
+	if (c.server == NULL && (e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;
 	if (c.npos > 0 && (e = verify_lines(&x, c.pos, c.npos)) != MK_OK)
 		goto out;
@@ -573,36 +567,23 @@ static const char distribute_usage[] =
 	"  them; a meter retired since gets none. A --meter not in the home, or\n"
 	"  without an ACTIVE key in D (not registered, retired), is refused\n"
 	"  (exit 1).\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
 
 static int tokens_distribute(int argc, char **argv)
 {
 	struct {
 		const char *domain, *month, *meter;
 	} o; /* the options */
-	int64_t t;
-	size_t count = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain, &kc_domain),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_NEED("domain", &o.domain, &kc_domain),
 		                       KC_NEED("month", &o.month, &kc_month),
 		                       KC_STR("meter", &o.meter, &kc_meter), KC_END };
-	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, distribute_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, distribute_usage, 0, 0)) != KC_GO)
 		return r;
-	if (!kc_parse_month(o.month, &t))
-		return mk_cli_bad_value(distribute_usage, "--month", o.month, kc_month.words);
-	if (!kc_open(&c))
-		return 1;
-	e = mk_kms_distribute(c.kms, o.domain, mk_token_period(mk_indicium_day(t)), o.meter, &count);
-	if (e == MK_OK)
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "domain", o.domain, "month", o.month, "records",
-		                (json_int_t)count),
-		      "%zu token key record%s of %s for %s\n", count, count == 1 ? "" : "s", o.domain,
-		      o.month);
-	return kc_end(&c, e);
+	return kc_call(&c, "tokens/distribute",
+	               json_pack("{s:s,s:s,s:s*}", "domain", o.domain, "month", o.month, "meter", o.meter));
 }
 
 int mk_cli_tokens(int argc, char **argv)

@@ -10,6 +10,8 @@
 #include "meterkey/boxes.h"
 
 #define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print one JSON object instead of text\n"
+/* A command that runs as a call (kc_call): also in a service. */
+#define CALL_OPTS COMMON_OPTS KC_USAGE_REMOTE_OPTS
 
 /* An unsigned share count option, 0 when absent. */
 static int share_opt(const char *s, unsigned *vp)
@@ -389,29 +391,21 @@ static const char key_request_usage[] =
 	"  Oak) goes into the archive, and the install record (the key encrypted\n"
 	"  for Steel box ID, default the domain's first) is written to\n"
 	"  kdc/D.KEYID.mi4 for `meter install --record`.\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" CALL_OPTS;
 
 static int key_request(int argc, char **argv)
 {
 	struct {
 		const char *domain, *steel;
 	} o; /* the options */
-	char path[4096];
-	uint64_t id = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain, &kc_domain),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_NEED("domain", &o.domain, &kc_domain),
 		                       KC_STR("steel", &o.steel, &kc_steel), KC_END };
-	enum mk_err e;
 	int r;
 
-	if ((r = kc_start_kms(&c, argc, argv, opts, key_request_usage)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, key_request_usage, 0, 0)) != KC_GO)
 		return r;
-	if ((e = mk_kms_key_request(c.kms, o.domain, o.steel, &id, path, sizeof(path))) == MK_OK)
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", o.domain, "key_id", (json_int_t)id,
-		                "install_record", path),
-		      "key %s/%llu: NEW; install record %s\n", o.domain, (unsigned long long)id, path);
-	return kc_end(&c, e);
+	return kc_call(&c, "key/request", json_pack("{s:s,s:s*}", "domain", o.domain, "steel", o.steel));
 }
 
 static const char key_confirm_usage[] =
@@ -420,14 +414,14 @@ static const char key_confirm_usage[] =
 	"  evidence the Steel box signed (kept in kdc/D.N.mi7), when it could not\n"
 	"  run at install time (the Brass box disabled, the archive unreachable).\n"
 	"  The record becomes INSTALLED, or BAD with Brass's reason.\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" CALL_OPTS;
 
 static const char key_abandon_usage[] =
 	"usage: meterkey key abandon --domain D --key-id N [options]\n"
 	"  A NEW key whose installation was attempted and will never be confirmed\n"
 	"  (its evidence lost, the meter gone): the domain's Brass box signs its\n"
 	"  record BAD (MK_RC_ABANDONED). Only a NEW key can be abandoned.\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" CALL_OPTS;
 
 /* key confirm and key abandon: the same options, one KMS call. */
 static int key_step(int argc, char **argv, const char *usage, int is_confirm)
@@ -435,29 +429,18 @@ static int key_step(int argc, char **argv, const char *usage, int is_confirm)
 	struct {
 		const char *domain, *key_id;
 	} o; /* the options */
-	struct mk_key_record rec;
 	uint64_t id;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("domain", &o.domain, &kc_domain),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_NEED("domain", &o.domain, &kc_domain),
 		                       KC_NEED("key-id", &o.key_id, &kc_key_id), KC_END };
-	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, usage, 0, 0)) != KC_GO)
 		return r;
 	if (!kc_parse_key_id(o.key_id, &id))
 		return mk_cli_bad_value(usage, "--key-id", o.key_id, kc_key_id.words);
-	if (!kc_open(&c))
-		return 1;
-	e = is_confirm ? mk_kms_key_confirm(c.kms, o.domain, id, &rec)
-	               : mk_kms_key_abandon(c.kms, o.domain, id, &rec);
-	if (e == MK_OK)
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", rec.domain, "key_id",
-		                (json_int_t)rec.key_id, "status", mk_key_status_name(rec.status)),
-		      "key %s/%llu: %s\n", rec.domain, (unsigned long long)rec.key_id,
-		      mk_key_status_name(rec.status));
-	return kc_end(&c, e);
+	return kc_call(&c, is_confirm ? "key/confirm" : "key/abandon",
+	               json_pack("{s:s,s:I}", "domain", o.domain, "key_id", (json_int_t)id));
 }
 
 static int key_confirm(int argc, char **argv)
@@ -483,21 +466,6 @@ int mk_cli_key(int argc, char **argv)
 
 /* ---- meter ------------------------------------------------------------------------------ */
 
-json_t *mk_cli_meter_json(const struct mk_kms_meter *m)
-{
-	json_t *keys = json_array();
-
-	for (size_t i = 0; i < m->info.nkeys; i++)
-		json_array_append_new(keys, json_pack("{s:s,s:I,s:s}", "domain", m->info.keys[i].domain, "key_id",
-		                                      (json_int_t)m->info.keys[i].key_id, "status",
-		                                      m->status[i] != 0 ? mk_key_status_name(m->status[i])
-		                                                        : "UNKNOWN"));
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "id", m->id, "state",
-	                 mk_meter_state_name(m->info.state), "pki", mk_meter_pki_name(m->info.pki),
-	                 "product_code", m->info.product_code, "mfg_seq", m->info.mfg_seq, "indicia_serial",
-	                 m->info.indicia_serial, "country", m->info.country, "keys", keys);
-}
-
 static const char meter_create_usage[] =
 	"usage: meterkey meter create --product-code PC --msn N [--station S] [options]\n"
 	"  Manufactures a simulated meter with the factory label PC, N (letters and\n"
@@ -507,28 +475,22 @@ static const char meter_create_usage[] =
 	"  leaves the line in transport lock: it takes master keys, but neither\n"
 	"  parameters nor franks until `meter register`.\n"
 	"options:\n"
-	"  --station S           the Steel box of the factory station\n" COMMON_OPTS;
+	"  --station S           the Steel box of the factory station\n" CALL_OPTS;
 
 static int meter_create(int argc, char **argv)
 {
 	struct {
 		const char *product_code, *msn, *station;
 	} o; /* the options */
-	char id[MK_METER_ID_MAX + 1];
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("product-code", &o.product_code, &kc_label),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_NEED("product-code", &o.product_code, &kc_label),
 		                       KC_NEED("msn", &o.msn, &kc_label), KC_STR("station", &o.station, &kc_steel), KC_END };
-	enum mk_err e;
 	int r;
 
-	if ((r = kc_start_kms(&c, argc, argv, opts, meter_create_usage)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, meter_create_usage, 0, 0)) != KC_GO)
 		return r;
-	if ((e = mk_kms_meter_create(c.kms, o.product_code, o.msn, o.station, id)) == MK_OK)
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "id", id, "state", "manufactured", "pki",
-		                mk_meter_pki_name(MK_METER_PKI_LOCKED)),
-		      "meter %s manufactured, in transport lock\n", id);
-	return kc_end(&c, e);
+	return kc_call(&c, "meter/create",
+	               json_pack("{s:s,s:s,s:s*}", "product_code", o.product_code, "msn", o.msn, "station", o.station));
 }
 
 static const char meter_install_usage[] =
@@ -543,22 +505,21 @@ static const char meter_install_usage[] =
 	"  it under its secret key and the archive record becomes INSTALLED. A key\n"
 	"  attempted and not confirmed becomes BAD; every refusal is logged in the\n"
 	"  domain's error log.\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" CALL_OPTS;
 
 static int meter_install(int argc, char **argv)
 {
 	struct {
 		const char *meter, *domain, *record, *steel;
 	} o; /* the options */
-	struct mk_key_record rec;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_STR("meter", &o.meter, &kc_meter),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_STR("meter", &o.meter, &kc_meter),
 		                       KC_STR("domain", &o.domain, &kc_domain), KC_STR("record", &o.record, &kc_path),
 		                       KC_STR("steel", &o.steel, &kc_steel), KC_END };
-	enum mk_err e;
+	const char *slash;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, meter_install_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, meter_install_usage, 0, 0)) != KC_GO)
 		return r;
 	if (o.meter == NULL || (o.domain == NULL && o.record == NULL))
 		return mk_cli_usage_error(meter_install_usage, "--meter and --domain or --record are needed");
@@ -567,16 +528,12 @@ static int meter_install(int argc, char **argv)
 	if (o.domain != NULL && o.record != NULL)
 		return mk_cli_usage_error(meter_install_usage,
 		                          "--domain and --record exclude each other (an install record names its domain)");
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_install(c.kms, o.meter, o.domain, o.steel, o.record, &rec)) == MK_OK)
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:s,s:I,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "domain",
-		                rec.domain, "key_id", (json_int_t)rec.key_id, "status",
-		                mk_key_status_name(rec.status), "steel", rec.steel_id, "brass", rec.signer),
-		      "meter %s: key %s/%llu INSTALLED (Steel %s, confirmed by Brass %s)\n", o.meter,
-		      rec.domain, (unsigned long long)rec.key_id, rec.steel_id, rec.signer);
-	return kc_end(&c, e);
+	/* a service reads the record of that name in its home's kdc folder */
+	if (c.server != NULL && o.record != NULL && (slash = strrchr(o.record, '/')) != NULL)
+		o.record = slash + 1;
+	return kc_call(&c, "meter/install",
+	               json_pack("{s:s,s:s*,s:s*,s:s*}", "meter", o.meter, "domain", o.domain, "record", o.record, "steel",
+	                         o.steel));
 }
 
 static const char meter_register_usage[] =
@@ -595,34 +552,24 @@ static const char meter_register_usage[] =
 	"  domain checks it against the archived key and stores the key under the\n"
 	"  country sub-domain's secret key: the records become ACTIVE. --date is the\n"
 	"  meter's registration date (default: the KMS time).\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" CALL_OPTS;
 
 static int meter_register(int argc, char **argv)
 {
 	struct {
 		const char *meter, *indicia, *country, *date;
 	} o; /* the options */
-	int64_t date = 0;
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter),
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_NEED("meter", &o.meter, &kc_meter),
 		                       KC_NEED("indicia", &o.indicia, &kc_label), KC_NEED("country", &o.country, &kc_country),
 		                       KC_STR("date", &o.date, &kc_date), KC_END };
-	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, meter_register_usage, 0, 0)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, meter_register_usage, 0, 0)) != KC_GO)
 		return r;
-	if (o.date != NULL && !kc_parse_time(o.date, &date))
-		return mk_cli_bad_value(meter_register_usage, "--date", o.date, kc_date.words);
-	if (!kc_open(&c))
-		return 1;
-	if ((e = mk_kms_meter_register(c.kms, o.meter, o.indicia, o.country, date)) == MK_OK)
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:s,s:s,s:s}", "ok", 1, "meter", o.meter, "indicia_serial",
-		                o.indicia, "country", o.country, "status", "ACTIVE"),
-		      "meter %s registered in %s as %s: its keys are ACTIVE\n", o.meter, o.country,
-		      o.indicia);
-	return kc_end(&c, e);
+	return kc_call(&c, "meter/register",
+	               json_pack("{s:s,s:s,s:s,s:s*}", "meter", o.meter, "indicia", o.indicia, "country", o.country,
+	                         "date", o.date));
 }
 
 static const char meter_retire_usage[] =
@@ -630,7 +577,7 @@ static const char meter_retire_usage[] =
 	"  Takes the meter out of service (Fig. 27): the Brass box of each key's\n"
 	"  domain makes its ACTIVE record OBSOLETE, then the meter is retired (its\n"
 	"  keys are zeroised). Refused unless every key of the meter is ACTIVE.\n"
-	"options:\n" COMMON_OPTS;
+	"options:\n" CALL_OPTS;
 
 static int meter_retire(int argc, char **argv)
 {
@@ -638,48 +585,12 @@ static int meter_retire(int argc, char **argv)
 		const char *meter;
 	} o; /* the options */
 	struct kc c;
-	const struct kc_opt opts[] = { KC_COMMON(&c), KC_NEED("meter", &o.meter, &kc_meter), KC_END };
-	enum mk_err e;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_NEED("meter", &o.meter, &kc_meter), KC_END };
 	int r;
 
-	if ((r = kc_start_kms(&c, argc, argv, opts, meter_retire_usage)) != KC_GO)
+	if ((r = kc_start_call(&c, argc, argv, opts, meter_retire_usage, 0, 0)) != KC_GO)
 		return r;
-	if ((e = mk_kms_meter_retire(c.kms, o.meter)) == MK_OK) {
-		/* what became of its keys, from the meter itself: a meter retired
-		 * before any key went in has none to make OBSOLETE */
-		char path[4096];
-		struct mk_meter_info info;
-
-		if (mk_kms_meter_path(c.kms, o.meter, path, sizeof(path)) != MK_OK ||
-		    mk_meter_nvm_info(path, &info) != MK_OK)
-			memset(&info, 0, sizeof(info));
-		kc_ok(&c,
-		      json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "meter", o.meter, "state", "retired", "keys_obsolete",
-		                (json_int_t)info.nkeys),
-		      info.nkeys > 0 ? "meter %s retired: its keys are OBSOLETE\n"
-		                     : "meter %s retired: it held no keys\n",
-		      o.meter);
-	}
-	return kc_end(&c, e);
-}
-
-static int meter_row(void *ctx, const struct mk_kms_meter *m)
-{
-	struct list_ctx *x = ctx;
-
-	if (x->c->json) {
-		json_array_append_new(x->arr, mk_cli_meter_json(m));
-		return 0;
-	}
-	printf("%-20s %-12s %-11s %-10s %-6s", m->id, mk_meter_state_name(m->info.state),
-	       mk_meter_pki_name(m->info.pki),
-	       m->info.indicia_serial[0] != '\0' ? m->info.indicia_serial : "-",
-	       m->info.country[0] != '\0' ? m->info.country : "-");
-	for (size_t i = 0; i < m->info.nkeys; i++)
-		printf(" %s/%llu:%s", m->info.keys[i].domain, (unsigned long long)m->info.keys[i].key_id,
-		       m->status[i] != 0 ? mk_key_status_name(m->status[i]) : "UNKNOWN");
-	printf("\n");
-	return 0;
+	return kc_call(&c, "meter/retire", json_pack("{s:s}", "meter", o.meter));
 }
 
 static const char meter_list_usage[] =
@@ -691,16 +602,17 @@ static const char meter_list_usage[] =
 	"  --json: an array of objects with id (what --meter takes), state, pki,\n"
 	"  product_code, mfg_seq, indicia_serial, country and keys (domain,\n"
 	"  key_id, status).\n"
-	"options:\n" COMMON_OPTS;
-
-static enum mk_err list_meters(struct mk_kms *k, struct list_ctx *x)
-{
-	return mk_kms_meter_list(k, meter_row, x);
-}
+	"options:\n" CALL_OPTS;
 
 static int meter_list(int argc, char **argv)
 {
-	return run_list(argc, argv, meter_list_usage, list_meters);
+	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_END };
+	int r;
+
+	if ((r = kc_start_call(&c, argc, argv, opts, meter_list_usage, 0, 0)) != KC_GO)
+		return r;
+	return kc_call(&c, "meter/list", json_object());
 }
 
 static const char cert_export_usage[] =

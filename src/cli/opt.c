@@ -10,38 +10,17 @@
 #include <time.h>
 
 #include "cli.h"
+#include "meterkey/calls.h"
 #include "meterkey/ids.h"
 
 int kc_parse_time(const char *s, int64_t *tp)
 {
-	struct tm tm, want;
-	const char *end;
-	char *e;
-	long long v;
+	int64_t t = mk_time_seconds(s);
 
-	if (s[0] >= '0' && s[0] <= '9' && strchr(s, '-') == NULL) {
-		errno = 0;
-		v = strtoll(s, &e, 10);
-		if (errno != 0 || *e != '\0' || v <= 0)
-			return 0;
-		*tp = v;
-		return 1;
-	}
-	memset(&tm, 0, sizeof(tm));
-	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL)
+	if (t == 0)
 		return 0;
-	if (*end == 'T' && ((end = strptime(end + 1, "%H:%M:%S", &tm)) == NULL || strcmp(end, "Z") != 0))
-		return 0;
-	if (*end != '\0' && strcmp(end, "Z") != 0)
-		return 0;
-	want = tm;
-	*tp = (int64_t)timegm(&tm);
-	/* timegm normalises (2026-02-30 is 2026-03-02): a date that does not
-	 * exist comes back with other fields, and is no date */
-	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
-	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
-		return 0;
-	return *tp > 0;
+	*tp = t;
+	return 1;
 }
 
 int kc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *vp)
@@ -126,15 +105,13 @@ static int domain_ok(const char *s)
  * or an indicia serial number (kms_ident_safe): it names files. */
 static int label_ok(const char *s)
 {
-	return alnum_run(s, strlen(s), 1, MK_IDENT_MAX, 0);
+	return mk_rule_label(s);
 }
 
 /* PRODUCT-SEQUENCE, as mk_kms_meter_path takes it and meter create makes it. */
 static int meter_ok(const char *s)
 {
-	const char *dash = strchr(s, '-');
-
-	return dash != NULL && alnum_run(s, (size_t)(dash - s), 1, MK_IDENT_MAX, 0) && label_ok(dash + 1);
+	return mk_rule_meter(s);
 }
 
 static int postcode_ok(const char *s)
@@ -158,10 +135,12 @@ static int date_ok(const char *s)
 
 int kc_parse_month(const char *s, int64_t *tp)
 {
-	char day[16];
+	int64_t t = mk_month_seconds(s);
 
-	return strlen(s) == 7 && s[4] == '-' && snprintf(day, sizeof(day), "%s-01", s) == 10 &&
-	       kc_parse_time(day, tp);
+	if (t == 0)
+		return 0;
+	*tp = t;
+	return 1;
 }
 
 static int month_ok(const char *s)
@@ -341,8 +320,18 @@ int kc_parse(struct kc *c, int argc, char **argv, const struct kc_opt *opts, siz
 	clear_targets(opts);
 	c->home = getenv("METERKEY_HOME");
 	c->boxes = getenv("METERKEY_BOXES");
+	/* the service's environment, for a command that runs in one (KC_REMOTE) */
+	for (const struct kc_opt *o = opts; o->name != NULL || o->short_name != 0; o++)
+		if (o->name != NULL && strcmp(o->name, "server") == 0) {
+			c->server = getenv("METERKEY_SERVER");
+			c->tls_cert = getenv("METERKEY_TLS_CERT");
+			c->tls_key = getenv("METERKEY_TLS_KEY");
+			c->tls_ca = getenv("METERKEY_TLS_CA");
+		}
 	if (c->boxes != NULL && c->boxes[0] == '\0')
 		c->boxes = NULL;
+	if (c->server != NULL && c->server[0] == '\0')
+		c->server = NULL;
 	c->pos = argv + 1;
 	for (int i = 1, only_pos = 0; i < argc; i++) {
 		char *a = argv[i], shown[64]; /* the option as the messages name it */

@@ -3,6 +3,8 @@
  * have no default: so that -Wswitch (in -Wall) names any enum value that lacks a
  * case; values outside the enum fall through to the "unknown" return.
  */
+#include <string.h>
+
 #include "meterkey/err.h"
 
 const char *mk_strerror(enum mk_err err)
@@ -27,6 +29,16 @@ const char *mk_err_name(enum mk_err err)
 		break;
 	}
 	return "MK_ERR_UNKNOWN";
+}
+
+enum mk_err mk_err_by_name(const char *name)
+{
+#define X(name_, num, level, text)                      \
+	if (name != NULL && strcmp(name, #name_) == 0) \
+		return name_;
+	MK_ERR_LIST(X)
+#undef X
+	return MK_ERR_LAST;
 }
 
 enum mk_err_level mk_err_level(enum mk_err err)

@@ -13,7 +13,7 @@
 #include "daemon.h"
 
 /* The one table of HTTP statuses for the library's codes. */
-static int http_status(enum mk_err e)
+int svc_http_status(enum mk_err e)
 {
 	switch (e) {
 	case MK_ERR_SVC_REQUEST:
@@ -29,6 +29,12 @@ static int http_status(enum mk_err e)
 	case MK_ERR_SVC_IDEM_MISMATCH:
 		return 422;
 	case MK_ERR_SVC_IDEM_PENDING:
+		return 409;
+	case MK_ERR_INVALID_ARG:
+		return 400;
+	case MK_ERR_NOT_FOUND:
+		return 404;
+	case MK_ERR_STATE:
 		return 409;
 	case MK_ERR_DB:
 	case MK_ERR_DB_BUSY:
@@ -88,10 +94,14 @@ void svc_answer_json(struct svc *s, struct evhttp_request *r, int status, json_t
 	free(text);
 }
 
+json_t *svc_error_json(enum mk_err e, const char *msg)
+{
+	return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", (int)e, "name", mk_err_name(e), "message",
+	                 msg != NULL && msg[0] != '\0' ? msg : mk_strerror(e));
+}
+
 void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, const char *msg)
 {
-	svc_answer_json(s, r, http_status(e),
-	                json_pack("{s:{s:i,s:s,s:s}}", "error", "code", (int)e, "name", mk_err_name(e), "message",
-	                          msg != NULL && msg[0] != '\0' ? msg : mk_strerror(e)));
+	svc_answer_json(s, r, svc_http_status(e), svc_error_json(e, msg));
 }
 

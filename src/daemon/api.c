@@ -61,12 +61,8 @@ void svc_health(struct svc *s, struct evhttp_request *c, const struct svc_client
 	                          s->box_procs ? h.boxes : (json_decref(h.boxes), json_string("in this process"))));
 }
 
-/* An Idempotency-Key: claimed for this client with the body's hash, or
- * the key's first answer given again (the same body), or a refusal (422
- * another body, 409 the first call not answered yet, 400 a malformed
- * key). 1 when the call is answered here, 0 when it goes on. */
-static int idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who,
-                      const uint8_t digest[static MK_SHA256_LEN])
+int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who,
+                   const uint8_t digest[static MK_SHA256_LEN])
 {
 	struct mk_buf *kept = mk_buf_new(MK_IDEM_ANSWER_MAX);
 	uint8_t first[MK_SHA256_LEN];
@@ -97,31 +93,23 @@ static int idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_
 	return 1;
 }
 
-/* One item's answer: its reference, the results, and what was read of the
- * indicium (unless malformed beyond correction: then why). */
-static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o)
+/* One item's answer: what `meterkey verify --json` prints for a line
+ * (mk_call_outcome_json) and the item's reference. */
+static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o, int tin)
 {
-	json_t *j = json_pack("{s:s?,s:s,s:s,s:s,s:b}", "reference", ref, "result", mk_verify_result_key(o->result),
-	                      "vendor", mk_verify_result_key(o->vendor), "postal", mk_verify_result_key(o->postal),
-	                      "corrected", o->corrected);
+	json_t *j = json_pack("{s:s?}", "reference", ref);
 
-	if (j != NULL && (o->result != MK_VR_MALFORMED || o->corrected)) {
-		char day[11], dev[2 * MK_IDENT_MAX + 2];
-
-		mk_indicium_day_format(o->ind.date, day);
-		snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
-		json_object_set_new(j, "device", json_string(dev));
-		json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
-		json_object_set_new(j, "date", json_string(day));
-	} else if (j != NULL && o->why != NULL) {
-		json_object_set_new(j, "why", json_string(o->why));
+	if (j != NULL && json_object_update_new(j, mk_call_outcome_json(o, tin)) != 0) {
+		json_decref(j);
+		return NULL;
 	}
 	return j;
 }
 
 /* The items verified as `meterkey verify` does its lines (mk_verify_lines),
  * each answered with its reference. */
-static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, json_t *items, json_t **outp, size_t *goodp)
+static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, int tin, json_t *items, json_t **outp,
+                                size_t *goodp)
 {
 	size_t n = json_array_size(items);
 	const char **lines = calloc(n, sizeof(*lines));
@@ -143,7 +131,7 @@ static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, json_t *it
 		*goodp += outs[i].result == MK_VR_GOOD;
 		svc_count_verify(s, &outs[i]);
 		json_array_append_new(out, item_answer(json_string_value(json_object_get(json_array_get(items, i), "reference")),
-		                                       &outs[i]));
+		                                       &outs[i], tin));
 	}
 	*outp = out;
 	out = NULL;
@@ -187,7 +175,7 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 		sprintf(hex + 2 * i, "%02x", digest[i]);
 	/* a key seen before: its first answer again, or a refusal; acts once */
 	if (who->idem != NULL) {
-		int done = idem_claim(s, c, who, digest);
+		int done = svc_idem_claim(s, c, who, digest);
 
 		if (done) {
 			json_decref(items);
@@ -201,7 +189,7 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 		snprintf(msg, sizeof(msg), "the batch was not verified: %s", mk_strerror(e));
 		goto refuse;
 	}
-	if ((e = mk_verifier_new(s->kms, tin, dup, &v)) != MK_OK || (e = verify_items(s, v, items, &out, &good)) != MK_OK)
+	if ((e = mk_verifier_new(s->kms, tin, dup, &v)) != MK_OK || (e = verify_items(s, v, tin, items, &out, &good)) != MK_OK)
 		goto fail;
 	mk_verifier_free(v);
 	v = NULL;

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "meterkey/calls.h"
 #include "meterkey/kms.h"
 #include "meterkey/pki.h"
 #include "meterkey/verify.h"
@@ -99,6 +100,30 @@ enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json
 void svc_routes_print(FILE *f);
 /* http.c: the paths of the routes, in their order (*n of them). */
 const char *const *svc_route_names(size_t *n);
+
+/* request.c: the request of call c (meterkey/calls.h), from the query of
+ * a GET (name=value&..., an integer field's value decimal) or the JSON
+ * body of a POST, held to the call's fields: MK_OK with *reqp (a new
+ * reference), else MK_ERR_SVC_REQUEST, why in why. */
+enum mk_err svc_call_decode(const struct mk_call *c, const char *query, const char *body, size_t n, json_t **reqp,
+                            char *why, size_t cap);
+
+/* flows.c: a call of the library's table (docs/api.md), made by who with
+ * the request's query and body. A call that changes state is audited
+ * before it acts and before it is answered, and takes an Idempotency-Key. */
+void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const struct mk_call *c,
+              const char *query, const char *body, size_t n);
+
+/* api.c: an Idempotency-Key: claimed for this client with the body's
+ * digest, or the key's first answer given again (the same body), or a
+ * refusal (422 another body, 409 the first call not answered yet, 400 a
+ * malformed key). 1 when the call is answered here, 0 when it goes on. */
+int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who, const uint8_t digest[static 32]);
+
+/* answer.c: the HTTP status of e in the one table, and its error object
+ * {"error":{"code","name","message"}} (msg NULL: e's text), a new reference. */
+int svc_http_status(enum mk_err e);
+json_t *svc_error_json(enum mk_err e, const char *msg);
 
 /* api.c: the calls (docs/api.md), each given its client and the
  * request's body. */

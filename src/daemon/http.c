@@ -92,31 +92,93 @@ static const struct route {
 	{ "/metrics", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_metrics },
 };
 
+/* The calls of the library's table (meterkey/calls.h) follow the routes
+ * above: /v1/<name>, GET for a call that reads, else POST. */
+#define MAX_CALLS 64
+
+static void route_print(FILE *f, const char *method, const char *path, unsigned roles)
+{
+	static const char *const names[] = { "factory", "post", "verifier", "auditor", "operator" };
+	const char *sep = "";
+
+	fprintf(f, "%s %s ", method, path);
+	for (size_t r = 0; r < MK_ARRAY_LEN(names); r++)
+		if (roles & (1u << r)) {
+			fprintf(f, "%s%s", sep, names[r]);
+			sep = ",";
+		}
+	fputc('\n', f);
+}
+
 void svc_routes_print(FILE *f)
 {
-	static const char *const roles[] = { "factory", "post", "verifier", "auditor", "operator" };
+	size_t n;
+	const struct mk_call *calls = mk_calls(&n);
+	char path[96];
 
-	for (size_t i = 0; i < MK_ARRAY_LEN(routes); i++) {
-		const char *sep = "";
-
-		fprintf(f, "%s %s ", routes[i].method == EVHTTP_REQ_GET ? "GET" : "POST", routes[i].path);
-		for (size_t r = 0; r < MK_ARRAY_LEN(roles); r++)
-			if (routes[i].roles & (1u << r)) {
-				fprintf(f, "%s%s", sep, roles[r]);
-				sep = ",";
-			}
-		fputc('\n', f);
+	for (size_t i = 0; i < MK_ARRAY_LEN(routes); i++)
+		route_print(f, routes[i].method == EVHTTP_REQ_GET ? "GET" : "POST", routes[i].path, routes[i].roles);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/v1/%s", calls[i].name);
+		route_print(f, calls[i].reads ? "GET" : "POST", path, calls[i].roles);
 	}
 }
 
 const char *const *svc_route_names(size_t *n)
 {
-	static const char *names[MK_ARRAY_LEN(routes)];
+	static const char *names[MK_ARRAY_LEN(routes) + MAX_CALLS];
+	static char paths[MAX_CALLS][96];
+	size_t nc;
+	const struct mk_call *calls = mk_calls(&nc);
 
 	for (size_t i = 0; i < MK_ARRAY_LEN(routes); i++)
 		names[i] = routes[i].path;
-	*n = MK_ARRAY_LEN(routes);
+	for (size_t i = 0; i < nc && i < MAX_CALLS; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "/v1/%s", calls[i].name);
+		names[MK_ARRAY_LEN(routes) + i] = paths[i];
+	}
+	*n = MK_ARRAY_LEN(routes) + (nc < MAX_CALLS ? nc : MAX_CALLS);
 	return names;
+}
+
+/* The body of r, whole and ended by a NUL (evhttp refused one over the
+ * limit with 413): its length in *n, NULL when out of memory. */
+static const char *body_of(struct evhttp_request *r, size_t *n)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r);
+
+	*n = evbuffer_get_length(in);
+	return evbuffer_add(in, "", 1) == 0 ? (const char *)evbuffer_pullup(in, -1) : NULL;
+}
+
+/* /v1/<name>: a call of the library's table, by its method and role. */
+static void route_call(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *name,
+                       enum evhttp_cmd_type method)
+{
+	size_t nc, n;
+	const struct mk_call *calls = mk_calls(&nc), *c = mk_call_find(name);
+	const char *body;
+	char msg[160];
+
+	if (c == NULL) {
+		svc_answer_error(s, r, MK_ERR_SVC_ROUTE, NULL);
+		return;
+	}
+	s->route = (int)(MK_ARRAY_LEN(routes) + (size_t)(c - calls));
+	if (method != (c->reads ? EVHTTP_REQ_GET : EVHTTP_REQ_POST)) {
+		svc_answer_error(s, r, MK_ERR_SVC_METHOD, NULL);
+		return;
+	}
+	if ((c->roles & ROLE(who->role)) == 0) {
+		snprintf(msg, sizeof(msg), "role %s may not call /v1/%s", mk_cert_role_name(who->role), c->name);
+		svc_answer_error(s, r, MK_ERR_SVC_ROLE, msg);
+		return;
+	}
+	if ((body = body_of(r, &n)) == NULL) {
+		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
+		return;
+	}
+	svc_call(s, r, who, c, evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r)), body, n);
 }
 
 static void handle(struct evhttp_request *r, void *arg)
@@ -124,9 +186,9 @@ static void handle(struct evhttp_request *r, void *arg)
 	struct svc *s = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(r));
 	enum evhttp_cmd_type method = evhttp_request_get_command(r);
-	struct evbuffer *in = evhttp_request_get_input_buffer(r);
 	const struct route *rt = NULL;
 	struct svc_client who;
+	const char *body;
 	char msg[160];
 	size_t n;
 	int known = 0;
@@ -144,6 +206,10 @@ static void handle(struct evhttp_request *r, void *arg)
 			if (method == routes[i].method)
 				rt = &routes[i];
 		}
+	if (rt == NULL && !known && path != NULL && strncmp(path, "/v1/", 4) == 0) {
+		route_call(s, r, &who, path + 4, method);
+		return;
+	}
 	if (rt == NULL) {
 		svc_answer_error(s, r, known ? MK_ERR_SVC_METHOD : MK_ERR_SVC_ROUTE, NULL);
 		return;
@@ -153,13 +219,11 @@ static void handle(struct evhttp_request *r, void *arg)
 		svc_answer_error(s, r, MK_ERR_SVC_ROLE, msg);
 		return;
 	}
-	/* the body, whole (evhttp refused one over the limit with 413) */
-	n = evbuffer_get_length(in);
-	if (evbuffer_add(in, "", 1) != 0) {
+	if ((body = body_of(r, &n)) == NULL) {
 		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
 		return;
 	}
-	rt->run(s, r, &who, (const char *)evbuffer_pullup(in, -1), n);
+	rt->run(s, r, &who, body, n);
 }
 
 enum mk_err svc_start(struct svc *s, const char *host, uint16_t port, const char *cert, const char *key,

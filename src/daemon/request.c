@@ -4,8 +4,14 @@
  * type, a count out of bounds: refused). Pure: tests/fuzz/fuzz_api.c
  * drives them.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "daemon.h"
 
@@ -72,4 +78,78 @@ enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json
 out:
 	json_decref(in);
 	return e;
+}
+
+/* The query of a GET as a request object: each name=value a member, an
+ * integer field's value a JSON integer when it is one (else kept a string,
+ * for mk_call_decode to refuse with its type), a name given twice refused. */
+static json_t *query_object(const struct mk_call *c, const char *query, char *why, size_t cap)
+{
+	struct evkeyvalq q;
+	struct evkeyval *kv;
+	json_t *o = json_object();
+
+	TAILQ_INIT(&q);
+	if (o == NULL || (query != NULL && evhttp_parse_query_str(query, &q) != 0)) {
+		snprintf(why, cap, "the query does not parse");
+		goto bad;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		const struct mk_field *f = c->fields;
+		unsigned long long v;
+		char *end;
+		json_t *j;
+
+		while (f->name != NULL && strcmp(f->name, kv->key) != 0)
+			f++;
+		if (json_object_get(o, kv->key) != NULL) {
+			snprintf(why, cap, "%.64s is given twice", kv->key);
+			goto bad;
+		}
+		errno = 0;
+		v = f->name != NULL && f->kind == MK_FIELD_INT && kv->value[0] >= '1' && kv->value[0] <= '9'
+		            ? strtoull(kv->value, &end, 10)
+		            : 0;
+		j = v != 0 && errno == 0 && *end == '\0' && v <= (1ull << 53) ? json_integer((json_int_t)v)
+		                                                               : json_string(kv->value);
+		if (j == NULL || json_object_set_new(o, kv->key, j) != 0) {
+			snprintf(why, cap, "%.64s: not a string of UTF-8", kv->key);
+			goto bad;
+		}
+	}
+	evhttp_clear_headers(&q);
+	return o;
+bad:
+	evhttp_clear_headers(&q);
+	json_decref(o);
+	return NULL;
+}
+
+enum mk_err svc_call_decode(const struct mk_call *c, const char *query, const char *body, size_t n, json_t **reqp,
+                            char *why, size_t cap)
+{
+	json_error_t jerr;
+	json_t *req;
+
+	*reqp = NULL;
+	if (c->reads) {
+		if (n != 0) {
+			snprintf(why, cap, "GET /v1/%s takes its fields in the query, not a body", c->name);
+			return MK_ERR_SVC_REQUEST;
+		}
+		if ((req = query_object(c, query, why, cap)) == NULL)
+			return MK_ERR_SVC_REQUEST;
+	} else if (query != NULL && query[0] != '\0') {
+		snprintf(why, cap, "POST /v1/%s takes its fields in a JSON body, not the query", c->name);
+		return MK_ERR_SVC_REQUEST;
+	} else if ((req = json_loadb(body, n, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+		snprintf(why, cap, "the body is not JSON: %s (at %d:%d)", jerr.text, jerr.line, jerr.column);
+		return MK_ERR_SVC_REQUEST;
+	}
+	if (mk_call_decode(c, req, why, cap) != MK_OK) {
+		json_decref(req);
+		return MK_ERR_SVC_REQUEST;
+	}
+	*reqp = req;
+	return MK_OK;
 }

@@ -68,6 +68,11 @@ const char *mk_kms_detail(const struct mk_kms *k)
 	return k->detail;
 }
 
+void mk_kms_detail_clear(struct mk_kms *k)
+{
+	k->detail[0] = '\0';
+}
+
 struct mk_archive *mk_kms_archive(struct mk_kms *k)
 {
 	return k->archive;

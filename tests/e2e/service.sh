@@ -84,8 +84,9 @@ call scan1 POST /v1/verify "$T/b2"; want 207
 grep_out '"reference":"a","result":"duplicate"' "$T/out"
 grep_out '"reference":"c","result":"good"' "$T/out"
 grep_out '"reference":"z","result":"malformed"' "$T/out"
-grep_out '"reference":"c","result":"good","vendor":"good","postal":"good","corrected":false,"device":"PM100-000001","piece_count":3,"date":"20' "$T/out"
-grep_out '"reference":"z","result":"malformed","vendor":"malformed","postal":"malformed","corrected":false,"why":"' "$T/out"
+# each item what `meterkey verify --json` prints for its line, with its reference
+grep_out '"reference":"c","result":"good","vendor":"good","postal":"good","signature":"none","vendor_domain":"VE","postal_domain":"USPS","device":"PM100-000001","indicia_serial":"US00000001","piece_count":3,"date":"20[0-9-]*","corrected":false}' "$T/out"
+grep_out '"reference":"z","result":"malformed","vendor":"malformed","postal":"malformed","signature":"none","corrected":false,"why":"' "$T/out"
 
 # refused, each with its status and error object, and nothing recorded
 before=$(sqlite3 "$T/h/archive.db" "SELECT count(*) FROM indicia_seen")

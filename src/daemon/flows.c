@@ -1,0 +1,115 @@
+/*
+ * meterkeyd's calls of the library's table (meterkey/calls.h, docs/api.md):
+ * the fleet's life (a meter made, its keys requested, installed and
+ * registered, the meter retired, token keys distributed) and an auditor's
+ * readings, the same calls the CLI runs in its own process. A call that
+ * changes state is recorded in the audit log before it acts and its
+ * outcome before it is answered (a record that cannot be written refuses
+ * it, MK_ERR_SVC_AUDIT), and takes an Idempotency-Key: a retry is given the
+ * first answer and acts once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meterkey/crypto.h"
+
+#include "daemon.h"
+
+/* The answer o (consumed) with status: kept for the Idempotency-Key first
+ * (a retry gets it again), then given. */
+static void answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o)
+{
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	enum mk_err e;
+
+	json_decref(o);
+	if (text == NULL) {
+		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
+		return;
+	}
+	if (who->idem != NULL &&
+	    (e = mk_archive_idem_answer(mk_kms_archive(s->kms), who->cn, who->idem, status, (const uint8_t *)text,
+	                                strlen(text))) != MK_OK) {
+		free(text);
+		svc_answer_error(s, r, e, "the call was made but its answer could not be kept for its idempotency key: "
+		                          "the answer is withheld (a retry with the key is refused: 409)");
+		return;
+	}
+	svc_answer_body(s, r, status, text, strlen(text), 0);
+	free(text);
+}
+
+/* The audit record of a state-changing call's request: who, what, the
+ * body by its hash. MK_OK, or the refusal (answered). */
+static enum mk_err audit_request(struct svc *s, struct evhttp_request *r, const struct svc_client *who,
+                                 const struct mk_call *c, uint64_t id, const uint8_t digest[static MK_SHA256_LEN])
+{
+	char hex[2 * MK_SHA256_LEN + 1], call[96], msg[160];
+	enum mk_err e;
+
+	for (size_t i = 0; i < MK_SHA256_LEN; i++)
+		sprintf(hex + 2 * i, "%02x", digest[i]);
+	snprintf(call, sizeof(call), "POST /v1/%s", c->name);
+	e = svc_audit(s, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s?,s:s}", "id", (json_int_t)id, "phase", "request", "client",
+	                           who->cn, "role", mk_cert_role_name(who->role), "call", call, "idempotency_key",
+	                           who->idem, "body_sha256", hex));
+	if (e != MK_OK) {
+		snprintf(msg, sizeof(msg), "the call was not made: %s", mk_strerror(e));
+		svc_answer_error(s, r, e, msg);
+	}
+	return e;
+}
+
+void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const struct mk_call *c,
+              const char *query, const char *body, size_t n)
+{
+	struct mk_call_ctx x = { s->kms, mk_kms_archive(s->kms), 0 };
+	uint8_t digest[MK_SHA256_LEN];
+	char why[MK_KMS_DETAIL_MAX + 256];
+	json_t *req = NULL, *ans = NULL, *out;
+	uint64_t id = 0;
+	enum mk_err e;
+
+	if ((e = svc_call_decode(c, query, body, n, &req, why, sizeof(why))) != MK_OK) {
+		svc_answer_error(s, r, e, why);
+		return;
+	}
+	if (!c->reads) {
+		id = ++s->next_id;
+		if (mk_sha256(body, n, digest) != MK_OK) {
+			svc_answer_error(s, r, MK_ERR_CRYPTO, NULL);
+			goto out;
+		}
+		/* a key seen before: its first answer again, or a refusal; acts once */
+		if (who->idem != NULL && svc_idem_claim(s, r, who, digest))
+			goto out;
+		if (audit_request(s, r, who, c, id, digest) != MK_OK)
+			goto out;
+	}
+	e = mk_call_run(c, &x, req, &ans, why, sizeof(why));
+	/* and its outcome, before it is answered */
+	if (!c->reads &&
+	    svc_audit(s, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "phase", e == MK_OK ? "answer" : "refused",
+	                           "result", mk_err_name(e))) != MK_OK) {
+		snprintf(why, sizeof(why), "the call was made but its outcome (%s) was not audited: the answer is withheld",
+		         mk_err_name(e));
+		svc_answer_error(s, r, MK_ERR_SVC_AUDIT, why);
+		goto out;
+	}
+	if (e == MK_OK) {
+		answer_kept(s, r, who, 200, ans);
+		ans = NULL;
+		goto out;
+	}
+	/* the refusal, with what was answered before it (a partial list) */
+	out = svc_error_json(e, why);
+	if (out != NULL && ans != NULL) {
+		json_object_set_new(out, "partial", ans);
+		ans = NULL;
+	}
+	answer_kept(s, r, who, svc_http_status(e), out);
+out:
+	json_decref(ans);
+	json_decref(req);
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# A fleet's whole life through meterkeyd (issue 15): on the KMS host only
+# the ceremony (init, domains, boxes, the service's certificates); then
+# over HTTPS, with curl and with `meterkey --server`, each client in its
+# role: the factory makes meters and installs their keys, the post
+# registers them and distributes token keys, the meter (the simulator, at
+# the mailer) franks, the verifier verifies through Brass and Tin, the post
+# retires a meter, the auditor reads the history and the error log. The
+# CLI's answers through the service are the same as on the KMS host (text,
+# JSON, refusals, exit status). Each role calling what it may not, a
+# malformed request, a replayed key with another body and an audit log
+# that cannot be written are refused with their status and error object,
+# and change nothing.
+#
+# On the SQLite archive with every box a process of its own (meterkeyd
+# --boxes); service_fleet_pg.sh runs it on PostgreSQL (FLEET_PG=1) with
+# the boxes in meterkeyd.
+. "$(dirname "$0")/lib.bash"
+BUILD=${2:?usage: $0 meterkey build-dir}
+MKD=$BUILD/meterkeyd
+export METERKEY_HOME="$T/h"
+S="$T/svc"
+ARCH=()
+if [ "${FLEET_PG:-}" = 1 ]; then
+  PGSH="$(dirname "$0")/../archive/pg.sh"
+  bash "$PGSH" start "$T/pgstate" >/dev/null || { echo "FAIL: no PostgreSQL server"; exit 1; }
+  trap 'bash "$PGSH" stop "$T/pgstate"; for p in "${BOX_PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait; rm -rf "$T"' EXIT
+  ARCH=(--archive "$(cat "$T/pgstate/url")")
+fi
+mk() { expect "$1" "$MK" "${@:2}" "${ARCH[@]}"; }
+
+# ---- the ceremony, on the KMS host ----
+mk 0 init
+mk 0 domain create VE --country US
+mk 0 domain create USPS --country US
+for t in oak steel brass tin; do mk 0 box init --type $t --domain VE --domain USPS; done
+for r in "server localhost" "factory fac1" "post dc1" "verifier scan1" "auditor aud1" "operator op1"; do
+  set -- $r
+  mk 0 service cert --role "$1" --name "$2" --out "$S"
+done
+BOXES=()
+if [ "${FLEET_PG:-}" != 1 ]; then
+  MK_E2E_BOXES=process boxes_as_processes "$METERKEY_HOME"
+  unset METERKEY_BOXES
+  BOXES=(--boxes "$T/run")
+fi
+
+start() { # ARGS... : meterkeyd on a free port, $PORT
+  "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 0 "${ARCH[@]}" "${BOXES[@]}" "$@" 2>"$T/d.err" &
+  DPID=$!
+  BOX_PIDS+=("$DPID")
+  for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
+  PORT=$(sed -n 's/.*listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$T/d.err")
+  [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
+}
+stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; }
+call() { # NAME METHOD PATH [BODY] [IDEMPOTENCY-KEY] : status in $CODE, body in $T/out, headers in $T/hdr
+  CODE=$(curl -s -o "$T/out" -D "$T/hdr" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/$1.pem" --key "$S/$1.key" \
+    -X "$2" ${4:+--data-binary "$4"} ${5:+-H "Idempotency-Key: $5"} "https://localhost:$PORT$3")
+}
+want() { [ "$CODE" = "$1" ] || { echo "FAIL: status $CODE, expected $1 ($2):"; sed 's/^/  | /' "$T/out"; fails=$((fails+1)); }; }
+# as NAME ARGS... : meterkey through the service as client NAME (out, err, status in $RC)
+as() {
+  local who=$1; shift
+  "$MK" "$@" --server "https://localhost:$PORT" --tls-cert "$S/$who.pem" --tls-key "$S/$who.key" \
+    --tls-ca "$S/ca.pem" >"$T/out" 2>"$T/err"
+  RC=$?
+}
+rc() { [ "$RC" = "$1" ] || { echo "FAIL: exit $RC, expected $1 ($2):"; sed 's/^/  | /' "$T/out" "$T/err"; fails=$((fails+1)); }; }
+# same NAME ARGS... : the command through the service as NAME and on the
+# KMS host give the same standard output, standard error and exit status
+same() {
+  local who=$1; shift
+  as "$who" "$@"
+  cp "$T/out" "$T/r.out"; cp "$T/err" "$T/r.err"; local r=$RC
+  "$MK" "$@" "${ARCH[@]}" "${BOXES[@]}" >"$T/l.out" 2>"$T/l.err"
+  local l=$?
+  if [ "$r" != "$l" ] || ! cmp -s "$T/r.out" "$T/l.out" || ! cmp -s "$T/r.err" "$T/l.err"; then
+    echo "FAIL: '$*' through the service (exit $r) and locally (exit $l) differ:"
+    diff "$T/l.out" "$T/r.out" | sed 's/^/  | /'; diff "$T/l.err" "$T/r.err" | sed 's/^/  | /'
+    fails=$((fails+1))
+  fi
+}
+meters() { "$MK" meter list --json "${ARCH[@]}"; }
+
+start
+call aud1 GET /v1/health; want 200 health
+if [ "${FLEET_PG:-}" != 1 ]; then grep_out '"B00000001":"enabled"' "$T/out"; fi
+
+# ---- the factory: meters made, keys requested and installed ----
+call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000001"}' c1; want 200 "meter create"
+grep_out '^{"ok":true,"id":"PM100-000001","state":"manufactured","pki":"locked"}$' "$T/out"
+# the key again with the same body: the first answer, marked, acted on once
+call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000001"}' c1; want 200 "meter create replayed"
+grep_out '"id":"PM100-000001"' "$T/out"
+grep -qi '^Idempotent-Replayed: true' "$T/hdr" || { echo "FAIL: a replay is not marked"; fails=$((fails+1)); }
+# the same key with another body: 422, nothing made
+call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000009"}' c1; want 422 "key reused"
+grep_out '"name":"MK_ERR_SVC_IDEM_MISMATCH"' "$T/out"
+[ "$(meters | jq length)" = 1 ] || { echo "FAIL: a replayed or refused create made a meter"; fails=$((fails+1)); }
+call fac1 POST /v1/meter/install '{"meter":"PM100-000001","domain":"VE"}'; want 200 "install VE"
+grep_out '"status":"INSTALLED","steel":"S00000001","brass":"B00000001"' "$T/out"
+# a key requested, then installed from its record by name
+call fac1 POST /v1/key/request '{"domain":"USPS"}'; want 200 "key request"
+rec=$(jq -r .install_record "$T/out")
+call fac1 POST /v1/meter/install "{\"meter\":\"PM100-000001\",\"record\":\"${rec##*/}\"}"; want 200 "install by record"
+grep_out '"domain":"USPS"' "$T/out"
+# a record named by a path is refused: the service reads its kdc folder only
+call fac1 POST /v1/meter/install '{"meter":"PM100-000001","record":"../trust/root.pem"}'; want 400 "record path"
+grep_out 'is not a file name of the home' "$T/out"
+
+# the same through meterkey --server (the factory's line computer)
+as fac1 meter create --product-code PM100 --msn 000002; rc 0 "meter create --server"
+grep_out '^meter PM100-000002 manufactured, in transport lock$' "$T/out"
+as fac1 meter install --meter PM100-000002 --domain VE; rc 0 "install --server"
+grep_out '^meter PM100-000002: key VE/[0-9]* INSTALLED (Steel S00000001, confirmed by Brass B00000001)$' "$T/out"
+as fac1 key request --domain USPS --json; rc 0 "key request --server"
+rec=$(jq -r .install_record "$T/out")
+as fac1 meter install --meter PM100-000002 --record "$rec"; rc 0 "install --record --server"
+as fac1 meter create --product-code PM100 --msn 000003; rc 0
+as fac1 meter install --meter PM100-000003 --domain VE; rc 0
+as fac1 meter install --meter PM100-000003 --domain USPS; rc 0
+
+# ---- the post: registration, token keys ----
+call dc1 POST /v1/meter/register '{"meter":"PM100-000001","indicia":"US00000001","country":"US"}'; want 200 register
+grep_out '"status":"ACTIVE"' "$T/out"
+as dc1 meter register --meter PM100-000002 --indicia US00000002 --country US; rc 0 "register --server"
+grep_out '^meter PM100-000002 registered in US as US00000002: its keys are ACTIVE$' "$T/out"
+as dc1 meter register --meter PM100-000003 --indicia US00000003 --country US; rc 0
+month=$(date -u +%Y-%m)
+for d in VE USPS; do
+  call dc1 POST /v1/tokens/distribute "{\"domain\":\"$d\",\"month\":\"$month\"}"; want 200 "distribute $d"
+  grep_out '"records":3' "$T/out"
+done
+
+# ---- the meters frank (the simulator, at the mailer) ----
+: >"$T/lines"
+for n in 1 2 3; do
+  mk 0 meter credit --meter PM100-00000$n --amount 1000
+  mk 0 meter frank --meter PM100-00000$n --postage 55 --origin 20500 --count 2
+  cat "$T/out" >>"$T/lines"
+done
+mapfile -t L <"$T/lines"
+[ "${#L[@]}" = 6 ] || { echo "FAIL: 6 indicia expected, ${#L[@]} franked"; fails=$((fails+1)); }
+items() { local i s=""; for i in "$@"; do s+="${s:+,}{\"reference\":\"r$i\",\"text\":\"${L[$i]}\"}"; done; echo "[$s]"; }
+
+# ---- the verifier: Brass, then Tin with the token keys ----
+call scan1 POST /v1/verify "{\"items\":$(items 0 1 2 3 4 5)}"; want 200 "verify Brass"
+[ "$(jq .good "$T/out")" = 6 ] || { echo "FAIL: not 6 good through Brass"; cat "$T/out"; fails=$((fails+1)); }
+call scan1 POST /v1/verify "{\"items\":$(items 0 1 2 3 4 5),\"tin\":true,\"duplicates\":false}"; want 200 "verify Tin"
+[ "$(jq .good "$T/out")" = 6 ] || { echo "FAIL: not 6 good through Tin"; cat "$T/out"; fails=$((fails+1)); }
+as scan1 verify "${L[0]}" --no-duplicates; rc 0 "verify --server"
+grep_out '^good  *vendor VE: good, postal USPS: good; PM100-000001 piece 1$' "$T/out"
+# the verifier's answers through the service and on the KMS host: the same
+bad=${L[1]:0:20}X${L[1]:21}
+same scan1 verify "${L[1]}" "not an indicium" --no-duplicates
+same scan1 verify "${L[1]}" "not an indicium" "$bad" --no-duplicates --json
+same scan1 verify "${L[2]}" "$bad" --tin --no-duplicates
+printf '%s\n' "${L[@]}" >"$T/file"
+same scan1 verify --file "$T/file" --no-duplicates
+same scan1 verify --file "$T/nofile" --no-duplicates
+
+# ---- the post retires a meter ----
+as dc1 meter retire --meter PM100-000003; rc 0 "retire --server"
+grep_out '^meter PM100-000003 retired: its keys are OBSOLETE$' "$T/out"
+call dc1 POST /v1/meter/retire '{"meter":"PM100-000003"}'; want 409 "retired twice"
+grep_out '"error":{"code":' "$T/out"
+mk 1 meter frank --meter PM100-000003 --postage 55 --origin 20500
+
+# ---- the auditor ----
+call aud1 GET '/v1/meter/list'; want 200 "meter list"
+[ "$(jq '[.[] | .keys[] | select(.status=="OBSOLETE")] | length' "$T/out")" = 2 ] ||
+  { echo "FAIL: the retired meter's 2 keys are not OBSOLETE"; cat "$T/out"; fails=$((fails+1)); }
+call aud1 GET '/v1/archive/history?domain=VE&key=1'; want 200 history
+grep_out '"status":"ACTIVE"' "$T/out"
+call aud1 GET '/v1/archive/errors?domain=VE'; want 200 errors
+# the CLI's answers through the service and on the KMS host: the same
+same aud1 meter list
+same aud1 meter list --json
+same aud1 archive history --domain VE --key 1
+same aud1 archive history --domain VE --key 1 --json
+same aud1 archive history --domain VE --key 99
+same aud1 archive errors --domain VE
+same dc1 meter retire --meter PM100-000003
+same dc1 meter retire --meter PM100-000003 --json
+same dc1 meter register --meter PM100-000099 --indicia US9 --country US
+same fac1 key confirm --domain VE --key-id 99
+for d in VE USPS; do mk 0 archive verify --domain "$d"; done
+
+# ---- refused, each with its status and error object, nothing changed ----
+before=$(meters)
+for c in "dc1 POST /v1/meter/create {\"product_code\":\"PM100\",\"msn\":\"000008\"}" \
+         "fac1 POST /v1/meter/register {\"meter\":\"PM100-000001\",\"indicia\":\"X1\",\"country\":\"US\"}" \
+         "scan1 POST /v1/meter/retire {\"meter\":\"PM100-000001\"}" \
+         "aud1 POST /v1/meter/retire {\"meter\":\"PM100-000001\"}" \
+         "op1 POST /v1/tokens/distribute {\"domain\":\"VE\",\"month\":\"$month\"}" \
+         "scan1 GET /v1/meter/list" "op1 GET /v1/archive/errors?domain=VE" \
+         "fac1 GET /v1/archive/history?domain=VE&key=1"; do
+  set -- $c
+  call "$1" "$2" "$3" "${4:-}"; want 403 "$1 $3"
+  grep_out '"name":"MK_ERR_SVC_ROLE"' "$T/out"
+done
+as scan1 meter retire --meter PM100-000001; rc 1 "retire as verifier"
+grep_out '^meterkey: role verifier may not call /v1/meter/retire$' "$T/err"
+for c in '{"meter":"PM100-000001"' '{"meter":"PM100-000001","x":1}' '{"meter":7}' '[]' '{}' \
+         '{"meter":"PM100-000001","meter":"PM100-000002"}' '{"meter":"../../etc"}'; do
+  call dc1 POST /v1/meter/retire "$c"; want 400 "malformed $c"
+  grep_out '"name":"MK_ERR_SVC_REQUEST"' "$T/out"
+done
+call dc1 POST '/v1/meter/retire?meter=PM100-000001' ''; want 400 "POST with a query"
+call aud1 GET '/v1/archive/history?domain=VE&key=x'; want 400 "key not a number"
+call aud1 GET '/v1/archive/history?domain=VE&key=1&key=2'; want 400 "a field twice"
+call aud1 GET '/v1/archive/history?domain=VE'; want 400 "a needed field missing"
+call aud1 POST '/v1/archive/history' '{}'; want 405 "POST to a reading call"
+call aud1 GET '/v1/meter/nothing'; want 404 "no such call"
+[ "$(meters)" = "$before" ] || { echo "FAIL: a refused call changed the fleet"; fails=$((fails+1)); }
+# the audit log: each state-changing call before it acted and its outcome
+grep -q '"phase":"request".*"call":"POST /v1/meter/retire"' "$METERKEY_HOME/service-audit.log" ||
+  { echo "FAIL: no audit record of a retire"; fails=$((fails+1)); }
+grep -q '"phase":"answer","result":"MK_OK"' "$METERKEY_HOME/service-audit.log" ||
+  { echo "FAIL: no audit record of an outcome"; fails=$((fails+1)); }
+
+# the CLI's own refusals: a usage error before any call, a service not there
+as fac1 meter create --product-code PM100; rc 2 "a usage error"
+"$MK" meter list --server "https://localhost:$PORT" >"$T/out" 2>"$T/err"; RC=$?; rc 2 "--server without TLS files"
+grep_out 'needs --tls-cert, --tls-key and --tls-ca' "$T/err"
+"$MK" meter list --server "http://localhost:$PORT" --tls-cert x --tls-key x --tls-ca x >"$T/out" 2>"$T/err"; RC=$?
+rc 2 "an http URL"
+stop
+as aud1 meter list; rc 1 "the service stopped"
+grep_out "^meterkey: cannot reach the service at https://localhost:$PORT" "$T/err"
+
+# an audit log that cannot be written: refused (503), nothing made
+start --audit /dev/full
+call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000007"}'; want 503 "audit sink full"
+grep_out '"name":"MK_ERR_SVC_AUDIT"' "$T/out"
+call aud1 GET /v1/meter/list; want 200 "a reading call is not audited"
+[ "$(meters)" = "$before" ] || { echo "FAIL: a call whose audit failed made a meter"; fails=$((fails+1)); }
+stop
+finish
