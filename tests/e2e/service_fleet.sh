@@ -57,6 +57,7 @@ stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; }
 call() { # NAME METHOD PATH [BODY] [IDEMPOTENCY-KEY] : status in $CODE, body in $T/out, headers in $T/hdr
   CODE=$(curl -s -o "$T/out" -D "$T/hdr" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/$1.pem" --key "$S/$1.key" \
     -X "$2" ${4:+--data-binary "$4"} ${5:+-H "Idempotency-Key: $5"} "https://localhost:$PORT$3")
+  echo "$2 ${3%%\?*} $CODE" >>"$T/met"
 }
 want() { [ "$CODE" = "$1" ] || { echo "FAIL: status $CODE, expected $1 ($2):"; sed 's/^/  | /' "$T/out"; fails=$((fails+1)); }; }
 # as NAME ARGS... : meterkey through the service as client NAME (out, err, status in $RC)
@@ -237,4 +238,14 @@ grep_out '"name":"MK_ERR_SVC_AUDIT"' "$T/out"
 call aud1 GET /v1/meter/list; want 200 "a reading call is not audited"
 [ "$(meters)" = "$before" ] || { echo "FAIL: a call whose audit failed made a meter"; fails=$((fails+1)); }
 stop
+
+# every status met is in the OpenAPI description, under its call (a wrong
+# method's 405 under the call's one method)
+SPEC="$(dirname "$0")/../../docs/openapi.json"
+sort -u "$T/met" | while read -r m p c; do
+  case $p in /v1/meter/nothing) continue ;; esac
+  jq -e --arg p "$p" --arg m "${m,,}" --arg c "$c" '(.paths[$p][$m] // (.paths[$p] | to_entries[0].value)).responses | has($c)' "$SPEC" >/dev/null ||
+    echo "FAIL: $m $p $c is not in docs/openapi.json"
+done >"$T/undoc"
+[ ! -s "$T/undoc" ] || { cat "$T/undoc"; fails=$((fails+1)); }
 finish
