@@ -157,6 +157,25 @@ MK_WUR enum mk_err mk_archive_put_subdomain(struct mk_archive *a, const char *do
 MK_WUR enum mk_err mk_archive_has_subdomain(struct mk_archive *a, const char *domain,
                                             const char *subdomain);
 
+/* One domain of the archive and its country sub-domains, as listed. */
+#define MK_ARCHIVE_DOMAINS_MAX 1024   /* domains a listing takes */
+#define MK_ARCHIVE_SUBDOMAINS_MAX 64  /* sub-domains of one domain it takes */
+struct mk_domain_entry {
+	char id[MK_DOMAIN_ID_MAX + 1];
+	int64_t created;
+	size_t nsubs;
+	char subs[MK_ARCHIVE_SUBDOMAINS_MAX][MK_DOMAIN_ID_MAX + 1]; /* in order */
+};
+
+/* Calls fn for each domain of the archive, in ID order, with its
+ * sub-domains; fn returning non-zero stops the walk (MK_OK still). The
+ * domains are read first, so fn may call the archive. A row that is not a
+ * domain ID (written behind the archive's back), or more than the caps
+ * above: MK_ERR_DB_RECORD, nothing given. */
+MK_WUR enum mk_err mk_archive_list_domains(struct mk_archive *a,
+                                           int (*fn)(void *ctx, const struct mk_domain_entry *d),
+                                           void *ctx);
+
 /* The domain's last allocated key ID (0 before the first) in *idp.
  * MK_RC_DOMAIN_UNKNOWN. */
 MK_WUR enum mk_err mk_archive_last_key_id(struct mk_archive *a, const char *domain,

@@ -168,6 +168,25 @@ void mk_kms_boxes_stop(struct mk_kms *k, struct mk_box_procs *p);
  * it: MK_OK when it would be enabled, else the shares' or seal's error. */
 MK_WUR enum mk_err mk_kms_box_check(struct mk_kms *k, const char *box_id);
 
+/* A box process's state, as `meterkey box status` shows it: never a
+ * secret. */
+struct mk_kms_box_state {
+	bool enabled;
+	uint64_t generation;      /* of its sealed state; 0 while disabled */
+	unsigned entered, needed; /* shares entered so far, and how many open it */
+	uint32_t pid;             /* of the process */
+	bool has_fingerprint;     /* once enabled: its identity key's SHA-256 */
+	uint8_t fingerprint[MK_SHA256_LEN];
+};
+/* Asks the process of box id (the home's boxes as processes:
+ * mk_kms_opts.boxes_dir or mk_kms_boxes_start) for its state (Box Process
+ * State, which a box answers enabled or not); nothing is opened or written.
+ * MK_ERR_BOX_GONE when no process answers, MK_RC_BOX_ID_INVALID when
+ * another box does, MK_ERR_NOT_FOUND for a box not of the home,
+ * MK_ERR_STATE when the boxes run in this process (mk_kms_box_check says
+ * whether those would open). Said in the detail. */
+MK_WUR enum mk_err mk_kms_box_state(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp);
+
 /* Calls fn for each box of the home: its ID and the domains it serves. */
 MK_WUR enum mk_err mk_kms_box_list(struct mk_kms *k,
                                    int (*fn)(void *ctx, const char *id, const char *const *domains,

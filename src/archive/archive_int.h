@@ -119,6 +119,8 @@ struct mk_db_ops {
 	X(S_SUB_INSERT, "INSERT INTO subdomains (domain, id, created) VALUES ($1, $2, $3)", 0)    \
 	X(S_SUB_GET, "SELECT created FROM subdomains WHERE domain = $1 AND id = $2", 0)           \
 	X(S_SUB_COUNT, "SELECT COUNT(*) FROM subdomains WHERE domain = $1", 0)                    \
+	X(S_DOMAIN_LIST, "SELECT id, created FROM domains ORDER BY id", 0)                        \
+	X(S_SUB_LIST, "SELECT id FROM subdomains WHERE domain = $1 ORDER BY id", 0)               \
 	X(S_KEY_INSERT,                                                                          \
 	  "INSERT INTO keys (domain, key_id, status, product_code, mfg_seq, version, record) "    \
 	  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 0)                                               \

@@ -6,6 +6,7 @@
  * audit entry.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -145,6 +146,86 @@ enum mk_err mk_archive_next_key_ids(struct mk_archive *a, const char *domain, ui
 enum mk_err mk_archive_next_key_id(struct mk_archive *a, const char *domain, uint64_t *idp)
 {
 	return mk_archive_next_key_ids(a, domain, 1, idp);
+}
+
+/* ---- Listing ---------------------------------------------------------------------- */
+
+/* The rows of a listing, copied out of the driver's memory: domain IDs
+ * (with their creation) or one domain's sub-domains, each checked. */
+struct id_rows {
+	char (*ids)[MK_DOMAIN_ID_MAX + 1];
+	int64_t *created; /* NULL: not asked */
+	size_t n, cap;
+	int bad;
+};
+
+static int id_row(void *ctx, const struct mk_db_val *c, size_t n)
+{
+	struct id_rows *r = ctx;
+
+	if (n < 1 || c[0].type != MK_DB_TEXT || c[0].n > MK_DOMAIN_ID_MAX || r->n == r->cap ||
+	    (r->created != NULL && (n < 2 || c[1].type != MK_DB_INT))) {
+		r->bad = 1;
+		return 1;
+	}
+	memcpy(r->ids[r->n], c[0].p, c[0].n);
+	r->ids[r->n][c[0].n] = '\0';
+	if (!mk_domain_id_valid(r->ids[r->n])) {
+		r->bad = 1;
+		return 1;
+	}
+	if (r->created != NULL)
+		r->created[r->n] = c[1].i;
+	r->n++;
+	return 0;
+}
+
+enum mk_err mk_archive_list_domains(struct mk_archive *a, int (*fn)(void *ctx, const struct mk_domain_entry *d),
+                                    void *ctx)
+{
+	struct id_rows doms = { .cap = MK_ARCHIVE_DOMAINS_MAX };
+	struct mk_domain_entry *d = calloc(1, sizeof(*d));
+	enum mk_err r;
+
+	if (a == NULL || fn == NULL) {
+		free(d);
+		return MK_ERR_INVALID_ARG;
+	}
+	doms.ids = calloc(doms.cap, sizeof(*doms.ids));
+	doms.created = calloc(doms.cap, sizeof(*doms.created));
+	if (d == NULL || doms.ids == NULL || doms.created == NULL) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	if ((r = archive_query(a, S_DOMAIN_LIST, NULL, 0, id_row, &doms, NULL)) != MK_OK)
+		goto out;
+	if (doms.bad) {
+		r = MK_ERR_DB_RECORD;
+		goto out;
+	}
+	for (size_t i = 0; i < doms.n; i++) {
+		struct id_rows subs = { .ids = d->subs, .cap = MK_ARCHIVE_SUBDOMAINS_MAX };
+		struct mk_db_val p = MK_DB_TEXT_VAL(doms.ids[i]);
+
+		memset(d, 0, sizeof(*d));
+		if ((r = archive_query(a, S_SUB_LIST, &p, 1, id_row, &subs, NULL)) != MK_OK)
+			goto out;
+		if (subs.bad) {
+			r = MK_ERR_DB_RECORD;
+			goto out;
+		}
+		memcpy(d->id, doms.ids[i], sizeof(d->id));
+		d->created = doms.created[i];
+		d->nsubs = subs.n;
+		if (fn(ctx, d) != 0)
+			break;
+	}
+	r = MK_OK;
+out:
+	free(d);
+	free(doms.ids);
+	free(doms.created);
+	return r;
 }
 
 /* ---- Error log ------------------------------------------------------------------- */

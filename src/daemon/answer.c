@@ -105,3 +105,23 @@ void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, co
 	svc_answer_json(s, r, svc_http_status(e), svc_error_json(e, msg));
 }
 
+
+/* The status page (status.c): HTML that may run nothing and fetch nothing,
+ * whatever it held (its CSS inline), framed by no other page, never kept. */
+void svc_answer_html(struct svc *s, struct evhttp_request *r, int status, const char *html, size_t n)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r);
+
+	evhttp_add_header(h, "Content-Security-Policy",
+	                  "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+	                  "frame-ancestors 'none'");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	reply(s, r, status, "text/html; charset=utf-8", html, n);
+}
+
+int svc_error_status(enum mk_err e)
+{
+	return http_status(e);
+}

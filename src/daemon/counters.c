@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon.h"
 
@@ -64,6 +65,7 @@ static size_t result_slot(enum mk_verify_result r)
 
 void svc_count_verify(struct svc *s, const struct mk_verify_outcome *o)
 {
+	svc_ring_note(&s->ring, (int64_t)time(NULL), o->result); /* the status page's hour */
 	if (s->metrics == NULL)
 		return;
 	s->metrics->results[result_slot(o->result)]++;

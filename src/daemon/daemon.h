@@ -20,6 +20,8 @@
 #include "meterkey/pki.h"
 #include "meterkey/verify.h"
 
+#include "ring.h"
+
 /* The service: its KMS (one request at a time: one event loop), the root
  * its clients' certificates chain to, its TLS context, its limits. */
 struct svc {
@@ -38,6 +40,8 @@ struct svc {
 	struct svc_metrics *metrics; /* metrics.c */
 	int route;           /* the route being served (its index), -1: none */
 	int box_procs;       /* the boxes are processes of their own (--boxes) */
+	int64_t started;     /* when it started serving (unix time) */
+	struct svc_ring ring; /* the last hour's verification results (status.c) */
 };
 
 /* The client of a request, from its certificate, and the request's
@@ -83,6 +87,10 @@ void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, co
 /* answer.c: text/plain (the metrics). Every answer is counted against
  * s->route (the route being served, -1 for none). */
 void svc_answer_text(struct svc *s, struct evhttp_request *r, int status, const char *text, size_t n);
+/* answer.c: the status page's HTML (html[0..n)), with headers that let
+ * it run and fetch nothing; and the HTTP status of e in the one table. */
+void svc_answer_html(struct svc *s, struct evhttp_request *r, int status, const char *html, size_t n);
+int svc_error_status(enum mk_err e);
 /* answer.c: a JSON answer already written (json[0..n), a line), marked
  * Idempotent-Replayed when it is a kept answer given again. */
 void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed);
@@ -130,5 +138,12 @@ json_t *svc_error_json(enum mk_err e, const char *msg);
 void svc_health(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
 void svc_verify(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
 void svc_metrics(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
+
+/* status.c: GET /v1/status (JSON) and GET / (the status page, HTML), one
+ * gathering of the boxes, domains, meters and the last hour's
+ * verifications rendered twice (docs/internals/service.md). */
+void svc_status(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body, size_t n);
+void svc_status_page(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const char *body,
+                     size_t n);
 
 #endif

@@ -90,6 +90,8 @@ static const struct route {
 	{ "/v1/health", EVHTTP_REQ_GET, 0x1f, svc_health },
 	{ "/v1/verify", EVHTTP_REQ_POST, ROLE(MK_ROLE_VERIFIER), svc_verify },
 	{ "/metrics", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_metrics },
+	{ "/v1/status", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_status },
+	{ "/", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_status_page },
 };
 
 /* The calls of the library's table (meterkey/calls.h) follow the routes

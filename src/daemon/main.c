@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -167,6 +168,7 @@ int main(int argc, char **argv)
 	    (sigs[1] = evsignal_new(s.base, SIGINT, on_signal, s.base)) == NULL || evsignal_add(sigs[0], NULL) != 0 ||
 	    evsignal_add(sigs[1], NULL) != 0)
 		goto out;
+	s.started = (int64_t)time(NULL);
 	fprintf(stderr, "meterkeyd: listening on https://%s:%u\n", host, (unsigned)s.port);
 	fflush(stderr);
 	event_base_dispatch(s.base);

@@ -277,6 +277,47 @@ out:
 	return e;
 }
 
+enum mk_err mk_kms_box_state(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp)
+{
+	struct mk_box_process_req rq;
+	struct mk_box_process_res rs;
+	struct mk_buf *ans = NULL;
+	struct mk_box *b = NULL;
+	struct mk_msg_link line;
+	char sock[PATH_MAX];
+	enum mk_err e;
+
+	memset(sp, 0, sizeof(*sp));
+	k->detail[0] = '\0';
+	if (kms_conf_find(k, id) == NULL)
+		return kms_fail(k, MK_ERR_NOT_FOUND, "no box %s in this home (meterkey box list shows them)", id);
+	if (k->boxes_dir[0] == '\0')
+		return kms_fail(k, MK_ERR_STATE, "box %s runs in this process, not as a process of its own", id);
+	if ((ans = mk_buf_new(MK_MSG_MAX)) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = connect_at(k, id, &b, sock)) != MK_OK)
+		goto out;
+	line = mk_box_link(b);
+	if ((e = mk_box_call_process(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL)) != MK_OK)
+		kms_fail(k, e, "box %s: the process at %s did not answer", id, sock);
+	else if (strcmp(rs.id, id) != 0)
+		e = kms_fail(k, MK_RC_BOX_ID_INVALID, "box %s: the process at %s serves box %s", id, sock, rs.id);
+	if (e != MK_OK)
+		goto out;
+	sp->enabled = rs.enabled;
+	sp->generation = rs.generation;
+	sp->entered = rs.entered;
+	sp->needed = rs.needed;
+	sp->pid = rs.pid;
+	sp->has_fingerprint = rs.has_fingerprint && rs.fingerprint_len == MK_SHA256_LEN;
+	if (sp->has_fingerprint)
+		memcpy(sp->fingerprint, rs.fingerprint, MK_SHA256_LEN);
+out:
+	mk_box_free(b);
+	mk_buf_free(ans);
+	return e;
+}
+
 /*
  * The box's generation record against the archive's: the newest record
  * the archive holds of this box goes to the box, which refuses when it

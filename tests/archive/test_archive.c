@@ -189,6 +189,62 @@ static void test_subdomains(void **state)
 	(void)taudit_ok(f->a, "EARTH");
 }
 
+/* The domains listed: in ID order, each with its sub-domains in order; a
+ * walk stopped by fn; a row that is no domain ID refused whole. */
+struct dom_list {
+	char text[256];
+	int stop_after;
+	int seen;
+};
+
+static int dom_row(void *ctx, const struct mk_domain_entry *d)
+{
+	struct dom_list *l = ctx;
+	size_t n = strlen(l->text);
+
+	snprintf(l->text + n, sizeof(l->text) - n, "%s%s:", n > 0 ? " " : "", d->id);
+	for (size_t i = 0; i < d->nsubs; i++) {
+		n = strlen(l->text);
+		snprintf(l->text + n, sizeof(l->text) - n, "%s%s", i > 0 ? "," : "", d->subs[i]);
+	}
+	assert_int_equal(d->created, T0);
+	return ++l->seen == l->stop_after;
+}
+
+static void test_list_domains(void **state)
+{
+	struct fx *f = *state;
+	struct dom_list l = { "", 0, 0 };
+
+	assert_rc(mk_archive_put_domain(f->a, "EARTH", T0), MK_OK);
+	assert_rc(mk_archive_put_subdomain(f->a, "EARTH", "US", T0), MK_OK);
+	assert_rc(mk_archive_put_subdomain(f->a, "EARTH", "DE", T0), MK_OK);
+	assert_rc(mk_archive_put_domain(f->a, "USPS", T0), MK_OK);
+	assert_rc(mk_archive_list_domains(f->a, dom_row, &l), MK_OK);
+	assert_string_equal(l.text, "EARTH:DE,US USPS: VE:US");
+	/* fn stops the walk */
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 1;
+	assert_rc(mk_archive_list_domains(f->a, dom_row, &l), MK_OK);
+	assert_string_equal(l.text, "EARTH:DE,US");
+	assert_rc(mk_archive_list_domains(f->a, NULL, &l), MK_ERR_INVALID_ARG);
+	/* a row written behind the archive's back that is no domain ID: the
+	 * whole listing refused, nothing given */
+	assert_rc(mk_archive_exec_raw(f->a, "INSERT INTO domains (id, created, last_key_id, last_error_id, audit_seq, "
+	                                    "audit_head) SELECT '<b>X</b>', created, 0, 0, 0, audit_head FROM domains "
+	                                    "WHERE id = 'VE'"),
+	          MK_OK);
+	memset(&l, 0, sizeof(l));
+	assert_rc(mk_archive_list_domains(f->a, dom_row, &l), MK_ERR_DB_RECORD);
+	assert_int_equal(l.seen, 0);
+	assert_rc(mk_archive_exec_raw(f->a, "DELETE FROM domains WHERE id = '<b>X</b>'"), MK_OK);
+	/* and a sub-domain that is none */
+	assert_rc(mk_archive_exec_raw(f->a, "INSERT INTO subdomains (domain, id, created) VALUES ('USPS', 'us', 0)"),
+	          MK_OK);
+	memset(&l, 0, sizeof(l));
+	assert_rc(mk_archive_list_domains(f->a, dom_row, &l), MK_ERR_DB_RECORD);
+}
+
 /* ---- key IDs ---------------------------------------------------------------------- */
 
 static void test_key_id_counter(void **state)
@@ -1931,6 +1987,7 @@ int main(void)
 		cmocka_unit_test(test_transition_table_and_names),
 		T(test_domain_ids),
 		T(test_subdomains),
+		T(test_list_domains),
 		T(test_key_id_counter),
 		T(test_key_id_ranges),
 		T(test_put_keys_all_or_nothing),
