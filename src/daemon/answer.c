@@ -120,8 +120,3 @@ void svc_answer_html(struct svc *s, struct evhttp_request *r, int status, const 
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	reply(s, r, status, "text/html; charset=utf-8", html, n);
 }
-
-int svc_error_status(enum mk_err e)
-{
-	return http_status(e);
-}

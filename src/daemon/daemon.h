@@ -88,9 +88,8 @@ void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, co
  * s->route (the route being served, -1 for none). */
 void svc_answer_text(struct svc *s, struct evhttp_request *r, int status, const char *text, size_t n);
 /* answer.c: the status page's HTML (html[0..n)), with headers that let
- * it run and fetch nothing; and the HTTP status of e in the one table. */
+ * it run and fetch nothing. */
 void svc_answer_html(struct svc *s, struct evhttp_request *r, int status, const char *html, size_t n);
-int svc_error_status(enum mk_err e);
 /* answer.c: a JSON answer already written (json[0..n), a line), marked
  * Idempotent-Replayed when it is a kept answer given again. */
 void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed);

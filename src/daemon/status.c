@@ -615,6 +615,6 @@ void svc_status_page(struct svc *s, struct evhttp_request *r, const struct svc_c
 		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
 		return;
 	}
-	svc_answer_html(s, r, e == MK_OK ? 200 : svc_error_status(e), html, len);
+	svc_answer_html(s, r, e == MK_OK ? 200 : svc_http_status(e), html, len);
 	free(html);
 }
