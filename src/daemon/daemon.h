@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -30,7 +32,11 @@ struct svc {
 	uint16_t port;       /* as bound (a port 0 asked for is the one given) */
 	size_t max_body;     /* bytes of a request body */
 	size_t max_items;    /* indicia of a verification batch */
-	unsigned timeout;    /* seconds a connection may idle (a slow client is cut off) */
+	unsigned timeout;    /* seconds for a request to arrive whole, an answer to be taken, an idle connection */
+	size_t max_conns;    /* connections served at once (more: 503, twice as many: not accepted) */
+	double rate, burst;  /* requests a second per client, and at once (rate 0: no limit) */
+	struct svc_conns *conns; /* conn.c */
+	struct svc_rate *rates;  /* rate.c */
 	struct audit *audit; /* audit.c; NULL: no audit file */
 	uint64_t audit_failures;
 	uint64_t next_id;    /* of the next audited call */
@@ -99,6 +105,41 @@ enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json
 void svc_routes_print(FILE *f);
 /* http.c: the paths of the routes, in their order (*n of them). */
 const char *const *svc_route_names(size_t *n);
+
+/* The limits a request can be refused by (counted in /metrics). */
+enum svc_limit {
+	SVC_LIMIT_BODY,        /* 413: a body over --max-body, a head over its cap */
+	SVC_LIMIT_HTTP,        /* 400, 405: a head the gate does not pass */
+	SVC_LIMIT_CONNECTIONS, /* 503: over --max-connections */
+	SVC_LIMIT_TIMEOUT,     /* 408: not whole within --timeout */
+	SVC_LIMIT_RATE,        /* 429: over --rate and --burst */
+	SVC_LIMIT_COUNT
+};
+
+/* conn.c: the connections (docs/internals/service.md, "Limits"): evhttp's
+ * bufferevent callback (TLS under the framing gate, counted, its
+ * deadline); the listener to pause at twice --max-connections; the TLS of
+ * a request's connection (NULL: not one of ours); the gate's verdict on a
+ * request (MK_OK, or the refusal it is answered with, why in why); called
+ * after every answer (the connection closed once it is written when the
+ * request was its last; r may be freed); a refusal counted; the counters
+ * as Prometheus text. */
+enum mk_err svc_conns_new(struct svc *s);
+void svc_conns_listen(struct svc *s, struct evconnlistener *listener);
+void svc_conns_free(struct svc *s);
+struct bufferevent *svc_conn_bev(struct event_base *base, void *arg);
+SSL *svc_conn_ssl(struct svc *s, struct evhttp_request *r);
+enum mk_err svc_conn_verdict(struct svc *s, struct evhttp_request *r, char *why, size_t cap);
+void svc_conn_answered(struct svc *s, struct evhttp_request *r);
+void svc_conn_count(struct svc *s, enum svc_limit limit);
+void svc_conns_metrics(struct svc *s, FILE *f);
+
+/* rate.c: the per-client token buckets (bounded table): MK_OK and a token
+ * taken, or MK_ERR_SVC_RATE with *retryp the whole seconds (at least 1)
+ * until the client has one again. */
+enum mk_err svc_rate_new(struct svc *s);
+void svc_rate_free(struct svc *s);
+enum mk_err svc_rate_take(struct svc *s, const struct svc_client *who, unsigned *retryp);
 
 /* api.c: the calls (docs/api.md), each given its client and the
  * request's body. */
