@@ -79,6 +79,11 @@ static const struct route {
 	{ "/metrics", EVHTTP_REQ_GET, ROLE(MK_ROLE_AUDITOR) | ROLE(MK_ROLE_OPERATOR), svc_metrics },
 };
 
+/* Calls no client's rate limits, as Vault exempts sys/health and
+ * sys/metrics: monitoring is never throttled, and a 429 from /v1/health
+ * keeps its meaning there (standby). */
+static const char *const rate_exempt[] = { "/v1/health", "/metrics" };
+
 void svc_routes_print(FILE *f)
 {
 	static const char *const roles[] = { "factory", "post", "verifier", "auditor", "operator" };
@@ -117,7 +122,7 @@ static void handle(struct evhttp_request *r, void *arg)
 	char msg[160], retry[16];
 	unsigned wait;
 	size_t n;
-	int known = 0;
+	int known = 0, limited = 1;
 	enum mk_err e;
 
 	s->route = -1;
@@ -137,7 +142,10 @@ static void handle(struct evhttp_request *r, void *arg)
 		svc_answer_error(s, r, MK_ERR_SVC_ROLE, "the client certificate names no role of this service");
 		return;
 	}
-	if (svc_rate_take(s, &who, &wait) != MK_OK) {
+	for (size_t i = 0; i < MK_ARRAY_LEN(rate_exempt) && path != NULL; i++)
+		if (strcmp(path, rate_exempt[i]) == 0)
+			limited = 0;
+	if (limited && svc_rate_take(s, &who, &wait) != MK_OK) {
 		snprintf(retry, sizeof(retry), "%u", wait);
 		snprintf(msg, sizeof(msg), "client %s is over %g requests a second (a burst of %g); retry after %u s",
 		         who.cn, s->rate, s->burst, wait);

@@ -41,7 +41,10 @@ start() { # ARGS... : meterkeyd on a free port, its port in $PORT
   PORT=$(sed -n 's/.*listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$T/d.err")
   [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; fails=$((fails+1)); }
 }
-stop() { kill -TERM "$DPID"; wait "$DPID"; }
+stop() { # and nothing the sanitizers or libevent complained of
+  kill -TERM "$DPID"; wait "$DPID"
+  ! grep -Eq 'ERROR: |runtime error|\[(warn|err)\]' "$T/d.err" || { echo "FAIL: meterkeyd's errors:"; sed 's/^/  | /' "$T/d.err"; fails=$((fails+1)); }
+}
 # call NAME METHOD PATH [CURL-ARGS...] : status in $CODE, body in $T/out, headers in $T/hdr
 call() {
   local who=$1 method=$2 path=$3; shift 3
@@ -111,19 +114,25 @@ stop
 
 # ---- the rate: --rate 1 --burst 3 -------------------------------------------------------
 start --rate 1 --burst 3
-U="https://localhost:$PORT/v1/health"
+U="https://localhost:$PORT/v1/verify"
+printf '{"items":[{"text":"x"}]}' >"$T/junk"
 codes=$(curl -s -D "$T/hdr" -w '%{http_code} ' --cacert "$S/ca.pem" --cert "$S/scan1.pem" --key "$S/scan1.key" \
-  -o "$T/r1" "$U" -o "$T/r2" "$U" -o "$T/r3" "$U" -o "$T/r4" "$U" -o "$T/out" "$U")
+  --data-binary @"$T/junk" -o "$T/r1" "$U" -o "$T/r2" "$U" -o "$T/r3" "$U" -o "$T/r4" "$U" -o "$T/out" "$U")
 # one connection, five calls within a second: a burst of three, then refused
-[ "$codes" = "200 200 200 429 429 " ] || { echo "FAIL: rate: statuses $codes"; fails=$((fails+1)); }
+[ "$codes" = "207 207 207 429 429 " ] || { echo "FAIL: rate: statuses $codes"; fails=$((fails+1)); }
 grep_out '^{"error":{"code":1408,"name":"MK_ERR_SVC_RATE","message":"client scan1 is over 1 requests a second (a burst of 3); retry after 1 s"}}$' "$T/out"
 grep -qix 'Retry-After: 1.' "$T/hdr" || { echo "FAIL: no Retry-After: 1"; cat "$T/hdr"; fails=$((fails+1)); }
-call scan2 GET /v1/health; want 200 # another client: its own bucket
-! grep -qi '^Retry-After' "$T/hdr" || { echo "FAIL: Retry-After on a 200"; fails=$((fails+1)); }
+call scan2 POST /v1/verify --data-binary @"$T/junk"; want 207 # another client: its own bucket
+! grep -qi '^Retry-After' "$T/hdr" || { echo "FAIL: Retry-After on a 207"; fails=$((fails+1)); }
+# health is not limited (as Vault's sys/health): monitoring is never throttled
+H="https://localhost:$PORT/v1/health"
+codes=$(curl -s -w '%{http_code} ' --cacert "$S/ca.pem" --cert "$S/scan1.pem" --key "$S/scan1.key" \
+  -o /dev/null "$H" -o /dev/null "$H" -o /dev/null "$H")
+[ "$codes" = "200 200 200 " ] || { echo "FAIL: health was rate limited: $codes"; fails=$((fails+1)); }
 sleep 1.2
-call scan1 GET /v1/health; want 200 # a token again after Retry-After
+call scan1 POST /v1/verify --data-binary @"$T/junk"; want 207 # a token again after Retry-After
 metric 'meterkey_limit_refusals_total{limit="rate"}' 2
-metric 'meterkey_requests_total{call="/v1/health",code="429"}' 2
+metric 'meterkey_requests_total{call="/v1/verify",code="429"}' 2
 stop
 
 # ---- connections: --max-connections 2 --------------------------------------------------------
