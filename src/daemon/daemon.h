@@ -82,7 +82,9 @@ void svc_stop(struct svc *s);
 
 /* http.c: an answer: o (consumed) as JSON with status; the error object
  * {"error":{"code","name","message"}} of e with its status from the one
- * table (msg NULL: e's text). */
+ * table (msg NULL: e's text). WARNING: every answer ends with
+ * svc_conn_answered, which hands it on and may free r: nothing may use r
+ * after answering it (a header is added before). */
 void svc_answer_json(struct svc *s, struct evhttp_request *r, int status, json_t *o);
 void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, const char *msg);
 /* answer.c: text/plain (the metrics). Every answer is counted against
