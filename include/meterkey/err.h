@@ -244,7 +244,13 @@
 	X(MK_ERR_SVC_IDEM_MISMATCH, 1406, MK_LEVEL_LOCAL,                               \
 	  "service: the idempotency key was used with another request")                 \
 	X(MK_ERR_SVC_IDEM_PENDING, 1407, MK_LEVEL_LOCAL,                                \
-	  "service: the first call with this idempotency key has not been answered")
+	  "service: the first call with this idempotency key has not been answered")   \
+	X(MK_ERR_SVC_RATE, 1408, MK_LEVEL_LOCAL,                                        \
+	  "service: the client is over its request rate; retry after Retry-After")     \
+	X(MK_ERR_SVC_BUSY, 1409, MK_LEVEL_LOCAL,                                        \
+	  "service: too many connections; retry after Retry-After")                    \
+	X(MK_ERR_SVC_TIMEOUT, 1410, MK_LEVEL_LOCAL,                                     \
+	  "service: the request did not arrive whole within the timeout")
 
 enum mk_err_level {
 	MK_LEVEL_LOCAL = 0,

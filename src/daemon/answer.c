@@ -36,10 +36,15 @@ int svc_http_status(enum mk_err e)
 		return 404;
 	case MK_ERR_STATE:
 		return 409;
+	case MK_ERR_SVC_TIMEOUT:
+		return 408;
+	case MK_ERR_SVC_RATE:
+		return 429;
 	case MK_ERR_DB:
 	case MK_ERR_DB_BUSY:
 	case MK_ERR_BOX_GONE:
 	case MK_ERR_SVC_AUDIT:
+	case MK_ERR_SVC_BUSY:
 		return 503;
 	default:
 		return mk_err_level(e) == MK_LEVEL_RESPONSE ? 409 : 500;
@@ -60,6 +65,7 @@ static void reply(struct svc *s, struct evhttp_request *r, int status, const cha
 	if (b != NULL)
 		evbuffer_free(b);
 	svc_count_request(s, s->route, status);
+	svc_conn_answered(s, r); /* last: r may be freed in it */
 }
 
 void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed)

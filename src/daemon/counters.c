@@ -12,7 +12,7 @@
 
 #include "daemon.h"
 
-static const int statuses[] = { 200, 207, 400, 403, 404, 405, 409, 413, 500, 503 };
+static const int statuses[] = { 200, 207, 400, 403, 404, 405, 408, 409, 413, 422, 429, 500, 503 };
 #define NSTATUS (MK_ARRAY_LEN(statuses) + 1) /* and any other */
 #define MAX_ROUTES 64 /* the routes of http.c and the calls of meterkey/calls.h */
 static const double size_bounds[] = { 1, 10, 100, 1000, 10000 };
@@ -165,6 +165,8 @@ enum mk_err svc_metrics_text(struct svc *s, char **textp, size_t *lenp)
 	        "# TYPE meterkey_audit_failures_total counter\n"
 	        "meterkey_audit_failures_total %llu\n",
 	        (unsigned long long)s->audit_failures);
+	if (s->conns != NULL)
+		svc_conns_metrics(s, f);
 	if (fclose(f) != 0 || text == NULL) {
 		free(text);
 		return MK_ERR_NOMEM;

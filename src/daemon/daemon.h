@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -33,7 +35,11 @@ struct svc {
 	uint16_t port;       /* as bound (a port 0 asked for is the one given) */
 	size_t max_body;     /* bytes of a request body */
 	size_t max_items;    /* indicia of a verification batch */
-	unsigned timeout;    /* seconds a connection may idle (a slow client is cut off) */
+	unsigned timeout;    /* seconds for a request to arrive whole, an answer to be taken, an idle connection */
+	size_t max_conns;    /* connections served at once (more: 503, twice as many: not accepted) */
+	double rate, burst;  /* requests a second per client, and at once (rate 0: no limit) */
+	struct svc_conns *conns; /* conn.c */
+	struct svc_rate *rates;  /* rate.c */
 	struct audit *audit; /* audit.c; NULL: no audit file */
 	uint64_t audit_failures;
 	uint64_t next_id;    /* of the next audited call */
@@ -81,7 +87,9 @@ void svc_stop(struct svc *s);
 
 /* http.c: an answer: o (consumed) as JSON with status; the error object
  * {"error":{"code","name","message"}} of e with its status from the one
- * table (msg NULL: e's text). */
+ * table (msg NULL: e's text). WARNING: every answer ends with
+ * svc_conn_answered, which hands it on and may free r: nothing may use r
+ * after answering it (a header is added before). */
 void svc_answer_json(struct svc *s, struct evhttp_request *r, int status, json_t *o);
 void svc_answer_error(struct svc *s, struct evhttp_request *r, enum mk_err e, const char *msg);
 /* answer.c: text/plain (the metrics). Every answer is counted against
@@ -131,6 +139,41 @@ int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_cli
  * {"error":{"code","name","message"}} (msg NULL: e's text), a new reference. */
 int svc_http_status(enum mk_err e);
 json_t *svc_error_json(enum mk_err e, const char *msg);
+
+/* The limits a request can be refused by (counted in /metrics). */
+enum svc_limit {
+	SVC_LIMIT_BODY,        /* 413: a body over --max-body, a head over its cap */
+	SVC_LIMIT_HTTP,        /* 400, 405: a head the gate does not pass */
+	SVC_LIMIT_CONNECTIONS, /* 503: over --max-connections */
+	SVC_LIMIT_TIMEOUT,     /* 408: not whole within --timeout */
+	SVC_LIMIT_RATE,        /* 429: over --rate and --burst */
+	SVC_LIMIT_COUNT
+};
+
+/* conn.c: the connections (docs/internals/service.md, "Limits"): evhttp's
+ * bufferevent callback (TLS under the framing gate, counted, its
+ * deadline); the listener to pause at twice --max-connections; the TLS of
+ * a request's connection (NULL: not one of ours); the gate's verdict on a
+ * request (MK_OK, or the refusal it is answered with, why in why); called
+ * after every answer (the connection closed once it is written when the
+ * request was its last; r may be freed); a refusal counted; the counters
+ * as Prometheus text. */
+enum mk_err svc_conns_new(struct svc *s);
+void svc_conns_listen(struct svc *s, struct evconnlistener *listener);
+void svc_conns_free(struct svc *s);
+struct bufferevent *svc_conn_bev(struct event_base *base, void *arg);
+SSL *svc_conn_ssl(struct svc *s, struct evhttp_request *r);
+enum mk_err svc_conn_verdict(struct svc *s, struct evhttp_request *r, char *why, size_t cap);
+void svc_conn_answered(struct svc *s, struct evhttp_request *r);
+void svc_conn_count(struct svc *s, enum svc_limit limit);
+void svc_conns_metrics(struct svc *s, FILE *f);
+
+/* rate.c: the per-client token buckets (bounded table): MK_OK and a token
+ * taken, or MK_ERR_SVC_RATE with *retryp the whole seconds (at least 1)
+ * until the client has one again. */
+enum mk_err svc_rate_new(struct svc *s);
+void svc_rate_free(struct svc *s);
+enum mk_err svc_rate_take(struct svc *s, const struct svc_client *who, unsigned *retryp);
 
 /* api.c: the calls (docs/api.md), each given its client and the
  * request's body. */

@@ -46,25 +46,12 @@ static SSL_CTX *tls_context(const char *cert, const char *key, const char *trust
 	return ctx;
 }
 
-/* evhttp asks for each new connection's bufferevent: a TLS one. */
-static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
-{
-	struct svc *s = arg;
-	SSL *ssl = SSL_new(s->tls);
-
-	return ssl == NULL ? NULL
-	                   : bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                                    BEV_OPT_CLOSE_ON_FREE);
-}
-
 /* The role of the request's client: its certificate (verified in the
  * handshake) checked once more as meterkey's certificate of a client's
  * role under the root (a server certificate is no client). 0: none. */
 static enum mk_cert_role client_role(struct svc *s, struct evhttp_request *r, char cn[MK_CERT_CN_MAX + 1])
 {
-	struct evhttp_connection *conn = evhttp_request_get_connection(r);
-	struct bufferevent *bev = conn != NULL ? evhttp_connection_get_bufferevent(conn) : NULL;
-	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	SSL *ssl = svc_conn_ssl(s, r);
 	X509 *x = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
 	struct mk_cert_info info;
 	enum mk_cert_role role = 0;
@@ -111,6 +98,11 @@ static void route_print(FILE *f, const char *method, const char *path, unsigned 
 		}
 	fputc('\n', f);
 }
+
+/* Calls no client's rate limits, as Vault exempts sys/health and
+ * sys/metrics: monitoring is never throttled, and a 429 from /v1/health
+ * keeps its meaning there (standby). */
+static const char *const rate_exempt[] = { "/v1/health", "/metrics" };
 
 void svc_routes_print(FILE *f)
 {
@@ -191,14 +183,38 @@ static void handle(struct evhttp_request *r, void *arg)
 	const struct route *rt = NULL;
 	struct svc_client who;
 	const char *body;
-	char msg[160];
+	char msg[160], retry[16];
+	unsigned wait;
 	size_t n;
-	int known = 0;
+	int known = 0, limited = 1;
+	enum mk_err e;
 
 	s->route = -1;
+	for (size_t i = 0; path != NULL && i < MK_ARRAY_LEN(routes) && s->route < 0; i++)
+		if (strcmp(path, routes[i].path) == 0)
+			s->route = (int)i;
+	/* refused by the connection's gate (conn.c): a body over the limit, a
+	 * malformed head, too many connections, not whole in time */
+	if ((e = svc_conn_verdict(s, r, msg, sizeof(msg))) != MK_OK) {
+		if (e == MK_ERR_SVC_BUSY)
+			evhttp_add_header(evhttp_request_get_output_headers(r), "Retry-After", "1");
+		svc_answer_error(s, r, e, msg);
+		return;
+	}
 	who.idem = evhttp_find_header(evhttp_request_get_input_headers(r), "Idempotency-Key");
 	if ((who.role = client_role(s, r, who.cn)) == 0) {
 		svc_answer_error(s, r, MK_ERR_SVC_ROLE, "the client certificate names no role of this service");
+		return;
+	}
+	for (size_t i = 0; i < MK_ARRAY_LEN(rate_exempt) && path != NULL; i++)
+		if (strcmp(path, rate_exempt[i]) == 0)
+			limited = 0;
+	if (limited && svc_rate_take(s, &who, &wait) != MK_OK) {
+		snprintf(retry, sizeof(retry), "%u", wait);
+		snprintf(msg, sizeof(msg), "client %s is over %g requests a second (a burst of %g); retry after %u s",
+		         who.cn, s->rate, s->burst, wait);
+		evhttp_add_header(evhttp_request_get_output_headers(r), "Retry-After", retry);
+		svc_answer_error(s, r, MK_ERR_SVC_RATE, msg);
 		return;
 	}
 	for (size_t i = 0; path != NULL && i < MK_ARRAY_LEN(routes) && rt == NULL; i++)
@@ -239,16 +255,18 @@ enum mk_err svc_start(struct svc *s, const char *host, uint16_t port, const char
 		return MK_ERR_CERT_KEY;
 	if ((s->base = event_base_new()) == NULL || (s->http = evhttp_new(s->base)) == NULL)
 		return MK_ERR_NOMEM;
-	evhttp_set_bevcb(s->http, new_tls_bev, s);
+	evhttp_set_bevcb(s->http, svc_conn_bev, s);
 	evhttp_set_gencb(s->http, handle, s);
+	/* the gate (conn.c) enforces these first, with the error object, and
+	 * the deadlines (--timeout); evhttp's own are a second line */
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->max_body);
 	evhttp_set_max_headers_size(s->http, 16384);
-	evhttp_set_timeout(s->http, (int)s->timeout);
 	/* every method reaches the router, which answers 405 with the error object */
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 	                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	if ((bound = evhttp_bind_socket_with_handle(s->http, host, port)) == NULL)
 		return MK_ERR_IO;
+	svc_conns_listen(s, evhttp_bound_socket_get_listener(bound));
 	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) != 0)
 		return MK_ERR_IO;
 	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port

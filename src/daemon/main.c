@@ -35,9 +35,18 @@ static const char usage[] =
 	"  --key FILE        the server's private key (PEM)\n"
 	"  --listen HOST     the address to serve on (default 127.0.0.1)\n"
 	"  --port N          the TCP port (default 8443; 0: any free one)\n"
-	"  --max-body N      bytes of a request body (default 1048576)\n"
+	"  --max-body N      bytes of a request body (default 1048576); a larger\n"
+	"                    one is refused before it is read (413)\n"
 	"  --max-items N     indicia of a verification batch (default 1000)\n"
-	"  --timeout S       seconds a connection may idle (default 30)\n"
+	"  --timeout S       seconds for the TLS handshake and a request to arrive\n"
+	"                    whole (else 408 and closed), for an answer to be\n"
+	"                    taken, for an idle connection to stay (default 30)\n"
+	"  --max-connections N  connections served at once (default 256); one more\n"
+	"                    is answered 503 with Retry-After and closed; at twice\n"
+	"                    N the service stops accepting until one closes\n"
+	"  --rate N          requests a second per client certificate (default 200;\n"
+	"                    0: no limit); over it: 429 with Retry-After\n"
+	"  --burst N         requests a client may make at once (default: --rate)\n"
 	"  --audit FILE      the audit log (default HOME/service-audit.log, 0600):\n"
 	"                    each verification batch is a JSON line there, on disk\n"
 	"                    before it acts and its outcome before it is answered;\n"
@@ -75,15 +84,17 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'L' },    { "audit", required_argument, NULL, 'A' },
 		{ "audit-timeout", required_argument, NULL, 'W' }, { "help", no_argument, NULL, 'h' },
 		{ "routes", no_argument, NULL, 'R' },
+		{ "max-connections", required_argument, NULL, 'C' }, { "rate", required_argument, NULL, 'r' },
+		{ "burst", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30 };
+	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30, .max_conns = 256, .rate = 200 };
 	struct mk_kms_opts o = { 0 };
 	const char *cert = NULL, *key = NULL, *host = "127.0.0.1", *audit = NULL;
 	char trust[PATH_MAX], auditp[PATH_MAX], detail[512] = "";
 	unsigned audit_ms = 2000;
 	struct event *sigs[2] = { NULL, NULL };
-	unsigned long port = 8443, v;
+	unsigned long port = 8443, v, burst = 0;
 	int opt, st = 1;
 	enum mk_err e;
 
@@ -122,6 +133,20 @@ int main(int argc, char **argv)
 				goto bad;
 			audit_ms = (unsigned)v;
 			break;
+		case 'C':
+			if (!number(optarg, 1, 100000, &v))
+				goto bad;
+			s.max_conns = v;
+			break;
+		case 'r':
+			if (!number(optarg, 0, 1000000, &v))
+				goto bad;
+			s.rate = (double)v;
+			break;
+		case 'U':
+			if (!number(optarg, 1, 1000000, &burst))
+				goto bad;
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		case 'R': svc_routes_print(stdout); return 0;
 		default: goto bad;
@@ -143,6 +168,7 @@ int main(int argc, char **argv)
 		        mk_err_name(e));
 		goto out;
 	}
+	s.burst = burst > 0 ? (double)burst : s.rate;
 	signal(SIGPIPE, SIG_IGN);
 	s.box_procs = o.boxes_dir != NULL;
 	if (audit == NULL && snprintf(auditp, sizeof(auditp), "%s/service-audit.log", o.home) < (int)sizeof(auditp))
@@ -155,7 +181,8 @@ int main(int argc, char **argv)
 		size_t nr;
 		const char *const *names = svc_route_names(&nr);
 
-		if ((e = svc_metrics_new(&s, names, nr)) != MK_OK)
+		if ((e = svc_metrics_new(&s, names, nr)) != MK_OK || (e = svc_conns_new(&s)) != MK_OK ||
+		    (e = svc_rate_new(&s)) != MK_OK)
 			goto out;
 	}
 	if ((e = svc_start(&s, host, (uint16_t)port, cert, key, trust)) != MK_OK) {
@@ -178,7 +205,9 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
-	svc_stop(&s);
+	svc_stop(&s); /* before the connections' table: their ends are counted in it */
+	svc_conns_free(&s);
+	svc_rate_free(&s);
 	svc_audit_close(&s);
 	svc_metrics_free(&s);
 	X509_free(s.root);
