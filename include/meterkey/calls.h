@@ -96,6 +96,12 @@ json_t *mk_call_meter_json(const struct mk_kms_meter *m);
 json_t *mk_call_outcome_json(const struct mk_verify_outcome *o, int tin);
 void mk_call_outcome_text(const json_t *j, FILE *f);
 
+/* Text from outside (an indicium line, a string the archive holds) as it
+ * may be shown on a terminal or in JSON: every byte that is not printable
+ * ASCII as \xNN, a backslash doubled, cut with "..." when it does not fit
+ * out (cap at least 4). Returns out. */
+const char *mk_call_shown(const char *s, char *out, size_t cap);
+
 /* The value rules the fields keep (also the CLI's options'). */
 int mk_rule_meter(const char *s);   /* PM100-000001: a label, '-', a label */
 int mk_rule_label(const char *s);   /* 1 to 32 letters and digits */

@@ -17,10 +17,6 @@ uint64_t call_int(const json_t *req, const char *name);
 /* e refused: why is the KMS's detail when it has one, else "what: text
  * (NAME)" (what NULL: "text (NAME)"). Returns e. */
 enum mk_err call_refused(const struct mk_call_ctx *x, enum mk_err e, const char *what, char *why, size_t cap);
-/* Text from outside (a string the archive holds) as it may be shown: every
- * byte that is not printable ASCII as \xNN, a backslash doubled, cut with
- * "..." when it does not fit out (cap at least 4). Returns out. */
-const char *call_shown(const char *s, char *out, size_t cap);
 /* t as ISO 8601 UTC, or null when unset (a new reference). */
 json_t *call_time_json(int64_t t);
 /* A string member, or null when empty. */

@@ -73,7 +73,7 @@ enum mk_err call_refused(const struct mk_call_ctx *x, enum mk_err e, const char 
 	return e;
 }
 
-const char *call_shown(const char *line, char *out, size_t cap)
+const char *mk_call_shown(const char *line, char *out, size_t cap)
 {
 	size_t o = 0;
 

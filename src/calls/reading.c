@@ -89,7 +89,7 @@ static int error_row(void *ctx, const struct mk_error_entry *e)
 		                      call_time_json(e->time), "box", call_str_or_null(e->box_id), "key_id",
 		                      e->key_id != 0 ? json_integer((json_int_t)e->key_id) : json_null(), "code",
 		                      (int)e->code, "name", mk_err_name((enum mk_err)e->code), "detail",
-		                      call_shown(e->detail, detail, sizeof(detail)))) == 0
+		                      mk_call_shown(e->detail, detail, sizeof(detail)))) == 0
 	               ? 0
 	               : -1;
 }
@@ -120,7 +120,7 @@ void call_archive_errors_text(const json_t *ans, FILE *f)
 		const char *b = call_str(e, "box");
 
 		fprintf(f, "%4" PRIu64 "  %-20s %-9s key %-6" PRIu64 " %s (%d): %s\n", call_int(e, "id"), or_dash(e, "time"),
-		        b != NULL ? call_shown(b, box, sizeof(box)) : "-", call_int(e, "key_id"), call_str(e, "name"),
+		        b != NULL ? mk_call_shown(b, box, sizeof(box)) : "-", call_int(e, "key_id"), call_str(e, "name"),
 		        (int)json_integer_value(json_object_get(e, "code")), call_str(e, "detail"));
 	}
 	fprintf(f, "domain %s: %zu error(s) logged\n", call_str(ans, "domain"), json_array_size(errors));

@@ -155,19 +155,5 @@ void kc_print_json(json_t *o)
 
 const char *kc_shown(const char *line, char *out, size_t cap)
 {
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)line; *p != '\0'; p++) {
-		int n = *p == '\\' ? snprintf(out + o, cap - o, "\\\\")
-		        : *p < 0x20 || *p >= 0x7f ? snprintf(out + o, cap - o, "\\x%02x", *p)
-		                                  : snprintf(out + o, cap - o, "%c", *p);
-
-		if (n < 0 || (size_t)n >= cap - o - 3) {
-			snprintf(out + o, cap - o, "...");
-			return out;
-		}
-		o += (size_t)n;
-	}
-	out[o] = '\0';
-	return out;
+	return mk_call_shown(line, out, cap);
 }
