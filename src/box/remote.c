@@ -94,6 +94,7 @@ static enum mk_err remote_new(const char *box_id, struct mk_box **bp)
 	b->kind = box_kind_of(t);
 	b->lock_fd = -1;
 	b->remote->fd = -1;
+	b->remote->link.fd_out = -1; /* no meter line (0 would be closed as one when the connect fails) */
 	memcpy(b->id, box_id, MK_BOX_ID_LEN + 1);
 	*bp = b;
 	return MK_OK;
