@@ -161,7 +161,8 @@ static const char serve_usage[] =
 	"  as root, it also becomes a user of its own (default: uid and gid 61000 +\n"
 	"  1000 x type (M 0, O 1, S 2, B 3, T 4) + the box's number) and keeps its\n"
 	"  state in a folder of its own, 0700 (default: HOME/boxes/ID/, where its\n"
-	"  state is moved from HOME/boxes). Prints one line once listening.\n"
+	"  state is moved from HOME/boxes); its socket (its owner's only) is then\n"
+	"  the home owner's, the KMS's. Prints one line once listening.\n"
 	"options:\n"
 	"  --socket PATH   listen here instead\n"
 	"  --user U        run as user U (a name, or UID[:GID]), when started as root\n"
@@ -278,6 +279,21 @@ static int listen_at(const struct kc *c, const char *sock, const char *id)
 		return fail(c, MK_ERR_IO, "cannot listen at %s (%s)", sock, strerror(err)), -1;
 	}
 	return fd;
+}
+
+/* Started as root, the socket (its owner's only) is given to the home's
+ * owner: the KMS that uses the home (meterkeyd's user under systemd, the
+ * operators' commands run as that user) reaches the box, and no one else;
+ * left root's, only root could. 0, said, on failure. */
+static int socket_to_home_owner(const struct kc *c, const char *sock)
+{
+	struct stat st;
+
+	if (stat(c->home, &st) != 0)
+		return fail(c, MK_ERR_IO, "cannot read the home %s (%s)", c->home, strerror(errno)), 0;
+	if (chown(sock, st.st_uid, st.st_gid) != 0)
+		return fail(c, MK_ERR_IO, "cannot give %s to the home's owner (%s)", sock, strerror(errno)), 0;
+	return 1;
 }
 
 /* SIGTERM and SIGINT stop the serving; SIGPIPE is ignored. */
@@ -402,6 +418,11 @@ static int box_serve(int argc, char **argv)
 		return fail(&c, MK_ERR_IO, "cannot make the folder %s (%s)", dir, strerror(errno));
 	if ((fd = listen_at(&c, sock, o.box)) < 0)
 		return 1;
+	if (root && !socket_to_home_owner(&c, sock)) {
+		close(fd);
+		(void)unlink(sock);
+		return 1;
+	}
 	on_signals();
 	/* OpenSSL set up (and its self-tests run) while files can still be read */
 	if ((e = mk_selftest_run()) != MK_OK || (e = mk_box_sandbox(statedir, uid, gid, why, sizeof(why))) != MK_OK) {

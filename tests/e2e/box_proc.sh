@@ -44,6 +44,23 @@ if [ "$(id -u)" = 0 ]; then
   grep_out "its state is in $H/boxes/O00000001, its own as a process (meterkey box serve): reach it with --boxes DIR" "$T/err"
   expect 0 "$MK" box serve --box T00000001 --socket "$T/try.sock" --try-exec
   grep_out "^box T00000001 (user 65001, state $H/boxes/T00000001): exec refused (Operation not permitted); /etc/passwd refused (Permission denied); socket refused; dumpable again refused\$" "$T/out"
+  # the socket is the home owner's, the KMS's (as under systemd: the home
+  # meterkeyd's user's, the box started as root): that user reaches the
+  # box, another is refused at the socket
+  [ "$(stat -c '%u %a' "$R/O00000001.sock")" = "0 700" ] || { echo "FAIL: a root home's socket: $(stat -c '%u %a' "$R/O00000001.sock")"; fails=$((fails+1)); }
+  H2="$T/h2"
+  expect 0 "$MK" init --home "$H2"
+  chown -R 4242:4242 "$H2"
+  chmod 711 "$T"
+  mkdir "$T/r2"
+  "$MK" box serve --home "$H2" --box M00000001 --boxes "$T/r2" >"$T/serve.h2" 2>&1 &
+  BOX_PIDS+=($!)
+  for _ in $(seq 100); do grep -q "serving at" "$T/serve.h2" && break; sleep 0.05; done
+  [ "$(stat -c '%u %g %a' "$T/r2/M00000001.sock")" = "4242 4242 700" ] || { echo "FAIL: the socket is not the home owner's: $(stat -c '%u %g %a' "$T/r2/M00000001.sock")"; fails=$((fails+1)); }
+  expect 1 setpriv --reuid 4242 --regid 4242 --clear-groups "$MK" box status --home "$H2" --box M00000001 --boxes "$T/r2"
+  grep_out "^box M00000001 (process [0-9]* at $T/r2/M00000001.sock): disabled, no share entered\$" "$T/out"
+  expect 1 setpriv --reuid 4243 --regid 4243 --clear-groups "$MK" box status --home "$H2" --box M00000001 --boxes "$T/r2"
+  grep_out "no process answers at $T/r2/M00000001.sock" "$T/err"
 fi
 
 # a second process for the same box is refused
