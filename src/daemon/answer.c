@@ -51,6 +51,27 @@ int svc_http_status(enum mk_err e)
 	}
 }
 
+/* The log's line of an answer: the request's method and path (not its
+ * query, nor its body), the status, the client. */
+static void log_request(struct svc *s, struct evhttp_request *r, int status)
+{
+	static const struct {
+		enum evhttp_cmd_type m;
+		const char *name;
+	} methods[] = { { EVHTTP_REQ_GET, "GET" },       { EVHTTP_REQ_POST, "POST" },   { EVHTTP_REQ_HEAD, "HEAD" },
+		        { EVHTTP_REQ_PUT, "PUT" },       { EVHTTP_REQ_DELETE, "DELETE" }, { EVHTTP_REQ_OPTIONS, "OPTIONS" },
+		        { EVHTTP_REQ_PATCH, "PATCH" } };
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(r);
+	const char *method = "?", *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+
+	for (size_t i = 0; i < MK_ARRAY_LEN(methods); i++)
+		if (evhttp_request_get_command(r) == methods[i].m)
+			method = methods[i].name;
+	svc_log(status >= 500 ? "error" : "info", "request",
+	        json_pack("{s:s,s:s,s:i,s:s?}", "method", method, "path", path != NULL ? path : "", "status", status,
+	                  "client", s->client[0] != '\0' ? s->client : NULL));
+}
+
 static void reply(struct svc *s, struct evhttp_request *r, int status, const char *type, const char *p, size_t n)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -65,6 +86,7 @@ static void reply(struct svc *s, struct evhttp_request *r, int status, const cha
 	if (b != NULL)
 		evbuffer_free(b);
 	svc_count_request(s, s->route, status);
+	log_request(s, r, status);
 	svc_conn_answered(s, r); /* last: r may be freed in it */
 }
 

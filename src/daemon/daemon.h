@@ -46,6 +46,7 @@ struct svc {
 	struct svc_metrics *metrics; /* metrics.c */
 	int route;           /* the route being served (its index), -1: none */
 	int box_procs;       /* the boxes are processes of their own (--boxes) */
+	char client[MK_CERT_CN_MAX + 1]; /* the request's client's name (the log), "": none known */
 	int64_t started;     /* when it started serving (unix time) */
 	struct svc_ring ring; /* the last hour's verification results (status.c) */
 };
@@ -57,6 +58,11 @@ struct svc_client {
 	char cn[MK_CERT_CN_MAX + 1];
 	const char *idem;
 };
+
+/* log.c: one line of the log on standard error, a JSON object: time,
+ * level ("info", "error"), msg, and fields' members (consumed; NULL:
+ * none). Never a secret. */
+void svc_log(const char *level, const char *msg, json_t *fields);
 
 /* audit.c: opens the audit file (appended, created 0600; a FIFO needs its
  * reader) with a timeout for each write; svc_audit writes one record (a

@@ -175,7 +175,7 @@ static void route_call(struct svc *s, struct evhttp_request *r, const struct svc
 	svc_call(s, r, who, c, evhttp_uri_get_query(evhttp_request_get_evhttp_uri(r)), body, n);
 }
 
-static void handle(struct evhttp_request *r, void *arg)
+static void handle_one(struct evhttp_request *r, void *arg)
 {
 	struct svc *s = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(r));
@@ -202,7 +202,9 @@ static void handle(struct evhttp_request *r, void *arg)
 		return;
 	}
 	who.idem = evhttp_find_header(evhttp_request_get_input_headers(r), "Idempotency-Key");
-	if ((who.role = client_role(s, r, who.cn)) == 0) {
+	if ((who.role = client_role(s, r, who.cn)) != 0)
+		memcpy(s->client, who.cn, sizeof(s->client));
+	if (who.role == 0) {
 		svc_answer_error(s, r, MK_ERR_SVC_ROLE, "the client certificate names no role of this service");
 		return;
 	}
@@ -242,6 +244,16 @@ static void handle(struct evhttp_request *r, void *arg)
 		return;
 	}
 	rt->run(s, r, &who, body, n);
+}
+
+/* A request, answered (and logged with its client's name, forgotten after). */
+static void handle(struct evhttp_request *r, void *arg)
+{
+	struct svc *s = arg;
+
+	s->client[0] = '\0';
+	handle_one(r, arg);
+	s->client[0] = '\0';
 }
 
 enum mk_err svc_start(struct svc *s, const char *host, uint16_t port, const char *cert, const char *key,

@@ -23,9 +23,10 @@ static const char usage[] =
 	"  server's certificate and key: `meterkey service cert --role server`.\n"
 	"  A client presents a certificate of a client's role from the same\n"
 	"  provider CA (HOME/trust/root.pem); without one, with an expired one or\n"
-	"  one of another CA, the handshake fails. Prints `meterkeyd: listening on\n"
-	"  https://HOST:PORT` on standard error once it serves; stops on SIGTERM\n"
-	"  or SIGINT.\n"
+	"  one of another CA, the handshake fails. Logs on standard error, one\n"
+	"  JSON object a line ({\"time\",\"level\",\"msg\",...}): \"listening\" with\n"
+	"  its \"url\" (https://HOST:PORT) once it serves, each request answered\n"
+	"  (method, path, status, client), \"stopped\"; stops on SIGTERM or SIGINT.\n"
 	"options:\n"
 	"  --home DIR        the home (default: $METERKEY_HOME)\n"
 	"  --archive URL     the archive (default: sqlite:HOME/archive.db)\n"
@@ -158,14 +159,15 @@ int main(int argc, char **argv)
 	}
 	if (snprintf(trust, sizeof(trust), "%s/trust/root.pem", o.home) >= (int)sizeof(trust) ||
 	    mk_cert_read_pem(trust, &s.root) != MK_OK) {
-		fprintf(stderr, "meterkeyd: cannot read the home's root certificate %s\n", trust);
+		svc_log("error", "cannot read the home's root certificate", json_pack("{s:s}", "file", trust));
 		goto out;
 	}
 	o.detail = detail;
 	o.detail_cap = sizeof(detail);
 	if ((e = mk_kms_open(&o, &s.kms)) != MK_OK) {
-		fprintf(stderr, "meterkeyd: cannot open the home %s: %s (%s)\n", o.home, detail[0] ? detail : mk_strerror(e),
-		        mk_err_name(e));
+		svc_log("error", "cannot open the home",
+		        json_pack("{s:s,s:s,s:s}", "home", o.home, "why", detail[0] ? detail : mk_strerror(e), "error",
+		                  mk_err_name(e)));
 		goto out;
 	}
 	s.burst = burst > 0 ? (double)burst : s.rate;
@@ -174,7 +176,8 @@ int main(int argc, char **argv)
 	if (audit == NULL && snprintf(auditp, sizeof(auditp), "%s/service-audit.log", o.home) < (int)sizeof(auditp))
 		audit = auditp;
 	if (audit == NULL || svc_audit_open(&s, audit, audit_ms) != MK_OK) {
-		fprintf(stderr, "meterkeyd: cannot open the audit log %s\n", audit != NULL ? audit : "(path too long)");
+		svc_log("error", "cannot open the audit log",
+		        json_pack("{s:s}", "file", audit != NULL ? audit : "(path too long)"));
 		goto out;
 	}
 	{
@@ -186,9 +189,11 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	if ((e = svc_start(&s, host, (uint16_t)port, cert, key, trust)) != MK_OK) {
-		fprintf(stderr, "meterkeyd: cannot serve on %s port %lu: %s\n", host, port,
-		        e == MK_ERR_CERT_KEY ? "the certificate, the key or the root does not load (or they do not match)"
-		                             : "the address is in use or not this host's");
+		svc_log("error", "cannot serve",
+		        json_pack("{s:s,s:I,s:s}", "host", host, "port", (json_int_t)port, "why",
+		                  e == MK_ERR_CERT_KEY
+		                          ? "the certificate, the key or the root does not load (or they do not match)"
+		                          : "the address is in use or not this host's"));
 		goto out;
 	}
 	if ((sigs[0] = evsignal_new(s.base, SIGTERM, on_signal, s.base)) == NULL ||
@@ -196,10 +201,15 @@ int main(int argc, char **argv)
 	    evsignal_add(sigs[1], NULL) != 0)
 		goto out;
 	s.started = (int64_t)time(NULL);
-	fprintf(stderr, "meterkeyd: listening on https://%s:%u\n", host, (unsigned)s.port);
-	fflush(stderr);
+	{
+		char url[300];
+
+		snprintf(url, sizeof(url), "https://%s:%u", host, (unsigned)s.port);
+		svc_log("info", "listening", json_pack("{s:s,s:s,s:s}", "url", url, "home", o.home, "boxes",
+		                                        s.box_procs ? o.boxes_dir : "in this process"));
+	}
 	event_base_dispatch(s.base);
-	fprintf(stderr, "meterkeyd: stopped\n");
+	svc_log("info", "stopped", NULL);
 	st = 0;
 out:
 	for (int i = 0; i < 2; i++)

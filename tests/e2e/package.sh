@@ -164,7 +164,7 @@ done
 expect 0 in_c systemctl enable --now meterkeyd
 for _ in $(seq 50); do in_c journalctl -q -o cat -u meterkeyd | grep -q listening && break; sleep 0.1; done
 in_c journalctl -q -o cat -u meterkeyd >"$T/d.err"
-grep_out "^meterkeyd: listening on https://0.0.0.0:8443\$" "$T/d.err"
+grep_out '"msg":"listening","url":"https://0.0.0.0:8443"' "$T/d.err"
 [ "$(status "$(in_c systemctl show -P MainPID meterkeyd)")" = "$uid 1 2 0000000000000000" ] ||
   { echo "FAIL: meterkeyd is not uid $uid, no_new_privs, seccomp, no capability: $(status "$(in_c systemctl show -P MainPID meterkeyd)")"; fails=$((fails+1)); }
 C=$ROOT/tmp/clients

@@ -49,7 +49,7 @@ start() {
   DPID=$!
   BOX_PIDS+=("$DPID")
   for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-  PORT=$(sed -n 's/.*listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$T/d.err")
+  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
   [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; fails=$((fails+1)); }
 }
 # call NAME METHOD PATH [BODY-FILE] : as client NAME, status in $CODE, body in $T/out
@@ -163,7 +163,7 @@ call scan1 GET /metrics; want 403
 call scan1 GET /v1/health; want 200
 kill -TERM "$DPID"; wait "$DPID"; st=$?
 [ "$st" = 0 ] || { echo "FAIL: meterkeyd exited $st on SIGTERM"; fails=$((fails+1)); }
-grep -q "meterkeyd: stopped" "$T/d.err" || { echo "FAIL: no stop message"; fails=$((fails+1)); }
+grep -q '"msg":"stopped"' "$T/d.err" || { echo "FAIL: no stop message"; fails=$((fails+1)); }
 
 # the audit log failing (a full disk) or hanging (a pipe nobody reads):
 # the batch refused with its own code, nothing verified, nothing recorded

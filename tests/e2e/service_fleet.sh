@@ -50,7 +50,7 @@ start() { # ARGS... : meterkeyd on a free port, $PORT
   DPID=$!
   BOX_PIDS+=("$DPID")
   for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-  PORT=$(sed -n 's/.*listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$T/d.err")
+  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
   [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; }
@@ -228,6 +228,15 @@ grep_out 'needs --tls-cert, --tls-key and --tls-ca' "$T/err"
 "$MK" meter list --server "http://localhost:$PORT" --tls-cert x --tls-key x --tls-ca x >"$T/out" 2>"$T/err"; RC=$?
 rc 2 "an http URL"
 stop
+# the log: one JSON object a line, each request with its status and client,
+# never a body
+jq -e . "$T/d.err" >/dev/null || { echo "FAIL: the log is not JSON lines:"; head -3 "$T/d.err"; fails=$((fails+1)); }
+grep -q '"msg":"request","method":"POST","path":"/v1/meter/create","status":200,"client":"fac1"}$' "$T/d.err" ||
+  { echo "FAIL: no log line of a meter create by fac1"; fails=$((fails+1)); }
+grep -q '"msg":"request","method":"POST","path":"/v1/meter/retire","status":403,"client":"scan1"}$' "$T/d.err" ||
+  { echo "FAIL: no log line of a refused retire"; fails=$((fails+1)); }
+! grep -q 'US00000001\|product_code' "$T/d.err" || { echo "FAIL: a body in the log"; fails=$((fails+1)); }
+grep -q '"msg":"stopped"' "$T/d.err" || { echo "FAIL: no stop in the log"; fails=$((fails+1)); }
 as aud1 meter list; rc 1 "the service stopped"
 grep_out "^meterkey: cannot reach the service at https://localhost:$PORT" "$T/err"
 

@@ -41,7 +41,7 @@ start() {
   DPID=$!
   BOX_PIDS+=("$DPID")
   for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-  PORT=$(sed -n 's/.*listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$T/d.err")
+  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
   [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
 }
 # call NAME METHOD PATH [BODY-FILE] : as client NAME, status in $CODE, body in $T/out
