@@ -30,7 +30,7 @@ complete_to() { # WANT WORDS...: the completions of the last word are WANT
 complete_to "meter" meterkey me
 complete_to "frank" meterkey meter fr
 complete_to "--postage" meterkey meter frank --po
-complete_to "--time --tin" meterkey verify --t
+complete_to "--time --tin --tls-ca --tls-cert --tls-key" meterkey verify --t
 complete_to "" meterkey nosuch
 # and as bash itself runs it: compgen with the function
 got=$(MK_PROG="$P/bin/meterkey" bash -c 'source "$1"; compgen -F _meterkey -- me 2>/dev/null' _ "$C")
