@@ -60,6 +60,9 @@ struct mk_call {
 	enum mk_err (*run)(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap);
 	/* The answer as text, as the CLI prints it. */
 	void (*text)(const json_t *ans, FILE *f);
+	/* The CLI's exit status for the answer (NULL: 0): box/status says 1
+	 * for a box that is not enabled. */
+	int (*exit_status)(const json_t *ans);
 };
 
 /* The bit of a client role (enum mk_cert_role, MK_ROLE_FACTORY ...
@@ -95,6 +98,14 @@ json_t *mk_call_meter_json(const struct mk_kms_meter *m);
  * line as given, shown). */
 json_t *mk_call_outcome_json(const struct mk_verify_outcome *o, int tin);
 void mk_call_outcome_text(const json_t *j, FILE *f);
+
+/* A box process's state as `meterkey box status --json` shows it (id, at
+ * its socket), a new reference; and its text. */
+json_t *mk_call_box_json(const char *id, const char *at, const struct mk_kms_box_state *st);
+/* The fingerprint of a box's identity key (fp[0..n), n 0: none) as an
+ * operator reads it: hex in groups of four, "" when there is none. */
+const char *mk_call_fingerprint_text(const uint8_t *fp, size_t n, char out[static 96]);
+void mk_call_box_text(const json_t *ans, FILE *f);
 
 /* Text from outside (an indicium line, a string the archive holds) as it
  * may be shown on a terminal or in JSON: every byte that is not printable

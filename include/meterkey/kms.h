@@ -177,6 +177,7 @@ struct mk_kms_box_state {
 	uint32_t pid;             /* of the process */
 	bool has_fingerprint;     /* once enabled: its identity key's SHA-256 */
 	uint8_t fingerprint[MK_SHA256_LEN];
+	char at[4096];            /* where it was reached: its socket (or tls:HOST:PORT) */
 };
 /* Asks the process of box id (the home's boxes as processes:
  * mk_kms_opts.boxes_dir or mk_kms_boxes_start) for its state (Box Process
@@ -186,6 +187,10 @@ struct mk_kms_box_state {
  * MK_ERR_STATE when the boxes run in this process (mk_kms_box_check says
  * whether those would open). Said in the detail. */
 MK_WUR enum mk_err mk_kms_box_state(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp);
+/* Has the process of box id disable itself (Seal: its clear keys wiped,
+ * the shares entered dropped) and says its state after, as
+ * mk_kms_box_state, with the same refusals. */
+MK_WUR enum mk_err mk_kms_box_seal(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp);
 
 /* Calls fn for each box of the home: its ID and the domains it serves. */
 MK_WUR enum mk_err mk_kms_box_list(struct mk_kms *k,

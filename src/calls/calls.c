@@ -11,6 +11,7 @@
 #define FACTORY MK_CALL_ROLE(MK_ROLE_FACTORY)
 #define POST MK_CALL_ROLE(MK_ROLE_POST)
 #define AUDITOR MK_CALL_ROLE(MK_ROLE_AUDITOR)
+#define OPERATOR MK_CALL_ROLE(MK_ROLE_OPERATOR)
 
 static const char w_meter[] = "a meter ID (PRODUCT-SEQUENCE, e.g. PM100-000001)";
 static const char w_label[] = "1 to 32 letters and digits";
@@ -20,6 +21,7 @@ static const char w_steel[] = "a Steel box ID (S and eight digits, e.g. S0000000
 static const char w_date[] = "a date that exists (YYYY-MM-DD)";
 static const char w_month[] = "a month, YYYY-MM";
 static const char w_name[] = "a file name";
+static const char w_box[] = "a box ID (a type letter and eight digits, e.g. O00000001)";
 
 #define STR(n, need, rule, words) { (n), MK_FIELD_STR, (need), (rule), (words) }
 #define INT(n, need) { (n), MK_FIELD_INT, (need), NULL, "an integer from 1" }
@@ -48,19 +50,22 @@ static const struct mk_field f_distribute[] = { STR("domain", 1, mk_rule_domain,
 	                                        STR("meter", 0, mk_rule_meter, w_meter), END };
 static const struct mk_field f_history[] = { STR("domain", 1, mk_rule_domain, w_domain), INT("key", 1), END };
 static const struct mk_field f_domain[] = { STR("domain", 1, mk_rule_domain, w_domain), END };
+static const struct mk_field f_box[] = { STR("box", 1, mk_rule_box, w_box), END };
 
 static const struct mk_call calls[] = {
-	{ "meter/create", 0, 0, FACTORY, f_meter_create, call_meter_create, call_meter_create_text },
-	{ "key/request", 0, 0, FACTORY, f_key_request, call_key_request, call_key_request_text },
-	{ "meter/install", 0, 0, FACTORY, f_meter_install, call_meter_install, call_meter_install_text },
-	{ "key/confirm", 0, 0, FACTORY, f_key_step, call_key_confirm, call_key_step_text },
-	{ "key/abandon", 0, 0, FACTORY, f_key_step, call_key_abandon, call_key_step_text },
-	{ "meter/register", 0, 0, POST, f_meter_register, call_meter_register, call_meter_register_text },
-	{ "meter/retire", 0, 0, POST, f_meter, call_meter_retire, call_meter_retire_text },
-	{ "tokens/distribute", 0, 0, POST, f_distribute, call_tokens_distribute, call_tokens_distribute_text },
-	{ "meter/list", 1, 0, FACTORY | POST | AUDITOR, f_none, call_meter_list, call_meter_list_text },
-	{ "archive/history", 1, 1, AUDITOR, f_history, call_archive_history, call_archive_history_text },
-	{ "archive/errors", 1, 1, AUDITOR, f_domain, call_archive_errors, call_archive_errors_text },
+	{ "meter/create", 0, 0, FACTORY, f_meter_create, call_meter_create, call_meter_create_text, NULL },
+	{ "key/request", 0, 0, FACTORY, f_key_request, call_key_request, call_key_request_text, NULL },
+	{ "meter/install", 0, 0, FACTORY, f_meter_install, call_meter_install, call_meter_install_text, NULL },
+	{ "key/confirm", 0, 0, FACTORY, f_key_step, call_key_confirm, call_key_step_text, NULL },
+	{ "key/abandon", 0, 0, FACTORY, f_key_step, call_key_abandon, call_key_step_text, NULL },
+	{ "meter/register", 0, 0, POST, f_meter_register, call_meter_register, call_meter_register_text, NULL },
+	{ "meter/retire", 0, 0, POST, f_meter, call_meter_retire, call_meter_retire_text, NULL },
+	{ "tokens/distribute", 0, 0, POST, f_distribute, call_tokens_distribute, call_tokens_distribute_text, NULL },
+	{ "meter/list", 1, 0, FACTORY | POST | AUDITOR, f_none, call_meter_list, call_meter_list_text, NULL },
+	{ "archive/history", 1, 1, AUDITOR, f_history, call_archive_history, call_archive_history_text, NULL },
+	{ "archive/errors", 1, 1, AUDITOR, f_domain, call_archive_errors, call_archive_errors_text, NULL },
+	{ "box/status", 1, 0, OPERATOR, f_box, call_box_status, mk_call_box_text, call_box_status_exit },
+	{ "box/seal", 0, 0, OPERATOR, f_box, call_box_seal, call_box_seal_text, NULL },
 };
 
 const struct mk_call *mk_calls(size_t *n)

@@ -42,6 +42,12 @@ enum mk_err call_tokens_distribute(const struct mk_call_ctx *x, const json_t *re
                                    size_t cap);
 void call_tokens_distribute_text(const json_t *ans, FILE *f);
 
+/* boxes.c: an operator's calls on the box processes. */
+enum mk_err call_box_status(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap);
+enum mk_err call_box_seal(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap);
+void call_box_seal_text(const json_t *ans, FILE *f);
+int call_box_status_exit(const json_t *ans);
+
 /* reading.c: an auditor's calls, on the archive. */
 enum mk_err call_archive_history(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap);
 void call_archive_history_text(const json_t *ans, FILE *f);

@@ -71,45 +71,29 @@ static int socket_of(const struct kc *c, const char *id, char sock[static PATH_M
 	return 1;
 }
 
-/* The fingerprint of a box's identity key (fp[0..n), n 0: none) as an
- * operator reads it: hex in groups of four, "" when there is none. */
-static const char *fingerprint_text(const uint8_t *fp, size_t n, char out[static 96])
-{
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < n && o + 4 < 96; i++)
-		o += (size_t)snprintf(out + o, 96 - o, "%s%02x", i > 0 && i % 2 == 0 ? ":" : "", fp[i]);
-	return out;
-}
-
-/* The process's state as text or JSON. */
+/* The process's state as text or JSON: the answer of the calls box/status
+ * and box/seal (src/calls/boxes.c), so that --server prints the same. */
 static void say_state(const struct kc *c, const char *sock, const struct mk_box_process_res *s, const char *what)
 {
-	char fp[96];
+	struct mk_kms_box_state st = { .enabled = s->enabled, .generation = s->generation, .entered = s->entered,
+		                       .needed = s->needed, .pid = s->pid,
+		                       .has_fingerprint = s->has_fingerprint && s->fingerprint_len == MK_SHA256_LEN };
+	json_t *j;
 
-	fingerprint_text(s->fingerprint, s->has_fingerprint ? s->fingerprint_len : 0, fp);
+	if (st.has_fingerprint)
+		memcpy(st.fingerprint, s->fingerprint, MK_SHA256_LEN);
+	if ((j = mk_call_box_json(s->id, sock, &st)) == NULL) {
+		fprintf(stderr, "meterkey: out of memory\n");
+		return;
+	}
 	if (c->json) {
-		json_t *j = json_pack("{s:b,s:s,s:s,s:I,s:b,s:I,s:i,s:i}", "ok", 1, "box", s->id, "socket", sock, "pid",
-		                      (json_int_t)s->pid, "enabled", s->enabled, "generation", (json_int_t)s->generation,
-		                      "shares_entered", s->entered, "shares_needed", s->needed);
-
-		if (fp[0] != '\0')
-			json_object_set_new(j, "identity_fingerprint", json_string(fp));
 		kc_print_json(j);
 		return;
 	}
 	if (what != NULL)
 		printf("%s\n", what);
-	if (s->enabled)
-		printf("box %s (process %u at %s): enabled, sealed state generation %llu\n"
-		       "  identity fingerprint %s\n",
-		       s->id, s->pid, sock, (unsigned long long)s->generation, fp[0] != '\0' ? fp : "(none: made before identities)");
-	else if (s->entered > 0)
-		printf("box %s (process %u at %s): disabled, %u of %u shares entered\n", s->id, s->pid, sock, s->entered,
-		       s->needed);
-	else
-		printf("box %s (process %u at %s): disabled, no share entered\n", s->id, s->pid, sock);
+	mk_call_box_text(j, stdout);
+	json_decref(j);
 }
 
 /* One call of the process's own commands to the box at sock. */
@@ -540,7 +524,7 @@ static int box_new(int argc, char **argv)
 		return fail(&c, e, "no new box%s%s%s", why[0] != '\0' ? ": " : "", why,
 		            e == MK_RC_NOT_INITIALISED ? " (the home has no trust anchors: run meterkey init)" : "");
 	}
-	fingerprint_text(digest, sizeof(digest), fp);
+	mk_call_fingerprint_text(digest, sizeof(digest), fp);
 	if (c.json)
 		kc_print_json(json_pack("{s:b,s:s,s:s,s:I,s:s}", "ok", 1, "type", o.type, "socket", sock, "pid",
 		                        (json_int_t)getpid(), "identity_fingerprint", fp));
@@ -586,7 +570,7 @@ static const char seal_usage[] =
 	"  Disables the process of box ID: its clear keys are wiped, the shares\n"
 	"  entered so far dropped; it answers nothing but its state until its\n"
 	"  operators enter their shares again.\n"
-	"options:\n" BOXP_OPTS;
+	"options:\n" BOXP_OPTS KC_USAGE_REMOTE_OPTS;
 
 static const char status_usage[] =
 	"usage: meterkey box status --box ID [options]\n"
@@ -594,7 +578,7 @@ static const char status_usage[] =
 	"  generation, the shares entered and needed, its process ID and, once\n"
 	"  enabled, the fingerprint of its identity key (what the key ceremony\n"
 	"  checked). Never a secret. Exit status 0 only when the box is enabled.\n"
-	"options:\n" BOXP_OPTS;
+	"options:\n" BOXP_OPTS KC_USAGE_REMOTE_OPTS;
 
 /* The error of a call to a box process, in words. */
 static int call_fail(const struct kc *c, enum mk_err e, const char *id, const char *sock, const char *share)
@@ -673,7 +657,7 @@ static int one_call(int argc, char **argv, const char *usage, const struct mk_ms
 		const char *box;
 	} o;
 	struct kc c;
-	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_NEED("box", &o.box, &kc_box), KC_END };
+	const struct kc_opt opts[] = { BOXP_COMMON(&c), KC_REMOTE(&c), KC_NEED("box", &o.box, &kc_box), KC_END };
 	char sock[PATH_MAX], dir[PATH_MAX];
 	struct mk_buf *ans = mk_buf_new(MK_MSG_MAX);
 	struct mk_box_process_res rs;
@@ -681,8 +665,15 @@ static int one_call(int argc, char **argv, const char *usage, const struct mk_ms
 	enum mk_err e;
 	int r;
 
-	if ((r = kc_start(&c, argc, argv, opts, usage, 0, 0)) != KC_GO) {
+	if ((r = kc_start_call(&c, argc, argv, opts, usage, 0, 0)) != KC_GO || c.server != NULL) {
 		mk_buf_free(ans);
+		/* in the service: its box process, as it reaches it */
+		if (r == KC_GO) {
+			json_t *req = json_pack("{s:s}", "box", o.box);
+
+			r = kc_call_remote(&c, spec == &mk_box_cmd_seal ? "box/seal" : "box/status", req);
+			json_decref(req);
+		}
 		return r;
 	}
 	r = 1;

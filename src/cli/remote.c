@@ -14,16 +14,19 @@
 /* The largest answer taken from a service (a meter list of a large home). */
 #define ANSWER_MAX (64u << 20)
 
-/* The answer printed: the JSON with --json, else the call's text. 0. */
+/* The answer printed: the JSON with --json, else the call's text. The
+ * call's exit status for it (0 but for a box not enabled). */
 static int print_answer(const struct kc *c, const struct mk_call *call, json_t *ans)
 {
+	int st = call->exit_status != NULL ? call->exit_status(ans) : 0;
+
 	if (c->json) {
 		kc_print_json(ans);
-		return 0;
+		return st;
 	}
 	call->text(ans, stdout);
 	json_decref(ans);
-	return 0;
+	return st;
 }
 
 /* A refusal: without --json, what it answered before it failed (partial,

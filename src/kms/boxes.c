@@ -277,7 +277,9 @@ out:
 	return e;
 }
 
-enum mk_err mk_kms_box_state(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp)
+/* Box Process State (seal 0) or Seal (seal 1) of the process of box id,
+ * its answer in *sp. */
+static enum mk_err box_process(struct mk_kms *k, const char *id, int seal, struct mk_kms_box_state *sp)
 {
 	struct mk_box_process_req rq;
 	struct mk_box_process_res rs;
@@ -298,7 +300,9 @@ enum mk_err mk_kms_box_state(struct mk_kms *k, const char *id, struct mk_kms_box
 	if ((e = connect_at(k, id, &b, sock)) != MK_OK)
 		goto out;
 	line = mk_box_link(b);
-	if ((e = mk_box_call_process(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL)) != MK_OK)
+	snprintf(sp->at, sizeof(sp->at), "%s", sock);
+	if ((e = seal ? mk_msg_call(&line, &mk_box_cmd_seal, NULL, 0, &rq, &rs, ans, NULL)
+	              : mk_box_call_process(&line, NULL, mk_kms_now(k), &rq, &rs, ans, NULL)) != MK_OK)
 		kms_fail(k, e, "box %s: the process at %s did not answer", id, sock);
 	else if (strcmp(rs.id, id) != 0)
 		e = kms_fail(k, MK_RC_BOX_ID_INVALID, "box %s: the process at %s serves box %s", id, sock, rs.id);
@@ -316,6 +320,16 @@ out:
 	mk_box_free(b);
 	mk_buf_free(ans);
 	return e;
+}
+
+enum mk_err mk_kms_box_state(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp)
+{
+	return box_process(k, id, 0, sp);
+}
+
+enum mk_err mk_kms_box_seal(struct mk_kms *k, const char *id, struct mk_kms_box_state *sp)
+{
+	return box_process(k, id, 1, sp);
 }
 
 /*

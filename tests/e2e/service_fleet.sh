@@ -188,6 +188,43 @@ same dc1 meter register --meter PM100-000099 --indicia US9 --country US
 same fac1 key confirm --domain VE --key-id 99
 for d in VE USPS; do mk 0 archive verify --domain "$d"; done
 
+# ---- the operator: a box's state, a box sealed ----
+if [ "${FLEET_PG:-}" != 1 ]; then
+  call op1 GET '/v1/box/status?box=B00000001'; want 200 "box status"
+  grep_out '"box":"B00000001","socket":"[^"]*/run/B00000001.sock","pid":[0-9]*,"enabled":true' "$T/out"
+  same op1 box status --box B00000001
+  same op1 box status --box B00000001 --json
+  # a box not of the home: the service knows the home's boxes (404); the
+  # CLI at a socket knows only that none answers there
+  call op1 GET '/v1/box/status?box=T00000009'; want 404 "box status, no such box"
+  grep_out 'no box T00000009 in this home' "$T/out"
+  call op1 POST /v1/box/seal '{"box":"T00000001"}' s1; want 200 "box seal"
+  grep_out '"enabled":false' "$T/out"
+  as op1 box status --box T00000001; rc 1 "status of a sealed box"
+  grep_out '^box T00000001 (process [0-9]* at .*/run/T00000001.sock): disabled, no share entered$' "$T/out"
+  same op1 box status --box T00000001
+  as scan1 verify "${L[0]}" --tin --no-duplicates; rc 1 "Tin sealed"
+  grep_out 'MK_RC_BOX_DISABLED' "$T/err"
+  # unsealed by its operators at the box's own socket, never through the service
+  for f in "$METERKEY_HOME/shares/T00000001".*.share; do
+    "$MK" box unseal --box T00000001 --boxes "$T/run" --share "$f" >/dev/null
+  done
+  as op1 box seal --box T00000001 --json; rc 0 "seal --server"
+  grep_out '"enabled":false' "$T/out"
+  for f in "$METERKEY_HOME/shares/T00000001".*.share; do
+    "$MK" box unseal --box T00000001 --boxes "$T/run" --share "$f" >/dev/null
+  done
+  as scan1 verify "${L[0]}" --tin --no-duplicates; rc 0 "Tin unsealed again"
+  "$MK" box unseal --box T00000001 --server "https://localhost:$PORT" >"$T/out" 2>"$T/err"; RC=$?
+  rc 2 "no unseal through the service"
+  call fac1 GET '/v1/box/status?box=B00000001'; want 403 "box status as factory"
+  call aud1 POST /v1/box/seal '{"box":"B00000001"}'; want 403 "seal as auditor"
+  call op1 POST /v1/box/seal '{"box":"B0000001"}'; want 400 "seal a malformed ID"
+else
+  call op1 GET '/v1/box/status?box=B00000001'; want 409 "box status, boxes in meterkeyd"
+  grep_out '"name":"MK_ERR_STATE"' "$T/out"
+fi
+
 # ---- refused, each with its status and error object, nothing changed ----
 before=$(meters)
 for c in "dc1 POST /v1/meter/create {\"product_code\":\"PM100\",\"msn\":\"000008\"}" \
