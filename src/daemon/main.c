@@ -43,6 +43,10 @@ static const char usage[] =
 	"                    a line that cannot be written refuses the call (503,\n"
 	"                    MK_ERR_SVC_AUDIT)\n"
 	"  --audit-timeout MS  how long a write of it may take (default 2000)\n"
+	"  --cache-idle MS   how long the verifier, with its open boxes and its\n"
+	"                    caches, is kept after a batch (default 1000; 0: a\n"
+	"                    verifier per batch); boxes in this process are\n"
+	"                    another process's (the CLI's) only once it is let go\n"
 	"  --routes          print the calls (METHOD PATH roles), one a line, and exit\n"
 	"  --help            this text\n";
 
@@ -73,10 +77,10 @@ int main(int argc, char **argv)
 		{ "max-items", required_argument, NULL, 'I' }, { "timeout", required_argument, NULL, 'T' },
 		{ "listen", required_argument, NULL, 'L' },    { "audit", required_argument, NULL, 'A' },
 		{ "audit-timeout", required_argument, NULL, 'W' }, { "help", no_argument, NULL, 'h' },
-		{ "routes", no_argument, NULL, 'R' },
+		{ "routes", no_argument, NULL, 'R' },       { "cache-idle", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30 };
+	struct svc s = { .max_body = 1u << 20, .max_items = 1000, .timeout = 30, .cache_idle_ms = 1000 };
 	struct mk_kms_opts o = { 0 };
 	const char *cert = NULL, *key = NULL, *host = "127.0.0.1", *audit = NULL;
 	char trust[PATH_MAX], auditp[PATH_MAX], detail[512] = "";
@@ -120,6 +124,11 @@ int main(int argc, char **argv)
 			if (!number(optarg, 1, 600000, &v))
 				goto bad;
 			audit_ms = (unsigned)v;
+			break;
+		case 'C':
+			if (!number(optarg, 0, 3600000, &v))
+				goto bad;
+			s.cache_idle_ms = (unsigned)v;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
 		case 'R': svc_routes_print(stdout); return 0;
@@ -176,6 +185,7 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
+	svc_verifiers_free(&s); /* its boxes closed before the loop and the KMS go */
 	svc_stop(&s);
 	svc_audit_close(&s);
 	svc_metrics_free(&s);
