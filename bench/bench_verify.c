@@ -17,12 +17,8 @@
  * verified is two domain verifications, each one CMAC in the box. The ratio
  * compares domain verifications/s with raw CMACs/s.
  *
- * Set-up (not measured, its time printed): a temporary home with the first
- * Manufacturing Box, domains VE (US) and USPS (US), one Oak, one Steel and
- * two Brass boxes each serving both; M meters manufactured, installed,
- * registered, credited, each franking K = N / M indicia today through its
- * meter process. The stream is interleaved (indicium i from meter i mod M),
- * as mail arrives.
+ * Set-up (not measured, its time printed): the fleet of fleet.h in a
+ * temporary home, M meters each franking K = N / M indicia, interleaved.
  *
  * Then, with duplicates on (the archive's duplicate index: one write per
  * domain and indicium), ND indicia verified once (first sightings) and once
@@ -47,197 +43,16 @@
 #include <openssl/params.h>
 
 #include "bench.h"
+#include "fleet.h"
 #include "meterkey/crypto.h"
 #include "meterkey/kms.h"
 #include "meterkey/verify.h"
 
 #define BATCH 1000
-#define POSTAGE 63
 #define PEAK_DAY 839e6 /* USPS's peak day, mailpieces */
 #define ROUNDS 5
 
-static char home[4096], adir[4096], url[4200];
-static char brass[2][MK_BOX_ID_LEN + 1];
-
-static void die(const char *what, enum mk_err e, struct mk_kms *k)
-{
-	fprintf(stderr, "bench_verify: %s: %s%s%s\n", what, mk_err_name(e), k != NULL ? ": " : "",
-	        k != NULL ? mk_kms_detail(k) : "");
-	exit(1);
-}
-
-static void check(enum mk_err e, const char *what, struct mk_kms *k)
-{
-	if (e != MK_OK)
-		die(what, e, k);
-}
-
-static struct mk_kms *open_home(void)
-{
-	struct mk_kms_opts o = { home, url, NULL, 0, 1, NULL, 0, NULL }; /* the set-up makes it */
-	struct mk_kms *k = NULL;
-
-	check(mk_kms_open(&o, &k), "mk_kms_open", NULL);
-	return k;
-}
-
-/* ---- set-up -------------------------------------------------------------- */
-
-struct fleet {
-	size_t m, k;              /* meters, indicia each */
-	uint32_t day;
-	struct mk_indicium *inds; /* n = m * k, interleaved */
-};
-
-struct frank_job {
-	struct fleet *f;
-	size_t first, step; /* meters first, first + step, ... */
-};
-
-static void meter_id(size_t i, char id[static MK_METER_ID_MAX + 1])
-{
-	snprintf(id, MK_METER_ID_MAX + 1, "PM100-%06u", (unsigned)(i + 1));
-}
-
-/* Franks with meters first, first + step, ... through a KMS handle of its
- * own, their indicia into place (interleaved). */
-static void *frank_meters(void *arg)
-{
-	struct frank_job *j = arg;
-	struct fleet *f = j->f;
-	struct mk_kms *k = open_home();
-	struct mk_indicium *tmp = calloc(f->k, sizeof(*tmp));
-
-	if (tmp == NULL)
-		die("calloc", MK_ERR_NOMEM, NULL);
-	for (size_t i = j->first; i < f->m; i += j->step) {
-		char mid[MK_METER_ID_MAX + 1];
-		size_t done = 0;
-
-		meter_id(i, mid);
-		check(mk_kms_meter_frank(k, mid, "VE", POSTAGE, "20260", f->day, false, f->k, tmp, &done),
-		      "mk_kms_meter_frank", k);
-		for (size_t p = 0; p < f->k; p++)
-			f->inds[p * f->m + i] = tmp[p];
-	}
-	free(tmp);
-	mk_kms_close(k);
-	return NULL;
-}
-
-/* The home and the archive's directory go on every exit, a failure's
- * included. */
-static void rm_dir(const char *dir)
-{
-	char cmd[4096 + 16];
-
-	if (strstr(dir, "/meterkey-bench-") == NULL || strstr(dir, "XXXXXX") != NULL || strchr(dir, '\'') != NULL)
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_verify: could not remove %s\n", dir);
-}
-
-static void rm_home(void)
-{
-	rm_dir(home);
-	rm_dir(adir);
-}
-
-/* The home (boxes, meters' NVM: set-up only) in memory when /dev/shm is
- * there, as franking writes and fsyncs a meter's NVM per indicium; the
- * archive (the duplicate index, whose writes are measured) in $TMPDIR, else
- * /tmp, on disk. */
-static void make_dirs(void)
-{
-	const char *tmp = getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] != '\0' ? getenv("TMPDIR") : "/tmp";
-
-	snprintf(home, sizeof(home), "%s/meterkey-bench-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : tmp);
-	snprintf(adir, sizeof(adir), "%s/meterkey-bench-XXXXXX", tmp);
-	if (mkdtemp(home) == NULL || mkdtemp(adir) == NULL) {
-		perror("mkdtemp");
-		rm_home();
-		exit(1);
-	}
-	atexit(rm_home);
-	snprintf(url, sizeof(url), "sqlite:%s/archive.db", adir);
-	printf("home %s (set-up only), archive %s\n", home, url);
-	fflush(stdout);
-}
-
-static void setup(struct fleet *f)
-{
-	static const char *const us[] = { "US" }, *const doms[] = { "VE", "USPS" };
-	char id[MK_BOX_ID_LEN + 1];
-	struct frank_job jobs[2] = { { f, 0, 2 }, { f, 1, 2 } };
-	pthread_t t[2];
-	struct mk_kms *k;
-	double t00 = bench_now(), t0 = t00;
-
-	make_dirs();
-	k = open_home();
-	check(mk_kms_init(k, 0, 0, id), "mk_kms_init", k);
-	check(mk_kms_domain_create(k, "VE", us, 1), "domain VE", k);
-	check(mk_kms_domain_create(k, "USPS", us, 1), "domain USPS", k);
-	check(mk_kms_box_init(k, MK_BOX_OAK, doms, 2, 0, 0, id), "Oak", k);
-	check(mk_kms_box_init(k, MK_BOX_STEEL, doms, 2, 0, 0, id), "Steel", k);
-	check(mk_kms_box_init(k, MK_BOX_BRASS, doms, 2, 0, 0, brass[0]), "Brass 1", k);
-	check(mk_kms_box_init(k, MK_BOX_BRASS, doms, 2, 0, 0, brass[1]), "Brass 2", k);
-	fprintf(stderr, "set-up: home, 2 domains, 4 boxes in %.1f s\n", bench_now() - t0);
-	/* one at a time: a Steel box takes key IDs in increasing order only */
-	t0 = bench_now();
-	for (size_t i = 0; i < f->m; i++) {
-		char msn[24], serial[24], mid[MK_METER_ID_MAX + 1];
-		struct mk_key_record rec;
-
-		snprintf(msn, sizeof(msn), "%06u", (unsigned)(i + 1));
-		snprintf(serial, sizeof(serial), "US%08u", (unsigned)(i + 1));
-		check(mk_kms_meter_create(k, "PM100", msn, NULL, mid), "mk_kms_meter_create", k);
-		check(mk_kms_meter_install(k, mid, "VE", "", NULL, &rec), "install VE", k);
-		check(mk_kms_meter_install(k, mid, "USPS", "", NULL, &rec), "install USPS", k);
-		check(mk_kms_meter_register(k, mid, serial, "US", 0), "mk_kms_meter_register", k);
-		check(mk_kms_meter_credit(k, mid, (uint64_t)POSTAGE * f->k), "mk_kms_meter_credit", k);
-	}
-	mk_kms_close(k);
-	fprintf(stderr, "set-up: %zu meters installed, registered, credited in %.1f s\n", f->m, bench_now() - t0);
-	/* two meters at a time: the meters' NVM writes (fsync) take most of it */
-	for (int i = 0; i < 2; i++)
-		if (pthread_create(&t[i], NULL, frank_meters, &jobs[i]) != 0)
-			die("pthread_create", MK_ERR_INTERNAL, NULL);
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
-	fflush(stdout);
-	printf("set-up: %zu meters installed, registered, credited, franked %zu indicia in %.1f s "
-	       "(not measured)\n",
-	       f->m, f->m * f->k, bench_now() - t00);
-}
-
-/* ---- correctness, once, before measuring --------------------------------- */
-
-/* The results the benchmark relies on: franked indicia good in both
- * domains; a changed field, swapped tokens and an unknown device not. */
-static void sanity(struct mk_verifier *v, const struct fleet *f)
-{
-	struct mk_indicium bad[3];
-	struct mk_verify_outcome o[3];
-	static const enum mk_verify_result want[3] = { MK_VR_BAD_TOKEN, MK_VR_BAD_TOKEN,
-		                                       MK_VR_UNKNOWN_DEVICE };
-
-	for (int i = 0; i < 3; i++)
-		bad[i] = f->inds[(size_t)i];
-	bad[0].postage++;
-	memcpy(bad[1].vendor_token, f->inds[0].postal_token, sizeof(bad[1].vendor_token));
-	memcpy(bad[1].postal_token, f->inds[0].vendor_token, sizeof(bad[1].postal_token));
-	snprintf(bad[2].mfg_seq, sizeof(bad[2].mfg_seq), "999999");
-	check(mk_verify_batch(v, bad, 3, o), "mk_verify_batch (sanity)", NULL);
-	for (int i = 0; i < 3; i++)
-		if (o[i].vendor != want[i] || o[i].postal != want[i]) {
-			fprintf(stderr, "bench_verify: sanity case %d: %s/%s, expected %s\n", i,
-			        mk_verify_result_name(o[i].vendor), mk_verify_result_name(o[i].postal),
-			        mk_verify_result_name(want[i]));
-			exit(1);
-		}
-}
+static struct fleet fl;
 
 /* ---- meterkey: the verifier ---------------------------------------------- */
 
@@ -254,13 +69,13 @@ struct vjob {
 static void vjob_open(struct vjob *j, const struct fleet *f, int which, size_t start)
 {
 	memset(j, 0, sizeof(*j));
-	j->k = open_home();
+	j->k = fleet_open(&fl);
 	j->f = f;
 	j->start = start;
-	check(mk_verifier_new(j->k, false, false, &j->v), "mk_verifier_new", j->k);
-	check(mk_verifier_prefer_box(j->v, brass[which]), "mk_verifier_prefer_box", j->k);
+	fleet_check(mk_verifier_new(j->k, false, false, &j->v), "mk_verifier_new", j->k);
+	fleet_check(mk_verifier_prefer_box(j->v, fl.brass[which]), "mk_verifier_prefer_box", j->k);
 	if ((j->out = calloc(BATCH, sizeof(*j->out))) == NULL)
-		die("calloc", MK_ERR_NOMEM, NULL);
+		fleet_die("calloc", MK_ERR_NOMEM, NULL);
 }
 
 static void vjob_close(struct vjob *j)
@@ -275,7 +90,7 @@ static void verify_one_batch(struct vjob *j, size_t *posp)
 {
 	size_t n = j->f->m * j->f->k, b = n - *posp < BATCH ? n - *posp : BATCH;
 
-	check(mk_verify_batch(j->v, j->f->inds + *posp, b, j->out), "mk_verify_batch", j->k);
+	fleet_check(mk_verify_batch(j->v, j->f->inds + *posp, b, j->out), "mk_verify_batch", j->k);
 	for (size_t i = 0; i < b; i++)
 		if (j->out[i].result != MK_VR_GOOD) {
 			fprintf(stderr, "bench_verify: indicium %zu: %s/%s\n", *posp + i,
@@ -329,7 +144,7 @@ static double run_threads(struct vjob *j, int nthreads, double secs)
 		j[i].secs = secs;
 		j[i].barrier = nthreads > 1 ? &bar : NULL;
 		if (pthread_create(&t[i], NULL, verify_run, &j[i]) != 0)
-			die("pthread_create", MK_ERR_INTERNAL, NULL);
+			fleet_die("pthread_create", MK_ERR_INTERNAL, NULL);
 	}
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(t[i], NULL);
@@ -368,7 +183,7 @@ static void *raw_run(void *arg)
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, (char *)"AES-128-CBC", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if (ctx == NULL || EVP_MAC_init(ctx, raw_key, sizeof(raw_key), params) != 1)
-		die("EVP_MAC_init", MK_ERR_CRYPTO, NULL);
+		fleet_die("EVP_MAC_init", MK_ERR_CRYPTO, NULL);
 	memcpy(msg, j->msg, j->len);
 	if (j->barrier != NULL)
 		pthread_barrier_wait(j->barrier);
@@ -378,7 +193,7 @@ static void *raw_run(void *arg)
 			msg[j->len - 1] = (uint8_t)n; /* each message differs from the last */
 			if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(ctx, msg, j->len) != 1 ||
 			    EVP_MAC_final(ctx, full, &len, sizeof(full)) != 1)
-				die("raw CMAC", MK_ERR_CRYPTO, NULL);
+				fleet_die("raw CMAC", MK_ERR_CRYPTO, NULL);
 			good += CRYPTO_memcmp(full, j->tag, sizeof(j->tag)) == 0;
 		}
 	} while ((t = bench_now() - t0) < j->secs);
@@ -404,7 +219,7 @@ static double raw_threads(const uint8_t *msg, size_t len, int nthreads, double s
 		j[i].secs = secs;
 		j[i].barrier = nthreads > 1 ? &bar : NULL;
 		if (pthread_create(&t[i], NULL, raw_run, &j[i]) != 0)
-			die("pthread_create", MK_ERR_INTERNAL, NULL);
+			fleet_die("pthread_create", MK_ERR_INTERNAL, NULL);
 	}
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(t[i], NULL);
@@ -421,14 +236,14 @@ static double raw_threads(const uint8_t *msg, size_t len, int nthreads, double s
  * duplicate in both). Indicia/s of each pass. */
 static void run_duplicates(const struct fleet *f, size_t nd)
 {
-	struct mk_kms *k = open_home();
+	struct mk_kms *k = fleet_open(f);
 	struct mk_verifier *v = NULL;
 	struct mk_verify_outcome *out = calloc(BATCH, sizeof(*out));
 	double rate[2];
 
 	if (out == NULL)
-		die("calloc", MK_ERR_NOMEM, NULL);
-	check(mk_verifier_new(k, false, true, &v), "mk_verifier_new", k);
+		fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	fleet_check(mk_verifier_new(k, false, true, &v), "mk_verifier_new", k);
 	for (int pass = 0; pass < 2; pass++) {
 		enum mk_verify_result want = pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE;
 		double t0 = bench_now();
@@ -436,7 +251,7 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		for (size_t pos = 0; pos < nd; pos += BATCH) {
 			size_t b = nd - pos < BATCH ? nd - pos : BATCH;
 
-			check(mk_verify_batch(v, f->inds + pos, b, out), "mk_verify_batch (duplicates)", k);
+			fleet_check(mk_verify_batch(v, f->inds + pos, b, out), "mk_verify_batch (duplicates)", k);
 			for (size_t i = 0; i < b; i++)
 				if (out[i].vendor != want || out[i].postal != want) {
 					fprintf(stderr, "bench_verify: duplicates pass %d, indicium %zu: %s/%s\n", pass,
@@ -476,7 +291,6 @@ int main(int argc, char **argv)
 	size_t m = argc > 3 ? strtoull(argv[3], NULL, 10) : 200;
 	size_t nd = argc > 4 ? strtoull(argv[4], NULL, 10) : 2000;
 	double ours1 = 0, ours2 = 0, raw1 = 0, raw2 = 0, cold;
-	struct fleet f;
 	struct vjob j[2];
 	struct mk_buf *data;
 
@@ -485,23 +299,23 @@ int main(int argc, char **argv)
 		                "[M meters, default 200] [ND with duplicates, default 2000, at most N]\n");
 		return 2;
 	}
-	check(mk_selftest_run(), "mk_selftest_run", NULL);
-	f.m = m;
-	f.k = n / m;
-	f.day = mk_indicium_day((int64_t)time(NULL));
-	if ((f.inds = calloc(f.m * f.k, sizeof(*f.inds))) == NULL)
-		die("calloc", MK_ERR_NOMEM, NULL);
-	n = f.m * f.k;
-	setup(&f);
+	fleet_check(mk_selftest_run(), "mk_selftest_run", NULL);
+	fl.m = m;
+	fl.k = n / m;
+	fl.day = mk_indicium_day((int64_t)time(NULL));
+	n = fl.m * fl.k;
+	fleet_prog = "bench_verify";
+	fleet_temp_dirs(&fl);
+	fleet_setup(&fl);
 
 	/* the message a token covers, as the box computes it */
 	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL)
-		die("mk_buf_new", MK_ERR_NOMEM, NULL);
-	check(mk_indicium_encode_data(&f.inds[0], data), "mk_indicium_encode_data", NULL);
+		fleet_die("mk_buf_new", MK_ERR_NOMEM, NULL);
+	fleet_check(mk_indicium_encode_data(&fl.inds[0], data), "mk_indicium_encode_data", NULL);
 
-	vjob_open(&j[0], &f, 0, 0);
-	vjob_open(&j[1], &f, 1, n / 2);
-	sanity(j[0].v, &f);
+	vjob_open(&j[0], &fl, 0, 0);
+	vjob_open(&j[1], &fl, 1, n / 2);
+	fleet_sanity(j[0].v, &fl);
 	cold = verify_cold(&j[0]);
 	(void)verify_cold(&j[1]); /* opens the second Brass box, fills its cache */
 
@@ -518,7 +332,7 @@ int main(int argc, char **argv)
 	printf("verification through mk_verify_batch (Brass, duplicates off), batches of %d, %zu indicia of "
 	       "%zu meters,\nboth tokens %u bytes over a %zu-byte message; raw: AES-128-CMAC (EVP_MAC, key set "
 	       "once) on %zu bytes (best of %d)\n",
-	       BATCH, n, m, f.inds[0].vendor_token_len, mk_buf_len(data), mk_buf_len(data), ROUNDS);
+	       BATCH, n, m, fl.inds[0].vendor_token_len, mk_buf_len(data), mk_buf_len(data), ROUNDS);
 	printf("  first pass, cold (lookups, record checks, key unwrap): %.0f indicia/s\n", cold);
 	bench_report("1 thread: domain verifications", "tok", 2 * ours1, raw1);
 	bench_report("2 threads: domain verifications", "tok", 2 * ours2, raw2);
@@ -531,7 +345,7 @@ int main(int argc, char **argv)
 	mk_buf_free(data);
 
 	if (nd > 0)
-		run_duplicates(&f, nd);
-	free(f.inds);
+		run_duplicates(&fl, nd);
+	free(fl.inds);
 	return 0;
 }

@@ -87,6 +87,11 @@ struct mk_verify_outcome {
 MK_WUR enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp);
 void mk_verifier_free(struct mk_verifier *v);
 
+/* Whether v notes the good indicia of its next batches as sightings (the
+ * duplicates of mk_verifier_new), for a caller that keeps one verifier,
+ * with its caches, across requests that ask either way (meterkeyd). */
+void mk_verifier_set_duplicates(struct mk_verifier *v, bool duplicates);
+
 /*
  * Names the box (box_id, of the verifier's kind: Brass, or Tin) to use for
  * every domain it serves, instead of the first box of the home serving the

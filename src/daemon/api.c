@@ -189,10 +189,12 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 		snprintf(msg, sizeof(msg), "the batch was not verified: %s", mk_strerror(e));
 		goto refuse;
 	}
-	if ((e = mk_verifier_new(s->kms, tin, dup, &v)) != MK_OK || (e = verify_items(s, v, tin, items, &out, &good)) != MK_OK)
+	/* the service's verifier, kept with its caches (verifiers.c) */
+	if ((e = svc_verifier_get(s, tin, dup, &v)) != MK_OK || (e = verify_items(s, v, tin, items, &out, &good)) != MK_OK) {
+		svc_verifier_done(s, 0);
 		goto fail;
-	mk_verifier_free(v);
-	v = NULL;
+	}
+	svc_verifier_done(s, 1);
 	/* and its outcome, before it is answered */
 	if ((e = svc_audit(s, json_pack("{s:I,s:s,s:I,s:I}", "id", (json_int_t)id, "phase", "answer", "good",
 	                                (json_int_t)good, "count", (json_int_t)count))) != MK_OK) {
@@ -230,7 +232,6 @@ fail:
 	snprintf(msg, sizeof(msg), "%s", mk_kms_detail(s->kms)[0] != '\0' ? mk_kms_detail(s->kms) : mk_strerror(e));
 	(void)svc_audit(s, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "phase", "failed", "error", mk_err_name(e)));
 refuse:
-	mk_verifier_free(v);
 	json_decref(out);
 	json_decref(items);
 	svc_answer_error(s, c, e, msg);

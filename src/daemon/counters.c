@@ -3,7 +3,7 @@
  * serving thread, written in Prometheus's text exposition format
  * (version 0.0.4): requests by call and status, verification results
  * overall and per domain role, batch sizes and batch latency as
- * histograms, audit failures.
+ * histograms, audit failures, verifiers made.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +167,12 @@ enum mk_err svc_metrics_text(struct svc *s, char **textp, size_t *lenp)
 	        (unsigned long long)s->audit_failures);
 	if (s->conns != NULL)
 		svc_conns_metrics(s, f);
+	fprintf(f,
+	        "# HELP meterkey_verifiers_made_total Verifiers made, each with cold caches: the first batch's, and one "
+	        "after each drop of the kept one (idle, age, a failed batch, a change of state).\n"
+	        "# TYPE meterkey_verifiers_made_total counter\n"
+	        "meterkey_verifiers_made_total %llu\n",
+	        (unsigned long long)s->verifiers_made);
 	if (fclose(f) != 0 || text == NULL) {
 		free(text);
 		return MK_ERR_NOMEM;

@@ -49,6 +49,9 @@ struct svc {
 	char client[MK_CERT_CN_MAX + 1]; /* the request's client's name (the log), "": none known */
 	int64_t started;     /* when it started serving (unix time) */
 	struct svc_ring ring; /* the last hour's verification results (status.c) */
+	struct svc_verifiers *verifiers; /* verifiers.c: kept across batches */
+	unsigned cache_idle_ms; /* how long they outlive the last batch (0: not at all) */
+	uint64_t verifiers_made; /* each starts with cold caches (the metrics) */
 };
 
 /* The client of a request, from its certificate, and the request's
@@ -82,6 +85,21 @@ void svc_metrics_free(struct svc *s);
 void svc_count_request(struct svc *s, int route, int status);
 void svc_count_verify(struct svc *s, const struct mk_verify_outcome *o);
 void svc_count_batch(struct svc *s, size_t items, double seconds);
+
+/* verifiers.c: the verifier of a batch, central or (tin) distributed,
+ * noting sightings or not (dup), kept across batches with its boxes open
+ * and its caches (owned by s: never freed by the caller); MK_OK and *vp,
+ * or the failure to make one. svc_verifier_done after the batch: ok 0 (it
+ * failed) drops it. svc_state_changed drops every kept verifier (boxes
+ * closed, caches wiped): a call that changes the archive or opens a box of
+ * the home calls it before it acts (a box in this process is open in one
+ * session at a time). svc_verifiers_free at exit, before s->base and
+ * s->kms go. What a kept verifier may serve stale, and for how long:
+ * verifiers.c and docs/internals/service.md. */
+enum mk_err svc_verifier_get(struct svc *s, int tin, int dup, struct mk_verifier **vp);
+void svc_verifier_done(struct svc *s, int ok);
+void svc_state_changed(struct svc *s);
+void svc_verifiers_free(struct svc *s);
 
 /* http.c: makes s->base's HTTPS server on 127.0.0.1:port (0: any) with
  * the server's certificate and key files and the trusted root file

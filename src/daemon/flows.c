@@ -86,6 +86,9 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 			goto out;
 		if (audit_request(s, r, who, c, id, digest) != MK_OK)
 			goto out;
+		/* the kept verifiers let go (their boxes closed, caches dropped)
+		 * before the state changes under them */
+		svc_state_changed(s);
 	}
 	e = mk_call_run(c, &x, req, &ans, why, sizeof(why));
 	/* and its outcome, before it is answered */

@@ -128,6 +128,12 @@ void mk_verifier_free(struct mk_verifier *v)
 	free(v);
 }
 
+void mk_verifier_set_duplicates(struct mk_verifier *v, bool duplicates)
+{
+	if (v != NULL)
+		v->duplicates = duplicates;
+}
+
 enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box_id)
 {
 	if (v == NULL || box_id == NULL || !mk_box_id_valid(box_id) ||

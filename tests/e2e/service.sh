@@ -121,6 +121,21 @@ for c in "" "--cert $S/old.pem --key $S/old.key" "--cert $T/other.pem --key $T/o
     [ "$code" = 000 ] || { echo "FAIL: '${c:-no certificate}' got an HTTP answer ($code)"; fails=$((fails+1)); }
   fi
 done
+# a client offering its first connection's TLS session on the next (curl
+# with two URLs, no keep-alive): a full handshake, served (OpenSSL
+# answered it with an internal error alert while no session context was
+# set); TLS 1.2 alike
+for v in "" "--tls-max 1.2"; do
+  codes=$(curl -s $v -w '%{http_code} ' --cacert "$S/ca.pem" --cert "$S/scan1.pem" --key "$S/scan1.key" \
+    -H 'Connection: close' -o /dev/null "https://localhost:$PORT/v1/health" -o /dev/null "https://localhost:$PORT/v1/health")
+  [ "$codes" = "200 200 " ] || { echo "FAIL: a resumed TLS session ${v:+($v) }got '$codes'"; fails=$((fails+1)); }
+done
+# requests on one kept-alive connection are not held by Nagle's algorithm
+# waiting for the client's delayed ACK (40 ms each): the median of 9 well
+# under it
+times=$(curl -s -w '%{time_total}\n' --cacert "$S/ca.pem" --cert "$S/scan1.pem" --key "$S/scan1.key" \
+  $(for _ in $(seq 10); do printf -- '-o /dev/null https://localhost:%s/v1/health ' "$PORT"; done) | tail -n 9 | sort -n | sed -n 5p)
+awk -v t="$times" 'BEGIN { exit !(t < 0.030) }' || { echo "FAIL: a kept-alive request takes $times s (Nagle?)"; fails=$((fails+1)); }
 # an Idempotency-Key: the retry gets the first answer, byte for byte, and
 # acts once (not "duplicate"); the key with another body 422; keys are
 # per client

@@ -1021,7 +1021,8 @@ static void verify_in_child(const struct mk_indicium *ind, enum mk_verify_result
  * archive. A piece the child sees first is good there and duplicate in the
  * parent. Duplicates off: good every time, and not recorded (a later
  * verifier with duplicates on still sees it first). The other pieces of the
- * same meter are not duplicates of it (piece counts differ). */
+ * same meter are not duplicates of it (piece counts differ). One verifier
+ * switched off and on again (mk_verifier_set_duplicates) acts as each. */
 static void test_duplicates(void **state)
 {
 	struct mk_indicium ind[4];
@@ -1060,6 +1061,17 @@ static void test_duplicates(void **state)
 		expect(&o[0], VR_GOOD, VR_GOOD);
 		expect(&o[1], VR_DUP, VR_DUP);
 	}
+	/* the same verifier switched (meterkeyd keeps one across requests):
+	 * off, good though seen, and a new piece not noted (ind[3], below);
+	 * on again, a duplicate */
+	mk_verifier_set_duplicates(v, false);
+	assert_rc(mk_verify_batch(v, &ind[0], 1, o), MK_OK);
+	expect(o, VR_GOOD, VR_GOOD);
+	assert_rc(mk_verify_batch(v, &ind[3], 1, o), MK_OK);
+	expect(o, VR_GOOD, VR_GOOD);
+	mk_verifier_set_duplicates(v, true);
+	assert_rc(mk_verify_batch(v, &ind[0], 1, o), MK_OK);
+	expect(o, VR_DUP, VR_DUP);
 	mk_verifier_free(v);
 	/* a forged piece is not recorded: the genuine one is still new */
 	{
