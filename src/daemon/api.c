@@ -108,25 +108,70 @@ static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o, i
 
 /* The items verified as `meterkey verify` does its lines (mk_verify_lines),
  * each answered with its reference. */
+/* An item's line: its text, or the text of its binary form or of its
+ * DataMatrix symbol (base64 both) into buf; NULL with *why when neither
+ * decodes (the item is then malformed, not the request). */
+static const char *item_line(json_t *it, char buf[static MK_INDICIUM_TEXT_MAX], const char **why)
+{
+	const char *txt = json_string_value(json_object_get(it, "text"));
+	const char *bin = json_string_value(json_object_get(it, "binary"));
+	uint8_t *raw = NULL;
+	size_t n;
+	struct mk_indicium ind;
+	enum mk_err e;
+
+	if (txt != NULL)
+		return txt;
+	if (svc_base64_decode(bin != NULL ? bin : json_string_value(json_object_get(it, "png")), &raw, &n) != MK_OK) {
+		*why = "not base64";
+		return NULL;
+	}
+	if (bin != NULL)
+		e = mk_indicium_decode(raw, n, &ind) == MK_OK ? mk_indicium_text_encode(&ind, buf) : MK_ERR_INDICIUM_FORMAT;
+	else
+		e = mk_indicium_png_decode(raw, n, buf);
+	free(raw);
+	if (e != MK_OK)
+		*why = bin != NULL ? "its binary form does not decode (docs/indicium.md, section 2)"
+		                   : "no DataMatrix symbol of an indicium in the PNG";
+	return e == MK_OK ? buf : NULL;
+}
+
+/* The items verified as `meterkey verify` does its lines (mk_verify_lines),
+ * each answered with its reference; an item whose binary form or PNG does
+ * not decode is malformed, with why. */
 static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, int tin, json_t *items, json_t **outp,
                                 size_t *goodp)
 {
-	size_t n = json_array_size(items);
+	size_t n = json_array_size(items), m = 0;
 	const char **lines = calloc(n, sizeof(*lines));
-	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs));
+	char (*bufs)[MK_INDICIUM_TEXT_MAX] = calloc(n, sizeof(*bufs));
+	size_t *at = calloc(n, sizeof(*at));
+	struct mk_verify_outcome *outs = calloc(n, sizeof(*outs)), *got = calloc(n, sizeof(*got));
 	json_t *out = json_array();
 	enum mk_err e = MK_OK;
 
 	*goodp = 0;
 	*outp = NULL;
-	if (lines == NULL || outs == NULL || out == NULL) {
+	if (lines == NULL || bufs == NULL || at == NULL || outs == NULL || got == NULL || out == NULL) {
 		e = MK_ERR_NOMEM;
 		goto done;
 	}
-	for (size_t i = 0; i < n; i++)
-		lines[i] = json_string_value(json_object_get(json_array_get(items, i), "text"));
-	if ((e = mk_verify_lines(v, lines, n, outs)) != MK_OK)
+	for (size_t i = 0; i < n; i++) {
+		const char *why = NULL, *line = item_line(json_array_get(items, i), bufs[i], &why);
+
+		if (line == NULL) {
+			outs[i].result = outs[i].vendor = outs[i].postal = MK_VR_MALFORMED;
+			outs[i].why = why;
+			continue;
+		}
+		at[m] = i;
+		lines[m++] = line;
+	}
+	if (m > 0 && (e = mk_verify_lines(v, lines, m, got)) != MK_OK)
 		goto done;
+	for (size_t j = 0; j < m; j++)
+		outs[at[j]] = got[j];
 	for (size_t i = 0; i < n; i++) {
 		*goodp += outs[i].result == MK_VR_GOOD;
 		svc_count_verify(s, &outs[i]);
@@ -138,7 +183,10 @@ static enum mk_err verify_items(struct svc *s, struct mk_verifier *v, int tin, j
 done:
 	json_decref(out);
 	free(lines);
+	free(bufs);
+	free(at);
 	free(outs);
+	free(got);
 	return e;
 }
 

@@ -127,10 +127,15 @@ void svc_answer_html(struct svc *s, struct evhttp_request *r, int status, const 
 void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed);
 
 /* request.c: a POST /v1/verify body (n bytes) decoded: MK_OK with *itemsp
- * (a new reference to the items, each an object of a string text and an
- * optional string reference, 1 to max_items of them) and the flags
+ * (a new reference to the items, each an object of one of a string text,
+ * a binary (the indicium's binary form, base64) or a png (a DataMatrix
+ * symbol's PNG, base64) and an optional string reference, 1 to max_items
+ * of them) and the flags
  * (duplicates default 1, tin default 0); else MK_ERR_SVC_REQUEST (not
  * that JSON) or MK_ERR_SVC_TOO_LARGE (too many items), why in why. */
+/* request.c: standard base64 (RFC 4648, padded, no blank) to its bytes
+ * (*outp malloc'd, *np long): MK_OK, else MK_ERR_INVALID_ARG. */
+enum mk_err svc_base64_decode(const char *s, uint8_t **outp, size_t *np);
 enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
                               char *why, size_t cap);
 

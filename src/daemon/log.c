@@ -21,7 +21,7 @@ void svc_log(const char *level, const char *msg, json_t *fields)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(t + 19, sizeof(t) - 19, ".%03ldZ", now.tv_nsec / 1000000);
+	snprintf(t + 19, sizeof(t) - 19, ".%03dZ", (int)(now.tv_nsec / 1000000) % 1000);
 	if (o == NULL || json_object_set_new(o, "time", json_string(t)) != 0 ||
 	    json_object_set_new(o, "level", json_string(level)) != 0 || json_object_set_new(o, "msg", json_string(msg)) != 0 ||
 	    (fields != NULL && json_object_update(o, fields) != 0) || (line = json_dumps(o, JSON_COMPACT)) == NULL) {

@@ -5,12 +5,14 @@
  * drives them.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
 #include <event2/http.h>
+#include <openssl/evp.h>
 #include <event2/keyvalq_struct.h>
 
 #include "daemon.h"
@@ -32,11 +34,37 @@ static int only(json_t *o, const char *const *names, size_t n)
 	return 1;
 }
 
+enum mk_err svc_base64_decode(const char *s, uint8_t **outp, size_t *np)
+{
+	size_t len = strlen(s), pad = 0;
+	uint8_t *out;
+	int n;
+
+	*outp = NULL;
+	*np = 0;
+	/* whole groups of four of the standard alphabet, '=' only at the end */
+	if (len == 0 || len % 4 != 0 || len > INT_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                                                         "0123456789+/") < len - 2)
+		return MK_ERR_INVALID_ARG;
+	pad = s[len - 1] == '=' ? (s[len - 2] == '=' ? 2 : 1) : 0;
+	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != len - pad)
+		return MK_ERR_INVALID_ARG;
+	if ((out = malloc(len / 4 * 3 + 1)) == NULL)
+		return MK_ERR_NOMEM;
+	if ((n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len)) < 0 || (size_t)n < pad) {
+		free(out);
+		return MK_ERR_INVALID_ARG;
+	}
+	*outp = out;
+	*np = (size_t)n - pad;
+	return MK_OK;
+}
+
 enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
                               char *why, size_t cap)
 {
 	static const char *const top[] = { "items", "duplicates", "tin" };
-	static const char *const fields[] = { "reference", "text" };
+	static const char *const fields[] = { "reference", "text", "binary", "png" };
 	json_error_t jerr;
 	json_t *in = json_loadb(body, n, JSON_REJECT_DUPLICATES, &jerr), *items, *d, *t;
 	size_t count;
@@ -65,11 +93,22 @@ enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json
 	for (size_t i = 0; i < count; i++) {
 		json_t *it = json_array_get(items, i), *ref = json_object_get(it, "reference");
 
-		if (!json_is_object(it) || !only(it, fields, MK_ARRAY_LEN(fields)) ||
-		    !json_is_string(json_object_get(it, "text")) || (ref != NULL && !json_is_string(ref))) {
-			snprintf(why, cap, "item %zu: expected {\"reference\":STRING,\"text\":STRING}", i);
+		json_t *txt = json_object_get(it, "text"), *bin = json_object_get(it, "binary"), *png = json_object_get(it, "png");
+		uint8_t *raw = NULL;
+		size_t rawn;
+
+		if (!json_is_object(it) || !only(it, fields, MK_ARRAY_LEN(fields)) || (ref != NULL && !json_is_string(ref)) ||
+		    (txt != NULL) + (bin != NULL) + (png != NULL) != 1 || !json_is_string(txt != NULL ? txt : bin != NULL ? bin : png)) {
+			snprintf(why, cap, "item %zu: expected {\"reference\":STRING} with one of \"text\":STRING, "
+			                   "\"binary\":BASE64 or \"png\":BASE64", i);
 			goto out;
 		}
+		if (txt == NULL && svc_base64_decode(json_string_value(bin != NULL ? bin : png), &raw, &rawn) != MK_OK) {
+			snprintf(why, cap, "item %zu: its %s is not base64 (RFC 4648, with its padding)", i,
+			         bin != NULL ? "binary" : "png");
+			goto out;
+		}
+		free(raw);
 	}
 	*dup = d == NULL || json_is_true(d);
 	*tin = t != NULL && json_is_true(t);

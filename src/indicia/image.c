@@ -300,20 +300,26 @@ out:
 	return r;
 }
 
-enum mk_err mk_indicium_png_read(const char *path, char line[static MK_INDICIUM_TEXT_MAX])
+/* The PNG's bytes in p[0..n) (path NULL), or the file at path: the first
+ * symbol that decodes to a line, into line. */
+static enum mk_err png_read(const char *path, const uint8_t *p, size_t n, char line[static MK_INDICIUM_TEXT_MAX])
 {
 	enum mk_err r = MK_ERR_INTERNAL;
 	struct png_in in = { 0 };
 	enum mk_err e;
 
-	if (path == NULL)
-		return MK_ERR_INVALID_ARG;
 	line[0] = '\0';
-	if ((in.src = mk_buf_new(IMG_FILE_MAX + 1)) == NULL) {
+	if (path == NULL && n > IMG_FILE_MAX)
+		return MK_ERR_INDICIUM_IMAGE;
+	if ((in.src = mk_buf_new(path != NULL ? IMG_FILE_MAX + 1 : n + 1)) == NULL) {
 		r = MK_ERR_NOMEM;
 		goto out;
 	}
-	if ((e = mk_file_read(path, IMG_FILE_MAX, in.src)) != MK_OK) {
+	if (path == NULL && mk_buf_put_bytes(in.src, p, n) != MK_OK) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	if (path != NULL && (e = mk_file_read(path, IMG_FILE_MAX, in.src)) != MK_OK) {
 		r = e == MK_ERR_BUF_FULL ? MK_ERR_INDICIUM_IMAGE : e == MK_ERR_NOMEM ? e : MK_ERR_IO;
 		goto out;
 	}
@@ -333,4 +339,18 @@ out:
 	free(in.rows);
 	mk_buf_free(in.src);
 	return r;
+}
+
+enum mk_err mk_indicium_png_read(const char *path, char line[static MK_INDICIUM_TEXT_MAX])
+{
+	if (path == NULL)
+		return MK_ERR_INVALID_ARG;
+	return png_read(path, NULL, 0, line);
+}
+
+enum mk_err mk_indicium_png_decode(const uint8_t *p, size_t n, char line[static MK_INDICIUM_TEXT_MAX])
+{
+	if (p == NULL && n != 0)
+		return MK_ERR_INVALID_ARG;
+	return png_read(NULL, p != NULL ? p : (const uint8_t *)"", n, line);
 }

@@ -161,6 +161,26 @@ printf '%s\n' "${L[@]}" >"$T/file"
 same scan1 verify --file "$T/file" --no-duplicates
 same scan1 verify --file "$T/nofile" --no-duplicates
 
+# the other forms of an indicium: its binary form and its DataMatrix PNG,
+# base64 (the binary: indicium-1 of docs/indicium.md, a device of no home)
+bin=$(awk '/<!-- vector: indicium-1-binary -->/ { v = 1; next } v && /^```$/ { if (++f == 2) exit; next } v' \
+  "$(dirname "$0")/../../docs/indicium.md" | tr -d ' \n' | perl -pe 's/([0-9a-f]{2})/chr hex $1/gie' | base64 -w0)
+[ ${#bin} = 112 ] || { echo "FAIL: the binary vector was not read (${#bin} base64 characters)"; fails=$((fails+1)); }
+mk 0 meter frank --meter PM100-000002 --postage 55 --origin 20500 --png "$T/p.png"
+png=$(base64 -w0 "$T/p.png")
+call scan1 POST /v1/verify "{\"items\":[{\"reference\":\"b\",\"binary\":\"$bin\"},{\"reference\":\"p\",\"png\":\"$png\"},{\"reference\":\"g\",\"binary\":\"aGVsbG8=\"},{\"reference\":\"h\",\"png\":\"aGVsbG8=\"}],\"duplicates\":false}"
+want 207 "binary and png items"
+jq -e '.results[0] | .result == "unknown_device" and .device == "PC7-MSN000017" and .reference == "b"' "$T/out" >/dev/null ||
+  { echo "FAIL: the binary form was not read"; cat "$T/out"; fails=$((fails+1)); }
+jq -e '.results[1] | .result == "good" and .device == "PM100-000002" and .piece_count == 3' "$T/out" >/dev/null ||
+  { echo "FAIL: the PNG was not read"; cat "$T/out"; fails=$((fails+1)); }
+jq -e '.results[2].result == "malformed" and (.results[2].why | test("binary form")) and
+       .results[3].result == "malformed" and (.results[3].why | test("DataMatrix"))' "$T/out" >/dev/null ||
+  { echo "FAIL: undecodable binary or png not malformed with why"; cat "$T/out"; fails=$((fails+1)); }
+for it in '{"binary":"@@@@"}' '{"png":"QQ="}' '{"text":"x","png":"QQ=="}' '{"binary":7}' '{}'; do
+  call scan1 POST /v1/verify "{\"items\":[$it]}"; want 400 "item $it"
+done
+
 # ---- the post retires a meter ----
 as dc1 meter retire --meter PM100-000003; rc 0 "retire --server"
 grep_out '^meter PM100-000003 retired: its keys are OBSOLETE$' "$T/out"

@@ -1,7 +1,8 @@
 /*
  * meterkeyd's request decoders (src/daemon/request.c) on any bytes: never
  * a crash; an accepted POST /v1/verify body has 1 to the limit items,
- * each with a string text and at most a string reference, and the same
+ * each with one of a string text, binary or png (the last two base64
+ * that decodes) and at most a string reference, and the same
  * JSON written again decodes to the same. An input whose first byte is
  * 'C' goes to the decoder of the calls (svc_call_decode) instead: its
  * second byte picks the call, the rest is its query (a call that reads)
@@ -82,9 +83,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < json_array_size(items); i++) {
 		json_t *it = json_array_get(items, i), *ref = json_object_get(it, "reference");
 
-		if (!json_is_string(json_object_get(it, "text")) || (ref != NULL && !json_is_string(ref)) ||
+		json_t *txt = json_object_get(it, "text"), *bin = json_object_get(it, "binary"), *png = json_object_get(it, "png");
+
+		if ((txt != NULL) + (bin != NULL) + (png != NULL) != 1 ||
+		    !json_is_string(txt != NULL ? txt : bin != NULL ? bin : png) || (ref != NULL && !json_is_string(ref)) ||
 		    json_object_size(it) > 2)
 			abort();
+		if (txt == NULL) { /* accepted base64 decodes */
+			uint8_t *raw = NULL;
+			size_t rawn;
+
+			if (svc_base64_decode(json_string_value(bin != NULL ? bin : png), &raw, &rawn) != MK_OK)
+				abort();
+			free(raw);
+		}
 	}
 	/* written again and read back: the same items and flags */
 	whole = json_pack("{s:O,s:b,s:b}", "items", items, "duplicates", dup, "tin", tin);
