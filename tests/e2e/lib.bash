@@ -87,3 +87,18 @@ boxes_back_in_process() {
   done
   unset METERKEY_BOXES
 }
+
+# meterkeyd_start MKD DIR ARGS... : meterkeyd with the server's certificate
+# of DIR (meterkey service cert --role server --name localhost --out DIR)
+# on a free port, and ARGS; its log in $T/d.err, its process in $DPID, its
+# port in $PORT. A service that does not start ends the test.
+meterkeyd_start() {
+  local mkd=$1 dir=$2
+  shift 2
+  "$mkd" --cert "$dir/localhost.pem" --key "$dir/localhost.key" --port 0 "$@" 2>"$T/d.err" &
+  DPID=$!
+  BOX_PIDS+=("$DPID")
+  for _ in $(seq 100); do grep -q '"msg":"listening"' "$T/d.err" && break; sleep 0.1; done
+  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
+  [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
+}

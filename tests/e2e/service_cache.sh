@@ -44,12 +44,7 @@ for r in "server localhost" "verifier scan1" "auditor aud1"; do
 done
 
 start() {
-  "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 0 "$@" 2>"$T/d.err" &
-  DPID=$!
-  BOX_PIDS+=("$DPID")
-  for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
-  [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; fails=$((fails+1)); }
+  meterkeyd_start "$MKD" "$S" "$@"
 }
 # verify LINE WANT : one indicium (duplicates on), its result
 verify() {

@@ -46,12 +46,7 @@ if [ "${FLEET_PG:-}" != 1 ]; then
 fi
 
 start() { # ARGS... : meterkeyd on a free port, $PORT
-  "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 0 "${ARCH[@]}" "${BOXES[@]}" "$@" 2>"$T/d.err" &
-  DPID=$!
-  BOX_PIDS+=("$DPID")
-  for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
-  [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
+  meterkeyd_start "$MKD" "$S" "${ARCH[@]}" "${BOXES[@]}" "$@"
 }
 stop() { kill "$DPID"; wait "$DPID" 2>/dev/null; }
 call() { # NAME METHOD PATH [BODY] [IDEMPOTENCY-KEY] : status in $CODE, body in $T/out, headers in $T/hdr

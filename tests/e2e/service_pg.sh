@@ -33,12 +33,7 @@ for r in "server localhost" "verifier scan1" "auditor aud1"; do
   mk 0 service cert --role "$1" --name "$2" --out "$S"
 done
 
-"$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 0 --archive "$URL" 2>"$T/d.err" &
-DPID=$!
-BOX_PIDS+=("$DPID")
-for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
-[ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
+meterkeyd_start "$MKD" "$S" --archive "$URL"
 call() { # NAME METHOD PATH [BODY] [IDEMPOTENCY-KEY]
   CODE=$(curl -s -o "$T/out" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/$1.pem" --key "$S/$1.key" \
     -X "$2" ${4:+--data-binary "$4"} ${5:+-H "Idempotency-Key: $5"} "https://localhost:$PORT$3")

@@ -37,12 +37,7 @@ chmod 600 "$T/aud1-both.pem"
 
 # start(ARGS...) : meterkeyd on a free port, its port in $PORT
 start() {
-  "$MKD" --cert "$S/localhost.pem" --key "$S/localhost.key" --port 0 "$@" 2>"$T/d.err" &
-  DPID=$!
-  BOX_PIDS+=("$DPID")
-  for _ in $(seq 100); do grep -q listening "$T/d.err" && break; sleep 0.1; done
-  PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
-  [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
+  meterkeyd_start "$MKD" "$S" "$@"
 }
 # call NAME METHOD PATH [BODY-FILE] : as client NAME, status in $CODE, body in $T/out
 call() {
