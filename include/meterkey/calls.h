@@ -113,6 +113,12 @@ void mk_call_box_text(const json_t *ans, FILE *f);
  * out (cap at least 4). Returns out. */
 const char *mk_call_shown(const char *s, char *out, size_t cap);
 
+/* Standard base64 (RFC 4648, padded, no blank) to its bytes (*outp
+ * malloc'd, *np long): MK_OK, else MK_ERR_INVALID_ARG (MK_ERR_NOMEM).
+ * And bytes to it (malloc'd, NUL-ended; NULL when out of memory). */
+enum mk_err mk_base64_decode(const char *s, uint8_t **outp, size_t *np);
+char *mk_base64_encode(const uint8_t *p, size_t n);
+
 /* The value rules the fields keep (also the CLI's options'). */
 int mk_rule_meter(const char *s);   /* PM100-000001: a label, '-', a label */
 int mk_rule_label(const char *s);   /* 1 to 32 letters and digits */

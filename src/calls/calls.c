@@ -50,6 +50,9 @@ static const struct mk_field f_distribute[] = { STR("domain", 1, mk_rule_domain,
 	                                        STR("meter", 0, mk_rule_meter, w_meter), END };
 static const struct mk_field f_history[] = { STR("domain", 1, mk_rule_domain, w_domain), INT("key", 1), END };
 static const struct mk_field f_domain[] = { STR("domain", 1, mk_rule_domain, w_domain), END };
+static const struct mk_field f_head[] = { STR("domain", 1, mk_rule_domain, w_domain), INT("seq", 0), END };
+static const struct mk_field f_consistency[] = { STR("domain", 1, mk_rule_domain, w_domain), INT("from", 1),
+	                                         INT("to", 1), END };
 static const struct mk_field f_box[] = { STR("box", 1, mk_rule_box, w_box), END };
 
 static const struct mk_call calls[] = {
@@ -64,6 +67,9 @@ static const struct mk_call calls[] = {
 	{ "meter/list", 1, 0, FACTORY | POST | AUDITOR, f_none, call_meter_list, call_meter_list_text, NULL },
 	{ "archive/history", 1, 1, AUDITOR, f_history, call_archive_history, call_archive_history_text, NULL },
 	{ "archive/errors", 1, 1, AUDITOR, f_domain, call_archive_errors, call_archive_errors_text, NULL },
+	{ "archive/head", 1, 1, AUDITOR, f_head, call_archive_head, call_archive_head_text, NULL },
+	{ "archive/consistency", 1, 1, AUDITOR, f_consistency, call_archive_consistency, call_archive_consistency_text,
+	  NULL },
 	{ "box/status", 1, 0, OPERATOR, f_box, call_box_status, mk_call_box_text, call_box_status_exit },
 	{ "box/seal", 0, 0, OPERATOR, f_box, call_box_seal, call_box_seal_text, NULL },
 };

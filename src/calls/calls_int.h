@@ -53,5 +53,10 @@ enum mk_err call_archive_history(const struct mk_call_ctx *x, const json_t *req,
 void call_archive_history_text(const json_t *ans, FILE *f);
 enum mk_err call_archive_errors(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap);
 void call_archive_errors_text(const json_t *ans, FILE *f);
+enum mk_err call_archive_head(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap);
+void call_archive_head_text(const json_t *ans, FILE *f);
+enum mk_err call_archive_consistency(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why,
+                                     size_t cap);
+void call_archive_consistency_text(const json_t *ans, FILE *f);
 
 #endif

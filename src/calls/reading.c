@@ -5,7 +5,10 @@
  * storage: what it says is shown, never run by a terminal).
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "meterkey/merkle.h"
 
 #include "calls_int.h"
 
@@ -124,4 +127,87 @@ void call_archive_errors_text(const json_t *ans, FILE *f)
 		        (int)json_integer_value(json_object_get(e, "code")), call_str(e, "detail"));
 	}
 	fprintf(f, "domain %s: %zu error(s) logged\n", call_str(ans, "domain"), json_array_size(errors));
+}
+
+/* A domain's signed head as the archive holds it (seq 0: the newest): its
+ * bytes in base64, for the auditor to decode, check against the domain's
+ * certificate and keep (meterkey archive head). */
+enum mk_err call_archive_head(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why, size_t cap)
+{
+	const char *domain = call_str(req, "domain");
+	struct mk_buf *hb = mk_buf_new(MK_HEAD_MAX);
+	struct mk_head h;
+	char what[MK_DOMAIN_ID_MAX + 16], *b64 = NULL;
+	enum mk_err e = hb == NULL ? MK_ERR_NOMEM : mk_archive_get_head(x->ar, domain, call_int(req, "seq"), hb);
+
+	if (e == MK_OK && mk_head_decode(mk_buf_data(hb), mk_buf_len(hb), &h) != MK_OK)
+		e = MK_ERR_DB_HEAD;
+	if (e == MK_OK && (b64 = mk_base64_encode(mk_buf_data(hb), mk_buf_len(hb))) == NULL)
+		e = MK_ERR_NOMEM;
+	mk_buf_free(hb);
+	if (e != MK_OK) {
+		snprintf(what, sizeof(what), "domain %s's head", domain);
+		return call_refused(x, e, what, why, cap);
+	}
+	*ans = json_pack("{s:b,s:s,s:I,s:s}", "ok", 1, "domain", domain, "seq", (json_int_t)h.seq, "head", b64);
+	free(b64);
+	return *ans != NULL ? MK_OK : MK_ERR_NOMEM;
+}
+
+void call_archive_head_text(const json_t *ans, FILE *f)
+{
+	fprintf(f, "domain %s: head %" PRIu64 " (its bytes in base64, as `archive head --out` keeps them)\n%s\n",
+	        call_str(ans, "domain"), call_int(ans, "seq"), call_str(ans, "head"));
+}
+
+/* The audit log's consistency proof between two of its sizes (RFC 9162),
+ * for an auditor to check a kept head against the newest one. */
+enum mk_err call_archive_consistency(const struct mk_call_ctx *x, const json_t *req, json_t **ans, char *why,
+                                     size_t cap)
+{
+	const char *domain = call_str(req, "domain");
+	uint8_t proof[MK_MERKLE_PROOF_MAX][32];
+	uint64_t from = call_int(req, "from"), to = call_int(req, "to");
+	struct mk_buf *hb = mk_buf_new(MK_HEAD_MAX);
+	struct mk_head h;
+	size_t n = 0;
+	json_t *arr;
+	enum mk_err e = hb == NULL ? MK_ERR_NOMEM : mk_archive_get_head(x->ar, domain, 0, hb);
+
+	/* a proof within the log its newest head covers, from the smaller size */
+	if (e == MK_OK && mk_head_decode(mk_buf_data(hb), mk_buf_len(hb), &h) != MK_OK)
+		e = MK_ERR_DB_HEAD;
+	mk_buf_free(hb);
+	if (e == MK_OK && (from > to || to > h.log_size)) {
+		snprintf(why, cap, "from %" PRIu64 " to %" PRIu64 ": a proof from a smaller size to one no larger than the "
+		                   "%" PRIu64 " entries of domain %s's newest head", from, to, h.log_size, domain);
+		return MK_ERR_INVALID_ARG;
+	}
+	if (e == MK_OK)
+		e = mk_archive_log_consistency(x->ar, domain, from, to, proof, &n);
+	if (e != MK_OK)
+		return call_refused(x, e, "cannot make the log's consistency proof", why, cap);
+	if ((arr = json_array()) == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		char hex[65];
+
+		for (size_t k = 0; k < 32; k++)
+			sprintf(hex + 2 * k, "%02x", proof[i][k]);
+		json_array_append_new(arr, json_string(hex));
+	}
+	*ans = json_pack("{s:b,s:s,s:I,s:I,s:o}", "ok", 1, "domain", domain, "from", (json_int_t)from, "to",
+	                 (json_int_t)to, "proof", arr);
+	return *ans != NULL ? MK_OK : MK_ERR_NOMEM;
+}
+
+void call_archive_consistency_text(const json_t *ans, FILE *f)
+{
+	size_t i;
+	json_t *h;
+
+	fprintf(f, "domain %s: the log's consistency proof from %" PRIu64 " to %" PRIu64 " entries (RFC 9162):\n",
+	        call_str(ans, "domain"), call_int(ans, "from"), call_int(ans, "to"));
+	json_array_foreach(json_object_get(ans, "proof"), i, h)
+		fprintf(f, "  %s\n", json_string_value(h));
 }

@@ -59,7 +59,10 @@ static const char head_usage[] =
 	"  --out FILE      write the head's bytes to FILE\n"
 	"  --check FILE    check the head kept in FILE against the archive\n"
 	"  --cert FILE     the domain's certificate (PEM) to check signatures with\n"
-	"  --sign          sign the waiting versions (needs --home and its boxes)\n";
+	"  --sign          sign the waiting versions (needs --home and its boxes)\n"
+	"  With --server, the heads and the consistency proof come from the service\n"
+	"  (an auditor's client); their signatures and the proof are checked here.\n"
+	KC_USAGE_REMOTE_OPTS;
 
 static const char history_usage[] =
 	"usage: meterkey archive history --domain ID --key KEY_ID [options]\n"
@@ -392,6 +395,92 @@ static void head_text(const struct mk_head *h, const char *checked)
 	       checked != NULL ? checked : "");
 }
 
+/* A reading call of the service (--server) for archive head: MK_OK with
+ * *ans, else the refusal's code (its words are the ones the local run
+ * composes); a service that cannot be reached is said here (*said). */
+static enum mk_err remote_read(struct args *a, const char *path, json_t **ans, int *said)
+{
+	json_t *code;
+	enum mk_err r = MK_ERR_IO;
+	long status;
+
+	*ans = NULL;
+	if (kc_service(&a->c, path, NULL, &status, ans) != 0) {
+		*said = 1;
+		return MK_ERR_IO;
+	}
+	if (status == 200 && *ans != NULL)
+		return MK_OK;
+	if (json_is_integer(code = json_object_get(json_object_get(*ans, "error"), "code"))) {
+		r = (enum mk_err)json_integer_value(code);
+	} else {
+		kc_service_refused(&a->c, status, *ans, NULL);
+		*said = 1;
+	}
+	json_decref(*ans);
+	*ans = NULL;
+	return r;
+}
+
+/* The domain's head seq (0: the newest) into hb: from the archive, or
+ * from the service (GET /v1/archive/head, its bytes to check here). */
+static enum mk_err get_head(struct args *a, uint64_t seq, struct mk_buf *hb, int *said)
+{
+	char path[128];
+	json_t *ans;
+	uint8_t *raw = NULL;
+	size_t n;
+	enum mk_err r;
+
+	if (a->c.server == NULL)
+		return mk_archive_get_head(a->ar, a->domain, seq, hb);
+	snprintf(path, sizeof(path), "/v1/archive/head?domain=%s%s%" PRIu64, a->domain, seq != 0 ? "&seq=" : "",
+	         seq);
+	if (seq == 0)
+		path[strlen(path) - 1] = '\0'; /* no seq: the newest */
+	if ((r = remote_read(a, path, &ans, said)) != MK_OK)
+		return r;
+	mk_buf_reset(hb);
+	r = mk_base64_decode(json_string_value(json_object_get(ans, "head")) != NULL
+	                             ? json_string_value(json_object_get(ans, "head"))
+	                             : "",
+	                     &raw, &n) != MK_OK || n > MK_HEAD_MAX || mk_buf_put_bytes(hb, raw, n) != MK_OK
+	            ? MK_ERR_DB_HEAD
+	            : MK_OK;
+	free(raw);
+	json_decref(ans);
+	return r;
+}
+
+/* The audit log's consistency proof from m to n entries: the archive's,
+ * or the service's (GET /v1/archive/consistency), verified here either way. */
+static enum mk_err get_consistency(struct args *a, uint64_t m, uint64_t n, uint8_t proof[][32], size_t *len,
+                                   int *said)
+{
+	char path[160];
+	json_t *ans, *h;
+	size_t i;
+	enum mk_err r;
+
+	if (a->c.server == NULL)
+		return mk_archive_log_consistency(a->ar, a->domain, m, n, proof, len);
+	snprintf(path, sizeof(path), "/v1/archive/consistency?domain=%s&from=%" PRIu64 "&to=%" PRIu64, a->domain, m, n);
+	if ((r = remote_read(a, path, &ans, said)) != MK_OK)
+		return r;
+	*len = 0;
+	json_array_foreach(json_object_get(ans, "proof"), i, h) {
+		const char *x = json_string_value(h);
+
+		if (i >= MK_MERKLE_PROOF_MAX || x == NULL || strlen(x) != 64 || !kc_fingerprint(x, proof[i])) {
+			r = MK_ERR_DB_HEAD;
+			break;
+		}
+		*len = i + 1;
+	}
+	json_decref(ans);
+	return r;
+}
+
 /* --check: the kept head h (its bytes p[0..n)) against the archive. 0
  * good, 1 not (why), else a failure to look (-1, printed). */
 static int head_check(struct args *a, const uint8_t *p, size_t n, const struct mk_head *h, char *why, size_t cap,
@@ -401,15 +490,16 @@ static int head_check(struct args *a, const uint8_t *p, size_t n, const struct m
 	uint8_t proof[MK_MERKLE_PROOF_MAX][32];
 	struct mk_head newest;
 	enum mk_err r;
-	int out = -1;
+	int out = -1, said = 0;
 
 	*prooflen = 0;
 	if (nb == NULL || same == NULL) {
 		fail(a, NULL, MK_ERR_NOMEM);
 		goto done;
 	}
-	if ((r = mk_archive_get_head(a->ar, a->domain, 0, nb)) != MK_OK && r != MK_RC_RECORD_UNKNOWN) {
-		fail(a, "cannot read the archive's newest head", r);
+	if ((r = get_head(a, 0, nb, &said)) != MK_OK && r != MK_RC_RECORD_UNKNOWN) {
+		if (!said)
+			fail(a, "cannot read the archive's newest head", r);
 		goto done;
 	}
 	if (r != MK_OK || mk_head_decode(mk_buf_data(nb), mk_buf_len(nb), &newest) != MK_OK || newest.seq < h->seq) {
@@ -418,15 +508,16 @@ static int head_check(struct args *a, const uint8_t *p, size_t n, const struct m
 		out = 1;
 		goto done;
 	}
-	if ((r = mk_archive_get_head(a->ar, a->domain, h->seq, same)) != MK_OK || mk_buf_len(same) != n ||
-	    memcmp(mk_buf_data(same), p, n) != 0) {
+	if ((r = get_head(a, h->seq, same, &said)) != MK_OK && said)
+		goto done;
+	if (r != MK_OK || mk_buf_len(same) != n || memcmp(mk_buf_data(same), p, n) != 0) {
 		snprintf(why, cap, "forked: the archive's head %" PRIu64 " is not the kept one", h->seq);
 		out = 1;
 		goto done;
 	}
-	if (h->log_size > 0 && (r = mk_archive_log_consistency(a->ar, a->domain, h->log_size, newest.log_size, proof,
-	                                                      prooflen)) != MK_OK) {
-		fail(a, "cannot make the log's consistency proof", r);
+	if (h->log_size > 0 && (r = get_consistency(a, h->log_size, newest.log_size, proof, prooflen, &said)) != MK_OK) {
+		if (!said)
+			fail(a, "cannot make the log's consistency proof", r);
 		goto done;
 	}
 	if (h->log_size > 0 &&
@@ -450,10 +541,11 @@ done:
 static int archive_head(int argc, char **argv)
 {
 	struct args a;
-	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_STR("domain", &a.domain, &kc_domain),
+	const struct kc_opt opts[] = { KC_COMMON(&a.c), KC_REMOTE(&a.c), KC_STR("domain", &a.domain, &kc_domain),
 		                       KC_STR("seq", &a.seq, &kc_key_id), KC_STR("out", &a.out, &kc_path),
 		                       KC_STR("check", &a.check, &kc_path), KC_STR("cert", &a.cert, &kc_path),
 		                       KC_FLAG("sign", &a.sign), KC_END };
+	int said = 0;
 	struct mk_buf *hb = NULL;
 	struct mk_head h;
 	char used[PATH_MAX], why[PATH_MAX + 64];
@@ -467,6 +559,7 @@ static int archive_head(int argc, char **argv)
 		return st;
 	st = (a.sign != 0) + (a.check != NULL) + (a.seq != NULL || a.out != NULL) > 1
 	         ? mk_cli_usage_error(head_usage, "--sign, --check and --seq/--out are three uses: one at a time")
+	     : a.sign && a.c.server != NULL ? mk_cli_usage_error(head_usage, "--sign runs on the KMS host, not through a service")
 	     : a.sign && (a.c.home == NULL || a.c.home[0] == '\0') ? mk_cli_usage_error(head_usage, "--sign needs --home")
 	     : a.seq != NULL && !kc_parse_key_id(a.seq, &seq) ? mk_cli_bad_value(head_usage, "--seq", a.seq, kc_key_id.words)
 	                                                      : KC_GO;
@@ -504,7 +597,7 @@ static int archive_head(int argc, char **argv)
 		if (r == MK_OK)
 			st = head_check(&a, buf, n, &h, why, sizeof(why), &plen);
 	} else {
-		r = mk_archive_get_head(a.ar, a.domain, seq, hb);
+		r = get_head(&a, seq, hb, &said);
 		if (r == MK_OK && mk_head_decode(mk_buf_data(hb), mk_buf_len(hb), &h) != MK_OK)
 			r = MK_ERR_DB_HEAD;
 	}
@@ -528,6 +621,10 @@ static int archive_head(int argc, char **argv)
 		}
 	}
 	mk_buf_free(hb);
+	if (r != MK_OK && said) { /* the service could not be reached: said */
+		mk_archive_close(a.ar);
+		return 1;
+	}
 	if (r != MK_OK) {
 		char what[PATH_MAX + 64];
 

@@ -122,7 +122,7 @@ static const char *item_line(json_t *it, char buf[static MK_INDICIUM_TEXT_MAX], 
 
 	if (txt != NULL)
 		return txt;
-	if (svc_base64_decode(bin != NULL ? bin : json_string_value(json_object_get(it, "png")), &raw, &n) != MK_OK) {
+	if (mk_base64_decode(bin != NULL ? bin : json_string_value(json_object_get(it, "png")), &raw, &n) != MK_OK) {
 		*why = "not base64";
 		return NULL;
 	}

@@ -133,9 +133,6 @@ void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const 
  * of them) and the flags
  * (duplicates default 1, tin default 0); else MK_ERR_SVC_REQUEST (not
  * that JSON) or MK_ERR_SVC_TOO_LARGE (too many items), why in why. */
-/* request.c: standard base64 (RFC 4648, padded, no blank) to its bytes
- * (*outp malloc'd, *np long): MK_OK, else MK_ERR_INVALID_ARG. */
-enum mk_err svc_base64_decode(const char *s, uint8_t **outp, size_t *np);
 enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
                               char *why, size_t cap);
 

@@ -5,14 +5,12 @@
  * drives them.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
 #include <event2/http.h>
-#include <openssl/evp.h>
 #include <event2/keyvalq_struct.h>
 
 #include "daemon.h"
@@ -32,32 +30,6 @@ static int only(json_t *o, const char *const *names, size_t n)
 			return 0;
 	}
 	return 1;
-}
-
-enum mk_err svc_base64_decode(const char *s, uint8_t **outp, size_t *np)
-{
-	size_t len = strlen(s), pad = 0;
-	uint8_t *out;
-	int n;
-
-	*outp = NULL;
-	*np = 0;
-	/* whole groups of four of the standard alphabet, '=' only at the end */
-	if (len == 0 || len % 4 != 0 || len > INT_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                                                         "0123456789+/") < len - 2)
-		return MK_ERR_INVALID_ARG;
-	pad = s[len - 1] == '=' ? (s[len - 2] == '=' ? 2 : 1) : 0;
-	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != len - pad)
-		return MK_ERR_INVALID_ARG;
-	if ((out = malloc(len / 4 * 3 + 1)) == NULL)
-		return MK_ERR_NOMEM;
-	if ((n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len)) < 0 || (size_t)n < pad) {
-		free(out);
-		return MK_ERR_INVALID_ARG;
-	}
-	*outp = out;
-	*np = (size_t)n - pad;
-	return MK_OK;
 }
 
 enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
@@ -103,7 +75,7 @@ enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json
 			                   "\"binary\":BASE64 or \"png\":BASE64", i);
 			goto out;
 		}
-		if (txt == NULL && svc_base64_decode(json_string_value(bin != NULL ? bin : png), &raw, &rawn) != MK_OK) {
+		if (txt == NULL && mk_base64_decode(json_string_value(bin != NULL ? bin : png), &raw, &rawn) != MK_OK) {
 			snprintf(why, cap, "item %zu: its %s is not base64 (RFC 4648, with its padding)", i,
 			         bin != NULL ? "binary" : "png");
 			goto out;

@@ -129,6 +129,11 @@ for d in VE USPS; do
   grep_out '"records":3' "$T/out"
 done
 
+# an auditor keeps today's signed head of VE, fetched through the service
+as aud1 archive head --domain VE --out "$T/kept.head"; rc 0 "head --out --server"
+grep_out "^domain VE: head [0-9]*$" "$T/out"
+grep_out "^  signature checked with $METERKEY_HOME/domains/VE.pem$" "$T/out"
+
 # ---- the meters frank (the simulator, at the mailer) ----
 : >"$T/lines"
 for n in 1 2 3; do
@@ -202,6 +207,20 @@ same dc1 meter retire --meter PM100-000003 --json
 same dc1 meter register --meter PM100-000099 --indicia US9 --country US
 same fac1 key confirm --domain VE --key-id 99
 for d in VE USPS; do mk 0 archive verify --domain "$d"; done
+# the heads and the log's proofs through the service, checked by the client
+same aud1 archive head --domain VE
+same aud1 archive head --domain USPS --seq 1 --json
+same aud1 archive head --domain VE --seq 9999
+same aud1 archive head --domain VE --check "$T/kept.head"
+grep_out '^consistent: head [0-9]* (log [0-9]*) -> head [0-9]* (log [0-9]*), proof of [0-9]* hashes$' "$T/r.out"
+cp "$T/kept.head" "$T/bad.head"; invert_byte "$T/bad.head" 40
+same aud1 archive head --domain VE --check "$T/bad.head"
+as aud1 archive head --domain VE --check "$T/bad.head"; rc 1 "a changed kept head"
+as aud1 archive head --domain VE --sign; rc 2 "--sign through a service"
+call aud1 GET '/v1/archive/consistency?domain=VE&from=1&to=2'; want 200 "a consistency proof"
+grep_out '"proof":\["[0-9a-f]\{64\}"' "$T/out"
+call aud1 GET '/v1/archive/consistency?domain=VE&from=2&to=999999'; want 400 "a proof past the log"
+call fac1 GET '/v1/archive/head?domain=VE'; want 403 "head as factory"
 
 # ---- the operator: a box's state, a box sealed ----
 if [ "${FLEET_PG:-}" != 1 ]; then

@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint8_t *raw = NULL;
 			size_t rawn;
 
-			if (svc_base64_decode(json_string_value(bin != NULL ? bin : png), &raw, &rawn) != MK_OK)
+			if (mk_base64_decode(json_string_value(bin != NULL ? bin : png), &raw, &rawn) != MK_OK)
 				abort();
 			free(raw);
 		}
