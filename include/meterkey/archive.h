@@ -359,6 +359,11 @@ MK_WUR enum mk_err mk_archive_get_token_key(struct mk_archive *a, const char *do
 MK_WUR enum mk_err mk_archive_idem_claim(struct mk_archive *a, const char *client, const char *key,
                                          const uint8_t hash[static 32], int64_t time, int *statusp,
                                          uint8_t stored_hash[static 32], struct mk_buf *answer);
+/* Lets a claimed key go while it is still in progress (status 0): the call
+ * it claimed for was not made (refused before it acted, or failed without
+ * an answer to keep), so that a retry with the key makes it. A key
+ * answered already is kept. */
+MK_WUR enum mk_err mk_archive_idem_release(struct mk_archive *a, const char *client, const char *key);
 /* Keeps the answer of a claimed key (status non-zero), once. */
 MK_WUR enum mk_err mk_archive_idem_answer(struct mk_archive *a, const char *client, const char *key, int status,
                                           const uint8_t *answer, size_t n);

@@ -203,6 +203,8 @@ struct mk_db_ops {
 	X(S_IDEM_SET,                                                                            \
 	  "UPDATE service_idempotency SET status = $3, answer = $4 WHERE client = $1 AND "        \
 	  "idem_key = $2 AND status = 0", 0)                                                      \
+	X(S_IDEM_RELEASE,                                                                        \
+	  "DELETE FROM service_idempotency WHERE client = $1 AND idem_key = $2 AND status = 0", 0) \
 	X(S_BOXGEN_GET, "SELECT generation, record FROM box_generations WHERE box_id = $1", 0)    \
 	X(S_BOXGEN_INSERT,                                                                       \
 	  "INSERT INTO box_generations (box_id, generation, record) VALUES ($1, $2, $3) "         \

@@ -111,3 +111,20 @@ enum mk_err mk_archive_idem_answer(struct mk_archive *a, const char *client, con
 		return MK_ERR_INVALID_ARG;
 	return archive_write_txn(a, do_answer, &x);
 }
+
+static enum mk_err do_release(struct mk_archive *a, void *arg)
+{
+	struct answer_args *x = arg;
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(x->client), MK_DB_TEXT_VAL(x->key) };
+
+	return archive_query(a, S_IDEM_RELEASE, p, 2, NULL, NULL, NULL);
+}
+
+enum mk_err mk_archive_idem_release(struct mk_archive *a, const char *client, const char *key)
+{
+	struct answer_args x = { client, key, 0, NULL, 0 };
+
+	if (a == NULL || client == NULL || key == NULL || !key_ok(key))
+		return MK_ERR_INVALID_ARG;
+	return archive_write_txn(a, do_release, &x);
+}

@@ -204,7 +204,7 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 	size_t i, good = 0, count;
 	uint64_t id = ++s->next_id;
 	struct timespec t0, t1;
-	int dup, tin;
+	int dup, tin, claimed = 0;
 	enum mk_err e;
 	char msg[256];
 
@@ -229,7 +229,9 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 			json_decref(items);
 			return;
 		}
+		claimed = 1;
 	}
+	mk_kms_detail_clear(s->kms); /* a failure's words are this batch's */
 	if ((e = svc_audit(s, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:b,s:b,s:s}", "id", (json_int_t)id, "phase", "request",
 	                                "client", who->cn, "role", mk_cert_role_name(who->role), "call",
 	                                "POST /v1/verify", "items", (json_int_t)count, "duplicates", dup, "tin", tin,
@@ -280,6 +282,10 @@ fail:
 	snprintf(msg, sizeof(msg), "%s", mk_kms_detail(s->kms)[0] != '\0' ? mk_kms_detail(s->kms) : mk_strerror(e));
 	(void)svc_audit(s, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "phase", "failed", "error", mk_err_name(e)));
 refuse:
+	/* no answer to keep: the key is let go, and a retry verifies again
+	 * (what this batch recorded before it failed is then a duplicate) */
+	if (claimed)
+		(void)mk_archive_idem_release(mk_kms_archive(s->kms), who->cn, who->idem);
 	json_decref(out);
 	json_decref(items);
 	svc_answer_error(s, c, e, msg);

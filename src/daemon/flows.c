@@ -41,7 +41,8 @@ static void answer_kept(struct svc *s, struct evhttp_request *r, const struct sv
 }
 
 /* The audit record of a state-changing call's request: who, what, the
- * body by its hash. MK_OK, or the refusal (answered). */
+ * body by its hash. MK_OK, or the refusal (answered; its idempotency key
+ * let go first: the call was not made, a retry makes it). */
 static enum mk_err audit_request(struct svc *s, struct evhttp_request *r, const struct svc_client *who,
                                  const struct mk_call *c, uint64_t id, const uint8_t digest[static MK_SHA256_LEN])
 {
@@ -56,6 +57,8 @@ static enum mk_err audit_request(struct svc *s, struct evhttp_request *r, const 
 	                           who->idem, "body_sha256", hex));
 	if (e != MK_OK) {
 		snprintf(msg, sizeof(msg), "the call was not made: %s", mk_strerror(e));
+		if (who->idem != NULL) /* before the answer, which frees the request and its headers */
+			(void)mk_archive_idem_release(mk_kms_archive(s->kms), who->cn, who->idem);
 		svc_answer_error(s, r, e, msg);
 	}
 	return e;
@@ -97,7 +100,8 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 	                           "result", mk_err_name(e))) != MK_OK) {
 		snprintf(why, sizeof(why), "the call was made but its outcome (%s) was not audited: the answer is withheld",
 		         mk_err_name(e));
-		svc_answer_error(s, r, MK_ERR_SVC_AUDIT, why);
+		/* made: the refusal is the key's answer, a retry does not make it again */
+		answer_kept(s, r, who, svc_http_status(MK_ERR_SVC_AUDIT), svc_error_json(MK_ERR_SVC_AUDIT, why));
 		goto out;
 	}
 	if (e == MK_OK) {

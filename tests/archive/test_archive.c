@@ -211,6 +211,45 @@ static int dom_row(void *ctx, const struct mk_domain_entry *d)
 	return ++l->seen == l->stop_after;
 }
 
+/* The service's idempotency keys: claimed once per client; a claim let go
+ * while in progress is free again; an answered one is kept (and is not let
+ * go); a malformed key refused. */
+static void test_idempotency_keys(void **state)
+{
+	struct fx *f = *state;
+	uint8_t h1[32], h2[32], first[32];
+	struct mk_buf *kept = mk_buf_new(MK_IDEM_ANSWER_MAX);
+	int status = -1;
+
+	memset(h1, 1, sizeof(h1));
+	memset(h2, 2, sizeof(h2));
+	assert_non_null(kept);
+	assert_rc(mk_archive_idem_claim(f->a, "fac1", "k1", h1, T0, &status, first, kept), MK_OK);
+	assert_rc(mk_archive_idem_claim(f->a, "fac1", "k1", h1, T0, &status, first, kept), MK_RC_RECORD_EXISTS);
+	assert_int_equal(status, 0); /* in progress */
+	assert_memory_equal(first, h1, 32);
+	/* another client's key of the same name is another key */
+	assert_rc(mk_archive_idem_claim(f->a, "fac2", "k1", h2, T0, &status, first, kept), MK_OK);
+	/* let go while in progress: free again, for another body too */
+	assert_rc(mk_archive_idem_release(f->a, "fac1", "k1"), MK_OK);
+	assert_rc(mk_archive_idem_claim(f->a, "fac1", "k1", h2, T0, &status, first, kept), MK_OK);
+	assert_rc(mk_archive_idem_answer(f->a, "fac1", "k1", 200, (const uint8_t *)"{\"ok\":true}", 11), MK_OK);
+	/* answered once only; and an answered key is not let go */
+	assert_rc(mk_archive_idem_answer(f->a, "fac1", "k1", 500, (const uint8_t *)"{}", 2), MK_RC_RECORD_EXISTS);
+	assert_rc(mk_archive_idem_release(f->a, "fac1", "k1"), MK_OK);
+	assert_rc(mk_archive_idem_claim(f->a, "fac1", "k1", h1, T0, &status, first, kept), MK_RC_RECORD_EXISTS);
+	assert_int_equal(status, 200);
+	assert_memory_equal(first, h2, 32);
+	assert_int_equal(mk_buf_len(kept), 11);
+	assert_memory_equal(mk_buf_data(kept), "{\"ok\":true}", 11);
+	/* the other client's claim is untouched by fac1's */
+	assert_rc(mk_archive_idem_claim(f->a, "fac2", "k1", h2, T0, &status, first, kept), MK_RC_RECORD_EXISTS);
+	assert_int_equal(status, 0);
+	assert_rc(mk_archive_idem_release(f->a, "fac1", ""), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_idem_release(f->a, "fac1", "a\nb"), MK_ERR_INVALID_ARG);
+	mk_buf_free(kept);
+}
+
 static void test_list_domains(void **state)
 {
 	struct fx *f = *state;
@@ -1988,6 +2027,7 @@ int main(void)
 		T(test_domain_ids),
 		T(test_subdomains),
 		T(test_list_domains),
+		T(test_idempotency_keys),
 		T(test_key_id_counter),
 		T(test_key_id_ranges),
 		T(test_put_keys_all_or_nothing),

@@ -313,10 +313,17 @@ grep_out "^meterkey: cannot reach the service at https://localhost:$PORT" "$T/er
 
 # an audit log that cannot be written: refused (503), nothing made
 start --audit /dev/full
-call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000007"}'; want 503 "audit sink full"
+call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000007"}' k7; want 503 "audit sink full"
 grep_out '"name":"MK_ERR_SVC_AUDIT"' "$T/out"
+call scan1 POST /v1/verify "{\"items\":$(items 0)}" v7; want 503 "a batch, audit sink full"
 call aud1 GET /v1/meter/list; want 200 "a reading call is not audited"
 [ "$(meters)" = "$before" ] || { echo "FAIL: a call whose audit failed made a meter"; fails=$((fails+1)); }
+stop
+# the calls were not made: their keys are free, a retry with them makes them
+start
+call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000007"}' k7; want 200 "the key of a call never made, retried"
+call scan1 POST /v1/verify "{\"items\":$(items 0),\"duplicates\":false}" v7; want 200 "the key of a batch never verified, retried"
+call scan1 POST /v1/verify "{\"items\":$(items 0)}" v7; want 422 "then the same key with another body"
 stop
 
 # every status met is in the OpenAPI description, under its call (a wrong
