@@ -65,11 +65,32 @@ struct conn {
 	char why[160];
 };
 
-static void arm(struct conn *c)
+/* Answers a connection may hold in TLS, not taken by its client, before
+ * its next request waits: a client that pipelines requests and reads
+ * nothing costs at most this (and one answer) of memory, and is cut off
+ * by its deadline, which nothing re-arms while it reads nothing. */
+#define OUT_CAP ((size_t)1 << 20)
+/* Seconds a new connection has for its TLS handshake and first request's
+ * first byte (at most --timeout): a client that connects and sends
+ * nothing holds a connection slot no longer. */
+#define HELLO_SECS 10
+
+static void arm_for(struct conn *c, unsigned secs)
 {
-	struct timeval tv = { (time_t)c->s->timeout, 0 };
+	struct timeval tv = { (time_t)secs, 0 };
 
 	evtimer_add(c->timer, &tv);
+}
+
+static void arm(struct conn *c)
+{
+	arm_for(c, c->s->timeout);
+}
+
+/* The client has not taken what it was answered: hold its next request. */
+static int out_full(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->tls)) > OUT_CAP;
 }
 
 /* The connection ended (evhttp freed its filter): counted, accepting
@@ -149,6 +170,15 @@ static enum bufferevent_filter_result gate(struct evbuffer *src, struct evbuffer
 
 	(void)lim;
 	(void)mode;
+	/* a whole request held while its client had not taken its answers */
+	if (!c->closing && c->f.state == SVC_FRAME_DONE) {
+		if (out_full(c))
+			return BEV_NEED_MORE;
+		pass(c, src, dst);
+		svc_frame_init(&c->f, c->s->max_body);
+		c->continued = 0;
+		moved = 1;
+	}
 	while (!c->closing && evbuffer_get_length(src) > c->f.taken) {
 		struct evbuffer_ptr ptr;
 		struct evbuffer_iovec v[4];
@@ -176,6 +206,8 @@ static enum bufferevent_filter_result gate(struct evbuffer *src, struct evbuffer
 			refuse(c, dst, SVC_LIMIT_CONNECTIONS, MK_ERR_SVC_BUSY, why);
 			moved = 1;
 		} else if (c->f.state == SVC_FRAME_DONE) {
+			if (out_full(c)) /* held: drained() lets it go */
+				break;
 			pass(c, src, dst);
 			svc_frame_init(&c->f, c->s->max_body);
 			c->continued = 0;
@@ -208,6 +240,9 @@ static void drained(struct evbuffer *b, const struct evbuffer_cb_info *info, voi
 		c->kicked = 1;
 		event_active(c->timer, EV_TIMEOUT, 1);
 	}
+	/* its client took its answers: a request held meanwhile goes on */
+	if (info->n_deleted > 0 && !c->closing && c->f.state == SVC_FRAME_DONE && !out_full(c))
+		bufferevent_trigger(c->tls, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 }
 
 /* The deadline (or the drain's kick). A request under way and not whole:
@@ -225,7 +260,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	c->kicked = 0;
 	if (kicked && !c->close_now)
 		return;
-	if (c->close_now || c->closing || c->passed > 0) {
+	/* answered, or a whole request held while its client took no answer
+	 * in --timeout: closed */
+	if (c->close_now || c->closing || c->passed > 0 || c->f.state == SVC_FRAME_DONE) {
 		shut(c);
 		return;
 	}
@@ -267,6 +304,10 @@ struct bufferevent *svc_conn_bev(struct event_base *base, void *arg)
 	    (c->drain_cb = evbuffer_add_cb(bufferevent_get_output(c->tls), drained, c)) == NULL)
 		goto fail;
 	svc_frame_init(&c->f, s->max_body);
+	/* no more read from the client than a whole request (its head, its
+	 * body, the chunks' framing) and what follows it: a client that keeps
+	 * sending while a request of its is held costs no more */
+	bufferevent_setwatermark(c->tls, EV_READ, 0, s->max_body + 64 * 1024);
 	if ((c->bev = bufferevent_filter_new(c->tls, gate, NULL, BEV_OPT_CLOSE_ON_FREE, conn_free, c)) == NULL)
 		goto fail;
 	cs->open++;
@@ -277,7 +318,7 @@ struct bufferevent *svc_conn_bev(struct event_base *base, void *arg)
 		cs->paused = 1;
 		cs->paused_times++;
 	}
-	arm(c);
+	arm_for(c, c->s->timeout < HELLO_SECS ? c->s->timeout : HELLO_SECS);
 	return c->bev;
 fail:
 	SSL_free(ssl);
