@@ -140,8 +140,11 @@ MK_WUR enum mk_err mk_indicium_png_write(const char *line, const char *path);
 /* Reads a PNG and decodes the first DataMatrix symbol in it into line
  * (MK_INDICIUM_TEXT_MAX bytes). MK_ERR_INDICIUM_IMAGE when none decodes. */
 MK_WUR enum mk_err mk_indicium_png_read(const char *path, char line[static MK_INDICIUM_TEXT_MAX]);
-/* The same from a PNG's bytes p[0..n) (a service's request). */
-MK_WUR enum mk_err mk_indicium_png_decode(const uint8_t *p, size_t n, char line[static MK_INDICIUM_TEXT_MAX]);
+/* The same from a PNG's bytes p[0..n) (a service's request), the symbol
+ * searched for at most timeout_ms (1 to 2000: a service bounds the time
+ * one request's images take). */
+MK_WUR enum mk_err mk_indicium_png_decode(const uint8_t *p, size_t n, unsigned timeout_ms,
+                                          char line[static MK_INDICIUM_TEXT_MAX]);
 
 /* Days since 1970-01-01 of a unix time, and the date's "YYYY-MM-DD". */
 uint32_t mk_indicium_day(int64_t unix_time);

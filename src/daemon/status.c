@@ -267,7 +267,12 @@ static enum mk_err status_gather(struct svc *s, const struct svc_client *who, js
 	put(&g, meters, "keys_by_status", counts(&g, g.keys, MK_ARRAY_LEN(key_statuses), status_name, "unknown"));
 	if (me == MK_ERR_NVM_CORRUPT) /* one damaged file hides none of the fleet: said beside it */
 		put(&g, meters, "detail", jstr(mk_kms_detail(s->kms)));
-	/* the boxes last: a box's check leaves its words in the KMS's detail */
+	/* the boxes last: a box's check leaves its words in the KMS's detail.
+	 * Boxes in this process are checked by opening them, which the kept
+	 * verifiers' open boxes would block (their lock, then "busy"): let go
+	 * first, the next batch makes them again */
+	if (!s->box_procs)
+		svc_state_changed(s);
 	if ((e = mk_kms_box_list(s->kms, box_row, &g)) != MK_OK) {
 		snprintf(why, cap, "the boxes could not be listed: %s", mk_strerror(e));
 		goto fail;

@@ -242,7 +242,7 @@ static enum mk_err png_decode(struct png_in *in)
 
 /* Looks for the first symbol in the gray image that decodes to a line
  * (printable ASCII, shorter than MK_INDICIUM_TEXT_MAX). */
-static enum mk_err dmtx_find(struct png_in *in, char line[static MK_INDICIUM_TEXT_MAX])
+static enum mk_err dmtx_find(struct png_in *in, unsigned timeout_ms, char line[static MK_INDICIUM_TEXT_MAX])
 {
 	enum mk_err r = MK_ERR_INDICIUM_IMAGE;
 	DmtxImage *img = NULL;
@@ -264,7 +264,7 @@ static enum mk_err dmtx_find(struct png_in *in, char line[static MK_INDICIUM_TEX
 		r = MK_ERR_NOMEM;
 		goto out;
 	}
-	timeout = dmtxTimeAdd(dmtxTimeNow(), IMG_TIMEOUT_MS);
+	timeout = dmtxTimeAdd(dmtxTimeNow(), timeout_ms);
 	while ((reg = dmtxRegionFindNext(dec, &timeout)) != NULL) {
 		DmtxMessage *msg = dmtxDecodeMatrixRegion(dec, reg, DmtxUndefined);
 		int ok;
@@ -302,7 +302,8 @@ out:
 
 /* The PNG's bytes in p[0..n) (path NULL), or the file at path: the first
  * symbol that decodes to a line, into line. */
-static enum mk_err png_read(const char *path, const uint8_t *p, size_t n, char line[static MK_INDICIUM_TEXT_MAX])
+static enum mk_err png_read(const char *path, const uint8_t *p, size_t n, unsigned timeout_ms,
+                            char line[static MK_INDICIUM_TEXT_MAX])
 {
 	enum mk_err r = MK_ERR_INTERNAL;
 	struct png_in in = { 0 };
@@ -329,7 +330,7 @@ static enum mk_err png_read(const char *path, const uint8_t *p, size_t n, char l
 	}
 	if ((r = png_decode(&in)) != MK_OK)
 		goto out;
-	if ((r = dmtx_find(&in, line)) != MK_OK)
+	if ((r = dmtx_find(&in, timeout_ms, line)) != MK_OK)
 		goto out;
 	r = MK_OK;
 out:
@@ -345,12 +346,14 @@ enum mk_err mk_indicium_png_read(const char *path, char line[static MK_INDICIUM_
 {
 	if (path == NULL)
 		return MK_ERR_INVALID_ARG;
-	return png_read(path, NULL, 0, line);
+	return png_read(path, NULL, 0, IMG_TIMEOUT_MS, line);
 }
 
-enum mk_err mk_indicium_png_decode(const uint8_t *p, size_t n, char line[static MK_INDICIUM_TEXT_MAX])
+enum mk_err mk_indicium_png_decode(const uint8_t *p, size_t n, unsigned timeout_ms,
+                                   char line[static MK_INDICIUM_TEXT_MAX])
 {
-	if (p == NULL && n != 0)
+	if ((p == NULL && n != 0) || timeout_ms == 0)
 		return MK_ERR_INVALID_ARG;
-	return png_read(NULL, p != NULL ? p : (const uint8_t *)"", n, line);
+	return png_read(NULL, p != NULL ? p : (const uint8_t *)"", n,
+	                timeout_ms < IMG_TIMEOUT_MS ? timeout_ms : IMG_TIMEOUT_MS, line);
 }

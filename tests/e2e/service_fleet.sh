@@ -257,6 +257,12 @@ if [ "${FLEET_PG:-}" != 1 ]; then
 else
   call op1 GET '/v1/box/status?box=B00000001'; want 409 "box status, boxes in meterkeyd"
   grep_out '"name":"MK_ERR_STATE"' "$T/out"
+  # the status right after a batch, its verifier kept with Brass open:
+  # every box enabled (the kept verifier let go), not "busy"
+  call scan1 POST /v1/verify "{\"items\":$(items 0),\"duplicates\":false}"; want 200 "a batch before the status"
+  call op1 GET /v1/status; want 200 "status after a batch"
+  jq -e '[.boxes[] | .enabled] | all' "$T/out" >/dev/null ||
+    { echo "FAIL: a box not enabled in the status after a batch:"; jq -c '.boxes' "$T/out"; fails=$((fails+1)); }
 fi
 
 # ---- refused, each with its status and error object, nothing changed ----
