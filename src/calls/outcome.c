@@ -71,7 +71,7 @@ void mk_call_outcome_text(const json_t *j, FILE *f)
 	int corrected = json_is_true(json_object_get(j, "corrected"));
 	char sigw[256] = "";
 
-	if (strcmp(call_str(j, "result"), "malformed") == 0 && !corrected) {
+	if (call_str(j, "result") == NULL || (strcmp(call_str(j, "result"), "malformed") == 0 && !corrected)) {
 		fprintf(f, "%-24s %s%s%s\n", result_words(j, "result"), why != NULL ? why : "", why != NULL ? ": " : "",
 		        input != NULL ? input : "");
 		return;

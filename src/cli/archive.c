@@ -508,8 +508,11 @@ static int head_check(struct args *a, const uint8_t *p, size_t n, const struct m
 		out = 1;
 		goto done;
 	}
-	if ((r = get_head(a, h->seq, same, &said)) != MK_OK && said)
+	if ((r = get_head(a, h->seq, same, &said)) != MK_OK && r != MK_RC_RECORD_UNKNOWN) {
+		if (!said) /* a failure to look is no fork */
+			fail(a, "cannot read the archive's head of that number", r);
 		goto done;
+	}
 	if (r != MK_OK || mk_buf_len(same) != n || memcmp(mk_buf_data(same), p, n) != 0) {
 		snprintf(why, cap, "forked: the archive's head %" PRIu64 " is not the kept one", h->seq);
 		out = 1;

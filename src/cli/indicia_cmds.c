@@ -342,7 +342,7 @@ static void print_item(struct vrun *x, const char *given, json_t *j)
 		fprintf(stderr, "meterkey: out of memory\n");
 		return;
 	}
-	x->good += strcmp(json_string_value(json_object_get(j, "result")), "good") == 0;
+	x->good += json_is_string(json_object_get(j, "result")) && strcmp(json_string_value(json_object_get(j, "result")), "good") == 0;
 	json_object_set_new(j, "input", json_string(kc_shown(given, line, sizeof(line))));
 	if (x->c->json) {
 		kc_print_json(j);
@@ -367,8 +367,20 @@ static enum mk_err verify_remote(struct vrun *x, char **lines, size_t n)
 	long status = 0;
 	enum mk_err e = MK_ERR_NOMEM;
 
-	for (size_t i = 0; items != NULL && i < n; i++)
-		json_array_append_new(items, json_pack("{s:s}", "text", lines[i]));
+	for (size_t i = 0; items != NULL && i < n; i++) {
+		/* a byte past ASCII is outside the indicium's alphabet, as DEL is:
+		 * sent as DEL, the line stays JSON (UTF-8) and reads the same */
+		char *line = strdup(lines[i]);
+
+		for (char *p = line; p != NULL && *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = 0x7f;
+		if (line == NULL || json_array_append_new(items, json_pack("{s:s}", "text", line)) != 0) {
+			json_decref(items);
+			items = NULL;
+		}
+		free(line);
+	}
 	req = json_pack("{s:o,s:b,s:b}", "items", items, "duplicates", !x->no_dup, "tin", x->tin);
 	if (req != NULL && (body = json_dumps(req, JSON_COMPACT)) != NULL) {
 		if (kc_service(x->c, "/v1/verify", body, &status, &ans) != 0) {

@@ -61,38 +61,6 @@ void svc_health(struct svc *s, struct evhttp_request *c, const struct svc_client
 	                          s->box_procs ? h.boxes : (json_decref(h.boxes), json_string("in this process"))));
 }
 
-int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who,
-                   const uint8_t digest[static MK_SHA256_LEN])
-{
-	struct mk_buf *kept = mk_buf_new(MK_IDEM_ANSWER_MAX);
-	uint8_t first[MK_SHA256_LEN];
-	int status = 0;
-	enum mk_err e;
-
-	if (kept == NULL) {
-		svc_answer_error(s, c, MK_ERR_NOMEM, NULL);
-		return 1;
-	}
-	e = mk_archive_idem_claim(mk_kms_archive(s->kms), who->cn, who->idem, digest, (int64_t)time(NULL), &status, first,
-	                          kept);
-	if (e == MK_OK) {
-		mk_buf_free(kept);
-		return 0;
-	}
-	if (e == MK_ERR_INVALID_ARG)
-		svc_answer_error(s, c, MK_ERR_SVC_REQUEST, "the Idempotency-Key is 1 to 128 printable characters");
-	else if (e != MK_RC_RECORD_EXISTS)
-		svc_answer_error(s, c, e, NULL);
-	else if (memcmp(first, digest, sizeof(first)) != 0)
-		svc_answer_error(s, c, MK_ERR_SVC_IDEM_MISMATCH, NULL);
-	else if (status == 0)
-		svc_answer_error(s, c, MK_ERR_SVC_IDEM_PENDING, NULL);
-	else
-		svc_answer_body(s, c, status, (const char *)mk_buf_data(kept), mk_buf_len(kept), 1);
-	mk_buf_free(kept);
-	return 1;
-}
-
 /* One item's answer: what `meterkey verify --json` prints for a line
  * (mk_call_outcome_json) and the item's reference. */
 static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o, int tin)
@@ -247,7 +215,7 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 		sprintf(hex + 2 * i, "%02x", digest[i]);
 	/* a key seen before: its first answer again, or a refusal; acts once */
 	if (who->idem != NULL) {
-		int done = svc_idem_claim(s, c, who, digest);
+		int done = svc_idem_claim(s, c, who, "POST /v1/verify", body, n);
 
 		if (done) {
 			json_decref(items);
@@ -279,28 +247,9 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	svc_count_batch(s, count, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	json_decref(items);
-	{
-		json_t *ans = json_pack("{s:o,s:I,s:I}", "results", out, "good", (json_int_t)good, "count", (json_int_t)count);
-		char *text = ans != NULL ? json_dumps(ans, JSON_COMPACT) : NULL;
-		int status = good == count ? 200 : 207;
-
-		json_decref(ans);
-		if (text == NULL) {
-			svc_answer_error(s, c, MK_ERR_NOMEM, NULL);
-			return;
-		}
-		/* kept for the key before it is answered: a retry gets it again */
-		if (who->idem != NULL &&
-		    (e = mk_archive_idem_answer(mk_kms_archive(s->kms), who->cn, who->idem, status, (const uint8_t *)text,
-		                                strlen(text))) != MK_OK) {
-			free(text);
-			svc_answer_error(s, c, e, "the batch was verified but its answer could not be kept for its "
-			                          "idempotency key: the answer is withheld");
-			return;
-		}
-		svc_answer_body(s, c, status, text, strlen(text), 0);
-		free(text);
-	}
+	/* kept for the key before it is answered: a retry gets it again */
+	svc_answer_kept(s, c, who, good == count ? 200 : 207,
+	                json_pack("{s:o,s:I,s:I}", "results", out, "good", (json_int_t)good, "count", (json_int_t)count));
 	return;
 fail:
 	snprintf(msg, sizeof(msg), "%s", mk_kms_detail(s->kms)[0] != '\0' ? mk_kms_detail(s->kms) : mk_strerror(e));
@@ -309,7 +258,7 @@ refuse:
 	/* no answer to keep: the key is let go, and a retry verifies again
 	 * (what this batch recorded before it failed is then a duplicate) */
 	if (claimed)
-		(void)mk_archive_idem_release(mk_kms_archive(s->kms), who->cn, who->idem);
+		svc_idem_release(s, who);
 	json_decref(out);
 	json_decref(items);
 	svc_answer_error(s, c, e, msg);

@@ -155,11 +155,19 @@ enum mk_err svc_call_decode(const struct mk_call *c, const char *query, const ch
 void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const struct mk_call *c,
               const char *query, const char *body, size_t n);
 
-/* api.c: an Idempotency-Key: claimed for this client with the body's
- * digest, or the key's first answer given again (the same body), or a
- * refusal (422 another body, 409 the first call not answered yet, 400 a
- * malformed key). 1 when the call is answered here, 0 when it goes on. */
-int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who, const uint8_t digest[static 32]);
+/* idem.c: an Idempotency-Key (who->idem): claimed for this client (its
+ * role and name) with the digest of the call ("POST /v1/verify") and its
+ * body, or the key's first answer given again (the same call and body),
+ * or a refusal (422 another request, 409 the first call not answered
+ * yet, 400 a malformed key). 1 when the call is answered here, 0 when it
+ * goes on. svc_idem_release lets a claimed key go (the call was not
+ * made); svc_answer_kept answers o (consumed) with status after keeping
+ * it for the key (none: just answers). All before the request is
+ * answered: the answer frees who->idem. */
+int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_client *who, const char *call,
+                   const char *body, size_t n);
+void svc_idem_release(struct svc *s, const struct svc_client *who);
+void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o);
 
 /* answer.c: the HTTP status of e in the one table, and its error object
  * {"error":{"code","name","message"}} (msg NULL: e's text), a new reference. */

@@ -16,30 +16,6 @@
 
 #include "daemon.h"
 
-/* The answer o (consumed) with status: kept for the Idempotency-Key first
- * (a retry gets it again), then given. */
-static void answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o)
-{
-	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-	enum mk_err e;
-
-	json_decref(o);
-	if (text == NULL) {
-		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
-		return;
-	}
-	if (who->idem != NULL &&
-	    (e = mk_archive_idem_answer(mk_kms_archive(s->kms), who->cn, who->idem, status, (const uint8_t *)text,
-	                                strlen(text))) != MK_OK) {
-		free(text);
-		svc_answer_error(s, r, e, "the call was made but its answer could not be kept for its idempotency key: "
-		                          "the answer is withheld (a retry with the key is refused: 409)");
-		return;
-	}
-	svc_answer_body(s, r, status, text, strlen(text), 0);
-	free(text);
-}
-
 /* The audit record of a state-changing call's request: who, what, the
  * body by its hash. MK_OK, or the refusal (answered; its idempotency key
  * let go first: the call was not made, a retry makes it). */
@@ -57,8 +33,7 @@ static enum mk_err audit_request(struct svc *s, struct evhttp_request *r, const 
 	                           who->idem, "body_sha256", hex));
 	if (e != MK_OK) {
 		snprintf(msg, sizeof(msg), "the call was not made: %s", mk_strerror(e));
-		if (who->idem != NULL) /* before the answer, which frees the request and its headers */
-			(void)mk_archive_idem_release(mk_kms_archive(s->kms), who->cn, who->idem);
+		svc_idem_release(s, who); /* before the answer, which frees the request and its headers */
 		svc_answer_error(s, r, e, msg);
 	}
 	return e;
@@ -67,13 +42,17 @@ static enum mk_err audit_request(struct svc *s, struct evhttp_request *r, const 
 void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *who, const struct mk_call *c,
               const char *query, const char *body, size_t n)
 {
+	struct svc_client w = *who; /* its key dropped where it is none of the call's */
+	const struct svc_client *wp = &w;
 	struct mk_call_ctx x = { s->kms, mk_kms_archive(s->kms), 0 };
 	uint8_t digest[MK_SHA256_LEN];
-	char why[MK_KMS_DETAIL_MAX + 256];
+	char why[MK_KMS_DETAIL_MAX + 256], call[96];
 	json_t *req = NULL, *ans = NULL, *out;
 	uint64_t id = 0;
 	enum mk_err e;
 
+	if (c->reads) /* a call that reads takes no Idempotency-Key: ignored, never kept */
+		w.idem = NULL;
 	if ((e = svc_call_decode(c, query, body, n, &req, why, sizeof(why))) != MK_OK) {
 		svc_answer_error(s, r, e, why);
 		return;
@@ -85,9 +64,10 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 			goto out;
 		}
 		/* a key seen before: its first answer again, or a refusal; acts once */
-		if (who->idem != NULL && svc_idem_claim(s, r, who, digest))
+		snprintf(call, sizeof(call), "POST /v1/%s", c->name);
+		if (wp->idem != NULL && svc_idem_claim(s, r, wp, call, body, n))
 			goto out;
-		if (audit_request(s, r, who, c, id, digest) != MK_OK)
+		if (audit_request(s, r, wp, c, id, digest) != MK_OK)
 			goto out;
 		/* the kept verifiers let go (their boxes closed, caches dropped)
 		 * before the state changes under them */
@@ -101,21 +81,27 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 		snprintf(why, sizeof(why), "the call was made but its outcome (%s) was not audited: the answer is withheld",
 		         mk_err_name(e));
 		/* made: the refusal is the key's answer, a retry does not make it again */
-		answer_kept(s, r, who, svc_http_status(MK_ERR_SVC_AUDIT), svc_error_json(MK_ERR_SVC_AUDIT, why));
+		svc_answer_kept(s, r, wp, svc_http_status(MK_ERR_SVC_AUDIT), svc_error_json(MK_ERR_SVC_AUDIT, why));
 		goto out;
 	}
 	if (e == MK_OK) {
-		answer_kept(s, r, who, 200, ans);
+		svc_answer_kept(s, r, wp, 200, ans);
 		ans = NULL;
 		goto out;
 	}
-	/* the refusal, with what was answered before it (a partial list) */
+	/* the refusal, with what was answered before it (a partial list); a
+	 * service-side one (the archive, a box unreachable: 5xx) is not the
+	 * key's answer: the key is let go, a retry makes the call */
+	if (svc_http_status(e) >= 500)
+		svc_idem_release(s, wp);
 	out = svc_error_json(e, why);
 	if (out != NULL && ans != NULL) {
 		json_object_set_new(out, "partial", ans);
 		ans = NULL;
 	}
-	answer_kept(s, r, who, svc_http_status(e), out);
+	if (svc_http_status(e) >= 500)
+		w.idem = NULL;
+	svc_answer_kept(s, r, wp, svc_http_status(e), out);
 out:
 	json_decref(ans);
 	json_decref(req);

@@ -38,6 +38,9 @@ for r in "server localhost" "factory fac1" "post dc1" "verifier scan1" "auditor 
   set -- $r
   mk 0 service cert --role "$1" --name "$2" --out "$S"
 done
+# a post client named as the factory's (its certificate elsewhere, then copied)
+mk 0 service cert --role post --name fac1 --out "$T/svc2"
+cp "$T/svc2/fac1.pem" "$S/postfac1.pem"; cp "$T/svc2/fac1.key" "$S/postfac1.key"
 BOXES=()
 if [ "${FLEET_PG:-}" != 1 ]; then
   MK_E2E_BOXES=process boxes_as_processes "$METERKEY_HOME"
@@ -94,6 +97,15 @@ grep -qi '^Idempotent-Replayed: true' "$T/hdr" || { echo "FAIL: a replay is not 
 call fac1 POST /v1/meter/create '{"product_code":"PM100","msn":"000009"}' c1; want 422 "key reused"
 grep_out '"name":"MK_ERR_SVC_IDEM_MISMATCH"' "$T/out"
 [ "$(meters | jq length)" = 1 ] || { echo "FAIL: a replayed or refused create made a meter"; fails=$((fails+1)); }
+# a key is for one call: the same key and body on another call is another
+# request (422), never the first call's answer replayed
+call fac1 POST /v1/key/abandon '{"domain":"VE","key_id":99}' k2; want 409 "abandon of no key"
+call fac1 POST /v1/key/confirm '{"domain":"VE","key_id":99}' k2; want 422 "the key on another call"
+grep_out '"name":"MK_ERR_SVC_IDEM_MISMATCH"' "$T/out"
+# a call that reads takes no key: ignored
+call fac1 GET /v1/meter/list '' k3; want 200 "a reading call with a key"
+call fac1 GET /v1/meter/list '' k3; want 200 "again"
+grep -qi '^Idempotent-Replayed' "$T/hdr" && { echo "FAIL: a reading call replayed"; fails=$((fails+1)); }
 call fac1 POST /v1/meter/install '{"meter":"PM100-000001","domain":"VE"}'; want 200 "install VE"
 grep_out '"status":"INSTALLED","steel":"S00000001","brass":"B00000001"' "$T/out"
 # a key requested, then installed from its record by name
@@ -118,8 +130,12 @@ as fac1 meter install --meter PM100-000003 --domain VE; rc 0
 as fac1 meter install --meter PM100-000003 --domain USPS; rc 0
 
 # ---- the post: registration, token keys ----
-call dc1 POST /v1/meter/register '{"meter":"PM100-000001","indicia":"US00000001","country":"US"}'; want 200 register
+# the name of a client of another role is another client: its keys its own
+call postfac1 POST /v1/meter/register '{"meter":"PM100-000001","indicia":"US00000001","country":"US"}' c1
+want 200 "register, a key of the same name as another role's"
 grep_out '"status":"ACTIVE"' "$T/out"
+call dc1 POST /v1/meter/register '{"meter":"PM100-000001","indicia":"US00000001","country":"US"}'; want 409 "registered twice"
+grep_out '"name":"MK_ERR_STATE"' "$T/out"
 as dc1 meter register --meter PM100-000002 --indicia US00000002 --country US; rc 0 "register --server"
 grep_out '^meter PM100-000002 registered in US as US00000002: its keys are ACTIVE$' "$T/out"
 as dc1 meter register --meter PM100-000003 --indicia US00000003 --country US; rc 0
@@ -160,6 +176,10 @@ same scan1 verify "${L[2]}" "$bad" --tin --no-duplicates
 printf '%s\n' "${L[@]}" >"$T/file"
 same scan1 verify --file "$T/file" --no-duplicates
 same scan1 verify --file "$T/nofile" --no-duplicates
+# bytes past ASCII (a scanner's misread): the same answers, line for line
+printf '%s\n' "${L[0]}" "abc$(printf '\351')def" "${L[1]:0:30}$(printf '\303\251')${L[1]:32}" "${L[2]}" >"$T/latin"
+same scan1 verify --file "$T/latin" --no-duplicates
+same scan1 verify --file "$T/latin" --no-duplicates --json
 
 # the other forms of an indicium: its binary form and its DataMatrix PNG,
 # base64 (the binary: indicium-1 of docs/indicium.md, a device of no home)
