@@ -79,8 +79,10 @@ void svc_idem_release(struct svc *s, const struct svc_client *who)
 {
 	char client[32 + MK_CERT_CN_MAX];
 
-	if (who->idem != NULL)
-		(void)mk_archive_idem_release(mk_kms_archive(s->kms), idem_client(who, client), who->idem);
+	/* a key that could not be let go stays in progress: a retry is told so
+	 * (409), never acts twice */
+	if (who->idem != NULL && mk_archive_idem_release(mk_kms_archive(s->kms), idem_client(who, client), who->idem) != MK_OK)
+		svc_log("error", "an idempotency key could not be let go", json_pack("{s:s}", "client", who->cn));
 }
 
 void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o)
