@@ -395,8 +395,14 @@ void svc_conn_answered(struct svc *s, struct evhttp_request *r)
 {
 	struct conn *c = conn_of(s, r, NULL);
 
+	struct bufferevent *bev;
+
 	if (c == NULL)
 		return;
+	/* evhttp may free the connection from within the flush below (an
+	 * answer that closes it): held until this is done with it */
+	bev = c->bev;
+	bufferevent_incref(bev);
 	arm(c); /* for the answer to be taken, and the next request */
 	if (c->passed == 0 && c->close_after)
 		c->close_now = 1;
@@ -411,6 +417,7 @@ void svc_conn_answered(struct svc *s, struct evhttp_request *r)
 	/* a request already in the TLS input, held while this one ran */
 	if (!c->closing && evbuffer_get_length(bufferevent_get_input(c->tls)) > 0)
 		bufferevent_trigger(c->tls, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+	bufferevent_decref(bev); /* last: c may be freed in it */
 }
 
 void svc_conn_count(struct svc *s, enum svc_limit limit)
