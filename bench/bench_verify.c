@@ -22,7 +22,10 @@
  *
  * Then, with duplicates on (the archive's duplicate index: one write per
  * domain and indicium), ND indicia verified once (first sightings) and once
- * more (all duplicates): the archive's write rate, reported apart.
+ * more (all duplicates): the archive's write rate, reported apart; on
+ * SQLite beside the raw cost of writing the same rows (a batched INSERT
+ * ... ON CONFLICT DO NOTHING into the same file, issue 16), and the bytes
+ * on disk a sighting costs.
  *
  * Usage: bench_verify [seconds per measurement, default 1] [N indicia,
  *        default 100000] [M meters, default 200] [ND with duplicates,
@@ -41,6 +44,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <sqlite3.h>
 
 #include "bench.h"
 #include "fleet.h"
@@ -231,9 +235,83 @@ static double raw_threads(const uint8_t *msg, size_t len, int nthreads, double s
 
 /* ---- duplicates on ------------------------------------------------------- */
 
+/* The bytes the SQLite archive at path holds (its WAL checkpointed into
+ * it first), read on a connection of its own; 0 when it cannot be read. */
+static double db_bytes(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	double bytes = 0;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", -1, &st,
+	                       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		bytes = (double)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return bytes;
+}
+
+/*
+ * Raw: the same sighting rows (domain, device, piece count, time) the
+ * archive writes for nd first sightings, into a table of indicia_seen's
+ * shape in the same SQLite file, with the archive's settings (WAL,
+ * synchronous=FULL), as batched INSERT ... ON CONFLICT DO NOTHING, a
+ * transaction per domain and batch as the archive's. Indicia/s (two rows
+ * each), or 0 when it cannot be measured.
+ */
+static double raw_sightings(const struct fleet *f, size_t nd, const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *ins = NULL;
+	double t0, rate = 0;
+	int ok;
+
+	ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	                      "CREATE TABLE raw_seen (domain TEXT NOT NULL, device TEXT NOT NULL,"
+	                      " piece_count BIGINT NOT NULL, time BIGINT NOT NULL,"
+	                      " PRIMARY KEY (domain, device, piece_count))",
+	                  NULL, NULL, NULL) == SQLITE_OK &&
+	     sqlite3_prepare_v2(db, "INSERT INTO raw_seen (domain, device, piece_count, time) VALUES (?, ?, ?, ?) "
+	                            "ON CONFLICT DO NOTHING",
+	                        -1, &ins, NULL) == SQLITE_OK;
+	t0 = bench_now();
+	for (size_t pos = 0; ok && pos < nd; pos += BATCH) {
+		size_t b = nd - pos < BATCH ? nd - pos : BATCH;
+
+		for (int d = 0; ok && d < 2; d++) {
+			ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+			for (size_t i = 0; ok && i < b; i++) {
+				const struct mk_indicium *ind = &f->inds[pos + i];
+				char dev[2 * MK_IDENT_MAX + 2];
+
+				snprintf(dev, sizeof(dev), "%s-%s", ind->product_code, ind->mfg_seq);
+				ok = sqlite3_bind_text(ins, 1, d == 0 ? ind->vendor : ind->postal, -1, SQLITE_STATIC) == SQLITE_OK &&
+				     sqlite3_bind_text(ins, 2, dev, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+				     sqlite3_bind_int64(ins, 3, ind->piece_count) == SQLITE_OK &&
+				     sqlite3_bind_int64(ins, 4, (sqlite3_int64)time(NULL)) == SQLITE_OK &&
+				     sqlite3_step(ins) == SQLITE_DONE && sqlite3_reset(ins) == SQLITE_OK;
+			}
+			ok = ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+		}
+	}
+	if (ok)
+		rate = (double)nd / (bench_now() - t0);
+	else
+		fprintf(stderr, "bench_verify: the raw insert failed: %s\n", db != NULL ? sqlite3_errmsg(db) : "no database");
+	sqlite3_finalize(ins);
+	(void)sqlite3_exec(db, "DROP TABLE IF EXISTS raw_seen", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rate;
+}
+
 /* nd indicia through a verifier with duplicates on, twice: first sightings
  * (good, each noted in both domains' index) then the same again (each a
- * duplicate in both). Indicia/s of each pass. */
+ * duplicate in both). Indicia/s of each pass; on SQLite beside the raw
+ * insert of the same rows, and the bytes on disk a sighting costs. */
 static void run_duplicates(const struct fleet *f, size_t nd)
 {
 	struct mk_kms *k = fleet_open(f);
@@ -243,6 +321,9 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 
 	if (out == NULL)
 		fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	const char *path = strncmp(f->url, "sqlite:", 7) == 0 ? f->url + 7 : NULL;
+	double before = path != NULL ? db_bytes(path) : 0, after = 0, raw = 0;
+
 	fleet_check(mk_verifier_new(k, false, true, &v), "mk_verifier_new", k);
 	for (int pass = 0; pass < 2; pass++) {
 		enum mk_verify_result want = pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE;
@@ -261,12 +342,26 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 				}
 		}
 		rate[pass] = (double)nd / (bench_now() - t0);
+		if (pass == 0 && path != NULL)
+			after = db_bytes(path);
 	}
+	mk_verifier_free(v);
+	v = NULL;
+	if (path != NULL)
+		raw = raw_sightings(f, nd, path);
 	printf("with duplicates on (the archive's duplicate index, %s; a transaction per domain and batch):\n",
 	       mk_archive_backend(mk_kms_archive(k)));
 	printf("  %zu first sightings   %10.0f indicia/s  (%.3f ms each; a peak day in %.1f h)\n", nd,
 	       rate[0], 1e3 / rate[0], PEAK_DAY / rate[0] / 3600);
 	printf("  %zu second sightings  %10.0f indicia/s  (all duplicate)\n", nd, rate[1]);
+	if (raw > 0) {
+		bench_report_vs("first sightings vs raw batched insert", "ind", rate[0], "sqlite3", raw);
+		printf("  raw: the same %zu x 2 rows, INSERT ... ON CONFLICT DO NOTHING in a transaction per domain and "
+		       "batch of %d (WAL, synchronous=FULL)\n", nd, BATCH);
+	}
+	if (after > before)
+		printf("  on disk: %.0f bytes a sighting (%.0f bytes for %zu first sightings, two domains each: rows, "
+		       "indexes, audit)\n", (after - before) / (2.0 * (double)nd), after - before, nd);
 	mk_verifier_free(v);
 	mk_kms_close(k);
 	free(out);
