@@ -168,6 +168,14 @@ grep_out '^meterkey_requests_total{call="/v1/verify",code="207"} 3$' "$T/out"
 grep_out '^meterkey_requests_total{call="/v1/verify",code="403"} 2$' "$T/out"
 grep_out '^meterkey_verify_batch_items_bucket{le="+Inf"} 5$' "$T/out"
 grep_out '^meterkey_audit_failures_total 0$' "$T/out"
+# by domain (as the indicium names it; a malformed one names none)
+grep_out '^meterkey_domain_results_total{domain="VE",domain_role="vendor",result="good"} 4$' "$T/out"
+grep_out '^meterkey_domain_results_total{domain="USPS",domain_role="postal",result="duplicate"} 3$' "$T/out"
+! grep -q 'meterkey_domain_results_total{.*result="malformed"' "$T/out" ||
+  { echo "FAIL: a malformed indicium counted under a domain"; fails=$((fails+1)); }
+grep_out '^meterkey_archive_up 1$' "$T/out"
+grep_out '^meterkey_archive_ping_seconds [0-9.]*$' "$T/out"
+! grep -q '^meterkey_box_enabled' "$T/out" || { echo "FAIL: box gauges for boxes in this process"; fails=$((fails+1)); }
 call scan1 GET /metrics; want 403
 # and it still serves, then stops on SIGTERM
 call scan1 GET /v1/health; want 200

@@ -254,6 +254,9 @@ if [ "${FLEET_PG:-}" != 1 ]; then
   grep_out 'no box T00000009 in this home' "$T/out"
   call op1 POST /v1/box/seal '{"box":"T00000001"}' s1; want 200 "box seal"
   grep_out '"enabled":false' "$T/out"
+  call op1 GET /metrics; want 200 "metrics, a box sealed"
+  grep_out '^meterkey_box_enabled{box="T00000001"} 0$' "$T/out"
+  grep_out '^meterkey_box_up{box="T00000001"} 1$' "$T/out"
   as op1 box status --box T00000001; rc 1 "status of a sealed box"
   grep_out '^box T00000001 (process [0-9]* at .*/run/T00000001.sock): disabled, no share entered$' "$T/out"
   same op1 box status --box T00000001
@@ -271,6 +274,9 @@ if [ "${FLEET_PG:-}" != 1 ]; then
   as scan1 verify "${L[0]}" --tin --no-duplicates; rc 0 "Tin unsealed again"
   "$MK" box unseal --box T00000001 --server "https://localhost:$PORT" >"$T/out" 2>"$T/err"; RC=$?
   rc 2 "no unseal through the service"
+  call op1 GET /metrics; want 200 "metrics with the boxes as processes"
+  grep_out '^meterkey_box_enabled{box="B00000001"} 1$' "$T/out"
+  grep_out '^meterkey_box_up{box="T00000001"} 1$' "$T/out"
   call fac1 GET '/v1/box/status?box=B00000001'; want 403 "box status as factory"
   call aud1 POST /v1/box/seal '{"box":"B00000001"}'; want 403 "seal as auditor"
   call op1 POST /v1/box/seal '{"box":"B0000001"}'; want 400 "seal a malformed ID"
