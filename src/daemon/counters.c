@@ -193,7 +193,8 @@ static void live_metrics(struct svc *s, FILE *f)
 	fputs("# HELP meterkey_box_up Whether a box process answers, asked at the scrape.\n"
 	      "# TYPE meterkey_box_up gauge\n",
 	      g.up);
-	(void)mk_kms_box_list(s->kms, box_gauge_row, &g);
+	if (mk_kms_box_list(s->kms, box_gauge_row, &g) != MK_OK)
+		fputs("# the home's boxes could not be listed\n", f);
 	if (fclose(g.up) == 0 && ups != NULL)
 		fwrite(ups, 1, nups, f);
 	free(ups);
