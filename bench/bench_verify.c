@@ -25,7 +25,8 @@
  * more (all duplicates): the archive's write rate, reported apart; on
  * SQLite beside the raw cost of writing the same rows (a batched INSERT
  * ... ON CONFLICT DO NOTHING into the same file, issue 16), and the bytes
- * on disk a sighting costs.
+ * on disk a sighting costs; then ND more through two verifiers at once on
+ * the one archive (when 2 ND <= N).
  *
  * Usage: bench_verify [seconds per measurement, default 1] [N indicia,
  *        default 100000] [M meters, default 200] [ND with duplicates,
@@ -308,6 +309,83 @@ static double raw_sightings(const struct fleet *f, size_t nd, const char *path)
 	return rate;
 }
 
+/* Two verifiers (each its KMS handle and Brass box, duplicates on) on one
+ * archive, each a half of inds[from, from + nd): what one checks. */
+struct djob {
+	struct mk_kms *k;
+	struct mk_verifier *v;
+	const struct fleet *f;
+	size_t from, to;
+	enum mk_verify_result want;
+	pthread_barrier_t *barrier;
+	struct mk_verify_outcome *out;
+};
+
+static void *dup_run(void *arg)
+{
+	struct djob *j = arg;
+
+	pthread_barrier_wait(j->barrier);
+	for (size_t pos = j->from; pos < j->to; pos += BATCH) {
+		size_t b = j->to - pos < BATCH ? j->to - pos : BATCH;
+
+		fleet_check(mk_verify_batch(j->v, j->f->inds + pos, b, j->out), "mk_verify_batch (2 threads)", j->k);
+		for (size_t i = 0; i < b; i++)
+			if (j->out[i].vendor != j->want || j->out[i].postal != j->want) {
+				fprintf(stderr, "bench_verify: 2 threads, indicium %zu: %s/%s\n", pos + i,
+				        mk_verify_result_name(j->out[i].vendor), mk_verify_result_name(j->out[i].postal));
+				exit(1);
+			}
+	}
+	return NULL;
+}
+
+/* inds[from, from + nd) with duplicates on through two verifiers at once,
+ * each a half: first sightings, then each the other's half (duplicates).
+ * Indicia/s of each pass, both threads together. */
+static void run_duplicates_2(const struct fleet *f, size_t from, size_t nd, double rate[2])
+{
+	struct djob j[2];
+	pthread_t t[2];
+	pthread_barrier_t barrier;
+
+	for (int w = 0; w < 2; w++) {
+		memset(&j[w], 0, sizeof(j[w]));
+		j[w].k = fleet_open(f);
+		j[w].f = f;
+		j[w].barrier = &barrier;
+		fleet_check(mk_verifier_new(j[w].k, false, true, &j[w].v), "mk_verifier_new", j[w].k);
+		fleet_check(mk_verifier_prefer_box(j[w].v, f->brass[w]), "mk_verifier_prefer_box", j[w].k);
+		if ((j[w].out = calloc(BATCH, sizeof(*j[w].out))) == NULL)
+			fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		double t0;
+
+		for (int w = 0; w < 2; w++) {
+			int half = pass == 0 ? w : 1 - w;
+
+			j[w].from = from + (size_t)half * (nd / 2);
+			j[w].to = from + (half == 0 ? nd / 2 : nd);
+			j[w].want = pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE;
+		}
+		pthread_barrier_init(&barrier, NULL, 3);
+		for (int w = 0; w < 2; w++)
+			pthread_create(&t[w], NULL, dup_run, &j[w]);
+		pthread_barrier_wait(&barrier);
+		t0 = bench_now();
+		for (int w = 0; w < 2; w++)
+			pthread_join(t[w], NULL);
+		rate[pass] = (double)nd / (bench_now() - t0);
+		pthread_barrier_destroy(&barrier);
+	}
+	for (int w = 0; w < 2; w++) {
+		mk_verifier_free(j[w].v);
+		mk_kms_close(j[w].k);
+		free(j[w].out);
+	}
+}
+
 /* nd indicia through a verifier with duplicates on, twice: first sightings
  * (good, each noted in both domains' index) then the same again (each a
  * duplicate in both). Indicia/s of each pass; on SQLite beside the raw
@@ -322,7 +400,7 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	if (out == NULL)
 		fleet_die("calloc", MK_ERR_NOMEM, NULL);
 	const char *path = strncmp(f->url, "sqlite:", 7) == 0 ? f->url + 7 : NULL;
-	double before = path != NULL ? db_bytes(path) : 0, after = 0, raw = 0;
+	double before = path != NULL ? db_bytes(path) : 0, after = 0, raw = 0, rate2[2] = { 0, 0 };
 
 	fleet_check(mk_verifier_new(k, false, true, &v), "mk_verifier_new", k);
 	for (int pass = 0; pass < 2; pass++) {
@@ -347,6 +425,8 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	}
 	mk_verifier_free(v);
 	v = NULL;
+	if (2 * nd <= f->m * f->k)
+		run_duplicates_2(f, nd, nd, rate2);
 	if (path != NULL)
 		raw = raw_sightings(f, nd, path);
 	printf("with duplicates on (the archive's duplicate index, %s; a transaction per domain and batch):\n",
@@ -354,6 +434,10 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	printf("  %zu first sightings   %10.0f indicia/s  (%.3f ms each; a peak day in %.1f h)\n", nd,
 	       rate[0], 1e3 / rate[0], PEAK_DAY / rate[0] / 3600);
 	printf("  %zu second sightings  %10.0f indicia/s  (all duplicate)\n", nd, rate[1]);
+	if (rate2[0] > 0)
+		printf("  2 threads (two verifiers, two Brass boxes, one archive), %zu more: first sightings %.0f "
+		       "indicia/s (a peak day in %.1f h), second %.0f\n",
+		       nd, rate2[0], PEAK_DAY / rate2[0] / 3600, rate2[1]);
 	if (raw > 0) {
 		bench_report_vs("first sightings vs raw batched insert", "ind", rate[0], "sqlite3", raw);
 		printf("  raw: the same %zu x 2 rows, INSERT ... ON CONFLICT DO NOTHING in a transaction per domain and "
