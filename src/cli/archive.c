@@ -427,6 +427,7 @@ static enum mk_err remote_read(struct args *a, const char *path, json_t **ans, i
 static enum mk_err get_head(struct args *a, uint64_t seq, struct mk_buf *hb, int *said)
 {
 	char path[128];
+	const char *b64;
 	json_t *ans;
 	uint8_t *raw = NULL;
 	size_t n;
@@ -434,17 +435,16 @@ static enum mk_err get_head(struct args *a, uint64_t seq, struct mk_buf *hb, int
 
 	if (a->c.server == NULL)
 		return mk_archive_get_head(a->ar, a->domain, seq, hb);
-	snprintf(path, sizeof(path), "/v1/archive/head?domain=%s%s%" PRIu64, a->domain, seq != 0 ? "&seq=" : "",
-	         seq);
-	if (seq == 0)
-		path[strlen(path) - 1] = '\0'; /* no seq: the newest */
+	if (seq != 0)
+		snprintf(path, sizeof(path), "/v1/archive/head?domain=%s&seq=%" PRIu64, a->domain, seq);
+	else /* no seq: the newest */
+		snprintf(path, sizeof(path), "/v1/archive/head?domain=%s", a->domain);
 	if ((r = remote_read(a, path, &ans, said)) != MK_OK)
 		return r;
 	mk_buf_reset(hb);
-	r = mk_base64_decode(json_string_value(json_object_get(ans, "head")) != NULL
-	                             ? json_string_value(json_object_get(ans, "head"))
-	                             : "",
-	                     &raw, &n) != MK_OK || n > MK_HEAD_MAX || mk_buf_put_bytes(hb, raw, n) != MK_OK
+	b64 = json_string_value(json_object_get(ans, "head"));
+	r = b64 == NULL || mk_base64_decode(b64, &raw, &n) != MK_OK || n > MK_HEAD_MAX ||
+	            mk_buf_put_bytes(hb, raw, n) != MK_OK
 	            ? MK_ERR_DB_HEAD
 	            : MK_OK;
 	free(raw);

@@ -217,7 +217,7 @@ int kc_call(struct kc *c, const char *name, json_t *req)
 		json_decref(req);
 		return r;
 	}
-	if (c->kms == NULL && !kc_open(c)) {
+	if (!kc_open(c)) {
 		json_decref(req);
 		return 1;
 	}

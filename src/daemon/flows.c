@@ -43,7 +43,6 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
               const char *query, const char *body, size_t n)
 {
 	struct svc_client w = *who; /* its key dropped where it is none of the call's */
-	const struct svc_client *wp = &w;
 	struct mk_call_ctx x = { s->kms, mk_kms_archive(s->kms), 0 };
 	uint8_t digest[MK_SHA256_LEN];
 	char why[MK_KMS_DETAIL_MAX + 256], call[96];
@@ -65,9 +64,9 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 		}
 		/* a key seen before: its first answer again, or a refusal; acts once */
 		snprintf(call, sizeof(call), "POST /v1/%s", c->name);
-		if (wp->idem != NULL && svc_idem_claim(s, r, wp, call, body, n))
+		if (w.idem != NULL && svc_idem_claim(s, r, &w, call, body, n))
 			goto out;
-		if (audit_request(s, r, wp, c, id, digest) != MK_OK)
+		if (audit_request(s, r, &w, c, id, digest) != MK_OK)
 			goto out;
 		/* the kept verifiers let go (their boxes closed, caches dropped)
 		 * before the state changes under them */
@@ -81,11 +80,11 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 		snprintf(why, sizeof(why), "the call was made but its outcome (%s) was not audited: the answer is withheld",
 		         mk_err_name(e));
 		/* made: the refusal is the key's answer, a retry does not make it again */
-		svc_answer_kept(s, r, wp, svc_http_status(MK_ERR_SVC_AUDIT), svc_error_json(MK_ERR_SVC_AUDIT, why));
+		svc_answer_kept(s, r, &w, svc_http_status(MK_ERR_SVC_AUDIT), svc_error_json(MK_ERR_SVC_AUDIT, why));
 		goto out;
 	}
 	if (e == MK_OK) {
-		svc_answer_kept(s, r, wp, 200, ans);
+		svc_answer_kept(s, r, &w, 200, ans);
 		ans = NULL;
 		goto out;
 	}
@@ -93,7 +92,7 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 	 * service-side one (the archive, a box unreachable: 5xx) is not the
 	 * key's answer: the key is let go, a retry makes the call */
 	if (svc_http_status(e) >= 500)
-		svc_idem_release(s, wp);
+		svc_idem_release(s, &w);
 	out = svc_error_json(e, why);
 	if (out != NULL && ans != NULL) {
 		json_object_set_new(out, "partial", ans);
@@ -101,7 +100,7 @@ void svc_call(struct svc *s, struct evhttp_request *r, const struct svc_client *
 	}
 	if (svc_http_status(e) >= 500)
 		w.idem = NULL;
-	svc_answer_kept(s, r, wp, svc_http_status(e), out);
+	svc_answer_kept(s, r, &w, svc_http_status(e), out);
 out:
 	json_decref(ans);
 	json_decref(req);

@@ -102,3 +102,25 @@ meterkeyd_start() {
   PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
   [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
 }
+
+# kms_home [ARGS...] : domains VE and USPS (country US) and an Oak, a Steel
+# and a Brass box serving both, in the home made before (meterkey init);
+# ARGS (--archive URL) to each command
+kms_home() {
+  local t
+  expect 0 "$MK" domain create VE --country US "$@"
+  expect 0 "$MK" domain create USPS --country US "$@"
+  for t in oak steel brass; do expect 0 "$MK" box init --type $t --domain VE --domain USPS "$@"; done
+}
+
+# meter_ready N [ARGS...] : meter PM100-00000N made, its VE and USPS keys
+# installed, registered in US as US0000000N and credited 1000; ARGS
+# (--archive URL) to each command
+meter_ready() {
+  local n=$1 d
+  shift
+  expect 0 "$MK" meter create --product-code PM100 --msn "00000$n" "$@"
+  for d in VE USPS; do expect 0 "$MK" meter install --meter "PM100-00000$n" --domain $d "$@"; done
+  expect 0 "$MK" meter register --meter "PM100-00000$n" --indicia "US0000000$n" --country US "$@"
+  expect 0 "$MK" meter credit --meter "PM100-00000$n" --amount 1000 "$@"
+}

@@ -22,17 +22,11 @@ S="$T/svc"
 TOMORROW=$(date -u -d tomorrow +%F)
 
 expect 0 "$MK" init
-expect 0 "$MK" domain create VE --country US
-expect 0 "$MK" domain create USPS --country US
-for t in oak steel brass; do expect 0 "$MK" box init --type $t --domain VE --domain USPS; done
+kms_home
 declare -A today tomorrow
 for n in 1 2; do
   m=PM100-00000$n
-  expect 0 "$MK" meter create --product-code PM100 --msn 00000$n
-  expect 0 "$MK" meter install --meter $m --domain VE
-  expect 0 "$MK" meter install --meter $m --domain USPS
-  expect 0 "$MK" meter register --meter $m --indicia US0000000$n --country US
-  expect 0 "$MK" meter credit --meter $m --amount 1000
+  meter_ready $n
   expect 0 "$MK" meter frank --meter $m --postage 55 --origin 20500 --count 2
   mapfile -t l <"$T/out"; today[$n.1]=${l[0]}; today[$n.2]=${l[1]}
   expect 0 "$MK" meter frank --meter $m --postage 55 --origin 20500 --count 2 --date "$TOMORROW"

@@ -31,9 +31,8 @@ mk() { expect "$1" "$MK" "${@:2}" "${ARCH[@]}"; }
 
 # ---- the ceremony, on the KMS host ----
 mk 0 init
-mk 0 domain create VE --country US
-mk 0 domain create USPS --country US
-for t in oak steel brass tin; do mk 0 box init --type $t --domain VE --domain USPS; done
+kms_home "${ARCH[@]}"
+mk 0 box init --type tin --domain VE --domain USPS
 for r in "server localhost" "factory fac1" "post dc1" "verifier scan1" "auditor aud1" "operator op1"; do
   set -- $r
   mk 0 service cert --role "$1" --name "$2" --out "$S"

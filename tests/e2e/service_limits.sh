@@ -18,14 +18,8 @@ M=PM100-000001
 S="$T/svc"
 
 expect 0 "$MK" init
-expect 0 "$MK" domain create VE --country US
-expect 0 "$MK" domain create USPS --country US
-for t in oak steel brass; do expect 0 "$MK" box init --type $t --domain VE --domain USPS; done
-expect 0 "$MK" meter create --product-code PM100 --msn 000001
-expect 0 "$MK" meter install --meter $M --domain VE
-expect 0 "$MK" meter install --meter $M --domain USPS
-expect 0 "$MK" meter register --meter $M --indicia US00000001 --country US
-expect 0 "$MK" meter credit --meter $M --amount 1000
+kms_home
+meter_ready 1
 expect 0 "$MK" meter frank --meter $M --postage 55 --origin 20500 --count 4
 mapfile -t lines <"$T/out"
 for r in "server localhost" "verifier scan1" "verifier scan2" "auditor aud1"; do

@@ -18,14 +18,8 @@ S="$T/svc"
 mk() { expect "$1" "$MK" "${@:2}" --archive "$URL"; }
 
 mk 0 init
-mk 0 domain create VE --country US
-mk 0 domain create USPS --country US
-for t in oak steel brass; do mk 0 box init --type $t --domain VE --domain USPS; done
-mk 0 meter create --product-code PM100 --msn 000001
-mk 0 meter install --meter $M --domain VE
-mk 0 meter install --meter $M --domain USPS
-mk 0 meter register --meter $M --indicia US00000001 --country US
-mk 0 meter credit --meter $M --amount 1000
+kms_home --archive "$URL"
+meter_ready 1 --archive "$URL"
 mk 0 meter frank --meter $M --postage 55 --origin 20500 --count 2
 mapfile -t lines <"$T/out"
 for r in "server localhost" "verifier scan1" "auditor aud1"; do
