@@ -76,6 +76,22 @@ static int hexval(int c)
 	return -1;
 }
 
+long vec_unhex(const char *s, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(s);
+
+	if (n % 2 != 0 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (long)(n / 2);
+}
+
 /* Reads the ``` block after a marker into out. */
 static int vec_read_block(FILE *f, const char *name, uint8_t *out, size_t outsize, size_t *lenp)
 {

@@ -35,4 +35,8 @@ int vec_get_text(const char *name, char *out, size_t outsize, char err[VEC_MAX_E
  * -1 if the document cannot be read. */
 int vec_names(const char *prefix, char names[][VEC_MAX_NAME], size_t max);
 
+/* The hex string s (no blank) as bytes into out[0..cap): their count, or
+ * -1 when s is not whole pairs of hex digits or does not fit. */
+long vec_unhex(const char *s, uint8_t *out, size_t cap);
+
 #endif

@@ -76,35 +76,9 @@ static const char map_root_hex[] = "ff55031d603622daaae67b8026b38297ebb53e96b98c
 
 /* ---- fixtures ------------------------------------------------------------------- */
 
-/* Decodes the hex string s into out[0..cap); returns the byte count. */
-static size_t unhex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = strlen(s);
-
-	assert_int_equal(n % 2, 0);
-	assert_true(n / 2 <= cap);
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v = 0;
-
-		for (size_t j = 0; j < 2; j++) {
-			char c = s[2 * i + j];
-
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				v |= (unsigned)(c - 'a' + 10);
-			else
-				fail_msg("bad hex digit %c", c);
-		}
-		out[i] = (uint8_t)v;
-	}
-	return n / 2;
-}
-
 static void unhex32(const char *s, uint8_t out[static 32])
 {
-	assert_int_equal(unhex(s, out, 32), 32);
+	assert_int_equal(vec_unhex(s, out, 32), 32);
 }
 
 static void kat_head(struct mk_head *h)

@@ -30,6 +30,8 @@
 
 #include "meterkey/merkle.h"
 
+#include "vectors.c"
+
 #define MAX_N 300      /* leaves in the frontier test */
 #define PROOF_N 40     /* largest tree whose every proof is checked */
 #define ROOT_N 70      /* largest tree whose root is checked */
@@ -48,23 +50,7 @@ static const char kat_root_hex[] =
 
 static void unhex(const char *s, uint8_t out[static MK_MERKLE_LEN])
 {
-	assert_int_equal(strlen(s), 2 * MK_MERKLE_LEN);
-	for (size_t i = 0; i < MK_MERKLE_LEN; i++) {
-		unsigned v = 0;
-
-		for (size_t j = 0; j < 2; j++) {
-			char c = s[2 * i + j];
-
-			v <<= 4;
-			if (c >= '0' && c <= '9')
-				v |= (unsigned)(c - '0');
-			else if (c >= 'a' && c <= 'f')
-				v |= (unsigned)(c - 'a' + 10);
-			else
-				fail_msg("bad hex digit '%c'", c);
-		}
-		out[i] = (uint8_t)v;
-	}
+	assert_int_equal(vec_unhex(s, out, MK_MERKLE_LEN), MK_MERKLE_LEN);
 }
 
 /* SHA-256 of a || b (b may be empty), written out with EVP_MD_CTX. */
