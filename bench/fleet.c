@@ -2,16 +2,19 @@
  * The fleet the verification benchmarks share (fleet.h): its home, its
  * set-up, the sanity checks before measuring.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
 #include "fleet.h"
 
 #define POSTAGE 63
+#define KEPT_CREDIT 10000000 /* pieces a kept fleet's meter is credited for, once */
 
 const char *fleet_prog = "bench";
 
@@ -61,6 +64,25 @@ static void rm_temp_dirs(void)
 void fleet_temp_dirs(struct fleet *f)
 {
 	const char *tmp = getenv("TMPDIR") != NULL && getenv("TMPDIR")[0] != '\0' ? getenv("TMPDIR") : "/tmp";
+	const char *keep = getenv("BENCH_FLEET"), *url = getenv("BENCH_ARCHIVE_URL");
+
+	/* a fleet kept between runs (its meters made once: 10,000 take about
+	 * 20 minutes), each run franking fresh indicia */
+	if (keep != NULL && keep[0] != '\0') {
+		snprintf(f->home, sizeof(f->home), "%s/home", keep);
+		if (mkdir(keep, 0700) != 0 && errno != EEXIST) {
+			perror(keep);
+			exit(1);
+		}
+		f->kept = 1;
+		if (url != NULL && url[0] != '\0')
+			snprintf(f->url, sizeof(f->url), "%s", url);
+		else
+			snprintf(f->url, sizeof(f->url), "sqlite:%s/archive.db", keep);
+		printf("home %s (kept), archive %s\n", f->home, url != NULL && url[0] != '\0' ? "given" : f->url);
+		fflush(stdout);
+		return;
+	}
 
 	snprintf(tmp_home, sizeof(tmp_home), "%s/meterkey-bench-XXXXXX",
 	         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : tmp);
@@ -73,7 +95,9 @@ void fleet_temp_dirs(struct fleet *f)
 	atexit(rm_temp_dirs);
 	snprintf(f->home, sizeof(f->home), "%s", tmp_home);
 	snprintf(f->url, sizeof(f->url), "sqlite:%s/archive.db", tmp_adir);
-	printf("home %s (set-up only), archive %s\n", f->home, f->url);
+	if (url != NULL && url[0] != '\0') /* PostgreSQL: a database made for the run */
+		snprintf(f->url, sizeof(f->url), "%s", url);
+	printf("home %s (set-up only), archive %s\n", f->home, url != NULL && url[0] != '\0' ? "given" : f->url);
 	fflush(stdout);
 }
 
@@ -115,6 +139,37 @@ static void *frank_meters(void *arg)
 	return NULL;
 }
 
+/* A kept fleet's mark: the number of meters it was made with. */
+static int fleet_ready(const struct fleet *f)
+{
+	char path[sizeof(f->home) + 16];
+	FILE *fp;
+	size_t m = 0;
+
+	snprintf(path, sizeof(path), "%s.ready", f->home);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(fp, "%zu", &m) != 1)
+		m = 0;
+	fclose(fp);
+	if (m != f->m) {
+		fprintf(stderr, "%s: the kept fleet has %zu meters, not %zu: give another BENCH_FLEET\n", fleet_prog, m, f->m);
+		exit(2);
+	}
+	fprintf(stderr, "set-up: the kept fleet of %zu meters\n", m);
+	return 1;
+}
+
+static void fleet_mark_ready(const struct fleet *f)
+{
+	char path[sizeof(f->home) + 16];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s.ready", f->home);
+	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%zu\n", f->m) < 0 || fclose(fp) != 0)
+		fleet_die("the kept fleet's mark", MK_ERR_IO, NULL);
+}
+
 void fleet_setup(struct fleet *f)
 {
 	static const char *const us[] = { "US" }, *const doms[] = { "VE", "USPS" };
@@ -126,6 +181,8 @@ void fleet_setup(struct fleet *f)
 
 	if ((f->inds = calloc(f->m * f->k, sizeof(*f->inds))) == NULL)
 		fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	if (f->kept && fleet_ready(f))
+		goto frank;
 	k = fleet_open(f);
 	fleet_check(mk_kms_init(k, 0, 0, id), "mk_kms_init", k);
 	fleet_check(mk_kms_domain_create(k, "VE", us, 1), "domain VE", k);
@@ -147,10 +204,14 @@ void fleet_setup(struct fleet *f)
 		fleet_check(mk_kms_meter_install(k, mid, "VE", "", NULL, &rec), "install VE", k);
 		fleet_check(mk_kms_meter_install(k, mid, "USPS", "", NULL, &rec), "install USPS", k);
 		fleet_check(mk_kms_meter_register(k, mid, serial, "US", 0), "mk_kms_meter_register", k);
-		fleet_check(mk_kms_meter_credit(k, mid, (uint64_t)POSTAGE * f->k), "mk_kms_meter_credit", k);
+		fleet_check(mk_kms_meter_credit(k, mid, (uint64_t)POSTAGE * (f->kept ? KEPT_CREDIT : f->k)),
+		            "mk_kms_meter_credit", k);
 	}
 	mk_kms_close(k);
 	fprintf(stderr, "set-up: %zu meters installed, registered, credited in %.1f s\n", f->m, bench_now() - t0);
+	if (f->kept)
+		fleet_mark_ready(f);
+frank:
 	/* two meters at a time: the meters' NVM writes (fsync) take most of it */
 	for (int i = 0; i < 2; i++)
 		if (pthread_create(&t[i], NULL, frank_meters, &jobs[i]) != 0)

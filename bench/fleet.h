@@ -21,6 +21,7 @@ struct fleet {
 	struct mk_indicium *inds; /* m * k, interleaved; fleet_setup allocates */
 	char home[4096];          /* the home: boxes, shares, meters' NVM */
 	char url[4200];           /* the archive */
+	int kept;                 /* BENCH_FLEET: made once, kept between runs */
 	char brass[2][MK_BOX_ID_LEN + 1];
 };
 

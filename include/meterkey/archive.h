@@ -370,25 +370,62 @@ MK_WUR enum mk_err mk_archive_idem_answer(struct mk_archive *a, const char *clie
 
 /* ---- Duplicate-indicia index ----------------------------------------------- */
 
-/* Records that the domain has seen the indicium (device, piece_count) and says
- * whether it had seen it before: *duplicatep is false the first time, true
- * every time after, across processes sharing the archive. */
-MK_WUR enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *domain,
-                                            const char *device, uint64_t piece_count,
-                                            int64_t time, bool *duplicatep);
+/*
+ * The duplicate index (docs/internals/archive.md, "The duplicate index"):
+ * per postal domain, the indicia its verifiers have found good, each a
+ * sighting (device, piece count) in the partition of the indicium's date.
+ * A batch's first sightings are written in one transaction, durable when
+ * the call returns, with one audit entry per day whose Merkle root covers
+ * them (docs/formats.md, "Sightings"); a repeated sighting writes nothing.
+ * Partitions older than the domain's window are dropped whole
+ * (mk_archive_drop_sightings), each drop an audit entry of its own.
+ */
 
-/* One sighting of a batch: the device and the piece count. */
+#define MK_SEEN_BATCH_MAX 65536 /* sightings in one call */
+#define MK_SITE_MAX 63          /* a verifier's site name */
+
+/* One sighting: the indicium's postal domain, device (product code "-"
+ * MSN, an identity the archive stores), piece count and date (days since
+ * 1970-01-01, UTC, >= 1). */
 struct mk_sighting {
+	const char *domain;
 	const char *device;
-	uint64_t piece_count;
+	uint32_t piece_count;
+	uint32_t day;
 };
 
-/* mk_archive_note_indicium for n sightings of one domain (n at most
- * MK_ARCHIVE_BATCH_MAX) in one transaction: dups[i] as *duplicatep would be,
- * a sighting repeated inside the batch counting as seen. All or nothing. */
-MK_WUR enum mk_err mk_archive_note_indicia(struct mk_archive *a, const char *domain,
-                                           const struct mk_sighting *s, size_t n, int64_t time,
-                                           bool *dups);
+/* Where a duplicate was first seen: the time and the verifier's site of
+ * the batch that noted it (its audit entry). A sighting noted before
+ * schema 7 (table indicia_seen) has its time and site "". */
+struct mk_first_sighting {
+	int64_t time;
+	char site[MK_SITE_MAX + 1];
+};
+
+/*
+ * Notes s[0..n) (n <= MK_SEEN_BATCH_MAX) at time by the verifier at site
+ * (1 to MK_SITE_MAX printable ASCII characters), all in one transaction:
+ * dups[i] is false for a first sighting, true for one seen before
+ * (earlier, by any process sharing the archive, or earlier in s); for a
+ * duplicate, first[i] (first may be NULL) says when and where it was first
+ * seen. All or nothing: on failure nothing of the batch is noted.
+ * MK_ERR_INVALID_ARG for a malformed sighting or site,
+ * MK_RC_DOMAIN_UNKNOWN for a domain the archive does not hold.
+ */
+MK_WUR enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sighting *s, size_t n,
+                                             int64_t time, const char *site, bool *dups,
+                                             struct mk_first_sighting *first);
+
+/* Drops the domain's partitions of the days before day `before` (sightings
+ * of indicia dated then, which its window refuses now), each with an audit
+ * entry, in one transaction; *droppedp (may be NULL) the number dropped. */
+MK_WUR enum mk_err mk_archive_drop_sightings(struct mk_archive *a, const char *domain, uint32_t before,
+                                             int64_t time, unsigned *droppedp);
+
+/* The days the domain holds sightings of, ascending: the first cap in
+ * days, their number in *np. */
+MK_WUR enum mk_err mk_archive_sighting_days(struct mk_archive *a, const char *domain, uint32_t *days, size_t cap,
+                                            size_t *np);
 
 /* ---- Audit log ---------------------------------------------------------------- */
 

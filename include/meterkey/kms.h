@@ -77,6 +77,10 @@ const char *mk_kms_detail(const struct mk_kms *k);
  * carries an earlier call's. */
 void mk_kms_detail_clear(struct mk_kms *k);
 struct mk_archive *mk_kms_archive(struct mk_kms *k);
+/* A second connection to k's archive, for another thread (the verifier's
+ * index writer): the caller's to close with mk_archive_close. A failure is
+ * explained in k's detail (the URL shown without its password). */
+MK_WUR enum mk_err mk_kms_archive_open_another(struct mk_kms *k, struct mk_archive **ap);
 /* The home directory, as opened (owned by k; valid until mk_kms_close). */
 const char *mk_kms_home(const struct mk_kms *k);
 int64_t mk_kms_now(const struct mk_kms *k);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "meterkey/archive.h"
 #include "meterkey/err.h"
 #include "meterkey/indicium.h"
 #include "meterkey/msg_box.h"
@@ -68,6 +69,10 @@ struct mk_verify_outcome {
 	                                       * words (static text; mk_verify_text and
 	                                       * mk_indicium_text_decode_why); else NULL */
 	struct mk_indicium ind;               /* as verified (after a correction) */
+	int64_t first_time;                   /* duplicate: when the piece was first seen
+	                                       * (0: not known), and by which verifier's
+	                                       * site ("": not known) */
+	char first_site[MK_SITE_MAX + 1];
 };
 
 /*
@@ -103,6 +108,12 @@ void mk_verifier_set_duplicates(struct mk_verifier *v, bool duplicates);
  */
 MK_WUR enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box_id);
 
+/* Names the verifier's site (1 to MK_SITE_MAX printable ASCII
+ * characters: a mail centre, a machine), which the duplicate index keeps
+ * with each batch's first sightings and a duplicate's answer shows; by
+ * default the host's name. MK_ERR_INVALID_ARG for a malformed one. */
+MK_WUR enum mk_err mk_verifier_set_site(struct mk_verifier *v, const char *site);
+
 /* The batch API: out[i] for inds[i]. The error is for the run (a box that
  * cannot be opened, the archive, memory); each indicium's own verdict is in
  * out: the tokens per domain, then, for version 2, the signature, checked
@@ -110,6 +121,28 @@ MK_WUR enum mk_err mk_verifier_prefer_box(struct mk_verifier *v, const char *box
  * is recorded as a sighting. */
 MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                                    struct mk_verify_outcome *out);
+
+/*
+ * The same, pipelined (docs/internals/verify.md, "The pipeline"): with
+ * duplicates on, mk_verify_submit verifies inds[0..n) (the tokens and
+ * signatures, in this thread) and hands their sightings to the verifier's
+ * index writer, a thread with its own connection to the archive, then
+ * returns at once; mk_verify_finish waits for the oldest batch submitted
+ * and not finished to be durable in the archive and completes its
+ * outcomes (duplicates), setting *outp to its out array and *np to its n.
+ * So the next batch's cryptography runs while the writer commits this
+ * one. At most MK_VERIFY_INFLIGHT batches are submitted and not finished
+ * (MK_ERR_STATE past that); out (and inds, until submit returns) stay the
+ * caller's. No outcome may be taken as final before its batch is
+ * finished: a result good before then is not yet a sighting. Without
+ * duplicates, finish only hands the batches back. n at most
+ * MK_SEEN_BATCH_MAX (all of a batch's sightings in one transaction). An
+ * error of the writer is returned by the finish of its batch.
+ */
+#define MK_VERIFY_INFLIGHT 2
+MK_WUR enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                                    struct mk_verify_outcome *out);
+MK_WUR enum mk_err mk_verify_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np);
 
 /* One text line: the blanks around it (spaces, tabs, CR, LF) left out, check
  * characters checked, one misread character corrected when exactly one
@@ -124,5 +157,16 @@ MK_WUR enum mk_err mk_verify_text(struct mk_verifier *v, const char *line, struc
  * error is for the run, as mk_verify_batch's. */
 MK_WUR enum mk_err mk_verify_lines(struct mk_verifier *v, const char *const *lines, size_t n,
                                    struct mk_verify_outcome *out);
+
+/* mk_verify_lines, pipelined as mk_verify_submit and mk_verify_finish are
+ * (what `meterkey verify --file` streams through): submit decodes the
+ * lines and submits those that decode; finish waits for the oldest batch,
+ * fills its out[] (a line's outcome, as mk_verify_lines gives it: the
+ * lines whose check characters fail are corrected there, one by one),
+ * and gives back its out and n. lines and out stay the caller's, unchanged,
+ * until the batch is finished. */
+MK_WUR enum mk_err mk_verify_lines_submit(struct mk_verifier *v, const char *const *lines, size_t n,
+                                          struct mk_verify_outcome *out);
+MK_WUR enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np);
 
 #endif

@@ -31,7 +31,7 @@
 
 #include "archive/archive_int.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define MAX_ATTEMPTS 64
 
 static const struct {
@@ -266,6 +266,7 @@ void mk_archive_close(struct mk_archive *a)
 		return;
 	if (a->ops != NULL && a->db != NULL)
 		a->ops->close(a->db);
+	archive_seen_free(a);
 	free(a);
 }
 

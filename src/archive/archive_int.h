@@ -96,6 +96,35 @@ struct mk_db_ops {
 	enum mk_err (*query)(void *db, unsigned id, const struct mk_db_stmt *st,
 	                     const struct mk_db_val *params, size_t n, mk_db_row_fn row, void *ctx,
 	                     uint64_t *changesp);
+
+	/*
+	 * The duplicate index's partitions (seen.c; docs/internals/archive.md,
+	 * "The duplicate index"): one table per postal domain and day, made by
+	 * the driver on first insert, its rows (key, entry). SQLite: a table
+	 * "seen_<domain>_<day>" whose key is its rowid; PostgreSQL: a partition
+	 * "sightings_<domain>_<day>" of "sightings_<domain>", itself a partition
+	 * of "sightings" (declarative partitioning, by list of domain, then by
+	 * range of day). domain is a valid domain ID (mk_domain_id_valid: safe
+	 * in a quoted identifier).
+	 *
+	 * seen_insert: inside a write transaction, inserts keys[0..n)
+	 * (ascending; a key may repeat) with entry, ON CONFLICT DO NOTHING:
+	 * fresh[i] = 1 where keys[i] was inserted by this call (the first of
+	 * repeats), else 0. As fast as the database allows: this is the
+	 * verifier's hot path (one statement per batch on PostgreSQL).
+	 * seen_get: *entryp the entry of key, 0 when there is none (or no
+	 * partition). seen_days: the days of the domain's partitions,
+	 * ascending, the first cap of them in days, their count in *np.
+	 * seen_drop: inside a write transaction, drops the partition of day
+	 * (nothing when there is none). seen_scan: every row as (entry, key),
+	 * ordered by entry then key (none when there is no partition).
+	 */
+	enum mk_err (*seen_insert)(void *db, const char *domain, uint32_t day, const int64_t *keys, size_t n,
+	                           int64_t entry, uint8_t *fresh);
+	enum mk_err (*seen_get)(void *db, const char *domain, uint32_t day, int64_t key, int64_t *entryp);
+	enum mk_err (*seen_days)(void *db, const char *domain, uint32_t *days, size_t cap, size_t *np);
+	enum mk_err (*seen_drop)(void *db, const char *domain, uint32_t day);
+	enum mk_err (*seen_scan)(void *db, const char *domain, uint32_t day, mk_db_row_fn row, void *ctx);
 };
 
 /* The statements, one list (src/archive/sql.c): an enum of their IDs and the
@@ -171,6 +200,13 @@ struct mk_db_ops {
 	X(S_SEEN_GET,                                                                            \
 	  "SELECT time FROM indicia_seen WHERE domain = $1 AND device = $2 AND piece_count = $3", 0) \
 	X(S_SEEN_COUNT, "SELECT COUNT(*) FROM indicia_seen WHERE domain = $1", 0)                \
+	X(S_SEEN_LEGACY, "SELECT 1 FROM indicia_seen WHERE domain = $1 LIMIT 1", 0)               \
+	X(S_SEENDEV_GET, "SELECT no FROM seen_devices WHERE domain = $1 AND device = $2", 0)      \
+	X(S_SEENDEV_BYNO, "SELECT device FROM seen_devices WHERE domain = $1 AND no = $2", 0)     \
+	X(S_SEENDEV_MAX, "SELECT COALESCE(MAX(no), 0) FROM seen_devices WHERE domain = $1", 0)    \
+	X(S_SEENDEV_INSERT, "INSERT INTO seen_devices (domain, no, device) VALUES ($1, $2, $3)", 0) \
+	X(S_SEENDEV_COUNT, "SELECT COUNT(*) FROM seen_devices WHERE domain = $1", 0)              \
+	X(S_AUDIT_GET, "SELECT time, ref_text FROM audit WHERE domain = $1 AND seq = $2", 0)     \
 	X(S_AUDIT_INSERT,                                                                        \
 	  "INSERT INTO audit (domain, seq, time, kind, ref_text, ref_a, ref_b, content, prev, "   \
 	  "hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 0)                            \
@@ -266,10 +302,27 @@ MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);
 #define HASH_LEN 32
 
 /* An open archive: its driver and the driver's connection. */
+struct seen_cache;
+
 struct mk_archive {
 	const struct mk_db_ops *ops;
 	void *db;
+	struct seen_cache *seen; /* seen.c: device numbers known committed, and the
+	                          * domains without sightings before schema 7 */
 };
+
+/* seen.c: frees a->seen (mk_archive_close). */
+void archive_seen_free(struct mk_archive *a);
+
+/* Sightings per leaf of a day's Merkle tree (docs/formats.md, "Sightings"). */
+#define SEEN_LEAF_KEYS 64
+
+/* seen.c: the Merkle root (RFC 9162) of a batch's first sightings of day,
+ * keys[0..n) ascending: each leaf the day (4 bytes, big-endian) and up to
+ * SEEN_LEAF_KEYS keys (8 bytes each, big-endian), in order. What an
+ * A_SIGHTINGS entry's content holds, and what mk_archive_audit_verify
+ * computes again from the partition's rows. MK_ERR_CRYPTO. */
+MK_WUR enum mk_err archive_sightings_root(uint32_t day, const int64_t *keys, size_t n, uint8_t out[static 32]);
 
 enum audit_kind {
 	A_DOMAIN = 1,
@@ -278,7 +331,10 @@ enum audit_kind {
 	A_KEY_VERSION = 4,
 	A_ERROR = 5,
 	A_TOKEN_KEY = 6,
-	A_INDICIUM = 7,
+	A_INDICIUM = 7,    /* a sighting before schema 7 (table indicia_seen) */
+	A_DEVICE = 8,      /* a device's number in the domain's duplicate index */
+	A_SIGHTINGS = 9,   /* a batch's first sightings of one day: their Merkle root */
+	A_SEEN_DROP = 10,  /* a day's sightings dropped, past the domain's window */
 };
 
 /* A domain's row, read under its lock at the start of each write. */

@@ -73,7 +73,7 @@ static enum mk_err entry_hash(const char *domain, int64_t seq, int64_t time, int
 static const char *const content_label[] = {
 	[A_DOMAIN] = "domain", [A_SUBDOMAIN] = "subdomain", [A_KEY_ID] = "key-id",
 	[A_KEY_VERSION] = "key-version", [A_ERROR] = "error", [A_TOKEN_KEY] = "token-key",
-	[A_INDICIUM] = "indicium",
+	[A_INDICIUM] = "indicium", [A_DEVICE] = "device", [A_SIGHTINGS] = "sightings", [A_SEEN_DROP] = "sightings-drop",
 };
 
 /* Appends one entry to the domain's chain (ds is advanced; the caller stores
@@ -112,13 +112,27 @@ enum mk_err archive_audit_append(struct mk_archive *a, const char *domain, struc
 
 /* ---- Audit verification ------------------------------------------------------------ */
 
+/* An A_SIGHTINGS or A_SEEN_DROP entry met on the walk. */
+struct seen_entry {
+	int64_t seq;
+	int64_t kind;
+	uint32_t day;
+	int64_t count;
+	uint8_t content[HASH_LEN];
+	int checked; /* its rows were found and match */
+};
+
 struct verify {
 	struct mk_archive *a;
 	const char *domain;
 	struct mk_audit_result *res;
 	uint8_t prev[HASH_LEN];
 	int64_t seq;
-	int64_t count[A_INDICIUM + 1];
+	int64_t count[A_SEEN_DROP + 1];
+	/* the duplicate index's entries, checked against its partitions after
+	 * the walk (verify_sightings) */
+	struct seen_entry *sightings;
+	size_t nsightings, capsightings;
 	int64_t max_key_id;
 	int64_t *key_version; /* [key_id]: last version seen, or 0 */
 	int64_t *key_entry;   /* [key_id]: seq of the entry of that version */
@@ -217,10 +231,44 @@ static enum mk_err row_hash(struct verify *v, int64_t kind, const struct mk_db_v
 		return keyed_row_hash(v, kind, S_TOKEN_GET, 4, ref_text, ref_a, ref_b, out, foundp);
 	case A_INDICIUM:
 		return keyed_row_hash(v, kind, S_SEEN_GET, 3, ref_text, ref_a, 0, out, foundp);
+	case A_DEVICE:
+		p[1] = MK_DB_INT_VAL(ref_a);
+		if ((r = archive_query_row(v->a, S_SEENDEV_BYNO, p, 2, &rc)) != MK_OK)
+			return r;
+		/* the number names the device the entry says */
+		if (!(*foundp = rc.found && rc.v[0].type == MK_DB_TEXT && rc.v[0].n == ref_text->n &&
+		                memcmp(rc.v[0].p, ref_text->p, ref_text->n) == 0))
+			return MK_OK;
+		p[0] = rc.v[0];
+		return hash_values(content_label[kind], p, 2, out);
+	case A_SIGHTINGS:
+	case A_SEEN_DROP:
+		/* the partition's rows are checked after the walk: the entry
+		 * stands for them until then */
+		*foundp = 3;
+		return MK_OK;
 	default:
 		*foundp = 2;
 		return MK_OK;
 	}
+}
+
+/* Keeps an entry of the duplicate index for verify_sightings. */
+static enum mk_err seen_entry_add(struct verify *v, int64_t seq, int64_t kind, int64_t day, int64_t count,
+                                  const uint8_t content[HASH_LEN])
+{
+	if (v->nsightings == v->capsightings) {
+		size_t cap = v->capsightings ? 2 * v->capsightings : 64;
+		struct seen_entry *x = realloc(v->sightings, cap * sizeof(*x));
+
+		if (x == NULL)
+			return MK_ERR_NOMEM;
+		v->sightings = x;
+		v->capsightings = cap;
+	}
+	v->sightings[v->nsightings++] = (struct seen_entry){ seq, kind, (uint32_t)day, count, { 0 }, 0 };
+	memcpy(v->sightings[v->nsightings - 1].content, content, HASH_LEN);
+	return MK_OK;
 }
 
 /* Checks one audit entry: its place in the chain, its hash, and its row. */
@@ -255,6 +303,12 @@ static int verify_entry(void *ctx, const struct mk_db_val *c, size_t n)
 	memcpy(v->prev, hash, HASH_LEN);
 	if ((v->err = row_hash(v, kind, &c[3], ref_a, ref_b, chash, &found)) != MK_OK)
 		return 1;
+	if (found == 3) {
+		if ((v->err = seen_entry_add(v, seq, kind, ref_a, ref_b, c[6].p)) != MK_OK)
+			return 1;
+		v->count[kind]++;
+		return 0;
+	}
 	if (found != 1)
 		return bad(v, seq, "entry %lld: the row it records is %s", (long long)seq,
 		           found == 0 ? "missing" : "unreadable");
@@ -314,6 +368,130 @@ static int verify_key_row(void *ctx, const struct mk_db_val *c, size_t n)
 	return 0;
 }
 
+/* ---- The duplicate index's partitions, after the walk ------------------------------------- */
+
+/* The rows of one partition, grouped by entry. */
+struct seen_scan {
+	struct verify *v;
+	uint32_t day;
+	int64_t entry; /* of the group being read, 0 before the first */
+	int64_t *keys;
+	size_t n, cap;
+	int stop;
+};
+
+static struct seen_entry *seen_entry_find(struct verify *v, int64_t seq)
+{
+	size_t lo = 0, hi = v->nsightings;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->sightings[mid].seq == seq)
+			return &v->sightings[mid];
+		if (v->sightings[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* A group's keys against its entry: the entry is a sightings entry of this
+ * day, its count and its Merkle root (hashed as its content) are theirs. */
+static int seen_group_check(struct seen_scan *sc)
+{
+	struct verify *v = sc->v;
+	struct seen_entry *e = seen_entry_find(v, sc->entry);
+	uint8_t root[HASH_LEN], chash[HASH_LEN];
+	struct mk_db_val c[3] = { MK_DB_INT_VAL(sc->day), MK_DB_INT_VAL(sc->n), MK_DB_BLOB_VAL(root, HASH_LEN) };
+
+	if (e == NULL || e->kind != A_SIGHTINGS || e->day != sc->day)
+		return bad(v, v->seq + 1, "%zu sightings of day %lu name entry %lld, which did not note them", sc->n,
+		           (unsigned long)sc->day, (long long)sc->entry);
+	if ((v->err = archive_sightings_root(sc->day, sc->keys, sc->n, root)) != MK_OK ||
+	    (v->err = hash_values(content_label[A_SIGHTINGS], c, 3, chash)) != MK_OK)
+		return 1;
+	if ((int64_t)sc->n != e->count || memcmp(chash, e->content, HASH_LEN) != 0)
+		return bad(v, e->seq, "entry %lld: its %lld sightings of day %lu have been changed (%zu found)",
+		           (long long)e->seq, (long long)e->count, (unsigned long)e->day, sc->n);
+	e->checked = 1;
+	return 0;
+}
+
+static int seen_row(void *ctx, const struct mk_db_val *c, size_t n)
+{
+	struct seen_scan *sc = ctx;
+
+	if (n < 2 || c[0].type != MK_DB_INT || c[1].type != MK_DB_INT)
+		return sc->stop = bad(sc->v, sc->v->seq + 1, "a sighting of day %lu is malformed", (unsigned long)sc->day);
+	if (c[0].i != sc->entry && sc->n > 0 && (sc->stop = seen_group_check(sc)) != 0)
+		return 1;
+	if (c[0].i != sc->entry)
+		sc->n = 0;
+	sc->entry = c[0].i;
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? 2 * sc->cap : 1024;
+		int64_t *x = realloc(sc->keys, cap * sizeof(*x));
+
+		if (x == NULL) {
+			sc->v->err = MK_ERR_NOMEM;
+			return sc->stop = 1;
+		}
+		sc->keys = x;
+		sc->cap = cap;
+	}
+	sc->keys[sc->n++] = c[1].i;
+	return 0;
+}
+
+/* Every partition's rows against the entries that noted them, then every
+ * sightings entry: its rows are there, unless its day was dropped after
+ * it (an A_SEEN_DROP entry), past the domain's window. */
+static enum mk_err verify_sightings(struct verify *v)
+{
+	uint32_t days[1024];
+	size_t nd;
+	struct seen_scan sc = { .v = v };
+	enum mk_err r;
+
+	if ((r = v->a->ops->seen_days(v->a->db, v->domain, days, MK_ARRAY_LEN(days), &nd)) != MK_OK)
+		return r;
+	if (nd > MK_ARRAY_LEN(days)) {
+		bad(v, v->seq + 1, "%zu days of sightings: more than this check reads", nd);
+		return MK_OK;
+	}
+	for (size_t d = 0; d < nd && v->err == MK_OK && !sc.stop; d++) {
+		sc.day = days[d];
+		sc.entry = 0;
+		sc.n = 0;
+		if ((r = v->a->ops->seen_scan(v->a->db, v->domain, days[d], seen_row, &sc)) != MK_OK) {
+			free(sc.keys);
+			return r;
+		}
+		if (!sc.stop && sc.n > 0)
+			sc.stop = seen_group_check(&sc);
+	}
+	free(sc.keys);
+	if (v->err != MK_OK || sc.stop)
+		return v->err;
+	for (size_t i = 0; i < v->nsightings; i++) {
+		const struct seen_entry *e = &v->sightings[i];
+		int dropped = 0;
+
+		if (e->kind != A_SIGHTINGS || e->checked)
+			continue;
+		for (size_t j = i + 1; j < v->nsightings && !dropped; j++)
+			dropped = v->sightings[j].kind == A_SEEN_DROP && v->sightings[j].day == e->day;
+		if (!dropped) {
+			bad(v, e->seq, "entry %lld: its %lld sightings of day %lu are missing", (long long)e->seq,
+			    (long long)e->count, (unsigned long)e->day);
+			return MK_OK;
+		}
+	}
+	return MK_OK;
+}
+
 static enum mk_err count_rows(struct verify *v, enum mk_stmt_id id, int64_t *np)
 {
 	struct mk_db_val p = MK_DB_TEXT_VAL(v->domain);
@@ -341,6 +519,7 @@ static enum mk_err verify_domain(struct verify *v)
 		{ S_ERR_COUNT, A_ERROR, "error log rows" },
 		{ S_TOKEN_COUNT, A_TOKEN_KEY, "token key rows" },
 		{ S_SEEN_COUNT, A_INDICIUM, "seen indicia" },
+		{ S_SEENDEV_COUNT, A_DEVICE, "device numbers" },
 	};
 	enum mk_err r;
 
@@ -375,6 +554,8 @@ static enum mk_err verify_domain(struct verify *v)
 			bad(v, v->seq + 1, "%lld %s, but %lld recorded", (long long)rows, counts[i].what,
 			    (long long)v->count[counts[i].kind]);
 	}
+	if ((r = verify_sightings(v)) != MK_OK || v->res->first_bad != 0)
+		return r;
 	v->count[0] = 0;
 	if ((r = archive_query(v->a, S_KEY_LIST, &p, 1, verify_key_row, v, NULL)) != MK_OK || v->err != MK_OK)
 		return r != MK_OK ? r : v->err;
@@ -401,6 +582,7 @@ enum mk_err mk_archive_audit_verify(struct mk_archive *a, const char *domain,
 	a->ops->rollback(a->db);
 	free(v.key_version);
 	free(v.key_entry);
+	free(v.sightings);
 	if (r != MK_OK)
 		return r;
 	return res->first_bad == 0 ? MK_OK : MK_ERR_AUDIT;

@@ -14,6 +14,7 @@
  * The library never prints: libpq's notice processor is replaced by one that
  * drops notices, and the last error message is kept in the connection.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +54,16 @@ struct pg_stmt {
 	uint8_t types[PG_MAX_PARAMS]; /* enum mk_db_type */
 };
 
+/* The duplicate index's partitions known to exist on this connection
+ * (forgotten on rollback: one made in a transaction rolled back is gone). */
+#define PG_KNOWN 32
+
 struct pg_db {
 	PGconn *conn;
 	struct pg_stmt stmts[MK_STMT_COUNT];
 	char err[256]; /* the last error message, NUL-terminated ("" if none) */
+	char known[PG_KNOWN][48];
+	unsigned next_known;
 };
 
 /* Drops libpq's notices (e.g. "relation exists, skipping"): a library does
@@ -249,6 +256,7 @@ static void pg_rollback(void *vdb)
 
 	if (db == NULL)
 		return;
+	memset(db->known, 0, sizeof(db->known));
 	PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
@@ -497,6 +505,237 @@ out:
 	return r;
 }
 
+/* ---- The duplicate index's partitions -------------------------------------------- */
+
+/* Runs sql with text parameters and text results; *resp is the result
+ * (PQclear it) when MK_OK. */
+static enum mk_err pg_text(struct pg_db *db, const char *sql, int n, const char *const *values, PGresult **resp)
+{
+	PGresult *res = PQexecParams(db->conn, sql, n, NULL, values, NULL, NULL, 0);
+	ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		enum mk_err r = pg_fail(db, res);
+
+		PQclear(res);
+		return r;
+	}
+	*resp = res;
+	return MK_OK;
+}
+
+/* Whether the partition table exists (remembered once seen). */
+static enum mk_err pg_exists(struct pg_db *db, const char *table, int *yes)
+{
+	char quoted[64];
+	const char *v[1] = { quoted };
+	PGresult *res = NULL;
+	enum mk_err r;
+
+	for (unsigned i = 0; i < PG_KNOWN; i++)
+		if (strcmp(db->known[i], table) == 0) {
+			*yes = 1;
+			return MK_OK;
+		}
+	snprintf(quoted, sizeof(quoted), "\"%s\"", table);
+	if ((r = pg_text(db, "SELECT to_regclass($1) IS NOT NULL", 1, v, &res)) != MK_OK)
+		return r;
+	*yes = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (*yes) {
+		snprintf(db->known[db->next_known], sizeof(db->known[0]), "%s", table);
+		db->next_known = (db->next_known + 1) % PG_KNOWN;
+	}
+	return MK_OK;
+}
+
+/* Makes the domain's partition of day (and the tables above it). Two
+ * processes making the same one at once: the loser's transaction fails
+ * and is retried (MK_ERR_DB_BUSY), when it finds it made. */
+static enum mk_err pg_seen_create(struct pg_db *db, const char *domain, uint32_t day)
+{
+	char sql[512];
+	enum mk_err r;
+
+	snprintf(sql, sizeof(sql),
+	         "CREATE TABLE IF NOT EXISTS sightings (domain TEXT NOT NULL, day INTEGER NOT NULL, "
+	         "key BIGINT NOT NULL, entry BIGINT NOT NULL, PRIMARY KEY (domain, day, key)) "
+	         "PARTITION BY LIST (domain);"
+	         "CREATE TABLE IF NOT EXISTS \"sightings_%s\" PARTITION OF sightings FOR VALUES IN ('%s') "
+	         "PARTITION BY RANGE (day);"
+	         "CREATE TABLE IF NOT EXISTS \"sightings_%s_%" PRIu32 "\" PARTITION OF \"sightings_%s\" "
+	         "FOR VALUES FROM (%" PRIu32 ") TO (%" PRIu64 ")",
+	         domain, domain, domain, day, domain, day, (uint64_t)day + 1);
+	r = pg_command(db, sql, PGRES_COMMAND_OK);
+	return r == MK_ERR_DB || r == MK_ERR_DB_CONSTRAINT ? MK_ERR_DB_BUSY : r;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static enum mk_err pg_seen_insert(void *vdb, const char *domain, uint32_t day, const int64_t *keys, size_t n,
+                                  int64_t entry, uint8_t *fresh)
+{
+	struct pg_db *db = vdb;
+	char table[48], sql[256], dom[16], dayv[16], ent[24];
+	const char *v[4] = { dom, dayv, ent, NULL };
+	char *arr = NULL;
+	int64_t *got = NULL;
+	PGresult *res = NULL;
+	size_t at = 0, ngot = 0, k = 0;
+	int yes;
+	enum mk_err r;
+
+	snprintf(table, sizeof(table), "sightings_%s_%" PRIu32, domain, day);
+	if ((r = pg_exists(db, table, &yes)) != MK_OK || (!yes && (r = pg_seen_create(db, domain, day)) != MK_OK))
+		return r;
+	if (n == 0)
+		return MK_OK;
+	/* the keys as one array: one statement a batch */
+	if ((arr = malloc(n * 21 + 3)) == NULL)
+		return MK_ERR_NOMEM;
+	arr[at++] = '{';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)sprintf(arr + at, "%s%" PRId64, i > 0 ? "," : "", keys[i]);
+	arr[at++] = '}';
+	arr[at] = '\0';
+	snprintf(dom, sizeof(dom), "%s", domain);
+	snprintf(dayv, sizeof(dayv), "%" PRIu32, day);
+	snprintf(ent, sizeof(ent), "%" PRId64, entry);
+	v[3] = arr;
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO \"%s\" (domain, day, key, entry) SELECT $1, $2::integer, k, $3::bigint "
+	         "FROM unnest($4::bigint[]) AS k ON CONFLICT DO NOTHING RETURNING key",
+	         table);
+	if ((r = pg_text(db, sql, 4, v, &res)) != MK_OK)
+		goto out;
+	ngot = (size_t)PQntuples(res);
+	if ((got = malloc((ngot + 1) * sizeof(*got))) == NULL) {
+		r = MK_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ngot; i++)
+		got[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+	qsort(got, ngot, sizeof(*got), key_cmp);
+	/* keys ascending: the first of each run is fresh when it came back */
+	for (size_t i = 0; i < n; i++) {
+		while (k < ngot && got[k] < keys[i])
+			k++;
+		fresh[i] = k < ngot && got[k] == keys[i] && (i == 0 || keys[i - 1] != keys[i]);
+	}
+	r = MK_OK;
+out:
+	PQclear(res);
+	free(arr);
+	free(got);
+	return r;
+}
+
+static enum mk_err pg_seen_get(void *vdb, const char *domain, uint32_t day, int64_t key, int64_t *entryp)
+{
+	struct pg_db *db = vdb;
+	char table[48], sql[128], kv[24];
+	const char *v[1] = { kv };
+	PGresult *res = NULL;
+	int yes;
+	enum mk_err r;
+
+	*entryp = 0;
+	snprintf(table, sizeof(table), "sightings_%s_%" PRIu32, domain, day);
+	if ((r = pg_exists(db, table, &yes)) != MK_OK || !yes)
+		return r;
+	snprintf(kv, sizeof(kv), "%" PRId64, key);
+	snprintf(sql, sizeof(sql), "SELECT entry FROM \"%s\" WHERE key = $1::bigint", table);
+	if ((r = pg_text(db, sql, 1, v, &res)) != MK_OK)
+		return r;
+	if (PQntuples(res) == 1)
+		*entryp = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return MK_OK;
+}
+
+static int day_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static enum mk_err pg_seen_days(void *vdb, const char *domain, uint32_t *days, size_t cap, size_t *np)
+{
+	struct pg_db *db = vdb;
+	char parent[48];
+	const char *v[1] = { parent };
+	PGresult *res = NULL;
+	size_t n = 0, pn;
+	enum mk_err r;
+
+	snprintf(parent, sizeof(parent), "\"sightings_%s\"", domain);
+	if ((r = pg_text(db,
+	                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+	                 "WHERE i.inhparent = to_regclass($1)",
+	                 1, v, &res)) != MK_OK)
+		return r;
+	pn = strlen(parent) - 1; /* sightings_<domain>_ */
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *name = PQgetvalue(res, i, 0);
+		char *end;
+		unsigned long long day;
+
+		if (strncmp(name, parent + 1, pn - 1) != 0 || name[pn - 1] != '_')
+			continue;
+		day = strtoull(name + pn, &end, 10);
+		if (*end != '\0' || day == 0 || day > UINT32_MAX)
+			continue;
+		if (n < cap)
+			days[n] = (uint32_t)day;
+		n++;
+	}
+	PQclear(res);
+	qsort(days, n < cap ? n : cap, sizeof(*days), day_cmp);
+	*np = n;
+	return MK_OK;
+}
+
+static enum mk_err pg_seen_drop(void *vdb, const char *domain, uint32_t day)
+{
+	struct pg_db *db = vdb;
+	char sql[128];
+
+	memset(db->known, 0, sizeof(db->known));
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS \"sightings_%s_%" PRIu32 "\"", domain, day);
+	return pg_command(db, sql, PGRES_COMMAND_OK);
+}
+
+static enum mk_err pg_seen_scan(void *vdb, const char *domain, uint32_t day, mk_db_row_fn row, void *ctx)
+{
+	struct pg_db *db = vdb;
+	char table[48], sql[128];
+	struct mk_db_val cols[2] = { { .type = MK_DB_INT }, { .type = MK_DB_INT } };
+	PGresult *res = NULL;
+	int yes;
+	enum mk_err r;
+
+	snprintf(table, sizeof(table), "sightings_%s_%" PRIu32, domain, day);
+	if ((r = pg_exists(db, table, &yes)) != MK_OK || !yes)
+		return r;
+	snprintf(sql, sizeof(sql), "SELECT entry, key FROM \"%s\" ORDER BY entry, key", table);
+	if ((r = pg_text(db, sql, 0, NULL, &res)) != MK_OK)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++) {
+		cols[0].i = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		cols[1].i = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		if (row(ctx, cols, 2) != 0)
+			break;
+	}
+	PQclear(res);
+	return MK_OK;
+}
+
 const struct mk_db_ops mk_db_pg = {
 	.name = "postgresql",
 	.blob_type = "BYTEA",
@@ -509,4 +748,9 @@ const struct mk_db_ops mk_db_pg = {
 	.rollback = pg_rollback,
 	.lock_schema = pg_lock_schema,
 	.query = pg_query,
+	.seen_insert = pg_seen_insert,
+	.seen_get = pg_seen_get,
+	.seen_days = pg_seen_days,
+	.seen_drop = pg_seen_drop,
+	.seen_scan = pg_seen_scan,
 };

@@ -12,6 +12,7 @@
  * shared SQL becomes SQLite's "?N".
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,23 @@
 #define MAX_SQL 1024
 #define MAX_COLS 16
 
+/* The duplicate index's statements name their day's table, so they are
+ * prepared as their table is met and kept in a few slots, the least
+ * recently used replaced (a verifier meets a handful of days at a time). */
+#define DYN_SLOTS 24
+#define DYN_SQL 160
+
+struct dyn_stmt {
+	char sql[DYN_SQL];
+	sqlite3_stmt *st;
+	uint64_t used;
+};
+
 struct sqlite_db {
 	sqlite3 *h;
 	sqlite3_stmt *st[MK_STMT_COUNT];
+	struct dyn_stmt dyn[DYN_SLOTS];
+	uint64_t tick;
 };
 
 static enum mk_err map(int rc)
@@ -62,6 +77,8 @@ static void sq_close(void *db)
 		return;
 	for (size_t i = 0; i < MK_STMT_COUNT; i++)
 		sqlite3_finalize(d->st[i]);
+	for (size_t i = 0; i < DYN_SLOTS; i++)
+		sqlite3_finalize(d->dyn[i].st);
 	sqlite3_close(d->h);
 	free(d);
 }
@@ -246,6 +263,204 @@ out:
 	return r;
 }
 
+/* ---- The duplicate index's tables ----------------------------------------------- */
+
+/* Forgets the prepared statements of table (all of them when NULL): it was
+ * dropped, here or by another connection. */
+static void dyn_forget(struct sqlite_db *d, const char *table)
+{
+	for (size_t i = 0; i < DYN_SLOTS; i++)
+		if (d->dyn[i].st != NULL && (table == NULL || strstr(d->dyn[i].sql, table) != NULL)) {
+			sqlite3_finalize(d->dyn[i].st);
+			d->dyn[i].st = NULL;
+			d->dyn[i].sql[0] = '\0';
+		}
+}
+
+/* The statement sql, prepared once and kept. SQLITE_ERROR (with *stp NULL)
+ * when its table does not exist. */
+static int dyn_get(struct sqlite_db *d, const char *sql, sqlite3_stmt **stp)
+{
+	struct dyn_stmt *lru = &d->dyn[0];
+	int rc;
+
+	*stp = NULL;
+	for (size_t i = 0; i < DYN_SLOTS; i++) {
+		if (d->dyn[i].st != NULL && strcmp(d->dyn[i].sql, sql) == 0) {
+			d->dyn[i].used = ++d->tick;
+			*stp = d->dyn[i].st;
+			return SQLITE_OK;
+		}
+		if (d->dyn[i].used < lru->used)
+			lru = &d->dyn[i];
+	}
+	sqlite3_finalize(lru->st);
+	lru->st = NULL;
+	if ((rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &lru->st, NULL)) != SQLITE_OK) {
+		lru->st = NULL;
+		lru->sql[0] = '\0';
+		return rc;
+	}
+	snprintf(lru->sql, sizeof(lru->sql), "%s", sql);
+	lru->used = ++d->tick;
+	*stp = lru->st;
+	return SQLITE_OK;
+}
+
+#define SEEN_TABLE "\"seen_%s_%" PRIu32 "\""
+
+static enum mk_err sq_seen_insert(void *db, const char *domain, uint32_t day, const int64_t *keys, size_t n,
+                                  int64_t entry, uint8_t *fresh)
+{
+	struct sqlite_db *d = db;
+	char sql[DYN_SQL];
+	sqlite3_stmt *s;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "INSERT INTO " SEEN_TABLE " (key, entry) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+	         domain, day);
+	if ((rc = dyn_get(d, sql, &s)) != SQLITE_OK) {
+		char ddl[DYN_SQL];
+
+		/* the day's first sighting: its table (the key is the rowid) */
+		snprintf(ddl, sizeof(ddl), "CREATE TABLE IF NOT EXISTS " SEEN_TABLE " (key INTEGER PRIMARY KEY, entry INTEGER NOT NULL)",
+		         domain, day);
+		if (rc != SQLITE_ERROR || sqlite3_exec(d->h, ddl, NULL, NULL, NULL) != SQLITE_OK ||
+		    dyn_get(d, sql, &s) != SQLITE_OK)
+			return map(sqlite3_errcode(d->h));
+	}
+	if (sqlite3_bind_int64(s, 2, entry) != SQLITE_OK)
+		return MK_ERR_DB;
+	for (size_t i = 0; i < n; i++) {
+		if (sqlite3_bind_int64(s, 1, keys[i]) != SQLITE_OK)
+			return MK_ERR_DB;
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE) {
+			dyn_forget(d, NULL);
+			return map(rc);
+		}
+		fresh[i] = sqlite3_changes(d->h) == 1;
+	}
+	return MK_OK;
+}
+
+static enum mk_err sq_seen_get(void *db, const char *domain, uint32_t day, int64_t key, int64_t *entryp)
+{
+	struct sqlite_db *d = db;
+	char sql[DYN_SQL];
+	sqlite3_stmt *s;
+	int rc;
+
+	*entryp = 0;
+	snprintf(sql, sizeof(sql), "SELECT entry FROM " SEEN_TABLE " WHERE key = ?1", domain, day);
+	if ((rc = dyn_get(d, sql, &s)) != SQLITE_OK)
+		return rc == SQLITE_ERROR ? MK_OK : map(rc); /* no table: not seen */
+	if (sqlite3_bind_int64(s, 1, key) != SQLITE_OK)
+		return MK_ERR_DB;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*entryp = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		dyn_forget(d, NULL);
+		return map(rc);
+	}
+	return MK_OK;
+}
+
+/* The day of a partition's name "seen_<domain>_<day>", 0 if it is not one. */
+static uint32_t seen_day_of(const char *name, size_t prefix)
+{
+	uint64_t day = 0;
+	const char *p = name + prefix;
+
+	if (*p == '\0')
+		return 0;
+	for (; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || day > UINT32_MAX / 10)
+			return 0;
+		day = day * 10 + (uint64_t)(*p - '0');
+	}
+	return day <= UINT32_MAX ? (uint32_t)day : 0;
+}
+
+static int day_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static enum mk_err sq_seen_days(void *db, const char *domain, uint32_t *days, size_t cap, size_t *np)
+{
+	struct sqlite_db *d = db;
+	char prefix[48];
+	sqlite3_stmt *s = NULL;
+	size_t n = 0, pn;
+	int rc;
+
+	pn = (size_t)snprintf(prefix, sizeof(prefix), "seen_%s_", domain);
+	if (sqlite3_prepare_v2(d->h, "SELECT name FROM sqlite_schema WHERE type = 'table' AND substr(name, 1, ?2) = ?1",
+	                       -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 1, prefix, (int)pn, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(s, 2, (int)pn) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return MK_ERR_DB;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint32_t day = seen_day_of((const char *)sqlite3_column_text(s, 0), pn);
+
+		if (day == 0)
+			continue;
+		if (n < cap)
+			days[n] = day;
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return map(rc);
+	qsort(days, n < cap ? n : cap, sizeof(*days), day_cmp);
+	*np = n;
+	return MK_OK;
+}
+
+static enum mk_err sq_seen_drop(void *db, const char *domain, uint32_t day)
+{
+	struct sqlite_db *d = db;
+	char sql[DYN_SQL], table[64];
+
+	snprintf(table, sizeof(table), SEEN_TABLE, domain, day);
+	dyn_forget(d, table);
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
+	return sq_exec(db, sql);
+}
+
+static enum mk_err sq_seen_scan(void *db, const char *domain, uint32_t day, mk_db_row_fn row, void *ctx)
+{
+	struct sqlite_db *d = db;
+	char sql[DYN_SQL];
+	struct mk_db_val cols[2];
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT entry, key FROM " SEEN_TABLE " ORDER BY entry, key", domain, day);
+	if ((rc = sqlite3_prepare_v2(d->h, sql, -1, &s, NULL)) != SQLITE_OK) {
+		sqlite3_finalize(s);
+		return rc == SQLITE_ERROR ? MK_OK : map(rc);
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		column(s, 0, &cols[0]);
+		column(s, 1, &cols[1]);
+		if (row(ctx, cols, 2) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return map(rc);
+}
+
 const struct mk_db_ops mk_db_sqlite = {
 	.name = "sqlite",
 	.blob_type = "BLOB",
@@ -258,4 +473,9 @@ const struct mk_db_ops mk_db_sqlite = {
 	.rollback = sq_rollback,
 	.lock_schema = sq_lock_schema,
 	.query = sq_query,
+	.seen_insert = sq_seen_insert,
+	.seen_get = sq_seen_get,
+	.seen_days = sq_seen_days,
+	.seen_drop = sq_seen_drop,
+	.seen_scan = sq_seen_scan,
 };

@@ -1,74 +1,522 @@
 /*
- * The duplicate index (include/meterkey/archive.h): the indicia a domain's
- * verifiers have seen, by device and piece count; a first sighting is a
- * row and an audit entry, a repeated one writes nothing and is a duplicate.
+ * The duplicate index (include/meterkey/archive.h; docs/internals/archive.md,
+ * "The duplicate index"): per postal domain, the indicia its verifiers found
+ * good, built for the stream. A sighting is one integer, the device's number
+ * in the domain (seen_devices, each number an audit entry) and the piece
+ * count, in the partition of the indicium's date, beside the audit entry of
+ * the batch that noted it. A batch's first sightings of one day get one
+ * audit entry whose Merkle root covers them all (archive_sightings_root), so
+ * that any of them can be proven and none removed unseen; a partition past
+ * the domain's window is dropped whole, with an entry saying so.
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "archive/archive_int.h"
 #include "meterkey/ids.h"
 
-/* ---- Duplicate index ---------------------------------------------------------- */
+/* ---- Device numbers, remembered once committed ---------------------------------------- */
 
-struct seen_batch {
-	const char *domain;
+/* domain '\0' device '\0', and its number */
+struct devno {
+	char *name;
+	size_t len;
+	int64_t no;
+};
+
+/* A domain's answer to "are there sightings noted before schema 7?" */
+struct legacy {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	bool has;
+};
+
+struct seen_cache {
+	struct devno *slot; /* open addressing, cap a power of two */
+	size_t cap, used;
+	struct legacy leg[16];
+	size_t nleg;
+};
+
+static uint64_t name_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
+}
+
+/* "domain\0device" into buf (MK_DOMAIN_ID_MAX + MK_IDENT_MAX + 2 bytes). */
+static size_t devname(char *buf, const char *domain, const char *device)
+{
+	size_t a = strlen(domain), b = strlen(device);
+
+	memcpy(buf, domain, a + 1);
+	memcpy(buf + a + 1, device, b);
+	return a + 1 + b;
+}
+
+#define DEVNAME_MAX (MK_DOMAIN_ID_MAX + MK_IDENT_MAX + 2)
+
+static int64_t cache_get(const struct seen_cache *c, const char *name, size_t len)
+{
+	if (c == NULL || c->cap == 0)
+		return 0;
+	for (size_t i = name_hash(name, len) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+		const struct devno *d = &c->slot[i];
+
+		if (d->name == NULL)
+			return 0;
+		if (d->len == len && memcmp(d->name, name, len) == 0)
+			return d->no;
+	}
+}
+
+static enum mk_err cache_put(struct seen_cache *c, const char *name, size_t len, int64_t no)
+{
+	if (2 * (c->used + 1) > c->cap) {
+		size_t ncap = c->cap ? 2 * c->cap : 1024;
+		struct devno *ns = calloc(ncap, sizeof(*ns));
+
+		if (ns == NULL)
+			return MK_ERR_NOMEM;
+		for (size_t i = 0; i < c->cap; i++) {
+			size_t j;
+
+			if (c->slot[i].name == NULL)
+				continue;
+			for (j = name_hash(c->slot[i].name, c->slot[i].len) & (ncap - 1); ns[j].name != NULL;
+			     j = (j + 1) & (ncap - 1))
+				;
+			ns[j] = c->slot[i];
+		}
+		free(c->slot);
+		c->slot = ns;
+		c->cap = ncap;
+	}
+	for (size_t i = name_hash(name, len) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+		struct devno *d = &c->slot[i];
+
+		if (d->name != NULL && !(d->len == len && memcmp(d->name, name, len) == 0))
+			continue;
+		if (d->name == NULL) {
+			if ((d->name = malloc(len)) == NULL)
+				return MK_ERR_NOMEM;
+			memcpy(d->name, name, len);
+			d->len = len;
+			c->used++;
+		}
+		d->no = no;
+		return MK_OK;
+	}
+}
+
+void archive_seen_free(struct mk_archive *a)
+{
+	if (a->seen == NULL)
+		return;
+	for (size_t i = 0; i < a->seen->cap; i++)
+		free(a->seen->slot[i].name);
+	free(a->seen->slot);
+	free(a->seen);
+	a->seen = NULL;
+}
+
+/* ---- The Merkle root of a day's sightings ------------------------------------------------- */
+
+enum mk_err archive_sightings_root(uint32_t day, const int64_t *keys, size_t n, uint8_t out[static HASH_LEN])
+{
+	struct mk_merkle_frontier f;
+	uint8_t leaf[4 + 8 * SEEN_LEAF_KEYS], h[MK_MERKLE_LEN];
+
+	mk_merkle_frontier_init(&f);
+	for (size_t at = 0; at < n; at += SEEN_LEAF_KEYS) {
+		size_t m = n - at < SEEN_LEAF_KEYS ? n - at : SEEN_LEAF_KEYS, len = 4;
+
+		for (int b = 0; b < 4; b++)
+			leaf[b] = (uint8_t)(day >> (24 - 8 * b));
+		for (size_t i = 0; i < m; i++, len += 8)
+			for (int b = 0; b < 8; b++)
+				leaf[len + (size_t)b] = (uint8_t)((uint64_t)keys[at + i] >> (56 - 8 * b));
+		if (mk_merkle_leaf(leaf, len, h) != MK_OK || mk_merkle_frontier_append(&f, h) != MK_OK)
+			return MK_ERR_CRYPTO;
+	}
+	return mk_merkle_frontier_root(&f, out) == MK_OK ? MK_OK : MK_ERR_CRYPTO;
+}
+
+/* ---- Noting a batch ----------------------------------------------------------------------- */
+
+/* One sighting of the batch as the transaction sorts it. */
+struct item {
+	int64_t key;  /* device number << 32 | piece count */
+	uint32_t day;
+	uint32_t i;   /* its place in the caller's array */
+};
+
+/* A device number given in the transaction: remembered once it commits. */
+struct staged {
+	char name[DEVNAME_MAX];
+	size_t len;
+	int64_t no;
+};
+
+struct note {
 	const struct mk_sighting *s;
 	size_t n;
 	int64_t time;
+	const char *site;
 	bool *dups;
+	struct mk_first_sighting *first;
+	/* scratch, sized n */
+	struct item *it;
+	int64_t *keys;
+	uint8_t *fresh;
+	struct staged *st;
+	size_t nst;
+	const char **doms; /* the distinct domains, in ID order */
+	size_t ndoms;
+	int legacy_now[16]; /* per domain of doms (the first 16): 1 has rows before schema 7 */
 };
 
-/* n sightings of one domain in one transaction: the domain locked once, the
- * chain head stored once. A first sighting is a write like any other, a row
- * and its audit entry; a repeated one writes nothing. All or nothing (a
- * retry runs the whole batch). */
-static enum mk_err do_note_batch(struct mk_archive *a, void *arg)
+static int item_cmp(const void *a, const void *b)
 {
-	struct seen_batch *b = arg;
-	struct domain_state ds;
-	enum mk_err r;
+	const struct item *x = a, *y = b;
 
-	if ((r = archive_domain_lock(a, b->domain, &ds)) != MK_OK)
-		return r;
-	for (size_t i = 0; i < b->n; i++) {
-		struct mk_db_val p[4] = { MK_DB_TEXT_VAL(b->domain), MK_DB_TEXT_VAL(b->s[i].device),
-			                  MK_DB_INT_VAL(b->s[i].piece_count), MK_DB_INT_VAL(b->time) };
-		uint64_t changed = 0;
-
-		if ((r = archive_query(a, S_SEEN_INSERT, p, 4, NULL, NULL, &changed)) != MK_OK)
-			return r;
-		b->dups[i] = changed == 0;
-		if (!b->dups[i] && (r = archive_audit_append(a, b->domain, &ds, b->time, A_INDICIUM, b->s[i].device,
-		                                             p[2].i, 0, p + 1, 3)) != MK_OK)
-			return r;
-	}
-	return archive_domain_store(a, b->domain, &ds);
+	if (x->day != y->day)
+		return x->day < y->day ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
 }
 
-enum mk_err mk_archive_note_indicia(struct mk_archive *a, const char *domain, const struct mk_sighting *s,
-                                    size_t n, int64_t time, bool *dups)
+static int str_cmp(const void *a, const void *b)
 {
-	struct seen_batch b = { domain, s, n, time, dups };
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
-	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_ARCHIVE_BATCH_MAX ||
-	    !mk_domain_id_valid(domain) || time < 0)
+/* The device's number in the domain: remembered, given earlier in this
+ * transaction, in seen_devices, or the next one (with its audit entry). */
+static enum mk_err device_no(struct mk_archive *a, struct note *b, const char *domain, struct domain_state *ds,
+                             int64_t *next, const char *device, int64_t *nop)
+{
+	char name[DEVNAME_MAX];
+	size_t len = devname(name, domain, device);
+	struct mk_db_val p[3] = { MK_DB_TEXT_VAL(domain), MK_DB_TEXT_VAL(device) };
+	struct row_copy rc;
+	enum mk_err r;
+
+	if ((*nop = cache_get(a->seen, name, len)) != 0)
+		return MK_OK;
+	for (size_t k = b->nst; k-- > 0;)
+		if (b->st[k].len == len && memcmp(b->st[k].name, name, len) == 0) {
+			*nop = b->st[k].no;
+			return MK_OK;
+		}
+	if ((r = archive_query_row(a, S_SEENDEV_GET, p, 2, &rc)) != MK_OK)
+		return r;
+	if (rc.found) {
+		*nop = archive_col_int(&rc, 0);
+	} else {
+		if (*next == 0) {
+			if ((r = archive_query_row(a, S_SEENDEV_MAX, p, 1, &rc)) != MK_OK)
+				return r;
+			*next = archive_col_int(&rc, 0) + 1;
+		}
+		if (*next > INT32_MAX)
+			return MK_ERR_DB; /* 2^31 devices in one domain */
+		*nop = (*next)++;
+		p[1] = MK_DB_INT_VAL(*nop);
+		p[2] = MK_DB_TEXT_VAL(device);
+		{
+			const struct mk_db_val c[2] = { p[2], p[1] }; /* as audit.c reads it back */
+
+			if ((r = archive_query(a, S_SEENDEV_INSERT, p, 3, NULL, NULL, NULL)) != MK_OK ||
+			    (r = archive_audit_append(a, domain, ds, b->time, A_DEVICE, device, *nop, 0, c, 2)) != MK_OK)
+				return r;
+		}
+	}
+	memcpy(b->st[b->nst].name, name, len);
+	b->st[b->nst].len = len;
+	b->st[b->nst++].no = *nop;
+	return MK_OK;
+}
+
+/* Where and when the sighting of key in the day's partition was first noted. */
+static enum mk_err first_of(struct mk_archive *a, const char *domain, uint32_t day, int64_t key,
+                            struct mk_first_sighting *f)
+{
+	struct mk_db_val p[2] = { MK_DB_TEXT_VAL(domain) };
+	struct row_copy rc;
+	int64_t entry;
+	enum mk_err r;
+
+	memset(f, 0, sizeof(*f));
+	if ((r = a->ops->seen_get(a->db, domain, day, key, &entry)) != MK_OK)
+		return r;
+	p[1] = MK_DB_INT_VAL(entry);
+	if (entry == 0 || (r = archive_query_row(a, S_AUDIT_GET, p, 2, &rc)) != MK_OK || !rc.found)
+		return entry == 0 ? MK_ERR_DB : r; /* a row without its entry: archive verify says more */
+	f->time = archive_col_int(&rc, 0);
+	if (rc.v[1].type == MK_DB_TEXT)
+		snprintf(f->site, sizeof(f->site), "%.*s", (int)rc.v[1].n, (const char *)rc.v[1].p);
+	return MK_OK;
+}
+
+/* A sighting noted before schema 7 (table indicia_seen): its time in *tp. */
+static enum mk_err legacy_seen(struct mk_archive *a, const char *domain, const char *device, uint32_t piece,
+                               int64_t *tp)
+{
+	struct mk_db_val p[3] = { MK_DB_TEXT_VAL(domain), MK_DB_TEXT_VAL(device), MK_DB_INT_VAL(piece) };
+	struct row_copy rc;
+	enum mk_err r;
+
+	*tp = 0;
+	if ((r = archive_query_row(a, S_SEEN_GET, p, 3, &rc)) != MK_OK)
+		return r;
+	if (rc.found)
+		*tp = archive_col_int(&rc, 0) > 0 ? archive_col_int(&rc, 0) : 1;
+	return MK_OK;
+}
+
+static int legacy_known(const struct mk_archive *a, const char *domain, bool *has)
+{
+	for (size_t k = 0; a->seen != NULL && k < a->seen->nleg; k++)
+		if (strcmp(a->seen->leg[k].domain, domain) == 0) {
+			*has = a->seen->leg[k].has;
+			return 1;
+		}
+	return 0;
+}
+
+/* One day's sightings of one domain, it[0..m) sorted by key: inserted,
+ * the first ones covered by one audit entry, the others duplicates. */
+static enum mk_err note_day(struct mk_archive *a, struct note *b, const char *domain, struct domain_state *ds,
+                            bool legacy, struct item *it, size_t m)
+{
+	uint32_t day = it[0].day;
+	int64_t entry = ds->audit_seq + 1;
+	size_t nk = 0, nfresh = 0;
+	enum mk_err r;
+
+	/* a piece noted before schema 7 is a duplicate, not a new row */
+	for (size_t t = 0; t < m; t++) {
+		int64_t old = 0;
+
+		if (legacy && (r = legacy_seen(a, domain, b->s[it[t].i].device, b->s[it[t].i].piece_count, &old)) != MK_OK)
+			return r;
+		if (old != 0) {
+			b->dups[it[t].i] = true;
+			if (b->first != NULL) {
+				memset(&b->first[it[t].i], 0, sizeof(b->first[0]));
+				b->first[it[t].i].time = old;
+			}
+			it[t].i |= 0x80000000u; /* settled */
+			continue;
+		}
+		b->keys[nk++] = it[t].key;
+	}
+	if ((r = a->ops->seen_insert(a->db, domain, day, b->keys, nk, entry, b->fresh)) != MK_OK)
+		return r;
+	/* the fresh keys, ascending and distinct: the entry's Merkle root */
+	for (size_t t = 0; t < nk; t++)
+		if (b->fresh[t])
+			b->keys[nfresh++] = b->keys[t];
+	if (nfresh > 0) {
+		uint8_t root[HASH_LEN];
+		struct mk_db_val c[3] = { MK_DB_INT_VAL(day), MK_DB_INT_VAL(nfresh), MK_DB_BLOB_VAL(root, HASH_LEN) };
+
+		if ((r = archive_sightings_root(day, b->keys, nfresh, root)) != MK_OK ||
+		    (r = archive_audit_append(a, domain, ds, b->time, A_SIGHTINGS, b->site, day, (int64_t)nfresh, c, 3)) !=
+		        MK_OK)
+			return r;
+	}
+	/* the rest are duplicates: of this batch, or of an earlier one */
+	for (size_t t = 0, k = 0; t < m; t++) {
+		if (it[t].i & 0x80000000u)
+			continue;
+		b->dups[it[t].i] = !b->fresh[k++];
+		if (b->dups[it[t].i] && b->first != NULL &&
+		    (r = first_of(a, domain, day, it[t].key, &b->first[it[t].i])) != MK_OK)
+			return r;
+	}
+	return MK_OK;
+}
+
+/* The whole batch, one domain after the other (in ID order, so that two
+ * writers lock them in the same order). All or nothing: a retry starts
+ * again from scratch. */
+static enum mk_err do_note(struct mk_archive *a, void *arg)
+{
+	struct note *b = arg;
+	enum mk_err r;
+
+	b->nst = 0;
+	for (size_t d = 0; d < b->ndoms; d++) {
+		const char *domain = b->doms[d];
+		struct domain_state ds;
+		struct row_copy rc;
+		struct mk_db_val p = MK_DB_TEXT_VAL(domain);
+		int64_t next = 0;
+		size_t m = 0;
+		bool legacy;
+
+		if ((r = archive_domain_lock(a, domain, &ds)) != MK_OK)
+			return r;
+		if (!legacy_known(a, domain, &legacy)) {
+			if ((r = archive_query_row(a, S_SEEN_LEGACY, &p, 1, &rc)) != MK_OK)
+				return r;
+			legacy = rc.found;
+		}
+		if (d < MK_ARRAY_LEN(b->legacy_now))
+			b->legacy_now[d] = legacy;
+		for (size_t i = 0; i < b->n; i++) {
+			int64_t no;
+
+			if (strcmp(b->s[i].domain, domain) != 0)
+				continue;
+			if ((r = device_no(a, b, domain, &ds, &next, b->s[i].device, &no)) != MK_OK)
+				return r;
+			b->it[m].key = (int64_t)((uint64_t)no << 32 | b->s[i].piece_count);
+			b->it[m].day = b->s[i].day;
+			b->it[m++].i = (uint32_t)i;
+		}
+		qsort(b->it, m, sizeof(*b->it), item_cmp);
+		for (size_t t = 0, u; t < m; t = u) {
+			for (u = t + 1; u < m && b->it[u].day == b->it[t].day; u++)
+				;
+			if ((r = note_day(a, b, domain, &ds, legacy, b->it + t, u - t)) != MK_OK)
+				return r;
+		}
+		if ((r = archive_domain_store(a, domain, &ds)) != MK_OK)
+			return r;
+	}
+	return MK_OK;
+}
+
+/* After the commit: the numbers given are remembered, and which domains
+ * have sightings from before schema 7. */
+static void remember(struct mk_archive *a, const struct note *b)
+{
+	if (a->seen == NULL && (a->seen = calloc(1, sizeof(*a->seen))) == NULL)
+		return;
+	for (size_t k = 0; k < b->nst; k++)
+		if (cache_put(a->seen, b->st[k].name, b->st[k].len, b->st[k].no) != MK_OK)
+			return; /* not remembered: looked up again next time */
+	for (size_t d = 0; d < b->ndoms && d < MK_ARRAY_LEN(b->legacy_now); d++) {
+		bool has;
+
+		if (legacy_known(a, b->doms[d], &has) || a->seen->nleg == MK_ARRAY_LEN(a->seen->leg))
+			continue;
+		snprintf(a->seen->leg[a->seen->nleg].domain, sizeof(a->seen->leg[0].domain), "%s", b->doms[d]);
+		a->seen->leg[a->seen->nleg++].has = b->legacy_now[d];
+	}
+}
+
+static int site_valid(const char *site)
+{
+	size_t n;
+
+	if (site == NULL || (n = strnlen(site, MK_SITE_MAX + 1)) == 0 || n > MK_SITE_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (site[i] < 0x20 || site[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sighting *s, size_t n, int64_t time,
+                                      const char *site, bool *dups, struct mk_first_sighting *first)
+{
+	struct note b = { .s = s, .n = n, .time = time, .site = site, .dups = dups, .first = first };
+	enum mk_err r = MK_ERR_NOMEM;
+
+	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_SEEN_BATCH_MAX || time < 0 || !site_valid(site))
 		return MK_ERR_INVALID_ARG;
 	for (size_t i = 0; i < n; i++)
-		if (s[i].device == NULL || !archive_ident_valid(s[i].device) || s[i].piece_count > INT64_MAX)
+		if (!mk_domain_id_valid(s[i].domain) || s[i].device == NULL || !archive_ident_valid(s[i].device) ||
+		    s[i].day == 0)
 			return MK_ERR_INVALID_ARG;
 	if (n == 0)
 		return MK_OK;
-	return archive_write_txn(a, do_note_batch, &b);
+	b.it = malloc(n * sizeof(*b.it));
+	b.keys = malloc(n * sizeof(*b.keys));
+	b.fresh = malloc(n);
+	b.st = malloc(n * sizeof(*b.st));
+	b.doms = malloc(n * sizeof(*b.doms));
+	if (b.it == NULL || b.keys == NULL || b.fresh == NULL || b.st == NULL || b.doms == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		size_t d;
+
+		for (d = 0; d < b.ndoms && strcmp(b.doms[d], s[i].domain) != 0; d++)
+			;
+		if (d == b.ndoms)
+			b.doms[b.ndoms++] = s[i].domain;
+	}
+	qsort(b.doms, b.ndoms, sizeof(*b.doms), str_cmp);
+	if ((r = archive_write_txn(a, do_note, &b)) == MK_OK)
+		remember(a, &b);
+out:
+	free(b.it);
+	free(b.keys);
+	free(b.fresh);
+	free(b.st);
+	free(b.doms);
+	return r;
 }
 
-enum mk_err mk_archive_note_indicium(struct mk_archive *a, const char *domain, const char *device,
-                                     uint64_t piece_count, int64_t time, bool *duplicatep)
-{
-	struct mk_sighting one = { device, piece_count };
+/* ---- Dropping days past the window ----------------------------------------------------------- */
 
-	if (duplicatep == NULL)
+struct drop {
+	const char *domain;
+	uint32_t before;
+	int64_t time;
+	unsigned dropped;
+};
+
+static enum mk_err do_drop(struct mk_archive *a, void *arg)
+{
+	struct drop *d = arg;
+	struct domain_state ds;
+	uint32_t days[512];
+	size_t n;
+	enum mk_err r;
+
+	d->dropped = 0;
+	if ((r = archive_domain_lock(a, d->domain, &ds)) != MK_OK ||
+	    (r = a->ops->seen_days(a->db, d->domain, days, MK_ARRAY_LEN(days), &n)) != MK_OK)
+		return r;
+	for (size_t i = 0; i < n && i < MK_ARRAY_LEN(days) && days[i] < d->before; i++) {
+		struct mk_db_val c = MK_DB_INT_VAL(days[i]);
+
+		if ((r = a->ops->seen_drop(a->db, d->domain, days[i])) != MK_OK ||
+		    (r = archive_audit_append(a, d->domain, &ds, d->time, A_SEEN_DROP, "", days[i], 0, &c, 1)) != MK_OK)
+			return r;
+		d->dropped++;
+	}
+	return d->dropped > 0 ? archive_domain_store(a, d->domain, &ds) : MK_OK;
+}
+
+enum mk_err mk_archive_drop_sightings(struct mk_archive *a, const char *domain, uint32_t before, int64_t time,
+                                      unsigned *droppedp)
+{
+	struct drop d = { domain, before, time, 0 };
+	enum mk_err r;
+
+	if (a == NULL || !mk_domain_id_valid(domain) || time < 0)
 		return MK_ERR_INVALID_ARG;
-	return mk_archive_note_indicia(a, domain, &one, 1, time, duplicatep);
+	if ((r = archive_write_txn(a, do_drop, &d)) == MK_OK && droppedp != NULL)
+		*droppedp = d.dropped;
+	return r;
+}
+
+enum mk_err mk_archive_sighting_days(struct mk_archive *a, const char *domain, uint32_t *days, size_t cap,
+                                     size_t *np)
+{
+	if (a == NULL || !mk_domain_id_valid(domain) || np == NULL || (cap > 0 && days == NULL))
+		return MK_ERR_INVALID_ARG;
+	return a->ops->seen_days(a->db, domain, days, cap, np);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -20,6 +21,7 @@
 #define FRANK_MAX 10000
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
+#define FILE_CHUNK 8192   /* lines of a file verified together here: one transaction of sightings */
 
 /* ---- meter frank ------------------------------------------------------------------ */
 
@@ -295,10 +297,11 @@ int mk_cli_meter_credit(int argc, char **argv)
 
 static const char verify_usage[] =
 	"usage: meterkey verify [LINE ...] [--file FILE] [--image PNG] [--tin]\n"
-	"                       [--no-duplicates] [options]\n"
+	"                       [--no-duplicates] [--site NAME] [options]\n"
 	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
-	"  (one indicium a line; - for standard input; a progress bar on standard\n"
-	"  error when standard output is a terminal), or the DataMatrix symbol of\n"
+	"  (one indicium a line; - for standard input; streamed, 8192 lines at a\n"
+	"  time, the next verified while the last is made durable; a progress bar\n"
+	"  on standard error when it is a terminal), or the DataMatrix symbol of\n"
 	"  a PNG image. Each domain apart: the vendor's and the postal domain's\n"
 	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
 	"  gives good, bad token, unknown device, key not active, date before\n"
@@ -314,11 +317,26 @@ static const char verify_usage[] =
 	"  only when exactly one candidate passes the check characters and both\n"
 	"  tokens, and has no bad signature. Good indicia are recorded in the\n"
 	"  archive's duplicate index (not with --no-duplicates), so a second\n"
-	"  sighting is a duplicate. Prints one line per indicium (with --json one\n"
+	"  sighting is a duplicate, saying when and at which site (--site, by\n"
+	"  default the host's name) the piece was first seen. An indicium dated\n"
+	"  outside its domain's window is refused and recorded nowhere. Prints one line per indicium (with --json one\n"
 	"  object per line: result, vendor, postal, signature, signature_error,\n"
 	"  device, piece_count, corrected and corrected_to, the line it was\n"
 	"  corrected to). Exit status 0 only when every indicium is good.\n"
 	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
+
+static int site_ok(const char *s)
+{
+	size_t n = strnlen(s, MK_SITE_MAX + 1);
+
+	if (n == 0 || n > MK_SITE_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+static const struct kc_rule site_rule = { site_ok, "1 to 63 printable ASCII characters" };
 
 struct vrun {
 	struct kc *c;
@@ -328,6 +346,9 @@ struct vrun {
 	int tin;  /* verifying with Tin boxes: token key records only */
 	int no_dup; /* --no-duplicates */
 	int said; /* a failure was printed already (verify_file) */
+	struct timespec start; /* for the progress bar's rate */
+	struct chunk *ck; /* MK_VERIFY_INFLIGHT chunks of a file in flight, a ring */
+	unsigned ck_head, ck_count;
 };
 
 /* One indicium's answer (j, consumed: mk_call_outcome_json, or a
@@ -352,10 +373,17 @@ static void print_item(struct vrun *x, const char *given, json_t *j)
 	json_decref(j);
 }
 
+/* The progress bar: indicia verified, good, and the rate since the start. */
 static void progress(struct vrun *x)
 {
-	if (x->tty && x->seen % 1000 == 0)
-		fprintf(stderr, "\rverified %zu indicia, %zu good", x->seen, x->good);
+	struct timespec now;
+	double s;
+
+	if (!x->tty || x->seen % 8192 != 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	s = (double)(now.tv_sec - x->start.tv_sec) + (double)(now.tv_nsec - x->start.tv_nsec) / 1e9;
+	fprintf(stderr, "\rverified %zu indicia, %zu good, %.0f a second ", x->seen, x->good, s > 0 ? (double)x->seen / s : 0.0);
 }
 
 /* Verifies a chunk of lines in the service (POST /v1/verify) and prints
@@ -441,10 +469,93 @@ static enum mk_err file_fail(struct vrun *x, const char *path, const char *why, 
 	return e;
 }
 
-/* Reads FILE (or stdin) in chunks of lines. A file that holds no indicium
- * (a directory, empty, only blank lines) is refused, not passed as all
- * good: a wrong path or a failed export upstream must not look like a
- * clean batch. */
+/* A chunk of a file's lines in flight through the verifier's pipeline
+ * (mk_verify_lines_submit): the lines in one arena, their outcomes. */
+struct chunk {
+	char *text;  /* the lines, each NUL-terminated */
+	size_t used, cap;
+	size_t off[FILE_CHUNK];
+	const char *lines[FILE_CHUNK];
+	size_t n;
+	struct mk_verify_outcome *outs;
+};
+
+/* Prints the oldest chunk in flight once it is finished: its sightings
+ * durable, so that a line printed good is a sighting. */
+static enum mk_err chunk_finish(struct vrun *x)
+{
+	struct mk_verify_outcome *outs;
+	size_t n;
+	enum mk_err e = mk_verify_lines_finish(x->v, &outs, &n);
+
+	if (e != MK_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		print_item(x, x->ck[x->ck_head].lines[i], mk_call_outcome_json(&outs[i], x->tin));
+		x->seen++;
+		progress(x);
+	}
+	x->ck[x->ck_head].n = x->ck[x->ck_head].used = 0;
+	x->ck_head = (x->ck_head + 1) % MK_VERIFY_INFLIGHT;
+	x->ck_count--;
+	return MK_OK;
+}
+
+/* Submits the chunk being filled (finishing the oldest first when the
+ * pipeline is full). */
+static enum mk_err chunk_submit(struct vrun *x)
+{
+	struct chunk *c = &x->ck[(x->ck_head + x->ck_count) % MK_VERIFY_INFLIGHT];
+	enum mk_err e;
+
+	if (c->n == 0)
+		return MK_OK;
+	for (size_t i = 0; i < c->n; i++)
+		c->lines[i] = c->text + c->off[i];
+	if ((e = mk_verify_lines_submit(x->v, c->lines, c->n, c->outs)) != MK_OK)
+		return e;
+	x->ck_count++;
+	return x->ck_count == MK_VERIFY_INFLIGHT ? chunk_finish(x) : MK_OK;
+}
+
+/* Adds a line to the chunk being filled; submits it when full. */
+static enum mk_err chunk_add(struct vrun *x, const char *line, size_t len)
+{
+	struct chunk *c = &x->ck[(x->ck_head + x->ck_count) % MK_VERIFY_INFLIGHT];
+
+	if (c->outs == NULL && (c->outs = calloc(FILE_CHUNK, sizeof(*c->outs))) == NULL)
+		return MK_ERR_NOMEM;
+	if (c->used + len + 1 > c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64 * FILE_CHUNK;
+		char *t;
+
+		while (cap < c->used + len + 1)
+			cap *= 2;
+		if ((t = realloc(c->text, cap)) == NULL)
+			return MK_ERR_NOMEM;
+		c->text = t;
+		c->cap = cap;
+	}
+	memcpy(c->text + c->used, line, len + 1);
+	c->off[c->n++] = c->used;
+	c->used += len + 1;
+	return c->n == FILE_CHUNK ? chunk_submit(x) : MK_OK;
+}
+
+static void chunks_free(struct vrun *x)
+{
+	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++) {
+		free(x->ck[k].text);
+		free(x->ck[k].outs);
+	}
+}
+
+/* Reads FILE (or stdin) in chunks of lines: through the service
+ * VERIFY_CHUNK a request; here FILE_CHUNK at a time through the
+ * verifier's pipeline, the next chunk verified while the one before it is
+ * made durable. A file that holds no indicium (a directory, empty, only
+ * blank lines) is refused, not passed as all good: a wrong path or a
+ * failed export upstream must not look like a clean batch. */
 static enum mk_err verify_file(struct vrun *x, const char *path)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -479,6 +590,10 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 		if (buf[strspn(buf, " \t")] == '\0') /* blank */
 			continue;
 		found++;
+		if (x->c->server == NULL) {
+			e = chunk_add(x, buf, len);
+			continue;
+		}
 		if ((lines[n] = strdup(buf)) == NULL) {
 			e = MK_ERR_NOMEM;
 			break;
@@ -493,6 +608,10 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 		e = verify_lines(x, lines, n);
 	while (n > 0)
 		free(lines[--n]);
+	if (e == MK_OK && x->c->server == NULL)
+		e = chunk_submit(x);
+	while (e == MK_OK && x->ck_count > 0)
+		e = chunk_finish(x);
 	if (e == MK_OK && ferror(f)) {
 		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(errno));
 		e = file_fail(x, path, why, MK_ERR_IO);
@@ -508,7 +627,7 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 int mk_cli_verify(int argc, char **argv)
 {
 	struct {
-		const char *file, *image;
+		const char *file, *image, *site;
 		int tin, no_duplicates;
 	} o; /* the options */
 	char line[MK_INDICIUM_TEXT_MAX];
@@ -516,7 +635,8 @@ int mk_cli_verify(int argc, char **argv)
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_STR("file", &o.file, &kc_path),
 		                       KC_STR("image", &o.image, &kc_path), KC_FLAG("tin", &o.tin),
-		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_END };
+		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_STR("site", &o.site, &site_rule),
+		                       KC_END };
 	enum mk_err e = MK_OK;
 	int r;
 
@@ -524,15 +644,24 @@ int mk_cli_verify(int argc, char **argv)
 		return r;
 	if (c.npos == 0 && o.file == NULL && o.image == NULL)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
+	if (c.server != NULL && o.site != NULL)
+		return mk_cli_usage_error(verify_usage, "--site names this verifier's site: with --server, the service's is kept");
 	if (c.server == NULL && !kc_open(&c))
 		return 1;
 	memset(&x, 0, sizeof(x));
 	x.c = &c;
 	x.tin = o.tin;
 	x.no_dup = o.no_duplicates;
-	x.tty = isatty(STDOUT_FILENO);
+	x.tty = isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &x.start);
 	if (c.server == NULL && (e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;
+	if (x.v != NULL && o.site != NULL && (e = mk_verifier_set_site(x.v, o.site)) != MK_OK)
+		goto out;
+	if (o.file != NULL && c.server == NULL && (x.ck = calloc(MK_VERIFY_INFLIGHT, sizeof(*x.ck))) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto out;
+	}
 	if (c.npos > 0 && (e = verify_lines(&x, c.pos, c.npos)) != MK_OK)
 		goto out;
 	if (o.file != NULL && (e = verify_file(&x, o.file)) != MK_OK)
@@ -556,6 +685,9 @@ int mk_cli_verify(int argc, char **argv)
 		fprintf(stderr, "\rverified %zu indicia, %zu good\n", x.total, x.good);
 out:
 	mk_verifier_free(x.v);
+	if (x.ck != NULL)
+		chunks_free(&x);
+	free(x.ck);
 	if (x.said) { /* printed once already, with its file */
 		kc_close(&c);
 		return 1;

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "core/file_int.h"
 #include "kms/kms_int.h"
 #include "meterkey/pki.h"
@@ -601,6 +603,10 @@ enum mk_err mk_kms_open(const struct mk_kms_opts *o, struct mk_kms **kp)
 		kms_fail(k, r, "cannot open the archive %s%s%s", shown, why[0] != '\0' ? ": " : "", why);
 		goto fail;
 	}
+	if ((k->archive_url = strdup(url)) == NULL) {
+		r = MK_ERR_NOMEM;
+		goto fail;
+	}
 	if ((r = kms_conf_load(k)) != MK_OK)
 		goto fail;
 	*kp = k;
@@ -617,5 +623,25 @@ void mk_kms_close(struct mk_kms *k)
 	if (k == NULL)
 		return;
 	mk_archive_close(k->archive);
+	if (k->archive_url != NULL) {
+		OPENSSL_cleanse(k->archive_url, strlen(k->archive_url));
+		free(k->archive_url);
+	}
 	free(k);
+}
+
+enum mk_err mk_kms_archive_open_another(struct mk_kms *k, struct mk_archive **ap)
+{
+	char why[256] = "";
+	enum mk_err r;
+
+	if (k == NULL || ap == NULL || k->archive_url == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((r = mk_archive_open_why(k->archive_url, ap, why, sizeof(why))) != MK_OK) {
+		char shown[1024];
+
+		mk_archive_url_shown(k->archive_url, shown, sizeof(shown));
+		kms_fail(k, r, "cannot open the archive %s again%s%s", shown, why[0] != '\0' ? ": " : "", why);
+	}
+	return r;
 }

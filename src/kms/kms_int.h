@@ -49,6 +49,7 @@ struct mk_kms {
 	char boxes_dir[PATH_MAX]; /* "": boxes in this process; else their sockets */
 	int64_t time;
 	struct mk_archive *archive;
+	char *archive_url; /* as opened (may hold a password: never shown; wiped on close) */
 	char detail[MK_KMS_DETAIL_MAX];
 	size_t nboxes;
 	struct kms_box boxes[KMS_MAX_BOXES]; /* boxes.conf, as loaded and kept in step */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kms/kms_int.h"
 #include "kms/verify_int.h"
@@ -57,6 +58,35 @@ const char *mk_sig_result_key(enum mk_sig_result r)
 	return (unsigned)r < MK_SIG_COUNT ? sig_keys[r] : "?";
 }
 
+/* The host's name as a site (its printable ASCII), or "verifier". */
+static void default_site(char *site, size_t cap)
+{
+	char host[256] = "";
+	size_t n = 0;
+
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	for (const char *c = host; *c != '\0' && n + 1 < cap; c++)
+		if (*c >= 0x21 && *c <= 0x7e)
+			site[n++] = *c;
+	site[n] = '\0';
+	if (n == 0)
+		snprintf(site, cap, "verifier");
+}
+
+enum mk_err mk_verifier_set_site(struct mk_verifier *v, const char *site)
+{
+	size_t n;
+
+	if (v == NULL || site == NULL || (n = strnlen(site, MK_SITE_MAX + 1)) == 0 || n > MK_SITE_MAX)
+		return MK_ERR_INVALID_ARG;
+	for (size_t i = 0; i < n; i++)
+		if (site[i] < 0x20 || site[i] > 0x7e)
+			return MK_ERR_INVALID_ARG;
+	memcpy(v->site, site, n + 1);
+	return MK_OK;
+}
+
 enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct mk_verifier **vp)
 {
 	struct mk_verifier *v;
@@ -68,6 +98,7 @@ enum mk_err mk_verifier_new(struct mk_kms *k, bool tin, bool duplicates, struct 
 	v->kms = k;
 	v->tin = tin;
 	v->duplicates = duplicates;
+	default_site(v->site, sizeof(v->site));
 	v->scratch = mk_buf_new(MK_INDICIUM_BIN_MAX);
 	v->keys = mk_buf_new(MK_MSG_MAX);
 	v->items = mk_buf_new(MK_MSG_MAX);
@@ -104,6 +135,7 @@ void mk_verifier_free(struct mk_verifier *v)
 {
 	if (v == NULL)
 		return;
+	verifier_pipe_free(v); /* its batches finished, while the boxes are open */
 	for (size_t i = 0; i < v->ndomains; i++) {
 		struct vdomain *d = v->domains[i];
 
@@ -125,6 +157,12 @@ void mk_verifier_free(struct mk_verifier *v)
 		for (size_t i = 0; i < SIGKEY_SLOTS; i++)
 			EVP_PKEY_free(v->sigkeys[i].pub);
 	free(v->sigkeys);
+	verifier_sight_free(&v->sight);
+	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++) {
+		free(v->vl[k].inds);
+		free(v->vl[k].batch);
+		free(v->vl[k].map);
+	}
 	free(v);
 }
 

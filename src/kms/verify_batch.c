@@ -528,67 +528,90 @@ static enum mk_verify_result overall(const struct mk_verify_outcome *o)
 
 /* ---- Sightings and the batch -------------------------------------------------------------- */
 
+enum mk_err verifier_sight_make(struct vsight *vs, const struct mk_verify_outcome *out, size_t n)
+{
+	vs->m = 0;
+	if (n > vs->cap) {
+		size_t cap = n;
+		struct mk_sighting *s = realloc(vs->s, cap * sizeof(*s));
+		char(*dev)[VDEV_LEN] = s != NULL ? realloc(vs->dev, cap * sizeof(*dev)) : NULL;
+		size_t *idx = NULL;
+		bool *dups = NULL;
+		struct mk_first_sighting *first = NULL;
+
+		if (s != NULL)
+			vs->s = s;
+		if (dev != NULL)
+			vs->dev = dev;
+		if (dev == NULL || (idx = realloc(vs->idx, cap * sizeof(*idx))) == NULL)
+			return MK_ERR_NOMEM;
+		vs->idx = idx;
+		if ((dups = realloc(vs->dups, cap * sizeof(*dups))) == NULL)
+			return MK_ERR_NOMEM;
+		vs->dups = dups;
+		if ((first = realloc(vs->first, cap * sizeof(*first))) == NULL)
+			return MK_ERR_NOMEM;
+		vs->first = first;
+		vs->cap = cap;
+	}
+	/* a sighting per indicium good in both domains and in its signature,
+	 * in its postal domain's index (the post verifying it keeps it) */
+	for (size_t i = 0; i < n; i++) {
+		const struct mk_indicium *ind = &out[i].ind;
+
+		if (out[i].result != MK_VR_GOOD)
+			continue;
+		snprintf(vs->dev[vs->m], sizeof(vs->dev[0]), "%s-%s", ind->product_code, ind->mfg_seq);
+		vs->s[vs->m] = (struct mk_sighting){ ind->postal, vs->dev[vs->m], ind->piece_count, ind->date };
+		vs->idx[vs->m++] = i;
+	}
+	return MK_OK;
+}
+
+void verifier_sight_apply(const struct vsight *vs, struct mk_verify_outcome *out)
+{
+	for (size_t t = 0; t < vs->m; t++) {
+		struct mk_verify_outcome *o = &out[vs->idx[t]];
+
+		if (!vs->dups[t])
+			continue;
+		o->postal = o->result = MK_VR_DUPLICATE;
+		o->first_time = vs->first[t].time;
+		snprintf(o->first_site, sizeof(o->first_site), "%s", vs->first[t].site);
+	}
+}
+
+void verifier_sight_free(struct vsight *vs)
+{
+	free(vs->s);
+	free(vs->dev);
+	free(vs->idx);
+	free(vs->dups);
+	free(vs->first);
+	memset(vs, 0, sizeof(*vs));
+}
+
 /*
- * The sightings of a batch's good indicia, noted per domain in one archive
- * transaction each (mk_archive_note_indicia): the vendor domains, then the
- * postal ones. A piece seen before in a domain is a duplicate there.
+ * The sightings of out[0..n)'s good indicia, noted in the archive's
+ * duplicate index through the KMS's own connection, MK_SEEN_BATCH_MAX at a
+ * time (each all or nothing), and the duplicates marked.
  */
 enum mk_err verifier_sightings(struct mk_verifier *v, struct mk_verify_outcome *out, size_t n)
 {
-	struct mk_sighting *s = NULL;
-	char (*dev)[2 * MK_IDENT_MAX + 2] = NULL;
-	size_t *idx = NULL;
-	bool *dup = NULL, *done = NULL;
-	int64_t now = mk_kms_now(v->kms);
 	enum mk_err e = MK_OK;
 
-	if (n == 0)
-		return MK_OK;
-	s = calloc(n, sizeof(*s));
-	dev = calloc(n, sizeof(*dev));
-	idx = calloc(n, sizeof(*idx));
-	dup = calloc(n, sizeof(*dup));
-	done = calloc(n, sizeof(*done));
-	if (s == NULL || dev == NULL || idx == NULL || dup == NULL || done == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		snprintf(dev[i], sizeof(dev[i]), "%s-%s", out[i].ind.product_code, out[i].ind.mfg_seq);
-	for (int role = 0; role < 2; role++) {
-		memset(done, 0, n * sizeof(*done));
-		for (size_t i = 0; i < n; i++) {
-			const char *dom = role == 0 ? out[i].ind.vendor : out[i].ind.postal;
-			size_t m = 0;
+	for (size_t at = 0; at < n && e == MK_OK; at += MK_SEEN_BATCH_MAX) {
+		size_t m = n - at < MK_SEEN_BATCH_MAX ? n - at : MK_SEEN_BATCH_MAX;
 
-			if (out[i].result != MK_VR_GOOD || done[i])
-				continue;
-			for (size_t j = i; j < n && m < MK_ARCHIVE_BATCH_MAX; j++) {
-				if (out[j].result != MK_VR_GOOD || done[j] ||
-				    strcmp(role == 0 ? out[j].ind.vendor : out[j].ind.postal, dom) != 0)
-					continue;
-				done[j] = true;
-				idx[m] = j;
-				s[m].device = dev[j];
-				s[m].piece_count = out[j].ind.piece_count;
-				m++;
-			}
-			if ((e = mk_archive_note_indicia(mk_kms_archive(v->kms), dom, s, m, now, dup)) != MK_OK)
-				goto out;
-			for (size_t t = 0; t < m; t++)
-				if (dup[t])
-					*(role == 0 ? &out[idx[t]].vendor : &out[idx[t]].postal) = MK_VR_DUPLICATE;
-		}
+		if ((e = verifier_sight_make(&v->sight, out + at, m)) != MK_OK)
+			break;
+		e = mk_archive_note_sightings(mk_kms_archive(v->kms), v->sight.s, v->sight.m, mk_kms_now(v->kms), v->site,
+		                              v->sight.dups, v->sight.first);
+		if (e == MK_OK)
+			verifier_sight_apply(&v->sight, out + at);
+		else
+			kms_fail(v->kms, e, "the archive did not note a batch of %zu sightings", v->sight.m);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (out[i].result == MK_VR_GOOD)
-			out[i].result = overall(&out[i]);
-out:
-	free(s);
-	free(dev);
-	free(idx);
-	free(dup);
-	free(done);
 	return e;
 }
 
@@ -615,13 +638,11 @@ static enum mk_err bins_reset(struct mk_verifier *v, size_t n)
 	return MK_OK;
 }
 
-enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
-                            struct mk_verify_outcome *out)
+enum mk_err verifier_judge(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                           struct mk_verify_outcome *out)
 {
 	enum mk_err e;
 
-	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)))
-		return MK_ERR_INVALID_ARG;
 	if ((e = bins_reset(v, n)) != MK_OK)
 		return e;
 	for (size_t i = 0; i < n; i++) {
@@ -647,5 +668,17 @@ enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *ind
 		if (out[i].result == MK_VR_GOOD && out[i].sig != MK_SIG_NONE && out[i].sig != MK_SIG_GOOD)
 			out[i].result = MK_VR_SIGNATURE_REFUSED;
 	}
+	return MK_OK;
+}
+
+enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                            struct mk_verify_outcome *out)
+{
+	enum mk_err e;
+
+	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)))
+		return MK_ERR_INVALID_ARG;
+	if ((e = verifier_judge(v, inds, n, out)) != MK_OK)
+		return e;
 	return v->duplicates ? verifier_sightings(v, out, n) : MK_OK;
 }

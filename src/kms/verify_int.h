@@ -83,6 +83,34 @@ struct vdomain {
 void verifier_lookup_free(struct lookup *l);
 void verifier_forget(struct vdomain *d);
 
+/* "product code-MSN" */
+#define VDEV_LEN (2 * MK_IDENT_MAX + 2)
+
+/* A batch's sightings, made from its good outcomes (verifier_sight_make),
+ * what the archive answers of them, and the outcome each is of. */
+struct vsight {
+	struct mk_sighting *s;
+	char (*dev)[VDEV_LEN];
+	size_t *idx;
+	bool *dups;
+	struct mk_first_sighting *first;
+	size_t m, cap;
+};
+
+struct vpipe;
+
+/* verify_text.c: one batch of lines in flight (mk_verify_lines_submit):
+ * the lines that decoded, their outcomes, the line each is of. */
+struct vlines {
+	const char *const *lines;
+	struct mk_verify_outcome *out; /* the caller's, one per line */
+	size_t n;
+	struct mk_indicium *inds;
+	struct mk_verify_outcome *batch;
+	size_t *map;
+	size_t cap;
+};
+
 struct mk_verifier {
 	struct mk_kms *kms;
 	int tin;
@@ -99,6 +127,11 @@ struct mk_verifier {
 	uint16_t *bin_len; /* 0: not encoded yet */
 	size_t bin_cap;
 	struct sigkey *sigkeys; /* SIGKEY_SLOTS, allocated on the first signed indicium */
+	char site[MK_SITE_MAX + 1]; /* kept with its first sightings (mk_verifier_set_site) */
+	struct vsight sight;        /* the synchronous path's sightings (verifier_sightings) */
+	struct vpipe *pipe;         /* verify_pipe.c: the index writer, made on the first submit */
+	struct vlines vl[MK_VERIFY_INFLIGHT]; /* verify_text.c: lines in flight, a ring */
+	unsigned vl_head, vl_count;
 };
 
 /* verify.c: the state of domain id in v (owned by v, freed with it), made
@@ -111,13 +144,28 @@ struct mk_verifier {
  * its keys in this process until mk_verifier_free wipes them. */
 struct vdomain *verifier_domain_of(struct mk_verifier *v, const char *id, enum mk_err *ep);
 
-/* verify_batch.c: notes out[0..n)'s indicia whose result is good as
- * sightings in the archive's duplicate index, per domain in one transaction
- * each (vendor domains, then postal ones), sets a domain's result to
- * duplicate where the piece was seen before, and the overall result again.
- * MK_OK, MK_ERR_NOMEM or the archive's failure (out's results are then
- * partly updated). */
+/* verify_batch.c: every indicium's outcome but its sighting: the tokens in
+ * each domain's box, the signature (mk_verify_batch without duplicates). */
+MK_WUR enum mk_err verifier_judge(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                                  struct mk_verify_outcome *out);
+
+/* verify_batch.c: the sightings of out[0..n)'s good indicia (each in its
+ * postal domain's index) into vs, sized to n; their duplicates back into
+ * out (the postal result and the overall one duplicate, with when and
+ * where it was first seen); vs's memory freed. */
+MK_WUR enum mk_err verifier_sight_make(struct vsight *vs, const struct mk_verify_outcome *out, size_t n);
+void verifier_sight_apply(const struct vsight *vs, struct mk_verify_outcome *out);
+void verifier_sight_free(struct vsight *vs);
+
+/* verify_batch.c: notes out[0..n)'s good indicia in the archive's
+ * duplicate index through the KMS's connection, MK_SEEN_BATCH_MAX a
+ * transaction, and marks the duplicates. MK_OK, MK_ERR_NOMEM or the
+ * archive's failure (explained in the KMS's detail). */
 MK_WUR enum mk_err verifier_sightings(struct mk_verifier *v, struct mk_verify_outcome *out, size_t n);
+
+/* verify_pipe.c: stops the index writer and frees it (mk_verifier_free);
+ * batches submitted and not finished are finished first. */
+void verifier_pipe_free(struct mk_verifier *v);
 
 /* verify_sig.c: o->sig and o->sig_err for the indicium o->ind, whose tokens
  * are judged (o->result set): MK_SIG_NONE for version 1 or a malformed one,

@@ -180,3 +180,78 @@ out:
 	free(map);
 	return e;
 }
+
+enum mk_err mk_verify_lines_submit(struct mk_verifier *v, const char *const *lines, size_t n,
+                                   struct mk_verify_outcome *out)
+{
+	struct vlines *b;
+	size_t m = 0;
+	enum mk_err e;
+
+	if (v == NULL || (n > 0 && (lines == NULL || out == NULL)) || n > MK_SEEN_BATCH_MAX)
+		return MK_ERR_INVALID_ARG;
+	if (v->vl_count == MK_VERIFY_INFLIGHT)
+		return MK_ERR_STATE;
+	b = &v->vl[(v->vl_head + v->vl_count) % MK_VERIFY_INFLIGHT];
+	if (n > b->cap) {
+		struct mk_indicium *inds = realloc(b->inds, n * sizeof(*inds));
+		struct mk_verify_outcome *batch = inds != NULL ? realloc(b->batch, n * sizeof(*batch)) : NULL;
+		size_t *map = batch != NULL ? realloc(b->map, n * sizeof(*map)) : NULL;
+
+		if (inds != NULL)
+			b->inds = inds;
+		if (batch != NULL)
+			b->batch = batch;
+		if (map == NULL)
+			return MK_ERR_NOMEM;
+		b->map = map;
+		b->cap = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		enum mk_err d;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		d = mk_indicium_text_decode_why(lines[i], &b->inds[m], &out[i].why);
+		if (d == MK_OK)
+			b->map[m++] = i;
+		else if (d != MK_ERR_INDICIUM_CHECK)
+			out[i].result = out[i].vendor = out[i].postal = MK_VR_MALFORMED;
+		else
+			out[i].result = MK_VR_COUNT; /* corrected when finished */
+	}
+	if ((e = mk_verify_submit(v, b->inds, m, b->batch)) != MK_OK)
+		return e;
+	b->lines = lines;
+	b->out = out;
+	b->n = n;
+	v->vl_count++;
+	return MK_OK;
+}
+
+enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np)
+{
+	struct mk_verify_outcome *bo;
+	struct vlines *b;
+	size_t m;
+	enum mk_err e;
+
+	if (v == NULL || outp == NULL || np == NULL)
+		return MK_ERR_INVALID_ARG;
+	if (v->vl_count == 0)
+		return MK_ERR_STATE;
+	b = &v->vl[v->vl_head];
+	v->vl_head = (v->vl_head + 1) % MK_VERIFY_INFLIGHT;
+	v->vl_count--;
+	e = mk_verify_finish(v, &bo, &m);
+	*outp = b->out;
+	*np = b->n;
+	if (e != MK_OK)
+		return e;
+	for (size_t j = 0; j < m; j++)
+		b->out[b->map[j]] = bo[j];
+	/* a misread line, once the batch before it is durable */
+	for (size_t i = 0; i < b->n && e == MK_OK; i++)
+		if (b->out[i].result == MK_VR_COUNT)
+			e = mk_verify_text(v, b->lines[i], &b->out[i]);
+	return e;
+}

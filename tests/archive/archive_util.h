@@ -10,6 +10,7 @@
 #ifndef MK_TEST_ARCHIVE_UTIL_H
 #define MK_TEST_ARCHIVE_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,18 @@
 
 /* A time well after 1970, so that "before" always exists. */
 #define T0 ((int64_t)1700000000)
+
+/* The day of the sightings the tests note (T0's), and one sighting of it
+ * (mk_archive_note_sightings at site "test"). */
+#define TDAY ((uint32_t)(T0 / 86400))
+
+static inline enum mk_err tnote(struct mk_archive *a, const char *domain, const char *device, uint32_t piece,
+                                int64_t t, bool *dup)
+{
+	struct mk_sighting s = { domain, device, piece, TDAY };
+
+	return mk_archive_note_sightings(a, &s, 1, t, "test", dup, NULL);
+}
 
 /*
  * A well-formed NEW record of device (product, mfg) for key_id in domain at

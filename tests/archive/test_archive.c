@@ -1037,11 +1037,11 @@ static void test_domain_isolation(void **state)
 	snprintf(tk.domain, sizeof(tk.domain), "USPS");
 	assert_rc(mk_archive_put_token_key(f->a, &tk), MK_OK); /* not a duplicate there */
 	/* duplicate index apart */
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 7, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", 7, T0, &dup), MK_OK);
 	assert_false(dup);
-	assert_rc(mk_archive_note_indicium(f->a, "USPS", "DEV1", 7, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "USPS", "DEV1", 7, T0, &dup), MK_OK);
 	assert_false(dup);
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 7, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", 7, T0, &dup), MK_OK);
 	assert_true(dup);
 	/* counters apart */
 	{
@@ -1209,39 +1209,90 @@ static void test_token_keys(void **state)
 
 /* ---- duplicate-indicia index ------------------------------------------------------------------------ */
 
-/* The batch form: one transaction per domain; a sighting repeated inside the
- * batch or seen before is a duplicate, the others are first sightings with
- * their audit entries; a malformed sighting refuses the whole batch and
- * notes nothing. */
+/* The batch form: one transaction; a sighting repeated inside the batch or
+ * seen before is a duplicate, saying when and where it was first seen, the
+ * others are first sightings with one audit entry per domain and day; a
+ * malformed sighting refuses the whole batch and notes nothing. */
 static void test_duplicate_index_batch(void **state)
 {
 	struct fx *f = *state;
-	const struct mk_sighting s1[] = { { "DEV1", 1 }, { "DEV1", 2 }, { "DEV2", 1 }, { "DEV1", 1 } };
-	const struct mk_sighting s2[] = { { "DEV1", 2 }, { "DEV3", 9 } };
-	const struct mk_sighting bad[] = { { "DEV4", 1 }, { "", 1 } };
-	bool dups[4] = { true, true, true, false }, one = false;
+	const struct mk_sighting s1[] = { { "VE", "DEV1", 1, TDAY }, { "VE", "DEV1", 2, TDAY },
+		                          { "VE", "DEV2", 1, TDAY }, { "VE", "DEV1", 1, TDAY },
+		                          { "VE", "DEV1", 1, TDAY + 1 } };
+	const struct mk_sighting s2[] = { { "VE", "DEV1", 2, TDAY }, { "VE", "DEV3", 9, TDAY } };
+	const struct mk_sighting bad[] = { { "VE", "DEV4", 1, TDAY }, { "VE", "", 1, TDAY } };
+	const struct mk_sighting badday[] = { { "VE", "DEV4", 1, 0 } };
+	const struct mk_sighting unknown[] = { { "VE", "DEV4", 1, TDAY }, { "UKRM", "DEV1", 1, TDAY } };
+	bool dups[5] = { true, true, true, false, true }, one = false;
+	struct mk_first_sighting first[5];
 	uint64_t before;
+	uint32_t days[4];
+	size_t nd;
 
-	assert_rc(mk_archive_note_indicia(f->a, "VE", s1, 4, T0, dups), MK_OK);
+	assert_rc(mk_archive_note_sightings(f->a, s1, 5, T0, "centre-1", dups, first), MK_OK);
 	assert_false(dups[0]);
 	assert_false(dups[1]);
 	assert_false(dups[2]);
-	assert_true(dups[3]); /* repeated inside the batch */
-	assert_rc(mk_archive_note_indicia(f->a, "VE", s2, 2, T0 + 1, dups), MK_OK);
+	assert_true(dups[3]); /* repeated inside the batch: first seen by this batch */
+	assert_int_equal(first[3].time, T0);
+	assert_string_equal(first[3].site, "centre-1");
+	assert_false(dups[4]); /* the same piece on another day is another indicium */
+	assert_rc(mk_archive_note_sightings(f->a, s2, 2, T0 + 1, "centre-2", dups, first), MK_OK);
 	assert_true(dups[0]);
+	assert_int_equal(first[0].time, T0); /* when and where the first sighting was */
+	assert_string_equal(first[0].site, "centre-1");
 	assert_false(dups[1]);
 	/* the single form agrees */
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV3", 9, T0 + 2, &one), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV3", 9, T0 + 2, &one), MK_OK);
 	assert_true(one);
 	/* all or nothing */
 	before = taudit_ok(f->a, "VE");
-	assert_rc(mk_archive_note_indicia(f->a, "VE", bad, 2, T0 + 3, dups), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_note_sightings(f->a, bad, 2, T0 + 3, "test", dups, NULL), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_note_sightings(f->a, badday, 1, T0 + 3, "test", dups, NULL), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_note_sightings(f->a, s2, 2, T0 + 3, "", dups, NULL), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_note_sightings(f->a, s2, 2, T0 + 3, "bad\nsite", dups, NULL), MK_ERR_INVALID_ARG);
+	/* a domain the archive does not hold refuses the whole batch */
+	assert_rc(mk_archive_note_sightings(f->a, unknown, 2, T0 + 3, "test", dups, NULL), MK_RC_DOMAIN_UNKNOWN);
 	assert_int_equal(taudit_ok(f->a, "VE"), before);
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV4", 1, T0 + 3, &one), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV4", 1, T0 + 3, &one), MK_OK);
 	assert_false(one);
-	/* an unknown domain, and nothing to note */
-	assert_rc(mk_archive_note_indicia(f->a, "UKRM", s2, 2, T0, dups), MK_RC_DOMAIN_UNKNOWN);
-	assert_rc(mk_archive_note_indicia(f->a, "VE", s2, 0, T0, dups), MK_OK);
+	assert_rc(mk_archive_note_sightings(f->a, s2, 0, T0, "test", dups, NULL), MK_OK);
+	/* the days held: two partitions */
+	assert_rc(mk_archive_sighting_days(f->a, "VE", days, 4, &nd), MK_OK);
+	assert_int_equal(nd, 2);
+	assert_int_equal(days[0], TDAY);
+	assert_int_equal(days[1], TDAY + 1);
+	(void)taudit_ok(f->a, "VE");
+}
+
+/* Days past the window dropped whole: their sightings are gone (a piece of
+ * that day is new again, which the window's refusal makes moot), the audit
+ * log still verifies, and the days kept are untouched. */
+static void test_duplicate_index_drop(void **state)
+{
+	struct fx *f = *state;
+	const struct mk_sighting s[] = { { "VE", "DEV1", 1, TDAY }, { "VE", "DEV1", 2, TDAY + 1 },
+		                         { "VE", "DEV1", 3, TDAY + 2 } };
+	bool dups[3], one;
+	unsigned dropped = 9;
+	uint32_t days[4];
+	size_t nd;
+
+	assert_rc(mk_archive_note_sightings(f->a, s, 3, T0, "test", dups, NULL), MK_OK);
+	assert_rc(mk_archive_drop_sightings(f->a, "VE", TDAY, T0 + 1, &dropped), MK_OK);
+	assert_int_equal(dropped, 0); /* nothing before the first day */
+	assert_rc(mk_archive_drop_sightings(f->a, "VE", TDAY + 2, T0 + 1, &dropped), MK_OK);
+	assert_int_equal(dropped, 2);
+	assert_rc(mk_archive_sighting_days(f->a, "VE", days, 4, &nd), MK_OK);
+	assert_int_equal(nd, 1);
+	assert_int_equal(days[0], TDAY + 2);
+	(void)taudit_ok(f->a, "VE");
+	/* the day kept still knows its piece */
+	one = false;
+	assert_rc(mk_archive_note_sightings(f->a, s + 2, 1, T0 + 2, "test", &one, NULL), MK_OK);
+	assert_true(one);
+	assert_rc(mk_archive_drop_sightings(f->a, "UKRM", TDAY + 9, T0 + 1, &dropped), MK_RC_DOMAIN_UNKNOWN);
+	assert_rc(mk_archive_drop_sightings(f->a, "bad domain", TDAY + 9, T0 + 1, &dropped), MK_ERR_INVALID_ARG);
 	(void)taudit_ok(f->a, "VE");
 }
 
@@ -1253,60 +1304,49 @@ static void test_duplicate_index(void **state)
 
 	assert_rc(mk_archive_put_domain(f->a, "USPS", T0), MK_OK);
 	dup = true;
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 1, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", 1, T0, &dup), MK_OK);
 	assert_false(dup);
 	for (int i = 0; i < 3; i++) {
 		dup = false;
-		assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 1, T0 + i, &dup), MK_OK);
+		assert_rc(tnote(f->a, "VE", "DEV1", 1, T0 + i, &dup), MK_OK);
 		assert_true(dup);
 	}
 	dup = true;
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 2, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", 2, T0, &dup), MK_OK);
 	assert_false(dup);
 	dup = true;
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV2", 1, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV2", 1, T0, &dup), MK_OK);
 	assert_false(dup);
 	dup = true;
-	assert_rc(mk_archive_note_indicium(f->a, "USPS", "DEV1", 1, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "USPS", "DEV1", 1, T0, &dup), MK_OK);
 	assert_false(dup);
+	/* the largest piece count is its own, not aliased to another device's
+	 * (a sighting is the device's number << 32 | the piece count) */
 	dup = true;
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", INT64_MAX, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", UINT32_MAX, T0, &dup), MK_OK);
 	assert_false(dup);
 	dup = false;
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", INT64_MAX, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", UINT32_MAX, T0, &dup), MK_OK);
 	assert_true(dup);
-	/* above what the database holds: refused, or kept apart from the rest
-	 * (never aliased to another piece count) */
-	{
-		enum mk_err r;
-
-		dup = true;
-		r = mk_archive_note_indicium(f->a, "VE", "DEV1", UINT64_MAX, T0, &dup);
-		if (r == MK_OK) {
-			assert_false(dup);
-			assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", UINT64_MAX, T0, &dup),
-			          MK_OK);
-			assert_true(dup);
-		} else {
-			assert_rc(r, MK_ERR_INVALID_ARG);
-		}
-	}
+	dup = true;
+	assert_rc(tnote(f->a, "VE", "DEV2", UINT32_MAX, T0, &dup), MK_OK);
+	assert_false(dup);
 	/* a second connection to the same archive sees the same index */
 	assert_rc(mk_archive_open(f->url, &b), MK_OK);
 	dup = false;
-	assert_rc(mk_archive_note_indicium(b, "VE", "DEV1", 1, T0, &dup), MK_OK);
+	assert_rc(tnote(b, "VE", "DEV1", 1, T0, &dup), MK_OK);
 	assert_true(dup);
 	dup = true;
-	assert_rc(mk_archive_note_indicium(b, "VE", "DEV1", 3, T0, &dup), MK_OK);
+	assert_rc(tnote(b, "VE", "DEV1", 3, T0, &dup), MK_OK);
 	assert_false(dup);
 	dup = false;
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 3, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", 3, T0, &dup), MK_OK);
 	assert_true(dup);
 	dup = true;
-	assert_rc(mk_archive_note_indicium(f->a, "USPS", "DEV1", 3, T0, &dup), MK_OK);
+	assert_rc(tnote(f->a, "USPS", "DEV1", 3, T0, &dup), MK_OK);
 	assert_false(dup);
 	dup = false;
-	assert_rc(mk_archive_note_indicium(b, "USPS", "DEV1", 3, T0, &dup), MK_OK);
+	assert_rc(tnote(b, "USPS", "DEV1", 3, T0, &dup), MK_OK);
 	assert_true(dup);
 	mk_archive_close(b);
 	(void)taudit_ok(f->a, "VE");
@@ -1596,7 +1636,7 @@ static void scenario(struct mk_archive *a, const char *d, struct scen *s)
 	s->token = taudit_ok(a, d);
 	assert_rc(mk_archive_put_subdomain(a, d, "GB", T0 + 400), MK_OK);
 	s->sub_gb = taudit_ok(a, d);
-	assert_rc(mk_archive_note_indicium(a, d, "DEV1", 1, T0 + 500, &dup), MK_OK);
+	assert_rc(tnote(a, d, "DEV1", 1, T0 + 500, &dup), MK_OK);
 	s->total = taudit_ok(a, d);
 	/* every write made at least one entry */
 	assert_true(s->domain >= 1);
@@ -1762,6 +1802,55 @@ static void test_audit_counter_moved_back(void **state)
  * chain covers "every write" (archive.h): a seen indicium deleted behind the
  * archive's back (so that a replayed indicium passes as new) is detected.
  */
+/* The duplicate index's partition of a day: its name's start by backend. */
+static const char *seen_table(void)
+{
+	return strcmp(mk_test_backend(), "pg") == 0 ? "sightings" : "seen";
+}
+
+/* A sighting added behind the archive's back (a forged first sighting, to
+ * make the genuine piece a duplicate), one changed, or a whole day's
+ * partition dropped without its audit entry: archive verify says so. */
+static void test_audit_sightings_tampered(void **state)
+{
+	const char *t = seen_table();
+	int pg = strcmp(mk_test_backend(), "pg") == 0;
+	unsigned day = (unsigned)TDAY;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		struct mk_archive *a = NULL;
+		struct mk_audit_result res;
+		char url[512], sql[512];
+		bool dup;
+
+		assert_int_equal(mk_test_archive_url(url, sizeof(url)), 0);
+		assert_rc(mk_archive_open(url, &a), MK_OK);
+		assert_rc(mk_archive_put_domain(a, "VE", T0), MK_OK);
+		assert_rc(tnote(a, "VE", "DEV1", 1, T0, &dup), MK_OK);
+		assert_rc(tnote(a, "VE", "DEV1", 2, T0, &dup), MK_OK);
+		assert_rc(mk_archive_audit_verify(a, "VE", &res), MK_OK); /* the twin: untouched, it verifies */
+		if (i == 0 && pg)
+			snprintf(sql, sizeof(sql),
+			         "INSERT INTO \"%s_VE_%u\" (domain, day, key, entry) SELECT 'VE', %u, 99, MAX(entry) "
+			         "FROM \"%s_VE_%u\"",
+			         t, day, day, t, day);
+		else if (i == 0)
+			snprintf(sql, sizeof(sql),
+			         "INSERT INTO \"%s_VE_%u\" (key, entry) SELECT 99, MAX(entry) FROM \"%s_VE_%u\"", t, day,
+			         t, day);
+		else if (i == 1)
+			snprintf(sql, sizeof(sql), "UPDATE \"%s_VE_%u\" SET key = key + 100", t, day);
+		else
+			snprintf(sql, sizeof(sql), "DROP TABLE \"%s_VE_%u\"", t, day);
+		assert_rc(mk_archive_exec_raw(a, sql), MK_OK);
+		memset(&res, 0, sizeof(res));
+		assert_rc(mk_archive_audit_verify(a, "VE", &res), MK_ERR_AUDIT);
+		print_message("tamper %d: first_bad %llu (%s)\n", i, (unsigned long long)res.first_bad, res.reason);
+		mk_archive_close(a);
+	}
+}
+
 static void test_audit_deleted_indicium(void **state)
 {
 	struct fx *f = *state;
@@ -1769,9 +1858,12 @@ static void test_audit_deleted_indicium(void **state)
 	struct mk_audit_result res;
 	bool dup = false;
 
+	char sql[128];
+
 	scenario(f->a, "VE", &s);
-	assert_rc(mk_archive_exec_raw(f->a, "DELETE FROM indicia_seen WHERE domain = 'VE'"), MK_OK);
-	assert_rc(mk_archive_note_indicium(f->a, "VE", "DEV1", 1, T0 + 600, &dup), MK_OK);
+	snprintf(sql, sizeof(sql), "DELETE FROM \"%s_VE_%u\"", seen_table(), (unsigned)TDAY);
+	assert_rc(mk_archive_exec_raw(f->a, sql), MK_OK);
+	assert_rc(tnote(f->a, "VE", "DEV1", 1, T0 + 600, &dup), MK_OK);
 	print_message("indicium seen before reported %s after the row was deleted\n",
 	              dup ? "duplicate" : "new");
 	memset(&res, 0, sizeof(res));
@@ -2047,6 +2139,8 @@ int main(void)
 		T(test_token_keys),
 		T(test_duplicate_index),
 		T(test_duplicate_index_batch),
+		T(test_duplicate_index_drop),
+		T(test_audit_sightings_tampered),
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_decode_refuses_malformed),
 		T(test_schema_open_twice_and_newer),

@@ -56,7 +56,7 @@ static int child_note(struct mk_archive *a, FILE *out)
 {
 	for (uint64_t pc = 1; pc <= N_INDICIA; pc++) {
 		bool dup = true;
-		enum mk_err r = mk_archive_note_indicium(a, "VE", "DEV1", pc, T0, &dup);
+		enum mk_err r = tnote(a, "VE", "DEV1", pc, T0, &dup);
 		uint8_t b;
 
 		if (r != MK_OK) {
@@ -204,13 +204,13 @@ static void test_concurrent_indicia(void **state)
 	for (uint64_t pc = 1; pc <= N_INDICIA; pc += 97) {
 		bool d = false;
 
-		assert_rc(mk_archive_note_indicium(a, "VE", "DEV1", pc, T0, &d), MK_OK);
+		assert_rc(tnote(a, "VE", "DEV1", pc, T0, &d), MK_OK);
 		assert_true(d);
 	}
 	{
 		bool d = true;
 
-		assert_rc(mk_archive_note_indicium(a, "VE", "DEV1", N_INDICIA + 1, T0, &d), MK_OK);
+		assert_rc(tnote(a, "VE", "DEV1", N_INDICIA + 1, T0, &d), MK_OK);
 		assert_false(d);
 	}
 	(void)taudit_ok(a, "VE");

@@ -213,7 +213,7 @@ static void test_signed_good(void **state)
 	verify_n(false, true, &ind, 1, o);
 	expect(o[0], MK_VR_GOOD, MK_VR_GOOD, MK_VR_GOOD, MK_SIG_GOOD);
 	verify_n(false, true, &ind, 1, o);
-	expect(o[0], MK_VR_DUPLICATE, MK_VR_DUPLICATE, MK_VR_DUPLICATE, MK_SIG_GOOD);
+	expect(o[0], MK_VR_DUPLICATE, MK_VR_GOOD, MK_VR_DUPLICATE, MK_SIG_GOOD);
 }
 
 /* Tokens good, signature not: signature refused, whatever the reason (bad,
