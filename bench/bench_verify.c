@@ -271,7 +271,7 @@ static double db_bytes(const char *path)
  * CONFLICT DO NOTHING, a transaction per batch of DBATCH. Indicia/s, or 0
  * when it cannot be measured.
  */
-static double raw_sightings_sqlite(const struct fleet *f, size_t from, size_t nd, const char *path)
+static double raw_sightings_sqlite(const int64_t *keys, size_t nd, const char *path)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *ins = NULL;
@@ -285,18 +285,14 @@ static double raw_sightings_sqlite(const struct fleet *f, size_t from, size_t nd
 	     sqlite3_prepare_v2(db, "INSERT INTO raw_seen (key, entry) VALUES (?1, ?2) ON CONFLICT DO NOTHING", -1, &ins,
 	                        NULL) == SQLITE_OK;
 	t0 = bench_now();
-	for (size_t pos = from; ok && pos < from + nd; pos += DBATCH) {
-		size_t b = from + nd - pos < DBATCH ? from + nd - pos : DBATCH;
+	for (size_t pos = 0; ok && pos < nd; pos += DBATCH) {
+		size_t b = nd - pos < DBATCH ? nd - pos : DBATCH;
 
 		ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
-		     sqlite3_bind_int64(ins, 2, (sqlite3_int64)pos) == SQLITE_OK;
-		for (size_t i = 0; ok && i < b; i++) {
-			const struct mk_indicium *ind = &f->inds[pos + i];
-
-			ok = sqlite3_bind_int64(ins, 1, (sqlite3_int64)((uint64_t)(atoi(ind->mfg_seq)) << 32 | ind->piece_count)) ==
-			             SQLITE_OK &&
-			     sqlite3_step(ins) == SQLITE_DONE && sqlite3_reset(ins) == SQLITE_OK;
-		}
+		     sqlite3_bind_int64(ins, 2, (sqlite3_int64)pos + 1) == SQLITE_OK;
+		for (size_t i = 0; ok && i < b; i++)
+			ok = sqlite3_bind_int64(ins, 1, keys[pos + i]) == SQLITE_OK && sqlite3_step(ins) == SQLITE_DONE &&
+			     sqlite3_reset(ins) == SQLITE_OK;
 		ok = ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
 	}
 	if (ok)
@@ -312,7 +308,7 @@ static double raw_sightings_sqlite(const struct fleet *f, size_t from, size_t nd
 /* The same on PostgreSQL: the rows of a batch as one INSERT ... SELECT
  * FROM unnest(...) ON CONFLICT DO NOTHING RETURNING key (the driver's own
  * statement) into a table of the partitions' shape. */
-static double raw_sightings_pg(const struct fleet *f, size_t from, size_t nd, const char *url)
+static double raw_sightings_pg(const int64_t *keys, size_t nd, uint32_t day_of, const char *url)
 {
 	PGconn *c = PQconnectdb(url);
 	char *arr = malloc(DBATCH * 24 + 4);
@@ -327,20 +323,16 @@ static double raw_sightings_pg(const struct fleet *f, size_t from, size_t nd, co
 		PQclear(r);
 	}
 	t0 = bench_now();
-	for (size_t pos = from; ok && pos < from + nd; pos += DBATCH) {
-		size_t b = from + nd - pos < DBATCH ? from + nd - pos : DBATCH, at = 0;
+	for (size_t pos = 0; ok && pos < nd; pos += DBATCH) {
+		size_t b = nd - pos < DBATCH ? nd - pos : DBATCH, at = 0;
 		char day[16], ent[24];
 		const char *v[4] = { "USPS", day, ent, arr };
 
-		snprintf(day, sizeof(day), "%u", (unsigned)f->inds[pos].date);
-		snprintf(ent, sizeof(ent), "%zu", pos);
+		snprintf(day, sizeof(day), "%u", (unsigned)day_of);
+		snprintf(ent, sizeof(ent), "%zu", pos + 1);
 		arr[at++] = '{';
-		for (size_t i = 0; i < b; i++) {
-			const struct mk_indicium *ind = &f->inds[pos + i];
-
-			at += (size_t)sprintf(arr + at, "%s%" PRIu64, i ? "," : "",
-			                      (uint64_t)(atoi(ind->mfg_seq)) << 32 | ind->piece_count);
-		}
+		for (size_t i = 0; i < b; i++)
+			at += (size_t)sprintf(arr + at, "%s%" PRId64, i ? "," : "", keys[pos + i]);
 		arr[at++] = '}';
 		arr[at] = '\0';
 		r = PQexec(c, "BEGIN");
@@ -362,6 +354,57 @@ static double raw_sightings_pg(const struct fleet *f, size_t from, size_t nd, co
 		PQclear(PQexec(c, "DROP TABLE IF EXISTS raw_seen"));
 	PQfinish(c);
 	free(arr);
+	return rate;
+}
+
+/* Sightings of the same shape as the fleet's (meter i % m, day of the
+ * fleet), with piece counts no meter has franked: fresh. */
+static void synth_sightings(const struct fleet *f, size_t nd, struct mk_sighting *s, char (*dev)[24], int64_t *keys)
+{
+	for (size_t i = 0; i < nd; i++) {
+		uint32_t meter = (uint32_t)(i % f->m) + 1, piece = 100000000u + (uint32_t)(i / f->m);
+
+		snprintf(dev[i], sizeof(dev[i]), "PM100-%06u", (unsigned)meter);
+		s[i] = (struct mk_sighting){ "USPS", dev[i], piece, f->day };
+		keys[i] = (int64_t)((uint64_t)meter << 32 | piece);
+	}
+}
+
+/* The index alone: nd fresh sightings through mk_archive_note_sightings
+ * (its own connection), DBATCH a call, beside the raw insert of the same
+ * keys (the functions above, on the rows of the pipeline's slice: the same
+ * shape). Sightings/s; *rawp the raw rate. */
+static double index_alone(const struct fleet *f, size_t nd, double *rawp)
+{
+	struct mk_archive *a = NULL;
+	struct mk_sighting *s = calloc(nd, sizeof(*s));
+	char(*dev)[24] = calloc(nd, sizeof(*dev));
+	int64_t *keys = calloc(nd, sizeof(*keys));
+	bool *dups = calloc(DBATCH, sizeof(*dups));
+	double t0, rate;
+
+	if (s == NULL || dev == NULL || keys == NULL || dups == NULL)
+		fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	synth_sightings(f, nd, s, dev, keys);
+	fleet_check(mk_archive_open(f->url, &a), "mk_archive_open", NULL);
+	t0 = bench_now();
+	for (size_t pos = 0; pos < nd; pos += DBATCH) {
+		size_t b = nd - pos < DBATCH ? nd - pos : DBATCH;
+
+		fleet_check(mk_archive_note_sightings(a, s + pos, b, (int64_t)time(NULL), "bench", dups, NULL),
+		            "mk_archive_note_sightings", NULL);
+		for (size_t i = 0; i < b; i++)
+			if (dups[i])
+				fleet_die("a fresh sighting answered duplicate", MK_ERR_INTERNAL, NULL);
+	}
+	rate = (double)nd / (bench_now() - t0);
+	mk_archive_close(a);
+	*rawp = strncmp(f->url, "sqlite:", 7) == 0 ? raw_sightings_sqlite(keys, nd, f->url + 7)
+	                                            : raw_sightings_pg(keys, nd, f->day, f->url);
+	free(s);
+	free(dev);
+	free(keys);
+	free(dups);
 	return rate;
 }
 
@@ -523,7 +566,19 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	mk_verifier_free(v);
 	if (3 * nd <= n)
 		run_duplicates_2(f, 2 * nd, nd, both);
-	raw = path != NULL ? raw_sightings_sqlite(f, nd, nd, path) : raw_sightings_pg(f, nd, nd, f->url);
+	{
+		int64_t *keys = calloc(nd, sizeof(*keys));
+
+		if (keys == NULL)
+			fleet_die("calloc", MK_ERR_NOMEM, NULL);
+		for (size_t i = 0; i < nd; i++) /* the pipeline's rows: meter number << 32 | piece count */
+			keys[i] = (int64_t)((uint64_t)(atoi(f->inds[nd + i].mfg_seq)) << 32 | f->inds[nd + i].piece_count);
+		raw = path != NULL ? raw_sightings_sqlite(keys, nd, path) : raw_sightings_pg(keys, nd, f->day, f->url);
+		free(keys);
+	}
+	double alone, alone_raw = 0;
+
+	alone = index_alone(f, nd, &alone_raw);
 	printf("with duplicates on (the archive's duplicate index, %s, durable: each result once its sighting is "
 	       "committed), batches of %d:\n",
 	       mk_archive_backend(mk_kms_archive(k)), DBATCH);
@@ -539,6 +594,13 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		                raw);
 		printf("  raw: the same %zu rows, INSERT ... ON CONFLICT DO NOTHING, a transaction per %d%s\n", nd, DBATCH,
 		       path != NULL ? " (WAL, synchronous=FULL)" : " (one statement: unnest of the keys)");
+	}
+	if (alone_raw > 0) {
+		bench_report_vs("the index alone vs raw insert", "sight", alone, path != NULL ? "sqlite3" : "libpq",
+		                alone_raw);
+		printf("  the index alone: %zu fresh sightings through mk_archive_note_sightings, %d a transaction (device "
+		       "numbers, rows, Merkle root, audit entry, commit)\n",
+		       nd, DBATCH);
 	}
 	if (after > before)
 		printf("  on disk: %.1f bytes a sighting (%.0f bytes for %zu first sightings: rows, device numbers, audit)\n",

@@ -12,6 +12,7 @@
 #ifndef MK_ARCHIVE_INT_H
 #define MK_ARCHIVE_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -288,7 +289,10 @@ MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);
  *   keys.c      master key records: put, get, find, update (the rules),
  *               history
  *   token.c     token key records
- *   seen.c      the duplicate index (sightings)
+ *   seen.c      the duplicate index (sightings): noting a batch, dropping
+ *               days past the window
+ *   seen_cache.c the device numbers a connection remembers
+ *   seen_root.c the Merkle root of a batch's sightings of a day
  *   audit.c     the audit chain: the hashes, appending an entry, and
  *               mk_archive_audit_verify
  *
@@ -301,9 +305,48 @@ MK_WUR enum mk_err mk_archive_exec_raw(struct mk_archive *a, const char *sql);
 
 #define HASH_LEN 32
 
-/* An open archive: its driver and the driver's connection. */
-struct seen_cache;
+/* seen_cache.c: a device's number in a domain's duplicate index, as a
+ * connection remembers it once committed, and which domains hold
+ * sightings from before schema 7. */
+/* domain '\0' device, and its number */
+struct devno {
+	char *name;
+	size_t len;
+	int64_t no;
+};
 
+/* A domain's answer to "are there sightings noted before schema 7?" */
+struct legacy {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	bool has;
+};
+
+struct seen_cache {
+	struct devno *slot; /* open addressing, cap a power of two */
+	size_t cap, used;
+	struct legacy leg[16];
+	size_t nleg;
+};
+
+/* "domain\0device" into buf (MK_DOMAIN_ID_MAX + MK_IDENT_MAX + 2 bytes). */
+static inline size_t archive_devname(char *buf, const char *domain, const char *device)
+{
+	size_t a = strlen(domain), b = strlen(device);
+
+	memcpy(buf, domain, a + 1);
+	memcpy(buf + a + 1, device, b);
+	return a + 1 + b;
+}
+
+#define DEVNAME_MAX (MK_DOMAIN_ID_MAX + MK_IDENT_MAX + 2)
+
+/* The number of name (archive_devname) remembered in c, 0 if none; name
+ * remembered with no (MK_ERR_NOMEM: not remembered, looked up again). */
+int64_t archive_seen_cache_get(const struct seen_cache *c, const char *name, size_t len);
+MK_WUR enum mk_err archive_seen_cache_put(struct seen_cache *c, const char *name, size_t len, int64_t no);
+
+
+/* An open archive: its driver and the driver's connection. */
 struct mk_archive {
 	const struct mk_db_ops *ops;
 	void *db;
@@ -311,7 +354,7 @@ struct mk_archive {
 	                          * domains without sightings before schema 7 */
 };
 
-/* seen.c: frees a->seen (mk_archive_close). */
+/* seen_cache.c: frees a->seen (mk_archive_close). */
 void archive_seen_free(struct mk_archive *a);
 
 /* Sightings per leaf of a day's Merkle tree (docs/formats.md, "Sightings"). */

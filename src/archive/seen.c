@@ -18,135 +18,6 @@
 #include "archive/archive_int.h"
 #include "meterkey/ids.h"
 
-/* ---- Device numbers, remembered once committed ---------------------------------------- */
-
-/* domain '\0' device '\0', and its number */
-struct devno {
-	char *name;
-	size_t len;
-	int64_t no;
-};
-
-/* A domain's answer to "are there sightings noted before schema 7?" */
-struct legacy {
-	char domain[MK_DOMAIN_ID_MAX + 1];
-	bool has;
-};
-
-struct seen_cache {
-	struct devno *slot; /* open addressing, cap a power of two */
-	size_t cap, used;
-	struct legacy leg[16];
-	size_t nleg;
-};
-
-static uint64_t name_hash(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
-}
-
-/* "domain\0device" into buf (MK_DOMAIN_ID_MAX + MK_IDENT_MAX + 2 bytes). */
-static size_t devname(char *buf, const char *domain, const char *device)
-{
-	size_t a = strlen(domain), b = strlen(device);
-
-	memcpy(buf, domain, a + 1);
-	memcpy(buf + a + 1, device, b);
-	return a + 1 + b;
-}
-
-#define DEVNAME_MAX (MK_DOMAIN_ID_MAX + MK_IDENT_MAX + 2)
-
-static int64_t cache_get(const struct seen_cache *c, const char *name, size_t len)
-{
-	if (c == NULL || c->cap == 0)
-		return 0;
-	for (size_t i = name_hash(name, len) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
-		const struct devno *d = &c->slot[i];
-
-		if (d->name == NULL)
-			return 0;
-		if (d->len == len && memcmp(d->name, name, len) == 0)
-			return d->no;
-	}
-}
-
-static enum mk_err cache_put(struct seen_cache *c, const char *name, size_t len, int64_t no)
-{
-	if (2 * (c->used + 1) > c->cap) {
-		size_t ncap = c->cap ? 2 * c->cap : 1024;
-		struct devno *ns = calloc(ncap, sizeof(*ns));
-
-		if (ns == NULL)
-			return MK_ERR_NOMEM;
-		for (size_t i = 0; i < c->cap; i++) {
-			size_t j;
-
-			if (c->slot[i].name == NULL)
-				continue;
-			for (j = name_hash(c->slot[i].name, c->slot[i].len) & (ncap - 1); ns[j].name != NULL;
-			     j = (j + 1) & (ncap - 1))
-				;
-			ns[j] = c->slot[i];
-		}
-		free(c->slot);
-		c->slot = ns;
-		c->cap = ncap;
-	}
-	for (size_t i = name_hash(name, len) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
-		struct devno *d = &c->slot[i];
-
-		if (d->name != NULL && !(d->len == len && memcmp(d->name, name, len) == 0))
-			continue;
-		if (d->name == NULL) {
-			if ((d->name = malloc(len)) == NULL)
-				return MK_ERR_NOMEM;
-			memcpy(d->name, name, len);
-			d->len = len;
-			c->used++;
-		}
-		d->no = no;
-		return MK_OK;
-	}
-}
-
-void archive_seen_free(struct mk_archive *a)
-{
-	if (a->seen == NULL)
-		return;
-	for (size_t i = 0; i < a->seen->cap; i++)
-		free(a->seen->slot[i].name);
-	free(a->seen->slot);
-	free(a->seen);
-	a->seen = NULL;
-}
-
-/* ---- The Merkle root of a day's sightings ------------------------------------------------- */
-
-enum mk_err archive_sightings_root(uint32_t day, const int64_t *keys, size_t n, uint8_t out[static HASH_LEN])
-{
-	struct mk_merkle_frontier f;
-	uint8_t leaf[4 + 8 * SEEN_LEAF_KEYS], h[MK_MERKLE_LEN];
-
-	mk_merkle_frontier_init(&f);
-	for (size_t at = 0; at < n; at += SEEN_LEAF_KEYS) {
-		size_t m = n - at < SEEN_LEAF_KEYS ? n - at : SEEN_LEAF_KEYS, len = 4;
-
-		for (int b = 0; b < 4; b++)
-			leaf[b] = (uint8_t)(day >> (24 - 8 * b));
-		for (size_t i = 0; i < m; i++, len += 8)
-			for (int b = 0; b < 8; b++)
-				leaf[len + (size_t)b] = (uint8_t)((uint64_t)keys[at + i] >> (56 - 8 * b));
-		if (mk_merkle_leaf(leaf, len, h) != MK_OK || mk_merkle_frontier_append(&f, h) != MK_OK)
-			return MK_ERR_CRYPTO;
-	}
-	return mk_merkle_frontier_root(&f, out) == MK_OK ? MK_OK : MK_ERR_CRYPTO;
-}
-
 /* ---- Noting a batch ----------------------------------------------------------------------- */
 
 /* One sighting of the batch as the transaction sorts it. */
@@ -203,12 +74,12 @@ static enum mk_err device_no(struct mk_archive *a, struct note *b, const char *d
                              int64_t *next, const char *device, int64_t *nop)
 {
 	char name[DEVNAME_MAX];
-	size_t len = devname(name, domain, device);
+	size_t len = archive_devname(name, domain, device);
 	struct mk_db_val p[3] = { MK_DB_TEXT_VAL(domain), MK_DB_TEXT_VAL(device) };
 	struct row_copy rc;
 	enum mk_err r;
 
-	if ((*nop = cache_get(a->seen, name, len)) != 0)
+	if ((*nop = archive_seen_cache_get(a->seen, name, len)) != 0)
 		return MK_OK;
 	for (size_t k = b->nst; k-- > 0;)
 		if (b->st[k].len == len && memcmp(b->st[k].name, name, len) == 0) {
@@ -403,7 +274,7 @@ static void remember(struct mk_archive *a, const struct note *b)
 	if (a->seen == NULL && (a->seen = calloc(1, sizeof(*a->seen))) == NULL)
 		return;
 	for (size_t k = 0; k < b->nst; k++)
-		if (cache_put(a->seen, b->st[k].name, b->st[k].len, b->st[k].no) != MK_OK)
+		if (archive_seen_cache_put(a->seen, b->st[k].name, b->st[k].len, b->st[k].no) != MK_OK)
 			return; /* not remembered: looked up again next time */
 	for (size_t d = 0; d < b->ndoms && d < MK_ARRAY_LEN(b->legacy_now); d++) {
 		bool has;

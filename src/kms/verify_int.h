@@ -1,17 +1,20 @@
 /*
- * Private to the verifier (src/kms/verify*.c): its state and the three
+ * Private to the verifier (src/kms/verify*.c): its state and the
  * functions its files share. One file per responsibility
- * (docs/internals/verify.md, "Where the code is"):
+ * (docs/internals/verify.md, "Where the code is"), each calling only
+ * files listed after it:
  *
  *   verify.c        the result names; a verifier's life (new, free, the
- *                   preferred box); a domain's state, its box opened on
- *                   first use
+ *                   preferred box, the site)
+ *   verify_text.c   mk_verify_text: a text line, and the correction of one
+ *                   misread character; many lines, pipelined or not
+ *   verify_pipe.c   mk_verify_submit and _finish: the index writer thread
  *   verify_batch.c  mk_verify_batch: the key record cache, the requests to
- *                   the boxes, the duplicate index (sightings)
+ *                   the boxes
+ *   verify_seen.c   a batch's sightings in the duplicate index
  *   verify_sig.c    a signed indicium's signature: the certificate chain
  *                   from the home, the operation key cache
- *   verify_text.c   mk_verify_text: a text line, and the correction of one
- *                   misread character
+ *   verify_domain.c a domain's state, its box opened on first use
  *
  * Apart from kms_int.h because the verifier is a client of the KMS's
  * public API (kms.h: mk_kms_box_call, mk_kms_open_box, mk_kms_archive, ...)
@@ -78,7 +81,7 @@ struct vdomain {
 	uint64_t head_seq;             /* its number (0: none read yet) */
 };
 
-/* verify.c: frees what a remembered record holds; forgets every record
+/* verify_domain.c: frees what a remembered record holds; forgets every record
  * remembered of d (a newer head makes them stale). */
 void verifier_lookup_free(struct lookup *l);
 void verifier_forget(struct vdomain *d);
@@ -130,11 +133,16 @@ struct mk_verifier {
 	char site[MK_SITE_MAX + 1]; /* kept with its first sightings (mk_verifier_set_site) */
 	struct vsight sight;        /* the synchronous path's sightings (verifier_sightings) */
 	struct vpipe *pipe;         /* verify_pipe.c: the index writer, made on the first submit */
+	struct {                    /* verify_seen.c: the day each domain's past was dropped */
+		char domain[MK_DOMAIN_ID_MAX + 1];
+		uint32_t day;
+	} dropped[8];
+	unsigned ndropped;
 	struct vlines vl[MK_VERIFY_INFLIGHT]; /* verify_text.c: lines in flight, a ring */
 	unsigned vl_head, vl_count;
 };
 
-/* verify.c: the state of domain id in v (owned by v, freed with it), made
+/* verify_domain.c: the state of domain id in v (owned by v, freed with it), made
  * and its box opened on first use: the preferred box (mk_verifier_prefer_box)
  * when it serves the domain, else the first of the verifier's kind; a box
  * serving several domains is opened once. NULL on failure, with *ep:
@@ -149,7 +157,7 @@ struct vdomain *verifier_domain_of(struct mk_verifier *v, const char *id, enum m
 MK_WUR enum mk_err verifier_judge(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                                   struct mk_verify_outcome *out);
 
-/* verify_batch.c: the sightings of out[0..n)'s good indicia (each in its
+/* verify_seen.c: the sightings of out[0..n)'s good indicia (each in its
  * postal domain's index) into vs, sized to n; their duplicates back into
  * out (the postal result and the overall one duplicate, with when and
  * where it was first seen); vs's memory freed. */
@@ -157,7 +165,12 @@ MK_WUR enum mk_err verifier_sight_make(struct vsight *vs, const struct mk_verify
 void verifier_sight_apply(const struct vsight *vs, struct mk_verify_outcome *out);
 void verifier_sight_free(struct vsight *vs);
 
-/* verify_batch.c: notes out[0..n)'s good indicia in the archive's
+/* verify_seen.c: once a day per postal domain of vs's sightings, the
+ * days its window admits no more dropped from its duplicate index
+ * (mk_kms_domain_window, mk_archive_drop_sightings). */
+MK_WUR enum mk_err verifier_drop_past(struct mk_verifier *v, const struct vsight *vs);
+
+/* verify_seen.c: notes out[0..n)'s good indicia in the archive's
  * duplicate index through the KMS's connection, MK_SEEN_BATCH_MAX a
  * transaction, and marks the duplicates. MK_OK, MK_ERR_NOMEM or the
  * archive's failure (explained in the KMS's detail). */

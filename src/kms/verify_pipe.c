@@ -126,7 +126,8 @@ enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *in
 	j->sight.m = 0;
 	if ((e = verifier_judge(v, inds, n, out)) != MK_OK)
 		return e;
-	if (v->duplicates && (e = verifier_sight_make(&j->sight, out, n)) != MK_OK)
+	if (v->duplicates &&
+	    ((e = verifier_sight_make(&j->sight, out, n)) != MK_OK || (e = verifier_drop_past(v, &j->sight)) != MK_OK))
 		return e;
 	j->time = mk_kms_now(v->kms);
 	if (v->duplicates && j->sight.m > 0 && !p->running && (e = writer_start(v, p)) != MK_OK)

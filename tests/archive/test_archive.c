@@ -20,6 +20,7 @@
 #include "archive/archive_int.h"
 #include "archive/archive_util.h"
 #include "archive/harness.h"
+#include "vectors.c"
 #include "meterkey/archive.h"
 
 struct fx {
@@ -1265,6 +1266,41 @@ static void test_duplicate_index_batch(void **state)
 	(void)taudit_ok(f->a, "VE");
 }
 
+/* The Merkle root of a day's sightings as docs/formats.md §4.4 gives it
+ * (its vectors), and a change of any key changes it. */
+static void test_sightings_root_vectors(void **state)
+{
+	int64_t keys[65];
+	uint8_t want[32], got[32];
+	size_t n;
+	char err[VEC_MAX_ERR];
+
+	(void)state;
+	for (int i = 0; i < 65; i++)
+		keys[i] = (int64_t)(((uint64_t)1 << 32) | (uint64_t)(i + 1));
+	assert_int_equal(vec_get("sightings-root-2", want, sizeof(want), &n, err), 0);
+	assert_rc(archive_sightings_root(20000, keys, 2, got), MK_OK);
+	assert_memory_equal(got, want, 32);
+	{ /* one leaf: the root is its hash */
+		uint8_t leaf[64], h[32];
+		size_t ln;
+
+		assert_int_equal(vec_get("sightings-leaf", leaf, sizeof(leaf), &ln, err), 0);
+		assert_int_equal(ln, 4 + 2 * 8);
+		assert_rc(mk_merkle_leaf(leaf, ln, h), MK_OK);
+		assert_memory_equal(h, want, 32);
+	}
+	assert_int_equal(vec_get("sightings-root-65", want, sizeof(want), &n, err), 0);
+	assert_rc(archive_sightings_root(20000, keys, 65, got), MK_OK);
+	assert_memory_equal(got, want, 32);
+	keys[64]++; /* the twin: another last piece, another root */
+	assert_rc(archive_sightings_root(20000, keys, 65, got), MK_OK);
+	assert_memory_not_equal(got, want, 32);
+	assert_rc(archive_sightings_root(20001, keys, 2, got), MK_OK); /* another day */
+	assert_int_equal(vec_get("sightings-root-2", want, sizeof(want), &n, err), 0);
+	assert_memory_not_equal(got, want, 32);
+}
+
 /* Days past the window dropped whole: their sightings are gone (a piece of
  * that day is new again, which the window's refusal makes moot), the audit
  * log still verifies, and the days kept are untouched. */
@@ -2140,6 +2176,7 @@ int main(void)
 		T(test_duplicate_index),
 		T(test_duplicate_index_batch),
 		T(test_duplicate_index_drop),
+		cmocka_unit_test(test_sightings_root_vectors),
 		T(test_audit_sightings_tampered),
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_decode_refuses_malformed),

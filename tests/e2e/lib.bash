@@ -124,3 +124,15 @@ meter_ready() {
   expect 0 "$MK" meter register --meter "PM100-00000$n" --indicia "US0000000$n" --country US "$@"
   expect 0 "$MK" meter credit --meter "PM100-00000$n" --amount 1000 "$@"
 }
+
+# sightings DB : the sightings the SQLite archive DB holds (every day's
+# partition of the duplicate index, seen_<domain>_<day>: one row an
+# indicium)
+sightings() {
+  local n=0 t c
+  for t in $(sqlite3 "$1" "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'seen_*_[0-9]*'"); do
+    c=$(sqlite3 "$1" "SELECT count(*) FROM \"$t\"") || return 1
+    n=$((n + c))
+  done
+  echo "$n"
+}

@@ -51,7 +51,7 @@ raw() {
   timeout 15 openssl s_client -connect "127.0.0.1:$PORT" -cert "$S/$1.pem" -key "$S/$1.key" -CAfile "$S/ca.pem" -quiet \
     -nocommands 2>/dev/null
 }
-seen() { sqlite3 "$T/h/archive.db" "SELECT count(DISTINCT piece_count) FROM indicia_seen"; } # indicia seen
+seen() { sightings "$T/h/archive.db"; } # indicia seen
 audited() { wc -l <"$T/h/service-audit.log"; }
 # body FILE SIZE LINE : a verification request of exactly SIZE bytes (white space after the JSON)
 body() {
