@@ -1126,16 +1126,16 @@ static void verify_in_child(const struct mk_indicium *ind, enum mk_verify_result
 		/* _exit: the parent's archive and home must outlive the child */
 		if (mk_kms_open(&o, &k) == MK_OK && mk_verifier_new(k, false, true, &v) == MK_OK &&
 		    mk_verify_batch(v, ind, 1, &out) == MK_OK)
-			code = (int)out.vendor * 8 + (int)out.postal;
+			code = (int)out.vendor * MK_VR_COUNT + (int)out.postal; /* below 100 */
 		mk_verifier_free(v);
 		mk_kms_close(k);
 		_exit(code);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
-	assert_true(WEXITSTATUS(status) < 64);
-	*vp = (enum mk_verify_result)(WEXITSTATUS(status) / 8);
-	*pp = (enum mk_verify_result)(WEXITSTATUS(status) % 8);
+	assert_true(WEXITSTATUS(status) < MK_VR_COUNT * MK_VR_COUNT);
+	*vp = (enum mk_verify_result)(WEXITSTATUS(status) / MK_VR_COUNT);
+	*pp = (enum mk_verify_result)(WEXITSTATUS(status) % MK_VR_COUNT);
 }
 
 /* Duplicates on: the first sighting good, the second duplicate in both
