@@ -122,8 +122,9 @@ MK_WUR enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *dom
  * or no such lines): the defaults, MK_OK. MK_ERR_INVALID_ARG for a
  * domain ID that is not one (2-8 of A-Z, 0-9); a file that cannot be read
  * (MK_ERR_IO, MK_ERR_BUF_FULL, ...) or does not parse (a damaged home:
- * MK_ERR_STATE), never a default; the reason in mk_kms_detail. It reads the file only: it does
- * not ask the archive whether the domain exists. */
+ * MK_ERR_STATE), never a default; the reason in mk_kms_detail. It reads
+ * the file only: it does not ask the archive whether the domain exists.
+ * Nothing is written to *verify_days and *ahead_days on a refusal. */
 MK_WUR enum mk_err mk_kms_domain_window(struct mk_kms *k, const char *domain, unsigned *verify_days,
                                         unsigned *ahead_days);
 
