@@ -41,6 +41,16 @@
 #define MK_TIN_FRESH_MIN 60
 #define MK_TIN_FRESH_MAX (31 * 86400)
 #define MK_TIN_FRESH_DEFAULT 86400
+/* The date window of verification (issue 16), set per domain at its
+ * creation: an indicium may be verified up to verify days after its date,
+ * and up to ahead days before it (the verifier's clock being behind the
+ * meter's); outside it, date out of range. */
+#define MK_VERIFY_DAYS_MIN 1
+#define MK_VERIFY_DAYS_MAX 3660
+#define MK_VERIFY_DAYS_DEFAULT 90
+#define MK_AHEAD_DAYS_MIN 0
+#define MK_AHEAD_DAYS_MAX 31
+#define MK_AHEAD_DAYS_DEFAULT 1
 /* MK_POSTCODE_MAX, the origin postal code's length: ids.h */
 /* A text line, NUL included: a version-1 line has at most 255 characters (as
  * it always had), a version-2 line 106 more (the signature's two fields). */

@@ -100,12 +100,37 @@ MK_WUR enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain,
 MK_WUR enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain,
                                             const char *const *countries, size_t n, unsigned token_len);
 
-/* The same, with how long a token key record the domain's Brass boxes sign
- * stays fresh for its Tin boxes (MK_TIN_FRESH_MIN..MAX seconds; 0: a
- * day), also in domains/<D>.policy. */
+/* A domain's policy, fixed at its creation, kept by its boxes and in
+ * domains/<D>.policy: the token length (MK_TOKEN_LEN_MIN..MAX bytes);
+ * how long a token key record the domain's Brass boxes sign stays fresh
+ * for its Tin boxes (MK_TIN_FRESH_MIN..MAX seconds); the date window of
+ * verification, days after an indicium's date (MK_VERIFY_DAYS_MIN..MAX)
+ * and days ahead of the verifier's clock (MK_AHEAD_DAYS_MIN..MAX).
+ * MK_DOMAIN_POLICY_DEFAULT: the defaults. */
+struct mk_domain_policy {
+	unsigned token_len, tin_fresh, verify_days, ahead_days;
+};
+#define MK_DOMAIN_POLICY_DEFAULT                                                                 \
+	{ MK_TOKEN_LEN_DEFAULT, MK_TIN_FRESH_DEFAULT, MK_VERIFY_DAYS_DEFAULT, MK_AHEAD_DAYS_DEFAULT }
+
+/* The same, with the domain's policy (NULL: the defaults). A value out of
+ * its range is MK_ERR_INVALID_ARG, said in mk_kms_detail. */
 MK_WUR enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *domain,
-                                               const char *const *countries, size_t n, unsigned token_len,
-                                               unsigned tin_fresh);
+                                               const char *const *countries, size_t n,
+                                               const struct mk_domain_policy *policy);
+
+/* The date window of domain's verification, as domains/<D>.policy holds
+ * it (what its Brass and Tin boxes were given at its creation): an
+ * indicium dated date is inside when today - *verify_days <= date <=
+ * today + *ahead_days. A home made before the window was kept (no file,
+ * or no such lines): the defaults, MK_OK. MK_ERR_INVALID_ARG for a
+ * domain ID that is not one (2-8 of A-Z, 0-9); a file that cannot be read
+ * (MK_ERR_IO, MK_ERR_BUF_FULL, ...) or does not parse (a damaged home:
+ * MK_ERR_STATE), never a default; the reason in mk_kms_detail. It reads
+ * the file only: it does not ask the archive whether the domain exists.
+ * Nothing is written to *verify_days and *ahead_days on a refusal. */
+MK_WUR enum mk_err mk_kms_domain_window(struct mk_kms *k, const char *domain, unsigned *verify_days,
+                                        unsigned *ahead_days);
 
 /* Initialises a new Oak, Steel or Brass box and gives it the domain process
  * of each of domains[0..n). */

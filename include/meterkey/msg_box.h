@@ -152,7 +152,9 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x01, domain, STRING, REQ, 2, MK_DOMAIN_ID_MAX)                                     \
 	F(X, 0x02, countries, BYTES, REQ, 0, 1024)                                               \
 	F(X, 0x03, token_len, U8, OPT, 0, 0)                                                     \
-	F(X, 0x04, tin_fresh, U32, OPT, 0, 0)
+	F(X, 0x04, tin_fresh, U32, OPT, 0, 0)                                                    \
+	F(X, 0x05, verify_days, U16, OPT, 0, 0)                                                  \
+	F(X, 0x06, ahead_days, U8, OPT, 0, 0)
 #define MK_BOX_CREATE_DOMAIN_RES(F, X)                                                           \
 	F(X, 0x01, domain_keys, BYTES, REQ, 1, MK_SIGNED_MAX)                                    \
 	F(X, 0x02, domain_cert, BYTES, OPT, 1, MK_CERT_MAX_DER) /* by the first M box */
@@ -337,8 +339,9 @@ enum mk_verify_result {
 	MK_VR_SIGNATURE_REFUSED = 7,   /* tokens good, signature not (outcome .sig says why);
 	                                * an overall result only, never a domain's */
 	MK_VR_STATUS_STALE = 8,        /* Tin: the token key record is past its freshness */
+	MK_VR_DATE_OUT_OF_RANGE = 9,   /* dated outside the domain's window around the box's clock */
 };
-#define MK_VR_COUNT 9
+#define MK_VR_COUNT 10
 
 /* Registration Challenge (Fig. 5): the meter's manufacturing and transport
  * certificates; the answer is a server challenge and the domain certificate. */

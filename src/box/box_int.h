@@ -32,7 +32,7 @@ enum {
 	P_DOMAIN = 0x01, P_BOX_ID = 0x02, P_DKS = 0x03, P_SIGN = 0x04, P_CONF = 0x05, P_OAK = 0x06,
 	P_BRASS_CONF = 0x07, P_SECRET = 0x08, P_COUNTRIES = 0x09, P_TOKEN_LEN = 0x0A,
 	P_BRASS_AUTH = 0x0B, P_TIN_CONF = 0x0C, P_AUTHORITY = 0x0D, P_DOMAIN_CERT = 0x0E,
-	P_ROOT = 0x0F, P_TIN_FRESH = 0x10,
+	P_ROOT = 0x0F, P_TIN_FRESH = 0x10, P_VERIFY_DAYS = 0x11, P_AHEAD_DAYS = 0x12,
 };
 
 /* One country sub-domain of a domain and its secret key (Brass only). */
@@ -73,6 +73,8 @@ struct box_domain {
 	EVP_PKEY *tin_conf;   /* Brass: token keys are wrapped to it */
 	uint8_t token_len;    /* the domain's token length */
 	uint32_t tin_fresh;   /* Brass: how long a token key record it signs is fresh (s) */
+	uint16_t verify_days; /* Brass and Tin: the date window, days after an indicium's date */
+	uint8_t ahead_days;   /* and days before it (MK_VERIFY_DAYS_*, MK_AHEAD_DAYS_*) */
 	struct mk_secret *secret;
 	size_t ncountries;
 	struct box_country countries[MK_DOMAIN_MAX_COUNTRIES];

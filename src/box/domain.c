@@ -112,9 +112,18 @@ enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8
 	d->tin_fresh = MK_TIN_FRESH_DEFAULT; /* absent in packages made before it was kept */
 	if (next == P_TIN_FRESH && (e = mk_tlv_get_u32(&r, P_TIN_FRESH, &d->tin_fresh)) != MK_OK)
 		return e;
+	d->verify_days = MK_VERIFY_DAYS_DEFAULT; /* the date window: the same */
+	d->ahead_days = MK_AHEAD_DAYS_DEFAULT;
+	if ((e = mk_tlv_peek_tag(&r, &next)) != MK_OK)
+		return e;
+	if (next == P_VERIFY_DAYS && ((e = mk_tlv_get_u16(&r, P_VERIFY_DAYS, &d->verify_days)) != MK_OK ||
+	                              (e = mk_tlv_get_u8(&r, P_AHEAD_DAYS, &d->ahead_days)) != MK_OK))
+		return e;
 	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
 		return e;
-	if (d->tin_fresh < MK_TIN_FRESH_MIN || d->tin_fresh > MK_TIN_FRESH_MAX)
+	if (d->tin_fresh < MK_TIN_FRESH_MIN || d->tin_fresh > MK_TIN_FRESH_MAX ||
+	    d->verify_days < MK_VERIFY_DAYS_MIN || d->verify_days > MK_VERIFY_DAYS_MAX ||
+	    d->ahead_days > MK_AHEAD_DAYS_MAX)
 		return MK_ERR_TLV_VALUE;
 	if ((d->authority != NULL) != (d->domain_cert != NULL) ||
 	    (d->authority != NULL) != (d->root != NULL))

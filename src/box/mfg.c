@@ -250,6 +250,8 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	char seen[MK_DOMAIN_MAX_COUNTRIES][MK_DOMAIN_ID_MAX + 1];
 	uint8_t token_len = MK_TOKEN_LEN_DEFAULT;
 	uint32_t tin_fresh = MK_TIN_FRESH_DEFAULT;
+	uint16_t verify_days = MK_VERIFY_DAYS_DEFAULT;
+	uint8_t ahead_days = MK_AHEAD_DAYS_DEFAULT;
 	struct mk_box_create_domain_req in;
 	struct mk_box_create_domain_res res = { 0 };
 	struct mk_tlv_reader list;
@@ -269,8 +271,13 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 		token_len = in.token_len;
 	if (in.has_tin_fresh)
 		tin_fresh = in.tin_fresh;
+	if (in.has_verify_days)
+		verify_days = in.verify_days;
+	if (in.has_ahead_days)
+		ahead_days = in.ahead_days;
 	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX || tin_fresh < MK_TIN_FRESH_MIN ||
-	    tin_fresh > MK_TIN_FRESH_MAX)
+	    tin_fresh > MK_TIN_FRESH_MAX || verify_days < MK_VERIFY_DAYS_MIN || verify_days > MK_VERIFY_DAYS_MAX ||
+	    ahead_days > MK_AHEAD_DAYS_MAX)
 		return MK_ERR_CMD_PARAM_SYNTAX;
 	if (!mk_domain_id_valid(domain))
 		return MK_ERR_CMD_PARAM_SYNTAX;
@@ -329,6 +336,8 @@ static enum mk_err cmd_create_domain(void *box, const struct mk_msg_request *req
 	    (e = mk_tlv_put_u8(&w, K_TOKEN_LEN, token_len)) != MK_OK || (e = put_fresh_pair(b, &w, K_TIN_CONF)) != MK_OK ||
 	    (m->provider != NULL && (e = domain_certificate(b, domain, &w, cert)) != MK_OK) ||
 	    (e = mk_tlv_put_u32(&w, K_TIN_FRESH, tin_fresh)) != MK_OK ||
+	    (e = mk_tlv_put_u16(&w, K_VERIFY_DAYS, verify_days)) != MK_OK ||
+	    (e = mk_tlv_put_u8(&w, K_AHEAD_DAYS, ahead_days)) != MK_OK ||
 	    (e = box_wrap_info(info, "domain keys", domain, 0, b->id)) != MK_OK ||
 	    (e = mk_ec_wrap(b->rng, m->dks_conf, mk_buf_data(info), mk_buf_len(info), mk_buf_data(dk),
 	                    mk_buf_len(dk), wrapped)) != MK_OK)

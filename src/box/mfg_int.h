@@ -47,7 +47,7 @@ enum { MB_ID = 0x01, MB_NONCE = 0x02, MB_CONF = 0x03, MB_FINGERPRINT = 0x04 };
 /* Domain keys (DK) tags. */
 enum { K_DOMAIN = 0x01, K_OAK = 0x02, K_BRASS_AUTH = 0x03, K_BRASS_CONF = 0x04, K_SECRET = 0x05,
        K_COUNTRIES = 0x06, K_TOKEN_LEN = 0x07, K_TIN_CONF = 0x08, K_AUTHORITY = 0x09,
-       K_DOMAIN_CERT = 0x0A, K_TIN_FRESH = 0x0B };
+       K_DOMAIN_CERT = 0x0A, K_TIN_FRESH = 0x0B, K_VERIFY_DAYS = 0x0C, K_AHEAD_DAYS = 0x0D };
 
 /* The Manufacturing Box's own state (b->ks; NULL until Set (First) Secure
  * Box ID makes it). */

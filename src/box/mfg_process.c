@@ -26,6 +26,8 @@ struct dk {
 	struct mk_tlv_reader countries;
 	uint8_t token_len;
 	uint32_t tin_fresh;
+	uint16_t verify_days;
+	uint8_t ahead_days;
 };
 
 static void dk_clear(struct dk *k)
@@ -51,6 +53,8 @@ static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 	memset(k, 0, sizeof(*k));
 	k->token_len = MK_TOKEN_LEN_DEFAULT;
 	k->tin_fresh = MK_TIN_FRESH_DEFAULT; /* absent in domains made before it was kept */
+	k->verify_days = MK_VERIFY_DAYS_DEFAULT; /* the date window: the same */
+	k->ahead_days = MK_AHEAD_DAYS_DEFAULT;
 	mk_tlv_reader_init(&r, mk_secret_cdata(d->keys), mk_secret_len(d->keys));
 	if ((e = mk_tlv_get_string(&r, K_DOMAIN, 2, MK_DOMAIN_ID_MAX, id, sizeof(id))) != MK_OK ||
 	    (e = box_get_priv(&r, K_OAK, &k->oak)) != MK_OK ||
@@ -73,6 +77,11 @@ static enum mk_err dk_parse(const struct mfg_domain *d, struct dk *k)
 	if ((e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
 		goto fail;
 	if (tag == K_TIN_FRESH && (e = mk_tlv_get_u32(&r, K_TIN_FRESH, &k->tin_fresh)) != MK_OK)
+		goto fail;
+	if ((e = mk_tlv_peek_tag(&r, &tag)) != MK_OK)
+		goto fail;
+	if (tag == K_VERIFY_DAYS && ((e = mk_tlv_get_u16(&r, K_VERIFY_DAYS, &k->verify_days)) != MK_OK ||
+	                             (e = mk_tlv_get_u8(&r, K_AHEAD_DAYS, &k->ahead_days)) != MK_OK))
 		goto fail;
 	if ((e = mk_tlv_reader_end(&r)) != MK_OK)
 		goto fail;
@@ -201,6 +210,10 @@ static enum mk_err build_package(struct mk_box *b, const struct mfg_domain *d, c
 	/* Brass signs the token key records: how long they are fresh */
 	if (e == MK_OK && t == MK_BOX_BRASS)
 		e = mk_tlv_put_u32(&w, P_TIN_FRESH, k.tin_fresh);
+	/* the verifiers: the date window */
+	if (e == MK_OK && (t == MK_BOX_BRASS || t == MK_BOX_TIN) &&
+	    (e = mk_tlv_put_u16(&w, P_VERIFY_DAYS, k.verify_days)) == MK_OK)
+		e = mk_tlv_put_u8(&w, P_AHEAD_DAYS, k.ahead_days);
 out:
 	dk_clear(&k);
 	return e;

@@ -354,7 +354,8 @@ static size_t data_len(const struct mk_indicium *ind)
 }
 
 /* One item against its key: the checks in the order of Fig. 28. now is the
- * box's own clock, read once for the request (Tin freshness). */
+ * box's own clock, read once for the request (the date window, Tin
+ * freshness). */
 static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
                                         size_t n, int64_t now, struct mk_buf *data)
 {
@@ -380,6 +381,11 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	}
 	if (len != d->token_len)
 		return MK_VR_MALFORMED;
+	/* the domain's date window around the box's clock, whatever the key
+	 * (docs/indicium.md §7b): today - verify days to today + ahead days */
+	if ((uint64_t)ind.date + d->verify_days < mk_indicium_day(now) ||
+	    ind.date > (uint64_t)mk_indicium_day(now) + d->ahead_days)
+		return MK_VR_DATE_OUT_OF_RANGE;
 	if (k == NULL || strcmp(k->product_code, ind.product_code) != 0 ||
 	    strcmp(k->mfg_seq, ind.mfg_seq) != 0 ||
 	    (!k->token_key && strcmp(k->indicia_serial, ind.indicia_serial) != 0))

@@ -93,7 +93,8 @@ int mk_cli_init(int argc, char **argv)
 
 static const char domain_create_usage[] =
 	"usage: meterkey domain create DOMAIN --country C [--country C ...]\n"
-	"                              [--token-len N] [--tin-fresh SECONDS] [options]\n"
+	"                              [--token-len N] [--tin-fresh SECONDS]\n"
+	"                              [--verify-days N] [--ahead-days N] [options]\n"
 	"  Creates security domain DOMAIN (2-8 of A-Z, 0-9: VE, USPS, EARTH) with its\n"
 	"  country sub-domains: the Manufacturing Box makes the domain keys (kept\n"
 	"  encrypted and signed under the Domain Key Set in domains/DOMAIN.keys) and\n"
@@ -104,6 +105,10 @@ static const char domain_create_usage[] =
 	"  stays good for its Tin boxes, 60 s to 31 days (default 86400, a day):\n"
 	"  past it a Tin box answers status stale until tokens distribute\n"
 	"  refreshes it.\n"
+	"  --verify-days: how many days after its date an indicium may be verified,\n"
+	"  1 to 3660 (default 90); --ahead-days: how many days ahead of the\n"
+	"  verifying box's clock its date may be, 0 to 31 (default 1). Outside\n"
+	"  that window the domain's boxes answer date out of range.\n"
 	"options:\n" COMMON_OPTS;
 
 static int token_len_ok(const char *s)
@@ -124,17 +129,39 @@ static int tin_fresh_ok(const char *s)
 
 static const struct kc_rule tin_fresh_rule = { tin_fresh_ok, "a number of seconds, 60 to 2678400 (31 days)" };
 
+static int verify_days_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, MK_VERIFY_DAYS_MIN, MK_VERIFY_DAYS_MAX, &v);
+}
+
+static const struct kc_rule verify_days_rule = { verify_days_ok, "a number of days, 1 to 3660" };
+
+static int ahead_days_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, MK_AHEAD_DAYS_MIN, MK_AHEAD_DAYS_MAX, &v);
+}
+
+static const struct kc_rule ahead_days_rule = { ahead_days_ok, "a number of days, 0 to 31" };
+
 static int domain_create(int argc, char **argv)
 {
 	struct {
-		const char *token_len, *tin_fresh;
+		const char *token_len, *tin_fresh, *verify_days, *ahead_days;
 		struct kc_list country;
 	} o; /* the options */
-	uint64_t len = 0, fresh = 0;
+	uint64_t len = MK_TOKEN_LEN_DEFAULT, fresh = MK_TIN_FRESH_DEFAULT, vdays = MK_VERIFY_DAYS_DEFAULT,
+		 adays = MK_AHEAD_DAYS_DEFAULT;
+	struct mk_domain_policy policy;
 	struct kc c;
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_LIST("country", &o.country, &kc_country),
 		                       KC_STR("token-len", &o.token_len, &token_len_rule),
-		                       KC_STR("tin-fresh", &o.tin_fresh, &tin_fresh_rule), KC_END };
+		                       KC_STR("tin-fresh", &o.tin_fresh, &tin_fresh_rule),
+		                       KC_STR("verify-days", &o.verify_days, &verify_days_rule),
+		                       KC_STR("ahead-days", &o.ahead_days, &ahead_days_rule), KC_END };
 	const char *domain;
 	enum mk_err e;
 	int r;
@@ -158,9 +185,14 @@ static int domain_create(int argc, char **argv)
 		return mk_cli_bad_value(domain_create_usage, "--token-len", o.token_len, token_len_rule.words);
 	if (o.tin_fresh != NULL && !kc_parse_u64(o.tin_fresh, MK_TIN_FRESH_MIN, MK_TIN_FRESH_MAX, &fresh))
 		return mk_cli_bad_value(domain_create_usage, "--tin-fresh", o.tin_fresh, tin_fresh_rule.words);
+	if (o.verify_days != NULL && !kc_parse_u64(o.verify_days, MK_VERIFY_DAYS_MIN, MK_VERIFY_DAYS_MAX, &vdays))
+		return mk_cli_bad_value(domain_create_usage, "--verify-days", o.verify_days, verify_days_rule.words);
+	if (o.ahead_days != NULL && !kc_parse_u64(o.ahead_days, MK_AHEAD_DAYS_MIN, MK_AHEAD_DAYS_MAX, &adays))
+		return mk_cli_bad_value(domain_create_usage, "--ahead-days", o.ahead_days, ahead_days_rule.words);
 	if (!kc_open(&c))
 		return 1;
-	e = mk_kms_domain_create_policy(c.kms, domain, o.country.v, o.country.n, (unsigned)len, (unsigned)fresh);
+	policy = (struct mk_domain_policy){ (unsigned)len, (unsigned)fresh, (unsigned)vdays, (unsigned)adays };
+	e = mk_kms_domain_create_policy(c.kms, domain, o.country.v, o.country.n, &policy);
 	if (e == MK_OK)
 		kc_ok(&c,
 		      json_pack("{s:b,s:s,s:o}", "ok", 1, "domain", domain, "countries",

@@ -19,11 +19,11 @@
 uint8_t mk_kms_token_len(struct mk_kms *k, const char *domain)
 {
 	char path[PATH_MAX];
-	struct mk_buf *b = mk_buf_new(65);
+	struct mk_buf *b = mk_buf_new(257);
 	unsigned v = MK_TOKEN_LEN_DEFAULT;
 
 	if (b != NULL && kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) &&
-	    mk_file_read(path, 64, b) == MK_OK && mk_buf_put_u8(b, 0) == MK_OK &&
+	    mk_file_read(path, 256, b) == MK_OK && mk_buf_put_u8(b, 0) == MK_OK &&
 	    (sscanf((const char *)mk_buf_data(b), "token_len %u", &v) != 1 || v < MK_TOKEN_LEN_MIN ||
 	     v > MK_TOKEN_LEN_MAX))
 		v = MK_TOKEN_LEN_DEFAULT;

@@ -14,6 +14,9 @@
 
 /* ---- Initialisation ---------------------------------------------------------------------- */
 
+/* The largest domains/<D>.policy: its four lines take at most 62 bytes. */
+#define POLICY_MAX 256
+
 /* A share policy asked for (k of n; 0 and 0: the box's default) into the
  * k and n fields of a request, present or not. */
 static enum mk_err policy(unsigned ks, unsigned ns, bool *has_k, uint8_t *k, bool *has_n, uint8_t *n)
@@ -179,12 +182,18 @@ enum mk_err mk_kms_domain_create(struct mk_kms *k, const char *domain, const cha
 enum mk_err mk_kms_domain_create_len(struct mk_kms *k, const char *domain, const char *const *countries,
                                      size_t n, unsigned token_len)
 {
-	return mk_kms_domain_create_policy(k, domain, countries, n, token_len, 0);
+	struct mk_domain_policy p = MK_DOMAIN_POLICY_DEFAULT;
+
+	if (token_len != 0)
+		p.token_len = token_len;
+	return mk_kms_domain_create_policy(k, domain, countries, n, &p);
 }
 
 enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *domain, const char *const *countries,
-                                        size_t n, unsigned token_len, unsigned tin_fresh)
+                                        size_t n, const struct mk_domain_policy *policy)
 {
+	static const struct mk_domain_policy defaults = MK_DOMAIN_POLICY_DEFAULT;
+	const struct mk_domain_policy *p = policy != NULL ? policy : &defaults;
 	char mid[MK_BOX_ID_LEN + 1], path[PATH_MAX];
 	struct mk_buf *list = mk_buf_new(1024), *res = mk_buf_new(MK_MSG_MAX);
 	struct mk_box_create_domain_req rq;
@@ -236,26 +245,36 @@ enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *domain, co
 		} else if ((e = mk_msg_list_put_string(&l, i, countries[i])) != MK_OK) {
 			goto out;
 		}
-	if (token_len == 0)
-		token_len = MK_TOKEN_LEN_DEFAULT;
-	if (token_len < MK_TOKEN_LEN_MIN || token_len > MK_TOKEN_LEN_MAX) {
-		e = kms_fail(k, MK_ERR_INVALID_ARG, "token length %u is not %d to %d bytes", token_len, MK_TOKEN_LEN_MIN,
-		             MK_TOKEN_LEN_MAX);
+	if (p->token_len < MK_TOKEN_LEN_MIN || p->token_len > MK_TOKEN_LEN_MAX) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "token length %u is not %d to %d bytes", p->token_len,
+		             MK_TOKEN_LEN_MIN, MK_TOKEN_LEN_MAX);
 		goto out;
 	}
-	if (tin_fresh == 0)
-		tin_fresh = MK_TIN_FRESH_DEFAULT;
-	if (tin_fresh < MK_TIN_FRESH_MIN || tin_fresh > MK_TIN_FRESH_MAX) {
-		e = kms_fail(k, MK_ERR_INVALID_ARG, "a Tin freshness of %u s is not %d s to %d days", tin_fresh,
+	if (p->tin_fresh < MK_TIN_FRESH_MIN || p->tin_fresh > MK_TIN_FRESH_MAX) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "a Tin freshness of %u s is not %d s to %d days", p->tin_fresh,
 		             MK_TIN_FRESH_MIN, MK_TIN_FRESH_MAX / 86400);
+		goto out;
+	}
+	if (p->verify_days < MK_VERIFY_DAYS_MIN || p->verify_days > MK_VERIFY_DAYS_MAX) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "a verification window of %u days is not %d to %d days",
+		             p->verify_days, MK_VERIFY_DAYS_MIN, MK_VERIFY_DAYS_MAX);
+		goto out;
+	}
+	if (p->ahead_days > MK_AHEAD_DAYS_MAX) {
+		e = kms_fail(k, MK_ERR_INVALID_ARG, "a tolerance of %u days ahead is not %d to %d days", p->ahead_days,
+		             MK_AHEAD_DAYS_MIN, MK_AHEAD_DAYS_MAX);
 		goto out;
 	}
 	memcpy(rq.domain, domain, strlen(domain) + 1);
 	MK_MSG_SET(rq, countries, list);
 	rq.has_token_len = true;
-	rq.token_len = (uint8_t)token_len;
+	rq.token_len = (uint8_t)p->token_len;
 	rq.has_tin_fresh = true;
-	rq.tin_fresh = tin_fresh;
+	rq.tin_fresh = p->tin_fresh;
+	rq.has_verify_days = true;
+	rq.verify_days = (uint16_t)p->verify_days;
+	rq.has_ahead_days = true;
+	rq.ahead_days = (uint8_t)p->ahead_days;
 	if (!in_mfg) {
 		if ((e = kms_open_box(k, mid, &m)) != MK_OK)
 			goto out;
@@ -274,11 +293,12 @@ enum mk_err mk_kms_domain_create_policy(struct mk_kms *k, const char *domain, co
 	}
 	/* the policy once the domain's keys exist (no file left by a refusal) */
 	{
-		char policy[64];
-		int pn2 = snprintf(policy, sizeof(policy), "token_len %u\ntin_fresh %u\n", token_len, tin_fresh);
+		char text[POLICY_MAX];
+		int pn2 = snprintf(text, sizeof(text), "token_len %u\ntin_fresh %u\nverify_days %u\nahead_days %u\n",
+		                   p->token_len, p->tin_fresh, p->verify_days, p->ahead_days);
 
 		if (!kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain) ||
-		    (e = kms_write_file(path, (const uint8_t *)policy, (size_t)pn2)) != MK_OK)
+		    (e = kms_write_file(path, (const uint8_t *)text, (size_t)pn2)) != MK_OK)
 			goto out;
 	}
 	if (!in_archive && (e = mk_archive_put_domain(k->archive, domain, now)) != MK_OK) {
@@ -299,6 +319,108 @@ out:
 	kms_close_box(k, m);
 	mk_buf_free(list);
 	mk_buf_free(res);
+	return e;
+}
+
+/* One line of domains/<D>.policy, "name value\n" with value a decimal
+ * number (no sign, no leading zero): MK_OK with the value of a line named
+ * name, MK_ERR_NOT_FOUND for a line of another name (token_len, tin_fresh
+ * or a later one), MK_ERR_STATE for a line that is not of the form. */
+static enum mk_err policy_line(const char *line, const char *name, unsigned long *vp)
+{
+	size_t nl = strspn(line, "abcdefghijklmnopqrstuvwxyz_"), dl;
+	unsigned long v = 0;
+
+	if (nl == 0 || line[nl] != ' ')
+		return MK_ERR_STATE;
+	dl = strspn(line + nl + 1, "0123456789");
+	if (dl == 0 || dl > 9 || line[nl + 1 + dl] != '\0' || (dl > 1 && line[nl + 1] == '0'))
+		return MK_ERR_STATE;
+	for (size_t i = 0; i < dl; i++)
+		v = v * 10 + (unsigned long)(line[nl + 1 + i] - '0');
+	if (strlen(name) != nl || strncmp(line, name, nl) != 0)
+		return MK_ERR_NOT_FOUND;
+	*vp = v;
+	return MK_OK;
+}
+
+/* domains/<D>.policy is the KMS's own: whole lines, none of them twice, each
+ * value in its range; anything else is a damaged home, said with its line. */
+enum mk_err mk_kms_domain_window(struct mk_kms *k, const char *domain, unsigned *verify_days,
+                                 unsigned *ahead_days)
+{
+	static const struct {
+		const char *name;
+		unsigned long min, max;
+	} lines[] = { { "verify_days", MK_VERIFY_DAYS_MIN, MK_VERIFY_DAYS_MAX },
+		      { "ahead_days", MK_AHEAD_DAYS_MIN, MK_AHEAD_DAYS_MAX } };
+	unsigned long v[2] = { MK_VERIFY_DAYS_DEFAULT, MK_AHEAD_DAYS_DEFAULT };
+	int seen[2] = { 0, 0 };
+	char path[PATH_MAX], *text = NULL, *line, *end;
+	struct mk_buf *b = NULL;
+	size_t lineno = 0;
+	enum mk_err e;
+
+	k->detail[0] = '\0';
+	if (domain == NULL || !mk_domain_id_valid(domain))
+		return kms_fail(k, MK_ERR_INVALID_ARG, "domain ID \"%s\" is not 2-8 characters of A-Z and 0-9",
+		                domain != NULL ? domain : "");
+	if (!kms_pathf(k, path, sizeof(path), "domains/%s.policy", domain))
+		return kms_fail(k, MK_ERR_INVALID_ARG, "the home's path is too long");
+	if ((b = mk_buf_new(POLICY_MAX + 1)) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_file_read(path, POLICY_MAX, b)) == MK_ERR_NOT_FOUND) {
+		e = MK_OK; /* a home made before domains had a policy file */
+		goto done;
+	}
+	if (e != MK_OK) {
+		e = kms_fail(k, e, "domains/%s.policy does not read%s", domain,
+		             e == MK_ERR_BUF_FULL ? " (larger than any this KMS writes)" : "");
+		goto out;
+	}
+	if (mk_buf_len(b) == 0 || mk_buf_data(b)[mk_buf_len(b) - 1] != '\n' ||
+	    memchr(mk_buf_data(b), 0, mk_buf_len(b)) != NULL) {
+		e = kms_fail(k, MK_ERR_STATE, "domains/%s.policy is damaged: %s", domain,
+		             mk_buf_len(b) == 0 ? "it is empty"
+		             : memchr(mk_buf_data(b), 0, mk_buf_len(b)) != NULL
+		                     ? "it holds a NUL byte"
+		                     : "its last line has no end (the file was cut short)");
+		goto out;
+	}
+	if ((e = mk_buf_put_u8(b, 0)) != MK_OK)
+		goto out;
+	text = (char *)mk_buf_data(b);
+	for (line = text; *line != '\0'; line = end + 1) {
+		end = strchr(line, '\n');
+		*end = '\0';
+		lineno++;
+		for (size_t i = 0; i < MK_ARRAY_LEN(lines); i++) {
+			unsigned long x;
+
+			e = policy_line(line, lines[i].name, &x);
+			if (e == MK_ERR_STATE) {
+				e = kms_fail(k, e, "domains/%s.policy is damaged: line %zu is not a name and a number",
+				             domain, lineno);
+				goto out;
+			}
+			if (e == MK_ERR_NOT_FOUND)
+				continue;
+			if (seen[i] || x < lines[i].min || x > lines[i].max) {
+				e = kms_fail(k, MK_ERR_STATE, "domains/%s.policy is damaged: line %zu: %s %s", domain,
+				             lineno, lines[i].name, seen[i] ? "given twice" : "out of its range");
+				goto out;
+			}
+			seen[i] = 1;
+			v[i] = x;
+		}
+	}
+done:
+	*verify_days = (unsigned)v[0];
+	*ahead_days = (unsigned)v[1];
+	k->detail[0] = '\0';
+	e = MK_OK;
+out:
+	mk_buf_free(b);
 	return e;
 }
 

@@ -25,11 +25,11 @@
 
 static const char *const result_names[MK_VR_COUNT] = {
 	"good", "bad token", "unknown device", "key not active", "date before registration",
-	"malformed", "duplicate", "signature refused", "status stale",
+	"malformed", "duplicate", "signature refused", "status stale", "date out of range",
 };
 static const char *const result_keys[MK_VR_COUNT] = {
 	"good", "bad_token", "unknown_device", "key_not_active", "date_before_registration",
-	"malformed", "duplicate", "signature_refused", "status_stale",
+	"malformed", "duplicate", "signature_refused", "status_stale", "date_out_of_range",
 };
 static const char *const sig_names[MK_SIG_COUNT] = {
 	"none", "good", "bad signature", "no certificate", "certificate chain refused",

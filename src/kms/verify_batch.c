@@ -348,8 +348,10 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *p = rs.results;
 
-		results[i] = p[i] <= MK_VR_DUPLICATE || (v->tin && p[i] == MK_VR_STATUS_STALE) ? p[i]
-		                                                                              : MK_VR_MALFORMED; /* a box's words */
+		results[i] = p[i] <= MK_VR_DUPLICATE || p[i] == MK_VR_DATE_OUT_OF_RANGE ||
+		                             (v->tin && p[i] == MK_VR_STATUS_STALE)
+		                     ? p[i]
+		                     : MK_VR_MALFORMED; /* a box's words */
 	}
 out:
 	mk_buf_free(bin);

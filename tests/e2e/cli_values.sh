@@ -78,6 +78,8 @@ cmd="domain create"
 bad "$H1 VE --country US" --country "${BAD_DOMAIN[@]}"
 bad "$H1 VE --country US" --token-len x 3 17 -8 8x
 bad "$H1 VE --country US" --tin-fresh x 59 2678401 -60 1d
+bad "$H1 VE --country US" --verify-days x 0 3661 -1 7d 90.5
+bad "$H1 VE --country US" --ahead-days x 32 -1 1d ""
 cmd="box init"
 bad "$H1 --type oak --domain VE" --type copper OAK ""
 bad "$H1 --type oak --domain VE" --domain "${BAD_DOMAIN[@]}"

@@ -181,7 +181,9 @@ same scan1 verify --file "$T/latin" --no-duplicates
 same scan1 verify --file "$T/latin" --no-duplicates --json
 
 # the other forms of an indicium: its binary form and its DataMatrix PNG,
-# base64 (the binary: indicium-1 of docs/indicium.md, a device of no home)
+# base64 (the binary: indicium-1 of docs/indicium.md, a device of no home,
+# dated 2025-03-14: out of the domain's date window, which is checked before
+# the device, docs/indicium.md 7b)
 bin=$(awk '/<!-- vector: indicium-1-binary -->/ { v = 1; next } v && /^```$/ { if (++f == 2) exit; next } v' \
   "$(dirname "$0")/../../docs/indicium.md" | tr -d ' \n' | perl -pe 's/([0-9a-f]{2})/chr hex $1/gie' | base64 -w0)
 [ ${#bin} = 112 ] || { echo "FAIL: the binary vector was not read (${#bin} base64 characters)"; fails=$((fails+1)); }
@@ -189,7 +191,7 @@ mk 0 meter frank --meter PM100-000002 --postage 55 --origin 20500 --png "$T/p.pn
 png=$(base64 -w0 "$T/p.png")
 call scan1 POST /v1/verify "{\"items\":[{\"reference\":\"b\",\"binary\":\"$bin\"},{\"reference\":\"p\",\"png\":\"$png\"},{\"reference\":\"g\",\"binary\":\"aGVsbG8=\"},{\"reference\":\"h\",\"png\":\"aGVsbG8=\"}],\"duplicates\":false}"
 want 207 "binary and png items"
-jq -e '.results[0] | .result == "unknown_device" and .device == "PC7-MSN000017" and .reference == "b"' "$T/out" >/dev/null ||
+jq -e '.results[0] | .result == "date_out_of_range" and .device == "PC7-MSN000017" and .date == "2025-03-14" and .reference == "b"' "$T/out" >/dev/null ||
   { echo "FAIL: the binary form was not read"; cat "$T/out"; fails=$((fails+1)); }
 jq -e '.results[1] | .result == "good" and .device == "PM100-000002" and .piece_count == 3' "$T/out" >/dev/null ||
   { echo "FAIL: the PNG was not read"; cat "$T/out"; fails=$((fails+1)); }

@@ -15,6 +15,14 @@
  * flow runs: a verifier keeps its boxes open, and a box takes one session
  * at a time.
  *
+ * The boxes' clock runs BOX_AHEAD days ahead of the KMS's (the test build's
+ * MK_BOX_TEST_CLOCK, set before any box starts, so that box processes have
+ * it too): to them the fleet's mailing day TODAY is BOX_AHEAD days old, and
+ * the pieces the tests date into the next token period (up to 34 days
+ * after TODAY) are not in their future. Every piece is so inside the
+ * world's domains' date window (the default: 90 days back, 1 ahead), and
+ * test_date_window moves its edges.
+ *
  * Expected results are written next to each case with the reason the code
  * (src/kms/verify.c, src/box/verify.c, Fig. 28) gives it. Three tests
  * began as reports of bugs since fixed (a bad item failing its whole
@@ -46,6 +54,7 @@ static char TIN[MK_BOX_ID_LEN + 1];
  * meter (VE + EARTH, registered to DE). */
 static char US1[MK_METER_ID_MAX + 1], US2[MK_METER_ID_MAX + 1], EA1[MK_METER_ID_MAX + 1];
 static uint32_t TODAY; /* the registration day of the fleet, the mailing day */
+#define BOX_AHEAD 40  /* days the boxes' clock is ahead of the KMS's (above) */
 
 #define VR_GOOD MK_VR_GOOD
 #define VR_BAD MK_VR_BAD_TOKEN
@@ -218,12 +227,30 @@ static int contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t 
 	return 0;
 }
 
+/* The boxes' clock: BOX_AHEAD days and extra seconds ahead of the KMS's.
+ * A change after the world is built reaches boxes in this process only (a
+ * box process keeps the environment it started with). */
+static int boxes_clock(int64_t extra)
+{
+	char v[32];
+
+	snprintf(v, sizeof(v), "%lld", (long long)BOX_AHEAD * 86400 + (long long)extra);
+	return setenv("MK_BOX_TEST_CLOCK", v, 1);
+}
+
 /* ---- Setup ------------------------------------------------------------------ */
+
+/* A test that moves the boxes' clock puts it back, even when it fails. */
+static int clock_back(void **state)
+{
+	(void)state;
+	return boxes_clock(0);
+}
 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (w_build(&W) != 0 || mk_kms_box_init(W.k, MK_BOX_TIN, w_domains, W_NDOMAINS, 0, 0, TIN) != MK_OK ||
+	if (boxes_clock(0) != 0 || w_build(&W) != 0 || mk_kms_box_init(W.k, MK_BOX_TIN, w_domains, W_NDOMAINS, 0, 0, TIN) != MK_OK ||
 	    w_serve_new(&W, TIN) != 0) {
 		fprintf(stderr, "setup: %s\n", W.k != NULL ? mk_kms_detail(W.k) : "no KMS");
 		return -1;
@@ -809,20 +836,20 @@ static void test_tin_stale(void **state)
 	for (int i = 0; i < 3; i++)
 		expect(&o[i], VR_GOOD, VR_GOOD);
 	/* a day and a second later, by the boxes' clock */
-	setenv("MK_BOX_TEST_CLOCK", "86401", 1);
+	assert_int_equal(boxes_clock(86401), 0);
 	verify_n(true, true, inds, 3, o);
 	for (int i = 0; i < 3; i++) {
 		expect(&o[i], MK_VR_STATUS_STALE, MK_VR_STATUS_STALE);
 		assert_vr(o[i].result, MK_VR_STATUS_STALE);
 	}
 	/* an hour before the end: still fresh (and now seen once) */
-	setenv("MK_BOX_TEST_CLOCK", "82800", 1);
+	assert_int_equal(boxes_clock(82800), 0);
 	verify_n(true, true, inds, 3, o);
 	for (int i = 0; i < 3; i++)
 		expect(&o[i], VR_GOOD, VR_GOOD);
-	unsetenv("MK_BOX_TEST_CLOCK");
+	assert_int_equal(boxes_clock(0), 0);
 	/* Brass's answers do not go stale: the key records are the archive's */
-	setenv("MK_BOX_TEST_CLOCK", "86401", 1);
+	assert_int_equal(boxes_clock(86401), 0);
 	verify_n(false, false, inds, 3, o);
 	for (int i = 0; i < 3; i++)
 		expect(&o[i], VR_GOOD, VR_GOOD);
@@ -835,12 +862,109 @@ static void test_tin_stale(void **state)
 	expect(&o[0], VR_GOOD, VR_GOOD);
 	expect(&o[1], VR_GOOD, VR_GOOD);
 	expect(&o[2], MK_VR_STATUS_STALE, MK_VR_STATUS_STALE);
-	unsetenv("MK_BOX_TEST_CLOCK");
+	assert_int_equal(boxes_clock(0), 0);
 	{
 		char why[256];
 
 		assert_true(w_audit_all_ok(&W, why, sizeof(why)));
 	}
+}
+
+/* The audit log entries of the vendor and postal domains (each sighting
+ * noted is one). */
+static void audit_entries(const char *vendor, const char *postal, uint64_t n[2])
+{
+	struct mk_audit_result r;
+
+	assert_rc(mk_archive_audit_verify(w_arch(&W), vendor, &r), MK_OK);
+	n[0] = r.entries;
+	assert_rc(mk_archive_audit_verify(w_arch(&W), postal, &r), MK_OK);
+	n[1] = r.entries;
+}
+
+/*
+ * The date window (issue 16, docs/indicium.md 7b): the world's domains keep
+ * the default, 90 days back and 1 ahead of the boxes' own clock, and the
+ * KMS reads it back from domains/<D>.policy. To the boxes today is TODAY +
+ * BOX_AHEAD: a new meter's piece dated their today + 1 is good in both
+ * domains through Brass and Tin, one dated today + 2 date out of range in
+ * both, never good. With duplicates on it is date out of range twice and
+ * leaves no sighting (the audit logs of both domains as they were); the
+ * twin, a good piece, is a sighting, and duplicate the second time. The
+ * other side, with the boxes' clock moved (boxes in this process only):
+ * TODAY 90 days old is good through both, 91 days old date out of range.
+ */
+static void test_date_window(void **state)
+{
+	struct mk_indicium inds[3];
+	struct mk_verify_outcome o[3];
+	char m[MK_METER_ID_MAX + 1];
+	uint64_t before[2], after[2];
+	uint32_t bt;
+	unsigned vd, ad;
+	size_t n;
+
+	(void)state;
+	fleet();
+	for (size_t d = 0; d < 3; d++) {
+		vd = ad = 0;
+		assert_rc(mk_kms_domain_window(W.k, DOMS[d], &vd, &ad), MK_OK);
+		assert_int_equal(vd, 90);
+		assert_int_equal(ad, 1);
+	}
+	bt = TODAY + BOX_AHEAD;
+	new_meter("PM100", "USPS", "US", "US0041", m);
+	assert_rc(mk_kms_meter_credit(W.k, m, 1000), MK_OK);
+	frank(m, 73, TODAY, 1, &inds[0]);  /* BOX_AHEAD days old */
+	frank(m, 73, bt + 1, 1, &inds[1]); /* a day ahead: in */
+	frank(m, 73, bt + 2, 1, &inds[2]); /* two: out */
+	for (size_t i = 0; i < 3; i++) {
+		assert_rc(mk_kms_distribute(W.k, "VE", mk_token_period(inds[i].date), m, &n), MK_OK);
+		assert_rc(mk_kms_distribute(W.k, "USPS", mk_token_period(inds[i].date), m, &n), MK_OK);
+	}
+	for (int tin = 0; tin < 2; tin++) {
+		verify_n(tin, false, inds, 3, o);
+		expect(&o[0], VR_GOOD, VR_GOOD);
+		expect(&o[1], VR_GOOD, VR_GOOD);
+		expect(&o[2], MK_VR_DATE_OUT_OF_RANGE, MK_VR_DATE_OUT_OF_RANGE);
+		assert_string_equal(mk_verify_result_key(o[2].result), "date_out_of_range");
+		assert_string_equal(mk_verify_result_name(o[2].result), "date out of range");
+	}
+
+	/* never a sighting: twice out of range, the logs as they were */
+	audit_entries("VE", "USPS", before);
+	for (int tin = 0; tin < 2; tin++)
+		for (int k = 0; k < 2; k++) {
+			verify_n(tin, true, &inds[2], 1, o);
+			expect(&o[0], MK_VR_DATE_OUT_OF_RANGE, MK_VR_DATE_OUT_OF_RANGE);
+		}
+	audit_entries("VE", "USPS", after);
+	assert_int_equal(after[0], before[0]);
+	assert_int_equal(after[1], before[1]);
+	/* the twin: a good piece is a sighting in both, then a duplicate */
+	verify_n(false, true, &inds[1], 1, o);
+	expect(&o[0], VR_GOOD, VR_GOOD);
+	audit_entries("VE", "USPS", after);
+	assert_true(after[0] > before[0]);
+	assert_true(after[1] > before[1]);
+	verify_n(true, true, &inds[1], 1, o);
+	expect(&o[0], VR_DUP, VR_DUP);
+
+	/* the other side: TODAY 90 days old, then 91 (Tin's records made on
+	 * the boxes' moved clock, so that they are fresh by it) */
+	if (W.procs)
+		return;
+	assert_int_equal(boxes_clock((int64_t)(90 - BOX_AHEAD) * 86400), 0);
+	assert_rc(mk_kms_distribute(W.k, "VE", mk_token_period(TODAY), m, &n), MK_OK);
+	assert_rc(mk_kms_distribute(W.k, "USPS", mk_token_period(TODAY), m, &n), MK_OK);
+	expect_both(&inds[0], VR_GOOD, VR_GOOD, VR_GOOD, VR_GOOD);
+	assert_int_equal(boxes_clock((int64_t)(91 - BOX_AHEAD) * 86400), 0);
+	expect_both(&inds[0], MK_VR_DATE_OUT_OF_RANGE, MK_VR_DATE_OUT_OF_RANGE, MK_VR_DATE_OUT_OF_RANGE,
+	            MK_VR_DATE_OUT_OF_RANGE);
+	/* and a minute before that day began: still 90 days old (whole UTC days) */
+	assert_int_equal(boxes_clock((int64_t)(91 - BOX_AHEAD) * 86400 - 60 - (int64_t)(time(NULL) % 86400)), 0);
+	expect_both(&inds[0], VR_GOOD, VR_GOOD, VR_GOOD, VR_GOOD);
+	assert_int_equal(boxes_clock(0), 0);
 }
 
 /* Funds short: a meter credited 200 franks 150 (ok), then 51 is refused
@@ -1002,16 +1126,16 @@ static void verify_in_child(const struct mk_indicium *ind, enum mk_verify_result
 		/* _exit: the parent's archive and home must outlive the child */
 		if (mk_kms_open(&o, &k) == MK_OK && mk_verifier_new(k, false, true, &v) == MK_OK &&
 		    mk_verify_batch(v, ind, 1, &out) == MK_OK)
-			code = (int)out.vendor * 8 + (int)out.postal;
+			code = (int)out.vendor * MK_VR_COUNT + (int)out.postal; /* below 100 */
 		mk_verifier_free(v);
 		mk_kms_close(k);
 		_exit(code);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
-	assert_true(WEXITSTATUS(status) < 64);
-	*vp = (enum mk_verify_result)(WEXITSTATUS(status) / 8);
-	*pp = (enum mk_verify_result)(WEXITSTATUS(status) % 8);
+	assert_true(WEXITSTATUS(status) < MK_VR_COUNT * MK_VR_COUNT);
+	*vp = (enum mk_verify_result)(WEXITSTATUS(status) / MK_VR_COUNT);
+	*pp = (enum mk_verify_result)(WEXITSTATUS(status) % MK_VR_COUNT);
 }
 
 /* Duplicates on: the first sighting good, the second duplicate in both
@@ -1755,6 +1879,7 @@ int main(void)
 		cmocka_unit_test(test_retired_meter_tin),
 		cmocka_unit_test(test_retired_row_put_back),
 		cmocka_unit_test(test_tin_stale),
+		cmocka_unit_test_teardown(test_date_window, clock_back),
 		cmocka_unit_test(test_franking_refusals),
 		cmocka_unit_test(test_dated_before_registration),
 		cmocka_unit_test(test_duplicates),

@@ -602,6 +602,50 @@ static void test_mfg_set_first_bad_policy(void **state)
 	mk_box_free(m);
 }
 
+/* Create Domain with a date window (05 verify days, 06 ahead days): each
+ * out of its range (0 or 3661 days back, 32 ahead) refused at level 2
+ * (302) and nothing made, so that the same domain is created after; the
+ * bounds (1 and 3660 back, 0 and 31 ahead) taken, and none given (the
+ * defaults). */
+static void create_window(struct fx *f, struct mk_box *m, const char *domain, int has_v, unsigned v, int has_a,
+                          unsigned a, int level, enum mk_err want)
+{
+	struct mk_buf *countries = mk_buf_new(256);
+	struct mk_box_create_domain_req q;
+	struct mk_tlv_writer l;
+
+	assert_non_null(countries);
+	mk_tlv_writer_init(&l, countries);
+	assert_int_equal(mk_msg_list_put_string(&l, 0, "US"), MK_OK);
+	memset(&q, 0, sizeof(q));
+	snprintf(q.domain, sizeof(q.domain), "%s", domain);
+	q.countries = mk_buf_data(countries);
+	q.countries_len = mk_buf_len(countries);
+	q.has_verify_days = has_v;
+	q.verify_days = (uint16_t)v;
+	q.has_ahead_days = has_a;
+	q.ahead_days = (uint8_t)a;
+	call(f, m, &mk_box_cmd_create_domain, NULL, &q, NULL);
+	ASSERT_ANSWER(f, level, want);
+	mk_buf_free(countries);
+}
+
+static void test_mfg_create_domain_window(void **state)
+{
+	struct fx *f = *state;
+	struct mk_box *m = make_mfg(f, NULL);
+
+	create_window(f, m, "VE", 1, 0, 0, 0, 2, MK_ERR_CMD_PARAM_SYNTAX);
+	create_window(f, m, "VE", 1, 3661, 0, 0, 2, MK_ERR_CMD_PARAM_SYNTAX);
+	create_window(f, m, "VE", 0, 0, 1, 32, 2, MK_ERR_CMD_PARAM_SYNTAX);
+	create_window(f, m, "VE", 1, 90, 1, 255, 2, MK_ERR_CMD_PARAM_SYNTAX);
+	create_window(f, m, "VE", 1, 1, 1, 0, 0, MK_OK);
+	create_window(f, m, "VE", 1, 7, 1, 1, 3, MK_RC_RECORD_EXISTS);
+	create_window(f, m, "USPS", 1, 3660, 1, 31, 0, MK_OK);
+	create_window(f, m, "EARTH", 0, 0, 0, 0, 0, MK_OK);
+	mk_box_free(m);
+}
+
 /* Init Box for an unknown type is refused at level 2; for
  * Oak: a signed Set Secure Box ID for O00000001. (M is an additional
  * Manufacturing Box: tests/e2e/kms_cli.sh.) */
@@ -1058,6 +1102,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mfg_set_first_once, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_set_first_bad_policy, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_init_unknown_type, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_mfg_create_domain_window, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_oak_set_id_vector, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_accept_wrong_nonce, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mfg_accept_relay_refused, fx_setup, fx_teardown),

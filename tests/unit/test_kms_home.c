@@ -759,6 +759,101 @@ static void test_read_home_file(void **state)
 	mk_buf_free(b);
 }
 
+/* domains/<D>.policy's date window (mk_kms_domain_window): the file as
+ * domain create writes it, and the lines it had before the window (or no
+ * file: a home made before policies), read; every damaged file refused
+ * with the line that is wrong, never read as the defaults; a domain ID
+ * that is not one refused before any file is read. */
+static void expect_window(struct home *h, const char *text, enum mk_err want, unsigned vd, unsigned ad)
+{
+	unsigned v = 12345, a = 12345;
+
+	if (text != NULL)
+		put_file(h, "domains/VE.policy", text, strlen(text));
+	assert_rc(mk_kms_domain_window(h->k, "VE", &v, &a), want);
+	if (want == MK_OK) {
+		assert_int_equal(v, vd);
+		assert_int_equal(a, ad);
+	} else { /* nothing given on a refusal, and the reason said */
+		assert_int_equal(v, 12345);
+		assert_int_equal(a, 12345);
+		assert_non_null(strstr(mk_kms_detail(h->k), "domains/VE.policy"));
+	}
+}
+
+static void test_domain_window(void **state)
+{
+	static const char *const damaged[] = {
+		"verify_days 7",                 /* cut short */
+		"",                              /* empty */
+		"\n",                            /* an empty line */
+		"verify_days seven\n",           /* not a number */
+		"verify_days  7\n",              /* two spaces */
+		"verify_days 7 \n",              /* trailing blank */
+		"verify_days -1\n",              /* a sign */
+		"verify_days 07\n",              /* a leading zero */
+		"verify_days 0\n",               /* out of range */
+		"verify_days 3661\n",
+		"verify_days 99999999999\n",     /* too long to be a number of days */
+		"ahead_days 32\n",
+		"verify_days 7\nverify_days 7\n", /* twice */
+		"ahead_days 1\nahead_days 2\n",
+		"Verify_days 7\n",               /* not a name of the file */
+		"token_len\n",                   /* another line broken */
+		"verify_days 7\r\n",             /* a line end not the KMS's */
+	};
+	struct home *h = *state;
+	char big[400];
+	unsigned v, a;
+
+	/* no file: a home made before policies were kept */
+	expect_window(h, NULL, MK_OK, MK_VERIFY_DAYS_DEFAULT, MK_AHEAD_DAYS_DEFAULT);
+	assert_int_equal(MK_VERIFY_DAYS_DEFAULT, 90);
+	assert_int_equal(MK_AHEAD_DAYS_DEFAULT, 1);
+	/* a file made before the window was kept */
+	expect_window(h, "token_len 8\n", MK_OK, 90, 1);
+	expect_window(h, "token_len 8\ntin_fresh 86400\n", MK_OK, 90, 1);
+	/* as domain create writes it, the defaults and others, at their bounds */
+	expect_window(h, "token_len 8\ntin_fresh 86400\nverify_days 90\nahead_days 1\n", MK_OK, 90, 1);
+	expect_window(h, "token_len 16\ntin_fresh 2678400\nverify_days 3660\nahead_days 31\n", MK_OK, 3660, 31);
+	expect_window(h, "token_len 4\ntin_fresh 60\nverify_days 1\nahead_days 0\n", MK_OK, 1, 0);
+	expect_window(h, "verify_days 7\n", MK_OK, 7, 1);
+	expect_window(h, "ahead_days 0\n", MK_OK, 90, 0);
+	expect_window(h, "ahead_days 3\nverify_days 7\nsome_later_line 5\n", MK_OK, 7, 3);
+	/* damaged: refused, never the defaults */
+	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++) {
+		print_message("  damaged: \"%s\"\n", damaged[i]);
+		expect_window(h, damaged[i], MK_ERR_STATE, 0, 0);
+	}
+	expect_window(h, "verify_days 3661\n", MK_ERR_STATE, 0, 0);
+	assert_non_null(strstr(mk_kms_detail(h->k), "line 1: verify_days out of its range"));
+	expect_window(h, "token_len 8\nverify_days 7\nverify_days 8\n", MK_ERR_STATE, 0, 0);
+	assert_non_null(strstr(mk_kms_detail(h->k), "line 3: verify_days given twice"));
+	put_file(h, "domains/VE.policy", "verify_days 7\0\n", 15);
+	expect_window(h, NULL, MK_ERR_STATE, 0, 0);
+	assert_non_null(strstr(mk_kms_detail(h->k), "NUL"));
+	/* larger than any the KMS writes */
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	big[sizeof(big) - 2] = '\n';
+	expect_window(h, big, MK_ERR_BUF_FULL, 0, 0);
+	/* a domain ID that is not one: refused, the file never looked for */
+	v = a = 12345;
+	assert_rc(mk_kms_domain_window(h->k, "ve", &v, &a), MK_ERR_INVALID_ARG);
+	assert_non_null(strstr(mk_kms_detail(h->k), "is not 2-8 characters"));
+	assert_rc(mk_kms_domain_window(h->k, "../VE", &v, &a), MK_ERR_INVALID_ARG);
+	assert_rc(mk_kms_domain_window(h->k, "ABCDEFGHI", &v, &a), MK_ERR_INVALID_ARG);
+	assert_rc(mk_kms_domain_window(h->k, "", &v, &a), MK_ERR_INVALID_ARG);
+	assert_rc(mk_kms_domain_window(h->k, NULL, &v, &a), MK_ERR_INVALID_ARG);
+	assert_int_equal(v, 12345);
+	assert_int_equal(a, 12345);
+	/* the twin: a valid ID of a domain with no file, the defaults */
+	assert_rc(mk_kms_domain_window(h->k, "USPS", &v, &a), MK_OK);
+	assert_int_equal(v, 90);
+	assert_int_equal(a, 1);
+	assert_string_equal(mk_kms_detail(h->k), "");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, home_setup, home_teardown)
@@ -772,7 +867,7 @@ int main(void)
 		T(test_pick_box_refused),  T(test_pathf),
 		T(test_pathf_overlong),    T(test_meter_path),
 		T(test_meter_path_refused), T(test_ident_safe),
-		T(test_read_home_file),
+		T(test_read_home_file),    T(test_domain_window),
 	};
 #undef T
 
