@@ -108,9 +108,37 @@ struct frank_job {
 	size_t first, step; /* meters first, first + step, ... */
 };
 
-static void meter_id(size_t i, char id[static MK_METER_ID_MAX + 1])
+static void meter_id(const struct fleet *f, size_t i, char id[static MK_METER_ID_MAX + 1])
 {
-	snprintf(id, MK_METER_ID_MAX + 1, "PM100-%06u", (unsigned)(i + 1));
+	snprintf(id, MK_METER_ID_MAX + 1, "PM100-%06u", (unsigned)f->msn[i]);
+}
+
+/* One meter made, installed in both domains, registered and credited; the
+ * first failure's code (its words on stderr). */
+static enum mk_err meter_make(struct fleet *f, struct mk_kms *k, unsigned msn_no)
+{
+	char msn[24], serial[24], mid[MK_METER_ID_MAX + 1];
+	struct mk_key_record rec;
+	enum mk_err e;
+	const char *what;
+
+	snprintf(msn, sizeof(msn), "%06u", msn_no);
+	snprintf(serial, sizeof(serial), "US%08u", msn_no);
+	if ((e = mk_kms_meter_create(k, "PM100", msn, NULL, mid)) != MK_OK)
+		what = "create";
+	else if ((e = mk_kms_meter_install(k, mid, "VE", "", NULL, &rec)) != MK_OK)
+		what = "install VE";
+	else if ((e = mk_kms_meter_install(k, mid, "USPS", "", NULL, &rec)) != MK_OK)
+		what = "install USPS";
+	else if ((e = mk_kms_meter_register(k, mid, serial, "US", 0)) != MK_OK)
+		what = "register";
+	else if ((e = mk_kms_meter_credit(k, mid, (uint64_t)POSTAGE * (f->kept ? KEPT_CREDIT : f->k))) != MK_OK)
+		what = "credit";
+	else
+		return MK_OK;
+	fprintf(stderr, "%s: meter %s: %s: %s (%s); another meter instead\n", fleet_prog, msn, what, mk_kms_detail(k),
+	        mk_err_name(e));
+	return e;
 }
 
 /* Franks with meters first, first + step, ... through a KMS handle of its
@@ -128,7 +156,7 @@ static void *frank_meters(void *arg)
 		char mid[MK_METER_ID_MAX + 1];
 		size_t done = 0;
 
-		meter_id(i, mid);
+		meter_id(f, i, mid);
 		fleet_check(mk_kms_meter_frank(k, mid, "VE", POSTAGE, "20260", f->day, false, f->k, tmp, &done),
 		            "mk_kms_meter_frank", k);
 		for (size_t p = 0; p < f->k; p++)
@@ -151,6 +179,9 @@ static int fleet_ready(const struct fleet *f)
 		return 0;
 	if (fscanf(fp, "%zu", &m) != 1)
 		m = 0;
+	for (size_t i = 0; m == f->m && i < m; i++)
+		if (fscanf(fp, "%u", &f->msn[i]) != 1)
+			m = 0;
 	fclose(fp);
 	if (m != f->m) {
 		fprintf(stderr, "%s: the kept fleet has %zu meters, not %zu: give another BENCH_FLEET\n", fleet_prog, m, f->m);
@@ -166,7 +197,12 @@ static void fleet_mark_ready(const struct fleet *f)
 	FILE *fp;
 
 	snprintf(path, sizeof(path), "%s.ready", f->home);
-	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%zu\n", f->m) < 0 || fclose(fp) != 0)
+	if ((fp = fopen(path, "w")) == NULL || fprintf(fp, "%zu\n", f->m) < 0)
+		fleet_die("the kept fleet's mark", MK_ERR_IO, NULL);
+	for (size_t i = 0; i < f->m; i++)
+		if (fprintf(fp, "%u\n", f->msn[i]) < 0)
+			fleet_die("the kept fleet's mark", MK_ERR_IO, NULL);
+	if (fclose(fp) != 0)
 		fleet_die("the kept fleet's mark", MK_ERR_IO, NULL);
 }
 
@@ -179,7 +215,7 @@ void fleet_setup(struct fleet *f)
 	struct mk_kms *k;
 	double t00 = bench_now(), t0 = t00;
 
-	if ((f->inds = calloc(f->m * f->k, sizeof(*f->inds))) == NULL)
+	if ((f->inds = calloc(f->m * f->k, sizeof(*f->inds))) == NULL || (f->msn = calloc(f->m, sizeof(*f->msn))) == NULL)
 		fleet_die("calloc", MK_ERR_NOMEM, NULL);
 	if (f->kept && fleet_ready(f))
 		goto frank;
@@ -194,18 +230,15 @@ void fleet_setup(struct fleet *f)
 	fprintf(stderr, "set-up: home, 2 domains, 4 boxes in %.1f s\n", bench_now() - t0);
 	/* one at a time: a Steel box takes key IDs in increasing order only */
 	t0 = bench_now();
-	for (size_t i = 0; i < f->m; i++) {
-		char msn[24], serial[24], mid[MK_METER_ID_MAX + 1];
-		struct mk_key_record rec;
-
-		snprintf(msn, sizeof(msn), "%06u", (unsigned)(i + 1));
-		snprintf(serial, sizeof(serial), "US%08u", (unsigned)(i + 1));
-		fleet_check(mk_kms_meter_create(k, "PM100", msn, NULL, mid), "mk_kms_meter_create", k);
-		fleet_check(mk_kms_meter_install(k, mid, "VE", "", NULL, &rec), "install VE", k);
-		fleet_check(mk_kms_meter_install(k, mid, "USPS", "", NULL, &rec), "install USPS", k);
-		fleet_check(mk_kms_meter_register(k, mid, serial, "US", 0), "mk_kms_meter_register", k);
-		fleet_check(mk_kms_meter_credit(k, mid, (uint64_t)POSTAGE * (f->kept ? KEPT_CREDIT : f->k)),
-		            "mk_kms_meter_credit", k);
+	/* a meter the load made fail (a meter link without its answer in
+	 * time) is left, and another made in its place */
+	for (size_t i = 0, next = 1, failed = 0; i < f->m; i++) {
+		while (meter_make(f, k, (unsigned)next) != MK_OK) {
+			next++;
+			if (++failed > 20)
+				fleet_die("set-up: more than 20 meters failed", MK_ERR_INTERNAL, k);
+		}
+		f->msn[i] = (uint32_t)next++;
 	}
 	mk_kms_close(k);
 	fprintf(stderr, "set-up: %zu meters installed, registered, credited in %.1f s\n", f->m, bench_now() - t0);

@@ -22,6 +22,7 @@ struct fleet {
 	char home[4096];          /* the home: boxes, shares, meters' NVM */
 	char url[4200];           /* the archive */
 	int kept;                 /* BENCH_FLEET: made once, kept between runs */
+	uint32_t *msn;            /* meter i's serial number (PM100-<msn>) */
 	char brass[2][MK_BOX_ID_LEN + 1];
 };
 
