@@ -297,7 +297,8 @@ int mk_cli_meter_credit(int argc, char **argv)
 
 static const char verify_usage[] =
 	"usage: meterkey verify [LINE ...] [--file FILE] [--image PNG] [--tin]\n"
-	"                       [--no-duplicates] [--site NAME] [--chunk N] [options]\n"
+	"                       [--no-duplicates] [--site NAME] [--chunk N] [--box ID]\n"
+	"                       [options]\n"
 	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
 	"  (one indicium a line; - for standard input; streamed, --chunk lines at\n"
 	"  a time (1 to 8192, default 8192: fewer for a live feed, whose answers\n"
@@ -321,7 +322,11 @@ static const char verify_usage[] =
 	"  archive's duplicate index (not with --no-duplicates), so a second\n"
 	"  sighting is a duplicate, saying when and at which site (--site, by\n"
 	"  default the host's name) the piece was first seen. An indicium dated\n"
-	"  outside its domain's window is refused and recorded nowhere. Prints\n"
+	"  outside its domain's window is refused and recorded nowhere.\n"
+	"  --box names the Brass (with --tin, Tin) box to verify with, for every\n"
+	"  domain it serves (default: each domain's first box): a box is open in\n"
+	"  one process at a time, so verifiers running at once on one home each\n"
+	"  name their own (another waits for it, then gives up). Prints\n"
 	"  one line per indicium (with --json one object per line: result,\n"
 	"  vendor, postal, signature, signature_error, device, piece_count,\n"
 	"  first_seen (time and site), corrected and corrected_to, the line it\n"
@@ -362,6 +367,43 @@ struct vrun {
 	struct chunk *ck; /* MK_VERIFY_INFLIGHT chunks of a file in flight, a ring */
 	unsigned ck_head, ck_count;
 };
+
+/* mk_kms_box_list: whether the box named is one of the home's. */
+static int box_found(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	(void)domains;
+	(void)n;
+	if (strcmp(id, *(const char **)ctx) != 0)
+		return 0;
+	*(const char **)ctx = NULL;
+	return 1;
+}
+
+/* --box: a box of the home, of the verifier's kind. MK_OK, or the
+ * refusal printed (x->said). */
+static enum mk_err verify_box(struct vrun *x, const char *box)
+{
+	const char *left = box;
+	char msg[160];
+	enum mk_err e;
+
+	if (box[0] != (x->tin ? 'T' : 'B')) {
+		snprintf(msg, sizeof(msg), "--box %s is not a %s box: verify uses %s", box, x->tin ? "Tin" : "Brass",
+		         x->tin ? "a Tin box with --tin" : "a Brass box (with --tin, a Tin box)");
+		e = MK_ERR_INVALID_ARG;
+	} else if ((e = mk_kms_box_list(x->c->kms, box_found, &left)) != MK_OK) {
+		return e;
+	} else if (left != NULL) {
+		snprintf(msg, sizeof(msg), "--box %s: no such box in this home (meterkey box list)", box);
+		e = MK_ERR_NOT_FOUND;
+	} else {
+		return mk_verifier_prefer_box(x->v, box);
+	}
+	snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " (%s)", mk_err_name(e));
+	kc_fail_msg(x->c->json, e, msg);
+	x->said = 1;
+	return e;
+}
 
 /* One indicium's answer (j, consumed: mk_call_outcome_json, or a
  * service's item) printed for the line given: its JSON with the line as
@@ -639,7 +681,7 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 int mk_cli_verify(int argc, char **argv)
 {
 	struct {
-		const char *file, *image, *site, *chunk;
+		const char *file, *image, *site, *chunk, *box;
 		int tin, no_duplicates;
 	} o; /* the options */
 	char line[MK_INDICIUM_TEXT_MAX];
@@ -648,7 +690,7 @@ int mk_cli_verify(int argc, char **argv)
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_STR("file", &o.file, &kc_path),
 		                       KC_STR("image", &o.image, &kc_path), KC_FLAG("tin", &o.tin),
 		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_STR("site", &o.site, &site_rule),
-		                       KC_STR("chunk", &o.chunk, &chunk_rule), KC_END };
+		                       KC_STR("chunk", &o.chunk, &chunk_rule), KC_STR("box", &o.box, &kc_box), KC_END };
 	enum mk_err e = MK_OK;
 	uint64_t chunk = FILE_CHUNK;
 	int r;
@@ -661,6 +703,8 @@ int mk_cli_verify(int argc, char **argv)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
 	if (c.server != NULL && o.site != NULL)
 		return mk_cli_usage_error(verify_usage, "--site names this verifier's site: with --server, the service's is kept");
+	if (c.server != NULL && o.box != NULL)
+		return mk_cli_usage_error(verify_usage, "--box names a box of this home: with --server, the service's are used");
 	if (c.server == NULL && !kc_open(&c))
 		return 1;
 	memset(&x, 0, sizeof(x));
@@ -673,6 +717,8 @@ int mk_cli_verify(int argc, char **argv)
 	if (c.server == NULL && (e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;
 	if (x.v != NULL && o.site != NULL && (e = mk_verifier_set_site(x.v, o.site)) != MK_OK)
+		goto out;
+	if (x.v != NULL && o.box != NULL && (e = verify_box(&x, o.box)) != MK_OK)
 		goto out;
 	if (o.file != NULL && c.server == NULL && (x.ck = calloc(MK_VERIFY_INFLIGHT, sizeof(*x.ck))) == NULL) {
 		e = MK_ERR_NOMEM;
