@@ -7,9 +7,8 @@
 # site; the audit logs verify after. Negative twin: with --no-duplicates
 # both say good for every indicium, and the count check says so.
 # MK_TWO_INDICIA indicia (default 20000; scripts/verify-two N runs a
-# million), MK_TWO_PG_INDICIA on PostgreSQL (default 5000: there the index
-# answers a duplicate about ten times slower), MK_TWO_CHUNK lines a batch
-# (default 500), MK_TWO_PG=0 for SQLite only. It runs in /dev/shm when it can (franking is slow on a
+# million), MK_TWO_PG_INDICIA on PostgreSQL (default the same),
+# MK_TWO_CHUNK lines a batch (default 500), MK_TWO_PG=0 for SQLite only. It runs in /dev/shm when it can (franking is slow on a
 # loaded disk; the archive's durability on disk is not what this tests).
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 . "$(dirname "$0")/lib.bash"
@@ -118,7 +117,7 @@ expect 2 "$MK" verify --server https://localhost:1 --tls-cert "$T/c" --tls-key "
 grep_out "with --server, the service's are used" "$T/err"
 if [ "${MK_TWO_PG:-1}" != 0 ]; then
   bash "$PGSH" start "$PGS" >/dev/null || { echo "FAIL: no PostgreSQL server"; exit 1; }
-  N=${MK_TWO_PG_INDICIA:-5000}
+  N=${MK_TWO_PG_INDICIA:-$N}
   run pg --archive "$(cat "$PGS/url")"
 fi
 finish
