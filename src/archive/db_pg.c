@@ -638,8 +638,8 @@ out:
 static enum mk_err pg_seen_get(void *vdb, const char *domain, uint32_t day, int64_t key, int64_t *entryp)
 {
 	struct pg_db *db = vdb;
-	char table[48], sql[128], kv[24];
-	const char *v[1] = { kv };
+	char table[48], sql[192], kv[24], dom[16], dayv[16];
+	const char *v[3] = { kv, dom, dayv };
 	PGresult *res = NULL;
 	int yes;
 	enum mk_err r;
@@ -649,8 +649,13 @@ static enum mk_err pg_seen_get(void *vdb, const char *domain, uint32_t day, int6
 	if ((r = pg_exists(db, table, &yes)) != MK_OK || !yes)
 		return r;
 	snprintf(kv, sizeof(kv), "%" PRId64, key);
-	snprintf(sql, sizeof(sql), "SELECT entry FROM \"%s\" WHERE key = $1::bigint", table);
-	if ((r = pg_text(db, sql, 1, v, &res)) != MK_OK)
+	snprintf(dom, sizeof(dom), "%s", domain);
+	snprintf(dayv, sizeof(dayv), "%" PRIu32, day);
+	/* the whole primary key (domain, day, key): on key alone the
+	 * partition is scanned, a sequential scan per duplicate */
+	snprintf(sql, sizeof(sql), "SELECT entry FROM \"%s\" WHERE domain = $2 AND day = $3::integer AND key = $1::bigint",
+	         table);
+	if ((r = pg_text(db, sql, 3, v, &res)) != MK_OK)
 		return r;
 	if (PQntuples(res) == 1)
 		*entryp = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

@@ -40,6 +40,13 @@ json_t *mk_call_outcome_json(const struct mk_verify_outcome *o, int tin)
 		json_object_set_new(j, "piece_count", json_integer(o->ind.piece_count));
 		json_object_set_new(j, "date", json_string(day));
 	}
+	/* a duplicate says when and at which verifier's site the piece was
+	 * first seen, when the archive knows (a sighting from before schema 7
+	 * has no site) */
+	if (o->postal == MK_VR_DUPLICATE && o->first_time != 0)
+		json_object_set_new(j, "first_seen",
+		                    json_pack("{s:o,s:o}", "time", call_time_json(o->first_time), "site",
+		                              call_str_or_null(o->first_site)));
 	if (o->sig != MK_SIG_NONE && o->sig != MK_SIG_GOOD)
 		json_object_set_new(j, "signature_error", json_string(mk_err_name(o->sig_err)));
 	json_object_set_new(j, "corrected", json_boolean(o->corrected));
@@ -68,8 +75,10 @@ void mk_call_outcome_text(const json_t *j, FILE *f)
 	const char *sig = call_str(j, "signature"), *err = call_str(j, "signature_error");
 	const char *fixed = call_str(j, "corrected_to"), *why = call_str(j, "why"), *hint = call_str(j, "hint");
 	const char *input = call_str(j, "input");
+	const json_t *first = json_object_get(j, "first_seen");
+	const char *ftime = call_str(first, "time"), *fsite = call_str(first, "site");
 	int corrected = json_is_true(json_object_get(j, "corrected"));
-	char sigw[256] = "";
+	char sigw[256] = "", seen[160] = "";
 
 	if (call_str(j, "result") == NULL || (strcmp(call_str(j, "result"), "malformed") == 0 && !corrected)) {
 		fprintf(f, "%-24s %s%s%s\n", result_words(j, "result"), why != NULL ? why : "", why != NULL ? ": " : "",
@@ -84,9 +93,12 @@ void mk_call_outcome_text(const json_t *j, FILE *f)
 				snprintf(sigw, sizeof(sigw), ", signature: %s%s%s%s", mk_sig_result_name((enum mk_sig_result)s),
 				         good ? "" : " (", good ? "" : mk_strerror(mk_err_by_name(err)), good ? "" : ")");
 	}
-	fprintf(f, "%-24s vendor %s: %s, postal %s: %s%s; %s piece %lld%s%s%s\n", result_words(j, "result"),
+	if (ftime != NULL)
+		snprintf(seen, sizeof(seen), " (first seen %s%s%s)", ftime, fsite != NULL ? " at " : "",
+		         fsite != NULL ? fsite : "");
+	fprintf(f, "%-24s vendor %s: %s, postal %s: %s%s%s; %s piece %lld%s%s%s\n", result_words(j, "result"),
 	        call_str(j, "vendor_domain"), result_words(j, "vendor"), call_str(j, "postal_domain"),
-	        result_words(j, "postal"), sigw, call_str(j, "device"),
+	        result_words(j, "postal"), seen, sigw, call_str(j, "device"),
 	        (long long)json_integer_value(json_object_get(j, "piece_count")),
 	        corrected ? " (one misread character corrected, to " : "", corrected && fixed != NULL ? fixed : "",
 	        corrected ? ")" : "");

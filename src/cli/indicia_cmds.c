@@ -297,11 +297,14 @@ int mk_cli_meter_credit(int argc, char **argv)
 
 static const char verify_usage[] =
 	"usage: meterkey verify [LINE ...] [--file FILE] [--image PNG] [--tin]\n"
-	"                       [--no-duplicates] [--site NAME] [options]\n"
+	"                       [--no-duplicates] [--site NAME] [--chunk N] [--box ID]\n"
+	"                       [options]\n"
 	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
-	"  (one indicium a line; - for standard input; streamed, 8192 lines at a\n"
-	"  time, the next verified while the last is made durable; a progress bar\n"
-	"  on standard error when it is a terminal), or the DataMatrix symbol of\n"
+	"  (one indicium a line; - for standard input; streamed, --chunk lines at\n"
+	"  a time (1 to 8192, default 8192: fewer for a live feed, whose answers\n"
+	"  wait for a full chunk), the next verified while the last is made\n"
+	"  durable, each line printed only once it is; a progress bar on standard\n"
+	"  error when it is a terminal), or the DataMatrix symbol of\n"
 	"  a PNG image. Each domain apart: the vendor's and the postal domain's\n"
 	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
 	"  gives good, bad token, unknown device, key not active, date before\n"
@@ -320,10 +323,15 @@ static const char verify_usage[] =
 	"  archive's duplicate index (not with --no-duplicates), so a second\n"
 	"  sighting is a duplicate, saying when and at which site (--site, by\n"
 	"  default the host's name) the piece was first seen. An indicium dated\n"
-	"  outside its domain's window is refused and recorded nowhere. Prints one line per indicium (with --json one\n"
-	"  object per line: result, vendor, postal, signature, signature_error,\n"
-	"  device, piece_count, corrected and corrected_to, the line it was\n"
-	"  corrected to). Exit status 0 only when every indicium is good.\n"
+	"  outside its domain's window is refused and recorded nowhere.\n"
+	"  --box names the Brass (with --tin, Tin) box to verify with, for every\n"
+	"  domain it serves (default: each domain's first box): a box is open in\n"
+	"  one process at a time, so verifiers running at once on one home each\n"
+	"  name their own (another waits for it, then gives up). Prints\n"
+	"  one line per indicium (with --json one object per line: result,\n"
+	"  vendor, postal, signature, signature_error, device, piece_count,\n"
+	"  first_seen (time and site), corrected and corrected_to, the line it\n"
+	"  was corrected to). Exit status 0 only when every indicium is good.\n"
 	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
 
 static int site_ok(const char *s)
@@ -339,6 +347,14 @@ static int site_ok(const char *s)
 }
 static const struct kc_rule site_rule = { site_ok, "1 to 63 printable ASCII characters" };
 
+static int chunk_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 1, FILE_CHUNK, &v);
+}
+static const struct kc_rule chunk_rule = { chunk_ok, "a number of lines, 1 to 8192" };
+
 struct vrun {
 	struct kc *c;
 	struct mk_verifier *v;
@@ -347,10 +363,48 @@ struct vrun {
 	int tin;  /* verifying with Tin boxes: token key records only */
 	int no_dup; /* --no-duplicates */
 	int said; /* a failure was printed already (verify_file) */
+	size_t chunk; /* lines of a file a batch (--chunk, at most FILE_CHUNK) */
 	struct timespec start; /* for the progress bar's rate */
 	struct chunk *ck; /* MK_VERIFY_INFLIGHT chunks of a file in flight, a ring */
 	unsigned ck_head, ck_count;
 };
+
+/* mk_kms_box_list: whether the box named is one of the home's. */
+static int box_found(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	(void)domains;
+	(void)n;
+	if (strcmp(id, *(const char **)ctx) != 0)
+		return 0;
+	*(const char **)ctx = NULL;
+	return 1;
+}
+
+/* --box: a box of the home, of the verifier's kind. MK_OK, or the
+ * refusal printed (x->said). */
+static enum mk_err verify_box(struct vrun *x, const char *box)
+{
+	const char *left = box;
+	char msg[160];
+	enum mk_err e;
+
+	if (box[0] != (x->tin ? 'T' : 'B')) {
+		snprintf(msg, sizeof(msg), "--box %s is not a %s box: verify uses %s", box, x->tin ? "Tin" : "Brass",
+		         x->tin ? "a Tin box with --tin" : "a Brass box (with --tin, a Tin box)");
+		e = MK_ERR_INVALID_ARG;
+	} else if ((e = mk_kms_box_list(x->c->kms, box_found, &left)) != MK_OK) {
+		return e;
+	} else if (left != NULL) {
+		snprintf(msg, sizeof(msg), "--box %s: no such box in this home (meterkey box list)", box);
+		e = MK_ERR_NOT_FOUND;
+	} else {
+		return mk_verifier_prefer_box(x->v, box);
+	}
+	snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " (%s)", mk_err_name(e));
+	kc_fail_msg(x->c->json, e, msg);
+	x->said = 1;
+	return e;
+}
 
 /* One indicium's answer (j, consumed: mk_call_outcome_json, or a
  * service's item) printed for the line given: its JSON with the line as
@@ -540,7 +594,7 @@ static enum mk_err chunk_add(struct vrun *x, const char *line, size_t len)
 	memcpy(c->text + c->used, line, len + 1);
 	c->off[c->n++] = c->used;
 	c->used += len + 1;
-	return c->n == FILE_CHUNK ? chunk_submit(x) : MK_OK;
+	return c->n == x->chunk ? chunk_submit(x) : MK_OK;
 }
 
 static void chunks_free(struct vrun *x)
@@ -551,8 +605,8 @@ static void chunks_free(struct vrun *x)
 	}
 }
 
-/* Reads FILE (or stdin) in chunks of lines: through the service
- * VERIFY_CHUNK a request; here FILE_CHUNK at a time through the
+/* Reads FILE (or stdin) in chunks of lines (x->chunk at most): through
+ * the service VERIFY_CHUNK a request; here FILE_CHUNK at a time through the
  * verifier's pipeline, the next chunk verified while the one before it is
  * made durable. A file that holds no indicium (a directory, empty, only
  * blank lines) is refused, not passed as all good: a wrong path or a
@@ -599,7 +653,7 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 			e = MK_ERR_NOMEM;
 			break;
 		}
-		if (++n == VERIFY_CHUNK) {
+		if (++n == VERIFY_CHUNK || n == x->chunk) {
 			e = verify_lines(x, lines, n);
 			while (n > 0)
 				free(lines[--n]);
@@ -628,7 +682,7 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 int mk_cli_verify(int argc, char **argv)
 {
 	struct {
-		const char *file, *image, *site;
+		const char *file, *image, *site, *chunk, *box;
 		int tin, no_duplicates;
 	} o; /* the options */
 	char line[MK_INDICIUM_TEXT_MAX];
@@ -637,20 +691,26 @@ int mk_cli_verify(int argc, char **argv)
 	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_STR("file", &o.file, &kc_path),
 		                       KC_STR("image", &o.image, &kc_path), KC_FLAG("tin", &o.tin),
 		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_STR("site", &o.site, &site_rule),
-		                       KC_END };
+		                       KC_STR("chunk", &o.chunk, &chunk_rule), KC_STR("box", &o.box, &kc_box), KC_END };
 	enum mk_err e = MK_OK;
+	uint64_t chunk = FILE_CHUNK;
 	int r;
 
 	if ((r = kc_start_call(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
 		return r;
+	if (o.chunk != NULL && !kc_parse_u64(o.chunk, 1, FILE_CHUNK, &chunk))
+		return mk_cli_bad_value(verify_usage, "--chunk", o.chunk, chunk_rule.words);
 	if (c.npos == 0 && o.file == NULL && o.image == NULL)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
 	if (c.server != NULL && o.site != NULL)
 		return mk_cli_usage_error(verify_usage, "--site names this verifier's site: with --server, the service's is kept");
+	if (c.server != NULL && o.box != NULL)
+		return mk_cli_usage_error(verify_usage, "--box names a box of this home: with --server, the service's are used");
 	if (c.server == NULL && !kc_open(&c))
 		return 1;
 	memset(&x, 0, sizeof(x));
 	x.c = &c;
+	x.chunk = (size_t)chunk;
 	x.tin = o.tin;
 	x.no_dup = o.no_duplicates;
 	x.tty = isatty(STDERR_FILENO);
@@ -658,6 +718,8 @@ int mk_cli_verify(int argc, char **argv)
 	if (c.server == NULL && (e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
 		goto out;
 	if (x.v != NULL && o.site != NULL && (e = mk_verifier_set_site(x.v, o.site)) != MK_OK)
+		goto out;
+	if (x.v != NULL && o.box != NULL && (e = verify_box(&x, o.box)) != MK_OK)
 		goto out;
 	if (o.file != NULL && c.server == NULL && (x.ck = calloc(MK_VERIFY_INFLIGHT, sizeof(*x.ck))) == NULL) {
 		e = MK_ERR_NOMEM;

@@ -23,6 +23,7 @@ struct job {
 	size_t n;
 	struct vsight sight; /* made in submit, noted by the writer */
 	int64_t time;
+	char site[MK_SITE_MAX + 1]; /* the verifier's, as the batch was submitted */
 	enum mk_err err;     /* the writer's */
 	enum job_state state;
 };
@@ -33,7 +34,6 @@ struct vpipe {
 	pthread_t writer;
 	int running, stop;
 	struct mk_archive *a; /* the writer's connection */
-	char site[MK_SITE_MAX + 1];
 	struct job job[MK_VERIFY_INFLIGHT];
 	unsigned head, count; /* the oldest job not finished, and how many */
 };
@@ -58,7 +58,7 @@ static void *writer_main(void *arg)
 		}
 		j->state = JOB_WRITING;
 		pthread_mutex_unlock(&p->mu);
-		j->err = mk_archive_note_sightings(p->a, j->sight.s, j->sight.m, j->time, p->site, j->sight.dups,
+		j->err = mk_archive_note_sightings(p->a, j->sight.s, j->sight.m, j->time, j->site, j->sight.dups,
 		                                   j->sight.first);
 		pthread_mutex_lock(&p->mu);
 		j->state = JOB_DONE;
@@ -132,8 +132,8 @@ enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *in
 	j->time = mk_kms_now(v->kms);
 	if (v->duplicates && j->sight.m > 0 && !p->running && (e = writer_start(v, p)) != MK_OK)
 		return e;
+	memcpy(j->site, v->site, sizeof(j->site));
 	pthread_mutex_lock(&p->mu);
-	memcpy(p->site, v->site, sizeof(p->site));
 	j->state = v->duplicates && j->sight.m > 0 ? JOB_QUEUED : JOB_DONE;
 	p->count++;
 	pthread_cond_broadcast(&p->cv);
