@@ -308,6 +308,12 @@ static double raw_sightings_sqlite(const int64_t *keys, size_t nd, const char *p
 /* The same on PostgreSQL: the rows of a batch as one INSERT ... SELECT
  * FROM unnest(...) ON CONFLICT DO NOTHING RETURNING key (the driver's own
  * statement) into a table of the partitions' shape. */
+static void pg_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static double raw_sightings_pg(const int64_t *keys, size_t nd, uint32_t day_of, const char *url)
 {
 	PGconn *c = PQconnectdb(url);
@@ -317,6 +323,7 @@ static double raw_sightings_pg(const int64_t *keys, size_t nd, uint32_t day_of, 
 	PGresult *r;
 
 	if (ok) {
+		PQsetNoticeProcessor(c, pg_quiet, NULL);
 		r = PQexec(c, "DROP TABLE IF EXISTS raw_seen; CREATE TABLE raw_seen (domain TEXT NOT NULL, day INTEGER NOT NULL, "
 		              "key BIGINT NOT NULL, entry BIGINT NOT NULL, PRIMARY KEY (domain, day, key))");
 		ok = PQresultStatus(r) == PGRES_COMMAND_OK;

@@ -113,8 +113,8 @@ struct mk_db_ops {
 	 * fresh[i] = 1 where keys[i] was inserted by this call (the first of
 	 * repeats), else 0. As fast as the database allows: this is the
 	 * verifier's hot path (one statement per batch on PostgreSQL).
-	 * seen_get: *entryp the entry of key, 0 when there is none (or no
-	 * partition). seen_days: the days of the domain's partitions,
+	 * seen_get: entries[i] the entry of keys[i] (keys[0..n) ascending),
+	 * 0 when there is none (or no partition); one statement on PostgreSQL. seen_days: the days of the domain's partitions,
 	 * ascending, the first cap of them in days, their count in *np.
 	 * seen_drop: inside a write transaction, drops the partition of day
 	 * (nothing when there is none). seen_scan: every row as (entry, key),
@@ -122,7 +122,8 @@ struct mk_db_ops {
 	 */
 	enum mk_err (*seen_insert)(void *db, const char *domain, uint32_t day, const int64_t *keys, size_t n,
 	                           int64_t entry, uint8_t *fresh);
-	enum mk_err (*seen_get)(void *db, const char *domain, uint32_t day, int64_t key, int64_t *entryp);
+	enum mk_err (*seen_get)(void *db, const char *domain, uint32_t day, const int64_t *keys, size_t n,
+	                        int64_t *entries);
 	enum mk_err (*seen_days)(void *db, const char *domain, uint32_t *days, size_t cap, size_t *np);
 	enum mk_err (*seen_drop)(void *db, const char *domain, uint32_t day);
 	enum mk_err (*seen_scan)(void *db, const char *domain, uint32_t day, mk_db_row_fn row, void *ctx);

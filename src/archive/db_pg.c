@@ -577,6 +577,22 @@ static int key_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The keys as a PostgreSQL array's text, "{k1,k2,...}" (malloc'd). */
+static char *key_array(const int64_t *keys, size_t n)
+{
+	char *arr = malloc(n * 21 + 3);
+	size_t at = 0;
+
+	if (arr == NULL)
+		return NULL;
+	arr[at++] = '{';
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)sprintf(arr + at, "%s%" PRId64, i > 0 ? "," : "", keys[i]);
+	arr[at++] = '}';
+	arr[at] = '\0';
+	return arr;
+}
+
 static enum mk_err pg_seen_insert(void *vdb, const char *domain, uint32_t day, const int64_t *keys, size_t n,
                                   int64_t entry, uint8_t *fresh)
 {
@@ -586,7 +602,7 @@ static enum mk_err pg_seen_insert(void *vdb, const char *domain, uint32_t day, c
 	char *arr = NULL;
 	int64_t *got = NULL;
 	PGresult *res = NULL;
-	size_t at = 0, ngot = 0, k = 0;
+	size_t ngot = 0, k = 0;
 	int yes;
 	enum mk_err r;
 
@@ -596,13 +612,8 @@ static enum mk_err pg_seen_insert(void *vdb, const char *domain, uint32_t day, c
 	if (n == 0)
 		return MK_OK;
 	/* the keys as one array: one statement a batch */
-	if ((arr = malloc(n * 21 + 3)) == NULL)
+	if ((arr = key_array(keys, n)) == NULL)
 		return MK_ERR_NOMEM;
-	arr[at++] = '{';
-	for (size_t i = 0; i < n; i++)
-		at += (size_t)sprintf(arr + at, "%s%" PRId64, i > 0 ? "," : "", keys[i]);
-	arr[at++] = '}';
-	arr[at] = '\0';
 	snprintf(dom, sizeof(dom), "%s", domain);
 	snprintf(dayv, sizeof(dayv), "%" PRIu32, day);
 	snprintf(ent, sizeof(ent), "%" PRId64, entry);
@@ -635,30 +646,50 @@ out:
 	return r;
 }
 
-static enum mk_err pg_seen_get(void *vdb, const char *domain, uint32_t day, int64_t key, int64_t *entryp)
+static enum mk_err pg_seen_get(void *vdb, const char *domain, uint32_t day, const int64_t *keys, size_t n,
+                               int64_t *entries)
 {
 	struct pg_db *db = vdb;
-	char table[48], sql[192], kv[24], dom[16], dayv[16];
-	const char *v[3] = { kv, dom, dayv };
+	char table[48], sql[192], dom[16], dayv[16];
+	const char *v[3] = { NULL, dom, dayv };
 	PGresult *res = NULL;
+	char *arr;
 	int yes;
 	enum mk_err r;
 
-	*entryp = 0;
+	memset(entries, 0, n * sizeof(*entries));
 	snprintf(table, sizeof(table), "sightings_%s_%" PRIu32, domain, day);
-	if ((r = pg_exists(db, table, &yes)) != MK_OK || !yes)
+	if ((r = pg_exists(db, table, &yes)) != MK_OK || !yes || n == 0)
 		return r;
-	snprintf(kv, sizeof(kv), "%" PRId64, key);
+	if ((arr = key_array(keys, n)) == NULL)
+		return MK_ERR_NOMEM;
+	v[0] = arr;
 	snprintf(dom, sizeof(dom), "%s", domain);
 	snprintf(dayv, sizeof(dayv), "%" PRIu32, day);
 	/* the whole primary key (domain, day, key): on key alone the
 	 * partition is scanned, a sequential scan per duplicate */
-	snprintf(sql, sizeof(sql), "SELECT entry FROM \"%s\" WHERE domain = $2 AND day = $3::integer AND key = $1::bigint",
+	snprintf(sql, sizeof(sql),
+	         "SELECT key, entry FROM \"%s\" WHERE domain = $2 AND day = $3::integer AND key = ANY($1::bigint[])",
 	         table);
-	if ((r = pg_text(db, sql, 3, v, &res)) != MK_OK)
+	r = pg_text(db, sql, 3, v, &res);
+	free(arr);
+	if (r != MK_OK)
 		return r;
-	if (PQntuples(res) == 1)
-		*entryp = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	for (int t = 0; t < PQntuples(res); t++) {
+		int64_t key = strtoll(PQgetvalue(res, t, 0), NULL, 10), entry = strtoll(PQgetvalue(res, t, 1), NULL, 10);
+		size_t lo = 0, hi = n;
+
+		while (lo < hi) { /* the first of key's places (keys ascending) */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (keys[mid] < key)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n && keys[lo] == key; lo++)
+			entries[lo] = entry;
+	}
 	PQclear(res);
 	return MK_OK;
 }

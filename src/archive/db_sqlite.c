@@ -345,26 +345,29 @@ static enum mk_err sq_seen_insert(void *db, const char *domain, uint32_t day, co
 	return MK_OK;
 }
 
-static enum mk_err sq_seen_get(void *db, const char *domain, uint32_t day, int64_t key, int64_t *entryp)
+static enum mk_err sq_seen_get(void *db, const char *domain, uint32_t day, const int64_t *keys, size_t n,
+                               int64_t *entries)
 {
 	struct sqlite_db *d = db;
 	char sql[DYN_SQL];
 	sqlite3_stmt *s;
 	int rc;
 
-	*entryp = 0;
+	memset(entries, 0, n * sizeof(*entries));
 	snprintf(sql, sizeof(sql), "SELECT entry FROM " SEEN_TABLE " WHERE key = ?1", domain, day);
 	if ((rc = dyn_get(d, sql, &s)) != SQLITE_OK)
-		return rc == SQLITE_ERROR ? MK_OK : map(rc); /* no table: not seen */
-	if (sqlite3_bind_int64(s, 1, key) != SQLITE_OK)
-		return MK_ERR_DB;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*entryp = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		dyn_forget(d, NULL);
-		return map(rc);
+		return rc == SQLITE_ERROR ? MK_OK : map(rc); /* no table: none seen */
+	for (size_t i = 0; i < n; i++) {
+		if (sqlite3_bind_int64(s, 1, keys[i]) != SQLITE_OK)
+			return MK_ERR_DB;
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			entries[i] = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			dyn_forget(d, NULL);
+			return map(rc);
+		}
 	}
 	return MK_OK;
 }

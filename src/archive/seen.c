@@ -45,6 +45,8 @@ struct note {
 	struct item *it;
 	int64_t *keys;
 	uint8_t *fresh;
+	uint32_t *didx; /* a duplicate's place in the caller's array */
+	int64_t *ent;   /* its first sighting's entry */
 	struct staged *st;
 	size_t nst;
 	const char **doms; /* the distinct domains, in ID order */
@@ -115,21 +117,16 @@ static enum mk_err device_no(struct mk_archive *a, struct note *b, const char *d
 	return MK_OK;
 }
 
-/* Where and when the sighting of key in the day's partition was first noted. */
-static enum mk_err first_of(struct mk_archive *a, const char *domain, uint32_t day, int64_t key,
-                            struct mk_first_sighting *f)
+/* When and where the first sighting of entry was (its audit entry). */
+static enum mk_err first_of(struct mk_archive *a, const char *domain, int64_t entry, struct mk_first_sighting *f)
 {
-	struct mk_db_val p[2] = { MK_DB_TEXT_VAL(domain) };
+	struct mk_db_val p[2] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(entry) };
 	struct row_copy rc;
-	int64_t entry;
 	enum mk_err r;
 
 	memset(f, 0, sizeof(*f));
-	if ((r = a->ops->seen_get(a->db, domain, day, key, &entry)) != MK_OK)
-		return r;
-	p[1] = MK_DB_INT_VAL(entry);
 	if (entry == 0 || (r = archive_query_row(a, S_AUDIT_GET, p, 2, &rc)) != MK_OK || !rc.found)
-		return entry == 0 ? MK_ERR_DB : r; /* a row without its entry: archive verify says more */
+		return entry == 0 ? MK_ERR_DB : r == MK_OK ? MK_ERR_DB : r; /* a row without its entry: archive verify says more */
 	f->time = archive_col_int(&rc, 0);
 	if (rc.v[1].type == MK_DB_TEXT)
 		snprintf(f->site, sizeof(f->site), "%.*s", (int)rc.v[1].n, (const char *)rc.v[1].p);
@@ -204,14 +201,36 @@ static enum mk_err note_day(struct mk_archive *a, struct note *b, const char *do
 		        MK_OK)
 			return r;
 	}
-	/* the rest are duplicates: of this batch, or of an earlier one */
+	/* the rest are duplicates: of this batch, or of an earlier one; their
+	 * first sightings' entries in one call, each entry read once */
+	size_t nd = 0;
+
 	for (size_t t = 0, k = 0; t < m; t++) {
 		if (it[t].i & 0x80000000u)
 			continue;
 		b->dups[it[t].i] = !b->fresh[k++];
-		if (b->dups[it[t].i] && b->first != NULL &&
-		    (r = first_of(a, domain, day, it[t].key, &b->first[it[t].i])) != MK_OK)
+		if (b->dups[it[t].i] && b->first != NULL) {
+			b->keys[nd] = it[t].key;
+			b->didx[nd++] = it[t].i;
+		}
+	}
+	if (nd == 0)
+		return MK_OK;
+	if ((r = a->ops->seen_get(a->db, domain, day, b->keys, nd, b->ent)) != MK_OK)
+		return r;
+	for (size_t t = 0; t < nd; t++) {
+		if (t > 0 && b->ent[t] == b->ent[t - 1]) {
+			b->first[b->didx[t]] = b->first[b->didx[t - 1]];
+			continue;
+		}
+		for (size_t u = 0; u < t; u++) /* the same entry met before (a few per batch) */
+			if (b->ent[u] == b->ent[t] && u + 64 > t) {
+				b->first[b->didx[t]] = b->first[b->didx[u]];
+				goto next;
+			}
+		if ((r = first_of(a, domain, b->ent[t], &b->first[b->didx[t]])) != MK_OK)
 			return r;
+	next:;
 	}
 	return MK_OK;
 }
@@ -317,7 +336,10 @@ enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sigh
 	b.fresh = malloc(n);
 	b.st = malloc(n * sizeof(*b.st));
 	b.doms = malloc(n * sizeof(*b.doms));
-	if (b.it == NULL || b.keys == NULL || b.fresh == NULL || b.st == NULL || b.doms == NULL)
+	b.didx = malloc(n * sizeof(*b.didx));
+	b.ent = malloc(n * sizeof(*b.ent));
+	if (b.it == NULL || b.keys == NULL || b.fresh == NULL || b.st == NULL || b.doms == NULL || b.didx == NULL ||
+	    b.ent == NULL)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		size_t d;
@@ -336,6 +358,8 @@ out:
 	free(b.fresh);
 	free(b.st);
 	free(b.doms);
+	free(b.didx);
+	free(b.ent);
 	return r;
 }
 
