@@ -319,10 +319,18 @@ MK_MSG_DECLARE(mk_msg_head_update, MK_MSG_HEAD_UPDATE)
 	F(X, 0x02, indicium, BYTES, REQ, 1, MK_INDICIUM_BIN_MAX)
 MK_MSG_DECLARE(mk_msg_verify_item, MK_MSG_VERIFY_ITEM)
 
-/* At most this many indicia and keys in one Verify request to a box: with
- * key records of about 500 bytes, a request stays under MK_MSG_MAX. */
-#define MK_VERIFY_BATCH_MAX 24
-#define MK_VERIFY_KEYS_MAX 24
+/* At most this many indicia and keys in one Verify request to a box (a
+ * list's tags go to 0xF0 of 0xFE); the host fills a request up to
+ * MK_MSG_MAX, which with key records of about 500 bytes sent whole is far
+ * fewer. A key record element of exactly MK_VERIFY_REF_LEN bytes is a
+ * reference: the SHA-256 of a record the box verified, and was shown newest
+ * under a head of the request's head's number, earlier in its session;
+ * its proof (and Tin's master key record) are then empty. A reference the
+ * box does not hold so is refused (MK_RC_RECORD_UNKNOWN) and the host sends
+ * the record whole. */
+#define MK_VERIFY_BATCH_MAX 240
+#define MK_VERIFY_KEYS_MAX 240
+#define MK_VERIFY_REF_LEN 32
 
 /* One domain's result of Verify, and an indicium's (good only when every
  * domain is). */

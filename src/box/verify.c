@@ -50,6 +50,8 @@ struct vkey {
 	size_t rec_len;
 	uint32_t bucket;                 /* of rec in the index */
 	uint16_t chain;                  /* the next entry of the bucket, or VCACHE_NONE */
+	uint8_t hash[MK_VERIFY_REF_LEN]; /* SHA-256 of rec: what a reference names */
+	uint16_t hchain;                 /* the next entry of hash's bucket, or VCACHE_NONE */
 };
 
 /* A Brass or Tin box's state (b->ks): the cache, made at its first Verify. */
@@ -58,6 +60,7 @@ struct vkey {
 struct vcache {
 	size_t next;
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
+	uint16_t hhead[VCACHE_BUCKETS]; /* the same by the record's hash (references) */
 	struct vkey e[VCACHE_MAX];
 };
 
@@ -75,7 +78,7 @@ static struct vcache *vcache_new(void)
 		(void)madvise(c, sizeof(*c), MADV_DONTDUMP);
 	(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK */
 	for (size_t i = 0; i < VCACHE_BUCKETS; i++)
-		c->head[i] = VCACHE_NONE;
+		c->head[i] = c->hhead[i] = VCACHE_NONE;
 	return c;
 }
 
@@ -92,7 +95,13 @@ static uint32_t rec_bucket(const uint8_t *p, size_t n)
 	return (uint32_t)(h ^ (h >> 29)) & (VCACHE_BUCKETS - 1);
 }
 
-/* Unlinks entry k (used, with record bytes) from its bucket. */
+/* The bucket of a record's hash. */
+static uint32_t hash_bucket(const uint8_t h[MK_VERIFY_REF_LEN])
+{
+	return ((uint32_t)h[0] << 8 | h[1]) & (VCACHE_BUCKETS - 1);
+}
+
+/* Unlinks entry k (used, with record bytes) from its buckets. */
 static void vcache_unlink(struct vcache *c, struct vkey *k)
 {
 	uint16_t idx = (uint16_t)(k - c->e);
@@ -100,7 +109,12 @@ static void vcache_unlink(struct vcache *c, struct vkey *k)
 	for (uint16_t *pp = &c->head[k->bucket]; *pp != VCACHE_NONE; pp = &c->e[*pp].chain)
 		if (*pp == idx) {
 			*pp = k->chain;
-			return;
+			break;
+		}
+	for (uint16_t *pp = &c->hhead[hash_bucket(k->hash)]; *pp != VCACHE_NONE; pp = &c->e[*pp].hchain)
+		if (*pp == idx) {
+			*pp = k->hchain;
+			break;
 		}
 }
 
@@ -144,17 +158,33 @@ static struct vkey *cache_find_bytes(struct vcache *c, const char *domain, const
 	return NULL;
 }
 
-/* Keeps the record bytes of a new entry and indexes it by them. A failure
- * to allocate leaves the entry unindexed (found by decoding, as before). */
+/* The entry whose record has this SHA-256, for domain, if any: what a
+ * reference in a request names (request_keys). */
+static struct vkey *cache_find_hash(struct vcache *c, const char *domain, const uint8_t *h)
+{
+	for (uint16_t i = c->hhead[hash_bucket(h)]; i != VCACHE_NONE; i = c->e[i].hchain) {
+		struct vkey *k = &c->e[i];
+
+		if (CRYPTO_memcmp(k->hash, h, MK_VERIFY_REF_LEN) == 0 && strcmp(k->domain, domain) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Keeps the record bytes of a new entry and indexes it by them and by
+ * their hash. A failure leaves the entry unindexed (found by decoding, as
+ * before; a reference to it is refused, and the host sends it whole). */
 static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size_t n)
 {
-	if ((k->rec = malloc(n)) == NULL)
+	if (mk_sha256(p, n, k->hash) != MK_OK || (k->rec = malloc(n)) == NULL)
 		return;
 	memcpy(k->rec, p, n);
 	k->rec_len = n;
 	k->bucket = rec_bucket(p, n);
 	k->chain = c->head[k->bucket];
 	c->head[k->bucket] = (uint16_t)(k - c->e);
+	k->hchain = c->hhead[hash_bucket(k->hash)];
+	c->hhead[hash_bucket(k->hash)] = (uint16_t)(k - c->e);
 }
 
 static struct vkey *cache_find(struct vcache *c, const char *domain, uint64_t key_id,
@@ -517,6 +547,17 @@ static enum mk_err request_keys(struct mk_box *b, struct box_domain *d, const st
 			return e;
 		if (pr == NULL || (tin && m == NULL))
 			return MK_RC_NOT_NEWEST;
+		if (n == MK_VERIFY_REF_LEN) {
+			/* A reference: a record this box verified, and showed newest
+			 * under a head of this number, earlier in the session (its
+			 * proof and Tin's master key record stay empty). Any other is
+			 * refused as unknown, and the host sends the record whole. */
+			keys[nkeys] = cache_find_hash(VC(b), d->id, p);
+			if (keys[nkeys] == NULL || keys[nkeys]->proven != h.seq || prn != 0 || (tin && mn != 0))
+				return MK_RC_RECORD_UNKNOWN;
+			nkeys++;
+			continue;
+		}
 		e = tin ? tin_key(b, d, p, n, &keys[nkeys]) : brass_key(b, d, p, n, &keys[nkeys]);
 		if (e != MK_OK)
 			return e;

@@ -40,50 +40,48 @@ static const struct {
 };
 
 /* Checks the NUL-terminated string in a field of size bytes against its
- * class; returns its length, or 0 when it is not valid (no class allows 0). */
-static size_t str_check(const char *s, size_t size, enum str_class cls)
+ * class; returns its length, or 0 when it is not valid (no class allows 0).
+ * *textp gets the characters it takes in the text line: one per character
+ * plus, in an identity field, one case toggle wherever the case of a letter
+ * differs from the previous one's (the field starts upper-case). One pass:
+ * the verifier's hot path checks every field of every indicium. */
+static size_t str_check(const char *s, size_t size, enum str_class cls, size_t *textp)
 {
-	size_t n = strnlen(s, size);
+	size_t max = str_rules[cls].max < size ? str_rules[cls].max : size - 1, n = 0, toggles = 0;
+	int allow_lower = str_rules[cls].lower, lower = 0;
 
-	if (n == size || n < str_rules[cls].min || n > str_rules[cls].max)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
+	for (;; n++) {
+		int c = (unsigned char)s[n];
 
-		if (!is_upper(c) && !is_digit(c) && !(str_rules[cls].lower && is_lower(c)))
+		if (c == '\0')
+			break;
+		if (n == max)
+			return 0; /* longer than its class allows (or unterminated) */
+		if (is_upper(c) || is_digit(c)) {
+			toggles += lower && !is_digit(c);
+			lower = is_digit(c) ? lower : 0;
+		} else if (allow_lower && is_lower(c)) {
+			toggles += !lower;
+			lower = 1;
+		} else {
 			return 0;
-	}
-	return n;
-}
-
-/* Characters of an identity field in the text: one per character plus one
- * case toggle wherever the case of a letter differs from the previous one's
- * (the field starts upper-case). */
-static size_t ident_text_len(const char *s, size_t n)
-{
-	size_t len = n;
-	int lower = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-
-		if ((is_lower(c) && !lower) || (is_upper(c) && lower)) {
-			lower = !lower;
-			len++;
 		}
 	}
-	return len;
+	if (n < str_rules[cls].min)
+		return 0;
+	*textp = n + toggles;
+	return n;
 }
 
 static size_t dec_len(uint64_t v)
 {
 	size_t n = 1;
 
-	while (v >= 10) {
-		v /= 10;
-		n++;
+	while (v >= 10000) {
+		v /= 10000;
+		n += 4;
 	}
-	return n;
+	return n + (v >= 10) + (v >= 100) + (v >= 1000);
 }
 
 /* Base32 (RFC 4648, no padding) characters of n bytes. */
@@ -148,29 +146,29 @@ static void sig_negate_s(uint8_t s[32])
  */
 static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
 {
-	size_t text;
+	size_t text, t[6];
 
 	if ((ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) ||
 	    ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
 		return 0;
-	if ((lens[0] = str_check(ind->vendor, sizeof(ind->vendor), STR_DOMAIN)) == 0 ||
-	    (lens[1] = str_check(ind->postal, sizeof(ind->postal), STR_DOMAIN)) == 0 ||
-	    (lens[2] = str_check(ind->product_code, sizeof(ind->product_code), STR_IDENT)) == 0 ||
-	    (lens[3] = str_check(ind->mfg_seq, sizeof(ind->mfg_seq), STR_IDENT)) == 0 ||
-	    (lens[4] = str_check(ind->indicia_serial, sizeof(ind->indicia_serial), STR_IDENT)) == 0 ||
-	    (lens[5] = str_check(ind->origin, sizeof(ind->origin), STR_POSTCODE)) == 0)
+	if ((lens[0] = str_check(ind->vendor, sizeof(ind->vendor), STR_DOMAIN, &t[0])) == 0 ||
+	    (lens[1] = str_check(ind->postal, sizeof(ind->postal), STR_DOMAIN, &t[1])) == 0 ||
+	    (lens[2] = str_check(ind->product_code, sizeof(ind->product_code), STR_IDENT, &t[2])) == 0 ||
+	    (lens[3] = str_check(ind->mfg_seq, sizeof(ind->mfg_seq), STR_IDENT, &t[3])) == 0 ||
+	    (lens[4] = str_check(ind->indicia_serial, sizeof(ind->indicia_serial), STR_IDENT, &t[4])) == 0 ||
+	    (lens[5] = str_check(ind->origin, sizeof(ind->origin), STR_POSTCODE, &t[5])) == 0)
 		return 0;
 	if (ind->date > IND_DAY_MAX || ind->postage == 0 || ind->piece_count == 0)
 		return 0;
 	if (ind->vendor_token_len < MK_TOKEN_LEN_MIN || ind->vendor_token_len > MK_TOKEN_LEN_MAX ||
 	    ind->postal_token_len < MK_TOKEN_LEN_MIN || ind->postal_token_len > MK_TOKEN_LEN_MAX)
 		return 0;
-	/* The line: 15 fields each followed by '/', then two check characters. */
-	text = dec_len(ind->version) + dec_len(ind->token_alg) + lens[0] + lens[1] +
-	       ident_text_len(ind->product_code, lens[2]) + ident_text_len(ind->mfg_seq, lens[3]) +
-	       ident_text_len(ind->indicia_serial, lens[4]) + 8 + lens[5] + dec_len(ind->postage) +
-	       dec_len(ind->piece_count) + dec_len(ind->ascending) + dec_len(ind->descending) +
-	       ind_b32_len(ind->vendor_token_len) + ind_b32_len(ind->postal_token_len) + TXT_FIELDS + 2;
+	/* The line: 15 fields each followed by '/', then two check characters
+	 * (the identities with their case toggles, t[2..4]). */
+	text = dec_len(ind->version) + dec_len(ind->token_alg) + t[0] + t[1] + t[2] + t[3] + t[4] + 8 + t[5] +
+	       dec_len(ind->postage) + dec_len(ind->piece_count) + dec_len(ind->ascending) +
+	       dec_len(ind->descending) + ind_b32_len(ind->vendor_token_len) + ind_b32_len(ind->postal_token_len) +
+	       TXT_FIELDS + 2;
 	/* version 2 adds TXT_SIG_CHARS, always: its limit is the same body */
 	return text <= TXT_LINE_MAX_V1;
 }
@@ -186,34 +184,54 @@ int ind_valid(const struct mk_indicium *ind, size_t lens[6])
 
 /* ---- Binary form ---------------------------------------------------------------- */
 
-static enum mk_err put_str(struct mk_buf *out, const char *s, size_t n)
+/* The canonical data's length, of an indicium already known to be valid. */
+static size_t data_len(const size_t lens[6])
 {
-	enum mk_err e;
+	return 2 + 6 + lens[0] + lens[1] + lens[2] + lens[3] + lens[4] + lens[5] + 4 + 4 + 4 + 8 + 8;
+}
 
-	if ((e = mk_buf_put_u8(out, (uint8_t)n)) != MK_OK)
-		return e;
-	return mk_buf_put_bytes(out, s, n);
+static uint8_t *w_str(uint8_t *p, const char *s, size_t n)
+{
+	*p++ = (uint8_t)n;
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static uint8_t *w_be(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+/* Writes the canonical data of an indicium already known to be valid at p
+ * (data_len bytes): the fields in one pass, no call per field. */
+static uint8_t *w_data(const struct mk_indicium *ind, const size_t lens[6], uint8_t *p)
+{
+	*p++ = ind->version;
+	*p++ = ind->token_alg;
+	p = w_str(p, ind->vendor, lens[0]);
+	p = w_str(p, ind->postal, lens[1]);
+	p = w_str(p, ind->product_code, lens[2]);
+	p = w_str(p, ind->mfg_seq, lens[3]);
+	p = w_str(p, ind->indicia_serial, lens[4]);
+	p = w_be(p, ind->date, 4);
+	p = w_str(p, ind->origin, lens[5]);
+	p = w_be(p, ind->postage, 4);
+	p = w_be(p, ind->piece_count, 4);
+	p = w_be(p, ind->ascending, 8);
+	return w_be(p, ind->descending, 8);
 }
 
 /* Appends the canonical data of an indicium already known to be valid. */
 static enum mk_err put_data(const struct mk_indicium *ind, const size_t lens[6], struct mk_buf *out)
 {
+	uint8_t *p;
 	enum mk_err e;
 
-	if ((e = mk_buf_put_u8(out, ind->version)) != MK_OK ||
-	    (e = mk_buf_put_u8(out, ind->token_alg)) != MK_OK ||
-	    (e = put_str(out, ind->vendor, lens[0])) != MK_OK ||
-	    (e = put_str(out, ind->postal, lens[1])) != MK_OK ||
-	    (e = put_str(out, ind->product_code, lens[2])) != MK_OK ||
-	    (e = put_str(out, ind->mfg_seq, lens[3])) != MK_OK ||
-	    (e = put_str(out, ind->indicia_serial, lens[4])) != MK_OK ||
-	    (e = mk_buf_put_u32(out, ind->date)) != MK_OK ||
-	    (e = put_str(out, ind->origin, lens[5])) != MK_OK ||
-	    (e = mk_buf_put_u32(out, ind->postage)) != MK_OK ||
-	    (e = mk_buf_put_u32(out, ind->piece_count)) != MK_OK ||
-	    (e = mk_buf_put_u64(out, ind->ascending)) != MK_OK ||
-	    (e = mk_buf_put_u64(out, ind->descending)) != MK_OK)
+	if ((e = mk_buf_reserve(out, data_len(lens), &p)) != MK_OK)
 		return e;
+	(void)w_data(ind, lens, p);
 	return MK_OK;
 }
 
@@ -235,41 +253,60 @@ enum mk_err mk_indicium_encode_data(const struct mk_indicium *ind, struct mk_buf
 /* The bytes a version-2 signature covers: the binary form up to the
  * signature itself (data, tokens, and sig_alg, so the algorithm is bound
  * too). In version 1 the same minus sig_alg: the binary form entire. */
+/* The length of the part put_signed_part writes. */
+static size_t signed_part_len(const struct mk_indicium *ind, const size_t lens[6])
+{
+	return data_len(lens) + 2u + ind->vendor_token_len + ind->postal_token_len +
+	       (ind->version == MK_INDICIUM_VERSION_SIGNED ? 1u : 0u);
+}
+
+static uint8_t *w_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg, uint8_t *p)
+{
+	p = w_data(ind, lens, p);
+	*p++ = ind->vendor_token_len;
+	memcpy(p, ind->vendor_token, ind->vendor_token_len);
+	p += ind->vendor_token_len;
+	*p++ = ind->postal_token_len;
+	memcpy(p, ind->postal_token, ind->postal_token_len);
+	p += ind->postal_token_len;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
+		*p++ = sig_alg;
+	return p;
+}
+
+/* The bytes a version-2 signature covers: the binary form up to the
+ * signature itself (data, tokens, and sig_alg, so the algorithm is bound
+ * too). In version 1 the same minus sig_alg: the binary form entire. */
 static enum mk_err put_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg,
                                    struct mk_buf *out)
 {
+	uint8_t *p;
 	enum mk_err e;
 
-	if ((e = put_data(ind, lens, out)) != MK_OK || (e = mk_buf_put_u8(out, ind->vendor_token_len)) != MK_OK ||
-	    (e = mk_buf_put_bytes(out, ind->vendor_token, ind->vendor_token_len)) != MK_OK ||
-	    (e = mk_buf_put_u8(out, ind->postal_token_len)) != MK_OK ||
-	    (e = mk_buf_put_bytes(out, ind->postal_token, ind->postal_token_len)) != MK_OK)
+	if ((e = mk_buf_reserve(out, signed_part_len(ind, lens), &p)) != MK_OK)
 		return e;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
-		return mk_buf_put_u8(out, sig_alg);
+	(void)w_signed_part(ind, lens, sig_alg, p);
 	return MK_OK;
 }
 
 enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out)
 {
-	enum mk_err r = MK_ERR_INTERNAL;
-	size_t lens[6], start;
+	size_t lens[6], n;
+	uint8_t *p;
+	enum mk_err r;
 
 	if (ind == NULL || out == NULL)
 		return MK_ERR_INVALID_ARG;
 	if (!ind_valid(ind, lens))
 		return MK_ERR_INVALID_ARG;
-	start = mk_buf_len(out);
-	if ((r = put_signed_part(ind, lens, ind->sig_alg, out)) != MK_OK)
-		goto out;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
-	    (r = mk_buf_put_bytes(out, ind->sig, sizeof(ind->sig))) != MK_OK)
-		goto out;
-	r = MK_OK;
-out:
-	if (r != MK_OK)
-		mk_buf_truncate(out, start);
-	return r;
+	/* one reservation for the whole form: all of it or nothing */
+	n = signed_part_len(ind, lens) + (ind->version == MK_INDICIUM_VERSION_SIGNED ? sizeof(ind->sig) : 0);
+	if ((r = mk_buf_reserve(out, n, &p)) != MK_OK)
+		return r;
+	p = w_signed_part(ind, lens, ind->sig_alg, p);
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
+		memcpy(p, ind->sig, sizeof(ind->sig));
+	return MK_OK;
 }
 
 /*
@@ -326,37 +363,53 @@ out:
 	return r;
 }
 
-/* Reads a length-prefixed string into a field of size bytes. The syntax of
- * its characters is left to ind_valid, except a NUL: ind_valid sees the
- * string only up to its first NUL, so one inside would make a second
- * encoding of a shorter string. */
-static enum mk_err get_str(struct mk_buf *b, char *field, size_t size)
+/* Reads a length-prefixed string at *pp (before end) into a field of size
+ * bytes. The syntax of its characters is left to ind_valid, except a NUL:
+ * ind_valid sees the string only up to its first NUL, so one inside would
+ * make a second encoding of a shorter string. */
+static int get_str(const uint8_t **pp, const uint8_t *end, char *field, size_t size)
 {
-	enum mk_err e;
-	uint8_t n;
+	const uint8_t *p = *pp;
+	size_t n;
 
-	if ((e = mk_buf_get_u8(b, &n)) != MK_OK)
-		return e;
-	if (n == 0 || n >= size)
-		return MK_ERR_INDICIUM_FORMAT;
-	if ((e = mk_buf_get_bytes(b, field, n)) != MK_OK)
-		return e;
+	if (p == end)
+		return 0;
+	n = *p++;
+	if (n == 0 || n >= size || n > (size_t)(end - p) || memchr(p, 0, n) != NULL)
+		return 0;
+	memcpy(field, p, n);
 	field[n] = '\0';
-	if (strlen(field) != n)
-		return MK_ERR_INDICIUM_FORMAT;
-	return MK_OK;
+	*pp = p + n;
+	return 1;
+}
+
+/* Reads a big-endian unsigned integer of bytes bytes. */
+static int get_be(const uint8_t **pp, const uint8_t *end, int bytes, uint64_t *v)
+{
+	const uint8_t *p = *pp;
+
+	if ((size_t)(end - p) < (size_t)bytes)
+		return 0;
+	*v = 0;
+	for (int i = 0; i < bytes; i++)
+		*v = *v << 8 | p[i];
+	*pp = p + bytes;
+	return 1;
 }
 
 /* Reads a token's length and bytes. */
-static enum mk_err get_token(struct mk_buf *b, uint8_t *lenp, uint8_t tok[MK_TOKEN_LEN_MAX])
+static int get_token(const uint8_t **pp, const uint8_t *end, uint8_t *lenp, uint8_t tok[MK_TOKEN_LEN_MAX])
 {
-	enum mk_err e;
+	const uint8_t *p = *pp;
 
-	if ((e = mk_buf_get_u8(b, lenp)) != MK_OK)
-		return e;
-	if (*lenp < MK_TOKEN_LEN_MIN || *lenp > MK_TOKEN_LEN_MAX)
-		return MK_ERR_INDICIUM_FORMAT;
-	return mk_buf_get_bytes(b, tok, *lenp);
+	if (p == end)
+		return 0;
+	*lenp = *p++;
+	if (*lenp < MK_TOKEN_LEN_MIN || *lenp > MK_TOKEN_LEN_MAX || *lenp > (size_t)(end - p))
+		return 0;
+	memcpy(tok, p, *lenp);
+	*pp = p + *lenp;
+	return 1;
 }
 
 /*
@@ -364,45 +417,50 @@ static enum mk_err get_token(struct mk_buf *b, uint8_t *lenp, uint8_t tok[MK_TOK
  * byte says whether a signature follows the tokens); what each field may
  * hold is then judged by ind_valid, and nothing may follow the postal token
  * (version 1) or the signature (version 2). Any failure is
- * MK_ERR_INDICIUM_FORMAT and leaves *ind zero.
+ * MK_ERR_INDICIUM_FORMAT and leaves *ind zero. (On the verifier's hot
+ * path: once per token a box checks, so it reads through a pointer.)
  */
 enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind)
 {
-	enum mk_err r = MK_ERR_INDICIUM_FORMAT;
-	struct mk_buf b;
+	const uint8_t *end;
+	uint64_t date, postage, pieces;
 	size_t lens[6];
 
 	if (ind == NULL || (p == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
 	memset(ind, 0, sizeof(*ind));
-	if (n > MK_INDICIUM_BIN_MAX)
+	if (n > MK_INDICIUM_BIN_MAX || n < 2)
 		return MK_ERR_INDICIUM_FORMAT;
-	mk_buf_init_view(&b, p, n);
-	if (mk_buf_get_u8(&b, &ind->version) != MK_OK || mk_buf_get_u8(&b, &ind->token_alg) != MK_OK ||
-	    get_str(&b, ind->vendor, sizeof(ind->vendor)) != MK_OK ||
-	    get_str(&b, ind->postal, sizeof(ind->postal)) != MK_OK ||
-	    get_str(&b, ind->product_code, sizeof(ind->product_code)) != MK_OK ||
-	    get_str(&b, ind->mfg_seq, sizeof(ind->mfg_seq)) != MK_OK ||
-	    get_str(&b, ind->indicia_serial, sizeof(ind->indicia_serial)) != MK_OK ||
-	    mk_buf_get_u32(&b, &ind->date) != MK_OK ||
-	    get_str(&b, ind->origin, sizeof(ind->origin)) != MK_OK ||
-	    mk_buf_get_u32(&b, &ind->postage) != MK_OK ||
-	    mk_buf_get_u32(&b, &ind->piece_count) != MK_OK ||
-	    mk_buf_get_u64(&b, &ind->ascending) != MK_OK ||
-	    mk_buf_get_u64(&b, &ind->descending) != MK_OK ||
-	    get_token(&b, &ind->vendor_token_len, ind->vendor_token) != MK_OK ||
-	    get_token(&b, &ind->postal_token_len, ind->postal_token) != MK_OK)
-		goto out;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
-	    (mk_buf_get_u8(&b, &ind->sig_alg) != MK_OK || mk_buf_get_bytes(&b, ind->sig, sizeof(ind->sig)) != MK_OK))
-		goto out;
-	if (mk_buf_remaining(&b) != 0 || !ind_valid(ind, lens))
-		goto out;
-	r = MK_OK;
-out:
-	if (r != MK_OK)
-		memset(ind, 0, sizeof(*ind));
-	return r;
+	end = p + n;
+	ind->version = *p++;
+	ind->token_alg = *p++;
+	if (!get_str(&p, end, ind->vendor, sizeof(ind->vendor)) ||
+	    !get_str(&p, end, ind->postal, sizeof(ind->postal)) ||
+	    !get_str(&p, end, ind->product_code, sizeof(ind->product_code)) ||
+	    !get_str(&p, end, ind->mfg_seq, sizeof(ind->mfg_seq)) ||
+	    !get_str(&p, end, ind->indicia_serial, sizeof(ind->indicia_serial)) || !get_be(&p, end, 4, &date) ||
+	    !get_str(&p, end, ind->origin, sizeof(ind->origin)) || !get_be(&p, end, 4, &postage) ||
+	    !get_be(&p, end, 4, &pieces) || !get_be(&p, end, 8, &ind->ascending) ||
+	    !get_be(&p, end, 8, &ind->descending) ||
+	    !get_token(&p, end, &ind->vendor_token_len, ind->vendor_token) ||
+	    !get_token(&p, end, &ind->postal_token_len, ind->postal_token))
+		goto fail;
+	ind->date = (uint32_t)date;
+	ind->postage = (uint32_t)postage;
+	ind->piece_count = (uint32_t)pieces;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED) {
+		if ((size_t)(end - p) < 1 + sizeof(ind->sig))
+			goto fail;
+		ind->sig_alg = *p++;
+		memcpy(ind->sig, p, sizeof(ind->sig));
+		p += sizeof(ind->sig);
+	}
+	if (p != end || !ind_valid(ind, lens))
+		goto fail;
+	return MK_OK;
+fail:
+	memset(ind, 0, sizeof(*ind));
+	return MK_ERR_INDICIUM_FORMAT;
 }
 
 /* ---- Days --------------------------------------------------------------------- */
