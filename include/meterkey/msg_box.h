@@ -278,11 +278,17 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x02, items, BYTES, REQ, 0, MK_MSG_MAX)                                             \
 	F(X, 0x03, head, BYTES, OPT, 1, MK_HEAD_MAX)                                             \
 	F(X, 0x04, proofs, BYTES, OPT, 0, MK_MSG_MAX)                                            \
-	F(X, 0x05, records, BYTES, OPT, 0, MK_MSG_MAX)
+	F(X, 0x05, records, BYTES, OPT, 0, MK_MSG_MAX)                                           \
+	F(X, 0x06, packed, BYTES, OPT, MK_VERIFY_PACKED_HEADER + 1, MK_MSG_MAX)
 /* With key records, a Verify request carries the domain's newest signed
  * head (03) and, a list beside the key records, each one's proof in the
  * head's key map (04); Tin's, a third list beside them, the master key
- * record (05) each token key record is of, which the proof is of. */
+ * record (05) each token key record is of, which the proof is of. The
+ * items go either as the list 02 or, with 02 empty, packed (06): each item
+ * its key index (u16), its indicium's length (u16, 1..MK_INDICIUM_BIN_MAX)
+ * and the binary indicium, one after the other, nothing else: what the
+ * verifier sends, read in place without a TLV element per item. */
+#define MK_VERIFY_PACKED_HEADER 4
 
 /* Issue Service Certificate (M, the provider CA): a TLS certificate of
  * the service (docs/internals/service.md) for public key 03: role 01 (an

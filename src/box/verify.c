@@ -374,35 +374,34 @@ out:
 	return e;
 }
 
-/* The length of a decoded indicium's canonical data (docs/indicium.md §2):
- * the binary form it came from starts with exactly these bytes when its
- * strings held no NUL (which decoding cuts short). */
-static size_t data_len(const struct mk_indicium *ind)
+/* The n bytes at s (not NUL-terminated) are the string z. */
+static int str_is(const char *s, size_t n, const char *z)
 {
-	return 2 + 6 + strlen(ind->vendor) + strlen(ind->postal) + strlen(ind->product_code) +
-	       strlen(ind->mfg_seq) + strlen(ind->indicia_serial) + strlen(ind->origin) + 4 + 4 + 4 + 8 + 8;
+	return strncmp(s, z, n) == 0 && z[n] == '\0';
 }
 
 /* One item against its key: the checks in the order of Fig. 28. now is the
- * box's own clock, read once for the request (Tin freshness). */
+ * box's own clock, read once for the request (Tin freshness). The indicium
+ * is read in place (mk_indicium_view: the rules of mk_indicium_decode, no
+ * copy): its tokens cover p[0..data_len). */
 static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
-                                        size_t n, int64_t now, struct mk_buf *data)
+                                        size_t n, int64_t now)
 {
-	struct mk_indicium ind;
-	const uint8_t *token, *dp;
-	size_t dn;
+	struct mk_indicium_view ind;
+	const uint8_t *token;
 	uint8_t len;
 	uint32_t period;
 
-	if (mk_indicium_decode(p, n, &ind) != MK_OK)
+	if (mk_indicium_view(p, n, &ind) != MK_OK)
 		return MK_VR_MALFORMED;
 	/* one domain in both roles: its second token would never be checked */
-	if (strcmp(ind.vendor, ind.postal) == 0)
+	if (ind.len[MK_IV_VENDOR] == ind.len[MK_IV_POSTAL] &&
+	    memcmp(ind.str[MK_IV_VENDOR], ind.str[MK_IV_POSTAL], ind.len[MK_IV_VENDOR]) == 0)
 		return MK_VR_MALFORMED;
-	if (strcmp(ind.vendor, d->id) == 0) {
+	if (str_is(ind.str[MK_IV_VENDOR], ind.len[MK_IV_VENDOR], d->id)) {
 		token = ind.vendor_token;
 		len = ind.vendor_token_len;
-	} else if (strcmp(ind.postal, d->id) == 0) {
+	} else if (str_is(ind.str[MK_IV_POSTAL], ind.len[MK_IV_POSTAL], d->id)) {
 		token = ind.postal_token;
 		len = ind.postal_token_len;
 	} else {
@@ -410,9 +409,9 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	}
 	if (len != d->token_len)
 		return MK_VR_MALFORMED;
-	if (k == NULL || strcmp(k->product_code, ind.product_code) != 0 ||
-	    strcmp(k->mfg_seq, ind.mfg_seq) != 0 ||
-	    (!k->token_key && strcmp(k->indicia_serial, ind.indicia_serial) != 0))
+	if (k == NULL || !str_is(ind.str[MK_IV_PRODUCT], ind.len[MK_IV_PRODUCT], k->product_code) ||
+	    !str_is(ind.str[MK_IV_MSN], ind.len[MK_IV_MSN], k->mfg_seq) ||
+	    (!k->token_key && !str_is(ind.str[MK_IV_SERIAL], ind.len[MK_IV_SERIAL], k->indicia_serial)))
 		return MK_VR_UNKNOWN_DEVICE;
 	/* Tin: a token key record past its freshness vouches for nothing (a
 	 * retirement reaches Tin at the next record, never later) */
@@ -439,18 +438,8 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 		k->period = period;
 	}
 	/* The tokens cover the canonical data, which the binary form carries
-	 * first: p itself when it was canonical, else encoded again. */
-	dn = n - 2u - ind.vendor_token_len - ind.postal_token_len;
-	if (dn == data_len(&ind)) {
-		dp = p;
-	} else {
-		mk_buf_reset(data);
-		if (mk_indicium_encode_data(&ind, data) != MK_OK)
-			return MK_VR_MALFORMED;
-		dp = mk_buf_data(data);
-		dn = mk_buf_len(data);
-	}
-	return mk_cmac_verify(k->cmac, dp, dn, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
+	 * first. */
+	return mk_cmac_verify(k->cmac, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
 }
 
 /* ---- The newest version, under the signed head --------------------------------------------- */
@@ -586,7 +575,6 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	struct mk_box_verify_res res;
 	struct mk_msg_verify_item item;
 	struct mk_tlv_reader il;
-	struct mk_buf *data = NULL;
 	const uint8_t *p;
 	size_t n, nkeys = 0, nitems = 0;
 	int64_t now = box_clock();
@@ -604,8 +592,36 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	if (d->head_new && box_save(b) == MK_OK)
 		d->head_new = 0;
 	mk_tlv_reader_init(&il, in.items, in.items_len);
-	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL)
-		return MK_ERR_NOMEM;
+	if (in.has_packed) {
+		/* the items packed (msg_box.h), the list 02 then empty */
+		const uint8_t *q = in.packed, *end = in.packed + in.packed_len;
+
+		if (in.items_len != 0) {
+			e = MK_ERR_CMD_PARAM_COUNT;
+			goto out;
+		}
+		while (q != end) {
+			size_t ki, len;
+
+			if (nitems == MK_VERIFY_BATCH_MAX) {
+				e = MK_ERR_CMD_PARAM_COUNT;
+				goto out;
+			}
+			if ((size_t)(end - q) < MK_VERIFY_PACKED_HEADER) {
+				e = MK_ERR_CMD_PARAM_SYNTAX;
+				goto out;
+			}
+			ki = (size_t)q[0] << 8 | q[1];
+			len = (size_t)q[2] << 8 | q[3];
+			q += MK_VERIFY_PACKED_HEADER;
+			if (len == 0 || len > MK_INDICIUM_BIN_MAX || len > (size_t)(end - q) || ki > nkeys) {
+				e = MK_ERR_CMD_PARAM_SYNTAX;
+				goto out;
+			}
+			out[nitems++] = (uint8_t)check_item(d, ki == 0 ? NULL : keys[ki - 1], q, len, now);
+			q += len;
+		}
+	}
 	for (;;) {
 		size_t at = nitems;
 
@@ -620,12 +636,11 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 			goto out;
 		}
 		out[nitems++] = (uint8_t)check_item(d, item.key_index == 0 ? NULL : keys[item.key_index - 1],
-		                                    item.indicium, item.indicium_len, now, data);
+		                                    item.indicium, item.indicium_len, now);
 	}
 	res.results = out;
 	res.results_len = nitems;
 	e = mk_box_verify_res_put(result, &res);
 out:
-	mk_buf_free(data);
 	return e;
 }

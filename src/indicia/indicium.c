@@ -39,24 +39,22 @@ static const struct {
 	[STR_POSTCODE] = { 1, MK_POSTCODE_MAX, 0 },
 };
 
-/* Checks the NUL-terminated string in a field of size bytes against its
- * class; returns its length, or 0 when it is not valid (no class allows 0).
- * *textp gets the characters it takes in the text line: one per character
- * plus, in an identity field, one case toggle wherever the case of a letter
- * differs from the previous one's (the field starts upper-case). One pass:
- * the verifier's hot path checks every field of every indicium. */
-static size_t str_check(const char *s, size_t size, enum str_class cls, size_t *textp)
+/* Checks the n characters at s against their class (a NUL among them is
+ * outside every class); returns 1 when valid. *textp gets the characters
+ * they take in the text line: one each plus, in an identity field, one case
+ * toggle wherever the case of a letter differs from the previous one's (the
+ * field starts upper-case). One pass: the verifier's hot path checks every
+ * field of every indicium. */
+static int str_check(const char *s, size_t n, enum str_class cls, size_t *textp)
 {
-	size_t max = str_rules[cls].max < size ? str_rules[cls].max : size - 1, n = 0, toggles = 0;
+	size_t toggles = 0;
 	int allow_lower = str_rules[cls].lower, lower = 0;
 
-	for (;; n++) {
-		int c = (unsigned char)s[n];
+	if (n < str_rules[cls].min || n > str_rules[cls].max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
 
-		if (c == '\0')
-			break;
-		if (n == max)
-			return 0; /* longer than its class allows (or unterminated) */
 		if (is_upper(c) || is_digit(c)) {
 			toggles += lower && !is_digit(c);
 			lower = is_digit(c) ? lower : 0;
@@ -67,10 +65,8 @@ static size_t str_check(const char *s, size_t size, enum str_class cls, size_t *
 			return 0;
 		}
 	}
-	if (n < str_rules[cls].min)
-		return 0;
 	*textp = n + toggles;
-	return n;
+	return 1;
 }
 
 static size_t dec_len(uint64_t v)
@@ -136,41 +132,70 @@ static void sig_negate_s(uint8_t s[32])
 	}
 }
 
+/* The fields the one rule set judges, wherever they are read from: a
+ * decoded struct (its strings' lengths up to their NUL) or the binary form
+ * in place (mk_indicium_view). */
+struct body {
+	uint8_t version, token_alg;
+	const char *str[6]; /* vendor, postal, product, msn, serial, origin */
+	size_t len[6];
+	uint32_t date, postage, piece_count;
+	uint64_t ascending, descending;
+	uint8_t vendor_token_len, postal_token_len;
+};
+
+static const enum str_class body_class[6] = { STR_DOMAIN, STR_DOMAIN, STR_IDENT, STR_IDENT, STR_IDENT, STR_POSTCODE };
+
 /*
  * The one rule set: every field in its syntax, and the text line short
- * enough. The string lengths come back in lens[] (vendor, postal, product,
- * msn, serial, origin) for the encoders. 1 when valid. ind_valid_body is
- * everything but the signature's own fields (what the tokens and the
- * signature are made over); ind_valid adds them: version 2, sig_alg 1 and a
- * canonical signature; version 1, both all zero.
+ * enough. 1 when valid. body_valid is everything but the signature's own
+ * fields (what the tokens and the signature are made over); ind_valid and
+ * mk_indicium_view add them: version 2, sig_alg 1 and a canonical
+ * signature; version 1, both all zero.
  */
-static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
+static int body_valid(const struct body *f)
 {
 	size_t text, t[6];
 
-	if ((ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) ||
-	    ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
+	if ((f->version != MK_INDICIUM_VERSION && f->version != MK_INDICIUM_VERSION_SIGNED) ||
+	    f->token_alg != MK_TOKEN_ALG_CMAC_AES128)
 		return 0;
-	if ((lens[0] = str_check(ind->vendor, sizeof(ind->vendor), STR_DOMAIN, &t[0])) == 0 ||
-	    (lens[1] = str_check(ind->postal, sizeof(ind->postal), STR_DOMAIN, &t[1])) == 0 ||
-	    (lens[2] = str_check(ind->product_code, sizeof(ind->product_code), STR_IDENT, &t[2])) == 0 ||
-	    (lens[3] = str_check(ind->mfg_seq, sizeof(ind->mfg_seq), STR_IDENT, &t[3])) == 0 ||
-	    (lens[4] = str_check(ind->indicia_serial, sizeof(ind->indicia_serial), STR_IDENT, &t[4])) == 0 ||
-	    (lens[5] = str_check(ind->origin, sizeof(ind->origin), STR_POSTCODE, &t[5])) == 0)
+	for (int i = 0; i < 6; i++)
+		if (!str_check(f->str[i], f->len[i], body_class[i], &t[i]))
+			return 0;
+	if (f->date > IND_DAY_MAX || f->postage == 0 || f->piece_count == 0)
 		return 0;
-	if (ind->date > IND_DAY_MAX || ind->postage == 0 || ind->piece_count == 0)
-		return 0;
-	if (ind->vendor_token_len < MK_TOKEN_LEN_MIN || ind->vendor_token_len > MK_TOKEN_LEN_MAX ||
-	    ind->postal_token_len < MK_TOKEN_LEN_MIN || ind->postal_token_len > MK_TOKEN_LEN_MAX)
+	if (f->vendor_token_len < MK_TOKEN_LEN_MIN || f->vendor_token_len > MK_TOKEN_LEN_MAX ||
+	    f->postal_token_len < MK_TOKEN_LEN_MIN || f->postal_token_len > MK_TOKEN_LEN_MAX)
 		return 0;
 	/* The line: 15 fields each followed by '/', then two check characters
 	 * (the identities with their case toggles, t[2..4]). */
-	text = dec_len(ind->version) + dec_len(ind->token_alg) + t[0] + t[1] + t[2] + t[3] + t[4] + 8 + t[5] +
-	       dec_len(ind->postage) + dec_len(ind->piece_count) + dec_len(ind->ascending) +
-	       dec_len(ind->descending) + ind_b32_len(ind->vendor_token_len) + ind_b32_len(ind->postal_token_len) +
-	       TXT_FIELDS + 2;
+	text = dec_len(f->version) + dec_len(f->token_alg) + t[0] + t[1] + t[2] + t[3] + t[4] + 8 + t[5] +
+	       dec_len(f->postage) + dec_len(f->piece_count) + dec_len(f->ascending) + dec_len(f->descending) +
+	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
 	/* version 2 adds TXT_SIG_CHARS, always: its limit is the same body */
 	return text <= TXT_LINE_MAX_V1;
+}
+
+/* The struct's fields for body_valid, its strings' lengths in lens[]
+ * (vendor, postal, product, msn, serial, origin) for the encoders; 1 when
+ * valid. A string that fills its field with no NUL is not valid. */
+static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
+{
+	const char *str[6] = { ind->vendor, ind->postal, ind->product_code, ind->mfg_seq, ind->indicia_serial,
+		               ind->origin };
+	const size_t size[6] = { sizeof(ind->vendor), sizeof(ind->postal), sizeof(ind->product_code),
+		                 sizeof(ind->mfg_seq), sizeof(ind->indicia_serial), sizeof(ind->origin) };
+	struct body f = { ind->version, ind->token_alg, { NULL }, { 0 }, ind->date, ind->postage, ind->piece_count,
+		          ind->ascending, ind->descending, ind->vendor_token_len, ind->postal_token_len };
+
+	for (int i = 0; i < 6; i++) {
+		if ((lens[i] = strnlen(str[i], size[i])) == size[i])
+			return 0;
+		f.str[i] = str[i];
+		f.len[i] = lens[i];
+	}
+	return body_valid(&f);
 }
 
 int ind_valid(const struct mk_indicium *ind, size_t lens[6])
@@ -363,11 +388,11 @@ out:
 	return r;
 }
 
-/* Reads a length-prefixed string at *pp (before end) into a field of size
- * bytes. The syntax of its characters is left to ind_valid, except a NUL:
- * ind_valid sees the string only up to its first NUL, so one inside would
- * make a second encoding of a shorter string. */
-static int get_str(const uint8_t **pp, const uint8_t *end, char *field, size_t size)
+/* Reads a length-prefixed string at *pp (before end): its place and
+ * length. What its characters may be is the rule set's (a NUL is outside
+ * every class, so one inside cannot make a second encoding of a shorter
+ * string). */
+static int get_str(const uint8_t **pp, const uint8_t *end, const char **sp, size_t *np)
 {
 	const uint8_t *p = *pp;
 	size_t n;
@@ -375,10 +400,10 @@ static int get_str(const uint8_t **pp, const uint8_t *end, char *field, size_t s
 	if (p == end)
 		return 0;
 	n = *p++;
-	if (n == 0 || n >= size || n > (size_t)(end - p) || memchr(p, 0, n) != NULL)
+	if (n > (size_t)(end - p))
 		return 0;
-	memcpy(field, p, n);
-	field[n] = '\0';
+	*sp = (const char *)p;
+	*np = n;
 	*pp = p + n;
 	return 1;
 }
@@ -397,70 +422,120 @@ static int get_be(const uint8_t **pp, const uint8_t *end, int bytes, uint64_t *v
 	return 1;
 }
 
-/* Reads a token's length and bytes. */
-static int get_token(const uint8_t **pp, const uint8_t *end, uint8_t *lenp, uint8_t tok[MK_TOKEN_LEN_MAX])
+/* Reads a token's length and place. */
+static int get_token(const uint8_t **pp, const uint8_t *end, uint8_t *lenp, const uint8_t **tp)
 {
 	const uint8_t *p = *pp;
 
 	if (p == end)
 		return 0;
 	*lenp = *p++;
-	if (*lenp < MK_TOKEN_LEN_MIN || *lenp > MK_TOKEN_LEN_MAX || *lenp > (size_t)(end - p))
+	if (*lenp > (size_t)(end - p))
 		return 0;
-	memcpy(tok, p, *lenp);
+	*tp = p;
 	*pp = p + *lenp;
 	return 1;
 }
 
 /*
- * Decodes the binary form. Reading is straight down the layout (the version
- * byte says whether a signature follows the tokens); what each field may
- * hold is then judged by ind_valid, and nothing may follow the postal token
- * (version 1) or the signature (version 2). Any failure is
- * MK_ERR_INDICIUM_FORMAT and leaves *ind zero. (On the verifier's hot
- * path: once per token a box checks, so it reads through a pointer.)
+ * The binary form read in place. Reading is straight down the layout (the
+ * version byte says whether a signature follows the tokens); what each
+ * field may hold is then judged by the one rule set, and nothing may follow
+ * the postal token (version 1) or the signature (version 2). Any failure is
+ * MK_ERR_INDICIUM_FORMAT and leaves *v zero. What mk_indicium_decode takes,
+ * it takes, and nothing else.
  */
+enum mk_err mk_indicium_view(const uint8_t *p, size_t n, struct mk_indicium_view *v)
+{
+	const uint8_t *start = p, *end;
+	struct body f;
+	uint64_t date, postage, pieces;
+
+	if (v == NULL || (p == NULL && n > 0))
+		return MK_ERR_INVALID_ARG;
+	memset(v, 0, sizeof(*v));
+	if (n > MK_INDICIUM_BIN_MAX || n < 2)
+		return MK_ERR_INDICIUM_FORMAT;
+	end = p + n;
+	memset(&f, 0, sizeof(f));
+	f.version = *p++;
+	f.token_alg = *p++;
+	for (int i = 0; i < 5; i++)
+		if (!get_str(&p, end, &f.str[i], &f.len[i]))
+			goto fail;
+	if (!get_be(&p, end, 4, &date) || !get_str(&p, end, &f.str[5], &f.len[5]) || !get_be(&p, end, 4, &postage) ||
+	    !get_be(&p, end, 4, &pieces) || !get_be(&p, end, 8, &f.ascending) || !get_be(&p, end, 8, &f.descending))
+		goto fail;
+	f.date = (uint32_t)date;
+	f.postage = (uint32_t)postage;
+	f.piece_count = (uint32_t)pieces;
+	v->data_len = (size_t)(p - start);
+	if (!get_token(&p, end, &f.vendor_token_len, &v->vendor_token) ||
+	    !get_token(&p, end, &f.postal_token_len, &v->postal_token))
+		goto fail;
+	if (f.version == MK_INDICIUM_VERSION_SIGNED) {
+		if ((size_t)(end - p) < 1 + MK_ECDSA_SIG_LEN || p[0] != MK_SIG_ALG_ECDSA_P256 || !sig_canonical(p + 1))
+			goto fail;
+		p += 1 + MK_ECDSA_SIG_LEN;
+	}
+	if (p != end || !body_valid(&f))
+		goto fail;
+	v->version = f.version;
+	for (int i = 0; i < 6; i++) {
+		v->str[i] = f.str[i];
+		v->len[i] = (uint8_t)f.len[i];
+	}
+	v->date = f.date;
+	v->postage = f.postage;
+	v->piece_count = f.piece_count;
+	v->ascending = f.ascending;
+	v->descending = f.descending;
+	v->vendor_token_len = f.vendor_token_len;
+	v->postal_token_len = f.postal_token_len;
+	v->sig = f.version == MK_INDICIUM_VERSION_SIGNED ? end - MK_ECDSA_SIG_LEN : NULL;
+	return MK_OK;
+fail:
+	memset(v, 0, sizeof(*v));
+	return MK_ERR_INDICIUM_FORMAT;
+}
+
+/* Decodes the binary form: the view (the same reading and rules), copied
+ * out. Any failure is MK_ERR_INDICIUM_FORMAT and leaves *ind zero. */
 enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind)
 {
-	const uint8_t *end;
-	uint64_t date, postage, pieces;
-	size_t lens[6];
+	struct mk_indicium_view v;
+	char *str[6];
+	enum mk_err e;
 
 	if (ind == NULL || (p == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
 	memset(ind, 0, sizeof(*ind));
-	if (n > MK_INDICIUM_BIN_MAX || n < 2)
-		return MK_ERR_INDICIUM_FORMAT;
-	end = p + n;
-	ind->version = *p++;
-	ind->token_alg = *p++;
-	if (!get_str(&p, end, ind->vendor, sizeof(ind->vendor)) ||
-	    !get_str(&p, end, ind->postal, sizeof(ind->postal)) ||
-	    !get_str(&p, end, ind->product_code, sizeof(ind->product_code)) ||
-	    !get_str(&p, end, ind->mfg_seq, sizeof(ind->mfg_seq)) ||
-	    !get_str(&p, end, ind->indicia_serial, sizeof(ind->indicia_serial)) || !get_be(&p, end, 4, &date) ||
-	    !get_str(&p, end, ind->origin, sizeof(ind->origin)) || !get_be(&p, end, 4, &postage) ||
-	    !get_be(&p, end, 4, &pieces) || !get_be(&p, end, 8, &ind->ascending) ||
-	    !get_be(&p, end, 8, &ind->descending) ||
-	    !get_token(&p, end, &ind->vendor_token_len, ind->vendor_token) ||
-	    !get_token(&p, end, &ind->postal_token_len, ind->postal_token))
-		goto fail;
-	ind->date = (uint32_t)date;
-	ind->postage = (uint32_t)postage;
-	ind->piece_count = (uint32_t)pieces;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED) {
-		if ((size_t)(end - p) < 1 + sizeof(ind->sig))
-			goto fail;
-		ind->sig_alg = *p++;
-		memcpy(ind->sig, p, sizeof(ind->sig));
-		p += sizeof(ind->sig);
+	if ((e = mk_indicium_view(p, n, &v)) != MK_OK)
+		return e;
+	str[0] = ind->vendor;
+	str[1] = ind->postal;
+	str[2] = ind->product_code;
+	str[3] = ind->mfg_seq;
+	str[4] = ind->indicia_serial;
+	str[5] = ind->origin;
+	ind->version = v.version;
+	ind->token_alg = MK_TOKEN_ALG_CMAC_AES128; /* the only one the rules take */
+	for (int i = 0; i < 6; i++)
+		memcpy(str[i], v.str[i], v.len[i]); /* the rules bound each below its field */
+	ind->date = v.date;
+	ind->postage = v.postage;
+	ind->piece_count = v.piece_count;
+	ind->ascending = v.ascending;
+	ind->descending = v.descending;
+	ind->vendor_token_len = v.vendor_token_len;
+	ind->postal_token_len = v.postal_token_len;
+	memcpy(ind->vendor_token, v.vendor_token, v.vendor_token_len);
+	memcpy(ind->postal_token, v.postal_token, v.postal_token_len);
+	if (v.sig != NULL) {
+		ind->sig_alg = MK_SIG_ALG_ECDSA_P256;
+		memcpy(ind->sig, v.sig, MK_ECDSA_SIG_LEN);
 	}
-	if (p != end || !ind_valid(ind, lens))
-		goto fail;
 	return MK_OK;
-fail:
-	memset(ind, 0, sizeof(*ind));
-	return MK_ERR_INDICIUM_FORMAT;
 }
 
 /* ---- Days --------------------------------------------------------------------- */

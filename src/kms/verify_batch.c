@@ -279,10 +279,9 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	struct lookup *keys[MK_VERIFY_KEYS_MAX];
 	uint16_t ki[MK_VERIFY_BATCH_MAX];
 	size_t nkeys = 0;
-	struct mk_tlv_writer kl, il, pl, ml;
+	struct mk_tlv_writer kl, pl, ml;
 	struct mk_box_verify_req rq;
 	struct mk_box_verify_res rs;
-	uint8_t one[MK_INDICIUM_BIN_MAX + 16];
 	struct mk_buf *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
 	enum mk_err e = MK_OK;
 	size_t refs = 0;
@@ -296,8 +295,13 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		ki[i] = 0;
 		if (!lk->found)
 			continue;
-		for (j = 0; j < nkeys && keys[j] != lk; j++)
-			;
+		/* a device's items are consecutive: its record is the last one
+		 * added, or a new one */
+		if (nkeys > 0 && keys[nkeys - 1] == lk)
+			j = nkeys - 1;
+		else
+			for (j = 0; j < nkeys && keys[j] != lk; j++)
+				;
 		if (j == nkeys)
 			keys[nkeys++] = lk;
 		ki[i] = (uint16_t)(j + 1);
@@ -306,7 +310,6 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	mk_buf_reset(v->keys);
 	mk_buf_reset(v->items);
 	mk_tlv_writer_init(&kl, v->keys);
-	mk_tlv_writer_init(&il, v->items);
 	/* each key record with its proof under the domain's head (Tin: and
 	 * its master key record), three lists side by side */
 	mk_buf_reset(v->proofs);
@@ -331,19 +334,29 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		    (v->tin && (e = mk_msg_list_put_bytes(&ml, j, mk_buf_data(lk->mrec), mk_buf_len(lk->mrec))) != MK_OK))
 			goto out;
 	}
+	/* the items packed (msg_box.h: key index, length, the binary form),
+	 * each written once straight into the request's field; the list 02
+	 * empty */
 	for (size_t i = 0; i < n; i++) {
-		struct mk_msg_verify_item item = { ki[i], NULL, 0 };
-		struct mk_buf ob;
+		const uint8_t *bp;
+		size_t bn;
+		uint8_t *w;
 
-		mk_buf_init_fixed(&ob, one, sizeof(one));
-		if ((e = bin_of(v, inds, idx[i], bin, &item.indicium, &item.indicium_len)) != MK_OK ||
-		    (e = mk_msg_verify_item_encode(&item, &ob)) != MK_OK ||
-		    (e = mk_msg_list_put_bytes(&il, i, mk_buf_data(&ob), mk_buf_len(&ob))) != MK_OK)
+		if ((e = bin_of(v, inds, idx[i], bin, &bp, &bn)) != MK_OK ||
+		    (e = mk_buf_reserve(v->items, MK_VERIFY_PACKED_HEADER + bn, &w)) != MK_OK)
 			goto out;
+		w[0] = (uint8_t)(ki[i] >> 8);
+		w[1] = (uint8_t)ki[i];
+		w[2] = (uint8_t)(bn >> 8);
+		w[3] = (uint8_t)bn;
+		memcpy(w + MK_VERIFY_PACKED_HEADER, bp, bn);
 	}
 	memset(&rq, 0, sizeof(rq));
 	MK_MSG_SET(rq, keys, v->keys);
-	MK_MSG_SET(rq, items, v->items);
+	rq.items = NULL; /* the list 02, empty */
+	rq.items_len = 0;
+	MK_MSG_SET(rq, packed, v->items);
+	rq.has_packed = n > 0;
 	if (nkeys > 0) {
 		MK_MSG_SET(rq, head, d->signed_head);
 		MK_MSG_SET(rq, proofs, v->proofs);

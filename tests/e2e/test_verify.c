@@ -1319,9 +1319,11 @@ static void token_record(const char *domain, const char *device, uint32_t day, s
 
 /* A Tin Verify request straight at box b for domain: one key record rec
  * (none when NULL) and one indicium using it; its code, and the result
- * byte in *resp on MK_OK. */
-static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
-                            const struct mk_indicium *ind, uint8_t *resp)
+ * byte in *resp on MK_OK. With ref (MK_VERIFY_REF_LEN bytes), the record
+ * goes by that reference, its proof and master key record empty (with
+ * proof_too, its proof whole all the same). */
+static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const struct mk_buf *rec, const uint8_t *ref,
+                                bool proof_too, const struct mk_indicium *ind, uint8_t *resp)
 {
 	struct mk_buf *keys = mk_buf_new(W_CAP), *items = mk_buf_new(W_CAP), *one = mk_buf_new(W_CAP),
 	              *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
@@ -1342,7 +1344,9 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 	/* the key records and the items are lists (msg.h): element 1 each */
 	mk_tlv_writer_init(&kl, keys);
 	if (rec != NULL)
-		assert_rc(mk_msg_list_put_bytes(&kl, 0, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&kl, 0, ref != NULL ? ref : mk_buf_data(rec),
+		                                ref != NULL ? MK_VERIFY_REF_LEN : mk_buf_len(rec)),
+		          MK_OK);
 	item = (struct mk_msg_verify_item){ .key_index = rec != NULL ? 1 : 0, .indicium = mk_buf_data(bin),
 		                            .indicium_len = mk_buf_len(bin) };
 	assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
@@ -1362,8 +1366,10 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 		assert_rc(mk_archive_key_proof(mk_kms_archive(W.k), domain, t->key_id, head, mrec, proof), MK_OK);
 		mk_tlv_writer_init(&pl, proofs);
 		mk_tlv_writer_init(&ml, mrecs);
-		assert_rc(mk_msg_list_put_bytes(&pl, 0, mk_buf_data(proof), mk_buf_len(proof)), MK_OK);
-		assert_rc(mk_msg_list_put_bytes(&ml, 0, mk_buf_data(mrec), mk_buf_len(mrec)), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&pl, 0, mk_buf_data(proof),
+		                                ref != NULL && !proof_too ? 0 : mk_buf_len(proof)),
+		          MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&ml, 0, mk_buf_data(mrec), ref != NULL ? 0 : mk_buf_len(mrec)), MK_OK);
 		MK_MSG_SET(rq, head, head);
 		MK_MSG_SET(rq, proofs, proofs);
 		MK_MSG_SET(rq, records, mrecs);
@@ -1386,6 +1392,12 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 	mk_buf_free(res);
 	mk_buf_free(bin);
 	return e;
+}
+
+static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
+                            const struct mk_indicium *ind, uint8_t *resp)
+{
+	return tin_call_ref(b, domain, rec, NULL, false, ind, resp);
 }
 
 /* A Tin box given, straight, the wrong token key record for an indicium
@@ -1477,6 +1489,67 @@ static void test_tin_wrong_record(void **state)
 	mk_buf_free(bad);
 	free(t);
 	free(t2);
+}
+
+/*
+ * A key record by reference (msg_box.h): the SHA-256 of a record the box
+ * verified and proved under the request's head earlier in its session,
+ * its proof and master key record empty. Before the box has seen the
+ * record whole: refused as record unknown; after: the same verdicts as the
+ * record whole (good for its device, unknown device for another's). A
+ * reference to a record of another domain, to bytes no record has, or one
+ * sent with its proof anyway: refused. A fresh box (another session)
+ * knows none: refused, and the record whole is good there.
+ */
+static void test_key_reference(void **state)
+{
+	struct mk_indicium a, b;
+	struct mk_token_key_record *t = calloc(1, sizeof(*t));
+	struct mk_buf *rv1 = mk_buf_new(W_CAP), *rp1 = mk_buf_new(W_CAP);
+	uint8_t h1[MK_VERIFY_REF_LEN], hp[MK_VERIFY_REF_LEN], junk[MK_VERIFY_REF_LEN];
+	struct mk_box *box;
+	uint8_t r = 0xff;
+
+	(void)state;
+	fleet();
+	assert_non_null(t);
+	assert_non_null(rv1);
+	assert_non_null(rp1);
+	frank(US1, 74, TODAY, 1, &a);
+	frank(US2, 74, TODAY, 1, &b);
+	token_record("VE", US1, TODAY, t, rv1);
+	token_record("USPS", US1, TODAY, t, rp1);
+	assert_rc(mk_sha256(mk_buf_data(rv1), mk_buf_len(rv1), h1), MK_OK);
+	assert_rc(mk_sha256(mk_buf_data(rp1), mk_buf_len(rp1), hp), MK_OK);
+	memcpy(junk, h1, sizeof(junk));
+	junk[31] ^= 1;
+
+	box = w_box_fresh(&W, TIN);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &a, &r), MK_RC_RECORD_UNKNOWN); /* not seen yet */
+	assert_rc(tin_call(box, "VE", rv1, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &b, &r), MK_OK); /* another device's piece */
+	assert_vr(r, VR_UNKNOWN);
+	assert_rc(tin_call_ref(box, "VE", rv1, junk, false, &a, &r), MK_RC_RECORD_UNKNOWN);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, true, &a, &r), MK_RC_RECORD_UNKNOWN); /* proof not empty */
+	assert_rc(tin_call(box, "USPS", rp1, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "USPS", rp1, hp, false, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "VE", rv1, hp, false, &a, &r), MK_RC_RECORD_UNKNOWN); /* USPS's record */
+	mk_box_free(box);
+
+	box = w_box_fresh(&W, TIN); /* another session: it holds nothing */
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &a, &r), MK_RC_RECORD_UNKNOWN);
+	assert_rc(tin_call(box, "VE", rv1, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	mk_box_free(box);
+
+	mk_buf_free(rv1);
+	mk_buf_free(rp1);
+	free(t);
 }
 
 /* ---- 8. Check characters and correction ----------------------------------------- */
@@ -1758,6 +1831,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
 		cmocka_unit_test(test_tin_wrong_record),
+		cmocka_unit_test(test_key_reference),
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),
