@@ -1321,9 +1321,12 @@ static void token_record(const char *domain, const char *device, uint32_t day, s
  * (none when NULL) and one indicium using it; its code, and the result
  * byte in *resp on MK_OK. With ref (MK_VERIFY_REF_LEN bytes), the record
  * goes by that reference, its proof and master key record empty (with
- * proof_too, its proof whole all the same). */
-static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const struct mk_buf *rec, const uint8_t *ref,
-                                bool proof_too, const struct mk_indicium *ind, uint8_t *resp)
+ * proof_too, its proof whole all the same). With packed, those bytes go as
+ * the packed items (06), beside the item of ind in the list (02) unless ind
+ * is NULL; the results then in resp[0..*nresp). */
+static enum mk_err tin_call_x(struct mk_box *b, const char *domain, const struct mk_buf *rec, const uint8_t *ref,
+                              bool proof_too, const struct mk_indicium *ind, const struct mk_buf *packed,
+                              uint8_t *resp, size_t *nresp)
 {
 	struct mk_buf *keys = mk_buf_new(W_CAP), *items = mk_buf_new(W_CAP), *one = mk_buf_new(W_CAP),
 	              *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
@@ -1340,7 +1343,8 @@ static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const stru
 	assert_non_null(one);
 	assert_non_null(res);
 	assert_non_null(bin);
-	assert_rc(mk_indicium_encode(ind, bin), MK_OK);
+	if (ind != NULL)
+		assert_rc(mk_indicium_encode(ind, bin), MK_OK);
 	/* the key records and the items are lists (msg.h): element 1 each */
 	mk_tlv_writer_init(&kl, keys);
 	if (rec != NULL)
@@ -1349,11 +1353,17 @@ static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const stru
 		          MK_OK);
 	item = (struct mk_msg_verify_item){ .key_index = rec != NULL ? 1 : 0, .indicium = mk_buf_data(bin),
 		                            .indicium_len = mk_buf_len(bin) };
-	assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
 	mk_tlv_writer_init(&il, items);
-	assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
+	if (ind != NULL) {
+		assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
+	}
 	rq = (struct mk_box_verify_req){ .keys = mk_buf_data(keys), .keys_len = mk_buf_len(keys),
 		                         .items = mk_buf_data(items), .items_len = mk_buf_len(items) };
+	if (packed != NULL) {
+		MK_MSG_SET(rq, packed, packed);
+		rq.has_packed = true;
+	}
 	/* beside the record, as the KMS sends it: the domain's signed head,
 	 * the master key record the token key record names (by its key ID) and
 	 * that record's proof under the head */
@@ -1382,7 +1392,11 @@ static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const stru
 	mk_buf_free(proof);
 	mk_buf_free(proofs);
 	mk_buf_free(mrecs);
-	if (e == MK_OK) {
+	if (e == MK_OK && nresp != NULL) {
+		assert_true(rs.results_len <= *nresp);
+		memcpy(resp, rs.results, rs.results_len);
+		*nresp = rs.results_len;
+	} else if (e == MK_OK) {
 		assert_int_equal(rs.results_len, 1);
 		*resp = rs.results[0];
 	}
@@ -1397,7 +1411,26 @@ static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const stru
 static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
                             const struct mk_indicium *ind, uint8_t *resp)
 {
-	return tin_call_ref(b, domain, rec, NULL, false, ind, resp);
+	return tin_call_x(b, domain, rec, NULL, false, ind, NULL, resp, NULL);
+}
+
+static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const struct mk_buf *rec, const uint8_t *ref,
+                                bool proof_too, const struct mk_indicium *ind, uint8_t *resp)
+{
+	return tin_call_x(b, domain, rec, ref, proof_too, ind, NULL, resp, NULL);
+}
+
+/* Appends one packed item (msg_box.h): key index, length, bytes. */
+static void pack(struct mk_buf *out, uint16_t key_index, const struct mk_indicium *ind)
+{
+	uint8_t mem[MK_INDICIUM_BIN_MAX];
+	struct mk_buf bin;
+
+	mk_buf_init_fixed(&bin, mem, sizeof(mem));
+	assert_rc(mk_indicium_encode(ind, &bin), MK_OK);
+	assert_rc(mk_buf_put_u16(out, key_index), MK_OK);
+	assert_rc(mk_buf_put_u16(out, (uint16_t)mk_buf_len(&bin)), MK_OK);
+	assert_rc(mk_buf_put_bytes(out, mk_buf_data(&bin), mk_buf_len(&bin)), MK_OK);
 }
 
 /* A Tin box given, straight, the wrong token key record for an indicium
@@ -1549,6 +1582,61 @@ static void test_key_reference(void **state)
 
 	mk_buf_free(rv1);
 	mk_buf_free(rp1);
+	free(t);
+}
+
+/*
+ * Packed items (06, what the KMS sends): two items, US1's piece with key 1
+ * and US2's with no key, answered in order (good, unknown device); one
+ * damaged (its last byte flipped): bad token. Refused: items in both 02 and
+ * 06 (301), a packed item cut short or of length 0 (302), a key index past
+ * the records (302).
+ */
+static void test_packed_items(void **state)
+{
+	struct mk_indicium a, b, bad;
+	struct mk_token_key_record *t = calloc(1, sizeof(*t));
+	struct mk_buf *rv1 = mk_buf_new(W_CAP), *pk = mk_buf_new(W_CAP);
+	struct mk_box *box;
+	uint8_t r[4];
+	size_t nr;
+
+	(void)state;
+	fleet();
+	assert_non_null(t);
+	assert_non_null(rv1);
+	assert_non_null(pk);
+	frank(US1, 75, TODAY, 1, &a);
+	frank(US2, 75, TODAY, 1, &b);
+	bad = a;
+	bad.vendor_token[0] ^= 1;
+	token_record("VE", US1, TODAY, t, rv1);
+	box = w_box(&W, TIN);
+
+	pack(pk, 1, &a);
+	pack(pk, 0, &b);
+	pack(pk, 1, &bad);
+	nr = sizeof(r);
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_OK);
+	assert_int_equal(nr, 3);
+	assert_vr(r[0], VR_GOOD);
+	assert_vr(r[1], VR_UNKNOWN);
+	assert_vr(r[2], VR_BAD);
+
+	nr = sizeof(r); /* beside a list item */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, &a, pk, r, &nr), MK_ERR_CMD_PARAM_COUNT);
+	mk_buf_truncate(pk, mk_buf_len(pk) - 1); /* the last one cut short */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_ERR_CMD_PARAM_SYNTAX);
+	mk_buf_reset(pk);
+	pack(pk, 2, &a); /* only one record */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_ERR_CMD_PARAM_SYNTAX);
+	mk_buf_reset(pk);
+	pack(pk, 1, &a);
+	assert_rc(mk_buf_put_bytes(pk, "\0\1\0\0", 4), MK_OK); /* an item of length 0 */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_ERR_CMD_PARAM_SYNTAX);
+	mk_box_free(box);
+	mk_buf_free(rv1);
+	mk_buf_free(pk);
 	free(t);
 }
 
@@ -1832,6 +1920,7 @@ int main(void)
 		cmocka_unit_test(test_tin_other_month),
 		cmocka_unit_test(test_tin_wrong_record),
 		cmocka_unit_test(test_key_reference),
+		cmocka_unit_test(test_packed_items),
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),
