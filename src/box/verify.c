@@ -382,18 +382,16 @@ static int str_is(const char *s, size_t n, const char *z)
 
 /* One item against its key: the checks in the order of Fig. 28. now is the
  * box's own clock, read once for the request (Tin freshness). The indicium
- * is read in place (mk_indicium_view: the rules of mk_indicium_decode, no
- * copy): its tokens cover p[0..data_len). */
-static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
-                                        size_t n, int64_t now)
+ * is read in place, framed (mk_indicium_frame): its tokens cover
+ * p[0..data_len). */
+static enum mk_verify_result check_framed(const struct box_domain *d, struct vkey *k, const uint8_t *p,
+                                          const struct mk_indicium_view *v, int64_t now)
 {
-	struct mk_indicium_view ind;
+	const struct mk_indicium_view ind = *v;
 	const uint8_t *token;
 	uint8_t len;
 	uint32_t period;
 
-	if (mk_indicium_view(p, n, &ind) != MK_OK)
-		return MK_VR_MALFORMED;
 	/* one domain in both roles: its second token would never be checked */
 	if (ind.len[MK_IV_VENDOR] == ind.len[MK_IV_POSTAL] &&
 	    memcmp(ind.str[MK_IV_VENDOR], ind.str[MK_IV_POSTAL], ind.len[MK_IV_VENDOR]) == 0)
@@ -440,6 +438,27 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	/* The tokens cover the canonical data, which the binary form carries
 	 * first. */
 	return mk_cmac_verify(k->cmac, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
+}
+
+/*
+ * One item: framed, checked (check_framed), and judged by the indicium's
+ * rules (mk_indicium_view_valid, what mk_indicium_decode applies) for any
+ * verdict but good: an item that breaks them is malformed, whatever else
+ * is wrong with it, as when it was decoded first. A good token over bytes
+ * that break them would take the device's key (its meter encodes only
+ * valid indicia), and the verifier validated each indicium when it
+ * encoded it: the rules are judged once per indicium, not once per token.
+ */
+static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
+                                        size_t n, int64_t now)
+{
+	struct mk_indicium_view ind;
+	enum mk_verify_result r;
+
+	if (mk_indicium_frame(p, n, &ind) != MK_OK)
+		return MK_VR_MALFORMED;
+	r = check_framed(d, k, p, &ind, now);
+	return r != MK_VR_GOOD && !mk_indicium_view_valid(&ind) ? MK_VR_MALFORMED : r;
 }
 
 /* ---- The newest version, under the signed head --------------------------------------------- */

@@ -39,34 +39,47 @@ static const struct {
 	[STR_POSTCODE] = { 1, MK_POSTCODE_MAX, 0 },
 };
 
-/* Checks the n characters at s against their class (a NUL among them is
- * outside every class); returns 1 when valid. *textp gets the characters
- * they take in the text line: one each plus, in an identity field, one case
- * toggle wherever the case of a letter differs from the previous one's (the
- * field starts upper-case). One pass: the verifier's hot path checks every
- * field of every indicium. */
-static int str_check(const char *s, size_t n, enum str_class cls, size_t *textp)
+/* The characters of the classes as bit sets over 0..127 (two words):
+ * upper-case letters and digits, and with lower-case letters. */
+static const uint64_t chars_upper_digit[2] = { 0x03FF000000000000u, 0x0000000007FFFFFEu };
+static const uint64_t chars_any_case[2] = { 0x03FF000000000000u, 0x07FFFFFE07FFFFFEu };
+
+/* The n characters at s are each of their class (a NUL among them is
+ * outside every class), and n within its bounds: 1 when so. One test a
+ * character: the verifier checks every field of every indicium it
+ * encodes. */
+static int str_check(const char *s, size_t n, enum str_class cls)
 {
-	size_t toggles = 0;
-	int allow_lower = str_rules[cls].lower, lower = 0;
+	const uint64_t *set = str_rules[cls].lower ? chars_any_case : chars_upper_digit;
+	uint64_t ok = 1;
 
 	if (n < str_rules[cls].min || n > str_rules[cls].max)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
+		unsigned c = (unsigned char)s[i];
+
+		ok &= c < 128 ? set[c >> 6] >> (c & 63) : 0;
+	}
+	return (int)(ok & 1);
+}
+
+/* The case toggles of an identity field in the text: one wherever the case
+ * of a letter differs from the previous one's (the field starts
+ * upper-case). */
+static size_t case_toggles(const char *s, size_t n)
+{
+	size_t toggles = 0;
+	int lower = 0;
+
+	for (size_t i = 0; i < n; i++) {
 		int c = (unsigned char)s[i];
 
-		if (is_upper(c) || is_digit(c)) {
-			toggles += lower && !is_digit(c);
-			lower = is_digit(c) ? lower : 0;
-		} else if (allow_lower && is_lower(c)) {
-			toggles += !lower;
-			lower = 1;
-		} else {
-			return 0;
+		if ((is_lower(c) && !lower) || (is_upper(c) && lower)) {
+			lower = !lower;
+			toggles++;
 		}
 	}
-	*textp = n + toggles;
-	return 1;
+	return toggles;
 }
 
 static size_t dec_len(uint64_t v)
@@ -155,24 +168,29 @@ static const enum str_class body_class[6] = { STR_DOMAIN, STR_DOMAIN, STR_IDENT,
  */
 static int body_valid(const struct body *f)
 {
-	size_t text, t[6];
+	size_t text, idents;
 
 	if ((f->version != MK_INDICIUM_VERSION && f->version != MK_INDICIUM_VERSION_SIGNED) ||
 	    f->token_alg != MK_TOKEN_ALG_CMAC_AES128)
 		return 0;
 	for (int i = 0; i < 6; i++)
-		if (!str_check(f->str[i], f->len[i], body_class[i], &t[i]))
+		if (!str_check(f->str[i], f->len[i], body_class[i]))
 			return 0;
 	if (f->date > IND_DAY_MAX || f->postage == 0 || f->piece_count == 0)
 		return 0;
 	if (f->vendor_token_len < MK_TOKEN_LEN_MIN || f->vendor_token_len > MK_TOKEN_LEN_MAX ||
 	    f->postal_token_len < MK_TOKEN_LEN_MIN || f->postal_token_len > MK_TOKEN_LEN_MAX)
 		return 0;
-	/* The line: 15 fields each followed by '/', then two check characters
-	 * (the identities with their case toggles, t[2..4]). */
-	text = dec_len(f->version) + dec_len(f->token_alg) + t[0] + t[1] + t[2] + t[3] + t[4] + 8 + t[5] +
+	/* The line: 15 fields each followed by '/', then two check characters;
+	 * the identities take a character more at each case toggle. */
+	idents = f->len[2] + f->len[3] + f->len[4];
+	text = dec_len(f->version) + dec_len(f->token_alg) + f->len[0] + f->len[1] + idents + 8 + f->len[5] +
 	       dec_len(f->postage) + dec_len(f->piece_count) + dec_len(f->ascending) + dec_len(f->descending) +
 	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
+	/* at most a toggle a character: counted only when that could matter */
+	if (text + idents > TXT_LINE_MAX_V1)
+		for (int i = 2; i <= 4; i++)
+			text += case_toggles(f->str[i], f->len[i]);
 	/* version 2 adds TXT_SIG_CHARS, always: its limit is the same body */
 	return text <= TXT_LINE_MAX_V1;
 }
@@ -388,115 +406,111 @@ out:
 	return r;
 }
 
-/* Reads a length-prefixed string at *pp (before end): its place and
- * length. What its characters may be is the rule set's (a NUL is outside
- * every class, so one inside cannot make a second encoding of a shorter
- * string). */
-static int get_str(const uint8_t **pp, const uint8_t *end, const char **sp, size_t *np)
+/* Big-endian integers of 4 and 8 bytes at p. */
+static uint32_t be32(const uint8_t *p)
 {
-	const uint8_t *p = *pp;
-	size_t n;
-
-	if (p == end)
-		return 0;
-	n = *p++;
-	if (n > (size_t)(end - p))
-		return 0;
-	*sp = (const char *)p;
-	*np = n;
-	*pp = p + n;
-	return 1;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Reads a big-endian unsigned integer of bytes bytes. */
-static int get_be(const uint8_t **pp, const uint8_t *end, int bytes, uint64_t *v)
+static uint64_t be64(const uint8_t *p)
 {
-	const uint8_t *p = *pp;
-
-	if ((size_t)(end - p) < (size_t)bytes)
-		return 0;
-	*v = 0;
-	for (int i = 0; i < bytes; i++)
-		*v = *v << 8 | p[i];
-	*pp = p + bytes;
-	return 1;
-}
-
-/* Reads a token's length and place. */
-static int get_token(const uint8_t **pp, const uint8_t *end, uint8_t *lenp, const uint8_t **tp)
-{
-	const uint8_t *p = *pp;
-
-	if (p == end)
-		return 0;
-	*lenp = *p++;
-	if (*lenp > (size_t)(end - p))
-		return 0;
-	*tp = p;
-	*pp = p + *lenp;
-	return 1;
+	return (uint64_t)be32(p) << 32 | be32(p + 4);
 }
 
 /*
- * The binary form read in place. Reading is straight down the layout (the
- * version byte says whether a signature follows the tokens); what each
- * field may hold is then judged by the one rule set, and nothing may follow
- * the postal token (version 1) or the signature (version 2). Any failure is
- * MK_ERR_INDICIUM_FORMAT and leaves *v zero. What mk_indicium_decode takes,
- * it takes, and nothing else.
+ * The binary form framed in place: straight down the layout (the version
+ * byte says whether sig_alg and a signature follow the tokens), each
+ * length within the bytes, nothing after the postal token (version 1) or
+ * the signature (version 2). What the fields hold is not judged here
+ * (mk_indicium_view_valid). MK_ERR_INDICIUM_FORMAT leaves *v zero.
  */
-enum mk_err mk_indicium_view(const uint8_t *p, size_t n, struct mk_indicium_view *v)
+enum mk_err mk_indicium_frame(const uint8_t *p, size_t n, struct mk_indicium_view *v)
 {
 	const uint8_t *start = p, *end;
-	struct body f;
-	uint64_t date, postage, pieces;
 
 	if (v == NULL || (p == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	memset(v, 0, sizeof(*v));
 	if (n > MK_INDICIUM_BIN_MAX || n < 2)
-		return MK_ERR_INDICIUM_FORMAT;
+		goto fail;
 	end = p + n;
-	memset(&f, 0, sizeof(f));
-	f.version = *p++;
-	f.token_alg = *p++;
-	for (int i = 0; i < 5; i++)
-		if (!get_str(&p, end, &f.str[i], &f.len[i]))
+	v->version = *p++;
+	v->token_alg = *p++;
+	for (int i = 0; i < 6; i++) {
+		/* five strings, the date, the origin */
+		if (i == MK_IV_ORIGIN) {
+			if ((size_t)(end - p) < 4)
+				goto fail;
+			v->date = be32(p);
+			p += 4;
+		}
+		if (p == end || *p > (size_t)(end - p - 1))
 			goto fail;
-	if (!get_be(&p, end, 4, &date) || !get_str(&p, end, &f.str[5], &f.len[5]) || !get_be(&p, end, 4, &postage) ||
-	    !get_be(&p, end, 4, &pieces) || !get_be(&p, end, 8, &f.ascending) || !get_be(&p, end, 8, &f.descending))
+		v->len[i] = *p;
+		v->str[i] = (const char *)p + 1;
+		p += 1 + *p;
+	}
+	if ((size_t)(end - p) < 4 + 4 + 8 + 8 + 1)
 		goto fail;
-	f.date = (uint32_t)date;
-	f.postage = (uint32_t)postage;
-	f.piece_count = (uint32_t)pieces;
+	v->postage = be32(p);
+	v->piece_count = be32(p + 4);
+	v->ascending = be64(p + 8);
+	v->descending = be64(p + 16);
+	p += 24;
 	v->data_len = (size_t)(p - start);
-	if (!get_token(&p, end, &f.vendor_token_len, &v->vendor_token) ||
-	    !get_token(&p, end, &f.postal_token_len, &v->postal_token))
+	v->vendor_token_len = *p++;
+	if ((size_t)(end - p) < (size_t)v->vendor_token_len + 1) /* and the postal token's length */
 		goto fail;
-	if (f.version == MK_INDICIUM_VERSION_SIGNED) {
-		if ((size_t)(end - p) < 1 + MK_ECDSA_SIG_LEN || p[0] != MK_SIG_ALG_ECDSA_P256 || !sig_canonical(p + 1))
+	v->vendor_token = p;
+	p += v->vendor_token_len;
+	v->postal_token_len = *p++;
+	if (v->postal_token_len > (size_t)(end - p))
+		goto fail;
+	v->postal_token = p;
+	p += v->postal_token_len;
+	v->sig_alg = 0;
+	v->sig = NULL;
+	if (v->version == MK_INDICIUM_VERSION_SIGNED) {
+		if ((size_t)(end - p) < 1 + MK_ECDSA_SIG_LEN)
 			goto fail;
+		v->sig_alg = *p;
+		v->sig = p + 1;
 		p += 1 + MK_ECDSA_SIG_LEN;
 	}
-	if (p != end || !body_valid(&f))
+	if (p != end)
 		goto fail;
-	v->version = f.version;
-	for (int i = 0; i < 6; i++) {
-		v->str[i] = f.str[i];
-		v->len[i] = (uint8_t)f.len[i];
-	}
-	v->date = f.date;
-	v->postage = f.postage;
-	v->piece_count = f.piece_count;
-	v->ascending = f.ascending;
-	v->descending = f.descending;
-	v->vendor_token_len = f.vendor_token_len;
-	v->postal_token_len = f.postal_token_len;
-	v->sig = f.version == MK_INDICIUM_VERSION_SIGNED ? end - MK_ECDSA_SIG_LEN : NULL;
 	return MK_OK;
 fail:
 	memset(v, 0, sizeof(*v));
 	return MK_ERR_INDICIUM_FORMAT;
+}
+
+int mk_indicium_view_valid(const struct mk_indicium_view *v)
+{
+	struct body f = { v->version, v->token_alg, { NULL }, { 0 }, v->date, v->postage, v->piece_count,
+		          v->ascending, v->descending, v->vendor_token_len, v->postal_token_len };
+
+	for (int i = 0; i < 6; i++) {
+		f.str[i] = v->str[i];
+		f.len[i] = v->len[i];
+	}
+	if (!body_valid(&f))
+		return 0;
+	if (v->version == MK_INDICIUM_VERSION_SIGNED)
+		return v->sig_alg == MK_SIG_ALG_ECDSA_P256 && sig_canonical(v->sig);
+	return 1; /* version 1 has no signature fields */
+}
+
+enum mk_err mk_indicium_view(const uint8_t *p, size_t n, struct mk_indicium_view *v)
+{
+	enum mk_err e;
+
+	if ((e = mk_indicium_frame(p, n, v)) != MK_OK)
+		return e;
+	if (!mk_indicium_view_valid(v)) {
+		memset(v, 0, sizeof(*v));
+		return MK_ERR_INDICIUM_FORMAT;
+	}
+	return MK_OK;
 }
 
 /* Decodes the binary form: the view (the same reading and rules), copied
@@ -519,7 +533,7 @@ enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *i
 	str[4] = ind->indicia_serial;
 	str[5] = ind->origin;
 	ind->version = v.version;
-	ind->token_alg = MK_TOKEN_ALG_CMAC_AES128; /* the only one the rules take */
+	ind->token_alg = v.token_alg;
 	for (int i = 0; i < 6; i++)
 		memcpy(str[i], v.str[i], v.len[i]); /* the rules bound each below its field */
 	ind->date = v.date;
@@ -532,7 +546,7 @@ enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *i
 	memcpy(ind->vendor_token, v.vendor_token, v.vendor_token_len);
 	memcpy(ind->postal_token, v.postal_token, v.postal_token_len);
 	if (v.sig != NULL) {
-		ind->sig_alg = MK_SIG_ALG_ECDSA_P256;
+		ind->sig_alg = v.sig_alg;
 		memcpy(ind->sig, v.sig, MK_ECDSA_SIG_LEN);
 	}
 	return MK_OK;

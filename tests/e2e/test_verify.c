@@ -1588,7 +1588,8 @@ static void test_key_reference(void **state)
 /*
  * Packed items (06, what the KMS sends): two items, US1's piece with key 1
  * and US2's with no key, answered in order (good, unknown device); one
- * damaged (its last byte flipped): bad token. Refused: items in both 02 and
+ * damaged (a token byte flipped): bad token; one whose origin breaks the
+ * rules, and one cut short: malformed. Refused: items in both 02 and
  * 06 (301), a packed item cut short or of length 0 (302), a key index past
  * the records (302).
  */
@@ -1622,6 +1623,41 @@ static void test_packed_items(void **state)
 	assert_vr(r[0], VR_GOOD);
 	assert_vr(r[1], VR_UNKNOWN);
 	assert_vr(r[2], VR_BAD);
+
+	/* bytes that frame but break the rules (the origin in lower case),
+	 * their token no longer good: malformed, as decoded first; bytes that
+	 * do not frame (one short): malformed */
+	{
+		uint8_t mem[MK_INDICIUM_BIN_MAX];
+		struct mk_buf bin;
+		struct mk_indicium_view view;
+		size_t at;
+
+		mk_buf_init_fixed(&bin, mem, sizeof(mem));
+		assert_rc(mk_indicium_encode(&a, &bin), MK_OK);
+		assert_rc(mk_indicium_view(mem, mk_buf_len(&bin), &view), MK_OK);
+		at = (size_t)((const uint8_t *)view.str[MK_IV_ORIGIN] - mem);
+		mem[at] = (uint8_t)(mem[at] >= 'A' && mem[at] <= 'Z' ? mem[at] + 32 : 'a');
+		assert_rc(mk_indicium_frame(mem, mk_buf_len(&bin), &view), MK_OK);
+		assert_rc(mk_indicium_view(mem, mk_buf_len(&bin), &view), MK_ERR_INDICIUM_FORMAT);
+		mk_buf_reset(pk);
+		assert_rc(mk_buf_put_u16(pk, 1), MK_OK);
+		assert_rc(mk_buf_put_u16(pk, (uint16_t)mk_buf_len(&bin)), MK_OK);
+		assert_rc(mk_buf_put_bytes(pk, mem, mk_buf_len(&bin)), MK_OK);
+		assert_rc(mk_buf_put_u16(pk, 1), MK_OK);
+		assert_rc(mk_buf_put_u16(pk, (uint16_t)mk_buf_len(&bin) - 1), MK_OK);
+		assert_rc(mk_buf_put_bytes(pk, mem, mk_buf_len(&bin) - 1), MK_OK);
+		pack(pk, 1, &a);
+		nr = sizeof(r);
+		assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_OK);
+		assert_int_equal(nr, 3);
+		assert_vr(r[0], VR_MALFORMED);
+		assert_vr(r[1], VR_MALFORMED);
+		assert_vr(r[2], VR_GOOD);
+		mk_buf_cleanup(&bin);
+		mk_buf_reset(pk);
+		pack(pk, 1, &a);
+	}
 
 	nr = sizeof(r); /* beside a list item */
 	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, &a, pk, r, &nr), MK_ERR_CMD_PARAM_COUNT);
