@@ -512,9 +512,9 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 		}
 	}
 	for (size_t b = 0, m, retried = SIZE_MAX; b < no; b += m) {
-		m = batch_len(v, d, inds, g, b, no);
 		int resend = 0;
 
+		m = batch_len(v, d, inds, g, b, no);
 		e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res, &resend);
 		if (resend && retried != b) { /* again, every record whole */
 			retried = b;
