@@ -92,6 +92,33 @@ MK_WUR enum mk_err mk_indicium_encode_data(const struct mk_indicium *ind, struct
 MK_WUR enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out);
 MK_WUR enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind);
 
+/* The binary form read in place, without copying (a box checks every
+ * token this way): mk_indicium_view takes p[0..n) exactly when
+ * mk_indicium_decode does, by the same rules. The strings are not
+ * NUL-terminated: str[i] and len[i] are vendor, postal, product code, MSN,
+ * indicia serial and origin, in that order (MK_IV_*); the canonical data
+ * the tokens cover is p[0..data_len); sig is the signature (version 2) or
+ * NULL. mk_indicium_frame is its first half: the layout only (every length
+ * within the bytes, nothing left over), not what the fields hold;
+ * mk_indicium_view_valid, the second: 1 when a framed view keeps every rule
+ * (mk_indicium_view is the two). */
+enum { MK_IV_VENDOR, MK_IV_POSTAL, MK_IV_PRODUCT, MK_IV_MSN, MK_IV_SERIAL, MK_IV_ORIGIN };
+struct mk_indicium_view {
+	uint8_t version, token_alg;
+	const char *str[6];
+	uint8_t len[6];
+	uint32_t date, postage, piece_count;
+	uint64_t ascending, descending;
+	uint8_t vendor_token_len, postal_token_len;
+	const uint8_t *vendor_token, *postal_token;
+	uint8_t sig_alg;
+	const uint8_t *sig;
+	size_t data_len;
+};
+MK_WUR enum mk_err mk_indicium_view(const uint8_t *p, size_t n, struct mk_indicium_view *v);
+MK_WUR enum mk_err mk_indicium_frame(const uint8_t *p, size_t n, struct mk_indicium_view *v);
+int mk_indicium_view_valid(const struct mk_indicium_view *v);
+
 /* The text form: one line of printable ASCII (no newline) ending in check
  * characters; out has MK_INDICIUM_TEXT_MAX bytes. Decode refuses a line
  * whose check characters do not match (MK_ERR_INDICIUM_CHECK) or whose

@@ -280,11 +280,17 @@ enum mk_box_command { MK_BOX_COMMANDS(MK_BOX_CMD_ENUM) };
 	F(X, 0x02, items, BYTES, REQ, 0, MK_MSG_MAX)                                             \
 	F(X, 0x03, head, BYTES, OPT, 1, MK_HEAD_MAX)                                             \
 	F(X, 0x04, proofs, BYTES, OPT, 0, MK_MSG_MAX)                                            \
-	F(X, 0x05, records, BYTES, OPT, 0, MK_MSG_MAX)
+	F(X, 0x05, records, BYTES, OPT, 0, MK_MSG_MAX)                                           \
+	F(X, 0x06, packed, BYTES, OPT, MK_VERIFY_PACKED_HEADER + 1, MK_MSG_MAX)
 /* With key records, a Verify request carries the domain's newest signed
  * head (03) and, a list beside the key records, each one's proof in the
  * head's key map (04); Tin's, a third list beside them, the master key
- * record (05) each token key record is of, which the proof is of. */
+ * record (05) each token key record is of, which the proof is of. The
+ * items go either as the list 02 or, with 02 empty, packed (06): each item
+ * its key index (u16), its indicium's length (u16, 1..MK_INDICIUM_BIN_MAX)
+ * and the binary indicium, one after the other, nothing else: what the
+ * verifier sends, read in place without a TLV element per item. */
+#define MK_VERIFY_PACKED_HEADER 4
 
 /* Issue Service Certificate (M, the provider CA): a TLS certificate of
  * the service (docs/internals/service.md) for public key 03: role 01 (an
@@ -321,10 +327,18 @@ MK_MSG_DECLARE(mk_msg_head_update, MK_MSG_HEAD_UPDATE)
 	F(X, 0x02, indicium, BYTES, REQ, 1, MK_INDICIUM_BIN_MAX)
 MK_MSG_DECLARE(mk_msg_verify_item, MK_MSG_VERIFY_ITEM)
 
-/* At most this many indicia and keys in one Verify request to a box: with
- * key records of about 500 bytes, a request stays under MK_MSG_MAX. */
-#define MK_VERIFY_BATCH_MAX 24
-#define MK_VERIFY_KEYS_MAX 24
+/* At most this many indicia and keys in one Verify request to a box (a
+ * list's tags go to 0xF0 of 0xFE); the host fills a request up to
+ * MK_MSG_MAX, which with key records of about 500 bytes sent whole is far
+ * fewer. A key record element of exactly MK_VERIFY_REF_LEN bytes is a
+ * reference: the SHA-256 of a record the box verified, and was shown newest
+ * under a head of the request's head's number, earlier in its session;
+ * its proof (and Tin's master key record) are then empty. A reference the
+ * box does not hold so is refused (MK_RC_RECORD_UNKNOWN) and the host sends
+ * the record whole. */
+#define MK_VERIFY_BATCH_MAX 240
+#define MK_VERIFY_KEYS_MAX 240
+#define MK_VERIFY_REF_LEN 32
 
 /* One domain's result of Verify, and an indicium's (good only when every
  * domain is). */

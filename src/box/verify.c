@@ -50,6 +50,8 @@ struct vkey {
 	size_t rec_len;
 	uint32_t bucket;                 /* of rec in the index */
 	uint16_t chain;                  /* the next entry of the bucket, or VCACHE_NONE */
+	uint8_t hash[MK_VERIFY_REF_LEN]; /* SHA-256 of rec: what a reference names */
+	uint16_t hchain;                 /* the next entry of hash's bucket, or VCACHE_NONE */
 };
 
 /* A Brass or Tin box's state (b->ks): the cache, made at its first Verify. */
@@ -58,6 +60,7 @@ struct vkey {
 struct vcache {
 	size_t next;
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
+	uint16_t hhead[VCACHE_BUCKETS]; /* the same by the record's hash (references) */
 	struct vkey e[VCACHE_MAX];
 };
 
@@ -75,7 +78,7 @@ static struct vcache *vcache_new(void)
 		(void)madvise(c, sizeof(*c), MADV_DONTDUMP);
 	(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK */
 	for (size_t i = 0; i < VCACHE_BUCKETS; i++)
-		c->head[i] = VCACHE_NONE;
+		c->head[i] = c->hhead[i] = VCACHE_NONE;
 	return c;
 }
 
@@ -92,7 +95,13 @@ static uint32_t rec_bucket(const uint8_t *p, size_t n)
 	return (uint32_t)(h ^ (h >> 29)) & (VCACHE_BUCKETS - 1);
 }
 
-/* Unlinks entry k (used, with record bytes) from its bucket. */
+/* The bucket of a record's hash. */
+static uint32_t hash_bucket(const uint8_t h[MK_VERIFY_REF_LEN])
+{
+	return ((uint32_t)h[0] << 8 | h[1]) & (VCACHE_BUCKETS - 1);
+}
+
+/* Unlinks entry k (used, with record bytes) from its buckets. */
 static void vcache_unlink(struct vcache *c, struct vkey *k)
 {
 	uint16_t idx = (uint16_t)(k - c->e);
@@ -100,7 +109,12 @@ static void vcache_unlink(struct vcache *c, struct vkey *k)
 	for (uint16_t *pp = &c->head[k->bucket]; *pp != VCACHE_NONE; pp = &c->e[*pp].chain)
 		if (*pp == idx) {
 			*pp = k->chain;
-			return;
+			break;
+		}
+	for (uint16_t *pp = &c->hhead[hash_bucket(k->hash)]; *pp != VCACHE_NONE; pp = &c->e[*pp].hchain)
+		if (*pp == idx) {
+			*pp = k->hchain;
+			break;
 		}
 }
 
@@ -144,17 +158,33 @@ static struct vkey *cache_find_bytes(struct vcache *c, const char *domain, const
 	return NULL;
 }
 
-/* Keeps the record bytes of a new entry and indexes it by them. A failure
- * to allocate leaves the entry unindexed (found by decoding, as before). */
+/* The entry whose record has this SHA-256, for domain, if any: what a
+ * reference in a request names (request_keys). */
+static struct vkey *cache_find_hash(struct vcache *c, const char *domain, const uint8_t *h)
+{
+	for (uint16_t i = c->hhead[hash_bucket(h)]; i != VCACHE_NONE; i = c->e[i].hchain) {
+		struct vkey *k = &c->e[i];
+
+		if (CRYPTO_memcmp(k->hash, h, MK_VERIFY_REF_LEN) == 0 && strcmp(k->domain, domain) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+/* Keeps the record bytes of a new entry and indexes it by them and by
+ * their hash. A failure leaves the entry unindexed (found by decoding, as
+ * before; a reference to it is refused, and the host sends it whole). */
 static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size_t n)
 {
-	if ((k->rec = malloc(n)) == NULL)
+	if (mk_sha256(p, n, k->hash) != MK_OK || (k->rec = malloc(n)) == NULL)
 		return;
 	memcpy(k->rec, p, n);
 	k->rec_len = n;
 	k->bucket = rec_bucket(p, n);
 	k->chain = c->head[k->bucket];
 	c->head[k->bucket] = (uint16_t)(k - c->e);
+	k->hchain = c->hhead[hash_bucket(k->hash)];
+	c->hhead[hash_bucket(k->hash)] = (uint16_t)(k - c->e);
 }
 
 static struct vkey *cache_find(struct vcache *c, const char *domain, uint64_t key_id,
@@ -344,36 +374,32 @@ out:
 	return e;
 }
 
-/* The length of a decoded indicium's canonical data (docs/indicium.md §2):
- * the binary form it came from starts with exactly these bytes when its
- * strings held no NUL (which decoding cuts short). */
-static size_t data_len(const struct mk_indicium *ind)
+/* The n bytes at s (not NUL-terminated) are the string z. */
+static int str_is(const char *s, size_t n, const char *z)
 {
-	return 2 + 6 + strlen(ind->vendor) + strlen(ind->postal) + strlen(ind->product_code) +
-	       strlen(ind->mfg_seq) + strlen(ind->indicia_serial) + strlen(ind->origin) + 4 + 4 + 4 + 8 + 8;
+	return strncmp(s, z, n) == 0 && z[n] == '\0';
 }
 
 /* One item against its key: the checks in the order of Fig. 28. now is the
  * box's own clock, read once for the request (the date window, Tin
- * freshness). */
-static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
-                                        size_t n, int64_t now, struct mk_buf *data)
+ * freshness). The indicium is read in place, framed (mk_indicium_frame):
+ * its tokens cover p[0..data_len). */
+static enum mk_verify_result check_framed(const struct box_domain *d, struct vkey *k, const uint8_t *p,
+                                          const struct mk_indicium_view *v, int64_t now)
 {
-	struct mk_indicium ind;
-	const uint8_t *token, *dp;
-	size_t dn;
+	const struct mk_indicium_view ind = *v;
+	const uint8_t *token;
 	uint8_t len;
 	uint32_t period;
 
-	if (mk_indicium_decode(p, n, &ind) != MK_OK)
-		return MK_VR_MALFORMED;
 	/* one domain in both roles: its second token would never be checked */
-	if (strcmp(ind.vendor, ind.postal) == 0)
+	if (ind.len[MK_IV_VENDOR] == ind.len[MK_IV_POSTAL] &&
+	    memcmp(ind.str[MK_IV_VENDOR], ind.str[MK_IV_POSTAL], ind.len[MK_IV_VENDOR]) == 0)
 		return MK_VR_MALFORMED;
-	if (strcmp(ind.vendor, d->id) == 0) {
+	if (str_is(ind.str[MK_IV_VENDOR], ind.len[MK_IV_VENDOR], d->id)) {
 		token = ind.vendor_token;
 		len = ind.vendor_token_len;
-	} else if (strcmp(ind.postal, d->id) == 0) {
+	} else if (str_is(ind.str[MK_IV_POSTAL], ind.len[MK_IV_POSTAL], d->id)) {
 		token = ind.postal_token;
 		len = ind.postal_token_len;
 	} else {
@@ -386,9 +412,9 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 	if ((uint64_t)ind.date + d->verify_days < mk_indicium_day(now) ||
 	    ind.date > (uint64_t)mk_indicium_day(now) + d->ahead_days)
 		return MK_VR_DATE_OUT_OF_RANGE;
-	if (k == NULL || strcmp(k->product_code, ind.product_code) != 0 ||
-	    strcmp(k->mfg_seq, ind.mfg_seq) != 0 ||
-	    (!k->token_key && strcmp(k->indicia_serial, ind.indicia_serial) != 0))
+	if (k == NULL || !str_is(ind.str[MK_IV_PRODUCT], ind.len[MK_IV_PRODUCT], k->product_code) ||
+	    !str_is(ind.str[MK_IV_MSN], ind.len[MK_IV_MSN], k->mfg_seq) ||
+	    (!k->token_key && !str_is(ind.str[MK_IV_SERIAL], ind.len[MK_IV_SERIAL], k->indicia_serial)))
 		return MK_VR_UNKNOWN_DEVICE;
 	/* Tin: a token key record past its freshness vouches for nothing (a
 	 * retirement reaches Tin at the next record, never later) */
@@ -415,18 +441,29 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct vkey 
 		k->period = period;
 	}
 	/* The tokens cover the canonical data, which the binary form carries
-	 * first: p itself when it was canonical, else encoded again. */
-	dn = n - 2u - ind.vendor_token_len - ind.postal_token_len;
-	if (dn == data_len(&ind)) {
-		dp = p;
-	} else {
-		mk_buf_reset(data);
-		if (mk_indicium_encode_data(&ind, data) != MK_OK)
-			return MK_VR_MALFORMED;
-		dp = mk_buf_data(data);
-		dn = mk_buf_len(data);
-	}
-	return mk_cmac_verify(k->cmac, dp, dn, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
+	 * first. */
+	return mk_cmac_verify(k->cmac, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
+}
+
+/*
+ * One item: framed, checked (check_framed), and judged by the indicium's
+ * rules (mk_indicium_view_valid, what mk_indicium_decode applies) for any
+ * verdict but good: an item that breaks them is malformed, whatever else
+ * is wrong with it, as when it was decoded first. A good token over bytes
+ * that break them would take the device's key (its meter encodes only
+ * valid indicia), and the verifier validated each indicium when it
+ * encoded it: the rules are judged once per indicium, not once per token.
+ */
+static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
+                                        size_t n, int64_t now)
+{
+	struct mk_indicium_view ind;
+	enum mk_verify_result r;
+
+	if (mk_indicium_frame(p, n, &ind) != MK_OK)
+		return MK_VR_MALFORMED;
+	r = check_framed(d, k, p, &ind, now);
+	return r != MK_VR_GOOD && !mk_indicium_view_valid(&ind) ? MK_VR_MALFORMED : r;
 }
 
 /* ---- The newest version, under the signed head --------------------------------------------- */
@@ -523,6 +560,17 @@ static enum mk_err request_keys(struct mk_box *b, struct box_domain *d, const st
 			return e;
 		if (pr == NULL || (tin && m == NULL))
 			return MK_RC_NOT_NEWEST;
+		if (n == MK_VERIFY_REF_LEN) {
+			/* A reference: a record this box verified, and showed newest
+			 * under a head of this number, earlier in the session (its
+			 * proof and Tin's master key record stay empty). Any other is
+			 * refused as unknown, and the host sends the record whole. */
+			keys[nkeys] = cache_find_hash(VC(b), d->id, p);
+			if (keys[nkeys] == NULL || keys[nkeys]->proven != h.seq || prn != 0 || (tin && mn != 0))
+				return MK_RC_RECORD_UNKNOWN;
+			nkeys++;
+			continue;
+		}
 		e = tin ? tin_key(b, d, p, n, &keys[nkeys]) : brass_key(b, d, p, n, &keys[nkeys]);
 		if (e != MK_OK)
 			return e;
@@ -551,7 +599,6 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	struct mk_box_verify_res res;
 	struct mk_msg_verify_item item;
 	struct mk_tlv_reader il;
-	struct mk_buf *data = NULL;
 	const uint8_t *p;
 	size_t n, nkeys = 0, nitems = 0;
 	int64_t now = box_clock();
@@ -569,8 +616,36 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 	if (d->head_new && box_save(b) == MK_OK)
 		d->head_new = 0;
 	mk_tlv_reader_init(&il, in.items, in.items_len);
-	if ((data = mk_buf_new(MK_INDICIUM_BIN_MAX)) == NULL)
-		return MK_ERR_NOMEM;
+	if (in.has_packed) {
+		/* the items packed (msg_box.h), the list 02 then empty */
+		const uint8_t *q = in.packed, *end = in.packed + in.packed_len;
+
+		if (in.items_len != 0) {
+			e = MK_ERR_CMD_PARAM_COUNT;
+			goto out;
+		}
+		while (q != end) {
+			size_t ki, len;
+
+			if (nitems == MK_VERIFY_BATCH_MAX) {
+				e = MK_ERR_CMD_PARAM_COUNT;
+				goto out;
+			}
+			if ((size_t)(end - q) < MK_VERIFY_PACKED_HEADER) {
+				e = MK_ERR_CMD_PARAM_SYNTAX;
+				goto out;
+			}
+			ki = (size_t)q[0] << 8 | q[1];
+			len = (size_t)q[2] << 8 | q[3];
+			q += MK_VERIFY_PACKED_HEADER;
+			if (len == 0 || len > MK_INDICIUM_BIN_MAX || len > (size_t)(end - q) || ki > nkeys) {
+				e = MK_ERR_CMD_PARAM_SYNTAX;
+				goto out;
+			}
+			out[nitems++] = (uint8_t)check_item(d, ki == 0 ? NULL : keys[ki - 1], q, len, now);
+			q += len;
+		}
+	}
 	for (;;) {
 		size_t at = nitems;
 
@@ -585,12 +660,11 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 			goto out;
 		}
 		out[nitems++] = (uint8_t)check_item(d, item.key_index == 0 ? NULL : keys[item.key_index - 1],
-		                                    item.indicium, item.indicium_len, now, data);
+		                                    item.indicium, item.indicium_len, now);
 	}
 	res.results = out;
 	res.results_len = nitems;
 	e = mk_box_verify_res_put(result, &res);
 out:
-	mk_buf_free(data);
 	return e;
 }

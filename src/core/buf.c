@@ -171,10 +171,13 @@ enum mk_err mk_buf_put_bytes(struct mk_buf *b, const void *p, size_t n)
 
 	if (n > 0 && p == NULL)
 		return MK_ERR_INVALID_ARG;
-	if ((r = mk_buf_reserve(b, n, &dst)) != MK_OK)
+	if ((r = ensure(b, n)) != MK_OK)
 		return r;
-	if (n > 0)
+	if (n > 0) { /* copied straight in: no zeroing first, as reserve does */
+		dst = b->data + b->len;
 		memcpy(dst, p, n);
+		b->len += n;
+	}
 	return MK_OK;
 }
 

@@ -71,42 +71,45 @@ void mk_cmac_free(struct mk_cmac *c)
 	OPENSSL_free(c);
 }
 
+/* The whole CMAC of msg into full. */
+static enum mk_err cmac_full(struct mk_cmac *c, const void *msg, size_t n, uint8_t full[MK_CMAC_MAX_LEN])
+{
+	size_t len = 0;
+
+	if (EVP_MAC_init(c->ctx, NULL, 0, NULL) != 1 || (n > 0 && EVP_MAC_update(c->ctx, msg, n) != 1) ||
+	    EVP_MAC_final(c->ctx, full, &len, MK_CMAC_MAX_LEN) != 1 || len != MK_CMAC_MAX_LEN)
+		return MK_ERR_CRYPTO;
+	return MK_OK;
+}
+
 enum mk_err mk_cmac_compute(struct mk_cmac *c, const void *msg, size_t n, uint8_t *out,
                             size_t outlen)
 {
-	enum mk_err r = MK_ERR_CRYPTO;
+	enum mk_err r;
 	uint8_t full[MK_CMAC_MAX_LEN];
-	size_t len = 0;
 
 	if (c == NULL || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if (EVP_MAC_init(c->ctx, NULL, 0, NULL) != 1)
-		goto out;
-	if (n > 0 && EVP_MAC_update(c->ctx, msg, n) != 1)
-		goto out;
-	if (EVP_MAC_final(c->ctx, full, &len, sizeof(full)) != 1 || len != sizeof(full))
-		goto out;
-	memcpy(out, full, outlen);
-	r = MK_OK;
-out:
+	if ((r = cmac_full(c, msg, n, full)) == MK_OK)
+		memcpy(out, full, outlen);
 	OPENSSL_cleanse(full, sizeof(full));
 	return r;
 }
 
+/* Computed whole and compared truncated in place: one buffer, wiped once
+ * (a verifier calls this for every token). */
 enum mk_err mk_cmac_verify(struct mk_cmac *c, const void *msg, size_t n, const uint8_t *tag,
                            size_t taglen)
 {
 	enum mk_err r;
-	uint8_t want[MK_CMAC_MAX_LEN];
+	uint8_t full[MK_CMAC_MAX_LEN];
 
-	if (tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN)
+	if (c == NULL || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN || (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = mk_cmac_compute(c, msg, n, want, taglen)) != MK_OK)
-		goto out;
-	r = mk_ct_equal(want, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
-out:
-	OPENSSL_cleanse(want, sizeof(want));
+	if ((r = cmac_full(c, msg, n, full)) == MK_OK)
+		r = mk_ct_equal(full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
+	OPENSSL_cleanse(full, sizeof(full));
 	return r;
 }
 

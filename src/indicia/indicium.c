@@ -39,29 +39,36 @@ static const struct {
 	[STR_POSTCODE] = { 1, MK_POSTCODE_MAX, 0 },
 };
 
-/* Checks the NUL-terminated string in a field of size bytes against its
- * class; returns its length, or 0 when it is not valid (no class allows 0). */
-static size_t str_check(const char *s, size_t size, enum str_class cls)
-{
-	size_t n = strnlen(s, size);
+/* The characters of the classes as bit sets over 0..127 (two words):
+ * upper-case letters and digits, and with lower-case letters. */
+static const uint64_t chars_upper_digit[2] = { 0x03FF000000000000u, 0x0000000007FFFFFEu };
+static const uint64_t chars_any_case[2] = { 0x03FF000000000000u, 0x07FFFFFE07FFFFFEu };
 
-	if (n == size || n < str_rules[cls].min || n > str_rules[cls].max)
+/* The n characters at s are each of their class (a NUL among them is
+ * outside every class), and n within its bounds: 1 when so. One test a
+ * character: the verifier checks every field of every indicium it
+ * encodes. */
+static int str_check(const char *s, size_t n, enum str_class cls)
+{
+	const uint64_t *set = str_rules[cls].lower ? chars_any_case : chars_upper_digit;
+	uint64_t ok = 1;
+
+	if (n < str_rules[cls].min || n > str_rules[cls].max)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
+		unsigned c = (unsigned char)s[i];
 
-		if (!is_upper(c) && !is_digit(c) && !(str_rules[cls].lower && is_lower(c)))
-			return 0;
+		ok &= c < 128 ? set[c >> 6] >> (c & 63) : 0;
 	}
-	return n;
+	return (int)(ok & 1);
 }
 
-/* Characters of an identity field in the text: one per character plus one
- * case toggle wherever the case of a letter differs from the previous one's
- * (the field starts upper-case). */
-static size_t ident_text_len(const char *s, size_t n)
+/* The case toggles of an identity field in the text: one wherever the case
+ * of a letter differs from the previous one's (the field starts
+ * upper-case). */
+static size_t case_toggles(const char *s, size_t n)
 {
-	size_t len = n;
+	size_t toggles = 0;
 	int lower = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -69,21 +76,21 @@ static size_t ident_text_len(const char *s, size_t n)
 
 		if ((is_lower(c) && !lower) || (is_upper(c) && lower)) {
 			lower = !lower;
-			len++;
+			toggles++;
 		}
 	}
-	return len;
+	return toggles;
 }
 
 static size_t dec_len(uint64_t v)
 {
 	size_t n = 1;
 
-	while (v >= 10) {
-		v /= 10;
-		n++;
+	while (v >= 10000) {
+		v /= 10000;
+		n += 4;
 	}
-	return n;
+	return n + (v >= 10) + (v >= 100) + (v >= 1000);
 }
 
 /* Base32 (RFC 4648, no padding) characters of n bytes. */
@@ -138,41 +145,75 @@ static void sig_negate_s(uint8_t s[32])
 	}
 }
 
+/* The fields the one rule set judges, wherever they are read from: a
+ * decoded struct (its strings' lengths up to their NUL) or the binary form
+ * in place (mk_indicium_view). */
+struct body {
+	uint8_t version, token_alg;
+	const char *str[6]; /* vendor, postal, product, msn, serial, origin */
+	size_t len[6];
+	uint32_t date, postage, piece_count;
+	uint64_t ascending, descending;
+	uint8_t vendor_token_len, postal_token_len;
+};
+
+static const enum str_class body_class[6] = { STR_DOMAIN, STR_DOMAIN, STR_IDENT, STR_IDENT, STR_IDENT, STR_POSTCODE };
+
 /*
  * The one rule set: every field in its syntax, and the text line short
- * enough. The string lengths come back in lens[] (vendor, postal, product,
- * msn, serial, origin) for the encoders. 1 when valid. ind_valid_body is
- * everything but the signature's own fields (what the tokens and the
- * signature are made over); ind_valid adds them: version 2, sig_alg 1 and a
- * canonical signature; version 1, both all zero.
+ * enough. 1 when valid. body_valid is everything but the signature's own
+ * fields (what the tokens and the signature are made over); ind_valid and
+ * mk_indicium_view add them: version 2, sig_alg 1 and a canonical
+ * signature; version 1, both all zero.
  */
-static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
+static int body_valid(const struct body *f)
 {
-	size_t text;
+	size_t text, idents;
 
-	if ((ind->version != MK_INDICIUM_VERSION && ind->version != MK_INDICIUM_VERSION_SIGNED) ||
-	    ind->token_alg != MK_TOKEN_ALG_CMAC_AES128)
+	if ((f->version != MK_INDICIUM_VERSION && f->version != MK_INDICIUM_VERSION_SIGNED) ||
+	    f->token_alg != MK_TOKEN_ALG_CMAC_AES128)
 		return 0;
-	if ((lens[0] = str_check(ind->vendor, sizeof(ind->vendor), STR_DOMAIN)) == 0 ||
-	    (lens[1] = str_check(ind->postal, sizeof(ind->postal), STR_DOMAIN)) == 0 ||
-	    (lens[2] = str_check(ind->product_code, sizeof(ind->product_code), STR_IDENT)) == 0 ||
-	    (lens[3] = str_check(ind->mfg_seq, sizeof(ind->mfg_seq), STR_IDENT)) == 0 ||
-	    (lens[4] = str_check(ind->indicia_serial, sizeof(ind->indicia_serial), STR_IDENT)) == 0 ||
-	    (lens[5] = str_check(ind->origin, sizeof(ind->origin), STR_POSTCODE)) == 0)
+	for (int i = 0; i < 6; i++)
+		if (!str_check(f->str[i], f->len[i], body_class[i]))
+			return 0;
+	if (f->date > IND_DAY_MAX || f->postage == 0 || f->piece_count == 0)
 		return 0;
-	if (ind->date > IND_DAY_MAX || ind->postage == 0 || ind->piece_count == 0)
+	if (f->vendor_token_len < MK_TOKEN_LEN_MIN || f->vendor_token_len > MK_TOKEN_LEN_MAX ||
+	    f->postal_token_len < MK_TOKEN_LEN_MIN || f->postal_token_len > MK_TOKEN_LEN_MAX)
 		return 0;
-	if (ind->vendor_token_len < MK_TOKEN_LEN_MIN || ind->vendor_token_len > MK_TOKEN_LEN_MAX ||
-	    ind->postal_token_len < MK_TOKEN_LEN_MIN || ind->postal_token_len > MK_TOKEN_LEN_MAX)
-		return 0;
-	/* The line: 15 fields each followed by '/', then two check characters. */
-	text = dec_len(ind->version) + dec_len(ind->token_alg) + lens[0] + lens[1] +
-	       ident_text_len(ind->product_code, lens[2]) + ident_text_len(ind->mfg_seq, lens[3]) +
-	       ident_text_len(ind->indicia_serial, lens[4]) + 8 + lens[5] + dec_len(ind->postage) +
-	       dec_len(ind->piece_count) + dec_len(ind->ascending) + dec_len(ind->descending) +
-	       ind_b32_len(ind->vendor_token_len) + ind_b32_len(ind->postal_token_len) + TXT_FIELDS + 2;
+	/* The line: 15 fields each followed by '/', then two check characters;
+	 * the identities take a character more at each case toggle. */
+	idents = f->len[2] + f->len[3] + f->len[4];
+	text = dec_len(f->version) + dec_len(f->token_alg) + f->len[0] + f->len[1] + idents + 8 + f->len[5] +
+	       dec_len(f->postage) + dec_len(f->piece_count) + dec_len(f->ascending) + dec_len(f->descending) +
+	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
+	/* at most a toggle a character: counted only when that could matter */
+	if (text + idents > TXT_LINE_MAX_V1)
+		for (int i = 2; i <= 4; i++)
+			text += case_toggles(f->str[i], f->len[i]);
 	/* version 2 adds TXT_SIG_CHARS, always: its limit is the same body */
 	return text <= TXT_LINE_MAX_V1;
+}
+
+/* The struct's fields for body_valid, its strings' lengths in lens[]
+ * (vendor, postal, product, msn, serial, origin) for the encoders; 1 when
+ * valid. A string that fills its field with no NUL is not valid. */
+static int ind_valid_body(const struct mk_indicium *ind, size_t lens[6])
+{
+	const char *str[6] = { ind->vendor, ind->postal, ind->product_code, ind->mfg_seq, ind->indicia_serial,
+		               ind->origin };
+	const size_t size[6] = { sizeof(ind->vendor), sizeof(ind->postal), sizeof(ind->product_code),
+		                 sizeof(ind->mfg_seq), sizeof(ind->indicia_serial), sizeof(ind->origin) };
+	struct body f = { ind->version, ind->token_alg, { NULL }, { 0 }, ind->date, ind->postage, ind->piece_count,
+		          ind->ascending, ind->descending, ind->vendor_token_len, ind->postal_token_len };
+
+	for (int i = 0; i < 6; i++) {
+		if ((lens[i] = strnlen(str[i], size[i])) == size[i])
+			return 0;
+		f.str[i] = str[i];
+		f.len[i] = lens[i];
+	}
+	return body_valid(&f);
 }
 
 int ind_valid(const struct mk_indicium *ind, size_t lens[6])
@@ -186,34 +227,54 @@ int ind_valid(const struct mk_indicium *ind, size_t lens[6])
 
 /* ---- Binary form ---------------------------------------------------------------- */
 
-static enum mk_err put_str(struct mk_buf *out, const char *s, size_t n)
+/* The canonical data's length, of an indicium already known to be valid. */
+static size_t data_len(const size_t lens[6])
 {
-	enum mk_err e;
+	return 2 + 6 + lens[0] + lens[1] + lens[2] + lens[3] + lens[4] + lens[5] + 4 + 4 + 4 + 8 + 8;
+}
 
-	if ((e = mk_buf_put_u8(out, (uint8_t)n)) != MK_OK)
-		return e;
-	return mk_buf_put_bytes(out, s, n);
+static uint8_t *w_str(uint8_t *p, const char *s, size_t n)
+{
+	*p++ = (uint8_t)n;
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static uint8_t *w_be(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+/* Writes the canonical data of an indicium already known to be valid at p
+ * (data_len bytes): the fields in one pass, no call per field. */
+static uint8_t *w_data(const struct mk_indicium *ind, const size_t lens[6], uint8_t *p)
+{
+	*p++ = ind->version;
+	*p++ = ind->token_alg;
+	p = w_str(p, ind->vendor, lens[0]);
+	p = w_str(p, ind->postal, lens[1]);
+	p = w_str(p, ind->product_code, lens[2]);
+	p = w_str(p, ind->mfg_seq, lens[3]);
+	p = w_str(p, ind->indicia_serial, lens[4]);
+	p = w_be(p, ind->date, 4);
+	p = w_str(p, ind->origin, lens[5]);
+	p = w_be(p, ind->postage, 4);
+	p = w_be(p, ind->piece_count, 4);
+	p = w_be(p, ind->ascending, 8);
+	return w_be(p, ind->descending, 8);
 }
 
 /* Appends the canonical data of an indicium already known to be valid. */
 static enum mk_err put_data(const struct mk_indicium *ind, const size_t lens[6], struct mk_buf *out)
 {
+	uint8_t *p;
 	enum mk_err e;
 
-	if ((e = mk_buf_put_u8(out, ind->version)) != MK_OK ||
-	    (e = mk_buf_put_u8(out, ind->token_alg)) != MK_OK ||
-	    (e = put_str(out, ind->vendor, lens[0])) != MK_OK ||
-	    (e = put_str(out, ind->postal, lens[1])) != MK_OK ||
-	    (e = put_str(out, ind->product_code, lens[2])) != MK_OK ||
-	    (e = put_str(out, ind->mfg_seq, lens[3])) != MK_OK ||
-	    (e = put_str(out, ind->indicia_serial, lens[4])) != MK_OK ||
-	    (e = mk_buf_put_u32(out, ind->date)) != MK_OK ||
-	    (e = put_str(out, ind->origin, lens[5])) != MK_OK ||
-	    (e = mk_buf_put_u32(out, ind->postage)) != MK_OK ||
-	    (e = mk_buf_put_u32(out, ind->piece_count)) != MK_OK ||
-	    (e = mk_buf_put_u64(out, ind->ascending)) != MK_OK ||
-	    (e = mk_buf_put_u64(out, ind->descending)) != MK_OK)
+	if ((e = mk_buf_reserve(out, data_len(lens), &p)) != MK_OK)
 		return e;
+	(void)w_data(ind, lens, p);
 	return MK_OK;
 }
 
@@ -235,41 +296,60 @@ enum mk_err mk_indicium_encode_data(const struct mk_indicium *ind, struct mk_buf
 /* The bytes a version-2 signature covers: the binary form up to the
  * signature itself (data, tokens, and sig_alg, so the algorithm is bound
  * too). In version 1 the same minus sig_alg: the binary form entire. */
+/* The length of the part put_signed_part writes. */
+static size_t signed_part_len(const struct mk_indicium *ind, const size_t lens[6])
+{
+	return data_len(lens) + 2u + ind->vendor_token_len + ind->postal_token_len +
+	       (ind->version == MK_INDICIUM_VERSION_SIGNED ? 1u : 0u);
+}
+
+static uint8_t *w_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg, uint8_t *p)
+{
+	p = w_data(ind, lens, p);
+	*p++ = ind->vendor_token_len;
+	memcpy(p, ind->vendor_token, ind->vendor_token_len);
+	p += ind->vendor_token_len;
+	*p++ = ind->postal_token_len;
+	memcpy(p, ind->postal_token, ind->postal_token_len);
+	p += ind->postal_token_len;
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
+		*p++ = sig_alg;
+	return p;
+}
+
+/* The bytes a version-2 signature covers: the binary form up to the
+ * signature itself (data, tokens, and sig_alg, so the algorithm is bound
+ * too). In version 1 the same minus sig_alg: the binary form entire. */
 static enum mk_err put_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg,
                                    struct mk_buf *out)
 {
+	uint8_t *p;
 	enum mk_err e;
 
-	if ((e = put_data(ind, lens, out)) != MK_OK || (e = mk_buf_put_u8(out, ind->vendor_token_len)) != MK_OK ||
-	    (e = mk_buf_put_bytes(out, ind->vendor_token, ind->vendor_token_len)) != MK_OK ||
-	    (e = mk_buf_put_u8(out, ind->postal_token_len)) != MK_OK ||
-	    (e = mk_buf_put_bytes(out, ind->postal_token, ind->postal_token_len)) != MK_OK)
+	if ((e = mk_buf_reserve(out, signed_part_len(ind, lens), &p)) != MK_OK)
 		return e;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
-		return mk_buf_put_u8(out, sig_alg);
+	(void)w_signed_part(ind, lens, sig_alg, p);
 	return MK_OK;
 }
 
 enum mk_err mk_indicium_encode(const struct mk_indicium *ind, struct mk_buf *out)
 {
-	enum mk_err r = MK_ERR_INTERNAL;
-	size_t lens[6], start;
+	size_t lens[6], n;
+	uint8_t *p;
+	enum mk_err r;
 
 	if (ind == NULL || out == NULL)
 		return MK_ERR_INVALID_ARG;
 	if (!ind_valid(ind, lens))
 		return MK_ERR_INVALID_ARG;
-	start = mk_buf_len(out);
-	if ((r = put_signed_part(ind, lens, ind->sig_alg, out)) != MK_OK)
-		goto out;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
-	    (r = mk_buf_put_bytes(out, ind->sig, sizeof(ind->sig))) != MK_OK)
-		goto out;
-	r = MK_OK;
-out:
-	if (r != MK_OK)
-		mk_buf_truncate(out, start);
-	return r;
+	/* one reservation for the whole form: all of it or nothing */
+	n = signed_part_len(ind, lens) + (ind->version == MK_INDICIUM_VERSION_SIGNED ? sizeof(ind->sig) : 0);
+	if ((r = mk_buf_reserve(out, n, &p)) != MK_OK)
+		return r;
+	p = w_signed_part(ind, lens, ind->sig_alg, p);
+	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
+		memcpy(p, ind->sig, sizeof(ind->sig));
+	return MK_OK;
 }
 
 /*
@@ -326,83 +406,150 @@ out:
 	return r;
 }
 
-/* Reads a length-prefixed string into a field of size bytes. The syntax of
- * its characters is left to ind_valid, except a NUL: ind_valid sees the
- * string only up to its first NUL, so one inside would make a second
- * encoding of a shorter string. */
-static enum mk_err get_str(struct mk_buf *b, char *field, size_t size)
+/* Big-endian integers of 4 and 8 bytes at p. */
+static uint32_t be32(const uint8_t *p)
 {
-	enum mk_err e;
-	uint8_t n;
-
-	if ((e = mk_buf_get_u8(b, &n)) != MK_OK)
-		return e;
-	if (n == 0 || n >= size)
-		return MK_ERR_INDICIUM_FORMAT;
-	if ((e = mk_buf_get_bytes(b, field, n)) != MK_OK)
-		return e;
-	field[n] = '\0';
-	if (strlen(field) != n)
-		return MK_ERR_INDICIUM_FORMAT;
-	return MK_OK;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Reads a token's length and bytes. */
-static enum mk_err get_token(struct mk_buf *b, uint8_t *lenp, uint8_t tok[MK_TOKEN_LEN_MAX])
+static uint64_t be64(const uint8_t *p)
 {
-	enum mk_err e;
-
-	if ((e = mk_buf_get_u8(b, lenp)) != MK_OK)
-		return e;
-	if (*lenp < MK_TOKEN_LEN_MIN || *lenp > MK_TOKEN_LEN_MAX)
-		return MK_ERR_INDICIUM_FORMAT;
-	return mk_buf_get_bytes(b, tok, *lenp);
+	return (uint64_t)be32(p) << 32 | be32(p + 4);
 }
 
 /*
- * Decodes the binary form. Reading is straight down the layout (the version
- * byte says whether a signature follows the tokens); what each field may
- * hold is then judged by ind_valid, and nothing may follow the postal token
- * (version 1) or the signature (version 2). Any failure is
- * MK_ERR_INDICIUM_FORMAT and leaves *ind zero.
+ * The binary form framed in place: straight down the layout (the version
+ * byte says whether sig_alg and a signature follow the tokens), each
+ * length within the bytes, nothing after the postal token (version 1) or
+ * the signature (version 2). What the fields hold is not judged here
+ * (mk_indicium_view_valid). MK_ERR_INDICIUM_FORMAT leaves *v zero.
  */
+enum mk_err mk_indicium_frame(const uint8_t *p, size_t n, struct mk_indicium_view *v)
+{
+	const uint8_t *start = p, *end;
+
+	if (v == NULL || (p == NULL && n > 0))
+		return MK_ERR_INVALID_ARG;
+	if (n > MK_INDICIUM_BIN_MAX || n < 2)
+		goto fail;
+	end = p + n;
+	v->version = *p++;
+	v->token_alg = *p++;
+	for (int i = 0; i < 6; i++) {
+		/* five strings, the date, the origin */
+		if (i == MK_IV_ORIGIN) {
+			if ((size_t)(end - p) < 4)
+				goto fail;
+			v->date = be32(p);
+			p += 4;
+		}
+		if (p == end || *p > (size_t)(end - p - 1))
+			goto fail;
+		v->len[i] = *p;
+		v->str[i] = (const char *)p + 1;
+		p += 1 + *p;
+	}
+	if ((size_t)(end - p) < 4 + 4 + 8 + 8 + 1)
+		goto fail;
+	v->postage = be32(p);
+	v->piece_count = be32(p + 4);
+	v->ascending = be64(p + 8);
+	v->descending = be64(p + 16);
+	p += 24;
+	v->data_len = (size_t)(p - start);
+	v->vendor_token_len = *p++;
+	if ((size_t)(end - p) < (size_t)v->vendor_token_len + 1) /* and the postal token's length */
+		goto fail;
+	v->vendor_token = p;
+	p += v->vendor_token_len;
+	v->postal_token_len = *p++;
+	if (v->postal_token_len > (size_t)(end - p))
+		goto fail;
+	v->postal_token = p;
+	p += v->postal_token_len;
+	v->sig_alg = 0;
+	v->sig = NULL;
+	if (v->version == MK_INDICIUM_VERSION_SIGNED) {
+		if ((size_t)(end - p) < 1 + MK_ECDSA_SIG_LEN)
+			goto fail;
+		v->sig_alg = *p;
+		v->sig = p + 1;
+		p += 1 + MK_ECDSA_SIG_LEN;
+	}
+	if (p != end)
+		goto fail;
+	return MK_OK;
+fail:
+	memset(v, 0, sizeof(*v));
+	return MK_ERR_INDICIUM_FORMAT;
+}
+
+int mk_indicium_view_valid(const struct mk_indicium_view *v)
+{
+	struct body f = { v->version, v->token_alg, { NULL }, { 0 }, v->date, v->postage, v->piece_count,
+		          v->ascending, v->descending, v->vendor_token_len, v->postal_token_len };
+
+	for (int i = 0; i < 6; i++) {
+		f.str[i] = v->str[i];
+		f.len[i] = v->len[i];
+	}
+	if (!body_valid(&f))
+		return 0;
+	if (v->version == MK_INDICIUM_VERSION_SIGNED)
+		return v->sig_alg == MK_SIG_ALG_ECDSA_P256 && sig_canonical(v->sig);
+	return 1; /* version 1 has no signature fields */
+}
+
+enum mk_err mk_indicium_view(const uint8_t *p, size_t n, struct mk_indicium_view *v)
+{
+	enum mk_err e;
+
+	if ((e = mk_indicium_frame(p, n, v)) != MK_OK)
+		return e;
+	if (!mk_indicium_view_valid(v)) {
+		memset(v, 0, sizeof(*v));
+		return MK_ERR_INDICIUM_FORMAT;
+	}
+	return MK_OK;
+}
+
+/* Decodes the binary form: the view (the same reading and rules), copied
+ * out. Any failure is MK_ERR_INDICIUM_FORMAT and leaves *ind zero. */
 enum mk_err mk_indicium_decode(const uint8_t *p, size_t n, struct mk_indicium *ind)
 {
-	enum mk_err r = MK_ERR_INDICIUM_FORMAT;
-	struct mk_buf b;
-	size_t lens[6];
+	struct mk_indicium_view v;
+	char *str[6];
+	enum mk_err e;
 
 	if (ind == NULL || (p == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
 	memset(ind, 0, sizeof(*ind));
-	if (n > MK_INDICIUM_BIN_MAX)
-		return MK_ERR_INDICIUM_FORMAT;
-	mk_buf_init_view(&b, p, n);
-	if (mk_buf_get_u8(&b, &ind->version) != MK_OK || mk_buf_get_u8(&b, &ind->token_alg) != MK_OK ||
-	    get_str(&b, ind->vendor, sizeof(ind->vendor)) != MK_OK ||
-	    get_str(&b, ind->postal, sizeof(ind->postal)) != MK_OK ||
-	    get_str(&b, ind->product_code, sizeof(ind->product_code)) != MK_OK ||
-	    get_str(&b, ind->mfg_seq, sizeof(ind->mfg_seq)) != MK_OK ||
-	    get_str(&b, ind->indicia_serial, sizeof(ind->indicia_serial)) != MK_OK ||
-	    mk_buf_get_u32(&b, &ind->date) != MK_OK ||
-	    get_str(&b, ind->origin, sizeof(ind->origin)) != MK_OK ||
-	    mk_buf_get_u32(&b, &ind->postage) != MK_OK ||
-	    mk_buf_get_u32(&b, &ind->piece_count) != MK_OK ||
-	    mk_buf_get_u64(&b, &ind->ascending) != MK_OK ||
-	    mk_buf_get_u64(&b, &ind->descending) != MK_OK ||
-	    get_token(&b, &ind->vendor_token_len, ind->vendor_token) != MK_OK ||
-	    get_token(&b, &ind->postal_token_len, ind->postal_token) != MK_OK)
-		goto out;
-	if (ind->version == MK_INDICIUM_VERSION_SIGNED &&
-	    (mk_buf_get_u8(&b, &ind->sig_alg) != MK_OK || mk_buf_get_bytes(&b, ind->sig, sizeof(ind->sig)) != MK_OK))
-		goto out;
-	if (mk_buf_remaining(&b) != 0 || !ind_valid(ind, lens))
-		goto out;
-	r = MK_OK;
-out:
-	if (r != MK_OK)
-		memset(ind, 0, sizeof(*ind));
-	return r;
+	if ((e = mk_indicium_view(p, n, &v)) != MK_OK)
+		return e;
+	str[0] = ind->vendor;
+	str[1] = ind->postal;
+	str[2] = ind->product_code;
+	str[3] = ind->mfg_seq;
+	str[4] = ind->indicia_serial;
+	str[5] = ind->origin;
+	ind->version = v.version;
+	ind->token_alg = v.token_alg;
+	for (int i = 0; i < 6; i++)
+		memcpy(str[i], v.str[i], v.len[i]); /* the rules bound each below its field */
+	ind->date = v.date;
+	ind->postage = v.postage;
+	ind->piece_count = v.piece_count;
+	ind->ascending = v.ascending;
+	ind->descending = v.descending;
+	ind->vendor_token_len = v.vendor_token_len;
+	ind->postal_token_len = v.postal_token_len;
+	memcpy(ind->vendor_token, v.vendor_token, v.vendor_token_len);
+	memcpy(ind->postal_token, v.postal_token, v.postal_token_len);
+	if (v.sig != NULL) {
+		ind->sig_alg = v.sig_alg;
+		memcpy(ind->sig, v.sig, MK_ECDSA_SIG_LEN);
+	}
+	return MK_OK;
 }
 
 /* ---- Days --------------------------------------------------------------------- */

@@ -270,19 +270,21 @@ static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds,
 }
 
 /* One batch (at most MK_VERIFY_BATCH_MAX items, inds[idx[i]] with the key
- * record lks[i]) of one domain to its box. */
+ * record lks[i]) of one domain to its box. *resend is set when the box
+ * refused a reference (its answer MK_RC_RECORD_UNKNOWN): the domain's
+ * records are then all to be sent whole, the batch again. */
 static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
-                             const size_t *idx, struct lookup *const *lks, size_t n, uint8_t *results)
+                             const size_t *idx, struct lookup *const *lks, size_t n, uint8_t *results, int *resend)
 {
 	struct lookup *keys[MK_VERIFY_KEYS_MAX];
 	uint16_t ki[MK_VERIFY_BATCH_MAX];
 	size_t nkeys = 0;
-	struct mk_tlv_writer kl, il, pl, ml;
+	struct mk_tlv_writer kl, pl, ml;
 	struct mk_box_verify_req rq;
 	struct mk_box_verify_res rs;
-	uint8_t one[MK_INDICIUM_BIN_MAX + 16];
 	struct mk_buf *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
 	enum mk_err e = MK_OK;
+	size_t refs = 0;
 
 	if (bin == NULL)
 		return MK_ERR_NOMEM;
@@ -293,8 +295,13 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		ki[i] = 0;
 		if (!lk->found)
 			continue;
-		for (j = 0; j < nkeys && keys[j] != lk; j++)
-			;
+		/* a device's items are consecutive: its record is the last one
+		 * added, or a new one */
+		if (nkeys > 0 && keys[nkeys - 1] == lk)
+			j = nkeys - 1;
+		else
+			for (j = 0; j < nkeys && keys[j] != lk; j++)
+				;
 		if (j == nkeys)
 			keys[nkeys++] = lk;
 		ki[i] = (uint16_t)(j + 1);
@@ -303,32 +310,53 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 	mk_buf_reset(v->keys);
 	mk_buf_reset(v->items);
 	mk_tlv_writer_init(&kl, v->keys);
-	mk_tlv_writer_init(&il, v->items);
 	/* each key record with its proof under the domain's head (Tin: and
 	 * its master key record), three lists side by side */
 	mk_buf_reset(v->proofs);
 	mk_buf_reset(v->mrecs);
 	mk_tlv_writer_init(&pl, v->proofs);
 	mk_tlv_writer_init(&ml, v->mrecs);
-	for (size_t j = 0; j < nkeys; j++)
-		if ((e = mk_msg_list_put_bytes(&kl, j, mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec))) != MK_OK ||
-		    (e = mk_msg_list_put_bytes(&pl, j, mk_buf_data(keys[j]->proof), mk_buf_len(keys[j]->proof))) != MK_OK ||
-		    (v->tin &&
-		     (e = mk_msg_list_put_bytes(&ml, j, mk_buf_data(keys[j]->mrec), mk_buf_len(keys[j]->mrec))) != MK_OK))
-			goto out;
-	for (size_t i = 0; i < n; i++) {
-		struct mk_msg_verify_item item = { ki[i], NULL, 0 };
-		struct mk_buf ob;
+	for (size_t j = 0; j < nkeys; j++) {
+		struct lookup *lk = keys[j];
 
-		mk_buf_init_fixed(&ob, one, sizeof(one));
-		if ((e = bin_of(v, inds, idx[i], bin, &item.indicium, &item.indicium_len)) != MK_OK ||
-		    (e = mk_msg_verify_item_encode(&item, &ob)) != MK_OK ||
-		    (e = mk_msg_list_put_bytes(&il, i, mk_buf_data(&ob), mk_buf_len(&ob))) != MK_OK)
+		/* a record the box holds verified under this head by reference
+		 * (msg_box.h), its proof and master key record then empty */
+		if (lk->boxed == d->head_seq && lk->boxed != 0) {
+			if ((e = mk_msg_list_put_bytes(&kl, j, lk->rec_hash, sizeof(lk->rec_hash))) != MK_OK ||
+			    (e = mk_msg_list_put_bytes(&pl, j, lk->rec_hash, 0)) != MK_OK ||
+			    (v->tin && (e = mk_msg_list_put_bytes(&ml, j, lk->rec_hash, 0)) != MK_OK))
+				goto out;
+			refs++;
+			continue;
+		}
+		if ((e = mk_msg_list_put_bytes(&kl, j, mk_buf_data(lk->rec), mk_buf_len(lk->rec))) != MK_OK ||
+		    (e = mk_msg_list_put_bytes(&pl, j, mk_buf_data(lk->proof), mk_buf_len(lk->proof))) != MK_OK ||
+		    (v->tin && (e = mk_msg_list_put_bytes(&ml, j, mk_buf_data(lk->mrec), mk_buf_len(lk->mrec))) != MK_OK))
 			goto out;
+	}
+	/* the items packed (msg_box.h: key index, length, the binary form),
+	 * each written once straight into the request's field; the list 02
+	 * empty */
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *bp;
+		size_t bn;
+		uint8_t *w;
+
+		if ((e = bin_of(v, inds, idx[i], bin, &bp, &bn)) != MK_OK ||
+		    (e = mk_buf_reserve(v->items, MK_VERIFY_PACKED_HEADER + bn, &w)) != MK_OK)
+			goto out;
+		w[0] = (uint8_t)(ki[i] >> 8);
+		w[1] = (uint8_t)ki[i];
+		w[2] = (uint8_t)(bn >> 8);
+		w[3] = (uint8_t)bn;
+		memcpy(w + MK_VERIFY_PACKED_HEADER, bp, bn);
 	}
 	memset(&rq, 0, sizeof(rq));
 	MK_MSG_SET(rq, keys, v->keys);
-	MK_MSG_SET(rq, items, v->items);
+	rq.items = NULL; /* the list 02, empty */
+	rq.items_len = 0;
+	MK_MSG_SET(rq, packed, v->items);
+	rq.has_packed = n > 0;
 	if (nkeys > 0) {
 		MK_MSG_SET(rq, head, d->signed_head);
 		MK_MSG_SET(rq, proofs, v->proofs);
@@ -338,9 +366,25 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 			rq.has_records = true;
 		}
 	}
-	if ((e = mk_kms_box_call(v->kms, d->box, v->tin ? &mk_box_cmd_tin_verify : &mk_box_cmd_verify, d->id, &rq,
-	                         &rs, v->res)) != MK_OK)
+	e = mk_kms_box_call(v->kms, d->box, v->tin ? &mk_box_cmd_tin_verify : &mk_box_cmd_verify, d->id, &rq, &rs,
+	                    v->res);
+	if (e == MK_RC_RECORD_UNKNOWN && refs > 0) {
+		/* the box no longer holds a record it was sent (its cache
+		 * turned over, or it is another session): the domain's records
+		 * go whole again, the caller sends the batch again */
+		for (size_t j = 0; j < d->nlook; j++)
+			d->look[j].boxed = 0;
+		mk_kms_detail_clear(v->kms);
+		*resend = 1;
 		goto out;
+	}
+	if (e != MK_OK)
+		goto out;
+	/* the box holds every record sent whole verified under this head now */
+	for (size_t j = 0; j < nkeys; j++)
+		if (keys[j]->boxed != d->head_seq && mk_sha256(mk_buf_data(keys[j]->rec), mk_buf_len(keys[j]->rec),
+		                                              keys[j]->rec_hash) == MK_OK)
+			keys[j]->boxed = d->head_seq;
 	if (rs.results_len != n) {
 		e = MK_ERR_INTERNAL;
 		goto out;
@@ -364,7 +408,8 @@ out:
  * longest for its version (docs/indicium.md §2) and its TLV headers; a key
  * record's, its bytes and headers. */
 #define REQ_BUDGET (MK_MSG_MAX - 1024 - MK_HEAD_MAX)
-#define ITEM_COST_V1 (192 + 16)
+#define ITEM_HEADERS 16
+#define ITEM_COST_V1 (192 + ITEM_HEADERS)
 #define ITEM_COST_V2 (ITEM_COST_V1 + 1 + MK_ECDSA_SIG_LEN)
 #define KEY_COST 8
 
@@ -384,17 +429,25 @@ struct group {
  * consecutive, so a record counts once where its run starts. At least one
  * item always goes (an item and a record are far below the budget).
  */
-static size_t batch_len(const struct mk_indicium *inds, const struct group *g, size_t b, size_t no)
+static size_t batch_len(const struct mk_verifier *v, const struct vdomain *d, const struct mk_indicium *inds,
+                        const struct group *g, size_t b, size_t no)
 {
 	size_t m = 0, bytes = 0;
 
 	while (b + m < no && m < MK_VERIFY_BATCH_MAX) {
 		const struct lookup *lk = g->olks[b + m];
-		size_t cost = inds[g->order[b + m]].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
+		size_t i = g->order[b + m], cost;
 
+		/* an item's binary form as encoded (bin_of), else its longest */
+		if (i < v->bin_cap && v->bin_len[i] != 0)
+			cost = v->bin_len[i] + ITEM_HEADERS;
+		else
+			cost = inds[i].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
 		if (lk->found && (m == 0 || g->olks[b + m - 1] != lk))
-			cost += 3 * KEY_COST + mk_buf_len(lk->rec) + mk_buf_len(lk->proof) +
-			        (lk->mrec != NULL ? mk_buf_len(lk->mrec) : 0);
+			cost += lk->boxed == d->head_seq && lk->boxed != 0
+			                ? 3 * KEY_COST + MK_VERIFY_REF_LEN
+			                : 3 * KEY_COST + mk_buf_len(lk->rec) + mk_buf_len(lk->proof) +
+			                          (lk->mrec != NULL ? mk_buf_len(lk->mrec) : 0);
 		if (m > 0 && bytes + cost > REQ_BUDGET)
 			break;
 		bytes += cost;
@@ -460,9 +513,17 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 			g->olks[no++] = g->lks[u];
 		}
 	}
-	for (size_t b = 0, m; b < no; b += m) {
-		m = batch_len(inds, g, b, no);
-		if ((e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res)) != MK_OK)
+	for (size_t b = 0, m, retried = SIZE_MAX; b < no; b += m) {
+		int resend = 0;
+
+		m = batch_len(v, d, inds, g, b, no);
+		e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res, &resend);
+		if (resend && retried != b) { /* again, every record whole */
+			retried = b;
+			m = 0;
+			continue;
+		}
+		if (e != MK_OK)
 			return e;
 		for (size_t t = 0; t < m; t++)
 			*(role == 0 ? &out[g->order[b + t]].vendor : &out[g->order[b + t]].postal) = res[t];

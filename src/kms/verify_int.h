@@ -65,6 +65,9 @@ struct lookup {
 	                              * the domain's head head_seq */
 	struct mk_buf *mrec;         /* Tin: the master key record the token key record is of */
 	uint64_t head_seq;
+	uint64_t boxed;              /* head_seq when the domain's box holds rec verified and
+	                              * proven (sent whole and answered): then sent by reference */
+	uint8_t rec_hash[MK_VERIFY_REF_LEN]; /* SHA-256 of rec, the reference (with boxed) */
 	uint64_t pin;                /* in use by the group being sent: not replaced */
 	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
 	uint64_t gserial;            /* the grouping these belong to */

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "meterkey/msg.h"
 
 /* ---- Messages ---------------------------------------------------------------------- */
@@ -421,18 +423,18 @@ enum mk_err mk_msg_dispatch(const struct mk_msg_table *t, void *box, const uint8
                             struct mk_buf *resp)
 {
 	struct mk_msg_request rq;
-	struct mk_buf *res = mk_buf_new(MK_MSG_MAX);
+	uint8_t mem[MK_MSG_MAX]; /* as mk_msg_call's: on the stack, wiped as far as written */
+	struct mk_buf rb, *res = &rb;
 	enum mk_err e, r;
 
-	if (res == NULL)
-		return MK_ERR_NOMEM;
+	mk_buf_init_fixed(res, mem, sizeof(mem));
 	if ((e = mk_msg_request_decode(req, n, &rq)) == MK_OK)
 		e = run(t, box, &rq, res);
 	if (e == MK_OK)
 		r = answer(resp, rq.command, MK_OK, mk_buf_data(res), mk_buf_len(res));
 	else
 		r = answer(resp, rq.command, e, NULL, 0);
-	mk_buf_free(res); /* wiped: a result may carry key material for the caller */
+	OPENSSL_cleanse(mem, mk_buf_len(res)); /* wiped: a result may carry key material for the caller */
 	return r;
 }
 
@@ -444,15 +446,17 @@ enum mk_err mk_msg_call(const struct mk_msg_link *l, const struct mk_msg_cmd_spe
 {
 	struct mk_msg_request req = { spec->code, "", time, NULL, 0 };
 	struct mk_msg_response ans;
-	struct mk_buf *params = mk_buf_new(MK_MSG_MAX), *enc = mk_buf_new(MK_MSG_MAX);
+	/* On the stack, not grown on the heap step by step: a call is on the
+	 * verifier's hot path. Only what was written is wiped at the end (a
+	 * fixed buffer never grows, and what it drops it wipes). */
+	uint8_t pmem[MK_MSG_MAX], emem[MK_MSG_MAX];
+	struct mk_buf pb, eb, *params = &pb, *enc = &eb;
 	enum mk_err e;
 
+	mk_buf_init_fixed(params, pmem, sizeof(pmem));
+	mk_buf_init_fixed(enc, emem, sizeof(emem));
 	if (levelp != NULL)
 		*levelp = 0;
-	if (params == NULL || enc == NULL) {
-		e = MK_ERR_NOMEM;
-		goto out;
-	}
 	if (domain != NULL && snprintf(req.domain, sizeof(req.domain), "%s", domain) >= (int)sizeof(req.domain)) {
 		e = MK_ERR_INVALID_ARG;
 		goto out;
@@ -479,8 +483,8 @@ enum mk_err mk_msg_call(const struct mk_msg_link *l, const struct mk_msg_cmd_spe
 	}
 	e = mk_msg_decode(spec->res, ans.result, ans.result_len, rs);
 out:
-	mk_buf_free(params); /* wiped: parameters may carry key material */
-	mk_buf_free(enc);
+	OPENSSL_cleanse(pmem, mk_buf_len(params)); /* wiped: parameters may carry key material */
+	OPENSSL_cleanse(emem, mk_buf_len(enc));
 	return e;
 }
 

@@ -1538,9 +1538,14 @@ static void token_record(const char *domain, const char *device, uint32_t day, s
 
 /* A Tin Verify request straight at box b for domain: one key record rec
  * (none when NULL) and one indicium using it; its code, and the result
- * byte in *resp on MK_OK. */
-static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
-                            const struct mk_indicium *ind, uint8_t *resp)
+ * byte in *resp on MK_OK. With ref (MK_VERIFY_REF_LEN bytes), the record
+ * goes by that reference, its proof and master key record empty (with
+ * proof_too, its proof whole all the same). With packed, those bytes go as
+ * the packed items (06), beside the item of ind in the list (02) unless ind
+ * is NULL; the results then in resp[0..*nresp). */
+static enum mk_err tin_call_x(struct mk_box *b, const char *domain, const struct mk_buf *rec, const uint8_t *ref,
+                              bool proof_too, const struct mk_indicium *ind, const struct mk_buf *packed,
+                              uint8_t *resp, size_t *nresp)
 {
 	struct mk_buf *keys = mk_buf_new(W_CAP), *items = mk_buf_new(W_CAP), *one = mk_buf_new(W_CAP),
 	              *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX);
@@ -1557,18 +1562,27 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 	assert_non_null(one);
 	assert_non_null(res);
 	assert_non_null(bin);
-	assert_rc(mk_indicium_encode(ind, bin), MK_OK);
+	if (ind != NULL)
+		assert_rc(mk_indicium_encode(ind, bin), MK_OK);
 	/* the key records and the items are lists (msg.h): element 1 each */
 	mk_tlv_writer_init(&kl, keys);
 	if (rec != NULL)
-		assert_rc(mk_msg_list_put_bytes(&kl, 0, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&kl, 0, ref != NULL ? ref : mk_buf_data(rec),
+		                                ref != NULL ? MK_VERIFY_REF_LEN : mk_buf_len(rec)),
+		          MK_OK);
 	item = (struct mk_msg_verify_item){ .key_index = rec != NULL ? 1 : 0, .indicium = mk_buf_data(bin),
 		                            .indicium_len = mk_buf_len(bin) };
-	assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
 	mk_tlv_writer_init(&il, items);
-	assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
+	if (ind != NULL) {
+		assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
+	}
 	rq = (struct mk_box_verify_req){ .keys = mk_buf_data(keys), .keys_len = mk_buf_len(keys),
 		                         .items = mk_buf_data(items), .items_len = mk_buf_len(items) };
+	if (packed != NULL) {
+		MK_MSG_SET(rq, packed, packed);
+		rq.has_packed = true;
+	}
 	/* beside the record, as the KMS sends it: the domain's signed head,
 	 * the master key record the token key record names (by its key ID) and
 	 * that record's proof under the head */
@@ -1581,8 +1595,10 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 		assert_rc(mk_archive_key_proof(mk_kms_archive(W.k), domain, t->key_id, head, mrec, proof), MK_OK);
 		mk_tlv_writer_init(&pl, proofs);
 		mk_tlv_writer_init(&ml, mrecs);
-		assert_rc(mk_msg_list_put_bytes(&pl, 0, mk_buf_data(proof), mk_buf_len(proof)), MK_OK);
-		assert_rc(mk_msg_list_put_bytes(&ml, 0, mk_buf_data(mrec), mk_buf_len(mrec)), MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&pl, 0, mk_buf_data(proof),
+		                                ref != NULL && !proof_too ? 0 : mk_buf_len(proof)),
+		          MK_OK);
+		assert_rc(mk_msg_list_put_bytes(&ml, 0, mk_buf_data(mrec), ref != NULL ? 0 : mk_buf_len(mrec)), MK_OK);
 		MK_MSG_SET(rq, head, head);
 		MK_MSG_SET(rq, proofs, proofs);
 		MK_MSG_SET(rq, records, mrecs);
@@ -1595,7 +1611,11 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 	mk_buf_free(proof);
 	mk_buf_free(proofs);
 	mk_buf_free(mrecs);
-	if (e == MK_OK) {
+	if (e == MK_OK && nresp != NULL) {
+		assert_true(rs.results_len <= *nresp);
+		memcpy(resp, rs.results, rs.results_len);
+		*nresp = rs.results_len;
+	} else if (e == MK_OK) {
 		assert_int_equal(rs.results_len, 1);
 		*resp = rs.results[0];
 	}
@@ -1605,6 +1625,31 @@ static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct m
 	mk_buf_free(res);
 	mk_buf_free(bin);
 	return e;
+}
+
+static enum mk_err tin_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
+                            const struct mk_indicium *ind, uint8_t *resp)
+{
+	return tin_call_x(b, domain, rec, NULL, false, ind, NULL, resp, NULL);
+}
+
+static enum mk_err tin_call_ref(struct mk_box *b, const char *domain, const struct mk_buf *rec, const uint8_t *ref,
+                                bool proof_too, const struct mk_indicium *ind, uint8_t *resp)
+{
+	return tin_call_x(b, domain, rec, ref, proof_too, ind, NULL, resp, NULL);
+}
+
+/* Appends one packed item (msg_box.h): key index, length, bytes. */
+static void pack(struct mk_buf *out, uint16_t key_index, const struct mk_indicium *ind)
+{
+	uint8_t mem[MK_INDICIUM_BIN_MAX];
+	struct mk_buf bin;
+
+	mk_buf_init_fixed(&bin, mem, sizeof(mem));
+	assert_rc(mk_indicium_encode(ind, &bin), MK_OK);
+	assert_rc(mk_buf_put_u16(out, key_index), MK_OK);
+	assert_rc(mk_buf_put_u16(out, (uint16_t)mk_buf_len(&bin)), MK_OK);
+	assert_rc(mk_buf_put_bytes(out, mk_buf_data(&bin), mk_buf_len(&bin)), MK_OK);
 }
 
 /* A Tin box given, straight, the wrong token key record for an indicium
@@ -1696,6 +1741,158 @@ static void test_tin_wrong_record(void **state)
 	mk_buf_free(bad);
 	free(t);
 	free(t2);
+}
+
+/*
+ * A key record by reference (msg_box.h): the SHA-256 of a record the box
+ * verified and proved under the request's head earlier in its session,
+ * its proof and master key record empty. Before the box has seen the
+ * record whole: refused as record unknown; after: the same verdicts as the
+ * record whole (good for its device, unknown device for another's). A
+ * reference to a record of another domain, to bytes no record has, or one
+ * sent with its proof anyway: refused. A fresh box (another session)
+ * knows none: refused, and the record whole is good there.
+ */
+static void test_key_reference(void **state)
+{
+	struct mk_indicium a, b;
+	struct mk_token_key_record *t = calloc(1, sizeof(*t));
+	struct mk_buf *rv1 = mk_buf_new(W_CAP), *rp1 = mk_buf_new(W_CAP);
+	uint8_t h1[MK_VERIFY_REF_LEN], hp[MK_VERIFY_REF_LEN], junk[MK_VERIFY_REF_LEN];
+	struct mk_box *box;
+	uint8_t r = 0xff;
+
+	(void)state;
+	fleet();
+	assert_non_null(t);
+	assert_non_null(rv1);
+	assert_non_null(rp1);
+	frank(US1, 74, TODAY, 1, &a);
+	frank(US2, 74, TODAY, 1, &b);
+	token_record("VE", US1, TODAY, t, rv1);
+	token_record("USPS", US1, TODAY, t, rp1);
+	assert_rc(mk_sha256(mk_buf_data(rv1), mk_buf_len(rv1), h1), MK_OK);
+	assert_rc(mk_sha256(mk_buf_data(rp1), mk_buf_len(rp1), hp), MK_OK);
+	memcpy(junk, h1, sizeof(junk));
+	junk[31] ^= 1;
+
+	box = w_box_fresh(&W, TIN);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &a, &r), MK_RC_RECORD_UNKNOWN); /* not seen yet */
+	assert_rc(tin_call(box, "VE", rv1, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &b, &r), MK_OK); /* another device's piece */
+	assert_vr(r, VR_UNKNOWN);
+	assert_rc(tin_call_ref(box, "VE", rv1, junk, false, &a, &r), MK_RC_RECORD_UNKNOWN);
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, true, &a, &r), MK_RC_RECORD_UNKNOWN); /* proof not empty */
+	assert_rc(tin_call(box, "USPS", rp1, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "USPS", rp1, hp, false, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(tin_call_ref(box, "VE", rv1, hp, false, &a, &r), MK_RC_RECORD_UNKNOWN); /* USPS's record */
+	mk_box_free(box);
+
+	box = w_box_fresh(&W, TIN); /* another session: it holds nothing */
+	assert_rc(tin_call_ref(box, "VE", rv1, h1, false, &a, &r), MK_RC_RECORD_UNKNOWN);
+	assert_rc(tin_call(box, "VE", rv1, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	mk_box_free(box);
+
+	mk_buf_free(rv1);
+	mk_buf_free(rp1);
+	free(t);
+}
+
+/*
+ * Packed items (06, what the KMS sends): two items, US1's piece with key 1
+ * and US2's with no key, answered in order (good, unknown device); one
+ * damaged (a token byte flipped): bad token; one whose origin breaks the
+ * rules, and one cut short: malformed. Refused: items in both 02 and
+ * 06 (301), a packed item cut short or of length 0 (302), a key index past
+ * the records (302).
+ */
+static void test_packed_items(void **state)
+{
+	struct mk_indicium a, b, bad;
+	struct mk_token_key_record *t = calloc(1, sizeof(*t));
+	struct mk_buf *rv1 = mk_buf_new(W_CAP), *pk = mk_buf_new(W_CAP);
+	struct mk_box *box;
+	uint8_t r[4];
+	size_t nr;
+
+	(void)state;
+	fleet();
+	assert_non_null(t);
+	assert_non_null(rv1);
+	assert_non_null(pk);
+	frank(US1, 75, TODAY, 1, &a);
+	frank(US2, 75, TODAY, 1, &b);
+	bad = a;
+	bad.vendor_token[0] ^= 1;
+	token_record("VE", US1, TODAY, t, rv1);
+	box = w_box(&W, TIN);
+
+	pack(pk, 1, &a);
+	pack(pk, 0, &b);
+	pack(pk, 1, &bad);
+	nr = sizeof(r);
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_OK);
+	assert_int_equal(nr, 3);
+	assert_vr(r[0], VR_GOOD);
+	assert_vr(r[1], VR_UNKNOWN);
+	assert_vr(r[2], VR_BAD);
+
+	/* bytes that frame but break the rules (the origin in lower case),
+	 * their token no longer good: malformed, as decoded first; bytes that
+	 * do not frame (one short): malformed */
+	{
+		uint8_t mem[MK_INDICIUM_BIN_MAX];
+		struct mk_buf bin;
+		struct mk_indicium_view view;
+		size_t at;
+
+		mk_buf_init_fixed(&bin, mem, sizeof(mem));
+		assert_rc(mk_indicium_encode(&a, &bin), MK_OK);
+		assert_rc(mk_indicium_view(mem, mk_buf_len(&bin), &view), MK_OK);
+		at = (size_t)((const uint8_t *)view.str[MK_IV_ORIGIN] - mem);
+		mem[at] = (uint8_t)(mem[at] >= 'A' && mem[at] <= 'Z' ? mem[at] + 32 : 'a');
+		assert_rc(mk_indicium_frame(mem, mk_buf_len(&bin), &view), MK_OK);
+		assert_rc(mk_indicium_view(mem, mk_buf_len(&bin), &view), MK_ERR_INDICIUM_FORMAT);
+		mk_buf_reset(pk);
+		assert_rc(mk_buf_put_u16(pk, 1), MK_OK);
+		assert_rc(mk_buf_put_u16(pk, (uint16_t)mk_buf_len(&bin)), MK_OK);
+		assert_rc(mk_buf_put_bytes(pk, mem, mk_buf_len(&bin)), MK_OK);
+		assert_rc(mk_buf_put_u16(pk, 1), MK_OK);
+		assert_rc(mk_buf_put_u16(pk, (uint16_t)mk_buf_len(&bin) - 1), MK_OK);
+		assert_rc(mk_buf_put_bytes(pk, mem, mk_buf_len(&bin) - 1), MK_OK);
+		pack(pk, 1, &a);
+		nr = sizeof(r);
+		assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_OK);
+		assert_int_equal(nr, 3);
+		assert_vr(r[0], VR_MALFORMED);
+		assert_vr(r[1], VR_MALFORMED);
+		assert_vr(r[2], VR_GOOD);
+		mk_buf_cleanup(&bin);
+		mk_buf_reset(pk);
+		pack(pk, 1, &a);
+	}
+
+	nr = sizeof(r); /* beside a list item */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, &a, pk, r, &nr), MK_ERR_CMD_PARAM_COUNT);
+	mk_buf_truncate(pk, mk_buf_len(pk) - 1); /* the last one cut short */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_ERR_CMD_PARAM_SYNTAX);
+	mk_buf_reset(pk);
+	pack(pk, 2, &a); /* only one record */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_ERR_CMD_PARAM_SYNTAX);
+	mk_buf_reset(pk);
+	pack(pk, 1, &a);
+	assert_rc(mk_buf_put_bytes(pk, "\0\1\0\0", 4), MK_OK); /* an item of length 0 */
+	assert_rc(tin_call_x(box, "VE", rv1, NULL, false, NULL, pk, r, &nr), MK_ERR_CMD_PARAM_SYNTAX);
+	mk_box_free(box);
+	mk_buf_free(rv1);
+	mk_buf_free(pk);
+	free(t);
 }
 
 /* ---- 8. Check characters and correction ----------------------------------------- */
@@ -1980,6 +2177,8 @@ int main(void)
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
 		cmocka_unit_test(test_tin_wrong_record),
+		cmocka_unit_test(test_key_reference),
+		cmocka_unit_test(test_packed_items),
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),

@@ -144,10 +144,14 @@ static void test_vectors(void **state)
 
 		makers[k](&want);
 		mk_buf_init_fixed(&b, mem, sizeof(mem));
+		struct mk_indicium_view view;
+		size_t data_n;
+
 		get_vec(names[k], "data", vec, &n);
 		assert_int_equal(mk_indicium_encode_data(&want, &b), MK_OK);
 		assert_int_equal(mk_buf_len(&b), n);
 		assert_memory_equal(mk_buf_data(&b), vec, n);
+		data_n = n;
 		mk_buf_reset(&b);
 		get_vec(names[k], "binary", vec, &n);
 		assert_int_equal(mk_indicium_encode(&want, &b), MK_OK);
@@ -155,6 +159,20 @@ static void test_vectors(void **state)
 		assert_memory_equal(mk_buf_data(&b), vec, n);
 		assert_int_equal(mk_indicium_decode(vec, n, &got), MK_OK);
 		assert_memory_equal(&got, &want, sizeof(got));
+		/* read in place: the same fields, the data the tokens cover */
+		assert_int_equal(mk_indicium_view(vec, n, &view), MK_OK);
+		assert_int_equal(view.data_len, data_n);
+		assert_int_equal(view.len[MK_IV_MSN], strlen(want.mfg_seq));
+		assert_memory_equal(view.str[MK_IV_MSN], want.mfg_seq, view.len[MK_IV_MSN]);
+		assert_int_equal(view.len[MK_IV_ORIGIN], strlen(want.origin));
+		assert_memory_equal(view.str[MK_IV_ORIGIN], want.origin, view.len[MK_IV_ORIGIN]);
+		assert_int_equal(view.date, want.date);
+		assert_int_equal(view.piece_count, want.piece_count);
+		assert_int_equal(view.descending, want.descending);
+		assert_int_equal(view.postal_token_len, want.postal_token_len);
+		assert_memory_equal(view.postal_token, want.postal_token, want.postal_token_len);
+		assert_true((view.sig != NULL) == (want.version == MK_INDICIUM_VERSION_SIGNED));
+		assert_int_equal(mk_indicium_view(vec, n - 1, &view), MK_ERR_INDICIUM_FORMAT);
 		get_vec(names[k], "vendor-token", vec, &n);
 		assert_int_equal(n, want.vendor_token_len);
 		assert_memory_equal(vec, want.vendor_token, n);
@@ -185,8 +203,11 @@ static void test_vectors_refused(void **state)
 		size_t n;
 
 		assert_int_equal(vec_get(vn[i], vec, sizeof(vec), &n, err), 0);
+		struct mk_indicium_view view;
+
 		assert_string_equal(err, "MK_ERR_INDICIUM_FORMAT");
 		assert_int_equal(mk_indicium_decode(vec, n, &got), MK_ERR_INDICIUM_FORMAT);
+		assert_int_equal(mk_indicium_view(vec, n, &view), MK_ERR_INDICIUM_FORMAT);
 	}
 	nt = vec_names("indicium-text-bad-", vn, 64);
 	assert_true(nt >= 5 && nt <= 64);
