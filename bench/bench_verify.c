@@ -20,13 +20,19 @@
  * Set-up (not measured, its time printed): the fleet of fleet.h in a
  * temporary home, M meters each franking K = N / M indicia, interleaved.
  *
- * Then, with duplicates on (the archive's duplicate index: one write per
- * domain and indicium), ND indicia verified once (first sightings) and once
- * more (all duplicates): the archive's write rate, reported apart; on
- * SQLite beside the raw cost of writing the same rows (a batched INSERT
- * ... ON CONFLICT DO NOTHING into the same file, issue 16), and the bytes
- * on disk a sighting costs; then ND more through two verifiers at once on
- * the one archive (when 2 ND <= N).
+ * Then, with duplicates on (the archive's duplicate index, durable: a
+ * result once its sighting is committed), slices of ND fresh indicia, each
+ * first (first sightings) and again (all duplicates), in batches of DBATCH:
+ * one thread (mk_verify_batch: the cryptography, then the index), two (the
+ * pipeline, mk_verify_submit/_finish: this thread verifying while the
+ * verifier's writer thread commits), two verifiers at once on the one
+ * archive (3 ND <= N), and meterkey verify --file on the fourth slice as
+ * text lines (BENCH_CLI, 4 ND <= N); beside them the raw cost of the same
+ * rows (a batched INSERT ... ON CONFLICT DO NOTHING of the same keys into a
+ * table of the partitions' shape in the same database: SQLite with the
+ * archive's settings, or PostgreSQL's unnest statement), the index alone
+ * (mk_archive_note_sightings on fresh sightings) against the same raw
+ * insert, and on SQLite the bytes on disk a sighting costs (issue 16).
  *
  * Usage: bench_verify [seconds per measurement, default 1] [N indicia,
  *        default 100000] [M meters, default 200] [ND with duplicates,
@@ -279,7 +285,7 @@ static double raw_sightings_sqlite(const int64_t *keys, size_t nd, const char *p
 	int ok;
 
 	ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-	     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
 	                      "CREATE TABLE raw_seen (key INTEGER PRIMARY KEY, entry INTEGER NOT NULL)",
 	                  NULL, NULL, NULL) == SQLITE_OK &&
 	     sqlite3_prepare_v2(db, "INSERT INTO raw_seen (key, entry) VALUES (?1, ?2) ON CONFLICT DO NOTHING", -1, &ins,
@@ -364,15 +370,16 @@ static double raw_sightings_pg(const int64_t *keys, size_t nd, uint32_t day_of, 
 	return rate;
 }
 
-/* Sightings of the same shape as the fleet's (meter i % m, day of the
- * fleet), with piece counts no meter has franked: fresh. */
+/* Sightings of the same shape as the fleet's (meter i % m), with piece
+ * counts no meter has franked, in a partition of their own (two days
+ * back): fresh, into an empty table as the raw insert's is. */
 static void synth_sightings(const struct fleet *f, size_t nd, struct mk_sighting *s, char (*dev)[24], int64_t *keys)
 {
 	for (size_t i = 0; i < nd; i++) {
 		uint32_t meter = (uint32_t)(i % f->m) + 1, piece = 100000000u + (uint32_t)(i / f->m);
 
 		snprintf(dev[i], sizeof(dev[i]), "PM100-%06u", (unsigned)meter);
-		s[i] = (struct mk_sighting){ "USPS", dev[i], piece, f->day };
+		s[i] = (struct mk_sighting){ "USPS", dev[i], piece, f->day - 2 }; /* a day of its own: empty, as raw's table */
 		keys[i] = (int64_t)((uint64_t)meter << 32 | piece);
 	}
 }
@@ -544,6 +551,41 @@ static double dup_pass(struct mk_kms *k, struct mk_verifier *v, const struct fle
 	return (double)nd / (bench_now() - t0);
 }
 
+/* meterkey verify --file (the program at BENCH_CLI) on inds[from, from +
+ * nd) as text lines, fresh, duplicates on, its output to /dev/null:
+ * indicia/s, or 0 (with why on stderr) when it did not pass them all good.
+ * What a mail centre feeding it a night's scans gets. */
+static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char *mk)
+{
+	char path[4200], cmd[16384];
+	FILE *fp;
+	double t0, t;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s.lines", f->home);
+	if ((fp = fopen(path, "w")) == NULL)
+		fleet_die("the lines' file", MK_ERR_IO, NULL);
+	for (size_t i = from; i < from + nd; i++) {
+		char line[MK_INDICIUM_TEXT_MAX];
+
+		fleet_check(mk_indicium_text_encode(&f->inds[i], line), "mk_indicium_text_encode", NULL);
+		fprintf(fp, "%s\n", line);
+	}
+	if (fclose(fp) != 0)
+		fleet_die("the lines' file", MK_ERR_IO, NULL);
+	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --file '%s' >/dev/null", mk,
+	         f->home, f->url, path);
+	t0 = bench_now();
+	rc = system(cmd);
+	t = bench_now() - t0;
+	unlink(path);
+	if (rc != 0) {
+		fprintf(stderr, "bench_verify: meterkey verify --file: exit %d (not every indicium good)\n", rc);
+		return 0;
+	}
+	return (double)nd / t;
+}
+
 /* With duplicates on, three slices of nd fresh indicia: one thread
  * (mk_verify_batch), two (the pipeline: this thread verifying, the
  * verifier's writer thread committing), each first sightings then the same
@@ -573,6 +615,8 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	mk_verifier_free(v);
 	if (3 * nd <= n)
 		run_duplicates_2(f, 2 * nd, nd, both);
+	const char *mk = getenv("BENCH_CLI");
+	double cli = mk != NULL && mk[0] != '\0' && 4 * nd <= n ? cli_pass(f, 3 * nd, nd, mk) : 0;
 	{
 		int64_t *keys = calloc(nd, sizeof(*keys));
 
@@ -596,6 +640,8 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	if (both[0] > 0)
 		printf("  two verifiers on one archive:     %zu first sightings %10.0f indicia/s, second sightings %10.0f\n",
 		       nd, both[0], both[1]);
+	if (cli > 0)
+		bench_report_vs("meterkey verify --file vs the pipeline", "ind", cli, "in-process", two[0]);
 	if (raw > 0) {
 		bench_report_vs("first sightings (pipeline) vs raw insert", "ind", two[0], path != NULL ? "sqlite3" : "libpq",
 		                raw);
@@ -640,7 +686,8 @@ int main(int argc, char **argv)
 	if (argc > 5 || secs <= 0 || m == 0 || n < m || 2 * nd > n) {
 		fprintf(stderr, "usage: bench_verify [seconds, default 1] [N indicia, default 100000] "
 		                "[M meters, default 200] [ND with duplicates, default 2000, at most N / 2]\n"
-		                "  BENCH_FLEET=DIR keeps the fleet between runs; BENCH_ARCHIVE_URL=URL (PostgreSQL)\n");
+		                "  BENCH_FLEET=DIR keeps the fleet between runs; BENCH_ARCHIVE_URL=URL (PostgreSQL);\n"
+		                "  BENCH_CLI=path/to/meterkey times verify --file on a fourth slice of ND (4 ND <= N)\n");
 		return 2;
 	}
 	fleet_check(mk_selftest_run(), "mk_selftest_run", NULL);

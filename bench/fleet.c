@@ -167,8 +167,27 @@ static void *frank_meters(void *arg)
 	return NULL;
 }
 
+/* The home's Brass boxes, the first two by ID, into f->brass. */
+static int brass_of(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	struct fleet *f = ctx;
+
+	(void)domains;
+	(void)n;
+	if (id[0] != 'B')
+		return 0;
+	for (int i = 0; i < 2; i++)
+		if (f->brass[i][0] == '\0' || strcmp(id, f->brass[i]) < 0) {
+			if (i == 0)
+				memcpy(f->brass[1], f->brass[0], sizeof(f->brass[0]));
+			snprintf(f->brass[i], sizeof(f->brass[i]), "%s", id);
+			break;
+		}
+	return 0;
+}
+
 /* A kept fleet's mark: the number of meters it was made with. */
-static int fleet_ready(const struct fleet *f)
+static int fleet_ready(struct fleet *f)
 {
 	char path[sizeof(f->home) + 16];
 	FILE *fp;
@@ -187,7 +206,13 @@ static int fleet_ready(const struct fleet *f)
 		fprintf(stderr, "%s: the kept fleet has %zu meters, not %zu: give another BENCH_FLEET\n", fleet_prog, m, f->m);
 		exit(2);
 	}
-	fprintf(stderr, "set-up: the kept fleet of %zu meters\n", m);
+	{
+		struct mk_kms *k = fleet_open(f);
+
+		fleet_check(mk_kms_box_list(k, brass_of, (void *)f), "mk_kms_box_list", k);
+		mk_kms_close(k);
+	}
+	fprintf(stderr, "set-up: the kept fleet of %zu meters, Brass boxes %s and %s\n", m, f->brass[0], f->brass[1]);
 	return 1;
 }
 

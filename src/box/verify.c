@@ -21,12 +21,16 @@
 
 /* Entries of the cache a box keeps while open: a verified key record's
  * facts and its key (master key in Brass, token key in Tin), and the CMAC
- * context of the token key of one period. */
-#define VCACHE_MAX 16384
+ * context of the token key of one period. One a device and domain: a box
+ * serving two domains holds a fleet of up to 32,767 meters (bench_verify's
+ * 10,000 meters thrashed a cache of 16,384, each record checked and its
+ * key unwrapped again at every sighting); past it, split the fleet across
+ * boxes. The most an entry index (uint16_t) can name. */
+#define VCACHE_MAX 65535
 /* Buckets of the index of cached entries by their record's bytes (a power
  * of two): a request names each key by its whole record, and finding the
  * entry by those bytes spares decoding the record of every item. */
-#define VCACHE_BUCKETS 16384
+#define VCACHE_BUCKETS 65536
 #define VCACHE_NONE UINT16_MAX
 
 struct vkey {
