@@ -384,6 +384,10 @@ MK_WUR enum mk_err mk_archive_idem_answer(struct mk_archive *a, const char *clie
 #define MK_SEEN_BATCH_MAX 65536 /* sightings in one call */
 #define MK_SITE_MAX 63          /* a verifier's site name */
 
+/* 1 when site can name a verifier's site: 1 to MK_SITE_MAX printable
+ * ASCII characters; else 0. */
+int mk_archive_site_valid(const char *site);
+
 /* One sighting: the indicium's postal domain, device (product code "-"
  * MSN, an identity the archive stores), piece count and date (days since
  * 1970-01-01, UTC, >= 1). */

@@ -305,7 +305,7 @@ static void remember(struct mk_archive *a, const struct note *b)
 	}
 }
 
-static int site_valid(const char *site)
+int mk_archive_site_valid(const char *site)
 {
 	size_t n;
 
@@ -323,7 +323,7 @@ enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sigh
 	struct note b = { .s = s, .n = n, .time = time, .site = site, .dups = dups, .first = first };
 	enum mk_err r = MK_ERR_NOMEM;
 
-	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_SEEN_BATCH_MAX || time < 0 || !site_valid(site))
+	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_SEEN_BATCH_MAX || time < 0 || !mk_archive_site_valid(site))
 		return MK_ERR_INVALID_ARG;
 	for (size_t i = 0; i < n; i++)
 		if (!mk_domain_id_valid(s[i].domain) || s[i].device == NULL || !archive_ident_valid(s[i].device) ||

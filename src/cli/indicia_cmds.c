@@ -334,18 +334,7 @@ static const char verify_usage[] =
 	"  was corrected to). Exit status 0 only when every indicium is good.\n"
 	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
 
-static int site_ok(const char *s)
-{
-	size_t n = strnlen(s, MK_SITE_MAX + 1);
-
-	if (n == 0 || n > MK_SITE_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return 0;
-	return 1;
-}
-static const struct kc_rule site_rule = { site_ok, "1 to 63 printable ASCII characters" };
+static const struct kc_rule site_rule = { mk_archive_site_valid, "1 to 63 printable ASCII characters" };
 
 static int chunk_ok(const char *s)
 {

@@ -76,14 +76,9 @@ static void default_site(char *site, size_t cap)
 
 enum mk_err mk_verifier_set_site(struct mk_verifier *v, const char *site)
 {
-	size_t n;
-
-	if (v == NULL || site == NULL || (n = strnlen(site, MK_SITE_MAX + 1)) == 0 || n > MK_SITE_MAX)
+	if (v == NULL || site == NULL || !mk_archive_site_valid(site))
 		return MK_ERR_INVALID_ARG;
-	for (size_t i = 0; i < n; i++)
-		if (site[i] < 0x20 || site[i] > 0x7e)
-			return MK_ERR_INVALID_ARG;
-	memcpy(v->site, site, n + 1);
+	snprintf(v->site, sizeof(v->site), "%s", site);
 	return MK_OK;
 }
 
