@@ -61,7 +61,9 @@
 #include "meterkey/verify.h"
 
 #define BATCH 1000
-#define DBATCH 8192 /* with duplicates on: one transaction of sightings a batch */
+/* with duplicates on: one transaction of sightings a batch (BENCH_DBATCH,
+ * 1 to MK_SEEN_BATCH_MAX, default 8192: meterkey verify --file's chunk) */
+static size_t DBATCH = 8192;
 #define PEAK_DAY 839e6 /* USPS's peak day, mailpieces */
 #define ROUNDS 5
 
@@ -631,7 +633,7 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 
 	alone = index_alone(f, nd, &alone_raw);
 	printf("with duplicates on (the archive's duplicate index, %s, durable: each result once its sighting is "
-	       "committed), batches of %d:\n",
+	       "committed), batches of %zu:\n",
 	       mk_archive_backend(mk_kms_archive(k)), DBATCH);
 	printf("  1 thread  (mk_verify_batch):      %zu first sightings %10.0f indicia/s, second sightings %10.0f\n", nd,
 	       one[0], one[1]);
@@ -645,13 +647,13 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	if (raw > 0) {
 		bench_report_vs("first sightings (pipeline) vs raw insert", "ind", two[0], path != NULL ? "sqlite3" : "libpq",
 		                raw);
-		printf("  raw: the same %zu rows, INSERT ... ON CONFLICT DO NOTHING, a transaction per %d%s\n", nd, DBATCH,
+		printf("  raw: the same %zu rows, INSERT ... ON CONFLICT DO NOTHING, a transaction per %zu%s\n", nd, DBATCH,
 		       path != NULL ? " (WAL, synchronous=FULL)" : " (one statement: unnest of the keys)");
 	}
 	if (alone_raw > 0) {
 		bench_report_vs("the index alone vs raw insert", "sight", alone, path != NULL ? "sqlite3" : "libpq",
 		                alone_raw);
-		printf("  the index alone: %zu fresh sightings through mk_archive_note_sightings, %d a transaction (device "
+		printf("  the index alone: %zu fresh sightings through mk_archive_note_sightings, %zu a transaction (device "
 		       "numbers, rows, Merkle root, audit entry, commit)\n",
 		       nd, DBATCH);
 	}
@@ -687,8 +689,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_verify [seconds, default 1] [N indicia, default 100000] "
 		                "[M meters, default 200] [ND with duplicates, default 2000, at most N / 2]\n"
 		                "  BENCH_FLEET=DIR keeps the fleet between runs; BENCH_ARCHIVE_URL=URL (PostgreSQL);\n"
-		                "  BENCH_CLI=path/to/meterkey times verify --file on a fourth slice of ND (4 ND <= N)\n");
+		                "  BENCH_CLI=path/to/meterkey times verify --file on a fourth slice of ND (4 ND <= N);\n"
+		                "  BENCH_DBATCH=N the batches with duplicates on (default 8192)\n");
 		return 2;
+	}
+	if (getenv("BENCH_DBATCH") != NULL) {
+		DBATCH = strtoull(getenv("BENCH_DBATCH"), NULL, 10);
+		if (DBATCH < 1 || DBATCH > MK_SEEN_BATCH_MAX) {
+			fprintf(stderr, "bench_verify: BENCH_DBATCH is 1 to %d\n", MK_SEEN_BATCH_MAX);
+			return 2;
+		}
 	}
 	fleet_check(mk_selftest_run(), "mk_selftest_run", NULL);
 	fl.m = m;
