@@ -373,15 +373,18 @@ static double raw_sightings_pg(const int64_t *keys, size_t nd, uint32_t day_of, 
 }
 
 /* Sightings of the same shape as the fleet's (meter i % m), with piece
- * counts no meter has franked, in a partition of their own (two days
- * back): fresh, into an empty table as the raw insert's is. */
+ * counts no meter has franked, in a partition of their own: fresh. */
 static void synth_sightings(const struct fleet *f, size_t nd, struct mk_sighting *s, char (*dev)[24], int64_t *keys)
 {
+	/* a day of its own, empty as the raw insert's table is, also on an
+	 * archive kept from an earlier run */
+	uint32_t day = f->day - 2 - (uint32_t)(time(NULL) % 1000);
+
 	for (size_t i = 0; i < nd; i++) {
 		uint32_t meter = (uint32_t)(i % f->m) + 1, piece = 100000000u + (uint32_t)(i / f->m);
 
 		snprintf(dev[i], sizeof(dev[i]), "PM100-%06u", (unsigned)meter);
-		s[i] = (struct mk_sighting){ "USPS", dev[i], piece, f->day - 2 }; /* a day of its own: empty, as raw's table */
+		s[i] = (struct mk_sighting){ "USPS", dev[i], piece, day };
 		keys[i] = (int64_t)((uint64_t)meter << 32 | piece);
 	}
 }
@@ -575,8 +578,8 @@ static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char
 	}
 	if (fclose(fp) != 0)
 		fleet_die("the lines' file", MK_ERR_IO, NULL);
-	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --file '%s' >/dev/null", mk,
-	         f->home, f->url, path);
+	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --chunk %zu --file '%s' >/dev/null",
+	         mk, f->home, f->url, DBATCH, path);
 	t0 = bench_now();
 	rc = system(cmd);
 	t = bench_now() - t0;

@@ -21,7 +21,7 @@
 #define FRANK_MAX 10000
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
-#define FILE_CHUNK 8192   /* lines of a file verified together here: one transaction of sightings */
+#define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
 
 /* ---- meter frank ------------------------------------------------------------------ */
 
@@ -301,11 +301,12 @@ static const char verify_usage[] =
 	"                       [options]\n"
 	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
 	"  (one indicium a line; - for standard input; streamed, --chunk lines at\n"
-	"  a time (1 to 8192, default 8192: fewer for a live feed, whose answers\n"
-	"  wait for a full chunk), the next verified while the last is made\n"
-	"  durable, each line printed only once it is; a progress bar on standard\n"
-	"  error when it is a terminal), or the DataMatrix symbol of\n"
-	"  a PNG image. Each domain apart: the vendor's and the postal domain's\n"
+	"  a time (1 to 65536, default 8192: fewer for a live feed, whose answers\n"
+	"  wait for a full chunk, more for a night's file, whose sightings then go\n"
+	"  in fewer, larger transactions), the next verified while the last is\n"
+	"  made durable, each line printed only once it is; a progress bar on\n"
+	"  standard error when it is a terminal), or the DataMatrix symbol of a\n"
+	"  PNG image. Each domain apart: the vendor's and the postal domain's\n"
 	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
 	"  gives good, bad token, unknown device, key not active, date before\n"
 	"  registration, date out of range (outside the domain's window: domain\n"
@@ -340,9 +341,9 @@ static int chunk_ok(const char *s)
 {
 	uint64_t v;
 
-	return kc_parse_u64(s, 1, FILE_CHUNK, &v);
+	return kc_parse_u64(s, 1, MK_SEEN_BATCH_MAX, &v);
 }
-static const struct kc_rule chunk_rule = { chunk_ok, "a number of lines, 1 to 8192" };
+static const struct kc_rule chunk_rule = { chunk_ok, "a number of lines, 1 to 65536" };
 
 struct vrun {
 	struct kc *c;
@@ -352,7 +353,7 @@ struct vrun {
 	int tin;  /* verifying with Tin boxes: token key records only */
 	int no_dup; /* --no-duplicates */
 	int said; /* a failure was printed already (verify_file) */
-	size_t chunk; /* lines of a file a batch (--chunk, at most FILE_CHUNK) */
+	size_t chunk; /* lines of a file a batch (--chunk, default FILE_CHUNK, at most MK_SEEN_BATCH_MAX) */
 	struct timespec start; /* for the progress bar's rate */
 	struct chunk *ck; /* MK_VERIFY_INFLIGHT chunks of a file in flight, a ring */
 	unsigned ck_head, ck_count;
@@ -518,8 +519,8 @@ static enum mk_err file_fail(struct vrun *x, const char *path, const char *why, 
 struct chunk {
 	char *text;  /* the lines, each NUL-terminated */
 	size_t used, cap;
-	size_t off[FILE_CHUNK];
-	const char *lines[FILE_CHUNK];
+	size_t *off;        /* x->chunk of each, made with the first line */
+	const char **lines;
 	size_t n;
 	struct mk_verify_outcome *outs;
 };
@@ -567,10 +568,12 @@ static enum mk_err chunk_add(struct vrun *x, const char *line, size_t len)
 {
 	struct chunk *c = &x->ck[(x->ck_head + x->ck_count) % MK_VERIFY_INFLIGHT];
 
-	if (c->outs == NULL && (c->outs = calloc(FILE_CHUNK, sizeof(*c->outs))) == NULL)
+	if (c->outs == NULL && ((c->outs = calloc(x->chunk, sizeof(*c->outs))) == NULL ||
+	                        (c->off = calloc(x->chunk, sizeof(*c->off))) == NULL ||
+	                        (c->lines = calloc(x->chunk, sizeof(*c->lines))) == NULL))
 		return MK_ERR_NOMEM;
 	if (c->used + len + 1 > c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 64 * FILE_CHUNK;
+		size_t cap = c->cap ? 2 * c->cap : 64 * x->chunk;
 		char *t;
 
 		while (cap < c->used + len + 1)
@@ -591,6 +594,8 @@ static void chunks_free(struct vrun *x)
 	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++) {
 		free(x->ck[k].text);
 		free(x->ck[k].outs);
+		free(x->ck[k].off);
+		free(x->ck[k].lines);
 	}
 }
 
@@ -687,7 +692,7 @@ int mk_cli_verify(int argc, char **argv)
 
 	if ((r = kc_start_call(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
 		return r;
-	if (o.chunk != NULL && !kc_parse_u64(o.chunk, 1, FILE_CHUNK, &chunk))
+	if (o.chunk != NULL && !kc_parse_u64(o.chunk, 1, MK_SEEN_BATCH_MAX, &chunk))
 		return mk_cli_bad_value(verify_usage, "--chunk", o.chunk, chunk_rule.words);
 	if (c.npos == 0 && o.file == NULL && o.image == NULL)
 		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");

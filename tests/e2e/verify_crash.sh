@@ -97,10 +97,10 @@ audit() {
   return $ok
 }
 
-# --chunk: 1 to 8192 lines, anything else refused before anything is verified
-for c in 0 8193 x; do
+# --chunk: 1 to 65536 lines, anything else refused before anything is verified
+for c in 0 65537 x; do
   expect 2 "$MK" verify --home "$H0" --file "$F" --chunk $c
-  grep_out "^meterkey: --chunk: \"$c\" is not a number of lines, 1 to 8192; see 'meterkey verify --help'\$" "$T/err"
+  grep_out "^meterkey: --chunk: \"$c\" is not a number of lines, 1 to 65536; see 'meterkey verify --help'\$" "$T/err"
 done
 
 # ---- a whole run, the checks shown to pass and to fail ----------------------------------
