@@ -58,6 +58,10 @@ int mk_domain_id_valid(const char *s);
 /* A meter ID: product code, '-', manufacturing sequence number. */
 #define MK_METER_ID_MAX (2 * MK_IDENT_MAX + 1)
 
+/* 1 when s is 1..max printable ASCII characters (0x20 to 0x7e), else 0
+ * (NULL too): the rule of every free-text name the archive keeps. */
+int mk_printable_valid(const char *s, size_t max);
+
 /* 1 when s is 1..MK_IDENT_MAX printable ASCII characters, else 0. */
 int mk_ident_valid(const char *s);
 

@@ -196,9 +196,6 @@ struct mk_db_ops {
 	  "SELECT period_end, record FROM token_keys WHERE domain = $1 AND device = $2 AND "      \
 	  "period_start = $3 AND issued = $4", 0)                                                 \
 	X(S_TOKEN_COUNT, "SELECT COUNT(*) FROM token_keys WHERE domain = $1", 0)                  \
-	X(S_SEEN_INSERT,                                                                         \
-	  "INSERT INTO indicia_seen (domain, device, piece_count, time) VALUES ($1, $2, $3, $4) " \
-	  "ON CONFLICT DO NOTHING", 0)                                                            \
 	X(S_SEEN_GET,                                                                            \
 	  "SELECT time FROM indicia_seen WHERE domain = $1 AND device = $2 AND piece_count = $3", 0) \
 	X(S_SEEN_COUNT, "SELECT COUNT(*) FROM indicia_seen WHERE domain = $1", 0)                \
@@ -487,14 +484,7 @@ MK_WUR enum mk_err archive_keymap_climb(uint64_t key_id, const uint8_t leaf[32],
  * ASCII characters; else 0. */
 static inline int archive_ident_valid(const char *s)
 {
-	size_t n = strnlen(s, MK_IDENT_MAX + 1);
-
-	if (n == 0 || n > MK_IDENT_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return 0;
-	return 1;
+	return mk_printable_valid(s, MK_IDENT_MAX);
 }
 
 #endif

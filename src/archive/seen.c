@@ -307,14 +307,7 @@ static void remember(struct mk_archive *a, const struct note *b)
 
 int mk_archive_site_valid(const char *site)
 {
-	size_t n;
-
-	if (site == NULL || (n = strnlen(site, MK_SITE_MAX + 1)) == 0 || n > MK_SITE_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (site[i] < 0x20 || site[i] > 0x7e)
-			return 0;
-	return 1;
+	return mk_printable_valid(site, MK_SITE_MAX);
 }
 
 enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sighting *s, size_t n, int64_t time,

@@ -64,14 +64,19 @@ int mk_domain_id_valid(const char *s)
 	return 1;
 }
 
-int mk_ident_valid(const char *s)
+int mk_printable_valid(const char *s, size_t max)
 {
 	size_t n;
 
-	if (s == NULL || (n = strnlen(s, MK_IDENT_MAX + 1)) == 0 || n > MK_IDENT_MAX)
+	if (s == NULL || (n = strnlen(s, max + 1)) == 0 || n > max)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (s[i] < 0x20 || s[i] > 0x7e)
 			return 0;
 	return 1;
+}
+
+int mk_ident_valid(const char *s)
+{
+	return mk_printable_valid(s, MK_IDENT_MAX);
 }
