@@ -287,7 +287,7 @@ static double raw_sightings_sqlite(const int64_t *keys, size_t nd, const char *p
 	int ok;
 
 	ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-	     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
+	     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-262144;"
 	                      "CREATE TABLE raw_seen (key INTEGER PRIMARY KEY, entry INTEGER NOT NULL)",
 	                  NULL, NULL, NULL) == SQLITE_OK &&
 	     sqlite3_prepare_v2(db, "INSERT INTO raw_seen (key, entry) VALUES (?1, ?2) ON CONFLICT DO NOTHING", -1, &ins,
@@ -521,7 +521,7 @@ static void check_outcomes(const struct mk_verify_outcome *out, size_t b, size_t
  * or pipelined (mk_verify_submit and _finish: the next batch verified
  * while the writer thread commits the last). Indicia/s. */
 static double dup_pass(struct mk_kms *k, struct mk_verifier *v, const struct fleet *f, size_t from, size_t nd,
-                       int piped, enum mk_verify_result want, struct mk_verify_outcome *out[2])
+                       int piped, enum mk_verify_result want, struct mk_verify_outcome *out[MK_VERIFY_INFLIGHT])
 {
 	double t0 = bench_now();
 	size_t done = from, fin;
@@ -536,7 +536,7 @@ static double dup_pass(struct mk_kms *k, struct mk_verifier *v, const struct fle
 			continue;
 		}
 		fleet_check(mk_verify_submit(v, f->inds + pos, b, out[slot]), "mk_verify_submit", k);
-		slot ^= 1;
+		slot = (slot + 1) % MK_VERIFY_INFLIGHT;
 		if (++inflight == MK_VERIFY_INFLIGHT) {
 			struct mk_verify_outcome *o;
 
@@ -600,13 +600,14 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 {
 	struct mk_kms *k = fleet_open(f);
 	struct mk_verifier *v = NULL;
-	struct mk_verify_outcome *out[2] = { calloc(DBATCH, sizeof(*out[0])), calloc(DBATCH, sizeof(*out[1])) };
+	struct mk_verify_outcome *out[MK_VERIFY_INFLIGHT];
 	const char *path = strncmp(f->url, "sqlite:", 7) == 0 ? f->url + 7 : NULL;
 	double one[2], two[2], both[2] = { 0, 0 }, before, after = 0, raw = 0;
 	size_t n = f->m * f->k;
 
-	if (out[0] == NULL || out[1] == NULL)
-		fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	for (unsigned s = 0; s < MK_VERIFY_INFLIGHT; s++)
+		if ((out[s] = calloc(DBATCH, sizeof(*out[s]))) == NULL)
+			fleet_die("calloc", MK_ERR_NOMEM, NULL);
 	fleet_check(mk_verifier_new(k, false, true, &v), "mk_verifier_new", k);
 	fleet_check(mk_verifier_set_site(v, "bench"), "mk_verifier_set_site", k);
 	for (int pass = 0; pass < 2; pass++)
@@ -666,8 +667,8 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	peak("with duplicates, 1 thread:", one[0]);
 	peak("with duplicates, 2 threads:", two[0]);
 	mk_kms_close(k);
-	free(out[0]);
-	free(out[1]);
+	for (unsigned s = 0; s < MK_VERIFY_INFLIGHT; s++)
+		free(out[s]);
 }
 
 /* ---- main ----------------------------------------------------------------- */

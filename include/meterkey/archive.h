@@ -381,7 +381,9 @@ MK_WUR enum mk_err mk_archive_idem_answer(struct mk_archive *a, const char *clie
  * (mk_archive_drop_sightings), each drop an audit entry of its own.
  */
 
-#define MK_SEEN_BATCH_MAX 65536 /* sightings in one call */
+#define MK_SEEN_BATCH_MAX 65536 /* sightings of a verifier's batch (mk_verify_batch, _submit) */
+#define MK_SEEN_NOTE_MAX 262144 /* sightings in one call of mk_archive_note_sightings: the
+                                 * verifier's index writer notes up to four batches at once */
 #define MK_SITE_MAX 63          /* a verifier's site name */
 
 /* 1 when site can name a verifier's site: 1 to MK_SITE_MAX printable
@@ -407,7 +409,7 @@ struct mk_first_sighting {
 };
 
 /*
- * Notes s[0..n) (n <= MK_SEEN_BATCH_MAX) at time by the verifier at site
+ * Notes s[0..n) (n <= MK_SEEN_NOTE_MAX) at time by the verifier at site
  * (1 to MK_SITE_MAX printable ASCII characters), all in one transaction:
  * dups[i] is false for a first sighting, true for one seen before
  * (earlier, by any process sharing the archive, or earlier in s); for a

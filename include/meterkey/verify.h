@@ -136,10 +136,12 @@ MK_WUR enum mk_err mk_verify_batch(struct mk_verifier *v, const struct mk_indici
  * caller's. No outcome may be taken as final before its batch is
  * finished: a result good before then is not yet a sighting. Without
  * duplicates, finish only hands the batches back. n at most
- * MK_SEEN_BATCH_MAX (all of a batch's sightings in one transaction). An
- * error of the writer is returned by the finish of its batch.
+ * MK_SEEN_BATCH_MAX (all of a batch's sightings in one transaction; the
+ * writer notes the batches waiting for it in one transaction, up to
+ * MK_SEEN_NOTE_MAX sightings). An error of the writer is returned by the
+ * finish of each batch of the transaction that failed.
  */
-#define MK_VERIFY_INFLIGHT 2
+#define MK_VERIFY_INFLIGHT 8
 MK_WUR enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                                     struct mk_verify_outcome *out);
 MK_WUR enum mk_err mk_verify_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np);

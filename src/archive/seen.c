@@ -47,8 +47,8 @@ struct note {
 	uint8_t *fresh;
 	uint32_t *didx; /* a duplicate's place in the caller's array */
 	int64_t *ent;   /* its first sighting's entry */
-	struct staged *st;
-	size_t nst;
+	struct staged *st; /* grown as devices are met for the first time */
+	size_t nst, cap_st;
 	const char **doms; /* the distinct domains, in ID order */
 	size_t ndoms;
 	int legacy_now[16]; /* per domain of doms (the first 16): 1 has rows before schema 7 */
@@ -110,6 +110,15 @@ static enum mk_err device_no(struct mk_archive *a, struct note *b, const char *d
 			    (r = archive_audit_append(a, domain, ds, b->time, A_DEVICE, device, *nop, 0, c, 2)) != MK_OK)
 				return r;
 		}
+	}
+	if (b->nst == b->cap_st) {
+		size_t cap = b->cap_st ? 2 * b->cap_st : 64;
+		struct staged *st = realloc(b->st, cap * sizeof(*st));
+
+		if (st == NULL)
+			return MK_ERR_NOMEM;
+		b->st = st;
+		b->cap_st = cap;
 	}
 	memcpy(b->st[b->nst].name, name, len);
 	b->st[b->nst].len = len;
@@ -316,7 +325,7 @@ enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sigh
 	struct note b = { .s = s, .n = n, .time = time, .site = site, .dups = dups, .first = first };
 	enum mk_err r = MK_ERR_NOMEM;
 
-	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_SEEN_BATCH_MAX || time < 0 || !mk_archive_site_valid(site))
+	if (a == NULL || dups == NULL || (n > 0 && s == NULL) || n > MK_SEEN_NOTE_MAX || time < 0 || !mk_archive_site_valid(site))
 		return MK_ERR_INVALID_ARG;
 	for (size_t i = 0; i < n; i++)
 		if (!mk_domain_id_valid(s[i].domain) || s[i].device == NULL || !archive_ident_valid(s[i].device) ||
@@ -327,11 +336,10 @@ enum mk_err mk_archive_note_sightings(struct mk_archive *a, const struct mk_sigh
 	b.it = malloc(n * sizeof(*b.it));
 	b.keys = malloc(n * sizeof(*b.keys));
 	b.fresh = malloc(n);
-	b.st = malloc(n * sizeof(*b.st));
 	b.doms = malloc(n * sizeof(*b.doms));
 	b.didx = malloc(n * sizeof(*b.didx));
 	b.ent = malloc(n * sizeof(*b.ent));
-	if (b.it == NULL || b.keys == NULL || b.fresh == NULL || b.st == NULL || b.doms == NULL || b.didx == NULL ||
+	if (b.it == NULL || b.keys == NULL || b.fresh == NULL || b.doms == NULL || b.didx == NULL ||
 	    b.ent == NULL)
 		goto out;
 	for (size_t i = 0; i < n; i++) {

@@ -38,33 +38,112 @@ struct vpipe {
 	unsigned head, count; /* the oldest job not finished, and how many */
 };
 
-/* The index writer: each queued job in turn, in its own transaction. */
+/* The writer's merged batch: the sightings of the jobs it notes together. */
+struct merged {
+	struct mk_sighting *s;
+	bool *dups;
+	struct mk_first_sighting *first;
+	size_t cap;
+};
+
+/* The jobs queued, oldest first, as many as one transaction takes: those
+ * of the first one's site, MK_SEEN_NOTE_MAX sightings in all. Marked
+ * writing; their number, at most MK_VERIFY_INFLIGHT, in *np (0: none). */
+static void take_jobs(struct vpipe *p, struct job **js, unsigned *np)
+{
+	size_t total = 0;
+
+	*np = 0;
+	for (unsigned k = 0; k < p->count; k++) {
+		struct job *j = &p->job[(p->head + k) % MK_VERIFY_INFLIGHT];
+
+		if (j->state != JOB_QUEUED)
+			continue;
+		if (*np > 0 && (strcmp(j->site, js[0]->site) != 0 || total + j->sight.m > MK_SEEN_NOTE_MAX))
+			break;
+		j->state = JOB_WRITING;
+		total += j->sight.m;
+		js[(*np)++] = j;
+	}
+}
+
+/* The jobs js[0..n) noted in one transaction (one audit entry per domain
+ * and day for all of them, at the newest one's time), each job's answers
+ * given back to it. */
+static enum mk_err note_jobs(struct vpipe *p, struct merged *mg, struct job **js, unsigned n)
+{
+	size_t total = 0, at = 0;
+	int64_t time = 0;
+	enum mk_err e;
+
+	if (n == 1)
+		return mk_archive_note_sightings(p->a, js[0]->sight.s, js[0]->sight.m, js[0]->time, js[0]->site,
+		                                 js[0]->sight.dups, js[0]->sight.first);
+	for (unsigned k = 0; k < n; k++) {
+		total += js[k]->sight.m;
+		time = js[k]->time > time ? js[k]->time : time;
+	}
+	if (total > mg->cap) {
+		struct mk_sighting *s = realloc(mg->s, total * sizeof(*s));
+		bool *dups = s != NULL ? realloc(mg->dups, total * sizeof(*dups)) : NULL;
+		struct mk_first_sighting *first = dups != NULL ? realloc(mg->first, total * sizeof(*first)) : NULL;
+
+		mg->s = s != NULL ? s : mg->s;
+		mg->dups = dups != NULL ? dups : mg->dups;
+		mg->first = first != NULL ? first : mg->first;
+		if (first == NULL)
+			return MK_ERR_NOMEM;
+		mg->cap = total;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		memcpy(mg->s + at, js[k]->sight.s, js[k]->sight.m * sizeof(*mg->s));
+		at += js[k]->sight.m;
+	}
+	if ((e = mk_archive_note_sightings(p->a, mg->s, total, time, js[0]->site, mg->dups, mg->first)) != MK_OK)
+		return e;
+	at = 0;
+	for (unsigned k = 0; k < n; k++) {
+		memcpy(js[k]->sight.dups, mg->dups + at, js[k]->sight.m * sizeof(*mg->dups));
+		memcpy(js[k]->sight.first, mg->first + at, js[k]->sight.m * sizeof(*mg->first));
+		at += js[k]->sight.m;
+	}
+	return MK_OK;
+}
+
+/* The index writer: the queued jobs, as many together as one transaction
+ * takes (take_jobs). While it commits, the caller judges the next batches:
+ * the slower the commits, the more batches wait, and the more the next
+ * transaction takes, so that the pages of the day's partition it rewrites
+ * are shared by more sightings (docs/internals/verify.md, "The pipeline"). */
 static void *writer_main(void *arg)
 {
 	struct vpipe *p = arg;
+	struct merged mg = { NULL, NULL, NULL, 0 };
+	struct job *js[MK_VERIFY_INFLIGHT];
+	unsigned n;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		struct job *j = NULL;
-
-		for (unsigned k = 0; k < p->count && j == NULL; k++)
-			if (p->job[(p->head + k) % MK_VERIFY_INFLIGHT].state == JOB_QUEUED)
-				j = &p->job[(p->head + k) % MK_VERIFY_INFLIGHT];
-		if (j == NULL) {
+		take_jobs(p, js, &n);
+		if (n == 0) {
 			if (p->stop)
 				break;
 			pthread_cond_wait(&p->cv, &p->mu);
 			continue;
 		}
-		j->state = JOB_WRITING;
 		pthread_mutex_unlock(&p->mu);
-		j->err = mk_archive_note_sightings(p->a, j->sight.s, j->sight.m, j->time, j->site, j->sight.dups,
-		                                   j->sight.first);
+		enum mk_err e = note_jobs(p, &mg, js, n);
 		pthread_mutex_lock(&p->mu);
-		j->state = JOB_DONE;
+		for (unsigned k = 0; k < n; k++) {
+			js[k]->err = e;
+			js[k]->state = JOB_DONE;
+		}
 		pthread_cond_broadcast(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);
+	free(mg.s);
+	free(mg.dups);
+	free(mg.first);
 	return NULL;
 }
 

@@ -1243,13 +1243,14 @@ static void test_duplicates(void **state)
 	expect(o, VR_GOOD, VR_DUP);
 }
 
-/* The pipeline (mk_verify_submit and _finish): two batches in flight, each
- * final only when finished, the same outcomes as mk_verify_batch; a third
- * submit before a finish is refused, and a finish with none in flight. */
+/* The pipeline (mk_verify_submit and _finish): batches in flight, each
+ * final only when finished, in the order submitted, the same outcomes as
+ * mk_verify_batch; a submit past MK_VERIFY_INFLIGHT before a finish is
+ * refused, and a finish with none in flight. */
 static void test_pipeline(void **state)
 {
 	struct mk_indicium ind[4];
-	struct mk_verify_outcome a[2], b[2], *o;
+	struct mk_verify_outcome a[2], b[2], none[MK_VERIFY_INFLIGHT][1], *o;
 	struct mk_verifier *v = NULL;
 	size_t n;
 
@@ -1264,7 +1265,9 @@ static void test_pipeline(void **state)
 
 		assert_rc(mk_verify_submit(v, again, 2, b), MK_OK);
 	}
-	assert_rc(mk_verify_submit(v, ind + 3, 1, a), MK_ERR_STATE); /* two in flight already */
+	for (unsigned k = 2; k < MK_VERIFY_INFLIGHT; k++) /* empty batches fill the pipe */
+		assert_rc(mk_verify_submit(v, ind, 0, none[k]), MK_OK);
+	assert_rc(mk_verify_submit(v, ind + 3, 1, none[0]), MK_ERR_STATE); /* the pipe is full */
 	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
 	assert_ptr_equal(o, a);
 	assert_int_equal(n, 2);
@@ -1274,6 +1277,11 @@ static void test_pipeline(void **state)
 	assert_ptr_equal(o, b);
 	expect(&b[0], VR_GOOD, VR_DUP); /* seen in the batch before */
 	expect(&b[1], VR_GOOD, VR_GOOD);
+	for (unsigned k = 2; k < MK_VERIFY_INFLIGHT; k++) {
+		assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+		assert_ptr_equal(o, none[k]);
+		assert_int_equal(n, 0);
+	}
 	assert_rc(mk_verify_finish(v, &o, &n), MK_ERR_STATE);
 	mk_verifier_free(v);
 	/* without duplicates: handed back as they are, never a duplicate */
@@ -1288,6 +1296,96 @@ static void test_pipeline(void **state)
 	mk_verifier_free(v);
 	verify_n(false, true, ind + 3, 1, a);
 	expect(&a[0], VR_GOOD, VR_DUP);
+}
+
+/* The audit entries of the postal domain so far (audit_entries). */
+static uint64_t postal_entries(const char *postal)
+{
+	uint64_t n[2];
+
+	audit_entries("VE", postal, n);
+	return n[1];
+}
+
+/* The index writer notes the batches waiting for it together, in one
+ * transaction (verify_pipe.c, take_jobs): held back by another writer's
+ * transaction, it finds the batches queued behind the first and notes
+ * them at once, with one audit entry for their day instead of one each;
+ * each batch still gets its own answers, a piece in two of them is good
+ * once, and the log verifies. The twin: batches finished one by one get
+ * an entry each. */
+static void test_pipeline_together(void **state)
+{
+	struct mk_indicium ind[8];
+	struct mk_verify_outcome o1[1], o2[2], o3[2], o4[1], *o;
+	struct mk_archive *other = NULL;
+	struct mk_verifier *v = NULL;
+	uint64_t before;
+	size_t n;
+
+	(void)state;
+	fleet();
+	frank(US1, 74, TODAY, 8, ind);
+	/* a first batch: the meter has its device number (an entry of its
+	 * own), the verifier has dropped the days past the window (a write of
+	 * its own, once a day, in submit) */
+	assert_rc(mk_verifier_new(W.k, false, true, &v), MK_OK);
+	assert_rc(mk_verify_submit(v, &ind[7], 1, o1), MK_OK);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	expect(o1, VR_GOOD, VR_GOOD);
+	before = postal_entries(ind[0].postal);
+
+	/* another writer holds the archive: the first batch waits behind it */
+	assert_rc(mk_archive_open(W.url, &other), MK_OK);
+	assert_rc(mk_archive_exec_raw(other, strcmp(mk_test_backend(), "pg") == 0
+	                                         ? "BEGIN; LOCK TABLE audit IN EXCLUSIVE MODE"
+	                                         : "BEGIN IMMEDIATE"),
+	          MK_OK);
+	assert_rc(mk_verify_submit(v, &ind[0], 1, o1), MK_OK);
+	{
+		struct mk_indicium b2[2] = { ind[1], ind[2] }, b3[2] = { ind[3], ind[1] }; /* ind[1] twice */
+
+		assert_rc(mk_verify_submit(v, b2, 2, o2), MK_OK);
+		assert_rc(mk_verify_submit(v, b3, 2, o3), MK_OK);
+		assert_rc(mk_verify_submit(v, &ind[4], 1, o4), MK_OK);
+	}
+	usleep(200 * 1000);
+	assert_rc(mk_archive_exec_raw(other, "ROLLBACK"), MK_OK);
+	mk_archive_close(other);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	assert_ptr_equal(o, o1);
+	expect(&o1[0], VR_GOOD, VR_GOOD);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	assert_ptr_equal(o, o2);
+	expect(&o2[0], VR_GOOD, VR_GOOD);
+	expect(&o2[1], VR_GOOD, VR_GOOD);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	assert_ptr_equal(o, o3);
+	expect(&o3[0], VR_GOOD, VR_GOOD);
+	expect(&o3[1], VR_GOOD, VR_DUP); /* noted by the batch before, in the same transaction */
+	assert_true(o3[1].first_time > 0);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	assert_ptr_equal(o, o4);
+	expect(&o4[0], VR_GOOD, VR_GOOD);
+	/* four batches, at most two transactions (the first may have gone alone) */
+	assert_true(postal_entries(ind[0].postal) - before <= 2);
+
+	/* the twin: each batch finished before the next is submitted */
+	before = postal_entries(ind[0].postal);
+	assert_rc(mk_verify_submit(v, &ind[5], 1, o1), MK_OK);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	expect(&o1[0], VR_GOOD, VR_GOOD);
+	assert_rc(mk_verify_submit(v, &ind[6], 1, o1), MK_OK);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	expect(&o1[0], VR_GOOD, VR_GOOD);
+	assert_int_equal(postal_entries(ind[0].postal) - before, 2);
+	mk_verifier_free(v);
+	/* every piece once: all duplicates now */
+	for (size_t i = 0; i < 8; i++) {
+		verify_n(false, true, &ind[i], 1, o1);
+		expect(o1, VR_GOOD, VR_DUP);
+	}
+	w_audit_ok(&W);
 }
 
 /* Days past the window dropped by the verifier, by its KMS's clock: a
@@ -2173,6 +2271,7 @@ int main(void)
 		cmocka_unit_test(test_dated_before_registration),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_pipeline),
+		cmocka_unit_test(test_pipeline_together),
 		cmocka_unit_test(test_window_drop),
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
