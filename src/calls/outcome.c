@@ -347,8 +347,18 @@ size_t mk_call_outcome_line(const struct mk_verify_outcome *o, int tin, const ch
 	if (o->corrected && mk_indicium_text_encode(&o->ind, fixed) != MK_OK)
 		fixed[0] = '\0';
 	if (o->result != MK_VR_MALFORMED || o->corrected) {
+		size_t a = strnlen(o->ind.product_code, sizeof(o->ind.product_code));
+		size_t b = strnlen(o->ind.mfg_seq, sizeof(o->ind.mfg_seq));
+
 		mk_indicium_day_format(o->ind.date, day);
-		snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
+		if (a + 1 + b >= sizeof(dev)) /* not NUL-ended fields: as snprintf cuts them */
+			snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
+		else {
+			memcpy(dev, o->ind.product_code, a);
+			dev[a] = '-';
+			memcpy(dev + a + 1, o->ind.mfg_seq, b);
+			dev[a + 1 + b] = '\0';
+		}
 	}
 	check_ascii(&l, shown);
 	if (json)
