@@ -98,6 +98,19 @@ json_t *mk_call_meter_json(const struct mk_kms_meter *m);
  * line as given, shown). */
 json_t *mk_call_outcome_json(const struct mk_verify_outcome *o, int tin);
 void mk_call_outcome_text(const json_t *j, FILE *f);
+/*
+ * The same answer as the line(s) `meterkey verify` prints for it, written
+ * straight from the outcome into out[0..cap) without building the object:
+ * with json, what kc_print_json prints of mk_call_outcome_json's object
+ * with "input" (shown: the line as given, through mk_call_shown) added
+ * last, and a newline; else what mk_call_outcome_text prints of it. The
+ * same bytes either way (tests/unit/test_outcome.c). Returns their length
+ * (NUL-terminated), or 0 when they do not fit cap or the answer holds a
+ * byte past ASCII or a value without words: then the object's path prints
+ * it.
+ */
+size_t mk_call_outcome_line(const struct mk_verify_outcome *o, int tin, const char *shown, int json, char *out,
+                            size_t cap);
 
 /* A box process's state as `meterkey box status --json` shows it (id, at
  * its socket), a new reference; and its text. */

@@ -22,6 +22,7 @@
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
 #define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
+#define VERIFY_OUT_BUF 65536 /* standard output's buffer when it is not a terminal */
 
 /* ---- meter frank ------------------------------------------------------------------ */
 
@@ -418,6 +419,23 @@ static void print_item(struct vrun *x, const char *given, json_t *j)
 	json_decref(j);
 }
 
+/* One indicium's answer from this host's verifier, printed for the line
+ * given: the direct printer's bytes (mk_call_outcome_line), or, for the
+ * rare answer it leaves, the object's (print_item), the same either way. */
+static void print_outcome(struct vrun *x, const char *given, const struct mk_verify_outcome *o)
+{
+	char shown[4 * LINE_MAX_LEN + 8], out[4 * LINE_MAX_LEN + 2048];
+	size_t n = mk_call_outcome_line(o, x->tin, kc_shown(given, shown, sizeof(shown)), x->c->json, out, sizeof(out));
+
+	if (n == 0) {
+		print_item(x, given, mk_call_outcome_json(o, x->tin));
+		return;
+	}
+	x->total++;
+	x->good += o->result == MK_VR_GOOD;
+	fwrite(out, 1, n, stdout);
+}
+
 /* The progress bar: indicia verified, good, and the rate since the start. */
 static void progress(struct vrun *x)
 {
@@ -470,6 +488,7 @@ static enum mk_err verify_remote(struct vrun *x, char **lines, size_t n)
 				x->seen++;
 				progress(x);
 			}
+			fflush(stdout);
 			e = MK_OK;
 		}
 		x->said = e != MK_OK;
@@ -493,7 +512,7 @@ static enum mk_err verify_lines(struct vrun *x, char **lines, size_t n)
 		return MK_ERR_NOMEM;
 	if ((e = mk_verify_lines(x->v, (const char *const *)lines, n, outs)) == MK_OK)
 		for (size_t i = 0; i < n; i++) {
-			print_item(x, lines[i], mk_call_outcome_json(&outs[i], x->tin));
+			print_outcome(x, lines[i], &outs[i]);
 			x->seen++;
 			progress(x);
 		}
@@ -536,10 +555,11 @@ static enum mk_err chunk_finish(struct vrun *x)
 	if (e != MK_OK)
 		return e;
 	for (size_t i = 0; i < n; i++) {
-		print_item(x, x->ck[x->ck_head].lines[i], mk_call_outcome_json(&outs[i], x->tin));
+		print_outcome(x, x->ck[x->ck_head].lines[i], &outs[i]);
 		x->seen++;
 		progress(x);
 	}
+	fflush(stdout); /* a live feed sees each chunk's answers as it is durable */
 	x->ck[x->ck_head].n = x->ck[x->ck_head].used = 0;
 	x->ck_head = (x->ck_head + 1) % MK_VERIFY_INFLIGHT;
 	x->ck_count--;
@@ -692,6 +712,10 @@ int mk_cli_verify(int argc, char **argv)
 
 	if ((r = kc_start_call(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
 		return r;
+	/* a file or a pipe takes the answers in blocks (a terminal, a line at
+	 * a time); each chunk's are flushed once durable (chunk_finish) */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, NULL, _IOFBF, VERIFY_OUT_BUF);
 	if (o.chunk != NULL && !kc_parse_u64(o.chunk, 1, MK_SEEN_BATCH_MAX, &chunk))
 		return mk_cli_bad_value(verify_usage, "--chunk", o.chunk, chunk_rule.words);
 	if (c.npos == 0 && o.file == NULL && o.image == NULL)
