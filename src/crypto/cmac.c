@@ -127,3 +127,157 @@ enum mk_err mk_cmac_once(const uint8_t *key, size_t keylen, const void *msg, siz
 	mk_cmac_free(c);
 	return r;
 }
+
+/* ---- Many keys, one context ------------------------------------------------- */
+
+/* Of the AES-CBC contexts, one a key length, made on first use. */
+struct mk_cmac_keys {
+	EVP_CIPHER_CTX *ctx[2]; /* AES-128-CBC, AES-256-CBC */
+};
+
+/* Bytes of the message run through the cipher a call: the output's room. */
+#define CBC_CHUNK 256
+
+enum mk_err mk_cmac_keys_new(struct mk_cmac_keys **csp)
+{
+	if (csp == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((*csp = OPENSSL_zalloc(sizeof(**csp))) == NULL)
+		return MK_ERR_NOMEM;
+	return MK_OK;
+}
+
+void mk_cmac_keys_free(struct mk_cmac_keys *cs)
+{
+	if (cs == NULL)
+		return;
+	EVP_CIPHER_CTX_free(cs->ctx[0]);
+	EVP_CIPHER_CTX_free(cs->ctx[1]);
+	OPENSSL_free(cs);
+}
+
+/* The context for keys of keylen, keyed with key and a zero IV: CBC from
+ * the start of a message. NULL on failure. */
+static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen)
+{
+	static const uint8_t zero_iv[16];
+	const char *name = mk_aes_cbc_name(keylen);
+	EVP_CIPHER_CTX **cp = &cs->ctx[keylen == MK_AES256_KEY_LEN];
+
+	if (name == NULL)
+		return NULL;
+	if (*cp == NULL) {
+		EVP_CIPHER *c = EVP_CIPHER_fetch(MK_LIBCTX, name, MK_PROPQ);
+		EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_iv, NULL) == 1 &&
+		         EVP_CIPHER_CTX_set_padding(x, 0) == 1;
+
+		EVP_CIPHER_free(c); /* the context keeps its own reference */
+		if (!ok) {
+			EVP_CIPHER_CTX_free(x);
+			return NULL;
+		}
+		*cp = x;
+		return x;
+	}
+	return EVP_EncryptInit_ex(*cp, NULL, NULL, key, zero_iv) == 1 ? *cp : NULL;
+}
+
+/* d = the doubling of s in GF(2^128) (SP 800-38B 6.1). */
+static void dbl(const uint8_t s[16], uint8_t d[16])
+{
+	uint8_t carry = s[0] >> 7;
+
+	for (int i = 0; i < 15; i++)
+		d[i] = (uint8_t)(s[i] << 1 | s[i + 1] >> 7);
+	d[15] = (uint8_t)(s[15] << 1 ^ (0x87 & -carry));
+}
+
+enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen, struct mk_cmac_key *out)
+{
+	static const uint8_t zero[16];
+	EVP_CIPHER_CTX *x;
+	uint8_t l[16];
+	int len = 0;
+	enum mk_err r = MK_ERR_CRYPTO;
+
+	if (cs == NULL || key == NULL || out == NULL || mk_aes_cbc_name(keylen) == NULL)
+		return MK_ERR_INVALID_ARG;
+	memset(out, 0, sizeof(*out));
+	/* L = AES_K(0^128): CBC with a zero IV over one zero block */
+	if ((x = keys_ctx(cs, key, keylen)) != NULL && EVP_EncryptUpdate(x, l, &len, zero, 16) == 1 && len == 16) {
+		memcpy(out->key, key, keylen);
+		dbl(l, out->k1);
+		dbl(out->k1, out->k2);
+		out->len = (uint8_t)keylen;
+		r = MK_OK;
+	}
+	OPENSSL_cleanse(l, sizeof(l));
+	return r;
+}
+
+/* The whole CMAC of msg under k into full. */
+static enum mk_err keys_full(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const uint8_t *msg, size_t n,
+                             uint8_t full[MK_CMAC_MAX_LEN])
+{
+	uint8_t out[CBC_CHUNK], last[16];
+	/* the complete blocks before the last, then the last one masked */
+	size_t head = n == 0 ? 0 : (n - 1) / 16 * 16, tail = n - head;
+	EVP_CIPHER_CTX *x = keys_ctx(cs, k->key, k->len);
+	enum mk_err r = MK_ERR_CRYPTO;
+	int len;
+
+	if (x == NULL)
+		return MK_ERR_CRYPTO;
+	for (size_t at = 0, c; at < head; at += c) {
+		c = head - at < CBC_CHUNK ? head - at : CBC_CHUNK;
+		if (EVP_EncryptUpdate(x, out, &len, msg + at, (int)c) != 1 || (size_t)len != c)
+			goto out;
+	}
+	memcpy(last, msg + head, tail);
+	if (tail == 16) {
+		for (int i = 0; i < 16; i++)
+			last[i] ^= k->k1[i];
+	} else {
+		last[tail] = 0x80;
+		memset(last + tail + 1, 0, 15 - tail);
+		for (int i = 0; i < 16; i++)
+			last[i] ^= k->k2[i];
+	}
+	if (EVP_EncryptUpdate(x, full, &len, last, 16) == 1 && len == 16)
+		r = MK_OK;
+out:
+	OPENSSL_cleanse(out, head < CBC_CHUNK ? head : CBC_CHUNK);
+	OPENSSL_cleanse(last, sizeof(last));
+	return r;
+}
+
+enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
+                                 uint8_t *out, size_t outlen)
+{
+	uint8_t full[MK_CMAC_MAX_LEN];
+	enum mk_err r;
+
+	if (cs == NULL || k == NULL || k->len == 0 || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
+	    (msg == NULL && n > 0))
+		return MK_ERR_INVALID_ARG;
+	if ((r = keys_full(cs, k, msg, n, full)) == MK_OK)
+		memcpy(out, full, outlen);
+	OPENSSL_cleanse(full, sizeof(full));
+	return r;
+}
+
+enum mk_err mk_cmac_keys_verify(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
+                                const uint8_t *tag, size_t taglen)
+{
+	uint8_t full[MK_CMAC_MAX_LEN];
+	enum mk_err r;
+
+	if (cs == NULL || k == NULL || k->len == 0 || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
+	    (msg == NULL && n > 0))
+		return MK_ERR_INVALID_ARG;
+	if ((r = keys_full(cs, k, msg, n, full)) == MK_OK)
+		r = mk_ct_equal(full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
+	OPENSSL_cleanse(full, sizeof(full));
+	return r;
+}

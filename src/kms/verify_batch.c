@@ -288,23 +288,21 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 
 	if (bin == NULL)
 		return MK_ERR_NOMEM;
+	/* each record once, in order of first use: a record already in this
+	 * request knows its index (a fleet's request names up to 240) */
+	v->rserial++;
 	for (size_t i = 0; i < n; i++) {
 		struct lookup *lk = lks[i];
-		size_t j;
 
 		ki[i] = 0;
 		if (!lk->found)
 			continue;
-		/* a device's items are consecutive: its record is the last one
-		 * added, or a new one */
-		if (nkeys > 0 && keys[nkeys - 1] == lk)
-			j = nkeys - 1;
-		else
-			for (j = 0; j < nkeys && keys[j] != lk; j++)
-				;
-		if (j == nkeys)
+		if (lk->rserial != v->rserial) {
+			lk->rserial = v->rserial;
+			lk->rkey = (uint16_t)nkeys;
 			keys[nkeys++] = lk;
-		ki[i] = (uint16_t)(j + 1);
+		}
+		ki[i] = (uint16_t)(lk->rkey + 1);
 	}
 	/* the key records and the items, each a list (msg.h) */
 	mk_buf_reset(v->keys);

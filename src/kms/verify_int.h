@@ -71,6 +71,8 @@ struct lookup {
 	uint64_t pin;                /* in use by the group being sent: not replaced */
 	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
 	uint64_t gserial;            /* the grouping these belong to */
+	uint64_t rserial;            /* the request its index rkey is in (box_batch) */
+	uint16_t rkey;
 };
 
 struct vdomain {
@@ -128,6 +130,7 @@ struct mk_verifier {
 	struct mk_buf *proofs, *mrecs;     /* its lists beside the keys (signed heads) */
 	struct mk_buf *scratch; /* one indicium's binary form */
 	uint64_t serial; /* of the current group, for pins */
+	uint64_t rserial; /* of the current request, for its records' indices */
 	/* the current batch's binary forms, each encoded once for both roles */
 	uint8_t *bins;
 	uint16_t *bin_len; /* 0: not encoded yet */
