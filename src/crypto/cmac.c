@@ -133,6 +133,7 @@ enum mk_err mk_cmac_once(const uint8_t *key, size_t keylen, const void *msg, siz
 /* Of the AES-CBC contexts, one a key length, made on first use. */
 struct mk_cmac_keys {
 	EVP_CIPHER_CTX *ctx[2]; /* AES-128-CBC, AES-256-CBC */
+	bool iv_reset[2];       /* a new key alone restarts CBC from the zero IV (checked) */
 };
 
 /* Bytes of the message run through the cipher a call: the output's room. */
@@ -156,23 +157,48 @@ void mk_cmac_keys_free(struct mk_cmac_keys *cs)
 	OPENSSL_free(cs);
 }
 
+static const uint8_t zero_block[16];
+
+/* Whether setting a key alone (no IV) on x, which has run, restarts CBC
+ * from the IV set with the cipher (zero): OpenSSL 3's providers reset a
+ * CBC context's IV to the one it was given, as 1.1's EVP did; checked
+ * once rather than assumed, as it spares the IV's parameters on every
+ * key set (a third of the cost). */
+static bool key_resets_iv(EVP_CIPHER_CTX *x, const uint8_t *key)
+{
+	uint8_t a[32], b[32];
+	int la = 0, lb = 0;
+	bool same;
+
+	same = EVP_EncryptUpdate(x, a, &la, zero_block, 16) == 1 && EVP_EncryptUpdate(x, a + 16, &la, zero_block, 16) == 1 &&
+	       EVP_EncryptInit_ex(x, NULL, NULL, key, NULL) == 1 && EVP_EncryptUpdate(x, b, &lb, zero_block, 16) == 1 &&
+	       EVP_EncryptUpdate(x, b + 16, &lb, zero_block, 16) == 1 && la == 16 && lb == 16 && memcmp(a, b, 32) == 0;
+	OPENSSL_cleanse(a, sizeof(a));
+	OPENSSL_cleanse(b, sizeof(b));
+	return same;
+}
+
 /* The context for keys of keylen, keyed with key and a zero IV: CBC from
  * the start of a message. NULL on failure. */
 static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen)
 {
-	static const uint8_t zero_iv[16];
 	const char *name = mk_aes_cbc_name(keylen);
-	EVP_CIPHER_CTX **cp = &cs->ctx[keylen == MK_AES256_KEY_LEN];
+	int i = keylen == MK_AES256_KEY_LEN;
+	EVP_CIPHER_CTX **cp = &cs->ctx[i];
 
 	if (name == NULL)
 		return NULL;
 	if (*cp == NULL) {
 		EVP_CIPHER *c = EVP_CIPHER_fetch(MK_LIBCTX, name, MK_PROPQ);
 		EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
-		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_iv, NULL) == 1 &&
+		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_block, NULL) == 1 &&
 		         EVP_CIPHER_CTX_set_padding(x, 0) == 1;
 
 		EVP_CIPHER_free(c); /* the context keeps its own reference */
+		if (ok) {
+			cs->iv_reset[i] = key_resets_iv(x, key);
+			ok = EVP_EncryptInit_ex(x, NULL, NULL, key, zero_block) == 1;
+		}
 		if (!ok) {
 			EVP_CIPHER_CTX_free(x);
 			return NULL;
@@ -180,7 +206,7 @@ static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, siz
 		*cp = x;
 		return x;
 	}
-	return EVP_EncryptInit_ex(*cp, NULL, NULL, key, zero_iv) == 1 ? *cp : NULL;
+	return EVP_EncryptInit_ex(*cp, NULL, NULL, key, cs->iv_reset[i] ? NULL : zero_block) == 1 ? *cp : NULL;
 }
 
 /* d = the doubling of s in GF(2^128) (SP 800-38B 6.1). */
@@ -195,7 +221,6 @@ static void dbl(const uint8_t s[16], uint8_t d[16])
 
 enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen, struct mk_cmac_key *out)
 {
-	static const uint8_t zero[16];
 	EVP_CIPHER_CTX *x;
 	uint8_t l[16];
 	int len = 0;
@@ -205,7 +230,7 @@ enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t 
 		return MK_ERR_INVALID_ARG;
 	memset(out, 0, sizeof(*out));
 	/* L = AES_K(0^128): CBC with a zero IV over one zero block */
-	if ((x = keys_ctx(cs, key, keylen)) != NULL && EVP_EncryptUpdate(x, l, &len, zero, 16) == 1 && len == 16) {
+	if ((x = keys_ctx(cs, key, keylen)) != NULL && EVP_EncryptUpdate(x, l, &len, zero_block, 16) == 1 && len == 16) {
 		memcpy(out->key, key, keylen);
 		dbl(l, out->k1);
 		dbl(out->k1, out->k2);
