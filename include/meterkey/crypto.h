@@ -211,6 +211,36 @@ MK_WUR enum mk_err mk_cmac_compute(struct mk_cmac *ctx, const void *msg, size_t 
 MK_WUR enum mk_err mk_cmac_verify(struct mk_cmac *ctx, const void *msg, size_t n,
                                   const uint8_t *tag, size_t taglen);
 
+/* AES-CMAC for many keys (a verifying box's fleet): one cipher context,
+ * keyed for each computation, and per key only its bytes and its two CMAC
+ * subkeys (SP 800-38B 6.1) in memory the caller places. A cold per-key
+ * EVP_MAC context is five scattered allocations, each a cache miss when
+ * thousands of keys take turns; setting an AES key on one warm context
+ * costs less than one of them. The tag is SP 800-38B's, computed as CBC
+ * under the key with a zero IV over the message whose last block is
+ * padded and masked with a subkey (mk_cmac_once's, the tests check it).
+ * One mk_cmac_keys must not be used by two threads at once. */
+struct mk_cmac_keys;
+
+/* One key: holds key material, wipe it (OPENSSL_cleanse) when dropped. */
+struct mk_cmac_key {
+	uint8_t key[MK_AES256_KEY_LEN];
+	uint8_t k1[MK_CMAC_MAX_LEN], k2[MK_CMAC_MAX_LEN];
+	uint8_t len; /* of key: 16 or 32, 0 none */
+};
+
+MK_WUR enum mk_err mk_cmac_keys_new(struct mk_cmac_keys **csp);
+/* Frees (OpenSSL wipes the key schedule last set). NULL is a no-op. */
+void mk_cmac_keys_free(struct mk_cmac_keys *cs);
+/* *out for a 16- or 32-byte AES key (its subkeys computed once). */
+MK_WUR enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen,
+                                   struct mk_cmac_key *out);
+/* As mk_cmac_compute and mk_cmac_verify, under k. */
+MK_WUR enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg,
+                                        size_t n, uint8_t *out, size_t outlen);
+MK_WUR enum mk_err mk_cmac_keys_verify(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg,
+                                       size_t n, const uint8_t *tag, size_t taglen);
+
 /* ---- SP 800-108 KDF ------------------------------------------------------ */
 
 /* SP 800-108 KDF in counter mode with CMAC-AES (AES-128 or AES-256 by keylen,

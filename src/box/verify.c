@@ -20,8 +20,10 @@
 #include "meterkey/msg_box.h"
 
 /* Entries of the cache a box keeps while open: a verified key record's
- * facts and its key (master key in Brass, token key in Tin), and the CMAC
- * context of the token key of one period. One a device and domain: a box
+ * facts and its key (master key in Brass, token key in Tin), and the token
+ * key of one period with its CMAC subkeys, set on the box's one cipher
+ * context per token (mk_cmac_keys: cheaper than a cold context per key in
+ * a fleet's round robin). One a device and domain: a box
  * serving two domains holds a fleet of up to 32,767 meters (bench_verify's
  * 10,000 meters thrashed a cache of 16,384, each record checked and its
  * key unwrapped again at every sighting); past it, split the fleet across
@@ -34,28 +36,31 @@
 #define VCACHE_NONE UINT16_MAX
 
 struct vkey {
-	int used;
+	/* What each item reads (its reference found, its checks, its token),
+	 * together at the front: a fleet's entries are cold in the caches. */
+	uint8_t hash[MK_VERIFY_REF_LEN]; /* SHA-256 of rec: what a reference names */
+	uint64_t proven;                 /* the signed head its record was shown newest under (0: none) */
+	uint16_t hchain;                 /* the next entry of hash's bucket, or VCACHE_NONE */
 	char domain[MK_DOMAIN_ID_MAX + 1];
-	uint64_t key_id;
-	uint8_t sig[MK_ECDSA_SIG_LEN];   /* identifies the record version */
-	int active;
-	char product_code[MK_IDENT_MAX + 1], mfg_seq[MK_IDENT_MAX + 1];
-	char indicia_serial[MK_IDENT_MAX + 1];
+	uint8_t used, active;
+	uint8_t token_key;               /* key is the token key of period (Tin) */
 	uint32_t first_day, end_day;     /* registration day (or period start), period end */
 	uint32_t last_day;               /* an OBSOLETE key's retirement day, else UINT32_MAX */
+	uint32_t period;                 /* of tkey */
 	int64_t fresh_until;             /* Tin: the token key record's freshness end */
-	uint64_t proven;                 /* the signed head its record was shown newest under (0: none) */
+	struct mk_cmac_key tkey;         /* the token key of period (len 0: none yet) */
+	char product_code[MK_IDENT_MAX + 1], mfg_seq[MK_IDENT_MAX + 1];
+	char indicia_serial[MK_IDENT_MAX + 1];
+	/* the rest: read when a record is checked or its entry replaced */
+	uint64_t key_id;
+	uint8_t sig[MK_ECDSA_SIG_LEN];   /* identifies the record version */
 	uint8_t master[32];              /* Tin: SHA-256 of the master key record its status is from */
-	int token_key;                   /* key is the token key of period (Tin) */
 	uint8_t key[MK_MASTER_KEY_LEN];
-	uint32_t period;                 /* of cmac */
-	struct mk_cmac *cmac;
 	uint8_t *rec;                    /* the record's bytes as the request carried them */
 	size_t rec_len;
 	uint32_t bucket;                 /* of rec in the index */
 	uint16_t chain;                  /* the next entry of the bucket, or VCACHE_NONE */
-	uint8_t hash[MK_VERIFY_REF_LEN]; /* SHA-256 of rec: what a reference names */
-	uint16_t hchain;                 /* the next entry of hash's bucket, or VCACHE_NONE */
+	uint16_t kchain;                 /* the next entry of key_id's bucket (used entries), or VCACHE_NONE */
 };
 
 /* A Brass or Tin box's state (b->ks): the cache, made at its first Verify. */
@@ -63,8 +68,10 @@ struct vkey {
 
 struct vcache {
 	size_t next;
+	struct mk_cmac_keys *cm; /* the one cipher context every token key is set on in turn */
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
 	uint16_t hhead[VCACHE_BUCKETS]; /* the same by the record's hash (references) */
+	uint16_t khead[VCACHE_BUCKETS]; /* the same by key ID (records not seen in these bytes) */
 	struct vkey e[VCACHE_MAX];
 };
 
@@ -82,7 +89,12 @@ static struct vcache *vcache_new(void)
 		(void)madvise(c, sizeof(*c), MADV_DONTDUMP);
 	(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK */
 	for (size_t i = 0; i < VCACHE_BUCKETS; i++)
-		c->head[i] = c->hhead[i] = VCACHE_NONE;
+		c->head[i] = c->hhead[i] = c->khead[i] = VCACHE_NONE;
+	if (mk_cmac_keys_new(&c->cm) != MK_OK) {
+		(void)munlock(c, sizeof(*c));
+		munmap(c, sizeof(*c));
+		return NULL;
+	}
 	return c;
 }
 
@@ -105,11 +117,26 @@ static uint32_t hash_bucket(const uint8_t h[MK_VERIFY_REF_LEN])
 	return ((uint32_t)h[0] << 8 | h[1]) & (VCACHE_BUCKETS - 1);
 }
 
-/* Unlinks entry k (used, with record bytes) from its buckets. */
+/* The bucket of a key ID. */
+static uint32_t key_bucket(uint64_t key_id)
+{
+	return (uint32_t)((key_id * 0x9e3779b97f4a7c15ull) >> 40) & (VCACHE_BUCKETS - 1);
+}
+
+/* Unlinks entry k from its buckets: by key ID (a used entry), by its
+ * record's bytes and hash (when it kept them). */
 static void vcache_unlink(struct vcache *c, struct vkey *k)
 {
 	uint16_t idx = (uint16_t)(k - c->e);
 
+	if (k->used)
+		for (uint16_t *pp = &c->khead[key_bucket(k->key_id)]; *pp != VCACHE_NONE; pp = &c->e[*pp].kchain)
+			if (*pp == idx) {
+				*pp = k->kchain;
+				break;
+			}
+	if (k->rec == NULL)
+		return;
 	for (uint16_t *pp = &c->head[k->bucket]; *pp != VCACHE_NONE; pp = &c->e[*pp].chain)
 		if (*pp == idx) {
 			*pp = k->chain;
@@ -124,7 +151,6 @@ static void vcache_unlink(struct vcache *c, struct vkey *k)
 
 static void vkey_clear(struct vkey *k)
 {
-	mk_cmac_free(k->cmac);
 	if (k->rec != NULL) {
 		OPENSSL_cleanse(k->rec, k->rec_len);
 		free(k->rec);
@@ -138,6 +164,7 @@ static void vcache_free(struct vcache *c)
 		return;
 	for (size_t i = 0; i < VCACHE_MAX; i++)
 		vkey_clear(&c->e[i]);
+	mk_cmac_keys_free(c->cm);
 	(void)munlock(c, sizeof(*c));
 	munmap(c, sizeof(*c));
 }
@@ -169,17 +196,22 @@ static struct vkey *cache_find_hash(struct vcache *c, const char *domain, const 
 	for (uint16_t i = c->hhead[hash_bucket(h)]; i != VCACHE_NONE; i = c->e[i].hchain) {
 		struct vkey *k = &c->e[i];
 
-		if (CRYPTO_memcmp(k->hash, h, MK_VERIFY_REF_LEN) == 0 && strcmp(k->domain, domain) == 0)
+		/* a record's hash is public, as the record is: no need of a
+		 * constant-time compare on every item's reference */
+		if (memcmp(k->hash, h, MK_VERIFY_REF_LEN) == 0 && strcmp(k->domain, domain) == 0)
 			return k;
 	}
 	return NULL;
 }
 
-/* Keeps the record bytes of a new entry and indexes it by them and by
- * their hash. A failure leaves the entry unindexed (found by decoding, as
- * before; a reference to it is refused, and the host sends it whole). */
+/* Indexes a new entry by its key ID, keeps its record bytes and indexes
+ * it by them and by their hash. A failure of the latter leaves it found by
+ * decoding only (a reference to it is refused, and the host sends it
+ * whole). */
 static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size_t n)
 {
+	k->kchain = c->khead[key_bucket(k->key_id)];
+	c->khead[key_bucket(k->key_id)] = (uint16_t)(k - c->e);
 	if (mk_sha256(p, n, k->hash) != MK_OK || (k->rec = malloc(n)) == NULL)
 		return;
 	memcpy(k->rec, p, n);
@@ -191,13 +223,15 @@ static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size
 	c->hhead[hash_bucket(k->hash)] = (uint16_t)(k - c->e);
 }
 
+/* The entry of this version of record key_id (its signature) for domain,
+ * if any. */
 static struct vkey *cache_find(struct vcache *c, const char *domain, uint64_t key_id,
                                const uint8_t *sig)
 {
-	for (size_t i = 0; i < VCACHE_MAX; i++) {
+	for (uint16_t i = c->khead[key_bucket(key_id)]; i != VCACHE_NONE; i = c->e[i].kchain) {
 		struct vkey *k = &c->e[i];
 
-		if (k->used && k->key_id == key_id && strcmp(k->domain, domain) == 0 &&
+		if (k->key_id == key_id && strcmp(k->domain, domain) == 0 &&
 		    memcmp(k->sig, sig, MK_ECDSA_SIG_LEN) == 0)
 			return k;
 	}
@@ -210,7 +244,7 @@ static struct vkey *cache_slot(struct vcache *c)
 	struct vkey *k = &c->e[c->next];
 
 	c->next = (c->next + 1) % VCACHE_MAX;
-	if (k->rec != NULL)
+	if (k->used || k->rec != NULL)
 		vcache_unlink(c, k);
 	vkey_clear(k);
 	k->used = 1;
@@ -363,7 +397,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 	k->token_key = 1;
 	k->period = mk_token_period(k->first_day);
 	memcpy(k->key, mk_secret_cdata(tk), MK_MASTER_KEY_LEN);
-	if ((e = mk_cmac_new(k->key, MK_MASTER_KEY_LEN, &k->cmac)) != MK_OK) {
+	if ((e = mk_cmac_key_set(VC(b)->cm, k->key, MK_MASTER_KEY_LEN, &k->tkey)) != MK_OK) {
 		vkey_clear(k);
 		goto out;
 	}
@@ -388,8 +422,8 @@ static int str_is(const char *s, size_t n, const char *z)
  * box's own clock, read once for the request (the date window, Tin
  * freshness). The indicium is read in place, framed (mk_indicium_frame):
  * its tokens cover p[0..data_len). */
-static enum mk_verify_result check_framed(const struct box_domain *d, struct vkey *k, const uint8_t *p,
-                                          const struct mk_indicium_view *v, int64_t now)
+static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_cmac_keys *cm, struct vkey *k,
+                                          const uint8_t *p, const struct mk_indicium_view *v, int64_t now)
 {
 	const struct mk_indicium_view ind = *v;
 	const uint8_t *token;
@@ -431,13 +465,12 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct vke
 	if (ind.date >= k->end_day)
 		return MK_VR_UNKNOWN_DEVICE; /* a token key of another period */
 	period = mk_token_period(ind.date);
-	if (!k->token_key && (k->cmac == NULL || k->period != period)) {
+	if (!k->token_key && (k->tkey.len == 0 || k->period != period)) {
 		uint8_t tk[MK_MASTER_KEY_LEN];
 
-		mk_cmac_free(k->cmac);
-		k->cmac = NULL;
+		OPENSSL_cleanse(&k->tkey, sizeof(k->tkey));
 		if (mk_token_key_derive(k->key, d->id, k->product_code, k->mfg_seq, period, tk) != MK_OK ||
-		    mk_cmac_new(tk, sizeof(tk), &k->cmac) != MK_OK) {
+		    mk_cmac_key_set(cm, tk, sizeof(tk), &k->tkey) != MK_OK) {
 			OPENSSL_cleanse(tk, sizeof(tk));
 			return MK_VR_BAD_TOKEN;
 		}
@@ -446,7 +479,7 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct vke
 	}
 	/* The tokens cover the canonical data, which the binary form carries
 	 * first. */
-	return mk_cmac_verify(k->cmac, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
+	return mk_cmac_keys_verify(cm, &k->tkey, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
 }
 
 /*
@@ -458,15 +491,15 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct vke
  * valid indicia), and the verifier validated each indicium when it
  * encoded it: the rules are judged once per indicium, not once per token.
  */
-static enum mk_verify_result check_item(const struct box_domain *d, struct vkey *k, const uint8_t *p,
-                                        size_t n, int64_t now)
+static enum mk_verify_result check_item(const struct box_domain *d, struct mk_cmac_keys *cm, struct vkey *k,
+                                        const uint8_t *p, size_t n, int64_t now)
 {
 	struct mk_indicium_view ind;
 	enum mk_verify_result r;
 
 	if (mk_indicium_frame(p, n, &ind) != MK_OK)
 		return MK_VR_MALFORMED;
-	r = check_framed(d, k, p, &ind, now);
+	r = check_framed(d, cm, k, p, &ind, now);
 	return r != MK_VR_GOOD && !mk_indicium_view_valid(&ind) ? MK_VR_MALFORMED : r;
 }
 
@@ -646,7 +679,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 				e = MK_ERR_CMD_PARAM_SYNTAX;
 				goto out;
 			}
-			out[nitems++] = (uint8_t)check_item(d, ki == 0 ? NULL : keys[ki - 1], q, len, now);
+			out[nitems++] = (uint8_t)check_item(d, VC(b)->cm, ki == 0 ? NULL : keys[ki - 1], q, len, now);
 			q += len;
 		}
 	}
@@ -663,7 +696,7 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 			e = MK_ERR_CMD_PARAM_SYNTAX;
 			goto out;
 		}
-		out[nitems++] = (uint8_t)check_item(d, item.key_index == 0 ? NULL : keys[item.key_index - 1],
+		out[nitems++] = (uint8_t)check_item(d, VC(b)->cm, item.key_index == 0 ? NULL : keys[item.key_index - 1],
 		                                    item.indicium, item.indicium_len, now);
 	}
 	res.results = out;

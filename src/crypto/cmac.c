@@ -127,3 +127,182 @@ enum mk_err mk_cmac_once(const uint8_t *key, size_t keylen, const void *msg, siz
 	mk_cmac_free(c);
 	return r;
 }
+
+/* ---- Many keys, one context ------------------------------------------------- */
+
+/* Of the AES-CBC contexts, one a key length, made on first use. */
+struct mk_cmac_keys {
+	EVP_CIPHER_CTX *ctx[2]; /* AES-128-CBC, AES-256-CBC */
+	bool iv_reset[2];       /* a new key alone restarts CBC from the zero IV (checked) */
+};
+
+/* Bytes of the message run through the cipher a call: the output's room. */
+#define CBC_CHUNK 256
+
+enum mk_err mk_cmac_keys_new(struct mk_cmac_keys **csp)
+{
+	if (csp == NULL)
+		return MK_ERR_INVALID_ARG;
+	if ((*csp = OPENSSL_zalloc(sizeof(**csp))) == NULL)
+		return MK_ERR_NOMEM;
+	return MK_OK;
+}
+
+void mk_cmac_keys_free(struct mk_cmac_keys *cs)
+{
+	if (cs == NULL)
+		return;
+	EVP_CIPHER_CTX_free(cs->ctx[0]);
+	EVP_CIPHER_CTX_free(cs->ctx[1]);
+	OPENSSL_free(cs);
+}
+
+static const uint8_t zero_block[16];
+
+/* Whether setting a key alone (no IV) on x, which has run, restarts CBC
+ * from the IV set with the cipher (zero): OpenSSL 3's providers reset a
+ * CBC context's IV to the one it was given, as 1.1's EVP did; checked
+ * once rather than assumed, as it spares the IV's parameters on every
+ * key set (a third of the cost). */
+static bool key_resets_iv(EVP_CIPHER_CTX *x, const uint8_t *key)
+{
+	uint8_t a[32], b[32];
+	int la = 0, lb = 0;
+	bool same;
+
+	same = EVP_EncryptUpdate(x, a, &la, zero_block, 16) == 1 && EVP_EncryptUpdate(x, a + 16, &la, zero_block, 16) == 1 &&
+	       EVP_EncryptInit_ex(x, NULL, NULL, key, NULL) == 1 && EVP_EncryptUpdate(x, b, &lb, zero_block, 16) == 1 &&
+	       EVP_EncryptUpdate(x, b + 16, &lb, zero_block, 16) == 1 && la == 16 && lb == 16 && memcmp(a, b, 32) == 0;
+	OPENSSL_cleanse(a, sizeof(a));
+	OPENSSL_cleanse(b, sizeof(b));
+	return same;
+}
+
+/* The context for keys of keylen, keyed with key and a zero IV: CBC from
+ * the start of a message. NULL on failure. */
+static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen)
+{
+	const char *name = mk_aes_cbc_name(keylen);
+	int i = keylen == MK_AES256_KEY_LEN;
+	EVP_CIPHER_CTX **cp = &cs->ctx[i];
+
+	if (name == NULL)
+		return NULL;
+	if (*cp == NULL) {
+		EVP_CIPHER *c = EVP_CIPHER_fetch(MK_LIBCTX, name, MK_PROPQ);
+		EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_block, NULL) == 1 &&
+		         EVP_CIPHER_CTX_set_padding(x, 0) == 1;
+
+		EVP_CIPHER_free(c); /* the context keeps its own reference */
+		if (ok) {
+			cs->iv_reset[i] = key_resets_iv(x, key);
+			ok = EVP_EncryptInit_ex(x, NULL, NULL, key, zero_block) == 1;
+		}
+		if (!ok) {
+			EVP_CIPHER_CTX_free(x);
+			return NULL;
+		}
+		*cp = x;
+		return x;
+	}
+	return EVP_EncryptInit_ex(*cp, NULL, NULL, key, cs->iv_reset[i] ? NULL : zero_block) == 1 ? *cp : NULL;
+}
+
+/* d = the doubling of s in GF(2^128) (SP 800-38B 6.1). */
+static void dbl(const uint8_t s[16], uint8_t d[16])
+{
+	uint8_t carry = s[0] >> 7;
+
+	for (int i = 0; i < 15; i++)
+		d[i] = (uint8_t)(s[i] << 1 | s[i + 1] >> 7);
+	d[15] = (uint8_t)(s[15] << 1 ^ (0x87 & -carry));
+}
+
+enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen, struct mk_cmac_key *out)
+{
+	EVP_CIPHER_CTX *x;
+	uint8_t l[16];
+	int len = 0;
+	enum mk_err r = MK_ERR_CRYPTO;
+
+	if (cs == NULL || key == NULL || out == NULL || mk_aes_cbc_name(keylen) == NULL)
+		return MK_ERR_INVALID_ARG;
+	memset(out, 0, sizeof(*out));
+	/* L = AES_K(0^128): CBC with a zero IV over one zero block */
+	if ((x = keys_ctx(cs, key, keylen)) != NULL && EVP_EncryptUpdate(x, l, &len, zero_block, 16) == 1 && len == 16) {
+		memcpy(out->key, key, keylen);
+		dbl(l, out->k1);
+		dbl(out->k1, out->k2);
+		out->len = (uint8_t)keylen;
+		r = MK_OK;
+	}
+	OPENSSL_cleanse(l, sizeof(l));
+	return r;
+}
+
+/* The whole CMAC of msg under k into full. */
+static enum mk_err keys_full(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const uint8_t *msg, size_t n,
+                             uint8_t full[MK_CMAC_MAX_LEN])
+{
+	uint8_t out[CBC_CHUNK], last[16];
+	/* the complete blocks before the last, then the last one masked */
+	size_t head = n == 0 ? 0 : (n - 1) / 16 * 16, tail = n - head;
+	EVP_CIPHER_CTX *x = keys_ctx(cs, k->key, k->len);
+	enum mk_err r = MK_ERR_CRYPTO;
+	int len;
+
+	if (x == NULL)
+		return MK_ERR_CRYPTO;
+	for (size_t at = 0, c; at < head; at += c) {
+		c = head - at < CBC_CHUNK ? head - at : CBC_CHUNK;
+		if (EVP_EncryptUpdate(x, out, &len, msg + at, (int)c) != 1 || (size_t)len != c)
+			goto out;
+	}
+	memcpy(last, msg + head, tail);
+	if (tail == 16) {
+		for (int i = 0; i < 16; i++)
+			last[i] ^= k->k1[i];
+	} else {
+		last[tail] = 0x80;
+		memset(last + tail + 1, 0, 15 - tail);
+		for (int i = 0; i < 16; i++)
+			last[i] ^= k->k2[i];
+	}
+	if (EVP_EncryptUpdate(x, full, &len, last, 16) == 1 && len == 16)
+		r = MK_OK;
+out:
+	OPENSSL_cleanse(out, head < CBC_CHUNK ? head : CBC_CHUNK);
+	OPENSSL_cleanse(last, sizeof(last));
+	return r;
+}
+
+enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
+                                 uint8_t *out, size_t outlen)
+{
+	uint8_t full[MK_CMAC_MAX_LEN];
+	enum mk_err r;
+
+	if (cs == NULL || k == NULL || k->len == 0 || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
+	    (msg == NULL && n > 0))
+		return MK_ERR_INVALID_ARG;
+	if ((r = keys_full(cs, k, msg, n, full)) == MK_OK)
+		memcpy(out, full, outlen);
+	OPENSSL_cleanse(full, sizeof(full));
+	return r;
+}
+
+enum mk_err mk_cmac_keys_verify(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
+                                const uint8_t *tag, size_t taglen)
+{
+	uint8_t full[MK_CMAC_MAX_LEN];
+	enum mk_err r;
+
+	if (cs == NULL || k == NULL || k->len == 0 || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
+	    (msg == NULL && n > 0))
+		return MK_ERR_INVALID_ARG;
+	if ((r = keys_full(cs, k, msg, n, full)) == MK_OK)
+		r = mk_ct_equal(full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
+	OPENSSL_cleanse(full, sizeof(full));
+	return r;
+}

@@ -29,9 +29,9 @@
 
 /* ---- The key record cache ------------------------------------------------------------ */
 
-/* The bucket of a device (product code and MSN; "-" between them in the
+/* The hash of a device (product code and MSN; "-" between them in the
  * remembered name cannot occur in either). */
-static uint32_t device_bucket(const char *product_code, const char *mfg_seq)
+static uint32_t device_hash(const char *product_code, const char *mfg_seq)
 {
 	uint32_t h = 2166136261u;
 
@@ -40,7 +40,7 @@ static uint32_t device_bucket(const char *product_code, const char *mfg_seq)
 	h = (h ^ '-') * 16777619u;
 	for (const char *c = mfg_seq; *c != '\0'; c++)
 		h = (h ^ (uint8_t)*c) * 16777619u;
-	return (h ^ (h >> 15)) & (LOOKUP_BUCKETS - 1);
+	return h ^ (h >> 15);
 }
 
 static int device_is(const struct lookup *l, const char *product_code, const char *mfg_seq)
@@ -94,15 +94,18 @@ static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct l
 static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *ind,
                              enum mk_err *ep)
 {
-	uint32_t bucket = device_bucket(ind->product_code, ind->mfg_seq);
+	uint32_t dhash = device_hash(ind->product_code, ind->mfg_seq), bucket = dhash & (LOOKUP_BUCKETS - 1);
 	struct lookup *l = NULL;
 
 	for (uint16_t i = d->head[bucket]; i != LOOKUP_NONE; i = d->look[i].chain) {
 		struct lookup *c = &d->look[i];
 
-		if (device_is(c, ind->product_code, ind->mfg_seq) &&
-		    (!v->tin || (ind->date >= c->first_day && ind->date < c->end_day)) && (l == NULL || c < l))
+		if (c->dhash == dhash && device_is(c, ind->product_code, ind->mfg_seq) &&
+		    (!v->tin || (ind->date >= c->first_day && ind->date < c->end_day)) && (l == NULL || c < l)) {
 			l = c;
+			if (!v->tin)
+				break; /* Brass: one entry a device */
+		}
 	}
 	if (l != NULL) {
 		l->pin = v->serial;
@@ -122,6 +125,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 	snprintf(l->device, sizeof(l->device), "%s-%s", ind->product_code, ind->mfg_seq);
 	l->pin = v->serial;
 	l->bucket = bucket;
+	l->dhash = dhash;
 	l->chain = d->head[bucket];
 	d->head[bucket] = (uint16_t)(l - d->look);
 	l->rec = mk_buf_new(MK_RECORD_MAX);
@@ -288,23 +292,21 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 
 	if (bin == NULL)
 		return MK_ERR_NOMEM;
+	/* each record once, in order of first use: a record already in this
+	 * request knows its index (a fleet's request names up to 240) */
+	v->rserial++;
 	for (size_t i = 0; i < n; i++) {
 		struct lookup *lk = lks[i];
-		size_t j;
 
 		ki[i] = 0;
 		if (!lk->found)
 			continue;
-		/* a device's items are consecutive: its record is the last one
-		 * added, or a new one */
-		if (nkeys > 0 && keys[nkeys - 1] == lk)
-			j = nkeys - 1;
-		else
-			for (j = 0; j < nkeys && keys[j] != lk; j++)
-				;
-		if (j == nkeys)
+		if (lk->rserial != v->rserial) {
+			lk->rserial = v->rserial;
+			lk->rkey = (uint16_t)nkeys;
 			keys[nkeys++] = lk;
-		ki[i] = (uint16_t)(j + 1);
+		}
+		ki[i] = (uint16_t)(lk->rkey + 1);
 	}
 	/* the key records and the items, each a list (msg.h) */
 	mk_buf_reset(v->keys);

@@ -37,7 +37,8 @@
 #include "meterkey/verify.h"
 
 #define LOOKUP_MAX 16384 /* devices remembered per domain while the verifier lives */
-#define LOOKUP_BUCKETS 8192 /* of the index of those by device (a power of two) */
+#define LOOKUP_BUCKETS 32768 /* of the index of those by device (a power of two): a fleet's
+                             * entries are cold, each one passed on a chain a cache miss */
 #define LOOKUP_NONE UINT16_MAX
 /* Operation keys remembered (direct-mapped by meter and postal domain). */
 #define SIGKEY_SLOTS 4096
@@ -60,6 +61,8 @@ struct lookup {
 	int found;
 	struct mk_buf *rec;
 	uint32_t bucket;             /* of device in the index */
+	uint32_t dhash;              /* device's hash (device_hash): most other entries of a
+	                              * bucket are passed without comparing names */
 	uint16_t chain;              /* the next entry of the bucket, or LOOKUP_NONE */
 	struct mk_buf *proof;        /* the record's proof (Tin: its master key record's) under
 	                              * the domain's head head_seq */
@@ -71,6 +74,8 @@ struct lookup {
 	uint64_t pin;                /* in use by the group being sent: not replaced */
 	uint16_t gfirst, glast;      /* the group's first and last item (while grouping) */
 	uint64_t gserial;            /* the grouping these belong to */
+	uint64_t rserial;            /* the request its index rkey is in (box_batch) */
+	uint16_t rkey;
 };
 
 struct vdomain {
@@ -128,6 +133,7 @@ struct mk_verifier {
 	struct mk_buf *proofs, *mrecs;     /* its lists beside the keys (signed heads) */
 	struct mk_buf *scratch; /* one indicium's binary form */
 	uint64_t serial; /* of the current group, for pins */
+	uint64_t rserial; /* of the current request, for its records' indices */
 	/* the current batch's binary forms, each encoded once for both roles */
 	uint8_t *bins;
 	uint16_t *bin_len; /* 0: not encoded yet */

@@ -211,6 +211,74 @@ static void test_cmac_rejects_bad_lengths(void **state)
 	mk_cmac_free(c);
 }
 
+/* Many keys on one context: RFC 4493's vectors, then every length from 0
+ * to past the context's chunk against mk_cmac_once under AES-128 and
+ * AES-256 keys taking turns, and the negatives. */
+static void test_cmac_keys_match_the_one_shot(void **state)
+{
+	static const uint8_t m64[64] = { 0x6b, 0xc1, 0xbe, 0xe2, 0x2e, 0x40, 0x9f, 0x96, 0xe9, 0x3d, 0x7e, 0x11, 0x73,
+		                         0x93, 0x17, 0x2a, 0xae, 0x2d, 0x8a, 0x57, 0x1e, 0x03, 0xac, 0x9c, 0x9e, 0xb7,
+		                         0x6f, 0xac, 0x45, 0xaf, 0x8e, 0x51, 0x30, 0xc8, 0x1c, 0x46, 0xa3, 0x5c, 0xe4,
+		                         0x11, 0xe5, 0xfb, 0xc1, 0x19, 0x1a, 0x0a, 0x52, 0xef, 0xf6, 0x9f, 0x24, 0x45,
+		                         0xdf, 0x4f, 0x9b, 0x17, 0xad, 0x2b, 0x41, 0x7b, 0xe6, 0x6c, 0x37, 0x10 };
+	static const struct {
+		size_t n;
+		uint8_t tag[16];
+	} rfc[] = {
+		{ 0, { 0xbb, 0x1d, 0x69, 0x29, 0xe9, 0x59, 0x37, 0x28, 0x7f, 0xa3, 0x7d, 0x12, 0x9b, 0x75, 0x67, 0x46 } },
+		{ 16, { 0x07, 0x0a, 0x16, 0xb4, 0x6b, 0x4d, 0x41, 0x44, 0xf7, 0x9b, 0xdd, 0x9d, 0xd0, 0x4a, 0x28, 0x7c } },
+		{ 40, { 0xdf, 0xa6, 0x67, 0x47, 0xde, 0x9a, 0xe6, 0x30, 0x30, 0xca, 0x32, 0x61, 0x14, 0x97, 0xc8, 0x27 } },
+		{ 64, { 0x51, 0xf0, 0xbe, 0xbf, 0x7e, 0x3b, 0x9d, 0x92, 0xfc, 0x49, 0x74, 0x17, 0x79, 0x36, 0x3c, 0xfe } },
+	};
+	struct mk_cmac_keys *cs = NULL;
+	struct mk_cmac_key k[3], none;
+	uint8_t key[3][32], msg[600], out[16], want[16];
+	const size_t klen[3] = { 16, 32, 16 };
+	uint32_t x = 12345;
+
+	(void)state;
+	assert_int_equal(mk_cmac_keys_new(&cs), MK_OK);
+	assert_int_equal(mk_cmac_key_set(cs, cmac_key, 16, &k[0]), MK_OK);
+	for (size_t i = 0; i < sizeof(rfc) / sizeof(rfc[0]); i++) {
+		assert_int_equal(mk_cmac_keys_compute(cs, &k[0], m64, rfc[i].n, out, 16), MK_OK);
+		assert_memory_equal(out, rfc[i].tag, 16);
+		assert_int_equal(mk_cmac_keys_verify(cs, &k[0], m64, rfc[i].n, rfc[i].tag, 8), MK_OK);
+	}
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+	for (int j = 0; j < 3; j++) {
+		for (size_t i = 0; i < klen[j]; i++)
+			key[j][i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+		assert_int_equal(mk_cmac_key_set(cs, key[j], klen[j], &k[j]), MK_OK);
+	}
+	for (size_t n = 0; n <= sizeof(msg); n++) {
+		int j = (int)(n % 3);
+
+		assert_int_equal(mk_cmac_once(key[j], klen[j], msg, n, want, 16), MK_OK);
+		assert_int_equal(mk_cmac_keys_compute(cs, &k[j], msg, n, out, 16), MK_OK);
+		assert_memory_equal(out, want, 16);
+		assert_int_equal(mk_cmac_keys_verify(cs, &k[j], msg, n, want, 8), MK_OK);
+		/* the negatives: another key, another message, another tag */
+		assert_int_equal(mk_cmac_keys_verify(cs, &k[(j + 1) % 3], msg, n, want, 8), MK_ERR_VERIFY);
+		if (n > 0) {
+			msg[n - 1] ^= 1;
+			assert_int_equal(mk_cmac_keys_verify(cs, &k[j], msg, n, want, 8), MK_ERR_VERIFY);
+			msg[n - 1] ^= 1;
+		}
+		want[7] ^= 0x80;
+		assert_int_equal(mk_cmac_keys_verify(cs, &k[j], msg, n, want, 8), MK_ERR_VERIFY);
+	}
+	/* lengths and keys that are not ours */
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(mk_cmac_key_set(cs, key[0], 24, &none), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_compute(cs, &none, msg, 16, out, 16), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_compute(cs, &k[0], msg, 16, out, 17), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_verify(cs, &k[0], msg, 16, out, 0), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_new(NULL), MK_ERR_INVALID_ARG);
+	mk_cmac_keys_free(cs);
+	mk_cmac_keys_free(NULL);
+}
+
 /* ---- KDFs ------------------------------------------------------------------ */
 
 /*
@@ -908,6 +976,7 @@ int main(void)
 		cmocka_unit_test(test_cmac_truncates_and_context_is_reusable),
 		cmocka_unit_test(test_cmac_verify_and_its_negatives),
 		cmocka_unit_test(test_cmac_rejects_bad_lengths),
+		cmocka_unit_test(test_cmac_keys_match_the_one_shot),
 		cmocka_unit_test(test_kdf_derive_layout),
 		cmocka_unit_test(test_kdf_derive_binds_every_input),
 		cmocka_unit_test(test_kdf_rejects_bad_args),
