@@ -93,7 +93,8 @@ void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_c
 	json_decref(o);
 	if (text == NULL) {
 		svc_idem_release(s, who);
-		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
+		if (r != NULL)
+			svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
 		return;
 	}
 	if (who->idem != NULL &&
@@ -103,6 +104,10 @@ void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_c
 		 * makes the call again); one the archive could not keep is
 		 * withheld, its key let go too */
 		svc_idem_release(s, who);
+		if (r == NULL) {
+			free(text);
+			return;
+		}
 		if (e == MK_ERR_INVALID_ARG) {
 			svc_log("error", "an answer too large to keep for its idempotency key, given without",
 			        json_pack("{s:s,s:I}", "client", who->cn, "bytes", (json_int_t)strlen(text)));
@@ -114,6 +119,7 @@ void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_c
 		free(text);
 		return;
 	}
-	svc_answer_body(s, r, status, text, strlen(text), 0);
+	if (r != NULL)
+		svc_answer_body(s, r, status, text, strlen(text), 0);
 	free(text);
 }

@@ -225,6 +225,7 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
+	svc_batches_free(&s);   /* the requests waiting verified and answered */
 	svc_verifiers_free(&s); /* its boxes closed before the loop and the KMS go */
 	svc_stop(&s); /* before the connections' table: their ends are counted in it */
 	svc_conns_free(&s);
