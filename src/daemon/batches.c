@@ -77,6 +77,7 @@ struct svc_batches {
 	struct event *wake;
 	struct vkind k[2]; /* central, distributed */
 	uint64_t gone;     /* answers whose client had gone */
+	uint64_t submitted; /* batches */
 };
 
 /* Requests in one batch at most (their lines at most MK_SEEN_BATCH_MAX). */
@@ -380,6 +381,7 @@ static void submit_one(struct svc *s, int k)
 		return;
 	}
 	vk->fly[(vk->fhead + vk->fcount) % MK_VERIFY_INFLIGHT] = b;
+	s->batches->submitted++;
 	vk->fcount++;
 	vk->fdup = first->dup;
 }
@@ -494,6 +496,11 @@ void svc_batches_free(struct svc *s)
 int svc_batches_busy(const struct svc *s)
 {
 	return s->batches != NULL && (s->batches->k[0].fcount > 0 || s->batches->k[1].fcount > 0);
+}
+
+uint64_t svc_batches_submitted(const struct svc *s)
+{
+	return s->batches != NULL ? s->batches->submitted : 0;
 }
 
 uint64_t svc_batches_gone(const struct svc *s)

@@ -113,12 +113,14 @@ struct mk_verifier *svc_verifier_kept(struct svc *s, int tin);
  * batches in flight of kind tin, waiting for them (before its verifier
  * goes); svc_batches_busy: some batch is in flight; svc_batches_free (at
  * exit, before the verifiers go) verifies and answers every request still
- * waiting; svc_batches_gone: answers not given, their client gone. */
+ * waiting; svc_batches_gone: answers not given, their client gone;
+ * svc_batches_submitted: batches given to a verifier. */
 enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v);
 void svc_batches_drain(struct svc *s, int tin);
 int svc_batches_busy(const struct svc *s);
 void svc_batches_free(struct svc *s);
 uint64_t svc_batches_gone(const struct svc *s);
+uint64_t svc_batches_submitted(const struct svc *s);
 void svc_state_changed(struct svc *s);
 void svc_verifiers_free(struct svc *s);
 

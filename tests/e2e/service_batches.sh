@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# meterkeyd verifies POST /v1/verify pipelined across requests
+# (src/daemon/batches.c): requests that arrive while a batch commits go
+# together into the next, each answered once its batch is durable.
+#  - eight requests at once, disjoint: each answered right (its own items,
+#    by reference), every indicium good exactly once across them, and
+#    duplicate in a second round; the negative twin: duplicates off, good
+#    in both rounds (so the count would see a second good);
+#  - one indicium in two requests sent at once, eight times over: good in
+#    one, duplicate in the other, every time; duplicates off, good in both;
+#  - a client that closes as soon as its request is written, its batch in
+#    flight: the service goes on (no crash; under the sanitizers no leak at
+#    its exit), the batch is recorded (its items duplicate after); its
+#    answer goes to a closed connection, or, when evhttp saw the close
+#    first, is let go (meterkey_verify_answers_gone_total); the negative
+#    twin: a client that stays is answered, nothing more gone;
+#  - the counters and the audit log count each request and each result once.
+. "$(dirname "$0")/lib.bash"
+BUILD=${2:?usage: $0 meterkey build-dir}
+MKD=$BUILD/meterkeyd
+export METERKEY_HOME="$T/h"
+S="$T/svc"
+
+expect 0 "$MK" init
+kms_home
+for n in 1 2; do
+  meter_ready $n
+  expect 0 "$MK" meter credit --meter PM100-00000$n --amount 20000
+done
+for n in 1 2; do
+  expect 0 "$MK" meter frank --meter PM100-00000$n --postage 55 --origin 20500 --count 120
+  cat "$T/out" >>"$T/lines"
+done
+mapfile -t L <"$T/lines"
+[ "${#L[@]}" = 240 ] || { echo "FAIL: ${#L[@]} indicia franked, 240 expected"; exit 1; }
+for r in "server localhost" "verifier scan1" "auditor aud1"; do
+  set -- $r
+  expect 0 "$MK" service cert --role "$1" --name "$2" --out "$S"
+done
+
+esc() { local s=${1//\\/\\\\}; printf '%s' "${s//\"/\\\"}"; }
+# body FILE DUP FIRST COUNT : a request of lines FIRST..FIRST+COUNT-1, referenced by their index
+body() {
+  local f=$1 dup=$2 first=$3 count=$4 sep="" i
+  { printf '{"items":['
+    for ((i = first; i < first + count; i++)); do
+      printf '%s{"reference":"%d","text":"%s"}' "$sep" "$i" "$(esc "${L[$i]}")"; sep=,
+    done
+    printf '],"duplicates":%s}' "$dup"; } >"$f"
+}
+# post FILE OUT : POST /v1/verify as scan1, the status in OUT.code
+post() {
+  curl -s -o "$2" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/scan1.pem" --key "$S/scan1.key" \
+    --data-binary @"$1" "https://localhost:$PORT/v1/verify" >"$2.code"
+}
+metric() { # NAME{labels} : its value in /metrics (0 when absent)
+  curl -s --cacert "$S/ca.pem" --cert "$S/aud1.pem" --key "$S/aud1.key" "https://localhost:$PORT/metrics" >"$T/metrics"
+  awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }' "$T/metrics"
+}
+# results OUT : "reference result" lines of an answer
+results() { grep -o '"reference":"[0-9]*","result":"[a-z_]*"' "$1" | sed 's/"reference":"\([0-9]*\)","result":"\([a-z_]*\)"/\1 \2/'; }
+check() { # WHAT GOT WANT
+  [ "$2" = "$3" ] || { echo "FAIL: $1: $2, expected $3"; fails=$((fails + 1)); }
+}
+
+# round DUP TAG : the 240 lines in 8 requests of 30 sent at once; the
+# goods counted, each answer checked to hold its own references
+round() {
+  local dup=$1 tag=$2 k pids=()
+  for k in 0 1 2 3 4 5 6 7; do
+    body "$T/$tag.$k.json" "$dup" $((k * 30)) 30
+  done
+  for k in 0 1 2 3 4 5 6 7; do
+    post "$T/$tag.$k.json" "$T/$tag.$k.out" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  : >"$T/$tag.all"
+  for k in 0 1 2 3 4 5 6 7; do
+    results "$T/$tag.$k.out" >"$T/$tag.$k.res"
+    # its own 30 items, in order
+    check "$tag request $k: its references" "$(cut -d' ' -f1 "$T/$tag.$k.res" | tr '\n' ' ')" \
+      "$(seq -s' ' $((k * 30)) $((k * 30 + 29))) "
+    cat "$T/$tag.$k.res" >>"$T/$tag.all"
+    cat "$T/$tag.$k.out.code" >>"$T/$tag.codes"
+    echo >>"$T/$tag.codes"
+  done
+}
+
+meterkeyd_start "$MKD" "$S" --max-items 100 --audit "$T/audit.log"
+round true a
+check "first round: goods" "$(grep -c ' good$' "$T/a.all")" 240
+check "first round: indicia answered" "$(cut -d' ' -f1 "$T/a.all" | sort -u | wc -l)" 240
+check "first round: statuses" "$(sort -u "$T/a.codes" | tr '\n' ' ')" "200 "
+round true b
+check "second round: duplicates" "$(grep -c ' duplicate$' "$T/b.all")" 240
+check "second round: goods" "$(grep -c ' good$' "$T/b.all" || true)" 0
+check "second round: statuses" "$(sort -u "$T/b.codes" | tr '\n' ' ')" "207 "
+check "sightings" "$(sightings "$T/h/archive.db")" 240
+# the negative twin: duplicates off, every indicium good again
+round false c
+check "duplicates off: goods" "$(grep -c ' good$' "$T/c.all")" 240
+# each result counted once, each request audited once before and once after
+check "counted good" "$(metric 'meterkey_verifications_total{result="good"}')" 480
+check "counted duplicate" "$(metric 'meterkey_verifications_total{result="duplicate"}')" 240
+check "requests answered" "$(metric 'meterkey_requests_total{call="/v1/verify",code="200"}')" 16
+check "audited requests" "$(grep -c '"phase":"request"' "$T/audit.log")" 24
+check "audited answers" "$(grep -c '"phase":"answer"' "$T/audit.log")" 24
+batches=$(metric meterkey_verify_pipeline_batches_total)
+[ "$batches" -ge 1 ] && [ "$batches" -le 24 ] || { echo "FAIL: $batches batches for 24 requests"; fails=$((fails + 1)); }
+echo "24 requests in $batches batches"
+
+# one indicium in two requests at once: good once, duplicate once. Fresh
+# indicia: lines 0..7 of a new franking, one a pair.
+expect 0 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500 --count 8
+mapfile -t F <"$T/out"
+pair() { # DUP K : two requests holding F[K] (and each a line of its own already seen), at once
+  local dup=$1 k=$2 x
+  for x in 1 2; do
+    printf '{"items":[{"reference":"own%s","text":"%s"},{"reference":"x","text":"%s"}],"duplicates":%s}' \
+      "$x" "$(esc "${L[$x]}")" "$(esc "${F[$k]}")" "$dup" >"$T/p$x.json"
+  done
+  post "$T/p1.json" "$T/p1.out" & local p1=$!
+  post "$T/p2.json" "$T/p2.out" & local p2=$!
+  wait $p1 $p2
+  cat "$T/p1.out" "$T/p2.out" | grep -o '"reference":"x","result":"[a-z_]*"' | sed 's/.*"result":"//; s/"$//' | sort | tr '\n' ' '
+}
+for k in 0 1 2 3 4 5 6 7; do
+  check "pair $k (duplicates on)" "$(pair true $k)" "duplicate good "
+done
+# the negative twin: duplicates off, good in both (fresh ones: none of
+# these was seen: franked now)
+expect 0 "$MK" meter frank --meter PM100-000002 --postage 55 --origin 20500 --count 8
+mapfile -t F <"$T/out"
+for k in 0 1 2 3; do
+  check "pair $k (duplicates off)" "$(pair false $k)" "good good "
+done
+
+# a client gone while its batch is in flight: 100 fresh indicia sent on
+# a TLS connection closed as soon as the request is written
+expect 0 "$MK" meter frank --meter PM100-000002 --postage 55 --origin 20500 --count 100
+mapfile -t G <"$T/out"
+gone_body() { # FILE : the 100 fresh lines
+  local sep="" i
+  { printf '{"items":['
+    for ((i = 0; i < 100; i++)); do printf '%s{"reference":"%d","text":"%s"}' "$sep" "$i" "$(esc "${G[$i]}")"; sep=,; done
+    printf ']}'; } >"$1"
+}
+gone_body "$T/g.json"
+good0=$(metric 'meterkey_verifications_total{result="good"}')
+gone0=$(metric meterkey_verify_answers_gone_total)
+check "no answer gone before" "$gone0" 0
+{ printf 'POST /v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' \
+    "$(stat -c %s "$T/g.json")"
+  cat "$T/g.json"; } >"$T/g.req"
+openssl s_client -quiet -no_ign_eof -connect "127.0.0.1:$PORT" -servername localhost -CAfile "$S/ca.pem" \
+  -cert "$S/scan1.pem" -key "$S/scan1.key" <"$T/g.req" >/dev/null 2>&1 || true
+# the service goes on; the batch was verified and recorded
+for _ in $(seq 50); do [ "$(metric 'meterkey_verifications_total{result="good"}')" -ge $((good0 + 100)) ] && break; sleep 0.1; done
+curl -s -o "$T/out" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/aud1.pem" --key "$S/aud1.key" \
+  "https://localhost:$PORT/v1/health" >"$T/code"
+check "health after a client gone" "$(cat "$T/code")" 200
+gone1=$(metric meterkey_verify_answers_gone_total)
+echo "answers gone: $gone1"
+body_g() { sed 's/]}$/],"duplicates":true}/' "$T/g.json" >"$T/g2.json"; }
+body_g
+post "$T/g2.json" "$T/g2.out"
+check "the gone client's batch recorded: duplicates after" "$(results "$T/g2.out" | grep -c ' duplicate$')" 100
+# its negative twin: a client that stays is answered, and nothing more is gone
+expect 0 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500 --count 100
+mapfile -t G <"$T/out"
+gone_body "$T/s.json"
+post "$T/s.json" "$T/s.out"
+check "a client that stays: answered" "$(cat "$T/s.out.code")" 200
+check "a client that stays: goods" "$(results "$T/s.out" | grep -c ' good$')" 100
+check "nothing more gone" "$(metric meterkey_verify_answers_gone_total)" "$gone1"
+
+# a clean stop: under the sanitizers, no leak of a request let go
+kill -TERM "$DPID"
+wait "$DPID"
+check "meterkeyd's exit" "$?" 0
+grep -q "LeakSanitizer\|AddressSanitizer" "$T/d.err" && { echo "FAIL: sanitizer report:"; grep -A20 Sanitizer "$T/d.err"; fails=$((fails + 1)); }
+finish
