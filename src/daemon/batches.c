@@ -148,6 +148,167 @@ static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o, i
 	return j;
 }
 
+/* An answer's text as it is written: a growing buffer (bad: out of memory). */
+struct obuf {
+	char *p;
+	size_t n, cap;
+	int bad;
+};
+
+static void ob_put(struct obuf *b, const char *s, size_t n)
+{
+	if (b->bad)
+		return;
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (b->n + n + 1 > cap)
+			cap *= 2;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->bad = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+static void ob_lit(struct obuf *b, const char *s)
+{
+	ob_put(b, s, strlen(s));
+}
+
+/* s as a JSON string, as jansson writes it (compact, UTF-8 as it is, '/'
+ * not escaped): 0 written; -1 for a control character, which the caller
+ * leaves to jansson. NULL: null. */
+static int ob_str(struct obuf *b, const char *s)
+{
+	const char *run;
+
+	if (s == NULL) {
+		ob_lit(b, "null");
+		return 0;
+	}
+	ob_put(b, "\"", 1);
+	for (run = s; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20)
+			return -1;
+		if (*s == '"' || *s == '\\') {
+			ob_put(b, run, (size_t)(s - run));
+			ob_put(b, "\\", 1);
+			run = s;
+		}
+	}
+	ob_put(b, run, (size_t)(s - run));
+	ob_put(b, "\"", 1);
+	return 0;
+}
+
+/* item_answer's object written straight as json_dumps (JSON_COMPACT)
+ * writes it, member by member in the same order (what the answer of a
+ * batch of a thousand items spent most of its time on, built as objects
+ * and written); -1 for the rare outcomes left to item_answer (a
+ * corrected line, a Tin hint, a control character in a string). */
+static int item_write(struct obuf *b, const char *ref, const struct mk_verify_outcome *o, int tin)
+{
+	char num[64];
+	int bad = 0;
+
+	if (o->corrected || (tin && (o->vendor == MK_VR_UNKNOWN_DEVICE || o->postal == MK_VR_UNKNOWN_DEVICE)))
+		return -1;
+	ob_lit(b, "{\"reference\":");
+	bad |= ob_str(b, ref);
+	ob_lit(b, ",\"result\":\"");
+	ob_lit(b, mk_verify_result_key(o->result));
+	ob_lit(b, "\",\"vendor\":\"");
+	ob_lit(b, mk_verify_result_key(o->vendor));
+	ob_lit(b, "\",\"postal\":\"");
+	ob_lit(b, mk_verify_result_key(o->postal));
+	ob_lit(b, "\",\"signature\":\"");
+	ob_lit(b, mk_sig_result_key(o->sig));
+	ob_lit(b, "\"");
+	if (o->result != MK_VR_MALFORMED) {
+		char day[11], dev[2 * MK_IDENT_MAX + 2];
+
+		mk_indicium_day_format(o->ind.date, day);
+		ob_lit(b, ",\"vendor_domain\":");
+		bad |= ob_str(b, o->ind.vendor);
+		ob_lit(b, ",\"postal_domain\":");
+		bad |= ob_str(b, o->ind.postal);
+		snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
+		ob_lit(b, ",\"device\":");
+		bad |= ob_str(b, dev);
+		ob_lit(b, ",\"indicia_serial\":");
+		bad |= ob_str(b, o->ind.indicia_serial);
+		snprintf(num, sizeof(num), ",\"piece_count\":%" JSON_INTEGER_FORMAT ",\"date\":", (json_int_t)o->ind.piece_count);
+		ob_lit(b, num);
+		bad |= ob_str(b, day);
+	}
+	if (o->postal == MK_VR_DUPLICATE && o->first_time != 0) {
+		time_t tt = (time_t)o->first_time;
+		struct tm tm;
+		char t[32];
+
+		ob_lit(b, ",\"first_seen\":{\"time\":");
+		bad |= ob_str(b, gmtime_r(&tt, &tm) != NULL && strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm) != 0 ? t
+		                                                                                                    : NULL);
+		ob_lit(b, ",\"site\":");
+		bad |= ob_str(b, o->first_site[0] != '\0' ? o->first_site : NULL);
+		ob_lit(b, "}");
+	}
+	if (o->sig != MK_SIG_NONE && o->sig != MK_SIG_GOOD) {
+		ob_lit(b, ",\"signature_error\":");
+		bad |= ob_str(b, mk_err_name(o->sig_err));
+	}
+	ob_lit(b, ",\"corrected\":false");
+	if (o->result == MK_VR_MALFORMED && o->why != NULL) {
+		ob_lit(b, ",\"why\":");
+		bad |= ob_str(b, o->why);
+	}
+	ob_lit(b, "}");
+	return bad ? -1 : 0;
+}
+
+/* An item's answer appended to b: written straight, else through
+ * jansson. In a build with assertions (the tests') every item written
+ * straight is compared with jansson's text, and a difference ends the
+ * service: the two can never drift apart unseen. */
+static void item_append(struct obuf *b, const char *ref, const struct mk_verify_outcome *o, int tin)
+{
+	size_t at = b->n;
+	json_t *j;
+	char *text;
+
+	if (item_write(b, ref, o, tin) == 0) {
+#ifndef NDEBUG
+		j = item_answer(ref, o, tin);
+		text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!b->bad && text != NULL && (strlen(text) != b->n - at || memcmp(text, b->p + at, b->n - at) != 0)) {
+			fprintf(stderr, "meterkeyd: an item's answer written straight differs from jansson's:\n%.*s\n%s\n",
+			        (int)(b->n - at), b->p + at, text);
+			abort();
+		}
+		free(text);
+#endif
+		return;
+	}
+	if (!b->bad)
+		b->n = at; /* what was written of it taken back */
+	j = item_answer(ref, o, tin);
+	text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (text == NULL)
+		b->bad = 1;
+	else
+		ob_lit(b, text);
+	free(text);
+}
+
 static void vreq_free(struct vreq *q)
 {
 	json_decref(q->items);
@@ -208,25 +369,28 @@ static void fail(struct svc *s, struct vreq *q, enum mk_err e)
  * kept for its key first); a client gone is not answered. */
 static void answer_all(struct svc *s, struct vreq *reqs)
 {
-	json_t *rv[BATCH_REQS_MAX] = { NULL }, *av[BATCH_REQS_MAX] = { NULL };
+	json_t *rv[BATCH_REQS_MAX] = { NULL };
+	struct obuf av[BATCH_REQS_MAX];
 	size_t i = 0, goods[BATCH_REQS_MAX] = { 0 };
 	struct vreq *q, *next;
 	enum mk_err e;
 
+	memset(av, 0, sizeof(av));
 	for (q = reqs; q != NULL; q = q->next, i++) {
-		json_t *out = json_array();
+		struct obuf *b = &av[i];
+		char tail[64];
 
+		ob_lit(b, "{\"results\":[");
 		for (size_t j = 0; j < q->n; j++) {
 			goods[i] += q->outs[j].result == MK_VR_GOOD;
 			svc_count_verify(s, &q->outs[j]);
-			if (out != NULL && json_array_append_new(out, item_answer(json_string_value(json_object_get(
-			                                                                  json_array_get(q->items, j), "reference")),
-			                                                          &q->outs[j], q->tin)) != 0) {
-				json_decref(out);
-				out = NULL;
-			}
+			if (j > 0)
+				ob_lit(b, ",");
+			item_append(b, json_string_value(json_object_get(json_array_get(q->items, j), "reference")),
+			            &q->outs[j], q->tin);
 		}
-		av[i] = out;
+		snprintf(tail, sizeof(tail), "],\"good\":%zu,\"count\":%zu}", goods[i], q->n);
+		ob_lit(b, tail);
 		rv[i] = json_pack("{s:I,s:s,s:I,s:I}", "id", (json_int_t)q->id, "phase", "answer", "good",
 		                  (json_int_t)goods[i], "count", (json_int_t)q->n);
 	}
@@ -236,12 +400,12 @@ static void answer_all(struct svc *s, struct vreq *reqs)
 		struct timespec t1;
 
 		next = q->next;
-		if (e != MK_OK || av[i] == NULL) {
+		if (e != MK_OK || av[i].bad) {
 			char msg[256];
 
 			snprintf(msg, sizeof(msg), "the batch was verified (its sightings recorded) but its outcome was not "
 			                           "audited: the answer is withheld: %s", mk_strerror(e != MK_OK ? e : MK_ERR_NOMEM));
-			json_decref(av[i]);
+			free(av[i].p);
 			refuse(s, q, e != MK_OK ? e : MK_ERR_NOMEM, msg);
 			continue;
 		}
@@ -249,9 +413,8 @@ static void answer_all(struct svc *s, struct vreq *reqs)
 		svc_count_batch(s, q->n, (double)(t1.tv_sec - q->t0.tv_sec) + (double)(t1.tv_nsec - q->t0.tv_nsec) / 1e9);
 		serving(s, q);
 		/* kept for the key before it is answered: a retry gets it again */
-		svc_answer_kept(s, gone(q) ? NULL : q->c, &q->who, goods[i] == q->n ? 200 : 207,
-		                    json_pack("{s:o,s:I,s:I}", "results", av[i], "good", (json_int_t)goods[i], "count",
-		                              (json_int_t)q->n));
+		svc_answer_kept_text(s, gone(q) ? NULL : q->c, &q->who, goods[i] == q->n ? 200 : 207, av[i].p, av[i].n);
+		free(av[i].p);
 		if (gone(q)) {
 			evhttp_request_free(q->c);
 			s->batches->gone++;

@@ -191,6 +191,10 @@ int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_cli
                    const char *body, size_t n);
 void svc_idem_release(struct svc *s, const struct svc_client *who);
 void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o);
+/* The same with the answer written already (text[0..len), JSON; NULL:
+ * out of memory). */
+void svc_answer_kept_text(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status,
+                          const char *text, size_t len);
 
 /* answer.c: the HTTP status of e in the one table, and its error object
  * {"error":{"code","name","message"}} (msg NULL: e's text), a new reference. */

@@ -110,6 +110,18 @@ batches=$(metric meterkey_verify_pipeline_batches_total)
 [ "$batches" -ge 1 ] && [ "$batches" -le 24 ] || { echo "FAIL: $batches batches for 24 requests"; fails=$((fails + 1)); }
 echo "24 requests in $batches batches"
 
+# an answer written straight (batches.c) is jansson's text (a build with
+# assertions compares every item): references that need escaping, one
+# with a control character (left to jansson), a malformed line, a binary
+# form that does not decode, duplicates
+printf '%s' '{"items":[{"reference":"q\"uote","text":"'"$(esc "${L[0]}")"'"},{"reference":"back\\slash/","text":"not an indicium"},{"reference":"\u00e9t\u00e9","binary":"AAAA"},{"reference":"ctl\u0001","text":"'"$(esc "${L[1]}")"'"},{"text":"'"$(esc "${L[2]}")"'"}]}' >"$T/esc.json"
+post "$T/esc.json" "$T/esc.out"
+check "escaped references: status" "$(cat "$T/esc.out.code")" 207
+check "escaped references: each one back" "$(jq -c '[.results[].reference]' "$T/esc.out")" '["q\"uote","back\\slash/","été","ctl\u0001",null]'
+check "escaped references: results" "$(jq -c '[.results[].result]' "$T/esc.out")" '["duplicate","malformed","malformed","duplicate","duplicate"]'
+check "escaped references: first seen" "$(jq -c '[.results[].first_seen.site | type]' "$T/esc.out")" '["string","null","null","string","string"]'
+check "a malformed item written whole" "$(grep -cF '"reference":"back\\slash/","result":"malformed","vendor":"malformed","postal":"malformed","signature":"none","corrected":false,"why":"' "$T/esc.out")" 1
+
 # one indicium in two requests at once: good once, duplicate once. Fresh
 # indicia: lines 0..7 of a new franking, one a pair.
 expect 0 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500 --count 8
