@@ -27,7 +27,8 @@
  * session at a time, and a CLI command on the same home waits for them,
  * up to 10 s: it gets them once the service is idle; a box process
  * restarted meanwhile is connected to again); SVC_VERIFIER_MAX_AGE_S after
- * being made.
+ * being made. Each only once its batches in flight (batches.c) are
+ * finished and answered: a verifier is never let go under a batch.
  */
 #include <stdlib.h>
 #include <time.h>
