@@ -336,6 +336,26 @@ static void serving(struct svc *s, struct vreq *q)
 	memcpy(s->client, q->who.cn, sizeof(s->client));
 }
 
+/* The request being served when a batch's answers are given (a call that
+ * lets the verifier go answers its batches in flight from within its
+ * own): its route and client back after them. */
+struct serving_was {
+	int route;
+	char client[MK_CERT_CN_MAX + 1];
+};
+
+static void serving_save(struct svc *s, struct serving_was *w)
+{
+	w->route = s->route;
+	memcpy(w->client, s->client, sizeof(w->client));
+}
+
+static void serving_back(struct svc *s, const struct serving_was *w)
+{
+	s->route = w->route;
+	memcpy(s->client, w->client, sizeof(s->client));
+}
+
 /* q answered with the error e (msg: why), its key let go; q freed. */
 static void refuse(struct svc *s, struct vreq *q, enum mk_err e, const char *msg)
 {
@@ -433,9 +453,11 @@ static void finish_one(struct svc *s, int k)
 	struct mk_verifier *v = svc_verifier_kept(s, k);
 	struct mk_verify_outcome *out = NULL;
 	struct vreq *q, *next;
+	struct serving_was was;
 	size_t n = 0, off = 0;
 	enum mk_err e;
 
+	serving_save(s, &was);
 	vk->fhead = (vk->fhead + 1) % MK_VERIFY_INFLIGHT;
 	vk->fcount--;
 	mk_kms_detail_clear(s->kms);
@@ -463,6 +485,7 @@ static void finish_one(struct svc *s, int k)
 		svc_verifier_done(s, 0);
 	else if (vk->fcount == 0)
 		svc_verifier_done(s, 1);
+	serving_back(s, &was);
 }
 
 /* Whether kind k may submit its first request waiting now: a place in
@@ -476,7 +499,7 @@ static int can_submit(const struct vkind *vk)
 /* One batch of kind k: the first request waiting and those after it that
  * ask alike for duplicates, up to MK_SEEN_BATCH_MAX lines, their records
  * audited in one write, submitted; or those requests refused. */
-static void submit_one(struct svc *s, int k)
+static void submit_batch(struct svc *s, int k)
 {
 	struct vkind *vk = &s->batches->k[k];
 	struct vreq *first = vk->head, *q, *last = NULL, *next;
@@ -547,6 +570,15 @@ static void submit_one(struct svc *s, int k)
 	s->batches->submitted++;
 	vk->fcount++;
 	vk->fdup = first->dup;
+}
+
+static void submit_one(struct svc *s, int k)
+{
+	struct serving_was was;
+
+	serving_save(s, &was);
+	submit_batch(s, k);
+	serving_back(s, &was);
 }
 
 /* Kind k brought forward until nothing moves: the requests waiting

@@ -187,6 +187,24 @@ check "a client that stays: answered" "$(cat "$T/s.out.code")" 200
 check "a client that stays: goods" "$(results "$T/s.out" | grep -c ' good$')" 100
 check "nothing more gone" "$(metric meterkey_verify_answers_gone_total)" "$gone1"
 
+# the status page opens the boxes in this process, so it lets the
+# verifier go, its batch in flight finished and answered first: each
+# answer counted against its own call
+expect 0 "$MK" meter frank --meter PM100-000002 --postage 55 --origin 20500 --count 100
+mapfile -t G <"$T/out"
+gone_body "$T/st.json"
+v0=$(metric 'meterkey_requests_total{call="/v1/verify",code="200"}')
+st0=$(metric 'meterkey_requests_total{call="/v1/status",code="200"}')
+post "$T/st.json" "$T/st.out" &
+vp=$!
+curl -s -o "$T/status.out" -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/aud1.pem" --key "$S/aud1.key" \
+  "https://localhost:$PORT/v1/status" >"$T/status.code"
+wait $vp
+check "status beside a batch" "$(cat "$T/status.code")" 200
+check "the batch beside the status" "$(cat "$T/st.out.code")" 200
+check "verify answers counted" "$(metric 'meterkey_requests_total{call="/v1/verify",code="200"}')" $((v0 + 1))
+check "status answers counted" "$(metric 'meterkey_requests_total{call="/v1/status",code="200"}')" $((st0 + 1))
+
 # a clean stop: under the sanitizers, no leak of a request let go
 kill -TERM "$DPID"
 wait "$DPID"
