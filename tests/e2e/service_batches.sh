@@ -14,7 +14,11 @@
 #    answer goes to a closed connection, or, when evhttp saw the close
 #    first, is let go (meterkey_verify_answers_gone_total); the negative
 #    twin: a client that stays is answered, nothing more gone;
-#  - the counters and the audit log count each request and each result once.
+#  - the counters and the audit log count each request and each result
+#    once, also when the status page lets the verifier go beside a batch;
+#  - a commit that fails (a fault put in the archive): the request answered
+#    with the error, none good; good without the fault (its negative twin);
+#    the loop serves others while the writer waits for the archive's lock.
 . "$(dirname "$0")/lib.bash"
 BUILD=${2:?usage: $0 meterkey build-dir}
 MKD=$BUILD/meterkeyd
@@ -204,6 +208,48 @@ check "status beside a batch" "$(cat "$T/status.code")" 200
 check "the batch beside the status" "$(cat "$T/st.out.code")" 200
 check "verify answers counted" "$(metric 'meterkey_requests_total{call="/v1/verify",code="200"}')" $((v0 + 1))
 check "status answers counted" "$(metric 'meterkey_requests_total{call="/v1/status",code="200"}')" $((st0 + 1))
+
+# a commit that fails: a trigger (put in by the test, as a fault) refuses
+# every insert into the day's partitions of the duplicate index; the
+# batch's request is answered with the error, nothing good, its audit
+# record "failed"; without the trigger the same indicia are good (the
+# failed batch recorded nothing). Meanwhile another process holds the
+# archive's write lock for a while, and the loop goes on serving (health
+# answered) while the writer waits for it.
+expect 0 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500 --count 20
+mapfile -t G <"$T/out"
+sep=""
+{ printf '{"items":['; for ((i = 0; i < 20; i++)); do printf '%s{"reference":"%d","text":"%s"}' "$sep" "$i" "$(esc "${G[$i]}")"; sep=,; done; printf ']}'; } >"$T/fault.json"
+# the verifier made first (a new one drops the days past the window once,
+# a write of its own in the loop's thread), with a batch of indicia seen
+post "$T/esc.json" "$T/warm.out"
+check "the warm-up batch" "$(cat "$T/warm.out.code")" 207
+for t in $(sqlite3 "$T/h/archive.db" "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'seen_*_[0-9]*'"); do
+  sqlite3 "$T/h/archive.db" "CREATE TRIGGER \"fault_$t\" BEFORE INSERT ON \"$t\" BEGIN SELECT RAISE(ABORT, 'a fault of the test'); END;"
+done
+(echo "BEGIN IMMEDIATE;"; echo "SELECT 'locked';"; sleep 3; echo "COMMIT;") | sqlite3 "$T/h/archive.db" >"$T/lock.out" &
+lp=$!
+for _ in $(seq 50); do grep -q locked "$T/lock.out" && break; sleep 0.1; done
+post "$T/fault.json" "$T/fault1.out" &
+vp=$!
+sleep 0.5
+t0=$(date +%s%N)
+curl -s -o /dev/null -w '%{http_code}' --cacert "$S/ca.pem" --cert "$S/aud1.pem" --key "$S/aud1.key" \
+  "https://localhost:$PORT/v1/health" >"$T/h.code"
+t1=$(date +%s%N)
+check "health while a commit waits" "$(cat "$T/h.code")" 200
+[ $(((t1 - t0) / 1000000)) -lt 2000 ] || { echo "FAIL: health took $(((t1 - t0) / 1000000)) ms while a commit waited"; fails=$((fails + 1)); }
+wait $vp $lp
+check "a failed commit: its status" "$(cat "$T/fault1.out.code")" 500
+check "a failed commit: its error" "$(jq -r .error.name "$T/fault1.out")" MK_ERR_DB_CONSTRAINT
+check "a failed commit: nothing good" "$(grep -c '"good"' "$T/fault1.out" || true)" 0
+grep_out '"phase":"failed","error":"MK_ERR_DB_CONSTRAINT"' "$T/audit.log"
+for t in $(sqlite3 "$T/h/archive.db" "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND name GLOB 'fault_*'"); do
+  sqlite3 "$T/h/archive.db" "DROP TRIGGER \"$t\""
+done
+post "$T/fault.json" "$T/fault2.out"
+check "without the fault: status" "$(cat "$T/fault2.out.code")" 200
+check "without the fault: goods" "$(results "$T/fault2.out" | grep -c ' good$')" 20
 
 # a clean stop: under the sanitizers, no leak of a request let go
 kill -TERM "$DPID"
