@@ -418,6 +418,7 @@ static void answer_all(struct svc *s, struct vreq *reqs)
 	e = svc_audit_many(s, rv, i);
 	for (q = reqs, i = 0; q != NULL; q = next, i++) {
 		struct timespec t1;
+		int away = gone(q); /* asked before answering: an answer may free the request */
 
 		next = q->next;
 		if (e != MK_OK || av[i].bad) {
@@ -433,9 +434,9 @@ static void answer_all(struct svc *s, struct vreq *reqs)
 		svc_count_batch(s, q->n, (double)(t1.tv_sec - q->t0.tv_sec) + (double)(t1.tv_nsec - q->t0.tv_nsec) / 1e9);
 		serving(s, q);
 		/* kept for the key before it is answered: a retry gets it again */
-		svc_answer_kept_text(s, gone(q) ? NULL : q->c, &q->who, goods[i] == q->n ? 200 : 207, av[i].p, av[i].n);
+		svc_answer_kept_text(s, away ? NULL : q->c, &q->who, goods[i] == q->n ? 200 : 207, av[i].p, av[i].n);
 		free(av[i].p);
-		if (gone(q)) {
+		if (away) {
 			evhttp_request_free(q->c);
 			s->batches->gone++;
 		}
