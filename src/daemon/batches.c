@@ -667,20 +667,31 @@ void svc_batches_drain(struct svc *s, int k)
 		finish_one(s, k);
 }
 
+int svc_batches_settle_all(struct svc *s)
+{
+	struct svc_batches *sb = s->batches;
+	int any = 0;
+
+	/* the requests waiting are verified and answered, as the loop would,
+	 * waiting for each batch */
+	for (int k = 0; sb != NULL && k < 2; k++)
+		while (sb->k[k].head != NULL || sb->k[k].fcount > 0) {
+			any = 1;
+			if (can_submit(&sb->k[k]))
+				submit_one(s, k);
+			else
+				finish_one(s, k);
+		}
+	return any;
+}
+
 void svc_batches_free(struct svc *s)
 {
 	struct svc_batches *sb = s->batches;
 
 	if (sb == NULL)
 		return;
-	/* the requests waiting are verified and answered, as the loop would */
-	for (int k = 0; k < 2; k++)
-		while (sb->k[k].head != NULL || sb->k[k].fcount > 0) {
-			if (can_submit(&sb->k[k]))
-				submit_one(s, k);
-			else
-				finish_one(s, k);
-		}
+	(void)svc_batches_settle_all(s);
 	if (sb->wake != NULL)
 		event_free(sb->wake);
 	close(sb->fd[0]);

@@ -119,6 +119,9 @@ enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v);
 void svc_batches_drain(struct svc *s, int tin);
 int svc_batches_busy(const struct svc *s);
 void svc_batches_free(struct svc *s);
+/* batches.c: every verification request waiting or in flight verified and
+ * answered now, waiting for each batch (SIGTERM); 1 when there were some. */
+int svc_batches_settle_all(struct svc *s);
 uint64_t svc_batches_gone(const struct svc *s);
 uint64_t svc_batches_submitted(const struct svc *s);
 void svc_state_changed(struct svc *s);

@@ -14,6 +14,7 @@
 #    answer goes to a closed connection, or, when evhttp saw the close
 #    first, is let go (meterkey_verify_answers_gone_total); the negative
 #    twin: a client that stays is answered, nothing more gone;
+#  - SIGTERM with a batch in flight: it is answered before the service ends;
 #  - the counters and the audit log count each request and each result
 #    once, also when the status page lets the verifier go beside a batch;
 #  - a commit that fails (a fault put in the archive): the request answered
@@ -251,8 +252,23 @@ post "$T/fault.json" "$T/fault2.out"
 check "without the fault: status" "$(cat "$T/fault2.out.code")" 200
 check "without the fault: goods" "$(results "$T/fault2.out" | grep -c ' good$')" 20
 
-# a clean stop: under the sanitizers, no leak of a request let go
+# a clean stop with a batch in flight (its writer waiting for the write
+# lock another process holds): SIGTERM answers it first; under the
+# sanitizers, no leak of a request let go
+expect 0 "$MK" meter frank --meter PM100-000002 --postage 55 --origin 20500 --count 20
+mapfile -t G <"$T/out"
+sep=""
+{ printf '{"items":['; for ((i = 0; i < 20; i++)); do printf '%s{"reference":"%d","text":"%s"}' "$sep" "$i" "$(esc "${G[$i]}")"; sep=,; done; printf ']}'; } >"$T/term.json"
+(echo "BEGIN IMMEDIATE;"; echo "SELECT 'locked';"; sleep 2; echo "COMMIT;") | sqlite3 "$T/h/archive.db" >"$T/lock2.out" &
+lp=$!
+for _ in $(seq 50); do grep -q locked "$T/lock2.out" && break; sleep 0.1; done
+post "$T/term.json" "$T/term.out" &
+vp=$!
+sleep 0.5
 kill -TERM "$DPID"
+wait $vp $lp
+check "the batch in flight at SIGTERM: answered" "$(cat "$T/term.out.code")" 200
+check "the batch in flight at SIGTERM: goods" "$(results "$T/term.out" | grep -c ' good$')" 20
 wait "$DPID"
 check "meterkeyd's exit" "$?" 0
 grep -q "LeakSanitizer\|AddressSanitizer" "$T/d.err" && { echo "FAIL: sanitizer report:"; grep -A20 Sanitizer "$T/d.err"; fails=$((fails + 1)); }
