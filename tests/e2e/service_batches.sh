@@ -14,6 +14,8 @@
 #    answer goes to a closed connection, or, when evhttp saw the close
 #    first, is let go (meterkey_verify_answers_gone_total); the negative
 #    twin: a client that stays is answered, nothing more gone;
+#  - the group commit: requests that arrive while the writer waits go to
+#    the verifier together (fewer batches than requests);
 #  - SIGTERM with a batch in flight: it is answered before the service ends;
 #  - the counters and the audit log count each request and each result
 #    once, also when the status page lets the verifier go beside a batch;
@@ -209,6 +211,33 @@ check "status beside a batch" "$(cat "$T/status.code")" 200
 check "the batch beside the status" "$(cat "$T/st.out.code")" 200
 check "verify answers counted" "$(metric 'meterkey_requests_total{call="/v1/verify",code="200"}')" $((v0 + 1))
 check "status answers counted" "$(metric 'meterkey_requests_total{call="/v1/status",code="200"}')" $((st0 + 1))
+
+# the group commit: while the writer waits (another process holds the
+# archive's write lock for 3 s), two batches are in flight and the
+# requests that arrive meanwhile wait, then go to the verifier together
+expect 0 "$MK" meter frank --meter PM100-000001 --postage 55 --origin 20500 --count 60
+mapfile -t G <"$T/out"
+for k in 0 1 2 3 4 5; do
+  sep=""
+  { printf '{"items":['; for ((i = k * 10; i < k * 10 + 10; i++)); do printf '%s{"reference":"%d","text":"%s"}' "$sep" "$i" "$(esc "${G[$i]}")"; sep=,; done; printf ']}'; } >"$T/gc$k.json"
+done
+# the verifier made first (a new one drops the days past the window once,
+# a write of its own in the loop's thread), with a batch of indicia seen
+post "$T/esc.json" "$T/warm0.out"
+check "the warm-up batch" "$(cat "$T/warm0.out.code")" 207
+b0=$(metric meterkey_verify_pipeline_batches_total)
+(echo "BEGIN IMMEDIATE;"; echo "SELECT 'locked';"; sleep 3; echo "COMMIT;") | sqlite3 "$T/h/archive.db" >"$T/lock0.out" &
+lp=$!
+for _ in $(seq 50); do grep -q locked "$T/lock0.out" && break; sleep 0.1; done
+pids=()
+for k in 0 1 2 3 4 5; do post "$T/gc$k.json" "$T/gc$k.out" & pids+=($!); done
+wait "${pids[@]}" $lp
+for k in 0 1 2 3 4 5; do
+  check "group commit: request $k" "$(cat "$T/gc$k.out.code") $(results "$T/gc$k.out" | grep -c ' good$')" "200 10"
+done
+b1=$(metric meterkey_verify_pipeline_batches_total)
+echo "6 requests while the writer waited: $((b1 - b0)) batches"
+[ $((b1 - b0)) -lt 6 ] || { echo "FAIL: 6 requests in $((b1 - b0)) batches while the writer waited: none went together"; fails=$((fails + 1)); }
 
 # a commit that fails: a trigger (put in by the test, as a fault) refuses
 # every insert into the day's partitions of the duplicate index; the
