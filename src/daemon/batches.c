@@ -148,7 +148,12 @@ static json_t *item_answer(const char *ref, const struct mk_verify_outcome *o, i
 	return j;
 }
 
-/* An answer's text as it is written: a growing buffer (bad: out of memory). */
+/* An answer's text at most: a batch's items (up to --max-items, each a few
+ * hundred bytes and its reference) stay far below. */
+#define ANSWER_MAX ((size_t)256 << 20)
+
+/* An answer's text as it is written: a growing buffer, up to ANSWER_MAX
+ * (bad: out of memory, or past it). */
 struct obuf {
 	char *p;
 	size_t n, cap;
@@ -157,8 +162,10 @@ struct obuf {
 
 static void ob_put(struct obuf *b, const char *s, size_t n)
 {
-	if (b->bad)
+	if (b->bad || n > ANSWER_MAX - b->n - 1) {
+		b->bad = 1;
 		return;
+	}
 	if (b->n + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *p;
