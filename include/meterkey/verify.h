@@ -146,6 +146,19 @@ MK_WUR enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indic
                                     struct mk_verify_outcome *out);
 MK_WUR enum mk_err mk_verify_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np);
 
+/* For a caller with an event loop of its own (meterkeyd), which must not
+ * wait in mk_verify_finish: mk_verify_ready tells, without waiting,
+ * whether the oldest batch submitted and not finished is ready to be
+ * finished at once (false: none in flight, or its sightings not yet
+ * written); fn(arg) (NULL: none) is called from the index writer's
+ * thread each time it has written (or failed to write) a batch, with the
+ * pipeline's lock held: it may only wake the caller's thread (a write to
+ * a pipe), never call the verifier. A batch without sightings to write
+ * (duplicates off, none good) is ready when its submit returns, with no
+ * call. */
+MK_WUR enum mk_err mk_verifier_set_notify(struct mk_verifier *v, void (*fn)(void *), void *arg);
+bool mk_verify_ready(struct mk_verifier *v);
+
 /* One text line: the blanks around it (spaces, tabs, CR, LF) left out, check
  * characters checked, one misread character corrected when exactly one
  * candidate verifies its tokens and has no bad signature (formats:

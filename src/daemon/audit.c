@@ -123,26 +123,48 @@ void svc_audit_close(struct svc *s)
 
 enum mk_err svc_audit(struct svc *s, json_t *record)
 {
+	return svc_audit_many(s, &record, 1);
+}
+
+enum mk_err svc_audit_many(struct svc *s, json_t *const *records, size_t n)
+{
 	struct audit *a = s->audit;
-	char *text = NULL, *line = NULL;
+	char *line = NULL;
+	size_t len = 0;
 	struct timespec until;
 	enum mk_err e = MK_ERR_SVC_AUDIT;
+	int missing = 0;
 
-	if (record == NULL)
-		return MK_ERR_NOMEM;
-	json_object_set_new(record, "time", json_integer((json_int_t)time(NULL)));
-	if (a == NULL) {
-		json_decref(record);
-		return MK_OK; /* no audit file asked for */
-	}
-	text = json_dumps(record, JSON_COMPACT);
-	json_decref(record);
-	if (text == NULL || (line = malloc(strlen(text) + 2)) == NULL) {
+	for (size_t i = 0; i < n; i++)
+		if (records[i] == NULL)
+			missing = 1;
+		else
+			json_object_set_new(records[i], "time", json_integer((json_int_t)time(NULL)));
+	/* the records' lines, one after the other, in one write and one sync */
+	for (size_t i = 0; i < n && a != NULL && !missing; i++) {
+		char *text = json_dumps(records[i], JSON_COMPACT), *grown;
+		size_t tl = text != NULL ? strlen(text) : 0;
+
+		if (text == NULL || (grown = realloc(line, len + tl + 2)) == NULL) {
+			free(text);
+			missing = 1;
+			break;
+		}
+		line = grown;
+		memcpy(line + len, text, tl);
+		len += tl;
+		line[len++] = '\n';
+		line[len] = '\0';
 		free(text);
+	}
+	for (size_t i = 0; i < n; i++)
+		json_decref(records[i]);
+	if (missing) {
+		free(line);
 		return MK_ERR_NOMEM;
 	}
-	sprintf(line, "%s\n", text);
-	free(text);
+	if (a == NULL || n == 0)
+		return MK_OK; /* no audit file asked for */
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += a->timeout_ms / 1000;
 	until.tv_nsec += (long)(a->timeout_ms % 1000) * 1000000L;

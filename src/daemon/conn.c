@@ -53,6 +53,7 @@ struct conn {
 	struct event *timer;
 	struct svc_frame f;
 	unsigned passed;       /* requests given to evhttp, not yet answered */
+	unsigned pending;      /* requests taken by the router, not yet answered (a batch in flight) */
 	unsigned busy : 1;     /* opened over --max-connections: its first request is refused */
 	unsigned closing : 1;  /* the last request given: input dropped from here on */
 	unsigned close_after : 1; /* ... and the connection closed once it is answered */
@@ -260,6 +261,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	c->kicked = 0;
 	if (kicked && !c->close_now)
 		return;
+	/* a request being served (its batch in flight): the deadline is for
+	 * its answer to be taken, from when it is answered */
+	if (c->pending > 0 && !c->close_now) {
+		arm(c);
+		return;
+	}
 	/* answered, or a whole request held while its client took no answer
 	 * in --timeout: closed */
 	if (c->close_now || c->closing || c->passed > 0 || c->f.state == SVC_FRAME_DONE) {
@@ -381,6 +388,7 @@ enum mk_err svc_conn_verdict(struct svc *s, struct evhttp_request *r, char *why,
 	}
 	if (c->passed > 0) {
 		c->passed--;
+		c->pending++;
 		return MK_OK;
 	}
 	if (!c->refused) {
@@ -403,6 +411,8 @@ void svc_conn_answered(struct svc *s, struct evhttp_request *r)
 	 * answer that closes it): held until this is done with it */
 	bev = c->bev;
 	bufferevent_incref(bev);
+	if (c->pending > 0)
+		c->pending--;
 	arm(c); /* for the answer to be taken, and the next request */
 	if (c->passed == 0 && c->close_after)
 		c->close_now = 1;

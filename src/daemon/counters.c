@@ -256,6 +256,16 @@ enum mk_err svc_metrics_text(struct svc *s, char **textp, size_t *lenp)
 					        i < MAX_DOMAINS ? m->doms[i].id : "other", d == 0 ? "vendor" : "postal",
 					        k < MK_VR_COUNT ? mk_verify_result_key((enum mk_verify_result)k) : "other",
 					        (unsigned long long)m->doms[i].n[d][k]);
+	fprintf(f,
+	        "# HELP meterkey_verify_pipeline_batches_total Batches the verification requests went to the verifier "
+	        "in (the requests waiting while one commits go together: one transaction of sightings).\n"
+	        "# TYPE meterkey_verify_pipeline_batches_total counter\n"
+	        "meterkey_verify_pipeline_batches_total %llu\n"
+	        "# HELP meterkey_verify_answers_gone_total Verification requests whose client closed before they were "
+	        "answered (verified and recorded all the same; an answer kept for its idempotency key).\n"
+	        "# TYPE meterkey_verify_answers_gone_total counter\n"
+	        "meterkey_verify_answers_gone_total %llu\n",
+	        (unsigned long long)svc_batches_submitted(s), (unsigned long long)svc_batches_gone(s));
 	fputs("# HELP meterkey_verify_batch_items Items in a verification batch.\n"
 	      "# TYPE meterkey_verify_batch_items histogram\n",
 	      f);

@@ -52,6 +52,7 @@ struct svc {
 	struct svc_verifiers *verifiers; /* verifiers.c: kept across batches */
 	unsigned cache_idle_ms; /* how long they outlive the last batch (0: not at all) */
 	uint64_t verifiers_made; /* each starts with cold caches (the metrics) */
+	struct svc_batches *batches; /* batches.c: POST /v1/verify's queue and batches in flight */
 };
 
 /* The client of a request, from its certificate, and the request's
@@ -74,6 +75,10 @@ void svc_log(const char *level, const char *msg, json_t *fields);
  * hangs (MK_OK, nothing written, without an audit file). */
 enum mk_err svc_audit_open(struct svc *s, const char *path, unsigned timeout_ms);
 enum mk_err svc_audit(struct svc *s, json_t *record);
+/* The same for n records (each consumed; a NULL one: MK_ERR_NOMEM, none
+ * written) in one write and one sync: the records of the requests of one
+ * verification batch (vqueue.c). */
+enum mk_err svc_audit_many(struct svc *s, json_t *const *records, size_t n);
 void svc_audit_close(struct svc *s);
 
 /* counters.c: the counters (made by svc_metrics_new with the routes'
@@ -98,6 +103,27 @@ void svc_count_batch(struct svc *s, size_t items, double seconds);
  * verifiers.c and docs/internals/service.md. */
 enum mk_err svc_verifier_get(struct svc *s, int tin, int dup, struct mk_verifier **vp);
 void svc_verifier_done(struct svc *s, int ok);
+/* verifiers.c: the verifier kept of kind tin (NULL: none), as it is. */
+struct mk_verifier *svc_verifier_kept(struct svc *s, int tin);
+
+/* batches.c: POST /v1/verify's requests, queued by kind and verified in
+ * batches pipelined across requests (svc_verify, below). svc_batches_notify
+ * has a verifier wake the loop when a batch of it is durable (verifiers.c,
+ * for each verifier it makes); svc_batches_drain finishes and answers the
+ * batches in flight of kind tin, waiting for them (before its verifier
+ * goes); svc_batches_busy: some batch is in flight; svc_batches_free (at
+ * exit, before the verifiers go) verifies and answers every request still
+ * waiting; svc_batches_gone: answers not given, their client gone;
+ * svc_batches_submitted: batches given to a verifier. */
+enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v);
+void svc_batches_drain(struct svc *s, int tin);
+int svc_batches_busy(const struct svc *s);
+void svc_batches_free(struct svc *s);
+/* batches.c: every verification request waiting or in flight verified and
+ * answered now, waiting for each batch (SIGTERM); 1 when there were some. */
+int svc_batches_settle_all(struct svc *s);
+uint64_t svc_batches_gone(const struct svc *s);
+uint64_t svc_batches_submitted(const struct svc *s);
 void svc_state_changed(struct svc *s);
 void svc_verifiers_free(struct svc *s);
 
@@ -168,6 +194,10 @@ int svc_idem_claim(struct svc *s, struct evhttp_request *c, const struct svc_cli
                    const char *body, size_t n);
 void svc_idem_release(struct svc *s, const struct svc_client *who);
 void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o);
+/* The same with the answer written already (text[0..len), JSON; NULL:
+ * out of memory). */
+void svc_answer_kept_text(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status,
+                          const char *text, size_t len);
 
 /* answer.c: the HTTP status of e in the one table, and its error object
  * {"error":{"code","name","message"}} (msg NULL: e's text), a new reference. */

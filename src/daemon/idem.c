@@ -87,33 +87,44 @@ void svc_idem_release(struct svc *s, const struct svc_client *who)
 
 void svc_answer_kept(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status, json_t *o)
 {
-	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL, client[32 + MK_CERT_CN_MAX];
-	enum mk_err e;
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
+	svc_answer_kept_text(s, r, who, status, text, text != NULL ? strlen(text) : 0);
+	free(text);
+}
+
+void svc_answer_kept_text(struct svc *s, struct evhttp_request *r, const struct svc_client *who, int status,
+                          const char *text, size_t len)
+{
+	char client[32 + MK_CERT_CN_MAX];
+	enum mk_err e;
+
 	if (text == NULL) {
 		svc_idem_release(s, who);
-		svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
+		if (r != NULL)
+			svc_answer_error(s, r, MK_ERR_NOMEM, NULL);
 		return;
 	}
 	if (who->idem != NULL &&
 	    (e = mk_archive_idem_answer(mk_kms_archive(s->kms), idem_client(who, client), who->idem, status,
-	                                (const uint8_t *)text, strlen(text))) != MK_OK) {
+	                                (const uint8_t *)text, len)) != MK_OK) {
 		/* an answer too large to keep is given, its key let go (a retry
 		 * makes the call again); one the archive could not keep is
 		 * withheld, its key let go too */
 		svc_idem_release(s, who);
+		if (r == NULL)
+			return;
 		if (e == MK_ERR_INVALID_ARG) {
 			svc_log("error", "an answer too large to keep for its idempotency key, given without",
-			        json_pack("{s:s,s:I}", "client", who->cn, "bytes", (json_int_t)strlen(text)));
-			svc_answer_body(s, r, status, text, strlen(text), 0);
+			        json_pack("{s:s,s:I}", "client", who->cn, "bytes", (json_int_t)len));
+			svc_answer_body(s, r, status, text, len, 0);
 		} else {
 			svc_answer_error(s, r, e, "the call was made but its answer could not be kept for its idempotency "
 			                          "key: the answer is withheld");
 		}
-		free(text);
 		return;
 	}
-	svc_answer_body(s, r, status, text, strlen(text), 0);
-	free(text);
+	if (r != NULL)
+		svc_answer_body(s, r, status, text, len, 0);
 }

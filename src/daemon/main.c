@@ -61,12 +61,17 @@ static const char usage[] =
 	"  --routes          print the calls (METHOD PATH roles), one a line, and exit\n"
 	"  --help            this text\n";
 
-/* SIGTERM or SIGINT: the loop ends, requests in progress answered. */
+/* SIGTERM or SIGINT: the loop ends, requests in progress answered: the
+ * verification requests waiting or in flight are verified and answered
+ * first, and the loop runs a moment more to write their answers. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	struct svc *s = arg;
+	const struct timeval moment = { 0, 200000 };
+
 	(void)sig;
 	(void)what;
-	event_base_loopexit(arg, NULL);
+	event_base_loopexit(s->base, svc_batches_settle_all(s) ? &moment : NULL);
 }
 
 static int number(const char *s, unsigned long min, unsigned long max, unsigned long *v)
@@ -206,8 +211,8 @@ int main(int argc, char **argv)
 		                          : "the address is in use or not this host's"));
 		goto out;
 	}
-	if ((sigs[0] = evsignal_new(s.base, SIGTERM, on_signal, s.base)) == NULL ||
-	    (sigs[1] = evsignal_new(s.base, SIGINT, on_signal, s.base)) == NULL || evsignal_add(sigs[0], NULL) != 0 ||
+	if ((sigs[0] = evsignal_new(s.base, SIGTERM, on_signal, &s)) == NULL ||
+	    (sigs[1] = evsignal_new(s.base, SIGINT, on_signal, &s)) == NULL || evsignal_add(sigs[0], NULL) != 0 ||
 	    evsignal_add(sigs[1], NULL) != 0)
 		goto out;
 	s.started = (int64_t)time(NULL);
@@ -225,6 +230,7 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);
+	svc_batches_free(&s);   /* the requests waiting verified and answered */
 	svc_verifiers_free(&s); /* its boxes closed before the loop and the KMS go */
 	svc_stop(&s); /* before the connections' table: their ends are counted in it */
 	svc_conns_free(&s);

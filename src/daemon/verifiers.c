@@ -27,7 +27,8 @@
  * session at a time, and a CLI command on the same home waits for them,
  * up to 10 s: it gets them once the service is idle; a box process
  * restarted meanwhile is connected to again); SVC_VERIFIER_MAX_AGE_S after
- * being made.
+ * being made. Each only once its batches in flight (batches.c) are
+ * finished and answered: a verifier is never let go under a batch.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -52,12 +53,21 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void drop(struct svc_verifiers *sv)
+/* One verifier let go, once its batches in flight are finished and
+ * answered (which may let it go already: a batch that failed). */
+static void drop_one(struct svc *s, int k)
 {
-	for (int i = 0; i < 2; i++) {
-		mk_verifier_free(sv->v[i]);
-		sv->v[i] = NULL;
-	}
+	struct svc_verifiers *sv = s->verifiers;
+
+	svc_batches_drain(s, k);
+	mk_verifier_free(sv->v[k]);
+	sv->v[k] = NULL;
+}
+
+static void drop(struct svc *s)
+{
+	for (int i = 0; i < 2; i++)
+		drop_one(s, i);
 }
 
 static void on_idle(evutil_socket_t fd, short what, void *arg)
@@ -66,7 +76,12 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	drop(s->verifiers);
+	drop(s);
+}
+
+struct mk_verifier *svc_verifier_kept(struct svc *s, int tin)
+{
+	return s->verifiers != NULL ? s->verifiers->v[tin != 0] : NULL;
 }
 
 enum mk_err svc_verifier_get(struct svc *s, int tin, int dup, struct mk_verifier **vp)
@@ -83,15 +98,21 @@ enum mk_err svc_verifier_get(struct svc *s, int tin, int dup, struct mk_verifier
 	}
 	if (sv->idle == NULL && s->base != NULL && (sv->idle = evtimer_new(s->base, on_idle, s)) == NULL)
 		return MK_ERR_NOMEM;
-	if (sv->v[k] != NULL && mono_now() - sv->born[k] > SVC_VERIFIER_MAX_AGE_S) {
-		mk_verifier_free(sv->v[k]);
-		sv->v[k] = NULL;
-	}
+	if (sv->idle != NULL)
+		evtimer_del(sv->idle); /* a batch: not idle */
+	if (sv->v[k] != NULL && mono_now() - sv->born[k] > SVC_VERIFIER_MAX_AGE_S)
+		drop_one(s, k);
 	if (sv->v[k] == NULL) {
 		if ((e = mk_verifier_new(s->kms, tin, dup, &sv->v[k])) != MK_OK)
 			return e;
 		sv->born[k] = mono_now();
 		s->verifiers_made++;
+		/* the loop woken when a batch of it is durable (batches.c) */
+		if ((e = svc_batches_notify(s, sv->v[k])) != MK_OK) {
+			mk_verifier_free(sv->v[k]);
+			sv->v[k] = NULL;
+			return e;
+		}
 	}
 	mk_verifier_set_duplicates(sv->v[k], dup);
 	*vp = sv->v[k];
@@ -105,16 +126,20 @@ void svc_verifier_done(struct svc *s, int ok)
 
 	if (sv == NULL)
 		return;
-	if (!ok || s->cache_idle_ms == 0)
-		drop(sv);
+	if (!ok)
+		drop(s);
+	else if (svc_batches_busy(s))
+		return; /* idle from the last batch finished */
+	else if (s->cache_idle_ms == 0)
+		drop(s);
 	else if (sv->idle != NULL && evtimer_add(sv->idle, &idle) != 0)
-		drop(sv); /* no timer: nothing would let the boxes go */
+		drop(s); /* no timer: nothing would let the boxes go */
 }
 
 void svc_state_changed(struct svc *s)
 {
 	if (s->verifiers != NULL)
-		drop(s->verifiers);
+		drop(s);
 }
 
 void svc_verifiers_free(struct svc *s)
@@ -123,7 +148,7 @@ void svc_verifiers_free(struct svc *s)
 
 	if (sv == NULL)
 		return;
-	drop(sv);
+	drop(s);
 	if (sv->idle != NULL)
 		event_free(sv->idle);
 	free(sv);

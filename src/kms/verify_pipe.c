@@ -36,6 +36,8 @@ struct vpipe {
 	struct mk_archive *a; /* the writer's connection */
 	struct job job[MK_VERIFY_INFLIGHT];
 	unsigned head, count; /* the oldest job not finished, and how many */
+	void (*notify)(void *); /* mk_verifier_set_notify: called by the writer */
+	void *notify_arg;
 };
 
 /* The writer's merged batch: the sightings of the jobs it notes together. */
@@ -139,6 +141,8 @@ static void *writer_main(void *arg)
 			js[k]->state = JOB_DONE;
 		}
 		pthread_cond_broadcast(&p->cv);
+		if (p->notify != NULL)
+			p->notify(p->notify_arg);
 	}
 	pthread_mutex_unlock(&p->mu);
 	free(mg.s);
@@ -218,6 +222,34 @@ enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *in
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return MK_OK;
+}
+
+enum mk_err mk_verifier_set_notify(struct mk_verifier *v, void (*fn)(void *), void *arg)
+{
+	enum mk_err e;
+
+	if (v == NULL)
+		return MK_ERR_INVALID_ARG;
+	if (v->pipe == NULL && (e = pipe_new(v)) != MK_OK)
+		return e;
+	pthread_mutex_lock(&v->pipe->mu);
+	v->pipe->notify = fn;
+	v->pipe->notify_arg = arg;
+	pthread_mutex_unlock(&v->pipe->mu);
+	return MK_OK;
+}
+
+bool mk_verify_ready(struct mk_verifier *v)
+{
+	struct vpipe *p = v != NULL ? v->pipe : NULL;
+	bool ready;
+
+	if (p == NULL || p->count == 0)
+		return false;
+	pthread_mutex_lock(&p->mu);
+	ready = p->job[p->head].state == JOB_DONE;
+	pthread_mutex_unlock(&p->mu);
+	return ready;
 }
 
 enum mk_err mk_verify_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np)

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -1388,6 +1389,64 @@ static void test_pipeline_together(void **state)
 	w_audit_ok(&W);
 }
 
+/* mk_verifier_set_notify and mk_verify_ready, for a caller with an event
+ * loop (meterkeyd): nothing is ready with nothing in flight; a batch with
+ * sightings is ready once the writer has written it, and the writer called
+ * the function for it (once); a batch without sightings is ready at once,
+ * with no call. */
+static int notified;
+static pthread_mutex_t notified_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_notify(void *arg)
+{
+	pthread_mutex_lock(&notified_mu);
+	notified += *(int *)arg;
+	pthread_mutex_unlock(&notified_mu);
+}
+
+static int notified_now(void)
+{
+	int n;
+
+	pthread_mutex_lock(&notified_mu);
+	n = notified;
+	pthread_mutex_unlock(&notified_mu);
+	return n;
+}
+
+static void test_pipeline_notify(void **state)
+{
+	struct mk_indicium ind[2];
+	struct mk_verify_outcome a[1], *o;
+	struct mk_verifier *v = NULL;
+	int one = 1, waited;
+	size_t n;
+
+	(void)state;
+	fleet();
+	frank(US1, 73, TODAY, 2, ind);
+	assert_rc(mk_verifier_set_notify(NULL, on_notify, &one), MK_ERR_INVALID_ARG);
+	assert_false(mk_verify_ready(NULL));
+	assert_rc(mk_verifier_new(W.k, false, true, &v), MK_OK);
+	assert_rc(mk_verifier_set_notify(v, on_notify, &one), MK_OK);
+	assert_false(mk_verify_ready(v)); /* nothing in flight */
+	assert_rc(mk_verify_submit(v, ind, 1, a), MK_OK);
+	for (waited = 0; !mk_verify_ready(v) && waited < 10000; waited++)
+		usleep(1000);
+	assert_true(mk_verify_ready(v));
+	assert_int_equal(notified_now(), 1);
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	expect(&a[0], VR_GOOD, VR_GOOD);
+	assert_false(mk_verify_ready(v)); /* finished: none in flight */
+	/* no sightings to write: ready when submitted, no call */
+	mk_verifier_set_duplicates(v, false);
+	assert_rc(mk_verify_submit(v, ind + 1, 1, a), MK_OK);
+	assert_true(mk_verify_ready(v));
+	assert_rc(mk_verify_finish(v, &o, &n), MK_OK);
+	assert_int_equal(notified_now(), 1);
+	mk_verifier_free(v);
+}
+
 /* Days past the window dropped by the verifier, by its KMS's clock: a
  * verifier 200 days on drops the day of the pieces seen (their sightings
  * gone, and with them the duplicate: a box on the same clock would refuse
@@ -2272,6 +2331,7 @@ int main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_pipeline),
 		cmocka_unit_test(test_pipeline_together),
+		cmocka_unit_test(test_pipeline_notify),
 		cmocka_unit_test(test_window_drop),
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
