@@ -111,6 +111,10 @@ void mk_call_outcome_text(const json_t *j, FILE *f);
  */
 size_t mk_call_outcome_line(const struct mk_verify_outcome *o, int tin, const char *shown, int json, char *out,
                             size_t cap);
+/* The same for an item of the service's batch answer: the bytes of
+ * json_dumps (compact) of {"reference": ref (null when NULL)} updated with
+ * mk_call_outcome_json's object, no newline; 0 as above. */
+size_t mk_call_outcome_item(const struct mk_verify_outcome *o, int tin, const char *ref, char *out, size_t cap);
 
 /* A box process's state as `meterkey box status --json` shows it (id, at
  * its socket), a new reference; and its text. */

@@ -219,12 +219,23 @@ static int time_words(int64_t t, char s[static 32])
 	return t != 0 && gmtime_r(&tt, &tm) != NULL && strftime(s, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) != 0;
 }
 
+/* The JSON object of an outcome: the CLI's line (shown: its "input" last,
+ * and a newline), or the service's item (shown NULL: its "reference"
+ * first, ref or null, and no newline). */
 static void line_json(struct line *l, const struct mk_verify_outcome *o, int tin, const char *shown,
-                      const char *fixed, const char *day, const char *dev)
+                      const char *ref, const char *fixed, const char *day, const char *dev)
 {
 	char when[32];
 
-	put_s(l, "{\"result\":\"");
+	if (shown == NULL) {
+		put_s(l, "{\"reference\":");
+		if (ref != NULL)
+			put_json_str(l, ref);
+		else
+			put_s(l, "null");
+		put_s(l, ",\"result\":\"");
+	} else
+		put_s(l, "{\"result\":\"");
 	put_s(l, mk_verify_result_key(o->result));
 	put_s(l, "\",\"vendor\":\"");
 	put_s(l, mk_verify_result_key(o->vendor));
@@ -264,6 +275,10 @@ static void line_json(struct line *l, const struct mk_verify_outcome *o, int tin
 		put_member(l, "hint", TIN_HINT);
 	if (o->result == MK_VR_MALFORMED && o->why != NULL)
 		put_member(l, "why", o->why);
+	if (shown == NULL) {
+		put(l, "}", 1);
+		return;
+	}
 	put_member(l, "input", shown);
 	put(l, "}\n", 2);
 }
@@ -334,8 +349,9 @@ static void line_text(struct line *l, const struct mk_verify_outcome *o, int tin
 	}
 }
 
-size_t mk_call_outcome_line(const struct mk_verify_outcome *o, int tin, const char *shown, int json, char *out,
-                            size_t cap)
+/* mk_call_outcome_line and mk_call_outcome_item: shown NULL for the item. */
+static size_t outcome_direct(const struct mk_verify_outcome *o, int tin, const char *shown, const char *ref, int json,
+                             char *out, size_t cap)
 {
 	char day[11] = "", dev[2 * MK_IDENT_MAX + 2] = "", fixed[MK_INDICIUM_TEXT_MAX] = "";
 	struct line l = { out, 0, cap, cap == 0 };
@@ -360,13 +376,25 @@ size_t mk_call_outcome_line(const struct mk_verify_outcome *o, int tin, const ch
 			dev[a + 1 + b] = '\0';
 		}
 	}
-	check_ascii(&l, shown);
+	if (shown != NULL)
+		check_ascii(&l, shown);
 	if (json)
-		line_json(&l, o, tin, shown, fixed, day, dev);
+		line_json(&l, o, tin, shown, ref, fixed, day, dev);
 	else
 		line_text(&l, o, tin, shown, fixed, dev);
 	if (l.bad)
 		return 0;
 	out[l.n] = '\0';
 	return l.n;
+}
+
+size_t mk_call_outcome_line(const struct mk_verify_outcome *o, int tin, const char *shown, int json, char *out,
+                            size_t cap)
+{
+	return shown != NULL ? outcome_direct(o, tin, shown, NULL, json, out, cap) : 0;
+}
+
+size_t mk_call_outcome_item(const struct mk_verify_outcome *o, int tin, const char *ref, char *out, size_t cap)
+{
+	return outcome_direct(o, tin, NULL, ref, 1, out, cap);
 }

@@ -189,95 +189,19 @@ static void ob_lit(struct obuf *b, const char *s)
 	ob_put(b, s, strlen(s));
 }
 
-/* s as a JSON string, as jansson writes it (compact, UTF-8 as it is, '/'
- * not escaped): 0 written; -1 for a control character, which the caller
- * leaves to jansson. NULL: null. */
-static int ob_str(struct obuf *b, const char *s)
-{
-	const char *run;
-
-	if (s == NULL) {
-		ob_lit(b, "null");
-		return 0;
-	}
-	ob_put(b, "\"", 1);
-	for (run = s; *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20)
-			return -1;
-		if (*s == '"' || *s == '\\') {
-			ob_put(b, run, (size_t)(s - run));
-			ob_put(b, "\\", 1);
-			run = s;
-		}
-	}
-	ob_put(b, run, (size_t)(s - run));
-	ob_put(b, "\"", 1);
-	return 0;
-}
-
-/* item_answer's object written straight as json_dumps (JSON_COMPACT)
- * writes it, member by member in the same order (what the answer of a
- * batch of a thousand items spent most of its time on, built as objects
- * and written); -1 for the rare outcomes left to item_answer (a
- * corrected line, a Tin hint, a control character in a string). */
+/* item_answer's object written straight (mk_call_outcome_item: the
+ * bytes json_dumps gives it, compact, without building it: what the answer
+ * of a batch of a thousand items spent most of its time on); -1 for what
+ * that leaves to item_answer (a byte past ASCII, no room). */
 static int item_write(struct obuf *b, const char *ref, const struct mk_verify_outcome *o, int tin)
 {
-	char num[64];
-	int bad = 0;
+	char line[4096];
+	size_t n = mk_call_outcome_item(o, tin, ref, line, sizeof(line));
 
-	if (o->corrected || (tin && (o->vendor == MK_VR_UNKNOWN_DEVICE || o->postal == MK_VR_UNKNOWN_DEVICE)))
+	if (n == 0)
 		return -1;
-	ob_lit(b, "{\"reference\":");
-	bad |= ob_str(b, ref);
-	ob_lit(b, ",\"result\":\"");
-	ob_lit(b, mk_verify_result_key(o->result));
-	ob_lit(b, "\",\"vendor\":\"");
-	ob_lit(b, mk_verify_result_key(o->vendor));
-	ob_lit(b, "\",\"postal\":\"");
-	ob_lit(b, mk_verify_result_key(o->postal));
-	ob_lit(b, "\",\"signature\":\"");
-	ob_lit(b, mk_sig_result_key(o->sig));
-	ob_lit(b, "\"");
-	if (o->result != MK_VR_MALFORMED) {
-		char day[11], dev[2 * MK_IDENT_MAX + 2];
-
-		mk_indicium_day_format(o->ind.date, day);
-		ob_lit(b, ",\"vendor_domain\":");
-		bad |= ob_str(b, o->ind.vendor);
-		ob_lit(b, ",\"postal_domain\":");
-		bad |= ob_str(b, o->ind.postal);
-		snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
-		ob_lit(b, ",\"device\":");
-		bad |= ob_str(b, dev);
-		ob_lit(b, ",\"indicia_serial\":");
-		bad |= ob_str(b, o->ind.indicia_serial);
-		snprintf(num, sizeof(num), ",\"piece_count\":%" JSON_INTEGER_FORMAT ",\"date\":", (json_int_t)o->ind.piece_count);
-		ob_lit(b, num);
-		bad |= ob_str(b, day);
-	}
-	if (o->postal == MK_VR_DUPLICATE && o->first_time != 0) {
-		time_t tt = (time_t)o->first_time;
-		struct tm tm;
-		char t[32];
-
-		ob_lit(b, ",\"first_seen\":{\"time\":");
-		bad |= ob_str(b, gmtime_r(&tt, &tm) != NULL && strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm) != 0 ? t
-		                                                                                                    : NULL);
-		ob_lit(b, ",\"site\":");
-		bad |= ob_str(b, o->first_site[0] != '\0' ? o->first_site : NULL);
-		ob_lit(b, "}");
-	}
-	if (o->sig != MK_SIG_NONE && o->sig != MK_SIG_GOOD) {
-		ob_lit(b, ",\"signature_error\":");
-		bad |= ob_str(b, mk_err_name(o->sig_err));
-	}
-	ob_lit(b, ",\"corrected\":false");
-	if (o->result == MK_VR_MALFORMED && o->why != NULL) {
-		ob_lit(b, ",\"why\":");
-		bad |= ob_str(b, o->why);
-	}
-	ob_lit(b, "}");
-	return bad ? -1 : 0;
+	ob_put(b, line, n);
+	return 0;
 }
 
 /* An item's answer appended to b: written straight, else through

@@ -74,6 +74,27 @@ static void assert_same(const struct mk_verify_outcome *o, int tin, const char *
 		assert_int_equal(n, strlen(want));
 		free(want);
 	}
+	/* the service's item (mk_call_outcome_item): {"reference": ...} and
+	 * the object, no newline; a reference absent, plain, or with what
+	 * JSON escapes */
+	const char *refs[] = { NULL, "item-1", shown, "r\"1\\\x01\x1f/" };
+
+	for (size_t r = 0; r < sizeof(refs) / sizeof(refs[0]); r++) {
+		json_t *j = json_pack("{s:s?}", "reference", refs[r]);
+		char *want;
+		size_t n = mk_call_outcome_item(o, tin, refs[r], out, sizeof(out));
+
+		assert_non_null(j);
+		assert_int_equal(json_object_update_new(j, mk_call_outcome_json(o, tin)), 0);
+		want = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(j);
+		assert_non_null(want);
+		if (n == 0 || strcmp(out, want) != 0)
+			fail_msg("item, reference %zu, result %s corrected %d tin %d:\nobject: %s\ndirect: %s", r,
+			         mk_verify_result_key(o->result), o->corrected, tin, want, n == 0 ? "(none)" : out);
+		assert_int_equal(n, strlen(want));
+		free(want);
+	}
 }
 
 static struct mk_verify_outcome decoded(void)
@@ -238,6 +259,10 @@ static void test_negative(void **state)
 	want = object_path(&o, 0, shown, 1);
 	assert_int_equal(mk_call_outcome_line(&o, 0, shown, 1, out, strlen(want) + 1), strlen(want));
 	assert_int_equal(mk_call_outcome_line(&o, 0, shown, 1, out, strlen(want)), 0);
+	/* the item: no room, or a reference past ASCII, left to the object */
+	assert_true(mk_call_outcome_item(&o, 0, "ref", out, sizeof(out)) > 0);
+	assert_int_equal(mk_call_outcome_item(&o, 0, "ref", small, sizeof(small)), 0);
+	assert_int_equal(mk_call_outcome_item(&o, 0, "caf\xc3\xa9", out, sizeof(out)), 0);
 	free(want);
 }
 
