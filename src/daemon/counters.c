@@ -265,7 +265,7 @@ enum mk_err svc_metrics_text(struct svc *s, char **textp, size_t *lenp)
 	        "answered (verified and recorded all the same; an answer kept for its idempotency key).\n"
 	        "# TYPE meterkey_verify_answers_gone_total counter\n"
 	        "meterkey_verify_answers_gone_total %llu\n",
-	        (unsigned long long)svc_batches_submitted(s), (unsigned long long)svc_batches_gone(s));
+	        (unsigned long long)s->batches_submitted, (unsigned long long)s->answers_gone);
 	fputs("# HELP meterkey_verify_batch_items Items in a verification batch.\n"
 	      "# TYPE meterkey_verify_batch_items histogram\n",
 	      f);

@@ -49,9 +49,11 @@ struct svc {
 	char client[MK_CERT_CN_MAX + 1]; /* the request's client's name (the log), "": none known */
 	int64_t started;     /* when it started serving (unix time) */
 	struct svc_ring ring; /* the last hour's verification results (status.c) */
-	struct svc_verifiers *verifiers; /* verifiers.c: kept across batches */
+	struct svc_verifiers *verifiers; /* batches.c: kept across batches */
 	unsigned cache_idle_ms; /* how long they outlive the last batch (0: not at all) */
 	uint64_t verifiers_made; /* each starts with cold caches (the metrics) */
+	uint64_t batches_submitted; /* batches.c: batches given to a verifier (the metrics) */
+	uint64_t answers_gone;      /* batches.c: answers not given, their client gone (the metrics) */
 	struct svc_batches *batches; /* batches.c: POST /v1/verify's queue and batches in flight */
 };
 
@@ -91,7 +93,7 @@ void svc_count_request(struct svc *s, int route, int status);
 void svc_count_verify(struct svc *s, const struct mk_verify_outcome *o);
 void svc_count_batch(struct svc *s, size_t items, double seconds);
 
-/* verifiers.c: the verifier of a batch, central or (tin) distributed,
+/* batches.c: the verifier of a batch, central or (tin) distributed,
  * noting sightings or not (dup), kept across batches with its boxes open
  * and its caches (owned by s: never freed by the caller); MK_OK and *vp,
  * or the failure to make one. svc_verifier_done after the batch: ok 0 (it
@@ -100,21 +102,20 @@ void svc_count_batch(struct svc *s, size_t items, double seconds);
  * the home calls it before it acts (a box in this process is open in one
  * session at a time). svc_verifiers_free at exit, before s->base and
  * s->kms go. What a kept verifier may serve stale, and for how long:
- * verifiers.c and docs/internals/service.md. */
+ * batches.c and docs/internals/service.md. */
 enum mk_err svc_verifier_get(struct svc *s, int tin, int dup, struct mk_verifier **vp);
 void svc_verifier_done(struct svc *s, int ok);
-/* verifiers.c: the verifier kept of kind tin (NULL: none), as it is. */
+/* batches.c: the verifier kept of kind tin (NULL: none), as it is. */
 struct mk_verifier *svc_verifier_kept(struct svc *s, int tin);
 
 /* batches.c: POST /v1/verify's requests, queued by kind and verified in
  * batches pipelined across requests (svc_verify, below). svc_batches_notify
- * has a verifier wake the loop when a batch of it is durable (verifiers.c,
- * for each verifier it makes); svc_batches_drain finishes and answers the
+ * has a verifier wake the loop when a batch of it is durable (for each
+ * verifier made); svc_batches_drain finishes and answers the
  * batches in flight of kind tin, waiting for them (before its verifier
  * goes); svc_batches_busy: some batch is in flight; svc_batches_free (at
  * exit, before the verifiers go) verifies and answers every request still
- * waiting; svc_batches_gone: answers not given, their client gone;
- * svc_batches_submitted: batches given to a verifier. */
+ * waiting. */
 enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v);
 void svc_batches_drain(struct svc *s, int tin);
 int svc_batches_busy(const struct svc *s);
@@ -122,8 +123,6 @@ void svc_batches_free(struct svc *s);
 /* batches.c: every verification request waiting or in flight verified and
  * answered now, waiting for each batch (SIGTERM); 1 when there were some. */
 int svc_batches_settle_all(struct svc *s);
-uint64_t svc_batches_gone(const struct svc *s);
-uint64_t svc_batches_submitted(const struct svc *s);
 void svc_state_changed(struct svc *s);
 void svc_verifiers_free(struct svc *s);
 
