@@ -583,12 +583,15 @@ static enum mk_err batches_new(struct svc *s)
 	return MK_OK;
 }
 
-enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v)
+/* v wakes the loop when a batch of it is durable (for each verifier made). */
+static enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v)
 {
 	return mk_verifier_set_notify(v, wake, s->batches);
 }
 
-void svc_batches_drain(struct svc *s, int k)
+/* The batches in flight of kind k finished and answered, waiting for
+ * them (before its verifier goes). */
+static void svc_batches_drain(struct svc *s, int k)
 {
 	struct svc_batches *sb = s->batches;
 
@@ -629,7 +632,8 @@ void svc_batches_free(struct svc *s)
 	s->batches = NULL;
 }
 
-int svc_batches_busy(const struct svc *s)
+/* Some batch is in flight. */
+static int svc_batches_busy(const struct svc *s)
 {
 	return s->batches != NULL && (s->batches->k[0].fcount > 0 || s->batches->k[1].fcount > 0);
 }

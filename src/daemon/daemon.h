@@ -109,16 +109,9 @@ void svc_verifier_done(struct svc *s, int ok);
 struct mk_verifier *svc_verifier_kept(struct svc *s, int tin);
 
 /* batches.c: POST /v1/verify's requests, queued by kind and verified in
- * batches pipelined across requests (svc_verify, below). svc_batches_notify
- * has a verifier wake the loop when a batch of it is durable (for each
- * verifier made); svc_batches_drain finishes and answers the
- * batches in flight of kind tin, waiting for them (before its verifier
- * goes); svc_batches_busy: some batch is in flight; svc_batches_free (at
- * exit, before the verifiers go) verifies and answers every request still
- * waiting. */
-enum mk_err svc_batches_notify(struct svc *s, struct mk_verifier *v);
-void svc_batches_drain(struct svc *s, int tin);
-int svc_batches_busy(const struct svc *s);
+ * batches pipelined across requests (svc_verify, below); svc_batches_free
+ * (at exit, before the verifiers go) verifies and answers every request
+ * still waiting. */
 void svc_batches_free(struct svc *s);
 /* batches.c: every verification request waiting or in flight verified and
  * answered now, waiting for each batch (SIGTERM); 1 when there were some. */
