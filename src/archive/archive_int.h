@@ -350,6 +350,8 @@ struct mk_archive {
 	void *db;
 	struct seen_cache *seen; /* seen.c: device numbers known committed, and the
 	                          * domains without sightings before schema 7 */
+	struct keymap_memo *keymap_memo; /* keymap.c: nodes read under heads (one
+	                                  * allocation: mk_archive_close frees it) */
 };
 
 /* seen_cache.c: frees a->seen (mk_archive_close). */

@@ -99,6 +99,98 @@ static enum mk_err siblings(struct mk_archive *a, const char *domain, const stru
 	return r;
 }
 
+/* ---- Nodes under a head, remembered --------------------------------------------------- */
+
+/* A map's nodes are fixed by its root (each node the hash of the two
+ * below), so the nodes a proof read under a head are remembered by that
+ * head's map root (struct mk_archive's keymap_memo): a fleet's proofs then
+ * read each node once per head instead of 32 rows a key. The roots of a
+ * few heads (one a domain) are kept; a new root beyond them, or a full
+ * table, forgets everything. Node hashes are public. One allocation,
+ * freed by mk_archive_close. */
+#define MEMO_ROOTS 4
+#define MEMO_CAP ((size_t)1 << 17) /* slots, a power of 2 */
+#define MEMO_FILL (MEMO_CAP / 4 * 3)
+
+struct memo_ent {
+	uint64_t idx;
+	uint8_t lvl; /* the level + 1: 0 is a free slot */
+	uint8_t root;
+	uint8_t h[32];
+};
+
+struct keymap_memo {
+	uint8_t roots[MEMO_ROOTS][32];
+	unsigned nroots;
+	size_t n;
+	struct memo_ent e[MEMO_CAP];
+};
+
+/* The slot of root in a's memo, made, or -1 when there is no memory for
+ * it (then nothing is remembered). A memo three quarters full is emptied
+ * first, so that a proof (32 nodes at most) always finds room. */
+static int memo_root(struct mk_archive *a, const uint8_t root[32])
+{
+	struct keymap_memo *m = a->keymap_memo;
+
+	if (m == NULL && (m = a->keymap_memo = calloc(1, sizeof(*m))) == NULL)
+		return -1;
+	if (m->n >= MEMO_FILL) {
+		memset(m->e, 0, sizeof(m->e));
+		m->n = 0;
+	}
+	for (unsigned i = 0; i < m->nroots; i++)
+		if (memcmp(m->roots[i], root, 32) == 0)
+			return (int)i;
+	if (m->nroots == MEMO_ROOTS) {
+		memset(m->e, 0, sizeof(m->e));
+		m->n = 0;
+		m->nroots = 0;
+	}
+	memcpy(m->roots[m->nroots], root, 32);
+	return (int)m->nroots++;
+}
+
+static struct memo_ent *memo_slot(struct keymap_memo *m, int root, unsigned lvl, uint64_t idx)
+{
+	uint64_t x = (idx ^ ((uint64_t)lvl << 56) ^ ((uint64_t)root << 62)) * 0x9e3779b97f4a7c15u;
+	size_t i = (size_t)(x >> 40) & (MEMO_CAP - 1);
+
+	while (m->e[i].lvl != 0 && !(m->e[i].lvl == lvl + 1 && m->e[i].root == root && m->e[i].idx == idx))
+		i = (i + 1) & (MEMO_CAP - 1);
+	return &m->e[i];
+}
+
+/* The siblings of key_id's path in the map under the head whose root is
+ * root (ov: the versions written since, taken back), remembered. */
+static enum mk_err siblings_at(struct mk_archive *a, const char *domain, const struct overlay *ov,
+                               const uint8_t root[32], uint64_t key_id, uint8_t sib[MK_KEYMAP_DEPTH][32])
+{
+	int slot = memo_root(a, root);
+	struct keymap_memo *m = a->keymap_memo;
+	enum mk_err r = MK_OK;
+
+	if (slot < 0)
+		return siblings(a, domain, ov, key_id, sib);
+	for (unsigned l = 0; l < MK_KEYMAP_DEPTH && r == MK_OK; l++) {
+		uint64_t idx = (key_id >> l) ^ 1;
+		struct memo_ent *e = memo_slot(m, slot, l, idx);
+
+		if (e->lvl != 0) {
+			memcpy(sib[l], e->h, 32);
+			continue;
+		}
+		if ((r = node_get(a, domain, ov, l, idx, sib[l])) != MK_OK)
+			continue;
+		e->idx = idx;
+		e->lvl = (uint8_t)(l + 1);
+		e->root = (uint8_t)slot;
+		memcpy(e->h, sib[l], 32);
+		m->n++;
+	}
+	return r;
+}
+
 /* Sets key_id's leaf (in the table when ov is NULL) and the nodes above it. */
 static enum mk_err set_leaf(struct mk_archive *a, const char *domain, struct overlay *ov, uint64_t key_id,
                             const uint8_t leaf[32])
@@ -440,7 +532,7 @@ static enum mk_err do_proof(struct mk_archive *a, struct proof_args *x)
 			    : rc->v[1].type != MK_DB_BLOB ? MK_ERR_DB_RECORD
 			                                  : mk_buf_put_bytes(x->rec, rc->v[1].p, rc->v[1].n);
 	}
-	if (r != MK_OK || (r = siblings(a, x->domain, &ov, x->key_id, sib)) != MK_OK ||
+	if (r != MK_OK || (r = siblings_at(a, x->domain, &ov, h.map_root, x->key_id, sib)) != MK_OK ||
 	    (r = archive_keymap_proof_encode(sib, pr, &prn)) != MK_OK)
 		goto out;
 	mk_buf_reset(x->proof);

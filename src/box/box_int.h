@@ -69,6 +69,7 @@ struct box_domain {
 	char id[MK_DOMAIN_ID_MAX + 1];
 	struct mk_secret *package; /* the decrypted package, kept for resealing */
 	EVP_PKEY *dks, *sign, *conf, *oak, *brass_conf;
+	uint8_t sign_pub[MK_EC_PUB_LEN]; /* sign's public key, encoded (when sign is set) */
 	EVP_PKEY *brass_auth; /* Tin: checks token key records */
 	EVP_PKEY *tin_conf;   /* Brass: token keys are wrapped to it */
 	uint8_t token_len;    /* the domain's token length */
@@ -184,6 +185,9 @@ int box_enabled(void *box);
  * the box is open, wiped and freed by box_vcache_free (their state_free). */
 MK_MSG_HANDLER(box_cmd_verify);
 void box_vcache_free(struct mk_box *b);
+/* Of the session's key records (Brass), the signatures verified, and
+ * those found verified in an earlier session instead (verified.c). */
+void box_verify_counts(const struct mk_box *b, size_t *checked, size_t *remembered);
 
 /* The domain process of domain id, or NULL. */
 struct box_domain *box_find_domain(struct mk_box *b, const char *id);
@@ -276,6 +280,30 @@ MK_WUR enum mk_err box_open_blob(const struct mk_key_record *rec, const struct m
 MK_WUR enum mk_err box_sign_record(struct mk_box *b, EVP_PKEY *key, struct mk_key_record *rec);
 /* Verifies rec's signature with key: MK_RC_SIGNATURE_INVALID when missing or bad. */
 MK_WUR enum mk_err box_verify_record(EVP_PKEY *key, const struct mk_key_record *rec);
+
+/* verified.c: the records a Brass box verified, remembered across its
+ * sessions in <store>/<id>.verified (docs/formats.md, "Verified
+ * records"): digests, each binding a record's bytes to the key that
+ * verified its signature, authenticated under a key of the box's OC. */
+struct box_verified;
+#define BOX_VERIFIED_MAX ((size_t)1 << 18) /* the newest kept in the file */
+/* The digest of rec[0..n) verified with the public key pub (encoded). */
+MK_WUR enum mk_err box_verified_digest(const uint8_t pub[static MK_EC_PUB_LEN], const uint8_t *rec, size_t n,
+                                       uint8_t out[static 32]);
+/* The digests of the file at path when it is box_id's, whole and
+ * authentic, else none (box_verified_refused says a file was there):
+ * MK_OK with *vp, or MK_ERR_NOMEM. */
+MK_WUR enum mk_err box_verified_load(const char *path, const char *box_id, const uint8_t oc[static 32],
+                                     struct box_verified **vp);
+int box_verified_has(const struct box_verified *v, const uint8_t d[static 32]);
+MK_WUR enum mk_err box_verified_add(struct box_verified *v, const uint8_t d[static 32]);
+size_t box_verified_count(const struct box_verified *v);
+int box_verified_refused(const struct box_verified *v);
+/* Writes v to path (atomically, durable) when it gained digests since it
+ * was loaded or the file there was refused; else nothing. */
+MK_WUR enum mk_err box_verified_save(const struct box_verified *v, const char *path, const char *box_id,
+                                     const uint8_t oc[static 32]);
+void box_verified_free(struct box_verified *v);
 
 /* Decodes a Steel certificate (signed by the Domain Key Set) for domain d,
  * verifying it: MK_RC_SIGNATURE_INVALID, MK_RC_WRONG_DOMAIN. */

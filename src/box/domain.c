@@ -132,6 +132,8 @@ enum mk_err box_domain_load(struct box_domain *d, const char *owner, const uint8
 	    d->token_len < MK_TOKEN_LEN_MIN || d->token_len > MK_TOKEN_LEN_MAX ||
 	    (owner[0] == MK_BOX_TIN ? d->conf == NULL || d->brass_auth == NULL : d->sign == NULL))
 		return MK_ERR_TLV_VALUE; /* a package is for one box, and complete for its type */
+	if (d->sign != NULL && (e = mk_ec_pub_encode(d->sign, d->sign_pub)) != MK_OK)
+		return e;
 	return mk_secret_new_copy(p, n, &d->package);
 }
 

@@ -10,6 +10,8 @@
  * 1-based, 0 for none; 02 the binary indicium). The result (tag 01) is one
  * byte per item, an enum mk_verify_result.
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -68,6 +70,9 @@ struct vkey {
 
 struct vcache {
 	size_t next;
+	struct box_verified *ver; /* the records verified in earlier sessions (Brass; NULL until read) */
+	int ver_read;             /* read (or tried) */
+	size_t checked, remembered; /* record signatures verified, and found in ver instead */
 	struct mk_cmac_keys *cm; /* the one cipher context every token key is set on in turn */
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
 	uint16_t hhead[VCACHE_BUCKETS]; /* the same by the record's hash (references) */
@@ -169,9 +174,27 @@ static void vcache_free(struct vcache *c)
 	munmap(c, sizeof(*c));
 }
 
+static int verified_path(const struct mk_box *b, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s.verified", b->store_dir, b->id);
+
+	return n > 0 && (size_t)n < cap;
+}
+
+/* The session ends: the records it verified are written for the next
+ * (a failure only costs that session time). */
 void box_vcache_free(struct mk_box *b)
 {
-	vcache_free(VC(b));
+	struct vcache *c = VC(b);
+	char path[PATH_MAX];
+
+	if (c != NULL && c->ver != NULL) {
+		if (b->enabled && b->store_dir != NULL && verified_path(b, path, sizeof(path)))
+			(void)!box_verified_save(c->ver, path, b->id, b->oc);
+		box_verified_free(c->ver);
+		c->ver = NULL;
+	}
+	vcache_free(c);
 	b->ks = NULL;
 }
 
@@ -268,6 +291,44 @@ static enum mk_err master_key(const struct box_domain *d, const struct mk_key_re
 	return e;
 }
 
+/* Whether rec (p[0..n)) is signed by a Brass box of d: verified with d's
+ * key, or found verified in an earlier session (verified.c). */
+static enum mk_err brass_signed(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
+                                const struct mk_key_record *rec)
+{
+	struct vcache *c = VC(b);
+	char path[PATH_MAX];
+	uint8_t dg[32];
+	int have;
+
+	if (rec->signer[0] != MK_BOX_BRASS)
+		return MK_RC_SIGNATURE_INVALID;
+	if (!c->ver_read) {
+		c->ver_read = 1;
+		if (b->enabled && b->store_dir != NULL && verified_path(b, path, sizeof(path)))
+			(void)!box_verified_load(path, b->id, b->oc, &c->ver);
+	}
+	have = c->ver != NULL && box_verified_digest(d->sign_pub, p, n, dg) == MK_OK;
+	if (have && box_verified_has(c->ver, dg)) {
+		c->remembered++;
+		return MK_OK;
+	}
+	c->checked++;
+	if (box_verify_record(d->sign, rec) != MK_OK)
+		return MK_RC_SIGNATURE_INVALID;
+	if (have)
+		(void)!box_verified_add(c->ver, dg); /* no memory: checked again next session */
+	return MK_OK;
+}
+
+void box_verify_counts(const struct mk_box *b, size_t *checked, size_t *remembered)
+{
+	const struct vcache *c = VC(b);
+
+	*checked = c != NULL ? c->checked : 0;
+	*remembered = c != NULL ? c->remembered : 0;
+}
+
 /* Brass: a key record of the domain, verified once per version (its
  * signature identifies it) and cached with its master key when ACTIVE or
  * OBSOLETE. A
@@ -301,11 +362,8 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		goto out;
 	}
 	/* a version no box of the domain signed, or one Oak signed (NEW) */
-	if (rec->signer[0] != MK_BOX_BRASS ||
-	    (e = box_verify_record(d->sign, rec)) != MK_OK) {
-		e = MK_RC_SIGNATURE_INVALID;
+	if ((e = brass_signed(b, d, p, n, rec)) != MK_OK)
 		goto out;
-	}
 	k = cache_slot(VC(b));
 	memcpy(k->domain, rec->domain, sizeof(k->domain));
 	k->key_id = rec->key_id;

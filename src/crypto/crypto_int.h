@@ -18,6 +18,9 @@
 #define MK_LIBCTX NULL
 #define MK_PROPQ NULL
 
+/* SHA-256, fetched once for the process (kc.c); NULL if it cannot be. */
+const EVP_MD *crypto_sha256(void);
+
 /* RFC 5649 AES key wrap with padding under a 16-, 24- or 32-byte KEK.
  * Wrap: in[0..n) (1..MK_WRAP_MAX_SECRET) into out, which must have room for
  * MK_KW_WRAPPED_LEN(n) bytes; *outlenp receives that length.

@@ -10,6 +10,7 @@
  * the SHA-256 fingerprints the registration keeps of challenges and
  * certificates.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -18,11 +19,29 @@
 #include "crypto/crypto_int.h"
 #include "meterkey/buf.h"
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(MK_LIBCTX, "SHA256", MK_PROPQ);
+}
+
+/* EVP_sha256() is fetched again on every use (a lookup under a lock);
+ * the Merkle trees hash 33 nodes a proof, so the fetched one is kept for
+ * the process. */
+const EVP_MD *crypto_sha256(void)
+{
+	(void)pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md;
+}
+
 enum mk_err mk_sha256(const void *p, size_t n, uint8_t out[static MK_SHA256_LEN])
 {
+	const EVP_MD *md = crypto_sha256();
 	unsigned int len = 0;
 
-	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != MK_SHA256_LEN)
+	if (md == NULL || EVP_Digest(p, n, out, &len, md, NULL) != 1 || len != MK_SHA256_LEN)
 		return MK_ERR_CRYPTO;
 	return MK_OK;
 }

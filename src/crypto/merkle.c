@@ -62,7 +62,7 @@ enum mk_err mk_merkle_leaf(const void *p, size_t n, uint8_t out[static MK_MERKLE
 		return MK_ERR_INVALID_ARG;
 	if ((md = EVP_MD_CTX_new()) == NULL)
 		return MK_ERR_NOMEM;
-	if (EVP_DigestInit_ex2(md, EVP_sha256(), NULL) != 1 ||
+	if (crypto_sha256() == NULL || EVP_DigestInit_ex2(md, crypto_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(md, &prefix, 1) != 1 || (n > 0 && EVP_DigestUpdate(md, p, n) != 1) ||
 	    EVP_DigestFinal_ex(md, h, &len) != 1 || len != MK_MERKLE_LEN)
 		goto out;
@@ -83,7 +83,8 @@ enum mk_err mk_merkle_node(const uint8_t l[static MK_MERKLE_LEN],
 	in[0] = NODE_PREFIX;
 	memcpy(in + 1, l, MK_MERKLE_LEN);
 	memcpy(in + 1 + MK_MERKLE_LEN, r, MK_MERKLE_LEN);
-	if (EVP_Digest(in, sizeof(in), out, &len, EVP_sha256(), NULL) != 1 || len != MK_MERKLE_LEN)
+	if (crypto_sha256() == NULL || EVP_Digest(in, sizeof(in), out, &len, crypto_sha256(), NULL) != 1 ||
+	    len != MK_MERKLE_LEN)
 		return MK_ERR_CRYPTO;
 	return MK_OK;
 }
@@ -92,7 +93,7 @@ static enum mk_err empty_root(uint8_t out[static MK_MERKLE_LEN])
 {
 	unsigned int len = 0;
 
-	if (EVP_Digest("", 0, out, &len, EVP_sha256(), NULL) != 1 || len != MK_MERKLE_LEN)
+	if (crypto_sha256() == NULL || EVP_Digest("", 0, out, &len, crypto_sha256(), NULL) != 1 || len != MK_MERKLE_LEN)
 		return MK_ERR_CRYPTO;
 	return MK_OK;
 }

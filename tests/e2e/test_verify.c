@@ -42,6 +42,7 @@
 #include <openssl/crypto.h>
 
 #include "archive/archive_int.h" /* mk_archive_exec_raw: the test hook */
+#include "box/box_int.h"         /* box_verify_counts, box_verified_digest: the records remembered */
 #include "device/device_int.h"
 #include "e2e/world.h"
 #include "meterkey/indicium.h"
@@ -1961,6 +1962,222 @@ static void test_key_reference(void **state)
 	free(t);
 }
 
+/* A Brass Verify request straight at box b for domain: the key record rec
+ * with its proof under head, and one indicium using it; its code, and the
+ * result byte in *resp on MK_OK. */
+static enum mk_err brass_call(struct mk_box *b, const char *domain, const struct mk_buf *rec,
+                              const struct mk_buf *proof, const struct mk_buf *head, const struct mk_indicium *ind,
+                              uint8_t *resp)
+{
+	struct mk_buf *keys = mk_buf_new(W_CAP), *items = mk_buf_new(W_CAP), *one = mk_buf_new(W_CAP),
+	              *res = mk_buf_new(W_CAP), *bin = mk_buf_new(MK_INDICIUM_BIN_MAX), *proofs = mk_buf_new(W_CAP);
+	struct mk_tlv_writer kl, il, pl;
+	struct mk_msg_verify_item item;
+	struct mk_box_verify_req rq;
+	struct mk_box_verify_res rs;
+	enum mk_err e;
+
+	assert_non_null(keys);
+	assert_non_null(items);
+	assert_non_null(one);
+	assert_non_null(res);
+	assert_non_null(bin);
+	assert_non_null(proofs);
+	assert_rc(mk_indicium_encode(ind, bin), MK_OK);
+	mk_tlv_writer_init(&kl, keys);
+	assert_rc(mk_msg_list_put_bytes(&kl, 0, mk_buf_data(rec), mk_buf_len(rec)), MK_OK);
+	mk_tlv_writer_init(&pl, proofs);
+	assert_rc(mk_msg_list_put_bytes(&pl, 0, mk_buf_data(proof), mk_buf_len(proof)), MK_OK);
+	item = (struct mk_msg_verify_item){ .key_index = 1, .indicium = mk_buf_data(bin), .indicium_len = mk_buf_len(bin) };
+	mk_tlv_writer_init(&il, items);
+	assert_rc(mk_msg_verify_item_encode(&item, one), MK_OK);
+	assert_rc(mk_msg_list_put_bytes(&il, 0, mk_buf_data(one), mk_buf_len(one)), MK_OK);
+	rq = (struct mk_box_verify_req){ .keys = mk_buf_data(keys), .keys_len = mk_buf_len(keys),
+		                         .items = mk_buf_data(items), .items_len = mk_buf_len(items) };
+	MK_MSG_SET(rq, head, head);
+	MK_MSG_SET(rq, proofs, proofs);
+	rq.has_head = rq.has_proofs = true;
+	e = w_call(b, &mk_box_cmd_verify, domain, mk_kms_now(W.k), &rq, &rs, res, NULL);
+	if (e == MK_OK) {
+		assert_int_equal(rs.results_len, 1);
+		*resp = rs.results[0];
+	}
+	mk_buf_free(keys);
+	mk_buf_free(items);
+	mk_buf_free(one);
+	mk_buf_free(res);
+	mk_buf_free(bin);
+	mk_buf_free(proofs);
+	return e;
+}
+
+/* The Brass box's signatures verified and found remembered this session. */
+static void assert_counts(struct mk_box *b, size_t checked, size_t remembered)
+{
+	size_t c, r;
+
+	box_verify_counts(b, &c, &r);
+	assert_int_equal(c, checked);
+	assert_int_equal(r, remembered);
+}
+
+/*
+ * The records a Brass box verified, remembered across its sessions
+ * (<store>/<id>.verified, src/box/verified.c): a record verified in one
+ * session is found in the next without its signature verified again, and
+ * still checked for all else (good); a record whose signature was changed
+ * is verified, and refused, in every session. The file changed in one
+ * byte, or written under a key not of the box's OC (as one without it
+ * would, naming the forged record), is not used: the genuine record is
+ * verified again and the forged one still refused; the session then writes
+ * the file anew. In this process only (the counts are the box's).
+ */
+static void test_verified_records(void **state)
+{
+	struct mk_indicium a;
+	struct mk_buf *head, *rec, *forged, *proof, *f;
+	char path[PATH_MAX + 64];
+	uint8_t r = 0xff, dg[32], key[32], oc[32], fb[MK_RECORD_MAX];
+	struct mk_box *box;
+	uint64_t key_id;
+
+	(void)state;
+	if (W.procs) {
+		skip();
+		return;
+	}
+	fleet();
+	assert_non_null(head = mk_buf_new(MK_HEAD_MAX));
+	assert_non_null(rec = mk_buf_new(MK_RECORD_MAX));
+	assert_non_null(forged = mk_buf_new(MK_RECORD_MAX));
+	assert_non_null(proof = mk_buf_new(MK_KEYMAP_PROOF_MAX));
+	frank(US1, 76, TODAY, 1, &a);
+	assert_true((key_id = w_meter_key(&W, US1, "VE")) != 0);
+	assert_rc(mk_archive_key_proof(w_arch(&W), "VE", key_id, head, rec, proof), MK_OK);
+	assert_true(mk_buf_len(rec) <= sizeof(fb));
+	memcpy(fb, mk_buf_data(rec), mk_buf_len(rec));
+	fb[mk_buf_len(rec) - 1] ^= 1; /* the signature's last byte */
+	assert_rc(mk_buf_put_bytes(forged, fb, mk_buf_len(rec)), MK_OK);
+	snprintf(path, sizeof(path), "%s/boxes/%s.verified", W.home, W.brass);
+	(void)unlink(path); /* what other tests' sessions remembered */
+
+	/* session 1: both verified, the genuine one remembered */
+	box = w_box_fresh(&W, W.brass);
+	assert_rc(brass_call(box, "VE", rec, proof, head, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(brass_call(box, "VE", forged, proof, head, &a, &r), MK_RC_SIGNATURE_INVALID);
+	assert_counts(box, 2, 0);
+	mk_box_free(box);
+	assert_non_null(f = w_read(path));
+	assert_int_equal(mk_buf_len(f), 18 + 32 + 16); /* one digest */
+	mk_buf_free(f);
+
+	/* session 2: the genuine one found, the forged one verified again */
+	box = w_box_fresh(&W, W.brass);
+	assert_rc(brass_call(box, "VE", rec, proof, head, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_rc(brass_call(box, "VE", forged, proof, head, &a, &r), MK_RC_SIGNATURE_INVALID);
+	assert_counts(box, 1, 1);
+	/* what one without the OC would write: the forged record's digest,
+	 * under a key of another OC */
+	assert_rc(box_verified_digest(box_find_domain(box, "VE")->sign_pub, mk_buf_data(forged), mk_buf_len(forged), dg),
+	          MK_OK);
+	mk_box_free(box);
+	assert_non_null(f = w_read(path));
+	assert_int_equal(mk_buf_len(f), 18 + 32 + 16);
+	memcpy(fb, mk_buf_data(f), mk_buf_len(f));
+	fb[18 + 5] ^= 1; /* the digest changed */
+	w_write(path, fb, mk_buf_len(f));
+
+	/* session 3: the changed file is not used */
+	box = w_box_fresh(&W, W.brass);
+	assert_rc(brass_call(box, "VE", rec, proof, head, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_counts(box, 1, 0);
+	mk_box_free(box);
+	mk_buf_free(f);
+	assert_non_null(f = w_read(path)); /* written anew: one digest, used next */
+	assert_int_equal(mk_buf_len(f), 18 + 32 + 16);
+	memcpy(fb, mk_buf_data(f), mk_buf_len(f));
+	memcpy(fb + 18, dg, 32);
+	memset(oc, 0x5a, sizeof(oc));
+	assert_rc(mk_kdf_derive(oc, 32, "meterkey box verified records v1", 32, W.brass, MK_BOX_ID_LEN, key, 32), MK_OK);
+	assert_rc(mk_cmac_once(key, 32, fb, 18 + 32, fb + 18 + 32, 16), MK_OK);
+	w_write(path, fb, mk_buf_len(f));
+
+	/* session 4: the forged record is verified, and refused */
+	box = w_box_fresh(&W, W.brass);
+	assert_rc(brass_call(box, "VE", forged, proof, head, &a, &r), MK_RC_SIGNATURE_INVALID);
+	assert_rc(brass_call(box, "VE", rec, proof, head, &a, &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	assert_counts(box, 2, 0);
+	mk_box_free(box);
+
+	mk_buf_free(f);
+	mk_buf_free(head);
+	mk_buf_free(rec);
+	mk_buf_free(forged);
+	mk_buf_free(proof);
+}
+
+/* The root key_id's record and proof give, and the map root of head. */
+static void proof_root(const struct mk_buf *head, uint64_t key_id, const struct mk_buf *rec,
+                       const struct mk_buf *proof, uint8_t root[32], uint8_t head_root[32])
+{
+	struct mk_head h;
+	uint8_t leaf[32];
+
+	assert_rc(mk_head_decode(mk_buf_data(head), mk_buf_len(head), &h), MK_OK);
+	memcpy(head_root, h.map_root, 32);
+	assert_rc(mk_keymap_leaf(key_id, mk_buf_data(rec), mk_buf_len(rec), leaf), MK_OK);
+	assert_rc(mk_keymap_root(key_id, leaf, mk_buf_data(proof), mk_buf_len(proof), root), MK_OK);
+}
+
+/*
+ * Proofs from one archive connection as the map moves on: the nodes a
+ * proof read are remembered by the head's map root (src/archive/keymap.c),
+ * so a new head's proofs must be read anew. A key's proof under the head,
+ * then a meter made (its keys written and a head signed over them), then
+ * the same key's proof again: each gives its own head's root, the roots
+ * differ, and the first proof no longer gives the new root.
+ */
+static void test_proofs_across_heads(void **state)
+{
+	struct mk_buf *head = mk_buf_new(MK_HEAD_MAX), *rec = mk_buf_new(MK_RECORD_MAX),
+	              *proof1 = mk_buf_new(MK_KEYMAP_PROOF_MAX), *proof2 = mk_buf_new(MK_KEYMAP_PROOF_MAX);
+	uint8_t r1[32], h1[32], r2[32], h2[32], stale[32], again[32];
+	char id[MK_METER_ID_MAX + 1];
+	uint64_t key_id;
+
+	(void)state;
+	fleet();
+	assert_non_null(head);
+	assert_non_null(rec);
+	assert_non_null(proof1);
+	assert_non_null(proof2);
+	assert_true((key_id = w_meter_key(&W, US1, "USPS")) != 0);
+	assert_rc(mk_archive_key_proof(w_arch(&W), "USPS", key_id, head, rec, proof1), MK_OK);
+	proof_root(head, key_id, rec, proof1, r1, h1);
+	assert_memory_equal(r1, h1, 32);
+	new_meter("PM100", "USPS", "US", "US0031", id);
+	assert_rc(mk_archive_key_proof(w_arch(&W), "USPS", key_id, head, rec, proof2), MK_OK);
+	proof_root(head, key_id, rec, proof2, r2, h2);
+	assert_memory_equal(r2, h2, 32);
+	assert_memory_not_equal(h1, h2, 32);
+	proof_root(head, key_id, rec, proof1, stale, h2);
+	assert_memory_not_equal(stale, h2, 32);
+	/* and again under the same head: the remembered nodes, the same proof */
+	assert_rc(mk_archive_key_proof(w_arch(&W), "USPS", key_id, head, rec, proof1), MK_OK);
+	proof_root(head, key_id, rec, proof1, again, h2);
+	assert_memory_equal(again, h2, 32);
+	assert_int_equal(mk_buf_len(proof1), mk_buf_len(proof2));
+	assert_memory_equal(mk_buf_data(proof1), mk_buf_data(proof2), mk_buf_len(proof2));
+	mk_buf_free(head);
+	mk_buf_free(rec);
+	mk_buf_free(proof1);
+	mk_buf_free(proof2);
+}
+
 /*
  * Packed items (06, what the KMS sends): two items, US1's piece with key 1
  * and US2's with no key, answered in order (good, unknown device); one
@@ -2337,6 +2554,8 @@ int main(void)
 		cmocka_unit_test(test_tin_other_month),
 		cmocka_unit_test(test_tin_wrong_record),
 		cmocka_unit_test(test_key_reference),
+		cmocka_unit_test(test_verified_records),
+		cmocka_unit_test(test_proofs_across_heads),
 		cmocka_unit_test(test_packed_items),
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),

@@ -1089,6 +1089,230 @@ static void test_box_process_misbehaves(void **state)
 	mk_buf_free(ans);
 }
 
+/* ---- The records a Brass box verified (verified.c) ------------------------------ */
+
+static void vfile(const char *path, struct mk_buf *out)
+{
+	FILE *fp = fopen(path, "rb");
+	uint8_t b[4096];
+	size_t n;
+
+	assert_non_null(fp);
+	mk_buf_reset(out);
+	while ((n = fread(b, 1, sizeof(b), fp)) > 0)
+		assert_int_equal(mk_buf_put_bytes(out, b, n), MK_OK);
+	fclose(fp);
+}
+
+static void vwrite(const char *path, const uint8_t *p, size_t n)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(p, 1, n, fp), n);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* path's digests as box id with oc: how many, and whether the file was refused. */
+static size_t vload(const char *path, const char *id, const uint8_t oc[32], int *refused)
+{
+	struct box_verified *v = NULL;
+	size_t n;
+
+	assert_int_equal(box_verified_load(path, id, oc, &v), MK_OK);
+	assert_non_null(v);
+	n = box_verified_count(v);
+	*refused = box_verified_refused(v);
+	box_verified_free(v);
+	return n;
+}
+
+/*
+ * The file, byte by byte (docs/formats.md, "Verified records"): magic,
+ * version, box ID, the count, the digests oldest first, and the tag,
+ * AES-256-CMAC under the key derived from the OC (the public KDF and CMAC
+ * give it again here). Read back whole by its box with its OC; refused (no
+ * digest kept) when any byte is changed, when cut or grown by one, by
+ * another box, under another OC. A session that gained nothing does not
+ * write; one whose file was refused writes it anew. The digest binds the
+ * key and the record: either changed, another digest.
+ */
+static void test_verified_file(void **state)
+{
+	struct fx *f = *state;
+	const char *id = "B00000007";
+	char path[160], other[160];
+	uint8_t oc[32], oc2[32], d[3][32], key[32], tag[16], pub[MK_EC_PUB_LEN], rec[40], in[28 + MK_EC_PUB_LEN + 32],
+	    want[32];
+	struct box_verified *v = NULL;
+	struct mk_buf *b = mk_buf_new(1024);
+	int refused;
+
+	assert_non_null(b);
+	memset(oc, 0x11, sizeof(oc));
+	memset(oc2, 0x12, sizeof(oc2));
+	for (int i = 0; i < 3; i++)
+		memset(d[i], 0xa0 + i, 32);
+	snprintf(path, sizeof(path), "%s/%s.verified", f->store, id);
+	snprintf(other, sizeof(other), "%s/B00000008.verified", f->store);
+
+	assert_int_equal(vload(path, id, oc, &refused), 0); /* none yet */
+	assert_false(refused);
+	assert_int_equal(box_verified_load(path, id, oc, &v), MK_OK);
+	assert_int_equal(box_verified_save(v, path, id, oc), MK_OK); /* nothing new: nothing written */
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(box_verified_add(v, d[0]), MK_OK);
+	assert_int_equal(box_verified_add(v, d[1]), MK_OK);
+	assert_int_equal(box_verified_add(v, d[0]), MK_OK); /* once */
+	assert_true(box_verified_has(v, d[1]));
+	assert_false(box_verified_has(v, d[2]));
+	assert_int_equal(box_verified_save(v, path, id, oc), MK_OK);
+	box_verified_free(v);
+
+	vfile(path, b);
+	assert_int_equal(mk_buf_len(b), 18 + 2 * 32 + 16);
+	assert_memory_equal(mk_buf_data(b), "MKVR\x01" "B00000007" "\x00\x00\x00\x02", 18);
+	assert_memory_equal(mk_buf_data(b) + 18, d[0], 32);
+	assert_memory_equal(mk_buf_data(b) + 50, d[1], 32);
+	assert_int_equal(mk_kdf_derive(oc, 32, "meterkey box verified records v1", 32, id, 9, key, 32), MK_OK);
+	assert_int_equal(mk_cmac_once(key, 32, mk_buf_data(b), 82, tag, 16), MK_OK);
+	assert_memory_equal(mk_buf_data(b) + 82, tag, 16);
+
+	assert_int_equal(box_verified_load(path, id, oc, &v), MK_OK);
+	assert_int_equal(box_verified_count(v), 2);
+	assert_true(box_verified_has(v, d[0]) && box_verified_has(v, d[1]) && !box_verified_has(v, d[2]));
+	unlink(path);
+	assert_int_equal(box_verified_save(v, path, id, oc), MK_OK); /* gained nothing */
+	assert_int_equal(access(path, F_OK), -1);
+	box_verified_free(v);
+	vwrite(path, mk_buf_data(b), mk_buf_len(b));
+
+	/* every byte changed, the length off by one, another box, another OC */
+	for (size_t i = 0; i < mk_buf_len(b); i++) {
+		uint8_t c[98];
+
+		memcpy(c, mk_buf_data(b), sizeof(c));
+		c[i] ^= 0x01;
+		vwrite(other, c, sizeof(c));
+		assert_int_equal(vload(other, id, oc, &refused), 0);
+		assert_true(refused);
+	}
+	vwrite(other, mk_buf_data(b), mk_buf_len(b) - 1);
+	assert_int_equal(vload(other, id, oc, &refused), 0);
+	assert_true(refused);
+	{
+		uint8_t c[99];
+
+		memcpy(c, mk_buf_data(b), 98);
+		c[98] = 0;
+		vwrite(other, c, sizeof(c));
+		assert_int_equal(vload(other, id, oc, &refused), 0);
+		assert_true(refused);
+	}
+	assert_int_equal(vload(path, "B00000008", oc, &refused), 0);
+	assert_true(refused);
+	assert_int_equal(vload(path, id, oc2, &refused), 0);
+	assert_true(refused);
+	assert_int_equal(vload(path, id, oc, &refused), 2); /* the file itself still is */
+	assert_false(refused);
+
+	/* a refused file is written anew, with what the session gained */
+	vwrite(other, mk_buf_data(b), mk_buf_len(b));
+	assert_int_equal(box_verified_load(other, "B00000008", oc, &v), MK_OK);
+	assert_true(box_verified_refused(v));
+	assert_int_equal(box_verified_add(v, d[2]), MK_OK);
+	assert_int_equal(box_verified_save(v, other, "B00000008", oc), MK_OK);
+	box_verified_free(v);
+	assert_int_equal(vload(other, "B00000008", oc, &refused), 1);
+	assert_false(refused);
+
+	/* the digest: SHA-256("meterkey verified record v1" NUL || key || SHA-256(record)) */
+	memset(pub, 0x04, sizeof(pub));
+	memset(rec, 0x33, sizeof(rec));
+	memcpy(in, "meterkey verified record v1", 28);
+	memcpy(in + 28, pub, sizeof(pub));
+	assert_int_equal(mk_sha256(rec, sizeof(rec), in + 28 + sizeof(pub)), MK_OK);
+	assert_int_equal(mk_sha256(in, sizeof(in), want), MK_OK);
+	assert_int_equal(box_verified_digest(pub, rec, sizeof(rec), d[0]), MK_OK);
+	assert_memory_equal(d[0], want, 32);
+	pub[1] ^= 1;
+	assert_int_equal(box_verified_digest(pub, rec, sizeof(rec), d[1]), MK_OK);
+	assert_memory_not_equal(d[0], d[1], 32);
+	pub[1] ^= 1;
+	rec[39] ^= 1;
+	assert_int_equal(box_verified_digest(pub, rec, sizeof(rec), d[1]), MK_OK);
+	assert_memory_not_equal(d[0], d[1], 32);
+	mk_buf_free(b);
+}
+
+/* docs/formats.md §5.2's example (made with openssl's command line): read
+ * as B00000001's with its OC, both digests found and a third not; the same
+ * two digests written give exactly its bytes. */
+static void test_verified_vector(void **state)
+{
+	struct fx *f = *state;
+	struct vec v;
+	char path[160], fresh[160];
+	uint8_t oc[32], d[3][32];
+	struct box_verified *bv = NULL;
+	struct mk_buf *b = mk_buf_new(1024);
+
+	assert_non_null(b);
+	vec("verified-example", &v);
+	for (int i = 0; i < 32; i++)
+		oc[i] = (uint8_t)i;
+	for (int i = 0; i < 3; i++)
+		memset(d[i], 0xa0 + i, 32);
+	snprintf(path, sizeof(path), "%s/B00000001.verified", f->store);
+	snprintf(fresh, sizeof(fresh), "%s/fresh.verified", f->store);
+	vwrite(path, v.b, v.n);
+	assert_int_equal(box_verified_load(path, "B00000001", oc, &bv), MK_OK);
+	assert_false(box_verified_refused(bv));
+	assert_int_equal(box_verified_count(bv), 2);
+	assert_true(box_verified_has(bv, d[0]) && box_verified_has(bv, d[1]) && !box_verified_has(bv, d[2]));
+	box_verified_free(bv);
+	assert_int_equal(box_verified_load(fresh, "B00000001", oc, &bv), MK_OK);
+	assert_int_equal(box_verified_add(bv, d[0]), MK_OK);
+	assert_int_equal(box_verified_add(bv, d[1]), MK_OK);
+	assert_int_equal(box_verified_save(bv, fresh, "B00000001", oc), MK_OK);
+	box_verified_free(bv);
+	vfile(fresh, b);
+	assert_int_equal(mk_buf_len(b), v.n);
+	assert_memory_equal(mk_buf_data(b), v.b, v.n);
+	mk_buf_free(b);
+}
+
+/* The file keeps the newest BOX_VERIFIED_MAX digests: a session past it
+ * writes them, the oldest left out; all are kept in memory meanwhile. */
+static void test_verified_cap(void **state)
+{
+	struct fx *f = *state;
+	const char *id = "B00000007";
+	char path[160];
+	uint8_t oc[32], d[32];
+	struct box_verified *v = NULL;
+	size_t n = BOX_VERIFIED_MAX + 3;
+
+	memset(oc, 0x11, sizeof(oc));
+	snprintf(path, sizeof(path), "%s/%s.verified", f->store, id);
+	assert_int_equal(box_verified_load(path, id, oc, &v), MK_OK);
+	memset(d, 0, sizeof(d));
+	for (size_t i = 0; i < n; i++) {
+		memcpy(d, &i, sizeof(i));
+		assert_int_equal(box_verified_add(v, d), MK_OK);
+	}
+	assert_int_equal(box_verified_count(v), n);
+	assert_int_equal(box_verified_save(v, path, id, oc), MK_OK);
+	box_verified_free(v);
+	assert_int_equal(box_verified_load(path, id, oc, &v), MK_OK);
+	assert_int_equal(box_verified_count(v), BOX_VERIFIED_MAX);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(d, &i, sizeof(i));
+		assert_int_equal(box_verified_has(v, d), i >= 3);
+	}
+	box_verified_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1108,6 +1332,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mfg_accept_relay_refused, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_box_process_misbehaves, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_oak_process_and_open, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_verified_file, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_verified_vector, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_verified_cap, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
