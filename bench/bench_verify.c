@@ -628,26 +628,33 @@ static void lines_file(const struct fleet *f, size_t from, size_t n, const char 
 /* meterkey verify --file (the program at BENCH_CLI) on inds[from, from +
  * nd) as text lines, fresh, duplicates on, its output to /dev/null:
  * indicia/s, or 0 (with why on stderr) when it did not pass them all good.
- * What a mail centre feeding it a night's scans gets. And *startp, the
- * seconds the same program takes on one line of each meter (the first m
- * of the slice, interleaved) with --no-duplicates, so recording nothing:
- * its start, which the timed run pays too (the home and boxes opened,
- * each meter's key record in each domain checked once in the process),
- * where the in-process pipeline's verifier is warm. */
-static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char *mk, double *startp)
+ * What a mail centre feeding it a night's scans gets. And startp[0] and
+ * [1], the seconds the same program takes on one line of each meter (the
+ * first m of the slice, interleaved) with --no-duplicates, so recording
+ * nothing, run twice: its start, which the timed run pays too (the home
+ * and boxes opened, each meter's key record in each domain checked once in
+ * the process), where the in-process pipeline's verifier is warm; the
+ * first run may be the first on the fleet, which verifies the records'
+ * signatures, the second finds them remembered by the box. */
+static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char *mk, double startp[2])
 {
 	char path[4200], cmd[16384];
 	double t0, t;
 	int rc;
 
-	*startp = 0;
+	startp[0] = startp[1] = 0;
 	snprintf(path, sizeof(path), "%s.lines", f->home);
 	lines_file(f, from, f->m < nd ? f->m : nd, path);
 	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --no-duplicates --file '%s' >/dev/null", mk,
 	         f->home, f->url, path);
-	t0 = bench_now();
-	if (system(cmd) == 0)
-		*startp = bench_now() - t0;
+	/* twice: as the home is (the first run on a fleet verifies every key
+	 * record's signature; the Brass box remembers them, <ID>.verified),
+	 * then again, as every later run starts */
+	for (int i = 0; i < 2; i++) {
+		t0 = bench_now();
+		if (system(cmd) == 0)
+			startp[i] = bench_now() - t0;
+	}
 	lines_file(f, from, nd, path);
 	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --chunk %zu --file '%s' >/dev/null",
 	         mk, f->home, f->url, DBATCH, path);
@@ -693,7 +700,9 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	if (3 * nd <= n)
 		run_duplicates_2(f, 2 * nd, nd, both);
 	const char *mk = getenv("BENCH_CLI");
-	double cli_start = 0, cli = mk != NULL && mk[0] != '\0' && 4 * nd <= n ? cli_pass(f, 3 * nd, nd, mk, &cli_start) : 0;
+	double cli_starts[2] = { 0, 0 },
+	       cli = mk != NULL && mk[0] != '\0' && 4 * nd <= n ? cli_pass(f, 3 * nd, nd, mk, cli_starts) : 0,
+	       cli_start = cli_starts[1];
 	{
 		int64_t *keys = calloc(nd, sizeof(*keys));
 
@@ -721,9 +730,9 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		bench_report_vs("meterkey verify --file vs the pipeline", "ind", cli, "in-process", two[0]);
 		if (cli_start > 0 && (double)nd / cli > cli_start)
 			printf("  meterkey verify's start: %.2f s (one line of each of the %zu meters, --no-duplicates: the "
-			       "home opened, each meter's key records checked once a process); the file without it %.0f "
-			       "ind/s, ratio %.2f\n",
-			       cli_start, f->m, (double)nd / ((double)nd / cli - cli_start),
+			       "home opened, each meter's key records checked once a process; %.2f s the first time, "
+			       "when the box verified their signatures); the file without it %.0f ind/s, ratio %.2f\n",
+			       cli_start, f->m, cli_starts[0], (double)nd / ((double)nd / cli - cli_start),
 			       (double)nd / ((double)nd / cli - cli_start) / two[0]);
 	}
 	if (raw > 0) {

@@ -493,6 +493,28 @@ MK_WUR enum mk_err mk_keymap_root(uint64_t key_id, const uint8_t leaf[static 32]
 /* The root of the empty map. */
 void mk_keymap_empty_root(uint8_t out[static 32]);
 
+/* Nodes of key maps remembered under their roots (a map's nodes are fixed
+ * by its root; a few roots at a time, bounded: past it everything is
+ * forgotten). One thread at a time; what the archive's proofs read and the
+ * boxes' checks climbed. */
+struct mk_keymap_nodes;
+MK_WUR enum mk_err mk_keymap_nodes_new(struct mk_keymap_nodes **np);
+void mk_keymap_nodes_free(struct mk_keymap_nodes *m);
+/* root's slot in m (made, perhaps forgetting the others). */
+int mk_keymap_nodes_root(struct mk_keymap_nodes *m, const uint8_t root[static 32]);
+/* The node at level lvl (0: the leaves), index idx, under root's slot; NULL
+ * when not known. */
+const uint8_t *mk_keymap_nodes_get(const struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx);
+void mk_keymap_nodes_put(struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx, const uint8_t h[static 32]);
+/* Whether leaf (key key_id) and proof give root, as mk_keymap_root would,
+ * climbing only up to the first node of the path m knows under root
+ * (nodes a check gave before): equal, the leaf is in that map (the rest of
+ * the path led to root before), else it is not; the nodes climbed are
+ * then known. MK_OK, MK_ERR_VERIFY (another root), MK_ERR_INVALID_ARG (a
+ * malformed proof, a key ID >= 2^32). */
+MK_WUR enum mk_err mk_keymap_check(struct mk_keymap_nodes *m, uint64_t key_id, const uint8_t leaf[static 32],
+                                   const uint8_t *proof, size_t n, const uint8_t root[static 32]);
+
 /* What a box is asked to sign: the newest head (none before the first),
  * the Brass versions written since, in order, each with the version it
  * replaces (none: an empty leaf) and its proof in the map before it, and
@@ -538,6 +560,14 @@ MK_WUR enum mk_err mk_archive_get_head(struct mk_archive *a, const char *domain,
  */
 MK_WUR enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint64_t key_id,
                                         struct mk_buf *head, struct mk_buf *rec, struct mk_buf *proof);
+
+/* mk_archive_key_proof of the key mk_archive_find_device_key finds for the
+ * device (its newest key that is not BAD, as the archive stands), found in
+ * the same snapshot; its ID into *key_idp. What the Brass verifier asks
+ * once a device. */
+MK_WUR enum mk_err mk_archive_device_proof(struct mk_archive *a, const char *domain, const char *product_code,
+                                           const char *mfg_seq, struct mk_buf *head, struct mk_buf *rec,
+                                           struct mk_buf *proof, uint64_t *key_idp);
 
 /* What mk_archive_heads_verify found. */
 struct mk_heads_result {

@@ -56,6 +56,16 @@ MK_WUR enum mk_err mk_merkle_node(const uint8_t l[static MK_MERKLE_LEN],
                                   const uint8_t r[static MK_MERKLE_LEN],
                                   uint8_t out[static MK_MERKLE_LEN]);
 
+/* A digest context for many inner-node hashes in a row (a path climbed):
+ * made once, each mk_merkle_node_on hashes on it without allocating.
+ * One thread at a time. */
+struct mk_merkle_hasher;
+MK_WUR enum mk_err mk_merkle_hasher_new(struct mk_merkle_hasher **hp);
+/* mk_merkle_node on h. */
+MK_WUR enum mk_err mk_merkle_node_on(struct mk_merkle_hasher *h, const uint8_t l[static MK_MERKLE_LEN],
+                                     const uint8_t r[static MK_MERKLE_LEN], uint8_t out[static MK_MERKLE_LEN]);
+void mk_merkle_hasher_free(struct mk_merkle_hasher *h);
+
 /* The root MTH of the tree over n leaf hashes leaves[0..n) (already
  * leaf-hashed); n == 0 gives SHA-256("") and leaves may then be NULL.
  * MK_ERR_INVALID_ARG when leaves is NULL for n > 0, or n is more than an

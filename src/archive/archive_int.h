@@ -162,6 +162,9 @@ struct mk_db_ops {
 	X(S_KEY_FIND_DEVICE,                                                                     \
 	  "SELECT version, record FROM keys WHERE domain = $1 AND product_code = $2 AND "         \
 	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
+	X(S_KEY_FIND_DEVICE_ID,                                                                  \
+	  "SELECT key_id FROM keys WHERE domain = $1 AND product_code = $2 AND "                  \
+	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
 	X(S_KEY_LIST,                                                                            \
 	  "SELECT key_id, version, record, status, product_code, mfg_seq FROM keys "              \
 	  "WHERE domain = $1 ORDER BY key_id", 0)                                                 \
@@ -350,8 +353,9 @@ struct mk_archive {
 	void *db;
 	struct seen_cache *seen; /* seen.c: device numbers known committed, and the
 	                          * domains without sightings before schema 7 */
-	struct keymap_memo *keymap_memo; /* keymap.c: nodes read under heads (one
-	                                  * allocation: mk_archive_close frees it) */
+	struct mk_keymap_nodes *keymap_memo; /* keymap.c: nodes its proofs read under
+	                                      * heads (one allocation: mk_archive_close
+	                                      * frees it) */
 };
 
 /* seen_cache.c: frees a->seen (mk_archive_close). */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "archive/archive_int.h"
 #include "meterkey/crypto.h"
 #include "meterkey/tlv.h"
@@ -138,24 +140,116 @@ enum mk_err archive_keymap_proof_encode(const uint8_t sib[MK_KEYMAP_DEPTH][32], 
 enum mk_err archive_keymap_climb(uint64_t key_id, const uint8_t leaf[32], const uint8_t sib[MK_KEYMAP_DEPTH][32],
                                  uint8_t nodes[MK_KEYMAP_DEPTH + 1][32])
 {
+	struct mk_merkle_hasher *h = NULL;
+	enum mk_err e;
+
+	if ((e = mk_merkle_hasher_new(&h)) != MK_OK)
+		return e;
 	memcpy(nodes[0], leaf, 32);
-	for (unsigned l = 0; l < MK_KEYMAP_DEPTH; l++) {
+	for (unsigned l = 0; l < MK_KEYMAP_DEPTH && e == MK_OK; l++) {
 		int right = (int)((key_id >> l) & 1);
 
-		if (mk_merkle_node(right ? sib[l] : nodes[l], right ? nodes[l] : sib[l], nodes[l + 1]) != MK_OK)
-			return MK_ERR_CRYPTO;
+		if (mk_merkle_node_on(h, right ? sib[l] : nodes[l], right ? nodes[l] : sib[l], nodes[l + 1]) != MK_OK)
+			e = MK_ERR_CRYPTO;
 	}
-	return MK_OK;
+	mk_merkle_hasher_free(h);
+	return e;
 }
 
-enum mk_err mk_keymap_root(uint64_t key_id, const uint8_t leaf[static 32], const uint8_t *proof, size_t n,
-                           uint8_t root[static 32])
+/* ---- Nodes of maps, remembered under their roots ------------------------------------- */
+
+/* A map's nodes are fixed by its root (each node the hash of the two
+ * below): what is known of a map under one root stays true. The roots of
+ * a few heads (one a domain) are kept; a new root beyond them, or a table
+ * three quarters full, forgets everything (a climb adds 32 nodes at most:
+ * there is always room). Node hashes are public. One allocation. */
+#define NODES_ROOTS 4
+#define NODES_CAP ((size_t)1 << 17) /* slots, a power of 2 */
+#define NODES_FILL (NODES_CAP / 4 * 3)
+
+struct node_ent {
+	uint64_t idx;
+	uint8_t lvl; /* the level + 1: 0 is a free slot */
+	uint8_t root;
+	uint8_t h[32];
+};
+
+struct mk_keymap_nodes {
+	uint8_t roots[NODES_ROOTS][32];
+	unsigned nroots;
+	size_t n;
+	struct node_ent e[NODES_CAP];
+};
+
+enum mk_err mk_keymap_nodes_new(struct mk_keymap_nodes **np)
 {
-	uint8_t sib[MK_KEYMAP_DEPTH][32], nodes[MK_KEYMAP_DEPTH + 1][32];
+	return (*np = calloc(1, sizeof(**np))) != NULL ? MK_OK : MK_ERR_NOMEM;
+}
+
+void mk_keymap_nodes_free(struct mk_keymap_nodes *m)
+{
+	free(m);
+}
+
+static void nodes_clear(struct mk_keymap_nodes *m)
+{
+	memset(m->e, 0, sizeof(m->e));
+	m->n = 0;
+}
+
+int mk_keymap_nodes_root(struct mk_keymap_nodes *m, const uint8_t root[static 32])
+{
+	if (m->n >= NODES_FILL)
+		nodes_clear(m);
+	for (unsigned i = 0; i < m->nroots; i++)
+		if (memcmp(m->roots[i], root, 32) == 0)
+			return (int)i;
+	if (m->nroots == NODES_ROOTS) {
+		nodes_clear(m);
+		m->nroots = 0;
+	}
+	memcpy(m->roots[m->nroots], root, 32);
+	return (int)m->nroots++;
+}
+
+static struct node_ent *nodes_slot(const struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx)
+{
+	uint64_t x = (idx ^ ((uint64_t)lvl << 56) ^ ((uint64_t)root << 62)) * 0x9e3779b97f4a7c15u;
+	size_t i = (size_t)(x >> 40) & (NODES_CAP - 1);
+
+	while (m->e[i].lvl != 0 && !(m->e[i].lvl == lvl + 1 && m->e[i].root == root && m->e[i].idx == idx))
+		i = (i + 1) & (NODES_CAP - 1);
+	return (struct node_ent *)&m->e[i];
+}
+
+const uint8_t *mk_keymap_nodes_get(const struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx)
+{
+	const struct node_ent *e = nodes_slot(m, root, lvl, idx);
+
+	return e->lvl != 0 ? e->h : NULL;
+}
+
+void mk_keymap_nodes_put(struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx, const uint8_t h[static 32])
+{
+	struct node_ent *e = nodes_slot(m, root, lvl, idx);
+
+	if (e->lvl != 0)
+		return;
+	e->idx = idx;
+	e->lvl = (uint8_t)(lvl + 1);
+	e->root = (uint8_t)root;
+	memcpy(e->h, h, 32);
+	m->n++;
+}
+
+/* The siblings a proof names (the map of those not empty, then them,
+ * each not the empty one: one encoding a proof). */
+static enum mk_err proof_siblings(const uint8_t *proof, size_t n, uint8_t sib[MK_KEYMAP_DEPTH][32])
+{
 	uint32_t map;
 	size_t at = 4;
 
-	if (proof == NULL || n < 4 || key_id >> MK_KEYMAP_DEPTH != 0)
+	if (proof == NULL || n < 4)
 		return MK_ERR_INVALID_ARG;
 	map = (uint32_t)proof[0] << 24 | (uint32_t)proof[1] << 16 | (uint32_t)proof[2] << 8 | proof[3];
 	for (unsigned l = 0; l < MK_KEYMAP_DEPTH; l++) {
@@ -163,13 +257,58 @@ enum mk_err mk_keymap_root(uint64_t key_id, const uint8_t leaf[static 32], const
 			memcpy(sib[l], archive_keymap_empty(l), 32);
 			continue;
 		}
-		/* one encoding a proof: a sibling sent is never the empty one */
 		if (n - at < 32 || memcmp(proof + at, archive_keymap_empty(l), 32) == 0)
 			return MK_ERR_INVALID_ARG;
 		memcpy(sib[l], proof + at, 32);
 		at += 32;
 	}
-	if (at != n || archive_keymap_climb(key_id, leaf, sib, nodes) != MK_OK)
+	return at == n ? MK_OK : MK_ERR_INVALID_ARG;
+}
+
+enum mk_err mk_keymap_check(struct mk_keymap_nodes *m, uint64_t key_id, const uint8_t leaf[static 32],
+                            const uint8_t *proof, size_t n, const uint8_t root[static 32])
+{
+	uint8_t sib[MK_KEYMAP_DEPTH][32], nodes[MK_KEYMAP_DEPTH + 1][32];
+	struct mk_merkle_hasher *h = NULL;
+	const uint8_t *known = NULL;
+	enum mk_err e;
+	unsigned l;
+	int slot;
+
+	if (m == NULL || key_id >> MK_KEYMAP_DEPTH != 0)
+		return MK_ERR_INVALID_ARG;
+	if ((e = proof_siblings(proof, n, sib)) != MK_OK)
+		return e;
+	slot = mk_keymap_nodes_root(m, root);
+	if ((e = mk_merkle_hasher_new(&h)) != MK_OK)
+		return e;
+	memcpy(nodes[0], leaf, 32);
+	/* up to the first node known under root, or to the root */
+	for (l = 0; l < MK_KEYMAP_DEPTH && (known = mk_keymap_nodes_get(m, slot, l, key_id >> l)) == NULL; l++) {
+		int right = (int)((key_id >> l) & 1);
+
+		if ((e = mk_merkle_node_on(h, right ? sib[l] : nodes[l], right ? nodes[l] : sib[l], nodes[l + 1])) !=
+		    MK_OK)
+			break;
+	}
+	mk_merkle_hasher_free(h);
+	if (e != MK_OK)
+		return MK_ERR_CRYPTO;
+	if (CRYPTO_memcmp(nodes[l], known != NULL ? known : root, 32) != 0)
+		return MK_ERR_VERIFY;
+	/* the path below is now known under root */
+	for (unsigned k = 0; k < l; k++)
+		mk_keymap_nodes_put(m, slot, k, key_id >> k, nodes[k]);
+	return MK_OK;
+}
+
+enum mk_err mk_keymap_root(uint64_t key_id, const uint8_t leaf[static 32], const uint8_t *proof, size_t n,
+                           uint8_t root[static 32])
+{
+	uint8_t sib[MK_KEYMAP_DEPTH][32], nodes[MK_KEYMAP_DEPTH + 1][32];
+
+	if (key_id >> MK_KEYMAP_DEPTH != 0 || proof_siblings(proof, n, sib) != MK_OK ||
+	    archive_keymap_climb(key_id, leaf, sib, nodes) != MK_OK)
 		return MK_ERR_INVALID_ARG;
 	memcpy(root, nodes[MK_KEYMAP_DEPTH], 32);
 	return MK_OK;

@@ -101,92 +101,28 @@ static enum mk_err siblings(struct mk_archive *a, const char *domain, const stru
 
 /* ---- Nodes under a head, remembered --------------------------------------------------- */
 
-/* A map's nodes are fixed by its root (each node the hash of the two
- * below), so the nodes a proof read under a head are remembered by that
- * head's map root (struct mk_archive's keymap_memo): a fleet's proofs then
- * read each node once per head instead of 32 rows a key. The roots of a
- * few heads (one a domain) are kept; a new root beyond them, or a full
- * table, forgets everything. Node hashes are public. One allocation,
- * freed by mk_archive_close. */
-#define MEMO_ROOTS 4
-#define MEMO_CAP ((size_t)1 << 17) /* slots, a power of 2 */
-#define MEMO_FILL (MEMO_CAP / 4 * 3)
-
-struct memo_ent {
-	uint64_t idx;
-	uint8_t lvl; /* the level + 1: 0 is a free slot */
-	uint8_t root;
-	uint8_t h[32];
-};
-
-struct keymap_memo {
-	uint8_t roots[MEMO_ROOTS][32];
-	unsigned nroots;
-	size_t n;
-	struct memo_ent e[MEMO_CAP];
-};
-
-/* The slot of root in a's memo, made, or -1 when there is no memory for
- * it (then nothing is remembered). A memo three quarters full is emptied
- * first, so that a proof (32 nodes at most) always finds room. */
-static int memo_root(struct mk_archive *a, const uint8_t root[32])
-{
-	struct keymap_memo *m = a->keymap_memo;
-
-	if (m == NULL && (m = a->keymap_memo = calloc(1, sizeof(*m))) == NULL)
-		return -1;
-	if (m->n >= MEMO_FILL) {
-		memset(m->e, 0, sizeof(m->e));
-		m->n = 0;
-	}
-	for (unsigned i = 0; i < m->nroots; i++)
-		if (memcmp(m->roots[i], root, 32) == 0)
-			return (int)i;
-	if (m->nroots == MEMO_ROOTS) {
-		memset(m->e, 0, sizeof(m->e));
-		m->n = 0;
-		m->nroots = 0;
-	}
-	memcpy(m->roots[m->nroots], root, 32);
-	return (int)m->nroots++;
-}
-
-static struct memo_ent *memo_slot(struct keymap_memo *m, int root, unsigned lvl, uint64_t idx)
-{
-	uint64_t x = (idx ^ ((uint64_t)lvl << 56) ^ ((uint64_t)root << 62)) * 0x9e3779b97f4a7c15u;
-	size_t i = (size_t)(x >> 40) & (MEMO_CAP - 1);
-
-	while (m->e[i].lvl != 0 && !(m->e[i].lvl == lvl + 1 && m->e[i].root == root && m->e[i].idx == idx))
-		i = (i + 1) & (MEMO_CAP - 1);
-	return &m->e[i];
-}
-
 /* The siblings of key_id's path in the map under the head whose root is
- * root (ov: the versions written since, taken back), remembered. */
+ * root (ov: the versions written since, taken back), remembered in a's
+ * mk_keymap_nodes (made on first use; a map's nodes are fixed by its
+ * root): a fleet's proofs then read each node once per head instead of
+ * 32 rows a key. */
 static enum mk_err siblings_at(struct mk_archive *a, const char *domain, const struct overlay *ov,
                                const uint8_t root[32], uint64_t key_id, uint8_t sib[MK_KEYMAP_DEPTH][32])
 {
-	int slot = memo_root(a, root);
-	struct keymap_memo *m = a->keymap_memo;
 	enum mk_err r = MK_OK;
+	int slot;
 
-	if (slot < 0)
-		return siblings(a, domain, ov, key_id, sib);
+	if (a->keymap_memo == NULL && mk_keymap_nodes_new(&a->keymap_memo) != MK_OK)
+		return siblings(a, domain, ov, key_id, sib); /* no memory: nothing remembered */
+	slot = mk_keymap_nodes_root(a->keymap_memo, root);
 	for (unsigned l = 0; l < MK_KEYMAP_DEPTH && r == MK_OK; l++) {
 		uint64_t idx = (key_id >> l) ^ 1;
-		struct memo_ent *e = memo_slot(m, slot, l, idx);
+		const uint8_t *h = mk_keymap_nodes_get(a->keymap_memo, slot, l, idx);
 
-		if (e->lvl != 0) {
-			memcpy(sib[l], e->h, 32);
-			continue;
-		}
-		if ((r = node_get(a, domain, ov, l, idx, sib[l])) != MK_OK)
-			continue;
-		e->idx = idx;
-		e->lvl = (uint8_t)(l + 1);
-		e->root = (uint8_t)slot;
-		memcpy(e->h, sib[l], 32);
-		m->n++;
+		if (h != NULL)
+			memcpy(sib[l], h, 32);
+		else if ((r = node_get(a, domain, ov, l, idx, sib[l])) == MK_OK)
+			mk_keymap_nodes_put(a->keymap_memo, slot, l, idx, sib[l]);
 	}
 	return r;
 }
@@ -493,6 +429,7 @@ struct proof_args {
 	const char *domain;
 	uint64_t key_id;
 	struct mk_buf *head, *rec, *proof;
+	const char *product_code, *mfg_seq; /* mk_archive_device_proof: the device whose key */
 };
 
 static enum mk_err do_proof(struct mk_archive *a, struct proof_args *x)
@@ -505,6 +442,23 @@ static enum mk_err do_proof(struct mk_archive *a, struct proof_args *x)
 	size_t prn, j;
 	enum mk_err r;
 
+	if (x->product_code != NULL) { /* the device's newest key that is not BAD */
+		struct mk_db_val p[] = { MK_DB_TEXT_VAL(x->domain), MK_DB_TEXT_VAL(x->product_code),
+			                 MK_DB_TEXT_VAL(x->mfg_seq) };
+		struct row_copy id;
+
+		if ((r = archive_query_row(a, S_KEY_FIND_DEVICE_ID, p, 3, &id)) != MK_OK)
+			goto out;
+		if (!id.found) {
+			r = MK_RC_RECORD_UNKNOWN;
+			goto out;
+		}
+		if (id.v[0].type != MK_DB_INT || id.v[0].i <= 0 || (uint64_t)id.v[0].i >> MK_KEYMAP_DEPTH != 0) {
+			r = MK_ERR_DB_RECORD;
+			goto out;
+		}
+		x->key_id = (uint64_t)id.v[0].i;
+	}
 	if ((r = newest_head(a, x->domain, x->head, &h)) != MK_OK)
 		goto out;
 	if (h.seq == 0) {
@@ -547,7 +501,7 @@ out:
 enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint64_t key_id, struct mk_buf *head,
                                  struct mk_buf *rec, struct mk_buf *proof)
 {
-	struct proof_args x = { domain, key_id, head, rec, proof };
+	struct proof_args x = { domain, key_id, head, rec, proof, NULL, NULL };
 	enum mk_err r;
 
 	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || key_id == 0 ||
@@ -558,5 +512,26 @@ enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint6
 		return r;
 	r = do_proof(a, &x);
 	a->ops->rollback(a->db);
+	return r;
+}
+
+enum mk_err mk_archive_device_proof(struct mk_archive *a, const char *domain, const char *product_code,
+                                    const char *mfg_seq, struct mk_buf *head, struct mk_buf *rec,
+                                    struct mk_buf *proof, uint64_t *key_idp)
+{
+	struct proof_args x = { domain, 0, head, rec, proof, product_code, mfg_seq };
+	enum mk_err r;
+
+	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || product_code == NULL || mfg_seq == NULL ||
+	    !archive_ident_valid(product_code) || !archive_ident_valid(mfg_seq) || head == NULL || rec == NULL ||
+	    proof == NULL || key_idp == NULL)
+		return MK_ERR_INVALID_ARG;
+	*key_idp = 0;
+	if ((r = a->ops->begin_read(a->db)) != MK_OK)
+		return r;
+	r = do_proof(a, &x);
+	a->ops->rollback(a->db);
+	if (r == MK_OK)
+		*key_idp = x.key_id;
 	return r;
 }

@@ -73,6 +73,7 @@ struct vcache {
 	struct box_verified *ver; /* the records verified in earlier sessions (Brass; NULL until read) */
 	int ver_read;             /* read (or tried) */
 	size_t checked, remembered; /* record signatures verified, and found in ver instead */
+	struct mk_keymap_nodes *nodes; /* of the key maps, under the heads' roots its proofs gave */
 	struct mk_cmac_keys *cm; /* the one cipher context every token key is set on in turn */
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
 	uint16_t hhead[VCACHE_BUCKETS]; /* the same by the record's hash (references) */
@@ -170,6 +171,7 @@ static void vcache_free(struct vcache *c)
 	for (size_t i = 0; i < VCACHE_MAX; i++)
 		vkey_clear(&c->e[i]);
 	mk_cmac_keys_free(c->cm);
+	mk_keymap_nodes_free(c->nodes);
 	(void)munlock(c, sizeof(*c));
 	munmap(c, sizeof(*c));
 }
@@ -564,23 +566,28 @@ static enum mk_verify_result check_item(const struct box_domain *d, struct mk_cm
 /* ---- The newest version, under the signed head --------------------------------------------- */
 
 /* p[0..n) (record key_id) is the newest version under head h: its leaf,
- * with the proof, gives the head's map root. */
-static enum mk_err newest(uint64_t key_id, const uint8_t *p, size_t n, const uint8_t *proof, size_t pn,
-                          const struct mk_head *h)
+ * with the proof, gives the head's map root. Climbed up to the first node
+ * a proof climbed before under that root (c->nodes, mk_keymap_check): a
+ * fleet's records share all but the lowest nodes of their paths. */
+static enum mk_err newest(struct vcache *c, uint64_t key_id, const uint8_t *p, size_t n, const uint8_t *proof,
+                          size_t pn, const struct mk_head *h)
 {
 	uint8_t leaf[32], root[32];
 
-	if (mk_keymap_leaf(key_id, p, n, leaf) != MK_OK || mk_keymap_root(key_id, leaf, proof, pn, root) != MK_OK ||
-	    CRYPTO_memcmp(root, h->map_root, 32) != 0)
+	if (mk_keymap_leaf(key_id, p, n, leaf) != MK_OK)
 		return MK_RC_NOT_NEWEST;
+	if (c->nodes != NULL || mk_keymap_nodes_new(&c->nodes) == MK_OK)
+		return mk_keymap_check(c->nodes, key_id, leaf, proof, pn, h->map_root) == MK_OK ? MK_OK : MK_RC_NOT_NEWEST;
+	if (mk_keymap_root(key_id, leaf, proof, pn, root) != MK_OK || CRYPTO_memcmp(root, h->map_root, 32) != 0)
+		return MK_RC_NOT_NEWEST; /* no memory for the nodes: the whole path */
 	return MK_OK;
 }
 
 /* Tin: the status of k's key from its master key record p[0..n), which
  * a Brass box of the domain signed and which is the newest version under
  * h: ACTIVE verifies, OBSOLETE up to its retirement day, nothing else. */
-static enum mk_err tin_status(const struct box_domain *d, struct vkey *k, const uint8_t *p, size_t n,
-                              const uint8_t *proof, size_t pn, const struct mk_head *h)
+static enum mk_err tin_status(struct vcache *c, const struct box_domain *d, struct vkey *k, const uint8_t *p,
+                              size_t n, const uint8_t *proof, size_t pn, const struct mk_head *h)
 {
 	struct mk_key_record *rec;
 	uint8_t hash[32];
@@ -606,7 +613,7 @@ static enum mk_err tin_status(const struct box_domain *d, struct vkey *k, const 
 		e = MK_RC_SIGNATURE_INVALID;
 		goto out;
 	}
-	if ((e = newest(rec->key_id, p, n, proof, pn, h)) != MK_OK)
+	if ((e = newest(c, rec->key_id, p, n, proof, pn, h)) != MK_OK)
 		goto out;
 	k->active = rec->status == MK_KEY_ACTIVE || rec->status == MK_KEY_OBSOLETE;
 	k->last_day = rec->status == MK_KEY_OBSOLETE ? mk_indicium_day(rec->status_time) : UINT32_MAX;
@@ -670,8 +677,9 @@ static enum mk_err request_keys(struct mk_box *b, struct box_domain *d, const st
 		if (e != MK_OK)
 			return e;
 		if (tin)
-			e = tin_status(d, keys[nkeys], m, mn, pr, prn, &h);
-		else if (keys[nkeys]->proven != h.seq && (e = newest(keys[nkeys]->key_id, p, n, pr, prn, &h)) == MK_OK)
+			e = tin_status(VC(b), d, keys[nkeys], m, mn, pr, prn, &h);
+		else if (keys[nkeys]->proven != h.seq &&
+		         (e = newest(VC(b), keys[nkeys]->key_id, p, n, pr, prn, &h)) == MK_OK)
 			keys[nkeys]->proven = h.seq;
 		if (e != MK_OK)
 			return e;

@@ -15,6 +15,7 @@
  * subtrees like a binary carry, and the root folds them right to left.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -73,9 +74,26 @@ out:
 	return r;
 }
 
+struct mk_merkle_hasher {
+	EVP_MD_CTX *md;
+};
+
+enum mk_err mk_merkle_hasher_new(struct mk_merkle_hasher **hp)
+{
+	struct mk_merkle_hasher *h = calloc(1, sizeof(*h));
+
+	*hp = NULL;
+	if (h == NULL || (h->md = EVP_MD_CTX_new()) == NULL) {
+		free(h);
+		return MK_ERR_NOMEM;
+	}
+	*hp = h;
+	return MK_OK;
+}
+
 /* The node's input is assembled on the stack first, so out may be l or r. */
-enum mk_err mk_merkle_node(const uint8_t l[static MK_MERKLE_LEN],
-                           const uint8_t r[static MK_MERKLE_LEN], uint8_t out[static MK_MERKLE_LEN])
+enum mk_err mk_merkle_node_on(struct mk_merkle_hasher *h, const uint8_t l[static MK_MERKLE_LEN],
+                              const uint8_t r[static MK_MERKLE_LEN], uint8_t out[static MK_MERKLE_LEN])
 {
 	uint8_t in[1 + 2 * MK_MERKLE_LEN];
 	unsigned int len = 0;
@@ -83,10 +101,32 @@ enum mk_err mk_merkle_node(const uint8_t l[static MK_MERKLE_LEN],
 	in[0] = NODE_PREFIX;
 	memcpy(in + 1, l, MK_MERKLE_LEN);
 	memcpy(in + 1 + MK_MERKLE_LEN, r, MK_MERKLE_LEN);
-	if (crypto_sha256() == NULL || EVP_Digest(in, sizeof(in), out, &len, crypto_sha256(), NULL) != 1 ||
+	if (crypto_sha256() == NULL || EVP_DigestInit_ex2(h->md, crypto_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h->md, in, sizeof(in)) != 1 || EVP_DigestFinal_ex(h->md, out, &len) != 1 ||
 	    len != MK_MERKLE_LEN)
 		return MK_ERR_CRYPTO;
 	return MK_OK;
+}
+
+void mk_merkle_hasher_free(struct mk_merkle_hasher *h)
+{
+	if (h == NULL)
+		return;
+	EVP_MD_CTX_free(h->md);
+	free(h);
+}
+
+enum mk_err mk_merkle_node(const uint8_t l[static MK_MERKLE_LEN],
+                           const uint8_t r[static MK_MERKLE_LEN], uint8_t out[static MK_MERKLE_LEN])
+{
+	struct mk_merkle_hasher *h = NULL;
+	enum mk_err e;
+
+	if ((e = mk_merkle_hasher_new(&h)) != MK_OK)
+		return e == MK_ERR_NOMEM ? MK_ERR_CRYPTO : e; /* the contract's one code */
+	e = mk_merkle_node_on(h, l, r, out);
+	mk_merkle_hasher_free(h);
+	return e;
 }
 
 static enum mk_err empty_root(uint8_t out[static MK_MERKLE_LEN])

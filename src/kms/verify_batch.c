@@ -63,10 +63,12 @@ static void lookup_unlink(struct vdomain *d, struct lookup *l)
 		}
 }
 
-/* The record found (key key_id, Tin's master key record) as it stands
- * under the domain's newest signed head, with its proof: what the box
- * takes (mk_archive_key_proof). The head's number is the lookup's. */
-static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct lookup *l, uint64_t key_id)
+/* The record found (key key_id, Tin's master key record; with ind, the
+ * key of ind's device) as it stands under the domain's newest signed
+ * head, with its proof: what the box takes (mk_archive_key_proof,
+ * mk_archive_device_proof). The head's number is the lookup's. */
+static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct lookup *l, uint64_t key_id,
+                              const struct mk_indicium *ind)
 {
 	struct mk_buf *into = v->tin ? l->mrec : l->rec;
 	struct mk_head *h;
@@ -76,7 +78,11 @@ static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct l
 		return MK_ERR_NOMEM;
 	if ((h = malloc(sizeof(*h))) == NULL)
 		return MK_ERR_NOMEM;
-	e = mk_archive_key_proof(mk_kms_archive(v->kms), d->id, key_id, d->signed_head, into, l->proof);
+	if (ind != NULL) /* Brass: the device's key, found in the same snapshot */
+		e = mk_archive_device_proof(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq,
+		                            d->signed_head, into, l->proof, &key_id);
+	else
+		e = mk_archive_key_proof(mk_kms_archive(v->kms), d->id, key_id, d->signed_head, into, l->proof);
 	if (e == MK_OK && mk_head_decode(mk_buf_data(d->signed_head), mk_buf_len(d->signed_head), h) != MK_OK)
 		e = MK_ERR_DB_HEAD;
 	if (e == MK_OK)
@@ -136,16 +142,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		goto fail;
 	}
 	if (!v->tin) {
-		struct mk_key_record *r = calloc(1, sizeof(*r));
-
-		if (r == NULL) {
-			*ep = MK_ERR_NOMEM;
-			goto fail;
-		}
-		*ep = mk_archive_find_device_key(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq, r);
-		if (*ep == MK_OK)
-			*ep = under_head(v, d, l, r->key_id);
-		free(r);
+		*ep = under_head(v, d, l, 0, ind);
 	} else {
 		struct mk_token_key_record *t = calloc(1, sizeof(*t));
 
@@ -169,7 +166,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 			 * master key record under the signed head says whether the
 			 * key is still ACTIVE, or until which day an OBSOLETE one (a
 			 * meter retired meanwhile) verifies: Tin checks both. */
-			*ep = under_head(v, d, l, t->key_id);
+			*ep = under_head(v, d, l, t->key_id, NULL);
 			if (*ep == MK_RC_RECORD_UNKNOWN) /* a token key of a key no head knows */
 				*ep = MK_ERR_DB_HEAD;
 		}

@@ -750,6 +750,60 @@ static void test_keymap_proofs(void **state)
 	}
 }
 
+/*
+ * mk_keymap_check climbs only up to the first node a check climbed before
+ * under the same root, and answers as mk_keymap_root compared with the
+ * root would: each key of the reference map (and each absent key with an
+ * empty leaf) passes, cold and with the nodes of the others known; its
+ * twins fail cold and warm: the empty leaf of a present key, a present
+ * leaf at an absent key, a level-0 sibling changed, another root (and
+ * under it, the nodes known under the first root are not used: a leaf
+ * that passed under the first fails under the second); a malformed
+ * proof is refused as mk_keymap_root refuses it.
+ */
+static void test_keymap_check(void **state)
+{
+	static const uint64_t absent[] = { 0, 3, 6, 1001, 2147483648u, 4294967294u };
+	uint8_t ref_root[32], other[32], zero[32] = { 0 };
+	uint8_t sib[DEPTH][32], proof[MK_KEYMAP_PROOF_MAX], bad[MK_KEYMAP_PROOF_MAX];
+	struct mk_keymap_nodes *m = NULL;
+	size_t n;
+
+	(void)state;
+	ref_init();
+	ref_subtree(DEPTH, 0, ref_root);
+	memcpy(other, ref_root, 32);
+	other[31] ^= 1;
+	for (int warm = 0; warm < 2; warm++) {
+		assert_int_equal(mk_keymap_nodes_new(&m), MK_OK);
+		for (size_t pass = 0; pass < (size_t)(warm ? 2 : 1); pass++)
+			for (size_t i = 0; i < NKEYS; i++) {
+				n = ref_proof(map_keys[i], sib, proof);
+				if (!warm) { /* each twin first, on nothing known */
+					assert_int_equal(mk_keymap_check(m, map_keys[i], zero, proof, n, ref_root), MK_ERR_VERIFY);
+					memcpy(bad, proof, n);
+					if (n > 4)
+						bad[4] ^= 1; /* the lowest sibling sent */
+					assert_int_equal(mk_keymap_check(m, map_keys[i], ref_leaves[i], bad, n, ref_root),
+					                 n > 4 ? MK_ERR_VERIFY : MK_OK);
+				}
+				assert_int_equal(mk_keymap_check(m, map_keys[i], ref_leaves[i], proof, n, ref_root), MK_OK);
+				/* twins, with the path known now */
+				assert_int_equal(mk_keymap_check(m, map_keys[i], zero, proof, n, ref_root), MK_ERR_VERIFY);
+				assert_int_equal(mk_keymap_check(m, map_keys[i], ref_leaves[i], proof, n, other), MK_ERR_VERIFY);
+				assert_int_equal(mk_keymap_check(m, map_keys[i], ref_leaves[i], proof, n - 1, ref_root),
+				                 MK_ERR_INVALID_ARG);
+			}
+		for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+			n = ref_proof(absent[i], sib, proof);
+			assert_int_equal(mk_keymap_check(m, absent[i], zero, proof, n, ref_root), MK_OK);
+			assert_int_equal(mk_keymap_check(m, absent[i], ref_leaves[0], proof, n, ref_root), MK_ERR_VERIFY);
+		}
+		assert_int_equal(mk_keymap_check(m, (uint64_t)1 << 32, zero, proof, n, ref_root), MK_ERR_INVALID_ARG);
+		mk_keymap_nodes_free(m);
+	}
+}
+
 /* Tampering with any sibling, the leaf, or the key gives another root. */
 static void test_keymap_tampered(void **state)
 {
@@ -870,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_keymap_empty_root),
 		cmocka_unit_test(test_keymap_proofs),
 		cmocka_unit_test(test_keymap_tampered),
+		cmocka_unit_test(test_keymap_check),
 		cmocka_unit_test(test_keymap_malformed),
 	};
 
