@@ -647,10 +647,16 @@ static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char
 	lines_file(f, from, f->m < nd ? f->m : nd, path);
 	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --no-duplicates --file '%s' >/dev/null", mk,
 	         f->home, f->url, path);
-	/* twice: as the home is (the first run on a fleet verifies every key
-	 * record's signature; the Brass box remembers them, <ID>.verified),
-	 * then again, as every later run starts */
+	/* twice: cold, the Brass boxes' memory of the records they verified
+	 * (<ID>.verified) removed, as the first run on a fleet (it verifies
+	 * every key record's signature); then as every later run starts */
 	for (int i = 0; i < 2; i++) {
+		for (size_t w = 0; i == 0 && w < MK_ARRAY_LEN(f->brass); w++) {
+			char vf[4200];
+
+			snprintf(vf, sizeof(vf), "%s/boxes/%s.verified", f->home, f->brass[w]);
+			(void)unlink(vf);
+		}
 		t0 = bench_now();
 		if (system(cmd) == 0)
 			startp[i] = bench_now() - t0;
@@ -730,8 +736,9 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		bench_report_vs("meterkey verify --file vs the pipeline", "ind", cli, "in-process", two[0]);
 		if (cli_start > 0 && (double)nd / cli > cli_start)
 			printf("  meterkey verify's start: %.2f s (one line of each of the %zu meters, --no-duplicates: the "
-			       "home opened, each meter's key records checked once a process; %.2f s the first time, "
-			       "when the box verified their signatures); the file without it %.0f ind/s, ratio %.2f\n",
+			       "home opened, each meter's key records checked once a process; %.2f s cold, the box's "
+			       "verified records removed: it verified their signatures); the file without it %.0f ind/s, "
+			       "ratio %.2f\n",
 			       cli_start, f->m, cli_starts[0], (double)nd / ((double)nd / cli - cli_start),
 			       (double)nd / ((double)nd / cli - cli_start) / two[0]);
 	}
