@@ -184,6 +184,14 @@ static int body_valid(const struct body *f)
 	/* The line: 15 fields each followed by '/', then two check characters;
 	 * the identities take a character more at each case toggle. */
 	idents = f->len[2] + f->len[3] + f->len[4];
+	/* the numbers at their longest (version and algorithm 3 digits, the
+	 * 32-bit ones 10, the registers 20) and a toggle a character of the
+	 * identities: when even that fits, the line does, without a division
+	 * (the verifier judges every indicium it encodes) */
+	text = 3 + 3 + f->len[0] + f->len[1] + idents + 8 + f->len[5] + 10 + 10 + 20 + 20 +
+	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
+	if (text + idents <= TXT_LINE_MAX_V1)
+		return 1;
 	text = dec_len(f->version) + dec_len(f->token_alg) + f->len[0] + f->len[1] + idents + 8 + f->len[5] +
 	       dec_len(f->postage) + dec_len(f->piece_count) + dec_len(f->ascending) + dec_len(f->descending) +
 	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
