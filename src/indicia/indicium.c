@@ -311,15 +311,30 @@ static size_t signed_part_len(const struct mk_indicium *ind, const size_t lens[6
 	       (ind->version == MK_INDICIUM_VERSION_SIGNED ? 1u : 0u);
 }
 
+/* Writes a token of n bytes (MK_TOKEN_LEN_MIN..MK_TOKEN_LEN_MAX, valid)
+ * with its length: in two 8-byte words that overlap where n < 16 (4 words
+ * of 4 bytes below 8), as a copy of a few bytes of unknown length became
+ * a string instruction whose start costs more than the copy (the
+ * verifier encodes every indicium). */
+static uint8_t *w_token(uint8_t *p, const uint8_t *t, uint8_t n)
+{
+	_Static_assert(MK_TOKEN_LEN_MIN >= 4 && MK_TOKEN_LEN_MAX <= 16, "w_token's copy");
+	*p++ = n;
+	if (n >= 8) {
+		memcpy(p, t, 8);
+		memcpy(p + n - 8, t + n - 8, 8);
+	} else {
+		memcpy(p, t, 4);
+		memcpy(p + n - 4, t + n - 4, 4);
+	}
+	return p + n;
+}
+
 static uint8_t *w_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg, uint8_t *p)
 {
 	p = w_data(ind, lens, p);
-	*p++ = ind->vendor_token_len;
-	memcpy(p, ind->vendor_token, ind->vendor_token_len);
-	p += ind->vendor_token_len;
-	*p++ = ind->postal_token_len;
-	memcpy(p, ind->postal_token, ind->postal_token_len);
-	p += ind->postal_token_len;
+	p = w_token(p, ind->vendor_token, ind->vendor_token_len);
+	p = w_token(p, ind->postal_token, ind->postal_token_len);
 	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
 		*p++ = sig_alg;
 	return p;
