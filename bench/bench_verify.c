@@ -39,6 +39,11 @@
  * Usage: bench_verify [seconds per measurement, default 1] [N indicia,
  *        default 100000] [M meters, default 200] [ND with duplicates,
  *        default 2000]
+ *
+ * BENCH_CLOCK=thread (bench.h) times each thread by its own CPU time: for
+ * comparing the crypto path's code on a shared machine (ND 0); the
+ * figures with duplicates, which wait for the disk and other threads,
+ * mean nothing so.
  */
 #include <inttypes.h>
 #include <pthread.h>

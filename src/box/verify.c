@@ -49,6 +49,7 @@ struct vkey {
 	uint32_t first_day, end_day;     /* registration day (or period start), period end */
 	uint32_t last_day;               /* an OBSOLETE key's retirement day, else UINT32_MAX */
 	uint32_t period;                 /* of tkey */
+	uint32_t tfirst, tend;           /* Brass: period's days (first, the day after the last) */
 	int64_t fresh_until;             /* Tin: the token key record's freshness end */
 	struct mk_cmac_key tkey;         /* the token key of period (len 0: none yet) */
 	char product_code[MK_IDENT_MAX + 1], mfg_seq[MK_IDENT_MAX + 1];
@@ -475,7 +476,16 @@ out:
 /* The n bytes at s (not NUL-terminated) are the string z. */
 static int str_is(const char *s, size_t n, const char *z)
 {
-	return strncmp(s, z, n) == 0 && z[n] == '\0';
+	/* strncmp(s, z, n) == 0, inline: the fields are a few characters,
+	 * four of them an item, where the library call's set-up costs more
+	 * than the compare */
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != z[i])
+			return 0;
+		if (z[i] == '\0')
+			break;
+	}
+	return z[n] == '\0';
 }
 
 /* One item against its key: the checks in the order of Fig. 28. now is the
@@ -524,10 +534,13 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_
 		return MK_VR_BEFORE_REGISTRATION;
 	if (ind.date >= k->end_day)
 		return MK_VR_UNKNOWN_DEVICE; /* a token key of another period */
-	period = mk_token_period(ind.date);
-	if (!k->token_key && (k->tkey.len == 0 || k->period != period)) {
+	/* Brass: the token key of the indicium's period (its month), derived
+	 * when the one held is of another (its days kept beside it: the date
+	 * compared, the month not computed per item) */
+	if (!k->token_key && (k->tkey.len == 0 || ind.date < k->tfirst || ind.date >= k->tend)) {
 		uint8_t tk[MK_MASTER_KEY_LEN];
 
+		period = mk_token_period(ind.date);
 		OPENSSL_cleanse(&k->tkey, sizeof(k->tkey));
 		if (mk_token_key_derive(k->key, d->id, k->product_code, k->mfg_seq, period, tk) != MK_OK ||
 		    mk_cmac_key_set(cm, tk, sizeof(tk), &k->tkey) != MK_OK) {
@@ -536,6 +549,7 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_
 		}
 		OPENSSL_cleanse(tk, sizeof(tk));
 		k->period = period;
+		mk_token_period_days(period, &k->tfirst, &k->tend);
 	}
 	/* The tokens cover the canonical data, which the binary form carries
 	 * first. */
@@ -624,6 +638,38 @@ out:
 	return e;
 }
 
+/* Fetches the entries a request's references name towards the cache: the
+ * buckets' heads, then their first entries' front (what the lookup and
+ * the items read, up to the identities). With a fleet each is a cache miss that
+ * cache_find_hash would take one after the other; asked for together they
+ * overlap. Only a hint: the list is read again, and checked, by
+ * request_keys, which finds the same entries without it. */
+static void prefetch_refs(const struct vcache *c, const uint8_t *keys, size_t keys_len)
+{
+	uint32_t bk[MK_VERIFY_KEYS_MAX];
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n, count = 0, nb = 0;
+
+	mk_tlv_reader_init(&r, keys, keys_len);
+	while (mk_msg_list_next(&r, &count, MK_VERIFY_KEYS_MAX, &p, &n) == MK_OK && p != NULL)
+		if (n == MK_VERIFY_REF_LEN) {
+			bk[nb] = hash_bucket(p);
+			__builtin_prefetch(&c->hhead[bk[nb++]]);
+		}
+	for (size_t i = 0; i < nb; i++) {
+		uint16_t at = c->hhead[bk[i]];
+
+		if (at != VCACHE_NONE) {
+			const char *from = (const char *)&c->e[at], *to = (const char *)&c->e[at].indicia_serial[MK_IDENT_MAX];
+
+			for (; from < to; from += 64)
+				__builtin_prefetch(from);
+			__builtin_prefetch(to);
+		}
+	}
+}
+
 /* The key records of a request, each with its proof (and Tin's master key
  * record) under the request's head: any that fails refuses the request. */
 static enum mk_err request_keys(struct mk_box *b, struct box_domain *d, const struct mk_box_verify_req *in,
@@ -636,6 +682,7 @@ static enum mk_err request_keys(struct mk_box *b, struct box_domain *d, const st
 	int tin = b->type == MK_BOX_TIN;
 	enum mk_err e;
 
+	prefetch_refs(VC(b), in->keys, in->keys_len);
 	mk_tlv_reader_init(&kl, in->keys, in->keys_len);
 	mk_tlv_reader_init(&pl, in->has_proofs ? in->proofs : NULL, in->has_proofs ? in->proofs_len : 0);
 	mk_tlv_reader_init(&ml, in->has_records ? in->records : NULL, in->has_records ? in->records_len : 0);

@@ -282,10 +282,13 @@ static enum mk_err check_next_tag(const struct mk_tlv_reader *r, uint8_t *tagp)
 
 	if (r->oversize)
 		return MK_ERR_TLV_LENGTH;
-	if (mk_buf_peek_u8(&r->in, &tag) != MK_OK) {
+	/* the reader's bytes read in place here and in parse_element (not
+	 * through a call a byte): every element of a message passes here */
+	if (r->in.off >= r->in.len) {
 		*tagp = MK_TLV_END;
 		return MK_OK;
 	}
+	tag = r->in.data[r->in.off];
 	if (!tag_valid(tag))
 		return MK_ERR_TLV_TAG;
 	if (tag <= r->last_tag)
@@ -301,8 +304,7 @@ enum mk_err mk_tlv_peek_tag(const struct mk_tlv_reader *r, uint8_t *tagp)
 
 /*
  * Parses the length header and value of the element at the read position
- * (whose tag was already checked) from a view of the rest, so nothing is
- * consumed: *valp, *lenp describe the value and *totalp the element's size.
+ * (whose tag was already checked) in place, so nothing is consumed: *valp, *lenp describe the value and *totalp the element's size.
  * Every rule that makes the length canonical is here: definite form only, at
  * most three length bytes, no leading zero byte and no long form where a
  * shorter one would do, and no value beyond the end of the sequence.
@@ -310,42 +312,37 @@ enum mk_err mk_tlv_peek_tag(const struct mk_tlv_reader *r, uint8_t *tagp)
 static enum mk_err parse_element(const struct mk_tlv_reader *r, const uint8_t **valp,
                                  size_t *lenp, size_t *totalp)
 {
-	struct mk_buf v;
-	uint8_t tag, first, b;
-	size_t n = 0, nbytes;
+	const uint8_t *p = r->in.data + r->in.off;
+	size_t avail = r->in.len - r->in.off, at = 2, n, nbytes;
 
-	mk_buf_init_view(&v, mk_buf_rptr(&r->in), mk_buf_remaining(&r->in));
-	if (mk_buf_get_u8(&v, &tag) != MK_OK || mk_buf_get_u8(&v, &first) != MK_OK)
+	if (avail < 2)
 		return MK_ERR_TLV_LENGTH;
-	if (first < 0x80) {
-		n = first;
-	} else {
-		nbytes = first & 0x7fu;
-		if (nbytes == 0 || nbytes > 3)
+	n = p[1];
+	if (n >= 0x80) {
+		nbytes = n & 0x7fu;
+		if (nbytes == 0 || nbytes > 3 || avail - at < nbytes)
 			return MK_ERR_TLV_LENGTH;
-		for (size_t i = 0; i < nbytes; i++) {
-			if (mk_buf_get_u8(&v, &b) != MK_OK)
-				return MK_ERR_TLV_LENGTH;
-			n = (n << 8) | b;
-		}
+		n = 0;
+		for (size_t i = 0; i < nbytes; i++)
+			n = (n << 8) | p[at + i];
+		at += nbytes;
 		/* minimal: the long form only from 0x80, and no leading zero byte */
 		if (n < 0x80 || n < ((size_t)1 << (8 * (nbytes - 1))))
 			return MK_ERR_TLV_LENGTH;
 	}
-	if (mk_buf_get_ptr(&v, n, valp) != MK_OK)
+	if (n > avail - at)
 		return MK_ERR_TLV_LENGTH;
+	*valp = p + at;
 	*lenp = n;
-	*totalp = mk_buf_len(&v) - mk_buf_remaining(&v);
+	*totalp = at + n;
 	return MK_OK;
 }
 
 /* Marks the element just parsed as read. */
 static void consume(struct mk_tlv_reader *r, uint8_t tag, size_t total)
 {
-	enum mk_err e = mk_buf_skip(&r->in, total);
-
-	assert(e == MK_OK); /* parse_element measured it inside the view */
-	(void)e;
+	assert(total <= r->in.len - r->in.off); /* parse_element measured it inside the reader */
+	r->in.off += total;
 	r->last_tag = tag;
 }
 

@@ -8,6 +8,7 @@
  * key restarts with the key already set). bench/bench_cmac.c measures this
  * against EVP_MAC_CTX_dup of a template and against the plain one-shot.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -241,68 +242,75 @@ enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t 
 	return r;
 }
 
-/* The whole CMAC of msg under k into full. */
+/* What keys_full works in, wiped in one call when done: the last block,
+ * the whole CMAC, then the cipher's output (CBC's chaining values). */
+struct cmac_work {
+	uint8_t last[16];
+	uint8_t full[MK_CMAC_MAX_LEN];
+	uint8_t out[CBC_CHUNK];
+};
+
+/* The whole CMAC of msg under k into w->full; *usedp is how much of w was
+ * written (what to wipe). */
 static enum mk_err keys_full(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const uint8_t *msg, size_t n,
-                             uint8_t full[MK_CMAC_MAX_LEN])
+                             struct cmac_work *w, size_t *usedp)
 {
-	uint8_t out[CBC_CHUNK], last[16];
 	/* the complete blocks before the last, then the last one masked */
 	size_t head = n == 0 ? 0 : (n - 1) / 16 * 16, tail = n - head;
 	EVP_CIPHER_CTX *x = keys_ctx(cs, k->key, k->len);
-	enum mk_err r = MK_ERR_CRYPTO;
 	int len;
 
+	*usedp = offsetof(struct cmac_work, out) + (head < CBC_CHUNK ? head : CBC_CHUNK);
 	if (x == NULL)
 		return MK_ERR_CRYPTO;
 	for (size_t at = 0, c; at < head; at += c) {
 		c = head - at < CBC_CHUNK ? head - at : CBC_CHUNK;
-		if (EVP_EncryptUpdate(x, out, &len, msg + at, (int)c) != 1 || (size_t)len != c)
-			goto out;
+		if (EVP_EncryptUpdate(x, w->out, &len, msg + at, (int)c) != 1 || (size_t)len != c)
+			return MK_ERR_CRYPTO;
 	}
-	memcpy(last, msg + head, tail);
+	memcpy(w->last, msg + head, tail);
 	if (tail == 16) {
 		for (int i = 0; i < 16; i++)
-			last[i] ^= k->k1[i];
+			w->last[i] ^= k->k1[i];
 	} else {
-		last[tail] = 0x80;
-		memset(last + tail + 1, 0, 15 - tail);
+		w->last[tail] = 0x80;
+		memset(w->last + tail + 1, 0, 15 - tail);
 		for (int i = 0; i < 16; i++)
-			last[i] ^= k->k2[i];
+			w->last[i] ^= k->k2[i];
 	}
-	if (EVP_EncryptUpdate(x, full, &len, last, 16) == 1 && len == 16)
-		r = MK_OK;
-out:
-	OPENSSL_cleanse(out, head < CBC_CHUNK ? head : CBC_CHUNK);
-	OPENSSL_cleanse(last, sizeof(last));
-	return r;
+	if (EVP_EncryptUpdate(x, w->full, &len, w->last, 16) == 1 && len == 16)
+		return MK_OK;
+	return MK_ERR_CRYPTO;
 }
 
 enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
                                  uint8_t *out, size_t outlen)
 {
-	uint8_t full[MK_CMAC_MAX_LEN];
+	struct cmac_work w;
+	size_t used;
 	enum mk_err r;
 
 	if (cs == NULL || k == NULL || k->len == 0 || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = keys_full(cs, k, msg, n, full)) == MK_OK)
-		memcpy(out, full, outlen);
-	OPENSSL_cleanse(full, sizeof(full));
+	if ((r = keys_full(cs, k, msg, n, &w, &used)) == MK_OK)
+		memcpy(out, w.full, outlen);
+	OPENSSL_cleanse(&w, used);
 	return r;
 }
 
 enum mk_err mk_cmac_keys_verify(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
                                 const uint8_t *tag, size_t taglen)
 {
-	uint8_t full[MK_CMAC_MAX_LEN];
+	struct cmac_work w;
+	size_t used;
 	enum mk_err r;
 
 	if (cs == NULL || k == NULL || k->len == 0 || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = keys_full(cs, k, msg, n, full)) == MK_OK)
-		r = mk_ct_equal(full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
-	OPENSSL_cleanse(full, sizeof(full));
+	if ((r = keys_full(cs, k, msg, n, &w, &used)) == MK_OK)
+		r = mk_ct_equal(w.full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
+	OPENSSL_cleanse(&w, used);
 	return r;
 }

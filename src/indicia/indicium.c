@@ -184,6 +184,14 @@ static int body_valid(const struct body *f)
 	/* The line: 15 fields each followed by '/', then two check characters;
 	 * the identities take a character more at each case toggle. */
 	idents = f->len[2] + f->len[3] + f->len[4];
+	/* the numbers at their longest (version and algorithm 3 digits, the
+	 * 32-bit ones 10, the registers 20) and a toggle a character of the
+	 * identities: when even that fits, the line does, without a division
+	 * (the verifier judges every indicium it encodes) */
+	text = 3 + 3 + f->len[0] + f->len[1] + idents + 8 + f->len[5] + 10 + 10 + 20 + 20 +
+	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
+	if (text + idents <= TXT_LINE_MAX_V1)
+		return 1;
 	text = dec_len(f->version) + dec_len(f->token_alg) + f->len[0] + f->len[1] + idents + 8 + f->len[5] +
 	       dec_len(f->postage) + dec_len(f->piece_count) + dec_len(f->ascending) + dec_len(f->descending) +
 	       ind_b32_len(f->vendor_token_len) + ind_b32_len(f->postal_token_len) + TXT_FIELDS + 2;
@@ -303,15 +311,30 @@ static size_t signed_part_len(const struct mk_indicium *ind, const size_t lens[6
 	       (ind->version == MK_INDICIUM_VERSION_SIGNED ? 1u : 0u);
 }
 
+/* Writes a token of n bytes (MK_TOKEN_LEN_MIN..MK_TOKEN_LEN_MAX, valid)
+ * with its length: in two 8-byte words that overlap where n < 16 (4 words
+ * of 4 bytes below 8), as a copy of a few bytes of unknown length became
+ * a string instruction whose start costs more than the copy (the
+ * verifier encodes every indicium). */
+static uint8_t *w_token(uint8_t *p, const uint8_t *t, uint8_t n)
+{
+	_Static_assert(MK_TOKEN_LEN_MIN >= 4 && MK_TOKEN_LEN_MAX <= 16, "w_token's copy");
+	*p++ = n;
+	if (n >= 8) {
+		memcpy(p, t, 8);
+		memcpy(p + n - 8, t + n - 8, 8);
+	} else {
+		memcpy(p, t, 4);
+		memcpy(p + n - 4, t + n - 4, 4);
+	}
+	return p + n;
+}
+
 static uint8_t *w_signed_part(const struct mk_indicium *ind, const size_t lens[6], uint8_t sig_alg, uint8_t *p)
 {
 	p = w_data(ind, lens, p);
-	*p++ = ind->vendor_token_len;
-	memcpy(p, ind->vendor_token, ind->vendor_token_len);
-	p += ind->vendor_token_len;
-	*p++ = ind->postal_token_len;
-	memcpy(p, ind->postal_token, ind->postal_token_len);
-	p += ind->postal_token_len;
+	p = w_token(p, ind->vendor_token, ind->vendor_token_len);
+	p = w_token(p, ind->postal_token, ind->postal_token_len);
 	if (ind->version == MK_INDICIUM_VERSION_SIGNED)
 		*p++ = sig_alg;
 	return p;

@@ -2269,6 +2269,68 @@ static void test_packed_items(void **state)
 	free(t);
 }
 
+/*
+ * Identities that share a prefix with a genuine device's (the verifier's
+ * remembered devices and the box compare names inline, character by
+ * character): US1's piece good; the same with its MSN a character longer
+ * or shorter, its product code longer, or a character moved across the
+ * dash (product PM10, MSN "0" and US1's): unknown device through Brass
+ * and Tin, in one batch after the genuine one, and through the Tin box
+ * with US1's own record; its negative twin, the genuine piece with a token
+ * byte flipped: bad token, and US2's record for US1's piece: unknown.
+ */
+static void test_device_names(void **state)
+{
+	struct mk_indicium g, v[6];
+	struct mk_verify_outcome o[6];
+	struct mk_token_key_record *t = calloc(1, sizeof(*t));
+	struct mk_buf *rv1 = mk_buf_new(W_CAP), *rv2 = mk_buf_new(W_CAP);
+	struct mk_box *box;
+	size_t n;
+	uint8_t r = 0xff;
+
+	(void)state;
+	fleet();
+	assert_non_null(t);
+	assert_non_null(rv1);
+	assert_non_null(rv2);
+	frank(US1, 76, TODAY, 1, &g);
+	n = strlen(g.mfg_seq);
+	assert_true(n >= 2 && n + 1 < MK_IDENT_MAX);
+	for (size_t i = 0; i < 6; i++)
+		v[i] = g;
+	v[1].mfg_seq[n] = '7';
+	v[2].mfg_seq[n - 1] = '\0';
+	strcat(v[3].product_code, "0");
+	snprintf(v[4].product_code, sizeof(v[4].product_code), "%.*s", (int)strlen(g.product_code) - 1, g.product_code);
+	snprintf(v[4].mfg_seq, sizeof(v[4].mfg_seq), "%c%s", g.product_code[strlen(g.product_code) - 1], g.mfg_seq);
+	v[5].vendor_token[0] ^= 1;
+	for (int tin = 0; tin < 2; tin++) {
+		verify_n(tin, false, v, 6, o);
+		expect(&o[0], VR_GOOD, VR_GOOD);
+		for (size_t i = 1; i < 5; i++)
+			expect(&o[i], VR_UNKNOWN, VR_UNKNOWN);
+		expect(&o[5], VR_BAD, VR_GOOD);
+	}
+	token_record("VE", US1, TODAY, t, rv1);
+	token_record("VE", US2, TODAY, t, rv2);
+	box = w_box(&W, TIN);
+	assert_rc(tin_call(box, "VE", rv1, &v[0], &r), MK_OK);
+	assert_vr(r, VR_GOOD);
+	for (size_t i = 1; i < 5; i++) {
+		assert_rc(tin_call(box, "VE", rv1, &v[i], &r), MK_OK);
+		assert_vr(r, VR_UNKNOWN);
+	}
+	assert_rc(tin_call(box, "VE", rv1, &v[5], &r), MK_OK);
+	assert_vr(r, VR_BAD);
+	assert_rc(tin_call(box, "VE", rv2, &v[0], &r), MK_OK);
+	assert_vr(r, VR_UNKNOWN);
+	mk_box_free(box);
+	mk_buf_free(rv1);
+	mk_buf_free(rv2);
+	free(t);
+}
+
 /* ---- 8. Check characters and correction ----------------------------------------- */
 
 static uint64_t rnd_state = 0x9E3779B97F4A7C15u;
@@ -2557,6 +2619,7 @@ int main(void)
 		cmocka_unit_test(test_verified_records),
 		cmocka_unit_test(test_proofs_across_heads),
 		cmocka_unit_test(test_packed_items),
+		cmocka_unit_test(test_device_names),
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),

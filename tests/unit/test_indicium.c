@@ -423,6 +423,84 @@ static void test_candidates_refusals(void **state)
 	assert_int_equal(mk_indicium_text_candidates(line, on_cand, &c, &count), MK_ERR_INDICIUM_FORMAT);
 }
 
+/* ---- the line's length at its limit ------------------------------------------------ */
+
+/* Whether every encoder takes a (the binary form, the data, the text), and
+ * the text's length when they do; 0 when every one refuses it. */
+static size_t line_len_or_refused(const struct mk_indicium *a)
+{
+	uint8_t mem[MK_INDICIUM_BIN_MAX];
+	char line[MK_INDICIUM_TEXT_MAX];
+	struct mk_buf b;
+	enum mk_err e1, e2, e3;
+
+	mk_buf_init_fixed(&b, mem, sizeof(mem));
+	e1 = mk_indicium_encode(a, &b);
+	mk_buf_reset(&b);
+	e2 = mk_indicium_encode_data(a, &b);
+	e3 = mk_indicium_text_encode(a, line);
+	assert_int_equal(e1, e2);
+	assert_int_equal(e1, e3);
+	if (e1 != MK_OK) {
+		assert_int_equal(e1, MK_ERR_INVALID_ARG);
+		return 0;
+	}
+	return strlen(line);
+}
+
+/*
+ * The line's limit (255 characters in version 1) decided exactly where a
+ * quick bound cannot (the numbers long, the identities long): an MSN that
+ * brings the line to 255 is taken, one character more is refused; so is a
+ * register one digit longer, and a case toggle (a '-' in the line) past
+ * the limit, while the same toggle with a character less fits.
+ */
+static void test_line_limit(void **state)
+{
+	struct mk_indicium a, b;
+	size_t base, n;
+
+	(void)state;
+	ind1(&a);
+	strcpy(a.vendor, "VENDOR01");
+	strcpy(a.postal, "POSTAL01");
+	strcpy(a.origin, "1234567890");
+	strcpy(a.product_code, "PRODUCTCODE0123456789ABCDEFGHIJK"); /* 32 */
+	strcpy(a.indicia_serial, "SERIAL0123456789ABCDEFGHIJKLMNOP");  /* 32 */
+	a.ascending = 1000000000000000000u;                             /* 19 digits */
+	a.descending = 9999999999999999999u;                            /* 19 */
+	a.postage = 4000000000u;
+	a.piece_count = 4000000000u;
+	a.vendor_token_len = a.postal_token_len = MK_TOKEN_LEN_MAX;
+	strcpy(a.mfg_seq, "M");
+	base = line_len_or_refused(&a);
+	assert_true(base > 0 && base < 255);
+	n = 255 - base + 1; /* the MSN's length for a line of 255 */
+	assert_true(n <= MK_IDENT_MAX);
+	memset(a.mfg_seq, 0, sizeof(a.mfg_seq));
+	memset(a.mfg_seq, '7', n);
+	assert_int_equal(line_len_or_refused(&a), 255);
+	b = a; /* one character more */
+	b.mfg_seq[n] = '7';
+	assert_int_equal(line_len_or_refused(&b), 0);
+	b = a; /* a register one digit longer (10^19) */
+	b.ascending = 10000000000000000000u;
+	assert_int_equal(line_len_or_refused(&b), 0);
+	b = a; /* a piece count one digit shorter: room for one toggle */
+	b.piece_count = 400000000u;
+	assert_int_equal(line_len_or_refused(&b), 254);
+	b.mfg_seq[n - 1] = 'a'; /* the MSN's last character lower case: "-a" */
+	assert_int_equal(line_len_or_refused(&b), 255);
+	b.mfg_seq[n - 2] = 'a'; /* two of them: still one toggle */
+	assert_int_equal(line_len_or_refused(&b), 255);
+	b.mfg_seq[0] = 'a'; /* "a" then "B" at its start: two toggles more */
+	b.mfg_seq[1] = 'B';
+	assert_int_equal(line_len_or_refused(&b), 0);
+	b = a; /* the line at 255: no room for a toggle */
+	b.mfg_seq[n - 1] = 'a';
+	assert_int_equal(line_len_or_refused(&b), 0);
+}
+
 /* ---- refusals: each field's bounds ---------------------------------------------- */
 
 /* Each change makes ind1 invalid: every encoder refuses it, and the bytes
@@ -766,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_every_transposition_detected),
 		cmocka_unit_test(test_candidates_include_original),
 		cmocka_unit_test(test_candidates_refusals),
+		cmocka_unit_test(test_line_limit),
 		cmocka_unit_test(test_encode_refuses_each_field),
 		cmocka_unit_test(test_binary_truncations),
 		cmocka_unit_test(test_days),

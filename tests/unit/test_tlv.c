@@ -475,9 +475,13 @@ static void test_non_minimal_long_forms_rejected(void **state)
 	static const uint8_t c4[] = { 0x09, 0x81 };                 /* cut short */
 	static const uint8_t c5[] = { 0x09, 0x83, 0x01, 0x00 };     /* cut short */
 	static const uint8_t c6[] = { 0x09 };                       /* no length at all */
+	static const uint8_t c7[] = { 0x09, 0x80, 0x00 };           /* the indefinite form */
+	static const uint8_t c8[] = { 0x09, 0x84, 0x00, 0x01, 0x00, 0x00, 0x00 }; /* four length bytes */
+	static const uint8_t c9[] = { 0x09, 0x82, 0x01, 0x00, 0x00 }; /* a value past the end */
 	const struct { const uint8_t *p; size_t n; } cases[] = {
 		{ c1, sizeof(c1) }, { c2, sizeof(c2) }, { c3, sizeof(c3) },
 		{ c4, sizeof(c4) }, { c5, sizeof(c5) }, { c6, sizeof(c6) },
+		{ c7, sizeof(c7) }, { c8, sizeof(c8) }, { c9, sizeof(c9) },
 	};
 	uint8_t big[0x10000 + 8];
 
