@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* written again and read back: the same items and flags */
 	arr = json_array();
 	for (size_t i = 0; arr != NULL && i < items.n; i++)
-		json_array_append_new(arr, json_pack("{s:s?,s:s}", "reference", items.v[i].ref, kinds[items.v[i].kind],
+		json_array_append_new(arr, json_pack("{s:s*,s:s}", "reference", items.v[i].ref, kinds[items.v[i].kind],
 		                                     items.v[i].value));
 	whole = json_pack("{s:o,s:b,s:b}", "items", arr, "duplicates", dup, "tin", tin);
 	text = whole != NULL ? json_dumps(whole, JSON_COMPACT) : NULL;
