@@ -106,7 +106,7 @@ static int seccomp_allow(char *why, size_t cap)
 	static const int allowed[] = {
 		/* memory */
 		SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect),
-		SCMP_SYS(madvise), SCMP_SYS(mlock), SCMP_SYS(munlock), SCMP_SYS(mincore),
+		SCMP_SYS(madvise), SCMP_SYS(mlock), SCMP_SYS(mlock2), SCMP_SYS(munlock), SCMP_SYS(mincore),
 		/* files (Landlock decides which) */
 		SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
 		SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(newfstatat), SCMP_SYS(fstat),

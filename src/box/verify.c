@@ -71,6 +71,7 @@ struct vkey {
 
 struct vcache {
 	size_t next;
+	size_t taken; /* entries ever taken, e[0..taken): the rest were never written */
 	struct box_verified *ver; /* the records verified in earlier sessions (Brass; NULL until read) */
 	int ver_read;             /* read (or tried) */
 	size_t checked, remembered; /* record signatures verified, and found in ver instead */
@@ -83,7 +84,10 @@ struct vcache {
 };
 
 /* The cache holds clear keys: its pages are kept out of core dumps and, as
- * far as the memory lock limit allows, out of swap. (With the test build's
+ * far as the memory lock limit allows, out of swap: locked as they are
+ * first written (MLOCK_ONFAULT), not all 20 MiB at once, so that a box
+ * opened for a few batches (meterkeyd's verifier per batch, a CLI run)
+ * pays for the entries it fills, not for the whole cache. (With the test build's
  * MK_BOX_TEST_DUMPABLE=2 they are kept in, so that the core-dump test
  * shows its search finds a key.) */
 static struct vcache *vcache_new(void)
@@ -94,7 +98,8 @@ static struct vcache *vcache_new(void)
 		return NULL;
 	if (box_test_dumpable() < 2)
 		(void)madvise(c, sizeof(*c), MADV_DONTDUMP);
-	(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK */
+	if (mlock2(c, sizeof(*c), MLOCK_ONFAULT) != 0)
+		(void)mlock(c, sizeof(*c)); /* best effort: RLIMIT_MEMLOCK (a kernel without ONFAULT: all now) */
 	for (size_t i = 0; i < VCACHE_BUCKETS; i++)
 		c->head[i] = c->hhead[i] = c->khead[i] = VCACHE_NONE;
 	if (mk_cmac_keys_new(&c->cm) != MK_OK) {
@@ -169,7 +174,7 @@ static void vcache_free(struct vcache *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < VCACHE_MAX; i++)
+	for (size_t i = 0; i < c->taken; i++) /* the entries never taken hold nothing */
 		vkey_clear(&c->e[i]);
 	mk_cmac_keys_free(c->cm);
 	mk_keymap_nodes_free(c->nodes);
@@ -269,6 +274,8 @@ static struct vkey *cache_slot(struct vcache *c)
 {
 	struct vkey *k = &c->e[c->next];
 
+	if (c->next >= c->taken)
+		c->taken = c->next + 1;
 	c->next = (c->next + 1) % VCACHE_MAX;
 	if (k->used || k->rec != NULL)
 		vcache_unlink(c, k);

@@ -48,11 +48,11 @@ struct vreq {
 	uint64_t id;
 	struct timespec t0;
 	int claimed, dup, tin;
-	json_t *items;
+	struct svc_items items;
 	json_t *record;     /* its audit record, written with its batch's */
 	size_t n, m;        /* items; lines given to the verifier */
 	const char **lines; /* m */
-	char (*bufs)[MK_INDICIUM_TEXT_MAX];
+	char (*bufs)[MK_INDICIUM_TEXT_MAX]; /* n, made for a request with a binary or png item */
 	size_t *at;         /* the item of each line */
 	struct mk_verify_outcome *outs; /* n */
 };
@@ -95,25 +95,25 @@ static uint64_t now_ms(void)
 }
 
 /* An item's line: its text, or the text of its binary form or of its
- * DataMatrix symbol (base64 both) into buf; NULL with *why when neither
+ * DataMatrix symbol (base64 both) into buf (MK_INDICIUM_TEXT_MAX bytes;
+ * NULL for a text item, which needs none); NULL with *why when neither
  * decodes (the item is then malformed, not the request). *png_ms: what is
  * left of the request's time for images. */
-static const char *item_line(json_t *it, char buf[static MK_INDICIUM_TEXT_MAX], const char **why, uint64_t *png_ms)
+static const char *item_line(const struct svc_item *it, char *buf, const char **why, uint64_t *png_ms)
 {
-	const char *txt = json_string_value(json_object_get(it, "text"));
-	const char *bin = json_string_value(json_object_get(it, "binary"));
+	int bin = it->kind == SVC_ITEM_BINARY;
 	uint8_t *raw = NULL;
 	size_t n;
 	struct mk_indicium ind;
 	enum mk_err e;
 
-	if (txt != NULL)
-		return txt;
-	if (mk_base64_decode(bin != NULL ? bin : json_string_value(json_object_get(it, "png")), &raw, &n) != MK_OK) {
+	if (it->kind == SVC_ITEM_TEXT)
+		return it->value;
+	if (mk_base64_decode(it->value, &raw, &n) != MK_OK) {
 		*why = "not base64";
 		return NULL;
 	}
-	if (bin != NULL) {
+	if (bin) {
 		e = mk_indicium_decode(raw, n, &ind) == MK_OK ? mk_indicium_text_encode(&ind, buf) : MK_ERR_INDICIUM_FORMAT;
 	} else if (*png_ms == 0) {
 		free(raw);
@@ -128,8 +128,8 @@ static const char *item_line(json_t *it, char buf[static MK_INDICIUM_TEXT_MAX], 
 	}
 	free(raw);
 	if (e != MK_OK)
-		*why = bin != NULL ? "its binary form does not decode (docs/indicium.md, section 2)"
-		                   : "no DataMatrix symbol of an indicium in the PNG (or none found in the time left)";
+		*why = bin ? "its binary form does not decode (docs/indicium.md, section 2)"
+		           : "no DataMatrix symbol of an indicium in the PNG (or none found in the time left)";
 	return e == MK_OK ? buf : NULL;
 }
 
@@ -240,7 +240,7 @@ static void item_append(struct obuf *b, const char *ref, const struct mk_verify_
 
 static void vreq_free(struct vreq *q)
 {
-	json_decref(q->items);
+	svc_items_free(&q->items);
 	json_decref(q->record);
 	free(q->lines);
 	free(q->bufs);
@@ -335,8 +335,7 @@ static void answer_all(struct svc *s, struct vreq *reqs)
 			svc_count_verify(s, &q->outs[j]);
 			if (j > 0)
 				ob_lit(b, ",");
-			item_append(b, json_string_value(json_object_get(json_array_get(q->items, j), "reference")),
-			            &q->outs[j], q->tin);
+			item_append(b, q->items.v[j].ref, &q->outs[j], q->tin);
 		}
 		snprintf(tail, sizeof(tail), "],\"good\":%zu,\"count\":%zu}", goods[i], q->n);
 		ob_lit(b, tail);
@@ -806,7 +805,8 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 	uint8_t digest[MK_SHA256_LEN];
 	char hex[2 * MK_SHA256_LEN + 1];
 	uint64_t png_ms = PNG_BUDGET_MS; /* the request's time for images */
-	json_t *items = NULL;
+	struct svc_items items;
+	size_t images = 0;
 	int dup, tin;
 	enum mk_err e;
 	char msg[256];
@@ -816,18 +816,18 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 		return;
 	}
 	if (s->batches == NULL && (e = batches_new(s)) != MK_OK) {
-		json_decref(items);
+		svc_items_free(&items);
 		svc_answer_error(s, c, e, NULL);
 		return;
 	}
 	if ((q = calloc(1, sizeof(*q))) == NULL) {
-		json_decref(items);
+		svc_items_free(&items);
 		svc_answer_error(s, c, MK_ERR_NOMEM, NULL);
 		return;
 	}
 	q->c = c;
 	q->items = items;
-	q->n = json_array_size(items);
+	q->n = items.n;
 	q->dup = dup;
 	q->tin = tin != 0;
 	q->route = s->route;
@@ -857,15 +857,19 @@ void svc_verify(struct svc *s, struct evhttp_request *c, const struct svc_client
 	                      "client", who->cn, "role", mk_cert_role_name(who->role), "call", "POST /v1/verify",
 	                      "items", (json_int_t)q->n, "duplicates", dup, "tin", tin, "body_sha256", hex);
 	q->lines = calloc(q->n, sizeof(*q->lines));
-	q->bufs = calloc(q->n, sizeof(*q->bufs));
 	q->at = calloc(q->n, sizeof(*q->at));
 	q->outs = calloc(q->n, sizeof(*q->outs));
-	if (q->record == NULL || q->lines == NULL || q->bufs == NULL || q->at == NULL || q->outs == NULL) {
+	/* a text item's line is its string; room for the others' */
+	for (size_t i = 0; i < q->n; i++)
+		images += items.v[i].kind != SVC_ITEM_TEXT;
+	q->bufs = images > 0 ? calloc(q->n, sizeof(*q->bufs)) : NULL;
+	if (q->record == NULL || q->lines == NULL || q->at == NULL || q->outs == NULL || (images > 0 && q->bufs == NULL)) {
 		e = MK_ERR_NOMEM;
 		goto refused;
 	}
 	for (size_t i = 0; i < q->n; i++) {
-		const char *why = NULL, *line = item_line(json_array_get(items, i), q->bufs[i], &why, &png_ms);
+		const char *why = NULL;
+		const char *line = item_line(&items.v[i], q->bufs != NULL ? q->bufs[i] : NULL, &why, &png_ms);
 
 		if (line == NULL) {
 			q->outs[i].result = q->outs[i].vendor = q->outs[i].postal = MK_VR_MALFORMED;

@@ -144,15 +144,36 @@ void svc_answer_html(struct svc *s, struct evhttp_request *r, int status, const 
  * Idempotent-Replayed when it is a kept answer given again. */
 void svc_answer_body(struct svc *s, struct evhttp_request *r, int status, const char *json, size_t n, int replayed);
 
-/* request.c: a POST /v1/verify body (n bytes) decoded: MK_OK with *itemsp
- * (a new reference to the items, each an object of one of a string text,
- * a binary (the indicium's binary form, base64) or a png (a DataMatrix
- * symbol's PNG, base64) and an optional string reference, 1 to max_items
- * of them) and the flags
- * (duplicates default 1, tin default 0); else MK_ERR_SVC_REQUEST (not
- * that JSON) or MK_ERR_SVC_TOO_LARGE (too many items), why in why. */
-enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, json_t **itemsp, int *dup, int *tin,
-                              char *why, size_t cap);
+/* request.c: the items of a POST /v1/verify, decoded: each item's
+ * reference (NULL: none) and its value, a text line, or the base64 of
+ * a binary form or of a DataMatrix symbol's PNG (checked to decode).
+ * The strings point into text (a copy of the body, the hot shape's) or
+ * json (jansson's tree, every other shape's), which the items own. */
+enum svc_item_kind { SVC_ITEM_TEXT, SVC_ITEM_BINARY, SVC_ITEM_PNG };
+struct svc_item {
+	const char *ref, *value;
+	enum svc_item_kind kind;
+};
+struct svc_items {
+	size_t n;
+	struct svc_item *v;
+	char *text;
+	json_t *json;
+};
+/* Lets go of what it holds (it emptied); an empty one is a no-op. */
+void svc_items_free(struct svc_items *it);
+
+/* request.c: a POST /v1/verify body (n bytes) decoded: MK_OK with
+ * *itemsp (1 to max_items items, each of one of a string text, a binary
+ * (the indicium's binary form, base64) or a png (a DataMatrix symbol's
+ * PNG, base64) and an optional string reference; svc_items_free lets
+ * them go) and the flags (duplicates default 1, tin default 0); else
+ * MK_ERR_SVC_REQUEST (not that JSON) or MK_ERR_SVC_TOO_LARGE (too many
+ * items), why in why, *itemsp empty. The common shape (text items, no
+ * escapes) is read without building a tree; everything else by jansson,
+ * with the same result, and every refusal in jansson's decoder's words. */
+enum mk_err svc_verify_decode(const char *body, size_t n, size_t max_items, struct svc_items *itemsp, int *dup,
+                              int *tin, char *why, size_t cap);
 
 /* http.c: each route as "METHOD PATH role,role,..." on a line of f: what
  * `meterkeyd --routes` prints and the test sets beside docs/openapi.json. */

@@ -622,6 +622,8 @@ void mk_kms_close(struct mk_kms *k)
 {
 	if (k == NULL)
 		return;
+	if (k->spare_free != NULL)
+		k->spare_free(k->spare_writer); /* its thread ended, its connection closed */
 	mk_archive_close(k->archive);
 	if (k->archive_url != NULL) {
 		OPENSSL_cleanse(k->archive_url, strlen(k->archive_url));

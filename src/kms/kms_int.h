@@ -53,6 +53,23 @@ struct mk_kms {
 	char detail[MK_KMS_DETAIL_MAX];
 	size_t nboxes;
 	struct kms_box boxes[KMS_MAX_BOXES]; /* boxes.conf, as loaded and kept in step */
+	/* The verifiers' (verify_seen.c), kept per handle (a process's, in
+	 * meterkeyd and the CLI) rather than per verifier, so that a verifier
+	 * made afresh (meterkeyd's per batch with --cache-idle 0) does not
+	 * drop a domain's past again the same day: the day each postal
+	 * domain's sightings past its window were last dropped (or are being
+	 * dropped by an index writer) through this handle. */
+	struct {
+		char domain[MK_DOMAIN_ID_MAX + 1];
+		uint32_t day;
+	} dropped[8];
+	unsigned ndropped;
+	/* verify_pipe.c: the index writer (its thread and its own archive
+	 * connection) of the last verifier freed, idle, for the next verifier
+	 * to take instead of starting its own; let go by spare_free at close
+	 * (a pointer, so that this part's lower files call nothing above). */
+	void *spare_writer;
+	void (*spare_free)(void *);
 };
 
 /* ---- Failures (home.c) ---------------------------------------------------------------- */

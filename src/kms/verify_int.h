@@ -142,11 +142,6 @@ struct mk_verifier {
 	char site[MK_SITE_MAX + 1]; /* kept with its first sightings (mk_verifier_set_site) */
 	struct vsight sight;        /* the synchronous path's sightings (verifier_sightings) */
 	struct vpipe *pipe;         /* verify_pipe.c: the index writer, made on the first submit */
-	struct {                    /* verify_seen.c: the day each domain's past was dropped */
-		char domain[MK_DOMAIN_ID_MAX + 1];
-		uint32_t day;
-	} dropped[8];
-	unsigned ndropped;
 	struct vlines vl[MK_VERIFY_INFLIGHT]; /* verify_text.c: lines in flight, a ring */
 	unsigned vl_head, vl_count;
 };
@@ -174,10 +169,31 @@ MK_WUR enum mk_err verifier_sight_make(struct vsight *vs, const struct mk_verify
 void verifier_sight_apply(const struct vsight *vs, struct mk_verify_outcome *out);
 void verifier_sight_free(struct vsight *vs);
 
-/* verify_seen.c: once a day per postal domain of vs's sightings, the
- * days its window admits no more dropped from its duplicate index
- * (mk_kms_domain_window, mk_archive_drop_sightings). */
-MK_WUR enum mk_err verifier_drop_past(struct mk_verifier *v, const struct vsight *vs);
+/* One postal domain's sightings dated before day `before`, to be dropped
+ * from its duplicate index (verifier_drops_due). */
+struct vdrop {
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	uint32_t before;
+};
+#define VDROP_MAX 8
+
+/* verify_seen.c: the drops due for vs's sightings, once a day per postal
+ * domain and KMS handle (struct mk_kms's dropped: not again for a verifier
+ * made afresh), into d[0..*np) (at most VDROP_MAX; a domain past them is
+ * due with a later batch), each marked done today: whoever makes them
+ * (the index writer, on its connection, before its batch's sightings)
+ * calls verifier_drops_undo for those that failed, so that they are due
+ * again. Reads each domain's window (mk_kms_domain_window) through the
+ * KMS, nothing written. */
+MK_WUR enum mk_err verifier_drops_due(struct mk_verifier *v, const struct vsight *vs, struct vdrop *d,
+                                      unsigned *np);
+void verifier_drops_undo(struct mk_verifier *v, const struct vdrop *d, unsigned n);
+
+/* verify_seen.c: the drops d[0..n) made through archive a (at time),
+ * stopping at the first failure, whose domain is then *whichp (for the
+ * caller's words). */
+MK_WUR enum mk_err verifier_drops_make(struct mk_archive *a, const struct vdrop *d, unsigned n, int64_t time,
+                                       const char **whichp);
 
 /* verify_seen.c: notes out[0..n)'s good indicia in the archive's
  * duplicate index through the KMS's connection, MK_SEEN_BATCH_MAX a

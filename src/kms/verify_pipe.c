@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kms/kms_int.h"
 #include "kms/verify_int.h"
@@ -24,6 +25,9 @@ struct job {
 	struct vsight sight; /* made in submit, noted by the writer */
 	int64_t time;
 	char site[MK_SITE_MAX + 1]; /* the verifier's, as the batch was submitted */
+	struct vdrop drop[VDROP_MAX]; /* the domains' past to drop first (verifier_drops_due) */
+	unsigned ndrop;
+	const char *drop_failed; /* the writer's: the domain whose drop failed (NULL: none) */
 	enum mk_err err;     /* the writer's */
 	enum job_state state;
 };
@@ -33,6 +37,8 @@ struct vpipe {
 	pthread_cond_t cv;
 	pthread_t writer;
 	int running, stop;
+	int failed;           /* a write failed: the writer is not kept for another verifier */
+	pid_t pid;            /* the process whose thread the writer is (a child forked has none) */
 	struct mk_archive *a; /* the writer's connection */
 	struct job job[MK_VERIFY_INFLIGHT];
 	unsigned head, count; /* the oldest job not finished, and how many */
@@ -78,6 +84,11 @@ static enum mk_err note_jobs(struct vpipe *p, struct merged *mg, struct job **js
 	int64_t time = 0;
 	enum mk_err e;
 
+	/* the domains' past first, on this connection: never in the caller's
+	 * thread, whose loop another process's write lock would hold */
+	for (unsigned k = 0; k < n; k++)
+		if ((e = verifier_drops_make(p->a, js[k]->drop, js[k]->ndrop, js[k]->time, &js[k]->drop_failed)) != MK_OK)
+			return e;
 	if (n == 1)
 		return mk_archive_note_sightings(p->a, js[0]->sight.s, js[0]->sight.m, js[0]->time, js[0]->site,
 		                                 js[0]->sight.dups, js[0]->sight.first);
@@ -140,6 +151,7 @@ static void *writer_main(void *arg)
 			js[k]->err = e;
 			js[k]->state = JOB_DONE;
 		}
+		p->failed |= e != MK_OK;
 		pthread_cond_broadcast(&p->cv);
 		if (p->notify != NULL)
 			p->notify(p->notify_arg);
@@ -151,11 +163,20 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* The pipe, made on the first submit. */
+/* The pipe, made on the first submit: the KMS's spare one when it keeps
+ * one (its writer running, its connection open: verifier_pipe_free), else
+ * a new one. */
 static enum mk_err pipe_new(struct mk_verifier *v)
 {
+	struct mk_kms *k = v->kms;
 	struct vpipe *p;
 
+	if (k->spare_writer != NULL && ((struct vpipe *)k->spare_writer)->pid == getpid()) {
+		v->pipe = k->spare_writer;
+		k->spare_writer = NULL;
+		k->spare_free = NULL;
+		return MK_OK;
+	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return MK_ERR_NOMEM;
 	if (pthread_mutex_init(&p->mu, NULL) != 0) {
@@ -185,6 +206,7 @@ static enum mk_err writer_start(struct mk_verifier *v, struct vpipe *p)
 		return kms_fail(v->kms, MK_ERR_NOMEM, "the verifier's index writer could not be started");
 	}
 	p->running = 1;
+	p->pid = getpid();
 	return MK_OK;
 }
 
@@ -207,14 +229,18 @@ enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *in
 	j->n = n;
 	j->err = MK_OK;
 	j->sight.m = 0;
+	j->ndrop = 0;
+	j->drop_failed = NULL;
 	if ((e = verifier_judge(v, inds, n, out)) != MK_OK)
 		return e;
-	if (v->duplicates &&
-	    ((e = verifier_sight_make(&j->sight, out, n)) != MK_OK || (e = verifier_drop_past(v, &j->sight)) != MK_OK))
+	if (v->duplicates && ((e = verifier_sight_make(&j->sight, out, n)) != MK_OK ||
+	                      (e = verifier_drops_due(v, &j->sight, j->drop, &j->ndrop)) != MK_OK))
 		return e;
 	j->time = mk_kms_now(v->kms);
-	if (v->duplicates && j->sight.m > 0 && !p->running && (e = writer_start(v, p)) != MK_OK)
+	if (v->duplicates && j->sight.m > 0 && !p->running && (e = writer_start(v, p)) != MK_OK) {
+		verifier_drops_undo(v, j->drop, j->ndrop);
 		return e;
+	}
 	memcpy(j->site, v->site, sizeof(j->site));
 	pthread_mutex_lock(&p->mu);
 	j->state = v->duplicates && j->sight.m > 0 ? JOB_QUEUED : JOB_DONE;
@@ -272,19 +298,26 @@ enum mk_err mk_verify_finish(struct mk_verifier *v, struct mk_verify_outcome **o
 	pthread_mutex_unlock(&p->mu);
 	*outp = j->out;
 	*np = j->n;
-	if ((e = j->err) != MK_OK)
+	if ((e = j->err) != MK_OK) {
+		verifier_drops_undo(v, j->drop, j->ndrop); /* due again */
+		if (j->drop_failed != NULL)
+			return kms_fail(v->kms, e, "the archive did not drop domain %s's sightings past its window",
+			                j->drop_failed);
 		return kms_fail(v->kms, e, "the archive did not note a batch of %zu sightings", j->sight.m);
+	}
 	if (j->sight.m > 0)
 		verifier_sight_apply(&j->sight, j->out);
 	return MK_OK;
 }
 
-void verifier_pipe_free(struct mk_verifier *v)
+/* A pipe ended: its writer stopped once its queued jobs are written, its
+ * connection closed, its memory freed. */
+static void pipe_destroy(void *arg)
 {
-	struct vpipe *p = v->pipe;
+	struct vpipe *p = arg;
 
-	if (p == NULL)
-		return;
+	if (p->running && p->pid != getpid())
+		return; /* a forked child's copy: no thread to join, a connection not its own (left, as the KMS's) */
 	pthread_mutex_lock(&p->mu);
 	p->stop = 1;
 	pthread_cond_broadcast(&p->cv);
@@ -297,5 +330,46 @@ void verifier_pipe_free(struct mk_verifier *v)
 	pthread_mutex_destroy(&p->mu);
 	mk_archive_close(p->a);
 	free(p);
+}
+
+/*
+ * The verifier's pipe let go. Its writer, when it runs and never failed,
+ * is kept idle in the KMS for the next verifier (pipe_new), once its
+ * queued jobs are written, with its jobs emptied and no one to notify: a
+ * verifier made per batch (meterkeyd's with --cache-idle 0) then starts no
+ * thread and opens no connection. One is kept at most, until the KMS is
+ * closed (spare_free); a writer that failed is ended, so that the next
+ * verifier starts afresh on a new connection.
+ */
+void verifier_pipe_free(struct mk_verifier *v)
+{
+	struct vpipe *p = v->pipe;
+	struct mk_kms *k = v->kms;
+
+	if (p == NULL)
+		return;
 	v->pipe = NULL;
+	if (!p->running || k->spare_writer != NULL || p->pid != getpid()) {
+		pipe_destroy(p);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	for (unsigned i = 0; i < MK_VERIFY_INFLIGHT; i++)
+		while (p->job[i].state == JOB_QUEUED || p->job[i].state == JOB_WRITING)
+			pthread_cond_wait(&p->cv, &p->mu);
+	p->notify = NULL;
+	p->notify_arg = NULL;
+	p->head = p->count = 0;
+	for (unsigned i = 0; i < MK_VERIFY_INFLIGHT; i++)
+		p->job[i].state = JOB_FREE;
+	if (p->failed) {
+		pthread_mutex_unlock(&p->mu);
+		pipe_destroy(p);
+		return;
+	}
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < MK_VERIFY_INFLIGHT; i++)
+		verifier_sight_free(&p->job[i].sight);
+	k->spare_writer = p;
+	k->spare_free = pipe_destroy;
 }

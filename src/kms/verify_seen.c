@@ -78,39 +78,77 @@ void verifier_sight_free(struct vsight *vs)
 	memset(vs, 0, sizeof(*vs));
 }
 
-/* Once a day per postal domain met: the days of its sightings its window
- * admits no more (before today - verify days, a day's margin for the
- * boxes' clocks) dropped from its index, through the KMS's connection. */
-enum mk_err verifier_drop_past(struct mk_verifier *v, const struct vsight *vs)
+/* The slot of domain in the KMS's table of drops (a new one, or the
+ * first when the table is full: that domain is asked again, no harm). */
+static unsigned dropped_slot(struct mk_kms *k, const char *dom)
 {
-	int64_t now = mk_kms_now(v->kms);
-	uint32_t today = mk_indicium_day(now);
+	unsigned i;
+
+	for (i = 0; i < k->ndropped && strcmp(k->dropped[i].domain, dom) != 0; i++)
+		;
+	return i < MK_ARRAY_LEN(k->dropped) ? i : 0;
+}
+
+/* Once a day per postal domain met and KMS handle: the days of its
+ * sightings its window admits no more (before today - verify days, a
+ * day's margin for the boxes' clocks) due to be dropped. */
+enum mk_err verifier_drops_due(struct mk_verifier *v, const struct vsight *vs, struct vdrop *d, unsigned *np)
+{
+	struct mk_kms *k = v->kms;
+	uint32_t today = mk_indicium_day(mk_kms_now(k));
 	const char *last = NULL;
 	enum mk_err e;
 
-	for (size_t t = 0; t < vs->m; t++) {
+	*np = 0;
+	for (size_t t = 0; t < vs->m && *np < VDROP_MAX; t++) {
 		const char *dom = vs->s[t].domain;
-		unsigned days, ahead, k;
+		unsigned days, ahead, i;
 
 		if (last != NULL && strcmp(last, dom) == 0)
 			continue;
 		last = dom;
-		for (k = 0; k < v->ndropped && strcmp(v->dropped[k].domain, dom) != 0; k++)
-			;
-		if (k < v->ndropped && v->dropped[k].day == today)
+		i = dropped_slot(k, dom);
+		if (i < k->ndropped && strcmp(k->dropped[i].domain, dom) == 0 && k->dropped[i].day == today)
 			continue;
-		if (k == MK_ARRAY_LEN(v->dropped))
-			k = 0; /* more domains than slots: the first is asked again, no harm */
-		if ((e = mk_kms_domain_window(v->kms, dom, &days, &ahead)) != MK_OK)
+		if ((e = mk_kms_domain_window(k, dom, &days, &ahead)) != MK_OK) {
+			verifier_drops_undo(v, d, *np);
+			*np = 0;
 			return e;
-		if (today > days + 1 &&
-		    (e = mk_archive_drop_sightings(mk_kms_archive(v->kms), dom, today - days - 1, now, NULL)) != MK_OK)
-			return kms_fail(v->kms, e, "the archive did not drop domain %s's sightings past its window", dom);
-		snprintf(v->dropped[k].domain, sizeof(v->dropped[k].domain), "%s", dom);
-		v->dropped[k].day = today;
-		if (k == v->ndropped)
-			v->ndropped++;
+		}
+		if (today > days + 1) {
+			snprintf(d[*np].domain, sizeof(d[*np].domain), "%s", dom);
+			d[(*np)++].before = today - days - 1;
+		}
+		snprintf(k->dropped[i].domain, sizeof(k->dropped[i].domain), "%s", dom);
+		k->dropped[i].day = today;
+		if (i == k->ndropped)
+			k->ndropped++;
 	}
+	return MK_OK;
+}
+
+void verifier_drops_undo(struct mk_verifier *v, const struct vdrop *d, unsigned n)
+{
+	struct mk_kms *k = v->kms;
+
+	for (unsigned j = 0; j < n; j++) {
+		unsigned i = dropped_slot(k, d[j].domain);
+
+		if (i < k->ndropped && strcmp(k->dropped[i].domain, d[j].domain) == 0)
+			k->dropped[i].day = 0; /* due again */
+	}
+}
+
+enum mk_err verifier_drops_make(struct mk_archive *a, const struct vdrop *d, unsigned n, int64_t time,
+                                const char **whichp)
+{
+	enum mk_err e;
+
+	for (unsigned j = 0; j < n; j++)
+		if ((e = mk_archive_drop_sightings(a, d[j].domain, d[j].before, time, NULL)) != MK_OK) {
+			*whichp = d[j].domain;
+			return e;
+		}
 	return MK_OK;
 }
 
@@ -126,9 +164,18 @@ enum mk_err verifier_sightings(struct mk_verifier *v, struct mk_verify_outcome *
 	for (size_t at = 0; at < n && e == MK_OK; at += MK_SEEN_BATCH_MAX) {
 		size_t m = n - at < MK_SEEN_BATCH_MAX ? n - at : MK_SEEN_BATCH_MAX;
 
+		struct vdrop d[VDROP_MAX];
+		const char *which = "";
+		unsigned nd;
+
 		if ((e = verifier_sight_make(&v->sight, out + at, m)) != MK_OK ||
-		    (e = verifier_drop_past(v, &v->sight)) != MK_OK)
+		    (e = verifier_drops_due(v, &v->sight, d, &nd)) != MK_OK)
 			break;
+		if ((e = verifier_drops_make(mk_kms_archive(v->kms), d, nd, mk_kms_now(v->kms), &which)) != MK_OK) {
+			verifier_drops_undo(v, d, nd);
+			kms_fail(v->kms, e, "the archive did not drop domain %s's sightings past its window", which);
+			break;
+		}
 		e = mk_archive_note_sightings(mk_kms_archive(v->kms), v->sight.s, v->sight.m, mk_kms_now(v->kms), v->site,
 		                              v->sight.dups, v->sight.first);
 		if (e == MK_OK)

@@ -44,6 +44,7 @@
 #include "archive/archive_int.h" /* mk_archive_exec_raw: the test hook */
 #include "box/box_int.h"         /* box_verify_counts, box_verified_digest: the records remembered */
 #include "device/device_int.h"
+#include "kms/kms_int.h" /* the KMS's spare index writer */
 #include "e2e/world.h"
 #include "meterkey/indicium.h"
 #include "meterkey/rng.h"
@@ -1492,6 +1493,96 @@ static void test_window_drop(void **state)
 	assert_rc(mk_archive_audit_verify(mk_kms_archive(W.k), "USPS", &res), MK_OK);
 }
 
+/* One pipelined batch of one indicium through a fresh verifier of W.k
+ * (Brass, duplicates on), into *o. */
+static void piped_one(const struct mk_indicium *ind, struct mk_verify_outcome *o)
+{
+	struct mk_verify_outcome *back;
+	struct mk_verifier *v = NULL;
+	size_t n;
+
+	assert_rc(mk_verifier_new(W.k, false, true, &v), MK_OK);
+	assert_rc(mk_verify_submit(v, ind, 1, o), MK_OK);
+	assert_rc(mk_verify_finish(v, &back, &n), MK_OK);
+	assert_ptr_equal(back, o);
+	mk_verifier_free(v);
+}
+
+/* This process's threads (/proc/self/status). */
+static int threads_now(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	int n = -1;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	assert_true(n > 0);
+	return n;
+}
+
+/* A verifier made per batch (meterkeyd with --cache-idle 0) on one KMS
+ * handle: the days past the window are dropped once a day per handle, not
+ * again by each new verifier, and the index writer (its thread and its
+ * connection) of a verifier freed is kept for the next, which starts no
+ * thread. By the KMS's clock 200 days on (as test_window_drop): the first
+ * verifier drops the mailing day, then notes a piece on it again; a second
+ * verifier on the same handle leaves it (the piece is duplicate), a
+ * handle opened afresh (another process) drops it (good again). */
+static void test_pipeline_per_batch(void **state)
+{
+	struct mk_indicium ind[3];
+	struct mk_verify_outcome o[1];
+	int with_writer;
+
+	(void)state;
+	fleet();
+	frank(US1, 71, TODAY, 3, ind);
+	piped_one(&ind[0], o);
+	expect(o, VR_GOOD, VR_GOOD);
+	mk_kms_close(W.k);
+	W.k = w_open_kms(&W, (int64_t)time(NULL) + 200 * 86400, NULL);
+	assert_null(W.k->spare_writer);
+	piped_one(&ind[1], o); /* drops the day (ind[0]'s sighting with it), then notes ind[1] */
+	expect(o, VR_GOOD, VR_GOOD);
+	/* its writer kept, idle, for the next verifier */
+	assert_non_null(W.k->spare_writer);
+	with_writer = threads_now();
+	piped_one(&ind[0], o); /* a new verifier, the same handle: no drop, the writer taken back */
+	expect(o, VR_GOOD, VR_GOOD);
+	assert_non_null(W.k->spare_writer);
+	assert_int_equal(threads_now(), with_writer);
+	piped_one(&ind[1], o); /* not dropped again: still seen */
+	expect(o, VR_GOOD, VR_DUP);
+	{
+		struct mk_verifier *v = NULL;
+		struct mk_verify_outcome *back;
+		size_t n;
+
+		/* while a verifier holds it, the KMS has none to spare, and no
+		 * thread was started for it */
+		assert_rc(mk_verifier_new(W.k, false, true, &v), MK_OK);
+		assert_rc(mk_verify_submit(v, &ind[2], 1, o), MK_OK);
+		assert_null(W.k->spare_writer);
+		assert_int_equal(threads_now(), with_writer);
+		assert_rc(mk_verify_finish(v, &back, &n), MK_OK);
+		expect(o, VR_GOOD, VR_GOOD);
+		mk_verifier_free(v);
+		assert_non_null(W.k->spare_writer);
+	}
+	/* the twin: a handle opened afresh drops the day again */
+	mk_kms_close(W.k);
+	W.k = w_open_kms(&W, (int64_t)time(NULL) + 200 * 86400, NULL);
+	piped_one(&ind[1], o);
+	expect(o, VR_GOOD, VR_GOOD);
+	mk_kms_close(W.k);
+	W.k = w_open_kms(&W, 0, NULL);
+	w_audit_ok(&W);
+}
+
 /* ---- 7. Unknown devices ----------------------------------------------------------- */
 
 /* A well-formed indicium of a device no meter is: product code and MSN of
@@ -2612,6 +2703,7 @@ int main(void)
 		cmocka_unit_test(test_pipeline_together),
 		cmocka_unit_test(test_pipeline_notify),
 		cmocka_unit_test(test_window_drop),
+		cmocka_unit_test(test_pipeline_per_batch),
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
 		cmocka_unit_test(test_tin_wrong_record),
