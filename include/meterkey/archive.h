@@ -564,7 +564,7 @@ MK_WUR enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain
 /* mk_archive_key_proof of the key mk_archive_find_device_key finds for the
  * device (its newest key that is not BAD, as the archive stands), found in
  * the same snapshot; its ID into *key_idp. What the Brass verifier asks
- * once a device. */
+ * once a device. MK_ERR_DB_RECORD when the version does not decode. */
 MK_WUR enum mk_err mk_archive_device_proof(struct mk_archive *a, const char *domain, const char *product_code,
                                            const char *mfg_seq, struct mk_buf *head, struct mk_buf *rec,
                                            struct mk_buf *proof, uint64_t *key_idp);

@@ -531,6 +531,15 @@ enum mk_err mk_archive_device_proof(struct mk_archive *a, const char *domain, co
 		return r;
 	r = do_proof(a, &x);
 	a->ops->rollback(a->db);
+	if (r == MK_OK) { /* a record changed behind the archive's back is named here, as a read names it */
+		struct mk_key_record *k = malloc(sizeof(*k));
+
+		if (k == NULL)
+			return MK_ERR_NOMEM;
+		if (mk_key_record_decode(mk_buf_data(rec), mk_buf_len(rec), k) != MK_OK || k->key_id != x.key_id)
+			r = MK_ERR_DB_RECORD;
+		free(k);
+	}
 	if (r == MK_OK)
 		*key_idp = x.key_id;
 	return r;

@@ -98,7 +98,8 @@ meterkeyd_start() {
   "$mkd" --cert "$dir/localhost.pem" --key "$dir/localhost.key" --port 0 "$@" 2>"$T/d.err" &
   DPID=$!
   BOX_PIDS+=("$DPID")
-  for _ in $(seq 100); do grep -q '"msg":"listening"' "$T/d.err" && break; sleep 0.1; done
+  # up to 30 s: a test build under sanitizers starts slowly while other tests load the machine
+  for _ in $(seq 300); do grep -q '"msg":"listening"' "$T/d.err" && break; sleep 0.1; done
   PORT=$(sed -n 's/.*"msg":"listening","url":"https:\/\/127.0.0.1:\([0-9]*\)".*/\1/p' "$T/d.err")
   [ -n "$PORT" ] || { echo "FAIL: meterkeyd did not start"; cat "$T/d.err"; exit 1; }
 }

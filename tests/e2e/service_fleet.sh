@@ -56,7 +56,12 @@ call() { # NAME METHOD PATH [BODY] [IDEMPOTENCY-KEY] : status in $CODE, body in 
     -X "$2" ${4:+--data-binary "$4"} ${5:+-H "Idempotency-Key: $5"} "https://localhost:$PORT$3")
   echo "$2 ${3%%\?*} $CODE" >>"$T/met"
 }
-want() { [ "$CODE" = "$1" ] || { echo "FAIL: status $CODE, expected $1 ($2):"; sed 's/^/  | /' "$T/out"; fails=$((fails+1)); }; }
+want() {
+  [ "$CODE" = "$1" ] && return
+  echo "FAIL: status $CODE, expected $1 ($2):"; sed 's/^/  | /' "$T/out"; fails=$((fails+1))
+  # no answer at all: what the service said last (a crash, a refusal to start)
+  [ "$CODE" != 000 ] || { echo "  meterkeyd's log ends:"; tail -n 5 "$T/d.err" | sed 's/^/  | /'; }
+}
 # as NAME ARGS... : meterkey through the service as client NAME (out, err, status in $RC)
 as() {
   local who=$1; shift
