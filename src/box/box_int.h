@@ -287,8 +287,9 @@ MK_WUR enum mk_err box_verify_record(EVP_PKEY *key, const struct mk_key_record *
  * verified its signature, authenticated under a key of the box's OC. */
 struct box_verified;
 #define BOX_VERIFIED_MAX ((size_t)1 << 18) /* the newest kept in the file */
-/* The digest of rec[0..n) verified with the public key pub (encoded). */
-MK_WUR enum mk_err box_verified_digest(const uint8_t pub[static MK_EC_PUB_LEN], const uint8_t *rec, size_t n,
+/* The digest of a record (rec_hash: the SHA-256 of its bytes) verified
+ * with the public key pub (encoded). */
+MK_WUR enum mk_err box_verified_digest(const uint8_t pub[static MK_EC_PUB_LEN], const uint8_t rec_hash[static 32],
                                        uint8_t out[static 32]);
 /* The digests of the file at path when it is box_id's, whole and
  * authentic, else none (box_verified_refused says a file was there):

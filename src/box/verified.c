@@ -55,16 +55,14 @@ struct box_verified {
 	int refused;       /* a file was there and was not used */
 };
 
-enum mk_err box_verified_digest(const uint8_t pub[static MK_EC_PUB_LEN], const uint8_t *rec, size_t n,
+enum mk_err box_verified_digest(const uint8_t pub[static MK_EC_PUB_LEN], const uint8_t rec_hash[static 32],
                                 uint8_t out[static 32])
 {
 	uint8_t in[sizeof(digest_label) + MK_EC_PUB_LEN + MK_SHA256_LEN];
-	enum mk_err e;
 
 	memcpy(in, digest_label, sizeof(digest_label)); /* its NUL too */
 	memcpy(in + sizeof(digest_label), pub, MK_EC_PUB_LEN);
-	if ((e = mk_sha256(rec, n, in + sizeof(digest_label) + MK_EC_PUB_LEN)) != MK_OK)
-		return e;
+	memcpy(in + sizeof(digest_label) + MK_EC_PUB_LEN, rec_hash, MK_SHA256_LEN);
 	return mk_sha256(in, sizeof(in), out);
 }
 
@@ -166,7 +164,8 @@ static enum mk_err file_tag(const uint8_t oc[static 32], const char *box_id, con
 }
 
 /* The digests of p[0..n) into v when it is box_id's file, whole and
- * authentic; else MK_ERR_SEAL_FORMAT (v unchanged). */
+ * authentic; else MK_ERR_SEAL_FORMAT, v unchanged (every check comes
+ * before the first digest is added; only MK_ERR_NOMEM stops half way). */
 static enum mk_err parse(struct box_verified *v, const uint8_t *p, size_t n, const char *box_id,
                          const uint8_t oc[static 32])
 {
@@ -210,13 +209,7 @@ enum mk_err box_verified_load(const char *path, const char *box_id, const uint8_
 			box_verified_free(v);
 			return e;
 		}
-		if (e != MK_OK) { /* not used: whatever it held is forgotten */
-			v->n = 0;
-			if (v->slot != NULL)
-				for (size_t i = 0; i < v->nslots; i++)
-					v->slot[i] = NONE;
-			v->refused = 1;
-		}
+		v->refused = e != MK_OK; /* not used */
 	} else if (e != MK_ERR_NOT_FOUND) {
 		v->refused = 1;
 	}

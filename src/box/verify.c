@@ -236,14 +236,18 @@ static struct vkey *cache_find_hash(struct vcache *c, const char *domain, const 
 }
 
 /* Indexes a new entry by its key ID, keeps its record bytes and indexes
- * it by them and by their hash. A failure of the latter leaves it found by
- * decoding only (a reference to it is refused, and the host sends it
- * whole). */
-static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size_t n)
+ * it by them and by their hash (hash, when the caller has it; else
+ * computed). A failure of the latter leaves it found by decoding only (a
+ * reference to it is refused, and the host sends it whole). */
+static void cache_index(struct vcache *c, struct vkey *k, const uint8_t *p, size_t n, const uint8_t *hash)
 {
 	k->kchain = c->khead[key_bucket(k->key_id)];
 	c->khead[key_bucket(k->key_id)] = (uint16_t)(k - c->e);
-	if (mk_sha256(p, n, k->hash) != MK_OK || (k->rec = malloc(n)) == NULL)
+	if (hash != NULL)
+		memcpy(k->hash, hash, MK_VERIFY_REF_LEN);
+	else if (mk_sha256(p, n, k->hash) != MK_OK)
+		return;
+	if ((k->rec = malloc(n)) == NULL)
 		return;
 	memcpy(k->rec, p, n);
 	k->rec_len = n;
@@ -301,9 +305,10 @@ static enum mk_err master_key(const struct box_domain *d, const struct mk_key_re
 	return e;
 }
 
-/* Whether rec (p[0..n)) is signed by a Brass box of d: verified with d's
- * key, or found verified in an earlier session (verified.c). */
-static enum mk_err brass_signed(struct mk_box *b, const struct box_domain *d, const uint8_t *p, size_t n,
+/* Whether rec (its bytes' SHA-256 rec_hash, NULL when it could not be
+ * had) is signed by a Brass box of d: verified with d's key, or found
+ * verified in an earlier session (verified.c). */
+static enum mk_err brass_signed(struct mk_box *b, const struct box_domain *d, const uint8_t *rec_hash,
                                 const struct mk_key_record *rec)
 {
 	struct vcache *c = VC(b);
@@ -318,7 +323,7 @@ static enum mk_err brass_signed(struct mk_box *b, const struct box_domain *d, co
 		if (b->enabled && b->store_dir != NULL && verified_path(b, path, sizeof(path)))
 			(void)!box_verified_load(path, b->id, b->oc, &c->ver);
 	}
-	have = c->ver != NULL && box_verified_digest(d->sign_pub, p, n, dg) == MK_OK;
+	have = c->ver != NULL && rec_hash != NULL && box_verified_digest(d->sign_pub, rec_hash, dg) == MK_OK;
 	if (have && box_verified_has(c->ver, dg)) {
 		c->remembered++;
 		return MK_OK;
@@ -348,6 +353,8 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
                              struct vkey **kp)
 {
 	struct mk_key_record *rec;
+	uint8_t hash[MK_VERIFY_REF_LEN];
+	int have_hash;
 	struct vkey *k;
 	enum mk_err e;
 
@@ -371,8 +378,10 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		e = MK_OK;
 		goto out;
 	}
-	/* a version no box of the domain signed, or one Oak signed (NEW) */
-	if ((e = brass_signed(b, d, p, n, rec)) != MK_OK)
+	/* a version no box of the domain signed, or one Oak signed (NEW); the
+	 * bytes hashed once, for the remembered records and the cache's index */
+	have_hash = mk_sha256(p, n, hash) == MK_OK;
+	if ((e = brass_signed(b, d, have_hash ? hash : NULL, rec)) != MK_OK)
 		goto out;
 	k = cache_slot(VC(b));
 	memcpy(k->domain, rec->domain, sizeof(k->domain));
@@ -392,7 +401,7 @@ static enum mk_err brass_key(struct mk_box *b, const struct box_domain *d, const
 		vkey_clear(k);
 		goto out;
 	}
-	cache_index(VC(b), k, p, n);
+	cache_index(VC(b), k, p, n, have_hash ? hash : NULL);
 	*kp = k;
 	e = MK_OK;
 out:
@@ -469,7 +478,7 @@ static enum mk_err tin_key(struct mk_box *b, const struct box_domain *d, const u
 		vkey_clear(k);
 		goto out;
 	}
-	cache_index(VC(b), k, p, n);
+	cache_index(VC(b), k, p, n, NULL);
 	*kp = k;
 	e = MK_OK;
 out:

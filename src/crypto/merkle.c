@@ -74,6 +74,17 @@ out:
 	return r;
 }
 
+/* An inner node's input, 0x01 || l || r, assembled on the stack first, so
+ * that out may be l or r. */
+#define NODE_IN_LEN (1 + 2 * MK_MERKLE_LEN)
+
+static void node_in(uint8_t in[NODE_IN_LEN], const uint8_t *l, const uint8_t *r)
+{
+	in[0] = NODE_PREFIX;
+	memcpy(in + 1, l, MK_MERKLE_LEN);
+	memcpy(in + 1 + MK_MERKLE_LEN, r, MK_MERKLE_LEN);
+}
+
 struct mk_merkle_hasher {
 	EVP_MD_CTX *md;
 };
@@ -91,16 +102,13 @@ enum mk_err mk_merkle_hasher_new(struct mk_merkle_hasher **hp)
 	return MK_OK;
 }
 
-/* The node's input is assembled on the stack first, so out may be l or r. */
 enum mk_err mk_merkle_node_on(struct mk_merkle_hasher *h, const uint8_t l[static MK_MERKLE_LEN],
                               const uint8_t r[static MK_MERKLE_LEN], uint8_t out[static MK_MERKLE_LEN])
 {
-	uint8_t in[1 + 2 * MK_MERKLE_LEN];
+	uint8_t in[NODE_IN_LEN];
 	unsigned int len = 0;
 
-	in[0] = NODE_PREFIX;
-	memcpy(in + 1, l, MK_MERKLE_LEN);
-	memcpy(in + 1 + MK_MERKLE_LEN, r, MK_MERKLE_LEN);
+	node_in(in, l, r);
 	if (crypto_sha256() == NULL || EVP_DigestInit_ex2(h->md, crypto_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(h->md, in, sizeof(in)) != 1 || EVP_DigestFinal_ex(h->md, out, &len) != 1 ||
 	    len != MK_MERKLE_LEN)
@@ -119,14 +127,14 @@ void mk_merkle_hasher_free(struct mk_merkle_hasher *h)
 enum mk_err mk_merkle_node(const uint8_t l[static MK_MERKLE_LEN],
                            const uint8_t r[static MK_MERKLE_LEN], uint8_t out[static MK_MERKLE_LEN])
 {
-	struct mk_merkle_hasher *h = NULL;
-	enum mk_err e;
+	uint8_t in[NODE_IN_LEN];
+	unsigned int len = 0;
 
-	if ((e = mk_merkle_hasher_new(&h)) != MK_OK)
-		return e == MK_ERR_NOMEM ? MK_ERR_CRYPTO : e; /* the contract's one code */
-	e = mk_merkle_node_on(h, l, r, out);
-	mk_merkle_hasher_free(h);
-	return e;
+	node_in(in, l, r);
+	if (crypto_sha256() == NULL || EVP_Digest(in, sizeof(in), out, &len, crypto_sha256(), NULL) != 1 ||
+	    len != MK_MERKLE_LEN)
+		return MK_ERR_CRYPTO;
+	return MK_OK;
 }
 
 static enum mk_err empty_root(uint8_t out[static MK_MERKLE_LEN])

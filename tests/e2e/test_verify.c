@@ -2171,8 +2171,8 @@ static void test_verified_records(void **state)
 	assert_counts(box, 1, 1);
 	/* what one without the OC would write: the forged record's digest,
 	 * under a key of another OC */
-	assert_rc(box_verified_digest(box_find_domain(box, "VE")->sign_pub, mk_buf_data(forged), mk_buf_len(forged), dg),
-	          MK_OK);
+	assert_rc(mk_sha256(mk_buf_data(forged), mk_buf_len(forged), dg), MK_OK);
+	assert_rc(box_verified_digest(box_find_domain(box, "VE")->sign_pub, dg, dg), MK_OK);
 	mk_box_free(box);
 	assert_non_null(f = w_read(path));
 	assert_int_equal(mk_buf_len(f), 18 + 32 + 16);
