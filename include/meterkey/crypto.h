@@ -218,7 +218,8 @@ MK_WUR enum mk_err mk_cmac_verify(struct mk_cmac *ctx, const void *msg, size_t n
  * thousands of keys take turns; setting an AES key on one warm context
  * costs less than one of them. The tag is SP 800-38B's, computed as CBC
  * under the key with a zero IV over the message whose last block is
- * padded and masked with a subkey (mk_cmac_once's, the tests check it).
+ * padded and masked with a subkey before it is encrypted, one Update per
+ * 256 bytes (mk_cmac_once's tag, the tests check it).
  * One mk_cmac_keys must not be used by two threads at once. */
 struct mk_cmac_keys;
 

@@ -180,7 +180,11 @@ static bool key_resets_iv(EVP_CIPHER_CTX *x, const uint8_t *key)
 }
 
 /* The context for keys of keylen, keyed with key and a zero IV: CBC from
- * the start of a message. NULL on failure. */
+ * the start of a message. NULL on failure. Padding is left on: it acts
+ * only in EVP_EncryptFinal, never called here (an Update of whole blocks
+ * encrypts them all), and turning it off costs a parameter call at every
+ * key set (OpenSSL 3.0 passes the context's no-padding flag to the
+ * provider again at each init: about 400 instructions a token). */
 static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen)
 {
 	const char *name = mk_aes_cbc_name(keylen);
@@ -192,8 +196,7 @@ static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, siz
 	if (*cp == NULL) {
 		EVP_CIPHER *c = EVP_CIPHER_fetch(MK_LIBCTX, name, MK_PROPQ);
 		EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
-		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_block, NULL) == 1 &&
-		         EVP_CIPHER_CTX_set_padding(x, 0) == 1;
+		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_block, NULL) == 1;
 
 		EVP_CIPHER_free(c); /* the context keeps its own reference */
 		if (ok) {
@@ -242,45 +245,54 @@ enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t 
 	return r;
 }
 
-/* What keys_full works in, wiped in one call when done: the last block,
- * the whole CMAC, then the cipher's output (CBC's chaining values). */
+/* What keys_full works in, wiped in one call when done: the whole CMAC,
+ * then the message's blocks as the cipher takes them (its last block
+ * masked) and turns them into CBC's chaining values in place. */
 struct cmac_work {
-	uint8_t last[16];
 	uint8_t full[MK_CMAC_MAX_LEN];
 	uint8_t out[CBC_CHUNK];
 };
 
 /* The whole CMAC of msg under k into w->full; *usedp is how much of w was
- * written (what to wipe). */
+ * written (what to wipe). The last block is masked before the cipher sees
+ * it (CBC XORs the chaining value in itself), so that a message of up to
+ * CBC_CHUNK bytes is one Update: the tag is the last block out. */
 static enum mk_err keys_full(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const uint8_t *msg, size_t n,
                              struct cmac_work *w, size_t *usedp)
 {
-	/* the complete blocks before the last, then the last one masked */
-	size_t head = n == 0 ? 0 : (n - 1) / 16 * 16, tail = n - head;
+	/* the message in whole blocks, the last padded (10*) unless complete */
+	size_t total = n == 0 ? 16 : (n + 15) / 16 * 16, tail = n - (total - 16);
 	EVP_CIPHER_CTX *x = keys_ctx(cs, k->key, k->len);
+	size_t c = 0;
 	int len;
 
-	*usedp = offsetof(struct cmac_work, out) + (head < CBC_CHUNK ? head : CBC_CHUNK);
+	*usedp = offsetof(struct cmac_work, out) + (total < CBC_CHUNK ? total : CBC_CHUNK);
 	if (x == NULL)
 		return MK_ERR_CRYPTO;
-	for (size_t at = 0, c; at < head; at += c) {
-		c = head - at < CBC_CHUNK ? head - at : CBC_CHUNK;
-		if (EVP_EncryptUpdate(x, w->out, &len, msg + at, (int)c) != 1 || (size_t)len != c)
+	for (size_t at = 0; at < total; at += c) {
+		c = total - at < CBC_CHUNK ? total - at : CBC_CHUNK;
+		if (at + c < total) {
+			memcpy(w->out, msg + at, c);
+		} else {
+			/* the chunk with the last block: K1 over a complete one, else
+			 * 10* padding and K2 */
+			uint8_t *last = w->out + c - 16;
+			const uint8_t *sub = tail == 16 ? k->k1 : k->k2;
+
+			if (c - 16 + tail > 0)
+				memcpy(w->out, msg + at, c - 16 + tail);
+			if (tail < 16) {
+				last[tail] = 0x80;
+				memset(last + tail + 1, 0, 15 - tail);
+			}
+			for (int i = 0; i < 16; i++)
+				last[i] ^= sub[i];
+		}
+		if (EVP_EncryptUpdate(x, w->out, &len, w->out, (int)c) != 1 || (size_t)len != c)
 			return MK_ERR_CRYPTO;
 	}
-	memcpy(w->last, msg + head, tail);
-	if (tail == 16) {
-		for (int i = 0; i < 16; i++)
-			w->last[i] ^= k->k1[i];
-	} else {
-		w->last[tail] = 0x80;
-		memset(w->last + tail + 1, 0, 15 - tail);
-		for (int i = 0; i < 16; i++)
-			w->last[i] ^= k->k2[i];
-	}
-	if (EVP_EncryptUpdate(x, w->full, &len, w->last, 16) == 1 && len == 16)
-		return MK_OK;
-	return MK_ERR_CRYPTO;
+	memcpy(w->full, w->out + c - 16, 16); /* the last chunk's last block */
+	return MK_OK;
 }
 
 enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
