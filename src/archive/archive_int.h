@@ -345,6 +345,9 @@ static inline size_t archive_devname(char *buf, const char *domain, const char *
  * remembered with no (MK_ERR_NOMEM: not remembered, looked up again). */
 int64_t archive_seen_cache_get(const struct seen_cache *c, const char *name, size_t len);
 MK_WUR enum mk_err archive_seen_cache_put(struct seen_cache *c, const char *name, size_t len, int64_t no);
+/* Empties c, keeping its table; and frees its table too. */
+void archive_seen_cache_clear(struct seen_cache *c);
+void archive_seen_cache_release(struct seen_cache *c);
 
 
 /* An open archive: its driver and the driver's connection. */

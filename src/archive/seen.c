@@ -28,12 +28,6 @@ struct item {
 };
 
 /* A device number given in the transaction: remembered once it commits. */
-struct staged {
-	char name[DEVNAME_MAX];
-	size_t len;
-	int64_t no;
-};
-
 struct note {
 	const struct mk_sighting *s;
 	size_t n;
@@ -47,8 +41,8 @@ struct note {
 	uint8_t *fresh;
 	uint32_t *didx; /* a duplicate's place in the caller's array */
 	int64_t *ent;   /* its first sighting's entry */
-	struct staged *st; /* grown as devices are met for the first time */
-	size_t nst, cap_st;
+	struct seen_cache st; /* the numbers this transaction gave or read (hashed: a fleet's first
+	                       * batch meets thousands of devices) */
 	const char **doms; /* the distinct domains, in ID order */
 	size_t ndoms;
 	int legacy_now[16]; /* per domain of doms (the first 16): 1 has rows before schema 7 */
@@ -81,13 +75,9 @@ static enum mk_err device_no(struct mk_archive *a, struct note *b, const char *d
 	struct row_copy rc;
 	enum mk_err r;
 
-	if ((*nop = archive_seen_cache_get(a->seen, name, len)) != 0)
+	if ((*nop = archive_seen_cache_get(a->seen, name, len)) != 0 ||
+	    (*nop = archive_seen_cache_get(&b->st, name, len)) != 0)
 		return MK_OK;
-	for (size_t k = b->nst; k-- > 0;)
-		if (b->st[k].len == len && memcmp(b->st[k].name, name, len) == 0) {
-			*nop = b->st[k].no;
-			return MK_OK;
-		}
 	if ((r = archive_query_row(a, S_SEENDEV_GET, p, 2, &rc)) != MK_OK)
 		return r;
 	if (rc.found) {
@@ -111,19 +101,7 @@ static enum mk_err device_no(struct mk_archive *a, struct note *b, const char *d
 				return r;
 		}
 	}
-	if (b->nst == b->cap_st) {
-		size_t cap = b->cap_st ? 2 * b->cap_st : 64;
-		struct staged *st = realloc(b->st, cap * sizeof(*st));
-
-		if (st == NULL)
-			return MK_ERR_NOMEM;
-		b->st = st;
-		b->cap_st = cap;
-	}
-	memcpy(b->st[b->nst].name, name, len);
-	b->st[b->nst].len = len;
-	b->st[b->nst++].no = *nop;
-	return MK_OK;
+	return archive_seen_cache_put(&b->st, name, len, *nop);
 }
 
 /* When and where the first sighting of entry was (its audit entry). */
@@ -252,7 +230,7 @@ static enum mk_err do_note(struct mk_archive *a, void *arg)
 	struct note *b = arg;
 	enum mk_err r;
 
-	b->nst = 0;
+	archive_seen_cache_clear(&b->st);
 	for (size_t d = 0; d < b->ndoms; d++) {
 		const char *domain = b->doms[d];
 		struct domain_state ds;
@@ -301,8 +279,9 @@ static void remember(struct mk_archive *a, const struct note *b)
 {
 	if (a->seen == NULL && (a->seen = calloc(1, sizeof(*a->seen))) == NULL)
 		return;
-	for (size_t k = 0; k < b->nst; k++)
-		if (archive_seen_cache_put(a->seen, b->st[k].name, b->st[k].len, b->st[k].no) != MK_OK)
+	for (size_t k = 0; k < b->st.cap; k++)
+		if (b->st.slot[k].name != NULL &&
+		    archive_seen_cache_put(a->seen, b->st.slot[k].name, b->st.slot[k].len, b->st.slot[k].no) != MK_OK)
 			return; /* not remembered: looked up again next time */
 	for (size_t d = 0; d < b->ndoms && d < MK_ARRAY_LEN(b->legacy_now); d++) {
 		bool has;
@@ -357,7 +336,7 @@ out:
 	free(b.it);
 	free(b.keys);
 	free(b.fresh);
-	free(b.st);
+	archive_seen_cache_release(&b.st);
 	free(b.doms);
 	free(b.didx);
 	free(b.ent);

@@ -75,13 +75,28 @@ enum mk_err archive_seen_cache_put(struct seen_cache *c, const char *name, size_
 	}
 }
 
+void archive_seen_cache_clear(struct seen_cache *c)
+{
+	for (size_t i = 0; i < c->cap; i++) {
+		free(c->slot[i].name);
+		c->slot[i].name = NULL;
+	}
+	c->used = 0;
+}
+
+void archive_seen_cache_release(struct seen_cache *c)
+{
+	archive_seen_cache_clear(c);
+	free(c->slot);
+	c->slot = NULL;
+	c->cap = 0;
+}
+
 void archive_seen_free(struct mk_archive *a)
 {
 	if (a->seen == NULL)
 		return;
-	for (size_t i = 0; i < a->seen->cap; i++)
-		free(a->seen->slot[i].name);
-	free(a->seen->slot);
+	archive_seen_cache_release(a->seen);
 	free(a->seen);
 	a->seen = NULL;
 }
