@@ -211,36 +211,49 @@ MK_WUR enum mk_err mk_cmac_compute(struct mk_cmac *ctx, const void *msg, size_t 
 MK_WUR enum mk_err mk_cmac_verify(struct mk_cmac *ctx, const void *msg, size_t n,
                                   const uint8_t *tag, size_t taglen);
 
-/* AES-CMAC for many keys (a verifying box's fleet): one cipher context,
- * keyed for each computation, and per key only its bytes and its two CMAC
- * subkeys (SP 800-38B 6.1) in memory the caller places. A cold per-key
- * EVP_MAC context is five scattered allocations, each a cache miss when
- * thousands of keys take turns; setting an AES key on one warm context
- * costs less than one of them. The tag is SP 800-38B's, computed as CBC
- * under the key with a zero IV over the message whose last block is
- * padded and masked with a subkey before it is encrypted, one Update per
- * 256 bytes (mk_cmac_once's tag, the tests check it).
- * One mk_cmac_keys must not be used by two threads at once. */
+/* AES-CMAC for many keys (a verifying box's fleet): per key a cipher
+ * context keyed once, and never initialised again (OpenSSL 3.0's init asks
+ * the provider for the key length in parameters, about half the cost of a
+ * token): the context's chaining value after a message is that message's
+ * last block out, kept in the key, and XORed into the next message's first
+ * block it restarts CBC as a zero IV would. The tag is SP 800-38B's,
+ * computed as CBC under the key with a zero IV over the message whose last
+ * block is padded and masked with a subkey before it is encrypted, one
+ * Update per 256 bytes (mk_cmac_once's tag, the tests check it). A key's
+ * context is on OpenSSL's heap (its key schedule included); the key's
+ * struct, with the chaining value and the subkeys, where the caller
+ * places it (a box: in its locked cache). A key must not be used by two
+ * threads at once; mk_cmac_keys only holds the fetched ciphers. */
 struct mk_cmac_keys;
 
-/* One key: holds key material, wipe it (OPENSSL_cleanse) when dropped. */
+/* One key: holds key material; mk_cmac_key_clear when dropped. Zeroed
+ * before its first mk_cmac_key_set. */
 struct mk_cmac_key {
-	uint8_t key[MK_AES256_KEY_LEN];
+	EVP_CIPHER_CTX *x;                    /* keyed AES-CBC (NULL: none) */
+	uint8_t chain[MK_CMAC_MAX_LEN];       /* the chaining value x holds */
 	uint8_t k1[MK_CMAC_MAX_LEN], k2[MK_CMAC_MAX_LEN];
-	uint8_t len; /* of key: 16 or 32, 0 none */
+	uint8_t len; /* of the key: 16 or 32, 0 none */
 };
 
 MK_WUR enum mk_err mk_cmac_keys_new(struct mk_cmac_keys **csp);
-/* Frees (OpenSSL wipes the key schedule last set). NULL is a no-op. */
+/* Frees the ciphers (not the keys'). NULL is a no-op. */
 void mk_cmac_keys_free(struct mk_cmac_keys *cs);
-/* *out for a 16- or 32-byte AES key (its subkeys computed once). */
+/* *out for a 16- or 32-byte AES key: its context keyed and its subkeys
+ * computed, once (what out held before is cleared). */
 MK_WUR enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen,
                                    struct mk_cmac_key *out);
-/* As mk_cmac_compute and mk_cmac_verify, under k. */
-MK_WUR enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg,
-                                        size_t n, uint8_t *out, size_t outlen);
-MK_WUR enum mk_err mk_cmac_keys_verify(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg,
-                                       size_t n, const uint8_t *tag, size_t taglen);
+/* Frees k's context (OpenSSL wipes its key schedule) and wipes k. NULL is
+ * a no-op. */
+void mk_cmac_key_clear(struct mk_cmac_key *k);
+/* Asks for k's context towards the cache (a hint, for a caller about to
+ * use many keys in turn: each is a cache miss otherwise). */
+void mk_cmac_key_prefetch(const struct mk_cmac_key *k);
+/* As mk_cmac_compute and mk_cmac_verify, under k (MK_ERR_INVALID_ARG for a
+ * key not set; a failure of the cipher clears k: set it again). */
+MK_WUR enum mk_err mk_cmac_keys_compute(struct mk_cmac_key *k, const void *msg, size_t n, uint8_t *out,
+                                        size_t outlen);
+MK_WUR enum mk_err mk_cmac_keys_verify(struct mk_cmac_key *k, const void *msg, size_t n, const uint8_t *tag,
+                                       size_t taglen);
 
 /* ---- SP 800-108 KDF ------------------------------------------------------ */
 

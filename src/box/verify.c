@@ -23,9 +23,9 @@
 
 /* Entries of the cache a box keeps while open: a verified key record's
  * facts and its key (master key in Brass, token key in Tin), and the token
- * key of one period with its CMAC subkeys, set on the box's one cipher
- * context per token (mk_cmac_keys: cheaper than a cold context per key in
- * a fleet's round robin). One a device and domain: a box
+ * key of one period with its CMAC subkeys and its cipher context, keyed
+ * once (mk_cmac_key; the context and its key schedule on OpenSSL's heap,
+ * docs/internals/box-process.md). One a device and domain: a box
  * serving two domains holds a fleet of up to 32,767 meters (bench_verify's
  * 10,000 meters thrashed a cache of 16,384, each record checked and its
  * key unwrapped again at every sighting); past it, split the fleet across
@@ -76,7 +76,7 @@ struct vcache {
 	int ver_read;             /* read (or tried) */
 	size_t checked, remembered; /* record signatures verified, and found in ver instead */
 	struct mk_keymap_nodes *nodes; /* of the key maps, under the heads' roots its proofs gave */
-	struct mk_cmac_keys *cm; /* the one cipher context every token key is set on in turn */
+	struct mk_cmac_keys *cm; /* the ciphers the token keys' contexts are made of */
 	uint16_t head[VCACHE_BUCKETS]; /* first entry of each bucket, or VCACHE_NONE */
 	uint16_t hhead[VCACHE_BUCKETS]; /* the same by the record's hash (references) */
 	uint16_t khead[VCACHE_BUCKETS]; /* the same by key ID (records not seen in these bytes) */
@@ -167,6 +167,7 @@ static void vkey_clear(struct vkey *k)
 		OPENSSL_cleanse(k->rec, k->rec_len);
 		free(k->rec);
 	}
+	mk_cmac_key_clear(&k->tkey);
 	OPENSSL_cleanse(k, sizeof(*k));
 }
 
@@ -557,7 +558,6 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_
 		uint8_t tk[MK_MASTER_KEY_LEN];
 
 		period = mk_token_period(ind.date);
-		OPENSSL_cleanse(&k->tkey, sizeof(k->tkey));
 		if (mk_token_key_derive(k->key, d->id, k->product_code, k->mfg_seq, period, tk) != MK_OK ||
 		    mk_cmac_key_set(cm, tk, sizeof(tk), &k->tkey) != MK_OK) {
 			OPENSSL_cleanse(tk, sizeof(tk));
@@ -569,7 +569,10 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_
 	}
 	/* The tokens cover the canonical data, which the binary form carries
 	 * first. */
-	return mk_cmac_keys_verify(cm, &k->tkey, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
+	/* Tin: a token key whose context a failure dropped, set again */
+	if (k->token_key && k->tkey.len == 0 && mk_cmac_key_set(cm, k->key, MK_MASTER_KEY_LEN, &k->tkey) != MK_OK)
+		return MK_VR_BAD_TOKEN;
+	return mk_cmac_keys_verify(&k->tkey, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
 }
 
 /*
@@ -776,6 +779,10 @@ enum mk_err box_cmd_verify(void *box, const struct mk_msg_request *req, struct m
 		return e;
 	if ((e = request_keys(b, d, &in, keys, &nkeys)) != MK_OK)
 		return e;
+	/* each key's cipher context towards the cache, all together: in a
+	 * fleet each is a miss the items would take one after the other */
+	for (size_t i = 0; i < nkeys; i++)
+		mk_cmac_key_prefetch(&keys[i]->tkey);
 	/* A newer head than the box knew is kept in its sealed state, so that
 	 * an archive rolled back behind it is refused after a restart too
 	 * (a box that cannot write its state still refuses it until then). */

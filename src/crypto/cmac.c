@@ -129,16 +129,20 @@ enum mk_err mk_cmac_once(const uint8_t *key, size_t keylen, const void *msg, siz
 	return r;
 }
 
-/* ---- Many keys, one context ------------------------------------------------- */
+/* ---- Many keys, a context each --------------------------------------------- */
 
-/* Of the AES-CBC contexts, one a key length, made on first use. */
+/* The AES-CBC ciphers, one a key length, fetched on first use. */
 struct mk_cmac_keys {
-	EVP_CIPHER_CTX *ctx[2]; /* AES-128-CBC, AES-256-CBC */
-	bool iv_reset[2];       /* a new key alone restarts CBC from the zero IV (checked) */
+	EVP_CIPHER *c[2]; /* AES-128-CBC, AES-256-CBC */
 };
 
-/* Bytes of the message run through the cipher a call: the output's room. */
+/* Bytes of the message run through the cipher a call: the work buffer. */
 #define CBC_CHUNK 256
+/* How far past a key's cipher context its prefetch reaches: the context
+ * and, allocated just after it by EVP_EncryptInit_ex2, the provider's
+ * (the CBC state and the key schedule, about 500 bytes for AES). Only a
+ * hint: a layout other than this costs the misses, never a result. */
+#define CTX_REACH 768
 
 enum mk_err mk_cmac_keys_new(struct mk_cmac_keys **csp)
 {
@@ -153,65 +157,12 @@ void mk_cmac_keys_free(struct mk_cmac_keys *cs)
 {
 	if (cs == NULL)
 		return;
-	EVP_CIPHER_CTX_free(cs->ctx[0]);
-	EVP_CIPHER_CTX_free(cs->ctx[1]);
+	EVP_CIPHER_free(cs->c[0]);
+	EVP_CIPHER_free(cs->c[1]);
 	OPENSSL_free(cs);
 }
 
 static const uint8_t zero_block[16];
-
-/* Whether setting a key alone (no IV) on x, which has run, restarts CBC
- * from the IV set with the cipher (zero): OpenSSL 3's providers reset a
- * CBC context's IV to the one it was given, as 1.1's EVP did; checked
- * once rather than assumed, as it spares the IV's parameters on every
- * key set (a third of the cost). */
-static bool key_resets_iv(EVP_CIPHER_CTX *x, const uint8_t *key)
-{
-	uint8_t a[32], b[32];
-	int la = 0, lb = 0;
-	bool same;
-
-	same = EVP_EncryptUpdate(x, a, &la, zero_block, 16) == 1 && EVP_EncryptUpdate(x, a + 16, &la, zero_block, 16) == 1 &&
-	       EVP_EncryptInit_ex(x, NULL, NULL, key, NULL) == 1 && EVP_EncryptUpdate(x, b, &lb, zero_block, 16) == 1 &&
-	       EVP_EncryptUpdate(x, b + 16, &lb, zero_block, 16) == 1 && la == 16 && lb == 16 && memcmp(a, b, 32) == 0;
-	OPENSSL_cleanse(a, sizeof(a));
-	OPENSSL_cleanse(b, sizeof(b));
-	return same;
-}
-
-/* The context for keys of keylen, keyed with key and a zero IV: CBC from
- * the start of a message. NULL on failure. Padding is left on: it acts
- * only in EVP_EncryptFinal, never called here (an Update of whole blocks
- * encrypts them all), and turning it off costs a parameter call at every
- * key set (OpenSSL 3.0 passes the context's no-padding flag to the
- * provider again at each init: about 400 instructions a token). */
-static EVP_CIPHER_CTX *keys_ctx(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen)
-{
-	const char *name = mk_aes_cbc_name(keylen);
-	int i = keylen == MK_AES256_KEY_LEN;
-	EVP_CIPHER_CTX **cp = &cs->ctx[i];
-
-	if (name == NULL)
-		return NULL;
-	if (*cp == NULL) {
-		EVP_CIPHER *c = EVP_CIPHER_fetch(MK_LIBCTX, name, MK_PROPQ);
-		EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
-		int ok = c != NULL && x != NULL && EVP_EncryptInit_ex2(x, c, key, zero_block, NULL) == 1;
-
-		EVP_CIPHER_free(c); /* the context keeps its own reference */
-		if (ok) {
-			cs->iv_reset[i] = key_resets_iv(x, key);
-			ok = EVP_EncryptInit_ex(x, NULL, NULL, key, zero_block) == 1;
-		}
-		if (!ok) {
-			EVP_CIPHER_CTX_free(x);
-			return NULL;
-		}
-		*cp = x;
-		return x;
-	}
-	return EVP_EncryptInit_ex(*cp, NULL, NULL, key, cs->iv_reset[i] ? NULL : zero_block) == 1 ? *cp : NULL;
-}
 
 /* d = the doubling of s in GF(2^128) (SP 800-38B 6.1). */
 static void dbl(const uint8_t s[16], uint8_t d[16])
@@ -223,52 +174,82 @@ static void dbl(const uint8_t s[16], uint8_t d[16])
 	d[15] = (uint8_t)(s[15] << 1 ^ (0x87 & -carry));
 }
 
+void mk_cmac_key_clear(struct mk_cmac_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_CIPHER_CTX_free(k->x); /* the provider wipes the key schedule */
+	OPENSSL_cleanse(k, sizeof(*k));
+}
+
+/* Padding is left on: it acts only in EVP_EncryptFinal, never called here
+ * (an Update of whole blocks encrypts them all). */
 enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t keylen, struct mk_cmac_key *out)
 {
-	EVP_CIPHER_CTX *x;
+	const char *name = mk_aes_cbc_name(keylen);
+	int i = keylen == MK_AES256_KEY_LEN, len = 0;
 	uint8_t l[16];
-	int len = 0;
 	enum mk_err r = MK_ERR_CRYPTO;
 
-	if (cs == NULL || key == NULL || out == NULL || mk_aes_cbc_name(keylen) == NULL)
+	if (cs == NULL || key == NULL || out == NULL || name == NULL)
 		return MK_ERR_INVALID_ARG;
-	memset(out, 0, sizeof(*out));
-	/* L = AES_K(0^128): CBC with a zero IV over one zero block */
-	if ((x = keys_ctx(cs, key, keylen)) != NULL && EVP_EncryptUpdate(x, l, &len, zero_block, 16) == 1 && len == 16) {
-		memcpy(out->key, key, keylen);
+	mk_cmac_key_clear(out);
+	if (cs->c[i] == NULL && (cs->c[i] = EVP_CIPHER_fetch(MK_LIBCTX, name, MK_PROPQ)) == NULL)
+		return MK_ERR_CRYPTO;
+	if ((out->x = EVP_CIPHER_CTX_new()) == NULL)
+		return MK_ERR_NOMEM;
+	/* L = AES_K(0^128): CBC with a zero IV over one zero block, which
+	 * leaves L as the chaining value */
+	if (EVP_EncryptInit_ex2(out->x, cs->c[i], key, zero_block, NULL) == 1 &&
+	    EVP_EncryptUpdate(out->x, l, &len, zero_block, 16) == 1 && len == 16) {
+		memcpy(out->chain, l, 16);
 		dbl(l, out->k1);
 		dbl(out->k1, out->k2);
 		out->len = (uint8_t)keylen;
 		r = MK_OK;
+	} else {
+		mk_cmac_key_clear(out);
 	}
 	OPENSSL_cleanse(l, sizeof(l));
 	return r;
 }
 
+void mk_cmac_key_prefetch(const struct mk_cmac_key *k)
+{
+	const char *p = (const char *)k->x;
+
+	if (p == NULL)
+		return;
+	for (size_t at = 0; at < CTX_REACH; at += 64)
+		__builtin_prefetch(p + at);
+}
+
 /* What keys_full works in, wiped in one call when done: the whole CMAC,
- * then the message's blocks as the cipher takes them (its last block
- * masked) and turns them into CBC's chaining values in place. */
+ * then the message's blocks as the cipher takes them (the first XORed
+ * with the chaining value the context holds, the last masked) and turns
+ * them into CBC's chaining values in place. */
 struct cmac_work {
 	uint8_t full[MK_CMAC_MAX_LEN];
 	uint8_t out[CBC_CHUNK];
 };
 
 /* The whole CMAC of msg under k into w->full; *usedp is how much of w was
- * written (what to wipe). The last block is masked before the cipher sees
- * it (CBC XORs the chaining value in itself), so that a message of up to
- * CBC_CHUNK bytes is one Update: the tag is the last block out. */
-static enum mk_err keys_full(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const uint8_t *msg, size_t n,
-                             struct cmac_work *w, size_t *usedp)
+ * written (what to wipe). The context is never re-initialised: it holds
+ * the last message's final block out as its chaining value (k->chain),
+ * which XORed into the first block cancels, as a zero IV would start.
+ * The last block is masked before the cipher sees it (CBC XORs the
+ * chaining value in itself), so that a message of up to CBC_CHUNK bytes
+ * is one Update: the tag is the last block out, and the next chaining
+ * value. A failure leaves the chaining value unknown: the context is
+ * dropped (k->len 0), and the key must be set again. */
+static enum mk_err keys_full(struct mk_cmac_key *k, const uint8_t *msg, size_t n, struct cmac_work *w,
+                             size_t *usedp)
 {
 	/* the message in whole blocks, the last padded (10*) unless complete */
-	size_t total = n == 0 ? 16 : (n + 15) / 16 * 16, tail = n - (total - 16);
-	EVP_CIPHER_CTX *x = keys_ctx(cs, k->key, k->len);
-	size_t c = 0;
+	size_t total = n == 0 ? 16 : (n + 15) / 16 * 16, tail = n - (total - 16), c = 0;
 	int len;
 
 	*usedp = offsetof(struct cmac_work, out) + (total < CBC_CHUNK ? total : CBC_CHUNK);
-	if (x == NULL)
-		return MK_ERR_CRYPTO;
 	for (size_t at = 0; at < total; at += c) {
 		c = total - at < CBC_CHUNK ? total - at : CBC_CHUNK;
 		if (at + c < total) {
@@ -288,40 +269,44 @@ static enum mk_err keys_full(struct mk_cmac_keys *cs, const struct mk_cmac_key *
 			for (int i = 0; i < 16; i++)
 				last[i] ^= sub[i];
 		}
-		if (EVP_EncryptUpdate(x, w->out, &len, w->out, (int)c) != 1 || (size_t)len != c)
+		if (at == 0)
+			for (int i = 0; i < 16; i++)
+				w->out[i] ^= k->chain[i];
+		if (EVP_EncryptUpdate(k->x, w->out, &len, w->out, (int)c) != 1 || (size_t)len != c) {
+			mk_cmac_key_clear(k);
 			return MK_ERR_CRYPTO;
+		}
 	}
 	memcpy(w->full, w->out + c - 16, 16); /* the last chunk's last block */
+	memcpy(k->chain, w->full, 16);
 	return MK_OK;
 }
 
-enum mk_err mk_cmac_keys_compute(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
-                                 uint8_t *out, size_t outlen)
+enum mk_err mk_cmac_keys_compute(struct mk_cmac_key *k, const void *msg, size_t n, uint8_t *out, size_t outlen)
 {
 	struct cmac_work w;
 	size_t used;
 	enum mk_err r;
 
-	if (cs == NULL || k == NULL || k->len == 0 || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
+	if (k == NULL || k->len == 0 || k->x == NULL || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = keys_full(cs, k, msg, n, &w, &used)) == MK_OK)
+	if ((r = keys_full(k, msg, n, &w, &used)) == MK_OK)
 		memcpy(out, w.full, outlen);
 	OPENSSL_cleanse(&w, used);
 	return r;
 }
 
-enum mk_err mk_cmac_keys_verify(struct mk_cmac_keys *cs, const struct mk_cmac_key *k, const void *msg, size_t n,
-                                const uint8_t *tag, size_t taglen)
+enum mk_err mk_cmac_keys_verify(struct mk_cmac_key *k, const void *msg, size_t n, const uint8_t *tag, size_t taglen)
 {
 	struct cmac_work w;
 	size_t used;
 	enum mk_err r;
 
-	if (cs == NULL || k == NULL || k->len == 0 || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
+	if (k == NULL || k->len == 0 || k->x == NULL || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = keys_full(cs, k, msg, n, &w, &used)) == MK_OK)
+	if ((r = keys_full(k, msg, n, &w, &used)) == MK_OK)
 		r = mk_ct_equal(w.full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
 	OPENSSL_cleanse(&w, used);
 	return r;

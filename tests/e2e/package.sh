@@ -152,6 +152,19 @@ for b in $BOXES; do
   grep_out "^box $b serving at /run/meterkey/$b.sock (process $pid, user 6[1-4]00[0-9], " "$T/serve.$b"
   read -r u nnp sc _ <<<"$(status "$pid")"
   [ "$u" -ge 61000 ] && [ "$nnp" = 1 ] && [ "$sc" = 2 ] || { echo "FAIL: box $b runs as uid $u, no_new_privs $nnp, seccomp $sc"; fails=$((fails+1)); }
+  # its unit's LimitMEMLOCK=infinity: its memory all locked as touched
+  # (OpenSSL's heap holds the token keys' schedules). systemd sets the
+  # closest limit it may: in a container without CAP_SYS_RESOURCE, the
+  # host's finite one, under which the box locks only its secure heap
+  lim=$(in_c awk '/^Max locked memory/ { print $4 }' "/proc/$pid/limits")
+  lo=$(in_c grep -c "^VmFlags:.* lo lf" "/proc/$pid/smaps")
+  maps=$(in_c grep -c "^VmFlags:" "/proc/$pid/smaps")
+  if [ "$lim" = unlimited ]; then
+    [ "$lo" -gt $((maps / 2)) ] || { echo "FAIL: box $b, its lock unbounded, locked $lo of its $maps mappings"; fails=$((fails+1)); }
+  else
+    [ "$lo" -le 1 ] || { echo "FAIL: box $b, under a lock limit of $lim bytes, locked $lo mappings"; fails=$((fails+1)); }
+    [ "$b" = M00000001 ] && echo "note: the boxes' memory lock limit is $lim bytes here (LimitMEMLOCK=infinity not granted), so they do not lock all their memory"
+  fi
   # its operators enter their shares, as the user meterkey
   for f in "$ROOT"/var/lib/meterkey/shares/"$b".[0-9].share; do
     expect 0 as_c meterkey box unseal --box "$b" --boxes /run/meterkey --share "${f#"$ROOT"}"

@@ -231,18 +231,20 @@ static void test_cmac_keys_match_the_one_shot(void **state)
 		{ 64, { 0x51, 0xf0, 0xbe, 0xbf, 0x7e, 0x3b, 0x9d, 0x92, 0xfc, 0x49, 0x74, 0x17, 0x79, 0x36, 0x3c, 0xfe } },
 	};
 	struct mk_cmac_keys *cs = NULL;
-	struct mk_cmac_key k[3], none;
+	struct mk_cmac_key k[3], none, again;
 	uint8_t key[3][32], msg[600], out[16], want[16];
 	const size_t klen[3] = { 16, 32, 16 };
 	uint32_t x = 12345;
 
 	(void)state;
+	memset(k, 0, sizeof(k)); /* zeroed before a key's first set */
+	memset(&again, 0, sizeof(again));
 	assert_int_equal(mk_cmac_keys_new(&cs), MK_OK);
 	assert_int_equal(mk_cmac_key_set(cs, cmac_key, 16, &k[0]), MK_OK);
 	for (size_t i = 0; i < sizeof(rfc) / sizeof(rfc[0]); i++) {
-		assert_int_equal(mk_cmac_keys_compute(cs, &k[0], m64, rfc[i].n, out, 16), MK_OK);
+		assert_int_equal(mk_cmac_keys_compute(&k[0], m64, rfc[i].n, out, 16), MK_OK);
 		assert_memory_equal(out, rfc[i].tag, 16);
-		assert_int_equal(mk_cmac_keys_verify(cs, &k[0], m64, rfc[i].n, rfc[i].tag, 8), MK_OK);
+		assert_int_equal(mk_cmac_keys_verify(&k[0], m64, rfc[i].n, rfc[i].tag, 8), MK_OK);
 	}
 	for (size_t i = 0; i < sizeof(msg); i++)
 		msg[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
@@ -255,26 +257,44 @@ static void test_cmac_keys_match_the_one_shot(void **state)
 		int j = (int)(n % 3);
 
 		assert_int_equal(mk_cmac_once(key[j], klen[j], msg, n, want, 16), MK_OK);
-		assert_int_equal(mk_cmac_keys_compute(cs, &k[j], msg, n, out, 16), MK_OK);
+		assert_int_equal(mk_cmac_keys_compute(&k[j], msg, n, out, 16), MK_OK);
 		assert_memory_equal(out, want, 16);
-		assert_int_equal(mk_cmac_keys_verify(cs, &k[j], msg, n, want, 8), MK_OK);
+		assert_int_equal(mk_cmac_keys_verify(&k[j], msg, n, want, 8), MK_OK);
 		/* the negatives: another key, another message, another tag */
-		assert_int_equal(mk_cmac_keys_verify(cs, &k[(j + 1) % 3], msg, n, want, 8), MK_ERR_VERIFY);
+		assert_int_equal(mk_cmac_keys_verify(&k[(j + 1) % 3], msg, n, want, 8), MK_ERR_VERIFY);
 		if (n > 0) {
 			msg[n - 1] ^= 1;
-			assert_int_equal(mk_cmac_keys_verify(cs, &k[j], msg, n, want, 8), MK_ERR_VERIFY);
+			assert_int_equal(mk_cmac_keys_verify(&k[j], msg, n, want, 8), MK_ERR_VERIFY);
 			msg[n - 1] ^= 1;
 		}
 		want[7] ^= 0x80;
-		assert_int_equal(mk_cmac_keys_verify(cs, &k[j], msg, n, want, 8), MK_ERR_VERIFY);
+		assert_int_equal(mk_cmac_keys_verify(&k[j], msg, n, want, 8), MK_ERR_VERIFY);
 	}
+	/* a key set again over another (its context replaced, the old one
+	 * freed: ASan's leak check) computes under the new key, from a fresh
+	 * chaining value */
+	assert_int_equal(mk_cmac_key_set(cs, cmac_key, 16, &again), MK_OK);
+	assert_int_equal(mk_cmac_keys_compute(&again, m64, 40, out, 16), MK_OK);
+	assert_int_equal(mk_cmac_key_set(cs, key[1], klen[1], &again), MK_OK);
+	assert_int_equal(mk_cmac_once(key[1], klen[1], m64, 40, want, 16), MK_OK);
+	assert_int_equal(mk_cmac_keys_compute(&again, m64, 40, out, 16), MK_OK);
+	assert_memory_equal(out, want, 16);
+	/* cleared: no context, no key, refused */
+	mk_cmac_key_clear(&again);
+	assert_null(again.x);
+	assert_int_equal(again.len, 0);
+	assert_int_equal(mk_cmac_keys_verify(&again, m64, 40, want, 8), MK_ERR_INVALID_ARG);
+	mk_cmac_key_clear(&again);
+	mk_cmac_key_clear(NULL);
 	/* lengths and keys that are not ours */
 	memset(&none, 0, sizeof(none));
 	assert_int_equal(mk_cmac_key_set(cs, key[0], 24, &none), MK_ERR_INVALID_ARG);
-	assert_int_equal(mk_cmac_keys_compute(cs, &none, msg, 16, out, 16), MK_ERR_INVALID_ARG);
-	assert_int_equal(mk_cmac_keys_compute(cs, &k[0], msg, 16, out, 17), MK_ERR_INVALID_ARG);
-	assert_int_equal(mk_cmac_keys_verify(cs, &k[0], msg, 16, out, 0), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_compute(&none, msg, 16, out, 16), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_compute(&k[0], msg, 16, out, 17), MK_ERR_INVALID_ARG);
+	assert_int_equal(mk_cmac_keys_verify(&k[0], msg, 16, out, 0), MK_ERR_INVALID_ARG);
 	assert_int_equal(mk_cmac_keys_new(NULL), MK_ERR_INVALID_ARG);
+	for (int j = 0; j < 3; j++)
+		mk_cmac_key_clear(&k[j]);
 	mk_cmac_keys_free(cs);
 	mk_cmac_keys_free(NULL);
 }
