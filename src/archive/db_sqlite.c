@@ -44,8 +44,15 @@ struct dyn_stmt {
 	uint64_t used;
 };
 
+/* The transaction statements, prepared once (sqlite3_exec parses its text
+ * at every call: a Brass verifier's lookup is a read transaction a
+ * device, ten thousand at a fleet's start). */
+enum { TX_BEGIN, TX_BEGIN_READ, TX_COMMIT, TX_ROLLBACK, TX_COUNT };
+static const char *const tx_sql[TX_COUNT] = { "BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK" };
+
 struct sqlite_db {
 	sqlite3 *h;
+	sqlite3_stmt *tx[TX_COUNT];
 	sqlite3_stmt *st[MK_STMT_COUNT];
 	struct dyn_stmt dyn[DYN_SLOTS];
 	uint64_t tick;
@@ -81,6 +88,8 @@ static void sq_close(void *db)
 
 	if (d == NULL)
 		return;
+	for (size_t i = 0; i < TX_COUNT; i++)
+		sqlite3_finalize(d->tx[i]);
 	for (size_t i = 0; i < MK_STMT_COUNT; i++)
 		sqlite3_finalize(d->st[i]);
 	for (size_t i = 0; i < DYN_SLOTS; i++)
@@ -141,16 +150,28 @@ static enum mk_err sq_open(const char *url, void **dbp, char *why, size_t cap)
 	return MK_OK;
 }
 
-static enum mk_err sq_begin(void *db) { return sq_exec(db, "BEGIN IMMEDIATE"); }
-static enum mk_err sq_begin_read(void *db) { return sq_exec(db, "BEGIN"); }
-static enum mk_err sq_commit(void *db) { return sq_exec(db, "COMMIT"); }
+/* Runs transaction statement i, as sqlite3_exec would run its text. */
+static enum mk_err tx_run(struct sqlite_db *d, int i)
+{
+	int rc;
+
+	if (d->tx[i] == NULL && (rc = sqlite3_prepare_v2(d->h, tx_sql[i], -1, &d->tx[i], NULL)) != SQLITE_OK)
+		return map(rc);
+	rc = sqlite3_step(d->tx[i]);
+	sqlite3_reset(d->tx[i]);
+	return map(rc);
+}
+
+static enum mk_err sq_begin(void *db) { return tx_run(db, TX_BEGIN); }
+static enum mk_err sq_begin_read(void *db) { return tx_run(db, TX_BEGIN_READ); }
+static enum mk_err sq_commit(void *db) { return tx_run(db, TX_COMMIT); }
 
 static void sq_rollback(void *db)
 {
 	struct sqlite_db *d = db;
 
 	if (!sqlite3_get_autocommit(d->h))
-		(void)sq_exec(db, "ROLLBACK");
+		(void)tx_run(d, TX_ROLLBACK);
 }
 
 static enum mk_err sq_lock_schema(void *db)
