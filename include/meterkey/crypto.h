@@ -229,10 +229,9 @@ struct mk_cmac_keys;
 /* One key: holds key material; mk_cmac_key_clear when dropped. Zeroed
  * before its first mk_cmac_key_set. */
 struct mk_cmac_key {
-	EVP_CIPHER_CTX *x;                    /* keyed AES-CBC (NULL: none) */
+	EVP_CIPHER_CTX *x;                    /* keyed AES-CBC (NULL: no key set) */
 	uint8_t chain[MK_CMAC_MAX_LEN];       /* the chaining value x holds */
 	uint8_t k1[MK_CMAC_MAX_LEN], k2[MK_CMAC_MAX_LEN];
-	uint8_t len; /* of the key: 16 or 32, 0 none */
 };
 
 MK_WUR enum mk_err mk_cmac_keys_new(struct mk_cmac_keys **csp);

@@ -51,7 +51,7 @@ struct vkey {
 	uint32_t period;                 /* of tkey */
 	uint32_t tfirst, tend;           /* Brass: period's days (first, the day after the last) */
 	int64_t fresh_until;             /* Tin: the token key record's freshness end */
-	struct mk_cmac_key tkey;         /* the token key of period (len 0: none yet) */
+	struct mk_cmac_key tkey;         /* the token key of period (x NULL: none yet) */
 	char product_code[MK_IDENT_MAX + 1], mfg_seq[MK_IDENT_MAX + 1];
 	char indicia_serial[MK_IDENT_MAX + 1];
 	/* the rest: read when a record is checked or its entry replaced */
@@ -554,7 +554,7 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_
 	/* Brass: the token key of the indicium's period (its month), derived
 	 * when the one held is of another (its days kept beside it: the date
 	 * compared, the month not computed per item) */
-	if (!k->token_key && (k->tkey.len == 0 || ind.date < k->tfirst || ind.date >= k->tend)) {
+	if (!k->token_key && (k->tkey.x == NULL || ind.date < k->tfirst || ind.date >= k->tend)) {
 		uint8_t tk[MK_MASTER_KEY_LEN];
 
 		period = mk_token_period(ind.date);
@@ -570,7 +570,7 @@ static enum mk_verify_result check_framed(const struct box_domain *d, struct mk_
 	/* The tokens cover the canonical data, which the binary form carries
 	 * first. */
 	/* Tin: a token key whose context a failure dropped, set again */
-	if (k->token_key && k->tkey.len == 0 && mk_cmac_key_set(cm, k->key, MK_MASTER_KEY_LEN, &k->tkey) != MK_OK)
+	if (k->token_key && k->tkey.x == NULL && mk_cmac_key_set(cm, k->key, MK_MASTER_KEY_LEN, &k->tkey) != MK_OK)
 		return MK_VR_BAD_TOKEN;
 	return mk_cmac_keys_verify(&k->tkey, p, ind.data_len, token, len) == MK_OK ? MK_VR_GOOD : MK_VR_BAD_TOKEN;
 }

@@ -205,7 +205,6 @@ enum mk_err mk_cmac_key_set(struct mk_cmac_keys *cs, const uint8_t *key, size_t 
 		memcpy(out->chain, l, 16);
 		dbl(l, out->k1);
 		dbl(out->k1, out->k2);
-		out->len = (uint8_t)keylen;
 		r = MK_OK;
 	} else {
 		mk_cmac_key_clear(out);
@@ -224,44 +223,38 @@ void mk_cmac_key_prefetch(const struct mk_cmac_key *k)
 		__builtin_prefetch(p + at);
 }
 
-/* What keys_full works in, wiped in one call when done: the whole CMAC,
- * then the message's blocks as the cipher takes them (the first XORed
- * with the chaining value the context holds, the last masked) and turns
- * them into CBC's chaining values in place. */
-struct cmac_work {
-	uint8_t full[MK_CMAC_MAX_LEN];
-	uint8_t out[CBC_CHUNK];
-};
-
-/* The whole CMAC of msg under k into w->full; *usedp is how much of w was
- * written (what to wipe). The context is never re-initialised: it holds
+/* The whole CMAC of msg under k, in w (*fullp points at it): w holds the
+ * message's blocks as the cipher takes them (the first XORed with the
+ * chaining value the context holds, the last masked), turned into CBC's
+ * chaining values in place; *usedp is how much of it was written (what
+ * to wipe). The context is never re-initialised: it holds
  * the last message's final block out as its chaining value (k->chain),
  * which XORed into the first block cancels, as a zero IV would start.
  * The last block is masked before the cipher sees it (CBC XORs the
  * chaining value in itself), so that a message of up to CBC_CHUNK bytes
  * is one Update: the tag is the last block out, and the next chaining
  * value. A failure leaves the chaining value unknown: the context is
- * dropped (k->len 0), and the key must be set again. */
-static enum mk_err keys_full(struct mk_cmac_key *k, const uint8_t *msg, size_t n, struct cmac_work *w,
-                             size_t *usedp)
+ * dropped (k->x NULL), and the key must be set again. */
+static enum mk_err keys_full(struct mk_cmac_key *k, const uint8_t *msg, size_t n, uint8_t w[CBC_CHUNK],
+                             size_t *usedp, const uint8_t **fullp)
 {
 	/* the message in whole blocks, the last padded (10*) unless complete */
 	size_t total = n == 0 ? 16 : (n + 15) / 16 * 16, tail = n - (total - 16), c = 0;
 	int len;
 
-	*usedp = offsetof(struct cmac_work, out) + (total < CBC_CHUNK ? total : CBC_CHUNK);
+	*usedp = total < CBC_CHUNK ? total : CBC_CHUNK;
 	for (size_t at = 0; at < total; at += c) {
 		c = total - at < CBC_CHUNK ? total - at : CBC_CHUNK;
 		if (at + c < total) {
-			memcpy(w->out, msg + at, c);
+			memcpy(w, msg + at, c);
 		} else {
 			/* the chunk with the last block: K1 over a complete one, else
 			 * 10* padding and K2 */
-			uint8_t *last = w->out + c - 16;
+			uint8_t *last = w + c - 16;
 			const uint8_t *sub = tail == 16 ? k->k1 : k->k2;
 
 			if (c - 16 + tail > 0)
-				memcpy(w->out, msg + at, c - 16 + tail);
+				memcpy(w, msg + at, c - 16 + tail);
 			if (tail < 16) {
 				last[tail] = 0x80;
 				memset(last + tail + 1, 0, 15 - tail);
@@ -271,43 +264,45 @@ static enum mk_err keys_full(struct mk_cmac_key *k, const uint8_t *msg, size_t n
 		}
 		if (at == 0)
 			for (int i = 0; i < 16; i++)
-				w->out[i] ^= k->chain[i];
-		if (EVP_EncryptUpdate(k->x, w->out, &len, w->out, (int)c) != 1 || (size_t)len != c) {
+				w[i] ^= k->chain[i];
+		if (EVP_EncryptUpdate(k->x, w, &len, w, (int)c) != 1 || (size_t)len != c) {
 			mk_cmac_key_clear(k);
 			return MK_ERR_CRYPTO;
 		}
 	}
-	memcpy(w->full, w->out + c - 16, 16); /* the last chunk's last block */
-	memcpy(k->chain, w->full, 16);
+	*fullp = w + c - 16; /* the last chunk's last block */
+	memcpy(k->chain, *fullp, 16);
 	return MK_OK;
 }
 
 enum mk_err mk_cmac_keys_compute(struct mk_cmac_key *k, const void *msg, size_t n, uint8_t *out, size_t outlen)
 {
-	struct cmac_work w;
+	uint8_t w[CBC_CHUNK];
+	const uint8_t *full;
 	size_t used;
 	enum mk_err r;
 
-	if (k == NULL || k->len == 0 || k->x == NULL || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
+	if (k == NULL || k->x == NULL || out == NULL || outlen == 0 || outlen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = keys_full(k, msg, n, &w, &used)) == MK_OK)
-		memcpy(out, w.full, outlen);
-	OPENSSL_cleanse(&w, used);
+	if ((r = keys_full(k, msg, n, w, &used, &full)) == MK_OK)
+		memcpy(out, full, outlen);
+	OPENSSL_cleanse(w, used);
 	return r;
 }
 
 enum mk_err mk_cmac_keys_verify(struct mk_cmac_key *k, const void *msg, size_t n, const uint8_t *tag, size_t taglen)
 {
-	struct cmac_work w;
+	uint8_t w[CBC_CHUNK];
+	const uint8_t *full;
 	size_t used;
 	enum mk_err r;
 
-	if (k == NULL || k->len == 0 || k->x == NULL || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
+	if (k == NULL || k->x == NULL || tag == NULL || taglen == 0 || taglen > MK_CMAC_MAX_LEN ||
 	    (msg == NULL && n > 0))
 		return MK_ERR_INVALID_ARG;
-	if ((r = keys_full(k, msg, n, &w, &used)) == MK_OK)
-		r = mk_ct_equal(w.full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
-	OPENSSL_cleanse(&w, used);
+	if ((r = keys_full(k, msg, n, w, &used, &full)) == MK_OK)
+		r = mk_ct_equal(full, tag, taglen) ? MK_OK : MK_ERR_VERIFY;
+	OPENSSL_cleanse(w, used);
 	return r;
 }

@@ -282,7 +282,6 @@ static void test_cmac_keys_match_the_one_shot(void **state)
 	/* cleared: no context, no key, refused */
 	mk_cmac_key_clear(&again);
 	assert_null(again.x);
-	assert_int_equal(again.len, 0);
 	assert_int_equal(mk_cmac_keys_verify(&again, m64, 40, want, 8), MK_ERR_INVALID_ARG);
 	mk_cmac_key_clear(&again);
 	mk_cmac_key_clear(NULL);
