@@ -26,9 +26,12 @@
  * one thread (mk_verify_batch: the cryptography, then the index), two (the
  * pipeline, mk_verify_submit/_finish: this thread verifying while the
  * verifier's writer thread commits), two verifiers at once on the one
- * archive (3 ND <= N), and meterkey verify --file on the fourth slice as
- * text lines (BENCH_CLI, 4 ND <= N), with its start apart (a process
- * checks each meter's key records once; the pipeline's verifier is warm);
+ * archive (3 ND <= N), and meterkey verify --file on the pipeline's slice
+ * as text lines (BENCH_CLI), on a copy of the archive taken before the
+ * pipeline ran (SQLite: the same work on the same partition; on
+ * PostgreSQL the fourth slice, 4 ND <= N, after the others), with its
+ * start apart (a process checks each meter's key records once; the
+ * pipeline's verifier is warm);
  * beside them the raw cost of the same
  * rows (a batched INSERT ... ON CONFLICT DO NOTHING of the same keys into a
  * table of the partitions' shape in the same database: SQLite with the
@@ -327,6 +330,30 @@ static double db_bytes(const char *path)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return bytes;
+}
+
+/* The SQLite archive at path copied, as it stands, to copy (SQLite's
+ * online backup, consistent while the archive is open elsewhere): 0, or
+ * -1 with why on stderr. */
+static int sqlite_snapshot(const char *path, const char *copy)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b;
+	int rc = SQLITE_ERROR;
+
+	(void)unlink(copy);
+	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_open_v2(copy, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK &&
+	    (b = sqlite3_backup_init(dst, "main", src, "main")) != NULL) {
+		(void)sqlite3_backup_step(b, -1);
+		rc = sqlite3_backup_finish(b);
+	}
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "bench_verify: the archive's copy %s: %s\n", copy,
+		        dst != NULL ? sqlite3_errmsg(dst) : "cannot be made");
+	sqlite3_close(src);
+	sqlite3_close(dst);
+	return rc == SQLITE_OK ? 0 : -1;
 }
 
 /*
@@ -633,7 +660,8 @@ static void lines_file(const struct fleet *f, size_t from, size_t n, const char 
 }
 
 /* meterkey verify --file (the program at BENCH_CLI) on inds[from, from +
- * nd) as text lines, fresh, duplicates on, its output to /dev/null:
+ * nd) as text lines, fresh, duplicates on, on the archive at url, its
+ * output to /dev/null:
  * indicia/s, or 0 (with why on stderr) when it did not pass them all good.
  * What a mail centre feeding it a night's scans gets. And startp[0] and
  * [1], the seconds the same program takes on one line of each meter (the
@@ -643,7 +671,8 @@ static void lines_file(const struct fleet *f, size_t from, size_t n, const char 
  * the process), where the in-process pipeline's verifier is warm; the
  * first run may be the first on the fleet, which verifies the records'
  * signatures, the second finds them remembered by the box. */
-static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char *mk, double startp[2])
+static double cli_pass(const struct fleet *f, const char *url, size_t from, size_t nd, const char *mk,
+                       double startp[2])
 {
 	char path[4200], cmd[16384];
 	double t0, t;
@@ -653,7 +682,7 @@ static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char
 	snprintf(path, sizeof(path), "%s.lines", f->home);
 	lines_file(f, from, f->m < nd ? f->m : nd, path);
 	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --no-duplicates --file '%s' >/dev/null", mk,
-	         f->home, f->url, path);
+	         f->home, url, path);
 	/* twice: cold, the Brass boxes' memory of the records they verified
 	 * (<ID>.verified) removed, as the first run on a fleet (it verifies
 	 * every key record's signature); then as every later run starts */
@@ -670,7 +699,7 @@ static double cli_pass(const struct fleet *f, size_t from, size_t nd, const char
 	}
 	lines_file(f, from, nd, path);
 	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --chunk %zu --file '%s' >/dev/null",
-	         mk, f->home, f->url, DBATCH, path);
+	         mk, f->home, url, DBATCH, path);
 	t0 = bench_now();
 	rc = system(cmd);
 	t = bench_now() - t0;
@@ -695,6 +724,9 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	const char *path = strncmp(f->url, "sqlite:", 7) == 0 ? f->url + 7 : NULL;
 	double one[2], two[2], both[2] = { 0, 0 }, before, after = 0, raw = 0;
 	size_t n = f->m * f->k;
+	const char *mk = getenv("BENCH_CLI");
+	char cli_copy[4200] = "", cli_url[4300];
+	size_t cli_from = 3 * nd; /* PostgreSQL: the fourth slice */
 
 	for (unsigned s = 0; s < MK_VERIFY_INFLIGHT; s++)
 		if ((out[s] = calloc(DBATCH, sizeof(*out[s]))) == NULL)
@@ -704,6 +736,14 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	for (int pass = 0; pass < 2; pass++)
 		one[pass] = dup_pass(k, v, f, 0, nd, 0, pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE, out);
 	before = path != NULL ? db_bytes(path) : 0;
+	/* on SQLite, meterkey verify --file gets the pipeline's slice on the
+	 * archive as the pipeline found it (a copy): the same work on the same
+	 * partition; on PostgreSQL the fourth slice, after the others */
+	if (path != NULL && mk != NULL && mk[0] != '\0') {
+		snprintf(cli_copy, sizeof(cli_copy), "%s.cli", path);
+		snprintf(cli_url, sizeof(cli_url), "sqlite:%s", cli_copy);
+		cli_from = sqlite_snapshot(path, cli_copy) == 0 ? nd : SIZE_MAX;
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		two[pass] = dup_pass(k, v, f, nd, nd, 1, pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE, out);
 		if (pass == 0 && path != NULL)
@@ -712,10 +752,21 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	mk_verifier_free(v);
 	if (3 * nd <= n)
 		run_duplicates_2(f, 2 * nd, nd, both);
-	const char *mk = getenv("BENCH_CLI");
 	double cli_starts[2] = { 0, 0 },
-	       cli = mk != NULL && mk[0] != '\0' && 4 * nd <= n ? cli_pass(f, 3 * nd, nd, mk, cli_starts) : 0,
+	       cli = mk != NULL && mk[0] != '\0' && cli_from != SIZE_MAX && cli_from + nd <= n
+	                 ? cli_pass(f, cli_url, cli_from, nd, mk, cli_starts)
+	                 : 0,
 	       cli_start = cli_starts[1];
+
+	if (cli_copy[0] != '\0') {
+		char side[sizeof(cli_copy) + 8];
+
+		(void)unlink(cli_copy);
+		snprintf(side, sizeof(side), "%s-wal", cli_copy);
+		(void)unlink(side);
+		snprintf(side, sizeof(side), "%s-shm", cli_copy);
+		(void)unlink(side);
+	}
 	{
 		int64_t *keys = calloc(nd, sizeof(*keys));
 
@@ -741,6 +792,8 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		       nd, both[0], both[1]);
 	if (cli > 0) {
 		bench_report_vs("meterkey verify --file vs the pipeline", "ind", cli, "in-process", two[0]);
+		printf("  meterkey verify --file: the %s slice of %zu fresh lines, on %s\n", cli_from == nd ? "pipeline's" : "fourth",
+		       nd, cli_from == nd ? "a copy of the archive as the pipeline found it" : "the archive after the others");
 		if (cli_start > 0 && (double)nd / cli > cli_start)
 			printf("  meterkey verify's start: %.2f s (one line of each of the %zu meters, --no-duplicates: the "
 			       "home opened, each meter's key records checked once a process; %.2f s cold, the box's "
@@ -794,7 +847,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_verify [seconds, default 1] [N indicia, default 100000] "
 		                "[M meters, default 200] [ND with duplicates, default 2000, at most N / 2]\n"
 		                "  BENCH_FLEET=DIR keeps the fleet between runs; BENCH_ARCHIVE_URL=URL (PostgreSQL);\n"
-		                "  BENCH_CLI=path/to/meterkey times verify --file on a fourth slice of ND (4 ND <= N),\n"
+		                "  BENCH_CLI=path/to/meterkey times verify --file on the pipeline's slice of ND (SQLite, on a copy\n"
+		                "    of the archive as the pipeline found it; PostgreSQL: a fourth slice, 4 ND <= N),\n"
 		                "    and its start (one line of each meter, --no-duplicates);\n"
 		                "  BENCH_DBATCH=N the batches with duplicates on (default 8192)\n");
 		return 2;

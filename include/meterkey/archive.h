@@ -561,13 +561,29 @@ MK_WUR enum mk_err mk_archive_get_head(struct mk_archive *a, const char *domain,
 MK_WUR enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint64_t key_id,
                                         struct mk_buf *head, struct mk_buf *rec, struct mk_buf *proof);
 
-/* mk_archive_key_proof of the key mk_archive_find_device_key finds for the
- * device (its newest key that is not BAD, as the archive stands), found in
- * the same snapshot; its ID into *key_idp. What the Brass verifier asks
- * once a device. MK_ERR_DB_RECORD when the version does not decode. */
-MK_WUR enum mk_err mk_archive_device_proof(struct mk_archive *a, const char *domain, const char *product_code,
-                                           const char *mfg_seq, struct mk_buf *head, struct mk_buf *rec,
-                                           struct mk_buf *proof, uint64_t *key_idp);
+/* One device of mk_archive_device_proofs: its product code and MSN, and
+ * the buffers its key's version and proof go into; given back its key's
+ * ID and its code. */
+struct mk_device_proof {
+	const char *product_code, *mfg_seq;
+	struct mk_buf *rec, *proof;
+	uint64_t key_id; /* 0 unless rc is MK_OK */
+	enum mk_err rc;  /* MK_OK, MK_RC_RECORD_UNKNOWN or MK_ERR_DB_RECORD */
+};
+
+/*
+ * mk_archive_key_proof of the key mk_archive_find_device_key finds for each
+ * of the n devices d[] (its newest key that is not BAD, as the archive
+ * stands), all found in one snapshot under one head (into head): what the
+ * Brass verifier asks once a device, for a batch's new devices together.
+ * Each device's answer in its rc: MK_OK, MK_RC_RECORD_UNKNOWN (no such
+ * device, no head, or no version of its key under the head) or
+ * MK_ERR_DB_RECORD (its version does not decode as its key). The call's
+ * code is the archive's: a failure of a statement or of the map fails them
+ * all.
+ */
+MK_WUR enum mk_err mk_archive_device_proofs(struct mk_archive *a, const char *domain, struct mk_device_proof *d,
+                                            size_t n, struct mk_buf *head);
 
 /* What mk_archive_heads_verify found. */
 struct mk_heads_result {

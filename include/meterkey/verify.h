@@ -184,4 +184,23 @@ MK_WUR enum mk_err mk_verify_lines_submit(struct mk_verifier *v, const char *con
                                           struct mk_verify_outcome *out);
 MK_WUR enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np);
 
+/*
+ * mk_verify_lines_submit in two steps, for a caller that decodes the next
+ * chunk of lines on a thread of its own while the verifier's thread
+ * verifies this one (meterkey verify --file): mk_decode_lines needs no
+ * verifier and may run on any thread (one at a time on a given d); it
+ * decodes lines[0..n) into d (n at most MK_SEEN_BATCH_MAX), marking out[]
+ * as submit would. mk_verify_decoded_submit then submits d exactly as
+ * mk_verify_lines_submit submits the lines, and mk_verify_lines_finish
+ * finishes it. d, its lines and out stay the caller's, unchanged, until
+ * the batch is finished; d may then decode the next chunk. Only memory
+ * fails a decode (MK_ERR_NOMEM); a line's verdict is its outcome's.
+ */
+struct mk_decoded_lines;
+MK_WUR enum mk_err mk_decoded_lines_new(struct mk_decoded_lines **dp);
+void mk_decoded_lines_free(struct mk_decoded_lines *d);
+MK_WUR enum mk_err mk_decode_lines(struct mk_decoded_lines *d, const char *const *lines, size_t n,
+                                   struct mk_verify_outcome *out);
+MK_WUR enum mk_err mk_verify_decoded_submit(struct mk_verifier *v, struct mk_decoded_lines *d);
+
 #endif

@@ -162,8 +162,8 @@ struct mk_db_ops {
 	X(S_KEY_FIND_DEVICE,                                                                     \
 	  "SELECT version, record FROM keys WHERE domain = $1 AND product_code = $2 AND "         \
 	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
-	X(S_KEY_FIND_DEVICE_ID,                                                                  \
-	  "SELECT key_id FROM keys WHERE domain = $1 AND product_code = $2 AND "                  \
+	X(S_KEY_FIND_DEVICE_KEY,                                                                 \
+	  "SELECT key_id, record FROM keys WHERE domain = $1 AND product_code = $2 AND "          \
 	  "mfg_seq = $3 AND status <> 3 ORDER BY key_id DESC LIMIT 1", 0)                         \
 	X(S_KEY_LIST,                                                                            \
 	  "SELECT key_id, version, record, status, product_code, mfg_seq FROM keys "              \

@@ -425,83 +425,79 @@ enum mk_err mk_archive_sign_head(struct mk_archive *a, const char *domain, mk_he
 
 /* ---- Proofs for verifiers ----------------------------------------------------------------- */
 
-struct proof_args {
-	const char *domain;
-	uint64_t key_id;
-	struct mk_buf *head, *rec, *proof;
-	const char *product_code, *mfg_seq; /* mk_archive_device_proof: the device whose key */
+/* What every proof read in one snapshot shares: the newest head, the
+ * versions written since it, and the map taken back to it. */
+struct proof_snap {
+	struct mk_head h;
+	struct pend_list pl;
+	struct overlay ov;
 };
 
-static enum mk_err do_proof(struct mk_archive *a, struct proof_args *x)
+static void snap_close(struct proof_snap *s)
 {
-	struct pend_list pl = { 0 };
-	struct overlay ov = { 0 };
-	struct mk_head h;
+	free(s->ov.v);
+	pend_free(&s->pl);
+}
+
+/* The snapshot's head into head (MK_RC_RECORD_UNKNOWN: the domain has
+ * none), its waiting versions and the map as of it. */
+static enum mk_err snap_open(struct mk_archive *a, const char *domain, struct mk_buf *head, struct proof_snap *s)
+{
+	enum mk_err r;
+
+	memset(s, 0, sizeof(*s));
+	if ((r = newest_head(a, domain, head, &s->h)) != MK_OK)
+		return r;
+	if (s->h.seq == 0)
+		return MK_RC_RECORD_UNKNOWN;
+	if ((r = pend_read(a, domain, &s->pl)) != MK_OK || (r = map_at_head(a, domain, &s->pl, &s->ov)) != MK_OK)
+		snap_close(s);
+	return r;
+}
+
+/*
+ * Key key_id's version under the snapshot's head into rec, with its proof
+ * in the head's map: the version its first waiting version replaced, else
+ * its current row's (cur: that row's record as read in this snapshot, or
+ * NULL to read it). MK_RC_RECORD_UNKNOWN when the head has none.
+ */
+static enum mk_err snap_proof(struct mk_archive *a, const char *domain, const struct proof_snap *s, uint64_t key_id,
+                              const struct mk_db_val *cur, struct mk_buf *rec, struct mk_buf *proof)
+{
 	struct row_copy *rc = NULL;
 	uint8_t sib[MK_KEYMAP_DEPTH][32], pr[MK_KEYMAP_PROOF_MAX];
 	size_t prn, j;
 	enum mk_err r;
 
-	if (x->product_code != NULL) { /* the device's newest key that is not BAD */
-		struct mk_db_val p[] = { MK_DB_TEXT_VAL(x->domain), MK_DB_TEXT_VAL(x->product_code),
-			                 MK_DB_TEXT_VAL(x->mfg_seq) };
-		struct row_copy id;
-
-		if ((r = archive_query_row(a, S_KEY_FIND_DEVICE_ID, p, 3, &id)) != MK_OK)
-			goto out;
-		if (!id.found) {
-			r = MK_RC_RECORD_UNKNOWN;
-			goto out;
-		}
-		if (id.v[0].type != MK_DB_INT || id.v[0].i <= 0 || (uint64_t)id.v[0].i >> MK_KEYMAP_DEPTH != 0) {
-			r = MK_ERR_DB_RECORD;
-			goto out;
-		}
-		x->key_id = (uint64_t)id.v[0].i;
-	}
-	if ((r = newest_head(a, x->domain, x->head, &h)) != MK_OK)
-		goto out;
-	if (h.seq == 0) {
-		r = MK_RC_RECORD_UNKNOWN;
-		goto out;
-	}
-	if ((r = pend_read(a, x->domain, &pl)) != MK_OK || (r = map_at_head(a, x->domain, &pl, &ov)) != MK_OK)
-		goto out;
-	mk_buf_reset(x->rec);
-	/* the key's version under the head: the one its first waiting version
-	 * replaced, else its current row */
-	for (j = 0; j < pl.n && pl.v[j].key_id != x->key_id; j++)
+	mk_buf_reset(rec);
+	for (j = 0; j < s->pl.n && s->pl.v[j].key_id != key_id; j++)
 		;
-	if (j < pl.n) {
-		r = pl.v[j].oldn == 0 ? MK_RC_RECORD_UNKNOWN : mk_buf_put_bytes(x->rec, pl.v[j].old, pl.v[j].oldn);
+	if (j < s->pl.n) {
+		r = s->pl.v[j].oldn == 0 ? MK_RC_RECORD_UNKNOWN : mk_buf_put_bytes(rec, s->pl.v[j].old, s->pl.v[j].oldn);
+	} else if (cur != NULL) {
+		r = cur->type != MK_DB_BLOB ? MK_ERR_DB_RECORD : mk_buf_put_bytes(rec, cur->p, cur->n);
 	} else {
-		struct mk_db_val p[] = { MK_DB_TEXT_VAL(x->domain), MK_DB_INT_VAL(x->key_id) };
+		struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(key_id) };
 
-		if ((rc = malloc(sizeof(*rc))) == NULL) {
-			r = MK_ERR_NOMEM;
-			goto out;
-		}
+		if ((rc = malloc(sizeof(*rc))) == NULL)
+			return MK_ERR_NOMEM;
 		if ((r = archive_query_row(a, S_KEY_GET, p, 2, rc)) == MK_OK)
 			r = !rc->found ? MK_RC_RECORD_UNKNOWN
 			    : rc->v[1].type != MK_DB_BLOB ? MK_ERR_DB_RECORD
-			                                  : mk_buf_put_bytes(x->rec, rc->v[1].p, rc->v[1].n);
+			                                  : mk_buf_put_bytes(rec, rc->v[1].p, rc->v[1].n);
+		free(rc);
 	}
-	if (r != MK_OK || (r = siblings_at(a, x->domain, &ov, h.map_root, x->key_id, sib)) != MK_OK ||
+	if (r != MK_OK || (r = siblings_at(a, domain, &s->ov, s->h.map_root, key_id, sib)) != MK_OK ||
 	    (r = archive_keymap_proof_encode(sib, pr, &prn)) != MK_OK)
-		goto out;
-	mk_buf_reset(x->proof);
-	r = mk_buf_put_bytes(x->proof, pr, prn);
-out:
-	free(rc);
-	free(ov.v);
-	pend_free(&pl);
-	return r;
+		return r;
+	mk_buf_reset(proof);
+	return mk_buf_put_bytes(proof, pr, prn);
 }
 
 enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint64_t key_id, struct mk_buf *head,
                                  struct mk_buf *rec, struct mk_buf *proof)
 {
-	struct proof_args x = { domain, key_id, head, rec, proof, NULL, NULL };
+	struct proof_snap s;
 	enum mk_err r;
 
 	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || key_id == 0 ||
@@ -510,37 +506,81 @@ enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint6
 	/* one snapshot: the head, the waiting versions, the nodes and the row */
 	if ((r = a->ops->begin_read(a->db)) != MK_OK)
 		return r;
-	r = do_proof(a, &x);
+	if ((r = snap_open(a, domain, head, &s)) == MK_OK) {
+		r = snap_proof(a, domain, &s, key_id, NULL, rec, proof);
+		snap_close(&s);
+	}
 	a->ops->rollback(a->db);
 	return r;
 }
 
-enum mk_err mk_archive_device_proof(struct mk_archive *a, const char *domain, const char *product_code,
-                                    const char *mfg_seq, struct mk_buf *head, struct mk_buf *rec,
-                                    struct mk_buf *proof, uint64_t *key_idp)
+/* Device d's newest key that is not BAD, as the snapshot's rows stand,
+ * and that key's version under its head with the proof: d->rc set. An
+ * error of the archive itself (a statement failed) returned. */
+static enum mk_err device_proof(struct mk_archive *a, const char *domain, const struct proof_snap *s,
+                                struct mk_device_proof *d, struct row_copy *row, struct mk_key_record *k)
 {
-	struct proof_args x = { domain, 0, head, rec, proof, product_code, mfg_seq };
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_TEXT_VAL(d->product_code), MK_DB_TEXT_VAL(d->mfg_seq) };
 	enum mk_err r;
 
-	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || product_code == NULL || mfg_seq == NULL ||
-	    !archive_ident_valid(product_code) || !archive_ident_valid(mfg_seq) || head == NULL || rec == NULL ||
-	    proof == NULL || key_idp == NULL)
-		return MK_ERR_INVALID_ARG;
-	*key_idp = 0;
-	if ((r = a->ops->begin_read(a->db)) != MK_OK)
+	d->key_id = 0;
+	if ((r = archive_query_row(a, S_KEY_FIND_DEVICE_KEY, p, 3, row)) != MK_OK)
 		return r;
-	r = do_proof(a, &x);
-	a->ops->rollback(a->db);
-	if (r == MK_OK) { /* a record changed behind the archive's back is named here, as a read names it */
-		struct mk_key_record *k = malloc(sizeof(*k));
-
-		if (k == NULL)
-			return MK_ERR_NOMEM;
-		if (mk_key_record_decode(mk_buf_data(rec), mk_buf_len(rec), k) != MK_OK || k->key_id != x.key_id)
-			r = MK_ERR_DB_RECORD;
-		free(k);
+	if (!row->found) {
+		d->rc = MK_RC_RECORD_UNKNOWN;
+		return MK_OK;
 	}
-	if (r == MK_OK)
-		*key_idp = x.key_id;
+	if (row->v[0].type != MK_DB_INT || row->v[0].i <= 0 || (uint64_t)row->v[0].i >> MK_KEYMAP_DEPTH != 0) {
+		d->rc = MK_ERR_DB_RECORD;
+		return MK_OK;
+	}
+	d->rc = snap_proof(a, domain, s, (uint64_t)row->v[0].i, &row->v[1], d->rec, d->proof);
+	if (d->rc != MK_OK && d->rc != MK_RC_RECORD_UNKNOWN && d->rc != MK_ERR_DB_RECORD)
+		return d->rc; /* the archive's (a statement, the map, memory), not the device's */
+	/* a record changed behind the archive's back is named here, as a read names it */
+	if (d->rc == MK_OK && (mk_key_record_decode(mk_buf_data(d->rec), mk_buf_len(d->rec), k) != MK_OK ||
+	                       k->key_id != (uint64_t)row->v[0].i))
+		d->rc = MK_ERR_DB_RECORD;
+	if (d->rc == MK_OK)
+		d->key_id = (uint64_t)row->v[0].i;
+	return MK_OK;
+}
+
+enum mk_err mk_archive_device_proofs(struct mk_archive *a, const char *domain, struct mk_device_proof *d, size_t n,
+                                     struct mk_buf *head)
+{
+	struct row_copy *row = NULL;
+	struct mk_key_record *k = NULL;
+	struct proof_snap s;
+	enum mk_err r;
+
+	if (a == NULL || domain == NULL || !mk_domain_id_valid(domain) || (d == NULL && n > 0) || head == NULL)
+		return MK_ERR_INVALID_ARG;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i].product_code == NULL || d[i].mfg_seq == NULL || !archive_ident_valid(d[i].product_code) ||
+		    !archive_ident_valid(d[i].mfg_seq) || d[i].rec == NULL || d[i].proof == NULL)
+			return MK_ERR_INVALID_ARG;
+		d[i].key_id = 0;
+		d[i].rc = MK_RC_RECORD_UNKNOWN;
+	}
+	if ((row = malloc(sizeof(*row))) == NULL || (k = malloc(sizeof(*k))) == NULL) {
+		free(row);
+		return MK_ERR_NOMEM;
+	}
+	/* one snapshot for them all: one head, read once */
+	if ((r = a->ops->begin_read(a->db)) != MK_OK)
+		goto out;
+	r = snap_open(a, domain, head, &s);
+	if (r == MK_RC_RECORD_UNKNOWN) { /* no head: no device has a key under one */
+		r = MK_OK;
+	} else if (r == MK_OK) {
+		for (size_t i = 0; i < n && r == MK_OK; i++)
+			r = device_proof(a, domain, &s, &d[i], row, k);
+		snap_close(&s);
+	}
+	a->ops->rollback(a->db);
+out:
+	free(k);
+	free(row);
 	return r;
 }

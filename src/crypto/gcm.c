@@ -6,6 +6,7 @@
  * 2^32 messages (SP 800-38D §8.3); archive keys seal far fewer.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -15,10 +16,19 @@
 
 #include "crypto/crypto_int.h"
 
+static EVP_CIPHER *gcm_cipher;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+
+static void gcm_fetch(void)
+{
+	gcm_cipher = EVP_CIPHER_fetch(MK_LIBCTX, "AES-256-GCM", MK_PROPQ);
+}
+
 /* Sets up ctx for AES-256-GCM in direction enc with key and 12-byte iv, and
- * feeds the associated data. */
-static enum mk_err gcm_begin(EVP_CIPHER_CTX *ctx, EVP_CIPHER **cipherp, int enc,
-                             const uint8_t *key, const uint8_t *iv, const void *aad,
+ * feeds the associated data. The cipher is fetched once for the process,
+ * as crypto_sha256 is: a fetch is a lookup under a lock, and a box opens
+ * a key record's blob for every device it meets. */
+static enum mk_err gcm_begin(EVP_CIPHER_CTX *ctx, int enc, const uint8_t *key, const uint8_t *iv, const void *aad,
                              size_t aadlen)
 {
 	size_t ivlen = MK_GCM_IV_LEN;
@@ -27,11 +37,12 @@ static enum mk_err gcm_begin(EVP_CIPHER_CTX *ctx, EVP_CIPHER **cipherp, int enc,
 
 	if (aadlen > INT_MAX)
 		return MK_ERR_INVALID_ARG;
-	if ((*cipherp = EVP_CIPHER_fetch(MK_LIBCTX, "AES-256-GCM", MK_PROPQ)) == NULL)
+	(void)pthread_once(&gcm_once, gcm_fetch);
+	if (gcm_cipher == NULL)
 		return MK_ERR_CRYPTO;
 	params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen);
 	params[1] = OSSL_PARAM_construct_end();
-	if (EVP_CipherInit_ex2(ctx, *cipherp, key, iv, enc, params) != 1)
+	if (EVP_CipherInit_ex2(ctx, gcm_cipher, key, iv, enc, params) != 1)
 		return MK_ERR_CRYPTO;
 	if (aadlen > 0 && EVP_CipherUpdate(ctx, NULL, &l, aad, (int)aadlen) != 1)
 		return MK_ERR_CRYPTO;
@@ -44,7 +55,6 @@ enum mk_err mk_gcm_seal_raw(const uint8_t key[static MK_AES256_KEY_LEN],
                             uint8_t tag[static MK_GCM_TAG_LEN])
 {
 	enum mk_err r = MK_ERR_CRYPTO;
-	EVP_CIPHER *cipher = NULL;
 	EVP_CIPHER_CTX *ctx = NULL;
 	OSSL_PARAM params[2];
 	int l1 = 0, l2 = 0;
@@ -54,7 +64,7 @@ enum mk_err mk_gcm_seal_raw(const uint8_t key[static MK_AES256_KEY_LEN],
 		return MK_ERR_INVALID_ARG;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return MK_ERR_NOMEM;
-	if ((r = gcm_begin(ctx, &cipher, 1, key, iv, aad, aadlen)) != MK_OK)
+	if ((r = gcm_begin(ctx, 1, key, iv, aad, aadlen)) != MK_OK)
 		goto out;
 	r = MK_ERR_CRYPTO;
 	if (ptlen > 0 && EVP_CipherUpdate(ctx, ct, &l1, pt, (int)ptlen) != 1)
@@ -72,7 +82,6 @@ out:
 	if (r != MK_OK && ptlen > 0 && ct != NULL)
 		OPENSSL_cleanse(ct, ptlen);
 	EVP_CIPHER_CTX_free(ctx);
-	EVP_CIPHER_free(cipher);
 	return r;
 }
 
@@ -82,7 +91,6 @@ enum mk_err mk_gcm_open_raw(const uint8_t key[static MK_AES256_KEY_LEN],
                             const uint8_t tag[static MK_GCM_TAG_LEN], uint8_t *pt)
 {
 	enum mk_err r = MK_ERR_CRYPTO;
-	EVP_CIPHER *cipher = NULL;
 	EVP_CIPHER_CTX *ctx = NULL;
 	OSSL_PARAM params[2];
 	uint8_t tagcopy[MK_GCM_TAG_LEN];
@@ -93,7 +101,7 @@ enum mk_err mk_gcm_open_raw(const uint8_t key[static MK_AES256_KEY_LEN],
 		return MK_ERR_INVALID_ARG;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return MK_ERR_NOMEM;
-	if ((r = gcm_begin(ctx, &cipher, 0, key, iv, aad, aadlen)) != MK_OK)
+	if ((r = gcm_begin(ctx, 0, key, iv, aad, aadlen)) != MK_OK)
 		goto out;
 	r = MK_ERR_CRYPTO;
 	if (ctlen > 0 && EVP_CipherUpdate(ctx, pt, &l1, ct, (int)ctlen) != 1)
@@ -114,7 +122,6 @@ out:
 	if (r != MK_OK && ctlen > 0 && pt != NULL)
 		OPENSSL_cleanse(pt, ctlen);
 	EVP_CIPHER_CTX_free(ctx);
-	EVP_CIPHER_free(cipher);
 	return r;
 }
 

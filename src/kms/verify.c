@@ -136,11 +136,8 @@ void mk_verifier_free(struct mk_verifier *v)
 			EVP_PKEY_free(v->sigkeys[i].pub);
 	free(v->sigkeys);
 	verifier_sight_free(&v->sight);
-	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++) {
-		free(v->vl[k].inds);
-		free(v->vl[k].batch);
-		free(v->vl[k].map);
-	}
+	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++)
+		verifier_lines_clear(&v->own[k]);
 	free(v);
 }
 

@@ -71,32 +71,34 @@ static void lookup_unlink(struct vdomain *d, struct lookup *l)
 		}
 }
 
-/* The record found (key key_id, Tin's master key record; with ind, the
- * key of ind's device) as it stands under the domain's newest signed
- * head, with its proof: what the box takes (mk_archive_key_proof,
- * mk_archive_device_proof). The head's number is the lookup's. */
-static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct lookup *l, uint64_t key_id,
-                              const struct mk_indicium *ind)
+/* The number of the head in d->signed_head (as the archive gave it) into
+ * *seqp. */
+static enum mk_err signed_head_seq(const struct vdomain *d, uint64_t *seqp)
 {
-	struct mk_buf *into = v->tin ? l->mrec : l->rec;
-	struct mk_head *h;
+	struct mk_head *h = malloc(sizeof(*h));
+	enum mk_err e = MK_OK;
+
+	if (h == NULL)
+		return MK_ERR_NOMEM;
+	if (mk_head_decode(mk_buf_data(d->signed_head), mk_buf_len(d->signed_head), h) != MK_OK)
+		e = MK_ERR_DB_HEAD;
+	else
+		*seqp = h->seq;
+	free(h);
+	return e;
+}
+
+/* Tin: the master key record of key key_id as it stands under the
+ * domain's newest signed head, with its proof: what the box takes
+ * (mk_archive_key_proof). The head's number is the lookup's. */
+static enum mk_err under_head(struct mk_verifier *v, struct vdomain *d, struct lookup *l, uint64_t key_id)
+{
 	enum mk_err e;
 
 	if (d->signed_head == NULL && (d->signed_head = mk_buf_new(MK_HEAD_MAX)) == NULL)
 		return MK_ERR_NOMEM;
-	if ((h = malloc(sizeof(*h))) == NULL)
-		return MK_ERR_NOMEM;
-	if (ind != NULL) /* Brass: the device's key, found in the same snapshot */
-		e = mk_archive_device_proof(mk_kms_archive(v->kms), d->id, ind->product_code, ind->mfg_seq,
-		                            d->signed_head, into, l->proof, &key_id);
-	else
-		e = mk_archive_key_proof(mk_kms_archive(v->kms), d->id, key_id, d->signed_head, into, l->proof);
-	if (e == MK_OK && mk_head_decode(mk_buf_data(d->signed_head), mk_buf_len(d->signed_head), h) != MK_OK)
-		e = MK_ERR_DB_HEAD;
-	if (e == MK_OK)
-		l->head_seq = h->seq;
-	free(h);
-	return e;
+	e = mk_archive_key_proof(mk_kms_archive(v->kms), d->id, key_id, d->signed_head, l->mrec, l->proof);
+	return e == MK_OK ? signed_head_seq(d, &l->head_seq) : e;
 }
 
 /* Scratch for one group. */
@@ -129,6 +131,28 @@ static void lookup_prefetch(struct vdomain *d, struct group *g, size_t n)
 			__builtin_prefetch((const char *)&d->look[i] + at);
 		g->lks[t] = &d->look[i];
 	}
+}
+
+/* Entry l forgotten: a failure (the archive unreachable) is not a result. */
+static void lookup_drop(struct vdomain *d, struct lookup *l)
+{
+	lookup_unlink(d, l);
+	l->device[0] = '\0';
+	l->pin = 0;
+	l->loading = 0;
+}
+
+/* Entry l's record not given (e): said, and l forgotten. */
+static void lookup_failed(struct mk_verifier *v, struct vdomain *d, struct lookup *l, enum mk_err e)
+{
+	int named = e == MK_ERR_DB_RECORD || e == MK_ERR_DB_HEAD;
+
+	kms_fail(v->kms, e, "verifying an indicium of %s: the archive did not give its %s of domain %s%s%s", l->device,
+	         v->tin ? "token key record" : "key record", d->id, named ? "; `meterkey archive verify --domain " : "",
+	         named ? d->id : "");
+	if (named)
+		kms_fail_more(v->kms, e, "` checks the domain's records");
+	lookup_drop(d, l);
 }
 
 /* The key record of a device in d for an indicium dated day: remembered per
@@ -183,7 +207,9 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		goto fail;
 	}
 	if (!v->tin) {
-		*ep = under_head(v, d, l, 0, ind);
+		l->loading = 1; /* read with the group's other new devices */
+		*ep = MK_OK;
+		return l;
 	} else {
 		struct mk_token_key_record *t = calloc(1, sizeof(*t));
 
@@ -207,7 +233,7 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 			 * master key record under the signed head says whether the
 			 * key is still ACTIVE, or until which day an OBSOLETE one (a
 			 * meter retired meanwhile) verifies: Tin checks both. */
-			*ep = under_head(v, d, l, t->key_id, NULL);
+			*ep = under_head(v, d, l, t->key_id);
 			if (*ep == MK_RC_RECORD_UNKNOWN) /* a token key of a key no head knows */
 				*ep = MK_ERR_DB_HEAD;
 		}
@@ -231,23 +257,85 @@ static struct lookup *lookup(struct mk_verifier *v, struct vdomain *d, const str
 		return l;
 	}
 	if (*ep != MK_OK) {
-		kms_fail(v->kms, *ep, "verifying an indicium of %s-%s: the archive did not give its %s of domain %s%s%s",
-		         ind->product_code, ind->mfg_seq, v->tin ? "token key record" : "key record", d->id,
-		         *ep == MK_ERR_DB_RECORD || *ep == MK_ERR_DB_HEAD ? "; `meterkey archive verify --domain " : "",
-		         *ep == MK_ERR_DB_RECORD || *ep == MK_ERR_DB_HEAD ? d->id : "");
-		if (*ep == MK_ERR_DB_RECORD || *ep == MK_ERR_DB_HEAD)
-			kms_fail_more(v->kms, *ep, "` checks the domain's records");
-		goto fail;
+		lookup_failed(v, d, l, *ep);
+		return NULL;
 	}
 	l->found = 1;
 	return l;
 fail:
-	/* not remembered: a failure (the archive unreachable) is not a result */
-	lookup_unlink(d, l);
-	l->device[0] = '\0';
-	l->pin = 0;
+	lookup_drop(d, l);
 	return NULL;
 }
+
+/*
+ * Resolves the entries of the group's devices new to d (loading, made by
+ * lookup) together: their key records and proofs read in one snapshot
+ * under one head (mk_archive_device_proofs), so that the first batches of
+ * a fleet read the head and the versions waiting once, not once a device.
+ * An unknown device is remembered as one; a failure leaves none of them
+ * remembered.
+ */
+static enum mk_err load_group(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+                              const size_t *items, struct group *g, size_t n)
+{
+	struct mk_device_proof *dp = NULL;
+	struct lookup **ls = NULL;
+	uint64_t seq = 0;
+	size_t m = 0, bad = SIZE_MAX;
+	enum mk_err e = MK_OK;
+
+	for (size_t t = 0; t < n; t++)
+		m += g->lks[t]->loading && g->lks[t]->gfirst == t;
+	if (m == 0)
+		return MK_OK;
+	if ((d->signed_head == NULL && (d->signed_head = mk_buf_new(MK_HEAD_MAX)) == NULL) ||
+	    (dp = calloc(m, sizeof(*dp))) == NULL || (ls = calloc(m, sizeof(*ls))) == NULL) {
+		e = MK_ERR_NOMEM;
+		goto fail;
+	}
+	m = 0;
+	for (size_t t = 0; t < n; t++) {
+		struct lookup *l = g->lks[t];
+
+		if (!l->loading || l->gfirst != t)
+			continue;
+		ls[m] = l;
+		dp[m].product_code = inds[items[t]].product_code;
+		dp[m].mfg_seq = inds[items[t]].mfg_seq;
+		dp[m].rec = l->rec;
+		dp[m++].proof = l->proof;
+	}
+	if ((e = mk_archive_device_proofs(mk_kms_archive(v->kms), d->id, dp, m, d->signed_head)) != MK_OK ||
+	    (mk_buf_len(d->signed_head) > 0 && (e = signed_head_seq(d, &seq)) != MK_OK))
+		goto fail;
+	for (size_t i = 0; i < m && bad == SIZE_MAX; i++)
+		if (dp[i].rc != MK_OK && dp[i].rc != MK_RC_RECORD_UNKNOWN) /* an unknown device is a result */
+			bad = i;
+	if (bad != SIZE_MAX) {
+		e = dp[bad].rc;
+		lookup_failed(v, d, ls[bad], e);
+		goto fail;
+	}
+	for (size_t i = 0; i < m; i++) {
+		ls[i]->loading = 0;
+		ls[i]->found = dp[i].rc == MK_OK;
+		ls[i]->head_seq = seq;
+	}
+	free(dp);
+	free(ls);
+	return MK_OK;
+fail:
+	if (bad == SIZE_MAX)
+		kms_fail(v->kms, e, "verifying indicia of %zu devices: the archive did not give their key records of domain %s",
+		         m, d->id);
+	for (size_t t = 0; t < n; t++) /* none of the group's new entries remembered */
+		if (g->lks[t]->loading)
+			lookup_drop(d, g->lks[t]);
+	free(dp);
+	free(ls);
+	return e;
+}
+
 /* The domain's newest head's number: when it is not the one d's records
  * were read under, they are forgotten. */
 static enum mk_err head_now(struct mk_verifier *v, struct vdomain *d)
@@ -523,7 +611,6 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 
 			if (lk == NULL)
 				return e;
-			same &= !lk->found || lk->head_seq == d->head_seq;
 			g->lks[t] = lk;
 			g->gnext[t] = LOOKUP_NONE;
 			if (lk->gserial != v->serial) {
@@ -534,6 +621,10 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 				lk->glast = (uint16_t)t;
 			}
 		}
+		if ((e = load_group(v, d, inds, items, g, n)) != MK_OK)
+			return e;
+		for (size_t t = 0; t < n; t++)
+			same &= !g->lks[t]->found || g->lks[t]->head_seq == d->head_seq;
 		if (same)
 			break;
 		if (attempt == 3)

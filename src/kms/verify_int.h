@@ -59,6 +59,8 @@ struct lookup {
 	char device[2 * MK_IDENT_MAX + 2];
 	uint32_t first_day, end_day; /* Tin: the days the token key record covers */
 	int found;
+	int loading;                 /* Brass: made by the group being resolved, its record to be
+	                              * read with the group's other new devices (load_group) */
 	struct mk_buf *rec;
 	uint32_t bucket;             /* of device in the index */
 	uint32_t dhash;              /* device's hash (device_hash): most other entries of a
@@ -110,12 +112,13 @@ struct vsight {
 
 struct vpipe;
 
-/* verify_text.c: one batch of lines in flight (mk_verify_lines_submit):
- * the lines that decoded, their outcomes, the line each is of. */
-struct vlines {
+/* verify_text.c: a chunk of lines decoded (mk_decode_lines), in flight
+ * once submitted: the lines that decoded (m of them), their outcomes, the
+ * line each is of. */
+struct mk_decoded_lines {
 	const char *const *lines;
 	struct mk_verify_outcome *out; /* the caller's, one per line */
-	size_t n;
+	size_t n, m;
 	struct mk_indicium *inds;
 	struct mk_verify_outcome *batch;
 	size_t *map;
@@ -142,7 +145,8 @@ struct mk_verifier {
 	char site[MK_SITE_MAX + 1]; /* kept with its first sightings (mk_verifier_set_site) */
 	struct vsight sight;        /* the synchronous path's sightings (verifier_sightings) */
 	struct vpipe *pipe;         /* verify_pipe.c: the index writer, made on the first submit */
-	struct vlines vl[MK_VERIFY_INFLIGHT]; /* verify_text.c: lines in flight, a ring */
+	struct mk_decoded_lines *vl[MK_VERIFY_INFLIGHT]; /* verify_text.c: lines in flight, a ring */
+	struct mk_decoded_lines own[MK_VERIFY_INFLIGHT]; /* mk_verify_lines_submit's, own[k] at vl[k] */
 	unsigned vl_head, vl_count;
 };
 
@@ -211,5 +215,8 @@ void verifier_pipe_free(struct mk_verifier *v);
  * home's certificates (public data only). Missing or refused certificates
  * are verdicts, not failures: only MK_ERR_NOMEM is returned. */
 MK_WUR enum mk_err verifier_check_sig(struct mk_verifier *v, struct mk_verify_outcome *o);
+
+/* verify_text.c: d's buffers freed (d itself is the caller's). */
+void verifier_lines_clear(struct mk_decoded_lines *d);
 
 #endif

@@ -215,20 +215,21 @@ static void *decode_part(void *arg)
 }
 
 /*
- * Decodes lines[0..n) (decode_part). A large chunk's second half on a
- * thread of its own, the first here: the text decode is work the
- * verifier's cryptography cannot start without, so the caller's thread
- * (which also reads and prints the lines, in meterkey verify --file) is the
- * pipeline's longer stage once the index writer is fast; the other core
- * has the writer's slack (docs/internals/verify.md, "The command line").
- * Without a thread (none could be made) all of it here; the same result.
+ * Decodes lines[0..n) (decode_part). With split, a large chunk's second
+ * half on a thread of its own, the first here: in mk_verify_lines_submit
+ * the text decode is work the verifier's cryptography cannot start
+ * without, so the caller's thread is the pipeline's longer stage once the
+ * index writer is fast; the other core has the writer's slack
+ * (docs/internals/verify.md, "The command line"). Without a thread (none
+ * could be made) all of it here; the same result.
  */
-static void decode_lines(const char *const *lines, size_t n, struct mk_indicium *inds, struct mk_verify_outcome *out)
+static void decode_lines(const char *const *lines, size_t n, struct mk_indicium *inds, struct mk_verify_outcome *out,
+                         bool split)
 {
 	struct decode_part a = { lines, inds, out, 0, n }, b = a;
 	pthread_t t;
 
-	if (n >= DECODE_SPLIT) {
+	if (split && n >= DECODE_SPLIT) {
 		a.to = b.from = n / 2;
 		if (pthread_create(&t, NULL, decode_part, &b) == 0) {
 			decode_part(&a);
@@ -240,52 +241,112 @@ static void decode_lines(const char *const *lines, size_t n, struct mk_indicium 
 	decode_part(&a);
 }
 
-enum mk_err mk_verify_lines_submit(struct mk_verifier *v, const char *const *lines, size_t n,
-                                   struct mk_verify_outcome *out)
+void verifier_lines_clear(struct mk_decoded_lines *d)
 {
-	struct vlines *b;
-	size_t m = 0;
-	enum mk_err e;
+	free(d->inds);
+	free(d->batch);
+	free(d->map);
+	memset(d, 0, sizeof(*d));
+}
 
-	if (v == NULL || (n > 0 && (lines == NULL || out == NULL)) || n > MK_SEEN_BATCH_MAX)
+enum mk_err mk_decoded_lines_new(struct mk_decoded_lines **dp)
+{
+	if (dp == NULL)
 		return MK_ERR_INVALID_ARG;
-	if (v->vl_count == MK_VERIFY_INFLIGHT)
-		return MK_ERR_STATE;
-	b = &v->vl[(v->vl_head + v->vl_count) % MK_VERIFY_INFLIGHT];
-	if (n > b->cap) {
-		struct mk_indicium *inds = realloc(b->inds, n * sizeof(*inds));
-		struct mk_verify_outcome *batch = inds != NULL ? realloc(b->batch, n * sizeof(*batch)) : NULL;
-		size_t *map = batch != NULL ? realloc(b->map, n * sizeof(*map)) : NULL;
+	return (*dp = calloc(1, sizeof(**dp))) != NULL ? MK_OK : MK_ERR_NOMEM;
+}
+
+void mk_decoded_lines_free(struct mk_decoded_lines *d)
+{
+	if (d == NULL)
+		return;
+	verifier_lines_clear(d);
+	free(d);
+}
+
+/* mk_decode_lines, the decode split over two threads when split. */
+static enum mk_err decode_into(struct mk_decoded_lines *d, const char *const *lines, size_t n,
+                               struct mk_verify_outcome *out, bool split)
+{
+	size_t m = 0;
+
+	if (d == NULL || (n > 0 && (lines == NULL || out == NULL)) || n > MK_SEEN_BATCH_MAX)
+		return MK_ERR_INVALID_ARG;
+	if (n > d->cap) {
+		struct mk_indicium *inds = realloc(d->inds, n * sizeof(*inds));
+		struct mk_verify_outcome *batch = inds != NULL ? realloc(d->batch, n * sizeof(*batch)) : NULL;
+		size_t *map = batch != NULL ? realloc(d->map, n * sizeof(*map)) : NULL;
 
 		if (inds != NULL)
-			b->inds = inds;
+			d->inds = inds;
 		if (batch != NULL)
-			b->batch = batch;
+			d->batch = batch;
 		if (map == NULL)
 			return MK_ERR_NOMEM;
-		b->map = map;
-		b->cap = n;
+		d->map = map;
+		d->cap = n;
 	}
-	decode_lines(lines, n, b->inds, out);
+	decode_lines(lines, n, d->inds, out, split);
 	for (size_t i = 0; i < n; i++) /* those that decoded, together */
 		if (out[i].result == MK_VR_GOOD) {
 			if (m != i)
-				b->inds[m] = b->inds[i];
-			b->map[m++] = i;
+				d->inds[m] = d->inds[i];
+			d->map[m++] = i;
 		}
-	if ((e = mk_verify_submit(v, b->inds, m, b->batch)) != MK_OK)
+	d->lines = lines;
+	d->out = out;
+	d->n = n;
+	d->m = m;
+	return MK_OK;
+}
+
+enum mk_err mk_decode_lines(struct mk_decoded_lines *d, const char *const *lines, size_t n,
+                            struct mk_verify_outcome *out)
+{
+	return decode_into(d, lines, n, out, false); /* the caller's thread is the decoder */
+}
+
+enum mk_err mk_verify_decoded_submit(struct mk_verifier *v, struct mk_decoded_lines *d)
+{
+	unsigned at;
+	enum mk_err e;
+
+	if (v == NULL || d == NULL)
+		return MK_ERR_INVALID_ARG;
+	if (v->vl_count == MK_VERIFY_INFLIGHT)
+		return MK_ERR_STATE;
+	at = (v->vl_head + v->vl_count) % MK_VERIFY_INFLIGHT;
+	for (unsigned k = 0; k < v->vl_count; k++)
+		if (v->vl[(v->vl_head + k) % MK_VERIFY_INFLIGHT] == d)
+			return MK_ERR_STATE; /* in flight already */
+	if ((e = mk_verify_submit(v, d->inds, d->m, d->batch)) != MK_OK)
 		return e;
-	b->lines = lines;
-	b->out = out;
-	b->n = n;
+	v->vl[at] = d;
 	v->vl_count++;
 	return MK_OK;
+}
+
+enum mk_err mk_verify_lines_submit(struct mk_verifier *v, const char *const *lines, size_t n,
+                                   struct mk_verify_outcome *out)
+{
+	struct mk_decoded_lines *d;
+	enum mk_err e;
+
+	if (v == NULL)
+		return MK_ERR_INVALID_ARG;
+	if (v->vl_count == MK_VERIFY_INFLIGHT)
+		return MK_ERR_STATE;
+	/* the ring's free place's own buffers: not in flight */
+	d = &v->own[(v->vl_head + v->vl_count) % MK_VERIFY_INFLIGHT];
+	if ((e = decode_into(d, lines, n, out, true)) != MK_OK)
+		return e;
+	return mk_verify_decoded_submit(v, d);
 }
 
 enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verify_outcome **outp, size_t *np)
 {
 	struct mk_verify_outcome *bo;
-	struct vlines *b;
+	struct mk_decoded_lines *b;
 	size_t m;
 	enum mk_err e;
 
@@ -293,7 +354,8 @@ enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verify_outco
 		return MK_ERR_INVALID_ARG;
 	if (v->vl_count == 0)
 		return MK_ERR_STATE;
-	b = &v->vl[v->vl_head];
+	b = v->vl[v->vl_head];
+	v->vl[v->vl_head] = NULL;
 	v->vl_head = (v->vl_head + 1) % MK_VERIFY_INFLIGHT;
 	v->vl_count--;
 	e = mk_verify_finish(v, &bo, &m);

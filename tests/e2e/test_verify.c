@@ -2270,6 +2270,216 @@ static void test_proofs_across_heads(void **state)
 }
 
 /*
+ * mk_archive_device_proofs, what the Brass verifier reads for a group's
+ * new devices in one snapshot: each known device's answer is
+ * mk_archive_key_proof's for its key (the same head, version and proof),
+ * an unknown device among them MK_RC_RECORD_UNKNOWN, a device with no key
+ * in the domain too. A row whose record was changed behind the archive's
+ * back (another key's version put in it) is MK_ERR_DB_RECORD for that
+ * device alone, and its own version put back the positive twin. A
+ * malformed MSN or no head buffer refuses the call.
+ */
+static void test_device_proofs(void **state)
+{
+	const char *ids[3] = { US1, "PM100-999999", US2 };
+	struct mk_buf *head = mk_buf_new(MK_HEAD_MAX), *one_head = mk_buf_new(MK_HEAD_MAX),
+	              *one_rec = mk_buf_new(MK_RECORD_MAX), *one_proof = mk_buf_new(MK_KEYMAP_PROOF_MAX), *rec[3], *proof[3];
+	struct mk_device_proof d[3];
+	uint8_t orig[MK_RECORD_MAX];
+	size_t orig_n;
+	uint64_t k1, k2;
+	char sql[512];
+
+	(void)state;
+	fleet();
+	assert_non_null(head);
+	assert_non_null(one_head);
+	assert_non_null(one_rec);
+	assert_non_null(one_proof);
+	assert_true((k1 = w_meter_key(&W, US1, "VE")) != 0);
+	assert_true((k2 = w_meter_key(&W, US2, "VE")) != 0);
+	for (int i = 0; i < 3; i++) {
+		assert_non_null(rec[i] = mk_buf_new(MK_RECORD_MAX));
+		assert_non_null(proof[i] = mk_buf_new(MK_KEYMAP_PROOF_MAX));
+		d[i] = (struct mk_device_proof){ .product_code = "PM100", .mfg_seq = strchr(ids[i], '-') + 1,
+			                         .rec = rec[i], .proof = proof[i] };
+	}
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 3, head), MK_OK);
+	assert_rc(d[0].rc, MK_OK);
+	assert_rc(d[1].rc, MK_RC_RECORD_UNKNOWN);
+	assert_int_equal(d[1].key_id, 0);
+	assert_rc(d[2].rc, MK_OK);
+	assert_int_equal(d[0].key_id, k1);
+	assert_int_equal(d[2].key_id, k2);
+	for (int i = 0; i < 3; i += 2) {
+		assert_rc(mk_archive_key_proof(w_arch(&W), "VE", d[i].key_id, one_head, one_rec, one_proof), MK_OK);
+		assert_int_equal(mk_buf_len(one_head), mk_buf_len(head));
+		assert_memory_equal(mk_buf_data(one_head), mk_buf_data(head), mk_buf_len(head));
+		assert_int_equal(mk_buf_len(one_rec), mk_buf_len(rec[i]));
+		assert_memory_equal(mk_buf_data(one_rec), mk_buf_data(rec[i]), mk_buf_len(rec[i]));
+		assert_int_equal(mk_buf_len(one_proof), mk_buf_len(proof[i]));
+		assert_memory_equal(mk_buf_data(one_proof), mk_buf_data(proof[i]), mk_buf_len(proof[i]));
+	}
+	assert_memory_not_equal(mk_buf_data(rec[0]), mk_buf_data(rec[2]), mk_buf_len(rec[0]));
+	/* US1 has no key in EARTH: unknown there */
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "EARTH", d, 1, head), MK_OK);
+	assert_rc(d[0].rc, MK_RC_RECORD_UNKNOWN);
+
+	/* US1's row holding US2's version: US1 refused, US2 still given */
+	orig_n = mk_buf_len(rec[0]);
+	assert_true(orig_n <= sizeof(orig));
+	memcpy(orig, mk_buf_data(rec[0]), orig_n);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE keys SET record = (SELECT record FROM keys k2 WHERE k2.domain = 'VE' AND k2.key_id = %llu) "
+	         "WHERE domain = 'VE' AND key_id = %llu",
+	         (unsigned long long)k2, (unsigned long long)k1);
+	assert_rc(mk_archive_exec_raw(mk_kms_archive(W.k), sql), MK_OK);
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 3, head), MK_OK);
+	assert_rc(d[0].rc, MK_ERR_DB_RECORD);
+	assert_int_equal(d[0].key_id, 0);
+	assert_rc(d[1].rc, MK_RC_RECORD_UNKNOWN);
+	assert_rc(d[2].rc, MK_OK);
+	/* its own version back (its history's newest): given again */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE keys SET record = (SELECT record FROM key_history h WHERE h.domain = 'VE' AND h.key_id = %llu "
+	         "ORDER BY h.seq DESC LIMIT 1) WHERE domain = 'VE' AND key_id = %llu",
+	         (unsigned long long)k1, (unsigned long long)k1);
+	assert_rc(mk_archive_exec_raw(mk_kms_archive(W.k), sql), MK_OK);
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 3, head), MK_OK);
+	assert_rc(d[0].rc, MK_OK);
+	assert_int_equal(mk_buf_len(rec[0]), orig_n);
+	assert_memory_equal(mk_buf_data(rec[0]), orig, orig_n);
+
+	/* refused: a malformed MSN, no head buffer, no devices array */
+	d[1].mfg_seq = "99\t99"; /* a tab: not printable */
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 3, head), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 1, NULL), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", NULL, 1, head), MK_ERR_INVALID_ARG);
+	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", NULL, 0, head), MK_OK);
+	for (int i = 0; i < 3; i++) {
+		mk_buf_free(rec[i]);
+		mk_buf_free(proof[i]);
+	}
+	mk_buf_free(head);
+	mk_buf_free(one_head);
+	mk_buf_free(one_rec);
+	mk_buf_free(one_proof);
+}
+
+/* A chunk decoded on a thread of its own (decode_on). */
+struct decode_job {
+	struct mk_decoded_lines *d;
+	const char *const *lines;
+	size_t n;
+	struct mk_verify_outcome *out;
+	enum mk_err rc;
+};
+
+static void *decode_on(void *arg)
+{
+	struct decode_job *j = arg;
+
+	j->rc = mk_decode_lines(j->d, j->lines, j->n, j->out);
+	return NULL;
+}
+
+/*
+ * Chunks decoded on another thread (mk_decode_lines) and submitted
+ * decoded (mk_verify_decoded_submit), as meterkey verify --file does:
+ * each line answered as mk_verify_lines answers it (two good, a misread
+ * one corrected, a malformed one), the lines left as they were; the same
+ * lines in a later chunk duplicates (the corrected one too), the
+ * malformed one malformed again. Refused: a chunk in flight submitted
+ * again, more chunks in flight than MK_VERIFY_INFLIGHT, a chunk of more
+ * than MK_SEEN_BATCH_MAX lines, no chunk or no verifier.
+ */
+static void test_decoded_lines(void **state)
+{
+	struct mk_indicium g[3];
+	char text[4][MK_INDICIUM_TEXT_MAX], keep[4][MK_INDICIUM_TEXT_MAX];
+	const char *lines[4];
+	struct mk_verify_outcome ref[4], a[4], b[4], none[1], *o;
+	struct mk_decoded_lines *d[MK_VERIFY_INFLIGHT + 1];
+	struct mk_verifier *v = NULL;
+	struct decode_job j;
+	pthread_t t;
+	size_t n, vt;
+
+	(void)state;
+	fleet();
+	frank(US1, 74, TODAY, 3, g);
+	for (int i = 0; i < 3; i++)
+		text_of(&g[i], text[i]);
+	vt = strlen(text[2]) - 3 - 13 - 1 - 13; /* the vendor token's first character */
+	text[2][vt + 2] = text[2][vt + 2] == 'A' ? 'B' : 'A';
+	snprintf(text[3], sizeof(text[3]), "%s", "not an indicium");
+	for (int i = 0; i < 4; i++)
+		lines[i] = text[i];
+	memcpy(keep, text, sizeof(keep));
+	assert_rc(mk_verifier_new(W.k, false, false, &v), MK_OK);
+	assert_rc(mk_verify_lines(v, lines, 4, ref), MK_OK);
+	mk_verifier_free(v);
+	expect(&ref[0], VR_GOOD, VR_GOOD);
+	expect(&ref[1], VR_GOOD, VR_GOOD);
+	expect(&ref[2], VR_GOOD, VR_GOOD);
+	assert_int_equal(ref[2].corrected, 1);
+	assert_vr(ref[3].result, VR_MALFORMED);
+
+	for (unsigned k = 0; k <= MK_VERIFY_INFLIGHT; k++)
+		assert_rc(mk_decoded_lines_new(&d[k]), MK_OK);
+	assert_rc(mk_verifier_new(W.k, false, true, &v), MK_OK);
+	j = (struct decode_job){ d[0], lines, 4, a, MK_ERR_INTERNAL };
+	assert_int_equal(pthread_create(&t, NULL, decode_on, &j), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_rc(j.rc, MK_OK);
+	assert_rc(mk_decode_lines(d[1], lines, 4, b), MK_OK); /* the same lines, a chunk later */
+	assert_rc(mk_verify_decoded_submit(v, d[0]), MK_OK);
+	assert_rc(mk_verify_decoded_submit(v, d[0]), MK_ERR_STATE); /* in flight */
+	assert_rc(mk_verify_decoded_submit(v, d[1]), MK_OK);
+	assert_rc(mk_verify_lines_finish(v, &o, &n), MK_OK);
+	assert_ptr_equal(o, a);
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_vr(a[i].result, ref[i].result);
+		assert_vr(a[i].vendor, ref[i].vendor);
+		assert_vr(a[i].postal, ref[i].postal);
+		assert_int_equal(a[i].corrected, ref[i].corrected);
+		assert_string_equal(text[i], keep[i]);
+	}
+	assert_string_equal(a[3].why, ref[3].why);
+	assert_rc(mk_verify_lines_finish(v, &o, &n), MK_OK);
+	assert_ptr_equal(o, b);
+	for (int i = 0; i < 3; i++)
+		expect(&b[i], VR_GOOD, VR_DUP);
+	assert_int_equal(b[2].corrected, 1);
+	assert_vr(b[3].result, VR_MALFORMED);
+	assert_rc(mk_verify_lines_finish(v, &o, &n), MK_ERR_STATE);
+
+	/* the pipeline full: one more refused */
+	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++) {
+		assert_rc(mk_decode_lines(d[k], lines, 0, none), MK_OK);
+		assert_rc(mk_verify_decoded_submit(v, d[k]), MK_OK);
+	}
+	assert_rc(mk_decode_lines(d[MK_VERIFY_INFLIGHT], lines, 0, none), MK_OK);
+	assert_rc(mk_verify_decoded_submit(v, d[MK_VERIFY_INFLIGHT]), MK_ERR_STATE);
+	for (unsigned k = 0; k < MK_VERIFY_INFLIGHT; k++) {
+		assert_rc(mk_verify_lines_finish(v, &o, &n), MK_OK);
+		assert_int_equal(n, 0);
+	}
+	/* refused */
+	assert_rc(mk_decode_lines(d[0], lines, (size_t)MK_SEEN_BATCH_MAX + 1, a), MK_ERR_INVALID_ARG);
+	assert_rc(mk_decode_lines(NULL, lines, 4, a), MK_ERR_INVALID_ARG);
+	assert_rc(mk_decode_lines(d[0], NULL, 4, a), MK_ERR_INVALID_ARG);
+	assert_rc(mk_verify_decoded_submit(NULL, d[0]), MK_ERR_INVALID_ARG);
+	assert_rc(mk_verify_decoded_submit(v, NULL), MK_ERR_INVALID_ARG);
+	assert_rc(mk_decoded_lines_new(NULL), MK_ERR_INVALID_ARG);
+	mk_verifier_free(v);
+	for (unsigned k = 0; k <= MK_VERIFY_INFLIGHT; k++)
+		mk_decoded_lines_free(d[k]);
+	mk_decoded_lines_free(NULL);
+}
+
+/*
  * Packed items (06, what the KMS sends): two items, US1's piece with key 1
  * and US2's with no key, answered in order (good, unknown device); one
  * damaged (a token byte flipped): bad token; one whose origin breaks the
@@ -2713,6 +2923,8 @@ int main(void)
 		cmocka_unit_test(test_key_reference),
 		cmocka_unit_test(test_verified_records),
 		cmocka_unit_test(test_proofs_across_heads),
+		cmocka_unit_test(test_device_proofs),
+		cmocka_unit_test(test_decoded_lines),
 		cmocka_unit_test(test_packed_items),
 		cmocka_unit_test(test_device_names),
 		cmocka_unit_test(test_same_domain_twice),

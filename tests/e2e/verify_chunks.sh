@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # meterkey verify --file answers a line the same whatever the chunk it is
-# read in: a chunk of 2,048 lines or more is decoded on two threads
-# (mk_verify_lines_submit), its answers printed by the direct printer
-# (mk_call_outcome_line), a chunk of one line decoded alone. A file of 2,600
+# read in: the chunks are read and decoded by the reader thread a chunk
+# ahead of the verifier (mk_decode_lines, mk_verify_decoded_submit), their
+# answers printed by the direct printer (mk_call_outcome_line); one chunk of
+# all the lines, or 2,600 chunks of one line each, eight in flight. A file of 2,600
 # franked lines with a misread character in each half of the large chunk, a
 # line in lower case, lines outside the alphabet, cut, padded with blanks,
 # gives the same JSON and the same text with --chunk 2600 as with --chunk 1

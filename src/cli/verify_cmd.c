@@ -1,0 +1,661 @@
+/*
+ * meterkey verify: the verification of indicia given as lines, in a file
+ * or standard input (streamed through the verifier's pipeline, a reader
+ * thread decoding the next chunk), or in a DataMatrix image; locally or
+ * through the service (docs/cli.md, docs/internals/verify.md "The command
+ * line").
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "meterkey/verify.h"
+
+#define COMMON_OPTS KC_USAGE_KMS_OPTS "  --json          print JSON instead of text\n"
+#define LINE_MAX_LEN 1024
+#define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
+#define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
+#define VERIFY_OUT_BUF 65536 /* standard output's buffer when it is not a terminal */
+
+/* ---- verify ---------------------------------------------------------------------------- */
+
+static const char verify_usage[] =
+	"usage: meterkey verify [LINE ...] [--file FILE] [--image PNG] [--tin]\n"
+	"                       [--no-duplicates] [--site NAME] [--chunk N] [--box ID]\n"
+	"                       [options]\n"
+	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
+	"  (one indicium a line; - for standard input; streamed, --chunk lines at\n"
+	"  a time (1 to 65536, default 8192: fewer for a live feed, whose answers\n"
+	"  wait for a full chunk, more for a night's file, whose sightings then go\n"
+	"  in fewer, larger transactions), the next verified while the last is\n"
+	"  made durable, each line printed only once it is; a progress bar on\n"
+	"  standard error when it is a terminal), or the DataMatrix symbol of a\n"
+	"  PNG image. Each domain apart: the vendor's and the postal domain's\n"
+	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
+	"  gives good, bad token, unknown device, key not active, date before\n"
+	"  registration, date out of range (outside the domain's window: domain\n"
+	"  create --verify-days, --ahead-days), malformed or duplicate; Tin also\n"
+	"  status stale, when the token key record is past the day Brass gave it\n"
+	"  (tokens distribute refreshes it). A signed indicium (version 2)\n"
+	"  also has its signature checked with the meter's operation certificate\n"
+	"  (certs/<meter>.pem), through its domain certificate (domains/<D>.pem)\n"
+	"  to the root (trust/root.pem) at the mailing date: good, bad signature,\n"
+	"  no certificate or certificate chain refused (and why). An indicium is\n"
+	"  good only when both domains are and, if signed, the signature too\n"
+	"  (else: signature refused). A single misread character is corrected\n"
+	"  only when exactly one candidate passes the check characters and both\n"
+	"  tokens, and has no bad signature. Good indicia are recorded in the\n"
+	"  archive's duplicate index (not with --no-duplicates), so a second\n"
+	"  sighting is a duplicate, saying when and at which site (--site, by\n"
+	"  default the host's name) the piece was first seen. An indicium dated\n"
+	"  outside its domain's window is refused and recorded nowhere.\n"
+	"  --box names the Brass (with --tin, Tin) box to verify with, for every\n"
+	"  domain it serves (default: each domain's first box): a box is open in\n"
+	"  one process at a time, so verifiers running at once on one home each\n"
+	"  name their own (another waits for it, then gives up). Prints\n"
+	"  one line per indicium (with --json one object per line: result,\n"
+	"  vendor, postal, signature, signature_error, device, piece_count,\n"
+	"  first_seen (time and site), corrected and corrected_to, the line it\n"
+	"  was corrected to). Exit status 0 only when every indicium is good.\n"
+	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
+
+static const struct kc_rule site_rule = { mk_archive_site_valid, "1 to 63 printable ASCII characters" };
+
+static int chunk_ok(const char *s)
+{
+	uint64_t v;
+
+	return kc_parse_u64(s, 1, MK_SEEN_BATCH_MAX, &v);
+}
+static const struct kc_rule chunk_rule = { chunk_ok, "a number of lines, 1 to 65536" };
+
+struct vrun {
+	struct kc *c;
+	struct mk_verifier *v;
+	size_t total, good, seen;
+	int tty;
+	int tin;  /* verifying with Tin boxes: token key records only */
+	int no_dup; /* --no-duplicates */
+	int said; /* a failure was printed already (verify_file) */
+	size_t chunk; /* lines of a file a batch (--chunk, default FILE_CHUNK, at most MK_SEEN_BATCH_MAX) */
+	struct timespec start; /* for the progress bar's rate */
+};
+
+/* mk_kms_box_list: whether the box named is one of the home's. */
+static int box_found(void *ctx, const char *id, const char *const *domains, size_t n)
+{
+	(void)domains;
+	(void)n;
+	if (strcmp(id, *(const char **)ctx) != 0)
+		return 0;
+	*(const char **)ctx = NULL;
+	return 1;
+}
+
+/* --box: a box of the home, of the verifier's kind. MK_OK, or the
+ * refusal printed (x->said). */
+static enum mk_err verify_box(struct vrun *x, const char *box)
+{
+	const char *left = box;
+	char msg[160];
+	enum mk_err e;
+
+	if (box[0] != (x->tin ? 'T' : 'B')) {
+		snprintf(msg, sizeof(msg), "--box %s is not a %s box: verify uses %s", box, x->tin ? "Tin" : "Brass",
+		         x->tin ? "a Tin box with --tin" : "a Brass box (with --tin, a Tin box)");
+		e = MK_ERR_INVALID_ARG;
+	} else if ((e = mk_kms_box_list(x->c->kms, box_found, &left)) != MK_OK) {
+		return e;
+	} else if (left != NULL) {
+		snprintf(msg, sizeof(msg), "--box %s: no such box in this home (meterkey box list)", box);
+		e = MK_ERR_NOT_FOUND;
+	} else {
+		return mk_verifier_prefer_box(x->v, box);
+	}
+	snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), " (%s)", mk_err_name(e));
+	kc_fail_msg(x->c->json, e, msg);
+	x->said = 1;
+	return e;
+}
+
+/* One indicium's answer (j, consumed: mk_call_outcome_json, or a
+ * service's item) printed for the line given: its JSON with the line as
+ * "input", or its text. */
+static void print_item(struct vrun *x, const char *given, json_t *j)
+{
+	char line[4 * LINE_MAX_LEN + 8];
+
+	x->total++;
+	if (j == NULL) {
+		fprintf(stderr, "meterkey: out of memory\n");
+		return;
+	}
+	x->good += json_is_string(json_object_get(j, "result")) && strcmp(json_string_value(json_object_get(j, "result")), "good") == 0;
+	json_object_set_new(j, "input", json_string(kc_shown(given, line, sizeof(line))));
+	if (x->c->json) {
+		kc_print_json(j);
+		return;
+	}
+	mk_call_outcome_text(j, stdout);
+	json_decref(j);
+}
+
+/* One indicium's answer from this host's verifier, printed for the line
+ * given: the direct printer's bytes (mk_call_outcome_line), or, for the
+ * rare answer it leaves, the object's (print_item), the same either way. */
+static void print_outcome(struct vrun *x, const char *given, const struct mk_verify_outcome *o)
+{
+	char shown[4 * LINE_MAX_LEN + 8], out[4 * LINE_MAX_LEN + 2048];
+	size_t n = mk_call_outcome_line(o, x->tin, kc_shown(given, shown, sizeof(shown)), x->c->json, out, sizeof(out));
+
+	if (n == 0) {
+		print_item(x, given, mk_call_outcome_json(o, x->tin));
+		return;
+	}
+	x->total++;
+	x->good += o->result == MK_VR_GOOD;
+	fwrite(out, 1, n, stdout);
+}
+
+/* The progress bar: indicia verified, good, and the rate since the start. */
+static void progress(struct vrun *x)
+{
+	struct timespec now;
+	double s;
+
+	if (!x->tty || x->seen % 8192 != 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	s = (double)(now.tv_sec - x->start.tv_sec) + (double)(now.tv_nsec - x->start.tv_nsec) / 1e9;
+	fprintf(stderr, "\rverified %zu indicia, %zu good, %.0f a second ", x->seen, x->good, s > 0 ? (double)x->seen / s : 0.0);
+}
+
+/* Verifies a chunk of lines in the service (POST /v1/verify) and prints
+ * each answer as the local one. MK_OK, or the failure (printed: x->said). */
+static enum mk_err verify_remote(struct vrun *x, char **lines, size_t n)
+{
+	json_t *items = json_array(), *req, *ans = NULL, *res;
+	char *body = NULL;
+	long status = 0;
+	enum mk_err e = MK_ERR_NOMEM;
+
+	for (size_t i = 0; items != NULL && i < n; i++) {
+		/* a byte past ASCII is outside the indicium's alphabet, as DEL is:
+		 * sent as DEL, the line stays JSON (UTF-8) and reads the same */
+		char *line = strdup(lines[i]);
+
+		for (char *p = line; p != NULL && *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = 0x7f;
+		if (line == NULL || json_array_append_new(items, json_pack("{s:s}", "text", line)) != 0) {
+			json_decref(items);
+			items = NULL;
+		}
+		free(line);
+	}
+	req = json_pack("{s:o,s:b,s:b}", "items", items, "duplicates", !x->no_dup, "tin", x->tin);
+	if (req != NULL && (body = json_dumps(req, JSON_COMPACT)) != NULL) {
+		if (kc_service(x->c, "/v1/verify", body, &status, &ans) != 0) {
+			e = MK_ERR_IO;
+		} else if ((status != 200 && status != 207) || json_array_size(res = json_object_get(ans, "results")) != n) {
+			kc_service_refused(x->c, status, ans, NULL);
+			e = MK_ERR_IO;
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				json_t *it = json_incref(json_array_get(res, i));
+
+				json_object_del(it, "reference");
+				print_item(x, lines[i], it);
+				x->seen++;
+				progress(x);
+			}
+			fflush(stdout);
+			e = MK_OK;
+		}
+		x->said = e != MK_OK;
+	}
+	json_decref(req);
+	json_decref(ans);
+	free(body);
+	return e;
+}
+
+/* Verifies a chunk of text lines (mk_verify_lines, or the service's) and
+ * prints each. */
+static enum mk_err verify_lines(struct vrun *x, char **lines, size_t n)
+{
+	struct mk_verify_outcome *outs;
+	enum mk_err e;
+
+	if (x->c->server != NULL)
+		return verify_remote(x, lines, n);
+	if ((outs = calloc(n, sizeof(*outs))) == NULL)
+		return MK_ERR_NOMEM;
+	if ((e = mk_verify_lines(x->v, (const char *const *)lines, n, outs)) == MK_OK)
+		for (size_t i = 0; i < n; i++) {
+			print_outcome(x, lines[i], &outs[i]);
+			x->seen++;
+			progress(x);
+		}
+	free(outs);
+	return e;
+}
+
+/* A failure of verify_file, printed once, naming the file ("standard
+ * input" for -): "FILE why: error text (MK_...)". Returns e. */
+static enum mk_err file_fail(struct vrun *x, const char *path, const char *why, enum mk_err e)
+{
+	char msg[PATH_MAX + 256];
+
+	snprintf(msg, sizeof(msg), "%s %s: %s (%s)", strcmp(path, "-") == 0 ? "standard input" : path, why,
+	         mk_strerror(e), mk_err_name(e));
+	kc_fail_msg(x->c->json, e, msg);
+	x->said = 1;
+	return e;
+}
+
+/* ---- A file through the verifier's pipeline -------------------------------------------- */
+
+/* Chunks of a file's lines: the one the reader fills, one decoded and
+ * waiting, those in flight in the verifier (MK_VERIFY_INFLIGHT at most). */
+#define NCHUNKS (MK_VERIFY_INFLIGHT + 2)
+
+/* A chunk of a file's lines: in one arena, decoded, their outcomes. */
+struct chunk {
+	char *text; /* the lines, each NUL-terminated */
+	size_t used, cap;
+	size_t *off; /* of each line in text */
+	const char **lines;
+	size_t n;
+	struct mk_verify_outcome *outs;
+	struct mk_decoded_lines *dec;
+};
+
+/*
+ * A file read and decoded on a thread of its own (the reader), a chunk
+ * ahead of the verifier, so that the text's decode runs beside the
+ * cryptography rather than before it (docs/internals/verify.md, "The
+ * command line"). Chunk k of the file is at chunk_at(k); the counters only
+ * grow: the reader has filled and decoded the chunks before filled, the
+ * verifier submitted those before submitted and finished (printed) those
+ * before finished. The reader fills a chunk only once the one NCHUNKS
+ * before it (in the same place) is printed.
+ */
+struct reader {
+	struct vrun *x;
+	FILE *f;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct chunk ck[NCHUNKS];
+	size_t filled, submitted, finished;
+	int done;        /* the reader has ended: the file read, or a failure */
+	int stop;        /* the verifier's: read no more */
+	enum mk_err err; /* the reader's failure (memory) */
+	int read_errno;  /* the file's read error, 0 when none */
+	size_t nread, found; /* lines read, not blank */
+};
+
+/* Chunk k of the file's place. */
+static struct chunk *chunk_at(struct reader *r, size_t k)
+{
+	return &r->ck[k % NCHUNKS];
+}
+
+/* Adds a line to chunk c (room for x->chunk lines). */
+static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, size_t len)
+{
+	if (c->outs == NULL &&
+	    ((c->outs = calloc(x->chunk, sizeof(*c->outs))) == NULL || (c->off = calloc(x->chunk, sizeof(*c->off))) == NULL ||
+	     (c->lines = calloc(x->chunk, sizeof(*c->lines))) == NULL || mk_decoded_lines_new(&c->dec) != MK_OK))
+		return MK_ERR_NOMEM;
+	if (c->used + len + 1 > c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 64 * x->chunk;
+		char *t;
+
+		while (cap < c->used + len + 1)
+			cap *= 2;
+		if ((t = realloc(c->text, cap)) == NULL)
+			return MK_ERR_NOMEM;
+		c->text = t;
+		c->cap = cap;
+	}
+	memcpy(c->text + c->used, line, len + 1);
+	c->off[c->n++] = c->used;
+	c->used += len + 1;
+	return MK_OK;
+}
+
+/* Fills chunk c with the file's next lines (x->chunk at most; blank ones
+ * skipped, counted in r) and decodes them. *eofp set when the file has no
+ * more. */
+static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
+{
+	char buf[LINE_MAX_LEN + 2];
+	enum mk_err e = MK_OK;
+
+	c->n = c->used = 0;
+	*eofp = 1;
+	while (c->n < r->x->chunk && (*eofp = fgets(buf, sizeof(buf), r->f) == NULL) == 0) {
+		size_t len = strcspn(buf, "\r\n");
+
+		r->nread++;
+		if (buf[len] == '\0' && !feof(r->f)) { /* longer than any indicium: skip the rest */
+			int ch;
+
+			while ((ch = fgetc(r->f)) != EOF && ch != '\n')
+				;
+		}
+		buf[len] = '\0';
+		if (buf[strspn(buf, " \t")] == '\0') /* blank */
+			continue;
+		r->found++;
+		if ((e = chunk_add(r->x, c, buf, len)) != MK_OK)
+			return e;
+	}
+	if (*eofp && ferror(r->f))
+		r->read_errno = errno != 0 ? errno : EIO;
+	if (c->n == 0)
+		return MK_OK;
+	for (size_t i = 0; i < c->n; i++)
+		c->lines[i] = c->text + c->off[i];
+	return mk_decode_lines(c->dec, c->lines, c->n, c->outs);
+}
+
+/* The reader's thread: chunks filled and decoded while there is room. */
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	int eof = 0;
+
+	pthread_mutex_lock(&r->mu);
+	while (!eof && r->err == MK_OK) {
+		struct chunk *c;
+
+		while (!r->stop && r->filled - r->finished == NCHUNKS)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->stop)
+			break;
+		c = chunk_at(r, r->filled);
+		pthread_mutex_unlock(&r->mu);
+		enum mk_err e = chunk_read(r, c, &eof);
+		pthread_mutex_lock(&r->mu);
+		r->err = e;
+		if (e == MK_OK && c->n > 0)
+			r->filled++;
+		pthread_cond_broadcast(&r->cv);
+	}
+	r->done = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Prints the oldest chunk in flight once it is finished: its sightings
+ * durable, so that a line printed good is a sighting. Its place is then
+ * the reader's again. */
+static enum mk_err chunk_finish(struct reader *r)
+{
+	struct vrun *x = r->x;
+	struct chunk *c = chunk_at(r, r->finished);
+	struct mk_verify_outcome *outs;
+	size_t n;
+	enum mk_err e = mk_verify_lines_finish(x->v, &outs, &n);
+
+	if (e != MK_OK)
+		return e;
+	for (size_t i = 0; i < n; i++) {
+		print_outcome(x, c->lines[i], &outs[i]);
+		x->seen++;
+		progress(x);
+	}
+	fflush(stdout); /* a live feed sees each chunk's answers as it is durable */
+	pthread_mutex_lock(&r->mu);
+	r->finished++;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return MK_OK;
+}
+
+/* The file's chunks, as the reader decodes them, through the verifier's
+ * pipeline: each submitted, the oldest finished and printed once
+ * MK_VERIFY_INFLIGHT are in flight (the index writer takes those waiting
+ * together, in one transaction), and all of them at the end. */
+static enum mk_err verify_chunks(struct reader *r)
+{
+	enum mk_err e = MK_OK;
+
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (r->submitted == r->filled && !r->done)
+			pthread_cond_wait(&r->cv, &r->mu);
+		int more = r->submitted < r->filled;
+		pthread_mutex_unlock(&r->mu);
+		if (!more)
+			break;
+		if ((e = mk_verify_decoded_submit(r->x->v, chunk_at(r, r->submitted)->dec)) != MK_OK)
+			return e;
+		r->submitted++; /* the verifier's thread's alone: read by it only */
+		if (r->submitted - r->finished == MK_VERIFY_INFLIGHT && (e = chunk_finish(r)) != MK_OK)
+			return e;
+	}
+	while (r->finished < r->submitted)
+		if ((e = chunk_finish(r)) != MK_OK)
+			return e;
+	return MK_OK;
+}
+
+/* File f (path) through the verifier here: the reader started, the
+ * chunks verified, the reader stopped. The read error and the counts into
+ * *read_errnop, *nreadp, *foundp. */
+static enum mk_err verify_local(struct vrun *x, FILE *f, int *read_errnop, size_t *nreadp, size_t *foundp)
+{
+	struct reader *r = calloc(1, sizeof(*r));
+	pthread_t t;
+	enum mk_err e;
+
+	if (r == NULL)
+		return MK_ERR_NOMEM;
+	r->x = x;
+	r->f = f;
+	if (pthread_mutex_init(&r->mu, NULL) != 0) {
+		free(r);
+		return MK_ERR_NOMEM;
+	}
+	if (pthread_cond_init(&r->cv, NULL) != 0 || pthread_create(&t, NULL, reader_main, r) != 0) {
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return MK_ERR_NOMEM;
+	}
+	e = verify_chunks(r);
+	pthread_mutex_lock(&r->mu);
+	r->stop = 1; /* a failure: the reader waiting for room ends */
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(t, NULL);
+	if (e == MK_OK)
+		e = r->err;
+	*read_errnop = r->read_errno;
+	*nreadp = r->nread;
+	*foundp = r->found;
+	for (unsigned k = 0; k < NCHUNKS; k++) {
+		free(r->ck[k].text);
+		free(r->ck[k].outs);
+		free(r->ck[k].off);
+		free(r->ck[k].lines);
+		mk_decoded_lines_free(r->ck[k].dec);
+	}
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	return e;
+}
+
+/* File f through the service: VERIFY_CHUNK lines a request (x->chunk at
+ * most). The counts into *nreadp, *foundp. */
+static enum mk_err verify_remote_file(struct vrun *x, FILE *f, size_t *nreadp, size_t *foundp)
+{
+	char *lines[VERIFY_CHUNK];
+	char buf[LINE_MAX_LEN + 2];
+	size_t n = 0;
+	enum mk_err e = MK_OK;
+
+	while (e == MK_OK && fgets(buf, sizeof(buf), f) != NULL) {
+		size_t len = strcspn(buf, "\r\n");
+
+		(*nreadp)++;
+		if (buf[len] == '\0' && !feof(f)) { /* longer than any indicium: skip the rest */
+			int ch;
+
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+		}
+		buf[len] = '\0';
+		if (buf[strspn(buf, " \t")] == '\0') /* blank */
+			continue;
+		(*foundp)++;
+		if ((lines[n] = strdup(buf)) == NULL) {
+			e = MK_ERR_NOMEM;
+			break;
+		}
+		if (++n == VERIFY_CHUNK || n == x->chunk) {
+			e = verify_lines(x, lines, n);
+			while (n > 0)
+				free(lines[--n]);
+		}
+	}
+	if (e == MK_OK && n > 0)
+		e = verify_lines(x, lines, n);
+	while (n > 0)
+		free(lines[--n]);
+	return e;
+}
+
+/* Reads FILE (or stdin) in chunks of lines (x->chunk at most): through
+ * the service VERIFY_CHUNK a request; here through the verifier's
+ * pipeline (verify_local). A file that holds no indicium (a directory,
+ * empty, only blank lines) is refused, not passed as all good: a wrong
+ * path or a failed export upstream must not look like a clean batch. */
+static enum mk_err verify_file(struct vrun *x, const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char why[128];
+	size_t nread = 0, found = 0; /* lines read, not blank */
+	int read_errno = 0;
+	struct stat st;
+	enum mk_err e;
+
+	if (f == NULL) {
+		enum mk_err oe = errno == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO;
+
+		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(errno));
+		return file_fail(x, path, why, oe);
+	}
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (f != stdin)
+			fclose(f);
+		return file_fail(x, path, "holds no indicium (it is a directory)", MK_ERR_NOT_FOUND);
+	}
+	if (x->c->server != NULL) {
+		e = verify_remote_file(x, f, &nread, &found);
+		if (e == MK_OK && ferror(f))
+			read_errno = errno != 0 ? errno : EIO;
+	} else {
+		e = verify_local(x, f, &read_errno, &nread, &found);
+	}
+	if (e == MK_OK && read_errno != 0) {
+		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(read_errno));
+		e = file_fail(x, path, why, MK_ERR_IO);
+	} else if (e == MK_OK && found == 0) {
+		e = file_fail(x, path, nread == 0 ? "holds no indicium (it is empty)" : "holds no indicium (only blank lines)",
+		              MK_ERR_NOT_FOUND);
+	}
+	if (f != stdin)
+		fclose(f);
+	return e;
+}
+
+int mk_cli_verify(int argc, char **argv)
+{
+	struct {
+		const char *file, *image, *site, *chunk, *box;
+		int tin, no_duplicates;
+	} o; /* the options */
+	char line[MK_INDICIUM_TEXT_MAX];
+	struct vrun x;
+	struct kc c;
+	const struct kc_opt opts[] = { KC_COMMON(&c), KC_REMOTE(&c), KC_STR("file", &o.file, &kc_path),
+		                       KC_STR("image", &o.image, &kc_path), KC_FLAG("tin", &o.tin),
+		                       KC_FLAG("no-duplicates", &o.no_duplicates), KC_STR("site", &o.site, &site_rule),
+		                       KC_STR("chunk", &o.chunk, &chunk_rule), KC_STR("box", &o.box, &kc_box), KC_END };
+	enum mk_err e = MK_OK;
+	uint64_t chunk = FILE_CHUNK;
+	int r;
+
+	if ((r = kc_start_call(&c, argc, argv, opts, verify_usage, 0, KC_MAX_POS)) != KC_GO)
+		return r;
+	/* a file or a pipe takes the answers in blocks (a terminal, a line at
+	 * a time); each chunk's are flushed once durable (chunk_finish) */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, NULL, _IOFBF, VERIFY_OUT_BUF);
+	if (o.chunk != NULL && !kc_parse_u64(o.chunk, 1, MK_SEEN_BATCH_MAX, &chunk))
+		return mk_cli_bad_value(verify_usage, "--chunk", o.chunk, chunk_rule.words);
+	if (c.npos == 0 && o.file == NULL && o.image == NULL)
+		return mk_cli_usage_error(verify_usage, "no indicium: give lines, --file or --image");
+	if (c.server != NULL && o.site != NULL)
+		return mk_cli_usage_error(verify_usage, "--site names this verifier's site: with --server, the service's is kept");
+	if (c.server != NULL && o.box != NULL)
+		return mk_cli_usage_error(verify_usage, "--box names a box of this home: with --server, the service's are used");
+	if (c.server == NULL && !kc_open(&c))
+		return 1;
+	memset(&x, 0, sizeof(x));
+	x.c = &c;
+	x.chunk = (size_t)chunk;
+	x.tin = o.tin;
+	x.no_dup = o.no_duplicates;
+	x.tty = isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &x.start);
+	if (c.server == NULL && (e = mk_verifier_new(c.kms, o.tin, !o.no_duplicates, &x.v)) != MK_OK)
+		goto out;
+	if (x.v != NULL && o.site != NULL && (e = mk_verifier_set_site(x.v, o.site)) != MK_OK)
+		goto out;
+	if (x.v != NULL && o.box != NULL && (e = verify_box(&x, o.box)) != MK_OK)
+		goto out;
+	if (c.npos > 0 && (e = verify_lines(&x, c.pos, c.npos)) != MK_OK)
+		goto out;
+	if (o.file != NULL && (e = verify_file(&x, o.file)) != MK_OK)
+		goto out;
+	if (o.image != NULL) {
+		char *one[1] = { line }, why[128];
+
+		/* one line naming the image and what is wrong with it */
+		if ((e = kc_file_readable(o.image, why, sizeof(why))) != MK_OK) {
+			file_fail(&x, o.image, why, e);
+			goto out;
+		}
+		if ((e = mk_indicium_png_read(o.image, line)) != MK_OK) {
+			file_fail(&x, o.image, "is not a readable indicium image", e);
+			goto out;
+		}
+		if ((e = verify_lines(&x, one, 1)) != MK_OK)
+			goto out;
+	}
+	if (x.tty)
+		fprintf(stderr, "\rverified %zu indicia, %zu good\n", x.total, x.good);
+out:
+	mk_verifier_free(x.v);
+	if (x.said) { /* printed once already, with its file */
+		kc_close(&c);
+		return 1;
+	}
+	r = kc_end(&c, e);
+	return r == 0 && x.good != x.total ? 1 : r; /* all verified, not all good: 1 */
+}
+
