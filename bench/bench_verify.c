@@ -722,11 +722,11 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 	struct mk_verifier *v = NULL;
 	struct mk_verify_outcome *out[MK_VERIFY_INFLIGHT];
 	const char *path = strncmp(f->url, "sqlite:", 7) == 0 ? f->url + 7 : NULL;
-	double one[2], two[2], both[2] = { 0, 0 }, before, after = 0, raw = 0;
+	double one[2], two[2], both[2] = { 0, 0 }, before, after = 0, raw = 0, cli = 0, cli_starts[2] = { 0, 0 };
 	size_t n = f->m * f->k;
 	const char *mk = getenv("BENCH_CLI");
 	char cli_copy[4200] = "", cli_url[4300];
-	size_t cli_from = 3 * nd; /* PostgreSQL: the fourth slice */
+	size_t cli_from = path != NULL ? SIZE_MAX : 3 * nd; /* SQLite: the pipeline's slice; PostgreSQL: the fourth */
 
 	for (unsigned s = 0; s < MK_VERIFY_INFLIGHT; s++)
 		if ((out[s] = calloc(DBATCH, sizeof(*out[s]))) == NULL)
@@ -737,8 +737,9 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		one[pass] = dup_pass(k, v, f, 0, nd, 0, pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE, out);
 	before = path != NULL ? db_bytes(path) : 0;
 	/* on SQLite, meterkey verify --file gets the pipeline's slice on the
-	 * archive as the pipeline found it (a copy): the same work on the same
-	 * partition; on PostgreSQL the fourth slice, after the others */
+	 * archive as the pipeline found it (a copy), right after the pipeline:
+	 * the same work on the same partition; on PostgreSQL the fourth slice,
+	 * after the others */
 	if (path != NULL && mk != NULL && mk[0] != '\0') {
 		snprintf(cli_copy, sizeof(cli_copy), "%s.cli", path);
 		snprintf(cli_url, sizeof(cli_url), "sqlite:%s", cli_copy);
@@ -748,15 +749,17 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		two[pass] = dup_pass(k, v, f, nd, nd, 1, pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE, out);
 		if (pass == 0 && path != NULL)
 			after = db_bytes(path);
+		/* SQLite: the CLI at once, on the copy: the same work on the
+		 * same partition, on the machine as the pipeline just had it */
+		if (pass == 0 && cli_from == nd)
+			cli = cli_pass(f, cli_url, nd, nd, mk, cli_starts);
 	}
 	mk_verifier_free(v);
 	if (3 * nd <= n)
 		run_duplicates_2(f, 2 * nd, nd, both);
-	double cli_starts[2] = { 0, 0 },
-	       cli = mk != NULL && mk[0] != '\0' && cli_from != SIZE_MAX && cli_from + nd <= n
-	                 ? cli_pass(f, cli_url, cli_from, nd, mk, cli_starts)
-	                 : 0,
-	       cli_start = cli_starts[1];
+	if (path == NULL && mk != NULL && mk[0] != '\0' && 4 * nd <= n)
+		cli = cli_pass(f, f->url, 3 * nd, nd, mk, cli_starts);
+	double cli_start = cli_starts[1];
 
 	if (cli_copy[0] != '\0') {
 		char side[sizeof(cli_copy) + 8];

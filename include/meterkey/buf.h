@@ -63,6 +63,11 @@ void mk_buf_cleanup(struct mk_buf *b);
 /* Wipes the written bytes and empties b (len = off = 0); the cap stays. */
 void mk_buf_reset(struct mk_buf *b);
 
+/* Empties b without wiping: only for a buffer that never holds a secret
+ * (a verification request's items, key records and proofs, rebuilt for
+ * every request: their wipe was 1.4 % of the crypto path's time). */
+void mk_buf_clear(struct mk_buf *b);
+
 /* Accessors. mk_buf_data is the first written byte; mk_buf_rptr the next byte
  * to read. Both may be NULL for an empty buffer. */
 const uint8_t *mk_buf_data(const struct mk_buf *b);

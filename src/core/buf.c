@@ -104,6 +104,12 @@ void mk_buf_reset(struct mk_buf *b)
 	b->len = b->off = 0;
 }
 
+void mk_buf_clear(struct mk_buf *b)
+{
+	check(b);
+	b->len = b->off = 0;
+}
+
 const uint8_t *mk_buf_data(const struct mk_buf *b) { return b->data; }
 size_t mk_buf_len(const struct mk_buf *b) { return b->len; }
 const uint8_t *mk_buf_rptr(const struct mk_buf *b) { return b->data ? b->data + b->off : NULL; }

@@ -15,9 +15,12 @@
 #include <cmocka.h>
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
+#include <openssl/params.h>
 
 #include "meterkey/caps.h"
 #include "crypto/crypto_int.h"
@@ -325,6 +328,75 @@ static void test_kdf_derive_layout(void **state)
 	assert_int_equal(mk_kdf_derive(key, 16, "LBL", 3, "ctx-1", 5, out, sizeof(out)), MK_OK);
 	assert_int_equal(mk_cmac_once(key, 16, fixed, n, want, 16), MK_OK);
 	assert_memory_equal(out, want, 16);
+}
+
+/* OpenSSL's own KBKDF (EVP_KDF "KBKDF", counter mode, CMAC) on the same
+ * inputs into out: what kdf.c computes from CMAC contexts of its own. */
+static void openssl_kbkdf(const uint8_t *key, size_t keylen, const char *label, size_t labellen, const uint8_t *ctx,
+                          size_t ctxlen, int use_l_and_sep, uint8_t *out, size_t outlen)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "KBKDF", NULL);
+	EVP_KDF_CTX *c = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[9], *p = params;
+	int flag = use_l_and_sep;
+
+	assert_non_null(c);
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, (char *)"counter", 0);
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MAC, (char *)"CMAC", 0);
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_CIPHER,
+	                                        (char *)(keylen == 16 ? "AES-128-CBC" : "AES-256-CBC"), 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, keylen);
+	if (labellen > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)label, labellen);
+	if (ctxlen > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)ctx, ctxlen);
+	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_KBKDF_USE_L, &flag);
+	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_KBKDF_USE_SEPARATOR, &flag);
+	*p = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_KDF_derive(c, out, outlen, params), 1);
+	EVP_KDF_CTX_free(c);
+	EVP_KDF_free(kdf);
+}
+
+/*
+ * kdf.c computes KBKDF from CMAC contexts of its own (OpenSSL 3.0's KBKDF
+ * fetches its MAC and cipher at every derivation): for both key lengths,
+ * labels and contexts empty or not (longer than a block too), outputs of
+ * 1 to 50 bytes (one to four blocks), with and without L and the
+ * separator, it gives what EVP_KDF "KBKDF" gives. The twin: a key
+ * differing in one bit gives another output.
+ */
+static void test_kdf_as_openssl(void **state)
+{
+	uint8_t key[32], ctx[40], ours[64], theirs[64];
+	const char *labels[] = { "", "LBL", "a label longer than one AES block" };
+	const size_t ctxlens[] = { 0, 5, 40 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 11 + 3);
+	for (size_t i = 0; i < sizeof(ctx); i++)
+		ctx[i] = (uint8_t)(i * 5 + 9);
+	for (size_t kl = 16; kl <= 32; kl += 16)
+		for (size_t l = 0; l < 3; l++)
+			for (size_t c = 0; c < 3; c++)
+				for (size_t n = 1; n <= 50; n += 7) {
+					openssl_kbkdf(key, kl, labels[l], strlen(labels[l]), ctx, ctxlens[c], 1, theirs, n);
+					assert_int_equal(mk_kdf_derive(key, kl, labels[l], strlen(labels[l]), ctx, ctxlens[c], ours,
+					                               n),
+					                 MK_OK);
+					assert_memory_equal(ours, theirs, n);
+					if (ctxlens[c] == 0)
+						continue; /* the fixed form takes its input whole */
+					openssl_kbkdf(key, kl, "", 0, ctx, ctxlens[c], 0, theirs, n);
+					assert_int_equal(mk_kdf_kbkdf_fixed(key, kl, ctx, ctxlens[c], ours, n), MK_OK);
+					assert_memory_equal(ours, theirs, n);
+				}
+	key[5] ^= 0x10;
+	assert_int_equal(mk_kdf_derive(key, 32, "LBL", 3, ctx, 5, ours, 16), MK_OK);
+	key[5] ^= 0x10;
+	openssl_kbkdf(key, 32, "LBL", 3, ctx, 5, 1, theirs, 16);
+	assert_memory_not_equal(ours, theirs, 16);
 }
 
 static void test_kdf_derive_binds_every_input(void **state)
@@ -997,6 +1069,7 @@ int main(void)
 		cmocka_unit_test(test_cmac_rejects_bad_lengths),
 		cmocka_unit_test(test_cmac_keys_match_the_one_shot),
 		cmocka_unit_test(test_kdf_derive_layout),
+		cmocka_unit_test(test_kdf_as_openssl),
 		cmocka_unit_test(test_kdf_derive_binds_every_input),
 		cmocka_unit_test(test_kdf_rejects_bad_args),
 		cmocka_unit_test(test_x963_layout),
