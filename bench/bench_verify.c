@@ -749,12 +749,12 @@ static void run_duplicates(const struct fleet *f, size_t nd)
 		two[pass] = dup_pass(k, v, f, nd, nd, 1, pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE, out);
 		if (pass == 0 && path != NULL)
 			after = db_bytes(path);
-		/* SQLite: the CLI at once, on the copy: the same work on the
-		 * same partition, on the machine as the pipeline just had it */
-		if (pass == 0 && cli_from == nd)
-			cli = cli_pass(f, cli_url, nd, nd, mk, cli_starts);
 	}
-	mk_verifier_free(v);
+	mk_verifier_free(v); /* its boxes' sessions ended: the CLI's to open */
+	/* SQLite: the CLI at once, on the copy: the same work on the same
+	 * partition, on the machine as the pipeline just had it */
+	if (cli_from == nd)
+		cli = cli_pass(f, cli_url, nd, nd, mk, cli_starts);
 	if (3 * nd <= n)
 		run_duplicates_2(f, 2 * nd, nd, both);
 	if (path == NULL && mk != NULL && mk[0] != '\0' && 4 * nd <= n)

@@ -31,39 +31,40 @@ static const char verify_usage[] =
 	"                       [--no-duplicates] [--site NAME] [--chunk N] [--box ID]\n"
 	"                       [options]\n"
 	"  Verifies indicia: the text lines given as arguments, the lines of FILE\n"
-	"  (one indicium a line; - for standard input; streamed, --chunk lines at\n"
-	"  a time (1 to 65536, default 8192: fewer for a live feed, whose answers\n"
+	"  (one indicium a line; - for standard input; streamed, --chunk lines at a\n"
+	"  time (1 to 65536, default 8192: fewer for a live feed, whose answers\n"
 	"  wait for a full chunk, more for a night's file, whose sightings then go\n"
-	"  in fewer, larger transactions), the next verified while the last is\n"
-	"  made durable, each line printed only once it is; a progress bar on\n"
-	"  standard error when it is a terminal), or the DataMatrix symbol of a\n"
-	"  PNG image. Each domain apart: the vendor's and the postal domain's\n"
-	"  Brass box (or, with --tin, Tin box with the distributed token keys)\n"
-	"  gives good, bad token, unknown device, key not active, date before\n"
+	"  in fewer, larger transactions; up to ten chunks are held at once, some\n"
+	"  0.8 KB a line: 0.3 GB at 65536), the next read and decoded while one is\n"
+	"  verified and the last made durable, each line printed only once it is; a\n"
+	"  progress bar on standard error when it is a terminal), or the DataMatrix\n"
+	"  symbol of a PNG image. Each domain apart: the vendor's and the postal\n"
+	"  domain's Brass box (or, with --tin, Tin box with the distributed token\n"
+	"  keys) gives good, bad token, unknown device, key not active, date before\n"
 	"  registration, date out of range (outside the domain's window: domain\n"
 	"  create --verify-days, --ahead-days), malformed or duplicate; Tin also\n"
 	"  status stale, when the token key record is past the day Brass gave it\n"
-	"  (tokens distribute refreshes it). A signed indicium (version 2)\n"
-	"  also has its signature checked with the meter's operation certificate\n"
-	"  (certs/<meter>.pem), through its domain certificate (domains/<D>.pem)\n"
-	"  to the root (trust/root.pem) at the mailing date: good, bad signature,\n"
-	"  no certificate or certificate chain refused (and why). An indicium is\n"
-	"  good only when both domains are and, if signed, the signature too\n"
-	"  (else: signature refused). A single misread character is corrected\n"
-	"  only when exactly one candidate passes the check characters and both\n"
-	"  tokens, and has no bad signature. Good indicia are recorded in the\n"
-	"  archive's duplicate index (not with --no-duplicates), so a second\n"
-	"  sighting is a duplicate, saying when and at which site (--site, by\n"
-	"  default the host's name) the piece was first seen. An indicium dated\n"
-	"  outside its domain's window is refused and recorded nowhere.\n"
-	"  --box names the Brass (with --tin, Tin) box to verify with, for every\n"
-	"  domain it serves (default: each domain's first box): a box is open in\n"
-	"  one process at a time, so verifiers running at once on one home each\n"
-	"  name their own (another waits for it, then gives up). Prints\n"
-	"  one line per indicium (with --json one object per line: result,\n"
-	"  vendor, postal, signature, signature_error, device, piece_count,\n"
-	"  first_seen (time and site), corrected and corrected_to, the line it\n"
-	"  was corrected to). Exit status 0 only when every indicium is good.\n"
+	"  (tokens distribute refreshes it). A signed indicium (version 2) also has\n"
+	"  its signature checked with the meter's operation certificate\n"
+	"  (certs/<meter>.pem), through its domain certificate (domains/<D>.pem) to\n"
+	"  the root (trust/root.pem) at the mailing date: good, bad signature, no\n"
+	"  certificate or certificate chain refused (and why). An indicium is good\n"
+	"  only when both domains are and, if signed, the signature too (else:\n"
+	"  signature refused). A single misread character is corrected only when\n"
+	"  exactly one candidate passes the check characters and both tokens, and\n"
+	"  has no bad signature. Good indicia are recorded in the archive's\n"
+	"  duplicate index (not with --no-duplicates), so a second sighting is a\n"
+	"  duplicate, saying when and at which site (--site, by default the host's\n"
+	"  name) the piece was first seen. An indicium dated outside its domain's\n"
+	"  window is refused and recorded nowhere. --box names the Brass (with\n"
+	"  --tin, Tin) box to verify with, for every domain it serves (default:\n"
+	"  each domain's first box): a box is open in one process at a time, so\n"
+	"  verifiers running at once on one home each name their own (another waits\n"
+	"  for it, then gives up). Prints one line per indicium (with --json one\n"
+	"  object per line: result, vendor, postal, signature, signature_error,\n"
+	"  device, piece_count, first_seen (time and site), corrected and\n"
+	"  corrected_to, the line it was corrected to). Exit status 0 only when\n"
+	"  every indicium is good.\n"
 	"options:\n" COMMON_OPTS KC_USAGE_REMOTE_OPTS;
 
 static const struct kc_rule site_rule = { mk_archive_site_valid, "1 to 63 printable ASCII characters" };
@@ -264,7 +265,8 @@ static enum mk_err file_fail(struct vrun *x, const char *path, const char *why, 
 /* ---- A file through the verifier's pipeline -------------------------------------------- */
 
 /* Chunks of a file's lines: the one the reader fills, one decoded and
- * waiting, those in flight in the verifier (MK_VERIFY_INFLIGHT at most). */
+ * waiting, those in flight in the verifier (depth, MK_VERIFY_INFLIGHT at
+ * most). */
 #define NCHUNKS (MK_VERIFY_INFLIGHT + 2)
 
 /* A chunk of a file's lines: in one arena, decoded, their outcomes. */
@@ -285,7 +287,7 @@ struct chunk {
  * command line"). Chunk k of the file is at chunk_at(k); the counters only
  * grow: the reader has filled and decoded the chunks before filled, the
  * verifier submitted those before submitted and finished (printed) those
- * before finished. The reader fills a chunk only once the one NCHUNKS
+ * before finished. The reader fills a chunk only once the one depth + 2
  * before it (in the same place) is printed.
  */
 struct reader {
@@ -294,6 +296,7 @@ struct reader {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct chunk ck[NCHUNKS];
+	size_t depth; /* chunks in flight in the verifier at most */
 	size_t filled, submitted, finished;
 	int done;        /* the reader has ended: the file read, or a failure */
 	int stop;        /* the verifier's: read no more */
@@ -305,7 +308,7 @@ struct reader {
 /* Chunk k of the file's place. */
 static struct chunk *chunk_at(struct reader *r, size_t k)
 {
-	return &r->ck[k % NCHUNKS];
+	return &r->ck[k % (r->depth + 2)];
 }
 
 /* Adds a line to chunk c (room for x->chunk lines). */
@@ -378,7 +381,7 @@ static void *reader_main(void *arg)
 	while (!eof && r->err == MK_OK) {
 		struct chunk *c;
 
-		while (!r->stop && r->filled - r->finished == NCHUNKS)
+		while (!r->stop && r->filled - r->finished == r->depth + 2)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop)
 			break;
@@ -424,9 +427,9 @@ static enum mk_err chunk_finish(struct reader *r)
 }
 
 /* The file's chunks, as the reader decodes them, through the verifier's
- * pipeline: each submitted, the oldest finished and printed once
- * MK_VERIFY_INFLIGHT are in flight (the index writer takes those waiting
- * together, in one transaction), and all of them at the end. */
+ * pipeline: each submitted, the oldest finished and printed once depth
+ * are in flight (the index writer takes those waiting together, in one
+ * transaction), and all of them at the end. */
 static enum mk_err verify_chunks(struct reader *r)
 {
 	enum mk_err e = MK_OK;
@@ -442,7 +445,7 @@ static enum mk_err verify_chunks(struct reader *r)
 		if ((e = mk_verify_decoded_submit(r->x->v, chunk_at(r, r->submitted)->dec)) != MK_OK)
 			return e;
 		r->submitted++; /* the verifier's thread's alone: read by it only */
-		if (r->submitted - r->finished == MK_VERIFY_INFLIGHT && (e = chunk_finish(r)) != MK_OK)
+		if (r->submitted - r->finished == r->depth && (e = chunk_finish(r)) != MK_OK)
 			return e;
 	}
 	while (r->finished < r->submitted)
@@ -464,6 +467,12 @@ static enum mk_err verify_local(struct vrun *x, FILE *f, int *read_errnop, size_
 		return MK_ERR_NOMEM;
 	r->x = x;
 	r->f = f;
+	/* as many chunks in flight as the index writer takes in one
+	 * transaction (MK_SEEN_NOTE_MAX sightings), at least two: more would
+	 * only hold memory, which a process touches afresh (page faults were
+	 * a third of a million lines' time on a VM) */
+	r->depth = MK_SEEN_NOTE_MAX / x->chunk;
+	r->depth = r->depth < 2 ? 2 : r->depth > MK_VERIFY_INFLIGHT ? MK_VERIFY_INFLIGHT : r->depth;
 	if (pthread_mutex_init(&r->mu, NULL) != 0) {
 		free(r);
 		return MK_ERR_NOMEM;
