@@ -335,6 +335,31 @@ static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, 
 	return MK_OK;
 }
 
+/* fgets, the one place the reader may be cancelled (verify_local): a live
+ * feed's next line may never come. */
+static char *read_line(char *buf, int n, FILE *f)
+{
+	int old;
+	char *p;
+
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+	p = fgets(buf, n, f);
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return p;
+}
+
+/* The rest of a line longer than any indicium, skipped (cancellable as
+ * read_line is). */
+static void skip_line(FILE *f)
+{
+	int old, ch;
+
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+	while ((ch = fgetc(f)) != EOF && ch != '\n')
+		;
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+}
+
 /* Fills chunk c with the file's next lines (x->chunk at most; blank ones
  * skipped, counted in r) and decodes them. *eofp set when the file has no
  * more. */
@@ -345,16 +370,12 @@ static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 
 	c->n = c->used = 0;
 	*eofp = 1;
-	while (c->n < r->x->chunk && (*eofp = fgets(buf, sizeof(buf), r->f) == NULL) == 0) {
+	while (c->n < r->x->chunk && (*eofp = read_line(buf, sizeof(buf), r->f) == NULL) == 0) {
 		size_t len = strcspn(buf, "\r\n");
 
 		r->nread++;
-		if (buf[len] == '\0' && !feof(r->f)) { /* longer than any indicium: skip the rest */
-			int ch;
-
-			while ((ch = fgetc(r->f)) != EOF && ch != '\n')
-				;
-		}
+		if (buf[len] == '\0' && !feof(r->f)) /* longer than any indicium: skip the rest */
+			skip_line(r->f);
 		buf[len] = '\0';
 		if (buf[strspn(buf, " \t")] == '\0') /* blank */
 			continue;
@@ -371,12 +392,15 @@ static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 	return mk_decode_lines(c->dec, c->lines, c->n, c->outs);
 }
 
-/* The reader's thread: chunks filled and decoded while there is room. */
+/* The reader's thread: chunks filled and decoded while there is room.
+ * Cancellable only while it waits for a line (read_line), where it holds
+ * no lock. */
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
-	int eof = 0;
+	int eof = 0, old;
 
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	pthread_mutex_lock(&r->mu);
 	while (!eof && r->err == MK_OK) {
 		struct chunk *c;
@@ -488,6 +512,8 @@ static enum mk_err verify_local(struct vrun *x, FILE *f, int *read_errnop, size_
 	r->stop = 1; /* a failure: the reader waiting for room ends */
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	if (e != MK_OK) /* and one waiting for a live feed's next line, which may never come */
+		(void)pthread_cancel(t);
 	pthread_join(t, NULL);
 	if (e == MK_OK)
 		e = r->err;

@@ -65,4 +65,25 @@ sed -n 700p "$T/all" | grep -qF ': not an indicium: "quoted", a \\ and \x01' ||
 awk 'NR == 2500 { print prev; next } { prev = $0; print }' "$T/lines" >"$T/other"
 expect 1 "$MK" verify --no-duplicates --json --chunk $N --file "$T/other"
 cmp -s "$T/out" "$T/all--json" && { echo "FAIL: a file with line 2500 changed answers the same"; fails=$((fails+1)); }
+# A live feed on standard input whose verification fails (the Brass box
+# held by another session: MK_ERR_BOX_BUSY once the box's wait of some 10 s
+# is over) ends with the failure, though the feed stays open: the reader
+# thread waiting for the next line is cancelled. It hung until the feed
+# closed before (here, 60 s, past the timeout).
+brass=$(cd "$METERKEY_HOME/boxes" && ls B*.box 2>/dev/null | head -1)
+brass=${brass%%.*}
+[ -n "$brass" ] || { echo "FAIL: no Brass box in the home"; fails=$((fails+1)); }
+(exec 9>"$METERKEY_HOME/boxes/$brass.lock" && flock 9 && exec sleep 60) >/dev/null 2>&1 &
+holder=$!
+sleep 1
+started=$SECONDS
+mkfifo "$T/feed"
+(head -1 "$T/franked"; exec sleep 60) >"$T/feed" 2>/dev/null &
+feeder=$!
+timeout 40 "$MK" verify --chunk 1 --file - <"$T/feed" >"$T/out" 2>"$T/err"
+rc=$?
+kill "$holder" "$feeder" 2>/dev/null
+wait "$holder" "$feeder" 2>/dev/null
+[ "$rc" = 1 ] || { echo "FAIL: a failing live feed exited $rc after $((SECONDS - started)) s, expected 1"; sed 's/^/  | /' "$T/err"; fails=$((fails+1)); }
+grep -q MK_ERR_BOX_BUSY "$T/err" || { echo "FAIL: the failure not said:"; sed 's/^/  | /' "$T/err"; fails=$((fails+1)); }
 finish
