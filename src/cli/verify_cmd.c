@@ -336,28 +336,41 @@ static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, 
 }
 
 /* fgets, the one place the reader may be cancelled (verify_local): a live
- * feed's next line may never come. */
+ * feed's next line may never come. The caller's cancel state is kept. */
 static char *read_line(char *buf, int n, FILE *f)
 {
-	int old;
+	int old, was;
 	char *p;
 
 	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
 	p = fgets(buf, n, f);
-	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	(void)pthread_setcancelstate(old, &was);
 	return p;
 }
 
-/* The rest of a line longer than any indicium, skipped (cancellable as
- * read_line is). */
-static void skip_line(FILE *f)
+/* The next line of f that is not blank into buf, its end of line cut (and
+ * the rest of a line longer than any indicium skipped), its length in
+ * *lenp: 1, or 0 at the end of f (or a read error: ferror). Each line
+ * read, blank or not, counted in *nreadp. */
+static int next_line(FILE *f, char buf[static LINE_MAX_LEN + 2], size_t *lenp, size_t *nreadp)
 {
-	int old, ch;
+	while (read_line(buf, LINE_MAX_LEN + 2, f) != NULL) {
+		size_t len = strcspn(buf, "\r\n");
 
-	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
-	while ((ch = fgetc(f)) != EOF && ch != '\n')
-		;
-	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+		(*nreadp)++;
+		if (buf[len] == '\0' && !feof(f)) { /* longer than any indicium: skip the rest */
+			char rest[256];
+
+			while (read_line(rest, sizeof(rest), f) != NULL && strchr(rest, '\n') == NULL)
+				;
+		}
+		buf[len] = '\0';
+		if (buf[strspn(buf, " \t")] != '\0') { /* not blank */
+			*lenp = len;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /* Fills chunk c with the file's next lines (x->chunk at most; blank ones
@@ -366,25 +379,22 @@ static void skip_line(FILE *f)
 static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 {
 	char buf[LINE_MAX_LEN + 2];
-	enum mk_err e = MK_OK;
+	size_t len;
+	enum mk_err e;
 
 	c->n = c->used = 0;
-	*eofp = 1;
-	while (c->n < r->x->chunk && (*eofp = read_line(buf, sizeof(buf), r->f) == NULL) == 0) {
-		size_t len = strcspn(buf, "\r\n");
-
-		r->nread++;
-		if (buf[len] == '\0' && !feof(r->f)) /* longer than any indicium: skip the rest */
-			skip_line(r->f);
-		buf[len] = '\0';
-		if (buf[strspn(buf, " \t")] == '\0') /* blank */
-			continue;
+	*eofp = 0;
+	while (c->n < r->x->chunk) {
+		if (!next_line(r->f, buf, &len, &r->nread)) {
+			*eofp = 1;
+			if (ferror(r->f))
+				r->read_errno = errno != 0 ? errno : EIO;
+			break;
+		}
 		r->found++;
 		if ((e = chunk_add(r->x, c, buf, len)) != MK_OK)
 			return e;
 	}
-	if (*eofp && ferror(r->f))
-		r->read_errno = errno != 0 ? errno : EIO;
 	if (c->n == 0)
 		return MK_OK;
 	for (size_t i = 0; i < c->n; i++)
@@ -539,22 +549,10 @@ static enum mk_err verify_remote_file(struct vrun *x, FILE *f, size_t *nreadp, s
 {
 	char *lines[VERIFY_CHUNK];
 	char buf[LINE_MAX_LEN + 2];
-	size_t n = 0;
+	size_t n = 0, len;
 	enum mk_err e = MK_OK;
 
-	while (e == MK_OK && fgets(buf, sizeof(buf), f) != NULL) {
-		size_t len = strcspn(buf, "\r\n");
-
-		(*nreadp)++;
-		if (buf[len] == '\0' && !feof(f)) { /* longer than any indicium: skip the rest */
-			int ch;
-
-			while ((ch = fgetc(f)) != EOF && ch != '\n')
-				;
-		}
-		buf[len] = '\0';
-		if (buf[strspn(buf, " \t")] == '\0') /* blank */
-			continue;
+	while (e == MK_OK && next_line(f, buf, &len, nreadp)) {
 		(*foundp)++;
 		if ((lines[n] = strdup(buf)) == NULL) {
 			e = MK_ERR_NOMEM;

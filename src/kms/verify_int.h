@@ -118,8 +118,7 @@ struct vpipe;
 struct mk_decoded_lines {
 	const char *const *lines;
 	struct mk_verify_outcome *out; /* the caller's, one per line */
-	size_t n, m;
-	bool direct; /* every line decoded (m == n): their outcomes made in out itself, batch untouched */
+	size_t n, m; /* m == n: every line decoded, their outcomes made in out itself, batch untouched */
 	struct mk_indicium *inds;
 	struct mk_verify_outcome *batch;
 	size_t *map;

@@ -297,10 +297,6 @@ static enum mk_err decode_into(struct mk_decoded_lines *d, const char *const *li
 	d->out = out;
 	d->n = n;
 	d->m = m;
-	/* the usual chunk, every line an indicium: the verifier writes their
-	 * outcomes in out at once, and batch (a copy, 368 bytes a line, which
-	 * a process touches afresh) is never written */
-	d->direct = m == n;
 	return MK_OK;
 }
 
@@ -323,7 +319,10 @@ enum mk_err mk_verify_decoded_submit(struct mk_verifier *v, struct mk_decoded_li
 	for (unsigned k = 0; k < v->vl_count; k++)
 		if (v->vl[(v->vl_head + k) % MK_VERIFY_INFLIGHT] == d)
 			return MK_ERR_STATE; /* in flight already */
-	if ((e = mk_verify_submit(v, d->inds, d->m, d->direct ? d->out : d->batch)) != MK_OK)
+	/* the usual chunk, every line an indicium: the verifier writes their
+	 * outcomes in out at once, and batch (a copy, 368 bytes a line, which
+	 * a process touches afresh) is never written */
+	if ((e = mk_verify_submit(v, d->inds, d->m, d->m == d->n ? d->out : d->batch)) != MK_OK)
 		return e;
 	v->vl[at] = d;
 	v->vl_count++;
@@ -367,7 +366,7 @@ enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verify_outco
 	*np = b->n;
 	if (e != MK_OK)
 		return e;
-	for (size_t j = 0; j < m && !b->direct; j++)
+	for (size_t j = 0; j < m && b->m != b->n; j++)
 		b->out[b->map[j]] = bo[j];
 	/* a misread line, once the batch before it is durable */
 	for (size_t i = 0; i < b->n && e == MK_OK; i++)
