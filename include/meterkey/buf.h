@@ -88,6 +88,11 @@ MK_WUR enum mk_err mk_buf_put_bytes(struct mk_buf *b, const void *p, size_t n);
  * cipher) to fill. They are zero until then. *pp is valid until the next write. */
 MK_WUR enum mk_err mk_buf_reserve(struct mk_buf *b, size_t n, uint8_t **pp);
 
+/* The same, the n bytes not zeroed: for a caller that writes every one of
+ * them before the buffer is read (a TLV element, an item of a request, on
+ * the verifier's path), where the zeroing would be a second pass. */
+MK_WUR enum mk_err mk_buf_extend(struct mk_buf *b, size_t n, uint8_t **pp);
+
 /* Inserts n zero bytes at written position pos (pos <= len), moving what
  * follows; returns where they are in *pp. The read position is unchanged. */
 MK_WUR enum mk_err mk_buf_insert(struct mk_buf *b, size_t pos, size_t n, uint8_t **pp);

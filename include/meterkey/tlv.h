@@ -95,6 +95,12 @@ MK_WUR enum mk_err mk_tlv_put_bytes(struct mk_tlv_writer *w, uint8_t tag,
  * every byte is printable ASCII (0x20..0x7E). */
 MK_WUR enum mk_err mk_tlv_put_string(struct mk_tlv_writer *w, uint8_t tag, const char *s);
 
+/* Appends only the tag and length header of an element whose n value bytes
+ * the caller places right after them, in the same buffer (mk_msg_call
+ * encodes a request's parameters in place so, rather than copying them in).
+ * w is spent: nothing more may be written through it (MK_ERR_STATE). */
+MK_WUR enum mk_err mk_tlv_put_head(struct mk_tlv_writer *w, uint8_t tag, size_t n);
+
 /* Opens a nested sequence with this tag: *child is a writer for its elements.
  * Until mk_tlv_end(w, child), w refuses writes (MK_ERR_STATE). Fails with
  * MK_ERR_TLV_DEPTH past MK_TLV_MAX_DEPTH levels. child must stay at its

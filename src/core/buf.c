@@ -153,7 +153,7 @@ static enum mk_err ensure(struct mk_buf *b, size_t n)
 	return MK_OK;
 }
 
-enum mk_err mk_buf_reserve(struct mk_buf *b, size_t n, uint8_t **pp)
+enum mk_err mk_buf_extend(struct mk_buf *b, size_t n, uint8_t **pp)
 {
 	enum mk_err r;
 
@@ -163,11 +163,18 @@ enum mk_err mk_buf_reserve(struct mk_buf *b, size_t n, uint8_t **pp)
 		*pp = NULL;
 		return MK_OK;
 	}
-	if (n > 0)
-		memset(b->data + b->len, 0, n);
 	*pp = b->data + b->len;
 	b->len += n;
 	return MK_OK;
+}
+
+enum mk_err mk_buf_reserve(struct mk_buf *b, size_t n, uint8_t **pp)
+{
+	enum mk_err r;
+
+	if ((r = mk_buf_extend(b, n, pp)) == MK_OK && n > 0)
+		memset(*pp, 0, n);
+	return r;
 }
 
 enum mk_err mk_buf_put_bytes(struct mk_buf *b, const void *p, size_t n)

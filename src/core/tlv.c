@@ -96,32 +96,47 @@ static enum mk_err writer_check(const struct mk_tlv_writer *w, uint8_t tag)
 }
 
 /*
- * Appends one whole element, or nothing: on any failure the buffer is cut
- * back to where it was, so a half-written element never survives.
+ * Appends one whole element, or nothing: room for all of it is taken
+ * before a byte is written, so a half-written element never exists.
  */
 static enum mk_err put_element(struct mk_tlv_writer *w, uint8_t tag, const void *p, size_t n)
 {
-	uint8_t hdr[MK_TLV_MAX_HEADER];
-	size_t mark;
-	enum mk_err r = MK_ERR_INTERNAL;
+	uint8_t *at;
+	size_t hl;
+	enum mk_err r;
 
 	if ((r = writer_check(w, tag)) != MK_OK)
 		return r;
 	if (n > MK_TLV_MAX_LEN)
 		return MK_ERR_TLV_LENGTH;
-	mark = mk_buf_len(w->buf);
+	/* header and value in one step: all of it written, or nothing */
+	hl = length_header_len(n);
+	if ((r = mk_buf_extend(w->buf, 1 + hl + n, &at)) != MK_OK)
+		return r;
+	at[0] = tag;
+	length_header_fill(at + 1, n);
+	if (n > 0)
+		memcpy(at + 1 + hl, p, n);
+	w->last_tag = tag;
+	return MK_OK;
+}
+
+enum mk_err mk_tlv_put_head(struct mk_tlv_writer *w, uint8_t tag, size_t n)
+{
+	uint8_t hdr[MK_TLV_MAX_HEADER];
+	enum mk_err r;
+
+	if ((r = writer_check(w, tag)) != MK_OK)
+		return r;
+	if (n > MK_TLV_MAX_LEN)
+		return MK_ERR_TLV_LENGTH;
 	hdr[0] = tag;
 	length_header_fill(hdr + 1, n);
 	if ((r = mk_buf_put_bytes(w->buf, hdr, 1 + length_header_len(n))) != MK_OK)
-		goto out;
-	if ((r = mk_buf_put_bytes(w->buf, p, n)) != MK_OK)
-		goto out;
-	w->last_tag = tag;
-	r = MK_OK;
-out:
-	if (r != MK_OK)
-		mk_buf_truncate(w->buf, mark);
-	return r;
+		return r;
+	/* the value is the caller's: nothing may follow through w */
+	w->buf = NULL;
+	return MK_OK;
 }
 
 enum mk_err mk_tlv_put_u8(struct mk_tlv_writer *w, uint8_t tag, uint8_t v)

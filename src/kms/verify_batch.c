@@ -472,7 +472,7 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		uint8_t *w;
 
 		if ((e = bin_of(v, inds, idx[i], bin, &bp, &bn)) != MK_OK ||
-		    (e = mk_buf_reserve(v->items, MK_VERIFY_PACKED_HEADER + bn, &w)) != MK_OK)
+		    (e = mk_buf_extend(v->items, MK_VERIFY_PACKED_HEADER + bn, &w)) != MK_OK)
 			goto out;
 		w[0] = (uint8_t)(ki[i] >> 8);
 		w[1] = (uint8_t)ki[i];

@@ -19,20 +19,35 @@
 enum { T_COMMAND = 0x01, T_DOMAIN = 0x02, T_TIME = 0x03, T_LEVEL = 0x04, T_CODE = 0x05,
        T_BODY = 0x10 };
 
-enum mk_err mk_msg_request_encode(const struct mk_msg_request *req, struct mk_buf *out)
+/* A request's envelope, up to and including its body's tag and length
+ * header for params_len bytes (none when 0): the bytes that come before
+ * the parameters. */
+static enum mk_err request_head(const struct mk_msg_request *req, size_t params_len, struct mk_buf *out)
 {
 	struct mk_tlv_writer w;
 	size_t start = mk_buf_len(out);
 	enum mk_err r;
 
-	if (req->time < 0 || (req->params == NULL && req->params_len > 0))
+	if (req->time < 0)
 		return MK_ERR_INVALID_ARG;
 	mk_tlv_writer_init(&w, out);
 	if ((r = mk_tlv_put_u16(&w, T_COMMAND, req->command)) != MK_OK ||
 	    (req->domain[0] != '\0' && (r = mk_tlv_put_string(&w, T_DOMAIN, req->domain)) != MK_OK) ||
 	    (r = mk_tlv_put_u64(&w, T_TIME, (uint64_t)req->time)) != MK_OK ||
-	    (req->params_len > 0 &&
-	     (r = mk_tlv_put_bytes(&w, T_BODY, req->params, req->params_len)) != MK_OK))
+	    (params_len > 0 && (r = mk_tlv_put_head(&w, T_BODY, params_len)) != MK_OK))
+		mk_buf_truncate(out, start);
+	return r;
+}
+
+enum mk_err mk_msg_request_encode(const struct mk_msg_request *req, struct mk_buf *out)
+{
+	size_t start = mk_buf_len(out);
+	enum mk_err r;
+
+	if (req->params == NULL && req->params_len > 0)
+		return MK_ERR_INVALID_ARG;
+	if ((r = request_head(req, req->params_len, out)) == MK_OK &&
+	    (r = mk_buf_put_bytes(out, req->params, req->params_len)) != MK_OK)
 		mk_buf_truncate(out, start);
 	return r;
 }
@@ -440,6 +455,10 @@ enum mk_err mk_msg_dispatch(const struct mk_msg_table *t, void *box, const uint8
 
 /* ---- The client end ------------------------------------------------------------------ */
 
+/* The longest envelope request_head writes: command, domain, time and the
+ * body's tag and length header. */
+#define REQ_HEAD_MAX (4 + 2 + MK_DOMAIN_ID_MAX + 10 + MK_TLV_MAX_HEADER)
+
 enum mk_err mk_msg_call(const struct mk_msg_link *l, const struct mk_msg_cmd_spec *spec,
                         const char *domain, int64_t time, const void *rq, void *rs,
                         struct mk_buf *resbuf, uint8_t *levelp)
@@ -447,28 +466,36 @@ enum mk_err mk_msg_call(const struct mk_msg_link *l, const struct mk_msg_cmd_spe
 	struct mk_msg_request req = { spec->code, "", time, NULL, 0 };
 	struct mk_msg_response ans;
 	/* On the stack, not grown on the heap step by step: a call is on the
-	 * verifier's hot path. Only what was written is wiped at the end (a
-	 * fixed buffer never grows, and what it drops it wipes). */
-	uint8_t pmem[MK_MSG_MAX], emem[MK_MSG_MAX];
-	struct mk_buf pb, eb, *params = &pb, *enc = &eb;
+	 * verifier's hot path. The parameters are encoded in place, after room
+	 * for the envelope, which then goes just in front of them: the request
+	 * is never copied whole (a Verify request is up to MK_MSG_MAX bytes of
+	 * indicia). Only what was written is wiped at the end. */
+	uint8_t mem[REQ_HEAD_MAX + MK_MSG_MAX], hmem[REQ_HEAD_MAX];
+	struct mk_buf pb, hb, *params = &pb, *head = &hb;
+	size_t hl, pl;
 	enum mk_err e;
 
-	mk_buf_init_fixed(params, pmem, sizeof(pmem));
-	mk_buf_init_fixed(enc, emem, sizeof(emem));
+	mk_buf_init_fixed(params, mem + REQ_HEAD_MAX, MK_MSG_MAX);
+	mk_buf_init_fixed(head, hmem, sizeof(hmem));
 	if (levelp != NULL)
 		*levelp = 0;
 	if (domain != NULL && snprintf(req.domain, sizeof(req.domain), "%s", domain) >= (int)sizeof(req.domain)) {
 		e = MK_ERR_INVALID_ARG;
 		goto out;
 	}
-	if ((e = mk_msg_encode(spec->req, rq, params)) != MK_OK)
+	if ((e = mk_msg_encode(spec->req, rq, params)) != MK_OK ||
+	    (e = request_head(&req, mk_buf_len(params), head)) != MK_OK)
 		goto out;
-	MK_MSG_SET(req, params, params);
-	if ((e = mk_msg_request_encode(&req, enc)) != MK_OK)
+	hl = mk_buf_len(head);
+	pl = mk_buf_len(params);
+	if (hl + pl > MK_MSG_MAX) {
+		e = MK_ERR_BUF_FULL; /* as a request buffer of MK_MSG_MAX would say */
 		goto out;
+	}
+	memcpy(mem + REQ_HEAD_MAX - hl, hmem, hl);
 	/* emptied only now: *rq may point into it (an answer passed on) */
 	mk_buf_reset(resbuf);
-	if ((e = l->roundtrip(l->ctx, mk_buf_data(enc), mk_buf_len(enc), resbuf)) != MK_OK ||
+	if ((e = l->roundtrip(l->ctx, mem + REQ_HEAD_MAX - hl, hl + pl, resbuf)) != MK_OK ||
 	    (e = mk_msg_response_decode(mk_buf_data(resbuf), mk_buf_len(resbuf), &ans)) != MK_OK)
 		goto out;
 	if (ans.command != spec->code) {
@@ -483,8 +510,9 @@ enum mk_err mk_msg_call(const struct mk_msg_link *l, const struct mk_msg_cmd_spe
 	}
 	e = mk_msg_decode(spec->res, ans.result, ans.result_len, rs);
 out:
-	OPENSSL_cleanse(pmem, mk_buf_len(params)); /* wiped: parameters may carry key material */
-	OPENSSL_cleanse(emem, mk_buf_len(enc));
+	/* wiped: parameters may carry key material */
+	OPENSSL_cleanse(mem + REQ_HEAD_MAX - mk_buf_len(head), mk_buf_len(head) + mk_buf_len(params));
+	OPENSSL_cleanse(hmem, mk_buf_len(head));
 	return e;
 }
 

@@ -192,6 +192,34 @@ static void test_reserve_gives_zeroed_room(void **state)
 	mk_buf_free(b);
 }
 
+/* extend: room taken as reserve takes it (the same bounds and refusals),
+ * where the caller writes it; what it refuses leaves the buffer as it was. */
+static void test_extend_takes_room_in_place(void **state)
+{
+	uint8_t mem[8], ro[4] = { 1, 2, 3, 4 };
+	struct mk_buf b, v;
+	uint8_t *p, *q;
+
+	(void)state;
+	mk_buf_init_fixed(&b, mem, sizeof(mem));
+	assert_int_equal(mk_buf_put_u8(&b, 0xAA), MK_OK);
+	assert_int_equal(mk_buf_extend(&b, 5, &p), MK_OK);
+	assert_ptr_equal(p, mem + 1);
+	assert_int_equal(mk_buf_len(&b), 6);
+	memset(p, 0x5C, 5);
+	assert_int_equal(mk_buf_extend(&b, 3, &q), MK_ERR_BUF_FULL);
+	assert_int_equal(mk_buf_len(&b), 6);
+	assert_int_equal(mk_buf_extend(&b, 2, &q), MK_OK);
+	assert_ptr_equal(q, mem + 6);
+	assert_int_equal(mk_buf_len(&b), 8);
+	assert_int_equal(mem[0], 0xAA);
+	assert_int_equal(mem[5], 0x5C);
+	mk_buf_init_view(&v, ro, sizeof(ro));
+	assert_int_equal(mk_buf_extend(&v, 1, &q), MK_ERR_BUF_READONLY);
+	assert_int_equal(mk_buf_len(&v), 4);
+	mk_buf_cleanup(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_fixed_buffer_full_and_wiped),
 		cmocka_unit_test(test_insert_and_truncate),
 		cmocka_unit_test(test_reserve_gives_zeroed_room),
+		cmocka_unit_test(test_extend_takes_room_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ struct tbox {
 	uint64_t last_key_id;
 };
 
-enum { C_PING = 1, C_STATUS = 2, C_KEY = 3 };
+enum { C_PING = 1, C_STATUS = 2, C_KEY = 3, C_BLOB = 4, C_DBLOB = 5 };
 
 /* The test box's messages, one declaration each. */
 #define T_PING(F, X) F(X, 1, v, U32, REQ, 0, 0)
@@ -36,6 +36,8 @@ enum { C_PING = 1, C_STATUS = 2, C_KEY = 3 };
 	F(X, 1, id, U64, REQ, 0, 0)                                                              \
 	F(X, 3, name, STRING, OPT, 9, 9)
 #define T_KEY_RES(F, X) F(X, 1, id, U64, REQ, 0, 0)
+#define T_BLOB(F, X) F(X, 1, blob, BYTES, REQ, 0, MK_MSG_MAX)
+#define T_BLOB_RES(F, X) F(X, 1, len, U32, REQ, 0, 0)
 MK_MSG_DECLARE(t_ping, T_PING)
 MK_MSG_DEFINE(t_ping, T_PING)
 MK_MSG_DECLARE_EMPTY(t_empty)
@@ -46,10 +48,16 @@ MK_MSG_DECLARE(t_key_req, T_KEY_REQ)
 MK_MSG_DEFINE(t_key_req, T_KEY_REQ)
 MK_MSG_DECLARE(t_key_res, T_KEY_RES)
 MK_MSG_DEFINE(t_key_res, T_KEY_RES)
+MK_MSG_DECLARE(t_blob, T_BLOB)
+MK_MSG_DEFINE(t_blob, T_BLOB)
+MK_MSG_DECLARE(t_blob_res, T_BLOB_RES)
+MK_MSG_DEFINE(t_blob_res, T_BLOB_RES)
 
 static const struct mk_msg_cmd_spec s_ping = { C_PING, "ping", &t_ping_schema, &t_ping_schema };
 static const struct mk_msg_cmd_spec s_status = { C_STATUS, "status", &t_empty_schema, &t_status_res_schema };
 static const struct mk_msg_cmd_spec s_key = { C_KEY, "key", &t_key_req_schema, &t_key_res_schema };
+static const struct mk_msg_cmd_spec s_blob = { C_BLOB, "blob", &t_blob_schema, &t_blob_res_schema };
+static const struct mk_msg_cmd_spec s_dblob = { C_DBLOB, "dblob", &t_blob_schema, &t_blob_res_schema };
 
 /* PING (box level): echoes its one u32 parameter. */
 static enum mk_err h_ping(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
@@ -99,10 +107,29 @@ static enum mk_err h_key(void *box, const struct mk_msg_request *req, struct mk_
 	return MK_OK;
 }
 
+/* BLOB (box level) and DBLOB (a domain's): answer the length of their one
+ * BYTES parameter. */
+static enum mk_err h_blob(void *box, const struct mk_msg_request *req, struct mk_tlv_reader *p,
+                          struct mk_tlv_writer *res)
+{
+	struct t_blob in;
+	struct t_blob_res out;
+	enum mk_err e;
+
+	(void)box;
+	(void)req;
+	if ((e = t_blob_get(p, &in)) != MK_OK)
+		return e;
+	out.len = (uint32_t)in.blob_len;
+	return t_blob_res_put(res, &out);
+}
+
 static const struct mk_msg_cmd tcmds[] = {
 	{ &s_ping, 0, h_ping },
 	{ &s_status, MK_MSG_CMD_ENABLED, h_status },
 	{ &s_key, MK_MSG_CMD_DOMAIN | MK_MSG_CMD_ENABLED, h_key },
+	{ &s_blob, 0, h_blob },
+	{ &s_dblob, MK_MSG_CMD_DOMAIN, h_blob },
 };
 
 static int t_domain_known(void *box, const char *d)
@@ -116,7 +143,7 @@ static int t_enabled(void *box)
 	return ((struct tbox *)box)->enabled;
 }
 
-static const struct mk_msg_table ttable = { "test", tcmds, 3, t_domain_known, t_enabled };
+static const struct mk_msg_table ttable = { "test", tcmds, 5, t_domain_known, t_enabled };
 
 /* ---- Helpers --------------------------------------------------------------------- */
 
@@ -339,6 +366,93 @@ static void test_messages(void **state)
 /* The meter's get-report answer as formats.md §7.3 gives it: the report's
  * fields and its MAC under tag 10, decoded and encoded back through the
  * schema of msg_meter.h; the MAC under any other tag is refused. */
+/* A link to the test box that keeps each request's bytes as they went. */
+struct capture {
+	struct tbox *box;
+	struct mk_buf *last;
+	int calls;
+};
+
+static enum mk_err capture_roundtrip(void *ctx, const uint8_t *req, size_t n, struct mk_buf *resp)
+{
+	struct capture *c = ctx;
+
+	c->calls++;
+	mk_buf_reset(c->last);
+	if (mk_buf_put_bytes(c->last, req, n) != MK_OK)
+		return MK_ERR_INTERNAL;
+	return mk_msg_dispatch(&ttable, c->box, req, n, resp);
+}
+
+/* One BLOB call (DBLOB in domain dom) of len bytes through mk_msg_call:
+ * its result, and when it went, the request is byte for byte what
+ * mk_msg_request_encode makes of the same parameters. */
+static enum mk_err call_blob(struct capture *c, const char *dom, size_t len)
+{
+	static uint8_t blob[MK_MSG_MAX];
+	struct mk_buf *params = mk_buf_new(MK_MSG_MAX), *want = mk_buf_new(2 * MK_MSG_MAX),
+	              *ans = mk_buf_new(MK_MSG_MAX);
+	struct mk_msg_link l = { capture_roundtrip, c };
+	const struct mk_msg_cmd_spec *spec = dom != NULL ? &s_dblob : &s_blob;
+	struct mk_msg_request req = { .command = spec->code, .time = 1700000000 };
+	struct t_blob in = { blob, len };
+	struct t_blob_res out;
+	int before = c->calls;
+	enum mk_err e;
+
+	for (size_t i = 0; i < sizeof(blob); i++)
+		blob[i] = (uint8_t)(i * 7 + 1);
+	e = mk_msg_call(&l, spec, dom, req.time, &in, &out, ans, NULL);
+	if (e == MK_OK) {
+		assert_int_equal(c->calls, before + 1);
+		assert_int_equal(out.len, len);
+		assert_int_equal(t_blob_encode(&in, params), MK_OK);
+		snprintf(req.domain, sizeof(req.domain), "%s", dom != NULL ? dom : "");
+		req.params = mk_buf_data(params);
+		req.params_len = mk_buf_len(params);
+		assert_int_equal(mk_msg_request_encode(&req, want), MK_OK);
+		assert_int_equal(mk_buf_len(c->last), mk_buf_len(want));
+		assert_memory_equal(mk_buf_data(c->last), mk_buf_data(want), mk_buf_len(want));
+		assert_true(mk_buf_len(want) <= MK_MSG_MAX);
+	} else {
+		assert_int_equal(c->calls, before); /* refused before anything went */
+	}
+	mk_buf_free(params);
+	mk_buf_free(want);
+	mk_buf_free(ans);
+	return e;
+}
+
+/* The client call encodes the parameters in place behind the envelope: the
+ * same bytes as encoding them and then the request, at every length header
+ * size, and a request of MK_MSG_MAX bytes is the longest that goes, with a
+ * domain or without. */
+static void test_call_encodes_in_place(void **state)
+{
+	static const size_t lens[] = { 0, 1, 122, 123, 124, 250, 251, 252, 4000, 65 };
+	struct tbox b = { 1, 0 };
+	struct capture c = { &b, mk_buf_new(MK_MSG_MAX), 0 };
+	/* envelope: command 4, time 10, body tag and 0x82 with two bytes 4;
+	 * the BLOB element's tag, 0x82 and two bytes 4; "VE" 4 more */
+	size_t most = MK_MSG_MAX - 4 - 10 - 4 - 4;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		assert_int_equal(call_blob(&c, "VE", lens[i]), MK_OK);
+		assert_int_equal(call_blob(&c, NULL, lens[i]), MK_OK);
+	}
+	assert_int_equal(call_blob(&c, NULL, most), MK_OK);
+	assert_int_equal(mk_buf_len(c.last), MK_MSG_MAX);
+	assert_int_equal(call_blob(&c, NULL, most + 1), MK_ERR_BUF_FULL);
+	assert_int_equal(call_blob(&c, "VE", most - 4), MK_OK);
+	assert_int_equal(mk_buf_len(c.last), MK_MSG_MAX);
+	assert_int_equal(call_blob(&c, "VE", most - 3), MK_ERR_BUF_FULL);
+	/* a domain too long for the envelope: refused, nothing sent */
+	assert_int_equal(call_blob(&c, "ABCDEFGHIJ", 4), MK_ERR_INVALID_ARG);
+	assert_int_equal(c.calls, 2 * 10 + 2);
+	mk_buf_free(c.last);
+}
+
 static void test_report_answer_vector(void **state)
 {
 	uint8_t tbs[256], mac[16], ans[256];
@@ -441,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_document_vectors),
 		cmocka_unit_test(test_report_answer_vector),
+		cmocka_unit_test(test_call_encodes_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -677,6 +677,51 @@ static void test_writer_refuses_oversize_value(void **state)
 	mk_buf_free(b);
 }
 
+/* put_head: the tag and minimal length header of a value the caller then
+ * appends, read back as one element; the writer is spent after it, and
+ * what it refuses writes nothing. */
+static void test_writer_head_then_value(void **state)
+{
+	static const uint8_t want[] = { 0x01, 0x01, 0x07, 0x02, 0x82, 0x01, 0x2C };
+	uint8_t value[300], small[8];
+	struct mk_buf *b = mk_buf_new(512), f;
+	struct mk_tlv_writer w;
+	struct mk_tlv_reader r;
+	const uint8_t *p;
+	size_t n;
+	uint8_t v8;
+
+	(void)state;
+	memset(value, 0x33, sizeof(value));
+	mk_tlv_writer_init(&w, b);
+	assert_int_equal(mk_tlv_put_u8(&w, 0x01, 7), MK_OK);
+	assert_int_equal(mk_tlv_put_head(&w, 0x01, 3), MK_ERR_TLV_ORDER);
+	assert_int_equal(mk_tlv_put_head(&w, 0x02, MK_TLV_MAX_LEN + 1), MK_ERR_TLV_LENGTH);
+	assert_int_equal(mk_buf_len(b), 3);
+	assert_int_equal(mk_tlv_put_head(&w, 0x02, sizeof(value)), MK_OK);
+	assert_memory_equal(mk_buf_data(b), want, sizeof(want));
+	/* spent: the value is the caller's to place */
+	assert_int_equal(mk_tlv_put_u8(&w, 0x03, 1), MK_ERR_STATE);
+	assert_int_equal(mk_tlv_put_head(&w, 0x03, 1), MK_ERR_STATE);
+	assert_int_equal(mk_buf_put_bytes(b, value, sizeof(value)), MK_OK);
+	mk_tlv_reader_init(&r, mk_buf_data(b), mk_buf_len(b));
+	assert_int_equal(mk_tlv_get_u8(&r, 0x01, &v8), MK_OK);
+	assert_int_equal(v8, 7);
+	assert_int_equal(mk_tlv_get_bytes(&r, 0x02, 0, sizeof(value), &p, &n), MK_OK);
+	assert_int_equal(n, sizeof(value));
+	assert_memory_equal(p, value, n);
+	/* a header that does not fit: nothing written, the writer still live */
+	mk_buf_init_fixed(&f, small, sizeof(small));
+	mk_tlv_writer_init(&w, &f);
+	assert_int_equal(mk_tlv_put_u32(&w, 0x01, 9), MK_OK); /* 6 bytes */
+	assert_int_equal(mk_tlv_put_head(&w, 0x02, 200), MK_ERR_BUF_FULL);
+	assert_int_equal(mk_buf_len(&f), 6);
+	assert_int_equal(mk_tlv_put_head(&w, 0x02, 20), MK_OK);
+	assert_int_equal(mk_buf_len(&f), 8);
+	mk_buf_cleanup(&f);
+	mk_buf_free(b);
+}
+
 /* ---- reader ------------------------------------------------------------ */
 
 static void test_reader_failed_get_consumes_nothing(void **state)
@@ -828,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_writer_grandchild_refused_after_failed_end),
 		cmocka_unit_test(test_writer_full_buffer_leaves_nothing),
 		cmocka_unit_test(test_writer_refuses_oversize_value),
+		cmocka_unit_test(test_writer_head_then_value),
 		cmocka_unit_test(test_reader_failed_get_consumes_nothing),
 		cmocka_unit_test(test_reader_order_is_checked_across_gets),
 		cmocka_unit_test(test_reader_string_bounds_and_args),
