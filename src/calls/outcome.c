@@ -366,7 +366,8 @@ static size_t outcome_direct(const struct mk_verify_outcome *o, int tin, const c
 		size_t a = strnlen(o->ind.product_code, sizeof(o->ind.product_code));
 		size_t b = strnlen(o->ind.mfg_seq, sizeof(o->ind.mfg_seq));
 
-		mk_indicium_day_format(o->ind.date, day);
+		if (json) /* the text leaves the date out */
+			mk_indicium_day_format(o->ind.date, day);
 		if (a + 1 + b >= sizeof(dev)) /* not NUL-ended fields: as snprintf cuts them */
 			snprintf(dev, sizeof(dev), "%s-%s", o->ind.product_code, o->ind.mfg_seq);
 		else {

@@ -130,6 +130,7 @@ void mk_verifier_free(struct mk_verifier *v)
 	mk_buf_free(v->mrecs);
 	mk_buf_free(v->scratch);
 	free(v->bins);
+	free(v->bin_off);
 	free(v->bin_len);
 	if (v->sigkeys != NULL)
 		for (size_t i = 0; i < SIGKEY_SLOTS; i++)

@@ -23,9 +23,11 @@
  * the box grouped by device; at most half of LOOKUP_MAX, as the records
  * they use stay pinned until they are sent. */
 #define GROUP_MAX 1024
-/* Indicia of one mk_verify_batch call whose binary form is kept for the
- * second domain. */
-#define BIN_CACHE_MAX 4096
+/* Indicia of one mk_verify_batch call whose binary form is kept, encoded
+ * once for the validity check and both domains' requests: a whole batch
+ * of the pipeline's or of verify --file's largest (the rest, of a larger
+ * call, are encoded again each time). */
+#define BIN_CACHE_MAX MK_SEEN_BATCH_MAX
 
 /* ---- The key record cache ------------------------------------------------------------ */
 
@@ -372,8 +374,9 @@ out:
 /* ---- Requests to the boxes -------------------------------------------------------------- */
 
 
-/* The binary form of inds[i], encoded once per mk_verify_batch call for
- * both roles (the first BIN_CACHE_MAX indicia), else into scratch. */
+/* The binary form of inds[i], encoded once per mk_verify_batch call (the
+ * first BIN_CACHE_MAX indicia) into the verifier's arena, else each time
+ * into scratch. *pp holds until the next call. */
 static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds, size_t i, struct mk_buf *scratch,
                           const uint8_t **pp, size_t *np)
 {
@@ -389,12 +392,23 @@ static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds,
 		return MK_OK;
 	}
 	if (v->bin_len[i] == 0) {
-		mk_buf_init_fixed(&b, v->bins + i * MK_INDICIUM_BIN_MAX, MK_INDICIUM_BIN_MAX);
+		if (v->bins_size - v->bins_used < MK_INDICIUM_BIN_MAX) {
+			size_t size = 2 * v->bins_size + MK_INDICIUM_BIN_MAX;
+			uint8_t *t = realloc(v->bins, size);
+
+			if (t == NULL)
+				return MK_ERR_NOMEM;
+			v->bins = t;
+			v->bins_size = size;
+		}
+		mk_buf_init_fixed(&b, v->bins + v->bins_used, MK_INDICIUM_BIN_MAX);
 		if ((e = mk_indicium_encode(&inds[i], &b)) != MK_OK)
 			return e;
+		v->bin_off[i] = (uint32_t)v->bins_used;
 		v->bin_len[i] = (uint16_t)mk_buf_len(&b);
+		v->bins_used += mk_buf_len(&b);
 	}
-	*pp = v->bins + i * MK_INDICIUM_BIN_MAX;
+	*pp = v->bins + v->bin_off[i];
 	*np = v->bin_len[i];
 	return MK_OK;
 }
@@ -738,12 +752,12 @@ static enum mk_err bins_reset(struct mk_verifier *v, size_t n)
 	size_t want = n < BIN_CACHE_MAX ? n : BIN_CACHE_MAX;
 
 	if (want > v->bin_cap) {
-		uint8_t *b = realloc(v->bins, want * MK_INDICIUM_BIN_MAX);
+		uint32_t *o;
 		uint16_t *l;
 
-		if (b == NULL)
+		if ((o = realloc(v->bin_off, want * sizeof(*o))) == NULL)
 			return MK_ERR_NOMEM;
-		v->bins = b;
+		v->bin_off = o;
 		if ((l = realloc(v->bin_len, want * sizeof(*l))) == NULL)
 			return MK_ERR_NOMEM;
 		v->bin_len = l;
@@ -751,6 +765,7 @@ static enum mk_err bins_reset(struct mk_verifier *v, size_t n)
 	}
 	if (v->bin_cap > 0)
 		memset(v->bin_len, 0, v->bin_cap * sizeof(*v->bin_len));
+	v->bins_used = 0;
 	return MK_OK;
 }
 

@@ -138,7 +138,9 @@ struct mk_verifier {
 	uint64_t serial; /* of the current group, for pins */
 	uint64_t rserial; /* of the current request, for its records' indices */
 	/* the current batch's binary forms, each encoded once for both roles */
-	uint8_t *bins;
+	uint8_t *bins;     /* the binary forms, one after the other (bins_used bytes of bins_size) */
+	size_t bins_used, bins_size;
+	uint32_t *bin_off; /* indicium i's at bins + bin_off[i] */
 	uint16_t *bin_len; /* 0: not encoded yet */
 	size_t bin_cap;
 	struct sigkey *sigkeys; /* SIGKEY_SLOTS, allocated on the first signed indicium */

@@ -605,6 +605,46 @@ static void test_invalid_struct_in_batch(void **state)
 	}
 }
 
+/* A batch larger than the verifier keeps binary forms for (MK_SEEN_BATCH_MAX,
+ * each encoded once into its arena, the rest again each time): a few
+ * genuine indicia repeated, with a token changed, a malformed one and a
+ * token changed past the arena's end; each answered as alone, through
+ * Brass and Tin. */
+static void test_large_batch(void **state)
+{
+	enum { N = MK_SEEN_BATCH_MAX + 3000, BAD1 = 5000, MAL = 40001, BAD2 = MK_SEEN_BATCH_MAX + 1500 };
+	struct mk_indicium g[3], *inds = calloc(N, sizeof(*inds));
+	struct mk_verify_outcome *o = calloc(N, sizeof(*o));
+
+	(void)state;
+	assert_non_null(inds);
+	assert_non_null(o);
+	fleet();
+	frank(US1, 73, TODAY, 3, g);
+	for (size_t i = 0; i < N; i++)
+		inds[i] = g[i % 3];
+	inds[BAD1].postal_token[0] ^= 1;
+	inds[MAL].version = 2; /* no signature */
+	inds[BAD2].vendor_token[3] ^= 0x40;
+	for (int tin = 0; tin < 2; tin++) {
+		memset(o, 0, N * sizeof(*o));
+		verify_n(tin, false, inds, N, o);
+		for (size_t i = 0; i < N; i++) {
+			if (i == BAD1)
+				expect(&o[i], VR_GOOD, VR_BAD);
+			else if (i == MAL)
+				expect(&o[i], VR_MALFORMED, VR_MALFORMED);
+			else if (i == BAD2)
+				expect(&o[i], VR_BAD, VR_GOOD);
+			else
+				expect(&o[i], VR_GOOD, VR_GOOD);
+			assert_int_equal(o[i].ind.piece_count, inds[i].piece_count);
+		}
+	}
+	free(inds);
+	free(o);
+}
+
 /* ---- 3. Tokens swapped, a token from another meter -------------------------------- */
 
 /* The vendor and postal tokens swapped (both 8 bytes): bad token in both
@@ -2911,6 +2951,7 @@ int main(void)
 		cmocka_unit_test(test_genuine_indicia_good),
 		cmocka_unit_test(test_single_field_changed),
 		cmocka_unit_test(test_invalid_struct_in_batch),
+		cmocka_unit_test(test_large_batch),
 		cmocka_unit_test(test_tokens_swapped_and_borrowed),
 		cmocka_unit_test(test_retired_meter),
 		cmocka_unit_test(test_retired_meter_tin),
