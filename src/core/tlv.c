@@ -96,10 +96,12 @@ static enum mk_err writer_check(const struct mk_tlv_writer *w, uint8_t tag)
 }
 
 /*
- * Appends one whole element, or nothing: room for all of it is taken
- * before a byte is written, so a half-written element never exists.
+ * An element's tag and length header for n value bytes, with room for
+ * the first room of them right after, taken in one step: *valp is where
+ * the value goes. On any failure nothing is written, so a half-written
+ * element never exists.
  */
-static enum mk_err put_element(struct mk_tlv_writer *w, uint8_t tag, const void *p, size_t n)
+static enum mk_err put_header(struct mk_tlv_writer *w, uint8_t tag, size_t n, size_t room, uint8_t **valp)
 {
 	uint8_t *at;
 	size_t hl;
@@ -109,30 +111,35 @@ static enum mk_err put_element(struct mk_tlv_writer *w, uint8_t tag, const void 
 		return r;
 	if (n > MK_TLV_MAX_LEN)
 		return MK_ERR_TLV_LENGTH;
-	/* header and value in one step: all of it written, or nothing */
 	hl = length_header_len(n);
-	if ((r = mk_buf_extend(w->buf, 1 + hl + n, &at)) != MK_OK)
+	if ((r = mk_buf_extend(w->buf, 1 + hl + room, &at)) != MK_OK)
 		return r;
 	at[0] = tag;
 	length_header_fill(at + 1, n);
+	*valp = at + 1 + hl;
+	return MK_OK;
+}
+
+/* Appends one whole element, or nothing. */
+static enum mk_err put_element(struct mk_tlv_writer *w, uint8_t tag, const void *p, size_t n)
+{
+	uint8_t *v;
+	enum mk_err r;
+
+	if ((r = put_header(w, tag, n, n, &v)) != MK_OK)
+		return r;
 	if (n > 0)
-		memcpy(at + 1 + hl, p, n);
+		memcpy(v, p, n);
 	w->last_tag = tag;
 	return MK_OK;
 }
 
 enum mk_err mk_tlv_put_head(struct mk_tlv_writer *w, uint8_t tag, size_t n)
 {
-	uint8_t hdr[MK_TLV_MAX_HEADER];
+	uint8_t *v;
 	enum mk_err r;
 
-	if ((r = writer_check(w, tag)) != MK_OK)
-		return r;
-	if (n > MK_TLV_MAX_LEN)
-		return MK_ERR_TLV_LENGTH;
-	hdr[0] = tag;
-	length_header_fill(hdr + 1, n);
-	if ((r = mk_buf_put_bytes(w->buf, hdr, 1 + length_header_len(n))) != MK_OK)
+	if ((r = put_header(w, tag, n, 0, &v)) != MK_OK)
 		return r;
 	/* the value is the caller's: nothing may follow through w */
 	w->buf = NULL;

@@ -52,7 +52,6 @@ static void chk_compute(const char *s, size_t n, char out[2])
 {
 	uint64_t p = 0;
 	uint32_t c;
-
 	size_t i = 0;
 
 	/* two characters a step (the chain's multiply-add once for both) and
