@@ -506,6 +506,10 @@ int mk_keymap_nodes_root(struct mk_keymap_nodes *m, const uint8_t root[static 32
  * when not known. */
 const uint8_t *mk_keymap_nodes_get(const struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx);
 void mk_keymap_nodes_put(struct mk_keymap_nodes *m, int root, unsigned lvl, uint64_t idx, const uint8_t h[static 32]);
+/* How many nodes m takes before its next mk_keymap_nodes_root forgets
+ * them all (0: that call will): a caller putting many at once (more than
+ * a climb's 32) puts no more than that. */
+size_t mk_keymap_nodes_room(const struct mk_keymap_nodes *m);
 /* Whether leaf (key key_id) and proof give root, as mk_keymap_root would,
  * climbing only up to the first node of the path m knows under root
  * (nodes a check gave before): equal, the leaf is in that map (the rest of

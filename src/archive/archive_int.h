@@ -218,6 +218,9 @@ struct mk_db_ops {
 	X(S_AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE domain = $1", 0)                       \
 	X(S_AUDIT_HASHES, "SELECT hash FROM audit WHERE domain = $1 AND seq <= $2 ORDER BY seq", 0) \
 	X(S_MAP_GET, "SELECT hash FROM keymap WHERE domain = $1 AND lvl = $2 AND idx = $3", 0)     \
+	X(S_MAP_RANGE,                                                                           \
+	  "SELECT idx, hash FROM keymap WHERE domain = $1 AND lvl = $2 AND idx >= $3 AND "        \
+	  "idx <= $4 ORDER BY idx", 0)                                                            \
 	X(S_MAP_PUT,                                                                             \
 	  "INSERT INTO keymap (domain, lvl, idx, hash) VALUES ($1, $2, $3, $4) "                  \
 	  "ON CONFLICT (domain, lvl, idx) DO UPDATE SET hash = excluded.hash", 0)                 \

@@ -242,6 +242,11 @@ void mk_keymap_nodes_put(struct mk_keymap_nodes *m, int root, unsigned lvl, uint
 	m->n++;
 }
 
+size_t mk_keymap_nodes_room(const struct mk_keymap_nodes *m)
+{
+	return m->n < NODES_FILL ? NODES_FILL - m->n : 0;
+}
+
 /* The siblings a proof names (the map of those not empty, then them,
  * each not the empty one: one encoding a proof). */
 static enum mk_err proof_siblings(const uint8_t *proof, size_t n, uint8_t sib[MK_KEYMAP_DEPTH][32])

@@ -43,18 +43,27 @@ static int hash_row(void *ctx, const struct mk_db_val *c, size_t n)
 	return 1;
 }
 
+/* The overlay's node (lvl, idx), its newest; NULL when it has none. */
+static const uint8_t *ov_find(const struct overlay *ov, unsigned lvl, uint64_t idx)
+{
+	for (size_t i = ov != NULL ? ov->n : 0; i > 0; i--)
+		if (ov->v[i - 1].lvl == lvl && ov->v[i - 1].idx == idx)
+			return ov->v[i - 1].h;
+	return NULL;
+}
+
 static enum mk_err node_get(struct mk_archive *a, const char *domain, const struct overlay *ov, unsigned lvl,
                             uint64_t idx, uint8_t out[32])
 {
 	uint8_t got[33];
 	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(lvl), MK_DB_INT_VAL(idx) };
+	const uint8_t *o = ov_find(ov, lvl, idx);
 	enum mk_err r;
 
-	for (size_t i = ov != NULL ? ov->n : 0; i > 0; i--)
-		if (ov->v[i - 1].lvl == lvl && ov->v[i - 1].idx == idx) {
-			memcpy(out, ov->v[i - 1].h, 32);
-			return MK_OK;
-		}
+	if (o != NULL) {
+		memcpy(out, o, 32);
+		return MK_OK;
+	}
 	got[32] = 0;
 	if ((r = archive_query(a, S_MAP_GET, p, 3, hash_row, got, NULL)) != MK_OK)
 		return r;
@@ -124,6 +133,118 @@ static enum mk_err siblings_at(struct mk_archive *a, const char *domain, const s
 		else if ((r = node_get(a, domain, ov, l, idx, sib[l])) == MK_OK)
 			mk_keymap_nodes_put(a->keymap_memo, slot, l, idx, sib[l]);
 	}
+	return r;
+}
+
+/* A level's siblings are read in one range of the table when at least
+ * RANGE_MIN of them are wanted, not yet remembered, and the range they
+ * span holds at most RANGE_SPREAD rows for each: a fleet's first batch
+ * then reads its few thousand nodes a level in one statement rather than
+ * one each (the start of a verifier). Fewer, or spread over a large map,
+ * they are read a row each (siblings_at). */
+#define RANGE_MIN 2
+#define RANGE_SPREAD 4
+
+/* The rows of a range, in order of idx (room for every idx of it). */
+struct range_rows {
+	uint64_t *idx;
+	uint8_t (*h)[32];
+	size_t n, cap;
+	enum mk_err e;
+};
+
+static int range_row(void *ctx, const struct mk_db_val *c, size_t n)
+{
+	struct range_rows *rr = ctx;
+
+	if (n < 2 || c[0].type != MK_DB_INT || c[0].i < 0 || c[1].type != MK_DB_BLOB || c[1].n != 32 ||
+	    rr->n == rr->cap || (rr->n > 0 && (uint64_t)c[0].i <= rr->idx[rr->n - 1])) {
+		rr->e = MK_ERR_DB_HEAD; /* as node_get names a malformed node */
+		return 1;
+	}
+	rr->idx[rr->n] = (uint64_t)c[0].i;
+	memcpy(rr->h[rr->n++], c[1].p, 32);
+	return 0;
+}
+
+static int u64_cmp(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* Level lvl's nodes want[0..m) (in order, each once) read in one range of
+ * the table, each the overlay's where it has one, the empty subtree's
+ * where the table has none, remembered in slot of a's memo. */
+static enum mk_err range_read(struct mk_archive *a, const char *domain, const struct overlay *ov, int slot,
+                              unsigned lvl, const uint64_t *want, size_t m)
+{
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(lvl), MK_DB_INT_VAL(want[0]),
+		                 MK_DB_INT_VAL(want[m - 1]) };
+	struct range_rows rr = { NULL, NULL, 0, want[m - 1] - want[0] + 1, MK_OK };
+	enum mk_err r;
+
+	if ((rr.idx = malloc(rr.cap * sizeof(*rr.idx))) == NULL || (rr.h = malloc(rr.cap * sizeof(*rr.h))) == NULL) {
+		free(rr.idx);
+		return MK_ERR_NOMEM;
+	}
+	if ((r = archive_query(a, S_MAP_RANGE, p, 4, range_row, &rr, NULL)) == MK_OK && (r = rr.e) == MK_OK)
+		for (size_t k = 0, j = 0; k < m; k++) {
+			const uint8_t *h = ov_find(ov, lvl, want[k]);
+
+			while (j < rr.n && rr.idx[j] < want[k])
+				j++;
+			if (h == NULL)
+				h = j < rr.n && rr.idx[j] == want[k] ? rr.h[j] : archive_keymap_empty(lvl);
+			mk_keymap_nodes_put(a->keymap_memo, slot, lvl, want[k], h);
+		}
+	free(rr.idx);
+	free(rr.h);
+	return r;
+}
+
+/*
+ * The siblings of the paths of keys ids[0..n) (put in order here) in the
+ * map under the head whose root is root (ov: the versions written since,
+ * taken back), remembered in a's memo before their proofs are made
+ * (siblings_at), a level at a time: those of a level many and close
+ * enough read in one range (RANGE_MIN, RANGE_SPREAD), the others left
+ * for siblings_at to read a row each. Nothing is remembered beyond the
+ * memo's room.
+ */
+static enum mk_err siblings_prefetch(struct mk_archive *a, const char *domain, const struct overlay *ov,
+                                     const uint8_t root[32], uint64_t *ids, size_t n)
+{
+	uint64_t *want;
+	enum mk_err r = MK_OK;
+
+	if (n < RANGE_MIN || (a->keymap_memo == NULL && mk_keymap_nodes_new(&a->keymap_memo) != MK_OK))
+		return MK_OK; /* few, or no memory: a row each */
+	if ((want = malloc(n * sizeof(*want))) == NULL)
+		return MK_OK;
+	qsort(ids, n, sizeof(*ids), u64_cmp);
+	for (unsigned l = 0; l < MK_KEYMAP_DEPTH && r == MK_OK; l++) {
+		int slot = mk_keymap_nodes_root(a->keymap_memo, root);
+		size_t m = 0, u = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			uint64_t idx = (ids[i] >> l) ^ 1;
+
+			if ((m == 0 || want[m - 1] != idx) && mk_keymap_nodes_get(a->keymap_memo, slot, l, idx) == NULL)
+				want[m++] = idx;
+		}
+		qsort(want, m, sizeof(*want), u64_cmp); /* a pair's two swap places */
+		for (size_t i = 0; i < m; i++)
+			if (u == 0 || want[u - 1] != want[i])
+				want[u++] = want[i];
+		if (u < RANGE_MIN || want[u - 1] - want[0] >= (uint64_t)RANGE_SPREAD * u)
+			continue;
+		if (mk_keymap_nodes_room(a->keymap_memo) <= u)
+			break;
+		r = range_read(a, domain, ov, slot, l, want, u);
+	}
+	free(want);
 	return r;
 }
 
@@ -456,38 +577,45 @@ static enum mk_err snap_open(struct mk_archive *a, const char *domain, struct mk
 }
 
 /*
- * Key key_id's version under the snapshot's head into rec, with its proof
- * in the head's map: the version its first waiting version replaced, else
- * its current row's (cur: that row's record as read in this snapshot, or
- * NULL to read it). MK_RC_RECORD_UNKNOWN when the head has none.
+ * Key key_id's version under the snapshot's head into rec: the version its
+ * first waiting version replaced, else its current row's (cur: that row's
+ * record as read in this snapshot, or NULL to read it).
+ * MK_RC_RECORD_UNKNOWN when the head has none.
  */
-static enum mk_err snap_proof(struct mk_archive *a, const char *domain, const struct proof_snap *s, uint64_t key_id,
-                              const struct mk_db_val *cur, struct mk_buf *rec, struct mk_buf *proof)
+static enum mk_err snap_record(struct mk_archive *a, const char *domain, const struct proof_snap *s, uint64_t key_id,
+                               const struct mk_db_val *cur, struct mk_buf *rec)
 {
-	struct row_copy *rc = NULL;
-	uint8_t sib[MK_KEYMAP_DEPTH][32], pr[MK_KEYMAP_PROOF_MAX];
-	size_t prn, j;
+	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(key_id) };
+	struct row_copy *rc;
+	size_t j;
 	enum mk_err r;
 
 	mk_buf_reset(rec);
 	for (j = 0; j < s->pl.n && s->pl.v[j].key_id != key_id; j++)
 		;
-	if (j < s->pl.n) {
-		r = s->pl.v[j].oldn == 0 ? MK_RC_RECORD_UNKNOWN : mk_buf_put_bytes(rec, s->pl.v[j].old, s->pl.v[j].oldn);
-	} else if (cur != NULL) {
-		r = cur->type != MK_DB_BLOB ? MK_ERR_DB_RECORD : mk_buf_put_bytes(rec, cur->p, cur->n);
-	} else {
-		struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_INT_VAL(key_id) };
+	if (j < s->pl.n)
+		return s->pl.v[j].oldn == 0 ? MK_RC_RECORD_UNKNOWN : mk_buf_put_bytes(rec, s->pl.v[j].old, s->pl.v[j].oldn);
+	if (cur != NULL)
+		return cur->type != MK_DB_BLOB ? MK_ERR_DB_RECORD : mk_buf_put_bytes(rec, cur->p, cur->n);
+	if ((rc = malloc(sizeof(*rc))) == NULL)
+		return MK_ERR_NOMEM;
+	if ((r = archive_query_row(a, S_KEY_GET, p, 2, rc)) == MK_OK)
+		r = !rc->found ? MK_RC_RECORD_UNKNOWN
+		    : rc->v[1].type != MK_DB_BLOB ? MK_ERR_DB_RECORD
+		                                  : mk_buf_put_bytes(rec, rc->v[1].p, rc->v[1].n);
+	free(rc);
+	return r;
+}
 
-		if ((rc = malloc(sizeof(*rc))) == NULL)
-			return MK_ERR_NOMEM;
-		if ((r = archive_query_row(a, S_KEY_GET, p, 2, rc)) == MK_OK)
-			r = !rc->found ? MK_RC_RECORD_UNKNOWN
-			    : rc->v[1].type != MK_DB_BLOB ? MK_ERR_DB_RECORD
-			                                  : mk_buf_put_bytes(rec, rc->v[1].p, rc->v[1].n);
-		free(rc);
-	}
-	if (r != MK_OK || (r = siblings_at(a, domain, &s->ov, s->h.map_root, key_id, sib)) != MK_OK ||
+/* Key key_id's proof in the map under the snapshot's head into proof. */
+static enum mk_err snap_path(struct mk_archive *a, const char *domain, const struct proof_snap *s, uint64_t key_id,
+                             struct mk_buf *proof)
+{
+	uint8_t sib[MK_KEYMAP_DEPTH][32], pr[MK_KEYMAP_PROOF_MAX];
+	size_t prn;
+	enum mk_err r;
+
+	if ((r = siblings_at(a, domain, &s->ov, s->h.map_root, key_id, sib)) != MK_OK ||
 	    (r = archive_keymap_proof_encode(sib, pr, &prn)) != MK_OK)
 		return r;
 	mk_buf_reset(proof);
@@ -507,7 +635,8 @@ enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint6
 	if ((r = a->ops->begin_read(a->db)) != MK_OK)
 		return r;
 	if ((r = snap_open(a, domain, head, &s)) == MK_OK) {
-		r = snap_proof(a, domain, &s, key_id, NULL, rec, proof);
+		if ((r = snap_record(a, domain, &s, key_id, NULL, rec)) == MK_OK)
+			r = snap_path(a, domain, &s, key_id, proof);
 		snap_close(&s);
 	}
 	a->ops->rollback(a->db);
@@ -515,10 +644,11 @@ enum mk_err mk_archive_key_proof(struct mk_archive *a, const char *domain, uint6
 }
 
 /* Device d's newest key that is not BAD, as the snapshot's rows stand,
- * and that key's version under its head with the proof: d->rc set. An
- * error of the archive itself (a statement failed) returned. */
-static enum mk_err device_proof(struct mk_archive *a, const char *domain, const struct proof_snap *s,
-                                struct mk_device_proof *d, struct row_copy *row, struct mk_key_record *k)
+ * and that key's version under its head: d->rc set (its proof is
+ * device_proofs'). An error of the archive itself (a statement failed)
+ * returned. */
+static enum mk_err device_record(struct mk_archive *a, const char *domain, const struct proof_snap *s,
+                                 struct mk_device_proof *d, struct row_copy *row, struct mk_key_record *k)
 {
 	struct mk_db_val p[] = { MK_DB_TEXT_VAL(domain), MK_DB_TEXT_VAL(d->product_code), MK_DB_TEXT_VAL(d->mfg_seq) };
 	enum mk_err r;
@@ -534,9 +664,9 @@ static enum mk_err device_proof(struct mk_archive *a, const char *domain, const 
 		d->rc = MK_ERR_DB_RECORD;
 		return MK_OK;
 	}
-	d->rc = snap_proof(a, domain, s, (uint64_t)row->v[0].i, &row->v[1], d->rec, d->proof);
+	d->rc = snap_record(a, domain, s, (uint64_t)row->v[0].i, &row->v[1], d->rec);
 	if (d->rc != MK_OK && d->rc != MK_RC_RECORD_UNKNOWN && d->rc != MK_ERR_DB_RECORD)
-		return d->rc; /* the archive's (a statement, the map, memory), not the device's */
+		return d->rc; /* the archive's (a statement, memory), not the device's */
 	/* a record changed behind the archive's back is named here, as a read names it */
 	if (d->rc == MK_OK && (mk_key_record_decode(mk_buf_data(d->rec), mk_buf_len(d->rec), k) != MK_OK ||
 	                       k->key_id != (uint64_t)row->v[0].i))
@@ -544,6 +674,29 @@ static enum mk_err device_proof(struct mk_archive *a, const char *domain, const 
 	if (d->rc == MK_OK)
 		d->key_id = (uint64_t)row->v[0].i;
 	return MK_OK;
+}
+
+/* The records of devices d[0..n) (device_record), then the proofs of
+ * those found, their nodes read together first (siblings_prefetch). */
+static enum mk_err device_proofs(struct mk_archive *a, const char *domain, const struct proof_snap *s,
+                                 struct mk_device_proof *d, size_t n, struct row_copy *row, struct mk_key_record *k)
+{
+	uint64_t *ids = malloc((n ? n : 1) * sizeof(*ids));
+	size_t m = 0;
+	enum mk_err r = MK_OK;
+
+	if (ids == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < n && r == MK_OK; i++)
+		if ((r = device_record(a, domain, s, &d[i], row, k)) == MK_OK && d[i].rc == MK_OK)
+			ids[m++] = d[i].key_id;
+	if (r == MK_OK)
+		r = siblings_prefetch(a, domain, &s->ov, s->h.map_root, ids, m);
+	for (size_t i = 0; i < n && r == MK_OK; i++)
+		if (d[i].rc == MK_OK)
+			r = snap_path(a, domain, s, d[i].key_id, d[i].proof);
+	free(ids);
+	return r;
 }
 
 enum mk_err mk_archive_device_proofs(struct mk_archive *a, const char *domain, struct mk_device_proof *d, size_t n,
@@ -574,8 +727,7 @@ enum mk_err mk_archive_device_proofs(struct mk_archive *a, const char *domain, s
 	if (r == MK_RC_RECORD_UNKNOWN) { /* no head: no device has a key under one */
 		r = MK_OK;
 	} else if (r == MK_OK) {
-		for (size_t i = 0; i < n && r == MK_OK; i++)
-			r = device_proof(a, domain, &s, &d[i], row, k);
+		r = device_proofs(a, domain, &s, d, n, row, k);
 		snap_close(&s);
 	}
 	a->ops->rollback(a->db);

@@ -45,6 +45,7 @@
 #include "box/box_int.h"         /* box_verify_counts, box_verified_digest: the records remembered */
 #include "device/device_int.h"
 #include "kms/kms_int.h" /* the KMS's spare index writer */
+#include "archive/archive_util.h"
 #include "e2e/world.h"
 #include "meterkey/indicium.h"
 #include "meterkey/rng.h"
@@ -2320,6 +2321,59 @@ static void put_ve_record(uint64_t key_id, const char *from)
 	assert_rc(mk_archive_exec_raw(mk_kms_archive(W.k), sql), MK_OK);
 }
 
+/* Three devices' proofs asked of mk_archive_device_proofs (meter IDs
+ * "PC-MSN"), their buffers, and those of mk_archive_key_proof's answer to
+ * compare with. */
+struct dproofs {
+	struct mk_device_proof d[3];
+	struct mk_buf *head, *rec[3], *proof[3], *one_head, *one_rec, *one_proof;
+	char pc[3][MK_IDENT_MAX + 1];
+};
+
+static void dproofs_init(struct dproofs *p, const char *const ids[3])
+{
+	assert_non_null(p->head = mk_buf_new(MK_HEAD_MAX));
+	assert_non_null(p->one_head = mk_buf_new(MK_HEAD_MAX));
+	assert_non_null(p->one_rec = mk_buf_new(MK_RECORD_MAX));
+	assert_non_null(p->one_proof = mk_buf_new(MK_KEYMAP_PROOF_MAX));
+	for (int i = 0; i < 3; i++) {
+		const char *dash = strchr(ids[i], '-');
+
+		assert_non_null(dash);
+		assert_true((size_t)(dash - ids[i]) < sizeof(p->pc[i]));
+		snprintf(p->pc[i], sizeof(p->pc[i]), "%.*s", (int)(dash - ids[i]), ids[i]);
+		assert_non_null(p->rec[i] = mk_buf_new(MK_RECORD_MAX));
+		assert_non_null(p->proof[i] = mk_buf_new(MK_KEYMAP_PROOF_MAX));
+		p->d[i] = (struct mk_device_proof){ .product_code = p->pc[i], .mfg_seq = dash + 1, .rec = p->rec[i],
+			                            .proof = p->proof[i] };
+	}
+}
+
+static void dproofs_free(struct dproofs *p)
+{
+	for (int i = 0; i < 3; i++) {
+		mk_buf_free(p->rec[i]);
+		mk_buf_free(p->proof[i]);
+	}
+	mk_buf_free(p->head);
+	mk_buf_free(p->one_head);
+	mk_buf_free(p->one_rec);
+	mk_buf_free(p->one_proof);
+}
+
+/* Device i's answer is mk_archive_key_proof's for its key: the same head,
+ * version and proof. */
+static void dproofs_same_as_one(struct dproofs *p, int i)
+{
+	assert_rc(mk_archive_key_proof(w_arch(&W), "VE", p->d[i].key_id, p->one_head, p->one_rec, p->one_proof), MK_OK);
+	assert_int_equal(mk_buf_len(p->one_head), mk_buf_len(p->head));
+	assert_memory_equal(mk_buf_data(p->one_head), mk_buf_data(p->head), mk_buf_len(p->head));
+	assert_int_equal(mk_buf_len(p->one_rec), mk_buf_len(p->rec[i]));
+	assert_memory_equal(mk_buf_data(p->one_rec), mk_buf_data(p->rec[i]), mk_buf_len(p->rec[i]));
+	assert_int_equal(mk_buf_len(p->one_proof), mk_buf_len(p->proof[i]));
+	assert_memory_equal(mk_buf_data(p->one_proof), mk_buf_data(p->proof[i]), mk_buf_len(p->proof[i]));
+}
+
 /*
  * mk_archive_device_proofs, what the Brass verifier reads for a group's
  * new devices in one snapshot: each known device's answer is
@@ -2333,9 +2387,9 @@ static void put_ve_record(uint64_t key_id, const char *from)
 static void test_device_proofs(void **state)
 {
 	const char *ids[3] = { US1, "PM100-999999", US2 };
-	struct mk_buf *head = mk_buf_new(MK_HEAD_MAX), *one_head = mk_buf_new(MK_HEAD_MAX),
-	              *one_rec = mk_buf_new(MK_RECORD_MAX), *one_proof = mk_buf_new(MK_KEYMAP_PROOF_MAX), *rec[3], *proof[3];
-	struct mk_device_proof d[3];
+	struct dproofs P;
+	struct mk_device_proof *d = P.d;
+	struct mk_buf *head, **rec;
 	uint8_t orig[MK_RECORD_MAX];
 	size_t orig_n;
 	uint64_t k1, k2;
@@ -2343,18 +2397,11 @@ static void test_device_proofs(void **state)
 
 	(void)state;
 	fleet();
-	assert_non_null(head);
-	assert_non_null(one_head);
-	assert_non_null(one_rec);
-	assert_non_null(one_proof);
+	dproofs_init(&P, ids);
+	head = P.head;
+	rec = P.rec;
 	assert_true((k1 = w_meter_key(&W, US1, "VE")) != 0);
 	assert_true((k2 = w_meter_key(&W, US2, "VE")) != 0);
-	for (int i = 0; i < 3; i++) {
-		assert_non_null(rec[i] = mk_buf_new(MK_RECORD_MAX));
-		assert_non_null(proof[i] = mk_buf_new(MK_KEYMAP_PROOF_MAX));
-		d[i] = (struct mk_device_proof){ .product_code = "PM100", .mfg_seq = strchr(ids[i], '-') + 1,
-			                         .rec = rec[i], .proof = proof[i] };
-	}
 	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 3, head), MK_OK);
 	assert_rc(d[0].rc, MK_OK);
 	assert_rc(d[1].rc, MK_RC_RECORD_UNKNOWN);
@@ -2362,15 +2409,8 @@ static void test_device_proofs(void **state)
 	assert_rc(d[2].rc, MK_OK);
 	assert_int_equal(d[0].key_id, k1);
 	assert_int_equal(d[2].key_id, k2);
-	for (int i = 0; i < 3; i += 2) {
-		assert_rc(mk_archive_key_proof(w_arch(&W), "VE", d[i].key_id, one_head, one_rec, one_proof), MK_OK);
-		assert_int_equal(mk_buf_len(one_head), mk_buf_len(head));
-		assert_memory_equal(mk_buf_data(one_head), mk_buf_data(head), mk_buf_len(head));
-		assert_int_equal(mk_buf_len(one_rec), mk_buf_len(rec[i]));
-		assert_memory_equal(mk_buf_data(one_rec), mk_buf_data(rec[i]), mk_buf_len(rec[i]));
-		assert_int_equal(mk_buf_len(one_proof), mk_buf_len(proof[i]));
-		assert_memory_equal(mk_buf_data(one_proof), mk_buf_data(proof[i]), mk_buf_len(proof[i]));
-	}
+	for (int i = 0; i < 3; i += 2)
+		dproofs_same_as_one(&P, i);
 	assert_memory_not_equal(mk_buf_data(rec[0]), mk_buf_data(rec[2]), mk_buf_len(rec[0]));
 	/* US1 has no key in EARTH: unknown there */
 	assert_rc(mk_archive_device_proofs(w_arch(&W), "EARTH", d, 1, head), MK_OK);
@@ -2404,14 +2444,79 @@ static void test_device_proofs(void **state)
 	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", d, 1, NULL), MK_ERR_INVALID_ARG);
 	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", NULL, 1, head), MK_ERR_INVALID_ARG);
 	assert_rc(mk_archive_device_proofs(w_arch(&W), "VE", NULL, 0, head), MK_OK);
-	for (int i = 0; i < 3; i++) {
-		mk_buf_free(rec[i]);
-		mk_buf_free(proof[i]);
+	dproofs_free(&P);
+}
+
+/*
+ * mk_archive_device_proofs reads the siblings of a level together, in one
+ * range of the map's table (src/archive/keymap.c, siblings_prefetch), on a
+ * connection that remembers none of them yet. A version Brass signed and
+ * not yet under a head (US2's VE key made OBSOLETE straight in the
+ * archive) moves the nodes on its path in the table; the proofs are still
+ * against the head: US2's is of the version the head holds (ACTIVE), and
+ * each device's proof climbs from its version to the head's root, as
+ * mk_archive_key_proof's does. Negative twin: the map's lowest rows made
+ * malformed (each hash twice as long), the call fails with
+ * MK_ERR_DB_HEAD; the rows put back, the same proofs again. Last of the
+ * file: the waiting version stays.
+ */
+static void test_device_proofs_waiting(void **state)
+{
+	const char *ids[3] = { US1, US2, EA1 };
+	struct dproofs P;
+	struct mk_key_record *cur = malloc(sizeof(*cur)), *next = malloc(sizeof(*next)), *got = malloc(sizeof(*got));
+	struct mk_archive *other = NULL;
+	uint8_t root[32], head_root[32];
+	uint64_t k2;
+
+	(void)state;
+	fleet();
+	dproofs_init(&P, ids);
+	assert_non_null(cur);
+	assert_non_null(next);
+	assert_non_null(got);
+	/* the waiting version: US2's VE key OBSOLETE, signed as a Brass box would */
+	assert_true((k2 = w_meter_key(&W, US2, "VE")) != 0);
+	assert_rc(mk_archive_get_key(w_arch(&W), "VE", k2, cur), MK_OK);
+	assert_int_equal(cur->status, MK_KEY_ACTIVE);
+	trec_move(cur, next, MK_KEY_OBSOLETE, mk_kms_now(W.k) + 1, NULL);
+	assert_rc(mk_archive_update_key(w_arch(&W), next), MK_OK);
+	for (int round = 0; round < 3; round++) {
+		/* round 1: the map's two lowest levels of VE malformed */
+		if (round == 1) {
+			assert_rc(mk_archive_exec_raw(w_arch(&W), "CREATE TABLE saved_nodes AS SELECT domain, lvl, idx, hash "
+			                                           "FROM keymap WHERE domain = 'VE' AND lvl <= 1"),
+			          MK_OK);
+			assert_rc(mk_archive_exec_raw(w_arch(&W), "UPDATE keymap SET hash = hash || hash WHERE domain = 'VE' "
+			                                           "AND lvl <= 1"),
+			          MK_OK);
+		} else if (round == 2) {
+			assert_rc(mk_archive_exec_raw(w_arch(&W), "UPDATE keymap SET hash = (SELECT s.hash FROM saved_nodes s "
+			                                           "WHERE s.domain = keymap.domain AND s.lvl = keymap.lvl AND "
+			                                           "s.idx = keymap.idx) WHERE domain = 'VE' AND lvl <= 1"),
+			          MK_OK);
+			assert_rc(mk_archive_exec_raw(w_arch(&W), "DROP TABLE saved_nodes"), MK_OK);
+		}
+		assert_rc(mk_archive_open(W.url, &other), MK_OK); /* nothing remembered */
+		assert_rc(mk_archive_device_proofs(other, "VE", P.d, 3, P.head), round == 1 ? MK_ERR_DB_HEAD : MK_OK);
+		mk_archive_close(other);
+		if (round == 1)
+			continue;
+		for (int i = 0; i < 3; i++) {
+			assert_rc(P.d[i].rc, MK_OK);
+			proof_root(P.head, P.d[i].key_id, P.rec[i], P.proof[i], root, head_root);
+			assert_memory_equal(root, head_root, 32);
+			dproofs_same_as_one(&P, i);
+		}
+		/* US2's: the version under the head, not the one waiting */
+		assert_int_equal(P.d[1].key_id, k2);
+		assert_rc(mk_key_record_decode(mk_buf_data(P.rec[1]), mk_buf_len(P.rec[1]), got), MK_OK);
+		assert_int_equal(got->status, MK_KEY_ACTIVE);
 	}
-	mk_buf_free(head);
-	mk_buf_free(one_head);
-	mk_buf_free(one_rec);
-	mk_buf_free(one_proof);
+	free(cur);
+	free(next);
+	free(got);
+	dproofs_free(&P);
 }
 
 /* A chunk decoded on a thread of its own (decode_on). */
@@ -2979,6 +3084,7 @@ int main(void)
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),
+		cmocka_unit_test(test_device_proofs_waiting), /* last: its waiting version stays */
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

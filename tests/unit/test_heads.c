@@ -804,6 +804,40 @@ static void test_keymap_check(void **state)
 	}
 }
 
+/*
+ * mk_keymap_nodes_room: what a memory of nodes takes before its next
+ * mk_keymap_nodes_root forgets them all. A new one takes 98,304 (three
+ * quarters of its slots); each node put takes one, a node put again
+ * none; filled to the brim it takes none, and the next root call forgets
+ * them: the nodes put are gone and it takes 98,304 again.
+ */
+static void test_keymap_nodes_room(void **state)
+{
+	struct mk_keymap_nodes *m = NULL;
+	uint8_t root[32] = { 1 }, h[32] = { 2 };
+	size_t full;
+	int slot;
+
+	(void)state;
+	assert_int_equal(mk_keymap_nodes_new(&m), MK_OK);
+	slot = mk_keymap_nodes_root(m, root);
+	full = mk_keymap_nodes_room(m);
+	assert_int_equal(full, 98304);
+	mk_keymap_nodes_put(m, slot, 0, 7, h);
+	assert_int_equal(mk_keymap_nodes_room(m), full - 1);
+	mk_keymap_nodes_put(m, slot, 0, 7, h); /* again: the same node */
+	assert_int_equal(mk_keymap_nodes_room(m), full - 1);
+	mk_keymap_nodes_put(m, slot, 1, 7, h); /* another level: another node */
+	assert_int_equal(mk_keymap_nodes_room(m), full - 2);
+	for (uint64_t i = 0; mk_keymap_nodes_room(m) > 0; i++)
+		mk_keymap_nodes_put(m, slot, 2, i, h);
+	assert_non_null(mk_keymap_nodes_get(m, slot, 0, 7));
+	assert_int_equal(mk_keymap_nodes_root(m, root), 0); /* forgets them all */
+	assert_null(mk_keymap_nodes_get(m, 0, 0, 7));
+	assert_int_equal(mk_keymap_nodes_room(m), full);
+	mk_keymap_nodes_free(m);
+}
+
 /* Tampering with any sibling, the leaf, or the key gives another root. */
 static void test_keymap_tampered(void **state)
 {
@@ -925,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_keymap_proofs),
 		cmocka_unit_test(test_keymap_tampered),
 		cmocka_unit_test(test_keymap_check),
+		cmocka_unit_test(test_keymap_nodes_room),
 		cmocka_unit_test(test_keymap_malformed),
 	};
 
