@@ -190,7 +190,8 @@ MK_WUR enum mk_err mk_verify_lines_finish(struct mk_verifier *v, struct mk_verif
  * verifies this one (meterkey verify --file): mk_decode_lines needs no
  * verifier and may run on any thread (one at a time on a given d); it
  * decodes lines[0..n) into d (n at most MK_SEEN_BATCH_MAX), marking out[]
- * as submit would. mk_verify_decoded_submit then submits d exactly as
+ * as submit would (each line's indicium decoded into its outcome, where
+ * the verifier takes it). mk_verify_decoded_submit then submits d exactly as
  * mk_verify_lines_submit submits the lines, and mk_verify_lines_finish
  * finishes it. d, its lines and out stay the caller's, unchanged, until
  * the batch is finished; d may then decode the next chunk. Only memory

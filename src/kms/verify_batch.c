@@ -108,7 +108,7 @@ struct group {
 	struct lookup *lks[GROUP_MAX];  /* each item's key record */
 	uint32_t dh[GROUP_MAX];         /* each item's device_hash */
 	uint16_t gnext[GROUP_MAX];      /* the next item of the same record */
-	size_t order[GROUP_MAX];        /* the items (indices into inds), grouped */
+	size_t order[GROUP_MAX];        /* the items (indices into the batch), grouped */
 	struct lookup *olks[GROUP_MAX]; /* their records, in that order */
 };
 
@@ -277,7 +277,7 @@ fail:
  * An unknown device is remembered as one; a failure leaves none of them
  * remembered.
  */
-static enum mk_err load_group(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+static enum mk_err load_group(struct mk_verifier *v, struct vdomain *d, const struct mk_verify_outcome *out,
                               const size_t *items, struct group *g, size_t n)
 {
 	struct mk_device_proof *dp = NULL;
@@ -302,8 +302,8 @@ static enum mk_err load_group(struct mk_verifier *v, struct vdomain *d, const st
 		if (!l->loading || l->gfirst != t)
 			continue;
 		ls[m] = l;
-		dp[m].product_code = inds[items[t]].product_code;
-		dp[m].mfg_seq = inds[items[t]].mfg_seq;
+		dp[m].product_code = out[items[t]].ind.product_code;
+		dp[m].mfg_seq = out[items[t]].ind.mfg_seq;
 		dp[m].rec = l->rec;
 		dp[m++].proof = l->proof;
 	}
@@ -374,10 +374,10 @@ out:
 /* ---- Requests to the boxes -------------------------------------------------------------- */
 
 
-/* The binary form of inds[i], encoded once per mk_verify_batch call (the
+/* The binary form of out[i]'s indicium, encoded once per mk_verify_batch call (the
  * first BIN_CACHE_MAX indicia) into the verifier's arena, else each time
  * into scratch. *pp holds until the next call. */
-static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds, size_t i, struct mk_buf *scratch,
+static enum mk_err bin_of(struct mk_verifier *v, const struct mk_verify_outcome *out, size_t i, struct mk_buf *scratch,
                           const uint8_t **pp, size_t *np)
 {
 	struct mk_buf b;
@@ -385,7 +385,7 @@ static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds,
 
 	if (i >= v->bin_cap) {
 		mk_buf_reset(scratch);
-		if ((e = mk_indicium_encode(&inds[i], scratch)) != MK_OK)
+		if ((e = mk_indicium_encode(&out[i].ind, scratch)) != MK_OK)
 			return e;
 		*pp = mk_buf_data(scratch);
 		*np = mk_buf_len(scratch);
@@ -402,7 +402,7 @@ static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds,
 			v->bins_size = size;
 		}
 		mk_buf_init_fixed(&b, v->bins + v->bins_used, MK_INDICIUM_BIN_MAX);
-		if ((e = mk_indicium_encode(&inds[i], &b)) != MK_OK)
+		if ((e = mk_indicium_encode(&out[i].ind, &b)) != MK_OK)
 			return e;
 		v->bin_off[i] = (uint32_t)v->bins_used;
 		v->bin_len[i] = (uint16_t)mk_buf_len(&b);
@@ -413,11 +413,11 @@ static enum mk_err bin_of(struct mk_verifier *v, const struct mk_indicium *inds,
 	return MK_OK;
 }
 
-/* One batch (at most MK_VERIFY_BATCH_MAX items, inds[idx[i]] with the key
+/* One batch (at most MK_VERIFY_BATCH_MAX items, out[idx[i]]'s indicia with the key
  * record lks[i]) of one domain to its box. *resend is set when the box
  * refused a reference (its answer MK_RC_RECORD_UNKNOWN): the domain's
  * records are then all to be sent whole, the batch again. */
-static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
+static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const struct mk_verify_outcome *out,
                              const size_t *idx, struct lookup *const *lks, size_t n, uint8_t *results, int *resend)
 {
 	struct lookup *keys[MK_VERIFY_KEYS_MAX];
@@ -485,7 +485,7 @@ static enum mk_err box_batch(struct mk_verifier *v, struct vdomain *d, const str
 		size_t bn;
 		uint8_t *w;
 
-		if ((e = bin_of(v, inds, idx[i], bin, &bp, &bn)) != MK_OK ||
+		if ((e = bin_of(v, out, idx[i], bin, &bp, &bn)) != MK_OK ||
 		    (e = mk_buf_extend(v->items, MK_VERIFY_PACKED_HEADER + bn, &w)) != MK_OK)
 			goto out;
 		w[0] = (uint8_t)(ki[i] >> 8);
@@ -564,7 +564,7 @@ out:
  * consecutive, so a record counts once where its run starts. At least one
  * item always goes (an item and a record are far below the budget).
  */
-static size_t batch_len(const struct mk_verifier *v, const struct vdomain *d, const struct mk_indicium *inds,
+static size_t batch_len(const struct mk_verifier *v, const struct vdomain *d, const struct mk_verify_outcome *out,
                         const struct group *g, size_t b, size_t no)
 {
 	size_t m = 0, bytes = 0;
@@ -577,7 +577,7 @@ static size_t batch_len(const struct mk_verifier *v, const struct vdomain *d, co
 		if (i < v->bin_cap && v->bin_len[i] != 0)
 			cost = v->bin_len[i] + ITEM_HEADERS;
 		else
-			cost = inds[i].version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
+			cost = out[i].ind.version == MK_INDICIUM_VERSION_SIGNED ? ITEM_COST_V2 : ITEM_COST_V1;
 		if (lk->found && (m == 0 || g->olks[b + m - 1] != lk))
 			cost += lk->boxed == d->head_seq && lk->boxed != 0
 			                ? 3 * KEY_COST + MK_VERIFY_REF_LEN
@@ -592,16 +592,15 @@ static size_t batch_len(const struct mk_verifier *v, const struct vdomain *d, co
 }
 
 /*
- * Up to GROUP_MAX items of one domain (inds[items[0..n)]): their key records
+ * Up to GROUP_MAX items of one domain (out[items[0..n)]'s indicia): their key records
  * found, then sent to the box in batches with the items of one device
  * together (in their order, devices in order of first appearance), so that
  * a request carries each record once for all its items rather than once per
  * item. The results are the same in any order; the records stay pinned
  * until the group is sent.
  */
-static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const struct mk_indicium *inds,
-                              const size_t *items, size_t n, int role, struct group *g,
-                              struct mk_verify_outcome *out)
+static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const size_t *items, size_t n, int role,
+                              struct group *g, struct mk_verify_outcome *out)
 {
 	uint8_t res[MK_VERIFY_BATCH_MAX];
 	size_t no = 0;
@@ -618,11 +617,11 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 		v->serial++;
 		if (attempt == 0) {
 			for (size_t t = 0; t < n; t++)
-				g->dh[t] = device_hash(inds[items[t]].product_code, inds[items[t]].mfg_seq);
+				g->dh[t] = device_hash(out[items[t]].ind.product_code, out[items[t]].ind.mfg_seq);
 			lookup_prefetch(d, g, n);
 		}
 		for (size_t t = 0; t < n; t++) {
-			struct lookup *lk = lookup(v, d, &inds[items[t]], g->dh[t], &e);
+			struct lookup *lk = lookup(v, d, &out[items[t]].ind, g->dh[t], &e);
 
 			if (lk == NULL)
 				return e;
@@ -636,7 +635,7 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 				lk->glast = (uint16_t)t;
 			}
 		}
-		if ((e = load_group(v, d, inds, items, g, n)) != MK_OK)
+		if ((e = load_group(v, d, out, items, g, n)) != MK_OK)
 			return e;
 		for (size_t t = 0; t < n; t++)
 			same &= !g->lks[t]->found || g->lks[t]->head_seq == d->head_seq;
@@ -659,8 +658,8 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const st
 	for (size_t b = 0, m, retried = SIZE_MAX; b < no; b += m) {
 		int resend = 0;
 
-		m = batch_len(v, d, inds, g, b, no);
-		e = box_batch(v, d, inds, g->order + b, g->olks + b, m, res, &resend);
+		m = batch_len(v, d, out, g, b, no);
+		e = box_batch(v, d, out, g->order + b, g->olks + b, m, res, &resend);
 		if (resend && retried != b) { /* again, every record whole */
 			retried = b;
 			m = 0;
@@ -686,8 +685,7 @@ static inline int id_eq(const char *a, const char *b)
 }
 
 /* Every indicium's result in one domain role (vendor: 0, postal: 1). */
-static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *inds, size_t n, int role,
-                               struct mk_verify_outcome *out)
+static enum mk_err verify_role(struct mk_verifier *v, size_t n, int role, struct mk_verify_outcome *out)
 {
 	size_t *idx = malloc(n * sizeof(*idx));
 	struct group *g = malloc(sizeof(*g));
@@ -699,7 +697,7 @@ static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *
 	}
 	/* one domain at a time: the indicia naming the same domain together */
 	for (size_t i = 0; i < n; i++) {
-		const char *dom = role == 0 ? inds[i].vendor : inds[i].postal;
+		const char *dom = role == 0 ? out[i].ind.vendor : out[i].ind.postal;
 		enum mk_verify_result *slot = role == 0 ? &out[i].vendor : &out[i].postal;
 		struct vdomain *d;
 		size_t m = 0;
@@ -723,12 +721,11 @@ static enum mk_err verify_role(struct mk_verifier *v, const struct mk_indicium *
 		for (size_t j = i; j < n; j++) {
 			enum mk_verify_result *sj = role == 0 ? &out[j].vendor : &out[j].postal;
 
-			if (*sj == MK_VR_COUNT && id_eq(role == 0 ? inds[j].vendor : inds[j].postal, dom))
+			if (*sj == MK_VR_COUNT && id_eq(role == 0 ? out[j].ind.vendor : out[j].ind.postal, dom))
 				idx[m++] = j;
 		}
 		for (size_t c = 0; c < m; c += GROUP_MAX)
-			if ((e = send_group(v, d, inds, idx + c, m - c < GROUP_MAX ? m - c : GROUP_MAX, role, g, out)) !=
-			    MK_OK)
+			if ((e = send_group(v, d, idx + c, m - c < GROUP_MAX ? m - c : GROUP_MAX, role, g, out)) != MK_OK)
 				goto out;
 	}
 out:
@@ -780,16 +777,20 @@ enum mk_err verifier_judge(struct mk_verifier *v, const struct mk_indicium *inds
 		const uint8_t *bp;
 		size_t bn;
 
-		memset(&out[i], 0, sizeof(out[i]));
-		out[i].ind = inds[i];
+		if (inds != NULL) {
+			memset(&out[i], 0, sizeof(out[i]));
+			out[i].ind = inds[i];
+		} else { /* the indicium in place */
+			verifier_outcome_clear(&out[i]);
+		}
 		out[i].vendor = out[i].postal = MK_VR_COUNT; /* not decided */
 		/* An indicium that does not encode, or names one domain in both
 		 * roles (its postal token would go unchecked), is malformed on its
 		 * own: the others of the batch are verified. */
-		if (strcmp(inds[i].vendor, inds[i].postal) == 0 || bin_of(v, inds, i, v->scratch, &bp, &bn) != MK_OK)
+		if (strcmp(out[i].ind.vendor, out[i].ind.postal) == 0 || bin_of(v, out, i, v->scratch, &bp, &bn) != MK_OK)
 			out[i].vendor = out[i].postal = MK_VR_MALFORMED;
 	}
-	if ((e = verify_role(v, inds, n, 0, out)) != MK_OK || (e = verify_role(v, inds, n, 1, out)) != MK_OK)
+	if ((e = verify_role(v, n, 0, out)) != MK_OK || (e = verify_role(v, n, 1, out)) != MK_OK)
 		return e;
 	/* the tokens first, then the signature beside them: good only when both are */
 	for (size_t i = 0; i < n; i++) {

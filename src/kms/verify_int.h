@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "meterkey/boxes.h"
 #include "meterkey/kms.h"
@@ -117,13 +118,22 @@ struct vpipe;
  * line each is of. */
 struct mk_decoded_lines {
 	const char *const *lines;
-	struct mk_verify_outcome *out; /* the caller's, one per line */
-	size_t n, m; /* m == n: every line decoded, their outcomes made in out itself, batch untouched */
-	struct mk_indicium *inds;
-	struct mk_verify_outcome *batch;
-	size_t *map;
-	size_t cap;
+	struct mk_verify_outcome *out; /* the caller's, one per line, each line's indicium in it */
+	size_t n, m; /* m == n: every line decoded, verified in out itself (inds, batch, map unused) */
+	struct mk_indicium *inds;        /* m < n: those that decoded, packed, */
+	struct mk_verify_outcome *batch; /* their outcomes, */
+	size_t *map;                     /* and the line each is of */
+	size_t cap;                      /* of inds, batch and map (made for the first chunk with m < n) */
 };
+
+/* Clears outcome o but its indicium (which a decoder wrote in place). */
+static inline void verifier_outcome_clear(struct mk_verify_outcome *o)
+{
+	size_t at = offsetof(struct mk_verify_outcome, ind), end = at + sizeof(o->ind);
+
+	memset(o, 0, at);
+	memset((uint8_t *)o + end, 0, sizeof(*o) - end);
+}
 
 struct mk_verifier {
 	struct mk_kms *kms;
@@ -163,9 +173,16 @@ struct mk_verifier {
 struct vdomain *verifier_domain_of(struct mk_verifier *v, const char *id, enum mk_err *ep);
 
 /* verify_batch.c: every indicium's outcome but its sighting: the tokens in
- * each domain's box, the signature (mk_verify_batch without duplicates). */
+ * each domain's box, the signature (mk_verify_batch without duplicates).
+ * inds NULL: each indicium is in its outcome already (out[i].ind, as
+ * mk_decode_lines leaves it), the rest of the outcome is cleared. */
 MK_WUR enum mk_err verifier_judge(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                                   struct mk_verify_outcome *out);
+
+/* verify_pipe.c: mk_verify_submit, its arguments checked by the caller;
+ * inds NULL as verifier_judge takes it. */
+MK_WUR enum mk_err verifier_submit(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                                   struct mk_verify_outcome *out);
 
 /* verify_seen.c: the sightings of out[0..n)'s good indicia (each in its
  * postal domain's index) into vs, sized to n; their duplicates back into

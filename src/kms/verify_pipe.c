@@ -213,12 +213,18 @@ static enum mk_err writer_start(struct mk_verifier *v, struct vpipe *p)
 enum mk_err mk_verify_submit(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
                              struct mk_verify_outcome *out)
 {
+	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)) || n > MK_SEEN_BATCH_MAX)
+		return MK_ERR_INVALID_ARG;
+	return verifier_submit(v, inds, n, out);
+}
+
+enum mk_err verifier_submit(struct mk_verifier *v, const struct mk_indicium *inds, size_t n,
+                            struct mk_verify_outcome *out)
+{
 	struct vpipe *p;
 	struct job *j;
 	enum mk_err e;
 
-	if (v == NULL || (n > 0 && (inds == NULL || out == NULL)) || n > MK_SEEN_BATCH_MAX)
-		return MK_ERR_INVALID_ARG;
 	if (v->pipe == NULL && (e = pipe_new(v)) != MK_OK)
 		return e;
 	p = v->pipe;

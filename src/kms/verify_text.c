@@ -185,13 +185,12 @@ out:
 /* Lines at least this many are decoded on two threads (decode_lines). */
 #define DECODE_SPLIT 2048
 
-/* Lines [from, to) of a chunk, each decoded into inds[i] (not packed), its
- * out[i] cleared and marked: GOOD (a placeholder: it decoded), MALFORMED
- * (why said) or COUNT (its check characters fail: corrected when
- * finished). */
+/* Lines [from, to) of a chunk, each decoded into out[i].ind (zeroed when
+ * it does not decode), the rest of out[i] cleared and marked: GOOD (a
+ * placeholder: it decoded), MALFORMED (why said) or COUNT (its check
+ * characters fail: corrected when finished). */
 struct decode_part {
 	const char *const *lines;
-	struct mk_indicium *inds;
 	struct mk_verify_outcome *out;
 	size_t from, to;
 };
@@ -204,8 +203,8 @@ static void *decode_part(void *arg)
 		struct mk_verify_outcome *o = &d->out[i];
 		enum mk_err r;
 
-		memset(o, 0, sizeof(*o));
-		r = mk_indicium_text_decode_why(d->lines[i], &d->inds[i], &o->why);
+		verifier_outcome_clear(o); /* the indicium is the decoder's to write */
+		r = mk_indicium_text_decode_why(d->lines[i], &o->ind, &o->why);
 		if (r == MK_ERR_INDICIUM_CHECK)
 			o->result = MK_VR_COUNT;
 		else if (r != MK_OK)
@@ -223,10 +222,9 @@ static void *decode_part(void *arg)
  * (docs/internals/verify.md, "The command line"). Without a thread (none
  * could be made) all of it here; the same result.
  */
-static void decode_lines(const char *const *lines, size_t n, struct mk_indicium *inds, struct mk_verify_outcome *out,
-                         bool split)
+static void decode_lines(const char *const *lines, size_t n, struct mk_verify_outcome *out, bool split)
 {
-	struct decode_part a = { lines, inds, out, 0, n }, b = a;
+	struct decode_part a = { lines, out, 0, n }, b = a;
 	pthread_t t;
 
 	if (split && n >= DECODE_SPLIT) {
@@ -272,7 +270,13 @@ static enum mk_err decode_into(struct mk_decoded_lines *d, const char *const *li
 
 	if (d == NULL || (n > 0 && (lines == NULL || out == NULL)) || n > MK_SEEN_BATCH_MAX)
 		return MK_ERR_INVALID_ARG;
-	if (n > d->cap) {
+	decode_lines(lines, n, out, split);
+	for (size_t i = 0; i < n; i++)
+		m += out[i].result == MK_VR_GOOD;
+	/* a chunk with a line that did not decode: those that did, packed
+	 * into a batch of their own, and where each is in the chunk (the
+	 * usual chunk, every line an indicium, is verified in out itself) */
+	if (m < n && n > d->cap) {
 		struct mk_indicium *inds = realloc(d->inds, n * sizeof(*inds));
 		struct mk_verify_outcome *batch = inds != NULL ? realloc(d->batch, n * sizeof(*batch)) : NULL;
 		size_t *map = batch != NULL ? realloc(d->map, n * sizeof(*map)) : NULL;
@@ -286,13 +290,14 @@ static enum mk_err decode_into(struct mk_decoded_lines *d, const char *const *li
 		d->map = map;
 		d->cap = n;
 	}
-	decode_lines(lines, n, d->inds, out, split);
-	for (size_t i = 0; i < n; i++) /* those that decoded, together */
-		if (out[i].result == MK_VR_GOOD) {
-			if (m != i)
-				d->inds[m] = d->inds[i];
-			d->map[m++] = i;
-		}
+	if (m < n) {
+		m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (out[i].result == MK_VR_GOOD) {
+				d->inds[m] = out[i].ind;
+				d->map[m++] = i;
+			}
+	}
 	d->lines = lines;
 	d->out = out;
 	d->n = n;
@@ -319,10 +324,12 @@ enum mk_err mk_verify_decoded_submit(struct mk_verifier *v, struct mk_decoded_li
 	for (unsigned k = 0; k < v->vl_count; k++)
 		if (v->vl[(v->vl_head + k) % MK_VERIFY_INFLIGHT] == d)
 			return MK_ERR_STATE; /* in flight already */
-	/* the usual chunk, every line an indicium: the verifier writes their
-	 * outcomes in out at once, and batch (a copy, 368 bytes a line, which
-	 * a process touches afresh) is never written */
-	if ((e = mk_verify_submit(v, d->inds, d->m, d->m == d->n ? d->out : d->batch)) != MK_OK)
+	/* the usual chunk, every line an indicium: the verifier takes each
+	 * from its outcome and writes the outcome in place (no copy of the
+	 * indicia, and no batch, 632 bytes a line that a process touches
+	 * afresh); else those that decoded, packed */
+	if ((e = d->m == d->n ? verifier_submit(v, NULL, d->n, d->out) : mk_verify_submit(v, d->inds, d->m, d->batch)) !=
+	    MK_OK)
 		return e;
 	v->vl[at] = d;
 	v->vl_count++;
