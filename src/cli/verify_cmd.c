@@ -22,6 +22,7 @@
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
 #define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
+#define FIRST_CHUNK 4096   /* lines of a file's first chunk at most (chunk_read) */
 #define VERIFY_OUT_BUF 65536 /* standard output's buffer when it is not a terminal */
 
 /* ---- verify ---------------------------------------------------------------------------- */
@@ -35,7 +36,7 @@ static const char verify_usage[] =
 	"  time (1 to 65536, default 8192: fewer for a live feed, whose answers\n"
 	"  wait for a full chunk, more for a night's file, whose sightings then go\n"
 	"  in fewer, larger transactions; up to ten chunks are held at once, some\n"
-	"  0.8 KB a line: 0.3 GB at 65536), the next read and decoded while one is\n"
+	"  0.5 KB a line: 0.33 GB at 65536), the next read and decoded while one is\n"
 	"  verified and the last made durable, each line printed only once it is; a\n"
 	"  progress bar on standard error when it is a terminal), or the DataMatrix\n"
 	"  symbol of a PNG image. Each domain apart: the vendor's and the postal\n"
@@ -267,12 +268,121 @@ static enum mk_err file_fail(struct vrun *x, const char *path, const char *why, 
 	return e;
 }
 
+/* ---- A file's lines ------------------------------------------------------------------- */
+
+/*
+ * A file's lines, read LINES_IN_BUF bytes at a time with read(2) and cut
+ * where they end in the buffer itself: no copy and no lock a line, as
+ * fgets made. A line is what fgets into a buffer of LINE_MAX_LEN + 2
+ * bytes gave: a line longer than LINE_MAX_LEN + 1 bytes keeps those (the
+ * rest is skipped), and it ends at its first CR or NUL byte. (With fgets,
+ * a NUL byte in a line also made the next line skipped, as if the first
+ * had been too long: tests/e2e/cli_inputs.sh.)
+ */
+#define LINES_IN_BUF ((size_t)1 << 20)
+
+struct lines_in {
+	int fd;
+	char *buf;
+	size_t start, end; /* the bytes not yet cut into lines */
+	int eof;
+	int err;           /* read(2)'s errno, 0 when none */
+	int skip;          /* the rest of a line too long to keep is being skipped */
+};
+
+/* read(2), the one place the reader may be cancelled (verify_local): a
+ * live feed's next line may never come. The caller's cancel state is
+ * kept. */
+static ssize_t read_some(int fd, char *p, size_t n)
+{
+	int old, was;
+	ssize_t got;
+
+	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+	do
+		got = read(fd, p, n);
+	while (got < 0 && errno == EINTR);
+	(void)pthread_setcancelstate(old, &was);
+	return got;
+}
+
+/* More of the file into in's buffer, the bytes not yet cut moved to its
+ * front. 0, or -1 at the end of the file or a read error (in->err). */
+static int lines_fill(struct lines_in *in)
+{
+	ssize_t got;
+
+	if (in->start > 0) {
+		memmove(in->buf, in->buf + in->start, in->end - in->start);
+		in->end -= in->start;
+		in->start = 0;
+	}
+	if (in->eof || (got = read_some(in->fd, in->buf + in->end, LINES_IN_BUF - in->end)) == 0) {
+		in->eof = 1;
+		return -1;
+	}
+	if (got < 0) {
+		in->err = errno != 0 ? errno : EIO;
+		in->eof = 1;
+		return -1;
+	}
+	in->end += (size_t)got;
+	return 0;
+}
+
+/* The next line of in that is not blank, in in's buffer (not
+ * NUL-terminated; it holds until the next call), its end of line cut and
+ * its length in *lenp: 1, or 0 at the end of the file or a read error
+ * (in->err). Each line read, blank or not, counted in *nreadp. */
+static int next_line(struct lines_in *in, const char **linep, size_t *lenp, size_t *nreadp)
+{
+	for (;;) {
+		char *p = in->buf + in->start, *nl = memchr(p, '\n', in->end - in->start), *cut;
+		size_t n = nl != NULL ? (size_t)(nl - p) : in->end - in->start;
+
+		if (nl == NULL && !in->eof && n <= LINE_MAX_LEN + 1) { /* the line's end not read yet */
+			if (lines_fill(in) == 0 || in->end > in->start)
+				continue;
+			return 0;
+		}
+		if (nl == NULL && n == 0)
+			return 0; /* the end of the file */
+		in->start += n + (nl != NULL);
+		if (in->skip) { /* the rest of a long line, up to its end */
+			in->skip = nl == NULL;
+			continue;
+		}
+		(*nreadp)++;
+		if (n > LINE_MAX_LEN + 1) { /* longer than any indicium: its start kept, the rest skipped */
+			n = LINE_MAX_LEN + 1;
+			in->skip = nl == NULL;
+		}
+		if ((cut = memchr(p, '\r', n)) != NULL)
+			n = (size_t)(cut - p);
+		if ((cut = memchr(p, '\0', n)) != NULL)
+			n = (size_t)(cut - p);
+		for (size_t i = 0; i < n; i++)
+			if (p[i] != ' ' && p[i] != '\t') { /* not blank */
+				*linep = p;
+				*lenp = n;
+				return 1;
+			}
+	}
+}
+
 /* ---- A file through the verifier's pipeline -------------------------------------------- */
 
 /* Chunks of a file's lines: the one the reader fills, one decoded and
- * waiting, those in flight in the verifier (depth, MK_VERIFY_INFLIGHT at
- * most). */
-#define NCHUNKS (MK_VERIFY_INFLIGHT + 2)
+ * waiting, those in flight in the verifier. As many in flight as the
+ * verifier takes, whatever the chunk: while the index writer commits,
+ * the batches judged meanwhile wait, and its next transaction takes them
+ * together (up to MK_SEEN_NOTE_MAX sightings), each page of the index it
+ * rewrites then shared by more sightings. Four in flight at 65536 lines
+ * (the writer's transactions of 1 to 3 chunks) made a million lines take
+ * 2.5 to 3.4 s of the writer's time; eight (4 chunks a transaction), 2.0
+ * to 2.2 s (docs/internals/verify.md, "The command line"). */
+#define INFLIGHT MK_VERIFY_INFLIGHT
+#define NCHUNKS (INFLIGHT + 2)
 
 /* A chunk of a file's lines: in one arena, decoded, their outcomes. */
 struct chunk {
@@ -292,16 +402,15 @@ struct chunk {
  * command line"). Chunk k of the file is at chunk_at(k); the counters only
  * grow: the reader has filled and decoded the chunks before filled, the
  * verifier submitted those before submitted and finished (printed) those
- * before finished. The reader fills a chunk only once the one depth + 2
+ * before finished. The reader fills a chunk only once the one NCHUNKS
  * before it (in the same place) is printed.
  */
 struct reader {
 	struct vrun *x;
-	FILE *f;
+	struct lines_in *in;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct chunk ck[NCHUNKS];
-	size_t depth; /* chunks in flight in the verifier at most */
 	size_t filled, submitted, finished;
 	int done;        /* the reader has ended: the file read, or a failure */
 	int stop;        /* the verifier's: read no more */
@@ -313,7 +422,7 @@ struct reader {
 /* Chunk k of the file's place. */
 static struct chunk *chunk_at(struct reader *r, size_t k)
 {
-	return &r->ck[k % (r->depth + 2)];
+	return &r->ck[k % NCHUNKS];
 }
 
 /* Adds a line to chunk c (room for x->chunk lines). */
@@ -324,7 +433,7 @@ static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, 
 	     (c->lines = calloc(x->chunk, sizeof(*c->lines))) == NULL || mk_decoded_lines_new(&c->dec) != MK_OK))
 		return MK_ERR_NOMEM;
 	if (c->used + len + 1 > c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 64 * x->chunk;
+		size_t cap = c->cap ? 2 * c->cap : 128 * x->chunk; /* an indicium's line is about 107 bytes */
 		char *t;
 
 		while (cap < c->used + len + 1)
@@ -334,70 +443,35 @@ static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, 
 		c->text = t;
 		c->cap = cap;
 	}
-	memcpy(c->text + c->used, line, len + 1);
+	memcpy(c->text + c->used, line, len);
+	c->text[c->used + len] = '\0';
 	c->off[c->n++] = c->used;
 	c->used += len + 1;
 	return MK_OK;
 }
 
-/* fgets, the one place the reader may be cancelled (verify_local): a live
- * feed's next line may never come. The caller's cancel state is kept. */
-static char *read_line(char *buf, int n, FILE *f)
-{
-	int old, was;
-	char *p;
-
-	(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
-	p = fgets(buf, n, f);
-	(void)pthread_setcancelstate(old, &was);
-	return p;
-}
-
-/* The next line of f that is not blank into buf, its end of line cut (and
- * the rest of a line longer than any indicium skipped), its length in
- * *lenp: 1, or 0 at the end of f (or a read error: ferror). Each line
- * read, blank or not, counted in *nreadp. */
-static int next_line(FILE *f, char buf[static LINE_MAX_LEN + 2], size_t *lenp, size_t *nreadp)
-{
-	while (read_line(buf, LINE_MAX_LEN + 2, f) != NULL) {
-		size_t len = strcspn(buf, "\r\n");
-
-		(*nreadp)++;
-		if (buf[len] == '\0' && !feof(f)) { /* longer than any indicium: skip the rest */
-			char rest[256];
-
-			while (read_line(rest, sizeof(rest), f) != NULL && strchr(rest, '\n') == NULL)
-				;
-		}
-		buf[len] = '\0';
-		if (buf[strspn(buf, " \t")] != '\0') { /* not blank */
-			*lenp = len;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Fills chunk c with the file's next lines (x->chunk at most; blank ones
- * skipped, counted in r) and decodes them. *eofp set when the file has no
- * more. */
+/* Fills chunk c with the file's next lines (blank ones skipped, counted
+ * in r) and decodes them: x->chunk at most, FIRST_CHUNK at most for the
+ * file's first, so that the verifier starts on the first lines (loading
+ * their devices' key records) while the reader decodes the next chunk,
+ * rather than waiting for a whole chunk's decode. *eofp set when the file
+ * has no more. */
 static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 {
-	char buf[LINE_MAX_LEN + 2];
-	size_t len;
+	const char *line;
+	size_t len, want = r->filled == 0 && r->x->chunk > FIRST_CHUNK ? FIRST_CHUNK : r->x->chunk;
 	enum mk_err e;
 
 	c->n = c->used = 0;
 	*eofp = 0;
-	while (c->n < r->x->chunk) {
-		if (!next_line(r->f, buf, &len, &r->nread)) {
+	while (c->n < want) {
+		if (!next_line(r->in, &line, &len, &r->nread)) {
 			*eofp = 1;
-			if (ferror(r->f))
-				r->read_errno = errno != 0 ? errno : EIO;
+			r->read_errno = r->in->err;
 			break;
 		}
 		r->found++;
-		if ((e = chunk_add(r->x, c, buf, len)) != MK_OK)
+		if ((e = chunk_add(r->x, c, line, len)) != MK_OK)
 			return e;
 	}
 	if (c->n == 0)
@@ -408,8 +482,8 @@ static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 }
 
 /* The reader's thread: chunks filled and decoded while there is room.
- * Cancellable only while it waits for a line (read_line), where it holds
- * no lock. */
+ * Cancellable only while it waits for the file (read_some), where it
+ * holds no lock. */
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
@@ -420,7 +494,7 @@ static void *reader_main(void *arg)
 	while (!eof && r->err == MK_OK) {
 		struct chunk *c;
 
-		while (!r->stop && r->filled - r->finished == r->depth + 2)
+		while (!r->stop && r->filled - r->finished == NCHUNKS)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop)
 			break;
@@ -466,7 +540,7 @@ static enum mk_err chunk_finish(struct reader *r)
 }
 
 /* The file's chunks, as the reader decodes them, through the verifier's
- * pipeline: each submitted, the oldest finished and printed once depth
+ * pipeline: each submitted, the oldest finished and printed once INFLIGHT
  * are in flight (the index writer takes those waiting together, in one
  * transaction), and all of them at the end. */
 static enum mk_err verify_chunks(struct reader *r)
@@ -484,7 +558,7 @@ static enum mk_err verify_chunks(struct reader *r)
 		if ((e = mk_verify_decoded_submit(r->x->v, chunk_at(r, r->submitted)->dec)) != MK_OK)
 			return e;
 		r->submitted++; /* the verifier's thread's alone: read by it only */
-		if (r->submitted - r->finished == r->depth && (e = chunk_finish(r)) != MK_OK)
+		if (r->submitted - r->finished == INFLIGHT && (e = chunk_finish(r)) != MK_OK)
 			return e;
 	}
 	while (r->finished < r->submitted)
@@ -493,10 +567,11 @@ static enum mk_err verify_chunks(struct reader *r)
 	return MK_OK;
 }
 
-/* File f (path) through the verifier here: the reader started, the
- * chunks verified, the reader stopped. The read error and the counts into
- * *read_errnop, *nreadp, *foundp. */
-static enum mk_err verify_local(struct vrun *x, FILE *f, int *read_errnop, size_t *nreadp, size_t *foundp)
+/* The file's lines (in) through the verifier here: the reader started,
+ * the chunks verified, the reader stopped. The read error and the counts
+ * into *read_errnop, *nreadp, *foundp. */
+static enum mk_err verify_local(struct vrun *x, struct lines_in *in, int *read_errnop, size_t *nreadp,
+                                size_t *foundp)
 {
 	struct reader *r = calloc(1, sizeof(*r));
 	pthread_t t;
@@ -505,13 +580,7 @@ static enum mk_err verify_local(struct vrun *x, FILE *f, int *read_errnop, size_
 	if (r == NULL)
 		return MK_ERR_NOMEM;
 	r->x = x;
-	r->f = f;
-	/* as many chunks in flight as the index writer takes in one
-	 * transaction (MK_SEEN_NOTE_MAX sightings), at least two: more would
-	 * only hold memory, which a process touches afresh (page faults were
-	 * a third of a million lines' time on a VM) */
-	r->depth = MK_SEEN_NOTE_MAX / x->chunk;
-	r->depth = r->depth < 2 ? 2 : r->depth > MK_VERIFY_INFLIGHT ? MK_VERIFY_INFLIGHT : r->depth;
+	r->in = in;
 	if (pthread_mutex_init(&r->mu, NULL) != 0) {
 		free(r);
 		return MK_ERR_NOMEM;
@@ -548,18 +617,18 @@ static enum mk_err verify_local(struct vrun *x, FILE *f, int *read_errnop, size_
 	return e;
 }
 
-/* File f through the service: VERIFY_CHUNK lines a request (x->chunk at
- * most). The counts into *nreadp, *foundp. */
-static enum mk_err verify_remote_file(struct vrun *x, FILE *f, size_t *nreadp, size_t *foundp)
+/* The file's lines (in) through the service: VERIFY_CHUNK lines a
+ * request (x->chunk at most). The counts into *nreadp, *foundp. */
+static enum mk_err verify_remote_file(struct vrun *x, struct lines_in *in, size_t *nreadp, size_t *foundp)
 {
 	char *lines[VERIFY_CHUNK];
-	char buf[LINE_MAX_LEN + 2];
+	const char *line;
 	size_t n = 0, len;
 	enum mk_err e = MK_OK;
 
-	while (e == MK_OK && next_line(f, buf, &len, nreadp)) {
+	while (e == MK_OK && next_line(in, &line, &len, nreadp)) {
 		(*foundp)++;
-		if ((lines[n] = strdup(buf)) == NULL) {
+		if ((lines[n] = strndup(line, len)) == NULL) {
 			e = MK_ERR_NOMEM;
 			break;
 		}
@@ -584,6 +653,7 @@ static enum mk_err verify_remote_file(struct vrun *x, FILE *f, size_t *nreadp, s
 static enum mk_err verify_file(struct vrun *x, const char *path)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	struct lines_in in = { 0 };
 	char why[128];
 	size_t nread = 0, found = 0; /* lines read, not blank */
 	int read_errno = 0;
@@ -601,13 +671,16 @@ static enum mk_err verify_file(struct vrun *x, const char *path)
 			fclose(f);
 		return file_fail(x, path, "holds no indicium (it is a directory)", MK_ERR_NOT_FOUND);
 	}
-	if (x->c->server != NULL) {
-		e = verify_remote_file(x, f, &nread, &found);
-		if (e == MK_OK && ferror(f))
-			read_errno = errno != 0 ? errno : EIO;
+	in.fd = fileno(f);
+	if ((in.buf = malloc(LINES_IN_BUF)) == NULL) {
+		e = MK_ERR_NOMEM;
+	} else if (x->c->server != NULL) {
+		e = verify_remote_file(x, &in, &nread, &found);
+		read_errno = in.err;
 	} else {
-		e = verify_local(x, f, &read_errno, &nread, &found);
+		e = verify_local(x, &in, &read_errno, &nread, &found);
 	}
+	free(in.buf);
 	if (e == MK_OK && read_errno != 0) {
 		snprintf(why, sizeof(why), "cannot be read (%s)", strerror(read_errno));
 		e = file_fail(x, path, why, MK_ERR_IO);

@@ -62,6 +62,21 @@ printf '\nnot an indicium\n\n' >"$T/one"
 expect 1 "$MK" verify --file "$T/one"
 grep_out "^malformed" "$T/out"
 [ "$(wc -l <"$T/out")" = 1 ] || { echo "FAIL: one outcome expected"; fails=$((fails+1)); }
+# every line of a file is answered once, whatever bytes it holds: a NUL
+# byte ends the line's text there (it once made the reader skip the next
+# line), so does a CR; a line longer than any indicium keeps its start;
+# the last line needs no newline
+{ printf 'bad\0line\nnext line\na\rb\n'; head -c 3000 /dev/zero | tr '\0' x; printf '\n';
+  head -c 1025 /dev/zero | tr '\0' y; printf '\nlast'; } >"$T/odd"
+expect 1 "$MK" verify --file "$T/odd" --json
+[ "$(wc -l <"$T/out")" = 6 ] || { echo "FAIL: six outcomes expected"; sed 's/^/  | /' "$T/out"; fails=$((fails+1)); }
+for want in '"input":"bad"' '"input":"next line"' '"input":"a"' '"input":"last"'; do grep_out "$want" "$T/out"; done
+# lines read a megabyte at a time: those across each read's end are whole
+yes 'not an indicium: a line of some hundred bytes, so that twelve thousand are more than one read' |
+  head -n 12000 >"$T/many"
+expect 1 "$MK" verify --file "$T/many" --json
+[ "$(wc -l <"$T/out")" = 12000 ] || { echo "FAIL: 12000 outcomes expected"; fails=$((fails+1)); }
+[ "$(sort -u "$T/out" | wc -l)" = 1 ] || { echo "FAIL: a line cut in two"; sort -u "$T/out" | head -3; fails=$((fails+1)); }
 
 # meter install: --domain and --record together are a usage error naming
 # both, and nothing is installed (the record's key stays NEW, its file kept)
