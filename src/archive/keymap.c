@@ -218,14 +218,16 @@ static enum mk_err siblings_prefetch(struct mk_archive *a, const char *domain, c
 {
 	uint64_t *want;
 	enum mk_err r = MK_OK;
+	int slot;
 
 	if (n < RANGE_MIN || (a->keymap_memo == NULL && mk_keymap_nodes_new(&a->keymap_memo) != MK_OK))
 		return MK_OK; /* few, or no memory: a row each */
 	if ((want = malloc(n * sizeof(*want))) == NULL)
 		return MK_OK;
 	qsort(ids, n, sizeof(*ids), u64_cmp);
+	/* the slot holds: no more is put than the memo's room */
+	slot = mk_keymap_nodes_root(a->keymap_memo, root);
 	for (unsigned l = 0; l < MK_KEYMAP_DEPTH && r == MK_OK; l++) {
-		int slot = mk_keymap_nodes_root(a->keymap_memo, root);
 		size_t m = 0, u = 0;
 
 		for (size_t i = 0; i < n; i++) {

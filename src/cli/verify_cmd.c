@@ -381,8 +381,7 @@ static int next_line(struct lines_in *in, const char **linep, size_t *lenp, size
  * (the writer's transactions of 1 to 3 chunks) made a million lines take
  * 2.5 to 3.4 s of the writer's time; eight (4 chunks a transaction), 2.0
  * to 2.2 s (docs/internals/verify.md, "The command line"). */
-#define INFLIGHT MK_VERIFY_INFLIGHT
-#define NCHUNKS (INFLIGHT + 2)
+#define NCHUNKS (MK_VERIFY_INFLIGHT + 2)
 
 /* A chunk of a file's lines: in one arena, decoded, their outcomes. */
 struct chunk {
@@ -540,9 +539,9 @@ static enum mk_err chunk_finish(struct reader *r)
 }
 
 /* The file's chunks, as the reader decodes them, through the verifier's
- * pipeline: each submitted, the oldest finished and printed once INFLIGHT
- * are in flight (the index writer takes those waiting together, in one
- * transaction), and all of them at the end. */
+ * pipeline: each submitted, the oldest finished and printed once
+ * MK_VERIFY_INFLIGHT are in flight (the index writer takes those waiting
+ * together, in one transaction), and all of them at the end. */
 static enum mk_err verify_chunks(struct reader *r)
 {
 	enum mk_err e = MK_OK;
@@ -558,7 +557,7 @@ static enum mk_err verify_chunks(struct reader *r)
 		if ((e = mk_verify_decoded_submit(r->x->v, chunk_at(r, r->submitted)->dec)) != MK_OK)
 			return e;
 		r->submitted++; /* the verifier's thread's alone: read by it only */
-		if (r->submitted - r->finished == INFLIGHT && (e = chunk_finish(r)) != MK_OK)
+		if (r->submitted - r->finished == MK_VERIFY_INFLIGHT && (e = chunk_finish(r)) != MK_OK)
 			return e;
 	}
 	while (r->finished < r->submitted)

@@ -276,21 +276,21 @@ static enum mk_err decode_into(struct mk_decoded_lines *d, const char *const *li
 	/* a chunk with a line that did not decode: those that did, packed
 	 * into a batch of their own, and where each is in the chunk (the
 	 * usual chunk, every line an indicium, is verified in out itself) */
-	if (m < n && n > d->cap) {
-		struct mk_indicium *inds = realloc(d->inds, n * sizeof(*inds));
-		struct mk_verify_outcome *batch = inds != NULL ? realloc(d->batch, n * sizeof(*batch)) : NULL;
-		size_t *map = batch != NULL ? realloc(d->map, n * sizeof(*map)) : NULL;
-
-		if (inds != NULL)
-			d->inds = inds;
-		if (batch != NULL)
-			d->batch = batch;
-		if (map == NULL)
-			return MK_ERR_NOMEM;
-		d->map = map;
-		d->cap = n;
-	}
 	if (m < n) {
+		if (n > d->cap) {
+			struct mk_indicium *inds = realloc(d->inds, n * sizeof(*inds));
+			struct mk_verify_outcome *batch = inds != NULL ? realloc(d->batch, n * sizeof(*batch)) : NULL;
+			size_t *map = batch != NULL ? realloc(d->map, n * sizeof(*map)) : NULL;
+
+			if (inds != NULL)
+				d->inds = inds;
+			if (batch != NULL)
+				d->batch = batch;
+			if (map == NULL)
+				return MK_ERR_NOMEM;
+			d->map = map;
+			d->cap = n;
+		}
 		m = 0;
 		for (size_t i = 0; i < n; i++)
 			if (out[i].result == MK_VR_GOOD) {
