@@ -274,6 +274,118 @@ static void test_text_folding(void **state)
 
 static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ/-";
 
+/* The check characters of body[0..n) by ISO/IEC 7064 MOD 1271-36 as the
+ * standard states it, one character at a time: the decoder's own (four
+ * at a time) must agree with it at every length. */
+static void naive_check(const char *body, size_t n, char out[2])
+{
+	uint32_t p = 0, c;
+
+	for (size_t i = 0; i < n; i++)
+		p = (p * 36 + (uint32_t)(strchr(alphabet, body[i]) - alphabet)) % 1271;
+	p = p * 36 % 1271 * 36 % 1271;
+	c = (1 + 1271 - p) % 1271;
+	out[0] = alphabet[c / 36];
+	out[1] = alphabet[c % 36];
+}
+
+/* line's last two characters made its check characters again. */
+static void recheck(char *line)
+{
+	size_t n = strlen(line);
+
+	naive_check(line, n - 2, line + n - 2);
+}
+
+/* Lines of every length, of random characters of the alphabet, with their
+ * check characters: never refused for the check (for their fields, yes);
+ * each with a wrong last character: refused for the check. */
+static void test_text_check_every_length(void **state)
+{
+	uint32_t x = 12345;
+	struct mk_indicium got;
+	const char *why;
+
+	(void)state;
+	for (size_t n = 2; n <= MK_INDICIUM_TEXT_MAX - 1; n++)
+		for (int rep = 0; rep < 4; rep++) {
+			char line[MK_INDICIUM_TEXT_MAX];
+
+			for (size_t i = 0; i < n - 2; i++) {
+				x = x * 1103515245u + 12345u;
+				line[i] = alphabet[(x >> 16) % 38];
+			}
+			line[n] = '\0';
+			naive_check(line, n - 2, line + n - 2);
+			assert_int_not_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_CHECK);
+			line[n - 1] = line[n - 1] == '0' ? '1' : '0';
+			assert_int_equal(mk_indicium_text_decode_why(line, &got, &why), MK_ERR_INDICIUM_CHECK);
+			assert_string_equal(why, MK_INDICIUM_WHY_CHECK);
+		}
+}
+
+/* A line as printed is parsed where it lies, any other folded first: the
+ * two paths give the same answer, the indicium or the same words for the
+ * same fault, field by field. Each line is tried as it is and with one
+ * letter lower case. */
+static void test_text_printed_and_folded_agree(void **state)
+{
+	/* each: a field's text replaced (field number, from 1), in a vector line */
+	static const struct {
+		int field;
+		const char *text;
+	} faults[] = {
+		{ 0, NULL },    { 1, "3" },        { 1, "01" },    { 2, "0" },         { 3, "V" },
+		{ 4, "U" },     { 5, "-" },        { 6, "A--B" },  { 7, "" },          { 8, "20251399" },
+		{ 9, "A-" },    { 10, "0" },       { 11, "0" },    { 12, "012" },      { 13, "99999999999999999999999" },
+		{ 14, "AAAA" }, { 14, "AAAAAAA1AAAAA" }, { 15, "A" }, { 15, "AAAAAAAAAAAAB" }, { 13, "1/2" },
+	};
+	struct mk_indicium a, b;
+	const char *wa, *wb;
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++)
+		for (size_t f = 0; f < sizeof(faults) / sizeof(faults[0]); f++) {
+			char line[MK_INDICIUM_TEXT_MAX], out[2 * MK_INDICIUM_TEXT_MAX], *p = line;
+			size_t o = 0;
+			int field = 1, lowered = 0;
+
+			get_text(names[k], line);
+			/* the fields up to the check characters, one replaced */
+			for (; *p != '\0' && p[1] != '\0' && p[2] != '\0'; field++) {
+				char *end = strchr(p, '/');
+
+				if (end == NULL)
+					break;
+				if (field == faults[f].field)
+					o += (size_t)sprintf(out + o, "%s/", faults[f].text);
+				else
+					o += (size_t)sprintf(out + o, "%.*s/", (int)(end - p), p);
+				p = end + 1;
+			}
+			sprintf(out + o, "CC");
+			if (strlen(out) > MK_INDICIUM_TEXT_MAX - 1)
+				continue;
+			recheck(out);
+			enum mk_err ra = mk_indicium_text_decode_why(out, &a, &wa);
+
+			assert_true(faults[f].field == 0 ? ra == MK_OK : ra == MK_ERR_INDICIUM_FORMAT);
+			/* the same line, one letter lower case: the folded path */
+			for (char *q = out; *q != '\0'; q++)
+				if (*q >= 'A' && *q <= 'Z') {
+					*q = (char)(*q - 'A' + 'a');
+					lowered = 1;
+					break;
+				}
+			assert_true(lowered);
+			assert_int_equal(mk_indicium_text_decode_why(out, &b, &wb), ra);
+			assert_memory_equal(&a, &b, sizeof(a));
+			if (ra != MK_OK)
+				assert_string_equal(wa, wb);
+		}
+}
+
+
 /* Every single substitution, by every character of the alphabet and a few
  * outside it, at every position of both vector lines, is refused; those
  * by an alphabet character are refused by the check characters. */
@@ -840,6 +952,8 @@ int main(void)
 		cmocka_unit_test(test_vectors_refused),
 		cmocka_unit_test(test_round_trip_lengths),
 		cmocka_unit_test(test_text_folding),
+		cmocka_unit_test(test_text_check_every_length),
+		cmocka_unit_test(test_text_printed_and_folded_agree),
 		cmocka_unit_test(test_every_substitution_detected),
 		cmocka_unit_test(test_every_transposition_detected),
 		cmocka_unit_test(test_candidates_include_original),
