@@ -267,7 +267,7 @@ void mk_archive_close(struct mk_archive *a)
 	if (a->ops != NULL && a->db != NULL)
 		a->ops->close(a->db);
 	archive_seen_free(a);
-	free(a->keymap_memo);
+	mk_keymap_nodes_free(a->keymap_memo);
 	free(a);
 }
 

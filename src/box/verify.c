@@ -285,17 +285,23 @@ static struct vkey *cache_find(struct vcache *c, const char *domain, uint64_t ke
 	return NULL;
 }
 
-/* A free entry, or the oldest replaced (round robin): bounded memory. */
+/* A free entry, or the oldest replaced (round robin): bounded memory. An
+ * entry never taken holds nothing and is not read: its page's first touch
+ * is then a write (a page first read is the zero page, its first write a
+ * second fault and a TLB flush of every CPU the process runs on). */
 static struct vkey *cache_slot(struct vcache *c)
 {
 	struct vkey *k = &c->e[c->next];
+	int fresh = c->next >= c->taken;
 
-	if (c->next >= c->taken)
+	if (fresh)
 		c->taken = c->next + 1;
 	c->next = (c->next + 1) % VCACHE_MAX;
-	if (k->used || k->rec != NULL)
-		vcache_unlink(c, k);
-	vkey_clear(k);
+	if (!fresh) {
+		if (k->used || k->rec != NULL)
+			vcache_unlink(c, k);
+		vkey_clear(k);
+	}
 	k->used = 1;
 	return k;
 }
