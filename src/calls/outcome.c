@@ -137,14 +137,16 @@ static void put_s(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* "%-24s": the result's words in a column of 24. */
+/* "%-24s": the result's words in a column of 24 (the spaces in one copy,
+ * not a call each: twenty for "good"). */
 static void put_col(struct line *l, const char *s)
 {
+	static const char spaces[24] = "                        ";
 	size_t n = strlen(s);
 
 	put(l, s, n);
-	while (n++ < 24)
-		put(l, " ", 1);
+	if (n < sizeof(spaces))
+		put(l, spaces, sizeof(spaces) - n);
 }
 
 static void put_u64(struct line *l, uint64_t v)

@@ -23,6 +23,7 @@
  * the box grouped by device; at most half of LOOKUP_MAX, as the records
  * they use stay pinned until they are sent. */
 #define GROUP_MAX 1024
+#define PREFETCH_AHEAD 8 /* items whose outcome is asked for before it is read (send_group) */
 /* Indicia of one mk_verify_batch call whose binary form is kept, encoded
  * once for the validity check and both domains' requests: a whole batch
  * of the pipeline's or of verify --file's largest (the rest, of a larger
@@ -616,8 +617,16 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const si
 			return e;
 		v->serial++;
 		if (attempt == 0) {
-			for (size_t t = 0; t < n; t++)
+			/* each item's outcome is met here first (a batch's, 368 bytes
+			 * apart, is far out of the caches): asked for PREFETCH_AHEAD
+			 * items ahead, the lines of its identity */
+			for (size_t t = 0; t < n; t++) {
+				if (t + PREFETCH_AHEAD < n) {
+					__builtin_prefetch(out[items[t + PREFETCH_AHEAD]].ind.product_code);
+					__builtin_prefetch(out[items[t + PREFETCH_AHEAD]].ind.mfg_seq);
+				}
 				g->dh[t] = device_hash(out[items[t]].ind.product_code, out[items[t]].ind.mfg_seq);
+			}
 			lookup_prefetch(d, g, n);
 		}
 		for (size_t t = 0; t < n; t++) {

@@ -109,6 +109,7 @@ struct vsight {
 	bool *dups;
 	struct mk_first_sighting *first;
 	size_t m, cap;
+	bool mixed; /* the sightings are of more than one postal domain */
 };
 
 struct vpipe;

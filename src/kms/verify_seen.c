@@ -43,12 +43,21 @@ enum mk_err verifier_sight_make(struct vsight *vs, const struct mk_verify_outcom
 	}
 	/* a sighting per indicium good in both domains and in its signature,
 	 * in its postal domain's index (the post verifying it keeps it) */
+	vs->mixed = false;
 	for (size_t i = 0; i < n; i++) {
 		const struct mk_indicium *ind = &out[i].ind;
+		size_t a, b;
 
 		if (out[i].result != MK_VR_GOOD)
 			continue;
-		snprintf(vs->dev[vs->m], sizeof(vs->dev[0]), "%s-%s", ind->product_code, ind->mfg_seq);
+		/* "product code-MSN" (VDEV_LEN: each at most MK_IDENT_MAX) */
+		a = strnlen(ind->product_code, MK_IDENT_MAX);
+		b = strnlen(ind->mfg_seq, MK_IDENT_MAX);
+		memcpy(vs->dev[vs->m], ind->product_code, a);
+		vs->dev[vs->m][a] = '-';
+		memcpy(vs->dev[vs->m] + a + 1, ind->mfg_seq, b);
+		vs->dev[vs->m][a + 1 + b] = '\0';
+		vs->mixed |= vs->m > 0 && strcmp(ind->postal, vs->s[0].domain) != 0;
 		vs->s[vs->m] = (struct mk_sighting){ ind->postal, vs->dev[vs->m], ind->piece_count, ind->date };
 		vs->idx[vs->m++] = i;
 	}
@@ -100,7 +109,9 @@ enum mk_err verifier_drops_due(struct mk_verifier *v, const struct vsight *vs, s
 	enum mk_err e;
 
 	*np = 0;
-	for (size_t t = 0; t < vs->m && *np < VDROP_MAX; t++) {
+	/* the batch's postal domains: the first sighting's alone unless
+	 * verifier_sight_make found others (a post's batch names its own) */
+	for (size_t t = 0; t < (vs->mixed ? vs->m : vs->m > 0) && *np < VDROP_MAX; t++) {
 		const char *dom = vs->s[t].domain;
 		unsigned days, ahead, i;
 
