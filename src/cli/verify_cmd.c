@@ -22,7 +22,7 @@
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
 #define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
-#define FIRST_CHUNK 4096   /* lines of a file's first chunk at most (chunk_read) */
+#define FIRST_CHUNK 4096   /* lines of a file's first chunk at most (chunk_want) */
 #define VERIFY_OUT_BUF 65536 /* standard output's buffer when it is not a terminal */
 
 /* ---- verify ---------------------------------------------------------------------------- */
@@ -449,16 +449,30 @@ static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, 
 	return MK_OK;
 }
 
+/* The lines of the file's chunk k at most: FIRST_CHUNK, doubled each
+ * chunk up to x->chunk (4,096, 8,192, ... 65,536), so that the verifier
+ * starts on the first lines (loading their devices' key records) while the
+ * reader decodes the next chunk, and the index writer has its first
+ * sightings while the verifier still loads the other devices' records:
+ * with whole chunks from the second on, the writer waited idle for a
+ * third of a second of the start (docs/internals/verify.md, "The command
+ * line"). */
+static size_t chunk_want(const struct vrun *x, size_t k)
+{
+	size_t want = FIRST_CHUNK;
+
+	for (; k > 0 && want < x->chunk; k--)
+		want *= 2;
+	return want < x->chunk ? want : x->chunk;
+}
+
 /* Fills chunk c with the file's next lines (blank ones skipped, counted
- * in r) and decodes them: x->chunk at most, FIRST_CHUNK at most for the
- * file's first, so that the verifier starts on the first lines (loading
- * their devices' key records) while the reader decodes the next chunk,
- * rather than waiting for a whole chunk's decode. *eofp set when the file
- * has no more. */
+ * in r) and decodes them: chunk_want at most. *eofp set when the file has
+ * no more. */
 static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 {
 	const char *line;
-	size_t len, want = r->filled == 0 && r->x->chunk > FIRST_CHUNK ? FIRST_CHUNK : r->x->chunk;
+	size_t len, want = chunk_want(r->x, r->filled);
 	enum mk_err e;
 
 	c->n = c->used = 0;
