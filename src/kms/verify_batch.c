@@ -786,12 +786,9 @@ enum mk_err verifier_judge(struct mk_verifier *v, const struct mk_indicium *inds
 		const uint8_t *bp;
 		size_t bn;
 
-		if (inds != NULL) {
-			memset(&out[i], 0, sizeof(out[i]));
+		if (inds != NULL)
 			out[i].ind = inds[i];
-		} else { /* the indicium in place */
-			verifier_outcome_clear(&out[i]);
-		}
+		verifier_outcome_clear(&out[i]); /* all but the indicium: it is written once */
 		out[i].vendor = out[i].postal = MK_VR_COUNT; /* not decided */
 		/* An indicium that does not encode, or names one domain in both
 		 * roles (its postal token would go unchecked), is malformed on its
