@@ -1534,6 +1534,49 @@ static void test_window_drop(void **state)
 	assert_rc(mk_archive_audit_verify(mk_kms_archive(W.k), "USPS", &res), MK_OK);
 }
 
+/* One batch of two postal domains' pieces, the first USPS's: 200 days on,
+ * its verifier drops the past of both (the batch's domains are found as
+ * its sightings are made; had only the first sighting's domain been
+ * looked at, EARTH's day would be kept and its piece a duplicate). */
+static void test_window_drop_two_domains(void **state)
+{
+	struct mk_indicium us[2], ea[2], batch[2];
+	struct mk_verify_outcome o[2];
+	struct mk_audit_result res;
+
+	(void)state;
+	fleet();
+	frank(US1, 73, TODAY, 2, us);
+	frank(EA1, 73, TODAY, 2, ea);
+	batch[0] = us[0];
+	batch[1] = ea[0];
+	verify_n(false, true, batch, 2, o);
+	expect(&o[0], VR_GOOD, VR_GOOD);
+	expect(&o[1], VR_GOOD, VR_GOOD);
+	/* 200 days on, by the KMS's clock: a batch of both domains' fresh pieces */
+	mk_kms_close(W.k);
+	W.k = w_open_kms(&W, (int64_t)time(NULL) + 200 * 86400, NULL);
+	batch[0] = us[1];
+	batch[1] = ea[1];
+	verify_n(false, true, batch, 2, o);
+	expect(&o[0], VR_GOOD, VR_GOOD);
+	expect(&o[1], VR_GOOD, VR_GOOD);
+	/* both days dropped: the first pieces are first sightings again */
+	batch[0] = us[0];
+	batch[1] = ea[0];
+	verify_n(false, true, batch, 2, o);
+	expect(&o[0], VR_GOOD, VR_GOOD);
+	expect(&o[1], VR_GOOD, VR_GOOD);
+	assert_rc(mk_archive_audit_verify(mk_kms_archive(W.k), "USPS", &res), MK_OK);
+	assert_rc(mk_archive_audit_verify(mk_kms_archive(W.k), "EARTH", &res), MK_OK);
+	mk_kms_close(W.k);
+	W.k = w_open_kms(&W, 0, NULL);
+	/* the twin, by today's clock: nothing past the window, both kept */
+	verify_n(false, true, batch, 2, o);
+	expect(&o[0], VR_GOOD, VR_DUP);
+	expect(&o[1], VR_GOOD, VR_DUP);
+}
+
 /* One pipelined batch of one indicium through a fresh verifier of W.k
  * (Brass, duplicates on), into *o. */
 static void piped_one(const struct mk_indicium *ind, struct mk_verify_outcome *o)
@@ -3070,6 +3113,7 @@ int main(void)
 		cmocka_unit_test(test_pipeline_together),
 		cmocka_unit_test(test_pipeline_notify),
 		cmocka_unit_test(test_window_drop),
+		cmocka_unit_test(test_window_drop_two_domains),
 		cmocka_unit_test(test_pipeline_per_batch),
 		cmocka_unit_test(test_unknown_device),
 		cmocka_unit_test(test_tin_other_month),
