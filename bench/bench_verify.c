@@ -32,7 +32,10 @@
  * PostgreSQL the fourth slice, 4 ND <= N, after the others), run last,
  * once this process has freed the fleet's indicia, with its
  * start apart (a process checks each meter's key records once; the
- * pipeline's verifier is warm);
+ * pipeline's verifier is warm), and the CPU time each took (this
+ * process's during the pipeline's first sightings, the CLI's as a child):
+ * on two cores the CLI's extra work (its start, the text, its answers)
+ * has to fit in what the pipeline leaves idle;
  * beside them the raw cost of the same
  * rows (a batched INSERT ... ON CONFLICT DO NOTHING of the same keys into a
  * table of the partitions' shape in the same database: SQLite with the
@@ -57,6 +60,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -603,6 +607,26 @@ static void check_outcomes(const struct mk_verify_outcome *out, size_t b, size_t
 		}
 }
 
+/* This process's CPU time (every thread's), in seconds. */
+static double process_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The CPU time of this process's children waited for, in seconds. */
+static double children_cpu(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_CHILDREN, &ru) != 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 /* inds[from, from + nd) through v with duplicates on, each outcome want:
  * in batches of DBATCH, one after the other (mk_verify_batch: one thread)
  * or pipelined (mk_verify_submit and _finish: the next batch verified
@@ -685,10 +709,10 @@ static void cli_lines(const struct fleet *f, size_t from, size_t nd, const char 
  * signatures, the second finds them remembered by the box. Both files are
  * removed. */
 static double cli_pass(const struct fleet *f, const char *url, const char *path, size_t nd, const char *mk,
-                       double startp[2])
+                       double startp[2], double *cpup)
 {
 	char start[4300], cmd[16384];
-	double t0, t;
+	double t0, t, c0;
 	int rc;
 
 	startp[0] = startp[1] = 0;
@@ -712,9 +736,11 @@ static double cli_pass(const struct fleet *f, const char *url, const char *path,
 	unlink(start);
 	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --chunk %zu --file '%s' >/dev/null",
 	         mk, f->home, url, DBATCH, path);
+	c0 = children_cpu();
 	t0 = bench_now();
 	rc = system(cmd);
 	t = bench_now() - t0;
+	*cpup = children_cpu() - c0; /* the shell's too: a few milliseconds */
 	unlink(path);
 	if (rc != 0) {
 		fprintf(stderr, "bench_verify: meterkey verify --file: exit %d (not every indicium good)\n", rc);
@@ -741,6 +767,7 @@ static void run_duplicates(struct fleet *f, size_t nd)
 	struct mk_verify_outcome *out[MK_VERIFY_INFLIGHT];
 	const char *path = strncmp(f->url, "sqlite:", 7) == 0 ? f->url + 7 : NULL;
 	double one[2], two[2], both[2] = { 0, 0 }, before, after = 0, raw = 0, cli = 0, cli_starts[2] = { 0, 0 };
+	double two_cpu = 0, cli_cpu = 0; /* CPU seconds: the pipeline's first sightings, verify --file's */
 	size_t n = f->m * f->k;
 	const char *mk = getenv("BENCH_CLI");
 	char cli_copy[4200] = "", cli_url[4300], lines[4200] = "", backend[32];
@@ -765,7 +792,11 @@ static void run_duplicates(struct fleet *f, size_t nd)
 		cli_from = sqlite_snapshot(path, cli_copy) == 0 ? nd : SIZE_MAX;
 	}
 	for (int pass = 0; pass < 2; pass++) {
+		double c0 = process_cpu();
+
 		two[pass] = dup_pass(k, v, f, nd, nd, 1, pass == 0 ? MK_VR_GOOD : MK_VR_DUPLICATE, out);
+		if (pass == 0)
+			two_cpu = process_cpu() - c0;
 		if (pass == 0 && path != NULL)
 			after = db_bytes(path);
 	}
@@ -796,7 +827,7 @@ static void run_duplicates(struct fleet *f, size_t nd)
 	free(f->inds);
 	f->inds = NULL;
 	if (lines[0] != '\0')
-		cli = cli_pass(f, cli_from == nd ? cli_url : f->url, lines, nd, mk, cli_starts);
+		cli = cli_pass(f, cli_from == nd ? cli_url : f->url, lines, nd, mk, cli_starts, &cli_cpu);
 	double cli_start = cli_starts[1];
 
 	if (cli_copy[0] != '\0') {
@@ -824,6 +855,11 @@ static void run_duplicates(struct fleet *f, size_t nd)
 		       "indicia freed\n",
 		       cli_from == nd ? "pipeline's" : "fourth", nd,
 		       cli_from == nd ? "a copy of the archive as the pipeline found it" : "the archive after the others");
+		if (cli_cpu > 0 && two_cpu > 0)
+			printf("  CPU: the pipeline %.2f s in %.2f s (%.2f cores), verify --file %.2f s in %.2f s (%.2f cores): "
+			       "%.2f of the pipeline's\n",
+			       two_cpu, (double)nd / two[0], two_cpu / ((double)nd / two[0]), cli_cpu, (double)nd / cli,
+			       cli_cpu / ((double)nd / cli), cli_cpu / two_cpu);
 		if (cli_start > 0 && (double)nd / cli > cli_start)
 			printf("  meterkey verify's start: %.2f s (one line of each of the %zu meters, --no-duplicates: the "
 			       "home opened, each meter's key records checked once a process; %.2f s cold, the box's "
