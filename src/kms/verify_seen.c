@@ -106,12 +106,13 @@ enum mk_err verifier_drops_due(struct mk_verifier *v, const struct vsight *vs, s
 	struct mk_kms *k = v->kms;
 	uint32_t today = mk_indicium_day(mk_kms_now(k));
 	const char *last = NULL;
+	/* the sightings whose domain is looked at: the first alone unless
+	 * verifier_sight_make found others (a post's batch names its own) */
+	size_t look = vs->mixed ? vs->m : vs->m > 0 ? 1 : 0;
 	enum mk_err e;
 
 	*np = 0;
-	/* the batch's postal domains: the first sighting's alone unless
-	 * verifier_sight_make found others (a post's batch names its own) */
-	for (size_t t = 0; t < (vs->mixed ? vs->m : vs->m > 0) && *np < VDROP_MAX; t++) {
+	for (size_t t = 0; t < look && *np < VDROP_MAX; t++) {
 		const char *dom = vs->s[t].domain;
 		unsigned days, ahead, i;
 
