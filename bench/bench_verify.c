@@ -35,8 +35,12 @@
  * pipeline's verifier is warm), and the CPU time each took (this
  * process's during the pipeline's first sightings, the CLI's as a child):
  * on two cores the CLI's extra work (its start, the text, its answers)
- * has to fit in what the pipeline leaves idle;
- * beside them the raw cost of the same
+ * has to fit in what the pipeline leaves idle; then (SQLite,
+ * BENCH_CLI_ROUNDS, default 5) the pipeline's first sightings and
+ * verify --file again, interleaved, each round on fresh copies of the
+ * archive as the pipeline found it, and the median of the rounds' ratios
+ * (cli_rounds: this VM's speed drifts by tens of per cent within
+ * minutes); beside them the raw cost of the same
  * rows (a batched INSERT ... ON CONFLICT DO NOTHING of the same keys into a
  * table of the partitions' shape in the same database: SQLite with the
  * archive's settings, or PostgreSQL's unnest statement), the index alone
@@ -76,6 +80,7 @@
 #include "meterkey/verify.h"
 
 #define BATCH 1000
+#define CLI_ROUNDS_MAX 15 /* BENCH_CLI_ROUNDS at most */
 /* with duplicates on: one transaction of sightings a batch (BENCH_DBATCH,
  * 1 to MK_SEEN_BATCH_MAX, default 8192: meterkey verify --file's chunk) */
 static size_t DBATCH = 8192;
@@ -359,6 +364,18 @@ static int sqlite_snapshot(const char *path, const char *copy)
 	sqlite3_close(src);
 	sqlite3_close(dst);
 	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Removes the SQLite database at path with its -wal and -shm files. */
+static void sqlite_remove(const char *path)
+{
+	char side[4400];
+
+	(void)unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	(void)unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	(void)unlink(side);
 }
 
 /*
@@ -696,6 +713,27 @@ static void cli_lines(const struct fleet *f, size_t from, size_t nd, const char 
 	lines_file(f, from, nd, path);
 }
 
+/* meterkey verify --file (mk) on the nd lines at path, duplicates on, on
+ * the archive at url, its output to /dev/null: indicia/s (0 when not
+ * every line passed good); its CPU seconds in *cpup (the shell's too: a
+ * few milliseconds). */
+static double cli_run(const struct fleet *f, const char *url, const char *path, size_t nd, const char *mk,
+                        double *cpup)
+{
+	char cmd[16384];
+	double t0, t, c0;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --chunk %zu --file '%s' >/dev/null",
+	         mk, f->home, url, DBATCH, path);
+	c0 = children_cpu();
+	t0 = bench_now();
+	rc = system(cmd);
+	t = bench_now() - t0;
+	*cpup = children_cpu() - c0;
+	return rc == 0 ? (double)nd / t : 0;
+}
+
 /* meterkey verify --file (the program at BENCH_CLI) on the nd fresh lines
  * at path (cli_lines), duplicates on, on the archive at url, its output
  * to /dev/null: indicia/s, or 0 (with why on stderr) when it did not pass
@@ -707,13 +745,12 @@ static void cli_lines(const struct fleet *f, size_t from, size_t nd, const char 
  * the process), where the in-process pipeline's verifier is warm; the
  * first run may be the first on the fleet, which verifies the records'
  * signatures, the second finds them remembered by the box. Both files are
- * removed. */
+ * the caller's to remove (cli_rounds reads them again). */
 static double cli_pass(const struct fleet *f, const char *url, const char *path, size_t nd, const char *mk,
                        double startp[2], double *cpup)
 {
 	char start[4300], cmd[16384];
-	double t0, t, c0;
-	int rc;
+	double t0, rate;
 
 	startp[0] = startp[1] = 0;
 	snprintf(start, sizeof(start), "%s.start", path);
@@ -733,20 +770,139 @@ static double cli_pass(const struct fleet *f, const char *url, const char *path,
 		if (system(cmd) == 0)
 			startp[i] = bench_now() - t0;
 	}
-	unlink(start);
-	snprintf(cmd, sizeof(cmd), "'%s' verify --home '%s' --archive '%s' --site bench-cli --chunk %zu --file '%s' >/dev/null",
-	         mk, f->home, url, DBATCH, path);
-	c0 = children_cpu();
-	t0 = bench_now();
-	rc = system(cmd);
-	t = bench_now() - t0;
-	*cpup = children_cpu() - c0; /* the shell's too: a few milliseconds */
-	unlink(path);
-	if (rc != 0) {
-		fprintf(stderr, "bench_verify: meterkey verify --file: exit %d (not every indicium good)\n", rc);
-		return 0;
+	if ((rate = cli_run(f, url, path, nd, mk, cpup)) == 0)
+		fprintf(stderr, "bench_verify: meterkey verify --file: not every indicium good\n");
+	return rate;
+}
+
+/* The lines of path (lines_file), decoded: *np of them. */
+static struct mk_indicium *lines_read(const char *path, size_t *np)
+{
+	FILE *fp = fopen(path, "r");
+	char line[MK_INDICIUM_TEXT_MAX + 2];
+	size_t n = 0, cap = 1024;
+	struct mk_indicium *v = malloc(cap * sizeof(*v));
+
+	if (fp == NULL || v == NULL)
+		fleet_die("the lines' file", fp == NULL ? MK_ERR_IO : MK_ERR_NOMEM, NULL);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (n == cap && (v = realloc(v, (cap *= 2) * sizeof(*v))) == NULL)
+			fleet_die("realloc", MK_ERR_NOMEM, NULL);
+		fleet_check(mk_indicium_text_decode(line, &v[n++]), "mk_indicium_text_decode", NULL);
 	}
-	return (double)nd / t;
+	fclose(fp);
+	*np = n;
+	return v;
+}
+
+/* The pipeline's first sightings as in run_duplicates, again, on the
+ * archive at url: a new KMS handle and verifier, warmed with duplicates
+ * off on the lines of path.start (one of each meter: the pipeline's
+ * verifier was warm), then path's lines (decoded beforehand, not timed)
+ * pipelined in batches of DBATCH. Indicia/s; its CPU seconds in *cpup. All
+ * it held freed before it returns. */
+static double round_pipeline(const struct fleet *f, const char *url, const char *path, double *cpup)
+{
+	struct fleet *g = malloc(sizeof(*g));
+	struct mk_verify_outcome *out[MK_VERIFY_INFLIGHT];
+	struct mk_indicium *st;
+	struct mk_verifier *v;
+	struct mk_kms *k;
+	char start[4300];
+	size_t ns, n;
+	double rate, c0;
+
+	if (g == NULL)
+		fleet_die("malloc", MK_ERR_NOMEM, NULL);
+	*g = *f;
+	if ((size_t)snprintf(g->url, sizeof(g->url), "%s", url) >= sizeof(g->url))
+		fleet_die("the archive's copy: its path is too long", MK_ERR_INVALID_ARG, NULL);
+	snprintf(start, sizeof(start), "%s.start", path);
+	st = lines_read(start, &ns);
+	g->inds = lines_read(path, &n);
+	for (unsigned s = 0; s < MK_VERIFY_INFLIGHT; s++)
+		if ((out[s] = calloc(DBATCH, sizeof(*out[s]))) == NULL)
+			fleet_die("calloc", MK_ERR_NOMEM, NULL);
+	k = fleet_open(g);
+	fleet_check(mk_verifier_new(k, false, false, &v), "mk_verifier_new", k);
+	fleet_check(mk_verifier_set_site(v, "bench"), "mk_verifier_set_site", k);
+	for (size_t p = 0; p < ns; p += DBATCH)
+		fleet_check(mk_verify_batch(v, st + p, ns - p < DBATCH ? ns - p : DBATCH, out[0]), "mk_verify_batch (warm)", k);
+	mk_verifier_set_duplicates(v, true);
+	c0 = process_cpu();
+	rate = dup_pass(k, v, g, 0, n, 1, MK_VR_GOOD, out);
+	*cpup = process_cpu() - c0;
+	mk_verifier_free(v);
+	mk_kms_close(k);
+	for (unsigned s = 0; s < MK_VERIFY_INFLIGHT; s++)
+		free(out[s]);
+	free(g->inds);
+	free(g);
+	free(st);
+	return rate;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, size_t n)
+{
+	double s[CLI_ROUNDS_MAX];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/*
+ * verify --file against the pipeline, interleaved (SQLite): rounds times,
+ * the pipeline's first sightings (round_pipeline) then verify --file
+ * (cli_run), each on a fresh copy of snap (the archive as the pipeline
+ * found it) of the same slice of nd lines at path. On a VM whose speed
+ * drifts by tens of per cent within minutes, one run of each, minutes
+ * apart, compares the machine's moods as much as the programs; each
+ * round's two runs are seconds apart, and the median of the rounds'
+ * ratios is what the comparison says (docs/internals/verify.md).
+ */
+static void cli_rounds(const struct fleet *f, const char *snap, const char *path, size_t nd, const char *mk,
+                       unsigned rounds)
+{
+	double pipe[CLI_ROUNDS_MAX], cli[CLI_ROUNDS_MAX], ratio[CLI_ROUNDS_MAX], pcpu, ccpu;
+	char copy[4300], url[4400];
+	unsigned done = 0;
+
+	snprintf(copy, sizeof(copy), "%s.round", snap);
+	snprintf(url, sizeof(url), "sqlite:%s", copy);
+	printf("  verify --file vs the pipeline, interleaved: %u rounds, each the pipeline's first sightings (a new "
+	       "verifier warmed on one line of each meter) then verify --file, on fresh copies of the archive as "
+	       "the pipeline found it:\n",
+	       rounds);
+	for (unsigned r = 0; r < rounds; r++) {
+		if (sqlite_snapshot(snap, copy) != 0)
+			break;
+		pipe[r] = round_pipeline(f, url, path, &pcpu);
+		sqlite_remove(copy);
+		if (sqlite_snapshot(snap, copy) != 0)
+			break;
+		cli[r] = cli_run(f, url, path, nd, mk, &ccpu);
+		sqlite_remove(copy);
+		if (cli[r] == 0) {
+			fprintf(stderr, "bench_verify: meterkey verify --file, round %u: not every indicium good\n", r + 1);
+			break;
+		}
+		ratio[r] = cli[r] / pipe[r];
+		printf("    round %u: pipeline %8.0f ind/s (CPU %.2f s), verify --file %8.0f ind/s (CPU %.2f s): %.2f\n",
+		       r + 1, pipe[r], pcpu, cli[r], ccpu, ratio[r]);
+		done++;
+	}
+	if (done > 0)
+		printf("    median: pipeline %.0f ind/s, verify --file %.0f ind/s; the median of the rounds' ratios %.2f\n",
+		       median(pipe, done), median(cli, done), median(ratio, done));
 }
 
 /* With duplicates on, three slices of nd fresh indicia: one thread
@@ -770,7 +926,8 @@ static void run_duplicates(struct fleet *f, size_t nd)
 	double two_cpu = 0, cli_cpu = 0; /* CPU seconds: the pipeline's first sightings, verify --file's */
 	size_t n = f->m * f->k;
 	const char *mk = getenv("BENCH_CLI");
-	char cli_copy[4200] = "", cli_url[4300], lines[4200] = "", backend[32];
+	unsigned cli_rounds_n = getenv("BENCH_CLI_ROUNDS") != NULL ? (unsigned)atoi(getenv("BENCH_CLI_ROUNDS")) : 5;
+	char cli_copy[4200] = "", lines[4200] = "", backend[32];
 	/* SQLite: the pipeline's slice, on a copy of the archive as the
 	 * pipeline found it; PostgreSQL: the fourth slice, after the others */
 	size_t cli_from = path == NULL && mk != NULL && mk[0] != '\0' && 4 * nd <= n ? 3 * nd : SIZE_MAX;
@@ -788,7 +945,6 @@ static void run_duplicates(struct fleet *f, size_t nd)
 	 * partition */
 	if (path != NULL && mk != NULL && mk[0] != '\0') {
 		snprintf(cli_copy, sizeof(cli_copy), "%s.cli", path);
-		snprintf(cli_url, sizeof(cli_url), "sqlite:%s", cli_copy);
 		cli_from = sqlite_snapshot(path, cli_copy) == 0 ? nd : SIZE_MAX;
 	}
 	for (int pass = 0; pass < 2; pass++) {
@@ -826,19 +982,18 @@ static void run_duplicates(struct fleet *f, size_t nd)
 	}
 	free(f->inds);
 	f->inds = NULL;
-	if (lines[0] != '\0')
-		cli = cli_pass(f, cli_from == nd ? cli_url : f->url, lines, nd, mk, cli_starts, &cli_cpu);
-	double cli_start = cli_starts[1];
+	if (lines[0] != '\0') {
+		/* on a copy of the copy: the rounds (cli_rounds) start from it again */
+		char run[sizeof(cli_copy) + 8], run_url[sizeof(run) + 8];
 
-	if (cli_copy[0] != '\0') {
-		char side[sizeof(cli_copy) + 8];
-
-		(void)unlink(cli_copy);
-		snprintf(side, sizeof(side), "%s-wal", cli_copy);
-		(void)unlink(side);
-		snprintf(side, sizeof(side), "%s-shm", cli_copy);
-		(void)unlink(side);
+		snprintf(run, sizeof(run), "%s.run", cli_copy);
+		snprintf(run_url, sizeof(run_url), "sqlite:%s", run);
+		if (cli_from != nd || sqlite_snapshot(cli_copy, run) == 0)
+			cli = cli_pass(f, cli_from == nd ? run_url : f->url, lines, nd, mk, cli_starts, &cli_cpu);
+		if (cli_from == nd)
+			sqlite_remove(run);
 	}
+	double cli_start = cli_starts[1];
 	printf("with duplicates on (the archive's duplicate index, %s, durable: each result once its sighting is "
 	       "committed), batches of %zu:\n",
 	       backend, DBATCH);
@@ -867,6 +1022,17 @@ static void run_duplicates(struct fleet *f, size_t nd)
 			       "ratio %.2f\n",
 			       cli_start, f->m, cli_starts[0], (double)nd / ((double)nd / cli - cli_start),
 			       (double)nd / ((double)nd / cli - cli_start) / two[0]);
+		if (cli_from == nd && cli_rounds_n > 0)
+			cli_rounds(f, cli_copy, lines, nd, mk, cli_rounds_n);
+	}
+	if (cli_copy[0] != '\0')
+		sqlite_remove(cli_copy);
+	if (lines[0] != '\0') {
+		char start[sizeof(lines) + 8];
+
+		snprintf(start, sizeof(start), "%s.start", lines);
+		(void)unlink(lines);
+		(void)unlink(start);
 	}
 	if (raw > 0) {
 		bench_report_vs("first sightings (pipeline) vs raw insert", "ind", two[0], path != NULL ? "sqlite3" : "libpq",
@@ -913,7 +1079,14 @@ int main(int argc, char **argv)
 		                "  BENCH_CLI=path/to/meterkey times verify --file on the pipeline's slice of ND (SQLite, on a copy\n"
 		                "    of the archive as the pipeline found it; PostgreSQL: a fourth slice, 4 ND <= N),\n"
 		                "    and its start (one line of each meter, --no-duplicates);\n"
+		                "    then (SQLite) BENCH_CLI_ROUNDS rounds (0 to 15, default 5) of the pipeline and verify --file\n"
+		                "    interleaved, on fresh copies of that archive: the median of the rounds' ratios;\n"
 		                "  BENCH_DBATCH=N the batches with duplicates on (default 8192)\n");
+		return 2;
+	}
+	if (getenv("BENCH_CLI_ROUNDS") != NULL &&
+	    (atoi(getenv("BENCH_CLI_ROUNDS")) < 0 || atoi(getenv("BENCH_CLI_ROUNDS")) > CLI_ROUNDS_MAX)) {
+		fprintf(stderr, "bench_verify: BENCH_CLI_ROUNDS is 0 to %d\n", CLI_ROUNDS_MAX);
 		return 2;
 	}
 	if (getenv("BENCH_DBATCH") != NULL) {

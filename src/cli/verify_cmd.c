@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
 #define FIRST_CHUNK 4096   /* lines of a file's first chunk at most (chunk_want) */
 #define VERIFY_OUT_BUF 65536 /* standard output's buffer when it is not a terminal */
+#define READER_NICE 10    /* the reader thread's nice value above the process's (reader_lower) */
 
 /* ---- verify ---------------------------------------------------------------------------- */
 
@@ -412,6 +414,7 @@ struct reader {
 	struct chunk ck[NCHUNKS];
 	size_t filled, submitted, finished;
 	int done;        /* the reader has ended: the file read, or a failure */
+	int news;        /* the index writer has written a batch since the verifier last looked (chunk_durable) */
 	int stop;        /* the verifier's: read no more */
 	enum mk_err err; /* the reader's failure (memory) */
 	int read_errno;  /* the file's read error, 0 when none */
@@ -494,14 +497,34 @@ static enum mk_err chunk_read(struct reader *r, struct chunk *c, int *eofp)
 	return mk_decode_lines(c->dec, c->lines, c->n, c->outs);
 }
 
+/* The calling thread's nice value raised by READER_NICE (at most 19),
+ * from the process's: a command run under nice stays below it. Linux
+ * gives a thread ID its own priority. */
+static void reader_lower(void)
+{
+	id_t tid = (id_t)gettid();
+	int now;
+
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, tid);
+	if (errno == 0)
+		(void)setpriority(PRIO_PROCESS, tid, now + READER_NICE < 19 ? now + READER_NICE : 19);
+}
+
 /* The reader's thread: chunks filled and decoded while there is room.
  * Cancellable only while it waits for the file (read_some), where it
- * holds no lock. */
+ * holds no lock. It runs at a lower priority (reader_lower): on two cores
+ * the verifier's thread and the index writer need both, and the reader's
+ * chunks are wanted only once the verifier has room for them; when the
+ * verifier waits for one, the reader has a core to itself
+ * (docs/internals/verify.md, "The command line"). A priority it cannot
+ * lower is no failure. */
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 	int eof = 0, old;
 
+	reader_lower();
 	(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	pthread_mutex_lock(&r->mu);
 	while (!eof && r->err == MK_OK) {
@@ -552,22 +575,46 @@ static enum mk_err chunk_finish(struct reader *r)
 	return MK_OK;
 }
 
+/* mk_verifier_set_notify: the index writer has written a batch. It wakes
+ * the verifier's thread if it waits for the reader (verify_chunks); the
+ * writer holds the pipeline's lock, and no thread holding r->mu waits for
+ * that lock. */
+static void chunk_durable(void *arg)
+{
+	struct reader *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	r->news = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* The file's chunks, as the reader decodes them, through the verifier's
  * pipeline: each submitted, the oldest finished and printed once
  * MK_VERIFY_INFLIGHT are in flight (the index writer takes those waiting
- * together, in one transaction), and all of them at the end. */
+ * together, in one transaction), and all of them at the end. A chunk
+ * already durable is printed before the verifier waits for the reader
+ * (mk_verify_ready; chunk_durable wakes it), so that a live feed's line
+ * is answered as soon as its sighting is durable, not once
+ * MK_VERIFY_INFLIGHT newer chunks have come. */
 static enum mk_err verify_chunks(struct reader *r)
 {
 	enum mk_err e = MK_OK;
 
 	for (;;) {
+		while (r->finished < r->submitted && mk_verify_ready(r->x->v))
+			if ((e = chunk_finish(r)) != MK_OK)
+				return e;
 		pthread_mutex_lock(&r->mu);
-		while (r->submitted == r->filled && !r->done)
+		while (r->submitted == r->filled && !r->done && !r->news)
 			pthread_cond_wait(&r->cv, &r->mu);
-		int more = r->submitted < r->filled;
+		r->news = 0;
+		int more = r->submitted < r->filled, end = !more && r->done;
 		pthread_mutex_unlock(&r->mu);
-		if (!more)
+		if (end)
 			break;
+		if (!more)
+			continue; /* a batch written: printed above if it is the oldest */
 		if ((e = mk_verify_decoded_submit(r->x->v, chunk_at(r, r->submitted)->dec)) != MK_OK)
 			return e;
 		r->submitted++; /* the verifier's thread's alone: read by it only */
@@ -604,7 +651,12 @@ static enum mk_err verify_local(struct vrun *x, struct lines_in *in, int *read_e
 		free(r);
 		return MK_ERR_NOMEM;
 	}
-	e = verify_chunks(r);
+	if ((e = mk_verifier_set_notify(x->v, chunk_durable, r)) == MK_OK)
+		e = verify_chunks(r);
+	/* no call after r is freed: the writer calls it under the lock this
+	 * takes (its pipe made above, this cannot fail) */
+	if (mk_verifier_set_notify(x->v, NULL, NULL) != MK_OK && e == MK_OK)
+		e = MK_ERR_INTERNAL;
 	pthread_mutex_lock(&r->mu);
 	r->stop = 1; /* a failure: the reader waiting for room ends */
 	pthread_cond_broadcast(&r->cv);

@@ -9,6 +9,9 @@
 # gives the same JSON and the same text with --chunk 2600 as with --chunk 1
 # (--no-duplicates, so that the runs record nothing and each sees the same
 # archive); the comparison is shown to fail on a file with one line changed.
+# A live feed's first line is answered while the feed stays open, the
+# reader thread at a lower priority; a live feed whose verification fails
+# ends.
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 . "$(dirname "$0")/lib.bash"
 export METERKEY_HOME="$T/home"
@@ -65,6 +68,27 @@ sed -n 700p "$T/all" | grep -qF ': not an indicium: "quoted", a \\ and \x01' ||
 awk 'NR == 2500 { print prev; next } { prev = $0; print }' "$T/lines" >"$T/other"
 expect 1 "$MK" verify --no-duplicates --json --chunk $N --file "$T/other"
 cmp -s "$T/out" "$T/all--json" && { echo "FAIL: a file with line 2500 changed answers the same"; fails=$((fails+1)); }
+# A live feed held open after its first line: that line is answered
+# while the feed is still open, once its sighting is durable (before, its
+# answer waited for eight more chunks or the end of the feed). Meanwhile
+# the reader thread waits for the next line, at a nice value 10 above the
+# process's (at most 19), the verifier's thread and the index writer at
+# the process's (seen with ps; before, every thread was at the process's):
+# under nice 15 the reader is at 19.
+mkfifo "$T/feed1"
+for base in 0 15; do
+  (head -1 "$T/franked"; exec sleep 30) >"$T/feed1" 2>/dev/null &
+  feeder=$!
+  nice -n $base "$MK" verify --chunk 1 --file - <"$T/feed1" >"$T/out" 2>"$T/err" &
+  verifier=$!
+  for _ in $(seq 100); do [ -s "$T/out" ] && break; sleep 0.1; done
+  nis=$(ps -L -o ni= -p "$verifier" | tr -d ' ' | sort -n | uniq -c | tr -s ' ' | tr '\n' ';')
+  want=$([ $base = 0 ] && echo " 2 0; 1 10;" || echo " 2 15; 1 19;")
+  [ -s "$T/out" ] || { echo "FAIL: nice $base: a live feed's first line not answered in 10 s while the feed is open"; fails=$((fails+1)); }
+  [ "$nis" = "$want" ] || { echo "FAIL: nice $base: the threads' nice values (count value) '$nis', expected '$want'"; fails=$((fails+1)); }
+  kill "$feeder" 2>/dev/null
+  wait "$feeder" "$verifier" 2>/dev/null
+done
 # A live feed on standard input whose verification fails (the Brass box
 # held by another session: MK_ERR_BOX_BUSY once the box's wait of some 10 s
 # is over) ends with the failure, though the feed stays open: the reader
