@@ -114,6 +114,7 @@ void mk_verifier_free(struct mk_verifier *v)
 	if (v == NULL)
 		return;
 	verifier_pipe_free(v); /* its batches finished, while the boxes are open */
+	verifier_prefetch_free(v);
 	for (size_t i = 0; i < v->ndomains; i++) {
 		struct vdomain *d = v->domains[i];
 

@@ -24,6 +24,10 @@
  * they use stay pinned until they are sent. */
 #define GROUP_MAX 1024
 #define PREFETCH_AHEAD 8 /* items whose outcome is asked for before it is read (send_group) */
+/* New devices in a group from which the next group's are read by the
+ * prefetcher meanwhile (prefetch_group): a verifier's first batches */
+#define PREFETCH_MIN 32
+_Static_assert(GROUP_MAX <= VPF_MAX, "a prefetcher's job holds a group's devices");
 /* Indicia of one mk_verify_batch call whose binary form is kept, encoded
  * once for the validity check and both domains' requests: a whole batch
  * of the pipeline's or of verify --file's largest (the rest, of a larger
@@ -74,21 +78,27 @@ static void lookup_unlink(struct vdomain *d, struct lookup *l)
 		}
 }
 
-/* The number of the head in d->signed_head (as the archive gave it) into
- * *seqp. */
-static enum mk_err signed_head_seq(const struct vdomain *d, uint64_t *seqp)
+/* The head number of the signed head in b into *seqp. */
+static enum mk_err head_seq_of(const struct mk_buf *b, uint64_t *seqp)
 {
 	struct mk_head *h = malloc(sizeof(*h));
 	enum mk_err e = MK_OK;
 
 	if (h == NULL)
 		return MK_ERR_NOMEM;
-	if (mk_head_decode(mk_buf_data(d->signed_head), mk_buf_len(d->signed_head), h) != MK_OK)
+	if (mk_head_decode(mk_buf_data(b), mk_buf_len(b), h) != MK_OK)
 		e = MK_ERR_DB_HEAD;
 	else
 		*seqp = h->seq;
 	free(h);
 	return e;
+}
+
+/* The number of the head in d->signed_head (as the archive gave it) into
+ * *seqp. */
+static enum mk_err signed_head_seq(const struct vdomain *d, uint64_t *seqp)
+{
+	return head_seq_of(d->signed_head, seqp);
 }
 
 /* Tin: the master key record of key key_id as it stands under the
@@ -270,25 +280,78 @@ fail:
 	return NULL;
 }
 
+/* The prefetcher's job for this group (verify_prefetch.c), when it read
+ * the records under the head the group is verified under (d->head_seq),
+ * that head then d's signed head; else NULL. */
+static struct vpf_job *prefetched(struct mk_verifier *v, struct vdomain *d, const size_t *items)
+{
+	struct vpf_job *j = v->tin ? NULL : verifier_prefetch_done(v, d, items);
+	uint64_t seq;
+
+	if (j == NULL || mk_buf_len(j->head) == 0 || head_seq_of(j->head, &seq) != MK_OK || seq != d->head_seq)
+		return NULL;
+	if ((d->signed_head == NULL && (d->signed_head = mk_buf_new(MK_HEAD_MAX)) == NULL) ||
+	    (mk_buf_reset(d->signed_head), mk_buf_put_bytes(d->signed_head, mk_buf_data(j->head), mk_buf_len(j->head))) !=
+	            MK_OK)
+		return NULL;
+	v->prefetch_taken++;
+	return j;
+}
+
+/* Entry l (the group's item t's) from the prefetcher's job j, when j read
+ * its device and found it, or found it unknown: 1. Else 0, and l is read
+ * with the others (an error of its record said there). */
+static int take_prefetched(const struct vpf_job *j, size_t t, struct lookup *l, uint64_t seq)
+{
+	const struct mk_device_proof *p;
+
+	if (j == NULL || j->slot[t] == LOOKUP_NONE)
+		return 0;
+	p = &j->dp[j->slot[t]];
+	if (!device_is(l, p->product_code, p->mfg_seq) || (p->rc != MK_OK && p->rc != MK_RC_RECORD_UNKNOWN))
+		return 0;
+	if (p->rc == MK_OK) {
+		mk_buf_reset(l->rec);
+		mk_buf_reset(l->proof);
+		if (mk_buf_put_bytes(l->rec, mk_buf_data(p->rec), mk_buf_len(p->rec)) != MK_OK ||
+		    mk_buf_put_bytes(l->proof, mk_buf_data(p->proof), mk_buf_len(p->proof)) != MK_OK)
+			return 0;
+	}
+	l->loading = 0;
+	l->found = p->rc == MK_OK;
+	l->head_seq = seq;
+	return 1;
+}
+
 /*
  * Resolves the entries of the group's devices new to d (loading, made by
- * lookup) together: their key records and proofs read in one snapshot
- * under one head (mk_archive_device_proofs), so that the first batches of
- * a fleet read the head and the versions waiting once, not once a device.
- * An unknown device is remembered as one; a failure leaves none of them
- * remembered.
+ * lookup) together: those the prefetcher read for this group under the
+ * group's head (prefetched) from its job, the others' key records and
+ * proofs read in one snapshot under one head (mk_archive_device_proofs),
+ * so that the first batches of a fleet read the head and the versions
+ * waiting once, not once a device. An unknown device is remembered as
+ * one; a failure leaves none of those it read remembered. The number of
+ * new devices into *newp.
  */
 static enum mk_err load_group(struct mk_verifier *v, struct vdomain *d, const struct mk_verify_outcome *out,
-                              const size_t *items, struct group *g, size_t n)
+                              const size_t *items, struct group *g, size_t n, size_t *newp)
 {
 	struct mk_device_proof *dp = NULL;
 	struct lookup **ls = NULL;
+	struct vpf_job *j;
 	uint64_t seq = 0;
 	size_t m = 0, bad = SIZE_MAX;
 	enum mk_err e = MK_OK;
 
 	for (size_t t = 0; t < n; t++)
 		m += g->lks[t]->loading && g->lks[t]->gfirst == t;
+	*newp = m;
+	if (m == 0)
+		return MK_OK;
+	if ((j = prefetched(v, d, items)) != NULL)
+		for (size_t t = 0; t < n; t++)
+			if (g->lks[t]->loading && g->lks[t]->gfirst == t && take_prefetched(j, t, g->lks[t], d->head_seq))
+				m--;
 	if (m == 0)
 		return MK_OK;
 	if ((d->signed_head == NULL && (d->signed_head = mk_buf_new(MK_HEAD_MAX)) == NULL) ||
@@ -331,12 +394,66 @@ fail:
 	if (bad == SIZE_MAX)
 		kms_fail(v->kms, e, "verifying indicia of %zu devices: the archive did not give their key records of domain %s",
 		         m, d->id);
-	for (size_t t = 0; t < n; t++) /* none of the group's new entries remembered */
+	for (size_t t = 0; t < n; t++) /* none of the entries it read remembered */
 		if (g->lks[t]->loading)
 			lookup_drop(d, g->lks[t]);
 	free(dp);
 	free(ls);
 	return e;
+}
+
+/* Whether d remembers the device of ind (dhash its device_hash), as
+ * lookup would find it: Brass, one entry a device. */
+static int lookup_known(const struct vdomain *d, const struct mk_indicium *ind, uint32_t dhash)
+{
+	for (uint16_t i = d->head[dhash & (LOOKUP_BUCKETS - 1)]; i != LOOKUP_NONE; i = d->look[i].chain)
+		if (d->look[i].dhash == dhash && device_is(&d->look[i], ind->product_code, ind->mfg_seq))
+			return 1;
+	return 0;
+}
+
+/*
+ * The next group's devices that d does not remember (out[items[0..n)]),
+ * each once, handed to the prefetcher to read while this thread has the
+ * box check the current group (send_group): when there are PREFETCH_MIN
+ * of them or more, as while a verifier meets a fleet for the first time.
+ * Nothing when the prefetcher cannot be had.
+ */
+static void prefetch_group(struct mk_verifier *v, struct vdomain *d, const struct mk_verify_outcome *out,
+                           const size_t *items, size_t n)
+{
+	uint16_t set[2 * VPF_MAX]; /* devices in the job by hash, index + 1 (0: free) */
+	struct vpf_job *j;
+	size_t m = 0;
+
+	if (v->tin || n == 0 || (j = verifier_prefetch_job(v)) == NULL)
+		return;
+	memset(set, 0, sizeof(set));
+	for (size_t t = 0; t < n && t < VPF_MAX; t++) {
+		const struct mk_indicium *ind = &out[items[t]].ind;
+		uint32_t h = device_hash(ind->product_code, ind->mfg_seq), k = h & (2 * VPF_MAX - 1);
+
+		j->slot[t] = LOOKUP_NONE;
+		if (lookup_known(d, ind, h))
+			continue;
+		for (; set[k] != 0; k = (k + 1) & (2 * VPF_MAX - 1)) /* the same device earlier in the group */
+			if (strcmp(j->ids[set[k] - 1][0], ind->product_code) == 0 &&
+			    strcmp(j->ids[set[k] - 1][1], ind->mfg_seq) == 0)
+				break;
+		if (set[k] == 0) {
+			snprintf(j->ids[m][0], sizeof(j->ids[m][0]), "%s", ind->product_code);
+			snprintf(j->ids[m][1], sizeof(j->ids[m][1]), "%s", ind->mfg_seq);
+			set[k] = (uint16_t)++m;
+		}
+		j->slot[t] = (uint16_t)(set[k] - 1);
+	}
+	if (m < PREFETCH_MIN)
+		return; /* the job left empty: few enough to read with the group */
+	j->d = d;
+	j->items = items;
+	j->m = m;
+	snprintf(j->domain, sizeof(j->domain), "%s", d->id);
+	verifier_prefetch_start(v);
 }
 
 /* The domain's newest head's number: when it is not the one d's records
@@ -600,11 +717,12 @@ static size_t batch_len(const struct mk_verifier *v, const struct vdomain *d, co
  * item. The results are the same in any order; the records stay pinned
  * until the group is sent.
  */
-static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const size_t *items, size_t n, int role,
-                              struct group *g, struct mk_verify_outcome *out)
+static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const size_t *items, size_t n,
+                              const size_t *next, size_t next_n, int role, struct group *g,
+                              struct mk_verify_outcome *out)
 {
 	uint8_t res[MK_VERIFY_BATCH_MAX];
-	size_t no = 0;
+	size_t no = 0, fresh = 0;
 	enum mk_err e = MK_OK;
 
 	/* every record of a request under one head, the newest: a head
@@ -644,7 +762,7 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const si
 				lk->glast = (uint16_t)t;
 			}
 		}
-		if ((e = load_group(v, d, out, items, g, n)) != MK_OK)
+		if ((e = load_group(v, d, out, items, g, n, &fresh)) != MK_OK)
 			return e;
 		for (size_t t = 0; t < n; t++)
 			same &= !g->lks[t]->found || g->lks[t]->head_seq == d->head_seq;
@@ -656,6 +774,9 @@ static enum mk_err send_group(struct mk_verifier *v, struct vdomain *d, const si
 		verifier_forget(d);
 		d->head_seq = 0;
 	}
+	/* a group of many new devices: the next group's read meanwhile */
+	if (fresh >= PREFETCH_MIN)
+		prefetch_group(v, d, out, next, next_n);
 	for (size_t t = 0; t < n; t++) {
 		if (g->lks[t]->gfirst != t)
 			continue;
@@ -733,11 +854,16 @@ static enum mk_err verify_role(struct mk_verifier *v, size_t n, int role, struct
 			if (*sj == MK_VR_COUNT && id_eq(role == 0 ? out[j].ind.vendor : out[j].ind.postal, dom))
 				idx[m++] = j;
 		}
-		for (size_t c = 0; c < m; c += GROUP_MAX)
-			if ((e = send_group(v, d, idx + c, m - c < GROUP_MAX ? m - c : GROUP_MAX, role, g, out)) != MK_OK)
+		for (size_t c = 0; c < m; c += GROUP_MAX) {
+			size_t nc = m - c < GROUP_MAX ? m - c : GROUP_MAX, cn = c + nc;
+
+			if ((e = send_group(v, d, idx + c, nc, idx + cn, m - cn < GROUP_MAX ? m - cn : GROUP_MAX, role, g,
+			                    out)) != MK_OK)
 				goto out;
+		}
 	}
 out:
+	verifier_prefetch_drop(v); /* a job for a group of idx not sent (a failure) */
 	free(idx);
 	free(g);
 	return e;

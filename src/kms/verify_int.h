@@ -100,6 +100,48 @@ void verifier_forget(struct vdomain *d);
 /* "product code-MSN" */
 #define VDEV_LEN (2 * MK_IDENT_MAX + 2)
 
+/*
+ * verify_prefetch.c: one job of the prefetcher, the key records and
+ * proofs of up to VPF_MAX devices of one domain read on its own connection
+ * (mk_archive_device_proofs) while the caller's thread goes on: the new
+ * devices of the group after the one being sent (verify_batch.c,
+ * send_group), for that group's load_group. The caller fills d, items,
+ * domain, m, the identities (ids, dp[i].product_code and mfg_seq pointing
+ * there) and slot, then starts it; the prefetcher fills head, dp[i].rec,
+ * proof, key_id, rc and the job's rc.
+ */
+#define VPF_MAX 1024 /* devices a job: a group's items at most (GROUP_MAX) */
+
+struct vpf_job {
+	const struct vdomain *d; /* the domain and the group (the caller's items array) it is for */
+	const size_t *items;
+	char domain[MK_DOMAIN_ID_MAX + 1];
+	size_t m;
+	char ids[VPF_MAX][2][MK_IDENT_MAX + 1]; /* each device's product code and MSN */
+	struct mk_device_proof dp[VPF_MAX];
+	uint16_t slot[VPF_MAX]; /* item t of the group: its device's index in dp, or LOOKUP_NONE */
+	struct mk_buf *head;     /* the head they were read under */
+	enum mk_err rc;          /* mk_archive_device_proofs's */
+};
+
+/* The prefetcher's job to fill, emptied (the prefetcher made, its thread
+ * started, on first use); NULL when there is none to be had (no thread,
+ * memory, another process's, its connection failed). */
+struct vpf_job *verifier_prefetch_job(struct mk_verifier *v);
+/* Starts the job verifier_prefetch_job gave, filled. */
+void verifier_prefetch_start(struct mk_verifier *v);
+/* The job for d's group items, once done: NULL when there is none for
+ * them, or it failed. Taken: the caller reads it until its next job. */
+struct vpf_job *verifier_prefetch_done(struct mk_verifier *v, const struct vdomain *d, const size_t *items);
+/* A job not taken is waited for and let go (the end of a batch's role:
+ * the group it was for is gone). */
+void verifier_prefetch_drop(struct mk_verifier *v);
+/* Ends the thread, closes its connection, frees all. */
+void verifier_prefetch_free(struct mk_verifier *v);
+/* Tests: called on the prefetcher's thread with each job it has read,
+ * before the job can be taken (NULL: none). */
+extern void (*verifier_prefetch_hook)(struct vpf_job *j);
+
 /* A batch's sightings, made from its good outcomes (verifier_sight_make),
  * what the archive answers of them, and the outcome each is of. */
 struct vsight {
@@ -158,6 +200,8 @@ struct mk_verifier {
 	char site[MK_SITE_MAX + 1]; /* kept with its first sightings (mk_verifier_set_site) */
 	struct vsight sight;        /* the synchronous path's sightings (verifier_sightings) */
 	struct vpipe *pipe;         /* verify_pipe.c: the index writer, made on the first submit */
+	struct vprefetch *prefetch; /* verify_prefetch.c: made on the first group with many new devices */
+	size_t prefetch_taken;      /* groups whose new devices' records a job gave (tests) */
 	struct mk_decoded_lines *vl[MK_VERIFY_INFLIGHT]; /* verify_text.c: lines in flight, a ring */
 	struct mk_decoded_lines own[MK_VERIFY_INFLIGHT]; /* mk_verify_lines_submit's, own[k] at vl[k] */
 	unsigned vl_head, vl_count;

@@ -45,6 +45,7 @@
 #include "box/box_int.h"         /* box_verify_counts, box_verified_digest: the records remembered */
 #include "device/device_int.h"
 #include "kms/kms_int.h" /* the KMS's spare index writer */
+#include "kms/verify_int.h" /* the prefetcher's jobs: its hook, the groups it served */
 #include "archive/archive_util.h"
 #include "e2e/world.h"
 #include "meterkey/indicium.h"
@@ -3024,6 +3025,103 @@ struct tk_scan {
 	unsigned meters, records;
 };
 
+
+/* ---- The prefetcher ------------------------------------------------------------ */
+
+enum { PF_METERS = 72, PF_GROUP = 1024 };
+static char PF_SPOIL[MK_IDENT_MAX + 1]; /* pf_spoil: the MSN whose record it changes */
+static int PF_SPOILED;
+
+/* verifier_prefetch_hook: the record the prefetcher read for the device
+ * of MSN PF_SPOIL changed in its last byte, as a corrupt read or an
+ * archive that lies would give it. */
+static void pf_spoil(struct vpf_job *j)
+{
+	for (size_t i = 0; i < j->m; i++) {
+		uint8_t rec[MK_RECORD_MAX];
+		size_t n = mk_buf_len(j->dp[i].rec);
+
+		if (strcmp(j->dp[i].mfg_seq, PF_SPOIL) != 0 || j->dp[i].rc != MK_OK || n == 0 || n > sizeof(rec))
+			continue;
+		memcpy(rec, mk_buf_data(j->dp[i].rec), n);
+		rec[n - 1] ^= 1;
+		mk_buf_reset(j->dp[i].rec);
+		assert_rc(mk_buf_put_bytes(j->dp[i].rec, rec, n), MK_OK);
+		PF_SPOILED++;
+	}
+}
+
+/*
+ * A verifier meeting many devices at once (its first batches) has its
+ * prefetcher read the key records and proofs of the next group's new
+ * devices while the box checks the current group's (verify_prefetch.c):
+ * 72 meters in USPS, the first 36 in the batch's first group of 1,024
+ * items and the others in the second, so that each domain's second group
+ * is read ahead (two jobs taken). Every piece is good but, in the second
+ * group, one of a device the archive does not know (unknown device) and
+ * one with its postal token changed (bad token). The negative twin: the
+ * record the prefetcher read for one device of the second group changed
+ * by a byte (the hook, its signature's last): the box checks every record
+ * it is given, read ahead or not, and refuses the request, so the batch
+ * fails (MK_RC_SIGNATURE_INVALID, in VE, the first role) and nothing of
+ * it is answered good.
+ */
+static void test_prefetch(void **state)
+{
+	static char id[PF_METERS][MK_METER_ID_MAX + 1];
+	struct mk_indicium one[PF_METERS], *inds = calloc(2 * PF_GROUP, sizeof(*inds));
+	struct mk_verify_outcome *o = calloc(2 * PF_GROUP, sizeof(*o));
+	struct mk_verifier *v = NULL;
+	const size_t unknown = PF_GROUP + 100, changed = PF_GROUP + 200;
+	enum mk_err e;
+
+	(void)state;
+	assert_non_null(inds);
+	assert_non_null(o);
+	fleet();
+	for (int i = 0; i < PF_METERS; i++) {
+		char msn[16];
+
+		snprintf(msn, sizeof(msn), "US7%03d", i);
+		new_meter("PM300", "USPS", "US", msn, id[i]);
+		assert_rc(mk_kms_meter_credit(W.k, id[i], 1000), MK_OK);
+		frank(id[i], 55, TODAY, 1, &one[i]);
+	}
+	/* group 0: meters 0..35, group 1: meters 36..71, each domain's */
+	for (size_t t = 0; t < 2 * PF_GROUP; t++)
+		inds[t] = one[(t < PF_GROUP ? 0 : PF_METERS / 2) + t % (PF_METERS / 2)];
+	snprintf(inds[unknown].mfg_seq, sizeof(inds[unknown].mfg_seq), "US7999");
+	inds[changed].postal_token[0] ^= 1;
+
+	assert_rc(mk_verifier_new(W.k, false, false, &v), MK_OK);
+	assert_rc(mk_verify_batch(v, inds, 2 * PF_GROUP, o), MK_OK);
+	assert_int_equal(v->prefetch_taken, 2); /* each domain's second group */
+	mk_verifier_free(v);
+	for (size_t t = 0; t < 2 * PF_GROUP; t++)
+		if (t == unknown)
+			expect(&o[t], VR_UNKNOWN, VR_UNKNOWN);
+		else if (t == changed)
+			expect(&o[t], VR_GOOD, VR_BAD);
+		else
+			expect(&o[t], VR_GOOD, VR_GOOD);
+
+	/* the twin: one device's prefetched record changed */
+	snprintf(PF_SPOIL, sizeof(PF_SPOIL), "%s", one[PF_METERS / 2 + 5].mfg_seq);
+	PF_SPOILED = 0;
+	verifier_prefetch_hook = pf_spoil;
+	memset(o, 0, 2 * PF_GROUP * sizeof(*o));
+	assert_rc(mk_verifier_new(W.k, false, false, &v), MK_OK);
+	e = mk_verify_batch(v, inds, 2 * PF_GROUP, o);
+	verifier_prefetch_hook = NULL;
+	assert_rc(e, MK_RC_SIGNATURE_INVALID); /* VE's box refused the request: the batch ends there */
+	assert_non_null(strstr(mk_kms_detail(W.k), "refused Verify in domain VE"));
+	assert_int_equal(v->prefetch_taken, 1);
+	mk_verifier_free(v);
+	assert_int_equal(PF_SPOILED, 1);
+	free(inds);
+	free(o);
+}
+
 /* For every key of a meter with key bytes in its NVM: the month's token key
  * record of its domain (if distributed) holds neither the master key nor
  * the token key in clear, names the device, the domain and the key, and is
@@ -3128,6 +3226,7 @@ int main(void)
 		cmocka_unit_test(test_same_domain_twice),
 		cmocka_unit_test(test_check_characters),
 		cmocka_unit_test(test_no_master_key_in_token_records),
+		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_device_proofs_waiting), /* last: its waiting version stays */
 	};
 
