@@ -23,7 +23,7 @@
 #define LINE_MAX_LEN 1024
 #define VERIFY_CHUNK 1000 /* meterkeyd's default --max-items: a chunk is one batch */
 #define FILE_CHUNK 8192   /* lines of a file verified together here by default: one transaction of sightings */
-#define FIRST_CHUNK 4096   /* lines of a file's first chunk at most (chunk_want) */
+#define FIRST_CHUNK 16384  /* lines of a file's first chunk at most (chunk_want) */
 #define VERIFY_OUT_BUF 65536 /* standard output's buffer when it is not a terminal */
 #define READER_NICE 10    /* the reader thread's nice value above the process's (reader_lower) */
 
@@ -453,13 +453,16 @@ static enum mk_err chunk_add(struct vrun *x, struct chunk *c, const char *line, 
 }
 
 /* The lines of the file's chunk k at most: FIRST_CHUNK, doubled each
- * chunk up to x->chunk (4,096, 8,192, ... 65,536), so that the verifier
+ * chunk up to x->chunk (16,384, 32,768, 65,536), so that the verifier
  * starts on the first lines (loading their devices' key records) while the
  * reader decodes the next chunk, and the index writer has its first
  * sightings while the verifier still loads the other devices' records:
  * with whole chunks from the second on, the writer waited idle for a
- * third of a second of the start (docs/internals/verify.md, "The command
- * line"). */
+ * third of a second of the start. Not smaller: a chunk's groups after
+ * its first have their new devices' records read ahead (the verifier's
+ * prefetcher), and the writer's first transactions, however small, each
+ * cost a tenth of a second of CPU while the start needs both cores
+ * (docs/internals/verify.md, "The command line"). */
 static size_t chunk_want(const struct vrun *x, size_t k)
 {
 	size_t want = FIRST_CHUNK;
