@@ -106,9 +106,9 @@ void verifier_forget(struct vdomain *d);
  * (mk_archive_device_proofs) while the caller's thread goes on: the new
  * devices of the group after the one being sent (verify_batch.c,
  * send_group), for that group's load_group. The caller fills d, items,
- * domain, m, the identities (ids, dp[i].product_code and mfg_seq pointing
- * there) and slot, then starts it; the prefetcher fills head, dp[i].rec,
- * proof, key_id, rc and the job's rc.
+ * domain, m, the identities (ids: dp[i].product_code and mfg_seq point
+ * there for good) and slot, then starts it; the prefetcher fills head,
+ * dp[i].rec, proof, key_id, rc and the job's rc.
  */
 #define VPF_MAX 1024 /* devices a job: a group's items at most (GROUP_MAX) */
 

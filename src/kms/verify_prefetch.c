@@ -64,8 +64,36 @@ static void *pf_main(void *arg)
 	return NULL;
 }
 
-/* v's prefetcher, made (its thread started) on first use; NULL when it
- * cannot be or is not v's process's. */
+/* The job's buffers freed (those made). */
+static void job_free(struct vpf_job *j)
+{
+	for (size_t i = 0; i < VPF_MAX; i++) {
+		mk_buf_free(j->dp[i].rec);
+		mk_buf_free(j->dp[i].proof);
+	}
+	mk_buf_free(j->head);
+}
+
+/* The job's buffers, made once with the prefetcher, each device's
+ * identity pointing into the job's own copy. MK_ERR_NOMEM: none kept. */
+static enum mk_err job_make(struct vpf_job *j)
+{
+	if ((j->head = mk_buf_new(MK_HEAD_MAX)) == NULL)
+		return MK_ERR_NOMEM;
+	for (size_t i = 0; i < VPF_MAX; i++) {
+		j->dp[i].product_code = j->ids[i][0];
+		j->dp[i].mfg_seq = j->ids[i][1];
+		if ((j->dp[i].rec = mk_buf_new(MK_RECORD_MAX)) == NULL ||
+		    (j->dp[i].proof = mk_buf_new(MK_KEYMAP_PROOF_MAX)) == NULL) {
+			job_free(j);
+			return MK_ERR_NOMEM;
+		}
+	}
+	return MK_OK;
+}
+
+/* v's prefetcher, made (its job's buffers, its thread started) on first
+ * use; NULL when it cannot be or is not v's process's. */
 static struct vprefetch *pf_get(struct mk_verifier *v)
 {
 	struct vprefetch *p = v->prefetch;
@@ -74,7 +102,12 @@ static struct vprefetch *pf_get(struct mk_verifier *v)
 		return p->pid == getpid() ? p : NULL;
 	if (v->kms->archive_url == NULL || (p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
+	if (job_make(&p->job) != MK_OK) {
+		free(p);
+		return NULL;
+	}
 	if ((p->url = strdup(v->kms->archive_url)) == NULL || pthread_mutex_init(&p->mu, NULL) != 0) {
+		job_free(&p->job);
 		free(p->url);
 		free(p);
 		return NULL;
@@ -82,6 +115,7 @@ static struct vprefetch *pf_get(struct mk_verifier *v)
 	if (pthread_cond_init(&p->cv, NULL) != 0 || pthread_create(&p->thread, NULL, pf_main, p) != 0) {
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
+		job_free(&p->job);
 		free(p->url);
 		free(p);
 		return NULL;
@@ -94,38 +128,22 @@ static struct vprefetch *pf_get(struct mk_verifier *v)
 struct vpf_job *verifier_prefetch_job(struct mk_verifier *v)
 {
 	struct vprefetch *p = pf_get(v);
-	struct vpf_job *j;
+	int broken;
 
 	if (p == NULL)
 		return NULL;
-	j = &p->job;
 	pthread_mutex_lock(&p->mu);
 	while (p->state == PF_QUEUED) /* a job nobody took: wait it out */
 		pthread_cond_wait(&p->cv, &p->mu);
 	p->state = PF_IDLE;
-	int broken = p->broken;
+	broken = p->broken;
 	pthread_mutex_unlock(&p->mu);
 	if (broken)
 		return NULL;
-	if (j->head == NULL) { /* the buffers, made once */
-		if ((j->head = mk_buf_new(MK_HEAD_MAX)) == NULL)
-			return NULL;
-		for (size_t i = 0; i < VPF_MAX; i++)
-			if ((j->dp[i].rec = mk_buf_new(MK_RECORD_MAX)) == NULL ||
-			    (j->dp[i].proof = mk_buf_new(MK_KEYMAP_PROOF_MAX)) == NULL)
-				return NULL; /* the rest made next time, freed with the verifier */
-	}
-	for (size_t i = 0; i < VPF_MAX; i++)
-		if (j->dp[i].rec == NULL || j->dp[i].proof == NULL)
-			return NULL;
-	j->d = NULL;
-	j->items = NULL;
-	j->m = 0;
-	for (size_t i = 0; i < VPF_MAX; i++) {
-		j->dp[i].product_code = j->ids[i][0];
-		j->dp[i].mfg_seq = j->ids[i][1];
-	}
-	return j;
+	p->job.d = NULL;
+	p->job.items = NULL;
+	p->job.m = 0;
+	return &p->job;
 }
 
 void verifier_prefetch_start(struct mk_verifier *v)
@@ -185,11 +203,7 @@ void verifier_prefetch_free(struct mk_verifier *v)
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	pthread_join(p->thread, NULL);
-	for (size_t i = 0; i < VPF_MAX; i++) {
-		mk_buf_free(p->job.dp[i].rec);
-		mk_buf_free(p->job.dp[i].proof);
-	}
-	mk_buf_free(p->job.head);
+	job_free(&p->job);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p->url);
